@@ -1,0 +1,49 @@
+# pilotlight: `make demo` (offline plan + local drill) and `make test` (lint, types, tests).
+# Each target creates .venv and installs what it needs; only Python 3.11+ and make are required.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP_RUN := $(VENV)/.installed-runtime
+STAMP_DEV := $(VENV)/.installed-dev
+
+.PHONY: demo test plan drill lint typecheck unit bench clean
+
+$(PY):
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+
+$(STAMP_RUN): requirements.txt | $(PY)
+	$(PY) -m pip install --quiet -r requirements.txt
+	touch $@
+
+$(STAMP_DEV): requirements.txt requirements-dev.txt | $(PY)
+	$(PY) -m pip install --quiet -r requirements-dev.txt
+	touch $@ $(STAMP_RUN)
+
+demo: $(STAMP_DEV)
+	$(PY) -m automation plan
+	$(PY) -m automation drill --local
+
+plan: $(STAMP_RUN)
+	$(PY) -m automation plan
+
+drill: $(STAMP_DEV)
+	$(PY) -m automation drill --local
+
+lint: $(STAMP_DEV)
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+typecheck: $(STAMP_DEV)
+	$(VENV)/bin/pyright
+
+unit: $(STAMP_DEV)
+	$(PY) -m pytest
+
+test: lint typecheck unit
+
+bench: $(STAMP_DEV)
+	$(PY) benchmarks/failover_overhead.py
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache reports

@@ -1,0 +1,425 @@
+"""Offline synthesis: run the Pulumi program under Pulumi's official mocks and record every resource.
+
+No Pulumi CLI and no AWS: ``pulumi.runtime.set_mocks`` stands in for the engine. A monitor
+subclass records, for every registration, the type, name, inputs, options (parent, protect,
+ignore_changes, depends_on) and the provider it went to, and the provider's region. The offline
+plan prints these records; the tests assert on them. The dr stack is synthesized against the
+outputs of a synthesis of the primary stack, so the two are checked together.
+
+Values the mocks invent for what AWS would only know after deploy (ids, ARNs, endpoints) carry
+:data:`COMPUTED`, so the plan can show them as ``<computed>``.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import json
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+ROOT = Path(__file__).resolve().parent.parent
+COMPUTED = "\u29d7"  # a marker no real value contains; shown as <computed>
+ACCOUNT_ID = "123456789012"
+PROJECT = "pilotlight"
+
+
+class SynthError(ValueError):
+    """The stack cannot be synthesized: unknown stack, bad override, or a program error."""
+
+
+@dataclass
+class Resource:
+    """One registered resource, as the engine would have received it."""
+
+    type: str
+    name: str
+    urn: str
+    inputs: dict[str, Any]
+    custom: bool
+    parent: str | None = None
+    provider: str | None = None
+    region: str | None = None
+    protect: bool = False
+    ignore_changes: list[str] = field(default_factory=list)
+    depends_on: list[str] = field(default_factory=list)
+    stack: str = ""
+    outputs: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def is_provider(self) -> bool:
+        return self.type.startswith("pulumi:providers:")
+
+    @property
+    def component(self) -> str | None:
+        """The name of the nearest ``pilotlight:index:*`` component this resource belongs to."""
+        return self._component
+
+    _component: str | None = None
+
+
+@dataclass
+class Synthesis:
+    """The result of one offline synthesis."""
+
+    stack: str
+    config: dict[str, Any]
+    resources: list[Resource]
+    outputs: dict[str, Any]
+    seconds: float
+    invokes: list[tuple[str, dict[str, Any], str | None]]
+
+    def by_type(self, type_: str) -> list[Resource]:
+        return [r for r in self.resources if r.type == type_]
+
+    def named(self, name: str) -> Resource:
+        for r in self.resources:
+            if r.name == name:
+                return r
+        raise KeyError(f"no resource named {name!r} in stack {self.stack!r}")
+
+    def aws_resources(self) -> list[Resource]:
+        return [r for r in self.resources if r.custom and r.type.startswith("aws:")]
+
+
+# --------------------------------------------------------------------------------------------------
+# stack config files
+
+
+def stack_names() -> list[str]:
+    """The stacks with a ``Pulumi.<stack>.yaml`` in the project."""
+    return sorted(p.name[len("Pulumi.") : -len(".yaml")] for p in ROOT.glob("Pulumi.*.yaml"))
+
+
+def load_stack_config(stack: str, overrides: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """A stack's config as Pulumi hands it to the program: ``ns:key`` → string (objects as JSON)."""
+    path = ROOT / f"Pulumi.{stack}.yaml"
+    if not path.exists():
+        raise SynthError(f"unknown stack {stack!r}; stacks: {', '.join(stack_names())}")
+    data = yaml.safe_load(path.read_text()) or {}
+    raw = dict(data.get("config") or {})
+    raw.update(overrides or {})
+    values: dict[str, Any] = {}
+    for key, value in raw.items():
+        full = key if ":" in key else f"{PROJECT}:{key}"
+        if isinstance(value, dict) and "value" in value and len(value) == 1:
+            value = value["value"]
+        values[full] = json.dumps(value) if isinstance(value, dict | list) else _scalar(value)
+    return values
+
+
+def _scalar(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
+def parse_overrides(pairs: list[str]) -> dict[str, Any]:
+    """``key=value`` pairs (``--set``) checked against the config schema. Nested: ``database.mode=x``."""
+    from components.config import SCHEMA
+
+    out: dict[str, Any] = {}
+    for pair in pairs:
+        if "=" not in pair:
+            raise SynthError(f"--set {pair!r}: expected key=value, e.g. dr:active=true")
+        key, value = pair.split("=", 1)
+        key = key.strip() if ":" in key else f"{PROJECT}:{key.strip()}"
+        top, _, nested = key.partition(".")
+        if top not in SCHEMA:
+            raise SynthError(f"--set {key!r}: not a pilotlight config key; known keys: {', '.join(SCHEMA)}")
+        if nested:
+            section = out.setdefault(top, {})
+            if not isinstance(section, dict):
+                raise SynthError(f"--set {key!r}: {top} is already set as a whole")
+            section[nested] = _json_scalar(value)
+        else:
+            out[top] = _json_scalar(value)
+    return out
+
+
+def _json_scalar(value: str) -> Any:
+    try:
+        return json.loads(value)
+    except json.JSONDecodeError:
+        return value
+
+
+def merge_overrides(values: dict[str, Any], overrides: Mapping[str, Any]) -> dict[str, Any]:
+    """Apply parsed overrides to a stack's flattened config (nested object keys merge)."""
+    merged = dict(values)
+    for key, value in overrides.items():
+        if isinstance(value, dict):
+            base = json.loads(merged[key]) if key in merged else {}
+            base.update(value)
+            merged[key] = json.dumps(base)
+        else:
+            merged[key] = json.dumps(value) if isinstance(value, list) else _scalar(value)
+    return merged
+
+
+# --------------------------------------------------------------------------------------------------
+# mocks
+
+
+def _computed(name: str, attr: str) -> str:
+    return f"{COMPUTED}{name}.{attr}"
+
+
+# Attributes AWS fills in after create, per resource type, beyond id/arn: the program reads these.
+_COMPUTED_ATTRS: dict[str, tuple[str, ...]] = {
+    "aws:lb/loadBalancer:LoadBalancer": ("dnsName", "zoneId", "arnSuffix"),
+    "aws:lb/targetGroup:TargetGroup": ("arnSuffix",),
+    "aws:rds/cluster:Cluster": ("endpoint", "readerEndpoint", "clusterIdentifier", "clusterResourceId"),
+    "aws:rds/instance:Instance": ("endpoint", "address", "identifier", "resourceId"),
+    "aws:rds/globalCluster:GlobalCluster": ("globalClusterIdentifier",),
+    "aws:apigateway/restApi:RestApi": ("rootResourceId", "executionArn"),
+    "aws:apigateway/stage:Stage": ("invokeUrl",),
+    "aws:lambda/function:Function": ("invokeArn", "qualifiedArn", "version"),
+    "aws:route53/zone:Zone": ("zoneId", "nameServers"),
+    "aws:kms/key:Key": ("keyId",),
+    "aws:sqs/queue:Queue": ("url",),
+    "aws:lambda/eventSourceMapping:EventSourceMapping": ("uuid",),
+    "aws:dynamodb/table:Table": ("streamArn",),
+    "aws:s3/bucket:Bucket": ("bucket", "bucketDomainName"),
+    "aws:ec2/launchTemplate:LaunchTemplate": ("latestVersion",),
+    "aws:secretsmanager/secret:Secret": ("name",),
+}
+
+
+class _Mocks:
+    """Answers registrations and invokes like AWS would, with marked computed values."""
+
+    def __init__(self, stack: str, regions: dict[str, str | None], latch: str | None, primary_outputs: dict):
+        self.stack = stack
+        self.regions = regions  # provider urn -> region
+        self.latch = latch
+        self.primary_outputs = primary_outputs
+        self.invokes: list[tuple[str, dict[str, Any], str | None]] = []
+
+    def new_resource(self, args: Any) -> tuple[str, dict[str, Any]]:
+        typ, name, inputs = args.typ, args.name, dict(args.inputs)
+        if typ == "pulumi:pulumi:StackReference":
+            return f"{name}-id", {
+                "name": inputs.get("name"),
+                "outputs": self.primary_outputs,
+                "secretOutputNames": [],
+            }
+        if typ.startswith("pulumi:providers:"):
+            return f"{name}-provider-id", inputs
+        region = (self.regions.get(_provider_urn(args.provider)) if args.provider else None) or "us-east-1"
+        state = dict(inputs)
+        rid = _computed(name, "id")
+        state.setdefault("id", rid)
+        service = typ.split(":")[1].split("/")[0]
+        state.setdefault("arn", f"arn:aws:{service}:{region}:{ACCOUNT_ID}:{COMPUTED}{name}")
+        for attr in _COMPUTED_ATTRS.get(typ, ()):
+            state.setdefault(attr, _computed(name, attr))
+        if typ == "aws:ec2/launchTemplate:LaunchTemplate":
+            state["latestVersion"] = 1
+        return rid, state
+
+    def call(self, args: Any) -> dict[str, Any]:
+        token, call_args = args.token, dict(args.args)
+        region = self.regions.get(_provider_urn(args.provider)) if args.provider else None
+        self.invokes.append((token, call_args, region))
+        region = region or "us-east-1"
+        if token == "aws:index/getAvailabilityZones:getAvailabilityZones":
+            names = [f"{region}{z}" for z in "abcd"]
+            return {"names": names, "zoneIds": [f"{region[:3]}-az{i}" for i in range(1, 5)], "id": region}
+        if token == "aws:iam/getPolicyDocument:getPolicyDocument":
+            return {
+                "json": json.dumps({"Version": "2012-10-17", "Statement": call_args.get("statements", [])})
+            }
+        if token == "aws:ssm/getParametersByPath:getParametersByPath":
+            path = call_args.get("path", "")
+            if self.latch is None:
+                return {"names": [], "values": [], "types": [], "arns": [], "path": path, "id": path}
+            latch_name = f"{path}/failover-state"
+            return {
+                "names": [latch_name],
+                "values": [self.latch],
+                "types": ["String"],
+                "arns": [""],
+                "path": path,
+                "id": path,
+            }
+        if token == "aws:ssm/getParameter:getParameter":
+            return {
+                "name": call_args.get("name"),
+                "value": f"ami-0{abs(hash(region)) % 10**16:016d}",
+                "type": "String",
+            }
+        if token == "aws:index/getCallerIdentity:getCallerIdentity":
+            return {
+                "accountId": ACCOUNT_ID,
+                "arn": f"arn:aws:iam::{ACCOUNT_ID}:root",
+                "userId": "mock",
+                "id": ACCOUNT_ID,
+            }
+        if token == "aws:index/getPartition:getPartition":
+            return {"partition": "aws", "dnsSuffix": "amazonaws.com", "id": "aws"}
+        if token == "aws:index/getRegion:getRegion":
+            return {"name": region, "region": region, "id": region}
+        return {}
+
+
+def _provider_urn(ref: str) -> str:
+    """A provider reference is ``<urn>::<id>``; URNs contain ``::`` themselves."""
+    return ref.rsplit("::", 1)[0] if "::" in ref else ref
+
+
+def _run_mocked(stack: str, values: dict[str, Any], latch: str | None, primary_outputs: dict) -> Synthesis:
+    import pulumi
+    from pulumi.runtime import mocks as pmocks
+    from pulumi.runtime.config import set_all_config
+
+    from components import config as cfg_mod
+    from components import program
+
+    records: dict[str, Resource] = {}
+    regions: dict[str, str | None] = {}
+
+    class RecordingMonitor(pmocks.MockMonitor):
+        def RegisterResource(self, request: Any) -> Any:
+            response = super().RegisterResource(request)
+            if request.type == "pulumi:pulumi:Stack":
+                return response
+            from pulumi.runtime import rpc
+
+            inputs = rpc.deserialize_properties(request.object)
+            rec = Resource(
+                type=request.type,
+                name=request.name,
+                urn=response.urn,
+                inputs=_plain(inputs),
+                custom=bool(request.custom),
+                parent=request.parent or None,
+                provider=_provider_urn(request.provider) if request.provider else None,
+                protect=bool(request.protect),
+                ignore_changes=list(request.ignoreChanges),
+                depends_on=list(request.dependencies),
+                stack=stack,
+                outputs=_plain(rpc.deserialize_properties(response.object)) if response.object else {},
+            )
+            if rec.is_provider:
+                regions[rec.urn] = inputs.get("region")
+                rec.region = inputs.get("region")
+            records[rec.urn] = rec
+            return response
+
+    mocks = _Mocks(stack, regions, latch, primary_outputs)
+    mocks_adapter = type(
+        "M",
+        (pulumi.runtime.Mocks,),
+        {"new_resource": lambda s, a: mocks.new_resource(a), "call": lambda s, a: mocks.call(a)},
+    )()
+    # The mocks look up regions by provider urn; the monitor fills `regions` as providers register.
+    mocks.regions = regions
+    monitor = RecordingMonitor(mocks_adapter)
+
+    outputs: dict[str, Any] = {}
+
+    def program_fn() -> Any:
+        parsed = cfg_mod.load()
+        result = program.run(parsed)
+        return pulumi.Output.from_input(result).apply(lambda r: outputs.update(r) or r)
+
+    set_all_config(values)
+    pmocks.set_mocks(monitor=monitor, mocks=mocks_adapter, project=PROJECT, stack=stack, preview=False)
+    start = time.perf_counter()
+    pmocks.test(program_fn)()
+    seconds = time.perf_counter() - start
+
+    resources = list(records.values())
+    by_urn = {r.urn: r for r in resources}
+    for r in resources:
+        if r.provider:
+            r.region = regions.get(r.provider)
+        comp, parent = None, r.parent
+        while parent and parent in by_urn:
+            p = by_urn[parent]
+            if p.type.startswith("pilotlight:index:"):
+                comp = comp or p.name
+            parent = p.parent
+        r._component = comp
+    return Synthesis(stack, values, resources, _plain(outputs), seconds, mocks.invokes)
+
+
+def _plain(value: Any) -> Any:
+    """Deserialized properties → JSON-friendly plain values (resource refs become their urn)."""
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_plain(v) for v in value]
+    if value is None or isinstance(value, str | int | float | bool):
+        return value
+    urn = getattr(value, "urn", None)
+    if urn is not None:
+        return f"<resource {getattr(value, '_name', '')}>"
+    return str(value)
+
+
+def synthesize(
+    stack: str,
+    overrides: Mapping[str, Any] | None = None,
+    *,
+    latch: str | None = None,
+    primary_outputs: dict[str, Any] | None = None,
+    primary_overrides: Mapping[str, Any] | None = None,
+) -> Synthesis:
+    """Synthesize one stack offline. A dr stack is synthesized against a synthesis of ``primary``.
+
+    Args:
+        stack: a stack with a ``Pulumi.<stack>.yaml``.
+        overrides: parsed ``--set`` values (see :func:`parse_overrides`).
+        latch: the failover latch value the dr stack reads from SSM (None: not written yet).
+        primary_outputs: the primary stack's outputs; default: synthesize stack ``primary``.
+        primary_overrides: overrides for that primary synthesis.
+    """
+    values = merge_overrides(load_stack_config(stack), overrides or {})
+    if values.get("pilotlight:role") == "dr" and primary_outputs is None:
+        primary_outputs = synthesize("primary", primary_overrides).outputs
+    ctx = contextvars.Context()
+    try:
+        return ctx.run(_run_mocked, stack, values, latch, primary_outputs or {})
+    except Exception as exc:
+        from components.config import ConfigError
+        from components.failover import FailoverRefused
+        from components.wiring import StackWiringError
+
+        if isinstance(exc, ConfigError | FailoverRefused | StackWiringError):
+            raise
+        cause = _root_cause(exc)
+        if isinstance(cause, ConfigError | FailoverRefused | StackWiringError):
+            raise cause from exc
+        raise
+
+
+def _root_cause(exc: BaseException) -> BaseException:
+    seen: BaseException = exc
+    while True:
+        nxt = seen.__cause__ or seen.__context__
+        if nxt is None:
+            return seen
+        seen = nxt
+
+
+def mask(value: Any) -> Any:
+    """A plain value with everything only known after deploy replaced by ``"<computed>"``."""
+    if isinstance(value, dict):
+        return {k: mask(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [mask(v) for v in value]
+    if isinstance(value, str) and COMPUTED in value:
+        return "<computed>"
+    return value
+
+
+def show(value: Any) -> str:
+    """A value for people: computed values as ``<computed>``."""
+    text = json.dumps(value, default=str) if not isinstance(value, str) else value
+    return "<computed>" if COMPUTED in text else text

@@ -1,0 +1,180 @@
+"""The failover module: ``dr:*`` flags + primary outputs + latch -> the desired DR tier. Pure Python.
+
+``PilotLightRegion`` and ``GlobalFailover`` only apply what :func:`decide` returns, so every rule of
+failover lives here and is tested directly (including property tests):
+
+- standby: web tier 0/0/0, database a replica, functions at reserved concurrency 0 with their
+  event sources disabled, Route 53 prefers region A;
+- active: web tier at ``dr:capacityPercent`` of the primary's, database promoted, functions on,
+  traffic to region B;
+- the latch: while the SSM parameter the runbook writes says region B is active, ``dr:active
+  false`` is refused, so a routine ``pulumi up`` never reverts a failover;
+- failback: explicit phases (``dr:failback``), each one step further back to standby.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass
+from typing import Literal
+
+from components.config import FAILBACK_PHASES, DrFlags
+
+Traffic = Literal["primary", "dr"]
+Promotion = Literal["none", "iac", "runbook"]
+LATCH_ACTIVE = "active"
+LATCH_STANDBY = "standby"
+
+
+class FailoverRefused(ValueError):
+    """The requested flags would undo a failover or skip a failback phase."""
+
+
+@dataclass(frozen=True)
+class Capacity:
+    """Auto Scaling group sizes."""
+
+    min: int
+    desired: int
+    max: int
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.min <= self.desired <= self.max:
+            raise ValueError(f"capacity must satisfy 0 <= min <= desired <= max, got {self}")
+
+
+STANDBY_CAPACITY = Capacity(0, 0, 0)
+
+
+@dataclass(frozen=True)
+class Latch:
+    """The failover state the automated runbook writes to SSM in region B."""
+
+    state: str = LATCH_STANDBY
+    since: str | None = None
+    runbook: str | None = None
+
+    @property
+    def active(self) -> bool:
+        return self.state == LATCH_ACTIVE
+
+    @classmethod
+    def parse(cls, raw: str | None) -> Latch:
+        """Parse the parameter's value; absent means standby, unreadable JSON is treated as active.
+
+        An unreadable latch fails safe: treating it as active refuses ``dr:active false`` rather
+        than risk sending traffic back to a region that is no longer the writer.
+        """
+        if raw is None or raw == "":
+            return cls()
+        try:
+            data = json.loads(raw)
+            return cls(str(data.get("state", LATCH_STANDBY)), data.get("since"), data.get("runbook"))
+        except (json.JSONDecodeError, AttributeError):
+            return cls(LATCH_ACTIVE, None, f"unreadable latch value {raw!r}")
+
+    def to_json(self) -> str:
+        return json.dumps({"state": self.state, "since": self.since, "runbook": self.runbook})
+
+
+@dataclass(frozen=True)
+class DesiredTier:
+    """What the DR tier should look like. Only these fields change between standby and active."""
+
+    active: bool
+    capacity: Capacity
+    warm_pool: int
+    promote_database: bool
+    promotion: Promotion
+    functions_enabled: bool
+    reserved_concurrency: int | None  # 0 in standby; None removes the reservation
+    event_sources_enabled: bool
+    traffic: Traffic
+    failback_phase: str | None
+    failback_replica: bool  # rds-replica failback: a replica of B's database in region A
+    failback_replica_promoted: bool
+    reset_latch: bool  # the program writes the latch back to standby (failback complete)
+
+
+def dr_capacity(primary: Capacity, percent: int) -> Capacity:
+    """The active DR capacity: ``percent`` of the primary's, rounded up, at least one instance.
+
+    ``max`` is scaled too, so the DR tier never grows past what the operator sized it for.
+    """
+    if not 1 <= percent <= 200:
+        raise ValueError(f"dr:capacityPercent must be 1..200, got {percent}")
+    scale = percent / 100
+    top = max(1, math.ceil(primary.max * scale))
+    desired = min(top, max(1, math.ceil(primary.desired * scale)))
+    low = min(desired, max(1, math.ceil(primary.min * scale)))
+    return Capacity(low, desired, top)
+
+
+def decide(
+    flags: DrFlags,
+    primary: Capacity,
+    *,
+    database_mode: str,
+    latch: Latch,
+    warm_pool: int = 0,
+) -> DesiredTier:
+    """The desired DR tier. Raises FailoverRefused when the flags would undo a latched failover."""
+    phase = flags.failback
+    if phase is not None and phase not in FAILBACK_PHASES:
+        raise FailoverRefused(f"dr:failback: {phase!r} is not a phase; allowed: {', '.join(FAILBACK_PHASES)}")
+
+    if latch.active and not flags.active and phase != "complete":
+        raise FailoverRefused(
+            "dr:active false is refused: the failover latch (SSM, region B) says region B is active"
+            f" since {latch.since or 'an unknown time'} ({latch.runbook or 'failover runbook'}). Setting it"
+            " false now would route traffic back to region A, whose database is no longer the writer."
+            " Keep dr:active true and fail back explicitly, one phase at a time:"
+            " `pulumi config set dr:failback replicate -s dr && pulumi up -s dr`, then switch-writer,"
+            " route-back, and finally `dr:active false` with dr:failback complete"
+            " (or run `python -m automation failback --stack dr`)."
+        )
+
+    aurora = database_mode == "aurora-global"
+    promotion: Promotion = "runbook" if aurora else "iac"
+
+    if not flags.active:
+        # Standby, or failback phase "complete" (the last step back to standby).
+        return DesiredTier(
+            active=False,
+            capacity=STANDBY_CAPACITY,
+            warm_pool=warm_pool,
+            # After a failback the DR database stays promoted until it is rebuilt as a replica:
+            # putting replication back on an instance that took writes would discard them.
+            promote_database=phase == "complete",
+            promotion="none" if phase is None else promotion,
+            functions_enabled=False,
+            reserved_concurrency=0,
+            event_sources_enabled=False,
+            traffic="primary",
+            failback_phase=phase,
+            failback_replica=phase == "complete" and not aurora,
+            failback_replica_promoted=phase == "complete" and not aurora,
+            reset_latch=phase == "complete",
+        )
+
+    active_capacity = dr_capacity(primary, flags.capacity_percent)
+    index = -1 if phase is None else FAILBACK_PHASES.index(phase)
+    writes_stopped = index >= FAILBACK_PHASES.index("switch-writer")
+    routed_back = index >= FAILBACK_PHASES.index("route-back")
+    return DesiredTier(
+        active=True,
+        # From switch-writer on, region B stops taking writes: region A becomes the writer.
+        capacity=STANDBY_CAPACITY if writes_stopped else active_capacity,
+        warm_pool=warm_pool,
+        promote_database=True,
+        promotion=promotion,
+        functions_enabled=not writes_stopped,
+        reserved_concurrency=0 if writes_stopped else None,
+        event_sources_enabled=not writes_stopped,
+        traffic="primary" if routed_back else "dr",
+        failback_phase=phase,
+        failback_replica=index >= 0 and not aurora,
+        failback_replica_promoted=writes_stopped and not aurora,
+        reset_latch=False,
+    )

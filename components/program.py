@@ -1,0 +1,66 @@
+"""The Pulumi program as a function: config in, stack outputs out.
+
+``__main__.py`` calls :func:`run` and exports the result; the offline plan calls the same function
+under Pulumi's mocks, so what the plan shows is what ``pulumi up`` would register.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pulumi
+import pulumi_aws as aws
+
+from components import failover, providers
+from components.config import StackConfig
+from components.global_failover import GlobalFailover, GlobalFailoverArgs
+from components.pilot_light_region import PilotLightRegion, PilotLightRegionArgs
+from components.primary_region import PrimaryRegion, PrimaryRegionArgs
+from components.wiring import read_primary_outputs
+
+
+def read_latch(cfg: StackConfig, dr_provider: aws.Provider) -> failover.Latch:
+    """The failover latch from SSM in region B (absent on the first deployment: standby).
+
+    A path query returns nothing rather than failing when the parameter does not exist yet.
+    """
+    path = cfg.latch_parameter_name.rsplit("/", 1)[0]
+    found = aws.ssm.get_parameters_by_path(path=path, opts=pulumi.InvokeOptions(provider=dr_provider))
+    for name, value in zip(found.names, found.values, strict=False):
+        if name == cfg.latch_parameter_name:
+            return failover.Latch.parse(value)
+    return failover.Latch()
+
+
+def run(cfg: StackConfig) -> dict[str, Any]:
+    """Register the stack's resources and return its outputs."""
+    regional = providers.build(cfg)
+    if cfg.role == "primary":
+        region = PrimaryRegion(
+            "primary",
+            PrimaryRegionArgs(config=cfg, dr_provider=regional.dr),
+            pulumi.ResourceOptions(providers={"aws": regional.primary}),
+        )
+        return region.exports()
+
+    assert cfg.primary_stack is not None  # guaranteed by config validation
+    primary = read_primary_outputs(cfg.primary_stack, cfg.primary_region)
+    tier = failover.decide(
+        cfg.dr,
+        primary.web_capacity,
+        database_mode=cfg.database.mode,
+        latch=read_latch(cfg, regional.dr),
+        warm_pool=cfg.compute.dr_warm_pool,
+    )
+    dr = PilotLightRegion(
+        "dr",
+        PilotLightRegionArgs(config=cfg, primary=primary, tier=tier, primary_provider=regional.primary),
+        pulumi.ResourceOptions(providers={"aws": regional.dr}),
+    )
+    glob = GlobalFailover(
+        "global",
+        GlobalFailoverArgs(
+            config=cfg, primary=primary, tier=tier, primary_provider=regional.primary, dr_provider=regional.dr
+        ),
+    )
+    return {**dr.exports(), **glob.exports()}

@@ -1,0 +1,176 @@
+"""The failover and failback runbooks, defined once as graphs of steps.
+
+Both executors are generated from these graphs: the Step Functions state machine deployed in the
+DR region (``lambdas.failover.state_machine``) and the in-process executor used by the break-glass
+CLI and the local drill (``lambdas.failover.executor``). A step names the steps it needs; steps
+whose needs are met run in parallel. Nothing here calls AWS.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Step:
+    """One step of a runbook.
+
+    Attributes:
+        name: the handler name in ``lambdas.failover.steps`` and the state name in Step Functions.
+        needs: steps that must have finished (done, already done, or warned) before this one starts.
+        description: one line for people: progress output, reports, the state machine comment.
+        long_running: the step may answer ``in_progress`` and must be polled (RDS promotion,
+            Aurora failover, waiting for replication lag); Step Functions loops through a Wait state.
+        best_effort: a failure is reported as a warning and the run goes on. Only for steps that
+            act on region A, which may be unreachable during a regional outage.
+    """
+
+    name: str
+    needs: tuple[str, ...] = ()
+    description: str = ""
+    long_running: bool = False
+    best_effort: bool = False
+
+
+@dataclass(frozen=True)
+class Runbook:
+    """A named, validated graph of steps."""
+
+    name: str
+    steps: tuple[Step, ...]
+
+    def __post_init__(self) -> None:
+        names = [s.name for s in self.steps]
+        if len(set(names)) != len(names):
+            raise ValueError(f"runbook {self.name!r}: duplicate step names in {names}")
+        known = set(names)
+        for step in self.steps:
+            unknown = set(step.needs) - known
+            if unknown:
+                raise ValueError(f"runbook {self.name!r}: step {step.name!r} needs unknown {sorted(unknown)}")
+        self.layers()  # raises on a cycle
+
+    def step(self, name: str) -> Step:
+        """The step called ``name``; KeyError names the runbook and the known steps."""
+        for s in self.steps:
+            if s.name == name:
+                return s
+        raise KeyError(f"runbook {self.name!r} has no step {name!r}; steps: {[s.name for s in self.steps]}")
+
+    def layers(self) -> list[list[Step]]:
+        """Topological layers: every step of a layer needs only steps of earlier layers.
+
+        Steps in one layer are independent and may run in parallel. Order inside a layer follows
+        the definition order, so output is stable.
+        """
+        done: set[str] = set()
+        remaining = list(self.steps)
+        out: list[list[Step]] = []
+        while remaining:
+            ready = [s for s in remaining if set(s.needs) <= done]
+            if not ready:
+                raise ValueError(f"runbook {self.name!r}: cycle among {[s.name for s in remaining]}")
+            out.append(ready)
+            done.update(s.name for s in ready)
+            remaining = [s for s in remaining if s.name not in done]
+        return out
+
+    def names(self) -> list[str]:
+        """Step names in definition order."""
+        return [s.name for s in self.steps]
+
+
+FAILOVER = Runbook(
+    name="failover",
+    steps=(
+        Step(
+            "confirm_primary_down",
+            description="Confirm region A is really down (probe its health endpoint), unless forced",
+        ),
+        # Fencing goes first and in parallel with the DR scale-out: the database is promoted only
+        # once region A's writers are stopped (or shown unreachable), so there is never a second
+        # writer whose writes the promoted database would not have.
+        Step(
+            "fence_primary",
+            needs=("confirm_primary_down",),
+            description="Fence region A where reachable: its web tier to 0, its functions to 0",
+            best_effort=True,
+        ),
+        Step(
+            "scale_web_tier",
+            needs=("confirm_primary_down",),
+            description="Scale the DR web tier to its active capacity",
+        ),
+        Step(
+            "enable_functions",
+            needs=("confirm_primary_down",),
+            description="Lift the DR functions' zero concurrency and enable their event sources",
+        ),
+        Step(
+            "promote_database",
+            needs=("fence_primary",),
+            description="Promote the DR database to writer (RDS replica promotion / Aurora global failover)",
+            long_running=True,
+        ),
+        Step(
+            "throw_switch",
+            needs=("promote_database", "scale_web_tier", "enable_functions"),
+            description="Throw the failover switch in region B: Route 53 sends traffic to region B",
+        ),
+        Step(
+            "verify",
+            needs=("throw_switch",),
+            description="Verify region B serves: health endpoint answers, writer in B, web tier in service",
+            long_running=True,
+        ),
+        Step("write_latch", needs=("verify",), description="Write the failover latch (SSM, region B)"),
+        Step("notify", needs=("write_latch",), description="Notify the operators (SNS, region B)"),
+    ),
+)
+
+FAILBACK = Runbook(
+    name="failback",
+    steps=(
+        Step(
+            "confirm_primary_healthy",
+            description="Confirm region A answers again before anything moves back",
+        ),
+        Step(
+            "reestablish_replication",
+            needs=("confirm_primary_healthy",),
+            description="Re-establish replication from region B to region A",
+            long_running=True,
+        ),
+        Step(
+            "wait_replication_lag",
+            needs=("reestablish_replication",),
+            description="Wait until replication lag B -> A is under the bound",
+            long_running=True,
+        ),
+        Step(
+            "switch_writer",
+            needs=("wait_replication_lag",),
+            description="Make region A the writer again",
+            long_running=True,
+        ),
+        Step(
+            "unfence_primary",
+            needs=("switch_writer",),
+            description="Restore region A's web tier capacity and functions",
+        ),
+        Step(
+            "release_switch",
+            needs=("unfence_primary",),
+            description="Release the failover switch: Route 53 prefers region A again",
+        ),
+        Step(
+            "scale_down_dr",
+            needs=("release_switch",),
+            description="Return region B to standby: web tier 0, functions at zero concurrency",
+        ),
+        Step("clear_latch", needs=("scale_down_dr",), description="Set the latch back to standby"),
+        Step("notify", needs=("clear_latch",), description="Notify the operators (SNS, region B)"),
+    ),
+)
+
+RUNBOOKS: dict[str, Runbook] = {FAILOVER.name: FAILOVER, FAILBACK.name: FAILBACK}

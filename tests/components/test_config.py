@@ -1,0 +1,115 @@
+"""Config validation: every bad input is refused with a message naming the key and what is allowed."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+
+from components.config import ConfigError, StackConfig, parse
+
+BASE: dict[str, Any] = {
+    "pilotlight:role": "primary",
+    "pilotlight:appName": "shop",
+    "pilotlight:environment": "production",
+    "pilotlight:primaryRegion": "us-east-1",
+    "pilotlight:drRegion": "us-west-2",
+    "pilotlight:primaryCidr": "10.0.0.0/16",
+    "pilotlight:drCidr": "10.1.0.0/16",
+}
+DR = {**BASE, "pilotlight:role": "dr", "pilotlight:primaryStack": "org/pilotlight/primary"}
+
+
+def parse_with(base: dict[str, Any], **changes: Any) -> StackConfig:
+    values = {**base}
+    for key, value in changes.items():
+        full = key.replace("__", ":").replace("_", "")
+        values[full] = json.dumps(value) if isinstance(value, dict) else value
+    return parse(values, stack="test")
+
+
+def test_valid_primary_and_dr_parse_with_documented_defaults() -> None:
+    primary = parse(BASE, stack="primary")
+    dr = parse(DR, stack="dr")
+    assert primary.role == "primary" and primary.nat_strategy == "per-az"
+    assert dr.role == "dr" and dr.nat_strategy == "none" and dr.dr.active is False
+    assert primary.database.mode == "aurora-global" and primary.database.dr_instances == 0
+    assert primary.protect is True  # production protects stateful resources
+    assert dr.tag_map()["Environment"] == "production" and "CostCenter" in dr.tag_map()
+
+
+BAD: list[tuple[str, dict[str, Any], dict[str, Any], list[str]]] = [
+    ("same region", BASE, {"pilotlight:drRegion": "us-east-1"}, ["pilotlight:drRegion", "same as"]),
+    ("overlapping CIDRs", BASE, {"pilotlight:drCidr": "10.0.128.0/17"}, ["pilotlight:drCidr", "overlaps"]),
+    ("malformed CIDR", BASE, {"pilotlight:primaryCidr": "10.0.0.300/16"}, ["pilotlight:primaryCidr", "not a valid"]),
+    ("host bits set", BASE, {"pilotlight:primaryCidr": "10.0.0.1/16"}, ["pilotlight:primaryCidr"]),
+    ("CIDR too large", BASE, {"pilotlight:primaryCidr": "10.0.0.0/8"}, ["pilotlight:primaryCidr", "/16 to /24"]),
+    ("public CIDR", BASE, {"pilotlight:primaryCidr": "8.8.0.0/16"}, ["pilotlight:primaryCidr", "private"]),
+    ("unknown role", BASE, {"pilotlight:role": "secondary"}, ["pilotlight:role", "primary, dr"]),
+    ("dr:active on primary", BASE, {"dr:active": "true"}, ["dr:active", "primary stack", "dr stack only"]),
+    ("dr:capacityPercent on primary", BASE, {"dr:capacityPercent": "50"}, ["dr:capacityPercent", "primary"]),
+    ("capacity 0", DR, {"dr:capacityPercent": "0"}, ["dr:capacityPercent", "1..200"]),
+    ("capacity 201", DR, {"dr:capacityPercent": "201"}, ["dr:capacityPercent", "1..200"]),
+    ("capacity not a number", DR, {"dr:capacityPercent": "half"}, ["dr:capacityPercent", "1..200"]),
+    ("empty app name", BASE, {"pilotlight:appName": "x"}, ["pilotlight:appName", "naming rules"]),
+    ("app name upper case", BASE, {"pilotlight:appName": "MyShop"}, ["pilotlight:appName", "lower-case"]),
+    ("app name underscore", BASE, {"pilotlight:appName": "my_shop"}, ["pilotlight:appName"]),
+    ("unknown region", BASE, {"pilotlight:drRegion": "us-west-9"}, ["pilotlight:drRegion", "not an AWS region"]),
+    ("missing region", {k: v for k, v in BASE.items() if k != "pilotlight:primaryRegion"}, {},
+     ["pilotlight:primaryRegion", "missing"]),
+    ("dr without primary stack", {k: v for k, v in DR.items() if k != "pilotlight:primaryStack"}, {},
+     ["pilotlight:primaryStack", "missing"]),
+    ("reserved tag prefix", BASE, {"pilotlight:tags": json.dumps({"aws:owner": "x"})}, ["pilotlight:tags", "aws:"]),
+    ("bad tag key", BASE, {"pilotlight:tags": json.dumps({"team#1": "x"})}, ["pilotlight:tags", "team#1"]),
+    ("tag key too long", BASE, {"pilotlight:tags": json.dumps({"k" * 129: "x"})}, ["pilotlight:tags", "1-128"]),
+    ("unknown pilotlight key", BASE, {"pilotlight:databse": "{}"}, ["pilotlight:databse", "unknown key"]),
+    ("unknown dr key", DR, {"dr:actve": "true"}, ["dr:actve", "unknown key"]),
+    ("unknown database.mode", BASE, {"pilotlight:database": json.dumps({"mode": "dynamo"})},
+     ["pilotlight:database.mode", "aurora-global, rds-replica"]),
+    ("engine the mode does not support", BASE,
+     {"pilotlight:database": json.dumps({"mode": "aurora-global", "engine": "mysql"})},
+     ["pilotlight:database.engine", "aurora-postgresql"]),
+    ("rds engine unsupported", BASE,
+     {"pilotlight:database": json.dumps({"mode": "rds-replica", "engine": "oracle-ee"})},
+     ["pilotlight:database.engine", "mysql, postgres"]),
+    ("drInstances 4", BASE, {"pilotlight:database": json.dumps({"drInstances": 4})},
+     ["pilotlight:database.drInstances", "0..3"]),
+    ("drInstances -1", BASE, {"pilotlight:database": json.dumps({"drInstances": -1})},
+     ["pilotlight:database.drInstances", "0..3"]),
+    ("unknown database field", BASE, {"pilotlight:database": json.dumps({"size": 3})},
+     ["pilotlight:database", "unknown field", "size"]),
+    ("capacity order", BASE, {"pilotlight:compute": json.dumps({"minSize": 3, "desiredCapacity": 2})},
+     ["pilotlight:compute", "minSize 3 <= desiredCapacity 2"]),
+    ("health check interval", BASE, {"pilotlight:routing": json.dumps({"healthCheckInterval": 20})},
+     ["pilotlight:routing.healthCheckInterval", "10, 30"]),
+    ("ttl above 60", BASE, {"pilotlight:routing": json.dumps({"ttl": 300})}, ["pilotlight:routing.ttl", "1..60"]),
+    ("failback phase unknown", {**DR, "dr:active": "true"}, {"dr:failback": "later"},
+     ["dr:failback", "replicate, switch-writer, route-back, complete"]),
+    ("failback without active", DR, {"dr:failback": "replicate"}, ["dr:failback", "needs dr:active true"]),
+    ("az count", BASE, {"pilotlight:azCount": "5"}, ["pilotlight:azCount", "2..3"]),
+    ("nat strategy", BASE, {"pilotlight:natStrategy": "gateway"}, ["pilotlight:natStrategy", "per-az, single, none"]),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("base", "changes", "expected"), [b[1:] for b in BAD], ids=[b[0] for b in BAD])
+def test_bad_input_is_refused_naming_the_key_and_allowed_values(
+    base: dict[str, Any], changes: dict[str, Any], expected: list[str]
+) -> None:
+    with pytest.raises(ConfigError) as err:
+        parse({**base, **changes}, stack="test")
+    message = str(err.value)
+    for fragment in expected:
+        assert fragment in message, f"{fragment!r} not in {message!r}"
+
+
+def test_every_problem_is_reported_at_once() -> None:
+    with pytest.raises(ConfigError) as err:
+        parse({**BASE, "pilotlight:drRegion": "us-east-1", "pilotlight:appName": "X"}, stack="t")
+    assert len(err.value.problems) == 2
+
+
+def test_user_tags_cannot_override_required_tags() -> None:
+    cfg = parse({**BASE, "pilotlight:tags": json.dumps({"Environment": "fake", "Team": "sre"})}, stack="t")
+    tags = cfg.tag_map()
+    assert tags["Environment"] == "production" and tags["Team"] == "sre"
