@@ -87,22 +87,24 @@ class Change:
 
 def diff(before: Synthesis, after: Synthesis) -> list[Change]:
     """What differs between two syntheses of a stack, by resource name: inputs and options."""
-    a = {r.name: r for r in before.resources if r.custom}
-    b = {r.name: r for r in after.resources if r.custom}
+    # Keyed by (type, name): Pulumi allows one name for resources of different types.
+    a = {(r.type, r.name): r for r in before.resources if r.custom}
+    b = {(r.type, r.name): r for r in after.resources if r.custom}
     out: list[Change] = []
-    for name in sorted(a.keys() - b.keys()):
-        out.append(Change(name, a[name].type, a[name].region, "removed"))
-    for name in sorted(b.keys() - a.keys()):
-        out.append(Change(name, b[name].type, b[name].region, "added"))
-    for name in sorted(a.keys() & b.keys()):
-        ra, rb = a[name], b[name]
+    for key in sorted(a.keys() - b.keys()):
+        out.append(Change(key[1], key[0], a[key].region, "removed"))
+    for key in sorted(b.keys() - a.keys()):
+        out.append(Change(key[1], key[0], b[key].region, "added"))
+    for key in sorted(a.keys() & b.keys(), key=lambda k: (k[1], k[0])):
+        name = key[1]
+        ra, rb = a[key], b[key]
         fields: dict[str, tuple[Any, Any]] = {}
         for key in sorted(set(ra.inputs) | set(rb.inputs)):
             if key in VOLATILE_INPUTS:
                 continue
             if ra.inputs.get(key) != rb.inputs.get(key):
                 fields[key] = (ra.inputs.get(key), rb.inputs.get(key))
-        for opt in ("protect", "ignore_changes", "type", "parent", "region"):
+        for opt in ("protect", "ignore_changes", "parent", "region"):
             va, vb = getattr(ra, opt), getattr(rb, opt)
             if va != vb:
                 fields[f"<{opt}>"] = (va, vb)

@@ -216,6 +216,8 @@ class _Mocks:
         state.setdefault("id", rid)
         service = typ.split(":")[1].split("/")[0]
         state.setdefault("arn", f"arn:aws:{service}:{region}:{ACCOUNT_ID}:{COMPUTED}{name}")
+        # Names the program leaves to AWS (auto-named resources) are only known after deploy.
+        state.setdefault("name", _computed(name, "name"))
         for attr in _COMPUTED_ATTRS.get(typ, ()):
             state.setdefault(attr, _computed(name, attr))
         if typ == "aws:ec2/launchTemplate:LaunchTemplate":

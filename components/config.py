@@ -86,7 +86,7 @@ _DB_KEYS = {
 _COMPUTE_KEYS = {"instanceType", "minSize", "desiredCapacity", "maxSize", "amiId", "drWarmPool", "volumeSize"}
 _ROUTING_KEYS = {
     "domain", "hostedZoneId", "healthCheckInterval", "failureThreshold", "ttl", "certificateArn",
-    "alertEmail", "confirmationMinutes",
+    "alertEmail", "confirmationMinutes", "drCertificateArn",
 }  # fmt: skip
 _STORAGE_KEYS = {"replicationTimeControl", "noncurrentVersionDays"}
 
@@ -180,7 +180,8 @@ class RoutingConfig:
     health_check_interval: int = 10
     failure_threshold: int = 3
     ttl: int = 60
-    certificate_arn: str | None = None  # region A's; HTTPS listener when set
+    certificate_arn: str | None = None  # region A's ACM certificate: HTTPS listener + API custom domain
+    dr_certificate_arn: str | None = None  # region B's (ACM certificates are regional)
     alert_email: str | None = None
     confirmation_minutes: int = 3  # automated failover waits this long on a failed primary
 
@@ -620,9 +621,17 @@ def _routing(r: _Reader) -> RoutingConfig:
     zone = data.get("hostedZoneId")
     if zone is not None and not re.match(r"^Z[A-Z0-9]{4,32}$", str(zone)):
         r.problems.append(f"{key}.hostedZoneId: {zone!r} is not a Route 53 zone id (Z...)")
-    cert = data.get("certificateArn")
-    if cert is not None and not str(cert).startswith("arn:aws:acm:"):
-        r.problems.append(f"{key}.certificateArn: {cert!r} is not an ACM certificate ARN")
+    certs: dict[str, str | None] = {}
+    for name in ("certificateArn", "drCertificateArn"):
+        value = data.get(name)
+        if value is not None and not str(value).startswith("arn:aws:acm:"):
+            r.problems.append(f"{key}.{name}: {value!r} is not an ACM certificate ARN")
+        certs[name] = None if value is None else str(value)
+    if (certs["certificateArn"] is None) != (certs["drCertificateArn"] is None):
+        r.problems.append(
+            f"{key}: certificateArn and drCertificateArn go together (one ACM certificate per region), "
+            "so both regions serve the same scheme"
+        )
     email = data.get("alertEmail")
     if email is not None and not re.match(r"^[^@\s]+@[^@\s]+\.[^@\s]+$", str(email)):
         r.problems.append(f"{key}.alertEmail: {email!r} is not an email address")
@@ -634,7 +643,8 @@ def _routing(r: _Reader) -> RoutingConfig:
             r, f"{key}.failureThreshold", data.get("failureThreshold"), d.failure_threshold, 1, 10
         ),
         ttl=_to_int(r, f"{key}.ttl", data.get("ttl"), d.ttl, 1, 60),
-        certificate_arn=None if cert is None else str(cert),
+        certificate_arn=certs["certificateArn"],
+        dr_certificate_arn=certs["drCertificateArn"],
         alert_email=None if email is None else str(email),
         confirmation_minutes=_to_int(
             r, f"{key}.confirmationMinutes", data.get("confirmationMinutes"), d.confirmation_minutes, 1, 60

@@ -100,15 +100,17 @@ class DesiredTier:
 def dr_capacity(primary: Capacity, percent: int) -> Capacity:
     """The active DR capacity: ``percent`` of the primary's, rounded up, at least one instance.
 
-    ``max`` is scaled too, so the DR tier never grows past what the operator sized it for.
+    ``max`` is scaled too, so the DR tier never grows past what the operator sized it for. The
+    floor (``min``) is the scaled *desired* capacity: during a failover the tier must not shrink
+    below what serves production, and raising ``min`` is what makes Auto Scaling launch at once
+    (the program never writes ``desired_capacity`` on the DR group; see compute.py).
     """
     if not 1 <= percent <= 200:
         raise ValueError(f"dr:capacityPercent must be 1..200, got {percent}")
     scale = percent / 100
     top = max(1, math.ceil(primary.max * scale))
     desired = min(top, max(1, math.ceil(primary.desired * scale)))
-    low = min(desired, max(1, math.ceil(primary.min * scale)))
-    return Capacity(low, desired, top)
+    return Capacity(desired, desired, top)
 
 
 def decide(

@@ -1,4 +1,18 @@
-"""GlobalFailover: what spans both regions — Route 53 failover, the failover switch, replication rules."""
+"""GlobalFailover: Route 53 failover between the regions, and the failover switch.
+
+Routing: each public name (``web.<domain>``, ``api.<domain>``) has a PRIMARY record pointing at
+region A and a SECONDARY record pointing at region B. The PRIMARY record is tied to a *calculated*
+health check that is healthy only when both children are healthy:
+
+1. region A's endpoint health check (HTTP(S), ``healthCheckInterval`` x ``failureThreshold``);
+2. the **failover switch**: a CloudWatch-alarm health check on an alarm *in region B*.
+
+Throwing the switch (the runbook writes 1 to the switch metric in B; or ``dr:active true`` makes the
+alarm breach) marks the PRIMARY unhealthy, so Route 53's data plane answers with region B. No API
+call in region A is needed, and because the switch holds while the latch says active, traffic does
+not drift back to region A when its endpoint recovers: a region whose database is no longer the
+writer never takes traffic again until an explicit failback releases the switch.
+"""
 
 from __future__ import annotations
 
@@ -6,10 +20,27 @@ from dataclasses import dataclass
 from typing import Any
 
 import pulumi
+import pulumi_aws as aws
 
 from components.config import StackConfig
 from components.failover import DesiredTier
 from components.wiring import PrimaryOutputs
+
+SWITCH_NAMESPACE = "Pilotlight/Failover"
+SWITCH_METRIC = "FailoverSwitch"
+
+
+def switch_alarm_settings(traffic: str) -> dict[str, Any]:
+    """How the switch alarm is set for where traffic should go (pure; tested directly).
+
+    Standby: in ALARM only when the switch metric reads 1; missing data keeps the last state
+    (the health check uses LastKnownStatus), so the runbook's single datapoint holds.
+    Active (declared by ``dr:active true``): the threshold 0 with missing data breaching puts the
+    alarm in ALARM whatever the metric says, so the declared failover needs no runbook.
+    """
+    if traffic == "dr":
+        return {"threshold": 0, "treat_missing_data": "breaching"}
+    return {"threshold": 1, "treat_missing_data": "missing"}
 
 
 @dataclass
@@ -18,10 +49,13 @@ class GlobalFailoverArgs:
 
     Attributes:
         config: the parsed dr stack configuration.
-        primary: region A's outputs.
+        primary: region A's outputs (endpoints to health-check and route to).
         tier: the desired DR tier (where traffic goes).
         primary_provider: region A's provider; must not need region A to answer (see providers.py).
-        dr_provider: region B's provider.
+        dr_provider: region B's provider: the switch alarm, alert topic and dashboard live in B.
+        dr_web_dns: region B's load balancer DNS name.
+        dr_api_domain: region B's API custom domain target (None without certificates).
+        alarm_topic_arn: the SNS topic in region B that alarms notify.
     """
 
     config: StackConfig
@@ -29,16 +63,152 @@ class GlobalFailoverArgs:
     tier: DesiredTier
     primary_provider: pulumi.ProviderResource
     dr_provider: pulumi.ProviderResource
+    dr_web_dns: pulumi.Input[str]
+    dr_api_domain: pulumi.Input[str] | None
+    alarm_topic_arn: pulumi.Input[str]
 
 
 class GlobalFailover(pulumi.ComponentResource):
-    """Cross-region resources of the dr stack."""
+    """Route 53 zone, health checks, failover records, the failover switch, cross-region dashboard."""
+
+    zone_id: pulumi.Output[str]
+    web_name: str
+    api_name: str
+    switch_alarm_name: pulumi.Output[str]
+    switch_metric: dict[str, Any]
 
     def __init__(
         self, name: str, args: GlobalFailoverArgs, opts: pulumi.ResourceOptions | None = None
     ) -> None:
         super().__init__("pilotlight:index:GlobalFailover", name, None, opts)
-        self._exports: dict[str, Any] = {"traffic": args.tier.traffic}
+        cfg, routing = args.config, args.config.routing
+        # Route 53 is a global service; its resources go through region B's provider so that the dr
+        # stack's update never needs region A's endpoints.
+        in_b = pulumi.ResourceOptions(parent=self, provider=args.dr_provider)
+        https = routing.certificate_arn is not None
+
+        if routing.hosted_zone_id is not None:
+            zone_id: pulumi.Input[str] = routing.hosted_zone_id
+        else:
+            zone = aws.route53.Zone(
+                f"{name}-zone",
+                name=routing.domain,
+                comment=f"pilotlight {cfg.prefix}: failover records",
+                opts=pulumi.ResourceOptions(parent=self, provider=args.dr_provider, protect=cfg.protect),
+            )
+            zone_id = zone.zone_id
+
+        # --- the failover switch (region B) ---
+        self.switch_metric = {
+            "namespace": SWITCH_NAMESPACE,
+            "name": SWITCH_METRIC,
+            "dimensions": {"App": cfg.prefix},
+        }
+        settings = switch_alarm_settings(args.tier.traffic)
+        switch_alarm = aws.cloudwatch.MetricAlarm(
+            f"{name}-switch",
+            name=f"{cfg.prefix}-failover-switch",
+            alarm_description="pilotlight failover switch: ALARM sends traffic to region "
+            f"{cfg.dr_region} (runbook writes {SWITCH_NAMESPACE}/{SWITCH_METRIC}=1, or dr:active true)",
+            namespace=SWITCH_NAMESPACE,
+            metric_name=SWITCH_METRIC,
+            dimensions={"App": cfg.prefix},
+            statistic="Maximum",
+            period=60,
+            evaluation_periods=1,
+            comparison_operator="GreaterThanOrEqualToThreshold",
+            threshold=settings["threshold"],
+            treat_missing_data=settings["treat_missing_data"],
+            alarm_actions=[args.alarm_topic_arn],
+            ok_actions=[args.alarm_topic_arn],
+            opts=in_b,
+        )
+        switch_check = aws.route53.HealthCheck(
+            f"{name}-switch-check",
+            type="CLOUDWATCH_METRIC",
+            cloudwatch_alarm_name=switch_alarm.name,
+            cloudwatch_alarm_region=cfg.dr_region,
+            insufficient_data_health_status="LastKnownStatus",
+            tags={"Name": f"{cfg.prefix}-failover-switch"},
+            opts=in_b,
+        )
+
+        # --- region A's endpoints ---
+        def endpoint_check(
+            suffix: str, fqdn: pulumi.Input[str], path: str, secure: bool
+        ) -> aws.route53.HealthCheck:
+            return aws.route53.HealthCheck(
+                f"{name}-{suffix}-check",
+                type="HTTPS" if secure else "HTTP",
+                fqdn=fqdn,
+                port=443 if secure else 80,
+                resource_path=path,
+                request_interval=routing.health_check_interval,
+                failure_threshold=routing.failure_threshold,
+                measure_latency=True,
+                tags={"Name": f"{cfg.prefix}-{suffix}-{cfg.primary_region}"},
+                opts=in_b,
+            )
+
+        def calculated(suffix: str, endpoint: aws.route53.HealthCheck) -> aws.route53.HealthCheck:
+            return aws.route53.HealthCheck(
+                f"{name}-{suffix}-primary-gate",
+                type="CALCULATED",
+                child_healthchecks=[endpoint.id, switch_check.id],
+                child_health_threshold=2,
+                tags={"Name": f"{cfg.prefix}-{suffix}-primary-gate"},
+                opts=in_b,
+            )
+
+        def failover_pair(suffix: str, record: str, primary_target: pulumi.Input[str], dr_target: pulumi.Input[str],
+                          gate: aws.route53.HealthCheck) -> None:  # fmt: skip
+            for role, target, check in (("PRIMARY", primary_target, gate.id), ("SECONDARY", dr_target, None)):
+                aws.route53.Record(
+                    f"{name}-{suffix}-{role.lower()}",
+                    zone_id=zone_id,
+                    name=record,
+                    type="CNAME",
+                    ttl=routing.ttl,
+                    records=[target],
+                    set_identifier=f"{cfg.prefix}-{suffix}-{role.lower()}",
+                    failover_routing_policies=[aws.route53.RecordFailoverRoutingPolicyArgs(type=role)],
+                    health_check_id=check,
+                    opts=in_b,
+                )
+
+        self.web_name = f"web.{routing.domain}"
+        self.api_name = f"api.{routing.domain}"
+        web_check = endpoint_check("web", args.primary["webAlbDns"], "/health", https)
+        self.web_check_id = web_check.id
+        failover_pair(
+            "web", self.web_name, args.primary["webAlbDns"], args.dr_web_dns, calculated("web", web_check)
+        )
+
+        # The API is checked on its execute-api host (always HTTPS). Records for the API exist only
+        # with custom domains: API Gateway refuses requests whose Host is not one of its names.
+        api_check = endpoint_check(
+            "api", args.primary["apiHost"], f"/{args.primary['apiStage']}/health", True
+        )
+        self.api_check_id = api_check.id
+        if args.dr_api_domain is not None and args.primary.get("apiDomainTarget"):
+            failover_pair(
+                "api",
+                self.api_name,
+                args.primary["apiDomainTarget"],
+                args.dr_api_domain,
+                calculated("api", api_check),
+            )
+
+        self.zone_id = pulumi.Output.from_input(zone_id)
+        self.switch_alarm_name = switch_alarm.name
+        scheme = "https" if https else "http"
+        self._exports: dict[str, Any] = {
+            "traffic": args.tier.traffic,
+            "zoneId": self.zone_id,
+            "webName": self.web_name,
+            "failoverHealthUrl": f"{scheme}://{self.web_name}/health",
+            "switchAlarmName": self.switch_alarm_name,
+        }
         self.register_outputs(self._exports)
 
     def exports(self) -> dict[str, Any]:

@@ -60,7 +60,14 @@ def run(cfg: StackConfig) -> dict[str, Any]:
     glob = GlobalFailover(
         "global",
         GlobalFailoverArgs(
-            config=cfg, primary=primary, tier=tier, primary_provider=regional.primary, dr_provider=regional.dr
+            config=cfg,
+            primary=primary,
+            tier=tier,
+            primary_provider=regional.primary,
+            dr_provider=regional.dr,
+            dr_web_dns=dr.web.alb_dns_name,
+            dr_api_domain=None,
+            alarm_topic_arn=dr.observability.topic_arn,
         ),
     )
     return {**dr.exports(), **glob.exports()}

@@ -23,6 +23,13 @@ REQUIRED_PRIMARY_OUTPUTS: tuple[str, ...] = (
     "vpcId",
     "vpcCidr",
     "webCapacity",
+    "webAlbDns",
+    "webHealthUrl",
+    "asgName",
+    "apiHost",
+    "apiStage",
+    "apiHealthUrl",
+    "functionNames",
 )
 
 

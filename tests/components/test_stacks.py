@@ -8,7 +8,7 @@ import json
 import pytest
 
 from automation import synth
-from components.wiring import PrimaryOutputs, StackWiringError
+from components.wiring import REQUIRED_PRIMARY_OUTPUTS, PrimaryOutputs, StackWiringError
 from tests.components.conftest import synthesize
 
 REQUIRED_TAGS = ("Environment", "CostCenter", "Criticality")
@@ -129,11 +129,7 @@ def test_primary_outputs_from_another_region_are_refused() -> None:
     with pytest.raises(StackWiringError, match="runs in 'eu-west-1'"):
         PrimaryOutputs.validate(
             "o/p/primary",
-            {
-                "primaryRegion": "eu-west-1",
-                "vpcId": "v",
-                "vpcCidr": "c",
-                "webCapacity": {"min": 1, "desired": 1, "max": 1},
-            },
+            {k: "x" for k in REQUIRED_PRIMARY_OUTPUTS}
+            | {"primaryRegion": "eu-west-1", "webCapacity": {"min": 1, "desired": 1, "max": 1}},
             "us-east-1",
         )

@@ -1,0 +1,272 @@
+"""Alerts and dashboards: an SNS topic and tier alarms per region, and a cross-region dashboard.
+
+The "primary unhealthy" alarm lives in region B and watches the canary's ``PrimaryHealthy`` metric
+(published in B by ``lambdas/health_check`` probing region A from outside). Route 53's own
+health-check metrics exist only in us-east-1, which may be region A: an alarm there could fail
+with the region it watches. Its evaluation window is the automated failover's confirmation window,
+so a short blip does not fail over.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+import pulumi
+import pulumi_aws as aws
+
+HEALTH_NAMESPACE = "Pilotlight/Health"
+
+
+@dataclass
+class ObservabilityArgs:
+    """Inputs of :class:`Observability` (one per region).
+
+    Attributes:
+        prefix: ``<app>-<env>``, used in alarm names.
+        region: this region.
+        alert_email: optional email subscription on the topic.
+        alb_arn_suffix / target_group_arn_suffix: the web tier's metrics dimensions.
+        function_name, api_name, api_stage: the API tier's metrics dimensions.
+        replica_lag: (namespace-free) ``(metric, dimension_name, dimension_value, threshold)`` for the
+            replica-lag alarm in region B; None in region A.
+        watch_primary: create the "primary unhealthy" alarm on the canary metric (region B).
+        confirmation_minutes: consecutive failed minutes before that alarm fires.
+    """
+
+    prefix: str
+    region: str
+    alb_arn_suffix: pulumi.Input[str]
+    target_group_arn_suffix: pulumi.Input[str]
+    function_name: pulumi.Input[str]
+    api_name: pulumi.Input[str]
+    api_stage: pulumi.Input[str]
+    alert_email: str | None = None
+    replica_lag: tuple[str, str, pulumi.Input[str], float] | None = None
+    watch_primary: bool = False
+    confirmation_minutes: int = 3
+    extra_alarm_actions: list[pulumi.Input[str]] = field(default_factory=list)
+
+
+class Observability(pulumi.ComponentResource):
+    """The region's alert topic and alarms."""
+
+    topic_arn: pulumi.Output[str]
+    primary_unhealthy_alarm_arn: pulumi.Output[str] | None
+    primary_unhealthy_alarm_name: pulumi.Output[str] | None
+
+    def __init__(
+        self, name: str, args: ObservabilityArgs, opts: pulumi.ResourceOptions | None = None
+    ) -> None:
+        super().__init__("pilotlight:index:Observability", name, None, opts)
+        child = pulumi.ResourceOptions(parent=self)
+        topic = aws.sns.Topic(
+            f"{name}-alerts",
+            name=f"{args.prefix}-alerts-{args.region}",
+            kms_master_key_id="alias/aws/sns",
+            opts=child,
+        )
+        if args.alert_email:
+            aws.sns.TopicSubscription(
+                f"{name}-alerts-email",
+                topic=topic.arn,
+                protocol="email",
+                endpoint=args.alert_email,
+                opts=child,
+            )
+        actions = [topic.arn]
+
+        def alarm(suffix: str, **kwargs: Any) -> aws.cloudwatch.MetricAlarm:
+            return aws.cloudwatch.MetricAlarm(
+                f"{name}-{suffix}",
+                name=f"{args.prefix}-{suffix}-{args.region}",
+                alarm_actions=actions,
+                ok_actions=actions,
+                opts=child,
+                **kwargs,
+            )
+
+        # 5xx rate on the load balancer: target and ELB errors over requests, above 5 % for 3 minutes.
+        def metric(id_: str, name_: str, stat: str = "Sum") -> aws.cloudwatch.MetricAlarmMetricQueryArgs:
+            return aws.cloudwatch.MetricAlarmMetricQueryArgs(
+                id=id_,
+                metric=aws.cloudwatch.MetricAlarmMetricQueryMetricArgs(
+                    namespace="AWS/ApplicationELB",
+                    metric_name=name_,
+                    dimensions={"LoadBalancer": args.alb_arn_suffix},
+                    period=60,
+                    stat=stat,
+                ),
+            )
+
+        alarm(
+            "web-5xx-rate",
+            alarm_description="Web tier: 5xx responses above 5% of requests",
+            comparison_operator="GreaterThanThreshold",
+            threshold=5,
+            evaluation_periods=3,
+            treat_missing_data="notBreaching",
+            metric_queries=[
+                metric("t5xx", "HTTPCode_Target_5XX_Count"),
+                metric("e5xx", "HTTPCode_ELB_5XX_Count"),
+                metric("req", "RequestCount"),
+                aws.cloudwatch.MetricAlarmMetricQueryArgs(
+                    id="rate",
+                    expression="100 * (FILL(t5xx,0) + FILL(e5xx,0)) / MAX([req, 1])",
+                    return_data=True,
+                ),
+            ],
+        )
+        alarm(
+            "web-unhealthy-hosts",
+            alarm_description="Web tier: unhealthy targets behind the load balancer",
+            namespace="AWS/ApplicationELB",
+            metric_name="UnHealthyHostCount",
+            dimensions={"LoadBalancer": args.alb_arn_suffix, "TargetGroup": args.target_group_arn_suffix},
+            statistic="Maximum",
+            period=60,
+            evaluation_periods=3,
+            threshold=0,
+            comparison_operator="GreaterThanThreshold",
+            treat_missing_data="notBreaching",
+        )
+        alarm(
+            "api-5xx",
+            alarm_description="API tier: 5xx responses",
+            namespace="AWS/ApiGateway",
+            metric_name="5XXError",
+            dimensions={"ApiName": args.api_name, "Stage": args.api_stage},
+            statistic="Sum",
+            period=60,
+            evaluation_periods=3,
+            threshold=5,
+            comparison_operator="GreaterThanThreshold",
+            treat_missing_data="notBreaching",
+        )
+        alarm(
+            "lambda-errors",
+            alarm_description="API tier: function errors",
+            namespace="AWS/Lambda",
+            metric_name="Errors",
+            dimensions={"FunctionName": args.function_name},
+            statistic="Sum",
+            period=60,
+            evaluation_periods=3,
+            threshold=5,
+            comparison_operator="GreaterThanThreshold",
+            treat_missing_data="notBreaching",
+        )
+        if args.replica_lag is not None:
+            metric_name, dim_name, dim_value, threshold = args.replica_lag
+            namespace = "AWS/RDS"
+            alarm(
+                "replica-lag",
+                alarm_description=f"Data tier: {metric_name} above the RPO bound ({threshold:g})",
+                namespace=namespace,
+                metric_name=metric_name,
+                dimensions={dim_name: dim_value},
+                statistic="Maximum",
+                period=60,
+                evaluation_periods=5,
+                threshold=threshold,
+                comparison_operator="GreaterThanThreshold",
+                # No lag datapoints means replication is not reporting: as bad as lag for the RPO.
+                treat_missing_data="breaching",
+            )
+
+        self.primary_unhealthy_alarm_arn = None
+        self.primary_unhealthy_alarm_name = None
+        if args.watch_primary:
+            unhealthy = alarm(
+                "primary-unhealthy",
+                alarm_description=(
+                    "Region A failed the canary's health probes from this region for "
+                    f"{args.confirmation_minutes} consecutive minutes (automated failover trigger)"
+                ),
+                namespace=HEALTH_NAMESPACE,
+                metric_name="PrimaryHealthy",
+                dimensions={"App": args.prefix},
+                statistic="Minimum",
+                period=60,
+                evaluation_periods=args.confirmation_minutes,
+                datapoints_to_alarm=args.confirmation_minutes,
+                threshold=1,
+                comparison_operator="LessThanThreshold",
+                # The canary runs in this region: silence means the canary is broken, not region A.
+                treat_missing_data="missing",
+            )
+            self.primary_unhealthy_alarm_arn = unhealthy.arn
+            self.primary_unhealthy_alarm_name = unhealthy.name
+
+        self.topic_arn = topic.arn
+        self.register_outputs({"topic_arn": self.topic_arn})
+
+
+def dashboard_body(prefix: str, regions: dict[str, dict[str, Any]]) -> str:
+    """A CloudWatch dashboard (JSON) with one column per region: web, API, functions, data, health.
+
+    ``regions`` maps a region to its dimension values: ``alb``, ``function``, ``api``, ``stage``, and
+    optionally ``db_metric``/``db_dim``/``db_value``. Pure: tested directly.
+    """
+    widgets: list[dict[str, Any]] = []
+    for col, (region, dims) in enumerate(regions.items()):
+        x = col * 12
+
+        def widget(
+            y: int, title: str, metrics: list[list[Any]], x: int = x, region: str = region
+        ) -> dict[str, Any]:
+            return {
+                "type": "metric",
+                "x": x,
+                "y": y,
+                "width": 12,
+                "height": 6,
+                "properties": {
+                    "title": f"{title} ({region})",
+                    "region": region,
+                    "metrics": metrics,
+                    "period": 60,
+                },
+            }
+
+        widgets += [
+            widget(0, "Web requests and 5xx", [
+                ["AWS/ApplicationELB", "RequestCount", "LoadBalancer", dims["alb"], {"stat": "Sum"}],
+                [".", "HTTPCode_Target_5XX_Count", ".", ".", {"stat": "Sum"}],
+            ]),
+            widget(6, "API requests and 5xx", [
+                ["AWS/ApiGateway", "Count", "ApiName", dims["api"], "Stage", dims["stage"], {"stat": "Sum"}],
+                [".", "5XXError", ".", ".", ".", ".", {"stat": "Sum"}],
+            ]),
+            widget(12, "Function invocations, errors, throttles", [
+                ["AWS/Lambda", "Invocations", "FunctionName", dims["function"], {"stat": "Sum"}],
+                [".", "Errors", ".", ".", {"stat": "Sum"}],
+                [".", "Throttles", ".", ".", {"stat": "Sum"}],
+            ]),
+        ]  # fmt: skip
+        if dims.get("db_metric"):
+            widgets.append(
+                widget(
+                    18, "Replication lag", [["AWS/RDS", dims["db_metric"], dims["db_dim"], dims["db_value"]]]
+                )
+            )
+    widgets.append(
+        {
+            "type": "metric",
+            "x": 0,
+            "y": 24,
+            "width": 24,
+            "height": 6,
+            "properties": {
+                "title": "Region A health from region B, and the failover switch",
+                "region": list(regions)[-1],
+                "metrics": [
+                    [HEALTH_NAMESPACE, "PrimaryHealthy", "App", prefix, {"stat": "Minimum"}],
+                    ["Pilotlight/Failover", "FailoverSwitch", "App", prefix, {"stat": "Maximum"}],
+                ],
+                "period": 60,
+            },
+        }
+    )
+    return json.dumps({"widgets": widgets})

@@ -1,0 +1,329 @@
+"""The failover orchestrator in region B: runbook Lambda, state machines, triggers, the canary.
+
+- One Lambda (``lambdas.failover.handler``) runs any step of either runbook; its configuration is
+  the ``runbook`` context the dr stack exports, so the deployed runbook and the break-glass CLI act
+  on the same identifiers.
+- Two Step Functions state machines (failover, failback), generated from ``lambdas.failover.graph``
+  and validated offline before they are registered.
+- Automatic trigger: an EventBridge rule on the "primary unhealthy" alarm (region B, fed by the
+  canary) starts the failover, only when ``dr:autoFailover`` is true. The alarm's evaluation window
+  is the confirmation window: a short blip does not fail over.
+- Manual trigger: IAM only. An operator policy allows ``states:StartExecution`` on the two state
+  machines and nothing else; there is no open endpoint.
+- The canary (``lambdas.health_check``) runs every minute in region B, probing region A's health
+  endpoints and keeping the failover switch metric in step with the latch.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+import pulumi
+import pulumi_aws as aws
+
+from components.serverless import lambda_code
+from lambdas.failover.graph import FAILBACK, FAILOVER, Runbook
+from lambdas.failover.state_machine import build_definition, validate_definition
+
+
+def _assume(service: str) -> pulumi.Output[str]:
+    return pulumi.Output.json_dumps(
+        {
+            "Version": "2012-10-17",
+            "Statement": [{"Effect": "Allow", "Principal": {"Service": service}, "Action": "sts:AssumeRole"}],
+        }
+    )
+
+
+def definition_json(runbook: Runbook, function_arn: str) -> str:
+    """The state machine definition, validated before it is registered (raises on a broken graph)."""
+    definition = build_definition(runbook, function_arn)
+    validate_definition(definition)
+    return json.dumps(definition)
+
+
+@dataclass
+class OrchestratorArgs:
+    """Inputs of :class:`Orchestrator`.
+
+    Attributes:
+        prefix: ``<app>-<env>``.
+        primary_region, dr_region: the two regions (the runbook fences region A when reachable).
+        runbook_context: the ``runbook`` output (see ``lambdas/failover/context.py``).
+        auto_failover: ``dr:autoFailover``: the alarm starts the failover state machine.
+        primary_unhealthy_alarm_arn: the canary alarm that triggers it.
+        canary_targets: region A's health endpoints, probed every minute from region B.
+        switch_metric: the failover switch's metric (namespace, name, dimensions).
+        latch_parameter_name: the SSM latch in region B.
+    """
+
+    prefix: str
+    primary_region: str
+    dr_region: str
+    runbook_context: dict[str, Any]
+    auto_failover: bool
+    primary_unhealthy_alarm_arn: pulumi.Input[str] | None
+    canary_targets: list[dict[str, pulumi.Input[str]]]
+    switch_metric: dict[str, Any]
+    latch_parameter_name: pulumi.Input[str]
+
+
+class Orchestrator(pulumi.ComponentResource):
+    """Step Functions runbooks, their Lambda, the triggers and the canary, in region B."""
+
+    failover_state_machine_arn: pulumi.Output[str]
+    failback_state_machine_arn: pulumi.Output[str]
+    operator_policy_arn: pulumi.Output[str]
+    function_name: pulumi.Output[str]
+
+    def __init__(self, name: str, args: OrchestratorArgs, opts: pulumi.ResourceOptions | None = None) -> None:
+        super().__init__("pilotlight:index:Orchestrator", name, None, opts)
+        child = pulumi.ResourceOptions(parent=self)
+        regions = [args.primary_region, args.dr_region]
+
+        # --- the runbook Lambda: what the steps may touch, in both regions ---
+        role = aws.iam.Role(
+            f"{name}-runbook-role", assume_role_policy=_assume("lambda.amazonaws.com"), opts=child
+        )
+        aws.iam.RolePolicyAttachment(
+            f"{name}-runbook-logs",
+            role=role.name,
+            policy_arn="arn:aws:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole",
+            opts=child,
+        )
+        aws.iam.RolePolicy(
+            f"{name}-runbook-policy",
+            role=role.id,
+            policy=json.dumps(
+                {
+                    "Version": "2012-10-17",
+                    "Statement": [
+                        {
+                            "Sid": "Database",
+                            "Effect": "Allow",
+                            "Action": [
+                                "rds:DescribeDBInstances", "rds:DescribeDBClusters", "rds:DescribeGlobalClusters",
+                                "rds:PromoteReadReplica", "rds:CreateDBInstance", "rds:CreateDBInstanceReadReplica",
+                                "rds:FailoverGlobalCluster", "rds:SwitchoverGlobalCluster", "rds:AddTagsToResource",
+                            ],
+                            "Resource": "*",
+                            "Condition": {"StringEquals": {"aws:RequestedRegion": regions}},
+                        },
+                        {
+                            "Sid": "WebTier",
+                            "Effect": "Allow",
+                            "Action": ["autoscaling:UpdateAutoScalingGroup", "autoscaling:DescribeAutoScalingGroups"],
+                            "Resource": "*",
+                            "Condition": {"StringEquals": {"aws:RequestedRegion": regions}},
+                        },
+                        {
+                            "Sid": "Functions",
+                            "Effect": "Allow",
+                            "Action": [
+                                "lambda:PutFunctionConcurrency", "lambda:DeleteFunctionConcurrency",
+                                "lambda:GetFunctionConcurrency", "lambda:UpdateEventSourceMapping",
+                                "lambda:GetEventSourceMapping",
+                            ],
+                            "Resource": "*",
+                            "Condition": {"StringEquals": {"aws:RequestedRegion": regions}},
+                        },
+                        {
+                            "Sid": "SwitchLatchNotify",
+                            "Effect": "Allow",
+                            "Action": [
+                                "cloudwatch:PutMetricData", "cloudwatch:GetMetricStatistics", "ssm:GetParameter",
+                                "ssm:PutParameter", "sns:Publish",
+                            ],
+                            "Resource": "*",
+                            "Condition": {"StringEquals": {"aws:RequestedRegion": args.dr_region}},
+                        },
+                    ],
+                }
+            ),
+            opts=child,
+        )  # fmt: skip
+        function = aws.lambda_.Function(
+            f"{name}-runbook",
+            name=f"{args.prefix}-runbook",
+            runtime="python3.12",
+            handler="lambdas.failover.handler.handler",
+            code=lambda_code(),
+            role=role.arn,
+            timeout=300,
+            memory_size=256,
+            environment=aws.lambda_.FunctionEnvironmentArgs(
+                variables={"RUNBOOK_CONTEXT": pulumi.Output.json_dumps(args.runbook_context)}
+            ),
+            opts=child,
+        )
+
+        # --- state machines ---
+        sfn_role = aws.iam.Role(
+            f"{name}-sfn-role", assume_role_policy=_assume("states.amazonaws.com"), opts=child
+        )
+        aws.iam.RolePolicy(
+            f"{name}-sfn-policy",
+            role=sfn_role.id,
+            policy=pulumi.Output.json_dumps(
+                {
+                    "Version": "2012-10-17",
+                    "Statement": [
+                        {"Effect": "Allow", "Action": "lambda:InvokeFunction", "Resource": function.arn}
+                    ],
+                }
+            ),
+            opts=child,
+        )
+        machines = {}
+        for runbook in (FAILOVER, FAILBACK):
+            machines[runbook.name] = aws.sfn.StateMachine(
+                f"{name}-{runbook.name}",
+                name=f"{args.prefix}-{runbook.name}",
+                role_arn=sfn_role.arn,
+                definition=function.arn.apply(lambda arn, rb=runbook: definition_json(rb, arn)),
+                opts=child,
+            )
+
+        # --- triggers ---
+        if args.auto_failover and args.primary_unhealthy_alarm_arn is not None:
+            events_role = aws.iam.Role(
+                f"{name}-events-role", assume_role_policy=_assume("events.amazonaws.com"), opts=child
+            )
+            aws.iam.RolePolicy(
+                f"{name}-events-policy",
+                role=events_role.id,
+                policy=pulumi.Output.json_dumps(
+                    {
+                        "Version": "2012-10-17",
+                        "Statement": [
+                            {
+                                "Effect": "Allow",
+                                "Action": "states:StartExecution",
+                                "Resource": machines["failover"].arn,
+                            }
+                        ],
+                    }
+                ),
+                opts=child,
+            )
+            rule = aws.cloudwatch.EventRule(
+                f"{name}-auto-failover",
+                description="Start the failover runbook when region A stays unhealthy (dr:autoFailover)",
+                event_pattern=pulumi.Output.json_dumps(
+                    {
+                        "source": ["aws.cloudwatch"],
+                        "detail-type": ["CloudWatch Alarm State Change"],
+                        "resources": [args.primary_unhealthy_alarm_arn],
+                        "detail": {"state": {"value": ["ALARM"]}},
+                    }
+                ),
+                opts=child,
+            )
+            aws.cloudwatch.EventTarget(
+                f"{name}-auto-failover-target",
+                rule=rule.name,
+                arn=machines["failover"].arn,
+                role_arn=events_role.arn,
+                input=json.dumps(
+                    {"params": {"force": False, "reason": "automated: region A unhealthy alarm"}}
+                ),
+                opts=child,
+            )
+
+        operator = aws.iam.Policy(
+            f"{name}-operator",
+            name=f"{args.prefix}-failover-operator",
+            description="Start (and watch) the pilotlight failover and failback runbooks; nothing else",
+            policy=pulumi.Output.json_dumps(
+                {
+                    "Version": "2012-10-17",
+                    "Statement": [
+                        {
+                            "Effect": "Allow",
+                            "Action": ["states:StartExecution"],
+                            "Resource": [machines["failover"].arn, machines["failback"].arn],
+                        },
+                        {
+                            "Effect": "Allow",
+                            "Action": [
+                                "states:DescribeExecution",
+                                "states:GetExecutionHistory",
+                                "states:ListExecutions",
+                            ],
+                            "Resource": "*",
+                        },
+                    ],
+                }
+            ),
+            opts=child,
+        )
+
+        # --- the canary ---
+        canary_role = aws.iam.Role(
+            f"{name}-canary-role", assume_role_policy=_assume("lambda.amazonaws.com"), opts=child
+        )
+        aws.iam.RolePolicyAttachment(
+            f"{name}-canary-logs",
+            role=canary_role.name,
+            policy_arn="arn:aws:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole",
+            opts=child,
+        )
+        aws.iam.RolePolicy(
+            f"{name}-canary-policy",
+            role=canary_role.id,
+            policy=json.dumps(
+                {
+                    "Version": "2012-10-17",
+                    "Statement": [
+                        {"Effect": "Allow", "Action": "cloudwatch:PutMetricData", "Resource": "*"},
+                        {"Effect": "Allow", "Action": "ssm:GetParameter", "Resource": "*"},
+                    ],
+                }
+            ),
+            opts=child,
+        )
+        canary = aws.lambda_.Function(
+            f"{name}-canary",
+            name=f"{args.prefix}-canary",
+            runtime="python3.12",
+            handler="lambdas.health_check.handler.handler",
+            code=lambda_code(),
+            role=canary_role.arn,
+            timeout=30,
+            environment=aws.lambda_.FunctionEnvironmentArgs(
+                variables={
+                    "TARGETS": pulumi.Output.json_dumps(args.canary_targets),
+                    "APP": args.prefix,
+                    "SWITCH_NAMESPACE": args.switch_metric["namespace"],
+                    "SWITCH_METRIC": args.switch_metric["name"],
+                    "SWITCH_DIMENSIONS": json.dumps(args.switch_metric["dimensions"]),
+                    "LATCH_PARAMETER": args.latch_parameter_name,
+                }
+            ),
+            opts=child,
+        )
+        schedule = aws.cloudwatch.EventRule(
+            f"{name}-canary-schedule", schedule_expression="rate(1 minute)", opts=child
+        )
+        aws.cloudwatch.EventTarget(f"{name}-canary-target", rule=schedule.name, arn=canary.arn, opts=child)
+        aws.lambda_.Permission(
+            f"{name}-canary-invoke",
+            action="lambda:InvokeFunction",
+            function=canary.name,
+            principal="events.amazonaws.com",
+            source_arn=schedule.arn,
+            opts=child,
+        )
+
+        self.failover_state_machine_arn = machines["failover"].arn
+        self.failback_state_machine_arn = machines["failback"].arn
+        self.operator_policy_arn = operator.arn
+        self.function_name = function.name
+        self.register_outputs(
+            {
+                "failover_state_machine_arn": self.failover_state_machine_arn,
+                "failback_state_machine_arn": self.failback_state_machine_arn,
+            }
+        )

@@ -1,0 +1,285 @@
+"""The API tier: API Gateway REST API + Lambda (the payments API), deployed in both regions.
+
+In the DR region the function is deployed but dormant: reserved concurrency 0 (every invocation
+is throttled, so nothing runs and nothing is billed) and its event source mapping disabled. The
+failover module flips both; nothing else about the function changes, so the code that runs after a
+failover is byte-for-byte the code that was tested in region A.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pulumi
+import pulumi_aws as aws
+
+ROOT = Path(__file__).resolve().parent.parent
+RUNTIME = "python3.12"
+HANDLER = "lambdas.api.handler.handler"
+ROUTES = (("payments", None, "POST"), ("payments", "{id}", "GET"), ("health", None, "GET"))
+
+
+def lambda_code() -> pulumi.AssetArchive:
+    """The whole ``lambdas`` package: handlers import ``lambdas.<fn>.<module>`` in AWS as in tests."""
+    return pulumi.AssetArchive({"lambdas": pulumi.FileArchive(str(ROOT / "lambdas"))})
+
+
+@dataclass
+class ApiTierArgs:
+    """Inputs of :class:`ApiTier`.
+
+    Attributes:
+        role: ``primary`` or ``dr``: reported by ``GET /health``.
+        enabled: the function takes traffic (primary: always; DR: from the failover module).
+        reserved_concurrency: 0 keeps it dormant; None removes the reservation.
+        table_name, table_arn: the DynamoDB global table (its replica in this region).
+        bucket_name, bucket_arn: the receipts bucket in this region; kms_key_arn: its key.
+        environment: extra environment variables (database identifiers, latch parameter...).
+        log_retention_days: CloudWatch Logs retention of the function's log group.
+    """
+
+    region: str
+    role: str
+    enabled: bool
+    reserved_concurrency: int | None
+    table_name: pulumi.Input[str] | None = None
+    table_arn: pulumi.Input[str] | None = None
+    bucket_name: pulumi.Input[str] | None = None
+    bucket_arn: pulumi.Input[str] | None = None
+    kms_key_arn: pulumi.Input[str] | None = None
+    environment: dict[str, pulumi.Input[str]] = field(default_factory=dict)
+    log_retention_days: int = 30
+    extra_policy_statements: list[dict] = field(default_factory=list)
+
+
+def _data_statements(args: ApiTierArgs) -> list[dict]:
+    """Least privilege on the data stores: the item-level DynamoDB calls and receipt writes it makes."""
+    statements: list[dict] = []
+    if args.table_arn is not None:
+        statements.append(
+            {
+                "Effect": "Allow",
+                "Action": ["dynamodb:PutItem", "dynamodb:GetItem"],
+                "Resource": args.table_arn,
+            }
+        )
+    if args.bucket_arn is not None:
+        statements.append(
+            {
+                "Effect": "Allow",
+                "Action": ["s3:PutObject"],
+                "Resource": pulumi.Output.concat(args.bucket_arn, "/receipts/*"),
+            }
+        )
+    if args.kms_key_arn is not None:
+        statements.append(
+            {
+                "Effect": "Allow",
+                "Action": ["kms:GenerateDataKey", "kms:Decrypt"],
+                "Resource": args.kms_key_arn,
+            }
+        )
+    return statements
+
+
+class ApiTier(pulumi.ComponentResource):
+    """API Gateway REST API with the payments function behind it, and its queue event source."""
+
+    function_name: pulumi.Output[str]
+    function_arn: pulumi.Output[str]
+    api_id: pulumi.Output[str]
+    stage_name: pulumi.Output[str]
+    invoke_url: pulumi.Output[str]
+    health_url: pulumi.Output[str]
+    api_host: pulumi.Output[str]
+    event_source_mapping_id: pulumi.Output[str]
+    queue_arn: pulumi.Output[str]
+
+    def __init__(self, name: str, args: ApiTierArgs, opts: pulumi.ResourceOptions | None = None) -> None:
+        super().__init__("pilotlight:index:ApiTier", name, None, opts)
+        child = pulumi.ResourceOptions(parent=self)
+
+        log_group = aws.cloudwatch.LogGroup(
+            f"{name}-fn-logs",
+            name=f"/aws/lambda/{name}-payments",
+            retention_in_days=args.log_retention_days,
+            opts=child,
+        )
+        dlq = aws.sqs.Queue(
+            f"{name}-inbox-dlq", message_retention_seconds=1209600, sqs_managed_sse_enabled=True, opts=child
+        )
+        # Partner payment submissions arrive on a queue: the event source that standby disables.
+        queue = aws.sqs.Queue(
+            f"{name}-inbox",
+            visibility_timeout_seconds=60,
+            sqs_managed_sse_enabled=True,
+            redrive_policy=pulumi.Output.json_dumps({"deadLetterTargetArn": dlq.arn, "maxReceiveCount": 5}),
+            opts=child,
+        )
+
+        role = aws.iam.Role(
+            f"{name}-fn-role",
+            assume_role_policy=pulumi.Output.json_dumps(
+                {
+                    "Version": "2012-10-17",
+                    "Statement": [
+                        {
+                            "Effect": "Allow",
+                            "Principal": {"Service": "lambda.amazonaws.com"},
+                            "Action": "sts:AssumeRole",
+                        }
+                    ],
+                }
+            ),
+            opts=child,
+        )
+        aws.iam.RolePolicy(
+            f"{name}-fn-policy",
+            role=role.id,
+            policy=pulumi.Output.json_dumps(
+                {
+                    "Version": "2012-10-17",
+                    "Statement": [
+                        {
+                            "Effect": "Allow",
+                            "Action": ["logs:CreateLogStream", "logs:PutLogEvents"],
+                            "Resource": pulumi.Output.concat(log_group.arn, ":*"),
+                        },
+                        *_data_statements(args),
+                        {
+                            "Effect": "Allow",
+                            "Action": ["sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:GetQueueAttributes"],
+                            "Resource": queue.arn,
+                        },
+                        *args.extra_policy_statements,
+                    ],
+                }
+            ),
+            opts=child,
+        )
+
+        function = aws.lambda_.Function(
+            f"{name}-payments",
+            name=f"{name}-payments",
+            runtime=RUNTIME,
+            handler=HANDLER,
+            code=lambda_code(),
+            role=role.arn,
+            timeout=15,
+            memory_size=256,
+            architectures=["arm64"],
+            # -1 removes the reservation; 0 throttles every invocation (the dormant pilot light).
+            reserved_concurrent_executions=-1
+            if args.reserved_concurrency is None
+            else args.reserved_concurrency,
+            environment=aws.lambda_.FunctionEnvironmentArgs(
+                variables={
+                    "STACK_ROLE": args.role,
+                    **({"TABLE_NAME": args.table_name} if args.table_name is not None else {}),
+                    **({"RECEIPTS_BUCKET": args.bucket_name} if args.bucket_name is not None else {}),
+                    **args.environment,
+                }
+            ),
+            tracing_config=aws.lambda_.FunctionTracingConfigArgs(mode="Active"),
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[log_group]),
+        )
+        mapping = aws.lambda_.EventSourceMapping(
+            f"{name}-inbox-source",
+            event_source_arn=queue.arn,
+            function_name=function.arn,
+            enabled=args.enabled,
+            batch_size=10,
+            function_response_types=["ReportBatchItemFailures"],
+            opts=child,
+        )
+
+        api = aws.apigateway.RestApi(
+            f"{name}-api",
+            description=f"pilotlight payments API ({args.role})",
+            endpoint_configuration=aws.apigateway.RestApiEndpointConfigurationArgs(types="REGIONAL"),
+            opts=child,
+        )
+        methods: list[pulumi.Resource] = []
+        parents: dict[str, aws.apigateway.Resource] = {}
+        for path, sub, verb in ROUTES:
+            if path not in parents:
+                parents[path] = aws.apigateway.Resource(
+                    f"{name}-route-{path}",
+                    rest_api=api.id,
+                    parent_id=api.root_resource_id,
+                    path_part=path,
+                    opts=child,
+                )
+            resource = parents[path]
+            if sub is not None:
+                resource = aws.apigateway.Resource(
+                    f"{name}-route-{path}-item",
+                    rest_api=api.id,
+                    parent_id=resource.id,
+                    path_part=sub,
+                    opts=child,
+                )
+            key = f"{name}-route-{path}{'-item' if sub else ''}-{verb.lower()}"
+            method = aws.apigateway.Method(
+                key,
+                rest_api=api.id,
+                resource_id=resource.id,
+                http_method=verb,
+                authorization="NONE",
+                opts=child,
+            )
+            integration = aws.apigateway.Integration(
+                f"{key}-integration",
+                rest_api=api.id,
+                resource_id=resource.id,
+                http_method=method.http_method,
+                type="AWS_PROXY",
+                integration_http_method="POST",
+                uri=function.invoke_arn,
+                opts=child,
+            )
+            methods += [method, integration]
+        aws.lambda_.Permission(
+            f"{name}-api-invoke",
+            action="lambda:InvokeFunction",
+            function=function.name,
+            principal="apigateway.amazonaws.com",
+            source_arn=pulumi.Output.concat(api.execution_arn, "/*/*"),
+            opts=child,
+        )
+        deployment = aws.apigateway.Deployment(
+            f"{name}-deployment",
+            rest_api=api.id,
+            triggers={"routes": ",".join(f"{p}/{s}:{v}" for p, s, v in ROUTES)},
+            opts=pulumi.ResourceOptions(parent=self, depends_on=methods),
+        )
+        stage = aws.apigateway.Stage(
+            f"{name}-stage",
+            rest_api=api.id,
+            deployment=deployment.id,
+            stage_name="prod",
+            xray_tracing_enabled=True,
+            opts=child,
+        )
+        aws.apigateway.MethodSettings(
+            f"{name}-throttle",
+            rest_api=api.id,
+            stage_name=stage.stage_name,
+            method_path="*/*",
+            settings=aws.apigateway.MethodSettingsSettingsArgs(
+                throttling_burst_limit=500, throttling_rate_limit=1000, metrics_enabled=True
+            ),
+            opts=child,
+        )
+
+        self.function_name = function.name
+        self.function_arn = function.arn
+        self.api_id = api.id
+        self.stage_name = stage.stage_name
+        self.invoke_url = stage.invoke_url
+        self.health_url = pulumi.Output.concat(stage.invoke_url, "/health")
+        self.api_host = pulumi.Output.concat(api.id, f".execute-api.{args.region}.amazonaws.com")
+        self.event_source_mapping_id = mapping.uuid
+        self.queue_arn = queue.arn
+        self.register_outputs({"function_name": self.function_name, "invoke_url": self.invoke_url})

@@ -1,0 +1,115 @@
+"""The failover module, tested directly: capacity maths, standby, the latch, failback phases."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from components.config import FAILBACK_PHASES, DrFlags
+from components.failover import (
+    STANDBY_CAPACITY,
+    Capacity,
+    FailoverRefused,
+    Latch,
+    decide,
+    dr_capacity,
+)
+
+capacities = st.builds(
+    lambda a, b, c: Capacity(*sorted((a, b, c))),
+    st.integers(1, 100),
+    st.integers(1, 100),
+    st.integers(1, 100),
+)
+modes = st.sampled_from(["aurora-global", "rds-replica"])
+ACTIVE_LATCH = Latch("active", "2026-11-22T03:00:00Z", "failover")
+
+
+@given(primary=capacities, percent=st.integers(1, 200))
+def test_capacity_never_exceeds_the_scaled_maximum_and_is_never_zero_when_active(
+    primary: Capacity, percent: int
+) -> None:
+    cap = dr_capacity(primary, percent)
+    assert 1 <= cap.min <= cap.desired <= cap.max
+    assert cap.max <= max(1, -(-primary.max * percent // 100))
+
+
+@given(primary=capacities, percent=st.integers(1, 200), mode=modes, warm=st.integers(0, 5))
+def test_standby_always_means_zero_instances_and_dormant_functions(
+    primary: Capacity, percent: int, mode: str, warm: int
+) -> None:
+    tier = decide(DrFlags(False, percent), primary, database_mode=mode, latch=Latch(), warm_pool=warm)
+    assert tier.capacity == STANDBY_CAPACITY
+    assert tier.reserved_concurrency == 0 and not tier.event_sources_enabled and not tier.functions_enabled
+    assert tier.traffic == "primary" and not tier.promote_database and tier.warm_pool == warm
+
+
+@given(
+    primary=capacities,
+    percent=st.integers(1, 200),
+    mode=modes,
+    phase=st.sampled_from([None, *FAILBACK_PHASES[:-1]]),
+)
+def test_a_latched_failover_is_never_undone_without_failback(
+    primary: Capacity, percent: int, mode: str, phase: str | None
+) -> None:
+    with pytest.raises(FailoverRefused) as err:
+        decide(DrFlags(False, percent, failback=phase), primary, database_mode=mode, latch=ACTIVE_LATCH)
+    assert "dr:failback" in str(err.value) and "dr:active false is refused" in str(err.value)
+
+
+def test_active_lights_everything_and_routes_to_b() -> None:
+    tier = decide(DrFlags(True, 50), Capacity(2, 4, 10), database_mode="rds-replica", latch=ACTIVE_LATCH)
+    assert tier.capacity == Capacity(2, 2, 5)
+    assert tier.promote_database and tier.promotion == "iac"
+    assert tier.reserved_concurrency is None and tier.event_sources_enabled and tier.traffic == "dr"
+
+
+def test_aurora_promotion_is_handed_to_the_runbook() -> None:
+    tier = decide(DrFlags(True), Capacity(2, 2, 6), database_mode="aurora-global", latch=Latch())
+    assert tier.promotion == "runbook"
+
+
+@pytest.mark.parametrize(
+    ("active", "phase", "capacity", "traffic", "functions", "reset"),
+    [
+        (True, "replicate", Capacity(2, 2, 6), "dr", True, False),
+        (True, "switch-writer", STANDBY_CAPACITY, "dr", False, False),
+        (True, "route-back", STANDBY_CAPACITY, "primary", False, False),
+        (False, "complete", STANDBY_CAPACITY, "primary", False, True),
+    ],
+)
+def test_failback_phases_step_back_to_standby(
+    active: bool, phase: str, capacity: Capacity, traffic: str, functions: bool, reset: bool
+) -> None:
+    tier = decide(
+        DrFlags(active, failback=phase), Capacity(2, 2, 6), database_mode="rds-replica", latch=ACTIVE_LATCH
+    )
+    assert (tier.capacity, tier.traffic, tier.functions_enabled, tier.reset_latch) == (
+        capacity,
+        traffic,
+        functions,
+        reset,
+    )
+    assert tier.failback_replica  # the replica in region A exists from the first phase on
+
+
+@pytest.mark.parametrize(
+    ("raw", "active"),
+    [
+        (None, False),
+        ("", False),
+        ('{"state": "standby"}', False),
+        ('{"state": "active"}', True),
+        ("garbage", True),
+    ],
+)
+def test_latch_parsing_fails_safe(raw: str | None, active: bool) -> None:
+    assert Latch.parse(raw).active is active
+
+
+@pytest.mark.parametrize("percent", [0, 201])
+def test_capacity_percent_out_of_range_is_refused(percent: int) -> None:
+    with pytest.raises(ValueError, match=r"1\.\.200"):
+        dr_capacity(Capacity(1, 1, 1), percent)

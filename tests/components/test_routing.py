@@ -1,0 +1,67 @@
+"""Route 53: failover pairs, TTLs, health checks on region A, and the failover switch in region B."""
+
+from __future__ import annotations
+
+import json
+from collections import defaultdict
+
+import pytest
+
+from automation import synth
+from components.global_failover import switch_alarm_settings
+from components.observability import dashboard_body
+
+
+def test_failover_records_come_in_primary_secondary_pairs_with_short_ttl(dr: synth.Synthesis) -> None:
+    records = dr.by_type("aws:route53/record:Record")
+    assert records
+    by_name: dict[str, set[str]] = defaultdict(set)
+    for r in records:
+        assert r.inputs["ttl"] <= 60, r.name
+        (policy,) = r.inputs["failoverRoutingPolicies"]
+        by_name[r.inputs["name"]].add(policy["type"])
+    assert all(kinds == {"PRIMARY", "SECONDARY"} for kinds in by_name.values()), by_name
+
+
+def test_primary_record_is_gated_by_region_a_health_and_the_switch(dr: synth.Synthesis) -> None:
+    checks = {r.name: r for r in dr.by_type("aws:route53/healthCheck:HealthCheck")}
+    (primary,) = [r for r in dr.by_type("aws:route53/record:Record") if "primary" in r.name]
+    gate = next(c for c in checks.values() if c.type and c.inputs.get("type") == "CALCULATED")
+    assert gate.inputs["childHealthThreshold"] == 2 and len(gate.inputs["childHealthchecks"]) == 2
+    switch = next(c for c in checks.values() if c.inputs.get("type") == "CLOUDWATCH_METRIC")
+    assert switch.inputs["cloudwatchAlarmRegion"] == dr.config["pilotlight:drRegion"]
+    assert switch.inputs["insufficientDataHealthStatus"] == "LastKnownStatus"
+    assert primary.inputs["healthCheckId"]
+
+
+def test_every_endpoint_health_check_points_at_region_a(
+    primary: synth.Synthesis, dr: synth.Synthesis
+) -> None:
+    endpoint_checks = [c for c in dr.by_type("aws:route53/healthCheck:HealthCheck") if c.inputs.get("fqdn")]
+    assert len(endpoint_checks) == 2
+    region_a_hosts = {primary.outputs["webAlbDns"], primary.outputs["apiHost"]}
+    for check in endpoint_checks:
+        assert check.inputs["fqdn"] in region_a_hosts
+        assert check.inputs["requestInterval"] == 10 and check.inputs["failureThreshold"] == 3
+
+
+@pytest.mark.parametrize(
+    ("traffic", "threshold", "missing"), [("primary", 1, "missing"), ("dr", 0, "breaching")]
+)
+def test_switch_alarm_settings(traffic: str, threshold: int, missing: str) -> None:
+    assert switch_alarm_settings(traffic) == {"threshold": threshold, "treat_missing_data": missing}
+
+
+def test_dashboard_has_a_column_per_region_and_the_switch() -> None:
+    body = json.loads(
+        dashboard_body(
+            "shop-prod",
+            {
+                "us-east-1": {"alb": "app/a", "function": "fa", "api": "apia", "stage": "prod"},
+                "us-west-2": {"alb": "app/b", "function": "fb", "api": "apib", "stage": "prod"},
+            },
+        )
+    )
+    regions = {w["properties"]["region"] for w in body["widgets"]}
+    assert regions == {"us-east-1", "us-west-2"}
+    assert any("FailoverSwitch" in json.dumps(w) for w in body["widgets"])
