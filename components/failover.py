@@ -15,7 +15,6 @@ failover lives here and is tested directly (including property tests):
 from __future__ import annotations
 
 import json
-import math
 from dataclasses import dataclass
 from typing import Literal
 
@@ -107,10 +106,14 @@ def dr_capacity(primary: Capacity, percent: int) -> Capacity:
     """
     if not 1 <= percent <= 200:
         raise ValueError(f"dr:capacityPercent must be 1..200, got {percent}")
-    scale = percent / 100
-    top = max(1, math.ceil(primary.max * scale))
-    desired = min(top, max(1, math.ceil(primary.desired * scale)))
+    top = max(1, _scaled(primary.max, percent))
+    desired = min(top, max(1, _scaled(primary.desired, percent)))
     return Capacity(desired, desired, top)
+
+
+def _scaled(count: int, percent: int) -> int:
+    """``ceil(count * percent / 100)`` in integers: 50 x 14 % is 7, not the float's 8."""
+    return -(-count * percent // 100)
 
 
 def decide(
