@@ -1,0 +1,226 @@
+"""Health of this region's API, for Route 53 health checks and the failover runbook's verify step.
+
+The answer says whether this region is the active one and whether its relational database is the
+writer, and lists each dependency check. Any failed check makes the answer 503, so Route 53 sees the
+region unhealthy; the body still carries everything that could be learnt.
+
+``active`` follows the failover latch (an SSM parameter in the DR region, ``{"state": ...}``):
+
+- the DR region is active when its database is the writer or the latch says ``active``;
+- the primary region is active unless the latch says ``active`` (the DR region took over). The
+  latch lives in the DR region, so when the primary cannot read it (the DR region is down, or
+  unreachable) the primary assumes it is still active and says so: a DR-region outage must not take
+  the primary out of service.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+from botocore.client import BaseClient
+from botocore.exceptions import BotoCoreError, ClientError
+
+from lambdas.api.config import AuroraGlobalTarget, DatabaseTarget, HealthSettings, RdsReplicaTarget
+from lambdas.api.responses import aws_error_code, is_throttling, log_json
+
+OK = "ok"
+FAILED = "failed"
+DEGRADED = "degraded"  # could not be checked, but the answer does not depend on it
+SKIPPED = "skipped"
+
+LATCH_ACTIVE = "active"
+# UPDATING: a global-table replica being added or a capacity change; reads and writes still work.
+USABLE_TABLE_STATUSES = ("ACTIVE", "UPDATING")
+
+T = TypeVar("T")
+
+
+class CheckError(Exception):
+    """A dependency answered, but with something that makes the check fail. ``code`` names the reason."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+@dataclass(frozen=True)
+class HealthReport:
+    """The health answer: ``checks`` maps a check name to its outcome (``status`` is ok/failed/...)."""
+
+    region: str
+    role: str
+    active: bool
+    writer: bool | None
+    checks: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    @property
+    def healthy(self) -> bool:
+        """False when any check failed."""
+        return all(check["status"] != FAILED for check in self.checks.values())
+
+    @property
+    def throttled(self) -> bool:
+        """Whether a failed check failed because AWS throttled it (a retry soon may pass)."""
+        return any(
+            check["status"] == FAILED and is_throttling(str(check.get("error", "")))
+            for check in self.checks.values()
+        )
+
+    def body(self) -> dict[str, Any]:
+        """The JSON body of ``GET /health``."""
+        return {
+            "region": self.region,
+            "role": self.role,
+            "active": self.active,
+            "writer": self.writer,
+            "checks": self.checks,
+        }
+
+
+def decide_active(role: str, writer: bool | None, latch_state: str | None) -> bool:
+    """Whether this region is the active one. ``latch_state`` None means the latch could not be read."""
+    if role == "dr":
+        return writer is True or latch_state == LATCH_ACTIVE
+    return latch_state != LATCH_ACTIVE
+
+
+def check_table(dynamodb: BaseClient, table_name: str) -> dict[str, Any]:
+    """The table exists in this region and can serve reads and writes."""
+    status = str(dynamodb.describe_table(TableName=table_name)["Table"]["TableStatus"])
+    if status not in USABLE_TABLE_STATUSES:
+        raise CheckError("TableNotUsable", f"table {table_name} is {status}")
+    return {"table": table_name, "table_status": status}
+
+
+def rds_writer(rds: BaseClient, target: RdsReplicaTarget) -> dict[str, Any]:
+    """Whether the RDS instance is the writer: a promoted replica, or a source, has no replication source."""
+    instances = rds.describe_db_instances(DBInstanceIdentifier=target.db_instance_id)["DBInstances"]
+    if not instances:
+        raise CheckError("DBInstanceNotFound", f"no DB instance {target.db_instance_id}")
+    instance = instances[0]
+    return {
+        "mode": "rds-replica",
+        "instance": target.db_instance_id,
+        "instance_status": instance.get("DBInstanceStatus"),
+        "writer": not instance.get("ReadReplicaSourceDBInstanceIdentifier"),
+    }
+
+
+def aurora_writer(rds: BaseClient, target: AuroraGlobalTarget) -> dict[str, Any]:
+    """Whether this region's cluster is the writer member of the Aurora global database."""
+    response = rds.describe_global_clusters(GlobalClusterIdentifier=target.global_cluster_id)
+    # Matched by identifier rather than taking the first entry: the filter is the API's promise, and
+    # a wrong global cluster's members would give a wrong answer rather than an error.
+    clusters = [
+        c for c in response["GlobalClusters"] if c.get("GlobalClusterIdentifier") == target.global_cluster_id
+    ]
+    if not clusters:
+        raise CheckError("GlobalClusterNotFoundFault", f"no global cluster {target.global_cluster_id}")
+    for member in clusters[0].get("GlobalClusterMembers", []):
+        if member.get("DBClusterArn") == target.db_cluster_arn:
+            return {
+                "mode": "aurora-global",
+                "global_cluster": target.global_cluster_id,
+                "cluster_arn": target.db_cluster_arn,
+                "writer": bool(member.get("IsWriter")),
+            }
+    # A cluster detached from the global database is not reported as a writer here: the runbook
+    # fails over with the global database's own failover, which keeps the membership.
+    raise CheckError(
+        "NotAGlobalClusterMember",
+        f"{target.db_cluster_arn} is not a member of global cluster {target.global_cluster_id}",
+    )
+
+
+def check_database(rds: BaseClient, target: DatabaseTarget) -> dict[str, Any]:
+    """The writer check for whichever database mode the stack uses."""
+    if isinstance(target, RdsReplicaTarget):
+        return rds_writer(rds, target)
+    return aurora_writer(rds, target)
+
+
+def read_latch(ssm: BaseClient, parameter: str) -> str:
+    """The latch state from its SSM parameter; raises CheckError when the value is not ``{"state": str}``."""
+    value = ssm.get_parameter(Name=parameter)["Parameter"]["Value"]
+    try:
+        state = json.loads(value).get("state")
+    except (ValueError, AttributeError) as exc:
+        raise CheckError("MalformedLatch", f"latch {parameter} is not a JSON object") from exc
+    if not isinstance(state, str):
+        raise CheckError("MalformedLatch", f"latch {parameter} has no string 'state'")
+    return state
+
+
+def _attempt(
+    name: str, check: Callable[[], T], context: Mapping[str, Any]
+) -> tuple[T | None, dict[str, Any]]:
+    """Run one check. A failure is logged with its context and returned as the check's outcome."""
+    try:
+        return check(), {"status": OK}
+    except ClientError as exc:
+        code, detail = aws_error_code(exc), str(exc.response.get("Error", {}).get("Message", ""))
+    except BotoCoreError as exc:
+        code, detail = type(exc).__name__, str(exc)
+    except CheckError as exc:
+        code, detail = exc.code, str(exc)
+    log_json(logging.WARNING, "health check failed", check=name, error_code=code, detail=detail, **context)
+    # The code is enough for an operator reading the answer; the message stays in the log.
+    return None, {"status": FAILED, "error": code}
+
+
+def evaluate_health(
+    settings: HealthSettings,
+    dynamodb: BaseClient,
+    rds: BaseClient | None,
+    latch_ssm: BaseClient,
+    context: Mapping[str, Any] | None = None,
+) -> HealthReport:
+    """Run the checks and decide ``active`` and ``writer``.
+
+    ``dynamodb`` and ``rds`` must be clients in ``settings.region``, ``latch_ssm`` in
+    ``settings.latch_region``; ``rds`` may be None when the stack has no relational database.
+    """
+    ctx = {"region": settings.region, "role": settings.role, **(context or {})}
+    checks: dict[str, dict[str, Any]] = {}
+
+    table_name = settings.table_name
+    if table_name is None:
+        checks["table"] = {"status": SKIPPED, "reason": "no table (TABLE_NAME unset)"}
+    else:
+        table, checks["table"] = _attempt("table", lambda: check_table(dynamodb, table_name), ctx)
+        if table is not None:
+            checks["table"].update(table)
+
+    writer: bool | None = None
+    target = settings.database
+    if target is None:
+        checks["database"] = {"status": SKIPPED, "reason": "no relational database (DB_MODE unset)"}
+    elif rds is None:
+        raise ValueError("evaluate_health needs an RDS client when the stack has a database")
+    else:
+        database, checks["database"] = _attempt("database", lambda: check_database(rds, target), ctx)
+        if database is not None:
+            checks["database"].update(database)
+            writer = bool(database["writer"])
+
+    latch_state, latch = _attempt("latch", lambda: read_latch(latch_ssm, settings.latch_parameter), ctx)
+    latch.update({"parameter": settings.latch_parameter, "region": settings.latch_region})
+    if latch_state is not None:
+        latch["state"] = latch_state
+    elif settings.role == "primary":
+        latch.update({"status": DEGRADED, "assumed": "primary active: the latch could not be read"})
+    elif writer is True:
+        latch.update({"status": DEGRADED, "assumed": "active: this region's database is the writer"})
+    checks["latch"] = latch
+
+    return HealthReport(
+        region=settings.region,
+        role=settings.role,
+        active=decide_active(settings.role, writer, latch_state),
+        writer=writer,
+        checks=checks,
+    )
