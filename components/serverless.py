@@ -54,13 +54,20 @@ class ApiTierArgs:
 
 
 def _data_statements(args: ApiTierArgs) -> list[dict]:
-    """Least privilege on the data stores: the item-level DynamoDB calls and receipt writes it makes."""
-    statements: list[dict] = []
+    """Least privilege: the item calls and receipt writes it makes, and what ``GET /health`` reads.
+
+    Health reads the table's status, which database is the writer, and the latch: without these a
+    health check answers 503 and Route 53 would fail the region over for a missing permission.
+    """
+    statements: list[dict] = [
+        {"Effect": "Allow", "Action": ["rds:DescribeDBInstances", "rds:DescribeGlobalClusters"], "Resource": "*"},
+        {"Effect": "Allow", "Action": ["ssm:GetParameter"], "Resource": "*"},
+    ]
     if args.table_arn is not None:
         statements.append(
             {
                 "Effect": "Allow",
-                "Action": ["dynamodb:PutItem", "dynamodb:GetItem"],
+                "Action": ["dynamodb:PutItem", "dynamodb:GetItem", "dynamodb:DescribeTable"],
                 "Resource": args.table_arn,
             }
         )
