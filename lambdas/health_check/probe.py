@@ -1,0 +1,579 @@
+"""The region-B canary's logic: probe region A's health endpoints, publish the results, keep the switch alive.
+
+Runs every minute in region B (an EventBridge schedule), so it sees region A from outside: a region
+whose own monitoring went down with it cannot report itself unhealthy.
+
+One run:
+
+1. probes every target in parallel (``GET`` with a timeout; one retry on a connection error, a
+   timeout or a 5xx). A target is healthy when it answers 200 and, if the body is a JSON object with
+   a ``"status"`` key, that status is ``"ok"``; a ``"region"`` key in the body is recorded;
+2. reads the failover latch (SSM, this region);
+3. publishes, in one ``put_metric_data`` call (two when the switch metric has its own namespace):
+   ``PrimaryEndpointHealthy`` / ``PrimaryEndpointLatency`` per target (``App``, ``Target``), the
+   aggregate ``PrimaryHealthy`` (``App``; 1 only if every target is healthy; the automated-failover
+   alarm watches it) and the switch metric (1 when the latch is ``active``, else 0).
+
+Configuration comes from environment variables and is parsed by ``Settings.from_env`` before any
+probe or AWS call; see ``Settings`` for the variables and their defaults.
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+import logging
+import math
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
+from typing import Any
+from urllib.parse import urlsplit
+
+from botocore.client import BaseClient
+from botocore.config import Config
+from botocore.exceptions import BotoCoreError, ClientError
+
+LOGGER = logging.getLogger("pilotlight.health_check")
+
+# Adaptive mode backs off and rate-limits itself on throttling. The short socket timeouts keep a
+# run inside its one-minute schedule when CloudWatch or SSM is slow to answer.
+CLIENT_CONFIG = Config(connect_timeout=2, read_timeout=5, retries={"mode": "adaptive", "max_attempts": 5})
+
+DEFAULT_METRIC_NAMESPACE = "Pilotlight/Health"
+DEFAULT_TIMEOUT_SECONDS = 5.0
+DEFAULT_ATTEMPTS = 2
+MAX_TIMEOUT_SECONDS = 30.0
+MAX_ATTEMPTS = 5
+# Targets are probed in parallel, so a run takes about ATTEMPTS x TIMEOUT_SECONDS at worst; it must
+# end well before the next scheduled run starts.
+MAX_PROBE_SECONDS = 45.0
+
+ENDPOINT_HEALTHY = "PrimaryEndpointHealthy"
+ENDPOINT_LATENCY = "PrimaryEndpointLatency"
+PRIMARY_HEALTHY = "PrimaryHealthy"
+
+LATCH_ACTIVE = "active"
+LATCH_STANDBY = "standby"
+
+# Enough for any health document; a bigger body is read no further (and is not JSON to us).
+MAX_BODY_BYTES = 64 * 1024
+USER_AGENT = "pilotlight-health-check/1"
+
+
+class ConfigurationError(ValueError):
+    """An environment variable is missing or holds a value the canary cannot use; the message names it."""
+
+
+class PublishError(RuntimeError):
+    """CloudWatch refused the metrics. ``result`` is the run's result, with the error in ``errors``."""
+
+    def __init__(self, message: str, result: dict[str, Any]) -> None:
+        super().__init__(message)
+        self.result = result
+
+
+def log_event(level: int, message: str, **fields: Any) -> None:
+    """Log one JSON line: ``{"level", "message", ...context}``."""
+    if LOGGER.isEnabledFor(level):
+        record = {"level": logging.getLevelName(level).lower(), "message": message, **fields}
+        LOGGER.log(level, json.dumps(record, default=str))
+
+
+def aws_error_code(exc: ClientError | BotoCoreError) -> str:
+    """The AWS error code of a ClientError, or the class name of a botocore (connection) error."""
+    if isinstance(exc, ClientError):
+        return str(exc.response.get("Error", {}).get("Code") or "Unknown")
+    return type(exc).__name__
+
+
+# ---------------------------------------------------------------------------------------------
+# Configuration
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Target:
+    """One health endpoint of region A. ``name`` is the ``Target`` dimension (``web``, ``api``)."""
+
+    name: str
+    url: str
+
+
+@dataclass(frozen=True)
+class SwitchMetric:
+    """The CloudWatch metric behind the Route 53 failover switch (1 = traffic to region B)."""
+
+    namespace: str
+    name: str
+    dimensions: Mapping[str, str]
+
+
+@dataclass(frozen=True)
+class Settings:
+    """The canary's configuration.
+
+    Attributes:
+        region: this function's region (``AWS_REGION``, region B); metrics and latch live here.
+        targets: region A's health endpoints (``TARGETS``: a JSON list of ``{"name", "url"}``
+            objects, unique names, http(s) URLs).
+        app: the ``App`` dimension value (``APP``).
+        switch: the failover switch metric (``SWITCH_NAMESPACE``, ``SWITCH_METRIC``,
+            ``SWITCH_DIMENSIONS``: a JSON object of string to string).
+        latch_parameter: the SSM parameter holding the failover latch (``LATCH_PARAMETER``).
+        timeout_seconds: per-attempt HTTP timeout (``TIMEOUT_SECONDS``, default 5, at most 30).
+        attempts: tries per target (``ATTEMPTS``, default 2, 1 to 5); only a connection error, a
+            timeout or a 5xx is retried.
+        metric_namespace: namespace of the health metrics (``METRIC_NAMESPACE``, default
+            ``Pilotlight/Health``).
+        log_level: level of this function's log lines (``LOG_LEVEL``, default INFO).
+    """
+
+    region: str
+    targets: tuple[Target, ...]
+    app: str
+    switch: SwitchMetric
+    latch_parameter: str
+    timeout_seconds: float = DEFAULT_TIMEOUT_SECONDS
+    attempts: int = DEFAULT_ATTEMPTS
+    metric_namespace: str = DEFAULT_METRIC_NAMESPACE
+    log_level: str = "INFO"
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> Settings:
+        """Parse the environment; ConfigurationError names the first bad variable and what it expects."""
+        timeout = _number(env, "TIMEOUT_SECONDS", DEFAULT_TIMEOUT_SECONDS, MAX_TIMEOUT_SECONDS)
+        attempts = _integer(env, "ATTEMPTS", DEFAULT_ATTEMPTS, 1, MAX_ATTEMPTS)
+        if attempts * timeout > MAX_PROBE_SECONDS:
+            raise ConfigurationError(
+                f"ATTEMPTS x TIMEOUT_SECONDS must be at most {MAX_PROBE_SECONDS:g} s so a run ends before "
+                f"the next one starts; got {attempts} x {timeout:g} s"
+            )
+        log_level = _optional(env, "LOG_LEVEL") or "INFO"
+        if logging.getLevelName(log_level.upper()) not in (10, 20, 30, 40, 50):
+            raise ConfigurationError(
+                f"LOG_LEVEL must be one of DEBUG, INFO, WARNING, ERROR, CRITICAL; got {log_level!r}"
+            )
+        return cls(
+            region=_required(env, "AWS_REGION", "the function's AWS region"),
+            targets=_targets(env),
+            app=_required(env, "APP", "the App dimension value"),
+            switch=SwitchMetric(
+                namespace=_namespace(env, "SWITCH_NAMESPACE", None),
+                name=_required(env, "SWITCH_METRIC", "the failover switch metric name"),
+                dimensions=_dimensions(env, "SWITCH_DIMENSIONS"),
+            ),
+            latch_parameter=_required(env, "LATCH_PARAMETER", "the SSM parameter name of the failover latch"),
+            timeout_seconds=timeout,
+            attempts=attempts,
+            metric_namespace=_namespace(env, "METRIC_NAMESPACE", DEFAULT_METRIC_NAMESPACE),
+            log_level=log_level.upper(),
+        )
+
+
+def _optional(env: Mapping[str, str], name: str) -> str | None:
+    value = env.get(name, "").strip()
+    return value or None
+
+
+def _required(env: Mapping[str, str], name: str, what: str) -> str:
+    value = _optional(env, name)
+    if value is None:
+        raise ConfigurationError(f"{name} must be set: {what}")
+    return value
+
+
+def _number(env: Mapping[str, str], name: str, default: float, maximum: float) -> float:
+    raw = _optional(env, name)
+    if raw is None:
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        value = math.nan
+    if not (0 < value <= maximum):  # also rejects nan and inf
+        raise ConfigurationError(
+            f"{name} must be a number of seconds above 0 and at most {maximum:g}; got {raw!r}"
+        )
+    return value
+
+
+def _integer(env: Mapping[str, str], name: str, default: int, minimum: int, maximum: int) -> int:
+    raw = _optional(env, name)
+    if raw is None:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ConfigurationError(
+            f"{name} must be a whole number from {minimum} to {maximum}; got {raw!r}"
+        ) from None
+    if not minimum <= value <= maximum:
+        raise ConfigurationError(f"{name} must be a whole number from {minimum} to {maximum}; got {raw!r}")
+    return value
+
+
+def _namespace(env: Mapping[str, str], name: str, default: str | None) -> str:
+    value = _optional(env, name) or default
+    if value is None:
+        raise ConfigurationError(
+            f"{name} must be set: a CloudWatch namespace such as {DEFAULT_METRIC_NAMESPACE!r}"
+        )
+    if value.startswith("AWS/"):
+        raise ConfigurationError(
+            f"{name} must be a custom CloudWatch namespace (not 'AWS/...'); got {value!r}"
+        )
+    return value
+
+
+def _json(env: Mapping[str, str], name: str, expected: str) -> Any:
+    raw = _optional(env, name)
+    if raw is None:
+        raise ConfigurationError(f"{name} must be set: {expected}")
+    try:
+        return json.loads(raw)
+    except ValueError:
+        raise ConfigurationError(f"{name} must be JSON: {expected}; got {raw[:200]!r}") from None
+
+
+def _targets(env: Mapping[str, str]) -> tuple[Target, ...]:
+    expected = 'a non-empty JSON list of {"name": ..., "url": "https://.../health"} objects with unique names'
+    data = _json(env, "TARGETS", expected)
+    # An empty list would make "all targets healthy" vacuously true: PrimaryHealthy 1 forever.
+    if not isinstance(data, list) or not data:
+        raise ConfigurationError(f"TARGETS must be {expected}; got {data!r}")
+    targets: list[Target] = []
+    for i, item in enumerate(data):
+        name = item.get("name") if isinstance(item, dict) else None
+        url = item.get("url") if isinstance(item, dict) else None
+        if not isinstance(name, str) or not name.strip() or not isinstance(url, str):
+            raise ConfigurationError(
+                f"TARGETS[{i}] must be an object with string 'name' and 'url'; got {item!r}"
+            )
+        parts = urlsplit(url)
+        # urllib would also open file:// and ftp:// URLs; a health endpoint is HTTP.
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ConfigurationError(f"TARGETS[{i}].url must be an http(s) URL with a host; got {url!r}")
+        if any(t.name == name for t in targets):
+            raise ConfigurationError(
+                f"TARGETS names must be unique (they are the Target dimension); {name!r} repeats"
+            )
+        targets.append(Target(name=name, url=url))
+    return tuple(targets)
+
+
+def _dimensions(env: Mapping[str, str], name: str) -> dict[str, str]:
+    expected = 'a JSON object of dimension name to value, e.g. {"App": "shop"}'
+    data = _json(env, name, expected)
+    if not isinstance(data, dict) or not all(
+        isinstance(k, str) and k and isinstance(v, str) and v for k, v in data.items()
+    ):
+        raise ConfigurationError(f"{name} must be {expected} (non-empty strings); got {data!r}")
+    return {str(k): str(v) for k, v in data.items()}
+
+
+# ---------------------------------------------------------------------------------------------
+# Probing
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ProbeResult:
+    """The outcome of probing one target (its last attempt).
+
+    ``status`` is the HTTP status, None when no answer came; ``latency_ms`` is the last attempt's
+    time to answer (or to fail); ``region`` is the ``"region"`` of a JSON body, when present.
+    """
+
+    target: Target
+    healthy: bool
+    status: int | None
+    latency_ms: float
+    error: str | None = None
+    region: str | None = None
+    attempts: int = 1
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready form."""
+        return {
+            "name": self.target.name,
+            "url": self.target.url,
+            "healthy": self.healthy,
+            "status": self.status,
+            "latency_ms": self.latency_ms,
+            "error": self.error,
+            "region": self.region,
+        }
+
+
+class _NoRedirect(urllib.request.HTTPRedirectHandler):
+    """Make a 3xx an answer rather than a hop: a health check redirected to a login page is not healthy."""
+
+    def redirect_request(self, req: Any, fp: Any, code: Any, msg: Any, headers: Any, newurl: Any) -> None:
+        return None
+
+
+def _check_body(body: bytes) -> tuple[str | None, str | None]:
+    """(error, region) from a 200's body; a body that is not a JSON object is not judged."""
+    try:
+        document = json.loads(body)
+    except ValueError:
+        return None, None
+    if not isinstance(document, dict):
+        return None, None
+    region = document.get("region")
+    region = str(region) if region is not None else None
+    if "status" in document and str(document["status"]).lower() != "ok":
+        return f"body status is {document['status']!r}, expected 'ok'", region
+    return None, region
+
+
+def probe_once(target: Target, timeout: float) -> tuple[ProbeResult, bool]:
+    """One GET of ``target``: (result, whether a retry could help: no answer, a timeout or a 5xx)."""
+    opener = urllib.request.build_opener(_NoRedirect)
+    request = urllib.request.Request(
+        target.url, headers={"User-Agent": USER_AGENT, "Cache-Control": "no-cache"}, method="GET"
+    )
+    started = time.monotonic()
+
+    def elapsed() -> float:
+        return round((time.monotonic() - started) * 1000, 1)
+
+    try:
+        with opener.open(request, timeout=timeout) as response:
+            status = int(response.status)
+            body = response.read(MAX_BODY_BYTES)
+        latency = elapsed()
+    except urllib.error.HTTPError as exc:  # 3xx (not followed), 4xx, 5xx
+        latency = elapsed()
+        exc.close()
+        return ProbeResult(
+            target, False, exc.code, latency, f"HTTP {exc.code}, expected 200"
+        ), exc.code >= 500
+    except (OSError, http.client.HTTPException) as exc:  # URLError and timeouts are OSErrors
+        latency = elapsed()
+        reason = exc.reason if isinstance(exc, urllib.error.URLError) else exc
+        if isinstance(reason, TimeoutError):
+            error = f"timed out after {timeout:g} s"
+        else:
+            error = f"connection failed: {type(reason).__name__}: {reason}"
+        return ProbeResult(target, False, None, latency, error), True
+    if status != 200:
+        return ProbeResult(target, False, status, latency, f"HTTP {status}, expected 200"), False
+    error, region = _check_body(body)
+    return ProbeResult(target, error is None, status, latency, error, region), False
+
+
+def probe_target(target: Target, timeout: float, attempts: int) -> ProbeResult:
+    """Probe ``target`` up to ``attempts`` times; the result of the last attempt is kept."""
+    result, retryable = probe_once(target, timeout)
+    attempt = 1
+    while retryable and attempt < attempts:
+        log_event(
+            logging.INFO,
+            "probe failed, retrying",
+            target=target.name,
+            url=target.url,
+            attempt=attempt,
+            status=result.status,
+            error=result.error,
+        )
+        attempt += 1
+        result, retryable = probe_once(target, timeout)
+    return replace(result, attempts=attempt)
+
+
+def probe_all(targets: Sequence[Target], timeout: float, attempts: int) -> list[ProbeResult]:
+    """Probe every target in parallel, so one dead endpoint does not hold up the others' results."""
+    with ThreadPoolExecutor(max_workers=len(targets), thread_name_prefix="probe") as pool:
+        return list(pool.map(lambda t: probe_target(t, timeout, attempts), targets))
+
+
+# ---------------------------------------------------------------------------------------------
+# Latch and metrics
+# ---------------------------------------------------------------------------------------------
+
+
+class LatchError(Exception):
+    """The latch could not be read or understood; ``code`` is the AWS error code or a reason."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+def read_latch_state(ssm: BaseClient, parameter: str) -> str:
+    """The latch's ``state``; ``standby`` when the parameter does not exist. Raises LatchError otherwise."""
+    try:
+        value = ssm.get_parameter(Name=parameter)["Parameter"]["Value"]
+    except ClientError as exc:
+        code = aws_error_code(exc)
+        if code == "ParameterNotFound":
+            # No failover has ever written the latch: region A is the active region.
+            return LATCH_STANDBY
+        raise LatchError(code, str(exc)) from exc
+    except BotoCoreError as exc:
+        raise LatchError(aws_error_code(exc), str(exc)) from exc
+    try:
+        state = json.loads(value).get("state")
+    except (ValueError, AttributeError):
+        state = None
+    if not isinstance(state, str):
+        raise LatchError("MalformedLatch", f"latch {parameter} is not a JSON object with a string 'state'")
+    return state
+
+
+def health_metric_data(app: str, results: Sequence[ProbeResult], timestamp: datetime) -> list[dict[str, Any]]:
+    """The per-target and aggregate health datapoints.
+
+    Latency is only published for targets that answered: the time it took a connection to be
+    refused would read as a fast endpoint.
+    """
+    data: list[dict[str, Any]] = []
+    for r in results:
+        dims = [{"Name": "App", "Value": app}, {"Name": "Target", "Value": r.target.name}]
+        data.append(
+            {
+                "MetricName": ENDPOINT_HEALTHY,
+                "Dimensions": dims,
+                "Timestamp": timestamp,
+                "Value": 1.0 if r.healthy else 0.0,
+                "Unit": "None",
+            }
+        )
+        if r.status is not None:
+            data.append(
+                {
+                    "MetricName": ENDPOINT_LATENCY,
+                    "Dimensions": dims,
+                    "Timestamp": timestamp,
+                    "Value": r.latency_ms,
+                    "Unit": "Milliseconds",
+                }
+            )
+    data.append(
+        {
+            "MetricName": PRIMARY_HEALTHY,
+            "Dimensions": [{"Name": "App", "Value": app}],
+            "Timestamp": timestamp,
+            "Value": 1.0 if results and all(r.healthy for r in results) else 0.0,
+            "Unit": "None",
+        }
+    )
+    return data
+
+
+def switch_metric_datum(switch: SwitchMetric, value: int, timestamp: datetime) -> dict[str, Any]:
+    """The failover switch datapoint."""
+    return {
+        "MetricName": switch.name,
+        "Dimensions": [{"Name": k, "Value": v} for k, v in switch.dimensions.items()],
+        "Timestamp": timestamp,
+        "Value": float(value),
+        "Unit": "None",
+    }
+
+
+def run(
+    settings: Settings,
+    cloudwatch: BaseClient,
+    ssm: BaseClient,
+    now: datetime | None = None,
+) -> dict[str, Any]:
+    """Probe, read the latch, publish; return the run's result.
+
+    ``cloudwatch`` and ``ssm`` must be clients in ``settings.region``. Returns
+    ``{"healthy", "targets": [...], "switch": 0 | 1 | None, "errors": [...]}``; ``switch`` is None
+    when the latch could not be read (and then no switch datapoint is published). Raises
+    PublishError, after logging, when CloudWatch refuses the metrics: a canary that cannot report
+    must show up in the function's Errors metric.
+    """
+    timestamp = now or datetime.now(UTC)
+    results = probe_all(settings.targets, settings.timeout_seconds, settings.attempts)
+    healthy = all(r.healthy for r in results)
+    errors: list[dict[str, Any]] = []
+    for r in results:
+        if not r.healthy:
+            log_event(
+                logging.WARNING,
+                "primary endpoint unhealthy",
+                app=settings.app,
+                target=r.target.name,
+                url=r.target.url,
+                status=r.status,
+                error=r.error,
+                attempts=r.attempts,
+                latency_ms=r.latency_ms,
+            )
+
+    # The Route 53 failover switch is a CloudWatch-alarm health check on the switch metric.
+    # Republishing the latch's position every minute means the switch always follows the latch,
+    # even after the alarm's last datapoint has aged out (an alarm with no data would otherwise
+    # fall back to its missing-data treatment, or INSUFFICIENT_DATA, and Route 53 to its default).
+    # When the latch cannot be read, nothing is published: the switch keeps its position rather than
+    # being flipped by a read error (AccessDenied, throttling after botocore's retries).
+    switch: int | None
+    try:
+        state = read_latch_state(ssm, settings.latch_parameter)
+        switch = 1 if state == LATCH_ACTIVE else 0
+    except LatchError as exc:
+        switch = None
+        errors.append({"stage": "latch", "code": exc.code, "message": str(exc)})
+        log_event(
+            logging.ERROR,
+            "latch unreadable; switch metric not published",
+            parameter=settings.latch_parameter,
+            region=settings.region,
+            error_code=exc.code,
+            detail=str(exc),
+        )
+
+    batches: dict[str, list[dict[str, Any]]] = {
+        settings.metric_namespace: health_metric_data(settings.app, results, timestamp)
+    }
+    if switch is not None:
+        batches.setdefault(settings.switch.namespace, []).append(
+            switch_metric_datum(settings.switch, switch, timestamp)
+        )
+    for namespace, data in batches.items():
+        try:
+            cloudwatch.put_metric_data(Namespace=namespace, MetricData=data)
+        except (ClientError, BotoCoreError) as exc:
+            code = aws_error_code(exc)
+            errors.append({"stage": "publish", "namespace": namespace, "code": code, "message": str(exc)})
+            log_event(
+                logging.ERROR,
+                "put_metric_data failed",
+                namespace=namespace,
+                metrics=sorted({d["MetricName"] for d in data}),
+                region=settings.region,
+                error_code=code,
+                detail=str(exc),
+            )
+
+    result = {
+        "healthy": healthy,
+        "targets": [r.to_dict() for r in results],
+        "switch": switch,
+        "errors": errors,
+    }
+    log_event(
+        logging.INFO if healthy and not errors else logging.WARNING,
+        "health probe finished",
+        app=settings.app,
+        healthy=healthy,
+        switch=switch,
+        targets={r.target.name: r.healthy for r in results},
+        errors=[e["code"] for e in errors],
+    )
+    publish_errors = [e for e in errors if e["stage"] == "publish"]
+    if publish_errors:
+        raise PublishError(
+            "; ".join(f"put_metric_data to {e['namespace']} failed: {e['code']}" for e in publish_errors),
+            result,
+        )
+    return result

@@ -1,0 +1,618 @@
+"""The region-B canary against real HTTP endpoints on 127.0.0.1 and CloudWatch/SSM in moto."""
+
+from __future__ import annotations
+
+import json
+import logging
+import socket
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+import boto3
+import pytest
+from botocore.client import BaseClient
+from moto import mock_aws
+from moto.cloudwatch.models import cloudwatch_backends
+from moto.core import DEFAULT_ACCOUNT_ID
+
+from lambdas.health_check import handler as handler_module
+from lambdas.health_check import probe
+
+REGION = "us-west-2"  # the canary runs in region B; the fake credentials default to us-east-1
+APP = "shop"
+HEALTH_NS = "Pilotlight/Health"
+SWITCH_NS = "Pilotlight/Failover"
+SWITCH_NAME = "FailoverSwitch"
+LATCH = f"/{APP}/test/failover-latch"
+
+
+# ---------------------------------------------------------------------------------------------
+# A scriptable health server
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Answer:
+    """One HTTP answer: status, body (a dict is sent as JSON), headers, and a delay before answering."""
+
+    status: int = 200
+    body: dict[str, Any] | str = field(default_factory=lambda: {"status": "ok", "region": "us-east-1"})
+    delay: float = 0.0
+    headers: tuple[tuple[str, str], ...] = ()
+
+
+@dataclass
+class Endpoint:
+    """What one ``/<name>/health`` path answers: ``script`` first, then ``default`` forever."""
+
+    default: Answer = field(default_factory=Answer)
+    script: list[Answer] = field(default_factory=list)
+    hits: int = 0
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def next(self) -> Answer:
+        with self.lock:
+            self.hits += 1
+            return self.script.pop(0) if self.script else self.default
+
+
+class HealthServer:
+    """A ThreadingHTTPServer on 127.0.0.1 (port 0) serving ``/web/health`` and ``/api/health``."""
+
+    def __init__(self) -> None:
+        self.endpoints: dict[str, Endpoint] = {"web": Endpoint(), "api": Endpoint()}
+        endpoints = self.endpoints
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                name = self.path.strip("/").split("/")[0]
+                endpoint = endpoints.get(name)
+                answer = endpoint.next() if endpoint else Answer(404, "no such endpoint")
+                time.sleep(answer.delay)
+                body = answer.body if isinstance(answer.body, str) else json.dumps(answer.body)
+                payload = body.encode()
+                try:
+                    self.send_response(answer.status)
+                    self.send_header("Content-Type", "application/json")
+                    self.send_header("Content-Length", str(len(payload)))
+                    for key, value in answer.headers:
+                        self.send_header(key, value)
+                    self.end_headers()
+                    self.wfile.write(payload)
+                except (BrokenPipeError, ConnectionResetError):
+                    pass  # the probe gave up on a slow answer
+
+            def log_message(self, format: str, *args: Any) -> None:
+                pass
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.httpd.daemon_threads = True
+        self.httpd.block_on_close = False  # a sleeping "slow" answer must not hold up teardown
+        # A short poll interval: shutdown() waits up to one interval, at every test's teardown.
+        self.thread = threading.Thread(target=self.httpd.serve_forever, args=(0.01,), daemon=True)
+        self.thread.start()
+
+    def url(self, name: str) -> str:
+        return f"http://127.0.0.1:{self.httpd.server_address[1]}/{name}/health"
+
+    def answer(self, name: str, *script: Answer, then: Answer | None = None) -> None:
+        """Answer ``script`` in order, then ``then`` (default: 200 ok) for every later request."""
+        endpoint = self.endpoints[name]
+        endpoint.script = list(script)
+        if then is not None:
+            endpoint.default = then
+
+    def hits(self, name: str) -> int:
+        return self.endpoints[name].hits
+
+    def close(self) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+def closed_port_url() -> str:
+    """A URL on a port nothing listens on: connecting is refused."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    return f"http://127.0.0.1:{port}/health"
+
+
+@pytest.fixture
+def server() -> Iterator[HealthServer]:
+    srv = HealthServer()
+    yield srv
+    srv.close()
+
+
+# ---------------------------------------------------------------------------------------------
+# AWS and configuration helpers
+# ---------------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def aws() -> Iterator[None]:
+    with mock_aws():
+        yield
+
+
+@pytest.fixture(scope="module")
+def session() -> boto3.Session:
+    """One session for the module: it caches the service models, so each test's clients are cheap."""
+    return boto3.Session()
+
+
+@pytest.fixture
+def cloudwatch(aws: None, session: boto3.Session) -> BaseClient:
+    return session.client("cloudwatch", region_name=REGION, config=probe.CLIENT_CONFIG)
+
+
+@pytest.fixture
+def ssm(aws: None, session: boto3.Session) -> BaseClient:
+    return session.client("ssm", region_name=REGION, config=probe.CLIENT_CONFIG)
+
+
+def base_env(server: HealthServer, **overrides: str | None) -> dict[str, str]:
+    env: dict[str, str | None] = {
+        "AWS_REGION": REGION,
+        "TARGETS": json.dumps(
+            [{"name": "web", "url": server.url("web")}, {"name": "api", "url": server.url("api")}]
+        ),
+        "TIMEOUT_SECONDS": "2",
+        "APP": APP,
+        "SWITCH_NAMESPACE": SWITCH_NS,
+        "SWITCH_METRIC": SWITCH_NAME,
+        "SWITCH_DIMENSIONS": json.dumps({"App": APP}),
+        "LATCH_PARAMETER": LATCH,
+    }
+    env.update(overrides)
+    return {k: v for k, v in env.items() if v is not None}
+
+
+def settings(server: HealthServer, **overrides: str | None) -> probe.Settings:
+    return probe.Settings.from_env(base_env(server, **overrides))
+
+
+def put_latch(ssm: BaseClient, state: str) -> None:
+    ssm.put_parameter(Name=LATCH, Value=json.dumps({"state": state}), Type="String", Overwrite=True)
+
+
+def published(name: str | None = None, region: str = REGION) -> list[tuple[str, str, float, dict[str, str]]]:
+    """(namespace, metric, value, dimensions) of every datapoint moto stored in ``region``."""
+    backend = cloudwatch_backends[DEFAULT_ACCOUNT_ID][region]
+    return [
+        (d.namespace, d.name, float(d.value), {dim.name: dim.value for dim in d.dimensions})
+        for d in backend.metric_data
+        if name is None or d.name == name
+    ]
+
+
+def value_of(name: str, **dims: str) -> float:
+    values = [v for _, n, v, d in published(name) if d == dims]
+    assert len(values) == 1, f"{name} {dims}: {published()}"
+    return values[0]
+
+
+def count_calls(client: BaseClient, event: str) -> list[dict[str, Any]]:
+    """Record the params of every call matching ``event`` (the call itself goes ahead)."""
+    calls: list[dict[str, Any]] = []
+
+    def hook(params: dict[str, Any], **_: Any) -> None:
+        calls.append(params)
+
+    client.meta.events.register(event, hook)
+    return calls
+
+
+@dataclass
+class _StubHttp:
+    status_code: int
+    headers: dict[str, str] = field(default_factory=dict)
+    text: str = ""
+    content: bytes = b""
+
+
+def fail_with(client: BaseClient, event: str, code: str, status: int = 400) -> None:
+    """Answer every call matching ``event`` with an AWS error, without reaching moto."""
+
+    def hook(**_: Any) -> tuple[_StubHttp, dict[str, Any]]:
+        return _StubHttp(status), {
+            "Error": {"Code": code, "Message": f"injected {code}"},
+            "ResponseMetadata": {"HTTPStatusCode": status},
+        }
+
+    client.meta.events.register(event, hook)
+
+
+def target(result: dict[str, Any], name: str) -> dict[str, Any]:
+    return next(t for t in result["targets"] if t["name"] == name)
+
+
+# ---------------------------------------------------------------------------------------------
+# Health metrics
+# ---------------------------------------------------------------------------------------------
+
+
+def test_all_healthy_publishes_aggregate_and_per_target_metrics(
+    server: HealthServer, cloudwatch: BaseClient, ssm: BaseClient
+) -> None:
+    puts = count_calls(cloudwatch, "provide-client-params.cloudwatch.PutMetricData")
+
+    result = probe.run(settings(server), cloudwatch, ssm)
+
+    assert result["healthy"] is True
+    assert result["errors"] == []
+    assert [t["name"] for t in result["targets"]] == ["web", "api"]
+    for t in result["targets"]:
+        assert t["healthy"] is True
+        assert t["status"] == 200
+        assert t["error"] is None
+        assert t["region"] == "us-east-1"
+        assert t["url"] == server.url(t["name"])
+        assert t["latency_ms"] > 0
+    json.dumps(result)  # the Lambda's answer must serialise
+
+    assert value_of("PrimaryHealthy", App=APP) == 1
+    for name in ("web", "api"):
+        assert value_of("PrimaryEndpointHealthy", App=APP, Target=name) == 1
+        assert value_of("PrimaryEndpointLatency", App=APP, Target=name) == target(result, name)["latency_ms"]
+    assert {ns for ns, metric, _, _ in published() if metric.startswith("Primary")} == {HEALTH_NS}
+    # The switch has its own namespace here, so it is a second call.
+    assert [c["Namespace"] for c in puts] == [HEALTH_NS, SWITCH_NS]
+
+    # Read back through the API too, as the failover alarm will.
+    stats = cloudwatch.get_metric_statistics(
+        Namespace=HEALTH_NS,
+        MetricName="PrimaryHealthy",
+        Dimensions=[{"Name": "App", "Value": APP}],
+        StartTime=datetime.now(UTC) - timedelta(minutes=5),
+        EndTime=datetime.now(UTC) + timedelta(minutes=1),
+        Period=60,
+        Statistics=["Minimum"],
+    )
+    assert [p["Minimum"] for p in stats["Datapoints"]] == [1.0]
+
+
+def test_one_target_down_makes_the_aggregate_zero(
+    server: HealthServer, cloudwatch: BaseClient, ssm: BaseClient
+) -> None:
+    server.answer("api", then=Answer(503, {"status": "failed"}))
+
+    result = probe.run(settings(server), cloudwatch, ssm)
+
+    assert result["healthy"] is False
+    api = target(result, "api")
+    assert (api["healthy"], api["status"]) == (False, 503)
+    assert "HTTP 503" in api["error"]
+    assert server.hits("api") == 2  # a 5xx is retried once
+    assert value_of("PrimaryHealthy", App=APP) == 0
+    assert value_of("PrimaryEndpointHealthy", App=APP, Target="web") == 1
+    assert value_of("PrimaryEndpointHealthy", App=APP, Target="api") == 0
+    # The endpoint answered, so its latency is still a measurement.
+    assert value_of("PrimaryEndpointLatency", App=APP, Target="api") >= 0
+
+
+def test_a_timeout_is_unhealthy_with_the_error_and_no_latency_datapoint(
+    server: HealthServer, cloudwatch: BaseClient, ssm: BaseClient
+) -> None:
+    server.answer("api", then=Answer(delay=1.0))
+
+    started = time.monotonic()
+    result = probe.run(settings(server, TIMEOUT_SECONDS="0.3"), cloudwatch, ssm)
+
+    assert time.monotonic() - started < 1.5  # two attempts of 0.3 s, not the server's delay
+    api = target(result, "api")
+    assert api["healthy"] is False
+    assert api["status"] is None
+    assert "timed out after 0.3 s" in api["error"]
+    assert api["latency_ms"] >= 300
+    assert server.hits("api") == 2
+    assert result["healthy"] is False
+    assert value_of("PrimaryHealthy", App=APP) == 0
+    assert value_of("PrimaryEndpointHealthy", App=APP, Target="api") == 0
+    assert [d for _, _, _, d in published("PrimaryEndpointLatency")] == [{"App": APP, "Target": "web"}]
+
+
+def test_a_5xx_then_200_is_healthy_thanks_to_the_retry(
+    server: HealthServer, cloudwatch: BaseClient, ssm: BaseClient
+) -> None:
+    server.answer("web", Answer(502, "bad gateway"))
+
+    result = probe.run(settings(server), cloudwatch, ssm)
+
+    assert server.hits("web") == 2
+    assert target(result, "web")["healthy"] is True
+    assert result["healthy"] is True
+    assert value_of("PrimaryHealthy", App=APP) == 1
+
+
+def test_a_single_attempt_does_not_retry(
+    server: HealthServer, cloudwatch: BaseClient, ssm: BaseClient
+) -> None:
+    server.answer("web", Answer(503))
+
+    result = probe.run(settings(server, ATTEMPTS="1"), cloudwatch, ssm)
+
+    assert server.hits("web") == 1
+    assert result["healthy"] is False
+
+
+def test_a_refused_connection_is_unhealthy(
+    server: HealthServer, cloudwatch: BaseClient, ssm: BaseClient
+) -> None:
+    targets = json.dumps(
+        [{"name": "web", "url": server.url("web")}, {"name": "api", "url": closed_port_url()}]
+    )
+
+    result = probe.run(settings(server, TARGETS=targets), cloudwatch, ssm)
+
+    api = target(result, "api")
+    assert (api["healthy"], api["status"]) == (False, None)
+    assert "connection failed" in api["error"]
+    assert "Refused" in api["error"]
+    assert value_of("PrimaryHealthy", App=APP) == 0
+    assert value_of("PrimaryEndpointHealthy", App=APP, Target="api") == 0
+
+
+@pytest.mark.parametrize(
+    ("answer", "healthy", "region", "error"),
+    [
+        (Answer(200, {"status": "ok", "region": "eu-west-1"}), True, "eu-west-1", None),
+        (Answer(200, {"region": "us-east-1", "role": "primary"}), True, "us-east-1", None),
+        (Answer(200, "OK"), True, None, None),
+        (Answer(200, {"status": "degraded", "region": "us-east-1"}), False, "us-east-1", "body status"),
+        (Answer(404, "not found"), False, None, "HTTP 404"),
+        (Answer(204, ""), False, None, "HTTP 204"),
+        (Answer(302, "", headers=(("Location", "/api/health"),)), False, None, "HTTP 302"),
+    ],
+    ids=[
+        "ok-with-region",
+        "no-status-key",
+        "plain-text",
+        "status-not-ok",
+        "404",
+        "204",
+        "redirect-not-followed",
+    ],
+)
+def test_answers_other_than_5xx_are_judged_once(
+    server: HealthServer,
+    cloudwatch: BaseClient,
+    ssm: BaseClient,
+    answer: Answer,
+    healthy: bool,
+    region: str | None,
+    error: str | None,
+) -> None:
+    server.answer("web", then=answer)
+
+    web = target(probe.run(settings(server), cloudwatch, ssm), "web")
+
+    assert server.hits("web") == 1
+    assert (web["healthy"], web["status"], web["region"]) == (healthy, answer.status, region)
+    if error is None:
+        assert web["error"] is None
+    else:
+        assert error in web["error"]
+    assert value_of("PrimaryEndpointHealthy", App=APP, Target="web") == (1 if healthy else 0)
+
+
+# ---------------------------------------------------------------------------------------------
+# The failover switch
+# ---------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("latch", "switch"),
+    [("active", 1), ("standby", 0), (None, 0), ("failing-back", 0)],
+    ids=["active", "standby", "absent", "other-state"],
+)
+def test_the_switch_follows_the_latch(
+    server: HealthServer, cloudwatch: BaseClient, ssm: BaseClient, latch: str | None, switch: int
+) -> None:
+    if latch is not None:
+        put_latch(ssm, latch)
+
+    result = probe.run(settings(server), cloudwatch, ssm)
+
+    assert result["switch"] == switch
+    assert result["errors"] == []
+    assert published(SWITCH_NAME) == [(SWITCH_NS, SWITCH_NAME, float(switch), {"App": APP})]
+
+
+def test_the_switch_shares_the_call_when_the_namespaces_match(
+    server: HealthServer, cloudwatch: BaseClient, ssm: BaseClient
+) -> None:
+    put_latch(ssm, "active")
+    puts = count_calls(cloudwatch, "provide-client-params.cloudwatch.PutMetricData")
+
+    result = probe.run(settings(server, SWITCH_NAMESPACE=HEALTH_NS), cloudwatch, ssm)
+
+    assert result["switch"] == 1
+    assert len(puts) == 1
+    assert {m["MetricName"] for m in puts[0]["MetricData"]} == {
+        "PrimaryEndpointHealthy",
+        "PrimaryEndpointLatency",
+        "PrimaryHealthy",
+        SWITCH_NAME,
+    }
+    assert published(SWITCH_NAME) == [(HEALTH_NS, SWITCH_NAME, 1.0, {"App": APP})]
+
+
+@pytest.mark.parametrize("code", ["AccessDeniedException", "ThrottlingException", "InternalServerError"])
+def test_an_unreadable_latch_never_moves_the_switch(
+    server: HealthServer,
+    cloudwatch: BaseClient,
+    ssm: BaseClient,
+    caplog: pytest.LogCaptureFixture,
+    code: str,
+) -> None:
+    put_latch(ssm, "active")
+    fail_with(ssm, "before-call.ssm.GetParameter", code)
+    caplog.set_level(logging.INFO, logger=probe.LOGGER.name)
+
+    result = probe.run(settings(server), cloudwatch, ssm)
+
+    assert result["switch"] is None
+    assert [(e["stage"], e["code"]) for e in result["errors"]] == [("latch", code)]
+    assert published(SWITCH_NAME) == []
+    # The health metrics are still published.
+    assert value_of("PrimaryHealthy", App=APP) == 1
+    logged = [json.loads(r.getMessage()) for r in caplog.records if r.levelno == logging.ERROR]
+    assert [(line["message"], line["error_code"], line["parameter"]) for line in logged] == [
+        ("latch unreadable; switch metric not published", code, LATCH)
+    ]
+
+
+@pytest.mark.parametrize("value", ["active", '["active"]', '{"state": 1}', '{"since": "yesterday"}'])
+def test_a_malformed_latch_never_moves_the_switch(
+    server: HealthServer, cloudwatch: BaseClient, ssm: BaseClient, value: str
+) -> None:
+    ssm.put_parameter(Name=LATCH, Value=value, Type="String")
+
+    result = probe.run(settings(server), cloudwatch, ssm)
+
+    assert result["switch"] is None
+    assert [e["code"] for e in result["errors"]] == ["MalformedLatch"]
+    assert published(SWITCH_NAME) == []
+
+
+def test_a_refused_put_metric_data_fails_the_run(
+    server: HealthServer, cloudwatch: BaseClient, ssm: BaseClient
+) -> None:
+    fail_with(cloudwatch, "before-call.cloudwatch.PutMetricData", "AccessDenied", status=403)
+
+    with pytest.raises(probe.PublishError, match="AccessDenied") as raised:
+        probe.run(settings(server), cloudwatch, ssm)
+
+    errors = raised.value.result["errors"]
+    assert [(e["stage"], e["namespace"], e["code"]) for e in errors] == [
+        ("publish", HEALTH_NS, "AccessDenied"),
+        ("publish", SWITCH_NS, "AccessDenied"),
+    ]
+    assert raised.value.result["healthy"] is True
+
+
+# ---------------------------------------------------------------------------------------------
+# The handler and its configuration
+# ---------------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def fresh_handler(monkeypatch: pytest.MonkeyPatch) -> Callable[[dict[str, str]], dict[str, Any]]:
+    """Call the Lambda handler with exactly ``env`` (and no clients left over from another test)."""
+    monkeypatch.setattr(handler_module, "_CLIENTS", {})
+
+    def call(env: dict[str, str]) -> dict[str, Any]:
+        for key in (
+            "TARGETS",
+            "TIMEOUT_SECONDS",
+            "ATTEMPTS",
+            "METRIC_NAMESPACE",
+            "APP",
+            "SWITCH_NAMESPACE",
+            "SWITCH_METRIC",
+            "SWITCH_DIMENSIONS",
+            "LATCH_PARAMETER",
+            "LOG_LEVEL",
+            "AWS_REGION",
+        ):
+            monkeypatch.delenv(key, raising=False)
+        for key, value in env.items():
+            monkeypatch.setenv(key, value)
+        return handler_module.handler({"source": "aws.events"}, None)
+
+    return call
+
+
+def test_the_handler_publishes_in_its_own_region(
+    server: HealthServer, aws: None, fresh_handler: Callable[[dict[str, str]], dict[str, Any]]
+) -> None:
+    boto3.client("ssm", region_name=REGION).put_parameter(
+        Name=LATCH, Value=json.dumps({"state": "active"}), Type="String"
+    )
+
+    result = fresh_handler(base_env(server))
+
+    assert (result["healthy"], result["switch"], result["errors"]) == (True, 1, [])
+    assert value_of("PrimaryHealthy", App=APP) == 1
+    assert published(region="us-east-1") == []  # not AWS_DEFAULT_REGION
+
+
+def test_defaults() -> None:
+    s = probe.Settings.from_env(
+        {
+            "AWS_REGION": REGION,
+            "TARGETS": '[{"name": "web", "url": "https://web.example.com/health"}]',
+            "APP": APP,
+            "SWITCH_NAMESPACE": SWITCH_NS,
+            "SWITCH_METRIC": SWITCH_NAME,
+            "SWITCH_DIMENSIONS": "{}",
+            "LATCH_PARAMETER": LATCH,
+        }
+    )
+    assert (s.timeout_seconds, s.attempts, s.metric_namespace, s.log_level) == (5.0, 2, HEALTH_NS, "INFO")
+    assert s.targets == (probe.Target("web", "https://web.example.com/health"),)
+    assert s.switch == probe.SwitchMetric(SWITCH_NS, SWITCH_NAME, {})
+
+
+@pytest.mark.parametrize(
+    ("overrides", "variable"),
+    [
+        ({"TARGETS": None}, "TARGETS"),
+        ({"TARGETS": "web=https://x/health"}, "TARGETS"),
+        ({"TARGETS": '{"name": "web", "url": "https://x/health"}'}, "TARGETS"),
+        ({"TARGETS": "[]"}, "TARGETS"),
+        ({"TARGETS": '["https://x/health"]'}, "TARGETS[0]"),
+        ({"TARGETS": '[{"name": "web"}]'}, "TARGETS[0]"),
+        ({"TARGETS": '[{"url": "https://x/health"}]'}, "TARGETS[0]"),
+        ({"TARGETS": '[{"name": "web", "url": "file:///etc/passwd"}]'}, "TARGETS[0].url"),
+        (
+            {
+                "TARGETS": '[{"name": "web", "url": "https://a/health"}, {"name": "web", "url": "https://b/health"}]'
+            },
+            "TARGETS",
+        ),
+        ({"TIMEOUT_SECONDS": "five"}, "TIMEOUT_SECONDS"),
+        ({"TIMEOUT_SECONDS": "0"}, "TIMEOUT_SECONDS"),
+        ({"TIMEOUT_SECONDS": "-1"}, "TIMEOUT_SECONDS"),
+        ({"TIMEOUT_SECONDS": "nan"}, "TIMEOUT_SECONDS"),
+        ({"TIMEOUT_SECONDS": "31"}, "TIMEOUT_SECONDS"),
+        ({"ATTEMPTS": "0"}, "ATTEMPTS"),
+        ({"ATTEMPTS": "1.5"}, "ATTEMPTS"),
+        ({"ATTEMPTS": "twice"}, "ATTEMPTS"),
+        ({"ATTEMPTS": "5", "TIMEOUT_SECONDS": "10"}, "ATTEMPTS x TIMEOUT_SECONDS"),
+        ({"METRIC_NAMESPACE": "AWS/Route53"}, "METRIC_NAMESPACE"),
+        ({"APP": None}, "APP"),
+        ({"AWS_REGION": None}, "AWS_REGION"),
+        ({"SWITCH_NAMESPACE": None}, "SWITCH_NAMESPACE"),
+        ({"SWITCH_METRIC": ""}, "SWITCH_METRIC"),
+        ({"SWITCH_DIMENSIONS": None}, "SWITCH_DIMENSIONS"),
+        ({"SWITCH_DIMENSIONS": "App=shop"}, "SWITCH_DIMENSIONS"),
+        ({"SWITCH_DIMENSIONS": '[{"Name": "App", "Value": "shop"}]'}, "SWITCH_DIMENSIONS"),
+        ({"SWITCH_DIMENSIONS": '{"App": 1}'}, "SWITCH_DIMENSIONS"),
+        ({"LATCH_PARAMETER": None}, "LATCH_PARAMETER"),
+        ({"LOG_LEVEL": "chatty"}, "LOG_LEVEL"),
+    ],
+)
+def test_bad_configuration_fails_before_any_probe_or_aws_call(
+    server: HealthServer,
+    aws: None,
+    fresh_handler: Callable[[dict[str, str]], dict[str, Any]],
+    overrides: dict[str, str | None],
+    variable: str,
+) -> None:
+    with pytest.raises(probe.ConfigurationError) as raised:
+        fresh_handler(base_env(server, **overrides))
+
+    message = str(raised.value)
+    assert message.startswith(variable), message
+    assert "must" in message
+    assert server.hits("web") == server.hits("api") == 0
+    assert published(region=REGION) == []
+    assert handler_module._CLIENTS == {}  # no client was even made
