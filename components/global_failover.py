@@ -24,6 +24,7 @@ import pulumi_aws as aws
 
 from components.config import StackConfig
 from components.failover import DesiredTier
+from components.storage import replication_rule
 from components.wiring import PrimaryOutputs
 
 SWITCH_NAMESPACE = "Pilotlight/Failover"
@@ -56,6 +57,9 @@ class GlobalFailoverArgs:
         dr_web_dns: region B's load balancer DNS name.
         dr_api_domain: region B's API custom domain target (None without certificates).
         alarm_topic_arn: the SNS topic in region B that alarms notify.
+        replica_bucket_arn: region B's replica bucket (data tier); with ``replica_kms_key_arn``, turns
+            on S3 replication from the primary's application bucket.
+        replica_kms_key_arn: region B's key that encrypts the replicas.
     """
 
     config: StackConfig
@@ -66,6 +70,8 @@ class GlobalFailoverArgs:
     dr_web_dns: pulumi.Input[str]
     dr_api_domain: pulumi.Input[str] | None
     alarm_topic_arn: pulumi.Input[str]
+    replica_bucket_arn: pulumi.Input[str] | None = None
+    replica_kms_key_arn: pulumi.Input[str] | None = None
 
 
 class GlobalFailover(pulumi.ComponentResource):
@@ -198,6 +204,23 @@ class GlobalFailover(pulumi.ComponentResource):
                 args.dr_api_domain,
                 calculated("api", api_check),
             )
+
+        # --- data tier: S3 replication of the primary's bucket to region B (components/storage.py) ---
+        # The rule lives on the bucket in region A, but the role goes through region B's provider.
+        if args.replica_bucket_arn is not None and args.replica_kms_key_arn is not None:
+            self.s3_replication = replication_rule(
+                f"{name}-s3-replication",
+                source_bucket_id=args.primary["appBucketName"],
+                source_bucket_arn=args.primary["appBucketArn"],
+                source_kms_key_arn=args.primary["kmsKeyArn"],
+                dest_bucket_arn=args.replica_bucket_arn,
+                dest_kms_key_arn=args.replica_kms_key_arn,
+                rtc=cfg.storage.replication_time_control,
+                parent=self,
+                source_provider=args.primary_provider,
+                role_provider=args.dr_provider,
+            )
+        # --- end data tier ---
 
         self.zone_id = pulumi.Output.from_input(zone_id)
         self.switch_alarm_name = switch_alarm.name

@@ -10,6 +10,7 @@ import pulumi_aws as aws
 
 from components.compute import WebTier, WebTierArgs
 from components.config import StackConfig
+from components.data import DrDataTier, DrDataTierArgs
 from components.failover import DesiredTier, Latch, dr_capacity
 from components.global_failover import SWITCH_METRIC, SWITCH_NAMESPACE
 from components.network import Network, NetworkArgs
@@ -36,6 +37,16 @@ class PilotLightRegionArgs:
     primary_provider: pulumi.ProviderResource
 
 
+def replica_lag_alarm(cfg: StackConfig, data: DrDataTier) -> tuple[str, str, pulumi.Input[str], float]:
+    """The replica-lag alarm for the mode: RDS reports seconds per instance, Aurora ms per cluster."""
+    bound = cfg.database.max_replication_lag_seconds
+    if cfg.database.mode == "rds-replica":
+        assert data.database.instance_id is not None
+        return ("ReplicaLag", "DBInstanceIdentifier", data.database.instance_id, float(bound))
+    assert data.database.cluster_id is not None
+    return ("AuroraGlobalDBReplicationLag", "DBClusterIdentifier", data.database.cluster_id, bound * 1000.0)
+
+
 class PilotLightRegion(pulumi.ComponentResource):
     """Region B: network, replica data tier, dormant web and API tiers, the failover orchestrator."""
 
@@ -46,6 +57,14 @@ class PilotLightRegion(pulumi.ComponentResource):
     observability: Observability
     orchestrator: Orchestrator
     runbook: dict[str, Any]
+    app_security_group: aws.ec2.SecurityGroup
+    data: DrDataTier
+    runbook_data: dict[str, pulumi.Input[Any]]
+    replica_bucket_arn: pulumi.Output[str]
+    replica_kms_key_arn: pulumi.Output[str]
+    # TABLE_NAME, RECEIPTS_BUCKET, RECEIPTS_KMS_KEY_ID, DB_MODE, DB_INSTANCE_ID or
+    # GLOBAL_CLUSTER_ID + DB_CLUSTER_ARN: the data tier's part of the api function's environment.
+    api_data_environment: dict[str, pulumi.Input[str]]
 
     def __init__(
         self, name: str, args: PilotLightRegionArgs, opts: pulumi.ResourceOptions | None = None
@@ -75,6 +94,39 @@ class PilotLightRegion(pulumi.ComponentResource):
         )
         self.latch_parameter_name = latch.name
 
+        # --- data tier (components/data.py, components/storage.py) ---
+        # The app tier's instances and functions join this group; the database admits only it.
+        self.app_security_group = aws.ec2.SecurityGroup(
+            f"{name}-app-sg",
+            vpc_id=self.network.vpc_id,
+            description="app tier: web instances and functions (the only clients of the database)",
+            egress=[
+                aws.ec2.SecurityGroupEgressArgs(
+                    protocol="-1", from_port=0, to_port=0, cidr_blocks=["0.0.0.0/0"]
+                )
+            ],
+            tags={"Name": f"{cfg.prefix}-app"},
+            opts=child,
+        )
+        self.data = DrDataTier(
+            f"{name}-data",
+            DrDataTierArgs(
+                config=cfg,
+                primary=args.primary,
+                tier=args.tier,
+                vpc_id=self.network.vpc_id,
+                isolated_subnet_ids=self.network.isolated_subnet_ids,
+                app_security_group_id=self.app_security_group.id,
+                primary_provider=args.primary_provider,
+            ),
+            child,
+        )
+        self.runbook_data = self.data.runbook_data
+        self.replica_bucket_arn = self.data.replica_bucket_arn
+        self.replica_kms_key_arn = self.data.replica_kms_key_arn
+        self.api_data_environment = self.data.api_environment
+        # --- end data tier ---
+
         # --- app tier: deployed, dormant until the failover module says otherwise ---
         tier = args.tier
         self.web = WebTier(
@@ -93,6 +145,7 @@ class PilotLightRegion(pulumi.ComponentResource):
                 certificate_arn=cfg.routing.dr_certificate_arn,
                 volume_size=cfg.compute.volume_size,
                 manage_desired=False,
+                extra_security_group_ids=[self.app_security_group.id],
             ),
             child,
         )
@@ -103,7 +156,19 @@ class PilotLightRegion(pulumi.ComponentResource):
                 role="dr",
                 enabled=tier.event_sources_enabled,
                 reserved_concurrency=tier.reserved_concurrency,
-                environment={"LATCH_PARAMETER": cfg.latch_parameter_name, "LATCH_REGION": cfg.dr_region},
+                # The global table's replica in region B: same name, this region's ARN.
+                table_name=args.primary["tableName"],
+                table_arn=str(args.primary["tableArn"]).replace(
+                    f":{cfg.primary_region}:", f":{cfg.dr_region}:"
+                ),
+                bucket_name=self.data.bucket.bucket_name,
+                bucket_arn=self.data.replica_bucket_arn,
+                kms_key_arn=self.data.kms_key_arn,
+                environment={
+                    "LATCH_PARAMETER": cfg.latch_parameter_name,
+                    "LATCH_REGION": cfg.dr_region,
+                    **self.api_data_environment,
+                },
             ),
             child,
         )
@@ -119,6 +184,7 @@ class PilotLightRegion(pulumi.ComponentResource):
                 api_stage=self.api.stage_name,
                 alert_email=cfg.routing.alert_email,
                 watch_primary=True,
+                replica_lag=replica_lag_alarm(cfg, self.data),
                 confirmation_minutes=cfg.routing.confirmation_minutes,
             ),
             child,
@@ -150,7 +216,7 @@ class PilotLightRegion(pulumi.ComponentResource):
             "notifyTopicArn": self.observability.topic_arn,
             "primaryHealthUrl": args.primary["apiHealthUrl"],
             "drHealthUrl": self.api.health_url,
-            **getattr(self, "runbook_data", {}),
+            **self.runbook_data,
         }
         self.orchestrator = Orchestrator(
             f"{name}-orchestrator",
@@ -188,6 +254,8 @@ class PilotLightRegion(pulumi.ComponentResource):
             "operatorPolicyArn": self.orchestrator.operator_policy_arn,
             "runbook": self.runbook,
         }
+        # data tier
+        self._exports.update({**self.data.exports(), "drAppSecurityGroupId": self.app_security_group.id})
         self.register_outputs(self._exports)
 
     def exports(self) -> dict[str, Any]:

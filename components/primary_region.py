@@ -6,9 +6,11 @@ from dataclasses import dataclass
 from typing import Any
 
 import pulumi
+import pulumi_aws as aws
 
 from components.compute import WebTier, WebTierArgs
 from components.config import StackConfig
+from components.data import PrimaryDataTier, PrimaryDataTierArgs
 from components.failover import Capacity
 from components.network import Network, NetworkArgs
 from components.observability import Observability, ObservabilityArgs
@@ -36,6 +38,11 @@ class PrimaryRegion(pulumi.ComponentResource):
     web: WebTier
     api: ApiTier
     observability: Observability
+    app_security_group: aws.ec2.SecurityGroup
+    data: PrimaryDataTier
+    # TABLE_NAME, RECEIPTS_BUCKET, RECEIPTS_KMS_KEY_ID, DB_MODE, DB_INSTANCE_ID or
+    # GLOBAL_CLUSTER_ID + DB_CLUSTER_ARN: the data tier's part of the api function's environment.
+    api_data_environment: dict[str, pulumi.Input[str]]
 
     def __init__(
         self, name: str, args: PrimaryRegionArgs, opts: pulumi.ResourceOptions | None = None
@@ -52,6 +59,33 @@ class PrimaryRegion(pulumi.ComponentResource):
             ),
             pulumi.ResourceOptions(parent=self),
         )
+        # --- data tier (components/data.py, components/storage.py) ---
+        # The app tier's instances and functions join this group; the database admits only it.
+        self.app_security_group = aws.ec2.SecurityGroup(
+            f"{name}-app-sg",
+            vpc_id=self.network.vpc_id,
+            description="app tier: web instances and functions (the only clients of the database)",
+            egress=[
+                aws.ec2.SecurityGroupEgressArgs(
+                    protocol="-1", from_port=0, to_port=0, cidr_blocks=["0.0.0.0/0"]
+                )
+            ],
+            tags={"Name": f"{cfg.prefix}-app"},
+            opts=pulumi.ResourceOptions(parent=self),
+        )
+        self.data = PrimaryDataTier(
+            f"{name}-data",
+            PrimaryDataTierArgs(
+                config=cfg,
+                vpc_id=self.network.vpc_id,
+                isolated_subnet_ids=self.network.isolated_subnet_ids,
+                app_security_group_id=self.app_security_group.id,
+                dr_provider=args.dr_provider,
+            ),
+            pulumi.ResourceOptions(parent=self),
+        )
+        self.api_data_environment = self.data.api_environment
+        # --- end data tier ---
         # --- app tier ---
         capacity = Capacity(cfg.compute.min_size, cfg.compute.desired_capacity, cfg.compute.max_size)
         self.web = WebTier(
@@ -69,6 +103,7 @@ class PrimaryRegion(pulumi.ComponentResource):
                 certificate_arn=cfg.routing.certificate_arn,
                 volume_size=cfg.compute.volume_size,
                 manage_desired=True,
+                extra_security_group_ids=[self.app_security_group.id],
             ),
             pulumi.ResourceOptions(parent=self),
         )
@@ -79,7 +114,16 @@ class PrimaryRegion(pulumi.ComponentResource):
                 role="primary",
                 enabled=True,
                 reserved_concurrency=None,
-                environment={"LATCH_PARAMETER": cfg.latch_parameter_name, "LATCH_REGION": cfg.dr_region},
+                table_name=self.data.table_name,
+                table_arn=self.data.table_arn,
+                bucket_name=self.data.bucket_name,
+                bucket_arn=self.data.bucket.bucket_arn,
+                kms_key_arn=self.data.bucket_kms_key_arn,
+                environment={
+                    "LATCH_PARAMETER": cfg.latch_parameter_name,
+                    "LATCH_REGION": cfg.dr_region,
+                    **self.api_data_environment,
+                },
             ),
             pulumi.ResourceOptions(parent=self),
         )
@@ -118,6 +162,8 @@ class PrimaryRegion(pulumi.ComponentResource):
             "functionNames": [self.api.function_name],
             "alertTopicArn": self.observability.topic_arn,
         }
+        # data tier
+        self._exports.update({**self.data.exports(), "appSecurityGroupId": self.app_security_group.id})
         self.register_outputs(self._exports)
 
     def exports(self) -> dict[str, Any]:

@@ -44,7 +44,9 @@ def run(cfg: StackConfig) -> dict[str, Any]:
         return region.exports()
 
     assert cfg.primary_stack is not None  # guaranteed by config validation
-    primary = read_primary_outputs(cfg.primary_stack, cfg.primary_region)
+    primary = read_primary_outputs(
+        cfg.primary_stack, cfg.primary_region, expected_database_mode=cfg.database.mode
+    )
     tier = failover.decide(
         cfg.dr,
         primary.web_capacity,
@@ -68,6 +70,8 @@ def run(cfg: StackConfig) -> dict[str, Any]:
             dr_web_dns=dr.web.alb_dns_name,
             dr_api_domain=None,
             alarm_topic_arn=dr.observability.topic_arn,
+            replica_bucket_arn=dr.replica_bucket_arn,  # data tier
+            replica_kms_key_arn=dr.replica_kms_key_arn,
         ),
     )
     return {**dr.exports(), **glob.exports()}

@@ -43,11 +43,11 @@ class ApiTierArgs:
     role: str
     enabled: bool
     reserved_concurrency: int | None
-    table_name: pulumi.Input[str] | None = None
-    table_arn: pulumi.Input[str] | None = None
-    bucket_name: pulumi.Input[str] | None = None
-    bucket_arn: pulumi.Input[str] | None = None
-    kms_key_arn: pulumi.Input[str] | None = None
+    table_name: pulumi.Input[str]
+    table_arn: pulumi.Input[str]
+    bucket_name: pulumi.Input[str]
+    bucket_arn: pulumi.Input[str]
+    kms_key_arn: pulumi.Input[str]
     environment: dict[str, pulumi.Input[str]] = field(default_factory=dict)
     log_retention_days: int = 30
     extra_policy_statements: list[dict] = field(default_factory=list)
@@ -59,35 +59,25 @@ def _data_statements(args: ApiTierArgs) -> list[dict]:
     Health reads the table's status, which database is the writer, and the latch: without these a
     health check answers 503 and Route 53 would fail the region over for a missing permission.
     """
-    statements: list[dict] = [
-        {"Effect": "Allow", "Action": ["rds:DescribeDBInstances", "rds:DescribeGlobalClusters"], "Resource": "*"},
+    return [
+        {
+            "Effect": "Allow",
+            "Action": ["rds:DescribeDBInstances", "rds:DescribeGlobalClusters"],
+            "Resource": "*",
+        },
         {"Effect": "Allow", "Action": ["ssm:GetParameter"], "Resource": "*"},
+        {
+            "Effect": "Allow",
+            "Action": ["dynamodb:PutItem", "dynamodb:GetItem", "dynamodb:DescribeTable"],
+            "Resource": args.table_arn,
+        },
+        {
+            "Effect": "Allow",
+            "Action": ["s3:PutObject"],
+            "Resource": pulumi.Output.concat(args.bucket_arn, "/receipts/*"),
+        },
+        {"Effect": "Allow", "Action": ["kms:GenerateDataKey", "kms:Decrypt"], "Resource": args.kms_key_arn},
     ]
-    if args.table_arn is not None:
-        statements.append(
-            {
-                "Effect": "Allow",
-                "Action": ["dynamodb:PutItem", "dynamodb:GetItem", "dynamodb:DescribeTable"],
-                "Resource": args.table_arn,
-            }
-        )
-    if args.bucket_arn is not None:
-        statements.append(
-            {
-                "Effect": "Allow",
-                "Action": ["s3:PutObject"],
-                "Resource": pulumi.Output.concat(args.bucket_arn, "/receipts/*"),
-            }
-        )
-    if args.kms_key_arn is not None:
-        statements.append(
-            {
-                "Effect": "Allow",
-                "Action": ["kms:GenerateDataKey", "kms:Decrypt"],
-                "Resource": args.kms_key_arn,
-            }
-        )
-    return statements
 
 
 class ApiTier(pulumi.ComponentResource):
@@ -183,8 +173,8 @@ class ApiTier(pulumi.ComponentResource):
             environment=aws.lambda_.FunctionEnvironmentArgs(
                 variables={
                     "STACK_ROLE": args.role,
-                    **({"TABLE_NAME": args.table_name} if args.table_name is not None else {}),
-                    **({"RECEIPTS_BUCKET": args.bucket_name} if args.bucket_name is not None else {}),
+                    "TABLE_NAME": args.table_name,
+                    "RECEIPTS_BUCKET": args.bucket_name,
                     **args.environment,
                 }
             ),

@@ -151,9 +151,7 @@ def assume_role_policy(service: str) -> str:
     return json.dumps(
         {
             "Version": "2012-10-17",
-            "Statement": [
-                {"Effect": "Allow", "Principal": {"Service": service}, "Action": "sts:AssumeRole"}
-            ],
+            "Statement": [{"Effect": "Allow", "Principal": {"Service": service}, "Action": "sts:AssumeRole"}],
         }
     )
 
@@ -316,9 +314,9 @@ def replication_rule(
     policy = aws.iam.RolePolicy(
         f"{name}-policy",
         role=role.id,
-        policy=pulumi.Output.all(source_bucket_arn, source_kms_key_arn, dest_bucket_arn, dest_kms_key_arn).apply(
-            lambda v: json.dumps(replication_role_policy(str(v[0]), str(v[1]), str(v[2]), str(v[3])))
-        ),
+        policy=pulumi.Output.all(
+            source_bucket_arn, source_kms_key_arn, dest_bucket_arn, dest_kms_key_arn
+        ).apply(lambda v: json.dumps(replication_role_policy(str(v[0]), str(v[1]), str(v[2]), str(v[3])))),
         opts=pulumi.ResourceOptions(parent=parent, provider=role_provider),
     )
     time_control = (
@@ -402,7 +400,9 @@ def application_table(
         stream_enabled=True,
         stream_view_type="NEW_AND_OLD_IMAGES",
         point_in_time_recovery=aws.dynamodb.TablePointInTimeRecoveryArgs(enabled=True),
-        server_side_encryption=aws.dynamodb.TableServerSideEncryptionArgs(enabled=True, kms_key_arn=kms_key_arn),
+        server_side_encryption=aws.dynamodb.TableServerSideEncryptionArgs(
+            enabled=True, kms_key_arn=kms_key_arn
+        ),
         deletion_protection_enabled=protect,
         replicas=[
             aws.dynamodb.TableReplicaArgs(
@@ -488,7 +488,9 @@ class BackupPlan(pulumi.ComponentResource):
                     copy_actions=[
                         aws.backup.PlanRuleCopyActionArgs(
                             destination_vault_arn=copy_vault.arn,
-                            lifecycle=aws.backup.PlanRuleCopyActionLifecycleArgs(delete_after=args.retention_days),
+                            lifecycle=aws.backup.PlanRuleCopyActionLifecycleArgs(
+                                delete_after=args.retention_days
+                            ),
                         )
                     ],
                 )

@@ -30,6 +30,15 @@ REQUIRED_PRIMARY_OUTPUTS: tuple[str, ...] = (
     "apiStage",
     "apiHealthUrl",
     "functionNames",
+    # data tier (the mode-specific ones are checked by check_database_outputs)
+    "databaseMode",
+    "databaseEngine",
+    "databaseEngineVersion",
+    "kmsKeyArn",
+    "appBucketName",
+    "appBucketArn",
+    "tableName",
+    "dbSecretReplicaArn",
 )
 
 
@@ -56,7 +65,14 @@ class PrimaryOutputs:
         return Capacity(int(raw["min"]), int(raw["desired"]), int(raw["max"]))
 
     @classmethod
-    def validate(cls, stack: str, values: Mapping[str, Any], expected_region: str) -> PrimaryOutputs:
+    def validate(
+        cls,
+        stack: str,
+        values: Mapping[str, Any],
+        expected_region: str,
+        *,
+        expected_database_mode: str | None = None,
+    ) -> PrimaryOutputs:
         """Check every required output is present and usable; one error lists all problems."""
         missing = [k for k in REQUIRED_PRIMARY_OUTPUTS if values.get(k) in (None, "")]
         if missing:
@@ -77,18 +93,65 @@ class PrimaryOutputs:
                 f"primary stack {stack!r}: output 'webCapacity' is {values['webCapacity']!r}; expected "
                 f"{{min, desired, max}} ({exc})"
             ) from exc
+        if expected_database_mode is not None:
+            check_database_outputs(stack, values, expected_database_mode)
         return out
 
 
-def read_primary_outputs(stack: str, expected_region: str) -> PrimaryOutputs:
+def read_primary_outputs(
+    stack: str, expected_region: str, *, expected_database_mode: str | None = None
+) -> PrimaryOutputs:
     """Read and validate the primary stack's outputs (plain values) through a StackReference."""
     ref = pulumi.StackReference(f"{stack}-ref", stack_name=stack)
     values: dict[str, Any] = {}
     for key in REQUIRED_PRIMARY_OUTPUTS + OPTIONAL_PRIMARY_OUTPUTS:
         details = _sync_await(ref.get_output_details(key))
         values[key] = details.value if details.value is not None else details.secret_value
-    return PrimaryOutputs.validate(stack, values, expected_region)
+    return PrimaryOutputs.validate(
+        stack, values, expected_region, expected_database_mode=expected_database_mode
+    )
 
+
+# --- data tier ---
+# Outputs of one database mode only: required when the dr stack runs that mode.
+DATABASE_MODE_OUTPUTS: dict[str, tuple[str, ...]] = {
+    "rds-replica": (
+        "dbInstanceArn",
+        "dbInstanceId",
+        "dbSubnetGroupName",  # the failback replica in region A reuses the primary's network pieces
+        "dbParameterGroupName",
+        "dbSecurityGroupId",
+    ),
+    "aurora-global": ("globalClusterId", "primaryClusterId", "primaryClusterArn"),
+}
+
+
+def check_database_outputs(stack: str, values: Mapping[str, Any], expected_mode: str) -> None:
+    """The primary's database mode is this stack's, and its outputs for that mode are all there."""
+    mode = values.get("databaseMode")
+    if mode != expected_mode:
+        raise StackWiringError(
+            f"primary stack {stack!r} runs pilotlight:database.mode {mode!r} but this dr stack has "
+            f"{expected_mode!r}; both stacks must use the same mode (a replica cannot follow a different kind "
+            f"of database). Set pilotlight:database.mode to {mode!r} on the dr stack, or change and redeploy "
+            "the primary first."
+        )
+    missing = [k for k in DATABASE_MODE_OUTPUTS.get(expected_mode, ()) if values.get(k) in (None, "")]
+    if missing:
+        raise StackWiringError(
+            f"primary stack {stack!r} (pilotlight:primaryStack) is missing output(s) {', '.join(missing)} "
+            f"needed by database mode {expected_mode!r}. Redeploy it with this version of pilotlight."
+        )
+
+
+# --- end data tier ---
 
 # Outputs added by later tiers are read when present; the tiers that need them require them.
-OPTIONAL_PRIMARY_OUTPUTS: tuple[str, ...] = ()
+OPTIONAL_PRIMARY_OUTPUTS: tuple[str, ...] = (
+    *(k for keys in DATABASE_MODE_OUTPUTS.values() for k in keys),  # data tier
+    "globalClusterArn",
+    "primaryClusterReaderEndpoint",
+    "dbSecretArn",
+    "replicaKmsKeyArn",
+    "tableArn",
+)
