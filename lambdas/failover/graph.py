@@ -141,10 +141,18 @@ FAILBACK = Runbook(
             description="Re-establish replication from region B to region A",
             long_running=True,
         ),
+        # Region B stops taking writes *before* the lag is measured and the writer moves: a write
+        # accepted in B after region A's database is promoted would never reach A. The price is a
+        # short write outage (this step until release_switch), the planned cost of losing nothing.
+        Step(
+            "scale_down_dr",
+            needs=("reestablish_replication",),
+            description="Stop writes in region B: web tier 0, functions at zero concurrency",
+        ),
         Step(
             "wait_replication_lag",
-            needs=("reestablish_replication",),
-            description="Wait until replication lag B -> A is under the bound",
+            needs=("scale_down_dr",),
+            description="Wait until replication lag B -> A is under the bound (B no longer writes)",
             long_running=True,
         ),
         Step(
@@ -163,12 +171,7 @@ FAILBACK = Runbook(
             needs=("unfence_primary",),
             description="Release the failover switch: Route 53 prefers region A again",
         ),
-        Step(
-            "scale_down_dr",
-            needs=("release_switch",),
-            description="Return region B to standby: web tier 0, functions at zero concurrency",
-        ),
-        Step("clear_latch", needs=("scale_down_dr",), description="Set the latch back to standby"),
+        Step("clear_latch", needs=("release_switch",), description="Set the latch back to standby"),
         Step("notify", needs=("clear_latch",), description="Notify the operators (SNS, region B)"),
     ),
 )

@@ -1,0 +1,126 @@
+"""Fidelity fixes for the local AWS emulator (moto), used by the local drill and by the tests.
+
+These make moto behave like AWS where the runbook depends on it; they change the emulator,
+never the product's code paths (the runbook runs unmodified against the patched emulator):
+
+* ``PromoteReadReplica`` leaves ``ReadReplicaSourceDBInstanceIdentifier`` on the promoted
+  instance (real RDS clears it when the promotion completes, which is how the runbook knows the
+  promotion finished). The patch clears it and removes the instance from its source's replica list.
+* ``DescribeGlobalClusters`` ignores ``GlobalClusterIdentifier`` and returns every global cluster
+  of the account. The patch filters, and answers ``GlobalClusterNotFoundFault`` for an unknown one.
+* ``FailoverGlobalCluster`` and ``SwitchoverGlobalCluster`` are not implemented (moto answers
+  "not implemented"). The patch adds both to the RDS response class: the target member becomes the
+  writer and every other member a secondary; like RDS, a target cluster without any instance
+  (a headless secondary) is refused with ``InvalidDBClusterStateFault``.
+
+``patch_moto()`` applies the patches and returns a function that undoes them; the ``moto_gaps``
+fixture wraps it. The benchmark uses it too.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from moto.core.responses import ActionResult
+from moto.rds.exceptions import (
+    DBClusterNotFoundError,
+    InvalidDBClusterStateFault,
+    InvalidParameterValue,
+    RDSClientError,
+)
+from moto.rds.models import RDSBackend, rds_backends
+from moto.rds.responses import RDSResponse
+
+_MISSING = object()
+
+
+def _promote_read_replica(original: Callable[..., Any]) -> Callable[..., Any]:
+    def promote(self: RDSBackend, db_kwargs: dict[str, Any]) -> Any:
+        database = self.databases[db_kwargs["db_instance_identifier"]]
+        source_id = database.source_db_instance_identifier if database.is_replica else None
+        result = original(self, db_kwargs)
+        if source_id:
+            try:
+                source = self.find_db_from_id(source_id)
+            except Exception:  # the source may be gone (region A deleted it): nothing to unlink
+                source = None
+            if source is not None:
+                for ref in (database.db_instance_arn, database.db_instance_identifier):
+                    if ref in source.replicas:
+                        source.replicas.remove(ref)
+            database.source_db_instance_identifier = None
+        return result
+
+    return promote
+
+
+def _set_writer(response: RDSResponse) -> ActionResult:
+    gid = response.params["GlobalClusterIdentifier"]
+    target = response.params["TargetDbClusterIdentifier"]
+    clusters = response.global_backend.global_clusters
+    if gid not in clusters:
+        raise InvalidParameterValue(f"global cluster {gid} not found")
+    group = clusters[gid]
+    member = next((m for m in group.members if target in (m.db_cluster_arn, m.db_cluster_identifier)), None)
+    if member is None:
+        raise DBClusterNotFoundError(target, f"{target} is not a member of global cluster {gid}")
+    if not member._members:
+        raise InvalidDBClusterStateFault(f"cluster {target} has no DB instance to become the writer")
+    for m in group.members:
+        m.is_writer = m is member
+    return ActionResult({"GlobalCluster": group})
+
+
+class GlobalClusterNotFound(RDSClientError):
+    """RDS's answer for an unknown global cluster."""
+
+    def __init__(self, identifier: str) -> None:
+        super().__init__("GlobalClusterNotFoundFault", f"Global cluster {identifier} not found")
+
+
+def describe_global_clusters(self: RDSResponse) -> ActionResult:
+    """moto's DescribeGlobalClusters, honouring GlobalClusterIdentifier."""
+    wanted = self.params.get("GlobalClusterIdentifier")
+    clusters = self.global_backend.describe_global_clusters()
+    if wanted:
+        clusters = [c for c in clusters if c.global_cluster_identifier == wanted.lower()]
+        if not clusters:
+            raise GlobalClusterNotFound(wanted)
+    return ActionResult({"GlobalClusters": clusters})
+
+
+def failover_global_cluster(self: RDSResponse) -> ActionResult:
+    """moto stand-in for RDS FailoverGlobalCluster (AllowDataLoss or not, the effect is the same)."""
+    return _set_writer(self)
+
+
+def switchover_global_cluster(self: RDSResponse) -> ActionResult:
+    """moto stand-in for RDS SwitchoverGlobalCluster."""
+    return _set_writer(self)
+
+
+def patch_moto() -> Callable[[], None]:
+    """Apply the patches; returns the undo function."""
+    saved: list[tuple[Any, str, Any]] = []
+
+    def put(obj: Any, name: str, value: Any) -> None:
+        saved.append((obj, name, obj.__dict__.get(name, _MISSING)))
+        setattr(obj, name, value)
+
+    put(RDSBackend, "promote_read_replica", _promote_read_replica(RDSBackend.promote_read_replica))
+    put(RDSResponse, "describe_global_clusters", describe_global_clusters)
+    put(RDSResponse, "failover_global_cluster", failover_global_cluster)
+    put(RDSResponse, "switchover_global_cluster", switchover_global_cluster)
+
+    def undo() -> None:
+        for obj, name, value in reversed(saved):
+            if value is _MISSING:
+                delattr(obj, name)
+            else:
+                setattr(obj, name, value)
+
+    return undo
+
+
+__all__ = ["patch_moto", "rds_backends"]

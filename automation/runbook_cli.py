@@ -1,0 +1,250 @@
+"""Break-glass runbook CLI: ``python -m automation failover|failback`` from a laptop, boto3 only.
+
+Runs the same steps as the Step Functions state machine in region B (``lambdas.failover.steps``),
+in process (``lambdas.failover.executor``), so it works when the CI pipeline, Step Functions or
+the Pulumi state backend are unavailable. What the steps act on comes from the DR stack's
+``runbook`` output: read from a JSON file (``--outputs``, the break-glass path: keep a copy
+next to the runbook) or, when the Pulumi CLI and the state backend answer, from the stack.
+
+Exit status: 0 the runbook completed; 1 it stopped at a step (named, with the reason: fix it and
+run the same command again, finished steps answer already_done); 2 bad input or not confirmed,
+and nothing was done.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+import threading
+import time
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any, TextIO
+
+import boto3
+
+from lambdas.failover import executor
+from lambdas.failover.clients import Clients
+from lambdas.failover.context import ContextError, RunbookContext
+from lambdas.failover.executor import RunReport, StepRecord
+from lambdas.failover.graph import RUNBOOKS
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+"""The Pulumi project whose stack outputs are read when ``--outputs`` is not given."""
+
+EXIT_DONE, EXIT_STOPPED, EXIT_BAD_INPUT = 0, 1, 2
+
+
+class InputError(Exception):
+    """Bad input: reported with exit status 2 before anything is done."""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The command line."""
+    parser = argparse.ArgumentParser(
+        prog="python -m automation",
+        description="Run the failover or failback runbook from here, with boto3 (break-glass).",
+        epilog="Exit status: 0 done, 1 stopped at a step (run again to resume), 2 bad input / not confirmed.",
+    )
+    parser.add_argument("runbook", choices=sorted(RUNBOOKS), help="which runbook to run")
+    parser.add_argument("--stack", default="dr", help="DR stack whose `runbook` output to read (default: dr)")
+    parser.add_argument(
+        "--outputs",
+        metavar="FILE",
+        help="JSON file with the DR stack's `runbook` output (`pulumi stack output runbook --json`); "
+        "no Pulumi CLI or state backend needed",
+    )
+    parser.add_argument("--yes", action="store_true", help="do not ask for confirmation")
+    parser.add_argument(
+        "--force",
+        action="store_true",
+        help="fail over even if region A's health endpoint answers (skips confirm_primary_down)",
+    )
+    parser.add_argument("--reason", help="why: recorded in the latch and the notification")
+    parser.add_argument(
+        "--planned",
+        action="store_true",
+        help="region A is healthy: Aurora switchover (no data loss) instead of failover",
+    )
+    parser.add_argument(
+        "--endpoint-url", metavar="URL", help="AWS endpoint of a local emulator (moto server)"
+    )
+    parser.add_argument("--json", action="store_true", help="print the report as JSON on stdout")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log every step as JSON lines on stderr")
+    return parser
+
+
+def _stack_runbook_output(stack_name: str) -> Mapping[str, Any]:
+    """The ``runbook`` output of ``stack_name`` via the Pulumi Automation API (imported lazily)."""
+    hint = "pass --outputs FILE (the stack's `runbook` output as JSON)"
+    try:
+        from pulumi import automation as auto
+    except ImportError as exc:
+        raise InputError(f"the pulumi Python package is not installed; {hint}") from exc
+    try:
+        stack = auto.select_stack(stack_name=stack_name, work_dir=str(REPO_ROOT))
+        outputs = stack.outputs()
+    except FileNotFoundError as exc:
+        raise InputError(f"the Pulumi CLI is not installed or not on PATH; {hint}") from exc
+    except auto.CommandError as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise InputError(f"could not read the outputs of stack {stack_name!r}: {first}; {hint}") from exc
+    if "runbook" not in outputs:
+        raise InputError(f"stack {stack_name!r} has no `runbook` output; is it the DR stack? {hint}")
+    value = outputs["runbook"].value
+    if isinstance(value, str):
+        value = json.loads(value)
+    if not isinstance(value, Mapping):
+        raise InputError(f"stack {stack_name!r}: the `runbook` output is not an object")
+    return value
+
+
+def load_context(args: argparse.Namespace) -> RunbookContext:
+    """The runbook context from ``--outputs`` or from the stack; InputError/ContextError if unusable."""
+    if args.outputs:
+        try:
+            text = Path(args.outputs).read_text(encoding="utf-8")
+        except OSError as exc:
+            raise InputError(f"cannot read --outputs {args.outputs}: {exc.strerror or exc}") from exc
+        return RunbookContext.from_json(text)
+    return RunbookContext.from_dict(_stack_runbook_output(args.stack))
+
+
+def header(ctx: RunbookContext, runbook: str, args: argparse.Namespace) -> str:
+    """What is about to happen, for the person at the keyboard."""
+    book = RUNBOOKS[runbook]
+    to_region = ctx.dr_region if runbook == "failover" else ctx.primary_region
+    from_region = ctx.primary_region if runbook == "failover" else ctx.dr_region
+    if ctx.database_mode == "rds-replica":
+        db = f"rds-replica: {ctx.primary_db_instance_id} (A) / {ctx.dr_db_instance_id} (B)"
+    else:
+        db = f"aurora-global: {ctx.global_cluster_id}: {ctx.primary_cluster_id} (A) / {ctx.dr_cluster_id} (B)"
+    lines = [
+        f"pilotlight {runbook.upper()}: {ctx.app_name} ({ctx.environment})",
+        f"  traffic and writes move from {from_region} to {to_region}",
+        f"  region A: {ctx.primary_region}   region B (DR): {ctx.dr_region}",
+        f"  database: {db}",
+    ]
+    if args.endpoint_url:
+        lines.append(f"  AWS endpoint: {args.endpoint_url} (local emulator)")
+    lines.append("  steps (a line's steps run in parallel):")
+    for i, layer in enumerate(book.layers(), 1):
+        for j, step in enumerate(layer):
+            mark = f"{i:>2}." if j == 0 else "   "
+            note = ""
+            if step.name == "confirm_primary_down" and args.force:
+                note = "  [skipped: --force]"
+            elif step.best_effort:
+                note = "  [best effort]"
+            lines.append(f"    {mark} {step.name:<24} {step.description}{note}")
+    return "\n".join(lines)
+
+
+def confirm(ctx: RunbookContext, stdin: TextIO, out: TextIO) -> bool:
+    """Ask for the DR region's name; no terminal, end of input or a wrong answer means no."""
+    if not stdin.isatty():
+        print("stdin is not a terminal and --yes was not given.", file=out)
+        return False
+    print("Type the DR region name to confirm: ", end="", file=out, flush=True)
+    try:
+        answer = stdin.readline()
+    except (EOFError, OSError):
+        return False
+    if not answer:  # end of input
+        print("", file=out)
+        return False
+    if answer.strip() != ctx.dr_region:
+        print(f"{answer.strip()!r} is not {ctx.dr_region!r}.", file=out)
+        return False
+    return True
+
+
+class ProgressPrinter:
+    """Prints one line per step start and end; called from the executor's worker threads."""
+
+    def __init__(self, out: TextIO) -> None:
+        self.out = out
+        self.t0 = time.monotonic()
+        self.lock = threading.Lock()
+
+    def __call__(self, event: str, record: StepRecord) -> None:
+        at = time.monotonic() - self.t0
+        with self.lock:
+            if event == "start":
+                print(f"[{at:7.2f}s] start   {record.step}", file=self.out, flush=True)
+            else:
+                print(
+                    f"[{at:7.2f}s] {record.status:<12} {record.step} ({record.duration_s:.2f}s): {record.detail}",
+                    file=self.out,
+                    flush=True,
+                )
+
+
+def _session(endpoint_url: str | None) -> boto3.Session:
+    session = boto3.Session()
+    if session.get_credentials() is None:
+        if not endpoint_url:
+            raise InputError("no AWS credentials found (environment, profile or instance role)")
+        # A local emulator accepts any credentials; nothing needs to be configured for a drill.
+        session = boto3.Session(aws_access_key_id="local", aws_secret_access_key="local")
+    return session
+
+
+def main(argv: Sequence[str] | None = None, *, stdin: TextIO | None = None) -> int:
+    """Run ``python -m automation failover|failback [options]``; returns the exit status."""
+    reader: TextIO = stdin if stdin is not None else sys.stdin
+    parser = build_parser()
+    try:
+        args = parser.parse_args(list(sys.argv[1:] if argv is None else argv))
+    except SystemExit as exc:  # argparse already printed the usage error
+        return EXIT_DONE if exc.code == 0 else EXIT_BAD_INPUT
+    out = sys.stderr if args.json else sys.stdout
+
+    try:
+        ctx = load_context(args)
+    except (InputError, ContextError) as exc:
+        print(f"error: {exc}\nnothing was done.", file=sys.stderr)
+        return EXIT_BAD_INPUT
+
+    print(header(ctx, args.runbook, args), file=out, flush=True)
+    if not args.yes and not confirm(ctx, reader, out):
+        print("aborted: nothing was done.", file=out)
+        return EXIT_BAD_INPUT
+
+    log_handler = logging.StreamHandler(sys.stderr)
+    pilotlight_logger = logging.getLogger("pilotlight")
+    pilotlight_logger.addHandler(log_handler)
+    previous_level = pilotlight_logger.level
+    pilotlight_logger.setLevel(logging.INFO if args.verbose else logging.WARNING)
+    try:
+        try:
+            clients = Clients.for_context(ctx, _session(args.endpoint_url), endpoint_url=args.endpoint_url)
+        except InputError as exc:
+            print(f"error: {exc}\nnothing was done.", file=sys.stderr)
+            return EXIT_BAD_INPUT
+        params: dict[str, Any] = {
+            "force": args.force,
+            "reason": args.reason or f"break-glass {args.runbook} from the runbook CLI",
+            "planned": args.planned,
+        }
+        print("", file=out)
+        report = executor.run(args.runbook, ctx, clients, params=params, on_progress=ProgressPrinter(out))
+    finally:
+        pilotlight_logger.removeHandler(log_handler)
+        pilotlight_logger.setLevel(previous_level)
+
+    print("", file=out)
+    print(report.format_table(), file=out)
+    if args.json:
+        print(json.dumps(report.to_dict(), indent=2))
+    return _exit_status(report)
+
+
+def _exit_status(report: RunReport) -> int:
+    return EXIT_DONE if report.outcome == "done" else EXIT_STOPPED
+
+
+if __name__ == "__main__":
+    raise SystemExit(main(sys.argv[1:]))

@@ -1,0 +1,289 @@
+"""The in-process runbook executor used by the break-glass CLI and the local drill.
+
+It walks the runbook graph layer by layer (``Runbook.layers()``): the steps of a layer are
+independent and run in parallel threads; a layer starts only when the previous one finished. Long-
+running steps are called with ``params["wait"] = True`` so they block on boto3 waiters instead of
+answering ``in_progress`` (that answer is for the Step Functions state machine, which waits between
+calls itself).
+
+A failed step stops the run once its layer's siblings have finished: no later layer starts. A
+best-effort step (fencing region A) never stops the run: its failure becomes a ``warning``. Because
+every step is idempotent, resuming a stopped run is running it again: the steps that completed
+answer ``already_done``.
+
+The result is a ``RunReport`` with a timeline (one ``StepRecord`` per step, including those that
+never ran) for people (``format_table``) and machines (``to_dict``).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import traceback
+from collections.abc import Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+from lambdas.failover.clients import Clients
+from lambdas.failover.context import RunbookContext
+from lambdas.failover.graph import RUNBOOKS, Runbook, Step
+from lambdas.failover.steps import StepFailed, StepResult, log_event, step_handler
+
+RecordStatus = Literal[
+    "done", "already_done", "in_progress", "warning", "skipped", "failed", "not_run", "running"
+]
+OK_STATUSES = frozenset({"done", "already_done", "warning", "skipped"})
+
+
+@dataclass
+class StepRecord:
+    """One step's line in the timeline.
+
+    ``started_at`` / ``ended_at`` are UTC datetimes (None when the step did not run);
+    ``duration_s`` is measured with a monotonic clock.
+    """
+
+    step: str
+    layer: int
+    description: str = ""
+    status: RecordStatus = "not_run"
+    detail: str = ""
+    started_at: datetime | None = None
+    ended_at: datetime | None = None
+    duration_s: float = 0.0
+    code: str | None = None
+    retryable: bool = False
+    data: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready form."""
+        return {
+            "step": self.step,
+            "layer": self.layer,
+            "status": self.status,
+            "detail": self.detail,
+            "start": self.started_at.isoformat() if self.started_at else None,
+            "end": self.ended_at.isoformat() if self.ended_at else None,
+            "durationSeconds": round(self.duration_s, 3),
+            "code": self.code,
+            "retryable": self.retryable,
+            "data": self.data,
+        }
+
+
+@dataclass
+class RunReport:
+    """The outcome of one run of a runbook.
+
+    Attributes:
+        runbook: ``failover`` or ``failback``.
+        outcome: ``done`` when every step finished (done, already done, skipped or warned),
+            ``stopped`` when a step failed (``stopped_at`` names it and ``reason`` says why).
+        timeline: one record per step of the runbook, in graph order.
+    """
+
+    runbook: str
+    outcome: Literal["done", "stopped"]
+    stopped_at: str | None
+    reason: str | None
+    timeline: list[StepRecord]
+    started_at: datetime
+    ended_at: datetime
+    duration_s: float
+
+    def record(self, step: str) -> StepRecord:
+        """The record of ``step``."""
+        for r in self.timeline:
+            if r.step == step:
+                return r
+        raise KeyError(f"no step {step!r} in the {self.runbook} timeline")
+
+    @property
+    def statuses(self) -> dict[str, str]:
+        """Step name -> status."""
+        return {r.step: r.status for r in self.timeline}
+
+    @property
+    def warnings(self) -> list[StepRecord]:
+        """Records of steps that finished with a warning."""
+        return [r for r in self.timeline if r.status == "warning"]
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready form (``--json``)."""
+        return {
+            "runbook": self.runbook,
+            "outcome": self.outcome,
+            "stoppedAt": self.stopped_at,
+            "reason": self.reason,
+            "start": self.started_at.isoformat(),
+            "end": self.ended_at.isoformat(),
+            "durationSeconds": round(self.duration_s, 3),
+            "timeline": [r.to_dict() for r in self.timeline],
+        }
+
+    def summary(self) -> str:
+        """A few lines for a notification."""
+        lines = [f"{self.runbook}: {self.outcome} in {self.duration_s:.1f}s"]
+        lines += [f"  {r.step}: {r.status} ({r.duration_s:.1f}s) {r.detail}" for r in self.timeline]
+        return "\n".join(lines)
+
+    def format_table(self, width: int = 100) -> str:
+        """The timeline as a fixed-width table for a terminal."""
+        t0 = self.started_at
+        name_w = max(len("step"), *(len(r.step) for r in self.timeline))
+        status_w = max(len("status"), *(len(r.status) for r in self.timeline))
+        head = f"{'step':<{name_w}}  {'start':>7}  {'took':>7}  {'status':<{status_w}}  detail"
+        rows = [head, "-" * min(width, max(len(head), 60))]
+        for r in self.timeline:
+            start = f"+{(r.started_at - t0).total_seconds():.2f}s" if r.started_at else "-"
+            took = f"{r.duration_s:.2f}s" if r.started_at else "-"
+            room = max(20, width - (name_w + status_w + 24))
+            detail = r.detail if len(r.detail) <= room else r.detail[: room - 3] + "..."
+            rows.append(f"{r.step:<{name_w}}  {start:>7}  {took:>7}  {r.status:<{status_w}}  {detail}")
+        rows.append("-" * min(width, max(len(head), 60)))
+        if self.outcome == "done":
+            warned = f", {len(self.warnings)} warning(s)" if self.warnings else ""
+            rows.append(f"{self.runbook}: done in {self.duration_s:.2f}s{warned}")
+        else:
+            rows.append(f"{self.runbook}: STOPPED at {self.stopped_at}: {self.reason}")
+            rows.append("Fix the cause and run the same command again: finished steps answer already_done.")
+        return "\n".join(rows)
+
+
+ProgressCallback = Callable[[Literal["start", "end"], StepRecord], None]
+"""Called from the worker thread when a step starts and when it ends (must be thread-safe)."""
+
+
+def _call_step(
+    step: Step,
+    ctx: RunbookContext,
+    clients: Clients,
+    params: Mapping[str, Any],
+    record: StepRecord,
+    on_progress: ProgressCallback | None,
+) -> None:
+    """Run one step and fill ``record``; never raises (failures are recorded, logged, reported)."""
+    record.started_at = datetime.now(UTC)
+    record.status = "running"
+    t0 = time.monotonic()
+    if on_progress:
+        on_progress("start", record)
+    try:
+        result: StepResult = step_handler(step.name)(ctx, clients, params)
+        record.status = result.status
+        record.detail = result.detail
+        record.data = dict(result.data)
+        if result.status == "in_progress":
+            # With wait=True a step blocks until done; in_progress here means it could not.
+            record.status = "failed"
+            record.detail = f"still in progress: {result.detail}"
+            record.retryable = True
+    except StepFailed as exc:
+        record.status = "failed"
+        record.detail = exc.reason
+        record.code = exc.code
+        record.retryable = exc.retryable
+    except Exception as exc:  # a bug in a step must stop the run with its trace, not kill the thread pool
+        record.status = "failed"
+        record.detail = f"{type(exc).__name__}: {exc}"
+        record.code = type(exc).__name__
+        log_event(
+            logging.ERROR,
+            "step raised unexpectedly",
+            step=step.name,
+            runbook=params.get("runbook"),
+            error=record.detail,
+            traceback=traceback.format_exc(),
+        )
+    if record.status == "failed" and step.best_effort:
+        record.status = "warning"
+        record.detail = f"best-effort step failed, run continues: {record.detail}"
+    record.duration_s = time.monotonic() - t0
+    record.ended_at = datetime.now(UTC)
+    log_event(
+        logging.INFO if record.status != "failed" else logging.ERROR,
+        "step finished",
+        step=step.name,
+        runbook=params.get("runbook"),
+        status=record.status,
+        duration_s=round(record.duration_s, 3),
+        detail=record.detail,
+        code=record.code,
+    )
+    if on_progress:
+        on_progress("end", record)
+
+
+def run(
+    runbook: Runbook | str,
+    ctx: RunbookContext,
+    clients: Clients,
+    *,
+    params: Mapping[str, Any] | None = None,
+    on_progress: ProgressCallback | None = None,
+    max_workers: int = 8,
+) -> RunReport:
+    """Run ``runbook`` in process and return its report.
+
+    Args:
+        runbook: a ``Runbook`` or its name (``failover`` / ``failback``).
+        ctx: what the steps act on.
+        clients: explicitly-regioned clients (``Clients.for_context``).
+        params: passed to every step (``force``, ``reason``, ``planned``, waiter settings, ...).
+            ``runbook`` and ``wait`` are set by the executor; ``notify`` also gets ``summary``.
+        on_progress: called when each step starts and ends.
+        max_workers: threads for the steps of one layer.
+    """
+    book = RUNBOOKS[runbook] if isinstance(runbook, str) else runbook
+    base = dict(params or {})
+    layers = book.layers()
+    records = {s.name: StepRecord(s.name, i, s.description) for i, layer in enumerate(layers) for s in layer}
+    started = datetime.now(UTC)
+    t0 = time.monotonic()
+    stopped_at: str | None = None
+    reason: str | None = None
+    log_event(logging.INFO, "runbook started", runbook=book.name, params={k: base[k] for k in sorted(base)})
+    with ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix=f"{book.name}-step") as pool:
+        for layer in layers:
+            futures = []
+            for step in layer:
+                step_params = {**base, "runbook": book.name, "wait": step.long_running}
+                if step.name == "notify":
+                    step_params["summary"] = "\n".join(
+                        f"{r.step}: {r.status} ({r.duration_s:.1f}s) {r.detail}"
+                        for r in records.values()
+                        if r.started_at is not None
+                    )
+                futures.append(
+                    pool.submit(_call_step, step, ctx, clients, step_params, records[step.name], on_progress)
+                )
+            for future in futures:
+                future.result()  # _call_step records failures itself; this only joins the layer
+            failed = [records[s.name] for s in layer if records[s.name].status == "failed"]
+            if failed:
+                stopped_at = failed[0].step
+                reason = "; ".join(f"{r.step}: {r.detail}" for r in failed)
+                break
+    duration = time.monotonic() - t0
+    report = RunReport(
+        runbook=book.name,
+        outcome="stopped" if stopped_at else "done",
+        stopped_at=stopped_at,
+        reason=reason,
+        timeline=[records[s.name] for s in book.steps],
+        started_at=started,
+        ended_at=datetime.now(UTC),
+        duration_s=duration,
+    )
+    log_event(
+        logging.INFO if not stopped_at else logging.ERROR,
+        "runbook finished",
+        runbook=book.name,
+        outcome=report.outcome,
+        stopped_at=stopped_at,
+        reason=reason,
+        duration_s=round(duration, 3),
+    )
+    return report

@@ -1,0 +1,1202 @@
+"""The runbook's step handlers: one function per step name in the FAILOVER and FAILBACK graphs.
+
+Every handler has the same shape, ``handler(ctx, clients, params) -> StepResult``, and is called
+by both executors: the Step Functions state machine (through ``lambdas.failover.handler``, with
+``params["wait"] = False``) and the in-process executor of the break-glass CLI and the local drill
+(``lambdas.failover.executor``, with ``params["wait"] = True`` for long-running steps).
+
+Rules every handler keeps:
+
+* **Idempotent.** It reads the current state first; when the target state is already there it
+  changes nothing and answers ``already_done`` saying what it found. A run that stopped half-way is
+  resumed by running it again.
+* **Errors by AWS error code.** A ``ClientError`` is turned into ``StepFailed`` whose reason
+  carries the code. Throttling and transient failures are retried by botocore (adaptive mode,
+  configured in ``clients.py``); when botocore gives up they surface as ``StepFailed`` with
+  ``retryable=True`` so Step Functions can retry the whole step later. Nothing is swallowed: each
+  failure is logged as one JSON line with its context.
+* **Long-running work** (RDS promotion, Aurora failover, replication catch-up) either blocks on a
+  boto3 waiter (``wait=True``) or starts the operation and answers ``in_progress``
+  (``wait=False``); the state machine then waits and calls the step again, which finds the
+  operation under way or finished. An ``in_progress`` result's ``data`` holds ``{"polling": true}``;
+  passing it back in ``params`` lets the finishing call answer ``done`` rather than
+  ``already_done``.
+
+Parameters read from ``params`` (all optional): ``wait``, ``force``, ``reason``, ``planned``
+(switch over instead of failing over: region A is healthy), ``runbook``, ``summary`` (for notify),
+``failbackDbInstanceId``, ``failbackKmsKeyId``, ``waiterDelay`` / ``waiterMaxAttempts`` (boto3
+``WaiterConfig``), ``probeTries`` / ``probeInterval`` / ``probeTimeout`` (health URL probes).
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import logging
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any, Literal
+
+from botocore.exceptions import (
+    BotoCoreError,
+    ClientError,
+    ConnectionClosedError,
+    ConnectTimeoutError,
+    EndpointConnectionError,
+    ReadTimeoutError,
+    WaiterError,
+)
+from botocore.waiter import WaiterModel, create_waiter_with_client
+
+from lambdas.failover.clients import Clients, Side
+from lambdas.failover.context import Capacity, RunbookContext
+
+StepStatus = Literal["done", "already_done", "in_progress", "warning", "skipped"]
+STEP_STATUSES: tuple[StepStatus, ...] = ("done", "already_done", "in_progress", "warning", "skipped")
+
+LOGGER = logging.getLogger("pilotlight.failover")
+
+POLL_KEY = "polling"
+"""Set in an ``in_progress`` result's data; echoed back in params by the caller that polls."""
+
+AURORA_ENGINE = "aurora-postgresql"
+
+# Error codes botocore itself treats as throttling or transient. Once its retries are exhausted
+# the step is still worth retrying later (Step Functions Retry on StepRetryable).
+RETRYABLE_CODES = frozenset(
+    {
+        "Throttling",
+        "ThrottlingException",
+        "ThrottledException",
+        "RequestThrottledException",
+        "TooManyRequestsException",
+        "RequestLimitExceeded",
+        "RequestThrottled",
+        "SlowDown",
+        "PriorRequestNotComplete",
+        "RequestTimeout",
+        "RequestTimeoutException",
+        "InternalError",
+        "InternalFailure",
+        "ServiceUnavailable",
+        "ServiceException",
+        "ResourceInUseException",
+        "ResourceConflictException",
+    }
+)
+CONNECTION_ERRORS = (EndpointConnectionError, ConnectTimeoutError, ReadTimeoutError, ConnectionClosedError)
+
+
+def log_event(level: int, message: str, **fields: Any) -> None:
+    """Log one JSON line: ``{"level", "message", ...context}``."""
+    if LOGGER.isEnabledFor(level):
+        record = {"level": logging.getLevelName(level).lower(), "message": message, **fields}
+        LOGGER.log(level, json.dumps(record, default=str, sort_keys=False))
+
+
+# ---------------------------------------------------------------------------------------------
+# Results and failures
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class StepResult:
+    """What a step did.
+
+    Attributes:
+        status: ``done`` (changed something and the target state holds), ``already_done`` (the
+            target state was already there: nothing changed), ``in_progress`` (an operation is
+            under way: call again later), ``warning`` (a best-effort step could not do its work;
+            the run goes on), ``skipped`` (not needed, e.g. forced by the operator).
+        detail: one line for people.
+        data: JSON-serialisable facts for machines (identifiers, before/after values).
+    """
+
+    status: StepStatus
+    detail: str
+    data: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The handler's response shape."""
+        return {"status": self.status, "detail": self.detail, "data": self.data}
+
+
+class StepFailed(Exception):
+    """A step could not reach its target state; the run stops at this step.
+
+    Attributes:
+        step: the step name.
+        reason: what went wrong, with the AWS error code when there is one.
+        retryable: botocore's retries were exhausted on a throttling or transient error, or a
+            waiter timed out: running the step again later may succeed.
+        code: the AWS error code (or exception class for connection errors), if any.
+    """
+
+    def __init__(self, step: str, reason: str, *, retryable: bool = False, code: str | None = None) -> None:
+        super().__init__(f"{step}: {reason}")
+        self.step = step
+        self.reason = reason
+        self.retryable = retryable
+        self.code = code
+
+
+def error_code(exc: ClientError) -> str:
+    """The AWS error code of a ``ClientError`` (``"Unknown"`` if the response had none)."""
+    return str(exc.response.get("Error", {}).get("Code") or "Unknown")
+
+
+def _from_client_error(step: str, exc: ClientError) -> StepFailed:
+    code = error_code(exc)
+    message = exc.response.get("Error", {}).get("Message", "")
+    status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0) or 0
+    retryable = code in RETRYABLE_CODES or int(status) >= 500
+    return StepFailed(step, f"{exc.operation_name} failed: {code}: {message}", retryable=retryable, code=code)
+
+
+def _describe_failure(step: str, exc: Exception) -> str:
+    """One line for any failure a step may meet: its reason, with the AWS code when there is one."""
+    if isinstance(exc, StepFailed):
+        return exc.reason
+    if isinstance(exc, ClientError):
+        return _from_client_error(step, exc).reason
+    return f"{type(exc).__name__}: {exc}"
+
+
+def _from_waiter_error(step: str, exc: WaiterError) -> StepFailed:
+    # "Max attempts exceeded" means the operation is still running: the step can be re-run and
+    # will find it further along. Any other waiter error reached a failure state.
+    timed_out = "Max attempts exceeded" in str(exc.kwargs.get("reason", ""))
+    last = exc.last_response or {}
+    code = str(last.get("Error", {}).get("Code") or ("WaiterTimeout" if timed_out else "WaiterFailure"))
+    return StepFailed(step, f"{exc}; code {code}", retryable=timed_out, code=code)
+
+
+StepFn = Callable[[RunbookContext, Clients, Mapping[str, Any]], StepResult]
+
+STEPS: dict[str, StepFn] = {}
+"""Every step handler by step name (both runbooks; ``notify`` serves both)."""
+
+
+def _step(fn: StepFn) -> StepFn:
+    """Register ``fn`` under its name and translate AWS errors escaping it into ``StepFailed``."""
+    name = fn.__name__
+
+    @functools.wraps(fn)
+    def wrapper(ctx: RunbookContext, clients: Clients, params: Mapping[str, Any]) -> StepResult:
+        try:
+            return fn(ctx, clients, params)
+        except StepFailed as exc:
+            failure = exc
+        except ClientError as exc:
+            failure = _from_client_error(name, exc)
+            failure.__cause__ = exc
+        except WaiterError as exc:
+            failure = _from_waiter_error(name, exc)
+            failure.__cause__ = exc
+        except CONNECTION_ERRORS as exc:
+            failure = StepFailed(
+                name, f"{type(exc).__name__}: {exc}", retryable=True, code=type(exc).__name__
+            )
+            failure.__cause__ = exc
+        except BotoCoreError as exc:
+            # Parameter validation, missing credentials, ...: not going to get better by retrying.
+            failure = StepFailed(name, f"{type(exc).__name__}: {exc}", code=type(exc).__name__)
+            failure.__cause__ = exc
+        log_event(
+            logging.ERROR,
+            "step failed",
+            step=name,
+            runbook=params.get("runbook"),
+            code=failure.code,
+            retryable=failure.retryable,
+            reason=failure.reason,
+        )
+        raise failure
+
+    STEPS[name] = wrapper
+    return wrapper
+
+
+def step_handler(name: str) -> StepFn:
+    """The handler for step ``name``; KeyError lists the known steps."""
+    try:
+        return STEPS[name]
+    except KeyError:
+        raise KeyError(f"no step handler {name!r}; known: {sorted(STEPS)}") from None
+
+
+# ---------------------------------------------------------------------------------------------
+# Small helpers
+# ---------------------------------------------------------------------------------------------
+
+
+def _done(detail: str, **data: Any) -> StepResult:
+    return StepResult("done", detail, data)
+
+
+def _already(detail: str, **data: Any) -> StepResult:
+    return StepResult("already_done", detail, data)
+
+
+def _in_progress(detail: str, **data: Any) -> StepResult:
+    return StepResult("in_progress", detail, {POLL_KEY: True, **data})
+
+
+def _finished(params: Mapping[str, Any], changed: bool, detail: str, **data: Any) -> StepResult:
+    """``done`` if this call (or the call that started the polled operation) changed anything."""
+    if changed or params.get(POLL_KEY):
+        return _done(detail, **data)
+    return _already(detail, **data)
+
+
+def _wait(params: Mapping[str, Any]) -> bool:
+    return bool(params.get("wait", False))
+
+
+def _waiter_config(params: Mapping[str, Any]) -> dict[str, Any]:
+    # Defaults give 20 minutes: RDS promotion and Aurora global failover usually take 1-5 minutes.
+    return {"Delay": params.get("waiterDelay", 15), "MaxAttempts": int(params.get("waiterMaxAttempts", 80))}
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+def _cap(c: Capacity) -> dict[str, int]:
+    return {"min": c.min, "desired": c.desired, "max": c.max}
+
+
+@dataclass(frozen=True)
+class _Http:
+    status: int | None
+    body: bytes
+    error: str | None
+
+    def describe(self) -> str:
+        return f"answered HTTP {self.status}" if self.status is not None else f"unreachable ({self.error})"
+
+
+def _http_get(step: str, url: str, timeout: float) -> _Http:
+    scheme = urllib.parse.urlsplit(url).scheme
+    if scheme not in ("http", "https"):
+        raise StepFailed(step, f"health URL {url!r} must be http(s)")
+    request = urllib.request.Request(url, headers={"User-Agent": "pilotlight-runbook"})
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as response:
+            return _Http(int(response.status), response.read(65536), None)
+    except urllib.error.HTTPError as exc:
+        return _Http(int(exc.code), exc.read(65536) if exc.fp else b"", None)
+    except (urllib.error.URLError, TimeoutError, OSError) as exc:
+        reason = getattr(exc, "reason", exc)
+        return _Http(None, b"", f"{type(exc).__name__}: {reason}")
+
+
+def _probe(step: str, url: str, params: Mapping[str, Any]) -> _Http:
+    """GET ``url`` up to ``probeTries`` times; the first 200 wins (one blip is not an outage)."""
+    tries = max(1, int(params.get("probeTries", 3)))
+    interval = float(params.get("probeInterval", 1.0))
+    timeout = float(params.get("probeTimeout", 3.0))
+    last = _Http(None, b"", "not probed")
+    for attempt in range(tries):
+        last = _http_get(step, url, timeout)
+        if last.status == 200:
+            return last
+        if attempt + 1 < tries:
+            time.sleep(interval)
+    return last
+
+
+def _asg(clients: Clients, side: Side, name: str, step: str) -> dict[str, Any]:
+    groups = clients.autoscaling(side).describe_auto_scaling_groups(AutoScalingGroupNames=[name])[
+        "AutoScalingGroups"
+    ]
+    if not groups:
+        raise StepFailed(
+            step, f"Auto Scaling group {name!r} not found in {clients.region(side)}", code="NotFound"
+        )
+    return groups[0]
+
+
+def _asg_capacity(group: Mapping[str, Any]) -> Capacity:
+    return Capacity(int(group["MinSize"]), int(group["DesiredCapacity"]), int(group["MaxSize"]))
+
+
+def _set_asg(clients: Clients, side: Side, name: str, target: Capacity, step: str) -> tuple[bool, Capacity]:
+    """Size the group to ``target``; returns (changed, capacity before)."""
+    before = _asg_capacity(_asg(clients, side, name, step))
+    if before == target:
+        return False, before
+    clients.autoscaling(side).update_auto_scaling_group(
+        AutoScalingGroupName=name, MinSize=target.min, MaxSize=target.max, DesiredCapacity=target.desired
+    )
+    log_event(
+        logging.INFO,
+        "asg resized",
+        step=step,
+        asg=name,
+        region=clients.region(side),
+        before=before,
+        after=target,
+    )
+    return True, before
+
+
+def _reserved_concurrency(clients: Clients, side: Side, function_name: str) -> int | None:
+    value = (
+        clients.lambda_(side)
+        .get_function_concurrency(FunctionName=function_name)
+        .get("ReservedConcurrentExecutions")
+    )
+    return None if value is None else int(value)
+
+
+def _db_instance(clients: Clients, side: Side, identifier: str) -> dict[str, Any] | None:
+    try:
+        return clients.rds(side).describe_db_instances(DBInstanceIdentifier=identifier)["DBInstances"][0]
+    except ClientError as exc:
+        if error_code(exc) == "DBInstanceNotFound":
+            return None
+        raise
+
+
+def _require_db_instance(clients: Clients, side: Side, identifier: str, step: str) -> dict[str, Any]:
+    instance = _db_instance(clients, side, identifier)
+    if instance is None:
+        raise StepFailed(
+            step, f"DB instance {identifier!r} not found in {clients.region(side)}", code="DBInstanceNotFound"
+        )
+    return instance
+
+
+def _db_cluster(clients: Clients, side: Side, identifier: str, step: str) -> dict[str, Any]:
+    clusters = clients.rds(side).describe_db_clusters(DBClusterIdentifier=identifier)["DBClusters"]
+    if not clusters:
+        raise StepFailed(
+            step, f"DB cluster {identifier!r} not found in {clients.region(side)}", code="NotFound"
+        )
+    return clusters[0]
+
+
+def _global_members(ctx: RunbookContext, clients: Clients, step: str) -> tuple[dict[str, Any], list[dict]]:
+    gid = _need(ctx.global_cluster_id, "globalClusterId", step)
+    found = clients.rds("dr").describe_global_clusters(GlobalClusterIdentifier=gid)["GlobalClusters"]
+    if not found:
+        raise StepFailed(step, f"global cluster {gid!r} not found", code="GlobalClusterNotFoundFault")
+    return found[0], list(found[0].get("GlobalClusterMembers", []))
+
+
+def _member(members: list[dict], arn: str) -> dict[str, Any] | None:
+    return next((m for m in members if m.get("DBClusterArn") == arn), None)
+
+
+def _primary_cluster_arn(ctx: RunbookContext, step: str) -> str:
+    # The context carries the DR cluster's ARN only; region A's differs in region and identifier.
+    arn = _need(ctx.dr_cluster_arn, "drClusterArn", step)
+    parts = arn.split(":")
+    if len(parts) < 7:
+        raise StepFailed(step, f"'drClusterArn' {arn!r} is not a cluster ARN")
+    parts[3] = ctx.primary_region
+    parts[6] = _need(ctx.primary_cluster_id, "primaryClusterId", step)
+    return ":".join(parts[:7])
+
+
+def _need(value: str | None, key: str, step: str) -> str:
+    if not value:
+        raise StepFailed(
+            step, f"the runbook context has no {key!r}, which this step needs", code="ContextError"
+        )
+    return value
+
+
+def _waiter(client: Any, name: str, spec: dict[str, Any]) -> Any:
+    """A boto3 waiter built from a botocore waiter definition (same machinery as the built-ins)."""
+    return create_waiter_with_client(name, WaiterModel({"version": 2, "waiters": {name: spec}}), client)
+
+
+def _promoted_waiter(client: Any) -> Any:
+    # The built-in db_instance_available waiter can pass before a promotion has even started (the
+    # replica is "available" until RDS picks the request up), so success also requires the
+    # replication source to be gone.
+    failure = [
+        {
+            "matcher": "pathAny",
+            "argument": "DBInstances[].DBInstanceStatus",
+            "expected": s,
+            "state": "failure",
+        }
+        for s in ("deleted", "deleting", "failed", "incompatible-restore", "incompatible-parameters")
+    ]
+    return _waiter(
+        client,
+        "DBInstancePromoted",
+        {
+            "operation": "DescribeDBInstances",
+            "delay": 15,
+            "maxAttempts": 80,
+            "acceptors": [
+                {
+                    "matcher": "path",
+                    "argument": "DBInstances[0].DBInstanceStatus == 'available' && "
+                    "!(DBInstances[0].ReadReplicaSourceDBInstanceIdentifier)",
+                    "expected": True,
+                    "state": "success",
+                },
+                *failure,
+                {"matcher": "error", "expected": "DBInstanceNotFound", "state": "failure"},
+            ],
+        },
+    )
+
+
+def _writer_waiter(client: Any, arn: str) -> Any:
+    if "'" in arn:
+        raise ValueError(f"cluster ARN {arn!r} cannot contain a quote")
+    return _waiter(
+        client,
+        "GlobalClusterWriter",
+        {
+            "operation": "DescribeGlobalClusters",
+            "delay": 15,
+            "maxAttempts": 80,
+            "acceptors": [
+                {
+                    "matcher": "path",
+                    "argument": f"GlobalClusters[0].GlobalClusterMembers[?DBClusterArn=='{arn}'] | [0].IsWriter",
+                    "expected": True,
+                    "state": "success",
+                },
+                {"matcher": "error", "expected": "GlobalClusterNotFoundFault", "state": "failure"},
+            ],
+        },
+    )
+
+
+def _metric_below_waiter(client: Any, bound: float) -> Any:
+    return _waiter(
+        client,
+        "MetricBelow",
+        {
+            "operation": "GetMetricData",
+            "delay": 30,
+            "maxAttempts": 60,
+            "acceptors": [
+                {
+                    "matcher": "path",
+                    "argument": f"MetricDataResults[0].Values[0] <= `{float(bound)}`",
+                    "expected": True,
+                    "state": "success",
+                }
+            ],
+        },
+    )
+
+
+def _metric_query(
+    namespace: str, name: str, dimensions: Mapping[str, str], stat: str, window: timedelta, ahead: timedelta
+) -> dict[str, Any]:
+    now = datetime.now(UTC)
+    return {
+        "MetricDataQueries": [
+            {
+                "Id": "m",
+                "MetricStat": {
+                    "Metric": {
+                        "Namespace": namespace,
+                        "MetricName": name,
+                        "Dimensions": [{"Name": k, "Value": v} for k, v in dimensions.items()],
+                    },
+                    "Period": 60,
+                    "Stat": stat,
+                },
+                "ReturnData": True,
+            }
+        ],
+        "StartTime": now - window,
+        "EndTime": now + ahead,
+        "ScanBy": "TimestampDescending",
+    }
+
+
+def _latest(clients: Clients, side: Side, query: dict[str, Any]) -> tuple[float, datetime] | None:
+    results = clients.cloudwatch(side).get_metric_data(**query)["MetricDataResults"]
+    if not results or not results[0].get("Values"):
+        return None
+    return float(results[0]["Values"][0]), results[0]["Timestamps"][0]
+
+
+def _read_latch(clients: Clients, ctx: RunbookContext) -> dict[str, Any] | None:
+    try:
+        value = clients.ssm("dr").get_parameter(Name=ctx.latch_parameter_name)["Parameter"]["Value"]
+    except ClientError as exc:
+        if error_code(exc) == "ParameterNotFound":
+            return None
+        raise
+    try:
+        parsed = json.loads(value)
+    except json.JSONDecodeError:
+        # A hand-edited latch is treated as "not in the target state": the step rewrites it.
+        log_event(logging.WARNING, "latch is not JSON", parameter=ctx.latch_parameter_name, value=value)
+        return {"state": value}
+    return parsed if isinstance(parsed, dict) else {"state": str(parsed)}
+
+
+def _write_latch(clients: Clients, ctx: RunbookContext, value: Mapping[str, Any]) -> None:
+    clients.ssm("dr").put_parameter(
+        Name=ctx.latch_parameter_name, Value=json.dumps(value), Type="String", Overwrite=True
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# Failover
+# ---------------------------------------------------------------------------------------------
+
+
+@_step
+def confirm_primary_down(ctx: RunbookContext, clients: Clients, params: Mapping[str, Any]) -> StepResult:
+    """Refuse to fail over while region A's health endpoint answers 200, unless forced."""
+    if params.get("force"):
+        return StepResult("skipped", f"forced by operator: {params.get('reason') or 'no reason given'}")
+    if not ctx.primary_health_url:
+        raise StepFailed(
+            "confirm_primary_down",
+            "the runbook context has no primaryHealthUrl to probe; re-run with --force to fail over anyway",
+        )
+    probe = _probe("confirm_primary_down", ctx.primary_health_url, params)
+    if probe.status == 200:
+        raise StepFailed(
+            "confirm_primary_down",
+            f"primary answers healthy ({ctx.primary_health_url} returned 200); "
+            "re-run with --force to fail over anyway",
+        )
+    return _done(
+        f"region A health endpoint {probe.describe()}", url=ctx.primary_health_url, status=probe.status
+    )
+
+
+@_step
+def fence_primary(ctx: RunbookContext, clients: Clients, params: Mapping[str, Any]) -> StepResult:
+    """Stop region A's writers where region A still answers: ASG min/desired 0, functions at 0.
+
+    Best effort by design: during a regional outage region A's APIs may not answer, and the
+    failover must go on. Whatever could not be done is reported as a warning with its reason.
+    """
+    actions: list[str] = []
+    try:
+        group = _asg(clients, "primary", ctx.primary_asg_name, "fence_primary")
+        before = _asg_capacity(group)
+        if before.min != 0 or before.desired != 0:
+            # MaxSize stays: unfence_primary restores the full capacity from the context anyway.
+            clients.autoscaling("primary").update_auto_scaling_group(
+                AutoScalingGroupName=ctx.primary_asg_name, MinSize=0, DesiredCapacity=0
+            )
+            actions.append(
+                f"ASG {ctx.primary_asg_name} {before.min}/{before.desired}/{before.max} -> 0/0/{before.max}"
+            )
+        for name in ctx.primary_function_names:
+            if _reserved_concurrency(clients, "primary", name) != 0:
+                clients.lambda_("primary").put_function_concurrency(
+                    FunctionName=name, ReservedConcurrentExecutions=0
+                )
+                actions.append(f"function {name} -> reserved concurrency 0")
+    except (StepFailed, ClientError, BotoCoreError) as exc:
+        reason = _describe_failure("fence_primary", exc)
+        log_event(
+            logging.WARNING,
+            "region A could not be fenced",
+            step="fence_primary",
+            region=ctx.primary_region,
+            reason=reason,
+            done_before_failure=actions,
+        )
+        partial = f" (done before the failure: {'; '.join(actions)})" if actions else ""
+        return StepResult(
+            "warning",
+            f"region A could not be fenced: {reason}{partial}",
+            {"region": ctx.primary_region, "actions": actions, "reason": reason},
+        )
+    if not actions:
+        return _already(
+            f"region A already fenced: {ctx.primary_asg_name} at 0, "
+            f"{len(ctx.primary_function_names)} function(s) at reserved concurrency 0",
+            region=ctx.primary_region,
+        )
+    return _done("fenced region A: " + "; ".join(actions), region=ctx.primary_region, actions=actions)
+
+
+@_step
+def scale_web_tier(ctx: RunbookContext, clients: Clients, params: Mapping[str, Any]) -> StepResult:
+    """Size the DR web tier's Auto Scaling group to its active capacity."""
+    target = ctx.dr_capacity
+    changed, before = _set_asg(clients, "dr", ctx.dr_asg_name, target, "scale_web_tier")
+    label = f"{target.min}/{target.desired}/{target.max}"
+    if not changed:
+        return _already(f"{ctx.dr_asg_name} already at {label}", asg=ctx.dr_asg_name, capacity=_cap(target))
+    return _done(
+        f"{ctx.dr_asg_name} {before.min}/{before.desired}/{before.max} -> {label}",
+        asg=ctx.dr_asg_name,
+        before=_cap(before),
+        capacity=_cap(target),
+    )
+
+
+def _set_mappings(clients: Clients, ids: tuple[str, ...], enabled: bool) -> list[str]:
+    changed: list[str] = []
+    wanted = ("Enabled", "Enabling") if enabled else ("Disabled", "Disabling")
+    for uuid in ids:
+        state = clients.lambda_("dr").get_event_source_mapping(UUID=uuid).get("State")
+        if state not in wanted:
+            clients.lambda_("dr").update_event_source_mapping(UUID=uuid, Enabled=enabled)
+            changed.append(f"mapping {uuid} {state} -> {'Enabled' if enabled else 'Disabled'}")
+    return changed
+
+
+@_step
+def enable_functions(ctx: RunbookContext, clients: Clients, params: Mapping[str, Any]) -> StepResult:
+    """Lift the DR functions' reserved concurrency 0 and enable their event source mappings."""
+    changed: list[str] = []
+    for name in ctx.dr_function_names:
+        if _reserved_concurrency(clients, "dr", name) == 0:
+            # Deleting the setting (rather than picking a number) returns the function to the
+            # account's unreserved pool, as in region A.
+            clients.lambda_("dr").delete_function_concurrency(FunctionName=name)
+            changed.append(f"function {name} unthrottled")
+    changed += _set_mappings(clients, ctx.dr_event_source_mapping_ids, enabled=True)
+    if not changed:
+        return _already(
+            f"{len(ctx.dr_function_names)} DR function(s) already unthrottled, "
+            f"{len(ctx.dr_event_source_mapping_ids)} mapping(s) already enabled"
+        )
+    return _done("; ".join(changed), changes=changed)
+
+
+def _promote_rds(
+    clients: Clients, params: Mapping[str, Any], side: Side, ident: str, step: str
+) -> StepResult:
+    """Promote read replica ``ident`` in ``side`` to a standalone instance (shared by both runbooks)."""
+    rds = clients.rds(side)
+    instance = _require_db_instance(clients, side, ident, step)
+    source = instance.get("ReadReplicaSourceDBInstanceIdentifier")
+    status = instance.get("DBInstanceStatus")
+    region = clients.region(side)
+    if not source:
+        if status != "available":
+            if not _wait(params):
+                return _in_progress(
+                    f"{ident} is standalone, status {status}: waiting for available", instance=ident
+                )
+            _promoted_waiter(rds).wait(DBInstanceIdentifier=ident, WaiterConfig=_waiter_config(params))
+        return _finished(
+            params, False, f"{ident} is a standalone writer in {region}", instance=ident, region=region
+        )
+    started = False
+    if status == "available":
+        try:
+            rds.promote_read_replica(DBInstanceIdentifier=ident)
+            started = True
+            log_event(
+                logging.INFO, "promotion started", step=step, instance=ident, region=region, source=source
+            )
+        except ClientError as exc:
+            # A promotion requested by an earlier call that RDS has not picked up yet.
+            if error_code(exc) != "InvalidDBInstanceState":
+                raise
+    if not _wait(params):
+        verb = "started promoting" if started else f"promotion under way (status {status})"
+        return _in_progress(f"{verb} {ident} (replica of {source})", instance=ident, region=region)
+    _promoted_waiter(rds).wait(DBInstanceIdentifier=ident, WaiterConfig=_waiter_config(params))
+    return _done(
+        f"promoted {ident} in {region}: no longer a replica of {source}", instance=ident, region=region
+    )
+
+
+def _promote_aurora(ctx: RunbookContext, clients: Clients, params: Mapping[str, Any]) -> StepResult:
+    step = "promote_database"
+    rds = clients.rds("dr")
+    cluster_id = _need(ctx.dr_cluster_id, "drClusterId", step)
+    arn = _need(ctx.dr_cluster_arn, "drClusterArn", step)
+    gid = _need(ctx.global_cluster_id, "globalClusterId", step)
+    changes: list[str] = []
+
+    # A headless secondary (the cheapest pilot light) cannot become writer: it needs an instance.
+    cluster = _db_cluster(clients, "dr", cluster_id, step)
+    members = [m["DBInstanceIdentifier"] for m in cluster.get("DBClusterMembers", [])]
+    if not members:
+        instance_id = f"{cluster_id}-failover-1"
+        try:
+            rds.create_db_instance(
+                DBInstanceIdentifier=instance_id,
+                DBClusterIdentifier=cluster_id,
+                DBInstanceClass=_need(ctx.dr_instance_class, "drInstanceClass", step),
+                Engine=AURORA_ENGINE,
+            )
+            changes.append(f"created instance {instance_id}")
+            log_event(
+                logging.INFO, "aurora instance created", step=step, instance=instance_id, cluster=cluster_id
+            )
+        except ClientError as exc:
+            if error_code(exc) != "DBInstanceAlreadyExists":
+                raise
+        members = [instance_id]
+    if _wait(params):
+        rds.get_waiter("db_instance_available").wait(
+            DBInstanceIdentifier=members[0], WaiterConfig=_waiter_config(params)
+        )
+    else:
+        statuses = [(_db_instance(clients, "dr", m) or {}).get("DBInstanceStatus") for m in members]
+        if "available" not in statuses:
+            return _in_progress(
+                f"waiting for an instance of {cluster_id} to be available ({statuses})", cluster=cluster_id
+            )
+
+    group, global_members = _global_members(ctx, clients, step)
+    me = _member(global_members, arn)
+    if me is None:
+        raise StepFailed(step, f"{arn} is not a member of global cluster {gid}", code="NotAMember")
+    if me.get("IsWriter"):
+        detail = f"{cluster_id} is the writer of global cluster {gid}"
+        return _finished(params, bool(changes), "; ".join([*changes, detail]), cluster=cluster_id)
+
+    status = group.get("Status", "")
+    if status in ("failing-over", "switching-over"):
+        if not _wait(params):
+            return _in_progress(f"global cluster {gid} is {status}", cluster=cluster_id)
+    elif params.get("planned"):
+        # Region A is healthy: a switchover waits for replication to catch up, losing nothing.
+        rds.switchover_global_cluster(GlobalClusterIdentifier=gid, TargetDbClusterIdentifier=arn)
+        changes.append(f"switchover of {gid} to {cluster_id} started")
+    else:
+        # Region A is down: a managed failover accepts the loss of writes not yet replicated
+        # (RPO ~1 s) and, once region A is back, re-adds the old primary as a secondary.
+        rds.failover_global_cluster(
+            GlobalClusterIdentifier=gid, TargetDbClusterIdentifier=arn, AllowDataLoss=True
+        )
+        changes.append(f"failover of {gid} to {cluster_id} started")
+    log_event(
+        logging.INFO, "aurora writer change", step=step, global_cluster=gid, target=arn, changes=changes
+    )
+    if not _wait(params):
+        return _in_progress("; ".join(changes) or f"global cluster {gid} is {status}", cluster=cluster_id)
+    _writer_waiter(rds, arn).wait(GlobalClusterIdentifier=gid, WaiterConfig=_waiter_config(params))
+    return _done("; ".join([*changes, f"{cluster_id} is now the writer"]), cluster=cluster_id)
+
+
+@_step
+def promote_database(ctx: RunbookContext, clients: Clients, params: Mapping[str, Any]) -> StepResult:
+    """Make the DR database the writer: RDS replica promotion, or Aurora global failover/switchover."""
+    if ctx.database_mode == "rds-replica":
+        ident = _need(ctx.dr_db_instance_id, "drDbInstanceId", "promote_database")
+        return _promote_rds(clients, params, "dr", ident, "promote_database")
+    return _promote_aurora(ctx, clients, params)
+
+
+def _put_switch(ctx: RunbookContext, clients: Clients, value: float) -> None:
+    m = ctx.switch_metric
+    clients.cloudwatch("dr").put_metric_data(
+        Namespace=m.namespace,
+        MetricData=[
+            {
+                "MetricName": m.name,
+                "Dimensions": [{"Name": k, "Value": v} for k, v in m.dimensions.items()],
+                "Value": value,
+            }
+        ],
+    )
+
+
+def _switch(ctx: RunbookContext, clients: Clients, value: float, step: str) -> StepResult:
+    m = ctx.switch_metric
+    # Average, not Maximum: a minute holding both a 1 and a 0 is neither state, so the step puts
+    # its value again rather than trusting a mixed period.
+    latest = _latest(
+        clients,
+        "dr",
+        _metric_query(m.namespace, m.name, m.dimensions, "Average", timedelta(days=1), timedelta(minutes=5)),
+    )
+    word = "thrown" if value == 1 else "released"
+    where = f"{m.namespace}/{m.name} in {ctx.dr_region}"
+    if latest is not None and latest[0] == value:
+        return _already(
+            f"switch already {word}: latest {where} datapoint is {value:g} at {latest[1]}", value=value
+        )
+    _put_switch(ctx, clients, value)
+    log_event(logging.INFO, f"switch {word}", step=step, metric=where, previous=latest[0] if latest else None)
+    return _done(f"switch {word}: put {value:g} on {where}", value=value)
+
+
+@_step
+def throw_switch(ctx: RunbookContext, clients: Clients, params: Mapping[str, Any]) -> StepResult:
+    """Put 1 on the switch metric: its alarm fails the Route 53 health check of region A's records."""
+    return _switch(ctx, clients, 1, "throw_switch")
+
+
+def _db_writer_in_dr(ctx: RunbookContext, clients: Clients, step: str) -> tuple[bool, str]:
+    if ctx.database_mode == "rds-replica":
+        ident = _need(ctx.dr_db_instance_id, "drDbInstanceId", step)
+        inst = _require_db_instance(clients, "dr", ident, step)
+        ok = (
+            not inst.get("ReadReplicaSourceDBInstanceIdentifier")
+            and inst.get("DBInstanceStatus") == "available"
+        )
+        return ok, f"{ident} {'is' if ok else 'is not yet'} a standalone writer"
+    _, members = _global_members(ctx, clients, step)
+    me = _member(members, _need(ctx.dr_cluster_arn, "drClusterArn", step))
+    ok = bool(me and me.get("IsWriter"))
+    return ok, f"{ctx.dr_cluster_id} {'is' if ok else 'is not yet'} the global writer"
+
+
+def _verify_once(ctx: RunbookContext, clients: Clients, params: Mapping[str, Any]) -> tuple[bool, list[str]]:
+    step = "verify"
+    notes: list[str] = []
+    group = _asg(clients, "dr", ctx.dr_asg_name, step)
+    desired = int(group["DesiredCapacity"])
+    asg_ok = desired == ctx.dr_capacity.desired
+    notes.append(f"{ctx.dr_asg_name} desired {desired}/{ctx.dr_capacity.desired}")
+    if ctx.dr_health_url:
+        http = _http_get(step, ctx.dr_health_url, float(params.get("probeTimeout", 3.0)))
+        body: Any = None
+        if http.status == 200:
+            try:
+                body = json.loads(http.body or b"null")
+            except json.JSONDecodeError:
+                body = None
+        http_ok = (
+            isinstance(body, dict) and body.get("region") == ctx.dr_region and body.get("writer") is True
+        )
+        if http_ok:
+            notes.append(f"{ctx.dr_health_url} answers 200 from {ctx.dr_region} as writer")
+        elif http.status == 200:
+            notes.append(
+                f"{ctx.dr_health_url} answers 200 but not region={ctx.dr_region} writer=true: {body!r}"
+            )
+        else:
+            notes.append(f"{ctx.dr_health_url} {http.describe()}")
+        return asg_ok and http_ok, notes
+    db_ok, db_note = _db_writer_in_dr(ctx, clients, step)
+    notes.append(db_note)
+    notes.append("HTTP check skipped: no drHealthUrl in the runbook context")
+    return asg_ok and db_ok, notes
+
+
+@_step
+def verify(ctx: RunbookContext, clients: Clients, params: Mapping[str, Any]) -> StepResult:
+    """Check region B serves: health endpoint 200 with region B as writer, web tier at capacity."""
+    ok, notes = _verify_once(ctx, clients, params)
+    if not ok and _wait(params):
+        # This condition spans HTTP and several APIs, which no boto3 waiter covers: poll it with
+        # the same Delay/MaxAttempts budget the waiters get.
+        config = _waiter_config(params)
+        for _ in range(max(0, int(config["MaxAttempts"]) - 1)):
+            time.sleep(float(config["Delay"]))
+            ok, notes = _verify_once(ctx, clients, params)
+            if ok:
+                break
+        if not ok:
+            raise StepFailed(
+                "verify",
+                f"region B not serving after {config['MaxAttempts']} checks: {'; '.join(notes)}",
+                retryable=True,
+                code="VerifyTimeout",
+            )
+    if not ok:
+        return _in_progress("; ".join(notes))
+    latch = _read_latch(clients, ctx) or {}
+    if latch.get("state") == "active":
+        # Verification is read-only: what makes a re-run "already done" is that an earlier run
+        # got past it and latched the failover.
+        return _already(
+            "still serving (latched active since " + str(latch.get("since")) + "): " + "; ".join(notes)
+        )
+    return _done("; ".join(notes))
+
+
+@_step
+def write_latch(ctx: RunbookContext, clients: Clients, params: Mapping[str, Any]) -> StepResult:
+    """Record in SSM (region B) that region B is active, so a routine ``pulumi up`` cannot revert it."""
+    latch = _read_latch(clients, ctx) or {}
+    if latch.get("state") == "active":
+        return _already(
+            f"latch {ctx.latch_parameter_name} already active since {latch.get('since')}", latch=latch
+        )
+    value = {
+        "state": "active",
+        "since": _now(),
+        "runbook": "failover",
+        "reason": params.get("reason") or "not given",
+    }
+    _write_latch(clients, ctx, value)
+    return _done(f"latch {ctx.latch_parameter_name} set to active", latch=value)
+
+
+@_step
+def notify(ctx: RunbookContext, clients: Clients, params: Mapping[str, Any]) -> StepResult:
+    """Tell the operators (SNS in region B) what the runbook did, once per completed run."""
+    runbook = str(params.get("runbook") or "failover")
+    target_state = "active" if runbook == "failover" else "standby"
+    latch = _read_latch(clients, ctx) or {}
+    if latch.get("state") == target_state and latch.get("runbook") == runbook and latch.get("notifiedAt"):
+        return _already(f"operators already notified at {latch['notifiedAt']}")
+    where = ctx.dr_region if runbook == "failover" else ctx.primary_region
+    subject = f"[{ctx.app_name}/{ctx.environment}] {runbook} to {where} completed"[:100]
+    lines = [
+        f"{runbook} of {ctx.app_name} ({ctx.environment}) completed: {where} now serves.",
+        f"Regions: A={ctx.primary_region}, B={ctx.dr_region}. Database mode: {ctx.database_mode}.",
+        f"Reason: {params.get('reason') or 'not given'}",
+    ]
+    if params.get("summary"):
+        lines += ["", str(params["summary"])]
+    response = clients.sns("dr").publish(
+        TopicArn=ctx.notify_topic_arn, Subject=subject, Message="\n".join(lines)
+    )
+    if latch.get("state") == target_state:
+        # Remembering the notification in the latch is what keeps a re-run from paging twice.
+        _write_latch(clients, ctx, {**latch, "runbook": runbook, "notifiedAt": _now()})
+    return _done(f"published to {ctx.notify_topic_arn}", messageId=response.get("MessageId"))
+
+
+# ---------------------------------------------------------------------------------------------
+# Failback
+# ---------------------------------------------------------------------------------------------
+
+
+def _failback_instance_id(ctx: RunbookContext, params: Mapping[str, Any], step: str) -> str:
+    explicit = params.get("failbackDbInstanceId")
+    if explicit:
+        return str(explicit)
+    return f"{_need(ctx.primary_db_instance_id, 'primaryDbInstanceId', step)}-failback"
+
+
+@_step
+def confirm_primary_healthy(ctx: RunbookContext, clients: Clients, params: Mapping[str, Any]) -> StepResult:
+    """Region A's control plane answers (and its endpoint is reachable) before anything moves back.
+
+    The web tier in region A is fenced at 0 after a failover, so its health endpoint cannot be
+    expected to answer 200: any HTTP answer shows the network path is back; what failback really
+    needs is region A's APIs, checked by describing its Auto Scaling group.
+    """
+    step = "confirm_primary_healthy"
+    group = _asg(clients, "primary", ctx.primary_asg_name, step)
+    notes = [f"region A API answers ({ctx.primary_asg_name} desired {group['DesiredCapacity']})"]
+    if ctx.primary_health_url:
+        probe = _probe(step, ctx.primary_health_url, params)
+        if probe.status is None:
+            raise StepFailed(
+                step, f"region A endpoint {ctx.primary_health_url} {probe.describe()}", retryable=True
+            )
+        notes.append(f"{ctx.primary_health_url} {probe.describe()}")
+    return _done("; ".join(notes))
+
+
+@_step
+def reestablish_replication(ctx: RunbookContext, clients: Clients, params: Mapping[str, Any]) -> StepResult:
+    """Replicate region B's writer back into region A (new RDS replica / Aurora secondary)."""
+    step = "reestablish_replication"
+    if ctx.database_mode == "aurora-global":
+        _, members = _global_members(ctx, clients, step)
+        primary_arn = _primary_cluster_arn(ctx, step)
+        me = _member(members, primary_arn)
+        if me is None:
+            raise StepFailed(
+                step,
+                f"{ctx.primary_cluster_id} is not a member of global cluster {ctx.global_cluster_id}. After an "
+                "unplanned failover Aurora re-adds the old primary once region A recovers; if it did not, "
+                "delete the old primary cluster and create it again as a secondary (create-db-cluster "
+                f"--global-cluster-identifier {ctx.global_cluster_id} in {ctx.primary_region}), then re-run",
+                code="NotAMember",
+            )
+        role = "writer" if me.get("IsWriter") else "secondary (replicating from region B)"
+        return _already(f"{ctx.primary_cluster_id} is a member of {ctx.global_cluster_id}: {role}")
+
+    dr_id = _need(ctx.dr_db_instance_id, "drDbInstanceId", step)
+    fb_id = _failback_instance_id(ctx, params, step)
+    existing = _db_instance(clients, "primary", fb_id)
+    created = False
+    if existing is None:
+        source = _require_db_instance(clients, "dr", dr_id, step)
+        if source.get("ReadReplicaSourceDBInstanceIdentifier"):
+            raise StepFailed(
+                step, f"{dr_id} in {ctx.dr_region} is still a replica: fail over first", code="NotPromoted"
+            )
+        kwargs: dict[str, Any] = {
+            "DBInstanceIdentifier": fb_id,
+            "SourceDBInstanceIdentifier": source["DBInstanceArn"],
+            "DBInstanceClass": source["DBInstanceClass"],
+            # botocore builds the cross-region pre-signed URL from SourceRegion.
+            "SourceRegion": ctx.dr_region,
+        }
+        if source.get("StorageEncrypted"):
+            kms = params.get("failbackKmsKeyId")
+            if not kms:
+                raise StepFailed(
+                    step,
+                    f"{dr_id} is encrypted: pass failbackKmsKeyId (a KMS key in {ctx.primary_region}) "
+                    "for the replica in region A",
+                    code="MissingKmsKey",
+                )
+            kwargs["KmsKeyId"] = kms
+        clients.rds("primary").create_db_instance_read_replica(**kwargs)
+        created = True
+        log_event(
+            logging.INFO,
+            "failback replica created",
+            step=step,
+            instance=fb_id,
+            source=source["DBInstanceArn"],
+        )
+        existing = {
+            "DBInstanceStatus": "creating",
+            "ReadReplicaSourceDBInstanceIdentifier": source["DBInstanceArn"],
+        }
+    source_arn = existing.get("ReadReplicaSourceDBInstanceIdentifier")
+    if source_arn and not created and not str(source_arn).endswith(f":db:{dr_id}") and source_arn != dr_id:
+        raise StepFailed(
+            step,
+            f"{fb_id} in {ctx.primary_region} exists but replicates from {source_arn}, not from {dr_id}: "
+            "delete it or pass another failbackDbInstanceId",
+            code="UnexpectedReplicationSource",
+        )
+    if not source_arn:
+        # A re-run after switch_writer: the failback instance is already region A's writer.
+        return _already(f"{fb_id} in {ctx.primary_region} is already promoted (writer): nothing to replicate")
+    status = existing.get("DBInstanceStatus")
+    if status != "available":
+        if not _wait(params):
+            return _in_progress(f"replica {fb_id} in {ctx.primary_region} is {status}", instance=fb_id)
+        clients.rds("primary").get_waiter("db_instance_available").wait(
+            DBInstanceIdentifier=fb_id, WaiterConfig=_waiter_config(params)
+        )
+    detail = f"{fb_id} in {ctx.primary_region} replicates from {dr_id} in {ctx.dr_region}"
+    return _finished(params, created, ("created replica " if created else "") + detail, instance=fb_id)
+
+
+@_step
+def wait_replication_lag(ctx: RunbookContext, clients: Clients, params: Mapping[str, Any]) -> StepResult:
+    """Wait until region A's replica is within ``maxReplicationLagSeconds`` of region B."""
+    step = "wait_replication_lag"
+    bound_s = ctx.max_replication_lag_seconds
+    if ctx.database_mode == "aurora-global":
+        _, members = _global_members(ctx, clients, step)
+        me = _member(members, _primary_cluster_arn(ctx, step))
+        if me and me.get("IsWriter"):
+            return _already(f"{ctx.primary_cluster_id} is already the writer: no lag to wait for")
+        # Aurora reports this one in milliseconds.
+        metric, dims, bound = (
+            "AuroraGlobalDBReplicationLag",
+            {"DBClusterIdentifier": _need(ctx.primary_cluster_id, "primaryClusterId", step)},
+            bound_s * 1000.0,
+        )
+    else:
+        fb_id = _failback_instance_id(ctx, params, step)
+        instance = _require_db_instance(clients, "primary", fb_id, step)
+        if not instance.get("ReadReplicaSourceDBInstanceIdentifier"):
+            return _already(f"{fb_id} is already promoted: no lag to wait for")
+        metric, dims, bound = "ReplicaLag", {"DBInstanceIdentifier": fb_id}, float(bound_s)
+    query = _metric_query("AWS/RDS", metric, dims, "Maximum", timedelta(minutes=15), timedelta(hours=6))
+    latest = _latest(clients, "primary", query)
+    if latest is not None and latest[0] <= bound:
+        return _done(f"{metric} {latest[0]:g} <= {bound:g} at {latest[1]}", lag=latest[0], bound=bound)
+    seen = "no datapoints yet" if latest is None else f"{latest[0]:g} > {bound:g}"
+    if not _wait(params):
+        return _in_progress(f"{metric} in {ctx.primary_region}: {seen}", bound=bound)
+    _metric_below_waiter(clients.cloudwatch("primary"), bound).wait(
+        **query, WaiterConfig=_waiter_config(params)
+    )
+    latest = _latest(clients, "primary", query)
+    return _done(f"{metric} under {bound:g} (latest {latest[0] if latest else '?'})", bound=bound)
+
+
+@_step
+def switch_writer(ctx: RunbookContext, clients: Clients, params: Mapping[str, Any]) -> StepResult:
+    """Make region A the writer again: promote the failback replica / Aurora switchover."""
+    step = "switch_writer"
+    if ctx.database_mode == "rds-replica":
+        return _promote_rds(clients, params, "primary", _failback_instance_id(ctx, params, step), step)
+    gid = _need(ctx.global_cluster_id, "globalClusterId", step)
+    primary_arn = _primary_cluster_arn(ctx, step)
+    group, members = _global_members(ctx, clients, step)
+    me = _member(members, primary_arn)
+    if me is None:
+        raise StepFailed(
+            step, f"{primary_arn} is not a member of {gid}: run reestablish_replication", code="NotAMember"
+        )
+    if me.get("IsWriter"):
+        return _finished(params, False, f"{ctx.primary_cluster_id} is the writer of {gid}")
+    started = False
+    if group.get("Status") not in ("failing-over", "switching-over"):
+        # Switchover, not failover: both regions are up, and a switchover loses no data.
+        clients.rds("dr").switchover_global_cluster(
+            GlobalClusterIdentifier=gid, TargetDbClusterIdentifier=primary_arn
+        )
+        started = True
+    if not _wait(params):
+        return _in_progress(
+            f"switchover of {gid} to {ctx.primary_cluster_id} {'started' if started else 'under way'}"
+        )
+    _writer_waiter(clients.rds("dr"), primary_arn).wait(
+        GlobalClusterIdentifier=gid, WaiterConfig=_waiter_config(params)
+    )
+    return _done(f"switched {gid} over to {ctx.primary_cluster_id}")
+
+
+@_step
+def unfence_primary(ctx: RunbookContext, clients: Clients, params: Mapping[str, Any]) -> StepResult:
+    """Give region A back its web tier capacity and unthrottle its functions."""
+    step = "unfence_primary"
+    changed_asg, before = _set_asg(clients, "primary", ctx.primary_asg_name, ctx.primary_capacity, step)
+    changes: list[str] = []
+    if changed_asg:
+        c = ctx.primary_capacity
+        changes.append(
+            f"{ctx.primary_asg_name} {before.min}/{before.desired}/{before.max} -> {c.min}/{c.desired}/{c.max}"
+        )
+    for name in ctx.primary_function_names:
+        if _reserved_concurrency(clients, "primary", name) == 0:
+            clients.lambda_("primary").delete_function_concurrency(FunctionName=name)
+            changes.append(f"function {name} unthrottled")
+    if not changes:
+        return _already(f"region A already at capacity with {len(ctx.primary_function_names)} function(s) on")
+    return _done("; ".join(changes), changes=changes)
+
+
+@_step
+def release_switch(ctx: RunbookContext, clients: Clients, params: Mapping[str, Any]) -> StepResult:
+    """Put 0 on the switch metric: Route 53 prefers region A again."""
+    return _switch(ctx, clients, 0, "release_switch")
+
+
+@_step
+def scale_down_dr(ctx: RunbookContext, clients: Clients, params: Mapping[str, Any]) -> StepResult:
+    """Return region B to its pilot light: web tier 0/0/0, functions at 0, event sources disabled."""
+    step = "scale_down_dr"
+    changed_asg, before = _set_asg(clients, "dr", ctx.dr_asg_name, Capacity(0, 0, 0), step)
+    changes: list[str] = []
+    if changed_asg:
+        changes.append(f"{ctx.dr_asg_name} {before.min}/{before.desired}/{before.max} -> 0/0/0")
+    for name in ctx.dr_function_names:
+        if _reserved_concurrency(clients, "dr", name) != 0:
+            clients.lambda_("dr").put_function_concurrency(FunctionName=name, ReservedConcurrentExecutions=0)
+            changes.append(f"function {name} -> reserved concurrency 0")
+    changes += _set_mappings(clients, ctx.dr_event_source_mapping_ids, enabled=False)
+    if not changes:
+        return _already("region B already in standby")
+    return _done("; ".join(changes), changes=changes)
+
+
+@_step
+def clear_latch(ctx: RunbookContext, clients: Clients, params: Mapping[str, Any]) -> StepResult:
+    """Set the latch back to standby: ``dr:active false`` is accepted again."""
+    latch = _read_latch(clients, ctx) or {}
+    if latch.get("state") == "standby":
+        return _already(f"latch {ctx.latch_parameter_name} already standby")
+    value = {
+        "state": "standby",
+        "since": _now(),
+        "runbook": "failback",
+        "reason": params.get("reason") or "failback",
+    }
+    _write_latch(clients, ctx, value)
+    return _done(f"latch {ctx.latch_parameter_name} set to standby", latch=value)

@@ -1,0 +1,251 @@
+"""``python -m automation failover|failback`` end to end against a moto server started here."""
+
+from __future__ import annotations
+
+import io
+import itertools
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from moto.server import ThreadedMotoServer
+
+from automation import runbook_cli
+from automation.emulator import patch_moto
+from lambdas.failover.graph import FAILOVER
+from tests.lambdas.failover.harness import HealthServer, assert_failed_over, new_session
+from tests.lambdas.failover.world import REGION_A, REGION_B, World, build_world
+
+REPO = Path(__file__).resolve().parents[2]
+_apps = itertools.count(1)
+_setup_session = new_session()
+_setup_clients: dict[tuple[str, str, str | None], Any] = {}
+
+
+@pytest.fixture(scope="module")
+def emulator() -> Iterator[str]:
+    """A moto server on a free local port (same process: the moto gap patches apply to it)."""
+    undo = patch_moto()
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    try:
+        yield f"http://{host}:{port}"
+    finally:
+        server.stop()
+        undo()
+
+
+@pytest.fixture
+def health() -> Iterator[HealthServer]:
+    server = HealthServer()
+    server.set("/primary", 503, {"error": "region A is down"})
+    yield server
+    server.close()
+
+
+@pytest.fixture
+def world(emulator: str, health: HealthServer) -> World:
+    w = build_world(
+        app=f"cli{next(_apps)}",
+        endpoint_url=emulator,
+        primary_health_url=health.url("/primary"),
+        dr_health_url=health.url("/dr"),
+        session=_setup_session,
+        clients_cache=_setup_clients,
+    )
+    health.routes["/dr"] = w.dr_health
+    return w
+
+
+@pytest.fixture
+def outputs(world: World, tmp_path: Path) -> Path:
+    """The DR stack's outputs as `pulumi stack output --json` prints them."""
+    path = tmp_path / "dr-outputs.json"
+    path.write_text(json.dumps({"runbook": world.context}))
+    return path
+
+
+def cli(*args: str, stdin: io.StringIO | None = None) -> int:
+    return runbook_cli.main(list(args), stdin=stdin or io.StringIO(""))
+
+
+def test_failover_end_to_end(
+    world: World, outputs: Path, emulator: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code = cli(
+        "failover", "--stack", "dr", "--outputs", str(outputs), "--yes", "--force", "--endpoint-url", emulator
+    )
+
+    out = capsys.readouterr().out
+    assert code == 0, out
+    # the header says what will happen, where
+    assert "pilotlight FAILOVER" in out and f"from {REGION_A} to {REGION_B}" in out
+    assert "[skipped: --force]" in out and emulator in out
+    # live progress: a start and an end line per step
+    for name in FAILOVER.names():
+        assert f"start   {name}" in out
+    assert "done         promote_database" in out
+    # then the timeline table and the outcome
+    table = out[out.index("step  ") :]
+    for name in FAILOVER.names():
+        assert name in table
+    assert "failover: done in" in out
+    assert_failed_over(world)
+    assert world.latch()["reason"] == "break-glass failover from the runbook CLI"
+
+
+def test_failover_then_failback_as_subprocesses(world: World, outputs: Path, emulator: str) -> None:
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    base = ["--outputs", str(outputs), "--yes", "--endpoint-url", emulator, "--json"]
+    over = subprocess.run(
+        [sys.executable, "-m", "automation.runbook_cli", "failover", "--force", "--reason", "drill", *base],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert over.returncode == 0, over.stderr
+    report = json.loads(over.stdout)
+    assert report["outcome"] == "done"
+    assert [r["step"] for r in report["timeline"]] == FAILOVER.names()
+    assert "start   verify" in over.stderr  # progress goes to stderr when stdout carries JSON
+    assert_failed_over(world)
+    world.age_metrics(minutes=5)
+
+    back = subprocess.run(
+        [sys.executable, "-m", "automation.runbook_cli", "failback", *base],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert back.returncode == 0, back.stderr
+    assert json.loads(back.stdout)["outcome"] == "done"
+    assert world.asg(REGION_B) == (0, 0, 0) and world.asg(REGION_A) == (1, 2, 4)
+    assert world.latch()["state"] == "standby"
+
+
+def test_stopped_run_exits_1_naming_the_step(
+    world: World, outputs: Path, emulator: str, health: HealthServer, capsys: pytest.CaptureFixture[str]
+) -> None:
+    health.set("/primary", 200, {"region": REGION_A})
+    before = world.snapshot()
+
+    code = cli("failover", "--outputs", str(outputs), "--yes", "--endpoint-url", emulator)
+
+    out = capsys.readouterr().out
+    assert code == 1
+    assert "STOPPED at confirm_primary_down" in out and "--force" in out
+    assert world.snapshot() == before
+
+
+def _write(path: Path, text: str) -> Path:
+    path.write_text(text)
+    return path
+
+
+@pytest.mark.parametrize(
+    ("make_file", "message"),
+    [
+        (lambda tmp, ctx: tmp / "missing.json", "cannot read --outputs"),
+        (lambda tmp, ctx: _write(tmp / "bad.json", "{not json"), "not valid JSON"),
+        (
+            lambda tmp, ctx: _write(
+                tmp / "partial.json", json.dumps({k: v for k, v in ctx.items() if k != "drAsgName"})
+            ),
+            "missing key 'drAsgName'",
+        ),
+        (lambda tmp, ctx: _write(tmp / "list.json", "[1, 2]"), "must be a JSON object"),
+    ],
+)
+def test_bad_outputs_file_exits_2_and_changes_nothing(
+    world: World,
+    emulator: str,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    make_file: Callable[[Path, dict[str, object]], Path],
+    message: str,
+) -> None:
+    before = world.snapshot()
+    path = make_file(tmp_path, world.context)
+
+    code = cli("failover", "--outputs", str(path), "--yes", "--force", "--endpoint-url", emulator)
+
+    err = capsys.readouterr().err
+    assert code == 2
+    assert message in err and "nothing was done" in err
+    assert world.snapshot() == before
+
+
+class _Terminal(io.StringIO):
+    """Stands in for an interactive terminal holding what the operator types."""
+
+    def isatty(self) -> bool:
+        return True
+
+
+@pytest.mark.parametrize(
+    ("stdin", "said"),
+    [
+        (io.StringIO(""), "not a terminal"),
+        (_Terminal(""), "Type the DR region name to confirm"),
+        (_Terminal("us-east-1\n"), "'us-east-1' is not 'us-west-2'"),
+    ],
+    ids=["no-tty", "eof", "wrong-region"],
+)
+def test_without_yes_nothing_happens_unless_confirmed(
+    world: World,
+    outputs: Path,
+    emulator: str,
+    capsys: pytest.CaptureFixture[str],
+    stdin: io.StringIO,
+    said: str,
+) -> None:
+    before = world.snapshot()
+
+    code = cli("failover", "--outputs", str(outputs), "--force", "--endpoint-url", emulator, stdin=stdin)
+
+    out = capsys.readouterr().out
+    assert code == 2
+    assert said in out and "aborted: nothing was done." in out
+    assert world.snapshot() == before
+
+
+def test_typing_the_dr_region_confirms(world: World, outputs: Path, emulator: str) -> None:
+    code = cli(
+        "failover",
+        "--outputs",
+        str(outputs),
+        "--force",
+        "--endpoint-url",
+        emulator,
+        stdin=_Terminal("us-west-2\n"),
+    )
+    assert code == 0
+    assert_failed_over(world)
+
+
+def test_without_outputs_and_without_pulumi_cli_exits_2(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("PATH", str(tmp_path))  # no `pulumi` executable anywhere
+    monkeypatch.setenv("PULUMI_HOME", str(tmp_path / ".pulumi"))
+
+    code = cli("failover", "--stack", "dr", "--yes")
+
+    err = capsys.readouterr().err
+    assert code == 2
+    assert "--outputs" in err and "nothing was done" in err
+
+
+def test_usage_error_exits_2(capsys: pytest.CaptureFixture[str]) -> None:
+    assert cli("failsideways") == 2
+    assert "invalid choice" in capsys.readouterr().err

@@ -1,0 +1,120 @@
+"""Shared helpers for the runbook tests and the benchmark: health server, fast params, runs."""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Callable, Mapping
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+import boto3
+import botocore.loaders
+import botocore.session
+
+from lambdas.failover import executor
+from lambdas.failover.clients import Clients
+from lambdas.failover.context import RunbookContext
+from lambdas.failover.executor import RunReport
+from tests.lambdas.failover.faults import Fault, FaultSwitch
+from tests.lambdas.failover.world import REGION_A, REGION_B, World
+
+FAST: dict[str, Any] = {"waiterDelay": 0, "waiterMaxAttempts": 5, "probeTries": 2, "probeInterval": 0}
+"""Waiter and probe settings that make in-process runs fast (moto answers at once)."""
+
+FORCED: dict[str, Any] = {**FAST, "force": True, "reason": "test drill"}
+
+
+_LOADER = botocore.loaders.create_loader()
+
+
+def new_session() -> boto3.Session:
+    """A fresh boto3 session (own event hooks, own clients) sharing one service-model loader.
+
+    Each new session otherwise re-reads and re-parses every service's JSON model, which costs
+    ~50 ms per client and would dominate these tests; sharing the loader changes nothing else.
+    """
+    core = botocore.session.get_session()
+    core.register_component("data_loader", _LOADER)
+    return boto3.Session(botocore_session=core)
+
+
+class HealthServer:
+    """A tiny HTTP server on 127.0.0.1 whose answers the test controls, path by path."""
+
+    def __init__(self) -> None:
+        self.routes: dict[str, Callable[[], tuple[int, dict[str, Any]]]] = {}
+        routes = self.routes
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                route = routes.get(self.path)
+                status, body = route() if route else (404, {"error": "no such route"})
+                payload = json.dumps(body).encode()
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(payload)))
+                self.end_headers()
+                self.wfile.write(payload)
+
+            def log_message(self, format: str, *args: Any) -> None:  # keep test output clean
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.thread = threading.Thread(target=self.server.serve_forever, args=(0.02,), daemon=True)
+        self.thread.start()
+
+    def url(self, path: str) -> str:
+        """Full URL of ``path`` on this server."""
+        return f"http://127.0.0.1:{self.server.server_address[1]}{path}"
+
+    def set(self, path: str, status: int, body: Mapping[str, Any] | None = None) -> None:
+        """Answer ``status`` with ``body`` on ``path``."""
+        self.routes[path] = lambda: (status, dict(body or {}))
+
+    def close(self) -> None:
+        """Stop serving."""
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def clients_for(world: World, *faults: Fault | FaultSwitch) -> Clients:
+    """Fresh clients on a fresh session with ``faults`` installed before any client exists."""
+    session = new_session()
+    for fault in faults:
+        fault.install(session)
+    return Clients.for_context(
+        RunbookContext.from_dict(world.context), session, endpoint_url=world.endpoint_url
+    )
+
+
+def run_book(
+    world: World, runbook: str, *faults: Fault, params: Mapping[str, Any] | None = None
+) -> RunReport:
+    """Run ``runbook`` in process against ``world`` with ``faults`` active for this run only.
+
+    The runs of one world share their clients (a ``FaultSwitch`` swaps the faults), as the runs
+    of one CLI invocation would; the context is parsed again each time, so a test may edit it.
+    """
+    if "runbook" not in world.extras:
+        switch = FaultSwitch()
+        world.extras["runbook"] = (switch, clients_for(world, switch))
+    switch, clients = world.extras["runbook"]
+    ctx = RunbookContext.from_dict(world.context)
+    switch.active = list(faults)
+    try:
+        return executor.run(runbook, ctx, clients, params=FORCED if params is None else params)
+    finally:
+        switch.active = []
+
+
+def assert_failed_over(world: World) -> None:
+    """Region B serves and region A is fenced."""
+    assert world.dr_is_writer()
+    assert world.asg(REGION_B) == (1, 2, 4)
+    assert all(v is None for v in world.concurrency(REGION_B).values())
+    assert world.mappings() == ["Enabled"]
+    assert world.switch_values()[-1] == 1.0
+    assert world.latch()["state"] == "active"
+    assert world.asg(REGION_A)[:2] == (0, 0)
+    assert set(world.concurrency(REGION_A).values()) == {0}

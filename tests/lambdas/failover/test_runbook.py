@@ -1,0 +1,306 @@
+"""End-to-end runs of the failover and failback runbooks against moto, in process."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+
+import pytest
+
+from lambdas.failover import executor, steps
+from lambdas.failover.context import RunbookContext
+from lambdas.failover.graph import FAILBACK, FAILOVER, RUNBOOKS
+from tests.lambdas.failover.faults import unreachable
+from tests.lambdas.failover.harness import (
+    FAST,
+    FORCED,
+    HealthServer,
+    assert_failed_over,
+    clients_for,
+    run_book,
+)
+from tests.lambdas.failover.world import REGION_A, REGION_B, World
+
+MODES = ["rds-replica", "aurora-global"]
+
+
+def test_every_step_of_both_runbooks_has_a_handler() -> None:
+    for book in RUNBOOKS.values():
+        for name in book.names():
+            assert name in steps.STEPS, f"{book.name}: no handler for {name}"
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_full_failover(make_world: Callable[..., World], mode: str) -> None:
+    world = make_world(mode)
+    assert not world.dr_is_writer()
+
+    report = run_book(world, "failover")
+
+    assert report.outcome == "done", report.format_table()
+    assert report.stopped_at is None
+    assert [r.step for r in report.timeline] == FAILOVER.names()
+    assert report.record("confirm_primary_down").status == "skipped"
+    assert "forced by operator: test drill" in report.record("confirm_primary_down").detail
+    assert {r.status for r in report.timeline[1:]} == {"done"}
+    assert_failed_over(world)
+    latch = world.latch()
+    assert latch["runbook"] == "failover" and latch["reason"] == "test drill" and latch["since"]
+    [message] = world.notifications()
+    assert "failover" in message["Subject"] and REGION_B in message["Subject"]
+    assert "promote_database: done" in message["Message"]  # the timeline summary travels with it
+    if mode == "rds-replica":
+        promoted = world.db(REGION_B, world.context["drDbInstanceId"])
+        assert promoted and not promoted.get("ReadReplicaSourceDBInstanceIdentifier")
+    else:
+        # the headless secondary got an instance before it became the writer
+        assert world.db(REGION_B, f"{world.app}-b-failover-1") is not None
+        assert world.global_writer() == world.context["drClusterArn"]
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_second_run_changes_nothing(make_world: Callable[..., World], mode: str) -> None:
+    world = make_world(mode)
+    assert run_book(world, "failover").outcome == "done"
+    world.notifications()
+    before = world.snapshot()
+
+    again = run_book(world, "failover")
+
+    assert again.outcome == "done"
+    assert again.statuses == {
+        "confirm_primary_down": "skipped",
+        **{name: "already_done" for name in FAILOVER.names()[1:]},
+    }, again.format_table()
+    assert world.snapshot() == before
+    assert world.notifications() == []  # nobody is paged twice
+
+
+def test_confirm_primary_down_refuses_while_region_a_answers(world: World, health: HealthServer) -> None:
+    health.set("/primary", 200, {"region": REGION_A, "writer": True})
+    before = world.snapshot()
+
+    report = run_book(world, "failover", params=FAST)
+
+    assert report.outcome == "stopped" and report.stopped_at == "confirm_primary_down"
+    assert "primary answers healthy" in (report.reason or "") and "--force" in (report.reason or "")
+    assert all(r.status == "not_run" for r in report.timeline[1:])
+    assert world.snapshot() == before
+
+    health.set("/primary", 503, {"error": "down"})
+    resumed = run_book(world, "failover", params=FAST)
+
+    assert resumed.outcome == "done", resumed.format_table()
+    assert resumed.record("confirm_primary_down").status == "done"
+    assert "HTTP 503" in resumed.record("confirm_primary_down").detail
+
+
+def test_confirm_primary_down_unreachable_endpoint_counts_as_down(world: World) -> None:
+    world.context["primaryHealthUrl"] = "http://127.0.0.1:9/health"  # discard port: nothing listens
+    report = run_book(world, "failover", params={**FAST, "probeTimeout": 0.5})
+    assert report.outcome == "done"
+    assert "unreachable" in report.record("confirm_primary_down").detail
+
+
+def test_confirm_primary_down_without_url_needs_force(world: World) -> None:
+    world.context["primaryHealthUrl"] = None
+    report = run_book(world, "failover", params=FAST)
+    assert report.stopped_at == "confirm_primary_down"
+    assert "--force" in (report.reason or "")
+
+
+def test_region_a_reachable_is_fenced(world: World) -> None:
+    report = run_book(world, "failover")
+    fence = report.record("fence_primary")
+    assert fence.status == "done"
+    assert f"{world.app}-web-us-east-1 1/2/4 -> 0/0/4" in fence.detail
+    assert world.asg(REGION_A) == (0, 0, 4)
+    assert set(world.concurrency(REGION_A).values()) == {0}
+
+
+def test_region_a_unreachable_failover_completes_with_warning(world: World) -> None:
+    outage = unreachable(REGION_A)
+    before_a = (world.asg(REGION_A), world.concurrency(REGION_A))
+
+    report = run_book(world, "failover", outage)
+
+    assert report.outcome == "done", report.format_table()
+    fence = report.record("fence_primary")
+    assert fence.status == "warning"
+    assert fence.detail.startswith("region A could not be fenced:")
+    assert "EndpointConnectionError" in fence.detail
+    assert report.warnings == [fence]
+    assert "1 warning(s)" in report.format_table()
+    # the failover path reads nothing else from region A: only fencing tried (and retried) it
+    assert outage.seen and all(
+        call.endswith("auto-scaling.DescribeAutoScalingGroups") for call in outage.seen
+    )
+    assert len(outage.seen) == 2  # region A clients give up after 2 attempts
+    assert (world.asg(REGION_A), world.concurrency(REGION_A)) == before_a
+    assert world.dr_is_writer() and world.asg(REGION_B) == (1, 2, 4)
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_failback_restores_standby(make_world: Callable[..., World], mode: str) -> None:
+    world = make_world(mode)
+    assert run_book(world, "failover").outcome == "done"
+    world.notifications()
+    # Failback comes minutes later: the switch's 1 and 0 must not share a one-minute period.
+    world.age_metrics(minutes=5)
+
+    report = run_book(world, "failback", params={**FAST, "reason": "region A recovered"})
+
+    assert report.outcome == "done", report.format_table()
+    assert [r.step for r in report.timeline] == FAILBACK.names()
+    assert world.asg(REGION_B) == (0, 0, 0)
+    assert set(world.concurrency(REGION_B).values()) == {0}
+    assert world.mappings() == ["Disabled"]
+    assert world.switch_values()[-1] == 0.0
+    assert world.latch()["state"] == "standby" and world.latch()["runbook"] == "failback"
+    assert world.asg(REGION_A) == (1, 2, 4)
+    assert all(v is None for v in world.concurrency(REGION_A).values())
+    [message] = world.notifications()
+    assert "failback" in message["Subject"] and REGION_A in message["Subject"]
+    if mode == "rds-replica":
+        failback_db = world.db(REGION_A, f"{world.app}-db-failback")
+        assert failback_db and not failback_db.get("ReadReplicaSourceDBInstanceIdentifier")
+        # Region B keeps its (now stale) standalone instance: re-seeding it as a replica of the new
+        # writer is the stacks' job (pulumi up with the new identifiers), not the runbook's.
+    else:
+        assert (world.global_writer() or "").endswith(f":cluster:{world.app}-a")
+        assert not world.dr_is_writer()  # the switchover made region B a secondary again
+
+    before = world.snapshot()
+    again = run_book(world, "failback", params=FAST)
+    assert again.outcome == "done"
+    assert {again.statuses[n] for n in FAILBACK.names()[1:]} == {"already_done"}, again.format_table()
+    assert world.snapshot() == before
+
+
+def test_failback_refuses_when_region_a_is_unreachable(world: World) -> None:
+    assert run_book(world, "failover").outcome == "done"
+    before = world.snapshot()
+
+    report = run_book(world, "failback", unreachable(REGION_A), params=FAST)
+
+    assert report.stopped_at == "confirm_primary_healthy"
+    assert "EndpointConnectionError" in (report.reason or "")
+    assert report.record("confirm_primary_healthy").retryable
+    assert world.snapshot() == before
+
+
+def test_aurora_failback_stops_when_old_primary_left_the_global_cluster(
+    make_world: Callable[..., World],
+) -> None:
+    world = make_world("aurora-global")
+    assert run_book(world, "failover").outcome == "done"
+    world.client("rds", REGION_A).remove_from_global_cluster(
+        GlobalClusterIdentifier=f"{world.app}-global", DbClusterIdentifier=f"{world.app}-a"
+    )
+
+    report = run_book(world, "failback", params=FAST)
+
+    assert report.stopped_at == "reestablish_replication"
+    assert f"not a member of global cluster {world.app}-global" in (report.reason or "")
+    assert "create-db-cluster" in (report.reason or "")  # says what to do by hand
+
+
+def test_planned_aurora_failover_uses_switchover(
+    make_world: Callable[..., World], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    world = make_world("aurora-global")
+    calls: list[str] = []
+    from automation import emulator as moto_patches
+
+    for name in ("failover_global_cluster", "switchover_global_cluster"):
+        original = getattr(moto_patches, name)
+        monkeypatch.setattr(
+            "moto.rds.responses.RDSResponse." + name,
+            lambda self, _o=original, _n=name: (calls.append(_n), _o(self))[1],
+        )
+
+    assert run_book(world, "failover", params={**FORCED, "planned": True}).outcome == "done"
+
+    assert calls == ["switchover_global_cluster"]
+    assert world.global_writer() == world.context["drClusterArn"]
+
+
+def test_report_renders_for_people_and_machines(world: World) -> None:
+    lines: list[tuple[str, str, str]] = []
+    ctx = RunbookContext.from_dict(world.context)
+
+    report = executor.run(
+        "failover",
+        ctx,
+        clients_for(world),
+        params=FORCED,
+        on_progress=lambda event, rec: lines.append((event, rec.step, rec.status)),
+    )
+
+    assert ("start", "promote_database", "running") in lines
+    assert ("end", "promote_database", "done") in lines
+    assert len(lines) == 2 * len(FAILOVER.steps)
+    table = report.format_table()
+    for name in FAILOVER.names():
+        assert name in table
+    assert table.splitlines()[-1].startswith("failover: done in")
+    as_json = json.loads(json.dumps(report.to_dict()))
+    assert as_json["outcome"] == "done" and len(as_json["timeline"]) == len(FAILOVER.steps)
+    assert all(r["durationSeconds"] >= 0 and r["start"] for r in as_json["timeline"])
+    # layers never overlap: a step starts only after every step of the previous layer ended
+    by_layer: dict[int, list[executor.StepRecord]] = {}
+    for r in report.timeline:
+        by_layer.setdefault(r.layer, []).append(r)
+    for layer in range(1, len(by_layer)):
+        assert max(r.ended_at for r in by_layer[layer - 1]) <= min(r.started_at for r in by_layer[layer])  # type: ignore[type-var]
+
+
+def test_a_bug_in_a_step_stops_the_run_and_is_reported(world: World, monkeypatch: pytest.MonkeyPatch) -> None:
+    def broken(ctx: object, clients: object, params: object) -> steps.StepResult:
+        raise KeyError("oops")
+
+    monkeypatch.setitem(steps.STEPS, "throw_switch", broken)
+    report = run_book(world, "failover")
+    assert report.stopped_at == "throw_switch"
+    assert "KeyError" in (report.reason or "")
+    assert report.record("verify").status == "not_run"
+
+
+def test_promotion_that_never_finishes_stops_the_run_retryably(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from moto.rds.models import RDSBackend
+
+    # RDS accepts the request but the replica never stops being a replica
+    monkeypatch.setattr(
+        RDSBackend, "promote_read_replica", lambda self, kw: self.databases[kw["db_instance_identifier"]]
+    )
+
+    report = run_book(world, "failover")
+
+    record = report.record("promote_database")
+    assert report.stopped_at == "promote_database"
+    assert record.retryable and record.code == "WaiterTimeout"
+    assert "DBInstancePromoted" in record.detail and "Max attempts exceeded" in record.detail
+    assert report.record("throw_switch").status == "not_run"
+
+
+def test_failback_refuses_a_failback_instance_replicating_from_elsewhere(world: World) -> None:
+    assert run_book(world, "failover").outcome == "done"
+    rds_a = world.client("rds", REGION_A)
+    source = rds_a.describe_db_instances(DBInstanceIdentifier=world.context["primaryDbInstanceId"])[
+        "DBInstances"
+    ][0]
+    rds_a.create_db_instance_read_replica(
+        DBInstanceIdentifier=f"{world.app}-db-failback",
+        SourceDBInstanceIdentifier=source["DBInstanceIdentifier"],
+        DBInstanceClass="db.t3.micro",
+    )
+
+    report = run_book(world, "failback", params=FAST)
+
+    assert report.stopped_at == "reestablish_replication"
+    assert (
+        "replicates from" in (report.reason or "")
+        and report.record("reestablish_replication").code == "UnexpectedReplicationSource"
+    )

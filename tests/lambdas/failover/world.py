@@ -1,0 +1,367 @@
+"""A pilot-light deployment in moto, and the runbook context pointing at it (tests and benchmark).
+
+``build_world`` creates, in region A (us-east-1) and region B (us-west-2), what the runbook acts
+on: the database pair (``rds-replica``: source instance in A and its read replica in B;
+``aurora-global``: a global cluster with a writer cluster in A and a headless secondary in B),
+launch templates and Auto Scaling groups (A at its capacity, B at 0/0/0), Lambda functions in both
+regions (B's at reserved concurrency 0), an SQS queue with a disabled event source mapping in B,
+the SSM latch (standby), the SNS topic with an SQS subscription to read what was published, and
+replication-lag datapoints for failback. ``World`` inspects the end state.
+
+It works in-process under ``mock_aws`` (``endpoint_url=None``) and against a moto server.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import zipfile
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any
+
+import boto3
+from moto.cloudwatch.models import cloudwatch_backends
+
+ACCOUNT = "123456789012"
+REGION_A = "us-east-1"
+REGION_B = "us-west-2"
+SWITCH_NAMESPACE = "Pilotlight/Failover"
+SWITCH_NAME = "FailoverSwitch"
+CAPACITY = {"min": 1, "desired": 2, "max": 4}
+
+HealthFn = Callable[[], tuple[int, dict[str, Any]]]
+
+
+def _zip() -> bytes:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as z:
+        z.writestr("handler.py", "def handler(event, context):\n    return {}\n")
+    return buffer.getvalue()
+
+
+@dataclass
+class World:
+    """The emulated deployment, with helpers to read its state."""
+
+    mode: str
+    app: str
+    endpoint_url: str | None
+    context: dict[str, Any]
+    notify_queue_url: str
+    session: boto3.Session = field(default_factory=boto3.Session)
+    clients_cache: dict[tuple[str, str, str | None], Any] = field(default_factory=dict)
+    """Plain clients by (service, region, endpoint); worlds built from one session may share it."""
+    extras: dict[str, Any] = field(default_factory=dict)
+    """Room for the test harness (e.g. the runbook's clients for this world)."""
+
+    def client(self, service: str, region: str) -> Any:
+        """A plain client (no fault hooks) for setting up and inspecting."""
+        key = (service, region, self.endpoint_url)
+        if key not in self.clients_cache:
+            self.clients_cache[key] = self.session.client(
+                service,  # type: ignore[call-overload]
+                region_name=region,
+                endpoint_url=self.endpoint_url,
+            )
+        return self.clients_cache[key]
+
+    # -- state ---------------------------------------------------------------------------------
+
+    def asg(self, region: str) -> tuple[int, int, int]:
+        """(min, desired, max) of the web tier group in ``region``."""
+        name = self.context["primaryAsgName"] if region == REGION_A else self.context["drAsgName"]
+        g = self.client("autoscaling", region).describe_auto_scaling_groups(AutoScalingGroupNames=[name])[
+            "AutoScalingGroups"
+        ][0]
+        return g["MinSize"], g["DesiredCapacity"], g["MaxSize"]
+
+    def concurrency(self, region: str) -> dict[str, int | None]:
+        """Reserved concurrency of each function of ``region`` (None = not set)."""
+        key = "primaryFunctionNames" if region == REGION_A else "drFunctionNames"
+        lam = self.client("lambda", region)
+        return {
+            name: lam.get_function_concurrency(FunctionName=name).get("ReservedConcurrentExecutions")
+            for name in self.context[key]
+        }
+
+    def mappings(self) -> list[str]:
+        """State of each DR event source mapping."""
+        lam = self.client("lambda", REGION_B)
+        return [
+            lam.get_event_source_mapping(UUID=u)["State"] for u in self.context["drEventSourceMappingIds"]
+        ]
+
+    def latch(self) -> dict[str, Any]:
+        """The latch parameter, parsed."""
+        name = self.context["latchParameterName"]
+        value = self.client("ssm", REGION_B).get_parameter(Name=name)["Parameter"]["Value"]
+        return json.loads(value)
+
+    def switch_values(self) -> list[float]:
+        """Every value put on the switch metric, oldest first (read from moto's backend)."""
+        backend = cloudwatch_backends[ACCOUNT][REGION_B]
+        return [
+            float(d.value)
+            for d in backend.metric_data
+            if d.namespace == SWITCH_NAMESPACE
+            and d.name == SWITCH_NAME
+            and [(x.name, x.value) for x in d.dimensions] == [("App", self.app)]
+        ]
+
+    def age_metrics(self, minutes: int) -> None:
+        """Move every datapoint of this world's regions ``minutes`` into the past (time passes)."""
+        for region in (REGION_A, REGION_B):
+            for datum in cloudwatch_backends[ACCOUNT][region].metric_data:
+                datum.timestamp -= timedelta(minutes=minutes)
+
+    def notifications(self) -> list[dict[str, Any]]:
+        """SNS messages delivered to the test subscription so far (drains the queue)."""
+        sqs = self.client("sqs", REGION_B)
+        out: list[dict[str, Any]] = []
+        while True:
+            got = sqs.receive_message(QueueUrl=self.notify_queue_url, MaxNumberOfMessages=10).get(
+                "Messages", []
+            )
+            if not got:
+                return out
+            for m in got:
+                out.append(json.loads(m["Body"]))
+                sqs.delete_message(QueueUrl=self.notify_queue_url, ReceiptHandle=m["ReceiptHandle"])
+
+    def db(self, region: str, identifier: str) -> dict[str, Any] | None:
+        """A DB instance, or None."""
+        try:
+            return self.client("rds", region).describe_db_instances(DBInstanceIdentifier=identifier)[
+                "DBInstances"
+            ][0]
+        except self.client("rds", region).exceptions.DBInstanceNotFoundFault:
+            return None
+
+    def global_writer(self) -> str | None:
+        """ARN of the global cluster's writer member."""
+        group = self.client("rds", REGION_B).describe_global_clusters(
+            GlobalClusterIdentifier=self.context["globalClusterId"]
+        )["GlobalClusters"][0]
+        return next((m["DBClusterArn"] for m in group["GlobalClusterMembers"] if m["IsWriter"]), None)
+
+    def dr_is_writer(self) -> bool:
+        """Whether region B holds the writer."""
+        if self.mode == "rds-replica":
+            inst = self.db(REGION_B, self.context["drDbInstanceId"])
+            return bool(inst and not inst.get("ReadReplicaSourceDBInstanceIdentifier"))
+        return self.global_writer() == self.context["drClusterArn"]
+
+    def snapshot(self) -> dict[str, Any]:
+        """Everything the runbook changes, for before/after comparisons."""
+        state: dict[str, Any] = {
+            "asgA": self.asg(REGION_A),
+            "asgB": self.asg(REGION_B),
+            "fnA": self.concurrency(REGION_A),
+            "fnB": self.concurrency(REGION_B),
+            "mappings": self.mappings(),
+            "latch": self.latch(),
+            "switch": self.switch_values(),
+            "drWriter": self.dr_is_writer(),
+        }
+        if self.mode == "rds-replica":
+            dbs = self.client("rds", REGION_A).describe_db_instances()["DBInstances"]
+            dbs += self.client("rds", REGION_B).describe_db_instances()["DBInstances"]
+            state["dbs"] = sorted(
+                (d["DBInstanceIdentifier"], d.get("ReadReplicaSourceDBInstanceIdentifier"))
+                for d in dbs
+                if d["DBInstanceIdentifier"].startswith(f"{self.app}-")
+            )
+        else:
+            state["writer"] = self.global_writer()
+        return state
+
+    # -- health endpoints ----------------------------------------------------------------------
+
+    def dr_health(self) -> tuple[int, dict[str, Any]]:
+        """What region B's health endpoint would answer: 200 once it has a web tier, and who writes."""
+        serving = self.asg(REGION_B)[1] > 0
+        body = {"region": REGION_B, "writer": self.dr_is_writer()}
+        return (200 if serving else 503), body
+
+
+def build_world(
+    mode: str = "rds-replica",
+    *,
+    app: str = "shop",
+    endpoint_url: str | None = None,
+    primary_health_url: str | None = None,
+    dr_health_url: str | None = None,
+    lag_metrics: bool = True,
+    session: boto3.Session | None = None,
+    clients_cache: dict[tuple[str, str, str | None], Any] | None = None,
+) -> World:
+    """Create the deployment in moto (under ``mock_aws`` or at ``endpoint_url``) and return it.
+
+    Every name starts with ``app``, so several worlds can live in one emulator side by side.
+    """
+    world = World(
+        mode=mode,
+        app=app,
+        endpoint_url=endpoint_url,
+        context={},
+        notify_queue_url="",
+        session=session or boto3.Session(),
+        clients_cache={} if clients_cache is None else clients_cache,
+    )
+    c = world.client
+
+    role = c("iam", REGION_A).create_role(
+        RoleName=f"{app}-fn",
+        AssumeRolePolicyDocument=json.dumps(
+            {
+                "Version": "2012-10-17",
+                "Statement": [
+                    {
+                        "Effect": "Allow",
+                        "Principal": {"Service": "lambda.amazonaws.com"},
+                        "Action": "sts:AssumeRole",
+                    }
+                ],
+            }
+        ),
+    )["Role"]["Arn"]
+    code = _zip()
+    functions: dict[str, list[str]] = {}
+    for region, cap in ((REGION_A, CAPACITY), (REGION_B, {"min": 0, "desired": 0, "max": 0})):
+        c("ec2", region).create_launch_template(
+            LaunchTemplateName=f"{app}-web",
+            LaunchTemplateData={"ImageId": "ami-12c6146b", "InstanceType": "t3.micro"},
+        )
+        c("autoscaling", region).create_auto_scaling_group(
+            AutoScalingGroupName=f"{app}-web-{region}",
+            LaunchTemplate={"LaunchTemplateName": f"{app}-web", "Version": "$Latest"},
+            MinSize=cap["min"],
+            DesiredCapacity=cap["desired"],
+            MaxSize=cap["max"],
+            AvailabilityZones=[f"{region}a"],
+        )
+        lam = c("lambda", region)
+        names = [f"{app}-api-{region}", f"{app}-worker-{region}"]
+        for name in names:
+            lam.create_function(
+                FunctionName=name,
+                Runtime="python3.12",
+                Role=role,
+                Handler="handler.handler",
+                Code={"ZipFile": code},
+            )
+            if region == REGION_B:
+                lam.put_function_concurrency(FunctionName=name, ReservedConcurrentExecutions=0)
+        functions[region] = names
+
+    sqs = c("sqs", REGION_B)
+    orders = sqs.create_queue(QueueName=f"{app}-orders")["QueueUrl"]
+    orders_arn = sqs.get_queue_attributes(QueueUrl=orders, AttributeNames=["QueueArn"])["Attributes"][
+        "QueueArn"
+    ]
+    mapping = c("lambda", REGION_B).create_event_source_mapping(
+        EventSourceArn=orders_arn, FunctionName=functions[REGION_B][1], Enabled=False, BatchSize=10
+    )["UUID"]
+
+    c("ssm", REGION_B).put_parameter(
+        Name=f"/{app}/test/failover-latch", Value=json.dumps({"state": "standby"}), Type="String"
+    )
+    sns = c("sns", REGION_B)
+    topic = sns.create_topic(Name=f"{app}-ops")["TopicArn"]
+    inbox = sqs.create_queue(QueueName=f"{app}-ops-inbox")["QueueUrl"]
+    inbox_arn = sqs.get_queue_attributes(QueueUrl=inbox, AttributeNames=["QueueArn"])["Attributes"][
+        "QueueArn"
+    ]
+    sns.subscribe(TopicArn=topic, Protocol="sqs", Endpoint=inbox_arn)
+
+    context: dict[str, Any] = {
+        "appName": app,
+        "environment": "test",
+        "primaryRegion": REGION_A,
+        "drRegion": REGION_B,
+        "databaseMode": mode,
+        "primaryAsgName": f"{app}-web-{REGION_A}",
+        "primaryCapacity": CAPACITY,
+        "drAsgName": f"{app}-web-{REGION_B}",
+        "drCapacity": CAPACITY,
+        "primaryFunctionNames": functions[REGION_A],
+        "drFunctionNames": functions[REGION_B],
+        "drEventSourceMappingIds": [mapping],
+        "switchMetric": {"namespace": SWITCH_NAMESPACE, "name": SWITCH_NAME, "dimensions": {"App": app}},
+        "latchParameterName": f"/{app}/test/failover-latch",
+        "notifyTopicArn": topic,
+        "primaryHealthUrl": primary_health_url,
+        "drHealthUrl": dr_health_url,
+        "maxReplicationLagSeconds": 30,
+    }
+    cw_a = c("cloudwatch", REGION_A)
+    if mode == "rds-replica":
+        rds_a, rds_b = c("rds", REGION_A), c("rds", REGION_B)
+        source = rds_a.create_db_instance(
+            DBInstanceIdentifier=f"{app}-db",
+            DBInstanceClass="db.t3.micro",
+            Engine="postgres",
+            MasterUsername="app",
+            MasterUserPassword="not-a-secret-1",
+            AllocatedStorage=20,
+        )["DBInstance"]
+        rds_b.create_db_instance_read_replica(
+            DBInstanceIdentifier=f"{app}-db-replica",
+            SourceDBInstanceIdentifier=source["DBInstanceArn"],
+            DBInstanceClass="db.t3.micro",
+        )
+        context |= {"primaryDbInstanceId": f"{app}-db", "drDbInstanceId": f"{app}-db-replica"}
+        if lag_metrics:
+            cw_a.put_metric_data(
+                Namespace="AWS/RDS",
+                MetricData=[
+                    {
+                        "MetricName": "ReplicaLag",
+                        "Dimensions": [{"Name": "DBInstanceIdentifier", "Value": f"{app}-db-failback"}],
+                        "Value": 0.4,
+                    }
+                ],
+            )
+    else:
+        rds_a, rds_b = c("rds", REGION_A), c("rds", REGION_B)
+        rds_a.create_global_cluster(GlobalClusterIdentifier=f"{app}-global", Engine="aurora-postgresql")
+        rds_a.create_db_cluster(
+            DBClusterIdentifier=f"{app}-a",
+            Engine="aurora-postgresql",
+            GlobalClusterIdentifier=f"{app}-global",
+            MasterUsername="app",
+            MasterUserPassword="not-a-secret-1",
+        )
+        rds_a.create_db_instance(
+            DBInstanceIdentifier=f"{app}-a-1",
+            DBClusterIdentifier=f"{app}-a",
+            DBInstanceClass="db.r6g.large",
+            Engine="aurora-postgresql",
+        )
+        dr = rds_b.create_db_cluster(
+            DBClusterIdentifier=f"{app}-b",
+            Engine="aurora-postgresql",
+            GlobalClusterIdentifier=f"{app}-global",
+        )["DBCluster"]
+        context |= {
+            "globalClusterId": f"{app}-global",
+            "primaryClusterId": f"{app}-a",
+            "drClusterId": f"{app}-b",
+            "drClusterArn": dr["DBClusterArn"],
+            "drInstanceClass": "db.r6g.large",
+        }
+        if lag_metrics:
+            cw_a.put_metric_data(
+                Namespace="AWS/RDS",
+                MetricData=[
+                    {
+                        "MetricName": "AuroraGlobalDBReplicationLag",
+                        "Dimensions": [{"Name": "DBClusterIdentifier", "Value": f"{app}-a"}],
+                        "Value": 850.0,
+                    }
+                ],
+            )
+    world.context, world.notify_queue_url = context, inbox
+    return world
