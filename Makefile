@@ -1,4 +1,4 @@
-# pilotlight: `make demo` (offline plan) and `make test` (lint, types, tests).
+# pilotlight: `make demo` (offline plan + local drill) and `make test` (lint, types, tests).
 # Each target creates .venv and installs what it needs; only Python 3.11+ and make are required.
 PYTHON ?= python3
 VENV := .venv
@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 STAMP_RUN := $(VENV)/.installed-runtime
 STAMP_DEV := $(VENV)/.installed-dev
 
-.PHONY: demo test plan lint typecheck unit bench clean
+.PHONY: demo test plan drill lint typecheck unit bench clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -20,8 +20,12 @@ $(STAMP_DEV): requirements.txt requirements-dev.txt | $(PY)
 	$(PY) -m pip install --quiet -r requirements-dev.txt
 	touch $@ $(STAMP_RUN)
 
-demo: $(STAMP_RUN)
+demo: $(STAMP_DEV)
 	$(PY) -m automation plan
+	$(PY) -m automation drill --local
+
+drill: $(STAMP_DEV)
+	$(PY) -m automation drill --local
 
 plan: $(STAMP_RUN)
 	$(PY) -m automation plan

@@ -3,6 +3,7 @@
 plan      offline plan of both stacks (no Pulumi CLI, no AWS)
 failover  break-glass failover runbook from a laptop (boto3 only)
 failback  break-glass failback runbook
+drill     ``--local``: the real runbooks against a local AWS emulator, with a report; else a cloud drill
 cloud     Automation API operations on real stacks: deploy, failover, failback, drill, destroy, preview
 """
 
@@ -15,6 +16,10 @@ COMMANDS = {
     "plan": ("automation.plan", "offline plan of both stacks: resources, failover diff, cost, RTO"),
     "failover": ("automation.runbook_cli", "run the failover runbook with boto3 (break-glass)"),
     "failback": ("automation.runbook_cli", "run the failback runbook with boto3"),
+    "drill": (
+        "automation.drill",
+        "--local: drill the runbooks against a local AWS emulator; else a cloud drill",
+    ),
     "cloud": ("automation.cloud", "Automation API: deploy | failover | failback | drill | destroy | preview"),
 }
 
