@@ -178,6 +178,7 @@ _COMPUTED_ATTRS: dict[str, tuple[str, ...]] = {
     "aws:rds/globalCluster:GlobalCluster": ("globalClusterIdentifier",),
     "aws:apigateway/restApi:RestApi": ("rootResourceId", "executionArn"),
     "aws:apigateway/stage:Stage": ("invokeUrl",),
+    "aws:apigateway/domainName:DomainName": ("regionalDomainName", "regionalZoneId"),
     "aws:lambda/function:Function": ("invokeArn", "qualifiedArn", "version"),
     "aws:route53/zone:Zone": ("zoneId", "nameServers"),
     "aws:kms/key:Key": ("keyId",),

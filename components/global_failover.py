@@ -24,6 +24,7 @@ import pulumi_aws as aws
 
 from components.config import StackConfig
 from components.failover import DesiredTier
+from components.observability import dashboard_body
 from components.storage import replication_rule
 from components.wiring import PrimaryOutputs
 
@@ -70,6 +71,7 @@ class GlobalFailoverArgs:
     dr_web_dns: pulumi.Input[str]
     dr_api_domain: pulumi.Input[str] | None
     alarm_topic_arn: pulumi.Input[str]
+    dr_dashboard_dimensions: dict[str, Any] | None = None
     replica_bucket_arn: pulumi.Input[str] | None = None
     replica_kms_key_arn: pulumi.Input[str] | None = None
 
@@ -221,6 +223,24 @@ class GlobalFailover(pulumi.ComponentResource):
                 role_provider=args.dr_provider,
             )
         # --- end data tier ---
+
+        # --- the cross-region dashboard (region B: it must be readable while region A is down) ---
+        if args.dr_dashboard_dimensions is not None:
+            primary_dims = {
+                "alb": args.primary["webAlbArnSuffix"],
+                "function": args.primary["functionNames"][0],
+                "api": args.primary["apiName"],
+                "stage": args.primary["apiStage"],
+            }
+            regions = {cfg.primary_region: primary_dims, cfg.dr_region: args.dr_dashboard_dimensions}
+            aws.cloudwatch.Dashboard(
+                f"{name}-dashboard",
+                dashboard_name=f"{cfg.prefix}-dr",
+                dashboard_body=pulumi.Output.from_input(regions).apply(
+                    lambda r: dashboard_body(cfg.prefix, r)
+                ),
+                opts=in_b,
+            )
 
         self.zone_id = pulumi.Output.from_input(zone_id)
         self.switch_alarm_name = switch_alarm.name

@@ -140,7 +140,7 @@ class PilotLightRegion(pulumi.ComponentResource):
                 private_subnet_ids=self.network.private_subnet_ids,
                 capacity=tier.capacity,
                 instance_type=cfg.compute.instance_type,
-                ami_id=cfg.compute.ami_id,
+                ami_id=self.web_image_id(name, cfg),
                 warm_pool=tier.warm_pool,
                 certificate_arn=cfg.routing.dr_certificate_arn,
                 volume_size=cfg.compute.volume_size,
@@ -155,6 +155,8 @@ class PilotLightRegion(pulumi.ComponentResource):
                 region=cfg.dr_region,
                 role="dr",
                 enabled=tier.event_sources_enabled,
+                domain_name=f"api.{cfg.routing.domain}",
+                certificate_arn=cfg.routing.dr_certificate_arn,
                 reserved_concurrency=tier.reserved_concurrency,
                 # The global table's replica in region B: same name, this region's ARN.
                 table_name=args.primary["tableName"],
@@ -172,6 +174,16 @@ class PilotLightRegion(pulumi.ComponentResource):
             ),
             child,
         )
+        lag = replica_lag_alarm(cfg, self.data)
+        self.dashboard_dimensions: dict[str, Any] = {
+            "alb": self.web.alb_arn_suffix,
+            "function": self.api.function_name,
+            "api": self.api.api_name,
+            "stage": self.api.stage_name,
+            "db_metric": lag[0],
+            "db_dim": lag[1],
+            "db_value": lag[2],
+        }
         self.observability = Observability(
             f"{name}-obs",
             ObservabilityArgs(
@@ -180,11 +192,11 @@ class PilotLightRegion(pulumi.ComponentResource):
                 alb_arn_suffix=self.web.alb_arn_suffix,
                 target_group_arn_suffix=self.web.target_group_arn_suffix,
                 function_name=self.api.function_name,
-                api_name=f"{name}-api",
+                api_name=self.api.api_name,
                 api_stage=self.api.stage_name,
                 alert_email=cfg.routing.alert_email,
                 watch_primary=True,
-                replica_lag=replica_lag_alarm(cfg, self.data),
+                replica_lag=lag,
                 confirmation_minutes=cfg.routing.confirmation_minutes,
             ),
             child,
@@ -257,6 +269,27 @@ class PilotLightRegion(pulumi.ComponentResource):
         # data tier
         self._exports.update({**self.data.exports(), "drAppSecurityGroupId": self.app_security_group.id})
         self.register_outputs(self._exports)
+
+    def web_image_id(self, name: str, cfg: StackConfig) -> pulumi.Input[str] | None:
+        """The web tier's image in region B: a configured AMI (region A's) is copied here.
+
+        AMI ids are regional. The copy is made at deployment, while region A answers, and never
+        changes at failover, so lighting the pilot light needs nothing from region A. It is
+        encrypted with the region's default EBS key, which Auto Scaling may use without a grant.
+        None: the region's public Amazon Linux 2023 parameter (compute.py).
+        """
+        if cfg.compute.ami_id is None:
+            return None
+        copy = aws.ec2.AmiCopy(
+            f"{name}-web-ami",
+            name=f"{cfg.prefix}-web-{cfg.dr_region}",
+            description=f"pilotlight web image copied from {cfg.primary_region}",
+            source_ami_id=cfg.compute.ami_id,
+            source_ami_region=cfg.primary_region,
+            encrypted=True,
+            opts=pulumi.ResourceOptions(parent=self),
+        )
+        return copy.id
 
     def exports(self) -> dict[str, Any]:
         """Stack outputs of region B."""

@@ -68,8 +68,9 @@ def run(cfg: StackConfig) -> dict[str, Any]:
             primary_provider=regional.primary,
             dr_provider=regional.dr,
             dr_web_dns=dr.web.alb_dns_name,
-            dr_api_domain=None,
+            dr_api_domain=dr.api.domain_target,
             alarm_topic_arn=dr.observability.topic_arn,
+            dr_dashboard_dimensions=dr.dashboard_dimensions,
             replica_bucket_arn=dr.replica_bucket_arn,  # data tier
             replica_kms_key_arn=dr.replica_kms_key_arn,
         ),

@@ -36,6 +36,8 @@ class ApiTierArgs:
         table_name, table_arn: the DynamoDB global table (its replica in this region).
         bucket_name, bucket_arn: the receipts bucket in this region; kms_key_arn: its key.
         environment: extra environment variables (database identifiers, latch parameter...).
+        domain_name, certificate_arn: a regional custom domain (``api.<domain>``) with this region's
+            ACM certificate: Route 53 can fail the API over only to names API Gateway answers for.
         log_retention_days: CloudWatch Logs retention of the function's log group.
     """
 
@@ -49,6 +51,8 @@ class ApiTierArgs:
     bucket_arn: pulumi.Input[str]
     kms_key_arn: pulumi.Input[str]
     environment: dict[str, pulumi.Input[str]] = field(default_factory=dict)
+    domain_name: str | None = None
+    certificate_arn: str | None = None
     log_retention_days: int = 30
     extra_policy_statements: list[dict] = field(default_factory=list)
 
@@ -86,6 +90,7 @@ class ApiTier(pulumi.ComponentResource):
     function_name: pulumi.Output[str]
     function_arn: pulumi.Output[str]
     api_id: pulumi.Output[str]
+    api_name: pulumi.Output[str]
     stage_name: pulumi.Output[str]
     invoke_url: pulumi.Output[str]
     health_url: pulumi.Output[str]
@@ -191,8 +196,10 @@ class ApiTier(pulumi.ComponentResource):
             opts=child,
         )
 
+        # An explicit name: CloudWatch's ApiName dimension (alarms, dashboard) is this name.
         api = aws.apigateway.RestApi(
             f"{name}-api",
+            name=name,
             description=f"pilotlight payments API ({args.role})",
             endpoint_configuration=aws.apigateway.RestApiEndpointConfigurationArgs(types="REGIONAL"),
             opts=child,
@@ -270,9 +277,29 @@ class ApiTier(pulumi.ComponentResource):
             opts=child,
         )
 
+        self.domain_target: pulumi.Output[str] | None = None
+        if args.domain_name is not None and args.certificate_arn is not None:
+            domain = aws.apigateway.DomainName(
+                f"{name}-domain",
+                domain_name=args.domain_name,
+                regional_certificate_arn=args.certificate_arn,
+                endpoint_configuration=aws.apigateway.DomainNameEndpointConfigurationArgs(types="REGIONAL"),
+                security_policy="TLS_1_2",
+                opts=child,
+            )
+            aws.apigateway.BasePathMapping(
+                f"{name}-domain-mapping",
+                rest_api=api.id,
+                stage_name=stage.stage_name,
+                domain_name=domain.domain_name,
+                opts=child,
+            )
+            self.domain_target = domain.regional_domain_name
+
         self.function_name = function.name
         self.function_arn = function.arn
         self.api_id = api.id
+        self.api_name = api.name
         self.stage_name = stage.stage_name
         self.invoke_url = stage.invoke_url
         self.health_url = pulumi.Output.concat(stage.invoke_url, "/health")

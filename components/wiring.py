@@ -24,6 +24,8 @@ REQUIRED_PRIMARY_OUTPUTS: tuple[str, ...] = (
     "vpcCidr",
     "webCapacity",
     "webAlbDns",
+    "webAlbArnSuffix",
+    "apiName",
     "webHealthUrl",
     "asgName",
     "apiHost",
@@ -148,6 +150,7 @@ def check_database_outputs(stack: str, values: Mapping[str, Any], expected_mode:
 
 # Outputs added by later tiers are read when present; the tiers that need them require them.
 OPTIONAL_PRIMARY_OUTPUTS: tuple[str, ...] = (
+    "apiDomainTarget",  # only with certificates (routing.certificateArn)
     *(k for keys in DATABASE_MODE_OUTPUTS.values() for k in keys),  # data tier
     "globalClusterArn",
     "primaryClusterReaderEndpoint",

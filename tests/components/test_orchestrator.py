@@ -1,0 +1,53 @@
+"""The orchestrator in region B: state machines from the graph, triggers, and who may start them."""
+
+from __future__ import annotations
+
+import json
+
+from automation import synth
+from lambdas.failover.context import RunbookContext
+from lambdas.failover.state_machine import validate_definition
+from tests.components.conftest import synthesize
+
+
+def test_both_state_machines_are_registered_in_region_b_with_valid_definitions(dr: synth.Synthesis) -> None:
+    machines = {r.inputs["name"]: r for r in dr.by_type("aws:sfn/stateMachine:StateMachine")}
+    assert set(machines) == {"pilotlight-production-failover", "pilotlight-production-failback"}
+    for machine in machines.values():
+        assert machine.region == dr.config["pilotlight:drRegion"]
+        validate_definition(json.loads(machine.inputs["definition"]))
+
+
+def test_the_runbook_lambda_carries_the_runbook_context(dr: synth.Synthesis) -> None:
+    (fn,) = [f for f in dr.by_type("aws:lambda/function:Function") if f.inputs["name"].endswith("-runbook")]
+    context = json.loads(fn.inputs["environment"]["variables"]["RUNBOOK_CONTEXT"])
+    parsed = RunbookContext.from_dict(context)  # every key the steps need is there
+    assert parsed.dr_region == "us-west-2" and parsed.database_mode == "aurora-global"
+    assert context == dr.outputs["runbook"]
+
+
+def test_automatic_trigger_only_with_dr_auto_failover(dr: synth.Synthesis) -> None:
+    assert dr.by_type("aws:cloudwatch/eventTarget:EventTarget") and not [
+        r for r in dr.by_type("aws:cloudwatch/eventRule:EventRule") if "auto-failover" in r.name
+    ]
+    auto = synthesize("dr", {"dr:autoFailover": True})
+    (rule,) = [r for r in auto.by_type("aws:cloudwatch/eventRule:EventRule") if "auto-failover" in r.name]
+    pattern = json.loads(rule.inputs["eventPattern"])
+    assert pattern["detail"] == {"state": {"value": ["ALARM"]}}
+    (alarm,) = [
+        a for a in auto.by_type("aws:cloudwatch/metricAlarm:MetricAlarm") if "primary-unhealthy" in a.name
+    ]
+    assert (
+        alarm.inputs["evaluationPeriods"] == alarm.inputs["datapointsToAlarm"] == 3
+    )  # the confirmation window
+
+
+def test_the_operator_policy_starts_only_the_two_runbooks(dr: synth.Synthesis) -> None:
+    (policy,) = [p for p in dr.by_type("aws:iam/policy:Policy") if p.name.endswith("-operator")]
+    statements = json.loads(policy.inputs["policy"])["Statement"]
+    start = next(s for s in statements if "states:StartExecution" in s["Action"])
+    assert len(start["Resource"]) == 2 and all(":stateMachine" in r or "sfn" in r for r in start["Resource"])
+    assert not any(
+        s["Action"] == "*" or (s.get("Resource") == "*" and "StartExecution" in str(s["Action"]))
+        for s in statements
+    )
