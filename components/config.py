@@ -26,10 +26,11 @@ ENGINES = {"aurora-global": ("aurora-postgresql",), "rds-replica": ("mysql", "po
 NAT_STRATEGIES = ("per-az", "single", "none")
 HEALTH_CHECK_INTERVALS = (10, 30)
 CRITICALITIES = ("low", "medium", "high", "critical")
-FAILBACK_PHASES = ("replicate", "switch-writer", "route-back", "complete")
+FAILBACK_PHASES = ("replicate", "drain", "switch-writer", "route-back", "complete")
 """The explicit failback procedure, in order (README, "Failing back"):
 
 replicate       re-establish replication from region B to region A (new replica in A)
+drain           region B stops taking writes (web tier 0, functions off); replication catches up
 switch-writer   lag under the bound: the writer moves back to region A
 route-back      the failover switch is released: Route 53 prefers region A again
 complete        region B returns to standby (web tier 0, functions off); the latch is cleared

@@ -165,11 +165,14 @@ def decide(
 
     active_capacity = dr_capacity(primary, flags.capacity_percent)
     index = -1 if phase is None else FAILBACK_PHASES.index(phase)
-    writes_stopped = index >= FAILBACK_PHASES.index("switch-writer")
+    # Writes stop in B one phase before A's replica is promoted, in separate updates: a write
+    # accepted in B after the promotion would never reach A.
+    writes_stopped = index >= FAILBACK_PHASES.index("drain")
+    promoted_in_a = index >= FAILBACK_PHASES.index("switch-writer")
     routed_back = index >= FAILBACK_PHASES.index("route-back")
     return DesiredTier(
         active=True,
-        # From switch-writer on, region B stops taking writes: region A becomes the writer.
+        # From drain on, region B stops taking writes; from switch-writer on, region A is the writer.
         capacity=STANDBY_CAPACITY if writes_stopped else active_capacity,
         warm_pool=warm_pool,
         promote_database=True,
@@ -180,6 +183,6 @@ def decide(
         traffic="primary" if routed_back else "dr",
         failback_phase=phase,
         failback_replica=index >= 0 and not aurora,
-        failback_replica_promoted=writes_stopped and not aurora,
+        failback_replica_promoted=promoted_in_a and not aurora,
         reset_latch=False,
     )

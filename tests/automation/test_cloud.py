@@ -404,14 +404,14 @@ def test_failback_all_runs_the_phases_in_order_and_ups_primary_last() -> None:
     failback_values = [
         c.args[1] for c in backend.log if c.method == "set_config" and c.args[0] == "dr:failback"
     ]
-    assert failback_values == ["replicate", "switch-writer", "route-back", "complete"]
-    assert [(s.stack, s.operation) for s in steps] == [("dr", "up")] * 4 + [("primary", "up")]
+    assert failback_values == ["replicate", "drain", "switch-writer", "route-back", "complete"]
+    assert [(s.stack, s.operation) for s in steps] == [("dr", "up")] * 5 + [("primary", "up")]
     assert backend.calls()[-1] == ("primary", "up")
 
 
 def test_failback_rejects_an_unknown_phase() -> None:
     backend = FakeBackend(existing=("primary", "dr"))
-    with pytest.raises(ValueError, match="replicate, switch-writer, route-back, complete, all"):
+    with pytest.raises(ValueError, match="replicate, drain, switch-writer, route-back, complete, all"):
         cloud.failback(phase="rollback", stack_factory=backend)
     assert backend.log == []
 
@@ -476,17 +476,19 @@ def test_drill_runs_deploy_failover_failback_in_order_and_measures_rto(unhealthy
         ("dr", "up"),
         ("dr", "up"),  # failover
         ("dr", "up"),  # failback: replicate
+        ("dr", "up"),  # failback: drain
         ("dr", "up"),  # failback: switch-writer
         ("dr", "up"),  # failback: route-back
         ("dr", "up"),  # failback: complete
         ("primary", "up"),
     ]
     dr_ups = [c.config for c in backend.log if c.stack == "dr" and c.method == "up"]
-    assert [cfg.get("dr:active") for cfg in dr_ups] == [None, "true", "true", "true", "true", "false"]
+    assert [cfg.get("dr:active") for cfg in dr_ups] == [None, "true", "true", "true", "true", "true", "false"]
     assert [cfg.get("dr:failback") for cfg in dr_ups] == [
         None,
         None,
         "replicate",
+        "drain",
         "switch-writer",
         "route-back",
         "complete",
@@ -499,6 +501,7 @@ def test_drill_runs_deploy_failover_failback_in_order_and_measures_rto(unhealthy
         "failover",
         "verify-dr",
         "failback-replicate",
+        "failback-drain",
         "failback-switch-writer",
         "failback-route-back",
         "failback-complete",
@@ -771,7 +774,7 @@ def test_cli_failover_and_failback_use_the_named_stacks() -> None:
         _main(["failback", "--phase", "all", "--primary-stack", "p2", "--dr-stack", "d2"], backend).code == 0
     )
 
-    assert backend.calls("up") == [("d2", "up")] * 5 + [("p2", "up")]
+    assert backend.calls("up") == [("d2", "up")] * 6 + [("p2", "up")]
     assert backend.stacks["d2"].config == {"dr:active": "false"}
 
 

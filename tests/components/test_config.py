@@ -85,7 +85,7 @@ BAD: list[tuple[str, dict[str, Any], dict[str, Any], list[str]]] = [
      ["pilotlight:routing.healthCheckInterval", "10, 30"]),
     ("ttl above 60", BASE, {"pilotlight:routing": json.dumps({"ttl": 300})}, ["pilotlight:routing.ttl", "1..60"]),
     ("failback phase unknown", {**DR, "dr:active": "true"}, {"dr:failback": "later"},
-     ["dr:failback", "replicate, switch-writer, route-back, complete"]),
+     ["dr:failback", "replicate, drain, switch-writer, route-back, complete"]),
     ("failback without active", DR, {"dr:failback": "replicate"}, ["dr:failback", "needs dr:active true"]),
     ("az count", BASE, {"pilotlight:azCount": "5"}, ["pilotlight:azCount", "2..3"]),
     ("nat strategy", BASE, {"pilotlight:natStrategy": "gateway"}, ["pilotlight:natStrategy", "per-az, single, none"]),

@@ -446,7 +446,9 @@ def test_aurora_data_tier_is_identical_standby_and_active() -> None:
     assert before == sorted((r.name, json.dumps(r.inputs, sort_keys=True)) for r in data_tier(active))
 
 
-@pytest.mark.parametrize(("phase", "promoted"), [("replicate", False), ("switch-writer", True)])
+@pytest.mark.parametrize(
+    ("phase", "promoted"), [("replicate", False), ("drain", False), ("switch-writer", True)]
+)
 def test_rds_failback_replica_in_region_a(phase: str, promoted: bool) -> None:
     overrides = {**RDS_POSTGRES, "dr:active": True, "dr:failback": phase}
     primary, dr = syntheses_for(overrides)

@@ -75,6 +75,7 @@ def test_aurora_promotion_is_handed_to_the_runbook() -> None:
     ("active", "phase", "capacity", "traffic", "functions", "reset"),
     [
         (True, "replicate", Capacity(2, 2, 6), "dr", True, False),
+        (True, "drain", STANDBY_CAPACITY, "dr", False, False),
         (True, "switch-writer", STANDBY_CAPACITY, "dr", False, False),
         (True, "route-back", STANDBY_CAPACITY, "primary", False, False),
         (False, "complete", STANDBY_CAPACITY, "primary", False, True),
@@ -93,6 +94,8 @@ def test_failback_phases_step_back_to_standby(
         reset,
     )
     assert tier.failback_replica  # the replica in region A exists from the first phase on
+    # Region A's replica is promoted only in a later update than the one that stopped B's writes.
+    assert tier.failback_replica_promoted == (phase in ("switch-writer", "route-back", "complete"))
 
 
 @pytest.mark.parametrize(
