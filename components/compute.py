@@ -18,6 +18,7 @@ import pulumi
 import pulumi_aws as aws
 
 from components.failover import Capacity
+from components.iam import assume_role_policy
 
 AL2023_PARAMETER = "/aws/service/ami-amazon-linux-latest/al2023-ami-kernel-default-{arch}"
 HEALTH_PATH = "/health"
@@ -203,18 +204,7 @@ class WebTier(pulumi.ComponentResource):
 
         role = aws.iam.Role(
             f"{name}-instance-role",
-            assume_role_policy=pulumi.Output.json_dumps(
-                {
-                    "Version": "2012-10-17",
-                    "Statement": [
-                        {
-                            "Effect": "Allow",
-                            "Principal": {"Service": "ec2.amazonaws.com"},
-                            "Action": "sts:AssumeRole",
-                        }
-                    ],
-                }
-            ),
+            assume_role_policy=assume_role_policy("ec2.amazonaws.com"),
             opts=child,
         )
         # Session Manager instead of SSH: no inbound port, no key pair to lose in a disaster.

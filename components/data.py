@@ -399,22 +399,17 @@ class PrimaryDatabase(pulumi.ComponentResource):
                     parent=self, protect=args.protect, ignore_changes=["replicationSourceIdentifier"]
                 ),
             )
-            for i in range(db.primary_instances):
-                aws.rds.ClusterInstance(
-                    f"{name}-instance-{i}",
-                    identifier=physical_name(physical, str(i)),
-                    cluster_identifier=cluster.id,
-                    engine=aws.rds.EngineType.AURORA_POSTGRESQL,
-                    engine_version=db.engine_version,
-                    instance_class=db.instance_class,
-                    db_subnet_group_name=self.network.subnet_group_name,
-                    publicly_accessible=False,
-                    promotion_tier=i,
-                    auto_minor_version_upgrade=True,
-                    copy_tags_to_snapshot=True,
-                    **pi,
-                    opts=pulumi.ResourceOptions(parent=self),
-                )
+            _cluster_instances(
+                self,
+                name,
+                physical,
+                cluster,
+                db.primary_instances,
+                db.instance_class,
+                db.engine_version,
+                self.network,
+                pi,
+            )
             self.global_cluster_id = global_cluster.global_cluster_identifier
             self.global_cluster_arn = global_cluster.arn
             self.cluster_id = cluster.cluster_identifier
@@ -462,6 +457,36 @@ class PrimaryDatabase(pulumi.ComponentResource):
             self.endpoint = instance.address
             self.resource_arn = instance.arn
         self.register_outputs({"resource_arn": self.resource_arn, "secret_arn": self.credentials.secret_arn})
+
+
+def _cluster_instances(
+    parent: pulumi.Resource,
+    name: str,
+    physical: str,
+    cluster: aws.rds.Cluster,
+    count: int,
+    instance_class: str,
+    engine_version: pulumi.Input[str],
+    network: DatabaseNetwork,
+    performance_insights: dict[str, Any],
+) -> None:
+    """``count`` Aurora instances in ``cluster``; the first has the highest promotion priority."""
+    for i in range(count):
+        aws.rds.ClusterInstance(
+            f"{name}-instance-{i}",
+            identifier=physical_name(physical, str(i)),
+            cluster_identifier=cluster.id,
+            engine=aws.rds.EngineType.AURORA_POSTGRESQL,
+            engine_version=engine_version,
+            instance_class=instance_class,
+            db_subnet_group_name=network.subnet_group_name,
+            publicly_accessible=False,
+            promotion_tier=i,
+            auto_minor_version_upgrade=True,
+            copy_tags_to_snapshot=True,
+            **performance_insights,
+            opts=pulumi.ResourceOptions(parent=parent),
+        )
 
 
 def _performance_insights(db: DatabaseConfig, kms_key_arn: pulumi.Input[str]) -> dict[str, Any]:
@@ -589,22 +614,17 @@ class DrDatabase(pulumi.ComponentResource):
                     ignore_changes=["globalClusterIdentifier", "replicationSourceIdentifier"],
                 ),
             )
-            for i in range(db.dr_instances):
-                aws.rds.ClusterInstance(
-                    f"{name}-instance-{i}",
-                    identifier=physical_name(physical, str(i)),
-                    cluster_identifier=cluster.id,
-                    engine=aws.rds.EngineType.AURORA_POSTGRESQL,
-                    engine_version=engine_version,
-                    instance_class=db.instance_class,
-                    db_subnet_group_name=self.network.subnet_group_name,
-                    publicly_accessible=False,
-                    promotion_tier=i,
-                    auto_minor_version_upgrade=True,
-                    copy_tags_to_snapshot=True,
-                    **pi,
-                    opts=pulumi.ResourceOptions(parent=self),
-                )
+            _cluster_instances(
+                self,
+                name,
+                physical,
+                cluster,
+                db.dr_instances,
+                db.instance_class,
+                engine_version,
+                self.network,
+                pi,
+            )
             self.cluster_id = cluster.cluster_identifier
             self.cluster_arn = cluster.arn
             self.endpoint = cluster.endpoint

@@ -15,6 +15,7 @@ import pulumi
 import pulumi_aws as aws
 
 from components.cidr import TIERS, plan_subnets
+from components.iam import assume_role_policy
 
 INTERFACE_ENDPOINTS = ("ssm", "secretsmanager", "sts", "monitoring", "logs")
 GATEWAY_ENDPOINTS = ("s3", "dynamodb")
@@ -216,19 +217,7 @@ class Network(pulumi.ComponentResource):
         )
         role = aws.iam.Role(
             f"{name}-flow-logs-role",
-            assume_role_policy=aws.iam.get_policy_document_output(
-                statements=[
-                    aws.iam.GetPolicyDocumentStatementArgs(
-                        actions=["sts:AssumeRole"],
-                        principals=[
-                            aws.iam.GetPolicyDocumentStatementPrincipalArgs(
-                                type="Service", identifiers=["vpc-flow-logs.amazonaws.com"]
-                            )
-                        ],
-                    )
-                ],
-                opts=pulumi.InvokeOutputOptions(parent=self),
-            ).json,
+            assume_role_policy=assume_role_policy("vpc-flow-logs.amazonaws.com"),
             opts=child,
         )
         aws.iam.RolePolicy(

@@ -23,18 +23,10 @@ from typing import Any
 import pulumi
 import pulumi_aws as aws
 
+from components.iam import assume_role_policy
 from components.serverless import lambda_code
 from lambdas.failover.graph import FAILBACK, FAILOVER, Runbook
 from lambdas.failover.state_machine import build_definition, validate_definition
-
-
-def _assume(service: str) -> pulumi.Output[str]:
-    return pulumi.Output.json_dumps(
-        {
-            "Version": "2012-10-17",
-            "Statement": [{"Effect": "Allow", "Principal": {"Service": service}, "Action": "sts:AssumeRole"}],
-        }
-    )
 
 
 def definition_json(runbook: Runbook, function_arn: str) -> str:
@@ -85,7 +77,7 @@ class Orchestrator(pulumi.ComponentResource):
 
         # --- the runbook Lambda: what the steps may touch, in both regions ---
         role = aws.iam.Role(
-            f"{name}-runbook-role", assume_role_policy=_assume("lambda.amazonaws.com"), opts=child
+            f"{name}-runbook-role", assume_role_policy=assume_role_policy("lambda.amazonaws.com"), opts=child
         )
         aws.iam.RolePolicyAttachment(
             f"{name}-runbook-logs",
@@ -161,7 +153,7 @@ class Orchestrator(pulumi.ComponentResource):
 
         # --- state machines ---
         sfn_role = aws.iam.Role(
-            f"{name}-sfn-role", assume_role_policy=_assume("states.amazonaws.com"), opts=child
+            f"{name}-sfn-role", assume_role_policy=assume_role_policy("states.amazonaws.com"), opts=child
         )
         aws.iam.RolePolicy(
             f"{name}-sfn-policy",
@@ -189,7 +181,9 @@ class Orchestrator(pulumi.ComponentResource):
         # --- triggers ---
         if args.auto_failover and args.primary_unhealthy_alarm_arn is not None:
             events_role = aws.iam.Role(
-                f"{name}-events-role", assume_role_policy=_assume("events.amazonaws.com"), opts=child
+                f"{name}-events-role",
+                assume_role_policy=assume_role_policy("events.amazonaws.com"),
+                opts=child,
             )
             aws.iam.RolePolicy(
                 f"{name}-events-policy",
@@ -262,7 +256,7 @@ class Orchestrator(pulumi.ComponentResource):
 
         # --- the canary ---
         canary_role = aws.iam.Role(
-            f"{name}-canary-role", assume_role_policy=_assume("lambda.amazonaws.com"), opts=child
+            f"{name}-canary-role", assume_role_policy=assume_role_policy("lambda.amazonaws.com"), opts=child
         )
         aws.iam.RolePolicyAttachment(
             f"{name}-canary-logs",

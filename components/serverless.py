@@ -14,6 +14,8 @@ from pathlib import Path
 import pulumi
 import pulumi_aws as aws
 
+from components.iam import assume_role_policy
+
 ROOT = Path(__file__).resolve().parent.parent
 RUNTIME = "python3.12"
 HANDLER = "lambdas.api.handler.handler"
@@ -122,18 +124,7 @@ class ApiTier(pulumi.ComponentResource):
 
         role = aws.iam.Role(
             f"{name}-fn-role",
-            assume_role_policy=pulumi.Output.json_dumps(
-                {
-                    "Version": "2012-10-17",
-                    "Statement": [
-                        {
-                            "Effect": "Allow",
-                            "Principal": {"Service": "lambda.amazonaws.com"},
-                            "Action": "sts:AssumeRole",
-                        }
-                    ],
-                }
-            ),
+            assume_role_policy=assume_role_policy("lambda.amazonaws.com"),
             opts=child,
         )
         aws.iam.RolePolicy(

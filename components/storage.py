@@ -23,6 +23,8 @@ from typing import Any
 import pulumi
 import pulumi_aws as aws
 
+from components.iam import assume_role_policy
+
 # S3 bucket_prefix may be at most 37 characters: the provider appends a 26-character unique suffix.
 BUCKET_PREFIX_MAX = 37
 # Objects move to Intelligent-Tiering after this many days (S3 charges no retrieval fee there, so a
@@ -144,16 +146,6 @@ def replication_role_policy(
             },
         ],
     }
-
-
-def assume_role_policy(service: str) -> str:
-    """Trust policy letting one AWS service assume a role."""
-    return json.dumps(
-        {
-            "Version": "2012-10-17",
-            "Statement": [{"Effect": "Allow", "Principal": {"Service": service}, "Action": "sts:AssumeRole"}],
-        }
-    )
 
 
 # --------------------------------------------------------------------------------------------------
