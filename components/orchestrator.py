@@ -23,7 +23,7 @@ from typing import Any
 import pulumi
 import pulumi_aws as aws
 
-from components.iam import assume_role_policy
+from components.iam import assume_role_policy, lambda_role
 from components.serverless import lambda_code
 from lambdas.failover.graph import FAILBACK, FAILOVER, Runbook
 from lambdas.failover.state_machine import build_definition, validate_definition
@@ -76,22 +76,9 @@ class Orchestrator(pulumi.ComponentResource):
         regions = [args.primary_region, args.dr_region]
 
         # --- the runbook Lambda: what the steps may touch, in both regions ---
-        role = aws.iam.Role(
-            f"{name}-runbook-role", assume_role_policy=assume_role_policy("lambda.amazonaws.com"), opts=child
-        )
-        aws.iam.RolePolicyAttachment(
-            f"{name}-runbook-logs",
-            role=role.name,
-            policy_arn="arn:aws:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole",
-            opts=child,
-        )
-        aws.iam.RolePolicy(
-            f"{name}-runbook-policy",
-            role=role.id,
-            policy=json.dumps(
-                {
-                    "Version": "2012-10-17",
-                    "Statement": [
+        role = lambda_role(
+            f"{name}-runbook",
+            [
                         {
                             "Sid": "Database",
                             "Effect": "Allow",
@@ -124,17 +111,29 @@ class Orchestrator(pulumi.ComponentResource):
                         {
                             "Sid": "SwitchLatchNotify",
                             "Effect": "Allow",
-                            "Action": [
-                                "cloudwatch:PutMetricData", "cloudwatch:GetMetricStatistics", "ssm:GetParameter",
-                                "ssm:PutParameter", "sns:Publish",
-                            ],
+                            "Action": ["cloudwatch:PutMetricData", "ssm:GetParameter", "ssm:PutParameter", "sns:Publish"],
                             "Resource": "*",
                             "Condition": {"StringEquals": {"aws:RequestedRegion": args.dr_region}},
                         },
-                    ],
-                }
-            ),
-            opts=child,
+                        {
+                            # The switch's position (B) and the replication lag (A, at failback).
+                            "Sid": "ReadMetrics",
+                            "Effect": "Allow",
+                            "Action": ["cloudwatch:GetMetricData"],
+                            "Resource": "*",
+                            "Condition": {"StringEquals": {"aws:RequestedRegion": regions}},
+                        },
+                        {
+                            # An encrypted cross-region read replica (rds-replica failback) needs the
+                            # caller to let RDS use the destination key.
+                            "Sid": "ReplicaEncryption",
+                            "Effect": "Allow",
+                            "Action": ["kms:CreateGrant", "kms:DescribeKey"],
+                            "Resource": "*",
+                            "Condition": {"StringLike": {"kms:ViaService": [f"rds.{r}.amazonaws.com" for r in regions]}},
+                        },
+            ],
+            child,
         )  # fmt: skip
         function = aws.lambda_.Function(
             f"{name}-runbook",
@@ -255,28 +254,19 @@ class Orchestrator(pulumi.ComponentResource):
         )
 
         # --- the canary ---
-        canary_role = aws.iam.Role(
-            f"{name}-canary-role", assume_role_policy=assume_role_policy("lambda.amazonaws.com"), opts=child
-        )
-        aws.iam.RolePolicyAttachment(
-            f"{name}-canary-logs",
-            role=canary_role.name,
-            policy_arn="arn:aws:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole",
-            opts=child,
-        )
-        aws.iam.RolePolicy(
-            f"{name}-canary-policy",
-            role=canary_role.id,
-            policy=json.dumps(
+        canary_role = lambda_role(
+            f"{name}-canary",
+            [
+                {"Effect": "Allow", "Action": "cloudwatch:PutMetricData", "Resource": "*"},
                 {
-                    "Version": "2012-10-17",
-                    "Statement": [
-                        {"Effect": "Allow", "Action": "cloudwatch:PutMetricData", "Resource": "*"},
-                        {"Effect": "Allow", "Action": "ssm:GetParameter", "Resource": "*"},
-                    ],
-                }
-            ),
-            opts=child,
+                    "Effect": "Allow",
+                    "Action": "ssm:GetParameter",
+                    "Resource": pulumi.Output.concat(
+                        f"arn:aws:ssm:{args.dr_region}:*:parameter", args.latch_parameter_name
+                    ),
+                },
+            ],
+            child,
         )
         canary = aws.lambda_.Function(
             f"{name}-canary",
