@@ -23,8 +23,14 @@ ROUTES = (("payments", None, "POST"), ("payments", "{id}", "GET"), ("health", No
 
 
 def lambda_code() -> pulumi.AssetArchive:
-    """The whole ``lambdas`` package: handlers import ``lambdas.<fn>.<module>`` in AWS as in tests."""
-    return pulumi.AssetArchive({"lambdas": pulumi.FileArchive(str(ROOT / "lambdas"))})
+    """The ``lambdas`` package's source: handlers import ``lambdas.<fn>.<module>`` in AWS as in tests.
+
+    Only ``.py`` files: bytecode caches differ between machines and would change the code hash,
+    redeploying every function on every ``pulumi up`` and making the two regions' code look different.
+    """
+    package = ROOT / "lambdas"
+    files = sorted(p for p in package.rglob("*.py") if "__pycache__" not in p.parts)
+    return pulumi.AssetArchive({p.relative_to(ROOT).as_posix(): pulumi.FileAsset(str(p)) for p in files})
 
 
 @dataclass

@@ -51,3 +51,16 @@ def test_the_operator_policy_starts_only_the_two_runbooks(dr: synth.Synthesis) -
         s["Action"] == "*" or (s.get("Resource") == "*" and "StartExecution" in str(s["Action"]))
         for s in statements
     )
+
+
+def test_lambda_code_is_the_package_source_only() -> None:
+    """Same bytes on every machine: no bytecode caches in the archive, every handler module in it."""
+    from components.serverless import lambda_code
+
+    names = set(lambda_code().assets)
+    assert names and all(n.startswith("lambdas/") and n.endswith(".py") for n in names)
+    assert {
+        "lambdas/api/handler.py",
+        "lambdas/failover/handler.py",
+        "lambdas/health_check/handler.py",
+    } <= names
