@@ -49,17 +49,11 @@ class Resource:
     depends_on: list[str] = field(default_factory=list)
     stack: str = ""
     outputs: dict[str, Any] = field(default_factory=dict)
+    component: str | None = None  # the nearest enclosing ``pilotlight:index:*`` component
 
     @property
     def is_provider(self) -> bool:
         return self.type.startswith("pulumi:providers:")
-
-    @property
-    def component(self) -> str | None:
-        """The name of the nearest ``pilotlight:index:*`` component this resource belongs to."""
-        return self._component
-
-    _component: str | None = None
 
 
 @dataclass
@@ -348,7 +342,7 @@ def _run_mocked(stack: str, values: dict[str, Any], latch: str | None, primary_o
             if p.type.startswith("pilotlight:index:"):
                 comp = comp or p.name
             parent = p.parent
-        r._component = comp
+        r.component = comp
     return Synthesis(stack, values, resources, _plain(outputs), seconds, mocks.invokes)
 
 
