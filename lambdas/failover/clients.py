@@ -27,6 +27,8 @@ from typing import TYPE_CHECKING, Any, Literal
 import boto3
 from botocore.config import Config
 
+from lambdas.failover.clock import SYSTEM_CLOCK, Clock
+
 if TYPE_CHECKING:
     from lambdas.failover.context import RunbookContext
 
@@ -68,11 +70,14 @@ class Clients:
         endpoint_url: str | None = None,
         primary_settings: ClientSettings = PRIMARY_SETTINGS,
         dr_settings: ClientSettings = DR_SETTINGS,
+        clock: Clock = SYSTEM_CLOCK,
     ) -> None:
         if primary_region == dr_region:
             raise ValueError(f"primary and DR region are both {primary_region!r}")
         self.session = session
         self.endpoint_url = endpoint_url
+        self.clock = clock
+        """What every step waits on and stamps with (the emulator substitutes a virtual clock)."""
         self._regions: dict[Side, str] = {"primary": primary_region, "dr": dr_region}
         self._settings: dict[Side, ClientSettings] = {"primary": primary_settings, "dr": dr_settings}
         self._cache: dict[tuple[str, Side], Any] = {}
@@ -87,6 +92,7 @@ class Clients:
         endpoint_url: str | None = None,
         primary_settings: ClientSettings = PRIMARY_SETTINGS,
         dr_settings: ClientSettings = DR_SETTINGS,
+        clock: Clock = SYSTEM_CLOCK,
     ) -> Clients:
         """Clients for the regions named in ``ctx`` (a new default session unless one is given)."""
         return cls(
@@ -96,6 +102,7 @@ class Clients:
             endpoint_url=endpoint_url,
             primary_settings=primary_settings,
             dr_settings=dr_settings,
+            clock=clock,
         )
 
     def region(self, side: Side) -> str:

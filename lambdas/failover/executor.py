@@ -18,12 +18,11 @@ never ran) for people (``format_table``) and machines (``to_dict``).
 from __future__ import annotations
 
 import logging
-import time
 import traceback
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any, Literal
 
 from lambdas.failover.clients import Clients
@@ -165,9 +164,10 @@ def _call_step(
     on_progress: ProgressCallback | None,
 ) -> None:
     """Run one step and fill ``record``; never raises (failures are recorded, logged, reported)."""
-    record.started_at = datetime.now(UTC)
+    clock = clients.clock
+    record.started_at = clock.now()
     record.status = "running"
-    t0 = time.monotonic()
+    t0 = clock.monotonic()
     if on_progress:
         on_progress("start", record)
     try:
@@ -200,8 +200,8 @@ def _call_step(
     if record.status == "failed" and step.best_effort:
         record.status = "warning"
         record.detail = f"best-effort step failed, run continues: {record.detail}"
-    record.duration_s = time.monotonic() - t0
-    record.ended_at = datetime.now(UTC)
+    record.duration_s = clock.monotonic() - t0
+    record.ended_at = clock.now()
     log_event(
         logging.INFO if record.status != "failed" else logging.ERROR,
         "step finished",
@@ -240,8 +240,8 @@ def run(
     base = dict(params or {})
     layers = book.layers()
     records = {s.name: StepRecord(s.name, i, s.description) for i, layer in enumerate(layers) for s in layer}
-    started = datetime.now(UTC)
-    t0 = time.monotonic()
+    started = clients.clock.now()
+    t0 = clients.clock.monotonic()
     stopped_at: str | None = None
     reason: str | None = None
     log_event(logging.INFO, "runbook started", runbook=book.name, params={k: base[k] for k in sorted(base)})
@@ -266,7 +266,7 @@ def run(
                 stopped_at = failed[0].step
                 reason = "; ".join(f"{r.step}: {r.detail}" for r in failed)
                 break
-    duration = time.monotonic() - t0
+    duration = clients.clock.monotonic() - t0
     report = RunReport(
         runbook=book.name,
         outcome="stopped" if stopped_at else "done",
@@ -274,7 +274,7 @@ def run(
         reason=reason,
         timeline=[records[s.name] for s in book.steps],
         started_at=started,
-        ended_at=datetime.now(UTC),
+        ended_at=clients.clock.now(),
         duration_s=duration,
     )
     log_event(

@@ -33,7 +33,6 @@ from __future__ import annotations
 import functools
 import json
 import logging
-import time
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -263,8 +262,8 @@ def _waiter_config(params: Mapping[str, Any]) -> dict[str, Any]:
     return {"Delay": params.get("waiterDelay", 15), "MaxAttempts": int(params.get("waiterMaxAttempts", 80))}
 
 
-def _now() -> str:
-    return datetime.now(UTC).isoformat(timespec="seconds")
+def _now(clients: Clients) -> str:
+    return clients.clock.now().astimezone(UTC).isoformat(timespec="seconds")
 
 
 def _cap(c: Capacity) -> dict[str, int]:
@@ -296,7 +295,7 @@ def _http_get(step: str, url: str, timeout: float) -> _Http:
         return _Http(None, b"", f"{type(exc).__name__}: {reason}")
 
 
-def _probe(step: str, url: str, params: Mapping[str, Any]) -> _Http:
+def _probe(step: str, url: str, params: Mapping[str, Any], clients: Clients) -> _Http:
     """GET ``url`` up to ``probeTries`` times; the first 200 wins (one blip is not an outage)."""
     tries = max(1, int(params.get("probeTries", 3)))
     interval = float(params.get("probeInterval", 1.0))
@@ -307,7 +306,7 @@ def _probe(step: str, url: str, params: Mapping[str, Any]) -> _Http:
         if last.status == 200:
             return last
         if attempt + 1 < tries:
-            time.sleep(interval)
+            clients.clock.sleep(interval)
     return last
 
 
@@ -497,9 +496,14 @@ def _metric_below_waiter(client: Any, bound: float) -> Any:
 
 
 def _metric_query(
-    namespace: str, name: str, dimensions: Mapping[str, str], stat: str, window: timedelta, ahead: timedelta
+    now: datetime,
+    namespace: str,
+    name: str,
+    dimensions: Mapping[str, str],
+    stat: str,
+    window: timedelta,
+    ahead: timedelta,
 ) -> dict[str, Any]:
-    now = datetime.now(UTC)
     return {
         "MetricDataQueries": [
             {
@@ -566,7 +570,7 @@ def confirm_primary_down(ctx: RunbookContext, clients: Clients, params: Mapping[
             "confirm_primary_down",
             "the runbook context has no primaryHealthUrl to probe; re-run with --force to fail over anyway",
         )
-    probe = _probe("confirm_primary_down", ctx.primary_health_url, params)
+    probe = _probe("confirm_primary_down", ctx.primary_health_url, params, clients)
     if probe.status == 200:
         raise StepFailed(
             "confirm_primary_down",
@@ -803,6 +807,8 @@ def _put_switch(ctx: RunbookContext, clients: Clients, value: float) -> None:
                 "MetricName": m.name,
                 "Dimensions": [{"Name": k, "Value": v} for k, v in m.dimensions.items()],
                 "Value": value,
+                # Stamped by the runbook's clock: the switch alarm evaluates datapoints by time.
+                "Timestamp": clients.clock.now(),
             }
         ],
     )
@@ -815,7 +821,15 @@ def _switch(ctx: RunbookContext, clients: Clients, value: float, step: str) -> S
     latest = _latest(
         clients,
         "dr",
-        _metric_query(m.namespace, m.name, m.dimensions, "Average", timedelta(days=1), timedelta(minutes=5)),
+        _metric_query(
+            clients.clock.now(),
+            m.namespace,
+            m.name,
+            m.dimensions,
+            "Average",
+            timedelta(days=1),
+            timedelta(minutes=5),
+        ),
     )
     word = "thrown" if value == 1 else "released"
     where = f"{m.namespace}/{m.name} in {ctx.dr_region}"
@@ -891,7 +905,7 @@ def verify(ctx: RunbookContext, clients: Clients, params: Mapping[str, Any]) -> 
         # the same Delay/MaxAttempts budget the waiters get.
         config = _waiter_config(params)
         for _ in range(max(0, int(config["MaxAttempts"]) - 1)):
-            time.sleep(float(config["Delay"]))
+            clients.clock.sleep(float(config["Delay"]))
             ok, notes = _verify_once(ctx, clients, params)
             if ok:
                 break
@@ -924,7 +938,7 @@ def write_latch(ctx: RunbookContext, clients: Clients, params: Mapping[str, Any]
         )
     value = {
         "state": "active",
-        "since": _now(),
+        "since": _now(clients),
         "runbook": "failover",
         "reason": params.get("reason") or "not given",
     }
@@ -954,7 +968,7 @@ def notify(ctx: RunbookContext, clients: Clients, params: Mapping[str, Any]) -> 
     )
     if latch.get("state") == target_state:
         # Remembering the notification in the latch is what keeps a re-run from paging twice.
-        _write_latch(clients, ctx, {**latch, "runbook": runbook, "notifiedAt": _now()})
+        _write_latch(clients, ctx, {**latch, "runbook": runbook, "notifiedAt": _now(clients)})
     return _done(f"published to {ctx.notify_topic_arn}", messageId=response.get("MessageId"))
 
 
@@ -982,7 +996,7 @@ def confirm_primary_healthy(ctx: RunbookContext, clients: Clients, params: Mappi
     group = _asg(clients, "primary", ctx.primary_asg_name, step)
     notes = [f"region A API answers ({ctx.primary_asg_name} desired {group['DesiredCapacity']})"]
     if ctx.primary_health_url:
-        probe = _probe(step, ctx.primary_health_url, params)
+        probe = _probe(step, ctx.primary_health_url, params, clients)
         if probe.status is None:
             raise StepFailed(
                 step, f"region A endpoint {ctx.primary_health_url} {probe.describe()}", retryable=True
@@ -1095,7 +1109,9 @@ def wait_replication_lag(ctx: RunbookContext, clients: Clients, params: Mapping[
         if not instance.get("ReadReplicaSourceDBInstanceIdentifier"):
             return _already(f"{fb_id} is already promoted: no lag to wait for")
         metric, dims, bound = "ReplicaLag", {"DBInstanceIdentifier": fb_id}, float(bound_s)
-    query = _metric_query("AWS/RDS", metric, dims, "Maximum", timedelta(minutes=15), timedelta(hours=6))
+    query = _metric_query(
+        clients.clock.now(), "AWS/RDS", metric, dims, "Maximum", timedelta(minutes=15), timedelta(hours=6)
+    )
     latest = _latest(clients, "primary", query)
     if latest is not None and latest[0] <= bound:
         return _done(f"{metric} {latest[0]:g} <= {bound:g} at {latest[1]}", lag=latest[0], bound=bound)
@@ -1194,7 +1210,7 @@ def clear_latch(ctx: RunbookContext, clients: Clients, params: Mapping[str, Any]
         return _already(f"latch {ctx.latch_parameter_name} already standby")
     value = {
         "state": "standby",
-        "since": _now(),
+        "since": _now(clients),
         "runbook": "failback",
         "reason": params.get("reason") or "failback",
     }

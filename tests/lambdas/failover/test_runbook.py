@@ -210,7 +210,7 @@ def test_planned_aurora_failover_uses_switchover(
 ) -> None:
     world = make_world("aurora-global")
     calls: list[str] = []
-    from automation import emulator as moto_patches
+    from automation.emulator import gaps as moto_patches
 
     for name in ("failover_global_cluster", "switchover_global_cluster"):
         original = getattr(moto_patches, name)
