@@ -6,6 +6,7 @@ Tags ([CW-EVAL], [CW-MISSING], [R53-HEALTH], ...) are the sources listed in
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -16,6 +17,7 @@ from hypothesis import strategies as st
 
 from automation.emulator.alarms import AlarmSpec, evaluate_alarm
 from automation.emulator.exceptions import SpecError
+from automation.emulator.health import FailoverRecord, HealthChecks, HealthCheckSpec, answer
 from components.global_failover import SWITCH_METRIC, SWITCH_NAMESPACE, switch_alarm_settings
 
 T0 = datetime(2025, 3, 1, 12, 0, tzinfo=UTC)
@@ -41,6 +43,28 @@ def switch_alarm(traffic: str = "primary") -> AlarmSpec:
         comparison_operator="GreaterThanOrEqualToThreshold",
         **switch_alarm_settings(traffic),
     )
+
+
+CHECKS = [
+    HealthCheckSpec("web-check", "HTTP", request_interval=10, failure_threshold=3),
+    HealthCheckSpec(
+        "switch-check",
+        "CLOUDWATCH_METRIC",
+        alarm_name="app-failover-switch",
+        alarm_region=B,
+        insufficient_data_health_status="LastKnownStatus",
+    ),
+    HealthCheckSpec(
+        "gate",
+        "CALCULATED",
+        child_ids=("web-check", "switch-check"),
+        child_health_threshold=2,
+    ),
+]
+PAIR = [
+    FailoverRecord("Z1", WEB, "PRIMARY", "alb-a", "gate", 60),
+    FailoverRecord("Z1", WEB, "SECONDARY", "alb-b", None, 60),
+]
 
 
 # --------------------------------------------------------------------------------------------------
@@ -190,3 +214,140 @@ def test_bad_alarm_specs_name_the_field(field_name: str, value: object) -> None:
 def test_bad_enum_values_list_the_allowed_ones() -> None:
     with pytest.raises(SpecError, match="missing, ignore, breaching, notBreaching"):
         replace(switch_alarm(), treat_missing_data="maybe")
+
+
+# --------------------------------------------------------------------------------------------------
+# health checks
+
+
+def checks(*specs: HealthCheckSpec) -> HealthChecks:
+    return HealthChecks(specs)
+
+
+def cw_check(setting: str, inverted: bool = False) -> HealthCheckSpec:
+    return HealthCheckSpec(
+        "cw",
+        "CLOUDWATCH_METRIC",
+        alarm_name="a",
+        alarm_region=B,
+        insufficient_data_health_status=setting,
+        inverted=inverted,
+    )
+
+
+@pytest.mark.parametrize(
+    ("setting", "states", "expected"),
+    [
+        ("LastKnownStatus", ["INSUFFICIENT_DATA"], True),  # new check: healthy
+        ("LastKnownStatus", ["ALARM", "INSUFFICIENT_DATA"], False),
+        ("LastKnownStatus", ["ALARM", "OK", "INSUFFICIENT_DATA"], True),
+        ("Healthy", ["ALARM", "INSUFFICIENT_DATA"], True),
+        ("Unhealthy", ["OK", "INSUFFICIENT_DATA"], False),
+        ("Healthy", ["ALARM"], False),
+        ("Unhealthy", ["OK"], True),
+    ],
+)
+def test_cloudwatch_checks_follow_the_alarm_and_the_insufficient_data_setting(
+    setting: str, states: list[str], expected: bool
+) -> None:
+    """[R53-HEALTH] OK healthy, ALARM unhealthy, INSUFFICIENT_DATA per the setting;
+    [R53-VALUES] LastKnownStatus with no known status is healthy."""
+    hc = checks(cw_check(setting))
+    for k, state in enumerate(states):
+        hc.advance(at(k), lambda _: True, lambda _n, _r, s=state: s)
+    assert hc.status("cw") is expected
+
+
+def test_an_inverted_new_check_starts_unhealthy() -> None:
+    """[R53-HEALTH] "If you chose the option to invert the health check status, Route 53 considers a
+    new health check to be unhealthy until there's enough data"."""
+    hc = checks(cw_check("LastKnownStatus", inverted=True))
+    hc.advance(at(0), lambda _: True, lambda _n, _r: "INSUFFICIENT_DATA")
+    assert hc.status("cw") is False
+    hc.advance(at(1), lambda _: True, lambda _n, _r: "ALARM")
+    assert hc.status("cw") is True
+
+
+@pytest.mark.parametrize(("threshold", "expected"), [(0, True), (1, True), (2, False), (3, False)])
+def test_calculated_checks_count_healthy_children(threshold: int, expected: bool) -> None:
+    """[R53-HEALTH] healthy when at least the threshold of children are healthy; [R53-VALUES] 0 is
+    always healthy, more than the children always unhealthy."""
+    hc = checks(
+        cw_check("Healthy"),
+        HealthCheckSpec("web", "HTTP", request_interval=10, failure_threshold=1),
+        HealthCheckSpec("calc", "CALCULATED", child_ids=("cw", "web"), child_health_threshold=threshold),
+    )
+    hc.advance(at(0), lambda _: False, lambda _n, _r: "OK")
+    assert hc.status("calc") is expected
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "field_name"),
+    [
+        ({"type": "TCP_PLUS"}, "type"),
+        ({"request_interval": 20}, "request_interval"),
+        ({"failure_threshold": 11}, "failure_threshold"),
+        ({"failure_threshold": 0}, "failure_threshold"),
+        ({"type": "CLOUDWATCH_METRIC"}, "alarm_name"),
+        ({"type": "CALCULATED"}, "child_ids"),
+        ({"type": "CALCULATED", "child_ids": ("x",)}, "child_health_threshold"),
+        ({"insufficient_data_health_status": "Maybe"}, "insufficient_data_health_status"),
+    ],
+)
+def test_bad_health_check_specs_name_the_field(kwargs: dict[str, Any], field_name: str) -> None:
+    with pytest.raises(ValueError, match=field_name):
+        HealthCheckSpec(**{"id": "x", "type": "HTTP", **kwargs})
+
+
+def test_a_calculated_check_cannot_monitor_a_calculated_check() -> None:
+    """[R53-VALUES] "You can't configure a calculated health check to monitor the health of other
+    calculated health checks"."""
+    inner = HealthCheckSpec("inner", "CALCULATED", child_ids=("web",), child_health_threshold=1)
+    outer = HealthCheckSpec("outer", "CALCULATED", child_ids=("inner",), child_health_threshold=1)
+    web = HealthCheckSpec("web", "HTTP")
+    with pytest.raises(SpecError, match="child_ids"):
+        checks(web, inner, outer)
+
+
+# --------------------------------------------------------------------------------------------------
+# failover answers
+
+
+def healthy_map(**status: bool) -> Callable[[str], bool]:
+    return lambda check: status[check]
+
+
+@pytest.mark.parametrize(
+    ("primary_ok", "secondary_ok", "expected"),
+    [
+        (True, True, "PRIMARY"),
+        (True, False, "PRIMARY"),
+        (False, True, "SECONDARY"),
+        (False, False, "PRIMARY"),
+    ],
+)
+def test_failover_answer_and_both_unhealthy_returns_the_primary(
+    primary_ok: bool, secondary_ok: bool, expected: str
+) -> None:
+    """[R53-CHOOSE] "If Route 53 considers both the primary and secondary records unhealthy,
+    Route 53 returns the primary record"."""
+    pair = [replace(PAIR[0], health_check_id="p"), replace(PAIR[1], health_check_id="s")]
+    assert answer(pair, healthy_map(p=primary_ok, s=secondary_ok)).role == expected
+
+
+def test_a_secondary_without_health_check_is_always_answerable() -> None:
+    """[R53-CHOOSE] records without a health check are always healthy."""
+    assert answer(PAIR, healthy_map(gate=False)).role == "SECONDARY"
+
+
+def test_a_failover_pair_must_be_one_primary_and_one_secondary() -> None:
+    with pytest.raises(SpecError, match="records"):
+        answer([PAIR[0], PAIR[0]], healthy_map(gate=True))
+
+
+@given(st.booleans(), st.booleans(), st.sampled_from([None, "p"]), st.sampled_from([None, "s"]))
+def test_the_answer_is_always_one_of_the_two_records(
+    p_ok: bool, s_ok: bool, p_check: str | None, s_check: str | None
+) -> None:
+    pair = [replace(PAIR[0], health_check_id=p_check), replace(PAIR[1], health_check_id=s_check)]
+    assert answer(pair, healthy_map(p=p_ok, s=s_ok)) in pair
