@@ -7,7 +7,7 @@ Tags ([CW-EVAL], [CW-MISSING], [R53-HEALTH], ...) are the sources listed in
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import replace
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -15,9 +15,18 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from automation.emulator.alarms import AlarmSpec, evaluate_alarm
-from automation.emulator.exceptions import SpecError
-from automation.emulator.health import FailoverRecord, HealthChecks, HealthCheckSpec, answer
+from automation.emulator.traffic import (
+    AlarmSpec,
+    AlarmState,
+    FailoverRecord,
+    HealthChecks,
+    HealthCheckSpec,
+    Routing,
+    SpecError,
+    TimeWentBackwards,
+    answer,
+    evaluate_alarm,
+)
 from components.global_failover import SWITCH_METRIC, SWITCH_NAMESPACE, switch_alarm_settings
 
 T0 = datetime(2025, 3, 1, 12, 0, tzinfo=UTC)
@@ -65,6 +74,37 @@ PAIR = [
     FailoverRecord("Z1", WEB, "PRIMARY", "alb-a", "gate", 60),
     FailoverRecord("Z1", WEB, "SECONDARY", "alb-b", None, 60),
 ]
+
+
+@dataclass
+class World:
+    """A metric stream and region A's endpoint, as the checker would drive them."""
+
+    routing: Routing
+    points: list[tuple[datetime, float]] = field(default_factory=list)
+    up: bool = True
+    probes: int = 0
+
+    def datapoints(self, alarm: AlarmSpec, start: datetime, end: datetime) -> list[tuple[datetime, float]]:
+        assert (alarm.namespace, alarm.metric_name) == (SWITCH_NAMESPACE, SWITCH_METRIC), alarm
+        return [(t, v) for t, v in self.points if start <= t < end]
+
+    def endpoint_up(self, _: HealthCheckSpec) -> bool:
+        self.probes += 1
+        return self.up
+
+    def where(self, when: datetime, name: str = WEB) -> str | None:
+        return self.routing.where(name, when, datapoints=self.datapoints, endpoint_up=self.endpoint_up)
+
+
+def world(traffic: str = "primary") -> World:
+    routing = Routing.from_specs(
+        alarms=[switch_alarm(traffic)],
+        health_checks=CHECKS,
+        records=PAIR,
+        region_of_target={"alb-a": A, "alb-b": B},
+    )
+    return World(routing)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -351,3 +391,204 @@ def test_the_answer_is_always_one_of_the_two_records(
 ) -> None:
     pair = [replace(PAIR[0], health_check_id=p_check), replace(PAIR[1], health_check_id=s_check)]
     assert answer(pair, healthy_map(p=p_ok, s=s_ok)) in pair
+
+
+# --------------------------------------------------------------------------------------------------
+# the switch, end to end
+
+
+def test_throwing_the_switch_sends_traffic_to_b_after_the_next_evaluation() -> None:
+    """[CW-EVAL] alarms evaluate complete periods: a 1 put at 12:00:30 counts at 12:01:00."""
+    w = world()
+    assert w.where(at(0)) == A
+    w.points.append((at(30), 1.0))
+    assert w.where(at(59)) == A, "the period holding the 1 is not complete before 12:01"
+    assert w.where(at(60)) == B
+    assert w.routing.alarm_state("app-failover-switch", B) == AlarmState.ALARM
+    assert not w.routing.healthy("switch-check") and not w.routing.healthy("gate")
+
+
+def test_after_the_datapoint_ages_out_last_known_status_keeps_traffic_on_b() -> None:
+    """[CW-MISSING] real datapoints anywhere in the evaluation range count (N + 2 periods);
+    once none is left, ``missing`` gives INSUFFICIENT_DATA, and [R53-VALUES] LastKnownStatus keeps
+    the switch check unhealthy."""
+    w = world()
+    w.where(at(0))
+    w.points.append((at(30), 1.0))
+    for minute in (1, 2, 3):
+        assert w.where(at(60 * minute)) == B
+        assert w.routing.alarm_state("app-failover-switch", B) == AlarmState.ALARM
+    assert w.where(at(240)) == B
+    assert w.routing.alarm_state("app-failover-switch", B) == AlarmState.INSUFFICIENT_DATA
+    assert w.where(at(3600)) == B, "an hour later the single datapoint still holds traffic on B"
+
+
+def test_a_zero_sends_traffic_back_to_a_only_once_a_is_healthy_again() -> None:
+    """[R53-HEALTH] the calculated gate needs both children; [R53-VALUES] region A's check turns
+    healthy after failure_threshold consecutive passes."""
+    w = world()
+    w.where(at(0))
+    w.points.append((at(30), 1.0))
+    assert w.where(at(60)) == B
+    w.up = False  # region A is down while failed over
+    assert w.where(at(300)) == B
+    assert not w.routing.healthy("web-check")
+    w.points.append((at(330), 0.0))  # the runbook releases the switch
+    assert w.where(at(360)) == B, "switch released, but region A's endpoint is still unhealthy"
+    assert w.routing.alarm_state("app-failover-switch", B) == AlarmState.OK
+    w.up = True  # checks at 12:06:10, :20, :30 pass
+    assert w.where(at(375)) == B
+    assert w.where(at(389)) == B
+    assert w.where(at(390)) == A
+
+
+def test_region_a_failing_failure_threshold_consecutive_checks_sends_traffic_to_b() -> None:
+    """[R53-VALUES] failure threshold: consecutive failed checks every request interval."""
+    w = world()
+    assert w.where(at(0)) == A  # first check at 12:00:00 passes
+    w.up = False
+    assert w.where(at(20)) == A  # 12:00:10 and :20 failed: two of three
+    w.up = True
+    assert w.where(at(30)) == A  # a pass resets the count
+    w.up = False
+    assert w.where(at(50)) == A
+    assert w.where(at(60)) == B  # 12:00:40, :50, 12:01:00 failed
+    assert w.probes == 7
+
+
+def test_declared_active_sends_traffic_to_b_with_no_datapoint_at_all() -> None:
+    """[CW-MISSING] ``breaching`` fills missing datapoints as breaching: threshold 0 alarms."""
+    w = world("dr")
+    assert w.where(at(0)) == B
+    assert w.where(at(7200)) == B
+    assert w.routing.alarm_state("app-failover-switch", B) == AlarmState.ALARM
+
+
+def test_standby_with_no_datapoint_keeps_traffic_on_a() -> None:
+    """[R53-VALUES] LastKnownStatus on a check with no known status is healthy."""
+    w = world()
+    assert w.where(at(0)) == A
+    assert w.routing.alarm_state("app-failover-switch", B) == AlarmState.INSUFFICIENT_DATA
+    assert w.where(at(3600)) == A
+
+
+def test_a_jump_in_time_still_sees_every_alarm_state_on_the_way() -> None:
+    """[R53-VALUES] LastKnownStatus is the status "from the last time that CloudWatch had
+    sufficient data": one call an hour later must still see the ALARM between."""
+    w = world()
+    w.where(at(0))
+    w.points.append((at(30), 1.0))
+    assert w.where(at(3600)) == B
+    assert w.routing.alarm_state("app-failover-switch", B) == AlarmState.INSUFFICIENT_DATA
+
+
+def test_health_checks_start_with_the_model_and_run_every_interval() -> None:
+    """[R53-HEALTH] endpoint checks every request interval; none before the first call."""
+    w = world()
+    w.where(at(35))
+    assert w.probes == 1
+    w.where(at(95))
+    assert w.probes == 7  # 12:00:45, :55, 12:01:05, :15, :25, :35
+
+
+def test_naive_datetimes_are_utc() -> None:
+    w = world()
+    naive = T0.replace(tzinfo=None)
+    w.where(naive)
+    w.points.append((naive + timedelta(seconds=30), 1.0))
+    assert w.where(naive + timedelta(seconds=60)) == B
+
+
+def test_the_answered_record_carries_its_ttl() -> None:
+    w = world()
+    w.where(at(0))
+    record = w.routing.record(WEB)
+    assert record is not None and (record.role, record.ttl) == ("PRIMARY", 60)
+
+
+def test_a_switch_check_on_an_unknown_alarm_is_refused() -> None:
+    with pytest.raises(SpecError, match="alarm_name"):
+        Routing.from_specs(health_checks=CHECKS, records=PAIR, region_of_target={"alb-a": A, "alb-b": B})
+
+
+def test_a_target_without_region_is_refused() -> None:
+    with pytest.raises(SpecError, match="region_of_target"):
+        Routing.from_specs(
+            alarms=[switch_alarm()], health_checks=CHECKS, records=PAIR, region_of_target={"alb-a": A}
+        )
+
+
+def test_time_must_not_go_backwards() -> None:
+    w = world()
+    w.where(at(60))
+    with pytest.raises(TimeWentBackwards):
+        w.where(at(59))
+    assert isinstance(TimeWentBackwards("x"), ValueError)
+
+
+def test_an_unknown_name_has_no_answer() -> None:
+    assert world().where(at(0), "nope.app.example.com") is None
+
+
+def test_route_53_refuses_high_resolution_alarms() -> None:
+    """[R53-VALUES] CloudWatch alarm checks support standard-resolution metrics only."""
+    with pytest.raises(SpecError, match="period"):
+        Routing.from_specs(
+            alarms=[replace(switch_alarm(), period=10)],
+            health_checks=CHECKS,
+            records=PAIR,
+            region_of_target={"alb-a": A, "alb-b": B},
+        )
+
+
+# --------------------------------------------------------------------------------------------------
+# the real program
+
+
+@pytest.fixture(scope="module")
+def synthesized() -> tuple[Any, Any]:
+    from automation import synth
+
+    primary = synth.synthesize("primary")
+    return primary, synth.synthesize("dr", primary_outputs=primary.outputs)
+
+
+def test_from_synthesis_answers_region_a_in_standby_and_region_b_after_a_1(
+    synthesized: tuple[Any, Any],
+) -> None:
+    """The dr stack's records, checks and switch alarm as the program registers them."""
+    primary, dr = synthesized
+    # Each record's target is a load balancer's DNS name; its region is its provider's.
+    lbs = primary.by_type("aws:lb/loadBalancer:LoadBalancer") + dr.by_type("aws:lb/loadBalancer:LoadBalancer")
+    regions = {lb.outputs["dnsName"]: lb.region for lb in lbs}
+    routing = Routing.from_synthesis(dr.resources, regions)
+    assert WEB in routing.names, routing.names
+
+    points: list[tuple[datetime, float]] = []
+    prefix = "pilotlight-production"
+
+    def datapoints(alarm: AlarmSpec, start: datetime, end: datetime) -> list[tuple[datetime, float]]:
+        assert (alarm.name, alarm.region) == (f"{prefix}-failover-switch", B), alarm
+        assert (alarm.namespace, alarm.metric_name, dict(alarm.dimensions)) == (
+            SWITCH_NAMESPACE,
+            SWITCH_METRIC,
+            {"App": prefix},
+        )
+        return [(t, v) for t, v in points if start <= t < end]
+
+    def where(when: datetime) -> str | None:
+        return routing.where(WEB, when, datapoints=datapoints, endpoint_up=lambda _: True)
+
+    assert where(at(0)) == A
+    assert where(at(600)) == A
+    points.append((at(630), 1.0))  # the runbook throws the switch
+    assert where(at(659)) == A
+    assert where(at(660)) == B
+    assert routing.alarm_state(f"{prefix}-failover-switch", B) == AlarmState.ALARM
+    # The PRIMARY record's gate is the calculated check of region A's endpoint and the switch.
+    assert not routing.healthy("global-web-primary-gate") and routing.healthy("global-web-check")
+
+
+def test_from_synthesis_needs_a_region_for_every_target(synthesized: tuple[Any, Any]) -> None:
+    with pytest.raises(SpecError, match="region_of_target"):
+        Routing.from_synthesis(synthesized[1].resources, {})
