@@ -71,7 +71,11 @@ class AlarmState(StrEnum):
 
 
 class Statistic(StrEnum):
-    """How the datapoints of one period become the period's value (the alarm's ``Statistic``)."""
+    """How the datapoints of one period become the period's value (the alarm's ``Statistic``).
+
+    All five of CloudWatch's simple statistics, so any alarm of the program can be modelled; the
+    comments say where the product uses one. Percentiles (extended statistics) are refused.
+    """
 
     MAXIMUM = "Maximum"  # the switch alarm: any 1 in the minute throws it
     MINIMUM = "Minimum"  # the canary's PrimaryHealthy alarm: any failed probe counts
@@ -81,7 +85,10 @@ class Statistic(StrEnum):
 
 
 class ComparisonOperator(StrEnum):
-    """The static-threshold operators; the anomaly-band ones need a model band and are refused."""
+    """The static-threshold operators, all four, so any alarm of the program can be modelled.
+
+    The anomaly-detection ones compare with a band the model does not have, and are refused.
+    """
 
     GREATER_OR_EQUAL = "GreaterThanOrEqualToThreshold"  # the switch alarm
     GREATER = "GreaterThanThreshold"
@@ -90,7 +97,7 @@ class ComparisonOperator(StrEnum):
 
 
 class TreatMissingData(StrEnum):
-    """How an alarm treats periods with no datapoint [CW-MISSING]."""
+    """How an alarm treats periods with no datapoint [CW-MISSING]; the four settings CloudWatch has."""
 
     MISSING = "missing"  # the default: all missing -> INSUFFICIENT_DATA (the switch in standby)
     IGNORE = "ignore"  # keep the current state

@@ -29,7 +29,7 @@ from automation.emulator.exceptions import SpecError, TimeWentBackwards
 
 
 class HealthCheckType(StrEnum):
-    """The health check types the product creates."""
+    """The health check types the product creates (TCP and string matching are not modelled)."""
 
     HTTP = "HTTP"  # region A's web endpoint without certificates
     HTTPS = "HTTPS"  # region A's API endpoint, and the web endpoint with certificates
@@ -146,6 +146,7 @@ class HealthChecks:
 
     @property
     def specs(self) -> Mapping[str, HealthCheckSpec]:
+        """The checks, by id."""
         return self._specs
 
     def advance(
