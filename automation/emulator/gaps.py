@@ -35,22 +35,38 @@ from moto.rds.responses import RDSResponse
 _MISSING = object()
 
 
+def finish_promotion(backend: RDSBackend, database: Any) -> None:
+    """What RDS shows once a promotion completes: no replication source, gone from its source's list."""
+    source_id = database.source_db_instance_identifier
+    database.is_replica = False
+    if source_id:
+        try:
+            source = backend.find_db_from_id(source_id)
+        except Exception:  # the source may be gone (region A deleted it): nothing to unlink
+            source = None
+        if source is not None:
+            for ref in (database.db_instance_arn, database.db_instance_identifier):
+                if ref in source.replicas:
+                    source.replicas.remove(ref)
+    database.source_db_instance_identifier = None
+
+
+_ORIGINAL_PROMOTE = RDSBackend.promote_read_replica
+
+
+def promote_now(backend: RDSBackend, db_kwargs: dict[str, Any]) -> Any:
+    """An instant promotion (used when no Emulator with a clock is installed)."""
+    database = backend.databases[db_kwargs["db_instance_identifier"]]
+    was_replica = database.is_replica or bool(database.source_db_instance_identifier)
+    result = _ORIGINAL_PROMOTE(backend, db_kwargs)
+    if was_replica:
+        finish_promotion(backend, database)
+    return result
+
+
 def _promote_read_replica(original: Callable[..., Any]) -> Callable[..., Any]:
     def promote(self: RDSBackend, db_kwargs: dict[str, Any]) -> Any:
-        database = self.databases[db_kwargs["db_instance_identifier"]]
-        source_id = database.source_db_instance_identifier if database.is_replica else None
-        result = original(self, db_kwargs)
-        if source_id:
-            try:
-                source = self.find_db_from_id(source_id)
-            except Exception:  # the source may be gone (region A deleted it): nothing to unlink
-                source = None
-            if source is not None:
-                for ref in (database.db_instance_arn, database.db_instance_identifier):
-                    if ref in source.replicas:
-                        source.replicas.remove(ref)
-            database.source_db_instance_identifier = None
-        return result
+        return promote_now(self, db_kwargs)
 
     return promote
 

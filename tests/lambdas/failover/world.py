@@ -196,6 +196,7 @@ def build_world(
     lag_metrics: bool = True,
     session: boto3.Session | None = None,
     clients_cache: dict[tuple[str, str, str | None], Any] | None = None,
+    encrypted: bool = False,
 ) -> World:
     """Create the deployment in moto (under ``mock_aws`` or at ``endpoint_url``) and return it.
 
@@ -297,6 +298,18 @@ def build_world(
         "maxReplicationLagSeconds": 30,
     }
     cw_a = c("cloudwatch", REGION_A)
+    # Every database the program creates is encrypted, each region with its own key (a KMS key
+    # cannot be used outside its region).
+    keys = (
+        {
+            r: c("kms", r).create_key(Description=f"{app} data")["KeyMetadata"]["Arn"]
+            for r in (REGION_A, REGION_B)
+        }
+        if encrypted
+        else {}
+    )
+    if encrypted:
+        context["primaryKmsKeyArn"], context["drKmsKeyArn"] = keys[REGION_A], keys[REGION_B]
     if mode == "rds-replica":
         rds_a, rds_b = c("rds", REGION_A), c("rds", REGION_B)
         source = rds_a.create_db_instance(
@@ -306,11 +319,14 @@ def build_world(
             MasterUsername="app",
             MasterUserPassword="not-a-secret-1",
             AllocatedStorage=20,
+            BackupRetentionPeriod=7,
+            **({"StorageEncrypted": True, "KmsKeyId": keys[REGION_A]} if encrypted else {}),
         )["DBInstance"]
         rds_b.create_db_instance_read_replica(
             DBInstanceIdentifier=f"{app}-db-replica",
             SourceDBInstanceIdentifier=source["DBInstanceArn"],
             DBInstanceClass="db.t3.micro",
+            **({"KmsKeyId": keys[REGION_B], "SourceRegion": REGION_A} if encrypted else {}),
         )
         context |= {"primaryDbInstanceId": f"{app}-db", "drDbInstanceId": f"{app}-db-replica"}
         if lag_metrics:
