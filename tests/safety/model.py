@@ -1,0 +1,716 @@
+"""The model-based safety checker: one emulated deployment, the operations a schedule is made of,
+and the invariants of docs/safety.md judged from emulated AWS state and the write log only.
+
+A ``Deployment`` is a pilot light in the emulator (moto + ``automation.emulator``): the database
+pair, web tiers, functions, latch, switch and topic of ``tests.lambdas.failover.world``, with the
+emulator's virtual clock, data plane and Route 53 model. While time passes, the world acts on its
+own as AWS and the workload do: clients write every ``WRITE_EVERY`` seconds through whichever
+region Route 53 answers (and, for a TTL after an answer changes, through the region cached
+resolvers still hold); the canary Lambda runs every minute (its EventBridge schedule).
+
+Operations (``Deployment.op_*``) are what a schedule does: writes, in-flight writes, time passing,
+region A going dark and coming back, a runbook run by an executor (optionally crashing after its
+k-th mutating AWS call, never seeing that call's answer), resuming, canary ticks, throttling storms,
+permission faults on region A, latch tampering, autoscaling raising capacity. None has a
+precondition beyond physical possibility.
+
+``judge()`` reads the emulator, never the latch or the runbook's report, and returns the
+violations: see ``INVARIANTS``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import random
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+import boto3
+from botocore.exceptions import BotoCoreError, ClientError
+
+from automation.emulator.alarms import AlarmSpec, ComparisonOperator, Statistic, TreatMissingData
+from automation.emulator.aws import ACCOUNT, AppTier, Emulator
+from automation.emulator.data import Store
+from automation.emulator.health import FailoverRecord, FailoverRole, HealthCheckSpec, HealthCheckType
+from automation.emulator.health import InsufficientDataHealthStatus as Insufficient
+from automation.emulator.traffic import Routing
+from lambdas.failover import executor
+from lambdas.failover.clients import Clients
+from lambdas.failover.context import RunbookContext
+from lambdas.health_check import probe
+from tests.lambdas.failover.faults import Fault, access_denied_code, throttling_code
+from tests.lambdas.failover.harness import new_session
+from tests.lambdas.failover.world import REGION_A, REGION_B, SWITCH_NAME, SWITCH_NAMESPACE, World, build_world
+
+WRITE_EVERY = 20.0
+"""Seconds between client writes (each through the region Route 53 answers)."""
+DNS_TTL = 60
+"""The failover records' TTL (components/config.py default): resolvers keep an answer this long."""
+WEB = "web.shop.example"
+TRAFFIC_GRACE = 180.0
+"""Seconds Route 53 is given to follow a change: the switch alarm's period plus the checks'."""
+
+INVARIANTS = {
+    "one_writer": "at no observable point do two regions take writes (answer, serve, and hold a writable database)",
+    "no_loss": "no acknowledged write is missing from the writer, except the unapplied tail of an unplanned promotion",
+    "traffic_follows_writer": "after a run ends, Route 53 answers with a region that serves and holds the writer",
+    "converges": "a run stopped at any step and resumed ends done, or rolled back to a safe serving state",
+    "protected_again": "after a failback, region B's database replicates from the writer, or the next failover refuses",
+    "single_flight": "two runs never act at once; a re-run never lowers a capacity autoscaling raised",
+}
+
+
+class Crash(BaseException):  # a process death, not an error: nothing may catch it
+    """The runbook's process dies here (after AWS applied the call, before the runbook saw it)."""
+
+
+@dataclass
+class Violation:
+    """One invariant broken, with what shows it."""
+
+    invariant: str
+    at: datetime
+    detail: str
+
+    def __str__(self) -> str:
+        return f"{self.invariant} at {self.at:%H:%M:%S}: {self.detail}"
+
+
+class _Health:
+    """Region A's and B's health endpoints on 127.0.0.1, answering from emulated state."""
+
+    def __init__(self, answer: Callable[[str], tuple[int, dict[str, Any]] | None]) -> None:
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                got = answer(self.path)
+                if got is None:  # the region is dark: the connection drops without an answer
+                    self.close_connection = True
+                    return
+                status, body = got
+                payload = json.dumps(body).encode()
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(payload)))
+                self.end_headers()
+                self.wfile.write(payload)
+
+            def log_message(self, format: str, *args: Any) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def url(self, path: str) -> str:
+        return f"http://127.0.0.1:{self.server.server_address[1]}{path}"
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def routing_for(prefix: str, a_target: str, b_target: str) -> Routing:
+    """Route 53 as components/global_failover.py deploys it (standby settings, default routing)."""
+    switch = AlarmSpec(
+        name=f"{prefix}-failover-switch",
+        region=REGION_B,
+        namespace=SWITCH_NAMESPACE,
+        metric_name=SWITCH_NAME,
+        dimensions={"App": prefix},
+        statistic=Statistic.MAXIMUM,
+        period=60,
+        evaluation_periods=1,
+        comparison_operator=ComparisonOperator.GREATER_OR_EQUAL,
+        threshold=1,
+        treat_missing_data=TreatMissingData.MISSING,
+    )
+    checks = [
+        HealthCheckSpec(
+            id="switch",
+            type=HealthCheckType.CLOUDWATCH_METRIC,
+            alarm_name=switch.name,
+            alarm_region=REGION_B,
+            insufficient_data_health_status=Insufficient.LAST_KNOWN_STATUS,
+        ),
+        HealthCheckSpec(id="web-a", type=HealthCheckType.HTTP, request_interval=10, failure_threshold=3),
+        HealthCheckSpec(
+            id="gate",
+            type=HealthCheckType.CALCULATED,
+            child_ids=("web-a", "switch"),
+            child_health_threshold=2,
+        ),
+    ]
+    records = [
+        FailoverRecord("shop.example", WEB, FailoverRole.PRIMARY, a_target, "gate", DNS_TTL),
+        FailoverRecord("shop.example", WEB, FailoverRole.SECONDARY, b_target, None, DNS_TTL),
+    ]
+    return Routing.from_specs(
+        alarms=[switch],
+        health_checks=checks,
+        records=records,
+        region_of_target={a_target: REGION_A, b_target: REGION_B},
+    )
+
+
+@dataclass
+class RunState:
+    """What the schedule knows of the last runbook run (to resume it)."""
+
+    runbook: str
+    params: dict[str, Any]
+    outcome: str  # done / stopped / crashed
+    detail: str = ""
+
+
+@dataclass
+class Deployment:
+    """One emulated deployment under one schedule."""
+
+    mode: str
+    emulator: Emulator
+    world: World
+    ctx: RunbookContext
+    health: _Health
+    routing: Routing
+    session: boto3.Session
+    canary_session: boto3.Session
+    violations: list[Violation] = field(default_factory=list)
+    faults: list[Fault] = field(default_factory=list)
+    last_run: RunState | None = None
+    answers: list[tuple[datetime, str | None]] = field(default_factory=list)
+    exercised: dict[str, int] = field(default_factory=dict)
+    mismatch_since: datetime | None = None
+    """When Route 53 first answered a region other than the serving writer (None: it agrees)."""
+    mutating_calls: int = 0
+    crash_after: int | None = None
+    running: int = 0
+    _inflight: int = 0
+
+    # -- building ----------------------------------------------------------------------------------
+
+    @classmethod
+    def build(cls, mode: str, app: str, emulator: Emulator, *, encrypted: bool = True) -> Deployment:
+        """Set the deployment up in ``emulator`` (which must be installed); encrypted as the program does."""
+        emulator.provisioning = True
+        world = build_world(mode, app=app, lag_metrics=False, session=new_session(), encrypted=encrypted)
+        db_a, db_b = _database_keys(world)
+        emulator.register_app(
+            AppTier(
+                REGION_A,
+                world.context["primaryAsgName"],
+                tuple(world.context["primaryFunctionNames"]),
+                lambda: db_a,
+            )
+        )
+        emulator.register_app(
+            AppTier(
+                REGION_B, world.context["drAsgName"], tuple(world.context["drFunctionNames"]), lambda: db_b
+            )
+        )
+        holder: dict[str, Deployment] = {}
+        health = _Health(lambda path: holder["d"]._endpoint(path))
+        world.context |= {"primaryHealthUrl": health.url("/primary"), "drHealthUrl": health.url("/dr")}
+        ctx = RunbookContext.from_dict(world.context)
+        session, canary = new_session(), new_session()
+        deployment = cls(
+            mode=mode,
+            emulator=emulator,
+            world=world,
+            ctx=ctx,
+            health=health,
+            routing=routing_for(app, f"{app}-a.elb", f"{app}-b.elb"),
+            session=session,
+            canary_session=canary,
+        )
+        holder["d"] = deployment
+        emulator.attach(session)
+        emulator.attach(canary)
+        session.events.register("after-call", deployment._after_call)
+        emulator.provisioning = False
+        clock = emulator.clock
+        clock.every(WRITE_EVERY, deployment._client_tick)
+        clock.every(60.0, deployment._canary_tick)
+        deployment.answers.append((clock.now(), deployment.where()))
+        return deployment
+
+    def close(self) -> None:
+        self.health.close()
+
+    # -- the world acting on its own ---------------------------------------------------------------
+
+    def where(self) -> str | None:
+        """The region Route 53 answers for the web name now."""
+        from moto.cloudwatch.models import cloudwatch_backends
+
+        backend = cloudwatch_backends[ACCOUNT][REGION_B]
+
+        def datapoints(alarm: AlarmSpec, start: datetime, end: datetime) -> list[tuple[datetime, float]]:
+            out = []
+            naive_start, naive_end = start.replace(tzinfo=None), end.replace(tzinfo=None)
+            for d in backend.metric_data:
+                if d.namespace != alarm.namespace or d.name != alarm.metric_name:
+                    continue
+                if {x.name: x.value for x in d.dimensions} != dict(alarm.dimensions):
+                    continue
+                ts = (
+                    d.timestamp.replace(tzinfo=None)
+                    if d.timestamp.tzinfo is None
+                    else d.timestamp.astimezone(None).replace(tzinfo=None)
+                )
+                if naive_start <= ts < naive_end:
+                    out.append((ts.replace(tzinfo=start.tzinfo), float(d.value)))
+            return out
+
+        def endpoint_up(check: HealthCheckSpec) -> bool:
+            return self._primary_healthy()
+
+        return self.routing.where(
+            WEB, self.emulator.clock.now(), datapoints=datapoints, endpoint_up=endpoint_up
+        )
+
+    def _primary_healthy(self) -> bool:
+        return self.emulator.serving(REGION_A)
+
+    def _endpoint(self, path: str) -> tuple[int, dict[str, Any]] | None:
+        region = REGION_A if path.startswith("/primary") else REGION_B
+        emu = self.emulator
+        if not emu.reachable(region):
+            return None
+        if not emu.serving(region):
+            return 503, {"region": region, "error": "no healthy targets"}
+        return 200, {"region": region, "writer": emu.database_writable(region) is not None}
+
+    def _client_tick(self) -> None:
+        now = self.emulator.clock.now()
+        region = self.where()
+        if not self.answers or self.answers[-1][1] != region:
+            self.answers.append((now, region))
+        self.emulator.write(region) if region else None
+        cached = self._cached_answer(now)
+        if cached and cached != region:
+            self.emulator.write(cached)  # a resolver still holding the previous answer
+        self._judge_now()
+
+    def _cached_answer(self, now: datetime) -> str | None:
+        previous = [r for t, r in self.answers if t > now - timedelta(seconds=DNS_TTL)]
+        older = [r for t, r in self.answers if t <= now - timedelta(seconds=DNS_TTL)]
+        if len(self.answers) >= 2 and previous and older:
+            return older[-1]
+        return None
+
+    def _canary_tick(self) -> None:
+        settings = probe.Settings(
+            region=REGION_B,
+            targets=(probe.Target("web", self.ctx.primary_health_url or ""),),
+            app=self.ctx.app_name,
+            switch=probe.SwitchMetric(SWITCH_NAMESPACE, SWITCH_NAME, {"App": self.ctx.app_name}),
+            latch_parameter=self.ctx.latch_parameter_name,
+            timeout_seconds=1.0,
+            attempts=1,
+        )
+        cw = self.world.clients_cache.setdefault(
+            ("canary-cw", REGION_B, None), self.canary_session.client("cloudwatch", region_name=REGION_B)
+        )
+        ssm = self.world.clients_cache.setdefault(
+            ("canary-ssm", REGION_B, None), self.canary_session.client("ssm", region_name=REGION_B)
+        )
+        try:
+            probe.run(settings, cloudwatch=cw, ssm=ssm, now=self.emulator.clock.now())
+        except (probe.PublishError, ClientError, BotoCoreError):
+            pass  # the canary's failure shows in its Errors metric; the world goes on
+        self._count("canary_tick")
+
+    # -- faults and crashes -------------------------------------------------------------------------
+
+    def _after_call(self, http_response: Any = None, parsed: Any = None, model: Any = None, **_: Any) -> None:
+        if model is None or model.name.startswith(("Describe", "Get", "List")):
+            return
+        self.mutating_calls += 1
+        if self.crash_after is not None and self.mutating_calls >= self.crash_after:
+            self.crash_after = None
+            raise Crash(f"crashed after {model.name}")
+
+    def add_fault(self, fault: Fault) -> None:
+        fault.install(self.session)
+        self.faults.append(fault)
+
+    def clear_faults(self) -> None:
+        for f in self.faults:
+            f.times = 0
+        self.faults.clear()
+
+    # -- operations -----------------------------------------------------------------------------------
+
+    def _count(self, name: str) -> None:
+        self.exercised[name] = self.exercised.get(name, 0) + 1
+
+    def op_advance(self, seconds: float) -> None:
+        self._count("advance")
+        self.emulator.advance(seconds)
+
+    def op_write(self, n: int = 1) -> None:
+        self._count("write")
+        for _ in range(n):
+            region = self.where()
+            if region:
+                self.emulator.write(region)
+
+    def op_inflight_write(self, seconds: float) -> None:
+        """A slow request admitted now that commits ``seconds`` later if its database still takes it."""
+        self._count("inflight_write")
+        region = self.where()
+        if not region or not self.emulator.serving(region):
+            return
+        admitted = self.emulator.database_writable(region)
+        if admitted is None:
+            return
+        emu = self.emulator
+
+        def commit() -> None:
+            if emu.accepts_writes(admitted) and emu.reachable(region):
+                emu.data.write(admitted)
+
+        emu.clock.after(seconds, commit)
+
+    def op_outage(self) -> None:
+        self._count("outage")
+        self.emulator.go_dark(REGION_A)
+
+    def op_recover(self) -> None:
+        self._count("recover")
+        self.emulator.come_back(REGION_A)
+
+    def op_canary(self) -> None:
+        self._canary_tick()
+
+    def op_throttle(self, region: str, times: int) -> None:
+        self._count("throttle")
+        for service in ("auto-scaling", "lambda", "rds", "ssm", "cloudwatch"):
+            self.add_fault(Fault(service=service, region=region, code=throttling_code(service), times=times))
+
+    def op_deny_fence(self) -> None:
+        """Region A answers, but refuses the runbook's changes there (a missing permission, an SCP)."""
+        self._count("deny_fence")
+        for service in ("auto-scaling", "lambda", "rds"):
+            self.add_fault(
+                Fault(service=service, region=REGION_A, code=access_denied_code(service), times=None)
+            )
+
+    def op_clear_faults(self) -> None:
+        self._count("clear_faults")
+        self.clear_faults()
+
+    def op_tamper_latch(self, how: str) -> None:
+        self._count(f"tamper_latch:{how}")
+        ssm = self.world.client("ssm", REGION_B)
+        name = self.ctx.latch_parameter_name
+        if how == "delete":
+            with contextlib.suppress(ClientError):
+                ssm.delete_parameter(Name=name)
+        elif how == "garble":
+            ssm.put_parameter(Name=name, Value="{not json", Type="String", Overwrite=True)
+        else:
+            ssm.put_parameter(
+                Name=name, Value=json.dumps({"state": "standby"}), Type="String", Overwrite=True
+            )
+
+    def op_autoscale(self) -> None:
+        """Target tracking raises region B's desired capacity (only when it is already serving)."""
+        self._count("autoscale")
+        asg = self.world.client("autoscaling", REGION_B)
+        group = asg.describe_auto_scaling_groups(AutoScalingGroupNames=[self.ctx.dr_asg_name])[
+            "AutoScalingGroups"
+        ][0]
+        if group["DesiredCapacity"] > 0 and group["DesiredCapacity"] < group["MaxSize"]:
+            asg.set_desired_capacity(
+                AutoScalingGroupName=self.ctx.dr_asg_name, DesiredCapacity=group["DesiredCapacity"] + 1
+            )
+            self.emulator.record_asg(REGION_B, self.ctx.dr_asg_name)
+
+    def op_run(
+        self, runbook: str, *, params: dict[str, Any] | None = None, crash_after: int | None = None
+    ) -> RunState:
+        """Run a runbook with the in-process executor (the break-glass CLI's path)."""
+        self._count(f"run:{runbook}")
+        merged = {"reason": "checker", **(params or {})}
+        before_b = self._dr_desired()
+        self.crash_after = None if crash_after is None else self.mutating_calls + crash_after
+        clients = Clients.for_context(self.ctx, self.session, clock=self.emulator.clock)
+        self.running += 1
+        try:
+            report = executor.run(runbook, self.ctx, clients, params=merged, max_workers=1)
+            state = RunState(runbook, merged, report.outcome, report.reason or "")
+        except Crash as exc:
+            self._count("crash")
+            state = RunState(runbook, merged, "crashed", str(exc))
+        finally:
+            self.running -= 1
+            self.crash_after = None
+        self.last_run = state
+        after_b = self._dr_desired()
+        if runbook == "failover" and before_b > self.ctx.dr_capacity.desired and after_b < before_b:
+            self._violate(
+                "single_flight", f"a failover re-run lowered region B's desired {before_b} -> {after_b}"
+            )
+        self.judge(after_run=True)
+        return state
+
+    def op_resume(self) -> None:
+        self._count("resume")
+        if self.last_run and self.last_run.outcome != "done":
+            self.op_run(self.last_run.runbook, params=self.last_run.params)
+
+    def _dr_desired(self) -> int:
+        try:
+            return int(self.world.asg(REGION_B)[1])
+        except Exception:
+            return 0
+
+    # -- judging ---------------------------------------------------------------------------------------
+
+    def _violate(self, invariant: str, detail: str) -> None:
+        if any(v.invariant == invariant and v.detail == detail for v in self.violations):
+            return
+        self.violations.append(Violation(invariant, self.emulator.clock.now(), detail))
+
+    def _judge_now(self) -> None:
+        """Invariants that hold at every instant (checked on every client tick too)."""
+        emu = self.emulator
+        taking = [r for r in (REGION_A, REGION_B) if emu.serving(r) and emu.database_writable(r)]
+        if len(taking) > 1:
+            self._violate(
+                "one_writer", f"both regions serve and hold a writable database ({', '.join(taking)})"
+            )
+        writer = self.writer()
+        writer_region = writer.split(":")[3]
+        taking = [writer_region] if emu.serving(writer_region) and emu.accepts_writes(writer) else []
+        # Traffic follows the writer, whatever step a run stopped at: once Route 53 has had the
+        # time AWS gives it (the switch alarm's period, the checks' failure thresholds: 3 minutes),
+        # it answers with the region that serves the writer, when one does.
+        now = emu.clock.now()
+        answer = self.where()
+        if len(taking) == 1 and answer != taking[0]:
+            self.mismatch_since = self.mismatch_since or now
+            if now - self.mismatch_since >= timedelta(seconds=TRAFFIC_GRACE):
+                self._violate(
+                    "traffic_follows_writer",
+                    f"Route 53 answers {answer} while {taking[0]} serves the writer {writer.split(':')[-1]} "
+                    f"(since {self.mismatch_since:%H:%M:%S})",
+                )
+        else:
+            self.mismatch_since = None
+
+    def owns(self, key: str) -> bool:
+        """Whether database copy ``key`` is one of this deployment's (its names start with the app's)."""
+        return key.split(":")[-1].startswith(f"{self.ctx.app_name}-")
+
+    def writer(self) -> str:
+        """The database copy AWS last made the writer (region A's until a promotion)."""
+        return self.emulator.authority(self.owns, _database_keys(self.world)[0])
+
+    def judge(self, *, after_run: bool = False) -> list[Violation]:
+        """Check every invariant that can be judged now; returns all violations so far."""
+        emu = self.emulator
+        self._judge_now()
+        # no_loss: every acknowledged database write is held by the writer AWS last made, except
+        # the tail an unplanned promotion cut off (the source's region was dark).
+        key = self.writer()
+        forgiven = {w for ws in emu.lost_at_promotion.values() for w in ws}
+        forgiven |= {
+            w
+            for e in emu.events
+            if e.kind == "rebuild" and e.data.get("unplanned")
+            for w in e.data["discarded"]
+        }
+        mine = [w for w in emu.data.acknowledged(Store.DATABASE) if self.owns(w.copy)]
+        missing = [w for w in emu.data.missing(key, mine) if w.id not in forgiven]
+        if missing:
+            first = missing[0]
+            self._violate(
+                "no_loss",
+                f"{len(missing)} acknowledged write(s) missing from the writer {key.split(':')[-1]} "
+                f"(first: #{first.id} taken in {first.region} by {first.copy.split(':')[-1]} at {first.at:%H:%M:%S})",
+            )
+        self._judge_discarded()
+        if after_run:
+            self._judge_traffic()
+        return self.violations
+
+    def _judge_discarded(self) -> None:
+        """Writes an unplanned Aurora failover discarded must survive beyond the automated snapshot.
+
+        Aurora only *attempts* the ``rds:unplanned-global-failover-*`` snapshot, and an automated
+        snapshot expires with the backup retention: the writes it holds are kept only by a manual
+        copy (a manual snapshot whose name says which failover it comes from).
+        """
+        emu = self.emulator
+        for event in emu.events:
+            if event.kind != "rebuild" or not event.data.get("discarded"):
+                continue
+            source = str(event.data["snapshot"])
+            region = event.detail.split(":")[3] if event.detail.count(":") >= 3 else REGION_A
+            try:
+                manual = self.world.client("rds", region).describe_db_cluster_snapshots(
+                    SnapshotType="manual"
+                )["DBClusterSnapshots"]
+            except (ClientError, BotoCoreError):
+                continue
+            stem = source.removeprefix("rds:")
+            if not any(stem in s["DBClusterSnapshotIdentifier"] for s in manual):
+                self._violate(
+                    "no_loss",
+                    f"{len(event.data['discarded'])} write(s) discarded by an unplanned failover survive only "
+                    f"in the automated snapshot {source}, which expires with the backup retention",
+                )
+
+    def _judge_traffic(self) -> None:
+        emu = self.emulator
+        run = self.last_run
+        if run is None or run.outcome == "crashed":
+            return
+        if run.outcome == "stopped":
+            # A run that stops on its own decision must leave a safe serving state: a failback
+            # that drained region B and then gave up may not leave both regions dark.
+            if run.runbook == "failback":
+                emu.advance(TRAFFIC_GRACE)
+                if not any(emu.serving(r) and emu.database_writable(r) for r in (REGION_A, REGION_B)):
+                    self._violate(
+                        "converges", f"a stopped failback left no region serving a writer: {run.detail[:160]}"
+                    )
+            return
+        # Give Route 53 what AWS gives it: the switch alarm's period and the checks' thresholds.
+        emu.advance(180)
+        answer = self.where()
+        serving_writers = [r for r in (REGION_A, REGION_B) if emu.serving(r) and emu.database_writable(r)]
+        if serving_writers and answer not in serving_writers:
+            self._violate(
+                "traffic_follows_writer",
+                f"after a {run.runbook} run, Route 53 answers {answer} but {serving_writers[0]} serves the writer",
+            )
+        if not serving_writers and emu.reachable(REGION_B):
+            self._violate("traffic_follows_writer", f"after a {run.runbook} run, no region serves a writer")
+        if run.runbook == "failback":
+            b_key = _database_keys(self.world)[1]
+            a_writer = emu.database_writable(REGION_A)
+            source = emu.data.source_of(b_key)
+            if a_writer is not None and (source is None or source.key != a_writer):
+                self._violate(
+                    "protected_again",
+                    "after a failback, region B's database does not replicate from the writer",
+                )
+
+    def settle(self) -> None:
+        """End of schedule: region A back, faults gone, the last run resumed until it ends."""
+        self._count("settle")
+        self.clear_faults()
+        if not self.emulator.reachable(REGION_A):
+            self.emulator.come_back(REGION_A)
+        self.emulator.advance(600)
+        for _ in range(3):
+            if self.last_run is None or self.last_run.outcome == "done":
+                break
+            self.op_resume()
+            self.emulator.advance(300)
+        if self.last_run is not None and self.last_run.outcome != "done":
+            self._violate(
+                "converges",
+                f"{self.last_run.runbook} did not end after 3 resumes: {self.last_run.detail[:200]}",
+            )
+        self.judge(after_run=True)
+
+
+def _database_keys(world: World) -> tuple[str, str]:
+    ctx = world.context
+    if world.mode == "rds-replica":
+        a = world.client("rds", REGION_A).describe_db_instances(
+            DBInstanceIdentifier=ctx["primaryDbInstanceId"]
+        )
+        b = world.client("rds", REGION_B).describe_db_instances(DBInstanceIdentifier=ctx["drDbInstanceId"])
+        return a["DBInstances"][0]["DBInstanceArn"], b["DBInstances"][0]["DBInstanceArn"]
+    a_arn = (
+        ctx["drClusterArn"].replace(REGION_B, REGION_A).replace(ctx["drClusterId"], ctx["primaryClusterId"])
+    )
+    return a_arn, ctx["drClusterArn"]
+
+
+# -- random schedules -------------------------------------------------------------------------------
+
+OPERATIONS = (
+    "advance",
+    "write",
+    "inflight_write",
+    "outage",
+    "recover",
+    "failover",
+    "failover_forced",
+    "failover_planned",
+    "failback",
+    "resume",
+    "canary",
+    "throttle",
+    "deny_fence",
+    "clear_faults",
+    "tamper_latch",
+    "autoscale",
+)
+
+
+def random_operation(d: Deployment, rng: random.Random) -> str:
+    """Apply one random operation to ``d``; returns its description."""
+    op = rng.choice(OPERATIONS)
+    crash = rng.choice([None, None, 1, 2, 3, 4, 5, 6])
+    if op == "advance":
+        s = rng.choice([10, 60, 300, 900])
+        d.op_advance(s)
+        return f"advance {s}"
+    if op == "write":
+        d.op_write(rng.randint(1, 5))
+        return op
+    if op == "inflight_write":
+        s = rng.choice([5, 30, 120, 280])
+        d.op_inflight_write(s)
+        return f"inflight_write {s}"
+    if op == "outage":
+        d.op_outage()
+        return op
+    if op == "recover":
+        d.op_recover()
+        return op
+    if op.startswith("failover"):
+        params: dict[str, Any] = {}
+        if op == "failover_forced":
+            params["force"] = True
+        if op == "failover_planned":
+            params |= {"force": True, "planned": True}
+        d.op_run("failover", params=params, crash_after=crash)
+        return f"{op} crash_after={crash}"
+    if op == "failback":
+        d.op_run("failback", crash_after=crash)
+        return f"failback crash_after={crash}"
+    if op == "resume":
+        d.op_resume()
+        return op
+    if op == "canary":
+        d.op_canary()
+        return op
+    if op == "throttle":
+        region = rng.choice([REGION_A, REGION_B])
+        d.op_throttle(region, rng.choice([1, 3, 20]))
+        return f"throttle {region}"
+    if op == "deny_fence":
+        d.op_deny_fence()
+        return op
+    if op == "clear_faults":
+        d.op_clear_faults()
+        return op
+    if op == "tamper_latch":
+        how = rng.choice(["delete", "garble", "standby"])
+        d.op_tamper_latch(how)
+        return f"tamper_latch {how}"
+    d.op_autoscale()
+    return op

@@ -1,0 +1,170 @@
+"""The six defects the adversarial review found, as schedules the checker judges.
+
+Each test states the invariant it protects and asserts that it holds. Today's runbook breaks each
+one, so each is an expected failure (strict: when the runbook-safety issue fixes the class, the
+test passes and the mark must go). ``test_checker_sees_<example>`` asserts the opposite on today's
+code: the checker reports the violation, so these schedules have teeth.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import pytest
+
+from tests.lambdas.failover.world import REGION_A
+from tests.safety.model import Deployment
+
+Deploy = Callable[..., Deployment]
+
+FAILBACK_PARAMS = {"waiterMaxAttempts": 240}
+"""The runbook's default waiter budget (80 x 15 s = 20 min) ends exactly when the emulator's
+cross-region replica becomes available (an assumed 20 min): today's failback stops there. These
+schedules give it an hour so they reach the defect they are about; the short budget is itself a
+finding for the runbook-safety issue."""
+
+
+def fence_denied_while_alive(deploy: Deploy) -> Deployment:
+    """Region A answers but refuses the fence (AccessDenied); the operator forces a failover."""
+    d = deploy()
+    d.op_advance(120)
+    d.op_deny_fence()
+    d.op_run("failover", params={"force": True})
+    d.op_advance(600)
+    return d
+
+
+def crash_between_switch_and_latch(deploy: Deploy) -> Deployment:
+    """Region A dark; the failover dies right after throwing the switch; region A returns."""
+    d = deploy()
+    d.op_advance(120)
+    d.op_outage()
+    d.op_advance(120)
+    # Mutating calls with region A dark: scale B (1), two functions (2, 3), mapping (4), promote (5), switch (6).
+    d.op_run("failover", crash_after=6)
+    d.op_advance(600)
+    d.op_recover()
+    d.op_advance(900)  # the canary ticks every minute meanwhile
+    return d
+
+
+def deleted_latch_after_failover(deploy: Deploy) -> Deployment:
+    """A completed failover, then the latch is deleted; region A returns."""
+    d = deploy()
+    d.op_outage()
+    d.op_advance(120)
+    d.op_run("failover")
+    d.op_tamper_latch("delete")
+    d.op_recover()
+    d.op_advance(900)
+    return d
+
+
+def second_failover_after_rds_failback(deploy: Deploy) -> Deployment:
+    """rds-replica: failover, failback, then a second failover and writes in between."""
+    d = deploy("rds-replica")
+    d.op_outage()
+    d.op_advance(120)
+    d.op_run("failover")
+    d.op_recover()
+    d.op_advance(600)
+    d.op_run("failback", params=FAILBACK_PARAMS | {"failbackKmsKeyId": d.world.context["primaryKmsKeyArn"]})
+    d.op_advance(1800)
+    d.op_outage()
+    d.op_advance(120)
+    d.op_run("failover")
+    d.op_advance(600)
+    return d
+
+
+def failback_lag_never_zero(deploy: Deploy) -> Deployment:
+    """A failback whose lag wait cannot succeed (in-flight writes, slow replica): it must not go dark."""
+    d = deploy("rds-replica")
+    d.op_outage()
+    d.op_advance(120)
+    d.op_run("failover")
+    d.op_recover()
+    d.op_advance(600)
+    d.op_inflight_write(280)
+    d.op_run("failback", params=FAILBACK_PARAMS | {"failbackKmsKeyId": d.world.context["primaryKmsKeyArn"]})
+    d.op_advance(600)
+    return d
+
+
+def encrypted_break_glass_failback(deploy: Deploy) -> Deployment:
+    """The break-glass failback of an encrypted RDS database, from what the program exports."""
+    d = deploy("rds-replica", encrypted=True)
+    d.op_outage()
+    d.op_advance(120)
+    d.op_run("failover")
+    d.op_recover()
+    d.op_advance(600)
+    d.op_run("failback", params=FAILBACK_PARAMS)  # no hand-passed key: the outputs must be enough
+    d.settle()
+    return d
+
+
+def aurora_unplanned_snapshot(deploy: Deploy) -> Deployment:
+    """Aurora: unplanned failover with writes in flight; region A returns and is rebuilt."""
+    d = deploy("aurora-global")
+    d.op_advance(60)
+    d.op_outage()
+    d.op_advance(60)
+    d.op_run("failover")
+    d.op_recover()
+    d.op_advance(600)
+    return d
+
+
+EXAMPLES = {
+    "fence_denied_while_alive": (fence_denied_while_alive, "one_writer"),
+    "crash_between_switch_and_latch": (crash_between_switch_and_latch, "traffic_follows_writer"),
+    "deleted_latch_after_failover": (deleted_latch_after_failover, "traffic_follows_writer"),
+    "second_failover_after_rds_failback": (second_failover_after_rds_failback, "no_loss"),
+    "failback_lag_never_zero": (failback_lag_never_zero, "no_loss"),
+    "encrypted_break_glass_failback": (encrypted_break_glass_failback, "converges"),
+    "aurora_unplanned_snapshot": (aurora_unplanned_snapshot, "no_loss"),
+}
+
+
+@pytest.mark.parametrize("name", sorted(EXAMPLES))
+def test_checker_sees_today_s_defect(deploy: Deploy, name: str) -> None:
+    """Today's runbook breaks the invariant in this schedule, and the checker says so."""
+    schedule, invariant = EXAMPLES[name]
+    d = schedule(deploy)
+    d.judge()
+    found = {v.invariant for v in d.violations}
+    assert invariant in found, (
+        f"{name}: expected a {invariant} violation; got {[str(v) for v in d.violations]}"
+    )
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        pytest.param(
+            n,
+            marks=pytest.mark.xfail(strict=True, reason=f"today's runbook breaks {EXAMPLES[n][1]}: issue 10"),
+        )
+        for n in sorted(EXAMPLES)
+    ],
+)
+def test_invariant_holds(deploy: Deploy, name: str) -> None:
+    """The invariant this schedule exercises holds (expected to fail until runbook safety lands)."""
+    schedule, invariant = EXAMPLES[name]
+    d = schedule(deploy)
+    d.judge()
+    assert not [v for v in d.violations if v.invariant == invariant], [str(v) for v in d.violations]
+
+
+def test_a_quiet_deployment_breaks_nothing(deploy: Deploy) -> None:
+    """Control: with no outage and no run, writes flow to region A and no invariant is broken."""
+    d = deploy()
+    d.op_advance(1800)
+    d.judge()
+    assert d.violations == []
+    acked = d.emulator.data.acknowledged(
+        __import__("automation.emulator.data", fromlist=["Store"]).Store.DATABASE
+    )
+    assert len(acked) >= 80, "clients write every 20 s through region A"
+    assert all(w.region == REGION_A for w in acked)
