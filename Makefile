@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 STAMP_RUN := $(VENV)/.installed-runtime
 STAMP_DEV := $(VENV)/.installed-dev
 
-.PHONY: demo test plan drill lint typecheck unit bench clean
+.PHONY: demo test plan drill lint typecheck unit bench soak clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -41,6 +41,11 @@ unit: $(STAMP_DEV)
 	$(PY) -m pytest
 
 test: lint typecheck unit
+
+# The safety checker's long run: 1,000 random schedules of 30 operations (docs/safety.md).
+SOAK_SCHEDULES ?= 1000
+soak: $(STAMP_DEV)
+	$(PY) -m tests.safety.driver --schedules $(SOAK_SCHEDULES) --length 30
 
 bench: $(STAMP_DEV)
 	$(PY) benchmarks/failover_overhead.py

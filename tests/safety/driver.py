@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import argparse
 import itertools
+import logging
+import multiprocessing
 import os
 import random
 import sys
@@ -66,7 +68,7 @@ def run_schedule(seed: int, *, mode: str | None = None, length: int = 30) -> Sch
     return result
 
 
-def run_many(seeds: list[int], *, length: int = 30) -> list[ScheduleResult]:
+def run_many(seeds: list[int], length: int = 30) -> list[ScheduleResult]:
     """Run ``seeds`` in one moto session."""
     os.environ.setdefault("AWS_ACCESS_KEY_ID", "testing")
     os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "testing")
@@ -84,10 +86,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--length", type=int, default=30, help="operations per schedule (default 30)")
     parser.add_argument("--first-seed", type=int, default=0)
     parser.add_argument("--show", type=int, default=3, help="print this many violating schedules")
+    parser.add_argument(
+        "--jobs", type=int, default=os.cpu_count() or 1, help="worker processes (default: one per core)"
+    )
     args = parser.parse_args(argv)
+    if args.schedules < 1 or args.length < 1 or args.jobs < 1:
+        parser.error("--schedules, --length and --jobs must be at least 1")
+    logging.disable(logging.WARNING)  # the runbook's and canary's JSON lines would drown the figures
     seeds = list(range(args.first_seed, args.first_seed + args.schedules))
     started = time.monotonic()
-    results = run_many(seeds, length=args.length)
+    chunks = [seeds[i :: args.jobs] for i in range(args.jobs) if seeds[i :: args.jobs]]
+    with multiprocessing.get_context("fork").Pool(len(chunks)) as pool:
+        parts = pool.starmap(run_many, [(chunk, args.length) for chunk in chunks])
+    results = sorted((r for part in parts for r in part), key=lambda r: r.seed)
     elapsed = time.monotonic() - started
     broken: Counter[str] = Counter()
     exercised: Counter[str] = Counter()

@@ -27,7 +27,7 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler, HTTPServer
 from typing import Any
 
 import boto3
@@ -102,7 +102,9 @@ class _Health:
             def log_message(self, format: str, *args: Any) -> None:
                 pass
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        # One thread serves every request in turn: probes are sequential, and a thread per request
+        # would cost more than the answer.
+        self.server = HTTPServer(("127.0.0.1", 0), Handler)
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
         self.thread.start()
 
@@ -189,7 +191,7 @@ class Deployment:
     mutating_calls: int = 0
     crash_after: int | None = None
     running: int = 0
-    _inflight: int = 0
+    _clients: Clients | None = None
 
     # -- building ----------------------------------------------------------------------------------
 
@@ -319,10 +321,9 @@ class Deployment:
         ssm = self.world.clients_cache.setdefault(
             ("canary-ssm", REGION_B, None), self.canary_session.client("ssm", region_name=REGION_B)
         )
-        try:
+        # A canary run that fails shows in its Errors metric; the world goes on.
+        with contextlib.suppress(probe.PublishError, ClientError, BotoCoreError):
             probe.run(settings, cloudwatch=cw, ssm=ssm, now=self.emulator.clock.now())
-        except (probe.PublishError, ClientError, BotoCoreError):
-            pass  # the canary's failure shows in its Errors metric; the world goes on
         self._count("canary_tick")
 
     # -- faults and crashes -------------------------------------------------------------------------
@@ -333,6 +334,7 @@ class Deployment:
         self.mutating_calls += 1
         if self.crash_after is not None and self.mutating_calls >= self.crash_after:
             self.crash_after = None
+            self._count(f"crash after {model.name}")
             raise Crash(f"crashed after {model.name}")
 
     def add_fault(self, fault: Fault) -> None:
@@ -440,7 +442,7 @@ class Deployment:
         merged = {"reason": "checker", **(params or {})}
         before_b = self._dr_desired()
         self.crash_after = None if crash_after is None else self.mutating_calls + crash_after
-        clients = Clients.for_context(self.ctx, self.session, clock=self.emulator.clock)
+        clients = self.runbook_clients()
         self.running += 1
         try:
             report = executor.run(runbook, self.ctx, clients, params=merged, max_workers=1)
@@ -453,12 +455,20 @@ class Deployment:
             self.crash_after = None
         self.last_run = state
         after_b = self._dr_desired()
+        if runbook == "failover" and before_b > self.ctx.dr_capacity.desired:
+            self._count("judged single_flight (re-run over raised capacity)")
         if runbook == "failover" and before_b > self.ctx.dr_capacity.desired and after_b < before_b:
             self._violate(
                 "single_flight", f"a failover re-run lowered region B's desired {before_b} -> {after_b}"
             )
         self.judge(after_run=True)
         return state
+
+    def runbook_clients(self) -> Clients:
+        """The runbook's clients (one set per deployment, as one CLI process or warm Lambda keeps)."""
+        if self._clients is None:
+            self._clients = Clients.for_context(self.ctx, self.session, clock=self.emulator.clock)
+        return self._clients
 
     def op_resume(self) -> None:
         self._count("resume")
@@ -482,6 +492,8 @@ class Deployment:
         """Invariants that hold at every instant (checked on every client tick too)."""
         emu = self.emulator
         taking = [r for r in (REGION_A, REGION_B) if emu.serving(r) and emu.database_writable(r)]
+        if emu.reachable(REGION_A) and len(emu.writers()) > 1:
+            self._count("judged one_writer (two writable databases)")
         if len(taking) > 1:
             self._violate(
                 "one_writer", f"both regions serve and hold a writable database ({', '.join(taking)})"
@@ -529,6 +541,8 @@ class Deployment:
         }
         mine = [w for w in emu.data.acknowledged(Store.DATABASE) if self.owns(w.copy)]
         missing = [w for w in emu.data.missing(key, mine) if w.id not in forgiven]
+        if key != _database_keys(self.world)[0]:
+            self._count("judged no_loss (after a writer change)")
         if missing:
             first = missing[0]
             self._violate(
@@ -594,7 +608,9 @@ class Deployment:
             )
         if not serving_writers and emu.reachable(REGION_B):
             self._violate("traffic_follows_writer", f"after a {run.runbook} run, no region serves a writer")
+        self._count("judged traffic_follows_writer (after a completed run)")
         if run.runbook == "failback":
+            self._count("judged protected_again (after a completed failback)")
             b_key = _database_keys(self.world)[1]
             a_writer = emu.database_writable(REGION_A)
             source = emu.data.source_of(b_key)
@@ -611,6 +627,8 @@ class Deployment:
         if not self.emulator.reachable(REGION_A):
             self.emulator.come_back(REGION_A)
         self.emulator.advance(600)
+        if self.last_run is not None and self.last_run.outcome != "done":
+            self._count("judged converges (a run left unfinished)")
         for _ in range(3):
             if self.last_run is None or self.last_run.outcome == "done":
                 break

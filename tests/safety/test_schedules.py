@@ -10,7 +10,7 @@ import pytest
 
 from tests.safety.driver import run_many
 
-CI_SEEDS = [11, 12]
+CI_SEEDS = [11, 14]
 LENGTH = 20
 
 
