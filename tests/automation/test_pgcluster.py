@@ -12,22 +12,45 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+import pg8000.exceptions
 import pytest
 
 from automation.postgres import (
     DATABASE,
+    NotAStandby,
+    OutcomeUnknown,
     PgCluster,
     PgServer,
+    PostgresError,
     ServerUnreachable,
+    WriteRefused,
+    commit_lsns,
+    current_wal_lsn,
+    disconnect,
     ensure_ledger,
     insert_payment,
+    is_in_recovery,
     kill,
+    lsn_lag_bytes,
+    make_standby,
+    pause_replay,
     payment_ids,
+    promote,
+    rebuild_as_standby,
+    reconnect,
+    replay_lag_seconds,
+    replay_status,
+    replication_status,
     restart,
+    resume_replay,
+    timeline_switch_lsn,
+    wait_for_catch_up,
+    wait_for_replay_to_settle,
 )
 from automation.postgres.binaries import OsUser, PgRunner, can_access, stage_copy
 from automation.postgres.server import default_base_dir, reap_orphans
@@ -49,6 +72,18 @@ def writer(pg_cluster: PgCluster) -> Iterator[PgServer]:
     ensure_ledger(server)
     yield server
     pg_cluster.discard(server)
+
+
+@pytest.fixture
+def pair(pg_cluster: PgCluster) -> Iterator[tuple[PgServer, PgServer]]:
+    """A fresh writer with the ledger, and a streaming standby that has caught up with it."""
+    writer = pg_cluster.new_writer(pg_cluster.unique_name("w"))
+    standby = make_standby(writer)
+    ensure_ledger(writer)  # after the copy: the standby receives the DDL by streaming
+    wait_for_catch_up(writer, standby)
+    yield writer, standby
+    for server in (writer, standby):
+        pg_cluster.discard(server)
 
 
 def wait_until(condition: Callable[[], bool], what: str, timeout: float = 20.0) -> None:
@@ -126,6 +161,17 @@ def test_staged_copy_of_the_binaries_runs_as_the_server_user(pg_cluster: PgClust
 # --- replication, standby, promotion ---------------------------------------------------------
 
 
+def test_replication_carries_a_committed_row(pair: tuple[PgServer, PgServer]) -> None:
+    writer, standby = pair
+    assert_runs_unprivileged(standby)
+    assert standby.query("SHOW hot_standby") == [["on"]]
+    assert insert_payment(writer, "pay-1", 1250, "EUR").inserted
+    wait_for_catch_up(writer, standby)
+    assert payment_ids(standby) == {"pay-1"}
+    assert standby.query("SELECT amount_cents, currency FROM ledger", database=DATABASE) == [[1250, "EUR"]]
+    assert [s.application_name for s in replication_status(writer)] == [standby.name]
+
+
 def test_insert_payment_is_idempotent_on_payment_id(writer: PgServer) -> None:
     first = insert_payment(writer, "pay-1")
     again = insert_payment(writer, "pay-1", amount_cents=999)
@@ -134,10 +180,118 @@ def test_insert_payment_is_idempotent_on_payment_id(writer: PgServer) -> None:
     assert writer.query("SELECT amount_cents FROM ledger", database=DATABASE) == [[100]]
 
 
+def test_standby_refuses_writes(pair: tuple[PgServer, PgServer]) -> None:
+    _, standby = pair
+    assert is_in_recovery(standby)
+    with pytest.raises(WriteRefused) as refused:
+        insert_payment(standby, "pay-1")
+    assert refused.value.sqlstate == "25006"
+    with pytest.raises(pg8000.exceptions.DatabaseError, match="read-only transaction"):
+        standby.query("INSERT INTO ledger VALUES ('x', 1, 'EUR')", database=DATABASE)
+    assert payment_ids(standby) == frozenset()
+
+
+def test_promotion_makes_the_standby_writable(pair: tuple[PgServer, PgServer]) -> None:
+    writer, standby = pair
+    insert_payment(writer, "before")
+    wait_for_catch_up(writer, standby)
+    promote(standby)
+    assert not is_in_recovery(standby)
+    assert insert_payment(standby, "after").inserted
+    assert payment_ids(standby) == {"before", "after"}
+    with pytest.raises(NotAStandby):
+        promote(standby)
+
+
+def test_old_writer_rebuilt_as_standby_of_the_new_writer(pair: tuple[PgServer, PgServer]) -> None:
+    old, new = pair
+    insert_payment(old, "shared")
+    wait_for_catch_up(old, new)
+    promote(new)
+    insert_payment(old, "split-brain")  # the old writer took a write after the promotion
+    port = old.port
+
+    rebuild_as_standby(old, new)
+
+    assert is_in_recovery(old) and old.port == port, "same endpoint, now a standby"
+    insert_payment(new, "after-rebuild")
+    wait_for_catch_up(new, old)
+    assert payment_ids(old) == {"shared", "after-rebuild"}, "the old writer's own write is discarded"
+    with pytest.raises(WriteRefused):
+        insert_payment(old, "refused")
+
+
 # --- fencing ---------------------------------------------------------------------------------
 
 
 # --- lag -------------------------------------------------------------------------------------
+
+
+def test_lag_is_positive_while_replay_is_paused_and_zero_after_resume(
+    pair: tuple[PgServer, PgServer],
+) -> None:
+    writer, standby = pair
+    pause_replay(standby)
+    insert_payment(writer, "while-paused")
+    target = current_wal_lsn(writer)
+    wait_until(lambda: (replay_status(standby).receive_lsn or 0) >= target, "the standby received the write")
+
+    assert lsn_lag_bytes(writer, standby) > 0
+    lag = replay_lag_seconds(standby)
+    assert lag is not None and lag > 0
+    assert payment_ids(standby) == frozenset(), "received but not replayed"
+
+    resume_replay(standby)
+    wait_for_catch_up(writer, standby)
+    assert lsn_lag_bytes(writer, standby) == 0
+    assert replay_lag_seconds(standby) == 0.0
+    assert payment_ids(standby) == {"while-paused"}
+
+
+def test_lag_that_cannot_be_dated_is_none_not_zero(pg_cluster: PgCluster) -> None:
+    """A new standby that has replayed no transaction yet: WAL pending, no commit time to age."""
+    writer = pg_cluster.new_writer(pg_cluster.unique_name("w"))
+    standby = make_standby(writer)
+    assert replay_lag_seconds(standby) == 0.0, "streaming and nothing pending"
+    pause_replay(standby)
+    ensure_ledger(writer)
+    target = current_wal_lsn(writer)
+    wait_until(lambda: (replay_status(standby).receive_lsn or 0) >= target, "the standby received the DDL")
+    assert replay_lag_seconds(standby) is None
+    assert lsn_lag_bytes(writer, standby) > 0
+    pg_cluster.discard(standby)
+    pg_cluster.discard(writer)
+
+
+def test_idle_caught_up_standby_reads_zero_where_the_rds_formula_grows(
+    pair: tuple[PgServer, PgServer],
+) -> None:
+    writer, standby = pair
+    insert_payment(writer, "last-write")
+    wait_for_catch_up(writer, standby)
+    time.sleep(1.1)
+    status = replay_status(standby)
+    assert status.rds_replica_lag_seconds is not None and status.rds_replica_lag_seconds >= 1.0
+    assert status.lag_seconds == 0.0
+    assert lsn_lag_bytes(writer, standby) == 0
+
+
+def test_disconnected_standby_falls_behind_and_catches_up_on_reconnect(
+    pair: tuple[PgServer, PgServer],
+) -> None:
+    writer, standby = pair
+    insert_payment(writer, "before-partition")
+    wait_for_catch_up(writer, standby)
+    disconnect(standby)
+    insert_payment(writer, "during-partition")
+    assert lsn_lag_bytes(writer, standby) > 0
+    status = replay_status(standby)
+    assert not status.streaming and status.lag_seconds is not None and status.lag_seconds > 0
+    assert payment_ids(standby) == {"before-partition"}
+
+    reconnect(standby)
+    wait_for_catch_up(writer, standby)
+    assert payment_ids(standby) == {"before-partition", "during-partition"}
 
 
 # --- a region going dark ---------------------------------------------------------------------
@@ -155,14 +309,79 @@ def test_killed_writer_is_unreachable_and_restart_recovers_every_acknowledged_ro
     assert payment_ids(writer) == acked
 
 
+@pytest.mark.parametrize("partitioned", [False, True], ids=["streaming", "partitioned-first"])
+def test_kill_mid_write_then_promote_loses_exactly_the_unreplicated_acknowledged_rows(
+    pair: tuple[PgServer, PgServer], partitioned: bool
+) -> None:
+    """Every acknowledged and replicated row survives; the lost set is acknowledged minus replicated.
+
+    "Replicated" is computed, not observed: each acknowledged write's commit record is located in
+    the dead writer's WAL (``pg_waldump``), and compared with the standby's replay position
+    measured on the standby once its replay settled.
+    """
+    writer, standby = pair
+    start = current_wal_lsn(writer)
+    acked: dict[str, int] = {}
+    attempted: list[str] = []
+    failures: list[PostgresError] = []
+
+    def workload() -> None:
+        for i in range(20_000):
+            payment_id = f"pay-{i:05d}"
+            attempted.append(payment_id)
+            try:
+                write = insert_payment(writer, payment_id)
+            except PostgresError as error:
+                failures.append(error)
+                return
+            assert write.xid is not None
+            acked[payment_id] = write.xid
+
+    thread = threading.Thread(target=workload, daemon=True)
+    thread.start()
+    try:
+        wait_until(lambda: len(acked) >= 40, "40 writes were acknowledged")
+        if partitioned:
+            disconnect(standby)
+            cut = len(acked)
+            wait_until(lambda: len(acked) >= cut + 40, "40 more writes after the partition")
+        else:
+            wait_until(lambda: len(acked) >= 80, "80 writes were acknowledged")
+        kill(writer)  # mid-write: the workload is still writing
+    finally:
+        thread.join(timeout=30)
+    assert not thread.is_alive()
+    assert len(failures) == 1 and isinstance(failures[0], ServerUnreachable | OutcomeUnknown), failures
+
+    final = wait_for_replay_to_settle(standby)
+    commits = commit_lsns(writer, start)
+    missing = {pid for pid, xid in acked.items() if xid not in commits}
+    assert not missing, f"acknowledged commits absent from the dead writer's WAL: {sorted(missing)[:5]}"
+    replicated = {pid for pid, xid in acked.items() if commits[xid] < final}
+
+    promote(standby)
+    assert timeline_switch_lsn(standby) == final, "the new timeline starts where replay settled"
+    present = payment_ids(standby)
+    lost = set(acked) - present
+
+    assert replicated <= present, (
+        f"acknowledged and replicated but missing: {sorted(replicated - present)[:5]}"
+    )
+    assert lost == set(acked) - replicated
+    assert present <= set(attempted), "no row the workload never wrote"
+    if partitioned:
+        assert len(lost) >= 40, f"writes after the partition must be lost, lost {len(lost)}"
+
+
 # --- the session always stops its servers ----------------------------------------------------
 
 _CHILD = """
 import json, os, sys
-from automation.postgres import PgCluster
+from automation.postgres import PgCluster, make_standby
 cluster = PgCluster()
 writer = cluster.new_writer("child-writer")
-print(json.dumps({"root": str(cluster.root), "pids": [writer.postmaster_pid]}), flush=True)
+standby = make_standby(writer)
+print(json.dumps({"root": str(cluster.root), "pids": [writer.postmaster_pid, standby.postmaster_pid]}), flush=True)
 if sys.argv[1] == "interrupt":
     raise KeyboardInterrupt
 os._exit(0)  # like SIGKILL: no atexit, no finally
@@ -170,7 +389,7 @@ os._exit(0)  # like SIGKILL: no atexit, no finally
 
 
 def run_child(mode: str) -> tuple[Path, list[int]]:
-    """Run ``_CHILD``; return its scratch directory and its postmaster's pid."""
+    """Run ``_CHILD``; return its scratch directory and its two postmasters' pids."""
     result = subprocess.run(
         [sys.executable, "-c", _CHILD, mode],
         cwd=REPO,
