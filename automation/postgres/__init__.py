@@ -36,6 +36,7 @@ from automation.postgres.exceptions import (
     ServerUserError,
     WriteRefused,
 )
+from automation.postgres.fence import fence, is_fenced, unfence
 from automation.postgres.ledger import PaymentWrite, ensure_ledger, insert_payment, payment_ids
 from automation.postgres.replication import (
     ReplayStatus,
@@ -90,7 +91,9 @@ __all__ = [
     "current_wal_lsn",
     "disconnect",
     "ensure_ledger",
+    "fence",
     "insert_payment",
+    "is_fenced",
     "is_in_recovery",
     "kill",
     "lsn_lag_bytes",
@@ -106,6 +109,7 @@ __all__ = [
     "restart",
     "resume_replay",
     "timeline_switch_lsn",
+    "unfence",
     "wait_for_catch_up",
     "wait_for_replay_to_settle",
     "wait_for_streaming",

@@ -40,6 +40,7 @@ from automation.postgres.exceptions import (
     PromotionFailed,
     ReplicationTimeout,
 )
+from automation.postgres.fence import clear_fence_files
 from automation.postgres.server import PgServer, StopMode
 
 POLL = 0.02
@@ -114,6 +115,7 @@ def _seed(standby: PgServer, primary: PgServer, timeout: float) -> None:
         ],
         timeout=timeout + 30,
     )
+    clear_fence_files(standby)
     standby.start(timeout=timeout)
     standby.primary_conninfo = str(sql.scalar(standby, "SHOW primary_conninfo"))
     wait_for_streaming(standby, timeout)

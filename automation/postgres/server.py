@@ -60,6 +60,12 @@ HOST = "127.0.0.1"
 SCRATCH_PREFIX = "pilotlight-pg-"
 """Name prefix of a session's scratch directory (what :func:`reap_orphans` looks for)."""
 
+FENCE_CONF = "pilotlight_fence.conf"
+"""Included at the end of ``postgresql.conf`` if present: the fence's server settings."""
+
+FENCE_HBA = "pilotlight_fence_hba.conf"
+"""Included at the top of ``pg_hba.conf`` if present: the fence's connection rules."""
+
 _NAME = re.compile(r"^[a-z][a-z0-9-]{0,40}$")
 
 
@@ -121,6 +127,8 @@ class ServerSettings:
                 f"wal_receiver_status_interval = '{self.wal_receiver_status_interval}'",
                 f"wal_retrieve_retry_interval = '{self.wal_retrieve_retry_interval}'",
                 "log_line_prefix = '%m [%p] %q%u@%d '",
+                # Last, so that the fence's settings win over everything above.
+                f"include_if_exists = '{FENCE_CONF}'",
                 "",
             ]
         )
@@ -128,6 +136,8 @@ class ServerSettings:
 
 PG_HBA = f"""\
 # pilotlight local harness: TCP on {HOST} only; the first matching line wins.
+# A fence (automation/postgres/fence.py) writes the included file; its rules come first.
+include_if_exists {FENCE_HBA}
 host    all             all             {HOST}/32            trust
 host    replication     all             {HOST}/32            trust
 """

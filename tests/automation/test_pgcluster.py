@@ -21,6 +21,7 @@ import pg8000.exceptions
 import pytest
 
 from automation.postgres import (
+    APP_USER,
     DATABASE,
     NotAStandby,
     OutcomeUnknown,
@@ -33,7 +34,9 @@ from automation.postgres import (
     current_wal_lsn,
     disconnect,
     ensure_ledger,
+    fence,
     insert_payment,
+    is_fenced,
     is_in_recovery,
     kill,
     lsn_lag_bytes,
@@ -49,6 +52,7 @@ from automation.postgres import (
     restart,
     resume_replay,
     timeline_switch_lsn,
+    unfence,
     wait_for_catch_up,
     wait_for_replay_to_settle,
 )
@@ -222,6 +226,53 @@ def test_old_writer_rebuilt_as_standby_of_the_new_writer(pair: tuple[PgServer, P
 
 
 # --- fencing ---------------------------------------------------------------------------------
+
+
+def test_fence_refuses_writes_on_every_path_and_unfence_restores(pair: tuple[PgServer, PgServer]) -> None:
+    writer, standby = pair
+    insert_payment(writer, "before")
+    open_session = writer.connect(user=APP_USER, database=DATABASE)
+
+    assert fence(writer) >= 1, "the open application session is terminated"
+    assert is_fenced(writer)
+
+    # pg8000 reports the dropped connection as its own error or as the socket's OSError.
+    with pytest.raises((pg8000.exceptions.Error, OSError)):
+        open_session.run("INSERT INTO ledger VALUES ('from-open-session', 1, 'EUR')")
+    with pytest.raises(WriteRefused) as refused:
+        insert_payment(writer, "from-new-connection")
+    assert refused.value.sqlstate == "28000", refused.value
+    with pytest.raises(pg8000.exceptions.DatabaseError, match="read-only transaction"):
+        writer.query("INSERT INTO ledger VALUES ('from-control-plane', 1, 'EUR')", database=DATABASE)
+    assert payment_ids(writer) == {"before"}
+
+    # Still fenced after a restart: the fence is in the data directory.
+    restart(writer)
+    with pytest.raises(WriteRefused):
+        insert_payment(writer, "after-restart")
+
+    unfence(writer)
+    assert not is_fenced(writer)
+    assert insert_payment(writer, "after-unfence").inserted
+    wait_for_catch_up(writer, standby)
+    assert payment_ids(standby) == {"before", "after-unfence"}
+
+
+def test_fenced_writer_keeps_streaming_and_superuser_override_is_the_documented_limit(
+    pair: tuple[PgServer, PgServer],
+) -> None:
+    writer, standby = pair
+    fence(writer)
+    assert [s.application_name for s in replication_status(writer)] == [standby.name]
+    con = writer.connect(database=DATABASE)  # the control plane may connect ...
+    try:
+        con.run("SET default_transaction_read_only = off")  # ... and a superuser may override
+        con.run("INSERT INTO ledger VALUES ('superuser-override', 1, 'EUR')")
+    finally:
+        con.close()
+    wait_for_catch_up(writer, standby)
+    assert payment_ids(standby) == {"superuser-override"}, "a fenced writer's writes still drain"
+    unfence(writer)
 
 
 # --- lag -------------------------------------------------------------------------------------
