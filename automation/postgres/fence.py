@@ -40,7 +40,7 @@ import time
 from datetime import datetime
 
 from automation.postgres import sql
-from automation.postgres.exceptions import PostgresError
+from automation.postgres.exceptions import PostgresError, ServerUnreachable
 from automation.postgres.server import FENCE_CONF, FENCE_HBA, PgServer
 
 FENCE_HBA_RULES = f"""\
@@ -63,9 +63,12 @@ def is_fenced(server: PgServer) -> bool:
 def fence(server: PgServer, timeout: float = 10.0) -> int:
     """Fence a running ``server``; returns how many client sessions were terminated.
 
+    Raises :class:`ServerUnreachable`, changing nothing, when the server is not running.
+
     Idempotent: fencing a fenced server re-applies the rules and terminates any session that
     still got in (the control plane's, which is read-only by default).
     """
+    _require_running(server)
     runner = server.cluster.runner
     runner.write_file(server.data_dir / FENCE_HBA, FENCE_HBA_RULES)
     runner.write_file(server.data_dir / FENCE_CONF, FENCE_SETTINGS)
@@ -83,6 +86,7 @@ def fence(server: PgServer, timeout: float = 10.0) -> int:
 
 def unfence(server: PgServer, timeout: float = 10.0) -> None:
     """Lift the fence of a running ``server``: the application may connect and write again."""
+    _require_running(server)
     clear_fence_files(server)
     _reload_and_wait(server, timeout)
 
@@ -91,6 +95,13 @@ def clear_fence_files(server: PgServer) -> None:
     """Delete the fence's files (for a stopped server, or before a reload)."""
     (server.data_dir / FENCE_HBA).unlink(missing_ok=True)
     (server.data_dir / FENCE_CONF).unlink(missing_ok=True)
+
+
+def _require_running(server: PgServer) -> None:
+    # Checked before any file is touched: a fence that raised must not lie in wait for the next
+    # start of a server that was down (fencing "where reachable" is the runbook's decision).
+    if not server.running:
+        raise ServerUnreachable(f"{server.name} is not running: nothing to fence or unfence")
 
 
 def _reload_and_wait(server: PgServer, timeout: float) -> None:

@@ -189,8 +189,12 @@ def resume_replay(standby: PgServer) -> None:
 def disconnect(standby: PgServer, timeout: float = 10.0) -> None:
     """Cut ``standby`` off its writer, as a network partition would: no more WAL arrives.
 
-    ``primary_conninfo`` is reloadable (PostgreSQL 13+); set to empty, the WAL receiver stops and
-    is not restarted. The standby keeps what it has and stays a read-only standby.
+    ``ALTER SYSTEM SET primary_conninfo = ''`` and a reload: "if ``primary_conninfo`` is changed
+    while WAL receiver is running, the WAL receiver shuts down and then restarts with new setting,
+    except when ``primary_conninfo`` is an empty string"
+    (https://www.postgresql.org/docs/18/runtime-config-replication.html#GUC-PRIMARY-CONNINFO,
+    https://www.postgresql.org/docs/18/sql-altersystem.html). The standby keeps what it has and
+    stays a read-only standby.
     """
     _require_standby(standby)
     sql.query(standby, "ALTER SYSTEM SET primary_conninfo = ''")
@@ -364,8 +368,10 @@ class StandbyConnection:
 def replication_status(primary: PgServer) -> tuple[StandbyConnection, ...]:
     """The standbys streaming from ``primary`` now, as the writer sees them.
 
-    ``application_name`` is the standby's server name (its ``cluster_name``, which the WAL
-    receiver uses as application name). Positions and lags are the standby's last status report.
+    ``application_name`` is the standby's server name: each server runs with ``cluster_name`` set
+    to its name, and a WAL receiver's application name defaults to ``cluster_name``
+    (https://www.postgresql.org/docs/18/runtime-config-replication.html#GUC-SYNCHRONOUS-STANDBY-NAMES).
+    Positions and lags are the standby's last status report (``wal_receiver_status_interval``).
     """
     rows = sql.query(
         primary,

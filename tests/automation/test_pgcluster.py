@@ -355,6 +355,9 @@ def test_killed_writer_is_unreachable_and_restart_recovers_every_acknowledged_ro
     assert not writer.running
     with pytest.raises(ServerUnreachable):
         insert_payment(writer, "while-dark")
+    with pytest.raises(ServerUnreachable):
+        fence(writer)
+    assert not is_fenced(writer), "a fence that failed leaves nothing behind"
     restart(writer)
     assert writer.port == port
     assert payment_ids(writer) == acked
