@@ -566,6 +566,8 @@ class Deployment:
         for event in emu.events:
             if event.kind != "rebuild" or not event.data.get("discarded"):
                 continue
+            if not self.owns(event.detail.split(" ")[0]):
+                continue  # another deployment's failover (deployments may share an emulator)
             source = str(event.data["snapshot"])
             region = event.detail.split(":")[3] if event.detail.count(":") >= 3 else REGION_A
             try:

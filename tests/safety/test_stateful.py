@@ -119,8 +119,8 @@ class AuroraPilotLight(PilotLight):
 
 
 CI_SETTINGS = settings(
-    max_examples=3,
-    stateful_step_count=20,
+    max_examples=2,
+    stateful_step_count=15,
     derandomize=True,
     deadline=None,
     phases=[Phase.explicit, Phase.generate],  # no shrinking in CI: the report lists the steps
