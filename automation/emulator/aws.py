@@ -5,14 +5,16 @@
 
 * **RDS read replica promotion takes time** and passes through ``modifying``; the replica stops
   replicating when the promotion starts, so what it had not applied is lost to it; its
-  ``ReadReplicaSourceDBInstanceIdentifier`` is cleared only when the promotion completes. The old
-  primary is left a standalone writer (RDS does not touch it). Sources:
+  ``ReadReplicaSourceDBInstanceIdentifier`` is cleared only when the promotion completes. Promoting
+  what is not an available read replica (modifying, already promoted, a source) is refused with
+  ``InvalidDBInstanceState`` (the ``PromoteReadReplica`` API reference, Errors). The old primary is
+  left a standalone writer (RDS does not touch it). Sources:
   https://docs.aws.amazon.com/AmazonRDS/latest/UserGuide/USER_ReadRepl.Promote.html ("stop any
   transactions from being written to the source DB instance, and then wait for all updates to be
   made to the read replica"; the promoted instance is rebooted and becomes available).
 * **A cross-region read replica takes time to create** (``creating``), starts empty and catches up;
-  an encrypted source needs ``KmsKeyId`` naming a key in the destination region, and the source
-  must have automated backups. Sources:
+  an encrypted source needs ``KmsKeyId`` naming an enabled key that exists in the destination
+  region, and the source must have automated backups. Sources:
   https://docs.aws.amazon.com/AmazonRDS/latest/UserGuide/USER_ReadRepl.XRgn.html ("you must specify
   a KMS key identifier for the destination AWS Region"), and the ``CreateDBInstanceReadReplica``
   API reference (``KmsKeyId``: "you must specify a KMS key identifier for the destination AWS
@@ -191,14 +193,17 @@ class Emulator:
             yield self
 
     def attach(self, session: boto3.Session) -> None:
-        """Requests from clients of ``session`` to a dark region fail to connect."""
+        """Requests from clients of ``session`` to a dark region fail to connect.
 
-        def refuse(request: Any, **_: Any) -> None:
-            region = _request_region(request)
-            if region in self.dark:
-                raise EndpointConnectionError(endpoint_url=str(getattr(request, "url", region)))
+        Attach before creating the session's clients: a client copies its session's event hooks.
+        """
+        session.events.register_first("before-send", self.refuse_if_dark)
 
-        session.events.register_first("before-send", refuse)
+    def refuse_if_dark(self, request: Any, **_: Any) -> None:
+        """botocore ``before-send`` handler: a request to a dark region fails to connect."""
+        region = _request_region(request)
+        if region in self.dark:
+            raise EndpointConnectionError(endpoint_url=str(getattr(request, "url", region)))
 
     # -- regions ---------------------------------------------------------------------------------
 
@@ -390,6 +395,12 @@ class Emulator:
                 raise _Refused(
                     "KMSKeyNotAccessibleFault",
                     f"KMS key {kms} is not in {region}: KMS keys are specific to a region",
+                )
+            state = _kms_key_state(region, str(kms))
+            if state != "Enabled":
+                raise _Refused(
+                    "KMSKeyNotAccessibleFault",
+                    f"KMS key {kms} in {region} cannot be used: {state or 'no such key'}",
                 )
 
     def on_replica_created(self, backend: RDSBackend, replica: DBInstance, source: DBInstance) -> None:
@@ -678,6 +689,17 @@ def put_metric(
     )
 
 
+def _kms_key_state(region: str, ref: str) -> str | None:
+    """``KeyState`` of the KMS key ``ref`` (id, ARN, alias) in ``region``; None if there is none."""
+    from moto.kms.models import kms_backends
+
+    backend = kms_backends[ACCOUNT][region]
+    try:
+        return str(backend.keys[backend.any_id_to_key_id(ref)].key_state)
+    except Exception:  # moto raises KeyError or its own NotFound for an unknown id or alias
+        return None
+
+
 def _patch_behaviours() -> Callable[[], None]:
     """Patch moto's RDS and Auto Scaling with the emulator's behaviours (while one is active)."""
     saved: list[tuple[Any, str, Any]] = []
@@ -710,8 +732,15 @@ def _patch_behaviours() -> Callable[[], None]:
 
     def promote_read_replica(self: RDSBackend, db_kwargs: dict[str, Any]) -> Any:
         database = self.databases[db_kwargs["db_instance_identifier"]]
-        if _ACTIVE is None or not database.source_db_instance_identifier:
+        if _ACTIVE is None:
             return gaps.promote_now(self, db_kwargs)
+        if not database.source_db_instance_identifier:
+            # PromoteReadReplica, Errors: InvalidDBInstanceState, "the DB instance isn't in a valid
+            # state" (here: not a read replica, e.g. already promoted, or a source).
+            raise _Refused(
+                "InvalidDBInstanceState",
+                f"{database.db_instance_identifier} is not a read replica: nothing to promote",
+            )
         _ACTIVE.on_promote(self, database)
         return database
 

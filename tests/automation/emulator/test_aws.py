@@ -1,0 +1,297 @@
+"""The AWS behaviours the emulator adds to moto, each asserted through the AWS API (boto3 on moto).
+
+Every test names the behaviour and cites the AWS page it follows, as ``automation/emulator/aws.py``
+does. Durations are the emulator's ``Timings`` (AWS's figures where AWS documents them, stated
+assumptions otherwise); the tests read them rather than repeat them.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+from botocore.exceptions import ClientError
+
+from tests.automation.emulator.conftest import A, Aws, B
+
+# -- building blocks ------------------------------------------------------------------------------------
+
+
+@dataclass
+class RdsPair:
+    """An encrypted source instance in region A and its cross-region read replica in region B."""
+
+    source: str
+    replica: str
+    source_arn: str
+    replica_arn: str
+    key_a: str
+    key_b: str
+
+
+def kms_key(aws: Aws, region: str) -> str:
+    return aws.client("kms", region).create_key(Description=aws.name("data"))["KeyMetadata"]["Arn"]
+
+
+def source_instance(aws: Aws, name: str, *, key: str | None, backups: int = 7) -> dict[str, Any]:
+    return aws.client("rds", A).create_db_instance(
+        DBInstanceIdentifier=name,
+        DBInstanceClass="db.t3.micro",
+        Engine="postgres",
+        MasterUsername="app",
+        MasterUserPassword="not-a-secret-1",
+        AllocatedStorage=20,
+        BackupRetentionPeriod=backups,
+        **({"StorageEncrypted": True, "KmsKeyId": key} if key else {}),
+    )["DBInstance"]
+
+
+def rds_pair(aws: Aws) -> RdsPair:
+    """What the program deploys in rds-replica mode (encrypted, a key per region), available."""
+    key_a, key_b = kms_key(aws, A), kms_key(aws, B)
+    source = source_instance(aws, aws.name("db"), key=key_a)
+    replica = aws.client("rds", B).create_db_instance_read_replica(
+        DBInstanceIdentifier=aws.name("replica"),
+        SourceDBInstanceIdentifier=source["DBInstanceArn"],
+        DBInstanceClass="db.t3.micro",
+        KmsKeyId=key_b,
+        SourceRegion=A,
+    )["DBInstance"]
+    aws.emulator.provisioning = False
+    return RdsPair(
+        aws.name("db"), aws.name("replica"), source["DBInstanceArn"], replica["DBInstanceArn"], key_a, key_b
+    )
+
+
+def instance(aws: Aws, region: str, name: str) -> dict[str, Any]:
+    return aws.client("rds", region).describe_db_instances(DBInstanceIdentifier=name)["DBInstances"][0]
+
+
+@dataclass
+class AuroraPair:
+    """A global cluster: the writer cluster in region A, a secondary in region B."""
+
+    gid: str
+    a: str
+    b: str
+    a_arn: str
+    b_arn: str
+
+
+def aurora_pair(aws: Aws, *, headless: bool = False) -> AuroraPair:
+    """What the program deploys in aurora-global mode; ``headless``: B has no instance (a pilot light)."""
+    rds_a, rds_b = aws.client("rds", A), aws.client("rds", B)
+    gid = aws.name("global")
+    rds_a.create_global_cluster(GlobalClusterIdentifier=gid, Engine="aurora-postgresql")
+    a = rds_a.create_db_cluster(
+        DBClusterIdentifier=aws.name("a"),
+        Engine="aurora-postgresql",
+        GlobalClusterIdentifier=gid,
+        MasterUsername="app",
+        MasterUserPassword="not-a-secret-1",
+    )["DBCluster"]
+    rds_a.create_db_instance(
+        DBInstanceIdentifier=aws.name("a-1"),
+        DBClusterIdentifier=aws.name("a"),
+        DBInstanceClass="db.r6g.large",
+        Engine="aurora-postgresql",
+    )
+    b = rds_b.create_db_cluster(
+        DBClusterIdentifier=aws.name("b"), Engine="aurora-postgresql", GlobalClusterIdentifier=gid
+    )["DBCluster"]
+    if not headless:
+        rds_b.create_db_instance(
+            DBInstanceIdentifier=aws.name("b-1"),
+            DBClusterIdentifier=aws.name("b"),
+            DBInstanceClass="db.r6g.large",
+            Engine="aurora-postgresql",
+        )
+    aws.emulator.provisioning = False
+    return AuroraPair(gid, aws.name("a"), aws.name("b"), a["DBClusterArn"], b["DBClusterArn"])
+
+
+def global_cluster(aws: Aws, gid: str) -> dict[str, Any]:
+    return aws.client("rds", B).describe_global_clusters(GlobalClusterIdentifier=gid)["GlobalClusters"][0]
+
+
+def writer_of(group: dict[str, Any]) -> str | None:
+    return next((m["DBClusterArn"] for m in group["GlobalClusterMembers"] if m["IsWriter"]), None)
+
+
+def error_code(call: Callable[[], Any]) -> str:
+    with pytest.raises(ClientError) as raised:
+        call()
+    return str(raised.value.response["Error"]["Code"])
+
+
+# -- RDS read replica promotion ---------------------------------------------------------------------------
+
+
+def test_promotion_passes_through_modifying_and_keeps_its_source_until_it_completes(aws: Aws) -> None:
+    """https://docs.aws.amazon.com/AmazonRDS/latest/UserGuide/USER_ReadRepl.Promote.html: the replica
+    is rebooted and becomes available as a standalone instance; the runbook knows the promotion is
+    over when ``ReadReplicaSourceDBInstanceIdentifier`` is gone."""
+    pair = rds_pair(aws)
+    seconds = aws.emulator.timings.promote_seconds
+    started = aws.client("rds", B).promote_read_replica(DBInstanceIdentifier=pair.replica)["DBInstance"]
+    assert started["DBInstanceStatus"] == "modifying"
+    assert started["ReadReplicaSourceDBInstanceIdentifier"] == pair.source_arn
+    aws.emulator.advance(seconds - 1)
+    during = instance(aws, B, pair.replica)
+    assert (during["DBInstanceStatus"], during["ReadReplicaSourceDBInstanceIdentifier"]) == (
+        "modifying",
+        pair.source_arn,
+    )
+    aws.emulator.advance(1)
+    done = instance(aws, B, pair.replica)
+    assert done["DBInstanceStatus"] == "available"
+    assert "ReadReplicaSourceDBInstanceIdentifier" not in done
+    assert pair.replica_arn not in instance(aws, A, pair.source).get("ReadReplicaDBInstanceIdentifiers", [])
+
+
+@pytest.mark.parametrize(
+    "target",
+    ["replica while modifying", "replica once promoted", "source (never a replica)"],
+)
+def test_promoting_what_is_not_an_available_replica_is_refused(aws: Aws, target: str) -> None:
+    """PromoteReadReplica answers ``InvalidDBInstanceState`` for an instance that is not a read replica
+    in the available state (https://docs.aws.amazon.com/AmazonRDS/latest/APIReference/API_PromoteReadReplica.html,
+    Errors). A re-run of the runbook must not be able to "promote" twice."""
+    pair = rds_pair(aws)
+    rds_b = aws.client("rds", B)
+    rds_b.promote_read_replica(DBInstanceIdentifier=pair.replica)
+    if target == "replica once promoted":
+        aws.emulator.advance(aws.emulator.timings.promote_seconds)
+    region, name = (A, pair.source) if target.startswith("source") else (B, pair.replica)
+    rds = aws.client("rds", region)
+    assert error_code(lambda: rds.promote_read_replica(DBInstanceIdentifier=name)) == "InvalidDBInstanceState"
+
+
+@pytest.mark.parametrize("source_dark", [True, False], ids=["unplanned (A dark)", "A answering"])
+def test_the_unapplied_tail_at_promotion_is_never_held_by_the_promoted_instance(
+    aws: Aws, source_dark: bool
+) -> None:
+    """Promotion stops replication when it starts (USER_ReadRepl.Promote.html: "stop any transactions
+    from being written to the source DB instance, and then wait for all updates to be made to the read
+    replica" is the operator's job): what the replica had not applied never reaches it. Only an
+    unplanned promotion (the source's region dark) excuses that tail."""
+    pair = rds_pair(aws)
+    emu = aws.emulator
+    emu.data.write(pair.source_arn)
+    emu.advance(5)
+    tail = [emu.data.write(pair.source_arn).id for _ in range(3)]
+    if source_dark:
+        emu.go_dark(A)
+    aws.client("rds", B).promote_read_replica(DBInstanceIdentifier=pair.replica)
+    emu.advance(3600)
+    if source_dark:
+        emu.come_back(A)
+        emu.advance(3600)
+    held = emu.data.held(pair.replica_arn)
+    assert len(held) == 1 and held.isdisjoint(tail), "the promoted instance holds only what it had applied"
+    assert emu.lost_at_promotion.get(pair.replica_arn, []) == (tail if source_dark else [])
+
+
+def test_the_old_primary_stays_a_standalone_writer(aws: Aws) -> None:
+    """RDS does not touch the source when a replica is promoted: both now take writes (the runbook must
+    fence region A), and nothing replicates between them."""
+    pair = rds_pair(aws)
+    emu = aws.emulator
+    aws.client("rds", B).promote_read_replica(DBInstanceIdentifier=pair.replica)
+    emu.advance(emu.timings.promote_seconds)
+    old = instance(aws, A, pair.source)
+    assert old["DBInstanceStatus"] == "available"
+    assert "ReadReplicaSourceDBInstanceIdentifier" not in old
+    assert sorted(emu.writers()) == sorted([pair.source_arn, pair.replica_arn])
+    late = emu.data.write(pair.source_arn)
+    emu.advance(600)
+    assert late.id not in emu.data.held(pair.replica_arn)
+
+
+def test_a_waiter_on_a_promotion_advances_virtual_time_instead_of_sleeping(aws: Aws) -> None:
+    """The runbook's boto3 waiters sleep ``Delay`` (30 s for ``db_instance_available``) between polls:
+    five minutes of promotion pass in well under a second of wall time."""
+    pair = rds_pair(aws)
+    rds_b = aws.client("rds", B)
+    rds_b.promote_read_replica(DBInstanceIdentifier=pair.replica)
+    before, wall = aws.emulator.clock.monotonic(), time.monotonic()
+    rds_b.get_waiter("db_instance_available").wait(DBInstanceIdentifier=pair.replica)
+    waited = aws.emulator.clock.monotonic() - before
+    assert time.monotonic() - wall < 5.0
+    assert aws.emulator.timings.promote_seconds <= waited < aws.emulator.timings.promote_seconds + 31
+
+
+# -- cross-region read replicas -----------------------------------------------------------------------------
+
+
+def _replica_request(aws: Aws, source_arn: str, **kwargs: Any) -> Callable[[], Any]:
+    return lambda: aws.client("rds", B).create_db_instance_read_replica(
+        DBInstanceIdentifier=aws.name("r"),
+        SourceDBInstanceIdentifier=source_arn,
+        DBInstanceClass="db.t3.micro",
+        SourceRegion=A,
+        **kwargs,
+    )
+
+
+REPLICA_REFUSALS = {
+    # https://docs.aws.amazon.com/AmazonRDS/latest/UserGuide/USER_ReadRepl.XRgn.html: "you must
+    # specify a KMS key identifier for the destination AWS Region".
+    "encrypted, no KmsKeyId": ("no key", "InvalidParameterCombination"),
+    # CreateDBInstanceReadReplica, KmsKeyId: "KMS keys are specific to the AWS Region".
+    "encrypted, key of the source region": ("key A", "KMSKeyNotAccessibleFault"),
+    "encrypted, no such key in the destination": ("missing key B", "KMSKeyNotAccessibleFault"),
+    "encrypted, key disabled": ("disabled key B", "KMSKeyNotAccessibleFault"),
+    # USER_ReadRepl.html: "automatic backups must be turned on for the source DB instance".
+    "source without automated backups": ("no backups", "InvalidDBInstanceState"),
+}
+
+
+@pytest.mark.parametrize("case", list(REPLICA_REFUSALS))
+def test_a_cross_region_replica_rds_would_refuse_is_refused(aws: Aws, case: str) -> None:
+    how, code = REPLICA_REFUSALS[case]
+    key_a, key_b = kms_key(aws, A), kms_key(aws, B)
+    source = source_instance(aws, aws.name("db"), key=key_a, backups=0 if how == "no backups" else 7)
+    aws.emulator.provisioning = False
+    kms_id: dict[str, str] = {
+        "no key": {},
+        "key A": {"KmsKeyId": key_a},
+        "missing key B": {"KmsKeyId": key_b.rsplit("/", 1)[0] + "/00000000-0000-4000-8000-000000000000"},
+        "disabled key B": {"KmsKeyId": key_b},
+        "no backups": {"KmsKeyId": key_b},
+    }[how]
+    if how == "disabled key B":
+        aws.client("kms", B).disable_key(KeyId=key_b.rsplit("/", 1)[1])
+    assert error_code(_replica_request(aws, source["DBInstanceArn"], **kms_id)) == code
+    assert not aws.client("rds", B).describe_db_instances(
+        Filters=[{"Name": "db-instance-id", "Values": [aws.name("r")]}]
+    )["DBInstances"]
+
+
+def test_an_encrypted_cross_region_replica_is_created_then_available_and_catches_up(aws: Aws) -> None:
+    """USER_ReadRepl.XRgn.html: a replica with a key of its own region is created (``creating``),
+    starts from the source's data and catches up once available."""
+    key_a, key_b = kms_key(aws, A), kms_key(aws, B)
+    source = source_instance(aws, aws.name("db"), key=key_a)
+    emu = aws.emulator
+    emu.provisioning = False
+    before = [emu.data.write(source["DBInstanceArn"]).id for _ in range(3)]
+    made = _replica_request(aws, source["DBInstanceArn"], KmsKeyId=key_b)()["DBInstance"]
+    assert (made["DBInstanceStatus"], made["StorageEncrypted"], made["KmsKeyId"]) == ("creating", True, key_b)
+    emu.advance(emu.timings.replica_create_seconds - 1)
+    assert instance(aws, B, aws.name("r"))["DBInstanceStatus"] == "creating"
+    assert emu.data.held(made["DBInstanceArn"]) == set()
+    emu.advance(1 + emu.timings.rds_apply * len(before))
+    assert instance(aws, B, aws.name("r"))["DBInstanceStatus"] == "available"
+    assert emu.data.held(made["DBInstanceArn"]) == set(before)
+
+
+def test_deleting_a_cross_region_replica_takes_it_off_its_source(aws: Aws) -> None:
+    """DeleteDBInstance of a cross-region replica: the source no longer lists it (moto kept it by ARN
+    and tried to remove it by identifier)."""
+    pair = rds_pair(aws)
+    aws.client("rds", B).delete_db_instance(DBInstanceIdentifier=pair.replica, SkipFinalSnapshot=True)
+    assert instance(aws, A, pair.source).get("ReadReplicaDBInstanceIdentifiers", []) == []
