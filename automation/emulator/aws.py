@@ -22,9 +22,12 @@
 * **Aurora global failover and switchover take time** and pass through the documented
   ``FailoverState`` (``pending`` -> ``failing-over``/``switching-over``), with the global cluster's
   ``Status`` ``failing-over``/``switching-over``; a headless target is refused. A managed failover
-  with ``AllowDataLoss`` loses the secondary's unapplied tail; once the old primary's region
+  with ``AllowDataLoss`` loses the secondary's unapplied tail (``AllowDataLoss`` with ``Switchover``
+  is refused: "Can't be specified together"; an unknown global cluster is
+  ``GlobalClusterNotFoundFault``); once the old primary's region
   answers, Aurora attempts a snapshot ``rds:unplanned-global-failover-...`` of it and rebuilds it as
-  a secondary (its unreplicated writes survive only in that snapshot). A switchover waits for the
+  a secondary (its unreplicated writes survive only in that snapshot, an automated cluster snapshot
+  in moto stamped with the virtual instant). A switchover waits for the
   target to catch up and loses nothing. Sources:
   https://docs.aws.amazon.com/AmazonRDS/latest/AuroraUserGuide/aurora-global-database-disaster-recovery.html
   and the ``DescribeGlobalClusters`` API reference (``FailoverState``).
@@ -57,7 +60,7 @@ from botocore.exceptions import EndpointConnectionError
 from moto.autoscaling.models import AutoScalingBackend
 from moto.cloudwatch.models import cloudwatch_backends
 from moto.core.responses import ActionResult
-from moto.rds.exceptions import DBClusterNotFoundError, InvalidParameterValue, RDSClientError
+from moto.rds.exceptions import DBClusterNotFoundError, RDSClientError
 from moto.rds.models import DBCluster, DBInstance, RDSBackend, rds_backends
 from moto.rds.responses import RDSResponse
 
@@ -471,7 +474,7 @@ class Emulator:
         target_ref = response.params["TargetDbClusterIdentifier"]
         clusters = response.global_backend.global_clusters
         if gid not in clusters:
-            raise InvalidParameterValue(f"global cluster {gid} not found")
+            raise gaps.GlobalClusterNotFound(gid)
         group = clusters[gid]
         target = next(
             (m for m in group.members if target_ref in (m.db_cluster_arn, m.db_cluster_identifier)), None
@@ -575,9 +578,10 @@ class Emulator:
         self.snapshots.append(snap)
         # The snapshot is an automated one: it expires with the cluster's backup retention.
         with suppress(Exception):  # "attempts": AWS does not promise it; neither does the emulator
-            rds_backends[ACCOUNT][old.region].create_db_cluster_snapshot(
+            made = rds_backends[ACCOUNT][old.region].create_db_cluster_snapshot(
                 old_arn.split(":")[-1], snap.identifier, snapshot_type="automated"
             )
+            made.created = _moto_time(now)  # SnapshotCreateTime: when Aurora took it (virtual time)
         discarded = self.data.replace_content(old_arn, new_arn)
         link = self.data.link(
             new_arn, old_arn, delay=self.timings.aurora_delay, apply_seconds=self.timings.aurora_apply
@@ -689,6 +693,11 @@ def put_metric(
     )
 
 
+def _moto_time(at: datetime) -> datetime:
+    """``at`` as moto keeps its own timestamps (naive UTC), so that the two compare."""
+    return at.astimezone(UTC).replace(tzinfo=None)
+
+
 def _kms_key_state(region: str, ref: str) -> str | None:
     """``KeyState`` of the KMS key ``ref`` (id, ARN, alias) in ``region``; None if there is none."""
     from moto.kms.models import kms_backends
@@ -755,6 +764,10 @@ def _patch_behaviours() -> Callable[[], None]:
             return gaps.failover_global_cluster(self)
         allow = str(self.params.get("AllowDataLoss", "false")).lower() == "true"
         switch = str(self.params.get("Switchover", "false")).lower() == "true"
+        if allow and switch:
+            # FailoverGlobalCluster, AllowDataLoss: "Can't be specified together with the Switchover
+            # parameter." Without either, the operation is a switchover.
+            raise _Refused("InvalidParameterCombination", "AllowDataLoss and Switchover are exclusive")
         return _ACTIVE.change_writer(self, planned=switch, allow_data_loss=allow)
 
     def switchover_global_cluster(self: RDSResponse) -> ActionResult:

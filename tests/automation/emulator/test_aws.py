@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import pytest
@@ -295,3 +295,144 @@ def test_deleting_a_cross_region_replica_takes_it_off_its_source(aws: Aws) -> No
     pair = rds_pair(aws)
     aws.client("rds", B).delete_db_instance(DBInstanceIdentifier=pair.replica, SkipFinalSnapshot=True)
     assert instance(aws, A, pair.source).get("ReadReplicaDBInstanceIdentifiers", []) == []
+
+
+# -- Aurora global database: managed failover and switchover ---------------------------------------------------
+
+
+def test_a_managed_failover_shows_failover_state_then_moves_the_writer(aws: Aws) -> None:
+    """FailoverGlobalCluster(AllowDataLoss): ``FailoverState.Status`` pending, then failing-over, the
+    global cluster's ``Status`` failing-over, then the target is the writer
+    (https://docs.aws.amazon.com/AmazonRDS/latest/APIReference/API_FailoverState.html,
+    https://docs.aws.amazon.com/AmazonRDS/latest/AuroraUserGuide/aurora-global-database-disaster-recovery.html).
+    Read back through DescribeGlobalClusters, i.e. through moto's response serializer."""
+    pair = aurora_pair(aws)
+    timings = aws.emulator.timings
+    aws.client("rds", B).failover_global_cluster(
+        GlobalClusterIdentifier=pair.gid, TargetDbClusterIdentifier=pair.b_arn, AllowDataLoss=True
+    )
+    group = global_cluster(aws, pair.gid)
+    assert group["Status"] == "failing-over"
+    assert group["FailoverState"] == {
+        "Status": "pending",
+        "FromDbClusterArn": pair.a_arn,
+        "ToDbClusterArn": pair.b_arn,
+        "IsDataLossAllowed": True,
+    }
+    assert writer_of(group) == pair.a_arn
+    aws.emulator.advance(timings.failover_pending_seconds)
+    group = global_cluster(aws, pair.gid)
+    assert (group["Status"], group["FailoverState"]["Status"]) == ("failing-over", "failing-over")
+    assert not aws.emulator.accepts_writes(pair.a_arn), "writes are blocked while failing over"
+    aws.emulator.advance(timings.global_failover_seconds - timings.failover_pending_seconds)
+    group = global_cluster(aws, pair.gid)
+    assert group["Status"] == "available"
+    assert "FailoverState" not in group
+    assert writer_of(group) == pair.b_arn
+
+
+GLOBAL_REFUSALS = {
+    # API_FailoverGlobalCluster.html, Errors.
+    "unknown global cluster": "GlobalClusterNotFoundFault",
+    "target not a member": "DBClusterNotFoundFault",
+    "headless target": "InvalidDBClusterStateFault",
+    "already failing over": "InvalidGlobalClusterStateFault",
+    # AllowDataLoss: "Can't be specified together with the Switchover parameter."
+    "AllowDataLoss with Switchover": "InvalidParameterCombination",
+    # aurora-global-database-disaster-recovery.html: a switchover needs every member healthy.
+    "switchover with region A dark": "InvalidGlobalClusterStateFault",
+}
+
+
+@pytest.mark.parametrize("case", list(GLOBAL_REFUSALS))
+def test_a_global_failover_aurora_would_refuse_is_refused(aws: Aws, case: str) -> None:
+    pair = aurora_pair(aws, headless=case == "headless target")
+    rds_b = aws.client("rds", B)
+    gid, target = pair.gid, pair.b_arn
+    kwargs: dict[str, Any] = {"AllowDataLoss": True}
+    if case == "unknown global cluster":
+        gid = aws.name("nope")
+    elif case == "target not a member":
+        target = pair.b_arn.replace(pair.b, aws.name("nope"))
+    elif case == "already failing over":
+        rds_b.failover_global_cluster(GlobalClusterIdentifier=gid, TargetDbClusterIdentifier=target, **kwargs)
+    elif case == "AllowDataLoss with Switchover":
+        kwargs["Switchover"] = True
+    elif case == "switchover with region A dark":
+        aws.emulator.go_dark(A)
+        kwargs = {"Switchover": True}
+    call = lambda: rds_b.failover_global_cluster(  # noqa: E731
+        GlobalClusterIdentifier=gid, TargetDbClusterIdentifier=target, **kwargs
+    )
+    assert error_code(call) == GLOBAL_REFUSALS[case]
+    if case == "switchover with region A dark":
+        assert (
+            error_code(
+                lambda: rds_b.switchover_global_cluster(
+                    GlobalClusterIdentifier=gid, TargetDbClusterIdentifier=target
+                )
+            )
+            == GLOBAL_REFUSALS[case]
+        )
+
+
+def test_a_switchover_waits_for_the_target_to_catch_up_and_loses_nothing(aws: Aws) -> None:
+    """SwitchoverGlobalCluster "synchronizes secondary DB clusters with the primary" before it changes
+    the writer: a backlog longer than the switchover itself delays it; every write arrives, and the old
+    primary then replicates from the new writer (aurora-global-database-disaster-recovery.html)."""
+    emu = aws.emulator
+    emu.timings = replace(emu.timings, aurora_apply=0.1)  # 2000 writes: 200 s of backlog
+    pair = aurora_pair(aws)
+    written = {emu.data.write(pair.a_arn).id for _ in range(2000)}
+    aws.client("rds", B).switchover_global_cluster(
+        GlobalClusterIdentifier=pair.gid, TargetDbClusterIdentifier=pair.b_arn
+    )
+    emu.advance(emu.timings.failover_pending_seconds)
+    group = global_cluster(aws, pair.gid)
+    assert group["FailoverState"]["Status"] == "switching-over"
+    assert group["FailoverState"]["IsDataLossAllowed"] is False
+    emu.advance(emu.timings.switchover_seconds)
+    assert writer_of(global_cluster(aws, pair.gid)) == pair.a_arn, "still catching up after 120 s"
+    assert not emu.accepts_writes(pair.a_arn), "writes stay blocked while it waits"
+    emu.advance(120)
+    assert writer_of(global_cluster(aws, pair.gid)) == pair.b_arn
+    assert written <= emu.data.held(pair.b_arn)
+    assert emu.data.source_of(pair.a_arn) is emu.data.copies[pair.b_arn]
+    assert pair.b_arn not in emu.lost_at_promotion
+
+
+def test_region_a_returning_after_an_unplanned_failover_is_snapshotted_then_rebuilt(aws: Aws) -> None:
+    """After a managed failover with the old primary's region down, Aurora "attempts to take a
+    snapshot" (``rds:unplanned-global-failover-...``) of the old primary when it becomes available,
+    then rebuilds it as a secondary: its unreplicated writes survive only in that snapshot
+    (aurora-global-database-disaster-recovery.html, "Recovering an Amazon Aurora global database from
+    an unplanned outage")."""
+    pair = aurora_pair(aws)
+    emu = aws.emulator
+    emu.data.write(pair.a_arn)
+    emu.advance(2)
+    tail = [emu.data.write(pair.a_arn).id for _ in range(3)]
+    emu.go_dark(A)
+    aws.client("rds", B).failover_global_cluster(
+        GlobalClusterIdentifier=pair.gid, TargetDbClusterIdentifier=pair.b_arn, AllowDataLoss=True
+    )
+    emu.advance(emu.timings.global_failover_seconds)
+    assert emu.lost_at_promotion[pair.b_arn] == tail
+    emu.advance(3600)
+    assert not emu.snapshots, "nothing is snapshotted while region A is dark"
+    after = emu.data.write(pair.b_arn).id
+    back = emu.clock.now()
+    emu.come_back(A)
+    snaps = aws.client("rds", A).describe_db_cluster_snapshots(
+        DBClusterIdentifier=pair.a, SnapshotType="automated"
+    )["DBClusterSnapshots"]
+    (snap,) = [
+        s for s in snaps if s["DBClusterSnapshotIdentifier"].startswith("rds:unplanned-global-failover-")
+    ]
+    assert snap["SnapshotCreateTime"] == back
+    (model,) = emu.snapshots
+    assert set(tail) <= model.holds
+    assert emu.data.held(pair.a_arn) == set(), "rebuilt from scratch"
+    emu.advance(emu.timings.rebuild_seconds + 1)
+    held = emu.data.held(pair.a_arn)
+    assert after in held and held.isdisjoint(tail)
