@@ -32,16 +32,18 @@
   https://docs.aws.amazon.com/AmazonRDS/latest/AuroraUserGuide/aurora-global-database-disaster-recovery.html
   and the ``DescribeGlobalClusters`` API reference (``FailoverState``).
 * **Instances the runbook creates take time** (an Aurora instance added to a headless secondary).
-* **Lag is published as RDS publishes it**: ``ReplicaLag`` (seconds, per replica instance) and
-  ``AuroraGlobalDBReplicationLag`` (milliseconds, per secondary cluster), one datapoint a minute
-  stamped with the virtual time, in the replica's region, from the unapplied tail (``data``).
+* **Lag is published as RDS publishes it**: ``ReplicaLag`` (unit ``Seconds``, per replica instance)
+  and ``AuroraGlobalDBReplicationLag`` (``Milliseconds``, per secondary cluster), one datapoint a
+  minute stamped with the virtual time, in the replica's region, from the unapplied tail (``data``);
+  a dark region publishes nothing.
 * **Auto Scaling capacity is a timeline**: a group raised from zero serves only after its
   instances launch and pass the load balancer's health checks; a group lowered to zero stops
   taking new requests at once, while its in-flight requests may finish for the target group's
   deregistration delay (300 s by default:
   https://docs.aws.amazon.com/elasticloadbalancing/latest/application/load-balancer-target-groups.html#deregistration-delay).
 * **A dark region does not answer**: every request to it fails with a connection error (a botocore
-  ``before-send`` hook on the sessions the emulator is attached to), and its data stops replicating.
+  ``before-send`` hook on the sessions the emulator is attached to), and its data stops replicating
+  until it answers again, when the backlog starts draining at once.
 
 Durations are AWS's where AWS documents them and stated assumptions otherwise (``Timings``).
 """
@@ -226,6 +228,9 @@ class Emulator:
         with self._lock:
             self.data.sync()
             self.dark.discard(region)
+            # Links through ``region`` are up again from this instant, not from whenever the data
+            # plane is next looked at: the backlog starts draining now.
+            self.data.sync()
             self._event("recovery", f"{region} answers again")
             for gid, old, new in list(self._pending_rebuilds):
                 if _cluster_region(old) == region:
@@ -355,14 +360,14 @@ class Emulator:
             lag = self.data.lag_seconds(target.key) or 0.0
             found = _find_database(target.key)
             if isinstance(found, DBCluster):
-                name, value = "AuroraGlobalDBReplicationLag", lag * 1000.0
+                name, value, unit = "AuroraGlobalDBReplicationLag", lag * 1000.0, "Milliseconds"
                 dims = [{"Name": "DBClusterIdentifier", "Value": found.db_cluster_identifier}]
             elif isinstance(found, DBInstance):
-                name, value = "ReplicaLag", lag
+                name, value, unit = "ReplicaLag", lag, "Seconds"
                 dims = [{"Name": "DBInstanceIdentifier", "Value": found.db_instance_identifier}]
             else:
                 continue
-            put_metric(target.region, "AWS/RDS", name, dims, value, now)
+            put_metric(target.region, "AWS/RDS", name, dims, value, now, unit=unit)
 
     # -- RDS behaviours (called from the moto patches) --------------------------------------------
 
@@ -676,21 +681,29 @@ def _set_failover_state(group: Any, state: dict[str, Any] | None) -> None:
 
 
 def put_metric(
-    region: str, namespace: str, name: str, dims: list[dict[str, str]], value: float, at: datetime
+    region: str,
+    namespace: str,
+    name: str,
+    dims: list[dict[str, str]],
+    value: float,
+    at: datetime,
+    *,
+    unit: str | None = None,
 ) -> None:
-    """Put one datapoint straight into moto's CloudWatch store of ``region``, stamped ``at``."""
-    cloudwatch_backends[ACCOUNT][region].put_metric_data(
-        namespace,
-        # moto keeps request timestamps as naive UTC; a datapoint put here must compare with them.
-        [
-            {
-                "MetricName": name,
-                "Dimensions": dims,
-                "Value": value,
-                "Timestamp": at.astimezone(UTC).replace(tzinfo=None),
-            }
-        ],
-    )
+    """Put one datapoint straight into moto's CloudWatch store of ``region``, stamped ``at``.
+
+    ``unit`` is the unit AWS documents for the metric: a query that names it (GetMetricStatistics
+    ``Unit``) only finds datapoints published with it.
+    """
+    datum: dict[str, Any] = {
+        "MetricName": name,
+        "Dimensions": dims,
+        "Value": value,
+        "Timestamp": _moto_time(at),
+    }
+    if unit is not None:
+        datum["Unit"] = unit
+    cloudwatch_backends[ACCOUNT][region].put_metric_data(namespace, [datum])
 
 
 def _moto_time(at: datetime) -> datetime:

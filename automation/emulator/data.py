@@ -164,7 +164,9 @@ class DataPlane:
         """Apply every replicated write due by ``until`` (default: now) over links that are up.
 
         Call before anything that changes a link's state (an outage, a promotion), so what was
-        due before the change is applied and what was not is not.
+        due before the change is applied and what was not is not; and again right after a region
+        answers again, so its links are up from that instant (a link is up from the first sync
+        that finds both regions answering).
         """
         now = until or self._now()
         for link in self.links:

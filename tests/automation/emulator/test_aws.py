@@ -10,6 +10,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
+from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -436,3 +437,54 @@ def test_region_a_returning_after_an_unplanned_failover_is_snapshotted_then_rebu
     emu.advance(emu.timings.rebuild_seconds + 1)
     held = emu.data.held(pair.a_arn)
     assert after in held and held.isdisjoint(tail)
+
+
+# -- lag metrics -------------------------------------------------------------------------------------------------
+
+
+def test_replica_lag_is_published_each_minute_and_grows_during_an_outage_then_drains(aws: Aws) -> None:
+    """``ReplicaLag`` (seconds, per replica, in the replica's region) every minute, stamped with virtual
+    time (https://docs.aws.amazon.com/AmazonRDS/latest/UserGuide/rds-metrics.html); from the unapplied
+    tail, so it grows while region A is dark and drains from the instant it answers again."""
+    pair = rds_pair(aws)
+    emu = aws.emulator
+    start = emu.clock.now()
+    emu.advance(150)  # 12:02:30
+    for _ in range(1000):  # a burst: 50 s of applying at rds_apply
+        emu.data.write(pair.source_arn)
+    emu.advance(1)
+    emu.go_dark(A)  # 12:02:31, before any of it crossed (rds_delay)
+    emu.advance(274)
+    emu.come_back(A)  # 12:07:05: the backlog drains by 12:07:55, before the next datapoint
+    emu.advance(116)  # 12:09:01
+    points = aws.datapoints(
+        B, "AWS/RDS", "ReplicaLag", {"DBInstanceIdentifier": pair.replica}, unit="Seconds"
+    )
+    assert [t for t, _ in points] == [start + timedelta(minutes=m) for m in range(1, 10)]
+    lag = [v for _, v in points]
+    assert lag[:2] == [0.0, 0.0]
+    assert lag[2:7] == [30.0, 90.0, 150.0, 210.0, 270.0], "the burst's age, growing while A is dark"
+    assert lag[7:] == [0.0, 0.0], "drained from the instant region A answered"
+
+
+def test_aurora_global_lag_is_published_in_milliseconds_for_the_secondary(aws: Aws) -> None:
+    """``AuroraGlobalDBReplicationLag`` (milliseconds, per secondary cluster, in its region)
+    (https://docs.aws.amazon.com/AmazonRDS/latest/AuroraUserGuide/aurora-global-database-monitoring.html)."""
+    pair = aurora_pair(aws)
+    emu = aws.emulator
+    emu.advance(30)
+    emu.data.write(pair.a_arn)
+    emu.go_dark(A)
+    emu.advance(90)
+    points = aws.datapoints(
+        B, "AWS/RDS", "AuroraGlobalDBReplicationLag", {"DBClusterIdentifier": pair.b}, unit="Milliseconds"
+    )
+    assert [v for _, v in points] == [30_000.0, 90_000.0]
+
+
+def test_no_lag_is_published_from_a_dark_region(aws: Aws) -> None:
+    pair = rds_pair(aws)
+    aws.emulator.go_dark(B)
+    aws.emulator.advance(300)
+    aws.emulator.come_back(B)
+    assert aws.datapoints(B, "AWS/RDS", "ReplicaLag", {"DBInstanceIdentifier": pair.replica}) == []
