@@ -36,7 +36,8 @@
   and ``AuroraGlobalDBReplicationLag`` (``Milliseconds``, per secondary cluster), one datapoint a
   minute stamped with the virtual time, in the replica's region, from the unapplied tail (``data``);
   a dark region publishes nothing.
-* **Auto Scaling capacity is a timeline**: a group raised from zero serves only after its
+* **Auto Scaling capacity is a timeline** (``UpdateAutoScalingGroup`` and ``SetDesiredCapacity``
+  alike): a group raised from zero serves only after its
   instances launch and pass the load balancer's health checks; a group lowered to zero stops
   taking new requests at once, while its in-flight requests may finish for the target group's
   deregistration delay (300 s by default:
@@ -734,6 +735,7 @@ def _patch_behaviours() -> Callable[[], None]:
     create_replica = RDSBackend.create_db_instance_read_replica
     create_cluster = RDSBackend.create_db_cluster
     update_asg = AutoScalingBackend.update_auto_scaling_group
+    set_desired = AutoScalingBackend.set_desired_capacity
 
     def create_db_instance(self: RDSBackend, db_kwargs: dict[str, Any]) -> Any:
         db = create_instance(self, db_kwargs)
@@ -800,7 +802,14 @@ def _patch_behaviours() -> Callable[[], None]:
     put(RDSBackend, "create_db_cluster", create_db_cluster)
     put(RDSResponse, "failover_global_cluster", failover_global_cluster)
     put(RDSResponse, "switchover_global_cluster", switchover_global_cluster)
+
+    def set_desired_capacity(self: AutoScalingBackend, group_name: str, desired_capacity: int | None) -> None:
+        set_desired(self, group_name, desired_capacity)
+        if _ACTIVE is not None:
+            _ACTIVE.record_asg(self.region_name, group_name)
+
     put(AutoScalingBackend, "update_auto_scaling_group", update_auto_scaling_group)
+    put(AutoScalingBackend, "set_desired_capacity", set_desired_capacity)
 
     def undo() -> None:
         for obj, name, value in reversed(saved):

@@ -14,9 +14,12 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
-from botocore.exceptions import ClientError
+from botocore.exceptions import ClientError, EndpointConnectionError
 
+from automation.emulator.aws import AppTier
+from automation.emulator.data import Store
 from tests.automation.emulator.conftest import A, Aws, B
+from tests.lambdas.failover.harness import new_session
 
 # -- building blocks ------------------------------------------------------------------------------------
 
@@ -488,3 +491,102 @@ def test_no_lag_is_published_from_a_dark_region(aws: Aws) -> None:
     aws.emulator.advance(300)
     aws.emulator.come_back(B)
     assert aws.datapoints(B, "AWS/RDS", "ReplicaLag", {"DBInstanceIdentifier": pair.replica}) == []
+
+
+# -- dark regions and capacity ----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("service", "call"),
+    [
+        ("rds", lambda c: c.describe_db_instances()),
+        ("autoscaling", lambda c: c.describe_auto_scaling_groups()),
+        ("cloudwatch", lambda c: c.list_metrics()),
+        ("ssm", lambda c: c.describe_parameters()),
+        ("lambda", lambda c: c.list_functions()),
+    ],
+    ids=["rds", "autoscaling", "cloudwatch", "ssm", "lambda"],
+)
+def test_a_dark_region_refuses_connections_and_answers_again_when_back(
+    aws: Aws, service: str, call: Callable[[Any], Any]
+) -> None:
+    """A regional outage as a client sees it: the endpoint does not answer; the other region does.
+    ``Emulator.attach`` installs this on a session (here a fresh one, as the runbook's are)."""
+    session = new_session()
+    aws.emulator.attach(session)
+    a, b = (session.client(service, region_name=r) for r in (A, B))  # type: ignore[call-overload]
+    aws.emulator.go_dark(A)
+    with pytest.raises(EndpointConnectionError):
+        call(a)
+    call(b)
+    aws.emulator.come_back(A)
+    call(a)
+
+
+def web_tier(aws: Aws, region: str, desired: int, database: str | None = None) -> str:
+    """A launch template and Auto Scaling group in ``region``, registered as the region's web tier."""
+    name = aws.name(f"web-{region}")
+    aws.client("ec2", region).create_launch_template(
+        LaunchTemplateName=name, LaunchTemplateData={"ImageId": "ami-12c6146b", "InstanceType": "t3.micro"}
+    )
+    aws.client("autoscaling", region).create_auto_scaling_group(
+        AutoScalingGroupName=name,
+        LaunchTemplate={"LaunchTemplateName": name, "Version": "$Latest"},
+        MinSize=0,
+        MaxSize=4,
+        DesiredCapacity=desired,
+        AvailabilityZones=[f"{region}a"],
+    )
+    aws.emulator.register_app(AppTier(region, name, (), lambda: database))
+    return name
+
+
+CAPACITY_CALLS: dict[str, Callable[[Any, str, int], Any]] = {
+    "UpdateAutoScalingGroup": lambda c, n, d: c.update_auto_scaling_group(
+        AutoScalingGroupName=n, MinSize=d, DesiredCapacity=d
+    ),
+    "SetDesiredCapacity": lambda c, n, d: c.set_desired_capacity(AutoScalingGroupName=n, DesiredCapacity=d),
+}
+
+
+@pytest.mark.parametrize("api", list(CAPACITY_CALLS))
+def test_a_web_tier_raised_from_zero_serves_only_after_launch(aws: Aws, api: str) -> None:
+    """Instances launch and pass the load balancer's health checks before they take requests
+    (``Timings.launch_seconds``, an assumption: boot and checks take minutes)."""
+    name = web_tier(aws, B, desired=0)
+    aws.emulator.provisioning = False
+    assert not aws.emulator.web_serving(B)
+    CAPACITY_CALLS[api](aws.client("autoscaling", B), name, 2)
+    aws.emulator.advance(aws.emulator.timings.launch_seconds - 1)
+    assert not aws.emulator.web_serving(B)
+    aws.emulator.advance(1)
+    assert aws.emulator.web_serving(B)
+
+
+@pytest.mark.parametrize("api", list(CAPACITY_CALLS))
+def test_a_web_tier_lowered_to_zero_stops_at_once_and_drains_for_the_deregistration_delay(
+    aws: Aws, api: str
+) -> None:
+    """New requests stop at once; in-flight ones may finish for the target group's deregistration
+    delay, 300 s by default (https://docs.aws.amazon.com/elasticloadbalancing/latest/application/load-balancer-target-groups.html#deregistration-delay)."""
+    name = web_tier(aws, A, desired=2)
+    aws.emulator.provisioning = False
+    assert aws.emulator.web_serving(A)
+    CAPACITY_CALLS[api](aws.client("autoscaling", A), name, 0)
+    assert not aws.emulator.web_serving(A)
+    assert aws.emulator.web_draining_until(A) == aws.emulator.clock.now() + timedelta(
+        seconds=aws.emulator.timings.deregistration_delay
+    )
+
+
+def test_client_writes_go_through_a_serving_region_only(aws: Aws) -> None:
+    """A write is acknowledged only by a region that answers, serves, and holds a writable database."""
+    aws.emulator.provisioning = True
+    pair = rds_pair(aws)
+    aws.emulator.provisioning = True
+    web_tier(aws, A, desired=2, database=pair.source_arn)
+    aws.emulator.provisioning = False
+    written = aws.emulator.write(A)
+    assert written is not None and written.store is Store.DATABASE and written.copy == pair.source_arn
+    aws.emulator.go_dark(A)
+    assert aws.emulator.write(A) is None
