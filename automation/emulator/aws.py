@@ -42,6 +42,9 @@
   taking new requests at once, while its in-flight requests may finish for the target group's
   deregistration delay (300 s by default:
   https://docs.aws.amazon.com/elasticloadbalancing/latest/application/load-balancer-target-groups.html#deregistration-delay).
+* **The DynamoDB global table and the S3 receipts buckets** replicate both ways, pause while either
+  region is dark, and publish ``ReplicationLatency`` (and S3's ``OperationsPendingReplication``) as
+  DynamoDB and S3 do, from the unapplied tail: see ``stores``.
 * **A dark region does not answer**: every request to it fails with a connection error (a botocore
   ``before-send`` hook on the sessions the emulator is attached to), and its data stops replicating
   until it answers again, when the backlog starts draining at once.
@@ -70,6 +73,17 @@ from moto.rds.responses import RDSResponse
 from automation.emulator import gaps
 from automation.emulator.clock import VirtualClock, retry_clock, waiter_clock
 from automation.emulator.data import DataPlane, Store, Write
+from automation.emulator.exceptions import SpecError
+from automation.emulator.stores import (
+    BucketRule,
+    Datapoint,
+    GlobalTable,
+    bucket_datapoints,
+    bucket_rules,
+    store_key,
+    table_datapoints,
+    two_regions,
+)
 
 ACCOUNT = "123456789012"
 
@@ -104,14 +118,25 @@ class Timings:
     """Aurora apply time per write (s). Assumed."""
     table_delay: float = 1.0
     """DynamoDB global table replication (s): "typically within a second". Assumed 1 s."""
+    table_apply: float = 0.001
+    """DynamoDB replica apply time per write (s): bursts build latency. Assumed."""
     bucket_delay: float = 10.0
     """S3 cross-region replication (s): most objects within seconds to minutes; assumed 10 s."""
+    bucket_apply: float = 0.01
+    """S3 replication time per object (s): bursts build latency. Assumed."""
     launch_seconds: float = 180.0
     """A web tier raised from zero serves after launch + health checks. Assumed (boot 2-3 min)."""
     deregistration_delay: float = 300.0
     """ALB target group deregistration delay, AWS's default (300 s)."""
     metric_period: float = 60.0
-    """RDS publishes its CloudWatch metrics every minute."""
+    """RDS publishes its CloudWatch metrics every minute; S3 Replication metrics are minute by
+    minute (https://docs.aws.amazon.com/AmazonS3/latest/userguide/repl-metrics.html)."""
+    table_metric_period: float = 300.0
+    """DynamoDB ``ReplicationLatency``'s aggregation granularity: five minutes (it is not among the
+    metrics aggregated at one-minute intervals:
+    https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/metrics-dimensions.html)."""
+    rtc_metrics_delay: float = 900.0
+    """"CloudWatch begins reporting replication metrics 15 minutes after you enable S3 RTC"."""
 
 
 @dataclass
@@ -177,6 +202,10 @@ class Emulator:
         self.lost_at_promotion: dict[str, list[int]] = {}
         """Copy key -> writes its source held that it never received (the tail cut off)."""
         self._pending_rebuilds: list[tuple[str, str, str]] = []
+        self.tables: list[GlobalTable] = []
+        self.bucket_rules: dict[BucketRule, datetime] = {}
+        """Each replication rule of the receipts buckets, and when its metrics start."""
+        self._table_period_start = self.clock.now()
         self._lock = threading.RLock()
 
     # -- life cycle ------------------------------------------------------------------------------
@@ -196,6 +225,8 @@ class Emulator:
             stack.enter_context(waiter_clock(self.clock))
             stack.enter_context(retry_clock(self.clock))
             self.clock.every(self.timings.metric_period, self.publish_metrics)
+            self._table_period_start = self.clock.now()
+            self.clock.every(self.timings.table_metric_period, self.publish_table_metrics)
             yield self
 
     def attach(self, session: boto3.Session) -> None:
@@ -343,10 +374,63 @@ class Emulator:
                 if key is None:
                     return None
                 return self.data.write(key)
-            key = f"{store.value}:{region}"
+            key = store_key(store, region)
             if key not in self.data.copies:
                 return None
             return self.data.write(key)
+
+    # -- the multi-writer stores (automation.emulator.stores) ------------------------------------
+
+    def register_global_table(self, name: str, regions: tuple[str, ...]) -> GlobalTable:
+        """A DynamoDB global table with a replica in each of ``regions`` (two), replicating both ways."""
+        a, b = two_regions(regions, f"global table {name}")
+        table = GlobalTable(name, (a, b))
+        for region in (a, b):
+            self.data.copy(store_key(Store.TABLE, region), Store.TABLE, region)
+        for source, target in ((a, b), (b, a)):
+            self.data.link(
+                store_key(Store.TABLE, source),
+                store_key(Store.TABLE, target),
+                delay=self.timings.table_delay,
+                apply_seconds=self.timings.table_apply,
+            )
+        self.tables.append(table)
+        return table
+
+    def register_bucket_replication(self, *buckets: str) -> list[BucketRule]:
+        """The receipts buckets: two buckets (in two regions) and their replication rules, from S3.
+
+        Reads each bucket's replication configuration as PutBucketReplication left it in moto: a
+        direction replicates only if an enabled rule says so, and publishes S3 Replication metrics
+        only if that rule turns them on.
+        """
+        from moto.s3.models import s3_backends
+
+        backend = s3_backends[ACCOUNT]["aws"]
+        regions = {name: str(backend.get_bucket(name).region_name) for name in buckets}
+        two_regions(tuple(regions.values()), f"buckets {', '.join(buckets)}")
+        rules = [
+            rule
+            for name in buckets
+            for rule in bucket_rules(
+                name, regions[name], getattr(backend.get_bucket(name), "replication", None), regions
+            )
+        ]
+        if not rules:
+            raise SpecError(f"buckets {', '.join(buckets)}: no enabled replication rule between them")
+        for region in regions.values():
+            self.data.copy(store_key(Store.RECEIPTS, region), Store.RECEIPTS, region)
+        now = self.clock.now()
+        for rule in rules:
+            self.data.link(
+                store_key(Store.RECEIPTS, rule.source_region),
+                store_key(Store.RECEIPTS, rule.destination_region),
+                delay=self.timings.bucket_delay,
+                apply_seconds=self.timings.bucket_apply,
+            )
+            late = rule.time_control and not self.provisioning
+            self.bucket_rules[rule] = now + timedelta(seconds=self.timings.rtc_metrics_delay if late else 0)
+        return rules
 
     # -- metrics ---------------------------------------------------------------------------------
 
@@ -369,6 +453,23 @@ class Emulator:
             else:
                 continue
             put_metric(target.region, "AWS/RDS", name, dims, value, now, unit=unit)
+        for rule, start in self.bucket_rules.items():
+            if now >= start:
+                for point in bucket_datapoints(self.data, rule, self.reachable):
+                    self._put(point, now)
+
+    def publish_table_metrics(self) -> None:
+        """Put this period's DynamoDB ``ReplicationLatency`` datapoints (every five minutes)."""
+        now, since = self.clock.now(), self._table_period_start
+        self._table_period_start = now
+        for table in self.tables:
+            for point in table_datapoints(self.data, table, since, now, self.reachable):
+                self._put(point, now)
+
+    @staticmethod
+    def _put(point: Datapoint, at: datetime) -> None:
+        dims = [{"Name": k, "Value": v} for k, v in point.dimensions]
+        put_metric(point.region, point.namespace, point.name, dims, point.value, at, unit=point.unit)
 
     # -- RDS behaviours (called from the moto patches) --------------------------------------------
 

@@ -18,7 +18,7 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from automation.emulator.aws import Emulator, active
+from automation.emulator.aws import AppTier, Emulator, active
 from tests.lambdas.failover.harness import new_session
 
 A, B = "us-east-1", "us-west-2"
@@ -45,6 +45,25 @@ class Aws:
     def name(self, suffix: str) -> str:
         """A resource name no other test uses."""
         return f"{self.prefix}-{suffix}"
+
+    def web_tier(self, region: str, desired: int, database: str | None = None) -> str:
+        """A launch template and Auto Scaling group in ``region``, registered as the region's web tier
+        (writing to database copy ``database``)."""
+        name = self.name(f"web-{region}")
+        self.client("ec2", region).create_launch_template(
+            LaunchTemplateName=name,
+            LaunchTemplateData={"ImageId": "ami-12c6146b", "InstanceType": "t3.micro"},
+        )
+        self.client("autoscaling", region).create_auto_scaling_group(
+            AutoScalingGroupName=name,
+            LaunchTemplate={"LaunchTemplateName": name, "Version": "$Latest"},
+            MinSize=0,
+            MaxSize=4,
+            DesiredCapacity=desired,
+            AvailabilityZones=[f"{region}a"],
+        )
+        self.emulator.register_app(AppTier(region, name, (), lambda: database))
+        return name
 
     def datapoints(
         self, region: str, namespace: str, metric: str, dimensions: dict[str, str], *, unit: str | None = None

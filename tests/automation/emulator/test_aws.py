@@ -16,7 +16,6 @@ from typing import Any
 import pytest
 from botocore.exceptions import ClientError, EndpointConnectionError
 
-from automation.emulator.aws import AppTier
 from automation.emulator.data import Store
 from tests.automation.emulator.conftest import A, Aws, B
 from tests.lambdas.failover.harness import new_session
@@ -523,24 +522,6 @@ def test_a_dark_region_refuses_connections_and_answers_again_when_back(
     call(a)
 
 
-def web_tier(aws: Aws, region: str, desired: int, database: str | None = None) -> str:
-    """A launch template and Auto Scaling group in ``region``, registered as the region's web tier."""
-    name = aws.name(f"web-{region}")
-    aws.client("ec2", region).create_launch_template(
-        LaunchTemplateName=name, LaunchTemplateData={"ImageId": "ami-12c6146b", "InstanceType": "t3.micro"}
-    )
-    aws.client("autoscaling", region).create_auto_scaling_group(
-        AutoScalingGroupName=name,
-        LaunchTemplate={"LaunchTemplateName": name, "Version": "$Latest"},
-        MinSize=0,
-        MaxSize=4,
-        DesiredCapacity=desired,
-        AvailabilityZones=[f"{region}a"],
-    )
-    aws.emulator.register_app(AppTier(region, name, (), lambda: database))
-    return name
-
-
 CAPACITY_CALLS: dict[str, Callable[[Any, str, int], Any]] = {
     "UpdateAutoScalingGroup": lambda c, n, d: c.update_auto_scaling_group(
         AutoScalingGroupName=n, MinSize=d, DesiredCapacity=d
@@ -553,7 +534,7 @@ CAPACITY_CALLS: dict[str, Callable[[Any, str, int], Any]] = {
 def test_a_web_tier_raised_from_zero_serves_only_after_launch(aws: Aws, api: str) -> None:
     """Instances launch and pass the load balancer's health checks before they take requests
     (``Timings.launch_seconds``, an assumption: boot and checks take minutes)."""
-    name = web_tier(aws, B, desired=0)
+    name = aws.web_tier(B, desired=0)
     aws.emulator.provisioning = False
     assert not aws.emulator.web_serving(B)
     CAPACITY_CALLS[api](aws.client("autoscaling", B), name, 2)
@@ -569,7 +550,7 @@ def test_a_web_tier_lowered_to_zero_stops_at_once_and_drains_for_the_deregistrat
 ) -> None:
     """New requests stop at once; in-flight ones may finish for the target group's deregistration
     delay, 300 s by default (https://docs.aws.amazon.com/elasticloadbalancing/latest/application/load-balancer-target-groups.html#deregistration-delay)."""
-    name = web_tier(aws, A, desired=2)
+    name = aws.web_tier(A, desired=2)
     aws.emulator.provisioning = False
     assert aws.emulator.web_serving(A)
     CAPACITY_CALLS[api](aws.client("autoscaling", A), name, 0)
@@ -584,7 +565,7 @@ def test_client_writes_go_through_a_serving_region_only(aws: Aws) -> None:
     aws.emulator.provisioning = True
     pair = rds_pair(aws)
     aws.emulator.provisioning = True
-    web_tier(aws, A, desired=2, database=pair.source_arn)
+    aws.web_tier(A, desired=2, database=pair.source_arn)
     aws.emulator.provisioning = False
     written = aws.emulator.write(A)
     assert written is not None and written.store is Store.DATABASE and written.copy == pair.source_arn

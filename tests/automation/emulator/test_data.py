@@ -11,6 +11,7 @@ These tests drive ``DataPlane`` directly with a virtual clock and a set of dark 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import timedelta
 
 import pytest
 
@@ -194,3 +195,15 @@ def test_missing_names_the_acknowledged_writes_a_copy_lacks(plane: Plane) -> Non
     assert [w.id for w in plane.data.missing(DST, acknowledged)] == tail
     assert plane.data.acknowledged(Store.TABLE) == []
     assert all(w.region == A and w.copy == SRC for w in acknowledged)
+
+
+def test_arrivals_are_the_commit_to_arrival_latencies_of_a_period(plane: Plane) -> None:
+    """What DynamoDB's ``ReplicationLatency`` measures per item: commit at the source to appearance
+    at the replica, for the writes that arrived in a half-open period ``[since, until)``."""
+    start = plane.clock.now()
+    plane.writes(2)  # applied at +2.00 and +2.05
+    plane.clock.advance(10)
+    at = lambda s: start + timedelta(seconds=s)  # noqa: E731
+    assert plane.data.arrivals(DST, at(0), at(2.05)) == [2.0]
+    assert plane.data.arrivals(DST, at(2.05), at(10)) == [pytest.approx(2.05)]
+    assert plane.data.arrivals(SRC, at(0), at(10)) == [], "nothing replicates into the source"
