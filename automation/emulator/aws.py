@@ -384,6 +384,10 @@ class Emulator:
     def register_global_table(self, name: str, regions: tuple[str, ...]) -> GlobalTable:
         """A DynamoDB global table with a replica in each of ``regions`` (two), replicating both ways."""
         a, b = two_regions(regions, f"global table {name}")
+        taken = [t.name for t in self.tables if {a, b} & set(t.regions)]
+        if taken:
+            # Client writes land in table:<region>: one table per region is what the model holds.
+            raise SpecError(f"global table {name}: {', '.join(taken)} already has a replica in {a} or {b}")
         table = GlobalTable(name, (a, b))
         for region in (a, b):
             self.data.copy(store_key(Store.TABLE, region), Store.TABLE, region)
