@@ -5,14 +5,16 @@
 
 * **RDS read replica promotion takes time** and passes through ``modifying``; the replica stops
   replicating when the promotion starts, so what it had not applied is lost to it; its
-  ``ReadReplicaSourceDBInstanceIdentifier`` is cleared only when the promotion completes. The old
-  primary is left a standalone writer (RDS does not touch it). Sources:
+  ``ReadReplicaSourceDBInstanceIdentifier`` is cleared only when the promotion completes. Promoting
+  what is not an available read replica (modifying, already promoted, a source) is refused with
+  ``InvalidDBInstanceState`` (the ``PromoteReadReplica`` API reference, Errors). The old primary is
+  left a standalone writer (RDS does not touch it). Sources:
   https://docs.aws.amazon.com/AmazonRDS/latest/UserGuide/USER_ReadRepl.Promote.html ("stop any
   transactions from being written to the source DB instance, and then wait for all updates to be
   made to the read replica"; the promoted instance is rebooted and becomes available).
 * **A cross-region read replica takes time to create** (``creating``), starts empty and catches up;
-  an encrypted source needs ``KmsKeyId`` naming a key in the destination region, and the source
-  must have automated backups. Sources:
+  an encrypted source needs ``KmsKeyId`` naming an enabled key that exists in the destination
+  region, and the source must have automated backups. Sources:
   https://docs.aws.amazon.com/AmazonRDS/latest/UserGuide/USER_ReadRepl.XRgn.html ("you must specify
   a KMS key identifier for the destination AWS Region"), and the ``CreateDBInstanceReadReplica``
   API reference (``KmsKeyId``: "you must specify a KMS key identifier for the destination AWS
@@ -20,23 +22,32 @@
 * **Aurora global failover and switchover take time** and pass through the documented
   ``FailoverState`` (``pending`` -> ``failing-over``/``switching-over``), with the global cluster's
   ``Status`` ``failing-over``/``switching-over``; a headless target is refused. A managed failover
-  with ``AllowDataLoss`` loses the secondary's unapplied tail; once the old primary's region
+  with ``AllowDataLoss`` loses the secondary's unapplied tail (``AllowDataLoss`` with ``Switchover``
+  is refused: "Can't be specified together"; an unknown global cluster is
+  ``GlobalClusterNotFoundFault``); once the old primary's region
   answers, Aurora attempts a snapshot ``rds:unplanned-global-failover-...`` of it and rebuilds it as
-  a secondary (its unreplicated writes survive only in that snapshot). A switchover waits for the
+  a secondary (its unreplicated writes survive only in that snapshot, an automated cluster snapshot
+  in moto stamped with the virtual instant). A switchover waits for the
   target to catch up and loses nothing. Sources:
   https://docs.aws.amazon.com/AmazonRDS/latest/AuroraUserGuide/aurora-global-database-disaster-recovery.html
   and the ``DescribeGlobalClusters`` API reference (``FailoverState``).
 * **Instances the runbook creates take time** (an Aurora instance added to a headless secondary).
-* **Lag is published as RDS publishes it**: ``ReplicaLag`` (seconds, per replica instance) and
-  ``AuroraGlobalDBReplicationLag`` (milliseconds, per secondary cluster), one datapoint a minute
-  stamped with the virtual time, in the replica's region, from the unapplied tail (``data``).
-* **Auto Scaling capacity is a timeline**: a group raised from zero serves only after its
+* **Lag is published as RDS publishes it**: ``ReplicaLag`` (unit ``Seconds``, per replica instance)
+  and ``AuroraGlobalDBReplicationLag`` (``Milliseconds``, per secondary cluster), one datapoint a
+  minute stamped with the virtual time, in the replica's region, from the unapplied tail (``data``);
+  a dark region publishes nothing.
+* **Auto Scaling capacity is a timeline** (``UpdateAutoScalingGroup`` and ``SetDesiredCapacity``
+  alike): a group raised from zero serves only after its
   instances launch and pass the load balancer's health checks; a group lowered to zero stops
   taking new requests at once, while its in-flight requests may finish for the target group's
   deregistration delay (300 s by default:
   https://docs.aws.amazon.com/elasticloadbalancing/latest/application/load-balancer-target-groups.html#deregistration-delay).
+* **The DynamoDB global table and the S3 receipts buckets** replicate both ways, pause while either
+  region is dark, and publish ``ReplicationLatency`` (and S3's ``OperationsPendingReplication``) as
+  DynamoDB and S3 do, from the unapplied tail: see ``stores``.
 * **A dark region does not answer**: every request to it fails with a connection error (a botocore
-  ``before-send`` hook on the sessions the emulator is attached to), and its data stops replicating.
+  ``before-send`` hook on the sessions the emulator is attached to), and its data stops replicating
+  until it answers again, when the backlog starts draining at once.
 
 Durations are AWS's where AWS documents them and stated assumptions otherwise (``Timings``).
 """
@@ -55,13 +66,24 @@ from botocore.exceptions import EndpointConnectionError
 from moto.autoscaling.models import AutoScalingBackend
 from moto.cloudwatch.models import cloudwatch_backends
 from moto.core.responses import ActionResult
-from moto.rds.exceptions import DBClusterNotFoundError, InvalidParameterValue, RDSClientError
+from moto.rds.exceptions import DBClusterNotFoundError, RDSClientError
 from moto.rds.models import DBCluster, DBInstance, RDSBackend, rds_backends
 from moto.rds.responses import RDSResponse
 
 from automation.emulator import gaps
 from automation.emulator.clock import VirtualClock, retry_clock, waiter_clock
 from automation.emulator.data import DataPlane, Store, Write
+from automation.emulator.exceptions import SpecError
+from automation.emulator.stores import (
+    BucketRule,
+    Datapoint,
+    GlobalTable,
+    bucket_datapoints,
+    bucket_rules,
+    store_key,
+    table_datapoints,
+    two_regions,
+)
 
 ACCOUNT = "123456789012"
 
@@ -96,14 +118,25 @@ class Timings:
     """Aurora apply time per write (s). Assumed."""
     table_delay: float = 1.0
     """DynamoDB global table replication (s): "typically within a second". Assumed 1 s."""
+    table_apply: float = 0.001
+    """DynamoDB replica apply time per write (s): bursts build latency. Assumed."""
     bucket_delay: float = 10.0
     """S3 cross-region replication (s): most objects within seconds to minutes; assumed 10 s."""
+    bucket_apply: float = 0.01
+    """S3 replication time per object (s): bursts build latency. Assumed."""
     launch_seconds: float = 180.0
     """A web tier raised from zero serves after launch + health checks. Assumed (boot 2-3 min)."""
     deregistration_delay: float = 300.0
     """ALB target group deregistration delay, AWS's default (300 s)."""
     metric_period: float = 60.0
-    """RDS publishes its CloudWatch metrics every minute."""
+    """RDS publishes its CloudWatch metrics every minute; S3 Replication metrics are minute by
+    minute (https://docs.aws.amazon.com/AmazonS3/latest/userguide/repl-metrics.html)."""
+    table_metric_period: float = 300.0
+    """DynamoDB ``ReplicationLatency``'s aggregation granularity: five minutes (it is not among the
+    metrics aggregated at one-minute intervals:
+    https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/metrics-dimensions.html)."""
+    rtc_metrics_delay: float = 900.0
+    """"CloudWatch begins reporting replication metrics 15 minutes after you enable S3 RTC"."""
 
 
 @dataclass
@@ -169,6 +202,10 @@ class Emulator:
         self.lost_at_promotion: dict[str, list[int]] = {}
         """Copy key -> writes its source held that it never received (the tail cut off)."""
         self._pending_rebuilds: list[tuple[str, str, str]] = []
+        self.tables: list[GlobalTable] = []
+        self.bucket_rules: dict[BucketRule, datetime] = {}
+        """Each replication rule of the receipts buckets, and when its metrics start."""
+        self._table_period_start = self.clock.now()
         self._lock = threading.RLock()
 
     # -- life cycle ------------------------------------------------------------------------------
@@ -188,17 +225,22 @@ class Emulator:
             stack.enter_context(waiter_clock(self.clock))
             stack.enter_context(retry_clock(self.clock))
             self.clock.every(self.timings.metric_period, self.publish_metrics)
+            self._table_period_start = self.clock.now()
+            self.clock.every(self.timings.table_metric_period, self.publish_table_metrics)
             yield self
 
     def attach(self, session: boto3.Session) -> None:
-        """Requests from clients of ``session`` to a dark region fail to connect."""
+        """Requests from clients of ``session`` to a dark region fail to connect.
 
-        def refuse(request: Any, **_: Any) -> None:
-            region = _request_region(request)
-            if region in self.dark:
-                raise EndpointConnectionError(endpoint_url=str(getattr(request, "url", region)))
+        Attach before creating the session's clients: a client copies its session's event hooks.
+        """
+        session.events.register_first("before-send", self.refuse_if_dark)
 
-        session.events.register_first("before-send", refuse)
+    def refuse_if_dark(self, request: Any, **_: Any) -> None:
+        """botocore ``before-send`` handler: a request to a dark region fails to connect."""
+        region = _request_region(request)
+        if region in self.dark:
+            raise EndpointConnectionError(endpoint_url=str(getattr(request, "url", region)))
 
     # -- regions ---------------------------------------------------------------------------------
 
@@ -218,6 +260,9 @@ class Emulator:
         with self._lock:
             self.data.sync()
             self.dark.discard(region)
+            # Links through ``region`` are up again from this instant, not from whenever the data
+            # plane is next looked at: the backlog starts draining now.
+            self.data.sync()
             self._event("recovery", f"{region} answers again")
             for gid, old, new in list(self._pending_rebuilds):
                 if _cluster_region(old) == region:
@@ -329,10 +374,67 @@ class Emulator:
                 if key is None:
                     return None
                 return self.data.write(key)
-            key = f"{store.value}:{region}"
+            key = store_key(store, region)
             if key not in self.data.copies:
                 return None
             return self.data.write(key)
+
+    # -- the multi-writer stores (automation.emulator.stores) ------------------------------------
+
+    def register_global_table(self, name: str, regions: tuple[str, ...]) -> GlobalTable:
+        """A DynamoDB global table with a replica in each of ``regions`` (two), replicating both ways."""
+        a, b = two_regions(regions, f"global table {name}")
+        taken = [t.name for t in self.tables if {a, b} & set(t.regions)]
+        if taken:
+            # Client writes land in table:<region>: one table per region is what the model holds.
+            raise SpecError(f"global table {name}: {', '.join(taken)} already has a replica in {a} or {b}")
+        table = GlobalTable(name, (a, b))
+        for region in (a, b):
+            self.data.copy(store_key(Store.TABLE, region), Store.TABLE, region)
+        for source, target in ((a, b), (b, a)):
+            self.data.link(
+                store_key(Store.TABLE, source),
+                store_key(Store.TABLE, target),
+                delay=self.timings.table_delay,
+                apply_seconds=self.timings.table_apply,
+            )
+        self.tables.append(table)
+        return table
+
+    def register_bucket_replication(self, *buckets: str) -> list[BucketRule]:
+        """The receipts buckets: two buckets (in two regions) and their replication rules, from S3.
+
+        Reads each bucket's replication configuration as PutBucketReplication left it in moto: a
+        direction replicates only if an enabled rule says so, and publishes S3 Replication metrics
+        only if that rule turns them on.
+        """
+        from moto.s3.models import s3_backends
+
+        backend = s3_backends[ACCOUNT]["aws"]
+        regions = {name: str(backend.get_bucket(name).region_name) for name in buckets}
+        two_regions(tuple(regions.values()), f"buckets {', '.join(buckets)}")
+        rules = [
+            rule
+            for name in buckets
+            for rule in bucket_rules(
+                name, regions[name], getattr(backend.get_bucket(name), "replication", None), regions
+            )
+        ]
+        if not rules:
+            raise SpecError(f"buckets {', '.join(buckets)}: no enabled replication rule between them")
+        for region in regions.values():
+            self.data.copy(store_key(Store.RECEIPTS, region), Store.RECEIPTS, region)
+        now = self.clock.now()
+        for rule in rules:
+            self.data.link(
+                store_key(Store.RECEIPTS, rule.source_region),
+                store_key(Store.RECEIPTS, rule.destination_region),
+                delay=self.timings.bucket_delay,
+                apply_seconds=self.timings.bucket_apply,
+            )
+            late = rule.time_control and not self.provisioning
+            self.bucket_rules[rule] = now + timedelta(seconds=self.timings.rtc_metrics_delay if late else 0)
+        return rules
 
     # -- metrics ---------------------------------------------------------------------------------
 
@@ -347,14 +449,31 @@ class Emulator:
             lag = self.data.lag_seconds(target.key) or 0.0
             found = _find_database(target.key)
             if isinstance(found, DBCluster):
-                name, value = "AuroraGlobalDBReplicationLag", lag * 1000.0
+                name, value, unit = "AuroraGlobalDBReplicationLag", lag * 1000.0, "Milliseconds"
                 dims = [{"Name": "DBClusterIdentifier", "Value": found.db_cluster_identifier}]
             elif isinstance(found, DBInstance):
-                name, value = "ReplicaLag", lag
+                name, value, unit = "ReplicaLag", lag, "Seconds"
                 dims = [{"Name": "DBInstanceIdentifier", "Value": found.db_instance_identifier}]
             else:
                 continue
-            put_metric(target.region, "AWS/RDS", name, dims, value, now)
+            put_metric(target.region, "AWS/RDS", name, dims, value, now, unit=unit)
+        for rule, start in self.bucket_rules.items():
+            if now >= start:
+                for point in bucket_datapoints(self.data, rule, self.reachable):
+                    self._put(point, now)
+
+    def publish_table_metrics(self) -> None:
+        """Put this period's DynamoDB ``ReplicationLatency`` datapoints (every five minutes)."""
+        now, since = self.clock.now(), self._table_period_start
+        self._table_period_start = now
+        for table in self.tables:
+            for point in table_datapoints(self.data, table, since, now, self.reachable):
+                self._put(point, now)
+
+    @staticmethod
+    def _put(point: Datapoint, at: datetime) -> None:
+        dims = [{"Name": k, "Value": v} for k, v in point.dimensions]
+        put_metric(point.region, point.namespace, point.name, dims, point.value, at, unit=point.unit)
 
     # -- RDS behaviours (called from the moto patches) --------------------------------------------
 
@@ -390,6 +509,12 @@ class Emulator:
                 raise _Refused(
                     "KMSKeyNotAccessibleFault",
                     f"KMS key {kms} is not in {region}: KMS keys are specific to a region",
+                )
+            state = _kms_key_state(region, str(kms))
+            if state != "Enabled":
+                raise _Refused(
+                    "KMSKeyNotAccessibleFault",
+                    f"KMS key {kms} in {region} cannot be used: {state or 'no such key'}",
                 )
 
     def on_replica_created(self, backend: RDSBackend, replica: DBInstance, source: DBInstance) -> None:
@@ -460,7 +585,7 @@ class Emulator:
         target_ref = response.params["TargetDbClusterIdentifier"]
         clusters = response.global_backend.global_clusters
         if gid not in clusters:
-            raise InvalidParameterValue(f"global cluster {gid} not found")
+            raise gaps.GlobalClusterNotFound(gid)
         group = clusters[gid]
         target = next(
             (m for m in group.members if target_ref in (m.db_cluster_arn, m.db_cluster_identifier)), None
@@ -564,9 +689,10 @@ class Emulator:
         self.snapshots.append(snap)
         # The snapshot is an automated one: it expires with the cluster's backup retention.
         with suppress(Exception):  # "attempts": AWS does not promise it; neither does the emulator
-            rds_backends[ACCOUNT][old.region].create_db_cluster_snapshot(
+            made = rds_backends[ACCOUNT][old.region].create_db_cluster_snapshot(
                 old_arn.split(":")[-1], snap.identifier, snapshot_type="automated"
             )
+            made.created = _moto_time(now)  # SnapshotCreateTime: when Aurora took it (virtual time)
         discarded = self.data.replace_content(old_arn, new_arn)
         link = self.data.link(
             new_arn, old_arn, delay=self.timings.aurora_delay, apply_seconds=self.timings.aurora_apply
@@ -661,21 +787,45 @@ def _set_failover_state(group: Any, state: dict[str, Any] | None) -> None:
 
 
 def put_metric(
-    region: str, namespace: str, name: str, dims: list[dict[str, str]], value: float, at: datetime
+    region: str,
+    namespace: str,
+    name: str,
+    dims: list[dict[str, str]],
+    value: float,
+    at: datetime,
+    *,
+    unit: str | None = None,
 ) -> None:
-    """Put one datapoint straight into moto's CloudWatch store of ``region``, stamped ``at``."""
-    cloudwatch_backends[ACCOUNT][region].put_metric_data(
-        namespace,
-        # moto keeps request timestamps as naive UTC; a datapoint put here must compare with them.
-        [
-            {
-                "MetricName": name,
-                "Dimensions": dims,
-                "Value": value,
-                "Timestamp": at.astimezone(UTC).replace(tzinfo=None),
-            }
-        ],
-    )
+    """Put one datapoint straight into moto's CloudWatch store of ``region``, stamped ``at``.
+
+    ``unit`` is the unit AWS documents for the metric: a query that names it (GetMetricStatistics
+    ``Unit``) only finds datapoints published with it.
+    """
+    datum: dict[str, Any] = {
+        "MetricName": name,
+        "Dimensions": dims,
+        "Value": value,
+        "Timestamp": _moto_time(at),
+    }
+    if unit is not None:
+        datum["Unit"] = unit
+    cloudwatch_backends[ACCOUNT][region].put_metric_data(namespace, [datum])
+
+
+def _moto_time(at: datetime) -> datetime:
+    """``at`` as moto keeps its own timestamps (naive UTC), so that the two compare."""
+    return at.astimezone(UTC).replace(tzinfo=None)
+
+
+def _kms_key_state(region: str, ref: str) -> str | None:
+    """``KeyState`` of the KMS key ``ref`` (id, ARN, alias) in ``region``; None if there is none."""
+    from moto.kms.models import kms_backends
+
+    backend = kms_backends[ACCOUNT][region]
+    try:
+        return str(backend.keys[backend.any_id_to_key_id(ref)].key_state)
+    except Exception:  # moto raises KeyError or its own NotFound for an unknown id or alias
+        return None
 
 
 def _patch_behaviours() -> Callable[[], None]:
@@ -690,6 +840,7 @@ def _patch_behaviours() -> Callable[[], None]:
     create_replica = RDSBackend.create_db_instance_read_replica
     create_cluster = RDSBackend.create_db_cluster
     update_asg = AutoScalingBackend.update_auto_scaling_group
+    set_desired = AutoScalingBackend.set_desired_capacity
 
     def create_db_instance(self: RDSBackend, db_kwargs: dict[str, Any]) -> Any:
         db = create_instance(self, db_kwargs)
@@ -710,8 +861,15 @@ def _patch_behaviours() -> Callable[[], None]:
 
     def promote_read_replica(self: RDSBackend, db_kwargs: dict[str, Any]) -> Any:
         database = self.databases[db_kwargs["db_instance_identifier"]]
-        if _ACTIVE is None or not database.source_db_instance_identifier:
+        if _ACTIVE is None:
             return gaps.promote_now(self, db_kwargs)
+        if not database.source_db_instance_identifier:
+            # PromoteReadReplica, Errors: InvalidDBInstanceState, "the DB instance isn't in a valid
+            # state" (here: not a read replica, e.g. already promoted, or a source).
+            raise _Refused(
+                "InvalidDBInstanceState",
+                f"{database.db_instance_identifier} is not a read replica: nothing to promote",
+            )
         _ACTIVE.on_promote(self, database)
         return database
 
@@ -726,6 +884,10 @@ def _patch_behaviours() -> Callable[[], None]:
             return gaps.failover_global_cluster(self)
         allow = str(self.params.get("AllowDataLoss", "false")).lower() == "true"
         switch = str(self.params.get("Switchover", "false")).lower() == "true"
+        if allow and switch:
+            # FailoverGlobalCluster, AllowDataLoss: "Can't be specified together with the Switchover
+            # parameter." Without either, the operation is a switchover.
+            raise _Refused("InvalidParameterCombination", "AllowDataLoss and Switchover are exclusive")
         return _ACTIVE.change_writer(self, planned=switch, allow_data_loss=allow)
 
     def switchover_global_cluster(self: RDSResponse) -> ActionResult:
@@ -745,7 +907,14 @@ def _patch_behaviours() -> Callable[[], None]:
     put(RDSBackend, "create_db_cluster", create_db_cluster)
     put(RDSResponse, "failover_global_cluster", failover_global_cluster)
     put(RDSResponse, "switchover_global_cluster", switchover_global_cluster)
+
+    def set_desired_capacity(self: AutoScalingBackend, group_name: str, desired_capacity: int | None) -> None:
+        set_desired(self, group_name, desired_capacity)
+        if _ACTIVE is not None:
+            _ACTIVE.record_asg(self.region_name, group_name)
+
     put(AutoScalingBackend, "update_auto_scaling_group", update_auto_scaling_group)
+    put(AutoScalingBackend, "set_desired_capacity", set_desired_capacity)
 
     def undo() -> None:
         for obj, name, value in reversed(saved):

@@ -22,6 +22,8 @@ from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from automation.emulator.exceptions import TimeWentBackwards
+
 EPOCH = datetime(2026, 11, 30, 12, 0, 0, tzinfo=UTC)
 """Where virtual time starts unless told otherwise (fixed, so schedules replay exactly)."""
 
@@ -58,7 +60,7 @@ class VirtualClock:
     def advance(self, seconds: float) -> None:
         """Move time forward by ``seconds``, firing due timers in order at their own instants."""
         if seconds < 0:
-            raise ValueError(f"time cannot go backwards ({seconds} s)")
+            raise TimeWentBackwards(f"time cannot go backwards ({seconds} s)")
         with self._lock:
             self.run_until(self._now + timedelta(seconds=seconds))
 

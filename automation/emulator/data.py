@@ -82,6 +82,8 @@ class Link:
     """How many of the source's content entries have been considered (applied or already held)."""
     last_apply: datetime | None = None
     up_since: datetime | None = None
+    arrived: list[tuple[datetime, int]] = field(default_factory=list)
+    """(instant applied, write id) of every write this link applied, in order."""
 
     def tail(self) -> list[int]:
         """Write ids at the source not yet applied at the target (the unapplied tail)."""
@@ -164,7 +166,9 @@ class DataPlane:
         """Apply every replicated write due by ``until`` (default: now) over links that are up.
 
         Call before anything that changes a link's state (an outage, a promotion), so what was
-        due before the change is applied and what was not is not.
+        due before the change is applied and what was not is not; and again right after a region
+        answers again, so its links are up from that instant (a link is up from the first sync
+        that finds both regions answering).
         """
         now = until or self._now()
         for link in self.links:
@@ -188,6 +192,7 @@ class DataPlane:
                     break
                 link.target.receive(wid)
                 link.last_apply = due
+                link.arrived.append((due, wid))
                 link.applied += 1
 
     def lag_seconds(self, target: str) -> float | None:
@@ -201,6 +206,16 @@ class DataPlane:
             return 0.0
         oldest = min(self.writes[w].at for w in tail)
         return max(0.0, (self._now() - oldest).total_seconds())
+
+    def arrivals(self, target: str, since: datetime, until: datetime | None = None) -> list[float]:
+        """Replication latency (seconds, commit to arrival) of each write the link into ``target``
+        applied in ``[since, until)`` (a CloudWatch period), oldest first; empty if no link."""
+        self.sync()
+        link = self.link_into(target)
+        if link is None:
+            return []
+        end = until or self._now()
+        return [(at - self.writes[wid].at).total_seconds() for at, wid in link.arrived if since <= at < end]
 
     def held(self, key: str) -> set[int]:
         """Write ids copy ``key`` holds now."""

@@ -8,6 +8,8 @@ never the product's code paths (the runbook runs unmodified against the patched 
   promotion finished). The patch clears it and removes the instance from its source's replica list.
 * ``DescribeGlobalClusters`` ignores ``GlobalClusterIdentifier`` and returns every global cluster
   of the account. The patch filters, and answers ``GlobalClusterNotFoundFault`` for an unknown one.
+* ``DeleteDBInstance`` of a cross-region read replica fails: moto lists a cross-region replica on its
+  source by ARN but removes it by identifier (``ValueError``). The patch removes whichever is listed.
 * ``FailoverGlobalCluster`` and ``SwitchoverGlobalCluster`` are not implemented (moto answers
   "not implemented"). The patch adds both to the RDS response class: the target member becomes the
   writer and every other member a secondary; like RDS, a target cluster without any instance
@@ -29,7 +31,7 @@ from moto.rds.exceptions import (
     InvalidParameterValue,
     RDSClientError,
 )
-from moto.rds.models import RDSBackend, rds_backends
+from moto.rds.models import DBInstance, RDSBackend, rds_backends
 from moto.rds.responses import RDSResponse
 
 _MISSING = object()
@@ -62,6 +64,13 @@ def promote_now(backend: RDSBackend, db_kwargs: dict[str, Any]) -> Any:
     if was_replica:
         finish_promotion(backend, database)
     return result
+
+
+def _remove_replica(self: DBInstance, replica: DBInstance) -> None:
+    """moto's ``DBInstance.remove_replica``, for a replica listed by ARN (cross-region) or identifier."""
+    for ref in (replica.db_instance_arn, replica.db_instance_identifier):
+        if ref in self.replicas:
+            self.replicas.remove(ref)
 
 
 def _promote_read_replica(original: Callable[..., Any]) -> Callable[..., Any]:
@@ -125,6 +134,7 @@ def patch_moto() -> Callable[[], None]:
         setattr(obj, name, value)
 
     put(RDSBackend, "promote_read_replica", _promote_read_replica(RDSBackend.promote_read_replica))
+    put(DBInstance, "remove_replica", _remove_replica)
     put(RDSResponse, "describe_global_clusters", describe_global_clusters)
     put(RDSResponse, "failover_global_cluster", failover_global_cluster)
     put(RDSResponse, "switchover_global_cluster", switchover_global_cluster)
