@@ -64,6 +64,7 @@ from moto.stepfunctions.parser.asl.component.state.exec.state_parallel import br
 from moto.stepfunctions.parser.asl.component.state.exec.state_task import lambda_eval_utils
 from moto.stepfunctions.parser.asl.component.state.wait.wait_function.wait_function import WaitFunction
 from moto.stepfunctions.parser.backend.execution_worker import ExecutionWorker
+from moto.stepfunctions.parser.utils import TMP_THREADS
 
 from automation.emulator.aws import ACCOUNT
 from automation.emulator.clock import VirtualClock
@@ -77,8 +78,10 @@ from tests.safety.model import Crash
 if TYPE_CHECKING:
     from tests.safety.model import Deployment
 
-REAL_TIME_LIMIT = 60.0
-"""Real seconds an execution may take before the harness gives up on it (it takes well under 1)."""
+REAL_TIME_LIMIT = 300.0
+"""Real seconds an execution may take before the harness gives up on it: a guard against a hang.
+A failover takes 2-5 s on a loaded 2-core machine, a failback polling a new replica 40 times 10 s;
+the longest possible run (every long-running step polled ``max_polls`` times) is a few times that."""
 
 CRASH_ERROR = "Lambda.Unknown"
 """The error Step Functions reports for an invocation whose function died (time-out, OOM, exit)."""
@@ -130,6 +133,8 @@ def run_state_machine(
     runbook: str,
     params: dict[str, Any],
     crash: Callable[[], None] | None = None,
+    *,
+    real_time_limit: float = REAL_TIME_LIMIT,
 ) -> tuple[str, str]:
     """Run ``runbook`` as the deployed state machine would, to its end; returns (outcome, detail).
 
@@ -140,6 +145,7 @@ def run_state_machine(
         crash: called at the start of every Lambda invocation; a ``Crash`` it raises kills that
             invocation before its first AWS call. ``deployment.crash_after`` kills one after the
             AWS call it counts, as with the in-process executor.
+        real_time_limit: real seconds before the run is abandoned (``TimeoutError``).
 
     Returns:
         ``(outcome, detail)``: ``done`` with ``""``; ``stopped`` with ``"<step>: <why>"``;
@@ -166,11 +172,11 @@ def run_state_machine(
             )
             runs.last_execution = started["executionArn"]
             turns.start()
-            if not turns.finished.wait(REAL_TIME_LIMIT):
+            if not turns.finished.wait(real_time_limit):
                 turns.abandon()
                 with contextlib.suppress(Exception):
                     runs.client.stop_execution(executionArn=started["executionArn"], error="Harness")
-                raise TimeoutError(f"{runbook} execution {name} still running after {REAL_TIME_LIMIT:.0f} s")
+                raise TimeoutError(f"{runbook} execution {name} still running after {real_time_limit:.0f} s")
             if turns.error is not None:
                 raise RuntimeError(f"{runbook} execution {name}: the emulated world failed") from turns.error
             described = runs.client.describe_execution(executionArn=started["executionArn"])
@@ -574,4 +580,10 @@ def _interpreter_patched(
         patch(mock.patch.object(WaitFunction, "_wait_interval", wait_interval))
         patch(mock.patch.object(lambda_eval_utils, "_invoke_lambda_function", lam))
         patch(mock.patch.object(handler, "_context_and_clients", lam.context))
+        stack.callback(_forget_finished_threads)
         yield
+
+
+def _forget_finished_threads() -> None:
+    """moto keeps every thread it starts in a list it never empties: a soak would hoard them."""
+    TMP_THREADS[:] = [t for t in TMP_THREADS if t.is_alive()]
