@@ -281,7 +281,16 @@ class Emulator:
     # -- the application's view -------------------------------------------------------------------
 
     def register_app(self, app: AppTier) -> None:
-        """Tell the emulator what serves the workload in ``app.region``."""
+        """Tell the emulator what serves the workload in ``app.region`` (one application per region).
+
+        Serving and writability are judged per region, so a second application in the same region
+        would silently take the first one's place: it is refused instead.
+        """
+        known = self.apps.get(app.region)
+        if known is not None and known.asg_name != app.asg_name:
+            raise ValueError(
+                f"{app.region} already serves {known.asg_name}; one application per region per emulator"
+            )
         self.apps[app.region] = app
         self.record_asg(app.region, app.asg_name)
 

@@ -52,6 +52,8 @@ WRITE_EVERY = 20.0
 DNS_TTL = 60
 """The failover records' TTL (components/config.py default): resolvers keep an answer this long."""
 WEB = "web.shop.example"
+EXECUTORS = ("cli", "sfn")
+"""The runbook's two executors: the break-glass CLI's in-process one, and Step Functions."""
 TRAFFIC_GRACE = 180.0
 """Seconds Route 53 is given to follow a change: the switch alarm's period plus the checks'."""
 
@@ -167,6 +169,7 @@ class RunState:
     params: dict[str, Any]
     outcome: str  # done / stopped / crashed
     detail: str = ""
+    executor_name: str = "cli"
 
 
 @dataclass
@@ -435,21 +438,34 @@ class Deployment:
             self.emulator.record_asg(REGION_B, self.ctx.dr_asg_name)
 
     def op_run(
-        self, runbook: str, *, params: dict[str, Any] | None = None, crash_after: int | None = None
+        self,
+        runbook: str,
+        *,
+        params: dict[str, Any] | None = None,
+        crash_after: int | None = None,
+        executor_name: str = "cli",
     ) -> RunState:
-        """Run a runbook with the in-process executor (the break-glass CLI's path)."""
-        self._count(f"run:{runbook}")
+        """Run a runbook by an executor: ``cli`` (the in-process executor of the break-glass CLI) or
+        ``sfn`` (the generated state machine in moto's interpreter, the real handler behind it)."""
+        if executor_name not in EXECUTORS:
+            raise ValueError(f"executor_name must be one of {EXECUTORS}; got {executor_name!r}")
+        self._count(f"run:{runbook}:{executor_name}")
         merged = {"reason": "checker", **(params or {})}
         before_b = self._dr_desired()
         self.crash_after = None if crash_after is None else self.mutating_calls + crash_after
-        clients = self.runbook_clients()
         self.running += 1
         try:
-            report = executor.run(runbook, self.ctx, clients, params=merged, max_workers=1)
-            state = RunState(runbook, merged, report.outcome, report.reason or "")
+            if executor_name == "sfn":
+                from tests.safety.sfn_executor import run_state_machine
+
+                outcome, detail = run_state_machine(self, runbook, merged)
+                state = RunState(runbook, merged, outcome, detail, executor_name)
+            else:
+                report = executor.run(runbook, self.ctx, self.runbook_clients(), params=merged, max_workers=1)
+                state = RunState(runbook, merged, report.outcome, report.reason or "", executor_name)
         except Crash as exc:
             self._count("crash")
-            state = RunState(runbook, merged, "crashed", str(exc))
+            state = RunState(runbook, merged, "crashed", str(exc), executor_name)
         finally:
             self.running -= 1
             self.crash_after = None
@@ -473,7 +489,9 @@ class Deployment:
     def op_resume(self) -> None:
         self._count("resume")
         if self.last_run and self.last_run.outcome != "done":
-            self.op_run(self.last_run.runbook, params=self.last_run.params)
+            self.op_run(
+                self.last_run.runbook, params=self.last_run.params, executor_name=self.last_run.executor_name
+            )
 
     def _dr_desired(self) -> int:
         try:
@@ -701,17 +719,18 @@ def random_operation(d: Deployment, rng: random.Random) -> str:
     if op == "recover":
         d.op_recover()
         return op
+    runner = rng.choice(EXECUTORS)
     if op.startswith("failover"):
         params: dict[str, Any] = {}
         if op == "failover_forced":
             params["force"] = True
         if op == "failover_planned":
             params |= {"force": True, "planned": True}
-        d.op_run("failover", params=params, crash_after=crash)
-        return f"{op} crash_after={crash}"
+        d.op_run("failover", params=params, crash_after=crash, executor_name=runner)
+        return f"{op} by {runner} crash_after={crash}"
     if op == "failback":
-        d.op_run("failback", crash_after=crash)
-        return f"failback crash_after={crash}"
+        d.op_run("failback", crash_after=crash, executor_name=runner)
+        return f"failback by {runner} crash_after={crash}"
     if op == "resume":
         d.op_resume()
         return op

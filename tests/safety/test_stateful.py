@@ -21,7 +21,7 @@ from hypothesis.stateful import RuleBasedStateMachine, invariant, rule, run_stat
 from automation.emulator.aws import Emulator
 from tests.lambdas.failover.world import REGION_A, REGION_B
 from tests.safety.known_defects import KNOWN_DEFECTS
-from tests.safety.model import INVARIANTS, Deployment
+from tests.safety.model import EXECUTORS, INVARIANTS, Deployment
 
 SEEN: set[str] = set()
 """Invariants the state machine saw broken (reported at the end of the test)."""
@@ -65,18 +65,18 @@ class PilotLight(RuleBasedStateMachine):
     def region_a_comes_back(self) -> None:
         self.d.op_recover()
 
-    @rule(crash=CRASH, how=st.sampled_from(["auto", "force", "planned"]))
-    def failover(self, crash: int | None, how: str) -> None:
+    @rule(crash=CRASH, how=st.sampled_from(["auto", "force", "planned"]), by=st.sampled_from(EXECUTORS))
+    def failover(self, crash: int | None, how: str, by: str) -> None:
         params: dict[str, Any] = {
             "auto": {},
             "force": {"force": True},
             "planned": {"force": True, "planned": True},
         }[how]
-        self.d.op_run("failover", params=params, crash_after=crash)
+        self.d.op_run("failover", params=params, crash_after=crash, executor_name=by)
 
-    @rule(crash=CRASH)
-    def failback(self, crash: int | None) -> None:
-        self.d.op_run("failback", crash_after=crash)
+    @rule(crash=CRASH, by=st.sampled_from(EXECUTORS))
+    def failback(self, crash: int | None, by: str) -> None:
+        self.d.op_run("failback", crash_after=crash, executor_name=by)
 
     @rule()
     def resume(self) -> None:
