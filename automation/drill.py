@@ -289,8 +289,13 @@ def main(argv: list[str] | None = None) -> int:
     if rest:
         parser.error(f"unrecognized arguments: {' '.join(rest)}")
     # Every warning and failure of the runbook is on its step's line; its JSON log would repeat them.
-    logging.getLogger("pilotlight").setLevel(logging.ERROR)
-    result = run_local(args.mode, reports_dir=Path(args.reports))
+    runbook_log = logging.getLogger("pilotlight")
+    level = runbook_log.level
+    runbook_log.setLevel(logging.ERROR)
+    try:
+        result = run_local(args.mode, reports_dir=Path(args.reports))
+    finally:
+        runbook_log.setLevel(level)
     return 0 if result.passed else 1
 
 

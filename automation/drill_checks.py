@@ -21,6 +21,7 @@ failure fails the drill, and so does a known defect that no longer shows (its ma
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import StrEnum
@@ -356,8 +357,6 @@ def _latch(dep: Deployment) -> Any:
     value = dep.client("ssm", dep.region_b).get_parameter(Name=dep.context["latchParameterName"])[
         "Parameter"
     ]["Value"]
-    import json
-
     try:
         return json.loads(value).get("state")
     except (ValueError, AttributeError):

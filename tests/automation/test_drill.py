@@ -7,6 +7,7 @@ time); the tests then hold its report against the emulator's own write log and s
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from types import SimpleNamespace
 
 import pytest
 
@@ -208,6 +209,26 @@ def test_refused_spans_run_from_the_first_refusal_to_the_next_acknowledged_write
 )
 def test_virtual_durations_read_as_minutes(seconds: float, text: str) -> None:
     assert duration(seconds) == text
+
+
+def test_the_drill_passes_only_on_completed_runs_and_no_unexplained_failure() -> None:
+    def result(outcome: str, *checks: Check) -> drill.DrillResult:
+        run = SimpleNamespace(outcome=outcome)
+        failover = drill.PhaseResult(Phase.FAILOVER, run, {}, 0.0, checks=list(checks))
+        failback = drill.PhaseResult(Phase.FAILBACK, run, {}, 0.0)
+        t0 = datetime(2026, 11, 30, 12, tzinfo=UTC)
+        return drill.DrillResult("rds-replica", failover, failback, [], t0, t0, t0, t0, 0.0, None, None)  # type: ignore[arg-type]
+
+    assert result("done", _check(True, None), _check(False, "known")).passed
+    assert not result("stopped", _check(True, None)).passed
+    assert not result("done", _check(False, None)).passed
+    assert not result("done", _check(True, "known")).passed
+
+
+@pytest.mark.parametrize(("passed", "code"), [(True, 0), (False, 1)])
+def test_the_exit_code_follows_the_verdict(monkeypatch: pytest.MonkeyPatch, passed: bool, code: int) -> None:
+    monkeypatch.setattr(drill, "run_local", lambda mode, reports_dir: SimpleNamespace(passed=passed))
+    assert drill.main(["--local"]) == code
 
 
 def test_drill_refuses_an_unknown_mode(capsys: pytest.CaptureFixture[str]) -> None:
