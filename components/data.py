@@ -52,6 +52,10 @@ SECRET_RECOVERY_WINDOW_DAYS = 30
 PERFORMANCE_INSIGHTS_RETENTION_DAYS = 7  # the free tier
 BACKUP_WINDOW = "03:00-04:00"  # UTC
 MAINTENANCE_WINDOW = "sun:04:30-sun:05:30"
+# Members of an Aurora global database (clusters and their instances) take the global cluster's
+# engine version: a minor upgrade is one change of the global cluster, which upgrades the members
+# (secondaries first), never a change of each member.
+MEMBER_IGNORE_CHANGES = ("engineVersion",)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -395,8 +399,13 @@ class PrimaryDatabase(pulumi.ComponentResource):
                 final_snapshot_identifier=f"{physical}-final",
                 # After a global switchover or failover this cluster is a secondary replicating from
                 # region B; that is the runbook's doing, and a later `pulumi up` must not undo it.
+                # The engine version is the global cluster's: upgrading it upgrades every member,
+                # secondaries first, and the provider documents ignore_changes on the members'
+                # engineVersion (pulumi-aws rds.GlobalCluster, engineVersion).
                 opts=pulumi.ResourceOptions(
-                    parent=self, protect=args.protect, ignore_changes=["replicationSourceIdentifier"]
+                    parent=self,
+                    protect=args.protect,
+                    ignore_changes=["replicationSourceIdentifier", *MEMBER_IGNORE_CHANGES],
                 ),
             )
             _cluster_instances(
@@ -485,7 +494,8 @@ def _cluster_instances(
             auto_minor_version_upgrade=True,
             copy_tags_to_snapshot=True,
             **performance_insights,
-            opts=pulumi.ResourceOptions(parent=parent),
+            # An instance takes its cluster's version; the provider never applies a change here.
+            opts=pulumi.ResourceOptions(parent=parent, ignore_changes=list(MEMBER_IGNORE_CHANGES)),
         )
 
 
@@ -611,7 +621,11 @@ class DrDatabase(pulumi.ComponentResource):
                 opts=pulumi.ResourceOptions(
                     parent=self,
                     protect=args.protect,
-                    ignore_changes=["globalClusterIdentifier", "replicationSourceIdentifier"],
+                    ignore_changes=[
+                        "globalClusterIdentifier",
+                        "replicationSourceIdentifier",
+                        *MEMBER_IGNORE_CHANGES,
+                    ],
                 ),
             )
             _cluster_instances(
