@@ -33,7 +33,7 @@ import pulumi_aws as aws
 
 from components import storage
 from components.config import DatabaseConfig, StackConfig
-from components.failover import DesiredTier
+from components.failover import DesiredTier, failback_replica_released
 from components.wiring import PrimaryOutputs
 
 DB_PORTS = {"aurora-postgresql": 5432, "postgres": 5432, "mysql": 3306}
@@ -673,7 +673,15 @@ class DrDatabase(pulumi.ComponentResource):
                 auto_minor_version_upgrade=True,
                 apply_immediately=True,
                 **pi,
-                opts=pulumi.ResourceOptions(parent=self, protect=args.protect),
+                # Once promoted, an instance is never re-pointed at a source (the provider refuses:
+                # "cannot elect new source database for replication"). While the program wants a
+                # replica, the source in state wins: a replica keeps its source, and an instance
+                # promoted by an earlier failover stays standalone until it is re-seeded.
+                opts=pulumi.ResourceOptions(
+                    parent=self,
+                    protect=args.protect,
+                    ignore_changes=[] if args.tier.promote_database else ["replicateSourceDb"],
+                ),
             )
             self.instance_arn = replica.arn
             self.instance_id = replica.identifier
@@ -720,7 +728,16 @@ class DrDatabase(pulumi.ComponentResource):
             auto_minor_version_upgrade=True,
             apply_immediately=True,
             **_performance_insights(db, primary["kmsKeyArn"]),
-            opts=pulumi.ResourceOptions(parent=self, provider=args.primary_provider, protect=args.protect),
+            # After `complete` this instance is region A's writer and leaves the dr program at the next
+            # update: it is released (forgotten by the stack, kept in AWS with deletion protection),
+            # never deleted. `complete` lifts `protect` so that the engine lets it go; bring it under the
+            # primary stack with `pulumi import` (README, "Failing back").
+            opts=pulumi.ResourceOptions(
+                parent=self,
+                provider=args.primary_provider,
+                protect=args.protect and not failback_replica_released(args.tier),
+                retain_on_delete=True,
+            ),
         )
 
 
@@ -1048,6 +1065,11 @@ class DrDataTier(pulumi.ComponentResource):
             self._exports.update({"drDbInstanceId": db.instance_id, "drDbInstanceArn": db.instance_arn})
             if db.failback_instance_id is not None:
                 self._exports["failbackDbInstanceId"] = db.failback_instance_id
+                if failback_replica_released(args.tier):
+                    # What the next update releases: import it into the primary stack.
+                    self._exports["releasedOnNextUpdate"] = [
+                        {"type": "aws:rds/instance:Instance", "id": db.failback_instance_id}
+                    ]
         self.register_outputs(self._exports)
 
     def exports(self) -> dict[str, Any]:

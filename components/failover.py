@@ -186,3 +186,14 @@ def decide(
         failback_replica_promoted=promoted_in_a and not aurora,
         reset_latch=False,
     )
+
+
+# --- lifecycle: what the data tier's options follow across updates (issue 13) ---
+
+
+def failback_replica_released(tier: DesiredTier) -> bool:
+    """At ``complete`` the rds-replica failback instance (region A's writer now) is about to leave the
+    dr program: the next update without ``dr:failback`` drops it from the stack (retained, never
+    deleted), so it must not be protected any more for the engine to let it go.
+    """
+    return tier.failback_phase == "complete" and tier.failback_replica

@@ -14,6 +14,7 @@ from components.failover import (
     Latch,
     decide,
     dr_capacity,
+    failback_replica_released,
 )
 
 capacities = st.builds(
@@ -116,3 +117,20 @@ def test_latch_parsing_fails_safe(raw: str | None, active: bool) -> None:
 def test_capacity_percent_out_of_range_is_refused(percent: int) -> None:
     with pytest.raises(ValueError, match=r"1\.\.200"):
         dr_capacity(Capacity(1, 1, 1), percent)
+
+
+@pytest.mark.parametrize("mode", ["aurora-global", "rds-replica"])
+def test_only_the_rds_failback_instance_at_complete_is_released(mode: str) -> None:
+    primary = Capacity(2, 2, 6)
+    released = {
+        phase: failback_replica_released(
+            decide(
+                DrFlags(active=phase != "complete", failback=phase),
+                primary,
+                database_mode=mode,
+                latch=Latch(),
+            )
+        )
+        for phase in FAILBACK_PHASES
+    }
+    assert released == {p: mode == "rds-replica" and p == "complete" for p in FAILBACK_PHASES}

@@ -91,13 +91,13 @@ def case(scenario: str, mode: str, *reasons: str) -> object:
 
 
 PLAN_CASES = [
-    case("declared-iac", RDS, F2_RDS_COMPLETE),
+    case("declared-iac", RDS),
     case("declared-iac", AURORA),
     case("runbook-iac", RDS, E1_RDS_REPROMOTE),
     case("runbook-iac", AURORA),
-    case("declared-runbook", RDS, F2_RDS_COMPLETE),
+    case("declared-runbook", RDS),
     case("declared-runbook", AURORA),
-    case("twice", RDS, F2_RDS_COMPLETE, E4_RESEED),
+    case("twice", RDS, E4_RESEED),
     case("twice", AURORA),
     case("upgrade", AURORA),
 ]
@@ -118,8 +118,7 @@ TRAFFIC_CASES = [
     case("runbook-iac", AURORA, F1_LATCH, F5_SWITCH_WRITER),
     case("declared-runbook", RDS, E2_RUNBOOK_FAILBACK),
     case("declared-runbook", AURORA, E3_AURORA_DECLARED, E2_RUNBOOK_FAILBACK),
-    # F2 refuses the routine update after complete, so the second cycle never starts.
-    case("twice", RDS),
+    case("twice", RDS, E4_RESEED),
     case("twice", AURORA, E3_AURORA_DECLARED, F5_SWITCH_WRITER),
     case("upgrade", AURORA),
 ]
@@ -197,25 +196,32 @@ def test_f1_iac_failback_after_a_runbook_failover_routes_back(mode: str) -> None
     assert o.traffic == "A" and o.capacity["A"] > 0, f"after complete: {o.line()}"
 
 
-@pytest.mark.xfail(strict=True, reason=F2_RDS_COMPLETE)
 def test_f2_rds_routine_update_after_complete_keeps_b_standalone_and_releases_a_writer() -> None:
     lc = run("declared-iac", RDS)
     routine = step(lc, "routine update: dr:failback removed")
     by_name = {p.name: p for p in routine.plans}
-    assert routine.errors == [], routine.errors
-    replica = by_name["dr-data-db-instance"]
-    assert "replicateSourceDb" not in replica.changed, (
-        "aws:rds/instance:Instance dr-data-db-instance: the promoted instance is re-pointed at a source"
+    assert routine.errors == [], f"{F2_RDS_COMPLETE}: {routine.errors}"
+    assert "replicateSourceDb" not in by_name["dr-data-db-instance"].changed, (
+        f"{F2_RDS_COMPLETE}: aws:rds/instance:Instance dr-data-db-instance is re-pointed at a source"
     )
     assert by_name["dr-data-db-failback"].action is Action.RELEASE, (
-        "aws:rds/instance:Instance dr-data-db-failback (region A's writer) must be released, never deleted"
+        f"{F2_RDS_COMPLETE}: aws:rds/instance:Instance dr-data-db-failback (region A's writer) must be released"
     )
-    assert routine.observation.writer_region == "A" and routine.observation.traffic == "A"
-    complete = step(lc, "IaC failback phase complete")
-    assert lc.outputs["dr"].get("releasedOnNextUpdate") or any(
-        "releasedOnNextUpdate" in s.outputs for s in lc.syntheses
-    ), "the instance leaving the program is listed for the operator (pulumi import into the primary stack)"
-    assert complete.errors == []
+    o = routine.observation
+    assert o.writer == "pilotlight-production-us-east-1-db-failback" and o.traffic == "A", o.line()
+    # complete lifts protect (so the engine lets it go), keeps retain_on_delete, and lists it.
+    (complete,) = [s for s in lc.syntheses if "releasedOnNextUpdate" in s.outputs]
+    failback = complete.named("dr-data-db-failback")
+    assert (failback.protect, failback.retain_on_delete) == (False, True), (
+        "aws:rds/instance:Instance dr-data-db-failback"
+    )
+    assert complete.outputs["releasedOnNextUpdate"] == [
+        {"type": "aws:rds/instance:Instance", "id": failback.inputs["identifier"]}
+    ]
+    replicate = step(lc, "IaC failback phase replicate")
+    assert [p.name for p in replicate.plans if p.action is Action.CREATE and p.stateful] == [
+        "dr-data-db-failback"
+    ]
 
 
 def test_f3_aurora_minor_upgrade_goes_through_the_global_cluster_only() -> None:
