@@ -33,7 +33,7 @@ import pulumi_aws as aws
 
 from components import storage
 from components.config import DatabaseConfig, StackConfig
-from components.failover import DesiredTier, failback_replica_released
+from components.failover import DesiredTier, failback_lag_watched, failback_replica_released
 from components.wiring import PrimaryOutputs
 
 DB_PORTS = {"aurora-postgresql": 5432, "postgres": 5432, "mysql": 3306}
@@ -687,10 +687,57 @@ class DrDatabase(pulumi.ComponentResource):
             self.instance_id = replica.identifier
             self.endpoint = replica.address
             if args.tier.failback_replica:
-                self.failback_instance_id = self._failback_replica(
-                    name, args, replica, engine, port
-                ).identifier
+                failback = self._failback_replica(name, args, replica, engine, port)
+                self.failback_instance_id = failback.identifier
+                if failback_lag_watched(args.tier):
+                    self._failback_lag_alarm(
+                        name, args, "ReplicaLag", "DBInstanceIdentifier", failback.identifier, 1.0
+                    )
+        if aurora and failback_lag_watched(args.tier):
+            # Region A's cluster is the secondary once the writer is in B: its lag decides switch-writer.
+            self._failback_lag_alarm(
+                name,
+                args,
+                "AuroraGlobalDBReplicationLag",
+                "DBClusterIdentifier",
+                primary["primaryClusterId"],
+                1000.0,
+            )
         self.register_outputs({"mode": self.mode})
+
+    def _failback_lag_alarm(
+        self,
+        name: str,
+        args: DrDatabaseArgs,
+        metric: str,
+        dimension: str,
+        value: pulumi.Input[str],
+        unit_per_second: float,
+    ) -> aws.cloudwatch.MetricAlarm:
+        """The replica lag B -> A during failback, alarmed where the metric is: in region A.
+
+        RDS publishes ``ReplicaLag`` (seconds) for the replica instance and Aurora publishes
+        ``AuroraGlobalDBReplicationLag`` (milliseconds) for the secondary cluster, each in the replica's
+        region; an alarm only sees metrics of its own region, and its actions must be in that region
+        too, so this one has none: the dashboard and the runbook's wait step read it.
+        """
+        bound = args.database.max_replication_lag_seconds
+        return aws.cloudwatch.MetricAlarm(
+            f"{name}-failback-lag",
+            name=physical_name(args.prefix, args.primary_region, "failback-lag"),
+            alarm_description=f"Failback: {metric} of region A's replica of region B above the bound ({bound} s)",
+            namespace="AWS/RDS",
+            metric_name=metric,
+            dimensions={dimension: value},
+            statistic="Maximum",
+            period=60,
+            evaluation_periods=5,
+            threshold=bound * unit_per_second,
+            comparison_operator="GreaterThanThreshold",
+            # The replica exists from `replicate` on: no datapoints means replication is not reporting.
+            treat_missing_data="breaching",
+            opts=pulumi.ResourceOptions(parent=self, provider=args.primary_provider),
+        )
 
     def _failback_replica(
         self, name: str, args: DrDatabaseArgs, source: aws.rds.Instance, engine: str, port: int

@@ -14,6 +14,8 @@ from components.failover import (
     Latch,
     decide,
     dr_capacity,
+    dr_database_replicates,
+    failback_lag_watched,
     failback_replica_released,
 )
 
@@ -134,3 +136,23 @@ def test_only_the_rds_failback_instance_at_complete_is_released(mode: str) -> No
         for phase in FAILBACK_PHASES
     }
     assert released == {p: mode == "rds-replica" and p == "complete" for p in FAILBACK_PHASES}
+
+
+@pytest.mark.parametrize(
+    ("mode", "replicates"),
+    [
+        # standby, active, replicate, drain, switch-writer, route-back, complete
+        ("rds-replica", [True, False, False, False, False, False, False]),
+        ("aurora-global", [True, False, False, False, True, True, True]),
+    ],
+)
+def test_the_dr_lag_alarm_expects_datapoints_only_while_region_b_replicates(
+    mode: str, replicates: list[bool]
+) -> None:
+    primary = Capacity(2, 2, 6)
+    flags = [DrFlags(), DrFlags(active=True)] + [
+        DrFlags(active=p != "complete", failback=p) for p in FAILBACK_PHASES
+    ]
+    tiers = [decide(f, primary, database_mode=mode, latch=Latch()) for f in flags]
+    assert [dr_database_replicates(t, mode) for t in tiers] == replicates
+    assert [failback_lag_watched(t) for t in tiers] == [False, False, True, True, False, False, False]
