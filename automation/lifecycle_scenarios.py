@@ -103,6 +103,10 @@ SCENARIOS: dict[str, tuple[str, Callable[[str], list[Step]]]] = {
         "deploy -> declared failover -> runbook failback -> routine update",
         lambda m: [*deploy(m), *declared_failover(m), *runbook_failback()],
     ),
+    "runbook-runbook": (
+        "deploy -> region A fails -> runbook failover -> region A back -> runbook failback -> routine update",
+        lambda m: [*deploy(m), *runbook_failover(), *runbook_failback()],
+    ),
     "twice": (
         "deploy -> declared failover and IaC failback, twice",
         lambda m: [

@@ -210,3 +210,13 @@ def test_plan_lifecycle_refuses_an_unknown_scenario_with_the_allowed_names(
     assert plan.main(["--lifecycle", "nope"]) == 2
     err = capsys.readouterr().err
     assert "'nope'" in err and "declared-iac" in err and "runbook-iac" in err and "upgrade" in err
+
+
+def test_plan_lifecycle_prints_each_steps_plan_and_a_summary_line(capsys: pytest.CaptureFixture[str]) -> None:
+    # Shares its syntheses with the "upgrade" scenario tests (automation.lifecycle caches them).
+    assert plan.main(["--lifecycle", "upgrade-headless", "--set", "database.mode=aurora-global"]) == 0
+    out = capsys.readouterr().out
+    assert "lifecycle upgrade-headless (aurora-global)" in out
+    assert out.count("summary step ") == 4 and "stateful replacements 0" in out
+    assert "~  update  rds.GlobalCluster" in out and "engineVersion: 16.4 -> 16.6" in out
+    assert "ERROR (update stops, nothing applied)" in out and "without a primary instance" in out

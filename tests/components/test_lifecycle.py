@@ -97,6 +97,8 @@ PLAN_CASES = [
     case("runbook-iac", AURORA),
     case("declared-runbook", RDS),
     case("declared-runbook", AURORA),
+    case("runbook-runbook", RDS),
+    case("runbook-runbook", AURORA),
     case("twice", RDS, E4_RESEED),
     case("twice", AURORA),
     case("upgrade", AURORA),
@@ -118,6 +120,8 @@ TRAFFIC_CASES = [
     case("runbook-iac", AURORA, F1_LATCH, F5_SWITCH_WRITER),
     case("declared-runbook", RDS, E2_RUNBOOK_FAILBACK),
     case("declared-runbook", AURORA, E3_AURORA_DECLARED, E2_RUNBOOK_FAILBACK),
+    case("runbook-runbook", RDS),
+    case("runbook-runbook", AURORA),
     case("twice", RDS, E4_RESEED),
     case("twice", AURORA, E3_AURORA_DECLARED, F5_SWITCH_WRITER),
     case("upgrade", AURORA),
@@ -138,6 +142,8 @@ LAG_CASES = [
     case("runbook-iac", AURORA, F5_SWITCH_WRITER),
     case("declared-runbook", RDS),
     case("declared-runbook", AURORA),
+    case("runbook-runbook", RDS),
+    case("runbook-runbook", AURORA),
     case("upgrade", AURORA),
 ]
 
@@ -154,6 +160,8 @@ END_CASES = [
     case("runbook-iac", AURORA, F1_LATCH, F5_SWITCH_WRITER),
     case("declared-runbook", RDS, E4_RESEED),
     case("declared-runbook", AURORA),
+    case("runbook-runbook", RDS, E4_RESEED),
+    case("runbook-runbook", AURORA),
     case("upgrade", AURORA),
 ]
 
