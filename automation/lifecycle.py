@@ -145,6 +145,7 @@ class ResourcePlan:
     force_new: list[str] = field(default_factory=list)
     unclassified: list[str] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
+    options: dict[str, tuple[Any, Any]] = field(default_factory=dict)  # protect, retain, ignore_changes
 
     @property
     def stateful(self) -> bool:
@@ -191,6 +192,9 @@ def plan_resource(old: Stored | None, new: Stored, facts: Facts | None = None) -
     changed = changed_inputs(old.inputs, eff)
     stored = Stored(**{**new.__dict__, "inputs": eff})
     plan = ResourcePlan(new.stack, new.urn, new.type, new.name, new.region, Action.SAME, changed)
+    for opt in ("protect", "retain_on_delete", "ignore_changes"):
+        if getattr(old, opt) != getattr(new, opt):
+            plan.options[opt] = (getattr(old, opt), getattr(new, opt))
     if not changed:
         return plan, stored
     rules = REPLACEMENT.get(new.type)
@@ -514,6 +518,12 @@ def _synth(stack: str, overrides_json: str, latch: str | None, primary_json: str
     return synth.synthesize(stack, json.loads(overrides_json), latch=latch, primary_outputs=primary)
 
 
+@functools.cache
+def _regions() -> tuple[str, str]:
+    cfg = synth.load_stack_config("dr")
+    return cfg["pilotlight:primaryRegion"], cfg["pilotlight:drRegion"]
+
+
 def _runbook_latch(state: str, runbook: str) -> str:
     # The latch value the runbook writes (lambdas/failover/steps.py write_latch / clear_latch); fixed
     # timestamps keep syntheses cacheable.
@@ -541,8 +551,7 @@ class Lifecycle:
         return None if r is None else self.world.attrs.get(r.urn)
 
     def regions(self) -> tuple[str, str]:
-        cfg = synth.load_stack_config("dr")
-        return cfg["pilotlight:primaryRegion"], cfg["pilotlight:drRegion"]
+        return _regions()
 
     def latch_value(self) -> str | None:
         live = self.live("dr", "aws:ssm/parameter:Parameter", "dr-failover-latch")
@@ -890,7 +899,7 @@ def render(results: Sequence[StepResult], *, show_same: bool = False) -> str:
             lines.append(f"  REFUSED by the program: {r.refused}")
         quiet_creates = 0
         for p in r.plans:
-            if p.action is Action.SAME and not show_same:
+            if p.action is Action.SAME and not show_same and not p.options:
                 continue
             if p.action is Action.CREATE and not p.stateful and not p.errors and not show_same:
                 quiet_creates += 1
@@ -898,6 +907,10 @@ def render(results: Sequence[StepResult], *, show_same: bool = False) -> str:
             lines.append(
                 f"  {mark[p.action]:<2} {p.action:<7} {_type_short(p.type):<30} {p.name}  [{p.region}]"
             )
+            for opt, (old, new) in p.options.items():
+                lines.append(
+                    f"        <{opt}>: {json.dumps(old)} -> {json.dumps(new)} (option, recorded in state)"
+                )
             for key, (old, new) in p.changed.items():
                 tag = (
                     " (force-new)"
