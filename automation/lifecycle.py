@@ -540,6 +540,7 @@ class Lifecycle:
         self.world = LiveWorld()
         self.results: list[StepResult] = []
         self.syntheses: list[synth.Synthesis] = []
+        self.stopped = 0  # steps not run after a failed update
 
     # ---- helpers over state and world
 
@@ -576,8 +577,11 @@ class Lifecycle:
     # ---- steps
 
     def run(self, steps: Sequence[Step]) -> list[StepResult]:
+        """Run ``steps`` in order; a failed update stops the procedure, as it stops the operator."""
         for step in steps:
-            self.step(step)
+            if self.step(step).errors:
+                self.stopped = len(steps) - len(self.results)
+                break
         return self.results
 
     def step(self, step: Step) -> StepResult:

@@ -288,6 +288,8 @@ def _lifecycle(scenario: str, pairs: list[str]) -> int:
     print(lifecycle.render(lc.results))
     final = lifecycle.final_violations(lc)
     print("\n== end of scenario ==")
+    if lc.stopped:
+        print(f"  stopped after step {len(lc.results)}: the update failed; {lc.stopped} step(s) not run")
     for v in final:
         print(f"  {v}")
     if not final:
