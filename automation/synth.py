@@ -2,7 +2,7 @@
 
 No Pulumi CLI and no AWS: ``pulumi.runtime.set_mocks`` stands in for the engine. A monitor
 subclass records, for every registration, the type, name, inputs, options (parent, protect,
-ignore_changes, depends_on) and the provider it went to, and the provider's region. The offline
+retain_on_delete, ignore_changes, depends_on) and the provider it went to, and the provider's region. The offline
 plan prints these records; the tests assert on them. The dr stack is synthesized against the
 outputs of a synthesis of the primary stack, so the two are checked together.
 
@@ -45,6 +45,7 @@ class Resource:
     provider: str | None = None
     region: str | None = None
     protect: bool = False
+    retain_on_delete: bool = False
     ignore_changes: list[str] = field(default_factory=list)
     depends_on: list[str] = field(default_factory=list)
     stack: str = ""
@@ -297,6 +298,7 @@ def _run_mocked(stack: str, values: dict[str, Any], latch: str | None, primary_o
                 parent=request.parent or None,
                 provider=_provider_urn(request.provider) if request.provider else None,
                 protect=bool(request.protect),
+                retain_on_delete=bool(request.retainOnDelete),
                 ignore_changes=list(request.ignoreChanges),
                 depends_on=list(request.dependencies),
                 stack=stack,

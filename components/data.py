@@ -33,7 +33,7 @@ import pulumi_aws as aws
 
 from components import storage
 from components.config import DatabaseConfig, StackConfig
-from components.failover import DesiredTier
+from components.failover import DesiredTier, failback_lag_watched, failback_replica_released
 from components.wiring import PrimaryOutputs
 
 DB_PORTS = {"aurora-postgresql": 5432, "postgres": 5432, "mysql": 3306}
@@ -52,6 +52,10 @@ SECRET_RECOVERY_WINDOW_DAYS = 30
 PERFORMANCE_INSIGHTS_RETENTION_DAYS = 7  # the free tier
 BACKUP_WINDOW = "03:00-04:00"  # UTC
 MAINTENANCE_WINDOW = "sun:04:30-sun:05:30"
+# Members of an Aurora global database (clusters and their instances) take the global cluster's
+# engine version: a minor upgrade is one change of the global cluster, which upgrades the members
+# (secondaries first), never a change of each member.
+MEMBER_IGNORE_CHANGES = ("engineVersion",)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -395,8 +399,13 @@ class PrimaryDatabase(pulumi.ComponentResource):
                 final_snapshot_identifier=f"{physical}-final",
                 # After a global switchover or failover this cluster is a secondary replicating from
                 # region B; that is the runbook's doing, and a later `pulumi up` must not undo it.
+                # The engine version is the global cluster's: upgrading it upgrades every member,
+                # secondaries first, and the provider documents ignore_changes on the members'
+                # engineVersion (pulumi-aws rds.GlobalCluster, engineVersion).
                 opts=pulumi.ResourceOptions(
-                    parent=self, protect=args.protect, ignore_changes=["replicationSourceIdentifier"]
+                    parent=self,
+                    protect=args.protect,
+                    ignore_changes=["replicationSourceIdentifier", *MEMBER_IGNORE_CHANGES],
                 ),
             )
             _cluster_instances(
@@ -485,7 +494,8 @@ def _cluster_instances(
             auto_minor_version_upgrade=True,
             copy_tags_to_snapshot=True,
             **performance_insights,
-            opts=pulumi.ResourceOptions(parent=parent),
+            # An instance takes its cluster's version; the provider never applies a change here.
+            opts=pulumi.ResourceOptions(parent=parent, ignore_changes=list(MEMBER_IGNORE_CHANGES)),
         )
 
 
@@ -611,7 +621,11 @@ class DrDatabase(pulumi.ComponentResource):
                 opts=pulumi.ResourceOptions(
                     parent=self,
                     protect=args.protect,
-                    ignore_changes=["globalClusterIdentifier", "replicationSourceIdentifier"],
+                    ignore_changes=[
+                        "globalClusterIdentifier",
+                        "replicationSourceIdentifier",
+                        *MEMBER_IGNORE_CHANGES,
+                    ],
                 ),
             )
             _cluster_instances(
@@ -659,16 +673,71 @@ class DrDatabase(pulumi.ComponentResource):
                 auto_minor_version_upgrade=True,
                 apply_immediately=True,
                 **pi,
-                opts=pulumi.ResourceOptions(parent=self, protect=args.protect),
+                # Once promoted, an instance is never re-pointed at a source (the provider refuses:
+                # "cannot elect new source database for replication"). While the program wants a
+                # replica, the source in state wins: a replica keeps its source, and an instance
+                # promoted by an earlier failover stays standalone until it is re-seeded.
+                opts=pulumi.ResourceOptions(
+                    parent=self,
+                    protect=args.protect,
+                    ignore_changes=[] if args.tier.promote_database else ["replicateSourceDb"],
+                ),
             )
             self.instance_arn = replica.arn
             self.instance_id = replica.identifier
             self.endpoint = replica.address
             if args.tier.failback_replica:
-                self.failback_instance_id = self._failback_replica(
-                    name, args, replica, engine, port
-                ).identifier
+                failback = self._failback_replica(name, args, replica, engine, port)
+                self.failback_instance_id = failback.identifier
+                if failback_lag_watched(args.tier):
+                    self._failback_lag_alarm(
+                        name, args, "ReplicaLag", "DBInstanceIdentifier", failback.identifier, 1.0
+                    )
+        if aurora and failback_lag_watched(args.tier):
+            # Region A's cluster is the secondary once the writer is in B: its lag decides switch-writer.
+            self._failback_lag_alarm(
+                name,
+                args,
+                "AuroraGlobalDBReplicationLag",
+                "DBClusterIdentifier",
+                primary["primaryClusterId"],
+                1000.0,
+            )
         self.register_outputs({"mode": self.mode})
+
+    def _failback_lag_alarm(
+        self,
+        name: str,
+        args: DrDatabaseArgs,
+        metric: str,
+        dimension: str,
+        value: pulumi.Input[str],
+        unit_per_second: float,
+    ) -> aws.cloudwatch.MetricAlarm:
+        """The replica lag B -> A during failback, alarmed where the metric is: in region A.
+
+        RDS publishes ``ReplicaLag`` (seconds) for the replica instance and Aurora publishes
+        ``AuroraGlobalDBReplicationLag`` (milliseconds) for the secondary cluster, each in the replica's
+        region; an alarm only sees metrics of its own region, and its actions must be in that region
+        too, so this one has none: the dashboard and the runbook's wait step read it.
+        """
+        bound = args.database.max_replication_lag_seconds
+        return aws.cloudwatch.MetricAlarm(
+            f"{name}-failback-lag",
+            name=physical_name(args.prefix, args.primary_region, "failback-lag"),
+            alarm_description=f"Failback: {metric} of region A's replica of region B above the bound ({bound} s)",
+            namespace="AWS/RDS",
+            metric_name=metric,
+            dimensions={dimension: value},
+            statistic="Maximum",
+            period=60,
+            evaluation_periods=5,
+            threshold=bound * unit_per_second,
+            comparison_operator="GreaterThanThreshold",
+            # The replica exists from `replicate` on: no datapoints means replication is not reporting.
+            treat_missing_data="breaching",
+            opts=pulumi.ResourceOptions(parent=self, provider=args.primary_provider),
+        )
 
     def _failback_replica(
         self, name: str, args: DrDatabaseArgs, source: aws.rds.Instance, engine: str, port: int
@@ -706,7 +775,16 @@ class DrDatabase(pulumi.ComponentResource):
             auto_minor_version_upgrade=True,
             apply_immediately=True,
             **_performance_insights(db, primary["kmsKeyArn"]),
-            opts=pulumi.ResourceOptions(parent=self, provider=args.primary_provider, protect=args.protect),
+            # After `complete` this instance is region A's writer and leaves the dr program at the next
+            # update: it is released (forgotten by the stack, kept in AWS with deletion protection),
+            # never deleted. `complete` lifts `protect` so that the engine lets it go; bring it under the
+            # primary stack with `pulumi import` (README, "Failing back").
+            opts=pulumi.ResourceOptions(
+                parent=self,
+                provider=args.primary_provider,
+                protect=args.protect and not failback_replica_released(args.tier),
+                retain_on_delete=True,
+            ),
         )
 
 
@@ -1034,6 +1112,11 @@ class DrDataTier(pulumi.ComponentResource):
             self._exports.update({"drDbInstanceId": db.instance_id, "drDbInstanceArn": db.instance_arn})
             if db.failback_instance_id is not None:
                 self._exports["failbackDbInstanceId"] = db.failback_instance_id
+                if failback_replica_released(args.tier):
+                    # What the next update releases: import it into the primary stack.
+                    self._exports["releasedOnNextUpdate"] = [
+                        {"type": "aws:rds/instance:Instance", "id": db.failback_instance_id}
+                    ]
         self.register_outputs(self._exports)
 
     def exports(self) -> dict[str, Any]:

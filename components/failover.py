@@ -186,3 +186,35 @@ def decide(
         failback_replica_promoted=promoted_in_a and not aurora,
         reset_latch=False,
     )
+
+
+# --- lifecycle: what the data tier's options follow across updates (issue 13) ---
+
+
+def failback_replica_released(tier: DesiredTier) -> bool:
+    """At ``complete`` the rds-replica failback instance (region A's writer now) is about to leave the
+    dr program: the next update without ``dr:failback`` drops it from the stack (retained, never
+    deleted), so it must not be protected any more for the engine to let it go.
+    """
+    return tier.failback_phase == "complete" and tier.failback_replica
+
+
+def dr_database_replicates(tier: DesiredTier, database_mode: str) -> bool:
+    """Whether region B's database is meant to be a replica in this tier, so its lag metric reports.
+
+    rds-replica: until it is promoted (and it stays promoted after a failback: re-seeding is manual).
+    aurora-global: in standby, and again once the writer has moved back (``switch-writer`` on).
+    """
+    if database_mode == "rds-replica":
+        return not tier.promote_database
+    phase = tier.failback_phase
+    moved_back = phase is not None and FAILBACK_PHASES.index(phase) >= FAILBACK_PHASES.index("switch-writer")
+    return not tier.active or moved_back
+
+
+def failback_lag_watched(tier: DesiredTier) -> bool:
+    """Whether region A's replica of region B must be watched: from ``replicate`` until the writer moves.
+
+    During ``replicate`` and ``drain`` the replica lag B -> A is what decides ``switch-writer``.
+    """
+    return tier.failback_phase in ("replicate", "drain")

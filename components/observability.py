@@ -47,6 +47,9 @@ class ObservabilityArgs:
     watch_primary: bool = False
     confirmation_minutes: int = 3
     extra_alarm_actions: list[pulumi.Input[str]] = field(default_factory=list)
+    # How the replica-lag alarm treats missing data: "breaching" while the watched database is a replica
+    # (silence means replication is not reporting), "notBreaching" while it is the writer (no lag exists).
+    replica_lag_missing_data: str = "breaching"
 
 
 class Observability(pulumi.ComponentResource):
@@ -171,8 +174,7 @@ class Observability(pulumi.ComponentResource):
                 evaluation_periods=5,
                 threshold=threshold,
                 comparison_operator="GreaterThanThreshold",
-                # No lag datapoints means replication is not reporting: as bad as lag for the RPO.
-                treat_missing_data="breaching",
+                treat_missing_data=args.replica_lag_missing_data,
             )
 
         self.primary_unhealthy_alarm_arn = None

@@ -11,7 +11,7 @@ import pulumi_aws as aws
 from components.compute import WebTier, WebTierArgs
 from components.config import StackConfig
 from components.data import DrDataTier, DrDataTierArgs
-from components.failover import DesiredTier, Latch, dr_capacity
+from components.failover import DesiredTier, Latch, dr_capacity, dr_database_replicates
 from components.global_failover import SWITCH_METRIC, SWITCH_NAMESPACE
 from components.network import Network, NetworkArgs
 from components.observability import Observability, ObservabilityArgs
@@ -197,6 +197,10 @@ class PilotLightRegion(pulumi.ComponentResource):
                 alert_email=cfg.routing.alert_email,
                 watch_primary=True,
                 replica_lag=lag,
+                # Meaningful in every phase: a promoted database reports no lag, so silence is not an alarm.
+                replica_lag_missing_data=(
+                    "breaching" if dr_database_replicates(tier, cfg.database.mode) else "notBreaching"
+                ),
                 confirmation_minutes=cfg.routing.confirmation_minutes,
             ),
             child,

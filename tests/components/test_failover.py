@@ -14,6 +14,9 @@ from components.failover import (
     Latch,
     decide,
     dr_capacity,
+    dr_database_replicates,
+    failback_lag_watched,
+    failback_replica_released,
 )
 
 capacities = st.builds(
@@ -116,3 +119,40 @@ def test_latch_parsing_fails_safe(raw: str | None, active: bool) -> None:
 def test_capacity_percent_out_of_range_is_refused(percent: int) -> None:
     with pytest.raises(ValueError, match=r"1\.\.200"):
         dr_capacity(Capacity(1, 1, 1), percent)
+
+
+@pytest.mark.parametrize("mode", ["aurora-global", "rds-replica"])
+def test_only_the_rds_failback_instance_at_complete_is_released(mode: str) -> None:
+    primary = Capacity(2, 2, 6)
+    released = {
+        phase: failback_replica_released(
+            decide(
+                DrFlags(active=phase != "complete", failback=phase),
+                primary,
+                database_mode=mode,
+                latch=Latch(),
+            )
+        )
+        for phase in FAILBACK_PHASES
+    }
+    assert released == {p: mode == "rds-replica" and p == "complete" for p in FAILBACK_PHASES}
+
+
+@pytest.mark.parametrize(
+    ("mode", "replicates"),
+    [
+        # standby, active, replicate, drain, switch-writer, route-back, complete
+        ("rds-replica", [True, False, False, False, False, False, False]),
+        ("aurora-global", [True, False, False, False, True, True, True]),
+    ],
+)
+def test_the_dr_lag_alarm_expects_datapoints_only_while_region_b_replicates(
+    mode: str, replicates: list[bool]
+) -> None:
+    primary = Capacity(2, 2, 6)
+    flags = [DrFlags(), DrFlags(active=True)] + [
+        DrFlags(active=p != "complete", failback=p) for p in FAILBACK_PHASES
+    ]
+    tiers = [decide(f, primary, database_mode=mode, latch=Latch()) for f in flags]
+    assert [dr_database_replicates(t, mode) for t in tiers] == replicates
+    assert [failback_lag_watched(t) for t in tiers] == [False, False, True, True, False, False, False]

@@ -1,0 +1,954 @@
+"""A state-carrying plan harness: the program across a sequence of ``pulumi up``s and runbook runs.
+
+Each ``up`` step runs the real program under Pulumi's mocks (:mod:`automation.synth`) and plans it
+against the stack's *state* — the inputs and outputs the engine recorded at the previous ``up`` — the
+way ``pulumi up`` without ``--refresh`` does:
+
+- ``ignore_changes`` takes the listed properties from the previous state's inputs (never on create);
+- each changed input of a stateful type is classified with :data:`lifecycle_tables.REPLACEMENT`
+  (force-new → replace, else in-place update); an input missing from the table is *unclassified*;
+- ``protect`` stops the update when a protected resource would be replaced (new goal protected) or
+  deleted (state protected); ``retain_on_delete`` (from state) turns a delete into a *release*;
+- in-place updates the provider or AWS refuses (:data:`lifecycle_tables.REJECTED`) stop the update.
+
+A step that would stop the engine applies nothing (the real engine may have applied part of it).
+
+A *live world* holds what AWS has: each managed resource's live attributes (only the inputs an
+update changes are written, so drift made out of band survives an update that does not touch it),
+the database topology (who replicates from whom, which one holds the latest writes), the failover
+switch metric, whether region A answers, and what the runbook created out of band. Runbook steps
+change only the live world, as boto3 would. Invokes answer from the live world: the latch the program
+reads is the live parameter's value, and the StackReference answers the primary stack's last outputs.
+
+After every step the canary ticks (switch metric = 1 while the latch says active, as
+``lambdas/health_check`` does) and the harness observes where traffic goes (Route 53: region A while
+its endpoint is healthy and the switch alarm is OK), each region's web capacity, the writer and
+the latch, and checks the invariants (:func:`invariants`).
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any, Literal
+
+from automation import synth
+from automation.lifecycle_tables import (
+    ENGINE_RULES,
+    EXISTS_ERRORS,
+    NO_DELETE_TYPES,
+    REPLACEMENT,
+    STATEFUL_TYPES,
+    Change,
+    rejected,
+)
+
+# Inputs that differ between two runs of the same program because they are build artefacts.
+VOLATILE_INPUTS = frozenset({"code", "sourceCodeHash", "__defaults"})
+LAG_METRICS = frozenset({"ReplicaLag", "AuroraGlobalDBReplicationLag"})
+# Failback phases during which region B has stopped taking writes while traffic still goes there:
+# the README's planned write outage ("a planned write outage starts here" until route-back).
+PLANNED_OUTAGE_PHASES = frozenset({"drain", "switch-writer"})
+LAG_WATCH_PHASES = frozenset({"replicate", "drain"})  # the lag decides when the writer may move
+
+
+class Action(StrEnum):
+    """What the engine does with one resource in one update."""
+
+    CREATE = "create"
+    UPDATE = "update"
+    REPLACE = "replace"
+    DELETE = "delete"
+    RELEASE = "release"  # removed from the program with retainOnDelete: forgotten, kept in AWS
+    SAME = "same"
+
+
+# --------------------------------------------------------------------------------------------------
+# stored state
+
+
+@dataclass
+class Stored:
+    """One resource as the stack's state holds it."""
+
+    urn: str
+    type: str
+    name: str
+    stack: str
+    region: str | None
+    inputs: dict[str, Any]
+    outputs: dict[str, Any]
+    protect: bool = False
+    retain_on_delete: bool = False
+    ignore_changes: list[str] = field(default_factory=list)
+
+    @property
+    def label(self) -> str:
+        return f"{self.type} {self.name} (stack {self.stack})"
+
+
+def plain(value: Any) -> Any:
+    """A recorded value with Pulumi's secret wrappers removed (the harness compares values)."""
+    from pulumi.runtime import rpc
+
+    if isinstance(value, dict):
+        if value.get(rpc._special_sig_key) == rpc._special_secret_sig:
+            return plain(value.get("value"))
+        return {k: plain(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [plain(v) for v in value]
+    return value
+
+
+def stored_from(r: synth.Resource) -> Stored:
+    return Stored(
+        urn=r.urn,
+        type=r.type,
+        name=r.name,
+        stack=r.stack,
+        region=r.region,
+        inputs=plain(r.inputs),
+        outputs=plain(r.outputs),
+        protect=r.protect,
+        retain_on_delete=r.retain_on_delete,
+        ignore_changes=list(r.ignore_changes),
+    )
+
+
+def managed(resources: Iterable[synth.Resource]) -> list[Stored]:
+    """The custom resources the engine diffs (providers and Pulumi's own resources aside)."""
+    return [
+        stored_from(r)
+        for r in resources
+        if r.custom and not r.is_provider and not r.type.startswith("pulumi:")
+    ]
+
+
+# --------------------------------------------------------------------------------------------------
+# the plan of one update (pure: old state + new goal + live facts)
+
+
+@dataclass
+class ResourcePlan:
+    """One resource's plan in one update."""
+
+    stack: str
+    urn: str
+    type: str
+    name: str
+    region: str | None
+    action: Action
+    changed: dict[str, tuple[Any, Any]] = field(default_factory=dict)
+    force_new: list[str] = field(default_factory=list)
+    unclassified: list[str] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+    options: dict[str, tuple[Any, Any]] = field(default_factory=dict)  # protect, retain, ignore_changes
+
+    @property
+    def stateful(self) -> bool:
+        return self.type in STATEFUL_TYPES
+
+    @property
+    def label(self) -> str:
+        return f"{self.type} {self.name}"
+
+
+def effective_inputs(old: Stored, new: Stored) -> dict[str, Any]:
+    """The new goal's inputs after ``ignore_changes``: ignored properties keep the state's value."""
+    eff = dict(new.inputs)
+    for path in new.ignore_changes:
+        top = path.split(".", 1)[0].split("[", 1)[0]
+        if top in old.inputs:
+            eff[top] = old.inputs[top]
+        else:
+            eff.pop(top, None)
+    return eff
+
+
+def changed_inputs(old: Mapping[str, Any], new: Mapping[str, Any]) -> dict[str, tuple[Any, Any]]:
+    keys = (set(old) | set(new)) - VOLATILE_INPUTS
+    return {k: (old.get(k), new.get(k)) for k in sorted(keys) if old.get(k) != new.get(k)}
+
+
+Facts = Mapping[str, Any]
+
+
+def plan_resource(old: Stored | None, new: Stored, facts: Facts | None = None) -> tuple[ResourcePlan, Stored]:
+    """Plan one resource of the new goal against its state; returns the plan and the state to store."""
+    facts = facts or {}
+    if old is None:
+        plan = ResourcePlan(new.stack, new.urn, new.type, new.name, new.region, Action.CREATE)
+        exists = EXISTS_ERRORS.get(new.type)
+        if exists and new.inputs.get(exists[0]) in facts.get("existing_identifiers", ()):
+            plan.errors.append(
+                f"{plan.label}: {exists[0]} {new.inputs[exists[0]]!r} already exists in AWS (created out of "
+                f"band); the create fails: {exists[1]}"
+            )
+        return plan, new
+    eff = effective_inputs(old, new)
+    changed = changed_inputs(old.inputs, eff)
+    stored = Stored(**{**new.__dict__, "inputs": eff})
+    plan = ResourcePlan(new.stack, new.urn, new.type, new.name, new.region, Action.SAME, changed)
+    for opt in ("protect", "retain_on_delete", "ignore_changes"):
+        if getattr(old, opt) != getattr(new, opt):
+            plan.options[opt] = (getattr(old, opt), getattr(new, opt))
+    if not changed:
+        return plan, stored
+    rules = REPLACEMENT.get(new.type)
+    plan.action = Action.UPDATE
+    if rules is not None:
+        for key in changed:
+            kind = rules.classify(key)
+            if kind == "force-new":
+                plan.force_new.append(key)
+            elif kind is None:
+                plan.unclassified.append(key)
+        if plan.force_new:
+            plan.action = Action.REPLACE
+    if plan.action is Action.REPLACE and new.protect:
+        plan.errors.append(
+            f"{plan.label}: replacement ({', '.join(plan.force_new)}) of a protected resource: "
+            + ENGINE_RULES["protect-replace"]
+        )
+    for key, (before, after) in changed.items():
+        for rule in rejected(Change(new.type, key, before, after, facts)):
+            plan.errors.append(
+                f"{plan.label}: {key} {_short(before)} -> {_short(after)}: {rule.error} [{rule.source}]"
+            )
+    return plan, stored
+
+
+def plan_removal(old: Stored) -> ResourcePlan:
+    """A resource in state that the new goal no longer declares."""
+    action = Action.RELEASE if old.retain_on_delete else Action.DELETE
+    plan = ResourcePlan(old.stack, old.urn, old.type, old.name, old.region, action)
+    if old.protect:
+        plan.errors.append(
+            f"{plan.label}: removed from the program while protected: " + ENGINE_RULES["protect-delete"]
+        )
+    return plan
+
+
+def _short(value: Any, width: int = 60) -> str:
+    text = synth.show(value) if value is not None else "(absent)"
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+# --------------------------------------------------------------------------------------------------
+# the live world
+
+
+@dataclass
+class Db:
+    """A database AWS has: an RDS instance or an Aurora cluster."""
+
+    ident: str
+    region: str
+    kind: Literal["instance", "cluster"]
+    source: str | None  # the database it replicates from; None: standalone / writer
+    managed_by: str | None  # "stack:urn", or None: out of band or released
+    engine_version: str | None = None
+    global_id: str | None = None
+
+
+@dataclass
+class LiveWorld:
+    """What AWS has, as far as the invariants need it."""
+
+    attrs: dict[str, dict[str, Any]] = field(default_factory=dict)  # urn -> live attributes
+    dbs: dict[str, Db] = field(default_factory=dict)
+    cluster_instances: dict[str, str] = field(default_factory=dict)  # instance ident -> cluster ident
+    refs: dict[str, str] = field(default_factory=dict)  # ARN / id output -> db ident
+    writer: str | None = None  # the database holding every acknowledged write
+    switch_metric: float | None = None
+    region_a_up: bool = True
+    out_of_band: list[str] = field(default_factory=list)  # things the runbook made that no state holds
+    released: list[str] = field(default_factory=list)
+
+    def promote(self, ident: str) -> None:
+        """A replica becomes standalone; it becomes *the* writer only if it descends from the writer."""
+        db = self.dbs[ident]
+        if db.source is None:
+            return
+        if self.descends_from_writer(ident):
+            self.writer = ident
+        db.source = None
+
+    def descends_from_writer(self, ident: str) -> bool:
+        seen: set[str] = set()
+        cur: str | None = ident
+        while cur is not None and cur not in seen:
+            if cur == self.writer:
+                return True
+            seen.add(cur)
+            cur = self.dbs[cur].source if cur in self.dbs else None
+        return False
+
+    def global_failover(self, target: str) -> None:
+        """Aurora global failover/switchover: ``target`` writes; the other members replicate from it."""
+        gid = self.dbs[target].global_id
+        for db in self.dbs.values():
+            if db.kind == "cluster" and db.global_id == gid:
+                db.source = None if db.ident == target else target
+        self.writer = target
+
+    def instances_of(self, cluster: str) -> list[str]:
+        return [i for i, c in self.cluster_instances.items() if c == cluster]
+
+
+def _resolve(world: LiveWorld, ref: Any) -> str | None:
+    return world.refs.get(ref) if isinstance(ref, str) else None
+
+
+def apply_to_world(world: LiveWorld, plan: ResourcePlan, old: Stored | None, new: Stored | None) -> None:
+    """What AWS does when the engine applies ``plan``."""
+    if plan.action is Action.SAME:
+        return
+    if plan.action in (Action.DELETE, Action.RELEASE):
+        assert old is not None
+        _remove_db(world, old, release=plan.action is Action.RELEASE)
+        if plan.action is Action.DELETE:
+            world.attrs.pop(old.urn, None)
+        else:
+            world.released.append(f"{old.type} {old.name} ({_ident(old) or old.urn})")
+        return
+    assert new is not None
+    if plan.action is Action.REPLACE:
+        assert old is not None
+        _remove_db(world, old, release=False)
+        world.attrs[new.urn] = dict(new.inputs)
+        _create_db(world, new)
+        return
+    if plan.action is Action.CREATE:
+        world.attrs[new.urn] = dict(new.inputs)
+        _create_db(world, new)
+        return
+    live = world.attrs.setdefault(new.urn, {})
+    for key, (_old, value) in plan.changed.items():
+        live[key] = value
+    ident = _ident(new)
+    source = plan.changed.get("replicateSourceDb")
+    if new.type == "aws:rds/instance:Instance" and ident and source is not None and source[1] in (None, ""):
+        world.promote(ident)
+    if new.type == "aws:rds/globalCluster:GlobalCluster" and "engineVersion" in plan.changed:
+        gid = new.inputs.get("globalClusterIdentifier")
+        for db in world.dbs.values():
+            if db.global_id == gid:
+                db.engine_version = plan.changed["engineVersion"][1]
+    if new.type == "aws:rds/cluster:Cluster" and "engineVersion" in plan.changed and ident in world.dbs:
+        world.dbs[ident].engine_version = plan.changed["engineVersion"][1]
+
+
+def _ident(r: Stored) -> str | None:
+    key = {
+        "aws:rds/instance:Instance": "identifier",
+        "aws:rds/cluster:Cluster": "clusterIdentifier",
+        "aws:rds/clusterInstance:ClusterInstance": "identifier",
+    }.get(r.type)
+    return r.inputs.get(key) if key else None
+
+
+def _create_db(world: LiveWorld, r: Stored) -> None:
+    ident = _ident(r)
+    if ident is None:
+        return
+    owner = f"{r.stack}:{r.urn}"
+    for out in ("arn", "id"):
+        if isinstance(r.outputs.get(out), str):
+            world.refs[r.outputs[out]] = ident
+    if r.type == "aws:rds/clusterInstance:ClusterInstance":
+        cluster = _resolve(world, r.inputs.get("clusterIdentifier"))
+        if cluster is not None:
+            world.cluster_instances[ident] = cluster
+        return
+    region = r.region or ""
+    if r.type == "aws:rds/instance:Instance":
+        source = _resolve(world, r.inputs.get("replicateSourceDb"))
+        world.dbs[ident] = Db(ident, region, "instance", source, owner, r.inputs.get("engineVersion"))
+    else:
+        gid = r.inputs.get("globalClusterIdentifier")
+        writer_cluster = next(
+            (d.ident for d in world.dbs.values() if d.global_id == gid and d.source is None), None
+        )
+        source = None if r.inputs.get("masterUsername") else writer_cluster
+        world.dbs[ident] = Db(ident, region, "cluster", source, owner, r.inputs.get("engineVersion"), gid)
+    if world.dbs[ident].source is None and world.writer is None:
+        world.writer = ident
+
+
+def _remove_db(world: LiveWorld, r: Stored, *, release: bool) -> None:
+    ident = _ident(r)
+    if ident is None:
+        return
+    if r.type == "aws:rds/clusterInstance:ClusterInstance":
+        if not release:
+            world.cluster_instances.pop(ident, None)
+        return
+    if ident not in world.dbs:
+        return
+    if release:
+        world.dbs[ident].managed_by = None
+        return
+    del world.dbs[ident]
+    if world.writer == ident:
+        world.writer = None  # every acknowledged write is gone with it
+
+
+# --------------------------------------------------------------------------------------------------
+# observation and invariants
+
+
+@dataclass(frozen=True)
+class LagAlarm:
+    """A replica-lag alarm and what CloudWatch would make of it."""
+
+    stack: str
+    name: str
+    region: str | None
+    watches: str | None  # database ident
+    treat_missing: str
+    state: str  # OK | ALARM | OK (no data)
+
+
+@dataclass
+class Observation:
+    """Where the system stands after a step."""
+
+    traffic: str  # "A" | "B"
+    capacity: dict[str, int]
+    writer: str | None
+    writer_region: str | None  # "A" | "B"
+    latch: str | None  # "active" | "standby" | None (not created)
+    switch: str  # ALARM | OK
+    protected: bool
+    lag_alarms: list[LagAlarm]
+    unmanaged_dbs: list[str]
+
+    def line(self) -> str:
+        cap = " ".join(f"{k} {v}" for k, v in sorted(self.capacity.items()))
+        return (
+            f"traffic {self.traffic}, writer {self.writer_region or '-'} ({self.writer or 'none'}), "
+            f"latch {self.latch or '-'}, switch {self.switch}, capacity {cap}, "
+            f"{'protected' if self.protected else 'NOT protected'}"
+        )
+
+
+@dataclass(frozen=True)
+class Violation:
+    """An invariant broken at a step; the text names the resource and the invariant."""
+
+    invariant: str
+    text: str
+
+    def __str__(self) -> str:
+        return f"[{self.invariant}] {self.text}"
+
+
+# --------------------------------------------------------------------------------------------------
+# steps and scenarios
+
+
+@dataclass(frozen=True)
+class Up:
+    """``pulumi config set/rm ...`` then ``pulumi up -s <stack>`` (no ``--refresh``)."""
+
+    stack: str
+    label: str
+    set: Mapping[str, Any] = field(default_factory=dict)
+    rm: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Runbook:
+    """The runbook run with boto3 (break-glass CLI or Step Functions): live changes only.
+
+    ``failover``: fence region A where it answers, scale B, promote, throw the switch, write the latch.
+    ``failback``: replicate back, stop B's writes, move the writer, unfence A, release the switch,
+    clear the latch. ``promote``: only the promote step (the README hands Aurora promotion to it).
+    """
+
+    action: Literal["failover", "failback", "promote"]
+    label: str
+
+
+@dataclass(frozen=True)
+class RegionA:
+    """Region A goes down or comes back."""
+
+    up: bool
+    label: str
+
+
+Step = Up | Runbook | RegionA
+
+
+@dataclass
+class StepResult:
+    """One step of a scenario: its plan, whether it applied, and what was observed after it."""
+
+    index: int
+    step: Step
+    plans: list[ResourcePlan]
+    errors: list[str]
+    refused: str | None
+    applied: bool
+    observation: Observation
+    violations: list[Violation]
+    phase: str | None
+
+    @property
+    def label(self) -> str:
+        return self.step.label
+
+    def count(self, *actions: Action, stateful: bool | None = None) -> int:
+        return sum(
+            1 for p in self.plans if p.action in actions and (stateful is None or p.stateful == stateful)
+        )
+
+    def unclassified(self) -> list[tuple[ResourcePlan, str]]:
+        return [(p, k) for p in self.plans for k in p.unclassified]
+
+
+@functools.lru_cache(maxsize=256)
+def _synth(stack: str, overrides_json: str, latch: str | None, primary_json: str) -> synth.Synthesis:
+    primary = json.loads(primary_json) if primary_json else None
+    return synth.synthesize(stack, json.loads(overrides_json), latch=latch, primary_outputs=primary)
+
+
+@functools.cache
+def _regions() -> tuple[str, str]:
+    cfg = synth.load_stack_config("dr")
+    return cfg["pilotlight:primaryRegion"], cfg["pilotlight:drRegion"]
+
+
+def _runbook_latch(state: str, runbook: str) -> str:
+    # The latch value the runbook writes (lambdas/failover/steps.py write_latch / clear_latch); fixed
+    # timestamps keep syntheses cacheable.
+    return json.dumps({"state": state, "since": "2025-01-01T00:00:00Z", "runbook": runbook})
+
+
+class Lifecycle:
+    """Runs steps against stored state and a live world. One instance per scenario run."""
+
+    def __init__(self, base: Mapping[str, Mapping[str, Any]] | None = None) -> None:
+        self.config: dict[str, dict[str, Any]] = {s: dict((base or {}).get(s, {})) for s in ("primary", "dr")}
+        self.state: dict[str, dict[str, Stored]] = {"primary": {}, "dr": {}}
+        self.outputs: dict[str, dict[str, Any]] = {}
+        self.world = LiveWorld()
+        self.results: list[StepResult] = []
+        self.syntheses: list[synth.Synthesis] = []
+        self.stopped = 0  # steps not run after a failed update
+
+    # ---- helpers over state and world
+
+    def find(self, stack: str, type_: str, name: str) -> Stored | None:
+        return next((r for r in self.state[stack].values() if r.type == type_ and r.name == name), None)
+
+    def live(self, stack: str, type_: str, name: str) -> dict[str, Any] | None:
+        r = self.find(stack, type_, name)
+        return None if r is None else self.world.attrs.get(r.urn)
+
+    def regions(self) -> tuple[str, str]:
+        return _regions()
+
+    def latch_value(self) -> str | None:
+        live = self.live("dr", "aws:ssm/parameter:Parameter", "dr-failover-latch")
+        return None if live is None else live.get("value")
+
+    def facts(self, stack: str, r: Stored) -> dict[str, Any]:
+        """Live facts the rejected-change rules need about ``r``."""
+        w = self.world
+        ident = _ident(r)
+        facts: dict[str, Any] = {"existing_identifiers": set(w.dbs) | set(w.cluster_instances)}
+        if r.type == "aws:rds/instance:Instance" and ident in w.dbs:
+            facts["is_replica"] = w.dbs[ident].source is not None
+        if r.type == "aws:rds/cluster:Cluster":
+            facts["global_member"] = bool(r.inputs.get("globalClusterIdentifier"))
+        if r.type == "aws:rds/globalCluster:GlobalCluster":
+            gid = r.inputs.get("globalClusterIdentifier")
+            facts["headless_members"] = [
+                d.ident for d in w.dbs.values() if d.global_id == gid and not w.instances_of(d.ident)
+            ]
+        return facts
+
+    # ---- steps
+
+    def run(self, steps: Sequence[Step]) -> list[StepResult]:
+        """Run ``steps`` in order; a failed update stops the procedure, as it stops the operator."""
+        for step in steps:
+            if self.step(step).errors:
+                self.stopped = len(steps) - len(self.results)
+                break
+        return self.results
+
+    def step(self, step: Step) -> StepResult:
+        plans: list[ResourcePlan] = []
+        errors: list[str] = []
+        refused: str | None = None
+        applied = True
+        if isinstance(step, Up):
+            plans, errors, refused = self._up(step)
+            applied = not errors and refused is None
+        elif isinstance(step, Runbook):
+            self._runbook(step)
+        else:
+            self.world.region_a_up = step.up
+        self._canary()
+        phase = self.config["dr"].get("dr:failback") if isinstance(step, Up) and step.stack == "dr" else None
+        obs = self.observe()
+        result = StepResult(len(self.results) + 1, step, plans, errors, refused, applied, obs, [], phase)
+        result.violations = invariants(result, self)
+        self.results.append(result)
+        return result
+
+    def _up(self, step: Up) -> tuple[list[ResourcePlan], list[str], str | None]:
+        from components.config import ConfigError
+        from components.failover import FailoverRefused
+
+        cfg = dict(self.config[step.stack])
+        cfg.update(step.set)
+        for key in step.rm:
+            cfg.pop(key, None)
+        self.config[step.stack] = cfg
+        latch = self.latch_value() if step.stack == "dr" else None
+        primary = json.dumps(self.outputs.get("primary", {}), sort_keys=True) if step.stack == "dr" else ""
+        try:
+            s = _synth(step.stack, json.dumps(cfg, sort_keys=True), latch, primary)
+        except (FailoverRefused, ConfigError) as exc:
+            return [], [], str(exc).splitlines()[0]
+        self.syntheses.append(s)
+        state = self.state[step.stack]
+        goal = {r.urn: r for r in managed(s.resources)}
+        plans: list[ResourcePlan] = []
+        new_state: dict[str, Stored] = {}
+        pairs: list[tuple[ResourcePlan, Stored | None, Stored | None]] = []
+        for urn, new in goal.items():
+            old = state.get(urn)
+            plan, stored = plan_resource(old, new, self.facts(step.stack, old or new))
+            plans.append(plan)
+            new_state[urn] = stored
+            pairs.append((plan, old, stored))
+        for urn, old in state.items():
+            if urn not in goal:
+                plan = plan_removal(old)
+                plans.append(plan)
+                pairs.append((plan, old, None))
+        errors = [e for p in plans for e in p.errors]
+        if errors:
+            return plans, errors, None
+        # Creates first in dependency order (the program's registration order), removals last.
+        for plan, old, new in pairs:
+            apply_to_world(self.world, plan, old, new)
+        self.state[step.stack] = new_state
+        self.outputs[step.stack] = plain(s.outputs)
+        return plans, [], None
+
+    def _runbook(self, step: Runbook) -> None:
+        w = self.world
+        ctx = self.outputs["dr"]["runbook"]
+        mode = ctx["databaseMode"]
+        primary_asg = self.live("primary", "aws:autoscaling/group:Group", "primary-web-asg")
+        dr_asg = self.live("dr", "aws:autoscaling/group:Group", "dr-web-asg")
+        assert primary_asg is not None and dr_asg is not None
+        if step.action == "failback":
+            self._runbook_failback(ctx, mode, primary_asg, dr_asg)
+            return
+        if step.action == "failover" and w.region_a_up:  # fence_primary: best effort
+            primary_asg.update(minSize=0, desiredCapacity=0)
+        if step.action == "failover":
+            cap = ctx["drCapacity"]
+            dr_asg.update(minSize=cap["min"], maxSize=cap["max"], desiredCapacity=cap["desired"])
+        if mode == "rds-replica":
+            ident = ctx["drDbInstanceId"]
+            w.promote(ident)
+            inst = self.find("dr", "aws:rds/instance:Instance", "dr-data-db-instance")
+            if inst is not None:
+                w.attrs[inst.urn]["replicateSourceDb"] = None
+        else:
+            cluster = ctx["drClusterId"]
+            if not w.instances_of(cluster):
+                # A headless secondary cannot become writer: the runbook adds an instance first.
+                w.cluster_instances[f"{cluster}-failover-1"] = cluster
+                w.out_of_band.append(
+                    f"aws:rds/clusterInstance:ClusterInstance {cluster}-failover-1 (runbook)"
+                )
+            w.global_failover(cluster)
+        if step.action == "failover":
+            w.switch_metric = 1.0
+            self._write_latch(_runbook_latch("active", "failover"))
+
+    def _runbook_failback(
+        self, ctx: Mapping[str, Any], mode: str, primary_asg: dict[str, Any], dr_asg: dict[str, Any]
+    ) -> None:
+        w = self.world
+        a_region, _ = self.regions()
+        if mode == "rds-replica":
+            fb = f"{ctx['primaryDbInstanceId']}-failback"
+            if fb not in w.dbs:
+                w.dbs[fb] = Db(fb, a_region, "instance", ctx["drDbInstanceId"], None)
+                w.out_of_band.append(f"aws:rds/instance:Instance {fb} (runbook)")
+        dr_asg.update(minSize=0, maxSize=0, desiredCapacity=0)  # scale_down_dr
+        if mode == "rds-replica":
+            w.promote(f"{ctx['primaryDbInstanceId']}-failback")
+        else:
+            w.global_failover(ctx["primaryClusterId"])
+        cap = ctx["primaryCapacity"]
+        primary_asg.update(minSize=cap["min"], maxSize=cap["max"], desiredCapacity=cap["desired"])
+        w.switch_metric = 0.0
+        self._write_latch(_runbook_latch("standby", "failback"))
+
+    def _write_latch(self, value: str) -> None:
+        latch = self.find("dr", "aws:ssm/parameter:Parameter", "dr-failover-latch")
+        assert latch is not None, "the latch parameter exists once the dr stack is deployed"
+        self.world.attrs[latch.urn]["value"] = value
+
+    def _canary(self) -> None:
+        """lambdas/health_check: every minute, switch metric = 1 while the latch says active, else 0."""
+        from components.failover import Latch
+
+        if self.find("dr", "aws:ssm/parameter:Parameter", "dr-failover-latch") is None:
+            return
+        self.world.switch_metric = 1.0 if Latch.parse(self.latch_value()).active else 0.0
+
+    # ---- observation
+
+    def observe(self) -> Observation:
+        from components.failover import Latch
+
+        w = self.world
+        a_region, b_region = self.regions()
+        name_of = {a_region: "A", b_region: "B"}
+
+        def capacity(stack: str, name: str, up: bool = True) -> int:
+            live = self.live(stack, "aws:autoscaling/group:Group", name)
+            if live is None or not up:
+                return 0
+            return asg_capacity(live)
+
+        cap = {"A": capacity("primary", "primary-web-asg", w.region_a_up), "B": capacity("dr", "dr-web-asg")}
+        switch = "OK"
+        alarm = self.live("dr", "aws:cloudwatch/metricAlarm:MetricAlarm", "global-switch")
+        if alarm is not None:
+            metric = w.switch_metric
+            if metric is None:
+                switch = "ALARM" if alarm.get("treatMissingData") == "breaching" else "OK"
+            else:
+                switch = "ALARM" if metric >= float(alarm.get("threshold") or 0) else "OK"
+        traffic = "A" if (cap["A"] > 0 and switch == "OK") or alarm is None else "B"
+        raw = self.latch_value()
+        latch = (
+            None
+            if self.find("dr", "aws:ssm/parameter:Parameter", "dr-failover-latch") is None
+            else ("active" if Latch.parse(raw).active else "standby")
+        )
+        writer = w.writer
+        writer_region = name_of.get(w.dbs[writer].region) if writer in w.dbs else None
+        protected = writer is not None and any(
+            d.source == writer and name_of.get(d.region) != writer_region for d in w.dbs.values()
+        )
+        lag: list[LagAlarm] = []
+        for stack in ("primary", "dr"):
+            for r in self.state[stack].values():
+                if (
+                    r.type != "aws:cloudwatch/metricAlarm:MetricAlarm"
+                    or r.inputs.get("metricName") not in LAG_METRICS
+                ):
+                    continue
+                live = w.attrs.get(r.urn, r.inputs)
+                dims = live.get("dimensions") or {}
+                ident = next(iter(dims.values()), None)
+                db = w.dbs.get(ident) if isinstance(ident, str) else None
+                reports = db is not None and db.source is not None and db.region == r.region
+                missing = str(live.get("treatMissingData") or "missing")
+                state = "OK" if reports else ("ALARM" if missing == "breaching" else "OK (no data)")
+                lag.append(LagAlarm(stack, r.name, r.region, ident, missing, state))
+        unmanaged = [f"{d.kind} {d.ident}" for d in w.dbs.values() if d.managed_by is None]
+        unmanaged += [f"cluster instance {i}" for i in w.cluster_instances if i.endswith("-failover-1")]
+        return Observation(traffic, cap, writer, writer_region, latch, switch, protected, lag, unmanaged)
+
+
+def asg_capacity(live: Mapping[str, Any]) -> int:
+    """The instances an Auto Scaling group runs: desired capacity clamped to [min, max].
+
+    A new MinSize or MaxSize without a DesiredCapacity moves the desired capacity into the range
+    (https://docs.aws.amazon.com/autoscaling/ec2/APIReference/API_UpdateAutoScalingGroup.html: "If you
+    specify a new value for MaxSize without specifying a value for DesiredCapacity, and the new MaxSize
+    is smaller than the current size of the group, there is an implied change to DesiredCapacity").
+    """
+    low, high = int(live.get("minSize") or 0), int(live.get("maxSize") or 0)
+    desired = live.get("desiredCapacity")
+    return max(low, min(high, int(desired if desired is not None else low)))
+
+
+def invariants(result: StepResult, lc: Lifecycle) -> list[Violation]:
+    """The invariants after one step. Each violation names the resource and the invariant."""
+    out: list[Violation] = []
+    for p in result.plans:
+        if p.stateful and p.action is Action.REPLACE:
+            out.append(
+                Violation(
+                    "no-stateful-replace", f"{p.label} is replaced (force-new: {', '.join(p.force_new)})"
+                )
+            )
+        if p.type in NO_DELETE_TYPES and p.action is Action.DELETE:
+            out.append(Violation("no-stateful-delete", f"{p.label} is deleted"))
+        for key in p.unclassified:
+            out.append(
+                Violation(
+                    "classified-inputs",
+                    f"{p.label}: input {key!r} changed but is not in the replacement table",
+                )
+            )
+    for e in result.errors:
+        out.append(Violation("provider-accepts", e))
+    o = result.observation
+    if not lc.state["dr"]:
+        return out
+    traffic = o.traffic
+    where = {"A": ("primary", "primary-web-asg"), "B": ("dr", "dr-web-asg")}[traffic]
+    outage = isinstance(result.step, RegionA) and not result.step.up  # the incident a failover answers
+    if o.capacity[traffic] == 0 and result.phase not in PLANNED_OUTAGE_PHASES and not outage:
+        out.append(
+            Violation(
+                "traffic-has-capacity",
+                f"Route 53 sends traffic to region {traffic} (switch {o.switch}, latch {o.latch}) but "
+                f"aws:autoscaling/group:Group {where[1]} (stack {where[0]}) has no capacity",
+            )
+        )
+    if o.capacity[traffic] > 0 and o.writer_region != traffic:
+        out.append(
+            Violation(
+                "traffic-follows-writer",
+                f"region {traffic} serves traffic with capacity {o.capacity[traffic]} but the writer is "
+                f"{o.writer or 'gone'} in region {o.writer_region or '-'}",
+            )
+        )
+    if o.latch == "active" and traffic != "B":
+        out.append(
+            Violation(
+                "latch-holds-traffic",
+                f"aws:ssm/parameter:Parameter dr-failover-latch says active but traffic goes to region {traffic}",
+            )
+        )
+    if not isinstance(result.step, Up):
+        # The alarms are the program's: a runbook run or an outage leaves them as the last update set them.
+        return out
+    for alarm in o.lag_alarms:
+        if alarm.state == "ALARM" and alarm.watches == o.writer:
+            out.append(
+                Violation(
+                    "lag-alarm-meaningful",
+                    f"aws:cloudwatch/metricAlarm:MetricAlarm {alarm.name} (stack {alarm.stack}) is in ALARM "
+                    f"forever: it watches {alarm.watches}, which is the writer and reports no replica lag "
+                    f"(treatMissingData {alarm.treat_missing})",
+                )
+            )
+    watched = {a.watches for a in o.lag_alarms if a.state == "OK"}
+    replicas = [d for d in lc.world.dbs.values() if d.source == o.writer and o.writer is not None]
+    if result.phase in LAG_WATCH_PHASES or (
+        result.phase is None and o.latch != "active" and o.traffic == "A"
+    ):
+        for d in replicas:
+            if d.ident not in watched:
+                out.append(
+                    Violation(
+                        "lag-alarm-meaningful",
+                        f"replica {d.ident} ({d.kind}, {d.region}) of the writer {o.writer} is watched by no "
+                        "replica-lag alarm in its region"
+                        + (f" during failback phase {result.phase}" if result.phase else ""),
+                    )
+                )
+    return out
+
+
+def final_violations(lc: Lifecycle) -> list[Violation]:
+    """At the end of a scenario: protected again — traffic in A with the writer, a replica in B, latch standby."""
+    o = lc.results[-1].observation
+    out: list[Violation] = []
+    if not (o.traffic == "A" and o.writer_region == "A" and o.protected and o.latch != "active"):
+        out.append(Violation("ends-protected", f"the scenario ends {o.line()}"))
+    return out
+
+
+# --------------------------------------------------------------------------------------------------
+# rendering
+
+
+def render(results: Sequence[StepResult], *, show_same: bool = False) -> str:
+    """Each step's plan (per resource: action and changed inputs) and a summary line per step."""
+    lines: list[str] = []
+    mark = {
+        Action.CREATE: "+",
+        Action.UPDATE: "~",
+        Action.REPLACE: "+-",
+        Action.DELETE: "-",
+        Action.RELEASE: "-r",
+        Action.SAME: " ",
+    }
+    for r in results:
+        step = r.step
+        where = (
+            f"pulumi up -s {step.stack}"
+            if isinstance(step, Up)
+            else ("runbook" if isinstance(step, Runbook) else "event")
+        )
+        lines.append(f"\n== step {r.index}: {r.label}  [{where}] ==")
+        if isinstance(step, Up) and (step.set or step.rm):
+            sets = [f"{k}={json.dumps(v)}" for k, v in step.set.items()] + [f"rm {k}" for k in step.rm]
+            lines.append(f"  config: {'  '.join(sets)}")
+        if r.refused:
+            lines.append(f"  REFUSED by the program: {r.refused}")
+        quiet_creates = 0
+        for p in r.plans:
+            if p.action is Action.SAME and not show_same and not p.options:
+                continue
+            if p.action is Action.CREATE and not p.stateful and not p.errors and not show_same:
+                quiet_creates += 1
+                continue
+            lines.append(
+                f"  {mark[p.action]:<2} {p.action:<7} {_type_short(p.type):<30} {p.name}  [{p.region}]"
+            )
+            for opt, (old, new) in p.options.items():
+                lines.append(
+                    f"        <{opt}>: {json.dumps(old)} -> {json.dumps(new)} (option, recorded in state)"
+                )
+            for key, (old, new) in p.changed.items():
+                tag = (
+                    " (force-new)"
+                    if key in p.force_new
+                    else (" (UNCLASSIFIED)" if key in p.unclassified else "")
+                )
+                lines.append(f"        {key}: {_short(old)} -> {_short(new)}{tag}")
+        if quiet_creates:
+            lines.append(f"  +  create  ... and {quiet_creates} other (not stateful) resource(s)")
+        for e in r.errors:
+            lines.append(f"  ERROR (update stops, nothing applied): {e}")
+        lines.append(f"  after: {r.observation.line()}")
+        for v in r.violations:
+            lines.append(f"  VIOLATION {v}")
+        lines.append("  " + summary(r))
+    return "\n".join(lines)
+
+
+def summary(r: StepResult) -> str:
+    inconsistent = sum(
+        1
+        for v in r.violations
+        if v.invariant in ("traffic-has-capacity", "traffic-follows-writer", "latch-holds-traffic")
+    )
+    return (
+        f"summary step {r.index}: {r.count(Action.CREATE)} create, {r.count(Action.UPDATE)} update, "
+        f"{r.count(Action.REPLACE)} replace, {r.count(Action.DELETE)} delete, {r.count(Action.RELEASE)} release; "
+        f"stateful replacements {r.count(Action.REPLACE, stateful=True)}, "
+        f"stateful deletes {r.count(Action.DELETE, stateful=True)}, rejected {len(r.errors)}, "
+        f"inconsistent traffic states {inconsistent}"
+    )
+
+
+def _type_short(t: str) -> str:
+    from automation.plan import short_type
+
+    return short_type(t)

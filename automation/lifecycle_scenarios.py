@@ -1,0 +1,137 @@
+"""The lifecycle scenarios: sequences of ``pulumi up``s, runbook runs and outages, per database mode.
+
+Pure data (:mod:`automation.lifecycle` runs them). Each follows the README's documented procedure:
+declared failover is ``dr:active true``; Aurora promotion is handed to the runbook's promote step
+(README, "Aurora global database"); IaC failback is ``dr:failback`` one phase at a time, then
+``complete`` with ``dr:active false``, then ``dr:failback`` is removed for the routine update and
+the primary stack is updated last (``automation.cloud.failback``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from automation.lifecycle import RegionA, Runbook, Step, Up
+from components.config import DATABASE_MODES, FAILBACK_PHASES
+
+MODES = DATABASE_MODES
+
+
+def _db(mode: str, **extra: Any) -> dict[str, Any]:
+    return {"pilotlight:database": {"mode": mode, **extra}}
+
+
+def deploy(mode: str) -> list[Step]:
+    return [
+        Up("primary", "deploy: pulumi up -s primary", _db(mode)),
+        Up("dr", "deploy: pulumi up -s dr", _db(mode)),
+    ]
+
+
+def declared_failover(mode: str) -> list[Step]:
+    steps: list[Step] = [Up("dr", "declared failover: dr:active true", {"dr:active": True})]
+    if mode == "aurora-global":
+        steps.append(
+            Runbook("promote", "Aurora: the runbook's promote step (README: promotion is the runbook's)")
+        )
+    return steps
+
+
+def runbook_failover() -> list[Step]:
+    return [
+        RegionA(False, "region A fails"),
+        Runbook("failover", "automated failover: the runbook (promote, scale, switch, latch)"),
+        RegionA(True, "region A recovers"),
+    ]
+
+
+def iac_failback() -> list[Step]:
+    steps: list[Step] = [
+        Up("dr", f"IaC failback phase {phase}", {"dr:active": True, "dr:failback": phase})
+        for phase in FAILBACK_PHASES[:-1]
+    ]
+    steps += [
+        Up("dr", "IaC failback phase complete", {"dr:active": False, "dr:failback": "complete"}),
+        Up("dr", "routine update: dr:failback removed", rm=("dr:failback",)),
+        Up("primary", "routine update of the primary stack"),
+    ]
+    return steps
+
+
+def runbook_failback() -> list[Step]:
+    return [
+        Runbook(
+            "failback", "runbook failback (replicate, drain, switch writer, release switch, clear latch)"
+        ),
+        Up("dr", "routine update: dr:active false", {"dr:active": False}),
+    ]
+
+
+def upgrade(mode: str, *, headless: bool = False) -> list[Step]:
+    """An engine minor-version upgrade; for Aurora, with an instance in region B first unless ``headless``."""
+    new = "16.6" if mode == "aurora-global" else "8.0.40"
+    steps = deploy(mode)
+    if mode == "aurora-global" and not headless:
+        steps.append(
+            Up(
+                "dr",
+                "give the secondary an instance (AWS: a headless secondary cannot be upgraded)",
+                _db(mode, drInstances=1),
+            )
+        )
+    steps.append(Up("primary", f"minor upgrade: engineVersion {new}", _db(mode, engineVersion=new)))
+    extra = {} if headless or mode != "aurora-global" else {"drInstances": 1}
+    steps.append(
+        Up("dr", "routine update of the dr stack after the upgrade", _db(mode, engineVersion=new, **extra))
+    )
+    if mode == "aurora-global" and not headless:
+        steps.append(Up("dr", "secondary back to headless", _db(mode, engineVersion=new, drInstances=0)))
+    return steps
+
+
+SCENARIOS: dict[str, tuple[str, Callable[[str], list[Step]]]] = {
+    "declared-iac": (
+        "deploy -> declared failover -> IaC failback phases -> routine updates",
+        lambda m: [*deploy(m), *declared_failover(m), *iac_failback()],
+    ),
+    "runbook-iac": (
+        "deploy -> region A fails -> runbook failover -> region A back -> IaC failback phases -> routine updates",
+        lambda m: [*deploy(m), *runbook_failover(), *iac_failback()],
+    ),
+    "declared-runbook": (
+        "deploy -> declared failover -> runbook failback -> routine update",
+        lambda m: [*deploy(m), *declared_failover(m), *runbook_failback()],
+    ),
+    "runbook-runbook": (
+        "deploy -> region A fails -> runbook failover -> region A back -> runbook failback -> routine update",
+        lambda m: [*deploy(m), *runbook_failover(), *runbook_failback()],
+    ),
+    "twice": (
+        "deploy -> declared failover and IaC failback, twice",
+        lambda m: [
+            *deploy(m),
+            *declared_failover(m),
+            *iac_failback(),
+            *declared_failover(m),
+            *iac_failback(),
+        ],
+    ),
+    "upgrade": (
+        "deploy -> engine minor-version upgrade of the database (Aurora: an instance in B first)",
+        lambda m: upgrade(m),
+    ),
+    "upgrade-headless": (
+        "deploy -> engine minor-version upgrade with a headless Aurora secondary",
+        lambda m: upgrade(m, headless=True),
+    ),
+}
+
+
+def steps_for(scenario: str, mode: str) -> list[Step]:
+    """The steps of ``scenario`` in database ``mode``; ValueError names the allowed values."""
+    if scenario not in SCENARIOS:
+        raise ValueError(f"unknown lifecycle scenario {scenario!r}; scenarios: {', '.join(SCENARIOS)}")
+    if mode not in MODES:
+        raise ValueError(f"unknown database mode {mode!r}; modes: {', '.join(MODES)}")
+    return SCENARIOS[scenario][1](mode)

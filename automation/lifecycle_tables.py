@@ -1,0 +1,285 @@
+"""What the provider does with a changed input, per stateful resource type: the lifecycle harness's tables.
+
+Pure data, no Pulumi. :mod:`automation.lifecycle` classifies every planned update with them:
+
+- :data:`REPLACEMENT` — per stateful type, the inputs whose change forces a new resource (the
+  provider schema's ``ForceNew``) and the inputs the provider updates in place. Every input the
+  program sets on a stateful type must be in one of the two sets: an input in neither is reported
+  as *unclassified* and fails the tests, so the table cannot be incomplete by omission.
+- :data:`REJECTED` — argument changes the provider or AWS refuses at apply time although the plan
+  shows an in-place update (e.g. re-pointing a promoted RDS instance at a source).
+
+Every entry cites where the behaviour is documented. pulumi-aws 7 bridges
+``hashicorp/terraform-provider-aws`` v6: the bridged schema (``ForceNew``) is the one Pulumi diffs
+with, and the Pulumi registry pages state the same arguments in camelCase.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+TF = "hashicorp/terraform-provider-aws"
+REGISTRY = "https://www.pulumi.com/registry/packages/aws/api-docs"
+
+
+@dataclass(frozen=True)
+class TypeRules:
+    """How the provider treats a change to each input of one resource type."""
+
+    force_new: frozenset[str]
+    in_place: frozenset[str]
+    source: str
+    notes: Mapping[str, str] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        both = self.force_new & self.in_place
+        if both:
+            raise ValueError(f"inputs classified both ways: {sorted(both)}")
+
+    def classify(self, key: str) -> str | None:
+        """``"force-new"``, ``"in-place"`` or None (not in the table)."""
+        if key in self.force_new:
+            return "force-new"
+        if key in self.in_place:
+            return "in-place"
+        return None
+
+
+def _rules(source: str, force_new: str, in_place: str, **notes: str) -> TypeRules:
+    return TypeRules(frozenset(force_new.split()), frozenset(in_place.split()), source, notes)
+
+
+# The stateful types: what holds data, or what data depends on (a key, a secret, the latch).
+REPLACEMENT: dict[str, TypeRules] = {
+    "aws:rds/instance:Instance": _rules(
+        f"{TF} internal/service/rds/instance.go, resourceInstance() schema (ForceNew on identifier, "
+        "engine, kms_key_id, storage_encrypted, username, db_name); replicate_source_db is updatable: "
+        "website/docs/r/db_instance.html.markdown ('Removing the replicate_source_db attribute ... will "
+        f"promote the database to a fully standalone database'); {REGISTRY}/rds/instance/",
+        "identifier engine kmsKeyId storageEncrypted username dbName",
+        "allocatedStorage applyImmediately autoMinorVersionUpgrade backupRetentionPeriod backupWindow "
+        "copyTagsToSnapshot dbSubnetGroupName deleteAutomatedBackups deletionProtection engineVersion "
+        "finalSnapshotIdentifier iamDatabaseAuthenticationEnabled instanceClass maintenanceWindow "
+        "maxAllocatedStorage multiAz parameterGroupName passwordWo passwordWoVersion "
+        "performanceInsightsEnabled performanceInsightsKmsKeyId performanceInsightsRetentionPeriod port "
+        "publiclyAccessible replicateSourceDb skipFinalSnapshot storageType vpcSecurityGroupIds",
+        replicateSourceDb="removing it calls PromoteReadReplica; setting it on an existing instance is "
+        "refused (see REJECTED)",
+    ),
+    "aws:rds/cluster:Cluster": _rules(
+        f"{TF} internal/service/rds/cluster.go, resourceCluster() schema (ForceNew on cluster_identifier, "
+        "database_name, db_subnet_group_name, engine, kms_key_id, master_username, storage_encrypted); "
+        f"{REGISTRY}/rds/cluster/",
+        "clusterIdentifier databaseName dbSubnetGroupName engine kmsKeyId masterUsername storageEncrypted",
+        "backupRetentionPeriod copyTagsToSnapshot dbClusterParameterGroupName deleteAutomatedBackups "
+        "deletionProtection engineVersion finalSnapshotIdentifier globalClusterIdentifier "
+        "iamDatabaseAuthenticationEnabled masterPasswordWo masterPasswordWoVersion port "
+        "preferredBackupWindow preferredMaintenanceWindow replicationSourceIdentifier skipFinalSnapshot "
+        "vpcSecurityGroupIds",
+    ),
+    "aws:rds/globalCluster:GlobalCluster": _rules(
+        f"{TF} internal/service/rds/global_cluster.go, ResourceGlobalCluster() schema (ForceNew on "
+        "global_cluster_identifier, engine, storage_encrypted, database_name; engine_version upgrades the "
+        f"members: globalClusterUpgradeEngineVersion); {REGISTRY}/rds/globalcluster/",
+        "globalClusterIdentifier engine storageEncrypted databaseName",
+        "deletionProtection engineVersion",
+    ),
+    "aws:rds/clusterInstance:ClusterInstance": _rules(
+        f"{TF} internal/service/rds/cluster_instance.go, ResourceClusterInstance() schema (ForceNew on "
+        "identifier, cluster_identifier, engine, db_subnet_group_name); engine_version: 'to upgrade the "
+        "engine_version of the instance, it must be done on the aws_rds_cluster engine_version' "
+        f"(website/docs/r/rds_cluster_instance.html.markdown); {REGISTRY}/rds/clusterinstance/",
+        "identifier clusterIdentifier engine dbSubnetGroupName",
+        "autoMinorVersionUpgrade copyTagsToSnapshot engineVersion instanceClass performanceInsightsEnabled "
+        "performanceInsightsKmsKeyId performanceInsightsRetentionPeriod promotionTier publiclyAccessible",
+        engineVersion="never applied by the instance resource (the cluster owns the version)",
+    ),
+    "aws:s3/bucket:Bucket": _rules(
+        f"{TF} internal/service/s3/bucket.go (ForceNew on bucket, bucket_prefix); {REGISTRY}/s3/bucket/",
+        "bucket bucketPrefix",
+        "forceDestroy",
+    ),
+    "aws:s3/bucketVersioning:BucketVersioning": _rules(
+        f"{TF} internal/service/s3/bucket_versioning.go (ForceNew on bucket, expected_bucket_owner); "
+        f"{REGISTRY}/s3/bucketversioning/",
+        "bucket expectedBucketOwner",
+        "versioningConfiguration",
+    ),
+    "aws:s3/bucketServerSideEncryptionConfiguration:BucketServerSideEncryptionConfiguration": _rules(
+        f"{TF} internal/service/s3/bucket_server_side_encryption_configuration.go (ForceNew on bucket, "
+        f"expected_bucket_owner); {REGISTRY}/s3/bucketserversideencryptionconfiguration/",
+        "bucket expectedBucketOwner",
+        "rules",
+    ),
+    "aws:s3/bucketReplicationConfig:BucketReplicationConfig": _rules(
+        f"{TF} internal/service/s3/bucket_replication_configuration.go (ForceNew on bucket); "
+        f"{REGISTRY}/s3/bucketreplicationconfig/",
+        "bucket",
+        "role rules",
+    ),
+    "aws:dynamodb/table:Table": _rules(
+        f"{TF} internal/service/dynamodb/table.go, resourceTable() schema (ForceNew on name, hash_key, "
+        f"range_key); {REGISTRY}/dynamodb/table/",
+        "name hashKey rangeKey",
+        "attributes billingMode deletionProtectionEnabled pointInTimeRecovery replicas serverSideEncryption "
+        "streamEnabled streamViewType",
+    ),
+    "aws:kms/key:Key": _rules(
+        f"{TF} internal/service/kms/key.go, resourceKey() schema (ForceNew on key_usage, "
+        "customer_master_key_spec, multi_region, custom_key_store_id, xks_key_id; description, "
+        f"enable_key_rotation, deletion_window_in_days updatable); {REGISTRY}/kms/key/",
+        "keyUsage customerMasterKeySpec multiRegion customKeyStoreId xksKeyId",
+        "deletionWindowInDays description enableKeyRotation",
+    ),
+    "aws:secretsmanager/secret:Secret": _rules(
+        f"{TF} internal/service/secretsmanager/secret.go (ForceNew on name, name_prefix; kms_key_id, "
+        f"replica, recovery_window_in_days updatable); {REGISTRY}/secretsmanager/secret/",
+        "name namePrefix",
+        "description kmsKeyId recoveryWindowInDays replicas",
+    ),
+    "aws:backup/vault:Vault": _rules(
+        f"{TF} internal/service/backup/vault.go (ForceNew on name, kms_key_arn); {REGISTRY}/backup/vault/",
+        "name kmsKeyArn",
+        "forceDestroy",
+    ),
+    "aws:ssm/parameter:Parameter": _rules(
+        f"{TF} internal/service/ssm/parameter.go, resourceParameter() schema (ForceNew on name, data_type; "
+        f"value, type, description updatable through PutParameter Overwrite); {REGISTRY}/ssm/parameter/",
+        "name dataType",
+        "description type value",
+    ),
+    "aws:route53/zone:Zone": _rules(
+        f"{TF} internal/service/route53/zone.go (ForceNew on name, delegation_set_id); "
+        f"{REGISTRY}/route53/zone/",
+        "name delegationSetId",
+        "comment forceDestroy",
+    ),
+}
+
+STATEFUL_TYPES = frozenset(REPLACEMENT)
+
+# Stateful types whose deletion loses data, protection or the failover state: never acceptable.
+# Aurora cluster instances are absent on purpose: the cluster volume holds the data, and
+# `database.drInstances` adds and removes instances by design (a *replacement* is still flagged).
+NO_DELETE_TYPES = STATEFUL_TYPES - {"aws:rds/clusterInstance:ClusterInstance"}
+
+
+# --------------------------------------------------------------------------------------------------
+# changes the provider or AWS refuses
+
+
+@dataclass(frozen=True)
+class Change:
+    """One planned in-place update of one input, with what the live world says about the resource."""
+
+    type: str
+    key: str
+    old: Any
+    new: Any
+    live: Mapping[str, Any]  # the resource's live facts (see automation.lifecycle.LiveWorld.facts)
+
+
+@dataclass(frozen=True)
+class RejectedChange:
+    """An update the plan shows but the provider or AWS refuses when it is applied."""
+
+    id: str
+    type: str
+    key: str
+    applies: Callable[[Change], bool]
+    error: str
+    source: str
+
+
+def _absent(v: Any) -> bool:
+    return v in (None, "")
+
+
+REJECTED: tuple[RejectedChange, ...] = (
+    RejectedChange(
+        id="rds-instance-new-source",
+        type="aws:rds/instance:Instance",
+        key="replicateSourceDb",
+        applies=lambda c: _absent(c.old) and not _absent(c.new),
+        error="cannot elect new source database for replication: an existing instance is never re-pointed "
+        "at a source (a promoted replica stays standalone; a new replica must be created)",
+        source=f"{TF} internal/service/rds/instance.go, resourceInstanceUpdate: d.HasChange"
+        '("replicate_source_db") with a non-empty value returns "cannot elect new source database for '
+        'replication" (also hashicorp/terraform-provider-aws#16054)',
+    ),
+    RejectedChange(
+        id="rds-promote-standalone",
+        type="aws:rds/instance:Instance",
+        key="replicateSourceDb",
+        applies=lambda c: not _absent(c.old) and _absent(c.new) and not c.live.get("is_replica", True),
+        error="PromoteReadReplica on an instance that is no longer a read replica (promoted out of band): "
+        "RDS answers InvalidDBInstanceState; the state still says 'replica' because nothing refreshed it",
+        source="https://docs.aws.amazon.com/AmazonRDS/latest/APIReference/API_PromoteReadReplica.html "
+        "(DBInstanceIdentifier: 'Must match the identifier of an existing read replica DB instance'; "
+        f"errors: InvalidDBInstanceState); {TF} instance.go calls PromoteReadReplica when "
+        "replicate_source_db is removed",
+    ),
+    RejectedChange(
+        id="global-upgrade-headless-member",
+        type="aws:rds/globalCluster:GlobalCluster",
+        key="engineVersion",
+        applies=lambda c: c.old != c.new and bool(c.live.get("headless_members")),
+        error="a minor upgrade of the global database modifies every member cluster, and a member with no "
+        "instance cannot be modified: 'Cannot modify engine version without a primary instance in DB "
+        "cluster' (a headless secondary cannot be minor-upgraded)",
+        source=f"{TF} internal/service/rds/global_cluster.go, globalClusterUpgradeMinorEngineVersion "
+        "(InvalidDBClusterStateFault 'Cannot modify engine version without a primary instance in DB "
+        "cluster' is not retried); https://docs.aws.amazon.com/AmazonRDS/latest/AuroraUserGuide/"
+        "aurora-global-database-upgrade.html (minor upgrades: secondary clusters need at least one DB "
+        "instance)",
+    ),
+    RejectedChange(
+        id="member-cluster-engine-version",
+        type="aws:rds/cluster:Cluster",
+        key="engineVersion",
+        applies=lambda c: c.old != c.new and bool(c.live.get("global_member")),
+        error="engine_version changed on a member cluster of a global database: AWS upgrades secondaries "
+        "before the primary ('upgrade global replicas first'), the global cluster resource already upgrades "
+        "every member, and the provider documents ignore_changes on the member clusters' engine_version",
+        source=f"{REGISTRY}/rds/globalcluster/ (engineVersion: 'By upgrading the engine version, the "
+        "provider will upgrade cluster members. NOTE: To avoid an inconsistent final plan error while "
+        "upgrading, use the lifecycle ignoreChanges for engineVersion meta argument on the associated "
+        "aws.rds.Cluster resource'); https://docs.aws.amazon.com/AmazonRDS/latest/AuroraUserGuide/"
+        "AuroraMySQL.Updates.Patching.ModifyEngineVersion.html ('upgrade all of the secondary clusters "
+        "before you upgrade the primary cluster')",
+    ),
+)
+
+# A create whose physical name already exists (made out of band by the runbook) is refused.
+EXISTS_ERRORS: dict[str, tuple[str, str]] = {
+    "aws:rds/instance:Instance": (
+        "identifier",
+        "DBInstanceAlreadyExists: https://docs.aws.amazon.com/AmazonRDS/latest/APIReference/"
+        "API_CreateDBInstanceReadReplica.html (errors)",
+    ),
+    "aws:rds/clusterInstance:ClusterInstance": (
+        "identifier",
+        "DBInstanceAlreadyExists: https://docs.aws.amazon.com/AmazonRDS/latest/APIReference/"
+        "API_CreateDBInstance.html (errors)",
+    ),
+}
+
+# What the engine refuses on its own, before any provider call.
+ENGINE_RULES = {
+    "protect-delete": "a protected resource cannot be deleted: the engine stops the update ('unable to "
+    "delete resource ... as it is currently marked for protection'); "
+    "https://www.pulumi.com/docs/iac/concepts/options/protect/",
+    "protect-replace": "a protected resource cannot be replaced; "
+    "https://www.pulumi.com/docs/iac/concepts/options/protect/",
+    "retain-on-delete": "retainOnDelete: the resource leaves the stack's state and stays in AWS; "
+    "https://www.pulumi.com/docs/iac/concepts/options/retainondelete/",
+    "ignore-changes": "ignoreChanges: the engine uses the old input value from state for the listed "
+    "properties on update (never on create); https://www.pulumi.com/docs/iac/concepts/options/ignorechanges/",
+}
+
+
+def rejected(change: Change) -> list[RejectedChange]:
+    """The rules that refuse ``change``."""
+    return [r for r in REJECTED if r.type == change.type and r.key == change.key and r.applies(change)]

@@ -1,0 +1,224 @@
+"""The state-carrying plan harness on hand-made state: ignore_changes, protect, release, the tables.
+
+No synthesis here: these pin the engine semantics the lifecycle scenarios rely on, each against the
+documented behaviour cited in automation/lifecycle_tables.py.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from automation import lifecycle, lifecycle_tables, plan
+from automation.lifecycle import Action, Db, LiveWorld, Stored, plan_removal, plan_resource
+from automation.lifecycle_tables import REJECTED, REPLACEMENT, Change
+
+INSTANCE = "aws:rds/instance:Instance"
+GLOBAL = "aws:rds/globalCluster:GlobalCluster"
+CLUSTER = "aws:rds/cluster:Cluster"
+
+
+def stored(type_: str = INSTANCE, name: str = "db", **kw: Any) -> Stored:
+    inputs = kw.pop("inputs", {})
+    return Stored(
+        urn=f"urn:{type_}::{name}",
+        type=type_,
+        name=name,
+        stack="dr",
+        region="us-west-2",
+        inputs=inputs,
+        outputs={},
+        **kw,
+    )
+
+
+# --------------------------------------------------------------------------------------------------
+# ignore_changes, against the previous state
+
+
+def test_ignore_changes_takes_the_previous_states_value_not_the_new_input() -> None:
+    old = stored(inputs={"value": "active", "description": "d"})
+    new = stored(inputs={"value": "standby", "description": "d"}, ignore_changes=["value"])
+    result, state = plan_resource(old, new)
+    assert result.action is Action.SAME and result.changed == {}
+    assert state.inputs["value"] == "active"  # what the engine keeps: the old input
+
+
+def test_lifting_ignore_changes_diffs_against_the_state_not_the_live_value() -> None:
+    # The runbook wrote "active" out of band; the state still holds "standby": sending "standby" again
+    # is no change at all, so nothing is written (the latch finding).
+    old = stored(inputs={"value": "standby"})
+    new = stored(inputs={"value": "standby"})
+    result, _ = plan_resource(old, new)
+    assert result.action is Action.SAME
+
+
+def test_an_ignored_property_absent_from_state_stays_absent() -> None:
+    old = stored(inputs={"identifier": "x"})
+    new = stored(
+        inputs={"identifier": "x", "replicateSourceDb": "arn:a"}, ignore_changes=["replicateSourceDb"]
+    )
+    result, state = plan_resource(old, new)
+    assert result.action is Action.SAME and "replicateSourceDb" not in state.inputs
+
+
+def test_ignore_changes_does_not_apply_on_create() -> None:
+    new = stored(inputs={"replicateSourceDb": "arn:a"}, ignore_changes=["replicateSourceDb"])
+    result, state = plan_resource(None, new)
+    assert result.action is Action.CREATE and state.inputs["replicateSourceDb"] == "arn:a"
+
+
+# --------------------------------------------------------------------------------------------------
+# classification and protect
+
+
+def test_a_force_new_input_replaces_and_protect_stops_the_update() -> None:
+    old = stored(inputs={"identifier": "a"}, protect=True)
+    new = stored(inputs={"identifier": "b"}, protect=True)
+    result, _ = plan_resource(old, new)
+    assert result.action is Action.REPLACE and result.force_new == ["identifier"]
+    assert any("protected" in e for e in result.errors)
+
+
+def test_an_in_place_input_updates_without_error() -> None:
+    result, _ = plan_resource(stored(inputs={"instanceClass": "a"}), stored(inputs={"instanceClass": "b"}))
+    assert result.action is Action.UPDATE and not result.errors and not result.unclassified
+
+
+def test_an_input_missing_from_the_table_is_reported_unclassified() -> None:
+    result, _ = plan_resource(stored(inputs={"brandNew": 1}), stored(inputs={"brandNew": 2}))
+    assert result.unclassified == ["brandNew"]
+
+
+def test_removal_deletes_unless_retained_and_protect_refuses_either() -> None:
+    assert plan_removal(stored()).action is Action.DELETE
+    released = plan_removal(stored(retain_on_delete=True))
+    assert released.action is Action.RELEASE and not released.errors
+    assert plan_removal(stored(retain_on_delete=True, protect=True)).errors
+
+
+# --------------------------------------------------------------------------------------------------
+# rejected changes
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "live", "rule"),
+    [
+        (None, "arn:source", {"is_replica": False}, "rds-instance-new-source"),
+        ("arn:source", None, {"is_replica": False}, "rds-promote-standalone"),
+    ],
+    ids=["re-point-a-promoted-instance", "promote-an-already-promoted-instance"],
+)
+def test_replicate_source_db_changes_the_provider_refuses(
+    old: Any, new: Any, live: dict[str, Any], rule: str
+) -> None:
+    assert [
+        r.id for r in lifecycle_tables.rejected(Change(INSTANCE, "replicateSourceDb", old, new, live))
+    ] == [rule]
+
+
+def test_promoting_a_replica_is_accepted() -> None:
+    assert (
+        lifecycle_tables.rejected(Change(INSTANCE, "replicateSourceDb", "arn:s", None, {"is_replica": True}))
+        == []
+    )
+
+
+def test_a_global_upgrade_with_a_headless_member_is_refused() -> None:
+    headless = Change(GLOBAL, "engineVersion", "16.4", "16.6", {"headless_members": ["b"]})
+    assert [r.id for r in lifecycle_tables.rejected(headless)] == ["global-upgrade-headless-member"]
+    assert (
+        lifecycle_tables.rejected(Change(GLOBAL, "engineVersion", "16.4", "16.6", {"headless_members": []}))
+        == []
+    )
+
+
+def test_a_member_clusters_engine_version_change_is_refused() -> None:
+    member = Change(CLUSTER, "engineVersion", "16.4", "16.6", {"global_member": True})
+    assert [r.id for r in lifecycle_tables.rejected(member)] == ["member-cluster-engine-version"]
+
+
+def test_creating_an_identifier_that_exists_out_of_band_fails() -> None:
+    result, _ = plan_resource(
+        None, stored(inputs={"identifier": "x-failback"}), {"existing_identifiers": {"x-failback"}}
+    )
+    assert result.errors and "already exists" in result.errors[0]
+
+
+# --------------------------------------------------------------------------------------------------
+# the live world
+
+
+def test_promotion_makes_the_writer_only_a_replica_of_the_writer() -> None:
+    w = LiveWorld(writer="a")
+    w.dbs = {
+        "a": Db("a", "A", "instance", None, "s"),
+        "b": Db("b", "B", "instance", "a", "s"),
+        "stale": Db("stale", "B", "instance", None, "s"),
+        "c": Db("c", "A", "instance", "stale", "s"),
+    }
+    w.promote("c")
+    assert w.writer == "a"  # a replica of a stale copy holds none of the writer's data
+    w.promote("b")
+    assert w.writer == "b" and w.dbs["b"].source is None
+
+
+def test_global_failover_turns_the_other_members_into_secondaries() -> None:
+    w = LiveWorld(writer="a")
+    w.dbs = {
+        "a": Db("a", "A", "cluster", None, "s", global_id="g"),
+        "b": Db("b", "B", "cluster", "a", "s", global_id="g"),
+    }
+    w.global_failover("b")
+    assert (w.writer, w.dbs["a"].source, w.dbs["b"].source) == ("b", "b", None)
+
+
+@pytest.mark.parametrize(
+    ("live", "capacity"),
+    [
+        ({"minSize": 0, "maxSize": 0, "desiredCapacity": 2}, 0),
+        ({"minSize": 2, "maxSize": 6}, 2),
+        ({"minSize": 0, "maxSize": 6, "desiredCapacity": 3}, 3),
+    ],
+)
+def test_asg_capacity_clamps_desired_to_min_and_max(live: dict[str, Any], capacity: int) -> None:
+    assert lifecycle.asg_capacity(live) == capacity
+
+
+# --------------------------------------------------------------------------------------------------
+# the tables cite their sources
+
+
+def test_every_table_entry_cites_its_source() -> None:
+    for type_, rules in REPLACEMENT.items():
+        assert "terraform-provider-aws" in rules.source and "pulumi.com/registry" in rules.source, type_
+        assert rules.force_new and rules.in_place, type_
+    for rule in REJECTED:
+        assert rule.source.startswith(("http", "hashicorp/")) or "https://" in rule.source, rule.id
+    for type_, (_attr, source) in lifecycle_tables.EXISTS_ERRORS.items():
+        assert "docs.aws.amazon.com" in source, type_
+
+
+# --------------------------------------------------------------------------------------------------
+# CLI
+
+
+def test_plan_lifecycle_refuses_an_unknown_scenario_with_the_allowed_names(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    assert plan.main(["--lifecycle", "nope"]) == 2
+    err = capsys.readouterr().err
+    assert "'nope'" in err and "declared-iac" in err and "runbook-iac" in err and "upgrade" in err
+
+
+def test_plan_lifecycle_prints_each_steps_plan_and_a_summary_line(capsys: pytest.CaptureFixture[str]) -> None:
+    # Shares its syntheses with the "upgrade" scenario tests (automation.lifecycle caches them).
+    assert plan.main(["--lifecycle", "upgrade-headless", "--set", "database.mode=aurora-global"]) == 0
+    out = capsys.readouterr().out
+    assert "lifecycle upgrade-headless (aurora-global)" in out
+    # The refused upgrade stops the procedure: the dr stack's update after it is not run.
+    assert out.count("summary step ") == 3 and "stateful replacements 0" in out
+    assert "stopped after step 3: the update failed; 1 step(s) not run" in out
+    assert "~  update  rds.GlobalCluster" in out and "engineVersion: 16.4 -> 16.6" in out
+    assert "ERROR (update stops, nothing applied)" in out and "without a primary instance" in out
