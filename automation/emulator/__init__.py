@@ -13,6 +13,16 @@ runbook's safety depends on (each module cites the AWS pages it models):
 Tests and the local drill share it; the product's code paths run against it unmodified.
 """
 
-from automation.emulator.gaps import patch_moto
+from typing import Any
 
-__all__ = ["patch_moto"]
+__all__: list[str] = []  # patch_moto is served lazily by __getattr__
+
+
+def __getattr__(name: str) -> Any:
+    # moto is a development dependency: the pure modules (clock, data, alarms, health, traffic)
+    # import without it; ``patch_moto`` loads it only when asked for.
+    if name == "patch_moto":
+        from automation.emulator.gaps import patch_moto
+
+        return patch_moto
+    raise AttributeError(f"module 'automation.emulator' has no attribute {name!r}")
