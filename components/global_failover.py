@@ -24,6 +24,7 @@ import pulumi_aws as aws
 
 from components.config import StackConfig
 from components.failover import DesiredTier
+from components.naming import limit_of, physical_name
 from components.observability import dashboard_body
 from components.storage import replication_rule
 from components.wiring import PrimaryOutputs
@@ -115,7 +116,11 @@ class GlobalFailover(pulumi.ComponentResource):
         settings = switch_alarm_settings(args.tier.traffic)
         switch_alarm = aws.cloudwatch.MetricAlarm(
             f"{name}-switch",
-            name=f"{cfg.prefix}-failover-switch",
+            name=physical_name(
+                cfg.prefix,
+                "failover-switch",
+                limit=limit_of("aws:cloudwatch/metricAlarm:MetricAlarm", "name"),
+            ),
             alarm_description="pilotlight failover switch: ALARM sends traffic to region "
             f"{cfg.dr_region} (runbook writes {SWITCH_NAMESPACE}/{SWITCH_METRIC}=1, or dr:active true)",
             namespace=SWITCH_NAMESPACE,
@@ -235,7 +240,9 @@ class GlobalFailover(pulumi.ComponentResource):
             regions = {cfg.primary_region: primary_dims, cfg.dr_region: args.dr_dashboard_dimensions}
             aws.cloudwatch.Dashboard(
                 f"{name}-dashboard",
-                dashboard_name=f"{cfg.prefix}-dr",
+                dashboard_name=physical_name(
+                    cfg.prefix, "dr", limit=limit_of("aws:cloudwatch/dashboard:Dashboard", "dashboardName")
+                ),
                 dashboard_body=pulumi.Output.from_input(regions).apply(
                     lambda r: dashboard_body(cfg.prefix, r)
                 ),

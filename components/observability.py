@@ -16,7 +16,11 @@ from typing import Any
 import pulumi
 import pulumi_aws as aws
 
+from components.naming import limit_of, physical_name
+
 HEALTH_NAMESPACE = "Pilotlight/Health"
+_TOPIC = "aws:sns/topic:Topic"
+_ALARM = "aws:cloudwatch/metricAlarm:MetricAlarm"
 
 
 @dataclass
@@ -63,7 +67,7 @@ class Observability(pulumi.ComponentResource):
         child = pulumi.ResourceOptions(parent=self)
         topic = aws.sns.Topic(
             f"{name}-alerts",
-            name=f"{args.prefix}-alerts-{args.region}",
+            name=physical_name(args.prefix, "alerts", args.region, limit=limit_of(_TOPIC, "name")),
             kms_master_key_id="alias/aws/sns",
             opts=child,
         )
@@ -80,7 +84,7 @@ class Observability(pulumi.ComponentResource):
         def alarm(suffix: str, **kwargs: Any) -> aws.cloudwatch.MetricAlarm:
             return aws.cloudwatch.MetricAlarm(
                 f"{name}-{suffix}",
-                name=f"{args.prefix}-{suffix}-{args.region}",
+                name=physical_name(args.prefix, suffix, args.region, limit=limit_of(_ALARM, "name")),
                 alarm_actions=actions,
                 ok_actions=actions,
                 opts=child,

@@ -24,9 +24,12 @@ import pulumi
 import pulumi_aws as aws
 
 from components.iam import assume_role_policy, lambda_role
+from components.naming import limit_of, physical_name
 from components.serverless import lambda_code
 from lambdas.failover.graph import FAILBACK, FAILOVER, Runbook
 from lambdas.failover.state_machine import build_definition, validate_definition
+
+_FUNCTION = "aws:lambda/function:Function"
 
 
 def definition_json(runbook: Runbook, function_arn: str) -> str:
@@ -137,7 +140,7 @@ class Orchestrator(pulumi.ComponentResource):
         )  # fmt: skip
         function = aws.lambda_.Function(
             f"{name}-runbook",
-            name=f"{args.prefix}-runbook",
+            name=physical_name(args.prefix, "runbook", limit=limit_of(_FUNCTION, "name")),
             runtime="python3.12",
             handler="lambdas.failover.handler.handler",
             code=lambda_code(),
@@ -171,7 +174,9 @@ class Orchestrator(pulumi.ComponentResource):
         for runbook in (FAILOVER, FAILBACK):
             machines[runbook.name] = aws.sfn.StateMachine(
                 f"{name}-{runbook.name}",
-                name=f"{args.prefix}-{runbook.name}",
+                name=physical_name(
+                    args.prefix, runbook.name, limit=limit_of("aws:sfn/stateMachine:StateMachine", "name")
+                ),
                 role_arn=sfn_role.arn,
                 definition=function.arn.apply(lambda arn, rb=runbook: definition_json(rb, arn)),
                 opts=child,
@@ -227,7 +232,9 @@ class Orchestrator(pulumi.ComponentResource):
 
         operator = aws.iam.Policy(
             f"{name}-operator",
-            name=f"{args.prefix}-failover-operator",
+            name=physical_name(
+                args.prefix, "failover-operator", limit=limit_of("aws:iam/policy:Policy", "name")
+            ),
             description="Start (and watch) the pilotlight failover and failback runbooks; nothing else",
             policy=pulumi.Output.json_dumps(
                 {
@@ -270,7 +277,7 @@ class Orchestrator(pulumi.ComponentResource):
         )
         canary = aws.lambda_.Function(
             f"{name}-canary",
-            name=f"{args.prefix}-canary",
+            name=physical_name(args.prefix, "canary", limit=limit_of(_FUNCTION, "name")),
             runtime="python3.12",
             handler="lambdas.health_check.handler.handler",
             code=lambda_code(),

@@ -13,6 +13,7 @@ from components.config import StackConfig
 from components.data import DrDataTier, DrDataTierArgs
 from components.failover import DesiredTier, Latch, dr_capacity
 from components.global_failover import SWITCH_METRIC, SWITCH_NAMESPACE
+from components.naming import limit_of, physical_name
 from components.network import Network, NetworkArgs
 from components.observability import Observability, ObservabilityArgs
 from components.orchestrator import Orchestrator, OrchestratorArgs
@@ -152,6 +153,7 @@ class PilotLightRegion(pulumi.ComponentResource):
         self.api = ApiTier(
             f"{name}-api",
             ApiTierArgs(
+                prefix=cfg.prefix,
                 region=cfg.dr_region,
                 role="dr",
                 enabled=tier.event_sources_enabled,
@@ -282,7 +284,9 @@ class PilotLightRegion(pulumi.ComponentResource):
             return None
         copy = aws.ec2.AmiCopy(
             f"{name}-web-ami",
-            name=f"{cfg.prefix}-web-{cfg.dr_region}",
+            name=physical_name(
+                cfg.prefix, "web", cfg.dr_region, limit=limit_of("aws:ec2/amiCopy:AmiCopy", "name")
+            ),
             description=f"pilotlight web image copied from {cfg.primary_region}",
             source_ami_id=cfg.compute.ami_id,
             source_ami_region=cfg.primary_region,

@@ -110,6 +110,7 @@ class PrimaryRegion(pulumi.ComponentResource):
         self.api = ApiTier(
             f"{name}-api",
             ApiTierArgs(
+                prefix=cfg.prefix,
                 region=cfg.primary_region,
                 role="primary",
                 enabled=True,

@@ -15,6 +15,7 @@ import pulumi
 import pulumi_aws as aws
 
 from components.iam import assume_role_policy
+from components.naming import limit_of, physical_name
 
 ROOT = Path(__file__).resolve().parent.parent
 RUNTIME = "python3.12"
@@ -38,6 +39,8 @@ class ApiTierArgs:
     """Inputs of :class:`ApiTier`.
 
     Attributes:
+        prefix: ``<app>-<env>``: the function's and the API's names start with it, so two
+            deployments in one account never share a function, log group or CloudWatch dimension.
         role: ``primary`` or ``dr``: reported by ``GET /health``.
         enabled: the function takes traffic (primary: always; DR: from the failover module).
         reserved_concurrency: 0 keeps it dormant; None removes the reservation.
@@ -49,6 +52,7 @@ class ApiTierArgs:
         log_retention_days: CloudWatch Logs retention of the function's log group.
     """
 
+    prefix: str
     region: str
     role: str
     enabled: bool
@@ -109,10 +113,13 @@ class ApiTier(pulumi.ComponentResource):
     def __init__(self, name: str, args: ApiTierArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("pilotlight:index:ApiTier", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
+        function_name = physical_name(
+            args.prefix, "payments", limit=limit_of("aws:lambda/function:Function", "name")
+        )
 
         log_group = aws.cloudwatch.LogGroup(
             f"{name}-fn-logs",
-            name=f"/aws/lambda/{name}-payments",
+            name=f"/aws/lambda/{function_name}",
             retention_in_days=args.log_retention_days,
             opts=child,
         )
@@ -160,7 +167,7 @@ class ApiTier(pulumi.ComponentResource):
 
         function = aws.lambda_.Function(
             f"{name}-payments",
-            name=f"{name}-payments",
+            name=function_name,
             runtime=RUNTIME,
             handler=HANDLER,
             code=lambda_code(),
@@ -196,7 +203,7 @@ class ApiTier(pulumi.ComponentResource):
         # An explicit name: CloudWatch's ApiName dimension (alarms, dashboard) is this name.
         api = aws.apigateway.RestApi(
             f"{name}-api",
-            name=name,
+            name=f"{args.prefix}-payments-api",
             description=f"pilotlight payments API ({args.role})",
             endpoint_configuration=aws.apigateway.RestApiEndpointConfigurationArgs(types="REGIONAL"),
             opts=child,

@@ -621,11 +621,8 @@ def test_plan_cli_refuses_an_unknown_database_mode_before_registering_anything(
 # pure helpers
 
 
-def test_physical_names_keep_the_region_and_fit() -> None:
+def test_bucket_prefixes_keep_the_region_and_fit() -> None:
     long_prefix = "a" * 24 + "-" + "b" * 16
-    name = data.physical_name(long_prefix, "ap-southeast-2", "aurora")
-    assert len(name) <= 63 and name.endswith("-ap-southeast-2-aurora") and "--" not in name
-    assert data.physical_name("app-prod", "global") == "app-prod-global"
     prefix = storage.bucket_prefix(long_prefix, "ap-southeast-2")
     assert len(prefix) <= storage.BUCKET_PREFIX_MAX and prefix.endswith("-ap-southeast-2-")
 
