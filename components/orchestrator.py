@@ -23,7 +23,7 @@ from typing import Any
 import pulumi
 import pulumi_aws as aws
 
-from components.iam import assume_role_policy, lambda_role
+from components.iam import assume_role_policy, function_identity
 from components.naming import limit_of, physical_name
 from components.serverless import lambda_code
 from lambdas.failover.graph import FAILBACK, FAILOVER, Runbook
@@ -79,8 +79,10 @@ class Orchestrator(pulumi.ComponentResource):
         regions = [args.primary_region, args.dr_region]
 
         # --- the runbook Lambda: what the steps may touch, in both regions ---
-        role = lambda_role(
+        runbook_name = physical_name(args.prefix, "runbook", limit=limit_of(_FUNCTION, "name"))
+        runbook = function_identity(
             f"{name}-runbook",
+            runbook_name,
             [
                         {
                             "Sid": "Database",
@@ -140,17 +142,17 @@ class Orchestrator(pulumi.ComponentResource):
         )  # fmt: skip
         function = aws.lambda_.Function(
             f"{name}-runbook",
-            name=physical_name(args.prefix, "runbook", limit=limit_of(_FUNCTION, "name")),
+            name=runbook_name,
             runtime="python3.12",
             handler="lambdas.failover.handler.handler",
             code=lambda_code(),
-            role=role.arn,
+            role=runbook.role.arn,
             timeout=300,
             memory_size=256,
             environment=aws.lambda_.FunctionEnvironmentArgs(
                 variables={"RUNBOOK_CONTEXT": pulumi.Output.json_dumps(args.runbook_context)}
             ),
-            opts=child,
+            opts=pulumi.ResourceOptions(parent=self, depends_on=runbook.depends()),
         )
 
         # --- state machines ---
@@ -261,8 +263,10 @@ class Orchestrator(pulumi.ComponentResource):
         )
 
         # --- the canary ---
-        canary_role = lambda_role(
+        canary_name = physical_name(args.prefix, "canary", limit=limit_of(_FUNCTION, "name"))
+        canary_identity = function_identity(
             f"{name}-canary",
+            canary_name,
             [
                 {"Effect": "Allow", "Action": "cloudwatch:PutMetricData", "Resource": "*"},
                 {
@@ -277,11 +281,11 @@ class Orchestrator(pulumi.ComponentResource):
         )
         canary = aws.lambda_.Function(
             f"{name}-canary",
-            name=physical_name(args.prefix, "canary", limit=limit_of(_FUNCTION, "name")),
+            name=canary_name,
             runtime="python3.12",
             handler="lambdas.health_check.handler.handler",
             code=lambda_code(),
-            role=canary_role.arn,
+            role=canary_identity.role.arn,
             timeout=30,
             environment=aws.lambda_.FunctionEnvironmentArgs(
                 variables={
@@ -293,7 +297,7 @@ class Orchestrator(pulumi.ComponentResource):
                     "LATCH_PARAMETER": args.latch_parameter_name,
                 }
             ),
-            opts=child,
+            opts=pulumi.ResourceOptions(parent=self, depends_on=canary_identity.depends()),
         )
         schedule = aws.cloudwatch.EventRule(
             f"{name}-canary-schedule", schedule_expression="rate(1 minute)", opts=child

@@ -14,7 +14,7 @@ from pathlib import Path
 import pulumi
 import pulumi_aws as aws
 
-from components.iam import assume_role_policy
+from components.iam import function_identity
 from components.naming import limit_of, physical_name
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -117,12 +117,6 @@ class ApiTier(pulumi.ComponentResource):
             args.prefix, "payments", limit=limit_of("aws:lambda/function:Function", "name")
         )
 
-        log_group = aws.cloudwatch.LogGroup(
-            f"{name}-fn-logs",
-            name=f"/aws/lambda/{function_name}",
-            retention_in_days=args.log_retention_days,
-            opts=child,
-        )
         dlq = aws.sqs.Queue(
             f"{name}-inbox-dlq", message_retention_seconds=1209600, sqs_managed_sse_enabled=True, opts=child
         )
@@ -135,34 +129,23 @@ class ApiTier(pulumi.ComponentResource):
             opts=child,
         )
 
-        role = aws.iam.Role(
-            f"{name}-fn-role",
-            assume_role_policy=assume_role_policy("lambda.amazonaws.com"),
-            opts=child,
-        )
-        aws.iam.RolePolicy(
-            f"{name}-fn-policy",
-            role=role.id,
-            policy=pulumi.Output.json_dumps(
+        # Traced (Active): the role needs X-Ray's write actions, and the function its role policy.
+        identity = function_identity(
+            f"{name}-fn",
+            function_name,
+            [
+                *_data_statements(args),
                 {
-                    "Version": "2012-10-17",
-                    "Statement": [
-                        {
-                            "Effect": "Allow",
-                            "Action": ["logs:CreateLogStream", "logs:PutLogEvents"],
-                            "Resource": pulumi.Output.concat(log_group.arn, ":*"),
-                        },
-                        *_data_statements(args),
-                        {
-                            "Effect": "Allow",
-                            "Action": ["sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:GetQueueAttributes"],
-                            "Resource": queue.arn,
-                        },
-                        *args.extra_policy_statements,
-                    ],
-                }
-            ),
-            opts=child,
+                    "Sid": "Inbox",
+                    "Effect": "Allow",
+                    "Action": ["sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:GetQueueAttributes"],
+                    "Resource": queue.arn,
+                },
+                *args.extra_policy_statements,
+            ],
+            child,
+            tracing=True,
+            retention_days=args.log_retention_days,
         )
 
         function = aws.lambda_.Function(
@@ -171,7 +154,7 @@ class ApiTier(pulumi.ComponentResource):
             runtime=RUNTIME,
             handler=HANDLER,
             code=lambda_code(),
-            role=role.arn,
+            role=identity.role.arn,
             timeout=15,
             memory_size=256,
             architectures=["arm64"],
@@ -188,7 +171,7 @@ class ApiTier(pulumi.ComponentResource):
                 }
             ),
             tracing_config=aws.lambda_.FunctionTracingConfigArgs(mode="Active"),
-            opts=pulumi.ResourceOptions(parent=self, depends_on=[log_group]),
+            opts=pulumi.ResourceOptions(parent=self, depends_on=identity.depends()),
         )
         mapping = aws.lambda_.EventSourceMapping(
             f"{name}-inbox-source",
