@@ -52,6 +52,7 @@ class OrchestratorArgs:
         canary_targets: region A's health endpoints, probed every minute from region B.
         switch_metric: the failover switch's metric (namespace, name, dimensions).
         latch_parameter_name: the SSM latch in region B.
+        notify_key_arn: the KMS key of region B's alert topic (publishing to it needs the key).
     """
 
     prefix: str
@@ -63,6 +64,7 @@ class OrchestratorArgs:
     canary_targets: list[dict[str, pulumi.Input[str]]]
     switch_metric: dict[str, Any]
     latch_parameter_name: pulumi.Input[str]
+    notify_key_arn: pulumi.Input[str]
 
 
 class Orchestrator(pulumi.ComponentResource):
@@ -119,6 +121,14 @@ class Orchestrator(pulumi.ComponentResource):
                             "Action": ["cloudwatch:PutMetricData", "ssm:GetParameter", "ssm:PutParameter", "sns:Publish"],
                             "Resource": "*",
                             "Condition": {"StringEquals": {"aws:RequestedRegion": args.dr_region}},
+                        },
+                        {
+                            # Publishing to an encrypted topic takes a data key of the topic's key
+                            # (https://docs.aws.amazon.com/sns/latest/dg/sns-key-management.html).
+                            "Sid": "NotifyEncryptedTopic",
+                            "Effect": "Allow",
+                            "Action": ["kms:GenerateDataKey", "kms:Decrypt"],
+                            "Resource": args.notify_key_arn,
                         },
                         {
                             # The switch's position (B) and the replication lag (A, at failback).

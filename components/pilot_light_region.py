@@ -197,6 +197,7 @@ class PilotLightRegion(pulumi.ComponentResource):
                 api_name=self.api.api_name,
                 api_stage=self.api.stage_name,
                 alert_email=cfg.routing.alert_email,
+                protect=cfg.protect,
                 watch_primary=True,
                 replica_lag=lag,
                 confirmation_minutes=cfg.routing.confirmation_minutes,
@@ -247,6 +248,7 @@ class PilotLightRegion(pulumi.ComponentResource):
                 ],
                 switch_metric=switch_metric,
                 latch_parameter_name=latch.name,
+                notify_key_arn=self.observability.topic_key_arn,
             ),
             child,
         )

@@ -141,6 +141,7 @@ class PrimaryRegion(pulumi.ComponentResource):
                 api_name=self.api.api_name,
                 api_stage=self.api.stage_name,
                 alert_email=cfg.routing.alert_email,
+                protect=cfg.protect,
             ),
             pulumi.ResourceOptions(parent=self),
         )

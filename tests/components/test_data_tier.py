@@ -215,7 +215,7 @@ def test_rds_multi_az_primary_and_encrypted_cross_region_replica(mode: str) -> N
     (replica,) = dr.by_type("aws:rds/instance:Instance")
     assert replica.region == B
     assert replica.inputs["replicateSourceDb"] == primary.outputs["dbInstanceArn"]
-    (dr_key,) = [k for k in dr.by_type("aws:kms/key:Key") if k.region == B]
+    (dr_key,) = [k for k in dr.by_type("aws:kms/key:Key") if k.region == B and k.name == "dr-data-key"]
     assert replica.inputs["kmsKeyId"] == dr_key.outputs["arn"]
     (subnets,) = dr.by_type("aws:rds/subnetGroup:SubnetGroup")
     assert replica.inputs["dbSubnetGroupName"] == subnets.inputs["name"] and subnets.region == B
@@ -278,7 +278,7 @@ def test_every_data_store_is_encrypted_with_a_key_of_its_own_region(overrides: d
 
 def test_the_dr_stack_stores_use_its_own_key_and_the_primary_copies_a_primary_owned_key() -> None:
     primary, dr = syntheses_for(RDS_POSTGRES)
-    (dr_key,) = dr.by_type("aws:kms/key:Key")
+    dr_key = dr.named("dr-data-key")
     assert dr_key.region == B
     replica_key = primary.named("primary-data-replica-key")
     assert replica_key.region == B and replica_key.outputs["arn"] == primary.outputs["replicaKmsKeyArn"]
