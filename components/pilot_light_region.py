@@ -147,6 +147,7 @@ class PilotLightRegion(pulumi.ComponentResource):
                 volume_size=cfg.compute.volume_size,
                 manage_desired=False,
                 extra_security_group_ids=[self.app_security_group.id],
+                tags=cfg.tag_map(),
             ),
             child,
         )

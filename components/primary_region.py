@@ -104,6 +104,7 @@ class PrimaryRegion(pulumi.ComponentResource):
                 volume_size=cfg.compute.volume_size,
                 manage_desired=True,
                 extra_security_group_ids=[self.app_security_group.id],
+                tags=cfg.tag_map(),
             ),
             pulumi.ResourceOptions(parent=self),
         )
