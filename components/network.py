@@ -17,7 +17,15 @@ import pulumi_aws as aws
 from components.cidr import TIERS, plan_subnets
 from components.iam import assume_role_policy
 
-INTERFACE_ENDPOINTS = ("ssm", "secretsmanager", "sts", "monitoring", "logs")
+# Interface endpoints by who calls the service from inside the VPC. Only the web instances live in
+# it (the functions run outside any VPC and reach AWS through Lambda's own network), and what they
+# call is Session Manager, which needs ssm, ssmmessages and ec2messages to reach an instance without
+# a NAT gateway (https://docs.aws.amazon.com/systems-manager/latest/userguide/setup-create-vpc.html).
+# An endpoint with no caller costs an hourly fee per AZ for nothing.
+ENDPOINT_CONSUMERS: dict[str, tuple[str, ...]] = {
+    "web instances: Session Manager (AmazonSSMManagedInstanceCore)": ("ssm", "ssmmessages", "ec2messages"),
+}
+INTERFACE_ENDPOINTS = tuple(dict.fromkeys(s for services in ENDPOINT_CONSUMERS.values() for s in services))
 GATEWAY_ENDPOINTS = ("s3", "dynamodb")
 EPHEMERAL_PORTS = (1024, 65535)
 
