@@ -36,13 +36,14 @@ def assume_role_policy(service: str) -> str:
     )
 
 
-def log_statement(log_group_arn: pulumi.Input[str]) -> dict[str, Any]:
+def log_statement(log_group_arn: str) -> dict[str, Any]:
     """Write to one log group's streams (instead of AWSLambdaBasicExecutionRole's ``logs:*`` on ``*``)."""
     return {
         "Sid": "OwnLogs",
         "Effect": "Allow",
         "Action": ["logs:CreateLogStream", "logs:PutLogEvents"],
-        "Resource": pulumi.Output.concat(log_group_arn, ":*"),
+        # CreateLogStream is authorized on the group, PutLogEvents on its streams.
+        "Resource": [log_group_arn, f"{log_group_arn}:log-stream:*"],
     }
 
 
@@ -67,7 +68,7 @@ class FunctionIdentity:
 def function_identity(
     name: str,
     function_name: str,
-    statements: list[dict[str, Any]],
+    statements: pulumi.Input[list[dict[str, Any]]],
     opts: pulumi.ResourceOptions,
     *,
     tracing: bool = False,
@@ -84,15 +85,13 @@ def function_identity(
     policy = aws.iam.RolePolicy(
         f"{name}-policy",
         role=role.id,
-        policy=pulumi.Output.json_dumps(
-            {
-                "Version": "2012-10-17",
-                "Statement": [
-                    log_statement(log_group.arn),
-                    *statements,
-                    *([XRAY_STATEMENT] if tracing else []),
-                ],
-            }
+        policy=pulumi.Output.all(log_group.arn, pulumi.Output.from_input(statements)).apply(
+            lambda v: json.dumps(
+                {
+                    "Version": "2012-10-17",
+                    "Statement": [log_statement(v[0]), *v[1], *([XRAY_STATEMENT] if tracing else [])],
+                }
+            )
         ),
         opts=opts,
     )

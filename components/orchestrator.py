@@ -17,6 +17,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -25,6 +26,8 @@ import pulumi_aws as aws
 
 from components.iam import assume_role_policy, function_identity
 from components.naming import limit_of, physical_name
+from components.observability import HEALTH_NAMESPACE
+from components.runbook_iam import RunbookTargets, account_of, parameter_arn, runbook_statements
 from components.serverless import lambda_code
 from lambdas.failover.graph import FAILBACK, FAILOVER, Runbook
 from lambdas.failover.state_machine import build_definition, validate_definition
@@ -53,6 +56,7 @@ class OrchestratorArgs:
         switch_metric: the failover switch's metric (namespace, name, dimensions).
         latch_parameter_name: the SSM latch in region B.
         notify_key_arn: the KMS key of region B's alert topic (publishing to it needs the key).
+        data_key_arns: the data keys an encrypted failback replica may use (rds-replica).
     """
 
     prefix: str
@@ -65,6 +69,7 @@ class OrchestratorArgs:
     switch_metric: dict[str, Any]
     latch_parameter_name: pulumi.Input[str]
     notify_key_arn: pulumi.Input[str]
+    data_key_arns: Sequence[pulumi.Input[str]] = ()
 
 
 class Orchestrator(pulumi.ComponentResource):
@@ -78,78 +83,26 @@ class Orchestrator(pulumi.ComponentResource):
     def __init__(self, name: str, args: OrchestratorArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("pilotlight:index:Orchestrator", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
-        regions = [args.primary_region, args.dr_region]
+        account = pulumi.Output.from_input(args.runbook_context["notifyTopicArn"]).apply(account_of)
 
         # --- the runbook Lambda: what the steps may touch, in both regions ---
         runbook_name = physical_name(args.prefix, "runbook", limit=limit_of(_FUNCTION, "name"))
-        runbook = function_identity(
-            f"{name}-runbook",
-            runbook_name,
-            [
-                        {
-                            "Sid": "Database",
-                            "Effect": "Allow",
-                            "Action": [
-                                "rds:DescribeDBInstances", "rds:DescribeDBClusters", "rds:DescribeGlobalClusters",
-                                "rds:PromoteReadReplica", "rds:CreateDBInstance", "rds:CreateDBInstanceReadReplica",
-                                "rds:FailoverGlobalCluster", "rds:SwitchoverGlobalCluster", "rds:AddTagsToResource",
-                            ],
-                            "Resource": "*",
-                            "Condition": {"StringEquals": {"aws:RequestedRegion": regions}},
-                        },
-                        {
-                            "Sid": "WebTier",
-                            "Effect": "Allow",
-                            "Action": ["autoscaling:UpdateAutoScalingGroup", "autoscaling:DescribeAutoScalingGroups"],
-                            "Resource": "*",
-                            "Condition": {"StringEquals": {"aws:RequestedRegion": regions}},
-                        },
-                        {
-                            "Sid": "Functions",
-                            "Effect": "Allow",
-                            "Action": [
-                                "lambda:PutFunctionConcurrency", "lambda:DeleteFunctionConcurrency",
-                                "lambda:GetFunctionConcurrency", "lambda:UpdateEventSourceMapping",
-                                "lambda:GetEventSourceMapping",
-                            ],
-                            "Resource": "*",
-                            "Condition": {"StringEquals": {"aws:RequestedRegion": regions}},
-                        },
-                        {
-                            "Sid": "SwitchLatchNotify",
-                            "Effect": "Allow",
-                            "Action": ["cloudwatch:PutMetricData", "ssm:GetParameter", "ssm:PutParameter", "sns:Publish"],
-                            "Resource": "*",
-                            "Condition": {"StringEquals": {"aws:RequestedRegion": args.dr_region}},
-                        },
-                        {
-                            # Publishing to an encrypted topic takes a data key of the topic's key
-                            # (https://docs.aws.amazon.com/sns/latest/dg/sns-key-management.html).
-                            "Sid": "NotifyEncryptedTopic",
-                            "Effect": "Allow",
-                            "Action": ["kms:GenerateDataKey", "kms:Decrypt"],
-                            "Resource": args.notify_key_arn,
-                        },
-                        {
-                            # The switch's position (B) and the replication lag (A, at failback).
-                            "Sid": "ReadMetrics",
-                            "Effect": "Allow",
-                            "Action": ["cloudwatch:GetMetricData"],
-                            "Resource": "*",
-                            "Condition": {"StringEquals": {"aws:RequestedRegion": regions}},
-                        },
-                        {
-                            # An encrypted cross-region read replica (rds-replica failback) needs the
-                            # caller to let RDS use the destination key.
-                            "Sid": "ReplicaEncryption",
-                            "Effect": "Allow",
-                            "Action": ["kms:CreateGrant", "kms:DescribeKey"],
-                            "Resource": "*",
-                            "Condition": {"StringLike": {"kms:ViaService": [f"rds.{r}.amazonaws.com" for r in regions]}},
-                        },
-            ],
-            child,
-        )  # fmt: skip
+        # What the steps may touch, in both regions, resource by resource (components/runbook_iam.py).
+        statements = pulumi.Output.all(
+            context=pulumi.Output.from_input(args.runbook_context),
+            notify_key=args.notify_key_arn,
+            data_keys=pulumi.Output.from_input(list(args.data_key_arns)),
+        ).apply(
+            lambda v: runbook_statements(
+                RunbookTargets.from_context(
+                    v["context"],
+                    account=account_of(v["context"]["notifyTopicArn"]),
+                    notify_key_arn=v["notify_key"],
+                    data_key_arns=v["data_keys"],
+                )
+            )
+        )
+        runbook = function_identity(f"{name}-runbook", runbook_name, statements, child)
         function = aws.lambda_.Function(
             f"{name}-runbook",
             name=runbook_name,
@@ -259,12 +212,25 @@ class Orchestrator(pulumi.ComponentResource):
                         },
                         {
                             "Effect": "Allow",
-                            "Action": [
-                                "states:DescribeExecution",
-                                "states:GetExecutionHistory",
-                                "states:ListExecutions",
+                            "Action": "states:ListExecutions",
+                            "Resource": [machines["failover"].arn, machines["failback"].arn],
+                        },
+                        {
+                            "Effect": "Allow",
+                            "Action": ["states:DescribeExecution", "states:GetExecutionHistory"],
+                            # Executions of these two machines: execution:<machine name>:<execution>.
+                            "Resource": [
+                                pulumi.Output.concat(
+                                    "arn:aws:states:",
+                                    args.dr_region,
+                                    ":",
+                                    account,
+                                    ":execution:",
+                                    m.name,
+                                    ":*",
+                                )
+                                for m in (machines["failover"], machines["failback"])
                             ],
-                            "Resource": "*",
                         },
                     ],
                 }
@@ -278,12 +244,26 @@ class Orchestrator(pulumi.ComponentResource):
             f"{name}-canary",
             canary_name,
             [
-                {"Effect": "Allow", "Action": "cloudwatch:PutMetricData", "Resource": "*"},
                 {
+                    # PutMetricData has no resource type (STAR_ONLY_ACTIONS): narrowed to the canary's
+                    # two namespaces in region B.
+                    "Sid": "PublishHealthAndSwitch",
+                    "Effect": "Allow",
+                    "Action": "cloudwatch:PutMetricData",
+                    "Resource": "*",
+                    "Condition": {
+                        "StringEquals": {
+                            "aws:RequestedRegion": args.dr_region,
+                            "cloudwatch:namespace": [HEALTH_NAMESPACE, args.switch_metric["namespace"]],
+                        }
+                    },
+                },
+                {
+                    "Sid": "ReadLatch",
                     "Effect": "Allow",
                     "Action": "ssm:GetParameter",
-                    "Resource": pulumi.Output.concat(
-                        f"arn:aws:ssm:{args.dr_region}:*:parameter", args.latch_parameter_name
+                    "Resource": pulumi.Output.all(account, args.latch_parameter_name).apply(
+                        lambda v: parameter_arn(args.dr_region, v[0], v[1])
                     ),
                 },
             ],

@@ -250,6 +250,7 @@ class PilotLightRegion(pulumi.ComponentResource):
                 switch_metric=switch_metric,
                 latch_parameter_name=latch.name,
                 notify_key_arn=self.observability.topic_key_arn,
+                data_key_arns=[args.primary["kmsKeyArn"], self.data.kms_key_arn],
             ),
             child,
         )

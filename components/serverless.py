@@ -16,6 +16,7 @@ import pulumi_aws as aws
 
 from components.iam import function_identity
 from components.naming import limit_of, physical_name
+from components.runbook_iam import account_of, parameter_arn, rds_arn
 
 ROOT = Path(__file__).resolve().parent.parent
 RUNTIME = "python3.12"
@@ -73,26 +74,68 @@ def _data_statements(args: ApiTierArgs) -> list[dict]:
     """Least privilege: the item calls and receipt writes it makes, and what ``GET /health`` reads.
 
     Health reads the table's status, which database is the writer, and the latch: without these a
-    health check answers 503 and Route 53 would fail the region over for a missing permission.
+    health check answers 503 and Route 53 would fail the region over for a missing permission. Each
+    names its resource: this function faces the internet, so it may read the latch and no other
+    parameter, and describe its own database and no other.
     """
+    env = args.environment
+    account = pulumi.Output.from_input(args.table_arn).apply(account_of)
+    database: list[pulumi.Output[str]] = []
+    if "DB_INSTANCE_ID" in env:
+        database.append(
+            pulumi.Output.all(account, env["DB_INSTANCE_ID"]).apply(
+                lambda v: rds_arn(args.region, v[0], "db", v[1])
+            )
+        )
+    if "GLOBAL_CLUSTER_ID" in env:
+        database.append(
+            pulumi.Output.all(account, env["GLOBAL_CLUSTER_ID"]).apply(
+                lambda v: rds_arn(args.region, v[0], "global-cluster", v[1])
+            )
+        )
+    statements: list[dict] = []
+    if database:
+        statements.append(
+            {
+                "Sid": "WhoIsTheWriter",
+                "Effect": "Allow",
+                "Action": [
+                    "rds:DescribeDBInstances" if "DB_INSTANCE_ID" in env else "rds:DescribeGlobalClusters"
+                ],
+                "Resource": database,
+            }
+        )
+    if "LATCH_PARAMETER" in env and "LATCH_REGION" in env:
+        statements.append(
+            {
+                "Sid": "ReadTheLatch",
+                "Effect": "Allow",
+                "Action": "ssm:GetParameter",
+                "Resource": pulumi.Output.all(account, env["LATCH_REGION"], env["LATCH_PARAMETER"]).apply(
+                    lambda v: parameter_arn(v[1], v[0], v[2])
+                ),
+            }
+        )
     return [
+        *statements,
         {
-            "Effect": "Allow",
-            "Action": ["rds:DescribeDBInstances", "rds:DescribeGlobalClusters"],
-            "Resource": "*",
-        },
-        {"Effect": "Allow", "Action": ["ssm:GetParameter"], "Resource": "*"},
-        {
+            "Sid": "Payments",
             "Effect": "Allow",
             "Action": ["dynamodb:PutItem", "dynamodb:GetItem", "dynamodb:DescribeTable"],
             "Resource": args.table_arn,
         },
         {
+            "Sid": "Receipts",
             "Effect": "Allow",
             "Action": ["s3:PutObject"],
             "Resource": pulumi.Output.concat(args.bucket_arn, "/receipts/*"),
         },
-        {"Effect": "Allow", "Action": ["kms:GenerateDataKey", "kms:Decrypt"], "Resource": args.kms_key_arn},
+        {
+            "Sid": "ReceiptsKey",
+            "Effect": "Allow",
+            "Action": ["kms:GenerateDataKey", "kms:Decrypt"],
+            "Resource": args.kms_key_arn,
+        },
     ]
 
 
