@@ -242,6 +242,16 @@ def limit_of(type_: str, key: str) -> int:
     return max_length
 
 
+def regional_api_name(region: str, domain: str) -> str:
+    """A region's own API name under the custom domain: ``api-<region>.<domain>``.
+
+    Route 53, the canary and the runbook must reach one region's API, not whichever ``api.<domain>``
+    resolves to; with custom domains the ``execute-api`` endpoint is off, so each region gets this
+    name too (the certificates must cover it, e.g. ``*.<domain>``).
+    """
+    return f"api-{region}.{domain}"
+
+
 def db_instance_identifier(prefix: str, region: str, kind: str) -> str:
     """A region-A/B DB instance identifier leaving room for the runbook's failback suffix."""
     return physical_name(prefix, region, kind, limit=RDS_IDENTIFIER_MAX - FAILBACK_RESERVE)

@@ -13,7 +13,7 @@ from components.config import StackConfig
 from components.data import DrDataTier, DrDataTierArgs
 from components.failover import DesiredTier, Latch, dr_capacity
 from components.global_failover import SWITCH_METRIC, SWITCH_NAMESPACE
-from components.naming import limit_of, physical_name
+from components.naming import limit_of, physical_name, regional_api_name
 from components.network import Network, NetworkArgs
 from components.observability import Observability, ObservabilityArgs
 from components.orchestrator import Orchestrator, OrchestratorArgs
@@ -159,6 +159,7 @@ class PilotLightRegion(pulumi.ComponentResource):
                 role="dr",
                 enabled=tier.event_sources_enabled,
                 domain_name=f"api.{cfg.routing.domain}",
+                regional_domain_name=regional_api_name(cfg.dr_region, cfg.routing.domain),
                 certificate_arn=cfg.routing.dr_certificate_arn,
                 reserved_concurrency=tier.reserved_concurrency,
                 # The global table's replica in region B: same name, this region's ARN.

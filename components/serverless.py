@@ -21,6 +21,7 @@ from components.runbook_iam import account_of, parameter_arn, rds_arn
 ROOT = Path(__file__).resolve().parent.parent
 RUNTIME = "python3.12"
 HANDLER = "lambdas.api.handler.handler"
+STAGE = "prod"
 ROUTES = (("payments", None, "POST"), ("payments", "{id}", "GET"), ("health", None, "GET"))
 
 
@@ -48,6 +49,9 @@ class ApiTierArgs:
         table_name, table_arn: the DynamoDB global table (its replica in this region).
         bucket_name, bucket_arn: the receipts bucket in this region; kms_key_arn: its key.
         environment: extra environment variables (database identifiers, latch parameter...).
+        regional_domain_name: with a custom domain, this region's own name (``api-<region>.<domain>``):
+            health checks, the canary and the runbook reach this region's API by it, because the
+            default ``execute-api`` endpoint is then turned off (see :class:`ApiTier`).
         domain_name, certificate_arn: a regional custom domain (``api.<domain>``) with this region's
             ACM certificate: Route 53 can fail the API over only to names API Gateway answers for.
         log_retention_days: CloudWatch Logs retention of the function's log group.
@@ -66,6 +70,7 @@ class ApiTierArgs:
     environment: dict[str, pulumi.Input[str]] = field(default_factory=dict)
     domain_name: str | None = None
     certificate_arn: str | None = None
+    regional_domain_name: str | None = None
     log_retention_days: int = 30
     extra_policy_statements: list[dict] = field(default_factory=list)
 
@@ -226,12 +231,21 @@ class ApiTier(pulumi.ComponentResource):
             opts=child,
         )
 
+        custom_domain = (
+            args.domain_name is not None
+            and args.certificate_arn is not None
+            and args.regional_domain_name is not None
+        )
         # An explicit name: CloudWatch's ApiName dimension (alarms, dashboard) is this name.
         api = aws.apigateway.RestApi(
             f"{name}-api",
             name=f"{args.prefix}-payments-api",
             description=f"pilotlight payments API ({args.role})",
             endpoint_configuration=aws.apigateway.RestApiEndpointConfigurationArgs(types="REGIONAL"),
+            # With custom domains, the default endpoint would be a second way in that skips what the
+            # domains enforce (TLS policy, the names clients and certificates know): turned off.
+            # https://docs.aws.amazon.com/apigateway/latest/developerguide/rest-api-disable-default-endpoint.html
+            disable_execute_api_endpoint=custom_domain,
             opts=child,
         )
         methods: list[pulumi.Resource] = []
@@ -292,7 +306,7 @@ class ApiTier(pulumi.ComponentResource):
             f"{name}-stage",
             rest_api=api.id,
             deployment=deployment.id,
-            stage_name="prod",
+            stage_name=STAGE,
             xray_tracing_enabled=True,
             opts=child,
         )
@@ -308,23 +322,45 @@ class ApiTier(pulumi.ComponentResource):
         )
 
         self.domain_target: pulumi.Output[str] | None = None
-        if args.domain_name is not None and args.certificate_arn is not None:
-            domain = aws.apigateway.DomainName(
-                f"{name}-domain",
-                domain_name=args.domain_name,
-                regional_certificate_arn=args.certificate_arn,
-                endpoint_configuration=aws.apigateway.DomainNameEndpointConfigurationArgs(types="REGIONAL"),
-                security_policy="TLS_1_2",
-                opts=child,
+        self.regional_domain: tuple[str, pulumi.Output[str], pulumi.Output[str]] | None = None
+        self.health_host: pulumi.Output[str] = pulumi.Output.concat(
+            api.id, f".execute-api.{args.region}.amazonaws.com"
+        )
+        self.health_path = f"/{STAGE}/health"
+        if custom_domain:
+            assert args.domain_name is not None and args.regional_domain_name is not None
+            targets = {}
+            for suffix, domain_name in (
+                ("domain", args.domain_name),
+                ("regional-domain", args.regional_domain_name),
+            ):
+                domain = aws.apigateway.DomainName(
+                    f"{name}-{suffix}",
+                    domain_name=domain_name,
+                    regional_certificate_arn=args.certificate_arn,
+                    endpoint_configuration=aws.apigateway.DomainNameEndpointConfigurationArgs(
+                        types="REGIONAL"
+                    ),
+                    security_policy="TLS_1_2",
+                    opts=child,
+                )
+                aws.apigateway.BasePathMapping(
+                    f"{name}-{suffix}-mapping",
+                    rest_api=api.id,
+                    stage_name=stage.stage_name,
+                    domain_name=domain.domain_name,
+                    opts=child,
+                )
+                targets[suffix] = domain
+            self.domain_target = targets["domain"].regional_domain_name
+            regional = targets["regional-domain"]
+            self.regional_domain = (
+                args.regional_domain_name,
+                regional.regional_domain_name,
+                regional.regional_zone_id,
             )
-            aws.apigateway.BasePathMapping(
-                f"{name}-domain-mapping",
-                rest_api=api.id,
-                stage_name=stage.stage_name,
-                domain_name=domain.domain_name,
-                opts=child,
-            )
-            self.domain_target = domain.regional_domain_name
+            self.health_host = pulumi.Output.from_input(args.regional_domain_name)
+            self.health_path = "/health"
 
         self.function_name = function.name
         self.function_arn = function.arn
@@ -332,7 +368,7 @@ class ApiTier(pulumi.ComponentResource):
         self.api_name = api.name
         self.stage_name = stage.stage_name
         self.invoke_url = stage.invoke_url
-        self.health_url = pulumi.Output.concat(stage.invoke_url, "/health")
+        self.health_url = pulumi.Output.concat("https://", self.health_host, self.health_path)
         self.api_host = pulumi.Output.concat(api.id, f".execute-api.{args.region}.amazonaws.com")
         self.event_source_mapping_id = mapping.uuid
         self.queue_arn = queue.arn
