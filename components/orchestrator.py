@@ -17,7 +17,6 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -55,8 +54,6 @@ class OrchestratorArgs:
         canary_targets: region A's health endpoints, probed every minute from region B.
         switch_metric: the failover switch's metric (namespace, name, dimensions).
         latch_parameter_name: the SSM latch in region B.
-        notify_key_arn: the KMS key of region B's alert topic (publishing to it needs the key).
-        data_key_arns: the data keys an encrypted failback replica may use (rds-replica).
     """
 
     prefix: str
@@ -68,8 +65,6 @@ class OrchestratorArgs:
     canary_targets: list[dict[str, pulumi.Input[str]]]
     switch_metric: dict[str, Any]
     latch_parameter_name: pulumi.Input[str]
-    notify_key_arn: pulumi.Input[str]
-    data_key_arns: Sequence[pulumi.Input[str]] = ()
 
 
 class Orchestrator(pulumi.ComponentResource):
@@ -88,19 +83,8 @@ class Orchestrator(pulumi.ComponentResource):
         # --- the runbook Lambda: what the steps may touch, in both regions ---
         runbook_name = physical_name(args.prefix, "runbook", limit=limit_of(_FUNCTION, "name"))
         # What the steps may touch, in both regions, resource by resource (components/runbook_iam.py).
-        statements = pulumi.Output.all(
-            context=pulumi.Output.from_input(args.runbook_context),
-            notify_key=args.notify_key_arn,
-            data_keys=pulumi.Output.from_input(list(args.data_key_arns)),
-        ).apply(
-            lambda v: runbook_statements(
-                RunbookTargets.from_context(
-                    v["context"],
-                    account=account_of(v["context"]["notifyTopicArn"]),
-                    notify_key_arn=v["notify_key"],
-                    data_key_arns=v["data_keys"],
-                )
-            )
+        statements = pulumi.Output.from_input(args.runbook_context).apply(
+            lambda context: runbook_statements(RunbookTargets.from_context(context))
         )
         runbook = function_identity(f"{name}-runbook", runbook_name, statements, child)
         function = aws.lambda_.Function(

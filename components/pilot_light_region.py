@@ -231,6 +231,9 @@ class PilotLightRegion(pulumi.ComponentResource):
             "switchMetric": switch_metric,
             "latchParameterName": latch.name,
             "notifyTopicArn": self.observability.topic_arn,
+            # What the runbook's permissions name besides the above (components/runbook_iam.py).
+            "notifyKeyArn": self.observability.topic_key_arn,
+            "dataKeyArns": [args.primary["kmsKeyArn"], self.data.kms_key_arn],
             "primaryHealthUrl": args.primary["apiHealthUrl"],
             "drHealthUrl": self.api.health_url,
             **self.runbook_data,
@@ -250,8 +253,6 @@ class PilotLightRegion(pulumi.ComponentResource):
                 ],
                 switch_metric=switch_metric,
                 latch_parameter_name=latch.name,
-                notify_key_arn=self.observability.topic_key_arn,
-                data_key_arns=[args.primary["kmsKeyArn"], self.data.kms_key_arn],
             ),
             child,
         )

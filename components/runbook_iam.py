@@ -13,7 +13,7 @@ offers one.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -77,17 +77,11 @@ class RunbookTargets:
     data_key_arns: tuple[str, ...] = ()
 
     @classmethod
-    def from_context(
-        cls,
-        context: Mapping[str, Any],
-        *,
-        account: str,
-        notify_key_arn: str,
-        data_key_arns: Sequence[str] = (),
-    ) -> RunbookTargets:
-        """From the ``runbook`` output (``lambdas/failover/context.py`` keys)."""
+    def from_context(cls, context: Mapping[str, Any]) -> RunbookTargets:
+        """From the ``runbook`` output (``lambdas/failover/context.py`` keys, plus ``notifyKeyArn`` and
+        ``dataKeyArns``); the account is the alert topic's. Raises KeyError naming a missing key."""
         return cls(
-            account=account,
+            account=account_of(str(context["notifyTopicArn"])),
             primary_region=str(context["primaryRegion"]),
             dr_region=str(context["drRegion"]),
             database_mode=str(context["databaseMode"]),
@@ -98,14 +92,14 @@ class RunbookTargets:
             dr_mapping_ids=tuple(str(m) for m in context.get("drEventSourceMappingIds", [])),
             latch_parameter=str(context["latchParameterName"]),
             notify_topic_arn=str(context["notifyTopicArn"]),
-            notify_key_arn=notify_key_arn,
+            notify_key_arn=str(context["notifyKeyArn"]),
             switch_namespace=str(context["switchMetric"]["namespace"]),
             primary_db_instance_id=context.get("primaryDbInstanceId"),
             dr_db_instance_id=context.get("drDbInstanceId"),
             global_cluster_id=context.get("globalClusterId"),
             primary_cluster_id=context.get("primaryClusterId"),
             dr_cluster_id=context.get("drClusterId"),
-            data_key_arns=tuple(data_key_arns),
+            data_key_arns=tuple(str(k) for k in context.get("dataKeyArns", [])),
         )
 
 

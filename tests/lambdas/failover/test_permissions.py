@@ -151,14 +151,11 @@ def allowing(statements: list[dict[str, Any]], call: Call) -> list[str]:
 
 def world_policy(world: World) -> list[dict[str, Any]]:
     """The runbook statements the program would build for this world's resources."""
-    return runbook_statements(
-        RunbookTargets.from_context(
-            world.context,
-            account=ACCOUNT,
-            notify_key_arn=f"arn:aws:kms:us-west-2:{ACCOUNT}:key/notify",
-            data_key_arns=[f"arn:aws:kms:us-east-1:{ACCOUNT}:key/data"],
-        )
-    )
+    keys = {
+        "notifyKeyArn": f"arn:aws:kms:us-west-2:{ACCOUNT}:key/notify",
+        "dataKeyArns": [f"arn:aws:kms:us-east-1:{ACCOUNT}:key/data"],
+    }
+    return runbook_statements(RunbookTargets.from_context({**world.context, **keys}))
 
 
 def record_both_runbooks(world: World) -> CallRecorder:
@@ -217,13 +214,9 @@ def test_the_deployed_runbook_role_carries_these_statements(mode: str) -> None:
         p for p in dr.by_type("aws:iam/rolePolicy:RolePolicy") if p.name == "dr-orchestrator-runbook-policy"
     ]
     deployed = json.loads(policy.inputs["policy"])["Statement"]
-    expected = runbook_statements(
-        RunbookTargets.from_context(
-            dr.outputs["runbook"],
-            account=ACCOUNT,
-            notify_key_arn=dr.named("dr-obs-alerts-key").outputs["arn"],
-            data_key_arns=[primary.outputs["kmsKeyArn"], dr.named("dr-data-key").outputs["arn"]],
-        )
-    )
+    runbook = dr.outputs["runbook"]
+    assert runbook["notifyKeyArn"] == dr.named("dr-obs-alerts-key").outputs["arn"]
+    assert runbook["dataKeyArns"] == [primary.outputs["kmsKeyArn"], dr.named("dr-data-key").outputs["arn"]]
+    expected = runbook_statements(RunbookTargets.from_context(runbook))
     assert [s for s in expected if s not in deployed] == []
     assert {s.get("Sid") for s in deployed} - {s["Sid"] for s in expected} == {"OwnLogs"}
