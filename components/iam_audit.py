@@ -107,6 +107,14 @@ ALLOWED_FINDINGS: tuple[Allowance, ...] = (
         _tls_version,
     ),
     Allowance(
+        "RESOURCE_POLICY_PRIVILEGE_ESCALATION",
+        frozenset({PolicyKind.IDENTITY}),
+        "the deploy policy writes the program's bucket policies (TLS only) and lifecycle rules, so its "
+        "holder could grant itself access to those buckets' objects; it is narrowed to the program's "
+        "bucket names, and no runtime role holds it",
+        lambda detail: "arn:aws:s3:::" in str(detail) and "arn:aws:s3:::*" not in str(detail),
+    ),
+    Allowance(
         "RESOURCE_MISMATCH",
         frozenset({PolicyKind.IDENTITY}),
         "alternative resource types: "
