@@ -1,10 +1,11 @@
 """The regional network: VPC, three subnet tiers, NAT per stack strategy, endpoints, flow logs, NACLs.
 
-Public subnets hold load balancers and NAT gateways; private (app) subnets hold instances and
-functions; isolated (data) subnets hold databases and have no route out of the VPC. The standby
-region runs without NAT gateways by default: gateway endpoints (S3, DynamoDB, free) and interface
-endpoints for the services the pilot light and the runbook call keep it working privately, and it
-pays nothing for NAT while the light is off.
+Public subnets hold load balancers and NAT gateways; private (app) subnets hold the web instances;
+isolated (data) subnets hold databases and have no route out of the VPC. The functions and the
+runbook run outside the VPC. The standby region runs without NAT gateways by default: gateway
+endpoints (S3, DynamoDB, free) and the interface endpoints Session Manager needs to reach the
+instances (:data:`ENDPOINT_CONSUMERS`) keep it working privately, and it pays nothing for NAT while
+the light is off.
 """
 
 from __future__ import annotations
