@@ -5,6 +5,7 @@ failover  break-glass failover runbook from a laptop (boto3 only)
 failback  break-glass failback runbook
 drill     ``--local``: the real runbooks against a local AWS emulator, with a report; else a cloud drill
 cloud     Automation API operations on real stacks: deploy, failover, failback, drill, destroy, preview
+iam       least-privilege IAM policies: --for deploy | break-glass
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ COMMANDS = {
         "--local: drill the runbooks against a local AWS emulator; else a cloud drill",
     ),
     "cloud": ("automation.cloud", "Automation API: deploy | failover | failback | drill | destroy | preview"),
+    "iam": ("automation.iam", "least-privilege IAM policies: --for deploy | break-glass"),
 }
 
 

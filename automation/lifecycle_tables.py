@@ -129,9 +129,10 @@ REPLACEMENT: dict[str, TypeRules] = {
     "aws:kms/key:Key": _rules(
         f"{TF} internal/service/kms/key.go, resourceKey() schema (ForceNew on key_usage, "
         "customer_master_key_spec, multi_region, custom_key_store_id, xks_key_id; description, "
-        f"enable_key_rotation, deletion_window_in_days updatable); {REGISTRY}/kms/key/",
+        f"enable_key_rotation, deletion_window_in_days, policy updatable: policy through PutKeyPolicy); "
+        f"{REGISTRY}/kms/key/",
         "keyUsage customerMasterKeySpec multiRegion customKeyStoreId xksKeyId",
-        "deletionWindowInDays description enableKeyRotation",
+        "deletionWindowInDays description enableKeyRotation policy",
     ),
     "aws:secretsmanager/secret:Secret": _rules(
         f"{TF} internal/service/secretsmanager/secret.go (ForceNew on name, name_prefix; kms_key_id, "

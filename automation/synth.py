@@ -186,6 +186,79 @@ _COMPUTED_ATTRS: dict[str, tuple[str, ...]] = {
 }
 
 
+# Where each resource type keeps the physical name the program gives it (default: ``name``).
+NAME_INPUTS: dict[str, str] = {
+    "aws:s3/bucket:Bucket": "bucket",
+    "aws:rds/instance:Instance": "identifier",
+    "aws:rds/clusterInstance:ClusterInstance": "identifier",
+    "aws:rds/cluster:Cluster": "clusterIdentifier",
+    "aws:rds/globalCluster:GlobalCluster": "globalClusterIdentifier",
+    "aws:cloudwatch/dashboard:Dashboard": "dashboardName",
+}
+
+# ARNs in the formats AWS gives them (Service Authorization Reference, "Resource types defined by
+# <service>": https://docs.aws.amazon.com/service-authorization/latest/reference/reference_policies_actions-resources-contextkeys.html),
+# so that policy documents built from them are checked against the real formats. ``{name}`` is the
+# physical name (or, when AWS or Pulumi's auto-naming picks it, the marker and the logical name),
+# ``{id}`` an id only known after deploy.
+ARN_FORMATS: dict[str, str] = {
+    "aws:lambda/function:Function": "arn:aws:lambda:{region}:{account}:function:{name}",
+    "aws:lambda/eventSourceMapping:EventSourceMapping": "arn:aws:lambda:{region}:{account}:event-source-mapping:{id}",
+    "aws:iam/role:Role": "arn:aws:iam::{account}:role/{name}",
+    "aws:iam/policy:Policy": "arn:aws:iam::{account}:policy/{name}",
+    "aws:iam/instanceProfile:InstanceProfile": "arn:aws:iam::{account}:instance-profile/{name}",
+    # The provider strips the ``:*`` the API appends to a log group's ARN.
+    "aws:cloudwatch/logGroup:LogGroup": "arn:aws:logs:{region}:{account}:log-group:{name}",
+    "aws:cloudwatch/metricAlarm:MetricAlarm": "arn:aws:cloudwatch:{region}:{account}:alarm:{name}",
+    "aws:cloudwatch/dashboard:Dashboard": "arn:aws:cloudwatch::{account}:dashboard/{name}",
+    "aws:cloudwatch/eventRule:EventRule": "arn:aws:events:{region}:{account}:rule/{name}",
+    "aws:sns/topic:Topic": "arn:aws:sns:{region}:{account}:{name}",
+    "aws:sqs/queue:Queue": "arn:aws:sqs:{region}:{account}:{name}",
+    "aws:kms/key:Key": "arn:aws:kms:{region}:{account}:key/{id}",
+    "aws:kms/alias:Alias": "arn:aws:kms:{region}:{account}:{name}",
+    "aws:s3/bucket:Bucket": "arn:aws:s3:::{name}",
+    "aws:dynamodb/table:Table": "arn:aws:dynamodb:{region}:{account}:table/{name}",
+    "aws:rds/instance:Instance": "arn:aws:rds:{region}:{account}:db:{name}",
+    "aws:rds/clusterInstance:ClusterInstance": "arn:aws:rds:{region}:{account}:db:{name}",
+    "aws:rds/cluster:Cluster": "arn:aws:rds:{region}:{account}:cluster:{name}",
+    "aws:rds/globalCluster:GlobalCluster": "arn:aws:rds::{account}:global-cluster:{name}",
+    "aws:rds/subnetGroup:SubnetGroup": "arn:aws:rds:{region}:{account}:subgrp:{name}",
+    "aws:rds/parameterGroup:ParameterGroup": "arn:aws:rds:{region}:{account}:pg:{name}",
+    "aws:rds/clusterParameterGroup:ClusterParameterGroup": "arn:aws:rds:{region}:{account}:cluster-pg:{name}",
+    # Secrets Manager appends six random characters to the name.
+    "aws:secretsmanager/secret:Secret": "arn:aws:secretsmanager:{region}:{account}:secret:{name}-{id}",
+    "aws:ssm/parameter:Parameter": "arn:aws:ssm:{region}:{account}:parameter/{name}",
+    "aws:sfn/stateMachine:StateMachine": "arn:aws:states:{region}:{account}:stateMachine:{name}",
+    "aws:backup/vault:Vault": "arn:aws:backup:{region}:{account}:backup-vault:{name}",
+    "aws:backup/plan:Plan": "arn:aws:backup:{region}:{account}:backup-plan:{id}",
+    "aws:lb/loadBalancer:LoadBalancer": "arn:aws:elasticloadbalancing:{region}:{account}:loadbalancer/app/{name}/{id}",
+    "aws:lb/targetGroup:TargetGroup": "arn:aws:elasticloadbalancing:{region}:{account}:targetgroup/{name}/{id}",
+    "aws:lb/listener:Listener": "arn:aws:elasticloadbalancing:{region}:{account}:listener/app/{id}/{id}/{id}",
+    "aws:autoscaling/group:Group": "arn:aws:autoscaling:{region}:{account}:autoScalingGroup:{id}:autoScalingGroupName/{name}",
+    "aws:ec2/launchTemplate:LaunchTemplate": "arn:aws:ec2:{region}:{account}:launch-template/{id}",
+    "aws:ec2/vpc:Vpc": "arn:aws:ec2:{region}:{account}:vpc/{id}",
+    "aws:ec2/subnet:Subnet": "arn:aws:ec2:{region}:{account}:subnet/{id}",
+    "aws:ec2/securityGroup:SecurityGroup": "arn:aws:ec2:{region}:{account}:security-group/{id}",
+    "aws:ec2/amiCopy:AmiCopy": "arn:aws:ec2:{region}::image/{id}",
+    "aws:route53/zone:Zone": "arn:aws:route53:::hostedzone/{id}",
+    "aws:route53/healthCheck:HealthCheck": "arn:aws:route53:::healthcheck/{id}",
+    "aws:apigateway/restApi:RestApi": "arn:aws:apigateway:{region}::/restapis/{id}",
+}
+
+
+def arn_for(typ: str, logical: str, inputs: Mapping[str, Any], region: str) -> str | None:
+    """The ARN AWS would give a resource of ``typ``, or None for types without a format here."""
+    template = ARN_FORMATS.get(typ)
+    if template is None:
+        return None
+    name = inputs.get(NAME_INPUTS.get(typ, "name"))
+    if not isinstance(name, str) or not name:
+        name = f"{COMPUTED}{logical}"
+    if typ == "aws:ssm/parameter:Parameter":
+        name = name.lstrip("/")
+    return template.format(region=region, account=ACCOUNT_ID, name=name, id=f"{COMPUTED}{logical}")
+
+
 class _Mocks:
     """Answers registrations and invokes like AWS would, with marked computed values."""
 
@@ -211,7 +284,10 @@ class _Mocks:
         rid = _computed(name, "id")
         state.setdefault("id", rid)
         service = typ.split(":")[1].split("/")[0]
-        state.setdefault("arn", f"arn:aws:{service}:{region}:{ACCOUNT_ID}:{COMPUTED}{name}")
+        arn = arn_for(typ, name, inputs, region)
+        state.setdefault("arn", arn or f"arn:aws:{service}:{region}:{ACCOUNT_ID}:{COMPUTED}{name}")
+        if typ == "aws:apigateway/restApi:RestApi":
+            state["executionArn"] = f"arn:aws:execute-api:{region}:{ACCOUNT_ID}:{COMPUTED}{name}"
         # Names the program leaves to AWS (auto-named resources) are only known after deploy.
         state.setdefault("name", _computed(name, "name"))
         for attr in _COMPUTED_ATTRS.get(typ, ()):

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import base64
 import textwrap
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 import pulumi
@@ -75,6 +75,10 @@ class WebTierArgs:
         extra_security_group_ids: attached to instances (e.g. the app tier's group the database admits).
         ebs_kms_key_arn: the region's key for the instances' volumes (None: the account's EBS default key).
         manage_desired: write ``desired_capacity`` at creation (primary) instead of never (DR).
+        tags: the stack's tags. The provider's default tags reach the group and the launch template
+            but not what Auto Scaling launches: instances get them only from tags the group
+            propagates at launch, and volumes only from the launch template's tag specifications
+            (https://docs.aws.amazon.com/autoscaling/ec2/userguide/ec2-auto-scaling-tagging.html).
     """
 
     region: str
@@ -92,6 +96,7 @@ class WebTierArgs:
     ebs_kms_key_arn: pulumi.Input[str] | None = None
     volume_size: int = 8
     manage_desired: bool = True
+    tags: Mapping[str, str] = field(default_factory=dict)
 
 
 class WebTier(pulumi.ComponentResource):
@@ -216,6 +221,7 @@ class WebTier(pulumi.ComponentResource):
         )
         profile = aws.iam.InstanceProfile(f"{name}-instance-profile", role=role.name, opts=child)
 
+        launched_tags = {**args.tags, "Name": f"{name}-web"}
         image_id: pulumi.Input[str]
         if args.ami_id is not None:
             image_id = args.ami_id
@@ -248,6 +254,10 @@ class WebTier(pulumi.ComponentResource):
                 )
             ],
             monitoring=aws.ec2.LaunchTemplateMonitoringArgs(enabled=True),
+            tag_specifications=[
+                aws.ec2.LaunchTemplateTagSpecificationArgs(resource_type=kind, tags=launched_tags)
+                for kind in ("instance", "volume")
+            ],
             update_default_version=True,
             opts=child,
         )
@@ -275,7 +285,10 @@ class WebTier(pulumi.ComponentResource):
             launch_template=aws.autoscaling.GroupLaunchTemplateArgs(id=template.id, version="$Latest"),
             warm_pool=warm_pool,
             default_instance_warmup=60,
-            tags=[aws.autoscaling.GroupTagArgs(key="Name", value=f"{name}-web", propagate_at_launch=True)],
+            tags=[
+                aws.autoscaling.GroupTagArgs(key=key, value=value, propagate_at_launch=True)
+                for key, value in sorted(launched_tags.items())
+            ],
             opts=pulumi.ResourceOptions(
                 parent=self, ignore_changes=["desiredCapacity"] if args.manage_desired else None
             ),

@@ -97,6 +97,11 @@ _TAG_KEY = re.compile(r"^[\w .:/=+\-@]{1,128}$", re.UNICODE)
 _TAG_VALUE = re.compile(r"^[\w .:/=+\-@]{0,256}$", re.UNICODE)
 _DB_IDENT = re.compile(r"^[A-Za-z][A-Za-z0-9_]{0,62}$")
 _INSTANCE_TYPE = re.compile(r"^[a-z][a-z0-9-]*\.[a-z0-9]+$")
+# The program serves web.<domain>, api.<domain> and api-<region>.<domain> (each region's API by its
+# own name): a DNS name has at most 253 characters written out (RFC 1035 2.3.4;
+# https://docs.aws.amazon.com/Route53/latest/DeveloperGuide/DomainNameFormat.html).
+REGION_NAME_MAX = max(len(r) for r in AWS_REGIONS)
+DOMAIN_MAX = 253 - len("api-.") - REGION_NAME_MAX
 _DOMAIN = re.compile(r"^(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$")
 
 
@@ -614,6 +619,11 @@ def _routing(r: _Reader) -> RoutingConfig:
     domain = str(data.get("domain", d.domain)).lower().rstrip(".")
     if not _DOMAIN.match(domain):
         r.problems.append(f"{key}.domain: {domain!r} is not a DNS name (e.g. app.example.com)")
+    elif len(domain) > DOMAIN_MAX:
+        r.problems.append(
+            f"{key}.domain: {domain!r} has {len(domain)} characters; allowed: at most {DOMAIN_MAX}, so that "
+            "web.<domain>, api.<domain> and api-<region>.<domain> stay within DNS's 253 (RFC 1035 2.3.4)"
+        )
     interval = _to_int(
         r, f"{key}.healthCheckInterval", data.get("healthCheckInterval"), d.health_check_interval, 10, 30
     )

@@ -24,7 +24,6 @@ the storage blocks of :mod:`components.storage`.
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -34,7 +33,9 @@ import pulumi_aws as aws
 from components import storage
 from components.config import DatabaseConfig, StackConfig
 from components.failover import DesiredTier, failback_lag_watched, failback_replica_released
+from components.naming import db_instance_identifier, limit_of, physical_name
 from components.wiring import PrimaryOutputs
+from lambdas.failover.names import RDS_IDENTIFIER_MAX, failback_instance_id
 
 DB_PORTS = {"aurora-postgresql": 5432, "postgres": 5432, "mysql": 3306}
 # Parameters that make the engine refuse unencrypted connections.
@@ -62,14 +63,21 @@ MEMBER_IGNORE_CHANGES = ("engineVersion",)
 # pure helpers
 
 
-def physical_name(prefix: str, *suffix: str, limit: int = 63) -> str:
-    """An AWS physical name ``<prefix>-<suffix...>``: lower case, no double hyphens, within ``limit``.
+_PG_TYPE = "aws:rds/parameterGroup:ParameterGroup"
+_VAULT_TYPE = "aws:backup/vault:Vault"
 
-    The prefix is shortened first, so the suffix (region, role) that keeps names apart survives.
-    """
-    tail = "-".join(s.strip("-") for s in suffix if s)
-    head = prefix.lower()[: max(1, limit - len(tail) - 1)].rstrip("-")
-    return re.sub(r"-{2,}", "-", f"{head}-{tail}" if tail else head)
+
+def _database_identifier(prefix: str, region: str, aurora: bool) -> str:
+    """A region's cluster identifier (Aurora) or instance identifier (RDS, room left for failback)."""
+    if aurora:
+        return physical_name(
+            prefix, region, "aurora", limit=limit_of("aws:rds/cluster:Cluster", "clusterIdentifier")
+        )
+    return db_instance_identifier(prefix, region, "db")
+
+
+def _final_snapshot(identifier: str, type_: str) -> str:
+    return physical_name(identifier, "final", limit=limit_of(type_, "finalSnapshotIdentifier"))
 
 
 def parameter_family(engine: str, version: str) -> str:
@@ -129,6 +137,8 @@ def database_network(
     name: str,
     *,
     physical: str,
+    prefix: str,
+    region: str,
     engine: str,
     engine_version: str,
     vpc_id: pulumi.Input[str],
@@ -152,7 +162,7 @@ def database_network(
     )
     family = parameter_family(engine, engine_version)
     # Named after the family: a new major version gets a new group instead of clashing with the old.
-    group_name = physical_name(physical.rsplit("-", 1)[0], family.replace(".", "-"))
+    group_name = physical_name(prefix, region, family.replace(".", "-"), limit=limit_of(_PG_TYPE, "name"))
     params = TLS_PARAMETERS[engine]
     parameter_group: aws.rds.ClusterParameterGroup | aws.rds.ParameterGroup
     if engine.startswith("aurora-"):
@@ -336,10 +346,12 @@ class PrimaryDatabase(pulumi.ComponentResource):
         self.mode, self.engine, self.engine_version = db.mode, db.engine, db.engine_version
         self.port = DB_PORTS[db.engine]
         aurora = db.mode == "aurora-global"
-        physical = physical_name(args.prefix, args.region, "aurora" if aurora else "db")
+        physical = _database_identifier(args.prefix, args.region, aurora)
         self.network = database_network(
             name,
             physical=physical,
+            prefix=args.prefix,
+            region=args.region,
             engine=db.engine,
             engine_version=db.engine_version,
             vpc_id=args.vpc_id,
@@ -365,7 +377,11 @@ class PrimaryDatabase(pulumi.ComponentResource):
         if aurora:
             global_cluster = aws.rds.GlobalCluster(
                 f"{name}-global",
-                global_cluster_identifier=physical_name(args.prefix, "global"),
+                global_cluster_identifier=physical_name(
+                    args.prefix,
+                    "global",
+                    limit=limit_of("aws:rds/globalCluster:GlobalCluster", "globalClusterIdentifier"),
+                ),
                 engine=db.engine,
                 engine_version=db.engine_version,
                 storage_encrypted=True,
@@ -396,7 +412,7 @@ class PrimaryDatabase(pulumi.ComponentResource):
                 delete_automated_backups=False,
                 deletion_protection=args.protect,
                 skip_final_snapshot=False,
-                final_snapshot_identifier=f"{physical}-final",
+                final_snapshot_identifier=_final_snapshot(physical, "aws:rds/cluster:Cluster"),
                 # After a global switchover or failover this cluster is a secondary replicating from
                 # region B; that is the runbook's doing, and a later `pulumi up` must not undo it.
                 # The engine version is the global cluster's: upgrading it upgrades every member,
@@ -456,7 +472,7 @@ class PrimaryDatabase(pulumi.ComponentResource):
                 delete_automated_backups=False,
                 deletion_protection=args.protect,
                 skip_final_snapshot=False,
-                final_snapshot_identifier=f"{physical}-final",
+                final_snapshot_identifier=_final_snapshot(physical, "aws:rds/instance:Instance"),
                 auto_minor_version_upgrade=True,
                 **pi,
                 opts=stateful,
@@ -483,7 +499,7 @@ def _cluster_instances(
     for i in range(count):
         aws.rds.ClusterInstance(
             f"{name}-instance-{i}",
-            identifier=physical_name(physical, str(i)),
+            identifier=physical_name(physical, str(i), limit=RDS_IDENTIFIER_MAX),
             cluster_identifier=cluster.id,
             engine=aws.rds.EngineType.AURORA_POSTGRESQL,
             engine_version=engine_version,
@@ -581,10 +597,12 @@ class DrDatabase(pulumi.ComponentResource):
         engine = str(primary.get("databaseEngine") or db.engine)
         engine_version = str(primary.get("databaseEngineVersion") or db.engine_version)
         port = DB_PORTS[engine]
-        physical = physical_name(args.prefix, args.region, "aurora" if aurora else "db")
+        physical = _database_identifier(args.prefix, args.region, aurora)
         self.network = database_network(
             name,
             physical=physical,
+            prefix=args.prefix,
+            region=args.region,
             engine=engine,
             engine_version=engine_version,
             vpc_id=args.vpc_id,
@@ -614,7 +632,7 @@ class DrDatabase(pulumi.ComponentResource):
                 delete_automated_backups=False,
                 deletion_protection=args.protect,
                 skip_final_snapshot=False,
-                final_snapshot_identifier=f"{physical}-final",
+                final_snapshot_identifier=_final_snapshot(physical, "aws:rds/cluster:Cluster"),
                 # A global failover (or switchover) makes this cluster the primary and the old one a
                 # secondary: these attributes then differ from the program's, and must stay as AWS
                 # has them.
@@ -724,7 +742,12 @@ class DrDatabase(pulumi.ComponentResource):
         bound = args.database.max_replication_lag_seconds
         return aws.cloudwatch.MetricAlarm(
             f"{name}-failback-lag",
-            name=physical_name(args.prefix, args.primary_region, "failback-lag"),
+            name=physical_name(
+                args.prefix,
+                args.primary_region,
+                "failback-lag",
+                limit=limit_of("aws:cloudwatch/metricAlarm:MetricAlarm", "name"),
+            ),
             alarm_description=f"Failback: {metric} of region A's replica of region B above the bound ({bound} s)",
             namespace="AWS/RDS",
             metric_name=metric,
@@ -748,7 +771,8 @@ class DrDatabase(pulumi.ComponentResource):
         (from its outputs), and is promoted in place at the ``switch-writer`` phase, like the DR replica.
         """
         db, primary = args.database, args.primary
-        physical = physical_name(args.prefix, args.primary_region, "db-failback")
+        # The name the runbook gives the same replica (lambdas/failover/names.py), so both paths agree.
+        physical = failback_instance_id(_database_identifier(args.prefix, args.primary_region, aurora=False))
         return aws.rds.Instance(
             f"{name}-failback",
             identifier=physical,
@@ -881,7 +905,7 @@ class PrimaryDataTier(pulumi.ComponentResource):
         )
         table = storage.application_table(
             f"{name}-table",
-            table_name=physical_name(cfg.prefix, "app", limit=255),
+            table_name=physical_name(cfg.prefix, "app", limit=limit_of("aws:dynamodb/table:Table", "name")),
             kms_key_arn=key.arn,
             replica_region=b,
             replica_kms_key_arn=replica_key.arn,
@@ -891,9 +915,11 @@ class PrimaryDataTier(pulumi.ComponentResource):
         self.backup = storage.BackupPlan(
             f"{name}-backup",
             storage.BackupPlanArgs(
-                vault_name=physical_name(cfg.prefix, a, "backups"),
+                vault_name=physical_name(cfg.prefix, a, "backups", limit=limit_of(_VAULT_TYPE, "name")),
                 kms_key_arn=key.arn,
-                copy_vault_name=physical_name(cfg.prefix, b, "backup-copies"),
+                copy_vault_name=physical_name(
+                    cfg.prefix, b, "backup-copies", limit=limit_of(_VAULT_TYPE, "name")
+                ),
                 copy_kms_key_arn=replica_key.arn,
                 copy_provider=args.dr_provider,
                 # S3 is protected by versioning and replication rather than AWS Backup.

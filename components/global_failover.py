@@ -24,6 +24,7 @@ import pulumi_aws as aws
 
 from components.config import StackConfig
 from components.failover import DesiredTier
+from components.naming import limit_of, physical_name
 from components.observability import dashboard_body
 from components.storage import replication_rule
 from components.wiring import PrimaryOutputs
@@ -57,6 +58,7 @@ class GlobalFailoverArgs:
         dr_provider: region B's provider: the switch alarm, alert topic and dashboard live in B.
         dr_web_dns: region B's load balancer DNS name.
         dr_api_domain: region B's API custom domain target (None without certificates).
+        dr_api_regional: region B's own API name, its target and hosted zone (None without certificates).
         alarm_topic_arn: the SNS topic in region B that alarms notify.
         replica_bucket_arn: region B's replica bucket (data tier); with ``replica_kms_key_arn``, turns
             on S3 replication from the primary's application bucket.
@@ -72,6 +74,7 @@ class GlobalFailoverArgs:
     dr_api_domain: pulumi.Input[str] | None
     alarm_topic_arn: pulumi.Input[str]
     dr_dashboard_dimensions: dict[str, Any] | None = None
+    dr_api_regional: tuple[str, pulumi.Input[str], pulumi.Input[str]] | None = None
     replica_bucket_arn: pulumi.Input[str] | None = None
     replica_kms_key_arn: pulumi.Input[str] | None = None
 
@@ -115,7 +118,11 @@ class GlobalFailover(pulumi.ComponentResource):
         settings = switch_alarm_settings(args.tier.traffic)
         switch_alarm = aws.cloudwatch.MetricAlarm(
             f"{name}-switch",
-            name=f"{cfg.prefix}-failover-switch",
+            name=physical_name(
+                cfg.prefix,
+                "failover-switch",
+                limit=limit_of("aws:cloudwatch/metricAlarm:MetricAlarm", "name"),
+            ),
             alarm_description="pilotlight failover switch: ALARM sends traffic to region "
             f"{cfg.dr_region} (runbook writes {SWITCH_NAMESPACE}/{SWITCH_METRIC}=1, or dr:active true)",
             namespace=SWITCH_NAMESPACE,
@@ -192,11 +199,35 @@ class GlobalFailover(pulumi.ComponentResource):
             "web", self.web_name, args.primary["webAlbDns"], args.dr_web_dns, calculated("web", web_check)
         )
 
-        # The API is checked on its execute-api host (always HTTPS). Records for the API exist only
-        # with custom domains: API Gateway refuses requests whose Host is not one of its names.
+        # The API is checked on region A's own name (api-<region>.<domain>) with custom domains, else
+        # on its execute-api host (always HTTPS). Records for the API exist only with custom domains:
+        # API Gateway refuses requests whose Host is not one of its names.
         api_check = endpoint_check(
-            "api", args.primary["apiHost"], f"/{args.primary['apiStage']}/health", True
+            "api",
+            args.primary.get("apiHealthHost") or args.primary["apiHost"],
+            args.primary.get("apiHealthPath") or f"/{args.primary['apiStage']}/health",
+            True,
         )
+        regional = [
+            (cfg.primary_region, args.primary.get("apiRegionalDomainName"),
+             args.primary.get("apiRegionalDomainTarget"), args.primary.get("apiRegionalZoneId")),
+            (cfg.dr_region, *(args.dr_api_regional or (None, None, None))),
+        ]  # fmt: skip
+        for region, record, target, target_zone in regional:
+            if record and target and target_zone:
+                # Each region's API by its own name: what health checks, canary and runbook probe.
+                aws.route53.Record(
+                    f"{name}-api-{region}",
+                    zone_id=zone_id,
+                    name=record,
+                    type="A",
+                    aliases=[
+                        aws.route53.RecordAliasArgs(
+                            name=target, zone_id=target_zone, evaluate_target_health=False
+                        )
+                    ],
+                    opts=in_b,
+                )
         self.api_check_id = api_check.id
         if args.dr_api_domain is not None and args.primary.get("apiDomainTarget"):
             failover_pair(
@@ -235,7 +266,9 @@ class GlobalFailover(pulumi.ComponentResource):
             regions = {cfg.primary_region: primary_dims, cfg.dr_region: args.dr_dashboard_dimensions}
             aws.cloudwatch.Dashboard(
                 f"{name}-dashboard",
-                dashboard_name=f"{cfg.prefix}-dr",
+                dashboard_name=physical_name(
+                    cfg.prefix, "dr", limit=limit_of("aws:cloudwatch/dashboard:Dashboard", "dashboardName")
+                ),
                 dashboard_body=pulumi.Output.from_input(regions).apply(
                     lambda r: dashboard_body(cfg.prefix, r)
                 ),

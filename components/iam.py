@@ -3,12 +3,27 @@
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from typing import Any
 
 import pulumi
 import pulumi_aws as aws
 
-BASIC_EXECUTION = "arn:aws:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole"
+LOG_RETENTION_DAYS = 30
+"""CloudWatch Logs retention of every function's log group (a log group Lambda creates never expires)."""
+
+XRAY_STATEMENT: dict[str, Any] = {
+    # What AWSXRayDaemonWriteAccess grants a traced function, minus the sampling reads the Lambda
+    # runtime does not make. X-Ray defines no resource types for these actions: Resource must be "*"
+    # (Service Authorization Reference, AWS X-Ray:
+    # https://docs.aws.amazon.com/service-authorization/latest/reference/list_awsx-ray.html). Lambda
+    # refuses to create or update a function with Active tracing whose role lacks them
+    # (https://docs.aws.amazon.com/lambda/latest/dg/services-xray.html, "Execution role permissions").
+    "Sid": "XRayTraces",
+    "Effect": "Allow",
+    "Action": ["xray:PutTraceSegments", "xray:PutTelemetryRecords"],
+    "Resource": "*",
+}
 
 
 def assume_role_policy(service: str) -> str:
@@ -21,16 +36,63 @@ def assume_role_policy(service: str) -> str:
     )
 
 
-def lambda_role(name: str, statements: list[dict[str, Any]], opts: pulumi.ResourceOptions) -> aws.iam.Role:
-    """An execution role for a function: its own logs, plus exactly ``statements``."""
+def log_statement(log_group_arn: str) -> dict[str, Any]:
+    """Write to one log group's streams (instead of AWSLambdaBasicExecutionRole's ``logs:*`` on ``*``)."""
+    return {
+        "Sid": "OwnLogs",
+        "Effect": "Allow",
+        "Action": ["logs:CreateLogStream", "logs:PutLogEvents"],
+        # CreateLogStream is authorized on the group, PutLogEvents on its streams.
+        "Resource": [log_group_arn, f"{log_group_arn}:log-stream:*"],
+    }
+
+
+@dataclass(frozen=True)
+class FunctionIdentity:
+    """A function's log group, execution role and role policy: what the function must wait for."""
+
+    log_group: aws.cloudwatch.LogGroup
+    role: aws.iam.Role
+    policy: aws.iam.RolePolicy
+
+    def depends(self) -> list[pulumi.Resource]:
+        """``depends_on`` for the function: its log group exists and its role may already act.
+
+        Without the policy in ``depends_on`` the function can be created before its permissions
+        (Lambda checks the X-Ray permission of a traced function at creation), and Lambda would
+        create its log group itself, with no retention.
+        """
+        return [self.log_group, self.policy]
+
+
+def function_identity(
+    name: str,
+    function_name: str,
+    statements: pulumi.Input[list[dict[str, Any]]],
+    opts: pulumi.ResourceOptions,
+    *,
+    tracing: bool = False,
+    retention_days: int = LOG_RETENTION_DAYS,
+) -> FunctionIdentity:
+    """The log group ``/aws/lambda/<function_name>`` with a retention, and an execution role that may
+    write to it and do exactly ``statements`` (plus X-Ray writes when the function is traced)."""
+    log_group = aws.cloudwatch.LogGroup(
+        f"{name}-logs", name=f"/aws/lambda/{function_name}", retention_in_days=retention_days, opts=opts
+    )
     role = aws.iam.Role(
         f"{name}-role", assume_role_policy=assume_role_policy("lambda.amazonaws.com"), opts=opts
     )
-    aws.iam.RolePolicyAttachment(f"{name}-logs", role=role.name, policy_arn=BASIC_EXECUTION, opts=opts)
-    aws.iam.RolePolicy(
+    policy = aws.iam.RolePolicy(
         f"{name}-policy",
         role=role.id,
-        policy=pulumi.Output.json_dumps({"Version": "2012-10-17", "Statement": statements}),
+        policy=pulumi.Output.all(log_group.arn, pulumi.Output.from_input(statements)).apply(
+            lambda v: json.dumps(
+                {
+                    "Version": "2012-10-17",
+                    "Statement": [log_statement(v[0]), *v[1], *([XRAY_STATEMENT] if tracing else [])],
+                }
+            )
+        ),
         opts=opts,
     )
-    return role
+    return FunctionIdentity(log_group, role, policy)

@@ -1,10 +1,11 @@
 """The regional network: VPC, three subnet tiers, NAT per stack strategy, endpoints, flow logs, NACLs.
 
-Public subnets hold load balancers and NAT gateways; private (app) subnets hold instances and
-functions; isolated (data) subnets hold databases and have no route out of the VPC. The standby
-region runs without NAT gateways by default: gateway endpoints (S3, DynamoDB, free) and interface
-endpoints for the services the pilot light and the runbook call keep it working privately, and it
-pays nothing for NAT while the light is off.
+Public subnets hold load balancers and NAT gateways; private (app) subnets hold the web instances;
+isolated (data) subnets hold databases and have no route out of the VPC. The functions and the
+runbook run outside the VPC. The standby region runs without NAT gateways by default: gateway
+endpoints (S3, DynamoDB, free) and the interface endpoints Session Manager needs to reach the
+instances (:data:`ENDPOINT_CONSUMERS`) keep it working privately, and it pays nothing for NAT while
+the light is off.
 """
 
 from __future__ import annotations
@@ -17,7 +18,15 @@ import pulumi_aws as aws
 from components.cidr import TIERS, plan_subnets
 from components.iam import assume_role_policy
 
-INTERFACE_ENDPOINTS = ("ssm", "secretsmanager", "sts", "monitoring", "logs")
+# Interface endpoints by who calls the service from inside the VPC. Only the web instances live in
+# it (the functions run outside any VPC and reach AWS through Lambda's own network), and what they
+# call is Session Manager, which needs ssm, ssmmessages and ec2messages to reach an instance without
+# a NAT gateway (https://docs.aws.amazon.com/systems-manager/latest/userguide/setup-create-vpc.html).
+# An endpoint with no caller costs an hourly fee per AZ for nothing.
+ENDPOINT_CONSUMERS: dict[str, tuple[str, ...]] = {
+    "web instances: Session Manager (AmazonSSMManagedInstanceCore)": ("ssm", "ssmmessages", "ec2messages"),
+}
+INTERFACE_ENDPOINTS = tuple(dict.fromkeys(s for services in ENDPOINT_CONSUMERS.values() for s in services))
 GATEWAY_ENDPOINTS = ("s3", "dynamodb")
 EPHEMERAL_PORTS = (1024, 65535)
 

@@ -16,7 +16,11 @@ from typing import Any
 import pulumi
 import pulumi_aws as aws
 
+from components.naming import limit_of, physical_name
+
 HEALTH_NAMESPACE = "Pilotlight/Health"
+_TOPIC = "aws:sns/topic:Topic"
+_ALARM = "aws:cloudwatch/metricAlarm:MetricAlarm"
 
 
 @dataclass
@@ -33,6 +37,7 @@ class ObservabilityArgs:
             replica-lag alarm in region B; None in region A.
         watch_primary: create the "primary unhealthy" alarm on the canary metric (region B).
         confirmation_minutes: consecutive failed minutes before that alarm fires.
+        protect: protect the topic's key (production), like every key.
     """
 
     prefix: str
@@ -46,16 +51,49 @@ class ObservabilityArgs:
     replica_lag: tuple[str, str, pulumi.Input[str], float] | None = None
     watch_primary: bool = False
     confirmation_minutes: int = 3
+    protect: bool = False
     extra_alarm_actions: list[pulumi.Input[str]] = field(default_factory=list)
     # How the replica-lag alarm treats missing data: "breaching" while the watched database is a replica
     # (silence means replication is not reporting), "notBreaching" while it is the writer (no lag exists).
     replica_lag_missing_data: str = "breaching"
 
 
+def alert_key_policy(account_id: str) -> dict[str, Any]:
+    """Key policy of a region's alert-topic key: the account administers it; CloudWatch may use it.
+
+    An alarm publishes to an encrypted topic as ``cloudwatch.amazonaws.com``, which needs
+    ``kms:Decrypt`` and ``kms:GenerateDataKey*`` on the topic's key. The AWS managed key
+    ``alias/aws/sns`` cannot grant that (its policy cannot be changed), so every notification would
+    fail silently (https://docs.aws.amazon.com/sns/latest/dg/sns-key-management.html, "Enable
+    compatibility between event sources from AWS services and encrypted topics"). In a key policy
+    ``Resource: "*"`` means this key (https://docs.aws.amazon.com/kms/latest/developerguide/key-policy-overview.html).
+    """
+    return {
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                "Sid": "AccountAdministersTheKey",
+                "Effect": "Allow",
+                "Principal": {"AWS": f"arn:aws:iam::{account_id}:root"},
+                "Action": "kms:*",
+                "Resource": "*",
+            },
+            {
+                "Sid": "CloudWatchAlarmsPublishToTheTopic",
+                "Effect": "Allow",
+                "Principal": {"Service": "cloudwatch.amazonaws.com"},
+                "Action": ["kms:Decrypt", "kms:GenerateDataKey*"],
+                "Resource": "*",
+            },
+        ],
+    }
+
+
 class Observability(pulumi.ComponentResource):
-    """The region's alert topic and alarms."""
+    """The region's alert topic (encrypted with its own key) and alarms."""
 
     topic_arn: pulumi.Output[str]
+    topic_key_arn: pulumi.Output[str]
     primary_unhealthy_alarm_arn: pulumi.Output[str] | None
     primary_unhealthy_alarm_name: pulumi.Output[str] | None
 
@@ -64,10 +102,27 @@ class Observability(pulumi.ComponentResource):
     ) -> None:
         super().__init__("pilotlight:index:Observability", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
+        account = aws.get_caller_identity_output(opts=pulumi.InvokeOutputOptions(parent=self)).account_id
+        key = aws.kms.Key(
+            f"{name}-alerts-key",
+            description=f"{args.prefix}: alert topic in {args.region} (CloudWatch alarms may use it)",
+            enable_key_rotation=True,
+            deletion_window_in_days=30,
+            policy=account.apply(lambda a: json.dumps(alert_key_policy(a))),
+            opts=pulumi.ResourceOptions(parent=self, protect=args.protect),
+        )
+        aws.kms.Alias(
+            f"{name}-alerts-key-alias",
+            name=physical_name(
+                f"alias/{args.prefix}", "alerts", limit=limit_of("aws:kms/alias:Alias", "name")
+            ),
+            target_key_id=key.key_id,
+            opts=child,
+        )
         topic = aws.sns.Topic(
             f"{name}-alerts",
-            name=f"{args.prefix}-alerts-{args.region}",
-            kms_master_key_id="alias/aws/sns",
+            name=physical_name(args.prefix, "alerts", args.region, limit=limit_of(_TOPIC, "name")),
+            kms_master_key_id=key.arn,
             opts=child,
         )
         if args.alert_email:
@@ -83,7 +138,7 @@ class Observability(pulumi.ComponentResource):
         def alarm(suffix: str, **kwargs: Any) -> aws.cloudwatch.MetricAlarm:
             return aws.cloudwatch.MetricAlarm(
                 f"{name}-{suffix}",
-                name=f"{args.prefix}-{suffix}-{args.region}",
+                name=physical_name(args.prefix, suffix, args.region, limit=limit_of(_ALARM, "name")),
                 alarm_actions=actions,
                 ok_actions=actions,
                 opts=child,
@@ -202,6 +257,7 @@ class Observability(pulumi.ComponentResource):
             self.primary_unhealthy_alarm_name = unhealthy.name
 
         self.topic_arn = topic.arn
+        self.topic_key_arn = key.arn
         self.register_outputs({"topic_arn": self.topic_arn})
 
 

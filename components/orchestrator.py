@@ -23,10 +23,15 @@ from typing import Any
 import pulumi
 import pulumi_aws as aws
 
-from components.iam import assume_role_policy, lambda_role
+from components.iam import assume_role_policy, function_identity
+from components.naming import limit_of, physical_name
+from components.observability import HEALTH_NAMESPACE
+from components.runbook_iam import RunbookTargets, account_of, parameter_arn, runbook_statements
 from components.serverless import lambda_code
 from lambdas.failover.graph import FAILBACK, FAILOVER, Runbook
 from lambdas.failover.state_machine import build_definition, validate_definition
+
+_FUNCTION = "aws:lambda/function:Function"
 
 
 def definition_json(runbook: Runbook, function_arn: str) -> str:
@@ -73,81 +78,28 @@ class Orchestrator(pulumi.ComponentResource):
     def __init__(self, name: str, args: OrchestratorArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("pilotlight:index:Orchestrator", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
-        regions = [args.primary_region, args.dr_region]
+        account = pulumi.Output.from_input(args.runbook_context["notifyTopicArn"]).apply(account_of)
 
         # --- the runbook Lambda: what the steps may touch, in both regions ---
-        role = lambda_role(
-            f"{name}-runbook",
-            [
-                        {
-                            "Sid": "Database",
-                            "Effect": "Allow",
-                            "Action": [
-                                "rds:DescribeDBInstances", "rds:DescribeDBClusters", "rds:DescribeGlobalClusters",
-                                "rds:PromoteReadReplica", "rds:CreateDBInstance", "rds:CreateDBInstanceReadReplica",
-                                "rds:FailoverGlobalCluster", "rds:SwitchoverGlobalCluster", "rds:AddTagsToResource",
-                            ],
-                            "Resource": "*",
-                            "Condition": {"StringEquals": {"aws:RequestedRegion": regions}},
-                        },
-                        {
-                            "Sid": "WebTier",
-                            "Effect": "Allow",
-                            "Action": ["autoscaling:UpdateAutoScalingGroup", "autoscaling:DescribeAutoScalingGroups"],
-                            "Resource": "*",
-                            "Condition": {"StringEquals": {"aws:RequestedRegion": regions}},
-                        },
-                        {
-                            "Sid": "Functions",
-                            "Effect": "Allow",
-                            "Action": [
-                                "lambda:PutFunctionConcurrency", "lambda:DeleteFunctionConcurrency",
-                                "lambda:GetFunctionConcurrency", "lambda:UpdateEventSourceMapping",
-                                "lambda:GetEventSourceMapping",
-                            ],
-                            "Resource": "*",
-                            "Condition": {"StringEquals": {"aws:RequestedRegion": regions}},
-                        },
-                        {
-                            "Sid": "SwitchLatchNotify",
-                            "Effect": "Allow",
-                            "Action": ["cloudwatch:PutMetricData", "ssm:GetParameter", "ssm:PutParameter", "sns:Publish"],
-                            "Resource": "*",
-                            "Condition": {"StringEquals": {"aws:RequestedRegion": args.dr_region}},
-                        },
-                        {
-                            # The switch's position (B) and the replication lag (A, at failback).
-                            "Sid": "ReadMetrics",
-                            "Effect": "Allow",
-                            "Action": ["cloudwatch:GetMetricData"],
-                            "Resource": "*",
-                            "Condition": {"StringEquals": {"aws:RequestedRegion": regions}},
-                        },
-                        {
-                            # An encrypted cross-region read replica (rds-replica failback) needs the
-                            # caller to let RDS use the destination key.
-                            "Sid": "ReplicaEncryption",
-                            "Effect": "Allow",
-                            "Action": ["kms:CreateGrant", "kms:DescribeKey"],
-                            "Resource": "*",
-                            "Condition": {"StringLike": {"kms:ViaService": [f"rds.{r}.amazonaws.com" for r in regions]}},
-                        },
-            ],
-            child,
-        )  # fmt: skip
+        runbook_name = physical_name(args.prefix, "runbook", limit=limit_of(_FUNCTION, "name"))
+        # What the steps may touch, in both regions, resource by resource (components/runbook_iam.py).
+        statements = pulumi.Output.from_input(args.runbook_context).apply(
+            lambda context: runbook_statements(RunbookTargets.from_context(context))
+        )
+        runbook = function_identity(f"{name}-runbook", runbook_name, statements, child)
         function = aws.lambda_.Function(
             f"{name}-runbook",
-            name=f"{args.prefix}-runbook",
+            name=runbook_name,
             runtime="python3.12",
             handler="lambdas.failover.handler.handler",
             code=lambda_code(),
-            role=role.arn,
+            role=runbook.role.arn,
             timeout=300,
             memory_size=256,
             environment=aws.lambda_.FunctionEnvironmentArgs(
                 variables={"RUNBOOK_CONTEXT": pulumi.Output.json_dumps(args.runbook_context)}
             ),
-            opts=child,
+            opts=pulumi.ResourceOptions(parent=self, depends_on=runbook.depends()),
         )
 
         # --- state machines ---
@@ -171,7 +123,9 @@ class Orchestrator(pulumi.ComponentResource):
         for runbook in (FAILOVER, FAILBACK):
             machines[runbook.name] = aws.sfn.StateMachine(
                 f"{name}-{runbook.name}",
-                name=f"{args.prefix}-{runbook.name}",
+                name=physical_name(
+                    args.prefix, runbook.name, limit=limit_of("aws:sfn/stateMachine:StateMachine", "name")
+                ),
                 role_arn=sfn_role.arn,
                 definition=function.arn.apply(lambda arn, rb=runbook: definition_json(rb, arn)),
                 opts=child,
@@ -227,7 +181,9 @@ class Orchestrator(pulumi.ComponentResource):
 
         operator = aws.iam.Policy(
             f"{name}-operator",
-            name=f"{args.prefix}-failover-operator",
+            name=physical_name(
+                args.prefix, "failover-operator", limit=limit_of("aws:iam/policy:Policy", "name")
+            ),
             description="Start (and watch) the pilotlight failover and failback runbooks; nothing else",
             policy=pulumi.Output.json_dumps(
                 {
@@ -240,12 +196,25 @@ class Orchestrator(pulumi.ComponentResource):
                         },
                         {
                             "Effect": "Allow",
-                            "Action": [
-                                "states:DescribeExecution",
-                                "states:GetExecutionHistory",
-                                "states:ListExecutions",
+                            "Action": "states:ListExecutions",
+                            "Resource": [machines["failover"].arn, machines["failback"].arn],
+                        },
+                        {
+                            "Effect": "Allow",
+                            "Action": ["states:DescribeExecution", "states:GetExecutionHistory"],
+                            # Executions of these two machines: execution:<machine name>:<execution>.
+                            "Resource": [
+                                pulumi.Output.concat(
+                                    "arn:aws:states:",
+                                    args.dr_region,
+                                    ":",
+                                    account,
+                                    ":execution:",
+                                    m.name,
+                                    ":*",
+                                )
+                                for m in (machines["failover"], machines["failback"])
                             ],
-                            "Resource": "*",
                         },
                     ],
                 }
@@ -254,15 +223,31 @@ class Orchestrator(pulumi.ComponentResource):
         )
 
         # --- the canary ---
-        canary_role = lambda_role(
+        canary_name = physical_name(args.prefix, "canary", limit=limit_of(_FUNCTION, "name"))
+        canary_identity = function_identity(
             f"{name}-canary",
+            canary_name,
             [
-                {"Effect": "Allow", "Action": "cloudwatch:PutMetricData", "Resource": "*"},
                 {
+                    # PutMetricData has no resource type (STAR_ONLY_ACTIONS): narrowed to the canary's
+                    # two namespaces in region B.
+                    "Sid": "PublishHealthAndSwitch",
+                    "Effect": "Allow",
+                    "Action": "cloudwatch:PutMetricData",
+                    "Resource": "*",
+                    "Condition": {
+                        "StringEquals": {
+                            "aws:RequestedRegion": args.dr_region,
+                            "cloudwatch:namespace": [HEALTH_NAMESPACE, args.switch_metric["namespace"]],
+                        }
+                    },
+                },
+                {
+                    "Sid": "ReadLatch",
                     "Effect": "Allow",
                     "Action": "ssm:GetParameter",
-                    "Resource": pulumi.Output.concat(
-                        f"arn:aws:ssm:{args.dr_region}:*:parameter", args.latch_parameter_name
+                    "Resource": pulumi.Output.all(account, args.latch_parameter_name).apply(
+                        lambda v: parameter_arn(args.dr_region, v[0], v[1])
                     ),
                 },
             ],
@@ -270,11 +255,11 @@ class Orchestrator(pulumi.ComponentResource):
         )
         canary = aws.lambda_.Function(
             f"{name}-canary",
-            name=f"{args.prefix}-canary",
+            name=canary_name,
             runtime="python3.12",
             handler="lambdas.health_check.handler.handler",
             code=lambda_code(),
-            role=canary_role.arn,
+            role=canary_identity.role.arn,
             timeout=30,
             environment=aws.lambda_.FunctionEnvironmentArgs(
                 variables={
@@ -286,7 +271,7 @@ class Orchestrator(pulumi.ComponentResource):
                     "LATCH_PARAMETER": args.latch_parameter_name,
                 }
             ),
-            opts=child,
+            opts=pulumi.ResourceOptions(parent=self, depends_on=canary_identity.depends()),
         )
         schedule = aws.cloudwatch.EventRule(
             f"{name}-canary-schedule", schedule_expression="rate(1 minute)", opts=child

@@ -13,6 +13,7 @@ from components.config import StackConfig
 from components.data import DrDataTier, DrDataTierArgs
 from components.failover import DesiredTier, Latch, dr_capacity, dr_database_replicates
 from components.global_failover import SWITCH_METRIC, SWITCH_NAMESPACE
+from components.naming import limit_of, physical_name, regional_api_name
 from components.network import Network, NetworkArgs
 from components.observability import Observability, ObservabilityArgs
 from components.orchestrator import Orchestrator, OrchestratorArgs
@@ -146,16 +147,19 @@ class PilotLightRegion(pulumi.ComponentResource):
                 volume_size=cfg.compute.volume_size,
                 manage_desired=False,
                 extra_security_group_ids=[self.app_security_group.id],
+                tags=cfg.tag_map(),
             ),
             child,
         )
         self.api = ApiTier(
             f"{name}-api",
             ApiTierArgs(
+                prefix=cfg.prefix,
                 region=cfg.dr_region,
                 role="dr",
                 enabled=tier.event_sources_enabled,
                 domain_name=f"api.{cfg.routing.domain}",
+                regional_domain_name=regional_api_name(cfg.dr_region, cfg.routing.domain),
                 certificate_arn=cfg.routing.dr_certificate_arn,
                 reserved_concurrency=tier.reserved_concurrency,
                 # The global table's replica in region B: same name, this region's ARN.
@@ -195,6 +199,7 @@ class PilotLightRegion(pulumi.ComponentResource):
                 api_name=self.api.api_name,
                 api_stage=self.api.stage_name,
                 alert_email=cfg.routing.alert_email,
+                protect=cfg.protect,
                 watch_primary=True,
                 replica_lag=lag,
                 # Meaningful in every phase: a promoted database reports no lag, so silence is not an alarm.
@@ -230,6 +235,9 @@ class PilotLightRegion(pulumi.ComponentResource):
             "switchMetric": switch_metric,
             "latchParameterName": latch.name,
             "notifyTopicArn": self.observability.topic_arn,
+            # What the runbook's permissions name besides the above (components/runbook_iam.py).
+            "notifyKeyArn": self.observability.topic_key_arn,
+            "dataKeyArns": [args.primary["kmsKeyArn"], self.data.kms_key_arn],
             "primaryHealthUrl": args.primary["apiHealthUrl"],
             "drHealthUrl": self.api.health_url,
             **self.runbook_data,
@@ -286,7 +294,9 @@ class PilotLightRegion(pulumi.ComponentResource):
             return None
         copy = aws.ec2.AmiCopy(
             f"{name}-web-ami",
-            name=f"{cfg.prefix}-web-{cfg.dr_region}",
+            name=physical_name(
+                cfg.prefix, "web", cfg.dr_region, limit=limit_of("aws:ec2/amiCopy:AmiCopy", "name")
+            ),
             description=f"pilotlight web image copied from {cfg.primary_region}",
             source_ami_id=cfg.compute.ami_id,
             source_ami_region=cfg.primary_region,

@@ -12,6 +12,7 @@ from components.compute import WebTier, WebTierArgs
 from components.config import StackConfig
 from components.data import PrimaryDataTier, PrimaryDataTierArgs
 from components.failover import Capacity
+from components.naming import regional_api_name
 from components.network import Network, NetworkArgs
 from components.observability import Observability, ObservabilityArgs
 from components.serverless import ApiTier, ApiTierArgs
@@ -104,16 +105,19 @@ class PrimaryRegion(pulumi.ComponentResource):
                 volume_size=cfg.compute.volume_size,
                 manage_desired=True,
                 extra_security_group_ids=[self.app_security_group.id],
+                tags=cfg.tag_map(),
             ),
             pulumi.ResourceOptions(parent=self),
         )
         self.api = ApiTier(
             f"{name}-api",
             ApiTierArgs(
+                prefix=cfg.prefix,
                 region=cfg.primary_region,
                 role="primary",
                 enabled=True,
                 domain_name=f"api.{cfg.routing.domain}",
+                regional_domain_name=regional_api_name(cfg.primary_region, cfg.routing.domain),
                 certificate_arn=cfg.routing.certificate_arn,
                 reserved_concurrency=None,
                 table_name=self.data.table_name,
@@ -140,6 +144,7 @@ class PrimaryRegion(pulumi.ComponentResource):
                 api_name=self.api.api_name,
                 api_stage=self.api.stage_name,
                 alert_email=cfg.routing.alert_email,
+                protect=cfg.protect,
             ),
             pulumi.ResourceOptions(parent=self),
         )
@@ -164,9 +169,16 @@ class PrimaryRegion(pulumi.ComponentResource):
             "apiStage": self.api.stage_name,
             "apiInvokeUrl": self.api.invoke_url,
             "apiHealthUrl": self.api.health_url,
+            "apiHealthHost": self.api.health_host,
+            "apiHealthPath": self.api.health_path,
             "functionNames": [self.api.function_name],
             "alertTopicArn": self.observability.topic_arn,
         }
+        if self.api.regional_domain is not None:
+            name, target, zone = self.api.regional_domain
+            self._exports.update(
+                {"apiRegionalDomainName": name, "apiRegionalDomainTarget": target, "apiRegionalZoneId": zone}
+            )
         # data tier
         self._exports.update({**self.data.exports(), "appSecurityGroupId": self.app_security_group.id})
         self.register_outputs(self._exports)

@@ -69,6 +69,7 @@ def run(cfg: StackConfig) -> dict[str, Any]:
             dr_provider=regional.dr,
             dr_web_dns=dr.web.alb_dns_name,
             dr_api_domain=dr.api.domain_target,
+            dr_api_regional=dr.api.regional_domain,
             alarm_topic_arn=dr.observability.topic_arn,
             dr_dashboard_dimensions=dr.dashboard_dimensions,
             replica_bucket_arn=dr.replica_bucket_arn,  # data tier

@@ -14,11 +14,14 @@ from pathlib import Path
 import pulumi
 import pulumi_aws as aws
 
-from components.iam import assume_role_policy
+from components.iam import function_identity
+from components.naming import limit_of, physical_name
+from components.runbook_iam import account_of, parameter_arn, rds_arn
 
 ROOT = Path(__file__).resolve().parent.parent
 RUNTIME = "python3.12"
 HANDLER = "lambdas.api.handler.handler"
+STAGE = "prod"
 ROUTES = (("payments", None, "POST"), ("payments", "{id}", "GET"), ("health", None, "GET"))
 
 
@@ -38,17 +41,23 @@ class ApiTierArgs:
     """Inputs of :class:`ApiTier`.
 
     Attributes:
+        prefix: ``<app>-<env>``: the function's and the API's names start with it, so two
+            deployments in one account never share a function, log group or CloudWatch dimension.
         role: ``primary`` or ``dr``: reported by ``GET /health``.
         enabled: the function takes traffic (primary: always; DR: from the failover module).
         reserved_concurrency: 0 keeps it dormant; None removes the reservation.
         table_name, table_arn: the DynamoDB global table (its replica in this region).
         bucket_name, bucket_arn: the receipts bucket in this region; kms_key_arn: its key.
         environment: extra environment variables (database identifiers, latch parameter...).
+        regional_domain_name: with a custom domain, this region's own name (``api-<region>.<domain>``):
+            health checks, the canary and the runbook reach this region's API by it, because the
+            default ``execute-api`` endpoint is then turned off (see :class:`ApiTier`).
         domain_name, certificate_arn: a regional custom domain (``api.<domain>``) with this region's
             ACM certificate: Route 53 can fail the API over only to names API Gateway answers for.
         log_retention_days: CloudWatch Logs retention of the function's log group.
     """
 
+    prefix: str
     region: str
     role: str
     enabled: bool
@@ -61,6 +70,7 @@ class ApiTierArgs:
     environment: dict[str, pulumi.Input[str]] = field(default_factory=dict)
     domain_name: str | None = None
     certificate_arn: str | None = None
+    regional_domain_name: str | None = None
     log_retention_days: int = 30
     extra_policy_statements: list[dict] = field(default_factory=list)
 
@@ -69,26 +79,68 @@ def _data_statements(args: ApiTierArgs) -> list[dict]:
     """Least privilege: the item calls and receipt writes it makes, and what ``GET /health`` reads.
 
     Health reads the table's status, which database is the writer, and the latch: without these a
-    health check answers 503 and Route 53 would fail the region over for a missing permission.
+    health check answers 503 and Route 53 would fail the region over for a missing permission. Each
+    names its resource: this function faces the internet, so it may read the latch and no other
+    parameter, and describe its own database and no other.
     """
+    env = args.environment
+    account = pulumi.Output.from_input(args.table_arn).apply(account_of)
+    database: list[pulumi.Output[str]] = []
+    if "DB_INSTANCE_ID" in env:
+        database.append(
+            pulumi.Output.all(account, env["DB_INSTANCE_ID"]).apply(
+                lambda v: rds_arn(args.region, v[0], "db", v[1])
+            )
+        )
+    if "GLOBAL_CLUSTER_ID" in env:
+        database.append(
+            pulumi.Output.all(account, env["GLOBAL_CLUSTER_ID"]).apply(
+                lambda v: rds_arn(args.region, v[0], "global-cluster", v[1])
+            )
+        )
+    statements: list[dict] = []
+    if database:
+        statements.append(
+            {
+                "Sid": "WhoIsTheWriter",
+                "Effect": "Allow",
+                "Action": [
+                    "rds:DescribeDBInstances" if "DB_INSTANCE_ID" in env else "rds:DescribeGlobalClusters"
+                ],
+                "Resource": database,
+            }
+        )
+    if "LATCH_PARAMETER" in env and "LATCH_REGION" in env:
+        statements.append(
+            {
+                "Sid": "ReadTheLatch",
+                "Effect": "Allow",
+                "Action": "ssm:GetParameter",
+                "Resource": pulumi.Output.all(account, env["LATCH_REGION"], env["LATCH_PARAMETER"]).apply(
+                    lambda v: parameter_arn(v[1], v[0], v[2])
+                ),
+            }
+        )
     return [
+        *statements,
         {
-            "Effect": "Allow",
-            "Action": ["rds:DescribeDBInstances", "rds:DescribeGlobalClusters"],
-            "Resource": "*",
-        },
-        {"Effect": "Allow", "Action": ["ssm:GetParameter"], "Resource": "*"},
-        {
+            "Sid": "Payments",
             "Effect": "Allow",
             "Action": ["dynamodb:PutItem", "dynamodb:GetItem", "dynamodb:DescribeTable"],
             "Resource": args.table_arn,
         },
         {
+            "Sid": "Receipts",
             "Effect": "Allow",
             "Action": ["s3:PutObject"],
             "Resource": pulumi.Output.concat(args.bucket_arn, "/receipts/*"),
         },
-        {"Effect": "Allow", "Action": ["kms:GenerateDataKey", "kms:Decrypt"], "Resource": args.kms_key_arn},
+        {
+            "Sid": "ReceiptsKey",
+            "Effect": "Allow",
+            "Action": ["kms:GenerateDataKey", "kms:Decrypt"],
+            "Resource": args.kms_key_arn,
+        },
     ]
 
 
@@ -109,13 +161,10 @@ class ApiTier(pulumi.ComponentResource):
     def __init__(self, name: str, args: ApiTierArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("pilotlight:index:ApiTier", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
-
-        log_group = aws.cloudwatch.LogGroup(
-            f"{name}-fn-logs",
-            name=f"/aws/lambda/{name}-payments",
-            retention_in_days=args.log_retention_days,
-            opts=child,
+        function_name = physical_name(
+            args.prefix, "payments", limit=limit_of("aws:lambda/function:Function", "name")
         )
+
         dlq = aws.sqs.Queue(
             f"{name}-inbox-dlq", message_retention_seconds=1209600, sqs_managed_sse_enabled=True, opts=child
         )
@@ -128,43 +177,32 @@ class ApiTier(pulumi.ComponentResource):
             opts=child,
         )
 
-        role = aws.iam.Role(
-            f"{name}-fn-role",
-            assume_role_policy=assume_role_policy("lambda.amazonaws.com"),
-            opts=child,
-        )
-        aws.iam.RolePolicy(
-            f"{name}-fn-policy",
-            role=role.id,
-            policy=pulumi.Output.json_dumps(
+        # Traced (Active): the role needs X-Ray's write actions, and the function its role policy.
+        identity = function_identity(
+            f"{name}-fn",
+            function_name,
+            [
+                *_data_statements(args),
                 {
-                    "Version": "2012-10-17",
-                    "Statement": [
-                        {
-                            "Effect": "Allow",
-                            "Action": ["logs:CreateLogStream", "logs:PutLogEvents"],
-                            "Resource": pulumi.Output.concat(log_group.arn, ":*"),
-                        },
-                        *_data_statements(args),
-                        {
-                            "Effect": "Allow",
-                            "Action": ["sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:GetQueueAttributes"],
-                            "Resource": queue.arn,
-                        },
-                        *args.extra_policy_statements,
-                    ],
-                }
-            ),
-            opts=child,
+                    "Sid": "Inbox",
+                    "Effect": "Allow",
+                    "Action": ["sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:GetQueueAttributes"],
+                    "Resource": queue.arn,
+                },
+                *args.extra_policy_statements,
+            ],
+            child,
+            tracing=True,
+            retention_days=args.log_retention_days,
         )
 
         function = aws.lambda_.Function(
             f"{name}-payments",
-            name=f"{name}-payments",
+            name=function_name,
             runtime=RUNTIME,
             handler=HANDLER,
             code=lambda_code(),
-            role=role.arn,
+            role=identity.role.arn,
             timeout=15,
             memory_size=256,
             architectures=["arm64"],
@@ -181,7 +219,7 @@ class ApiTier(pulumi.ComponentResource):
                 }
             ),
             tracing_config=aws.lambda_.FunctionTracingConfigArgs(mode="Active"),
-            opts=pulumi.ResourceOptions(parent=self, depends_on=[log_group]),
+            opts=pulumi.ResourceOptions(parent=self, depends_on=identity.depends()),
         )
         mapping = aws.lambda_.EventSourceMapping(
             f"{name}-inbox-source",
@@ -193,12 +231,21 @@ class ApiTier(pulumi.ComponentResource):
             opts=child,
         )
 
+        custom_domain = (
+            args.domain_name is not None
+            and args.certificate_arn is not None
+            and args.regional_domain_name is not None
+        )
         # An explicit name: CloudWatch's ApiName dimension (alarms, dashboard) is this name.
         api = aws.apigateway.RestApi(
             f"{name}-api",
-            name=name,
+            name=f"{args.prefix}-payments-api",
             description=f"pilotlight payments API ({args.role})",
             endpoint_configuration=aws.apigateway.RestApiEndpointConfigurationArgs(types="REGIONAL"),
+            # With custom domains, the default endpoint would be a second way in that skips what the
+            # domains enforce (TLS policy, the names clients and certificates know): turned off.
+            # https://docs.aws.amazon.com/apigateway/latest/developerguide/rest-api-disable-default-endpoint.html
+            disable_execute_api_endpoint=custom_domain,
             opts=child,
         )
         methods: list[pulumi.Resource] = []
@@ -259,7 +306,7 @@ class ApiTier(pulumi.ComponentResource):
             f"{name}-stage",
             rest_api=api.id,
             deployment=deployment.id,
-            stage_name="prod",
+            stage_name=STAGE,
             xray_tracing_enabled=True,
             opts=child,
         )
@@ -275,23 +322,45 @@ class ApiTier(pulumi.ComponentResource):
         )
 
         self.domain_target: pulumi.Output[str] | None = None
-        if args.domain_name is not None and args.certificate_arn is not None:
-            domain = aws.apigateway.DomainName(
-                f"{name}-domain",
-                domain_name=args.domain_name,
-                regional_certificate_arn=args.certificate_arn,
-                endpoint_configuration=aws.apigateway.DomainNameEndpointConfigurationArgs(types="REGIONAL"),
-                security_policy="TLS_1_2",
-                opts=child,
+        self.regional_domain: tuple[str, pulumi.Output[str], pulumi.Output[str]] | None = None
+        self.health_host: pulumi.Output[str] = pulumi.Output.concat(
+            api.id, f".execute-api.{args.region}.amazonaws.com"
+        )
+        self.health_path = f"/{STAGE}/health"
+        if custom_domain:
+            assert args.domain_name is not None and args.regional_domain_name is not None
+            targets = {}
+            for suffix, domain_name in (
+                ("domain", args.domain_name),
+                ("regional-domain", args.regional_domain_name),
+            ):
+                domain = aws.apigateway.DomainName(
+                    f"{name}-{suffix}",
+                    domain_name=domain_name,
+                    regional_certificate_arn=args.certificate_arn,
+                    endpoint_configuration=aws.apigateway.DomainNameEndpointConfigurationArgs(
+                        types="REGIONAL"
+                    ),
+                    security_policy="TLS_1_2",
+                    opts=child,
+                )
+                aws.apigateway.BasePathMapping(
+                    f"{name}-{suffix}-mapping",
+                    rest_api=api.id,
+                    stage_name=stage.stage_name,
+                    domain_name=domain.domain_name,
+                    opts=child,
+                )
+                targets[suffix] = domain
+            self.domain_target = targets["domain"].regional_domain_name
+            regional = targets["regional-domain"]
+            self.regional_domain = (
+                args.regional_domain_name,
+                regional.regional_domain_name,
+                regional.regional_zone_id,
             )
-            aws.apigateway.BasePathMapping(
-                f"{name}-domain-mapping",
-                rest_api=api.id,
-                stage_name=stage.stage_name,
-                domain_name=domain.domain_name,
-                opts=child,
-            )
-            self.domain_target = domain.regional_domain_name
+            self.health_host = pulumi.Output.from_input(args.regional_domain_name)
+            self.health_path = "/health"
 
         self.function_name = function.name
         self.function_arn = function.arn
@@ -299,7 +368,7 @@ class ApiTier(pulumi.ComponentResource):
         self.api_name = api.name
         self.stage_name = stage.stage_name
         self.invoke_url = stage.invoke_url
-        self.health_url = pulumi.Output.concat(stage.invoke_url, "/health")
+        self.health_url = pulumi.Output.concat("https://", self.health_host, self.health_path)
         self.api_host = pulumi.Output.concat(api.id, f".execute-api.{args.region}.amazonaws.com")
         self.event_source_mapping_id = mapping.uuid
         self.queue_arn = queue.arn

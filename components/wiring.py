@@ -151,6 +151,11 @@ def check_database_outputs(stack: str, values: Mapping[str, Any], expected_mode:
 # Outputs added by later tiers are read when present; the tiers that need them require them.
 OPTIONAL_PRIMARY_OUTPUTS: tuple[str, ...] = (
     "apiDomainTarget",  # only with certificates (routing.certificateArn)
+    "apiHealthHost",  # region A's API health check: its own name, or execute-api without certificates
+    "apiHealthPath",
+    "apiRegionalDomainName",  # only with certificates: api-<region A>.<domain> and its alias target
+    "apiRegionalDomainTarget",
+    "apiRegionalZoneId",
     *(k for keys in DATABASE_MODE_OUTPUTS.values() for k in keys),  # data tier
     "globalClusterArn",
     "primaryClusterReaderEndpoint",

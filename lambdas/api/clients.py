@@ -7,6 +7,8 @@ the wrong one.
 
 from __future__ import annotations
 
+from typing import Any
+
 from boto3.session import Session
 from botocore.client import BaseClient
 from botocore.config import Config
@@ -20,19 +22,37 @@ CLIENT_CONFIG = Config(
 )
 
 
+# Region A reads the latch in region B on its health path. A Route 53 health checker counts an
+# endpoint unhealthy when the response does not start within 2 seconds of connecting
+# (https://docs.aws.amazon.com/Route53/latest/DeveloperGuide/dns-failover-determining-health-of-endpoints.html),
+# so a slow region B must not hold region A's answer: one attempt, no retry, a few hundred
+# milliseconds at most (the last value read stands in meanwhile, see lambdas/api/health.py).
+REMOTE_LATCH_CONFIG = Config(
+    connect_timeout=0.25,
+    read_timeout=0.25,
+    retries={"mode": "standard", "max_attempts": 1},
+)
+
+
 class ClientCache:
     """One boto3 client per (service, region), made lazily from a private session."""
 
     def __init__(self, config: Config = CLIENT_CONFIG) -> None:
         self._config = config
         self._session: Session | None = None
-        self._clients: dict[tuple[str, str], BaseClient] = {}
+        self._clients: dict[tuple[str, str, str], BaseClient] = {}
+        self.memo: dict[str, Any] = {}
+        """State kept for the life of the container beside the clients (the last latch read)."""
 
-    def client(self, service: str, region: str) -> BaseClient:
-        """The client for ``service`` in ``region``, made on first use."""
-        key = (service, region)
+    def client(self, service: str, region: str, *, remote_latch: bool = False) -> BaseClient:
+        """The client for ``service`` in ``region``, made on first use.
+
+        ``remote_latch``: the client region A reads region B's latch with (:data:`REMOTE_LATCH_CONFIG`).
+        """
+        key = (service, region, "remote-latch" if remote_latch else "")
         if key not in self._clients:
             if self._session is None:
                 self._session = Session()
-            self._clients[key] = self._session.client(service, region_name=region, config=self._config)
+            config = REMOTE_LATCH_CONFIG if remote_latch else self._config
+            self._clients[key] = self._session.client(service, region_name=region, config=config)
         return self._clients[key]

@@ -90,8 +90,9 @@ def get_health(
         settings,
         dynamodb=clients.client("dynamodb", settings.region),
         rds=clients.client("rds", settings.region) if settings.database is not None else None,
-        latch_ssm=clients.client("ssm", settings.latch_region),
+        latch_ssm=clients.client("ssm", settings.latch_region, remote_latch=settings.role == "primary"),
         context=ctx,
+        latch_memo=clients.memo.setdefault("latch", health.LatchMemo()),
     )
     # A cached "healthy" must never outlive a failover.
     headers = {"Cache-Control": "no-store"}

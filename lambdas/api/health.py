@@ -11,12 +11,24 @@ region unhealthy; the body still carries everything that could be learnt.
   latch lives in the DR region, so when the primary cannot read it (the DR region is down, or
   unreachable) the primary assumes it is still active and says so: a DR-region outage must not take
   the primary out of service.
+
+**Region A does not wait for region B.** Its latch read is one attempt with quarter-second
+timeouts (``clients.REMOTE_LATCH_CONFIG``), and it is made at most once per :data:`LATCH_TTL_SECONDS`
+after a success, or per :data:`LATCH_RETRY_SECONDS` after a failure, per container: in between, the
+last value read (:class:`LatchMemo`) answers. Why a remembered value is safe there: in region A the
+latch only decides what ``active`` says; Route 53 routing follows region A's endpoint and the failover
+switch alarm in region B, not this answer, and the latch changes only at a failover or failback,
+after which the runbook's own checks read it directly. Why not wait: a Route 53 checker gives the
+answer 2 seconds, so a slow region B would fail region A's health check and move traffic *into*
+the impaired region. Region B's function reads its own region's latch, uncached (it decides whether
+region B answers as active).
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
@@ -37,6 +49,49 @@ LATCH_ACTIVE = "active"
 USABLE_TABLE_STATUSES = ("ACTIVE", "UPDATING")
 
 T = TypeVar("T")
+
+LATCH_TTL_SECONDS = 60.0
+"""How long region A trusts the last latch value it read before reading region B again."""
+LATCH_RETRY_SECONDS = 30.0
+"""After a failed read, how long region A answers from memory before it tries region B again."""
+
+
+@dataclass
+class LatchMemo:
+    """Region A's last read of the latch in region B, kept for the life of the container.
+
+    Attributes:
+        value: the last state read successfully (None: never read).
+        read_at: when (``clock`` seconds) that read succeeded.
+        failed_at, error: when the last read failed, and its error code.
+        clock: a monotonic clock (tests pass their own).
+    """
+
+    value: str | None = None
+    read_at: float | None = None
+    failed_at: float | None = None
+    error: str | None = None
+    clock: Callable[[], float] = time.monotonic
+
+    def read(self, read: Callable[[], str], context: Mapping[str, Any]) -> tuple[str | None, dict[str, Any]]:
+        """The latch state and the check's outcome, reading region B only when the memory is stale."""
+        now = self.clock()
+        if self.read_at is not None and now - self.read_at < LATCH_TTL_SECONDS:
+            return self.value, {"status": OK, "cached_seconds": round(now - self.read_at, 1)}
+        if self.failed_at is not None and now - self.failed_at < LATCH_RETRY_SECONDS:
+            return self.value, self._failed()
+        state, outcome = _attempt("latch", read, context)
+        if state is not None:
+            self.value, self.read_at, self.failed_at, self.error = state, now, None, None
+            return state, outcome
+        self.failed_at, self.error = now, outcome.get("error")
+        return self.value, self._failed()
+
+    def _failed(self) -> dict[str, Any]:
+        outcome: dict[str, Any] = {"status": FAILED, "error": self.error}
+        if self.value is not None and self.read_at is not None:
+            outcome["last_known_seconds"] = round(self.clock() - self.read_at, 1)
+        return outcome
 
 
 class CheckError(Exception):
@@ -178,11 +233,13 @@ def evaluate_health(
     rds: BaseClient | None,
     latch_ssm: BaseClient,
     context: Mapping[str, Any] | None = None,
+    latch_memo: LatchMemo | None = None,
 ) -> HealthReport:
     """Run the checks and decide ``active`` and ``writer``.
 
     ``dynamodb`` and ``rds`` must be clients in ``settings.region``, ``latch_ssm`` in
     ``settings.latch_region``; ``rds`` may be None when the stack has no relational database.
+    ``latch_memo``: region A's memory of the latch (see the module docstring); unused in region B.
     """
     ctx = {"region": settings.region, "role": settings.role, **(context or {})}
     checks: dict[str, dict[str, Any]] = {}
@@ -207,10 +264,18 @@ def evaluate_health(
             checks["database"].update(database)
             writer = bool(database["writer"])
 
-    latch_state, latch = _attempt("latch", lambda: read_latch(latch_ssm, settings.latch_parameter), ctx)
+    def read() -> str:
+        return read_latch(latch_ssm, settings.latch_parameter)
+
+    if settings.role == "primary" and latch_memo is not None:
+        latch_state, latch = latch_memo.read(read, ctx)
+    else:
+        latch_state, latch = _attempt("latch", read, ctx)
     latch.update({"parameter": settings.latch_parameter, "region": settings.latch_region})
     if latch_state is not None:
         latch["state"] = latch_state
+        if latch["status"] == FAILED:  # region A, answering from its last read
+            latch["status"] = DEGRADED
     elif settings.role == "primary":
         latch.update({"status": DEGRADED, "assumed": "primary active: the latch could not be read"})
     elif writer is True:

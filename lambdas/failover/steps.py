@@ -54,6 +54,7 @@ from botocore.waiter import WaiterModel, create_waiter_with_client
 
 from lambdas.failover.clients import Clients, Side
 from lambdas.failover.context import Capacity, RunbookContext
+from lambdas.failover.names import failover_instance_id
 
 StepStatus = Literal["done", "already_done", "in_progress", "warning", "skipped"]
 STEP_STATUSES: tuple[StepStatus, ...] = ("done", "already_done", "in_progress", "warning", "skipped")
@@ -730,7 +731,7 @@ def _promote_aurora(ctx: RunbookContext, clients: Clients, params: Mapping[str, 
     cluster = _db_cluster(clients, "dr", cluster_id, step)
     members = [m["DBInstanceIdentifier"] for m in cluster.get("DBClusterMembers", [])]
     if not members:
-        instance_id = f"{cluster_id}-failover-1"
+        instance_id = failover_instance_id(cluster_id)
         try:
             rds.create_db_instance(
                 DBInstanceIdentifier=instance_id,

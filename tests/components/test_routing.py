@@ -79,8 +79,10 @@ def test_with_certificates_the_api_fails_over_through_regional_custom_domains() 
     from tests.components.conftest import synthesize
 
     primary, dr = synthesize("primary", CERTS), synthesize("dr", CERTS)
-    (domain_a,) = primary.by_type("aws:apigateway/domainName:DomainName")
-    (domain_b,) = dr.by_type("aws:apigateway/domainName:DomainName")
+    (domain_a,) = [
+        d for d in primary.by_type("aws:apigateway/domainName:DomainName") if d.name == "primary-api-domain"
+    ]
+    (domain_b,) = [d for d in dr.by_type("aws:apigateway/domainName:DomainName") if d.name == "dr-api-domain"]
     assert domain_a.inputs["domainName"] == domain_b.inputs["domainName"] == "api.app.example.com"
     assert domain_a.inputs["regionalCertificateArn"].startswith("arn:aws:acm:us-east-1:")
     assert domain_b.inputs["regionalCertificateArn"].startswith("arn:aws:acm:us-west-2:")

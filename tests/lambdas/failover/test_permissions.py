@@ -1,9 +1,12 @@
-"""The deployed runbook role allows every AWS operation the runbooks really call.
+"""The runbook role allows every AWS call the runbooks really make, on the resource each acts on.
 
-Both runbooks run against moto while a hook records each API call (service, operation, region);
-every call must be allowed by the runbook Lambda's policy as the dr stack synthesizes it,
-including the statements' region conditions. A step that starts calling a new API without the
-policy following would otherwise fail only in AWS, with AccessDenied, during a real failover.
+Both runbooks run against moto while a hook records each API call: its IAM action, the region of
+the client (``aws:RequestedRegion``) and the ARN of its target, built from the call's parameters.
+Each call must be allowed by a statement of the runbook policy (``components/runbook_iam.py``, built
+for the world's resources) whose Action, Resource and Condition all match. A step that starts calling
+a new API, or acting on a resource the policy does not name, would otherwise fail only in AWS, with
+AccessDenied, during a real failover. The synthesized dr stack's runbook role carries exactly these
+statements.
 """
 
 from __future__ import annotations
@@ -11,87 +14,209 @@ from __future__ import annotations
 import fnmatch
 import json
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import boto3
 import pytest
 
+from components.runbook_iam import RunbookTargets, runbook_statements
 from lambdas.failover import executor
 from lambdas.failover.context import RunbookContext
 from tests.components.conftest import synthesize
 from tests.lambdas.failover.harness import FAST, FORCED, clients_for
-from tests.lambdas.failover.world import World
+from tests.lambdas.failover.world import ACCOUNT, World
 
 # IAM action prefixes where they differ from the lower-cased botocore service id.
 IAM_PREFIX = {"Auto Scaling": "autoscaling", "CloudWatch": "cloudwatch"}
+ANY_ASG_ID = "00000000-0000-0000-0000-000000000000"  # a group's id is AWS's; the policy names the group
+
+
+def _arn_or(value: str, build: Callable[[str], str]) -> str:
+    return value if value.startswith("arn:") else build(value)
+
+
+def _db(region: str, ident: str) -> str:
+    return _arn_or(ident, lambda i: f"arn:aws:rds:{region}:{ACCOUNT}:db:{i}")
+
+
+def _cluster(region: str, ident: str) -> str:
+    return _arn_or(ident, lambda i: f"arn:aws:rds:{region}:{ACCOUNT}:cluster:{i}")
+
+
+def _global(ident: str) -> str:
+    return _arn_or(ident, lambda i: f"arn:aws:rds::{ACCOUNT}:global-cluster:{i}")
+
+
+# How each operation the runbook calls names its target (Service Authorization Reference resource
+# types); "*" where AWS defines none. An operation missing here fails the test: add its rule.
+TARGETS: dict[str, Callable[[dict[str, Any], str], list[str]]] = {
+    "autoscaling:DescribeAutoScalingGroups": lambda p, r: ["*"],
+    "autoscaling:UpdateAutoScalingGroup": lambda p, r: [
+        f"arn:aws:autoscaling:{r}:{ACCOUNT}:autoScalingGroup:{ANY_ASG_ID}:autoScalingGroupName/"
+        + p["AutoScalingGroupName"]
+    ],
+    **{
+        f"lambda:{op}": lambda p, r: [
+            _arn_or(p["FunctionName"], lambda n: f"arn:aws:lambda:{r}:{ACCOUNT}:function:{n}")
+        ]
+        for op in ("GetFunctionConcurrency", "PutFunctionConcurrency", "DeleteFunctionConcurrency")
+    },
+    **{
+        f"lambda:{op}": lambda p, r: [f"arn:aws:lambda:{r}:{ACCOUNT}:event-source-mapping:{p['UUID']}"]
+        for op in ("GetEventSourceMapping", "UpdateEventSourceMapping")
+    },
+    **{
+        f"ssm:{op}": lambda p, r: [f"arn:aws:ssm:{r}:{ACCOUNT}:parameter/{p['Name'].lstrip('/')}"]
+        for op in ("GetParameter", "PutParameter")
+    },
+    "sns:Publish": lambda p, r: [p["TopicArn"]],
+    "cloudwatch:PutMetricData": lambda p, r: ["*"],
+    "cloudwatch:GetMetricData": lambda p, r: ["*"],
+    "rds:DescribeDBInstances": lambda p, r: [_db(r, p["DBInstanceIdentifier"])],
+    "rds:DescribeDBClusters": lambda p, r: [_cluster(r, p["DBClusterIdentifier"])],
+    "rds:DescribeGlobalClusters": lambda p, r: [_global(p["GlobalClusterIdentifier"])],
+    "rds:PromoteReadReplica": lambda p, r: [_db(r, p["DBInstanceIdentifier"])],
+    "rds:CreateDBInstance": lambda p, r: [
+        _db(r, p["DBInstanceIdentifier"]),
+        _cluster(r, p["DBClusterIdentifier"]),
+    ],
+    "rds:CreateDBInstanceReadReplica": lambda p, r: [_db(r, p["DBInstanceIdentifier"])],
+    **{
+        f"rds:{op}": lambda p, r: [_global(p["GlobalClusterIdentifier"]), p["TargetDbClusterIdentifier"]]
+        for op in ("FailoverGlobalCluster", "SwitchoverGlobalCluster")
+    },
+}
+
+
+@dataclass(frozen=True)
+class Call:
+    """One API call: IAM action, the client's region, the resource it acts on, its parameters."""
+
+    action: str
+    region: str
+    target: str
+    namespace: str | None = None  # cloudwatch:namespace, for PutMetricData
 
 
 class CallRecorder:
-    """A ``before-call`` hook recording ``(iam action, region)`` of every request."""
+    """A ``before-parameter-build`` hook recording every call with its target ARN(s)."""
 
     def __init__(self) -> None:
-        self.calls: set[tuple[str, str]] = set()
+        self.calls: set[Call] = set()
+        self.unknown: set[str] = set()
 
-    def __call__(self, model: Any, context: dict[str, Any], **_: Any) -> None:
+    def __call__(self, params: dict[str, Any], model: Any, context: dict[str, Any], **_: Any) -> None:
         service_id = model.service_model.service_id
-        prefix = IAM_PREFIX.get(service_id, service_id.lower())
-        self.calls.add((f"{prefix}:{model.name}", context["client_region"]))
+        action = f"{IAM_PREFIX.get(service_id, service_id.lower())}:{model.name}"
+        region = context["client_config"].region_name
+        rule = TARGETS.get(action)
+        if rule is None:
+            self.unknown.add(action)
+            return
+        for target in rule(params, region):
+            self.calls.add(Call(action, region, target, params.get("Namespace")))
 
-    def install(self, session: boto3.Session) -> CallRecorder:
-        session.events.register("before-call", self)
-        return self
-
-
-def _region_hook(session: boto3.Session) -> None:
-    def remember(params: dict[str, Any], context: dict[str, Any], **_: Any) -> None:
-        context["client_region"] = context.get("client_region") or context["client_config"].region_name
-
-    session.events.register_first("before-parameter-build", remember)
+    def install(self, session: boto3.Session) -> None:
+        session.events.register("before-parameter-build", self)
 
 
-def allowed(statements: list[dict[str, Any]], action: str, region: str) -> bool:
-    for s in statements:
-        actions = [s["Action"]] if isinstance(s["Action"], str) else s["Action"]
-        if s.get("Effect") != "Allow" or not any(fnmatch.fnmatch(action, a) for a in actions):
-            continue
-        regions = s.get("Condition", {}).get("StringEquals", {}).get("aws:RequestedRegion")
-        if regions is None or region in ([regions] if isinstance(regions, str) else regions):
-            return True
-    return False
+def _list(value: Any) -> list[Any]:
+    return [value] if isinstance(value, str) else list(value)
 
 
-def runbook_policy(mode: str) -> list[dict[str, Any]]:
-    overrides = {
-        "pilotlight:database": {"mode": mode, **({"engine": "postgres"} if mode == "rds-replica" else {})}
-    }
-    dr = synthesize("dr", overrides)
-    (policy,) = [
-        p for p in dr.by_type("aws:iam/rolePolicy:RolePolicy") if p.name == "dr-orchestrator-runbook-policy"
+def _condition_holds(condition: dict[str, Any], call: Call) -> bool:
+    known = {"aws:RequestedRegion": call.region, "cloudwatch:namespace": call.namespace}
+    for operator, block in condition.items():
+        match = {"StringEquals": lambda v, p: v == p, "StringLike": fnmatch.fnmatchcase}.get(operator)
+        for key, wanted in block.items():
+            value = known.get(key)
+            # An operator or key this test cannot evaluate never counts as satisfied.
+            if match is None or value is None or not any(match(value, w) for w in _list(wanted)):
+                return False
+    return True
+
+
+def allowing(statements: list[dict[str, Any]], call: Call) -> list[str]:
+    """The Sids of the statements that allow ``call`` (action, resource and condition all match)."""
+    return [
+        s.get("Sid", "?")
+        for s in statements
+        if s.get("Effect") == "Allow"
+        and any(fnmatch.fnmatchcase(call.action, a) for a in _list(s["Action"]))
+        and any(fnmatch.fnmatchcase(call.target, r) for r in _list(s["Resource"]))
+        and _condition_holds(s.get("Condition", {}), call)
     ]
-    return json.loads(policy.inputs["policy"])["Statement"]
 
 
-@pytest.mark.parametrize("mode", ["rds-replica", "aurora-global"])
-def test_the_runbook_role_allows_every_call_of_failover_and_failback(
-    make_world: Callable[..., World], mode: str
-) -> None:
-    world = make_world(mode)
+def world_policy(world: World) -> list[dict[str, Any]]:
+    """The runbook statements the program would build for this world's resources."""
+    keys = {
+        "notifyKeyArn": f"arn:aws:kms:us-west-2:{ACCOUNT}:key/notify",
+        "dataKeyArns": [f"arn:aws:kms:us-east-1:{ACCOUNT}:key/data"],
+    }
+    return runbook_statements(RunbookTargets.from_context({**world.context, **keys}))
+
+
+def record_both_runbooks(world: World) -> CallRecorder:
     recorder = CallRecorder()
-
-    class Install:
-        def install(self, session: boto3.Session) -> None:
-            _region_hook(session)
-            recorder.install(session)
-
-    clients = clients_for(world, Install())  # type: ignore[arg-type]
+    clients = clients_for(world, recorder)  # type: ignore[arg-type]
     ctx = RunbookContext.from_dict(world.context)
     assert executor.run("failover", ctx, clients, params=FORCED).outcome == "done"
     world.age_metrics(minutes=5)
     assert executor.run("failback", ctx, clients, params=FAST).outcome == "done"
+    return recorder
 
-    statements = runbook_policy(mode)
-    assert recorder.calls, "no AWS call was recorded"
+
+@pytest.mark.parametrize("mode", ["rds-replica", "aurora-global"])
+def test_every_call_of_failover_and_failback_is_allowed_on_its_target(
+    make_world: Callable[..., World], mode: str
+) -> None:
+    world = make_world(mode)
+    recorder = record_both_runbooks(world)
+
+    assert recorder.unknown == set(), "calls with no target rule in TARGETS: add one"
+    assert len({c.action for c in recorder.calls}) >= 10, "the runbooks made fewer calls than they must"
+    statements = world_policy(world)
     denied = sorted(
-        (action, region) for action, region in recorder.calls if not allowed(statements, action, region)
+        f"{c.action} on {c.target} in {c.region}" for c in recorder.calls if not allowing(statements, c)
     )
     assert denied == []
+
+
+def test_a_call_on_another_resource_or_region_is_denied(make_world: Callable[..., World]) -> None:
+    world = make_world("rds-replica")
+    statements = world_policy(world)
+    asg = world.context["drAsgName"]
+    update = "autoscaling:UpdateAutoScalingGroup"
+    own = f"arn:aws:autoscaling:us-west-2:{ACCOUNT}:autoScalingGroup:{ANY_ASG_ID}:autoScalingGroupName/{asg}"
+    assert allowing(statements, Call(update, "us-west-2", own))
+    assert not allowing(statements, Call(update, "us-west-2", own.replace(asg, "someone-elses-group")))
+    assert not allowing(statements, Call(update, "eu-west-1", own.replace("us-west-2", "eu-west-1")))
+    latch = world.context["latchParameterName"].lstrip("/")
+    put = Call("ssm:PutParameter", "us-west-2", f"arn:aws:ssm:us-west-2:{ACCOUNT}:parameter/{latch}")
+    assert allowing(statements, put)
+    assert not allowing(
+        statements, Call(put.action, put.region, put.target.replace(latch, "prod/db-password"))
+    )
+    switch = Call("cloudwatch:PutMetricData", "us-west-2", "*", "Pilotlight/Failover")
+    assert allowing(statements, switch)
+    assert not allowing(statements, Call(switch.action, switch.region, "*", "AWS/EC2"))
+
+
+@pytest.mark.parametrize("mode", ["rds-replica", "aurora-global"])
+def test_the_deployed_runbook_role_carries_these_statements(mode: str) -> None:
+    overrides = {
+        "pilotlight:database": {"mode": mode, **({"engine": "postgres"} if mode == "rds-replica" else {})}
+    }
+    primary, dr = synthesize("primary", overrides), synthesize("dr", overrides)
+    (policy,) = [
+        p for p in dr.by_type("aws:iam/rolePolicy:RolePolicy") if p.name == "dr-orchestrator-runbook-policy"
+    ]
+    deployed = json.loads(policy.inputs["policy"])["Statement"]
+    runbook = dr.outputs["runbook"]
+    assert runbook["notifyKeyArn"] == dr.named("dr-obs-alerts-key").outputs["arn"]
+    assert runbook["dataKeyArns"] == [primary.outputs["kmsKeyArn"], dr.named("dr-data-key").outputs["arn"]]
+    expected = runbook_statements(RunbookTargets.from_context(runbook))
+    assert [s for s in expected if s not in deployed] == []
+    assert {s.get("Sid") for s in deployed} - {s["Sid"] for s in expected} == {"OwnLogs"}

@@ -1,0 +1,592 @@
+"""``python -m automation iam --for deploy|break-glass``: the IAM a human needs, least privilege.
+
+``deploy``: what ``pulumi up`` of both stacks needs. The stacks are synthesized offline; every
+resource type they register maps to the API actions the provider calls to create, read, update,
+tag and delete it (:data:`DEPLOY_ACTIONS`), and every look-up they make to its action
+(:data:`INVOKE_ACTIONS`). Each action gets the resource types the Service Authorization Reference
+defines for it, in the stacks' regions and account; IAM, account-wide and the way to escalate
+privileges, is narrowed to the roles, policies and instance profiles the program names, and S3 to
+the program's buckets. Actions AWS
+authorizes only on ``"*"`` get ``"*"`` limited to the stacks' regions.
+
+``break-glass``: what ``python -m automation failover|failback`` needs, from the dr stack's
+``runbook`` output (``--outputs``, the same file the runbook reads) or, without it, from the offline
+synthesis: the same statements as the deployed runbook role (``components/runbook_iam.py``).
+
+No ``service:*`` anywhere. Documents are split to stay under IAM's 6,144-character limit for a
+managed policy (https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_iam-quotas.html).
+"""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import json
+import os
+import re
+import sys
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from automation import synth
+
+SAR = "https://docs.aws.amazon.com/service-authorization/latest/reference"
+SAR_PAGES: dict[str, str] = {
+    "apigateway": f"{SAR}/list_amazonapigatewaymanagement.html",
+    "autoscaling": f"{SAR}/list_amazonec2autoscaling.html",
+    "backup": f"{SAR}/list_awsbackup.html",
+    "backup-storage": f"{SAR}/list_awsbackupstorage.html",
+    "cloudwatch": f"{SAR}/list_amazoncloudwatch.html",
+    "dynamodb": f"{SAR}/list_amazondynamodb.html",
+    "ec2": f"{SAR}/list_amazonec2.html",
+    "elasticloadbalancing": f"{SAR}/list_awselasticloadbalancingv2.html",
+    "events": f"{SAR}/list_amazoneventbridge.html",
+    "iam": f"{SAR}/list_awsidentityandaccessmanagementiam.html",
+    "kms": f"{SAR}/list_awskeymanagementservice.html",
+    "lambda": f"{SAR}/list_awslambda.html",
+    "logs": f"{SAR}/list_amazoncloudwatchlogs.html",
+    "rds": f"{SAR}/list_amazonrds.html",
+    "route53": f"{SAR}/list_amazonroute53.html",
+    "s3": f"{SAR}/list_amazons3.html",
+    "secretsmanager": f"{SAR}/list_awssecretsmanager.html",
+    "sns": f"{SAR}/list_amazonsns.html",
+    "sqs": f"{SAR}/list_amazonsqs.html",
+    "ssm": f"{SAR}/list_awssystemsmanager.html",
+    "states": f"{SAR}/list_awsstepfunctions.html",
+}
+"""Where each service's actions and resource types are defined (the tests check every action there)."""
+
+_EC2_TAGS = ("ec2:CreateTags", "ec2:DeleteTags")
+_RDS_TAGS = ("rds:AddTagsToResource", "rds:RemoveTagsFromResource", "rds:ListTagsForResource")
+_APIGW = ("apigateway:GET", "apigateway:POST", "apigateway:PUT", "apigateway:PATCH", "apigateway:DELETE")
+# A store encrypted with a customer-managed key is created by a caller who may use the key through
+# the service (grants, data keys): RDS, DynamoDB, Secrets Manager, Backup, S3, SNS.
+_USE_KEY = ("kms:DescribeKey", "kms:CreateGrant", "kms:GenerateDataKey", "kms:Decrypt", "kms:Encrypt")
+
+DEPLOY_ACTIONS: dict[str, tuple[str, ...]] = {
+    # API Gateway's control plane is REST verbs on its resource paths.
+    **{
+        t: _APIGW
+        for t in (
+            "aws:apigateway/restApi:RestApi", "aws:apigateway/resource:Resource", "aws:apigateway/method:Method",
+            "aws:apigateway/integration:Integration", "aws:apigateway/deployment:Deployment",
+            "aws:apigateway/stage:Stage", "aws:apigateway/methodSettings:MethodSettings",
+            "aws:apigateway/domainName:DomainName", "aws:apigateway/basePathMapping:BasePathMapping",
+        )
+    },
+    "aws:autoscaling/group:Group": (
+        "autoscaling:CreateAutoScalingGroup", "autoscaling:UpdateAutoScalingGroup",
+        "autoscaling:DeleteAutoScalingGroup", "autoscaling:DescribeAutoScalingGroups",
+        "autoscaling:DescribeScalingActivities", "autoscaling:CreateOrUpdateTags", "autoscaling:DeleteTags",
+        "autoscaling:PutWarmPool", "autoscaling:DescribeWarmPool", "autoscaling:DeleteWarmPool",
+        "autoscaling:AttachLoadBalancerTargetGroups", "autoscaling:DetachLoadBalancerTargetGroups",
+        "autoscaling:DescribeLoadBalancerTargetGroups",
+        # A group launching from a template is authorized as its creator running those instances,
+        # with the template's instance profile (iam:PassRole, IAM statement).
+        "ec2:RunInstances", "ec2:DescribeLaunchTemplateVersions",
+    ),
+    "aws:autoscaling/policy:Policy": (
+        "autoscaling:PutScalingPolicy", "autoscaling:DescribePolicies", "autoscaling:DeletePolicy",
+    ),
+    "aws:backup/vault:Vault": (
+        "backup:CreateBackupVault", "backup:DescribeBackupVault", "backup:DeleteBackupVault",
+        "backup:TagResource", "backup:UntagResource", "backup:ListTags", "backup-storage:MountCapsule",
+        *_USE_KEY,
+    ),
+    "aws:backup/plan:Plan": (
+        "backup:CreateBackupPlan", "backup:GetBackupPlan", "backup:UpdateBackupPlan", "backup:DeleteBackupPlan",
+        "backup:TagResource", "backup:ListTags",
+    ),
+    "aws:backup/selection:Selection": (
+        "backup:CreateBackupSelection", "backup:GetBackupSelection", "backup:DeleteBackupSelection",
+    ),
+    "aws:cloudwatch/dashboard:Dashboard": (
+        "cloudwatch:PutDashboard", "cloudwatch:GetDashboard", "cloudwatch:DeleteDashboards",
+    ),
+    "aws:cloudwatch/eventRule:EventRule": (
+        "events:PutRule", "events:DescribeRule", "events:DeleteRule", "events:ListTagsForResource",
+        "events:TagResource", "events:UntagResource",
+    ),
+    "aws:cloudwatch/eventTarget:EventTarget": ("events:PutTargets", "events:ListTargetsByRule", "events:RemoveTargets"),
+    "aws:cloudwatch/logGroup:LogGroup": (
+        "logs:CreateLogGroup", "logs:DescribeLogGroups", "logs:DeleteLogGroup", "logs:PutRetentionPolicy",
+        "logs:DeleteRetentionPolicy", "logs:ListTagsForResource", "logs:TagResource", "logs:UntagResource",
+    ),
+    "aws:cloudwatch/metricAlarm:MetricAlarm": (
+        "cloudwatch:PutMetricAlarm", "cloudwatch:DescribeAlarms", "cloudwatch:DeleteAlarms",
+        "cloudwatch:ListTagsForResource", "cloudwatch:TagResource", "cloudwatch:UntagResource",
+    ),
+    "aws:dynamodb/table:Table": (
+        "dynamodb:CreateTable", "dynamodb:DescribeTable", "dynamodb:UpdateTable", "dynamodb:DeleteTable",
+        "dynamodb:DescribeContinuousBackups", "dynamodb:UpdateContinuousBackups", "dynamodb:DescribeTimeToLive",
+        "dynamodb:ListTagsOfResource", "dynamodb:TagResource", "dynamodb:UntagResource",
+        "dynamodb:CreateTableReplica", "dynamodb:DeleteTableReplica", "dynamodb:Scan", "dynamodb:Query",
+        "dynamodb:UpdateItem", "dynamodb:PutItem", "dynamodb:GetItem", "dynamodb:DeleteItem",
+        "dynamodb:BatchWriteItem", "iam:CreateServiceLinkedRole", *_USE_KEY,
+    ),
+    "aws:ec2/amiCopy:AmiCopy": ("ec2:CopyImage", "ec2:DescribeImages", "ec2:DeregisterImage", "ec2:DeleteSnapshot", *_EC2_TAGS),
+    "aws:ec2/eip:Eip": ("ec2:AllocateAddress", "ec2:ReleaseAddress", "ec2:DescribeAddresses", "ec2:DescribeAddressesAttribute", *_EC2_TAGS),
+    "aws:ec2/flowLog:FlowLog": ("ec2:CreateFlowLogs", "ec2:DeleteFlowLogs", "ec2:DescribeFlowLogs", *_EC2_TAGS),
+    "aws:ec2/internetGateway:InternetGateway": (
+        "ec2:CreateInternetGateway", "ec2:AttachInternetGateway", "ec2:DetachInternetGateway",
+        "ec2:DeleteInternetGateway", "ec2:DescribeInternetGateways", *_EC2_TAGS,
+    ),
+    "aws:ec2/launchTemplate:LaunchTemplate": (
+        "ec2:CreateLaunchTemplate", "ec2:CreateLaunchTemplateVersion", "ec2:ModifyLaunchTemplate",
+        "ec2:DeleteLaunchTemplate", "ec2:DescribeLaunchTemplates", "ec2:DescribeLaunchTemplateVersions", *_EC2_TAGS,
+    ),
+    "aws:ec2/natGateway:NatGateway": ("ec2:CreateNatGateway", "ec2:DeleteNatGateway", "ec2:DescribeNatGateways", *_EC2_TAGS),
+    "aws:ec2/networkAcl:NetworkAcl": (
+        "ec2:CreateNetworkAcl", "ec2:DeleteNetworkAcl", "ec2:DescribeNetworkAcls", "ec2:CreateNetworkAclEntry",
+        "ec2:DeleteNetworkAclEntry", "ec2:ReplaceNetworkAclEntry", "ec2:ReplaceNetworkAclAssociation", *_EC2_TAGS,
+    ),
+    "aws:ec2/routeTable:RouteTable": (
+        "ec2:CreateRouteTable", "ec2:DeleteRouteTable", "ec2:DescribeRouteTables", "ec2:CreateRoute",
+        "ec2:DeleteRoute", "ec2:ReplaceRoute", *_EC2_TAGS,
+    ),
+    "aws:ec2/routeTableAssociation:RouteTableAssociation": (
+        "ec2:AssociateRouteTable", "ec2:DisassociateRouteTable", "ec2:DescribeRouteTables",
+    ),
+    "aws:ec2/securityGroup:SecurityGroup": (
+        "ec2:CreateSecurityGroup", "ec2:DeleteSecurityGroup", "ec2:DescribeSecurityGroups",
+        "ec2:DescribeSecurityGroupRules", "ec2:AuthorizeSecurityGroupIngress", "ec2:AuthorizeSecurityGroupEgress",
+        "ec2:RevokeSecurityGroupIngress", "ec2:RevokeSecurityGroupEgress", *_EC2_TAGS,
+    ),
+    "aws:ec2/subnet:Subnet": ("ec2:CreateSubnet", "ec2:DeleteSubnet", "ec2:DescribeSubnets", "ec2:ModifySubnetAttribute", *_EC2_TAGS),
+    "aws:ec2/vpc:Vpc": (
+        "ec2:CreateVpc", "ec2:DeleteVpc", "ec2:DescribeVpcs", "ec2:ModifyVpcAttribute", "ec2:DescribeVpcAttribute",
+        *_EC2_TAGS,
+    ),
+    "aws:ec2/vpcEndpoint:VpcEndpoint": (
+        "ec2:CreateVpcEndpoint", "ec2:DeleteVpcEndpoints", "ec2:DescribeVpcEndpoints", "ec2:ModifyVpcEndpoint",
+        "ec2:DescribePrefixLists", *_EC2_TAGS,
+    ),
+    "aws:iam/instanceProfile:InstanceProfile": (
+        "iam:CreateInstanceProfile", "iam:GetInstanceProfile", "iam:DeleteInstanceProfile",
+        "iam:AddRoleToInstanceProfile", "iam:RemoveRoleFromInstanceProfile", "iam:TagInstanceProfile",
+    ),
+    "aws:iam/policy:Policy": (
+        "iam:CreatePolicy", "iam:GetPolicy", "iam:GetPolicyVersion", "iam:ListPolicyVersions",
+        "iam:CreatePolicyVersion", "iam:DeletePolicyVersion", "iam:DeletePolicy", "iam:TagPolicy",
+    ),
+    "aws:iam/role:Role": (
+        "iam:CreateRole", "iam:GetRole", "iam:DeleteRole", "iam:UpdateRole", "iam:UpdateAssumeRolePolicy",
+        "iam:TagRole", "iam:UntagRole", "iam:ListRolePolicies", "iam:ListAttachedRolePolicies",
+        "iam:ListInstanceProfilesForRole", "iam:PassRole",
+    ),
+    "aws:iam/rolePolicy:RolePolicy": ("iam:PutRolePolicy", "iam:GetRolePolicy", "iam:DeleteRolePolicy"),
+    "aws:iam/rolePolicyAttachment:RolePolicyAttachment": (
+        "iam:AttachRolePolicy", "iam:DetachRolePolicy", "iam:ListAttachedRolePolicies",
+    ),
+    "aws:kms/alias:Alias": ("kms:CreateAlias", "kms:UpdateAlias", "kms:DeleteAlias", "kms:ListAliases"),
+    "aws:kms/key:Key": (
+        "kms:CreateKey", "kms:DescribeKey", "kms:GetKeyPolicy", "kms:PutKeyPolicy", "kms:GetKeyRotationStatus",
+        "kms:EnableKeyRotation", "kms:UpdateKeyDescription", "kms:ScheduleKeyDeletion", "kms:ListResourceTags",
+        "kms:TagResource", "kms:UntagResource",
+    ),
+    "aws:lambda/eventSourceMapping:EventSourceMapping": (
+        "lambda:CreateEventSourceMapping", "lambda:GetEventSourceMapping", "lambda:UpdateEventSourceMapping",
+        "lambda:DeleteEventSourceMapping",
+    ),
+    "aws:lambda/function:Function": (
+        "lambda:CreateFunction", "lambda:GetFunction", "lambda:GetFunctionConfiguration",
+        "lambda:UpdateFunctionCode", "lambda:UpdateFunctionConfiguration", "lambda:DeleteFunction",
+        "lambda:PutFunctionConcurrency", "lambda:DeleteFunctionConcurrency", "lambda:ListVersionsByFunction",
+        "lambda:GetFunctionCodeSigningConfig", "lambda:TagResource", "lambda:UntagResource", "lambda:ListTags",
+    ),
+    "aws:lambda/permission:Permission": ("lambda:AddPermission", "lambda:RemovePermission", "lambda:GetPolicy"),
+    "aws:lb/listener:Listener": (
+        "elasticloadbalancing:CreateListener", "elasticloadbalancing:DescribeListeners",
+        "elasticloadbalancing:ModifyListener", "elasticloadbalancing:DeleteListener",
+        "elasticloadbalancing:AddTags", "elasticloadbalancing:DescribeTags",
+    ),
+    "aws:lb/loadBalancer:LoadBalancer": (
+        "elasticloadbalancing:CreateLoadBalancer", "elasticloadbalancing:DescribeLoadBalancers",
+        "elasticloadbalancing:DescribeLoadBalancerAttributes", "elasticloadbalancing:ModifyLoadBalancerAttributes",
+        "elasticloadbalancing:SetSecurityGroups", "elasticloadbalancing:SetSubnets",
+        "elasticloadbalancing:DeleteLoadBalancer", "elasticloadbalancing:AddTags",
+        "elasticloadbalancing:RemoveTags", "elasticloadbalancing:DescribeTags",
+    ),
+    "aws:lb/targetGroup:TargetGroup": (
+        "elasticloadbalancing:CreateTargetGroup", "elasticloadbalancing:DescribeTargetGroups",
+        "elasticloadbalancing:DescribeTargetGroupAttributes", "elasticloadbalancing:ModifyTargetGroup",
+        "elasticloadbalancing:ModifyTargetGroupAttributes", "elasticloadbalancing:DeleteTargetGroup",
+        "elasticloadbalancing:AddTags", "elasticloadbalancing:DescribeTags",
+    ),
+    "aws:rds/cluster:Cluster": (
+        "rds:CreateDBCluster", "rds:DescribeDBClusters", "rds:ModifyDBCluster", "rds:DeleteDBCluster",
+        "iam:CreateServiceLinkedRole", *_RDS_TAGS, *_USE_KEY,
+    ),
+    "aws:rds/clusterInstance:ClusterInstance": (
+        "rds:CreateDBInstance", "rds:DescribeDBInstances", "rds:ModifyDBInstance", "rds:DeleteDBInstance", *_RDS_TAGS,
+    ),
+    "aws:rds/clusterParameterGroup:ClusterParameterGroup": (
+        "rds:CreateDBClusterParameterGroup", "rds:DescribeDBClusterParameterGroups",
+        "rds:DescribeDBClusterParameters", "rds:ModifyDBClusterParameterGroup", "rds:DeleteDBClusterParameterGroup",
+        *_RDS_TAGS,
+    ),
+    "aws:rds/globalCluster:GlobalCluster": (
+        "rds:CreateGlobalCluster", "rds:DescribeGlobalClusters", "rds:ModifyGlobalCluster",
+        "rds:DeleteGlobalCluster", "rds:RemoveFromGlobalCluster",
+    ),
+    "aws:rds/instance:Instance": (
+        "rds:CreateDBInstance", "rds:CreateDBInstanceReadReplica", "rds:PromoteReadReplica",
+        "rds:DescribeDBInstances", "rds:ModifyDBInstance", "rds:DeleteDBInstance", "iam:CreateServiceLinkedRole",
+        *_RDS_TAGS, *_USE_KEY,
+    ),
+    "aws:rds/parameterGroup:ParameterGroup": (
+        "rds:CreateDBParameterGroup", "rds:DescribeDBParameterGroups", "rds:DescribeDBParameters",
+        "rds:ModifyDBParameterGroup", "rds:DeleteDBParameterGroup", *_RDS_TAGS,
+    ),
+    "aws:rds/subnetGroup:SubnetGroup": (
+        "rds:CreateDBSubnetGroup", "rds:DescribeDBSubnetGroups", "rds:ModifyDBSubnetGroup",
+        "rds:DeleteDBSubnetGroup", *_RDS_TAGS,
+    ),
+    "aws:route53/healthCheck:HealthCheck": (
+        "route53:CreateHealthCheck", "route53:GetHealthCheck", "route53:UpdateHealthCheck",
+        "route53:DeleteHealthCheck", "route53:ChangeTagsForResource", "route53:ListTagsForResource",
+        "cloudwatch:DescribeAlarms",  # a CLOUDWATCH_METRIC check reads its alarm
+    ),
+    "aws:route53/record:Record": ("route53:ChangeResourceRecordSets", "route53:ListResourceRecordSets", "route53:GetChange"),
+    "aws:route53/zone:Zone": (
+        "route53:CreateHostedZone", "route53:GetHostedZone", "route53:DeleteHostedZone",
+        "route53:ListResourceRecordSets", "route53:ChangeTagsForResource", "route53:ListTagsForResource",
+        "route53:GetChange",
+    ),
+    "aws:s3/bucket:Bucket": (
+        "s3:CreateBucket", "s3:DeleteBucket", "s3:ListBucket", "s3:GetBucketLocation", "s3:GetBucketTagging",
+        "s3:PutBucketTagging", "s3:GetBucketAcl", "s3:GetBucketCORS", "s3:GetBucketWebsite", "s3:GetBucketLogging",
+        "s3:GetBucketRequestPayment", "s3:GetAccelerateConfiguration", "s3:GetBucketObjectLockConfiguration",
+        "s3:GetReplicationConfiguration", "s3:GetLifecycleConfiguration", "s3:GetEncryptionConfiguration",
+        "s3:GetBucketVersioning", "s3:GetBucketPolicy",
+    ),
+    "aws:s3/bucketLifecycleConfiguration:BucketLifecycleConfiguration": (
+        "s3:PutLifecycleConfiguration", "s3:GetLifecycleConfiguration",
+    ),
+    "aws:s3/bucketOwnershipControls:BucketOwnershipControls": (
+        "s3:PutBucketOwnershipControls", "s3:GetBucketOwnershipControls",
+    ),
+    "aws:s3/bucketPolicy:BucketPolicy": ("s3:PutBucketPolicy", "s3:GetBucketPolicy", "s3:DeleteBucketPolicy"),
+    "aws:s3/bucketPublicAccessBlock:BucketPublicAccessBlock": (
+        "s3:PutBucketPublicAccessBlock", "s3:GetBucketPublicAccessBlock",
+    ),
+    "aws:s3/bucketReplicationConfig:BucketReplicationConfig": (
+        "s3:PutReplicationConfiguration", "s3:GetReplicationConfiguration",
+    ),
+    "aws:s3/bucketServerSideEncryptionConfiguration:BucketServerSideEncryptionConfiguration": (
+        "s3:PutEncryptionConfiguration", "s3:GetEncryptionConfiguration", *_USE_KEY,
+    ),
+    "aws:s3/bucketVersioning:BucketVersioning": ("s3:PutBucketVersioning", "s3:GetBucketVersioning"),
+    "aws:secretsmanager/secret:Secret": (
+        "secretsmanager:CreateSecret", "secretsmanager:DescribeSecret", "secretsmanager:GetResourcePolicy",
+        "secretsmanager:UpdateSecret", "secretsmanager:DeleteSecret", "secretsmanager:ReplicateSecretToRegions",
+        "secretsmanager:RemoveRegionsFromReplication", "secretsmanager:TagResource", "secretsmanager:UntagResource",
+        *_USE_KEY,
+    ),
+    "aws:secretsmanager/secretVersion:SecretVersion": (
+        "secretsmanager:PutSecretValue", "secretsmanager:GetSecretValue", "secretsmanager:ListSecretVersionIds",
+        "secretsmanager:DescribeSecret",
+    ),
+    "aws:sfn/stateMachine:StateMachine": (
+        "states:CreateStateMachine", "states:DescribeStateMachine", "states:UpdateStateMachine",
+        "states:DeleteStateMachine", "states:ListStateMachineVersions", "states:TagResource",
+        "states:UntagResource", "states:ListTagsForResource",
+    ),
+    "aws:sns/topic:Topic": (
+        "sns:CreateTopic", "sns:GetTopicAttributes", "sns:SetTopicAttributes", "sns:DeleteTopic",
+        "sns:TagResource", "sns:UntagResource", "sns:ListTagsForResource", *_USE_KEY,
+    ),
+    "aws:sns/topicSubscription:TopicSubscription": (
+        "sns:Subscribe", "sns:Unsubscribe", "sns:GetSubscriptionAttributes", "sns:SetSubscriptionAttributes",
+    ),
+    "aws:sqs/queue:Queue": (
+        "sqs:CreateQueue", "sqs:GetQueueAttributes", "sqs:SetQueueAttributes", "sqs:DeleteQueue",
+        "sqs:GetQueueUrl", "sqs:ListQueueTags", "sqs:TagQueue", "sqs:UntagQueue",
+    ),
+    "aws:ssm/parameter:Parameter": (
+        "ssm:PutParameter", "ssm:GetParameter", "ssm:GetParameters", "ssm:DescribeParameters",
+        "ssm:DeleteParameter", "ssm:AddTagsToResource", "ssm:RemoveTagsFromResource", "ssm:ListTagsForResource",
+    ),
+}  # fmt: skip
+"""The API actions the provider calls to manage each resource type (create, read, update, tag, delete)."""
+
+INVOKE_ACTIONS: dict[str, tuple[str, ...]] = {
+    "aws:index/getAvailabilityZones:getAvailabilityZones": ("ec2:DescribeAvailabilityZones",),
+    "aws:ssm/getParameter:getParameter": ("ssm:GetParameter",),  # the public Amazon Linux image id
+    "aws:ssm/getParametersByPath:getParametersByPath": ("ssm:GetParametersByPath",),  # the latch
+    "aws:secretsmanager/getRandomPassword:getRandomPassword": ("secretsmanager:GetRandomPassword",),
+    # sts:GetCallerIdentity needs no permission (https://docs.aws.amazon.com/STS/latest/APIReference/API_GetCallerIdentity.html).
+    "aws:index/getCallerIdentity:getCallerIdentity": (),
+    "aws:iam/getPolicyDocument:getPolicyDocument": (),  # computed by the provider, no API call
+    "aws:index/getPartition:getPartition": (),
+    "aws:index/getRegion:getRegion": (),
+}
+"""The actions behind each look-up the program makes while it deploys."""
+
+# For actions whose resource types are all optional (tagging, mostly), the types the program has:
+# what ec2:CreateTags may tag is what the stacks create, not the 80-odd EC2 resource types.
+PROGRAM_RESOURCE_TYPES: dict[str, frozenset[str]] = {
+    "ec2": frozenset({
+        "vpc", "subnet", "internet-gateway", "natgateway", "elastic-ip", "route-table", "security-group",
+        "security-group-rule", "network-acl", "vpc-endpoint", "vpc-flow-log", "launch-template", "image",
+        "snapshot", "instance", "volume", "network-interface",
+    }),
+}  # fmt: skip
+
+MANAGED_POLICY_MAX = 6144
+"""Characters (without whitespace) of one managed policy (IAM quotas page, see the module docstring)."""
+
+
+class IamInputError(ValueError):
+    """Bad input to ``python -m automation iam``: reported as one line, exit status 2."""
+
+
+# --------------------------------------------------------------------------------------------------
+# deploy
+
+
+@functools.cache
+def _sar() -> tuple[dict[str, dict[str, Any]], dict[str, dict[str, str]]]:
+    import parliament  # a dev dependency, like the offline synthesis' engine
+
+    privileges: dict[str, dict[str, Any]] = {}
+    formats: dict[str, dict[str, str]] = {}
+    for service in parliament.iam_definition:
+        prefix = service["prefix"]
+        formats.setdefault(prefix, {}).update({r["resource"]: r["arn"] for r in service["resources"]})
+        for p in service["privileges"]:
+            privileges[f"{prefix}:{p['privilege']}".lower()] = {**p, "prefix": prefix}
+    return privileges, formats
+
+
+def _fill(template: str, region: str, account: str) -> str:
+    arn = template.replace("${Partition}", "aws").replace("${Region}", region).replace("${Account}", account)
+    return re.sub(r"\$\{[^}]+\}", "*", arn)
+
+
+def action_resources(action: str, regions: Sequence[str], account: str) -> list[str]:
+    """Resource patterns for ``action``: its required resource types in ``regions`` and ``account``.
+
+    ``["*"]`` when the Service Authorization Reference defines no resource type for it.
+    """
+    privileges, formats = _sar()
+    privilege = privileges.get(action.lower())
+    if privilege is None:
+        raise KeyError(f"{action} is not in the Service Authorization Reference")
+    types = [r["resource_type"] for r in privilege["resource_types"] if r["resource_type"]]
+    required = [t.rstrip("*") for t in types if t.endswith("*")]
+    if not required:
+        optional = [t.rstrip("*") for t in types]
+        relevant = PROGRAM_RESOURCE_TYPES.get(privilege["prefix"])
+        required = [t for t in optional if relevant is None or t in relevant] or optional
+    if not required:
+        return ["*"]
+    out: list[str] = []
+    for resource_type in required:
+        template = formats[privilege["prefix"]][resource_type]
+        for region in regions if "${Region}" in template else [""]:
+            arn = _fill(template, region, account)
+            if arn not in out:
+                out.append(arn)
+    return out
+
+
+def iam_resources(syntheses: Iterable[synth.Synthesis], account: str) -> list[str]:
+    """The roles, policies and instance profiles the stacks create (auto-names as ``<logical>-*``)."""
+    out: set[str] = {f"arn:aws:iam::{account}:role/aws-service-role/*"}  # service-linked roles
+    for s in syntheses:
+        for r in s.aws_resources():
+            template = synth.ARN_FORMATS.get(r.type, "")
+            if not template.startswith("arn:aws:iam::"):
+                continue
+            name = r.inputs.get("name")
+            out.add(template.format(account=account, name=name if name else f"{r.name}-*", region="", id="*"))
+    return sorted(out)
+
+
+def bucket_resources(syntheses: Iterable[synth.Synthesis]) -> list[str]:
+    """The buckets the stacks create, by their name prefix (S3 appends the rest)."""
+    out: set[str] = set()
+    for s in syntheses:
+        for r in s.by_type("aws:s3/bucket:Bucket"):
+            name = r.inputs.get("bucket") or r.inputs.get("bucketPrefix")
+            out.add(f"arn:aws:s3:::{name}*" if name else "arn:aws:s3:::*")
+    return sorted(out)
+
+
+def deploy_policies(syntheses: Sequence[synth.Synthesis], account: str) -> list[dict[str, Any]]:
+    """Policy documents allowing ``pulumi up`` (and destroy) of the synthesized stacks."""
+    regions = sorted({r.region for s in syntheses for r in s.aws_resources() if r.region})
+    actions: set[str] = set()
+    missing: list[str] = []
+    for s in syntheses:
+        for r in s.aws_resources():
+            if r.type not in DEPLOY_ACTIONS:
+                missing.append(r.type)
+            actions.update(DEPLOY_ACTIONS.get(r.type, ()))
+        for token, _args, _region in s.invokes:
+            if token not in INVOKE_ACTIONS:
+                missing.append(token)
+            actions.update(INVOKE_ACTIONS.get(token, ()))
+    if missing:
+        raise KeyError(f"no IAM actions recorded for {sorted(set(missing))}: add them to DEPLOY_ACTIONS")
+    narrowed = {"iam": iam_resources(syntheses, account), "s3": bucket_resources(syntheses)}
+    grouped: dict[tuple[str, tuple[str, ...]], list[str]] = {}
+    for action in sorted(actions):
+        service = action.split(":", 1)[0]
+        resources = narrowed.get(service) or action_resources(action, regions, account)
+        grouped.setdefault((service, tuple(resources)), []).append(action)
+    statements: list[dict[str, Any]] = []
+    for (service, resource_key), group in sorted(grouped.items()):
+        resources = list(resource_key)
+        for chunk in _chunks(group, resources):
+            statement: dict[str, Any] = {
+                "Sid": re.sub(r"[^A-Za-z0-9]", "", service.title()) + str(len(statements)),
+                "Effect": "Allow",
+                "Action": chunk,
+                "Resource": resources if len(resources) > 1 else resources[0],
+            }
+            if resources == ["*"]:
+                statement["Condition"] = {"StringEquals": {"aws:RequestedRegion": regions}}
+            statements.append(statement)
+    return split_documents(statements)
+
+
+def _chunks(actions: list[str], resources: list[str]) -> list[list[str]]:
+    """``actions`` in groups small enough that one statement fits one document."""
+    statement = {"Sid": "X" * 20, "Effect": "Allow", "Action": actions, "Resource": resources}
+    if len(actions) == 1 or _size({"Version": "2012-10-17", "Statement": [statement]}) <= MANAGED_POLICY_MAX:
+        return [actions]
+    half = len(actions) // 2
+    return _chunks(actions[:half], resources) + _chunks(actions[half:], resources)
+
+
+def split_documents(statements: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Statements packed into documents under :data:`MANAGED_POLICY_MAX` characters each."""
+    documents: list[list[dict[str, Any]]] = [[]]
+    for statement in statements:
+        trial = {"Version": "2012-10-17", "Statement": [*documents[-1], statement]}
+        if documents[-1] and _size(trial) > MANAGED_POLICY_MAX:
+            documents.append([])
+        documents[-1].append(statement)
+    return [{"Version": "2012-10-17", "Statement": d} for d in documents]
+
+
+def _size(document: Mapping[str, Any]) -> int:
+    return len(re.sub(r"\s", "", json.dumps(document)))
+
+
+# --------------------------------------------------------------------------------------------------
+# break-glass
+
+
+def break_glass_policy(runbook: Mapping[str, Any]) -> dict[str, Any]:
+    """What the break-glass runbook calls, on what it acts: the runbook role's statements."""
+    from components.runbook_iam import RunbookTargets, runbook_statements
+
+    try:
+        targets = RunbookTargets.from_context(runbook)
+    except KeyError as exc:
+        raise IamInputError(f"the runbook outputs have no {exc.args[0]!r}; redeploy the dr stack") from exc
+    except ValueError as exc:
+        raise IamInputError(f"the runbook outputs are not usable: {exc}") from exc
+    return {"Version": "2012-10-17", "Statement": runbook_statements(targets)}
+
+
+def read_runbook(path: Path) -> dict[str, Any]:
+    """The ``runbook`` output from a file (``pulumi stack output runbook --json``, or the whole outputs)."""
+    try:
+        data = json.loads(path.read_text())
+    except OSError as exc:
+        raise IamInputError(f"--outputs {path}: {exc.strerror or exc}") from exc
+    except json.JSONDecodeError as exc:
+        raise IamInputError(f"--outputs {path}: not JSON ({exc})") from exc
+    if isinstance(data, dict) and isinstance(data.get("runbook"), dict):
+        data = data["runbook"]
+    if not isinstance(data, dict):
+        raise IamInputError(f"--outputs {path}: expected the dr stack's runbook output, a JSON object")
+    return data
+
+
+def _offline(value: Any) -> Any:
+    """Synthesized values with what only a deployment knows (ids, auto-names) as ``*``."""
+    if isinstance(value, str):
+        auto_named = re.sub(rf"{synth.COMPUTED}([^:/\"]+)\.name", r"\1-*", value)
+        return re.sub(rf"{synth.COMPUTED}[^:/\"]*", "*", auto_named)
+    if isinstance(value, list):
+        return [_offline(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _offline(v) for k, v in value.items()}
+    return value
+
+
+# --------------------------------------------------------------------------------------------------
+# command line
+
+AUDIENCES = ("deploy", "break-glass")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The command line."""
+    parser = argparse.ArgumentParser(
+        prog="python -m automation iam",
+        description="Print least-privilege IAM policy documents for deploying the stacks or running the "
+        "break-glass runbook.",
+    )
+    parser.add_argument(
+        "--for", dest="audience", required=True, choices=AUDIENCES, help="who the policy is for"
+    )
+    parser.add_argument(
+        "--account",
+        default=synth.ACCOUNT_ID,
+        help="AWS account id in the ARNs (12 digits; default: a placeholder)",
+    )
+    parser.add_argument(
+        "--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+        help="config override for the offline synthesis (as in `plan`), e.g. database.mode=rds-replica",
+    )  # fmt: skip
+    parser.add_argument(
+        "--outputs",
+        metavar="FILE",
+        help="break-glass: the dr stack's runbook output (else: the offline synthesis)",
+    )
+    return parser
+
+
+def policies(
+    audience: str, *, account: str, overrides: Sequence[str], outputs: str | None
+) -> list[dict[str, Any]]:
+    """The policy documents for ``audience``. Raises IamInputError (and config errors) on bad input."""
+    if not re.fullmatch(r"\d{12}", account):
+        raise IamInputError(f"--account {account!r}: an AWS account id is 12 digits")
+    parsed = synth.parse_overrides(list(overrides))
+    shared = {k: v for k, v in parsed.items() if not k.startswith("dr:")}
+    if audience == "break-glass" and outputs is not None:
+        return [break_glass_policy(read_runbook(Path(outputs)))]
+    primary = synth.synthesize("primary", shared)
+    dr = synth.synthesize("dr", parsed, primary_outputs=primary.outputs)
+    if audience == "deploy":
+        return deploy_policies([primary, dr], account)
+    runbook = _offline(dr.outputs["runbook"])
+    runbook["notifyTopicArn"] = re.sub(r":\d{12}:", f":{account}:", runbook["notifyTopicArn"])
+    return [json.loads(json.dumps(break_glass_policy(runbook)).replace(synth.ACCOUNT_ID, account))]
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Print ``{"policies": [{"name", "document"}...]}``; exit 2 with one line on bad input."""
+    args = build_parser().parse_args(argv)
+    from components.config import ConfigError
+
+    try:
+        docs = policies(args.audience, account=args.account, overrides=args.overrides, outputs=args.outputs)
+    except (IamInputError, synth.SynthError, ConfigError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    named = [{"name": f"pilotlight-{args.audience}-{i + 1}", "document": d} for i, d in enumerate(docs)]
+    try:
+        print(json.dumps({"policies": named}, indent=2))
+        sys.stdout.flush()
+    except BrokenPipeError:  # `| head`: the reader has what it wanted
+        sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - keeps Python's exit-time flush quiet
+    return 0

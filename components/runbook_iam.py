@@ -1,0 +1,298 @@
+"""What the failover runbook may do, resource by resource (pure: no Pulumi, no AWS).
+
+The runbook's Lambda role, and the break-glass policy ``python -m automation iam --for
+break-glass`` prints, are built here from the runbook context the dr stack exports: every statement
+that changes something names the Auto Scaling groups, functions, event source mappings, databases,
+latch, topic and keys it acts on. The tests run both runbooks against moto, record each call with
+its target's ARN and region, and check that one of these statements allows it.
+
+Actions AWS only authorizes on ``"*"`` (no resource types in the Service Authorization Reference)
+are listed in :data:`STAR_ONLY_ACTIONS` with their page, and are narrowed by a condition where AWS
+offers one.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from lambdas.failover.names import failback_instance_id, failover_instance_id
+
+SAR = "https://docs.aws.amazon.com/service-authorization/latest/reference"
+STAR_ONLY_ACTIONS: dict[str, str] = {
+    # action: the Service Authorization Reference page listing it with no resource type
+    "autoscaling:DescribeAutoScalingGroups": f"{SAR}/list_amazonec2autoscaling.html",
+    "cloudwatch:PutMetricData": f"{SAR}/list_amazoncloudwatch.html (condition key cloudwatch:namespace)",
+    "cloudwatch:GetMetricData": f"{SAR}/list_amazoncloudwatch.html",
+    "xray:PutTraceSegments": f"{SAR}/list_awsx-ray.html",
+    "xray:PutTelemetryRecords": f"{SAR}/list_awsx-ray.html",
+}
+"""Every action this program grants on ``Resource: "*"``, and where AWS says it has no resource type.
+
+Outside key policies (where ``"*"`` means the key itself), no other action is granted on ``"*"``:
+``tests/components/test_iam.py`` checks every policy document against this list and against the
+Service Authorization Reference (parliament's copy of it).
+"""
+
+
+@dataclass(frozen=True)
+class RunbookTargets:
+    """The resources the runbook acts on, as plain values.
+
+    Attributes:
+        account: the AWS account id.
+        primary_region, dr_region: regions A and B.
+        database_mode: ``aurora-global`` or ``rds-replica``.
+        primary_asg, dr_asg: the web tiers' Auto Scaling groups.
+        primary_functions, dr_functions: the API functions the runbook throttles and releases.
+        dr_mapping_ids: region B's event source mappings (UUIDs).
+        latch_parameter: the SSM latch's name (region B).
+        notify_topic_arn, notify_key_arn: region B's alert topic and its KMS key.
+        switch_namespace: the failover switch metric's CloudWatch namespace.
+        primary_db_instance_id, dr_db_instance_id: rds-replica: region A's and B's instances.
+        global_cluster_id, primary_cluster_id, dr_cluster_id: aurora-global: the global database and
+            its two member clusters.
+        data_key_arns: KMS keys an encrypted failback replica may be created under (rds-replica).
+    """
+
+    account: str
+    primary_region: str
+    dr_region: str
+    database_mode: str
+    primary_asg: str
+    dr_asg: str
+    primary_functions: tuple[str, ...]
+    dr_functions: tuple[str, ...]
+    dr_mapping_ids: tuple[str, ...]
+    latch_parameter: str
+    notify_topic_arn: str
+    notify_key_arn: str
+    switch_namespace: str
+    primary_db_instance_id: str | None = None
+    dr_db_instance_id: str | None = None
+    global_cluster_id: str | None = None
+    primary_cluster_id: str | None = None
+    dr_cluster_id: str | None = None
+    data_key_arns: tuple[str, ...] = ()
+
+    @classmethod
+    def from_context(cls, context: Mapping[str, Any]) -> RunbookTargets:
+        """From the ``runbook`` output (``lambdas/failover/context.py`` keys, plus ``notifyKeyArn`` and
+        ``dataKeyArns``); the account is the alert topic's. Raises KeyError naming a missing key."""
+        return cls(
+            account=account_of(str(context["notifyTopicArn"])),
+            primary_region=str(context["primaryRegion"]),
+            dr_region=str(context["drRegion"]),
+            database_mode=str(context["databaseMode"]),
+            primary_asg=str(context["primaryAsgName"]),
+            dr_asg=str(context["drAsgName"]),
+            primary_functions=tuple(str(f) for f in context.get("primaryFunctionNames", [])),
+            dr_functions=tuple(str(f) for f in context.get("drFunctionNames", [])),
+            dr_mapping_ids=tuple(str(m) for m in context.get("drEventSourceMappingIds", [])),
+            latch_parameter=str(context["latchParameterName"]),
+            notify_topic_arn=str(context["notifyTopicArn"]),
+            notify_key_arn=str(context["notifyKeyArn"]),
+            switch_namespace=str(context["switchMetric"]["namespace"]),
+            primary_db_instance_id=context.get("primaryDbInstanceId"),
+            dr_db_instance_id=context.get("drDbInstanceId"),
+            global_cluster_id=context.get("globalClusterId"),
+            primary_cluster_id=context.get("primaryClusterId"),
+            dr_cluster_id=context.get("drClusterId"),
+            data_key_arns=tuple(str(k) for k in context.get("dataKeyArns", [])),
+        )
+
+
+def account_of(arn: str) -> str:
+    """The account id field of an ARN."""
+    parts = arn.split(":")
+    if len(parts) < 6:
+        raise ValueError(f"not an ARN: {arn!r}")
+    return parts[4]
+
+
+def asg_arn(region: str, account: str, name: str) -> str:
+    """An Auto Scaling group's ARN, whatever its id (the id is only known after creation)."""
+    return f"arn:aws:autoscaling:{region}:{account}:autoScalingGroup:*:autoScalingGroupName/{name}"
+
+
+def function_arn(region: str, account: str, name: str) -> str:
+    """A Lambda function's ARN."""
+    return f"arn:aws:lambda:{region}:{account}:function:{name}"
+
+
+def parameter_arn(region: str, account: str, name: str) -> str:
+    """An SSM parameter's ARN (a leading ``/`` of the name is not repeated)."""
+    return f"arn:aws:ssm:{region}:{account}:parameter/{name.lstrip('/')}"
+
+
+def rds_arn(region: str, account: str, kind: str, ident: str) -> str:
+    """An RDS ARN: ``db``, ``cluster``, ``subgrp``, ``og``, ``pg``; ``global-cluster`` has no region."""
+    return f"arn:aws:rds:{'' if kind == 'global-cluster' else region}:{account}:{kind}:{ident}"
+
+
+def _in(*regions: str) -> dict[str, Any]:
+    return {"StringEquals": {"aws:RequestedRegion": list(regions)}}
+
+
+def runbook_statements(t: RunbookTargets) -> list[dict[str, Any]]:
+    """Every permission both runbooks need, each on the resources it acts on."""
+    a, b, acct = t.primary_region, t.dr_region, t.account
+    statements: list[dict[str, Any]] = [
+        {
+            "Sid": "DescribeWebTiers",
+            "Effect": "Allow",
+            "Action": "autoscaling:DescribeAutoScalingGroups",
+            "Resource": "*",
+            "Condition": _in(a, b),
+        },
+        {
+            "Sid": "SizeWebTiers",
+            "Effect": "Allow",
+            "Action": "autoscaling:UpdateAutoScalingGroup",
+            "Resource": [asg_arn(a, acct, t.primary_asg), asg_arn(b, acct, t.dr_asg)],
+        },
+        {
+            "Sid": "ThrottleAndReleaseFunctions",
+            "Effect": "Allow",
+            "Action": [
+                "lambda:GetFunctionConcurrency",
+                "lambda:PutFunctionConcurrency",
+                "lambda:DeleteFunctionConcurrency",
+            ],
+            "Resource": [function_arn(a, acct, f) for f in t.primary_functions]
+            + [function_arn(b, acct, f) for f in t.dr_functions],
+        },
+        {
+            "Sid": "LatchReadWrite",
+            "Effect": "Allow",
+            "Action": ["ssm:GetParameter", "ssm:PutParameter"],
+            "Resource": parameter_arn(b, acct, t.latch_parameter),
+        },
+        {"Sid": "Notify", "Effect": "Allow", "Action": "sns:Publish", "Resource": t.notify_topic_arn},
+        {
+            # Publishing to an encrypted topic takes a data key of the topic's key
+            # (https://docs.aws.amazon.com/sns/latest/dg/sns-key-management.html).
+            "Sid": "NotifyEncryptedTopic",
+            "Effect": "Allow",
+            "Action": ["kms:GenerateDataKey", "kms:Decrypt"],
+            "Resource": t.notify_key_arn,
+        },
+        {
+            "Sid": "ThrowAndReleaseTheSwitch",
+            "Effect": "Allow",
+            "Action": "cloudwatch:PutMetricData",
+            "Resource": "*",
+            "Condition": {
+                "StringEquals": {"aws:RequestedRegion": b, "cloudwatch:namespace": t.switch_namespace}
+            },
+        },
+        {
+            # The switch's position (B) and the replication lag (A, at failback).
+            "Sid": "ReadMetrics",
+            "Effect": "Allow",
+            "Action": "cloudwatch:GetMetricData",
+            "Resource": "*",
+            "Condition": _in(a, b),
+        },
+    ]
+    if t.dr_mapping_ids:
+        statements.append(
+            {
+                "Sid": "EnableAndDisableEventSources",
+                "Effect": "Allow",
+                "Action": ["lambda:GetEventSourceMapping", "lambda:UpdateEventSourceMapping"],
+                "Resource": [f"arn:aws:lambda:{b}:{acct}:event-source-mapping:{m}" for m in t.dr_mapping_ids],
+            }
+        )
+    if t.database_mode == "rds-replica":
+        statements += _rds_replica(t)
+    else:
+        statements += _aurora_global(t)
+    return statements
+
+
+def _defaults(region: str, account: str) -> list[str]:
+    # A new instance that names no option or parameter group gets the engine's defaults, and RDS
+    # authorizes those too (Amazon RDS User Guide, "Identity-based policy examples":
+    # https://docs.aws.amazon.com/AmazonRDS/latest/UserGuide/security_iam_id-based-policy-examples.html).
+    return [rds_arn(region, account, "og", "default:*"), rds_arn(region, account, "pg", "default.*")]
+
+
+def _rds_replica(t: RunbookTargets) -> list[dict[str, Any]]:
+    a, b, acct = t.primary_region, t.dr_region, t.account
+    if not (t.primary_db_instance_id and t.dr_db_instance_id):
+        raise ValueError("rds-replica runbook targets need primaryDbInstanceId and drDbInstanceId")
+    primary = rds_arn(a, acct, "db", t.primary_db_instance_id)
+    dr = rds_arn(b, acct, "db", t.dr_db_instance_id)
+    failback = rds_arn(a, acct, "db", failback_instance_id(t.primary_db_instance_id))
+    statements: list[dict[str, Any]] = [
+        {"Sid": "DescribeDatabases", "Effect": "Allow", "Action": "rds:DescribeDBInstances",
+         "Resource": [primary, dr, failback]},
+        {"Sid": "PromoteReplicas", "Effect": "Allow", "Action": "rds:PromoteReadReplica", "Resource": [dr, failback]},
+        {
+            # Failback: a replica of region B's writer, created in region A (no subnet group named:
+            # the default one).
+            "Sid": "CreateFailbackReplica",
+            "Effect": "Allow",
+            "Action": "rds:CreateDBInstanceReadReplica",
+            "Resource": [failback, dr, *_defaults(a, acct), rds_arn(a, acct, "subgrp", "default")],
+        },
+    ]  # fmt: skip
+    if t.data_key_arns:
+        statements.append(
+            {
+                # An encrypted cross-region replica needs the caller to let RDS use the key.
+                "Sid": "FailbackReplicaEncryption",
+                "Effect": "Allow",
+                "Action": ["kms:CreateGrant", "kms:DescribeKey"],
+                "Resource": list(t.data_key_arns),
+                "Condition": {"StringLike": {"kms:ViaService": [f"rds.{r}.amazonaws.com" for r in (a, b)]}},
+            }
+        )
+    return statements
+
+
+def _aurora_global(t: RunbookTargets) -> list[dict[str, Any]]:
+    a, b, acct = t.primary_region, t.dr_region, t.account
+    if not (t.global_cluster_id and t.primary_cluster_id and t.dr_cluster_id):
+        raise ValueError("aurora-global runbook targets need globalClusterId, primaryClusterId, drClusterId")
+    global_cluster = rds_arn(b, acct, "global-cluster", t.global_cluster_id)
+    primary = rds_arn(a, acct, "cluster", t.primary_cluster_id)
+    dr = rds_arn(b, acct, "cluster", t.dr_cluster_id)
+    return [
+        {
+            "Sid": "DescribeGlobalDatabase",
+            "Effect": "Allow",
+            "Action": "rds:DescribeGlobalClusters",
+            "Resource": global_cluster,
+            "Condition": _in(a, b),
+        },
+        {"Sid": "DescribeClusters", "Effect": "Allow", "Action": "rds:DescribeDBClusters", "Resource": [primary, dr]},
+        {
+            # The members of region B's cluster: the program's and the runbook's writer instance.
+            "Sid": "DescribeClusterInstances",
+            "Effect": "Allow",
+            "Action": "rds:DescribeDBInstances",
+            "Resource": rds_arn(b, acct, "db", "*"),
+        },
+        {
+            # A headless secondary gets a writer instance (lambdas/failover/names.py names it), in
+            # region B's cluster and its subnet group (named like the cluster, components/data.py).
+            "Sid": "AddWriterToHeadlessSecondary",
+            "Effect": "Allow",
+            "Action": "rds:CreateDBInstance",
+            "Resource": [
+                rds_arn(b, acct, "db", failover_instance_id(t.dr_cluster_id)),
+                dr,
+                rds_arn(b, acct, "subgrp", t.dr_cluster_id),
+                *_defaults(b, acct),
+            ],
+        },
+        {
+            "Sid": "MoveTheGlobalWriter",
+            "Effect": "Allow",
+            "Action": ["rds:FailoverGlobalCluster", "rds:SwitchoverGlobalCluster"],
+            "Resource": [global_cluster, primary, dr],
+        },
+    ]  # fmt: skip

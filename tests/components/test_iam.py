@@ -1,0 +1,92 @@
+"""Least privilege, checked on every policy document the program writes.
+
+Every document of every stack (both database modes, standby and active, failback and automatic
+failover) passes parliament with no finding outside ``components/iam_audit.ALLOWED_FINDINGS``, and
+no identity policy grants a mutating action on ``"*"`` unless AWS defines no resource type for it.
+The synthesis gives resources ARNs in AWS's formats (``automation/synth.py``), so parliament checks
+each Resource against the formats the Service Authorization Reference defines.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from automation import synth
+from components import iam_audit
+from components.runbook_iam import STAR_ONLY_ACTIONS
+from tests.components.conftest import synthesize
+
+RDS = {"pilotlight:database": {"mode": "rds-replica", "engine": "postgres"}}
+CERTS = {
+    "pilotlight:routing": {
+        "certificateArn": "arn:aws:acm:us-east-1:123456789012:certificate/a",
+        "drCertificateArn": "arn:aws:acm:us-west-2:123456789012:certificate/b",
+    }
+}
+SYNTHESES: list[tuple[str, dict[str, Any]]] = [
+    ("primary", {}),
+    ("dr", {}),
+    ("dr", {"dr:autoFailover": True, "dr:active": True}),
+    ("primary", RDS),
+    ("dr", {**RDS, "dr:active": True, "dr:failback": "replicate"}),
+    ("dr", CERTS),
+]
+IDS = ["primary", "dr", "dr-active-auto", "primary-rds", "dr-rds-failback", "dr-certificates"]
+
+
+def documents(s: synth.Synthesis) -> list[tuple[str, iam_audit.PolicyKind, str]]:
+    out = []
+    for r in s.aws_resources():
+        for (type_, key), kind in iam_audit.POLICY_INPUTS.items():
+            if r.type == type_ and isinstance(r.inputs.get(key), str):
+                out.append((f"{r.type} {r.name} ({r.urn})", kind, r.inputs[key]))
+    return out
+
+
+@pytest.mark.parametrize(("stack", "overrides"), SYNTHESES, ids=IDS)
+def test_every_policy_document_passes_parliament(stack: str, overrides: dict[str, Any]) -> None:
+    docs = documents(synthesize(stack, overrides))
+    assert {kind for _, kind, _ in docs} >= {iam_audit.PolicyKind.IDENTITY, iam_audit.PolicyKind.TRUST}
+    problems = {where: found for where, kind, doc in docs if (found := iam_audit.findings(doc, kind))}
+    assert problems == {}
+
+
+@pytest.mark.parametrize(("stack", "overrides"), SYNTHESES, ids=IDS)
+def test_no_mutating_action_is_granted_on_star(stack: str, overrides: dict[str, Any]) -> None:
+    docs = documents(synthesize(stack, overrides))
+    problems = {
+        where: found
+        for where, kind, doc in docs
+        if kind == iam_audit.PolicyKind.IDENTITY and (found := iam_audit.star_grants(doc))
+    }
+    assert problems == {}
+
+
+@pytest.mark.parametrize("action", sorted(STAR_ONLY_ACTIONS))
+def test_the_star_allow_list_holds_only_actions_aws_defines_no_resource_type_for(action: str) -> None:
+    assert iam_audit.resource_types(action) in ([], [""]), f"{action} can name resources: scope it"
+
+
+def test_the_audit_catches_what_it_exists_for() -> None:
+    runbook_2025 = {
+        "Version": "2012-10-17",
+        "Statement": [
+            {"Sid": "WebTier", "Effect": "Allow", "Action": "autoscaling:UpdateAutoScalingGroup", "Resource": "*"},
+            {"Effect": "Allow", "Action": "ssm:GetParameter", "Resource": "arn:aws:sqs:us-east-1:123456789012:not-a-parameter"},
+        ],
+    }  # fmt: skip
+    assert iam_audit.star_grants(runbook_2025) == [
+        'WebTier: autoscaling:UpdateAutoScalingGroup (Write) on "*"'
+    ]
+    found = iam_audit.findings(runbook_2025, iam_audit.PolicyKind.IDENTITY)
+    assert any(f.startswith("RESOURCE_STAR") for f in found)
+    assert any(f.startswith("RESOURCE_MISMATCH") and "ssm:GetParameter" in f for f in found)
+    # An allowance never travels to another kind of document.
+    key_like = {
+        "Version": "2012-10-17",
+        "Statement": [{"Effect": "Allow", "Action": "kms:Decrypt", "Resource": "*"}],
+    }
+    assert iam_audit.findings(key_like, iam_audit.PolicyKind.KEY) == []
+    assert iam_audit.findings(key_like, iam_audit.PolicyKind.IDENTITY) != []

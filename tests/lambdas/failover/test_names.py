@@ -1,0 +1,68 @@
+"""Names the runbook generates fit AWS's limits, stay distinct, and are the same on every run."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import pytest
+
+from lambdas.failover import names, steps
+from lambdas.failover.context import RunbookContext
+from tests.lambdas.failover.harness import FAST, clients_for
+from tests.lambdas.failover.world import REGION_B, World
+
+
+def test_fit_keeps_a_name_that_fits_and_cuts_one_that_does_not_with_a_stable_hash() -> None:
+    assert names.fit("short-name", 63) == "short-name"
+    long = "x" * 70
+    cut = names.fit(long, 63)
+    assert len(cut) == 63 and cut == names.fit(long, 63)
+    assert names.fit("a" * 69 + "1", 63) != names.fit("a" * 69 + "2", 63)
+    assert not names.fit("ab-" * 30, 50).rstrip("0123456789abcdef").endswith("--")
+    with pytest.raises(ValueError, match="no room"):
+        names.fit("abc", 5)
+
+
+@pytest.mark.parametrize("length", [1, 40, 52, 53, 63])
+def test_failover_instance_id_fits_the_rds_identifier_limit(length: int) -> None:
+    cluster = ("c" * length)[:length]
+    ident = names.failover_instance_id(cluster)
+    assert 1 <= len(ident) <= names.RDS_IDENTIFIER_MAX, ident
+    assert not ident.endswith("-") and "--" not in ident
+    if length + len("-failover-1") <= 63:
+        assert ident == f"{cluster}-failover-1"  # names that fit do not change between versions
+
+
+def test_two_long_clusters_differing_at_the_end_get_different_instance_ids() -> None:
+    a = "p" * 62 + "1"
+    b = "p" * 62 + "2"
+    assert names.failover_instance_id(a) != names.failover_instance_id(b)
+
+
+def test_failback_instance_id_is_the_name_the_runbook_creates(world: World) -> None:
+    """names.py states the runbook's failback rule; the program reserves room for its suffix."""
+    ctx = RunbookContext.from_dict(world.context)
+    from_runbook = steps._failback_instance_id(ctx, {}, "reestablish_replication")
+    assert from_runbook == names.failback_instance_id(world.context["primaryDbInstanceId"])
+
+
+def test_failover_adds_a_writer_instance_whose_identifier_fits(make_world: Callable[..., World]) -> None:
+    """A headless secondary with a 63-character identifier gets a writer that RDS accepts."""
+    world = make_world("aurora-global")
+    rds = world.client("rds", REGION_B)
+    cluster_id = f"{world.app}-" + "s" * (62 - len(world.app))
+    assert len(cluster_id) == 63
+    arn = rds.create_db_cluster(
+        DBClusterIdentifier=cluster_id,
+        Engine="aurora-postgresql",
+        GlobalClusterIdentifier=world.context["globalClusterId"],
+    )["DBCluster"]["DBClusterArn"]
+    world.context |= {"drClusterId": cluster_id, "drClusterArn": arn}
+    ctx = RunbookContext.from_dict(world.context)
+
+    steps.step_handler("promote_database")(ctx, clients_for(world), {**FAST, "wait": True})
+
+    members = rds.describe_db_clusters(DBClusterIdentifier=cluster_id)["DBClusters"][0]["DBClusterMembers"]
+    created = [m["DBInstanceIdentifier"] for m in members]
+    assert created == [names.failover_instance_id(cluster_id)]
+    assert all(len(i) <= names.RDS_IDENTIFIER_MAX for i in created), created
