@@ -117,7 +117,7 @@ class DataPlane:
         self.links.append(link)
         return link
 
-    def unlink(self, target: str, *, incoming_only: bool = True) -> list[int]:
+    def unlink(self, target: str) -> list[int]:
         """Stop replication into ``target`` now; returns the tail it will never receive."""
         self.sync()
         lost: list[int] = []

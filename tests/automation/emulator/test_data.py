@@ -207,3 +207,79 @@ def test_arrivals_are_the_commit_to_arrival_latencies_of_a_period(plane: Plane) 
     assert plane.data.arrivals(DST, at(0), at(2.05)) == [2.0]
     assert plane.data.arrivals(DST, at(2.05), at(10)) == [pytest.approx(2.05)]
     assert plane.data.arrivals(SRC, at(0), at(10)) == [], "nothing replicates into the source"
+
+
+# -- what mutation testing (mutmut, automation/emulator/data.py) showed no test asserted ------------
+
+
+def test_a_copy_is_the_same_copy_each_time_it_is_named(plane: Plane) -> None:
+    """``copy`` finds the copy it made: asking again never empties it."""
+    (w,) = plane.writes(1)
+    assert plane.data.copy(SRC, Store.DATABASE, A).present == {w}
+
+
+def test_receiving_a_held_write_again_changes_nothing(plane: Plane) -> None:
+    """Two-way replication may offer a write back to where it came from: it is not held twice."""
+    (w,) = plane.writes(1)
+    source = plane.data.copies[SRC]
+    assert source.receive(w) is False
+    assert source.content == [w]
+
+
+def test_a_dark_link_does_not_stop_the_others(plane: Plane) -> None:
+    """Replication of each link depends on its own regions only: a link out of a dark region does
+    not hold back a link between two regions that answer."""
+    c = "us-west-1"
+    plane.data.copy("db:c", Store.DATABASE, c)
+    plane.data.copy("db:d", Store.DATABASE, c)
+    plane.data.link("db:c", "db:d", delay=1.0, apply_seconds=0.0)
+    w_c = plane.data.write("db:c").id
+    plane.writes(1)
+    plane.go_dark(A)
+    plane.clock.advance(5)
+    assert w_c in plane.data.held("db:d")
+
+
+def test_a_link_waiting_on_a_write_does_not_hold_back_the_next_link(plane: Plane) -> None:
+    """A link whose next write is not due yet must not stop later links from applying theirs."""
+    c = "us-west-1"
+    plane.data.copy("db:c", Store.DATABASE, c)
+    plane.data.copy("db:d", Store.DATABASE, c)
+    plane.data.link("db:c", "db:d", delay=1.0, apply_seconds=0.0)
+    w_c = plane.data.write("db:c").id
+    plane.clock.advance(1.5)  # db:c's write is due (1 s); a write to A now is not (2 s)
+    plane.writes(1)
+    assert w_c in plane.data.held("db:d")
+
+
+def test_writes_already_held_are_skipped_and_the_rest_still_arrive_in_order(plane: Plane) -> None:
+    """A target that already holds some of the source's writes still receives every other one,
+    each once and in the source's order; writes not yet due stay out."""
+    w1, w2, w3 = plane.writes(3)
+    plane.data.copies[DST].receive(w1)  # e.g. seeded by a snapshot
+    plane.clock.advance(2.5)  # all three due (2 s), applied 0.05 s apart
+    w4 = plane.data.write(SRC).id  # writing syncs first
+    assert plane.data.copies[DST].content == [w1, w2, w3]
+    assert w4 not in plane.data.held(DST)
+    plane.clock.advance(3)
+    plane.data.sync()
+    assert plane.data.copies[DST].content == [w1, w2, w3, w4]
+
+
+def test_a_new_write_is_received(plane: Plane) -> None:
+    """``receive`` says whether the write was new (replication counts on it to skip echoes)."""
+    assert plane.data.copies[DST].receive(10_000) is True
+
+
+def test_a_link_whose_next_write_is_not_due_does_not_stop_the_links_after_it(plane: Plane) -> None:
+    """Links are independent: the A->B link waiting on a write that is not due yet must not keep a
+    later link from applying a write that is."""
+    c = "us-west-1"
+    plane.data.copy("db:c", Store.DATABASE, c)
+    plane.data.copy("db:d", Store.DATABASE, c)
+    plane.data.link("db:c", "db:d", delay=1.0, apply_seconds=0.0)
+    plane.writes(1)  # A -> B: due at 2.0 s
+    plane.clock.advance(0.5)
+    w_c = plane.data.write("db:c").id  # C -> D: due at 1.5 s
+    plane.clock.advance(1.1)  # 1.6 s: only C's write is due
+    assert w_c in plane.data.held("db:d")
