@@ -26,7 +26,7 @@ import random
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, HTTPServer
 from typing import Any
 
@@ -170,6 +170,8 @@ class RunState:
     outcome: str  # done / stopped / crashed
     detail: str = ""
     executor_name: str = "cli"
+    mutated: bool = False
+    """Whether the run made any mutating AWS call (judged from the calls, not from its report)."""
 
 
 @dataclass
@@ -195,6 +197,12 @@ class Deployment:
     crash_after: int | None = None
     running: int = 0
     _clients: Clients | None = None
+    _scanned: int = 0
+    _switch_points: list[tuple[datetime, float]] = field(default_factory=list)
+    _keys: tuple[str, str] | None = None
+    _due_run: RunState | None = None
+    traffic_due: datetime | None = None
+    """When the after-run traffic judgment falls due (Route 53 given the time AWS gives it)."""
 
     # -- building ----------------------------------------------------------------------------------
 
@@ -253,23 +261,17 @@ class Deployment:
         from moto.cloudwatch.models import cloudwatch_backends
 
         backend = cloudwatch_backends[ACCOUNT][REGION_B]
+        # moto's datapoints are an append-only list shared by every deployment of the process:
+        # index this deployment's switch datapoints once, as they arrive, instead of rescanning.
+        for d in backend.metric_data[self._scanned :]:
+            mine = {x.name: x.value for x in d.dimensions} == {"App": self.ctx.app_name}
+            if d.namespace == SWITCH_NAMESPACE and d.name == SWITCH_NAME and mine:
+                ts = d.timestamp if d.timestamp.tzinfo else d.timestamp.replace(tzinfo=UTC)
+                self._switch_points.append((ts.astimezone(UTC), float(d.value)))
+        self._scanned = len(backend.metric_data)
 
         def datapoints(alarm: AlarmSpec, start: datetime, end: datetime) -> list[tuple[datetime, float]]:
-            out = []
-            naive_start, naive_end = start.replace(tzinfo=None), end.replace(tzinfo=None)
-            for d in backend.metric_data:
-                if d.namespace != alarm.namespace or d.name != alarm.metric_name:
-                    continue
-                if {x.name: x.value for x in d.dimensions} != dict(alarm.dimensions):
-                    continue
-                ts = (
-                    d.timestamp.replace(tzinfo=None)
-                    if d.timestamp.tzinfo is None
-                    else d.timestamp.astimezone(None).replace(tzinfo=None)
-                )
-                if naive_start <= ts < naive_end:
-                    out.append((ts.replace(tzinfo=start.tzinfo), float(d.value)))
-            return out
+            return [(t, v) for t, v in self._switch_points if start <= t < end]
 
         def endpoint_up(check: HealthCheckSpec) -> bool:
             return self._primary_healthy()
@@ -279,14 +281,15 @@ class Deployment:
         )
 
     def _primary_healthy(self) -> bool:
-        return self.emulator.serving(REGION_A)
+        # Route 53 checks region A's load balancer: functions running do not make it answer.
+        return self.emulator.reachable(REGION_A) and self.emulator.web_serving(REGION_A)
 
     def _endpoint(self, path: str) -> tuple[int, dict[str, Any]] | None:
         region = REGION_A if path.startswith("/primary") else REGION_B
         emu = self.emulator
         if not emu.reachable(region):
             return None
-        if not emu.serving(region):
+        if not emu.web_serving(region):  # an ALB with no healthy target answers 503
             return 503, {"region": region, "error": "no healthy targets"}
         return 200, {"region": region, "writer": emu.database_writable(region) is not None}
 
@@ -453,6 +456,7 @@ class Deployment:
         merged = {"reason": "checker", **(params or {})}
         before_b = self._dr_desired()
         self.crash_after = None if crash_after is None else self.mutating_calls + crash_after
+        calls_before = self.mutating_calls
         self.running += 1
         try:
             if executor_name == "sfn":
@@ -469,6 +473,7 @@ class Deployment:
         finally:
             self.running -= 1
             self.crash_after = None
+        state.mutated = self.mutating_calls > calls_before
         self.last_run = state
         after_b = self._dr_desired()
         if runbook == "failover" and before_b > self.ctx.dr_capacity.desired:
@@ -509,6 +514,7 @@ class Deployment:
     def _judge_now(self) -> None:
         """Invariants that hold at every instant (checked on every client tick too)."""
         emu = self.emulator
+        self._judge_after_run()
         taking = [r for r in (REGION_A, REGION_B) if emu.serving(r) and emu.database_writable(r)]
         if emu.reachable(REGION_A) and len(emu.writers()) > 1:
             self._count("judged one_writer (two writable databases)")
@@ -541,7 +547,7 @@ class Deployment:
 
     def writer(self) -> str:
         """The database copy AWS last made the writer (region A's until a promotion)."""
-        return self.emulator.authority(self.owns, _database_keys(self.world)[0])
+        return self.emulator.authority(self.owns, self.keys()[0])
 
     def judge(self, *, after_run: bool = False) -> list[Violation]:
         """Check every invariant that can be judged now; returns all violations so far."""
@@ -559,7 +565,7 @@ class Deployment:
         }
         mine = [w for w in emu.data.acknowledged(Store.DATABASE) if self.owns(w.copy)]
         missing = [w for w in emu.data.missing(key, mine) if w.id not in forgiven]
-        if key != _database_keys(self.world)[0]:
+        if key != self.keys()[0]:
             self._count("judged no_loss (after a writer change)")
         if missing:
             first = missing[0]
@@ -603,24 +609,34 @@ class Deployment:
                 )
 
     def _judge_traffic(self) -> None:
-        emu = self.emulator
+        """Schedule the after-run judgments for when Route 53 has had the time AWS gives it.
+
+        Judging never moves time (that would be a hidden precondition on what may follow a run):
+        the judgment falls due ``TRAFFIC_GRACE`` later and is made by the next judge at or after it.
+        """
         run = self.last_run
         if run is None or run.outcome == "crashed":
             return
-        if run.outcome == "stopped":
-            # A run that stops on its own decision must leave a safe serving state: a failback
-            # that drained region B and then gave up may not leave both regions dark.
-            if run.runbook == "failback":
-                emu.advance(TRAFFIC_GRACE)
-                if not any(emu.serving(r) and emu.database_writable(r) for r in (REGION_A, REGION_B)):
-                    self._violate(
-                        "converges", f"a stopped failback left no region serving a writer: {run.detail[:160]}"
-                    )
+        self.traffic_due = self.emulator.clock.now() + timedelta(seconds=TRAFFIC_GRACE)
+        self._due_run = run
+
+    def _judge_after_run(self) -> None:
+        emu = self.emulator
+        run = self._due_run
+        if self.traffic_due is None or run is None or emu.clock.now() < self.traffic_due:
             return
-        # Give Route 53 what AWS gives it: the switch alarm's period and the checks' thresholds.
-        emu.advance(180)
-        answer = self.where()
+        self.traffic_due, self._due_run = None, None
         serving_writers = [r for r in (REGION_A, REGION_B) if emu.serving(r) and emu.database_writable(r)]
+        if run.outcome == "stopped":
+            # A run that stops on its own decision after changing something must leave a safe
+            # serving state: a failback that drained region B and then gave up may not leave both
+            # regions dark. A run that changed nothing is not blamed for an outage it found.
+            if run.runbook == "failback" and run.mutated and not serving_writers:
+                self._violate(
+                    "converges", f"a stopped failback left no region serving a writer: {run.detail[:160]}"
+                )
+            return
+        answer = self.where()
         if serving_writers and answer not in serving_writers:
             self._violate(
                 "traffic_follows_writer",
@@ -631,7 +647,7 @@ class Deployment:
         self._count("judged traffic_follows_writer (after a completed run)")
         if run.runbook == "failback":
             self._count("judged protected_again (after a completed failback)")
-            b_key = _database_keys(self.world)[1]
+            b_key = self.keys()[1]
             a_writer = emu.database_writable(REGION_A)
             source = emu.data.source_of(b_key)
             if a_writer is not None and (source is None or source.key != a_writer):
@@ -639,6 +655,12 @@ class Deployment:
                     "protected_again",
                     "after a failback, region B's database does not replicate from the writer",
                 )
+
+    def keys(self) -> tuple[str, str]:
+        """Region A's and region B's database copies as deployed (looked up once)."""
+        if self._keys is None:
+            self._keys = _database_keys(self.world)
+        return self._keys
 
     def settle(self) -> None:
         """End of schedule: region A back, faults gone, the last run resumed until it ends."""
@@ -660,6 +682,8 @@ class Deployment:
                 f"{self.last_run.runbook} did not end after 3 resumes: {self.last_run.detail[:200]}",
             )
         self.judge(after_run=True)
+        self.emulator.advance(TRAFFIC_GRACE)  # the end of the schedule: let the last judgment fall due
+        self.judge()
 
 
 def _database_keys(world: World) -> tuple[str, str]:
@@ -701,7 +725,9 @@ OPERATIONS = (
 def random_operation(d: Deployment, rng: random.Random) -> str:
     """Apply one random operation to ``d``; returns its description."""
     op = rng.choice(OPERATIONS)
-    crash = rng.choice([None, None, 1, 2, 3, 4, 5, 6])
+    # A run makes up to ~13 mutating calls (an Aurora failover with region A answering): crashes are
+    # drawn over all of them, and beyond (no crash) as often as not.
+    crash = rng.choice([None, *range(1, 15)]) if rng.random() < 0.5 else None
     if op == "advance":
         s = rng.choice([10, 60, 300, 900])
         d.op_advance(s)

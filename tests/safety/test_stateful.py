@@ -27,7 +27,7 @@ SEEN: set[str] = set()
 """Invariants the state machine saw broken (reported at the end of the test)."""
 
 _apps = itertools.count(1)
-CRASH = st.none() | st.integers(min_value=1, max_value=8)
+CRASH = st.none() | st.integers(min_value=1, max_value=14)
 
 
 class PilotLight(RuleBasedStateMachine):
