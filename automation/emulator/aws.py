@@ -201,7 +201,7 @@ class Emulator:
         self.asg_history: dict[tuple[str, str], list[tuple[datetime, int]]] = {}
         self.lost_at_promotion: dict[str, list[int]] = {}
         """Copy key -> writes its source held that it never received (the tail cut off)."""
-        self._pending_rebuilds: list[tuple[str, str, str]] = []
+        self._pending_rebuilds: list[tuple[str, str, str, bool]] = []
         self.tables: list[GlobalTable] = []
         self.bucket_rules: dict[BucketRule, datetime] = {}
         """Each replication rule of the receipts buckets, and when its metrics start."""
@@ -264,10 +264,11 @@ class Emulator:
             # plane is next looked at: the backlog starts draining now.
             self.data.sync()
             self._event("recovery", f"{region} answers again")
-            for gid, old, new in list(self._pending_rebuilds):
+            for pending in list(self._pending_rebuilds):
+                gid, old, new, unplanned = pending
                 if _cluster_region(old) == region:
-                    self._pending_rebuilds.remove((gid, old, new))
-                    self._rebuild_old_primary(gid, old, new, unplanned=True)
+                    self._pending_rebuilds.remove(pending)
+                    self._rebuild_old_primary(gid, old, new, unplanned=unplanned)
 
     # -- time ------------------------------------------------------------------------------------
 
@@ -633,6 +634,10 @@ class Emulator:
             },
         )
         self._event(word, f"{gid}: {old.db_cluster_arn if old else '?'} -> {target.db_cluster_arn}")
+        # Whether the loss is "unplanned" is decided when the failover is asked for: an old writer
+        # that still answered then could have been switched over; its region going dark during the
+        # failover's minutes does not excuse what it took meanwhile.
+        old_dark_at_request = old is None or not self.reachable(_cluster_region(old.db_cluster_arn))
 
         def start() -> None:
             _set_failover_state(group, {**getattr(group, "failover_state", {}), "Status": word})
@@ -643,9 +648,8 @@ class Emulator:
                 if link is not None and link.tail():
                     self.clock.after(5.0, finish)  # a switchover waits for the target to catch up
                     return
-            source = self.data.source_of(target.db_cluster_arn)
             lost = self.data.unlink(target.db_cluster_arn)
-            if word == "failing-over" and (source is None or not self.reachable(source.region)):
+            if word == "failing-over" and old_dark_at_request:
                 self.lost_at_promotion[target.db_cluster_arn] = lost
             for m in group.members:
                 m.is_writer = m is target
@@ -667,9 +671,13 @@ class Emulator:
                     apply_seconds=self.timings.aurora_apply,
                 )
             elif self.reachable(_cluster_region(old.db_cluster_arn)):
-                self._rebuild_old_primary(gid, old.db_cluster_arn, target.db_cluster_arn, unplanned=False)
+                self._rebuild_old_primary(
+                    gid, old.db_cluster_arn, target.db_cluster_arn, unplanned=old_dark_at_request
+                )
             else:
-                self._pending_rebuilds.append((gid, old.db_cluster_arn, target.db_cluster_arn))
+                self._pending_rebuilds.append(
+                    (gid, old.db_cluster_arn, target.db_cluster_arn, old_dark_at_request)
+                )
 
         self.clock.after(self.timings.failover_pending_seconds, start)
         seconds = (
