@@ -92,7 +92,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.schedules < 1 or args.length < 1 or args.jobs < 1:
         parser.error("--schedules, --length and --jobs must be at least 1")
-    logging.disable(logging.WARNING)  # the runbook's and canary's JSON lines would drown the figures
+    logging.disable(logging.CRITICAL)  # the runbook's and canary's JSON lines would drown the figures
     seeds = list(range(args.first_seed, args.first_seed + args.schedules))
     started = time.monotonic()
     chunks = [seeds[i :: args.jobs] for i in range(args.jobs) if seeds[i :: args.jobs]]
@@ -109,12 +109,12 @@ def main(argv: list[str] | None = None) -> int:
         f"{len(results)} schedules x {args.length} operations in {elapsed:.0f} s "
         f"({elapsed / max(1, len(results)):.2f} s each, slowest {max(r.seconds for r in results):.1f} s)"
     )
-    print("\ninvariant                 schedules violating")
+    print("\ninvariant                                            schedules violating")
     for name in INVARIANTS:
-        print(f"  {name:<24}{broken[name]:>6}")
-    print("\noperation / crash point    times exercised")
+        print(f"  {name:<52}{broken[name]:>6}")
+    print("\noperation, crash point or judgment                   times")
     for name, n in sorted(exercised.items()):
-        print(f"  {name:<25}{n:>7}")
+        print(f"  {name:<52}{n:>7}")
     shown = [r for r in results if r.violations][: args.show]
     for r in shown:
         print("\n" + r.describe())
