@@ -40,6 +40,7 @@ SAR_PAGES: dict[str, str] = {
     "cloudwatch": f"{SAR}/list_amazoncloudwatch.html",
     "dynamodb": f"{SAR}/list_amazondynamodb.html",
     "ec2": f"{SAR}/list_amazonec2.html",
+    "ecs": f"{SAR}/list_amazonelasticcontainerservice.html",  # dependent actions of ec2:CreateFlowLogs
     "elasticloadbalancing": f"{SAR}/list_awselasticloadbalancingv2.html",
     "events": f"{SAR}/list_amazoneventbridge.html",
     "iam": f"{SAR}/list_awsidentityandaccessmanagementiam.html",
