@@ -40,6 +40,7 @@ SAR_PAGES: dict[str, str] = {
     "cloudwatch": f"{SAR}/list_amazoncloudwatch.html",
     "dynamodb": f"{SAR}/list_amazondynamodb.html",
     "ec2": f"{SAR}/list_amazonec2.html",
+    "ecs": f"{SAR}/list_amazonelasticcontainerservice.html",  # dependent actions of ec2:CreateFlowLogs
     "elasticloadbalancing": f"{SAR}/list_awselasticloadbalancingv2.html",
     "events": f"{SAR}/list_amazoneventbridge.html",
     "iam": f"{SAR}/list_awsidentityandaccessmanagementiam.html",
@@ -92,7 +93,9 @@ DEPLOY_ACTIONS: dict[str, tuple[str, ...]] = {
     "aws:backup/vault:Vault": (
         "backup:CreateBackupVault", "backup:DescribeBackupVault", "backup:DeleteBackupVault",
         "backup:TagResource", "backup:UntagResource", "backup:ListTags", "backup-storage:MountCapsule",
-        *_USE_KEY,
+        # "Backup vault creation and deletion", required permissions
+        # (https://docs.aws.amazon.com/aws-backup/latest/devguide/create-a-vault.html).
+        *_USE_KEY, "kms:RetireGrant",
     ),
     "aws:backup/plan:Plan": (
         "backup:CreateBackupPlan", "backup:GetBackupPlan", "backup:UpdateBackupPlan", "backup:DeleteBackupPlan",
@@ -152,8 +155,13 @@ DEPLOY_ACTIONS: dict[str, tuple[str, ...]] = {
         "ec2:CreateSecurityGroup", "ec2:DeleteSecurityGroup", "ec2:DescribeSecurityGroups",
         "ec2:DescribeSecurityGroupRules", "ec2:AuthorizeSecurityGroupIngress", "ec2:AuthorizeSecurityGroupEgress",
         "ec2:RevokeSecurityGroupIngress", "ec2:RevokeSecurityGroupEgress", *_EC2_TAGS,
+        # Deleting one first clears lingering ENIs (terraform-provider-aws resourceSecurityGroupDelete).
+        "ec2:DescribeNetworkInterfaces",
     ),
-    "aws:ec2/subnet:Subnet": ("ec2:CreateSubnet", "ec2:DeleteSubnet", "ec2:DescribeSubnets", "ec2:ModifySubnetAttribute", *_EC2_TAGS),
+    "aws:ec2/subnet:Subnet": (
+        "ec2:CreateSubnet", "ec2:DeleteSubnet", "ec2:DescribeSubnets", "ec2:ModifySubnetAttribute", *_EC2_TAGS,
+        "ec2:DescribeNetworkInterfaces",  # lingering ENIs again, before the delete
+    ),
     "aws:ec2/vpc:Vpc": (
         "ec2:CreateVpc", "ec2:DeleteVpc", "ec2:DescribeVpcs", "ec2:ModifyVpcAttribute", "ec2:DescribeVpcAttribute",
         *_EC2_TAGS,
@@ -200,6 +208,9 @@ DEPLOY_ACTIONS: dict[str, tuple[str, ...]] = {
         "elasticloadbalancing:CreateListener", "elasticloadbalancing:DescribeListeners",
         "elasticloadbalancing:ModifyListener", "elasticloadbalancing:DeleteListener",
         "elasticloadbalancing:AddTags", "elasticloadbalancing:DescribeTags",
+        # Read after create and on every refresh (terraform-provider-aws elbv2/listener.go,
+        # findListenerAttributesByARN).
+        "elasticloadbalancing:DescribeListenerAttributes",
     ),
     "aws:lb/loadBalancer:LoadBalancer": (
         "elasticloadbalancing:CreateLoadBalancer", "elasticloadbalancing:DescribeLoadBalancers",
@@ -376,10 +387,14 @@ def action_resources(action: str, regions: Sequence[str], account: str) -> list[
         raise KeyError(f"{action} is not in the Service Authorization Reference")
     types = [r["resource_type"] for r in privilege["resource_types"] if r["resource_type"]]
     required = [t.rstrip("*") for t in types if t.endswith("*")]
+    optional = [t for t in types if not t.endswith("*")]
+    relevant = PROGRAM_RESOURCE_TYPES.get(privilege["prefix"])
     if not required:
-        optional = [t.rstrip("*") for t in types]
-        relevant = PROGRAM_RESOURCE_TYPES.get(privilege["prefix"])
         required = [t for t in optional if relevant is None or t in relevant] or optional
+    elif relevant is not None:
+        # An optional type is authorized too when the request involves one: ec2:RunInstances from a
+        # launch template is authorized on the template and the volumes it creates.
+        required += [t for t in optional if t in relevant]
     if not required:
         return ["*"]
     out: list[str] = []
@@ -415,6 +430,31 @@ def bucket_resources(syntheses: Iterable[synth.Synthesis]) -> list[str]:
     return sorted(out)
 
 
+GLOBAL_SERVICES = frozenset({"route53"})
+"""Services whose requests are made to us-east-1 whatever the stacks' regions: ``aws:RequestedRegion``
+is us-east-1 for them
+(https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_policies_examples_aws_deny-requested-region.html)."""
+GLOBAL_REQUEST_REGION = "us-east-1"
+
+
+def with_dependent_actions(actions: Iterable[str]) -> set[str]:
+    """``actions`` and, transitively, the dependent actions the Service Authorization Reference lists
+    for them (e.g. ``route53:AssociateVPCWithHostedZone`` for ``ec2:CreateVpcEndpoint``, whose private
+    DNS associates a hosted zone with the VPC)."""
+    privileges, _ = _sar()
+    out: set[str] = set()
+    todo = list(actions)
+    while todo:
+        action = todo.pop()
+        if action.lower() in {a.lower() for a in out}:
+            continue
+        out.add(action)
+        privilege = privileges.get(action.lower())
+        for resource_type in privilege["resource_types"] if privilege else ():
+            todo.extend(resource_type.get("dependent_actions") or ())
+    return out
+
+
 def deploy_policies(syntheses: Sequence[synth.Synthesis], account: str) -> list[dict[str, Any]]:
     """Policy documents allowing ``pulumi up`` (and destroy) of the synthesized stacks."""
     regions = sorted({r.region for s in syntheses for r in s.aws_resources() if r.region})
@@ -431,6 +471,7 @@ def deploy_policies(syntheses: Sequence[synth.Synthesis], account: str) -> list[
             actions.update(INVOKE_ACTIONS.get(token, ()))
     if missing:
         raise KeyError(f"no IAM actions recorded for {sorted(set(missing))}: add them to DEPLOY_ACTIONS")
+    actions = with_dependent_actions(actions)
     narrowed = {"iam": iam_resources(syntheses, account), "s3": bucket_resources(syntheses)}
     grouped: dict[tuple[str, tuple[str, ...]], list[str]] = {}
     for action in sorted(actions):
@@ -448,7 +489,10 @@ def deploy_policies(syntheses: Sequence[synth.Synthesis], account: str) -> list[
                 "Resource": resources if len(resources) > 1 else resources[0],
             }
             if resources == ["*"]:
-                statement["Condition"] = {"StringEquals": {"aws:RequestedRegion": regions}}
+                requested = (
+                    sorted({*regions, GLOBAL_REQUEST_REGION}) if service in GLOBAL_SERVICES else regions
+                )
+                statement["Condition"] = {"StringEquals": {"aws:RequestedRegion": requested}}
             statements.append(statement)
     return split_documents(statements)
 

@@ -55,8 +55,8 @@ AWS_REGIONS = frozenset(
 # this, and the README's config reference mirrors it.
 SCHEMA: dict[str, str] = {
     "pilotlight:role": "primary | dr",
-    "pilotlight:appName": "lower-case name used in every resource name (3-24 chars)",
-    "pilotlight:environment": "environment name; 'production' protects stateful resources",
+    "pilotlight:appName": "lower-case name used in every resource name (3-24 chars, single hyphens)",
+    "pilotlight:environment": "environment name (letters, digits); 'production' protects stateful resources",
     "pilotlight:primaryRegion": "region A, where the application runs",
     "pilotlight:drRegion": "region B, where the pilot light waits",
     "pilotlight:primaryCidr": "VPC CIDR in region A (/16../24)",
@@ -91,8 +91,17 @@ _ROUTING_KEYS = {
 }  # fmt: skip
 _STORAGE_KEYS = {"replicationTimeControl", "noncurrentVersionDays"}
 
-_APP_NAME = re.compile(r"^[a-z][a-z0-9-]{1,22}[a-z0-9]$")
-_ENVIRONMENT = re.compile(r"^[a-z][a-z0-9-]{0,15}$")
+# Hyphen-separated words: no trailing or doubled hyphen, which naming.physical_name would strip or
+# collapse (two configurations would then name their resources alike).
+_APP_NAME = re.compile(r"^(?=.{3,24}$)[a-z][a-z0-9]*(-[a-z0-9]+)*$")
+# No hyphen at all: ``<app>-<env>`` must keep its boundary (app "shop-eu" env "prod" and app "shop"
+# env "eu-prod" would share every name).
+_ENVIRONMENT = re.compile(r"^[a-z][a-z0-9]{0,15}$")
+# Names AWS refuses downstream: S3 bucket names must not start with these
+# (https://docs.aws.amazon.com/AmazonS3/latest/userguide/bucketnamingrules.html), and an SSM
+# parameter name (the latch, /<app>/...) must not start with aws or ssm, case-insensitive
+# (https://docs.aws.amazon.com/systems-manager/latest/APIReference/API_PutParameter.html).
+_APP_NAME_RESERVED_PREFIXES = ("xn--", "sthree-", "amzn-s3-demo-", "aws", "ssm")
 _TAG_KEY = re.compile(r"^[\w .:/=+\-@]{1,128}$", re.UNICODE)
 _TAG_VALUE = re.compile(r"^[\w .:/=+\-@]{0,256}$", re.UNICODE)
 _DB_IDENT = re.compile(r"^[A-Za-z][A-Za-z0-9_]{0,62}$")
@@ -414,15 +423,17 @@ def parse(values: Mapping[str, Any], *, stack: str) -> StackConfig:
         role = r.choice("pilotlight:role", role_raw, ROLES, "primary")
 
     app_name = r.string("pilotlight:appName", PROJECT) or ""
-    if not _APP_NAME.match(app_name):
+    if not _APP_NAME.match(app_name) or app_name.startswith(_APP_NAME_RESERVED_PREFIXES):
         r.problems.append(
             f"pilotlight:appName: {app_name!r} breaks AWS naming rules; allowed: 3-24 characters, lower-case "
-            "letters, digits and hyphens, starting with a letter and not ending with a hyphen"
+            "letters, digits and single hyphens between them, starting with a letter and not ending with a "
+            f"hyphen, not starting with {', '.join(_APP_NAME_RESERVED_PREFIXES)} (reserved by S3 and SSM)"
         )
     environment = r.string("pilotlight:environment", "production") or ""
     if not _ENVIRONMENT.match(environment):
         r.problems.append(
-            f"pilotlight:environment: {environment!r} is not allowed; 1-16 lower-case letters, digits, hyphens"
+            f"pilotlight:environment: {environment!r} is not allowed; 1-16 lower-case letters and digits, "
+            "starting with a letter, no hyphens (the environment follows the app name after a hyphen)"
         )
 
     primary_region = _region(r, "pilotlight:primaryRegion", r.string("pilotlight:primaryRegion"))

@@ -80,16 +80,16 @@ class RunbookTargets:
     def from_context(cls, context: Mapping[str, Any]) -> RunbookTargets:
         """From the ``runbook`` output (``lambdas/failover/context.py`` keys, plus ``notifyKeyArn`` and
         ``dataKeyArns``); the account is the alert topic's. Raises KeyError naming a missing key."""
-        return cls(
+        return cls(  # a list given as a string would name one resource per character: ValueError
             account=account_of(str(context["notifyTopicArn"])),
             primary_region=str(context["primaryRegion"]),
             dr_region=str(context["drRegion"]),
             database_mode=str(context["databaseMode"]),
             primary_asg=str(context["primaryAsgName"]),
             dr_asg=str(context["drAsgName"]),
-            primary_functions=tuple(str(f) for f in context.get("primaryFunctionNames", [])),
-            dr_functions=tuple(str(f) for f in context.get("drFunctionNames", [])),
-            dr_mapping_ids=tuple(str(m) for m in context.get("drEventSourceMappingIds", [])),
+            primary_functions=_strings(context, "primaryFunctionNames"),
+            dr_functions=_strings(context, "drFunctionNames"),
+            dr_mapping_ids=_strings(context, "drEventSourceMappingIds"),
             latch_parameter=str(context["latchParameterName"]),
             notify_topic_arn=str(context["notifyTopicArn"]),
             notify_key_arn=str(context["notifyKeyArn"]),
@@ -99,8 +99,16 @@ class RunbookTargets:
             global_cluster_id=context.get("globalClusterId"),
             primary_cluster_id=context.get("primaryClusterId"),
             dr_cluster_id=context.get("drClusterId"),
-            data_key_arns=tuple(str(k) for k in context.get("dataKeyArns", [])),
+            data_key_arns=_strings(context, "dataKeyArns"),
         )
+
+
+def _strings(context: Mapping[str, Any], key: str) -> tuple[str, ...]:
+    """``context[key]``, a list of strings (absent: none). Raises ValueError for anything else."""
+    value = context.get(key, [])
+    if not isinstance(value, list | tuple) or not all(isinstance(v, str) for v in value):
+        raise ValueError(f"{key} must be a list of strings, not {value!r}")
+    return tuple(value)
 
 
 def account_of(arn: str) -> str:

@@ -24,7 +24,7 @@ Rules every handler keeps:
 
 Parameters read from ``params`` (all optional): ``wait``, ``force``, ``reason``, ``planned``
 (switch over instead of failing over: region A is healthy), ``runbook``, ``summary`` (for notify),
-``failbackDbInstanceId``, ``failbackKmsKeyId``, ``waiterDelay`` / ``waiterMaxAttempts`` (boto3
+``failbackKmsKeyId``, ``waiterDelay`` / ``waiterMaxAttempts`` (boto3
 ``WaiterConfig``), ``probeTries`` / ``probeInterval`` / ``probeTimeout`` (health URL probes).
 """
 
@@ -54,7 +54,7 @@ from botocore.waiter import WaiterModel, create_waiter_with_client
 
 from lambdas.failover.clients import Clients, Side
 from lambdas.failover.context import Capacity, RunbookContext
-from lambdas.failover.names import failover_instance_id
+from lambdas.failover.names import failback_instance_id, failover_instance_id
 
 StepStatus = Literal["done", "already_done", "in_progress", "warning", "skipped"]
 STEP_STATUSES: tuple[StepStatus, ...] = ("done", "already_done", "in_progress", "warning", "skipped")
@@ -978,11 +978,10 @@ def notify(ctx: RunbookContext, clients: Clients, params: Mapping[str, Any]) -> 
 # ---------------------------------------------------------------------------------------------
 
 
-def _failback_instance_id(ctx: RunbookContext, params: Mapping[str, Any], step: str) -> str:
-    explicit = params.get("failbackDbInstanceId")
-    if explicit:
-        return str(explicit)
-    return f"{_need(ctx.primary_db_instance_id, 'primaryDbInstanceId', step)}-failback"
+def _failback_instance_id(ctx: RunbookContext, _params: Mapping[str, Any], step: str) -> str:
+    """Always ``<primary>-failback``: the one id the runbook role may create, promote and switch to
+    (``components/runbook_iam.py``), so the step takes no id from its parameters."""
+    return failback_instance_id(_need(ctx.primary_db_instance_id, "primaryDbInstanceId", step))
 
 
 @_step
@@ -1071,7 +1070,7 @@ def reestablish_replication(ctx: RunbookContext, clients: Clients, params: Mappi
         raise StepFailed(
             step,
             f"{fb_id} in {ctx.primary_region} exists but replicates from {source_arn}, not from {dr_id}: "
-            "delete it or pass another failbackDbInstanceId",
+            "delete it (the failback replica is always named <primary>-failback)",
             code="UnexpectedReplicationSource",
         )
     if not source_arn:

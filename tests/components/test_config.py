@@ -55,6 +55,16 @@ BAD: list[tuple[str, dict[str, Any], dict[str, Any], list[str]]] = [
     ("empty app name", BASE, {"pilotlight:appName": "x"}, ["pilotlight:appName", "naming rules"]),
     ("app name upper case", BASE, {"pilotlight:appName": "MyShop"}, ["pilotlight:appName", "lower-case"]),
     ("app name underscore", BASE, {"pilotlight:appName": "my_shop"}, ["pilotlight:appName"]),
+    ("app name trailing hyphen", BASE, {"pilotlight:appName": "shop-"}, ["pilotlight:appName", "hyphen"]),
+    ("app name doubled hyphen", BASE, {"pilotlight:appName": "my--shop"}, ["pilotlight:appName", "single hyphens"]),
+    ("app name S3 xn--", BASE, {"pilotlight:appName": "xn--shop"}, ["pilotlight:appName", "xn--", "S3"]),
+    ("app name S3 sthree-", BASE, {"pilotlight:appName": "sthree-shop"}, ["pilotlight:appName", "sthree-"]),
+    ("app name S3 amzn-s3-demo-", BASE, {"pilotlight:appName": "amzn-s3-demo-x"}, ["pilotlight:appName", "amzn-s3-demo-"]),
+    ("app name SSM aws", BASE, {"pilotlight:appName": "awsome-shop"}, ["pilotlight:appName", "aws", "SSM"]),
+    ("app name SSM ssm", BASE, {"pilotlight:appName": "ssmart"}, ["pilotlight:appName", "ssm", "SSM"]),
+    ("environment hyphen", BASE, {"pilotlight:environment": "eu-prod"}, ["pilotlight:environment", "no hyphens"]),
+    ("environment trailing hyphen", BASE, {"pilotlight:environment": "prod-"}, ["pilotlight:environment"]),
+    ("environment upper case", BASE, {"pilotlight:environment": "Prod"}, ["pilotlight:environment", "lower-case"]),
     ("unknown region", BASE, {"pilotlight:drRegion": "us-west-9"}, ["pilotlight:drRegion", "not an AWS region"]),
     ("missing region", {k: v for k, v in BASE.items() if k != "pilotlight:primaryRegion"}, {},
      ["pilotlight:primaryRegion", "missing"]),
@@ -101,6 +111,12 @@ def test_bad_input_is_refused_naming_the_key_and_allowed_values(
     message = str(err.value)
     for fragment in expected:
         assert fragment in message, f"{fragment!r} not in {message!r}"
+
+
+@pytest.mark.parametrize(("app", "env"), [("my-shop", "staging2"), ("a1-b2-c3", "prod"), ("shop", "e")])
+def test_hyphenated_app_names_and_plain_environments_are_accepted(app: str, env: str) -> None:
+    cfg = parse({**BASE, "pilotlight:appName": app, "pilotlight:environment": env}, stack="t")
+    assert cfg.prefix == f"{app}-{env}"
 
 
 def test_every_problem_is_reported_at_once() -> None:

@@ -21,7 +21,7 @@ from lambdas.failover import names
 from tests.components.conftest import synthesize
 
 APP = "abcdefghijklmnopqrstuvwx"  # 24: the longest pilotlight:appName
-ENVS = ("staging-eu-west1", "staging-eu-west2")  # 16: the longest environment, differing at the end
+ENVS = ("stagingeuwest001", "stagingeuwest002")  # 16: the longest environment, differing at the end
 DOMAIN = f"{'a' * 63}.{'b' * 63}.{'c' * 63}.{'d' * 38}.com"  # config.DOMAIN_MAX characters
 MODES: dict[str, dict[str, Any]] = {
     "aurora-global": {"mode": "aurora-global", "primaryInstances": 16, "drInstances": 3},

@@ -81,7 +81,11 @@ TARGETS: dict[str, Callable[[dict[str, Any], str], list[str]]] = {
         _db(r, p["DBInstanceIdentifier"]),
         _cluster(r, p["DBClusterIdentifier"]),
     ],
-    "rds:CreateDBInstanceReadReplica": lambda p, r: [_db(r, p["DBInstanceIdentifier"])],
+    # Authorized on the new instance and on the source (region B's, by ARN for a cross-region replica).
+    "rds:CreateDBInstanceReadReplica": lambda p, r: [
+        _db(r, p["DBInstanceIdentifier"]),
+        _db(r, p["SourceDBInstanceIdentifier"]),
+    ],
     **{
         f"rds:{op}": lambda p, r: [_global(p["GlobalClusterIdentifier"]), p["TargetDbClusterIdentifier"]]
         for op in ("FailoverGlobalCluster", "SwitchoverGlobalCluster")

@@ -1,0 +1,93 @@
+"""The adversarial review of issue 12 ("deployable for real"), its findings as tests (branch break12).
+
+Probes: the runbook role against what the runbook really does, and what the permission
+test can see. Each probe passes once its finding is fixed; a finding still open is a strict expected failure
+naming it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import pytest
+
+from lambdas.failover import steps
+from tests.lambdas.failover.test_permissions import TARGETS, Call, allowing, world_policy
+from tests.lambdas.failover.world import ACCOUNT, World
+
+
+def test_a_failback_replica_named_by_the_operator_is_allowed(make_world: Callable[..., World]) -> None:
+    """The failback step takes ``failbackDbInstanceId`` (steps._failback_instance_id) and its own error
+    message says "delete it or pass another failbackDbInstanceId" when the default id is taken; the role
+    only allows the computed ``<primary>-failback`` id, so following that advice is AccessDenied."""
+    world = make_world("rds-replica")
+    statements = world_policy(world)
+    region = world.context["primaryRegion"]
+    own = steps._failback_instance_id(  # the id the runbook would create when told to
+        type("Ctx", (), {"primary_db_instance_id": world.context["primaryDbInstanceId"]})(),
+        {"failbackDbInstanceId": "failback-2"},
+        "reestablish_replication",
+    )
+    call = Call("rds:CreateDBInstanceReadReplica", region, f"arn:aws:rds:{region}:{ACCOUNT}:db:{own}")
+    assert allowing(statements, call), (
+        f"the runbook accepts failbackDbInstanceId={own!r}; its role refuses it"
+    )
+
+
+def test_the_permission_test_checks_the_source_of_a_cross_region_replica() -> None:
+    """CreateDBInstanceReadReplica is authorized on the source instance too (the runbook role names the
+    region-B source for that reason), but TARGETS records only the new instance: removing the source, the
+    default option/parameter groups and the subnet group from the statement leaves the test green
+    (mutation run during break12)."""
+    params = {
+        "DBInstanceIdentifier": "app-failback",
+        "SourceDBInstanceIdentifier": f"arn:aws:rds:us-west-2:{ACCOUNT}:db:app-dr",
+    }
+    targets = TARGETS["rds:CreateDBInstanceReadReplica"](params, "us-east-1")
+    assert params["SourceDBInstanceIdentifier"] in targets
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="the permission test records sns:Publish on the topic only, never kms on the topic's key",
+)
+def test_the_permission_test_checks_the_key_of_the_encrypted_topic() -> None:
+    """sns:Publish to a KMS-encrypted topic needs kms:GenerateDataKey/Decrypt on the topic's key for the
+    caller; the recorder records only sns:Publish on the topic, so the NotifyEncryptedTopic statement can
+    name any key (mutation run during break12: pointing it at another key leaves the test green)."""
+    recorded = TARGETS["sns:Publish"]({"TopicArn": f"arn:aws:sns:us-west-2:{ACCOUNT}:t"}, "us-west-2")
+    assert any(":kms:" in t for t in recorded), "no KMS target is checked for a publish to an encrypted topic"
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="failback replica is created without DBSubnetGroupName/VpcSecurityGroupIds: outside region A's VPC",
+)
+def test_the_failback_replica_is_created_in_region_as_vpc(make_world: Callable[..., World]) -> None:
+    """CreateDBInstanceReadReplica: "If no DB subnet group is specified, then the new DB instance isn't
+    created in a VPC" (DBSubnetGroupName,
+    https://docs.aws.amazon.com/AmazonRDS/latest/APIReference/API_CreateDBInstanceReadReplica.html).
+    The failback replica becomes region A's writer (switch_writer), so it must be in the app's VPC with
+    the database security group; the step passes neither DBSubnetGroupName nor VpcSecurityGroupIds."""
+    from lambdas.failover import executor
+    from lambdas.failover.context import RunbookContext
+    from tests.lambdas.failover.harness import FAST, FORCED, clients_for
+
+    seen: list[dict] = []
+
+    def hook(params: dict, model: object, **_: object) -> None:
+        if getattr(model, "name", "") == "CreateDBInstanceReadReplica":
+            seen.append(dict(params))
+
+    class Recorder:
+        def install(self, session: object) -> None:
+            session.events.register("before-parameter-build", hook)  # type: ignore[attr-defined]
+
+    world = make_world("rds-replica")
+    clients = clients_for(world, Recorder())  # type: ignore[arg-type]
+    ctx = RunbookContext.from_dict(world.context)
+    assert executor.run("failover", ctx, clients, params=FORCED).outcome == "done"
+    world.age_metrics(minutes=5)
+    executor.run("failback", ctx, clients, params=FAST)
+    assert seen, "the failback created no replica"
+    assert all("DBSubnetGroupName" in p and "VpcSecurityGroupIds" in p for p in seen), seen
