@@ -60,6 +60,11 @@ PRIMARY_HEALTHY = "PrimaryHealthy"
 LATCH_ACTIVE = "active"
 LATCH_STANDBY = "standby"
 
+_REGRESSIONS: set[str] = set()
+"""Test-only: old behaviours ``tests/safety`` turns back on to show the checker sees them (always
+empty in the deployed canary). ``canary-releases-on-doubt``: an absent latch reads as standby and
+anything but ``active`` releases the switch."""
+
 # Enough for any health document; a bigger body is read no further (and is not JSON to us).
 MAX_BODY_BYTES = 64 * 1024
 USER_AGENT = "pilotlight-health-check/1"
@@ -296,6 +301,8 @@ class ProbeResult:
     error: str | None = None
     region: str | None = None
     attempts: int = 1
+    writer: bool | None = None
+    """The ``"writer"`` of a JSON body (lambdas/api/health.py: whether its database is the writer)."""
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form."""
@@ -307,6 +314,7 @@ class ProbeResult:
             "latency_ms": self.latency_ms,
             "error": self.error,
             "region": self.region,
+            "writer": self.writer,
         }
 
 
@@ -317,19 +325,21 @@ class _NoRedirect(urllib.request.HTTPRedirectHandler):
         return None
 
 
-def _check_body(body: bytes) -> tuple[str | None, str | None]:
-    """(error, region) from a 200's body; a body that is not a JSON object is not judged."""
+def _check_body(body: bytes) -> tuple[str | None, str | None, bool | None]:
+    """(error, region, writer) from a 200's body; a body that is not a JSON object is not judged."""
     try:
         document = json.loads(body)
     except ValueError:
-        return None, None
+        return None, None, None
     if not isinstance(document, dict):
-        return None, None
+        return None, None, None
     region = document.get("region")
     region = str(region) if region is not None else None
+    writer = document.get("writer")
+    writer = writer if isinstance(writer, bool) else None
     if "status" in document and str(document["status"]).lower() != "ok":
-        return f"body status is {document['status']!r}, expected 'ok'", region
-    return None, region
+        return f"body status is {document['status']!r}, expected 'ok'", region, writer
+    return None, region, writer
 
 
 def probe_once(target: Target, timeout: float) -> tuple[ProbeResult, bool]:
@@ -364,8 +374,8 @@ def probe_once(target: Target, timeout: float) -> tuple[ProbeResult, bool]:
         return ProbeResult(target, False, None, latency, error), True
     if status != 200:
         return ProbeResult(target, False, status, latency, f"HTTP {status}, expected 200"), False
-    error, region = _check_body(body)
-    return ProbeResult(target, error is None, status, latency, error, region), False
+    error, region, writer = _check_body(body)
+    return ProbeResult(target, error is None, status, latency, error, region, writer=writer), False
 
 
 def probe_target(target: Target, timeout: float, attempts: int) -> ProbeResult:
@@ -407,14 +417,17 @@ class LatchError(Exception):
 
 
 def read_latch_state(ssm: BaseClient, parameter: str) -> str:
-    """The latch's ``state``; ``standby`` when the parameter does not exist. Raises LatchError otherwise."""
+    """The latch's ``state``. Raises LatchError when it cannot be read, is absent or is garbled."""
     try:
         value = ssm.get_parameter(Name=parameter)["Parameter"]["Value"]
     except ClientError as exc:
         code = aws_error_code(exc)
         if code == "ParameterNotFound":
-            # No failover has ever written the latch: region A is the active region.
-            return LATCH_STANDBY
+            if "canary-releases-on-doubt" in _REGRESSIONS:
+                return LATCH_STANDBY
+            # The program creates the latch (standby) with the stack: an absent latch was deleted,
+            # and a deleted latch says nothing about where the writer is. Fail safe: keep the switch.
+            raise LatchError("LatchMissing", f"latch {parameter} does not exist") from exc
         raise LatchError(code, str(exc)) from exc
     except BotoCoreError as exc:
         raise LatchError(aws_error_code(exc), str(exc)) from exc
@@ -467,6 +480,28 @@ def health_metric_data(app: str, results: Sequence[ProbeResult], timestamp: date
     return data
 
 
+def switch_position(latch_state: str, results: Sequence[ProbeResult]) -> int | None:
+    """Where the switch must stand: 1 (traffic to region B), 0 (to region A), None (leave it).
+
+    Traffic follows the writer whatever step a run stopped at, so the canary only ever moves the
+    switch towards the region the evidence says holds the writer:
+
+    * latch ``active``: 1. The failover writes the latch only once region B holds the writer, and
+      before it throws the switch, so a run stopped in between is completed here.
+    * latch ``standby`` *and* every region-A target answers healthy saying its database is the
+      writer: 0 (a completed failback, or no failover ever).
+    * anything else (another state, region A down or not the writer): None. The switch keeps its
+      last position: Route 53's check keeps the alarm's last state (``LastKnownStatus``).
+    """
+    if latch_state == LATCH_ACTIVE:
+        return 1
+    if "canary-releases-on-doubt" in _REGRESSIONS:
+        return 0
+    if latch_state == LATCH_STANDBY and results and all(r.healthy and r.writer is True for r in results):
+        return 0
+    return None
+
+
 def switch_metric_datum(switch: SwitchMetric, value: int, timestamp: datetime) -> dict[str, Any]:
     """The failover switch datapoint."""
     return {
@@ -488,7 +523,8 @@ def run(
 
     ``cloudwatch`` and ``ssm`` must be clients in ``settings.region``. Returns
     ``{"healthy", "targets": [...], "switch": 0 | 1 | None, "errors": [...]}``; ``switch`` is None
-    when the latch could not be read (and then no switch datapoint is published). Raises
+    when the latch could not be read, or does not allow moving the switch (``switch_position``):
+    then no switch datapoint is published and the switch keeps its position. Raises
     PublishError, after logging, when CloudWatch refuses the metrics: a canary that cannot report
     must show up in the function's Errors metric.
     """
@@ -519,7 +555,7 @@ def run(
     switch: int | None
     try:
         state = read_latch_state(ssm, settings.latch_parameter)
-        switch = 1 if state == LATCH_ACTIVE else 0
+        switch = switch_position(state, results)
     except LatchError as exc:
         switch = None
         errors.append({"stage": "latch", "code": exc.code, "message": str(exc)})

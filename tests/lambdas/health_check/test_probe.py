@@ -41,7 +41,10 @@ class Answer:
     """One HTTP answer: status, body (a dict is sent as JSON), headers, and a delay before answering."""
 
     status: int = 200
-    body: dict[str, Any] | str = field(default_factory=lambda: {"status": "ok", "region": "us-east-1"})
+    # As lambdas/api/health.py answers in region A: ok, and its database is the writer.
+    body: dict[str, Any] | str = field(
+        default_factory=lambda: {"status": "ok", "region": "us-east-1", "writer": True}
+    )
     delay: float = 0.0
     headers: tuple[tuple[str, str], ...] = ()
 
@@ -154,7 +157,10 @@ def cloudwatch(aws: None, session: boto3.Session) -> BaseClient:
 
 @pytest.fixture
 def ssm(aws: None, session: boto3.Session) -> BaseClient:
-    return session.client("ssm", region_name=REGION, config=probe.CLIENT_CONFIG)
+    client = session.client("ssm", region_name=REGION, config=probe.CLIENT_CONFIG)
+    # The program creates the latch with the stack, in standby.
+    client.put_parameter(Name=LATCH, Value=json.dumps({"state": "standby"}), Type="String")
+    return client
 
 
 def base_env(server: HealthServer, **overrides: str | None) -> dict[str, str]:
@@ -410,20 +416,64 @@ def test_answers_other_than_5xx_are_judged_once(
 
 @pytest.mark.parametrize(
     ("latch", "switch"),
-    [("active", 1), ("standby", 0), (None, 0), ("failing-back", 0)],
-    ids=["active", "standby", "absent", "other-state"],
+    [("active", 1), ("standby", 0), ("failing-back", None)],
+    ids=["active", "standby", "other-state"],
 )
 def test_the_switch_follows_the_latch(
-    server: HealthServer, cloudwatch: BaseClient, ssm: BaseClient, latch: str | None, switch: int
+    server: HealthServer, cloudwatch: BaseClient, ssm: BaseClient, latch: str, switch: int | None
 ) -> None:
-    if latch is not None:
-        put_latch(ssm, latch)
+    put_latch(ssm, latch)
 
     result = probe.run(settings(server), cloudwatch, ssm)
 
     assert result["switch"] == switch
     assert result["errors"] == []
-    assert published(SWITCH_NAME) == [(SWITCH_NS, SWITCH_NAME, float(switch), {"App": APP})]
+    expected = [] if switch is None else [(SWITCH_NS, SWITCH_NAME, float(switch), {"App": APP})]
+    assert published(SWITCH_NAME) == expected
+
+
+def test_an_absent_latch_keeps_the_switch(
+    server: HealthServer, cloudwatch: BaseClient, ssm: BaseClient
+) -> None:
+    """A deleted latch says nothing about where the writer is: fail safe, the switch stays."""
+    ssm.delete_parameter(Name=LATCH)
+
+    result = probe.run(settings(server), cloudwatch, ssm)
+
+    assert result["switch"] is None
+    assert [e["code"] for e in result["errors"]] == ["LatchMissing"]
+    assert published(SWITCH_NAME) == []
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"status": "ok", "region": "us-east-1", "writer": False},
+        {"status": "ok", "region": "us-east-1"},
+    ],
+    ids=["not-the-writer", "writer-unknown"],
+)
+def test_standby_releases_the_switch_only_when_region_a_holds_the_writer(
+    server: HealthServer, cloudwatch: BaseClient, ssm: BaseClient, body: dict[str, Any]
+) -> None:
+    """Standby alone is not enough: region A must answer that its database is the writer."""
+    server.answer("web", then=Answer(200, body))
+
+    result = probe.run(settings(server), cloudwatch, ssm)
+
+    assert result["switch"] is None
+    assert published(SWITCH_NAME) == []
+
+
+def test_standby_keeps_the_switch_while_region_a_is_down(
+    server: HealthServer, cloudwatch: BaseClient, ssm: BaseClient
+) -> None:
+    server.answer("api", then=Answer(503, {"status": "down"}))
+
+    result = probe.run(settings(server), cloudwatch, ssm)
+
+    assert result["switch"] is None
+    assert published(SWITCH_NAME) == []
 
 
 def test_the_switch_shares_the_call_when_the_namespaces_match(
@@ -474,7 +524,7 @@ def test_an_unreadable_latch_never_moves_the_switch(
 def test_a_malformed_latch_never_moves_the_switch(
     server: HealthServer, cloudwatch: BaseClient, ssm: BaseClient, value: str
 ) -> None:
-    ssm.put_parameter(Name=LATCH, Value=value, Type="String")
+    ssm.put_parameter(Name=LATCH, Value=value, Type="String", Overwrite=True)
 
     result = probe.run(settings(server), cloudwatch, ssm)
 
