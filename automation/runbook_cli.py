@@ -69,6 +69,14 @@ def build_parser() -> argparse.ArgumentParser:
         help="region A is healthy: Aurora switchover (no data loss) instead of failover",
     )
     parser.add_argument(
+        "--drain-seconds",
+        type=float,
+        default=None,
+        metavar="S",
+        help="how long a fenced web tier may still commit writes before the lag is measured "
+        "(default 300: the load balancer's deregistration delay)",
+    )
+    parser.add_argument(
         "--endpoint-url", metavar="URL", help="AWS endpoint of a local emulator (moto server)"
     )
     parser.add_argument("--json", action="store_true", help="print the report as JSON on stdout")
@@ -229,6 +237,8 @@ def main(argv: Sequence[str] | None = None, *, stdin: TextIO | None = None) -> i
             "reason": args.reason or f"break-glass {args.runbook} from the runbook CLI",
             "planned": args.planned,
         }
+        if args.drain_seconds is not None:
+            params["drainSeconds"] = max(0.0, args.drain_seconds)
         print("", file=out)
         report = executor.run(args.runbook, ctx, clients, params=params, on_progress=ProgressPrinter(out))
     finally:

@@ -1092,6 +1092,10 @@ class DrDataTier(pulumi.ComponentResource):
         self.runbook_data = {
             "databaseMode": db.mode,
             "maxReplicationLagSeconds": cfg.database.max_replication_lag_seconds,
+            # Each region's key: an encrypted cross-region replica needs a key in its own region,
+            # so the break-glass failback (a replica in region A) works from the outputs alone.
+            "primaryKmsKeyArn": primary["kmsKeyArn"],
+            "drKmsKeyArn": key.arn,
             **(
                 {
                     "globalClusterId": primary["globalClusterId"],

@@ -72,6 +72,9 @@ class RunbookContext:
     primary_health_url: str | None
     dr_health_url: str | None
     max_replication_lag_seconds: int = 60
+    # encryption: each region's KMS key (an encrypted cross-region replica needs its region's key)
+    primary_kms_key_arn: str | None = None
+    dr_kms_key_arn: str | None = None
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> RunbookContext:
@@ -169,6 +172,8 @@ class RunbookContext:
             primary_health_url=opt("primaryHealthUrl"),
             dr_health_url=opt("drHealthUrl"),
             max_replication_lag_seconds=lag,
+            primary_kms_key_arn=opt("primaryKmsKeyArn"),
+            dr_kms_key_arn=opt("drKmsKeyArn"),
         )
         if ctx.primary_region and ctx.primary_region == ctx.dr_region:
             problems.append(

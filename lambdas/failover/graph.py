@@ -90,11 +90,12 @@ FAILOVER = Runbook(
         # Fencing goes first and in parallel with the DR scale-out: the database is promoted only
         # once region A's writers are stopped (or shown unreachable), so there is never a second
         # writer whose writes the promoted database would not have.
+        # Not best effort: when region A answers, a fence it refuses stops the run before promotion
+        # (the step itself warns, and goes on, only when region A does not answer at all).
         Step(
             "fence_primary",
             needs=("confirm_primary_down",),
-            description="Fence region A where reachable: its web tier to 0, its functions to 0",
-            best_effort=True,
+            description="Fence region A (required where it answers): web tier, functions, event sources to 0",
         ),
         Step(
             "scale_web_tier",
@@ -106,9 +107,19 @@ FAILOVER = Runbook(
             needs=("confirm_primary_down",),
             description="Lift the DR functions' zero concurrency and enable their event sources",
         ),
+        # The latch is written before the writer moves, and the switch after: the canary
+        # republishes the switch from the latch every minute, so a run stopped anywhere after the
+        # promotion started finds the latch already saying region B, and traffic follows the
+        # writer. A run stopped between the latch and the promotion points traffic at a region
+        # that refuses writes (nothing is lost; resuming completes it), never at a stale writer.
+        Step(
+            "write_latch",
+            needs=("fence_primary",),
+            description="Write the failover latch (SSM, region B) before the writer moves",
+        ),
         Step(
             "promote_database",
-            needs=("fence_primary",),
+            needs=("write_latch",),
             description="Promote the DR database to writer (RDS replica promotion / Aurora global failover)",
             long_running=True,
         ),
@@ -123,8 +134,7 @@ FAILOVER = Runbook(
             description="Verify region B serves: health endpoint answers, writer in B, web tier in service",
             long_running=True,
         ),
-        Step("write_latch", needs=("verify",), description="Write the failover latch (SSM, region B)"),
-        Step("notify", needs=("write_latch",), description="Notify the operators (SNS, region B)"),
+        Step("notify", needs=("verify",), description="Notify the operators (SNS, region B)"),
     ),
 )
 

@@ -24,8 +24,22 @@ Rules every handler keeps:
 
 Parameters read from ``params`` (all optional): ``wait``, ``force``, ``reason``, ``planned``
 (switch over instead of failing over: region A is healthy), ``runbook``, ``summary`` (for notify),
-``failbackKmsKeyId``, ``waiterDelay`` / ``waiterMaxAttempts`` (boto3
-``WaiterConfig``), ``probeTries`` / ``probeInterval`` / ``probeTimeout`` (health URL probes).
+``failbackKmsKeyId`` (default: the outputs' ``primaryKmsKeyArn``),
+``waiterDelay`` / ``waiterMaxAttempts`` (boto3 ``WaiterConfig``), ``probeTries`` /
+``probeInterval`` / ``probeTimeout`` (health URL probes), ``drainSeconds`` (how long a fenced tier
+may still commit writes; default 300, the ALB deregistration delay), ``allowDataLoss`` (promote a
+replica whose source answers without waiting for zero lag: the operator's explicit choice).
+
+Safety rules (docs/safety.md):
+
+* **Fencing is a precondition.** ``fence_primary`` must succeed when region A answers; only
+  connection errors (region A unreachable) make it a warning.
+* **Planned changes are lossless.** When region A was fenced (its stop is stamped in the run
+  journal, an SSM parameter next to the latch), the promotion waits for the drain and then for a
+  zero-lag datapoint taken after it; Aurora switches over. The failback does the same after
+  ``scale_down_dr``, and undoes its drain when zero lag does not come in time.
+* **The latch leads, the switch follows.** The failover writes the latch before the writer moves
+  and throws the switch after; the canary never releases the switch on doubt.
 """
 
 from __future__ import annotations
@@ -52,9 +66,11 @@ from botocore.exceptions import (
 )
 from botocore.waiter import WaiterModel, create_waiter_with_client
 
+from lambdas.failover import regressions
 from lambdas.failover.clients import Clients, Side
 from lambdas.failover.context import Capacity, RunbookContext
 from lambdas.failover.names import failback_instance_id, failover_instance_id
+from lambdas.failover.regressions import Regression
 
 StepStatus = Literal["done", "already_done", "in_progress", "warning", "skipped"]
 STEP_STATUSES: tuple[StepStatus, ...] = ("done", "already_done", "in_progress", "warning", "skipped")
@@ -556,6 +572,102 @@ def _write_latch(clients: Clients, ctx: RunbookContext, value: Mapping[str, Any]
     )
 
 
+def _journal_name(ctx: RunbookContext) -> str:
+    return f"{ctx.latch_parameter_name}-journal"
+
+
+def read_journal(clients: Clients, ctx: RunbookContext) -> dict[str, Any]:
+    """The run journal (SSM, region B, next to the latch): when writes were last stopped, per region."""
+    try:
+        value = clients.ssm("dr").get_parameter(Name=_journal_name(ctx))["Parameter"]["Value"]
+    except ClientError as exc:
+        if error_code(exc) == "ParameterNotFound":
+            return {}
+        raise
+    try:
+        parsed = json.loads(value)
+    except json.JSONDecodeError:
+        return {}
+    return parsed if isinstance(parsed, dict) else {}
+
+
+def _journal(clients: Clients, ctx: RunbookContext, **changes: Any) -> dict[str, Any]:
+    """Merge ``changes`` into the journal (a None value removes the key); returns the new journal."""
+    value = {k: v for k, v in {**read_journal(clients, ctx), **changes}.items() if v is not None}
+    clients.ssm("dr").put_parameter(
+        Name=_journal_name(ctx), Value=json.dumps(value, default=str), Type="String", Overwrite=True
+    )
+    return value
+
+
+DRAIN_SECONDS = 300.0
+"""How long a fenced tier may still commit writes: the ALB target group's deregistration delay
+(300 s by default: https://docs.aws.amazon.com/elasticloadbalancing/latest/application/load-balancer-target-groups.html#deregistration-delay),
+which also covers an API function's in-flight invocations (reserved concurrency 0 stops new ones;
+running ones end within their timeout). ``drainSeconds`` in params overrides it."""
+
+
+def _drain_seconds(params: Mapping[str, Any]) -> float:
+    return float(params.get("drainSeconds", DRAIN_SECONDS))
+
+
+def _parse_time(value: Any) -> datetime | None:
+    try:
+        return datetime.fromisoformat(str(value))
+    except ValueError:
+        return None
+
+
+def _wait_lossless(
+    clients: Clients,
+    params: Mapping[str, Any],
+    *,
+    stopped_at: datetime,
+    side: Side,
+    metric: str,
+    dims: Mapping[str, str],
+    step: str,
+) -> str | None:
+    """Wait for the drain after writes stopped at ``stopped_at``, then for a zero-lag datapoint
+    taken after it. Returns None once both hold, else (``wait`` False) what is still awaited.
+
+    Zero, not the configured bound: a planned change moves the writer only once the target holds
+    every write the source acknowledged (the bound only decides when to start draining). The
+    datapoint must cover a minute that began after the drain ended, so no write committed in the
+    drain can hide in it. Raises StepFailed (retryable) when the wait budget runs out.
+    """
+    drained = stopped_at + timedelta(seconds=_drain_seconds(params))
+    config = _waiter_config(params)
+    attempts = max(1, int(config["MaxAttempts"]))
+    note = "not checked"
+    for attempt in range(attempts):
+        now = clients.clock.now()
+        if now < drained:
+            note = f"draining until {drained:%H:%M:%S} (writes stopped at {stopped_at:%H:%M:%S})"
+        else:
+            first_minute = (drained + timedelta(minutes=1)).replace(second=0, microsecond=0)
+            query = _metric_query(
+                now, "AWS/RDS", metric, dims, "Maximum", timedelta(hours=1), timedelta(minutes=5)
+            )
+            query["StartTime"] = first_minute
+            results = clients.cloudwatch(side).get_metric_data(**query)["MetricDataResults"]
+            points = (
+                list(zip(results[0].get("Timestamps", []), results[0].get("Values", []), strict=False))
+                if results
+                else []
+            )
+            zero = [t for t, v in points if float(v) == 0.0 and t >= first_minute]
+            if zero:
+                return None
+            latest = f"latest {points[0][1]:g} at {points[0][0]}" if points else "no datapoint yet"
+            note = f"{metric} not yet 0 in a minute after the drain ({latest})"
+        if not _wait(params):
+            return note
+        if attempt + 1 < attempts:
+            clients.clock.sleep(float(config["Delay"]))
+    raise StepFailed(step, f"gave up waiting for zero lag: {note}", retryable=True, code="LagTimeout")
+
+
 # ---------------------------------------------------------------------------------------------
 # Failover
 # ---------------------------------------------------------------------------------------------
@@ -583,47 +695,113 @@ def confirm_primary_down(ctx: RunbookContext, clients: Clients, params: Mapping[
     )
 
 
-@_step
-def fence_primary(ctx: RunbookContext, clients: Clients, params: Mapping[str, Any]) -> StepResult:
-    """Stop region A's writers where region A still answers: ASG min/desired 0, functions at 0.
+def _primary_mappings(clients: Clients, function_names: tuple[str, ...]) -> list[tuple[str, str]]:
+    """(UUID, state) of every event source mapping of region A's functions."""
+    found: list[tuple[str, str]] = []
+    lam = clients.lambda_("primary")
+    for name in function_names:
+        for page in lam.get_paginator("list_event_source_mappings").paginate(FunctionName=name):
+            found += [(str(m["UUID"]), str(m.get("State", ""))) for m in page.get("EventSourceMappings", [])]
+    return found
 
-    Best effort by design: during a regional outage region A's APIs may not answer, and the
-    failover must go on. Whatever could not be done is reported as a warning with its reason.
+
+def fence_region_a(ctx: RunbookContext, clients: Clients, step: str) -> list[str]:
+    """Stop region A's writers: web tier to min/desired 0, functions at 0, their event sources off.
+
+    Returns what changed (empty: region A was already fenced). AWS errors propagate: the caller
+    decides what an unreachable region A means (see ``fence_primary``).
     """
     actions: list[str] = []
+    group = _asg(clients, "primary", ctx.primary_asg_name, step)
+    before = _asg_capacity(group)
+    concurrency = {
+        name: _reserved_concurrency(clients, "primary", name) for name in ctx.primary_function_names
+    }
+    mappings = _primary_mappings(clients, ctx.primary_function_names)
+    journal = read_journal(clients, ctx)
+    needed = (
+        before.min != 0
+        or before.desired != 0
+        or any(c != 0 for c in concurrency.values())
+        or any(state not in ("Disabled", "Disabling") for _, state in mappings)
+    )
+    if needed or not journal.get("primaryStoppedAt"):
+        # Stamped before the change (a crash after it must not leave an older stamp): a planned
+        # promotion waits for the drain and the lag measured after this instant.
+        _journal(clients, ctx, primaryStoppedAt=_now(clients))
+    if before.min != 0 or before.desired != 0:
+        # MaxSize stays: unfence_primary restores the full capacity from the context anyway. The
+        # load balancer drains the instances for its deregistration delay; writes they have in
+        # flight still commit, which is why promotion waits for the lag measured afterwards.
+        clients.autoscaling("primary").update_auto_scaling_group(
+            AutoScalingGroupName=ctx.primary_asg_name, MinSize=0, DesiredCapacity=0
+        )
+        actions.append(
+            f"ASG {ctx.primary_asg_name} {before.min}/{before.desired}/{before.max} -> 0/0/{before.max}"
+        )
+    for name in ctx.primary_function_names:
+        if concurrency[name] != 0:
+            # Reserved concurrency 0 throttles every new invocation, synchronous or from an event
+            # source: https://docs.aws.amazon.com/lambda/latest/dg/configuration-concurrency.html
+            clients.lambda_("primary").put_function_concurrency(
+                FunctionName=name, ReservedConcurrentExecutions=0
+            )
+            actions.append(f"function {name} -> reserved concurrency 0")
+    for uuid, state in mappings:
+        if state not in ("Disabled", "Disabling"):
+            # Disabled, the mapping stops polling its source: queued messages stay for region B.
+            clients.lambda_("primary").update_event_source_mapping(UUID=uuid, Enabled=False)
+            actions.append(f"mapping {uuid} {state} -> Disabled")
+    return actions
+
+
+@_step
+def fence_primary(ctx: RunbookContext, clients: Clients, params: Mapping[str, Any]) -> StepResult:
+    """Stop region A's writers before region B's database is promoted: a precondition, not a wish.
+
+    * Region A answers: the fence must succeed. Any refusal (AccessDenied, an SCP, throttling that
+      outlasts botocore's retries) stops the run here, before promotion, with the reason: a region
+      A that still serves would be a second writer.
+    * Region A does not answer (connection errors): the failover goes on with a warning, since a
+      region that cannot be reached takes no requests either. The warning's data says
+      ``fencePending``; running the failover again once region A answers fences it (every other
+      step answers ``already_done``).
+    """
+    step = "fence_primary"
+    actions: list[str] = []
     try:
-        group = _asg(clients, "primary", ctx.primary_asg_name, "fence_primary")
-        before = _asg_capacity(group)
-        if before.min != 0 or before.desired != 0:
-            # MaxSize stays: unfence_primary restores the full capacity from the context anyway.
-            clients.autoscaling("primary").update_auto_scaling_group(
-                AutoScalingGroupName=ctx.primary_asg_name, MinSize=0, DesiredCapacity=0
-            )
-            actions.append(
-                f"ASG {ctx.primary_asg_name} {before.min}/{before.desired}/{before.max} -> 0/0/{before.max}"
-            )
-        for name in ctx.primary_function_names:
-            if _reserved_concurrency(clients, "primary", name) != 0:
-                clients.lambda_("primary").put_function_concurrency(
-                    FunctionName=name, ReservedConcurrentExecutions=0
-                )
-                actions.append(f"function {name} -> reserved concurrency 0")
-    except (StepFailed, ClientError, BotoCoreError) as exc:
-        reason = _describe_failure("fence_primary", exc)
+        actions = fence_region_a(ctx, clients, step)
+    except CONNECTION_ERRORS as exc:
+        reason = f"{type(exc).__name__}: {exc}"
         log_event(
             logging.WARNING,
-            "region A could not be fenced",
-            step="fence_primary",
+            "region A unreachable: fence pending until it answers",
+            step=step,
             region=ctx.primary_region,
             reason=reason,
-            done_before_failure=actions,
         )
-        partial = f" (done before the failure: {'; '.join(actions)})" if actions else ""
         return StepResult(
             "warning",
-            f"region A could not be fenced: {reason}{partial}",
-            {"region": ctx.primary_region, "actions": actions, "reason": reason},
+            f"region A could not be fenced: unreachable ({reason}); it is fenced when it answers again",
+            {"region": ctx.primary_region, "reason": reason, "fencePending": True},
         )
+    except (StepFailed, ClientError, BotoCoreError) as exc:
+        reason = _describe_failure(step, exc)
+        if regressions.on(Regression.FENCE_BEST_EFFORT):
+            return StepResult("warning", f"region A could not be fenced: {reason}", {"reason": reason})
+        retryable, code = False, type(exc).__name__
+        if isinstance(exc, StepFailed):
+            retryable, code = exc.retryable, exc.code or code
+        elif isinstance(exc, ClientError):
+            retryable, code = _from_client_error(step, exc).retryable, error_code(exc)
+        raise StepFailed(
+            step,
+            f"region A answers but could not be fenced: {reason}. Nothing was promoted: a region A that "
+            "still serves would be a second writer. Fix region A's permissions (or fence it by hand) "
+            "and run the failover again",
+            retryable=retryable,
+            code=code,
+        ) from exc
     if not actions:
         return _already(
             f"region A already fenced: {ctx.primary_asg_name} at 0, "
@@ -635,9 +813,24 @@ def fence_primary(ctx: RunbookContext, clients: Clients, params: Mapping[str, An
 
 @_step
 def scale_web_tier(ctx: RunbookContext, clients: Clients, params: Mapping[str, Any]) -> StepResult:
-    """Size the DR web tier's Auto Scaling group to its active capacity."""
-    target = ctx.dr_capacity
-    changed, before = _set_asg(clients, "dr", ctx.dr_asg_name, target, "scale_web_tier")
+    """Size the DR web tier's Auto Scaling group to its active capacity, never below what it has.
+
+    Min and max are the context's; desired is the larger of the current desired and the context's
+    (capped by max). A re-run after target tracking raised the group (the DR region serving real
+    load) must not take instances away: Auto Scaling keeps desired within [min, max] and honours an
+    explicit ``DesiredCapacity``, so the step passes the higher one
+    (https://docs.aws.amazon.com/autoscaling/ec2/userguide/asg-capacity-limits.html).
+    """
+    step = "scale_web_tier"
+    if read_journal(clients, ctx).get("drStoppedAt"):
+        _journal(clients, ctx, drStoppedAt=None)  # region B takes writes again
+    wanted = ctx.dr_capacity
+    current = _asg_capacity(_asg(clients, "dr", ctx.dr_asg_name, step))
+    desired = wanted.desired
+    if not regressions.on(Regression.SCALE_TO_CONTEXT):
+        desired = min(max(current.desired, wanted.desired), wanted.max)
+    target = Capacity(wanted.min, desired, wanted.max)
+    changed, before = _set_asg(clients, "dr", ctx.dr_asg_name, target, step)
     label = f"{target.min}/{target.desired}/{target.max}"
     if not changed:
         return _already(f"{ctx.dr_asg_name} already at {label}", asg=ctx.dr_asg_name, capacity=_cap(target))
@@ -719,7 +912,9 @@ def _promote_rds(
     )
 
 
-def _promote_aurora(ctx: RunbookContext, clients: Clients, params: Mapping[str, Any]) -> StepResult:
+def _promote_aurora(
+    ctx: RunbookContext, clients: Clients, params: Mapping[str, Any], *, planned: bool
+) -> StepResult:
     step = "promote_database"
     rds = clients.rds("dr")
     cluster_id = _need(ctx.dr_cluster_id, "drClusterId", step)
@@ -766,21 +961,28 @@ def _promote_aurora(ctx: RunbookContext, clients: Clients, params: Mapping[str, 
         detail = f"{cluster_id} is the writer of global cluster {gid}"
         return _finished(params, bool(changes), "; ".join([*changes, detail]), cluster=cluster_id)
 
-    status = group.get("Status", "")
-    if status in ("failing-over", "switching-over"):
+    # FailoverState says whether a writer change is under way (DescribeGlobalClusters:
+    # https://docs.aws.amazon.com/AmazonRDS/latest/APIReference/API_FailoverState.html); the
+    # cluster status is the fallback only.
+    status = str((group.get("FailoverState") or {}).get("Status") or group.get("Status", ""))
+    if status in ("pending", "failing-over", "switching-over"):
         if not _wait(params):
             return _in_progress(f"global cluster {gid} is {status}", cluster=cluster_id)
-    elif params.get("planned"):
-        # Region A is healthy: a switchover waits for replication to catch up, losing nothing.
+    elif planned or params.get("planned"):
+        # Region A answers: a switchover waits for replication to catch up, losing nothing
+        # (https://docs.aws.amazon.com/AmazonRDS/latest/AuroraUserGuide/aurora-global-database-disaster-recovery.html).
         rds.switchover_global_cluster(GlobalClusterIdentifier=gid, TargetDbClusterIdentifier=arn)
         changes.append(f"switchover of {gid} to {cluster_id} started")
     else:
         # Region A is down: a managed failover accepts the loss of writes not yet replicated
         # (RPO ~1 s) and, once region A is back, re-adds the old primary as a secondary.
+        note = _loss_estimate(
+            clients, "AuroraGlobalDBReplicationLag", {"DBClusterIdentifier": cluster_id}, 1000.0
+        )
         rds.failover_global_cluster(
             GlobalClusterIdentifier=gid, TargetDbClusterIdentifier=arn, AllowDataLoss=True
         )
-        changes.append(f"failover of {gid} to {cluster_id} started")
+        changes.append(f"failover of {gid} to {cluster_id} started (unplanned: {note})")
     log_event(
         logging.INFO, "aurora writer change", step=step, global_cluster=gid, target=arn, changes=changes
     )
@@ -793,10 +995,64 @@ def _promote_aurora(ctx: RunbookContext, clients: Clients, params: Mapping[str, 
 @_step
 def promote_database(ctx: RunbookContext, clients: Clients, params: Mapping[str, Any]) -> StepResult:
     """Make the DR database the writer: RDS replica promotion, or Aurora global failover/switchover."""
+    step = "promote_database"
+    # Planned (lossless) when fence_primary reached region A and stamped when its writes stopped;
+    # unplanned when it found region A unreachable. The failover path never reads region A itself.
+    source_answers = bool(read_journal(clients, ctx).get("primaryStoppedAt"))
     if ctx.database_mode == "rds-replica":
-        ident = _need(ctx.dr_db_instance_id, "drDbInstanceId", "promote_database")
-        return _promote_rds(clients, params, "dr", ident, "promote_database")
-    return _promote_aurora(ctx, clients, params)
+        ident = _need(ctx.dr_db_instance_id, "drDbInstanceId", step)
+        instance = _require_db_instance(clients, "dr", ident, step)
+        replicating = bool(instance.get("ReadReplicaSourceDBInstanceIdentifier"))
+        planned = source_answers and not params.get("allowDataLoss")
+        if replicating and instance.get("DBInstanceStatus") == "available" and planned:
+            # Region A answers: a planned change, lossless (drain, then zero lag after it).
+            pending = _planned_wait(ctx, clients, params, "ReplicaLag", {"DBInstanceIdentifier": ident}, step)
+            if pending is not None:
+                return _in_progress(pending, instance=ident)
+        note = ""
+        if not source_answers and replicating:
+            # Read before promoting: the lag metric stops once the replica stops replicating.
+            note = _loss_estimate(clients, "ReplicaLag", {"DBInstanceIdentifier": ident}, 1.0)
+            log_event(logging.WARNING, "unplanned promotion", step=step, instance=ident, mayLose=note)
+        result = _promote_rds(clients, params, "dr", ident, step)
+        if note:
+            return StepResult(
+                result.status, f"{result.detail}; unplanned: {note}", {**result.data, "mayLose": note}
+            )
+        return result
+    return _promote_aurora(ctx, clients, params, planned=source_answers)
+
+
+def _planned_wait(
+    ctx: RunbookContext,
+    clients: Clients,
+    params: Mapping[str, Any],
+    metric: str,
+    dims: Mapping[str, str],
+    step: str,
+) -> str | None:
+    """A planned failover: region A was fenced (its stamp in the journal); drain, then zero lag."""
+    stamp = _parse_time(read_journal(clients, ctx).get("primaryStoppedAt"))
+    if stamp is None:
+        raise StepFailed(
+            step,
+            "region A's database answers but the journal has no record of region A being fenced: run "
+            "the failover again (fence_primary stamps it), or pass allowDataLoss to promote anyway",
+            code="NotFenced",
+        )
+    return _wait_lossless(clients, params, stopped_at=stamp, side="dr", metric=metric, dims=dims, step=step)
+
+
+def _loss_estimate(clients: Clients, metric: str, dims: Mapping[str, str], per_second: float) -> str:
+    """An upper estimate of what an unplanned promotion may lose: the last lag plus that datapoint's age."""
+    now = clients.clock.now()
+    query = _metric_query(now, "AWS/RDS", metric, dims, "Maximum", timedelta(hours=6), timedelta(minutes=5))
+    latest = _latest(clients, "dr", query)
+    if latest is None:
+        return "may lose writes of an unknown span (no lag datapoint)"
+    lag_s = latest[0] / per_second
+    age = max(0.0, (now - latest[1]).total_seconds())
+    return f"may lose up to {lag_s + age:.0f} s of writes (last {metric} {latest[0]:g} at {latest[1]}, {age:.0f} s old)"
 
 
 def _put_switch(ctx: RunbookContext, clients: Clients, value: float) -> None:
@@ -869,7 +1125,7 @@ def _verify_once(ctx: RunbookContext, clients: Clients, params: Mapping[str, Any
     notes: list[str] = []
     group = _asg(clients, "dr", ctx.dr_asg_name, step)
     desired = int(group["DesiredCapacity"])
-    asg_ok = desired == ctx.dr_capacity.desired
+    asg_ok = desired >= ctx.dr_capacity.desired  # autoscaling may have raised it
     notes.append(f"{ctx.dr_asg_name} desired {desired}/{ctx.dr_capacity.desired}")
     if ctx.dr_health_url:
         http = _http_get(step, ctx.dr_health_url, float(params.get("probeTimeout", 3.0)))
@@ -920,9 +1176,9 @@ def verify(ctx: RunbookContext, clients: Clients, params: Mapping[str, Any]) -> 
     if not ok:
         return _in_progress("; ".join(notes))
     latch = _read_latch(clients, ctx) or {}
-    if latch.get("state") == "active":
+    if latch.get("state") == "active" and latch.get("notifiedAt"):
         # Verification is read-only: what makes a re-run "already done" is that an earlier run
-        # got past it and latched the failover.
+        # got past it and told the operators (the latch is written before the switch now).
         return _already(
             "still serving (latched active since " + str(latch.get("since")) + "): " + "; ".join(notes)
         )
@@ -1043,12 +1299,17 @@ def reestablish_replication(ctx: RunbookContext, clients: Clients, params: Mappi
             "SourceRegion": ctx.dr_region,
         }
         if source.get("StorageEncrypted"):
+            # A cross-region replica of an encrypted instance needs a key in its own region:
+            # https://docs.aws.amazon.com/AmazonRDS/latest/UserGuide/USER_ReadRepl.XRgn.html
+            # The outputs name region A's key (primaryKmsKeyArn); an explicit parameter wins.
             kms = params.get("failbackKmsKeyId")
+            if not kms and not regressions.on(Regression.NO_PRIMARY_KMS_KEY):
+                kms = ctx.primary_kms_key_arn
             if not kms:
                 raise StepFailed(
                     step,
-                    f"{dr_id} is encrypted: pass failbackKmsKeyId (a KMS key in {ctx.primary_region}) "
-                    "for the replica in region A",
+                    f"{dr_id} is encrypted and the outputs name no primaryKmsKeyArn: pass "
+                    f"failbackKmsKeyId (a KMS key in {ctx.primary_region}) for the replica in region A",
                     code="MissingKmsKey",
                 )
             kwargs["KmsKeyId"] = kms
@@ -1089,40 +1350,70 @@ def reestablish_replication(ctx: RunbookContext, clients: Clients, params: Mappi
 
 @_step
 def wait_replication_lag(ctx: RunbookContext, clients: Clients, params: Mapping[str, Any]) -> StepResult:
-    """Wait until region A's replica is within ``maxReplicationLagSeconds`` of region B."""
+    """Wait for region B's drain, then for zero lag B -> A measured after it (not the bound).
+
+    When zero lag cannot be reached in the wait budget, the drain is undone (region B serves the
+    writer again) and the step fails: the failback stopped on its own decision and left a region
+    serving the writer. Re-run it later.
+    """
     step = "wait_replication_lag"
-    bound_s = ctx.max_replication_lag_seconds
     if ctx.database_mode == "aurora-global":
         _, members = _global_members(ctx, clients, step)
         me = _member(members, _primary_cluster_arn(ctx, step))
         if me and me.get("IsWriter"):
             return _already(f"{ctx.primary_cluster_id} is already the writer: no lag to wait for")
-        # Aurora reports this one in milliseconds.
-        metric, dims, bound = (
-            "AuroraGlobalDBReplicationLag",
-            {"DBClusterIdentifier": _need(ctx.primary_cluster_id, "primaryClusterId", step)},
-            bound_s * 1000.0,
+        # A switchover itself waits for the secondary to catch up: nothing is lost by it.
+        return _done("Aurora switchover waits for zero lag itself (switch_writer)")
+    fb_id = _failback_instance_id(ctx, params, step)
+    instance = _require_db_instance(clients, "primary", fb_id, step)
+    if not instance.get("ReadReplicaSourceDBInstanceIdentifier"):
+        return _already(f"{fb_id} is already promoted: no lag to wait for")
+    stamp = _parse_time(read_journal(clients, ctx).get("drStoppedAt"))
+    if stamp is None:
+        raise StepFailed(
+            step,
+            "the journal has no record of region B's writes stopping: run scale_down_dr",
+            code="NotDrained",
         )
-    else:
-        fb_id = _failback_instance_id(ctx, params, step)
-        instance = _require_db_instance(clients, "primary", fb_id, step)
-        if not instance.get("ReadReplicaSourceDBInstanceIdentifier"):
-            return _already(f"{fb_id} is already promoted: no lag to wait for")
-        metric, dims, bound = "ReplicaLag", {"DBInstanceIdentifier": fb_id}, float(bound_s)
-    query = _metric_query(
-        clients.clock.now(), "AWS/RDS", metric, dims, "Maximum", timedelta(minutes=15), timedelta(hours=6)
-    )
-    latest = _latest(clients, "primary", query)
-    if latest is not None and latest[0] <= bound:
-        return _done(f"{metric} {latest[0]:g} <= {bound:g} at {latest[1]}", lag=latest[0], bound=bound)
-    seen = "no datapoints yet" if latest is None else f"{latest[0]:g} > {bound:g}"
-    if not _wait(params):
-        return _in_progress(f"{metric} in {ctx.primary_region}: {seen}", bound=bound)
-    _metric_below_waiter(clients.cloudwatch("primary"), bound).wait(
-        **query, WaiterConfig=_waiter_config(params)
-    )
-    latest = _latest(clients, "primary", query)
-    return _done(f"{metric} under {bound:g} (latest {latest[0] if latest else '?'})", bound=bound)
+    try:
+        pending = _wait_lossless(
+            clients,
+            params,
+            stopped_at=stamp,
+            side="primary",
+            metric="ReplicaLag",
+            dims={"DBInstanceIdentifier": fb_id},
+            step=step,
+        )
+    except StepFailed as exc:
+        undone = _undo_drain(ctx, clients, step)
+        raise StepFailed(
+            step,
+            f"{exc.reason}; region B serves again ({'; '.join(undone) or 'nothing to undo'}). Run the "
+            "failback again when the replica keeps up",
+            retryable=True,
+            code=exc.code,
+        ) from exc
+    if pending is not None:
+        return _in_progress(f"{fb_id}: {pending}", instance=fb_id)
+    return _done(f"ReplicaLag of {fb_id} is 0, measured after region B's drain", instance=fb_id)
+
+
+def _undo_drain(ctx: RunbookContext, clients: Clients, step: str) -> list[str]:
+    """Give region B back its serving capacity (a failback that gave up must not leave it dark)."""
+    if regressions.on(Regression.FAILBACK_STAYS_DRAINED):
+        return []
+    _journal(clients, ctx, drStoppedAt=None)
+    changes: list[str] = []
+    changed, before = _set_asg(clients, "dr", ctx.dr_asg_name, ctx.dr_capacity, step)
+    if changed:
+        changes.append(f"{ctx.dr_asg_name} {before.min}/{before.desired}/{before.max} -> serving capacity")
+    for name in ctx.dr_function_names:
+        if _reserved_concurrency(clients, "dr", name) == 0:
+            clients.lambda_("dr").delete_function_concurrency(FunctionName=name)
+            changes.append(f"function {name} unthrottled")
+    changes += _set_mappings(clients, ctx.dr_event_source_mapping_ids, enabled=True)
+    return changes
 
 
 @_step
@@ -1162,6 +1453,8 @@ def switch_writer(ctx: RunbookContext, clients: Clients, params: Mapping[str, An
 def unfence_primary(ctx: RunbookContext, clients: Clients, params: Mapping[str, Any]) -> StepResult:
     """Give region A back its web tier capacity and unthrottle its functions."""
     step = "unfence_primary"
+    if read_journal(clients, ctx).get("primaryStoppedAt"):
+        _journal(clients, ctx, primaryStoppedAt=None)  # region A takes writes again
     changed_asg, before = _set_asg(clients, "primary", ctx.primary_asg_name, ctx.primary_capacity, step)
     changes: list[str] = []
     if changed_asg:
@@ -1188,6 +1481,11 @@ def release_switch(ctx: RunbookContext, clients: Clients, params: Mapping[str, A
 def scale_down_dr(ctx: RunbookContext, clients: Clients, params: Mapping[str, Any]) -> StepResult:
     """Return region B to its pilot light: web tier 0/0/0, functions at 0, event sources disabled."""
     step = "scale_down_dr"
+    group = _asg_capacity(_asg(clients, "dr", ctx.dr_asg_name, step))
+    on = [n for n in ctx.dr_function_names if _reserved_concurrency(clients, "dr", n) != 0]
+    if group != Capacity(0, 0, 0) or on or not read_journal(clients, ctx).get("drStoppedAt"):
+        # Stamped before the change: the writer moves only at zero lag measured after the drain.
+        _journal(clients, ctx, drStoppedAt=_now(clients))
     changed_asg, before = _set_asg(clients, "dr", ctx.dr_asg_name, Capacity(0, 0, 0), step)
     changes: list[str] = []
     if changed_asg:

@@ -79,7 +79,17 @@ def test_failover_end_to_end(
     world: World, outputs: Path, emulator: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
     code = cli(
-        "failover", "--stack", "dr", "--outputs", str(outputs), "--yes", "--force", "--endpoint-url", emulator
+        "failover",
+        "--stack",
+        "dr",
+        "--outputs",
+        str(outputs),
+        "--yes",
+        "--force",
+        "--endpoint-url",
+        emulator,
+        "--drain-seconds",
+        "0",
     )
 
     out = capsys.readouterr().out
@@ -102,7 +112,7 @@ def test_failover_end_to_end(
 
 def test_failover_then_failback_as_subprocesses(world: World, outputs: Path, emulator: str) -> None:
     env = {**os.environ, "PYTHONPATH": str(REPO)}
-    base = ["--outputs", str(outputs), "--yes", "--endpoint-url", emulator, "--json"]
+    base = ["--outputs", str(outputs), "--yes", "--endpoint-url", emulator, "--json", "--drain-seconds", "0"]
     over = subprocess.run(
         [sys.executable, "-m", "automation.runbook_cli", "failover", "--force", "--reason", "drill", *base],
         cwd=REPO,
@@ -227,6 +237,8 @@ def test_typing_the_dr_region_confirms(world: World, outputs: Path, emulator: st
         "--force",
         "--endpoint-url",
         emulator,
+        "--drain-seconds",
+        "0",
         stdin=_Terminal("us-west-2\n"),
     )
     assert code == 0

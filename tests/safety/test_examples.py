@@ -13,8 +13,10 @@ from collections.abc import Callable
 import pytest
 
 from automation.emulator.aws import Emulator
+from lambdas.failover.regressions import Regression
 from tests.lambdas.failover.world import REGION_A
 from tests.safety.model import Deployment
+from tests.safety.regressions import CANARY_RELEASES_ON_DOUBT, regressed
 
 Deploy = Callable[..., Deployment]
 
@@ -117,6 +119,18 @@ def aurora_unplanned_snapshot(deploy: Deploy) -> Deployment:
     return d
 
 
+def failover_rerun_after_autoscaling(deploy: Deploy) -> Deployment:
+    """A completed failover, autoscaling raises region B, and the operator runs the failover again."""
+    d = deploy()
+    d.op_outage()
+    d.op_advance(120)
+    d.op_run("failover")
+    d.op_advance(300)
+    d.op_autoscale()
+    d.op_run("failover")
+    return d
+
+
 EXAMPLES = {
     "fence_denied_while_alive": (fence_denied_while_alive, "one_writer"),
     "crash_between_switch_and_latch": (crash_between_switch_and_latch, "traffic_follows_writer"),
@@ -125,16 +139,27 @@ EXAMPLES = {
     "failback_lag_never_zero": (failback_lag_never_zero, "no_loss"),
     "encrypted_break_glass_failback": (encrypted_break_glass_failback, "converges"),
     "aurora_unplanned_snapshot": (aurora_unplanned_snapshot, "no_loss"),
+    "failover_rerun_after_autoscaling": (failover_rerun_after_autoscaling, "single_flight"),
 }
 
 
-@pytest.fixture(scope="module")
-def verdicts(moto_world: None) -> dict[str, set[str]]:
-    """Each example schedule run once, in its own emulator: the invariants it broke."""
+FIXED: dict[str, tuple[str, ...]] = {
+    "fence_denied_while_alive": (Regression.FENCE_BEST_EFFORT,),
+    "crash_between_switch_and_latch": (Regression.SWITCH_BEFORE_LATCH, CANARY_RELEASES_ON_DOUBT),
+    "deleted_latch_after_failover": (CANARY_RELEASES_ON_DOUBT,),
+    "encrypted_break_glass_failback": (Regression.NO_PRIMARY_KMS_KEY,),
+    "failover_rerun_after_autoscaling": (Regression.SCALE_TO_CONTEXT,),
+}
+"""Examples whose class of defect is fixed, with the test-only regressions that bring it back."""
+
+
+def _run_examples(names: list[str], *, regressed_with: dict[str, tuple[str, ...]]) -> dict[str, set[str]]:
+    """Run each example schedule once, in its own emulator (with its regressions on, if any)."""
     out: dict[str, set[str]] = {}
-    for index, (name, (schedule, _)) in enumerate(sorted(EXAMPLES.items())):
+    for index, name in enumerate(names):
+        schedule = EXAMPLES[name][0]
         made: list[Deployment] = []
-        with Emulator().installed() as emulator:
+        with Emulator().installed() as emulator, regressed(*regressed_with.get(name, ())):
 
             def deploy(
                 mode: str = "rds-replica",
@@ -143,8 +168,9 @@ def verdicts(moto_world: None) -> dict[str, set[str]]:
                 _made: list[Deployment] = made,
                 _emulator: Emulator = emulator,
                 _index: int = index,
+                _tag: str = "r" if name in regressed_with else "",
             ) -> Deployment:
-                app = f"ex{_index}d{len(_made)}"
+                app = f"ex{_tag}{_index}d{len(_made)}"
                 _made.append(Deployment.build(mode, app=app, emulator=_emulator, encrypted=encrypted))
                 return _made[-1]
 
@@ -152,27 +178,54 @@ def verdicts(moto_world: None) -> dict[str, set[str]]:
                 d = schedule(deploy)
                 d.judge()
                 out[name] = {v.invariant for v in d.violations}
-                REPORTS[name] = [str(v) for v in d.violations]
+                REPORTS[(name, name in regressed_with)] = [str(v) for v in d.violations]
             finally:
                 for m in made:
                     m.close()
     return out
 
 
-REPORTS: dict[str, list[str]] = {}
+@pytest.fixture(scope="module")
+def verdicts(moto_world: None) -> dict[str, set[str]]:
+    """Each example schedule run once, in its own emulator: the invariants it broke."""
+    return _run_examples(sorted(EXAMPLES), regressed_with={})
 
 
-@pytest.mark.parametrize("name", sorted(EXAMPLES))
+@pytest.fixture(scope="module")
+def regressed_verdicts(moto_world: None) -> dict[str, set[str]]:
+    """Each fixed example run again with its old behaviour turned back on (test-only flags)."""
+    return _run_examples(sorted(FIXED), regressed_with=FIXED)
+
+
+REPORTS: dict[tuple[str, bool], list[str]] = {}
+
+
+@pytest.mark.parametrize("name", sorted(set(EXAMPLES) - set(FIXED)))
 def test_checker_sees_today_s_defect(verdicts: dict[str, set[str]], name: str) -> None:
     """Today's runbook breaks the invariant in this schedule, and the checker says so."""
     invariant = EXAMPLES[name][1]
-    assert invariant in verdicts[name], f"{name}: expected a {invariant} violation; got {REPORTS[name]}"
+    assert invariant in verdicts[name], (
+        f"{name}: expected a {invariant} violation; got {REPORTS[(name, False)]}"
+    )
+
+
+@pytest.mark.parametrize("name", sorted(FIXED))
+def test_checker_sees_the_defect_with_the_old_behaviour_back(
+    regressed_verdicts: dict[str, set[str]], name: str
+) -> None:
+    """With the fixed behaviour turned back on (test-only flag), the checker reports the violation."""
+    invariant = EXAMPLES[name][1]
+    assert invariant in regressed_verdicts[name], (
+        f"{name} with {FIXED[name]}: expected a {invariant} violation; got {REPORTS[(name, True)]}"
+    )
 
 
 @pytest.mark.parametrize(
     "name",
     [
-        pytest.param(
+        n
+        if n in FIXED
+        else pytest.param(
             n,
             marks=pytest.mark.xfail(strict=True, reason=f"today's runbook breaks {EXAMPLES[n][1]}: issue 10"),
         )
@@ -180,9 +233,9 @@ def test_checker_sees_today_s_defect(verdicts: dict[str, set[str]], name: str) -
     ],
 )
 def test_invariant_holds(verdicts: dict[str, set[str]], name: str) -> None:
-    """The invariant this schedule exercises holds (expected to fail until runbook safety lands)."""
+    """The invariant this schedule exercises holds (expected to fail until runbook safety fixes it)."""
     invariant = EXAMPLES[name][1]
-    assert invariant not in verdicts[name], REPORTS[name]
+    assert invariant not in verdicts[name], REPORTS[(name, False)]
 
 
 def test_a_quiet_deployment_breaks_nothing(deploy: Deploy) -> None:

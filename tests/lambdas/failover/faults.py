@@ -140,6 +140,8 @@ class Fault:
         skip: let this many matching requests through first (to reach a later step's call).
         unreachable: raise ``EndpointConnectionError`` instead of answering.
         status: HTTP status of the error answer.
+        body_excludes: requests whose body holds this text do not match (the run journal's
+            PutParameter next to the latch's).
     """
 
     service: str | None = None
@@ -150,6 +152,7 @@ class Fault:
     skip: int = 0
     unreachable: bool = False
     status: int = 400
+    body_excludes: str | None = None
     seen: list[str] = field(default_factory=list)
     injected: int = 0
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
@@ -160,6 +163,11 @@ class Fault:
             return None
         if self.operation and operation != self.operation:
             return None
+        if self.body_excludes:
+            body = request.body if isinstance(request.body, bytes | str) else b""
+            text = body.decode(errors="replace") if isinstance(body, bytes) else body
+            if self.body_excludes in text:
+                return None
         match = _SCOPE.search(_header(request, "Authorization"))
         region = match.group(1) if match else None
         if self.region and region != self.region:

@@ -19,7 +19,13 @@ from lambdas.failover.executor import RunReport
 from tests.lambdas.failover.faults import Fault, FaultSwitch
 from tests.lambdas.failover.world import REGION_A, REGION_B, World
 
-FAST: dict[str, Any] = {"waiterDelay": 0, "waiterMaxAttempts": 5, "probeTries": 2, "probeInterval": 0}
+FAST: dict[str, Any] = {
+    "waiterDelay": 0,
+    "waiterMaxAttempts": 5,
+    "probeTries": 2,
+    "probeInterval": 0,
+    "drainSeconds": 0,  # the tests' tiers hold no requests in flight
+}
 """Waiter and probe settings that make in-process runs fast (moto answers at once)."""
 
 FORCED: dict[str, Any] = {**FAST, "force": True, "reason": "test drill"}

@@ -12,7 +12,7 @@ from lambdas.failover import handler as handler_mod
 from lambdas.failover.graph import FAILOVER
 from lambdas.failover.steps import StepFailed
 from tests.lambdas.failover.faults import Fault, deny
-from tests.lambdas.failover.harness import HealthServer, assert_failed_over, clients_for, run_book
+from tests.lambdas.failover.harness import FORCED, HealthServer, assert_failed_over, clients_for, run_book
 from tests.lambdas.failover.world import REGION_B, World
 
 
@@ -82,7 +82,7 @@ def test_state_machine_loop_fails_over(world: World, lambda_env: Callable[..., N
     for layer in FAILOVER.layers():
         for step in layer:
             for _ in range(5):
-                result = invoke("failover", step.name, force=True, reason="alarm")
+                result = invoke("failover", step.name, force=True, reason="alarm", drainSeconds=0)
                 answers.setdefault(step.name, []).append(result["status"])
                 if result["status"] != "in_progress":
                     break
@@ -98,7 +98,7 @@ def test_poll_flag_in_params_makes_the_finishing_call_done(
     world: World, lambda_env: Callable[..., None]
 ) -> None:
     lambda_env(world)
-    started = invoke("failover", "promote_database")
+    started = invoke("failover", "promote_database")  # fence_primary never ran: nothing to wait for
     assert started["status"] == "in_progress" and started["data"]["polling"] is True
     finished = invoke("failover", "promote_database", **started["data"])
     assert finished["status"] == "done"
@@ -150,10 +150,11 @@ def test_replication_lag_without_datapoints_is_in_progress(
 ) -> None:
     world = make_world(lag_metrics=False)
     lambda_env(world)
-    assert run_book(world, "failover").outcome == "done"
+    assert run_book(world, "failover", params={**FORCED, "allowDataLoss": True}).outcome == "done"
     assert invoke("failback", "reestablish_replication")["status"] == "in_progress"
-    result = invoke("failback", "wait_replication_lag")
-    assert result["status"] == "in_progress" and "no datapoints yet" in result["detail"]
+    assert invoke("failback", "scale_down_dr")["status"] == "done"
+    result = invoke("failback", "wait_replication_lag", drainSeconds=0)
+    assert result["status"] == "in_progress" and "no datapoint yet" in result["detail"]
 
 
 def test_missing_context_fails_loudly(monkeypatch: pytest.MonkeyPatch) -> None:

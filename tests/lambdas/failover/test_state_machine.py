@@ -336,8 +336,13 @@ def test_steps_of_one_layer_are_branches_of_one_parallel_state() -> None:
         [name for name, state in walk(branch) if state["Type"] == "Task"]
         for branch in parallels[0]["Branches"]
     ]
-    # promote_database needs only fence_primary: it follows it in the same branch, not the layer.
-    assert branch_tasks == [["fence_primary", "promote_database"], ["scale_web_tier"], ["enable_functions"]]
+    # promote_database needs only the latch after fence_primary: it follows them in the same
+    # branch, not the layer.
+    assert branch_tasks == [
+        ["fence_primary", "write_latch", "promote_database"],
+        ["scale_web_tier"],
+        ["enable_functions"],
+    ]
     for layer in FAILOVER.layers():
         if len(layer) > 1:
             owners = [i for s in layer for i, tasks in enumerate(branch_tasks) if s.name in tasks]
@@ -518,9 +523,15 @@ def test_failover_runs_independent_steps_in_a_parallel_state(sfn: Harness) -> No
         for e in run.events[start:end]
         if e["type"] == "TaskStateEntered"
     }
-    assert inside == {"fence_primary", "scale_web_tier", "enable_functions", "promote_database"}
+    assert inside == {
+        "fence_primary",
+        "scale_web_tier",
+        "enable_functions",
+        "write_latch",
+        "promote_database",
+    }
     outside = set(run.entered("TaskStateEntered")) - inside
-    assert outside == {"confirm_primary_down", "throw_switch", "verify", "write_latch", "notify"}
+    assert outside == {"confirm_primary_down", "throw_switch", "verify", "notify"}
 
 
 def test_nested_parallel_states_run(sfn: Harness) -> None:
@@ -617,18 +628,16 @@ def test_step_failed_stops_the_run_naming_the_step(sfn: Harness, runbook: Runboo
     assert run.entered("FailStateEntered")[-1] == "Failed"
 
 
-def test_best_effort_step_failing_is_a_warning(sfn: Harness) -> None:
-    sfn.fake.script("fence_primary", Raise("StepFailed", "region A unreachable"))
+def test_fencing_is_a_precondition_of_promotion(sfn: Harness) -> None:
+    """fence_primary is not best effort: its failure stops the run before promote_database."""
+    sfn.fake.script("fence_primary", Raise("StepFailed", "region A answers but could not be fenced"))
     run = sfn.run(FAILOVER)
 
-    assert run.status == "SUCCEEDED", (run.error, run.cause)
-    warning = run.output["results"]["fence_primary"]
-    assert warning["status"] == "warning"
-    assert warning["detail"].startswith("fence_primary failed and was skipped (best effort): StepFailed")
-    assert warning["data"]["error"] == "StepFailed"
-    assert "region A unreachable" in warning["data"]["cause"]
-    assert sfn.fake.count("fence_primary") == 1
-    assert set(sfn.fake.invoked) == set(FAILOVER.names())  # promote_database and the rest still ran
+    assert run.status == "FAILED"
+    assert run.failure["step"] == "fence_primary"
+    assert "could not be fenced" in run.failure["cause"]
+    assert "promote_database" not in sfn.fake.invoked
+    assert "throw_switch" not in sfn.fake.invoked
 
 
 def test_best_effort_step_in_a_nested_branch_failing_is_a_warning(sfn: Harness) -> None:

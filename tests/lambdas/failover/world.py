@@ -18,7 +18,7 @@ import json
 import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import boto3
@@ -186,6 +186,24 @@ class World:
         return (200 if serving else 503), body
 
 
+def _zero_lag_ahead(cloudwatch: Any, instance: str) -> None:
+    """ReplicaLag 0 for the next minutes, as RDS publishes it once writes stopped (a planned
+    failover promotes at zero lag measured after region A's drain)."""
+    start = datetime.now(UTC).replace(second=0, microsecond=0)
+    cloudwatch.put_metric_data(
+        Namespace="AWS/RDS",
+        MetricData=[
+            {
+                "MetricName": "ReplicaLag",
+                "Dimensions": [{"Name": "DBInstanceIdentifier", "Value": instance}],
+                "Value": 0.0,
+                "Timestamp": start + timedelta(minutes=m),
+            }
+            for m in range(1, 11)
+        ],
+    )
+
+
 def build_world(
     mode: str = "rds-replica",
     *,
@@ -330,16 +348,8 @@ def build_world(
         )
         context |= {"primaryDbInstanceId": f"{app}-db", "drDbInstanceId": f"{app}-db-replica"}
         if lag_metrics:
-            cw_a.put_metric_data(
-                Namespace="AWS/RDS",
-                MetricData=[
-                    {
-                        "MetricName": "ReplicaLag",
-                        "Dimensions": [{"Name": "DBInstanceIdentifier", "Value": f"{app}-db-failback"}],
-                        "Value": 0.4,
-                    }
-                ],
-            )
+            _zero_lag_ahead(c("cloudwatch", REGION_B), f"{app}-db-replica")
+            _zero_lag_ahead(cw_a, f"{app}-db-failback")
     else:
         rds_a, rds_b = c("rds", REGION_A), c("rds", REGION_B)
         rds_a.create_global_cluster(GlobalClusterIdentifier=f"{app}-global", Engine="aurora-postgresql")

@@ -1,0 +1,40 @@
+"""Test-only switches that bring a fixed safety defect back, so the checker can show it still sees it.
+
+``ACTIVE`` is empty in every deployed runbook: no product code adds to it, no environment variable or
+parameter reaches it. ``tests/safety`` turns a name on for one schedule (``tests.safety.regressions``)
+and asserts that the checker reports the invariant the old behaviour broke. A step consults it with
+``on(name)`` only at the point where the old and the new behaviour part.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class Regression(StrEnum):
+    """The old behaviours that broke an invariant of docs/safety.md; each names what it brings back."""
+
+    FENCE_BEST_EFFORT = "fence-best-effort"
+    """A fence refused by a region A that answers is a warning and the failover promotes anyway
+    (breaks one_writer)."""
+    SWITCH_BEFORE_LATCH = "switch-before-latch"
+    """The failover moves the writer and throws the switch before it writes the latch, so a run
+    stopped in between leaves the canary free to release the switch (breaks traffic_follows_writer). A graph shape, not a
+    branch in a step: ``tests.safety.regressions`` restores the old graph."""
+    NO_PRIMARY_KMS_KEY = "no-primary-kms-key"
+    """The failback ignores the region-A key the outputs name and waits for a hand-passed one (breaks
+    converges for an encrypted break-glass failback)."""
+    FAILBACK_STAYS_DRAINED = "failback-stays-drained"
+    """A failback that cannot reach zero lag stops with region B still drained (breaks converges)."""
+    SCALE_TO_CONTEXT = "scale-to-context"
+    """A failover re-run sets region B's desired capacity back to the context's, undoing what
+    autoscaling raised (breaks single_flight)."""
+
+
+ACTIVE: set[str] = set()
+"""Names of the regressions turned on (tests only)."""
+
+
+def on(regression: Regression) -> bool:
+    """Whether the old behaviour ``regression`` is turned on (never, outside the safety tests)."""
+    return regression.value in ACTIVE
