@@ -13,11 +13,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from lambdas.failover.exceptions import ContextError
+
+__all__ = ["ContextError", "RunbookContext"]
+
 DATABASE_MODES = ("aurora-global", "rds-replica")
-
-
-class ContextError(ValueError):
-    """The outputs given to the runbook are missing a key or hold a value it cannot use."""
 
 
 @dataclass(frozen=True)

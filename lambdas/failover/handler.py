@@ -26,19 +26,12 @@ from collections.abc import Mapping
 from typing import Any
 
 from lambdas.failover.clients import Clients
-from lambdas.failover.context import ContextError, RunbookContext
+from lambdas.failover.context import RunbookContext
+from lambdas.failover.exceptions import ContextError, EventError, StepFailed, StepRetryable
 from lambdas.failover.graph import RUNBOOKS
-from lambdas.failover.steps import StepFailed, log_event, step_handler
+from lambdas.failover.steps import log_event, step_handler
 
 CONTEXT_ENV = "RUNBOOK_CONTEXT"
-
-
-class StepRetryable(StepFailed):
-    """A step failure worth retrying later; the state machine's Retry matches this name."""
-
-
-class EventError(ValueError):
-    """The event is not a valid step invocation."""
 
 
 _cache_lock = threading.Lock()

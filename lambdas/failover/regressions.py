@@ -26,6 +26,8 @@ class Regression(StrEnum):
     converges for an encrypted break-glass failback)."""
     FAILBACK_STAYS_DRAINED = "failback-stays-drained"
     """A failback that cannot reach zero lag stops with region B still drained (breaks converges)."""
+    PROMOTE_UNPROTECTED = "promote-unprotected"
+    """A failover "promotes" a region-B instance that is not replicating (breaks no_loss)."""
     SCALE_TO_CONTEXT = "scale-to-context"
     """A failover re-run sets region B's desired capacity back to the context's, undoing what
     autoscaling raised (breaks single_flight)."""

@@ -69,6 +69,7 @@ from botocore.waiter import WaiterModel, create_waiter_with_client
 from lambdas.failover import regressions
 from lambdas.failover.clients import Clients, Side
 from lambdas.failover.context import Capacity, RunbookContext
+from lambdas.failover.exceptions import StepFailed
 from lambdas.failover.names import failback_instance_id, failover_instance_id
 from lambdas.failover.regressions import Regression
 
@@ -140,25 +141,6 @@ class StepResult:
     def to_dict(self) -> dict[str, Any]:
         """The handler's response shape."""
         return {"status": self.status, "detail": self.detail, "data": self.data}
-
-
-class StepFailed(Exception):
-    """A step could not reach its target state; the run stops at this step.
-
-    Attributes:
-        step: the step name.
-        reason: what went wrong, with the AWS error code when there is one.
-        retryable: botocore's retries were exhausted on a throttling or transient error, or a
-            waiter timed out: running the step again later may succeed.
-        code: the AWS error code (or exception class for connection errors), if any.
-    """
-
-    def __init__(self, step: str, reason: str, *, retryable: bool = False, code: str | None = None) -> None:
-        super().__init__(f"{step}: {reason}")
-        self.step = step
-        self.reason = reason
-        self.retryable = retryable
-        self.code = code
 
 
 def error_code(exc: ClientError) -> str:
@@ -705,6 +687,29 @@ def _primary_mappings(clients: Clients, function_names: tuple[str, ...]) -> list
     return found
 
 
+def _refuse_unprotected(ctx: RunbookContext, clients: Clients, step: str) -> None:
+    """Refuse, before anything changes, to fail over to a database that is not replicating.
+
+    With the latch in standby region A is meant to be the writer, so region B's RDS instance must
+    be its replica. A standalone instance there (left by a failback that did not re-create the
+    replica) holds a frozen copy: "promoting" it would serve stale data and lose every write since.
+    """
+    if ctx.database_mode != "rds-replica" or regressions.on(Regression.PROMOTE_UNPROTECTED):
+        return
+    if (_read_latch(clients, ctx) or {}).get("state") == "active":
+        return  # a failover already latched: region B is (becoming) the writer, resume it
+    ident = _need(ctx.dr_db_instance_id, "drDbInstanceId", step)
+    instance = _require_db_instance(clients, "dr", ident, step)
+    if not instance.get("ReadReplicaSourceDBInstanceIdentifier"):
+        raise StepFailed(
+            step,
+            f"{ident} in {ctx.dr_region} is not replicating from the writer (it is a standalone instance "
+            "while the latch says standby): promoting it would serve a frozen copy. Re-create it as a "
+            f"read replica of region A's writer, then fail over. Nothing was changed",
+            code="NotReplicating",
+        )
+
+
 def fence_region_a(ctx: RunbookContext, clients: Clients, step: str) -> list[str]:
     """Stop region A's writers: web tier to min/desired 0, functions at 0, their event sources off.
 
@@ -768,6 +773,7 @@ def fence_primary(ctx: RunbookContext, clients: Clients, params: Mapping[str, An
       step answers ``already_done``).
     """
     step = "fence_primary"
+    _refuse_unprotected(ctx, clients, step)
     actions: list[str] = []
     try:
         actions = fence_region_a(ctx, clients, step)
@@ -994,7 +1000,53 @@ def _promote_aurora(
 
 @_step
 def promote_database(ctx: RunbookContext, clients: Clients, params: Mapping[str, Any]) -> StepResult:
-    """Make the DR database the writer: RDS replica promotion, or Aurora global failover/switchover."""
+    """Make the DR database the writer: RDS replica promotion, or Aurora global failover/switchover.
+
+    The latch was written before this step (traffic follows the latch). When the step fails before
+    the writer started moving, it puts the latch back to standby, so the canary does not send
+    traffic to a region B that never became the writer."""
+    try:
+        return _promote_database(ctx, clients, params)
+    except (StepFailed, ClientError, WaiterError) as exc:
+        if not _writer_moving(ctx, clients):
+            latch = _read_latch(clients, ctx) or {}
+            if latch.get("state") == "active" and latch.get("runbook") == "failover":
+                reason = (
+                    _describe_failure("promote_database", exc)
+                    if not isinstance(exc, WaiterError)
+                    else str(exc)
+                )
+                _write_latch(
+                    clients,
+                    ctx,
+                    {
+                        "state": "standby",
+                        "since": _now(clients),
+                        "runbook": "failover",
+                        "reason": f"failover stopped before the writer moved: {reason}"[:500],
+                    },
+                )
+        raise
+
+
+def _writer_moving(ctx: RunbookContext, clients: Clients) -> bool:
+    """Whether region B's database is the writer or becoming it (True when that cannot be told)."""
+    try:
+        if ctx.database_mode == "rds-replica":
+            ident = _need(ctx.dr_db_instance_id, "drDbInstanceId", "promote_database")
+            instance = _db_instance(clients, "dr", ident) or {}
+            return (
+                not instance.get("ReadReplicaSourceDBInstanceIdentifier")
+                or instance.get("DBInstanceStatus") != "available"
+            )
+        group, members = _global_members(ctx, clients, "promote_database")
+        me = _member(members, _need(ctx.dr_cluster_arn, "drClusterArn", "promote_database")) or {}
+        return bool(me.get("IsWriter") or group.get("FailoverState") or group.get("Status") != "available")
+    except (StepFailed, ClientError, BotoCoreError):
+        return True
+
+
+def _promote_database(ctx: RunbookContext, clients: Clients, params: Mapping[str, Any]) -> StepResult:
     step = "promote_database"
     # Planned (lossless) when fence_primary reached region A and stamped when its writes stopped;
     # unplanned when it found region A unreachable. The failover path never reads region A itself.

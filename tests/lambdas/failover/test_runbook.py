@@ -304,3 +304,30 @@ def test_failback_refuses_a_failback_instance_replicating_from_elsewhere(world: 
         "replicates from" in (report.reason or "")
         and report.record("reestablish_replication").code == "UnexpectedReplicationSource"
     )
+
+
+def test_failover_refuses_a_region_b_database_that_is_not_replicating(world: World) -> None:
+    """Protected again, or refuse: a standalone instance in region B is a frozen copy."""
+    world.client("rds", REGION_B).promote_read_replica(DBInstanceIdentifier=world.context["drDbInstanceId"])
+    before_a = (world.asg(REGION_A), world.concurrency(REGION_A))
+
+    report = run_book(world, "failover")
+
+    assert report.stopped_at == "fence_primary", report.format_table()
+    record = report.record("fence_primary")
+    assert record.code == "NotReplicating"
+    assert "is not replicating from the writer" in record.detail and "Nothing was changed" in record.detail
+    assert (world.asg(REGION_A), world.concurrency(REGION_A)) == before_a
+    assert world.latch()["state"] == "standby"
+
+
+def test_a_failed_promotion_puts_the_latch_back(world: World) -> None:
+    """The latch leads the writer; when the writer never moved, it must not keep saying region B."""
+    from tests.lambdas.failover.faults import deny
+
+    report = run_book(world, "failover", deny("rds", "PromoteReadReplica", REGION_B))
+
+    assert report.stopped_at == "promote_database"
+    assert report.record("write_latch").status == "done"
+    latch = world.latch()
+    assert latch["state"] == "standby" and "before the writer moved" in latch["reason"]

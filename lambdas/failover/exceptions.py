@@ -1,0 +1,46 @@
+"""The runbook's exceptions, one class per failure meaning, so callers catch by meaning.
+
+* ``ContextError``: the outputs given to the runbook are unusable (before any AWS call).
+* ``EventError``: a Step Functions event is not a valid step invocation (answered 400).
+* ``StepFailed``: a step could not reach its target state; the run stops there. Its ``reason``
+  says why, with the AWS code; a fence refused by a region A that answers, a planned promotion
+  whose zero lag never came, a database that is not replicating all end here.
+* ``StepRetryable``: a ``StepFailed`` worth retrying later (the state machine's Retry matches
+  this name): throttling past botocore's retries, a wait that ran out.
+
+The modules that raise them re-export them under their old names (``steps.StepFailed``,
+``context.ContextError``, ``handler.StepRetryable``, ``handler.EventError``).
+"""
+
+from __future__ import annotations
+
+
+class ContextError(ValueError):
+    """The outputs given to the runbook are missing a key or hold a value it cannot use."""
+
+
+class EventError(ValueError):
+    """The event is not a valid step invocation."""
+
+
+class StepFailed(Exception):
+    """A step could not reach its target state; the run stops at this step.
+
+    Attributes:
+        step: the step name.
+        reason: what went wrong, with the AWS error code when there is one.
+        retryable: botocore's retries were exhausted on a throttling or transient error, or a
+            waiter timed out: running the step again later may succeed.
+        code: the AWS error code (or exception class for connection errors), if any.
+    """
+
+    def __init__(self, step: str, reason: str, *, retryable: bool = False, code: str | None = None) -> None:
+        super().__init__(f"{step}: {reason}")
+        self.step = step
+        self.reason = reason
+        self.retryable = retryable
+        self.code = code
+
+
+class StepRetryable(StepFailed):
+    """A step failure worth retrying later; the state machine's Retry matches this name."""
