@@ -698,6 +698,10 @@ def _refuse_unprotected(ctx: RunbookContext, clients: Clients, step: str) -> Non
         return
     if (_read_latch(clients, ctx) or {}).get("state") == "active":
         return  # a failover already latched: region B is (becoming) the writer, resume it
+    if read_journal(clients, ctx).get("primaryStoppedAt"):
+        # Region A was fenced by a failover and never unfenced by a failback: region B's standalone
+        # instance is the writer (the latch was lost or tampered with), not a frozen copy.
+        return
     ident = _need(ctx.dr_db_instance_id, "drDbInstanceId", step)
     instance = _require_db_instance(clients, "dr", ident, step)
     if not instance.get("ReadReplicaSourceDBInstanceIdentifier"):

@@ -331,3 +331,19 @@ def test_a_failed_promotion_puts_the_latch_back(world: World) -> None:
     assert report.record("write_latch").status == "done"
     latch = world.latch()
     assert latch["state"] == "standby" and "before the writer moved" in latch["reason"]
+
+
+def test_a_failover_rerun_over_a_tampered_latch_is_not_refused(world: World) -> None:
+    """Region A fenced by a failover, latch set back to standby by hand: region B is the writer."""
+    assert run_book(world, "failover").outcome == "done"
+    world.client("ssm", REGION_B).put_parameter(
+        Name=world.context["latchParameterName"],
+        Value=json.dumps({"state": "standby"}),
+        Type="String",
+        Overwrite=True,
+    )
+
+    again = run_book(world, "failover")
+
+    assert again.outcome == "done", again.format_table()
+    assert world.latch()["state"] == "active"
