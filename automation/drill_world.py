@@ -233,15 +233,20 @@ def provision(endpoint: str, names: Synthesized, emulator: Emulator) -> Deployme
             )  # fmt: skip
             if region == b:
                 fn.put_function_concurrency(FunctionName=name, ReservedConcurrentExecutions=0)
-    sqs = dep.client("sqs", b)
-    queue_url = sqs.create_queue(QueueName=f"{ctx['appName']}-inbox")["QueueUrl"]
-    queue_arn = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])["Attributes"][
-        "QueueArn"
-    ]
-    mapping = dep.client("lambda", b).create_event_source_mapping(
-        EventSourceArn=queue_arn, FunctionName=ctx["drFunctionNames"][0], Enabled=False
-    )
-    ctx["drEventSourceMappingIds"] = [mapping["UUID"]]
+    # Each region's function consumes its own queue: enabled in A, disabled in B.
+    for region, fn_names, key, enabled in (
+        (a, ctx["primaryFunctionNames"], "primaryEventSourceMappingIds", True),
+        (b, ctx["drFunctionNames"], "drEventSourceMappingIds", False),
+    ):
+        sqs = dep.client("sqs", region)
+        queue_url = sqs.create_queue(QueueName=f"{ctx['appName']}-inbox")["QueueUrl"]
+        queue_arn = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])["Attributes"][
+            "QueueArn"
+        ]
+        mapping = dep.client("lambda", region).create_event_source_mapping(
+            EventSourceArn=queue_arn, FunctionName=fn_names[0], Enabled=enabled
+        )
+        ctx[key] = [mapping["UUID"]]
 
     # The global table, one per region in the emulator (moto does not replicate between regions).
     for region in (a, b):

@@ -231,6 +231,7 @@ class PilotLightRegion(pulumi.ComponentResource):
             "drCapacity": {"min": active.min, "desired": active.desired, "max": active.max},
             "primaryFunctionNames": list(args.primary["functionNames"]),
             "drFunctionNames": [self.api.function_name],
+            "primaryEventSourceMappingIds": list(args.primary["eventSourceMappingIds"]),
             "drEventSourceMappingIds": [self.api.event_source_mapping_id],
             "switchMetric": switch_metric,
             "latchParameterName": latch.name,

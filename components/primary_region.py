@@ -172,6 +172,8 @@ class PrimaryRegion(pulumi.ComponentResource):
             "apiHealthHost": self.api.health_host,
             "apiHealthPath": self.api.health_path,
             "functionNames": [self.api.function_name],
+            # The runbook's fence disables them; its role names them (components/runbook_iam.py).
+            "eventSourceMappingIds": [self.api.event_source_mapping_id],
             "alertTopicArn": self.observability.topic_arn,
         }
         if self.api.regional_domain is not None:

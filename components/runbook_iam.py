@@ -25,6 +25,7 @@ STAR_ONLY_ACTIONS: dict[str, str] = {
     "autoscaling:DescribeAutoScalingGroups": f"{SAR}/list_amazonec2autoscaling.html",
     "cloudwatch:PutMetricData": f"{SAR}/list_amazoncloudwatch.html (condition key cloudwatch:namespace)",
     "cloudwatch:GetMetricData": f"{SAR}/list_amazoncloudwatch.html",
+    "lambda:ListEventSourceMappings": f"{SAR}/list_awslambda.html",
     "xray:PutTraceSegments": f"{SAR}/list_awsx-ray.html",
     "xray:PutTelemetryRecords": f"{SAR}/list_awsx-ray.html",
 }
@@ -46,7 +47,7 @@ class RunbookTargets:
         database_mode: ``aurora-global`` or ``rds-replica``.
         primary_asg, dr_asg: the web tiers' Auto Scaling groups.
         primary_functions, dr_functions: the API functions the runbook throttles and releases.
-        dr_mapping_ids: region B's event source mappings (UUIDs).
+        primary_mapping_ids, dr_mapping_ids: region A's and region B's event source mappings (UUIDs).
         latch_parameter: the SSM latch's name (region B).
         notify_topic_arn, notify_key_arn: region B's alert topic and its KMS key.
         switch_namespace: the failover switch metric's CloudWatch namespace.
@@ -75,6 +76,7 @@ class RunbookTargets:
     primary_cluster_id: str | None = None
     dr_cluster_id: str | None = None
     data_key_arns: tuple[str, ...] = ()
+    primary_mapping_ids: tuple[str, ...] = ()
 
     @classmethod
     def from_context(cls, context: Mapping[str, Any]) -> RunbookTargets:
@@ -90,6 +92,7 @@ class RunbookTargets:
             primary_functions=_strings(context, "primaryFunctionNames"),
             dr_functions=_strings(context, "drFunctionNames"),
             dr_mapping_ids=_strings(context, "drEventSourceMappingIds"),
+            primary_mapping_ids=_strings(context, "primaryEventSourceMappingIds"),
             latch_parameter=str(context["latchParameterName"]),
             notify_topic_arn=str(context["notifyTopicArn"]),
             notify_key_arn=str(context["notifyKeyArn"]),
@@ -175,7 +178,11 @@ def runbook_statements(t: RunbookTargets) -> list[dict[str, Any]]:
             "Sid": "LatchReadWrite",
             "Effect": "Allow",
             "Action": ["ssm:GetParameter", "ssm:PutParameter"],
-            "Resource": parameter_arn(b, acct, t.latch_parameter),
+            # The latch, and the run journal beside it (lambdas/failover/steps.py, _journal_name).
+            "Resource": [
+                parameter_arn(b, acct, t.latch_parameter),
+                parameter_arn(b, acct, f"{t.latch_parameter}-journal"),
+            ],
         },
         {"Sid": "Notify", "Effect": "Allow", "Action": "sns:Publish", "Resource": t.notify_topic_arn},
         {
@@ -204,15 +211,28 @@ def runbook_statements(t: RunbookTargets) -> list[dict[str, Any]]:
             "Condition": _in(a, b),
         },
     ]
-    if t.dr_mapping_ids:
+    mappings = [f"arn:aws:lambda:{a}:{acct}:event-source-mapping:{m}" for m in t.primary_mapping_ids]
+    mappings += [f"arn:aws:lambda:{b}:{acct}:event-source-mapping:{m}" for m in t.dr_mapping_ids]
+    if mappings:
         statements.append(
             {
                 "Sid": "EnableAndDisableEventSources",
                 "Effect": "Allow",
                 "Action": ["lambda:GetEventSourceMapping", "lambda:UpdateEventSourceMapping"],
-                "Resource": [f"arn:aws:lambda:{b}:{acct}:event-source-mapping:{m}" for m in t.dr_mapping_ids],
+                "Resource": mappings,
             }
         )
+    statements.append(
+        {
+            # The fence lists region A's mappings by function, so one added outside the program is
+            # found too (and refused above: the fence then stops the run instead of leaving it on).
+            "Sid": "FindRegionAEventSources",
+            "Effect": "Allow",
+            "Action": "lambda:ListEventSourceMappings",
+            "Resource": "*",
+            "Condition": _in(a),
+        }
+    )
     if t.database_mode == "rds-replica":
         statements += _rds_replica(t)
     else:

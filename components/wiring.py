@@ -32,6 +32,7 @@ REQUIRED_PRIMARY_OUTPUTS: tuple[str, ...] = (
     "apiStage",
     "apiHealthUrl",
     "functionNames",
+    "eventSourceMappingIds",
     # data tier (the mode-specific ones are checked by check_database_outputs)
     "databaseMode",
     "databaseEngine",

@@ -65,6 +65,8 @@ class RunbookContext:
     primary_function_names: tuple[str, ...]
     dr_function_names: tuple[str, ...]
     dr_event_source_mapping_ids: tuple[str, ...]
+    # region A's mappings as the program made them (the fence also finds others by function)
+    primary_event_source_mapping_ids: tuple[str, ...]
     # routing, state, people
     switch_metric: SwitchMetric
     latch_parameter_name: str
@@ -166,6 +168,7 @@ class RunbookContext:
             primary_function_names=names("primaryFunctionNames"),
             dr_function_names=names("drFunctionNames"),
             dr_event_source_mapping_ids=names("drEventSourceMappingIds"),
+            primary_event_source_mapping_ids=names("primaryEventSourceMappingIds"),
             switch_metric=metric,
             latch_parameter_name=req("latchParameterName"),
             notify_topic_arn=req("notifyTopicArn"),

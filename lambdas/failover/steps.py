@@ -756,11 +756,16 @@ def fence_region_a(ctx: RunbookContext, clients: Clients, step: str) -> list[str
                 FunctionName=name, ReservedConcurrentExecutions=0
             )
             actions.append(f"function {name} -> reserved concurrency 0")
-    for uuid, state in mappings:
-        if state not in ("Disabled", "Disabling"):
-            # Disabled, the mapping stops polling its source: queued messages stay for region B.
-            clients.lambda_("primary").update_event_source_mapping(UUID=uuid, Enabled=False)
-            actions.append(f"mapping {uuid} {state} -> Disabled")
+    enabled = [uuid for uuid, state in mappings if state not in ("Disabled", "Disabling")]
+    if enabled:
+        # Journalled before the change, so the failback turns back on exactly what the fence
+        # turned off (a mapping the operator had disabled stays disabled).
+        fenced = sorted({*journal.get("primaryFencedMappings", []), *enabled})
+        _journal(clients, ctx, primaryFencedMappings=fenced)
+    for uuid in enabled:
+        # Disabled, the mapping stops polling its source: queued messages stay for region B.
+        clients.lambda_("primary").update_event_source_mapping(UUID=uuid, Enabled=False)
+        actions.append(f"mapping {uuid} -> Disabled")
     return actions
 
 
@@ -852,13 +857,13 @@ def scale_web_tier(ctx: RunbookContext, clients: Clients, params: Mapping[str, A
     )
 
 
-def _set_mappings(clients: Clients, ids: tuple[str, ...], enabled: bool) -> list[str]:
+def _set_mappings(clients: Clients, ids: tuple[str, ...], enabled: bool, side: Side = "dr") -> list[str]:
     changed: list[str] = []
     wanted = ("Enabled", "Enabling") if enabled else ("Disabled", "Disabling")
     for uuid in ids:
-        state = clients.lambda_("dr").get_event_source_mapping(UUID=uuid).get("State")
+        state = clients.lambda_(side).get_event_source_mapping(UUID=uuid).get("State")
         if state not in wanted:
-            clients.lambda_("dr").update_event_source_mapping(UUID=uuid, Enabled=enabled)
+            clients.lambda_(side).update_event_source_mapping(UUID=uuid, Enabled=enabled)
             changed.append(f"mapping {uuid} {state} -> {'Enabled' if enabled else 'Disabled'}")
     return changed
 
@@ -1507,12 +1512,21 @@ def switch_writer(ctx: RunbookContext, clients: Clients, params: Mapping[str, An
 
 @_step
 def unfence_primary(ctx: RunbookContext, clients: Clients, params: Mapping[str, Any]) -> StepResult:
-    """Give region A back its web tier capacity and unthrottle its functions."""
+    """Give region A back its web tier capacity, unthrottle its functions and turn its event sources
+    back on (the program's, and any other the fence turned off)."""
     step = "unfence_primary"
-    if read_journal(clients, ctx).get("primaryStoppedAt"):
-        _journal(clients, ctx, primaryStoppedAt=None)  # region A takes writes again
+    journal = read_journal(clients, ctx)
+    fenced = tuple(str(u) for u in journal.get("primaryFencedMappings", []))
+    changes: list[str] = _set_mappings(
+        clients,
+        tuple(dict.fromkeys(ctx.primary_event_source_mapping_ids + fenced)),
+        enabled=True,
+        side="primary",
+    )
+    if journal.get("primaryStoppedAt") or fenced:
+        # region A takes writes again
+        _journal(clients, ctx, primaryStoppedAt=None, primaryFencedMappings=None)
     changed_asg, before = _set_asg(clients, "primary", ctx.primary_asg_name, ctx.primary_capacity, step)
-    changes: list[str] = []
     if changed_asg:
         c = ctx.primary_capacity
         changes.append(

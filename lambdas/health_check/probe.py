@@ -486,8 +486,9 @@ def switch_position(latch_state: str, results: Sequence[ProbeResult]) -> int | N
     Traffic follows the writer whatever step a run stopped at, so the canary only ever moves the
     switch towards the region the evidence says holds the writer:
 
-    * latch ``active``: 1. The failover writes the latch only once region B holds the writer, and
-      before it throws the switch, so a run stopped in between is completed here.
+    * latch ``active``: 1. The failover writes the latch once region A is fenced (or unreachable),
+      before it moves the writer and throws the switch, so a run stopped anywhere after that point
+      is completed here, never undone towards a region whose writes were stopped.
     * latch ``standby`` *and* every region-A target answers healthy saying its database is the
       writer: 0 (a completed failback, or no failover ever).
     * anything else (another state, region A down or not the writer): None. The switch keeps its

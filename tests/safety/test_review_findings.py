@@ -16,9 +16,11 @@ from moto.cloudwatch.models import cloudwatch_backends
 
 from automation.emulator.aws import ACCOUNT
 from automation.emulator.data import Store
+from lambdas.failover.regressions import Regression
 from tests.lambdas.failover.world import REGION_A, REGION_B
 from tests.safety import model
 from tests.safety.model import Crash, Deployment
+from tests.safety.regressions import regressed
 
 Deploy = Callable[..., Deployment]
 
@@ -146,7 +148,15 @@ def test_b9_5_allow_data_loss_while_region_a_answers_is_not_excused_by_a_later_o
     (AllowDataLoss) requested while region A answers and takes writes, whose region A goes dark
     during the failover's two minutes, has its lost tail excused (``lost_at_promotion``) and the
     rebuilt primary's discarded writes excused (``unplanned=True``): no_loss never reports the
-    acknowledged writes the runbook chose to drop while their region answered."""
+    acknowledged writes the runbook chose to drop while their region answered.
+
+    The runbook now refuses to promote when the fence of a live region A fails, so the probe turns
+    the old best-effort fence back on (test-only) to reach the AllowDataLoss request it is about."""
+    with regressed(Regression.FENCE_BEST_EFFORT):
+        _allow_data_loss_while_region_a_answers(deploy)
+
+
+def _allow_data_loss_while_region_a_answers(deploy: Deploy) -> None:
     d = deploy("aurora-global")
     d.op_advance(120)
     d.op_deny_fence()  # region A answers but refuses the fence: it keeps taking writes
@@ -169,7 +179,8 @@ def test_b9_5_allow_data_loss_while_region_a_answers_is_not_excused_by_a_later_o
     d.op_run("failover", params={"force": True})
     assert d.last_run is not None and d.last_run.outcome == "crashed", d.last_run
     d.op_advance(700)  # the new instance is available; region A still serves (fence refused)
-    assert d.emulator.serving(REGION_A) and d.where() == REGION_A
+    # (The latch leads the promotion now, so the canary already points traffic at region B.)
+    assert d.emulator.serving(REGION_A) and d.emulator.accepts_writes(d.writer())
     crash_on.append("FailoverGlobalCluster")
     d.op_run("failover", params={"force": True})
     assert d.last_run is not None and d.last_run.outcome == "crashed", d.last_run

@@ -261,13 +261,13 @@ def test_failover_runs_to_done_through_the_state_machine_on_virtual_time(deploy:
     assert [t for i, t in enumerate(tasks) if i == 0 or tasks[i - 1] != t] == [
         "confirm_primary_down",
         "fence_primary",
+        "write_latch",
         "promote_database",
         "scale_web_tier",
         "enable_functions",
         "promote_database",
         "throw_switch",
         "verify",
-        "write_latch",
         "notify",
     ]
     assert not d.judge(after_run=True), [str(v) for v in d.violations]
@@ -296,8 +296,9 @@ def test_a_lambda_that_dies_mid_step_stops_the_run_and_a_rerun_converges(deploy:
     d = deploy()
     region_a_dark(d)
     key = dr_database(d)
-    # Region A is dark: the first call AWS applies is the promotion (fence_primary gets no answer).
-    d.crash_after = d.mutating_calls + 1
+    # Region A is dark: fence_primary gets no answer, write_latch applies the first call (the latch
+    # leads), and the promotion is the second.
+    d.crash_after = d.mutating_calls + 2
 
     outcome, detail = run_state_machine(d, "failover", PARAMS)
 

@@ -70,6 +70,7 @@ TARGETS: dict[str, Callable[[dict[str, Any], str], list[str]]] = {
         f"ssm:{op}": lambda p, r: [f"arn:aws:ssm:{r}:{ACCOUNT}:parameter/{p['Name'].lstrip('/')}"]
         for op in ("GetParameter", "PutParameter")
     },
+    "lambda:ListEventSourceMappings": lambda p, r: ["*"],
     "sns:Publish": lambda p, r: [p["TopicArn"]],
     "cloudwatch:PutMetricData": lambda p, r: ["*"],
     "cloudwatch:GetMetricData": lambda p, r: ["*"],

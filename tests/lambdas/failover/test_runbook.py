@@ -116,6 +116,8 @@ def test_region_a_reachable_is_fenced(world: World) -> None:
     assert f"{world.app}-web-us-east-1 1/2/4 -> 0/0/4" in fence.detail
     assert world.asg(REGION_A) == (0, 0, 4)
     assert set(world.concurrency(REGION_A).values()) == {0}
+    # Region A's queue consumer stops too: its messages wait for region B.
+    assert world.mappings(REGION_A) == ["Disabled"]
 
 
 def test_region_a_unreachable_failover_completes_with_warning(world: World) -> None:
@@ -155,6 +157,7 @@ def test_failback_restores_standby(make_world: Callable[..., World], mode: str) 
     assert world.asg(REGION_B) == (0, 0, 0)
     assert set(world.concurrency(REGION_B).values()) == {0}
     assert world.mappings() == ["Disabled"]
+    assert world.mappings(REGION_A) == ["Enabled"], "the failback turns region A's consumer back on"
     assert world.switch_values()[-1] == 0.0
     assert world.latch()["state"] == "standby" and world.latch()["runbook"] == "failback"
     assert world.asg(REGION_A) == (1, 2, 4)

@@ -86,12 +86,11 @@ class World:
             for name in self.context[key]
         }
 
-    def mappings(self) -> list[str]:
-        """State of each DR event source mapping."""
-        lam = self.client("lambda", REGION_B)
-        return [
-            lam.get_event_source_mapping(UUID=u)["State"] for u in self.context["drEventSourceMappingIds"]
-        ]
+    def mappings(self, region: str = REGION_B) -> list[str]:
+        """State of each event source mapping of ``region`` (region B's by default)."""
+        key = "primaryEventSourceMappingIds" if region == REGION_A else "drEventSourceMappingIds"
+        lam = self.client("lambda", region)
+        return [lam.get_event_source_mapping(UUID=u)["State"] for u in self.context[key]]
 
     def latch(self) -> dict[str, Any]:
         """The latch parameter, parsed."""
@@ -275,14 +274,20 @@ def build_world(
                 lam.put_function_concurrency(FunctionName=name, ReservedConcurrentExecutions=0)
         functions[region] = names
 
+    # Each region's worker consumes its own orders queue: enabled in A, disabled in B (the program's
+    # serverless tier, components/serverless.py).
+    mappings: dict[str, str] = {}
+    for region, enabled in ((REGION_A, True), (REGION_B, False)):
+        region_sqs = c("sqs", region)
+        orders = region_sqs.create_queue(QueueName=f"{app}-orders")["QueueUrl"]
+        orders_arn = region_sqs.get_queue_attributes(QueueUrl=orders, AttributeNames=["QueueArn"])[
+            "Attributes"
+        ]["QueueArn"]
+        mappings[region] = c("lambda", region).create_event_source_mapping(
+            EventSourceArn=orders_arn, FunctionName=functions[region][1], Enabled=enabled, BatchSize=10
+        )["UUID"]
+    mapping = mappings[REGION_B]
     sqs = c("sqs", REGION_B)
-    orders = sqs.create_queue(QueueName=f"{app}-orders")["QueueUrl"]
-    orders_arn = sqs.get_queue_attributes(QueueUrl=orders, AttributeNames=["QueueArn"])["Attributes"][
-        "QueueArn"
-    ]
-    mapping = c("lambda", REGION_B).create_event_source_mapping(
-        EventSourceArn=orders_arn, FunctionName=functions[REGION_B][1], Enabled=False, BatchSize=10
-    )["UUID"]
 
     c("ssm", REGION_B).put_parameter(
         Name=f"/{app}/test/failover-latch", Value=json.dumps({"state": "standby"}), Type="String"
@@ -307,6 +312,7 @@ def build_world(
         "drCapacity": CAPACITY,
         "primaryFunctionNames": functions[REGION_A],
         "drFunctionNames": functions[REGION_B],
+        "primaryEventSourceMappingIds": [mappings[REGION_A]],
         "drEventSourceMappingIds": [mapping],
         "switchMetric": {"namespace": SWITCH_NAMESPACE, "name": SWITCH_NAME, "dimensions": {"App": app}},
         "latchParameterName": f"/{app}/test/failover-latch",
