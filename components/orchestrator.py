@@ -250,6 +250,14 @@ class Orchestrator(pulumi.ComponentResource):
                         lambda v: parameter_arn(args.dr_region, v[0], v[1])
                     ),
                 },
+                {
+                    # Region A answering healthy under an active latch: ask the runbook to finish a
+                    # pending fence (lambdas/health_check/probe.py, complete_pending_fence).
+                    "Sid": "CompletePendingFence",
+                    "Effect": "Allow",
+                    "Action": "lambda:InvokeFunction",
+                    "Resource": function.arn,
+                },
             ],
             child,
         )
@@ -269,6 +277,7 @@ class Orchestrator(pulumi.ComponentResource):
                     "SWITCH_METRIC": args.switch_metric["name"],
                     "SWITCH_DIMENSIONS": json.dumps(args.switch_metric["dimensions"]),
                     "LATCH_PARAMETER": args.latch_parameter_name,
+                    "RUNBOOK_FUNCTION": function.name,
                 }
             ),
             opts=pulumi.ResourceOptions(parent=self, depends_on=canary_identity.depends()),

@@ -288,7 +288,7 @@ def _aurora_global(t: RunbookTargets) -> list[dict[str, Any]]:
     global_cluster = rds_arn(b, acct, "global-cluster", t.global_cluster_id)
     primary = rds_arn(a, acct, "cluster", t.primary_cluster_id)
     dr = rds_arn(b, acct, "cluster", t.dr_cluster_id)
-    return [
+    statements: list[dict[str, Any]] = [
         {
             "Sid": "DescribeGlobalDatabase",
             "Effect": "Allow",
@@ -323,4 +323,35 @@ def _aurora_global(t: RunbookTargets) -> list[dict[str, Any]]:
             "Action": ["rds:FailoverGlobalCluster", "rds:SwitchoverGlobalCluster"],
             "Resource": [global_cluster, primary, dr],
         },
+        {
+            # Keep Aurora's rds:unplanned-global-failover-* snapshot of region A's old primary as a
+            # manual copy (lambdas/failover/steps.py, keep_unplanned_snapshots).
+            "Sid": "FindUnplannedFailoverSnapshots",
+            "Effect": "Allow",
+            "Action": "rds:DescribeDBClusterSnapshots",
+            "Resource": [primary, rds_arn(a, acct, "cluster-snapshot", "*")],
+        },
+        {
+            "Sid": "KeepUnplannedFailoverSnapshots",
+            "Effect": "Allow",
+            "Action": "rds:CopyDBClusterSnapshot",
+            "Resource": [
+                rds_arn(a, acct, "cluster-snapshot", f"rds:unplanned-global-failover-{t.primary_cluster_id}-*"),
+                # the copy: kept_snapshot_id may cut a long cluster name and append a hash
+                rds_arn(a, acct, "cluster-snapshot", "unplanned-global-failover-*"),
+            ],
+        },
     ]  # fmt: skip
+    if t.data_key_arns:
+        statements.append(
+            {
+                # Copying an encrypted snapshot lets RDS use its key on the caller's behalf
+                # (https://docs.aws.amazon.com/AmazonRDS/latest/AuroraUserGuide/aurora-copy-snapshot.html).
+                "Sid": "KeepEncryptedSnapshots",
+                "Effect": "Allow",
+                "Action": ["kms:CreateGrant", "kms:DescribeKey"],
+                "Resource": list(t.data_key_arns),
+                "Condition": {"StringLike": {"kms:ViaService": f"rds.{a}.amazonaws.com"}},
+            }
+        )
+    return statements

@@ -154,9 +154,16 @@ FAILBACK = Runbook(
         # Region B stops taking writes *before* the lag is measured and the writer moves: a write
         # accepted in B after region A's database is promoted would never reach A. The price is a
         # short write outage (this step until release_switch), the planned cost of losing nothing.
+        # Region A's web tier launches while region B still serves: its database refuses writes
+        # until switch_writer, and its functions stay fenced until unfence_primary.
+        Step(
+            "warm_primary",
+            needs=("reestablish_replication",),
+            description="Launch region A's web tier while region B serves (its database is still a replica)",
+        ),
         Step(
             "scale_down_dr",
-            needs=("reestablish_replication",),
+            needs=("warm_primary",),
             description="Stop writes in region B: web tier 0, functions at zero concurrency",
         ),
         Step(
@@ -177,8 +184,14 @@ FAILBACK = Runbook(
             description="Restore region A's web tier capacity and functions",
         ),
         Step(
-            "release_switch",
+            "verify_primary",
             needs=("unfence_primary",),
+            description="Verify region A serves as the writer before traffic moves back",
+            long_running=True,
+        ),
+        Step(
+            "release_switch",
+            needs=("verify_primary",),
             description="Release the failover switch: Route 53 prefers region A again",
         ),
         Step("clear_latch", needs=("release_switch",), description="Set the latch back to standby"),

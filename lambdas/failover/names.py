@@ -58,3 +58,15 @@ def failback_instance_id(primary_instance_id: str) -> str:
 
 FAILBACK_RESERVE = len(FAILBACK_INSTANCE_SUFFIX) + 1
 """Characters a region-A DB instance identifier leaves free for the failback replica's suffix."""
+
+
+UNPLANNED_SNAPSHOT_PREFIX = "rds:unplanned-global-failover-"
+"""What Aurora names the snapshot it attempts of an old primary before rebuilding it after a managed
+failover (https://docs.aws.amazon.com/AmazonRDS/latest/AuroraUserGuide/aurora-global-database-disaster-recovery.html)."""
+
+
+def kept_snapshot_id(source: str) -> str:
+    """The manual copy the runbook keeps of Aurora's ``rds:unplanned-global-failover-*`` snapshot: the
+    source's name without ``rds:`` (a manual snapshot may not use that prefix), fitted to 63 characters
+    (DBClusterSnapshotIdentifier: https://docs.aws.amazon.com/AmazonRDS/latest/APIReference/API_CopyDBClusterSnapshot.html)."""
+    return fit(source.removeprefix("rds:"), RDS_IDENTIFIER_MAX)

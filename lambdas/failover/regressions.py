@@ -28,6 +28,10 @@ class Regression(StrEnum):
     """A failback that cannot reach zero lag stops with region B still drained (breaks converges)."""
     PROMOTE_UNPROTECTED = "promote-unprotected"
     """A failover "promotes" a region-B instance that is not replicating (breaks no_loss)."""
+    UNPLANNED_SNAPSHOT_NOT_KEPT = "unplanned-snapshot-not-kept"
+    """The writes an Aurora managed failover discarded are left in the automated
+    ``rds:unplanned-global-failover-*`` snapshot, which expires with the backup retention (breaks
+    no_loss)."""
     SCALE_TO_CONTEXT = "scale-to-context"
     """A failover re-run sets region B's desired capacity back to the context's, undoing what
     autoscaling raised (breaks single_flight)."""

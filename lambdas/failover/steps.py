@@ -70,7 +70,12 @@ from lambdas.failover import regressions
 from lambdas.failover.clients import Clients, Side
 from lambdas.failover.context import Capacity, RunbookContext
 from lambdas.failover.exceptions import StepFailed
-from lambdas.failover.names import failback_instance_id, failover_instance_id
+from lambdas.failover.names import (
+    UNPLANNED_SNAPSHOT_PREFIX,
+    failback_instance_id,
+    failover_instance_id,
+    kept_snapshot_id,
+)
 from lambdas.failover.regressions import Regression
 
 StepStatus = Literal["done", "already_done", "in_progress", "warning", "skipped"]
@@ -657,7 +662,10 @@ def _wait_lossless(
 
 @_step
 def confirm_primary_down(ctx: RunbookContext, clients: Clients, params: Mapping[str, Any]) -> StepResult:
-    """Refuse to fail over while region A's health endpoint answers 200, unless forced."""
+    """Refuse to fail over while region A's health endpoint answers 200, unless forced; and, forced or
+    not, refuse before anything changes when region B's database is not replicating (the steps after
+    this one start region B's tiers in parallel with the fence)."""
+    _refuse_unprotected(ctx, clients, "confirm_primary_down")
     if params.get("force"):
         return StepResult("skipped", f"forced by operator: {params.get('reason') or 'no reason given'}")
     if not ctx.primary_health_url:
@@ -769,6 +777,52 @@ def fence_region_a(ctx: RunbookContext, clients: Clients, step: str) -> list[str
     return actions
 
 
+def keep_unplanned_snapshots(ctx: RunbookContext, clients: Clients) -> list[str]:
+    """Copy Aurora's ``rds:unplanned-global-failover-*`` snapshots of region A's old primary to manual
+    snapshots; returns the kept copies' identifiers (already kept ones included).
+
+    After a managed failover with data loss Aurora *attempts* that snapshot before rebuilding the old
+    primary; it holds the writes the failover discarded, and as an automated snapshot it expires with
+    the backup retention. A manual copy stays until someone deletes it
+    (https://docs.aws.amazon.com/AmazonRDS/latest/AuroraUserGuide/aurora-global-database-disaster-recovery.html,
+    https://docs.aws.amazon.com/AmazonRDS/latest/AuroraUserGuide/aurora-copy-snapshot.html).
+    """
+    if ctx.database_mode != "aurora-global" or not ctx.primary_cluster_id:
+        return []
+    if regressions.on(Regression.UNPLANNED_SNAPSHOT_NOT_KEPT):
+        return []
+    rds = clients.rds("primary")
+
+    def snapshots(kind: str) -> list[dict[str, Any]]:
+        return list(
+            rds.describe_db_cluster_snapshots(DBClusterIdentifier=ctx.primary_cluster_id, SnapshotType=kind)[
+                "DBClusterSnapshots"
+            ]
+        )
+
+    sources = [
+        str(s["DBClusterSnapshotIdentifier"])
+        for s in snapshots("automated")
+        if str(s["DBClusterSnapshotIdentifier"]).startswith(UNPLANNED_SNAPSHOT_PREFIX)
+    ]
+    if not sources:
+        return []
+    kept = {str(s["DBClusterSnapshotIdentifier"]) for s in snapshots("manual")}
+    out: list[str] = []
+    for source in sources:
+        target = kept_snapshot_id(source)
+        if target not in kept:
+            # Same region, same key: the copy stays encrypted under the source's key.
+            rds.copy_db_cluster_snapshot(
+                SourceDBClusterSnapshotIdentifier=source,
+                TargetDBClusterSnapshotIdentifier=target,
+                CopyTags=True,
+            )
+            log_event(logging.WARNING, "kept the unplanned-failover snapshot", source=source, copy=target)
+        out.append(target)
+    return out
+
+
 @_step
 def fence_primary(ctx: RunbookContext, clients: Clients, params: Mapping[str, Any]) -> StepResult:
     """Stop region A's writers before region B's database is promoted: a precondition, not a wish.
@@ -778,11 +832,21 @@ def fence_primary(ctx: RunbookContext, clients: Clients, params: Mapping[str, An
       A that still serves would be a second writer.
     * Region A does not answer (connection errors): the failover goes on with a warning, since a
       region that cannot be reached takes no requests either. The warning's data says
-      ``fencePending``; running the failover again once region A answers fences it (every other
-      step answers ``already_done``).
+      ``fencePending``, and so does the run journal: the region-B canary, which probes region A
+      every minute, calls this step again with ``onlyIfPending`` as soon as region A answers
+      healthy while the latch is active, and the fence completes then (as it does when the
+      failover is run again).
+    * ``onlyIfPending`` (the canary's call): fence only if the journal says a fence is pending;
+      otherwise change nothing. A failback clears the pending mark first (``confirm_primary_healthy``),
+      so the canary never fences a region A a failback is giving writes back to.
     """
     step = "fence_primary"
-    _refuse_unprotected(ctx, clients, step)
+    if params.get("onlyIfPending"):
+        pending = read_journal(clients, ctx).get("fencePending")
+        if not pending:
+            return _already("no fence of region A pending")
+    else:
+        _refuse_unprotected(ctx, clients, step)
     actions: list[str] = []
     try:
         actions = fence_region_a(ctx, clients, step)
@@ -795,6 +859,8 @@ def fence_primary(ctx: RunbookContext, clients: Clients, params: Mapping[str, An
             region=ctx.primary_region,
             reason=reason,
         )
+        if not read_journal(clients, ctx).get("fencePending"):
+            _journal(clients, ctx, fencePending=_now(clients))
         return StepResult(
             "warning",
             f"region A could not be fenced: unreachable ({reason}); it is fenced when it answers again",
@@ -817,6 +883,11 @@ def fence_primary(ctx: RunbookContext, clients: Clients, params: Mapping[str, An
             retryable=retryable,
             code=code,
         ) from exc
+    if read_journal(clients, ctx).get("fencePending"):
+        # Region A answers again after a failover that could not reach it: Aurora has started its
+        # rebuild and the snapshot of what the failover discarded exists now; keep it.
+        actions += [f"kept snapshot {k}" for k in keep_unplanned_snapshots(ctx, clients)]
+        _journal(clients, ctx, fencePending=None)
     if not actions:
         return _already(
             f"region A already fenced: {ctx.primary_asg_name} at 0, "
@@ -1181,13 +1252,38 @@ def _db_writer_in_dr(ctx: RunbookContext, clients: Clients, step: str) -> tuple[
     return ok, f"{ctx.dr_cluster_id} {'is' if ok else 'is not yet'} the global writer"
 
 
-def _verify_once(ctx: RunbookContext, clients: Clients, params: Mapping[str, Any]) -> tuple[bool, list[str]]:
-    step = "verify"
+def _verify_once(
+    ctx: RunbookContext, clients: Clients, params: Mapping[str, Any], side: Side = "dr"
+) -> tuple[bool, list[str]]:
+    """One check that ``side`` serves as the writer: web tier at capacity, health URL 200 with
+    ``{"region": <its region>, "writer": true}`` (or, without a URL, its database the writer)."""
+    step = "verify" if side == "dr" else "verify_primary"
     notes: list[str] = []
-    group = _asg(clients, "dr", ctx.dr_asg_name, step)
+    asg_name, capacity = (
+        (ctx.dr_asg_name, ctx.dr_capacity) if side == "dr" else (ctx.primary_asg_name, ctx.primary_capacity)
+    )
+    region = clients.region(side)
+    url = ctx.dr_health_url if side == "dr" else ctx.primary_health_url
+    group = _asg(clients, side, asg_name, step)
     desired = int(group["DesiredCapacity"])
-    asg_ok = desired >= ctx.dr_capacity.desired  # autoscaling may have raised it
-    notes.append(f"{ctx.dr_asg_name} desired {desired}/{ctx.dr_capacity.desired}")
+    asg_ok = desired >= capacity.desired  # autoscaling may have raised it
+    notes.append(f"{asg_name} desired {desired}/{capacity.desired}")
+    if side == "primary":
+        if not url:
+            notes.append("HTTP check skipped: no primaryHealthUrl in the runbook context")
+            return asg_ok, notes
+        http = _http_get(step, url, float(params.get("probeTimeout", 3.0)))
+        body_a: Any = None
+        if http.status == 200:
+            try:
+                body_a = json.loads(http.body or b"null")
+            except json.JSONDecodeError:
+                body_a = None
+        ok = isinstance(body_a, dict) and body_a.get("region") == region and body_a.get("writer") is True
+        notes.append(
+            f"{url} answers 200 from {region} as writer" if ok else f"{url} {http.describe()}: {body_a!r}"
+        )
+        return asg_ok and ok, notes
     if ctx.dr_health_url:
         http = _http_get(step, ctx.dr_health_url, float(params.get("probeTimeout", 3.0)))
         body: Any = None
@@ -1312,6 +1408,21 @@ def confirm_primary_healthy(ctx: RunbookContext, clients: Clients, params: Mappi
     step = "confirm_primary_healthy"
     group = _asg(clients, "primary", ctx.primary_asg_name, step)
     notes = [f"region A API answers ({ctx.primary_asg_name} desired {group['DesiredCapacity']})"]
+    pending = read_journal(clients, ctx).get("fencePending")
+    if pending:
+        # The failover could not reach region A and nothing has fenced it since: it may still take
+        # writes its old database keeps. Fence it before anything replicates back, and clear the
+        # mark so the canary does not fence the region this failback is about to give writes back to.
+        actions = fence_region_a(ctx, clients, step)
+        _journal(clients, ctx, fencePending=None)
+        notes.append(
+            f"fenced region A first (pending since {pending}): {'; '.join(actions) or 'already fenced'}"
+        )
+    kept = keep_unplanned_snapshots(ctx, clients)
+    if kept:
+        notes.append(
+            "the writes the unplanned failover discarded are kept in manual snapshot(s) " + ", ".join(kept)
+        )
     if ctx.primary_health_url:
         probe = _probe(step, ctx.primary_health_url, params, clients)
         if probe.status is None:
@@ -1539,6 +1650,56 @@ def unfence_primary(ctx: RunbookContext, clients: Clients, params: Mapping[str, 
     if not changes:
         return _already(f"region A already at capacity with {len(ctx.primary_function_names)} function(s) on")
     return _done("; ".join(changes), changes=changes)
+
+
+@_step
+def warm_primary(ctx: RunbookContext, clients: Clients, params: Mapping[str, Any]) -> StepResult:
+    """Launch region A's web tier while region B still serves, so it is in service when the writer
+    moves back: the failback's write outage is then the drain, the lag wait and the switch of the
+    writer, not also an instance launch and its health checks.
+
+    Safe before the writer moves: region A's application reaches only a database that is a replica
+    (rds-replica) or a global secondary (aurora-global) until ``switch_writer``, and those refuse
+    writes; its functions and event sources stay fenced until ``unfence_primary``. Desired capacity
+    is never lowered (autoscaling may have raised it).
+    """
+    step = "warm_primary"
+    wanted = ctx.primary_capacity
+    current = _asg_capacity(_asg(clients, "primary", ctx.primary_asg_name, step))
+    target = Capacity(wanted.min, min(max(current.desired, wanted.desired), wanted.max), wanted.max)
+    changed, before = _set_asg(clients, "primary", ctx.primary_asg_name, target, step)
+    label = f"{target.min}/{target.desired}/{target.max}"
+    if not changed:
+        return _already(f"{ctx.primary_asg_name} already at {label}")
+    return _done(f"{ctx.primary_asg_name} {before.min}/{before.desired}/{before.max} -> {label}")
+
+
+@_step
+def verify_primary(ctx: RunbookContext, clients: Clients, params: Mapping[str, Any]) -> StepResult:
+    """Region A serves as the writer (health URL 200 from region A with ``writer: true``, web tier at
+    capacity) before the switch is released: traffic never moves to a region still launching."""
+    ok, notes = _verify_once(ctx, clients, params, side="primary")
+    if not ok and _wait(params):
+        config = _waiter_config(params)
+        for _ in range(max(0, int(config["MaxAttempts"]) - 1)):
+            clients.clock.sleep(float(config["Delay"]))
+            ok, notes = _verify_once(ctx, clients, params, side="primary")
+            if ok:
+                break
+        if not ok:
+            raise StepFailed(
+                "verify_primary",
+                f"region A not serving as the writer after {config['MaxAttempts']} checks: {'; '.join(notes)}",
+                retryable=True,
+                code="VerifyTimeout",
+            )
+    if not ok:
+        return _in_progress("; ".join(notes))
+    latch = _read_latch(clients, ctx) or {}
+    if latch.get("state") == "standby" and latch.get("runbook") == "failback" and latch.get("notifiedAt"):
+        # Read-only, like verify: a re-run after a completed failback finds it already done.
+        return _already("still serving: " + "; ".join(notes))
+    return _done("; ".join(notes))
 
 
 @_step

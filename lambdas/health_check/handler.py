@@ -41,5 +41,8 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     # The Lambda runtime's root logger drops INFO; the per-run summary line is the canary's record.
     probe.LOGGER.setLevel(settings.log_level)
     return probe.run(
-        settings, cloudwatch=_client("cloudwatch", settings.region), ssm=_client("ssm", settings.region)
+        settings,
+        cloudwatch=_client("cloudwatch", settings.region),
+        ssm=_client("ssm", settings.region),
+        lambda_client=_client("lambda", settings.region) if settings.runbook_function else None,
     )

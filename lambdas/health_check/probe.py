@@ -136,6 +136,10 @@ class Settings:
         metric_namespace: namespace of the health metrics (``METRIC_NAMESPACE``, default
             ``Pilotlight/Health``).
         log_level: level of this function's log lines (``LOG_LEVEL``, default INFO).
+        runbook_function: the runbook Lambda (``RUNBOOK_FUNCTION``, optional). When the latch is
+            active and a region-A target answers healthy, the canary asks it (asynchronously) to
+            complete a fence of region A that a failover left pending (``fence_primary`` with
+            ``onlyIfPending``): region A is fenced within a minute of answering again.
     """
 
     region: str
@@ -147,6 +151,7 @@ class Settings:
     attempts: int = DEFAULT_ATTEMPTS
     metric_namespace: str = DEFAULT_METRIC_NAMESPACE
     log_level: str = "INFO"
+    runbook_function: str | None = None
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> Settings:
@@ -177,6 +182,7 @@ class Settings:
             attempts=attempts,
             metric_namespace=_namespace(env, "METRIC_NAMESPACE", DEFAULT_METRIC_NAMESPACE),
             log_level=log_level.upper(),
+            runbook_function=_optional(env, "RUNBOOK_FUNCTION"),
         )
 
 
@@ -514,11 +520,43 @@ def switch_metric_datum(switch: SwitchMetric, value: int, timestamp: datetime) -
     }
 
 
+FENCE_EVENT = {
+    "runbook": "failover",
+    "step": "fence_primary",
+    "params": {"onlyIfPending": True, "reason": "canary: region A answers again while the latch is active"},
+}
+"""What the canary asks the runbook Lambda to do when region A answers healthy under an active latch."""
+
+
+def complete_pending_fence(settings: Settings, lambda_client: BaseClient) -> dict[str, Any] | None:
+    """Ask the runbook Lambda, asynchronously, to finish a pending fence of region A.
+
+    An ``Event`` invocation returns once Lambda has queued it (202) and Lambda retries a failed one
+    twice (https://docs.aws.amazon.com/lambda/latest/dg/invocation-async.html). Returns an error
+    entry when Lambda refused the request, else None.
+    """
+    try:
+        lambda_client.invoke(
+            FunctionName=settings.runbook_function,
+            InvocationType="Event",
+            Payload=json.dumps(FENCE_EVENT).encode(),
+        )
+    except (ClientError, BotoCoreError) as exc:
+        code = aws_error_code(exc)
+        log_event(
+            logging.ERROR, "could not ask the runbook to fence region A", error_code=code, detail=str(exc)
+        )
+        return {"stage": "fence", "code": code, "message": str(exc)}
+    log_event(logging.WARNING, "region A answers while the latch is active: asked the runbook to fence it")
+    return None
+
+
 def run(
     settings: Settings,
     cloudwatch: BaseClient,
     ssm: BaseClient,
     now: datetime | None = None,
+    lambda_client: BaseClient | None = None,
 ) -> dict[str, Any]:
     """Probe, read the latch, publish; return the run's result.
 
@@ -557,6 +595,17 @@ def run(
     try:
         state = read_latch_state(ssm, settings.latch_parameter)
         switch = switch_position(state, results)
+        if (
+            state == LATCH_ACTIVE
+            and any(r.healthy for r in results)
+            and settings.runbook_function
+            and lambda_client is not None
+        ):
+            # Region A serves again under an active latch: a fence the failover could not apply
+            # (region A was unreachable) is completed now, not when someone remembers.
+            refused = complete_pending_fence(settings, lambda_client)
+            if refused:
+                errors.append(refused)
     except LatchError as exc:
         switch = None
         errors.append({"stage": "latch", "code": exc.code, "message": str(exc)})

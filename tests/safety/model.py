@@ -25,7 +25,7 @@ import json
 import random
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, HTTPServer
 from typing import Any
@@ -42,6 +42,10 @@ from automation.emulator.traffic import Routing
 from lambdas.failover import executor
 from lambdas.failover.clients import Clients
 from lambdas.failover.context import RunbookContext
+from lambdas.failover.exceptions import StepFailed
+from lambdas.failover.handler import parse_event
+from lambdas.failover.names import kept_snapshot_id
+from lambdas.failover.steps import step_handler
 from lambdas.health_check import probe
 from tests.lambdas.failover.faults import Fault, access_denied_code, throttling_code
 from tests.lambdas.failover.harness import new_session
@@ -57,6 +61,12 @@ EXECUTORS = ("cli", "sfn")
 TRAFFIC_GRACE = 180.0
 """Seconds Route 53 is given to follow a change: the switch alarm's period plus the checks'."""
 
+FENCE_GRACE = 150.0
+"""Seconds a region that comes back from an outage may still serve its old writer before it is
+fenced: up to one canary period (60 s, its EventBridge schedule) before the canary sees it, the
+probe's timeout, the Event invocation's start and the fence's calls. The bound docs/safety.md states
+for a failover that could not reach region A."""
+
 INVARIANTS = {
     "one_writer": "at no observable point do two regions take writes (answer, serve, and hold a writable database)",
     "no_loss": "no acknowledged write is missing from the writer, except the unapplied tail of an unplanned promotion",
@@ -65,6 +75,25 @@ INVARIANTS = {
     "protected_again": "after a failback, region B's database replicates from the writer, or the next failover refuses",
     "single_flight": "two runs never act at once; a re-run never lowers a capacity autoscaling raised",
 }
+
+
+ASYNC_START = 2.0
+"""Seconds between an Event invocation and its start (an assumption: Lambda queues it and starts it
+"shortly"; https://docs.aws.amazon.com/lambda/latest/dg/invocation-async.html)."""
+
+
+class _RunbookLambda:
+    """The runbook function as the canary's Lambda client sees it: ``invoke`` with ``Event`` queues the
+    real step on the virtual clock and answers 202."""
+
+    def __init__(self, deployment: Deployment) -> None:
+        self.deployment = deployment
+
+    def invoke(self, FunctionName: str, InvocationType: str, Payload: bytes) -> dict[str, Any]:
+        assert InvocationType == "Event", InvocationType
+        event = json.loads(Payload)
+        self.deployment.emulator.clock.after(ASYNC_START, lambda: self.deployment._async_step(event))
+        return {"StatusCode": 202}
 
 
 class Crash(BaseException):  # a process death, not an error: nothing may catch it
@@ -201,6 +230,7 @@ class Deployment:
     _switch_points: list[tuple[datetime, float]] = field(default_factory=list)
     _keys: tuple[str, str] | None = None
     _due_run: RunState | None = None
+    _async_clients: Clients | None = None
     traffic_due: datetime | None = None
     """When the after-run traffic judgment falls due (Route 53 given the time AWS gives it)."""
 
@@ -321,16 +351,40 @@ class Deployment:
             timeout_seconds=1.0,
             attempts=1,
         )
-        cw = self.world.clients_cache.setdefault(
-            ("canary-cw", REGION_B, None), self.canary_session.client("cloudwatch", region_name=REGION_B)
-        )
-        ssm = self.world.clients_cache.setdefault(
-            ("canary-ssm", REGION_B, None), self.canary_session.client("ssm", region_name=REGION_B)
-        )
+        settings = replace(settings, runbook_function=f"{self.ctx.app_name}-runbook")
+        cache = self.world.clients_cache
+        if ("canary-cw", REGION_B, None) not in cache:
+            cache[("canary-cw", REGION_B, None)] = self.canary_session.client(
+                "cloudwatch", region_name=REGION_B
+            )
+            cache[("canary-ssm", REGION_B, None)] = self.canary_session.client("ssm", region_name=REGION_B)
+        cw, ssm = cache[("canary-cw", REGION_B, None)], cache[("canary-ssm", REGION_B, None)]
         # A canary run that fails shows in its Errors metric; the world goes on.
         with contextlib.suppress(probe.PublishError, ClientError, BotoCoreError):
-            probe.run(settings, cloudwatch=cw, ssm=ssm, now=self.emulator.clock.now())
+            probe.run(
+                settings,
+                cloudwatch=cw,
+                ssm=ssm,
+                now=self.emulator.clock.now(),
+                lambda_client=_RunbookLambda(self),
+            )
         self._count("canary_tick")
+
+    def _async_step(self, event: dict[str, Any]) -> None:
+        """The runbook Lambda running an Event invocation (the canary's): the real step, in region B.
+
+        Its own clients (a separate session, attached to the emulator): a crash point belongs to the
+        operator's run, not to this invocation. A failed invocation is dropped after Lambda's retries;
+        the canary asks again a minute later.
+        """
+        if self._async_clients is None:
+            session = new_session()
+            self.emulator.attach(session)
+            self._async_clients = Clients.for_context(self.ctx, session, clock=self.emulator.clock)
+        runbook, step, params = parse_event(event)
+        self._count(f"async {step}")
+        with contextlib.suppress(StepFailed, ClientError, BotoCoreError):
+            step_handler(step)(self.ctx, self._async_clients, {**params, "runbook": runbook, "wait": False})
 
     # -- faults and crashes -------------------------------------------------------------------------
 
@@ -455,6 +509,7 @@ class Deployment:
         self._count(f"run:{runbook}:{executor_name}")
         merged = {"reason": "checker", **(params or {})}
         before_b = self._dr_desired()
+        unprotected = runbook == "failover" and self._b_unprotected()
         self.crash_after = None if crash_after is None else self.mutating_calls + crash_after
         calls_before = self.mutating_calls
         self.running += 1
@@ -482,8 +537,26 @@ class Deployment:
             self._violate(
                 "single_flight", f"a failover re-run lowered region B's desired {before_b} -> {after_b}"
             )
+        if unprotected:
+            # Protected again, or refuse: a failover over a region-B database that does not
+            # replicate from the writer must change nothing in region B (judged from its capacity).
+            self._count("judged protected_again (a failover over an unprotected region B)")
+            if after_b > before_b:
+                self._violate(
+                    "protected_again",
+                    f"a failover started region B ({before_b} -> {after_b}) although its database does not "
+                    "replicate from the writer",
+                )
         self.judge(after_run=True)
         return state
+
+    def _b_unprotected(self) -> bool:
+        """Region B's database is neither the writer nor replicating from it (AWS state)."""
+        b_key, writer = self.keys()[1], self.writer()
+        if writer == b_key:
+            return False
+        source = self.emulator.data.source_of(b_key)
+        return source is None or source.key != writer
 
     def runbook_clients(self) -> Clients:
         """The runbook's clients (one set per deployment, as one CLI process or warm Lambda keeps)."""
@@ -518,7 +591,11 @@ class Deployment:
         taking = [r for r in (REGION_A, REGION_B) if emu.serving(r) and emu.database_writable(r)]
         if emu.reachable(REGION_A) and len(emu.writers()) > 1:
             self._count("judged one_writer (two writable databases)")
-        if len(taking) > 1:
+        if len(taking) > 1 and self._just_answered_again(REGION_A):
+            # A region that was unreachable when it should have been fenced is fenced once it
+            # answers: the canary's next minute plus the runbook's fence (docs/safety.md).
+            self._count("one_writer: region A fenced on its return (within FENCE_GRACE)")
+        elif len(taking) > 1:
             self._violate(
                 "one_writer", f"both regions serve and hold a writable database ({', '.join(taking)})"
             )
@@ -540,6 +617,11 @@ class Deployment:
                 )
         else:
             self.mismatch_since = None
+
+    def _just_answered_again(self, region: str) -> bool:
+        """Whether ``region`` came back from an outage less than ``FENCE_GRACE`` seconds ago."""
+        back = [e.at for e in self.emulator.events if e.kind == "recovery" and e.detail.startswith(region)]
+        return bool(back) and self.emulator.clock.now() - back[-1] < timedelta(seconds=FENCE_GRACE)
 
     def owns(self, key: str) -> bool:
         """Whether database copy ``key`` is one of this deployment's (its names start with the app's)."""
@@ -592,6 +674,8 @@ class Deployment:
                 continue
             if not self.owns(event.detail.split(" ")[0]):
                 continue  # another deployment's failover (deployments may share an emulator)
+            if emu.clock.now() - event.at < timedelta(seconds=FENCE_GRACE):
+                continue  # region A just answered: the canary has not had its minute yet
             source = str(event.data["snapshot"])
             region = event.detail.split(":")[3] if event.detail.count(":") >= 3 else REGION_A
             try:
@@ -600,8 +684,7 @@ class Deployment:
                 )["DBClusterSnapshots"]
             except (ClientError, BotoCoreError):
                 continue
-            stem = source.removeprefix("rds:")
-            if not any(stem in s["DBClusterSnapshotIdentifier"] for s in manual):
+            if not any(s["DBClusterSnapshotIdentifier"] == kept_snapshot_id(source) for s in manual):
                 self._violate(
                     "no_loss",
                     f"{len(event.data['discarded'])} write(s) discarded by an unplanned failover survive only "
@@ -645,16 +728,9 @@ class Deployment:
         if not serving_writers and emu.reachable(REGION_B):
             self._violate("traffic_follows_writer", f"after a {run.runbook} run, no region serves a writer")
         self._count("judged traffic_follows_writer (after a completed run)")
-        if run.runbook == "failback":
-            self._count("judged protected_again (after a completed failback)")
-            b_key = self.keys()[1]
-            a_writer = emu.database_writable(REGION_A)
-            source = emu.data.source_of(b_key)
-            if a_writer is not None and (source is None or source.key != a_writer):
-                self._violate(
-                    "protected_again",
-                    "after a failback, region B's database does not replicate from the writer",
-                )
+        # Protected again, or refuse: after a failback region B's database may be left standalone
+        # (re-seeding it is the IaC lifecycle's); what must not happen is a failover over it, which
+        # op_run judges when one is started.
 
     def keys(self) -> tuple[str, str]:
         """Region A's and region B's database copies as deployed (looked up once)."""

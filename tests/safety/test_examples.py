@@ -135,7 +135,7 @@ EXAMPLES = {
     "fence_denied_while_alive": (fence_denied_while_alive, "one_writer"),
     "crash_between_switch_and_latch": (crash_between_switch_and_latch, "traffic_follows_writer"),
     "deleted_latch_after_failover": (deleted_latch_after_failover, "traffic_follows_writer"),
-    "second_failover_after_rds_failback": (second_failover_after_rds_failback, "no_loss"),
+    "second_failover_after_rds_failback": (second_failover_after_rds_failback, "protected_again"),
     "failback_lag_never_zero": (failback_lag_never_zero, "no_loss"),
     "encrypted_break_glass_failback": (encrypted_break_glass_failback, "converges"),
     "aurora_unplanned_snapshot": (aurora_unplanned_snapshot, "no_loss"),
@@ -148,6 +148,8 @@ FIXED: dict[str, tuple[str, ...]] = {
     "crash_between_switch_and_latch": (Regression.SWITCH_BEFORE_LATCH, CANARY_RELEASES_ON_DOUBT),
     "deleted_latch_after_failover": (CANARY_RELEASES_ON_DOUBT,),
     "encrypted_break_glass_failback": (Regression.NO_PRIMARY_KMS_KEY,),
+    "second_failover_after_rds_failback": (Regression.PROMOTE_UNPROTECTED,),
+    "aurora_unplanned_snapshot": (Regression.UNPLANNED_SNAPSHOT_NOT_KEPT,),
     "failover_rerun_after_autoscaling": (Regression.SCALE_TO_CONTEXT,),
 }
 """Examples whose class of defect is fixed, with the test-only regressions that bring it back."""

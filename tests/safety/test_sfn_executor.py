@@ -296,9 +296,9 @@ def test_a_lambda_that_dies_mid_step_stops_the_run_and_a_rerun_converges(deploy:
     d = deploy()
     region_a_dark(d)
     key = dr_database(d)
-    # Region A is dark: fence_primary gets no answer, write_latch applies the first call (the latch
-    # leads), and the promotion is the second.
-    d.crash_after = d.mutating_calls + 2
+    # Region A is dark: fence_primary gets no answer and journals the pending fence (1), write_latch
+    # writes the latch (2: the latch leads), and the promotion is the third.
+    d.crash_after = d.mutating_calls + 3
 
     outcome, detail = run_state_machine(d, "failover", PARAMS)
 

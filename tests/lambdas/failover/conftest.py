@@ -82,6 +82,7 @@ def make_world(aws: None, fast_backoff: None, health: HealthServer) -> Callable[
             clients_cache=_setup_clients,
         )
         health.routes["/dr"] = world.dr_health
+        health.routes["/primary"] = world.primary_health
         return world
 
     return make

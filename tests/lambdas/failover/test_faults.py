@@ -37,7 +37,11 @@ FAILBACK_FAULTS: dict[str, tuple[str, str, str, int]] = {
     "reestablish_replication": ("rds", "CreateDBInstanceReadReplica", REGION_A, 0),
     "wait_replication_lag": ("cloudwatch", "GetMetricData", REGION_A, 0),
     "switch_writer": ("rds", "PromoteReadReplica", REGION_A, 0),
-    "unfence_primary": ("auto-scaling", "UpdateAutoScalingGroup", REGION_A, 0),
+    "warm_primary": ("auto-scaling", "UpdateAutoScalingGroup", REGION_A, 0),
+    "unfence_primary": ("lambda", "DeleteFunctionConcurrency", REGION_A, 0),
+    # confirm_primary_healthy (1), warm_primary (2) and unfence_primary (1) describe region A's
+    # group first: skip them
+    "verify_primary": ("auto-scaling", "DescribeAutoScalingGroups", REGION_A, 4),
     "release_switch": ("cloudwatch", "PutMetricData", REGION_B, 0),
     "scale_down_dr": ("auto-scaling", "UpdateAutoScalingGroup", REGION_B, 0),
     "clear_latch": ("ssm", "PutParameter", REGION_B, 0),

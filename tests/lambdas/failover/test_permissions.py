@@ -77,6 +77,13 @@ TARGETS: dict[str, Callable[[dict[str, Any], str], list[str]]] = {
     "rds:DescribeDBInstances": lambda p, r: [_db(r, p["DBInstanceIdentifier"])],
     "rds:DescribeDBClusters": lambda p, r: [_cluster(r, p["DBClusterIdentifier"])],
     "rds:DescribeGlobalClusters": lambda p, r: [_global(p["GlobalClusterIdentifier"])],
+    "rds:DescribeDBClusterSnapshots": lambda p, r: [_cluster(r, p["DBClusterIdentifier"])],
+    **{
+        "rds:CopyDBClusterSnapshot": lambda p, r: [
+            f"arn:aws:rds:{r}:{ACCOUNT}:cluster-snapshot:{p[k]}"
+            for k in ("SourceDBClusterSnapshotIdentifier", "TargetDBClusterSnapshotIdentifier")
+        ]
+    },
     "rds:PromoteReadReplica": lambda p, r: [_db(r, p["DBInstanceIdentifier"])],
     "rds:CreateDBInstance": lambda p, r: [
         _db(r, p["DBInstanceIdentifier"]),

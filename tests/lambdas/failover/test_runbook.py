@@ -316,11 +316,14 @@ def test_failover_refuses_a_region_b_database_that_is_not_replicating(world: Wor
 
     report = run_book(world, "failover")
 
-    assert report.stopped_at == "fence_primary", report.format_table()
-    record = report.record("fence_primary")
+    # Refused by the first step: the steps after it start region B's tiers in parallel with the
+    # fence, and a region B serving its frozen copy would take writes nobody keeps.
+    assert report.stopped_at == "confirm_primary_down", report.format_table()
+    record = report.record("confirm_primary_down")
     assert record.code == "NotReplicating"
     assert "is not replicating from the writer" in record.detail and "Nothing was changed" in record.detail
     assert (world.asg(REGION_A), world.concurrency(REGION_A)) == before_a
+    assert world.asg(REGION_B) == (0, 0, 0) and set(world.concurrency(REGION_B).values()) == {0}
     assert world.latch()["state"] == "standby"
 
 
@@ -350,3 +353,38 @@ def test_a_failover_rerun_over_a_tampered_latch_is_not_refused(world: World) -> 
 
     assert again.outcome == "done", again.format_table()
     assert world.latch()["state"] == "active"
+
+
+def test_one_writer_a_fence_left_pending_is_completed_when_region_a_answers(world: World) -> None:
+    """One writer: a failover that could not reach region A journals a pending fence; the canary's
+    call (``onlyIfPending``) fences region A once it answers, and a second call changes nothing."""
+    report = run_book(world, "failover", unreachable(REGION_A))
+    assert report.record("fence_primary").status == "warning"
+    assert world.asg(REGION_A) == (1, 2, 4), "region A was unreachable: not fenced yet"
+    canary_call = {"runbook": "failover", "onlyIfPending": True, "wait": False}
+    clients = world.extras["runbook"][1]
+    ctx = RunbookContext.from_dict(world.context)
+
+    fenced = steps.step_handler("fence_primary")(ctx, clients, canary_call)
+
+    assert fenced.status == "done", fenced.detail
+    assert world.asg(REGION_A) == (0, 0, 4) and set(world.concurrency(REGION_A).values()) == {0}
+    assert world.mappings(REGION_A) == ["Disabled"]
+    again = steps.step_handler("fence_primary")(ctx, clients, canary_call)
+    assert (again.status, again.detail) == ("already_done", "no fence of region A pending")
+
+
+def test_the_canary_s_call_does_nothing_without_a_pending_fence(world: World) -> None:
+    """A failback gives region A its capacity back while the latch is still active: the canary's
+    call must not fence it again (nothing is pending after a fence that succeeded)."""
+    assert run_book(world, "failover").record("fence_primary").status == "done"
+    world.client("autoscaling", REGION_A).update_auto_scaling_group(
+        AutoScalingGroupName=world.context["primaryAsgName"], MinSize=1, DesiredCapacity=2
+    )
+    clients = world.extras["runbook"][1]
+    ctx = RunbookContext.from_dict(world.context)
+
+    result = steps.step_handler("fence_primary")(ctx, clients, {"runbook": "failover", "onlyIfPending": True})
+
+    assert result.status == "already_done"
+    assert world.asg(REGION_A) == (1, 2, 4)

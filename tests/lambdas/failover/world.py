@@ -178,6 +178,27 @@ class World:
 
     # -- health endpoints ----------------------------------------------------------------------
 
+    def primary_health(self) -> tuple[int, dict[str, Any]]:
+        """Region A's health endpoint once a failover latched region B active (region A is back, and
+        fenced or unfenced by the runbook): 200 while its web tier has capacity, and who writes.
+        Before that, region A is down (503) until a test says otherwise (``health.set``)."""
+        try:
+            latch = self.latch()
+            active = latch.get("state") == "active" or latch.get("runbook") == "failback"
+        except Exception:  # no latch readable: say nothing about region A
+            active = False
+        if not active:
+            return 503, {"region": REGION_A, "error": "no healthy targets"}
+        serving = self.asg(REGION_A)[1] > 0
+        if self.mode == "rds-replica":
+            # The newest of region A's instances (the failback's replica, once made) decides.
+            ids = [f"{self.context['primaryDbInstanceId']}-failback", self.context["primaryDbInstanceId"]]
+            found = [d for d in (self.db(REGION_A, i) for i in ids) if d is not None]
+            writer = bool(found) and not found[0].get("ReadReplicaSourceDBInstanceIdentifier")
+        else:
+            writer = not self.dr_is_writer()
+        return (200 if serving else 503), {"region": REGION_A, "writer": writer}
+
     def dr_health(self) -> tuple[int, dict[str, Any]]:
         """What region B's health endpoint would answer: 200 once it has a web tier, and who writes."""
         serving = self.asg(REGION_B)[1] > 0

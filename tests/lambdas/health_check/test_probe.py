@@ -667,3 +667,74 @@ def test_bad_configuration_fails_before_any_probe_or_aws_call(
     assert server.hits("web") == server.hits("api") == 0
     assert published(region=REGION) == []
     assert handler_module._CLIENTS == {}  # no client was even made
+
+
+# ---------------------------------------------------------------------------------------------
+# A fence the failover left pending (region A unreachable then) is completed when region A answers
+# ---------------------------------------------------------------------------------------------
+
+
+class RecordingLambda:
+    """Stands in for the canary's Lambda client: records ``invoke`` calls, or refuses them."""
+
+    def __init__(self, refuse: str | None = None) -> None:
+        self.calls: list[dict[str, Any]] = []
+        self.refuse = refuse
+
+    def invoke(self, **kwargs: Any) -> dict[str, Any]:
+        if self.refuse:
+            from botocore.exceptions import ClientError
+
+            raise ClientError({"Error": {"Code": self.refuse, "Message": "no"}}, "Invoke")
+        self.calls.append(kwargs)
+        return {"StatusCode": 202}
+
+
+@pytest.mark.parametrize(
+    ("latch", "web", "asks"),
+    [
+        ("active", Answer(), True),  # region A serves again under an active latch: fence it
+        ("active", Answer(status=503, body={"error": "no healthy targets"}), False),  # fenced already
+        ("standby", Answer(), False),  # no failover: region A is meant to serve
+    ],
+    ids=["active-and-region-a-serves", "active-and-region-a-fenced", "standby"],
+)
+def test_one_writer_the_canary_asks_the_runbook_to_fence_a_region_a_that_serves_again(
+    server: HealthServer, cloudwatch: BaseClient, ssm: BaseClient, latch: str, web: Answer, asks: bool
+) -> None:
+    """One writer: a region A that was unreachable during the failover and serves again is fenced
+    within the canary's minute (the runbook's fence_primary, only if the journal says it is pending)."""
+    put_latch(ssm, latch)
+    server.answer("web", then=web)
+    server.answer("api", then=web)
+    fn = RecordingLambda()
+
+    result = probe.run(settings(server, RUNBOOK_FUNCTION="app-runbook"), cloudwatch, ssm, lambda_client=fn)
+
+    assert result["errors"] == []
+    if not asks:
+        assert fn.calls == []
+        return
+    assert len(fn.calls) == 1
+    call = fn.calls[0]
+    assert (call["FunctionName"], call["InvocationType"]) == ("app-runbook", "Event")
+    event = json.loads(call["Payload"])
+    assert (event["runbook"], event["step"]) == ("failover", "fence_primary")
+    assert event["params"]["onlyIfPending"] is True
+
+
+def test_a_refused_fence_request_is_reported_and_the_switch_still_published(
+    server: HealthServer, cloudwatch: BaseClient, ssm: BaseClient
+) -> None:
+    put_latch(ssm, "active")
+
+    result = probe.run(
+        settings(server, RUNBOOK_FUNCTION="app-runbook"),
+        cloudwatch,
+        ssm,
+        lambda_client=RecordingLambda("AccessDenied"),
+    )
+
+    assert [(e["stage"], e["code"]) for e in result["errors"]] == [("fence", "AccessDenied")]
+    assert result["switch"] == 1
+    assert published(SWITCH_NAME) == [(SWITCH_NS, SWITCH_NAME, 1.0, {"App": APP})]
