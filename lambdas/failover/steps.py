@@ -1308,7 +1308,10 @@ RETAINED_JOURNAL_KEY = "retainedPrimaries"
 def _failback_writer_id(ctx: RunbookContext, step: str) -> str:
     """rds-replica failback: the replica is created, and promoted, under region A's primary's own
     name (rename to replace), the endpoint region A's application is configured with."""
-    return _need(ctx.primary_db_instance_id, "primaryDbInstanceId", step)
+    primary = _need(ctx.primary_db_instance_id, "primaryDbInstanceId", step)
+    if regressions.on(Regression.FAILBACK_BESIDE_PRIMARY):
+        return f"{primary}-failback"
+    return primary
 
 
 def _same_instance(ref: Any, ident: str) -> bool:
@@ -1404,6 +1407,10 @@ def _reestablish_rds(ctx: RunbookContext, clients: Clients, params: Mapping[str,
         raise StepFailed(
             step, f"{dr_id} in {ctx.dr_region} is still a replica: fail over first", code="NotPromoted"
         )
+    if regressions.on(Regression.FAILBACK_BESIDE_PRIMARY):
+        # The old behaviour: a second instance beside the old primary, which keeps its name.
+        model = _require_db_instance(clients, "primary", str(ctx.primary_db_instance_id), step)
+        return _create_failback_replica(ctx, clients, params, source, model, primary_id, record, changes)
     if current is not None:
         # The old primary, standalone since the failover. Renamed only while the latch says region B
         # holds the writer: with no failover latched, <primary> *is* the writer (a failback that
@@ -1451,6 +1458,24 @@ def _reestablish_rds(ctx: RunbookContext, clients: Clients, params: Mapping[str,
             DBInstanceIdentifier=str(retained), WaiterConfig=_waiter_config(params)
         )
         old = _require_db_instance(clients, "primary", str(retained), step)
+    return _create_failback_replica(ctx, clients, params, source, old, primary_id, record, changes)
+
+
+def _create_failback_replica(
+    ctx: RunbookContext,
+    clients: Clients,
+    params: Mapping[str, Any],
+    source: Mapping[str, Any],
+    old: Mapping[str, Any],
+    primary_id: str,
+    record: dict[str, Any],
+    changes: list[str],
+) -> StepResult:
+    """Request the replica of region B's writer under ``primary_id``, modelled on ``old``."""
+    step = "reestablish_replication"
+    dr_id = str(source["DBInstanceIdentifier"])
+    retained = record.get("retained")
+    rds = clients.rds("primary")
     kwargs = _failback_replica_request(ctx, params, source, old, primary_id, step)
     # Journaled before the call: from now on a standalone <primary> is this failback's writer.
     record["created"] = True

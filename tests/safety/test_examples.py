@@ -149,6 +149,7 @@ FIXED: dict[str, tuple[str, ...]] = {
     "deleted_latch_after_failover": (CANARY_RELEASES_ON_DOUBT,),
     "encrypted_break_glass_failback": (Regression.NO_PRIMARY_KMS_KEY,),
     "failover_rerun_after_autoscaling": (Regression.SCALE_TO_CONTEXT,),
+    "failback_lag_never_zero": (Regression.FAILBACK_BESIDE_PRIMARY,),
 }
 """Examples whose class of defect is fixed, with the test-only regressions that bring it back."""
 
