@@ -88,16 +88,7 @@ class CheckKey(StrEnum):
     """Writes an unplanned Aurora failover discarded outlive the automated snapshot (a manual copy)."""
 
 
-_STALE_APPLICATION = (
-    "rds-replica failback: the writer AWS made is the dr stack's -failback instance, but region A's "
-    "application is still configured with its old instance, left a standalone writer by the failover "
-    "(README 'Failing back': re-seeding not automated; the safety checker's "
-    "second_failover_after_rds_failback shows the same no_loss; issue 10)"
-)
 KNOWN_DEFECTS: dict[tuple[str, Phase, CheckKey], str] = {
-    ("rds-replica", Phase.FAILBACK, CheckKey.APPLICATION): _STALE_APPLICATION,
-    ("rds-replica", Phase.FAILBACK, CheckKey.NO_LOSS): "writes taken in region A after the route-back land "
-    "in its old instance, not in the writer: " + _STALE_APPLICATION,
     ("rds-replica", Phase.FAILBACK, CheckKey.ONE_WRITER): (
         "region A returns unfenced: fence_primary could not reach it while it was dark and no step fences "
         "it when it answers again, so its old instance (a standalone writer) serves beside region B until "

@@ -28,10 +28,12 @@ the latch, and checks the invariants (:func:`invariants`).
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import json
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any, Literal
 
@@ -45,6 +47,7 @@ from automation.lifecycle_tables import (
     Change,
     rejected,
 )
+from lambdas.failover.names import retained_instance_id
 
 # Inputs that differ between two runs of the same program because they are build artefacts.
 VOLATILE_INPUTS = frozenset({"code", "sourceCodeHash", "__defaults"})
@@ -239,6 +242,10 @@ def _short(value: Any, width: int = 60) -> str:
 
 # --------------------------------------------------------------------------------------------------
 # the live world
+
+
+_RUNBOOK_FAILBACK_AT = datetime(2030, 1, 1, tzinfo=UTC)
+"""The instant the modelled runbook failback renames the old primary (its stamp; any fixed time)."""
 
 
 @dataclass
@@ -686,13 +693,25 @@ class Lifecycle:
         w = self.world
         a_region, _ = self.regions()
         if mode == "rds-replica":
-            fb = f"{ctx['primaryDbInstanceId']}-failback"
-            if fb not in w.dbs:
-                w.dbs[fb] = Db(fb, a_region, "instance", ctx["drDbInstanceId"], None)
-                w.out_of_band.append(f"aws:rds/instance:Instance {fb} (runbook)")
+            # Rename to replace (lambdas/failover/steps.py reestablish_replication): the old primary
+            # is renamed <primary>-pre-failback-<stamp> and kept, and a replica of region B's writer
+            # takes <primary>. This harness identifies databases by name, as region A's application
+            # does (its endpoint); the primary stack's state, which follows the instance, must be
+            # moved to the new <primary> by hand (README, "Failing back").
+            primary = ctx["primaryDbInstanceId"]
+            current = w.dbs.get(primary)
+            if current is None or current.source != ctx["drDbInstanceId"]:
+                if current is not None:
+                    retained = retained_instance_id(primary, _RUNBOOK_FAILBACK_AT)
+                    w.dbs[retained] = dataclasses.replace(current, ident=retained)
+                    w.out_of_band.append(f"aws:rds/instance:Instance {primary} renamed {retained} (runbook)")
+                w.dbs[primary] = Db(primary, a_region, "instance", ctx["drDbInstanceId"], None)
+                w.out_of_band.append(
+                    f"aws:rds/instance:Instance {primary} (runbook, replaces the old primary)"
+                )
         dr_asg.update(minSize=0, maxSize=0, desiredCapacity=0)  # scale_down_dr
         if mode == "rds-replica":
-            w.promote(f"{ctx['primaryDbInstanceId']}-failback")
+            w.promote(ctx["primaryDbInstanceId"])
         else:
             w.global_failover(ctx["primaryClusterId"])
         cap = ctx["primaryCapacity"]

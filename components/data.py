@@ -1105,7 +1105,13 @@ class DrDataTier(pulumi.ComponentResource):
                     "drInstanceClass": cfg.database.instance_class,
                 }
                 if aurora
-                else {"primaryDbInstanceId": primary["dbInstanceId"], "drDbInstanceId": db.instance_id}
+                else {
+                    "primaryDbInstanceId": primary["dbInstanceId"],
+                    "drDbInstanceId": db.instance_id,
+                    # Where the failback replica runs (region A's VPC): its role names them.
+                    "primaryDbSubnetGroupName": primary["dbSubnetGroupName"],
+                    "primaryDbParameterGroupName": primary["dbParameterGroupName"],
+                }
             ),
         }
         self.api_environment = {

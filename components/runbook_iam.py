@@ -17,7 +17,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from lambdas.failover.names import failback_instance_id, failover_instance_id
+from lambdas.failover.names import failover_instance_id, retained_instance_pattern
 
 SAR = "https://docs.aws.amazon.com/service-authorization/latest/reference"
 STAR_ONLY_ACTIONS: dict[str, str] = {
@@ -55,6 +55,9 @@ class RunbookTargets:
         global_cluster_id, primary_cluster_id, dr_cluster_id: aurora-global: the global database and
             its two member clusters.
         data_key_arns: KMS keys an encrypted failback replica may be created under (rds-replica).
+        primary_db_subnet_group, primary_db_parameter_group: rds-replica: region A's primary's subnet
+            group (default: named like the instance, as the program names it) and parameter group,
+            which the failback replica is created in.
     """
 
     account: str
@@ -77,6 +80,8 @@ class RunbookTargets:
     dr_cluster_id: str | None = None
     data_key_arns: tuple[str, ...] = ()
     primary_mapping_ids: tuple[str, ...] = ()
+    primary_db_subnet_group: str | None = None
+    primary_db_parameter_group: str | None = None
 
     @classmethod
     def from_context(cls, context: Mapping[str, Any]) -> RunbookTargets:
@@ -103,6 +108,8 @@ class RunbookTargets:
             primary_cluster_id=context.get("primaryClusterId"),
             dr_cluster_id=context.get("drClusterId"),
             data_key_arns=_strings(context, "dataKeyArns"),
+            primary_db_subnet_group=context.get("primaryDbSubnetGroupName"),
+            primary_db_parameter_group=context.get("primaryDbParameterGroupName"),
         )
 
 
@@ -253,18 +260,36 @@ def _rds_replica(t: RunbookTargets) -> list[dict[str, Any]]:
         raise ValueError("rds-replica runbook targets need primaryDbInstanceId and drDbInstanceId")
     primary = rds_arn(a, acct, "db", t.primary_db_instance_id)
     dr = rds_arn(b, acct, "db", t.dr_db_instance_id)
-    failback = rds_arn(a, acct, "db", failback_instance_id(t.primary_db_instance_id))
+    # Rename to replace: region A's old primary is renamed <primary>-pre-failback-<stamp> and kept, and
+    # the failback replica is created (then promoted) under <primary> itself (lambdas/failover/names.py).
+    retained = rds_arn(a, acct, "db", retained_instance_pattern(t.primary_db_instance_id))
+    # Where the replica runs: region A's old primary's subnet group and parameter group (the program
+    # names the subnet group like the instance), and the engine defaults RDS falls back to.
+    network = [
+        rds_arn(a, acct, "subgrp", t.primary_db_subnet_group or t.primary_db_instance_id),
+        *([rds_arn(a, acct, "pg", t.primary_db_parameter_group)] if t.primary_db_parameter_group else []),
+    ]
     statements: list[dict[str, Any]] = [
         {"Sid": "DescribeDatabases", "Effect": "Allow", "Action": "rds:DescribeDBInstances",
-         "Resource": [primary, dr, failback]},
-        {"Sid": "PromoteReplicas", "Effect": "Allow", "Action": "rds:PromoteReadReplica", "Resource": [dr, failback]},
+         "Resource": [primary, dr, retained]},
+        {"Sid": "PromoteReplicas", "Effect": "Allow", "Action": "rds:PromoteReadReplica", "Resource": [dr, primary]},
         {
-            # Failback: a replica of region B's writer, created in region A (no subnet group named:
-            # the default one).
+            # ModifyDBInstance is authorized on the instance (db*, Service Authorization Reference,
+            # list_amazonrds.html); the reference does not say whether a rename is also evaluated on
+            # the new name, so both are named. No condition key limits it to renames: the statement
+            # names only region A's primary and the retained names.
+            "Sid": "RenameOldPrimary",
+            "Effect": "Allow",
+            "Action": "rds:ModifyDBInstance",
+            "Resource": [primary, retained],
+        },
+        {
+            # Failback: a replica of region B's writer, created in region A under the primary's name,
+            # in the old primary's VPC (CreateDBInstanceReadReplica: db*, og*, pg*, subgrp*).
             "Sid": "CreateFailbackReplica",
             "Effect": "Allow",
             "Action": "rds:CreateDBInstanceReadReplica",
-            "Resource": [failback, dr, *_defaults(a, acct), rds_arn(a, acct, "subgrp", "default")],
+            "Resource": [primary, dr, *_defaults(a, acct), *network],
         },
     ]  # fmt: skip
     if t.data_key_arns:

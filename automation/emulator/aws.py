@@ -32,6 +32,16 @@
   https://docs.aws.amazon.com/AmazonRDS/latest/AuroraUserGuide/aurora-global-database-disaster-recovery.html
   and the ``DescribeGlobalClusters`` API reference (``FailoverState``).
 * **Instances the runbook creates take time** (an Aurora instance added to a headless secondary).
+* **A renamed DB instance** (``ModifyDBInstance`` ``NewDBInstanceIdentifier``) loses its old name at
+  once and is ``renaming``, not available, until the new name is effective (about 10 minutes); its
+  data copy, its replication links and its place in the event history follow it to the new name,
+  and whatever an application configured with the *old* name reaches is whatever instance bears that
+  name now (none: connections fail; a replica: writes refused). Source:
+  https://docs.aws.amazon.com/AmazonRDS/latest/UserGuide/USER_RenameInstance.html ("the old DNS name
+  ... is immediately deleted"; "The new DNS name for the renamed DB instance becomes effective in
+  about 10 minutes. The renamed DB instance is not available until the new name becomes effective";
+  "All read replicas associated with a DB instance remain associated with that instance after it is
+  renamed").
 * **Lag is published as RDS publishes it**: ``ReplicaLag`` (unit ``Seconds``, per replica instance)
   and ``AuroraGlobalDBReplicationLag`` (``Milliseconds``, per secondary cluster), one datapoint a
   minute stamped with the virtual time, in the replica's region, from the unapplied tail (``data``);
@@ -97,6 +107,11 @@ class Timings:
     instance and "may take a few minutes"; 5 minutes is within what AWS describes."""
     replica_create_seconds: float = 1200.0
     """A cross-region read replica from request to available. Assumed (size-dependent in AWS)."""
+    rename_seconds: float = 600.0
+    """A renamed DB instance from request to available under its new name: "The new DNS name for the
+    renamed DB instance becomes effective in about 10 minutes. The renamed DB instance is not
+    available until the new name becomes effective"
+    (https://docs.aws.amazon.com/AmazonRDS/latest/UserGuide/USER_RenameInstance.html)."""
     instance_create_seconds: float = 600.0
     """An Aurora DB instance added to a cluster. Assumed (typically 5-10 minutes)."""
     global_failover_seconds: float = 120.0
@@ -573,6 +588,32 @@ class Emulator:
         else:
             self.clock.after(self.timings.promote_seconds, complete)
 
+    def on_rename_requested(self, db: DBInstance) -> None:
+        if db.status != "available":
+            # ModifyDBInstance, Errors: InvalidDBInstanceState.
+            raise _Refused(
+                "InvalidDBInstanceState", f"{db.db_instance_identifier} is {db.status}: cannot rename now"
+            )
+
+    def on_renamed(self, db: DBInstance, old_arn: str) -> None:
+        new_arn = db.db_instance_arn
+        with self._lock:
+            self.data.sync()
+            self.data.rename(old_arn, new_arn)
+            if old_arn in self.lost_at_promotion:
+                self.lost_at_promotion[new_arn] = self.lost_at_promotion.pop(old_arn)
+            self._event(
+                "renamed",
+                f"{old_arn} renamed {db.db_instance_identifier}: the old name is gone, the new one "
+                f"answers in {self.timings.rename_seconds:.0f} s",
+                old=old_arn,
+                new=new_arn,
+            )
+        if self.provisioning:
+            return
+        db.status = "renaming"
+        self.clock.after(self.timings.rename_seconds, lambda: _set_status(db, "available"))
+
     def on_cluster_created(self, backend: RDSBackend, cluster: DBCluster) -> None:
         self.data.copy(cluster.db_cluster_arn, Store.DATABASE, backend.region_name)
         group = _global_of(cluster)
@@ -731,11 +772,19 @@ class Emulator:
         A promotion makes its replica the intended writer when it starts; an Aurora failover or
         switchover when it completes. Whatever else still accepts writes is a stale writer.
         """
+        renames: dict[str, str] = {}
         for event in reversed(self.events):
+            if event.kind == "renamed":
+                # A rename after the event that made the writer: the writer now bears the new name.
+                old, new = str(event.data["old"]), str(event.data["new"])
+                renames[old] = renames.get(new, new)
+                continue
             writer = event.data.get("writer")
-            if writer and keys(str(writer)):
-                return str(writer)
-        return initial
+            if writer:
+                writer = renames.get(str(writer), str(writer))
+                if keys(writer):
+                    return writer
+        return renames.get(initial, initial)
 
     def writers(self) -> list[str]:
         """Database copies that accept writes now (whatever the application is wired to)."""
@@ -856,6 +905,7 @@ def _patch_behaviours() -> Callable[[], None]:
     create_instance = RDSBackend.create_db_instance
     create_replica = RDSBackend.create_db_instance_read_replica
     create_cluster = RDSBackend.create_db_cluster
+    modify_instance = RDSBackend.modify_db_instance
     update_asg = AutoScalingBackend.update_auto_scaling_group
     set_desired = AutoScalingBackend.set_desired_capacity
 
@@ -890,6 +940,16 @@ def _patch_behaviours() -> Callable[[], None]:
         _ACTIVE.on_promote(self, database)
         return database
 
+    def modify_db_instance(self: RDSBackend, db_instance_identifier: str, db_kwargs: dict[str, Any]) -> Any:
+        if _ACTIVE is None or not db_kwargs.get("new_db_instance_identifier"):
+            return modify_instance(self, db_instance_identifier, db_kwargs)
+        database = self.describe_db_instances(db_instance_identifier)[0]
+        _ACTIVE.on_rename_requested(database)
+        old_arn = database.db_instance_arn
+        result = modify_instance(self, db_instance_identifier, db_kwargs)
+        _ACTIVE.on_renamed(database, old_arn)
+        return result
+
     def create_db_cluster(self: RDSBackend, kwargs: dict[str, Any]) -> Any:
         cluster = create_cluster(self, kwargs)
         if _ACTIVE is not None:
@@ -922,6 +982,7 @@ def _patch_behaviours() -> Callable[[], None]:
     put(RDSBackend, "create_db_instance_read_replica", create_db_instance_read_replica)
     put(RDSBackend, "promote_read_replica", promote_read_replica)
     put(RDSBackend, "create_db_cluster", create_db_cluster)
+    put(RDSBackend, "modify_db_instance", modify_db_instance)
     put(RDSResponse, "failover_global_cluster", failover_global_cluster)
     put(RDSResponse, "switchover_global_cluster", switchover_global_cluster)
 

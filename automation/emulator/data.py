@@ -138,6 +138,19 @@ class DataPlane:
         """The link replicating into ``target``, if any."""
         return next((link for link in self.links if link.target.key == target), None)
 
+    def rename(self, old: str, new: str) -> None:
+        """Copy ``old`` is now called ``new`` (its instance was renamed): same content, same links.
+
+        Writes already recorded keep the key they were taken under (what the client reached then).
+        """
+        if new in self.copies:
+            raise ValueError(f"copy {new} already exists: cannot rename {old} to it")
+        copy = self.copies.pop(old, None)
+        if copy is None:
+            return
+        copy.key = new
+        self.copies[new] = copy
+
     def replace_content(self, target: str, source: str) -> list[int]:
         """``target`` discards what it holds and becomes a copy of ``source`` (a rebuild).
 

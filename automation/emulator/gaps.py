@@ -15,6 +15,20 @@ never the product's code paths (the runbook runs unmodified against the patched 
   writer and every other member a secondary; like RDS, a target cluster without any instance
   (a headless secondary) is refused with ``InvalidDBClusterStateFault``.
 
+* ``CreateDBInstanceReadReplica`` across regions looks the new replica's ``DBSubnetGroupName`` up in the
+  *source's* region (moto copies the source and only then moves the copy to its own region), so a
+  replica created in its own region's VPC fails with ``DBSubnetGroupNotFoundFault``. The patch moves
+  the copy to its region first. ("DBSubnetGroupName: A DB subnet group for the DB instance. The new DB
+  instance is created in the VPC associated with the DB subnet group", API reference.)
+* ``ModifyDBInstance`` with ``NewDBInstanceIdentifier`` renames the instance but accepts a name that is
+  taken, and leaves its read replicas (and its own source's replica list) naming the old identifier.
+  RDS refuses an existing name ("You cannot use an existing DB instance name when renaming an
+  instance") and keeps the replicas associated ("All read replicas associated with a DB instance
+  remain associated with that instance after it is renamed"), both from
+  https://docs.aws.amazon.com/AmazonRDS/latest/UserGuide/USER_RenameInstance.html. The patch refuses
+  with ``DBInstanceAlreadyExists`` and re-points the associations. (What takes time, the instance not
+  being available until the new name is effective, is the emulator's: ``aws.Timings.rename_seconds``.)
+
 ``patch_moto()`` applies the patches and returns a function that undoes them; the ``moto_gaps``
 fixture wraps it. The benchmark uses it too.
 """
@@ -27,6 +41,7 @@ from typing import Any
 from moto.core.responses import ActionResult
 from moto.rds.exceptions import (
     DBClusterNotFoundError,
+    DBInstanceAlreadyExists,
     InvalidDBClusterStateFault,
     InvalidParameterValue,
     RDSClientError,
@@ -78,6 +93,52 @@ def _promote_read_replica(original: Callable[..., Any]) -> Callable[..., Any]:
         return promote_now(self, db_kwargs)
 
     return promote
+
+
+def _replica_in_its_region(original: Callable[..., Any]) -> Callable[..., Any]:
+    def create(self: RDSBackend, db_kwargs: dict[str, Any]) -> Any:
+        if str(db_kwargs.get("source_db_instance_identifier", "")).startswith("arn:"):
+            # moto assigns ``backend`` last; every later attribute (the subnet group) resolves there.
+            db_kwargs = {"backend": self, **db_kwargs}
+        return original(self, db_kwargs)
+
+    return create
+
+
+def _instances_everywhere(account: str) -> list[Any]:
+    return [db for backend in rds_backends[account].values() for db in backend.databases.values()]
+
+
+def renamed(database: Any, old_id: str, old_arn: str) -> None:
+    """Re-point the replication associations of ``database``, just renamed from ``old_id``."""
+    new_id, new_arn = database.db_instance_identifier, database.db_instance_arn
+    for other in _instances_everywhere(database.account_id):
+        if other is database:
+            continue
+        if other.source_db_instance_identifier in (old_id, old_arn):
+            # A replica keeps naming its source the way it did (identifier in-region, ARN across).
+            ref = other.source_db_instance_identifier
+            other.source_db_instance_identifier = new_arn if ref == old_arn else new_id
+        replicas = getattr(other, "replicas", None) or []
+        for i, ref in enumerate(replicas):
+            if ref in (old_id, old_arn):
+                replicas[i] = new_arn if ref == old_arn else new_id
+
+
+def _modify_db_instance(original: Callable[..., Any]) -> Callable[..., Any]:
+    def modify(self: RDSBackend, db_instance_identifier: str, db_kwargs: dict[str, Any]) -> Any:
+        new = db_kwargs.get("new_db_instance_identifier")
+        if not new:
+            return original(self, db_instance_identifier, db_kwargs)
+        database = self.describe_db_instances(db_instance_identifier)[0]
+        if str(new).lower() in self.databases:
+            raise DBInstanceAlreadyExists()
+        old_id, old_arn = database.db_instance_identifier, database.db_instance_arn
+        result = original(self, db_instance_identifier, db_kwargs)
+        renamed(database, old_id, old_arn)
+        return result
+
+    return modify
 
 
 def _set_writer(response: RDSResponse) -> ActionResult:
@@ -135,6 +196,12 @@ def patch_moto() -> Callable[[], None]:
 
     put(RDSBackend, "promote_read_replica", _promote_read_replica(RDSBackend.promote_read_replica))
     put(DBInstance, "remove_replica", _remove_replica)
+    put(
+        RDSBackend,
+        "create_db_instance_read_replica",
+        _replica_in_its_region(RDSBackend.create_db_instance_read_replica),
+    )
+    put(RDSBackend, "modify_db_instance", _modify_db_instance(RDSBackend.modify_db_instance))
     put(RDSResponse, "describe_global_clusters", describe_global_clusters)
     put(RDSResponse, "failover_global_cluster", failover_global_cluster)
     put(RDSResponse, "switchover_global_cluster", switchover_global_cluster)

@@ -1,8 +1,9 @@
 """Physical names the runbook generates, fitted to AWS's limits (pure: no AWS, no Pulumi).
 
-The runbook creates a few resources of its own: a writer instance for a headless Aurora secondary
-at failover, and (rds-replica) a read replica of region B's database back in region A at failback.
-Their identifiers derive from identifiers the program generated, which may already be close to the
+The runbook creates or renames a few resources of its own: a writer instance for a headless Aurora
+secondary at failover, and (rds-replica failback) the name region A's old primary is kept under
+once it is renamed out of the way of its replacement (:func:`retained_instance_id`). Their
+identifiers derive from identifiers the program generated, which may already be close to the
 limit. :func:`fit` keeps a name that fits as it is, and otherwise cuts it and appends a short hash
 of the whole name, so two long names that differ only at the end stay different, and a step run
 again computes the same name (the runbook's idempotence depends on it).
@@ -13,6 +14,7 @@ The program's naming helper (``components/naming.py``) uses the same :func:`fit`
 from __future__ import annotations
 
 import hashlib
+from datetime import UTC, datetime
 
 HASH_LENGTH = 7
 """Hex characters of the SHA-256 of the full name kept when a name is cut (28 bits)."""
@@ -48,16 +50,62 @@ def failover_instance_id(cluster_id: str) -> str:
 
 
 def failback_instance_id(primary_instance_id: str) -> str:
-    """The replica in region A the rds-replica failback creates: ``<primary instance>-failback``.
+    """The replica in region A the *IaC* failback phases create (``dr:failback replicate``):
+    ``<primary instance>-failback``.
 
-    The program names region A's instance so that this never needs cutting
-    (``components/naming.py``, :data:`FAILBACK_RESERVE`); the runbook appends the suffix as is.
+    Only the Pulumi program's phases use it: the runbook's failback no longer creates a second
+    instance beside region A's old primary, it renames the old primary out of the way and creates
+    the replica under the old primary's own name (:func:`retained_instance_id`), so that region A's
+    application, configured with that name's endpoint, reaches the new writer. The program names
+    region A's instance so that this never needs cutting (``components/naming.py``,
+    :data:`FAILBACK_RESERVE`).
     """
     return f"{primary_instance_id}-{FAILBACK_INSTANCE_SUFFIX}"
 
 
 FAILBACK_RESERVE = len(FAILBACK_INSTANCE_SUFFIX) + 1
-"""Characters a region-A DB instance identifier leaves free for the failback replica's suffix."""
+"""Characters a region-A DB instance identifier leaves free for the IaC failback replica's suffix.
+
+Kept at its value although the runbook no longer appends ``-failback``: the program cuts region A's
+identifier to ``63 - FAILBACK_RESERVE`` characters, and changing the reserve would change the
+identifier of every deployed database whose name is cut (a rename of the production database,
+which convention 6 forbids). The retained name fits without it (:func:`retained_instance_id`)."""
+
+RETAINED_MARKER = "pre-failback"
+"""What the retained name says: this instance was region A's primary before a failback replaced it."""
+
+RETAINED_STAMP_FORMAT = "%Y%m%d%H%M"
+"""When the rename was decided (UTC, to the minute): two failbacks never retain under one name."""
+
+_RETAINED_SUFFIX_LENGTH = len(f"-{RETAINED_MARKER}-") + len("YYYYMMDDHHMM")
+
+
+def retained_head(primary_instance_id: str) -> str:
+    """The part of a retained name before ``-pre-failback-<stamp>``: the primary's identifier,
+    cut (with a hash, :func:`fit`) only when the whole would pass the 63-character limit."""
+    return fit(primary_instance_id, RDS_IDENTIFIER_MAX - _RETAINED_SUFFIX_LENGTH)
+
+
+def retained_instance_id(primary_instance_id: str, at: datetime) -> str:
+    """The name region A's old primary is renamed to at failback: ``<primary>-pre-failback-<stamp>``.
+
+    The rds-replica failback follows AWS's "Renaming to replace an existing DB instance"
+    (https://docs.aws.amazon.com/AmazonRDS/latest/UserGuide/USER_RenameInstance.html): rename the
+    old primary to a name saying it is no longer the primary, then create its replacement under the
+    old name, so applications need no change. The old primary is retained, never deleted: it holds
+    whatever region A took that never reached region B. The stamp is the instant the rename was
+    decided, so the name is unique per failback and says when; the primary's part is cut (never
+    the marker or the stamp) so that the runbook role's pattern
+    (:func:`retained_instance_pattern`) and the operator can always find it.
+    """
+    stamp = at.astimezone(UTC).strftime(RETAINED_STAMP_FORMAT)
+    return f"{retained_head(primary_instance_id)}-{RETAINED_MARKER}-{stamp}"
+
+
+def retained_instance_pattern(primary_instance_id: str) -> str:
+    """Every name :func:`retained_instance_id` gives ``primary_instance_id``'s old primaries
+    (an IAM resource pattern: ``*`` stands for the stamp)."""
+    return f"{retained_head(primary_instance_id)}-{RETAINED_MARKER}-*"
 
 
 UNPLANNED_SNAPSHOT_PREFIX = "rds:unplanned-global-failover-"

@@ -35,6 +35,10 @@ class Regression(StrEnum):
     SCALE_TO_CONTEXT = "scale-to-context"
     """A failover re-run sets region B's desired capacity back to the context's, undoing what
     autoscaling raised (breaks single_flight)."""
+    FAILBACK_BESIDE_PRIMARY = "failback-beside-primary"
+    """The rds-replica failback creates and promotes ``<primary>-failback`` beside region A's old
+    primary instead of renaming the old primary and replacing it under its name, so region A's
+    application keeps writing to the old instance (breaks no_loss)."""
 
 
 ACTIVE: set[str] = set()

@@ -72,9 +72,9 @@ from lambdas.failover.context import Capacity, RunbookContext
 from lambdas.failover.exceptions import StepFailed
 from lambdas.failover.names import (
     UNPLANNED_SNAPSHOT_PREFIX,
-    failback_instance_id,
     failover_instance_id,
     kept_snapshot_id,
+    retained_instance_id,
 )
 from lambdas.failover.regressions import Regression
 
@@ -1391,10 +1391,28 @@ def notify(ctx: RunbookContext, clients: Clients, params: Mapping[str, Any]) -> 
 # ---------------------------------------------------------------------------------------------
 
 
-def _failback_instance_id(ctx: RunbookContext, _params: Mapping[str, Any], step: str) -> str:
-    """Always ``<primary>-failback``: the one id the runbook role may create, promote and switch to
-    (``components/runbook_iam.py``), so the step takes no id from its parameters."""
-    return failback_instance_id(_need(ctx.primary_db_instance_id, "primaryDbInstanceId", step))
+FAILBACK_JOURNAL_KEY = "failback"
+"""Journal entry of the rds-replica failback under way: ``retained`` (the name region A's old primary
+is renamed to), ``replicaOf`` (region B's writer), ``created`` (the replica was requested under the
+primary's name). Written before each change it describes, cleared by ``clear_latch``: it is what
+tells the instance this failback created under ``<primary>`` from the old primary it replaced."""
+
+RETAINED_JOURNAL_KEY = "retainedPrimaries"
+"""Journal list, never cleared: every old primary a failback renamed and kept, and when."""
+
+
+def _failback_writer_id(ctx: RunbookContext, step: str) -> str:
+    """rds-replica failback: the replica is created, and promoted, under region A's primary's own
+    name (rename to replace), the endpoint region A's application is configured with."""
+    primary = _need(ctx.primary_db_instance_id, "primaryDbInstanceId", step)
+    if regressions.on(Regression.FAILBACK_BESIDE_PRIMARY):
+        return f"{primary}-failback"
+    return primary
+
+
+def _same_instance(ref: Any, ident: str) -> bool:
+    """Whether ``ref`` (an identifier or an ARN, as RDS reports a replication source) names ``ident``."""
+    return ref == ident or str(ref).endswith(f":db:{ident}")
 
 
 @_step
@@ -1453,71 +1471,230 @@ def reestablish_replication(ctx: RunbookContext, clients: Clients, params: Mappi
         role = "writer" if me.get("IsWriter") else "secondary (replicating from region B)"
         return _already(f"{ctx.primary_cluster_id} is a member of {ctx.global_cluster_id}: {role}")
 
+    return _reestablish_rds(ctx, clients, params)
+
+
+def _reestablish_rds(ctx: RunbookContext, clients: Clients, params: Mapping[str, Any]) -> StepResult:
+    """Rename to replace (https://docs.aws.amazon.com/AmazonRDS/latest/UserGuide/USER_RenameInstance.html,
+    "Renaming to replace an existing DB instance"): region A's old primary, left a standalone writer by
+    the failover, is renamed ``<primary>-pre-failback-<stamp>`` and kept; a cross-region replica of region
+    B's writer is created under ``<primary>``, in region A's VPC, so that once ``switch_writer`` promotes
+    it, region A's application finds the writer at the endpoint it has always used.
+
+    Resumable at every point, from AWS state and the journal: ``<primary>`` a replica of region B's
+    writer (created: wait for it), ``<primary>`` missing with the rename journaled (wait for the renamed
+    instance, then create), ``<primary>`` standalone with no replica journaled (the old primary: rename).
+    """
+    step = "reestablish_replication"
     dr_id = _need(ctx.dr_db_instance_id, "drDbInstanceId", step)
-    fb_id = _failback_instance_id(ctx, params, step)
-    existing = _db_instance(clients, "primary", fb_id)
-    created = False
-    if existing is None:
-        source = _require_db_instance(clients, "dr", dr_id, step)
-        if source.get("ReadReplicaSourceDBInstanceIdentifier"):
+    primary_id = _failback_writer_id(ctx, step)
+    rds = clients.rds("primary")
+    record = dict(read_journal(clients, ctx).get(FAILBACK_JOURNAL_KEY) or {})
+    current = _db_instance(clients, "primary", primary_id)
+    changes: list[str] = []
+    source_arn = current.get("ReadReplicaSourceDBInstanceIdentifier") if current else None
+    if current is not None and source_arn:
+        if not _same_instance(source_arn, dr_id):
             raise StepFailed(
-                step, f"{dr_id} in {ctx.dr_region} is still a replica: fail over first", code="NotPromoted"
+                step,
+                f"{primary_id} in {ctx.primary_region} replicates from {source_arn}, not from {dr_id}: "
+                "the failback only promotes a replica of region B's writer",
+                code="UnexpectedReplicationSource",
             )
-        kwargs: dict[str, Any] = {
-            "DBInstanceIdentifier": fb_id,
-            "SourceDBInstanceIdentifier": source["DBInstanceArn"],
-            "DBInstanceClass": source["DBInstanceClass"],
-            # botocore builds the cross-region pre-signed URL from SourceRegion.
-            "SourceRegion": ctx.dr_region,
-        }
-        if source.get("StorageEncrypted"):
-            # A cross-region replica of an encrypted instance needs a key in its own region:
-            # https://docs.aws.amazon.com/AmazonRDS/latest/UserGuide/USER_ReadRepl.XRgn.html
-            # The outputs name region A's key (primaryKmsKeyArn); an explicit parameter wins.
-            kms = params.get("failbackKmsKeyId")
-            if not kms and not regressions.on(Regression.NO_PRIMARY_KMS_KEY):
-                kms = ctx.primary_kms_key_arn
-            if not kms:
-                raise StepFailed(
-                    step,
-                    f"{dr_id} is encrypted and the outputs name no primaryKmsKeyArn: pass "
-                    f"failbackKmsKeyId (a KMS key in {ctx.primary_region}) for the replica in region A",
-                    code="MissingKmsKey",
-                )
-            kwargs["KmsKeyId"] = kms
-        clients.rds("primary").create_db_instance_read_replica(**kwargs)
-        created = True
-        log_event(
-            logging.INFO,
-            "failback replica created",
-            step=step,
-            instance=fb_id,
-            source=source["DBInstanceArn"],
+        if not record.get("created"):
+            # Created by a call that stopped before journaling it.
+            record["created"] = True
+            _journal(clients, ctx, **{FAILBACK_JOURNAL_KEY: record})
+        return _await_failback_replica(ctx, clients, params, primary_id, dr_id, record, changes)
+    if current is not None and record.get("created"):
+        # A re-run after switch_writer: the replica this failback created is region A's writer.
+        return _already(
+            f"{primary_id} in {ctx.primary_region} is already promoted (writer): nothing to replicate",
+            instance=primary_id,
+            retained=record.get("retained"),
         )
-        existing = {
-            "DBInstanceStatus": "creating",
-            "ReadReplicaSourceDBInstanceIdentifier": source["DBInstanceArn"],
-        }
-    source_arn = existing.get("ReadReplicaSourceDBInstanceIdentifier")
-    if source_arn and not created and not str(source_arn).endswith(f":db:{dr_id}") and source_arn != dr_id:
+    source = _require_db_instance(clients, "dr", dr_id, step)
+    if source.get("ReadReplicaSourceDBInstanceIdentifier"):
+        raise StepFailed(
+            step, f"{dr_id} in {ctx.dr_region} is still a replica: fail over first", code="NotPromoted"
+        )
+    if regressions.on(Regression.FAILBACK_BESIDE_PRIMARY):
+        # The old behaviour: a second instance beside the old primary, which keeps its name.
+        model = _require_db_instance(clients, "primary", str(ctx.primary_db_instance_id), step)
+        return _create_failback_replica(ctx, clients, params, source, model, primary_id, record, changes)
+    if current is not None:
+        # The old primary, standalone since the failover. Renamed only while the latch says region B
+        # holds the writer: with no failover latched, <primary> *is* the writer (a failback that
+        # completed, or none needed) and renaming it would take region A's database away.
+        if (_read_latch(clients, ctx) or {}).get("state") != "active":
+            return _already(
+                f"{primary_id} is region A's standalone writer and no failover is latched: nothing to "
+                "re-establish",
+                instance=primary_id,
+            )
+        retained = str(record.get("retained") or retained_instance_id(primary_id, clients.clock.now()))
+        now = _now(clients)
+        record = {"retained": retained, "replicaOf": source["DBInstanceArn"], "renamedAt": now}
+        history = [h for h in read_journal(clients, ctx).get(RETAINED_JOURNAL_KEY, []) if isinstance(h, dict)]
+        if not any(h.get("instance") == retained for h in history):
+            history.append({"instance": retained, "was": primary_id, "region": ctx.primary_region, "at": now})
+        # Journaled before the call: a run stopped right after it finds the name it chose.
+        _journal(clients, ctx, **{FAILBACK_JOURNAL_KEY: record, RETAINED_JOURNAL_KEY: history})
+        rds.modify_db_instance(
+            DBInstanceIdentifier=primary_id, NewDBInstanceIdentifier=retained, ApplyImmediately=True
+        )
+        log_event(logging.INFO, "old primary renamed", step=step, instance=primary_id, retained=retained)
+        changes.append(
+            f"renamed the old primary {primary_id} to {retained} (kept: region A's writes before the failover)"
+        )
+    retained = record.get("retained")
+    if not retained:
         raise StepFailed(
             step,
-            f"{fb_id} in {ctx.primary_region} exists but replicates from {source_arn}, not from {dr_id}: "
-            "delete it (the failback replica is always named <primary>-failback)",
-            code="UnexpectedReplicationSource",
+            f"no DB instance {primary_id} in {ctx.primary_region} and the journal records no rename of it: "
+            "restore region A's primary under that name (or rename it back), then re-run",
+            code="DBInstanceNotFound",
         )
-    if not source_arn:
-        # A re-run after switch_writer: the failback instance is already region A's writer.
-        return _already(f"{fb_id} in {ctx.primary_region} is already promoted (writer): nothing to replicate")
-    status = existing.get("DBInstanceStatus")
+    old = _require_db_instance(clients, "primary", str(retained), step)
+    if old.get("DBInstanceStatus") != "available":
+        # "The renamed DB instance is not available until the new name becomes effective" (about 10
+        # minutes); the old name is free for the replacement only then.
+        if not _wait(params):
+            return _in_progress(
+                "; ".join([*changes, f"{retained} is {old.get('DBInstanceStatus')}: waiting for the rename"]),
+                instance=primary_id,
+                retained=retained,
+            )
+        rds.get_waiter("db_instance_available").wait(
+            DBInstanceIdentifier=str(retained), WaiterConfig=_waiter_config(params)
+        )
+        old = _require_db_instance(clients, "primary", str(retained), step)
+    return _create_failback_replica(ctx, clients, params, source, old, primary_id, record, changes)
+
+
+def _create_failback_replica(
+    ctx: RunbookContext,
+    clients: Clients,
+    params: Mapping[str, Any],
+    source: Mapping[str, Any],
+    old: Mapping[str, Any],
+    primary_id: str,
+    record: dict[str, Any],
+    changes: list[str],
+) -> StepResult:
+    """Request the replica of region B's writer under ``primary_id``, modelled on ``old``."""
+    step = "reestablish_replication"
+    dr_id = str(source["DBInstanceIdentifier"])
+    retained = record.get("retained")
+    rds = clients.rds("primary")
+    kwargs = _failback_replica_request(ctx, params, source, old, primary_id, step)
+    # Journaled before the call: from now on a standalone <primary> is this failback's writer.
+    record["created"] = True
+    _journal(clients, ctx, **{FAILBACK_JOURNAL_KEY: record})
+    rds.create_db_instance_read_replica(**kwargs)
+    log_event(
+        logging.INFO,
+        "failback replica created",
+        step=step,
+        instance=primary_id,
+        source=source["DBInstanceArn"],
+        retained=retained,
+    )
+    changes.append(f"created replica {primary_id} of {dr_id} in {ctx.primary_region}'s VPC")
+    if not _wait(params):
+        # RDS answers "creating" for minutes: the state machine comes back for it.
+        return _in_progress("; ".join(changes), instance=primary_id, retained=retained)
+    return _await_failback_replica(ctx, clients, params, primary_id, dr_id, record, changes)
+
+
+def _failback_replica_request(
+    ctx: RunbookContext,
+    params: Mapping[str, Any],
+    source: Mapping[str, Any],
+    old: Mapping[str, Any],
+    primary_id: str,
+    step: str,
+) -> dict[str, Any]:
+    """CreateDBInstanceReadReplica arguments: region B's writer as source, region A's old primary as the
+    model of where and how the replacement runs (its VPC, security groups, size, availability)."""
+    kwargs: dict[str, Any] = {
+        "DBInstanceIdentifier": primary_id,
+        "SourceDBInstanceIdentifier": source["DBInstanceArn"],
+        "DBInstanceClass": old.get("DBInstanceClass") or source["DBInstanceClass"],
+        # botocore builds the cross-region pre-signed URL from SourceRegion.
+        "SourceRegion": ctx.dr_region,
+        "MultiAZ": bool(old.get("MultiAZ")),
+        "PubliclyAccessible": bool(old.get("PubliclyAccessible")),
+    }
+    subnet_group = (old.get("DBSubnetGroup") or {}).get("DBSubnetGroupName")
+    if subnet_group:
+        # "If no DB subnet group is specified, then the new DB instance isn't created in a VPC"
+        # (CreateDBInstanceReadReplica, DBSubnetGroupName).
+        kwargs["DBSubnetGroupName"] = subnet_group
+    groups = [
+        g["VpcSecurityGroupId"] for g in old.get("VpcSecurityGroups", []) if g.get("VpcSecurityGroupId")
+    ]
+    if groups:
+        kwargs["VpcSecurityGroupIds"] = groups
+    parameter_groups = [g["DBParameterGroupName"] for g in old.get("DBParameterGroups", [])]
+    if parameter_groups and str(old.get("Engine", "")).startswith("mysql"):
+        # DBParameterGroupName: a cross-Region replica takes a named group only for MySQL (and Oracle,
+        # Db2); other engines get the engine's default group (CreateDBInstanceReadReplica API reference).
+        kwargs["DBParameterGroupName"] = parameter_groups[0]
+    options = [g["OptionGroupName"] for g in old.get("OptionGroupMemberships", [])]
+    if options and not options[0].startswith("default:"):
+        kwargs["OptionGroupName"] = options[0]
+    if old.get("IAMDatabaseAuthenticationEnabled"):
+        kwargs["EnableIAMDatabaseAuthentication"] = True
+    if old.get("DeletionProtection"):
+        kwargs["DeletionProtection"] = True
+    if source.get("StorageEncrypted"):
+        # A cross-region replica of an encrypted instance needs a key in its own region:
+        # https://docs.aws.amazon.com/AmazonRDS/latest/UserGuide/USER_ReadRepl.XRgn.html
+        # The outputs name region A's key (primaryKmsKeyArn); an explicit parameter wins.
+        kms = params.get("failbackKmsKeyId")
+        if not kms and not regressions.on(Regression.NO_PRIMARY_KMS_KEY):
+            kms = ctx.primary_kms_key_arn
+        if not kms:
+            raise StepFailed(
+                step,
+                f"{source['DBInstanceIdentifier']} is encrypted and the outputs name no primaryKmsKeyArn: pass "
+                f"failbackKmsKeyId (a KMS key in {ctx.primary_region}) for the replica in region A",
+                code="MissingKmsKey",
+            )
+        kwargs["KmsKeyId"] = kms
+    return kwargs
+
+
+def _await_failback_replica(
+    ctx: RunbookContext,
+    clients: Clients,
+    params: Mapping[str, Any],
+    primary_id: str,
+    dr_id: str,
+    record: Mapping[str, Any],
+    changes: list[str],
+) -> StepResult:
+    """Wait for the replica under ``<primary>`` to be available (it replicates from then on)."""
+    instance = _require_db_instance(clients, "primary", primary_id, "reestablish_replication")
+    retained = record.get("retained")
+    status = instance.get("DBInstanceStatus")
     if status != "available":
         if not _wait(params):
-            return _in_progress(f"replica {fb_id} in {ctx.primary_region} is {status}", instance=fb_id)
+            return _in_progress(
+                "; ".join([*changes, f"replica {primary_id} in {ctx.primary_region} is {status}"]),
+                instance=primary_id,
+                retained=retained,
+            )
         clients.rds("primary").get_waiter("db_instance_available").wait(
-            DBInstanceIdentifier=fb_id, WaiterConfig=_waiter_config(params)
+            DBInstanceIdentifier=primary_id, WaiterConfig=_waiter_config(params)
         )
-    detail = f"{fb_id} in {ctx.primary_region} replicates from {dr_id} in {ctx.dr_region}"
-    return _finished(params, created, ("created replica " if created else "") + detail, instance=fb_id)
+    detail = f"{primary_id} in {ctx.primary_region} replicates from {dr_id} in {ctx.dr_region}"
+    if retained:
+        detail += f"; region A's old primary is kept as {retained}"
+    return _finished(
+        params, bool(changes), "; ".join([*changes, detail]), instance=primary_id, retained=retained
+    )
 
 
 @_step
@@ -1536,7 +1713,7 @@ def wait_replication_lag(ctx: RunbookContext, clients: Clients, params: Mapping[
             return _already(f"{ctx.primary_cluster_id} is already the writer: no lag to wait for")
         # A switchover itself waits for the secondary to catch up: nothing is lost by it.
         return _done("Aurora switchover waits for zero lag itself (switch_writer)")
-    fb_id = _failback_instance_id(ctx, params, step)
+    fb_id = _failback_writer_id(ctx, step)
     instance = _require_db_instance(clients, "primary", fb_id, step)
     if not instance.get("ReadReplicaSourceDBInstanceIdentifier"):
         return _already(f"{fb_id} is already promoted: no lag to wait for")
@@ -1593,7 +1770,16 @@ def switch_writer(ctx: RunbookContext, clients: Clients, params: Mapping[str, An
     """Make region A the writer again: promote the failback replica / Aurora switchover."""
     step = "switch_writer"
     if ctx.database_mode == "rds-replica":
-        return _promote_rds(clients, params, "primary", _failback_instance_id(ctx, params, step), step)
+        writer = _failback_writer_id(ctx, step)
+        latched = (_read_latch(clients, ctx) or {}).get("state") == "active"
+        if latched and not (read_journal(clients, ctx).get(FAILBACK_JOURNAL_KEY) or {}).get("created"):
+            # <primary> is still the old primary (standalone): "promoting" it would move nothing.
+            raise StepFailed(
+                step,
+                f"no failback replica under {writer} yet: run reestablish_replication",
+                code="NotReplicating",
+            )
+        return _promote_rds(clients, params, "primary", writer, step)
     gid = _need(ctx.global_cluster_id, "globalClusterId", step)
     primary_arn = _primary_cluster_arn(ctx, step)
     group, members = _global_members(ctx, clients, step)
@@ -1736,6 +1922,7 @@ def clear_latch(ctx: RunbookContext, clients: Clients, params: Mapping[str, Any]
     """Set the latch back to standby: ``dr:active false`` is accepted again."""
     latch = _read_latch(clients, ctx) or {}
     if latch.get("state") == "standby":
+        _end_failback_journal(clients, ctx)
         return _already(f"latch {ctx.latch_parameter_name} already standby")
     value = {
         "state": "standby",
@@ -1744,4 +1931,14 @@ def clear_latch(ctx: RunbookContext, clients: Clients, params: Mapping[str, Any]
         "reason": params.get("reason") or "failback",
     }
     _write_latch(clients, ctx, value)
+    _end_failback_journal(clients, ctx)
     return _done(f"latch {ctx.latch_parameter_name} set to standby", latch=value)
+
+
+def _end_failback_journal(clients: Clients, ctx: RunbookContext) -> None:
+    """Forget the rds-replica failback's entry once the latch says standby, never before: while the
+    latch says active, the entry is what tells reestablish_replication that the standalone
+    ``<primary>`` is this failback's promoted writer, not the old primary to rename. (The retained
+    names stay listed under ``retainedPrimaries``.)"""
+    if FAILBACK_JOURNAL_KEY in read_journal(clients, ctx):
+        _journal(clients, ctx, **{FAILBACK_JOURNAL_KEY: None})

@@ -151,6 +151,7 @@ FIXED: dict[str, tuple[str, ...]] = {
     "second_failover_after_rds_failback": (Regression.PROMOTE_UNPROTECTED,),
     "aurora_unplanned_snapshot": (Regression.UNPLANNED_SNAPSHOT_NOT_KEPT,),
     "failover_rerun_after_autoscaling": (Regression.SCALE_TO_CONTEXT,),
+    "failback_lag_never_zero": (Regression.FAILBACK_BESIDE_PRIMARY,),
 }
 """Examples whose class of defect is fixed, with the test-only regressions that bring it back."""
 

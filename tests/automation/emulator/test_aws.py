@@ -571,3 +571,97 @@ def test_client_writes_go_through_a_serving_region_only(aws: Aws) -> None:
     assert written is not None and written.store is Store.DATABASE and written.copy == pair.source_arn
     aws.emulator.go_dark(A)
     assert aws.emulator.write(A) is None
+
+
+# -- renaming a DB instance (rename to replace) ----------------------------------------------------------
+# https://docs.aws.amazon.com/AmazonRDS/latest/UserGuide/USER_RenameInstance.html
+
+
+def test_a_renamed_instance_loses_its_old_name_at_once_and_is_unavailable_until_the_new_one_works(
+    aws: Aws,
+) -> None:
+    """ "the old DNS name ... is immediately deleted"; "The new DNS name for the renamed DB instance becomes
+    effective in about 10 minutes. The renamed DB instance is not available until the new name becomes
+    effective". Its data goes with it: what it held is held under the new name."""
+    pair = rds_pair(aws)
+    emu, rds_a = aws.emulator, aws.client("rds", A)
+    held = emu.data.write(pair.source_arn)
+    new = aws.name("db-old")
+    answer = rds_a.modify_db_instance(
+        DBInstanceIdentifier=pair.source, NewDBInstanceIdentifier=new, ApplyImmediately=True
+    )["DBInstance"]
+    assert answer["DBInstanceIdentifier"] == new
+    assert error_code(lambda: instance(aws, A, pair.source)) == "DBInstanceNotFound"
+    assert instance(aws, A, new)["DBInstanceStatus"] == "renaming"
+    new_arn = instance(aws, A, new)["DBInstanceArn"]
+    assert not emu.accepts_writes(new_arn) and not emu.accepts_writes(pair.source_arn)
+    emu.advance(emu.timings.rename_seconds - 1)
+    assert instance(aws, A, new)["DBInstanceStatus"] == "renaming"
+    emu.advance(1)
+    assert instance(aws, A, new)["DBInstanceStatus"] == "available"
+    assert held.id in emu.data.held(new_arn) and pair.source_arn not in emu.data.copies
+
+
+def test_a_rename_to_a_name_in_use_is_refused_and_replicas_stay_associated(aws: Aws) -> None:
+    """ "You cannot use an existing DB instance name when renaming an instance"; "All read replicas
+    associated with a DB instance remain associated with that instance after it is renamed": the
+    replica keeps replicating from the renamed instance."""
+    pair = rds_pair(aws)
+    emu, rds_a = aws.emulator, aws.client("rds", A)
+    taken = source_instance(aws, aws.name("other"), key=None)["DBInstanceIdentifier"]
+    assert (
+        error_code(
+            lambda: rds_a.modify_db_instance(
+                DBInstanceIdentifier=pair.source, NewDBInstanceIdentifier=taken, ApplyImmediately=True
+            )
+        )
+        == "DBInstanceAlreadyExists"
+    )
+    new = aws.name("db-renamed")
+    rds_a.modify_db_instance(
+        DBInstanceIdentifier=pair.source, NewDBInstanceIdentifier=new, ApplyImmediately=True
+    )
+    new_arn = instance(aws, A, new)["DBInstanceArn"]
+    assert instance(aws, B, pair.replica)["ReadReplicaSourceDBInstanceIdentifier"] == new_arn
+    assert instance(aws, A, new)["ReadReplicaDBInstanceIdentifiers"] == [pair.replica_arn]
+    emu.advance(emu.timings.rename_seconds)
+    later = emu.data.write(new_arn)
+    emu.advance(60)
+    assert later.id in emu.data.held(pair.replica_arn)
+
+
+def test_an_application_configured_with_a_name_reaches_whatever_instance_bears_it(aws: Aws) -> None:
+    """The endpoint includes the name: region A's application, configured with the primary's name,
+    writes nowhere while the name is free, is refused while a replica bears it, and writes to the
+    replica once it is promoted; the renamed old primary takes none of its writes."""
+    aws.emulator.provisioning = True
+    pair = rds_pair(aws)
+    emu, rds_a = aws.emulator, aws.client("rds", A)
+    emu.provisioning = True
+    aws.web_tier(A, desired=2, database=pair.source_arn)  # configured by name: the ARN holds it
+    emu.provisioning = False
+    assert emu.write(A) is not None
+    rds_b = aws.client("rds", B)
+    rds_b.promote_read_replica(DBInstanceIdentifier=pair.replica)
+    emu.advance(emu.timings.promote_seconds)
+    old = aws.name("db-pre-failback-1")
+    rds_a.modify_db_instance(
+        DBInstanceIdentifier=pair.source, NewDBInstanceIdentifier=old, ApplyImmediately=True
+    )
+    assert emu.write(A) is None, "no instance bears the name: connections fail"
+    emu.advance(emu.timings.rename_seconds)
+    rds_a.create_db_instance_read_replica(
+        DBInstanceIdentifier=pair.source,
+        SourceDBInstanceIdentifier=pair.replica_arn,
+        DBInstanceClass="db.t3.micro",
+        KmsKeyId=pair.key_a,
+        SourceRegion=B,
+    )
+    emu.advance(emu.timings.replica_create_seconds)
+    assert emu.write(A) is None, "a replica bears the name: writes refused"
+    rds_a.promote_read_replica(DBInstanceIdentifier=pair.source)
+    emu.advance(emu.timings.promote_seconds)
+    written = emu.write(A)
+    assert written is not None and written.copy == pair.source_arn
+    old_arn = instance(aws, A, old)["DBInstanceArn"]
+    assert written.id not in emu.data.held(old_arn) and emu.authority(lambda _: True, "") == pair.source_arn

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import fnmatch
 from collections.abc import Callable
+from datetime import UTC, datetime
 
 import pytest
 
@@ -39,11 +41,29 @@ def test_two_long_clusters_differing_at_the_end_get_different_instance_ids() -> 
     assert names.failover_instance_id(a) != names.failover_instance_id(b)
 
 
-def test_failback_instance_id_is_the_name_the_runbook_creates(world: World) -> None:
-    """names.py states the runbook's failback rule; the program reserves room for its suffix."""
+def test_the_failback_writer_is_the_primary_s_own_name(world: World) -> None:
+    """Rename to replace: the runbook creates and promotes the failback replica under the name region
+    A's application is configured with, never a second name beside it."""
     ctx = RunbookContext.from_dict(world.context)
-    from_runbook = steps._failback_instance_id(ctx, {}, "reestablish_replication")
-    assert from_runbook == names.failback_instance_id(world.context["primaryDbInstanceId"])
+    assert steps._failback_writer_id(ctx, "reestablish_replication") == world.context["primaryDbInstanceId"]
+
+
+AT = datetime(2031, 12, 31, 23, 59, 30, tzinfo=UTC)
+
+
+@pytest.mark.parametrize("length", [1, 20, 37, 38, 54, 63])
+def test_the_retained_name_fits_keeps_its_marker_and_stamp(length: int) -> None:
+    """Names fit: the old primary's retained name is a valid 63-character identifier for any primary
+    identifier RDS accepts, and always ends ``-pre-failback-<stamp>`` (what the role's pattern names)."""
+    primary = "d" + "b" * (length - 1)
+    retained = names.retained_instance_id(primary, AT)
+    assert len(retained) <= names.RDS_IDENTIFIER_MAX and not retained.endswith("-") and "--" not in retained
+    assert retained.endswith("-pre-failback-203112312359"), retained
+    assert fnmatch.fnmatchcase(retained, names.retained_instance_pattern(primary))
+    if length <= 37:
+        assert retained == f"{primary}-pre-failback-203112312359"  # names that fit are not cut
+    other = names.retained_instance_id(primary[:-1] + "c", AT)
+    assert other != retained, "two long primaries differing at the end keep different retained names"
 
 
 def test_failover_adds_a_writer_instance_whose_identifier_fits(make_world: Callable[..., World]) -> None:

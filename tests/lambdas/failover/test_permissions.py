@@ -89,10 +89,25 @@ TARGETS: dict[str, Callable[[dict[str, Any], str], list[str]]] = {
         _db(r, p["DBInstanceIdentifier"]),
         _cluster(r, p["DBClusterIdentifier"]),
     ],
-    # Authorized on the new instance and on the source (region B's, by ARN for a cross-region replica).
+    # Authorized on the new instance, on the source (region B's, by ARN for a cross-region replica) and
+    # on the subnet, parameter and option groups it names (db*, og*, pg*, subgrp*: Service
+    # Authorization Reference, list_amazonrds.html); security groups are EC2's, not RDS resources.
     "rds:CreateDBInstanceReadReplica": lambda p, r: [
         _db(r, p["DBInstanceIdentifier"]),
         _db(r, p["SourceDBInstanceIdentifier"]),
+        *([f"arn:aws:rds:{r}:{ACCOUNT}:subgrp:{p['DBSubnetGroupName']}"] if "DBSubnetGroupName" in p else []),
+        *(
+            [f"arn:aws:rds:{r}:{ACCOUNT}:pg:{p['DBParameterGroupName']}"]
+            if "DBParameterGroupName" in p
+            else []
+        ),
+        *([f"arn:aws:rds:{r}:{ACCOUNT}:og:{p['OptionGroupName']}"] if "OptionGroupName" in p else []),
+    ],
+    # Authorized on the instance (db*, list_amazonrds.html). For a rename the reference does not say
+    # whether the new name is evaluated too: the test requires both to be allowed.
+    "rds:ModifyDBInstance": lambda p, r: [
+        _db(r, p["DBInstanceIdentifier"]),
+        *([_db(r, p["NewDBInstanceIdentifier"])] if "NewDBInstanceIdentifier" in p else []),
     ],
     **{
         f"rds:{op}": lambda p, r: [_global(p["GlobalClusterIdentifier"]), p["TargetDbClusterIdentifier"]]

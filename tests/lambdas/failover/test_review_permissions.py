@@ -17,21 +17,18 @@ from tests.lambdas.failover.world import ACCOUNT, World
 
 
 def test_a_failback_replica_named_by_the_operator_is_allowed(make_world: Callable[..., World]) -> None:
-    """The failback step takes ``failbackDbInstanceId`` (steps._failback_instance_id) and its own error
-    message says "delete it or pass another failbackDbInstanceId" when the default id is taken; the role
-    only allows the computed ``<primary>-failback`` id, so following that advice is AccessDenied."""
+    """The failback creates its replica under the id the step computes (steps._failback_writer_id: region
+    A's primary's own name, rename to replace) and takes none from its parameters; the role allows it."""
     world = make_world("rds-replica")
     statements = world_policy(world)
     region = world.context["primaryRegion"]
-    own = steps._failback_instance_id(  # the id the runbook would create when told to
-        type("Ctx", (), {"primary_db_instance_id": world.context["primaryDbInstanceId"]})(),
-        {"failbackDbInstanceId": "failback-2"},
+    own = steps._failback_writer_id(  # the id the runbook creates and promotes
+        type("Ctx", (), {"primary_db_instance_id": world.context["primaryDbInstanceId"]})(),  # type: ignore[arg-type]
         "reestablish_replication",
     )
+    assert own == world.context["primaryDbInstanceId"]
     call = Call("rds:CreateDBInstanceReadReplica", region, f"arn:aws:rds:{region}:{ACCOUNT}:db:{own}")
-    assert allowing(statements, call), (
-        f"the runbook accepts failbackDbInstanceId={own!r}; its role refuses it"
-    )
+    assert allowing(statements, call), f"the runbook creates {own!r}; its role refuses it"
 
 
 def test_the_permission_test_checks_the_source_of_a_cross_region_replica() -> None:
@@ -59,16 +56,12 @@ def test_the_permission_test_checks_the_key_of_the_encrypted_topic() -> None:
     assert any(":kms:" in t for t in recorded), "no KMS target is checked for a publish to an encrypted topic"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="failback replica is created without DBSubnetGroupName/VpcSecurityGroupIds: outside region A's VPC",
-)
 def test_the_failback_replica_is_created_in_region_as_vpc(make_world: Callable[..., World]) -> None:
     """CreateDBInstanceReadReplica: "If no DB subnet group is specified, then the new DB instance isn't
     created in a VPC" (DBSubnetGroupName,
     https://docs.aws.amazon.com/AmazonRDS/latest/APIReference/API_CreateDBInstanceReadReplica.html).
     The failback replica becomes region A's writer (switch_writer), so it must be in the app's VPC with
-    the database security group; the step passes neither DBSubnetGroupName nor VpcSecurityGroupIds."""
+    the database security group: the ones of region A's old primary, which it replaces."""
     from lambdas.failover import executor
     from lambdas.failover.context import RunbookContext
     from tests.lambdas.failover.harness import FAST, FORCED, clients_for
@@ -90,4 +83,13 @@ def test_the_failback_replica_is_created_in_region_as_vpc(make_world: Callable[.
     world.age_metrics(minutes=5)
     executor.run("failback", ctx, clients, params=FAST)
     assert seen, "the failback created no replica"
-    assert all("DBSubnetGroupName" in p and "VpcSecurityGroupIds" in p for p in seen), seen
+    old = world.client("rds", world.context["primaryRegion"]).describe_db_instances()["DBInstances"]
+    mine = f"{world.context['primaryDbInstanceId']}-pre-failback-"
+    (retained,) = [d for d in old if d["DBInstanceIdentifier"].startswith(mine)]
+    assert all(
+        p.get("DBSubnetGroupName") == retained["DBSubnetGroup"]["DBSubnetGroupName"]
+        and p.get("VpcSecurityGroupIds") == [g["VpcSecurityGroupId"] for g in retained["VpcSecurityGroups"]]
+        for p in seen
+    ), (
+        f"failback replica request {seen} is not in region A's VPC ({retained['DBSubnetGroup']['DBSubnetGroupName']})"
+    )

@@ -165,8 +165,22 @@ def test_failback_restores_standby(make_world: Callable[..., World], mode: str) 
     [message] = world.notifications()
     assert "failback" in message["Subject"] and REGION_A in message["Subject"]
     if mode == "rds-replica":
-        failback_db = world.db(REGION_A, f"{world.app}-db-failback")
-        assert failback_db and not failback_db.get("ReadReplicaSourceDBInstanceIdentifier")
+        # Rename to replace: region A's writer is the promoted replica, under the primary's own name
+        # (the endpoint region A's application uses); the old primary is kept under the name the
+        # journal records.
+        primary = world.context["primaryDbInstanceId"]
+        writer = world.db(REGION_A, primary)
+        assert writer and not writer.get("ReadReplicaSourceDBInstanceIdentifier"), writer
+        journal = json.loads(
+            world.client("ssm", REGION_B).get_parameter(
+                Name=world.context["latchParameterName"] + "-journal"
+            )["Parameter"]["Value"]
+        )
+        [kept] = journal["retainedPrimaries"]
+        assert kept["instance"].startswith(f"{primary}-pre-failback-") and kept["was"] == primary
+        assert world.db(REGION_A, kept["instance"]), f"the old primary is kept as {kept['instance']}"
+        assert "failback" not in journal, "clear_latch ends the failback's journal entry"
+        assert kept["instance"] in report.record("reestablish_replication").detail
         # Region B keeps its (now stale) standalone instance: re-seeding it as a replica of the new
         # writer is the stacks' job (pulumi up with the new identifiers), not the runbook's.
     else:
@@ -289,15 +303,15 @@ def test_promotion_that_never_finishes_stops_the_run_retryably(
 
 
 def test_failback_refuses_a_failback_instance_replicating_from_elsewhere(world: World) -> None:
+    """A replica under the primary's name that does not replicate region B's writer is never promoted."""
     assert run_book(world, "failover").outcome == "done"
     rds_a = world.client("rds", REGION_A)
-    source = rds_a.describe_db_instances(DBInstanceIdentifier=world.context["primaryDbInstanceId"])[
-        "DBInstances"
-    ][0]
+    primary = world.context["primaryDbInstanceId"]
+    rds_a.modify_db_instance(
+        DBInstanceIdentifier=primary, NewDBInstanceIdentifier="someone-else", ApplyImmediately=True
+    )
     rds_a.create_db_instance_read_replica(
-        DBInstanceIdentifier=f"{world.app}-db-failback",
-        SourceDBInstanceIdentifier=source["DBInstanceIdentifier"],
-        DBInstanceClass="db.t3.micro",
+        DBInstanceIdentifier=primary, SourceDBInstanceIdentifier="someone-else", DBInstanceClass="db.t3.micro"
     )
 
     report = run_book(world, "failback", params=FAST)

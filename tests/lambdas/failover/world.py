@@ -357,7 +357,23 @@ def build_world(
         context["primaryKmsKeyArn"], context["drKmsKeyArn"] = keys[REGION_A], keys[REGION_B]
     if mode == "rds-replica":
         rds_a, rds_b = c("rds", REGION_A), c("rds", REGION_B)
+        # Region A's database lives in its VPC, as the program puts it: a subnet group named like
+        # the instance (components/data.py database_network) and the database security group.
+        ec2_a = c("ec2", REGION_A)
+        vpc = ec2_a.create_vpc(CidrBlock="10.0.0.0/16")["Vpc"]["VpcId"]
+        subnets = [
+            ec2_a.create_subnet(VpcId=vpc, CidrBlock=f"10.0.{i}.0/24", AvailabilityZone=f"{REGION_A}{az}")[
+                "Subnet"
+            ]["SubnetId"]
+            for i, az in enumerate("ab")
+        ]
+        rds_a.create_db_subnet_group(
+            DBSubnetGroupName=f"{app}-db", DBSubnetGroupDescription="isolated", SubnetIds=subnets
+        )
+        db_sg = ec2_a.create_security_group(GroupName=f"{app}-db", Description="db", VpcId=vpc)["GroupId"]
         source = rds_a.create_db_instance(
+            DBSubnetGroupName=f"{app}-db",
+            VpcSecurityGroupIds=[db_sg],
             DBInstanceIdentifier=f"{app}-db",
             DBInstanceClass="db.t3.micro",
             Engine="postgres",
@@ -376,7 +392,7 @@ def build_world(
         context |= {"primaryDbInstanceId": f"{app}-db", "drDbInstanceId": f"{app}-db-replica"}
         if lag_metrics:
             _zero_lag_ahead(c("cloudwatch", REGION_B), f"{app}-db-replica")
-            _zero_lag_ahead(cw_a, f"{app}-db-failback")
+            _zero_lag_ahead(cw_a, f"{app}-db")  # the failback replica, under the primary's name
     else:
         rds_a, rds_b = c("rds", REGION_A), c("rds", REGION_B)
         rds_a.create_global_cluster(GlobalClusterIdentifier=f"{app}-global", Engine="aurora-postgresql")
