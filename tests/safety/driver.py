@@ -21,6 +21,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 
 from moto import mock_aws
+from moto.cloudwatch.models import cloudwatch_backends
 
 from automation.emulator.aws import Emulator
 from tests.lambdas.failover.faults import moto_respects_faults
@@ -48,7 +49,15 @@ class ScheduleResult:
 
 
 def run_schedule(seed: int, *, mode: str | None = None, length: int = 30) -> ScheduleResult:
-    """One random schedule (moto must be active: call inside ``mock_aws``)."""
+    """One random schedule (moto must be active: call inside ``mock_aws``).
+
+    The schedule starts from a CloudWatch with no datapoints. Every schedule's virtual clock
+    starts at the same instant, so the datapoints earlier schedules of the process left behind
+    fall in its query windows: no query of its own would find them (every metric it reads is named
+    by its own resources' dimensions), but every GetMetricData scans them, and a soak slowed down
+    with every schedule run before.
+    """
+    cloudwatch_backends.reset()
     rng = random.Random(seed)
     mode = mode or rng.choice(["rds-replica", "aurora-global"])
     result = ScheduleResult(seed, mode)

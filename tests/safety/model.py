@@ -107,7 +107,9 @@ class _Health:
         # One thread serves every request in turn: probes are sequential, and a thread per request
         # would cost more than the answer.
         self.server = HTTPServer(("127.0.0.1", 0), Handler)
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        # ``close`` waits for the serving loop to notice the shutdown: poll for it often, or every
+        # schedule would wait half a second (``serve_forever``'s default) for nothing.
+        self.thread = threading.Thread(target=self.server.serve_forever, args=(0.02,), daemon=True)
         self.thread.start()
 
     def url(self, path: str) -> str:
@@ -197,6 +199,7 @@ class Deployment:
     crash_after: int | None = None
     running: int = 0
     _clients: Clients | None = None
+    _canary_clients: dict[str, Any] = field(default_factory=dict)
     _scanned: int = 0
     _switch_points: list[tuple[datetime, float]] = field(default_factory=list)
     _keys: tuple[str, str] | None = None
@@ -210,7 +213,10 @@ class Deployment:
     def build(cls, mode: str, app: str, emulator: Emulator, *, encrypted: bool = True) -> Deployment:
         """Set the deployment up in ``emulator`` (which must be installed); encrypted as the program does."""
         emulator.provisioning = True
-        world = build_world(mode, app=app, lag_metrics=False, session=new_session(), encrypted=encrypted)
+        session, cache = _plain_clients()
+        world = build_world(
+            mode, app=app, lag_metrics=False, session=session, clients_cache=cache, encrypted=encrypted
+        )
         db_a, db_b = _database_keys(world)
         emulator.register_app(
             AppTier(
@@ -321,12 +327,13 @@ class Deployment:
             timeout_seconds=1.0,
             attempts=1,
         )
-        cw = self.world.clients_cache.setdefault(
-            ("canary-cw", REGION_B, None), self.canary_session.client("cloudwatch", region_name=REGION_B)
-        )
-        ssm = self.world.clients_cache.setdefault(
-            ("canary-ssm", REGION_B, None), self.canary_session.client("ssm", region_name=REGION_B)
-        )
+        # One set of clients for the canary's life (a warm Lambda keeps its clients), built on its
+        # first tick: creating a client costs more than the tick.
+        clients = self._canary_clients
+        if not clients:
+            clients["cloudwatch"] = self.canary_session.client("cloudwatch", region_name=REGION_B)
+            clients["ssm"] = self.canary_session.client("ssm", region_name=REGION_B)
+        cw, ssm = clients["cloudwatch"], clients["ssm"]
         # A canary run that fails shows in its Errors metric; the world goes on.
         with contextlib.suppress(probe.PublishError, ClientError, BotoCoreError):
             probe.run(settings, cloudwatch=cw, ssm=ssm, now=self.emulator.clock.now())
@@ -684,6 +691,22 @@ class Deployment:
         self.judge(after_run=True)
         self.emulator.advance(TRAFFIC_GRACE)  # the end of the schedule: let the last judgment fall due
         self.judge()
+
+
+_PLAIN: tuple[boto3.Session, dict[tuple[str, str, str | None], Any]] | None = None
+
+
+def _plain_clients() -> tuple[boto3.Session, dict[tuple[str, str, str | None], Any]]:
+    """The session and plain clients every deployment of the process sets up and inspects with.
+
+    Plain clients carry no hook (no fault, no dark region, no crash: those are on each
+    deployment's own sessions), and talk to the one moto of the process whichever deployment uses
+    them, so one set serves them all (a set per deployment cost most of a second a schedule).
+    """
+    global _PLAIN
+    if _PLAIN is None:
+        _PLAIN = (new_session(), {})
+    return _PLAIN
 
 
 def _database_keys(world: World) -> tuple[str, str]:
