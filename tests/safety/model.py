@@ -483,6 +483,8 @@ class Deployment:
         state.mutated = self.mutating_calls > calls_before
         self.last_run = state
         after_b = self._dr_desired()
+        if runbook == "failover":
+            self._count("checked single_flight")
         if runbook == "failover" and before_b > self.ctx.dr_capacity.desired:
             self._count("judged single_flight (re-run over raised capacity)")
         if runbook == "failover" and before_b > self.ctx.dr_capacity.desired and after_b < before_b:
@@ -523,6 +525,8 @@ class Deployment:
         emu = self.emulator
         self._judge_after_run()
         taking = [r for r in (REGION_A, REGION_B) if emu.serving(r) and emu.database_writable(r)]
+        self._count("checked one_writer")
+        self._count("checked traffic_follows_writer")
         if emu.reachable(REGION_A) and len(emu.writers()) > 1:
             self._count("judged one_writer (two writable databases)")
         if len(taking) > 1:
@@ -563,6 +567,7 @@ class Deployment:
         # no_loss: every acknowledged database write is held by the writer AWS last made, except
         # the tail an unplanned promotion cut off (the source's region was dark).
         key = self.writer()
+        self._count("checked no_loss")
         forgiven = {w for ws in emu.lost_at_promotion.values() for w in ws}
         forgiven |= {
             w
@@ -638,6 +643,8 @@ class Deployment:
             # A run that stops on its own decision after changing something must leave a safe
             # serving state: a failback that drained region B and then gave up may not leave both
             # regions dark. A run that changed nothing is not blamed for an outage it found.
+            if run.runbook == "failback" and run.mutated:
+                self._count("checked converges")
             if run.runbook == "failback" and run.mutated and not serving_writers:
                 self._violate(
                     "converges", f"a stopped failback left no region serving a writer: {run.detail[:160]}"
@@ -653,6 +660,7 @@ class Deployment:
             self._violate("traffic_follows_writer", f"after a {run.runbook} run, no region serves a writer")
         self._count("judged traffic_follows_writer (after a completed run)")
         if run.runbook == "failback":
+            self._count("checked protected_again")
             self._count("judged protected_again (after a completed failback)")
             b_key = self.keys()[1]
             a_writer = emu.database_writable(REGION_A)
@@ -683,6 +691,7 @@ class Deployment:
                 break
             self.op_resume()
             self.emulator.advance(300)
+        self._count("checked converges")
         if self.last_run is not None and self.last_run.outcome != "done":
             self._violate(
                 "converges",
