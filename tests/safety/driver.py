@@ -21,6 +21,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 
 from moto import mock_aws
+from moto.cloudwatch.models import cloudwatch_backends
 
 from automation.emulator.aws import Emulator
 from tests.lambdas.failover.faults import moto_respects_faults
@@ -48,7 +49,15 @@ class ScheduleResult:
 
 
 def run_schedule(seed: int, *, mode: str | None = None, length: int = 30) -> ScheduleResult:
-    """One random schedule (moto must be active: call inside ``mock_aws``)."""
+    """One random schedule (moto must be active: call inside ``mock_aws``).
+
+    The schedule starts from a CloudWatch with no datapoints. Every schedule's virtual clock
+    starts at the same instant, so the datapoints earlier schedules of the process left behind
+    fall in its query windows: no query of its own would find them (every metric it reads is named
+    by its own resources' dimensions), but every GetMetricData scans them, and a soak slowed down
+    with every schedule run before.
+    """
+    cloudwatch_backends.reset()
     rng = random.Random(seed)
     mode = mode or rng.choice(["rds-replica", "aurora-global"])
     result = ScheduleResult(seed, mode)
@@ -80,6 +89,34 @@ def run_many(seeds: list[int], length: int = 30) -> list[ScheduleResult]:
         undo()
 
 
+def report(exercised: Counter[str], broken: Counter[str]) -> str:
+    """The soak's tables: each invariant, each crash point, each operation and world tick.
+
+    Per invariant: how often it was checked, how often the situation it guards arose when it was
+    (``judged <invariant> (<situation>)``: two writable databases, a writer change, a completed
+    run...), and how many schedules violate it. Per crash point: how often a run died just after
+    that AWS call.
+    """
+    lines = [f"\n{'invariant':<26}{'checked':>12}{'exercised':>11}{'schedules violating':>21}"]
+    for name in INVARIANTS:
+        situations = sum(n for k, n in exercised.items() if k.startswith(f"judged {name} "))
+        lines.append(f"  {name:<24}{exercised[f'checked {name}']:>12}{situations:>11}{broken[name]:>21}")
+    lines.append("\nsituations the invariants were judged in               times")
+    lines += [f"  {k:<52}{n:>7}" for k, n in sorted(exercised.items()) if k.startswith("judged ")]
+    crashes = {k: n for k, n in exercised.items() if k.startswith("crash after ")}
+    lines.append(
+        f"\ncrash point (a run died just after this AWS call)     times   ({exercised['crash']} crashes)"
+    )
+    lines += [f"  {k.removeprefix('crash after '):<52}{n:>7}" for k, n in sorted(crashes.items())]
+    lines.append("\noperation or world tick                              times")
+    lines += [
+        f"  {k:<52}{n:>7}"
+        for k, n in sorted(exercised.items())
+        if not k.startswith(("checked ", "judged ", "crash after ")) and k != "crash"
+    ]
+    return "\n".join(lines)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m tests.safety.driver", description=__doc__)
     parser.add_argument("--schedules", type=int, default=1000, help="how many schedules (default 1000)")
@@ -109,12 +146,7 @@ def main(argv: list[str] | None = None) -> int:
         f"{len(results)} schedules x {args.length} operations in {elapsed:.0f} s "
         f"({elapsed / max(1, len(results)):.2f} s each, slowest {max(r.seconds for r in results):.1f} s)"
     )
-    print("\ninvariant                                            schedules violating")
-    for name in INVARIANTS:
-        print(f"  {name:<52}{broken[name]:>6}")
-    print("\noperation, crash point or judgment                   times")
-    for name, n in sorted(exercised.items()):
-        print(f"  {name:<52}{n:>7}")
+    print(report(exercised, broken))
     shown = [r for r in results if r.violations][: args.show]
     for r in shown:
         print("\n" + r.describe())

@@ -136,7 +136,9 @@ class _Health:
         # One thread serves every request in turn: probes are sequential, and a thread per request
         # would cost more than the answer.
         self.server = HTTPServer(("127.0.0.1", 0), Handler)
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        # ``close`` waits for the serving loop to notice the shutdown: poll for it often, or every
+        # schedule would wait half a second (``serve_forever``'s default) for nothing.
+        self.thread = threading.Thread(target=self.server.serve_forever, args=(0.02,), daemon=True)
         self.thread.start()
 
     def url(self, path: str) -> str:
@@ -226,6 +228,7 @@ class Deployment:
     crash_after: int | None = None
     running: int = 0
     _clients: Clients | None = None
+    _canary_clients: dict[str, Any] = field(default_factory=dict)
     _scanned: int = 0
     _switch_points: list[tuple[datetime, float]] = field(default_factory=list)
     _keys: tuple[str, str] | None = None
@@ -240,7 +243,10 @@ class Deployment:
     def build(cls, mode: str, app: str, emulator: Emulator, *, encrypted: bool = True) -> Deployment:
         """Set the deployment up in ``emulator`` (which must be installed); encrypted as the program does."""
         emulator.provisioning = True
-        world = build_world(mode, app=app, lag_metrics=False, session=new_session(), encrypted=encrypted)
+        session, cache = _plain_clients()
+        world = build_world(
+            mode, app=app, lag_metrics=False, session=session, clients_cache=cache, encrypted=encrypted
+        )
         db_a, db_b = _database_keys(world)
         emulator.register_app(
             AppTier(
@@ -352,13 +358,13 @@ class Deployment:
             attempts=1,
         )
         settings = replace(settings, runbook_function=f"{self.ctx.app_name}-runbook")
-        cache = self.world.clients_cache
-        if ("canary-cw", REGION_B, None) not in cache:
-            cache[("canary-cw", REGION_B, None)] = self.canary_session.client(
-                "cloudwatch", region_name=REGION_B
-            )
-            cache[("canary-ssm", REGION_B, None)] = self.canary_session.client("ssm", region_name=REGION_B)
-        cw, ssm = cache[("canary-cw", REGION_B, None)], cache[("canary-ssm", REGION_B, None)]
+        # One set of clients for the canary's life (a warm Lambda keeps its clients), built on its
+        # first tick: creating a client costs more than the tick.
+        clients = self._canary_clients
+        if not clients:
+            clients["cloudwatch"] = self.canary_session.client("cloudwatch", region_name=REGION_B)
+            clients["ssm"] = self.canary_session.client("ssm", region_name=REGION_B)
+        cw, ssm = clients["cloudwatch"], clients["ssm"]
         # A canary run that fails shows in its Errors metric; the world goes on.
         with contextlib.suppress(probe.PublishError, ClientError, BotoCoreError):
             probe.run(
@@ -531,6 +537,8 @@ class Deployment:
         state.mutated = self.mutating_calls > calls_before
         self.last_run = state
         after_b = self._dr_desired()
+        if runbook == "failover":
+            self._count("checked single_flight")
         if runbook == "failover" and before_b > self.ctx.dr_capacity.desired:
             self._count("judged single_flight (re-run over raised capacity)")
         if runbook == "failover" and before_b > self.ctx.dr_capacity.desired and after_b < before_b:
@@ -540,6 +548,7 @@ class Deployment:
         if unprotected:
             # Protected again, or refuse: a failover over a region-B database that does not
             # replicate from the writer must change nothing in region B (judged from its capacity).
+            self._count("checked protected_again")
             self._count("judged protected_again (a failover over an unprotected region B)")
             if after_b > before_b:
                 self._violate(
@@ -589,6 +598,8 @@ class Deployment:
         emu = self.emulator
         self._judge_after_run()
         taking = [r for r in (REGION_A, REGION_B) if emu.serving(r) and emu.database_writable(r)]
+        self._count("checked one_writer")
+        self._count("checked traffic_follows_writer")
         if emu.reachable(REGION_A) and len(emu.writers()) > 1:
             self._count("judged one_writer (two writable databases)")
         if len(taking) > 1 and self._just_answered_again(REGION_A):
@@ -638,6 +649,7 @@ class Deployment:
         # no_loss: every acknowledged database write is held by the writer AWS last made, except
         # the tail an unplanned promotion cut off (the source's region was dark).
         key = self.writer()
+        self._count("checked no_loss")
         forgiven = {w for ws in emu.lost_at_promotion.values() for w in ws}
         forgiven |= {
             w
@@ -714,6 +726,8 @@ class Deployment:
             # A run that stops on its own decision after changing something must leave a safe
             # serving state: a failback that drained region B and then gave up may not leave both
             # regions dark. A run that changed nothing is not blamed for an outage it found.
+            if run.runbook == "failback" and run.mutated:
+                self._count("checked converges")
             if run.runbook == "failback" and run.mutated and not serving_writers:
                 self._violate(
                     "converges", f"a stopped failback left no region serving a writer: {run.detail[:160]}"
@@ -752,6 +766,7 @@ class Deployment:
                 break
             self.op_resume()
             self.emulator.advance(300)
+        self._count("checked converges")
         if self.last_run is not None and self.last_run.outcome != "done":
             self._violate(
                 "converges",
@@ -760,6 +775,22 @@ class Deployment:
         self.judge(after_run=True)
         self.emulator.advance(TRAFFIC_GRACE)  # the end of the schedule: let the last judgment fall due
         self.judge()
+
+
+_PLAIN: tuple[boto3.Session, dict[tuple[str, str, str | None], Any]] | None = None
+
+
+def _plain_clients() -> tuple[boto3.Session, dict[tuple[str, str, str | None], Any]]:
+    """The session and plain clients every deployment of the process sets up and inspects with.
+
+    Plain clients carry no hook (no fault, no dark region, no crash: those are on each
+    deployment's own sessions), and talk to the one moto of the process whichever deployment uses
+    them, so one set serves them all (a set per deployment cost most of a second a schedule).
+    """
+    global _PLAIN
+    if _PLAIN is None:
+        _PLAIN = (new_session(), {})
+    return _PLAIN
 
 
 def _database_keys(world: World) -> tuple[str, str]:

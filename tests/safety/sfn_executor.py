@@ -43,6 +43,7 @@ The execution must end within ``REAL_TIME_LIMIT`` real seconds; a longer one is 
 from __future__ import annotations
 
 import contextlib
+import functools
 import heapq
 import itertools
 import json
@@ -58,11 +59,15 @@ from types import SimpleNamespace
 from typing import TYPE_CHECKING, Any
 from unittest import mock
 
+import jsonpath_ng
+import jsonpath_ng.ext
 from moto.core.config import default_user_config
+from moto.stepfunctions.parser.asl.component.common.path import result_path
 from moto.stepfunctions.parser.asl.component.common.retry import jitter_strategy_decl, retrier_decl
 from moto.stepfunctions.parser.asl.component.state.exec.state_parallel import branch_worker, branches_decl
 from moto.stepfunctions.parser.asl.component.state.exec.state_task import lambda_eval_utils
 from moto.stepfunctions.parser.asl.component.state.wait.wait_function.wait_function import WaitFunction
+from moto.stepfunctions.parser.asl.utils import json_path
 from moto.stepfunctions.parser.backend.execution_worker import ExecutionWorker
 from moto.stepfunctions.parser.utils import TMP_THREADS
 
@@ -580,8 +585,17 @@ def _interpreter_patched(
         patch(mock.patch.object(WaitFunction, "_wait_interval", wait_interval))
         patch(mock.patch.object(lambda_eval_utils, "_invoke_lambda_function", lam))
         patch(mock.patch.object(handler, "_context_and_clients", lam.context))
+        patch(mock.patch.object(json_path, "parse", _parse_json_path_ext))
+        patch(mock.patch.object(result_path, "parse", _parse_json_path))
         stack.callback(_forget_finished_threads)
         yield
+
+
+_parse_json_path = functools.lru_cache(maxsize=None)(jsonpath_ng.parse)
+_parse_json_path_ext = functools.lru_cache(maxsize=None)(jsonpath_ng.ext.parse)
+"""moto parses a state's JSONPath (InputPath, ResultPath, ``.$`` parameters) on every use, building a
+new LALR parser each time; the parsed expression is a pure function of the path (``find`` and
+``update_or_create`` change the data, never the expression), so each path is parsed once."""
 
 
 def _forget_finished_threads() -> None:
