@@ -58,3 +58,15 @@ def failback_instance_id(primary_instance_id: str) -> str:
 
 FAILBACK_RESERVE = len(FAILBACK_INSTANCE_SUFFIX) + 1
 """Characters a region-A DB instance identifier leaves free for the failback replica's suffix."""
+
+
+GENERATION_PARAMETER_SUFFIX = "-generation"
+
+
+def generation_parameter_name(latch_parameter_name: str) -> str:
+    """The SSM parameter (region B, next to the latch) holding the live generation of the outputs.
+
+    The program writes it on every ``pulumi up`` with the stamp it puts on the ``runbook`` output;
+    the runbook only reads it (``lambdas/failover/preflight.py``), so the two never fight.
+    """
+    return f"{latch_parameter_name}{GENERATION_PARAMETER_SUFFIX}"
