@@ -228,11 +228,12 @@ def validate(data: Mapping[str, Any]) -> list[str]:
         absent = key not in data or value is None or value == ""
         if spec.required in (_R, _A) and mode in DATABASE_MODES and spec.required != mode:
             if not absent:
-                problems.append(f"{key!r} belongs to databaseMode {spec.required.value!r}, not {mode!r}")
+                problems.append(f"{key!r} is a {spec.required.value} key, but 'databaseMode' is {mode!r}")
             continue
         if absent:
             if spec.required == Requirement.ALWAYS or (spec.required in (_R, _A) and spec.required == mode):
-                problems.append(f"missing key {key!r} ({spec.expected})")
+                needed_by = f", needed with 'databaseMode' {mode!r}" if spec.required in (_R, _A) else ""
+                problems.append(f"missing key {key!r} ({spec.expected}{needed_by})")
             continue
         detail = spec.check(value)
         if detail is not None:
@@ -243,12 +244,12 @@ def validate(data: Mapping[str, Any]) -> list[str]:
             region = str(value).split(":")[3]
             if region != data[spec.region_key]:
                 problems.append(
-                    f"{key!r} is in region {region!r}, not in {spec.region_key} {data[spec.region_key]!r}"
+                    f"{key!r} is in region {region!r}, not in {spec.region_key!r} ({data[spec.region_key]})"
                 )
     regions = {data.get("primaryRegion"), data.get("drRegion")}
     for arn in data.get("dataKeyArns") or []:
         if KEYS["dataKeyArns"].check([arn]) is None and arn.split(":")[3] not in regions:
-            problems.append(f"'dataKeyArns' names {arn!r}, outside primaryRegion and drRegion")
+            problems.append(f"'dataKeyArns' names {arn!r}, outside 'primaryRegion' and 'drRegion'")
     if isinstance(data.get("primaryRegion"), str) and data.get("primaryRegion") == data.get("drRegion"):
         problems.append(
             f"'primaryRegion' and 'drRegion' are both {data['primaryRegion']!r}; they must differ"
