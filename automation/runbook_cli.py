@@ -6,9 +6,13 @@ the Pulumi state backend are unavailable. What the steps act on comes from the D
 ``runbook`` output: read from a JSON file (``--outputs``, the break-glass path: keep a copy
 next to the runbook) or, when the Pulumi CLI and the state backend answer, from the stack.
 
-Exit status: 0 the runbook completed; 1 it stopped at a step (named, with the reason: fix it and
-run the same command again, finished steps answer already_done); 2 bad input or not confirmed,
-and nothing was done.
+Before anything changes, the preflight (``lambdas.failover.preflight``) checks the outputs against
+the live system: the generation stamp (a stale file is refused) and one read-only call per resource
+they name. ``--dry-run`` stops after it and prints what each step would do.
+
+Exit status: 0 the runbook completed (or the dry run was printed); 1 it stopped at a step (named,
+with the reason: fix it and run the same command again, finished steps answer already_done); 2 bad
+input, outputs that do not match the live system, or not confirmed, and nothing was done.
 """
 
 from __future__ import annotations
@@ -25,11 +29,13 @@ from typing import Any, TextIO
 
 import boto3
 
-from lambdas.failover import executor
+from lambdas.failover import dryrun, executor, preflight
 from lambdas.failover.clients import Clients
 from lambdas.failover.context import ContextError, RunbookContext
+from lambdas.failover.exceptions import PreflightError
 from lambdas.failover.executor import RunReport, StepRecord
 from lambdas.failover.graph import RUNBOOKS
+from lambdas.failover.observe import observe
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 """The Pulumi project whose stack outputs are read when ``--outputs`` is not given."""
@@ -53,10 +59,15 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--outputs",
         metavar="FILE",
-        help="JSON file with the DR stack's `runbook` output (`pulumi stack output runbook --json`); "
-        "no Pulumi CLI or state backend needed",
+        help="JSON file with the DR stack's `runbook` output (`pulumi stack output runbook --json -s dr "
+        "> runbook.json`); no Pulumi CLI or state backend needed",
     )
     parser.add_argument("--yes", action="store_true", help="do not ask for confirmation")
+    parser.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="check the outputs against the live system and print what each step would do; change nothing",
+    )
     parser.add_argument(
         "--force",
         action="store_true",
@@ -200,6 +211,12 @@ def _session(endpoint_url: str | None) -> boto3.Session:
     return session
 
 
+def _fail(message: object) -> int:
+    """One clear line (or a list) on stderr, and the bad-input status: nothing was done."""
+    print(f"error: {message}\nnothing was done.", file=sys.stderr)
+    return EXIT_BAD_INPUT
+
+
 def main(argv: Sequence[str] | None = None, *, stdin: TextIO | None = None) -> int:
     """Run ``python -m automation failover|failback [options]``; returns the exit status."""
     reader: TextIO = stdin if stdin is not None else sys.stdin
@@ -212,11 +229,33 @@ def main(argv: Sequence[str] | None = None, *, stdin: TextIO | None = None) -> i
 
     try:
         ctx = load_context(args)
+        clients = Clients.for_context(ctx, _session(args.endpoint_url), endpoint_url=args.endpoint_url)
     except (InputError, ContextError) as exc:
-        print(f"error: {exc}\nnothing was done.", file=sys.stderr)
-        return EXIT_BAD_INPUT
+        return _fail(exc)
 
     print(header(ctx, args.runbook, args), file=out, flush=True)
+    # Nothing changes before the outputs are shown to describe the live system (read-only calls).
+    checked = preflight.check(ctx, clients)
+    try:
+        checked.require()
+    except PreflightError as exc:
+        return _fail(exc)
+    print("", file=out)
+    print(checked.format(), file=out, flush=True)
+    params: dict[str, Any] = {
+        "force": args.force,
+        "reason": args.reason or f"break-glass {args.runbook} from the runbook CLI",
+        "planned": args.planned,
+    }
+    if args.drain_seconds is not None:
+        params["drainSeconds"] = max(0.0, args.drain_seconds)
+    if args.dry_run:
+        steps = dryrun.plan(args.runbook, ctx, observe(ctx, clients), params)
+        print("", file=out)
+        print(dryrun.format_plan(args.runbook, steps), file=out)
+        if args.json:
+            print(json.dumps({"dryRun": True, "runbook": args.runbook, "steps": dict(steps)}, indent=2))
+        return EXIT_DONE
     if not args.yes and not confirm(ctx, reader, out):
         print("aborted: nothing was done.", file=out)
         return EXIT_BAD_INPUT
@@ -227,18 +266,6 @@ def main(argv: Sequence[str] | None = None, *, stdin: TextIO | None = None) -> i
     previous_level = pilotlight_logger.level
     pilotlight_logger.setLevel(logging.INFO if args.verbose else logging.WARNING)
     try:
-        try:
-            clients = Clients.for_context(ctx, _session(args.endpoint_url), endpoint_url=args.endpoint_url)
-        except InputError as exc:
-            print(f"error: {exc}\nnothing was done.", file=sys.stderr)
-            return EXIT_BAD_INPUT
-        params: dict[str, Any] = {
-            "force": args.force,
-            "reason": args.reason or f"break-glass {args.runbook} from the runbook CLI",
-            "planned": args.planned,
-        }
-        if args.drain_seconds is not None:
-            params["drainSeconds"] = max(0.0, args.drain_seconds)
         print("", file=out)
         report = executor.run(args.runbook, ctx, clients, params=params, on_progress=ProgressPrinter(out))
     finally:

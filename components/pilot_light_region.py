@@ -19,6 +19,8 @@ from components.observability import Observability, ObservabilityArgs
 from components.orchestrator import Orchestrator, OrchestratorArgs
 from components.serverless import ApiTier, ApiTierArgs
 from components.wiring import PrimaryOutputs
+from lambdas.failover.context import GENERATION_KEY, generation_of
+from lambdas.failover.names import generation_parameter_name
 
 
 @dataclass
@@ -243,6 +245,22 @@ class PilotLightRegion(pulumi.ComponentResource):
             "drHealthUrl": self.api.health_url,
             **self.runbook_data,
         }
+        # The generation stamp: a hash of the context, on the output and, live, in region B. The
+        # break-glass runbook refuses an outputs file whose stamp is not the live one (stale) before
+        # it changes anything. Only the program writes this parameter (no ignore_changes: unlike
+        # the latch, the runbook never writes it), and a content hash changes only when the
+        # context does, so a routine `pulumi up` neither fights the runbook nor stales a file.
+        generation = pulumi.Output.from_input(dict(self.runbook)).apply(generation_of)
+        self.runbook[GENERATION_KEY] = generation
+        aws.ssm.Parameter(
+            f"{name}-runbook-generation",
+            name=generation_parameter_name(cfg.latch_parameter_name),
+            type="String",
+            value=generation,
+            description="pilotlight runbook generation: the stamp of the current `runbook` output "
+            "(written by pulumi up, read by the runbook's preflight)",
+            opts=child,
+        )
         self.orchestrator = Orchestrator(
             f"{name}-orchestrator",
             OrchestratorArgs(

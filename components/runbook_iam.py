@@ -17,7 +17,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from lambdas.failover.names import failover_instance_id, retained_instance_pattern
+from lambdas.failover.names import failover_instance_id, generation_parameter_name, retained_instance_pattern
 
 SAR = "https://docs.aws.amazon.com/service-authorization/latest/reference"
 STAR_ONLY_ACTIONS: dict[str, str] = {
@@ -82,6 +82,7 @@ class RunbookTargets:
     primary_mapping_ids: tuple[str, ...] = ()
     primary_db_subnet_group: str | None = None
     primary_db_parameter_group: str | None = None
+    kms_key_arns: tuple[str, ...] = ()
 
     @classmethod
     def from_context(cls, context: Mapping[str, Any]) -> RunbookTargets:
@@ -110,6 +111,19 @@ class RunbookTargets:
             data_key_arns=_strings(context, "dataKeyArns"),
             primary_db_subnet_group=context.get("primaryDbSubnetGroupName"),
             primary_db_parameter_group=context.get("primaryDbParameterGroupName"),
+            # Every key the outputs name, for the preflight's DescribeKey (one per key, read-only).
+            kms_key_arns=tuple(
+                dict.fromkeys(
+                    [
+                        *[
+                            str(context[k])
+                            for k in ("notifyKeyArn", "primaryKmsKeyArn", "drKmsKeyArn")
+                            if context.get(k)
+                        ],
+                        *_strings(context, "dataKeyArns"),
+                    ]
+                )
+            ),
         )
 
 
@@ -191,7 +205,20 @@ def runbook_statements(t: RunbookTargets) -> list[dict[str, Any]]:
                 parameter_arn(b, acct, f"{t.latch_parameter}-journal"),
             ],
         },
-        {"Sid": "Notify", "Effect": "Allow", "Action": "sns:Publish", "Resource": t.notify_topic_arn},
+        {
+            # The preflight reads the live generation of the outputs (never writes it: the program does).
+            "Sid": "ReadOutputsGeneration",
+            "Effect": "Allow",
+            "Action": "ssm:GetParameter",
+            "Resource": parameter_arn(b, acct, generation_parameter_name(t.latch_parameter)),
+        },
+        {
+            "Sid": "Notify",
+            "Effect": "Allow",
+            # GetTopicAttributes: the preflight's describe of the topic before the first change.
+            "Action": ["sns:Publish", "sns:GetTopicAttributes"],
+            "Resource": t.notify_topic_arn,
+        },
         {
             # Publishing to an encrypted topic takes a data key of the topic's key
             # (https://docs.aws.amazon.com/sns/latest/dg/sns-key-management.html).
@@ -218,6 +245,16 @@ def runbook_statements(t: RunbookTargets) -> list[dict[str, Any]]:
             "Condition": _in(a, b),
         },
     ]
+    if t.kms_key_arns:
+        statements.append(
+            {
+                # The preflight's describe of every key the outputs name (read-only, no key material).
+                "Sid": "DescribeKeys",
+                "Effect": "Allow",
+                "Action": "kms:DescribeKey",
+                "Resource": list(t.kms_key_arns),
+            }
+        )
     mappings = [f"arn:aws:lambda:{a}:{acct}:event-source-mapping:{m}" for m in t.primary_mapping_ids]
     mappings += [f"arn:aws:lambda:{b}:{acct}:event-source-mapping:{m}" for m in t.dr_mapping_ids]
     if mappings:

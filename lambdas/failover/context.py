@@ -8,16 +8,253 @@ parser serves all three, so a key the runbook needs is never missing in one path
 
 from __future__ import annotations
 
+import difflib
+import hashlib
 import json
-from collections.abc import Mapping
+import re
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from enum import StrEnum
 from typing import Any
 
 from lambdas.failover.exceptions import ContextError
 
-__all__ = ["ContextError", "RunbookContext"]
+__all__ = ["KEYS", "ContextError", "RunbookContext", "generation_of", "validate"]
 
 DATABASE_MODES = ("aurora-global", "rds-replica")
+
+GENERATION_KEY = "generation"
+"""The key holding the stamp the program puts on the outputs (:func:`generation_of`)."""
+
+GENERATION_PREFIX = "g1-"
+"""Version of the stamp's recipe: a later recipe gets a new prefix, never a silent mismatch."""
+
+
+def _canonical(value: Any) -> Any:
+    """The value as JSON round trips keep it: integral floats as ints, empty values dropped.
+
+    Pulumi carries numbers as doubles and may drop null outputs, so ``2`` and ``2.0``, or an
+    absent key and ``null``, must stamp alike.
+    """
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, Mapping):
+        return {str(k): _canonical(v) for k, v in value.items() if v is not None and v != ""}
+    if isinstance(value, list | tuple):
+        return [_canonical(v) for v in value]
+    return value
+
+
+def generation_of(data: Mapping[str, Any]) -> str:
+    """The generation stamp of a ``runbook`` output: a hash of every key but ``generation``.
+
+    The program stamps its output with it and writes the same value to a parameter in region B
+    (``components/pilot_light_region.py``); the preflight refuses outputs whose stamp is not the
+    live one (stale) or does not match their own contents (edited after export). A content hash
+    changes only when the context does, so a routine ``pulumi up`` leaves it, and files, alone.
+    """
+    body = {k: v for k, v in _canonical(data).items() if k != GENERATION_KEY}
+    digest = hashlib.sha256(json.dumps(body, sort_keys=True, separators=(",", ":")).encode())
+    return GENERATION_PREFIX + digest.hexdigest()[:20]
+
+
+# ---------------------------------------------------------------------------------------------
+# The keys of the ``runbook`` output and what each must hold
+# ---------------------------------------------------------------------------------------------
+
+
+class Requirement(StrEnum):
+    """When a key must be present."""
+
+    ALWAYS = "always"
+    """Every deployment exports it; the runbook cannot act without it."""
+    OPTIONAL = "optional"
+    """Exported by the program, with a default or a meaning when absent (older outputs, tests)."""
+    RDS_REPLICA = "rds-replica"
+    """Only (and always) with ``databaseMode: rds-replica``."""
+    AURORA_GLOBAL = "aurora-global"
+    """Only (and always) with ``databaseMode: aurora-global``."""
+
+
+Check = Callable[[Any], str | None]
+"""Returns None when the value is acceptable, else what is wrong with it (for the message)."""
+
+
+@dataclass(frozen=True)
+class KeySpec:
+    """One key of the ``runbook`` output.
+
+    Attributes:
+        expected: what the value must be, for people ("a non-empty string").
+        check: the check behind ``expected``; a string it returns refines the message.
+        required: when the key must be present.
+        region_key: for ARNs, the key naming the region the resource must be in.
+    """
+
+    expected: str
+    check: Check
+    required: Requirement = Requirement.ALWAYS
+    region_key: str | None = None
+
+
+def _is_int(v: Any) -> bool:
+    return (isinstance(v, int) and not isinstance(v, bool)) or (isinstance(v, float) and v.is_integer())
+
+
+def _string(v: Any) -> str | None:
+    return None if isinstance(v, str) and v.strip() else ""
+
+
+def _region(v: Any) -> str | None:
+    return None if isinstance(v, str) and re.fullmatch(r"[a-z]{2}(-[a-z]+)+-\d", v) else ""
+
+
+def _mode(v: Any) -> str | None:
+    return None if v in DATABASE_MODES else ""
+
+
+def _positive(v: Any) -> str | None:
+    return None if _is_int(v) and v > 0 else ""
+
+
+def _capacity(v: Any) -> str | None:
+    if not isinstance(v, Mapping) or set(v) != {"min", "desired", "max"}:
+        return ""
+    if not all(_is_int(v[k]) for k in ("min", "desired", "max")):
+        return ""
+    if not 0 <= v["min"] <= v["desired"] <= v["max"]:
+        return "0 <= min <= desired <= max does not hold"
+    return None
+
+
+def _strings(v: Any) -> str | None:
+    ok = isinstance(v, list | tuple) and all(isinstance(x, str) and x.strip() for x in v)
+    return None if ok else ""
+
+
+def _metric(v: Any) -> str | None:
+    if not isinstance(v, Mapping) or not {"namespace", "name"} <= set(v):
+        return ""
+    extra = set(v) - {"namespace", "name", "dimensions"}
+    if extra:
+        return f"unknown field(s) {sorted(extra)}"
+    dims = v.get("dimensions") or {}
+    if _string(v["namespace"]) is not None or _string(v["name"]) is not None or not isinstance(dims, Mapping):
+        return ""
+    return None if all(isinstance(x, str) for x in dims.values()) else "dimension values must be strings"
+
+
+def _arn(service: str) -> Check:
+    def check(v: Any) -> str | None:
+        parts = v.split(":", 5) if isinstance(v, str) else []
+        return None if len(parts) == 6 and parts[0] == "arn" and parts[2] == service and parts[5] else ""
+
+    return check
+
+
+def _arns(service: str) -> Check:
+    one = _arn(service)
+    return lambda v: None if isinstance(v, list | tuple) and all(one(x) is None for x in v) else ""
+
+
+def _url(v: Any) -> str | None:
+    return None if isinstance(v, str) and re.match(r"https?://[^/\s]+", v) else ""
+
+
+def _generation(v: Any) -> str | None:
+    ok = isinstance(v, str) and re.fullmatch(re.escape(GENERATION_PREFIX) + "[0-9a-f]{20}", v)
+    return None if ok else ""
+
+
+_R, _O = Requirement.RDS_REPLICA, Requirement.OPTIONAL
+_A = Requirement.AURORA_GLOBAL
+_TEXT, _NAMES = "a non-empty string", "a list of non-empty strings"
+KEYS: dict[str, KeySpec] = {
+    "appName": KeySpec(_TEXT, _string),
+    "environment": KeySpec(_TEXT, _string),
+    "primaryRegion": KeySpec("an AWS region name (e.g. us-east-1)", _region),
+    "drRegion": KeySpec("an AWS region name (e.g. us-west-2)", _region),
+    "databaseMode": KeySpec(f"one of {', '.join(DATABASE_MODES)}", _mode),
+    "maxReplicationLagSeconds": KeySpec("a positive integer", _positive, _O),
+    "primaryAsgName": KeySpec(_TEXT, _string),
+    "primaryCapacity": KeySpec("an object of integers min, desired, max", _capacity),
+    "drAsgName": KeySpec(_TEXT, _string),
+    "drCapacity": KeySpec("an object of integers min, desired, max", _capacity),
+    "primaryFunctionNames": KeySpec(_NAMES, _strings, _O),
+    "drFunctionNames": KeySpec(_NAMES, _strings, _O),
+    "primaryEventSourceMappingIds": KeySpec(_NAMES, _strings, _O),
+    "drEventSourceMappingIds": KeySpec(_NAMES, _strings, _O),
+    "switchMetric": KeySpec("an object with strings namespace and name, and dimensions", _metric),
+    "latchParameterName": KeySpec(_TEXT, _string),
+    "notifyTopicArn": KeySpec("an SNS topic ARN", _arn("sns"), region_key="drRegion"),
+    "notifyKeyArn": KeySpec("a KMS key ARN", _arn("kms"), _O, "drRegion"),
+    "dataKeyArns": KeySpec("a list of KMS key ARNs", _arns("kms"), _O),
+    "primaryHealthUrl": KeySpec("an http(s) URL or null", _url, _O),
+    "drHealthUrl": KeySpec("an http(s) URL or null", _url, _O),
+    "primaryKmsKeyArn": KeySpec("a KMS key ARN", _arn("kms"), _O, "primaryRegion"),
+    "drKmsKeyArn": KeySpec("a KMS key ARN", _arn("kms"), _O, "drRegion"),
+    "primaryDbInstanceId": KeySpec(_TEXT, _string, _R),
+    "drDbInstanceId": KeySpec(_TEXT, _string, _R),
+    "globalClusterId": KeySpec(_TEXT, _string, _A),
+    "primaryClusterId": KeySpec(_TEXT, _string, _A),
+    "drClusterId": KeySpec(_TEXT, _string, _A),
+    "drClusterArn": KeySpec("an RDS cluster ARN", _arn("rds"), _A, "drRegion"),
+    "drInstanceClass": KeySpec(_TEXT, _string, _A),
+    GENERATION_KEY: KeySpec(f"the program's stamp ({GENERATION_PREFIX} and 20 hex digits)", _generation, _O),
+}
+"""Every key the program may export in the ``runbook`` output: nothing else is accepted.
+
+``tests/lambdas/failover/test_context.py`` checks this set against the synthesized program in
+both database modes, so a key the program starts exporting fails a test until it is known here.
+"""
+
+
+def _show(value: Any) -> str:
+    text = repr(value)
+    return f"{type(value).__name__} {text if len(text) <= 60 else text[:57] + '...'}"
+
+
+def validate(data: Mapping[str, Any]) -> list[str]:
+    """Every problem of a ``runbook`` output, each naming its key (empty: usable). No AWS call."""
+    problems: list[str] = []
+    for key in data:
+        if key not in KEYS:
+            close = difflib.get_close_matches(str(key), list(KEYS), n=1, cutoff=0.6)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            problems.append(f"unknown key {key!r}{hint}")
+    mode = data.get("databaseMode")
+    for key, spec in KEYS.items():
+        value = data.get(key)
+        absent = key not in data or value is None or value == ""
+        if spec.required in (_R, _A) and mode in DATABASE_MODES and spec.required != mode:
+            if not absent:
+                problems.append(f"{key!r} is a {spec.required.value} key, but 'databaseMode' is {mode!r}")
+            continue
+        if absent:
+            if spec.required == Requirement.ALWAYS or (spec.required in (_R, _A) and spec.required == mode):
+                needed_by = f", needed with 'databaseMode' {mode!r}" if spec.required in (_R, _A) else ""
+                problems.append(f"missing key {key!r} ({spec.expected}{needed_by})")
+            continue
+        detail = spec.check(value)
+        if detail is not None:
+            why = f" ({detail})" if detail else ""
+            problems.append(f"{key!r} must be {spec.expected}; got {_show(value)}{why}")
+            continue
+        if spec.region_key and isinstance(data.get(spec.region_key), str):
+            region = str(value).split(":")[3]
+            if region != data[spec.region_key]:
+                problems.append(
+                    f"{key!r} is in region {region!r}, not in {spec.region_key!r} ({data[spec.region_key]})"
+                )
+    regions = {data.get("primaryRegion"), data.get("drRegion")}
+    for arn in data.get("dataKeyArns") or []:
+        if KEYS["dataKeyArns"].check([arn]) is None and arn.split(":")[3] not in regions:
+            problems.append(f"'dataKeyArns' names {arn!r}, outside 'primaryRegion' and 'drRegion'")
+    if isinstance(data.get("primaryRegion"), str) and data.get("primaryRegion") == data.get("drRegion"):
+        problems.append(
+            f"'primaryRegion' and 'drRegion' are both {data['primaryRegion']!r}; they must differ"
+        )
+    return problems
 
 
 @dataclass(frozen=True)
@@ -77,83 +314,46 @@ class RunbookContext:
     # encryption: each region's KMS key (an encrypted cross-region replica needs its region's key)
     primary_kms_key_arn: str | None = None
     dr_kms_key_arn: str | None = None
+    # what the runbook's permissions name besides the above (components/runbook_iam.py)
+    notify_key_arn: str | None = None
+    data_key_arns: tuple[str, ...] = ()
+    # the stamp the program put on these outputs, and the stamp their contents hash to
+    # (lambdas/failover/preflight.py compares both with the live one in region B)
+    generation: str | None = None
+    content_generation: str = ""
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> RunbookContext:
-        """Parse the ``runbook`` output. Raises ContextError naming every missing or bad key."""
-        problems: list[str] = []
+        """Parse the ``runbook`` output. Raises ContextError naming every unknown, missing or bad key.
 
-        def req(key: str) -> Any:
-            if key not in data or data[key] in (None, ""):
-                problems.append(f"missing key {key!r}")
-                return None
-            return data[key]
+        Validation is strict (:func:`validate`): a misspelt key, a value of the wrong type or a
+        resource ARN in the wrong region is refused, all problems together, before any AWS call.
+        """
+        problems = validate(data)
+        if problems:
+            raise ContextError(
+                f"runbook outputs are not usable ({len(problems)} problem"
+                f"{'s' if len(problems) > 1 else ''}): " + "; ".join(problems)
+            )
 
         def opt(key: str) -> Any:
             value = data.get(key)
             return None if value == "" else value
 
         def capacity(key: str) -> Capacity:
-            raw = req(key)
-            if raw is None:
-                return Capacity(0, 0, 0)
-            try:
-                cap = Capacity(int(raw["min"]), int(raw["desired"]), int(raw["max"]))
-            except (KeyError, TypeError, ValueError):
-                problems.append(
-                    f"{key!r} must be an object with integer 'min', 'desired', 'max'; got {raw!r}"
-                )
-                return Capacity(0, 0, 0)
-            if not 0 <= cap.min <= cap.desired <= cap.max:
-                problems.append(f"{key!r} must satisfy 0 <= min <= desired <= max; got {raw!r}")
-            return cap
+            raw = data[key]
+            return Capacity(int(raw["min"]), int(raw["desired"]), int(raw["max"]))
 
         def names(key: str) -> tuple[str, ...]:
-            raw = data.get(key, [])
-            if not isinstance(raw, list | tuple) or not all(isinstance(v, str) for v in raw):
-                problems.append(f"{key!r} must be a list of strings; got {raw!r}")
-                return ()
-            return tuple(raw)
+            return tuple(data.get(key) or ())
 
-        mode = req("databaseMode")
-        if mode is not None and mode not in DATABASE_MODES:
-            problems.append(f"'databaseMode' is {mode!r}; allowed: {', '.join(DATABASE_MODES)}")
-        if mode == "rds-replica":
-            for key in ("primaryDbInstanceId", "drDbInstanceId"):
-                req(key)
-        if mode == "aurora-global":
-            for key in (
-                "globalClusterId",
-                "primaryClusterId",
-                "drClusterId",
-                "drClusterArn",
-                "drInstanceClass",
-            ):
-                req(key)
-
-        metric_raw = req("switchMetric")
-        metric = SwitchMetric("", "")
-        if metric_raw is not None:
-            try:
-                metric = SwitchMetric(
-                    str(metric_raw["namespace"]),
-                    str(metric_raw["name"]),
-                    {str(k): str(v) for k, v in dict(metric_raw.get("dimensions", {})).items()},
-                )
-            except (KeyError, TypeError, ValueError):
-                problems.append(f"'switchMetric' must have 'namespace' and 'name'; got {metric_raw!r}")
-
-        lag = data.get("maxReplicationLagSeconds", 60)
-        if not isinstance(lag, int) or lag <= 0:
-            problems.append(f"'maxReplicationLagSeconds' must be a positive integer; got {lag!r}")
-            lag = 60
-
-        ctx = cls(
-            app_name=req("appName"),
-            environment=req("environment"),
-            primary_region=req("primaryRegion"),
-            dr_region=req("drRegion"),
-            database_mode=mode or "",
+        metric_raw = data["switchMetric"]
+        return cls(
+            app_name=data["appName"],
+            environment=data["environment"],
+            primary_region=data["primaryRegion"],
+            dr_region=data["drRegion"],
+            database_mode=data["databaseMode"],
             primary_db_instance_id=opt("primaryDbInstanceId"),
             dr_db_instance_id=opt("drDbInstanceId"),
             global_cluster_id=opt("globalClusterId"),
@@ -161,30 +361,29 @@ class RunbookContext:
             dr_cluster_id=opt("drClusterId"),
             dr_cluster_arn=opt("drClusterArn"),
             dr_instance_class=opt("drInstanceClass"),
-            primary_asg_name=req("primaryAsgName"),
+            primary_asg_name=data["primaryAsgName"],
             primary_capacity=capacity("primaryCapacity"),
-            dr_asg_name=req("drAsgName"),
+            dr_asg_name=data["drAsgName"],
             dr_capacity=capacity("drCapacity"),
             primary_function_names=names("primaryFunctionNames"),
             dr_function_names=names("drFunctionNames"),
             dr_event_source_mapping_ids=names("drEventSourceMappingIds"),
             primary_event_source_mapping_ids=names("primaryEventSourceMappingIds"),
-            switch_metric=metric,
-            latch_parameter_name=req("latchParameterName"),
-            notify_topic_arn=req("notifyTopicArn"),
+            switch_metric=SwitchMetric(
+                metric_raw["namespace"], metric_raw["name"], dict(metric_raw.get("dimensions") or {})
+            ),
+            latch_parameter_name=data["latchParameterName"],
+            notify_topic_arn=data["notifyTopicArn"],
             primary_health_url=opt("primaryHealthUrl"),
             dr_health_url=opt("drHealthUrl"),
-            max_replication_lag_seconds=lag,
+            max_replication_lag_seconds=int(data.get("maxReplicationLagSeconds", 60)),
             primary_kms_key_arn=opt("primaryKmsKeyArn"),
             dr_kms_key_arn=opt("drKmsKeyArn"),
+            notify_key_arn=opt("notifyKeyArn"),
+            data_key_arns=names("dataKeyArns"),
+            generation=opt(GENERATION_KEY),
+            content_generation=generation_of(data),
         )
-        if ctx.primary_region and ctx.primary_region == ctx.dr_region:
-            problems.append(
-                f"'primaryRegion' and 'drRegion' are both {ctx.primary_region!r}; they must differ"
-            )
-        if problems:
-            raise ContextError("runbook outputs are not usable: " + "; ".join(problems))
-        return ctx
 
     @classmethod
     def from_json(cls, text: str) -> RunbookContext:

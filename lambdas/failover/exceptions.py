@@ -1,6 +1,8 @@
 """The runbook's exceptions, one class per failure meaning, so callers catch by meaning.
 
 * ``ContextError``: the outputs given to the runbook are unusable (before any AWS call).
+* ``PreflightError``: the outputs do not describe the live system (stale, or naming a resource
+  that is not there); raised by the read-only preflight, before any change.
 * ``EventError``: a Step Functions event is not a valid step invocation (answered 400).
 * ``StepFailed``: a step could not reach its target state; the run stops there. Its ``reason``
   says why, with the AWS code; a fence refused by a region A that answers, a planned promotion
@@ -17,6 +19,10 @@ from __future__ import annotations
 
 class ContextError(ValueError):
     """The outputs given to the runbook are missing a key or hold a value it cannot use."""
+
+
+class PreflightError(Exception):
+    """The outputs do not match the live system; nothing was changed (every problem is listed)."""
 
 
 class EventError(ValueError):

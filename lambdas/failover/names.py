@@ -118,3 +118,15 @@ def kept_snapshot_id(source: str) -> str:
     source's name without ``rds:`` (a manual snapshot may not use that prefix), fitted to 63 characters
     (DBClusterSnapshotIdentifier: https://docs.aws.amazon.com/AmazonRDS/latest/APIReference/API_CopyDBClusterSnapshot.html)."""
     return fit(source.removeprefix("rds:"), RDS_IDENTIFIER_MAX)
+
+
+GENERATION_PARAMETER_SUFFIX = "-generation"
+
+
+def generation_parameter_name(latch_parameter_name: str) -> str:
+    """The SSM parameter (region B, next to the latch) holding the live generation of the outputs.
+
+    The program writes it on every ``pulumi up`` with the stamp it puts on the ``runbook`` output;
+    the runbook only reads it (``lambdas/failover/preflight.py``), so the two never fight.
+    """
+    return f"{latch_parameter_name}{GENERATION_PARAMETER_SUFFIX}"

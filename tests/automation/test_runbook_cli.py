@@ -1,4 +1,4 @@
-"""``python -m automation failover|failback`` end to end against a moto server started here."""
+"""``python -m automation failover|failback|status`` end to end against a moto server started here."""
 
 from __future__ import annotations
 
@@ -15,10 +15,12 @@ from typing import Any
 import pytest
 from moto.server import ThreadedMotoServer
 
-from automation import runbook_cli
+from automation import __main__ as main_module
+from automation import runbook_cli, status_cli
 from automation.emulator import patch_moto
-from lambdas.failover.graph import FAILOVER
-from tests.lambdas.failover.harness import HealthServer, assert_failed_over, new_session
+from lambdas.failover.graph import FAILOVER, RUNBOOKS
+from tests.lambdas.failover.faults import unreachable
+from tests.lambdas.failover.harness import HealthServer, assert_failed_over, new_session, recorded_calls
 from tests.lambdas.failover.world import REGION_A, REGION_B, World, build_world
 
 REPO = Path(__file__).resolve().parents[2]
@@ -261,3 +263,131 @@ def test_without_outputs_and_without_pulumi_cli_exits_2(
 def test_usage_error_exits_2(capsys: pytest.CaptureFixture[str]) -> None:
     assert cli("failsideways") == 2
     assert "invalid choice" in capsys.readouterr().err
+
+
+# --------------------------------------------------------------------------------------------------
+# --dry-run and status: read-only
+
+
+@pytest.mark.parametrize("runbook", ["failover", "failback"])
+def test_dry_run_prints_each_step_and_changes_nothing(
+    world: World, outputs: Path, emulator: str, capsys: pytest.CaptureFixture[str], runbook: str
+) -> None:
+    before = world.snapshot()
+    with recorded_calls() as calls:
+        code = cli(runbook, "--outputs", str(outputs), "--dry-run", "--force", "--endpoint-url", emulator)
+    out = capsys.readouterr().out
+    assert code == 0, out
+    assert [c for c in calls if c.mutating] == []
+    assert world.snapshot() == before
+    assert f"DRY RUN of {runbook}: nothing was changed" in out and "preflight:" in out
+    plan = out[out.index("DRY RUN") :]
+    for name in RUNBOOKS[runbook].names():
+        assert f"  {name} " in plan
+    if runbook == "failover":
+        assert f"would set {world.context['drAsgName']} 0/0/0 -> 1/2/4" in plan
+        assert "would promote read replica" in plan and "would set the latch standby -> active" in plan
+
+
+def test_dry_run_after_a_failover_says_what_is_already_done(
+    world: World, outputs: Path, emulator: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert cli("failover", "--outputs", str(outputs), "--yes", "--force", "--endpoint-url", emulator,
+               "--drain-seconds", "0") == 0  # fmt: skip
+    capsys.readouterr()
+    assert cli("failover", "--outputs", str(outputs), "--dry-run", "--force", "--endpoint-url", emulator) == 0
+    plan = capsys.readouterr().out
+    assert "already_done: the writer is in region B" in plan and "already_done: latch active" in plan
+
+
+def _status(outputs: Path, emulator: str, capsys: pytest.CaptureFixture[str]) -> tuple[str, list[Any]]:
+    with recorded_calls() as calls:
+        code = main_module.main(["status", "--outputs", str(outputs), "--endpoint-url", emulator])
+    captured = capsys.readouterr()
+    assert code == 0, captured.err
+    assert [c for c in calls if c.mutating] == []
+    return captured.out, calls
+
+
+def test_status_in_standby_and_after_a_failover(
+    world: World, outputs: Path, emulator: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    ctx = world.context
+    out, _ = _status(outputs, emulator, capsys)
+    assert f"writer in {REGION_A}" in out
+    assert f"{ctx['drDbInstanceId']}" in out and "replica of" in out
+    assert "replica lag:" in out
+    assert "state=standby" in out and "no datapoint in the last day (released)" in out
+    assert f"{ctx['drAsgName']} 0/0/0" in out and f"{ctx['primaryAsgName']} 1/2/4" in out
+    assert f"{ctx['drFunctionNames'][0]}=0" in out
+    assert "lock: no lock configured" in out and "journal: empty" in out
+    assert f"{ctx['generation']} (current)" in out
+
+    assert cli("failover", "--outputs", str(outputs), "--yes", "--force", "--endpoint-url", emulator,
+               "--drain-seconds", "0") == 0  # fmt: skip
+    capsys.readouterr()
+    out, _ = _status(outputs, emulator, capsys)
+    assert f"writer in {REGION_B}" in out
+    assert "state=active" in out and "1 (thrown: traffic to region B)" in out
+    assert f"{ctx['drAsgName']} 1/2/4" in out and f"{ctx['primaryAsgName']} 0/0/4" in out
+    assert f"{ctx['drFunctionNames'][0]}=unreserved" in out and f"{ctx['primaryFunctionNames'][0]}=0" in out
+    assert '"primaryStoppedAt"' in out  # the last run's journal
+
+
+def test_status_prints_a_region_that_does_not_answer(
+    world: World,
+    outputs: Path,
+    emulator: str,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    original = runbook_cli._session
+
+    def session(endpoint_url: str | None) -> Any:
+        s = original(endpoint_url)
+        unreachable(REGION_A).install(s)  # every call to region A fails to connect
+        return s
+
+    monkeypatch.setattr(status_cli, "_session", session)
+    code = main_module.main(["status", "--outputs", str(outputs), "--endpoint-url", emulator])
+    captured = capsys.readouterr()
+    assert code == 0 and "Traceback" not in captured.out + captured.err
+    assert f"region A {REGION_A} does not answer (EndpointConnectionError)" in captured.out
+    assert f"{world.context['drAsgName']} 0/0/0" in captured.out
+
+
+@pytest.mark.parametrize("command", ["status", "failover", "failback"])
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        (None, "cannot read --outputs"),
+        ("{not json", "not valid JSON"),
+        ('{"appName": "x", "drAsgNam": "y"}', "unknown key 'drAsgNam' (did you mean 'drAsgName'?)"),
+    ],
+    ids=["missing-file", "not-json", "mistyped"],
+)
+def test_bad_outputs_are_one_clear_error_exit_2_for_every_command(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], command: str, content: str | None, message: str
+) -> None:
+    path = tmp_path / "runbook.json"
+    if content is not None:
+        path.write_text(content)
+    code = main_module.main([command, "--outputs", str(path), "--yes"] if command != "status"
+                            else [command, "--outputs", str(path)])  # fmt: skip
+    captured = capsys.readouterr()
+    assert code == 2
+    lines = captured.err.strip().splitlines()
+    assert lines[0].startswith("error: ") and message in lines[0] and lines[-1] == "nothing was done."
+    assert "Traceback" not in captured.err + captured.out
+
+
+def test_status_as_a_subprocess_needs_only_the_outputs_file(
+    world: World, outputs: Path, emulator: str
+) -> None:
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    done = subprocess.run(
+        [sys.executable, "-m", "automation", "status", "--outputs", str(outputs), "--endpoint-url", emulator],
+        cwd=REPO, env=env, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert f"pilotlight status: {world.context['appName']}" in done.stdout

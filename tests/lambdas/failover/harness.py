@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import boto3
 import botocore.loaders
 import botocore.session
+from botocore.client import BaseClient
 
 from lambdas.failover import executor
 from lambdas.failover.clients import Clients
@@ -124,3 +127,37 @@ def assert_failed_over(world: World) -> None:
     assert world.latch()["state"] == "active"
     assert world.asg(REGION_A)[:2] == (0, 0)
     assert set(world.concurrency(REGION_A).values()) == {0}
+
+
+READ_ONLY_PREFIXES = ("Describe", "Get", "List")
+"""Operations that change nothing (as ``tests/safety/model.py`` counts mutating calls)."""
+
+
+@dataclass(frozen=True)
+class ApiCall:
+    """One AWS API call as a client made it: service, operation, region."""
+
+    service: str
+    operation: str
+    region: str
+
+    @property
+    def mutating(self) -> bool:
+        return not self.operation.startswith(READ_ONLY_PREFIXES)
+
+
+@contextlib.contextmanager
+def recorded_calls() -> Iterator[list[ApiCall]]:
+    """Record every AWS call any client makes (any session, in-process or against a moto server)."""
+    calls: list[ApiCall] = []
+    original = BaseClient._make_api_call
+
+    def record(self: BaseClient, operation_name: str, api_params: Any) -> Any:
+        calls.append(ApiCall(self.meta.service_model.service_name, operation_name, self.meta.region_name))
+        return original(self, operation_name, api_params)
+
+    BaseClient._make_api_call = record  # type: ignore[method-assign]
+    try:
+        yield calls
+    finally:
+        BaseClient._make_api_call = original  # type: ignore[method-assign]

@@ -21,7 +21,7 @@ import boto3
 import pytest
 
 from components.runbook_iam import RunbookTargets, runbook_statements
-from lambdas.failover import executor
+from lambdas.failover import executor, preflight
 from lambdas.failover.context import RunbookContext
 from tests.components.conftest import synthesize
 from tests.lambdas.failover.harness import FAST, FORCED, clients_for
@@ -72,6 +72,8 @@ TARGETS: dict[str, Callable[[dict[str, Any], str], list[str]]] = {
     },
     "lambda:ListEventSourceMappings": lambda p, r: ["*"],
     "sns:Publish": lambda p, r: [p["TopicArn"]],
+    "sns:GetTopicAttributes": lambda p, r: [p["TopicArn"]],
+    "kms:DescribeKey": lambda p, r: [p["KeyId"]],
     "cloudwatch:PutMetricData": lambda p, r: ["*"],
     "cloudwatch:GetMetricData": lambda p, r: ["*"],
     "rds:DescribeDBInstances": lambda p, r: [_db(r, p["DBInstanceIdentifier"])],
@@ -189,7 +191,10 @@ def record_both_runbooks(world: World) -> CallRecorder:
     recorder = CallRecorder()
     clients = clients_for(world, recorder)  # type: ignore[arg-type]
     ctx = RunbookContext.from_dict(world.context)
+    # The preflight runs under the same role, before either runbook's first change.
+    assert preflight.check(ctx, clients).ok
     assert executor.run("failover", ctx, clients, params=FORCED).outcome == "done"
+    assert preflight.check(ctx, clients).ok
     world.age_metrics(minutes=5)
     assert executor.run("failback", ctx, clients, params=FAST).outcome == "done"
     return recorder

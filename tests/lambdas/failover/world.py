@@ -24,6 +24,9 @@ from typing import Any
 import boto3
 from moto.cloudwatch.models import cloudwatch_backends
 
+from lambdas.failover.context import GENERATION_KEY, generation_of
+from lambdas.failover.names import generation_parameter_name
+
 ACCOUNT = "123456789012"
 REGION_A = "us-east-1"
 REGION_B = "us-west-2"
@@ -432,5 +435,24 @@ def build_world(
                     }
                 ],
             )
+    if encrypted:
+        # What the program exports for the runbook's permissions: the topic's key and the data keys.
+        notify_key = c("kms", REGION_B).create_key(Description=f"{app} alerts")["KeyMetadata"]["Arn"]
+        context |= {"notifyKeyArn": notify_key, "dataKeyArns": [keys[REGION_A], keys[REGION_B]]}
+    stamp(world, context)
     world.context, world.notify_queue_url = context, inbox
     return world
+
+
+def stamp(world: World, context: dict[str, Any], *, live: bool = True) -> str:
+    """Stamp ``context`` with its generation, and (``live``) deploy that generation, as ``pulumi up``
+    does (``components/pilot_light_region.py``). Returns the generation."""
+    context[GENERATION_KEY] = generation_of(context)
+    if live:
+        world.client("ssm", REGION_B).put_parameter(
+            Name=generation_parameter_name(context["latchParameterName"]),
+            Value=context[GENERATION_KEY],
+            Type="String",
+            Overwrite=True,
+        )
+    return context[GENERATION_KEY]

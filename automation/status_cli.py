@@ -1,0 +1,59 @@
+"""``python -m automation status --outputs FILE``: where the system stands, read-only, boto3 only.
+
+Prints the writer's region and each database's role, the replica lag (latest datapoint and its
+age), the latch, the failover switch, both web tiers' capacities, the functions' concurrency and
+event sources, the run lock (when the outputs name one) and the last run's journal
+(``lambdas.failover.observe``). A region that does not answer is printed as such, not raised.
+
+Exit status: 0 printed (even when a region did not answer: the report says so); 2 bad input.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+from automation.runbook_cli import EXIT_BAD_INPUT, EXIT_DONE, InputError, _fail, _session, load_context
+from lambdas.failover.clients import Clients
+from lambdas.failover.context import ContextError
+from lambdas.failover.observe import format_status, observe
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The command line."""
+    parser = argparse.ArgumentParser(
+        prog="python -m automation status",
+        description="Where the pilot-light deployment stands, read from AWS (read-only).",
+        epilog="Exit status: 0 printed, 2 bad input.",
+    )
+    parser.add_argument("--stack", default="dr", help="DR stack whose `runbook` output to read (default: dr)")
+    parser.add_argument(
+        "--outputs",
+        metavar="FILE",
+        help="JSON file with the DR stack's `runbook` output (`pulumi stack output runbook --json -s dr "
+        "> runbook.json`); no Pulumi CLI or state backend needed",
+    )
+    parser.add_argument(
+        "--endpoint-url", metavar="URL", help="AWS endpoint of a local emulator (moto server)"
+    )
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run ``python -m automation status [options]``; returns the exit status."""
+    try:
+        args = build_parser().parse_args(list(sys.argv[1:] if argv is None else argv))
+    except SystemExit as exc:
+        return EXIT_DONE if exc.code == 0 else EXIT_BAD_INPUT
+    try:
+        ctx = load_context(args)
+        clients = Clients.for_context(ctx, _session(args.endpoint_url), endpoint_url=args.endpoint_url)
+    except (InputError, ContextError) as exc:
+        return _fail(exc)
+    print(format_status(observe(ctx, clients)))
+    return EXIT_DONE
+
+
+if __name__ == "__main__":
+    raise SystemExit(main(sys.argv[1:]))

@@ -1,0 +1,227 @@
+"""``--dry-run``: what each step of a runbook would do, given where the system stands now.
+
+Built from one :class:`~lambdas.failover.observe.Observation` (read-only calls only) and the run's
+parameters; nothing here calls AWS itself. A step's line says what it would change, or that it
+would answer ``already_done``. Later steps are planned from the state as it is now, not as the
+earlier steps would leave it, and the plan says so.
+"""
+
+from __future__ import annotations
+
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from lambdas.failover.context import Capacity, RunbookContext
+from lambdas.failover.graph import RUNBOOKS
+from lambdas.failover.names import failback_instance_id, failover_instance_id
+from lambdas.failover.observe import Observation, Unread
+
+Probe = Callable[[str], str]
+
+
+def probe_url(url: str, timeout: float = 5.0) -> str:
+    """One GET of a health URL: ``answers <status>`` or ``does not answer (<why>)``. Read-only."""
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as response:
+            return f"answers {response.status}"
+    except urllib.error.HTTPError as exc:
+        return f"answers {exc.code}"
+    except (urllib.error.URLError, OSError) as exc:
+        return f"does not answer ({getattr(exc, 'reason', exc)})"
+
+
+def _cap(c: Capacity) -> str:
+    return f"{c.min}/{c.desired}/{c.max}"
+
+
+def _asg(obs: Observation, side: str, target: Capacity, name: str) -> str:
+    now = obs.asg[side]  # type: ignore[index]
+    if isinstance(now, Unread):
+        return f"would set {name} to {_cap(target)} ({now})"
+    if now == target:
+        return f"already_done: {name} is {_cap(now)}"
+    return f"would set {name} {_cap(now)} -> {_cap(target)} (min/desired/max)"
+
+
+def _fence_asg(obs: Observation, name: str) -> str:
+    now = obs.asg["primary"]
+    if isinstance(now, Unread):
+        return f"would set {name} min and desired to 0 ({now})"
+    return _asg(obs, "primary", Capacity(0, 0, now.max), name)  # the fence keeps MaxSize
+
+
+def _scale_asg(obs: Observation, wanted: Capacity, name: str) -> str:
+    now = obs.asg["dr"]
+    if isinstance(now, Unread):
+        return _asg(obs, "dr", wanted, name)
+    # never below what target tracking raised it to (scale_web_tier)
+    desired = min(max(now.desired, wanted.desired), wanted.max)
+    return _asg(obs, "dr", Capacity(wanted.min, desired, wanted.max), name)
+
+
+def _functions(obs: Observation, side: str, to: int | None) -> str:
+    now = obs.concurrency[side]  # type: ignore[index]
+    word = "unreserved" if to is None else f"reserved concurrency {to}"
+    if isinstance(now, Unread):
+        return f"would set functions to {word} ({now})"
+    todo = [n for n, c in now.items() if c != to]
+    return f"would set {', '.join(todo)} to {word}" if todo else f"functions already {word}"
+
+
+def _mappings(obs: Observation, side: str, enabled: bool) -> str:
+    now = obs.mappings[side]  # type: ignore[index]
+    word = "Enabled" if enabled else "Disabled"
+    if isinstance(now, Unread):
+        return f"would set event sources {word} ({now})"
+    todo = [u for u, s in now.items() if s != word]
+    return f"would set event sources {', '.join(todo)} {word}" if todo else f"event sources already {word}"
+
+
+def _latch_state(obs: Observation) -> str | None:
+    return None if obs.latch is None or isinstance(obs.latch, Unread) else str(obs.latch.get("state"))
+
+
+def _switch_value(obs: Observation) -> float | None:
+    return None if obs.switch is None or isinstance(obs.switch, Unread) else obs.switch.value
+
+
+def _writer(obs: Observation) -> str:
+    return {"primary": "region A", "dr": "region B", None: "unknown"}[obs.writer_side]
+
+
+def _failover_lines(
+    ctx: RunbookContext, obs: Observation, params: Mapping[str, Any], probe: Probe
+) -> dict[str, str]:
+    if params.get("force"):
+        confirm = "skipped: --force"
+    elif ctx.primary_health_url:
+        answer = probe(ctx.primary_health_url)
+        verdict = "would stop (pass --force to go on)" if answer.startswith("answers 2") else "would go on"
+        confirm = f"region A's health endpoint {answer} now: {verdict}"
+    else:
+        confirm = "no primaryHealthUrl in the outputs: would stop unless --force"
+    fence = "; ".join(
+        [
+            _fence_asg(obs, ctx.primary_asg_name),
+            _functions(obs, "primary", 0),
+            _mappings(obs, "primary", False),
+        ]
+    )
+    if "primary" in obs.dark:
+        fence = f"region A does not answer ({obs.dark['primary']}): would warn and go on"
+    latch = _latch_state(obs)
+    if obs.writer_side == "dr":
+        promote = f"already_done: the writer is in region B ({ctx.dr_region})"
+    elif ctx.database_mode == "rds-replica":
+        promote = (
+            f"would promote read replica {ctx.dr_db_instance_id} in {ctx.dr_region} (PromoteReadReplica)"
+        )
+    else:
+        how = "switch over (no data loss)" if params.get("planned") else "fail over"
+        promote = (
+            f"would {how} global database {ctx.global_cluster_id} to {ctx.dr_cluster_id} "
+            f"(adding writer instance {failover_instance_id(str(ctx.dr_cluster_id))} if it has none)"
+        )
+    switch = _switch_value(obs)
+    return {
+        "confirm_primary_down": confirm,
+        "fence_primary": fence,
+        "scale_web_tier": _scale_asg(obs, ctx.dr_capacity, ctx.dr_asg_name),
+        "enable_functions": f"{_functions(obs, 'dr', None)}; {_mappings(obs, 'dr', True)}",
+        "write_latch": "already_done: latch active"
+        if latch == "active"
+        else f"would set the latch {latch} -> active",
+        "promote_database": promote,
+        "throw_switch": "already_done: switch at 1"
+        if switch == 1
+        else f"would put 1 on the switch (now {'no datapoint' if switch is None else f'{switch:g}'})",
+        "verify": f"would probe {ctx.dr_health_url or '(no drHealthUrl)'} and check the writer is in region B",
+        "notify": f"would publish to {ctx.notify_topic_arn}",
+    }
+
+
+def _failback_lines(
+    ctx: RunbookContext, obs: Observation, params: Mapping[str, Any], probe: Probe
+) -> dict[str, str]:
+    if ctx.primary_health_url:
+        answer = probe(ctx.primary_health_url)
+        verdict = "would go on" if answer.startswith("answers 2") else "would stop"
+        confirm = f"region A's health endpoint {answer} now: {verdict}"
+    else:
+        confirm = "no primaryHealthUrl in the outputs: would go on"
+    members = [] if isinstance(obs.databases, Unread) else obs.databases
+    if ctx.database_mode == "rds-replica":
+        failback = failback_instance_id(str(ctx.primary_db_instance_id))
+        have = next((m for m in members if m.identifier == failback), None)
+        replicate = (
+            f"already there: {failback} is a {have.role} ({have.status})"
+            if have
+            else f"would create read replica {failback} in {ctx.primary_region} from {ctx.dr_db_instance_id}"
+        )
+        switch_writer = f"would promote {failback} in {ctx.primary_region} once the lag is under the bound"
+    else:
+        replicate = f"{ctx.primary_cluster_id} is a member of {ctx.global_cluster_id}: nothing to create"
+        switch_writer = (
+            f"would switch global database {ctx.global_cluster_id} over to {ctx.primary_cluster_id}"
+        )
+    if obs.writer_side == "primary":
+        switch_writer = f"already_done: the writer is in region A ({ctx.primary_region})"
+    lag = obs.lag
+    if lag is None:
+        lag_text = "no replica datapoint yet"
+    else:
+        lag_text = str(lag) if isinstance(lag, Unread) else f"latest {lag.value:g} ({lag.what})"
+    latch = _latch_state(obs)
+    switch = _switch_value(obs)
+    return {
+        "confirm_primary_healthy": confirm,
+        "reestablish_replication": replicate,
+        "scale_down_dr": "; ".join(
+            [
+                _asg(obs, "dr", Capacity(0, 0, 0), ctx.dr_asg_name),
+                _functions(obs, "dr", 0),
+                _mappings(obs, "dr", False),
+            ]
+        ),
+        "wait_replication_lag": f"would wait for lag under {ctx.max_replication_lag_seconds} s: {lag_text}",
+        "switch_writer": switch_writer,
+        "unfence_primary": "; ".join(
+            [
+                _asg(obs, "primary", ctx.primary_capacity, ctx.primary_asg_name),
+                _functions(obs, "primary", None),
+                _mappings(obs, "primary", True),
+            ]
+        ),
+        "release_switch": "already_done: switch released"
+        if switch in (None, 0)
+        else f"would put 0 on the switch (now {switch:g})",
+        "clear_latch": "already_done: latch standby"
+        if latch == "standby"
+        else f"would set the latch {latch} -> standby",
+        "notify": f"would publish to {ctx.notify_topic_arn}",
+    }
+
+
+def plan(
+    runbook: str,
+    ctx: RunbookContext,
+    obs: Observation,
+    params: Mapping[str, Any] | None = None,
+    *,
+    probe: Probe = probe_url,
+) -> list[tuple[str, str]]:
+    """(step, what it would do) for every step of ``runbook``, in graph order."""
+    params = params or {}
+    lines = (_failover_lines if runbook == "failover" else _failback_lines)(ctx, obs, params, probe)
+    return [(name, lines[name]) for name in RUNBOOKS[runbook].names()]
+
+
+def format_plan(runbook: str, steps: list[tuple[str, str]]) -> str:
+    """The plan for people."""
+    width = max(len(s) for s, _ in steps)
+    rows = [f"DRY RUN of {runbook}: nothing was changed. Each step, planned from the state as read now:"]
+    rows += [f"  {step:<{width}}  {text}" for step, text in steps]
+    rows.append("Later steps would see the earlier steps' changes; run without --dry-run to act.")
+    return "\n".join(rows)

@@ -1,0 +1,404 @@
+"""Where the system stands, read-only: what ``status`` prints and what a dry run plans from.
+
+``observe(ctx, clients)`` reads both regions with Describe/Get/List calls only: the writer and each
+database's role, the replica lag, the latch, the switch metric, both web tiers' capacities, the
+functions' concurrency and event sources, the run journal and the lock (if the outputs name one).
+A reading that fails is kept as :class:`Unread` with its reason, and once a region stops answering
+its other readings are not tried, so a dark region costs one timeout and is printed, not raised.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any, TypeVar
+
+from botocore.exceptions import BotoCoreError, ClientError
+
+from lambdas.failover.clients import SIDES, Clients, Side
+from lambdas.failover.context import Capacity, RunbookContext
+from lambdas.failover.names import failback_instance_id, generation_parameter_name
+from lambdas.failover.preflight import UNREACHABLE
+from lambdas.failover.steps import read_journal
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class Unread:
+    """A reading that failed: why (the region, and the AWS code or the connection error)."""
+
+    reason: str
+
+    def __str__(self) -> str:
+        return f"unreadable: {self.reason}"
+
+
+@dataclass(frozen=True)
+class DbMember:
+    """One database of the pair (or the failback replica), as AWS describes it now."""
+
+    side: Side
+    identifier: str
+    role: str  # writer | replica | reader | missing
+    status: str
+    source: str | None = None
+
+
+@dataclass(frozen=True)
+class Datapoint:
+    """The latest datapoint of a metric, and what it measures."""
+
+    value: float
+    at: datetime
+    what: str
+
+
+@dataclass
+class Observation:
+    """Both regions, as read now (see the module docstring)."""
+
+    ctx: RunbookContext
+    read_at: datetime
+    asg: dict[Side, Capacity | Unread] = field(default_factory=dict)
+    concurrency: dict[Side, dict[str, int | None] | Unread] = field(default_factory=dict)
+    mappings: dict[Side, dict[str, str] | Unread] = field(default_factory=dict)
+    databases: list[DbMember] | Unread = field(default_factory=list)
+    writer_side: Side | None = None
+    lag: Datapoint | Unread | None = None
+    latch: dict[str, Any] | Unread | None = None
+    switch: Datapoint | Unread | None = None
+    journal: dict[str, Any] | Unread = field(default_factory=dict)
+    generation: str | Unread | None = None
+    lock: str = "no lock configured"
+    dark: dict[Side, str] = field(default_factory=dict)
+
+
+class _Reader:
+    def __init__(self, clients: Clients) -> None:
+        self.clients = clients
+        self.dark: dict[Side, str] = {}
+
+    def read(self, side: Side, fn: Callable[[], T]) -> T | Unread:
+        region = self.clients.region(side)
+        if side in self.dark:
+            return Unread(f"{region} did not answer ({self.dark[side]})")
+        try:
+            return fn()
+        except UNREACHABLE as exc:
+            self.dark[side] = type(exc).__name__
+            return Unread(f"{region} did not answer ({type(exc).__name__})")
+        except ClientError as exc:
+            err = exc.response.get("Error", {})
+            return Unread(f"{region}: {exc.operation_name}: {err.get('Code')}: {err.get('Message', '')}")
+        except BotoCoreError as exc:
+            return Unread(f"{region}: {type(exc).__name__}: {exc}")
+
+
+def _latest(clients: Clients, side: Side, namespace: str, name: str, dims: dict[str, str], window: timedelta,
+            now: datetime, ahead: timedelta = timedelta(0)) -> tuple[float, datetime] | None:  # fmt: skip
+    answer = clients.cloudwatch(side).get_metric_data(
+        MetricDataQueries=[
+            {
+                "Id": "m",
+                "MetricStat": {
+                    "Metric": {
+                        "Namespace": namespace,
+                        "MetricName": name,
+                        "Dimensions": [{"Name": k, "Value": v} for k, v in dims.items()],
+                    },
+                    "Period": 60,
+                    "Stat": "Average",
+                },
+            }
+        ],
+        StartTime=now - window,
+        EndTime=now + ahead,
+        ScanBy="TimestampDescending",
+    )["MetricDataResults"]
+    if not answer or not answer[0].get("Values"):
+        return None
+    return float(answer[0]["Values"][0]), answer[0]["Timestamps"][0]
+
+
+def _rds_members(ctx: RunbookContext, clients: Clients, r: _Reader) -> list[DbMember]:
+    out: list[DbMember] = []
+    assert ctx.primary_db_instance_id and ctx.dr_db_instance_id
+    wanted: list[tuple[Side, str]] = [
+        ("primary", ctx.primary_db_instance_id),
+        ("primary", failback_instance_id(ctx.primary_db_instance_id)),
+        ("dr", ctx.dr_db_instance_id),
+    ]
+    for side, ident in wanted:
+
+        def describe(side: Side = side, ident: str = ident) -> dict[str, Any] | None:
+            try:
+                return clients.rds(side).describe_db_instances(DBInstanceIdentifier=ident)["DBInstances"][0]
+            except ClientError as exc:
+                if exc.response.get("Error", {}).get("Code") in (
+                    "DBInstanceNotFound",
+                    "DBInstanceNotFoundFault",
+                ):
+                    return None
+                raise
+
+        got = r.read(side, describe)
+        if isinstance(got, Unread):
+            out.append(DbMember(side, ident, "unknown", str(got)))
+        elif got is None:
+            if not ident.endswith("-failback"):
+                out.append(DbMember(side, ident, "missing", "not found"))
+        else:
+            source = got.get("ReadReplicaSourceDBInstanceIdentifier")
+            role = "replica" if source else "writer"
+            out.append(DbMember(side, ident, role, str(got.get("DBInstanceStatus")), source))
+    return out
+
+
+def _rds_writer(members: list[DbMember]) -> Side | None:
+    by = {(m.side, m.identifier.endswith("-failback")): m for m in members}
+    failback = by.get(("primary", True))
+    if failback and failback.role == "writer":
+        return "primary"
+    dr = by.get(("dr", False))
+    if dr and dr.role == "writer":
+        return "dr"
+    primary = by.get(("primary", False))
+    return "primary" if primary and primary.role == "writer" else None
+
+
+def _aurora_members(ctx: RunbookContext, clients: Clients, r: _Reader) -> list[DbMember] | Unread:
+    group: Any = Unread("not read")
+    for side in ("dr", "primary"):
+        group = r.read(
+            side,
+            lambda side=side: clients.rds(side).describe_global_clusters(
+                GlobalClusterIdentifier=ctx.global_cluster_id
+            )["GlobalClusters"][0],
+        )
+        if not isinstance(group, Unread):
+            break
+    if isinstance(group, Unread):
+        return group
+    out = []
+    for m in group.get("GlobalClusterMembers", []):
+        arn = str(m["DBClusterArn"])
+        side: Side = "dr" if arn.split(":")[3] == ctx.dr_region else "primary"
+        out.append(
+            DbMember(
+                side,
+                arn.rsplit(":", 1)[-1],
+                "writer" if m.get("IsWriter") else "reader",
+                f"global database {group.get('Status', '?')}",
+            )
+        )
+    return out
+
+
+def _lag(ctx: RunbookContext, clients: Clients, r: _Reader, obs: Observation) -> Datapoint | Unread | None:
+    if isinstance(obs.databases, Unread):
+        return obs.databases
+    if ctx.database_mode == "rds-replica":
+        replicas = [m for m in obs.databases if m.role == "replica"]
+        metric, dim = "ReplicaLag", "DBInstanceIdentifier"
+        unit = "s"
+    else:
+        replicas = [m for m in obs.databases if m.role == "reader"]
+        metric, dim = "AuroraGlobalDBReplicationLag", "DBClusterIdentifier"
+        unit = "ms"
+    if not replicas:
+        return None
+    m = replicas[0]
+    got = r.read(
+        m.side,
+        lambda: _latest(
+            clients, m.side, "AWS/RDS", metric, {dim: m.identifier}, timedelta(hours=1), obs.read_at
+        ),
+    )
+    if got is None or isinstance(got, Unread):
+        return got
+    return Datapoint(
+        got[0], got[1], f"AWS/RDS {metric} ({unit}) of {m.identifier} in {clients.region(m.side)}"
+    )
+
+
+def _lock(ctx: RunbookContext, clients: Clients, r: _Reader) -> str:
+    """The run lock, if the outputs name one (kept apart: the lock lands on another branch)."""
+    table = getattr(ctx, "lock_table_name", None)
+    if not table:
+        return "no lock configured"
+    got = r.read(
+        "dr", lambda: clients.client("dynamodb", "dr").scan(TableName=table, Limit=10).get("Items", [])
+    )
+    if isinstance(got, Unread):
+        return str(got)
+    return f"{table}: {json.dumps(got, default=str)}" if got else f"{table}: free"
+
+
+def observe(ctx: RunbookContext, clients: Clients) -> Observation:
+    """Read where the system stands (read-only; see the module docstring)."""
+    r = _Reader(clients)
+    obs = Observation(ctx=ctx, read_at=clients.clock.now())
+    # Region B first: a dark region A must not delay what the operator needs most.
+    for side in ("dr", "primary"):
+        asg = ctx.dr_asg_name if side == "dr" else ctx.primary_asg_name
+        group = r.read(
+            side,
+            lambda side=side, asg=asg: clients.autoscaling(side).describe_auto_scaling_groups(
+                AutoScalingGroupNames=[asg]
+            )["AutoScalingGroups"],
+        )
+        if isinstance(group, Unread):
+            obs.asg[side] = group
+        elif not group:
+            obs.asg[side] = Unread(f"no Auto Scaling group {asg!r} in {clients.region(side)}")
+        else:
+            g = group[0]
+            obs.asg[side] = Capacity(int(g["MinSize"]), int(g["DesiredCapacity"]), int(g["MaxSize"]))
+        names = ctx.dr_function_names if side == "dr" else ctx.primary_function_names
+
+        def concurrency(side: Side = side, names: tuple[str, ...] = names) -> dict[str, int | None]:
+            lam = clients.lambda_(side)
+            return {
+                n: lam.get_function_concurrency(FunctionName=n).get("ReservedConcurrentExecutions")
+                for n in names
+            }
+
+        obs.concurrency[side] = r.read(side, concurrency)
+        ids = ctx.dr_event_source_mapping_ids if side == "dr" else ctx.primary_event_source_mapping_ids
+
+        def mapping_states(side: Side = side, ids: tuple[str, ...] = ids) -> dict[str, str]:
+            lam = clients.lambda_(side)
+            return {u: str(lam.get_event_source_mapping(UUID=u).get("State")) for u in ids}
+
+        obs.mappings[side] = r.read(side, mapping_states)
+
+    def latch() -> dict[str, Any] | None:
+        try:
+            value = clients.ssm("dr").get_parameter(Name=ctx.latch_parameter_name)["Parameter"]["Value"]
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") == "ParameterNotFound":
+                return None
+            raise
+        try:
+            parsed = json.loads(value)
+        except json.JSONDecodeError:
+            return {"state": value}
+        return parsed if isinstance(parsed, dict) else {"state": str(parsed)}
+
+    obs.latch = r.read("dr", latch)
+    obs.journal = r.read("dr", lambda: read_journal(clients, ctx))
+    gen_name = generation_parameter_name(ctx.latch_parameter_name)
+    obs.generation = r.read(
+        "dr", lambda: str(clients.ssm("dr").get_parameter(Name=gen_name)["Parameter"]["Value"])
+    )
+    m = ctx.switch_metric
+    switch = r.read(
+        "dr",
+        lambda: _latest(
+            clients,
+            "dr",
+            m.namespace,
+            m.name,
+            m.dimensions,
+            timedelta(days=1),
+            obs.read_at,
+            timedelta(minutes=5),
+        ),
+    )
+    obs.switch = switch if switch is None or isinstance(switch, Unread) else Datapoint(
+        switch[0], switch[1], f"{m.namespace}/{m.name} in {ctx.dr_region}"
+    )  # fmt: skip
+    if ctx.database_mode == "rds-replica":
+        obs.databases = _rds_members(ctx, clients, r)
+        obs.writer_side = _rds_writer(obs.databases)
+    else:
+        obs.databases = _aurora_members(ctx, clients, r)
+        if not isinstance(obs.databases, Unread):
+            obs.writer_side = next((d.side for d in obs.databases if d.role == "writer"), None)
+    obs.lag = _lag(ctx, clients, r, obs)
+    obs.lock = _lock(ctx, clients, r)
+    obs.dark = dict(r.dark)
+    return obs
+
+
+def _age(now: datetime, at: datetime) -> str:
+    seconds = int((now - at).total_seconds())
+    if seconds < 0:
+        return f"{-seconds} s ahead"
+    return f"{seconds} s ago" if seconds < 120 else f"{seconds // 60} min ago"
+
+
+def _cap(c: Capacity | Unread) -> str:
+    return str(c) if isinstance(c, Unread) else f"{c.min}/{c.desired}/{c.max} (min/desired/max)"
+
+
+def format_status(obs: Observation) -> str:
+    """The status report for people."""
+    ctx, now = obs.ctx, obs.read_at
+    region: dict[Side, str] = {"primary": ctx.primary_region, "dr": ctx.dr_region}
+    label: dict[Side, str] = {"primary": f"A {ctx.primary_region}", "dr": f"B {ctx.dr_region}"}
+    lines = [f"pilotlight status: {ctx.app_name} ({ctx.environment}) at {now.isoformat(timespec='seconds')}"]
+    for side in SIDES:
+        if side in obs.dark:
+            lines.append(
+                f"  region {label[side]} does not answer ({obs.dark[side]}): its readings are missing"
+            )
+    if isinstance(obs.generation, Unread):
+        gen = str(obs.generation)
+    elif obs.generation is None or ctx.generation is None:
+        gen = f"outputs {ctx.generation or 'unstamped'}, live {obs.generation or 'unknown'}"
+    else:
+        gen = f"{ctx.generation} ({'current' if obs.generation == ctx.generation else f'STALE: live is {obs.generation}'})"
+    lines.append(f"outputs generation: {gen}")
+    writer = region[obs.writer_side] if obs.writer_side else "unknown"
+    lines.append(f"database ({ctx.database_mode}): writer in {writer}")
+    if isinstance(obs.databases, Unread):
+        lines.append(f"  {obs.databases}")
+    else:
+        for d in obs.databases:
+            source = f" of {d.source}" if d.source else ""
+            lines.append(f"  {label[d.side]:<14} {d.identifier:<32} {d.role}{source}, {d.status}")
+    if isinstance(obs.lag, Datapoint):
+        lag = f"{obs.lag.value:g} at {obs.lag.at.isoformat(timespec='seconds')} ({_age(now, obs.lag.at)}): {obs.lag.what}"
+    else:
+        lag = str(obs.lag) if obs.lag is not None else "no replica, or no datapoint in the last hour"
+    lines.append(f"  replica lag: {lag}")
+    if obs.latch is None:
+        latch = "missing"
+    elif isinstance(obs.latch, Unread):
+        latch = str(obs.latch)
+    else:
+        latch = " ".join(f"{k}={v}" for k, v in obs.latch.items())
+    lines.append(f"latch {ctx.latch_parameter_name}: {latch}")
+    if isinstance(obs.switch, Datapoint):
+        word = "thrown: traffic to region B" if obs.switch.value == 1 else "released"
+        switch = f"{obs.switch.value:g} ({word}) at {obs.switch.at.isoformat(timespec='seconds')} ({_age(now, obs.switch.at)})"
+    else:
+        switch = str(obs.switch) if obs.switch is not None else "no datapoint in the last day (released)"
+    lines.append(f"switch {ctx.switch_metric.namespace}/{ctx.switch_metric.name}: {switch}")
+    for side in ("dr", "primary"):
+        asg = ctx.dr_asg_name if side == "dr" else ctx.primary_asg_name
+        lines.append(f"web tier {label[side]}: {asg} {_cap(obs.asg[side])}")
+    for side in ("dr", "primary"):
+        fns = obs.concurrency[side]
+        text = str(fns) if isinstance(fns, Unread) else ", ".join(
+            f"{n}={'unreserved' if c is None else c}" for n, c in fns.items()
+        ) or "none"  # fmt: skip
+        lines.append(f"functions {label[side]} (reserved concurrency): {text}")
+        maps = obs.mappings[side]
+        text = (
+            str(maps)
+            if isinstance(maps, Unread)
+            else ", ".join(f"{u} {s}" for u, s in maps.items()) or "none"
+        )
+        lines.append(f"event sources {label[side]}: {text}")
+    lines.append(f"lock: {obs.lock}")
+    journal = obs.journal
+    if isinstance(journal, Unread):
+        lines.append(f"journal: {journal}")
+    else:
+        lines.append("journal: " + (json.dumps(journal, sort_keys=True, default=str) if journal else "empty"))
+    return "\n".join(lines)

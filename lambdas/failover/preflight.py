@@ -1,0 +1,317 @@
+"""The preflight: before its first change, a run checks that the outputs describe the live system.
+
+``check(ctx, clients)`` makes one read-only call per resource the ``runbook`` output names, in the
+region the output puts it in, and compares the output's generation stamp with the live one the
+program keeps in region B (``lambdas/failover/names.py``, ``generation_parameter_name``). Every
+problem is collected, each naming its key, and :meth:`PreflightReport.require` raises one
+``PreflightError`` listing them all, so a stale or mistyped outputs file changes nothing in either
+region.
+
+Region A is checked best effort: a failover must work while region A is dark, so a connection
+error there is a warning (and the rest of region A is not tried); an answer from region A that says
+a resource is missing or access is denied is an error, as anywhere in region B.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from botocore.exceptions import (
+    BotoCoreError,
+    ClientError,
+    ConnectionClosedError,
+    ConnectTimeoutError,
+    EndpointConnectionError,
+    ReadTimeoutError,
+)
+
+from lambdas.failover.clients import Clients, Side
+from lambdas.failover.context import GENERATION_KEY, RunbookContext
+from lambdas.failover.exceptions import PreflightError
+from lambdas.failover.names import generation_parameter_name
+
+REFRESH_HINT = (
+    "refresh the file from the stack: pulumi stack output runbook --json -s dr > runbook.json "
+    "(and keep that copy next to the runbook)"
+)
+"""How to get a current outputs file (README, "Failing over")."""
+
+UNREACHABLE = (EndpointConnectionError, ConnectTimeoutError, ReadTimeoutError, ConnectionClosedError)
+
+NOT_FOUND_CODES = frozenset(
+    {
+        "ResourceNotFoundException",  # lambda
+        "ParameterNotFound",  # ssm
+        "DBInstanceNotFound",
+        "DBInstanceNotFoundFault",
+        "DBClusterNotFoundFault",
+        "GlobalClusterNotFoundFault",
+        "NotFound",  # sns
+        "NotFoundException",  # kms
+    }
+)
+
+
+@dataclass
+class PreflightReport:
+    """What the preflight found.
+
+    Attributes:
+        problems: one line per problem, each naming its key; any problem stops the run.
+        warnings: what could not be checked (region A not answering), for the operator.
+        checked: one line per resource found where the outputs say.
+        live_generation: the generation the program last deployed (None if unreadable).
+    """
+
+    problems: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    checked: list[str] = field(default_factory=list)
+    live_generation: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        """Whether the run may go on."""
+        return not self.problems
+
+    def require(self) -> None:
+        """Raise ``PreflightError`` listing every problem, if there is any."""
+        if self.problems:
+            count = len(self.problems)
+            raise PreflightError(
+                f"preflight found {count} problem{'s' if count > 1 else ''} with the outputs; "
+                "nothing was changed:\n" + "\n".join(f"  - {p}" for p in self.problems)
+            )
+
+    def format(self) -> str:
+        """A few lines for people."""
+        lines = [f"preflight: {len(self.checked)} resources found where the outputs say"]
+        lines += [f"  warning: {w}" for w in self.warnings]
+        lines += [f"  problem: {p}" for p in self.problems]
+        return "\n".join(lines)
+
+
+def _error_code(exc: ClientError) -> str:
+    return str(exc.response.get("Error", {}).get("Code") or "Unknown")
+
+
+class _Preflight:
+    """Runs the checks of one preflight, tracking which region stopped answering."""
+
+    def __init__(self, ctx: RunbookContext, clients: Clients) -> None:
+        self.ctx = ctx
+        self.clients = clients
+        self.report = PreflightReport()
+        self.dark: set[Side] = set()
+
+    def where(self, side: Side) -> str:
+        region_key = "primaryRegion" if side == "primary" else "drRegion"
+        return f"{self.clients.region(side)} ({region_key})"
+
+    def check(
+        self,
+        side: Side,
+        key: str,
+        what: str,
+        call: Callable[[], Any],
+        verify: Callable[[Any], str | None] | None = None,
+    ) -> Any:
+        """Make ``call``; record its outcome under ``key``. Returns the answer, or None."""
+        if side in self.dark:
+            return None
+        try:
+            answer = call()
+        except UNREACHABLE as exc:
+            self.dark.add(side)
+            if side == "primary":
+                self.report.warnings.append(
+                    f"region A {self.where(side)} does not answer ({type(exc).__name__}): its resources "
+                    f"were not checked, from {key!r} on (region A is checked best effort)"
+                )
+            else:
+                self.report.problems.append(
+                    f"{key!r}: region B {self.where(side)} does not answer ({type(exc).__name__}); "
+                    "the runbook cannot work without it"
+                )
+            return None
+        except ClientError as exc:
+            code = _error_code(exc)
+            if code in NOT_FOUND_CODES:
+                self.report.problems.append(f"{key!r}: no {what} in {self.where(side)} ({code})")
+            else:
+                message = exc.response.get("Error", {}).get("Message", "")
+                self.report.problems.append(
+                    f"{key!r}: {what} in {self.where(side)}: {exc.operation_name} failed: {code}: {message}"
+                )
+            return None
+        except BotoCoreError as exc:  # parameter validation (a malformed name), missing credentials
+            self.report.problems.append(f"{key!r}: {what}: {type(exc).__name__}: {exc}")
+            return None
+        problem = verify(answer) if verify else None
+        if problem:
+            self.report.problems.append(f"{key!r}: {problem}")
+        else:
+            self.report.checked.append(f"{key}: {what} in {self.clients.region(side)}")
+        return answer
+
+    # -- the checks -----------------------------------------------------------------------------
+
+    def generation(self) -> None:
+        ctx = self.ctx
+        if ctx.generation is None:
+            self.report.problems.append(
+                f"{GENERATION_KEY!r}: the outputs carry no generation stamp (exported before stamps, "
+                f"or written by hand); {REFRESH_HINT}"
+            )
+        elif ctx.generation != ctx.content_generation:
+            self.report.problems.append(
+                f"{GENERATION_KEY!r}: the outputs were edited after export (their stamp is "
+                f"{ctx.generation}, their contents stamp {ctx.content_generation}); {REFRESH_HINT}"
+            )
+        name = generation_parameter_name(ctx.latch_parameter_name)
+        answer = self.check(
+            "dr",
+            GENERATION_KEY,
+            f"live generation parameter {name} (latchParameterName + '-generation')",
+            lambda: self.clients.ssm("dr").get_parameter(Name=name),
+        )
+        if answer is None:
+            return
+        live = str(answer["Parameter"]["Value"])
+        self.report.live_generation = live
+        if ctx.generation is not None and live != ctx.generation:
+            self.report.problems.append(
+                f"{GENERATION_KEY!r}: the outputs are stale: their generation is {ctx.generation}, the "
+                f"deployed one is {live} (the stack was updated since they were exported); {REFRESH_HINT}"
+            )
+
+    def web_tier(self, side: Side, key: str, name: str) -> None:
+        def verify(answer: dict[str, Any]) -> str | None:
+            groups = answer.get("AutoScalingGroups", [])
+            return None if groups else f"no Auto Scaling group {name!r} in {self.where(side)}"
+
+        self.check(
+            side,
+            key,
+            f"Auto Scaling group {name!r}",
+            lambda: self.clients.autoscaling(side).describe_auto_scaling_groups(AutoScalingGroupNames=[name]),
+            verify,
+        )
+
+    def functions(self, side: Side, key: str, names: tuple[str, ...]) -> None:
+        for fn in names:
+            self.check(
+                side,
+                key,
+                f"Lambda function {fn!r}",
+                lambda fn=fn: self.clients.lambda_(side).get_function_concurrency(FunctionName=fn),
+            )
+
+    def mappings(self, side: Side, key: str, ids: tuple[str, ...]) -> None:
+        for uuid in ids:
+            self.check(
+                side,
+                key,
+                f"event source mapping {uuid!r}",
+                lambda uuid=uuid: self.clients.lambda_(side).get_event_source_mapping(UUID=uuid),
+            )
+
+    def database(self) -> None:
+        ctx, rds = self.ctx, self.clients.rds
+        if ctx.database_mode == "rds-replica":
+            pairs: list[tuple[Side, str, str | None]] = [
+                ("dr", "drDbInstanceId", ctx.dr_db_instance_id),
+                ("primary", "primaryDbInstanceId", ctx.primary_db_instance_id),
+            ]
+            for side, key, ident in pairs:
+                self.check(
+                    side,
+                    key,
+                    f"DB instance {ident!r}",
+                    lambda side=side, ident=ident: rds(side).describe_db_instances(
+                        DBInstanceIdentifier=ident
+                    ),
+                )
+            return
+        self.check(
+            "dr",
+            "globalClusterId",
+            f"global database {ctx.global_cluster_id!r}",
+            lambda: rds("dr").describe_global_clusters(GlobalClusterIdentifier=ctx.global_cluster_id),
+        )
+
+        def same_arn(answer: dict[str, Any]) -> str | None:
+            arn = answer["DBClusters"][0]["DBClusterArn"]
+            if arn != ctx.dr_cluster_arn:
+                return (
+                    f"{ctx.dr_cluster_arn!r} is not drClusterId {ctx.dr_cluster_id!r}, whose ARN is {arn!r}"
+                )
+            return None
+
+        answer = self.check(
+            "dr",
+            "drClusterId",
+            f"DB cluster {ctx.dr_cluster_id!r}",
+            lambda: rds("dr").describe_db_clusters(DBClusterIdentifier=ctx.dr_cluster_id),
+        )
+        if answer is not None and (problem := same_arn(answer)):
+            self.report.problems.append(f"'drClusterArn': {problem}")
+        self.check(
+            "primary",
+            "primaryClusterId",
+            f"DB cluster {ctx.primary_cluster_id!r}",
+            lambda: rds("primary").describe_db_clusters(DBClusterIdentifier=ctx.primary_cluster_id),
+        )
+
+    def keys(self) -> None:
+        ctx = self.ctx
+        named = [
+            ("notifyKeyArn", ctx.notify_key_arn),
+            ("drKmsKeyArn", ctx.dr_kms_key_arn),
+            ("primaryKmsKeyArn", ctx.primary_kms_key_arn),
+            *(("dataKeyArns", arn) for arn in ctx.data_key_arns),
+        ]
+        seen: set[str] = set()
+        for key, arn in named:
+            if not arn or (key == "dataKeyArns" and arn in seen):
+                continue
+            seen.add(arn)
+            side: Side = "primary" if arn.split(":")[3] == ctx.primary_region else "dr"
+            self.check(
+                side,
+                key,
+                f"KMS key {arn!r}",
+                lambda side=side, arn=arn: self.clients.client("kms", side).describe_key(KeyId=arn),
+            )
+
+
+def check(ctx: RunbookContext, clients: Clients) -> PreflightReport:
+    """Check the outputs against the live system, read-only; see the module docstring.
+
+    Region B first (it must answer), then region A (best effort). Nothing here changes anything:
+    ``tests/lambdas/failover/test_preflight.py`` records every call and refuses a mutating one.
+    """
+    run = _Preflight(ctx, clients)
+    run.generation()
+    run.check(
+        "dr",
+        "latchParameterName",
+        f"latch parameter {ctx.latch_parameter_name!r}",
+        lambda: clients.ssm("dr").get_parameter(Name=ctx.latch_parameter_name),
+    )
+    run.web_tier("dr", "drAsgName", ctx.dr_asg_name)
+    run.functions("dr", "drFunctionNames", ctx.dr_function_names)
+    run.mappings("dr", "drEventSourceMappingIds", ctx.dr_event_source_mapping_ids)
+    run.check(
+        "dr",
+        "notifyTopicArn",
+        f"SNS topic {ctx.notify_topic_arn!r}",
+        lambda: clients.sns("dr").get_topic_attributes(TopicArn=ctx.notify_topic_arn),
+    )
+    run.database()
+    run.keys()
+    run.web_tier("primary", "primaryAsgName", ctx.primary_asg_name)
+    run.functions("primary", "primaryFunctionNames", ctx.primary_function_names)
+    run.mappings("primary", "primaryEventSourceMappingIds", ctx.primary_event_source_mapping_ids)
+    return run.report
