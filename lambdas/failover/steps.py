@@ -1084,7 +1084,20 @@ def promote_database(ctx: RunbookContext, clients: Clients, params: Mapping[str,
 
     The latch was written before this step (traffic follows the latch). When the step fails before
     the writer started moving, it puts the latch back to standby, so the canary does not send
-    traffic to a region B that never became the writer."""
+    traffic to a region B that never became the writer. Step Functions retries this step alone
+    (not write_latch), so each attempt first makes sure the latch says active: the latch leads."""
+    latch = _read_latch(clients, ctx) or {}
+    if latch.get("state") != "active":
+        _write_latch(
+            clients,
+            ctx,
+            {
+                "state": "active",
+                "since": _now(clients),
+                "runbook": "failover",
+                "reason": params.get("reason") or "not given",
+            },
+        )
     try:
         return _promote_database(ctx, clients, params)
     except (StepFailed, ClientError, WaiterError) as exc:
@@ -1426,7 +1439,27 @@ def confirm_primary_healthy(ctx: RunbookContext, clients: Clients, params: Mappi
     step = "confirm_primary_healthy"
     group = _asg(clients, "primary", ctx.primary_asg_name, step)
     notes = [f"region A API answers ({ctx.primary_asg_name} desired {group['DesiredCapacity']})"]
-    pending = read_journal(clients, ctx).get("fencePending")
+    journal = read_journal(clients, ctx)
+    latch = _read_latch(clients, ctx) or {}
+    if latch.get("state") != "active" and (journal.get("primaryStoppedAt") or journal.get("fencePending")):
+        # The journal says a failover stopped region A and no failback gave it back, whatever the
+        # latch says (deleted, garbled, or set to standby by hand): region B holds the writer. The
+        # latch is restored from that evidence, so the steps after this one move the writer back
+        # instead of answering "no failover is latched" and handing region A its stale database.
+        _write_latch(
+            clients,
+            ctx,
+            {
+                "state": "active",
+                "since": _now(clients),
+                "runbook": "failover",
+                "reason": f"restored by the failback from the run journal (latch was {latch or 'absent'})"[
+                    :500
+                ],
+            },
+        )
+        notes.append("latch restored to active from the run journal (region A was fenced by a failover)")
+    pending = journal.get("fencePending")
     if pending:
         # The failover could not reach region A and nothing has fenced it since: it may still take
         # writes its old database keeps. Fence it before anything replicates back, and clear the

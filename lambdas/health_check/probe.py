@@ -140,6 +140,7 @@ class Settings:
             active and a region-A target answers healthy, the canary asks it (asynchronously) to
             complete a fence of region A that a failover left pending (``fence_primary`` with
             ``onlyIfPending``): region A is fenced within a minute of answering again.
+            It asks whenever region A gives any HTTP answer under an active latch.
     """
 
     region: str
@@ -597,12 +598,14 @@ def run(
         switch = switch_position(state, results)
         if (
             state == LATCH_ACTIVE
-            and any(r.healthy for r in results)
+            and any(r.status is not None for r in results)
             and settings.runbook_function
             and lambda_client is not None
         ):
-            # Region A serves again under an active latch: a fence the failover could not apply
-            # (region A was unreachable) is completed now, not when someone remembers.
+            # Region A answers again (any HTTP answer: a half-fenced region A whose web tier is at
+            # zero answers 503 while its functions still write) under an active latch: a fence the
+            # failover could not finish is completed now. The runbook acts only when its journal
+            # says a fence is pending, so asking every minute costs one SSM read.
             refused = complete_pending_fence(settings, lambda_client)
             if refused:
                 errors.append(refused)

@@ -62,6 +62,7 @@ def world(emulator: str, health: HealthServer) -> World:
         clients_cache=_setup_clients,
     )
     health.routes["/dr"] = w.dr_health
+    health.routes["/primary"] = w.primary_health  # down until a failover latched; then from its state
     return w
 
 

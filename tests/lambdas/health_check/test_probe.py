@@ -694,10 +694,12 @@ class RecordingLambda:
     ("latch", "web", "asks"),
     [
         ("active", Answer(), True),  # region A serves again under an active latch: fence it
-        ("active", Answer(status=503, body={"error": "no healthy targets"}), False),  # fenced already
+        # region A answers 503 (its web tier at zero) while its functions may still write: ask too;
+        # the runbook acts only on a pending fence
+        ("active", Answer(status=503, body={"error": "no healthy targets"}), True),
         ("standby", Answer(), False),  # no failover: region A is meant to serve
     ],
-    ids=["active-and-region-a-serves", "active-and-region-a-fenced", "standby"],
+    ids=["active-and-region-a-serves", "active-and-region-a-answers-503", "standby"],
 )
 def test_one_writer_the_canary_asks_the_runbook_to_fence_a_region_a_that_serves_again(
     server: HealthServer, cloudwatch: BaseClient, ssm: BaseClient, latch: str, web: Answer, asks: bool
