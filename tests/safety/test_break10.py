@@ -6,8 +6,6 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 
-import pytest
-
 from tests.lambdas.failover.faults import Fault
 from tests.lambdas.failover.world import REGION_A, REGION_B
 from tests.safety.model import Deployment
@@ -23,10 +21,6 @@ def _journal(d: Deployment) -> dict:
     )
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="break10-1: the canary completes a pending fence only when a region-A web target answers healthy; a partly fenced region A (web 0, functions live) is never fenced",
-)
 def test_partial_fence_then_dark_leaves_region_a_functions_writing_for_ever(deploy: Deploy) -> None:
     """one_writer: a fence that got region A's web tier to 0 and then lost region A (connection
     errors on the function calls) is journaled ``fencePending``; when region A answers again its
@@ -57,10 +51,6 @@ def test_partial_fence_then_dark_leaves_region_a_functions_writing_for_ever(depl
     )
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="break10-2: a failback with the latch lost treats region A's stale old primary as the writer and drains region B",
-)
 def test_failback_with_the_latch_lost_gives_region_a_back_its_stale_primary(deploy: Deploy) -> None:
     """no_loss / traffic_follows_writer ("an absent, garbled or unexpected latch fails safe: it never
     sends traffic away from the writer"): after an rds-replica failover region B's promoted instance
@@ -93,10 +83,6 @@ def test_failback_with_the_latch_lost_gives_region_a_back_its_stale_primary(depl
     )
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="break10-3: promote_database resets the latch to standby and a Step Functions retry of the step then promotes: done under a standby latch",
-)
 def test_a_step_functions_retry_of_promote_database_completes_the_failover_under_a_standby_latch(
     deploy: Deploy,
 ) -> None:
