@@ -15,7 +15,7 @@ from typing import Any
 
 from lambdas.failover.context import Capacity, RunbookContext
 from lambdas.failover.graph import RUNBOOKS
-from lambdas.failover.names import failback_instance_id, failover_instance_id
+from lambdas.failover.names import failover_instance_id
 from lambdas.failover.observe import Observation, Unread
 
 Probe = Callable[[str], str]
@@ -153,14 +153,17 @@ def _failback_lines(
         confirm = "no primaryHealthUrl in the outputs: would go on"
     members = [] if isinstance(obs.databases, Unread) else obs.databases
     if ctx.database_mode == "rds-replica":
-        failback = failback_instance_id(str(ctx.primary_db_instance_id))
-        have = next((m for m in members if m.identifier == failback), None)
+        primary = str(ctx.primary_db_instance_id)
+        have = next((m for m in members if m.identifier == primary), None)
         replicate = (
-            f"already there: {failback} is a {have.role} ({have.status})"
-            if have
-            else f"would create read replica {failback} in {ctx.primary_region} from {ctx.dr_db_instance_id}"
+            f"already there: {primary} is a {have.role} ({have.status})"
+            if have and have.role != "writer"
+            else f"would rename {primary} to {primary}-pre-failback-<stamp> (kept) and create read replica "
+            f"{primary} in {ctx.primary_region} from {ctx.dr_db_instance_id}"
         )
-        switch_writer = f"would promote {failback} in {ctx.primary_region} once the lag is under the bound"
+        switch_writer = (
+            f"would promote {primary} in {ctx.primary_region} at zero lag measured after the drain"
+        )
     else:
         replicate = f"{ctx.primary_cluster_id} is a member of {ctx.global_cluster_id}: nothing to create"
         switch_writer = (
@@ -178,6 +181,7 @@ def _failback_lines(
     return {
         "confirm_primary_healthy": confirm,
         "reestablish_replication": replicate,
+        "warm_primary": _asg(obs, "primary", ctx.primary_capacity, ctx.primary_asg_name),
         "scale_down_dr": "; ".join(
             [
                 _asg(obs, "dr", Capacity(0, 0, 0), ctx.dr_asg_name),
@@ -194,6 +198,8 @@ def _failback_lines(
                 _mappings(obs, "primary", True),
             ]
         ),
+        "verify_primary": "would wait for region A's health endpoint to answer 200 from "
+        f"{ctx.primary_region} as the writer",
         "release_switch": "already_done: switch released"
         if switch in (None, 0)
         else f"would put 0 on the switch (now {switch:g})",

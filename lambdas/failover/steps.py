@@ -1087,7 +1087,7 @@ def promote_database(ctx: RunbookContext, clients: Clients, params: Mapping[str,
     traffic to a region B that never became the writer. Step Functions retries this step alone
     (not write_latch), so each attempt first makes sure the latch says active: the latch leads."""
     latch = _read_latch(clients, ctx) or {}
-    if latch.get("state") != "active":
+    if latch.get("state") != "active" and not regressions.on(Regression.SWITCH_BEFORE_LATCH):
         _write_latch(
             clients,
             ctx,
