@@ -90,9 +90,10 @@ class CheckKey(StrEnum):
 
 KNOWN_DEFECTS: dict[tuple[str, Phase, CheckKey], str] = {
     ("rds-replica", Phase.FAILBACK, CheckKey.ONE_WRITER): (
-        "region A returns unfenced: fence_primary could not reach it while it was dark and no step fences "
-        "it when it answers again, so its old instance (a standalone writer) serves beside region B until "
-        "the failback drains region B (docs/safety.md one_writer; issue 10)"
+        "region A returns unfenced: fence_primary could not reach it while it was dark; in AWS the region-B "
+        "canary has the runbook complete the pending fence within a minute of region A answering, but the "
+        "drill does not run the canary, so region A's old instance serves beside region B until the "
+        "failback fences it (docs/safety.md one_writer; drill follow-up)"
     ),
     ("rds-replica", Phase.FAILBACK, CheckKey.PROTECTED_AGAIN): (
         "after an rds-replica failback region B's database stays standalone: nothing rebuilds it as a "
@@ -100,9 +101,9 @@ KNOWN_DEFECTS: dict[tuple[str, Phase, CheckKey], str] = {
         "protected_again; issue 10)"
     ),
     ("aurora-global", Phase.FAILOVER, CheckKey.DISCARDED_KEPT): (
-        "nothing copies the automated rds:unplanned-global-failover-* snapshot, the only place the "
-        "writes the rebuild discarded survive, and it expires with the backup retention (the safety "
-        "checker's aurora_unplanned_snapshot, no_loss; issue 10)"
+        "the runbook keeps the automated rds:unplanned-global-failover-* snapshot as a manual copy when "
+        "the canary completes the pending fence (or at the failback's first step); the drill does not run "
+        "the canary, so at the end of its failover phase the copy does not exist yet (drill follow-up)"
     ),
 }
 """(database mode, phase, check) -> the known defect of today's runbook that makes the check fail.

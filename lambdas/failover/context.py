@@ -195,10 +195,9 @@ KEYS: dict[str, KeySpec] = {
     "drKmsKeyArn": KeySpec("a KMS key ARN", _arn("kms"), _O, "drRegion"),
     "primaryDbInstanceId": KeySpec(_TEXT, _string, _R),
     "drDbInstanceId": KeySpec(_TEXT, _string, _R),
-    # rds-replica: where the failback's replica runs in region A (the program exports both; optional
-    # so outputs exported before they existed still parse)
-    "primaryDbSubnetGroupName": KeySpec(_TEXT, _string, _O),
-    "primaryDbParameterGroupName": KeySpec(_TEXT, _string, _O),
+    # rds-replica: where the failback's replica runs in region A (its VPC, its parameter group)
+    "primaryDbSubnetGroupName": KeySpec(_TEXT, _string, _R),
+    "primaryDbParameterGroupName": KeySpec(_TEXT, _string, _R),
     "globalClusterId": KeySpec(_TEXT, _string, _A),
     "primaryClusterId": KeySpec(_TEXT, _string, _A),
     "drClusterId": KeySpec(_TEXT, _string, _A),

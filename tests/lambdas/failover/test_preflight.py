@@ -52,8 +52,8 @@ _MODE_KEYS = {
         "primaryCapacity", "drAsgName", "drCapacity", "primaryFunctionNames", "drFunctionNames",
         "primaryEventSourceMappingIds", "drEventSourceMappingIds", "switchMetric", "latchParameterName",
         "notifyTopicArn", "primaryHealthUrl", "maxReplicationLagSeconds", "primaryKmsKeyArn",
-        "drKmsKeyArn", "primaryDbInstanceId", "drDbInstanceId", "notifyKeyArn", "dataKeyArns",
-        "drHealthUrl", GENERATION_KEY,
+        "drKmsKeyArn", "primaryDbInstanceId", "drDbInstanceId", "primaryDbSubnetGroupName",
+        "primaryDbParameterGroupName", "notifyKeyArn", "dataKeyArns", "drHealthUrl", GENERATION_KEY,
     ],
     "aurora-global": [
         "appName", "environment", "primaryRegion", "drRegion", "databaseMode", "primaryAsgName",

@@ -392,7 +392,13 @@ def build_world(
             DBInstanceClass="db.t3.micro",
             **({"KmsKeyId": keys[REGION_B], "SourceRegion": REGION_A} if encrypted else {}),
         )
-        context |= {"primaryDbInstanceId": f"{app}-db", "drDbInstanceId": f"{app}-db-replica"}
+        context |= {
+            "primaryDbInstanceId": f"{app}-db",
+            "drDbInstanceId": f"{app}-db-replica",
+            # as the program exports them: where the failback's replica runs in region A
+            "primaryDbSubnetGroupName": f"{app}-db",
+            "primaryDbParameterGroupName": source["DBParameterGroups"][0]["DBParameterGroupName"],
+        }
         if lag_metrics:
             _zero_lag_ahead(c("cloudwatch", REGION_B), f"{app}-db-replica")
             _zero_lag_ahead(cw_a, f"{app}-db")  # the failback replica, under the primary's name
