@@ -1323,26 +1323,43 @@ def _verify_once(
     return asg_ok and db_ok, notes
 
 
+def _poll_serving(
+    ctx: RunbookContext, clients: Clients, params: Mapping[str, Any], side: Side
+) -> tuple[bool, list[str]]:
+    """``_verify_once`` for ``side``; with ``wait``, polled until it holds or the budget ends.
+
+    The condition spans HTTP and several APIs, which no boto3 waiter covers: it is polled with the
+    same Delay/MaxAttempts budget the waiters get, and running out raises a retryable StepFailed.
+    """
+    ok, notes = _verify_once(ctx, clients, params, side)
+    if ok or not _wait(params):
+        return ok, notes
+    config = _waiter_config(params)
+    for _ in range(max(0, int(config["MaxAttempts"]) - 1)):
+        clients.clock.sleep(float(config["Delay"]))
+        ok, notes = _verify_once(ctx, clients, params, side)
+        if ok:
+            return ok, notes
+    step, what = (
+        ("verify", "region B not serving")
+        if side == "dr"
+        else (
+            "verify_primary",
+            "region A not serving as the writer",
+        )
+    )
+    raise StepFailed(
+        step,
+        f"{what} after {config['MaxAttempts']} checks: {'; '.join(notes)}",
+        retryable=True,
+        code="VerifyTimeout",
+    )
+
+
 @_step
 def verify(ctx: RunbookContext, clients: Clients, params: Mapping[str, Any]) -> StepResult:
     """Check region B serves: health endpoint 200 with region B as writer, web tier at capacity."""
-    ok, notes = _verify_once(ctx, clients, params)
-    if not ok and _wait(params):
-        # This condition spans HTTP and several APIs, which no boto3 waiter covers: poll it with
-        # the same Delay/MaxAttempts budget the waiters get.
-        config = _waiter_config(params)
-        for _ in range(max(0, int(config["MaxAttempts"]) - 1)):
-            clients.clock.sleep(float(config["Delay"]))
-            ok, notes = _verify_once(ctx, clients, params)
-            if ok:
-                break
-        if not ok:
-            raise StepFailed(
-                "verify",
-                f"region B not serving after {config['MaxAttempts']} checks: {'; '.join(notes)}",
-                retryable=True,
-                code="VerifyTimeout",
-            )
+    ok, notes = _poll_serving(ctx, clients, params, "dr")
     if not ok:
         return _in_progress("; ".join(notes))
     latch = _read_latch(clients, ctx) or {}
@@ -1897,21 +1914,7 @@ def warm_primary(ctx: RunbookContext, clients: Clients, params: Mapping[str, Any
 def verify_primary(ctx: RunbookContext, clients: Clients, params: Mapping[str, Any]) -> StepResult:
     """Region A serves as the writer (health URL 200 from region A with ``writer: true``, web tier at
     capacity) before the switch is released: traffic never moves to a region still launching."""
-    ok, notes = _verify_once(ctx, clients, params, side="primary")
-    if not ok and _wait(params):
-        config = _waiter_config(params)
-        for _ in range(max(0, int(config["MaxAttempts"]) - 1)):
-            clients.clock.sleep(float(config["Delay"]))
-            ok, notes = _verify_once(ctx, clients, params, side="primary")
-            if ok:
-                break
-        if not ok:
-            raise StepFailed(
-                "verify_primary",
-                f"region A not serving as the writer after {config['MaxAttempts']} checks: {'; '.join(notes)}",
-                retryable=True,
-                code="VerifyTimeout",
-            )
+    ok, notes = _poll_serving(ctx, clients, params, "primary")
     if not ok:
         return _in_progress("; ".join(notes))
     latch = _read_latch(clients, ctx) or {}
