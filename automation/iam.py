@@ -376,8 +376,78 @@ def _fill(template: str, region: str, account: str) -> str:
     return re.sub(r"\$\{[^}]+\}", "*", arn)
 
 
-def action_resources(action: str, regions: Sequence[str], account: str) -> list[str]:
-    """Resource patterns for ``action``: its required resource types in ``regions`` and ``account``.
+KMS_VIA_ACTIONS = frozenset(
+    {"kms:Decrypt", "kms:Encrypt", "kms:GenerateDataKey", "kms:CreateGrant", "kms:RetireGrant"}
+)
+"""What the deployer does with a key only through a service that encrypts for it (RDS, Secrets Manager,
+DynamoDB, AWS Backup, S3, SNS, on its behalf): allowed only with ``kms:ViaService`` naming those
+services in the stacks' regions, so the deploy policy decrypts nothing directly, and no other team's
+key, although a key's ARN (a random id) cannot be narrowed by name
+(https://docs.aws.amazon.com/kms/latest/developerguide/conditions-kms.html#conditions-kms-via-service).
+Tags cannot narrow it instead: a tag takes up to five minutes to affect a key's authorization
+(https://docs.aws.amazon.com/kms/latest/developerguide/tag-authorization.html), and the provider uses a
+key seconds after creating it. ``kms:DescribeKey`` (read-only) and the key's own management calls,
+which the provider makes directly, stay on the stacks' ``key/*``."""
+
+KMS_VIA_SERVICES: dict[str, str] = {
+    # The resource types whose creation makes a service use a key for the caller: their endpoint prefix.
+    "aws:backup/vault:Vault": "backup",
+    "aws:dynamodb/table:Table": "dynamodb",
+    "aws:rds/cluster:Cluster": "rds",
+    "aws:rds/instance:Instance": "rds",
+    "aws:s3/bucketServerSideEncryptionConfiguration:BucketServerSideEncryptionConfiguration": "s3",
+    "aws:secretsmanager/secret:Secret": "secretsmanager",
+    "aws:sns/topic:Topic": "sns",
+}
+
+NAMED_RESOURCES: dict[str, tuple[str, str]] = {
+    # ARN placeholder of the Service Authorization Reference: (the Pulumi type whose names fill it,
+    # the suffix AWS appends to the name in the ARN). A placeholder is filled wherever it appears,
+    # so a table's name also narrows its streams and indexes, a function's its versions and aliases.
+    "${FunctionName}": ("aws:lambda/function:Function", ""),
+    "${TableName}": ("aws:dynamodb/table:Table", ""),
+    "${GlobalTableName}": ("aws:dynamodb/table:Table", ""),
+    # Secrets Manager appends a hyphen and six random characters to a secret's name in its ARN
+    # (https://docs.aws.amazon.com/secretsmanager/latest/userguide/auth-and-access_iam-policies.html#auth-and-access_examples_wildcard).
+    "${SecretId}": ("aws:secretsmanager/secret:Secret", "-??????"),
+    "${ParameterNameWithoutLeadingSlash}": ("aws:ssm/parameter:Parameter", ""),
+    "${TopicName}": ("aws:sns/topic:Topic", ""),
+    "${QueueName}": ("aws:sqs/queue:Queue", ""),
+    "${StateMachineName}": ("aws:sfn/stateMachine:StateMachine", ""),
+    "${AlarmName}": ("aws:cloudwatch/metricAlarm:MetricAlarm", ""),
+    "${BackupVaultName}": ("aws:backup/vault:Vault", ""),
+}
+"""Resources narrowed to the names the program gives them (IAM is per account, not per deployment:
+without names, one environment's deployer could read another's secrets or delete its tables)."""
+
+NAME_INVOKES: dict[str, tuple[str, str]] = {
+    # Invokes whose argument names a resource the deployer reads: (placeholder, argument).
+    "aws:ssm/getParameter:getParameter": ("${ParameterNameWithoutLeadingSlash}", "name"),
+    "aws:ssm/getParametersByPath:getParametersByPath": ("${ParameterNameWithoutLeadingSlash}", "path"),
+}
+
+
+def resource_names(syntheses: Iterable[synth.Synthesis]) -> dict[str, list[str]]:
+    """For each placeholder of :data:`NAMED_RESOURCES`, the names (or ``<logical>-*`` for an
+    auto-named resource) of the program's resources that fill it, as they appear in ARNs."""
+    out: dict[str, set[str]] = {}
+    for s in syntheses:
+        for placeholder, (typ, suffix) in NAMED_RESOURCES.items():
+            for r in s.by_type(typ):
+                name = r.inputs.get(synth.NAME_INPUTS.get(typ, "name"))
+                value = f"{name}{suffix}" if isinstance(name, str) and name else f"{r.name}-*"
+                out.setdefault(placeholder, set()).add(value.lstrip("/"))
+        for token, args, _region in s.invokes:
+            if token in NAME_INVOKES and isinstance(args.get(NAME_INVOKES[token][1]), str):
+                out.setdefault(NAME_INVOKES[token][0], set()).add(args[NAME_INVOKES[token][1]].lstrip("/"))
+    return {k: sorted(v) for k, v in out.items()}
+
+
+def action_resources(
+    action: str, regions: Sequence[str], account: str, names: Mapping[str, Sequence[str]] | None = None
+) -> list[str]:
+    """Resource patterns for ``action``: its required resource types in ``regions`` and ``account``,
+    narrowed to ``names`` (placeholder -> values, :func:`resource_names`) where a type's ARN has one.
 
     ``["*"]`` when the Service Authorization Reference defines no resource type for it.
     """
@@ -400,23 +470,34 @@ def action_resources(action: str, regions: Sequence[str], account: str) -> list[
     out: list[str] = []
     for resource_type in required:
         template = formats[privilege["prefix"]][resource_type]
-        for region in regions if "${Region}" in template else [""]:
-            arn = _fill(template, region, account)
-            if arn not in out:
-                out.append(arn)
+        named = [p for p in (names or {}) if p in template]
+        filled = [template]
+        for placeholder in named:
+            filled = [t.replace(placeholder, value) for t in filled for value in (names or {})[placeholder]]
+        for t in filled:
+            for region in regions if "${Region}" in t else [""]:
+                arn = _fill(t, region, account)
+                # AWS's public parameters (the Amazon Linux image id) are owned by no account: their
+                # ARNs have an empty account field (arn:aws:ssm:<region>::parameter/aws/service/...).
+                public = arn.replace(f":{account}:parameter/aws/service/", "::parameter/aws/service/")
+                for a in (arn, public):
+                    if a not in out:
+                        out.append(a)
     return out
 
 
 def iam_resources(syntheses: Iterable[synth.Synthesis], account: str) -> list[str]:
-    """The roles, policies and instance profiles the stacks create (auto-names as ``<logical>-*``)."""
+    """The roles, policies and instance profiles the stacks create, under their path (``/<app>-<env>/``,
+    components.iam.iam_path; auto-names as ``<logical>-*``)."""
     out: set[str] = {f"arn:aws:iam::{account}:role/aws-service-role/*"}  # service-linked roles
     for s in syntheses:
         for r in s.aws_resources():
             template = synth.ARN_FORMATS.get(r.type, "")
             if not template.startswith("arn:aws:iam::"):
                 continue
-            name = r.inputs.get("name")
-            out.add(template.format(account=account, name=name if name else f"{r.name}-*", region="", id="*"))
+            name = r.inputs.get("name") or f"{r.name}-*"
+            path = str(r.inputs.get("path") or "/").lstrip("/")
+            out.add(template.format(account=account, name=f"{path}{name}", region="", id="*"))
     return sorted(out)
 
 
@@ -473,13 +554,18 @@ def deploy_policies(syntheses: Sequence[synth.Synthesis], account: str) -> list[
         raise KeyError(f"no IAM actions recorded for {sorted(set(missing))}: add them to DEPLOY_ACTIONS")
     actions = with_dependent_actions(actions)
     narrowed = {"iam": iam_resources(syntheses, account), "s3": bucket_resources(syntheses)}
-    grouped: dict[tuple[str, tuple[str, ...]], list[str]] = {}
+    names = resource_names(syntheses)
+    services = {
+        KMS_VIA_SERVICES[r.type] for s in syntheses for r in s.aws_resources() if r.type in KMS_VIA_SERVICES
+    }
+    via = sorted(f"{service}.{region}.amazonaws.com" for service in services for region in regions)
+    grouped: dict[tuple[str, tuple[str, ...], bool], list[str]] = {}
     for action in sorted(actions):
         service = action.split(":", 1)[0]
-        resources = narrowed.get(service) or action_resources(action, regions, account)
-        grouped.setdefault((service, tuple(resources)), []).append(action)
+        resources = narrowed.get(service) or action_resources(action, regions, account, names)
+        grouped.setdefault((service, tuple(resources), action in KMS_VIA_ACTIONS), []).append(action)
     statements: list[dict[str, Any]] = []
-    for (service, resource_key), group in sorted(grouped.items()):
+    for (service, resource_key, via_service), group in sorted(grouped.items()):
         resources = list(resource_key)
         for chunk in _chunks(group, resources):
             statement: dict[str, Any] = {
@@ -493,6 +579,8 @@ def deploy_policies(syntheses: Sequence[synth.Synthesis], account: str) -> list[
                     sorted({*regions, GLOBAL_REQUEST_REGION}) if service in GLOBAL_SERVICES else regions
                 )
                 statement["Condition"] = {"StringEquals": {"aws:RequestedRegion": requested}}
+            if via_service:
+                statement["Condition"] = {"StringEquals": {"kms:ViaService": via}}
             statements.append(statement)
     return split_documents(statements)
 

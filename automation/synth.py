@@ -256,6 +256,8 @@ def arn_for(typ: str, logical: str, inputs: Mapping[str, Any], region: str) -> s
         name = f"{COMPUTED}{logical}"
     if typ == "aws:ssm/parameter:Parameter":
         name = name.lstrip("/")
+    if typ.startswith("aws:iam/") and isinstance(inputs.get("path"), str):
+        name = inputs["path"].lstrip("/") + name  # IAM ARNs carry the path: role/<path><name>
     return template.format(region=region, account=ACCOUNT_ID, name=name, id=f"{COMPUTED}{logical}")
 
 

@@ -79,6 +79,7 @@ class WebTierArgs:
             but not what Auto Scaling launches: instances get them only from tags the group
             propagates at launch, and volumes only from the launch template's tag specifications
             (https://docs.aws.amazon.com/autoscaling/ec2/userguide/ec2-auto-scaling-tagging.html).
+        iam_path: the IAM path of the roles and instance profiles created (components.iam.iam_path).
     """
 
     region: str
@@ -97,6 +98,7 @@ class WebTierArgs:
     volume_size: int = 8
     manage_desired: bool = True
     tags: Mapping[str, str] = field(default_factory=dict)
+    iam_path: str = "/"
 
 
 class WebTier(pulumi.ComponentResource):
@@ -210,6 +212,7 @@ class WebTier(pulumi.ComponentResource):
         role = aws.iam.Role(
             f"{name}-instance-role",
             assume_role_policy=assume_role_policy("ec2.amazonaws.com"),
+            path=args.iam_path,
             opts=child,
         )
         # Session Manager instead of SSH: no inbound port, no key pair to lose in a disaster.
@@ -219,7 +222,9 @@ class WebTier(pulumi.ComponentResource):
             policy_arn="arn:aws:iam::aws:policy/AmazonSSMManagedInstanceCore",
             opts=child,
         )
-        profile = aws.iam.InstanceProfile(f"{name}-instance-profile", role=role.name, opts=child)
+        profile = aws.iam.InstanceProfile(
+            f"{name}-instance-profile", role=role.name, path=args.iam_path, opts=child
+        )
 
         launched_tags = {**args.tags, "Name": f"{name}-web"}
         image_id: pulumi.Input[str]

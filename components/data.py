@@ -33,6 +33,7 @@ import pulumi_aws as aws
 from components import storage
 from components.config import DatabaseConfig, StackConfig
 from components.failover import DesiredTier, failback_lag_watched, failback_replica_released
+from components.iam import iam_path
 from components.naming import db_instance_identifier, limit_of, physical_name
 from components.wiring import PrimaryOutputs
 from lambdas.failover.names import RDS_IDENTIFIER_MAX, failback_instance_id
@@ -925,6 +926,7 @@ class PrimaryDataTier(pulumi.ComponentResource):
                 # S3 is protected by versioning and replication rather than AWS Backup.
                 resources=[self.database.resource_arn, table.arn],
                 protect=cfg.protect,
+                iam_path=iam_path(cfg.prefix),
             ),
             pulumi.ResourceOptions(parent=self),
         )
@@ -1083,6 +1085,7 @@ class DrDataTier(pulumi.ComponentResource):
             dest_bucket_arn=primary["appBucketArn"],
             dest_kms_key_arn=primary["kmsKeyArn"],
             rtc=cfg.storage.replication_time_control,
+            iam_path=iam_path(cfg.prefix),
             parent=self,
         )
         self.replica_bucket_arn, self.replica_kms_key_arn = self.bucket.bucket_arn, key.arn

@@ -24,6 +24,7 @@ import pulumi_aws as aws
 
 from components.config import StackConfig
 from components.failover import DesiredTier
+from components.iam import iam_path
 from components.naming import limit_of, physical_name
 from components.observability import dashboard_body
 from components.storage import replication_rule
@@ -249,6 +250,7 @@ class GlobalFailover(pulumi.ComponentResource):
                 dest_bucket_arn=args.replica_bucket_arn,
                 dest_kms_key_arn=args.replica_kms_key_arn,
                 rtc=cfg.storage.replication_time_control,
+                iam_path=iam_path(cfg.prefix),
                 parent=self,
                 source_provider=args.primary_provider,
                 role_provider=args.dr_provider,

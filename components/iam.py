@@ -26,6 +26,21 @@ XRAY_STATEMENT: dict[str, Any] = {
 }
 
 
+def iam_path(prefix: str) -> str:
+    """The IAM path of every role, instance profile and managed policy of one deployment: ``/<app>-<env>/``.
+
+    IAM is account-wide, and auto-named roles are ``<logical>-<suffix>``, the same in every
+    environment: without a path, a deploy policy cannot name one environment's identities, so a
+    staging deployer could rewrite production's roles (PutRolePolicy, UpdateAssumeRolePolicy,
+    PassRole: privilege escalation). A path is part of the ARN (``role/<path><name>``) and can be
+    named in a policy's Resource; it is 1 to 512 characters and begins and ends with ``/``
+    (https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_identifiers.html#identifiers-friendly-names,
+    CreateRole ``Path``: https://docs.aws.amazon.com/IAM/latest/APIReference/API_CreateRole.html).
+    The slashes make environments disjoint even when one prefix starts another (``a-b`` and ``a-b-c``).
+    """
+    return f"/{prefix}/"
+
+
 def assume_role_policy(service: str) -> str:
     """Trust policy letting one AWS service (``lambda.amazonaws.com``...) assume a role."""
     return json.dumps(
@@ -71,6 +86,7 @@ def function_identity(
     statements: pulumi.Input[list[dict[str, Any]]],
     opts: pulumi.ResourceOptions,
     *,
+    path: str,
     tracing: bool = False,
     retention_days: int = LOG_RETENTION_DAYS,
 ) -> FunctionIdentity:
@@ -80,7 +96,7 @@ def function_identity(
         f"{name}-logs", name=f"/aws/lambda/{function_name}", retention_in_days=retention_days, opts=opts
     )
     role = aws.iam.Role(
-        f"{name}-role", assume_role_policy=assume_role_policy("lambda.amazonaws.com"), opts=opts
+        f"{name}-role", assume_role_policy=assume_role_policy("lambda.amazonaws.com"), path=path, opts=opts
     )
     policy = aws.iam.RolePolicy(
         f"{name}-policy",

@@ -43,6 +43,7 @@ class NetworkArgs:
             ``none`` (no internet egress from private subnets).
         interface_endpoints: create interface VPC endpoints; default when ``nat_strategy`` is none.
         flow_log_retention_days: CloudWatch Logs retention of the VPC flow logs.
+        iam_path: the IAM path of the roles created (components.iam.iam_path).
     """
 
     region: str
@@ -51,6 +52,7 @@ class NetworkArgs:
     nat_strategy: str = "per-az"
     interface_endpoints: bool | None = None
     flow_log_retention_days: int = 30
+    iam_path: str = "/"
 
 
 class Network(pulumi.ComponentResource):
@@ -227,6 +229,7 @@ class Network(pulumi.ComponentResource):
         role = aws.iam.Role(
             f"{name}-flow-logs-role",
             assume_role_policy=assume_role_policy("vpc-flow-logs.amazonaws.com"),
+            path=args.iam_path,
             opts=child,
         )
         aws.iam.RolePolicy(

@@ -23,7 +23,7 @@ from typing import Any
 import pulumi
 import pulumi_aws as aws
 
-from components.iam import assume_role_policy, function_identity
+from components.iam import assume_role_policy, function_identity, iam_path
 from components.naming import limit_of, physical_name
 from components.observability import HEALTH_NAMESPACE
 from components.runbook_iam import RunbookTargets, account_of, parameter_arn, runbook_statements
@@ -86,7 +86,9 @@ class Orchestrator(pulumi.ComponentResource):
         statements = pulumi.Output.from_input(args.runbook_context).apply(
             lambda context: runbook_statements(RunbookTargets.from_context(context))
         )
-        runbook = function_identity(f"{name}-runbook", runbook_name, statements, child)
+        runbook = function_identity(
+            f"{name}-runbook", runbook_name, statements, child, path=iam_path(args.prefix)
+        )
         function = aws.lambda_.Function(
             f"{name}-runbook",
             name=runbook_name,
@@ -104,7 +106,10 @@ class Orchestrator(pulumi.ComponentResource):
 
         # --- state machines ---
         sfn_role = aws.iam.Role(
-            f"{name}-sfn-role", assume_role_policy=assume_role_policy("states.amazonaws.com"), opts=child
+            f"{name}-sfn-role",
+            assume_role_policy=assume_role_policy("states.amazonaws.com"),
+            path=iam_path(args.prefix),
+            opts=child,
         )
         aws.iam.RolePolicy(
             f"{name}-sfn-policy",
@@ -136,6 +141,7 @@ class Orchestrator(pulumi.ComponentResource):
             events_role = aws.iam.Role(
                 f"{name}-events-role",
                 assume_role_policy=assume_role_policy("events.amazonaws.com"),
+                path=iam_path(args.prefix),
                 opts=child,
             )
             aws.iam.RolePolicy(
@@ -185,6 +191,7 @@ class Orchestrator(pulumi.ComponentResource):
                 args.prefix, "failover-operator", limit=limit_of("aws:iam/policy:Policy", "name")
             ),
             description="Start (and watch) the pilotlight failover and failback runbooks; nothing else",
+            path=iam_path(args.prefix),
             policy=pulumi.Output.json_dumps(
                 {
                     "Version": "2012-10-17",
@@ -260,6 +267,7 @@ class Orchestrator(pulumi.ComponentResource):
                 },
             ],
             child,
+            path=iam_path(args.prefix),
         )
         canary = aws.lambda_.Function(
             f"{name}-canary",

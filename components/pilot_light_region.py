@@ -13,6 +13,7 @@ from components.config import StackConfig
 from components.data import DrDataTier, DrDataTierArgs
 from components.failover import DesiredTier, Latch, dr_capacity, dr_database_replicates
 from components.global_failover import SWITCH_METRIC, SWITCH_NAMESPACE
+from components.iam import iam_path
 from components.naming import limit_of, physical_name, regional_api_name
 from components.network import Network, NetworkArgs
 from components.observability import Observability, ObservabilityArgs
@@ -78,7 +79,11 @@ class PilotLightRegion(pulumi.ComponentResource):
         self.network = Network(
             f"{name}-net",
             NetworkArgs(
-                region=cfg.dr_region, cidr=cfg.dr_cidr, az_count=cfg.az_count, nat_strategy=cfg.nat_strategy
+                region=cfg.dr_region,
+                cidr=cfg.dr_cidr,
+                az_count=cfg.az_count,
+                nat_strategy=cfg.nat_strategy,
+                iam_path=iam_path(cfg.prefix),
             ),
             child,
         )
@@ -150,6 +155,7 @@ class PilotLightRegion(pulumi.ComponentResource):
                 manage_desired=False,
                 extra_security_group_ids=[self.app_security_group.id],
                 tags=cfg.tag_map(),
+                iam_path=iam_path(cfg.prefix),
             ),
             child,
         )

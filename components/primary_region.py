@@ -12,6 +12,7 @@ from components.compute import WebTier, WebTierArgs
 from components.config import StackConfig
 from components.data import PrimaryDataTier, PrimaryDataTierArgs
 from components.failover import Capacity
+from components.iam import iam_path
 from components.naming import regional_api_name
 from components.network import Network, NetworkArgs
 from components.observability import Observability, ObservabilityArgs
@@ -57,6 +58,7 @@ class PrimaryRegion(pulumi.ComponentResource):
                 cidr=cfg.primary_cidr,
                 az_count=cfg.az_count,
                 nat_strategy=cfg.nat_strategy,
+                iam_path=iam_path(cfg.prefix),
             ),
             pulumi.ResourceOptions(parent=self),
         )
@@ -106,6 +108,7 @@ class PrimaryRegion(pulumi.ComponentResource):
                 manage_desired=True,
                 extra_security_group_ids=[self.app_security_group.id],
                 tags=cfg.tag_map(),
+                iam_path=iam_path(cfg.prefix),
             ),
             pulumi.ResourceOptions(parent=self),
         )

@@ -14,7 +14,7 @@ from pathlib import Path
 import pulumi
 import pulumi_aws as aws
 
-from components.iam import function_identity
+from components.iam import function_identity, iam_path
 from components.naming import limit_of, physical_name
 from components.runbook_iam import account_of, parameter_arn, rds_arn
 
@@ -192,6 +192,7 @@ class ApiTier(pulumi.ComponentResource):
                 *args.extra_policy_statements,
             ],
             child,
+            path=iam_path(args.prefix),
             tracing=True,
             retention_days=args.log_retention_days,
         )

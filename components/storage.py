@@ -283,6 +283,7 @@ def replication_rule(
     dest_bucket_arn: pulumi.Input[str],
     dest_kms_key_arn: pulumi.Input[str],
     rtc: bool,
+    iam_path: str,
     parent: pulumi.Resource,
     source_provider: pulumi.ProviderResource | None = None,
     role_provider: pulumi.ProviderResource | None = None,
@@ -301,6 +302,7 @@ def replication_rule(
         f"{name}-role",
         assume_role_policy=assume_role_policy("s3.amazonaws.com"),
         description="S3 cross-region replication (pilotlight)",
+        path=iam_path,
         opts=pulumi.ResourceOptions(parent=parent, provider=role_provider),
     )
     policy = aws.iam.RolePolicy(
@@ -427,6 +429,7 @@ class BackupPlanArgs:
         schedule: when the plan runs (cron, UTC); default daily.
         retention_days: how long recovery points are kept, in both regions.
         protect: protect the vaults (production).
+        iam_path: the IAM path of the role created (components.iam.iam_path).
     """
 
     vault_name: str
@@ -438,6 +441,7 @@ class BackupPlanArgs:
     schedule: str = BACKUP_SCHEDULE
     retention_days: int = BACKUP_RETENTION_DAYS
     protect: bool = False
+    iam_path: str = "/"
 
 
 class BackupPlan(pulumi.ComponentResource):
@@ -493,6 +497,7 @@ class BackupPlan(pulumi.ComponentResource):
             f"{name}-role",
             assume_role_policy=assume_role_policy("backup.amazonaws.com"),
             description="AWS Backup: back up the data tier and copy recovery points to the DR region",
+            path=args.iam_path,
             opts=child,
         )
         attachments = [

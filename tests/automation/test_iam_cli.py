@@ -87,7 +87,7 @@ def test_the_deploy_policies_pass_parliament_and_fit_iam_limits() -> None:
         for s in d["Statement"]
         if "iam:CreateRole" in _actions({"Statement": [s]})
     )
-    assert "arn:aws:iam::210987654321:role/dr-orchestrator-runbook-role-*" in roles
+    assert "arn:aws:iam::210987654321:role/pilotlight-production/dr-orchestrator-runbook-role-*" in roles
     assert all(r != "*" and ":role/*" not in r for r in roles), "IAM is narrowed to the program's own names"
 
 

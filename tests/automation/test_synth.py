@@ -57,4 +57,7 @@ def test_synthesized_resources_carry_their_physical_name_in_their_arn() -> None:
             fn.outputs["arn"] == f"arn:aws:lambda:us-west-2:{synth.ACCOUNT_ID}:function:{fn.inputs['name']}"
         )
     role = dr.by_type("aws:iam/role:Role")[0]
-    assert role.outputs["arn"] == f"arn:aws:iam::{synth.ACCOUNT_ID}:role/{synth.COMPUTED}{role.name}"
+    assert (
+        role.outputs["arn"]
+        == f"arn:aws:iam::{synth.ACCOUNT_ID}:role/pilotlight-production/{synth.COMPUTED}{role.name}"
+    )

@@ -90,3 +90,20 @@ def test_the_audit_catches_what_it_exists_for() -> None:
     }
     assert iam_audit.findings(key_like, iam_audit.PolicyKind.KEY) == []
     assert iam_audit.findings(key_like, iam_audit.PolicyKind.IDENTITY) != []
+
+
+IDENTITY_TYPES = ("aws:iam/role:Role", "aws:iam/instanceProfile:InstanceProfile", "aws:iam/policy:Policy")
+
+
+@pytest.mark.parametrize(("stack", "overrides"), SYNTHESES, ids=IDS)
+def test_every_iam_identity_lives_under_the_deployment_s_path(stack: str, overrides: dict[str, Any]) -> None:
+    """IAM is account-wide: every role, instance profile and managed policy the program creates is under
+    ``/<app>-<env>/`` (components.iam.iam_path), so a deploy policy can name one environment's identities
+    and a staging deployer cannot rewrite production's roles (tests/automation/test_review_iam.py)."""
+    s = synthesize(stack, overrides)
+    identities = [r for r in s.aws_resources() if r.type in IDENTITY_TYPES]
+    assert {r.type for r in identities} == set(IDENTITY_TYPES) or stack == "primary"
+    wrong = {
+        r.name: r.inputs.get("path") for r in identities if r.inputs.get("path") != "/pilotlight-production/"
+    }
+    assert wrong == {}

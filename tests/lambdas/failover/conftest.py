@@ -71,13 +71,20 @@ def health() -> Iterator[HealthServer]:
 def make_world(aws: None, fast_backoff: None, health: HealthServer) -> Callable[..., World]:
     """Build a world whose health URLs point at ``health``; region B's endpoint reflects its state."""
 
-    def make(mode: str = "rds-replica", *, dr_health: bool = True, lag_metrics: bool = True) -> World:
+    def make(
+        mode: str = "rds-replica",
+        *,
+        dr_health: bool = True,
+        lag_metrics: bool = True,
+        encrypted: bool = False,
+    ) -> World:
         world = build_world(
             mode,
             app=f"shop{next(_worlds)}",
             primary_health_url=health.url("/primary"),
             dr_health_url=health.url("/dr") if dr_health else None,
             lag_metrics=lag_metrics,
+            encrypted=encrypted,
             session=_setup_session,
             clients_cache=_setup_clients,
         )

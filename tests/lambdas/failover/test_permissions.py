@@ -128,12 +128,24 @@ class Call:
     namespace: str | None = None  # cloudwatch:namespace, for PutMetricData
 
 
-class CallRecorder:
-    """A ``before-parameter-build`` hook recording every call with its target ARN(s)."""
+# What a call makes the caller do besides itself: publishing to a topic encrypted with a customer
+# managed key needs kms:GenerateDataKey and kms:Decrypt on that key for the publisher
+# (https://docs.aws.amazon.com/sns/latest/dg/sns-key-management.html, "Allow a publisher to send
+# messages to an encrypted topic"). Keyed by action: the keys of the resources it targets.
+IMPLIED_KMS = {"sns:Publish": ("kms:GenerateDataKey", "kms:Decrypt")}
 
-    def __init__(self) -> None:
+
+class CallRecorder:
+    """A ``before-parameter-build`` hook recording every call with its target ARN(s).
+
+    ``resource_keys`` maps a target (an encrypted topic) to its KMS key's ARN: a call in
+    :data:`IMPLIED_KMS` on it is recorded with the KMS calls it makes the caller do.
+    """
+
+    def __init__(self, resource_keys: dict[str, str] | None = None) -> None:
         self.calls: set[Call] = set()
         self.unknown: set[str] = set()
+        self.resource_keys = resource_keys or {}
 
     def __call__(self, params: dict[str, Any], model: Any, context: dict[str, Any], **_: Any) -> None:
         service_id = model.service_model.service_id
@@ -145,6 +157,9 @@ class CallRecorder:
             return
         for target in rule(params, region):
             self.calls.add(Call(action, region, target, params.get("Namespace")))
+            key = self.resource_keys.get(target)
+            for implied in IMPLIED_KMS.get(action, ()) if key else ():
+                self.calls.add(Call(implied, region, key))
 
     def install(self, session: boto3.Session) -> None:
         session.events.register("before-parameter-build", self)
@@ -179,16 +194,27 @@ def allowing(statements: list[dict[str, Any]], call: Call) -> list[str]:
 
 
 def world_policy(world: World) -> list[dict[str, Any]]:
-    """The runbook statements the program would build for this world's resources."""
+    """The runbook statements the program would build for this world's resources (an unencrypted
+    world gets placeholder keys, which its calls never touch)."""
     keys = {
         "notifyKeyArn": f"arn:aws:kms:us-west-2:{ACCOUNT}:key/notify",
         "dataKeyArns": [f"arn:aws:kms:us-east-1:{ACCOUNT}:key/data"],
     }
-    return runbook_statements(RunbookTargets.from_context({**world.context, **keys}))
+    return runbook_statements(RunbookTargets.from_context({**keys, **world.context}))
+
+
+def topic_keys(world: World) -> dict[str, str]:
+    """The notification topic's KMS key, as SNS reports it (empty when the topic is not encrypted)."""
+    topic = world.context["notifyTopicArn"]
+    attrs = world.client("sns", topic.split(":")[3]).get_topic_attributes(TopicArn=topic)["Attributes"]
+    key = attrs.get("KmsMasterKeyId")
+    if not key:
+        return {}
+    return {topic: world.client("kms", topic.split(":")[3]).describe_key(KeyId=key)["KeyMetadata"]["Arn"]}
 
 
 def record_both_runbooks(world: World) -> CallRecorder:
-    recorder = CallRecorder()
+    recorder = CallRecorder(topic_keys(world))
     clients = clients_for(world, recorder)  # type: ignore[arg-type]
     ctx = RunbookContext.from_dict(world.context)
     # The preflight runs under the same role, before either runbook's first change.
@@ -204,7 +230,7 @@ def record_both_runbooks(world: World) -> CallRecorder:
 def test_every_call_of_failover_and_failback_is_allowed_on_its_target(
     make_world: Callable[..., World], mode: str
 ) -> None:
-    world = make_world(mode)
+    world = make_world(mode, encrypted=True)  # as the program deploys: every database and the topic
     recorder = record_both_runbooks(world)
 
     assert recorder.unknown == set(), "calls with no target rule in TARGETS: add one"

@@ -9,10 +9,15 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-import pytest
-
 from lambdas.failover import steps
-from tests.lambdas.failover.test_permissions import TARGETS, Call, allowing, world_policy
+from tests.lambdas.failover.test_permissions import (
+    TARGETS,
+    Call,
+    allowing,
+    record_both_runbooks,
+    topic_keys,
+    world_policy,
+)
 from tests.lambdas.failover.world import ACCOUNT, World
 
 
@@ -44,16 +49,29 @@ def test_the_permission_test_checks_the_source_of_a_cross_region_replica() -> No
     assert params["SourceDBInstanceIdentifier"] in targets
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the permission test records sns:Publish on the topic only, never kms on the topic's key",
-)
-def test_the_permission_test_checks_the_key_of_the_encrypted_topic() -> None:
+def test_the_permission_test_checks_the_key_of_the_encrypted_topic(make_world: Callable[..., World]) -> None:
     """sns:Publish to a KMS-encrypted topic needs kms:GenerateDataKey/Decrypt on the topic's key for the
-    caller; the recorder records only sns:Publish on the topic, so the NotifyEncryptedTopic statement can
-    name any key (mutation run during break12: pointing it at another key leaves the test green)."""
-    recorded = TARGETS["sns:Publish"]({"TopicArn": f"arn:aws:sns:us-west-2:{ACCOUNT}:t"}, "us-west-2")
-    assert any(":kms:" in t for t in recorded), "no KMS target is checked for a publish to an encrypted topic"
+    caller (https://docs.aws.amazon.com/sns/latest/dg/sns-key-management.html). The recorder records them
+    on the key SNS reports for the topic, so the break12 mutation (NotifyEncryptedTopic naming another
+    key) is denied."""
+    world = make_world("rds-replica", encrypted=True)
+    recorder = record_both_runbooks(world)
+    key = topic_keys(world)[world.context["notifyTopicArn"]]
+    kms = {
+        c for c in recorder.calls if c.target == key and c.action in ("kms:GenerateDataKey", "kms:Decrypt")
+    }
+    assert {c.action for c in kms} == {"kms:GenerateDataKey", "kms:Decrypt"}, (
+        "the publish's KMS calls are recorded"
+    )
+    statements = world_policy(world)
+    assert all(allowing(statements, c) for c in kms)
+    mutated = [
+        {**s, "Resource": f"arn:aws:kms:us-west-2:{ACCOUNT}:key/another"}
+        if s.get("Sid") == "NotifyEncryptedTopic"
+        else s
+        for s in statements
+    ]
+    assert [c for c in kms if not allowing(mutated, c)], "a policy naming another key still passes"
 
 
 def test_the_failback_replica_is_created_in_region_as_vpc(make_world: Callable[..., World]) -> None:

@@ -317,7 +317,16 @@ def build_world(
         Name=f"/{app}/test/failover-latch", Value=json.dumps({"state": "standby"}), Type="String"
     )
     sns = c("sns", REGION_B)
-    topic = sns.create_topic(Name=f"{app}-ops")["TopicArn"]
+    # The program encrypts the alarm topic with its own key (alias/aws/sns cannot be used by CloudWatch);
+    # publishing to it takes a data key of that key (https://docs.aws.amazon.com/sns/latest/dg/sns-key-management.html).
+    notify_key = (
+        c("kms", REGION_B).create_key(Description=f"{app} alerts")["KeyMetadata"]["Arn"]
+        if encrypted
+        else None
+    )
+    topic = sns.create_topic(
+        Name=f"{app}-ops", Attributes={"KmsMasterKeyId": notify_key} if notify_key else {}
+    )["TopicArn"]
     inbox = sqs.create_queue(QueueName=f"{app}-ops-inbox")["QueueUrl"]
     inbox_arn = sqs.get_queue_attributes(QueueUrl=inbox, AttributeNames=["QueueArn"])["Attributes"][
         "QueueArn"
@@ -443,7 +452,6 @@ def build_world(
             )
     if encrypted:
         # What the program exports for the runbook's permissions: the topic's key and the data keys.
-        notify_key = c("kms", REGION_B).create_key(Description=f"{app} alerts")["KeyMetadata"]["Arn"]
         context |= {"notifyKeyArn": notify_key, "dataKeyArns": [keys[REGION_A], keys[REGION_B]]}
     stamp(world, context)
     world.context, world.notify_queue_url = context, inbox
