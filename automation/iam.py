@@ -343,6 +343,13 @@ PROGRAM_RESOURCE_TYPES: dict[str, frozenset[str]] = {
         "security-group-rule", "network-acl", "vpc-endpoint", "vpc-flow-log", "launch-template", "image",
         "snapshot", "instance", "volume", "network-interface",
     }),
+    # RDS authorizes a create or modify on every resource the request names besides the new one: the
+    # subnet, parameter and option groups, the cluster an instance joins, the global cluster a
+    # secondary cluster joins (AWS's example policy lists og, pg and subgrp beside db:
+    # https://docs.aws.amazon.com/AmazonRDS/latest/UserGuide/security_iam_id-based-policy-examples-create-and-modify-examples.html).
+    "rds": frozenset({
+        "db", "cluster", "global-cluster", "subgrp", "pg", "cluster-pg", "og", "snapshot", "cluster-snapshot",
+    }),
 }  # fmt: skip
 
 MANAGED_POLICY_MAX = 6144
