@@ -403,6 +403,15 @@ def _aurora_global(t: RunbookTargets) -> list[dict[str, Any]]:
                 rds_arn(a, acct, "cluster-snapshot", "unplanned-global-failover-*"),
             ],
         },
+        {
+            # CopyTags=True tags the copy with the source's tags (the clusters copy theirs to their
+            # snapshots): rds:AddTagsToResource is the copy's dependent action (Service Authorization
+            # Reference, list_amazonrds.html), on the copy only.
+            "Sid": "TagKeptSnapshots",
+            "Effect": "Allow",
+            "Action": "rds:AddTagsToResource",
+            "Resource": rds_arn(a, acct, "cluster-snapshot", "unplanned-global-failover-*"),
+        },
     ]  # fmt: skip
     if t.data_key_arns:
         statements.append(

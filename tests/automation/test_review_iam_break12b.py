@@ -119,3 +119,29 @@ def test_a_staging_deployer_cannot_destroy_production() -> None:
     _, staging = _stacks("pilotlight:environment=staging")
     reachable = sorted(a for a, arn in _production_arns().items() if allows(staging, a, arn))
     assert reachable == [], f"a staging deployer may do these to production: {reachable}"
+
+
+def test_the_runbook_may_tag_the_snapshot_copy_it_makes_with_copy_tags() -> None:
+    """``keep_unplanned_snapshots`` copies Aurora's unplanned-failover snapshot with ``CopyTags=True``
+    (lambdas/failover/steps.py), and the program's clusters copy their tags (provider default tags) to
+    their snapshots (``copy_tags_to_snapshot``, components/data.py). The Service Authorization Reference
+    lists ``rds:AddTagsToResource`` as the dependent action of ``rds:CopyDBClusterSnapshot``
+    (https://docs.aws.amazon.com/service-authorization/latest/reference/list_amazonrds.html, "Dependent
+    actions": permissions the caller must also have): the runbook role granted the copy but not the
+    tagging of the copy, so the failover's step would be denied after the failover itself."""
+    from lambdas.failover.names import kept_snapshot_id
+
+    (doc,) = iam.policies("break-glass", account=ACCOUNT, overrides=[], outputs=None)
+    (primary, _), _ = _stacks()
+    (cluster,) = primary.by_type("aws:rds/cluster:Cluster")
+    assert cluster.inputs.get("copyTagsToSnapshot") is True  # the snapshots carry the cluster's tags
+    region, ident = cluster.region, cluster.inputs["clusterIdentifier"]
+    source = f"rds:unplanned-global-failover-{ident}-2026-11-30-18-00"
+    copy = f"arn:aws:rds:{region}:{ACCOUNT}:cluster-snapshot:{kept_snapshot_id(source)}"
+    assert allows((doc,), "rds:CopyDBClusterSnapshot", copy)  # the probe names the copy as the role does
+    assert allows((doc,), "rds:AddTagsToResource", copy)
+    # ... and only the copy: not the cluster, nor Aurora's own snapshot.
+    assert not allows((doc,), "rds:AddTagsToResource", f"arn:aws:rds:{region}:{ACCOUNT}:cluster:{ident}")
+    assert not allows(
+        (doc,), "rds:AddTagsToResource", f"arn:aws:rds:{region}:{ACCOUNT}:cluster-snapshot:{source}"
+    )
