@@ -81,7 +81,8 @@ def test_rds_creates_are_allowed_on_every_resource_they_involve(overrides: tuple
 def _production_arns() -> dict[str, str]:
     """A destructive action per resource type -> one of production's resources of that type, its ARN
     as AWS builds it from the name the program gives it (random parts made up)."""
-    (primary, _), _ = _stacks("pilotlight:environment=production")
+    (primary, _), _ = _stacks()  # the default environment is production
+    assert primary.outputs and "production" in str(primary.by_type("aws:rds/cluster:Cluster")[0].inputs)
     (cluster,) = primary.by_type("aws:rds/cluster:Cluster")
     (function,) = primary.by_type("aws:lambda/function:Function")
     region = cluster.region
@@ -131,8 +132,9 @@ def test_the_runbook_may_tag_the_snapshot_copy_it_makes_with_copy_tags() -> None
     tagging of the copy, so the failover's step would be denied after the failover itself."""
     from lambdas.failover.names import kept_snapshot_id
 
-    (doc,) = iam.policies("break-glass", account=ACCOUNT, overrides=[], outputs=None)
-    (primary, _), _ = _stacks()
+    (primary, dr), _ = _stacks()
+    # What `python -m automation iam --for break-glass` prints offline (automation/iam.py, policies).
+    doc = iam.break_glass_policy(iam._offline(dr.outputs["runbook"]))
     (cluster,) = primary.by_type("aws:rds/cluster:Cluster")
     assert cluster.inputs.get("copyTagsToSnapshot") is True  # the snapshots carry the cluster's tags
     region, ident = cluster.region, cluster.inputs["clusterIdentifier"]
