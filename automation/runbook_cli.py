@@ -6,6 +6,13 @@ the Pulumi state backend are unavailable. What the steps act on comes from the D
 ``runbook`` output: read from a JSON file (``--outputs``, the break-glass path: keep a copy
 next to the runbook) or, when the Pulumi CLI and the state backend answer, from the stack.
 
+Single flight: the run takes the runbook lock (region B) before its first change and gives it back
+at the end. Another live run's lock stops this one before anything changes, naming the holder; an
+expired lock is taken over (the output says so). ``--force`` never breaks a lock. The run id is
+printed first: a run whose process died keeps the lock, and ``--run-id <that id>`` resumes it at
+once; ``--break-lock`` takes a live lock from a run the operator knows is dead (a warning, and
+the confirmation, say what that risks).
+
 Exit status: 0 the runbook completed; 1 it stopped at a step (named, with the reason: fix it and
 run the same command again, finished steps answer already_done); 2 bad input or not confirmed,
 and nothing was done.
@@ -75,6 +82,18 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="S",
         help="how long a fenced web tier may still commit writes before the lag is measured "
         "(default 300: the load balancer's deregistration delay)",
+    )
+    parser.add_argument(
+        "--run-id",
+        metavar="ID",
+        help="this run's id in the runbook lock (default: a new one); give the id a dead run printed to "
+        "resume it while its lock is still held",
+    )
+    parser.add_argument(
+        "--break-lock",
+        action="store_true",
+        help="take the runbook lock even from another run that looks live (only when you know it is dead: "
+        "two runs acting at once can leave two writers)",
     )
     parser.add_argument(
         "--endpoint-url", metavar="URL", help="AWS endpoint of a local emulator (moto server)"
@@ -217,6 +236,12 @@ def main(argv: Sequence[str] | None = None, *, stdin: TextIO | None = None) -> i
         return EXIT_BAD_INPUT
 
     print(header(ctx, args.runbook, args), file=out, flush=True)
+    if args.break_lock:
+        print(
+            "  WARNING: --break-lock takes the runbook lock from whichever run holds it. If that run is "
+            "still alive,\n  both act at once (single flight is lost). Use it only for a run you know is dead.",
+            file=out,
+        )
     if not args.yes and not confirm(ctx, reader, out):
         print("aborted: nothing was done.", file=out)
         return EXIT_BAD_INPUT
@@ -239,8 +264,19 @@ def main(argv: Sequence[str] | None = None, *, stdin: TextIO | None = None) -> i
         }
         if args.drain_seconds is not None:
             params["drainSeconds"] = max(0.0, args.drain_seconds)
-        print("", file=out)
-        report = executor.run(args.runbook, ctx, clients, params=params, on_progress=ProgressPrinter(out))
+        run_id = args.run_id or executor.new_run_id()
+        print(
+            f"\nrun id: {run_id} (if this process dies, resume with --run-id {run_id})", file=out, flush=True
+        )
+        report = executor.run(
+            args.runbook,
+            ctx,
+            clients,
+            params=params,
+            on_progress=ProgressPrinter(out),
+            run_id=run_id,
+            break_lock=args.break_lock,
+        )
     finally:
         pilotlight_logger.removeHandler(log_handler)
         pilotlight_logger.setLevel(previous_level)

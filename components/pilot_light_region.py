@@ -53,6 +53,7 @@ class PilotLightRegion(pulumi.ComponentResource):
 
     network: Network
     latch_parameter_name: pulumi.Output[str]
+    lock_table_name: pulumi.Output[str]
     web: WebTier
     api: ApiTier
     observability: Observability
@@ -94,6 +95,27 @@ class PilotLightRegion(pulumi.ComponentResource):
             ),
         )
         self.latch_parameter_name = latch.name
+
+        # The runbook lock (lambdas/failover/lock.py): one item, taken by every run before its first
+        # change, so two runs never act at once. On demand (a few writes per run); DynamoDB encrypts
+        # every table at rest (an AWS owned key unless told otherwise:
+        # https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/EncryptionAtRest.html), and a
+        # customer managed key would put KMS in the path of taking the lock. No point-in-time
+        # recovery: a lost lock item is a free lock, never lost data.
+        lock_table = aws.dynamodb.Table(
+            f"{name}-runbook-lock",
+            name=physical_name(
+                cfg.prefix, "runbook-lock", limit=limit_of("aws:dynamodb/table:Table", "name")
+            ),
+            billing_mode="PAY_PER_REQUEST",
+            hash_key="pk",
+            attributes=[aws.dynamodb.TableAttributeArgs(name="pk", type="S")],
+            server_side_encryption=aws.dynamodb.TableServerSideEncryptionArgs(enabled=False),
+            deletion_protection_enabled=cfg.protect,
+            tags=cfg.tag_map(),
+            opts=pulumi.ResourceOptions(parent=self, protect=cfg.protect),
+        )
+        self.lock_table_name = lock_table.name
 
         # --- data tier (components/data.py, components/storage.py) ---
         # The app tier's instances and functions join this group; the database admits only it.
@@ -235,6 +257,7 @@ class PilotLightRegion(pulumi.ComponentResource):
             "drEventSourceMappingIds": [self.api.event_source_mapping_id],
             "switchMetric": switch_metric,
             "latchParameterName": latch.name,
+            "lockTableName": lock_table.name,
             "notifyTopicArn": self.observability.topic_arn,
             # What the runbook's permissions name besides the above (components/runbook_iam.py).
             "notifyKeyArn": self.observability.topic_key_arn,

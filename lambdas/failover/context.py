@@ -70,6 +70,7 @@ class RunbookContext:
     # routing, state, people
     switch_metric: SwitchMetric
     latch_parameter_name: str
+    lock_table_name: str  # the runbook lock (lambdas/failover/lock.py): single flight
     notify_topic_arn: str
     primary_health_url: str | None
     dr_health_url: str | None
@@ -171,6 +172,7 @@ class RunbookContext:
             primary_event_source_mapping_ids=names("primaryEventSourceMappingIds"),
             switch_metric=metric,
             latch_parameter_name=req("latchParameterName"),
+            lock_table_name=req("lockTableName"),
             notify_topic_arn=req("notifyTopicArn"),
             primary_health_url=opt("primaryHealthUrl"),
             dr_health_url=opt("drHealthUrl"),

@@ -11,6 +11,9 @@ Response: ``{"status": "done" | "already_done" | "in_progress" | "warning" | "sk
   exhausted on throttling/transient errors, or a wait ran out): Step Functions' Retry/Catch match
   on these error names.
 * Steps always run with ``wait=False``: the state machine does the waiting, not the Lambda.
+* Single flight (``lambdas.failover.lock``): ``{"step": "take_lock" | "release_lock", "lockRunId":
+  "<execution id>"}`` takes or gives back the runbook lock (``LockHeld`` names the holder); any
+  other step given a ``lockRunId`` first refreshes the lock (``LockLost``: the run stops there).
 
 Configuration: ``RUNBOOK_CONTEXT`` (the DR stack's ``runbook`` output as JSON), ``LOG_LEVEL``
 (default INFO).
@@ -25,11 +28,15 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
+from botocore.exceptions import BotoCoreError, ClientError
+
+from lambdas.failover import lock
 from lambdas.failover.clients import Clients
 from lambdas.failover.context import RunbookContext
 from lambdas.failover.exceptions import ContextError, EventError, StepFailed, StepRetryable
 from lambdas.failover.graph import RUNBOOKS
-from lambdas.failover.steps import log_event, step_handler
+from lambdas.failover.state_machine import RELEASE_LOCK, TAKE_LOCK
+from lambdas.failover.steps import StepResult, log_event, step_handler
 
 CONTEXT_ENV = "RUNBOOK_CONTEXT"
 
@@ -38,8 +45,15 @@ _cache_lock = threading.Lock()
 _cached: tuple[str, RunbookContext, Clients] | None = None
 
 
+LOCK_STEPS = (TAKE_LOCK, RELEASE_LOCK)
+
+
 def parse_event(event: Any) -> tuple[str, str, dict[str, Any]]:
-    """Validate the event and return (runbook, step, params); EventError says what is wrong."""
+    """Validate the event and return (runbook, step, params); EventError says what is wrong.
+
+    ``step`` may also be ``take_lock`` / ``release_lock``, which need a ``lockRunId``; a
+    ``lockRunId`` given is returned in ``params["lockRunId"]``.
+    """
     if not isinstance(event, Mapping):
         raise EventError(f"event must be a JSON object; got {type(event).__name__}")
     runbook = event.get("runbook")
@@ -47,14 +61,25 @@ def parse_event(event: Any) -> tuple[str, str, dict[str, Any]]:
         raise EventError(f"'runbook' must be one of {sorted(RUNBOOKS)}; got {runbook!r}")
     step = event.get("step")
     names = RUNBOOKS[runbook].names()
-    if not isinstance(step, str) or step not in names:
-        raise EventError(f"'step' must be a step of the {runbook} runbook ({', '.join(names)}); got {step!r}")
+    if not isinstance(step, str) or step not in (*names, *LOCK_STEPS):
+        raise EventError(
+            f"'step' must be a step of the {runbook} runbook ({', '.join(names)}) or one of "
+            f"{', '.join(LOCK_STEPS)}; got {step!r}"
+        )
     params = event.get("params", {})
     if params is None:
         params = {}
     if not isinstance(params, Mapping):
         raise EventError(f"'params' must be a JSON object; got {type(params).__name__}")
-    return runbook, step, dict(params)
+    run_id = event.get("lockRunId")
+    if run_id is not None and (not isinstance(run_id, str) or not run_id):
+        raise EventError(f"'lockRunId' must be a non-empty string; got {run_id!r}")
+    if step in LOCK_STEPS and run_id is None:
+        raise EventError(f"'{step}' needs 'lockRunId' (the execution id the lock is held by)")
+    out = dict(params)
+    if run_id is not None:
+        out["lockRunId"] = run_id
+    return runbook, step, out
 
 
 def _context_and_clients() -> tuple[RunbookContext, Clients]:
@@ -94,7 +119,12 @@ def handler(event: Any, context: Any) -> dict[str, Any]:
     params = {**params, "runbook": runbook, "wait": False}
     t0 = time.monotonic()
     try:
-        result = step_handler(step)(ctx, clients, params)
+        if step in LOCK_STEPS:
+            result = _lock_step(step, ctx, clients, params)
+        else:
+            if params.get("lockRunId"):
+                _refresh(ctx, clients, str(params["lockRunId"]))
+            result = step_handler(step)(ctx, clients, params)
     except StepFailed as exc:
         # The step logged the failure with its context; Step Functions gets it by error name.
         if exc.retryable:
@@ -103,6 +133,7 @@ def handler(event: Any, context: Any) -> dict[str, Any]:
     log_event(
         logging.INFO,
         "step finished",
+        run_id=params.get("lockRunId"),
         runbook=runbook,
         step=step,
         status=result.status,
@@ -111,3 +142,42 @@ def handler(event: Any, context: Any) -> dict[str, Any]:
         request_id=request_id,
     )
     return result.to_dict()
+
+
+def _owner(params: dict[str, Any]) -> str:
+    return f"step-functions ({params.get('reason') or 'no reason given'})"
+
+
+def _aws_failure(step: str, exc: ClientError | BotoCoreError) -> StepFailed:
+    # The lock table unreachable: retried by the state machine (StepRetryable); a run never goes
+    # on without its lock.
+    code = (
+        str(exc.response.get("Error", {}).get("Code")) if isinstance(exc, ClientError) else type(exc).__name__
+    )
+    return StepFailed(step, f"runbook lock: {exc}", retryable=True, code=code)
+
+
+def _lock_step(step: str, ctx: RunbookContext, clients: Clients, params: dict[str, Any]) -> StepResult:
+    run_id = str(params["lockRunId"])
+    try:
+        if step == TAKE_LOCK:
+            got = lock.acquire(
+                clients, ctx, run_id=run_id, owner=_owner(params), runbook=str(params["runbook"])
+            )
+            level = logging.WARNING if got.taken_over or got.broken else logging.INFO
+            log_event(level, "runbook lock taken", run_id=run_id, detail=got.describe())
+            return StepResult("done", got.describe(), got.lease.to_dict())
+        released = lock.release(clients, ctx, run_id=run_id)
+    except StepFailed:
+        raise  # LockHeld: another live run holds it
+    except (ClientError, BotoCoreError) as exc:
+        raise _aws_failure(step, exc) from exc
+    detail = "lock released" if released else "lock was no longer this run's: nothing released"
+    return StepResult("done" if released else "already_done", detail, {"runId": run_id})
+
+
+def _refresh(ctx: RunbookContext, clients: Clients, run_id: str) -> None:
+    try:
+        lock.refresh(clients, ctx, run_id=run_id)
+    except (ClientError, BotoCoreError) as exc:
+        raise _aws_failure(TAKE_LOCK, exc) from exc
