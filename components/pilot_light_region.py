@@ -96,27 +96,6 @@ class PilotLightRegion(pulumi.ComponentResource):
         )
         self.latch_parameter_name = latch.name
 
-        # The runbook lock (lambdas/failover/lock.py): one item, taken by every run before its first
-        # change, so two runs never act at once. On demand (a few writes per run); DynamoDB encrypts
-        # every table at rest (an AWS owned key unless told otherwise:
-        # https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/EncryptionAtRest.html), and a
-        # customer managed key would put KMS in the path of taking the lock. No point-in-time
-        # recovery: a lost lock item is a free lock, never lost data.
-        lock_table = aws.dynamodb.Table(
-            f"{name}-runbook-lock",
-            name=physical_name(
-                cfg.prefix, "runbook-lock", limit=limit_of("aws:dynamodb/table:Table", "name")
-            ),
-            billing_mode="PAY_PER_REQUEST",
-            hash_key="pk",
-            attributes=[aws.dynamodb.TableAttributeArgs(name="pk", type="S")],
-            server_side_encryption=aws.dynamodb.TableServerSideEncryptionArgs(enabled=False),
-            deletion_protection_enabled=cfg.protect,
-            tags=cfg.tag_map(),
-            opts=pulumi.ResourceOptions(parent=self, protect=cfg.protect),
-        )
-        self.lock_table_name = lock_table.name
-
         # --- data tier (components/data.py, components/storage.py) ---
         # The app tier's instances and functions join this group; the database admits only it.
         self.app_security_group = aws.ec2.SecurityGroup(
@@ -200,6 +179,26 @@ class PilotLightRegion(pulumi.ComponentResource):
             ),
             child,
         )
+        # The runbook lock (lambdas/failover/lock.py): one item, taken by every run before its first
+        # change, so two runs never act at once. On demand (a few writes per run); encrypted with region
+        # B's data key like every table of the program (the app table's replica here uses it too). No
+        # point-in-time recovery: a lost lock item is a free lock, never lost data.
+        lock_table = aws.dynamodb.Table(
+            f"{name}-runbook-lock",
+            name=physical_name(
+                cfg.prefix, "runbook-lock", limit=limit_of("aws:dynamodb/table:Table", "name")
+            ),
+            billing_mode="PAY_PER_REQUEST",
+            hash_key="pk",
+            attributes=[aws.dynamodb.TableAttributeArgs(name="pk", type="S")],
+            server_side_encryption=aws.dynamodb.TableServerSideEncryptionArgs(
+                enabled=True, kms_key_arn=self.data.kms_key_arn
+            ),
+            deletion_protection_enabled=cfg.protect,
+            opts=pulumi.ResourceOptions(parent=self, protect=cfg.protect),
+        )
+        self.lock_table_name = lock_table.name
+
         lag = replica_lag_alarm(cfg, self.data)
         self.dashboard_dimensions: dict[str, Any] = {
             "alb": self.web.alb_arn_suffix,

@@ -32,9 +32,10 @@ use, and moto's parse of it is kept. What is emulated, and where:
   is in AWS; the runbook's orchestrator, Step Functions, lives on. A synchronous invocation is not
   retried by Lambda; Step Functions reports it as ``Lambda.Unknown`` (see
   https://docs.aws.amazon.com/step-functions/latest/dg/bp-lambda-serviceexception.html), which the
-  generated Retry does not match (it retries the Lambda service's own errors and
-  ``StepRetryable``), so ``Catch`` stops the run at that step (a best-effort step records a
-  warning and the run goes on). The outcome is then ``crashed``: resuming is a new execution.
+  generated Retry matches (``INVOCATION_LOST_ERRORS``, twice): the same execution invokes the step
+  again and the run goes on. Only a step that dies on every attempt stops the run at that step
+  (``Catch``; a best-effort step records a warning), with the outcome ``crashed``: resuming is then
+  a new execution.
 
 The execution must end within ``REAL_TIME_LIMIT`` real seconds; a longer one is a harness fault
 (``TimeoutError``), never a verdict.
