@@ -548,7 +548,14 @@ def test_failover_runs_independent_steps_in_a_parallel_state(sfn: Harness) -> No
         "promote_database",
     }
     outside = set(run.entered("TaskStateEntered")) - inside
-    assert outside == {"Take lock", "confirm_primary_down", "throw_switch", "verify", "notify", "Release lock"}
+    assert outside == {
+        "Take lock",
+        "confirm_primary_down",
+        "throw_switch",
+        "verify",
+        "notify",
+        "Release lock",
+    }
 
 
 def test_nested_parallel_states_run(sfn: Harness) -> None:
