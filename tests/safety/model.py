@@ -40,6 +40,7 @@ from automation.emulator.health import FailoverRecord, FailoverRole, HealthCheck
 from automation.emulator.health import InsufficientDataHealthStatus as Insufficient
 from automation.emulator.traffic import Routing
 from lambdas.failover import executor
+from lambdas.failover.budget import LOCK_TTL_SECONDS
 from lambdas.failover.clients import Clients
 from lambdas.failover.context import RunbookContext
 from lambdas.health_check import probe
@@ -172,6 +173,8 @@ class RunState:
     executor_name: str = "cli"
     mutated: bool = False
     """Whether the run made any mutating AWS call (judged from the calls, not from its report)."""
+    run_id: str = ""
+    """The in-process run's id in the runbook lock: resuming it re-enters a lock it died holding."""
 
 
 @dataclass
@@ -452,6 +455,7 @@ class Deployment:
         params: dict[str, Any] | None = None,
         crash_after: int | None = None,
         executor_name: str = "cli",
+        run_id: str | None = None,
     ) -> RunState:
         """Run a runbook by an executor: ``cli`` (the in-process executor of the break-glass CLI) or
         ``sfn`` (the generated state machine in moto's interpreter, the real handler behind it)."""
@@ -462,19 +466,24 @@ class Deployment:
         before_b = self._dr_desired()
         self.crash_after = None if crash_after is None else self.mutating_calls + crash_after
         calls_before = self.mutating_calls
+        rid = run_id or executor.new_run_id()
         self.running += 1
         try:
             if executor_name == "sfn":
                 from tests.safety.sfn_executor import run_state_machine
 
                 outcome, detail = run_state_machine(self, runbook, merged)
-                state = RunState(runbook, merged, outcome, detail, executor_name)
+                state = RunState(runbook, merged, outcome, detail, executor_name, run_id=rid)
             else:
-                report = executor.run(runbook, self.ctx, self.runbook_clients(), params=merged, max_workers=1)
-                state = RunState(runbook, merged, report.outcome, report.reason or "", executor_name)
+                report = executor.run(
+                    runbook, self.ctx, self.runbook_clients(), params=merged, max_workers=1, run_id=rid
+                )
+                state = RunState(
+                    runbook, merged, report.outcome, report.reason or "", executor_name, run_id=rid
+                )
         except Crash as exc:
             self._count("crash")
-            state = RunState(runbook, merged, "crashed", str(exc), executor_name)
+            state = RunState(runbook, merged, "crashed", str(exc), executor_name, run_id=rid)
         finally:
             self.running -= 1
             self.crash_after = None
@@ -499,9 +508,11 @@ class Deployment:
     def op_resume(self) -> None:
         self._count("resume")
         if self.last_run and self.last_run.outcome != "done":
-            self.op_run(
-                self.last_run.runbook, params=self.last_run.params, executor_name=self.last_run.executor_name
-            )
+            # The same run again: an in-process run resumed under its run id re-enters the lock it may
+            # have died holding (the CLI's --run-id); a state machine run is a new execution.
+            last = self.last_run
+            same = last.run_id if last.executor_name == "cli" else None
+            self.op_run(last.runbook, params=last.params, executor_name=last.executor_name, run_id=same)
 
     def _dr_desired(self) -> int:
         try:
@@ -673,7 +684,8 @@ class Deployment:
         self.clear_faults()
         if not self.emulator.reachable(REGION_A):
             self.emulator.come_back(REGION_A)
-        self.emulator.advance(600)
+        # Long enough for the lock of any run that died holding it to expire (budget.LOCK_TTL_SECONDS).
+        self.emulator.advance(max(600, LOCK_TTL_SECONDS + 60))
         if self.last_run is not None and self.last_run.outcome != "done":
             self._count("judged converges (a run left unfinished)")
         for _ in range(3):

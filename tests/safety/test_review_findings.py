@@ -182,7 +182,7 @@ def _allow_data_loss_while_region_a_answers(deploy: Deploy) -> None:
     # (The latch leads the promotion now, so the canary already points traffic at region B.)
     assert d.emulator.serving(REGION_A) and d.emulator.accepts_writes(d.writer())
     crash_on.append("FailoverGlobalCluster")
-    d.op_run("failover", params={"force": True})
+    d.op_resume()  # the same run id: it re-enters the lock the crashed run left
     assert d.last_run is not None and d.last_run.outcome == "crashed", d.last_run
     assert len(ids) == 5, ids
     requested = [e for e in d.emulator.events if e.kind == "failing-over"]
