@@ -11,6 +11,11 @@ Response: ``{"status": "done" | "already_done" | "in_progress" | "warning" | "sk
   exhausted on throttling/transient errors, or a wait ran out): Step Functions' Retry/Catch match
   on these error names.
 * Steps always run with ``wait=False``: the state machine does the waiting, not the Lambda.
+* Single flight (``lambdas.failover.lock``): ``{"step": "take_lock" | "release_lock", "lockRunId":
+  "<execution id>"}`` takes or gives back the runbook lock (``LockHeld`` names the holder); any
+  other step given a ``lockRunId`` first refreshes the lock (``LockLost``: the run stops there). A
+  step invoked without one (the canary's pending fence) is a run of one step under the lock
+  (``_one_step_run``: deferred while another run holds it).
 
 Configuration: ``RUNBOOK_CONTEXT`` (the DR stack's ``runbook`` output as JSON), ``LOG_LEVEL``
 (default INFO).
@@ -22,14 +27,20 @@ import logging
 import os
 import threading
 import time
+import uuid
 from collections.abc import Mapping
 from typing import Any
 
+from botocore.exceptions import BotoCoreError, ClientError
+
+from lambdas.failover import lock
+from lambdas.failover.budget import INVOCATION_LOCK_TTL_SECONDS
 from lambdas.failover.clients import Clients
 from lambdas.failover.context import RunbookContext
-from lambdas.failover.exceptions import ContextError, EventError, StepFailed, StepRetryable
+from lambdas.failover.exceptions import ContextError, EventError, LockHeld, StepFailed, StepRetryable
 from lambdas.failover.graph import RUNBOOKS
-from lambdas.failover.steps import log_event, step_handler
+from lambdas.failover.state_machine import RELEASE_LOCK, TAKE_LOCK
+from lambdas.failover.steps import StepResult, log_event, step_handler
 
 CONTEXT_ENV = "RUNBOOK_CONTEXT"
 
@@ -38,8 +49,15 @@ _cache_lock = threading.Lock()
 _cached: tuple[str, RunbookContext, Clients] | None = None
 
 
+LOCK_STEPS = (TAKE_LOCK, RELEASE_LOCK)
+
+
 def parse_event(event: Any) -> tuple[str, str, dict[str, Any]]:
-    """Validate the event and return (runbook, step, params); EventError says what is wrong."""
+    """Validate the event and return (runbook, step, params); EventError says what is wrong.
+
+    ``step`` may also be ``take_lock`` / ``release_lock``, which need a ``lockRunId``; a
+    ``lockRunId`` given is returned in ``params["lockRunId"]``.
+    """
     if not isinstance(event, Mapping):
         raise EventError(f"event must be a JSON object; got {type(event).__name__}")
     runbook = event.get("runbook")
@@ -47,14 +65,25 @@ def parse_event(event: Any) -> tuple[str, str, dict[str, Any]]:
         raise EventError(f"'runbook' must be one of {sorted(RUNBOOKS)}; got {runbook!r}")
     step = event.get("step")
     names = RUNBOOKS[runbook].names()
-    if not isinstance(step, str) or step not in names:
-        raise EventError(f"'step' must be a step of the {runbook} runbook ({', '.join(names)}); got {step!r}")
+    if not isinstance(step, str) or step not in (*names, *LOCK_STEPS):
+        raise EventError(
+            f"'step' must be a step of the {runbook} runbook ({', '.join(names)}) or one of "
+            f"{', '.join(LOCK_STEPS)}; got {step!r}"
+        )
     params = event.get("params", {})
     if params is None:
         params = {}
     if not isinstance(params, Mapping):
         raise EventError(f"'params' must be a JSON object; got {type(params).__name__}")
-    return runbook, step, dict(params)
+    run_id = event.get("lockRunId")
+    if run_id is not None and (not isinstance(run_id, str) or not run_id):
+        raise EventError(f"'lockRunId' must be a non-empty string; got {run_id!r}")
+    if step in LOCK_STEPS and run_id is None:
+        raise EventError(f"'{step}' needs 'lockRunId' (the execution id the lock is held by)")
+    out = dict(params)
+    if run_id is not None:
+        out["lockRunId"] = run_id
+    return runbook, step, out
 
 
 def _context_and_clients() -> tuple[RunbookContext, Clients]:
@@ -94,7 +123,7 @@ def handler(event: Any, context: Any) -> dict[str, Any]:
     params = {**params, "runbook": runbook, "wait": False}
     t0 = time.monotonic()
     try:
-        result = step_handler(step)(ctx, clients, params)
+        result = dispatch(step, ctx, clients, params, request_id)
     except StepFailed as exc:
         # The step logged the failure with its context; Step Functions gets it by error name.
         if exc.retryable:
@@ -103,6 +132,7 @@ def handler(event: Any, context: Any) -> dict[str, Any]:
     log_event(
         logging.INFO,
         "step finished",
+        run_id=params.get("lockRunId"),
         runbook=runbook,
         step=step,
         status=result.status,
@@ -111,3 +141,114 @@ def handler(event: Any, context: Any) -> dict[str, Any]:
         request_id=request_id,
     )
     return result.to_dict()
+
+
+def dispatch(
+    step: str, ctx: RunbookContext, clients: Clients, params: dict[str, Any], request_id: str | None = None
+) -> StepResult:
+    """Run one parsed event's step under the lock rules of the module docstring."""
+    if step in LOCK_STEPS:
+        return _lock_step(step, ctx, clients, params)
+    if params.get("lockRunId"):
+        _refresh(ctx, clients, str(params["lockRunId"]))
+        return step_handler(step)(ctx, clients, params)
+    return _one_step_run(step, ctx, clients, params, request_id)
+
+
+def _owner(params: dict[str, Any]) -> str:
+    return f"step-functions ({params.get('reason') or 'no reason given'})"
+
+
+def _aws_failure(step: str, exc: ClientError | BotoCoreError) -> StepFailed:
+    # The lock table unreachable: retried by the state machine (StepRetryable); a run never goes
+    # on without its lock.
+    code = (
+        str(exc.response.get("Error", {}).get("Code")) if isinstance(exc, ClientError) else type(exc).__name__
+    )
+    return StepFailed(step, f"runbook lock: {exc}", retryable=True, code=code)
+
+
+def _lock_step(step: str, ctx: RunbookContext, clients: Clients, params: dict[str, Any]) -> StepResult:
+    run_id = str(params["lockRunId"])
+    try:
+        if step == TAKE_LOCK:
+            got = lock.acquire(
+                clients, ctx, run_id=run_id, owner=_owner(params), runbook=str(params["runbook"])
+            )
+            level = logging.WARNING if got.taken_over or got.broken else logging.INFO
+            log_event(level, "runbook lock taken", run_id=run_id, detail=got.describe())
+            return StepResult("done", got.describe(), got.lease.to_dict())
+        released = lock.release(clients, ctx, run_id=run_id)
+    except StepFailed:
+        raise  # LockHeld: another live run holds it
+    except (ClientError, BotoCoreError) as exc:
+        raise _aws_failure(step, exc) from exc
+    detail = "lock released" if released else "lock was no longer this run's: nothing released"
+    return StepResult("done" if released else "already_done", detail, {"runId": run_id})
+
+
+def _one_step_run(
+    step: str, ctx: RunbookContext, clients: Clients, params: dict[str, Any], request_id: str | None
+) -> StepResult:
+    """A step invoked on its own, outside any execution: a run of one step, under the runbook lock.
+
+    Its one caller in the product is the canary (``lambdas.health_check.probe.complete_pending_fence``),
+    whose Event invocation of ``fence_primary`` with ``onlyIfPending`` finishes a fence a failover
+    could not make while region A was dark. Single flight (docs/safety.md): the fence is a change in
+    region A and writes the run journal (a read-modify-write of an SSM parameter, which has no
+    conditional write), so it must not act while another run is between steps. It takes the lock
+    under ``invoke-<request id>`` with a lease of one invocation (``INVOCATION_LOCK_TTL_SECONDS``)
+    and gives it back when done. When another live run holds the lock, a pending fence is deferred,
+    not failed: the answer is ``skipped`` (Lambda does not retry it) and the canary asks again on its
+    next minute, while region A answers and the latch is active, so the fence completes as soon as
+    the holder ends, or its lease expires if it died: never later than ``LOCK_TTL_SECONDS`` after
+    the holder's last refresh. A failback that takes the lock first clears the pending mark before
+    anything else, so a deferred fence never lands inside a failback. Any other step invoked on its
+    own stops with ``LockHeld``.
+    """
+    run_id = f"invoke-{request_id or uuid.uuid4().hex[:12]}"
+    owner = f"runbook Lambda, one step ({params.get('reason') or 'no reason given'})"
+    try:
+        got = lock.acquire(
+            clients,
+            ctx,
+            run_id=run_id,
+            owner=owner,
+            runbook=str(params["runbook"]),
+            ttl_seconds=INVOCATION_LOCK_TTL_SECONDS,
+        )
+    except LockHeld as exc:
+        if step == "fence_primary" and params.get("onlyIfPending"):
+            log_event(logging.WARNING, "pending fence deferred: the runbook lock is held", holder=exc.holder)
+            return StepResult(
+                "skipped",
+                f"deferred: {exc.reason.split('. Nothing was changed')[0]}; the canary asks again next minute",
+                {"deferred": True, "holder": exc.holder},
+            )
+        raise
+    except (ClientError, BotoCoreError) as exc:
+        raise _aws_failure(TAKE_LOCK, exc) from exc
+    log_event(logging.INFO, "runbook lock taken", run_id=run_id, detail=got.describe())
+    try:
+        result = step_handler(step)(ctx, clients, {**params, "lockRunId": run_id})
+    except Exception:
+        _release_quietly(ctx, clients, run_id)
+        raise
+    _release_quietly(ctx, clients, run_id)
+    return result
+
+
+def _release_quietly(ctx: RunbookContext, clients: Clients, run_id: str) -> None:
+    # A release that fails leaves the lock to expire (one invocation's lease): logged, not raised,
+    # so the step's own answer is what the caller gets.
+    try:
+        lock.release(clients, ctx, run_id=run_id)
+    except (ClientError, BotoCoreError) as exc:
+        log_event(logging.ERROR, "runbook lock release failed", run_id=run_id, error=str(exc))
+
+
+def _refresh(ctx: RunbookContext, clients: Clients, run_id: str) -> None:
+    try:
+        lock.refresh(clients, ctx, run_id=run_id)
+    except (ClientError, BotoCoreError) as exc:
+        raise _aws_failure(TAKE_LOCK, exc) from exc

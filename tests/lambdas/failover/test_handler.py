@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 
 from lambdas.failover import handler as handler_mod
+from lambdas.failover.exceptions import LockHeld, LockLost
 from lambdas.failover.graph import FAILOVER
 from lambdas.failover.steps import StepFailed
 from tests.lambdas.failover.faults import Fault, deny
@@ -170,3 +171,43 @@ def test_bad_context_fails_loudly(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv(handler_mod.CONTEXT_ENV, json.dumps({"appName": "x"}))
     with pytest.raises(StepFailed, match="missing key 'drRegion'"):
         handler_mod.handler({"runbook": "failover", "step": "verify"}, None)
+
+
+# ------------------------------------------------------------------------------ single flight
+
+
+def lock_event(step: str, run_id: str | None, **params: Any) -> dict[str, Any]:
+    event: dict[str, Any] = {"runbook": "failover", "step": step, "params": {**FORCED, **params}}
+    if run_id is not None:
+        event["lockRunId"] = run_id
+    return event
+
+
+def test_a_lock_step_needs_the_execution_id() -> None:
+    answer = handler_mod.handler(lock_event("take_lock", None), None)
+    assert answer["statusCode"] == 400 and "lockRunId" in answer["error"]
+
+
+def test_an_execution_takes_the_lock_and_a_second_stops_naming_the_first(
+    world: World, lambda_env: Callable[..., None]
+) -> None:
+    """single_flight: two executions (the alarm's rule fired twice, or an operator started one): the
+    second's take_lock raises LockHeld naming the first; the first's steps refresh the lock; it
+    releases it, and only its own."""
+    lambda_env(world)
+    first, second = (
+        "arn:aws:states:us-west-2:1:execution:failover:a",
+        "arn:aws:states:us-west-2:1:execution:failover:b",
+    )
+    taken = handler_mod.handler(lock_event("take_lock", first, reason="automated: alarm"), None)
+    assert taken["status"] == "done" and taken["data"]["runId"] == first
+    with pytest.raises(LockHeld) as held:
+        handler_mod.handler(lock_event("take_lock", second), None)
+    assert first in held.value.reason and "automated: alarm" in held.value.reason
+    # A step of the second execution refreshes nothing it does not hold: it stops.
+    with pytest.raises(LockLost):
+        handler_mod.handler(lock_event("confirm_primary_down", second), None)
+    assert handler_mod.handler(lock_event("confirm_primary_down", first), None)["status"] == "skipped"
+    assert handler_mod.handler(lock_event("release_lock", second), None)["status"] == "already_done"
+    assert handler_mod.handler(lock_event("release_lock", first), None)["status"] == "done"
+    assert handler_mod.handler(lock_event("take_lock", second), None)["status"] == "done"
