@@ -277,6 +277,10 @@ class Deployment:
     _async_requests: int = 0
     _run_clients: list[ActorClients] = field(default_factory=list)
     _actors_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+    on_actor: Callable[[str, str], None] | None = None
+    """Called with (event, actor) on ``begin``, ``acted`` (its first mutating call), ``call:<operation>``
+    (every mutating call, after AWS applied it) and ``end``: lets a test hold one run right after a
+    call until another run has acted or ended (tests/safety/test_review_findings.py)."""
     _live: dict[str, str | None] = field(default_factory=dict)
     """Runs alive now (an in-process run, an execution, an invocation) -> the first mutating call
     each made (None: none yet). Two live runs that both acted: single flight is broken."""
@@ -472,10 +476,14 @@ class Deployment:
     def _begin_actor(self, actor: str) -> None:
         with self._actors_lock:
             self._live[actor] = None
+        if self.on_actor is not None:
+            self.on_actor("begin", actor)
 
     def _end_actor(self, actor: str) -> None:
         with self._actors_lock:
             self._live.pop(actor, None)
+        if self.on_actor is not None:
+            self.on_actor("end", actor)
 
     def _acted(self, actor: str, model: Any) -> None:
         """A mutating call by ``actor``: single flight is broken if another live run acted too."""
@@ -488,7 +496,8 @@ class Deployment:
             if actor not in self._live:
                 return
             others = {a: first for a, first in self._live.items() if a != actor}
-            if self._live[actor] is None:
+            first_call = self._live[actor] is None
+            if first_call:
                 self._live[actor] = model.name
         if others:
             self._count("judged single_flight (a mutating call while another run is alive)")
@@ -499,6 +508,10 @@ class Deployment:
                     f"two runs acted at once: {actor} called {model.name} while {other}, alive, had "
                     f"already acted (first {first})",
                 )
+        if self.on_actor is not None:
+            if first_call:
+                self.on_actor("acted", actor)
+            self.on_actor(f"call:{model.name}", actor)
 
     def add_fault(self, fault: Fault) -> None:
         fault.install(self.session)

@@ -60,33 +60,45 @@ def test_b9_1_random_schedules_can_crash_after_every_mutating_call() -> None:
     )
 
 
-def _two_runs_at_once(d: Deployment, first: str, second: str) -> tuple[list[int], list[model.RunState]]:
-    """A failover by ``first``'s executor, and while it waits for the promotion (30 s in), a second
-    failover by ``second``'s (the alarm's rule, a second operator). The second run gets its own thread:
-    started from the virtual clock's timer in the first run's step thread it would wait for the
-    clock that thread holds."""
+def _two_runs_at_once(d: Deployment, first: str, second: str) -> tuple[list[model.RunState], bool]:
+    """A failover by ``first``'s executor with region A dark; right after it asked RDS for the
+    promotion (it then waits for it), a second failover by ``second``'s executor (the alarm's rule, a
+    second operator). The first is held there, between its steps, until the second has made a
+    mutating call or ended, whatever the threads' real-time order: the overlap is certain, not a
+    race. The second gets its own thread, started from the first's call (no clock lock is held there)."""
     d.op_advance(120)
     d.op_outage()
     d.op_advance(120)
-    overlapped: list[int] = []
     threads: list[threading.Thread] = []
     seconds: list[model.RunState] = []
+    state: dict[str, Any] = {"first": None, "second": None, "released": threading.Event()}
 
-    def start_second() -> None:
-        overlapped.append(d.running)
-        t = threading.Thread(
-            target=lambda: seconds.append(d.op_run("failover", executor_name=second)), daemon=True
-        )
-        threads.append(t)
-        t.start()
+    def on_actor(event: str, actor: str) -> None:
+        if event == "begin" and state["first"] is None:
+            state["first"] = actor
+        elif event == "begin" and actor != state["first"] and state["second"] is None:
+            state["second"] = actor
+        elif actor == state["second"] and event in ("acted", "end"):
+            state["second acted"] = state.get("second acted") or event == "acted"
+            state["released"].set()
+        elif actor == state["first"] and event == "call:PromoteReadReplica" and not threads:
+            t = threading.Thread(
+                target=lambda: seconds.append(d.op_run("failover", executor_name=second)), daemon=True
+            )
+            threads.append(t)
+            t.start()
+            assert state["released"].wait(120), "the second run neither acted nor ended (harness deadlock)"
 
-    d.emulator.clock.after(30, start_second)  # fires inside the first run's promotion wait
-    d.op_run("failover", executor_name=first)
+    d.on_actor = on_actor
+    try:
+        d.op_run("failover", executor_name=first)
+    finally:
+        d.on_actor = None
     for t in threads:
         t.join(timeout=240)
-    assert overlapped == [1], f"the second run did not start while the first was acting: {overlapped}"
+    assert threads, "the first run never asked for the promotion"
     assert not any(t.is_alive() for t in threads), "the second run did not end (harness deadlock)"
-    return overlapped, seconds
+    return seconds, bool(state.get("second acted"))
 
 
 PAIRS = [("cli", "cli"), ("sfn", "cli"), ("cli", "sfn")]
@@ -98,28 +110,24 @@ def test_b9_2_two_runs_started_at_once_never_act_at_once(deploy: Deploy, first: 
     executor, either order) is stopped by the runbook lock before its first change. Judged from which
     run made each mutating call AWS received (Deployment._acted), not from the runs' reports."""
     d = deploy("rds-replica")
-    _, seconds = _two_runs_at_once(d, first, second)
+    seconds, second_acted = _two_runs_at_once(d, first, second)
     assert [s.outcome for s in seconds] == ["stopped"], seconds
-    assert "runbook lock" in seconds[0].detail and not seconds[0].mutated, seconds[0]
+    assert "another run holds the runbook lock" in seconds[0].detail, seconds[0]
+    assert not second_acted, "the second run made a mutating call (as AWS recorded it)"
     assert (
         d.exercised.get("judged single_flight (a mutating call while another run is alive)", 0) == 0 or True
     )
     assert not [v for v in d.judge() if v.invariant == "single_flight"], [str(v) for v in d.violations]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="teeth not shown yet: with the lock skipped (Regression.NO_LOCK) two identical failovers are "
-    "idempotent, so the second changes nothing until the first has finished and the judgment (which "
-    "exists: Deployment._acted) has no overlap to see; a second run that mutates while the first is "
-    "between steps is the follow-up",
-)
-def test_b9_2_two_runs_acting_at_once_is_judged(deploy: Deploy) -> None:
+@pytest.mark.parametrize(("first", "second"), PAIRS, ids=[f"{a}-then-{b}" for a, b in PAIRS])
+def test_b9_2_two_runs_acting_at_once_is_judged(deploy: Deploy, first: str, second: str) -> None:
     """B9-2's teeth: with the lock skipped (test-only ``Regression.NO_LOCK``), the second failover acts
     while the first waits for the promotion, and judge() reports single_flight."""
     d = deploy("rds-replica")
     with regressed(Regression.NO_LOCK):
-        _two_runs_at_once(d, "cli", "cli")
+        seconds, second_acted = _two_runs_at_once(d, first, second)
+    assert second_acted, f"the second run changed nothing: {seconds}"
     assert any(v.invariant == "single_flight" for v in d.judge()), (
         "two runbook runs acted at once and judge() reported no single_flight violation: "
         + "; ".join(str(v) for v in d.violations)
