@@ -67,3 +67,13 @@ def test_the_lock_outlasts_a_live_runs_longest_silence(clients: Clients) -> None
     )
     assert sfn_gap + refresh < budget.LOCK_TTL_SECONDS
     assert budget.HEARTBEAT_SECONDS + refresh < budget.LOCK_TTL_SECONDS
+
+
+def test_a_one_step_run_s_lease_outlasts_its_invocation_and_no_more_than_a_run_s(clients: Clients) -> None:
+    """single_flight: the canary's pending fence holds the lock for one invocation. Its lease must
+    outlast what Lambda lets the invocation run (its timeout) plus a region-A call still in flight
+    then, so it never expires under a live fence; and it is shorter than a run's, so an invocation
+    that died holding it blocks the next run less long than a dead run does."""
+    primary = _settings(clients, "primary")
+    assert budget.LAMBDA_TIMEOUT_SECONDS + _worst_call(primary) <= budget.INVOCATION_LOCK_TTL_SECONDS
+    assert budget.INVOCATION_LOCK_TTL_SECONDS < budget.LOCK_TTL_SECONDS

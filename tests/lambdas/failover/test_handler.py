@@ -14,7 +14,7 @@ from lambdas.failover.graph import FAILOVER
 from lambdas.failover.steps import StepFailed
 from tests.lambdas.failover.faults import Fault, deny
 from tests.lambdas.failover.harness import FORCED, HealthServer, assert_failed_over, clients_for, run_book
-from tests.lambdas.failover.world import REGION_B, World
+from tests.lambdas.failover.world import REGION_A, REGION_B, World
 
 
 @pytest.fixture
@@ -211,3 +211,73 @@ def test_an_execution_takes_the_lock_and_a_second_stops_naming_the_first(
     assert handler_mod.handler(lock_event("release_lock", second), None)["status"] == "already_done"
     assert handler_mod.handler(lock_event("release_lock", first), None)["status"] == "done"
     assert handler_mod.handler(lock_event("take_lock", second), None)["status"] == "done"
+
+
+def _pending_fence(world: World) -> None:
+    """The journal as a failover that could not reach region A leaves it: a fence pending."""
+    world.client("ssm", REGION_B).put_parameter(
+        Name=world.context["latchParameterName"] + "-journal",
+        Value=json.dumps({"fencePending": "2026-11-30T12:00:00+00:00"}),
+        Type="String",
+        Overwrite=True,
+    )
+
+
+def _lock_item(world: World) -> dict[str, Any] | None:
+    got = world.client("dynamodb", REGION_B).get_item(
+        TableName=world.context["lockTableName"], Key={"pk": {"S": "runbook"}}, ConsistentRead=True
+    )
+    return got.get("Item")
+
+
+def test_the_canary_s_pending_fence_waits_for_the_run_holding_the_lock_then_fences(
+    world: World, lambda_env: Callable[..., None]
+) -> None:
+    """single_flight: the canary's Event invocation of fence_primary (onlyIfPending) is a run of one
+    step under the lock. While an execution holds the lock it changes nothing and answers skipped
+    (deferred: not an error, so Lambda does not retry it; the canary asks again next minute). Once
+    the holder has released it, the same event fences region A, clears the pending mark and gives
+    the lock back."""
+    from lambdas.health_check.probe import FENCE_EVENT
+
+    lambda_env(world)
+    _pending_fence(world)
+    holder = "arn:aws:states:us-west-2:1:execution:failover:a"
+    assert handler_mod.handler(lock_event("take_lock", holder), None)["status"] == "done"
+    before = world.asg(REGION_A)
+    assert before[1] > 0
+
+    deferred = handler_mod.handler(FENCE_EVENT, None)
+
+    assert deferred["status"] == "skipped" and deferred["data"]["deferred"] is True, deferred
+    assert holder in deferred["detail"]
+    assert world.asg(REGION_A) == before, "the deferred fence changed region A"
+    assert _lock_item(world)["runId"]["S"] == holder  # type: ignore[index]
+
+    assert handler_mod.handler(lock_event("release_lock", holder), None)["status"] == "done"
+    done = handler_mod.handler(FENCE_EVENT, None)
+
+    assert done["status"] == "done", done
+    assert world.asg(REGION_A)[1] == 0, "region A was not fenced once the lock was free"
+    assert "fencePending" not in json.loads(
+        world.client("ssm", REGION_B).get_parameter(Name=world.context["latchParameterName"] + "-journal")[
+            "Parameter"
+        ]["Value"]
+    )
+    assert _lock_item(world) is None, "the one-step run did not give the lock back"
+
+
+def test_a_step_invoked_on_its_own_while_a_run_holds_the_lock_stops(
+    world: World, lambda_env: Callable[..., None]
+) -> None:
+    """single_flight: any other step invoked without an execution id is a one-step run too; while an
+    execution holds the lock it raises LockHeld (Step Functions' Catch, or the caller, sees it) and
+    changes nothing."""
+    lambda_env(world)
+    holder = "arn:aws:states:us-west-2:1:execution:failover:a"
+    handler_mod.handler(lock_event("take_lock", holder), None)
+    before = world.snapshot()
+    with pytest.raises(LockHeld) as held:
+        invoke("failover", "fence_primary", reason="by hand")
+    assert holder in held.value.reason
+    assert world.snapshot() == before
