@@ -194,17 +194,22 @@ def _one_step_run(
 
     Its one caller in the product is the canary (``lambdas.health_check.probe.complete_pending_fence``),
     whose Event invocation of ``fence_primary`` with ``onlyIfPending`` finishes a fence a failover
-    could not make while region A was dark. Single flight (docs/safety.md): the fence is a change in
-    region A and writes the run journal (a read-modify-write of an SSM parameter, which has no
-    conditional write), so it must not act while another run is between steps. It takes the lock
-    under ``invoke-<request id>`` with a lease of one invocation (``INVOCATION_LOCK_TTL_SECONDS``)
-    and gives it back when done. When another live run holds the lock, a pending fence is deferred,
-    not failed: the answer is ``skipped`` (Lambda does not retry it) and the canary asks again on its
-    next minute, while region A answers and the latch is active, so the fence completes as soon as
-    the holder ends, or its lease expires if it died: never later than ``LOCK_TTL_SECONDS`` after
-    the holder's last refresh. A failback that takes the lock first clears the pending mark before
-    anything else, so a deferred fence never lands inside a failback. Any other step invoked on its
-    own stops with ``LockHeld``.
+    could not make while region A was dark. Single flight (docs/safety.md) decides how it meets the
+    lock:
+
+    * lock free: it takes the lock under ``invoke-<request id>`` with a lease of one invocation
+      (``INVOCATION_LOCK_TTL_SECONDS``), fences, gives it back;
+    * held by a live **failover** run: it joins that run (``lock.join_fence``: a conditional write
+      marks the fence and its window in the holder's item) and fences at once. A failover never
+      un-fences region A, so the fence is a step of the holder's own plan, not a second run; it must
+      not wait, since region A takes writes (lost at the promotion) until it is fenced. The mark keeps
+      the item, even once the holder releases it, until the fence leaves or its window ends, so no
+      next run (a failback) starts while the fence may still act;
+    * held by a failback (which clears the pending mark first), or by a failover whose lease would
+      expire inside the window: deferred, answered ``skipped`` (not an error: Lambda does not retry
+      it); the canary asks again next minute while region A answers under an active latch.
+
+    Any other step invoked on its own stops with ``LockHeld`` while another run holds the lock.
     """
     run_id = f"invoke-{request_id or uuid.uuid4().hex[:12]}"
     owner = f"runbook Lambda, one step ({params.get('reason') or 'no reason given'})"
@@ -214,17 +219,13 @@ def _one_step_run(
             ctx,
             run_id=run_id,
             owner=owner,
-            runbook=str(params["runbook"]),
+            # "<runbook>/<step>": a one-step run is never a failover run a pending fence may join.
+            runbook=f"{params['runbook']}/{step}",
             ttl_seconds=INVOCATION_LOCK_TTL_SECONDS,
         )
-    except LockHeld as exc:
+    except LockHeld:
         if step == "fence_primary" and params.get("onlyIfPending"):
-            log_event(logging.WARNING, "pending fence deferred: the runbook lock is held", holder=exc.holder)
-            return StepResult(
-                "skipped",
-                f"deferred: {exc.reason.split('. Nothing was changed')[0]}; the canary asks again next minute",
-                {"deferred": True, "holder": exc.holder},
-            )
+            return _join_for_fence(ctx, clients, params, run_id)
         raise
     except (ClientError, BotoCoreError) as exc:
         raise _aws_failure(TAKE_LOCK, exc) from exc
@@ -236,6 +237,37 @@ def _one_step_run(
         raise
     _release_quietly(ctx, clients, run_id)
     return result
+
+
+def _join_for_fence(ctx: RunbookContext, clients: Clients, params: dict[str, Any], run_id: str) -> StepResult:
+    """The pending fence while another run holds the lock: inside a live failover run, or deferred."""
+    try:
+        joined = lock.join_fence(clients, ctx, fencer_id=run_id, window_seconds=INVOCATION_LOCK_TTL_SECONDS)
+    except LockHeld as exc:
+        log_event(logging.WARNING, "pending fence deferred: the runbook lock is held", holder=exc.holder)
+        return StepResult(
+            "skipped",
+            f"deferred: {exc.reason}; the canary asks again next minute",
+            {"deferred": True, "holder": exc.holder},
+        )
+    except (ClientError, BotoCoreError) as exc:
+        raise _aws_failure(TAKE_LOCK, exc) from exc
+    log_event(logging.WARNING, "pending fence joins the failover run holding the lock", run_id=joined.run_id)
+    try:
+        result = step_handler("fence_primary")(ctx, clients, {**params, "lockRunId": joined.run_id})
+    except Exception:
+        _leave_quietly(ctx, clients, run_id)
+        raise
+    _leave_quietly(ctx, clients, run_id)
+    return StepResult(result.status, f"{result.detail} (inside failover run {joined.run_id})", result.data)
+
+
+def _leave_quietly(ctx: RunbookContext, clients: Clients, fencer_id: str) -> None:
+    # A mark left behind ends with its window (INVOCATION_LOCK_TTL_SECONDS): logged, not raised.
+    try:
+        lock.leave_fence(clients, ctx, fencer_id=fencer_id)
+    except (ClientError, BotoCoreError) as exc:
+        log_event(logging.ERROR, "runbook lock: fence mark not cleared", fencer=fencer_id, error=str(exc))
 
 
 def _release_quietly(ctx: RunbookContext, clients: Clients, run_id: str) -> None:

@@ -273,18 +273,126 @@ def refresh(
 
 
 def release(clients: Clients, ctx: RunbookContext, *, run_id: str) -> bool:
-    """Give the lock back if this run holds it; False when it did not (expired and taken, or broken)."""
+    """Give the lock back if this run holds it; False when it did not (expired and taken, or broken).
+
+    A pending fence that joined this run (:func:`join_fence`) and may still be acting keeps the
+    item: the release then only ends this run's hold (``runId`` becomes ``released:<run>``) and the
+    item expires when the fence's window ends (or when the fence leaves), so no next run, a failback
+    above all, starts while the fence may still act.
+    """
     if regressions.on(Regression.NO_LOCK):
         return True
+    now = str(_epoch(clients.clock.now()))
+    table = clients.dynamodb("dr")
     try:
-        clients.dynamodb("dr").delete_item(
+        table.delete_item(
             TableName=ctx.lock_table_name,
             Key=_key(),
-            ConditionExpression="runId = :run",
-            ExpressionAttributeValues={":run": {"S": run_id}},
+            ConditionExpression="runId = :run AND (attribute_not_exists(fencerUntil) OR fencerUntil < :now)",
+            ExpressionAttributeValues={":run": {"S": run_id}, ":now": {"N": now}},
+        )
+        return True
+    except ClientError as exc:
+        if _code(exc) != "ConditionalCheckFailedException":
+            raise
+    try:  # still ours, with a joined fence inside its window: the item lives until the window ends
+        table.update_item(
+            TableName=ctx.lock_table_name,
+            Key=_key(),
+            UpdateExpression="SET runId = :gone, expiresAt = fencerUntil",
+            ConditionExpression="runId = :run AND fencerUntil >= :now",
+            ExpressionAttributeValues={
+                ":run": {"S": run_id},
+                ":gone": {"S": RELEASED + run_id},
+                ":now": {"N": now},
+            },
         )
     except ClientError as exc:
         if _code(exc) != "ConditionalCheckFailedException":
             raise
         return False
     return True
+
+
+RELEASED = "released:"
+"""``runId`` prefix of an item its run released while a joined fence may still act."""
+JOINABLE = "failover"
+"""The only runbook a pending fence may join: a failover never un-fences region A, so fencing it at
+any point of a failover is a step of that run's own plan. A failback gives region A its writes back:
+a fence never joins it (and a failback clears the pending mark first)."""
+
+
+def join_fence(clients: Clients, ctx: RunbookContext, *, fencer_id: str, window_seconds: int) -> Lease:
+    """Join the live failover run holding the lock, to finish a pending fence of region A inside it.
+
+    One conditional write records ``fencer`` and ``fencerUntil`` (now + ``window_seconds``) in the
+    holder's item, only when the holder is a failover run that has not released it and whose lease
+    outlasts the window (``expiresAt >= fencerUntil``; refreshes only extend it). So the item cannot
+    expire, nor be released for another run, while the fence may act. Raises ``LockHeld`` otherwise
+    (free, a failback, released, or expiring too soon): the caller takes the lock itself, or defers.
+    """
+    now = _epoch(clients.clock.now())
+    until = now + int(window_seconds)
+    try:
+        got = clients.dynamodb("dr").update_item(
+            TableName=ctx.lock_table_name,
+            Key=_key(),
+            UpdateExpression="SET fencer = :f, fencerUntil = :u",
+            ConditionExpression=(
+                f"attribute_exists({KEY_ATTRIBUTE}) AND runbook = :joinable AND expiresAt >= :u "
+                "AND NOT begins_with(runId, :released)"
+            ),
+            ExpressionAttributeValues={
+                ":f": {"S": fencer_id},
+                ":u": {"N": str(until)},
+                ":joinable": {"S": JOINABLE},
+                ":released": {"S": RELEASED},
+            },
+            ReturnValues="ALL_NEW",
+        )
+    except ClientError as exc:
+        if _code(exc) != "ConditionalCheckFailedException":
+            raise
+        holder = read(clients, ctx)
+        now_dt = clients.clock.now()
+        raise LockHeld(
+            TAKE,
+            "a pending fence joins only a live failover run whose lock outlasts it; "
+            + (f"the lock is held by {holder.describe(now_dt)}" if holder else "the lock is free"),
+            holder.to_dict() if holder else None,
+        ) from exc
+    return Lease.from_item(got["Attributes"])
+
+
+def fencer_of(item: dict[str, Any]) -> tuple[str, str] | None:
+    """(fencer id, the run it joined) from a raw lock item, or None (the checker reads it)."""
+    fencer = item.get("fencer", {}).get("S")
+    run = str(item.get("runId", {}).get("S", ""))
+    return (str(fencer), run.removeprefix(RELEASED)) if fencer else None
+
+
+def leave_fence(clients: Clients, ctx: RunbookContext, *, fencer_id: str) -> None:
+    """The joined fence is over: free the item its holder already released, or clear the mark."""
+    table = clients.dynamodb("dr")
+    try:
+        table.delete_item(
+            TableName=ctx.lock_table_name,
+            Key=_key(),
+            ConditionExpression="fencer = :f AND begins_with(runId, :released)",
+            ExpressionAttributeValues={":f": {"S": fencer_id}, ":released": {"S": RELEASED}},
+        )
+        return
+    except ClientError as exc:
+        if _code(exc) != "ConditionalCheckFailedException":
+            raise
+    try:
+        table.update_item(
+            TableName=ctx.lock_table_name,
+            Key=_key(),
+            UpdateExpression="REMOVE fencer, fencerUntil",
+            ConditionExpression="fencer = :f",
+            ExpressionAttributeValues={":f": {"S": fencer_id}},
+        )
+    except ClientError as exc:
+        if _code(exc) != "ConditionalCheckFailedException":
+            raise

@@ -40,6 +40,7 @@ from automation.emulator.health import FailoverRecord, FailoverRole, HealthCheck
 from automation.emulator.health import InsufficientDataHealthStatus as Insufficient
 from automation.emulator.traffic import Routing
 from lambdas.failover import executor
+from lambdas.failover import lock as runbook_lock
 from lambdas.failover.budget import LOCK_TTL_SECONDS
 from lambdas.failover.clients import Clients, Side
 from lambdas.failover.context import RunbookContext
@@ -440,14 +441,19 @@ class Deployment:
         runbook, step, params = parse_event(event)
         self._count(f"async {step}")
         self._async_requests += 1
-        actor = f"invoke-async-{self._async_requests}"
+        request_id = f"async-{self._async_requests}"
+        actor = f"invoke-{request_id}"  # the run id the handler gives a one-step run
         self._begin_actor(actor)
         self._async_clients.actor = actor
         try:
             with contextlib.suppress(StepFailed, ClientError, BotoCoreError):
                 # The handler's dispatch: a step invoked on its own is a run of one step under the lock.
                 result = dispatch(
-                    step, self.ctx, self._async_clients, {**params, "runbook": runbook, "wait": False}, actor
+                    step,
+                    self.ctx,
+                    self._async_clients,
+                    {**params, "runbook": runbook, "wait": False},
+                    request_id,
                 )
                 if result.data.get("deferred"):
                     self._count("async fence deferred (lock held)")
@@ -492,26 +498,42 @@ class Deployment:
             or model.service_model.service_name == "dynamodb"
         ):
             return  # reads, and the runbook lock's own calls (DynamoDB is the runbook's lock only)
+        # A pending fence that joined a failover run acts inside that run: the lock item (AWS state)
+        # names the run it joined (lambdas/failover/lock.py, join_fence).
+        joined = self._joined_run(actor) if actor.startswith("invoke-") else None
         with self._actors_lock:
             if actor not in self._live:
                 return
-            others = {a: first for a, first in self._live.items() if a != actor}
-            first_call = self._live[actor] is None
+            who = joined if joined in self._live else actor
+            if who != actor:
+                self._count("single_flight: a pending fence acted inside the failover run it joined")
+            others = {a: first for a, first in self._live.items() if a not in (actor, who)}
+            first_call = self._live[who] is None
             if first_call:
-                self._live[actor] = model.name
+                self._live[who] = model.name
         if others:
             self._count("judged single_flight (a mutating call while another run is alive)")
         for other, first in others.items():
             if first is not None:
                 self._violate(
                     "single_flight",
-                    f"two runs acted at once: {actor} called {model.name} while {other}, alive, had "
+                    f"two runs acted at once: {who} called {model.name} while {other}, alive, had "
                     f"already acted (first {first})",
                 )
         if self.on_actor is not None:
             if first_call:
                 self.on_actor("acted", actor)
             self.on_actor(f"call:{model.name}", actor)
+
+    def _joined_run(self, fencer: str) -> str | None:
+        """The run a pending fence joined, as the lock item in region B says (None: not joined)."""
+        item = (
+            self.world.client("dynamodb", REGION_B)
+            .get_item(TableName=self.ctx.lock_table_name, Key={"pk": {"S": "runbook"}}, ConsistentRead=True)
+            .get("Item")
+        )
+        found = runbook_lock.fencer_of(item) if item else None
+        return found[1] if found and found[0] == fencer else None
 
     def add_fault(self, fault: Fault) -> None:
         fault.install(self.session)

@@ -181,13 +181,14 @@ def run_state_machine(
             runs.last_execution = started["executionArn"]
             # The execution is alive until it ends: its invocations' calls are its own (single flight
             # is judged from them, Deployment._acted).
-            clients.actor = name
-            deployment._begin_actor(name)
+            actor = started["executionArn"]  # the run id its lock is held under ($$.Execution.Id)
+            clients.actor = actor
+            deployment._begin_actor(actor)
             try:
                 turns.start()
                 finished = turns.finished.wait(real_time_limit)
             finally:
-                deployment._end_actor(name)
+                deployment._end_actor(actor)
                 clients.actor = None
             if not finished:
                 turns.abandon()

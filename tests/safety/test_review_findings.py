@@ -134,6 +134,34 @@ def test_b9_2_two_runs_acting_at_once_is_judged(deploy: Deploy, first: str, seco
     )
 
 
+def test_a_pending_fence_joins_the_failover_holding_the_lock(deploy: Deploy) -> None:
+    """single_flight and one_writer: region A comes back while the failover that could not fence it
+    holds the lock (30 s into its promotion wait). The canary's fence joins that run (the lock item
+    names it) and fences region A at once, instead of letting it take writes until the run ends;
+    judged from which run made each call, no two runs acted at once, and one writer holds."""
+    d = deploy("rds-replica")
+    d.op_advance(120)
+    d.op_outage()
+    d.op_advance(120)
+    d.emulator.clock.after(30, d.op_recover)  # inside the failover's promotion wait
+    state = d.op_run("failover")
+    assert state.outcome == "done", state
+    joined = d.exercised.get("single_flight: a pending fence acted inside the failover run it joined", 0)
+    assert joined >= 1, d.exercised
+    d.op_advance(180)
+    journal = d.world.client("ssm", REGION_B).get_parameter(Name=d.ctx.latch_parameter_name + "-journal")
+    assert "fencePending" not in journal["Parameter"]["Value"], journal["Parameter"]["Value"]
+    assert not d.emulator.web_serving(REGION_A) and not d.emulator.functions_serving(REGION_A)
+    lock_item = d.world.client("dynamodb", REGION_B).get_item(
+        TableName=d.ctx.lock_table_name, Key={"pk": {"S": "runbook"}}
+    )
+    assert "Item" not in lock_item, f"the lock was left behind: {lock_item}"
+    broken = {v.invariant for v in d.judge(after_run=True)}
+    # (no_loss is not judged here: a write region A takes between its return and the canary's next
+    # minute is lost at the promotion whether or not a run holds the lock; reported with issue 10.)
+    assert not broken & {"single_flight", "one_writer"}, [str(v) for v in d.violations]
+
+
 @pytest.mark.xfail(
     strict=True,
     reason="F8: the checker's clients write only the database; the DynamoDB table and S3 receipts are emulated but not written or judged yet",

@@ -230,41 +230,84 @@ def _lock_item(world: World) -> dict[str, Any] | None:
     return got.get("Item")
 
 
-def test_the_canary_s_pending_fence_waits_for_the_run_holding_the_lock_then_fences(
+def _journal_value(world: World) -> dict[str, Any]:
+    name = world.context["latchParameterName"] + "-journal"
+    return json.loads(world.client("ssm", REGION_B).get_parameter(Name=name)["Parameter"]["Value"])
+
+
+def test_the_canary_s_pending_fence_joins_a_failover_holding_the_lock_and_fences_at_once(
     world: World, lambda_env: Callable[..., None]
 ) -> None:
-    """single_flight: the canary's Event invocation of fence_primary (onlyIfPending) is a run of one
-    step under the lock. While an execution holds the lock it changes nothing and answers skipped
-    (deferred: not an error, so Lambda does not retry it; the canary asks again next minute). Once
-    the holder has released it, the same event fences region A, clears the pending mark and gives
-    the lock back."""
+    """single_flight / one_writer: the canary's Event invocation of fence_primary (onlyIfPending)
+    while a failover execution holds the lock joins that run (a failover never un-fences region A)
+    and fences at once; the lock stays the execution's, the fence's mark is gone when it is done."""
     from lambdas.health_check.probe import FENCE_EVENT
 
     lambda_env(world)
     _pending_fence(world)
     holder = "arn:aws:states:us-west-2:1:execution:failover:a"
     assert handler_mod.handler(lock_event("take_lock", holder), None)["status"] == "done"
+    assert world.asg(REGION_A)[1] > 0
+
+    done = handler_mod.handler(FENCE_EVENT, None)
+
+    assert done["status"] == "done" and holder in done["detail"], done
+    assert world.asg(REGION_A)[1] == 0, "region A was not fenced"
+    assert "fencePending" not in _journal_value(world)
+    item = _lock_item(world)
+    assert item is not None and item["runId"]["S"] == holder and "fencer" not in item, item
+    assert handler_mod.handler(lock_event("release_lock", holder), None)["status"] == "done"
+    assert _lock_item(world) is None
+
+
+def test_the_canary_s_pending_fence_is_deferred_while_a_failback_holds_the_lock(
+    world: World, lambda_env: Callable[..., None]
+) -> None:
+    """single_flight: a failback gives region A its writes back, so a pending fence never joins it:
+    it changes nothing and answers skipped (not an error: Lambda does not retry it; the canary asks
+    again next minute). With the lock free, the same event takes it, fences, and gives it back."""
+    from lambdas.health_check.probe import FENCE_EVENT
+
+    lambda_env(world)
+    _pending_fence(world)
+    holder = "arn:aws:states:us-west-2:1:execution:failback:a"
+    event = {**lock_event("take_lock", holder), "runbook": "failback"}
+    assert handler_mod.handler(event, None)["status"] == "done"
     before = world.asg(REGION_A)
-    assert before[1] > 0
 
     deferred = handler_mod.handler(FENCE_EVENT, None)
 
     assert deferred["status"] == "skipped" and deferred["data"]["deferred"] is True, deferred
     assert holder in deferred["detail"]
     assert world.asg(REGION_A) == before, "the deferred fence changed region A"
-    assert _lock_item(world)["runId"]["S"] == holder  # type: ignore[index]
+    assert handler_mod.handler({**event, "step": "release_lock"}, None)["status"] == "done"
 
-    assert handler_mod.handler(lock_event("release_lock", holder), None)["status"] == "done"
     done = handler_mod.handler(FENCE_EVENT, None)
 
     assert done["status"] == "done", done
-    assert world.asg(REGION_A)[1] == 0, "region A was not fenced once the lock was free"
-    assert "fencePending" not in json.loads(
-        world.client("ssm", REGION_B).get_parameter(Name=world.context["latchParameterName"] + "-journal")[
-            "Parameter"
-        ]["Value"]
-    )
+    assert world.asg(REGION_A)[1] == 0 and "fencePending" not in _journal_value(world)
     assert _lock_item(world) is None, "the one-step run did not give the lock back"
+
+
+def test_a_run_released_under_a_joined_fence_blocks_the_next_run_until_the_fence_leaves(world: World) -> None:
+    """single_flight: the failover run a fence joined may end first; its release keeps the item (until
+    the fence's window ends) so a failback cannot start while the fence may still act. When the fence
+    leaves, the lock is free."""
+    from lambdas.failover import lock
+    from lambdas.failover.context import RunbookContext
+
+    ctx = RunbookContext.from_dict(world.context)
+    clients = clients_for(world)
+    lock.acquire(clients, ctx, run_id="exec-a", owner="sfn", runbook="failover")
+    lock.join_fence(clients, ctx, fencer_id="invoke-1", window_seconds=960)
+    assert lock.release(clients, ctx, run_id="exec-a") is True
+    with pytest.raises(LockHeld):
+        lock.acquire(clients, ctx, run_id="failback-b", owner="op", runbook="failback")
+    with pytest.raises(LockHeld):  # nor may another fence join a released run
+        lock.join_fence(clients, ctx, fencer_id="invoke-2", window_seconds=960)
+    lock.leave_fence(clients, ctx, fencer_id="invoke-1")
+    assert lock.read(clients, ctx) is None
+    assert lock.acquire(clients, ctx, run_id="failback-b", owner="op", runbook="failback").lease.run_id
 
 
 def test_a_step_invoked_on_its_own_while_a_run_holds_the_lock_stops(
