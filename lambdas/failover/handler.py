@@ -205,8 +205,7 @@ def _one_step_run(
       not wait, since region A takes writes (lost at the promotion) until it is fenced. The mark keeps
       the item, even once the holder releases it, until the fence leaves or its window ends, so no
       next run (a failback) starts while the fence may still act;
-    * held by a failback (which clears the pending mark first), or by a failover whose lease would
-      expire inside the window: deferred, answered ``skipped`` (not an error: Lambda does not retry
+    * held by a failback (which clears the pending mark first): deferred, answered ``skipped`` (not an error: Lambda does not retry
       it); the canary asks again next minute while region A answers under an active latch.
 
     Any other step invoked on its own stops with ``LockHeld`` while another run holds the lock.

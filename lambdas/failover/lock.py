@@ -326,41 +326,58 @@ def join_fence(clients: Clients, ctx: RunbookContext, *, fencer_id: str, window_
     """Join the live failover run holding the lock, to finish a pending fence of region A inside it.
 
     One conditional write records ``fencer`` and ``fencerUntil`` (now + ``window_seconds``) in the
-    holder's item, only when the holder is a failover run that has not released it and whose lease
-    outlasts the window (``expiresAt >= fencerUntil``; refreshes only extend it). So the item cannot
-    expire, nor be released for another run, while the fence may act. Raises ``LockHeld`` otherwise
-    (free, a failback, released, or expiring too soon): the caller takes the lock itself, or defers.
+    holder's item, only when the holder is a live failover run that has not released it; a lease that
+    would end inside the window (a dead run's, near its expiry) is extended to the window's end
+    (``expiresAt >= fencerUntil`` always; refreshes only extend it). So the item cannot expire, nor
+    be released for another run, while the fence may act. Raises ``LockHeld`` otherwise (free, a
+    failback, released, expired): the caller takes the lock itself, or defers.
     """
     now = _epoch(clients.clock.now())
     until = now + int(window_seconds)
-    try:
-        got = clients.dynamodb("dr").update_item(
-            TableName=ctx.lock_table_name,
-            Key=_key(),
-            UpdateExpression="SET fencer = :f, fencerUntil = :u",
-            ConditionExpression=(
-                f"attribute_exists({KEY_ATTRIBUTE}) AND runbook = :joinable AND expiresAt >= :u "
-                "AND NOT begins_with(runId, :released)"
-            ),
-            ExpressionAttributeValues={
-                ":f": {"S": fencer_id},
-                ":u": {"N": str(until)},
-                ":joinable": {"S": JOINABLE},
-                ":released": {"S": RELEASED},
-            },
-            ReturnValues="ALL_NEW",
-        )
-    except ClientError as exc:
-        if _code(exc) != "ConditionalCheckFailedException":
-            raise
+    base = f"attribute_exists({KEY_ATTRIBUTE}) AND runbook = :joinable AND NOT begins_with(runId, :released)"
+    values = {
+        ":f": {"S": fencer_id},
+        ":u": {"N": str(until)},
+        ":joinable": {"S": JOINABLE},
+        ":released": {"S": RELEASED},
+    }
+    attempts = (
+        # the holder's lease already outlasts the window
+        ("SET fencer = :f, fencerUntil = :u", f"{base} AND expiresAt >= :u", values),
+        # a live lease that would end inside it (a dead run's, near its expiry) is extended to its end
+        (
+            "SET fencer = :f, fencerUntil = :u, expiresAt = :u",
+            f"{base} AND expiresAt >= :now AND expiresAt < :u",
+            {**values, ":now": {"N": str(now)}},
+        ),
+    )
+    got: dict[str, Any] | None = None
+    for update, condition, attrs in attempts:
+        try:
+            got = clients.dynamodb("dr").update_item(
+                TableName=ctx.lock_table_name,
+                Key=_key(),
+                UpdateExpression=update,
+                ConditionExpression=condition,
+                ExpressionAttributeValues=attrs,
+                ReturnValues="ALL_NEW",
+            )
+            break
+        except ClientError as exc:
+            if _code(exc) != "ConditionalCheckFailedException":
+                raise
+    if got is None:
         holder = read(clients, ctx)
-        now_dt = clients.clock.now()
         raise LockHeld(
             TAKE,
-            "a pending fence joins only a live failover run whose lock outlasts it; "
-            + (f"the lock is held by {holder.describe(now_dt)}" if holder else "the lock is free"),
+            "a pending fence joins only a live failover run; "
+            + (
+                f"the lock is held by {holder.describe(clients.clock.now())}"
+                if holder
+                else "the lock is free"
+            ),
             holder.to_dict() if holder else None,
-        ) from exc
+        )
     return Lease.from_item(got["Attributes"])
 
 

@@ -324,3 +324,23 @@ def test_a_step_invoked_on_its_own_while_a_run_holds_the_lock_stops(
         invoke("failover", "fence_primary", reason="by hand")
     assert holder in held.value.reason
     assert world.snapshot() == before
+
+
+def test_a_fence_joining_a_dead_failover_near_its_expiry_extends_its_lease_to_the_fence_window(
+    world: World,
+) -> None:
+    """single_flight / traffic_follows_writer: a failover that died holding the lock keeps it until
+    its lease ends; region A answering then must still be fenced at once. The fence joins and
+    extends the lease to its own window (never past it), so the item cannot expire while it acts."""
+    from datetime import timedelta
+
+    from lambdas.failover import lock
+    from lambdas.failover.context import RunbookContext
+
+    ctx = RunbookContext.from_dict(world.context)
+    clients = clients_for(world)
+    lock.acquire(clients, ctx, run_id="exec-dead", owner="sfn", runbook="failover", ttl_seconds=60)
+    lease = lock.join_fence(clients, ctx, fencer_id="invoke-1", window_seconds=960)
+    now = clients.clock.now()
+    assert now + timedelta(seconds=950) <= lease.expires_at <= now + timedelta(seconds=961), lease
+    assert lease.run_id == "exec-dead"
