@@ -260,6 +260,13 @@ def provision(endpoint: str, names: Synthesized, emulator: Emulator) -> Deployme
     from components.failover import Latch
 
     dep.client("ssm", b).put_parameter(Name=ctx["latchParameterName"], Value=Latch().to_json(), Type="String")
+    # The runbook lock's table, as components/pilot_light_region.py declares it (region B, the
+    # schema of lambdas/failover/lock.py).
+    from lambdas.failover import lock
+
+    dep.client("dynamodb", b).create_table(
+        TableName=ctx["lockTableName"], BillingMode="PAY_PER_REQUEST", **lock.table_schema()
+    )
     topic_name = ctx["notifyTopicArn"].rsplit(":", 1)[-1].replace(synth.COMPUTED, "")
     ctx["notifyTopicArn"] = dep.client("sns", b).create_topic(Name=topic_name)["TopicArn"]
 

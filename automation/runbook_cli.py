@@ -10,9 +10,17 @@ Before anything changes, the preflight (``lambdas.failover.preflight``) checks t
 the live system: the generation stamp (a stale file is refused) and one read-only call per resource
 they name. ``--dry-run`` stops after it and prints what each step would do.
 
+Single flight: the run takes the runbook lock (region B) before its first change and gives it back
+at the end. Another live run's lock stops this one before anything changes, naming the holder; an
+expired lock is taken over (the output says so). ``--force`` never breaks a lock. The run id is
+printed first: a run whose process died keeps the lock, and ``--run-id <that id>`` resumes it at
+once; ``--break-lock`` takes a live lock from a run the operator knows is dead (a warning, and
+the confirmation, say what that risks).
+
 Exit status: 0 the runbook completed (or the dry run was printed); 1 it stopped at a step (named,
-with the reason: fix it and run the same command again, finished steps answer already_done); 2 bad
-input, outputs that do not match the live system, or not confirmed, and nothing was done.
+with the reason: fix it and run the same command again, finished steps answer already_done), or
+another run holds the lock; 2 bad input, outputs that do not match the live system, or not
+confirmed, and nothing was done.
 """
 
 from __future__ import annotations
@@ -20,6 +28,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import re
 import sys
 import threading
 import time
@@ -88,6 +97,18 @@ def build_parser() -> argparse.ArgumentParser:
         "(default 300: the load balancer's deregistration delay)",
     )
     parser.add_argument(
+        "--run-id",
+        metavar="ID",
+        help="this run's id in the runbook lock (default: a new one); give the id a dead run printed to "
+        "resume it while its lock is still held",
+    )
+    parser.add_argument(
+        "--break-lock",
+        action="store_true",
+        help="take the runbook lock even from another run that looks live (only when you know it is dead: "
+        "two runs acting at once can leave two writers)",
+    )
+    parser.add_argument(
         "--endpoint-url", metavar="URL", help="AWS endpoint of a local emulator (moto server)"
     )
     parser.add_argument("--json", action="store_true", help="print the report as JSON on stdout")
@@ -118,6 +139,23 @@ def _stack_runbook_output(stack_name: str) -> Mapping[str, Any]:
     if not isinstance(value, Mapping):
         raise InputError(f"stack {stack_name!r}: the `runbook` output is not an object")
     return value
+
+
+RUN_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:/-]{0,255}")
+"""What ``--run-id`` accepts: the ids runs print (``local-<hex>``, a Step Functions execution ARN)."""
+
+
+def check_lock_flags(args: argparse.Namespace) -> None:
+    """``--run-id`` and ``--break-lock`` as the lock can use them; InputError naming the flag."""
+    if args.run_id is not None and not RUN_ID.fullmatch(args.run_id):
+        raise InputError(
+            f"--run-id must be the id a run printed (1 to 256 of letters, digits and . _ : / -, "
+            f"starting with a letter or digit, e.g. local-0123456789ab); got {args.run_id!r}"
+        )
+    if args.break_lock and args.dry_run:
+        raise InputError(
+            "--break-lock cannot be used with --dry-run: a dry run takes no lock, so there is none to break"
+        )
 
 
 def load_context(args: argparse.Namespace) -> RunbookContext:
@@ -226,6 +264,10 @@ def main(argv: Sequence[str] | None = None, *, stdin: TextIO | None = None) -> i
     except SystemExit as exc:  # argparse already printed the usage error
         return EXIT_DONE if exc.code == 0 else EXIT_BAD_INPUT
     out = sys.stderr if args.json else sys.stdout
+    try:
+        check_lock_flags(args)
+    except InputError as exc:
+        return _fail(exc)
 
     try:
         ctx = load_context(args)
@@ -256,6 +298,12 @@ def main(argv: Sequence[str] | None = None, *, stdin: TextIO | None = None) -> i
         if args.json:
             print(json.dumps({"dryRun": True, "runbook": args.runbook, "steps": dict(steps)}, indent=2))
         return EXIT_DONE
+    if args.break_lock:
+        print(
+            "  WARNING: --break-lock takes the runbook lock from whichever run holds it. If that run is "
+            "still alive,\n  both act at once (single flight is lost). Use it only for a run you know is dead.",
+            file=out,
+        )
     if not args.yes and not confirm(ctx, reader, out):
         print("aborted: nothing was done.", file=out)
         return EXIT_BAD_INPUT
@@ -266,8 +314,19 @@ def main(argv: Sequence[str] | None = None, *, stdin: TextIO | None = None) -> i
     previous_level = pilotlight_logger.level
     pilotlight_logger.setLevel(logging.INFO if args.verbose else logging.WARNING)
     try:
-        print("", file=out)
-        report = executor.run(args.runbook, ctx, clients, params=params, on_progress=ProgressPrinter(out))
+        run_id = args.run_id or executor.new_run_id()
+        print(
+            f"\nrun id: {run_id} (if this process dies, resume with --run-id {run_id})", file=out, flush=True
+        )
+        report = executor.run(
+            args.runbook,
+            ctx,
+            clients,
+            params=params,
+            on_progress=ProgressPrinter(out),
+            run_id=run_id,
+            break_lock=args.break_lock,
+        )
     finally:
         pilotlight_logger.removeHandler(log_handler)
         pilotlight_logger.setLevel(previous_level)

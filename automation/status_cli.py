@@ -2,7 +2,7 @@
 
 Prints the writer's region and each database's role, the replica lag (latest datapoint and its
 age), the latch, the failover switch, both web tiers' capacities, the functions' concurrency and
-event sources, the run lock (when the outputs name one) and the last run's journal
+event sources, the runbook lock (read as lambdas/failover/lock.py writes it) and the last run's journal
 (``lambdas.failover.observe``). A region that does not answer is printed as such, not raised.
 
 Exit status: 0 printed (even when a region did not answer: the report says so); 2 bad input.

@@ -28,6 +28,7 @@ from components.naming import limit_of, physical_name
 from components.observability import HEALTH_NAMESPACE
 from components.runbook_iam import RunbookTargets, account_of, parameter_arn, runbook_statements
 from components.serverless import lambda_code
+from lambdas.failover.budget import LAMBDA_TIMEOUT_SECONDS
 from lambdas.failover.graph import FAILBACK, FAILOVER, Runbook
 from lambdas.failover.state_machine import build_definition, validate_definition
 
@@ -96,7 +97,10 @@ class Orchestrator(pulumi.ComponentResource):
             handler="lambdas.failover.handler.handler",
             code=lambda_code(),
             role=runbook.role.arn,
-            timeout=300,
+            # Covers one invocation's worst case in its clients (lambdas/failover/budget.py derives it
+            # from the botocore settings); an invocation that still runs out is retried by the state
+            # machine (States.Timeout / Lambda.Unknown).
+            timeout=LAMBDA_TIMEOUT_SECONDS,
             memory_size=256,
             environment=aws.lambda_.FunctionEnvironmentArgs(
                 variables={"RUNBOOK_CONTEXT": pulumi.Output.json_dumps(args.runbook_context)}

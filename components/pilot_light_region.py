@@ -20,6 +20,7 @@ from components.observability import Observability, ObservabilityArgs
 from components.orchestrator import Orchestrator, OrchestratorArgs
 from components.serverless import ApiTier, ApiTierArgs
 from components.wiring import PrimaryOutputs
+from lambdas.failover import lock
 from lambdas.failover.context import GENERATION_KEY, generation_of
 from lambdas.failover.names import generation_parameter_name
 
@@ -56,6 +57,7 @@ class PilotLightRegion(pulumi.ComponentResource):
 
     network: Network
     latch_parameter_name: pulumi.Output[str]
+    lock_table_name: pulumi.Output[str]
     web: WebTier
     api: ApiTier
     observability: Observability
@@ -186,6 +188,26 @@ class PilotLightRegion(pulumi.ComponentResource):
             ),
             child,
         )
+        # The runbook lock (lambdas/failover/lock.py): one item, taken by every run before its first
+        # change, so two runs never act at once. On demand (a few writes per run); encrypted with region
+        # B's data key like every table of the program (the app table's replica here uses it too). No
+        # point-in-time recovery: a lost lock item is a free lock, never lost data.
+        lock_table = aws.dynamodb.Table(
+            f"{name}-runbook-lock",
+            name=physical_name(
+                cfg.prefix, "runbook-lock", limit=limit_of("aws:dynamodb/table:Table", "name")
+            ),
+            billing_mode="PAY_PER_REQUEST",
+            hash_key=lock.KEY_ATTRIBUTE,
+            attributes=[aws.dynamodb.TableAttributeArgs(name=lock.KEY_ATTRIBUTE, type="S")],
+            server_side_encryption=aws.dynamodb.TableServerSideEncryptionArgs(
+                enabled=True, kms_key_arn=self.data.kms_key_arn
+            ),
+            deletion_protection_enabled=cfg.protect,
+            opts=pulumi.ResourceOptions(parent=self, protect=cfg.protect),
+        )
+        self.lock_table_name = lock_table.name
+
         lag = replica_lag_alarm(cfg, self.data)
         self.dashboard_dimensions: dict[str, Any] = {
             "alb": self.web.alb_arn_suffix,
@@ -243,6 +265,7 @@ class PilotLightRegion(pulumi.ComponentResource):
             "drEventSourceMappingIds": [self.api.event_source_mapping_id],
             "switchMetric": switch_metric,
             "latchParameterName": latch.name,
+            "lockTableName": lock_table.name,
             "notifyTopicArn": self.observability.topic_arn,
             # What the runbook's permissions name besides the above (components/runbook_iam.py).
             "notifyKeyArn": self.observability.topic_key_arn,

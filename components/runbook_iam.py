@@ -3,7 +3,7 @@
 The runbook's Lambda role, and the break-glass policy ``python -m automation iam --for
 break-glass`` prints, are built here from the runbook context the dr stack exports: every statement
 that changes something names the Auto Scaling groups, functions, event source mappings, databases,
-latch, topic and keys it acts on. The tests run both runbooks against moto, record each call with
+latch, lock table, topic and keys it acts on. The tests run both runbooks against moto, record each call with
 its target's ARN and region, and check that one of these statements allows it.
 
 Actions AWS only authorizes on ``"*"`` (no resource types in the Service Authorization Reference)
@@ -49,6 +49,7 @@ class RunbookTargets:
         primary_functions, dr_functions: the API functions the runbook throttles and releases.
         primary_mapping_ids, dr_mapping_ids: region A's and region B's event source mappings (UUIDs).
         latch_parameter: the SSM latch's name (region B).
+        lock_table: the runbook lock's DynamoDB table (region B).
         notify_topic_arn, notify_key_arn: region B's alert topic and its KMS key.
         switch_namespace: the failover switch metric's CloudWatch namespace.
         primary_db_instance_id, dr_db_instance_id: rds-replica: region A's and B's instances.
@@ -70,6 +71,7 @@ class RunbookTargets:
     dr_functions: tuple[str, ...]
     dr_mapping_ids: tuple[str, ...]
     latch_parameter: str
+    lock_table: str
     notify_topic_arn: str
     notify_key_arn: str
     switch_namespace: str
@@ -100,6 +102,7 @@ class RunbookTargets:
             dr_mapping_ids=_strings(context, "drEventSourceMappingIds"),
             primary_mapping_ids=_strings(context, "primaryEventSourceMappingIds"),
             latch_parameter=str(context["latchParameterName"]),
+            lock_table=str(context["lockTableName"]),
             notify_topic_arn=str(context["notifyTopicArn"]),
             notify_key_arn=str(context["notifyKeyArn"]),
             switch_namespace=str(context["switchMetric"]["namespace"]),
@@ -158,6 +161,11 @@ def parameter_arn(region: str, account: str, name: str) -> str:
     return f"arn:aws:ssm:{region}:{account}:parameter/{name.lstrip('/')}"
 
 
+def table_arn(region: str, account: str, name: str) -> str:
+    """A DynamoDB table's ARN."""
+    return f"arn:aws:dynamodb:{region}:{account}:table/{name}"
+
+
 def rds_arn(region: str, account: str, kind: str, ident: str) -> str:
     """An RDS ARN: ``db``, ``cluster``, ``subgrp``, ``og``, ``pg``; ``global-cluster`` has no region."""
     return f"arn:aws:rds:{'' if kind == 'global-cluster' else region}:{account}:{kind}:{ident}"
@@ -204,6 +212,21 @@ def runbook_statements(t: RunbookTargets) -> list[dict[str, Any]]:
                 parameter_arn(b, acct, t.latch_parameter),
                 parameter_arn(b, acct, f"{t.latch_parameter}-journal"),
             ],
+        },
+        {
+            # Single flight: take, read, refresh and give back the one lock item
+            # (lambdas/failover/lock.py), in this table only; DescribeTable is the preflight's
+            # describe of it before the first change.
+            "Sid": "RunbookLock",
+            "Effect": "Allow",
+            "Action": [
+                "dynamodb:DescribeTable",
+                "dynamodb:GetItem",
+                "dynamodb:PutItem",
+                "dynamodb:UpdateItem",
+                "dynamodb:DeleteItem",
+            ],
+            "Resource": table_arn(b, acct, t.lock_table),
         },
         {
             # The preflight reads the live generation of the outputs (never writes it: the program does).

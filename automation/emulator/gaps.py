@@ -35,10 +35,13 @@ fixture wraps it. The benchmark uses it too.
 
 from __future__ import annotations
 
+import functools
+import threading
 from collections.abc import Callable
 from typing import Any
 
 from moto.core.responses import ActionResult
+from moto.dynamodb.models import DynamoDBBackend
 from moto.rds.exceptions import (
     DBClusterNotFoundError,
     DBInstanceAlreadyExists,
@@ -186,6 +189,26 @@ def switchover_global_cluster(self: RDSResponse) -> ActionResult:
     return _set_writer(self)
 
 
+_DYNAMODB_WRITES = threading.Lock()
+
+
+def _atomic(write: Callable[..., Any]) -> Callable[..., Any]:
+    """A DynamoDB write whose condition check and write happen as one step.
+
+    AWS: a conditional write succeeds only if the condition holds when it is applied, atomically
+    (https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/Expressions.ConditionExpressions.html;
+    the runbook lock relies on it, lambdas/failover/lock.py). moto checks and writes without a lock,
+    so two threads writing at once may both pass the check: serialized here.
+    """
+
+    @functools.wraps(write)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        with _DYNAMODB_WRITES:
+            return write(*args, **kwargs)
+
+    return wrapper
+
+
 def patch_moto() -> Callable[[], None]:
     """Apply the patches; returns the undo function."""
     saved: list[tuple[Any, str, Any]] = []
@@ -205,6 +228,8 @@ def patch_moto() -> Callable[[], None]:
     put(RDSResponse, "describe_global_clusters", describe_global_clusters)
     put(RDSResponse, "failover_global_cluster", failover_global_cluster)
     put(RDSResponse, "switchover_global_cluster", switchover_global_cluster)
+    for name in ("put_item", "update_item", "delete_item"):
+        put(DynamoDBBackend, name, _atomic(getattr(DynamoDBBackend, name)))
 
     def undo() -> None:
         for obj, name, value in reversed(saved):

@@ -168,3 +168,7 @@ class Clients:
     def sns(self, side: Side = "dr") -> Any:
         """SNS client for ``side`` (the operators' topic lives in region B)."""
         return self.client("sns", side)
+
+    def dynamodb(self, side: Side = "dr") -> Any:
+        """DynamoDB client for ``side`` (the runbook lock lives in region B)."""
+        return self.client("dynamodb", side)

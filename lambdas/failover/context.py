@@ -161,6 +161,12 @@ def _url(v: Any) -> str | None:
     return None if isinstance(v, str) and re.match(r"https?://[^/\s]+", v) else ""
 
 
+def _table(v: Any) -> str | None:
+    # DynamoDB's table name rules: 3 to 255 of a-z, A-Z, 0-9, '_', '-', '.'
+    # (https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/HowItWorks.NamingRulesDataTypes.html).
+    return None if isinstance(v, str) and re.fullmatch(r"[A-Za-z0-9_.-]{3,255}", v) else ""
+
+
 def _generation(v: Any) -> str | None:
     ok = isinstance(v, str) and re.fullmatch(re.escape(GENERATION_PREFIX) + "[0-9a-f]{20}", v)
     return None if ok else ""
@@ -186,6 +192,7 @@ KEYS: dict[str, KeySpec] = {
     "drEventSourceMappingIds": KeySpec(_NAMES, _strings, _O),
     "switchMetric": KeySpec("an object with strings namespace and name, and dimensions", _metric),
     "latchParameterName": KeySpec(_TEXT, _string),
+    "lockTableName": KeySpec("a DynamoDB table name (3-255 of A-Z a-z 0-9 _ - .)", _table),
     "notifyTopicArn": KeySpec("an SNS topic ARN", _arn("sns"), region_key="drRegion"),
     "notifyKeyArn": KeySpec("a KMS key ARN", _arn("kms"), _O, "drRegion"),
     "dataKeyArns": KeySpec("a list of KMS key ARNs", _arns("kms"), _O),
@@ -310,6 +317,7 @@ class RunbookContext:
     # routing, state, people
     switch_metric: SwitchMetric
     latch_parameter_name: str
+    lock_table_name: str  # the runbook lock (lambdas/failover/lock.py): single flight
     notify_topic_arn: str
     primary_health_url: str | None
     dr_health_url: str | None
@@ -376,6 +384,7 @@ class RunbookContext:
                 metric_raw["namespace"], metric_raw["name"], dict(metric_raw.get("dimensions") or {})
             ),
             latch_parameter_name=data["latchParameterName"],
+            lock_table_name=data["lockTableName"],
             notify_topic_arn=data["notifyTopicArn"],
             primary_health_url=opt("primaryHealthUrl"),
             dr_health_url=opt("drHealthUrl"),

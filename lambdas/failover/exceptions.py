@@ -9,6 +9,9 @@
   whose zero lag never came, a database that is not replicating all end here.
 * ``StepRetryable``: a ``StepFailed`` worth retrying later (the state machine's Retry matches
   this name): throttling past botocore's retries, a wait that ran out.
+* ``LockHeld``: another live run holds the runbook lock (single flight); this run changed nothing.
+* ``LockLost``: this run's lock expired and another run took it; this run stops before its next
+  change.
 
 The modules that raise them re-export them under their old names (``steps.StepFailed``,
 ``context.ContextError``, ``handler.StepRetryable``, ``handler.EventError``).
@@ -50,3 +53,22 @@ class StepFailed(Exception):
 
 class StepRetryable(StepFailed):
     """A step failure worth retrying later; the state machine's Retry matches this name."""
+
+
+class LockHeld(StepFailed):
+    """Another live run holds the runbook lock: this run stops before changing anything.
+
+    Attributes (besides ``StepFailed``'s): ``holder``, the lock item as read (owner, run id,
+    runbook, acquired-at, expiry), or None when it could not be read.
+    """
+
+    def __init__(self, step: str, reason: str, holder: dict[str, object] | None = None) -> None:
+        super().__init__(step, reason, code="LockHeld")
+        self.holder = holder
+
+
+class LockLost(StepFailed):
+    """This run's lock is gone (expired and taken by another run, or broken): it stops here."""
+
+    def __init__(self, step: str, reason: str) -> None:
+        super().__init__(step, reason, code="LockLost")

@@ -2,7 +2,7 @@
 
 ``observe(ctx, clients)`` reads both regions with Describe/Get/List calls only: the writer and each
 database's role, the replica lag, the latch, the switch metric, both web tiers' capacities, the
-functions' concurrency and event sources, the run journal and the lock (if the outputs name one).
+functions' concurrency and event sources, the run journal and the runbook lock.
 A reading that fails is kept as :class:`Unread` with its reason, and once a region stops answering
 its other readings are not tried, so a dark region costs one timeout and is printed, not raised.
 """
@@ -17,6 +17,7 @@ from typing import Any, TypeVar
 
 from botocore.exceptions import BotoCoreError, ClientError
 
+from lambdas.failover import lock as runbook_lock
 from lambdas.failover.clients import SIDES, Clients, Side
 from lambdas.failover.context import Capacity, RunbookContext
 from lambdas.failover.names import failback_instance_id, generation_parameter_name
@@ -72,7 +73,7 @@ class Observation:
     switch: Datapoint | Unread | None = None
     journal: dict[str, Any] | Unread = field(default_factory=dict)
     generation: str | Unread | None = None
-    lock: str = "no lock configured"
+    lock: runbook_lock.Lease | Unread | None = None
     dark: dict[Side, str] = field(default_factory=dict)
 
 
@@ -224,17 +225,9 @@ def _lag(ctx: RunbookContext, clients: Clients, r: _Reader, obs: Observation) ->
     )
 
 
-def _lock(ctx: RunbookContext, clients: Clients, r: _Reader) -> str:
-    """The run lock, if the outputs name one (kept apart: the lock lands on another branch)."""
-    table = getattr(ctx, "lock_table_name", None)
-    if not table:
-        return "no lock configured"
-    got = r.read(
-        "dr", lambda: clients.client("dynamodb", "dr").scan(TableName=table, Limit=10).get("Items", [])
-    )
-    if isinstance(got, Unread):
-        return str(got)
-    return f"{table}: {json.dumps(got, default=str)}" if got else f"{table}: free"
+def _lock(ctx: RunbookContext, clients: Clients, r: _Reader) -> runbook_lock.Lease | Unread | None:
+    """The runbook lock as stored, read as ``lambdas.failover.lock`` writes it (None: free)."""
+    return r.read("dr", lambda: runbook_lock.read(clients, ctx))
 
 
 def observe(ctx: RunbookContext, clients: Clients) -> Observation:
@@ -395,7 +388,15 @@ def format_status(obs: Observation) -> str:
             else ", ".join(f"{u} {s}" for u, s in maps.items()) or "none"
         )
         lines.append(f"event sources {label[side]}: {text}")
-    lines.append(f"lock: {obs.lock}")
+    held = obs.lock
+    if held is None:
+        lock_text = "free"
+    elif isinstance(held, Unread):
+        lock_text = str(held)
+    else:
+        state = "held" if held.expires_at >= obs.read_at else "EXPIRED (the next run takes it over)"
+        lock_text = f"{state}: {held.describe(obs.read_at)}"
+    lines.append(f"lock {ctx.lock_table_name}: {lock_text}")
     journal = obs.journal
     if isinstance(journal, Unread):
         lines.append(f"journal: {journal}")

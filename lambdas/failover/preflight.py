@@ -27,6 +27,7 @@ from botocore.exceptions import (
     ReadTimeoutError,
 )
 
+from lambdas.failover import lock
 from lambdas.failover.clients import Clients, Side
 from lambdas.failover.context import GENERATION_KEY, RunbookContext
 from lambdas.failover.exceptions import PreflightError
@@ -299,6 +300,13 @@ def check(ctx: RunbookContext, clients: Clients) -> PreflightReport:
         "latchParameterName",
         f"latch parameter {ctx.latch_parameter_name!r}",
         lambda: clients.ssm("dr").get_parameter(Name=ctx.latch_parameter_name),
+    )
+    run.check(
+        "dr",
+        "lockTableName",
+        f"runbook lock table {ctx.lock_table_name!r}",
+        lambda: clients.dynamodb("dr").describe_table(TableName=ctx.lock_table_name),
+        lambda answer: lock.schema_problem(answer["Table"]),
     )
     run.web_tier("dr", "drAsgName", ctx.dr_asg_name)
     run.functions("dr", "drFunctionNames", ctx.dr_function_names)

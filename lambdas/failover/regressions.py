@@ -40,6 +40,11 @@ class Regression(StrEnum):
     primary instead of renaming the old primary and replacing it under its name, so region A's
     application keeps writing to the old instance (breaks no_loss)."""
 
+    NO_LOCK = "no-lock"
+    """Runs do not take the runbook lock (``lambdas.failover.lock.acquire`` answers as if it were
+    free and writes nothing), so a second run acts while the first is between steps (breaks
+    single_flight)."""
+
 
 ACTIVE: set[str] = set()
 """Names of the regressions turned on (tests only)."""

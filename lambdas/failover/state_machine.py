@@ -7,19 +7,31 @@ deploys it in region B next to the failover Lambda (``lambdas.failover.handler.h
 Shape of a generated definition::
 
     Start (Choice: $.params given?) -> [No params given] -> Init     state = {"params", "results": {}}
+    Take lock                     Task: the runbook lock for this execution ($$.Execution.Id), or stop
     step                          Task lambda:invoke {"runbook", "step", "params.$": "$.params"}
                                   -> $.results.<step> = {"status", "detail", "data"}
     Parallel: a, b, c             independent steps (a branch may be a chain: a -> d)
       -> Parallel: ...: merge     results of every branch merged back into $.results
     ...
-    Succeeded                     output {"params", "results", ["polls"]}
+    Release lock -> Succeeded     output {"params", "results", "lock", ["polls"]}
 
-    Failed (Fail)                 Error "<step>: <error>", Cause JSON {"step", "error", "cause"}
+    Release lock (failed) -> Failed (Fail)   Error "<step>: <error>", Cause JSON {"step", "error", "cause"}
+
+Single flight (``lambdas.failover.lock``): the first state after ``Init`` takes the runbook lock under
+the execution's id (an EventBridge target cannot name an execution, so the lock is the guarantee);
+a lock held by another live run goes to ``take_lock: failed`` and straight to ``Failed`` before any
+step, its Cause naming the holder. Every step invocation refreshes the lock first (the Payload
+carries ``lockRunId``), so a long run keeps it; one that lost it stops. Both ends of a run that took
+the lock, success and every Catch path, pass through a release state (conditional on the run id;
+its own failure is caught: the lock then expires).
 
 Per step:
 
-* every Task retries the Lambda service's transient errors and ``StepRetryable`` with exponential
-  backoff and full jitter, never ``StepFailed``; after the retries, ``Catch`` (``States.ALL``)
+* every Task retries the Lambda service's transient errors (the recommended retry of "Handle Lambda
+  service exceptions", https://docs.aws.amazon.com/step-functions/latest/dg/bp-lambda-serviceexception.html),
+  an invocation that timed out or died (``States.Timeout``, ``Lambda.Unknown``: "function timeouts"
+  and out-of-memory errors, same page; the steps are idempotent, so running one again is safe) and
+  ``StepRetryable`` with exponential backoff and full jitter, never ``StepFailed``; after the retries, ``Catch`` (``States.ALL``)
   records ``$.error`` and goes to ``<step>: failed``, which sets ``$.failure`` (the step, the
   error, the cause) and goes to the scope's Fail state;
 * a best-effort step's ``Catch`` goes to ``<step>: warning`` instead, which records a result with
@@ -50,18 +62,28 @@ from lambdas.failover.graph import Runbook, Step
 LAMBDA_INVOKE = "arn:aws:states:::lambda:invoke"
 
 # Errors the Lambda service raises for an invocation that may succeed if tried again.
+# https://docs.aws.amazon.com/step-functions/latest/dg/bp-lambda-serviceexception.html
 TRANSIENT_LAMBDA_ERRORS = (
+    "Lambda.ClientExecutionTimeoutException",
     "Lambda.ServiceException",
     "Lambda.AWSLambdaException",
     "Lambda.SdkClientException",
     "Lambda.TooManyRequestsException",
 )
+# An invocation that ran out of time (the Task's TimeoutSeconds, or the function's own timeout,
+# which Step Functions reports as Lambda.Unknown with out-of-memory kills and crashes).
+INVOCATION_LOST_ERRORS = ("States.Timeout", "Lambda.Unknown")
 STEP_FAILED = "StepFailed"
 STEP_RETRYABLE = "StepRetryable"
 STEP_TIMED_OUT = "StepTimedOut"
 
 SUCCEEDED = "Succeeded"
 FAILED = "Failed"
+TAKE_LOCK = "take_lock"
+RELEASE_LOCK = "release_lock"
+"""The lock's two invocations of the runbook Lambda (``lambdas.failover.handler``), not graph steps."""
+RELEASE = "Release lock"
+RELEASE_FAILED = "Release lock (failed)"
 
 MAX_STATE_NAME = 80  # Step Functions' limit on a state name.
 _STEP_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")  # used inside JSONPath and intrinsic strings
@@ -94,6 +116,28 @@ class RetryPolicy:
 # kept failing after the client's retries) is given longer.
 LAMBDA_RETRY = RetryPolicy(interval_seconds=2, max_attempts=6)
 STEP_RETRY = RetryPolicy(interval_seconds=5, max_attempts=3)
+# An invocation that died is tried again, a few times: a crash loop (out of memory) is not healed by
+# more, and a step that outlasts the function's timeout every time must stop the run, named.
+LOST_RETRY = RetryPolicy(interval_seconds=5, max_attempts=2)
+
+TASK_TIMEOUT_SECONDS = 960
+"""A Task's TimeoutSeconds: the runbook Lambda's timeout (``budget.LAMBDA_TIMEOUT_SECONDS``, 900 s)
+and a minute for the invocation itself. Step Functions' default is none (99999999 s)."""
+
+
+def _retry() -> list[dict[str, Any]]:
+    return [
+        # Explicit, and first: a permanent failure is never retried, whatever follows.
+        {"ErrorEquals": [STEP_FAILED], "MaxAttempts": 0},
+        LAMBDA_RETRY.retrier(TRANSIENT_LAMBDA_ERRORS),
+        LOST_RETRY.retrier(INVOCATION_LOST_ERRORS),
+        STEP_RETRY.retrier([STEP_RETRYABLE]),
+    ]
+
+
+def _payload(runbook: str, step: str) -> dict[str, Any]:
+    """What a Task sends the runbook Lambda: the step, the params, and the run id the lock is held by."""
+    return {"runbook": runbook, "step": step, "params.$": "$.params", "lockRunId.$": "$$.Execution.Id"}
 
 
 @dataclass(frozen=True)
@@ -239,9 +283,10 @@ class _Builder:
             "Type": "Task",
             "Comment": step.description or step.name,
             "Resource": LAMBDA_INVOKE,
+            "TimeoutSeconds": TASK_TIMEOUT_SECONDS,
             "Parameters": {
                 "FunctionName": self.function_arn,
-                "Payload": {"runbook": self.runbook.name, "step": step.name, "params.$": "$.params"},
+                "Payload": _payload(self.runbook.name, step.name),
             },
             "ResultSelector": {
                 "status.$": "$.Payload.status",
@@ -249,12 +294,7 @@ class _Builder:
                 "data.$": "$.Payload.data",
             },
             "ResultPath": f"$.results.{step.name}",
-            "Retry": [
-                # Explicit, and first: a permanent failure is never retried, whatever follows.
-                {"ErrorEquals": [STEP_FAILED], "MaxAttempts": 0},
-                LAMBDA_RETRY.retrier(TRANSIENT_LAMBDA_ERRORS),
-                STEP_RETRY.retrier([STEP_RETRYABLE]),
-            ],
+            "Retry": _retry(),
             "Catch": [catch],
             "Next": next_state,
         }
@@ -445,17 +485,35 @@ def build_definition(
             )
 
     builder = _Builder(runbook, function_arn, poll_seconds, max_polls)
-    for name in ("Start", "No params given", "Init", SUCCEEDED, FAILED):
+    for name in ("Start", "No params given", "Init", "Take lock", f"{TAKE_LOCK}: failed"):
         builder.claim(name)
-    entry, states = builder.sequence(plan(runbook), SUCCEEDED, FAILED)
-    ending: dict[str, Any] = {
-        SUCCEEDED: {"Type": "Succeed", "Comment": f"The {runbook.name} runbook finished"}
-    }
-    # No Fail state when every step is best effort: Step Functions refuses unreachable states.
-    if _goes_to(states, FAILED):
-        ending[FAILED] = _fail_state(
-            "The run stopped: Error '<step>: <error>', Cause the failure record (JSON)"
-        )
+    for name in (RELEASE, RELEASE_FAILED, SUCCEEDED, FAILED):
+        builder.claim(name)
+    entry, states = builder.sequence(plan(runbook), RELEASE, RELEASE_FAILED)
+
+    def lock_task(step: str, comment: str, next_state: str, catch: dict[str, Any]) -> dict[str, Any]:
+        return {
+            "Type": "Task",
+            "Comment": comment,
+            "Resource": LAMBDA_INVOKE,
+            "TimeoutSeconds": TASK_TIMEOUT_SECONDS,
+            "Parameters": {"FunctionName": function_arn, "Payload": _payload(runbook.name, step)},
+            "ResultSelector": {
+                "status.$": "$.Payload.status",
+                "detail.$": "$.Payload.detail",
+                "data.$": "$.Payload.data",
+            },
+            "ResultPath": "$.lock",
+            "Retry": _retry(),
+            "Catch": [{"ErrorEquals": ["States.ALL"], **catch}],
+            "Next": next_state,
+        }
+
+    def release(next_state: str) -> dict[str, Any]:
+        # A release that fails is caught and the run ends as it would have: the lock then expires.
+        comment = "Give the runbook lock back (only if this execution still holds it)"
+        return lock_task(RELEASE_LOCK, comment, next_state, {"ResultPath": "$.lockError", "Next": next_state})
+
     return {
         "Comment": (
             f"pilotlight {runbook.name} runbook, steps: " + ", ".join(runbook.names()) + ". Generated by "
@@ -475,10 +533,27 @@ def build_definition(
                 "Comment": "The run's state: its params, and each step's result as it finishes",
                 "Parameters": {"params.$": "$.params", "results": {}},
                 "ResultPath": "$",
-                "Next": entry,
+                "Next": "Take lock",
+            },
+            "Take lock": lock_task(
+                TAKE_LOCK,
+                "Single flight: take the runbook lock for this execution, or stop before any change",
+                entry,
+                {"ResultPath": "$.error", "Next": f"{TAKE_LOCK}: failed"},
+            ),
+            f"{TAKE_LOCK}: failed": {
+                "Type": "Pass",
+                "Comment": "Another run holds the lock (or it could not be taken): nothing was changed",
+                "Parameters": {"step": TAKE_LOCK, "error.$": "$.error.Error", "cause.$": "$.error.Cause"},
+                "ResultPath": "$.failure",
+                "Next": FAILED,
             },
             **states,
-            **ending,
+            RELEASE: release(SUCCEEDED),
+            # Not when every step is best effort: Step Functions refuses unreachable states.
+            **({RELEASE_FAILED: release(FAILED)} if _goes_to(states, RELEASE_FAILED) else {}),
+            SUCCEEDED: {"Type": "Succeed", "Comment": f"The {runbook.name} runbook finished"},
+            FAILED: _fail_state("The run stopped: Error '<step>: <error>', Cause the failure record (JSON)"),
         },
     }
 

@@ -179,7 +179,7 @@ def test_break_glass_refuses_a_function_list_that_is_a_string(tmp_path) -> None:
     runbook = {
         "notifyTopicArn": f"arn:aws:sns:us-west-2:{ACCOUNT}:t", "primaryRegion": "us-east-1",
         "drRegion": "us-west-2", "databaseMode": "rds-replica", "primaryAsgName": "a", "drAsgName": "b",
-        "latchParameterName": "/x", "notifyKeyArn": f"arn:aws:kms:us-west-2:{ACCOUNT}:key/k",
+        "latchParameterName": "/x", "lockTableName": "l", "notifyKeyArn": f"arn:aws:kms:us-west-2:{ACCOUNT}:key/k",
         "switchMetric": {"namespace": "N"}, "primaryDbInstanceId": "p", "drDbInstanceId": "d",
         "primaryFunctionNames": "pay",
     }  # fmt: skip

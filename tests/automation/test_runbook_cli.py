@@ -261,6 +261,56 @@ def test_without_outputs_and_without_pulumi_cli_exits_2(
     assert "--outputs" in err and "nothing was done" in err
 
 
+@pytest.mark.parametrize(
+    ("args", "flag"),
+    [
+        (["--run-id", ""], "--run-id"),
+        (["--run-id", "has space"], "--run-id"),
+        (["--run-id", "-x" * 200], "--run-id"),
+        (["--break-lock", "--dry-run"], "--break-lock"),
+        (["--break-lock=yes"], "--break-lock"),
+    ],
+)
+def test_bad_lock_flags_exit_2_naming_the_flag(
+    world: World, outputs: Path, emulator: str, capsys: pytest.CaptureFixture[str], args: list[str], flag: str
+) -> None:
+    """Bad input: a --run-id the lock cannot hold, or --break-lock where there is no lock to break, is
+    one error naming the flag, exit 2, before any AWS call."""
+    with recorded_calls() as calls:
+        code = cli(
+            "failover", "--outputs", str(outputs), "--yes", "--force", "--endpoint-url", emulator, *args
+        )
+    captured = capsys.readouterr()
+    assert code == 2, captured.out + captured.err
+    assert flag in captured.err and "Traceback" not in captured.out + captured.err
+    assert calls == []
+
+
+def test_a_run_while_another_holds_the_lock_changes_nothing_and_names_the_holder(
+    world: World, outputs: Path, emulator: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """single_flight: a CLI run started while another live run holds the runbook lock stops before its
+    first change (exit 1), naming the holder; status reads the holder as lambdas/failover/lock.py wrote it."""
+    from lambdas.failover import lock
+    from lambdas.failover.clients import Clients
+    from lambdas.failover.context import RunbookContext
+
+    ctx = RunbookContext.from_dict(world.context)
+    clients = Clients.for_context(ctx, new_session(), endpoint_url=emulator)
+    lock.acquire(clients, ctx, run_id="local-0123456789ab", owner="alice@laptop", runbook="failback")
+    before = world.snapshot()
+    out, _ = _status(outputs, emulator, capsys)
+    assert f"lock {ctx.lock_table_name}: held: failback run local-0123456789ab by alice@laptop" in out, out
+
+    code = cli("failover", "--outputs", str(outputs), "--yes", "--force", "--endpoint-url", emulator)
+
+    out = capsys.readouterr().out
+    assert code == 1, out
+    assert "failover: NOT STARTED: another run holds the runbook lock" in out, out
+    assert "local-0123456789ab by alice@laptop" in out and "--break-lock" in out
+    assert world.snapshot() == before
+
+
 def test_usage_error_exits_2(capsys: pytest.CaptureFixture[str]) -> None:
     assert cli("failsideways") == 2
     assert "invalid choice" in capsys.readouterr().err
@@ -321,7 +371,7 @@ def test_status_in_standby_and_after_a_failover(
     assert "state=standby" in out and "no datapoint in the last day (released)" in out
     assert f"{ctx['drAsgName']} 0/0/0" in out and f"{ctx['primaryAsgName']} 1/2/4" in out
     assert f"{ctx['drFunctionNames'][0]}=0" in out
-    assert "lock: no lock configured" in out and "journal: empty" in out
+    assert f"lock {ctx['lockTableName']}: free" in out and "journal: empty" in out
     assert f"{ctx['generation']} (current)" in out
 
     assert cli("failover", "--outputs", str(outputs), "--yes", "--force", "--endpoint-url", emulator,

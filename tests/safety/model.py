@@ -40,12 +40,13 @@ from automation.emulator.health import FailoverRecord, FailoverRole, HealthCheck
 from automation.emulator.health import InsufficientDataHealthStatus as Insufficient
 from automation.emulator.traffic import Routing
 from lambdas.failover import executor
-from lambdas.failover.clients import Clients
+from lambdas.failover import lock as runbook_lock
+from lambdas.failover.budget import LOCK_TTL_SECONDS
+from lambdas.failover.clients import Clients, Side
 from lambdas.failover.context import RunbookContext
 from lambdas.failover.exceptions import StepFailed
-from lambdas.failover.handler import parse_event
+from lambdas.failover.handler import dispatch, parse_event
 from lambdas.failover.names import kept_snapshot_id
-from lambdas.failover.steps import step_handler
 from lambdas.health_check import probe
 from tests.lambdas.failover.faults import Fault, access_denied_code, throttling_code
 from tests.lambdas.failover.harness import new_session
@@ -94,6 +95,44 @@ class _RunbookLambda:
         event = json.loads(Payload)
         self.deployment.emulator.clock.after(ASYNC_START, lambda: self.deployment._async_step(event))
         return {"StatusCode": 202}
+
+
+class ActorClients(Clients):
+    """A run's clients, each of whose AWS calls the emulator attributes to the run using them.
+
+    AWS records who made each call (CloudTrail's identity and session); here the identity is the
+    run (an in-process run's id, a Step Functions execution's name, one Lambda invocation), set in
+    ``actor`` for as long as the run is alive. ``Deployment._acted`` judges single flight from these
+    records, never from a run's report.
+    """
+
+    actor: str | None = None
+    deployment: Deployment | None = None
+
+    def client(self, service: str, side: Side) -> Any:
+        key = (service, side)
+        fresh = key not in self._cache
+        made = super().client(service, side)
+        if fresh:
+            # First, before the session's hooks (whose Crash would end the call unattributed).
+            made.meta.events.register_first("after-call", self._after_call)
+        return made
+
+    def _after_call(self, model: Any = None, **_: Any) -> None:
+        if self.deployment is not None and self.actor is not None and model is not None:
+            self.deployment._acted(self.actor, model)
+
+
+def actor_clients(deployment: Deployment, session: Any) -> ActorClients:
+    """``Clients.for_context`` on ``session`` and the deployment's clock, attributing each call."""
+    made = ActorClients(
+        session,
+        deployment.ctx.primary_region,
+        deployment.ctx.dr_region,
+        clock=deployment.emulator.clock,
+    )
+    made.deployment = deployment
+    return made
 
 
 class Crash(BaseException):  # a process death, not an error: nothing may catch it
@@ -203,6 +242,8 @@ class RunState:
     executor_name: str = "cli"
     mutated: bool = False
     """Whether the run made any mutating AWS call (judged from the calls, not from its report)."""
+    run_id: str = ""
+    """The in-process run's id in the runbook lock: resuming it re-enters a lock it died holding."""
 
 
 @dataclass
@@ -233,7 +274,17 @@ class Deployment:
     _switch_points: list[tuple[datetime, float]] = field(default_factory=list)
     _keys: tuple[str, str] | None = None
     _due_run: RunState | None = None
-    _async_clients: Clients | None = None
+    _async_clients: ActorClients | None = None
+    _async_requests: int = 0
+    _run_clients: list[ActorClients] = field(default_factory=list)
+    _actors_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+    on_actor: Callable[[str, str], None] | None = None
+    """Called with (event, actor) on ``begin``, ``acted`` (its first mutating call), ``call:<operation>``
+    (every mutating call, after AWS applied it) and ``end``: lets a test hold one run right after a
+    call until another run has acted or ended (tests/safety/test_review_findings.py)."""
+    _live: dict[str, str | None] = field(default_factory=dict)
+    """Runs alive now (an in-process run, an execution, an invocation) -> the first mutating call
+    each made (None: none yet). Two live runs that both acted: single flight is broken."""
     traffic_due: datetime | None = None
     """When the after-run traffic judgment falls due (Route 53 given the time AWS gives it)."""
 
@@ -386,22 +437,103 @@ class Deployment:
         if self._async_clients is None:
             session = new_session()
             self.emulator.attach(session)
-            self._async_clients = Clients.for_context(self.ctx, session, clock=self.emulator.clock)
+            self._async_clients = actor_clients(self, session)
         runbook, step, params = parse_event(event)
         self._count(f"async {step}")
-        with contextlib.suppress(StepFailed, ClientError, BotoCoreError):
-            step_handler(step)(self.ctx, self._async_clients, {**params, "runbook": runbook, "wait": False})
+        self._async_requests += 1
+        request_id = f"async-{self._async_requests}"
+        actor = f"invoke-{request_id}"  # the run id the handler gives a one-step run
+        self._begin_actor(actor)
+        self._async_clients.actor = actor
+        try:
+            with contextlib.suppress(StepFailed, ClientError, BotoCoreError):
+                # The handler's dispatch: a step invoked on its own is a run of one step under the lock.
+                result = dispatch(
+                    step,
+                    self.ctx,
+                    self._async_clients,
+                    {**params, "runbook": runbook, "wait": False},
+                    request_id,
+                )
+                if result.data.get("deferred"):
+                    self._count("async fence deferred (lock held)")
+        finally:
+            self._async_clients.actor = None
+            self._end_actor(actor)
 
     # -- faults and crashes -------------------------------------------------------------------------
 
     def _after_call(self, http_response: Any = None, parsed: Any = None, model: Any = None, **_: Any) -> None:
         if model is None or model.name.startswith(("Describe", "Get", "List")):
             return
+        if model.service_model.service_name == "dynamodb":
+            # The runbook lock's calls (the runbook's only DynamoDB use) change nothing it acts on: not
+            # counted as acting, not crash points (tests/lambdas/failover/test_lock.py kills runs
+            # holding the lock).
+            return
         self.mutating_calls += 1
         if self.crash_after is not None and self.mutating_calls >= self.crash_after:
             self.crash_after = None
             self._count(f"crash after {model.name}")
             raise Crash(f"crashed after {model.name}")
+
+    # -- single flight: who acted, judged from the calls AWS received --------------------------------
+
+    def _begin_actor(self, actor: str) -> None:
+        with self._actors_lock:
+            self._live[actor] = None
+        if self.on_actor is not None:
+            self.on_actor("begin", actor)
+
+    def _end_actor(self, actor: str) -> None:
+        with self._actors_lock:
+            self._live.pop(actor, None)
+        if self.on_actor is not None:
+            self.on_actor("end", actor)
+
+    def _acted(self, actor: str, model: Any) -> None:
+        """A mutating call by ``actor``: single flight is broken if another live run acted too."""
+        if (
+            model.name.startswith(("Describe", "Get", "List"))
+            or model.service_model.service_name == "dynamodb"
+        ):
+            return  # reads, and the runbook lock's own calls (DynamoDB is the runbook's lock only)
+        # A pending fence that joined a failover run acts inside that run: the lock item (AWS state)
+        # names the run it joined (lambdas/failover/lock.py, join_fence).
+        joined = self._joined_run(actor) if actor.startswith("invoke-") else None
+        with self._actors_lock:
+            if actor not in self._live:
+                return
+            who = joined if joined in self._live else actor
+            if who != actor:
+                self._count("single_flight: a pending fence acted inside the failover run it joined")
+            others = {a: first for a, first in self._live.items() if a not in (actor, who)}
+            first_call = self._live[who] is None
+            if first_call:
+                self._live[who] = model.name
+        if others:
+            self._count("judged single_flight (a mutating call while another run is alive)")
+        for other, first in others.items():
+            if first is not None:
+                self._violate(
+                    "single_flight",
+                    f"two runs acted at once: {who} called {model.name} while {other}, alive, had "
+                    f"already acted (first {first})",
+                )
+        if self.on_actor is not None:
+            if first_call:
+                self.on_actor("acted", actor)
+            self.on_actor(f"call:{model.name}", actor)
+
+    def _joined_run(self, fencer: str) -> str | None:
+        """The run a pending fence joined, as the lock item in region B says (None: not joined)."""
+        item = (
+            self.world.client("dynamodb", REGION_B)
+            .get_item(TableName=self.ctx.lock_table_name, Key={"pk": {"S": "runbook"}}, ConsistentRead=True)
+            .get("Item")
+        )
+        found = runbook_lock.fencer_of(item) if item else None
+        return found[1] if found and found[0] == fencer else None
 
     def add_fault(self, fault: Fault) -> None:
         fault.install(self.session)
@@ -507,6 +639,7 @@ class Deployment:
         params: dict[str, Any] | None = None,
         crash_after: int | None = None,
         executor_name: str = "cli",
+        run_id: str | None = None,
     ) -> RunState:
         """Run a runbook by an executor: ``cli`` (the in-process executor of the break-glass CLI) or
         ``sfn`` (the generated state machine in moto's interpreter, the real handler behind it)."""
@@ -518,22 +651,31 @@ class Deployment:
         unprotected = runbook == "failover" and self._b_unprotected()
         self.crash_after = None if crash_after is None else self.mutating_calls + crash_after
         calls_before = self.mutating_calls
+        rid = run_id or executor.new_run_id()
         self.running += 1
+        clients: ActorClients | None = None
         try:
             if executor_name == "sfn":
                 from tests.safety.sfn_executor import run_state_machine
 
                 outcome, detail = run_state_machine(self, runbook, merged)
-                state = RunState(runbook, merged, outcome, detail, executor_name)
+                state = RunState(runbook, merged, outcome, detail, executor_name, run_id=rid)
             else:
-                report = executor.run(runbook, self.ctx, self.runbook_clients(), params=merged, max_workers=1)
-                state = RunState(runbook, merged, report.outcome, report.reason or "", executor_name)
+                clients = self._clients_for(rid)
+                self._begin_actor(rid)
+                report = executor.run(runbook, self.ctx, clients, params=merged, max_workers=1, run_id=rid)
+                state = RunState(
+                    runbook, merged, report.outcome, report.reason or "", executor_name, run_id=rid
+                )
         except Crash as exc:
             self._count("crash")
-            state = RunState(runbook, merged, "crashed", str(exc), executor_name)
+            state = RunState(runbook, merged, "crashed", str(exc), executor_name, run_id=rid)
         finally:
             self.running -= 1
             self.crash_after = None
+            if clients is not None:
+                self._end_actor(rid)  # the process ended (or died): it acts no more
+                clients.actor = None
         state.mutated = self.mutating_calls > calls_before
         self.last_run = state
         after_b = self._dr_desired()
@@ -573,12 +715,24 @@ class Deployment:
             self._clients = Clients.for_context(self.ctx, self.session, clock=self.emulator.clock)
         return self._clients
 
+    def _clients_for(self, actor: str) -> ActorClients:
+        """Clients for one in-process run (kept for the next run: a client costs more than a call)."""
+        with self._actors_lock:
+            free = [c for c in self._run_clients if c.actor is None]
+            made = free[0] if free else actor_clients(self, self.session)
+            if not free:
+                self._run_clients.append(made)
+            made.actor = actor
+        return made
+
     def op_resume(self) -> None:
         self._count("resume")
         if self.last_run and self.last_run.outcome != "done":
-            self.op_run(
-                self.last_run.runbook, params=self.last_run.params, executor_name=self.last_run.executor_name
-            )
+            # The same run again: an in-process run resumed under its run id re-enters the lock it may
+            # have died holding (the CLI's --run-id); a state machine run is a new execution.
+            last = self.last_run
+            same = last.run_id if last.executor_name == "cli" else None
+            self.op_run(last.runbook, params=last.params, executor_name=last.executor_name, run_id=same)
 
     def _dr_desired(self) -> int:
         try:
@@ -758,7 +912,8 @@ class Deployment:
         self.clear_faults()
         if not self.emulator.reachable(REGION_A):
             self.emulator.come_back(REGION_A)
-        self.emulator.advance(600)
+        # Long enough for the lock of any run that died holding it to expire (budget.LOCK_TTL_SECONDS).
+        self.emulator.advance(max(600, LOCK_TTL_SECONDS + 60))
         if self.last_run is not None and self.last_run.outcome != "done":
             self._count("judged converges (a run left unfinished)")
         for _ in range(3):

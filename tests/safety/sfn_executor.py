@@ -32,9 +32,10 @@ use, and moto's parse of it is kept. What is emulated, and where:
   is in AWS; the runbook's orchestrator, Step Functions, lives on. A synchronous invocation is not
   retried by Lambda; Step Functions reports it as ``Lambda.Unknown`` (see
   https://docs.aws.amazon.com/step-functions/latest/dg/bp-lambda-serviceexception.html), which the
-  generated Retry does not match (it retries the Lambda service's own errors and
-  ``StepRetryable``), so ``Catch`` stops the run at that step (a best-effort step records a
-  warning and the run goes on). The outcome is then ``crashed``: resuming is a new execution.
+  generated Retry matches (``INVOCATION_LOST_ERRORS``, twice): the same execution invokes the step
+  again and the run goes on. Only a step that dies on every attempt stops the run at that step
+  (``Catch``; a best-effort step records a warning), with the outcome ``crashed``: resuming is then
+  a new execution.
 
 The execution must end within ``REAL_TIME_LIMIT`` real seconds; a longer one is a harness fault
 (``TimeoutError``), never a verdict.
@@ -159,7 +160,9 @@ def run_state_machine(
     if runbook not in RUNBOOKS:
         raise ValueError(f"runbook must be one of {sorted(RUNBOOKS)}; got {runbook!r}")
     clock = deployment.emulator.clock
-    clients = Clients.for_context(deployment.ctx, deployment.session, clock=clock)
+    from tests.safety.model import actor_clients
+
+    clients = actor_clients(deployment, deployment.session)
     turns = _Turns(clock)
     lam = _Lambda(deployment, clients, crash, turns)
     with _executing_state_machines(), _interpreter_quiet():
@@ -176,8 +179,18 @@ def run_state_machine(
                 input=json.dumps({"params": params}),
             )
             runs.last_execution = started["executionArn"]
-            turns.start()
-            if not turns.finished.wait(real_time_limit):
+            # The execution is alive until it ends: its invocations' calls are its own (single flight
+            # is judged from them, Deployment._acted).
+            actor = started["executionArn"]  # the run id its lock is held under ($$.Execution.Id)
+            clients.actor = actor
+            deployment._begin_actor(actor)
+            try:
+                turns.start()
+                finished = turns.finished.wait(real_time_limit)
+            finally:
+                deployment._end_actor(actor)
+                clients.actor = None
+            if not finished:
                 turns.abandon()
                 with contextlib.suppress(Exception):
                     runs.client.stop_execution(executionArn=started["executionArn"], error="Harness")

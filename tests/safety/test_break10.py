@@ -37,7 +37,10 @@ def test_partial_fence_then_dark_leaves_region_a_functions_writing_for_ever(depl
     d.op_outage()  # region A goes dark before the operator resumes
     # (Resumed as is, the failover waits for zero lag from a dark region A and gives up: the partial
     # fence stamped primaryStoppedAt, so promotion counts as planned. The operator allows the loss.)
-    d.op_run("failover", params={"force": True, "allowDataLoss": True})
+    # The same run resumed (the CLI's --run-id): it re-enters the runbook lock its process died holding.
+    crashed = d.last_run
+    assert crashed is not None and crashed.outcome == "crashed", crashed
+    d.op_run("failover", params={"force": True, "allowDataLoss": True}, run_id=crashed.run_id)
     assert d.last_run is not None and d.last_run.outcome == "done", d.last_run
     assert _journal(d).get("fencePending"), "the resumed failover journaled the fence as pending"
     d.op_recover()

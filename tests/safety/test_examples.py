@@ -119,16 +119,21 @@ def aurora_unplanned_snapshot(deploy: Deploy) -> Deployment:
     return d
 
 
-def failover_rerun_after_autoscaling(deploy: Deploy) -> Deployment:
+def failover_rerun_after_autoscaling(deploy: Deploy, executor_name: str = "cli") -> Deployment:
     """A completed failover, autoscaling raises region B, and the operator runs the failover again."""
     d = deploy()
     d.op_outage()
     d.op_advance(120)
-    d.op_run("failover")
+    d.op_run("failover", executor_name=executor_name)
     d.op_advance(300)
     d.op_autoscale()
-    d.op_run("failover")
+    d.op_run("failover", executor_name=executor_name)
     return d
+
+
+def failover_rerun_after_autoscaling_sfn(deploy: Deploy) -> Deployment:
+    """The same, both runs by the Step Functions executor (the alarm's rule starting it again)."""
+    return failover_rerun_after_autoscaling(deploy, "sfn")
 
 
 EXAMPLES = {
@@ -140,6 +145,7 @@ EXAMPLES = {
     "encrypted_break_glass_failback": (encrypted_break_glass_failback, "converges"),
     "aurora_unplanned_snapshot": (aurora_unplanned_snapshot, "no_loss"),
     "failover_rerun_after_autoscaling": (failover_rerun_after_autoscaling, "single_flight"),
+    "failover_rerun_after_autoscaling_sfn": (failover_rerun_after_autoscaling_sfn, "single_flight"),
 }
 
 
@@ -151,6 +157,7 @@ FIXED: dict[str, tuple[str, ...]] = {
     "second_failover_after_rds_failback": (Regression.PROMOTE_UNPROTECTED,),
     "aurora_unplanned_snapshot": (Regression.UNPLANNED_SNAPSHOT_NOT_KEPT,),
     "failover_rerun_after_autoscaling": (Regression.SCALE_TO_CONTEXT,),
+    "failover_rerun_after_autoscaling_sfn": (Regression.SCALE_TO_CONTEXT,),
     "failback_lag_never_zero": (Regression.FAILBACK_BESIDE_PRIMARY,),
 }
 """Examples whose class of defect is fixed, with the test-only regressions that bring it back."""

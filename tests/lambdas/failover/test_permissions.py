@@ -70,6 +70,10 @@ TARGETS: dict[str, Callable[[dict[str, Any], str], list[str]]] = {
         f"ssm:{op}": lambda p, r: [f"arn:aws:ssm:{r}:{ACCOUNT}:parameter/{p['Name'].lstrip('/')}"]
         for op in ("GetParameter", "PutParameter")
     },
+    **{
+        f"dynamodb:{op}": lambda p, r: [f"arn:aws:dynamodb:{r}:{ACCOUNT}:table/{p['TableName']}"]
+        for op in ("DescribeTable", "GetItem", "PutItem", "UpdateItem", "DeleteItem")
+    },
     "lambda:ListEventSourceMappings": lambda p, r: ["*"],
     "sns:Publish": lambda p, r: [p["TopicArn"]],
     "sns:GetTopicAttributes": lambda p, r: [p["TopicArn"]],
@@ -257,6 +261,11 @@ def test_a_call_on_another_resource_or_region_is_denied(make_world: Callable[...
     assert not allowing(
         statements, Call(put.action, put.region, put.target.replace(latch, "prod/db-password"))
     )
+    table = world.context["lockTableName"]
+    take = Call("dynamodb:PutItem", "us-west-2", f"arn:aws:dynamodb:us-west-2:{ACCOUNT}:table/{table}")
+    assert allowing(statements, take)
+    assert not allowing(statements, Call(take.action, take.region, take.target.replace(table, "shop-app")))
+    assert not allowing(statements, Call("dynamodb:Scan", take.region, take.target))
     switch = Call("cloudwatch:PutMetricData", "us-west-2", "*", "Pilotlight/Failover")
     assert allowing(statements, switch)
     assert not allowing(statements, Call(switch.action, switch.region, "*", "AWS/EC2"))

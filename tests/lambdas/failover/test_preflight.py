@@ -51,7 +51,7 @@ _MODE_KEYS = {
         "appName", "environment", "primaryRegion", "drRegion", "databaseMode", "primaryAsgName",
         "primaryCapacity", "drAsgName", "drCapacity", "primaryFunctionNames", "drFunctionNames",
         "primaryEventSourceMappingIds", "drEventSourceMappingIds", "switchMetric", "latchParameterName",
-        "notifyTopicArn", "primaryHealthUrl", "maxReplicationLagSeconds", "primaryKmsKeyArn",
+        "lockTableName", "notifyTopicArn", "primaryHealthUrl", "maxReplicationLagSeconds", "primaryKmsKeyArn",
         "drKmsKeyArn", "primaryDbInstanceId", "drDbInstanceId", "primaryDbSubnetGroupName",
         "primaryDbParameterGroupName", "notifyKeyArn", "dataKeyArns", "drHealthUrl", GENERATION_KEY,
     ],
@@ -59,7 +59,7 @@ _MODE_KEYS = {
         "appName", "environment", "primaryRegion", "drRegion", "databaseMode", "primaryAsgName",
         "primaryCapacity", "drAsgName", "drCapacity", "primaryFunctionNames", "drFunctionNames",
         "primaryEventSourceMappingIds", "drEventSourceMappingIds", "switchMetric", "latchParameterName",
-        "notifyTopicArn", "primaryHealthUrl", "maxReplicationLagSeconds", "primaryKmsKeyArn",
+        "lockTableName", "notifyTopicArn", "primaryHealthUrl", "maxReplicationLagSeconds", "primaryKmsKeyArn",
         "drKmsKeyArn", "globalClusterId", "primaryClusterId", "drClusterId", "drClusterArn",
         "drInstanceClass", "notifyKeyArn", "dataKeyArns", "drHealthUrl", GENERATION_KEY,
     ],
@@ -67,7 +67,8 @@ _MODE_KEYS = {
 
 RESOURCE_KEYS = {
     "primaryAsgName", "drAsgName", "primaryFunctionNames", "drFunctionNames",
-    "primaryEventSourceMappingIds", "drEventSourceMappingIds", "latchParameterName", "notifyTopicArn",
+    "primaryEventSourceMappingIds", "drEventSourceMappingIds", "latchParameterName", "lockTableName",
+    "notifyTopicArn",
     "primaryKmsKeyArn", "drKmsKeyArn", "notifyKeyArn", "dataKeyArns", "primaryDbInstanceId",
     "drDbInstanceId", "globalClusterId", "primaryClusterId", "drClusterId", "drClusterArn",
 }  # fmt: skip
@@ -226,7 +227,7 @@ def test_current_outputs_pass_with_one_read_only_call_per_named_resource(
         + len(ctx.primary_event_source_mapping_ids + ctx.dr_event_source_mapping_ids)
         + len({ctx.notify_key_arn, ctx.primary_kms_key_arn, ctx.dr_kms_key_arn, *ctx.data_key_arns})
         + 2  # web tiers
-        + 3  # latch, generation, topic
+        + 4  # latch, generation, lock table, topic
         + (2 if mode == "rds-replica" else 3)  # databases
     )
     assert len(calls) == named

@@ -31,6 +31,7 @@ from moto.stepfunctions.parser.asl.component.state.exec.state_task import lambda
 
 from lambdas.failover.graph import FAILBACK, FAILOVER, Runbook, Step
 from lambdas.failover.state_machine import (
+    INVOCATION_LOST_ERRORS,
     LAMBDA_INVOKE,
     LAMBDA_RETRY,
     STEP_RETRY,
@@ -44,6 +45,8 @@ from lambdas.failover.state_machine import (
 )
 
 REGION = "us-east-1"
+LOCK_STEPS = ("take_lock", "release_lock")
+LOCK_TASKS = {"Take lock", "Release lock", "Release lock (failed)"}
 ACCOUNT = "123456789012"
 FUNCTION_ARN = f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:pilotlight-failover"
 ROLE_ARN = f"arn:aws:iam::{ACCOUNT}:role/pilotlight-failover-sfn"
@@ -113,8 +116,14 @@ class FakeFailoverLambda:
 
     @property
     def invoked(self) -> list[str]:
+        """The runbook's steps invoked, in order (the lock's own invocations: ``lock_calls``)."""
         with self._lock:
-            return [e["step"] for e in self.events]
+            return [e["step"] for e in self.events if e["step"] not in LOCK_STEPS]
+
+    @property
+    def lock_calls(self) -> list[str]:
+        with self._lock:
+            return [e["step"] for e in self.events if e["step"] in LOCK_STEPS]
 
     def count(self, step: str) -> int:
         return self.invoked.count(step)
@@ -306,14 +315,21 @@ def test_generated_definition_is_valid_json_and_validates(runbook: Runbook) -> N
 def test_every_step_is_one_lambda_task_with_retry_and_catch(runbook: Runbook) -> None:
     defn = build_definition(runbook, FUNCTION_ARN)
     tasks = {name: state for name, state in walk(defn) if state["Type"] == "Task"}
-    assert sorted(tasks) == sorted(runbook.names())
+    assert sorted(set(tasks) - LOCK_TASKS) == sorted(runbook.names())
     for name, task in tasks.items():
+        if name in LOCK_TASKS:
+            continue
         step = runbook.step(name)
         assert task["Resource"] == LAMBDA_INVOKE
         assert task["Comment"] == (step.description or name)
         assert task["Parameters"] == {
             "FunctionName": FUNCTION_ARN,
-            "Payload": {"runbook": runbook.name, "step": name, "params.$": "$.params"},
+            "Payload": {
+                "runbook": runbook.name,
+                "step": name,
+                "params.$": "$.params",
+                "lockRunId.$": "$$.Execution.Id",
+            },
         }
         assert set(task["ResultSelector"].values()) == {
             "$.Payload.status",
@@ -322,7 +338,7 @@ def test_every_step_is_one_lambda_task_with_retry_and_catch(runbook: Runbook) ->
         }
         assert task["ResultPath"] == f"$.results.{name}"
         retried = {e for r in task["Retry"] if r.get("MaxAttempts", 3) > 0 for e in r["ErrorEquals"]}
-        assert retried == {*TRANSIENT_LAMBDA_ERRORS, "StepRetryable"}
+        assert retried == {*TRANSIENT_LAMBDA_ERRORS, *INVOCATION_LOST_ERRORS, "StepRetryable"}
         assert all(r["JitterStrategy"] == "FULL" and r["BackoffRate"] == 2 for r in task["Retry"][1:])
         assert [c["ErrorEquals"] for c in task["Catch"]] == [["States.ALL"]]
         assert task["Catch"][0]["Next"] == f"{name}: {'warning' if step.best_effort else 'failed'}"
@@ -404,7 +420,7 @@ def test_any_graph_gives_a_valid_definition_that_respects_needs(runbook: Runbook
     before = guaranteed_before(plan(runbook))
     assert sorted(before) == sorted(runbook.names())  # every step exactly once (dict + count below)
     tasks = [name for name, state in walk(build_definition(runbook, FUNCTION_ARN)) if state["Type"] == "Task"]
-    assert sorted(tasks) == sorted(runbook.names())
+    assert sorted(set(tasks) - LOCK_TASKS) == sorted(runbook.names())
     for s in runbook.steps:
         assert set(s.needs) <= before[s.name], f"{s.name} may start before {s.needs}"
     validate_definition(build_definition(runbook, FUNCTION_ARN))
@@ -502,6 +518,7 @@ def test_runbook_succeeds_when_every_step_succeeds(sfn: Harness, runbook: Runboo
     for name, result in run.output["results"].items():
         assert result == {"status": "done", "detail": f"{name} done", "data": {"step": name}}
     assert sorted(sfn.fake.invoked) == sorted(runbook.names())  # each step exactly once
+    assert sfn.fake.lock_calls == ["take_lock", "release_lock"]
     assert_needs_respected(runbook, sfn.fake.invoked)
     assert {e["runbook"] for e in sfn.fake.events} == {runbook.name}
     assert all(e["params"] == {"force": True, "reason": "drill"} for e in sfn.fake.events)
@@ -531,7 +548,14 @@ def test_failover_runs_independent_steps_in_a_parallel_state(sfn: Harness) -> No
         "promote_database",
     }
     outside = set(run.entered("TaskStateEntered")) - inside
-    assert outside == {"confirm_primary_down", "throw_switch", "verify", "notify"}
+    assert outside == {
+        "Take lock",
+        "confirm_primary_down",
+        "throw_switch",
+        "verify",
+        "notify",
+        "Release lock",
+    }
 
 
 def test_nested_parallel_states_run(sfn: Harness) -> None:
@@ -689,3 +713,51 @@ def test_best_effort_long_running_step_timing_out_is_a_warning(sfn: Harness) -> 
     assert run.output["results"]["probe"]["status"] == "warning"
     assert "timed out waiting for probe" in run.output["results"]["probe"]["detail"]
     assert sfn.fake.invoked == ["probe", "probe", "after"]
+
+
+# ------------------------------------------------------------------------------ single flight
+
+
+@pytest.mark.parametrize("runbook", RUNBOOKS.values(), ids=RUNBOOKS.keys())
+def test_the_lock_is_taken_first_and_released_on_every_end(runbook: Runbook) -> None:
+    """single_flight: the first Task takes the lock under the execution id; a lock held goes to
+    Failed without releasing (it is not this run's); every other way to Succeeded or Failed passes
+    through a release."""
+    defn = build_definition(runbook, FUNCTION_ARN)
+    states = defn["States"]
+    assert states["Init"]["Next"] == "Take lock"
+    take = states["Take lock"]
+    assert take["Parameters"]["Payload"]["step"] == "take_lock"
+    assert take["Parameters"]["Payload"]["lockRunId.$"] == "$$.Execution.Id"
+    assert take["Catch"][0]["Next"] == "take_lock: failed"
+    assert states["take_lock: failed"]["Next"] == "Failed"
+    into = {
+        target: [n for n, s in states.items() if target in (s.get("Next"), s.get("Default"))]
+        for target in ("Succeeded", "Failed")
+    }
+    assert into["Succeeded"] == ["Release lock"]
+    assert sorted(into["Failed"]) == ["Release lock (failed)", "take_lock: failed"]
+    for name in ("Release lock", "Release lock (failed)"):
+        release = states[name]
+        assert release["Parameters"]["Payload"]["step"] == "release_lock"
+        assert release["ResultPath"] == "$.lock" and release["Catch"][0]["ResultPath"] == "$.lockError"
+        assert release["Catch"][0]["Next"] == release["Next"], "a failed release must not change the outcome"
+
+
+def test_a_timed_out_or_dead_invocation_is_retried_as_aws_recommends() -> None:
+    """converges: a Lambda timeout (Lambda.Unknown, States.Timeout) is retried, and the Lambda
+    service's errors get the retry of https://docs.aws.amazon.com/step-functions/latest/dg/bp-lambda-serviceexception.html."""
+    defn = build_definition(FAILOVER, FUNCTION_ARN)
+    for name, task in walk(defn):
+        if task["Type"] != "Task":
+            continue
+        retried = {e for r in task["Retry"] if r.get("MaxAttempts", 3) > 0 for e in r["ErrorEquals"]}
+        recommended = {
+            "Lambda.ClientExecutionTimeoutException",
+            "Lambda.ServiceException",
+            "Lambda.AWSLambdaException",
+            "Lambda.SdkClientException",
+            "Lambda.TooManyRequestsException",
+        }
+        assert recommended | {"States.Timeout", "Lambda.Unknown"} <= retried, name
+        assert task["TimeoutSeconds"] >= 900, name

@@ -5,7 +5,7 @@ on: the database pair (``rds-replica``: source instance in A and its read replic
 ``aurora-global``: a global cluster with a writer cluster in A and a headless secondary in B),
 launch templates and Auto Scaling groups (A at its capacity, B at 0/0/0), Lambda functions in both
 regions (B's at reserved concurrency 0), an SQS queue with a disabled event source mapping in B,
-the SSM latch (standby), the SNS topic with an SQS subscription to read what was published, and
+the SSM latch (standby), the runbook lock's DynamoDB table, the SNS topic with an SQS subscription to read what was published, and
 replication-lag datapoints for failback. ``World`` inspects the end state.
 
 It works in-process under ``mock_aws`` (``endpoint_url=None``) and against a moto server.
@@ -227,6 +227,13 @@ def _zero_lag_ahead(cloudwatch: Any, instance: str) -> None:
     )
 
 
+def create_lock_table(dynamodb: Any, name: str) -> None:
+    """The runbook lock's table as the program creates it: the schema of ``lambdas/failover/lock.py``."""
+    from lambdas.failover import lock
+
+    dynamodb.create_table(TableName=name, BillingMode="PAY_PER_REQUEST", **lock.table_schema())
+
+
 def build_world(
     mode: str = "rds-replica",
     *,
@@ -316,6 +323,7 @@ def build_world(
     c("ssm", REGION_B).put_parameter(
         Name=f"/{app}/test/failover-latch", Value=json.dumps({"state": "standby"}), Type="String"
     )
+    create_lock_table(c("dynamodb", REGION_B), f"{app}-runbook-lock")
     sns = c("sns", REGION_B)
     # The program encrypts the alarm topic with its own key (alias/aws/sns cannot be used by CloudWatch);
     # publishing to it takes a data key of that key (https://docs.aws.amazon.com/sns/latest/dg/sns-key-management.html).
@@ -349,6 +357,7 @@ def build_world(
         "drEventSourceMappingIds": [mapping],
         "switchMetric": {"namespace": SWITCH_NAMESPACE, "name": SWITCH_NAME, "dimensions": {"App": app}},
         "latchParameterName": f"/{app}/test/failover-latch",
+        "lockTableName": f"{app}-runbook-lock",
         "notifyTopicArn": topic,
         "primaryHealthUrl": primary_health_url,
         "drHealthUrl": dr_health_url,
