@@ -285,6 +285,23 @@ class Emulator:
                     self._pending_rebuilds.remove(pending)
                     self._rebuild_old_primary(gid, old, new, unplanned=unplanned)
 
+    def partition(self, a: str, b: str) -> None:
+        """Replication between ``a`` and ``b`` stops while both keep answering (their APIs, their
+        endpoints): a network partition between the regions, or a replica whose replication broke.
+        What either side had not replicated stays there until ``heal``."""
+        with self._lock:
+            self.data.sync()
+            self.data.severed.add(frozenset((a, b)))
+            self._event("partition", f"replication between {a} and {b} stops; both answer")
+
+    def heal(self, a: str, b: str) -> None:
+        """Replication between ``a`` and ``b`` resumes now (the backlog starts draining)."""
+        with self._lock:
+            self.data.sync()
+            self.data.severed.discard(frozenset((a, b)))
+            self.data.sync()
+            self._event("healed", f"replication between {a} and {b} resumes")
+
     # -- time ------------------------------------------------------------------------------------
 
     def advance(self, seconds: float) -> None:
@@ -477,7 +494,11 @@ class Emulator:
                 name, value, unit = "AuroraGlobalDBReplicationLag", lag * 1000.0, "Milliseconds"
                 dims = [{"Name": "DBClusterIdentifier", "Value": found.db_cluster_identifier}]
             elif isinstance(found, DBInstance):
-                name, value, unit = "ReplicaLag", lag, "Seconds"
+                name, value, unit = (
+                    "ReplicaLag",
+                    replica_lag(found.engine, lag, self.data.flowing(link)),
+                    "Seconds",
+                )
                 dims = [{"Name": "DBInstanceIdentifier", "Value": found.db_instance_identifier}]
             else:
                 continue
@@ -793,6 +814,33 @@ class Emulator:
             for key, copy in self.data.copies.items()
             if copy.store is Store.DATABASE and self.accepts_writes(key)
         ]
+
+
+NOT_REPLICATING = -1.0
+"""``ReplicaLag`` of a MySQL or MariaDB replica whose replication is not active."""
+
+
+def replica_lag(engine: str, behind: float, flowing: bool) -> float:
+    """The ``ReplicaLag`` RDS publishes for a replica of ``engine`` that is ``behind`` seconds behind
+    its source (the age of its oldest unapplied write), while its replication is ``flowing`` or not.
+
+    * MySQL and MariaDB: the metric "reports the value of the ``Seconds_Behind_Master`` field of the
+      ``SHOW REPLICA STATUS`` command ... If the ReplicaLag metric returns -1, then replication is
+      currently not active. ReplicaLag = -1 is equivalent to Seconds_Behind_Master = NULL"
+      (https://docs.aws.amazon.com/AmazonRDS/latest/UserGuide/USER_MySQL.Replication.ReadReplicas.Monitor.html,
+      https://docs.aws.amazon.com/AmazonRDS/latest/UserGuide/USER_MariaDB.Replication.ReadReplicas.Monitor.html).
+      Not active here: the source's region is dark or the link is severed (``Emulator.partition``).
+    * PostgreSQL: the metric "reports the result of the following query. ``SELECT extract(epoch from
+      now() - pg_last_xact_replay_timestamp())``"
+      (https://docs.aws.amazon.com/AmazonRDS/latest/UserGuide/USER_PostgreSQL.Replication.ReadReplicas.Monitor.html):
+      no -1 is documented; while replication is not active nothing is replayed and the value grows.
+      Modelled as the age of the oldest unapplied write, which grows alike. (The query also grows
+      on an idle, caught-up source, since it measures time since the last replayed transaction:
+      not modelled here, and a zero-lag wait would not end on such a replica; reported.)
+    """
+    if engine in ("mysql", "mariadb") and not flowing:
+        return NOT_REPLICATING
+    return behind
 
 
 def _clear_active() -> None:

@@ -605,6 +605,56 @@ def _parse_time(value: Any) -> datetime | None:
         return None
 
 
+LAG_PERIOD = timedelta(minutes=1)
+"""The period of the lag datapoints the zero-lag wait reads: RDS sends its metrics to CloudWatch
+once a minute ("Amazon RDS automatically sends metrics to CloudWatch every minute for each active
+database": https://docs.aws.amazon.com/AmazonRDS/latest/UserGuide/rds-metrics.html)."""
+
+
+def _caught_up(value: float) -> bool:
+    """Whether one lag datapoint says the replica holds everything: exactly 0.
+
+    A negative value is not "below the bound": ``ReplicaLag`` -1 means replication is not active
+    (MySQL and MariaDB: "If the ReplicaLag metric returns -1, then replication is currently not
+    active", https://docs.aws.amazon.com/AmazonRDS/latest/UserGuide/USER_MySQL.Replication.ReadReplicas.Monitor.html),
+    so the replica may lack any number of writes."""
+    if regressions.on(Regression.LAG_NOT_ACTIVE_IS_CAUGHT_UP):
+        return value <= 0.0
+    return value == 0.0
+
+
+def zero_lag_evidence(points: list[tuple[datetime, float]], drained: datetime) -> tuple[bool, str]:
+    """Whether ``points`` (one-minute lag datapoints, any order) prove zero lag after ``drained``.
+
+    The proof: the two latest datapoints are of consecutive minutes that both began after the
+    drain ended, and both are exactly 0. Why two: RDS sends one datapoint a minute but does not say
+    when in its minute the value is sampled, so a single zero of the first minute after the drain
+    may have been sampled before a write committed late in the drain; the second minute began a
+    full period after the drain ended, so its zero cannot predate any write the drain let through.
+    Why the latest: a later non-zero, negative (-1: replication not active) or absent minute says
+    the replica has not shown it holds everything now. Returns (proven, what was seen).
+    """
+    first_minute = (drained + LAG_PERIOD).replace(second=0, microsecond=0)
+    after = sorted(((t, float(v)) for t, v in points if t >= first_minute), reverse=True)
+    if regressions.on(Regression.ONE_ZERO_PROVES_ZERO_LAG):
+        zero = [t for t, v in after if _caught_up(v)]
+        return bool(zero), f"a zero at {zero[0]:%H:%M:%S}" if zero else "no zero"
+    if not after:
+        return False, f"no datapoint of a minute that began after the drain ended ({drained:%H:%M:%S})"
+    (t1, v1), rest = after[0], after[1:]
+    if not _caught_up(v1):
+        why = " (replication not active)" if v1 < 0 else ""
+        return False, f"latest {v1:g} at {t1:%H:%M:%S}{why}"
+    if not rest:
+        return False, f"one zero at {t1:%H:%M:%S}; waiting for the next minute's"
+    t0, v0 = rest[0]
+    if t1 - t0 != LAG_PERIOD:
+        return False, f"zero at {t1:%H:%M:%S} but no datapoint for the minute before it"
+    if not _caught_up(v0):
+        return False, f"zero at {t1:%H:%M:%S} after {v0:g} at {t0:%H:%M:%S}; waiting for the next minute's"
+    return True, f"0 at {t0:%H:%M:%S} and {t1:%H:%M:%S}"
+
+
 def _wait_lossless(
     clients: Clients,
     params: Mapping[str, Any],
@@ -615,13 +665,13 @@ def _wait_lossless(
     dims: Mapping[str, str],
     step: str,
 ) -> str | None:
-    """Wait for the drain after writes stopped at ``stopped_at``, then for a zero-lag datapoint
-    taken after it. Returns None once both hold, else (``wait`` False) what is still awaited.
+    """Wait for the drain after writes stopped at ``stopped_at``, then for zero lag proven by
+    datapoints taken after it (:func:`zero_lag_evidence`). Returns None once both hold, else
+    (``wait`` False) what is still awaited.
 
     Zero, not the configured bound: a planned change moves the writer only once the target holds
-    every write the source acknowledged (the bound only decides when to start draining). The
-    datapoint must cover a minute that began after the drain ended, so no write committed in the
-    drain can hide in it. Raises StepFailed (retryable) when the wait budget runs out.
+    every write the source acknowledged (the bound only decides when to start draining). Raises
+    StepFailed (retryable) when the wait budget runs out.
     """
     drained = stopped_at + timedelta(seconds=_drain_seconds(params))
     config = _waiter_config(params)
@@ -632,22 +682,20 @@ def _wait_lossless(
         if now < drained:
             note = f"draining until {drained:%H:%M:%S} (writes stopped at {stopped_at:%H:%M:%S})"
         else:
-            first_minute = (drained + timedelta(minutes=1)).replace(second=0, microsecond=0)
             query = _metric_query(
                 now, "AWS/RDS", metric, dims, "Maximum", timedelta(hours=1), timedelta(minutes=5)
             )
-            query["StartTime"] = first_minute
+            query["StartTime"] = (drained + LAG_PERIOD).replace(second=0, microsecond=0)
             results = clients.cloudwatch(side).get_metric_data(**query)["MetricDataResults"]
             points = (
                 list(zip(results[0].get("Timestamps", []), results[0].get("Values", []), strict=False))
                 if results
                 else []
             )
-            zero = [t for t, v in points if float(v) == 0.0 and t >= first_minute]
-            if zero:
+            proven, seen = zero_lag_evidence(points, drained)
+            if proven:
                 return None
-            latest = f"latest {points[0][1]:g} at {points[0][0]}" if points else "no datapoint yet"
-            note = f"{metric} not yet 0 in a minute after the drain ({latest})"
+            note = f"{metric} not yet proven 0 after the drain: {seen}"
         if not _wait(params):
             return note
         if attempt + 1 < attempts:
@@ -1195,8 +1243,14 @@ def _loss_estimate(clients: Clients, metric: str, dims: Mapping[str, str], per_s
     latest = _latest(clients, "dr", query)
     if latest is None:
         return "may lose writes of an unknown span (no lag datapoint)"
-    lag_s = latest[0] / per_second
     age = max(0.0, (now - latest[1]).total_seconds())
+    if latest[0] < 0:
+        # -1: replication was not active at that datapoint; how long it has not been is unknown.
+        return (
+            f"may lose writes of an unknown span (last {metric} {latest[0]:g} at {latest[1]}: "
+            "replication not active)"
+        )
+    lag_s = latest[0] / per_second
     return f"may lose up to {lag_s + age:.0f} s of writes (last {metric} {latest[0]:g} at {latest[1]}, {age:.0f} s old)"
 
 

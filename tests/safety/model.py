@@ -240,12 +240,21 @@ class Deployment:
     # -- building ----------------------------------------------------------------------------------
 
     @classmethod
-    def build(cls, mode: str, app: str, emulator: Emulator, *, encrypted: bool = True) -> Deployment:
-        """Set the deployment up in ``emulator`` (which must be installed); encrypted as the program does."""
+    def build(
+        cls, mode: str, app: str, emulator: Emulator, *, encrypted: bool = True, engine: str = "postgres"
+    ) -> Deployment:
+        """Set the deployment up in ``emulator`` (which must be installed); encrypted as the program
+        does. ``engine``: the rds-replica engine (``postgres`` or ``mysql``, as the program allows)."""
         emulator.provisioning = True
         session, cache = _plain_clients()
         world = build_world(
-            mode, app=app, lag_metrics=False, session=session, clients_cache=cache, encrypted=encrypted
+            mode,
+            app=app,
+            lag_metrics=False,
+            session=session,
+            clients_cache=cache,
+            encrypted=encrypted,
+            engine=engine,
         )
         db_a, db_b = _database_keys(world)
         emulator.register_app(

@@ -120,24 +120,40 @@ def _latest(region: str, name: str, dims: dict[str, str]) -> float | None:
     return float(points[-1].value) if points else None
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="ReplicaLag is -1 while replication is not active (RDS MySQL/MariaDB monitoring pages); the emulator publishes the growing age instead",
-)
-def test_b9_4_replica_lag_is_minus_one_while_replication_is_not_active(deploy: Deploy) -> None:
-    """B9-4: RDS documents ReplicaLag = -1 when replication is not active (Seconds_Behind_Master
-    NULL: the replica's I/O thread cannot reach its source). The emulator publishes the age of
-    the unapplied tail instead, so a runbook that reads "-1 <= bound" as caught up is never caught.
+@pytest.mark.parametrize("cut", ["outage", "partition"])
+def test_b9_4_replica_lag_is_minus_one_while_replication_is_not_active(deploy: Deploy, cut: str) -> None:
+    """B9-4: RDS documents ReplicaLag = -1 for a MySQL or MariaDB replica whose replication is not
+    active (Seconds_Behind_Master NULL: the replica's I/O thread cannot reach its source), so a
+    runbook that reads "-1 <= bound" as caught up must be caught. Not active: the source's region
+    dark, or replication severed while both regions answer.
     https://docs.aws.amazon.com/AmazonRDS/latest/UserGuide/USER_MariaDB.Replication.ReadReplicas.Monitor.html
     (same sentence on the MySQL page)."""
-    d = deploy("rds-replica")
+    d = deploy("rds-replica", engine="mysql")
     d.op_advance(120)
     d.op_write(3)
-    d.op_outage()  # the source's region stops answering; the replica in region B does not
+    if cut == "outage":
+        d.op_outage()  # the source's region stops answering; the replica in region B does not
+    else:
+        d.emulator.partition(REGION_A, REGION_B)
     d.op_advance(300)
     replica = d.ctx.dr_db_instance_id
     value = _latest(REGION_B, "ReplicaLag", {"DBInstanceIdentifier": replica})
-    assert value == -1.0, f"ReplicaLag of {replica} with its source unreachable: {value}"
+    assert value == -1.0, f"ReplicaLag of {replica} (mysql) with replication not active ({cut}): {value}"
+
+
+def test_b9_4_postgres_replica_lag_grows_while_replication_is_not_active(deploy: Deploy) -> None:
+    """B9-4 (PostgreSQL): RDS for PostgreSQL documents ReplicaLag as ``now() -
+    pg_last_xact_replay_timestamp()``, no -1: with its source unreachable nothing is replayed and
+    the value grows (https://docs.aws.amazon.com/AmazonRDS/latest/UserGuide/USER_PostgreSQL.Replication.ReadReplicas.Monitor.html)."""
+    d = deploy("rds-replica", engine="postgres")
+    d.op_advance(120)
+    d.emulator.partition(REGION_A, REGION_B)
+    d.op_write(3)
+    d.op_advance(120)
+    first = _latest(REGION_B, "ReplicaLag", {"DBInstanceIdentifier": d.ctx.dr_db_instance_id})
+    d.op_advance(120)
+    later = _latest(REGION_B, "ReplicaLag", {"DBInstanceIdentifier": d.ctx.dr_db_instance_id})
+    assert first is not None and later is not None and 0 < first < later, (first, later)
 
 
 def test_b9_5_allow_data_loss_while_region_a_answers_is_not_excused_by_a_later_outage(

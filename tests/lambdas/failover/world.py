@@ -238,6 +238,7 @@ def build_world(
     session: boto3.Session | None = None,
     clients_cache: dict[tuple[str, str, str | None], Any] | None = None,
     encrypted: bool = False,
+    engine: str = "postgres",
 ) -> World:
     """Create the deployment in moto (under ``mock_aws`` or at ``endpoint_url``) and return it.
 
@@ -379,7 +380,7 @@ def build_world(
             VpcSecurityGroupIds=[db_sg],
             DBInstanceIdentifier=f"{app}-db",
             DBInstanceClass="db.t3.micro",
-            Engine="postgres",
+            Engine=engine,
             MasterUsername="app",
             MasterUserPassword="not-a-secret-1",
             AllocatedStorage=20,
