@@ -186,6 +186,18 @@ class Event:
     data: dict[str, Any] = field(default_factory=dict)
 
 
+@dataclass(frozen=True)
+class WriterMove:
+    """The database writer asked to move (a promotion started, a global failover or switchover asked
+    for): from ``source_region`` to ``target_region``; ``source_answered`` if the source's region
+    answered then (a planned change: nothing acknowledged may be lost, in any store)."""
+
+    at: datetime
+    source_region: str
+    target_region: str
+    source_answered: bool
+
+
 _ACTIVE: Emulator | None = None
 _PATCH_LOCK = threading.Lock()
 
@@ -217,6 +229,7 @@ class Emulator:
         self.lost_at_promotion: dict[str, list[int]] = {}
         """Copy key -> writes its source held that it never received (the tail cut off)."""
         self._pending_rebuilds: list[tuple[str, str, str, bool]] = []
+        self.writer_moves: list[WriterMove] = []
         self.tables: list[GlobalTable] = []
         self.bucket_rules: dict[BucketRule, datetime] = {}
         """Each replication rule of the receipts buckets, and when its metrics start."""
@@ -285,20 +298,23 @@ class Emulator:
                     self._pending_rebuilds.remove(pending)
                     self._rebuild_old_primary(gid, old, new, unplanned=unplanned)
 
-    def partition(self, a: str, b: str) -> None:
-        """Replication between ``a`` and ``b`` stops while both keep answering (their APIs, their
-        endpoints): a network partition between the regions, or a replica whose replication broke.
-        What either side had not replicated stays there until ``heal``."""
+    def partition(self, a: str, b: str, *stores: Store) -> None:
+        """Replication of ``stores`` (default: every store) between ``a`` and ``b`` stops while both
+        regions keep answering (their APIs, their endpoints): a network partition between the
+        regions, or, for one store, its replication broken (a replica stopped by an error). What
+        either side had not replicated stays there until ``heal``."""
         with self._lock:
             self.data.sync()
-            self.data.severed.add(frozenset((a, b)))
-            self._event("partition", f"replication between {a} and {b} stops; both answer")
+            self.data.severed |= {(frozenset((a, b)), s) for s in stores or tuple(Store)}
+            self._event(
+                "partition", f"replication between {a} and {b} stops ({', '.join(stores or tuple(Store))})"
+            )
 
     def heal(self, a: str, b: str) -> None:
-        """Replication between ``a`` and ``b`` resumes now (the backlog starts draining)."""
+        """Replication between ``a`` and ``b`` resumes now, every store (the backlog starts draining)."""
         with self._lock:
             self.data.sync()
-            self.data.severed.discard(frozenset((a, b)))
+            self.data.severed = {(pair, s) for pair, s in self.data.severed if pair != frozenset((a, b))}
             self.data.sync()
             self._event("healed", f"replication between {a} and {b} resumes")
 
@@ -478,6 +494,18 @@ class Emulator:
             self.bucket_rules[rule] = now + timedelta(seconds=self.timings.rtc_metrics_delay if late else 0)
         return rules
 
+    def slow_replication(self, store: Store, delay: float) -> None:
+        """Every link of ``store`` now takes ``delay`` seconds per write (from the next write on
+        to be applied). For S3 without Replication Time Control AWS promises no replication time:
+        RTC is what "replicates most objects that you upload to Amazon S3 in seconds, and 99.99
+        percent of those objects within 15 minutes"
+        (https://docs.aws.amazon.com/AmazonS3/latest/userguide/replication-time-control.html)."""
+        with self._lock:
+            self.data.sync()
+            for link in self.data.links:
+                if link.target.store is store:
+                    link.delay = delay
+
     # -- metrics ---------------------------------------------------------------------------------
 
     def publish_metrics(self) -> None:
@@ -587,6 +615,11 @@ class Emulator:
             )
         source = self.data.source_of(db.db_instance_arn)
         lost = self.data.unlink(db.db_instance_arn)
+        if source is not None:
+            moved = WriterMove(
+                self.clock.now(), source.region, backend.region_name, self.reachable(source.region)
+            )
+            self.writer_moves.append(moved)
         if source is None or not self.reachable(source.region):
             # Unplanned: the source's region does not answer, so its unapplied tail is the
             # documented price of the promotion. With the source answering, nothing is excused.
@@ -700,6 +733,15 @@ class Emulator:
         # that still answered then could have been switched over; its region going dark during the
         # failover's minutes does not excuse what it took meanwhile.
         old_dark_at_request = old is None or not self.reachable(_cluster_region(old.db_cluster_arn))
+        if old is not None:
+            self.writer_moves.append(
+                WriterMove(
+                    self.clock.now(),
+                    _cluster_region(old.db_cluster_arn),
+                    _cluster_region(target.db_cluster_arn),
+                    not old_dark_at_request,
+                )
+            )
 
         def start() -> None:
             _set_failover_state(group, {**getattr(group, "failover_state", {}), "Status": word})

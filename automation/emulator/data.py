@@ -99,9 +99,9 @@ class DataPlane:
         self.writes: dict[int, Write] = {}
         self.copies: dict[str, Copy] = {}
         self.links: list[Link] = []
-        self.severed: set[frozenset[str]] = set()
-        """Region pairs between which replication does not flow although both answer (a network
-        partition between regions, a replication error): see ``Emulator.partition``."""
+        self.severed: set[tuple[frozenset[str], Store]] = set()
+        """(region pair, store) whose replication does not flow although both regions answer (a
+        network partition between regions, a replication error): see ``Emulator.partition``."""
         self._ids = 0
 
     # -- topology ------------------------------------------------------------------------------
@@ -142,7 +142,7 @@ class DataPlane:
         source, target = link.source.region, link.target.region
         if not (self._reachable(source) and self._reachable(target)):
             return False
-        return frozenset((source, target)) not in self.severed
+        return (frozenset((source, target)), link.target.store) not in self.severed
 
     def link_into(self, target: str) -> Link | None:
         """The link replicating into ``target``, if any."""

@@ -47,6 +47,10 @@ class Regression(StrEnum):
     """The zero-lag wait takes any single zero datapoint of a minute after the drain as proof,
     although it may have been sampled before a write committed late in the drain (breaks no_loss)."""
 
+    SKIP_STORE_DRAIN = "skip-store-drain"
+    """A planned change moves the writer once the database is at zero lag, without waiting for the
+    receipts' S3 replication to drain (breaks no_loss in the receipts store)."""
+
 
 ACTIVE: set[str] = set()
 """Names of the regressions turned on (tests only)."""

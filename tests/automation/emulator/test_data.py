@@ -291,7 +291,7 @@ def test_a_severed_link_stops_replicating_while_both_regions_answer(plane: Plane
     link = plane.data.link_into(DST)
     assert link is not None
     plane.data.sync()
-    plane.data.severed.add(frozenset((A, B)))
+    plane.data.severed.add((frozenset((A, B)), Store.DATABASE))
     assert not plane.data.flowing(link)
     ws = plane.writes(2)
     plane.clock.advance(60)
