@@ -11,6 +11,8 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+import pytest
+
 from automation.emulator.data import Store
 from lambdas.failover.regressions import Regression
 from tests.lambdas.failover.world import REGION_A, REGION_B
@@ -76,10 +78,11 @@ def test_checker_sees_a_promotion_on_a_single_early_zero(deploy: Deploy) -> None
     assert _no_loss(d), "a promotion on one zero sampled before a late write lost nothing the checker saw"
 
 
-def planned_failover_while_receipts_replicate_slowly(deploy: Deploy) -> Deployment:
+def planned_failover_while_receipts_replicate_slowly(deploy: Deploy, mode: str = "rds-replica") -> Deployment:
     """S3 takes 15 minutes per receipt (no RTC, no promised time): a planned failover after steady
-    client traffic. The database is at zero lag minutes before the receipts have replicated."""
-    d = deploy("rds-replica")
+    client traffic. The database is at zero lag (or switched over) minutes before the receipts
+    have replicated."""
+    d = deploy(mode)
     d.emulator.slow_replication(Store.RECEIPTS, 900.0)
     d.op_advance(300)
     d.op_run("failover", params=PLANNED | {"waiterMaxAttempts": 120})
@@ -87,13 +90,17 @@ def planned_failover_while_receipts_replicate_slowly(deploy: Deploy) -> Deployme
     return d
 
 
-def test_no_loss_a_planned_failover_waits_for_the_receipts_to_replicate(deploy: Deploy) -> None:
-    d = planned_failover_while_receipts_replicate_slowly(deploy)
+@pytest.mark.parametrize("mode", ["rds-replica", "aurora-global"])
+def test_no_loss_a_planned_failover_waits_for_the_receipts_to_replicate(deploy: Deploy, mode: str) -> None:
+    d = planned_failover_while_receipts_replicate_slowly(deploy, mode)
     assert d.last_run is not None and d.last_run.outcome == "done", d.last_run
     assert not _no_loss(d), _no_loss(d)
 
 
-def test_checker_sees_a_planned_failover_that_does_not_wait_for_the_receipts(deploy: Deploy) -> None:
+@pytest.mark.parametrize("mode", ["rds-replica", "aurora-global"])
+def test_checker_sees_a_planned_failover_that_does_not_wait_for_the_receipts(
+    deploy: Deploy, mode: str
+) -> None:
     with regressed(Regression.SKIP_STORE_DRAIN):
-        d = planned_failover_while_receipts_replicate_slowly(deploy)
+        d = planned_failover_while_receipts_replicate_slowly(deploy, mode)
     assert any("receipts" in v for v in _no_loss(d)), _no_loss(d)
