@@ -72,3 +72,30 @@ def test_the_minute_that_begins_as_the_drain_ends_is_not_yet_after_it() -> None:
     points = [(drained + timedelta(minutes=1), 0.0), (drained + timedelta(minutes=2), 0.0)]
     assert zero_lag_evidence(points, drained)[0]
     assert not zero_lag_evidence([(drained, 0.0), (drained + timedelta(minutes=1), 0.0)], drained)[0]
+
+
+class _FakeClients:
+    """Just what ``_loss_estimate`` reads: the clock and region B's CloudWatch."""
+
+    def __init__(self, value: float, at: datetime) -> None:
+        self.value, self.at = value, at
+        self.clock = self
+
+    def now(self) -> datetime:
+        return self.at + timedelta(seconds=90)
+
+    def cloudwatch(self, side: str) -> _FakeClients:
+        return self
+
+    def get_metric_data(self, **_: object) -> dict[str, object]:
+        return {"MetricDataResults": [{"Values": [self.value], "Timestamps": [self.at]}]}
+
+
+def test_an_unplanned_promotion_never_reports_minus_one_as_a_bound() -> None:
+    """The loss estimate of an unplanned promotion: -1 is not "up to 89 s" but an unknown span."""
+    from lambdas.failover.steps import _loss_estimate
+
+    note = _loss_estimate(_FakeClients(-1.0, DRAINED), "ReplicaLag", {"DBInstanceIdentifier": "db"}, 1.0)  # type: ignore[arg-type]
+    assert "unknown span" in note and "not active" in note, note
+    note = _loss_estimate(_FakeClients(4.0, DRAINED), "ReplicaLag", {"DBInstanceIdentifier": "db"}, 1.0)  # type: ignore[arg-type]
+    assert "up to 94 s" in note, note
