@@ -55,8 +55,10 @@ def _physical(value: Any) -> Any:
     Computed names (``<marker><logical>.name``) become the logical name, which is what Pulumi's
     auto-naming starts from; other computed values are filled in once the emulator has them.
     """
-    if isinstance(value, str) and value.startswith(synth.COMPUTED) and value.endswith(".name"):
-        return value[len(synth.COMPUTED) : -len(".name")]
+    if isinstance(value, str) and value.startswith(synth.COMPUTED):
+        for attribute in (".name", ".bucket"):  # a bucket's name is its ``bucket``
+            if value.endswith(attribute):
+                return value[len(synth.COMPUTED) : -len(attribute)]
     if isinstance(value, list):
         return [_physical(v) for v in value]
     return value
@@ -185,7 +187,9 @@ class Deployment:
 
 def provision(endpoint: str, names: Synthesized, emulator: Emulator) -> Deployment:
     """Create the DR-relevant resources under the synthesized names (the emulator must be installed)."""
-    from automation.emulator.aws import AppTier
+    from automation.emulator.aws import ACCOUNT, AppTier
+    from automation.emulator.stores import create_receipts_buckets
+    from lambdas.failover.names import REPLICATION_RULE_ID
 
     dep = Deployment(endpoint, names.mode, dict(names.context), emulator, names.table_name)
     ctx = dep.context
@@ -256,6 +260,12 @@ def provision(endpoint: str, names: Synthesized, emulator: Emulator) -> Deployme
             AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}, {"AttributeName": "sk", "AttributeType": "S"}],
             BillingMode="PAY_PER_REQUEST",
         )  # fmt: skip
+
+    # The receipts buckets, each replicating into the other, as components/storage.py deploys them.
+    buckets = {a: ctx["primaryBucketName"], b: ctx["drBucketName"]}
+    role = f"arn:aws:iam::{ACCOUNT}:role/{ctx['appName']}-receipts-replication"
+    create_receipts_buckets(lambda region: dep.client("s3", region), buckets, role, REPLICATION_RULE_ID)
+    emulator.register_bucket_replication(*buckets.values())
 
     from components.failover import Latch
 

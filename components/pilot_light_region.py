@@ -270,6 +270,8 @@ class PilotLightRegion(pulumi.ComponentResource):
             # What the runbook's permissions name besides the above (components/runbook_iam.py).
             "notifyKeyArn": self.observability.topic_key_arn,
             "dataKeyArns": [args.primary["kmsKeyArn"], self.data.kms_key_arn],
+            "primaryBucketName": args.primary["appBucketName"],
+            "drBucketName": self.data.bucket.bucket_name,
             "primaryHealthUrl": args.primary["apiHealthUrl"],
             "drHealthUrl": self.api.health_url,
             **self.runbook_data,

@@ -260,7 +260,8 @@ def runbook_statements(t: RunbookTargets) -> list[dict[str, Any]]:
             },
         },
         {
-            # The switch's position (B) and the replication lag (A, at failback).
+            # The switch's position (B), the replication lag (B; A at failback) and the receipts'
+            # pending replications (S3 publishes them in the destination bucket's region).
             "Sid": "ReadMetrics",
             "Effect": "Allow",
             "Action": "cloudwatch:GetMetricData",

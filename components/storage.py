@@ -24,6 +24,7 @@ import pulumi
 import pulumi_aws as aws
 
 from components.iam import assume_role_policy
+from lambdas.failover.names import REPLICATION_RULE_ID
 
 # S3 bucket_prefix may be at most 37 characters: the provider appends a 26-character unique suffix.
 BUCKET_PREFIX_MAX = 37
@@ -329,7 +330,7 @@ def replication_rule(
         role=role.arn,
         rules=[
             aws.s3.BucketReplicationConfigRuleArgs(
-                id="all-objects",
+                id=REPLICATION_RULE_ID,
                 status="Enabled",
                 priority=1,
                 filter=aws.s3.BucketReplicationConfigRuleFilterArgs(prefix=""),

@@ -186,6 +186,18 @@ class Event:
     data: dict[str, Any] = field(default_factory=dict)
 
 
+@dataclass(frozen=True)
+class WriterMove:
+    """The database writer asked to move (a promotion started, a global failover or switchover asked
+    for): from ``source_region`` to ``target_region``; ``source_answered`` if the source's region
+    answered then (a planned change: nothing acknowledged may be lost, in any store)."""
+
+    at: datetime
+    source_region: str
+    target_region: str
+    source_answered: bool
+
+
 _ACTIVE: Emulator | None = None
 _PATCH_LOCK = threading.Lock()
 
@@ -217,6 +229,7 @@ class Emulator:
         self.lost_at_promotion: dict[str, list[int]] = {}
         """Copy key -> writes its source held that it never received (the tail cut off)."""
         self._pending_rebuilds: list[tuple[str, str, str, bool]] = []
+        self.writer_moves: list[WriterMove] = []
         self.tables: list[GlobalTable] = []
         self.bucket_rules: dict[BucketRule, datetime] = {}
         """Each replication rule of the receipts buckets, and when its metrics start."""
@@ -284,6 +297,26 @@ class Emulator:
                 if _cluster_region(old) == region:
                     self._pending_rebuilds.remove(pending)
                     self._rebuild_old_primary(gid, old, new, unplanned=unplanned)
+
+    def partition(self, a: str, b: str, *stores: Store) -> None:
+        """Replication of ``stores`` (default: every store) between ``a`` and ``b`` stops while both
+        regions keep answering (their APIs, their endpoints): a network partition between the
+        regions, or, for one store, its replication broken (a replica stopped by an error). What
+        either side had not replicated stays there until ``heal``."""
+        with self._lock:
+            self.data.sync()
+            self.data.severed |= {(frozenset((a, b)), s) for s in stores or tuple(Store)}
+            self._event(
+                "partition", f"replication between {a} and {b} stops ({', '.join(stores or tuple(Store))})"
+            )
+
+    def heal(self, a: str, b: str) -> None:
+        """Replication between ``a`` and ``b`` resumes now, every store (the backlog starts draining)."""
+        with self._lock:
+            self.data.sync()
+            self.data.severed = {(pair, s) for pair, s in self.data.severed if pair != frozenset((a, b))}
+            self.data.sync()
+            self._event("healed", f"replication between {a} and {b} resumes")
 
     # -- time ------------------------------------------------------------------------------------
 
@@ -461,6 +494,18 @@ class Emulator:
             self.bucket_rules[rule] = now + timedelta(seconds=self.timings.rtc_metrics_delay if late else 0)
         return rules
 
+    def slow_replication(self, store: Store, delay: float) -> None:
+        """Every link of ``store`` now takes ``delay`` seconds per write (from the next write on
+        to be applied). For S3 without Replication Time Control AWS promises no replication time:
+        RTC is what "replicates most objects that you upload to Amazon S3 in seconds, and 99.99
+        percent of those objects within 15 minutes"
+        (https://docs.aws.amazon.com/AmazonS3/latest/userguide/replication-time-control.html)."""
+        with self._lock:
+            self.data.sync()
+            for link in self.data.links:
+                if link.target.store is store:
+                    link.delay = delay
+
     # -- metrics ---------------------------------------------------------------------------------
 
     def publish_metrics(self) -> None:
@@ -477,7 +522,11 @@ class Emulator:
                 name, value, unit = "AuroraGlobalDBReplicationLag", lag * 1000.0, "Milliseconds"
                 dims = [{"Name": "DBClusterIdentifier", "Value": found.db_cluster_identifier}]
             elif isinstance(found, DBInstance):
-                name, value, unit = "ReplicaLag", lag, "Seconds"
+                name, value, unit = (
+                    "ReplicaLag",
+                    replica_lag(found.engine, lag, self.data.flowing(link)),
+                    "Seconds",
+                )
                 dims = [{"Name": "DBInstanceIdentifier", "Value": found.db_instance_identifier}]
             else:
                 continue
@@ -566,6 +615,11 @@ class Emulator:
             )
         source = self.data.source_of(db.db_instance_arn)
         lost = self.data.unlink(db.db_instance_arn)
+        if source is not None:
+            moved = WriterMove(
+                self.clock.now(), source.region, backend.region_name, self.reachable(source.region)
+            )
+            self.writer_moves.append(moved)
         if source is None or not self.reachable(source.region):
             # Unplanned: the source's region does not answer, so its unapplied tail is the
             # documented price of the promotion. With the source answering, nothing is excused.
@@ -679,6 +733,15 @@ class Emulator:
         # that still answered then could have been switched over; its region going dark during the
         # failover's minutes does not excuse what it took meanwhile.
         old_dark_at_request = old is None or not self.reachable(_cluster_region(old.db_cluster_arn))
+        if old is not None:
+            self.writer_moves.append(
+                WriterMove(
+                    self.clock.now(),
+                    _cluster_region(old.db_cluster_arn),
+                    _cluster_region(target.db_cluster_arn),
+                    not old_dark_at_request,
+                )
+            )
 
         def start() -> None:
             _set_failover_state(group, {**getattr(group, "failover_state", {}), "Status": word})
@@ -793,6 +856,33 @@ class Emulator:
             for key, copy in self.data.copies.items()
             if copy.store is Store.DATABASE and self.accepts_writes(key)
         ]
+
+
+NOT_REPLICATING = -1.0
+"""``ReplicaLag`` of a MySQL or MariaDB replica whose replication is not active."""
+
+
+def replica_lag(engine: str, behind: float, flowing: bool) -> float:
+    """The ``ReplicaLag`` RDS publishes for a replica of ``engine`` that is ``behind`` seconds behind
+    its source (the age of its oldest unapplied write), while its replication is ``flowing`` or not.
+
+    * MySQL and MariaDB: the metric "reports the value of the ``Seconds_Behind_Master`` field of the
+      ``SHOW REPLICA STATUS`` command ... If the ReplicaLag metric returns -1, then replication is
+      currently not active. ReplicaLag = -1 is equivalent to Seconds_Behind_Master = NULL"
+      (https://docs.aws.amazon.com/AmazonRDS/latest/UserGuide/USER_MySQL.Replication.ReadReplicas.Monitor.html,
+      https://docs.aws.amazon.com/AmazonRDS/latest/UserGuide/USER_MariaDB.Replication.ReadReplicas.Monitor.html).
+      Not active here: the source's region is dark or the link is severed (``Emulator.partition``).
+    * PostgreSQL: the metric "reports the result of the following query. ``SELECT extract(epoch from
+      now() - pg_last_xact_replay_timestamp())``"
+      (https://docs.aws.amazon.com/AmazonRDS/latest/UserGuide/USER_PostgreSQL.Replication.ReadReplicas.Monitor.html):
+      no -1 is documented; while replication is not active nothing is replayed and the value grows.
+      Modelled as the age of the oldest unapplied write, which grows alike. (The query also grows
+      on an idle, caught-up source, since it measures time since the last replayed transaction:
+      not modelled here, and a zero-lag wait would not end on such a replica; reported.)
+    """
+    if engine in ("mysql", "mariadb") and not flowing:
+        return NOT_REPLICATING
+    return behind
 
 
 def _clear_active() -> None:

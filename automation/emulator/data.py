@@ -99,6 +99,9 @@ class DataPlane:
         self.writes: dict[int, Write] = {}
         self.copies: dict[str, Copy] = {}
         self.links: list[Link] = []
+        self.severed: set[tuple[frozenset[str], Store]] = set()
+        """(region pair, store) whose replication does not flow although both regions answer (a
+        network partition between regions, a replication error): see ``Emulator.partition``."""
         self._ids = 0
 
     # -- topology ------------------------------------------------------------------------------
@@ -133,6 +136,13 @@ class DataPlane:
     def source_of(self, target: str) -> Copy | None:
         """The copy ``target`` replicates from, if any."""
         return next((link.source for link in self.links if link.target.key == target), None)
+
+    def flowing(self, link: Link) -> bool:
+        """Whether ``link`` can replicate now: both regions answer and nothing severs them."""
+        source, target = link.source.region, link.target.region
+        if not (self._reachable(source) and self._reachable(target)):
+            return False
+        return (frozenset((source, target)), link.target.store) not in self.severed
 
     def link_into(self, target: str) -> Link | None:
         """The link replicating into ``target``, if any."""
@@ -185,8 +195,7 @@ class DataPlane:
         """
         now = until or self._now()
         for link in self.links:
-            up = self._reachable(link.source.region) and self._reachable(link.target.region)
-            if not up:
+            if not self.flowing(link):
                 link.up_since = None
                 continue
             if link.up_since is None:

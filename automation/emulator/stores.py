@@ -172,6 +172,41 @@ def bucket_datapoints(data: DataPlane, rule: BucketRule, reachable: Callable[[st
     ]
 
 
+def create_receipts_buckets(
+    s3: Callable[[str], Any], buckets: Mapping[str, str], role_arn: str, rule_id: str
+) -> None:
+    """Create ``buckets`` (region -> name, two of them) in moto as components/storage.py deploys
+    them: versioned, each replicating every object into the other under rule ``rule_id``, with S3
+    Replication metrics on (always, in the program) and Replication Time Control off (its
+    default). ``s3(region)`` is an S3 client of that region. Register them with
+    ``Emulator.register_bucket_replication`` afterwards."""
+    a, b = two_regions(tuple(buckets), f"buckets {', '.join(buckets.values())}")
+    for region, name in buckets.items():
+        where = {} if region == "us-east-1" else {"CreateBucketConfiguration": {"LocationConstraint": region}}
+        s3(region).create_bucket(Bucket=name, **where)
+        s3(region).put_bucket_versioning(Bucket=name, VersioningConfiguration={"Status": "Enabled"})
+    for source, destination in ((a, b), (b, a)):
+        s3(source).put_bucket_replication(
+            Bucket=buckets[source],
+            ReplicationConfiguration={
+                "Role": role_arn,
+                "Rules": [
+                    {
+                        "ID": rule_id,
+                        "Status": "Enabled",
+                        "Priority": 1,
+                        "Filter": {"Prefix": ""},
+                        "DeleteMarkerReplication": {"Status": "Enabled"},
+                        "Destination": {
+                            "Bucket": f"arn:aws:s3:::{buckets[destination]}",
+                            "Metrics": {"Status": "Enabled", "EventThreshold": {"Minutes": 15}},
+                        },
+                    }
+                ],
+            },
+        )
+
+
 def two_regions(regions: tuple[str, ...], what: str) -> tuple[str, str]:
     """``regions`` if they are two distinct regions (each copy replicates from exactly one other)."""
     if len(regions) != 2 or regions[0] == regions[1]:

@@ -196,6 +196,9 @@ KEYS: dict[str, KeySpec] = {
     "notifyTopicArn": KeySpec("an SNS topic ARN", _arn("sns"), region_key="drRegion"),
     "notifyKeyArn": KeySpec("a KMS key ARN", _arn("kms"), _O, "drRegion"),
     "dataKeyArns": KeySpec("a list of KMS key ARNs", _arns("kms"), _O),
+    # the receipts buckets (a planned change waits for their replication to drain)
+    "primaryBucketName": KeySpec(_TEXT, _string, _O),
+    "drBucketName": KeySpec(_TEXT, _string, _O),
     "primaryHealthUrl": KeySpec("an http(s) URL or null", _url, _O),
     "drHealthUrl": KeySpec("an http(s) URL or null", _url, _O),
     "primaryKmsKeyArn": KeySpec("a KMS key ARN", _arn("kms"), _O, "primaryRegion"),
@@ -328,6 +331,9 @@ class RunbookContext:
     # what the runbook's permissions name besides the above (components/runbook_iam.py)
     notify_key_arn: str | None = None
     data_key_arns: tuple[str, ...] = ()
+    # the receipts buckets, replicating into each other (absent in older outputs: not waited for)
+    primary_bucket_name: str | None = None
+    dr_bucket_name: str | None = None
     # the stamp the program put on these outputs, and the stamp their contents hash to
     # (lambdas/failover/preflight.py compares both with the live one in region B)
     generation: str | None = None
@@ -393,6 +399,8 @@ class RunbookContext:
             dr_kms_key_arn=opt("drKmsKeyArn"),
             notify_key_arn=opt("notifyKeyArn"),
             data_key_arns=names("dataKeyArns"),
+            primary_bucket_name=opt("primaryBucketName"),
+            dr_bucket_name=opt("drBucketName"),
             generation=opt(GENERATION_KEY),
             content_generation=generation_of(data),
         )

@@ -24,6 +24,10 @@ RDS_IDENTIFIER_MAX = 63
 ``--`` (Amazon RDS API Reference, CreateDBInstance, ``DBInstanceIdentifier``:
 https://docs.aws.amazon.com/AmazonRDS/latest/APIReference/API_CreateDBInstance.html)."""
 
+REPLICATION_RULE_ID = "all-objects"
+"""The ID of the receipts buckets' replication rule (components/storage.py): S3 Replication metrics
+carry it as their ``RuleId`` dimension, which the runbook's drain wait names."""
+
 FAILOVER_INSTANCE_SUFFIX = "failover-1"
 FAILBACK_INSTANCE_SUFFIX = "failback"
 

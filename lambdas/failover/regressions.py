@@ -39,6 +39,17 @@ class Regression(StrEnum):
     """The rds-replica failback creates and promotes ``<primary>-failback`` beside region A's old
     primary instead of renaming the old primary and replacing it under its name, so region A's
     application keeps writing to the old instance (breaks no_loss)."""
+    LAG_NOT_ACTIVE_IS_CAUGHT_UP = "lag-not-active-is-caught-up"
+    """The zero-lag wait reads a negative lag (``ReplicaLag`` -1: replication not active) as
+    caught up, and moves the writer over a replica that lacks writes (breaks no_loss)."""
+
+    ONE_ZERO_PROVES_ZERO_LAG = "one-zero-proves-zero-lag"
+    """The zero-lag wait takes any single zero datapoint of a minute after the drain as proof,
+    although it may have been sampled before a write committed late in the drain (breaks no_loss)."""
+
+    SKIP_STORE_DRAIN = "skip-store-drain"
+    """A planned change moves the writer once the database is at zero lag, without waiting for the
+    receipts' S3 replication to drain (breaks no_loss in the receipts store)."""
 
     NO_LOCK = "no-lock"
     """Runs do not take the runbook lock (``lambdas.failover.lock.acquire`` answers as if it were

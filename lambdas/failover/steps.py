@@ -71,6 +71,7 @@ from lambdas.failover.clients import Clients, Side
 from lambdas.failover.context import Capacity, RunbookContext
 from lambdas.failover.exceptions import StepFailed
 from lambdas.failover.names import (
+    REPLICATION_RULE_ID,
     UNPLANNED_SNAPSHOT_PREFIX,
     failover_instance_id,
     kept_snapshot_id,
@@ -605,23 +606,108 @@ def _parse_time(value: Any) -> datetime | None:
         return None
 
 
+LAG_PERIOD = timedelta(minutes=1)
+"""The period of the lag datapoints the zero-lag wait reads: RDS sends its metrics to CloudWatch
+once a minute ("Amazon RDS automatically sends metrics to CloudWatch every minute for each active
+database": https://docs.aws.amazon.com/AmazonRDS/latest/UserGuide/rds-metrics.html)."""
+
+
+def _caught_up(value: float) -> bool:
+    """Whether one lag datapoint says the replica holds everything: exactly 0.
+
+    A negative value is not "below the bound": ``ReplicaLag`` -1 means replication is not active
+    (MySQL and MariaDB: "If the ReplicaLag metric returns -1, then replication is currently not
+    active", https://docs.aws.amazon.com/AmazonRDS/latest/UserGuide/USER_MySQL.Replication.ReadReplicas.Monitor.html),
+    so the replica may lack any number of writes."""
+    if regressions.on(Regression.LAG_NOT_ACTIVE_IS_CAUGHT_UP):
+        return value <= 0.0
+    return value == 0.0
+
+
+def zero_lag_evidence(points: list[tuple[datetime, float]], drained: datetime) -> tuple[bool, str]:
+    """Whether ``points`` (one-minute lag datapoints, any order) prove zero lag after ``drained``.
+
+    The proof: the two latest datapoints are of consecutive minutes that both began after the
+    drain ended, and both are exactly 0. Why two: RDS sends one datapoint a minute but does not say
+    when in its minute the value is sampled, so a single zero of the first minute after the drain
+    may have been sampled before a write committed late in the drain; the second minute began a
+    full period after the drain ended, so its zero cannot predate any write the drain let through.
+    Why the latest: a later non-zero, negative (-1: replication not active) or absent minute says
+    the replica has not shown it holds everything now. Returns (proven, what was seen).
+    """
+    first_minute = (drained + LAG_PERIOD).replace(second=0, microsecond=0)
+    after = sorted(((t, float(v)) for t, v in points if t >= first_minute), reverse=True)
+    if regressions.on(Regression.ONE_ZERO_PROVES_ZERO_LAG):
+        zero = [t for t, v in after if _caught_up(v)]
+        return bool(zero), f"a zero at {zero[0]:%H:%M:%S}" if zero else "no zero"
+    if not after:
+        return False, f"no datapoint of a minute that began after the drain ended ({drained:%H:%M:%S})"
+    (t1, v1), rest = after[0], after[1:]
+    if not _caught_up(v1):
+        why = " (replication not active)" if v1 < 0 else ""
+        return False, f"latest {v1:g} at {t1:%H:%M:%S}{why}"
+    if not rest:
+        return False, f"one zero at {t1:%H:%M:%S}; waiting for the next minute's"
+    t0, v0 = rest[0]
+    if t1 - t0 != LAG_PERIOD:
+        return False, f"zero at {t1:%H:%M:%S} but no datapoint for the minute before it"
+    if not _caught_up(v0):
+        return False, f"zero at {t1:%H:%M:%S} after {v0:g} at {t0:%H:%M:%S}; waiting for the next minute's"
+    return True, f"0 at {t0:%H:%M:%S} and {t1:%H:%M:%S}"
+
+
+@dataclass(frozen=True)
+class Lag:
+    """One replication series whose zero, after the drain, proves a store holds every write."""
+
+    side: Side
+    namespace: str
+    metric: str
+    dims: Mapping[str, str]
+
+    def describe(self) -> str:
+        return f"{self.namespace} {self.metric} ({', '.join(self.dims.values())})"
+
+
+def database_lag(side: Side, metric: str, dims: Mapping[str, str]) -> Lag:
+    """The relational database's lag (``ReplicaLag``), read in the replica's region."""
+    return Lag(side, "AWS/RDS", metric, dims)
+
+
+def receipts_lag(ctx: RunbookContext, source: Side, target: Side) -> list[Lag]:
+    """The receipts' replication from ``source``'s bucket into ``target``'s, if the outputs name them.
+
+    S3 Replication metrics (on for every rule the program makes, components/storage.py) are
+    "published in the Region of the destination bucket", minute by minute, ``OperationsPendingReplication``
+    being "the number of operations pending replication for a given replication configuration rule"
+    (https://docs.aws.amazon.com/AmazonS3/latest/userguide/repl-metrics.html). The DynamoDB global
+    table is not waited for here: version 2019.11.21 publishes only ``ReplicationLatency``, per
+    replicated item, and no count of what is still pending (see the report of this change).
+    """
+    names = {"primary": ctx.primary_bucket_name, "dr": ctx.dr_bucket_name}
+    src, dst = names[source], names[target]
+    if not src or not dst or regressions.on(Regression.SKIP_STORE_DRAIN):
+        return []
+    dims = {"SourceBucket": src, "DestinationBucket": dst, "RuleId": REPLICATION_RULE_ID}
+    return [Lag(target, "AWS/S3", "OperationsPendingReplication", dims)]
+
+
 def _wait_lossless(
     clients: Clients,
     params: Mapping[str, Any],
     *,
     stopped_at: datetime,
-    side: Side,
-    metric: str,
-    dims: Mapping[str, str],
+    lags: list[Lag],
     step: str,
 ) -> str | None:
-    """Wait for the drain after writes stopped at ``stopped_at``, then for a zero-lag datapoint
-    taken after it. Returns None once both hold, else (``wait`` False) what is still awaited.
+    """Wait for the drain after writes stopped at ``stopped_at``, then for every series of ``lags``
+    to prove zero by datapoints taken after it (:func:`zero_lag_evidence`): the database's lag and
+    the receipts' pending replications. Returns None once all hold, else (``wait`` False) what is
+    still awaited.
 
     Zero, not the configured bound: a planned change moves the writer only once the target holds
-    every write the source acknowledged (the bound only decides when to start draining). The
-    datapoint must cover a minute that began after the drain ended, so no write committed in the
-    drain can hide in it. Raises StepFailed (retryable) when the wait budget runs out.
+    every write the source acknowledged, in every store (the bound only decides when to start
+    draining). Raises StepFailed (retryable) when the wait budget runs out.
     """
     drained = stopped_at + timedelta(seconds=_drain_seconds(params))
     config = _waiter_config(params)
@@ -632,22 +718,30 @@ def _wait_lossless(
         if now < drained:
             note = f"draining until {drained:%H:%M:%S} (writes stopped at {stopped_at:%H:%M:%S})"
         else:
-            first_minute = (drained + timedelta(minutes=1)).replace(second=0, microsecond=0)
-            query = _metric_query(
-                now, "AWS/RDS", metric, dims, "Maximum", timedelta(hours=1), timedelta(minutes=5)
-            )
-            query["StartTime"] = first_minute
-            results = clients.cloudwatch(side).get_metric_data(**query)["MetricDataResults"]
-            points = (
-                list(zip(results[0].get("Timestamps", []), results[0].get("Values", []), strict=False))
-                if results
-                else []
-            )
-            zero = [t for t, v in points if float(v) == 0.0 and t >= first_minute]
-            if zero:
+            waiting: list[str] = []
+            for lag in lags:
+                query = _metric_query(
+                    now,
+                    lag.namespace,
+                    lag.metric,
+                    lag.dims,
+                    "Maximum",
+                    timedelta(hours=1),
+                    timedelta(minutes=5),
+                )
+                query["StartTime"] = (drained + LAG_PERIOD).replace(second=0, microsecond=0)
+                results = clients.cloudwatch(lag.side).get_metric_data(**query)["MetricDataResults"]
+                points = (
+                    list(zip(results[0].get("Timestamps", []), results[0].get("Values", []), strict=False))
+                    if results
+                    else []
+                )
+                proven, seen = zero_lag_evidence(points, drained)
+                if not proven:
+                    waiting.append(f"{lag.describe()} not yet proven 0 after the drain: {seen}")
+            if not waiting:
                 return None
-            latest = f"latest {points[0][1]:g} at {points[0][0]}" if points else "no datapoint yet"
-            note = f"{metric} not yet 0 in a minute after the drain ({latest})"
+            note = "; ".join(waiting)
         if not _wait(params):
             return note
         if attempt + 1 < attempts:
@@ -1055,8 +1149,15 @@ def _promote_aurora(
         if not _wait(params):
             return _in_progress(f"global cluster {gid} is {status}", cluster=cluster_id)
     elif planned or params.get("planned"):
-        # Region A answers: a switchover waits for replication to catch up, losing nothing
-        # (https://docs.aws.amazon.com/AmazonRDS/latest/AuroraUserGuide/aurora-global-database-disaster-recovery.html).
+        # Region A answers: a switchover waits for the database to catch up, losing nothing
+        # (https://docs.aws.amazon.com/AmazonRDS/latest/AuroraUserGuide/aurora-global-database-disaster-recovery.html);
+        # the receipts are not the database's to wait for: their drain is waited for first.
+        stamp = _parse_time(read_journal(clients, ctx).get("primaryStoppedAt"))
+        lags = receipts_lag(ctx, "primary", "dr")
+        if stamp is not None and lags:
+            pending = _wait_lossless(clients, params, stopped_at=stamp, lags=lags, step=step)
+            if pending is not None:
+                return _in_progress(pending, cluster=cluster_id)
         rds.switchover_global_cluster(GlobalClusterIdentifier=gid, TargetDbClusterIdentifier=arn)
         changes.append(f"switchover of {gid} to {cluster_id} started")
     else:
@@ -1185,7 +1286,8 @@ def _planned_wait(
             "the failover again (fence_primary stamps it), or pass allowDataLoss to promote anyway",
             code="NotFenced",
         )
-    return _wait_lossless(clients, params, stopped_at=stamp, side="dr", metric=metric, dims=dims, step=step)
+    lags = [database_lag("dr", metric, dims), *receipts_lag(ctx, "primary", "dr")]
+    return _wait_lossless(clients, params, stopped_at=stamp, lags=lags, step=step)
 
 
 def _loss_estimate(clients: Clients, metric: str, dims: Mapping[str, str], per_second: float) -> str:
@@ -1195,8 +1297,14 @@ def _loss_estimate(clients: Clients, metric: str, dims: Mapping[str, str], per_s
     latest = _latest(clients, "dr", query)
     if latest is None:
         return "may lose writes of an unknown span (no lag datapoint)"
-    lag_s = latest[0] / per_second
     age = max(0.0, (now - latest[1]).total_seconds())
+    if latest[0] < 0:
+        # -1: replication was not active at that datapoint; how long it has not been is unknown.
+        return (
+            f"may lose writes of an unknown span (last {metric} {latest[0]:g} at {latest[1]}: "
+            "replication not active)"
+        )
+    lag_s = latest[0] / per_second
     return f"may lose up to {lag_s + age:.0f} s of writes (last {metric} {latest[0]:g} at {latest[1]}, {age:.0f} s old)"
 
 
@@ -1761,12 +1869,20 @@ def wait_replication_lag(ctx: RunbookContext, clients: Clients, params: Mapping[
         me = _member(members, _primary_cluster_arn(ctx, step))
         if me and me.get("IsWriter"):
             return _already(f"{ctx.primary_cluster_id} is already the writer: no lag to wait for")
-        # A switchover itself waits for the secondary to catch up: nothing is lost by it.
-        return _done("Aurora switchover waits for zero lag itself (switch_writer)")
-    fb_id = _failback_writer_id(ctx, step)
-    instance = _require_db_instance(clients, "primary", fb_id, step)
-    if not instance.get("ReadReplicaSourceDBInstanceIdentifier"):
-        return _already(f"{fb_id} is already promoted: no lag to wait for")
+        # A switchover itself waits for the secondary to catch up: nothing of the database is lost
+        # by it. The receipts are not the database's: their drain is waited for here.
+        what, lags = "the receipts' replication", receipts_lag(ctx, "dr", "primary")
+        if not lags:
+            return _done("Aurora switchover waits for zero lag itself (switch_writer)")
+    else:
+        what = fb_id = _failback_writer_id(ctx, step)
+        instance = _require_db_instance(clients, "primary", fb_id, step)
+        if not instance.get("ReadReplicaSourceDBInstanceIdentifier"):
+            return _already(f"{fb_id} is already promoted: no lag to wait for")
+        lags = [
+            database_lag("primary", "ReplicaLag", {"DBInstanceIdentifier": fb_id}),
+            *receipts_lag(ctx, "dr", "primary"),
+        ]
     stamp = _parse_time(read_journal(clients, ctx).get("drStoppedAt"))
     if stamp is None:
         raise StepFailed(
@@ -1775,15 +1891,7 @@ def wait_replication_lag(ctx: RunbookContext, clients: Clients, params: Mapping[
             code="NotDrained",
         )
     try:
-        pending = _wait_lossless(
-            clients,
-            params,
-            stopped_at=stamp,
-            side="primary",
-            metric="ReplicaLag",
-            dims={"DBInstanceIdentifier": fb_id},
-            step=step,
-        )
+        pending = _wait_lossless(clients, params, stopped_at=stamp, lags=lags, step=step)
     except StepFailed as exc:
         undone = _undo_drain(ctx, clients, step)
         raise StepFailed(
@@ -1794,8 +1902,8 @@ def wait_replication_lag(ctx: RunbookContext, clients: Clients, params: Mapping[
             code=exc.code,
         ) from exc
     if pending is not None:
-        return _in_progress(f"{fb_id}: {pending}", instance=fb_id)
-    return _done(f"ReplicaLag of {fb_id} is 0, measured after region B's drain", instance=fb_id)
+        return _in_progress(f"{what}: {pending}")
+    return _done(f"{', '.join(lag.describe() for lag in lags)}: 0, measured after region B's drain")
 
 
 def _undo_drain(ctx: RunbookContext, clients: Clients, step: str) -> list[str]:

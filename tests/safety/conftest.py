@@ -35,8 +35,12 @@ def deploy(moto_world: None) -> Iterator[Callable[..., Deployment]]:
     emulator = Emulator()
     with emulator.installed():
 
-        def make(mode: str = "rds-replica", *, encrypted: bool = True) -> Deployment:
-            d = Deployment.build(mode, app=f"ex{next(_apps)}", emulator=emulator, encrypted=encrypted)
+        def make(
+            mode: str = "rds-replica", *, encrypted: bool = True, engine: str = "postgres"
+        ) -> Deployment:
+            d = Deployment.build(
+                mode, app=f"ex{next(_apps)}", emulator=emulator, encrypted=encrypted, engine=engine
+            )
             made.append(d)
             return d
 

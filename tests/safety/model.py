@@ -38,6 +38,7 @@ from automation.emulator.aws import ACCOUNT, AppTier, Emulator
 from automation.emulator.data import Store
 from automation.emulator.health import FailoverRecord, FailoverRole, HealthCheckSpec, HealthCheckType
 from automation.emulator.health import InsufficientDataHealthStatus as Insufficient
+from automation.emulator.stores import store_key
 from automation.emulator.traffic import Routing
 from lambdas.failover import executor
 from lambdas.failover import lock as runbook_lock
@@ -53,7 +54,16 @@ from tests.lambdas.failover.harness import new_session
 from tests.lambdas.failover.world import REGION_A, REGION_B, SWITCH_NAME, SWITCH_NAMESPACE, World, build_world
 
 WRITE_EVERY = 20.0
-"""Seconds between client writes (each through the region Route 53 answers)."""
+"""Seconds between client resolutions: each asks Route 53, writes through its answer, and is judged."""
+STREAM_EVERY = 2.0
+"""Seconds between client writes in between resolutions, through the region last answered (clients
+hold an answer for the TTL). As dense as RDS's assumed replication delay (``Timings.rds_delay``),
+so an RDS replica almost always has an unapplied tail while clients write, and an Aurora secondary
+(0.8 s) often does: a promotion at non-zero lag loses writes the checker sees."""
+STORES = (Store.DATABASE, Store.TABLE, Store.RECEIPTS)
+"""What one client request writes, in order, as the sample workload does: the ledger (relational
+database), the payment (DynamoDB global table) and its receipt (S3), lambdas/api/payments.py. A
+request stops at the first store that refuses it."""
 DNS_TTL = 60
 """The failover records' TTL (components/config.py default): resolvers keep an answer this long."""
 WEB = "web.shop.example"
@@ -70,7 +80,8 @@ for a failover that could not reach region A."""
 
 INVARIANTS = {
     "one_writer": "at no observable point do two regions take writes (answer, serve, and hold a writable database)",
-    "no_loss": "no acknowledged write is missing from the writer, except the unapplied tail of an unplanned promotion",
+    "no_loss": "no acknowledged write is missing from the writer, except the unapplied tail of an unplanned "
+    "promotion; on a planned writer move, the new region holds every table item and receipt acknowledged in the old",
     "traffic_follows_writer": "after a run ends, Route 53 answers with a region that serves and holds the writer",
     "converges": "a run stopped at any step and resumed ends done, or rolled back to a safe serving state",
     "protected_again": "after a failback, region B's database replicates from the writer, or the next failover refuses",
@@ -291,12 +302,21 @@ class Deployment:
     # -- building ----------------------------------------------------------------------------------
 
     @classmethod
-    def build(cls, mode: str, app: str, emulator: Emulator, *, encrypted: bool = True) -> Deployment:
-        """Set the deployment up in ``emulator`` (which must be installed); encrypted as the program does."""
+    def build(
+        cls, mode: str, app: str, emulator: Emulator, *, encrypted: bool = True, engine: str = "postgres"
+    ) -> Deployment:
+        """Set the deployment up in ``emulator`` (which must be installed); encrypted as the program
+        does. ``engine``: the rds-replica engine (``postgres`` or ``mysql``, as the program allows)."""
         emulator.provisioning = True
         session, cache = _plain_clients()
         world = build_world(
-            mode, app=app, lag_metrics=False, session=session, clients_cache=cache, encrypted=encrypted
+            mode,
+            app=app,
+            lag_metrics=False,
+            session=session,
+            clients_cache=cache,
+            encrypted=encrypted,
+            engine=engine,
         )
         db_a, db_b = _database_keys(world)
         emulator.register_app(
@@ -312,6 +332,7 @@ class Deployment:
                 REGION_B, world.context["drAsgName"], tuple(world.context["drFunctionNames"]), lambda: db_b
             )
         )
+        _provision_stores(world, emulator, app)
         holder: dict[str, Deployment] = {}
         health = _Health(lambda path: holder["d"]._endpoint(path))
         world.context |= {"primaryHealthUrl": health.url("/primary"), "drHealthUrl": health.url("/dr")}
@@ -334,6 +355,7 @@ class Deployment:
         emulator.provisioning = False
         clock = emulator.clock
         clock.every(WRITE_EVERY, deployment._client_tick)
+        clock.every(STREAM_EVERY, deployment._stream_tick)
         clock.every(60.0, deployment._canary_tick)
         deployment.answers.append((clock.now(), deployment.where()))
         return deployment
@@ -385,11 +407,22 @@ class Deployment:
         region = self.where()
         if not self.answers or self.answers[-1][1] != region:
             self.answers.append((now, region))
-        self.emulator.write(region) if region else None
+        self.client_write(region)
         cached = self._cached_answer(now)
         if cached and cached != region:
-            self.emulator.write(cached)  # a resolver still holding the previous answer
+            self.client_write(cached)  # a resolver still holding the previous answer
         self._judge_now()
+
+    def _stream_tick(self) -> None:
+        """A client write between resolutions, through the answer clients hold."""
+        if self.answers:
+            self.client_write(self.answers[-1][1])
+
+    def client_write(self, region: str | None) -> bool:
+        """One client request through ``region``: every store of ``STORES`` in turn; True if all acknowledged."""
+        if not region:
+            return False
+        return all(self.emulator.write(region, store) is not None for store in STORES)
 
     def _cached_answer(self, now: datetime) -> str | None:
         previous = [r for t, r in self.answers if t > now - timedelta(seconds=DNS_TTL)]
@@ -556,9 +589,7 @@ class Deployment:
     def op_write(self, n: int = 1) -> None:
         self._count("write")
         for _ in range(n):
-            region = self.where()
-            if region:
-                self.emulator.write(region)
+            self.client_write(self.where())
 
     def op_inflight_write(self, seconds: float) -> None:
         """A slow request admitted now that commits ``seconds`` later if its database still takes it."""
@@ -822,10 +853,44 @@ class Deployment:
                 f"{len(missing)} acknowledged write(s) missing from the writer {key.split(':')[-1]} "
                 f"(first: #{first.id} taken in {first.region} by {first.copy.split(':')[-1]} at {first.at:%H:%M:%S})",
             )
+        self._judge_multi_writer_stores()
         self._judge_discarded()
         if after_run:
             self._judge_traffic()
         return self.violations
+
+    def _judge_multi_writer_stores(self) -> None:
+        """no_loss for the DynamoDB table and the S3 receipts: when the writer moved on a planned
+        change (its source's region answered), the target region's copy of each store held every
+        write acknowledged in the source region's copy. Both replicate both ways and keep taking
+        writes, so what was late is not gone: it is what the target region's application could not
+        see when it became the writer (a retried payment written twice, a receipt missing), which
+        is why a planned change waits for their replication to drain too (issue 10, item 2)."""
+        emu = self.emulator
+        for move in emu.writer_moves:
+            if not move.source_answered:
+                continue  # unplanned: the source's region was dark, its unreplicated tail the price
+            for store in (Store.TABLE, Store.RECEIPTS):
+                source, target = store_key(store, move.source_region), store_key(store, move.target_region)
+                link = emu.data.link_into(target)
+                if link is None or link.source.key != source:
+                    continue
+                self._count(f"checked no_loss ({store.value} at a planned writer move)")
+                arrived = {wid: at for at, wid in link.arrived}
+                late = [
+                    w
+                    for w in emu.data.acknowledged(store)
+                    if w.copy == source
+                    and w.at < move.at
+                    and (w.id not in arrived or arrived[w.id] > move.at)
+                ]
+                if late:
+                    self._violate(
+                        "no_loss",
+                        f"{len(late)} acknowledged {store.value} write(s) taken in {move.source_region} were not "
+                        f"in {move.target_region}'s copy when the writer moved there at {move.at:%H:%M:%S} "
+                        f"(first: #{late[0].id} at {late[0].at:%H:%M:%S})",
+                    )
 
     def _judge_discarded(self) -> None:
         """Writes an unplanned Aurora failover discarded must survive beyond the automated snapshot.
@@ -946,6 +1011,31 @@ def _plain_clients() -> tuple[boto3.Session, dict[tuple[str, str, str | None], A
     if _PLAIN is None:
         _PLAIN = (new_session(), {})
     return _PLAIN
+
+
+def _provision_stores(world: World, emulator: Emulator, app: str) -> None:
+    """The multi-writer stores as the program deploys them (components/storage.py), in moto and in
+    the emulator's data plane: the payments global table with a replica in each region, and the
+    receipts buckets ``build_world`` made (each replicating into the other, S3 Replication metrics
+    on, as the program deploys them)."""
+    table = f"{app}-payments"
+    for region in (REGION_A, REGION_B):
+        world.client("dynamodb", region).create_table(
+            TableName=table,
+            BillingMode="PAY_PER_REQUEST",
+            KeySchema=[
+                {"AttributeName": "pk", "KeyType": "HASH"},
+                {"AttributeName": "sk", "KeyType": "RANGE"},
+            ],
+            AttributeDefinitions=[
+                {"AttributeName": "pk", "AttributeType": "S"},
+                {"AttributeName": "sk", "AttributeType": "S"},
+            ],
+            StreamSpecification={"StreamEnabled": True, "StreamViewType": "NEW_AND_OLD_IMAGES"},
+        )
+    emulator.register_global_table(table, (REGION_A, REGION_B))
+    ctx = world.context
+    emulator.register_bucket_replication(ctx["primaryBucketName"], ctx["drBucketName"])
 
 
 def _database_keys(world: World) -> tuple[str, str]:

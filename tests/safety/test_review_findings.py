@@ -162,10 +162,6 @@ def test_a_pending_fence_joins_the_failover_holding_the_lock(deploy: Deploy) -> 
     assert not broken & {"single_flight", "one_writer"}, [str(v) for v in d.violations]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="F8: the checker's clients write only the database; the DynamoDB table and S3 receipts are emulated but not written or judged yet",
-)
 def test_b9_3_clients_write_every_store_the_emulator_replicates(deploy: Deploy) -> None:
     """B9-3: the emulator keeps write logs for the DynamoDB table and the S3 receipts, but the
     checker's clients only ever write the relational database, so no_loss never judges them."""
@@ -174,6 +170,9 @@ def test_b9_3_clients_write_every_store_the_emulator_replicates(deploy: Deploy) 
     d.op_write(3)
     seen = {s: len(d.emulator.data.acknowledged(s)) for s in (Store.DATABASE, Store.TABLE, Store.RECEIPTS)}
     assert seen[Store.TABLE] and seen[Store.RECEIPTS], f"acknowledged writes per store: {seen}"
+    assert seen[Store.TABLE] == seen[Store.RECEIPTS] == seen[Store.DATABASE], (
+        f"a request writes every store: {seen}"
+    )
 
 
 def _latest(region: str, name: str, dims: dict[str, str]) -> float | None:
@@ -185,24 +184,40 @@ def _latest(region: str, name: str, dims: dict[str, str]) -> float | None:
     return float(points[-1].value) if points else None
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="ReplicaLag is -1 while replication is not active (RDS MySQL/MariaDB monitoring pages); the emulator publishes the growing age instead",
-)
-def test_b9_4_replica_lag_is_minus_one_while_replication_is_not_active(deploy: Deploy) -> None:
-    """B9-4: RDS documents ReplicaLag = -1 when replication is not active (Seconds_Behind_Master
-    NULL: the replica's I/O thread cannot reach its source). The emulator publishes the age of
-    the unapplied tail instead, so a runbook that reads "-1 <= bound" as caught up is never caught.
+@pytest.mark.parametrize("cut", ["outage", "partition"])
+def test_b9_4_replica_lag_is_minus_one_while_replication_is_not_active(deploy: Deploy, cut: str) -> None:
+    """B9-4: RDS documents ReplicaLag = -1 for a MySQL or MariaDB replica whose replication is not
+    active (Seconds_Behind_Master NULL: the replica's I/O thread cannot reach its source), so a
+    runbook that reads "-1 <= bound" as caught up must be caught. Not active: the source's region
+    dark, or replication severed while both regions answer.
     https://docs.aws.amazon.com/AmazonRDS/latest/UserGuide/USER_MariaDB.Replication.ReadReplicas.Monitor.html
     (same sentence on the MySQL page)."""
-    d = deploy("rds-replica")
+    d = deploy("rds-replica", engine="mysql")
     d.op_advance(120)
     d.op_write(3)
-    d.op_outage()  # the source's region stops answering; the replica in region B does not
+    if cut == "outage":
+        d.op_outage()  # the source's region stops answering; the replica in region B does not
+    else:
+        d.emulator.partition(REGION_A, REGION_B)
     d.op_advance(300)
     replica = d.ctx.dr_db_instance_id
     value = _latest(REGION_B, "ReplicaLag", {"DBInstanceIdentifier": replica})
-    assert value == -1.0, f"ReplicaLag of {replica} with its source unreachable: {value}"
+    assert value == -1.0, f"ReplicaLag of {replica} (mysql) with replication not active ({cut}): {value}"
+
+
+def test_b9_4_postgres_replica_lag_grows_while_replication_is_not_active(deploy: Deploy) -> None:
+    """B9-4 (PostgreSQL): RDS for PostgreSQL documents ReplicaLag as ``now() -
+    pg_last_xact_replay_timestamp()``, no -1: with its source unreachable nothing is replayed and
+    the value grows (https://docs.aws.amazon.com/AmazonRDS/latest/UserGuide/USER_PostgreSQL.Replication.ReadReplicas.Monitor.html)."""
+    d = deploy("rds-replica", engine="postgres")
+    d.op_advance(120)
+    d.emulator.partition(REGION_A, REGION_B)
+    d.op_write(3)
+    d.op_advance(120)
+    first = _latest(REGION_B, "ReplicaLag", {"DBInstanceIdentifier": d.ctx.dr_db_instance_id})
+    d.op_advance(120)
+    later = _latest(REGION_B, "ReplicaLag", {"DBInstanceIdentifier": d.ctx.dr_db_instance_id})
+    assert first is not None and later is not None and 0 < first < later, (first, later)
 
 
 def test_b9_5_allow_data_loss_while_region_a_answers_is_not_excused_by_a_later_outage(
@@ -282,10 +297,6 @@ def test_b9_6_alb_without_targets_answers_503_even_if_functions_run(deploy: Depl
     assert got is not None and got[0] == 503, f"region A's web endpoint with no web targets answered {got}"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="F7: clients write every 20 s, so an unapplied tail is rare; a denser workload is a follow-up",
-)
 def test_b9_7_a_planned_failover_at_nonzero_lag_is_seen_with_the_checker_workload(deploy: Deploy) -> None:
     """B9-7: the client workload writes once every 20 s while replication delays are 2 s (RDS) and
     0.8 s (Aurora): the unapplied tail is empty ~90 % (RDS) / ~96 % (Aurora) of the time, so a

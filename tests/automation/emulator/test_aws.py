@@ -665,3 +665,17 @@ def test_an_application_configured_with_a_name_reaches_whatever_instance_bears_i
     assert written is not None and written.copy == pair.source_arn
     old_arn = instance(aws, A, old)["DBInstanceArn"]
     assert written.id not in emu.data.held(old_arn) and emu.authority(lambda _: True, "") == pair.source_arn
+
+
+@pytest.mark.parametrize(
+    ("engine", "flowing", "expected"),
+    [("mysql", False, -1.0), ("mariadb", False, -1.0), ("mysql", True, 7.0), ("postgres", False, 7.0)],
+)
+def test_replica_lag_is_minus_one_only_where_rds_documents_it(
+    engine: str, flowing: bool, expected: float
+) -> None:
+    """MySQL/MariaDB: -1 while replication is not active (Seconds_Behind_Master NULL); PostgreSQL's
+    documented query has no -1 and grows while nothing is replayed."""
+    from automation.emulator.aws import replica_lag
+
+    assert replica_lag(engine, 7.0, flowing) == expected

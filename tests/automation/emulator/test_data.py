@@ -283,3 +283,21 @@ def test_a_link_whose_next_write_is_not_due_does_not_stop_the_links_after_it(pla
     w_c = plane.data.write("db:c").id  # C -> D: due at 1.5 s
     plane.clock.advance(1.1)  # 1.6 s: only C's write is due
     assert w_c in plane.data.held("db:d")
+
+
+def test_a_severed_link_stops_replicating_while_both_regions_answer(plane: Plane) -> None:
+    """A partition between the regions (or broken replication): both answer, nothing flows; what
+    was written meanwhile arrives once the link is whole again (the backlog drains from then)."""
+    link = plane.data.link_into(DST)
+    assert link is not None
+    plane.data.sync()
+    plane.data.severed.add((frozenset((A, B)), Store.DATABASE))
+    assert not plane.data.flowing(link)
+    ws = plane.writes(2)
+    plane.clock.advance(60)
+    assert not set(ws) & plane.data.held(DST), "a severed link applied writes"
+    assert plane.data.lag_seconds(DST) == pytest.approx(60.0)
+    plane.data.severed.clear()
+    plane.data.sync()
+    plane.clock.advance(5)
+    assert set(ws) <= plane.data.held(DST)

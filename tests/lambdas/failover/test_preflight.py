@@ -53,7 +53,7 @@ _MODE_KEYS = {
         "primaryEventSourceMappingIds", "drEventSourceMappingIds", "switchMetric", "latchParameterName",
         "lockTableName", "notifyTopicArn", "primaryHealthUrl", "maxReplicationLagSeconds", "primaryKmsKeyArn",
         "drKmsKeyArn", "primaryDbInstanceId", "drDbInstanceId", "primaryDbSubnetGroupName",
-        "primaryDbParameterGroupName", "notifyKeyArn", "dataKeyArns", "drHealthUrl", GENERATION_KEY,
+        "primaryDbParameterGroupName", "notifyKeyArn", "dataKeyArns", "drHealthUrl", GENERATION_KEY, "primaryBucketName", "drBucketName",
     ],
     "aurora-global": [
         "appName", "environment", "primaryRegion", "drRegion", "databaseMode", "primaryAsgName",
@@ -61,7 +61,7 @@ _MODE_KEYS = {
         "primaryEventSourceMappingIds", "drEventSourceMappingIds", "switchMetric", "latchParameterName",
         "lockTableName", "notifyTopicArn", "primaryHealthUrl", "maxReplicationLagSeconds", "primaryKmsKeyArn",
         "drKmsKeyArn", "globalClusterId", "primaryClusterId", "drClusterId", "drClusterArn",
-        "drInstanceClass", "notifyKeyArn", "dataKeyArns", "drHealthUrl", GENERATION_KEY,
+        "drInstanceClass", "notifyKeyArn", "dataKeyArns", "drHealthUrl", GENERATION_KEY, "primaryBucketName", "drBucketName",
     ],
 }  # fmt: skip
 

@@ -24,8 +24,9 @@ from typing import Any
 import boto3
 from moto.cloudwatch.models import cloudwatch_backends
 
+from automation.emulator.stores import create_receipts_buckets
 from lambdas.failover.context import GENERATION_KEY, generation_of
-from lambdas.failover.names import generation_parameter_name
+from lambdas.failover.names import REPLICATION_RULE_ID, generation_parameter_name
 
 ACCOUNT = "123456789012"
 REGION_A = "us-east-1"
@@ -234,6 +235,33 @@ def create_lock_table(dynamodb: Any, name: str) -> None:
     dynamodb.create_table(TableName=name, BillingMode="PAY_PER_REQUEST", **lock.table_schema())
 
 
+def _zero_pending_ahead(cloudwatch: Any, source: str, destination: str) -> None:
+    """OperationsPendingReplication 0 for the next minutes, as S3 publishes it once nothing is pending."""
+    start = datetime.now(UTC).replace(second=0, microsecond=0)
+    dims = {"SourceBucket": source, "DestinationBucket": destination, "RuleId": REPLICATION_RULE_ID}
+    cloudwatch.put_metric_data(
+        Namespace="AWS/S3",
+        MetricData=[
+            {
+                "MetricName": "OperationsPendingReplication",
+                "Dimensions": [{"Name": k, "Value": v} for k, v in dims.items()],
+                "Value": 0.0,
+                "Timestamp": start + timedelta(minutes=m),
+            }
+            for m in range(1, 11)
+        ],
+    )
+
+
+def _receipts_buckets(world: World, app: str) -> dict[str, str]:
+    """The receipts buckets as components/storage.py deploys them: one per region, versioned, each
+    replicating every object into the other with S3 Replication metrics on (RTC off, its default)."""
+    names = {REGION_A: f"{app}-receipts-{REGION_A}", REGION_B: f"{app}-receipts-{REGION_B}"}
+    role = f"arn:aws:iam::{ACCOUNT}:role/{app}-receipts-replication"
+    create_receipts_buckets(lambda region: world.client("s3", region), names, role, REPLICATION_RULE_ID)
+    return {"primaryBucketName": names[REGION_A], "drBucketName": names[REGION_B]}
+
+
 def build_world(
     mode: str = "rds-replica",
     *,
@@ -245,6 +273,7 @@ def build_world(
     session: boto3.Session | None = None,
     clients_cache: dict[tuple[str, str, str | None], Any] | None = None,
     encrypted: bool = False,
+    engine: str = "postgres",
 ) -> World:
     """Create the deployment in moto (under ``mock_aws`` or at ``endpoint_url``) and return it.
 
@@ -376,6 +405,13 @@ def build_world(
     )
     if encrypted:
         context["primaryKmsKeyArn"], context["drKmsKeyArn"] = keys[REGION_A], keys[REGION_B]
+    context |= _receipts_buckets(world, app)
+    if lag_metrics:
+        # Nothing pending either way, minute by minute, in each destination's region (S3
+        # Replication metrics: https://docs.aws.amazon.com/AmazonS3/latest/userguide/repl-metrics.html).
+        a_bucket, b_bucket = context["primaryBucketName"], context["drBucketName"]
+        _zero_pending_ahead(c("cloudwatch", REGION_B), a_bucket, b_bucket)
+        _zero_pending_ahead(c("cloudwatch", REGION_A), b_bucket, a_bucket)
     if mode == "rds-replica":
         rds_a, rds_b = c("rds", REGION_A), c("rds", REGION_B)
         # Region A's database lives in its VPC, as the program puts it: a subnet group named like
@@ -397,7 +433,7 @@ def build_world(
             VpcSecurityGroupIds=[db_sg],
             DBInstanceIdentifier=f"{app}-db",
             DBInstanceClass="db.t3.micro",
-            Engine="postgres",
+            Engine=engine,
             MasterUsername="app",
             MasterUserPassword="not-a-secret-1",
             AllocatedStorage=20,

@@ -1,0 +1,101 @@
+"""Nothing acknowledged is lost on a planned change: what proves zero lag after the drain.
+
+``steps.zero_lag_evidence`` decides, from one-minute lag datapoints, whether a replica holds every
+write the drain let through. A negative lag (``ReplicaLag`` -1: replication not active, RDS MySQL and
+MariaDB), a missing minute, or a single zero that may have been sampled before the last write is
+never proof.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from lambdas.failover import regressions
+from lambdas.failover.regressions import Regression
+from lambdas.failover.steps import zero_lag_evidence
+
+DRAINED = datetime(2026, 11, 30, 12, 4, 50, tzinfo=UTC)
+"""The drain ended 10 s before 12:05: the first minute wholly after it begins at 12:05."""
+
+
+def _at(hh_mm: str) -> datetime:
+    h, m = map(int, hh_mm.split(":"))
+    return DRAINED.replace(hour=h, minute=m, second=0)
+
+
+@pytest.mark.parametrize(
+    ("points", "why"),
+    [
+        ([], "no datapoint"),
+        ([("12:04", 0.0)], "the minute the drain ended in is not after it"),
+        ([("12:05", 0.0)], "a single zero may predate a write late in the drain"),
+        ([("12:05", -1.0), ("12:06", -1.0)], "-1: replication not active"),
+        ([("12:05", 0.0), ("12:06", -1.0)], "the latest minute says replication stopped"),
+        ([("12:05", 0.0), ("12:06", -0.5)], "a negative lag is not zero"),
+        ([("12:05", 0.0), ("12:07", 0.0)], "a missing minute between the zeros"),
+        ([("12:05", 0.0), ("12:06", 0.0), ("12:07", 2.0)], "the latest minute is behind"),
+        ([("12:05", 3.0), ("12:06", 0.0)], "the minute before the latest zero was behind"),
+    ],
+)
+def test_zero_lag_is_not_proven_by(points: list[tuple[str, float]], why: str) -> None:
+    proven, seen = zero_lag_evidence([(_at(t), v) for t, v in points], DRAINED)
+    assert not proven, f"{why}: {points} read as zero lag after the drain ({seen})"
+
+
+def test_two_consecutive_zero_minutes_after_the_drain_prove_zero_lag() -> None:
+    points = [(_at("12:04"), 5.0), (_at("12:05"), 0.0), (_at("12:06"), 0.0)]
+    proven, seen = zero_lag_evidence(list(reversed(points)), DRAINED)
+    assert proven, seen
+
+
+@pytest.mark.parametrize(
+    ("regression", "points"),
+    [
+        (Regression.LAG_NOT_ACTIVE_IS_CAUGHT_UP, [("12:05", -1.0), ("12:06", -1.0)]),
+        (Regression.ONE_ZERO_PROVES_ZERO_LAG, [("12:05", 0.0)]),
+    ],
+)
+def test_the_regression_flags_bring_the_old_reading_back(regression: Regression, points: list) -> None:
+    """The test-only flags the safety checker uses (tests/safety) do change the reading."""
+    regressions.ACTIVE.add(regression.value)
+    try:
+        proven, _ = zero_lag_evidence([(_at(t), v) for t, v in points], DRAINED)
+    finally:
+        regressions.ACTIVE.discard(regression.value)
+    assert proven
+
+
+def test_the_minute_that_begins_as_the_drain_ends_is_not_yet_after_it() -> None:
+    drained = DRAINED.replace(minute=5, second=0)
+    points = [(drained + timedelta(minutes=1), 0.0), (drained + timedelta(minutes=2), 0.0)]
+    assert zero_lag_evidence(points, drained)[0]
+    assert not zero_lag_evidence([(drained, 0.0), (drained + timedelta(minutes=1), 0.0)], drained)[0]
+
+
+class _FakeClients:
+    """Just what ``_loss_estimate`` reads: the clock and region B's CloudWatch."""
+
+    def __init__(self, value: float, at: datetime) -> None:
+        self.value, self.at = value, at
+        self.clock = self
+
+    def now(self) -> datetime:
+        return self.at + timedelta(seconds=90)
+
+    def cloudwatch(self, side: str) -> _FakeClients:
+        return self
+
+    def get_metric_data(self, **_: object) -> dict[str, object]:
+        return {"MetricDataResults": [{"Values": [self.value], "Timestamps": [self.at]}]}
+
+
+def test_an_unplanned_promotion_never_reports_minus_one_as_a_bound() -> None:
+    """The loss estimate of an unplanned promotion: -1 is not "up to 89 s" but an unknown span."""
+    from lambdas.failover.steps import _loss_estimate
+
+    note = _loss_estimate(_FakeClients(-1.0, DRAINED), "ReplicaLag", {"DBInstanceIdentifier": "db"}, 1.0)  # type: ignore[arg-type]
+    assert "unknown span" in note and "not active" in note, note
+    note = _loss_estimate(_FakeClients(4.0, DRAINED), "ReplicaLag", {"DBInstanceIdentifier": "db"}, 1.0)  # type: ignore[arg-type]
+    assert "up to 94 s" in note, note
