@@ -491,6 +491,16 @@ class _Session:
             box["changes"] = _changes(result.summary.resource_changes)
         return result
 
+    def release_latch(self, name: str) -> None:
+        """``python -m automation latch release`` with the stack's ``runbook`` output (see release_latch)."""
+        with self._step(name, "latch release") as box:
+            outputs = self.stack(name).outputs()
+            if "runbook" not in outputs:
+                raise CloudError(f"stack {name!r} has no `runbook` output; is it the DR stack?")
+            value = outputs["runbook"].value
+            self.say(release_latch(json.loads(value) if isinstance(value, str) else dict(value)))
+            box["result"] = "succeeded"
+
     def preview(self, name: str) -> PreviewResultLike:
         with self._step(name, "preview") as box:
             result = self.stack(name).preview(on_output=self.on_output)
@@ -677,8 +687,29 @@ def _phases(phase: str) -> tuple[str, ...]:
     return (phase,)
 
 
+def release_latch(runbook: Mapping[str, Any]) -> str:
+    """Release the failover latch with boto3 before ``route-back`` (``pulumi up`` never writes it).
+
+    ``automation.latch_cli.release``: refused (CloudError) unless region A holds the writer.
+    """
+    import boto3
+
+    from automation.latch_cli import release
+    from lambdas.failover.clients import Clients
+    from lambdas.failover.context import RunbookContext
+
+    ctx = RunbookContext.from_dict(runbook)
+    done, lines = release(ctx, Clients.for_context(ctx, boto3.Session()), reason="automation cloud failback")
+    if not done:
+        raise CloudError("; ".join(lines))
+    return "; ".join(lines)
+
+
 def _failback_phase(session: _Session, phase: str) -> None:
     dr, primary = session.stacks.dr, session.stacks.primary
+    if phase == "route-back":
+        # The latch is what Route 53 follows, and pulumi up never writes it (components/failover.py).
+        session.release_latch(dr)
     session.say(f"failback phase {phase!r}")
     session.set_config(dr, KEY_FAILBACK, phase)
     if phase != FAILBACK_PHASES[-1]:

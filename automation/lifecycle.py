@@ -475,9 +475,11 @@ class Runbook:
     ``failover``: fence region A where it answers, scale B, promote, throw the switch, write the latch.
     ``failback``: replicate back, stop B's writes, move the writer, unfence A, release the switch,
     clear the latch. ``promote``: only the promote step (the README hands Aurora promotion to it).
+    ``release``: ``python -m automation latch release`` (automation/latch_cli.py): once region A holds
+    the writer, the runbook's ``release_switch`` and ``clear_latch`` steps; refused otherwise.
     """
 
-    action: Literal["failover", "failback", "promote"]
+    action: Literal["failover", "failback", "promote", "release"]
     label: str
 
 
@@ -604,7 +606,11 @@ class Lifecycle:
         else:
             self.world.region_a_up = step.up
         self._canary()
-        phase = self.config["dr"].get("dr:failback") if isinstance(step, Up) and step.stack == "dr" else None
+        # A latch release runs within the failback phase the dr stack is in (between switch-writer and route-back).
+        in_failback = (isinstance(step, Up) and step.stack == "dr") or (
+            isinstance(step, Runbook) and step.action == "release"
+        )
+        phase = self.config["dr"].get("dr:failback") if in_failback else None
         obs = self.observe()
         result = StepResult(len(self.results) + 1, step, plans, errors, refused, applied, obs, [], phase)
         result.violations = invariants(result, self)
@@ -663,6 +669,9 @@ class Lifecycle:
         if step.action == "failback":
             self._runbook_failback(ctx, mode, primary_asg, dr_asg)
             return
+        if step.action == "release":
+            self._release()
+            return
         if step.action == "failover" and w.region_a_up:  # fence_primary: best effort
             primary_asg.update(minSize=0, desiredCapacity=0)
         if step.action == "failover":
@@ -718,6 +727,15 @@ class Lifecycle:
         primary_asg.update(minSize=cap["min"], maxSize=cap["max"], desiredCapacity=cap["desired"])
         w.switch_metric = 0.0
         self._write_latch(_runbook_latch("standby", "failback"))
+
+    def _release(self) -> None:
+        """``python -m automation latch release``: only over a writer in region A (else it refuses)."""
+        w = self.world
+        a_region, _ = self.regions()
+        if w.writer is None or w.writer not in w.dbs or w.dbs[w.writer].region != a_region:
+            return
+        w.switch_metric = 0.0
+        self._write_latch(_runbook_latch("standby", "latch release"))
 
     def _write_latch(self, value: str) -> None:
         latch = self.find("dr", "aws:ssm/parameter:Parameter", "dr-failover-latch")

@@ -2,9 +2,10 @@
 
 Pure data (:mod:`automation.lifecycle` runs them). Each follows the README's documented procedure:
 declared failover is ``dr:active true``; Aurora promotion is handed to the runbook's promote step
-(README, "Aurora global database"); IaC failback is ``dr:failback`` one phase at a time, then
-``complete`` with ``dr:active false``, then ``dr:failback`` is removed for the routine update and
-the primary stack is updated last (``automation.cloud.failback``).
+(README, "Aurora global database"); IaC failback is ``dr:failback`` one phase at a time, with
+``python -m automation latch release`` before ``route-back``, then ``complete`` with
+``dr:active false``, then ``dr:failback`` is removed for the routine update and the primary stack is
+updated last (``automation.cloud.failback``).
 """
 
 from __future__ import annotations
@@ -47,10 +48,12 @@ def runbook_failover() -> list[Step]:
 
 
 def iac_failback() -> list[Step]:
-    steps: list[Step] = [
-        Up("dr", f"IaC failback phase {phase}", {"dr:active": True, "dr:failback": phase})
-        for phase in FAILBACK_PHASES[:-1]
-    ]
+    steps: list[Step] = []
+    for phase in FAILBACK_PHASES[:-1]:
+        if phase == "route-back":
+            # pulumi up never writes the latch: route-back runs once it is released (README, "Failing back").
+            steps.append(Runbook("release", "latch release: python -m automation latch release"))
+        steps.append(Up("dr", f"IaC failback phase {phase}", {"dr:active": True, "dr:failback": phase}))
     steps += [
         Up("dr", "IaC failback phase complete", {"dr:active": False, "dr:failback": "complete"}),
         Up("dr", "routine update: dr:failback removed", rm=("dr:failback",)),

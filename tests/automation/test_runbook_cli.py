@@ -392,3 +392,41 @@ def test_status_as_a_subprocess_needs_only_the_outputs_file(
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
     assert f"pilotlight status: {world.context['appName']}" in done.stdout
+
+
+def _latch_cli(*args: str) -> int:
+    return main_module.main(["latch", *args])
+
+
+def test_latch_release_refuses_without_region_a_writer_then_releases_over_it(
+    world: World, outputs: Path, emulator: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """pulumi up never writes the latch (issue 13, F1): `latch release` does, only over a writer in region A."""
+    ctx = world.context
+    base = ("--outputs", str(outputs), "--endpoint-url", emulator)
+    # After a failover the writer is in region B: releasing would send traffic to a region without it.
+    assert cli("failover", "--outputs", str(outputs), "--yes", "--force", "--endpoint-url", emulator,
+               "--drain-seconds", "0") == 0  # fmt: skip
+    capsys.readouterr()
+    assert _latch_cli("release", *base) == 1
+    out = capsys.readouterr().out
+    assert f"the writer is region B ({REGION_B})" in out and "Traceback" not in out
+    assert world.latch()["state"] == "active"
+
+    # Over a writer in region A (a standby whose latch says active), it releases the switch and the latch.
+    ssm = _setup_session.client("ssm", region_name=REGION_B, endpoint_url=emulator)
+    fresh = build_world(app=f"cli{next(_apps)}", endpoint_url=emulator, session=_setup_session,
+                        clients_cache=_setup_clients)  # fmt: skip
+    latch_name = fresh.context["latchParameterName"]
+    ssm.put_parameter(Name=latch_name, Value=json.dumps({"state": "active", "runbook": "failover"}),
+                      Type="String", Overwrite=True)  # fmt: skip
+    path = outputs.parent / "fresh.json"
+    path.write_text(json.dumps({"runbook": fresh.context}))
+    assert _latch_cli("release", "--outputs", str(path), "--endpoint-url", emulator) == 0
+    out = capsys.readouterr().out
+    assert "release_switch: done" in out and "clear_latch: done" in out
+    assert json.loads(ssm.get_parameter(Name=latch_name)["Parameter"]["Value"])["state"] == "standby"
+    assert _latch_cli("show", "--outputs", str(path), "--endpoint-url", emulator) == 0
+    shown = capsys.readouterr().out
+    assert "standby" in shown and "failover switch: 0" in shown and f"writer: {REGION_A}" in shown
+    assert ctx["latchParameterName"] != latch_name

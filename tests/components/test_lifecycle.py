@@ -117,7 +117,7 @@ TRAFFIC_CASES = [
     case("declared-iac", AURORA, E3_AURORA_DECLARED, F5_SWITCH_WRITER),
     # E1 refuses every IaC failback update, so region B simply stays failed over: consistent, not failed back.
     case("runbook-iac", RDS),
-    case("runbook-iac", AURORA, F1_LATCH, F5_SWITCH_WRITER),
+    case("runbook-iac", AURORA, F5_SWITCH_WRITER),
     case("declared-runbook", RDS, E2_RUNBOOK_FAILBACK),
     case("declared-runbook", AURORA, E3_AURORA_DECLARED, E2_RUNBOOK_FAILBACK),
     case("runbook-runbook", RDS),
@@ -156,8 +156,8 @@ def test_the_replica_lag_alarm_means_something_after_every_update(scenario: str,
 END_CASES = [
     case("declared-iac", RDS, E4_RESEED),
     case("declared-iac", AURORA, F5_SWITCH_WRITER),
-    case("runbook-iac", RDS, E1_RDS_REPROMOTE, F1_LATCH),
-    case("runbook-iac", AURORA, F1_LATCH, F5_SWITCH_WRITER),
+    case("runbook-iac", RDS, E1_RDS_REPROMOTE),
+    case("runbook-iac", AURORA, F5_SWITCH_WRITER),
     case("declared-runbook", RDS, E4_RESEED),
     case("declared-runbook", AURORA),
     case("runbook-runbook", RDS, E4_RESEED),
@@ -190,8 +190,9 @@ def test_every_input_the_program_sets_on_a_stateful_type_is_classified() -> None
 @pytest.mark.parametrize(
     "mode",
     [
-        pytest.param(AURORA, marks=pytest.mark.xfail(strict=True, reason=F1_LATCH)),
-        pytest.param(RDS, marks=pytest.mark.xfail(strict=True, reason=f"{F1_LATCH}; {E1_RDS_REPROMOTE}")),
+        # Aurora: `latch release` refuses while the writer is still in region B (F5), and rightly so.
+        pytest.param(AURORA, marks=pytest.mark.xfail(strict=True, reason=F5_SWITCH_WRITER)),
+        pytest.param(RDS, marks=pytest.mark.xfail(strict=True, reason=E1_RDS_REPROMOTE)),
     ],
 )
 def test_f1_iac_failback_after_a_runbook_failover_routes_back(mode: str) -> None:
@@ -202,6 +203,21 @@ def test_f1_iac_failback_after_a_runbook_failover_routes_back(mode: str) -> None
         f"aws:ssm/parameter:Parameter dr-failover-latch still says {o.latch} after failback complete"
     )
     assert o.traffic == "A" and o.capacity["A"] > 0, f"after complete: {o.line()}"
+
+
+def test_f1_pulumi_up_never_writes_the_latch_and_hands_traffic_back_only_once_it_is_released() -> None:
+    # F1: a latch value the program wrote would be diffed against a state that never saw the runbook's write.
+    lc = run("runbook-iac", AURORA)
+    for s in lc.syntheses:
+        latch = s.named("dr-failover-latch") if s.stack == "dr" else None
+        assert latch is None or latch.ignore_changes == ["value"], (
+            f"aws:ssm/parameter:Parameter dr-failover-latch: ignore_changes {latch.ignore_changes}: {F1_LATCH}"
+        )
+    for phase in ("route-back", "complete"):
+        r = step(lc, f"IaC failback phase {phase}")
+        assert r.refused and "python -m automation latch release" in r.refused, (
+            f"dr:failback {phase} under an active latch must be refused naming the release command: {r.refused}"
+        )
 
 
 def test_f2_rds_routine_update_after_complete_keeps_b_standalone_and_releases_a_writer() -> None:
