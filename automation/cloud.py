@@ -491,14 +491,14 @@ class _Session:
             box["changes"] = _changes(result.summary.resource_changes)
         return result
 
-    def release_latch(self, name: str) -> None:
-        """``python -m automation latch release`` with the stack's ``runbook`` output (see release_latch)."""
-        with self._step(name, "latch release") as box:
+    def latch(self, name: str, action: str) -> None:
+        """``python -m automation latch <action>`` with the stack's ``runbook`` output (see write_latch)."""
+        with self._step(name, f"latch {action}") as box:
             outputs = self.stack(name).outputs()
             if "runbook" not in outputs:
                 raise CloudError(f"stack {name!r} has no `runbook` output; is it the DR stack?")
             value = outputs["runbook"].value
-            self.say(release_latch(json.loads(value) if isinstance(value, str) else dict(value)))
+            self.say(write_latch(json.loads(value) if isinstance(value, str) else dict(value), action))
             box["result"] = "succeeded"
 
     def preview(self, name: str) -> PreviewResultLike:
@@ -626,7 +626,8 @@ def failover(
     clock: Clock = time.monotonic,
     work_dir: Path = REPO_ROOT,
 ) -> UpResultLike:
-    """Declared failover: ``dr:active=true`` on the DR stack, then ``up`` the DR stack only.
+    """Declared failover: the latch activated (traffic to region B), then ``dr:active=true`` on the DR
+    stack and ``up`` the DR stack only (the program refuses ``dr:active true`` under a standby latch).
 
     The primary stack is not selected, read or updated: region A may be down.
     """
@@ -650,6 +651,7 @@ def _failover_steps(
 def _failover(session: _Session) -> UpResultLike:
     dr = session.stacks.dr
     session.say(f"failover: {dr} takes the traffic")
+    session.latch(dr, "activate")
     session.set_config(dr, KEY_ACTIVE, "true")
     return session.up(dr)
 
@@ -687,19 +689,22 @@ def _phases(phase: str) -> tuple[str, ...]:
     return (phase,)
 
 
-def release_latch(runbook: Mapping[str, Any]) -> str:
-    """Release the failover latch with boto3 before ``route-back`` (``pulumi up`` never writes it).
-
-    ``automation.latch_cli.release``: refused (CloudError) unless region A holds the writer.
+def write_latch(runbook: Mapping[str, Any], action: str) -> str:
+    """The failover latch with boto3 (``pulumi up`` never writes it): ``activate`` before a declared
+    failover's update, ``release`` before ``route-back`` (refused, CloudError, unless region A holds
+    the writer). See ``automation.latch_cli``.
     """
     import boto3
 
-    from automation.latch_cli import release
+    from automation.latch_cli import activate, release
     from lambdas.failover.clients import Clients
     from lambdas.failover.context import RunbookContext
 
     ctx = RunbookContext.from_dict(runbook)
-    done, lines = release(ctx, Clients.for_context(ctx, boto3.Session()), reason="automation cloud failback")
+    clients = Clients.for_context(ctx, boto3.Session())
+    if action == "activate":
+        return "; ".join(activate(ctx, clients, reason="automation cloud failover"))
+    done, lines = release(ctx, clients, reason="automation cloud failback")
     if not done:
         raise CloudError("; ".join(lines))
     return "; ".join(lines)
@@ -709,7 +714,7 @@ def _failback_phase(session: _Session, phase: str) -> None:
     dr, primary = session.stacks.dr, session.stacks.primary
     if phase == "route-back":
         # The latch is what Route 53 follows, and pulumi up never writes it (components/failover.py).
-        session.release_latch(dr)
+        session.latch(dr, "release")
     session.say(f"failback phase {phase!r}")
     session.set_config(dr, KEY_FAILBACK, phase)
     if phase != FAILBACK_PHASES[-1]:
@@ -1096,7 +1101,9 @@ def _parser() -> argparse.ArgumentParser:
     )
     sub = parser.add_subparsers(dest="operation", required=True, metavar="OPERATION")
     sub.add_parser("deploy", parents=[common, overrides], help="up the primary stack, then the DR stack")
-    sub.add_parser("failover", parents=[common], help="dr:active=true and up the DR stack only")
+    sub.add_parser(
+        "failover", parents=[common], help="latch activate, then dr:active=true and up the DR stack only"
+    )
     fb = sub.add_parser("failback", parents=[common], help="one explicit failback phase, or all")
     fb.add_argument("--phase", required=True, choices=(*FAILBACK_PHASES, "all"))
     dr = sub.add_parser(

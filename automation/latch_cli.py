@@ -1,4 +1,4 @@
-"""``python -m automation latch show|release``: the failover latch, written explicitly (boto3 only).
+"""``python -m automation latch show|activate|release``: the failover latch, written explicitly (boto3).
 
 The latch (SSM parameter ``/<app>/<env>/failover-state`` in region B) is the one record of whether
 region B is the active site, and Route 53 follows it: the region-B canary holds the failover switch
@@ -9,6 +9,10 @@ It is written by the runbook (failover: ``active``; failback: ``standby``) and b
 the runbook's own steps (``lambdas.failover.steps``), so the format is the runbook's:
 
 - ``show``: the latch, the switch and the writer's region (read-only);
+- ``activate``: the declared failover's first step, before ``pulumi up`` with ``dr:active true``
+  (which is refused until then): the runbook's ``write_latch`` and ``throw_switch`` steps. Traffic
+  goes to region B at once; it takes writes once that update has lit it (rds-replica: promoted the
+  replica, at zero lag since region A no longer gets traffic). Idempotent;
 - ``release``: for the IaC failback (``dr:failback``), before ``route-back``: refuses unless region
   A's database is the writer (traffic must never be sent to a region without it), then runs the
   runbook's ``release_switch`` and ``clear_latch`` steps. Idempotent: a released latch answers
@@ -37,7 +41,7 @@ from lambdas.failover.clients import Clients
 from lambdas.failover.context import ContextError, RunbookContext
 from lambdas.failover.observe import Observation, Unread, observe
 
-ACTIONS = ("show", "release")
+ACTIONS = ("show", "activate", "release")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -48,7 +52,9 @@ def build_parser() -> argparse.ArgumentParser:
         epilog="Exit status: 0 done, 1 refused (nothing changed), 2 bad input.",
     )
     parser.add_argument(
-        "action", choices=ACTIONS, help="show: read-only; release: before dr:failback route-back"
+        "action",
+        choices=ACTIONS,
+        help="show: read-only; activate: before dr:active true; release: before dr:failback route-back",
     )
     parser.add_argument("--stack", default="dr", help="DR stack whose `runbook` output to read (default: dr)")
     parser.add_argument(
@@ -106,6 +112,20 @@ def release(ctx: RunbookContext, clients: Clients, *, reason: str | None) -> tup
     return True, lines
 
 
+def activate(ctx: RunbookContext, clients: Clients, *, reason: str | None) -> list[str]:
+    """Write the latch active and throw the switch (the declared failover's first step)."""
+    params = {"reason": reason or "declared failover (python -m automation latch activate)"}
+    lines = []
+    for step in (steps.write_latch, steps.throw_switch):
+        result = step(ctx, clients, params)
+        lines.append(f"{step.__name__}: {result.status}: {result.detail}")
+    lines.append(
+        "traffic goes to region B; now run `pulumi up -s dr` with dr:active true to light it "
+        "(python -m automation cloud failover does both)"
+    )
+    return lines
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run ``python -m automation latch ...``; returns the exit status."""
     try:
@@ -119,6 +139,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _fail(exc)
     if args.action == "show":
         print(describe(observe(ctx, clients)))
+        return EXIT_DONE
+    if args.action == "activate":
+        print("\n".join(activate(ctx, clients, reason=args.reason)))
         return EXIT_DONE
     done, lines = release(ctx, clients, reason=args.reason)
     print("\n".join(lines))

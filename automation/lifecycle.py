@@ -54,7 +54,10 @@ VOLATILE_INPUTS = frozenset({"code", "sourceCodeHash", "__defaults"})
 LAG_METRICS = frozenset({"ReplicaLag", "AuroraGlobalDBReplicationLag"})
 # Failback phases during which region B has stopped taking writes while traffic still goes there:
 # the README's planned write outage ("a planned write outage starts here" until route-back).
-PLANNED_OUTAGE_PHASES = frozenset({"drain", "switch-writer"})
+DECLARED_FAILOVER_OUTAGE = "latch-activate"
+"""A declared failover moves traffic first (``latch activate``), then lights region B (``dr:active
+true``): from one to the other, a planned write outage (README, "Failing over")."""
+PLANNED_OUTAGE_PHASES = frozenset({"drain", "switch-writer", DECLARED_FAILOVER_OUTAGE})
 LAG_WATCH_PHASES = frozenset({"replicate", "drain"})  # the lag decides when the writer may move
 
 
@@ -475,11 +478,13 @@ class Runbook:
     ``failover``: fence region A where it answers, scale B, promote, throw the switch, write the latch.
     ``failback``: replicate back, stop B's writes, move the writer, unfence A, release the switch,
     clear the latch. ``promote``: only the promote step (the README hands Aurora promotion to it).
+    ``activate``: ``python -m automation latch activate`` (a declared failover's first step): the
+    runbook's ``write_latch`` and ``throw_switch``.
     ``release``: ``python -m automation latch release`` (automation/latch_cli.py): once region A holds
     the writer, the runbook's ``release_switch`` and ``clear_latch`` steps; refused otherwise.
     """
 
-    action: Literal["failover", "failback", "promote", "release"]
+    action: Literal["failover", "failback", "promote", "activate", "release"]
     label: str
 
 
@@ -611,6 +616,8 @@ class Lifecycle:
             isinstance(step, Runbook) and step.action == "release"
         )
         phase = self.config["dr"].get("dr:failback") if in_failback else None
+        if isinstance(step, Runbook) and step.action == "activate":
+            phase = DECLARED_FAILOVER_OUTAGE
         obs = self.observe()
         result = StepResult(len(self.results) + 1, step, plans, errors, refused, applied, obs, [], phase)
         result.violations = invariants(result, self)
@@ -671,6 +678,10 @@ class Lifecycle:
             return
         if step.action == "release":
             self._release()
+            return
+        if step.action == "activate":
+            w.switch_metric = 1.0
+            self._write_latch(_runbook_latch("active", "declared failover"))
             return
         if step.action == "failover" and w.region_a_up:  # fence_primary: best effort
             primary_asg.update(minSize=0, desiredCapacity=0)

@@ -1,7 +1,7 @@
 """The lifecycle scenarios: sequences of ``pulumi up``s, runbook runs and outages, per database mode.
 
 Pure data (:mod:`automation.lifecycle` runs them). Each follows the README's documented procedure:
-declared failover is ``dr:active true``; Aurora promotion is handed to the runbook's promote step
+declared failover is ``python -m automation latch activate`` then ``dr:active true``; Aurora promotion is handed to the runbook's promote step
 (README, "Aurora global database"); IaC failback is ``dr:failback`` one phase at a time, with
 ``python -m automation latch release`` before ``route-back``, then ``complete`` with
 ``dr:active false``, then ``dr:failback`` is removed for the routine update and the primary stack is
@@ -31,7 +31,11 @@ def deploy(mode: str) -> list[Step]:
 
 
 def declared_failover(mode: str) -> list[Step]:
-    steps: list[Step] = [Up("dr", "declared failover: dr:active true", {"dr:active": True})]
+    steps: list[Step] = [
+        # pulumi up never writes the latch, and Route 53 follows only the latch: traffic moves first.
+        Runbook("activate", "latch activate: python -m automation latch activate"),
+        Up("dr", "declared failover: dr:active true", {"dr:active": True}),
+    ]
     if mode == "aurora-global":
         steps.append(
             Runbook("promote", "Aurora: the runbook's promote step (README: promotion is the runbook's)")

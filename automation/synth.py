@@ -438,6 +438,19 @@ def _plain(value: Any) -> Any:
     return str(value)
 
 
+def procedure_latch(values: Mapping[str, Any]) -> str | None:
+    """The latch the documented procedure leaves for these ``dr:*`` values (offline plans and tests).
+
+    ``pulumi up`` never writes the latch: a declared failover activates it first (``python -m
+    automation latch activate``), and the failback releases it before ``route-back``. So
+    ``dr:active true`` is planned under an active latch, except in the phases after the release.
+    """
+    active = str(values.get("dr:active", "")).lower() == "true"
+    if not active or values.get("dr:failback") in ("route-back", "complete"):
+        return None
+    return json.dumps({"state": "active", "since": "2026-01-01T00:00:00Z", "runbook": "declared failover"})
+
+
 def synthesize(
     stack: str,
     overrides: Mapping[str, Any] | None = None,

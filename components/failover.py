@@ -11,7 +11,8 @@ failover lives here and is tested directly (including property tests):
   program reads it live (an invoke) and never writes its value: the runbook and
   ``python -m automation latch`` own it. While it says active, ``dr:active false`` is refused, so a
   routine ``pulumi up`` never reverts a failover, and so are the failback phases that hand traffic
-  back (``route-back``, ``complete``) until the latch is released;
+  back (``route-back``, ``complete``) until the latch is released; ``dr:active true`` is refused
+  until it is activated (a declared failover moves traffic through the latch, as the runbook does);
 - failback: explicit phases (``dr:failback``), each one step further back to standby.
 """
 
@@ -154,6 +155,17 @@ def decide(
             " never writes the latch. Once region A is the writer (phase switch-writer done), release it:"
             " `python -m automation latch release --outputs runbook.json` (it checks that region A holds the"
             " writer, releases the switch and sets the latch to standby), then run this phase again."
+        )
+
+    if flags.active and phase is None and not latch.active:
+        raise FailoverRefused(
+            "dr:active true is refused: the failover latch (SSM, region B) says standby"
+            f" ({latch.runbook or 'never failed over'}{', since ' + latch.since if latch.since else ''}), and"
+            " the latch is what Route 53 follows; pulumi up never writes it. After a completed failback, set"
+            " dr:active false. To fail over (declared), move traffic first, then light region B:"
+            " `python -m automation latch activate --outputs runbook.json` (traffic goes to region B; writes"
+            " pause until this update has run), then this `pulumi up -s dr` again"
+            " (`python -m automation cloud failover` does both)."
         )
 
     aurora = database_mode == "aurora-global"

@@ -166,16 +166,17 @@ def _outputs(backend: FakeBackend, primary: str = "primary", dr: str = "dr") -> 
 
 
 @pytest.fixture(autouse=True)
-def latch_releases(monkeypatch: pytest.MonkeyPatch) -> list[dict[str, Any]]:
-    """The boto3 latch release (tested against moto in test_runbook_cli.py), recorded here."""
-    released: list[dict[str, Any]] = []
+def latch_writes(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The boto3 latch writes (tested against moto in test_runbook_cli.py), recorded here."""
+    written: list[str] = []
 
-    def release(runbook: dict[str, Any]) -> str:
-        released.append(runbook)
-        return "latch released"
+    def write(runbook: dict[str, Any], action: str) -> str:
+        assert "drRegion" in runbook, runbook
+        written.append(action)
+        return f"latch {action}"
 
-    monkeypatch.setattr(cloud, "release_latch", release)
-    return released
+    monkeypatch.setattr(cloud, "write_latch", write)
+    return written
 
 
 @pytest.fixture
@@ -337,11 +338,21 @@ def test_deploy_rejects_overrides_for_an_unknown_role() -> None:
 # ---------------------------------------------------------------------------------------------
 
 
-def test_failover_sets_active_on_dr_only_and_never_touches_primary() -> None:
+def test_failover_activates_the_latch_then_sets_active_on_dr_only_and_never_touches_primary(
+    latch_writes: list[str],
+) -> None:
     backend = FakeBackend(existing=("primary", "dr"))
+    _outputs(backend)
 
     result = cloud.failover(stack_factory=backend, on_output=lambda _: None)
 
+    # E2: traffic moves through the latch (the program refuses dr:active true under a standby latch).
+    assert latch_writes == ["activate"]
+    assert [c.method for c in backend.log if c.method in ("outputs", "set_config", "up")] == [
+        "outputs",
+        "set_config",
+        "up",
+    ]
     assert backend.calls() == [("dr", "set_config"), ("dr", "up")]
     up = backend.log[-1]
     assert up.config == {"dr:active": "true"}
@@ -395,7 +406,7 @@ def test_failback_phase_sets_and_removes_the_right_keys(
     phase: str,
     expected: list[tuple[str, str]],
     dr_config_at_up: list[dict[str, str]],
-    latch_releases: list[dict[str, Any]],
+    latch_writes: list[str],
 ) -> None:
     backend = FakeBackend(existing=("primary", "dr"))
     backend.stacks["dr"].config["dr:active"] = "true"
@@ -405,7 +416,7 @@ def test_failback_phase_sets_and_removes_the_right_keys(
 
     assert backend.calls() == expected
     assert [c.config for c in backend.log if c.stack == "dr" and c.method == "up"] == dr_config_at_up
-    assert len(latch_releases) == (phase == "route-back")
+    assert latch_writes == (["release"] if phase == "route-back" else [])
     if phase == "complete":
         assert backend.calls()[-1] == ("primary", "up")
         assert backend.stacks["dr"].config == {"dr:active": "false"}
@@ -437,10 +448,10 @@ def test_failback_stops_before_route_back_when_the_latch_release_is_refused(
     backend = FakeBackend(existing=("primary", "dr"))
     _outputs(backend)
 
-    def refuse(runbook: dict[str, Any]) -> str:
+    def refuse(runbook: dict[str, Any], action: str) -> str:
         raise cloud.CloudError("refused: the writer is region B")
 
-    monkeypatch.setattr(cloud, "release_latch", refuse)
+    monkeypatch.setattr(cloud, "write_latch", refuse)
     with pytest.raises(cloud.CloudError, match="the writer is region B"):
         cloud.failback(phase="route-back", stack_factory=backend, on_output=lambda _: None)
     assert backend.calls("set_config", "up") == []
@@ -835,6 +846,7 @@ def test_cli_drill_writes_the_report_and_exits_by_outcome(
 
 def test_cli_operation_failure_exits_1_naming_the_stack() -> None:
     backend = FakeBackend(existing=("primary", "dr"))
+    _outputs(backend)
     backend.fail_up_on = "dr"
 
     run = _main(["failover"], backend)

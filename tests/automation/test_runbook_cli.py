@@ -413,15 +413,21 @@ def test_latch_release_refuses_without_region_a_writer_then_releases_over_it(
     assert f"the writer is region B ({REGION_B})" in out and "Traceback" not in out
     assert world.latch()["state"] == "active"
 
-    # Over a writer in region A (a standby whose latch says active), it releases the switch and the latch.
+    # A declared failover's first step (E2): activate writes the latch and throws the switch.
     ssm = _setup_session.client("ssm", region_name=REGION_B, endpoint_url=emulator)
     fresh = build_world(app=f"cli{next(_apps)}", endpoint_url=emulator, session=_setup_session,
                         clients_cache=_setup_clients)  # fmt: skip
     latch_name = fresh.context["latchParameterName"]
-    ssm.put_parameter(Name=latch_name, Value=json.dumps({"state": "active", "runbook": "failover"}),
-                      Type="String", Overwrite=True)  # fmt: skip
     path = outputs.parent / "fresh.json"
     path.write_text(json.dumps({"runbook": fresh.context}))
+    assert _latch_cli("activate", "--outputs", str(path), "--endpoint-url", emulator) == 0
+    out = capsys.readouterr().out
+    assert "write_latch: done" in out and "throw_switch: done" in out
+    assert json.loads(ssm.get_parameter(Name=latch_name)["Parameter"]["Value"])["state"] == "active"
+    assert _latch_cli("show", "--outputs", str(path), "--endpoint-url", emulator) == 0
+    assert "failover switch: 1" in capsys.readouterr().out
+
+    # Over a writer in region A (region B was never promoted), release lets the switch and the latch go.
     assert _latch_cli("release", "--outputs", str(path), "--endpoint-url", emulator) == 0
     out = capsys.readouterr().out
     assert "release_switch: done" in out and "clear_latch: done" in out

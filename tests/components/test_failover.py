@@ -70,7 +70,7 @@ def test_active_lights_everything_and_routes_to_b() -> None:
 
 
 def test_aurora_promotion_is_handed_to_the_runbook() -> None:
-    tier = decide(DrFlags(True), Capacity(2, 2, 6), database_mode="aurora-global", latch=Latch())
+    tier = decide(DrFlags(True), Capacity(2, 2, 6), database_mode="aurora-global", latch=ACTIVE_LATCH)
     assert tier.promotion == "runbook"
 
 
@@ -159,6 +159,12 @@ def test_the_dr_lag_alarm_expects_datapoints_only_while_region_b_replicates(
     flags = [DrFlags(), DrFlags(active=True)] + [
         DrFlags(active=p != "complete", failback=p) for p in FAILBACK_PHASES
     ]
-    tiers = [decide(f, primary, database_mode=mode, latch=Latch()) for f in flags]
+    # The latch the documented procedure leaves: activated before dr:active true, released before route-back.
+    tiers = [
+        decide(
+            f, primary, database_mode=mode, latch=ACTIVE_LATCH if f.active and f.failback is None else Latch()
+        )
+        for f in flags
+    ]
     assert [dr_database_replicates(t, mode) for t in tiers] == replicates
     assert [failback_lag_watched(t) for t in tiers] == [False, False, True, True, False, False, False]
