@@ -326,6 +326,8 @@ INVOKE_ACTIONS: dict[str, tuple[str, ...]] = {
     "aws:index/getAvailabilityZones:getAvailabilityZones": ("ec2:DescribeAvailabilityZones",),
     "aws:ssm/getParameter:getParameter": ("ssm:GetParameter",),  # the public Amazon Linux image id
     "aws:ssm/getParametersByPath:getParametersByPath": ("ssm:GetParametersByPath",),  # the latch
+    # rds-replica: whether region B's instance is still a replica, live (components/data.py).
+    "aws:rds/getInstance:getInstance": ("rds:DescribeDBInstances",),
     "aws:secretsmanager/getRandomPassword:getRandomPassword": ("secretsmanager:GetRandomPassword",),
     # sts:GetCallerIdentity needs no permission (https://docs.aws.amazon.com/STS/latest/APIReference/API_GetCallerIdentity.html).
     "aws:index/getCallerIdentity:getCallerIdentity": (),

@@ -527,9 +527,17 @@ class StepResult:
 
 
 @functools.lru_cache(maxsize=256)
-def _synth(stack: str, overrides_json: str, latch: str | None, primary_json: str) -> synth.Synthesis:
+def _synth(
+    stack: str, overrides_json: str, latch: str | None, primary_json: str, live_json: str
+) -> synth.Synthesis:
     primary = json.loads(primary_json) if primary_json else None
-    return synth.synthesize(stack, json.loads(overrides_json), latch=latch, primary_outputs=primary)
+    return synth.synthesize(
+        stack,
+        json.loads(overrides_json),
+        latch=latch,
+        primary_outputs=primary,
+        live_sources=json.loads(live_json),
+    )
 
 
 @functools.cache
@@ -571,6 +579,13 @@ class Lifecycle:
     def latch_value(self) -> str | None:
         live = self.live("dr", "aws:ssm/parameter:Parameter", "dr-failover-latch")
         return None if live is None else live.get("value")
+
+    def live_sources(self) -> str:
+        """The program's live read of RDS instances (rds.getInstance): ident -> source ident or ""."""
+        w = self.world
+        return json.dumps(
+            {d.ident: d.source or "" for d in w.dbs.values() if d.kind == "instance"}, sort_keys=True
+        )
 
     def facts(self, stack: str, r: Stored) -> dict[str, Any]:
         """Live facts the rejected-change rules need about ``r``."""
@@ -636,7 +651,7 @@ class Lifecycle:
         latch = self.latch_value() if step.stack == "dr" else None
         primary = json.dumps(self.outputs.get("primary", {}), sort_keys=True) if step.stack == "dr" else ""
         try:
-            s = _synth(step.stack, json.dumps(cfg, sort_keys=True), latch, primary)
+            s = _synth(step.stack, json.dumps(cfg, sort_keys=True), latch, primary, self.live_sources())
         except (FailoverRefused, ConfigError) as exc:
             return [], [], str(exc).splitlines()[0]
         self.syntheses.append(s)

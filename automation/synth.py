@@ -262,10 +262,18 @@ def arn_for(typ: str, logical: str, inputs: Mapping[str, Any], region: str) -> s
 class _Mocks:
     """Answers registrations and invokes like AWS would, with marked computed values."""
 
-    def __init__(self, stack: str, regions: dict[str, str | None], latch: str | None, primary_outputs: dict):
+    def __init__(
+        self,
+        stack: str,
+        regions: dict[str, str | None],
+        latch: str | None,
+        primary_outputs: dict,
+        live_sources: Mapping[str, str] | None = None,
+    ):
         self.stack = stack
         self.regions = regions  # provider urn -> region
         self.latch = latch
+        self.live_sources = live_sources
         self.primary_outputs = primary_outputs
         self.invokes: list[tuple[str, dict[str, Any], str | None]] = []
 
@@ -338,6 +346,13 @@ class _Mocks:
             return {"partition": "aws", "dnsSuffix": "amazonaws.com", "id": "aws"}
         if token == "aws:index/getRegion:getRegion":
             return {"name": region, "region": region, "id": region}
+        if token == "aws:rds/getInstance:getInstance":
+            # The live RDS instance (rds.getInstance): its replication source, "" once standalone.
+            # Without a live world: a replica of region A's instance, as a deployed standby has it.
+            ident = str(call_args.get("dbInstanceIdentifier", ""))
+            sources = self.live_sources
+            source = sources.get(ident, "") if sources is not None else f"{COMPUTED}primary-db-arn"
+            return {"dbInstanceIdentifier": ident, "replicateSourceDb": source, "id": ident}
         return {}
 
 
@@ -346,7 +361,13 @@ def _provider_urn(ref: str) -> str:
     return ref.rsplit("::", 1)[0] if "::" in ref else ref
 
 
-def _run_mocked(stack: str, values: dict[str, Any], latch: str | None, primary_outputs: dict) -> Synthesis:
+def _run_mocked(
+    stack: str,
+    values: dict[str, Any],
+    latch: str | None,
+    primary_outputs: dict,
+    live_sources: Mapping[str, str] | None = None,
+) -> Synthesis:
     import pulumi
     from pulumi.runtime import mocks as pmocks
     from pulumi.runtime.config import set_all_config
@@ -386,7 +407,7 @@ def _run_mocked(stack: str, values: dict[str, Any], latch: str | None, primary_o
             records[rec.urn] = rec
             return response
 
-    mocks = _Mocks(stack, regions, latch, primary_outputs)
+    mocks = _Mocks(stack, regions, latch, primary_outputs, live_sources)
     mocks_adapter = type(
         "M",
         (pulumi.runtime.Mocks,),
@@ -458,6 +479,7 @@ def synthesize(
     latch: str | None = None,
     primary_outputs: dict[str, Any] | None = None,
     primary_overrides: Mapping[str, Any] | None = None,
+    live_sources: Mapping[str, str] | None = None,
 ) -> Synthesis:
     """Synthesize one stack offline. A dr stack is synthesized against a synthesis of ``primary``.
 
@@ -467,13 +489,15 @@ def synthesize(
         latch: the failover latch value the dr stack reads from SSM (None: not written yet).
         primary_outputs: the primary stack's outputs; default: synthesize stack ``primary``.
         primary_overrides: overrides for that primary synthesis.
+        live_sources: the live world's RDS instances, identifier -> replication source ("" when
+            standalone), for the program's live reads (rds.getInstance); None: a deployed standby.
     """
     values = merge_overrides(load_stack_config(stack), overrides or {})
     if values.get("pilotlight:role") == "dr" and primary_outputs is None:
         primary_outputs = synthesize("primary", primary_overrides).outputs
     ctx = contextvars.Context()
     try:
-        return ctx.run(_run_mocked, stack, values, latch, primary_outputs or {})
+        return ctx.run(_run_mocked, stack, values, latch, primary_outputs or {}, live_sources)
     except Exception as exc:
         from components.config import ConfigError
         from components.failover import FailoverRefused

@@ -67,6 +67,19 @@ _PG_TYPE = "aws:rds/parameterGroup:ParameterGroup"
 _VAULT_TYPE = "aws:backup/vault:Vault"
 
 
+def _live_replica(identifier: str, parent: pulumi.Resource) -> bool:
+    """Whether region B's RDS instance is a read replica *now* (a live read, not the stack's state).
+
+    The runbook promotes it out of band, so the state may still say "replica" after a runbook
+    failover. ``aws.rds.get_instance`` (``replicateSourceDb``: "Identifier of the source DB that
+    this is a replica of", https://www.pulumi.com/registry/packages/aws/api-docs/rds/getinstance/)
+    answers from AWS on every ``pulumi up``, so no refresh is needed and none can be forgotten.
+    Called only when the program wants the instance promoted: by then the stack has created it.
+    """
+    live = aws.rds.get_instance(db_instance_identifier=identifier, opts=pulumi.InvokeOptions(parent=parent))
+    return bool(live.replicate_source_db)
+
+
 def _database_identifier(prefix: str, region: str, aurora: bool) -> str:
     """A region's cluster identifier (Aurora) or instance identifier (RDS, room left for failback)."""
     if aurora:
@@ -662,6 +675,7 @@ class DrDatabase(pulumi.ComponentResource):
             self.endpoint = cluster.endpoint
             self.reader_endpoint = cluster.reader_endpoint
         else:
+            already_standalone = args.tier.promote_database and not _live_replica(physical, self)
             replica = aws.rds.Instance(
                 f"{name}-instance",
                 identifier=physical,
@@ -694,11 +708,16 @@ class DrDatabase(pulumi.ComponentResource):
                 # Once promoted, an instance is never re-pointed at a source (the provider refuses:
                 # "cannot elect new source database for replication"). While the program wants a
                 # replica, the source in state wins: a replica keeps its source, and an instance
-                # promoted by an earlier failover stays standalone until it is re-seeded.
+                # promoted by an earlier failover stays standalone until it is re-seeded. When the
+                # program wants it promoted and the live read says the runbook already promoted it,
+                # the source in state wins too: removing it would call PromoteReadReplica on an
+                # instance that is no longer a replica (InvalidDBInstanceState; issue 13, E1).
                 opts=pulumi.ResourceOptions(
                     parent=self,
                     protect=args.protect,
-                    ignore_changes=[] if args.tier.promote_database else ["replicateSourceDb"],
+                    ignore_changes=(
+                        [] if args.tier.promote_database and not already_standalone else ["replicateSourceDb"]
+                    ),
                 ),
             )
             self.instance_arn = replica.arn
