@@ -65,6 +65,7 @@ class Action(StrEnum):
     """What the engine does with one resource in one update."""
 
     CREATE = "create"
+    IMPORT = "import"  # the `import` option: an existing resource adopted into state, nothing created
     UPDATE = "update"
     REPLACE = "replace"
     DELETE = "delete"
@@ -90,6 +91,7 @@ class Stored:
     protect: bool = False
     retain_on_delete: bool = False
     ignore_changes: list[str] = field(default_factory=list)
+    import_id: str | None = None
 
     @property
     def label(self) -> str:
@@ -121,6 +123,7 @@ def stored_from(r: synth.Resource) -> Stored:
         protect=r.protect,
         retain_on_delete=r.retain_on_delete,
         ignore_changes=list(r.ignore_changes),
+        import_id=r.import_id,
     )
 
 
@@ -185,6 +188,12 @@ Facts = Mapping[str, Any]
 def plan_resource(old: Stored | None, new: Stored, facts: Facts | None = None) -> tuple[ResourcePlan, Stored]:
     """Plan one resource of the new goal against its state; returns the plan and the state to store."""
     facts = facts or {}
+    if old is None and new.import_id:
+        # https://www.pulumi.com/docs/iac/concepts/options/import/: adopt, or fail if it does not exist.
+        plan = ResourcePlan(new.stack, new.urn, new.type, new.name, new.region, Action.IMPORT)
+        if new.import_id not in facts.get("existing_identifiers", ()):
+            plan.errors.append(f"{plan.label}: import of {new.import_id!r}, which does not exist in AWS")
+        return plan, new
     if old is None:
         plan = ResourcePlan(new.stack, new.urn, new.type, new.name, new.region, Action.CREATE)
         exists = EXISTS_ERRORS.get(new.type)
@@ -316,6 +325,10 @@ def _resolve(world: LiveWorld, ref: Any) -> str | None:
 def apply_to_world(world: LiveWorld, plan: ResourcePlan, old: Stored | None, new: Stored | None) -> None:
     """What AWS does when the engine applies ``plan``."""
     if plan.action is Action.SAME:
+        return
+    if plan.action is Action.IMPORT:
+        assert new is not None
+        world.attrs[new.urn] = dict(new.inputs)
         return
     if plan.action in (Action.DELETE, Action.RELEASE):
         assert old is not None
@@ -536,7 +549,7 @@ def _synth(
         json.loads(overrides_json),
         latch=latch,
         primary_outputs=primary,
-        live_sources=json.loads(live_json),
+        live=json.loads(live_json),
     )
 
 
@@ -580,11 +593,19 @@ class Lifecycle:
         live = self.live("dr", "aws:ssm/parameter:Parameter", "dr-failover-latch")
         return None if live is None else live.get("value")
 
-    def live_sources(self) -> str:
-        """The program's live read of RDS instances (rds.getInstance): ident -> source ident or ""."""
+    def live_reads(self) -> str:
+        """What the program's live reads answer: RDS instances' sources (rds.getInstance, "" when
+        standalone) and Aurora clusters' instances (rds.getCluster clusterMembers)."""
         w = self.world
+        members: dict[str, list[str]] = {}
+        for inst, cluster in w.cluster_instances.items():
+            members.setdefault(cluster, []).append(inst)
         return json.dumps(
-            {d.ident: d.source or "" for d in w.dbs.values() if d.kind == "instance"}, sort_keys=True
+            {
+                "rdsSources": {d.ident: d.source or "" for d in w.dbs.values() if d.kind == "instance"},
+                "clusterMembers": {c: sorted(m) for c, m in members.items()},
+            },
+            sort_keys=True,
         )
 
     def facts(self, stack: str, r: Stored) -> dict[str, Any]:
@@ -651,7 +672,7 @@ class Lifecycle:
         latch = self.latch_value() if step.stack == "dr" else None
         primary = json.dumps(self.outputs.get("primary", {}), sort_keys=True) if step.stack == "dr" else ""
         try:
-            s = _synth(step.stack, json.dumps(cfg, sort_keys=True), latch, primary, self.live_sources())
+            s = _synth(step.stack, json.dumps(cfg, sort_keys=True), latch, primary, self.live_reads())
         except (FailoverRefused, ConfigError) as exc:
             return [], [], str(exc).splitlines()[0]
         self.syntheses.append(s)
@@ -829,7 +850,17 @@ class Lifecycle:
                 state = "OK" if reports else ("ALARM" if missing == "breaching" else "OK (no data)")
                 lag.append(LagAlarm(stack, r.name, r.region, ident, missing, state))
         unmanaged = [f"{d.kind} {d.ident}" for d in w.dbs.values() if d.managed_by is None]
-        unmanaged += [f"cluster instance {i}" for i in w.cluster_instances if i.endswith("-failover-1")]
+        held = {
+            r.inputs.get("identifier")
+            for stack in self.state.values()
+            for r in stack.values()
+            if r.type == "aws:rds/clusterInstance:ClusterInstance"
+        }
+        unmanaged += [
+            f"cluster instance {i}"
+            for i in w.cluster_instances
+            if i.endswith("-failover-1") and i not in held
+        ]
         return Observation(traffic, cap, writer, writer_region, latch, switch, protected, lag, unmanaged)
 
 
@@ -945,6 +976,7 @@ def render(results: Sequence[StepResult], *, show_same: bool = False) -> str:
     lines: list[str] = []
     mark = {
         Action.CREATE: "+",
+        Action.IMPORT: "=",
         Action.UPDATE: "~",
         Action.REPLACE: "+-",
         Action.DELETE: "-",
@@ -1003,7 +1035,8 @@ def summary(r: StepResult) -> str:
         if v.invariant in ("traffic-has-capacity", "traffic-follows-writer", "latch-holds-traffic")
     )
     return (
-        f"summary step {r.index}: {r.count(Action.CREATE)} create, {r.count(Action.UPDATE)} update, "
+        f"summary step {r.index}: {r.count(Action.CREATE)} create, {r.count(Action.IMPORT)} import, "
+        f"{r.count(Action.UPDATE)} update, "
         f"{r.count(Action.REPLACE)} replace, {r.count(Action.DELETE)} delete, {r.count(Action.RELEASE)} release; "
         f"stateful replacements {r.count(Action.REPLACE, stateful=True)}, "
         f"stateful deletes {r.count(Action.DELETE, stateful=True)}, rejected {len(r.errors)}, "

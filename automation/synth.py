@@ -51,6 +51,7 @@ class Resource:
     stack: str = ""
     outputs: dict[str, Any] = field(default_factory=dict)
     component: str | None = None  # the nearest enclosing ``pilotlight:index:*`` component
+    import_id: str | None = None  # the ``import`` resource option: adopt this existing resource
 
     @property
     def is_provider(self) -> bool:
@@ -268,12 +269,12 @@ class _Mocks:
         regions: dict[str, str | None],
         latch: str | None,
         primary_outputs: dict,
-        live_sources: Mapping[str, str] | None = None,
+        live: Mapping[str, Any] | None = None,
     ):
         self.stack = stack
         self.regions = regions  # provider urn -> region
         self.latch = latch
-        self.live_sources = live_sources
+        self.live = live
         self.primary_outputs = primary_outputs
         self.invokes: list[tuple[str, dict[str, Any], str | None]] = []
 
@@ -350,9 +351,15 @@ class _Mocks:
             # The live RDS instance (rds.getInstance): its replication source, "" once standalone.
             # Without a live world: a replica of region A's instance, as a deployed standby has it.
             ident = str(call_args.get("dbInstanceIdentifier", ""))
-            sources = self.live_sources
+            sources = None if self.live is None else self.live.get("rdsSources", {})
             source = sources.get(ident, "") if sources is not None else f"{COMPUTED}primary-db-arn"
             return {"dbInstanceIdentifier": ident, "replicateSourceDb": source, "id": ident}
+        if token == "aws:rds/getCluster:getCluster":
+            # The live Aurora cluster's instances (rds.getCluster clusterMembers). Without a live
+            # world: the instances the program declares (none added out of band).
+            ident = str(call_args.get("clusterIdentifier", ""))
+            members = [] if self.live is None else self.live.get("clusterMembers", {}).get(ident, [])
+            return {"clusterIdentifier": ident, "clusterMembers": list(members), "id": ident}
         return {}
 
 
@@ -366,7 +373,7 @@ def _run_mocked(
     values: dict[str, Any],
     latch: str | None,
     primary_outputs: dict,
-    live_sources: Mapping[str, str] | None = None,
+    live: Mapping[str, Any] | None = None,
 ) -> Synthesis:
     import pulumi
     from pulumi.runtime import mocks as pmocks
@@ -400,6 +407,7 @@ def _run_mocked(
                 depends_on=list(request.dependencies),
                 stack=stack,
                 outputs=_plain(rpc.deserialize_properties(response.object)) if response.object else {},
+                import_id=request.importId or None,
             )
             if rec.is_provider:
                 regions[rec.urn] = inputs.get("region")
@@ -407,7 +415,7 @@ def _run_mocked(
             records[rec.urn] = rec
             return response
 
-    mocks = _Mocks(stack, regions, latch, primary_outputs, live_sources)
+    mocks = _Mocks(stack, regions, latch, primary_outputs, live)
     mocks_adapter = type(
         "M",
         (pulumi.runtime.Mocks,),
@@ -479,7 +487,7 @@ def synthesize(
     latch: str | None = None,
     primary_outputs: dict[str, Any] | None = None,
     primary_overrides: Mapping[str, Any] | None = None,
-    live_sources: Mapping[str, str] | None = None,
+    live: Mapping[str, Any] | None = None,
 ) -> Synthesis:
     """Synthesize one stack offline. A dr stack is synthesized against a synthesis of ``primary``.
 
@@ -489,15 +497,16 @@ def synthesize(
         latch: the failover latch value the dr stack reads from SSM (None: not written yet).
         primary_outputs: the primary stack's outputs; default: synthesize stack ``primary``.
         primary_overrides: overrides for that primary synthesis.
-        live_sources: the live world's RDS instances, identifier -> replication source ("" when
-            standalone), for the program's live reads (rds.getInstance); None: a deployed standby.
+        live: what the program's live reads answer: ``rdsSources`` (RDS instance -> replication
+            source, "" when standalone: rds.getInstance) and ``clusterMembers`` (Aurora cluster ->
+            instance identifiers: rds.getCluster); None: a deployed standby as the program declares it.
     """
     values = merge_overrides(load_stack_config(stack), overrides or {})
     if values.get("pilotlight:role") == "dr" and primary_outputs is None:
         primary_outputs = synthesize("primary", primary_overrides).outputs
     ctx = contextvars.Context()
     try:
-        return ctx.run(_run_mocked, stack, values, latch, primary_outputs or {}, live_sources)
+        return ctx.run(_run_mocked, stack, values, latch, primary_outputs or {}, live)
     except Exception as exc:
         from components.config import ConfigError
         from components.failover import FailoverRefused

@@ -101,6 +101,9 @@ class DesiredTier:
     failback_phase: str | None
     failback_replica: bool  # rds-replica failback: a replica of B's database in region A
     failback_replica_promoted: bool
+    # A failover has happened (the latch was written by a runbook or `latch`, or says active): what the
+    # runbook may have added out of band (Aurora's failover instance) is read live and adopted.
+    after_failover: bool = False
 
 
 def dr_capacity(primary: Capacity, percent: int) -> Capacity:
@@ -157,6 +160,7 @@ def decide(
             " writer, releases the switch and sets the latch to standby), then run this phase again."
         )
 
+    after_failover = latch.active or latch.runbook is not None
     if flags.active and phase is None and not latch.active:
         raise FailoverRefused(
             "dr:active true is refused: the failover latch (SSM, region B) says standby"
@@ -188,6 +192,7 @@ def decide(
             failback_phase=phase,
             failback_replica=phase == "complete" and not aurora,
             failback_replica_promoted=phase == "complete" and not aurora,
+            after_failover=after_failover,
         )
 
     active_capacity = dr_capacity(primary, flags.capacity_percent)
@@ -211,6 +216,7 @@ def decide(
         failback_phase=phase,
         failback_replica=index >= 0 and not aurora,
         failback_replica_promoted=promoted_in_a and not aurora,
+        after_failover=after_failover,
     )
 
 
