@@ -691,12 +691,12 @@ def _phases(phase: str) -> tuple[str, ...]:
 
 def write_latch(runbook: Mapping[str, Any], action: str) -> str:
     """The failover latch with boto3 (``pulumi up`` never writes it): ``activate`` before a declared
-    failover's update, ``release`` before ``route-back`` (refused, CloudError, unless region A holds
-    the writer). See ``automation.latch_cli``.
+    failover's update, ``switch-writer`` (Aurora's writer move) before that phase, ``release`` before
+    ``route-back`` (refused, CloudError, unless region A holds the writer). See ``automation.latch_cli``.
     """
     import boto3
 
-    from automation.latch_cli import activate, release
+    from automation.latch_cli import activate, release, switch_writer
     from lambdas.failover.clients import Clients
     from lambdas.failover.context import RunbookContext
 
@@ -704,6 +704,10 @@ def write_latch(runbook: Mapping[str, Any], action: str) -> str:
     clients = Clients.for_context(ctx, boto3.Session())
     if action == "activate":
         return "; ".join(activate(ctx, clients, reason="automation cloud failover"))
+    if action == "switch-writer":
+        if ctx.database_mode != "aurora-global":
+            return "rds-replica: the switch-writer update promotes region A's replica"
+        return "; ".join(switch_writer(ctx, clients, reason="automation cloud failback")[1])
     done, lines = release(ctx, clients, reason="automation cloud failback")
     if not done:
         raise CloudError("; ".join(lines))
@@ -712,6 +716,9 @@ def write_latch(runbook: Mapping[str, Any], action: str) -> str:
 
 def _failback_phase(session: _Session, phase: str) -> None:
     dr, primary = session.stacks.dr, session.stacks.primary
+    if phase == "switch-writer":
+        # Aurora: the program cannot move the writer; the runbook's switch_writer step does.
+        session.latch(dr, "switch-writer")
     if phase == "route-back":
         # The latch is what Route 53 follows, and pulumi up never writes it (components/failover.py).
         session.latch(dr, "release")

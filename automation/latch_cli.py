@@ -10,9 +10,15 @@ the runbook's own steps (``lambdas.failover.steps``), so the format is the runbo
 
 - ``show``: the latch, the switch and the writer's region (read-only);
 - ``activate``: the declared failover's first step, before ``pulumi up`` with ``dr:active true``
-  (which is refused until then): the runbook's ``write_latch`` and ``throw_switch`` steps. Traffic
-  goes to region B at once; it takes writes once that update has lit it (rds-replica: promoted the
-  replica, at zero lag since region A no longer gets traffic). Idempotent;
+  (which is refused until then): the runbook's ``write_latch``, (aurora-global) ``promote_database``
+  and ``throw_switch`` steps, in the runbook's order. Traffic goes to region B at once; it takes
+  writes once that update has lit it (rds-replica: the update promotes the replica, at zero lag
+  since region A no longer gets traffic; aurora-global: the writer moved before the switch, by a
+  switchover, or ``--unplanned`` a managed failover when region A does not answer). Idempotent;
+- ``switch-writer`` (aurora-global): the failback's writer move, before ``dr:failback
+  switch-writer``: the runbook's ``switch_writer`` step (a switchover to region A, which waits for
+  it to catch up: nothing acknowledged is lost). The program cannot move an Aurora writer itself;
+  in rds-replica mode the ``switch-writer`` update promotes region A's replica instead;
 - ``release``: for the IaC failback (``dr:failback``), before ``route-back``: refuses unless region
   A's database is the writer (traffic must never be sent to a region without it), then runs the
   runbook's ``release_switch`` and ``clear_latch`` steps. Idempotent: a released latch answers
@@ -41,7 +47,7 @@ from lambdas.failover.clients import Clients
 from lambdas.failover.context import ContextError, RunbookContext
 from lambdas.failover.observe import Observation, Unread, observe
 
-ACTIONS = ("show", "activate", "release")
+ACTIONS = ("show", "activate", "switch-writer", "release")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -54,7 +60,14 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "action",
         choices=ACTIONS,
-        help="show: read-only; activate: before dr:active true; release: before dr:failback route-back",
+        help="show: read-only; activate: before dr:active true; switch-writer (aurora-global): before "
+        "dr:failback switch-writer; release: before dr:failback route-back",
+    )
+    parser.add_argument(
+        "--unplanned",
+        action="store_true",
+        help="activate, aurora-global: region A does not answer: a managed failover (may lose the "
+        "unreplicated tail) instead of a switchover",
     )
     parser.add_argument("--stack", default="dr", help="DR stack whose `runbook` output to read (default: dr)")
     parser.add_argument(
@@ -112,11 +125,19 @@ def release(ctx: RunbookContext, clients: Clients, *, reason: str | None) -> tup
     return True, lines
 
 
-def activate(ctx: RunbookContext, clients: Clients, *, reason: str | None) -> list[str]:
-    """Write the latch active and throw the switch (the declared failover's first step)."""
-    params = {"reason": reason or "declared failover (python -m automation latch activate)"}
+def activate(ctx: RunbookContext, clients: Clients, *, reason: str | None, planned: bool = True) -> list[str]:
+    """Write the latch active, (Aurora) move the writer, throw the switch: a declared failover's first step."""
+    params = {
+        "reason": reason or "declared failover (python -m automation latch activate)",
+        "planned": planned,
+        "wait": True,
+    }
+    chain = [steps.write_latch, steps.throw_switch]
+    if ctx.database_mode == "aurora-global":
+        # The program never promotes an Aurora secondary: the runbook's step does, before the switch.
+        chain.insert(1, steps.promote_database)
     lines = []
-    for step in (steps.write_latch, steps.throw_switch):
+    for step in chain:
         result = step(ctx, clients, params)
         lines.append(f"{step.__name__}: {result.status}: {result.detail}")
     lines.append(
@@ -124,6 +145,17 @@ def activate(ctx: RunbookContext, clients: Clients, *, reason: str | None) -> li
         "(python -m automation cloud failover does both)"
     )
     return lines
+
+
+def switch_writer(ctx: RunbookContext, clients: Clients, *, reason: str | None) -> tuple[bool, list[str]]:
+    """Aurora: the runbook's switch_writer step (switchover to region A); (done, lines)."""
+    if ctx.database_mode != "aurora-global":
+        return False, [
+            "refused: rds-replica: the dr:failback switch-writer update promotes region A's replica; "
+            "nothing to run here"
+        ]
+    result = steps.switch_writer(ctx, clients, {"reason": reason or "IaC failback", "wait": True})
+    return True, [f"switch_writer: {result.status}: {result.detail}"]
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -141,8 +173,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(describe(observe(ctx, clients)))
         return EXIT_DONE
     if args.action == "activate":
-        print("\n".join(activate(ctx, clients, reason=args.reason)))
+        print("\n".join(activate(ctx, clients, reason=args.reason, planned=not args.unplanned)))
         return EXIT_DONE
+    if args.action == "switch-writer":
+        done, lines = switch_writer(ctx, clients, reason=args.reason)
+        print("\n".join(lines))
+        return EXIT_DONE if done else EXIT_STOPPED
     done, lines = release(ctx, clients, reason=args.reason)
     print("\n".join(lines))
     return EXIT_DONE if done else EXIT_STOPPED

@@ -492,12 +492,13 @@ class Runbook:
     ``failback``: replicate back, stop B's writes, move the writer, unfence A, release the switch,
     clear the latch. ``promote``: only the promote step (the README hands Aurora promotion to it).
     ``activate``: ``python -m automation latch activate`` (a declared failover's first step): the
-    runbook's ``write_latch`` and ``throw_switch``.
+    runbook's ``write_latch``, (Aurora) ``promote_database`` and ``throw_switch``.
+    ``switch-writer``: ``python -m automation latch switch-writer`` (Aurora): a switchover to region A.
     ``release``: ``python -m automation latch release`` (automation/latch_cli.py): once region A holds
     the writer, the runbook's ``release_switch`` and ``clear_latch`` steps; refused otherwise.
     """
 
-    action: Literal["failover", "failback", "promote", "activate", "release"]
+    action: Literal["failover", "failback", "promote", "activate", "switch-writer", "release"]
     label: str
 
 
@@ -647,9 +648,9 @@ class Lifecycle:
         else:
             self.world.region_a_up = step.up
         self._canary()
-        # A latch release runs within the failback phase the dr stack is in (between switch-writer and route-back).
+        # A latch release or an Aurora switch-writer runs within the failback phase the dr stack is in.
         in_failback = (isinstance(step, Up) and step.stack == "dr") or (
-            isinstance(step, Runbook) and step.action == "release"
+            isinstance(step, Runbook) and step.action in ("release", "switch-writer")
         )
         phase = self.config["dr"].get("dr:failback") if in_failback else None
         if isinstance(step, Runbook) and step.action == "activate":
@@ -716,8 +717,14 @@ class Lifecycle:
             self._release()
             return
         if step.action == "activate":
-            w.switch_metric = 1.0
             self._write_latch(_runbook_latch("active", "declared failover"))
+            if mode == "aurora-global":
+                self._promote_aurora(ctx["drClusterId"])
+            w.switch_metric = 1.0
+            return
+        if step.action == "switch-writer":
+            if mode == "aurora-global":
+                w.global_failover(ctx["primaryClusterId"])
             return
         if step.action == "failover" and w.region_a_up:  # fence_primary: best effort
             primary_asg.update(minSize=0, desiredCapacity=0)
@@ -731,17 +738,18 @@ class Lifecycle:
             if inst is not None:
                 w.attrs[inst.urn]["replicateSourceDb"] = None
         else:
-            cluster = ctx["drClusterId"]
-            if not w.instances_of(cluster):
-                # A headless secondary cannot become writer: the runbook adds an instance first.
-                w.cluster_instances[f"{cluster}-failover-1"] = cluster
-                w.out_of_band.append(
-                    f"aws:rds/clusterInstance:ClusterInstance {cluster}-failover-1 (runbook)"
-                )
-            w.global_failover(cluster)
+            self._promote_aurora(ctx["drClusterId"])
         if step.action == "failover":
             w.switch_metric = 1.0
             self._write_latch(_runbook_latch("active", "failover"))
+
+    def _promote_aurora(self, cluster: str) -> None:
+        """The runbook's promote step: a headless secondary gets an instance first, then the global failover."""
+        w = self.world
+        if not w.instances_of(cluster):
+            w.cluster_instances[f"{cluster}-failover-1"] = cluster
+            w.out_of_band.append(f"aws:rds/clusterInstance:ClusterInstance {cluster}-failover-1 (runbook)")
+        w.global_failover(cluster)
 
     def _runbook_failback(
         self, ctx: Mapping[str, Any], mode: str, primary_asg: dict[str, Any], dr_asg: dict[str, Any]

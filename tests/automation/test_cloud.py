@@ -416,7 +416,7 @@ def test_failback_phase_sets_and_removes_the_right_keys(
 
     assert backend.calls() == expected
     assert [c.config for c in backend.log if c.stack == "dr" and c.method == "up"] == dr_config_at_up
-    assert latch_writes == (["release"] if phase == "route-back" else [])
+    assert latch_writes == {"route-back": ["release"], "switch-writer": ["switch-writer"]}.get(phase, [])
     if phase == "complete":
         assert backend.calls()[-1] == ("primary", "up")
         assert backend.stacks["dr"].config == {"dr:active": "false"}
@@ -436,9 +436,16 @@ def test_failback_all_runs_the_phases_in_order_and_ups_primary_last() -> None:
         c.args[1] for c in backend.log if c.method == "set_config" and c.args[0] == "dr:failback"
     ]
     assert failback_values == ["replicate", "drain", "switch-writer", "route-back", "complete"]
-    assert [(s.stack, s.operation) for s in steps] == [("dr", "up")] * 3 + [("dr", "latch release")] + [
-        ("dr", "up")
-    ] * 2 + [("primary", "up")]
+    assert [(s.stack, s.operation) for s in steps] == [
+        ("dr", "up"),
+        ("dr", "up"),
+        ("dr", "latch switch-writer"),
+        ("dr", "up"),
+        ("dr", "latch release"),
+        ("dr", "up"),
+        ("dr", "up"),
+        ("primary", "up"),
+    ]
     assert backend.calls()[-1] == ("primary", "up")
 
 

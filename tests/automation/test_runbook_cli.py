@@ -427,6 +427,10 @@ def test_latch_release_refuses_without_region_a_writer_then_releases_over_it(
     assert _latch_cli("show", "--outputs", str(path), "--endpoint-url", emulator) == 0
     assert "failover switch: 1" in capsys.readouterr().out
 
+    # rds-replica: the dr:failback switch-writer update promotes region A's replica; the command refuses.
+    assert _latch_cli("switch-writer", "--outputs", str(path), "--endpoint-url", emulator) == 1
+    assert "refused: rds-replica" in capsys.readouterr().out
+
     # Over a writer in region A (region B was never promoted), release lets the switch and the latch go.
     assert _latch_cli("release", "--outputs", str(path), "--endpoint-url", emulator) == 0
     out = capsys.readouterr().out
