@@ -4,6 +4,7 @@ plan      offline plan of both stacks (no Pulumi CLI, no AWS)
 failover  break-glass failover runbook from a laptop (boto3 only)
 failback  break-glass failback runbook
 status    where the system stands (writer, lag, latch, switch, capacities, lock, journal), read-only
+latch     the failover latch Route 53 follows: show | activate (declared failover) | release (failback)
 drill     ``--local``: the real runbooks against a local AWS emulator, with a report; else a cloud drill
 cloud     Automation API operations on real stacks: deploy, failover, failback, drill, destroy, preview
 iam       least-privilege IAM policies: --for deploy | break-glass
@@ -19,6 +20,7 @@ COMMANDS = {
     "failover": ("automation.runbook_cli", "run the failover runbook with boto3 (break-glass)"),
     "failback": ("automation.runbook_cli", "run the failback runbook with boto3"),
     "status": ("automation.status_cli", "where the system stands, read-only (--outputs FILE)"),
+    "latch": ("automation.latch_cli", "the failover latch Route 53 follows: show | activate | release"),
     "drill": (
         "automation.drill",
         "--local: drill the runbooks against a local AWS emulator; else a cloud drill",

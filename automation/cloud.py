@@ -491,6 +491,16 @@ class _Session:
             box["changes"] = _changes(result.summary.resource_changes)
         return result
 
+    def latch(self, name: str, action: str) -> None:
+        """``python -m automation latch <action>`` with the stack's ``runbook`` output (see write_latch)."""
+        with self._step(name, f"latch {action}") as box:
+            outputs = self.stack(name).outputs()
+            if "runbook" not in outputs:
+                raise CloudError(f"stack {name!r} has no `runbook` output; is it the DR stack?")
+            value = outputs["runbook"].value
+            self.say(write_latch(json.loads(value) if isinstance(value, str) else dict(value), action))
+            box["result"] = "succeeded"
+
     def preview(self, name: str) -> PreviewResultLike:
         with self._step(name, "preview") as box:
             result = self.stack(name).preview(on_output=self.on_output)
@@ -616,7 +626,8 @@ def failover(
     clock: Clock = time.monotonic,
     work_dir: Path = REPO_ROOT,
 ) -> UpResultLike:
-    """Declared failover: ``dr:active=true`` on the DR stack, then ``up`` the DR stack only.
+    """Declared failover: the latch activated (traffic to region B), then ``dr:active=true`` on the DR
+    stack and ``up`` the DR stack only (the program refuses ``dr:active true`` under a standby latch).
 
     The primary stack is not selected, read or updated: region A may be down.
     """
@@ -640,6 +651,7 @@ def _failover_steps(
 def _failover(session: _Session) -> UpResultLike:
     dr = session.stacks.dr
     session.say(f"failover: {dr} takes the traffic")
+    session.latch(dr, "activate")
     session.set_config(dr, KEY_ACTIVE, "true")
     return session.up(dr)
 
@@ -677,8 +689,39 @@ def _phases(phase: str) -> tuple[str, ...]:
     return (phase,)
 
 
+def write_latch(runbook: Mapping[str, Any], action: str) -> str:
+    """The failover latch with boto3 (``pulumi up`` never writes it): ``activate`` before a declared
+    failover's update, ``switch-writer`` (Aurora's writer move) before that phase, ``release`` before
+    ``route-back`` (refused, CloudError, unless region A holds the writer). See ``automation.latch_cli``.
+    """
+    import boto3
+
+    from automation.latch_cli import activate, release, switch_writer
+    from lambdas.failover.clients import Clients
+    from lambdas.failover.context import RunbookContext
+
+    ctx = RunbookContext.from_dict(runbook)
+    clients = Clients.for_context(ctx, boto3.Session())
+    if action == "activate":
+        return "; ".join(activate(ctx, clients, reason="automation cloud failover"))
+    if action == "switch-writer":
+        if ctx.database_mode != "aurora-global":
+            return "rds-replica: the switch-writer update promotes region A's replica"
+        return "; ".join(switch_writer(ctx, clients, reason="automation cloud failback")[1])
+    done, lines = release(ctx, clients, reason="automation cloud failback")
+    if not done:
+        raise CloudError("; ".join(lines))
+    return "; ".join(lines)
+
+
 def _failback_phase(session: _Session, phase: str) -> None:
     dr, primary = session.stacks.dr, session.stacks.primary
+    if phase == "switch-writer":
+        # Aurora: the program cannot move the writer; the runbook's switch_writer step does.
+        session.latch(dr, "switch-writer")
+    if phase == "route-back":
+        # The latch is what Route 53 follows, and pulumi up never writes it (components/failover.py).
+        session.latch(dr, "release")
     session.say(f"failback phase {phase!r}")
     session.set_config(dr, KEY_FAILBACK, phase)
     if phase != FAILBACK_PHASES[-1]:
@@ -1065,7 +1108,9 @@ def _parser() -> argparse.ArgumentParser:
     )
     sub = parser.add_subparsers(dest="operation", required=True, metavar="OPERATION")
     sub.add_parser("deploy", parents=[common, overrides], help="up the primary stack, then the DR stack")
-    sub.add_parser("failover", parents=[common], help="dr:active=true and up the DR stack only")
+    sub.add_parser(
+        "failover", parents=[common], help="latch activate, then dr:active=true and up the DR stack only"
+    )
     fb = sub.add_parser("failback", parents=[common], help="one explicit failback phase, or all")
     fb.add_argument("--phase", required=True, choices=(*FAILBACK_PHASES, "all"))
     dr = sub.add_parser(

@@ -54,7 +54,10 @@ VOLATILE_INPUTS = frozenset({"code", "sourceCodeHash", "__defaults"})
 LAG_METRICS = frozenset({"ReplicaLag", "AuroraGlobalDBReplicationLag"})
 # Failback phases during which region B has stopped taking writes while traffic still goes there:
 # the README's planned write outage ("a planned write outage starts here" until route-back).
-PLANNED_OUTAGE_PHASES = frozenset({"drain", "switch-writer"})
+DECLARED_FAILOVER_OUTAGE = "latch-activate"
+"""A declared failover moves traffic first (``latch activate``), then lights region B (``dr:active
+true``): from one to the other, a planned write outage (README, "Failing over")."""
+PLANNED_OUTAGE_PHASES = frozenset({"drain", "switch-writer", DECLARED_FAILOVER_OUTAGE})
 LAG_WATCH_PHASES = frozenset({"replicate", "drain"})  # the lag decides when the writer may move
 
 
@@ -62,6 +65,7 @@ class Action(StrEnum):
     """What the engine does with one resource in one update."""
 
     CREATE = "create"
+    IMPORT = "import"  # the `import` option: an existing resource adopted into state, nothing created
     UPDATE = "update"
     REPLACE = "replace"
     DELETE = "delete"
@@ -87,6 +91,7 @@ class Stored:
     protect: bool = False
     retain_on_delete: bool = False
     ignore_changes: list[str] = field(default_factory=list)
+    import_id: str | None = None
 
     @property
     def label(self) -> str:
@@ -118,6 +123,7 @@ def stored_from(r: synth.Resource) -> Stored:
         protect=r.protect,
         retain_on_delete=r.retain_on_delete,
         ignore_changes=list(r.ignore_changes),
+        import_id=r.import_id,
     )
 
 
@@ -182,6 +188,12 @@ Facts = Mapping[str, Any]
 def plan_resource(old: Stored | None, new: Stored, facts: Facts | None = None) -> tuple[ResourcePlan, Stored]:
     """Plan one resource of the new goal against its state; returns the plan and the state to store."""
     facts = facts or {}
+    if old is None and new.import_id:
+        # https://www.pulumi.com/docs/iac/concepts/options/import/: adopt, or fail if it does not exist.
+        plan = ResourcePlan(new.stack, new.urn, new.type, new.name, new.region, Action.IMPORT)
+        if new.import_id not in facts.get("existing_identifiers", ()):
+            plan.errors.append(f"{plan.label}: import of {new.import_id!r}, which does not exist in AWS")
+        return plan, new
     if old is None:
         plan = ResourcePlan(new.stack, new.urn, new.type, new.name, new.region, Action.CREATE)
         exists = EXISTS_ERRORS.get(new.type)
@@ -313,6 +325,10 @@ def _resolve(world: LiveWorld, ref: Any) -> str | None:
 def apply_to_world(world: LiveWorld, plan: ResourcePlan, old: Stored | None, new: Stored | None) -> None:
     """What AWS does when the engine applies ``plan``."""
     if plan.action is Action.SAME:
+        return
+    if plan.action is Action.IMPORT:
+        assert new is not None
+        world.attrs[new.urn] = dict(new.inputs)
         return
     if plan.action in (Action.DELETE, Action.RELEASE):
         assert old is not None
@@ -475,9 +491,14 @@ class Runbook:
     ``failover``: fence region A where it answers, scale B, promote, throw the switch, write the latch.
     ``failback``: replicate back, stop B's writes, move the writer, unfence A, release the switch,
     clear the latch. ``promote``: only the promote step (the README hands Aurora promotion to it).
+    ``activate``: ``python -m automation latch activate`` (a declared failover's first step): the
+    runbook's ``write_latch``, (Aurora) ``promote_database`` and ``throw_switch``.
+    ``switch-writer``: ``python -m automation latch switch-writer`` (Aurora): a switchover to region A.
+    ``release``: ``python -m automation latch release`` (automation/latch_cli.py): once region A holds
+    the writer, the runbook's ``release_switch`` and ``clear_latch`` steps; refused otherwise.
     """
 
-    action: Literal["failover", "failback", "promote"]
+    action: Literal["failover", "failback", "promote", "activate", "switch-writer", "release"]
     label: str
 
 
@@ -520,9 +541,17 @@ class StepResult:
 
 
 @functools.lru_cache(maxsize=256)
-def _synth(stack: str, overrides_json: str, latch: str | None, primary_json: str) -> synth.Synthesis:
+def _synth(
+    stack: str, overrides_json: str, latch: str | None, primary_json: str, live_json: str
+) -> synth.Synthesis:
     primary = json.loads(primary_json) if primary_json else None
-    return synth.synthesize(stack, json.loads(overrides_json), latch=latch, primary_outputs=primary)
+    return synth.synthesize(
+        stack,
+        json.loads(overrides_json),
+        latch=latch,
+        primary_outputs=primary,
+        live=json.loads(live_json),
+    )
 
 
 @functools.cache
@@ -565,6 +594,21 @@ class Lifecycle:
         live = self.live("dr", "aws:ssm/parameter:Parameter", "dr-failover-latch")
         return None if live is None else live.get("value")
 
+    def live_reads(self) -> str:
+        """What the program's live reads answer: RDS instances' sources (rds.getInstance, "" when
+        standalone) and Aurora clusters' instances (rds.getCluster clusterMembers)."""
+        w = self.world
+        members: dict[str, list[str]] = {}
+        for inst, cluster in w.cluster_instances.items():
+            members.setdefault(cluster, []).append(inst)
+        return json.dumps(
+            {
+                "rdsSources": {d.ident: d.source or "" for d in w.dbs.values() if d.kind == "instance"},
+                "clusterMembers": {c: sorted(m) for c, m in members.items()},
+            },
+            sort_keys=True,
+        )
+
     def facts(self, stack: str, r: Stored) -> dict[str, Any]:
         """Live facts the rejected-change rules need about ``r``."""
         w = self.world
@@ -604,7 +648,13 @@ class Lifecycle:
         else:
             self.world.region_a_up = step.up
         self._canary()
-        phase = self.config["dr"].get("dr:failback") if isinstance(step, Up) and step.stack == "dr" else None
+        # A latch release or an Aurora switch-writer runs within the failback phase the dr stack is in.
+        in_failback = (isinstance(step, Up) and step.stack == "dr") or (
+            isinstance(step, Runbook) and step.action in ("release", "switch-writer")
+        )
+        phase = self.config["dr"].get("dr:failback") if in_failback else None
+        if isinstance(step, Runbook) and step.action == "activate":
+            phase = DECLARED_FAILOVER_OUTAGE
         obs = self.observe()
         result = StepResult(len(self.results) + 1, step, plans, errors, refused, applied, obs, [], phase)
         result.violations = invariants(result, self)
@@ -623,7 +673,7 @@ class Lifecycle:
         latch = self.latch_value() if step.stack == "dr" else None
         primary = json.dumps(self.outputs.get("primary", {}), sort_keys=True) if step.stack == "dr" else ""
         try:
-            s = _synth(step.stack, json.dumps(cfg, sort_keys=True), latch, primary)
+            s = _synth(step.stack, json.dumps(cfg, sort_keys=True), latch, primary, self.live_reads())
         except (FailoverRefused, ConfigError) as exc:
             return [], [], str(exc).splitlines()[0]
         self.syntheses.append(s)
@@ -663,6 +713,19 @@ class Lifecycle:
         if step.action == "failback":
             self._runbook_failback(ctx, mode, primary_asg, dr_asg)
             return
+        if step.action == "release":
+            self._release()
+            return
+        if step.action == "activate":
+            self._write_latch(_runbook_latch("active", "declared failover"))
+            if mode == "aurora-global":
+                self._promote_aurora(ctx["drClusterId"])
+            w.switch_metric = 1.0
+            return
+        if step.action == "switch-writer":
+            if mode == "aurora-global":
+                w.global_failover(ctx["primaryClusterId"])
+            return
         if step.action == "failover" and w.region_a_up:  # fence_primary: best effort
             primary_asg.update(minSize=0, desiredCapacity=0)
         if step.action == "failover":
@@ -675,17 +738,18 @@ class Lifecycle:
             if inst is not None:
                 w.attrs[inst.urn]["replicateSourceDb"] = None
         else:
-            cluster = ctx["drClusterId"]
-            if not w.instances_of(cluster):
-                # A headless secondary cannot become writer: the runbook adds an instance first.
-                w.cluster_instances[f"{cluster}-failover-1"] = cluster
-                w.out_of_band.append(
-                    f"aws:rds/clusterInstance:ClusterInstance {cluster}-failover-1 (runbook)"
-                )
-            w.global_failover(cluster)
+            self._promote_aurora(ctx["drClusterId"])
         if step.action == "failover":
             w.switch_metric = 1.0
             self._write_latch(_runbook_latch("active", "failover"))
+
+    def _promote_aurora(self, cluster: str) -> None:
+        """The runbook's promote step: a headless secondary gets an instance first, then the global failover."""
+        w = self.world
+        if not w.instances_of(cluster):
+            w.cluster_instances[f"{cluster}-failover-1"] = cluster
+            w.out_of_band.append(f"aws:rds/clusterInstance:ClusterInstance {cluster}-failover-1 (runbook)")
+        w.global_failover(cluster)
 
     def _runbook_failback(
         self, ctx: Mapping[str, Any], mode: str, primary_asg: dict[str, Any], dr_asg: dict[str, Any]
@@ -718,6 +782,15 @@ class Lifecycle:
         primary_asg.update(minSize=cap["min"], maxSize=cap["max"], desiredCapacity=cap["desired"])
         w.switch_metric = 0.0
         self._write_latch(_runbook_latch("standby", "failback"))
+
+    def _release(self) -> None:
+        """``python -m automation latch release``: only over a writer in region A (else it refuses)."""
+        w = self.world
+        a_region, _ = self.regions()
+        if w.writer is None or w.writer not in w.dbs or w.dbs[w.writer].region != a_region:
+            return
+        w.switch_metric = 0.0
+        self._write_latch(_runbook_latch("standby", "latch release"))
 
     def _write_latch(self, value: str) -> None:
         latch = self.find("dr", "aws:ssm/parameter:Parameter", "dr-failover-latch")
@@ -785,7 +858,17 @@ class Lifecycle:
                 state = "OK" if reports else ("ALARM" if missing == "breaching" else "OK (no data)")
                 lag.append(LagAlarm(stack, r.name, r.region, ident, missing, state))
         unmanaged = [f"{d.kind} {d.ident}" for d in w.dbs.values() if d.managed_by is None]
-        unmanaged += [f"cluster instance {i}" for i in w.cluster_instances if i.endswith("-failover-1")]
+        held = {
+            r.inputs.get("identifier")
+            for stack in self.state.values()
+            for r in stack.values()
+            if r.type == "aws:rds/clusterInstance:ClusterInstance"
+        }
+        unmanaged += [
+            f"cluster instance {i}"
+            for i in w.cluster_instances
+            if i.endswith("-failover-1") and i not in held
+        ]
         return Observation(traffic, cap, writer, writer_region, latch, switch, protected, lag, unmanaged)
 
 
@@ -901,6 +984,7 @@ def render(results: Sequence[StepResult], *, show_same: bool = False) -> str:
     lines: list[str] = []
     mark = {
         Action.CREATE: "+",
+        Action.IMPORT: "=",
         Action.UPDATE: "~",
         Action.REPLACE: "+-",
         Action.DELETE: "-",
@@ -959,7 +1043,8 @@ def summary(r: StepResult) -> str:
         if v.invariant in ("traffic-has-capacity", "traffic-follows-writer", "latch-holds-traffic")
     )
     return (
-        f"summary step {r.index}: {r.count(Action.CREATE)} create, {r.count(Action.UPDATE)} update, "
+        f"summary step {r.index}: {r.count(Action.CREATE)} create, {r.count(Action.IMPORT)} import, "
+        f"{r.count(Action.UPDATE)} update, "
         f"{r.count(Action.REPLACE)} replace, {r.count(Action.DELETE)} delete, {r.count(Action.RELEASE)} release; "
         f"stateful replacements {r.count(Action.REPLACE, stateful=True)}, "
         f"stateful deletes {r.count(Action.DELETE, stateful=True)}, rejected {len(r.errors)}, "

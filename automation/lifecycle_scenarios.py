@@ -1,10 +1,12 @@
 """The lifecycle scenarios: sequences of ``pulumi up``s, runbook runs and outages, per database mode.
 
 Pure data (:mod:`automation.lifecycle` runs them). Each follows the README's documented procedure:
-declared failover is ``dr:active true``; Aurora promotion is handed to the runbook's promote step
-(README, "Aurora global database"); IaC failback is ``dr:failback`` one phase at a time, then
-``complete`` with ``dr:active false``, then ``dr:failback`` is removed for the routine update and
-the primary stack is updated last (``automation.cloud.failback``).
+a declared failover is ``python -m automation latch activate`` (Aurora: the runbook's promote step
+moves the writer) then ``dr:active true``; IaC failback is ``dr:failback`` one phase at a time (Aurora:
+``python -m automation latch switch-writer`` before ``switch-writer``), with
+``python -m automation latch release`` before ``route-back``, then ``complete`` with
+``dr:active false``, then ``dr:failback`` is removed for the routine update and the primary stack is
+updated last (``automation.cloud.failback``).
 """
 
 from __future__ import annotations
@@ -30,12 +32,12 @@ def deploy(mode: str) -> list[Step]:
 
 
 def declared_failover(mode: str) -> list[Step]:
-    steps: list[Step] = [Up("dr", "declared failover: dr:active true", {"dr:active": True})]
-    if mode == "aurora-global":
-        steps.append(
-            Runbook("promote", "Aurora: the runbook's promote step (README: promotion is the runbook's)")
-        )
-    return steps
+    return [
+        # pulumi up never writes the latch, and Route 53 follows only the latch: traffic moves first
+        # (Aurora: the runbook's promote step moves the writer before the switch).
+        Runbook("activate", "latch activate: python -m automation latch activate"),
+        Up("dr", "declared failover: dr:active true", {"dr:active": True}),
+    ]
 
 
 def runbook_failover() -> list[Step]:
@@ -46,11 +48,16 @@ def runbook_failover() -> list[Step]:
     ]
 
 
-def iac_failback() -> list[Step]:
-    steps: list[Step] = [
-        Up("dr", f"IaC failback phase {phase}", {"dr:active": True, "dr:failback": phase})
-        for phase in FAILBACK_PHASES[:-1]
-    ]
+def iac_failback(mode: str) -> list[Step]:
+    steps: list[Step] = []
+    for phase in FAILBACK_PHASES[:-1]:
+        if phase == "switch-writer" and mode == "aurora-global":
+            # The program cannot move an Aurora writer: the runbook's switch_writer step does.
+            steps.append(Runbook("switch-writer", "Aurora: python -m automation latch switch-writer"))
+        if phase == "route-back":
+            # pulumi up never writes the latch: route-back runs once it is released (README, "Failing back").
+            steps.append(Runbook("release", "latch release: python -m automation latch release"))
+        steps.append(Up("dr", f"IaC failback phase {phase}", {"dr:active": True, "dr:failback": phase}))
     steps += [
         Up("dr", "IaC failback phase complete", {"dr:active": False, "dr:failback": "complete"}),
         Up("dr", "routine update: dr:failback removed", rm=("dr:failback",)),
@@ -93,11 +100,11 @@ def upgrade(mode: str, *, headless: bool = False) -> list[Step]:
 SCENARIOS: dict[str, tuple[str, Callable[[str], list[Step]]]] = {
     "declared-iac": (
         "deploy -> declared failover -> IaC failback phases -> routine updates",
-        lambda m: [*deploy(m), *declared_failover(m), *iac_failback()],
+        lambda m: [*deploy(m), *declared_failover(m), *iac_failback(m)],
     ),
     "runbook-iac": (
         "deploy -> region A fails -> runbook failover -> region A back -> IaC failback phases -> routine updates",
-        lambda m: [*deploy(m), *runbook_failover(), *iac_failback()],
+        lambda m: [*deploy(m), *runbook_failover(), *iac_failback(m)],
     ),
     "declared-runbook": (
         "deploy -> declared failover -> runbook failback -> routine update",
@@ -112,9 +119,9 @@ SCENARIOS: dict[str, tuple[str, Callable[[str], list[Step]]]] = {
         lambda m: [
             *deploy(m),
             *declared_failover(m),
-            *iac_failback(),
+            *iac_failback(m),
             *declared_failover(m),
-            *iac_failback(),
+            *iac_failback(m),
         ],
     ),
     "upgrade": (

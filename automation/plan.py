@@ -191,7 +191,14 @@ def main(argv: list[str] | None = None) -> int:
         # Primary first: the dr stack is synthesized against the primary's outputs.
         for s in sorted(stacks, key=lambda n: n != "primary"):
             primary = results["primary"].outputs if "primary" in results else None
-            results[s] = synth.synthesize(s, overrides, primary_outputs=primary, primary_overrides=shared)
+            # Offline, the latch is the one the documented procedure leaves (synth.procedure_latch).
+            results[s] = synth.synthesize(
+                s,
+                overrides,
+                latch=synth.procedure_latch(overrides),
+                primary_outputs=primary,
+                primary_overrides=shared,
+            )
         failover: dict[str, Any] | None = None
         if "dr" in results and not args.no_diff:
             failover = _failover_diff(results["dr"], overrides, shared)
@@ -241,7 +248,10 @@ def _failover_diff(current: Synthesis, overrides: dict[str, Any], shared: dict[s
         before = synth.synthesize("dr", {**base, "dr:active": False}, primary_overrides=shared)
         after, labels = current, ("dr:active=false", "dr:active=true")
     else:
-        after = synth.synthesize("dr", {**overrides, "dr:active": True}, primary_overrides=shared)
+        active_overrides = {**overrides, "dr:active": True}
+        after = synth.synthesize(
+            "dr", active_overrides, latch=synth.procedure_latch(active_overrides), primary_overrides=shared
+        )
         before, labels = current, ("dr:active=false (current)", "dr:active=true")
     changes = diff(before, after)
     return {

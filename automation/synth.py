@@ -51,6 +51,7 @@ class Resource:
     stack: str = ""
     outputs: dict[str, Any] = field(default_factory=dict)
     component: str | None = None  # the nearest enclosing ``pilotlight:index:*`` component
+    import_id: str | None = None  # the ``import`` resource option: adopt this existing resource
 
     @property
     def is_provider(self) -> bool:
@@ -264,10 +265,18 @@ def arn_for(typ: str, logical: str, inputs: Mapping[str, Any], region: str) -> s
 class _Mocks:
     """Answers registrations and invokes like AWS would, with marked computed values."""
 
-    def __init__(self, stack: str, regions: dict[str, str | None], latch: str | None, primary_outputs: dict):
+    def __init__(
+        self,
+        stack: str,
+        regions: dict[str, str | None],
+        latch: str | None,
+        primary_outputs: dict,
+        live: Mapping[str, Any] | None = None,
+    ):
         self.stack = stack
         self.regions = regions  # provider urn -> region
         self.latch = latch
+        self.live = live
         self.primary_outputs = primary_outputs
         self.invokes: list[tuple[str, dict[str, Any], str | None]] = []
 
@@ -340,6 +349,19 @@ class _Mocks:
             return {"partition": "aws", "dnsSuffix": "amazonaws.com", "id": "aws"}
         if token == "aws:index/getRegion:getRegion":
             return {"name": region, "region": region, "id": region}
+        if token == "aws:rds/getInstance:getInstance":
+            # The live RDS instance (rds.getInstance): its replication source, "" once standalone.
+            # Without a live world: a replica of region A's instance, as a deployed standby has it.
+            ident = str(call_args.get("dbInstanceIdentifier", ""))
+            sources = None if self.live is None else self.live.get("rdsSources", {})
+            source = sources.get(ident, "") if sources is not None else f"{COMPUTED}primary-db-arn"
+            return {"dbInstanceIdentifier": ident, "replicateSourceDb": source, "id": ident}
+        if token == "aws:rds/getCluster:getCluster":
+            # The live Aurora cluster's instances (rds.getCluster clusterMembers). Without a live
+            # world: the instances the program declares (none added out of band).
+            ident = str(call_args.get("clusterIdentifier", ""))
+            members = [] if self.live is None else self.live.get("clusterMembers", {}).get(ident, [])
+            return {"clusterIdentifier": ident, "clusterMembers": list(members), "id": ident}
         return {}
 
 
@@ -348,7 +370,13 @@ def _provider_urn(ref: str) -> str:
     return ref.rsplit("::", 1)[0] if "::" in ref else ref
 
 
-def _run_mocked(stack: str, values: dict[str, Any], latch: str | None, primary_outputs: dict) -> Synthesis:
+def _run_mocked(
+    stack: str,
+    values: dict[str, Any],
+    latch: str | None,
+    primary_outputs: dict,
+    live: Mapping[str, Any] | None = None,
+) -> Synthesis:
     import pulumi
     from pulumi.runtime import mocks as pmocks
     from pulumi.runtime.config import set_all_config
@@ -381,6 +409,7 @@ def _run_mocked(stack: str, values: dict[str, Any], latch: str | None, primary_o
                 depends_on=list(request.dependencies),
                 stack=stack,
                 outputs=_plain(rpc.deserialize_properties(response.object)) if response.object else {},
+                import_id=request.importId or None,
             )
             if rec.is_provider:
                 regions[rec.urn] = inputs.get("region")
@@ -388,7 +417,7 @@ def _run_mocked(stack: str, values: dict[str, Any], latch: str | None, primary_o
             records[rec.urn] = rec
             return response
 
-    mocks = _Mocks(stack, regions, latch, primary_outputs)
+    mocks = _Mocks(stack, regions, latch, primary_outputs, live)
     mocks_adapter = type(
         "M",
         (pulumi.runtime.Mocks,),
@@ -440,6 +469,19 @@ def _plain(value: Any) -> Any:
     return str(value)
 
 
+def procedure_latch(values: Mapping[str, Any]) -> str | None:
+    """The latch the documented procedure leaves for these ``dr:*`` values (offline plans and tests).
+
+    ``pulumi up`` never writes the latch: a declared failover activates it first (``python -m
+    automation latch activate``), and the failback releases it before ``route-back``. So
+    ``dr:active true`` is planned under an active latch, except in the phases after the release.
+    """
+    active = str(values.get("dr:active", "")).lower() == "true"
+    if not active or values.get("dr:failback") in ("route-back", "complete"):
+        return None
+    return json.dumps({"state": "active", "since": "2026-01-01T00:00:00Z", "runbook": "declared failover"})
+
+
 def synthesize(
     stack: str,
     overrides: Mapping[str, Any] | None = None,
@@ -447,6 +489,7 @@ def synthesize(
     latch: str | None = None,
     primary_outputs: dict[str, Any] | None = None,
     primary_overrides: Mapping[str, Any] | None = None,
+    live: Mapping[str, Any] | None = None,
 ) -> Synthesis:
     """Synthesize one stack offline. A dr stack is synthesized against a synthesis of ``primary``.
 
@@ -456,13 +499,16 @@ def synthesize(
         latch: the failover latch value the dr stack reads from SSM (None: not written yet).
         primary_outputs: the primary stack's outputs; default: synthesize stack ``primary``.
         primary_overrides: overrides for that primary synthesis.
+        live: what the program's live reads answer: ``rdsSources`` (RDS instance -> replication
+            source, "" when standalone: rds.getInstance) and ``clusterMembers`` (Aurora cluster ->
+            instance identifiers: rds.getCluster); None: a deployed standby as the program declares it.
     """
     values = merge_overrides(load_stack_config(stack), overrides or {})
     if values.get("pilotlight:role") == "dr" and primary_outputs is None:
         primary_outputs = synthesize("primary", primary_overrides).outputs
     ctx = contextvars.Context()
     try:
-        return ctx.run(_run_mocked, stack, values, latch, primary_outputs or {})
+        return ctx.run(_run_mocked, stack, values, latch, primary_outputs or {}, live)
     except Exception as exc:
         from components.config import ConfigError
         from components.failover import FailoverRefused

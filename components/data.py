@@ -36,7 +36,7 @@ from components.failover import DesiredTier, failback_lag_watched, failback_repl
 from components.iam import iam_path
 from components.naming import db_instance_identifier, limit_of, physical_name
 from components.wiring import PrimaryOutputs
-from lambdas.failover.names import RDS_IDENTIFIER_MAX, failback_instance_id
+from lambdas.failover.names import RDS_IDENTIFIER_MAX, failback_instance_id, failover_instance_id
 
 DB_PORTS = {"aurora-postgresql": 5432, "postgres": 5432, "mysql": 3306}
 # Parameters that make the engine refuse unencrypted connections.
@@ -56,7 +56,12 @@ BACKUP_WINDOW = "03:00-04:00"  # UTC
 MAINTENANCE_WINDOW = "sun:04:30-sun:05:30"
 # Members of an Aurora global database (clusters and their instances) take the global cluster's
 # engine version: a minor upgrade is one change of the global cluster, which upgrades the members
-# (secondaries first), never a change of each member.
+# (secondaries first), never a change of each member. The provider documents exactly this:
+# https://www.pulumi.com/registry/packages/aws/api-docs/rds/globalcluster/ (engineVersion: "By
+# upgrading the engine version, the provider will upgrade cluster members. NOTE: To avoid an
+# inconsistent final plan error while upgrading, use the lifecycle ignoreChanges for engineVersion
+# meta argument on the associated aws.rds.Cluster resource"); AWS upgrades secondaries before the
+# primary (https://docs.aws.amazon.com/AmazonRDS/latest/AuroraUserGuide/aurora-global-database-upgrade.html).
 MEMBER_IGNORE_CHANGES = ("engineVersion",)
 
 
@@ -66,6 +71,19 @@ MEMBER_IGNORE_CHANGES = ("engineVersion",)
 
 _PG_TYPE = "aws:rds/parameterGroup:ParameterGroup"
 _VAULT_TYPE = "aws:backup/vault:Vault"
+
+
+def _live_replica(identifier: str, parent: pulumi.Resource) -> bool:
+    """Whether region B's RDS instance is a read replica *now* (a live read, not the stack's state).
+
+    The runbook promotes it out of band, so the state may still say "replica" after a runbook
+    failover. ``aws.rds.get_instance`` (``replicateSourceDb``: "Identifier of the source DB that
+    this is a replica of", https://www.pulumi.com/registry/packages/aws/api-docs/rds/getinstance/)
+    answers from AWS on every ``pulumi up``, so no refresh is needed and none can be forgotten.
+    Called only when the program wants the instance promoted: by then the stack has created it.
+    """
+    live = aws.rds.get_instance(db_instance_identifier=identifier, opts=pulumi.InvokeOptions(parent=parent))
+    return bool(live.replicate_source_db)
 
 
 def _database_identifier(prefix: str, region: str, aurora: bool) -> str:
@@ -516,6 +534,37 @@ def _cluster_instances(
         )
 
 
+def _adopt_failover_instance(
+    parent: pulumi.Resource, name: str, physical: str, cluster: aws.rds.Cluster, instance_class: str
+) -> None:
+    """Adopt the writer instance the runbook added to a headless secondary (``<cluster>-failover-1``).
+
+    A headless secondary cannot become the writer, so the runbook's promote step creates one
+    instance (lambdas/failover/steps.py ``_promote_aurora``: identifier, cluster, class, engine).
+    Out of band it would be in no stack's state: the program reads the cluster's members live
+    (``aws.rds.getCluster`` ``clusterMembers``,
+    https://www.pulumi.com/registry/packages/aws/api-docs/rds/getcluster/) and, while the instance
+    exists, declares it with the ``import`` option, so the next update adopts it into the dr
+    stack's state instead of creating it (https://www.pulumi.com/docs/iac/concepts/options/import/:
+    the declared inputs must match the resource's, hence only the arguments the runbook set, and
+    ``ignoreChanges`` on the version, which the global cluster owns). Adopted, it stays the
+    secondary's instance after a failback (a faster next failover); ``database.drInstances`` sizes
+    the program's own instances.
+    """
+    ident = failover_instance_id(physical)
+    live = aws.rds.get_cluster(cluster_identifier=physical, opts=pulumi.InvokeOptions(parent=parent))
+    if ident not in (live.cluster_members or []):
+        return
+    aws.rds.ClusterInstance(
+        f"{name}-failover-instance",
+        identifier=ident,
+        cluster_identifier=cluster.id,
+        engine=aws.rds.EngineType.AURORA_POSTGRESQL,
+        instance_class=instance_class,
+        opts=pulumi.ResourceOptions(parent=parent, import_=ident, ignore_changes=list(MEMBER_IGNORE_CHANGES)),
+    )
+
+
 def _performance_insights(db: DatabaseConfig, kms_key_arn: pulumi.Input[str]) -> dict[str, Any]:
     """Performance Insights arguments (seed 001), encrypted with the region's key when on."""
     if not db.performance_insights:
@@ -658,11 +707,14 @@ class DrDatabase(pulumi.ComponentResource):
                 self.network,
                 pi,
             )
+            if args.tier.after_failover:
+                _adopt_failover_instance(self, name, physical, cluster, db.instance_class)
             self.cluster_id = cluster.cluster_identifier
             self.cluster_arn = cluster.arn
             self.endpoint = cluster.endpoint
             self.reader_endpoint = cluster.reader_endpoint
         else:
+            already_standalone = args.tier.promote_database and not _live_replica(physical, self)
             replica = aws.rds.Instance(
                 f"{name}-instance",
                 identifier=physical,
@@ -695,11 +747,16 @@ class DrDatabase(pulumi.ComponentResource):
                 # Once promoted, an instance is never re-pointed at a source (the provider refuses:
                 # "cannot elect new source database for replication"). While the program wants a
                 # replica, the source in state wins: a replica keeps its source, and an instance
-                # promoted by an earlier failover stays standalone until it is re-seeded.
+                # promoted by an earlier failover stays standalone until it is re-seeded. When the
+                # program wants it promoted and the live read says the runbook already promoted it,
+                # the source in state wins too: removing it would call PromoteReadReplica on an
+                # instance that is no longer a replica (InvalidDBInstanceState; issue 13, E1).
                 opts=pulumi.ResourceOptions(
                     parent=self,
                     protect=args.protect,
-                    ignore_changes=[] if args.tier.promote_database else ["replicateSourceDb"],
+                    ignore_changes=(
+                        [] if args.tier.promote_database and not already_standalone else ["replicateSourceDb"]
+                    ),
                 ),
             )
             self.instance_arn = replica.arn

@@ -7,8 +7,12 @@ failover lives here and is tested directly (including property tests):
   event sources disabled, Route 53 prefers region A;
 - active: web tier at ``dr:capacityPercent`` of the primary's, database promoted, functions on,
   traffic to region B;
-- the latch: while the SSM parameter the runbook writes says region B is active, ``dr:active
-  false`` is refused, so a routine ``pulumi up`` never reverts a failover;
+- the latch: the SSM parameter in region B that says whether region B is the active site. The
+  program reads it live (an invoke) and never writes its value: the runbook and
+  ``python -m automation latch`` own it. While it says active, ``dr:active false`` is refused, so a
+  routine ``pulumi up`` never reverts a failover, and so are the failback phases that hand traffic
+  back (``route-back``, ``complete``) until the latch is released; ``dr:active true`` is refused
+  until it is activated (a declared failover moves traffic through the latch, as the runbook does);
 - failback: explicit phases (``dr:failback``), each one step further back to standby.
 """
 
@@ -24,6 +28,10 @@ Traffic = Literal["primary", "dr"]
 Promotion = Literal["none", "iac", "runbook"]
 LATCH_ACTIVE = "active"
 LATCH_STANDBY = "standby"
+
+
+LATCH_RELEASED_PHASES = ("route-back", "complete")
+"""The failback phases that hand traffic back to region A: they run only once the latch is released."""
 
 
 class FailoverRefused(ValueError):
@@ -93,7 +101,9 @@ class DesiredTier:
     failback_phase: str | None
     failback_replica: bool  # rds-replica failback: a replica of B's database in region A
     failback_replica_promoted: bool
-    reset_latch: bool  # the program writes the latch back to standby (failback complete)
+    # A failover has happened (the latch was written by a runbook or `latch`, or says active): what the
+    # runbook may have added out of band (Aurora's failover instance) is read live and adopted.
+    after_failover: bool = False
 
 
 def dr_capacity(primary: Capacity, percent: int) -> Capacity:
@@ -140,6 +150,28 @@ def decide(
             " (or run `python -m automation failback --stack dr`)."
         )
 
+    if latch.active and phase in LATCH_RELEASED_PHASES:
+        raise FailoverRefused(
+            f"dr:failback {phase} is refused: the failover latch (SSM, region B) says region B is active"
+            f" since {latch.since or 'an unknown time'} ({latch.runbook or 'failover runbook'}), and the latch is"
+            " what Route 53 follows (the canary holds the failover switch while it says active). pulumi up"
+            " never writes the latch. Once region A is the writer (phase switch-writer done), release it:"
+            " `python -m automation latch release --outputs runbook.json` (it checks that region A holds the"
+            " writer, releases the switch and sets the latch to standby), then run this phase again."
+        )
+
+    after_failover = latch.active or latch.runbook is not None
+    if flags.active and phase is None and not latch.active:
+        raise FailoverRefused(
+            "dr:active true is refused: the failover latch (SSM, region B) says standby"
+            f" ({latch.runbook or 'never failed over'}{', since ' + latch.since if latch.since else ''}), and"
+            " the latch is what Route 53 follows; pulumi up never writes it. After a completed failback, set"
+            " dr:active false. To fail over (declared), move traffic first, then light region B:"
+            " `python -m automation latch activate --outputs runbook.json` (traffic goes to region B; writes"
+            " pause until this update has run), then this `pulumi up -s dr` again"
+            " (`python -m automation cloud failover` does both)."
+        )
+
     aurora = database_mode == "aurora-global"
     promotion: Promotion = "runbook" if aurora else "iac"
 
@@ -160,7 +192,7 @@ def decide(
             failback_phase=phase,
             failback_replica=phase == "complete" and not aurora,
             failback_replica_promoted=phase == "complete" and not aurora,
-            reset_latch=phase == "complete",
+            after_failover=after_failover,
         )
 
     active_capacity = dr_capacity(primary, flags.capacity_percent)
@@ -184,7 +216,7 @@ def decide(
         failback_phase=phase,
         failback_replica=index >= 0 and not aurora,
         failback_replica_promoted=promoted_in_a and not aurora,
-        reset_latch=False,
+        after_failover=after_failover,
     )
 
 

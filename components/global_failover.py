@@ -7,11 +7,14 @@ health check that is healthy only when both children are healthy:
 1. region A's endpoint health check (HTTP(S), ``healthCheckInterval`` x ``failureThreshold``);
 2. the **failover switch**: a CloudWatch-alarm health check on an alarm *in region B*.
 
-Throwing the switch (the runbook writes 1 to the switch metric in B; or ``dr:active true`` makes the
-alarm breach) marks the PRIMARY unhealthy, so Route 53's data plane answers with region B. No API
-call in region A is needed, and because the switch holds while the latch says active, traffic does
-not drift back to region A when its endpoint recovers: a region whose database is no longer the
-writer never takes traffic again until an explicit failback releases the switch.
+Throwing the switch (1 on the switch metric in B: the runbook, ``python -m automation latch
+activate``, and the canary every minute while the latch says active) marks the PRIMARY unhealthy, so
+Route 53's data plane answers with region B. No API call in region A is needed, and because the
+switch holds while the latch says active, traffic does not drift back to region A when its endpoint
+recovers: a region whose database is no longer the writer never takes traffic again until an
+explicit failback releases the switch. The alarm's configuration never depends on ``dr:active``:
+the latch is the one record of where traffic goes, so a runbook failback's release is never
+overridden by a configuration the program left behind.
 """
 
 from __future__ import annotations
@@ -34,17 +37,11 @@ SWITCH_NAMESPACE = "Pilotlight/Failover"
 SWITCH_METRIC = "FailoverSwitch"
 
 
-def switch_alarm_settings(traffic: str) -> dict[str, Any]:
-    """How the switch alarm is set for where traffic should go (pure; tested directly).
-
-    Standby: in ALARM only when the switch metric reads 1; missing data keeps the last state
-    (the health check uses LastKnownStatus), so the runbook's single datapoint holds.
-    Active (declared by ``dr:active true``): the threshold 0 with missing data breaching puts the
-    alarm in ALARM whatever the metric says, so the declared failover needs no runbook.
-    """
-    if traffic == "dr":
-        return {"threshold": 0, "treat_missing_data": "breaching"}
-    return {"threshold": 1, "treat_missing_data": "missing"}
+SWITCH_ALARM = {"threshold": 1, "treat_missing_data": "missing"}
+"""The switch alarm, in every state: in ALARM only when the switch metric reads 1; missing data keeps
+the last state (the health check uses LastKnownStatus), so a single datapoint holds. A declared
+failover throws the switch through the latch (``python -m automation latch activate``), as the
+runbook does, never through this configuration (issue 13, E2)."""
 
 
 @dataclass
@@ -116,7 +113,6 @@ class GlobalFailover(pulumi.ComponentResource):
             "name": SWITCH_METRIC,
             "dimensions": {"App": cfg.prefix},
         }
-        settings = switch_alarm_settings(args.tier.traffic)
         switch_alarm = aws.cloudwatch.MetricAlarm(
             f"{name}-switch",
             name=physical_name(
@@ -125,7 +121,7 @@ class GlobalFailover(pulumi.ComponentResource):
                 limit=limit_of("aws:cloudwatch/metricAlarm:MetricAlarm", "name"),
             ),
             alarm_description="pilotlight failover switch: ALARM sends traffic to region "
-            f"{cfg.dr_region} (runbook writes {SWITCH_NAMESPACE}/{SWITCH_METRIC}=1, or dr:active true)",
+            f"{cfg.dr_region} ({SWITCH_NAMESPACE}/{SWITCH_METRIC}=1 while the failover latch says active)",
             namespace=SWITCH_NAMESPACE,
             metric_name=SWITCH_METRIC,
             dimensions={"App": cfg.prefix},
@@ -133,8 +129,8 @@ class GlobalFailover(pulumi.ComponentResource):
             period=60,
             evaluation_periods=1,
             comparison_operator="GreaterThanOrEqualToThreshold",
-            threshold=settings["threshold"],
-            treat_missing_data=settings["treat_missing_data"],
+            threshold=SWITCH_ALARM["threshold"],
+            treat_missing_data=SWITCH_ALARM["treat_missing_data"],
             alarm_actions=[args.alarm_topic_arn],
             ok_actions=[args.alarm_topic_arn],
             opts=in_b,

@@ -90,17 +90,18 @@ class PilotLightRegion(pulumi.ComponentResource):
             child,
         )
 
-        # The latch is written by the failover runbook; the program only creates it, and rewrites it
-        # only at the end of an explicit failback.
+        # The latch says whether region B is the active site; Route 53 follows it (the canary holds
+        # the failover switch while it says active). The program creates it (standby) and never
+        # writes its value again: the runbook and `python -m automation latch` write it out of band,
+        # so a value written here would be diffed against a state that no longer describes it (no
+        # diff, no write). The program reads it live (an invoke) instead: see components/program.py.
         latch = aws.ssm.Parameter(
             f"{name}-failover-latch",
             name=cfg.latch_parameter_name,
             type="String",
             value=Latch().to_json(),
             description="pilotlight failover latch: written by the failover runbook, read by pulumi up",
-            opts=pulumi.ResourceOptions(
-                parent=self, ignore_changes=[] if args.tier.reset_latch else ["value"]
-            ),
+            opts=pulumi.ResourceOptions(parent=self, ignore_changes=["value"]),
         )
         self.latch_parameter_name = latch.name
 

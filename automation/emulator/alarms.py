@@ -101,7 +101,7 @@ class TreatMissingData(StrEnum):
 
     MISSING = "missing"  # the default: all missing -> INSUFFICIENT_DATA (the switch in standby)
     IGNORE = "ignore"  # keep the current state
-    BREACHING = "breaching"  # the switch when dr:active declares region B active
+    BREACHING = "breaching"  # e.g. the replica-lag alarm while its database replicates
     NOT_BREACHING = "notBreaching"  # error-count metrics that only report errors
 
 

@@ -165,6 +165,20 @@ def _outputs(backend: FakeBackend, primary: str = "primary", dr: str = "dr") -> 
     }
 
 
+@pytest.fixture(autouse=True)
+def latch_writes(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The boto3 latch writes (tested against moto in test_runbook_cli.py), recorded here."""
+    written: list[str] = []
+
+    def write(runbook: dict[str, Any], action: str) -> str:
+        assert "drRegion" in runbook, runbook
+        written.append(action)
+        return f"latch {action}"
+
+    monkeypatch.setattr(cloud, "write_latch", write)
+    return written
+
+
 @pytest.fixture
 def templates(tmp_path: Path) -> Path:
     """A project directory with the checked-in stack files the ephemeral stacks are seeded from."""
@@ -324,11 +338,21 @@ def test_deploy_rejects_overrides_for_an_unknown_role() -> None:
 # ---------------------------------------------------------------------------------------------
 
 
-def test_failover_sets_active_on_dr_only_and_never_touches_primary() -> None:
+def test_failover_activates_the_latch_then_sets_active_on_dr_only_and_never_touches_primary(
+    latch_writes: list[str],
+) -> None:
     backend = FakeBackend(existing=("primary", "dr"))
+    _outputs(backend)
 
     result = cloud.failover(stack_factory=backend, on_output=lambda _: None)
 
+    # E2: traffic moves through the latch (the program refuses dr:active true under a standby latch).
+    assert latch_writes == ["activate"]
+    assert [c.method for c in backend.log if c.method in ("outputs", "set_config", "up")] == [
+        "outputs",
+        "set_config",
+        "up",
+    ]
     assert backend.calls() == [("dr", "set_config"), ("dr", "up")]
     up = backend.log[-1]
     assert up.config == {"dr:active": "true"}
@@ -360,6 +384,7 @@ def test_failover_on_a_missing_dr_stack_fails_without_creating_it() -> None:
             [{"dr:active": "true", "dr:failback": "switch-writer"}],
         ),
         (
+            # pulumi up never writes the latch: it is released (runbook output read) before route-back.
             "route-back",
             [("dr", "set_config"), ("dr", "up")],
             [{"dr:active": "true", "dr:failback": "route-back"}],
@@ -378,15 +403,20 @@ def test_failover_on_a_missing_dr_stack_fails_without_creating_it() -> None:
     ],
 )
 def test_failback_phase_sets_and_removes_the_right_keys(
-    phase: str, expected: list[tuple[str, str]], dr_config_at_up: list[dict[str, str]]
+    phase: str,
+    expected: list[tuple[str, str]],
+    dr_config_at_up: list[dict[str, str]],
+    latch_writes: list[str],
 ) -> None:
     backend = FakeBackend(existing=("primary", "dr"))
     backend.stacks["dr"].config["dr:active"] = "true"
+    _outputs(backend)
 
     cloud.failback(phase=phase, stack_factory=backend, on_output=lambda _: None)
 
     assert backend.calls() == expected
     assert [c.config for c in backend.log if c.stack == "dr" and c.method == "up"] == dr_config_at_up
+    assert latch_writes == {"route-back": ["release"], "switch-writer": ["switch-writer"]}.get(phase, [])
     if phase == "complete":
         assert backend.calls()[-1] == ("primary", "up")
         assert backend.stacks["dr"].config == {"dr:active": "false"}
@@ -398,6 +428,7 @@ def test_failback_phase_sets_and_removes_the_right_keys(
 def test_failback_all_runs_the_phases_in_order_and_ups_primary_last() -> None:
     backend = FakeBackend(existing=("primary", "dr"))
     backend.stacks["dr"].config["dr:active"] = "true"
+    _outputs(backend)
 
     steps = cloud.failback(phase="all", stack_factory=backend, on_output=lambda _: None)
 
@@ -405,8 +436,32 @@ def test_failback_all_runs_the_phases_in_order_and_ups_primary_last() -> None:
         c.args[1] for c in backend.log if c.method == "set_config" and c.args[0] == "dr:failback"
     ]
     assert failback_values == ["replicate", "drain", "switch-writer", "route-back", "complete"]
-    assert [(s.stack, s.operation) for s in steps] == [("dr", "up")] * 5 + [("primary", "up")]
+    assert [(s.stack, s.operation) for s in steps] == [
+        ("dr", "up"),
+        ("dr", "up"),
+        ("dr", "latch switch-writer"),
+        ("dr", "up"),
+        ("dr", "latch release"),
+        ("dr", "up"),
+        ("dr", "up"),
+        ("primary", "up"),
+    ]
     assert backend.calls()[-1] == ("primary", "up")
+
+
+def test_failback_stops_before_route_back_when_the_latch_release_is_refused(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    backend = FakeBackend(existing=("primary", "dr"))
+    _outputs(backend)
+
+    def refuse(runbook: dict[str, Any], action: str) -> str:
+        raise cloud.CloudError("refused: the writer is region B")
+
+    monkeypatch.setattr(cloud, "write_latch", refuse)
+    with pytest.raises(cloud.CloudError, match="the writer is region B"):
+        cloud.failback(phase="route-back", stack_factory=backend, on_output=lambda _: None)
+    assert backend.calls("set_config", "up") == []
 
 
 def test_failback_rejects_an_unknown_phase() -> None:
@@ -768,6 +823,7 @@ def test_cli_json_keeps_stdout_for_the_document() -> None:
 
 def test_cli_failover_and_failback_use_the_named_stacks() -> None:
     backend = FakeBackend(existing=("p2", "d2"))
+    _outputs(backend, "p2", "d2")
 
     assert _main(["failover", "--primary-stack", "p2", "--dr-stack", "d2"], backend).code == 0
     assert (
@@ -797,6 +853,7 @@ def test_cli_drill_writes_the_report_and_exits_by_outcome(
 
 def test_cli_operation_failure_exits_1_naming_the_stack() -> None:
     backend = FakeBackend(existing=("primary", "dr"))
+    _outputs(backend)
     backend.fail_up_on = "dr"
 
     run = _main(["failover"], backend)

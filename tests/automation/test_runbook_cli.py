@@ -442,3 +442,51 @@ def test_status_as_a_subprocess_needs_only_the_outputs_file(
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
     assert f"pilotlight status: {world.context['appName']}" in done.stdout
+
+
+def _latch_cli(*args: str) -> int:
+    return main_module.main(["latch", *args])
+
+
+def test_latch_release_refuses_without_region_a_writer_then_releases_over_it(
+    world: World, outputs: Path, emulator: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """pulumi up never writes the latch (issue 13, F1): `latch release` does, only over a writer in region A."""
+    ctx = world.context
+    base = ("--outputs", str(outputs), "--endpoint-url", emulator)
+    # After a failover the writer is in region B: releasing would send traffic to a region without it.
+    assert cli("failover", "--outputs", str(outputs), "--yes", "--force", "--endpoint-url", emulator,
+               "--drain-seconds", "0") == 0  # fmt: skip
+    capsys.readouterr()
+    assert _latch_cli("release", *base) == 1
+    out = capsys.readouterr().out
+    assert f"the writer is region B ({REGION_B})" in out and "Traceback" not in out
+    assert world.latch()["state"] == "active"
+
+    # A declared failover's first step (E2): activate writes the latch and throws the switch.
+    ssm = _setup_session.client("ssm", region_name=REGION_B, endpoint_url=emulator)
+    fresh = build_world(app=f"cli{next(_apps)}", endpoint_url=emulator, session=_setup_session,
+                        clients_cache=_setup_clients)  # fmt: skip
+    latch_name = fresh.context["latchParameterName"]
+    path = outputs.parent / "fresh.json"
+    path.write_text(json.dumps({"runbook": fresh.context}))
+    assert _latch_cli("activate", "--outputs", str(path), "--endpoint-url", emulator) == 0
+    out = capsys.readouterr().out
+    assert "write_latch: done" in out and "throw_switch: done" in out
+    assert json.loads(ssm.get_parameter(Name=latch_name)["Parameter"]["Value"])["state"] == "active"
+    assert _latch_cli("show", "--outputs", str(path), "--endpoint-url", emulator) == 0
+    assert "failover switch: 1" in capsys.readouterr().out
+
+    # rds-replica: the dr:failback switch-writer update promotes region A's replica; the command refuses.
+    assert _latch_cli("switch-writer", "--outputs", str(path), "--endpoint-url", emulator) == 1
+    assert "refused: rds-replica" in capsys.readouterr().out
+
+    # Over a writer in region A (region B was never promoted), release lets the switch and the latch go.
+    assert _latch_cli("release", "--outputs", str(path), "--endpoint-url", emulator) == 0
+    out = capsys.readouterr().out
+    assert "release_switch: done" in out and "clear_latch: done" in out
+    assert json.loads(ssm.get_parameter(Name=latch_name)["Parameter"]["Value"])["state"] == "standby"
+    assert _latch_cli("show", "--outputs", str(path), "--endpoint-url", emulator) == 0
+    shown = capsys.readouterr().out
+    assert "standby" in shown and "failover switch: 0" in shown and f"writer: {REGION_A}" in shown
+    assert ctx["latchParameterName"] != latch_name

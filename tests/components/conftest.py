@@ -21,7 +21,12 @@ def _synth(stack: str, overrides_json: str, latch: str | None) -> synth.Synthesi
 def synthesize(
     stack: str, overrides: dict[str, Any] | None = None, latch: str | None = None
 ) -> synth.Synthesis:
-    """Synthesize (cached: syntheses are pure functions of stack, overrides and latch)."""
+    """Synthesize (cached: syntheses are pure functions of stack, overrides and latch).
+
+    Without ``latch``: the one the documented procedure leaves for the flags (synth.procedure_latch).
+    """
+    if latch is None:
+        latch = synth.procedure_latch(overrides or {})
     return _synth(stack, json.dumps(overrides or {}, sort_keys=True), latch)
 
 

@@ -132,7 +132,13 @@ def _dr(overrides_json: str) -> synth.Synthesis:
     overrides = json.loads(overrides_json)
     shared = {k: v for k, v in overrides.items() if not k.startswith("dr:")}
     primary = synthesize("primary", shared)  # cached: the dr stack reuses its outputs
-    return synth.synthesize("dr", overrides, primary_outputs=primary.outputs, primary_overrides=shared)
+    return synth.synthesize(
+        "dr",
+        overrides,
+        latch=synth.procedure_latch(overrides),
+        primary_outputs=primary.outputs,
+        primary_overrides=shared,
+    )
 
 
 def synth_stack(stack: str, overrides: dict[str, Any] | None = None) -> synth.Synthesis:

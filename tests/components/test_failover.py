@@ -70,33 +70,39 @@ def test_active_lights_everything_and_routes_to_b() -> None:
 
 
 def test_aurora_promotion_is_handed_to_the_runbook() -> None:
-    tier = decide(DrFlags(True), Capacity(2, 2, 6), database_mode="aurora-global", latch=Latch())
+    tier = decide(DrFlags(True), Capacity(2, 2, 6), database_mode="aurora-global", latch=ACTIVE_LATCH)
     assert tier.promotion == "runbook"
 
 
 @pytest.mark.parametrize(
-    ("active", "phase", "capacity", "traffic", "functions", "reset"),
+    ("active", "phase", "capacity", "traffic", "functions", "released"),
     [
         (True, "replicate", Capacity(2, 2, 6), "dr", True, False),
         (True, "drain", STANDBY_CAPACITY, "dr", False, False),
         (True, "switch-writer", STANDBY_CAPACITY, "dr", False, False),
-        (True, "route-back", STANDBY_CAPACITY, "primary", False, False),
+        (True, "route-back", STANDBY_CAPACITY, "primary", False, True),
         (False, "complete", STANDBY_CAPACITY, "primary", False, True),
     ],
 )
 def test_failback_phases_step_back_to_standby(
-    active: bool, phase: str, capacity: Capacity, traffic: str, functions: bool, reset: bool
+    active: bool, phase: str, capacity: Capacity, traffic: str, functions: bool, released: bool
 ) -> None:
+    # route-back and complete run once the latch is released (python -m automation latch release).
+    latch = Latch("standby", "2026-11-22T05:00:00Z", "latch release") if released else ACTIVE_LATCH
     tier = decide(
-        DrFlags(active, failback=phase), Capacity(2, 2, 6), database_mode="rds-replica", latch=ACTIVE_LATCH
+        DrFlags(active, failback=phase), Capacity(2, 2, 6), database_mode="rds-replica", latch=latch
     )
-    assert (tier.capacity, tier.traffic, tier.functions_enabled, tier.reset_latch) == (
-        capacity,
-        traffic,
-        functions,
-        reset,
-    )
+    assert (tier.capacity, tier.traffic, tier.functions_enabled) == (capacity, traffic, functions)
     assert tier.failback_replica  # the replica in region A exists from the first phase on
+    if released:
+        # pulumi up never writes the latch: under an active latch these phases are refused, naming the command.
+        with pytest.raises(FailoverRefused, match="python -m automation latch release"):
+            decide(
+                DrFlags(active, failback=phase),
+                Capacity(2, 2, 6),
+                database_mode="rds-replica",
+                latch=ACTIVE_LATCH,
+            )
     # Region A's replica is promoted only in a later update than the one that stopped B's writes.
     assert tier.failback_replica_promoted == (phase in ("switch-writer", "route-back", "complete"))
 
@@ -153,6 +159,12 @@ def test_the_dr_lag_alarm_expects_datapoints_only_while_region_b_replicates(
     flags = [DrFlags(), DrFlags(active=True)] + [
         DrFlags(active=p != "complete", failback=p) for p in FAILBACK_PHASES
     ]
-    tiers = [decide(f, primary, database_mode=mode, latch=Latch()) for f in flags]
+    # The latch the documented procedure leaves: activated before dr:active true, released before route-back.
+    tiers = [
+        decide(
+            f, primary, database_mode=mode, latch=ACTIVE_LATCH if f.active and f.failback is None else Latch()
+        )
+        for f in flags
+    ]
     assert [dr_database_replicates(t, mode) for t in tiers] == replicates
     assert [failback_lag_watched(t) for t in tiers] == [False, False, True, True, False, False, False]

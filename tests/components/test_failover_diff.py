@@ -48,6 +48,21 @@ def test_the_latch_refuses_a_routine_revert() -> None:
         synthesize("dr", {"dr:active": False}, latch='{"state": "active", "since": "2026-11-22T03:00:00Z"}')
 
 
+def test_dr_active_true_under_a_standby_latch_is_refused_naming_the_activate_command() -> None:
+    # E2: Route 53 follows only the latch; a declared failover activates it before lighting region B.
+    for latch in (None, '{"state": "standby", "since": "2026-11-22T05:00:00Z", "runbook": "failback"}'):
+        with pytest.raises(FailoverRefused, match="python -m automation latch activate"):
+            synthesize("dr", {"dr:active": True}, latch=latch or '{"state": "standby"}')
+
+
+def test_the_switch_alarm_is_the_same_in_standby_and_active() -> None:
+    # E2: a configuration the program left behind never overrides the runbook's release of the switch.
+    standby = synthesize("dr", {"dr:active": False}).named("global-switch")
+    active = synthesize("dr", {"dr:active": True}).named("global-switch")
+    assert standby.inputs == active.inputs, "aws:cloudwatch/metricAlarm:MetricAlarm global-switch"
+    assert (active.inputs["threshold"], active.inputs["treatMissingData"]) == (1, "missing")
+
+
 def test_an_active_latch_with_dr_active_true_is_accepted() -> None:
     s = synthesize("dr", {"dr:active": True}, latch='{"state": "active"}')
     assert s.outputs["traffic"] == "dr"

@@ -13,7 +13,7 @@ import functools
 
 import pytest
 
-from automation.lifecycle import Action, Lifecycle, StepResult, Up, final_violations
+from automation.lifecycle import Action, Lifecycle, Runbook, StepResult, Up, final_violations
 from automation.lifecycle_scenarios import steps_for
 from automation.lifecycle_tables import REPLACEMENT
 
@@ -93,7 +93,7 @@ def case(scenario: str, mode: str, *reasons: str) -> object:
 PLAN_CASES = [
     case("declared-iac", RDS),
     case("declared-iac", AURORA),
-    case("runbook-iac", RDS, E1_RDS_REPROMOTE),
+    case("runbook-iac", RDS),
     case("runbook-iac", AURORA),
     case("declared-runbook", RDS),
     case("declared-runbook", AURORA),
@@ -114,16 +114,16 @@ def test_no_stateful_replacement_or_deletion_and_nothing_the_provider_refuses(
 
 TRAFFIC_CASES = [
     case("declared-iac", RDS),
-    case("declared-iac", AURORA, E3_AURORA_DECLARED, F5_SWITCH_WRITER),
+    case("declared-iac", AURORA),
     # E1 refuses every IaC failback update, so region B simply stays failed over: consistent, not failed back.
     case("runbook-iac", RDS),
-    case("runbook-iac", AURORA, F1_LATCH, F5_SWITCH_WRITER),
-    case("declared-runbook", RDS, E2_RUNBOOK_FAILBACK),
-    case("declared-runbook", AURORA, E3_AURORA_DECLARED, E2_RUNBOOK_FAILBACK),
+    case("runbook-iac", AURORA),
+    case("declared-runbook", RDS),
+    case("declared-runbook", AURORA),
     case("runbook-runbook", RDS),
     case("runbook-runbook", AURORA),
     case("twice", RDS, E4_RESEED),
-    case("twice", AURORA, E3_AURORA_DECLARED, F5_SWITCH_WRITER),
+    case("twice", AURORA),
     case("upgrade", AURORA),
 ]
 
@@ -137,9 +137,9 @@ def test_traffic_latch_and_capacity_agree_on_a_region_with_capacity_and_the_writ
 
 LAG_CASES = [
     case("declared-iac", RDS),
-    case("declared-iac", AURORA, F5_SWITCH_WRITER),
-    case("runbook-iac", RDS, E1_RDS_REPROMOTE),
-    case("runbook-iac", AURORA, F5_SWITCH_WRITER),
+    case("declared-iac", AURORA),
+    case("runbook-iac", RDS),
+    case("runbook-iac", AURORA),
     case("declared-runbook", RDS),
     case("declared-runbook", AURORA),
     case("runbook-runbook", RDS),
@@ -155,9 +155,9 @@ def test_the_replica_lag_alarm_means_something_after_every_update(scenario: str,
 
 END_CASES = [
     case("declared-iac", RDS, E4_RESEED),
-    case("declared-iac", AURORA, F5_SWITCH_WRITER),
-    case("runbook-iac", RDS, E1_RDS_REPROMOTE, F1_LATCH),
-    case("runbook-iac", AURORA, F1_LATCH, F5_SWITCH_WRITER),
+    case("declared-iac", AURORA),
+    case("runbook-iac", RDS, E4_RESEED),
+    case("runbook-iac", AURORA),
     case("declared-runbook", RDS, E4_RESEED),
     case("declared-runbook", AURORA),
     case("runbook-runbook", RDS, E4_RESEED),
@@ -190,8 +190,8 @@ def test_every_input_the_program_sets_on_a_stateful_type_is_classified() -> None
 @pytest.mark.parametrize(
     "mode",
     [
-        pytest.param(AURORA, marks=pytest.mark.xfail(strict=True, reason=F1_LATCH)),
-        pytest.param(RDS, marks=pytest.mark.xfail(strict=True, reason=f"{F1_LATCH}; {E1_RDS_REPROMOTE}")),
+        pytest.param(AURORA),
+        pytest.param(RDS),
     ],
 )
 def test_f1_iac_failback_after_a_runbook_failover_routes_back(mode: str) -> None:
@@ -202,6 +202,29 @@ def test_f1_iac_failback_after_a_runbook_failover_routes_back(mode: str) -> None
         f"aws:ssm/parameter:Parameter dr-failover-latch still says {o.latch} after failback complete"
     )
     assert o.traffic == "A" and o.capacity["A"] > 0, f"after complete: {o.line()}"
+
+
+def test_f1_pulumi_up_never_writes_the_latch_and_hands_traffic_back_only_once_it_is_released() -> None:
+    # F1: a latch value the program wrote would be diffed against a state that never saw the runbook's write.
+    # The documented IaC failback without the release: route-back and complete are refused.
+    lc = Lifecycle()
+    lc.run(
+        [
+            s
+            for s in steps_for("runbook-iac", AURORA)
+            if not (isinstance(s, Runbook) and s.action == "release")
+        ]
+    )
+    for s in lc.syntheses:
+        latch = s.named("dr-failover-latch") if s.stack == "dr" else None
+        assert latch is None or latch.ignore_changes == ["value"], (
+            f"aws:ssm/parameter:Parameter dr-failover-latch: ignore_changes {latch.ignore_changes}: {F1_LATCH}"
+        )
+    for phase in ("route-back", "complete"):
+        r = step(lc, f"IaC failback phase {phase}")
+        assert r.refused and "python -m automation latch release" in r.refused, (
+            f"dr:failback {phase} under an active latch must be refused naming the release command: {r.refused}"
+        )
 
 
 def test_f2_rds_routine_update_after_complete_keeps_b_standalone_and_releases_a_writer() -> None:
@@ -256,9 +279,15 @@ def test_f3_a_headless_secondary_cannot_be_minor_upgraded() -> None:
     assert any("without a primary instance" in e for e in upgrade.errors), upgrade.errors
 
 
-@pytest.mark.xfail(strict=True, reason=F3_FAILOVER_INSTANCE)
 def test_f3_every_database_instance_is_in_a_stacks_state_after_a_runbook_failover() -> None:
-    assert run("runbook-iac", AURORA).results[-1].observation.unmanaged_dbs == []
+    lc = run("runbook-iac", AURORA)
+    assert lc.results[-1].observation.unmanaged_dbs == [], F3_FAILOVER_INSTANCE
+    # Adopted by the first update after the failover (the `import` option), never created again.
+    first = step(lc, "IaC failback phase replicate")
+    adopted = [(p.name, p.action) for p in first.plans if p.name == "dr-data-db-failover-instance"]
+    assert adopted == [("dr-data-db-failover-instance", Action.IMPORT)], (
+        f"aws:rds/clusterInstance:ClusterInstance dr-data-db-failover-instance: {adopted}"
+    )
 
 
 @pytest.mark.parametrize("mode", [RDS, AURORA])
@@ -274,28 +303,32 @@ def test_f4_replica_lag_alarm_meaningful_in_every_phase(mode: str) -> None:
     )
 
 
-@pytest.mark.xfail(strict=True, reason=F5_SWITCH_WRITER)
 def test_f5_aurora_switch_writer_moves_the_writer_to_region_a() -> None:
     o = step(run("declared-iac", AURORA), "IaC failback phase switch-writer").observation
-    assert o.writer_region == "A", f"after switch-writer the writer is {o.writer} in region {o.writer_region}"
+    assert o.writer_region == "A", (
+        f"{F5_SWITCH_WRITER}: after switch-writer the writer is {o.writer} in region {o.writer_region}"
+    )
 
 
-@pytest.mark.xfail(strict=True, reason=E1_RDS_REPROMOTE)
 def test_e1_rds_iac_failback_after_a_runbook_failover_is_accepted() -> None:
-    assert step(run("runbook-iac", RDS), "IaC failback phase replicate").errors == []
+    replicate = step(run("runbook-iac", RDS), "IaC failback phase replicate")
+    assert replicate.errors == [], f"{E1_RDS_REPROMOTE}: {replicate.errors}"
+    # The live read keeps the state's source (ignored): the engine sends nothing for it.
+    (instance,) = [p for p in replicate.plans if p.name == "dr-data-db-instance"]
+    assert "replicateSourceDb" not in instance.changed, (
+        f"aws:rds/instance:Instance dr-data-db-instance: {instance.changed.get('replicateSourceDb')}"
+    )
 
 
 @pytest.mark.parametrize("mode", [RDS, AURORA])
-@pytest.mark.xfail(strict=True, reason=E2_RUNBOOK_FAILBACK)
 def test_e2_runbook_failback_after_a_declared_failover_routes_back(mode: str) -> None:
     o = step(run("declared-runbook", mode), "runbook failback").observation
-    assert o.traffic == "A", f"after the runbook failback: {o.line()}"
+    assert o.traffic == "A", f"{E2_RUNBOOK_FAILBACK}: after the runbook failback: {o.line()}"
 
 
-@pytest.mark.xfail(strict=True, reason=E3_AURORA_DECLARED)
 def test_e3_aurora_declared_failover_gives_region_b_a_writer() -> None:
     o = step(run("declared-iac", AURORA), "declared failover").observation
-    assert o.writer_region == "B", f"after dr:active true: {o.line()}"
+    assert o.writer_region == "B", f"{E3_AURORA_DECLARED}: after dr:active true: {o.line()}"
 
 
 @pytest.mark.xfail(strict=True, reason=E4_RESEED)

@@ -5,10 +5,8 @@ from __future__ import annotations
 import json
 from collections import defaultdict
 
-import pytest
-
 from automation import synth
-from components.global_failover import switch_alarm_settings
+from components.global_failover import SWITCH_ALARM
 from components.observability import dashboard_body
 
 
@@ -45,11 +43,9 @@ def test_every_endpoint_health_check_points_at_region_a(
         assert check.inputs["requestInterval"] == 10 and check.inputs["failureThreshold"] == 3
 
 
-@pytest.mark.parametrize(
-    ("traffic", "threshold", "missing"), [("primary", 1, "missing"), ("dr", 0, "breaching")]
-)
-def test_switch_alarm_settings(traffic: str, threshold: int, missing: str) -> None:
-    assert switch_alarm_settings(traffic) == {"threshold": threshold, "treat_missing_data": missing}
+def test_switch_alarm_follows_only_the_switch_metric() -> None:
+    # In ALARM at 1 only; missing data keeps the last state (the runbook's or canary's datapoint holds).
+    assert SWITCH_ALARM == {"threshold": 1, "treat_missing_data": "missing"}
 
 
 def test_dashboard_has_a_column_per_region_and_the_switch() -> None:

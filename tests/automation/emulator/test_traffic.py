@@ -27,7 +27,7 @@ from automation.emulator.traffic import (
     answer,
     evaluate_alarm,
 )
-from components.global_failover import SWITCH_METRIC, SWITCH_NAMESPACE, switch_alarm_settings
+from components.global_failover import SWITCH_ALARM, SWITCH_METRIC, SWITCH_NAMESPACE
 
 T0 = datetime(2025, 3, 1, 12, 0, tzinfo=UTC)
 A, B = "us-east-1", "us-west-2"
@@ -38,8 +38,8 @@ def at(seconds: float) -> datetime:
     return T0 + timedelta(seconds=seconds)
 
 
-def switch_alarm(traffic: str = "primary") -> AlarmSpec:
-    """The product's switch alarm, settings from the product's own pure function."""
+def switch_alarm() -> AlarmSpec:
+    """The product's switch alarm, settings from the product's own constant (the same in every state)."""
     return AlarmSpec(
         name="app-failover-switch",
         region=B,
@@ -50,7 +50,7 @@ def switch_alarm(traffic: str = "primary") -> AlarmSpec:
         period=60,
         evaluation_periods=1,
         comparison_operator="GreaterThanOrEqualToThreshold",
-        **switch_alarm_settings(traffic),
+        **SWITCH_ALARM,
     )
 
 
@@ -97,9 +97,9 @@ class World:
         return self.routing.where(name, when, datapoints=self.datapoints, endpoint_up=self.endpoint_up)
 
 
-def world(traffic: str = "primary") -> World:
+def world() -> World:
     routing = Routing.from_specs(
-        alarms=[switch_alarm(traffic)],
+        alarms=[switch_alarm()],
         health_checks=CHECKS,
         records=PAIR,
         region_of_target={"alb-a": A, "alb-b": B},
@@ -456,12 +456,17 @@ def test_region_a_failing_failure_threshold_consecutive_checks_sends_traffic_to_
     assert w.probes == 7
 
 
-def test_declared_active_sends_traffic_to_b_with_no_datapoint_at_all() -> None:
-    """[CW-MISSING] ``breaching`` fills missing datapoints as breaching: threshold 0 alarms."""
-    w = world("dr")
-    assert w.where(at(0)) == B
+def test_a_declared_failover_throws_the_switch_and_a_release_brings_traffic_back() -> None:
+    """[R53-VALUES] ``latch activate``'s single 1 holds traffic in B for hours (the alarm goes to
+    INSUFFICIENT_DATA, and the health check keeps its LastKnownStatus; the canary also republishes it
+    every minute), and the runbook's release (a 0) brings it back to A: no configuration the program
+    left behind overrides it (issue 13, E2)."""
+    w = world()
+    w.points.append((at(0), 1.0))
+    assert w.where(at(60)) == B
     assert w.where(at(7200)) == B
-    assert w.routing.alarm_state("app-failover-switch", B) == AlarmState.ALARM
+    w.points.append((at(7200), 0.0))
+    assert w.where(at(7300)) == A
 
 
 def test_standby_with_no_datapoint_keeps_traffic_on_a() -> None:

@@ -1,0 +1,188 @@
+"""``python -m automation latch show|activate|release``: the failover latch, written explicitly (boto3).
+
+The latch (SSM parameter ``/<app>/<env>/failover-state`` in region B) is the one record of whether
+region B is the active site, and Route 53 follows it: the region-B canary holds the failover switch
+while it says ``active``, and the runbook throws and releases the switch with it. ``pulumi up``
+reads it (live) and never writes its value: a value the program wrote would be diffed against the
+stack's state, which does not see what the runbook wrote, so it would silently not be written.
+It is written by the runbook (failover: ``active``; failback: ``standby``) and by this command, with
+the runbook's own steps (``lambdas.failover.steps``), so the format is the runbook's:
+
+- ``show``: the latch, the switch and the writer's region (read-only);
+- ``activate``: the declared failover's first step, before ``pulumi up`` with ``dr:active true``
+  (which is refused until then): the runbook's ``write_latch``, (aurora-global) ``promote_database``
+  and ``throw_switch`` steps, in the runbook's order. Traffic goes to region B at once; it takes
+  writes once that update has lit it (rds-replica: the update promotes the replica, at zero lag
+  since region A no longer gets traffic; aurora-global: the writer moved before the switch, by a
+  switchover, or ``--unplanned`` a managed failover when region A does not answer). Idempotent;
+- ``switch-writer`` (aurora-global): the failback's writer move, before ``dr:failback
+  switch-writer``: the runbook's ``switch_writer`` step (a switchover to region A, which waits for
+  it to catch up: nothing acknowledged is lost). The program cannot move an Aurora writer itself;
+  in rds-replica mode the ``switch-writer`` update promotes region A's replica instead;
+- ``release``: for the IaC failback (``dr:failback``), before ``route-back``: refuses unless region
+  A's database is the writer (traffic must never be sent to a region without it), then runs the
+  runbook's ``release_switch`` and ``clear_latch`` steps. Idempotent: a released latch answers
+  ``already_done``.
+
+Exit status: 0 done (or shown), 1 refused (nothing changed), 2 bad input.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+from automation.runbook_cli import (
+    EXIT_BAD_INPUT,
+    EXIT_DONE,
+    EXIT_STOPPED,
+    InputError,
+    _fail,
+    _session,
+    load_context,
+)
+from lambdas.failover import steps
+from lambdas.failover.clients import Clients
+from lambdas.failover.context import ContextError, RunbookContext
+from lambdas.failover.observe import Observation, Unread, observe
+
+ACTIONS = ("show", "activate", "switch-writer", "release")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The command line."""
+    parser = argparse.ArgumentParser(
+        prog="python -m automation latch",
+        description="Show or release the failover latch (SSM, region B) that Route 53 follows.",
+        epilog="Exit status: 0 done, 1 refused (nothing changed), 2 bad input.",
+    )
+    parser.add_argument(
+        "action",
+        choices=ACTIONS,
+        help="show: read-only; activate: before dr:active true; switch-writer (aurora-global): before "
+        "dr:failback switch-writer; release: before dr:failback route-back",
+    )
+    parser.add_argument(
+        "--unplanned",
+        action="store_true",
+        help="activate, aurora-global: region A does not answer: a managed failover (may lose the "
+        "unreplicated tail) instead of a switchover",
+    )
+    parser.add_argument("--stack", default="dr", help="DR stack whose `runbook` output to read (default: dr)")
+    parser.add_argument(
+        "--outputs",
+        metavar="FILE",
+        help="JSON file with the DR stack's `runbook` output (`pulumi stack output runbook --json -s dr "
+        "> runbook.json`); no Pulumi CLI or state backend needed",
+    )
+    parser.add_argument("--reason", help="why: recorded in the latch")
+    parser.add_argument(
+        "--endpoint-url", metavar="URL", help="AWS endpoint of a local emulator (moto server)"
+    )
+    return parser
+
+
+def describe(obs: Observation) -> str:
+    """One line each: the latch, the switch, the writer."""
+    ctx = obs.ctx
+    latch = obs.latch
+    state = "unreadable" if isinstance(latch, Unread) else (latch or {}).get("state", "absent")
+    since = (
+        ""
+        if isinstance(latch, Unread) or not latch
+        else f" since {latch.get('since')} ({latch.get('runbook')})"
+    )
+    switch = obs.switch
+    switch_text = (
+        "unreadable"
+        if isinstance(switch, Unread)
+        else ("no datapoint" if switch is None else f"{switch.value:g}")
+    )
+    writer = {"primary": ctx.primary_region, "dr": ctx.dr_region}.get(obs.writer_side or "", "unknown")
+    return (
+        f"latch {ctx.latch_parameter_name} ({ctx.dr_region}): {state}{since}\n"
+        f"failover switch: {switch_text}\n"
+        f"writer: {writer}"
+    )
+
+
+def release(ctx: RunbookContext, clients: Clients, *, reason: str | None) -> tuple[bool, list[str]]:
+    """Release the switch and clear the latch once region A holds the writer; (done, lines)."""
+    obs = observe(ctx, clients)
+    if obs.writer_side != "primary":
+        where = {"dr": f"region B ({ctx.dr_region})"}.get(obs.writer_side or "", "not known")
+        return False, [
+            f"refused: the writer is {where}, not region A ({ctx.primary_region}). Releasing the latch would "
+            "send traffic to a region without the writer. Move the writer first (dr:failback switch-writer, "
+            "or the runbook's failback: python -m automation failback --outputs runbook.json)."
+        ]
+    params = {"reason": reason or "latch release before dr:failback route-back"}
+    lines = []
+    for step in (steps.release_switch, steps.clear_latch):
+        result = step(ctx, clients, params)
+        lines.append(f"{step.__name__}: {result.status}: {result.detail}")
+    return True, lines
+
+
+def activate(ctx: RunbookContext, clients: Clients, *, reason: str | None, planned: bool = True) -> list[str]:
+    """Write the latch active, (Aurora) move the writer, throw the switch: a declared failover's first step."""
+    params = {
+        "reason": reason or "declared failover (python -m automation latch activate)",
+        "planned": planned,
+        "wait": True,
+    }
+    chain = [steps.write_latch, steps.throw_switch]
+    if ctx.database_mode == "aurora-global":
+        # The program never promotes an Aurora secondary: the runbook's step does, before the switch.
+        chain.insert(1, steps.promote_database)
+    lines = []
+    for step in chain:
+        result = step(ctx, clients, params)
+        lines.append(f"{step.__name__}: {result.status}: {result.detail}")
+    lines.append(
+        "traffic goes to region B; now run `pulumi up -s dr` with dr:active true to light it "
+        "(python -m automation cloud failover does both)"
+    )
+    return lines
+
+
+def switch_writer(ctx: RunbookContext, clients: Clients, *, reason: str | None) -> tuple[bool, list[str]]:
+    """Aurora: the runbook's switch_writer step (switchover to region A); (done, lines)."""
+    if ctx.database_mode != "aurora-global":
+        return False, [
+            "refused: rds-replica: the dr:failback switch-writer update promotes region A's replica; "
+            "nothing to run here"
+        ]
+    result = steps.switch_writer(ctx, clients, {"reason": reason or "IaC failback", "wait": True})
+    return True, [f"switch_writer: {result.status}: {result.detail}"]
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run ``python -m automation latch ...``; returns the exit status."""
+    try:
+        args = build_parser().parse_args(list(sys.argv[1:] if argv is None else argv))
+    except SystemExit as exc:
+        return EXIT_DONE if exc.code == 0 else EXIT_BAD_INPUT
+    try:
+        ctx = load_context(args)
+        clients = Clients.for_context(ctx, _session(args.endpoint_url), endpoint_url=args.endpoint_url)
+    except (InputError, ContextError) as exc:
+        return _fail(exc)
+    if args.action == "show":
+        print(describe(observe(ctx, clients)))
+        return EXIT_DONE
+    if args.action == "activate":
+        print("\n".join(activate(ctx, clients, reason=args.reason, planned=not args.unplanned)))
+        return EXIT_DONE
+    if args.action == "switch-writer":
+        done, lines = switch_writer(ctx, clients, reason=args.reason)
+        print("\n".join(lines))
+        return EXIT_DONE if done else EXIT_STOPPED
+    done, lines = release(ctx, clients, reason=args.reason)
+    print("\n".join(lines))
+    return EXIT_DONE if done else EXIT_STOPPED
+
+
+if __name__ == "__main__":
+    raise SystemExit(main(sys.argv[1:]))
