@@ -62,13 +62,6 @@ from automation.postgres.server import default_base_dir, reap_orphans
 REPO = Path(__file__).resolve().parents[2]
 
 
-@pytest.fixture(scope="session")
-def pg_cluster() -> Iterator[PgCluster]:
-    """One session of real servers; every server in it is stopped and deleted at the end."""
-    with PgCluster() as cluster:
-        yield cluster
-
-
 @pytest.fixture
 def writer(pg_cluster: PgCluster) -> Iterator[PgServer]:
     """A fresh writer with the ledger table."""
@@ -169,19 +162,19 @@ def test_replication_carries_a_committed_row(pair: tuple[PgServer, PgServer]) ->
     writer, standby = pair
     assert_runs_unprivileged(standby)
     assert standby.query("SHOW hot_standby") == [["on"]]
-    assert insert_payment(writer, "pay-1", 1250, "EUR").inserted
+    assert insert_payment(writer, "pay-1", "12.50", "EUR").inserted
     wait_for_catch_up(writer, standby)
     assert payment_ids(standby) == {"pay-1"}
-    assert standby.query("SELECT amount_cents, currency FROM ledger", database=DATABASE) == [[1250, "EUR"]]
+    assert standby.query("SELECT amount::text, currency FROM ledger", database=DATABASE) == [["12.50", "EUR"]]
     assert [s.application_name for s in replication_status(writer)] == [standby.name]
 
 
 def test_insert_payment_is_idempotent_on_payment_id(writer: PgServer) -> None:
     first = insert_payment(writer, "pay-1")
-    again = insert_payment(writer, "pay-1", amount_cents=999)
+    again = insert_payment(writer, "pay-1", amount="9.99")
     assert first.inserted and first.xid is not None
     assert not again.inserted and again.xid is None
-    assert writer.query("SELECT amount_cents FROM ledger", database=DATABASE) == [[100]]
+    assert writer.query("SELECT amount::text FROM ledger", database=DATABASE) == [["1.00"]]
 
 
 def test_standby_refuses_writes(pair: tuple[PgServer, PgServer]) -> None:
