@@ -9,7 +9,9 @@ function must make and answers them as the Data API reference says the service d
 from __future__ import annotations
 
 import json
+import ssl
 from collections.abc import Callable, Iterator
+from dataclasses import replace
 from typing import Any
 
 import boto3
@@ -18,12 +20,14 @@ from botocore.config import Config
 from botocore.stub import Stubber
 
 from lambdas.api.clients import ClientCache
+from lambdas.api.config import ConfigError, DriverLedger, ledger_from_env
 from lambdas.api.ledger import (
     INSERT_SQL,
     LEDGER_DDL,
     SELECT_SQL,
     from_data_api_parameters,
     from_data_api_records,
+    ssl_context,
     to_data_api_parameters,
     to_data_api_records,
 )
@@ -254,3 +258,42 @@ def test_the_emulator_seam_round_trips_parameters_and_records() -> None:
     records = to_data_api_records(rows)
     assert records[0][3] == {"isNull": True} and records[0][4] == {"booleanValue": True}
     assert from_data_api_records(records) == rows
+
+
+DRIVER_ENV = {"DB_SECRET_ARN": SECRET_ARN, "DB_NAME": "app", "DB_HOST": "127.0.0.1"}
+
+
+@pytest.mark.parametrize(
+    ("env", "expected"),
+    [
+        (
+            {**DRIVER_ENV, "DB_SSLMODE": "prefer"},
+            "DB_SSLMODE is 'prefer'; allowed: require, verify-full, disable",
+        ),
+        ({**DRIVER_ENV, "DB_PORT": "70000"}, "DB_PORT is '70000'; allowed: a TCP port, 1 to 65535"),
+        (
+            {**DRIVER_ENV, "DB_SSLMODE": "verify-full"},
+            "DB_CA_BUNDLE is not set; DB_SSLMODE verify-full needs it",
+        ),
+        ({"DB_SECRET_ARN": SECRET_ARN, "DB_HOST": "127.0.0.1"}, "environment variable DB_NAME is not set"),
+        ({"DB_SECRET_ARN": SECRET_ARN, "DB_NAME": "app"}, "neither DB_HOST (driver) nor DB_CLUSTER_ARN"),
+    ],
+    ids=["sslmode", "port", "verify-full-without-ca", "no-name", "no-target"],
+)
+def test_a_bad_ledger_variable_is_one_error_naming_it_and_the_allowed_values(
+    env: dict[str, str], expected: str
+) -> None:
+    with pytest.raises(ConfigError) as err:
+        ledger_from_env(env, PRIMARY)
+    assert expected in str(err.value)
+
+
+def test_no_database_secret_means_no_ledger_and_the_driver_defaults_to_tls() -> None:
+    """A stack without a database leaves the ledger out; the driver path encrypts unless told not to
+    (the program's parameter groups set rds.force_ssl, so the server refuses plain connections)."""
+    assert ledger_from_env({"DB_CLUSTER_ARN": CLUSTER_ARN}, PRIMARY) is None
+    target = ledger_from_env(DRIVER_ENV, PRIMARY)
+    assert isinstance(target, DriverLedger) and (target.port, target.sslmode) == (5432, "require")
+    context = ssl_context(target)
+    assert isinstance(context, ssl.SSLContext) and context.verify_mode == ssl.CERT_NONE
+    assert ssl_context(replace(target, sslmode="disable")) is False

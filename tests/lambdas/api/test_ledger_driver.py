@@ -26,7 +26,18 @@ from automation.postgres import (
     payment_ids,
     wait_for_catch_up,
 )
-from tests.lambdas.api.support import DR, PRIMARY, TABLE, Answer, api_log_lines, get_event, post_event
+from lambdas.api import handler as handler_module
+from tests.lambdas.api.support import (
+    DR,
+    PRIMARY,
+    TABLE,
+    Answer,
+    FakeContext,
+    api_log_lines,
+    get_event,
+    load_event,
+    post_event,
+)
 
 Invoke = Callable[[dict[str, Any]], Answer]
 
@@ -196,3 +207,24 @@ def test_a_fenced_writer_refuses_the_write(
     assert answer.body["reason"] == "database_unreachable"
     assert "pay-fenced" not in payment_ids(lone_writer)
     assert dynamodb_item("pay-fenced") is None
+
+
+def test_an_inbox_batch_on_a_replica_is_kept_for_redelivery_and_written_nowhere(
+    clients: Any,
+    stores: None,
+    use_database: Callable[..., None],
+    pair: tuple[PgServer, PgServer],
+) -> None:
+    """Partner payments consumed in a region whose database is a replica: every message is listed as
+    a batch failure (redelivered later, to the writer's region), and none is recorded anywhere."""
+    writer, standby = pair
+    use_database(standby, region=DR, role="dr")
+    event = load_event("sqs_batch")
+
+    answer = handler_module.handler(event, FakeContext())
+
+    ids = [record["messageId"] for record in event["Records"]]
+    assert [f["itemIdentifier"] for f in answer["batchItemFailures"]] == ids
+    wait_for_catch_up(writer, standby)
+    assert not {"partner-001", "partner-003"} & (payment_ids(writer) | payment_ids(standby))
+    assert dynamodb_item("partner-001", DR) is None
