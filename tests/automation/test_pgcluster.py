@@ -184,7 +184,10 @@ def test_standby_refuses_writes(pair: tuple[PgServer, PgServer]) -> None:
         insert_payment(standby, "pay-1")
     assert refused.value.sqlstate == "25006"
     with pytest.raises(pg8000.exceptions.DatabaseError, match="read-only transaction"):
-        standby.query("INSERT INTO ledger VALUES ('x', 1, 'EUR')", database=DATABASE)
+        standby.query(
+            "INSERT INTO ledger (payment_id, amount, currency, region) VALUES ('x', 1, 'EUR', 'test')",
+            database=DATABASE,
+        )
     assert payment_ids(standby) == frozenset()
 
 
@@ -231,12 +234,17 @@ def test_fence_refuses_writes_on_every_path_and_unfence_restores(pair: tuple[PgS
 
     # pg8000 reports the dropped connection as its own error or as the socket's OSError.
     with pytest.raises((pg8000.exceptions.Error, OSError)):
-        open_session.run("INSERT INTO ledger VALUES ('from-open-session', 1, 'EUR')")
+        open_session.run(
+            "INSERT INTO ledger (payment_id, amount, currency, region) VALUES ('from-open-session', 1, 'EUR', 'test')"
+        )
     with pytest.raises(WriteRefused) as refused:
         insert_payment(writer, "from-new-connection")
     assert refused.value.sqlstate == "28000", refused.value
     with pytest.raises(pg8000.exceptions.DatabaseError, match="read-only transaction"):
-        writer.query("INSERT INTO ledger VALUES ('from-control-plane', 1, 'EUR')", database=DATABASE)
+        writer.query(
+            "INSERT INTO ledger (payment_id, amount, currency, region) VALUES ('from-control-plane', 1, 'EUR', 'test')",
+            database=DATABASE,
+        )
     assert payment_ids(writer) == {"before"}
 
     # Still fenced after a restart: the fence is in the data directory.
@@ -260,7 +268,9 @@ def test_fenced_writer_keeps_streaming_and_superuser_override_is_the_documented_
     con = writer.connect(database=DATABASE)  # the control plane may connect ...
     try:
         con.run("SET default_transaction_read_only = off")  # ... and a superuser may override
-        con.run("INSERT INTO ledger VALUES ('superuser-override', 1, 'EUR')")
+        con.run(
+            "INSERT INTO ledger (payment_id, amount, currency, region) VALUES ('superuser-override', 1, 'EUR', 'test')"
+        )
     finally:
         con.close()
     wait_for_catch_up(writer, standby)
