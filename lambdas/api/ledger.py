@@ -93,6 +93,7 @@ Raises :class:`LedgerUnavailable` (by meaning) when the database cannot take the
 
 # SQLSTATEs, https://www.postgresql.org/docs/current/errcodes-appendix.html
 READ_ONLY_SQL_TRANSACTION = "25006"
+UNDEFINED_TABLE = "42P01"
 CANNOT_CONNECT_NOW = "57P03"
 
 CONNECT_TIMEOUT_SECONDS = 5.0
@@ -153,6 +154,10 @@ class LedgerEntry:
 
     inserted: bool
     payment: dict[str, Any]
+
+
+class TableMissing(Exception):
+    """The ledger table does not exist in this database yet: no payment was ever written to it."""
 
 
 class LedgerConflict(Exception):
@@ -217,9 +222,14 @@ class Ledger:
         return LedgerEntry(inserted=outcome == "inserted", payment=_payment(columns))
 
     def read(self, payment_id: str) -> dict[str, Any] | None:
-        """The stored payment, or None (also when no payment was ever written: no table yet)."""
-        self._ensure_table()
-        rows = self._execute(SELECT_SQL, {"payment_id": payment_id})
+        """The stored payment, or None (also when no payment was ever written: no table yet).
+
+        A read creates nothing, so it also works on a replica (a hot standby answers reads).
+        """
+        try:
+            rows = self._execute(SELECT_SQL, {"payment_id": payment_id})
+        except TableMissing:
+            return None
         return _payment(rows[0]) if rows else None
 
 
@@ -332,6 +342,11 @@ def data_api_executor(client: BaseClient, target: DataApiLedger) -> Execute:
                 parameters=to_data_api_parameters(params),
             )
         except ClientError as err:
+            message = str(err.response.get("Error", {}).get("Message", ""))
+            if aws_error_code(err) == _SQL_ERROR and (
+                UNDEFINED_TABLE in message or 'relation "ledger" does not exist' in message
+            ):
+                raise TableMissing(message) from err
             meaning = data_api_error(err, target.cluster_arn)
             if meaning is None:
                 raise
@@ -463,6 +478,8 @@ def driver_executor(
             return con.run(sql, **params) or []
         except pg8000.exceptions.DatabaseError as err:
             code = _sqlstate(err)
+            if code == UNDEFINED_TABLE:
+                raise TableMissing(_server_message(err)) from err
             if code == READ_ONLY_SQL_TRANSACTION:
                 raise NotWriter(
                     "this region's database is read-only (a replica, or a fenced writer): it is not the writer",

@@ -297,3 +297,21 @@ def test_no_database_secret_means_no_ledger_and_the_driver_defaults_to_tls() -> 
     context = ssl_context(target)
     assert isinstance(context, ssl.SSLContext) and context.verify_mode == ssl.CERT_NONE
     assert ssl_context(replace(target, sslmode="disable")) is False
+
+
+def test_a_read_before_the_table_exists_is_a_404(invoke: Invoke, data_api: Stubber) -> None:
+    """GET on a new database: PostgreSQL's undefined_table (42P01) comes back as the Data API's
+    DatabaseErrorException; the payment is simply not there. A read creates nothing."""
+    data_api.add_client_error(
+        "execute_statement",
+        service_error_code="DatabaseErrorException",
+        service_message='ERROR: relation "ledger" does not exist\n  Position: 129; SQLState: 42P01',
+        http_status_code=400,
+        expected_params=statement(
+            SELECT_SQL, [{"name": "payment_id", "value": {"stringValue": "pay-data-api"}}]
+        ),
+    )
+
+    answer = invoke(get_event("pay-data-api"))
+
+    assert answer.status == 404, answer.body

@@ -123,6 +123,11 @@ def test_post_records_the_payment_in_the_writers_ledger_and_get_reads_it_back(
     assert invoke(get_event("pay-never-written")).status == 404
     wait_for_catch_up(writer, standby)
     assert "pay-ledger-1" in payment_ids(standby)
+    # Region B reads its replica: a read creates nothing, so a standby answers it.
+    use_database(standby, region=DR, role="dr")
+    from_replica = invoke(get_event("pay-ledger-1"))
+    assert from_replica.status == 200, from_replica.body
+    assert from_replica.body["payment"] == answer.body["payment"]
 
 
 def test_same_payment_twice_is_one_row_and_a_different_body_is_refused(
@@ -228,3 +233,15 @@ def test_an_inbox_batch_on_a_replica_is_kept_for_redelivery_and_written_nowhere(
     wait_for_catch_up(writer, standby)
     assert not {"partner-001", "partner-003"} & (payment_ids(writer) | payment_ids(standby))
     assert dynamodb_item("partner-001", DR) is None
+
+
+def test_a_read_before_any_write_is_a_404_and_creates_nothing(
+    invoke: Invoke, use_database: Callable[..., None], lone_writer: PgServer
+) -> None:
+    """No ledger table yet (a new database): GET answers 404, and reading does not create the table."""
+    use_database(lone_writer)
+
+    answer = invoke(get_event("pay-nothing-yet"))
+
+    assert answer.status == 404, answer.body
+    assert lone_writer.query("SELECT to_regclass('ledger') IS NULL", database=DATABASE) == [[True]]
