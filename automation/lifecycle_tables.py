@@ -74,10 +74,13 @@ REPLACEMENT: dict[str, TypeRules] = {
         f"{REGISTRY}/rds/cluster/",
         "clusterIdentifier databaseName dbSubnetGroupName engine kmsKeyId masterUsername storageEncrypted",
         "backupRetentionPeriod copyTagsToSnapshot dbClusterParameterGroupName deleteAutomatedBackups "
-        "deletionProtection engineVersion finalSnapshotIdentifier globalClusterIdentifier "
+        "deletionProtection enableHttpEndpoint engineVersion finalSnapshotIdentifier globalClusterIdentifier "
         "iamDatabaseAuthenticationEnabled masterPasswordWo masterPasswordWoVersion port "
         "preferredBackupWindow preferredMaintenanceWindow replicationSourceIdentifier skipFinalSnapshot "
         "vpcSecurityGroupIds",
+        enableHttpEndpoint="the Data API switch: updatable (not ForceNew); for provisioned clusters the "
+        "provider calls EnableHttpEndpoint/DisableHttpEndpoint "
+        "(https://docs.aws.amazon.com/AmazonRDS/latest/APIReference/API_EnableHttpEndpoint.html)",
     ),
     "aws:rds/globalCluster:GlobalCluster": _rules(
         f"{TF} internal/service/rds/global_cluster.go, ResourceGlobalCluster() schema (ForceNew on "

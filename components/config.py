@@ -18,6 +18,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal, TypeVar, cast
 
+from components.ledger_access import LedgerPath, ledger_path
+
 PROJECT = "pilotlight"
 
 ROLES = ("primary", "dr")
@@ -482,6 +484,18 @@ def parse(values: Mapping[str, Any], *, stack: str) -> StackConfig:
     compute = _compute(r)
     routing = _routing(r)
     storage = _storage(r)
+    if (
+        role == "primary"
+        and nat_strategy == "none"
+        and ledger_path(database.mode, database.engine, database.engine_version, database.instance_class)[0]
+        is LedgerPath.DRIVER
+    ):
+        # The payments function then runs in the private subnets, and its health answer reads the
+        # latch in region B: no interface endpoint reaches another region, only a NAT gateway does.
+        r.problems.append(
+            "pilotlight:natStrategy: 'none' leaves region A's payments function (in the VPC, to reach "
+            f"its {database.engine} database) no way to region B's latch; allowed here: single, per-az"
+        )
 
     if r.problems:
         raise ConfigError(r.problems)

@@ -34,6 +34,7 @@ from components import storage
 from components.config import DatabaseConfig, StackConfig
 from components.failover import DesiredTier, failback_lag_watched, failback_replica_released
 from components.iam import iam_path
+from components.ledger_access import LedgerPath, ledger_path
 from components.naming import db_instance_identifier, limit_of, physical_name
 from components.wiring import PrimaryOutputs
 from lambdas.failover.names import RDS_IDENTIFIER_MAX, failback_instance_id, failover_instance_id
@@ -413,6 +414,8 @@ class PrimaryDatabase(pulumi.ComponentResource):
                 engine=db.engine,
                 engine_version=db.engine_version,
                 global_cluster_identifier=global_cluster.global_cluster_identifier,
+                # The payments function's ledger path (components/ledger_access.py).
+                enable_http_endpoint=_data_api(db.mode, db.engine, db.engine_version, db.instance_class),
                 database_name=db.db_name,
                 master_username=db.username,
                 master_password_wo=self.credentials.password,
@@ -501,6 +504,32 @@ class PrimaryDatabase(pulumi.ComponentResource):
             self.endpoint = instance.address
             self.resource_arn = instance.arn
         self.register_outputs({"resource_arn": self.resource_arn, "secret_arn": self.credentials.secret_arn})
+
+
+def _data_api(mode: str, engine: str, engine_version: str, instance_class: str) -> bool | None:
+    """``enable_http_endpoint`` for a cluster: True on the Data API path, else left unset."""
+    path, _ = ledger_path(mode, engine, engine_version, instance_class)
+    return True if path is LedgerPath.DATA_API else None
+
+
+def _ledger_environment(
+    path: LedgerPath,
+    *,
+    secret_arn: pulumi.Input[str],
+    db_name: str,
+    endpoint: pulumi.Input[str] | None,
+    port: int,
+) -> dict[str, pulumi.Input[str]]:
+    """The ledger's part of the ``api`` function's environment (lambdas/api/config.py, ledger_from_env).
+
+    The Data API path reads ``DB_CLUSTER_ARN`` (already there for the writer check); the driver path
+    connects to this region's endpoint with TLS (the parameter group sets ``rds.force_ssl``).
+    """
+    env: dict[str, pulumi.Input[str]] = {"DB_SECRET_ARN": secret_arn, "DB_NAME": db_name}
+    if path is LedgerPath.DRIVER:
+        assert endpoint is not None
+        env.update({"DB_HOST": endpoint, "DB_PORT": str(port), "DB_SSLMODE": "require"})
+    return env
 
 
 def _cluster_instances(
@@ -668,6 +697,8 @@ class DrDatabase(pulumi.ComponentResource):
                 engine=engine,
                 engine_version=engine_version,
                 global_cluster_identifier=primary["globalClusterId"],
+                # On the secondary too: it serves the Data API once promoted (data-api.limitations.html).
+                enable_http_endpoint=_data_api(db.mode, engine, engine_version, db.instance_class),
                 port=port,
                 db_subnet_group_name=self.network.subnet_group_name,
                 db_cluster_parameter_group_name=self.network.parameter_group_name,
@@ -910,6 +941,8 @@ class PrimaryDataTier(pulumi.ComponentResource):
     bucket_kms_key_arn: pulumi.Output[str]
     backup: storage.BackupPlan
     api_environment: dict[str, pulumi.Input[str]]
+    ledger_path: LedgerPath
+    ledger_secret_key_arn: pulumi.Input[str]
 
     def __init__(
         self, name: str, args: PrimaryDataTierArgs, opts: pulumi.ResourceOptions | None = None
@@ -990,6 +1023,10 @@ class PrimaryDataTier(pulumi.ComponentResource):
         self.table_name, self.table_arn = table.name, table.arn
         self.bucket_name, self.bucket_kms_key_arn = self.bucket.bucket_name, key.arn
         db = self.database
+        d = cfg.database
+        self.ledger_path, _ = ledger_path(d.mode, d.engine, d.engine_version, d.instance_class)
+        # The secret is encrypted with this region's key (master_credentials).
+        self.ledger_secret_key_arn = key.arn
         self.api_environment = {
             "TABLE_NAME": table.name,
             "RECEIPTS_BUCKET": self.bucket.bucket_name,
@@ -997,6 +1034,13 @@ class PrimaryDataTier(pulumi.ComponentResource):
             "DB_MODE": db.mode,
             **_database_environment(
                 db.mode, db.instance_id, global_cluster_id=db.global_cluster_id, cluster_arn=db.cluster_arn
+            ),
+            **_ledger_environment(
+                self.ledger_path,
+                secret_arn=db.credentials.secret_arn,
+                db_name=d.db_name,
+                endpoint=db.endpoint,
+                port=db.port,
             ),
         }
         self._exports: dict[str, Any] = {
@@ -1093,6 +1137,8 @@ class DrDataTier(pulumi.ComponentResource):
     replica_kms_key_arn: pulumi.Output[str]
     runbook_data: dict[str, pulumi.Input[Any]]
     api_environment: dict[str, pulumi.Input[str]]
+    ledger_path: LedgerPath
+    ledger_secret_key_arn: pulumi.Input[str]
 
     def __init__(self, name: str, args: DrDataTierArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("pilotlight:index:DrDataTier", name, None, opts)
@@ -1174,6 +1220,12 @@ class DrDataTier(pulumi.ComponentResource):
                 }
             ),
         }
+        d = cfg.database
+        engine = str(primary.get("databaseEngine") or d.engine)
+        engine_version = str(primary.get("databaseEngineVersion") or d.engine_version)
+        self.ledger_path, _ = ledger_path(d.mode, engine, engine_version, d.instance_class)
+        # Region B's copy of the secret, under the key the primary stack made for it in B.
+        self.ledger_secret_key_arn = primary["replicaKmsKeyArn"]
         self.api_environment = {
             "TABLE_NAME": primary["tableName"],  # the global table's replica in B has the same name
             "RECEIPTS_BUCKET": self.bucket.bucket_name,
@@ -1184,6 +1236,13 @@ class DrDataTier(pulumi.ComponentResource):
                 db.instance_id,
                 global_cluster_id=primary.get("globalClusterId"),
                 cluster_arn=db.cluster_arn,
+            ),
+            **_ledger_environment(
+                self.ledger_path,
+                secret_arn=primary["dbSecretReplicaArn"],
+                db_name=d.db_name,
+                endpoint=db.endpoint,
+                port=DB_PORTS[engine],
             ),
         }
         self._exports: dict[str, Any] = {

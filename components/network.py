@@ -2,7 +2,8 @@
 
 Public subnets hold load balancers and NAT gateways; private (app) subnets hold the web instances;
 isolated (data) subnets hold databases and have no route out of the VPC. The functions and the
-runbook run outside the VPC. The standby region runs without NAT gateways by default: gateway
+runbook run outside the VPC, except the payments function when it reaches its database with a
+driver (``components/ledger_access.py``): it then runs in the private subnets. The standby region runs without NAT gateways by default: gateway
 endpoints (S3, DynamoDB, free) and the interface endpoints Session Manager needs to reach the
 instances (:data:`ENDPOINT_CONSUMERS`) keep it working privately, and it pays nothing for NAT while
 the light is off.
@@ -17,6 +18,7 @@ import pulumi_aws as aws
 
 from components.cidr import TIERS, plan_subnets
 from components.iam import assume_role_policy
+from components.ledger_access import FUNCTION_ENDPOINTS
 
 # Interface endpoints by who calls the service from inside the VPC. Only the web instances live in
 # it (the functions run outside any VPC and reach AWS through Lambda's own network), and what they
@@ -44,6 +46,8 @@ class NetworkArgs:
         interface_endpoints: create interface VPC endpoints; default when ``nat_strategy`` is none.
         flow_log_retention_days: CloudWatch Logs retention of the VPC flow logs.
         iam_path: the IAM path of the roles created (components.iam.iam_path).
+        function_endpoints: the payments function runs in the private subnets (the ledger's driver
+            path): interface endpoints also get what it calls (:data:`FUNCTION_ENDPOINTS`).
     """
 
     region: str
@@ -53,6 +57,7 @@ class NetworkArgs:
     interface_endpoints: bool | None = None
     flow_log_retention_days: int = 30
     iam_path: str = "/"
+    function_endpoints: bool = False
 
 
 class Network(pulumi.ComponentResource):
@@ -191,7 +196,8 @@ class Network(pulumi.ComponentResource):
                 opts=child,
             )
             self.endpoint_security_group_id = sg.id
-            for service in INTERFACE_ENDPOINTS:
+            services = INTERFACE_ENDPOINTS + (FUNCTION_ENDPOINTS if args.function_endpoints else ())
+            for service in dict.fromkeys(services):
                 aws.ec2.VpcEndpoint(
                     f"{name}-{service}-endpoint",
                     vpc_id=vpc.id,

@@ -14,6 +14,7 @@ from components.data import DrDataTier, DrDataTierArgs
 from components.failover import DesiredTier, Latch, dr_capacity, dr_database_replicates
 from components.global_failover import SWITCH_METRIC, SWITCH_NAMESPACE
 from components.iam import iam_path
+from components.ledger_access import LedgerPath, ledger_path
 from components.naming import limit_of, physical_name, regional_api_name
 from components.network import Network, NetworkArgs
 from components.observability import Observability, ObservabilityArgs
@@ -78,6 +79,16 @@ class PilotLightRegion(pulumi.ComponentResource):
         super().__init__("pilotlight:index:PilotLightRegion", name, None, opts)
         cfg = args.config
         child = pulumi.ResourceOptions(parent=self)
+        # The ledger's path is known from the configuration; the network must serve it.
+        ledger_driver = (
+            ledger_path(
+                cfg.database.mode,
+                str(args.primary.get("databaseEngine") or cfg.database.engine),
+                str(args.primary.get("databaseEngineVersion") or cfg.database.engine_version),
+                cfg.database.instance_class,
+            )[0]
+            is LedgerPath.DRIVER
+        )
         self.network = Network(
             f"{name}-net",
             NetworkArgs(
@@ -86,6 +97,7 @@ class PilotLightRegion(pulumi.ComponentResource):
                 az_count=cfg.az_count,
                 nat_strategy=cfg.nat_strategy,
                 iam_path=iam_path(cfg.prefix),
+                function_endpoints=ledger_driver,
             ),
             child,
         )
@@ -186,6 +198,10 @@ class PilotLightRegion(pulumi.ComponentResource):
                     "LATCH_REGION": cfg.dr_region,
                     **self.api_data_environment,
                 },
+                ledger_path=self.data.ledger_path,
+                ledger_secret_key_arn=self.data.ledger_secret_key_arn,
+                vpc_subnet_ids=self.network.private_subnet_ids,
+                vpc_security_group_ids=[self.app_security_group.id],
             ),
             child,
         )

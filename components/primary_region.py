@@ -133,6 +133,10 @@ class PrimaryRegion(pulumi.ComponentResource):
                     "LATCH_REGION": cfg.dr_region,
                     **self.api_data_environment,
                 },
+                ledger_path=self.data.ledger_path,
+                ledger_secret_key_arn=self.data.ledger_secret_key_arn,
+                vpc_subnet_ids=self.network.private_subnet_ids,
+                vpc_security_group_ids=[self.app_security_group.id],
             ),
             pulumi.ResourceOptions(parent=self),
         )

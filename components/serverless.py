@@ -8,6 +8,7 @@ failover is byte-for-byte the code that was tested in region A.
 
 from __future__ import annotations
 
+import importlib.metadata
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -15,6 +16,7 @@ import pulumi
 import pulumi_aws as aws
 
 from components.iam import function_identity, iam_path
+from components.ledger_access import LedgerPath, ledger_statements
 from components.naming import limit_of, physical_name
 from components.runbook_iam import account_of, parameter_arn, rds_arn
 
@@ -25,15 +27,54 @@ STAGE = "prod"
 ROUTES = (("payments", None, "POST"), ("payments", "{id}", "GET"), ("health", None, "GET"))
 
 
-def lambda_code() -> pulumi.AssetArchive:
+LEDGER_DRIVER_DISTRIBUTIONS = ("pg8000", "scramp", "asn1crypto", "python-dateutil", "six")
+"""The pure-Python driver the payments function's ledger uses (lambdas/api/ledger.py) and what it
+imports: pg8000 needs scramp (SCRAM authentication) and python-dateutil; scramp needs asn1crypto;
+python-dateutil needs six. All pure Python, so one bundle serves arm64 and x86_64 alike. The Lambda
+runtime ships none of them except the two botocore happens to use, which are bundled anyway rather
+than borrowed from an SDK the runtime may change."""
+
+
+def _bundled(parts: tuple[str, ...], suffix: str) -> bool:
+    """Whether a distribution's file goes into the bundle: its Python source, its metadata, its licence.
+
+    ``METADATA`` is needed at run time: pg8000 and scramp read their own version with
+    ``importlib.metadata.version`` when imported. Bytecode, RECORD (hashes of the installed tree)
+    and installer markers are left out: they differ between machines and would change the code hash.
+    """
+    if parts[0] == ".." or "__pycache__" in parts:
+        return False
+    if parts[0].endswith(".dist-info"):
+        return parts[-1] == "METADATA" or parts[1].startswith(("LICENSE", "licenses", "COPYING"))
+    return suffix == ".py"
+
+
+def vendored_files(distributions: tuple[str, ...]) -> dict[str, Path]:
+    """The files of installed distributions the bundle needs (:func:`_bundled`), by their path in it.
+
+    Taken from the environment ``pulumi up`` runs in (requirements.txt pins the versions), so the
+    bundle is the code the tests ran. Raises PackageNotFoundError naming a missing distribution.
+    """
+    files: dict[str, Path] = {}
+    for name in distributions:
+        dist = importlib.metadata.distribution(name)
+        for relative in dist.files or ():
+            if _bundled(tuple(relative.parts), relative.suffix):
+                files[relative.as_posix()] = Path(str(dist.locate_file(relative)))
+    return files
+
+
+def lambda_code(vendored: tuple[str, ...] = ()) -> pulumi.AssetArchive:
     """The ``lambdas`` package's source: handlers import ``lambdas.<fn>.<module>`` in AWS as in tests.
 
     Only ``.py`` files: bytecode caches differ between machines and would change the code hash,
     redeploying every function on every ``pulumi up`` and making the two regions' code look different.
+    ``vendored``: distributions bundled beside the package (:func:`vendored_files`).
     """
     package = ROOT / "lambdas"
-    files = sorted(p for p in package.rglob("*.py") if "__pycache__" not in p.parts)
-    return pulumi.AssetArchive({p.relative_to(ROOT).as_posix(): pulumi.FileAsset(str(p)) for p in files})
+    files = {p.relative_to(ROOT).as_posix(): p for p in package.rglob("*.py") if "__pycache__" not in p.parts}
+    files.update(vendored_files(vendored))
+    return pulumi.AssetArchive({key: pulumi.FileAsset(str(files[key])) for key in sorted(files)})
 
 
 @dataclass
@@ -55,6 +96,11 @@ class ApiTierArgs:
         domain_name, certificate_arn: a regional custom domain (``api.<domain>``) with this region's
             ACM certificate: Route 53 can fail the API over only to names API Gateway answers for.
         log_retention_days: CloudWatch Logs retention of the function's log group.
+        ledger_path: how the function reaches the ledger (components/ledger_access.py); None when
+            the environment names no database secret.
+        ledger_secret_key_arn: the KMS key of this region's copy of the credentials secret.
+        vpc_subnet_ids, vpc_security_group_ids: where the function runs on the driver path (the
+            private subnets, the app tier's security group, which the database admits).
     """
 
     prefix: str
@@ -73,6 +119,40 @@ class ApiTierArgs:
     regional_domain_name: str | None = None
     log_retention_days: int = 30
     extra_policy_statements: list[dict] = field(default_factory=list)
+    ledger_path: LedgerPath | None = None
+    ledger_secret_key_arn: pulumi.Input[str] | None = None
+    vpc_subnet_ids: list[pulumi.Output[str]] = field(default_factory=list)
+    vpc_security_group_ids: list[pulumi.Input[str]] = field(default_factory=list)
+
+
+def _ledger_statements(args: ApiTierArgs) -> pulumi.Output[list[dict]] | None:
+    """The ledger's permissions for the function's path, or None without a ledger."""
+    env = args.environment
+    if args.ledger_path is None or "DB_SECRET_ARN" not in env:
+        return None
+    if args.ledger_secret_key_arn is None:
+        raise ValueError(f"{args.prefix} payments: a ledger secret without its KMS key")
+    path = args.ledger_path
+    driver = path is LedgerPath.DRIVER
+    return pulumi.Output.all(
+        pulumi.Output.from_input(args.table_arn).apply(account_of),
+        env["DB_SECRET_ARN"],
+        args.ledger_secret_key_arn,
+        env.get("DB_CLUSTER_ARN", ""),
+        pulumi.Output.all(*args.vpc_subnet_ids) if driver else [],
+        pulumi.Output.all(*args.vpc_security_group_ids) if driver else [],
+    ).apply(
+        lambda v: ledger_statements(
+            path,
+            region=args.region,
+            account=v[0],
+            secret_arn=v[1],
+            secret_key_arn=v[2],
+            cluster_arn=v[3] or None,
+            subnet_ids=list(v[4]),
+            security_group_ids=list(v[5]),
+        )
+    )
 
 
 def _data_statements(args: ApiTierArgs) -> list[dict]:
@@ -177,20 +257,25 @@ class ApiTier(pulumi.ComponentResource):
             opts=child,
         )
 
+        statements: pulumi.Input[list[dict]] = [
+            *_data_statements(args),
+            {
+                "Sid": "Inbox",
+                "Effect": "Allow",
+                "Action": ["sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:GetQueueAttributes"],
+                "Resource": queue.arn,
+            },
+            *args.extra_policy_statements,
+        ]
+        ledger = _ledger_statements(args)
+        if ledger is not None:
+            statements = pulumi.Output.all(statements, ledger).apply(lambda v: [*v[0], *v[1]])
+        driver = args.ledger_path is LedgerPath.DRIVER and "DB_HOST" in args.environment
         # Traced (Active): the role needs X-Ray's write actions, and the function its role policy.
         identity = function_identity(
             f"{name}-fn",
             function_name,
-            [
-                *_data_statements(args),
-                {
-                    "Sid": "Inbox",
-                    "Effect": "Allow",
-                    "Action": ["sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:GetQueueAttributes"],
-                    "Resource": queue.arn,
-                },
-                *args.extra_policy_statements,
-            ],
+            statements,
             child,
             path=iam_path(args.prefix),
             tracing=True,
@@ -202,7 +287,7 @@ class ApiTier(pulumi.ComponentResource):
             name=function_name,
             runtime=RUNTIME,
             handler=HANDLER,
-            code=lambda_code(),
+            code=lambda_code(LEDGER_DRIVER_DISTRIBUTIONS),
             role=identity.role.arn,
             timeout=15,
             memory_size=256,
@@ -220,6 +305,12 @@ class ApiTier(pulumi.ComponentResource):
                 }
             ),
             tracing_config=aws.lambda_.FunctionTracingConfigArgs(mode="Active"),
+            # The driver path: the private subnets, in the security group the database admits.
+            vpc_config=aws.lambda_.FunctionVpcConfigArgs(
+                subnet_ids=args.vpc_subnet_ids, security_group_ids=args.vpc_security_group_ids
+            )
+            if driver
+            else None,
             opts=pulumi.ResourceOptions(parent=self, depends_on=identity.depends()),
         )
         mapping = aws.lambda_.EventSourceMapping(

@@ -1,10 +1,23 @@
-"""Shared fixtures: fake AWS credentials so no test can reach a real account."""
+"""Shared fixtures: fake AWS credentials so no test can reach a real account; real PostgreSQL servers."""
 
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 
 import pytest
+
+from automation.postgres import PgCluster
+
+
+@pytest.fixture(scope="session")
+def pg_cluster() -> Iterator[PgCluster]:
+    """One session of real PostgreSQL servers for every test that needs one (one ``initdb``).
+
+    Every server in it is stopped and deleted at the end of the session.
+    """
+    with PgCluster() as cluster:
+        yield cluster
 
 
 @pytest.fixture(autouse=True)

@@ -17,6 +17,7 @@ answer the real application. Errors come back by meaning:
 from __future__ import annotations
 
 from dataclasses import dataclass
+from decimal import Decimal
 
 import pg8000.exceptions
 import pg8000.native
@@ -25,16 +26,15 @@ from automation.postgres import sql
 from automation.postgres.exceptions import ConnectionRejected, OutcomeUnknown, WriteRefused
 from automation.postgres.server import PgServer
 
-LEDGER_DDL = """\
-CREATE TABLE IF NOT EXISTS ledger (
-    payment_id   text PRIMARY KEY,
-    amount_cents bigint NOT NULL,
-    currency     text NOT NULL,
-    created_at   timestamptz NOT NULL DEFAULT now()
-)"""
+# The table is the API function's (lambdas/api/ledger.py): one definition for the workload and the
+# test servers, so what the drill counts is what the function writes.
+from lambdas.api.ledger import LEDGER_DDL
+
+__all__ = ["LEDGER_DDL", "PaymentWrite", "ensure_ledger", "insert_payment", "payment_ids"]
 
 _INSERT = (
-    "INSERT INTO ledger (payment_id, amount_cents, currency) VALUES (:payment_id, :amount_cents, :currency) "
+    "INSERT INTO ledger (payment_id, amount, currency, region) "
+    "VALUES (:payment_id, CAST(:amount AS numeric), :currency, :region) "
     "ON CONFLICT (payment_id) DO NOTHING RETURNING pg_current_xact_id()::text"
 )
 
@@ -60,9 +60,15 @@ def ensure_ledger(writer: PgServer) -> None:
 
 
 def insert_payment(
-    writer: PgServer, payment_id: str, amount_cents: int = 100, currency: str = "EUR"
+    writer: PgServer,
+    payment_id: str,
+    amount: Decimal | str = "1.00",
+    currency: str = "EUR",
+    region: str | None = None,
 ) -> PaymentWrite:
     """Write one payment, once: a repeated ``payment_id`` changes nothing and is not an error.
+
+    ``region`` (the ledger's writing region) defaults to the server's name.
 
     Returns only after the commit was acknowledged (``synchronous_commit = on``: the commit
     record is in the writer's WAL).
@@ -70,7 +76,13 @@ def insert_payment(
     con = _app_connection(writer)
     try:
         try:
-            rows = con.run(_INSERT, payment_id=payment_id, amount_cents=amount_cents, currency=currency)
+            rows = con.run(
+                _INSERT,
+                payment_id=payment_id,
+                amount=f"{Decimal(amount):.2f}",
+                currency=currency,
+                region=region or writer.name,
+            )
         except pg8000.exceptions.DatabaseError as error:
             code = sql.sqlstate(error) or ""
             if code == sql.READ_ONLY_SQL_TRANSACTION:

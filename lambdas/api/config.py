@@ -7,11 +7,18 @@ A missing or bad variable raises ConfigError naming it; the handler answers 500 
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 
 ROLES = ("primary", "dr")
 DB_MODES = ("rds-replica", "aurora-global")
+SSL_MODES = ("require", "verify-full", "disable")
+"""``DB_SSLMODE`` values, named as libpq names them
+(https://www.postgresql.org/docs/current/libpq-ssl.html#LIBPQ-SSL-SSLMODE-STATEMENTS)."""
+DEFAULT_DB_PORT = 5432
+# An RDS endpoint names its region: <id>.<hash>.<region>.rds.amazonaws.com (.cn in China).
+_RDS_HOST = re.compile(r"\.(?P<region>[a-z]{2}(?:-[a-z]+)+-\d+)\.rds\.amazonaws\.com(?:\.cn)?\.?$")
 
 
 class ConfigError(ValueError):
@@ -31,6 +38,97 @@ def _optional(env: Mapping[str, str], name: str) -> str | None:
 
 
 @dataclass(frozen=True)
+class DataApiLedger:
+    """The ledger through the RDS Data API: this region's Aurora cluster, no driver, no VPC.
+
+    Attributes:
+        cluster_arn: this region's member cluster of the global database (``DB_CLUSTER_ARN``).
+        secret_arn: the credentials secret in this region (``DB_SECRET_ARN``).
+        database: the database name (``DB_NAME``).
+    """
+
+    cluster_arn: str
+    secret_arn: str
+    database: str
+
+
+@dataclass(frozen=True)
+class DriverLedger:
+    """The ledger through the pure-Python driver ``pg8000``, from a function attached to the VPC.
+
+    Attributes:
+        host, port: this region's database endpoint (``DB_HOST``, ``DB_PORT``, default 5432).
+        database: the database name (``DB_NAME``).
+        secret_arn: the credentials secret in this region (``DB_SECRET_ARN``).
+        sslmode: ``DB_SSLMODE``, one of :data:`SSL_MODES` (default ``require``: the program's
+            parameter groups set ``rds.force_ssl``, so the server refuses anything else).
+        ca_bundle: ``DB_CA_BUNDLE``, the CA certificates ``verify-full`` checks the server against.
+    """
+
+    host: str
+    port: int
+    database: str
+    secret_arn: str
+    sslmode: str = "require"
+    ca_bundle: str | None = None
+
+
+LedgerTarget = DataApiLedger | DriverLedger
+
+
+def arn_region(arn: str) -> str:
+    """The region field of an ARN (``arn:partition:service:region:account:resource``); "" if none."""
+    parts = arn.split(":", 5)
+    return parts[3] if len(parts) == 6 and parts[0] == "arn" else ""
+
+
+def host_region(host: str) -> str | None:
+    """The region an RDS endpoint name is in; None for a name that is not an RDS endpoint."""
+    match = _RDS_HOST.search(host.lower())
+    return match.group("region") if match else None
+
+
+def _same_region(name: str, found: str | None, region: str) -> None:
+    # The ledger is written in the function's own region or not at all: a write that crossed to
+    # the other region's database would be a second writer.
+    if found is not None and found != region:
+        raise ConfigError(f"{name} is in region {found or '(none)'}; the function runs in {region}")
+
+
+def ledger_from_env(env: Mapping[str, str], region: str) -> LedgerTarget | None:
+    """The ledger's database, or None when the stack gives the function none (``DB_SECRET_ARN`` unset).
+
+    ``DB_HOST`` set: the driver path; otherwise ``DB_CLUSTER_ARN``: the Data API. Every name must
+    be in ``region``: raises ConfigError naming the variable otherwise, or when one is missing.
+    """
+    secret_arn = _optional(env, "DB_SECRET_ARN")
+    if secret_arn is None:
+        return None
+    _same_region("DB_SECRET_ARN", arn_region(secret_arn), region)
+    database = _required(env, "DB_NAME")
+    host = _optional(env, "DB_HOST")
+    if host is not None:
+        _same_region("DB_HOST", host_region(host), region)
+        port_text = _optional(env, "DB_PORT") or str(DEFAULT_DB_PORT)
+        if not port_text.isdigit() or not 0 < int(port_text) < 65536:
+            raise ConfigError(f"DB_PORT is {port_text!r}; allowed: a TCP port, 1 to 65535")
+        sslmode = _optional(env, "DB_SSLMODE") or "require"
+        if sslmode not in SSL_MODES:
+            raise ConfigError(f"DB_SSLMODE is {sslmode!r}; allowed: {', '.join(SSL_MODES)}")
+        ca_bundle = _optional(env, "DB_CA_BUNDLE")
+        if sslmode == "verify-full" and ca_bundle is None:
+            raise ConfigError("DB_CA_BUNDLE is not set; DB_SSLMODE verify-full needs it")
+        return DriverLedger(host, int(port_text), database, secret_arn, sslmode, ca_bundle)
+    cluster_arn = _optional(env, "DB_CLUSTER_ARN")
+    if cluster_arn is None:
+        raise ConfigError(
+            "DB_SECRET_ARN is set but neither DB_HOST (driver) nor DB_CLUSTER_ARN (Data API) is"
+        )
+    _same_region("DB_CLUSTER_ARN", arn_region(cluster_arn), region)
+    return DataApiLedger(cluster_arn, secret_arn, database)
+
+
+@dataclass(frozen=True)
 class PaymentSettings:
     """What the payment routes need.
 
@@ -40,21 +138,26 @@ class PaymentSettings:
         receipts_bucket: the S3 bucket for receipts in that region (``RECEIPTS_BUCKET``).
         receipts_kms_key_id: optional KMS key for receipts (``RECEIPTS_KMS_KEY_ID``); unset means S3
             uses the account's AWS managed key for S3.
+        ledger: the relational database the payment is recorded in first (see
+            :func:`ledger_from_env`); None when the stack has none.
     """
 
     region: str
     table_name: str
     receipts_bucket: str
     receipts_kms_key_id: str | None = None
+    ledger: LedgerTarget | None = None
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> PaymentSettings:
-        """Read the settings; raises ConfigError naming the first missing variable."""
+        """Read the settings; raises ConfigError naming the first missing or bad variable."""
+        region = _required(env, "AWS_REGION")
         return cls(
-            region=_required(env, "AWS_REGION"),
+            region=region,
             table_name=_required(env, "TABLE_NAME"),
             receipts_bucket=_required(env, "RECEIPTS_BUCKET"),
             receipts_kms_key_id=_optional(env, "RECEIPTS_KMS_KEY_ID"),
+            ledger=ledger_from_env(env, region),
         )
 
 

@@ -2,8 +2,9 @@
 
 API Gateway REST API, proxy integration, event format 1.0. Routes:
 
-- ``POST /payments``       record a payment (201; 200 for an identical retry; 409 for a reused id)
-- ``GET /payments/{id}``   read a payment (200, 404)
+- ``POST /payments``       record a payment (201; 200 for an identical retry; 409 for a reused id;
+                           503 when this region's database is not the writer or does not answer)
+- ``GET /payments/{id}``   read a payment from the ledger, or DynamoDB without one (200, 404, 503)
 - ``GET /health``          this region's health, role, writer and active flags (200, 503)
 
 The same function consumes the partner inbox queue (SQS, partial batch failures; see ``inbox``).
@@ -28,6 +29,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from lambdas.api import health, inbox, payments
 from lambdas.api.clients import ClientCache
 from lambdas.api.config import ConfigError, HealthSettings, PaymentSettings
+from lambdas.api.ledger import Ledger, LedgerUnavailable, open_ledger
 from lambdas.api.responses import (
     GENERIC_500,
     ApiError,
@@ -47,6 +49,15 @@ RouteCall = Callable[[Event, Mapping[str, str], Mapping[str, str], ClientCache, 
 _CLIENTS: ClientCache | None = None
 
 
+def ledger_for(settings: PaymentSettings, clients: ClientCache) -> Ledger | None:
+    """This region's ledger (clients of the function's own region only), or None without a database."""
+    if settings.ledger is None:
+        return None
+    return open_ledger(
+        settings.ledger, lambda service: clients.client(service, settings.region), clients.memo
+    )
+
+
 def post_payment(
     event: Event, params: Mapping[str, str], env: Mapping[str, str], clients: ClientCache, ctx: dict[str, Any]
 ) -> Response:
@@ -61,6 +72,7 @@ def post_payment(
         settings,
         request,
         now=datetime.now(UTC),
+        ledger=ledger_for(settings, clients),
     )
     return json_response(
         201 if result.created else 200, {"payment": result.payment, "receipt_key": result.receipt_key}
@@ -74,8 +86,13 @@ def get_payment(
     settings = PaymentSettings.from_env(env)
     payment_id = payments.validate_payment_id(params.get("id"), field="id")
     ctx["payment_id"] = payment_id
-    dynamodb = clients.client("dynamodb", settings.region)
-    payment = payments.get_payment(dynamodb, settings.table_name, payment_id)
+    ledger = ledger_for(settings, clients)
+    if ledger is not None:
+        payment = ledger.read(payment_id)
+    else:
+        payment = payments.get_payment(
+            clients.client("dynamodb", settings.region), settings.table_name, payment_id
+        )
     if payment is None:
         raise ApiError(404, "payment not found")
     return json_response(200, {"payment": payment})
@@ -162,10 +179,25 @@ def dispatch(
     except ConfigError as err:
         log_json(logging.ERROR, "configuration error", error=str(err), **ctx)
         return json_response(500, {"error": GENERIC_500})
+    except LedgerUnavailable as err:
+        return ledger_unavailable_response(err, ctx)
     except (ClientError, BotoCoreError) as err:
         return aws_error_response(err, ctx)
     except Exception as err:
         return unexpected_error_response(err, ctx)
+
+
+def ledger_unavailable_response(error: LedgerUnavailable, context: Mapping[str, Any]) -> Response:
+    """503 + Retry-After naming why (``reason``); what the database said goes to the log only."""
+    log_json(
+        logging.WARNING,
+        "ledger unavailable",
+        reason=error.reason,
+        error=error.message,
+        detail=error.detail,
+        **context,
+    )
+    return json_response(503, {"error": error.message, "reason": error.reason}, retry_after_headers())
 
 
 class UnsupportedEventError(ValueError):
@@ -189,6 +221,7 @@ def handle_inbox(
         settings,
         clock=lambda: datetime.now(UTC),
         context=ctx,
+        ledger=ledger_for(settings, clients),
     )
 
 

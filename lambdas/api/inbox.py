@@ -19,6 +19,7 @@ from botocore.client import BaseClient
 from botocore.exceptions import BotoCoreError, ClientError
 
 from lambdas.api.config import PaymentSettings
+from lambdas.api.ledger import Ledger, LedgerUnavailable
 from lambdas.api.payments import create_payment, parse_json_body, validate_payment_request
 from lambdas.api.responses import ApiError, describe_aws_error, describe_unexpected_error, log_json
 
@@ -40,6 +41,7 @@ def process_batch(
     settings: PaymentSettings,
     clock: Callable[[], datetime],
     context: Mapping[str, Any] | None = None,
+    ledger: Ledger | None = None,
 ) -> dict[str, list[dict[str, str]]]:
     """Record each message's payment; the answer lists the messages that must not be deleted."""
     failures: list[dict[str, str]] = []
@@ -49,7 +51,7 @@ def process_batch(
         try:
             request = validate_payment_request(parse_json_body(record.get("body")))
             ctx["payment_id"] = request.payment_id
-            create_payment(dynamodb, s3, settings, request, clock())
+            create_payment(dynamodb, s3, settings, request, clock(), ledger=ledger)
             continue
         except ApiError as err:
             log_json(
@@ -58,6 +60,16 @@ def process_batch(
                 status=err.status,
                 field=err.field,
                 error=err.message,
+                **ctx,
+            )
+        except LedgerUnavailable as err:
+            # Not the writer, or not answering: kept for redelivery, never written elsewhere.
+            log_json(
+                logging.WARNING,
+                "ledger unavailable",
+                reason=err.reason,
+                error=err.message,
+                detail=err.detail,
                 **ctx,
             )
         except (ClientError, BotoCoreError) as err:

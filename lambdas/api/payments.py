@@ -1,4 +1,8 @@
-"""Payments: validate a request, record it once in DynamoDB, keep a receipt in S3, read it back.
+"""Payments: validate a request, record it once in the ledger and DynamoDB, keep a receipt in S3.
+
+When the stack has a relational database, the payment is recorded in its ledger first
+(:mod:`lambdas.api.ledger`): a region whose database is not the writer refuses the payment there,
+before anything is written to DynamoDB or S3, and ``GET`` reads the ledger.
 
 Items live under ``pk = PAYMENT#<payment_id>``, ``sk = PAYMENT``. A payment is written with a
 conditional put, so a client retrying the same request gets the payment it already made (200) and a
@@ -23,6 +27,7 @@ from botocore.client import BaseClient
 from botocore.exceptions import ClientError
 
 from lambdas.api.config import PaymentSettings
+from lambdas.api.ledger import Ledger, LedgerConflict
 from lambdas.api.responses import ApiError, aws_error_code, to_json
 
 PAYMENT_ID_PATTERN = re.compile(r"[A-Za-z0-9_-]{1,64}")
@@ -209,20 +214,50 @@ def write_receipt(s3: BaseClient, bucket: str, kms_key_id: str | None, payment: 
     return key
 
 
+def record_in_ledger(
+    ledger: Ledger, request: PaymentRequest, item: dict[str, Any]
+) -> tuple[bool, dict[str, Any]]:
+    """Record the payment in the ledger; whether it was new, and the ledger's row (the first write's).
+
+    Raises ApiError 409 when the id is taken by a different request, and LedgerUnavailable when
+    this region's database cannot take it (not the writer, unreachable): nothing else is written then.
+    """
+    try:
+        entry = ledger.record(
+            payment_id=request.payment_id,
+            amount=request.amount,
+            currency=request.currency,
+            customer_id=request.customer_id,
+            region=item["region"],
+            created_at=item["created_at"],
+        )
+    except LedgerConflict as exc:
+        raise ApiError(409, "payment_id was changed concurrently; retry", "payment_id") from exc
+    if not entry.inserted and not matches_request(entry.payment, request):
+        raise ApiError(409, "payment_id is already used by a payment with a different body", "payment_id")
+    return entry.inserted, entry.payment
+
+
 def create_payment(
     dynamodb: BaseClient,
     s3: BaseClient,
     settings: PaymentSettings,
     request: PaymentRequest,
     now: datetime,
+    ledger: Ledger | None = None,
 ) -> PaymentResult:
-    """Record a payment once and store its receipt.
+    """Record a payment once (in the ledger first, when there is one) and store its receipt.
 
-    Raises ApiError 409 when the payment id is taken by a different request; AWS errors propagate
-    for the handler to answer by error code.
+    ``created`` is the ledger's answer when there is a ledger: the system of record decides whether
+    this request made the payment. Raises ApiError 409 when the payment id is taken by a different
+    request; ledger and AWS errors propagate for the handler to answer.
     """
     item = build_item(request, settings.region, now)
     created = True
+    if ledger is not None:
+        # A retry keeps the first write's time and region, so the ledger and the table agree.
+        created, stored = record_in_ledger(ledger, request, item)
+        item.update(stored)
     try:
         dynamodb.put_item(
             TableName=settings.table_name,
@@ -246,7 +281,9 @@ def create_payment(
             raise ApiError(
                 409, "payment_id is already used by a payment with a different body", "payment_id"
             ) from exc
-        item, created = existing, False
+        item = existing
+        if ledger is None:
+            created = False
     payment = public_view(item)
     # Also on a retry: the first attempt may have stored the payment and then failed on S3.
     key = write_receipt(s3, settings.receipts_bucket, settings.receipts_kms_key_id, payment)

@@ -62,13 +62,6 @@ from automation.postgres.server import default_base_dir, reap_orphans
 REPO = Path(__file__).resolve().parents[2]
 
 
-@pytest.fixture(scope="session")
-def pg_cluster() -> Iterator[PgCluster]:
-    """One session of real servers; every server in it is stopped and deleted at the end."""
-    with PgCluster() as cluster:
-        yield cluster
-
-
 @pytest.fixture
 def writer(pg_cluster: PgCluster) -> Iterator[PgServer]:
     """A fresh writer with the ledger table."""
@@ -169,19 +162,19 @@ def test_replication_carries_a_committed_row(pair: tuple[PgServer, PgServer]) ->
     writer, standby = pair
     assert_runs_unprivileged(standby)
     assert standby.query("SHOW hot_standby") == [["on"]]
-    assert insert_payment(writer, "pay-1", 1250, "EUR").inserted
+    assert insert_payment(writer, "pay-1", "12.50", "EUR").inserted
     wait_for_catch_up(writer, standby)
     assert payment_ids(standby) == {"pay-1"}
-    assert standby.query("SELECT amount_cents, currency FROM ledger", database=DATABASE) == [[1250, "EUR"]]
+    assert standby.query("SELECT amount::text, currency FROM ledger", database=DATABASE) == [["12.50", "EUR"]]
     assert [s.application_name for s in replication_status(writer)] == [standby.name]
 
 
 def test_insert_payment_is_idempotent_on_payment_id(writer: PgServer) -> None:
     first = insert_payment(writer, "pay-1")
-    again = insert_payment(writer, "pay-1", amount_cents=999)
+    again = insert_payment(writer, "pay-1", amount="9.99")
     assert first.inserted and first.xid is not None
     assert not again.inserted and again.xid is None
-    assert writer.query("SELECT amount_cents FROM ledger", database=DATABASE) == [[100]]
+    assert writer.query("SELECT amount::text FROM ledger", database=DATABASE) == [["1.00"]]
 
 
 def test_standby_refuses_writes(pair: tuple[PgServer, PgServer]) -> None:
@@ -191,7 +184,10 @@ def test_standby_refuses_writes(pair: tuple[PgServer, PgServer]) -> None:
         insert_payment(standby, "pay-1")
     assert refused.value.sqlstate == "25006"
     with pytest.raises(pg8000.exceptions.DatabaseError, match="read-only transaction"):
-        standby.query("INSERT INTO ledger VALUES ('x', 1, 'EUR')", database=DATABASE)
+        standby.query(
+            "INSERT INTO ledger (payment_id, amount, currency, region) VALUES ('x', 1, 'EUR', 'test')",
+            database=DATABASE,
+        )
     assert payment_ids(standby) == frozenset()
 
 
@@ -238,12 +234,17 @@ def test_fence_refuses_writes_on_every_path_and_unfence_restores(pair: tuple[PgS
 
     # pg8000 reports the dropped connection as its own error or as the socket's OSError.
     with pytest.raises((pg8000.exceptions.Error, OSError)):
-        open_session.run("INSERT INTO ledger VALUES ('from-open-session', 1, 'EUR')")
+        open_session.run(
+            "INSERT INTO ledger (payment_id, amount, currency, region) VALUES ('from-open-session', 1, 'EUR', 'test')"
+        )
     with pytest.raises(WriteRefused) as refused:
         insert_payment(writer, "from-new-connection")
     assert refused.value.sqlstate == "28000", refused.value
     with pytest.raises(pg8000.exceptions.DatabaseError, match="read-only transaction"):
-        writer.query("INSERT INTO ledger VALUES ('from-control-plane', 1, 'EUR')", database=DATABASE)
+        writer.query(
+            "INSERT INTO ledger (payment_id, amount, currency, region) VALUES ('from-control-plane', 1, 'EUR', 'test')",
+            database=DATABASE,
+        )
     assert payment_ids(writer) == {"before"}
 
     # Still fenced after a restart: the fence is in the data directory.
@@ -267,7 +268,9 @@ def test_fenced_writer_keeps_streaming_and_superuser_override_is_the_documented_
     con = writer.connect(database=DATABASE)  # the control plane may connect ...
     try:
         con.run("SET default_transaction_read_only = off")  # ... and a superuser may override
-        con.run("INSERT INTO ledger VALUES ('superuser-override', 1, 'EUR')")
+        con.run(
+            "INSERT INTO ledger (payment_id, amount, currency, region) VALUES ('superuser-override', 1, 'EUR', 'test')"
+        )
     finally:
         con.close()
     wait_for_catch_up(writer, standby)

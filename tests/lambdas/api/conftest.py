@@ -50,6 +50,12 @@ def function_env(monkeypatch: pytest.MonkeyPatch) -> Callable[..., None]:
             "DB_INSTANCE_ID": None,
             "GLOBAL_CLUSTER_ID": None,
             "DB_CLUSTER_ARN": None,
+            "DB_SECRET_ARN": None,
+            "DB_NAME": None,
+            "DB_HOST": None,
+            "DB_PORT": None,
+            "DB_SSLMODE": None,
+            "DB_CA_BUNDLE": None,
             "RECEIPTS_KMS_KEY_ID": None,
             **extra,
         }

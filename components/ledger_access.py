@@ -1,0 +1,150 @@
+"""How the payments function reaches the ledger in this region's database: decisions, no resources.
+
+The function records each payment in the relational database (``lambdas/api/ledger.py``) by one of
+two paths, decided here from the parsed configuration:
+
+- :attr:`LedgerPath.DATA_API`: the RDS Data API, for an Aurora PostgreSQL global database whose
+  engine version and instance class AWS documents it for. No driver and no VPC attachment: the
+  function keeps reaching AWS through Lambda's own network.
+- :attr:`LedgerPath.DRIVER`: ``pg8000`` over TCP from the function attached to the VPC's private
+  subnets in the app tier's security group (the one the database admits), for RDS PostgreSQL, and
+  for Aurora where the Data API does not apply.
+"""
+
+from __future__ import annotations
+
+import re
+from enum import StrEnum
+from typing import Any
+
+# Data API with Aurora PostgreSQL Serverless v2 and provisioned: the first version of each major
+# version it supports, the same in the program's regions (us-east-1, us-west-2 and most others)
+# https://docs.aws.amazon.com/AmazonRDS/latest/AuroraUserGuide/Concepts.Aurora_Fea_Regions_DB-eng.Feature.Data_API.html
+DATA_API_MINIMUM_VERSIONS: dict[int, tuple[int, int]] = {
+    13: (13, 11),
+    14: (14, 8),
+    15: (15, 3),
+    16: (16, 1),
+    17: (17, 4),
+    18: (18, 3),
+}
+
+FUNCTION_ENDPOINTS = ("secretsmanager", "ssm", "rds")
+"""Interface endpoints a VPC-attached payments function needs where there is no NAT gateway: the
+credentials secret, the latch (``GET /health``, region B's own) and the writer check
+(``rds:DescribeDBInstances``). DynamoDB and S3 go through the VPC's gateway endpoints."""
+
+
+class LedgerPath(StrEnum):
+    """How the payments function reaches the database."""
+
+    DATA_API = "data-api"
+    """The RDS Data API: Aurora only, where AWS documents it; no driver, no VPC attachment."""
+
+    DRIVER = "driver"
+    """``pg8000`` from the function attached to the VPC: RDS, and Aurora where the Data API does not apply."""
+
+
+_VERSION = re.compile(r"^(\d+)\.(\d+)")
+
+
+def ledger_path(mode: str, engine: str, engine_version: str, instance_class: str) -> tuple[LedgerPath, str]:
+    """The path for a database configuration, and why (for the plan and the logs)."""
+    if mode != "aurora-global" or engine != "aurora-postgresql":
+        return LedgerPath.DRIVER, f"{engine} in mode {mode}: the Data API serves Aurora only"
+    # "Data API isn't supported on T DB instance classes" (data-api.limitations.html).
+    if instance_class.startswith("db.t"):
+        return LedgerPath.DRIVER, f"{instance_class}: the Data API does not support T instance classes"
+    match = _VERSION.match(engine_version)
+    if match is None:
+        return LedgerPath.DRIVER, f"engine version {engine_version!r} names no minor version"
+    version = (int(match.group(1)), int(match.group(2)))
+    minimum = DATA_API_MINIMUM_VERSIONS.get(version[0])
+    if minimum is None or version < minimum:
+        return LedgerPath.DRIVER, f"Aurora PostgreSQL {engine_version}: the Data API starts at " + (
+            f"{minimum[0]}.{minimum[1]}" if minimum else "a later major version"
+        )
+    return LedgerPath.DATA_API, f"Aurora PostgreSQL {engine_version} provisioned: the Data API applies"
+
+
+def ledger_statements(
+    path: LedgerPath,
+    *,
+    region: str,
+    account: str,
+    secret_arn: str,
+    secret_key_arn: str,
+    cluster_arn: str | None = None,
+    subnet_ids: list[str] | None = None,
+    security_group_ids: list[str] | None = None,
+) -> list[dict[str, Any]]:
+    """The payments function's permissions for its path, each naming its resources.
+
+    Both paths read the credentials secret: the Data API "transparently calls Secrets Manager" with
+    the caller's permissions (https://docs.aws.amazon.com/AmazonRDS/latest/AuroraUserGuide/data-api.access.html),
+    and the secret is encrypted with a customer-managed key, so the caller needs ``kms:Decrypt`` on it.
+    The Data API path runs single autocommit statements, so ``rds-data:ExecuteStatement`` is its only
+    action. The driver path lets Lambda manage the function's network interfaces: the actions of
+    AWSLambdaVPCAccessExecutionRole without its logs:* on "*"
+    (https://docs.aws.amazon.com/lambda/latest/dg/configuration-vpc.html); the Describe actions
+    work only on "*", the others are scoped to this region's interfaces, the function's subnets and
+    its security group.
+    """
+    statements: list[dict[str, Any]] = [
+        {
+            "Sid": "LedgerCredentials",
+            "Effect": "Allow",
+            "Action": "secretsmanager:GetSecretValue",
+            "Resource": secret_arn,
+        },
+        {
+            "Sid": "LedgerCredentialsKey",
+            "Effect": "Allow",
+            "Action": "kms:Decrypt",
+            "Resource": secret_key_arn,
+        },
+    ]
+    if path is LedgerPath.DATA_API:
+        if cluster_arn is None:
+            raise ValueError("the Data API path needs the cluster ARN")
+        statements.append(
+            {
+                "Sid": "LedgerDataApi",
+                "Effect": "Allow",
+                "Action": "rds-data:ExecuteStatement",
+                "Resource": cluster_arn,
+            }
+        )
+        return statements
+    if not subnet_ids or not security_group_ids:
+        raise ValueError("the driver path needs the function's subnets and security groups")
+    ec2 = f"arn:aws:ec2:{region}:{account}"
+    statements += [
+        {
+            "Sid": "VpcInterfacesDescribe",
+            "Effect": "Allow",
+            "Action": ["ec2:DescribeNetworkInterfaces", "ec2:DescribeSubnets"],
+            "Resource": "*",
+        },
+        {
+            "Sid": "VpcInterfacesCreate",
+            "Effect": "Allow",
+            "Action": "ec2:CreateNetworkInterface",
+            "Resource": [
+                f"{ec2}:network-interface/*",
+                *(f"{ec2}:subnet/{s}" for s in subnet_ids),
+                *(f"{ec2}:security-group/{g}" for g in security_group_ids),
+            ],
+        },
+        {
+            "Sid": "VpcInterfacesManage",
+            "Effect": "Allow",
+            "Action": [
+                "ec2:DeleteNetworkInterface",
+                "ec2:AssignPrivateIpAddresses",
+                "ec2:UnassignPrivateIpAddresses",
+            ],
+            "Resource": f"{ec2}:network-interface/*",
+        },
+    ]
+    return statements

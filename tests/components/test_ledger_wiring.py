@@ -1,0 +1,203 @@
+"""The payments function reaches its own region's database, by the path AWS documents for it.
+
+Synthesized under Pulumi mocks (``automation/synth.py``): the function's environment is the contract
+``lambdas/api/config.py`` parses (``ledger_from_env``), so it is checked by that parser; the
+permissions name the secret, key and cluster of the function's own region; the driver path puts
+the function in the private subnets, in the security group the database admits, with endpoints to
+reach what it calls; the bundle carries the driver, importable with nothing else installed.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from automation import synth
+from components.config import ConfigError, parse
+from components.ledger_access import FUNCTION_ENDPOINTS, LedgerPath, ledger_path
+from components.serverless import LEDGER_DRIVER_DISTRIBUTIONS, lambda_code
+from lambdas.api.config import DataApiLedger, DriverLedger, ledger_from_env
+from tests.components.conftest import synthesize
+from tests.components.test_config import BASE
+
+RDS = {"pilotlight:database": {"mode": "rds-replica", "engine": "postgres"}}
+# The syntheses test_iam.py makes too (cached per session).
+SYNTHESES: list[tuple[str, dict[str, Any], str, LedgerPath]] = [
+    ("primary", {}, "us-east-1", LedgerPath.DATA_API),
+    ("dr", {}, "us-west-2", LedgerPath.DATA_API),
+    ("primary", RDS, "us-east-1", LedgerPath.DRIVER),
+    ("dr", {**RDS, "dr:active": True, "dr:failback": "replicate"}, "us-west-2", LedgerPath.DRIVER),
+]
+IDS = ["primary-aurora", "dr-aurora", "primary-rds", "dr-rds"]
+
+
+def payments_function(s: synth.Synthesis) -> synth.Resource:
+    functions = [f for f in s.by_type("aws:lambda/function:Function") if f.name.endswith("-api-payments")]
+    assert len(functions) == 1, [f.name for f in s.by_type("aws:lambda/function:Function")]
+    return functions[0]
+
+
+def statements(s: synth.Synthesis) -> dict[str, dict[str, Any]]:
+    policies = [p for p in s.by_type("aws:iam/rolePolicy:RolePolicy") if p.name.endswith("-api-fn-policy")]
+    assert len(policies) == 1, [p.name for p in policies]
+    return {st.get("Sid", ""): st for st in json.loads(policies[0].inputs["policy"])["Statement"]}
+
+
+@pytest.mark.parametrize(("stack", "overrides", "region", "path"), SYNTHESES, ids=IDS)
+def test_the_functions_environment_names_its_own_regions_database_for_the_lambda_parser(
+    stack: str, overrides: dict[str, Any], region: str, path: LedgerPath
+) -> None:
+    """What components set is what the function parses, in its own region, for the right path."""
+    fn = payments_function(synthesize(stack, overrides))
+    env = fn.inputs["environment"]["variables"]
+
+    target = ledger_from_env(env, region)
+
+    expected = DataApiLedger if path is LedgerPath.DATA_API else DriverLedger
+    assert isinstance(target, expected), f"{fn.name} ({fn.urn}): {target!r} for path {path}"
+    assert f":{region}:" in env["DB_SECRET_ARN"], (
+        f"{fn.name}: secret of another region {env['DB_SECRET_ARN']}"
+    )
+    assert env["DB_NAME"] == "app"
+    if isinstance(target, DriverLedger):
+        assert target.sslmode == "require" and target.port == 5432, target
+
+
+@pytest.mark.parametrize(("stack", "overrides", "region", "path"), SYNTHESES, ids=IDS)
+def test_the_function_may_read_its_regions_secret_and_use_its_path_and_nothing_more(
+    stack: str, overrides: dict[str, Any], region: str, path: LedgerPath
+) -> None:
+    """Least privilege for the ledger: the secret and key of this region; the Data API on this region's
+    cluster only; network interfaces only in this region, its private subnets and the app group."""
+    s = synthesize(stack, overrides)
+    env = payments_function(s).inputs["environment"]["variables"]
+    granted = statements(s)
+
+    assert granted["LedgerCredentials"]["Resource"] == env["DB_SECRET_ARN"]
+    assert granted["LedgerCredentials"]["Action"] == "secretsmanager:GetSecretValue"
+    assert granted["LedgerCredentialsKey"]["Action"] == "kms:Decrypt"
+    assert f":kms:{region}:" in granted["LedgerCredentialsKey"]["Resource"]
+    if path is LedgerPath.DATA_API:
+        assert granted["LedgerDataApi"] == {
+            "Sid": "LedgerDataApi",
+            "Effect": "Allow",
+            "Action": "rds-data:ExecuteStatement",
+            "Resource": env["DB_CLUSTER_ARN"],
+        }
+        assert not [sid for sid in granted if sid.startswith("VpcInterfaces")]
+    else:
+        assert "LedgerDataApi" not in granted
+        create = granted["VpcInterfacesCreate"]["Resource"]
+        assert all(r.startswith(f"arn:aws:ec2:{region}:") for r in create), create
+        assert any(":subnet/" in r and "private" in r for r in create), create
+
+
+@pytest.mark.parametrize(("stack", "overrides", "region", "path"), SYNTHESES, ids=IDS)
+def test_the_driver_path_runs_in_the_private_subnets_in_the_group_the_database_admits(
+    stack: str, overrides: dict[str, Any], region: str, path: LedgerPath
+) -> None:
+    """RDS: the function joins the app tier's security group, the only one the database's group
+    admits on 5432. Aurora on the Data API: outside the VPC, and the clusters' HTTP endpoint is on."""
+    s = synthesize(stack, overrides)
+    fn = payments_function(s)
+    vpc = fn.inputs.get("vpcConfig")
+    if path is LedgerPath.DATA_API:
+        assert vpc is None, f"{fn.name} ({fn.urn}) is in a VPC on the Data API path"
+        clusters = s.by_type("aws:rds/cluster:Cluster")
+        assert clusters and all(c.inputs.get("enableHttpEndpoint") is True for c in clusters), [
+            (c.name, c.inputs.get("enableHttpEndpoint")) for c in clusters
+        ]
+        return
+    assert vpc is not None, f"{fn.name} ({fn.urn}) is outside the VPC on the driver path"
+    assert all("-net-private-" in subnet for subnet in vpc["subnetIds"]), vpc
+    (group,) = vpc["securityGroupIds"]
+    db_groups = [g for g in s.by_type("aws:ec2/securityGroup:SecurityGroup") if g.name.endswith("-db-sg")]
+    assert db_groups, "no database security group"
+    for db_group in db_groups:
+        admitted = [
+            rule
+            for rule in db_group.inputs["ingress"]
+            if rule["fromPort"] == 5432 and group in rule["securityGroups"]
+        ]
+        assert admitted, f"{db_group.name} ({db_group.urn}) does not admit {group} on 5432"
+
+
+def test_a_dr_vpc_without_nat_has_endpoints_for_what_the_function_calls_and_only_when_it_is_in_it() -> None:
+    """Region B runs without NAT by default: the driver path needs Secrets Manager, SSM (the latch) and
+    RDS (the writer check) endpoints; on the Data API path they would cost money for nothing."""
+
+    def interface_services(overrides: dict[str, Any]) -> set[str]:
+        s = synthesize("dr", overrides)
+        return {
+            str(e.inputs["serviceName"]).rsplit(".", 1)[1]
+            for e in s.by_type("aws:ec2/vpcEndpoint:VpcEndpoint")
+            if e.inputs.get("vpcEndpointType") == "Interface"
+        }
+
+    assert interface_services(SYNTHESES[3][1]) >= set(FUNCTION_ENDPOINTS)
+    assert "secretsmanager" not in interface_services({})
+
+
+@pytest.mark.parametrize(
+    ("engine_version", "instance_class", "path"),
+    [
+        ("16.4", "db.r6g.large", LedgerPath.DATA_API),
+        ("16.1", "db.r6g.large", LedgerPath.DATA_API),
+        ("16.0", "db.r6g.large", LedgerPath.DRIVER),
+        ("13.10", "db.r6g.large", LedgerPath.DRIVER),
+        ("15.3", "db.r7g.xlarge", LedgerPath.DATA_API),
+        ("16.4", "db.t4g.medium", LedgerPath.DRIVER),
+        ("12.22", "db.r6g.large", LedgerPath.DRIVER),
+    ],
+)
+def test_aurora_uses_the_data_api_only_where_aws_documents_it(
+    engine_version: str, instance_class: str, path: LedgerPath
+) -> None:
+    """Versions from the Data API's region and version table; no T instance classes (its limitations)."""
+    assert ledger_path("aurora-global", "aurora-postgresql", engine_version, instance_class)[0] is path
+    assert ledger_path("rds-replica", "postgres", engine_version, instance_class)[0] is LedgerPath.DRIVER
+
+
+def test_a_primary_without_nat_is_refused_when_the_function_must_be_in_the_vpc() -> None:
+    """The driver path puts region A's function in the VPC, and its health answer reads region B's
+    latch: only a NAT gateway reaches another region, so natStrategy none is refused, naming the key."""
+    rds = {**BASE, "pilotlight:database": json.dumps(RDS["pilotlight:database"])}
+    with pytest.raises(ConfigError) as err:
+        parse({**rds, "pilotlight:natStrategy": "none"}, stack="test")
+    assert "pilotlight:natStrategy" in str(err.value) and "single, per-az" in str(err.value)
+    parse({**rds, "pilotlight:natStrategy": "single"}, stack="test")
+    parse({**BASE, "pilotlight:natStrategy": "none"}, stack="test")  # Aurora: the Data API, no VPC
+
+
+def test_the_bundle_carries_the_driver_as_python_source_importable_on_its_own(tmp_path: Path) -> None:
+    """The function's archive holds pg8000 and what it imports (source, metadata, licences, no
+    bytecode), and the driver imports from the archive alone (``python -S``: no site-packages), as in the Lambda runtime."""
+    archive = lambda_code(LEDGER_DRIVER_DISTRIBUTIONS)
+    names = set(archive.assets)
+    for module in (
+        "pg8000/native.py",
+        "scramp/core.py",
+        "asn1crypto/x509.py",
+        "dateutil/parser/_parser.py",
+        "six.py",
+    ):
+        assert module in names, f"{module} missing from the payments bundle"
+    assert "lambdas/api/ledger.py" in names
+    # Source, and each distribution's METADATA (pg8000 and scramp read their version) and licence.
+    other = sorted(n for n in names if not n.endswith(".py"))
+    assert all(n.split("/", 1)[0].endswith(".dist-info") for n in other), other
+    assert not [n for n in other if n.endswith("/RECORD")], other
+    assert {n.split("-", 1)[0] for n in other if n.endswith("/METADATA")} >= {"pg8000", "scramp"}, other
+    for name, asset in archive.assets.items():
+        target = tmp_path / name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes(Path(asset.path).read_bytes())
+    probe = f"import sys; sys.path.insert(0, {str(tmp_path)!r}); import pg8000.native, scramp; print(pg8000.native.__file__)"
+    result = subprocess.run([sys.executable, "-S", "-c", probe], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip().startswith(str(tmp_path)), result.stdout
