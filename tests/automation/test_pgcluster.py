@@ -62,13 +62,6 @@ from automation.postgres.server import default_base_dir, reap_orphans
 REPO = Path(__file__).resolve().parents[2]
 
 
-@pytest.fixture(scope="session")
-def pg_cluster() -> Iterator[PgCluster]:
-    """One session of real servers; every server in it is stopped and deleted at the end."""
-    with PgCluster() as cluster:
-        yield cluster
-
-
 @pytest.fixture
 def writer(pg_cluster: PgCluster) -> Iterator[PgServer]:
     """A fresh writer with the ledger table."""
