@@ -292,6 +292,21 @@ class Emulator:
                 self.pg.go_dark(lambda key: _cluster_region(key) == region)
             self._event("outage", f"{region} stops answering")
 
+    def cut_replication(self, region: str) -> list[str]:
+        """Replication out of ``region`` stops (the link between the regions fails) while it still
+        answers its own clients: the first half of a regional outage that takes the link first.
+
+        Real servers only (``postgres=``): their standbys' WAL receivers stop; returns their names.
+        """
+        if self.pg is None:
+            raise SpecError(
+                "cut_replication needs real servers behind the databases (Emulator(postgres=...))"
+            )
+        with self._lock:
+            cut = self.pg.cut_from(lambda key: _cluster_region(key) == region)
+            self._event("link-cut", f"replication out of {region} stops: {', '.join(cut) or 'no standby'}")
+            return cut
+
     def come_back(self, region: str) -> None:
         """``region`` answers again; replication resumes; pending Aurora rebuilds start."""
         with self._lock:
@@ -422,13 +437,17 @@ class Emulator:
                 key = self.database_writable(region)
                 if key is None:
                     return None
-                if self.pg is not None:
+                if self._real(key):
                     return self._pg_write(key)
                 return self.data.write(key)
             key = store_key(store, region)
             if key not in self.data.copies:
                 return None
             return self.data.write(key)
+
+    def _real(self, key: str) -> bool:
+        """Whether database copy ``key`` is a real server (else its data is modelled)."""
+        return self.pg is not None and self.pg.server(key) is not None
 
     def _pg_write(self, key: str) -> Write | None:
         """A payment written for real on ``key``'s server; acknowledged only if it committed."""
@@ -569,7 +588,7 @@ class Emulator:
                 self.clock.after(self.timings.instance_create_seconds, lambda: _set_status(db, "available"))
             return
         self.data.copy(db.db_instance_arn, Store.DATABASE, backend.region_name)
-        if self.pg is not None:
+        if self.pg is not None and _postgres(db):
             db.port = self.pg.create_writer(db.db_instance_arn).port
 
     def on_replica_requested(self, backend: RDSBackend, kwargs: dict[str, Any]) -> None:
@@ -606,7 +625,7 @@ class Emulator:
 
     def on_replica_created(self, backend: RDSBackend, replica: DBInstance, source: DBInstance) -> None:
         self.data.copy(replica.db_instance_arn, Store.DATABASE, backend.region_name)
-        if self.pg is not None:
+        if self.pg is not None and self.pg.server(source.db_instance_arn) is not None:
             # CreateDBInstanceReadReplica: a copy of the source, streaming from it (pg_basebackup).
             replica.port = self.pg.create_standby(replica.db_instance_arn, source.db_instance_arn).port
         link = self.data.link(
@@ -631,7 +650,7 @@ class Emulator:
             )
         source = self.data.source_of(db.db_instance_arn)
         lost = self.data.unlink(db.db_instance_arn)
-        if self.pg is not None:
+        if self.pg is not None and self._real(db.db_instance_arn):
             # "The read replica stops replicating" when the promotion starts: the real standby is
             # cut off its source and replays what it received; what it never received is lost.
             source_name = self.pg.source_name(db.db_instance_arn)
@@ -650,7 +669,7 @@ class Emulator:
         )
 
         def complete() -> None:
-            if self.pg is not None:
+            if self.pg is not None and self._real(db.db_instance_arn):
                 self.pg.promote(db.db_instance_arn)
             gaps.finish_promotion(backend, db)
             db.status = "available"
@@ -697,7 +716,7 @@ class Emulator:
             if group is None
             else next((m for m in group.members if m.is_writer and m is not cluster), None)
         )
-        if self.pg is not None:
+        if self.pg is not None and _postgres(cluster):
             if writer is None:
                 server = self.pg.create_writer(cluster.db_cluster_arn)
             else:
@@ -766,7 +785,8 @@ class Emulator:
         # failover's minutes does not excuse what it took meanwhile.
         old_dark_at_request = old is None or not self.reachable(_cluster_region(old.db_cluster_arn))
 
-        if self.pg is not None and old is not None and word == "switching-over":
+        real = self.pg is not None and self._real(target.db_cluster_arn)
+        if self.pg is not None and real and old is not None and word == "switching-over":
             # A switchover synchronizes the secondaries with the primary and makes the primary a
             # read-only secondary (SwitchoverGlobalCluster): from the request on, its server refuses
             # the application's writes, and what it already committed still streams to the target.
@@ -777,7 +797,7 @@ class Emulator:
 
         def finish() -> None:
             if word == "switching-over":
-                if self.pg is not None and old is not None:
+                if self.pg is not None and real and old is not None:
                     behind = not self.pg.caught_up(old.db_cluster_arn, target.db_cluster_arn)
                 else:
                     link = self.data.link_into(target.db_cluster_arn)
@@ -786,7 +806,7 @@ class Emulator:
                     self.clock.after(5.0, finish)  # a switchover waits for the target to catch up
                     return
             lost = self.data.unlink(target.db_cluster_arn)
-            if self.pg is not None:
+            if self.pg is not None and real:
                 # The secondary stops replicating and is promoted; with AllowDataLoss, what it had not
                 # received from the old primary is lost ("a loss of write transaction data that wasn't
                 # replicated to the chosen secondary", FailoverGlobalCluster).
@@ -815,7 +835,7 @@ class Emulator:
                     delay=self.timings.aurora_delay,
                     apply_seconds=self.timings.aurora_apply,
                 )
-                if self.pg is not None:
+                if self.pg is not None and real:
                     # "demotes the current primary cluster to a secondary (read-only) cluster": the
                     # old writer is re-seeded from the new one (the rebuild drops the fence).
                     self.pg.rebuild(old.db_cluster_arn, target.db_cluster_arn)
@@ -860,7 +880,7 @@ class Emulator:
             )
             made.created = _moto_time(now)  # SnapshotCreateTime: when Aurora took it (virtual time)
         discarded = self.data.replace_content(old_arn, new_arn)
-        if self.pg is not None:
+        if self.pg is not None and self._real(old_arn):
             # What the old primary committed and the new writer lacks, read from its own ledger
             # before its data directory is replaced.
             discarded = sorted(self.pg.held(old_arn) - self.pg.held(new_arn))
@@ -906,6 +926,12 @@ class Emulator:
             for key, copy in self.data.copies.items()
             if copy.store is Store.DATABASE and self.accepts_writes(key)
         ]
+
+
+def _postgres(database: DBInstance | DBCluster) -> bool:
+    """Whether real servers can stand in for ``database``: PostgreSQL engines only. A MySQL instance
+    (rds-replica with ``engine: mysql``) keeps the modelled data plane."""
+    return "postgres" in str(getattr(database, "engine", "") or "")
 
 
 def _clear_active() -> None:

@@ -173,6 +173,16 @@ class PgDatabases:
 
     # -- outages ---------------------------------------------------------------------------------
 
+    def cut_from(self, in_region: Callable[[str], bool]) -> list[str]:
+        """Cut every standby off a source in the region (the link between the regions fails first)."""
+        names = {s.name for key, s in self.servers.items() if in_region(key)}
+        out = []
+        for server in self.servers.values():
+            if self.sources.get(server.name) in names and server.running and is_in_recovery(server):
+                disconnect(server)
+                out.append(server.name)
+        return out
+
     def go_dark(self, in_region: Callable[[str], bool]) -> list[str]:
         """Kill every running server whose copy key is in the dark region (``pg_ctl -m immediate``)."""
         with self._lock:

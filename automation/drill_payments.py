@@ -1,0 +1,120 @@
+"""The local drill's payments: one function with the API handler's shape, writing the ledger for real.
+
+``post_payment`` takes what ``POST /payments`` takes and answers what API Gateway returns
+(``statusCode`` 201 with the payment, or 503 when the region's database does not take writes),
+and writes the ledger row the way the API writes it (the ``ledger`` branch's environment contract):
+
+* **aurora-global**: the RDS Data API, ``rds-data`` ExecuteStatement on ``DB_CLUSTER_ARN`` with
+  ``DB_SECRET_ARN`` and ``DB_NAME``; in the emulator the statement runs on the cluster's real
+  server, and a secondary answers ``DatabaseUnavailableException`` (:mod:`automation.emulator.data_api`);
+* **rds-replica**: ``pg8000`` to ``DB_HOST``:``DB_PORT`` as the user and password of the secret
+  ``DB_SECRET_ARN`` names. The host is the instance's DNS name, which follows the instance that
+  bears the name: here it is resolved on each request with DescribeDBInstances of the configured
+  identifier (``Endpoint.Address``/``Port`` are the real server's), so a rename moves it as DNS would.
+
+This is the one seam between the drill and the application: until ``lambdas/api`` writes the
+ledger, the drill posts through this function; the handler replaces its body, not its callers.
+Nothing here decides whether a write is allowed: the real server refuses it (a standby, a fenced
+or renamed writer, a dark region), exactly as it would refuse the application.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import pg8000.exceptions
+import pg8000.native
+from botocore.exceptions import BotoCoreError, ClientError
+
+if TYPE_CHECKING:
+    from automation.drill_world import Deployment
+
+INSERT = (
+    "INSERT INTO ledger (payment_id, amount_cents, currency) VALUES (:payment_id, :amount_cents, :currency) "
+    "ON CONFLICT (payment_id) DO NOTHING"
+)
+"""Idempotent on the payment id (https://www.postgresql.org/docs/18/sql-insert.html#SQL-ON-CONFLICT)."""
+
+
+@dataclass(frozen=True)
+class Posted:
+    """What ``POST /payments`` answered, and which database copy committed the row (if one did)."""
+
+    status: int
+    body: dict[str, Any]
+    key: str | None = None
+    """The ARN of the database copy that committed the payment (201 only)."""
+
+    def response(self) -> dict[str, Any]:
+        """The API Gateway proxy response."""
+        return {"statusCode": self.status, "body": json.dumps(self.body)}
+
+
+def env_for(dep: Deployment, region: str) -> dict[str, str]:
+    """The API function's database environment in ``region``, as the program configures it."""
+    ctx = dep.context
+    env = {"AWS_REGION": region, "DB_NAME": "pilotlight", "DB_SECRET_ARN": dep.secrets[region]}
+    if dep.mode == "aurora-global":
+        env["DB_CLUSTER_ARN"] = dep.databases[region]
+    else:
+        env["DB_INSTANCE_ID"] = ctx["primaryDbInstanceId" if region == dep.region_a else "drDbInstanceId"]
+    return env
+
+
+def post_payment(dep: Deployment, region: str, payment_id: str, amount_cents: int = 1250) -> Posted:
+    """``POST /payments`` in ``region``: the ledger row written on the region's database, or a 503."""
+    env = env_for(dep, region)
+    params = {"payment_id": payment_id, "amount_cents": amount_cents, "currency": "EUR"}
+    try:
+        secret = json.loads(
+            dep.client("secretsmanager", region).get_secret_value(SecretId=env["DB_SECRET_ARN"])[
+                "SecretString"
+            ]
+        )
+        if "DB_CLUSTER_ARN" in env:
+            dep.client("rds-data", region).execute_statement(
+                resourceArn=env["DB_CLUSTER_ARN"],
+                secretArn=env["DB_SECRET_ARN"],
+                database=env["DB_NAME"],
+                sql=INSERT,
+                parameters=[
+                    {"name": "payment_id", "value": {"stringValue": payment_id}},
+                    {"name": "amount_cents", "value": {"longValue": amount_cents}},
+                    {"name": "currency", "value": {"stringValue": "EUR"}},
+                ],
+            )
+            key = env["DB_CLUSTER_ARN"]
+        else:
+            found = dep.client("rds", region).describe_db_instances(
+                DBInstanceIdentifier=env["DB_INSTANCE_ID"]
+            )
+            instance = found["DBInstances"][0]
+            endpoint = instance["Endpoint"]
+            con = pg8000.native.Connection(
+                secret["username"],
+                password=secret.get("password"),
+                host=endpoint["Address"],
+                port=int(endpoint["Port"]),
+                database=env["DB_NAME"],
+                timeout=10,
+                ssl_context=False,
+            )
+            try:
+                con.run(INSERT, **params)
+            finally:
+                try:
+                    con.close()
+                except (pg8000.exceptions.InterfaceError, OSError):
+                    pass
+            key = str(instance["DBInstanceArn"])
+    except (ClientError, BotoCoreError, pg8000.exceptions.Error, OSError) as exc:
+        # Not written, or not known to be written: never acknowledged (a retry with the same id is safe).
+        return Posted(
+            503,
+            {"error": "the database does not take writes here", "region": region, "reason": str(exc)[:200]},
+        )
+    return Posted(
+        201, {"paymentId": payment_id, "amountCents": amount_cents, "currency": "EUR", "region": region}, key
+    )
