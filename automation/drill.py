@@ -28,6 +28,7 @@ AWS credentials needed).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import sys
 import time
@@ -35,7 +36,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from automation import drill_report
 from automation.drill_checks import (
@@ -51,6 +52,9 @@ from automation.drill_checks import (
     tally,
 )
 from automation.drill_world import WRITE_EVERY, Client, Deployment
+
+if TYPE_CHECKING:
+    from automation.postgres import PgCluster
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -139,8 +143,12 @@ class DrillResult:
         return runs_done and not any(c.fails_the_drill for c in self.checks)
 
 
-def run_local(mode: str = "rds-replica", *, reports_dir: Path | None = ROOT / "reports", out: Callable[[str], None] = print) -> DrillResult:  # fmt: skip
-    """Run the drill end to end against the local emulator; write the report under ``reports_dir``."""
+def run_local(mode: str = "rds-replica", *, reports_dir: Path | None = ROOT / "reports", out: Callable[[str], None] = print, postgres: PgCluster | None = None) -> DrillResult:  # fmt: skip
+    """Run the drill end to end against the local emulator; write the report under ``reports_dir``.
+
+    The databases are real PostgreSQL servers of ``postgres`` (the caller's, left running for it to
+    inspect and stop), or of a session this call starts and stops.
+    """
     import boto3
 
     from automation import drill_world
@@ -161,7 +169,8 @@ def run_local(mode: str = "rds-replica", *, reports_dir: Path | None = ROOT / "r
         f"1. synthesized both stacks offline: {len(names.primary.resources)} + {len(names.dr.resources)} resources"
     )
 
-    cluster = PgCluster()  # BinariesNotFound / ServerUserError: main() says what to do
+    owned = postgres is None
+    cluster = PgCluster() if postgres is None else postgres  # BinariesNotFound / ServerUserError: see main()
     emulator = Emulator(postgres=cluster)
     events: list[tuple[datetime, str]] = []
     clock = emulator.clock
@@ -170,7 +179,11 @@ def run_local(mode: str = "rds-replica", *, reports_dir: Path | None = ROOT / "r
         events.append((clock.now(), text))
         out(f"{step}. {clock.now():%H:%M:%S} {text}")
 
-    with cluster, emulator.installed(), drill_world.moto_server() as endpoint:
+    with (
+        contextlib.closing(cluster) if owned else contextlib.nullcontext(),
+        emulator.installed(),
+        drill_world.moto_server() as endpoint,
+    ):
         dep = drill_world.provision(endpoint, names, emulator)
         a, b = dep.region_a, dep.region_b
         with drill_world.health_endpoints(dep):

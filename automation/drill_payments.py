@@ -8,9 +8,13 @@ and writes the ledger row the way the API writes it (the ``ledger`` branch's env
   ``DB_SECRET_ARN`` and ``DB_NAME``; in the emulator the statement runs on the cluster's real
   server, and a secondary answers ``DatabaseUnavailableException`` (:mod:`automation.emulator.data_api`);
 * **rds-replica**: ``pg8000`` to ``DB_HOST``:``DB_PORT`` as the user and password of the secret
-  ``DB_SECRET_ARN`` names. The host is the instance's DNS name, which follows the instance that
-  bears the name: here it is resolved on each request with DescribeDBInstances of the configured
-  identifier (``Endpoint.Address``/``Port`` are the real server's), so a rename moves it as DNS would.
+  ``DB_SECRET_ARN`` names. The host is the instance's DNS name, which belongs to the name: it is
+  resolved on each request (``Emulator.resolve_instance``, the emulator's DNS) to the real server's
+  address and port, which DescribeDBInstances also gives as ``Endpoint``; a rename moves it as DNS
+  would.
+
+The secret is read once per region and kept, as a function keeps it across the invocations of one
+execution environment.
 
 This is the one seam between the drill and the application: until ``lambdas/api`` writes the
 ledger, the drill posts through this function; the handler replaces its body, not its callers.
@@ -20,6 +24,7 @@ or renamed writer, a dark region), exactly as it would refuse the application.
 
 from __future__ import annotations
 
+import contextlib
 import json
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -68,11 +73,10 @@ def post_payment(dep: Deployment, region: str, payment_id: str, amount_cents: in
     env = env_for(dep, region)
     params = {"payment_id": payment_id, "amount_cents": amount_cents, "currency": "EUR"}
     try:
-        secret = json.loads(
-            dep.client("secretsmanager", region).get_secret_value(SecretId=env["DB_SECRET_ARN"])[
-                "SecretString"
-            ]
-        )
+        secret = dep.secret_values.get(region)
+        if secret is None:
+            value = dep.client("secretsmanager", region).get_secret_value(SecretId=env["DB_SECRET_ARN"])
+            secret = dep.secret_values[region] = json.loads(value["SecretString"])
         if "DB_CLUSTER_ARN" in env:
             dep.client("rds-data", region).execute_statement(
                 resourceArn=env["DB_CLUSTER_ARN"],
@@ -87,16 +91,15 @@ def post_payment(dep: Deployment, region: str, payment_id: str, amount_cents: in
             )
             key = env["DB_CLUSTER_ARN"]
         else:
-            found = dep.client("rds", region).describe_db_instances(
-                DBInstanceIdentifier=env["DB_INSTANCE_ID"]
-            )
-            instance = found["DBInstances"][0]
-            endpoint = instance["Endpoint"]
+            resolved = dep.emulator.resolve_instance(region, env["DB_INSTANCE_ID"])
+            if resolved is None:
+                raise OSError(f"{env['DB_INSTANCE_ID']}: the instance's DNS name does not resolve")
+            host, port, key = resolved
             con = pg8000.native.Connection(
                 secret["username"],
                 password=secret.get("password"),
-                host=endpoint["Address"],
-                port=int(endpoint["Port"]),
+                host=host,
+                port=port,
                 database=env["DB_NAME"],
                 timeout=10,
                 ssl_context=False,
@@ -104,11 +107,8 @@ def post_payment(dep: Deployment, region: str, payment_id: str, amount_cents: in
             try:
                 con.run(INSERT, **params)
             finally:
-                try:
+                with contextlib.suppress(pg8000.exceptions.InterfaceError, OSError):
                     con.close()
-                except (pg8000.exceptions.InterfaceError, OSError):
-                    pass
-            key = str(instance["DBInstanceArn"])
     except (ClientError, BotoCoreError, pg8000.exceptions.Error, OSError) as exc:
         # Not written, or not known to be written: never acknowledged (a retry with the same id is safe).
         return Posted(

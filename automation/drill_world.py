@@ -160,6 +160,8 @@ class Deployment:
     """Region -> the database copy (ARN) the region's application is configured to write to."""
     secrets: dict[str, str] = field(default_factory=dict)
     """Region -> the ARN of the Secrets Manager secret with the database's application login."""
+    secret_values: dict[str, dict[str, Any]] = field(default_factory=dict)
+    """Region -> the secret's value, as the region's function read it (once)."""
     clients: dict[tuple[str, str], Any] = field(default_factory=dict)
 
     @property

@@ -471,6 +471,20 @@ class Emulator:
         self.pg.record(key, write.id)
         return write
 
+    def resolve_instance(self, region: str, identifier: str) -> tuple[str, int, str] | None:
+        """What the DNS name of DB instance ``identifier`` in ``region`` reaches now: (address, port, ARN).
+
+        An instance endpoint's DNS name belongs to the name, not to the instance: after a rename "the
+        old DNS name ... is immediately deleted" and the new one "becomes effective in about 10
+        minutes" (https://docs.aws.amazon.com/AmazonRDS/latest/UserGuide/USER_RenameInstance.html), so
+        a name resolves only while an instance bears it and is not ``renaming``. Read from moto's state
+        directly: a DNS lookup is not an API call.
+        """
+        found = rds_backends[ACCOUNT][region].databases.get(identifier)
+        if found is None or found.status == "renaming" or not self.reachable(region):
+            return None
+        return str(found.address), int(found.port or 0), str(found.db_instance_arn)
+
     def database_held(self, key: str) -> set[int]:
         """Write ids database copy ``key`` holds now: its server's ledger rows, or the modelled copy."""
         if self.pg is not None and self.pg.server(key) is not None:
@@ -884,7 +898,11 @@ class Emulator:
             # What the old primary committed and the new writer lacks, read from its own ledger
             # before its data directory is replaced.
             discarded = sorted(self.pg.held(old_arn) - self.pg.held(new_arn))
-            self.pg.rebuild(old_arn, new_arn)
+            # Until the rebuild is done (Timings.rebuild_seconds, AWS's time) the old primary is a
+            # secondary being re-synchronized: it takes no writes, and it is not caught up.
+            self.pg.fence(old_arn)
+            pg = self.pg
+            self.clock.after(self.timings.rebuild_seconds, lambda: pg.rebuild(old_arn, new_arn))
         link = self.data.link(
             new_arn, old_arn, delay=self.timings.aurora_delay, apply_seconds=self.timings.aurora_apply
         )

@@ -156,8 +156,11 @@ class PgDatabases:
         self.sources.pop(server.name, None)
 
     def caught_up(self, source_key: str, target_key: str) -> bool:
-        """Whether ``target_key`` has replayed everything ``source_key`` has written (LSN lag 0)."""
-        return lsn_lag_bytes(self.servers[source_key], self.servers[target_key]) == 0
+        """Whether ``target_key`` streams from ``source_key`` and has replayed everything it wrote."""
+        source, target = self.servers[source_key], self.servers[target_key]
+        if self.sources.get(target.name) != source.name or not target.running:
+            return False  # not (yet) its standby: a rebuild under way, or a standalone server
+        return lsn_lag_bytes(source, target) == 0
 
     def fence(self, key: str) -> None:
         """Make ``key``'s server refuse the application's writes (:mod:`automation.postgres.fence`)."""

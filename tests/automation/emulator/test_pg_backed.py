@@ -338,5 +338,9 @@ def test_an_unplanned_aurora_failover_discards_the_old_primarys_tail_when_it_is_
     emu.come_back(A)
     rebuild = next(e for e in emu.events if e.kind == "rebuild")
     assert sorted(rebuild.data["discarded"]) == sorted(w.id for w in tail)
-    assert is_in_recovery(server(aws_pg, pair.a_arn))
-    assert emu.clock.now() - rebuild.at < timedelta(seconds=1)
+    assert emu.clock.now() - rebuild.at < timedelta(seconds=1), "rebuilt as soon as region A answers"
+    old = server(aws_pg, pair.a_arn)
+    assert is_fenced(old), "the old primary takes no writes while Aurora rebuilds it"
+    emu.advance(emu.timings.rebuild_seconds)
+    assert is_in_recovery(old), "after the rebuild, the old primary is a secondary of the new writer"
+    assert {payment_id(w.id) for w in tail}.isdisjoint(payment_ids(old)), "its tail is discarded"
