@@ -278,6 +278,9 @@ def run_local(mode: str = "rds-replica", *, reports_dir: Path | None = ROOT / "r
                 phase_result.checks += judge_data(
                     dep, client, phase_result.writes, phase_result.promotion, phase_result.bound
                 )
+            from automation.drill_payments import close_connections
+
+            close_connections(dep)
             events += [(e.at, f"{e.kind}: {e.detail}") for e in emulator.events]
             events.sort(key=lambda e: e[0])
 

@@ -68,6 +68,70 @@ def env_for(dep: Deployment, region: str) -> dict[str, str]:
     return env
 
 
+def _insert(
+    dep: Deployment,
+    region: str,
+    endpoint: tuple[str, int],
+    secret: dict[str, Any],
+    database: str,
+    params: dict[str, Any],
+) -> None:
+    """The INSERT over the region's kept connection to ``endpoint`` (opened on first use).
+
+    A function keeps its connection across invocations; one to another endpoint (the name now
+    resolves elsewhere) is closed and a new one opened. A kept connection that broke (the server
+    restarted, a fence terminated it) is replaced once and the INSERT sent again: it is idempotent
+    on the payment id, so a first attempt whose outcome is unknown cannot be written twice.
+    """
+    for attempt in range(2):
+        kept = dep.connections.get(region)
+        if kept is not None and kept[0] != endpoint:
+            _drop(dep, region)
+            kept = None
+        fresh = kept is None
+        if kept is None:
+            con = pg8000.native.Connection(
+                secret["username"],
+                password=secret.get("password"),
+                host=endpoint[0],
+                port=endpoint[1],
+                database=database,
+                timeout=10,
+                ssl_context=False,
+            )
+            kept = dep.connections[region] = (endpoint, con)
+        try:
+            kept[1].run(INSERT, **params)
+            return
+        except (pg8000.exceptions.InterfaceError, OSError):
+            _drop(dep, region)
+            if fresh or attempt:
+                raise
+        except pg8000.exceptions.DatabaseError as exc:
+            _drop(dep, region)
+            # 57P01 admin shutdown / 08xxx: the session was terminated; anything else is an answer.
+            if fresh or attempt or not str(_sqlstate(exc)).startswith(("57", "08")):
+                raise
+
+
+def _sqlstate(exc: pg8000.exceptions.DatabaseError) -> str | None:
+    fields = exc.args[0] if exc.args else None
+    return fields.get("C") if isinstance(fields, dict) else None
+
+
+def _drop(dep: Deployment, region: str) -> None:
+    kept = dep.connections.pop(region, None)
+    if kept is not None:
+        with contextlib.suppress(pg8000.exceptions.InterfaceError, OSError):
+            kept[1].close()
+
+
+def close_connections(dep: Deployment) -> None:
+    """Close every kept connection (the end of a drill)."""
+    for region in list(dep.connections):
+        _drop(dep, region)
+
+
 def post_payment(dep: Deployment, region: str, payment_id: str, amount_cents: int = 1250) -> Posted:
     """``POST /payments`` in ``region``: the ledger row written on the region's database, or a 503."""
     env = env_for(dep, region)
@@ -95,20 +159,7 @@ def post_payment(dep: Deployment, region: str, payment_id: str, amount_cents: in
             if resolved is None:
                 raise OSError(f"{env['DB_INSTANCE_ID']}: the instance's DNS name does not resolve")
             host, port, key = resolved
-            con = pg8000.native.Connection(
-                secret["username"],
-                password=secret.get("password"),
-                host=host,
-                port=port,
-                database=env["DB_NAME"],
-                timeout=10,
-                ssl_context=False,
-            )
-            try:
-                con.run(INSERT, **params)
-            finally:
-                with contextlib.suppress(pg8000.exceptions.InterfaceError, OSError):
-                    con.close()
+            _insert(dep, region, (host, port), secret, env["DB_NAME"], params)
     except (ClientError, BotoCoreError, pg8000.exceptions.Error, OSError) as exc:
         # Not written, or not known to be written: never acknowledged (a retry with the same id is safe).
         return Posted(

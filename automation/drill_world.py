@@ -162,6 +162,8 @@ class Deployment:
     """Region -> the ARN of the Secrets Manager secret with the database's application login."""
     secret_values: dict[str, dict[str, Any]] = field(default_factory=dict)
     """Region -> the secret's value, as the region's function read it (once)."""
+    connections: dict[str, tuple[tuple[str, int], Any]] = field(default_factory=dict)
+    """Region -> the database connection its function keeps (endpoint, pg8000 connection)."""
     clients: dict[tuple[str, str], Any] = field(default_factory=dict)
 
     @property

@@ -39,6 +39,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 
+import pg8000.exceptions
+import pg8000.native
+
 from automation.postgres import (
     APP_USER,
     DATABASE,
@@ -61,6 +64,7 @@ from automation.postgres import (
     promote,
     rebuild_as_standby,
     replay_status,
+    sql,
     wait_for_replay_to_settle,
 )
 from automation.postgres.server import StopMode
@@ -104,6 +108,8 @@ class PgDatabases:
     killed: set[str] = field(default_factory=set)
     """Names of servers an outage killed (restarted when their region answers again)."""
     _lock: threading.RLock = field(default_factory=threading.RLock)
+    _admin: dict[str, pg8000.native.Connection] = field(default_factory=dict)
+    """Server name -> a control-plane session kept open for the per-write WAL position."""
 
     # -- topology --------------------------------------------------------------------------------
 
@@ -224,14 +230,34 @@ class PgDatabases:
     def record(self, key: str, write_id: int) -> Ack:
         """Note an acknowledged payment (write ``write_id``) on ``key``'s server, stamped now."""
         server = self.servers[key]
-        try:
-            lsn: int | None = current_wal_lsn(server)
-        except PostgresError:
-            lsn = None  # killed right after the commit: its position is unknown, so never "replicated"
+        lsn = self._wal_lsn(server)
         ack = Ack(write_id, server.name, self.now(), lsn)
         with self._lock:
             self.acks.append(ack)
         return ack
+
+    def _wal_lsn(self, server: PgServer) -> int | None:
+        """The server's ``pg_current_wal_lsn()`` through a kept session (reopened once if it broke).
+
+        None when the server does not answer (killed right after the commit): the write's position
+        is unknown, so it never counts as replicated.
+        """
+        for _ in range(2):
+            con = self._admin.get(server.name)
+            try:
+                if con is None:
+                    con = self._admin[server.name] = sql.connect(server)
+                with self._lock:  # one kept session, maybe used from a workload thread
+                    rows = con.run("SELECT pg_current_wal_lsn()::text") or []
+                return sql.parse_lsn(str(rows[0][0]))
+            except (PostgresError, pg8000.exceptions.Error, OSError):
+                dropped = self._admin.pop(server.name, None)
+                if dropped is not None:
+                    sql.close_quietly(dropped)
+        try:
+            return current_wal_lsn(server)
+        except PostgresError:
+            return None
 
     def held(self, key: str) -> set[int]:
         """The emulator's write ids whose payment is in ``key``'s server's ledger (read as the admin)."""
@@ -280,6 +306,9 @@ class PgDatabases:
 
     def close(self) -> None:
         """Stop every server (the cluster is closed by its owner)."""
+        for con in self._admin.values():
+            sql.close_quietly(con)
+        self._admin.clear()
         for server in self.servers.values():
             if server.running:
                 server.stop(StopMode.IMMEDIATE)
