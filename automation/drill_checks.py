@@ -318,6 +318,7 @@ def refused_spans(attempts: list[Attempt], end: datetime) -> list[tuple[datetime
 
 
 _BOUND = re.compile(r"may lose up to (\d+(?:\.\d+)?) s")
+_NOTE = re.compile(r"may lose [^()]*(\([^()]*\))?")
 REQUEST_EVENTS = ("promotion-started", "failing-over")
 """When the writer change was requested: the runbook estimates the loss just before it asks."""
 
@@ -345,7 +346,9 @@ def reported_bound(dep: Deployment, run: Any, start: datetime, end: datetime) ->
     if request is None:
         return None
     found = _BOUND.search(detail)
-    note = detail[detail.index("may lose") :]
+    # The note ends with its parenthesis ("... (last <metric> <value> at <time>, <age> s old)").
+    shown = _NOTE.search(detail)
+    note = shown.group(0) if shown else detail[detail.index("may lose") :]
     return LossBound(note, float(found.group(1)) if found else None, request.at)
 
 

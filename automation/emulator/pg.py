@@ -118,7 +118,7 @@ class PgDatabases:
         return self.servers.get(key)
 
     def _name(self, key: str) -> str:
-        stem = re.sub(r"[^a-z0-9-]", "-", key.split(":")[-1].lower())[:30].strip("-") or "db"
+        stem = re.sub(r"[^a-z0-9-]", "-", key.split(":")[-1].lower())[:38].strip("-") or "db"
         if not stem[0].isalpha():
             stem = f"db-{stem}"
         return self.cluster.unique_name(stem)
