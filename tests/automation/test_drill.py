@@ -269,6 +269,7 @@ def test_payments_are_counted_from_the_final_writer_s_real_ledger(
     pg = dep.emulator.pg
     assert pg is not None, "the drill runs on real servers"
     final = result.failback.writes.writer if result.failback.writes else ""
+    assert final.split(":")[3] == dep.region_a, f"the failback moved the writer back to region A: {final}"
     server = pg.servers[final]
     assert server.running and not is_in_recovery(server), "the final writer is a running PostgreSQL writer"
     rows = payment_ids(server)
