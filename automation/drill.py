@@ -216,8 +216,16 @@ def run_local(mode: str = "rds-replica", *, reports_dir: Path | None = ROOT / "r
             cut = emulator.cut_replication(a)
             note(3, f"replication out of region A stops ({', '.join(cut)}); region A still takes payments")
             emulator.advance(LINK_CUT_SECONDS)
-            burst = client.burst_until(a, lambda: emulator.go_dark(a), before=BURST_BEFORE_DARK)
-            dark_at = clock.now()
+            struck: list[datetime] = []
+
+            def strike() -> None:
+                emulator.go_dark(a)
+                struck.append(clock.now())
+
+            # The SDK's retries of the writes refused after the kill sleep on the virtual clock:
+            # the outage's instant is the kill's, not the burst's end.
+            burst = client.burst_until(a, strike, before=BURST_BEFORE_DARK)
+            dark_at = struck[0]
             note(
                 3,
                 f"region A ({a}) goes dark {LINK_CUT_SECONDS:g} s later, its server killed mid-write "
