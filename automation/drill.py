@@ -289,6 +289,8 @@ def run_local(mode: str = "rds-replica", *, reports_dir: Path | None = ROOT / "r
             from automation.drill_payments import close_connections
 
             close_connections(dep)
+            if emulator.pg is not None:
+                emulator.pg.close_sessions()
             events += [(e.at, f"{e.kind}: {e.detail}") for e in emulator.events]
             events.sort(key=lambda e: e[0])
 

@@ -67,7 +67,6 @@ from automation.postgres import (
     sql,
     wait_for_replay_to_settle,
 )
-from automation.postgres.server import StopMode
 
 PAYMENT = re.compile(r"^pay-(\d+)$")
 
@@ -304,11 +303,9 @@ class PgDatabases:
         (:mod:`automation.postgres.sql`), so the password is a placeholder nothing checks."""
         return {"username": APP_USER, "password": "trust-auth-on-loopback", "dbname": DATABASE}
 
-    def close(self) -> None:
-        """Stop every server (the cluster is closed by its owner)."""
-        for con in self._admin.values():
-            sql.close_quietly(con)
-        self._admin.clear()
-        for server in self.servers.values():
-            if server.running:
-                server.stop(StopMode.IMMEDIATE)
+    def close_sessions(self) -> None:
+        """Close the control sessions kept open (the servers keep running for their owner)."""
+        with self._lock:
+            for con in self._admin.values():
+                sql.close_quietly(con)
+            self._admin.clear()

@@ -37,6 +37,7 @@ def aws_pg(clients: tuple[Any, dict[tuple[str, str], Any]], pg_cluster: PgCluste
             yield Aws(emulator, session, f"pg{next(_prefixes)}", cache)
     finally:
         assert emulator.pg is not None
+        emulator.pg.close_sessions()
         for server in list(emulator.pg.servers.values()):
             pg_cluster.discard(server)
 
