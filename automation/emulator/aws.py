@@ -64,12 +64,13 @@ Durations are AWS's where AWS documents them and stated assumptions otherwise (`
 
 from __future__ import annotations
 
+import json
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager, suppress
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import boto3
 from botocore.exceptions import EndpointConnectionError
@@ -79,11 +80,16 @@ from moto.core.responses import ActionResult
 from moto.rds.exceptions import DBClusterNotFoundError, RDSClientError
 from moto.rds.models import DBCluster, DBInstance, RDSBackend, rds_backends
 from moto.rds.responses import RDSResponse
+from moto.rdsdata.responses import RDSDataServiceResponse
 
 from automation.emulator import gaps
 from automation.emulator.clock import VirtualClock, retry_clock, waiter_clock
 from automation.emulator.data import DataPlane, Store, Write
 from automation.emulator.exceptions import SpecError
+
+if TYPE_CHECKING:
+    from automation.emulator.pg import PgDatabases
+    from automation.postgres import PgCluster
 from automation.emulator.stores import (
     BucketRule,
     Datapoint,
@@ -215,7 +221,13 @@ class _Refused(RDSClientError):
 class Emulator:
     """The emulated AWS world: moto plus time, data, replication, outages."""
 
-    def __init__(self, clock: VirtualClock | None = None, *, timings: Timings | None = None) -> None:
+    def __init__(
+        self,
+        clock: VirtualClock | None = None,
+        *,
+        timings: Timings | None = None,
+        postgres: PgCluster | None = None,
+    ) -> None:
         self.clock = clock or VirtualClock()
         self.timings = timings or Timings()
         self.dark: set[str] = set()
@@ -235,6 +247,12 @@ class Emulator:
         """Each replication rule of the receipts buckets, and when its metrics start."""
         self._table_period_start = self.clock.now()
         self._lock = threading.RLock()
+        self.pg: PgDatabases | None = None
+        """Real PostgreSQL servers behind the databases (``postgres=``), else None: the data is modelled."""
+        if postgres is not None:
+            from automation.emulator.pg import PgDatabases
+
+            self.pg = PgDatabases(postgres, self.clock.now)
 
     # -- life cycle ------------------------------------------------------------------------------
 
@@ -281,13 +299,34 @@ class Emulator:
         with self._lock:
             self.data.sync()
             self.dark.add(region)
+            if self.pg is not None:
+                # A dark region's servers die mid-write: committed transactions survive in their WAL,
+                # standbys elsewhere keep what they received and no more.
+                self.pg.go_dark(lambda key: _cluster_region(key) == region)
             self._event("outage", f"{region} stops answering")
+
+    def cut_replication(self, region: str) -> list[str]:
+        """Replication out of ``region`` stops (the link between the regions fails) while it still
+        answers its own clients: the first half of a regional outage that takes the link first.
+
+        Real servers only (``postgres=``): their standbys' WAL receivers stop; returns their names.
+        """
+        if self.pg is None:
+            raise SpecError(
+                "cut_replication needs real servers behind the databases (Emulator(postgres=...))"
+            )
+        with self._lock:
+            cut = self.pg.cut_from(lambda key: _cluster_region(key) == region)
+            self._event("link-cut", f"replication out of {region} stops: {', '.join(cut) or 'no standby'}")
+            return cut
 
     def come_back(self, region: str) -> None:
         """``region`` answers again; replication resumes; pending Aurora rebuilds start."""
         with self._lock:
             self.data.sync()
             self.dark.discard(region)
+            if self.pg is not None:
+                self.pg.come_back(lambda key: _cluster_region(key) == region)
             # Links through ``region`` are up again from this instant, not from whenever the data
             # plane is next looked at: the backlog starts draining now.
             self.data.sync()
@@ -431,11 +470,59 @@ class Emulator:
                 key = self.database_writable(region)
                 if key is None:
                     return None
+                if self._real(key):
+                    return self._pg_write(key)
                 return self.data.write(key)
             key = store_key(store, region)
             if key not in self.data.copies:
                 return None
             return self.data.write(key)
+
+    def _real(self, key: str) -> bool:
+        """Whether database copy ``key`` is a real server (else its data is modelled)."""
+        return self.pg is not None and self.pg.server(key) is not None
+
+    def _pg_write(self, key: str) -> Write | None:
+        """A payment written for real on ``key``'s server; acknowledged only if it committed."""
+        assert self.pg is not None
+        from automation.emulator.pg import payment_id
+
+        write_id = self.data.next_id()
+        if not self.pg.insert(key, payment_id(write_id)):
+            return None
+        return self.record_payment(key, write_id)
+
+    def record_payment(self, key: str, write_id: int) -> Write:
+        """Note a payment the application had acknowledged on database copy ``key`` (real servers).
+
+        ``write_id`` is the one its payment id was made from (``pg.payment_id``): the write log and the
+        ledger name the same write.
+        """
+        assert self.pg is not None
+        with self._lock:
+            write = self.data.write(key, write_id=write_id)
+        self.pg.record(key, write.id)
+        return write
+
+    def resolve_instance(self, region: str, identifier: str) -> tuple[str, int, str] | None:
+        """What the DNS name of DB instance ``identifier`` in ``region`` reaches now: (address, port, ARN).
+
+        An instance endpoint's DNS name belongs to the name, not to the instance: after a rename "the
+        old DNS name ... is immediately deleted" and the new one "becomes effective in about 10
+        minutes" (https://docs.aws.amazon.com/AmazonRDS/latest/UserGuide/USER_RenameInstance.html), so
+        a name resolves only while an instance bears it and is not ``renaming``. Read from moto's state
+        directly: a DNS lookup is not an API call.
+        """
+        found = rds_backends[ACCOUNT][region].databases.get(identifier)
+        if found is None or found.status == "renaming" or not self.reachable(region):
+            return None
+        return str(found.address), int(found.port or 0), str(found.db_instance_arn)
+
+    def database_held(self, key: str) -> set[int]:
+        """Write ids database copy ``key`` holds now: its server's ledger rows, or the modelled copy."""
+        if self.pg is not None and self.pg.server(key) is not None:
+            return self.pg.held(key)
+        return self.data.held(key)
 
     # -- the multi-writer stores (automation.emulator.stores) ------------------------------------
 
@@ -516,7 +603,13 @@ class Emulator:
             target = link.target
             if target.store is not Store.DATABASE or not self.reachable(target.region):
                 continue
-            lag = self.data.lag_seconds(target.key) or 0.0
+            if self.pg is not None and self.pg.server(target.key) is not None:
+                measured = self.pg.lag_seconds(target.key)
+                if measured is None:
+                    continue  # not streaming (being created, promoted) or down: no datapoint
+                lag = measured
+            else:
+                lag = self.data.lag_seconds(target.key) or 0.0
             found = _find_database(target.key)
             if isinstance(found, DBCluster):
                 name, value, unit = "AuroraGlobalDBReplicationLag", lag * 1000.0, "Milliseconds"
@@ -558,6 +651,8 @@ class Emulator:
                 self.clock.after(self.timings.instance_create_seconds, lambda: _set_status(db, "available"))
             return
         self.data.copy(db.db_instance_arn, Store.DATABASE, backend.region_name)
+        if self.pg is not None and _postgres(db):
+            db.port = self.pg.create_writer(db.db_instance_arn).port
 
     def on_replica_requested(self, backend: RDSBackend, kwargs: dict[str, Any]) -> None:
         source_ref = kwargs["source_db_instance_identifier"]
@@ -593,6 +688,9 @@ class Emulator:
 
     def on_replica_created(self, backend: RDSBackend, replica: DBInstance, source: DBInstance) -> None:
         self.data.copy(replica.db_instance_arn, Store.DATABASE, backend.region_name)
+        if self.pg is not None and self.pg.server(source.db_instance_arn) is not None:
+            # CreateDBInstanceReadReplica: a copy of the source, streaming from it (pg_basebackup).
+            replica.port = self.pg.create_standby(replica.db_instance_arn, source.db_instance_arn).port
         link = self.data.link(
             source.db_instance_arn,
             replica.db_instance_arn,
@@ -620,6 +718,12 @@ class Emulator:
                 self.clock.now(), source.region, backend.region_name, self.reachable(source.region)
             )
             self.writer_moves.append(moved)
+        if self.pg is not None and self._real(db.db_instance_arn):
+            # "The read replica stops replicating" when the promotion starts: the real standby is
+            # cut off its source and replays what it received; what it never received is lost.
+            source_name = self.pg.source_name(db.db_instance_arn)
+            self.pg.stop_replicating(db.db_instance_arn)
+            lost = self.pg.lost(db.db_instance_arn, source_name)
         if source is None or not self.reachable(source.region):
             # Unplanned: the source's region does not answer, so its unapplied tail is the
             # documented price of the promotion. With the source answering, nothing is excused.
@@ -633,6 +737,8 @@ class Emulator:
         )
 
         def complete() -> None:
+            if self.pg is not None and self._real(db.db_instance_arn):
+                self.pg.promote(db.db_instance_arn)
             gaps.finish_promotion(backend, db)
             db.status = "available"
             self._event("promotion-completed", f"{db.db_instance_identifier} is a standalone writer")
@@ -654,6 +760,8 @@ class Emulator:
         with self._lock:
             self.data.sync()
             self.data.rename(old_arn, new_arn)
+            if self.pg is not None:
+                self.pg.rename(old_arn, new_arn)  # the server follows the instance to its new name
             if old_arn in self.lost_at_promotion:
                 self.lost_at_promotion[new_arn] = self.lost_at_promotion.pop(old_arn)
             self._event(
@@ -671,9 +779,20 @@ class Emulator:
     def on_cluster_created(self, backend: RDSBackend, cluster: DBCluster) -> None:
         self.data.copy(cluster.db_cluster_arn, Store.DATABASE, backend.region_name)
         group = _global_of(cluster)
+        writer = (
+            None
+            if group is None
+            else next((m for m in group.members if m.is_writer and m is not cluster), None)
+        )
+        if self.pg is not None and _postgres(cluster):
+            if writer is None:
+                server = self.pg.create_writer(cluster.db_cluster_arn)
+            else:
+                # A secondary cluster of a global database: a storage-level copy of the primary.
+                server = self.pg.create_standby(cluster.db_cluster_arn, writer.db_cluster_arn)
+            cluster.port = server.port
         if group is None:
             return
-        writer = next((m for m in group.members if m.is_writer and m is not cluster), None)
         if writer is None:
             cluster.is_writer = True
             return
@@ -743,16 +862,35 @@ class Emulator:
                 )
             )
 
+        real = self.pg is not None and self._real(target.db_cluster_arn)
+        if self.pg is not None and real and old is not None and word == "switching-over":
+            # A switchover synchronizes the secondaries with the primary and makes the primary a
+            # read-only secondary (SwitchoverGlobalCluster): from the request on, its server refuses
+            # the application's writes, and what it already committed still streams to the target.
+            self.pg.fence(old.db_cluster_arn)
+
         def start() -> None:
             _set_failover_state(group, {**getattr(group, "failover_state", {}), "Status": word})
 
         def finish() -> None:
             if word == "switching-over":
-                link = self.data.link_into(target.db_cluster_arn)
-                if link is not None and link.tail():
+                if self.pg is not None and real and old is not None:
+                    behind = not self.pg.caught_up(old.db_cluster_arn, target.db_cluster_arn)
+                else:
+                    link = self.data.link_into(target.db_cluster_arn)
+                    behind = link is not None and bool(link.tail())
+                if behind:
                     self.clock.after(5.0, finish)  # a switchover waits for the target to catch up
                     return
             lost = self.data.unlink(target.db_cluster_arn)
+            if self.pg is not None and real:
+                # The secondary stops replicating and is promoted; with AllowDataLoss, what it had not
+                # received from the old primary is lost ("a loss of write transaction data that wasn't
+                # replicated to the chosen secondary", FailoverGlobalCluster).
+                source_name = self.pg.source_name(target.db_cluster_arn)
+                self.pg.stop_replicating(target.db_cluster_arn)
+                lost = self.pg.lost(target.db_cluster_arn, source_name)
+                self.pg.promote(target.db_cluster_arn)
             if word == "failing-over" and old_dark_at_request:
                 self.lost_at_promotion[target.db_cluster_arn] = lost
             for m in group.members:
@@ -774,6 +912,10 @@ class Emulator:
                     delay=self.timings.aurora_delay,
                     apply_seconds=self.timings.aurora_apply,
                 )
+                if self.pg is not None and real:
+                    # "demotes the current primary cluster to a secondary (read-only) cluster": the
+                    # old writer is re-seeded from the new one (the rebuild drops the fence).
+                    self.pg.rebuild(old.db_cluster_arn, target.db_cluster_arn)
             elif self.reachable(_cluster_region(old.db_cluster_arn)):
                 self._rebuild_old_primary(
                     gid, old.db_cluster_arn, target.db_cluster_arn, unplanned=old_dark_at_request
@@ -815,6 +957,15 @@ class Emulator:
             )
             made.created = _moto_time(now)  # SnapshotCreateTime: when Aurora took it (virtual time)
         discarded = self.data.replace_content(old_arn, new_arn)
+        if self.pg is not None and self._real(old_arn):
+            # What the old primary committed and the new writer lacks, read from its own ledger
+            # before its data directory is replaced.
+            discarded = sorted(self.pg.held(old_arn) - self.pg.held(new_arn))
+            # Until the rebuild is done (Timings.rebuild_seconds, AWS's time) the old primary is a
+            # secondary being re-synchronized: it takes no writes, and it is not caught up.
+            self.pg.fence(old_arn)
+            pg = self.pg
+            self.clock.after(self.timings.rebuild_seconds, lambda: pg.rebuild(old_arn, new_arn))
         link = self.data.link(
             new_arn, old_arn, delay=self.timings.aurora_delay, apply_seconds=self.timings.aurora_apply
         )
@@ -883,6 +1034,12 @@ def replica_lag(engine: str, behind: float, flowing: bool) -> float:
     if engine in ("mysql", "mariadb") and not flowing:
         return NOT_REPLICATING
     return behind
+
+
+def _postgres(database: DBInstance | DBCluster) -> bool:
+    """Whether real servers can stand in for ``database``: PostgreSQL engines only. A MySQL instance
+    (rds-replica with ``engine: mysql``) keeps the modelled data plane."""
+    return "postgres" in str(getattr(database, "engine", "") or "")
 
 
 def _clear_active() -> None:
@@ -997,6 +1154,7 @@ def _patch_behaviours() -> Callable[[], None]:
     create_cluster = RDSBackend.create_db_cluster
     modify_instance = RDSBackend.modify_db_instance
     update_asg = AutoScalingBackend.update_auto_scaling_group
+    execute_data = RDSDataServiceResponse.execute_statement
     set_desired = AutoScalingBackend.set_desired_capacity
 
     def create_db_instance(self: RDSBackend, db_kwargs: dict[str, Any]) -> Any:
@@ -1068,6 +1226,30 @@ def _patch_behaviours() -> Callable[[], None]:
             _ACTIVE.record_asg(self.region_name, name)
         return group
 
+    def rds_data_execute(self: RDSDataServiceResponse) -> str:
+        if _ACTIVE is None or _ACTIVE.pg is None:
+            return execute_data(self)
+        from automation.emulator.data_api import execute_statement
+
+        return json.dumps(execute_statement(_ACTIVE, self.region, json.loads(self.body or "{}")))
+
+    instance_address = DBInstance.__dict__["address"]
+    cluster_endpoint = DBCluster.__dict__["endpoint"]
+
+    def address(self: DBInstance) -> str:
+        # Describe* give the real server's endpoint, so a driver configured from it connects there.
+        if _ACTIVE is not None and _ACTIVE.pg is not None and _ACTIVE.pg.server(self.db_instance_arn):
+            return _ACTIVE.pg.servers[self.db_instance_arn].host
+        return str(instance_address.fget(self))
+
+    def endpoint(self: DBCluster) -> str:
+        if _ACTIVE is not None and _ACTIVE.pg is not None and _ACTIVE.pg.server(self.db_cluster_arn):
+            return _ACTIVE.pg.servers[self.db_cluster_arn].host
+        return str(cluster_endpoint.fget(self))
+
+    put(DBInstance, "address", property(address))
+    put(DBCluster, "endpoint", property(endpoint))
+    put(RDSDataServiceResponse, "execute_statement", rds_data_execute)
     put(RDSBackend, "create_db_instance", create_db_instance)
     put(RDSBackend, "create_db_instance_read_replica", create_db_instance_read_replica)
     put(RDSBackend, "promote_read_replica", promote_read_replica)

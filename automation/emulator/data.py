@@ -175,12 +175,23 @@ class DataPlane:
 
     # -- writes and replication ----------------------------------------------------------------
 
-    def write(self, key: str, *, at: datetime | None = None) -> Write:
-        """Record an acknowledged write at copy ``key`` (the caller checked it accepts writes)."""
+    def next_id(self) -> int:
+        """Reserve the id of a write about to be attempted (a real database names it before it commits)."""
+        self._ids += 1
+        return self._ids
+
+    def write(self, key: str, *, at: datetime | None = None, write_id: int | None = None) -> Write:
+        """Record an acknowledged write at copy ``key`` (the caller checked it accepts writes).
+
+        ``write_id``: one reserved with :meth:`next_id`; by default a new one.
+        """
         self.sync()
         copy = self.copies[key]
-        self._ids += 1
-        write = Write(self._ids, copy.store, copy.region, copy.key, at or self._now())
+        if write_id is None:
+            write_id = self.next_id()
+        elif write_id in self.writes:
+            raise ValueError(f"write {write_id} is already recorded")
+        write = Write(write_id, copy.store, copy.region, copy.key, at or self._now())
         self.writes[write.id] = write
         copy.receive(write.id)
         return write

