@@ -219,8 +219,10 @@ def run_local(mode: str = "rds-replica", *, reports_dir: Path | None = ROOT / "r
             struck: list[datetime] = []
 
             def strike() -> None:
-                emulator.go_dark(a)
+                # The instant the kill begins: killing the server takes (virtual) time of its own,
+                # and a write refused meanwhile is already the outage's.
                 struck.append(clock.now())
+                emulator.go_dark(a)
 
             # The SDK's retries of the writes refused after the kill sleep on the virtual clock:
             # the outage's instant is the kill's, not the burst's end.

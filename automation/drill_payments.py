@@ -33,14 +33,14 @@ import pg8000.exceptions
 import pg8000.native
 from botocore.exceptions import BotoCoreError, ClientError
 
+from lambdas.api.ledger import INSERT_SQL
+
 if TYPE_CHECKING:
     from automation.drill_world import Deployment
 
-INSERT = (
-    "INSERT INTO ledger (payment_id, amount_cents, currency) VALUES (:payment_id, :amount_cents, :currency) "
-    "ON CONFLICT (payment_id) DO NOTHING"
-)
-"""Idempotent on the payment id (https://www.postgresql.org/docs/18/sql-insert.html#SQL-ON-CONFLICT)."""
+INSERT = INSERT_SQL
+"""The API handler's own statement (lambdas/api/ledger.py): idempotent on the payment id
+(https://www.postgresql.org/docs/18/sql-insert.html#SQL-ON-CONFLICT)."""
 
 
 @dataclass(frozen=True)
@@ -135,7 +135,14 @@ def close_connections(dep: Deployment) -> None:
 def post_payment(dep: Deployment, region: str, payment_id: str, amount_cents: int = 1250) -> Posted:
     """``POST /payments`` in ``region``: the ledger row written on the region's database, or a 503."""
     env = env_for(dep, region)
-    params = {"payment_id": payment_id, "amount_cents": amount_cents, "currency": "EUR"}
+    params = {
+        "payment_id": payment_id,
+        "amount": f"{amount_cents / 100:.2f}",
+        "currency": "EUR",
+        "customer_id": "drill",
+        "region": region,
+        "created_at": dep.emulator.clock.now().isoformat(),
+    }
     try:
         secret = dep.secret_values.get(region)
         if secret is None:
@@ -147,11 +154,7 @@ def post_payment(dep: Deployment, region: str, payment_id: str, amount_cents: in
                 secretArn=env["DB_SECRET_ARN"],
                 database=env["DB_NAME"],
                 sql=INSERT,
-                parameters=[
-                    {"name": "payment_id", "value": {"stringValue": payment_id}},
-                    {"name": "amount_cents", "value": {"longValue": amount_cents}},
-                    {"name": "currency", "value": {"stringValue": "EUR"}},
-                ],
+                parameters=[{"name": k, "value": {"stringValue": v}} for k, v in params.items()],
             )
             key = env["DB_CLUSTER_ARN"]
         else:

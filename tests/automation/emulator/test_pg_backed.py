@@ -257,7 +257,8 @@ def data_api(aws: Aws, region: str, arn: str, sql: str, **params: str) -> dict[s
 
 
 INSERT = (
-    "INSERT INTO ledger (payment_id, amount_cents, currency) VALUES (:id, 100, 'EUR') ON CONFLICT DO NOTHING"
+    "INSERT INTO ledger (payment_id, amount, currency, region) VALUES (:id, 1.00, 'EUR', 'test') "
+    "ON CONFLICT DO NOTHING"
 )
 
 
@@ -272,10 +273,10 @@ def test_the_data_api_runs_on_the_writer_and_fails_on_the_secondary(aws_pg: Aws)
         aws_pg,
         A,
         pair.a_arn,
-        "SELECT payment_id, amount_cents FROM ledger WHERE payment_id = :id",
+        "SELECT payment_id, amount::text FROM ledger WHERE payment_id = :id",
         id="pay-data-api",
     )
-    assert rows["records"] == [[{"stringValue": "pay-data-api"}, {"longValue": 100}]]
+    assert rows["records"] == [[{"stringValue": "pay-data-api"}, {"stringValue": "1.00"}]]
     with pytest.raises(ClientError) as refused:
         data_api(aws_pg, B, pair.b_arn, INSERT, id="pay-on-secondary")
     assert refused.value.response["Error"]["Code"] == "DatabaseUnavailableException"
