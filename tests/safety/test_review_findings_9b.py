@@ -1,0 +1,142 @@
+"""Findings of the second adversarial review of issue 9 (the checker and the emulator), as tests.
+
+Each test names the finding (9B-n) it protects. Those still open are strict expected failures naming
+the finding; those fixed pass. The review's report lists the evidence for each.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+from automation.emulator.data import Store
+from lambdas.failover.regressions import Regression
+from tests.lambdas.failover.world import REGION_A, REGION_B
+from tests.safety.driver import run_many
+from tests.safety.model import TRAFFIC_GRACE, Deployment, RunState
+from tests.safety.regressions import regressed
+from tests.safety.test_examples import EXAMPLES, FIXED
+from tests.safety.test_schedules import CI_SEEDS, LENGTH
+
+Deploy = Callable[..., Deployment]
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="9B-1: with every fixed example's regression back, the CI seed set reports no one_writer, "
+    "traffic_follows_writer, protected_again or single_flight violation: only the hand-written "
+    "examples prove those flags, not the CI seeds (issue 9, Done when)",
+)
+def test_9b_1_ci_seeds_report_every_fixed_example_with_its_regression_back(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Issue 9's Done-when: with each example re-enabled behind its test-only flag, *the CI seed set*
+    reports a violation for every one. All the flags at once is the most the seeds can be given: an
+    invariant they do not report with every flag on, they report with none of them alone."""
+    names = sorted({n for flags in FIXED.values() for n in flags})
+    caplog.set_level(logging.CRITICAL)
+    with regressed(*names):
+        results = run_many(CI_SEEDS, length=LENGTH)
+    reported = {v.invariant for r in results for v in r.violations}
+    expected = {EXAMPLES[name][1] for name in FIXED}
+    assert expected <= reported, (
+        f"the CI seeds {CI_SEEDS} with {names} on report {sorted(reported)}; never "
+        f"{sorted(expected - reported)}:\n" + "\n\n".join(r.describe() for r in results)
+    )
+
+
+def test_9b_2_a_failback_that_gives_up_on_zero_lag_leaves_region_b_serving(deploy: Deploy) -> None:
+    """9B-2, converges: the proof for ``Regression.FAILBACK_STAYS_DRAINED``, which no test turned on
+    (and the ``failback_lag_never_zero`` example no longer reaches the lag wait's timeout: with this
+    flag on it reports nothing). The region-A replica cannot catch up (replication between the
+    regions broken after the failover), the lag wait gives up; with the old behaviour back the
+    failback leaves region B drained and region A fenced: the checker must say so. Without the flag
+    the same schedule breaks nothing (measured: the runbook undoes the drain)."""
+    with regressed(Regression.FAILBACK_STAYS_DRAINED):
+        d = deploy("rds-replica")
+        d.op_outage()
+        d.op_advance(120)
+        d.op_run("failover")
+        d.op_recover()
+        d.op_advance(600)
+        d.emulator.partition(REGION_A, REGION_B, Store.DATABASE)
+        run = d.op_run("failback", params={"waiterMaxAttempts": 240})
+        d.op_advance(600)
+        d.judge()
+    assert run.outcome == "stopped" and "zero lag" in run.detail, run
+    assert [v.invariant for v in d.violations] == ["converges"], [str(v) for v in d.violations]
+
+
+def _no_region_serves_a_writer(d: Deployment) -> None:
+    """Region A's web tier and functions fenced by hand (as a failover's fence leaves them), region
+    B still the pilot light: both regions answer, neither serves a writer (AWS state)."""
+    d.op_advance(120)
+    a = d.world.client("autoscaling", REGION_A)
+    a.update_auto_scaling_group(AutoScalingGroupName=d.ctx.primary_asg_name, MinSize=0, DesiredCapacity=0)
+    d.emulator.record_asg(REGION_A, d.ctx.primary_asg_name)
+    for name in d.ctx.primary_function_names:
+        d.world.client("lambda", REGION_A).put_function_concurrency(
+            FunctionName=name, ReservedConcurrentExecutions=0
+        )
+    d.op_advance(d.emulator.timings.deregistration_delay + 60)
+    assert not [r for r in (REGION_A, REGION_B) if d.emulator.serving(r) and d.emulator.database_writable(r)]
+
+
+def _judged_after(d: Deployment, outcome: str) -> list[str]:
+    d.last_run = RunState("failover", {"force": True}, outcome, "the runbook's word", mutated=True)
+    d._judge_traffic()
+    d.op_advance(TRAFFIC_GRACE + 1)
+    return [v.invariant for v in d.judge()]
+
+
+def test_9b_3_control_a_done_failover_that_left_nothing_serving_is_reported(deploy: Deploy) -> None:
+    """Control for 9B-3: the checker reports this AWS state after a run that says ``done``."""
+    d = deploy("rds-replica")
+    _no_region_serves_a_writer(d)
+    assert "traffic_follows_writer" in _judged_after(d, "done")
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="9B-3: the after-run judgment reads the runbook's own outcome: a failover that reports "
+    "'stopped' after changing AWS is never judged, whatever state it left (model._judge_after_run)",
+)
+def test_9b_3_a_stopped_failover_that_left_nothing_serving_is_reported(deploy: Deploy) -> None:
+    """9B-3, converges / traffic_follows_writer judged from AWS state alone: the same AWS state (both
+    regions answer, neither serves a writer, a failover made mutating calls) must get the same
+    verdict whether the run said ``done`` or ``stopped``: the report is not evidence."""
+    d = deploy("rds-replica")
+    _no_region_serves_a_writer(d)
+    assert set(_judged_after(d, "stopped")) & {"converges", "traffic_follows_writer"}
+
+
+class _Resumer:
+    """Stands in for a Deployment: records the runs ``Deployment.op_resume`` starts."""
+
+    def __init__(self, last: RunState) -> None:
+        self.last_run = last
+        self.runs: list[dict[str, Any]] = []
+
+    def _count(self, name: str) -> None:
+        pass
+
+    def op_run(self, runbook: str, **kwargs: Any) -> None:
+        self.runs.append({"runbook": runbook, **kwargs})
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="9B-4: op_resume does nothing unless the last run is unfinished: re-running a run that "
+    "ended (the CLI's --run-id, an execution redriven) is physically possible but never drawn",
+)
+def test_9b_4_resume_has_no_precondition_beyond_physical_possibility() -> None:
+    """9B-4, rules have no preconditions beyond physical possibility: an operator may resume (re-run
+    under its run id) a run that already ended, e.g. a failover that said ``done``; single_flight's
+    "a re-run never lowers a capacity autoscaling raised" is about exactly that. The model's resume
+    is a no-op then, so no schedule ever re-runs a completed run by resuming it."""
+    rec = _Resumer(RunState("failover", {"force": True}, "done", run_id="local-1"))
+    Deployment.op_resume(rec)  # type: ignore[arg-type]
+    assert rec.runs, "resuming a completed run started nothing"
