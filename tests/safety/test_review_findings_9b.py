@@ -140,3 +140,42 @@ def test_9b_4_resume_has_no_precondition_beyond_physical_possibility() -> None:
     rec = _Resumer(RunState("failover", {"force": True}, "done", run_id="local-1"))
     Deployment.op_resume(rec)  # type: ignore[arg-type]
     assert rec.runs, "resuming a completed run started nothing"
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="9B-6: the emulator completes every switchover it accepts; FailoverState never passes "
+    "through 'cancelling', so a switchover whose target's region goes dark makes the dark cluster "
+    "the writer and leaves region A read-only (nothing writable in either region)",
+)
+def test_9b_6_a_switchover_to_a_dark_target_is_cancelled_not_completed(deploy: Deploy) -> None:
+    """9B-6, the emulator kinder (and less faithful) than AWS: the FailoverState API reference lists
+    ``cancelling`` ("The request to switch over or fail over the global cluster was cancelled and
+    the primary Aurora DB cluster and the selected secondary Aurora DB cluster are returning to
+    their previous states", https://docs.aws.amazon.com/AmazonRDS/latest/APIReference/API_FailoverState.html)
+    and ``pending`` is when both clusters "are being verified before the operation starts". A target
+    whose region stops answering during ``pending`` cannot be verified, let alone promoted: the
+    switchover must not complete while that region is dark, and region A must be writable again
+    (the previous state). The emulator has no path to ``cancelling``: a runbook that assumes an
+    accepted switchover completes is never contradicted."""
+    d = deploy("aurora-global")
+    d.op_advance(60)
+    rds = d.world.client("rds", REGION_B)
+    assert d.ctx.global_cluster_id and d.ctx.dr_cluster_arn and d.ctx.dr_cluster_id
+    engine = rds.describe_db_clusters(DBClusterIdentifier=d.ctx.dr_cluster_arn)["DBClusters"][0]["Engine"]
+    rds.create_db_instance(  # the headless secondary gets its instance, as the runbook adds it
+        DBInstanceIdentifier=f"{d.ctx.dr_cluster_id}-9b",
+        DBClusterIdentifier=d.ctx.dr_cluster_id,
+        Engine=engine,
+        DBInstanceClass="db.r6g.large",
+    )
+    d.op_advance(d.emulator.timings.instance_create_seconds + 60)
+    rds.switchover_global_cluster(
+        GlobalClusterIdentifier=d.ctx.global_cluster_id, TargetDbClusterIdentifier=d.ctx.dr_cluster_arn
+    )
+    d.op_advance(1)  # FailoverState pending: the clusters are being verified
+    d.emulator.go_dark(REGION_B)
+    d.op_advance(600)
+    writers = d.emulator.writers()
+    assert d.ctx.dr_cluster_arn not in writers, "a cluster in a dark region was made the writer"
+    assert d.keys()[0] in writers, f"region A's cluster is not writable again: writers {writers}"
