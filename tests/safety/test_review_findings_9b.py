@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 
 from automation.emulator.data import Store
+from lambdas.failover.names import kept_snapshot_id
 from lambdas.failover.regressions import Regression
 from tests.lambdas.failover.world import REGION_A, REGION_B
 from tests.safety.driver import run_many
@@ -179,3 +180,34 @@ def test_9b_6_a_switchover_to_a_dark_target_is_cancelled_not_completed(deploy: D
     writers = d.emulator.writers()
     assert d.ctx.dr_cluster_arn not in writers, "a cluster in a dark region was made the writer"
     assert d.keys()[0] in writers, f"region A's cluster is not writable again: writers {writers}"
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="9B-7: _judge_discarded accepts any manual snapshot bearing the runbook's name for the copy "
+    "(names.kept_snapshot_id), whatever it holds: a snapshot taken after the rebuild, which lacks "
+    "every discarded write, clears the no_loss violation",
+)
+def test_9b_7_discarded_writes_are_judged_from_the_snapshot_s_content_not_its_name(deploy: Deploy) -> None:
+    """9B-7, no_loss judged from AWS state and the write log: after an unplanned Aurora failover the
+    discarded writes must survive in a manual snapshot that *holds them*. With the runbook's copy
+    turned off (``Regression.UNPLANNED_SNAPSHOT_NOT_KEPT``), a manual snapshot of region A's cluster
+    taken after Aurora rebuilt it (so it holds the new writer's content, none of the discarded
+    writes) under the name the runbook would use must not satisfy the checker."""
+    with regressed(Regression.UNPLANNED_SNAPSHOT_NOT_KEPT):
+        d = deploy("aurora-global")
+        d.op_advance(60)
+        d.op_outage()
+        d.op_advance(60)
+        d.op_run("failover")
+        d.op_recover()
+        rebuilds = [e for e in d.emulator.events if e.kind == "rebuild" and e.data.get("discarded")]
+        assert rebuilds, "the schedule discarded no write (nothing to judge)"
+        source = str(rebuilds[-1].data["snapshot"])
+        a_cluster = d.keys()[0].split(":")[-1]
+        d.world.client("rds", REGION_A).create_db_cluster_snapshot(
+            DBClusterIdentifier=a_cluster, DBClusterSnapshotIdentifier=kept_snapshot_id(source)
+        )
+        d.op_advance(600)
+        d.judge()
+    assert "no_loss" in {v.invariant for v in d.violations}, [str(v) for v in d.violations]
