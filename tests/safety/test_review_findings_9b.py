@@ -243,3 +243,25 @@ def test_9b_8_postgres_replica_lag_grows_while_the_source_is_idle(deploy: Deploy
     )["Datapoints"]
     latest = max(points, key=lambda p: p["Timestamp"])
     assert latest["Maximum"] >= 180, f"ReplicaLag of a replica of a source idle for 300 s: {latest}"
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="9B-9: settle() judges converges from the runbook's own outcome ('did not end after 3 "
+    "resumes'), so a failover correctly refused while region A is healthy, which changed nothing and "
+    "left region A serving its writer, is reported as a converges violation (seen in the soak: seed 4)",
+)
+def test_9b_9_a_refused_failover_that_changed_nothing_converges(deploy: Deploy) -> None:
+    """9B-9, converges judged from AWS state: a run "ends done, or rolled back to a safe serving
+    state". A failover that is not forced, started while region A answers healthy, is refused by
+    confirm_primary_down before any change: AWS is in the safe serving state it was in (region A
+    serves the writer, Route 53 answers region A). ``python -m tests.safety.driver --first-seed 4
+    --schedules 1 --length 8`` reported exactly this as a converges violation."""
+    d = deploy("rds-replica")
+    d.op_advance(120)
+    run = d.op_run("failover")
+    assert run.outcome == "stopped" and not run.mutated, run
+    d.settle()
+    assert d.emulator.serving(REGION_A) and d.emulator.database_writable(REGION_A), "not a safe serving state"
+    assert d.where() == REGION_A
+    assert not [v for v in d.violations if v.invariant == "converges"], [str(v) for v in d.violations]
