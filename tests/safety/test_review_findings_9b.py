@@ -7,7 +7,7 @@ Not here: 9B-5 (``test_schedules.test_ci_seeds_break_no_invariant`` passed under
 on m3, so the build failed; the mark is gone) and 9B-10 (seed 11 with ``skip-store-drain`` gives
 different verdicts in separate processes, the writer move at 12:56:45 or 12:56:46, an extra table
 write; about one run in three, too rarely for a strict expected failure: replay with
-``python -m tests.safety.driver`` three times and compare).
+``run_many([11], length=20)`` under ``regressed("skip-store-drain")`` in three fresh processes).
 """
 
 from __future__ import annotations
