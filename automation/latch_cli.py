@@ -39,8 +39,8 @@ from automation.runbook_cli import (
     EXIT_STOPPED,
     InputError,
     _fail,
-    _session,
-    load_context,
+    add_deployment_arguments,
+    connect,
 )
 from lambdas.failover import steps
 from lambdas.failover.clients import Clients
@@ -69,17 +69,8 @@ def build_parser() -> argparse.ArgumentParser:
         help="activate, aurora-global: region A does not answer: a managed failover (may lose the "
         "unreplicated tail) instead of a switchover",
     )
-    parser.add_argument("--stack", default="dr", help="DR stack whose `runbook` output to read (default: dr)")
-    parser.add_argument(
-        "--outputs",
-        metavar="FILE",
-        help="JSON file with the DR stack's `runbook` output (`pulumi stack output runbook --json -s dr "
-        "> runbook.json`); no Pulumi CLI or state backend needed",
-    )
+    add_deployment_arguments(parser)
     parser.add_argument("--reason", help="why: recorded in the latch")
-    parser.add_argument(
-        "--endpoint-url", metavar="URL", help="AWS endpoint of a local emulator (moto server)"
-    )
     return parser
 
 
@@ -165,8 +156,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SystemExit as exc:
         return EXIT_DONE if exc.code == 0 else EXIT_BAD_INPUT
     try:
-        ctx = load_context(args)
-        clients = Clients.for_context(ctx, _session(args.endpoint_url), endpoint_url=args.endpoint_url)
+        ctx, clients = connect(args)
     except (InputError, ContextError) as exc:
         return _fail(exc)
     if args.action == "show":

@@ -64,13 +64,7 @@ def build_parser() -> argparse.ArgumentParser:
         epilog="Exit status: 0 done, 1 stopped at a step (run again to resume), 2 bad input / not confirmed.",
     )
     parser.add_argument("runbook", choices=sorted(RUNBOOKS), help="which runbook to run")
-    parser.add_argument("--stack", default="dr", help="DR stack whose `runbook` output to read (default: dr)")
-    parser.add_argument(
-        "--outputs",
-        metavar="FILE",
-        help="JSON file with the DR stack's `runbook` output (`pulumi stack output runbook --json -s dr "
-        "> runbook.json`); no Pulumi CLI or state backend needed",
-    )
+    add_deployment_arguments(parser)
     parser.add_argument("--yes", action="store_true", help="do not ask for confirmation")
     parser.add_argument(
         "--dry-run",
@@ -107,9 +101,6 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="take the runbook lock even from another run that looks live (only when you know it is dead: "
         "two runs acting at once can leave two writers)",
-    )
-    parser.add_argument(
-        "--endpoint-url", metavar="URL", help="AWS endpoint of a local emulator (moto server)"
     )
     parser.add_argument("--json", action="store_true", help="print the report as JSON on stdout")
     parser.add_argument("-v", "--verbose", action="store_true", help="log every step as JSON lines on stderr")
@@ -156,6 +147,28 @@ def check_lock_flags(args: argparse.Namespace) -> None:
         raise InputError(
             "--break-lock cannot be used with --dry-run: a dry run takes no lock, so there is none to break"
         )
+
+
+def add_deployment_arguments(parser: argparse.ArgumentParser) -> None:
+    """Where the DR stack's ``runbook`` output and AWS are: ``--stack``, ``--outputs``, ``--endpoint-url``
+    (the runbook, ``status`` and ``latch`` commands read the same deployment the same way)."""
+    parser.add_argument("--stack", default="dr", help="DR stack whose `runbook` output to read (default: dr)")
+    parser.add_argument(
+        "--outputs",
+        metavar="FILE",
+        help="JSON file with the DR stack's `runbook` output (`pulumi stack output runbook --json -s dr "
+        "> runbook.json`); no Pulumi CLI or state backend needed",
+    )
+    parser.add_argument(
+        "--endpoint-url", metavar="URL", help="AWS endpoint of a local emulator (moto server)"
+    )
+
+
+def connect(args: argparse.Namespace) -> tuple[RunbookContext, Clients]:
+    """The validated outputs named by :func:`add_deployment_arguments` and clients for both regions;
+    raises InputError or ContextError before any AWS call."""
+    ctx = load_context(args)
+    return ctx, Clients.for_context(ctx, _session(args.endpoint_url), endpoint_url=args.endpoint_url)
 
 
 def load_context(args: argparse.Namespace) -> RunbookContext:
@@ -270,8 +283,7 @@ def main(argv: Sequence[str] | None = None, *, stdin: TextIO | None = None) -> i
         return _fail(exc)
 
     try:
-        ctx = load_context(args)
-        clients = Clients.for_context(ctx, _session(args.endpoint_url), endpoint_url=args.endpoint_url)
+        ctx, clients = connect(args)
     except (InputError, ContextError) as exc:
         return _fail(exc)
 

@@ -14,8 +14,14 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from automation.runbook_cli import EXIT_BAD_INPUT, EXIT_DONE, InputError, _fail, _session, load_context
-from lambdas.failover.clients import Clients
+from automation.runbook_cli import (
+    EXIT_BAD_INPUT,
+    EXIT_DONE,
+    InputError,
+    _fail,
+    add_deployment_arguments,
+    connect,
+)
 from lambdas.failover.context import ContextError
 from lambdas.failover.observe import format_status, observe
 
@@ -27,16 +33,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Where the pilot-light deployment stands, read from AWS (read-only).",
         epilog="Exit status: 0 printed, 2 bad input.",
     )
-    parser.add_argument("--stack", default="dr", help="DR stack whose `runbook` output to read (default: dr)")
-    parser.add_argument(
-        "--outputs",
-        metavar="FILE",
-        help="JSON file with the DR stack's `runbook` output (`pulumi stack output runbook --json -s dr "
-        "> runbook.json`); no Pulumi CLI or state backend needed",
-    )
-    parser.add_argument(
-        "--endpoint-url", metavar="URL", help="AWS endpoint of a local emulator (moto server)"
-    )
+    add_deployment_arguments(parser)
     return parser
 
 
@@ -47,8 +44,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SystemExit as exc:
         return EXIT_DONE if exc.code == 0 else EXIT_BAD_INPUT
     try:
-        ctx = load_context(args)
-        clients = Clients.for_context(ctx, _session(args.endpoint_url), endpoint_url=args.endpoint_url)
+        ctx, clients = connect(args)
     except (InputError, ContextError) as exc:
         return _fail(exc)
     print(format_status(observe(ctx, clients)))

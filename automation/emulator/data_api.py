@@ -36,6 +36,7 @@ from moto.core.exceptions import JsonRESTError
 from moto.rds.models import DBCluster
 
 from automation.postgres import DATABASE, PostgresError, sql
+from lambdas.api.ledger import to_data_api_records
 
 if TYPE_CHECKING:
     from automation.emulator.aws import Emulator
@@ -57,18 +58,6 @@ def _value(field: dict[str, Any]) -> Any:
         if key in field:
             return field[key]
     raise DataApiError("BadRequestException", f"unsupported parameter value {sorted(field)}", 400)
-
-
-def _field(value: Any) -> dict[str, Any]:
-    if value is None:
-        return {"isNull": True}
-    if isinstance(value, bool):
-        return {"booleanValue": value}
-    if isinstance(value, int):
-        return {"longValue": value}
-    if isinstance(value, float):
-        return {"doubleValue": value}
-    return {"stringValue": str(value)}
 
 
 def _secret_user(region: str, secret_arn: str | None) -> str:
@@ -130,7 +119,7 @@ def execute_statement(emulator: Emulator, region: str, params: dict[str, Any]) -
         sql.close_quietly(con)
     body: dict[str, Any] = {"numberOfRecordsUpdated": updated, "generatedFields": []}
     if columns:
-        body["records"] = [[_field(v) for v in row] for row in rows]
+        body["records"] = to_data_api_records(rows)
     if params.get("includeResultMetadata"):
         body["columnMetadata"] = [{"name": c.get("name"), "label": c.get("name")} for c in columns]
     return body

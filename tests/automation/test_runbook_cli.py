@@ -16,7 +16,7 @@ import pytest
 from moto.server import ThreadedMotoServer
 
 from automation import __main__ as main_module
-from automation import runbook_cli, status_cli
+from automation import runbook_cli
 from automation.emulator import patch_moto
 from lambdas.failover.graph import FAILOVER, RUNBOOKS
 from tests.lambdas.failover.faults import unreachable
@@ -399,7 +399,7 @@ def test_status_prints_a_region_that_does_not_answer(
         unreachable(REGION_A).install(s)  # every call to region A fails to connect
         return s
 
-    monkeypatch.setattr(status_cli, "_session", session)
+    monkeypatch.setattr(runbook_cli, "_session", session)  # status connects through runbook_cli.connect
     code = main_module.main(["status", "--outputs", str(outputs), "--endpoint-url", emulator])
     captured = capsys.readouterr()
     assert code == 0 and "Traceback" not in captured.out + captured.err
