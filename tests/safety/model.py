@@ -677,6 +677,14 @@ class Deployment:
         if executor_name not in EXECUTORS:
             raise ValueError(f"executor_name must be one of {EXECUTORS}; got {executor_name!r}")
         self._count(f"run:{runbook}:{executor_name}")
+        # The previous run's after-run judgment ("after a run that completed, some region serves the
+        # writer") is of the state that run left: judged now if it fell due, else held while this run
+        # acts and superseded if it changed something (its own end is judged instead). Judged during
+        # this run, it would blame the previous run for this run's steps (a failback draining region
+        # B before it moves the writer back, seeds 506-508).
+        self._judge_after_run()
+        pending = (self.traffic_due, self._due_run)
+        self.traffic_due, self._due_run = None, None
         merged = {"reason": "checker", **(params or {})}
         before_b = self._dr_desired()
         unprotected = runbook == "failover" and self._b_unprotected()
@@ -730,6 +738,9 @@ class Deployment:
                     "replicate from the writer",
                 )
         self.judge(after_run=True)
+        if not state.mutated and pending[0] is not None:
+            # A run that changed nothing left the previous run's state: that run's judgment stands.
+            self.traffic_due, self._due_run = pending
         return state
 
     def _b_unprotected(self) -> bool:

@@ -339,3 +339,21 @@ def test_b9_9_a_failback_that_touched_nothing_during_an_outage_is_not_a_converge
     state = d.op_run("failback")
     assert state.outcome == "stopped", state
     assert not [v for v in d.violations if v.invariant == "converges"], "; ".join(map(str, d.violations))
+
+
+def test_traffic_follows_writer_after_a_run_is_not_judged_during_the_next_run(deploy: Deploy) -> None:
+    """traffic_follows_writer, checker defect (soak seeds 506, 507, 508 on m3): the after-run
+    judgment of a completed failover fell due 180 s after it, while a failback started 10 s after it
+    was draining region B before moving Aurora's writer back (no region serves a writer then, by
+    design), and blamed the failover: "after a failover run, no region serves a writer". The state
+    after the grace is no longer the failover's; the failback's own end is judged instead."""
+    d = deploy("aurora-global")
+    d.op_advance(120)
+    assert d.op_run("failover", params={"force": True}).outcome == "done"
+    d.op_advance(10)
+    assert d.op_run("failback").outcome == "done"
+    d.op_advance(model.TRAFFIC_GRACE)
+    d.judge()
+    wrong = [v for v in d.violations if v.invariant == "traffic_follows_writer"]
+    assert not wrong, "; ".join(map(str, wrong))
+    assert d.where() == REGION_A and d.writer() == d.keys()[0]
