@@ -357,3 +357,20 @@ def test_traffic_follows_writer_after_a_run_is_not_judged_during_the_next_run(de
     wrong = [v for v in d.violations if v.invariant == "traffic_follows_writer"]
     assert not wrong, "; ".join(map(str, wrong))
     assert d.where() == REGION_A and d.writer() == d.keys()[0]
+
+
+def test_converges_a_refused_failover_over_a_serving_writer_is_an_end_state(deploy: Deploy) -> None:
+    """converges, checker defect (soak seed 500 on m3, and the earlier triage): a failover without
+    --force while region A answers healthy is refused at confirm_primary_down, changing nothing;
+    region A serves the writer and Route 53 answers it. The schedule's settle resumed that run three
+    times, was refused three times (rightly), and reported "failover did not end after 3 resumes".
+    A refusal that changed nothing and leaves a region serving the writer, with Route 53 answering
+    it, is the safe serving state the invariant asks for."""
+    d = deploy("rds-replica")
+    d.op_advance(120)
+    state = d.op_run("failover")
+    assert state.outcome == "stopped" and not state.mutated, state
+    assert "confirm_primary_down" in state.detail, state.detail
+    d.settle()
+    wrong = [v for v in d.violations if v.invariant == "converges"]
+    assert not wrong, "; ".join(map(str, wrong))
