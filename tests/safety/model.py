@@ -983,10 +983,15 @@ class Deployment:
         return self._keys
 
     def _refused_over_a_served_writer(self) -> bool:
-        """The last run stopped on its own decision without a mutating call, and the region that
-        holds the writer serves it with Route 53 answering it (judged from AWS state)."""
+        """The last run, a failover, stopped on its own decision without a mutating call, and the
+        region that holds the writer serves it with Route 53 answering it (judged from AWS state).
+
+        Failovers only: a failover moves traffic off a region that does not serve, so over a served
+        writer its refusal is its correct end. A failback is asked to bring the writer back and must
+        end done (a failback that can never proceed, as without region A's key, does not converge).
+        """
         run = self.last_run
-        if run is None or run.outcome != "stopped" or run.mutated:
+        if run is None or run.runbook != "failover" or run.outcome != "stopped" or run.mutated:
             return False
         writer = self.writer()
         region = writer.split(":")[3]
