@@ -374,3 +374,25 @@ def test_converges_a_refused_failover_over_a_serving_writer_is_an_end_state(depl
     d.settle()
     wrong = [v for v in d.violations if v.invariant == "converges"]
     assert not wrong, "; ".join(map(str, wrong))
+
+
+def test_traffic_follows_writer_a_garbled_latch_does_not_leave_region_a_unfenced(deploy: Deploy) -> None:
+    """traffic_follows_writer, runbook defect (soak seed 504 on m3): a planned Aurora failover while
+    region A is dark writes the latch active, then dies before the writer moves (its lock held for
+    the lease); the canary throws the switch to region B. The latch is garbled; region A comes back
+    serving its writer. The canary, unable to read the latch, neither moved the switch nor asked for
+    the fence the journal says is pending: Route 53 answered region B while region A served the
+    writer, for as long as the latch stayed garbled. Now it asks for the pending fence either way."""
+    d = deploy("aurora-global")
+    d.op_advance(120)
+    d.op_outage()
+    d.op_advance(120)
+    state = d.op_run("failover", params={"force": True, "planned": True}, crash_after=6)
+    assert state.outcome == "crashed" and "PutParameter" in state.detail, state.detail
+    d.op_advance(120)
+    d.op_tamper_latch("garble")
+    d.op_recover()
+    d.op_advance(400)
+    wrong = [v for v in d.violations if v.invariant in ("traffic_follows_writer", "one_writer")]
+    assert not wrong, "; ".join(map(str, wrong))
+    assert not d.emulator.serving(REGION_A)
