@@ -677,6 +677,14 @@ class Deployment:
         if executor_name not in EXECUTORS:
             raise ValueError(f"executor_name must be one of {EXECUTORS}; got {executor_name!r}")
         self._count(f"run:{runbook}:{executor_name}")
+        # The previous run's after-run judgment ("after a run that completed, some region serves the
+        # writer") is of the state that run left: judged now if it fell due, else held while this run
+        # acts and superseded if it changed something (its own end is judged instead). Judged during
+        # this run, it would blame the previous run for this run's steps (a failback draining region
+        # B before it moves the writer back, seeds 506-508).
+        self._judge_after_run()
+        pending = (self.traffic_due, self._due_run)
+        self.traffic_due, self._due_run = None, None
         merged = {"reason": "checker", **(params or {})}
         before_b = self._dr_desired()
         unprotected = runbook == "failover" and self._b_unprotected()
@@ -730,6 +738,9 @@ class Deployment:
                     "replicate from the writer",
                 )
         self.judge(after_run=True)
+        if not state.mutated and pending[0] is not None:
+            # A run that changed nothing left the previous run's state: that run's judgment stands.
+            self.traffic_due, self._due_run = pending
         return state
 
     def _b_unprotected(self) -> bool:
@@ -971,6 +982,22 @@ class Deployment:
             self._keys = _database_keys(self.world)
         return self._keys
 
+    def _refused_over_a_served_writer(self) -> bool:
+        """The last run, a failover, stopped on its own decision without a mutating call, and the
+        region that holds the writer serves it with Route 53 answering it (judged from AWS state).
+
+        Failovers only: a failover moves traffic off a region that does not serve, so over a served
+        writer its refusal is its correct end. A failback is asked to bring the writer back and must
+        end done (a failback that can never proceed, as without region A's key, does not converge).
+        """
+        run = self.last_run
+        if run is None or run.runbook != "failover" or run.outcome != "stopped" or run.mutated:
+            return False
+        writer = self.writer()
+        region = writer.split(":")[3]
+        emu = self.emulator
+        return emu.serving(region) and emu.accepts_writes(writer) and self.where() == region
+
     def settle(self) -> None:
         """End of schedule: region A back, faults gone, the last run resumed until it ends."""
         self._count("settle")
@@ -987,7 +1014,11 @@ class Deployment:
             self.op_resume()
             self.emulator.advance(300)
         self._count("checked converges")
-        if self.last_run is not None and self.last_run.outcome != "done":
+        if self._refused_over_a_served_writer():
+            # The run's own decision, changing nothing, over a safe serving state (a failover without
+            # --force while region A answers healthy): the refusal is the correct end (seed 500).
+            self._count("judged converges (a refusal over a served writer)")
+        elif self.last_run is not None and self.last_run.outcome != "done":
             self._violate(
                 "converges",
                 f"{self.last_run.runbook} did not end after 3 resumes: {self.last_run.detail[:200]}",
