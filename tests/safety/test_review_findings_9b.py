@@ -251,12 +251,6 @@ def test_9b_8_postgres_replica_lag_grows_while_the_source_is_idle(deploy: Deploy
     assert latest["Maximum"] >= 180, f"ReplicaLag of a replica of a source idle for 300 s: {latest}"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="9B-9: settle() judges converges from the runbook's own outcome ('did not end after 3 "
-    "resumes'), so a failover correctly refused while region A is healthy, which changed nothing and "
-    "left region A serving its writer, is reported as a converges violation (seen in the soak: seed 4)",
-)
 def test_9b_9_a_refused_failover_that_changed_nothing_converges(deploy: Deploy) -> None:
     """9B-9, converges judged from AWS state: a run "ends done, or rolled back to a safe serving
     state". A failover that is not forced, started while region A answers healthy, is refused by
