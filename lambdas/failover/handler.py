@@ -40,7 +40,7 @@ from lambdas.failover.context import RunbookContext
 from lambdas.failover.exceptions import ContextError, EventError, LockHeld, StepFailed, StepRetryable
 from lambdas.failover.graph import RUNBOOKS
 from lambdas.failover.state_machine import RELEASE_LOCK, TAKE_LOCK
-from lambdas.failover.steps import StepResult, log_event, step_handler
+from lambdas.failover.steps import StepResult, log_event, read_journal, step_handler
 
 CONTEXT_ENV = "RUNBOOK_CONTEXT"
 
@@ -211,6 +211,17 @@ def _one_step_run(
     Any other step invoked on its own stops with ``LockHeld`` while another run holds the lock.
     """
     run_id = f"invoke-{request_id or uuid.uuid4().hex[:12]}"
+    if step == "fence_primary" and params.get("onlyIfPending"):
+        # Nothing pending, nothing to do, and no lock touched: the canary asks every minute while
+        # region A answers under an active or unreadable latch, and a request that joined a dead
+        # failover holding the lock would extend its lease each time, so it would never expire and
+        # no next run could start (seed 504). The step checks again under the lock.
+        try:
+            pending = read_journal(clients, ctx).get("fencePending")
+        except (ClientError, BotoCoreError) as exc:
+            raise StepFailed(step, f"run journal: {exc}", retryable=True, code=type(exc).__name__) from exc
+        if not pending:
+            return StepResult("already_done", "no fence of region A pending", {})
     owner = f"runbook Lambda, one step ({params.get('reason') or 'no reason given'})"
     try:
         got = lock.acquire(

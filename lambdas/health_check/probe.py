@@ -140,7 +140,7 @@ class Settings:
             active and a region-A target answers healthy, the canary asks it (asynchronously) to
             complete a fence of region A that a failover left pending (``fence_primary`` with
             ``onlyIfPending``): region A is fenced within a minute of answering again.
-            It asks whenever region A gives any HTTP answer under an active latch.
+            It asks whenever region A gives any HTTP answer under an active or unreadable latch.
     """
 
     region: str
@@ -526,7 +526,7 @@ FENCE_EVENT = {
     "step": "fence_primary",
     "params": {"onlyIfPending": True, "reason": "canary: region A answers again while the latch is active"},
 }
-"""What the canary asks the runbook Lambda to do when region A answers healthy under an active latch."""
+"""What the canary asks the runbook Lambda to do when region A answers healthy under an active (or unreadable) latch."""
 
 
 def complete_pending_fence(settings: Settings, lambda_client: BaseClient) -> dict[str, Any] | None:
@@ -612,6 +612,14 @@ def run(
     except LatchError as exc:
         switch = None
         errors.append({"stage": "latch", "code": exc.code, "message": str(exc)})
+        if any(r.status is not None for r in results) and settings.runbook_function and lambda_client:
+            # The pending fence is recorded in the run journal, not the latch: an absent, garbled or
+            # unreadable latch says nothing about it. Region A answering is fenced if a failover left
+            # its fence pending (the runbook acts only then), or it would serve its writer while the
+            # switch, kept where the failover put it, sends traffic to region B (seed 504).
+            refused = complete_pending_fence(settings, lambda_client)
+            if refused:
+                errors.append(refused)
         log_event(
             logging.ERROR,
             "latch unreadable; switch metric not published",

@@ -376,14 +376,6 @@ def test_converges_a_refused_failover_over_a_serving_writer_is_an_end_state(depl
     assert not wrong, "; ".join(map(str, wrong))
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="seed 504: the canary asks for the pending fence only under a readable active latch; asking "
-    "under an unreadable latch too fixes this schedule, but each ask joins the dead failover holding the "
-    "lock and extends its lease by a minute even when no fence is pending, so the lease never expires "
-    "(converges: 'failback did not end after 3 resumes: take_lock'); lock.join_fence must check the "
-    "journal's fencePending before extending",
-)
 def test_traffic_follows_writer_a_garbled_latch_does_not_leave_region_a_unfenced(deploy: Deploy) -> None:
     """traffic_follows_writer, runbook defect (soak seed 504 on m3): a planned Aurora failover while
     region A is dark writes the latch active, then dies before the writer moves (its lock held for

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -258,6 +259,34 @@ def test_the_canary_s_pending_fence_joins_a_failover_holding_the_lock_and_fences
     assert item is not None and item["runId"]["S"] == holder and "fencer" not in item, item
     assert handler_mod.handler(lock_event("release_lock", holder), None)["status"] == "done"
     assert _lock_item(world) is None
+
+
+def test_a_pending_fence_request_with_nothing_pending_touches_no_lock(
+    world: World, lambda_env: Callable[..., None]
+) -> None:
+    """converges / single_flight (seed 504): the canary asks every minute while region A answers under
+    an active or unreadable latch. With no fence pending, the request changes nothing and touches no
+    lock: it neither extends the lease of a dead failover holding it (which then never expires, and
+    no failback can ever start) nor takes a free lock (which a failback starting then would meet)."""
+    from lambdas.health_check.probe import FENCE_EVENT
+
+    lambda_env(world)
+    holder = "arn:aws:states:us-west-2:1:execution:failover:dead"
+    assert handler_mod.handler(lock_event("take_lock", holder), None)["status"] == "done"
+    # The holder died: its lease ends in 30 s, inside a joined fence's window.
+    dynamodb = world.client("dynamodb", REGION_B)
+    dying = {**(_lock_item(world) or {}), "expiresAt": {"N": str(int(time.time()) + 30)}}
+    dynamodb.put_item(TableName=world.context["lockTableName"], Item=dying)
+    held = _lock_item(world)
+
+    answer = handler_mod.handler(FENCE_EVENT, None)
+
+    assert answer["status"] == "already_done" and "no fence" in answer["detail"], answer
+    assert _lock_item(world) == held, "a request with nothing pending changed the dead run's lease"
+    assert handler_mod.handler(lock_event("release_lock", holder), None)["status"] == "done"
+
+    assert handler_mod.handler(FENCE_EVENT, None)["status"] == "already_done"
+    assert _lock_item(world) is None, "a request with nothing pending took the free lock"
 
 
 def test_the_canary_s_pending_fence_is_deferred_while_a_failback_holds_the_lock(

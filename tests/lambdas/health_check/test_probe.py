@@ -740,3 +740,27 @@ def test_a_refused_fence_request_is_reported_and_the_switch_still_published(
     assert [(e["stage"], e["code"]) for e in result["errors"]] == [("fence", "AccessDenied")]
     assert result["switch"] == 1
     assert published(SWITCH_NAME) == [(SWITCH_NS, SWITCH_NAME, 1.0, {"App": APP})]
+
+
+@pytest.mark.parametrize("latch", ["garbled", "absent"])
+def test_one_writer_an_unreadable_latch_still_asks_for_the_pending_fence(
+    server: HealthServer, cloudwatch: BaseClient, ssm: BaseClient, latch: str
+) -> None:
+    """One writer (soak seed 504): the pending fence is recorded in the run journal, not the latch.
+    A garbled or deleted latch keeps the switch where it is, and must not also leave a region A that
+    answers again unfenced (the runbook fences only if its journal says a fence is pending)."""
+    if latch == "garbled":
+        ssm.put_parameter(Name=LATCH, Value="{not json", Type="String", Overwrite=True)
+    else:
+        ssm.delete_parameter(Name=LATCH)
+    server.answer("web", then=Answer())
+    server.answer("api", then=Answer())
+    fn = RecordingLambda()
+
+    result = probe.run(settings(server, RUNBOOK_FUNCTION="app-runbook"), cloudwatch, ssm, lambda_client=fn)
+
+    assert result["switch"] is None
+    assert published(SWITCH_NAME) == []
+    assert len(fn.calls) == 1
+    event = json.loads(fn.calls[0]["Payload"])
+    assert (event["step"], event["params"]["onlyIfPending"]) == ("fence_primary", True)
