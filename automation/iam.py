@@ -13,7 +13,10 @@ authorizes only on ``"*"`` get ``"*"`` limited to the stacks' regions.
 ``runbook`` output (``--outputs``, the same file the runbook reads) or, without it, from the offline
 synthesis: the same statements as the deployed runbook role (``components/runbook_iam.py``).
 
-No ``service:*`` anywhere. Documents are split to stay under IAM's 6,144-character limit for a
+No ``service:*`` in an Allow. IAM is per account, not per deployment: where an ARN carries the
+deployment's name the Allow names it; where it cannot (random ids: KMS keys, API Gateway, EC2), a Deny
+on resources tagged with *another* deployment's ``Application`` or ``Environment`` keeps one
+environment's deployer from another's resources (:func:`other_deployments_denied`). Documents are split to stay under IAM's 6,144-character limit for a
 managed policy (https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_iam-quotas.html).
 """
 
@@ -547,6 +550,83 @@ def with_dependent_actions(actions: Iterable[str]) -> set[str]:
     return out
 
 
+APIGATEWAY_PATHS = ("/restapis", "/restapis/*", "/domainnames", "/domainnames/*", "/tags/*")
+"""The API Gateway control-plane paths of what the program creates: a REST API with its resources,
+methods, integrations, deployments and stages (all under ``/restapis/<id>``), a custom domain with its
+base path mappings (under ``/domainnames/<name>``), and tags (``PUT /tags/<arn>``)
+(https://docs.aws.amazon.com/apigateway/latest/developerguide/arn-format-reference.html). The
+Service Authorization Reference lists some fifty path types for the five verbs; the program touches
+these. The ids are random, so paths cannot name one deployment: the tag Deny does that."""
+
+
+def apigateway_resources(regions: Sequence[str]) -> list[str]:
+    """The API Gateway paths of :data:`APIGATEWAY_PATHS` in ``regions``."""
+    return [f"arn:aws:apigateway:{region}::{path}" for region in regions for path in APIGATEWAY_PATHS]
+
+
+DEPLOYMENT_TAGS = ("Application", "Environment")
+"""The default tags (components.config, ``TagConfig.as_dict``) that say which deployment a resource
+belongs to; the provider puts them on every taggable resource it creates."""
+
+TAG_FENCED_SERVICES = (
+    "apigateway", "autoscaling", "backup", "cloudwatch", "dynamodb", "ec2", "elasticloadbalancing",
+    "events", "iam", "kms", "lambda", "logs", "rds", "secretsmanager", "sns", "sqs", "ssm", "states",
+)  # fmt: skip
+"""Services whose resources the program creates and tags itself, and whose authorization reads
+``aws:ResourceTag`` (ABAC: https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_aws-services-that-work-with-iam.html,
+column "ABAC"; for KMS keys https://docs.aws.amazon.com/kms/latest/developerguide/tag-authorization.html).
+Route 53 is not here: the hosted zone may be the user's, tagged by other tooling."""
+
+
+def deployment_tags(syntheses: Iterable[synth.Synthesis]) -> dict[str, str]:
+    """``Application`` and ``Environment`` from the stacks' provider default tags (one value each)."""
+    seen: dict[str, set[str]] = {}
+    for s in syntheses:
+        for r in s.resources:
+            if not r.type.startswith("pulumi:providers:aws"):
+                continue
+            raw = r.inputs.get("defaultTags") or {}
+            tags = (json.loads(raw) if isinstance(raw, str) else raw).get("tags") or {}
+            for key in DEPLOYMENT_TAGS:
+                if key in tags:
+                    seen.setdefault(key, set()).add(str(tags[key]))
+    wrong = {k: sorted(v) for k, v in seen.items() if len(v) != 1}
+    if wrong or set(seen) != set(DEPLOYMENT_TAGS):
+        raise KeyError(
+            f"the stacks' default tags must give one value for each of {DEPLOYMENT_TAGS}: {wrong or seen}"
+        )
+    return {k: next(iter(v)) for k, v in seen.items()}
+
+
+def other_deployments_denied(tags: Mapping[str, str]) -> list[dict[str, Any]]:
+    """Deny every action of :data:`TAG_FENCED_SERVICES` on a resource tagged as another deployment's.
+
+    One statement per tag (conditions inside one statement are ANDed; a resource of another
+    application *or* another environment is denied). A negated operator holds when the key is absent
+    (and so does ``...IfExists``: reference_policies_elements_condition_operators.html), which in a
+    Deny would deny every untagged resource, a new one included; so the statement also requires the
+    tag to exist (``Null: false``). A resource without the tag is left to the Allow statements: a key
+    whose tags have not yet reached KMS authorization (up to five minutes after creation,
+    tag-authorization.html), a service that puts no ``aws:ResourceTag`` in its request context, an
+    AWS-owned image. The tagging actions are denied too, so another deployment's tags cannot be
+    rewritten first.
+    """
+    actions = [f"{service}:*" for service in TAG_FENCED_SERVICES]
+    return [
+        {
+            "Sid": f"DenyOther{key}",
+            "Effect": "Deny",
+            "Action": actions,
+            "Resource": "*",
+            "Condition": {
+                "StringNotEquals": {f"aws:ResourceTag/{key}": value},
+                "Null": {f"aws:ResourceTag/{key}": "false"},
+            },
+        }
+        for key, value in sorted(tags.items())
+    ]
+
+
 def deploy_policies(syntheses: Sequence[synth.Synthesis], account: str) -> list[dict[str, Any]]:
     """Policy documents allowing ``pulumi up`` (and destroy) of the synthesized stacks."""
     regions = sorted({r.region for s in syntheses for r in s.aws_resources() if r.region})
@@ -564,7 +644,11 @@ def deploy_policies(syntheses: Sequence[synth.Synthesis], account: str) -> list[
     if missing:
         raise KeyError(f"no IAM actions recorded for {sorted(set(missing))}: add them to DEPLOY_ACTIONS")
     actions = with_dependent_actions(actions)
-    narrowed = {"iam": iam_resources(syntheses, account), "s3": bucket_resources(syntheses)}
+    narrowed = {
+        "iam": iam_resources(syntheses, account),
+        "s3": bucket_resources(syntheses),
+        "apigateway": apigateway_resources(regions),
+    }
     names = resource_names(syntheses)
     services = {
         KMS_VIA_SERVICES[r.type] for s in syntheses for r in s.aws_resources() if r.type in KMS_VIA_SERVICES
@@ -593,7 +677,7 @@ def deploy_policies(syntheses: Sequence[synth.Synthesis], account: str) -> list[
             if via_service:
                 statement["Condition"] = {"StringEquals": {"kms:ViaService": via}}
             statements.append(statement)
-    return split_documents(statements)
+    return split_documents(other_deployments_denied(deployment_tags(syntheses)) + statements)
 
 
 def _chunks(actions: list[str], resources: list[str]) -> list[list[str]]:
@@ -606,14 +690,23 @@ def _chunks(actions: list[str], resources: list[str]) -> list[list[str]]:
 
 
 def split_documents(statements: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Statements packed into documents under :data:`MANAGED_POLICY_MAX` characters each."""
-    documents: list[list[dict[str, Any]]] = [[]]
-    for statement in statements:
-        trial = {"Version": "2012-10-17", "Statement": [*documents[-1], statement]}
-        if documents[-1] and _size(trial) > MANAGED_POLICY_MAX:
-            documents.append([])
-        documents[-1].append(statement)
-    return [{"Version": "2012-10-17", "Statement": d} for d in documents]
+    """Statements packed into as few documents under :data:`MANAGED_POLICY_MAX` characters as
+    first-fit decreasing finds (IAM attaches 10 managed policies to a role by default,
+    reference_iam-quotas.html). Order within a policy has no meaning to IAM; each document keeps the
+    statements' original order."""
+    order = {id(st): i for i, st in enumerate(statements)}
+    documents: list[list[dict[str, Any]]] = []
+    for statement in sorted(statements, key=lambda st: -_size({"Statement": [st]})):
+        for document in documents:
+            if _size({"Version": "2012-10-17", "Statement": [*document, statement]}) <= MANAGED_POLICY_MAX:
+                document.append(statement)
+                break
+        else:
+            documents.append([statement])
+    documents.sort(key=lambda d: min(order[id(st)] for st in d))
+    return [
+        {"Version": "2012-10-17", "Statement": sorted(d, key=lambda st: order[id(st)])} for d in documents
+    ]
 
 
 def _size(document: Mapping[str, Any]) -> int:
