@@ -677,7 +677,52 @@ def deploy_policies(syntheses: Sequence[synth.Synthesis], account: str) -> list[
             if via_service:
                 statement["Condition"] = {"StringEquals": {"kms:ViaService": via}}
             statements.append(statement)
+    statements = _records_in_own_zones(statements, syntheses)
     return split_documents(other_deployments_denied(deployment_tags(syntheses)) + statements)
+
+
+RECORD_NAMES_KEY = "route53:ChangeResourceRecordSetsNormalizedRecordNames"
+"""Route 53 has no resource names in a hosted zone's ARN (a random id) and no tag conditions; what it
+offers is the names of the records a change touches, lower case without the trailing dot
+(https://docs.aws.amazon.com/Route53/latest/DeveloperGuide/specifying-rrset-conditions.html)."""
+
+
+def _records_in_own_zones(
+    statements: list[dict[str, Any]], syntheses: Iterable[synth.Synthesis]
+) -> list[dict[str, Any]]:
+    """``route53:ChangeResourceRecordSets`` only on names inside the hosted zones the program creates
+    (each environment has its own domain): a staging deployer cannot change production's records,
+    nor empty its zone to delete it (Route 53 refuses to delete a zone that holds records)."""
+    zones = sorted(
+        {
+            str(r.inputs["name"]).lower().rstrip(".")
+            for s in syntheses
+            for r in s.by_type("aws:route53/zone:Zone")
+        }
+    )
+    if not zones:
+        return statements
+    out: list[dict[str, Any]] = []
+    for statement in statements:
+        actions = statement["Action"]
+        if "route53:ChangeResourceRecordSets" not in actions:
+            out.append(statement)
+            continue
+        rest = [a for a in actions if a != "route53:ChangeResourceRecordSets"]
+        if rest:
+            out.append({**statement, "Action": rest})
+        out.append(
+            {
+                "Sid": "Route53OwnRecords",
+                "Effect": "Allow",
+                "Action": ["route53:ChangeResourceRecordSets"],
+                "Resource": statement["Resource"],
+                "Condition": {
+                    "ForAllValues:StringLike": {RECORD_NAMES_KEY: [p for z in zones for p in (z, f"*.{z}")]}
+                },
+            }
+        )
+    return out
 
 
 def _chunks(actions: list[str], resources: list[str]) -> list[list[str]]:

@@ -41,6 +41,11 @@ def _conditions_hold(condition: dict[str, dict[str, Any]], context: dict[str, st
             if any((key not in context) != (str(v).lower() == "true") for key, v in keys.items()):
                 return False
             continue
+        if operator.startswith("ForAllValues:"):  # one value per request here; an absent key holds
+            inner = {operator.removeprefix("ForAllValues:"): {k: v for k, v in keys.items() if k in context}}
+            if not _conditions_hold(inner, context):
+                return False
+            continue
         base = operator.removesuffix("IfExists")
         if base not in ("StringEquals", "StringLike", "StringNotEquals"):
             raise AssertionError(f"the test cannot evaluate {operator}: teach it")

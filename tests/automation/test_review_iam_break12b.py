@@ -232,3 +232,18 @@ def test_the_tag_deny_spares_untagged_and_own_resources_and_catches_another_appl
     other_app = {**own, "aws_ResourceTag/Application": "payments"}
     assert not allows(production, "kms:ScheduleKeyDeletion", key, **other_app)
     assert not allows(production, "kms:UntagResource", key, **other_app)
+
+
+def test_a_staging_deployer_cannot_change_production_s_dns_records() -> None:
+    """Route 53 names no zone in an ARN and reads no tags: ``ChangeResourceRecordSets`` is allowed
+    only on record names inside the zones the program creates (each environment has its own
+    domain). A staging deployer cannot repoint production's name, nor empty production's zone (the
+    only way to delete it); its own records stay allowed."""
+    (prod_primary, prod_dr), _ = _stacks()
+    (_, staging_dr), staging = _stacks("pilotlight:environment=staging", "pilotlight:routing.domain=staging.example.com")
+    zone = "arn:aws:route53:::hostedzone/Z0123456789ABCDEF"
+    (prod_record, *_) = prod_dr.by_type("aws:route53/record:Record")
+    (own_record, *_) = staging_dr.by_type("aws:route53/record:Record")
+    key = "route53_ChangeResourceRecordSetsNormalizedRecordNames"
+    assert not allows(staging, "route53:ChangeResourceRecordSets", zone, **{key: prod_record.inputs["name"]})
+    assert allows(staging, "route53:ChangeResourceRecordSets", zone, **{key: own_record.inputs["name"]})
