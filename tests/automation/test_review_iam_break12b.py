@@ -239,8 +239,10 @@ def test_a_staging_deployer_cannot_change_production_s_dns_records() -> None:
     only on record names inside the zones the program creates (each environment has its own
     domain). A staging deployer cannot repoint production's name, nor empty production's zone (the
     only way to delete it); its own records stay allowed."""
-    (prod_primary, prod_dr), _ = _stacks()
-    (_, staging_dr), staging = _stacks("pilotlight:environment=staging", "pilotlight:routing.domain=staging.example.com")
+    (_, prod_dr), _ = _stacks()
+    (_, staging_dr), staging = _stacks(
+        "pilotlight:environment=staging", "pilotlight:routing.domain=staging.example.com"
+    )
     zone = "arn:aws:route53:::hostedzone/Z0123456789ABCDEF"
     (prod_record, *_) = prod_dr.by_type("aws:route53/record:Record")
     (own_record, *_) = staging_dr.by_type("aws:route53/record:Record")
