@@ -287,6 +287,7 @@ class PilotLightRegion(pulumi.ComponentResource):
             # What the runbook's permissions name besides the above (components/runbook_iam.py).
             "notifyKeyArn": self.observability.topic_key_arn,
             "dataKeyArns": [args.primary["kmsKeyArn"], self.data.kms_key_arn],
+            "lockTableKeyArn": self.data.kms_key_arn,  # the lock table's server-side encryption above
             "primaryBucketName": args.primary["appBucketName"],
             "drBucketName": self.data.bucket.bucket_name,
             "primaryHealthUrl": args.primary["apiHealthUrl"],

@@ -85,6 +85,7 @@ class RunbookTargets:
     primary_db_subnet_group: str | None = None
     primary_db_parameter_group: str | None = None
     kms_key_arns: tuple[str, ...] = ()
+    lock_table_key_arn: str | None = None
 
     @classmethod
     def from_context(cls, context: Mapping[str, Any]) -> RunbookTargets:
@@ -114,6 +115,7 @@ class RunbookTargets:
             data_key_arns=_strings(context, "dataKeyArns"),
             primary_db_subnet_group=context.get("primaryDbSubnetGroupName"),
             primary_db_parameter_group=context.get("primaryDbParameterGroupName"),
+            lock_table_key_arn=context.get("lockTableKeyArn"),
             # Every key the outputs name, for the preflight's DescribeKey (one per key, read-only).
             kms_key_arns=tuple(
                 dict.fromkeys(
@@ -269,6 +271,27 @@ def runbook_statements(t: RunbookTargets) -> list[dict[str, Any]]:
             "Condition": _in(a, b),
         },
     ]
+    if t.lock_table_key_arn:
+        statements.append(
+            {
+                # The lock table is encrypted with region B's customer-managed key: DynamoDB uses it
+                # on behalf of the caller of each item call, so the caller must be allowed to use it
+                # through DynamoDB (https://docs.aws.amazon.com/kms/latest/developerguide/services-dynamodb.html#dynamodb-authz:
+                # Encrypt, Decrypt, ReEncrypt*, GenerateDataKey*, DescribeKey; CreateGrant is for the
+                # table's creator). Without it every run stops at take_lock with a KMS AccessDenied.
+                "Sid": "RunbookLockKey",
+                "Effect": "Allow",
+                "Action": [
+                    "kms:Encrypt",
+                    "kms:Decrypt",
+                    "kms:ReEncrypt*",
+                    "kms:GenerateDataKey*",
+                    "kms:DescribeKey",
+                ],
+                "Resource": t.lock_table_key_arn,
+                "Condition": {"StringEquals": {"kms:ViaService": f"dynamodb.{b}.amazonaws.com"}},
+            }
+        )
     if t.kms_key_arns:
         statements.append(
             {

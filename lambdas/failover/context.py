@@ -196,6 +196,8 @@ KEYS: dict[str, KeySpec] = {
     "notifyTopicArn": KeySpec("an SNS topic ARN", _arn("sns"), region_key="drRegion"),
     "notifyKeyArn": KeySpec("a KMS key ARN", _arn("kms"), _O, "drRegion"),
     "dataKeyArns": KeySpec("a list of KMS key ARNs", _arns("kms"), _O),
+    # the lock table's key (the runbook role's DynamoDB calls on it use it: components/runbook_iam.py)
+    "lockTableKeyArn": KeySpec("a KMS key ARN", _arn("kms"), _O, "drRegion"),
     # the receipts buckets (a planned change waits for their replication to drain)
     "primaryBucketName": KeySpec(_TEXT, _string, _O),
     "drBucketName": KeySpec(_TEXT, _string, _O),

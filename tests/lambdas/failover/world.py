@@ -228,11 +228,15 @@ def _zero_lag_ahead(cloudwatch: Any, instance: str) -> None:
     )
 
 
-def create_lock_table(dynamodb: Any, name: str) -> None:
-    """The runbook lock's table as the program creates it: the schema of ``lambdas/failover/lock.py``."""
+def create_lock_table(dynamodb: Any, name: str, kms_key_arn: str | None = None) -> None:
+    """The runbook lock's table as the program creates it: the schema of ``lambdas/failover/lock.py``,
+    encrypted with region B's data key when the world is encrypted (components/pilot_light_region.py)."""
     from lambdas.failover import lock
 
-    dynamodb.create_table(TableName=name, BillingMode="PAY_PER_REQUEST", **lock.table_schema())
+    sse = {"SSESpecification": {"Enabled": True, "SSEType": "KMS", "KMSMasterKeyId": kms_key_arn}}
+    dynamodb.create_table(
+        TableName=name, BillingMode="PAY_PER_REQUEST", **lock.table_schema(), **(sse if kms_key_arn else {})
+    )
 
 
 def _zero_pending_ahead(cloudwatch: Any, source: str, destination: str) -> None:
@@ -352,7 +356,17 @@ def build_world(
     c("ssm", REGION_B).put_parameter(
         Name=f"/{app}/test/failover-latch", Value=json.dumps({"state": "standby"}), Type="String"
     )
-    create_lock_table(c("dynamodb", REGION_B), f"{app}-runbook-lock")
+    # Every database the program creates is encrypted, each region with its own key (a KMS key
+    # cannot be used outside its region).
+    keys = (
+        {
+            r: c("kms", r).create_key(Description=f"{app} data")["KeyMetadata"]["Arn"]
+            for r in (REGION_A, REGION_B)
+        }
+        if encrypted
+        else {}
+    )
+    create_lock_table(c("dynamodb", REGION_B), f"{app}-runbook-lock", keys.get(REGION_B))
     sns = c("sns", REGION_B)
     # The program encrypts the alarm topic with its own key (alias/aws/sns cannot be used by CloudWatch);
     # publishing to it takes a data key of that key (https://docs.aws.amazon.com/sns/latest/dg/sns-key-management.html).
@@ -393,16 +407,6 @@ def build_world(
         "maxReplicationLagSeconds": 30,
     }
     cw_a = c("cloudwatch", REGION_A)
-    # Every database the program creates is encrypted, each region with its own key (a KMS key
-    # cannot be used outside its region).
-    keys = (
-        {
-            r: c("kms", r).create_key(Description=f"{app} data")["KeyMetadata"]["Arn"]
-            for r in (REGION_A, REGION_B)
-        }
-        if encrypted
-        else {}
-    )
     if encrypted:
         context["primaryKmsKeyArn"], context["drKmsKeyArn"] = keys[REGION_A], keys[REGION_B]
     context |= _receipts_buckets(world, app)
@@ -497,7 +501,11 @@ def build_world(
             )
     if encrypted:
         # What the program exports for the runbook's permissions: the topic's key and the data keys.
-        context |= {"notifyKeyArn": notify_key, "dataKeyArns": [keys[REGION_A], keys[REGION_B]]}
+        context |= {
+            "notifyKeyArn": notify_key,
+            "dataKeyArns": [keys[REGION_A], keys[REGION_B]],
+            "lockTableKeyArn": keys[REGION_B],
+        }
     stamp(world, context)
     world.context, world.notify_queue_url = context, inbox
     return world
