@@ -951,27 +951,35 @@ class Deployment:
         if self.traffic_due is None or run is None or emu.clock.now() < self.traffic_due:
             return
         self.traffic_due, self._due_run = None, None
-        serving_writers = [r for r in (REGION_A, REGION_B) if emu.serving(r) and emu.database_writable(r)]
-        if run.outcome == "stopped":
-            # A run that stops on its own decision after changing something must leave a safe
-            # serving state: a failback that drained region B and then gave up may not leave both
-            # regions dark. A run that changed nothing is not blamed for an outage it found.
-            if run.runbook == "failback" and run.mutated:
-                self._count("checked converges")
-            if run.runbook == "failback" and run.mutated and not serving_writers:
-                self._violate(
-                    "converges", f"a stopped failback left no region serving a writer: {run.detail[:160]}"
-                )
+        if run.outcome != "done" and not run.mutated:
+            # A run whose process ended without changing anything (a refusal, a lock held by
+            # another run) left the state it found: it is not blamed for an outage it found. Whether
+            # it changed anything is judged from the calls AWS received, not from its report.
             return
+        # Judged from AWS state whatever the run's report says (9B-3): a run that ended after
+        # changing AWS, ``done`` or ``stopped``, must leave a safe serving state once Route 53 has
+        # had its time: some region serves the writer and Route 53 answers it. A stopped run
+        # resumed before this falls due is judged by the resumed run's end instead (``op_run``
+        # supersedes the pending judgment with the next run that acts).
+        serving_writers = [r for r in (REGION_A, REGION_B) if emu.serving(r) and emu.database_writable(r)]
         answer = self.where()
+        said = "completed" if run.outcome == "done" else "stopped"
+        self._count(f"judged traffic_follows_writer (after a {said} run)")
+        if run.outcome != "done":
+            self._count("checked converges")
         if serving_writers and answer not in serving_writers:
             self._violate(
                 "traffic_follows_writer",
-                f"after a {run.runbook} run, Route 53 answers {answer} but {serving_writers[0]} serves the writer",
+                f"after a {said} {run.runbook} run, Route 53 answers {answer} but {serving_writers[0]} "
+                "serves the writer",
             )
         if not serving_writers and emu.reachable(REGION_B):
-            self._violate("traffic_follows_writer", f"after a {run.runbook} run, no region serves a writer")
-        self._count("judged traffic_follows_writer (after a completed run)")
+            # The same state, the same verdict; its name says which promise: a completed run's
+            # (traffic follows the writer) or a stopped one's (stopped runs leave a safe state).
+            invariant = "traffic_follows_writer" if run.outcome == "done" else "converges"
+            self._violate(
+                invariant, f"after a {said} {run.runbook} run, no region serves a writer: {run.detail[:160]}"
+            )
         # Protected again, or refuse: after a failback region B's database may be left standalone
         # (re-seeding it is the IaC lifecycle's); what must not happen is a failover over it, which
         # op_run judges when one is started.

@@ -106,11 +106,6 @@ def test_9b_3_control_a_done_failover_that_left_nothing_serving_is_reported(depl
     assert "traffic_follows_writer" in _judged_after(d, "done")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="9B-3: the after-run judgment reads the runbook's own outcome: a failover that reports "
-    "'stopped' after changing AWS is never judged, whatever state it left (model._judge_after_run)",
-)
 def test_9b_3_a_stopped_failover_that_left_nothing_serving_is_reported(deploy: Deploy) -> None:
     """9B-3, converges / traffic_follows_writer judged from AWS state alone: the same AWS state (both
     regions answer, neither serves a writer, a failover made mutating calls) must get the same
