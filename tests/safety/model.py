@@ -960,10 +960,11 @@ class Deployment:
         # changing AWS, ``done`` or ``stopped``, must leave a safe serving state once Route 53 has
         # had its time: some region serves the writer and Route 53 answers it. A stopped run
         # resumed before this falls due is judged by the resumed run's end instead (``op_run``
-        # supersedes the pending judgment with the next run that acts).
+        # supersedes the pending judgment with the next run that acts; ``settle`` resumes it).
         serving_writers = [r for r in (REGION_A, REGION_B) if emu.serving(r) and emu.database_writable(r)]
         answer = self.where()
         said = "completed" if run.outcome == "done" else "stopped"
+        writer_region = self.writer().split(":")[3]
         self._count(f"judged traffic_follows_writer (after a {said} run)")
         if run.outcome != "done":
             self._count("checked converges")
@@ -973,12 +974,28 @@ class Deployment:
                 f"after a {said} {run.runbook} run, Route 53 answers {answer} but {serving_writers[0]} "
                 "serves the writer",
             )
-        if not serving_writers and emu.reachable(REGION_B):
-            # The same state, the same verdict; its name says which promise: a completed run's
-            # (traffic follows the writer) or a stopped one's (stopped runs leave a safe state).
+        if serving_writers:
+            return
+        if emu.reachable(writer_region):
+            # The writer AWS last made is in a region that answers, and nothing serves it: what
+            # keeps it from serving is the runbook's (a fence, a drain), not an outage. The same
+            # state gets the same verdict; its name says which promise: a completed run's (traffic
+            # follows the writer) or a stopped one's (a stopped run leaves a safe serving state).
             invariant = "traffic_follows_writer" if run.outcome == "done" else "converges"
             self._violate(
-                invariant, f"after a {said} {run.runbook} run, no region serves a writer: {run.detail[:160]}"
+                invariant,
+                f"after a {said} {run.runbook} run, no region serves a writer although the writer's region "
+                f"{writer_region} answers: {run.detail[:160]}",
+            )
+        elif run.outcome == "done" and emu.reachable(REGION_B):
+            # The writer is in a dark region. A stopped run may have found that outage and been
+            # unable to end it on its own decision (a planned failover refuses a switchover while
+            # region A is dark: seed 11): it is resumed or another run is started. A run that says it
+            # completed promises more: some region serves the writer (docs/safety.md).
+            self._violate(
+                "traffic_follows_writer",
+                f"after a completed {run.runbook} run, no region serves a writer (the writer's region "
+                f"{writer_region} is dark)",
             )
         # Protected again, or refuse: after a failback region B's database may be left standalone
         # (re-seeding it is the IaC lifecycle's); what must not happen is a failover over it, which
@@ -1012,6 +1029,10 @@ class Deployment:
         self.clear_faults()
         if not self.emulator.reachable(REGION_A):
             self.emulator.come_back(REGION_A)
+        if self.last_run is not None and self.last_run.outcome != "done" and self._due_run is self.last_run:
+            # The schedule ends with the operator resuming the unfinished run: its state is judged
+            # by the resumed run's end below (converges), not while settle waits out dead locks.
+            self.traffic_due, self._due_run = None, None
         # Long enough for the lock of any run that died holding it to expire (budget.LOCK_TTL_SECONDS).
         self.emulator.advance(max(600, LOCK_TTL_SECONDS + 60))
         if self.last_run is not None and self.last_run.outcome != "done":

@@ -21,6 +21,7 @@ import pytest
 from automation.emulator.data import Store
 from lambdas.failover.names import kept_snapshot_id
 from lambdas.failover.regressions import Regression
+from tests.lambdas.failover.faults import Fault, throttling_code
 from tests.lambdas.failover.world import REGION_A, REGION_B
 from tests.safety.driver import run_many
 from tests.safety.model import TRAFFIC_GRACE, Deployment, RunState
@@ -113,6 +114,65 @@ def test_9b_3_a_stopped_failover_that_left_nothing_serving_is_reported(deploy: D
     d = deploy("rds-replica")
     _no_region_serves_a_writer(d)
     assert set(_judged_after(d, "stopped")) & {"converges", "traffic_follows_writer"}
+
+
+def test_9b_3_a_stopped_run_is_not_blamed_for_an_outage_of_the_writer_s_region(deploy: Deploy) -> None:
+    """9B-3's judgment, not more (soak seed 11 with its first version): a planned Aurora failover
+    started while region A is dark scales region B, then is refused the switchover (every member
+    must be healthy) and stops. Nothing serves a writer, but the writer AWS last made is in the dark
+    region: the outage did that, and no run on its own decision can serve that writer (a planned
+    move needs region A); the run is resumed, or an unplanned failover started."""
+    d = deploy("aurora-global")
+    d.op_advance(60)
+    d.op_outage()
+    d.op_advance(120)
+    run = d.op_run("failover", params={"force": True, "planned": True})
+    assert run.outcome == "stopped" and run.mutated and "Switchover" in run.detail, run
+    d.op_advance(TRAFFIC_GRACE + 1)
+    assert not [v.invariant for v in d.judge()], [str(v) for v in d.violations]
+
+
+def _failover_stopped_after_the_fence(d: Deployment) -> RunState:
+    """A forced failover while region A answers: region B's Auto Scaling throttles past the
+    runbook's retries, so the run fences region A and stops at scale_web_tier, nothing promoted."""
+    d.op_advance(120)
+    d.add_fault(
+        Fault(service="auto-scaling", region=REGION_B, code=throttling_code("auto-scaling"), times=40)
+    )
+    run = d.op_run("failover", params={"force": True})
+    assert run.outcome == "stopped" and run.mutated and "scale_web_tier" in run.detail, run
+    assert not d.emulator.serving(REGION_A), "region A was not fenced"
+    return run
+
+
+def test_9b_3_settle_judges_a_stopped_run_by_its_resume(deploy: Deploy) -> None:
+    """9B-3, "or the run is resumed and then judged": the schedule's end resumes the last run (the
+    operator's answer to a stopped run); the state it stopped in is judged by the resumed run's end,
+    not while settle waits out the leases of dead runs (soak seed 37 with the first version)."""
+    d = deploy("rds-replica")
+    _failover_stopped_after_the_fence(d)
+    d.settle()
+    assert d.last_run is not None and d.last_run.outcome == "done", d.last_run
+    assert not d.violations, [str(v) for v in d.violations]
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="9B-3 finding, runbook: a forced failover over a live region A that stops before the "
+    "promotion (throttling in region B past the retries) leaves region A fenced and region B without "
+    "the writer: no region serves a writer until an operator resumes it (nothing rolls the fence back)",
+)
+def test_9b_3_runbook_a_failover_stopped_before_the_promotion_leaves_a_safe_serving_state(
+    deploy: Deploy,
+) -> None:
+    """converges, judged from AWS state since 9B-3: a run stopped on a failed step after changing AWS
+    leaves a safe serving state (some region serves the writer and Route 53 answers it) unless it is
+    resumed first. Here the failover fenced a region A that answered and served, then stopped with
+    nothing promoted: region A still holds the writer and answers, but nothing serves it."""
+    d = deploy("rds-replica")
+    _failover_stopped_after_the_fence(d)
+    d.op_advance(TRAFFIC_GRACE + 1)
+    assert not d.judge(), [str(v) for v in d.violations]
 
 
 class _Resumer:
