@@ -768,13 +768,23 @@ class Deployment:
         return made
 
     def op_resume(self) -> None:
+        """The last run again, whatever it ended with (9B-4: no precondition beyond a run to resume).
+
+        An operator may re-run any run under its id, one that completed too (the CLI's ``--run-id``
+        accepts any id a run printed); an in-process run resumed under its id re-enters the lock it
+        may have died holding. A state machine run is started again as a new execution with the same
+        input (a redrive only continues a failed, aborted or timed-out one; a new execution covers
+        both). What it must do when the run had completed: change nothing it need not (never lower a
+        capacity autoscaling raised, judged in ``op_run``) and end done.
+        """
         self._count("resume")
-        if self.last_run and self.last_run.outcome != "done":
-            # The same run again: an in-process run resumed under its run id re-enters the lock it may
-            # have died holding (the CLI's --run-id); a state machine run is a new execution.
-            last = self.last_run
-            same = last.run_id if last.executor_name == "cli" else None
-            self.op_run(last.runbook, params=last.params, executor_name=last.executor_name, run_id=same)
+        last = self.last_run
+        if last is None:
+            return  # no run has been started: there is no run id to resume
+        if last.outcome == "done":
+            self._count(f"resume of a completed {last.runbook}")
+        same = last.run_id if last.executor_name == "cli" else None
+        self.op_run(last.runbook, params=last.params, executor_name=last.executor_name, run_id=same)
 
     def _dr_desired(self) -> int:
         try:

@@ -189,11 +189,6 @@ class _Resumer:
         self.runs.append({"runbook": runbook, **kwargs})
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="9B-4: op_resume does nothing unless the last run is unfinished: re-running a run that "
-    "ended (the CLI's --run-id, an execution redriven) is physically possible but never drawn",
-)
 def test_9b_4_resume_has_no_precondition_beyond_physical_possibility() -> None:
     """9B-4, rules have no preconditions beyond physical possibility: an operator may resume (re-run
     under its run id) a run that already ended, e.g. a failover that said ``done``; single_flight's
@@ -202,6 +197,48 @@ def test_9b_4_resume_has_no_precondition_beyond_physical_possibility() -> None:
     rec = _Resumer(RunState("failover", {"force": True}, "done", run_id="local-1"))
     Deployment.op_resume(rec)  # type: ignore[arg-type]
     assert rec.runs, "resuming a completed run started nothing"
+
+
+@pytest.mark.parametrize(
+    ("mode", "runbook", "executor_name"),
+    [
+        ("rds-replica", "failover", "cli"),
+        ("rds-replica", "failover", "sfn"),
+        ("aurora-global", "failback", "cli"),
+    ],
+)
+def test_9b_4_a_completed_run_resumed_under_its_id_ends_done_and_changes_nothing(
+    deploy: Deploy, mode: str, runbook: str, executor_name: str
+) -> None:
+    """9B-4, single_flight and converges: what a resume of a completed run finds. The operator re-runs
+    a run that said ``done`` (the CLI under its ``--run-id``; Step Functions as a new execution with
+    the same input) after autoscaling raised region B: the re-run ends ``done`` (it says the run is
+    complete rather than refusing or asking for --force), makes no mutating call and never lowers the
+    capacity autoscaling raised (measured: every step answers already done)."""
+    d = deploy(mode)
+    d.op_outage()
+    d.op_advance(120)
+    assert d.op_run("failover", executor_name=executor_name).outcome == "done"
+    if runbook == "failback":
+        d.op_recover()
+        d.op_advance(600)
+        assert d.op_run("failback", executor_name=executor_name).outcome == "done"
+    d.op_advance(300)
+    d.op_autoscale()
+    raised = d._dr_desired()
+    first = d.last_run
+    assert first is not None
+    d.op_resume()
+    rerun = d.last_run
+    assert rerun is not first, "resuming a completed run started nothing"
+    assert d.exercised[f"run:{runbook}:{executor_name}"] == 2
+    if executor_name == "cli":
+        assert rerun.run_id == first.run_id, "the CLI resumes under the run's own id"
+    assert rerun.outcome == "done", f"a re-run of a completed {runbook}: {rerun.outcome}: {rerun.detail}"
+    assert not rerun.mutated, f"a re-run of a completed {runbook} changed AWS"
+    assert d._dr_desired() >= raised, f"region B's desired {raised} -> {d._dr_desired()}"
+    d.op_advance(TRAFFIC_GRACE + 1)
+    assert not d.judge(), [str(v) for v in d.violations]
 
 
 @pytest.mark.xfail(
