@@ -918,7 +918,9 @@ class Deployment:
 
         Aurora only *attempts* the ``rds:unplanned-global-failover-*`` snapshot, and an automated
         snapshot expires with the backup retention: the writes it holds are kept only by a manual
-        copy (a manual snapshot whose name says which failover it comes from).
+        snapshot that holds them, judged from its content (what the emulator says each cluster
+        snapshot holds: its cluster's content when taken, a copy its source's), never from its name
+        (9B-7: a snapshot taken after the rebuild bears any name and holds none of them).
         """
         emu = self.emulator
         for event in emu.events:
@@ -936,11 +938,21 @@ class Deployment:
                 )["DBClusterSnapshots"]
             except (ClientError, BotoCoreError):
                 continue
-            if not any(s["DBClusterSnapshotIdentifier"] == kept_snapshot_id(source) for s in manual):
+            discarded = set(event.data["discarded"])
+            self._count("judged no_loss (writes an unplanned failover discarded)")
+            # This deployment's snapshots only (deployments may share an emulator and its write ids).
+            manual = [s for s in manual if self.owns(str(s.get("DBClusterIdentifier", "")))]
+            if not any(
+                discarded
+                <= (emu.snapshot_holds(region, str(s["DBClusterSnapshotIdentifier"])) or frozenset())
+                for s in manual
+            ):
+                named = [str(s["DBClusterSnapshotIdentifier"]) for s in manual]
                 self._violate(
                     "no_loss",
-                    f"{len(event.data['discarded'])} write(s) discarded by an unplanned failover survive only "
-                    f"in the automated snapshot {source}, which expires with the backup retention",
+                    f"{len(discarded)} write(s) discarded by an unplanned failover survive only in the automated "
+                    f"snapshot {source}, which expires with the backup retention: no manual snapshot holds them "
+                    f"(manual: {', '.join(named) or 'none'}; the runbook's copy would be {kept_snapshot_id(source)})",
                 )
 
     def _judge_traffic(self) -> None:

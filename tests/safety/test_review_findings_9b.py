@@ -280,12 +280,6 @@ def test_9b_6_a_switchover_to_a_dark_target_is_cancelled_not_completed(deploy: D
     assert d.keys()[0] in writers, f"region A's cluster is not writable again: writers {writers}"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="9B-7: _judge_discarded accepts any manual snapshot bearing the runbook's name for the copy "
-    "(names.kept_snapshot_id), whatever it holds: a snapshot taken after the rebuild, which lacks "
-    "every discarded write, clears the no_loss violation",
-)
 def test_9b_7_discarded_writes_are_judged_from_the_snapshot_s_content_not_its_name(deploy: Deploy) -> None:
     """9B-7, no_loss judged from AWS state and the write log: after an unplanned Aurora failover the
     discarded writes must survive in a manual snapshot that *holds them*. With the runbook's copy
