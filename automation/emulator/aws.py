@@ -20,7 +20,9 @@
   API reference (``KmsKeyId``: "you must specify a KMS key identifier for the destination AWS
   Region. KMS keys are specific to the AWS Region").
 * **Aurora global failover and switchover take time** and pass through the documented
-  ``FailoverState`` (``pending`` -> ``failing-over``/``switching-over``), with the global cluster's
+  ``FailoverState`` (``pending`` -> ``failing-over``/``switching-over``; ``pending`` -> ``cancelling``
+  -> the previous states when the target's region, or a switchover's old primary's, stops answering
+  while pending: the clusters cannot be verified), with the global cluster's
   ``Status`` ``failing-over``/``switching-over``; a headless target is refused. A managed failover
   with ``AllowDataLoss`` loses the secondary's unapplied tail (``AllowDataLoss`` with ``Switchover``
   is refused: "Can't be specified together"; an unknown global cluster is
@@ -130,6 +132,9 @@ class Timings:
     """An old Aurora primary rebuilt as a secondary after failover. Assumed (size-dependent)."""
     failover_pending_seconds: float = 5.0
     """``FailoverState`` ``pending`` before ``failing-over``/``switching-over``. Assumed."""
+    failover_cancel_seconds: float = 60.0
+    """``FailoverState`` ``cancelling`` until both clusters are back in their previous states and the
+    global cluster is available again. Assumed: AWS documents the state, not its duration."""
     rds_delay: float = 2.0
     """Cross-region RDS replication delay per write (s). Assumed: asynchronous, seconds."""
     rds_apply: float = 0.05
@@ -894,10 +899,47 @@ class Emulator:
             # the application's writes, and what it already committed still streams to the target.
             self.pg.fence(old.db_cluster_arn)
 
+        move = self.writer_moves[-1] if old is not None else None
+        cancelled: list[bool] = []
+
         def start() -> None:
+            # ``pending``: "Aurora is verifying the primary and secondary clusters before the
+            # operation starts"; ``cancelling``: "The request to switch over or fail over the global
+            # cluster was cancelled and the primary Aurora DB cluster and the selected secondary
+            # Aurora DB cluster are returning to their previous states"
+            # (https://docs.aws.amazon.com/AmazonRDS/latest/APIReference/API_FailoverState.html).
+            # A target whose region does not answer cannot be verified, let alone promoted; nor can a
+            # switchover's old primary, which must be demoted in step (a managed failover proceeds
+            # without it: that is what AllowDataLoss is for).
+            unverified = [target.db_cluster_arn]
+            if word == "switching-over" and old is not None:
+                unverified.append(old.db_cluster_arn)
+            dark = [arn for arn in unverified if not self.reachable(_cluster_region(arn))]
+            if dark:
+                cancelled.append(True)
+                _set_failover_state(group, {**getattr(group, "failover_state", {}), "Status": "cancelling"})
+                self._event(f"{word}-cancelling", f"{gid}: {', '.join(dark)} did not answer while pending")
+                self.clock.after(self.timings.failover_cancel_seconds, cancel)
+                return
             _set_failover_state(group, {**getattr(group, "failover_state", {}), "Status": word})
 
+        def cancel() -> None:
+            # Back to the previous states: the old primary is the writer again and takes writes (its
+            # server's fence lifted), the target a secondary; the writer never moved.
+            if self.pg is not None and real and old is not None and word == "switching-over":
+                from automation.postgres.fence import unfence
+
+                with suppress(Exception):  # a server in a dark region is not running: nothing to lift
+                    unfence(self.pg.servers[old.db_cluster_arn])
+            group.status = "available"
+            _set_failover_state(group, None)
+            if move is not None and move in self.writer_moves:
+                self.writer_moves.remove(move)
+            self._event(f"{word}-cancelled", f"{gid}: {old.db_cluster_arn if old else '?'} stays the writer")
+
         def finish() -> None:
+            if cancelled:
+                return
             if word == "switching-over":
                 if self.pg is not None and real and old is not None:
                     behind = not self.pg.caught_up(old.db_cluster_arn, target.db_cluster_arn)

@@ -241,12 +241,6 @@ def test_9b_4_a_completed_run_resumed_under_its_id_ends_done_and_changes_nothing
     assert not d.judge(), [str(v) for v in d.violations]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="9B-6: the emulator completes every switchover it accepts; FailoverState never passes "
-    "through 'cancelling', so a switchover whose target's region goes dark makes the dark cluster "
-    "the writer and leaves region A read-only (nothing writable in either region)",
-)
 def test_9b_6_a_switchover_to_a_dark_target_is_cancelled_not_completed(deploy: Deploy) -> None:
     """9B-6, the emulator kinder (and less faithful) than AWS: the FailoverState API reference lists
     ``cancelling`` ("The request to switch over or fail over the global cluster was cancelled and
@@ -303,6 +297,44 @@ def test_9b_7_discarded_writes_are_judged_from_the_snapshot_s_content_not_its_na
         d.op_advance(600)
         d.judge()
     assert "no_loss" in {v.invariant for v in d.violations}, [str(v) for v in d.violations]
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="9B-6 finding, runbook: an Aurora failback whose switchover AWS cancels (region A stops "
+    "answering while it is pending) stops at switch_writer with region B still drained: region B holds "
+    "the writer and answers, nothing serves it (the drain is undone only when the lag wait gives up)",
+)
+@pytest.mark.parametrize("executor_name", ["cli", "sfn"])
+def test_9b_6_runbook_a_failback_whose_switchover_is_cancelled_leaves_region_b_serving(
+    deploy: Deploy, executor_name: str
+) -> None:
+    """converges (a stopped run leaves a safe serving state, judged since 9B-3), with 9B-6's
+    ``cancelling`` modelled: the failback drains region B, asks for the switchover back to region A,
+    and region A goes dark one second later, while the switchover is ``pending``. AWS cancels it and
+    region B's cluster stays the writer; the runbook's wait for region A to become the writer ends
+    (the CLI's waiter times out; Step Functions' next attempt is refused), and the run stops. Region B
+    answers and holds the writer: it must serve it again, as when the lag wait gives up."""
+    d = deploy("aurora-global")
+    d.op_advance(60)
+    d.op_outage()
+    d.op_advance(120)
+    assert d.op_run("failover", executor_name=executor_name).outcome == "done"
+    d.op_recover()
+    d.op_advance(d.emulator.timings.rebuild_seconds + 600)  # region A rebuilt as a caught-up secondary
+
+    def dark_while_pending(event: str, actor: str) -> None:
+        if event == "call:SwitchoverGlobalCluster":
+            d.on_actor = None
+            d.emulator.clock.after(1, lambda: d.emulator.go_dark(REGION_A))
+
+    d.on_actor = dark_while_pending
+    run = d.op_run("failback", executor_name=executor_name)
+    assert run.outcome == "stopped" and "switch_writer" in run.detail, run
+    assert any(e.kind == "switching-over-cancelled" for e in d.emulator.events), "no switchover was cancelled"
+    assert d.writer() == d.keys()[1], "region B's cluster is the writer again"
+    d.op_advance(TRAFFIC_GRACE + 1)
+    assert not d.judge(), [str(v) for v in d.violations]
 
 
 @pytest.mark.xfail(
