@@ -4,15 +4,17 @@ Each test names the finding (9B-n) it protects. Those still open are strict expe
 the finding; those fixed pass. The review's report lists the evidence for each.
 
 Not here: 9B-5 (``test_schedules.test_ci_seeds_break_no_invariant`` passed under its strict xfail
-on m3, so the build failed; the mark is gone) and 9B-10 (seed 11 with ``skip-store-drain`` gives
-different verdicts in separate processes, the writer move at 12:56:45 or 12:56:46, an extra table
-write; about one run in three, too rarely for a strict expected failure: replay with
-``run_many([11], length=20)`` under ``regressed("skip-store-drain")`` in three fresh processes).
+on m3, so the build failed; the mark is gone). 9B-10 (seed 11 with ``skip-store-drain`` gave
+different verdicts in separate processes, the writer move at 12:56:45 or 12:56:46) is
+``test_9b_10_a_seed_gives_the_same_verdict_and_events_in_every_process``.
 """
 
 from __future__ import annotations
 
 import logging
+import os
+import subprocess
+import sys
 from collections.abc import Callable
 from typing import Any
 
@@ -383,3 +385,54 @@ def test_9b_9_a_refused_failover_that_changed_nothing_converges(deploy: Deploy) 
     assert d.emulator.serving(REGION_A) and d.emulator.database_writable(REGION_A), "not a safe serving state"
     assert d.where() == REGION_A
     assert not [v for v in d.violations if v.invariant == "converges"], [str(v) for v in d.violations]
+
+
+_REPLAY = """
+import logging, sys
+logging.disable(logging.CRITICAL)
+from moto import mock_aws
+from automation.emulator.aws import Emulator
+from tests.lambdas.failover.faults import moto_respects_faults
+from tests.safety import driver
+from tests.safety.regressions import regressed
+seen = []
+build = driver.Deployment.build.__func__
+def keep(cls, *args, **kwargs):
+    seen.append(build(cls, *args, **kwargs))
+    return seen[-1]
+driver.Deployment.build = classmethod(keep)
+with regressed("skip-store-drain"):
+    (result,) = driver.run_many([11], length=20)
+for v in result.violations:
+    print("violation", v)
+for e in seen[0].emulator.events:
+    print("event", e.at.isoformat(), e.kind, e.detail)
+"""
+
+
+def test_9b_10_a_seed_gives_the_same_verdict_and_events_in_every_process() -> None:
+    """9B-10, determinism (a failing seed names a schedule anyone can replay): seed 11 with
+    ``skip-store-drain`` in two fresh processes under different hash seeds gives the same violations
+    and the same emulator events at the same virtual instants. It did not: botocore's retry back-off
+    draws its jitter from the process's unseeded ``random``, and on the virtual clock that sleep is
+    virtual time, so each retried call to the dark region moved time by a different amount (seen:
+    the failover at 12:30:30.836027 in one process, the writer move at 12:56:45 or 12:56:46)."""
+    env = {**os.environ, "PYTHONPATH": os.getcwd()}
+    runs = [
+        subprocess.Popen(
+            [sys.executable, "-c", _REPLAY],
+            env={**env, "PYTHONHASHSEED": str(hash_seed)},
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for hash_seed in (1, 2)
+    ]
+    outputs = [run.communicate(timeout=600) for run in runs]
+    for run, (_, err) in zip(runs, outputs, strict=True):
+        assert run.returncode == 0, err[-2000:]
+    first, second = (out.splitlines() for out, _ in outputs)
+    assert any(line.startswith("event") for line in first), "the replay recorded no event"
+    assert first == second, "\n".join(
+        f"{a!r} != {b!r}" for a, b in zip(first, second, strict=False) if a != b
+    )
