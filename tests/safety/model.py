@@ -1051,9 +1051,12 @@ class Deployment:
         self.clear_faults()
         if not self.emulator.reachable(REGION_A):
             self.emulator.come_back(REGION_A)
-        if self.last_run is not None and self.last_run.outcome != "done" and self._due_run is self.last_run:
-            # The schedule ends with the operator resuming the unfinished run: its state is judged
-            # by the resumed run's end below (converges), not while settle waits out dead locks.
+        due, last = self._due_run, self.last_run
+        unfinished = due is not None and last is not None and "done" not in (due.outcome, last.outcome)
+        if unfinished and due is not None and last is not None and due.runbook == last.runbook:
+            # The schedule ends with the operator resuming the unfinished runbook (the stopped run
+            # itself, or a later run of it that changed nothing, seed 37): its state is judged by
+            # the resumed run's end below (converges), not while settle waits out dead leases.
             self.traffic_due, self._due_run = None, None
         # Long enough for the lock of any run that died holding it to expire (budget.LOCK_TTL_SECONDS).
         self.emulator.advance(max(600, LOCK_TTL_SECONDS + 60))

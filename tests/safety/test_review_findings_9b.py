@@ -158,6 +158,21 @@ def test_9b_3_settle_judges_a_stopped_run_by_its_resume(deploy: Deploy) -> None:
     assert not d.violations, [str(v) for v in d.violations]
 
 
+def test_9b_3_settle_judges_a_stopped_run_by_its_resume_after_a_rerun_that_changed_nothing(
+    deploy: Deploy,
+) -> None:
+    """The same, when the run the schedule ends on is a later run of the same runbook that changed
+    nothing (soak seed 37: a second forced failover stopped where the first did): the stopped state
+    the first left is judged by settle's resume of the runbook, not while settle waits."""
+    d = deploy("rds-replica")
+    _failover_stopped_after_the_fence(d)
+    again = d.op_run("failover", params={"force": True})
+    assert again.outcome == "stopped" and not again.mutated, again
+    d.settle()
+    assert d.last_run is not None and d.last_run.outcome == "done", d.last_run
+    assert not d.violations, [str(v) for v in d.violations]
+
+
 @pytest.mark.xfail(
     strict=True,
     reason="9B-3 finding, runbook: a forced failover over a live region A that stops before the "
