@@ -20,7 +20,9 @@
   API reference (``KmsKeyId``: "you must specify a KMS key identifier for the destination AWS
   Region. KMS keys are specific to the AWS Region").
 * **Aurora global failover and switchover take time** and pass through the documented
-  ``FailoverState`` (``pending`` -> ``failing-over``/``switching-over``), with the global cluster's
+  ``FailoverState`` (``pending`` -> ``failing-over``/``switching-over``; ``pending`` -> ``cancelling``
+  -> the previous states when the target's region, or a switchover's old primary's, stops answering
+  while pending: the clusters cannot be verified), with the global cluster's
   ``Status`` ``failing-over``/``switching-over``; a headless target is refused. A managed failover
   with ``AllowDataLoss`` loses the secondary's unapplied tail (``AllowDataLoss`` with ``Switchover``
   is refused: "Can't be specified together"; an unknown global cluster is
@@ -66,6 +68,7 @@ from __future__ import annotations
 
 import json
 import threading
+import weakref
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager, suppress
 from dataclasses import dataclass, field
@@ -129,6 +132,9 @@ class Timings:
     """An old Aurora primary rebuilt as a secondary after failover. Assumed (size-dependent)."""
     failover_pending_seconds: float = 5.0
     """``FailoverState`` ``pending`` before ``failing-over``/``switching-over``. Assumed."""
+    failover_cancel_seconds: float = 60.0
+    """``FailoverState`` ``cancelling`` until both clusters are back in their previous states and the
+    global cluster is available again. Assumed: AWS documents the state, not its duration."""
     rds_delay: float = 2.0
     """Cross-region RDS replication delay per write (s). Assumed: asynchronous, seconds."""
     rds_apply: float = 0.05
@@ -477,6 +483,30 @@ class Emulator:
             if key not in self.data.copies:
                 return None
             return self.data.write(key)
+
+    def on_cluster_snapshot_created(self, backend: RDSBackend, snapshot: Any) -> None:
+        """A cluster snapshot holds its cluster's content at the instant it was taken.
+
+        CreateDBClusterSnapshot "Creates a snapshot of a DB cluster"
+        (https://docs.aws.amazon.com/AmazonRDS/latest/APIReference/API_CreateDBClusterSnapshot.html):
+        the cluster volume as it is when the snapshot starts, so what the cluster held then and
+        nothing written after (an automated snapshot Aurora attempts is taken the same way).
+        """
+        content = frozenset(self.cluster_content(snapshot.cluster.db_cluster_arn))
+        _set_holds(snapshot, (weakref.ref(self.data), content))
+
+    def cluster_content(self, key: str) -> set[int]:
+        """The write ids database copy ``key`` holds now (its real server's ledger, if it has one)."""
+        if self.pg is not None and self._real(key):
+            return set(self.pg.held(key))
+        return self.data.held(key) if key in self.data.copies else set()
+
+    def snapshot_holds(self, region: str, identifier: str) -> frozenset[int] | None:
+        """The write ids cluster snapshot ``identifier`` in ``region`` holds (None: unknown, or taken in
+        another emulator's world, whose write ids mean nothing here)."""
+        snapshot = rds_backends[ACCOUNT][region].cluster_snapshots.get(identifier)
+        holds = None if snapshot is None else _holds(snapshot)
+        return holds[1] if holds is not None and holds[0]() is self.data else None
 
     def _real(self, key: str) -> bool:
         """Whether database copy ``key`` is a real server (else its data is modelled)."""
@@ -869,10 +899,47 @@ class Emulator:
             # the application's writes, and what it already committed still streams to the target.
             self.pg.fence(old.db_cluster_arn)
 
+        move = self.writer_moves[-1] if old is not None else None
+        cancelled: list[bool] = []
+
         def start() -> None:
+            # ``pending``: "Aurora is verifying the primary and secondary clusters before the
+            # operation starts"; ``cancelling``: "The request to switch over or fail over the global
+            # cluster was cancelled and the primary Aurora DB cluster and the selected secondary
+            # Aurora DB cluster are returning to their previous states"
+            # (https://docs.aws.amazon.com/AmazonRDS/latest/APIReference/API_FailoverState.html).
+            # A target whose region does not answer cannot be verified, let alone promoted; nor can a
+            # switchover's old primary, which must be demoted in step (a managed failover proceeds
+            # without it: that is what AllowDataLoss is for).
+            unverified = [target.db_cluster_arn]
+            if word == "switching-over" and old is not None:
+                unverified.append(old.db_cluster_arn)
+            dark = [arn for arn in unverified if not self.reachable(_cluster_region(arn))]
+            if dark:
+                cancelled.append(True)
+                _set_failover_state(group, {**getattr(group, "failover_state", {}), "Status": "cancelling"})
+                self._event(f"{word}-cancelling", f"{gid}: {', '.join(dark)} did not answer while pending")
+                self.clock.after(self.timings.failover_cancel_seconds, cancel)
+                return
             _set_failover_state(group, {**getattr(group, "failover_state", {}), "Status": word})
 
+        def cancel() -> None:
+            # Back to the previous states: the old primary is the writer again and takes writes (its
+            # server's fence lifted), the target a secondary; the writer never moved.
+            if self.pg is not None and real and old is not None and word == "switching-over":
+                from automation.postgres.fence import unfence
+
+                with suppress(Exception):  # a server in a dark region is not running: nothing to lift
+                    unfence(self.pg.servers[old.db_cluster_arn])
+            group.status = "available"
+            _set_failover_state(group, None)
+            if move is not None and move in self.writer_moves:
+                self.writer_moves.remove(move)
+            self._event(f"{word}-cancelled", f"{gid}: {old.db_cluster_arn if old else '?'} stays the writer")
+
         def finish() -> None:
+            if cancelled:
+                return
             if word == "switching-over":
                 if self.pg is not None and real and old is not None:
                     behind = not self.pg.caught_up(old.db_cluster_arn, target.db_cluster_arn)
@@ -1141,6 +1208,21 @@ def _kms_key_state(region: str, ref: str) -> str | None:
         return None
 
 
+_HOLDS = "emulator_holds"
+"""The attribute of a moto cluster snapshot naming the write ids it holds (moto keeps no data), with
+the data plane they are ids of: each emulator numbers its writes from 1, and moto outlives it (a weak
+reference: a snapshot in moto does not keep a finished schedule's data plane alive)."""
+
+
+def _holds(snapshot: Any) -> tuple[weakref.ref[DataPlane], frozenset[int]] | None:
+    """The data plane and write ids a moto cluster snapshot holds (None: taken with no emulator)."""
+    return getattr(snapshot, _HOLDS, None)
+
+
+def _set_holds(snapshot: Any, holds: tuple[weakref.ref[DataPlane], frozenset[int]] | None) -> None:
+    setattr(snapshot, _HOLDS, holds)
+
+
 def _patch_behaviours() -> Callable[[], None]:
     """Patch moto's RDS and Auto Scaling with the emulator's behaviours (while one is active)."""
     saved: list[tuple[Any, str, Any]] = []
@@ -1152,6 +1234,8 @@ def _patch_behaviours() -> Callable[[], None]:
     create_instance = RDSBackend.create_db_instance
     create_replica = RDSBackend.create_db_instance_read_replica
     create_cluster = RDSBackend.create_db_cluster
+    create_cluster_snapshot = RDSBackend.create_db_cluster_snapshot
+    copy_cluster_snapshot = RDSBackend.copy_db_cluster_snapshot
     modify_instance = RDSBackend.modify_db_instance
     update_asg = AutoScalingBackend.update_auto_scaling_group
     execute_data = RDSDataServiceResponse.execute_statement
@@ -1197,6 +1281,39 @@ def _patch_behaviours() -> Callable[[], None]:
         result = modify_instance(self, db_instance_identifier, db_kwargs)
         _ACTIVE.on_renamed(database, old_arn)
         return result
+
+    def create_db_cluster_snapshot(
+        self: RDSBackend,
+        db_cluster_identifier: str,
+        db_cluster_snapshot_identifier: str,
+        *args: Any,
+        **kwargs: Any,
+    ) -> Any:
+        snapshot = create_cluster_snapshot(
+            self, db_cluster_identifier, db_cluster_snapshot_identifier, *args, **kwargs
+        )
+        if _ACTIVE is not None:
+            _ACTIVE.on_cluster_snapshot_created(self, snapshot)
+        return snapshot
+
+    def copy_db_cluster_snapshot(
+        self: RDSBackend,
+        source_db_cluster_snapshot_identifier: str,
+        target_db_cluster_snapshot_identifier: str,
+        *args: Any,
+        **kwargs: Any,
+    ) -> Any:
+        copy = copy_cluster_snapshot(
+            self,
+            source_db_cluster_snapshot_identifier,
+            target_db_cluster_snapshot_identifier,
+            *args,
+            **kwargs,
+        )
+        # CopyDBClusterSnapshot "Copies a snapshot of a DB cluster": the copy holds what its source
+        # snapshot held (https://docs.aws.amazon.com/AmazonRDS/latest/APIReference/API_CopyDBClusterSnapshot.html).
+        _set_holds(copy, _holds(self.get_db_cluster_snapshot(source_db_cluster_snapshot_identifier)))
+        return copy
 
     def create_db_cluster(self: RDSBackend, kwargs: dict[str, Any]) -> Any:
         cluster = create_cluster(self, kwargs)
@@ -1254,6 +1371,8 @@ def _patch_behaviours() -> Callable[[], None]:
     put(RDSBackend, "create_db_instance_read_replica", create_db_instance_read_replica)
     put(RDSBackend, "promote_read_replica", promote_read_replica)
     put(RDSBackend, "create_db_cluster", create_db_cluster)
+    put(RDSBackend, "create_db_cluster_snapshot", create_db_cluster_snapshot)
+    put(RDSBackend, "copy_db_cluster_snapshot", copy_db_cluster_snapshot)
     put(RDSBackend, "modify_db_instance", modify_db_instance)
     put(RDSResponse, "failover_global_cluster", failover_global_cluster)
     put(RDSResponse, "switchover_global_cluster", switchover_global_cluster)

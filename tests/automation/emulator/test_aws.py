@@ -441,6 +441,36 @@ def test_region_a_returning_after_an_unplanned_failover_is_snapshotted_then_rebu
     assert after in held and held.isdisjoint(tail)
 
 
+def test_a_cluster_snapshot_holds_its_cluster_s_content_when_taken_and_a_copy_its_source_s(aws: Aws) -> None:
+    """A cluster snapshot is of the cluster as it is when taken (CreateDBClusterSnapshot), never of
+    writes made after; a copy holds what its source snapshot held (CopyDBClusterSnapshot), whatever
+    the cluster holds by then. The automated unplanned-failover snapshot is the old primary's content
+    before the rebuild. What no_loss reads to judge whether discarded writes survive (9B-7)."""
+    pair = aurora_pair(aws)
+    emu, rds = aws.emulator, aws.client("rds", A)
+    before = {emu.data.write(pair.a_arn).id for _ in range(3)}
+    rds.create_db_cluster_snapshot(DBClusterIdentifier=pair.a, DBClusterSnapshotIdentifier=aws.name("s1"))
+    later = emu.data.write(pair.a_arn).id
+    assert emu.snapshot_holds(A, aws.name("s1")) == before
+    rds.copy_db_cluster_snapshot(
+        SourceDBClusterSnapshotIdentifier=aws.name("s1"), TargetDBClusterSnapshotIdentifier=aws.name("c1")
+    )
+    assert emu.snapshot_holds(A, aws.name("c1")) == before, "a copy holds its source's content"
+    # An unplanned failover: the old primary's tail is discarded by the rebuild.
+    emu.go_dark(A)
+    aws.client("rds", B).failover_global_cluster(
+        GlobalClusterIdentifier=pair.gid, TargetDbClusterIdentifier=pair.b_arn, AllowDataLoss=True
+    )
+    emu.advance(emu.timings.global_failover_seconds)
+    emu.come_back(A)
+    (auto,) = emu.snapshots
+    holds = emu.snapshot_holds(A, auto.identifier)
+    assert holds is not None and {*before, later} <= holds
+    rds.create_db_cluster_snapshot(DBClusterIdentifier=pair.a, DBClusterSnapshotIdentifier=aws.name("s2"))
+    after_rebuild = emu.snapshot_holds(A, aws.name("s2"))
+    assert after_rebuild is not None and later not in after_rebuild, "taken after the rebuild"
+
+
 # -- lag metrics -------------------------------------------------------------------------------------------------
 
 
