@@ -240,6 +240,19 @@ class DataPlane:
         oldest = min(self.writes[w].at for w in tail)
         return max(0.0, (self._now() - oldest).total_seconds())
 
+    def last_replayed_at(self, target: str) -> datetime | None:
+        """Commit instant of the latest write ``target`` applied by replication (None: none yet, or no
+        link). A link applies its source's writes in commit order, so every write committed before
+        it is applied too: what ``pg_last_xact_replay_timestamp()`` reports on a PostgreSQL standby
+        ("the time stamp of the last transaction replayed during recovery ... the time at which the
+        commit or abort WAL record for that transaction was generated on the primary",
+        https://www.postgresql.org/docs/current/functions-admin.html#FUNCTIONS-RECOVERY-INFO-TABLE)."""
+        self.sync()
+        link = self.link_into(target)
+        if link is None or not link.arrived:
+            return None
+        return max(self.writes[wid].at for _, wid in link.arrived)
+
     def arrivals(self, target: str, since: datetime, until: datetime | None = None) -> list[float]:
         """Replication latency (seconds, commit to arrival) of each write the link into ``target``
         applied in ``[since, until)`` (a CloudWatch period), oldest first; empty if no link."""

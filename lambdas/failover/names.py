@@ -134,3 +134,20 @@ def generation_parameter_name(latch_parameter_name: str) -> str:
     the runbook only reads it (``lambdas/failover/preflight.py``), so the two never fight.
     """
     return f"{latch_parameter_name}{GENERATION_PARAMETER_SUFFIX}"
+
+
+LAMBDA_FUNCTION_NAME_MAX = 64
+"""Function names: 1-64 characters (Lambda API Reference, CreateFunction, ``FunctionName``:
+https://docs.aws.amazon.com/lambda/latest/api/API_CreateFunction.html)."""
+
+LEDGER_MARKER_SUFFIX = "ledger-marker"
+
+
+def ledger_marker_function_name(app_name: str, environment: str) -> str:
+    """The ledger marker function of a deployment, the same name in each region:
+    ``<app>-<environment>-ledger-marker``, fitted to Lambda's 64 characters.
+
+    The function commits one marker row on its region's database when the runbook invokes it: the
+    commit after a drain that the RDS for PostgreSQL zero-lag proof needs (``steps.replay_evidence``).
+    """
+    return fit(f"{app_name}-{environment}-{LEDGER_MARKER_SUFFIX}", LAMBDA_FUNCTION_NAME_MAX)
