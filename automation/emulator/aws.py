@@ -44,8 +44,13 @@
   renamed").
 * **Lag is published as RDS publishes it**: ``ReplicaLag`` (unit ``Seconds``, per replica instance)
   and ``AuroraGlobalDBReplicationLag`` (``Milliseconds``, per secondary cluster), one datapoint a
-  minute stamped with the virtual time, in the replica's region, from the unapplied tail (``data``);
-  a dark region publishes nothing.
+  minute stamped with the virtual time, in the replica's region; a dark region publishes nothing.
+  Aurora's and RDS for MySQL/MariaDB's from the unapplied tail (``data``; MySQL -1 while replication
+  is not active), RDS for PostgreSQL's as the age of the last replayed commit (``now() -
+  pg_last_xact_replay_timestamp()``, growing on a caught-up replica of an idle source): see
+  :func:`replica_lag`.
+* **The ledger marker function** (``register_marker_function``): invoked through Lambda, it commits one
+  marker row on its region's database (the commit after a drain the PostgreSQL zero-lag proof needs).
 * **Auto Scaling capacity is a timeline** (``UpdateAutoScalingGroup`` and ``SetDesiredCapacity``
   alike): a group raised from zero serves only after its
   instances launch and pass the load balancer's health checks; a group lowered to zero stops

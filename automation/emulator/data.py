@@ -14,7 +14,8 @@ module keeps the data, so that loss is something the emulator can count rather t
 
 Replication lag is computed from the unapplied tail, never set by hand: it is the age of the oldest
 write the target does not yet hold (0 when it holds everything), which is how RDS describes
-``ReplicaLag`` ("the amount of time a read replica DB instance lags behind a source DB instance";
+``ReplicaLag`` for MySQL and MariaDB (for PostgreSQL RDS publishes the age of the last replayed
+commit instead, :meth:`DataPlane.last_replayed_at`) ("the amount of time a read replica DB instance lags behind a source DB instance";
 https://docs.aws.amazon.com/AmazonRDS/latest/UserGuide/rds-metrics.html) and Aurora
 ``AuroraGlobalDBReplicationLag`` ("the amount of lag ... when replicating updates from the primary
 AWS Region", in milliseconds; https://docs.aws.amazon.com/AmazonRDS/latest/AuroraUserGuide/aurora-global-database-monitoring.html).

@@ -28,7 +28,8 @@ acknowledged write the copy does not hold, :mod:`automation.emulator.data`), mea
 servers: each acknowledged write is stamped with its virtual instant and the writer's WAL position
 after its commit (``pg_current_wal_lsn()``); the standby's ``pg_last_wal_replay_lsn()`` says which
 of them it has replayed. The LSN stamp is at or after the commit record's end, so the lag is never
-under-stated.
+under-stated. ``ReplicaLag`` of RDS for PostgreSQL (``now() - pg_last_xact_replay_timestamp()``) is
+read the same way: the virtual stamp of the latest write replayed (:meth:`PgDatabases.last_replayed_at`).
 """
 
 from __future__ import annotations

@@ -730,7 +730,11 @@ def database_lag(
         return Lag(side, "AWS/RDS", metric, dims)
     source: Side = "dr" if side == "primary" else "primary"
     return Lag(
-        side, "AWS/RDS", metric, dims, (source, ledger_marker_function_name(ctx.app_name, ctx.environment))
+        side,
+        "AWS/RDS",
+        metric,
+        dims,
+        (source, ledger_marker_function_name(f"{ctx.app_name}-{ctx.environment}")),
     )
 
 

@@ -334,7 +334,8 @@ class Deployment:
         )
         for region in (REGION_A, REGION_B):
             emulator.register_marker_function(
-                region, ledger_marker_function_name(world.context["appName"], world.context["environment"])
+                region,
+                ledger_marker_function_name(f"{world.context['appName']}-{world.context['environment']}"),
             )
         _provision_stores(world, emulator, app)
         holder: dict[str, Deployment] = {}

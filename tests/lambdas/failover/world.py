@@ -336,7 +336,7 @@ def build_world(
         # The ledger marker function (never fenced, no client request reaches it): the commit the
         # RDS for PostgreSQL zero-lag proof needs after a drain (lambdas/failover/steps.py).
         lam.create_function(
-            FunctionName=ledger_marker_function_name(app, "test"),
+            FunctionName=ledger_marker_function_name(f"{app}-test"),
             Runtime="python3.12",
             Role=role,
             Handler="handler.handler",
