@@ -337,7 +337,9 @@ class ApiTier(pulumi.ComponentResource):
                 handler=MARKER_HANDLER,
                 code=lambda_code(LEDGER_DRIVER_DISTRIBUTIONS),
                 role=marker_identity.role.arn,
-                timeout=15,
+                # Under the runbook's read timeout for region A's clients (10 s,
+                # lambdas/failover/clients.py): the synchronous Invoke answers before it gives up.
+                timeout=8,
                 memory_size=128,
                 architectures=["arm64"],
                 environment=aws.lambda_.FunctionEnvironmentArgs(

@@ -22,6 +22,7 @@ from components.config import ConfigError, parse
 from components.ledger_access import FUNCTION_ENDPOINTS, LedgerPath, ledger_path
 from components.serverless import LEDGER_DRIVER_DISTRIBUTIONS, lambda_code
 from lambdas.api.config import DataApiLedger, DriverLedger, ledger_from_env
+from lambdas.failover.clients import DR_SETTINGS, PRIMARY_SETTINGS
 from lambdas.failover.names import ledger_marker_function_name
 from tests.components.conftest import synthesize
 from tests.components.test_config import BASE
@@ -230,6 +231,10 @@ def test_the_ledger_marker_function_reaches_its_regions_database_and_nothing_els
     )
     assert marker.inputs["vpcConfig"] == payments.inputs["vpcConfig"], f"{marker.name} ({marker.urn})"
     assert marker.inputs.get("reservedConcurrentExecutions") in (None, -1), marker.inputs
+    # The runbook invokes it synchronously: it must answer within the runbook client's read timeout.
+    assert marker.inputs["timeout"] < min(PRIMARY_SETTINGS.read_timeout, DR_SETTINGS.read_timeout), (
+        marker.inputs
+    )
     policies = [p for p in s.by_type("aws:iam/rolePolicy:RolePolicy") if p.name.endswith("-marker-policy")]
     assert len(policies) == 1, [p.name for p in policies]
     granted = json.loads(policies[0].inputs["policy"])["Statement"]
