@@ -505,7 +505,11 @@ class Emulator:
             key = app.database() if app else None
             if key is None or not self.reachable(region) or not self.accepts_writes(key):
                 return {"committed": False, "reason": f"no writable database behind {region}'s application"}
-            write = self._pg_write(key) if self._real(key) else self.data.write(key)
+            # A commit no client was told of: replicated and replayed, never an acknowledged write.
+            if self._real(key):
+                write = self._pg_write(key, client=False)
+            else:
+                write = self.data.write(key, client=False)
             if write is None:
                 return {"committed": False, "reason": f"{key.split(':')[-1]} refused the marker"}
             self._event(
@@ -517,17 +521,18 @@ class Emulator:
         """Whether database copy ``key`` is a real server (else its data is modelled)."""
         return self.pg is not None and self.pg.server(key) is not None
 
-    def _pg_write(self, key: str) -> Write | None:
-        """A payment written for real on ``key``'s server; acknowledged only if it committed."""
+    def _pg_write(self, key: str, *, client: bool = True) -> Write | None:
+        """A payment written for real on ``key``'s server; acknowledged only if it committed.
+        ``client`` False: the drain marker, a row committed like a payment that no client was told of."""
         assert self.pg is not None
         from automation.emulator.pg import payment_id
 
         write_id = self.data.next_id()
         if not self.pg.insert(key, payment_id(write_id)):
             return None
-        return self.record_payment(key, write_id)
+        return self.record_payment(key, write_id, client=client)
 
-    def record_payment(self, key: str, write_id: int) -> Write:
+    def record_payment(self, key: str, write_id: int, *, client: bool = True) -> Write:
         """Note a payment the application had acknowledged on database copy ``key`` (real servers).
 
         ``write_id`` is the one its payment id was made from (``pg.payment_id``): the write log and the
@@ -535,7 +540,7 @@ class Emulator:
         """
         assert self.pg is not None
         with self._lock:
-            write = self.data.write(key, write_id=write_id)
+            write = self.data.write(key, write_id=write_id, client=client)
         self.pg.record(key, write.id)
         return write
 

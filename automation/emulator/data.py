@@ -50,6 +50,9 @@ class Write:
     region: str
     copy: str
     at: datetime
+    client: bool = True
+    """False for a commit no client was told of (the runbook's drain marker): it replicates and is
+    replayed like any other, but it is no acknowledged write (:meth:`DataPlane.acknowledged`)."""
 
 
 @dataclass
@@ -181,10 +184,13 @@ class DataPlane:
         self._ids += 1
         return self._ids
 
-    def write(self, key: str, *, at: datetime | None = None, write_id: int | None = None) -> Write:
+    def write(
+        self, key: str, *, at: datetime | None = None, write_id: int | None = None, client: bool = True
+    ) -> Write:
         """Record an acknowledged write at copy ``key`` (the caller checked it accepts writes).
 
-        ``write_id``: one reserved with :meth:`next_id`; by default a new one.
+        ``write_id``: one reserved with :meth:`next_id`; by default a new one. ``client`` False: a
+        commit no client was told of (see :class:`Write`).
         """
         self.sync()
         copy = self.copies[key]
@@ -192,7 +198,7 @@ class DataPlane:
             write_id = self.next_id()
         elif write_id in self.writes:
             raise ValueError(f"write {write_id} is already recorded")
-        write = Write(write_id, copy.store, copy.region, copy.key, at or self._now())
+        write = Write(write_id, copy.store, copy.region, copy.key, at or self._now(), client)
         self.writes[write.id] = write
         copy.receive(write.id)
         return write
@@ -270,8 +276,8 @@ class DataPlane:
         return set(self.copies[key].present)
 
     def acknowledged(self, store: Store) -> list[Write]:
-        """Every acknowledged write to ``store``, oldest first."""
-        return [w for w in self.writes.values() if w.store is store]
+        """Every acknowledged client write to ``store``, oldest first."""
+        return [w for w in self.writes.values() if w.store is store and w.client]
 
     def missing(self, key: str, among: Iterable[Write]) -> list[Write]:
         """Writes of ``among`` that copy ``key`` does not hold."""

@@ -7,7 +7,10 @@ assumptions otherwise); the tests read them rather than repeat them.
 
 from __future__ import annotations
 
+import io
+import json
 import time
+import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import timedelta
@@ -718,3 +721,47 @@ def test_postgres_replica_lag_is_the_age_of_the_last_replayed_commit(aws: Aws) -
         "everything, back to 60 s once the 12:07:00 commit is replayed"
     )
     assert emu.data.lag_seconds(pair.replica_arn) == 0.0, "the replica holds everything"
+
+
+def test_the_ledger_marker_function_commits_on_its_regions_writer_and_is_no_client_write(aws: Aws) -> None:
+    """The marker the PostgreSQL zero-lag proof needs: Lambda ``Invoke`` of a region's ledger marker
+    function commits one row on the database its application writes to, even with the web tier
+    drained (the function serves no client and is never fenced); the replica replays it, so its
+    ``ReplicaLag`` (age of the last replayed commit) falls; it is no acknowledged client write; and
+    on a replica, which refuses writes, it commits nothing and says so."""
+    pair = rds_pair(aws)
+    emu = aws.emulator
+    emu.provisioning = True
+    aws.web_tier(A, 0, pair.source_arn)  # drained: no client write reaches the source
+    aws.web_tier(B, 0, pair.replica_arn)
+    emu.provisioning = False
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as z:
+        z.writestr("handler.py", "def handler(event, context):\n    return {}\n")
+    role = aws.client("iam", A).create_role(RoleName=aws.name("marker"), AssumeRolePolicyDocument="{}")
+    name = aws.name("ledger-marker")
+    for region in (A, B):
+        aws.client("lambda", region).create_function(
+            FunctionName=name, Runtime="python3.12", Role=role["Role"]["Arn"], Handler="handler.handler",
+            Code={"ZipFile": buf.getvalue()},
+        )  # fmt: skip
+        emu.register_marker_function(region, name)
+    emu.advance(150)
+    emu.data.write(pair.source_arn)  # the last client write, 12:02:30
+    emu.advance(200)  # 12:05:50
+    answer = aws.client("lambda", A).invoke(FunctionName=name, Payload=b'{"marker": "drain-1"}')
+    body = json.loads(answer["Payload"].read())
+    assert body["committed"] is True, body
+    [marker] = [w for w in emu.data.writes.values() if not w.client]
+    assert marker.copy == pair.source_arn and marker.id not in {
+        w.id for w in emu.data.acknowledged(Store.DATABASE)
+    }
+    emu.advance(70)  # 12:07:00
+    points = aws.datapoints(
+        B, "AWS/RDS", "ReplicaLag", {"DBInstanceIdentifier": pair.replica}, unit="Seconds"
+    )
+    assert [v for _, v in points][-3:] == [150.0, 10.0, 70.0], (
+        "the replayed marker (12:05:50) is the last replayed commit"
+    )
+    refused = json.loads(aws.client("lambda", B).invoke(FunctionName=name, Payload=b"{}")["Payload"].read())
+    assert refused["committed"] is False and refused["reason"], refused
