@@ -33,6 +33,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import TYPE_CHECKING, Any
 
 from automation import synth
+from lambdas.failover.names import ledger_marker_function_name
 
 if TYPE_CHECKING:  # the emulator package needs moto, a development dependency: imported when a drill runs
     from automation.emulator.aws import Emulator
@@ -244,6 +245,15 @@ def provision(endpoint: str, names: Synthesized, emulator: Emulator) -> Deployme
             )  # fmt: skip
             if region == b:
                 fn.put_function_concurrency(FunctionName=name, ReservedConcurrentExecutions=0)
+    if ctx["databaseMode"] == "rds-replica":
+        # Each region's ledger marker function, as components/serverless.py deploys it on the driver
+        # path: the commit after a drain that the RDS for PostgreSQL zero-lag proof needs.
+        marker = ledger_marker_function_name(f"{ctx['appName']}-{ctx['environment']}")
+        for region in (a, b):
+            dep.client("lambda", region).create_function(
+                FunctionName=marker, Runtime="python3.12", Role=role_arn, Handler="lambdas.api.marker.handler", Code={"ZipFile": _zip()}
+            )  # fmt: skip
+            emulator.register_marker_function(region, marker)
     # Each region's function consumes its own queue: enabled in A, disabled in B.
     for region, fn_names, key, enabled in (
         (a, ctx["primaryFunctionNames"], "primaryEventSourceMappingIds", True),

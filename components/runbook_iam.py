@@ -17,7 +17,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from lambdas.failover.names import failover_instance_id, generation_parameter_name, retained_instance_pattern
+from lambdas.failover.names import (
+    failover_instance_id,
+    generation_parameter_name,
+    ledger_marker_function_name,
+    retained_instance_pattern,
+)
 
 SAR = "https://docs.aws.amazon.com/service-authorization/latest/reference"
 STAR_ONLY_ACTIONS: dict[str, str] = {
@@ -86,6 +91,7 @@ class RunbookTargets:
     primary_db_parameter_group: str | None = None
     kms_key_arns: tuple[str, ...] = ()
     lock_table_key_arn: str | None = None
+    marker_function: str | None = None
 
     @classmethod
     def from_context(cls, context: Mapping[str, Any]) -> RunbookTargets:
@@ -116,6 +122,11 @@ class RunbookTargets:
             primary_db_subnet_group=context.get("primaryDbSubnetGroupName"),
             primary_db_parameter_group=context.get("primaryDbParameterGroupName"),
             lock_table_key_arn=context.get("lockTableKeyArn"),
+            # rds-replica: each region's ledger marker function, the commit after a drain that the
+            # RDS for PostgreSQL zero-lag proof needs (lambdas/failover/steps.py, replay_evidence).
+            marker_function=ledger_marker_function_name(f"{context['appName']}-{context['environment']}")
+            if context["databaseMode"] == "rds-replica"
+            else None,
             # Every key the outputs name, for the preflight's DescribeKey (one per key, read-only).
             kms_key_arns=tuple(
                 dict.fromkeys(
@@ -324,6 +335,20 @@ def runbook_statements(t: RunbookTargets) -> list[dict[str, Any]]:
             "Condition": _in(a),
         }
     )
+    if t.marker_function:
+        statements.append(
+            {
+                # The commit after a drain that the RDS for PostgreSQL zero-lag proof needs, made
+                # on the source (region A at a planned failover, region B at a failback).
+                "Sid": "CommitDrainMarkers",
+                "Effect": "Allow",
+                "Action": "lambda:InvokeFunction",
+                "Resource": [
+                    function_arn(a, acct, t.marker_function),
+                    function_arn(b, acct, t.marker_function),
+                ],
+            }
+        )
     if t.database_mode == "rds-replica":
         statements += _rds_replica(t)
     else:

@@ -46,8 +46,13 @@
   renamed").
 * **Lag is published as RDS publishes it**: ``ReplicaLag`` (unit ``Seconds``, per replica instance)
   and ``AuroraGlobalDBReplicationLag`` (``Milliseconds``, per secondary cluster), one datapoint a
-  minute stamped with the virtual time, in the replica's region, from the unapplied tail (``data``);
-  a dark region publishes nothing.
+  minute stamped with the virtual time, in the replica's region; a dark region publishes nothing.
+  Aurora's and RDS for MySQL/MariaDB's from the unapplied tail (``data``; MySQL -1 while replication
+  is not active), RDS for PostgreSQL's as the age of the last replayed commit (``now() -
+  pg_last_xact_replay_timestamp()``, growing on a caught-up replica of an idle source): see
+  :func:`replica_lag`.
+* **The ledger marker function** (``register_marker_function``): invoked through Lambda, it commits one
+  marker row on its region's database (the commit after a drain the PostgreSQL zero-lag proof needs).
 * **Auto Scaling capacity is a timeline** (``UpdateAutoScalingGroup`` and ``SetDesiredCapacity``
   alike): a group raised from zero serves only after its
   instances launch and pass the load balancer's health checks; a group lowered to zero stops
@@ -253,6 +258,8 @@ class Emulator:
         """Each replication rule of the receipts buckets, and when its metrics start."""
         self._table_period_start = self.clock.now()
         self._lock = threading.RLock()
+        self.marker_functions: set[tuple[str, str]] = set()
+        """(region, function name) of the ledger marker functions (``register_marker_function``)."""
         self.pg: PgDatabases | None = None
         """Real PostgreSQL servers behind the databases (``postgres=``), else None: the data is modelled."""
         if postgres is not None:
@@ -508,21 +515,54 @@ class Emulator:
         holds = None if snapshot is None else _holds(snapshot)
         return holds[1] if holds is not None and holds[0]() is self.data else None
 
+    def register_marker_function(self, region: str, name: str) -> None:
+        """Function ``name`` in ``region`` is the ledger marker function: VPC-attached with the
+        application's database credentials like the payments function, it commits one marker row on
+        the database the region's application writes to and answers whether it committed. It takes
+        no client request and is never fenced, so the runbook can cause a commit on a drained source
+        (the PostgreSQL zero-lag proof, ``lambdas.failover.steps``). Invoked through moto's Lambda
+        (the patched ``invoke``), as the runbook invokes it on AWS."""
+        self.marker_functions.add((region, name))
+
+    def invoke_marker(self, region: str, body: bytes | str | None) -> dict[str, Any]:
+        """What the ledger marker function of ``region`` answers: a marker committed, or why not."""
+        try:
+            request = json.loads(body or "{}")
+        except (TypeError, ValueError):
+            request = {}
+        with self._lock:
+            app = self.apps.get(region)
+            key = app.database() if app else None
+            if key is None or not self.reachable(region) or not self.accepts_writes(key):
+                return {"committed": False, "reason": f"no writable database behind {region}'s application"}
+            # A commit no client was told of: replicated and replayed, never an acknowledged write.
+            if self._real(key):
+                write = self._pg_write(key, client=False)
+            else:
+                write = self.data.write(key, client=False)
+            if write is None:
+                return {"committed": False, "reason": f"{key.split(':')[-1]} refused the marker"}
+            self._event(
+                "marker", f"{key} committed marker #{write.id}", marker=request.get("marker"), id=write.id
+            )
+            return {"committed": True, "writeId": write.id, "database": key.split(":")[-1]}
+
     def _real(self, key: str) -> bool:
         """Whether database copy ``key`` is a real server (else its data is modelled)."""
         return self.pg is not None and self.pg.server(key) is not None
 
-    def _pg_write(self, key: str) -> Write | None:
-        """A payment written for real on ``key``'s server; acknowledged only if it committed."""
+    def _pg_write(self, key: str, *, client: bool = True) -> Write | None:
+        """A payment written for real on ``key``'s server; acknowledged only if it committed.
+        ``client`` False: the drain marker, a row committed like a payment that no client was told of."""
         assert self.pg is not None
         from automation.emulator.pg import payment_id
 
         write_id = self.data.next_id()
         if not self.pg.insert(key, payment_id(write_id)):
             return None
-        return self.record_payment(key, write_id)
+        return self.record_payment(key, write_id, client=client)
 
-    def record_payment(self, key: str, write_id: int) -> Write:
+    def record_payment(self, key: str, write_id: int, *, client: bool = True) -> Write:
         """Note a payment the application had acknowledged on database copy ``key`` (real servers).
 
         ``write_id`` is the one its payment id was made from (``pg.payment_id``): the write log and the
@@ -530,7 +570,7 @@ class Emulator:
         """
         assert self.pg is not None
         with self._lock:
-            write = self.data.write(key, write_id=write_id)
+            write = self.data.write(key, write_id=write_id, client=client)
         self.pg.record(key, write.id)
         return write
 
@@ -638,18 +678,20 @@ class Emulator:
                 if measured is None:
                     continue  # not streaming (being created, promoted) or down: no datapoint
                 lag = measured
+                replayed = self.pg.last_replayed_at(target.key)
             else:
                 lag = self.data.lag_seconds(target.key) or 0.0
+                replayed = self.data.last_replayed_at(target.key)
             found = _find_database(target.key)
             if isinstance(found, DBCluster):
                 name, value, unit = "AuroraGlobalDBReplicationLag", lag * 1000.0, "Milliseconds"
                 dims = [{"Name": "DBClusterIdentifier", "Value": found.db_cluster_identifier}]
             elif isinstance(found, DBInstance):
-                name, value, unit = (
-                    "ReplicaLag",
-                    replica_lag(found.engine, lag, self.data.flowing(link)),
-                    "Seconds",
-                )
+                since = None if replayed is None else max(0.0, (now - replayed).total_seconds())
+                published = replica_lag(found.engine, lag, self.data.flowing(link), since)
+                if published is None:
+                    continue  # PostgreSQL with nothing replayed yet: the query answers NULL
+                name, value, unit = "ReplicaLag", published, "Seconds"
                 dims = [{"Name": "DBInstanceIdentifier", "Value": found.db_instance_identifier}]
             else:
                 continue
@@ -1080,24 +1122,30 @@ NOT_REPLICATING = -1.0
 """``ReplicaLag`` of a MySQL or MariaDB replica whose replication is not active."""
 
 
-def replica_lag(engine: str, behind: float, flowing: bool) -> float:
-    """The ``ReplicaLag`` RDS publishes for a replica of ``engine`` that is ``behind`` seconds behind
-    its source (the age of its oldest unapplied write), while its replication is ``flowing`` or not.
+def replica_lag(engine: str, behind: float, flowing: bool, since_replay: float | None) -> float | None:
+    """The ``ReplicaLag`` RDS publishes for a replica of ``engine``: ``behind`` is the age of its oldest
+    unapplied write (0 when it holds everything), ``flowing`` whether its replication is active, and
+    ``since_replay`` the seconds since the commit instant of the last transaction it replayed (None:
+    none replayed yet). None: no datapoint.
 
     * MySQL and MariaDB: the metric "reports the value of the ``Seconds_Behind_Master`` field of the
       ``SHOW REPLICA STATUS`` command ... If the ReplicaLag metric returns -1, then replication is
       currently not active. ReplicaLag = -1 is equivalent to Seconds_Behind_Master = NULL"
       (https://docs.aws.amazon.com/AmazonRDS/latest/UserGuide/USER_MySQL.Replication.ReadReplicas.Monitor.html,
-      https://docs.aws.amazon.com/AmazonRDS/latest/UserGuide/USER_MariaDB.Replication.ReadReplicas.Monitor.html).
-      Not active here: the source's region is dark or the link is severed (``Emulator.partition``).
+      https://docs.aws.amazon.com/AmazonRDS/latest/UserGuide/USER_MariaDB.Replication.ReadReplicas.Monitor.html):
+      ``behind``, 0 once caught up. Not active here: the source's region is dark or the link is
+      severed (``Emulator.partition``).
     * PostgreSQL: the metric "reports the result of the following query. ``SELECT extract(epoch from
       now() - pg_last_xact_replay_timestamp())``"
       (https://docs.aws.amazon.com/AmazonRDS/latest/UserGuide/USER_PostgreSQL.Replication.ReadReplicas.Monitor.html):
-      no -1 is documented; while replication is not active nothing is replayed and the value grows.
-      Modelled as the age of the oldest unapplied write, which grows alike. (The query also grows
-      on an idle, caught-up source, since it measures time since the last replayed transaction:
-      not modelled here, and a zero-lag wait would not end on such a replica; reported.)
+      ``since_replay``, which grows a second a second whenever nothing is replayed, whether the
+      replica is cut off or caught up with a source that commits nothing (a drained one). No -1 is
+      documented. Before any replay the query answers NULL; what RDS publishes then is not
+      documented, so no datapoint is published. No periodic heartbeat transaction of RDS on the
+      source is modelled: none is documented (the zero-lag proof must not rely on one).
     """
+    if engine.startswith("postgres"):
+        return since_replay
     if engine in ("mysql", "mariadb") and not flowing:
         return NOT_REPLICATING
     return behind
@@ -1376,6 +1424,28 @@ def _patch_behaviours() -> Callable[[], None]:
     put(RDSBackend, "modify_db_instance", modify_db_instance)
     put(RDSResponse, "failover_global_cluster", failover_global_cluster)
     put(RDSResponse, "switchover_global_cluster", switchover_global_cluster)
+
+    from moto.awslambda.models import LambdaBackend
+
+    invoke = LambdaBackend.invoke
+
+    def lambda_invoke(
+        self: LambdaBackend,
+        function_name: str,
+        qualifier: str | None,
+        body: Any,
+        headers: Any,
+        response_headers: Any,
+    ) -> str | bytes | None:
+        name = function_name.split(":function:")[-1].split(":")[0]
+        if _ACTIVE is None or (self.region_name, name) not in _ACTIVE.marker_functions:
+            return invoke(self, function_name, qualifier, body, headers, response_headers)
+        self.get_function(name, qualifier)  # ResourceNotFoundException as Lambda answers it
+        payload = json.dumps(_ACTIVE.invoke_marker(self.region_name, body))
+        response_headers["Content-Length"] = str(len(payload))
+        return payload
+
+    put(LambdaBackend, "invoke", lambda_invoke)
 
     def set_desired_capacity(self: AutoScalingBackend, group_name: str, desired_capacity: int | None) -> None:
         set_desired(self, group_name, desired_capacity)

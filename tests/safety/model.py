@@ -47,7 +47,7 @@ from lambdas.failover.clients import Clients, Side
 from lambdas.failover.context import RunbookContext
 from lambdas.failover.exceptions import StepFailed
 from lambdas.failover.handler import dispatch, parse_event
-from lambdas.failover.names import kept_snapshot_id
+from lambdas.failover.names import kept_snapshot_id, ledger_marker_function_name
 from lambdas.health_check import probe
 from tests.lambdas.failover.faults import Fault, access_denied_code, throttling_code
 from tests.lambdas.failover.harness import new_session
@@ -332,6 +332,11 @@ class Deployment:
                 REGION_B, world.context["drAsgName"], tuple(world.context["drFunctionNames"]), lambda: db_b
             )
         )
+        for region in (REGION_A, REGION_B):
+            emulator.register_marker_function(
+                region,
+                ledger_marker_function_name(f"{world.context['appName']}-{world.context['environment']}"),
+            )
         _provision_stores(world, emulator, app)
         holder: dict[str, Deployment] = {}
         health = _Health(lambda path: holder["d"]._endpoint(path))

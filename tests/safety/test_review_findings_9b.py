@@ -354,20 +354,14 @@ def test_9b_6_runbook_a_failback_whose_switchover_is_cancelled_leaves_region_b_s
     assert not d.judge(), [str(v) for v in d.violations]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="9B-8: the emulator publishes a PostgreSQL replica's ReplicaLag as the age of its oldest "
-    "unapplied write (0 once caught up), not AWS's now() - pg_last_xact_replay_timestamp(), which "
-    "grows on a caught-up replica of an idle source: the zero-lag wait after a drain passes here "
-    "and, on AWS's documented metric, never could (aws.replica_lag says so and keeps the kind model)",
-)
 def test_9b_8_postgres_replica_lag_grows_while_the_source_is_idle(deploy: Deploy) -> None:
     """9B-8, the emulator kinder than AWS: for RDS for PostgreSQL, ``ReplicaLag`` "returns the result
     of the following query: SELECT extract(epoch from now() - pg_last_xact_replay_timestamp())"
     (https://docs.aws.amazon.com/AmazonRDS/latest/UserGuide/USER_PostgreSQL.Replication.ReadReplicas.Monitor.html).
     With writes stopped (the drain of every planned change and failback), nothing is replayed, so
-    the metric grows by a minute a minute although the replica holds everything. The checker's
-    default engine is PostgreSQL, so every zero-lag proof it sees succeed relies on this."""
+    the metric grows by a minute a minute although the replica holds everything. The emulator
+    publishes that (``aws.replica_lag``); the runbook's PostgreSQL proof no longer waits for a zero
+    (``steps.replay_evidence``, and ``test_lossless``'s idle-source failback)."""
     d = deploy("rds-replica")
     assert d.ctx.dr_db_instance_id
     _no_region_serves_a_writer(d)  # region A's application fenced: no write reaches the source

@@ -23,6 +23,7 @@ import pytest
 from components.runbook_iam import RunbookTargets, runbook_statements
 from lambdas.failover import executor, preflight
 from lambdas.failover.context import RunbookContext
+from lambdas.failover.names import ledger_marker_function_name
 from tests.components.conftest import synthesize
 from tests.lambdas.failover.harness import FAST, FORCED, clients_for
 from tests.lambdas.failover.world import ACCOUNT, REGION_B, World
@@ -60,7 +61,12 @@ TARGETS: dict[str, Callable[[dict[str, Any], str], list[str]]] = {
         f"lambda:{op}": lambda p, r: [
             _arn_or(p["FunctionName"], lambda n: f"arn:aws:lambda:{r}:{ACCOUNT}:function:{n}")
         ]
-        for op in ("GetFunctionConcurrency", "PutFunctionConcurrency", "DeleteFunctionConcurrency")
+        for op in (
+            "GetFunctionConcurrency",
+            "PutFunctionConcurrency",
+            "DeleteFunctionConcurrency",
+            "InvokeFunction",
+        )
     },
     **{
         f"lambda:{op}": lambda p, r: [f"arn:aws:lambda:{r}:{ACCOUNT}:event-source-mapping:{p['UUID']}"]
@@ -289,6 +295,17 @@ def test_a_call_on_another_resource_or_region_is_denied(make_world: Callable[...
     assert allowing(statements, take)
     assert not allowing(statements, Call(take.action, take.region, take.target.replace(table, "shop-app")))
     assert not allowing(statements, Call("dynamodb:Scan", take.region, take.target))
+    # The drain marker (RDS for PostgreSQL's zero-lag proof): the ledger marker function of either
+    # region, never a workload function (whose fence it would bypass).
+    marker = ledger_marker_function_name(f"{world.context['appName']}-{world.context['environment']}")
+    for region in ("us-east-1", "us-west-2"):
+        invoke = Call("lambda:InvokeFunction", region, f"arn:aws:lambda:{region}:{ACCOUNT}:function:{marker}")
+        assert allowing(statements, invoke), invoke
+    api = world.context["drFunctionNames"][0]
+    assert not allowing(
+        statements,
+        Call("lambda:InvokeFunction", "us-west-2", f"arn:aws:lambda:us-west-2:{ACCOUNT}:function:{api}"),
+    )
     switch = Call("cloudwatch:PutMetricData", "us-west-2", "*", "Pilotlight/Failover")
     assert allowing(statements, switch)
     assert not allowing(statements, Call(switch.action, switch.region, "*", "AWS/EC2"))

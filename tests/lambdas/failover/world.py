@@ -26,7 +26,7 @@ from moto.cloudwatch.models import cloudwatch_backends
 
 from automation.emulator.stores import create_receipts_buckets
 from lambdas.failover.context import GENERATION_KEY, generation_of
-from lambdas.failover.names import REPLICATION_RULE_ID, generation_parameter_name
+from lambdas.failover.names import REPLICATION_RULE_ID, generation_parameter_name, ledger_marker_function_name
 
 ACCOUNT = "123456789012"
 REGION_A = "us-east-1"
@@ -337,6 +337,15 @@ def build_world(
             if region == REGION_B:
                 lam.put_function_concurrency(FunctionName=name, ReservedConcurrentExecutions=0)
         functions[region] = names
+        # The ledger marker function (never fenced, no client request reaches it): the commit the
+        # RDS for PostgreSQL zero-lag proof needs after a drain (lambdas/failover/steps.py).
+        lam.create_function(
+            FunctionName=ledger_marker_function_name(f"{app}-test"),
+            Runtime="python3.12",
+            Role=role,
+            Handler="handler.handler",
+            Code={"ZipFile": code},
+        )
 
     # Each region's worker consumes its own orders queue: enabled in A, disabled in B (the program's
     # serverless tier, components/serverless.py).
