@@ -9,17 +9,20 @@ promotion takes its five emulated minutes, and the whole drill a few wall-clock 
    (:mod:`automation.drill_world`).
 2. The deployment is created in the emulator under those names, its database encrypted with a KMS
    key per region; both regions' health endpoints run the API's own health code; Route 53 is the
-   emulator's model of the dr stack's records; a client writes every few virtual seconds through
-   the region Route 53 answers.
+   emulator's model of the dr stack's records; a client posts a payment every few virtual seconds
+   to the function of the region Route 53 answers: the real API handler, with the environment its
+   stack declares (:mod:`automation.drill_function`), writing the real ledger.
 3. Region A goes dark; the failover runbook runs (in-process executor, the break-glass CLI's path).
 4. Region A answers again; the failback runbook runs.
 5. Each phase is judged from the emulator's state and write log (:mod:`automation.drill_checks`):
    the lag at promotion, the writes acknowledged, held by the final writer and lost, and checks
-   (writer, capacities, switch, Route 53, latch, one writer, no loss). A Markdown report and a
-   timeline chart are written under ``reports/`` (:mod:`automation.drill_report`).
+   (writer, capacities, switch, Route 53, latch, one writer, no loss). Then requests that write
+   nothing probe the handler (a retry 200, a reused payment id 409, a lost payment 404). A Markdown
+   report and a timeline chart are written under ``reports/`` (:mod:`automation.drill_report`).
 
-The exit code is 0 only when both runbooks completed and every check holds, or fails as a known
-defect of today's runbook predicts (``drill_checks.KNOWN_DEFECTS``: an expected failure).
+The exit code is 0 only when both runbooks completed, every probe answered as it must, and every
+check holds, or fails as a known defect of today's runbook predicts
+(``drill_checks.KNOWN_DEFECTS``: an expected failure).
 
 The command with no ``--local`` runs the cloud drill of :mod:`automation.cloud` (Pulumi CLI and
 AWS credentials needed).

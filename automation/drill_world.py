@@ -13,8 +13,9 @@
   does not serve, and drop the connection while the region is dark.
 * **Route 53** is the emulator's model (:class:`~automation.emulator.traffic.Routing`) of the dr
   stack's failover records, health checks and switch alarm, fed from the emulated CloudWatch.
-* **A client** writes every :data:`WRITE_EVERY` virtual seconds through the region Route 53 answers
-  for the web name (no resolver caching); each attempt is acknowledged or refused by the emulator.
+* **A client** posts a payment every :data:`WRITE_EVERY` virtual seconds to the region Route 53
+  answers for the web name (no resolver caching): ``POST /payments`` handed to that region's
+  function (:mod:`automation.drill_function`, the real API handler), acknowledged only on a 2xx.
 """
 
 from __future__ import annotations
