@@ -604,6 +604,12 @@ class Lifecycle:
         return json.dumps(
             {
                 "rdsSources": {d.ident: d.source or "" for d in w.dbs.values() if d.kind == "instance"},
+                "rdsInstances": {
+                    region: sorted(
+                        d.ident for d in w.dbs.values() if d.kind == "instance" and d.region == region
+                    )
+                    for region in {d.region for d in w.dbs.values()}
+                },
                 "clusterMembers": {c: sorted(m) for c, m in members.items()},
             },
             sort_keys=True,
@@ -734,7 +740,14 @@ class Lifecycle:
         if mode == "rds-replica":
             ident = ctx["drDbInstanceId"]
             w.promote(ident)
-            inst = self.find("dr", "aws:rds/instance:Instance", "dr-data-db-instance")
+            inst = next(
+                (
+                    r
+                    for r in self.state["dr"].values()
+                    if r.type == "aws:rds/instance:Instance" and r.inputs.get("identifier") == ident
+                ),
+                None,
+            )
             if inst is not None:
                 w.attrs[inst.urn]["replicateSourceDb"] = None
         else:
