@@ -596,7 +596,8 @@ class Lifecycle:
 
     def live_reads(self) -> str:
         """What the program's live reads answer: RDS instances' sources (rds.getInstance, "" when
-        standalone) and Aurora clusters' instances (rds.getCluster clusterMembers)."""
+        standalone), each region's RDS instances (rds.getInstances, released ones included: AWS keeps
+        them) and Aurora clusters' instances (rds.getCluster clusterMembers)."""
         w = self.world
         members: dict[str, list[str]] = {}
         for inst, cluster in w.cluster_instances.items():

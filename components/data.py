@@ -721,6 +721,10 @@ class DrDatabase(pulumi.ComponentResource):
     refuses a final snapshot when deleting a replica; deletion protection, ``protect`` and retained
     automated backups guard the promoted instance instead.
 
+    rds-replica after a failback: the promoted instance is never re-pointed; the first standby update
+    gives region B a new replica of the next generation and releases the promoted one
+    (:meth:`_rds_replica`).
+
     aurora-global: the IaC never promotes; the runbook fails the global database over, and the
     secondary cluster ignores ``global_cluster_identifier`` and ``replication_source_identifier``.
     """

@@ -53,8 +53,8 @@ E2_RUNBOOK_FAILBACK = (
 )
 E3_AURORA_DECLARED = "E3 Aurora dr:active true does not promote: until the runbook's promote step region B takes traffic without a writer"
 E4_RESEED = (
-    "E4 rds-replica re-seeding after failback is manual (README): region B's promoted instance stays standalone, "
-    "so the system is not protected again, the next failover promotes a stale copy, and the next failback's "
+    "E4 rds-replica after a failback: unless the dr update re-seeds it, region B's promoted instance stays "
+    "standalone, so the system is not protected again, the next failover promotes a stale copy, and the next failback's "
     "replica identifier is taken by region A's released writer"
 )
 
