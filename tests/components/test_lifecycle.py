@@ -444,3 +444,15 @@ def test_declared_failover_changes_nothing_stateful_in_place_of_region_a() -> No
         assert touched and all(p.region == "us-west-2" for p in touched), [
             (p.name, p.region) for p in touched
         ]
+
+
+def test_e4_after_a_runbook_failback_the_next_update_releases_region_b_promoted_instance() -> None:
+    # The re-seeding update keeps the promoted instance once more, unprotected; the next one releases
+    # it (retain_on_delete: forgotten by the stack, kept in AWS), never deletes it, and stays protected.
+    lc = Lifecycle()
+    lc.run([*steps_for("runbook-runbook", RDS), Up("dr", "next routine update of the dr stack")])
+    last = lc.results[-1]
+    actions = {p.name: p.action for p in last.plans if p.type == "aws:rds/instance:Instance"}
+    assert actions == {"dr-data-db-instance": Action.RELEASE, "dr-data-db-instance-g1": Action.SAME}, actions
+    assert last.errors == [] and last.observation.protected, last.observation.line()
+    assert "pilotlight-production-us-west-2-db" in lc.world.dbs, "the released instance is kept in AWS"
