@@ -251,7 +251,9 @@ class PilotLightRegion(pulumi.ComponentResource):
                 replica_lag=lag,
                 # Meaningful in every phase: a promoted database reports no lag, so silence is not an alarm.
                 replica_lag_missing_data=(
-                    "breaching" if dr_database_replicates(tier, cfg.database.mode) else "notBreaching"
+                    "breaching"
+                    if dr_database_replicates(tier, cfg.database.mode) or self.data.database.reseeded
+                    else "notBreaching"
                 ),
                 confirmation_minutes=cfg.routing.confirmation_minutes,
             ),

@@ -911,8 +911,9 @@ def _refuse_unprotected(ctx: RunbookContext, clients: Clients, step: str) -> Non
         raise StepFailed(
             step,
             f"{ident} in {ctx.dr_region} is not replicating from the writer (it is a standalone instance "
-            "while the latch says standby): promoting it would serve a frozen copy. Re-create it as a "
-            f"read replica of region A's writer, then fail over. Nothing was changed",
+            "while the latch says standby): promoting it would serve a frozen copy. Re-seed it, then fail "
+            "over: `pulumi up -s dr` with dr:active false creates a new read replica of region A's writer "
+            '(README, "Protected again"). Nothing was changed',
             code="NotReplicating",
         )
 
