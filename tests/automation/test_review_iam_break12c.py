@@ -198,3 +198,27 @@ def _resource_condition_keys() -> dict[tuple[str, str], list[str]]:
         for service in parliament.iam_definition
         for r in service["resources"]
     }
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="12C-6: deleting a security group or subnet a VPC function used deletes Lambda's lingering "
+    "ENIs (ec2:DetachNetworkInterface, ec2:DeleteNetworkInterface): the deploy policy grants only "
+    "ec2:DescribeNetworkInterfaces, so `pulumi destroy` (or a replacement) is AccessDenied",
+)
+def test_lingering_lambda_enis_can_be_deleted() -> None:
+    """On the driver ledger path (rds-replica, or any non-Data-API database: components/ledger_access.py)
+    the payments function runs in the VPC (components/serverless.py, ``vpc_config``). The provider's
+    security group and subnet deletes call ``deleteLingeringENIs``, which for an ENI described
+    ``AWS Lambda VPC ENI*`` waits until Lambda releases it, then detaches (when still attached) and
+    deletes it (hashicorp/terraform-provider-aws, internal/service/ec2/vpc_network_interface.go,
+    ``deleteLingeringLambdaENI``: ``detachNetworkInterface`` then ``deleteNetworkInterface``). The
+    break12 probe ``test_security_groups_and_subnets_can_be_deleted`` checked only the Describe call.
+    Lambda's ENIs carry no tags, so the tag Deny does not stand in the way."""
+    (primary, _), docs = _stacks("database.mode=rds-replica", "database.engine=postgres")  # driver path
+    assert any(r.inputs.get("vpcConfig") for r in primary.by_type("aws:lambda/function:Function"))
+    eni = f"arn:aws:ec2:us-east-1:{ACCOUNT}:network-interface/eni-0123456789abcdef0"
+    missing = [
+        a for a in ("ec2:DeleteNetworkInterface", "ec2:DetachNetworkInterface") if not allows(docs, a, eni)
+    ]
+    assert missing == []
