@@ -1,10 +1,24 @@
 """Seeded random schedules over the safety model: the CI seed set and ``make soak`` both use it.
 
 ``run_schedule(seed)`` builds a fresh deployment in the emulator, applies ``length`` random
-operations, settles (region A back, the last run resumed until it ends) and returns every
-violation with the schedule that produced it. ``python -m tests.safety.driver --schedules N``
-is the soak: it prints how often each invariant was violated, each operation and crash point
-exercised, and the slowest schedule.
+operations (``tests.safety.generator``: drawn from the seed alone), settles (region A back, the last
+run resumed until it ends) and returns every violation with the schedule that produced it.
+``python -m tests.safety.driver --schedules N`` is the soak: it prints how often each invariant was
+violated, each operation and crash point exercised, and the slowest schedule.
+
+The seed finder chooses the CI seed set (``tests/safety/test_schedules.py``)::
+
+    python -m tests.safety.driver --find-seeds all --first-seed 0 --schedules 40 --length 20
+
+runs each seed plain, then once with each fixed example's test-only regressions back
+(``tests/safety/test_examples.py`` ``FIXED``; name examples instead of ``all`` to look for fewer),
+stopping at the first violation of the example's invariant. A set of regressions the plain run
+never asked about (``regressions.on``, the canary's ``_REGRESSIONS``) cannot change the schedule, so
+it is not run. It prints which seeds report which example, how often each is reported, every
+violation a seed shows plain (a defect of today's runbook: such a seed stays out of CI), and a
+small set of clean seeds that covers every example: the ``CI_SEEDS`` and ``PROOF_SEEDS`` to copy
+into ``test_schedules.py``. Re-run it whenever the generator, the model or the runbook changes the
+schedules (``--length`` must be ``test_schedules.LENGTH``).
 """
 
 from __future__ import annotations
@@ -18,6 +32,8 @@ import random
 import sys
 import time
 from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 from moto import mock_aws
@@ -25,7 +41,8 @@ from moto.cloudwatch.models import cloudwatch_backends
 
 from automation.emulator.aws import Emulator
 from tests.lambdas.failover.faults import moto_respects_faults
-from tests.safety.model import INVARIANTS, Deployment, Violation, random_operation
+from tests.safety.generator import operations
+from tests.safety.model import INVARIANTS, Deployment, Violation
 
 _apps = itertools.count(1)
 
@@ -48,8 +65,14 @@ class ScheduleResult:
         return "\n".join(lines)
 
 
-def run_schedule(seed: int, *, mode: str | None = None, length: int = 30) -> ScheduleResult:
+def run_schedule(
+    seed: int, *, mode: str | None = None, length: int = 30, stop_on: str | None = None
+) -> ScheduleResult:
     """One random schedule (moto must be active: call inside ``mock_aws``).
+
+    ``stop_on``: an invariant; the schedule ends at the first operation after which it is violated
+    (the rest, settle included, could only add violations: a proof that the seed reports it needs
+    no more).
 
     The schedule starts from a CloudWatch with no datapoints. Every schedule's virtual clock
     starts at the same instant, so the datapoints earlier schedules of the process left behind
@@ -65,10 +88,14 @@ def run_schedule(seed: int, *, mode: str | None = None, length: int = 30) -> Sch
     with Emulator().installed() as emulator:
         deployment = Deployment.build(mode, app=f"s{seed}x{next(_apps)}", emulator=emulator)
         try:
-            for _ in range(length):
-                result.operations.append(random_operation(deployment, rng))
+            for op in itertools.islice(operations(rng), length):
+                op.apply(deployment)
+                result.operations.append(str(op))
                 deployment.judge()
-            deployment.settle()
+                if stop_on is not None and any(v.invariant == stop_on for v in deployment.violations):
+                    break
+            else:
+                deployment.settle()
         finally:
             deployment.close()
     result.violations = list(deployment.violations)
@@ -77,16 +104,201 @@ def run_schedule(seed: int, *, mode: str | None = None, length: int = 30) -> Sch
     return result
 
 
-def run_many(seeds: list[int], length: int = 30) -> list[ScheduleResult]:
-    """Run ``seeds`` in one moto session."""
+@contextmanager
+def moto_session() -> Iterator[None]:
+    """One moto session honouring the checker's faults, for as long as the block runs."""
     os.environ.setdefault("AWS_ACCESS_KEY_ID", "testing")
     os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "testing")
     undo = moto_respects_faults()
     try:
         with mock_aws():
-            return [run_schedule(s, length=length) for s in seeds]
+            yield
     finally:
         undo()
+
+
+def run_many(seeds: list[int], length: int = 30, stop_on: str | None = None) -> list[ScheduleResult]:
+    """Run ``seeds`` in one moto session (``stop_on``: see ``run_schedule``)."""
+    with moto_session():
+        return [run_schedule(s, length=length, stop_on=stop_on) for s in seeds]
+
+
+# -- the seed finder ---------------------------------------------------------------------------------
+
+
+def fixed_examples() -> dict[str, tuple[tuple[str, ...], str]]:
+    """Each fixed example of ``tests/safety/test_examples.py``: the test-only regressions that bring
+    it back, and the invariant it breaks then."""
+    from tests.safety.test_examples import EXAMPLES, FIXED
+
+    return {name: (tuple(flags), EXAMPLES[name][1]) for name, flags in FIXED.items()}
+
+
+@dataclass
+class SeedVerdict:
+    """One seed, judged plain and with each fixed example's regressions back."""
+
+    seed: int
+    mode: str
+    plain: list[str]
+    """The violations with no regression on (a CI seed must have none)."""
+    reports: dict[str, bool]
+    """Fixed example -> whether the seed reports its invariant with its regressions on."""
+    seconds: dict[str, float]
+    """``plain`` and each example -> the real seconds its run took (a flagged run stops at the
+    violation it looks for; 0: not run, the plain run never asked about its regressions)."""
+    own: dict[str, bool]
+    """Fixed example -> reported, and not with only some of its regressions: an example whose
+    regressions include another example's (``crash_between_switch_and_latch`` brings back the
+    canary's ``canary-releases-on-doubt`` too) is proven only by a seed where its own part
+    matters."""
+
+
+class _Watched(set[str]):
+    """The canary's regression set, recording each name it is asked about."""
+
+    def __init__(self, asked: set[str]) -> None:
+        super().__init__()
+        self.asked = asked
+
+    def __contains__(self, name: object) -> bool:
+        self.asked.add(str(name))
+        return super().__contains__(name)
+
+
+@contextmanager
+def _consulted() -> Iterator[set[str]]:
+    """The names of the regressions the code asked about while the block ran (``regressions.on``,
+    the canary's ``_REGRESSIONS``). A regression never asked about in a schedule cannot change it:
+    the old and the new behaviour part only where the code asks."""
+    from lambdas.failover import regressions
+    from lambdas.health_check import probe
+
+    asked: set[str] = set()
+    real_on, real_set = regressions.on, probe._REGRESSIONS
+
+    def on(regression: regressions.Regression) -> bool:
+        asked.add(regression.value)
+        return real_on(regression)
+
+    regressions.on = on
+    probe._REGRESSIONS = _Watched(asked)
+    try:
+        yield asked
+    finally:
+        regressions.on, probe._REGRESSIONS = real_on, real_set
+
+
+def judge_seeds(seeds: list[int], names: list[str], length: int) -> list[SeedVerdict]:
+    """Run each seed plain, then once per distinct set of regressions of the examples ``names``
+    (and of any fixed example whose regressions are a strict subset of one of theirs, with the same
+    invariant: see ``SeedVerdict.own``) that the plain run asked about. A set it never asked about
+    reports what the plain run did (``_consulted``; the old failover graph,
+    ``switch-before-latch``, counts as asked about by any failover run)."""
+    from lambdas.failover.regressions import Regression
+    from tests.safety.regressions import regressed
+
+    examples = fixed_examples()
+    wanted = {examples[n] for n in names}
+    subsets = {(g, i) for g, i in examples.values() for f, j in wanted if i == j and set(g) < set(f)}
+    verdicts = []
+    with moto_session():
+        for seed in seeds:
+            with _consulted() as asked:
+                plain = run_schedule(seed, length=length)
+            if any(k.startswith("run:failover:") for k in plain.exercised):
+                asked.add(Regression.SWITCH_BEFORE_LATCH.value)
+            verdict = SeedVerdict(
+                seed, plain.mode, [str(v) for v in plain.violations], {}, {"plain": plain.seconds}, {}
+            )
+            reported: dict[tuple[tuple[str, ...], str], bool] = {}
+            for flags, invariant in sorted(wanted | subsets):
+                if asked.isdisjoint(flags):
+                    hit, seconds = any(v.invariant == invariant for v in plain.violations), 0.0
+                else:
+                    with regressed(*flags):
+                        r = run_schedule(seed, length=length, stop_on=invariant)
+                    hit, seconds = any(v.invariant == invariant for v in r.violations), r.seconds
+                reported[flags, invariant] = hit
+                for name in names:
+                    if examples[name] == (flags, invariant):
+                        verdict.reports[name] = hit
+                        verdict.seconds[name] = seconds
+            for name in names:
+                flags, invariant = examples[name]
+                verdict.own[name] = verdict.reports[name] and not any(
+                    reported[g, i] for g, i in subsets if i == invariant and set(g) < set(flags)
+                )
+            verdicts.append(verdict)
+    return verdicts
+
+
+def cover(verdicts: list[SeedVerdict], names: list[str]) -> tuple[list[int], dict[str, int]]:
+    """A small set of seeds that break nothing plain and, between them, report every example of
+    ``names`` (``SeedVerdict.own``; greedy: the seed reporting most of what is left, the fastest on
+    a tie); and for each example, the fastest chosen seed that reports it. Examples no clean seed
+    reports are left out."""
+    clean = [v for v in verdicts if not v.plain]
+    chosen: list[SeedVerdict] = []
+    left = set(names)
+    while left:
+        best = max(
+            clean,
+            key=lambda v: (len({n for n in left if v.own.get(n)}), -v.seconds["plain"]),
+            default=None,
+        )
+        if best is None or not any(best.own.get(n) for n in left):
+            break
+        chosen.append(best)
+        left -= {n for n in left if best.own.get(n)}
+    proof = {
+        n: min((v for v in chosen if v.own.get(n)), key=lambda v: v.seconds[n]).seed
+        for n in names
+        if any(v.own.get(n) for v in chosen)
+    }
+    return sorted(v.seed for v in chosen), proof
+
+
+def find_seeds(names: list[str], seeds: list[int], length: int, jobs: int) -> int:
+    """The seed finder's report (``--find-seeds``); exit status 1 if some example is not covered."""
+    known = fixed_examples()
+    if names == ["all"]:
+        names = sorted(known)
+    unknown = sorted(set(names) - set(known))
+    if unknown:
+        print(f"unknown fixed example(s) {unknown}; known: all, {', '.join(sorted(known))}", file=sys.stderr)
+        return 2
+    started = time.monotonic()
+    chunks = [seeds[i::jobs] for i in range(jobs) if seeds[i::jobs]]
+    with multiprocessing.get_context("fork").Pool(len(chunks)) as pool:
+        parts = pool.starmap(judge_seeds, [(chunk, names, length) for chunk in chunks])
+    verdicts = sorted((v for part in parts for v in part), key=lambda v: v.seed)
+    print(
+        f"{len(verdicts)} seeds x {length} operations, plain and with each example's regressions, "
+        f"in {time.monotonic() - started:.0f} s\n"
+    )
+    width = max(len(n) for n in names)
+    print(
+        f"{'seed':>6} {'mode':<14}{'plain':>7}  reports (seconds; * also with only some of its regressions)"
+    )
+    for v in verdicts:
+        hits = ", ".join(f"{n}{'' if v.own[n] else '*'} ({v.seconds[n]:.0f})" for n in names if v.reports[n])
+        plain = f"{len(v.plain)} !" if v.plain else "clean"
+        print(f"{v.seed:>6} {v.mode:<14}{plain:>7}  {v.seconds['plain']:>4.0f} s  {hits or '-'}")
+    print(f"\n{'example':<{width}}  seeds reporting it (of {len(verdicts)}; clean ones; its own part)")
+    for n in names:
+        hit = [v for v in verdicts if v.reports[n]]
+        clean = [v for v in hit if not v.plain]
+        print(f"{n:<{width}}  {len(hit):>3}  {len(clean):>3}  {sum(1 for v in clean if v.own[n]):>3}")
+    for v in verdicts:
+        for line in v.plain:
+            print(f"seed {v.seed} breaks, plain: {line}")
+    chosen, proof = cover(verdicts, names)
+    print(f"\nCI_SEEDS = {chosen}\nPROOF_SEEDS = {dict(sorted(proof.items()))}")
+    missing = sorted(set(names) - set(proof))
+    if missing:
+        print(f"no clean seed reports {missing}: try more seeds (--first-seed, --schedules)")
+    return 1 if missing else 0
 
 
 def report(exercised: Counter[str], broken: Counter[str]) -> str:
@@ -126,11 +338,20 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--jobs", type=int, default=os.cpu_count() or 1, help="worker processes (default: one per core)"
     )
+    parser.add_argument(
+        "--find-seeds",
+        nargs="+",
+        metavar="EXAMPLE",
+        help="instead of the soak: judge seeds --first-seed.. (--schedules of them) plain and with each "
+        "named fixed example's regressions back (or 'all'), and print a CI seed set that covers them",
+    )
     args = parser.parse_args(argv)
     if args.schedules < 1 or args.length < 1 or args.jobs < 1:
         parser.error("--schedules, --length and --jobs must be at least 1")
     logging.disable(logging.CRITICAL)  # the runbook's and canary's JSON lines would drown the figures
     seeds = list(range(args.first_seed, args.first_seed + args.schedules))
+    if args.find_seeds:
+        return find_seeds(args.find_seeds, seeds, args.length, args.jobs)
     started = time.monotonic()
     chunks = [seeds[i :: args.jobs] for i in range(args.jobs) if seeds[i :: args.jobs]]
     with multiprocessing.get_context("fork").Pool(len(chunks)) as pool:

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import random
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
@@ -278,6 +277,8 @@ class Deployment:
     """When Route 53 first answered a region other than the serving writer (None: it agrees)."""
     mutating_calls: int = 0
     crash_after: int | None = None
+    crash_on: frozenset[str] | None = None
+    """AWS operations the running run dies right after the first call of (``op_run``'s ``crash_on``)."""
     running: int = 0
     _clients: Clients | None = None
     _canary_clients: dict[str, Any] = field(default_factory=dict)
@@ -510,8 +511,10 @@ class Deployment:
             # holding the lock).
             return
         self.mutating_calls += 1
-        if self.crash_after is not None and self.mutating_calls >= self.crash_after:
-            self.crash_after = None
+        if (self.crash_after is not None and self.mutating_calls >= self.crash_after) or (
+            self.crash_on is not None and model.name in self.crash_on
+        ):
+            self.crash_after, self.crash_on = None, None
             self._count(f"crash after {model.name}")
             raise Crash(f"crashed after {model.name}")
 
@@ -674,11 +677,16 @@ class Deployment:
         *,
         params: dict[str, Any] | None = None,
         crash_after: int | None = None,
+        crash_on: frozenset[str] | None = None,
         executor_name: str = "cli",
         run_id: str | None = None,
     ) -> RunState:
         """Run a runbook by an executor: ``cli`` (the in-process executor of the break-glass CLI) or
-        ``sfn`` (the generated state machine in moto's interpreter, the real handler behind it)."""
+        ``sfn`` (the generated state machine in moto's interpreter, the real handler behind it).
+
+        The run dies (``Crash``) right after its ``crash_after``-th mutating AWS call, or right after
+        its first call of an operation in ``crash_on``, whichever comes first (never, if it makes no
+        such call)."""
         if executor_name not in EXECUTORS:
             raise ValueError(f"executor_name must be one of {EXECUTORS}; got {executor_name!r}")
         self._count(f"run:{runbook}:{executor_name}")
@@ -694,6 +702,7 @@ class Deployment:
         before_b = self._dr_desired()
         unprotected = runbook == "failover" and self._b_unprotected()
         self.crash_after = None if crash_after is None else self.mutating_calls + crash_after
+        self.crash_on = crash_on
         calls_before = self.mutating_calls
         rid = run_id or executor.new_run_id()
         self.running += 1
@@ -716,7 +725,7 @@ class Deployment:
             state = RunState(runbook, merged, "crashed", str(exc), executor_name, run_id=rid)
         finally:
             self.running -= 1
-            self.crash_after = None
+            self.crash_after, self.crash_on = None, None
             if clients is not None:
                 self._end_actor(rid)  # the process ended (or died): it acts no more
                 clients.actor = None
@@ -771,6 +780,62 @@ class Deployment:
                 self._run_clients.append(made)
             made.actor = actor
         return made
+
+    def op_overlap(
+        self,
+        first: tuple[str, dict[str, Any], str],
+        second: tuple[str, dict[str, Any], str],
+        at: frozenset[str],
+    ) -> None:
+        """Two runs at once: ``second`` is started right after ``first`` made its first call of an
+        operation in ``at`` (two operators, or the alarm's rule and an operator); each is (runbook,
+        params, executor). The first is held there until the second has made a mutating call or
+        ended, whatever the threads' real-time order, so the overlap is certain, not a race (as
+        ``test_review_findings._two_runs_at_once``). A first run that never makes such a call is
+        followed by the second. Not both by Step Functions: two interpreters at once in one moto is
+        beyond the harness (``tests/safety/sfn_executor.py`` takes turns within one execution)."""
+        if first[2] == "sfn" and second[2] == "sfn":
+            raise ValueError("op_overlap: at most one of the two runs by the sfn executor")
+        self._count("overlap")
+        outer = self.on_actor
+        state: dict[str, Any] = {"first": None, "second": None}
+        released = threading.Event()
+        threads: list[threading.Thread] = []
+
+        def start_second() -> None:
+            runbook, params, by = second
+            self.op_run(runbook, params=params, executor_name=by)
+
+        def on_actor(event: str, actor: str) -> None:
+            if outer is not None:
+                outer(event, actor)
+            if actor.startswith("invoke-"):
+                return  # the canary's one-step runs are neither
+            if event == "begin" and state["first"] is None:
+                state["first"] = actor
+            elif event == "begin" and actor != state["first"] and state["second"] is None:
+                state["second"] = actor
+            elif actor == state["second"] and event in ("acted", "end"):
+                released.set()
+            elif actor == state["first"] and event.removeprefix("call:") in at and not threads:
+                t = threading.Thread(target=start_second, daemon=True)
+                threads.append(t)
+                t.start()
+                if not released.wait(120):
+                    raise RuntimeError("op_overlap: the second run neither acted nor ended (harness)")
+
+        self.on_actor = on_actor
+        try:
+            runbook, params, by = first
+            self.op_run(runbook, params=params, executor_name=by)
+        finally:
+            self.on_actor = outer
+        for t in threads:
+            t.join(timeout=300)
+            if t.is_alive():
+                raise RuntimeError("op_overlap: the second run did not end (harness)")
+        if not threads:
+            start_second()
 
     def op_resume(self) -> None:
         """The last run again, whatever it ended with (9B-4: no precondition beyond a run to resume).
@@ -1140,84 +1205,3 @@ def _database_keys(world: World) -> tuple[str, str]:
         ctx["drClusterArn"].replace(REGION_B, REGION_A).replace(ctx["drClusterId"], ctx["primaryClusterId"])
     )
     return a_arn, ctx["drClusterArn"]
-
-
-# -- random schedules -------------------------------------------------------------------------------
-
-OPERATIONS = (
-    "advance",
-    "write",
-    "inflight_write",
-    "outage",
-    "recover",
-    "failover",
-    "failover_forced",
-    "failover_planned",
-    "failback",
-    "resume",
-    "canary",
-    "throttle",
-    "deny_fence",
-    "clear_faults",
-    "tamper_latch",
-    "autoscale",
-)
-
-
-def random_operation(d: Deployment, rng: random.Random) -> str:
-    """Apply one random operation to ``d``; returns its description."""
-    op = rng.choice(OPERATIONS)
-    # A run makes up to ~13 mutating calls (an Aurora failover with region A answering): crashes are
-    # drawn over all of them, and beyond (no crash) as often as not.
-    crash = rng.choice([None, *range(1, 15)]) if rng.random() < 0.5 else None
-    if op == "advance":
-        s = rng.choice([10, 60, 300, 900])
-        d.op_advance(s)
-        return f"advance {s}"
-    if op == "write":
-        d.op_write(rng.randint(1, 5))
-        return op
-    if op == "inflight_write":
-        s = rng.choice([5, 30, 120, 280])
-        d.op_inflight_write(s)
-        return f"inflight_write {s}"
-    if op == "outage":
-        d.op_outage()
-        return op
-    if op == "recover":
-        d.op_recover()
-        return op
-    runner = rng.choice(EXECUTORS)
-    if op.startswith("failover"):
-        params: dict[str, Any] = {}
-        if op == "failover_forced":
-            params["force"] = True
-        if op == "failover_planned":
-            params |= {"force": True, "planned": True}
-        d.op_run("failover", params=params, crash_after=crash, executor_name=runner)
-        return f"{op} by {runner} crash_after={crash}"
-    if op == "failback":
-        d.op_run("failback", crash_after=crash, executor_name=runner)
-        return f"failback by {runner} crash_after={crash}"
-    if op == "resume":
-        d.op_resume()
-        return op
-    if op == "canary":
-        d.op_canary()
-        return op
-    if op == "throttle":
-        region = rng.choice([REGION_A, REGION_B])
-        d.op_throttle(region, rng.choice([1, 3, 20]))
-        return f"throttle {region}"
-    if op == "deny_fence":
-        d.op_deny_fence()
-        return op
-    if op == "clear_faults":
-        d.op_clear_faults()
-        return op
-    if op == "tamper_latch":
-        how = rng.choice(["delete", "garble", "standby"])
-        d.op_tamper_latch(how)
-        return f"tamper_latch {how}"
-    d.op_autoscale()
-    return op

@@ -45,6 +45,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import hashlib
 import heapq
 import itertools
 import json
@@ -126,7 +127,9 @@ class _Shared:
     """What every deployment in this process shares: the machines in moto, their parsed programs."""
 
     arns: dict[tuple[str, str], str] = field(default_factory=dict)
-    """(region, runbook) -> state machine ARN (checked before use: moto may have been reset)."""
+    """(region, definition) -> state machine ARN (checked before use: moto may have been reset). By
+    definition, not by runbook: a test-only regression that restores an old graph
+    (``tests.safety.regressions``) must reach this executor too, as a machine of its own."""
     programs: dict[str, Any] = field(default_factory=dict)
     """Definition -> moto's parsed program. moto parses on every start (~1 s); the tree is stateless."""
 
@@ -286,21 +289,24 @@ def _runs(deployment: Deployment) -> _Runs:
 
 
 def _state_machine(client: Any, region: str, runbook: str) -> str:
-    """The runbook's machine, registered as the orchestrator does (default polling) if moto lacks it."""
-    arn = _SHARED.arns.get((region, runbook))
+    """The runbook's machine as its graph is now (``graph.RUNBOOKS``), registered as the orchestrator
+    does (default polling) if moto lacks it."""
+    function_arn = f"arn:aws:lambda:{region}:{ACCOUNT}:function:{FUNCTION_NAME}"
+    definition = to_json(build_definition(RUNBOOKS[runbook], function_arn))
+    arn = _SHARED.arns.get((region, definition))
     if arn is not None:
         try:
             client.describe_state_machine(stateMachineArn=arn)
             return arn
         except client.exceptions.StateMachineDoesNotExist:
             pass  # moto was reset since (a new mock session): register it again
-    function_arn = f"arn:aws:lambda:{region}:{ACCOUNT}:function:{FUNCTION_NAME}"
+    digest = hashlib.sha256(definition.encode()).hexdigest()[:8]
     arn = client.create_state_machine(
-        name=f"pilotlight-{runbook}",
-        definition=to_json(build_definition(RUNBOOKS[runbook], function_arn)),
+        name=f"pilotlight-{runbook}-{digest}",
+        definition=definition,
         roleArn=f"arn:aws:iam::{ACCOUNT}:role/pilotlight-sfn-role",
     )["stateMachineArn"]
-    _SHARED.arns[region, runbook] = arn
+    _SHARED.arns[region, definition] = arn
     return arn
 
 

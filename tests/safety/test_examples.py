@@ -136,6 +136,22 @@ def failover_rerun_after_autoscaling_sfn(deploy: Deploy) -> Deployment:
     return failover_rerun_after_autoscaling(deploy, "sfn")
 
 
+def two_failovers_at_once(deploy: Deploy) -> Deployment:
+    """Region A dark; a second failover (a second operator, by the CLI) is started while the first
+    (the alarm's rule, by Step Functions) waits for the promotion it asked for."""
+    d = deploy()
+    d.op_advance(120)
+    d.op_outage()
+    d.op_advance(120)
+    d.op_overlap(
+        ("failover", {}, "sfn"),
+        ("failover", {"force": True}, "cli"),
+        at=frozenset({"PromoteReadReplica"}),
+    )
+    d.op_advance(300)
+    return d
+
+
 EXAMPLES = {
     "fence_denied_while_alive": (fence_denied_while_alive, "one_writer"),
     "crash_between_switch_and_latch": (crash_between_switch_and_latch, "traffic_follows_writer"),
@@ -146,6 +162,7 @@ EXAMPLES = {
     "aurora_unplanned_snapshot": (aurora_unplanned_snapshot, "no_loss"),
     "failover_rerun_after_autoscaling": (failover_rerun_after_autoscaling, "single_flight"),
     "failover_rerun_after_autoscaling_sfn": (failover_rerun_after_autoscaling_sfn, "single_flight"),
+    "two_failovers_at_once": (two_failovers_at_once, "single_flight"),
 }
 
 
@@ -159,6 +176,7 @@ FIXED: dict[str, tuple[str, ...]] = {
     "failover_rerun_after_autoscaling": (Regression.SCALE_TO_CONTEXT,),
     "failover_rerun_after_autoscaling_sfn": (Regression.SCALE_TO_CONTEXT,),
     "failback_lag_never_zero": (Regression.FAILBACK_BESIDE_PRIMARY,),
+    "two_failovers_at_once": (Regression.NO_LOCK,),
 }
 """Examples whose class of defect is fixed, with the test-only regressions that bring it back."""
 

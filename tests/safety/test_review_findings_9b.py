@@ -3,15 +3,16 @@
 Each test names the finding (9B-n) it protects. Those still open are strict expected failures naming
 the finding; those fixed pass. The review's report lists the evidence for each.
 
-Not here: 9B-5 (``test_schedules.test_ci_seeds_break_no_invariant`` passed under its strict xfail
-on m3, so the build failed; the mark is gone). 9B-10 (seed 11 with ``skip-store-drain`` gave
-different verdicts in separate processes, the writer move at 12:56:45 or 12:56:46) is
+Not here: 9B-1 (fixed: the CI seed set reports each fixed example with its regressions back,
+``test_schedules.test_ci_seeds_report_each_fixed_example_with_its_regression_back``), 9B-5
+(``test_schedules.test_ci_seeds_break_no_invariant`` passed under its strict xfail on m3, so the
+build failed; the mark is gone). 9B-10 (seed 11 with ``skip-store-drain`` gave different verdicts
+in separate processes, the writer move at 12:56:45 or 12:56:46) is
 ``test_9b_10_a_seed_gives_the_same_verdict_and_events_in_every_process``.
 """
 
 from __future__ import annotations
 
-import logging
 import os
 import subprocess
 import sys
@@ -25,37 +26,10 @@ from lambdas.failover.names import kept_snapshot_id
 from lambdas.failover.regressions import Regression
 from tests.lambdas.failover.faults import Fault, throttling_code
 from tests.lambdas.failover.world import REGION_A, REGION_B
-from tests.safety.driver import run_many
 from tests.safety.model import TRAFFIC_GRACE, Deployment, RunState
 from tests.safety.regressions import regressed
-from tests.safety.test_examples import EXAMPLES, FIXED
-from tests.safety.test_schedules import CI_SEEDS, LENGTH
 
 Deploy = Callable[..., Deployment]
-
-
-@pytest.mark.xfail(
-    strict=True,
-    reason="9B-1: with every fixed example's regression back, the CI seed set reports no one_writer, "
-    "traffic_follows_writer, protected_again or single_flight violation: only the hand-written "
-    "examples prove those flags, not the CI seeds (issue 9, Done when)",
-)
-def test_9b_1_ci_seeds_report_every_fixed_example_with_its_regression_back(
-    caplog: pytest.LogCaptureFixture,
-) -> None:
-    """Issue 9's Done-when: with each example re-enabled behind its test-only flag, *the CI seed set*
-    reports a violation for every one. All the flags at once is the most the seeds can be given: an
-    invariant they do not report with every flag on, they report with none of them alone."""
-    names = sorted({n for flags in FIXED.values() for n in flags})
-    caplog.set_level(logging.CRITICAL)
-    with regressed(*names):
-        results = run_many(CI_SEEDS, length=LENGTH)
-    reported = {v.invariant for r in results for v in r.violations}
-    expected = {EXAMPLES[name][1] for name in FIXED}
-    assert expected <= reported, (
-        f"the CI seeds {CI_SEEDS} with {names} on report {sorted(reported)}; never "
-        f"{sorted(expected - reported)}:\n" + "\n\n".join(r.describe() for r in results)
-    )
 
 
 def test_9b_2_a_failback_that_gives_up_on_zero_lag_leaves_region_b_serving(deploy: Deploy) -> None:

@@ -320,3 +320,32 @@ def test_a_lambda_that_dies_mid_step_is_retried_and_the_run_converges(deploy: De
     item = d.world.client("dynamodb", REGION_B).get_item(TableName=table, Key={"pk": {"S": "runbook"}})
     assert "Item" not in item, "the execution did not give the runbook lock back"
     assert not d.judge(after_run=True), [str(v) for v in d.violations]
+
+
+def test_a_regression_that_reshapes_the_graph_reaches_the_state_machine(moto_world: None) -> None:
+    """The Step Functions executor runs the runbook's graph as it is now: with
+    ``Regression.SWITCH_BEFORE_LATCH`` on (the old failover graph, ``tests.safety.regressions``) the
+    machine it starts has the old graph's definition, even after the fixed graph's machine was
+    registered in the same moto (the seed finder and the CI proofs run both in one process). A
+    machine cached by runbook name alone kept the fixed graph: the regression never reached it."""
+    from automation.emulator.aws import ACCOUNT
+    from lambdas.failover import graph
+    from lambdas.failover.regressions import Regression
+    from lambdas.failover.state_machine import build_definition, to_json
+    from tests.lambdas.failover.harness import new_session
+    from tests.safety.regressions import regressed
+    from tests.safety.sfn_executor import FUNCTION_NAME, _state_machine
+
+    client = new_session().client("stepfunctions", region_name=REGION_B)
+    function_arn = f"arn:aws:lambda:{REGION_B}:{ACCOUNT}:function:{FUNCTION_NAME}"
+
+    def definition(arn: str) -> Any:
+        return json.loads(client.describe_state_machine(stateMachineArn=arn)["definition"])
+
+    fixed = _state_machine(client, REGION_B, "failover")
+    assert definition(fixed) == json.loads(to_json(build_definition(graph.FAILOVER, function_arn)))
+    with regressed(Regression.SWITCH_BEFORE_LATCH):
+        old = _state_machine(client, REGION_B, "failover")
+        expected = json.loads(to_json(build_definition(graph.RUNBOOKS["failover"], function_arn)))
+    assert expected != definition(fixed), "the regression does not change the graph (nothing to test)"
+    assert definition(old) == expected, "the state machine started under the regression runs the fixed graph"
