@@ -158,12 +158,15 @@ DEPLOY_ACTIONS: dict[str, tuple[str, ...]] = {
         "ec2:CreateSecurityGroup", "ec2:DeleteSecurityGroup", "ec2:DescribeSecurityGroups",
         "ec2:DescribeSecurityGroupRules", "ec2:AuthorizeSecurityGroupIngress", "ec2:AuthorizeSecurityGroupEgress",
         "ec2:RevokeSecurityGroupIngress", "ec2:RevokeSecurityGroupEgress", *_EC2_TAGS,
-        # Deleting one first clears lingering ENIs (terraform-provider-aws resourceSecurityGroupDelete).
-        "ec2:DescribeNetworkInterfaces",
+        # Deleting one first clears lingering ENIs (terraform-provider-aws resourceSecurityGroupDelete):
+        # Lambda's, once released, are detached and deleted (vpc_network_interface.go,
+        # deleteLingeringLambdaENI), so a VPC function's group can be deleted or replaced.
+        "ec2:DescribeNetworkInterfaces", "ec2:DetachNetworkInterface", "ec2:DeleteNetworkInterface",
     ),
     "aws:ec2/subnet:Subnet": (
         "ec2:CreateSubnet", "ec2:DeleteSubnet", "ec2:DescribeSubnets", "ec2:ModifySubnetAttribute", *_EC2_TAGS,
-        "ec2:DescribeNetworkInterfaces",  # lingering ENIs again, before the delete
+        # lingering ENIs again, before the delete
+        "ec2:DescribeNetworkInterfaces", "ec2:DetachNetworkInterface", "ec2:DeleteNetworkInterface",
     ),
     "aws:ec2/vpc:Vpc": (
         "ec2:CreateVpc", "ec2:DeleteVpc", "ec2:DescribeVpcs", "ec2:ModifyVpcAttribute", "ec2:DescribeVpcAttribute",
@@ -331,6 +334,8 @@ INVOKE_ACTIONS: dict[str, tuple[str, ...]] = {
     "aws:ssm/getParametersByPath:getParametersByPath": ("ssm:GetParametersByPath",),  # the latch
     # rds-replica: whether region B's instance is still a replica, live (components/data.py).
     "aws:rds/getInstance:getInstance": ("rds:DescribeDBInstances",),
+    # rds-replica re-protection: region B's instances, to find the current generation (components/data.py).
+    "aws:rds/getInstances:getInstances": ("rds:DescribeDBInstances",),
     # aurora-global: the instance the runbook added to a headless secondary, adopted (components/data.py).
     "aws:rds/getCluster:getCluster": ("rds:DescribeDBClusters",),
     "aws:secretsmanager/getRandomPassword:getRandomPassword": ("secretsmanager:GetRandomPassword",),
@@ -430,6 +435,10 @@ NAMED_RESOURCES: dict[str, tuple[str, str]] = {
     "${StateMachineName}": ("aws:sfn/stateMachine:StateMachine", ""),
     "${AlarmName}": ("aws:cloudwatch/metricAlarm:MetricAlarm", ""),
     "${BackupVaultName}": ("aws:backup/vault:Vault", ""),
+    # Types whose ARNs carry the name but no tag condition key (the tag Deny cannot see them): the
+    # global database (``<app>-<env>-global``) and the DR dashboard (``<app>-<env>-dr``).
+    "${GlobalCluster}": ("aws:rds/globalCluster:GlobalCluster", ""),
+    "${DashboardName}": ("aws:cloudwatch/dashboard:Dashboard", ""),
 }
 """Resources narrowed to the names the program gives them (IAM is per account, not per deployment:
 without names, one environment's deployer could read another's secrets or delete its tables)."""
@@ -691,8 +700,11 @@ def _records_in_own_zones(
     statements: list[dict[str, Any]], syntheses: Iterable[synth.Synthesis]
 ) -> list[dict[str, Any]]:
     """``route53:ChangeResourceRecordSets`` only on names inside the hosted zones the program creates
-    (each environment has its own domain): a staging deployer cannot change production's records,
-    nor empty its zone to delete it (Route 53 refuses to delete a zone that holds records)."""
+    (each environment has its own domain), and on the names of the records it registers when the zone
+    is the user's (``routing.hostedZoneId``: the program creates none): a staging deployer cannot
+    change production's records, nor empty its zone to delete it (Route 53 refuses to delete a zone
+    that holds records)."""
+    syntheses = list(syntheses)
     zones = sorted(
         {
             str(r.inputs["name"]).lower().rstrip(".")
@@ -700,7 +712,17 @@ def _records_in_own_zones(
             for r in s.by_type("aws:route53/zone:Zone")
         }
     )
-    if not zones:
+    records = sorted(
+        {
+            str(r.inputs["name"]).lower().rstrip(".")
+            for s in syntheses
+            for r in s.by_type("aws:route53/record:Record")
+            if isinstance(r.inputs.get("name"), str) and synth.COMPUTED not in r.inputs["name"]
+        }
+    )
+    names = [p for z in zones for p in (z, f"*.{z}")]
+    names += [r for r in records if not any(r == z or r.endswith(f".{z}") for z in zones)]
+    if not names:
         return statements
     out: list[dict[str, Any]] = []
     for statement in statements:
@@ -717,9 +739,7 @@ def _records_in_own_zones(
                 "Effect": "Allow",
                 "Action": ["route53:ChangeResourceRecordSets"],
                 "Resource": statement["Resource"],
-                "Condition": {
-                    "ForAllValues:StringLike": {RECORD_NAMES_KEY: [p for z in zones for p in (z, f"*.{z}")]}
-                },
+                "Condition": {"ForAllValues:StringLike": {RECORD_NAMES_KEY: names}},
             }
         )
     return out

@@ -35,12 +35,6 @@ def _production_tags() -> dict[str, str]:
     return {f"aws_ResourceTag/{k}": v for k, v in iam.deployment_tags(syntheses).items()}
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="12C-1: with routing.hostedZoneId (the user's existing zone) the program creates no "
-    "aws:route53/zone:Zone, so _records_in_own_zones fences nothing: ChangeResourceRecordSets on every "
-    "hosted zone of the account, any record name",
-)
 def test_the_record_fence_holds_when_the_zone_is_the_user_s() -> None:
     """``routing.hostedZoneId`` is the configuration a real deployment uses when its domain's zone
     already exists (components/config.py; components/global_failover.py creates a zone only without
@@ -58,12 +52,6 @@ def test_the_record_fence_holds_when_the_zone_is_the_user_s() -> None:
     assert not allows(staging, "route53:ChangeResourceRecordSets", zone, **{RECORD_NAMES: prod_record})
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="12C-2: rds:ModifyGlobalCluster (and DeleteGlobalCluster, CreateGlobalCluster) on "
-    "global-cluster:* reaches production's global database: the resource type has no aws:ResourceTag "
-    "condition key, so the tag Deny never sees it, and ${GlobalCluster} is not narrowed by name",
-)
 def test_a_staging_deployer_cannot_modify_production_s_global_database() -> None:
     """The Service Authorization Reference defines ``global-cluster`` as
     ``arn:${Partition}:rds::${Account}:global-cluster:${GlobalCluster}`` with no condition keys
@@ -116,11 +104,6 @@ def test_a_staging_deployer_cannot_flip_production_s_failover() -> None:
     assert reachable == []
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="12C-4: cloudwatch:PutDashboard/DeleteDashboards on dashboard/*: a dashboard has no tags "
-    "and ${DashboardName} is not narrowed, so staging rewrites or deletes production's DR dashboard",
-)
 def test_a_staging_deployer_cannot_replace_production_s_dashboard() -> None:
     """The cross-region dashboard is what the operator reads while region A is down
     (components/global_failover.py). ``dashboard`` is ``arn:${Partition}:cloudwatch::${Account}:dashboard/${DashboardName}``
@@ -200,12 +183,6 @@ def _resource_condition_keys() -> dict[tuple[str, str], list[str]]:
     }
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="12C-6: deleting a security group or subnet a VPC function used deletes Lambda's lingering "
-    "ENIs (ec2:DetachNetworkInterface, ec2:DeleteNetworkInterface): the deploy policy grants only "
-    "ec2:DescribeNetworkInterfaces, so `pulumi destroy` (or a replacement) is AccessDenied",
-)
 def test_lingering_lambda_enis_can_be_deleted() -> None:
     """On the driver ledger path (rds-replica, or any non-Data-API database: components/ledger_access.py)
     the payments function runs in the VPC (components/serverless.py, ``vpc_config``). The provider's
