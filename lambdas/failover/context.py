@@ -333,6 +333,7 @@ class RunbookContext:
     # what the runbook's permissions name besides the above (components/runbook_iam.py)
     notify_key_arn: str | None = None
     data_key_arns: tuple[str, ...] = ()
+    lock_table_key_arn: str | None = None
     # the receipts buckets, replicating into each other (absent in older outputs: not waited for)
     primary_bucket_name: str | None = None
     dr_bucket_name: str | None = None
@@ -401,6 +402,7 @@ class RunbookContext:
             dr_kms_key_arn=opt("drKmsKeyArn"),
             notify_key_arn=opt("notifyKeyArn"),
             data_key_arns=names("dataKeyArns"),
+            lock_table_key_arn=opt("lockTableKeyArn"),
             primary_bucket_name=opt("primaryBucketName"),
             dr_bucket_name=opt("drBucketName"),
             generation=opt(GENERATION_KEY),
