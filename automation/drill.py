@@ -9,17 +9,20 @@ promotion takes its five emulated minutes, and the whole drill a few wall-clock 
    (:mod:`automation.drill_world`).
 2. The deployment is created in the emulator under those names, its database encrypted with a KMS
    key per region; both regions' health endpoints run the API's own health code; Route 53 is the
-   emulator's model of the dr stack's records; a client writes every few virtual seconds through
-   the region Route 53 answers.
+   emulator's model of the dr stack's records; a client posts a payment every few virtual seconds
+   to the function of the region Route 53 answers: the real API handler, with the environment its
+   stack declares (:mod:`automation.drill_function`), writing the real ledger.
 3. Region A goes dark; the failover runbook runs (in-process executor, the break-glass CLI's path).
 4. Region A answers again; the failback runbook runs.
 5. Each phase is judged from the emulator's state and write log (:mod:`automation.drill_checks`):
    the lag at promotion, the writes acknowledged, held by the final writer and lost, and checks
-   (writer, capacities, switch, Route 53, latch, one writer, no loss). A Markdown report and a
-   timeline chart are written under ``reports/`` (:mod:`automation.drill_report`).
+   (writer, capacities, switch, Route 53, latch, one writer, no loss). Then requests that write
+   nothing probe the handler (a retry 200, a reused payment id 409, a lost payment 404). A Markdown
+   report and a timeline chart are written under ``reports/`` (:mod:`automation.drill_report`).
 
-The exit code is 0 only when both runbooks completed and every check holds, or fails as a known
-defect of today's runbook predicts (``drill_checks.KNOWN_DEFECTS``: an expected failure).
+The exit code is 0 only when both runbooks completed, every probe answered as it must, and every
+check holds, or fails as a known defect of today's runbook predicts
+(``drill_checks.KNOWN_DEFECTS``: an expected failure).
 
 The command with no ``--local`` runs the cloud drill of :mod:`automation.cloud` (Pulumi CLI and
 AWS credentials needed).
@@ -49,11 +52,13 @@ from automation.drill_checks import (
     judge_state,
     promotion,
     reported_bound,
+    short,
     tally,
 )
 from automation.drill_world import WRITE_EVERY, Client, Deployment
 
 if TYPE_CHECKING:
+    from automation.drill_function import Answer
     from automation.postgres import PgCluster
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -125,6 +130,8 @@ class DrillResult:
     """What was drilled; its emulator keeps the write log and the databases' contents."""
     client: Client
     """The workload, with every attempt it made."""
+    probes: list[Probe] = field(default_factory=list)
+    """Requests made through the final writer's function after the drill was judged."""
     report_path: Path | None = None
     chart_path: Path | None = None
 
@@ -138,9 +145,11 @@ class DrillResult:
 
     @property
     def passed(self) -> bool:
-        """Both runbooks completed, and no check failed other than as a known defect predicts."""
+        """Both runbooks completed, the handler answered every probe as it must, and no check failed
+        other than as a known defect predicts."""
         runs_done = all(p.run.outcome == "done" for p in self.phases)
-        return runs_done and not any(c.fails_the_drill for c in self.checks)
+        probes_ok = all(p.ok for p in self.probes)
+        return runs_done and probes_ok and not any(c.fails_the_drill for c in self.checks)
 
 
 def run_local(mode: str = "rds-replica", *, reports_dir: Path | None = ROOT / "reports", out: Callable[[str], None] = print, postgres: PgCluster | None = None) -> DrillResult:  # fmt: skip
@@ -186,17 +195,14 @@ def run_local(mode: str = "rds-replica", *, reports_dir: Path | None = ROOT / "r
     ):
         dep = drill_world.provision(endpoint, names, emulator)
         a, b = dep.region_a, dep.region_b
-        with drill_world.health_endpoints(dep):
+        assert dep.network is not None
+        with drill_world.health_endpoints(dep), dep.network.installed():
             routing, web = drill_world.routing(names)
             client = Client(dep, routing, web)
             out(f"2. provisioned region A ({a}) and region B ({b}) in the emulator at {endpoint}")
             out(f"   database encrypted: {_describe_database(dep)}")
             out(f"   data: {_describe_servers(dep)}")
-            out(
-                "   payments: POST /payments through automation/drill_payments.post_payment (the API handler's "
-                f"shape; {'RDS Data API' if mode == 'aurora-global' else 'pg8000 to the instance endpoint'}, "
-                "the secret's login): lambdas/api does not write the ledger yet"
-            )
+            out(f"   payments: {_describe_functions(dep)}")
             if mode == "rds-replica":
                 out(
                     "   not drilled: rds-replica with engine mysql (the program allows it; no MySQL server here, "
@@ -288,24 +294,107 @@ def run_local(mode: str = "rds-replica", *, reports_dir: Path | None = ROOT / "r
                 phase_result.checks += judge_data(
                     dep, client, phase_result.writes, phase_result.promotion, phase_result.bound
                 )
-            from automation.drill_payments import close_connections
-
-            close_connections(dep)
+            probes = probe_handler(dep, client, (failover, failback))
             if emulator.pg is not None:
                 emulator.pg.close_sessions()
             events += [(e.at, f"{e.kind}: {e.detail}") for e in emulator.events]
             events.sort(key=lambda e: e[0])
 
     result = DrillResult(
-        mode, failover, failback, events, started, dark_at, back, ended, time.monotonic() - wall, dep, client
+        mode,
+        failover,
+        failback,
+        events,
+        started,
+        dark_at,
+        back,
+        ended,
+        time.monotonic() - wall,
+        dep,
+        client,
+        probes,
     )
     for line in drill_report.summary_lines(result):
         out(line)
+    out("10. through the handler, once every count was taken (region A's function; they write nothing):")
+    for probe in probes:
+        out(drill_report.probe_line(probe))
     if reports_dir is not None:
         result.report_path, result.chart_path = drill_report.write_report(result, reports_dir)
         out(f"report: {result.report_path}   chart: {result.chart_path}")
     out(drill_report.verdict_line(result))
     return result
+
+
+@dataclass(frozen=True)
+class Probe:
+    """One request made through the real handler once the drill was judged, and what it must answer."""
+
+    what: str
+    answer: Answer
+    expected: int
+
+    @property
+    def ok(self) -> bool:
+        return self.answer.status == self.expected
+
+
+def probe_handler(dep: Deployment, client: Client, phases: tuple[PhaseResult, ...]) -> list[Probe]:
+    """Ask region A's function (the final writer's region) about each phase's payments.
+
+    Made after every count is taken, and writing nothing: a payment the final writer holds is read
+    back (200), posted again unchanged (200: an idempotent retry) and posted with another amount
+    (409: the ledger refuses a reused id), which only the handler, not a bare INSERT, would answer;
+    a lost payment is not found (404).
+    """
+    from automation.drill_function import payment_body
+    from automation.emulator.pg import payment_id
+
+    region = dep.region_a
+    probes: list[Probe] = []
+    for phase in phases:
+        writes = phase.writes
+        if writes is None:
+            continue
+        if writes.present:
+            pid = payment_id(writes.present[0].id)
+            probes += [
+                Probe(
+                    f"{phase.phase}: GET a payment the final writer holds",
+                    client.request(region, "GET", f"/payments/{pid}"),
+                    200,
+                ),
+                Probe(
+                    f"{phase.phase}: POST it again, same body (a retry)",
+                    client.request(region, "POST", "/payments", payment_body(pid)),
+                    200,
+                ),
+                Probe(
+                    f"{phase.phase}: POST its id with another amount",
+                    client.request(region, "POST", "/payments", payment_body(pid, 99.99)),
+                    409,
+                ),
+            ]
+        if writes.lost:
+            pid = payment_id(writes.lost[0].id)
+            probes.append(Probe(f"{phase.phase}: GET a lost payment", client.request(region, "GET", f"/payments/{pid}"), 404))  # fmt: skip
+    return probes
+
+
+def _describe_functions(dep: Deployment) -> str:
+    fn = dep.functions[dep.region_a]
+    env = fn.environment
+    if "DB_HOST" in env:
+        path = (
+            f"pg8000 to DB_HOST {env['DB_HOST']}:{env['DB_PORT']} (DB_SSLMODE {env['DB_SSLMODE']}; the name "
+            "resolves to the instance bearing it, TLS required: automation/emulator/network.py)"
+        )
+    else:
+        path = f"the RDS Data API on DB_CLUSTER_ARN {short(env['DB_CLUSTER_ARN'])}"
+    return (
+        f"each region's function {fn.name} runs the real handler lambdas.api.handler.handler on API Gateway "
+        f"events, with its stack's environment; {path}, as the secret DB_SECRET_ARN's login"
+    )
 
 
 def _describe_database(dep: Deployment) -> str:
@@ -357,10 +446,12 @@ def main(argv: list[str] | None = None) -> int:
         return cloud.main(["drill", *rest])
     if rest:
         parser.error(f"unrecognized arguments: {' '.join(rest)}")
-    # Every warning and failure of the runbook is on its step's line; its JSON log would repeat them.
-    runbook_log = logging.getLogger("pilotlight")
-    level = runbook_log.level
-    runbook_log.setLevel(logging.ERROR)
+    # Every warning and failure of the runbook is on its step's line, and every refusal of the API
+    # is counted in the report; their JSON logs would repeat them.
+    quiet = [logging.getLogger(name) for name in ("pilotlight", "lambdas.api")]
+    levels = [log.level for log in quiet]
+    for log in quiet:
+        log.setLevel(logging.ERROR)
     from automation.postgres import BinariesNotFound, ServerUserError
 
     try:
@@ -370,7 +461,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"local drill: cannot start PostgreSQL: {exc}", file=sys.stderr)
         return 2
     finally:
-        runbook_log.setLevel(level)
+        for log, level in zip(quiet, levels, strict=True):
+            log.setLevel(level)
     return 0 if result.passed else 1
 
 

@@ -239,6 +239,9 @@ class PhaseWrites:
     """The other lost writes, by the database copy that holds them (if any does)."""
     outage: tuple[datetime, datetime] | None = None
     """The longest run of refused writes: its first refusal, and the next acknowledged write."""
+    refusals: dict[str, int] = field(default_factory=dict)
+    """Refused writes by what the client was told: ``503 not_writer``, ``503 database_unreachable``...,
+    ``not_served`` (no function or web tier took it), ``no_answer`` (Route 53 named no region)."""
 
     @property
     def unexcused(self) -> tuple[Write, ...]:
@@ -295,7 +298,18 @@ def tally(dep: Deployment, client: Client, phase: Phase, start: datetime, end: d
         unplanned_tail=tail,
         held_elsewhere={k: tuple(v) for k, v in elsewhere.items()},
         outage=max(refused_spans(attempts, end), key=lambda span: span[1] - span[0], default=None),
+        refusals=refusals(attempts),
     )
+
+
+def refusals(attempts: list[Attempt]) -> dict[str, int]:
+    """Refused attempts counted by answer (``<status> <reason>``, or the reason alone when nothing answered)."""
+    counts: dict[str, int] = {}
+    for a in attempts:
+        if a.write is None:
+            label = f"{a.status} {a.reason}" if a.status is not None else str(a.reason)
+            counts[label] = counts.get(label, 0) + 1
+    return dict(sorted(counts.items(), key=lambda kv: (-kv[1], kv[0])))
 
 
 def refused_spans(attempts: list[Attempt], end: datetime) -> list[tuple[datetime, datetime]]:

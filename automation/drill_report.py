@@ -108,9 +108,15 @@ WRITES_HEAD = (
 )
 
 
+def refusal_line(w: PhaseWrites) -> str:
+    """What the refused writes of a phase were told."""
+    told = ", ".join(f"{n} {label}" for label, n in w.refusals.items()) or "none"
+    return f"{w.phase}: refused ({w.refused}): {told}"
+
+
 def lost_lines(w: PhaseWrites) -> list[str]:
     """The lost writes of a phase, named: the unplanned tail, then the rest by where they are."""
-    lines = []
+    lines = [refusal_line(w)]
     if w.unplanned_tail:
         lines.append(
             f"{w.phase}: unplanned tail: "
@@ -155,8 +161,10 @@ def data_source(result: DrillResult) -> str:
     if result.deployment.emulator.pg is None:
         return "writes: the emulator's modelled write log (no real database)"
     return (
-        "payments: acknowledged = POST /payments answered 201; in final writer = ledger rows in the final "
-        "writer's real PostgreSQL server; lost = acknowledged and not there"
+        "payments: each a POST /payments event handed to the region's function (the real API handler, its "
+        "stack's environment); acknowledged = it answered 2xx (a 503 not_writer or any other refusal is "
+        "not); in final writer = ledger rows in the final writer's real PostgreSQL server; "
+        "lost = acknowledged and not there"
     )
 
 
@@ -279,6 +287,21 @@ def write_report(result: DrillResult, reports_dir: Path) -> tuple[Path, Path]:
             for c in p.checks
         ]
         lines.append("")
+    if result.probes:
+        lines += [
+            "## Through the handler, after the drill",
+            "",
+            "Requests to region A's function once every count was taken (they write nothing).",
+            "",
+            "| request | region | answered | expected |",
+            "| --- | --- | ---: | ---: |",
+        ]
+        lines += [
+            f"| {_md(p.what)}: `{p.answer.method} {p.answer.path}` | {p.answer.region} | "
+            f"{p.answer.status}{'' if p.answer.acknowledged or p.answer.status == 404 else ' ' + _md(p.answer.reason)} | {p.expected} |"
+            for p in result.probes
+        ]
+        lines.append("")
     report.write_text("\n".join(lines))
     return report, chart
 
@@ -326,3 +349,11 @@ def _chart(result: DrillResult, path: Path) -> None:
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
+
+
+def probe_line(probe: Any) -> str:
+    """One request made through the handler after the drill: what it was, what came back."""
+    a = probe.answer
+    verdict = "ok" if probe.ok else f"FAILED (expected {probe.expected})"
+    reason = "" if a.acknowledged or a.status == 404 else f" {a.reason}"
+    return f"   {probe.what}: {a.method} {a.path} in {a.region} -> {a.status}{reason} [{verdict}]"

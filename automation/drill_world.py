@@ -13,8 +13,9 @@
   does not serve, and drop the connection while the region is dark.
 * **Route 53** is the emulator's model (:class:`~automation.emulator.traffic.Routing`) of the dr
   stack's failover records, health checks and switch alarm, fed from the emulated CloudWatch.
-* **A client** writes every :data:`WRITE_EVERY` virtual seconds through the region Route 53 answers
-  for the web name (no resolver caching); each attempt is acknowledged or refused by the emulator.
+* **A client** posts a payment every :data:`WRITE_EVERY` virtual seconds to the region Route 53
+  answers for the web name (no resolver caching): ``POST /payments`` handed to that region's
+  function (:mod:`automation.drill_function`, the real API handler), acknowledged only on a 2xx.
 """
 
 from __future__ import annotations
@@ -33,9 +34,13 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import TYPE_CHECKING, Any
 
 from automation import synth
+from lambdas.failover.names import ledger_marker_function_name
 
 if TYPE_CHECKING:  # the emulator package needs moto, a development dependency: imported when a drill runs
+    from automation.drill_function import Answer as ApiAnswer
+    from automation.drill_function import ApiFunction
     from automation.emulator.aws import Emulator
+    from automation.emulator.network import RdsNetwork
     from automation.emulator.traffic import AlarmSpec, HealthCheckSpec, Routing
 
 WRITE_EVERY = 5.0
@@ -64,9 +69,14 @@ def _physical(value: Any) -> Any:
     return value
 
 
+DB_NAME = "pilotlight"
+"""The database the drill's stacks name (``pilotlight:database.dbName``): the one each real server
+holds (``automation.postgres.DATABASE``), as RDS creates the stack's ``DBName`` with the instance."""
+
+
 def drill_overrides(mode: str) -> dict[str, Any]:
-    """Config overrides for the drill's syntheses (database mode; RDS engine for rds-replica)."""
-    db: dict[str, Any] = {"mode": mode}
+    """Config overrides for the drill's syntheses (database mode and name; RDS engine for rds-replica)."""
+    db: dict[str, Any] = {"mode": mode, "dbName": DB_NAME}
     if mode == "rds-replica":
         db["engine"] = "postgres"
     return {"pilotlight:database": db}
@@ -162,10 +172,10 @@ class Deployment:
     """Region -> the database copy (ARN) the region's application is configured to write to."""
     secrets: dict[str, str] = field(default_factory=dict)
     """Region -> the ARN of the Secrets Manager secret with the database's application login."""
-    secret_values: dict[str, dict[str, Any]] = field(default_factory=dict)
-    """Region -> the secret's value, as the region's function read it (once)."""
-    connections: dict[str, tuple[tuple[str, int], Any]] = field(default_factory=dict)
-    """Region -> the database connection its function keeps (endpoint, pg8000 connection)."""
+    functions: dict[str, ApiFunction] = field(default_factory=dict)
+    """Region -> its payments function: the real API handler with the stack's environment."""
+    network: RdsNetwork | None = None
+    """What a function's connection to an instance endpoint name reaches (real servers only)."""
     clients: dict[tuple[str, str], Any] = field(default_factory=dict)
 
     @property
@@ -215,7 +225,7 @@ def provision(endpoint: str, names: Synthesized, emulator: Emulator) -> Deployme
             "KeyMetadata"
         ]["Arn"]
     _provision_database(dep, names)
-    _provision_secrets(dep)
+    _provision_secrets(dep, names)
 
     # Web tiers: A serving, B at 0/0/0.
     for region, name, cap in (
@@ -244,6 +254,15 @@ def provision(endpoint: str, names: Synthesized, emulator: Emulator) -> Deployme
             )  # fmt: skip
             if region == b:
                 fn.put_function_concurrency(FunctionName=name, ReservedConcurrentExecutions=0)
+    if ctx["databaseMode"] == "rds-replica":
+        # Each region's ledger marker function, as components/serverless.py deploys it on the driver
+        # path: the commit after a drain that the RDS for PostgreSQL zero-lag proof needs.
+        marker = ledger_marker_function_name(f"{ctx['appName']}-{ctx['environment']}")
+        for region in (a, b):
+            dep.client("lambda", region).create_function(
+                FunctionName=marker, Runtime="python3.12", Role=role_arn, Handler="lambdas.api.marker.handler", Code={"ZipFile": _zip()}
+            )  # fmt: skip
+            emulator.register_marker_function(region, marker)
     # Each region's function consumes its own queue: enabled in A, disabled in B.
     for region, fn_names, key, enabled in (
         (a, ctx["primaryFunctionNames"], "primaryEventSourceMappingIds", True),
@@ -295,7 +314,20 @@ def provision(endpoint: str, names: Synthesized, emulator: Emulator) -> Deployme
         key = dep.databases[region]
         emulator.register_app(AppTier(region, asg, tuple(functions), lambda key=key: key))
     emulator.provisioning = False
+    _provision_functions(dep, names)
     return dep
+
+
+def _provision_functions(dep: Deployment, names: Synthesized) -> None:
+    """Each region's payments function: the real handler, the environment its stack declares."""
+    from automation.drill_function import ApiFunction, resolve_environment, synthesized_environment
+    from automation.emulator.network import RdsNetwork
+
+    if dep.emulator.pg is not None:
+        dep.network = RdsNetwork(dep.emulator)
+    for region, fn_names in ((dep.region_a, dep.context["primaryFunctionNames"]), (dep.region_b, dep.context["drFunctionNames"])):  # fmt: skip
+        env = resolve_environment(synthesized_environment(names, region), dep, region)
+        dep.functions[region] = ApiFunction(region, str(fn_names[0]), env, dep.endpoint)
 
 
 def _provision_database(dep: Deployment, names: Synthesized) -> None:
@@ -314,6 +346,7 @@ def _provision_database(dep: Deployment, names: Synthesized) -> None:
             AllocatedStorage=20,
             MasterUsername="drill",
             MasterUserPassword="drill-only-password",
+            DBName=DB_NAME,
             BackupRetentionPeriod=retention,
             StorageEncrypted=True,
             KmsKeyId=dep.kms_keys[a],
@@ -336,6 +369,7 @@ def _provision_database(dep: Deployment, names: Synthesized) -> None:
         GlobalClusterIdentifier=gid,
         MasterUsername="drill",
         MasterUserPassword="drill-only-password",
+        DatabaseName=DB_NAME,
         BackupRetentionPeriod=retention,
         StorageEncrypted=True,
         KmsKeyId=dep.kms_keys[a],
@@ -360,7 +394,16 @@ def _provision_database(dep: Deployment, names: Synthesized) -> None:
     dep.databases = {a: cluster_a["DBClusterArn"], b: cluster_b["DBClusterArn"]}
 
 
-def _provision_secrets(dep: Deployment) -> None:
+def _secret_name(names: Synthesized, region: str) -> str:
+    """The secret's name as the program gives it (``DB_SECRET_ARN`` less AWS's random suffix)."""
+    from automation.drill_function import synthesized_environment
+
+    arn = synthesized_environment(names, region).get("DB_SECRET_ARN", "")
+    name = arn.split(":secret:", 1)[-1]
+    return name.split("-" + synth.COMPUTED, 1)[0] if ":secret:" in arn else "pilotlight-db-app"
+
+
+def _provision_secrets(dep: Deployment, names: Synthesized) -> None:
     """The database login the API functions read, one secret per region (the program replicates it).
 
     With real servers it is the servers' application role (``automation.postgres``'s ``app``); the
@@ -375,7 +418,7 @@ def _provision_secrets(dep: Deployment) -> None:
         if server is not None:
             value |= {"host": server.host, "port": server.port}
         dep.secrets[region] = dep.client("secretsmanager", region).create_secret(
-            Name=f"{dep.context['appName']}-db-app", SecretString=json.dumps(value)
+            Name=_secret_name(names, region), SecretString=json.dumps(value)
         )["ARN"]
 
 
@@ -523,6 +566,11 @@ class Attempt:
     region: str | None
     write: int | None
     """The acknowledged write's id; None when the region did not serve or had no writable database."""
+    status: int | None = None
+    """What ``POST /payments`` answered (None: no function or web tier took the request)."""
+    reason: str | None = None
+    """Why it was not acknowledged: the API's ``reason`` (``not_writer``, ``database_unreachable``,
+    ``outcome_unknown``...), ``not_served`` when nothing in the region took the request."""
 
 
 @dataclass
@@ -569,31 +617,55 @@ class Client:
         emulator = self.dep.emulator
         now = emulator.clock.now()
         region = self.where()
-        written = self.post(region) if region else None
-        self.attempts.append(Attempt(now, region, written))
+        self.attempts.append(
+            self.post(region, now) if region else Attempt(now, None, None, None, "no_answer")
+        )
         if len(self.writers()) > 1:
             self.two_writers.append(now)
 
-    def post(self, region: str) -> int | None:
-        """One payment through ``region``'s application; its write id if acknowledged.
+    def post(self, region: str, at: datetime) -> Attempt:
+        """One payment through ``region``'s application, as attempted at ``at``.
 
-        With real servers behind the emulator the payment goes through :func:`post_payment` (the API
-        handler's shape, the real ledger); otherwise it is a modelled write.
+        With real servers behind the emulator it is ``POST /payments`` handed to the region's function
+        (:mod:`automation.drill_function`: the real handler, the real ledger) and acknowledged only on
+        a 2xx; otherwise it is a modelled write.
         """
         emulator = self.dep.emulator
+        if not emulator.serving(region):
+            return Attempt(at, region, None, None, "not_served")  # no web tier or function takes it
         if emulator.pg is None:
             write = emulator.write(region)
-            return write.id if write else None
-        if not emulator.serving(region):
-            return None  # no web tier or function takes the request
-        from automation.drill_payments import post_payment
+            return Attempt(
+                at, region, write.id if write else None, 201 if write else 503, None if write else "modelled"
+            )
+        from automation.drill_function import payment_body
         from automation.emulator.pg import payment_id
 
         write_id = emulator.data.next_id()
-        posted = post_payment(self.dep, region, payment_id(write_id))
-        if posted.status != 201 or posted.key is None:
-            return None
-        return emulator.record_payment(posted.key, write_id).id
+        pid = payment_id(write_id)
+        answer = self.request(region, "POST", "/payments", payment_body(pid))
+        if not answer.acknowledged:
+            return Attempt(at, region, None, answer.status, answer.reason)
+        key = self.committed_on(answer)
+        return Attempt(at, region, emulator.record_payment(key, write_id).id, answer.status)
+
+    def request(self, region: str, method: str, path: str, body: dict[str, Any] | None = None) -> ApiAnswer:
+        """One request to ``region``'s function; what the database network saw it reach is on the answer."""
+        function = self.dep.functions[region]
+        network = self.dep.network
+        return function.request(method, path, body, network.reached if network is not None else None)
+
+    def committed_on(self, answer: ApiAnswer) -> str:
+        """The database copy that committed an acknowledged payment.
+
+        Data API: the cluster the function names (``DB_CLUSTER_ARN``); the driver: the instance its
+        last connection reached (the endpoint name resolves to whichever instance bears it).
+        """
+        if self.dep.mode == "aurora-global":
+            return self.dep.functions[answer.region].environment["DB_CLUSTER_ARN"]
+        if not answer.reached:
+            raise RuntimeError(f"{answer.region}: a payment acknowledged with no database connection")
+        return answer.reached[-1]
 
     def burst_until(self, region: str, event: Callable[[], None], *, before: int = 5) -> int:
         """Payments posted back to back through ``region`` (a workload in full flow) while ``event``
@@ -608,11 +680,11 @@ class Client:
 
         def run() -> None:
             while True:
-                written = self.post(region)
-                self.attempts.append(Attempt(now, region, written))
-                if written is None:
+                attempt = self.post(region, now)
+                self.attempts.append(attempt)
+                if attempt.write is None:
                     break
-                acked.append(written)
+                acked.append(attempt.write)
             done.set()
 
         thread = threading.Thread(target=run, daemon=True)

@@ -13,7 +13,10 @@ authorizes only on ``"*"`` get ``"*"`` limited to the stacks' regions.
 ``runbook`` output (``--outputs``, the same file the runbook reads) or, without it, from the offline
 synthesis: the same statements as the deployed runbook role (``components/runbook_iam.py``).
 
-No ``service:*`` anywhere. Documents are split to stay under IAM's 6,144-character limit for a
+No ``service:*`` in an Allow. IAM is per account, not per deployment: where an ARN carries the
+deployment's name the Allow names it; where it cannot (random ids: KMS keys, API Gateway, EC2), a Deny
+on resources tagged with *another* deployment's ``Application`` or ``Environment`` keeps one
+environment's deployer from another's resources (:func:`other_deployments_denied`). Documents are split to stay under IAM's 6,144-character limit for a
 managed policy (https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_iam-quotas.html).
 """
 
@@ -155,12 +158,15 @@ DEPLOY_ACTIONS: dict[str, tuple[str, ...]] = {
         "ec2:CreateSecurityGroup", "ec2:DeleteSecurityGroup", "ec2:DescribeSecurityGroups",
         "ec2:DescribeSecurityGroupRules", "ec2:AuthorizeSecurityGroupIngress", "ec2:AuthorizeSecurityGroupEgress",
         "ec2:RevokeSecurityGroupIngress", "ec2:RevokeSecurityGroupEgress", *_EC2_TAGS,
-        # Deleting one first clears lingering ENIs (terraform-provider-aws resourceSecurityGroupDelete).
-        "ec2:DescribeNetworkInterfaces",
+        # Deleting one first clears lingering ENIs (terraform-provider-aws resourceSecurityGroupDelete):
+        # Lambda's, once released, are detached and deleted (vpc_network_interface.go,
+        # deleteLingeringLambdaENI), so a VPC function's group can be deleted or replaced.
+        "ec2:DescribeNetworkInterfaces", "ec2:DetachNetworkInterface", "ec2:DeleteNetworkInterface",
     ),
     "aws:ec2/subnet:Subnet": (
         "ec2:CreateSubnet", "ec2:DeleteSubnet", "ec2:DescribeSubnets", "ec2:ModifySubnetAttribute", *_EC2_TAGS,
-        "ec2:DescribeNetworkInterfaces",  # lingering ENIs again, before the delete
+        # lingering ENIs again, before the delete
+        "ec2:DescribeNetworkInterfaces", "ec2:DetachNetworkInterface", "ec2:DeleteNetworkInterface",
     ),
     "aws:ec2/vpc:Vpc": (
         "ec2:CreateVpc", "ec2:DeleteVpc", "ec2:DescribeVpcs", "ec2:ModifyVpcAttribute", "ec2:DescribeVpcAttribute",
@@ -328,6 +334,8 @@ INVOKE_ACTIONS: dict[str, tuple[str, ...]] = {
     "aws:ssm/getParametersByPath:getParametersByPath": ("ssm:GetParametersByPath",),  # the latch
     # rds-replica: whether region B's instance is still a replica, live (components/data.py).
     "aws:rds/getInstance:getInstance": ("rds:DescribeDBInstances",),
+    # rds-replica re-protection: region B's instances, to find the current generation (components/data.py).
+    "aws:rds/getInstances:getInstances": ("rds:DescribeDBInstances",),
     # aurora-global: the instance the runbook added to a headless secondary, adopted (components/data.py).
     "aws:rds/getCluster:getCluster": ("rds:DescribeDBClusters",),
     "aws:secretsmanager/getRandomPassword:getRandomPassword": ("secretsmanager:GetRandomPassword",),
@@ -427,6 +435,10 @@ NAMED_RESOURCES: dict[str, tuple[str, str]] = {
     "${StateMachineName}": ("aws:sfn/stateMachine:StateMachine", ""),
     "${AlarmName}": ("aws:cloudwatch/metricAlarm:MetricAlarm", ""),
     "${BackupVaultName}": ("aws:backup/vault:Vault", ""),
+    # Types whose ARNs carry the name but no tag condition key (the tag Deny cannot see them): the
+    # global database (``<app>-<env>-global``) and the DR dashboard (``<app>-<env>-dr``).
+    "${GlobalCluster}": ("aws:rds/globalCluster:GlobalCluster", ""),
+    "${DashboardName}": ("aws:cloudwatch/dashboard:Dashboard", ""),
 }
 """Resources narrowed to the names the program gives them (IAM is per account, not per deployment:
 without names, one environment's deployer could read another's secrets or delete its tables)."""
@@ -547,6 +559,83 @@ def with_dependent_actions(actions: Iterable[str]) -> set[str]:
     return out
 
 
+APIGATEWAY_PATHS = ("/restapis", "/restapis/*", "/domainnames", "/domainnames/*", "/tags/*")
+"""The API Gateway control-plane paths of what the program creates: a REST API with its resources,
+methods, integrations, deployments and stages (all under ``/restapis/<id>``), a custom domain with its
+base path mappings (under ``/domainnames/<name>``), and tags (``PUT /tags/<arn>``)
+(https://docs.aws.amazon.com/apigateway/latest/developerguide/arn-format-reference.html). The
+Service Authorization Reference lists some fifty path types for the five verbs; the program touches
+these. The ids are random, so paths cannot name one deployment: the tag Deny does that."""
+
+
+def apigateway_resources(regions: Sequence[str]) -> list[str]:
+    """The API Gateway paths of :data:`APIGATEWAY_PATHS` in ``regions``."""
+    return [f"arn:aws:apigateway:{region}::{path}" for region in regions for path in APIGATEWAY_PATHS]
+
+
+DEPLOYMENT_TAGS = ("Application", "Environment")
+"""The default tags (components.config, ``TagConfig.as_dict``) that say which deployment a resource
+belongs to; the provider puts them on every taggable resource it creates."""
+
+TAG_FENCED_SERVICES = (
+    "apigateway", "autoscaling", "backup", "cloudwatch", "dynamodb", "ec2", "elasticloadbalancing",
+    "events", "iam", "kms", "lambda", "logs", "rds", "secretsmanager", "sns", "sqs", "ssm", "states",
+)  # fmt: skip
+"""Services whose resources the program creates and tags itself, and whose authorization reads
+``aws:ResourceTag`` (ABAC: https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_aws-services-that-work-with-iam.html,
+column "ABAC"; for KMS keys https://docs.aws.amazon.com/kms/latest/developerguide/tag-authorization.html).
+Route 53 is not here: the hosted zone may be the user's, tagged by other tooling."""
+
+
+def deployment_tags(syntheses: Iterable[synth.Synthesis]) -> dict[str, str]:
+    """``Application`` and ``Environment`` from the stacks' provider default tags (one value each)."""
+    seen: dict[str, set[str]] = {}
+    for s in syntheses:
+        for r in s.resources:
+            if not r.type.startswith("pulumi:providers:aws"):
+                continue
+            raw = r.inputs.get("defaultTags") or {}
+            tags = (json.loads(raw) if isinstance(raw, str) else raw).get("tags") or {}
+            for key in DEPLOYMENT_TAGS:
+                if key in tags:
+                    seen.setdefault(key, set()).add(str(tags[key]))
+    wrong = {k: sorted(v) for k, v in seen.items() if len(v) != 1}
+    if wrong or set(seen) != set(DEPLOYMENT_TAGS):
+        raise KeyError(
+            f"the stacks' default tags must give one value for each of {DEPLOYMENT_TAGS}: {wrong or seen}"
+        )
+    return {k: next(iter(v)) for k, v in seen.items()}
+
+
+def other_deployments_denied(tags: Mapping[str, str]) -> list[dict[str, Any]]:
+    """Deny every action of :data:`TAG_FENCED_SERVICES` on a resource tagged as another deployment's.
+
+    One statement per tag (conditions inside one statement are ANDed; a resource of another
+    application *or* another environment is denied). A negated operator holds when the key is absent
+    (and so does ``...IfExists``: reference_policies_elements_condition_operators.html), which in a
+    Deny would deny every untagged resource, a new one included; so the statement also requires the
+    tag to exist (``Null: false``). A resource without the tag is left to the Allow statements: a key
+    whose tags have not yet reached KMS authorization (up to five minutes after creation,
+    tag-authorization.html), a service that puts no ``aws:ResourceTag`` in its request context, an
+    AWS-owned image. The tagging actions are denied too, so another deployment's tags cannot be
+    rewritten first.
+    """
+    actions = [f"{service}:*" for service in TAG_FENCED_SERVICES]
+    return [
+        {
+            "Sid": f"DenyOther{key}",
+            "Effect": "Deny",
+            "Action": actions,
+            "Resource": "*",
+            "Condition": {
+                "StringNotEquals": {f"aws:ResourceTag/{key}": value},
+                "Null": {f"aws:ResourceTag/{key}": "false"},
+            },
+        }
+        for key, value in sorted(tags.items())
+    ]
+
+
 def deploy_policies(syntheses: Sequence[synth.Synthesis], account: str) -> list[dict[str, Any]]:
     """Policy documents allowing ``pulumi up`` (and destroy) of the synthesized stacks."""
     regions = sorted({r.region for s in syntheses for r in s.aws_resources() if r.region})
@@ -564,7 +653,11 @@ def deploy_policies(syntheses: Sequence[synth.Synthesis], account: str) -> list[
     if missing:
         raise KeyError(f"no IAM actions recorded for {sorted(set(missing))}: add them to DEPLOY_ACTIONS")
     actions = with_dependent_actions(actions)
-    narrowed = {"iam": iam_resources(syntheses, account), "s3": bucket_resources(syntheses)}
+    narrowed = {
+        "iam": iam_resources(syntheses, account),
+        "s3": bucket_resources(syntheses),
+        "apigateway": apigateway_resources(regions),
+    }
     names = resource_names(syntheses)
     services = {
         KMS_VIA_SERVICES[r.type] for s in syntheses for r in s.aws_resources() if r.type in KMS_VIA_SERVICES
@@ -593,7 +686,63 @@ def deploy_policies(syntheses: Sequence[synth.Synthesis], account: str) -> list[
             if via_service:
                 statement["Condition"] = {"StringEquals": {"kms:ViaService": via}}
             statements.append(statement)
-    return split_documents(statements)
+    statements = _records_in_own_zones(statements, syntheses)
+    return split_documents(other_deployments_denied(deployment_tags(syntheses)) + statements)
+
+
+RECORD_NAMES_KEY = "route53:ChangeResourceRecordSetsNormalizedRecordNames"
+"""Route 53 has no resource names in a hosted zone's ARN (a random id) and no tag conditions; what it
+offers is the names of the records a change touches, lower case without the trailing dot
+(https://docs.aws.amazon.com/Route53/latest/DeveloperGuide/specifying-rrset-conditions.html)."""
+
+
+def _records_in_own_zones(
+    statements: list[dict[str, Any]], syntheses: Iterable[synth.Synthesis]
+) -> list[dict[str, Any]]:
+    """``route53:ChangeResourceRecordSets`` only on names inside the hosted zones the program creates
+    (each environment has its own domain), and on the names of the records it registers when the zone
+    is the user's (``routing.hostedZoneId``: the program creates none): a staging deployer cannot
+    change production's records, nor empty its zone to delete it (Route 53 refuses to delete a zone
+    that holds records)."""
+    syntheses = list(syntheses)
+    zones = sorted(
+        {
+            str(r.inputs["name"]).lower().rstrip(".")
+            for s in syntheses
+            for r in s.by_type("aws:route53/zone:Zone")
+        }
+    )
+    records = sorted(
+        {
+            str(r.inputs["name"]).lower().rstrip(".")
+            for s in syntheses
+            for r in s.by_type("aws:route53/record:Record")
+            if isinstance(r.inputs.get("name"), str) and synth.COMPUTED not in r.inputs["name"]
+        }
+    )
+    names = [p for z in zones for p in (z, f"*.{z}")]
+    names += [r for r in records if not any(r == z or r.endswith(f".{z}") for z in zones)]
+    if not names:
+        return statements
+    out: list[dict[str, Any]] = []
+    for statement in statements:
+        actions = statement["Action"]
+        if "route53:ChangeResourceRecordSets" not in actions:
+            out.append(statement)
+            continue
+        rest = [a for a in actions if a != "route53:ChangeResourceRecordSets"]
+        if rest:
+            out.append({**statement, "Action": rest})
+        out.append(
+            {
+                "Sid": "Route53OwnRecords",
+                "Effect": "Allow",
+                "Action": ["route53:ChangeResourceRecordSets"],
+                "Resource": statement["Resource"],
+                "Condition": {"ForAllValues:StringLike": {RECORD_NAMES_KEY: names}},
+            }
+        )
+    return out
 
 
 def _chunks(actions: list[str], resources: list[str]) -> list[list[str]]:
@@ -606,14 +755,23 @@ def _chunks(actions: list[str], resources: list[str]) -> list[list[str]]:
 
 
 def split_documents(statements: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Statements packed into documents under :data:`MANAGED_POLICY_MAX` characters each."""
-    documents: list[list[dict[str, Any]]] = [[]]
-    for statement in statements:
-        trial = {"Version": "2012-10-17", "Statement": [*documents[-1], statement]}
-        if documents[-1] and _size(trial) > MANAGED_POLICY_MAX:
-            documents.append([])
-        documents[-1].append(statement)
-    return [{"Version": "2012-10-17", "Statement": d} for d in documents]
+    """Statements packed into as few documents under :data:`MANAGED_POLICY_MAX` characters as
+    first-fit decreasing finds (IAM attaches 10 managed policies to a role by default,
+    reference_iam-quotas.html). Order within a policy has no meaning to IAM; each document keeps the
+    statements' original order."""
+    order = {id(st): i for i, st in enumerate(statements)}
+    documents: list[list[dict[str, Any]]] = []
+    for statement in sorted(statements, key=lambda st: -_size({"Statement": [st]})):
+        for document in documents:
+            if _size({"Version": "2012-10-17", "Statement": [*document, statement]}) <= MANAGED_POLICY_MAX:
+                document.append(statement)
+                break
+        else:
+            documents.append([statement])
+    documents.sort(key=lambda d: min(order[id(st)] for st in d))
+    return [
+        {"Version": "2012-10-17", "Statement": sorted(d, key=lambda st: order[id(st)])} for d in documents
+    ]
 
 
 def _size(document: Mapping[str, Any]) -> int:

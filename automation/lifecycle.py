@@ -596,7 +596,8 @@ class Lifecycle:
 
     def live_reads(self) -> str:
         """What the program's live reads answer: RDS instances' sources (rds.getInstance, "" when
-        standalone) and Aurora clusters' instances (rds.getCluster clusterMembers)."""
+        standalone), each region's RDS instances (rds.getInstances, released ones included: AWS keeps
+        them) and Aurora clusters' instances (rds.getCluster clusterMembers)."""
         w = self.world
         members: dict[str, list[str]] = {}
         for inst, cluster in w.cluster_instances.items():
@@ -604,6 +605,12 @@ class Lifecycle:
         return json.dumps(
             {
                 "rdsSources": {d.ident: d.source or "" for d in w.dbs.values() if d.kind == "instance"},
+                "rdsInstances": {
+                    region: sorted(
+                        d.ident for d in w.dbs.values() if d.kind == "instance" and d.region == region
+                    )
+                    for region in {d.region for d in w.dbs.values()}
+                },
                 "clusterMembers": {c: sorted(m) for c, m in members.items()},
             },
             sort_keys=True,
@@ -734,7 +741,14 @@ class Lifecycle:
         if mode == "rds-replica":
             ident = ctx["drDbInstanceId"]
             w.promote(ident)
-            inst = self.find("dr", "aws:rds/instance:Instance", "dr-data-db-instance")
+            inst = next(
+                (
+                    r
+                    for r in self.state["dr"].values()
+                    if r.type == "aws:rds/instance:Instance" and r.inputs.get("identifier") == ident
+                ),
+                None,
+            )
             if inst is not None:
                 w.attrs[inst.urn]["replicateSourceDb"] = None
         else:

@@ -356,6 +356,15 @@ class _Mocks:
             sources = None if self.live is None else self.live.get("rdsSources", {})
             source = sources.get(ident, "") if sources is not None else f"{COMPUTED}primary-db-arn"
             return {"dbInstanceIdentifier": ident, "replicateSourceDb": source, "id": ident}
+        if token == "aws:rds/getInstances:getInstances":
+            # The region's live RDS instances (rds.getInstances), narrowed by a ``db-instance-id``
+            # filter. Without a live world: none (a first deploy; the program then declares its own).
+            listed = [] if self.live is None else list(self.live.get("rdsInstances", {}).get(region, []))
+            for f in call_args.get("filters") or []:
+                if f.get("name") == "db-instance-id":
+                    listed = [i for i in listed if i in set(f.get("values") or [])]
+            arns = [arn_for("aws:rds/instance:Instance", i, {"identifier": i}, region) for i in listed]
+            return {"instanceIdentifiers": listed, "instanceArns": arns, "id": region}
         if token == "aws:rds/getCluster:getCluster":
             # The live Aurora cluster's instances (rds.getCluster clusterMembers). Without a live
             # world: the instances the program declares (none added out of band).
@@ -500,7 +509,8 @@ def synthesize(
         primary_outputs: the primary stack's outputs; default: synthesize stack ``primary``.
         primary_overrides: overrides for that primary synthesis.
         live: what the program's live reads answer: ``rdsSources`` (RDS instance -> replication
-            source, "" when standalone: rds.getInstance) and ``clusterMembers`` (Aurora cluster ->
+            source, "" when standalone: rds.getInstance), ``rdsInstances`` (region -> RDS instance
+            identifiers: rds.getInstances) and ``clusterMembers`` (Aurora cluster ->
             instance identifiers: rds.getCluster); None: a deployed standby as the program declares it.
     """
     values = merge_overrides(load_stack_config(stack), overrides or {})

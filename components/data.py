@@ -35,7 +35,13 @@ from components.config import DatabaseConfig, StackConfig
 from components.failover import DesiredTier, failback_lag_watched, failback_replica_released
 from components.iam import iam_path
 from components.ledger_access import LedgerPath, ledger_path
-from components.naming import db_instance_identifier, limit_of, physical_name
+from components.naming import (
+    db_instance_identifier,
+    generation_identifier,
+    generation_of,
+    limit_of,
+    physical_name,
+)
 from components.wiring import PrimaryOutputs
 from lambdas.failover.names import RDS_IDENTIFIER_MAX, failback_instance_id, failover_instance_id
 
@@ -87,6 +93,59 @@ def _live_replica(identifier: str, parent: pulumi.Resource) -> bool:
     return bool(live.replicate_source_db)
 
 
+@dataclass(frozen=True)
+class LiveGeneration:
+    """Region B's rds-replica database as AWS has it: its newest generation, and whether it replicates."""
+
+    generation: int
+    identifier: str
+    replicating: bool
+
+
+def _live_generation(base: str, parent: pulumi.Resource) -> LiveGeneration | None:
+    """The newest generation of region B's instance that exists in AWS (a live read, in region B).
+
+    ``aws.rds.get_instances`` lists the region's instances
+    (https://www.pulumi.com/registry/packages/aws/api-docs/rds/getinstances/: ``instanceIdentifiers``);
+    the program's generations are the names :func:`components.naming.generation_identifier` gives
+    ``base``, so the newest is the one the stack manages: the older ones were released, and deleting
+    them by hand changes nothing. None when none exists yet (the first deploy). Its replication source
+    comes from :func:`_live_replica`. Region B is the dr stack's own region: this never needs region A.
+    """
+    found = aws.rds.get_instances(opts=pulumi.InvokeOptions(parent=parent))
+    generations = [g for i in found.instance_identifiers if (g := generation_of(base, i)) is not None]
+    if not generations:
+        return None
+    newest = max(generations)
+    identifier = generation_identifier(base, newest)
+    return LiveGeneration(newest, identifier, _live_replica(identifier, parent))
+
+
+def _region_a_writer_arn(
+    failback_id: str,
+    primary_arn: pulumi.Input[str],
+    primary_provider: pulumi.ProviderResource,
+    parent: pulumi.Resource,
+) -> pulumi.Output[str]:
+    """Region A's writer after a failback that left the dr program (a live read, in region A).
+
+    Asked only when region B must be re-seeded outside the ``complete`` phase, i.e. after a failback
+    (region A answers: its writer just came back). The IaC phases' failback instance of this
+    generation is the writer when it exists (``db-instance-id`` filter of DescribeDBInstances,
+    https://docs.aws.amazon.com/AmazonRDS/latest/APIReference/API_DescribeDBInstances.html); otherwise
+    the runbook failed back, and its rename-to-replace left the writer under the primary stack's
+    instance identifier, whose ARN the primary stack exports.
+    """
+    found = aws.rds.get_instances(
+        filters=[{"name": "db-instance-id", "values": [failback_id]}],
+        opts=pulumi.InvokeOptions(parent=parent, provider=primary_provider),
+    )
+    arns = [
+        a for a, i in zip(found.instance_arns, found.instance_identifiers, strict=False) if i == failback_id
+    ]
+    return pulumi.Output.from_input(arns[0] if arns else primary_arn)
+
+
 def _database_identifier(prefix: str, region: str, aurora: bool) -> str:
     """A region's cluster identifier (Aurora) or instance identifier (RDS, room left for failback)."""
     if aurora:
@@ -94,6 +153,17 @@ def _database_identifier(prefix: str, region: str, aurora: bool) -> str:
             prefix, region, "aurora", limit=limit_of("aws:rds/cluster:Cluster", "clusterIdentifier")
         )
     return db_instance_identifier(prefix, region, "db")
+
+
+def _failback_identifier(args: DrDatabaseArgs, generation: int) -> str:
+    """The IaC failback instance in region A for region B's generation ``generation``.
+
+    Generation 0 keeps the runbook's historical ``<primary>-failback`` (lambdas/failover/names.py);
+    later generations append ``-g<n>``, so a second failback never collides with the first one's
+    instance, which stays region A's writer after it is released.
+    """
+    base = _database_identifier(args.prefix, args.primary_region, aurora=False)
+    return generation_identifier(failback_instance_id(base), generation)
 
 
 def _final_snapshot(identifier: str, type_: str) -> str:
@@ -651,6 +721,10 @@ class DrDatabase(pulumi.ComponentResource):
     refuses a final snapshot when deleting a replica; deletion protection, ``protect`` and retained
     automated backups guard the promoted instance instead.
 
+    rds-replica after a failback: the promoted instance is never re-pointed; the first standby update
+    gives region B a new replica of the next generation and releases the promoted one
+    (:meth:`_rds_replica`).
+
     aurora-global: the IaC never promotes; the runbook fails the global database over, and the
     secondary cluster ignores ``global_cluster_identifier`` and ``replication_source_identifier``.
     """
@@ -662,6 +736,9 @@ class DrDatabase(pulumi.ComponentResource):
     instance_id: pulumi.Output[str] | None = None
     endpoint: pulumi.Output[str] | None = None
     failback_instance_id: pulumi.Output[str] | None = None
+    # rds-replica re-seeding: the generation this update leaves the program at the next update
+    released_instance_id: pulumi.Output[str] | None = None
+    reseeded: bool = False  # this update gives region B a new replica (its lag reports from now on)
     # aurora-global
     cluster_id: pulumi.Output[str] | None = None
     cluster_arn: pulumi.Output[str] | None = None
@@ -745,61 +822,7 @@ class DrDatabase(pulumi.ComponentResource):
             self.endpoint = cluster.endpoint
             self.reader_endpoint = cluster.reader_endpoint
         else:
-            already_standalone = args.tier.promote_database and not _live_replica(physical, self)
-            replica = aws.rds.Instance(
-                f"{name}-instance",
-                identifier=physical,
-                # Cross-region source: the primary's ARN (from the StackReference). Dropping it
-                # promotes this replica in place (see the class docstring).
-                replicate_source_db=None if args.tier.promote_database else primary["dbInstanceArn"],
-                engine=engine,
-                instance_class=db.instance_class,
-                max_allocated_storage=db.allocated_storage * 4,
-                storage_encrypted=True,
-                kms_key_id=args.kms_key_arn,
-                port=port,
-                # The pilot light runs single-AZ; after promotion the runbook may convert it.
-                multi_az=False,
-                db_subnet_group_name=self.network.subnet_group_name,
-                parameter_group_name=self.network.parameter_group_name,
-                vpc_security_group_ids=[self.network.security_group_id],
-                publicly_accessible=False,
-                iam_database_authentication_enabled=True,
-                backup_retention_period=db.backup_retention_days,
-                backup_window=BACKUP_WINDOW,
-                maintenance_window=MAINTENANCE_WINDOW,
-                copy_tags_to_snapshot=True,
-                delete_automated_backups=False,
-                deletion_protection=args.protect,
-                skip_final_snapshot=True,
-                auto_minor_version_upgrade=True,
-                apply_immediately=True,
-                **pi,
-                # Once promoted, an instance is never re-pointed at a source (the provider refuses:
-                # "cannot elect new source database for replication"). While the program wants a
-                # replica, the source in state wins: a replica keeps its source, and an instance
-                # promoted by an earlier failover stays standalone until it is re-seeded. When the
-                # program wants it promoted and the live read says the runbook already promoted it,
-                # the source in state wins too: removing it would call PromoteReadReplica on an
-                # instance that is no longer a replica (InvalidDBInstanceState; issue 13, E1).
-                opts=pulumi.ResourceOptions(
-                    parent=self,
-                    protect=args.protect,
-                    ignore_changes=(
-                        [] if args.tier.promote_database and not already_standalone else ["replicateSourceDb"]
-                    ),
-                ),
-            )
-            self.instance_arn = replica.arn
-            self.instance_id = replica.identifier
-            self.endpoint = replica.address
-            if args.tier.failback_replica:
-                failback = self._failback_replica(name, args, replica, engine, port)
-                self.failback_instance_id = failback.identifier
-                if failback_lag_watched(args.tier):
-                    self._failback_lag_alarm(
-                        name, args, "ReplicaLag", "DBInstanceIdentifier", failback.identifier, 1.0
-                    )
+            self._rds_replica(name, args, physical, engine, port, pi)
         if aurora and failback_lag_watched(args.tier):
             # Region A's cluster is the secondary once the writer is in B: its lag decides switch-writer.
             self._failback_lag_alarm(
@@ -811,6 +834,148 @@ class DrDatabase(pulumi.ComponentResource):
                 1000.0,
             )
         self.register_outputs({"mode": self.mode})
+
+    def _rds_replica(
+        self, name: str, args: DrDatabaseArgs, base: str, engine: str, port: int, pi: dict[str, Any]
+    ) -> None:
+        """rds-replica: region B's read replica, of the generation AWS has now; re-seeded after a failback.
+
+        A promoted instance can never replicate again, so after a failback (region B's instance is
+        standalone while the tier is back to standby: ``complete``, or the first standby update after
+        the runbook's failback) this update *re-seeds*: it creates generation ``n + 1``
+        (:func:`components.naming.generation_identifier`), a new cross-region read replica of region
+        A's current writer, and keeps generation ``n`` in the program one last time, unprotected, so
+        that the next update releases it (``retain_on_delete``: forgotten by the stack, kept in AWS).
+        Everything that names region B's database (outputs, runbook context, alarms, the api's
+        environment) follows :attr:`instance_id`, the new replica, in the same update.
+        """
+        primary = args.primary
+        live = _live_generation(base, self)
+        generation = 0 if live is None else live.generation
+        replicating = True if live is None else live.replicating  # nothing live yet: as declared
+        reseed = live is not None and not live.replicating and not args.tier.active
+        current = self._rds_instance(
+            name,
+            args,
+            generation_identifier(base, generation),
+            generation,
+            engine,
+            port,
+            pi,
+            # Cross-region source: the primary's ARN (from the StackReference). Dropping it promotes
+            # this replica in place (see the class docstring).
+            source=None if args.tier.promote_database else primary["dbInstanceArn"],
+            # Once promoted, an instance is never re-pointed at a source (the provider refuses:
+            # "cannot elect new source database for replication"). While the program wants a
+            # replica, the source in state wins: a replica keeps its source. When the program wants
+            # it promoted and the live read says the runbook already promoted it, the source in
+            # state wins too: removing it would call PromoteReadReplica on an instance that is no
+            # longer a replica (InvalidDBInstanceState; issue 13, E1).
+            source_from_state=not (args.tier.promote_database and replicating),
+            released=reseed,
+        )
+        failback: aws.rds.Instance | None = None
+        if args.tier.failback_replica:
+            failback = self._failback_replica(name, args, current, engine, port, generation)
+            self.failback_instance_id = failback.identifier
+            if failback_lag_watched(args.tier):
+                self._failback_lag_alarm(
+                    name, args, "ReplicaLag", "DBInstanceIdentifier", failback.identifier, 1.0
+                )
+        replica = current
+        if reseed:
+            # Region A's writer: the IaC failback instance of this generation (declared by this
+            # update at `complete`, else found live in region A), or else the primary stack's
+            # instance, under which the runbook's failback (rename to replace) leaves the writer.
+            writer_arn: pulumi.Input[str] = (
+                failback.arn
+                if failback is not None
+                else _region_a_writer_arn(
+                    _failback_identifier(args, generation),
+                    primary["dbInstanceArn"],
+                    args.primary_provider,
+                    self,
+                )
+            )
+            replica = self._rds_instance(
+                name,
+                args,
+                generation_identifier(base, generation + 1),
+                generation + 1,
+                engine,
+                port,
+                pi,
+                source=writer_arn,
+                source_from_state=True,
+                released=False,
+            )
+            self.released_instance_id = current.identifier
+        self.reseeded = reseed
+        self.instance_arn = replica.arn
+        self.instance_id = replica.identifier
+        self.endpoint = replica.address
+
+    def _rds_instance(
+        self,
+        name: str,
+        args: DrDatabaseArgs,
+        identifier: str,
+        generation: int,
+        engine: str,
+        port: int,
+        pi: dict[str, Any],
+        *,
+        source: pulumi.Input[str] | None,
+        source_from_state: bool,
+        released: bool,
+    ) -> aws.rds.Instance:
+        """Region B's instance of one generation (logical name ``<name>-instance[-g<n>]``).
+
+        A cross-region read replica (CreateDBInstanceReadReplica: the source "must be the ARN" when
+        it is in another Region, and an encrypted replica in another Region needs a KMS key of its
+        own Region: ``kms_key_id`` is region B's key;
+        https://docs.aws.amazon.com/AmazonRDS/latest/APIReference/API_CreateDBInstanceReadReplica.html,
+        https://docs.aws.amazon.com/AmazonRDS/latest/UserGuide/USER_ReadRepl.XRgn.html).
+        ``retain_on_delete`` always: an instance that leaves the program is released, never
+        deleted; ``released`` lifts ``protect`` for the update before it leaves (the engine refuses
+        to drop a protected resource).
+        """
+        db = args.database
+        logical = f"{name}-instance" if generation == 0 else f"{name}-instance-g{generation}"
+        return aws.rds.Instance(
+            logical,
+            identifier=identifier,
+            replicate_source_db=source,
+            engine=engine,
+            instance_class=db.instance_class,
+            max_allocated_storage=db.allocated_storage * 4,
+            storage_encrypted=True,
+            kms_key_id=args.kms_key_arn,
+            port=port,
+            # The pilot light runs single-AZ; after promotion the runbook may convert it.
+            multi_az=False,
+            db_subnet_group_name=self.network.subnet_group_name,
+            parameter_group_name=self.network.parameter_group_name,
+            vpc_security_group_ids=[self.network.security_group_id],
+            publicly_accessible=False,
+            iam_database_authentication_enabled=True,
+            backup_retention_period=db.backup_retention_days,
+            backup_window=BACKUP_WINDOW,
+            maintenance_window=MAINTENANCE_WINDOW,
+            copy_tags_to_snapshot=True,
+            delete_automated_backups=False,
+            deletion_protection=args.protect,
+            skip_final_snapshot=True,
+            auto_minor_version_upgrade=True,
+            apply_immediately=True,
+            **pi,
+            opts=pulumi.ResourceOptions(
+                parent=self,
+                protect=args.protect and not released,
+                retain_on_delete=True,
+                ignore_changes=["replicateSourceDb"] if source_from_state else [],
+            ),
+        )
 
     def _failback_lag_alarm(
         self,
@@ -852,7 +1017,13 @@ class DrDatabase(pulumi.ComponentResource):
         )
 
     def _failback_replica(
-        self, name: str, args: DrDatabaseArgs, source: aws.rds.Instance, engine: str, port: int
+        self,
+        name: str,
+        args: DrDatabaseArgs,
+        source: aws.rds.Instance,
+        engine: str,
+        port: int,
+        generation: int,
     ) -> aws.rds.Instance:
         """rds-replica failback: a replica of region B's (promoted) database, back in region A.
 
@@ -860,8 +1031,7 @@ class DrDatabase(pulumi.ComponentResource):
         (from its outputs), and is promoted in place at the ``switch-writer`` phase, like the DR replica.
         """
         db, primary = args.database, args.primary
-        # The name the runbook gives the same replica (lambdas/failover/names.py), so both paths agree.
-        physical = failback_instance_id(_database_identifier(args.prefix, args.primary_region, aurora=False))
+        physical = _failback_identifier(args, generation)
         return aws.rds.Instance(
             f"{name}-failback",
             identifier=physical,
@@ -1265,13 +1435,18 @@ class DrDataTier(pulumi.ComponentResource):
             )
         else:
             self._exports.update({"drDbInstanceId": db.instance_id, "drDbInstanceArn": db.instance_arn})
+            released: list[dict[str, Any]] = []
             if db.failback_instance_id is not None:
                 self._exports["failbackDbInstanceId"] = db.failback_instance_id
                 if failback_replica_released(args.tier):
                     # What the next update releases: import it into the primary stack.
-                    self._exports["releasedOnNextUpdate"] = [
-                        {"type": "aws:rds/instance:Instance", "id": db.failback_instance_id}
-                    ]
+                    released.append({"type": "aws:rds/instance:Instance", "id": db.failback_instance_id})
+            if db.released_instance_id is not None:
+                # Region B's promoted instance of the last cycle, replaced by a new replica: it holds
+                # what region B took while it was the writer. Delete it by hand after verification.
+                released.append({"type": "aws:rds/instance:Instance", "id": db.released_instance_id})
+            if released:
+                self._exports["releasedOnNextUpdate"] = released
         self.register_outputs(self._exports)
 
     def exports(self) -> dict[str, Any]:

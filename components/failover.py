@@ -234,7 +234,9 @@ def failback_replica_released(tier: DesiredTier) -> bool:
 def dr_database_replicates(tier: DesiredTier, database_mode: str) -> bool:
     """Whether region B's database is meant to be a replica in this tier, so its lag metric reports.
 
-    rds-replica: until it is promoted (and it stays promoted after a failback: re-seeding is manual).
+    rds-replica: until it is promoted. The promoted instance never replicates again; the update that
+    re-seeds region B after a failback gives it a new replica (``DrDatabase.reseeded``), whose lag
+    reports from then on.
     aurora-global: in standby, and again once the writer has moved back (``switch-writer`` on).
     """
     if database_mode == "rds-replica":

@@ -251,7 +251,9 @@ class PilotLightRegion(pulumi.ComponentResource):
                 replica_lag=lag,
                 # Meaningful in every phase: a promoted database reports no lag, so silence is not an alarm.
                 replica_lag_missing_data=(
-                    "breaching" if dr_database_replicates(tier, cfg.database.mode) else "notBreaching"
+                    "breaching"
+                    if dr_database_replicates(tier, cfg.database.mode) or self.data.database.reseeded
+                    else "notBreaching"
                 ),
                 confirmation_minutes=cfg.routing.confirmation_minutes,
             ),
@@ -287,6 +289,7 @@ class PilotLightRegion(pulumi.ComponentResource):
             # What the runbook's permissions name besides the above (components/runbook_iam.py).
             "notifyKeyArn": self.observability.topic_key_arn,
             "dataKeyArns": [args.primary["kmsKeyArn"], self.data.kms_key_arn],
+            "lockTableKeyArn": self.data.kms_key_arn,  # the lock table's server-side encryption above
             "primaryBucketName": args.primary["appBucketName"],
             "drBucketName": self.data.bucket.bucket_name,
             "primaryHealthUrl": args.primary["apiHealthUrl"],

@@ -17,7 +17,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from lambdas.failover.names import failover_instance_id, generation_parameter_name, retained_instance_pattern
+from lambdas.failover.names import (
+    failover_instance_id,
+    generation_parameter_name,
+    ledger_marker_function_name,
+    retained_instance_pattern,
+)
 
 SAR = "https://docs.aws.amazon.com/service-authorization/latest/reference"
 STAR_ONLY_ACTIONS: dict[str, str] = {
@@ -85,6 +90,8 @@ class RunbookTargets:
     primary_db_subnet_group: str | None = None
     primary_db_parameter_group: str | None = None
     kms_key_arns: tuple[str, ...] = ()
+    lock_table_key_arn: str | None = None
+    marker_function: str | None = None
 
     @classmethod
     def from_context(cls, context: Mapping[str, Any]) -> RunbookTargets:
@@ -114,6 +121,12 @@ class RunbookTargets:
             data_key_arns=_strings(context, "dataKeyArns"),
             primary_db_subnet_group=context.get("primaryDbSubnetGroupName"),
             primary_db_parameter_group=context.get("primaryDbParameterGroupName"),
+            lock_table_key_arn=context.get("lockTableKeyArn"),
+            # rds-replica: each region's ledger marker function, the commit after a drain that the
+            # RDS for PostgreSQL zero-lag proof needs (lambdas/failover/steps.py, replay_evidence).
+            marker_function=ledger_marker_function_name(f"{context['appName']}-{context['environment']}")
+            if context["databaseMode"] == "rds-replica"
+            else None,
             # Every key the outputs name, for the preflight's DescribeKey (one per key, read-only).
             kms_key_arns=tuple(
                 dict.fromkeys(
@@ -269,6 +282,27 @@ def runbook_statements(t: RunbookTargets) -> list[dict[str, Any]]:
             "Condition": _in(a, b),
         },
     ]
+    if t.lock_table_key_arn:
+        statements.append(
+            {
+                # The lock table is encrypted with region B's customer-managed key: DynamoDB uses it
+                # on behalf of the caller of each item call, so the caller must be allowed to use it
+                # through DynamoDB (https://docs.aws.amazon.com/kms/latest/developerguide/services-dynamodb.html#dynamodb-authz:
+                # Encrypt, Decrypt, ReEncrypt*, GenerateDataKey*, DescribeKey; CreateGrant is for the
+                # table's creator). Without it every run stops at take_lock with a KMS AccessDenied.
+                "Sid": "RunbookLockKey",
+                "Effect": "Allow",
+                "Action": [
+                    "kms:Encrypt",
+                    "kms:Decrypt",
+                    "kms:ReEncrypt*",
+                    "kms:GenerateDataKey*",
+                    "kms:DescribeKey",
+                ],
+                "Resource": t.lock_table_key_arn,
+                "Condition": {"StringEquals": {"kms:ViaService": f"dynamodb.{b}.amazonaws.com"}},
+            }
+        )
     if t.kms_key_arns:
         statements.append(
             {
@@ -301,6 +335,20 @@ def runbook_statements(t: RunbookTargets) -> list[dict[str, Any]]:
             "Condition": _in(a),
         }
     )
+    if t.marker_function:
+        statements.append(
+            {
+                # The commit after a drain that the RDS for PostgreSQL zero-lag proof needs, made
+                # on the source (region A at a planned failover, region B at a failback).
+                "Sid": "CommitDrainMarkers",
+                "Effect": "Allow",
+                "Action": "lambda:InvokeFunction",
+                "Resource": [
+                    function_arn(a, acct, t.marker_function),
+                    function_arn(b, acct, t.marker_function),
+                ],
+            }
+        )
     if t.database_mode == "rds-replica":
         statements += _rds_replica(t)
     else:

@@ -19,10 +19,12 @@ from components.iam import function_identity, iam_path
 from components.ledger_access import LedgerPath, ledger_statements
 from components.naming import limit_of, physical_name
 from components.runbook_iam import account_of, parameter_arn, rds_arn
+from lambdas.failover.names import ledger_marker_function_name
 
 ROOT = Path(__file__).resolve().parent.parent
 RUNTIME = "python3.12"
 HANDLER = "lambdas.api.handler.handler"
+MARKER_HANDLER = "lambdas.api.marker.handler"
 STAGE = "prod"
 ROUTES = (("payments", None, "POST"), ("payments", "{id}", "GET"), ("health", None, "GET"))
 
@@ -313,6 +315,42 @@ class ApiTier(pulumi.ComponentResource):
             else None,
             opts=pulumi.ResourceOptions(parent=self, depends_on=identity.depends()),
         )
+        self.marker_function_name: pulumi.Output[str] | None = None
+        if driver and ledger is not None:
+            # The ledger marker function (lambdas/api/marker.py): one committed row on this region's
+            # database when the runbook asks, the commit after a drain that the RDS for PostgreSQL
+            # zero-lag proof needs. No route, no queue, no reservation: no client request reaches it
+            # and the fence leaves it alone. Its role may reach the database and nothing else.
+            marker_name = ledger_marker_function_name(args.prefix)
+            marker_identity = function_identity(
+                f"{name}-marker",
+                marker_name,
+                ledger,
+                child,
+                path=iam_path(args.prefix),
+                retention_days=args.log_retention_days,
+            )
+            marker = aws.lambda_.Function(
+                f"{name}-ledger-marker",
+                name=marker_name,
+                runtime=RUNTIME,
+                handler=MARKER_HANDLER,
+                code=lambda_code(LEDGER_DRIVER_DISTRIBUTIONS),
+                role=marker_identity.role.arn,
+                # Under the runbook's read timeout for region A's clients (10 s,
+                # lambdas/failover/clients.py): the synchronous Invoke answers before it gives up.
+                timeout=8,
+                memory_size=128,
+                architectures=["arm64"],
+                environment=aws.lambda_.FunctionEnvironmentArgs(
+                    variables={k: v for k, v in args.environment.items() if k.startswith("DB_")}
+                ),
+                vpc_config=aws.lambda_.FunctionVpcConfigArgs(
+                    subnet_ids=args.vpc_subnet_ids, security_group_ids=args.vpc_security_group_ids
+                ),
+                opts=pulumi.ResourceOptions(parent=self, depends_on=marker_identity.depends()),
+            )
+            self.marker_function_name = marker.name
         mapping = aws.lambda_.EventSourceMapping(
             f"{name}-inbox-source",
             event_source_arn=queue.arn,

@@ -20,7 +20,9 @@
   API reference (``KmsKeyId``: "you must specify a KMS key identifier for the destination AWS
   Region. KMS keys are specific to the AWS Region").
 * **Aurora global failover and switchover take time** and pass through the documented
-  ``FailoverState`` (``pending`` -> ``failing-over``/``switching-over``), with the global cluster's
+  ``FailoverState`` (``pending`` -> ``failing-over``/``switching-over``; ``pending`` -> ``cancelling``
+  -> the previous states when the target's region, or a switchover's old primary's, stops answering
+  while pending: the clusters cannot be verified), with the global cluster's
   ``Status`` ``failing-over``/``switching-over``; a headless target is refused. A managed failover
   with ``AllowDataLoss`` loses the secondary's unapplied tail (``AllowDataLoss`` with ``Switchover``
   is refused: "Can't be specified together"; an unknown global cluster is
@@ -44,8 +46,13 @@
   renamed").
 * **Lag is published as RDS publishes it**: ``ReplicaLag`` (unit ``Seconds``, per replica instance)
   and ``AuroraGlobalDBReplicationLag`` (``Milliseconds``, per secondary cluster), one datapoint a
-  minute stamped with the virtual time, in the replica's region, from the unapplied tail (``data``);
-  a dark region publishes nothing.
+  minute stamped with the virtual time, in the replica's region; a dark region publishes nothing.
+  Aurora's and RDS for MySQL/MariaDB's from the unapplied tail (``data``; MySQL -1 while replication
+  is not active), RDS for PostgreSQL's as the age of the last replayed commit (``now() -
+  pg_last_xact_replay_timestamp()``, growing on a caught-up replica of an idle source): see
+  :func:`replica_lag`.
+* **The ledger marker function** (``register_marker_function``): invoked through Lambda, it commits one
+  marker row on its region's database (the commit after a drain the PostgreSQL zero-lag proof needs).
 * **Auto Scaling capacity is a timeline** (``UpdateAutoScalingGroup`` and ``SetDesiredCapacity``
   alike): a group raised from zero serves only after its
   instances launch and pass the load balancer's health checks; a group lowered to zero stops
@@ -66,6 +73,7 @@ from __future__ import annotations
 
 import json
 import threading
+import weakref
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager, suppress
 from dataclasses import dataclass, field
@@ -129,6 +137,9 @@ class Timings:
     """An old Aurora primary rebuilt as a secondary after failover. Assumed (size-dependent)."""
     failover_pending_seconds: float = 5.0
     """``FailoverState`` ``pending`` before ``failing-over``/``switching-over``. Assumed."""
+    failover_cancel_seconds: float = 60.0
+    """``FailoverState`` ``cancelling`` until both clusters are back in their previous states and the
+    global cluster is available again. Assumed: AWS documents the state, not its duration."""
     rds_delay: float = 2.0
     """Cross-region RDS replication delay per write (s). Assumed: asynchronous, seconds."""
     rds_apply: float = 0.05
@@ -247,6 +258,8 @@ class Emulator:
         """Each replication rule of the receipts buckets, and when its metrics start."""
         self._table_period_start = self.clock.now()
         self._lock = threading.RLock()
+        self.marker_functions: set[tuple[str, str]] = set()
+        """(region, function name) of the ledger marker functions (``register_marker_function``)."""
         self.pg: PgDatabases | None = None
         """Real PostgreSQL servers behind the databases (``postgres=``), else None: the data is modelled."""
         if postgres is not None:
@@ -478,21 +491,78 @@ class Emulator:
                 return None
             return self.data.write(key)
 
+    def on_cluster_snapshot_created(self, backend: RDSBackend, snapshot: Any) -> None:
+        """A cluster snapshot holds its cluster's content at the instant it was taken.
+
+        CreateDBClusterSnapshot "Creates a snapshot of a DB cluster"
+        (https://docs.aws.amazon.com/AmazonRDS/latest/APIReference/API_CreateDBClusterSnapshot.html):
+        the cluster volume as it is when the snapshot starts, so what the cluster held then and
+        nothing written after (an automated snapshot Aurora attempts is taken the same way).
+        """
+        content = frozenset(self.cluster_content(snapshot.cluster.db_cluster_arn))
+        _set_holds(snapshot, (weakref.ref(self.data), content))
+
+    def cluster_content(self, key: str) -> set[int]:
+        """The write ids database copy ``key`` holds now (its real server's ledger, if it has one)."""
+        if self.pg is not None and self._real(key):
+            return set(self.pg.held(key))
+        return self.data.held(key) if key in self.data.copies else set()
+
+    def snapshot_holds(self, region: str, identifier: str) -> frozenset[int] | None:
+        """The write ids cluster snapshot ``identifier`` in ``region`` holds (None: unknown, or taken in
+        another emulator's world, whose write ids mean nothing here)."""
+        snapshot = rds_backends[ACCOUNT][region].cluster_snapshots.get(identifier)
+        holds = None if snapshot is None else _holds(snapshot)
+        return holds[1] if holds is not None and holds[0]() is self.data else None
+
+    def register_marker_function(self, region: str, name: str) -> None:
+        """Function ``name`` in ``region`` is the ledger marker function: VPC-attached with the
+        application's database credentials like the payments function, it commits one marker row on
+        the database the region's application writes to and answers whether it committed. It takes
+        no client request and is never fenced, so the runbook can cause a commit on a drained source
+        (the PostgreSQL zero-lag proof, ``lambdas.failover.steps``). Invoked through moto's Lambda
+        (the patched ``invoke``), as the runbook invokes it on AWS."""
+        self.marker_functions.add((region, name))
+
+    def invoke_marker(self, region: str, body: bytes | str | None) -> dict[str, Any]:
+        """What the ledger marker function of ``region`` answers: a marker committed, or why not."""
+        try:
+            request = json.loads(body or "{}")
+        except (TypeError, ValueError):
+            request = {}
+        with self._lock:
+            app = self.apps.get(region)
+            key = app.database() if app else None
+            if key is None or not self.reachable(region) or not self.accepts_writes(key):
+                return {"committed": False, "reason": f"no writable database behind {region}'s application"}
+            # A commit no client was told of: replicated and replayed, never an acknowledged write.
+            if self._real(key):
+                write = self._pg_write(key, client=False)
+            else:
+                write = self.data.write(key, client=False)
+            if write is None:
+                return {"committed": False, "reason": f"{key.split(':')[-1]} refused the marker"}
+            self._event(
+                "marker", f"{key} committed marker #{write.id}", marker=request.get("marker"), id=write.id
+            )
+            return {"committed": True, "writeId": write.id, "database": key.split(":")[-1]}
+
     def _real(self, key: str) -> bool:
         """Whether database copy ``key`` is a real server (else its data is modelled)."""
         return self.pg is not None and self.pg.server(key) is not None
 
-    def _pg_write(self, key: str) -> Write | None:
-        """A payment written for real on ``key``'s server; acknowledged only if it committed."""
+    def _pg_write(self, key: str, *, client: bool = True) -> Write | None:
+        """A payment written for real on ``key``'s server; acknowledged only if it committed.
+        ``client`` False: the drain marker, a row committed like a payment that no client was told of."""
         assert self.pg is not None
         from automation.emulator.pg import payment_id
 
         write_id = self.data.next_id()
         if not self.pg.insert(key, payment_id(write_id)):
             return None
-        return self.record_payment(key, write_id)
+        return self.record_payment(key, write_id, client=client)
 
-    def record_payment(self, key: str, write_id: int) -> Write:
+    def record_payment(self, key: str, write_id: int, *, client: bool = True) -> Write:
         """Note a payment the application had acknowledged on database copy ``key`` (real servers).
 
         ``write_id`` is the one its payment id was made from (``pg.payment_id``): the write log and the
@@ -500,7 +570,7 @@ class Emulator:
         """
         assert self.pg is not None
         with self._lock:
-            write = self.data.write(key, write_id=write_id)
+            write = self.data.write(key, write_id=write_id, client=client)
         self.pg.record(key, write.id)
         return write
 
@@ -608,18 +678,20 @@ class Emulator:
                 if measured is None:
                     continue  # not streaming (being created, promoted) or down: no datapoint
                 lag = measured
+                replayed = self.pg.last_replayed_at(target.key)
             else:
                 lag = self.data.lag_seconds(target.key) or 0.0
+                replayed = self.data.last_replayed_at(target.key)
             found = _find_database(target.key)
             if isinstance(found, DBCluster):
                 name, value, unit = "AuroraGlobalDBReplicationLag", lag * 1000.0, "Milliseconds"
                 dims = [{"Name": "DBClusterIdentifier", "Value": found.db_cluster_identifier}]
             elif isinstance(found, DBInstance):
-                name, value, unit = (
-                    "ReplicaLag",
-                    replica_lag(found.engine, lag, self.data.flowing(link)),
-                    "Seconds",
-                )
+                since = None if replayed is None else max(0.0, (now - replayed).total_seconds())
+                published = replica_lag(found.engine, lag, self.data.flowing(link), since)
+                if published is None:
+                    continue  # PostgreSQL with nothing replayed yet: the query answers NULL
+                name, value, unit = "ReplicaLag", published, "Seconds"
                 dims = [{"Name": "DBInstanceIdentifier", "Value": found.db_instance_identifier}]
             else:
                 continue
@@ -869,10 +941,47 @@ class Emulator:
             # the application's writes, and what it already committed still streams to the target.
             self.pg.fence(old.db_cluster_arn)
 
+        move = self.writer_moves[-1] if old is not None else None
+        cancelled: list[bool] = []
+
         def start() -> None:
+            # ``pending``: "Aurora is verifying the primary and secondary clusters before the
+            # operation starts"; ``cancelling``: "The request to switch over or fail over the global
+            # cluster was cancelled and the primary Aurora DB cluster and the selected secondary
+            # Aurora DB cluster are returning to their previous states"
+            # (https://docs.aws.amazon.com/AmazonRDS/latest/APIReference/API_FailoverState.html).
+            # A target whose region does not answer cannot be verified, let alone promoted; nor can a
+            # switchover's old primary, which must be demoted in step (a managed failover proceeds
+            # without it: that is what AllowDataLoss is for).
+            unverified = [target.db_cluster_arn]
+            if word == "switching-over" and old is not None:
+                unverified.append(old.db_cluster_arn)
+            dark = [arn for arn in unverified if not self.reachable(_cluster_region(arn))]
+            if dark:
+                cancelled.append(True)
+                _set_failover_state(group, {**getattr(group, "failover_state", {}), "Status": "cancelling"})
+                self._event(f"{word}-cancelling", f"{gid}: {', '.join(dark)} did not answer while pending")
+                self.clock.after(self.timings.failover_cancel_seconds, cancel)
+                return
             _set_failover_state(group, {**getattr(group, "failover_state", {}), "Status": word})
 
+        def cancel() -> None:
+            # Back to the previous states: the old primary is the writer again and takes writes (its
+            # server's fence lifted), the target a secondary; the writer never moved.
+            if self.pg is not None and real and old is not None and word == "switching-over":
+                from automation.postgres.fence import unfence
+
+                with suppress(Exception):  # a server in a dark region is not running: nothing to lift
+                    unfence(self.pg.servers[old.db_cluster_arn])
+            group.status = "available"
+            _set_failover_state(group, None)
+            if move is not None and move in self.writer_moves:
+                self.writer_moves.remove(move)
+            self._event(f"{word}-cancelled", f"{gid}: {old.db_cluster_arn if old else '?'} stays the writer")
+
         def finish() -> None:
+            if cancelled:
+                return
             if word == "switching-over":
                 if self.pg is not None and real and old is not None:
                     behind = not self.pg.caught_up(old.db_cluster_arn, target.db_cluster_arn)
@@ -1013,24 +1122,30 @@ NOT_REPLICATING = -1.0
 """``ReplicaLag`` of a MySQL or MariaDB replica whose replication is not active."""
 
 
-def replica_lag(engine: str, behind: float, flowing: bool) -> float:
-    """The ``ReplicaLag`` RDS publishes for a replica of ``engine`` that is ``behind`` seconds behind
-    its source (the age of its oldest unapplied write), while its replication is ``flowing`` or not.
+def replica_lag(engine: str, behind: float, flowing: bool, since_replay: float | None) -> float | None:
+    """The ``ReplicaLag`` RDS publishes for a replica of ``engine``: ``behind`` is the age of its oldest
+    unapplied write (0 when it holds everything), ``flowing`` whether its replication is active, and
+    ``since_replay`` the seconds since the commit instant of the last transaction it replayed (None:
+    none replayed yet). None: no datapoint.
 
     * MySQL and MariaDB: the metric "reports the value of the ``Seconds_Behind_Master`` field of the
       ``SHOW REPLICA STATUS`` command ... If the ReplicaLag metric returns -1, then replication is
       currently not active. ReplicaLag = -1 is equivalent to Seconds_Behind_Master = NULL"
       (https://docs.aws.amazon.com/AmazonRDS/latest/UserGuide/USER_MySQL.Replication.ReadReplicas.Monitor.html,
-      https://docs.aws.amazon.com/AmazonRDS/latest/UserGuide/USER_MariaDB.Replication.ReadReplicas.Monitor.html).
-      Not active here: the source's region is dark or the link is severed (``Emulator.partition``).
+      https://docs.aws.amazon.com/AmazonRDS/latest/UserGuide/USER_MariaDB.Replication.ReadReplicas.Monitor.html):
+      ``behind``, 0 once caught up. Not active here: the source's region is dark or the link is
+      severed (``Emulator.partition``).
     * PostgreSQL: the metric "reports the result of the following query. ``SELECT extract(epoch from
       now() - pg_last_xact_replay_timestamp())``"
       (https://docs.aws.amazon.com/AmazonRDS/latest/UserGuide/USER_PostgreSQL.Replication.ReadReplicas.Monitor.html):
-      no -1 is documented; while replication is not active nothing is replayed and the value grows.
-      Modelled as the age of the oldest unapplied write, which grows alike. (The query also grows
-      on an idle, caught-up source, since it measures time since the last replayed transaction:
-      not modelled here, and a zero-lag wait would not end on such a replica; reported.)
+      ``since_replay``, which grows a second a second whenever nothing is replayed, whether the
+      replica is cut off or caught up with a source that commits nothing (a drained one). No -1 is
+      documented. Before any replay the query answers NULL; what RDS publishes then is not
+      documented, so no datapoint is published. No periodic heartbeat transaction of RDS on the
+      source is modelled: none is documented (the zero-lag proof must not rely on one).
     """
+    if engine.startswith("postgres"):
+        return since_replay
     if engine in ("mysql", "mariadb") and not flowing:
         return NOT_REPLICATING
     return behind
@@ -1141,6 +1256,21 @@ def _kms_key_state(region: str, ref: str) -> str | None:
         return None
 
 
+_HOLDS = "emulator_holds"
+"""The attribute of a moto cluster snapshot naming the write ids it holds (moto keeps no data), with
+the data plane they are ids of: each emulator numbers its writes from 1, and moto outlives it (a weak
+reference: a snapshot in moto does not keep a finished schedule's data plane alive)."""
+
+
+def _holds(snapshot: Any) -> tuple[weakref.ref[DataPlane], frozenset[int]] | None:
+    """The data plane and write ids a moto cluster snapshot holds (None: taken with no emulator)."""
+    return getattr(snapshot, _HOLDS, None)
+
+
+def _set_holds(snapshot: Any, holds: tuple[weakref.ref[DataPlane], frozenset[int]] | None) -> None:
+    setattr(snapshot, _HOLDS, holds)
+
+
 def _patch_behaviours() -> Callable[[], None]:
     """Patch moto's RDS and Auto Scaling with the emulator's behaviours (while one is active)."""
     saved: list[tuple[Any, str, Any]] = []
@@ -1152,6 +1282,8 @@ def _patch_behaviours() -> Callable[[], None]:
     create_instance = RDSBackend.create_db_instance
     create_replica = RDSBackend.create_db_instance_read_replica
     create_cluster = RDSBackend.create_db_cluster
+    create_cluster_snapshot = RDSBackend.create_db_cluster_snapshot
+    copy_cluster_snapshot = RDSBackend.copy_db_cluster_snapshot
     modify_instance = RDSBackend.modify_db_instance
     update_asg = AutoScalingBackend.update_auto_scaling_group
     execute_data = RDSDataServiceResponse.execute_statement
@@ -1197,6 +1329,39 @@ def _patch_behaviours() -> Callable[[], None]:
         result = modify_instance(self, db_instance_identifier, db_kwargs)
         _ACTIVE.on_renamed(database, old_arn)
         return result
+
+    def create_db_cluster_snapshot(
+        self: RDSBackend,
+        db_cluster_identifier: str,
+        db_cluster_snapshot_identifier: str,
+        *args: Any,
+        **kwargs: Any,
+    ) -> Any:
+        snapshot = create_cluster_snapshot(
+            self, db_cluster_identifier, db_cluster_snapshot_identifier, *args, **kwargs
+        )
+        if _ACTIVE is not None:
+            _ACTIVE.on_cluster_snapshot_created(self, snapshot)
+        return snapshot
+
+    def copy_db_cluster_snapshot(
+        self: RDSBackend,
+        source_db_cluster_snapshot_identifier: str,
+        target_db_cluster_snapshot_identifier: str,
+        *args: Any,
+        **kwargs: Any,
+    ) -> Any:
+        copy = copy_cluster_snapshot(
+            self,
+            source_db_cluster_snapshot_identifier,
+            target_db_cluster_snapshot_identifier,
+            *args,
+            **kwargs,
+        )
+        # CopyDBClusterSnapshot "Copies a snapshot of a DB cluster": the copy holds what its source
+        # snapshot held (https://docs.aws.amazon.com/AmazonRDS/latest/APIReference/API_CopyDBClusterSnapshot.html).
+        _set_holds(copy, _holds(self.get_db_cluster_snapshot(source_db_cluster_snapshot_identifier)))
+        return copy
 
     def create_db_cluster(self: RDSBackend, kwargs: dict[str, Any]) -> Any:
         cluster = create_cluster(self, kwargs)
@@ -1254,9 +1419,33 @@ def _patch_behaviours() -> Callable[[], None]:
     put(RDSBackend, "create_db_instance_read_replica", create_db_instance_read_replica)
     put(RDSBackend, "promote_read_replica", promote_read_replica)
     put(RDSBackend, "create_db_cluster", create_db_cluster)
+    put(RDSBackend, "create_db_cluster_snapshot", create_db_cluster_snapshot)
+    put(RDSBackend, "copy_db_cluster_snapshot", copy_db_cluster_snapshot)
     put(RDSBackend, "modify_db_instance", modify_db_instance)
     put(RDSResponse, "failover_global_cluster", failover_global_cluster)
     put(RDSResponse, "switchover_global_cluster", switchover_global_cluster)
+
+    from moto.awslambda.models import LambdaBackend
+
+    invoke = LambdaBackend.invoke
+
+    def lambda_invoke(
+        self: LambdaBackend,
+        function_name: str,
+        qualifier: str | None,
+        body: Any,
+        headers: Any,
+        response_headers: Any,
+    ) -> str | bytes | None:
+        name = function_name.split(":function:")[-1].split(":")[0]
+        if _ACTIVE is None or (self.region_name, name) not in _ACTIVE.marker_functions:
+            return invoke(self, function_name, qualifier, body, headers, response_headers)
+        self.get_function(name, qualifier)  # ResourceNotFoundException as Lambda answers it
+        payload = json.dumps(_ACTIVE.invoke_marker(self.region_name, body))
+        response_headers["Content-Length"] = str(len(payload))
+        return payload
+
+    put(LambdaBackend, "invoke", lambda_invoke)
 
     def set_desired_capacity(self: AutoScalingBackend, group_name: str, desired_capacity: int | None) -> None:
         set_desired(self, group_name, desired_capacity)

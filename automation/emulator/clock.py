@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import heapq
 import itertools
+import random
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -137,24 +138,50 @@ def waiter_clock(clock: VirtualClock) -> Iterator[None]:
         waiter_module.time = real
 
 
+JITTER_SEED = 0
+"""Seed of the retry back-off's jitter while a virtual clock rules (see ``retry_clock``)."""
+
+
 @contextmanager
-def retry_clock(clock: VirtualClock) -> Iterator[None]:
+def retry_clock(clock: VirtualClock, *, jitter_seed: int = JITTER_SEED) -> Iterator[None]:
     """Make botocore's retry back-off sleep on ``clock``; its adaptive rate limiter never blocks.
 
     botocore sleeps between attempts with ``time.sleep`` in ``botocore.endpoint``; that module's
     ``time`` is swapped like the waiters'. The adaptive mode's client-side token bucket waits on a
     real condition variable: the emulator does not model client-side rate limiting (it lets a
     throttled client send again after its virtual back-off), so ``acquire`` answers at once.
+
+    The back-off is "truncated binary exponential backoff with jitter", ``rand(0, 1) * min(base *
+    2 ** i, MAX_BACKOFF)`` (botocore's ``ExponentialBackoff``; the legacy mode's ``base='rand'``
+    likewise; https://docs.aws.amazon.com/sdkref/latest/guide/feature-retry-behavior.html). Its
+    ``rand`` is the process's unseeded ``random``: on a virtual clock the sleep *is* virtual time, so
+    every retried call (a dark region's refused connection, a throttle) moved time by a different
+    amount in each process, and a seed's verdict changed from one process to the next (9B-10). The
+    jitter keeps its distribution, drawn from a generator seeded with ``jitter_seed``.
     """
     import botocore.endpoint as endpoint_module
+    import botocore.retryhandler as legacy_module
     from botocore.retries.bucket import TokenBucket
+    from botocore.retries.standard import ExponentialBackoff
 
+    rng = random.Random(jitter_seed)
     real = endpoint_module.time
     acquire = TokenBucket.acquire
+    backoff_init = ExponentialBackoff.__init__
+    legacy_random = legacy_module.random
+
+    def seeded_init(self: ExponentialBackoff, *args: Any, **kwargs: Any) -> None:
+        backoff_init(self, *args, **kwargs)
+        self._random = rng.random  # the jitter's source, set by __init__
+
     endpoint_module.time = _WaiterTime(clock, real)  # type: ignore[assignment]
     TokenBucket.acquire = lambda self, amount=1, block=True: True  # type: ignore[method-assign]
+    ExponentialBackoff.__init__ = seeded_init  # type: ignore[method-assign]
+    legacy_module.random = rng  # type: ignore[assignment]  # the module calls random.random()
     try:
         yield
     finally:
         endpoint_module.time = real
         TokenBucket.acquire = acquire  # type: ignore[method-assign]
+        ExponentialBackoff.__init__ = backoff_init  # type: ignore[method-assign]
+        legacy_module.random = legacy_random

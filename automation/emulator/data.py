@@ -14,7 +14,8 @@ module keeps the data, so that loss is something the emulator can count rather t
 
 Replication lag is computed from the unapplied tail, never set by hand: it is the age of the oldest
 write the target does not yet hold (0 when it holds everything), which is how RDS describes
-``ReplicaLag`` ("the amount of time a read replica DB instance lags behind a source DB instance";
+``ReplicaLag`` for MySQL and MariaDB (for PostgreSQL RDS publishes the age of the last replayed
+commit instead, :meth:`DataPlane.last_replayed_at`) ("the amount of time a read replica DB instance lags behind a source DB instance";
 https://docs.aws.amazon.com/AmazonRDS/latest/UserGuide/rds-metrics.html) and Aurora
 ``AuroraGlobalDBReplicationLag`` ("the amount of lag ... when replicating updates from the primary
 AWS Region", in milliseconds; https://docs.aws.amazon.com/AmazonRDS/latest/AuroraUserGuide/aurora-global-database-monitoring.html).
@@ -49,6 +50,9 @@ class Write:
     region: str
     copy: str
     at: datetime
+    client: bool = True
+    """False for a commit no client was told of (the runbook's drain marker): it replicates and is
+    replayed like any other, but it is no acknowledged write (:meth:`DataPlane.acknowledged`)."""
 
 
 @dataclass
@@ -180,10 +184,13 @@ class DataPlane:
         self._ids += 1
         return self._ids
 
-    def write(self, key: str, *, at: datetime | None = None, write_id: int | None = None) -> Write:
+    def write(
+        self, key: str, *, at: datetime | None = None, write_id: int | None = None, client: bool = True
+    ) -> Write:
         """Record an acknowledged write at copy ``key`` (the caller checked it accepts writes).
 
-        ``write_id``: one reserved with :meth:`next_id`; by default a new one.
+        ``write_id``: one reserved with :meth:`next_id`; by default a new one. ``client`` False: a
+        commit no client was told of (see :class:`Write`).
         """
         self.sync()
         copy = self.copies[key]
@@ -191,7 +198,7 @@ class DataPlane:
             write_id = self.next_id()
         elif write_id in self.writes:
             raise ValueError(f"write {write_id} is already recorded")
-        write = Write(write_id, copy.store, copy.region, copy.key, at or self._now())
+        write = Write(write_id, copy.store, copy.region, copy.key, at or self._now(), client)
         self.writes[write.id] = write
         copy.receive(write.id)
         return write
@@ -240,6 +247,19 @@ class DataPlane:
         oldest = min(self.writes[w].at for w in tail)
         return max(0.0, (self._now() - oldest).total_seconds())
 
+    def last_replayed_at(self, target: str) -> datetime | None:
+        """Commit instant of the latest write ``target`` applied by replication (None: none yet, or no
+        link). A link applies its source's writes in commit order, so every write committed before
+        it is applied too: what ``pg_last_xact_replay_timestamp()`` reports on a PostgreSQL standby
+        ("the time stamp of the last transaction replayed during recovery ... the time at which the
+        commit or abort WAL record for that transaction was generated on the primary",
+        https://www.postgresql.org/docs/current/functions-admin.html#FUNCTIONS-RECOVERY-INFO-TABLE)."""
+        self.sync()
+        link = self.link_into(target)
+        if link is None or not link.arrived:
+            return None
+        return max(self.writes[wid].at for _, wid in link.arrived)
+
     def arrivals(self, target: str, since: datetime, until: datetime | None = None) -> list[float]:
         """Replication latency (seconds, commit to arrival) of each write the link into ``target``
         applied in ``[since, until)`` (a CloudWatch period), oldest first; empty if no link."""
@@ -256,8 +276,8 @@ class DataPlane:
         return set(self.copies[key].present)
 
     def acknowledged(self, store: Store) -> list[Write]:
-        """Every acknowledged write to ``store``, oldest first."""
-        return [w for w in self.writes.values() if w.store is store]
+        """Every acknowledged client write to ``store``, oldest first."""
+        return [w for w in self.writes.values() if w.store is store and w.client]
 
     def missing(self, key: str, among: Iterable[Write]) -> list[Write]:
         """Writes of ``among`` that copy ``key`` does not hold."""

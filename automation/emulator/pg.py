@@ -28,7 +28,8 @@ acknowledged write the copy does not hold, :mod:`automation.emulator.data`), mea
 servers: each acknowledged write is stamped with its virtual instant and the writer's WAL position
 after its commit (``pg_current_wal_lsn()``); the standby's ``pg_last_wal_replay_lsn()`` says which
 of them it has replayed. The LSN stamp is at or after the commit record's end, so the lag is never
-under-stated.
+under-stated. ``ReplicaLag`` of RDS for PostgreSQL (``now() - pg_last_xact_replay_timestamp()``) is
+read the same way: the virtual stamp of the latest write replayed (:meth:`PgDatabases.last_replayed_at`).
 """
 
 from __future__ import annotations
@@ -297,6 +298,29 @@ class PgDatabases:
         if not behind:
             return 0.0
         return max(0.0, (self.now() - min(behind)).total_seconds())
+
+    def last_replayed_at(self, key: str) -> datetime | None:
+        """Virtual commit instant of the latest acknowledged write ``key``'s standby has replayed (None:
+        none, or ``key`` is not a running standby): ``pg_last_xact_replay_timestamp()`` on the virtual
+        clock. The real function answers in wall-clock time, which says nothing about virtual time
+        (see the module's note), so it is read as :meth:`lag_seconds` reads lag: from the writes'
+        virtual stamps and WAL positions against the standby's ``pg_last_wal_replay_lsn()``. A write
+        counts as replayed only once the replay position has passed its stamp (at or after its commit
+        record), so the instant is never later than the real one: the lag published from it is never
+        under-stated."""
+        server = self.servers.get(key)
+        source = self.source_name(key)
+        if server is None or source is None or not server.running:
+            return None
+        try:
+            replayed = replay_status(server).replay_lsn
+        except PostgresError:
+            return None
+        if replayed is None:
+            return None
+        with self._lock:
+            done = [a.at for a in self.acks if a.server == source and a.lsn is not None and a.lsn <= replayed]
+        return max(done) if done else None
 
     def app_credentials(self) -> dict[str, str]:
         """The application's login (what the replicated secret holds). The servers trust 127.0.0.1

@@ -57,6 +57,15 @@ CREATE TABLE IF NOT EXISTS ledger (
 """The ledger table. ``amount`` holds :data:`lambdas.api.payments.MAX_AMOUNT` exactly; ``region`` is
 the region whose function wrote the row."""
 
+MARKER_DDL = """\
+CREATE TABLE IF NOT EXISTS ledger_marker (
+    marker       text NOT NULL,
+    committed_at timestamptz NOT NULL DEFAULT clock_timestamp()
+)"""
+"""The runbook's markers, apart from the payments: a row per marker the marker function committed."""
+
+MARK_SQL = "INSERT INTO ledger_marker (marker) VALUES (:marker) RETURNING CAST(committed_at AS text)"
+
 # Columns as the API shows them, all as text: created_at in the API's own format (UTC, milliseconds, Z).
 _COLUMNS = (
     "payment_id, amount::text, currency, customer_id, region, "
@@ -220,6 +229,16 @@ class Ledger:
             raise LedgerConflict(payment_id)
         outcome, *columns = rows[0]
         return LedgerEntry(inserted=outcome == "inserted", payment=_payment(columns))
+
+    def mark(self, marker: str) -> str:
+        """Commit one row in :data:`MARKER_DDL`'s table (not a payment); its commit instant, as text.
+
+        The runbook's PostgreSQL zero-lag proof needs a commit on a drained source
+        (``lambdas/failover/steps.py``, ``replay_evidence``). Raises LedgerUnavailable (on a replica:
+        NotWriter, the server's own refusal)."""
+        self._execute(MARKER_DDL, {})
+        rows = self._execute(MARK_SQL, {"marker": marker})
+        return str(rows[0][0]) if rows else ""
 
     def read(self, payment_id: str) -> dict[str, Any] | None:
         """The stored payment, or None (also when no payment was ever written: no table yet).
@@ -414,7 +433,10 @@ def ssl_context(target: DriverLedger) -> ssl.SSLContext | bool:
         return False
     if target.sslmode == "verify-full":
         return ssl.create_default_context(cafile=target.ca_bundle)
-    context = ssl.create_default_context()
+    # Not create_default_context(): it loads the system CA store, which ``require`` never consults,
+    # and the driver makes a context per statement.
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
     context.check_hostname = False
     context.verify_mode = ssl.CERT_NONE
     return context

@@ -196,6 +196,8 @@ KEYS: dict[str, KeySpec] = {
     "notifyTopicArn": KeySpec("an SNS topic ARN", _arn("sns"), region_key="drRegion"),
     "notifyKeyArn": KeySpec("a KMS key ARN", _arn("kms"), _O, "drRegion"),
     "dataKeyArns": KeySpec("a list of KMS key ARNs", _arns("kms"), _O),
+    # the lock table's key (the runbook role's DynamoDB calls on it use it: components/runbook_iam.py)
+    "lockTableKeyArn": KeySpec("a KMS key ARN", _arn("kms"), _O, "drRegion"),
     # the receipts buckets (a planned change waits for their replication to drain)
     "primaryBucketName": KeySpec(_TEXT, _string, _O),
     "drBucketName": KeySpec(_TEXT, _string, _O),
@@ -331,6 +333,7 @@ class RunbookContext:
     # what the runbook's permissions name besides the above (components/runbook_iam.py)
     notify_key_arn: str | None = None
     data_key_arns: tuple[str, ...] = ()
+    lock_table_key_arn: str | None = None
     # the receipts buckets, replicating into each other (absent in older outputs: not waited for)
     primary_bucket_name: str | None = None
     dr_bucket_name: str | None = None
@@ -399,6 +402,7 @@ class RunbookContext:
             dr_kms_key_arn=opt("drKmsKeyArn"),
             notify_key_arn=opt("notifyKeyArn"),
             data_key_arns=names("dataKeyArns"),
+            lock_table_key_arn=opt("lockTableKeyArn"),
             primary_bucket_name=opt("primaryBucketName"),
             dr_bucket_name=opt("drBucketName"),
             generation=opt(GENERATION_KEY),

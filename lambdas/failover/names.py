@@ -14,6 +14,7 @@ The program's naming helper (``components/naming.py``) uses the same :func:`fit`
 from __future__ import annotations
 
 import hashlib
+import re
 from datetime import UTC, datetime
 
 HASH_LENGTH = 7
@@ -134,3 +135,23 @@ def generation_parameter_name(latch_parameter_name: str) -> str:
     the runbook only reads it (``lambdas/failover/preflight.py``), so the two never fight.
     """
     return f"{latch_parameter_name}{GENERATION_PARAMETER_SUFFIX}"
+
+
+LAMBDA_FUNCTION_NAME_MAX = 64
+"""Function names: 1-64 characters (Lambda API Reference, CreateFunction, ``FunctionName``:
+https://docs.aws.amazon.com/lambda/latest/api/API_CreateFunction.html)."""
+
+LEDGER_MARKER_SUFFIX = "ledger-marker"
+
+
+def ledger_marker_function_name(prefix: str) -> str:
+    """The ledger marker function of the deployment whose names start with ``prefix``
+    (``<app>-<environment>``), the same name in each region: ``<prefix>-ledger-marker``, lower case,
+    no doubled hyphen, fitted to Lambda's 64 characters. The program names the function with it
+    (``components/serverless.py``) and the runbook invokes it by it.
+
+    The function commits one marker row on its region's database when the runbook invokes it: the
+    commit after a drain that the RDS for PostgreSQL zero-lag proof needs (``steps.replay_evidence``).
+    """
+    name = re.sub(r"-{2,}", "-", f"{prefix.strip('-')}-{LEDGER_MARKER_SUFFIX}".lower())
+    return fit(name, LAMBDA_FUNCTION_NAME_MAX)

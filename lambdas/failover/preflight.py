@@ -272,10 +272,11 @@ class _Preflight:
             ("drKmsKeyArn", ctx.dr_kms_key_arn),
             ("primaryKmsKeyArn", ctx.primary_kms_key_arn),
             *(("dataKeyArns", arn) for arn in ctx.data_key_arns),
+            ("lockTableKeyArn", ctx.lock_table_key_arn),
         ]
         seen: set[str] = set()
         for key, arn in named:
-            if not arn or (key == "dataKeyArns" and arn in seen):
+            if not arn or (key in ("dataKeyArns", "lockTableKeyArn") and arn in seen):
                 continue
             seen.add(arn)
             side: Side = "primary" if arn.split(":")[3] == ctx.primary_region else "dr"

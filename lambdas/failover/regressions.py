@@ -47,6 +47,12 @@ class Regression(StrEnum):
     """The zero-lag wait takes any single zero datapoint of a minute after the drain as proof,
     although it may have been sampled before a write committed late in the drain (breaks no_loss)."""
 
+    PG_ZERO_LAG_DATAPOINTS = "pg-zero-lag-datapoints"
+    """RDS for PostgreSQL's planned changes wait for two zero ``ReplicaLag`` minutes after the drain, as
+    MySQL's do. The documented PostgreSQL metric (``now() - pg_last_xact_replay_timestamp()``) grows
+    on a caught-up replica of a drained source, so the wait never ends (breaks converges: a failback
+    gives up and undoes its drain, every time)."""
+
     SKIP_STORE_DRAIN = "skip-store-drain"
     """A planned change moves the writer once the database is at zero lag, without waiting for the
     receipts' S3 replication to drain (breaks no_loss in the receipts store)."""

@@ -75,6 +75,7 @@ from lambdas.failover.names import (
     UNPLANNED_SNAPSHOT_PREFIX,
     failover_instance_id,
     kept_snapshot_id,
+    ledger_marker_function_name,
     retained_instance_id,
 )
 from lambdas.failover.regressions import Regression
@@ -656,22 +657,113 @@ def zero_lag_evidence(points: list[tuple[datetime, float]], drained: datetime) -
     return True, f"0 at {t0:%H:%M:%S} and {t1:%H:%M:%S}"
 
 
+REPLAY_MARGIN = timedelta(seconds=5)
+"""How much later than the drain's end a replayed commit must be to prove anything: it covers the
+skew between the clocks involved (the runbook's, the source's that stamps the commit, the replica's
+``now()``, CloudWatch's minute), each kept by NTP to well under a second."""
+
+MARKER_AFTER = 2 * REPLAY_MARGIN
+"""How long after the drain's end the runbook causes its marker commit, so that the commit's own
+timestamp is past ``drained + REPLAY_MARGIN`` whatever the skew."""
+
+
+def replay_evidence(points: list[tuple[datetime, float]], drained: datetime) -> tuple[bool, str]:
+    """Whether RDS for PostgreSQL ``ReplicaLag`` datapoints (one-minute ``Minimum``) prove that the
+    replica replayed a commit made after the drain ended at ``drained``.
+
+    The metric is ``now() - pg_last_xact_replay_timestamp()``
+    (https://docs.aws.amazon.com/AmazonRDS/latest/UserGuide/USER_PostgreSQL.Replication.ReadReplicas.Monitor.html):
+    it grows on a caught-up replica of a source that commits nothing, so after a drain it is never
+    0 and the MySQL proof (:func:`zero_lag_evidence`) never ends. What it does say: a datapoint of
+    the minute starting at ``m`` with minimum ``L`` had a sample at some ``s >= m`` whose last
+    replayed commit was made at ``s - L >= m - L``. PostgreSQL replays WAL in commit order, so when
+    ``m - L`` is after the drain's end (by :data:`REPLAY_MARGIN`), every commit made before the drain
+    ended, so every write the drain let through, is on the replica. One such datapoint suffices: a
+    standby never un-replays. The commit after the drain is the runbook's marker (:data:`MARKER_AFTER`).
+    Returns (proven, what was seen).
+    """
+    threshold = drained + REPLAY_MARGIN
+    best: tuple[datetime, datetime, float] | None = None
+    for t, v in points:
+        if v < 0:
+            continue  # not documented for PostgreSQL; proves nothing
+        replayed_by = t - timedelta(seconds=float(v))
+        if best is None or replayed_by > best[0]:
+            best = (replayed_by, t, float(v))
+    if best is None:
+        return False, f"no datapoint of a minute that began after the drain ended ({drained:%H:%M:%S})"
+    replayed_by, t, v = best
+    seen = f"{v:g} at {t:%H:%M:%S}: replayed a commit of {replayed_by:%H:%M:%S} or later"
+    if replayed_by > threshold:
+        return True, f"{seen}, after the drain ended ({drained:%H:%M:%S})"
+    return False, f"{seen}, not after the drain ended ({drained:%H:%M:%S}) by {REPLAY_MARGIN.seconds} s"
+
+
 @dataclass(frozen=True)
 class Lag:
-    """One replication series whose zero, after the drain, proves a store holds every write."""
+    """One replication series whose value, after the drain, proves a store holds every write.
+
+    ``marker``: for RDS for PostgreSQL, the source's side and its ledger marker function: the proof
+    is a replayed commit after the drain (:func:`replay_evidence`), which the marker provides; else
+    None and the proof is zero (:func:`zero_lag_evidence`)."""
 
     side: Side
     namespace: str
     metric: str
     dims: Mapping[str, str]
+    marker: tuple[Side, str] | None = None
 
     def describe(self) -> str:
         return f"{self.namespace} {self.metric} ({', '.join(self.dims.values())})"
 
 
-def database_lag(side: Side, metric: str, dims: Mapping[str, str]) -> Lag:
-    """The relational database's lag (``ReplicaLag``), read in the replica's region."""
-    return Lag(side, "AWS/RDS", metric, dims)
+def database_lag(
+    ctx: RunbookContext, side: Side, metric: str, dims: Mapping[str, str], engine: str | None = None
+) -> Lag:
+    """The relational database's lag (``ReplicaLag``), read in the replica's region (``side``).
+
+    ``engine`` (the replica's ``Engine``, DescribeDBInstances) chooses the proof: PostgreSQL's
+    ``ReplicaLag`` needs a commit after the drain on the source (:func:`replay_evidence`), MySQL's
+    and MariaDB's read 0 once caught up (:func:`zero_lag_evidence`)."""
+    postgres = metric == "ReplicaLag" and str(engine or "").startswith("postgres")
+    if not postgres or regressions.on(Regression.PG_ZERO_LAG_DATAPOINTS):
+        return Lag(side, "AWS/RDS", metric, dims)
+    source: Side = "dr" if side == "primary" else "primary"
+    return Lag(
+        side,
+        "AWS/RDS",
+        metric,
+        dims,
+        (source, ledger_marker_function_name(f"{ctx.app_name}-{ctx.environment}")),
+    )
+
+
+def _commit_marker(clients: Clients, lag: Lag, drained: datetime, step: str) -> str:
+    """Have the source's ledger marker function commit a marker row; says what happened.
+
+    Not an error when it fails: the wait goes on (and gives up at its budget, undoing a failback's
+    drain). The marker is no client write: the drain's promise is about what clients may still
+    commit, and the marker function serves no client request.
+    """
+    assert lag.marker is not None
+    side, name = lag.marker
+    payload = json.dumps({"marker": f"drain-{drained:%Y%m%dT%H%M%SZ}", "step": step}).encode()
+    try:
+        answer = clients.lambda_(side).invoke(
+            FunctionName=name, InvocationType="RequestResponse", Payload=payload
+        )
+        body = json.loads(answer["Payload"].read() or b"{}")
+    except ClientError as exc:
+        code = exc.response.get("Error", {}).get("Code", "ClientError")
+        log_event(logging.WARNING, "marker not committed", step=step, function=name, code=code)
+        return f"marker function {name} not invoked ({code})"
+    except (BotoCoreError, ValueError) as exc:
+        log_event(logging.WARNING, "marker not committed", step=step, function=name, error=str(exc))
+        return f"marker function {name} not invoked ({type(exc).__name__})"
+    if answer.get("FunctionError") or not isinstance(body, dict) or not body.get("committed"):
+        reason = body.get("reason") if isinstance(body, dict) else None
+        return f"marker not committed by {name}: {reason or body}"
+    return f"marker committed on {body.get('database', 'the source')}"
 
 
 def receipts_lag(ctx: RunbookContext, source: Side, target: Side) -> list[Lag]:
@@ -725,7 +817,7 @@ def _wait_lossless(
                     lag.namespace,
                     lag.metric,
                     lag.dims,
-                    "Maximum",
+                    "Maximum" if lag.marker is None else "Minimum",
                     timedelta(hours=1),
                     timedelta(minutes=5),
                 )
@@ -736,9 +828,18 @@ def _wait_lossless(
                     if results
                     else []
                 )
-                proven, seen = zero_lag_evidence(points, drained)
+                if lag.marker is None:
+                    proven, seen = zero_lag_evidence(points, drained)
+                    if not proven:
+                        waiting.append(f"{lag.describe()} not yet proven 0 after the drain: {seen}")
+                    continue
+                proven, seen = replay_evidence(points, drained)
                 if not proven:
-                    waiting.append(f"{lag.describe()} not yet proven 0 after the drain: {seen}")
+                    if now >= drained + MARKER_AFTER:
+                        seen = f"{seen}; {_commit_marker(clients, lag, drained, step)}"
+                    waiting.append(
+                        f"{lag.describe()} not yet proven to hold every write of the drain: {seen}"
+                    )
             if not waiting:
                 return None
             note = "; ".join(waiting)
@@ -810,8 +911,9 @@ def _refuse_unprotected(ctx: RunbookContext, clients: Clients, step: str) -> Non
         raise StepFailed(
             step,
             f"{ident} in {ctx.dr_region} is not replicating from the writer (it is a standalone instance "
-            "while the latch says standby): promoting it would serve a frozen copy. Re-create it as a "
-            f"read replica of region A's writer, then fail over. Nothing was changed",
+            "while the latch says standby): promoting it would serve a frozen copy. Re-seed it, then fail "
+            "over: `pulumi up -s dr` with dr:active false creates a new read replica of region A's writer "
+            '(README, "Protected again"). Nothing was changed',
             code="NotReplicating",
         )
 
@@ -1252,7 +1354,15 @@ def _promote_database(ctx: RunbookContext, clients: Clients, params: Mapping[str
         planned = source_answers and not params.get("allowDataLoss")
         if replicating and instance.get("DBInstanceStatus") == "available" and planned:
             # Region A answers: a planned change, lossless (drain, then zero lag after it).
-            pending = _planned_wait(ctx, clients, params, "ReplicaLag", {"DBInstanceIdentifier": ident}, step)
+            pending = _planned_wait(
+                ctx,
+                clients,
+                params,
+                "ReplicaLag",
+                {"DBInstanceIdentifier": ident},
+                step,
+                instance.get("Engine"),
+            )
             if pending is not None:
                 return _in_progress(pending, instance=ident)
         note = ""
@@ -1276,6 +1386,7 @@ def _planned_wait(
     metric: str,
     dims: Mapping[str, str],
     step: str,
+    engine: str | None = None,
 ) -> str | None:
     """A planned failover: region A was fenced (its stamp in the journal); drain, then zero lag."""
     stamp = _parse_time(read_journal(clients, ctx).get("primaryStoppedAt"))
@@ -1286,7 +1397,7 @@ def _planned_wait(
             "the failover again (fence_primary stamps it), or pass allowDataLoss to promote anyway",
             code="NotFenced",
         )
-    lags = [database_lag("dr", metric, dims), *receipts_lag(ctx, "primary", "dr")]
+    lags = [database_lag(ctx, "dr", metric, dims, engine), *receipts_lag(ctx, "primary", "dr")]
     return _wait_lossless(clients, params, stopped_at=stamp, lags=lags, step=step)
 
 
@@ -1880,7 +1991,9 @@ def wait_replication_lag(ctx: RunbookContext, clients: Clients, params: Mapping[
         if not instance.get("ReadReplicaSourceDBInstanceIdentifier"):
             return _already(f"{fb_id} is already promoted: no lag to wait for")
         lags = [
-            database_lag("primary", "ReplicaLag", {"DBInstanceIdentifier": fb_id}),
+            database_lag(
+                ctx, "primary", "ReplicaLag", {"DBInstanceIdentifier": fb_id}, instance.get("Engine")
+            ),
             *receipts_lag(ctx, "dr", "primary"),
         ]
     stamp = _parse_time(read_journal(clients, ctx).get("drStoppedAt"))

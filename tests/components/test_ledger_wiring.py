@@ -22,6 +22,8 @@ from components.config import ConfigError, parse
 from components.ledger_access import FUNCTION_ENDPOINTS, LedgerPath, ledger_path
 from components.serverless import LEDGER_DRIVER_DISTRIBUTIONS, lambda_code
 from lambdas.api.config import DataApiLedger, DriverLedger, ledger_from_env
+from lambdas.failover.clients import DR_SETTINGS, PRIMARY_SETTINGS
+from lambdas.failover.names import ledger_marker_function_name
 from tests.components.conftest import synthesize
 from tests.components.test_config import BASE
 
@@ -201,3 +203,42 @@ def test_the_bundle_carries_the_driver_as_python_source_importable_on_its_own(tm
     result = subprocess.run([sys.executable, "-S", "-c", probe], capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip().startswith(str(tmp_path)), result.stdout
+
+
+@pytest.mark.parametrize(("stack", "overrides", "region", "path"), SYNTHESES, ids=IDS)
+def test_the_ledger_marker_function_reaches_its_regions_database_and_nothing_else(
+    stack: str, overrides: dict[str, Any], region: str, path: LedgerPath
+) -> None:
+    """The commit after a drain that the RDS for PostgreSQL zero-lag proof needs (lambdas/api/marker.py,
+    lambdas/failover/steps.py ``replay_evidence``): on the driver path each region has the function
+    under the name the runbook invokes, reaching the database as the payments function does, with a
+    role that may reach the database and write its logs and nothing more (no table, bucket or queue),
+    and no reserved concurrency (the fence never throttles it; no client request reaches it). Aurora
+    needs none: its switchover waits for the secondary itself."""
+    s = synthesize(stack, overrides)
+    markers = [f for f in s.by_type("aws:lambda/function:Function") if f.name.endswith("-ledger-marker")]
+    if path is LedgerPath.DATA_API:
+        assert markers == [], [f.name for f in markers]
+        return
+    (marker,) = markers
+    payments = payments_function(s)
+    prefix = payments.inputs["name"].removesuffix("-payments")
+    assert marker.inputs["name"] == ledger_marker_function_name(prefix), (marker.name, marker.inputs["name"])
+    assert marker.inputs["handler"] == "lambdas.api.marker.handler"
+    env = marker.inputs["environment"]["variables"]
+    assert ledger_from_env(env, region) == ledger_from_env(
+        payments.inputs["environment"]["variables"], region
+    )
+    assert marker.inputs["vpcConfig"] == payments.inputs["vpcConfig"], f"{marker.name} ({marker.urn})"
+    assert marker.inputs.get("reservedConcurrentExecutions") in (None, -1), marker.inputs
+    # The runbook invokes it synchronously: it must answer within the runbook client's read timeout.
+    assert marker.inputs["timeout"] < min(PRIMARY_SETTINGS.read_timeout, DR_SETTINGS.read_timeout), (
+        marker.inputs
+    )
+    policies = [p for p in s.by_type("aws:iam/rolePolicy:RolePolicy") if p.name.endswith("-marker-policy")]
+    assert len(policies) == 1, [p.name for p in policies]
+    granted = json.loads(policies[0].inputs["policy"])["Statement"]
+    ledger = {sid: st for sid, st in statements(s).items() if sid.startswith(("Ledger", "VpcInterfaces"))}
+    others = [st for st in granted if st.get("Sid") not in ledger]
+    assert [st["Action"] for st in others if "logs:" not in json.dumps(st["Action"])] == [], others
+    assert {st["Sid"]: st for st in granted if st.get("Sid") in ledger} == ledger

@@ -53,8 +53,8 @@ E2_RUNBOOK_FAILBACK = (
 )
 E3_AURORA_DECLARED = "E3 Aurora dr:active true does not promote: until the runbook's promote step region B takes traffic without a writer"
 E4_RESEED = (
-    "E4 rds-replica re-seeding after failback is manual (README): region B's promoted instance stays standalone, "
-    "so the system is not protected again, the next failover promotes a stale copy, and the next failback's "
+    "E4 rds-replica after a failback: unless the dr update re-seeds it, region B's promoted instance stays "
+    "standalone, so the system is not protected again, the next failover promotes a stale copy, and the next failback's "
     "replica identifier is taken by region A's released writer"
 )
 
@@ -99,7 +99,7 @@ PLAN_CASES = [
     case("declared-runbook", AURORA),
     case("runbook-runbook", RDS),
     case("runbook-runbook", AURORA),
-    case("twice", RDS, E4_RESEED),
+    case("twice", RDS),
     case("twice", AURORA),
     case("upgrade", AURORA),
 ]
@@ -122,7 +122,7 @@ TRAFFIC_CASES = [
     case("declared-runbook", AURORA),
     case("runbook-runbook", RDS),
     case("runbook-runbook", AURORA),
-    case("twice", RDS, E4_RESEED),
+    case("twice", RDS),
     case("twice", AURORA),
     case("upgrade", AURORA),
 ]
@@ -144,6 +144,7 @@ LAG_CASES = [
     case("declared-runbook", AURORA),
     case("runbook-runbook", RDS),
     case("runbook-runbook", AURORA),
+    case("twice", RDS),
     case("upgrade", AURORA),
 ]
 
@@ -154,14 +155,15 @@ def test_the_replica_lag_alarm_means_something_after_every_update(scenario: str,
 
 
 END_CASES = [
-    case("declared-iac", RDS, E4_RESEED),
+    case("declared-iac", RDS),
     case("declared-iac", AURORA),
-    case("runbook-iac", RDS, E4_RESEED),
+    case("runbook-iac", RDS),
     case("runbook-iac", AURORA),
-    case("declared-runbook", RDS, E4_RESEED),
+    case("declared-runbook", RDS),
     case("declared-runbook", AURORA),
-    case("runbook-runbook", RDS, E4_RESEED),
+    case("runbook-runbook", RDS),
     case("runbook-runbook", AURORA),
+    case("twice", RDS),
     case("upgrade", AURORA),
 ]
 
@@ -246,8 +248,13 @@ def test_f2_rds_routine_update_after_complete_keeps_b_standalone_and_releases_a_
     assert (failback.protect, failback.retain_on_delete) == (False, True), (
         "aws:rds/instance:Instance dr-data-db-failback"
     )
+    # ... with region B's promoted instance, which the new replica replaces (E4).
     assert complete.outputs["releasedOnNextUpdate"] == [
-        {"type": "aws:rds/instance:Instance", "id": failback.inputs["identifier"]}
+        {"type": "aws:rds/instance:Instance", "id": failback.inputs["identifier"]},
+        {
+            "type": "aws:rds/instance:Instance",
+            "id": complete.named("dr-data-db-instance").inputs["identifier"],
+        },
     ]
     replicate = step(lc, "IaC failback phase replicate")
     assert [p.name for p in replicate.plans if p.action is Action.CREATE and p.stateful] == [
@@ -331,10 +338,101 @@ def test_e3_aurora_declared_failover_gives_region_b_a_writer() -> None:
     assert o.writer_region == "B", f"{E3_AURORA_DECLARED}: after dr:active true: {o.line()}"
 
 
-@pytest.mark.xfail(strict=True, reason=E4_RESEED)
 def test_e4_rds_failback_protects_region_b_again() -> None:
     o = run("declared-iac", RDS).results[-1].observation
-    assert o.protected, f"after the failback: {o.line()}"
+    assert o.protected, f"{E4_RESEED}: after the failback: {o.line()}"
+
+
+def _dr_instances(lc: Lifecycle) -> dict[str, str]:
+    """Region B's RDS instances in the dr stack's state: logical name -> identifier."""
+    return {
+        r.name: r.inputs["identifier"]
+        for r in lc.state["dr"].values()
+        if r.type == "aws:rds/instance:Instance" and r.region == "us-west-2"
+    }
+
+
+@pytest.mark.parametrize(
+    ("scenario", "reseed_step", "writer"),
+    [
+        # IaC failback: `complete` re-seeds from the failback instance the same update declares.
+        ("declared-iac", "IaC failback phase complete", "pilotlight-production-us-east-1-db-failback"),
+        ("runbook-iac", "IaC failback phase complete", "pilotlight-production-us-east-1-db-failback"),
+        # Runbook failback (rename to replace): the first standby update re-seeds from <primary>.
+        ("declared-runbook", "routine update: dr:active false", "pilotlight-production-us-east-1-db"),
+        ("runbook-runbook", "routine update: dr:active false", "pilotlight-production-us-east-1-db"),
+    ],
+)
+def test_e4_the_update_after_a_failback_gives_region_b_a_new_replica_of_region_a_writer(
+    scenario: str, reseed_step: str, writer: str
+) -> None:
+    # E4: a promoted instance cannot replicate again; the update after the failback creates the next
+    # generation as a cross-region replica of region A's writer and releases (never deletes) the old one.
+    lc = run(scenario, RDS)
+    r = step(lc, reseed_step)
+    old, new = "pilotlight-production-us-west-2-db", "pilotlight-production-us-west-2-db-g1"
+    created = [
+        (p.name, p.action)
+        for p in r.plans
+        if p.type == "aws:rds/instance:Instance" and p.action is not Action.SAME
+    ]
+    assert created == [("dr-data-db-instance-g1", Action.CREATE)], (
+        f"{E4_RESEED}: stateful changes at {reseed_step!r}: {created}"
+    )
+    live = lc.world.dbs[new]
+    assert (live.source, live.region, lc.world.writer) == (writer, "us-west-2", writer), (
+        f"aws:rds/instance:Instance dr-data-db-instance-g1 ({new}) must replicate from the writer {writer}: {live}"
+    )
+    # Encrypted with region B's key; the cross-region source is given as an ARN.
+    s = next(s for s in lc.syntheses if "dr-data-db-instance-g1" in {x.name for x in s.resources})
+    seeded = s.named("dr-data-db-instance-g1")
+    assert seeded.inputs["replicateSourceDb"] == f"arn:aws:rds:us-east-1:123456789012:db:{writer}", (
+        seeded.inputs
+    )
+    assert ":us-west-2:" in seeded.inputs["kmsKeyId"], seeded.inputs["kmsKeyId"]
+    # The old generation is released: unprotected this update, retained, listed, never deleted.
+    gone = s.named("dr-data-db-instance")
+    assert (gone.protect, gone.retain_on_delete) == (False, True), (
+        "aws:rds/instance:Instance dr-data-db-instance"
+    )
+    assert {"type": "aws:rds/instance:Instance", "id": old} in s.outputs["releasedOnNextUpdate"]
+    assert lc.world.dbs[old].source is None, f"{old} is kept in AWS as it was"
+    assert not [p for res in lc.results for p in res.plans if p.stateful and p.action is Action.DELETE]
+    # Everything that names region B's database follows the new replica in the same update.
+    ctx = s.outputs["runbook"]
+    assert (ctx["drDbInstanceId"], s.outputs["drDbInstanceId"]) == (new, new), "runbook context / outputs"
+    (alarm,) = [a for a in r.observation.lag_alarms if a.name == "dr-obs-replica-lag"]
+    assert (alarm.watches, alarm.state) == (new, "OK"), f"aws:cloudwatch/metricAlarm:MetricAlarm {alarm}"
+    env = s.named("dr-api-payments").inputs["environment"]["variables"]
+    assert env["DB_INSTANCE_ID"] == new, "aws:lambda/function:Function dr-api-payments DB_INSTANCE_ID"
+
+
+def test_e4_twice_the_second_failover_promotes_the_new_replica_and_no_identifier_collides() -> None:
+    lc = run("twice", RDS)
+    second = [r for r in lc.results if r.label.startswith("declared failover")][1]
+    assert second.observation.writer == "pilotlight-production-us-west-2-db-g1", (
+        f"{E4_RESEED}: the second failover must promote the replica of the current writer: "
+        f"{second.observation.line()}"
+    )
+    failbacks = [
+        p
+        for r in lc.results
+        for p in r.plans
+        if p.name == "dr-data-db-failback" and p.action is Action.CREATE
+    ]
+    assert len(failbacks) == 2 and lc.stopped == 0
+    assert lc.world.writer == "pilotlight-production-us-east-1-db-failback-g1"
+    assert _dr_instances(lc) == {"dr-data-db-instance-g2": "pilotlight-production-us-west-2-db-g2"}
+    assert lc.results[-1].observation.protected
+    stateful = [
+        (r.index, p.label, p.action)
+        for r in lc.results
+        for p in r.plans
+        if p.stateful and p.action in (Action.REPLACE, Action.DELETE)
+    ]
+    assert stateful == [], f"stateful replacements or deletes across the cycle: {stateful}"
+    released = [x for x in lc.world.released if "aws:rds/instance:Instance" in x]
+    assert len(released) == 4, f"two failback writers and two old region-B instances released: {released}"
 
 
 def test_declared_failover_changes_nothing_stateful_in_place_of_region_a() -> None:
@@ -346,3 +444,15 @@ def test_declared_failover_changes_nothing_stateful_in_place_of_region_a() -> No
         assert touched and all(p.region == "us-west-2" for p in touched), [
             (p.name, p.region) for p in touched
         ]
+
+
+def test_e4_after_a_runbook_failback_the_next_update_releases_region_b_promoted_instance() -> None:
+    # The re-seeding update keeps the promoted instance once more, unprotected; the next one releases
+    # it (retain_on_delete: forgotten by the stack, kept in AWS), never deletes it, and stays protected.
+    lc = Lifecycle()
+    lc.run([*steps_for("runbook-runbook", RDS), Up("dr", "next routine update of the dr stack")])
+    last = lc.results[-1]
+    actions = {p.name: p.action for p in last.plans if p.type == "aws:rds/instance:Instance"}
+    assert actions == {"dr-data-db-instance": Action.RELEASE, "dr-data-db-instance-g1": Action.SAME}, actions
+    assert last.errors == [] and last.observation.protected, last.observation.line()
+    assert "pilotlight-production-us-west-2-db" in lc.world.dbs, "the released instance is kept in AWS"

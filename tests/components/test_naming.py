@@ -117,6 +117,27 @@ def test_the_names_the_runbook_generates_fit(mode: str) -> None:
         assert len(ident) <= names.RDS_IDENTIFIER_MAX, ident
 
 
+@pytest.mark.parametrize("generation", [1, 9, 10, 999])
+def test_the_generations_of_the_rds_replica_databases_fit_and_never_collide(generation: int) -> None:
+    # Issue 13, E4: each failback re-seeds region B under a new identifier, and the IaC failback of
+    # the next cycle creates region A's writer under a new one too; a released instance keeps its name,
+    # so no generation may share one with another, and every one fits RDS's 63 characters.
+    _, dr = _deployment(ENVS[0], "rds-replica")
+    runbook = dr.outputs["runbook"]
+    for base in (runbook["drDbInstanceId"], names.failback_instance_id(runbook["primaryDbInstanceId"])):
+        ids = [naming.generation_identifier(base, g) for g in range(generation + 1)]
+        assert ids[0] == base, "generation 0 keeps the deployed identifier (convention 6)"
+        assert all(len(i) <= names.RDS_IDENTIFIER_MAX for i in ids), [i for i in ids if len(i) > 63]
+        assert all(not i.endswith("-") and "--" not in i for i in ids), ids
+        assert len(set(ids)) == len(ids), f"two generations of {base} share a name"
+    # Region B's generations are found again from their identifiers (the live read's look-up).
+    dr_base = runbook["drDbInstanceId"]
+    ident = naming.generation_identifier(dr_base, generation)
+    assert naming.generation_of(dr_base, ident) == generation, ident
+    assert naming.generation_of(dr_base, dr_base + "-failback") is None
+    assert naming.generation_of(dr_base, dr_base + "-g0") is None
+
+
 def test_two_deployments_differing_only_at_the_end_of_their_environment_share_no_name() -> None:
     a = [n for n in named(*_deployment(ENVS[0], "aurora-global")) if n.limit.unique]
     b = [n for n in named(*_deployment(ENVS[1], "aurora-global")) if n.limit.unique]

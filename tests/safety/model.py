@@ -46,7 +46,7 @@ from lambdas.failover.clients import Clients, Side
 from lambdas.failover.context import RunbookContext
 from lambdas.failover.exceptions import StepFailed
 from lambdas.failover.handler import dispatch, parse_event
-from lambdas.failover.names import kept_snapshot_id
+from lambdas.failover.names import kept_snapshot_id, ledger_marker_function_name
 from lambdas.health_check import probe
 from tests.lambdas.failover.faults import Fault, access_denied_code, throttling_code
 from tests.lambdas.failover.harness import new_session
@@ -333,6 +333,11 @@ class Deployment:
                 REGION_B, world.context["drAsgName"], tuple(world.context["drFunctionNames"]), lambda: db_b
             )
         )
+        for region in (REGION_A, REGION_B):
+            emulator.register_marker_function(
+                region,
+                ledger_marker_function_name(f"{world.context['appName']}-{world.context['environment']}"),
+            )
         _provision_stores(world, emulator, app)
         holder: dict[str, Deployment] = {}
         health = _Health(lambda path: holder["d"]._endpoint(path))
@@ -833,13 +838,23 @@ class Deployment:
             start_second()
 
     def op_resume(self) -> None:
+        """The last run again, whatever it ended with (9B-4: no precondition beyond a run to resume).
+
+        An operator may re-run any run under its id, one that completed too (the CLI's ``--run-id``
+        accepts any id a run printed); an in-process run resumed under its id re-enters the lock it
+        may have died holding. A state machine run is started again as a new execution with the same
+        input (a redrive only continues a failed, aborted or timed-out one; a new execution covers
+        both). What it must do when the run had completed: change nothing it need not (never lower a
+        capacity autoscaling raised, judged in ``op_run``) and end done.
+        """
         self._count("resume")
-        if self.last_run and self.last_run.outcome != "done":
-            # The same run again: an in-process run resumed under its run id re-enters the lock it may
-            # have died holding (the CLI's --run-id); a state machine run is a new execution.
-            last = self.last_run
-            same = last.run_id if last.executor_name == "cli" else None
-            self.op_run(last.runbook, params=last.params, executor_name=last.executor_name, run_id=same)
+        last = self.last_run
+        if last is None:
+            return  # no run has been started: there is no run id to resume
+        if last.outcome == "done":
+            self._count(f"resume of a completed {last.runbook}")
+        same = last.run_id if last.executor_name == "cli" else None
+        self.op_run(last.runbook, params=last.params, executor_name=last.executor_name, run_id=same)
 
     def _dr_desired(self) -> int:
         try:
@@ -973,7 +988,9 @@ class Deployment:
 
         Aurora only *attempts* the ``rds:unplanned-global-failover-*`` snapshot, and an automated
         snapshot expires with the backup retention: the writes it holds are kept only by a manual
-        copy (a manual snapshot whose name says which failover it comes from).
+        snapshot that holds them, judged from its content (what the emulator says each cluster
+        snapshot holds: its cluster's content when taken, a copy its source's), never from its name
+        (9B-7: a snapshot taken after the rebuild bears any name and holds none of them).
         """
         emu = self.emulator
         for event in emu.events:
@@ -991,11 +1008,21 @@ class Deployment:
                 )["DBClusterSnapshots"]
             except (ClientError, BotoCoreError):
                 continue
-            if not any(s["DBClusterSnapshotIdentifier"] == kept_snapshot_id(source) for s in manual):
+            discarded = set(event.data["discarded"])
+            self._count("judged no_loss (writes an unplanned failover discarded)")
+            # This deployment's snapshots only (deployments may share an emulator and its write ids).
+            manual = [s for s in manual if self.owns(str(s.get("DBClusterIdentifier", "")))]
+            if not any(
+                discarded
+                <= (emu.snapshot_holds(region, str(s["DBClusterSnapshotIdentifier"])) or frozenset())
+                for s in manual
+            ):
+                named = [str(s["DBClusterSnapshotIdentifier"]) for s in manual]
                 self._violate(
                     "no_loss",
-                    f"{len(event.data['discarded'])} write(s) discarded by an unplanned failover survive only "
-                    f"in the automated snapshot {source}, which expires with the backup retention",
+                    f"{len(discarded)} write(s) discarded by an unplanned failover survive only in the automated "
+                    f"snapshot {source}, which expires with the backup retention: no manual snapshot holds them "
+                    f"(manual: {', '.join(named) or 'none'}; the runbook's copy would be {kept_snapshot_id(source)})",
                 )
 
     def _judge_traffic(self) -> None:
@@ -1016,27 +1043,52 @@ class Deployment:
         if self.traffic_due is None or run is None or emu.clock.now() < self.traffic_due:
             return
         self.traffic_due, self._due_run = None, None
-        serving_writers = [r for r in (REGION_A, REGION_B) if emu.serving(r) and emu.database_writable(r)]
-        if run.outcome == "stopped":
-            # A run that stops on its own decision after changing something must leave a safe
-            # serving state: a failback that drained region B and then gave up may not leave both
-            # regions dark. A run that changed nothing is not blamed for an outage it found.
-            if run.runbook == "failback" and run.mutated:
-                self._count("checked converges")
-            if run.runbook == "failback" and run.mutated and not serving_writers:
-                self._violate(
-                    "converges", f"a stopped failback left no region serving a writer: {run.detail[:160]}"
-                )
+        if run.outcome != "done" and not run.mutated:
+            # A run whose process ended without changing anything (a refusal, a lock held by
+            # another run) left the state it found: it is not blamed for an outage it found. Whether
+            # it changed anything is judged from the calls AWS received, not from its report.
             return
+        # Judged from AWS state whatever the run's report says (9B-3): a run that ended after
+        # changing AWS, ``done`` or ``stopped``, must leave a safe serving state once Route 53 has
+        # had its time: some region serves the writer and Route 53 answers it. A stopped run
+        # resumed before this falls due is judged by the resumed run's end instead (``op_run``
+        # supersedes the pending judgment with the next run that acts; ``settle`` resumes it).
+        serving_writers = [r for r in (REGION_A, REGION_B) if emu.serving(r) and emu.database_writable(r)]
         answer = self.where()
+        said = "completed" if run.outcome == "done" else "stopped"
+        writer_region = self.writer().split(":")[3]
+        self._count(f"judged traffic_follows_writer (after a {said} run)")
+        if run.outcome != "done":
+            self._count("checked converges")
         if serving_writers and answer not in serving_writers:
             self._violate(
                 "traffic_follows_writer",
-                f"after a {run.runbook} run, Route 53 answers {answer} but {serving_writers[0]} serves the writer",
+                f"after a {said} {run.runbook} run, Route 53 answers {answer} but {serving_writers[0]} "
+                "serves the writer",
             )
-        if not serving_writers and emu.reachable(REGION_B):
-            self._violate("traffic_follows_writer", f"after a {run.runbook} run, no region serves a writer")
-        self._count("judged traffic_follows_writer (after a completed run)")
+        if serving_writers:
+            return
+        if emu.reachable(writer_region):
+            # The writer AWS last made is in a region that answers, and nothing serves it: what
+            # keeps it from serving is the runbook's (a fence, a drain), not an outage. The same
+            # state gets the same verdict; its name says which promise: a completed run's (traffic
+            # follows the writer) or a stopped one's (a stopped run leaves a safe serving state).
+            invariant = "traffic_follows_writer" if run.outcome == "done" else "converges"
+            self._violate(
+                invariant,
+                f"after a {said} {run.runbook} run, no region serves a writer although the writer's region "
+                f"{writer_region} answers: {run.detail[:160]}",
+            )
+        elif run.outcome == "done" and emu.reachable(REGION_B):
+            # The writer is in a dark region. A stopped run may have found that outage and been
+            # unable to end it on its own decision (a planned failover refuses a switchover while
+            # region A is dark: seed 11): it is resumed or another run is started. A run that says it
+            # completed promises more: some region serves the writer (docs/safety.md).
+            self._violate(
+                "traffic_follows_writer",
+                f"after a completed {run.runbook} run, no region serves a writer (the writer's region "
+                f"{writer_region} is dark)",
+            )
         # Protected again, or refuse: after a failback region B's database may be left standalone
         # (re-seeding it is the IaC lifecycle's); what must not happen is a failover over it, which
         # op_run judges when one is started.
@@ -1069,6 +1121,13 @@ class Deployment:
         self.clear_faults()
         if not self.emulator.reachable(REGION_A):
             self.emulator.come_back(REGION_A)
+        due, last = self._due_run, self.last_run
+        unfinished = due is not None and last is not None and "done" not in (due.outcome, last.outcome)
+        if unfinished and due is not None and last is not None and due.runbook == last.runbook:
+            # The schedule ends with the operator resuming the unfinished runbook (the stopped run
+            # itself, or a later run of it that changed nothing, seed 37): its state is judged by
+            # the resumed run's end below (converges), not while settle waits out dead leases.
+            self.traffic_due, self._due_run = None, None
         # Long enough for the lock of any run that died holding it to expire (budget.LOCK_TTL_SECONDS).
         self.emulator.advance(max(600, LOCK_TTL_SECONDS + 60))
         if self.last_run is not None and self.last_run.outcome != "done":

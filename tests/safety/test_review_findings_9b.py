@@ -6,14 +6,16 @@ the finding; those fixed pass. The review's report lists the evidence for each.
 Not here: 9B-1 (fixed: the CI seed set reports each fixed example with its regressions back,
 ``test_schedules.test_ci_seeds_report_each_fixed_example_with_its_regression_back``), 9B-5
 (``test_schedules.test_ci_seeds_break_no_invariant`` passed under its strict xfail on m3, so the
-build failed; the mark is gone) and 9B-10 (seed 11 with ``skip-store-drain`` gives
-different verdicts in separate processes, the writer move at 12:56:45 or 12:56:46, an extra table
-write; about one run in three, too rarely for a strict expected failure: replay with
-``run_many([11], length=20)`` under ``regressed("skip-store-drain")`` in three fresh processes).
+build failed; the mark is gone). 9B-10 (seed 11 with ``skip-store-drain`` gave different verdicts
+in separate processes, the writer move at 12:56:45 or 12:56:46) is
+``test_9b_10_a_seed_gives_the_same_verdict_and_events_in_every_process``.
 """
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from collections.abc import Callable
 from typing import Any
 
@@ -22,6 +24,7 @@ import pytest
 from automation.emulator.data import Store
 from lambdas.failover.names import kept_snapshot_id
 from lambdas.failover.regressions import Regression
+from tests.lambdas.failover.faults import Fault, throttling_code
 from tests.lambdas.failover.world import REGION_A, REGION_B
 from tests.safety.model import TRAFFIC_GRACE, Deployment, RunState
 from tests.safety.regressions import regressed
@@ -80,11 +83,6 @@ def test_9b_3_control_a_done_failover_that_left_nothing_serving_is_reported(depl
     assert "traffic_follows_writer" in _judged_after(d, "done")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="9B-3: the after-run judgment reads the runbook's own outcome: a failover that reports "
-    "'stopped' after changing AWS is never judged, whatever state it left (model._judge_after_run)",
-)
 def test_9b_3_a_stopped_failover_that_left_nothing_serving_is_reported(deploy: Deploy) -> None:
     """9B-3, converges / traffic_follows_writer judged from AWS state alone: the same AWS state (both
     regions answer, neither serves a writer, a failover made mutating calls) must get the same
@@ -92,6 +90,80 @@ def test_9b_3_a_stopped_failover_that_left_nothing_serving_is_reported(deploy: D
     d = deploy("rds-replica")
     _no_region_serves_a_writer(d)
     assert set(_judged_after(d, "stopped")) & {"converges", "traffic_follows_writer"}
+
+
+def test_9b_3_a_stopped_run_is_not_blamed_for_an_outage_of_the_writer_s_region(deploy: Deploy) -> None:
+    """9B-3's judgment, not more (soak seed 11 with its first version): a planned Aurora failover
+    started while region A is dark scales region B, then is refused the switchover (every member
+    must be healthy) and stops. Nothing serves a writer, but the writer AWS last made is in the dark
+    region: the outage did that, and no run on its own decision can serve that writer (a planned
+    move needs region A); the run is resumed, or an unplanned failover started."""
+    d = deploy("aurora-global")
+    d.op_advance(60)
+    d.op_outage()
+    d.op_advance(120)
+    run = d.op_run("failover", params={"force": True, "planned": True})
+    assert run.outcome == "stopped" and run.mutated and "Switchover" in run.detail, run
+    d.op_advance(TRAFFIC_GRACE + 1)
+    assert not [v.invariant for v in d.judge()], [str(v) for v in d.violations]
+
+
+def _failover_stopped_after_the_fence(d: Deployment) -> RunState:
+    """A forced failover while region A answers: region B's Auto Scaling throttles past the
+    runbook's retries, so the run fences region A and stops at scale_web_tier, nothing promoted."""
+    d.op_advance(120)
+    d.add_fault(
+        Fault(service="auto-scaling", region=REGION_B, code=throttling_code("auto-scaling"), times=40)
+    )
+    run = d.op_run("failover", params={"force": True})
+    assert run.outcome == "stopped" and run.mutated and "scale_web_tier" in run.detail, run
+    assert not d.emulator.serving(REGION_A), "region A was not fenced"
+    return run
+
+
+def test_9b_3_settle_judges_a_stopped_run_by_its_resume(deploy: Deploy) -> None:
+    """9B-3, "or the run is resumed and then judged": the schedule's end resumes the last run (the
+    operator's answer to a stopped run); the state it stopped in is judged by the resumed run's end,
+    not while settle waits out the leases of dead runs (soak seed 37 with the first version)."""
+    d = deploy("rds-replica")
+    _failover_stopped_after_the_fence(d)
+    d.settle()
+    assert d.last_run is not None and d.last_run.outcome == "done", d.last_run
+    assert not d.violations, [str(v) for v in d.violations]
+
+
+def test_9b_3_settle_judges_a_stopped_run_by_its_resume_after_a_rerun_that_changed_nothing(
+    deploy: Deploy,
+) -> None:
+    """The same, when the run the schedule ends on is a later run of the same runbook that changed
+    nothing (soak seed 37: a second forced failover stopped where the first did): the stopped state
+    the first left is judged by settle's resume of the runbook, not while settle waits."""
+    d = deploy("rds-replica")
+    _failover_stopped_after_the_fence(d)
+    again = d.op_run("failover", params={"force": True})
+    assert again.outcome == "stopped" and not again.mutated, again
+    d.settle()
+    assert d.last_run is not None and d.last_run.outcome == "done", d.last_run
+    assert not d.violations, [str(v) for v in d.violations]
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="9B-3 finding, runbook: a forced failover over a live region A that stops before the "
+    "promotion (throttling in region B past the retries) leaves region A fenced and region B without "
+    "the writer: no region serves a writer until an operator resumes it (nothing rolls the fence back)",
+)
+def test_9b_3_runbook_a_failover_stopped_before_the_promotion_leaves_a_safe_serving_state(
+    deploy: Deploy,
+) -> None:
+    """converges, judged from AWS state since 9B-3: a run stopped on a failed step after changing AWS
+    leaves a safe serving state (some region serves the writer and Route 53 answers it) unless it is
+    resumed first. Here the failover fenced a region A that answered and served, then stopped with
+    nothing promoted: region A still holds the writer and answers, but nothing serves it."""
+    d = deploy("rds-replica")
+    _failover_stopped_after_the_fence(d)
+    d.op_advance(TRAFFIC_GRACE + 1)
+    assert not d.judge(), [str(v) for v in d.violations]
 
 
 class _Resumer:
@@ -108,11 +180,6 @@ class _Resumer:
         self.runs.append({"runbook": runbook, **kwargs})
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="9B-4: op_resume does nothing unless the last run is unfinished: re-running a run that "
-    "ended (the CLI's --run-id, an execution redriven) is physically possible but never drawn",
-)
 def test_9b_4_resume_has_no_precondition_beyond_physical_possibility() -> None:
     """9B-4, rules have no preconditions beyond physical possibility: an operator may resume (re-run
     under its run id) a run that already ended, e.g. a failover that said ``done``; single_flight's
@@ -123,12 +190,48 @@ def test_9b_4_resume_has_no_precondition_beyond_physical_possibility() -> None:
     assert rec.runs, "resuming a completed run started nothing"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="9B-6: the emulator completes every switchover it accepts; FailoverState never passes "
-    "through 'cancelling', so a switchover whose target's region goes dark makes the dark cluster "
-    "the writer and leaves region A read-only (nothing writable in either region)",
+@pytest.mark.parametrize(
+    ("mode", "runbook", "executor_name"),
+    [
+        ("rds-replica", "failover", "cli"),
+        ("rds-replica", "failover", "sfn"),
+        ("aurora-global", "failback", "cli"),
+    ],
 )
+def test_9b_4_a_completed_run_resumed_under_its_id_ends_done_and_changes_nothing(
+    deploy: Deploy, mode: str, runbook: str, executor_name: str
+) -> None:
+    """9B-4, single_flight and converges: what a resume of a completed run finds. The operator re-runs
+    a run that said ``done`` (the CLI under its ``--run-id``; Step Functions as a new execution with
+    the same input) after autoscaling raised region B: the re-run ends ``done`` (it says the run is
+    complete rather than refusing or asking for --force), makes no mutating call and never lowers the
+    capacity autoscaling raised (measured: every step answers already done)."""
+    d = deploy(mode)
+    d.op_outage()
+    d.op_advance(120)
+    assert d.op_run("failover", executor_name=executor_name).outcome == "done"
+    if runbook == "failback":
+        d.op_recover()
+        d.op_advance(600)
+        assert d.op_run("failback", executor_name=executor_name).outcome == "done"
+    d.op_advance(300)
+    d.op_autoscale()
+    raised = d._dr_desired()
+    first = d.last_run
+    assert first is not None
+    d.op_resume()
+    rerun = d.last_run
+    assert rerun is not first, "resuming a completed run started nothing"
+    assert d.exercised[f"run:{runbook}:{executor_name}"] == 2
+    if executor_name == "cli":
+        assert rerun.run_id == first.run_id, "the CLI resumes under the run's own id"
+    assert rerun.outcome == "done", f"a re-run of a completed {runbook}: {rerun.outcome}: {rerun.detail}"
+    assert not rerun.mutated, f"a re-run of a completed {runbook} changed AWS"
+    assert d._dr_desired() >= raised, f"region B's desired {raised} -> {d._dr_desired()}"
+    d.op_advance(TRAFFIC_GRACE + 1)
+    assert not d.judge(), [str(v) for v in d.violations]
+
+
 def test_9b_6_a_switchover_to_a_dark_target_is_cancelled_not_completed(deploy: Deploy) -> None:
     """9B-6, the emulator kinder (and less faithful) than AWS: the FailoverState API reference lists
     ``cancelling`` ("The request to switch over or fail over the global cluster was cancelled and
@@ -162,12 +265,6 @@ def test_9b_6_a_switchover_to_a_dark_target_is_cancelled_not_completed(deploy: D
     assert d.keys()[0] in writers, f"region A's cluster is not writable again: writers {writers}"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="9B-7: _judge_discarded accepts any manual snapshot bearing the runbook's name for the copy "
-    "(names.kept_snapshot_id), whatever it holds: a snapshot taken after the rebuild, which lacks "
-    "every discarded write, clears the no_loss violation",
-)
 def test_9b_7_discarded_writes_are_judged_from_the_snapshot_s_content_not_its_name(deploy: Deploy) -> None:
     """9B-7, no_loss judged from AWS state and the write log: after an unplanned Aurora failover the
     discarded writes must survive in a manual snapshot that *holds them*. With the runbook's copy
@@ -195,18 +292,50 @@ def test_9b_7_discarded_writes_are_judged_from_the_snapshot_s_content_not_its_na
 
 @pytest.mark.xfail(
     strict=True,
-    reason="9B-8: the emulator publishes a PostgreSQL replica's ReplicaLag as the age of its oldest "
-    "unapplied write (0 once caught up), not AWS's now() - pg_last_xact_replay_timestamp(), which "
-    "grows on a caught-up replica of an idle source: the zero-lag wait after a drain passes here "
-    "and, on AWS's documented metric, never could (aws.replica_lag says so and keeps the kind model)",
+    reason="9B-6 finding, runbook: an Aurora failback whose switchover AWS cancels (region A stops "
+    "answering while it is pending) stops at switch_writer with region B still drained: region B holds "
+    "the writer and answers, nothing serves it (the drain is undone only when the lag wait gives up)",
 )
+@pytest.mark.parametrize("executor_name", ["cli", "sfn"])
+def test_9b_6_runbook_a_failback_whose_switchover_is_cancelled_leaves_region_b_serving(
+    deploy: Deploy, executor_name: str
+) -> None:
+    """converges (a stopped run leaves a safe serving state, judged since 9B-3), with 9B-6's
+    ``cancelling`` modelled: the failback drains region B, asks for the switchover back to region A,
+    and region A goes dark one second later, while the switchover is ``pending``. AWS cancels it and
+    region B's cluster stays the writer; the runbook's wait for region A to become the writer ends
+    (the CLI's waiter times out; Step Functions' next attempt is refused), and the run stops. Region B
+    answers and holds the writer: it must serve it again, as when the lag wait gives up."""
+    d = deploy("aurora-global")
+    d.op_advance(60)
+    d.op_outage()
+    d.op_advance(120)
+    assert d.op_run("failover", executor_name=executor_name).outcome == "done"
+    d.op_recover()
+    d.op_advance(d.emulator.timings.rebuild_seconds + 600)  # region A rebuilt as a caught-up secondary
+
+    def dark_while_pending(event: str, actor: str) -> None:
+        if event == "call:SwitchoverGlobalCluster":
+            d.on_actor = None
+            d.emulator.clock.after(1, lambda: d.emulator.go_dark(REGION_A))
+
+    d.on_actor = dark_while_pending
+    run = d.op_run("failback", executor_name=executor_name)
+    assert run.outcome == "stopped" and "switch_writer" in run.detail, run
+    assert any(e.kind == "switching-over-cancelled" for e in d.emulator.events), "no switchover was cancelled"
+    assert d.writer() == d.keys()[1], "region B's cluster is the writer again"
+    d.op_advance(TRAFFIC_GRACE + 1)
+    assert not d.judge(), [str(v) for v in d.violations]
+
+
 def test_9b_8_postgres_replica_lag_grows_while_the_source_is_idle(deploy: Deploy) -> None:
     """9B-8, the emulator kinder than AWS: for RDS for PostgreSQL, ``ReplicaLag`` "returns the result
     of the following query: SELECT extract(epoch from now() - pg_last_xact_replay_timestamp())"
     (https://docs.aws.amazon.com/AmazonRDS/latest/UserGuide/USER_PostgreSQL.Replication.ReadReplicas.Monitor.html).
     With writes stopped (the drain of every planned change and failback), nothing is replayed, so
-    the metric grows by a minute a minute although the replica holds everything. The checker's
-    default engine is PostgreSQL, so every zero-lag proof it sees succeed relies on this."""
+    the metric grows by a minute a minute although the replica holds everything. The emulator
+    publishes that (``aws.replica_lag``); the runbook's PostgreSQL proof no longer waits for a zero
+    (``steps.replay_evidence``, and ``test_lossless``'s idle-source failback)."""
     d = deploy("rds-replica")
     assert d.ctx.dr_db_instance_id
     _no_region_serves_a_writer(d)  # region A's application fenced: no write reaches the source
@@ -239,3 +368,54 @@ def test_9b_9_a_refused_failover_that_changed_nothing_converges(deploy: Deploy) 
     assert d.emulator.serving(REGION_A) and d.emulator.database_writable(REGION_A), "not a safe serving state"
     assert d.where() == REGION_A
     assert not [v for v in d.violations if v.invariant == "converges"], [str(v) for v in d.violations]
+
+
+_REPLAY = """
+import logging, sys
+logging.disable(logging.CRITICAL)
+from moto import mock_aws
+from automation.emulator.aws import Emulator
+from tests.lambdas.failover.faults import moto_respects_faults
+from tests.safety import driver
+from tests.safety.regressions import regressed
+seen = []
+build = driver.Deployment.build.__func__
+def keep(cls, *args, **kwargs):
+    seen.append(build(cls, *args, **kwargs))
+    return seen[-1]
+driver.Deployment.build = classmethod(keep)
+with regressed("skip-store-drain"):
+    (result,) = driver.run_many([11], length=20)
+for v in result.violations:
+    print("violation", v)
+for e in seen[0].emulator.events:
+    print("event", e.at.isoformat(), e.kind, e.detail)
+"""
+
+
+def test_9b_10_a_seed_gives_the_same_verdict_and_events_in_every_process() -> None:
+    """9B-10, determinism (a failing seed names a schedule anyone can replay): seed 11 with
+    ``skip-store-drain`` in two fresh processes under different hash seeds gives the same violations
+    and the same emulator events at the same virtual instants. It did not: botocore's retry back-off
+    draws its jitter from the process's unseeded ``random``, and on the virtual clock that sleep is
+    virtual time, so each retried call to the dark region moved time by a different amount (seen:
+    the failover at 12:30:30.836027 in one process, the writer move at 12:56:45 or 12:56:46)."""
+    env = {**os.environ, "PYTHONPATH": os.getcwd()}
+    runs = [
+        subprocess.Popen(
+            [sys.executable, "-c", _REPLAY],
+            env={**env, "PYTHONHASHSEED": str(hash_seed)},
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for hash_seed in (1, 2)
+    ]
+    outputs = [run.communicate(timeout=600) for run in runs]
+    for run, (_, err) in zip(runs, outputs, strict=True):
+        assert run.returncode == 0, err[-2000:]
+    first, second = (out.splitlines() for out, _ in outputs)
+    assert any(line.startswith("event") for line in first), "the replay recorded no event"
+    assert first == second, "\n".join(
+        f"{a!r} != {b!r}" for a, b in zip(first, second, strict=False) if a != b
+    )

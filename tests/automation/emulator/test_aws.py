@@ -7,7 +7,10 @@ assumptions otherwise); the tests read them rather than repeat them.
 
 from __future__ import annotations
 
+import io
+import json
 import time
+import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import timedelta
@@ -39,11 +42,13 @@ def kms_key(aws: Aws, region: str) -> str:
     return aws.client("kms", region).create_key(Description=aws.name("data"))["KeyMetadata"]["Arn"]
 
 
-def source_instance(aws: Aws, name: str, *, key: str | None, backups: int = 7) -> dict[str, Any]:
+def source_instance(
+    aws: Aws, name: str, *, key: str | None, backups: int = 7, engine: str = "postgres"
+) -> dict[str, Any]:
     return aws.client("rds", A).create_db_instance(
         DBInstanceIdentifier=name,
         DBInstanceClass="db.t3.micro",
-        Engine="postgres",
+        Engine=engine,
         MasterUsername="app",
         MasterUserPassword="not-a-secret-1",
         AllocatedStorage=20,
@@ -52,10 +57,10 @@ def source_instance(aws: Aws, name: str, *, key: str | None, backups: int = 7) -
     )["DBInstance"]
 
 
-def rds_pair(aws: Aws) -> RdsPair:
+def rds_pair(aws: Aws, engine: str = "postgres") -> RdsPair:
     """What the program deploys in rds-replica mode (encrypted, a key per region), available."""
     key_a, key_b = kms_key(aws, A), kms_key(aws, B)
-    source = source_instance(aws, aws.name("db"), key=key_a)
+    source = source_instance(aws, aws.name("db"), key=key_a, engine=engine)
     replica = aws.client("rds", B).create_db_instance_read_replica(
         DBInstanceIdentifier=aws.name("replica"),
         SourceDBInstanceIdentifier=source["DBInstanceArn"],
@@ -441,14 +446,46 @@ def test_region_a_returning_after_an_unplanned_failover_is_snapshotted_then_rebu
     assert after in held and held.isdisjoint(tail)
 
 
+def test_a_cluster_snapshot_holds_its_cluster_s_content_when_taken_and_a_copy_its_source_s(aws: Aws) -> None:
+    """A cluster snapshot is of the cluster as it is when taken (CreateDBClusterSnapshot), never of
+    writes made after; a copy holds what its source snapshot held (CopyDBClusterSnapshot), whatever
+    the cluster holds by then. The automated unplanned-failover snapshot is the old primary's content
+    before the rebuild. What no_loss reads to judge whether discarded writes survive (9B-7)."""
+    pair = aurora_pair(aws)
+    emu, rds = aws.emulator, aws.client("rds", A)
+    before = {emu.data.write(pair.a_arn).id for _ in range(3)}
+    rds.create_db_cluster_snapshot(DBClusterIdentifier=pair.a, DBClusterSnapshotIdentifier=aws.name("s1"))
+    later = emu.data.write(pair.a_arn).id
+    assert emu.snapshot_holds(A, aws.name("s1")) == before
+    rds.copy_db_cluster_snapshot(
+        SourceDBClusterSnapshotIdentifier=aws.name("s1"), TargetDBClusterSnapshotIdentifier=aws.name("c1")
+    )
+    assert emu.snapshot_holds(A, aws.name("c1")) == before, "a copy holds its source's content"
+    # An unplanned failover: the old primary's tail is discarded by the rebuild.
+    emu.go_dark(A)
+    aws.client("rds", B).failover_global_cluster(
+        GlobalClusterIdentifier=pair.gid, TargetDbClusterIdentifier=pair.b_arn, AllowDataLoss=True
+    )
+    emu.advance(emu.timings.global_failover_seconds)
+    emu.come_back(A)
+    (auto,) = emu.snapshots
+    holds = emu.snapshot_holds(A, auto.identifier)
+    assert holds is not None and {*before, later} <= holds
+    rds.create_db_cluster_snapshot(DBClusterIdentifier=pair.a, DBClusterSnapshotIdentifier=aws.name("s2"))
+    after_rebuild = emu.snapshot_holds(A, aws.name("s2"))
+    assert after_rebuild is not None and later not in after_rebuild, "taken after the rebuild"
+
+
 # -- lag metrics -------------------------------------------------------------------------------------------------
 
 
 def test_replica_lag_is_published_each_minute_and_grows_during_an_outage_then_drains(aws: Aws) -> None:
     """``ReplicaLag`` (seconds, per replica, in the replica's region) every minute, stamped with virtual
-    time (https://docs.aws.amazon.com/AmazonRDS/latest/UserGuide/rds-metrics.html); from the unapplied
-    tail, so it grows while region A is dark and drains from the instant it answers again."""
-    pair = rds_pair(aws)
+    time (https://docs.aws.amazon.com/AmazonRDS/latest/UserGuide/rds-metrics.html); MySQL's
+    ``Seconds_Behind_Master``, from the unapplied tail: 0 while caught up, -1 ("replication is
+    currently not active") while region A is dark, 0 again once the backlog drained after it answers
+    (https://docs.aws.amazon.com/AmazonRDS/latest/UserGuide/USER_MySQL.Replication.ReadReplicas.Monitor.html)."""
+    pair = rds_pair(aws, engine="mysql")
     emu = aws.emulator
     start = emu.clock.now()
     emu.advance(150)  # 12:02:30
@@ -465,7 +502,7 @@ def test_replica_lag_is_published_each_minute_and_grows_during_an_outage_then_dr
     assert [t for t, _ in points] == [start + timedelta(minutes=m) for m in range(1, 10)]
     lag = [v for _, v in points]
     assert lag[:2] == [0.0, 0.0]
-    assert lag[2:7] == [30.0, 90.0, 150.0, 210.0, 270.0], "the burst's age, growing while A is dark"
+    assert lag[2:7] == [-1.0] * 5, "replication not active while A is dark"
     assert lag[7:] == [0.0, 0.0], "drained from the instant region A answered"
 
 
@@ -668,14 +705,93 @@ def test_an_application_configured_with_a_name_reaches_whatever_instance_bears_i
 
 
 @pytest.mark.parametrize(
-    ("engine", "flowing", "expected"),
-    [("mysql", False, -1.0), ("mariadb", False, -1.0), ("mysql", True, 7.0), ("postgres", False, 7.0)],
+    ("engine", "flowing", "since_replay", "expected"),
+    [
+        ("mysql", False, 30.0, -1.0),
+        ("mariadb", False, 30.0, -1.0),
+        ("mysql", True, 30.0, 7.0),
+        ("postgres", False, 30.0, 30.0),
+        ("postgres", True, 30.0, 30.0),
+        ("postgres", True, None, None),
+    ],
 )
 def test_replica_lag_is_minus_one_only_where_rds_documents_it(
-    engine: str, flowing: bool, expected: float
+    engine: str, flowing: bool, since_replay: float | None, expected: float | None
 ) -> None:
-    """MySQL/MariaDB: -1 while replication is not active (Seconds_Behind_Master NULL); PostgreSQL's
-    documented query has no -1 and grows while nothing is replayed."""
+    """MySQL/MariaDB: Seconds_Behind_Master (the unapplied tail's age, 7 s here), -1 while replication
+    is not active; PostgreSQL: the documented ``now() - pg_last_xact_replay_timestamp()``, whether
+    replication flows or not, no -1, and no datapoint before anything was replayed (NULL)."""
     from automation.emulator.aws import replica_lag
 
-    assert replica_lag(engine, 7.0, flowing) == expected
+    assert replica_lag(engine, 7.0, flowing, since_replay) == expected
+
+
+def test_postgres_replica_lag_is_the_age_of_the_last_replayed_commit(aws: Aws) -> None:
+    """RDS for PostgreSQL's ``ReplicaLag`` "reports the result of ... SELECT extract(epoch from now() -
+    pg_last_xact_replay_timestamp())"
+    (https://docs.aws.amazon.com/AmazonRDS/latest/UserGuide/USER_PostgreSQL.Replication.ReadReplicas.Monitor.html):
+    no datapoint before anything is replayed, then the age of the last replayed commit, which grows
+    a minute a minute on a caught-up replica of an idle source and falls back when a commit is
+    replayed."""
+    pair = rds_pair(aws)
+    emu = aws.emulator
+    start = emu.clock.now()
+    emu.advance(150)  # 12:02:30: nothing committed yet, nothing replayed
+    committed = emu.data.write(pair.source_arn).at
+    emu.advance(270)  # 12:07:00
+    emu.data.write(pair.source_arn)
+    emu.advance(61)  # 12:08:01
+    points = aws.datapoints(
+        B, "AWS/RDS", "ReplicaLag", {"DBInstanceIdentifier": pair.replica}, unit="Seconds"
+    )
+    assert [t for t, _ in points] == [start + timedelta(minutes=m) for m in range(3, 9)]
+    assert committed == start + timedelta(seconds=150)
+    assert [v for _, v in points] == [30.0, 90.0, 150.0, 210.0, 270.0, 60.0], (
+        "the last replayed commit's age: growing while the source is idle although the replica holds "
+        "everything, back to 60 s once the 12:07:00 commit is replayed"
+    )
+    assert emu.data.lag_seconds(pair.replica_arn) == 0.0, "the replica holds everything"
+
+
+def test_the_ledger_marker_function_commits_on_its_regions_writer_and_is_no_client_write(aws: Aws) -> None:
+    """The marker the PostgreSQL zero-lag proof needs: Lambda ``Invoke`` of a region's ledger marker
+    function commits one row on the database its application writes to, even with the web tier
+    drained (the function serves no client and is never fenced); the replica replays it, so its
+    ``ReplicaLag`` (age of the last replayed commit) falls; it is no acknowledged client write; and
+    on a replica, which refuses writes, it commits nothing and says so."""
+    pair = rds_pair(aws)
+    emu = aws.emulator
+    emu.provisioning = True
+    aws.web_tier(A, 0, pair.source_arn)  # drained: no client write reaches the source
+    aws.web_tier(B, 0, pair.replica_arn)
+    emu.provisioning = False
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as z:
+        z.writestr("handler.py", "def handler(event, context):\n    return {}\n")
+    role = aws.client("iam", A).create_role(RoleName=aws.name("marker"), AssumeRolePolicyDocument="{}")
+    name = aws.name("ledger-marker")
+    for region in (A, B):
+        aws.client("lambda", region).create_function(
+            FunctionName=name, Runtime="python3.12", Role=role["Role"]["Arn"], Handler="handler.handler",
+            Code={"ZipFile": buf.getvalue()},
+        )  # fmt: skip
+        emu.register_marker_function(region, name)
+    emu.advance(150)
+    emu.data.write(pair.source_arn)  # the last client write, 12:02:30
+    emu.advance(200)  # 12:05:50
+    answer = aws.client("lambda", A).invoke(FunctionName=name, Payload=b'{"marker": "drain-1"}')
+    body = json.loads(answer["Payload"].read())
+    assert body["committed"] is True, body
+    [marker] = [w for w in emu.data.writes.values() if not w.client]
+    assert marker.copy == pair.source_arn and marker.id not in {
+        w.id for w in emu.data.acknowledged(Store.DATABASE)
+    }
+    emu.advance(70)  # 12:07:00
+    points = aws.datapoints(
+        B, "AWS/RDS", "ReplicaLag", {"DBInstanceIdentifier": pair.replica}, unit="Seconds"
+    )
+    assert [v for _, v in points][-3:] == [150.0, 10.0, 70.0], (
+        "the replayed marker (12:05:50) is the last replayed commit"
+    )
+    refused = json.loads(aws.client("lambda", B).invoke(FunctionName=name, Payload=b"{}")["Payload"].read())
+    assert refused["committed"] is False and refused["reason"], refused

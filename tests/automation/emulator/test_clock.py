@@ -242,3 +242,27 @@ def test_the_retry_clock_is_undone_on_exit() -> None:
     with retry_clock(VirtualClock()):
         assert botocore.endpoint.time is not real
     assert botocore.endpoint.time is real
+
+
+@pytest.mark.parametrize("mode", ["standard", "legacy"])
+def test_the_retry_back_off_jitter_replays_whatever_the_process_random_state(mode: str) -> None:
+    """9B-10: on the virtual clock the back-off sleep is virtual time, so its jitter must not come
+    from the process's unseeded ``random`` (the same schedule moved time differently in each process):
+    the delays botocore computes under ``retry_clock`` are the same whatever ``random`` was seeded with,
+    and still jittered (not all equal)."""
+    import random
+
+    from botocore.retries.standard import ExponentialBackoff, RetryContext
+    from botocore.retryhandler import delay_exponential
+
+    runs = []
+    for process_seed in (1, 2):
+        random.seed(process_seed)
+        with retry_clock(VirtualClock()):
+            if mode == "standard":
+                backoff = ExponentialBackoff()
+                runs.append([backoff.delay_amount(RetryContext(attempt_number=i)) for i in range(1, 6)])
+            else:
+                runs.append([delay_exponential("rand", 2, i) for i in range(1, 6)])
+    assert runs[0] == runs[1], runs
+    assert len(set(runs[0])) > 1, f"no jitter: {runs[0]}"

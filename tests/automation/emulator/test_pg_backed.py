@@ -68,7 +68,10 @@ def test_describe_gives_the_real_servers_endpoint_and_the_replica_streams_what_t
 ) -> None:
     """DescribeDBInstances ``Endpoint`` is where a driver connects: here 127.0.0.1 and the server's port.
     A committed payment reaches the read replica, and ``ReplicaLag`` (Seconds, per replica, each
-    minute: https://docs.aws.amazon.com/AmazonRDS/latest/UserGuide/rds-metrics.html) reads 0."""
+    minute: https://docs.aws.amazon.com/AmazonRDS/latest/UserGuide/rds-metrics.html) reads, as RDS for
+    PostgreSQL documents it (``now() - pg_last_xact_replay_timestamp()``,
+    https://docs.aws.amazon.com/AmazonRDS/latest/UserGuide/USER_PostgreSQL.Replication.ReadReplicas.Monitor.html),
+    the age of that payment's commit, the last one replayed: 60 s at the next minute's sample."""
     pair = rds_pair(aws_pg)
     emu = aws_pg.emulator
     for region, name, arn in ((A, pair.source, pair.source_arn), (B, pair.replica, pair.replica_arn)):
@@ -84,7 +87,7 @@ def test_describe_gives_the_real_servers_endpoint_and_the_replica_streams_what_t
     points = aws_pg.datapoints(
         B, "AWS/RDS", "ReplicaLag", {"DBInstanceIdentifier": pair.replica}, unit="Seconds"
     )
-    assert points and points[-1][1] == 0.0
+    assert points and points[-1][1] == 60.0
 
 
 # -- unplanned: kill the writer mid-write ---------------------------------------------------------------
@@ -173,6 +176,17 @@ def test_a_wall_clock_lag_would_hide_the_tail_from_the_runbooks_bound(
         "lag_seconds",
         lambda self, key: replay_lag_seconds(self.servers[key]) if self.source_name(key) else None,
     )
+    # RDS for PostgreSQL's ReplicaLag is read from the last replayed commit's instant: the wall-clock
+    # reading of it is the virtual now less the standby's own wall-clock age of that commit.
+    monkeypatch.setattr(
+        pg_module.PgDatabases,
+        "last_replayed_at",
+        lambda self, key: (
+            self.now() - timedelta(seconds=replay_lag_seconds(self.servers[key]) or 0.0)
+            if self.source_name(key)
+            else None
+        ),
+    )
     pair = rds_pair(aws_pg)
     emu = aws_pg.emulator
     serve(aws_pg, A, pair.source_arn)
@@ -196,7 +210,9 @@ def test_a_wall_clock_lag_would_hide_the_tail_from_the_runbooks_bound(
 
 
 def test_a_planned_promotion_at_zero_lag_loses_no_committed_payment(aws_pg: Aws) -> None:
-    """A planned change: writes stop, the lag measured afterwards is 0, then the replica is promoted
+    """A planned change: writes stop, the replica replays the last of them (``ReplicaLag``, PostgreSQL's
+    age of the last replayed commit, reads the time since that commit: the replica holds it, so
+    everything before it), then the replica is promoted
     (PromoteReadReplica: "stop any transactions from being written to the source DB instance, and then
     wait for all updates to be made to the read replica",
     https://docs.aws.amazon.com/AmazonRDS/latest/UserGuide/USER_ReadRepl.Promote.html). Every
@@ -210,7 +226,7 @@ def test_a_planned_promotion_at_zero_lag_loses_no_committed_payment(aws_pg: Aws)
     points = aws_pg.datapoints(
         B, "AWS/RDS", "ReplicaLag", {"DBInstanceIdentifier": pair.replica}, unit="Seconds"
     )
-    assert points[-1][1] == 0.0
+    assert points[-1][1] == (points[-1][0] - acked[-1].at).total_seconds(), "the last payment was replayed"
     aws_pg.client("rds", B).promote_read_replica(DBInstanceIdentifier=pair.replica)
     assert emu.lost_at_promotion.get(pair.replica_arn, []) == []
     replica = server(aws_pg, pair.replica_arn)

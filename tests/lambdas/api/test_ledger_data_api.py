@@ -299,6 +299,24 @@ def test_no_database_secret_means_no_ledger_and_the_driver_defaults_to_tls() -> 
     assert ssl_context(replace(target, sslmode="disable")) is False
 
 
+def test_sslmode_require_does_not_read_the_ca_store_on_every_request(monkeypatch: pytest.MonkeyPatch) -> None:
+    """``require`` verifies nothing (libpq's meaning), so its context must not load the system CA
+    certificates: the driver makes one per statement, and loading the store cost ~0.1 s a request
+    in the local drill. ``verify-full`` still checks the server against DB_CA_BUNDLE."""
+    target = ledger_from_env(DRIVER_ENV, PRIMARY)
+    assert isinstance(target, DriverLedger)
+
+    def loaded(*_: object, **__: object) -> None:
+        raise AssertionError("sslmode=require loaded the CA store")
+
+    monkeypatch.setattr(ssl.SSLContext, "load_default_certs", loaded)
+    monkeypatch.setattr(ssl.SSLContext, "set_default_verify_paths", loaded)
+    context = ssl_context(target)
+    assert isinstance(context, ssl.SSLContext)
+    assert context.verify_mode == ssl.CERT_NONE and not context.check_hostname
+    assert context.minimum_version >= ssl.TLSVersion.TLSv1_2
+
+
 def test_a_read_before_the_table_exists_is_a_404(invoke: Invoke, data_api: Stubber) -> None:
     """GET on a new database: PostgreSQL's undefined_table (42P01) comes back as the Data API's
     DatabaseErrorException; the payment is simply not there. A read creates nothing."""

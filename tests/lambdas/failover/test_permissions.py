@@ -23,9 +23,10 @@ import pytest
 from components.runbook_iam import RunbookTargets, runbook_statements
 from lambdas.failover import executor, preflight
 from lambdas.failover.context import RunbookContext
+from lambdas.failover.names import ledger_marker_function_name
 from tests.components.conftest import synthesize
 from tests.lambdas.failover.harness import FAST, FORCED, clients_for
-from tests.lambdas.failover.world import ACCOUNT, World
+from tests.lambdas.failover.world import ACCOUNT, REGION_B, World
 
 # IAM action prefixes where they differ from the lower-cased botocore service id.
 IAM_PREFIX = {"Auto Scaling": "autoscaling", "CloudWatch": "cloudwatch"}
@@ -60,7 +61,12 @@ TARGETS: dict[str, Callable[[dict[str, Any], str], list[str]]] = {
         f"lambda:{op}": lambda p, r: [
             _arn_or(p["FunctionName"], lambda n: f"arn:aws:lambda:{r}:{ACCOUNT}:function:{n}")
         ]
-        for op in ("GetFunctionConcurrency", "PutFunctionConcurrency", "DeleteFunctionConcurrency")
+        for op in (
+            "GetFunctionConcurrency",
+            "PutFunctionConcurrency",
+            "DeleteFunctionConcurrency",
+            "InvokeFunction",
+        )
     },
     **{
         f"lambda:{op}": lambda p, r: [f"arn:aws:lambda:{r}:{ACCOUNT}:event-source-mapping:{p['UUID']}"]
@@ -130,13 +136,22 @@ class Call:
     region: str
     target: str
     namespace: str | None = None  # cloudwatch:namespace, for PutMetricData
+    via: str | None = None  # kms:ViaService, for a KMS call a service makes on the caller's behalf
 
 
 # What a call makes the caller do besides itself: publishing to a topic encrypted with a customer
 # managed key needs kms:GenerateDataKey and kms:Decrypt on that key for the publisher
 # (https://docs.aws.amazon.com/sns/latest/dg/sns-key-management.html, "Allow a publisher to send
 # messages to an encrypted topic"). Keyed by action: the keys of the resources it targets.
-IMPLIED_KMS = {"sns:Publish": ("kms:GenerateDataKey", "kms:Decrypt")}
+# An item call on a DynamoDB table encrypted with a customer managed key makes DynamoDB use the key on
+# the caller's behalf, through DynamoDB (https://docs.aws.amazon.com/kms/latest/developerguide/services-dynamodb.html#dynamodb-authz;
+# aws/aws-cdk#10010: PutItem on such a table fails "KMS key access denied" without kms:Decrypt).
+IMPLIED_KMS = {
+    "sns:Publish": ("kms:GenerateDataKey", "kms:Decrypt"),
+    **{f"dynamodb:{op}": ("kms:Decrypt",) for op in ("GetItem", "PutItem", "UpdateItem", "DeleteItem")},
+}
+VIA_SERVICE = {"dynamodb"}
+"""Services whose implied KMS calls carry ``kms:ViaService`` (SNS publishes with the caller's own call)."""
 
 
 class CallRecorder:
@@ -162,8 +177,10 @@ class CallRecorder:
         for target in rule(params, region):
             self.calls.add(Call(action, region, target, params.get("Namespace")))
             key = self.resource_keys.get(target)
+            service = action.split(":")[0]
+            via = f"{service}.{region}.amazonaws.com" if service in VIA_SERVICE else None
             for implied in IMPLIED_KMS.get(action, ()) if key else ():
-                self.calls.add(Call(implied, region, key))
+                self.calls.add(Call(implied, region, key, via=via))
 
     def install(self, session: boto3.Session) -> None:
         session.events.register("before-parameter-build", self)
@@ -174,7 +191,11 @@ def _list(value: Any) -> list[Any]:
 
 
 def _condition_holds(condition: dict[str, Any], call: Call) -> bool:
-    known = {"aws:RequestedRegion": call.region, "cloudwatch:namespace": call.namespace}
+    known = {
+        "aws:RequestedRegion": call.region,
+        "cloudwatch:namespace": call.namespace,
+        "kms:ViaService": call.via,
+    }
     for operator, block in condition.items():
         match = {"StringEquals": lambda v, p: v == p, "StringLike": fnmatch.fnmatchcase}.get(operator)
         for key, wanted in block.items():
@@ -217,8 +238,16 @@ def topic_keys(world: World) -> dict[str, str]:
     return {topic: world.client("kms", topic.split(":")[3]).describe_key(KeyId=key)["KeyMetadata"]["Arn"]}
 
 
+def table_keys(world: World) -> dict[str, str]:
+    """The lock table's KMS key, as DynamoDB reports it (empty when the table uses an AWS owned key)."""
+    table = world.context["lockTableName"]
+    got = world.client("dynamodb", REGION_B).describe_table(TableName=table)["Table"]
+    key = (got.get("SSEDescription") or {}).get("KMSMasterKeyArn")
+    return {got["TableArn"]: key} if key else {}
+
+
 def record_both_runbooks(world: World) -> CallRecorder:
-    recorder = CallRecorder(topic_keys(world))
+    recorder = CallRecorder({**topic_keys(world), **table_keys(world)})
     clients = clients_for(world, recorder)  # type: ignore[arg-type]
     ctx = RunbookContext.from_dict(world.context)
     # The preflight runs under the same role, before either runbook's first change.
@@ -266,6 +295,17 @@ def test_a_call_on_another_resource_or_region_is_denied(make_world: Callable[...
     assert allowing(statements, take)
     assert not allowing(statements, Call(take.action, take.region, take.target.replace(table, "shop-app")))
     assert not allowing(statements, Call("dynamodb:Scan", take.region, take.target))
+    # The drain marker (RDS for PostgreSQL's zero-lag proof): the ledger marker function of either
+    # region, never a workload function (whose fence it would bypass).
+    marker = ledger_marker_function_name(f"{world.context['appName']}-{world.context['environment']}")
+    for region in ("us-east-1", "us-west-2"):
+        invoke = Call("lambda:InvokeFunction", region, f"arn:aws:lambda:{region}:{ACCOUNT}:function:{marker}")
+        assert allowing(statements, invoke), invoke
+    api = world.context["drFunctionNames"][0]
+    assert not allowing(
+        statements,
+        Call("lambda:InvokeFunction", "us-west-2", f"arn:aws:lambda:us-west-2:{ACCOUNT}:function:{api}"),
+    )
     switch = Call("cloudwatch:PutMetricData", "us-west-2", "*", "Pilotlight/Failover")
     assert allowing(statements, switch)
     assert not allowing(statements, Call(switch.action, switch.region, "*", "AWS/EC2"))

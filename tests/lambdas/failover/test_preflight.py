@@ -53,7 +53,7 @@ _MODE_KEYS = {
         "primaryEventSourceMappingIds", "drEventSourceMappingIds", "switchMetric", "latchParameterName",
         "lockTableName", "notifyTopicArn", "primaryHealthUrl", "maxReplicationLagSeconds", "primaryKmsKeyArn",
         "drKmsKeyArn", "primaryDbInstanceId", "drDbInstanceId", "primaryDbSubnetGroupName",
-        "primaryDbParameterGroupName", "notifyKeyArn", "dataKeyArns", "drHealthUrl", GENERATION_KEY, "primaryBucketName", "drBucketName",
+        "primaryDbParameterGroupName", "notifyKeyArn", "dataKeyArns", "lockTableKeyArn", "drHealthUrl", GENERATION_KEY, "primaryBucketName", "drBucketName",
     ],
     "aurora-global": [
         "appName", "environment", "primaryRegion", "drRegion", "databaseMode", "primaryAsgName",
@@ -61,7 +61,7 @@ _MODE_KEYS = {
         "primaryEventSourceMappingIds", "drEventSourceMappingIds", "switchMetric", "latchParameterName",
         "lockTableName", "notifyTopicArn", "primaryHealthUrl", "maxReplicationLagSeconds", "primaryKmsKeyArn",
         "drKmsKeyArn", "globalClusterId", "primaryClusterId", "drClusterId", "drClusterArn",
-        "drInstanceClass", "notifyKeyArn", "dataKeyArns", "drHealthUrl", GENERATION_KEY, "primaryBucketName", "drBucketName",
+        "drInstanceClass", "notifyKeyArn", "dataKeyArns", "lockTableKeyArn", "drHealthUrl", GENERATION_KEY, "primaryBucketName", "drBucketName",
     ],
 }  # fmt: skip
 
@@ -69,7 +69,7 @@ RESOURCE_KEYS = {
     "primaryAsgName", "drAsgName", "primaryFunctionNames", "drFunctionNames",
     "primaryEventSourceMappingIds", "drEventSourceMappingIds", "latchParameterName", "lockTableName",
     "notifyTopicArn",
-    "primaryKmsKeyArn", "drKmsKeyArn", "notifyKeyArn", "dataKeyArns", "primaryDbInstanceId",
+    "primaryKmsKeyArn", "drKmsKeyArn", "notifyKeyArn", "dataKeyArns", "lockTableKeyArn", "primaryDbInstanceId",
     "drDbInstanceId", "globalClusterId", "primaryClusterId", "drClusterId", "drClusterArn",
 }  # fmt: skip
 """Keys naming an AWS resource: preflight describes each, in the region the outputs say."""

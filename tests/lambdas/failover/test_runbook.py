@@ -336,6 +336,8 @@ def test_failover_refuses_a_region_b_database_that_is_not_replicating(world: Wor
     record = report.record("confirm_primary_down")
     assert record.code == "NotReplicating"
     assert "is not replicating from the writer" in record.detail and "Nothing was changed" in record.detail
+    # The refusal names the documented re-seeding: the dr stack's next standby update (issue 13, E4).
+    assert "pulumi up -s dr" in record.detail, record.detail
     assert (world.asg(REGION_A), world.concurrency(REGION_A)) == before_a
     assert world.asg(REGION_B) == (0, 0, 0) and set(world.concurrency(REGION_B).values()) == {0}
     assert world.latch()["state"] == "standby"

@@ -14,7 +14,7 @@ import pytest
 
 from lambdas.failover import regressions
 from lambdas.failover.regressions import Regression
-from lambdas.failover.steps import zero_lag_evidence
+from lambdas.failover.steps import replay_evidence, zero_lag_evidence
 
 DRAINED = datetime(2026, 11, 30, 12, 4, 50, tzinfo=UTC)
 """The drain ended 10 s before 12:05: the first minute wholly after it begins at 12:05."""
@@ -99,3 +99,44 @@ def test_an_unplanned_promotion_never_reports_minus_one_as_a_bound() -> None:
     assert "unknown span" in note and "not active" in note, note
     note = _loss_estimate(_FakeClients(4.0, DRAINED), "ReplicaLag", {"DBInstanceIdentifier": "db"}, 1.0)  # type: ignore[arg-type]
     assert "up to 94 s" in note, note
+
+
+# -- RDS for PostgreSQL: a replayed commit after the drain -----------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("points", "why"),
+    [
+        ([], "no datapoint"),
+        ([("12:05", 6.0)], "a commit of 12:04:54: within the 5 s margin for clock skew after the drain"),
+        (
+            [("12:05", 5.0), ("12:06", 65.0), ("12:07", 125.0)],
+            "growing a minute a minute: idle since 12:04:55",
+        ),
+        ([("12:06", 65.0)], "a commit of 12:04:55: exactly the margin, not after it"),
+        ([("12:06", -1.0)], "-1 is not documented for PostgreSQL and proves nothing"),
+    ],
+)
+def test_a_replayed_commit_after_the_drain_is_not_proven_by(
+    points: list[tuple[str, float]], why: str
+) -> None:
+    """PostgreSQL's ``ReplicaLag`` is ``now() - pg_last_xact_replay_timestamp()``: after a drain it never
+    reads 0, and only a replayed commit made after the drain ended proves the replica holds every
+    write the drain let through."""
+    proven, seen = replay_evidence([(_at(t), v) for t, v in points], DRAINED)
+    assert not proven, f"{why}: {points} read as replayed after the drain ({seen})"
+
+
+def test_a_replayed_commit_after_the_drain_proves_every_write_of_the_drain_is_on_the_replica() -> None:
+    """The marker committed at 12:05:05 (15 s after the drain), replayed by the 12:06 sample: 12:06 - 55 s
+    = 12:05:05 > 12:04:50 + 5 s. One such datapoint suffices, even followed by a growing lag."""
+    points = [(_at("12:05"), 15.0), (_at("12:06"), 55.0), (_at("12:07"), 115.0)]
+    proven, seen = replay_evidence(list(reversed(points)), DRAINED)
+    assert proven, seen
+
+
+def test_the_old_zero_proof_never_holds_on_a_drained_postgres_source() -> None:
+    """Control for ``Regression.PG_ZERO_LAG_DATAPOINTS``: the series a caught-up replica of a drained
+    source publishes never satisfies the MySQL proof, however long it is waited for."""
+    points = [(_at("12:05") + timedelta(minutes=k), 10.0 + 60 * k) for k in range(60)]
+    assert not zero_lag_evidence(points, DRAINED)[0]

@@ -26,7 +26,7 @@ from moto.cloudwatch.models import cloudwatch_backends
 
 from automation.emulator.stores import create_receipts_buckets
 from lambdas.failover.context import GENERATION_KEY, generation_of
-from lambdas.failover.names import REPLICATION_RULE_ID, generation_parameter_name
+from lambdas.failover.names import REPLICATION_RULE_ID, generation_parameter_name, ledger_marker_function_name
 
 ACCOUNT = "123456789012"
 REGION_A = "us-east-1"
@@ -228,11 +228,15 @@ def _zero_lag_ahead(cloudwatch: Any, instance: str) -> None:
     )
 
 
-def create_lock_table(dynamodb: Any, name: str) -> None:
-    """The runbook lock's table as the program creates it: the schema of ``lambdas/failover/lock.py``."""
+def create_lock_table(dynamodb: Any, name: str, kms_key_arn: str | None = None) -> None:
+    """The runbook lock's table as the program creates it: the schema of ``lambdas/failover/lock.py``,
+    encrypted with region B's data key when the world is encrypted (components/pilot_light_region.py)."""
     from lambdas.failover import lock
 
-    dynamodb.create_table(TableName=name, BillingMode="PAY_PER_REQUEST", **lock.table_schema())
+    sse = {"SSESpecification": {"Enabled": True, "SSEType": "KMS", "KMSMasterKeyId": kms_key_arn}}
+    dynamodb.create_table(
+        TableName=name, BillingMode="PAY_PER_REQUEST", **lock.table_schema(), **(sse if kms_key_arn else {})
+    )
 
 
 def _zero_pending_ahead(cloudwatch: Any, source: str, destination: str) -> None:
@@ -333,6 +337,15 @@ def build_world(
             if region == REGION_B:
                 lam.put_function_concurrency(FunctionName=name, ReservedConcurrentExecutions=0)
         functions[region] = names
+        # The ledger marker function (never fenced, no client request reaches it): the commit the
+        # RDS for PostgreSQL zero-lag proof needs after a drain (lambdas/failover/steps.py).
+        lam.create_function(
+            FunctionName=ledger_marker_function_name(f"{app}-test"),
+            Runtime="python3.12",
+            Role=role,
+            Handler="handler.handler",
+            Code={"ZipFile": code},
+        )
 
     # Each region's worker consumes its own orders queue: enabled in A, disabled in B (the program's
     # serverless tier, components/serverless.py).
@@ -352,7 +365,17 @@ def build_world(
     c("ssm", REGION_B).put_parameter(
         Name=f"/{app}/test/failover-latch", Value=json.dumps({"state": "standby"}), Type="String"
     )
-    create_lock_table(c("dynamodb", REGION_B), f"{app}-runbook-lock")
+    # Every database the program creates is encrypted, each region with its own key (a KMS key
+    # cannot be used outside its region).
+    keys = (
+        {
+            r: c("kms", r).create_key(Description=f"{app} data")["KeyMetadata"]["Arn"]
+            for r in (REGION_A, REGION_B)
+        }
+        if encrypted
+        else {}
+    )
+    create_lock_table(c("dynamodb", REGION_B), f"{app}-runbook-lock", keys.get(REGION_B))
     sns = c("sns", REGION_B)
     # The program encrypts the alarm topic with its own key (alias/aws/sns cannot be used by CloudWatch);
     # publishing to it takes a data key of that key (https://docs.aws.amazon.com/sns/latest/dg/sns-key-management.html).
@@ -393,16 +416,6 @@ def build_world(
         "maxReplicationLagSeconds": 30,
     }
     cw_a = c("cloudwatch", REGION_A)
-    # Every database the program creates is encrypted, each region with its own key (a KMS key
-    # cannot be used outside its region).
-    keys = (
-        {
-            r: c("kms", r).create_key(Description=f"{app} data")["KeyMetadata"]["Arn"]
-            for r in (REGION_A, REGION_B)
-        }
-        if encrypted
-        else {}
-    )
     if encrypted:
         context["primaryKmsKeyArn"], context["drKmsKeyArn"] = keys[REGION_A], keys[REGION_B]
     context |= _receipts_buckets(world, app)
@@ -497,7 +510,11 @@ def build_world(
             )
     if encrypted:
         # What the program exports for the runbook's permissions: the topic's key and the data keys.
-        context |= {"notifyKeyArn": notify_key, "dataKeyArns": [keys[REGION_A], keys[REGION_B]]}
+        context |= {
+            "notifyKeyArn": notify_key,
+            "dataKeyArns": [keys[REGION_A], keys[REGION_B]],
+            "lockTableKeyArn": keys[REGION_B],
+        }
     stamp(world, context)
     world.context, world.notify_queue_url = context, inbox
     return world
