@@ -31,6 +31,7 @@ from components.serverless import lambda_code
 from lambdas.failover.budget import LAMBDA_TIMEOUT_SECONDS
 from lambdas.failover.graph import FAILBACK, FAILOVER, Runbook
 from lambdas.failover.state_machine import build_definition, validate_definition
+from lambdas.health_check.probe import JOURNAL_SUFFIX
 
 _FUNCTION = "aws:lambda/function:Function"
 
@@ -254,16 +255,22 @@ class Orchestrator(pulumi.ComponentResource):
                     },
                 },
                 {
+                    # The latch, and the run journal beside it: whether a failover holds region A
+                    # whatever the latch says (lambdas/health_check/probe.py, read_journal).
                     "Sid": "ReadLatch",
                     "Effect": "Allow",
                     "Action": "ssm:GetParameter",
                     "Resource": pulumi.Output.all(account, args.latch_parameter_name).apply(
-                        lambda v: parameter_arn(args.dr_region, v[0], v[1])
+                        lambda v: [
+                            parameter_arn(args.dr_region, v[0], v[1]),
+                            parameter_arn(args.dr_region, v[0], f"{v[1]}{JOURNAL_SUFFIX}"),
+                        ]
                     ),
                 },
                 {
-                    # Region A answering healthy under an active latch: ask the runbook to finish a
-                    # pending fence (lambdas/health_check/probe.py, complete_pending_fence).
+                    # Region A answering again under an active latch, or while the journal says its
+                    # fence is pending: ask the runbook to finish the fence
+                    # (lambdas/health_check/probe.py, complete_pending_fence).
                     "Sid": "CompletePendingFence",
                     "Effect": "Allow",
                     "Action": "lambda:InvokeFunction",

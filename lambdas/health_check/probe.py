@@ -8,7 +8,9 @@ One run:
 1. probes every target in parallel (``GET`` with a timeout; one retry on a connection error, a
    timeout or a 5xx). A target is healthy when it answers 200 and, if the body is a JSON object with
    a ``"status"`` key, that status is ``"ok"``; a ``"region"`` key in the body is recorded;
-2. reads the failover latch (SSM, this region);
+2. reads the failover latch (SSM, this region) and, when the latch is not ``active`` and region A
+   answers, the run journal beside it (``<latch>-journal``, written by the runbook): whether a
+   failover took region A out (fenced it, or left its fence pending) and no failback gave it back;
 3. publishes, in one ``put_metric_data`` call (two when the switch metric has its own namespace):
    ``PrimaryEndpointHealthy`` / ``PrimaryEndpointLatency`` per target (``App``, ``Target``), the
    aggregate ``PrimaryHealthy`` (``App``; 1 only if every target is healthy; the automated-failover
@@ -60,10 +62,21 @@ PRIMARY_HEALTHY = "PrimaryHealthy"
 LATCH_ACTIVE = "active"
 LATCH_STANDBY = "standby"
 
+JOURNAL_SUFFIX = "-journal"
+"""The run journal is the SSM parameter ``<latch parameter>-journal`` in region B
+(``lambdas/failover/steps.py``, ``_journal_name``)."""
+FAILOVER_MARKS = ("fencePending", "primaryStoppedAt")
+"""Journal keys a failover sets when it takes region A out and only a failback clears
+(``confirm_primary_healthy``, ``unfence_primary``): ``fencePending`` (region A did not answer its
+fence), ``primaryStoppedAt`` (region A was fenced). The runbook's failback reads the same marks to
+restore a latch lost or set to standby by hand."""
+
 _REGRESSIONS: set[str] = set()
 """Test-only: old behaviours ``tests/safety`` turns back on to show the checker sees them (always
 empty in the deployed canary). ``canary-releases-on-doubt``: an absent latch reads as standby and
-anything but ``active`` releases the switch."""
+anything but ``active`` releases the switch. ``canary-trusts-standby``: the run journal is not read,
+so a standby latch releases the switch whenever region A says it holds the writer (a stale one after
+a failover included), and a pending fence is asked for only under an active or unreadable latch."""
 
 # Enough for any health document; a bigger body is read no further (and is not JSON to us).
 MAX_BODY_BYTES = 64 * 1024
@@ -136,11 +149,13 @@ class Settings:
         metric_namespace: namespace of the health metrics (``METRIC_NAMESPACE``, default
             ``Pilotlight/Health``).
         log_level: level of this function's log lines (``LOG_LEVEL``, default INFO).
-        runbook_function: the runbook Lambda (``RUNBOOK_FUNCTION``, optional). When the latch is
-            active and a region-A target answers healthy, the canary asks it (asynchronously) to
-            complete a fence of region A that a failover left pending (``fence_primary`` with
-            ``onlyIfPending``): region A is fenced within a minute of answering again.
-            It asks whenever region A gives any HTTP answer under an active or unreadable latch.
+        runbook_function: the runbook Lambda (``RUNBOOK_FUNCTION``, optional). When region A
+            answers again, the canary asks it (asynchronously) to complete a fence of region A that
+            a failover left pending (``fence_primary`` with ``onlyIfPending``): region A is fenced
+            within a minute of answering again. It asks whenever region A gives any HTTP answer
+            under an active or unreadable latch, or under any other latch (standby included) when
+            the run journal says a fence is pending or cannot be read: the pending fence is
+            recorded in the journal, not the latch.
     """
 
     region: str
@@ -153,6 +168,11 @@ class Settings:
     metric_namespace: str = DEFAULT_METRIC_NAMESPACE
     log_level: str = "INFO"
     runbook_function: str | None = None
+
+    @property
+    def journal_parameter(self) -> str:
+        """The run journal's SSM parameter, beside the latch (region B)."""
+        return f"{self.latch_parameter}{JOURNAL_SUFFIX}"
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> Settings:
@@ -447,6 +467,41 @@ def read_latch_state(ssm: BaseClient, parameter: str) -> str:
     return state
 
 
+class JournalError(Exception):
+    """The run journal could not be read or is not a JSON object; ``code`` is the AWS error code or a reason."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+def read_journal(ssm: BaseClient, parameter: str) -> dict[str, Any]:
+    """The run journal; empty when absent (no runbook run ever wrote it). Raises JournalError when
+    it cannot be read or is not a JSON object: the canary then cannot tell that no failover holds
+    region A, and fails safe."""
+    try:
+        value = ssm.get_parameter(Name=parameter)["Parameter"]["Value"]
+    except ClientError as exc:
+        if aws_error_code(exc) == "ParameterNotFound":
+            return {}
+        raise JournalError(aws_error_code(exc), str(exc)) from exc
+    except BotoCoreError as exc:
+        raise JournalError(aws_error_code(exc), str(exc)) from exc
+    try:
+        journal = json.loads(value)
+    except ValueError:
+        journal = None
+    if not isinstance(journal, dict):
+        raise JournalError("MalformedJournal", f"run journal {parameter} is not a JSON object")
+    return journal
+
+
+def failover_holds_region_a(journal: Mapping[str, Any] | None) -> bool:
+    """Whether the run journal says a failover took region A out and no failback gave it back
+    (``FAILOVER_MARKS``); an unreadable journal (None) is taken to say so."""
+    return journal is None or any(journal.get(mark) for mark in FAILOVER_MARKS)
+
+
 def health_metric_data(app: str, results: Sequence[ProbeResult], timestamp: datetime) -> list[dict[str, Any]]:
     """The per-target and aggregate health datapoints.
 
@@ -487,7 +542,7 @@ def health_metric_data(app: str, results: Sequence[ProbeResult], timestamp: date
     return data
 
 
-def switch_position(latch_state: str, results: Sequence[ProbeResult]) -> int | None:
+def switch_position(latch_state: str, results: Sequence[ProbeResult], *, held: bool = False) -> int | None:
     """Where the switch must stand: 1 (traffic to region B), 0 (to region A), None (leave it).
 
     Traffic follows the writer whatever step a run stopped at, so the canary only ever moves the
@@ -496,15 +551,23 @@ def switch_position(latch_state: str, results: Sequence[ProbeResult]) -> int | N
     * latch ``active``: 1. The failover writes the latch once region A is fenced (or unreachable),
       before it moves the writer and throws the switch, so a run stopped anywhere after that point
       is completed here, never undone towards a region whose writes were stopped.
-    * latch ``standby`` *and* every region-A target answers healthy saying its database is the
-      writer: 0 (a completed failback, or no failover ever).
-    * anything else (another state, region A down or not the writer): None. The switch keeps its
-      last position: Route 53's check keeps the alarm's last state (``LastKnownStatus``).
+    * latch ``standby``, every region-A target answers healthy saying its database is the writer,
+      *and* the run journal records no failover holding region A (``held`` False: a completed
+      failback, or no failover ever): 0. Region A's word alone is not enough: after an unplanned
+      promotion its old RDS primary, back from the outage, is a standalone writer too and says so;
+      a latch set to standby by hand would hand it traffic beside region B's writer (what
+      ``python -m automation latch release`` refuses from AWS state, the canary refuses from the
+      journal, which only a failback or that release clears).
+    * anything else (another state, region A down or not the writer, the journal holding region A
+      or unreadable): None. The switch keeps its last position: Route 53's check keeps the alarm's
+      last state (``LastKnownStatus``).
     """
     if latch_state == LATCH_ACTIVE:
         return 1
     if "canary-releases-on-doubt" in _REGRESSIONS:
         return 0
+    if held and "canary-trusts-standby" not in _REGRESSIONS:
+        return None
     if latch_state == LATCH_STANDBY and results and all(r.healthy and r.writer is True for r in results):
         return 0
     return None
@@ -524,9 +587,10 @@ def switch_metric_datum(switch: SwitchMetric, value: int, timestamp: datetime) -
 FENCE_EVENT = {
     "runbook": "failover",
     "step": "fence_primary",
-    "params": {"onlyIfPending": True, "reason": "canary: region A answers again while the latch is active"},
+    "params": {"onlyIfPending": True, "reason": "canary: region A answers again; its fence may be pending"},
 }
-"""What the canary asks the runbook Lambda to do when region A answers healthy under an active (or unreadable) latch."""
+"""What the canary asks the runbook Lambda to do when region A answers under an active or unreadable
+latch, or under any latch while the run journal says its fence is pending (or cannot be read)."""
 
 
 def complete_pending_fence(settings: Settings, lambda_client: BaseClient) -> dict[str, Any] | None:
@@ -548,8 +612,27 @@ def complete_pending_fence(settings: Settings, lambda_client: BaseClient) -> dic
             logging.ERROR, "could not ask the runbook to fence region A", error_code=code, detail=str(exc)
         )
         return {"stage": "fence", "code": code, "message": str(exc)}
-    log_event(logging.WARNING, "region A answers while the latch is active: asked the runbook to fence it")
+    log_event(logging.WARNING, "region A answers: asked the runbook to complete a pending fence of it")
     return None
+
+
+def _journal_or_none(
+    settings: Settings, ssm: BaseClient, errors: list[dict[str, Any]]
+) -> dict[str, Any] | None:
+    """The run journal, or None (recorded in ``errors`` and logged) when it cannot be read."""
+    try:
+        return read_journal(ssm, settings.journal_parameter)
+    except JournalError as exc:
+        errors.append({"stage": "journal", "code": exc.code, "message": str(exc)})
+        log_event(
+            logging.ERROR,
+            "run journal unreadable; a standby latch does not release the switch",
+            parameter=settings.journal_parameter,
+            region=settings.region,
+            error_code=exc.code,
+            detail=str(exc),
+        )
+        return None
 
 
 def run(
@@ -593,26 +676,35 @@ def run(
     # When the latch cannot be read, nothing is published: the switch keeps its position rather than
     # being flipped by a read error (AccessDenied, throttling after botocore's retries).
     switch: int | None
+    answered = any(r.status is not None for r in results)
     try:
         state = read_latch_state(ssm, settings.latch_parameter)
-        switch = switch_position(state, results)
+        journal: dict[str, Any] | None = {}
+        if state != LATCH_ACTIVE and answered and "canary-trusts-standby" not in _REGRESSIONS:
+            # Whatever the latch says, the run journal says whether a failover took region A out
+            # and no failback gave it back: the latch can be set to standby by hand, the journal
+            # only by the runbook. Read only when it decides something (a release, a fence).
+            journal = _journal_or_none(settings, ssm, errors)
+        switch = switch_position(state, results, held=failover_holds_region_a(journal))
+        pending = journal is None or bool(journal.get("fencePending"))
         if (
-            state == LATCH_ACTIVE
-            and any(r.status is not None for r in results)
+            (state == LATCH_ACTIVE or pending)
+            and answered
             and settings.runbook_function
             and lambda_client is not None
         ):
             # Region A answers again (any HTTP answer: a half-fenced region A whose web tier is at
-            # zero answers 503 while its functions still write) under an active latch: a fence the
-            # failover could not finish is completed now. The runbook acts only when its journal
-            # says a fence is pending, so asking every minute costs one SSM read.
+            # zero answers 503 while its functions still write) under an active latch, or under
+            # any latch while the journal says its fence is pending: a fence the failover could not
+            # finish is completed now. The runbook acts only when its journal says a fence is
+            # pending, so asking every minute costs one SSM read.
             refused = complete_pending_fence(settings, lambda_client)
             if refused:
                 errors.append(refused)
     except LatchError as exc:
         switch = None
         errors.append({"stage": "latch", "code": exc.code, "message": str(exc)})
-        if any(r.status is not None for r in results) and settings.runbook_function and lambda_client:
+        if answered and settings.runbook_function and lambda_client:
             # The pending fence is recorded in the run journal, not the latch: an absent, garbled or
             # unreadable latch says nothing about it. Region A answering is fenced if a failover left
             # its fence pending (the runbook acts only then), or it would serve its writer while the

@@ -64,3 +64,22 @@ def test_lambda_code_is_the_package_source_only() -> None:
         "lambdas/failover/handler.py",
         "lambdas/health_check/handler.py",
     } <= names
+
+
+def test_the_canary_may_read_the_latch_and_the_run_journal_beside_it(dr: synth.Synthesis) -> None:
+    """Traffic follows the writer whatever the latch says: the canary reads the run journal
+    (``<latch>-journal``, lambdas/health_check/probe.py ``read_journal``) before a standby latch
+    releases the switch, so its role may read exactly those two parameters, in region B."""
+    from lambdas.health_check.probe import JOURNAL_SUFFIX
+
+    (fn,) = [f for f in dr.by_type("aws:lambda/function:Function") if f.name == "dr-orchestrator-canary"]
+    latch = fn.inputs["environment"]["variables"]["LATCH_PARAMETER"]
+    (policy,) = [
+        p for p in dr.by_type("aws:iam/rolePolicy:RolePolicy") if p.name == "dr-orchestrator-canary-policy"
+    ]
+    statements = json.loads(policy.inputs["policy"])["Statement"]
+    (read,) = [s for s in statements if s["Action"] == "ssm:GetParameter"]
+    prefix = f"arn:aws:ssm:{dr.config['pilotlight:drRegion']}:{synth.ACCOUNT_ID}:parameter/"
+    assert sorted(read["Resource"]) == sorted(
+        [f"{prefix}{latch.lstrip('/')}", f"{prefix}{latch.lstrip('/')}{JOURNAL_SUFFIX}"]
+    ), f"canary role dr-orchestrator-canary-role: ssm:GetParameter on {read['Resource']}"

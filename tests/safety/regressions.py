@@ -17,6 +17,11 @@ from lambdas.health_check import probe
 
 CANARY_RELEASES_ON_DOUBT = "canary-releases-on-doubt"
 """The canary read an absent latch as standby and released the switch on anything but ``active``."""
+CANARY_TRUSTS_STANDBY = "canary-trusts-standby"
+"""The canary did not read the run journal: a standby latch released the switch whenever region A
+said it held the writer (its stale one after a failover too), and a pending fence was asked for
+only under an active or unreadable latch (seeds 20, 48)."""
+CANARY_REGRESSIONS = (CANARY_RELEASES_ON_DOUBT, CANARY_TRUSTS_STANDBY)
 
 
 def _switch_before_latch() -> graph.Runbook:
@@ -41,14 +46,14 @@ def _switch_before_latch() -> graph.Runbook:
 @contextmanager
 def regressed(*names: str) -> Iterator[None]:
     """Old behaviours ``names`` on while the block runs (``Regression`` values or the canary's)."""
-    known = {r.value for r in Regression} | {CANARY_RELEASES_ON_DOUBT}
+    known = {r.value for r in Regression} | set(CANARY_REGRESSIONS)
     unknown = set(names) - known
     if unknown:
         raise ValueError(f"unknown regressions {sorted(unknown)}; known: {sorted(known)}")
     saved_graph = graph.RUNBOOKS["failover"]
     try:
         for name in names:
-            if name == CANARY_RELEASES_ON_DOUBT:
+            if name in CANARY_REGRESSIONS:
                 probe._REGRESSIONS.add(name)
             else:
                 regressions.ACTIVE.add(name)

@@ -764,3 +764,128 @@ def test_one_writer_an_unreadable_latch_still_asks_for_the_pending_fence(
     assert len(fn.calls) == 1
     event = json.loads(fn.calls[0]["Payload"])
     assert (event["step"], event["params"]["onlyIfPending"]) == ("fence_primary", True)
+
+
+# ---------------------------------------------------------------------------------------------
+# Whatever the latch says, the run journal says whether a failover holds region A
+# ---------------------------------------------------------------------------------------------
+
+JOURNAL = f"{LATCH}-journal"
+SINCE = "2026-11-30T12:00:00+00:00"
+
+
+def put_journal(ssm: BaseClient, value: dict[str, Any] | str) -> None:
+    text = value if isinstance(value, str) else json.dumps(value)
+    ssm.put_parameter(Name=JOURNAL, Value=text, Type="String", Overwrite=True)
+
+
+def refuse_journal_reads(ssm: BaseClient, code: str) -> None:
+    """Answer GetParameter of the journal (only) with an AWS error; the latch still reads."""
+
+    def hook(params: dict[str, Any], **_: Any) -> tuple[_StubHttp, dict[str, Any]] | None:
+        body = params.get("body") or b""
+        if json.loads(body.decode() if isinstance(body, bytes) else body).get("Name") != JOURNAL:
+            return None
+        error = {"Code": code, "Message": f"injected {code}"}
+        return _StubHttp(400), {"Error": error, "ResponseMetadata": {"HTTPStatusCode": 400}}
+
+    ssm.meta.events.register("before-call.ssm.GetParameter", hook)
+
+
+@pytest.mark.parametrize(
+    ("journal", "asks", "error"),
+    [
+        ({"fencePending": SINCE}, True, None),  # region A was dark at the failover: fence it now
+        ({"primaryStoppedAt": SINCE}, False, None),  # fenced by the failover; nothing pending
+        ({"fencePending": SINCE, "primaryStoppedAt": SINCE}, True, None),
+        ("{not json", True, "MalformedJournal"),  # cannot tell: fail safe
+        (None, True, "AccessDeniedException"),
+    ],
+    ids=["fence-pending", "fenced", "both", "journal-garbled", "journal-unreadable"],
+)
+def test_traffic_follows_the_writer_a_standby_latch_never_releases_to_a_region_a_the_journal_holds(
+    server: HealthServer,
+    cloudwatch: BaseClient,
+    ssm: BaseClient,
+    journal: dict[str, Any] | str | None,
+    asks: bool,
+    error: str | None,
+) -> None:
+    """Traffic follows the writer and one writer (seeds 20, 48): after a failover region A's old RDS
+    primary comes back a standalone writer and says so. A latch set to standby by hand must not hand
+    it traffic beside region B's writer: while the run journal says a failover took region A out
+    (or cannot be read), the switch stays where it is, and a pending fence is asked for whatever the
+    latch says (the runbook acts only on a pending fence)."""
+    if journal is None:
+        refuse_journal_reads(ssm, "AccessDeniedException")
+    else:
+        put_journal(ssm, journal)
+    fn = RecordingLambda()
+
+    result = probe.run(settings(server, RUNBOOK_FUNCTION="app-runbook"), cloudwatch, ssm, lambda_client=fn)
+
+    assert result["healthy"] and all(t["writer"] is True for t in result["targets"]), "region A says writer"
+    assert result["switch"] is None, "a standby latch released the switch to region A the journal holds"
+    assert published(SWITCH_NAME) == []
+    assert [json.loads(c["Payload"])["step"] for c in fn.calls] == (["fence_primary"] if asks else [])
+    assert [(e["stage"], e["code"]) for e in result["errors"]] == ([("journal", error)] if error else [])
+
+
+@pytest.mark.parametrize("latch", ["standby", "failing-back", "garbled", "absent"])
+def test_one_writer_a_pending_fence_is_asked_for_whatever_the_latch_says(
+    server: HealthServer, cloudwatch: BaseClient, ssm: BaseClient, latch: str
+) -> None:
+    """One writer (seed 48, aurora-global: the fence also keeps the unplanned-failover snapshot): the
+    pending fence is recorded in the run journal; a latch set to standby, another state, garbled or
+    deleted does not keep a region A that answers again from being fenced. The switch stays."""
+    if latch == "garbled":
+        ssm.put_parameter(Name=LATCH, Value="{not json", Type="String", Overwrite=True)
+    elif latch == "absent":
+        ssm.delete_parameter(Name=LATCH)
+    else:
+        put_latch(ssm, latch)
+    put_journal(ssm, {"fencePending": SINCE})
+    server.answer("web", then=Answer(status=503, body={"error": "no healthy targets"}))
+    fn = RecordingLambda()
+
+    result = probe.run(settings(server, RUNBOOK_FUNCTION="app-runbook"), cloudwatch, ssm, lambda_client=fn)
+
+    assert result["switch"] is None
+    assert len(fn.calls) == 1
+    event = json.loads(fn.calls[0]["Payload"])
+    assert (event["step"], event["params"]["onlyIfPending"]) == ("fence_primary", True)
+
+
+def test_standby_releases_once_the_journal_holds_region_a_no_more(
+    server: HealthServer, cloudwatch: BaseClient, ssm: BaseClient
+) -> None:
+    """Control: a journal a failback (or `latch release`) left without the failover's marks does not
+    hold the switch: standby over region A's writer releases it, and nothing is fenced."""
+    put_journal(ssm, {"retainedPrimaries": []})
+    fn = RecordingLambda()
+
+    result = probe.run(settings(server, RUNBOOK_FUNCTION="app-runbook"), cloudwatch, ssm, lambda_client=fn)
+
+    assert result["switch"] == 0 and result["errors"] == [] and fn.calls == []
+    assert published(SWITCH_NAME) == [(SWITCH_NS, SWITCH_NAME, 0.0, {"App": APP})]
+
+
+def test_the_canary_reads_the_runbook_s_journal_and_marks() -> None:
+    """The canary and the runbook name the journal and the failover's marks alike (the canary does not
+    import the runbook's steps)."""
+    from types import SimpleNamespace
+    from typing import cast
+
+    from lambdas.failover import steps
+    from lambdas.failover.context import RunbookContext
+
+    assert probe.FAILOVER_MARKS == steps.FAILOVER_MARKS
+    ctx = cast(RunbookContext, SimpleNamespace(latch_parameter_name=LATCH))
+    assert (
+        steps._journal_name(ctx) == settings_for_latch().journal_parameter == f"{LATCH}{probe.JOURNAL_SUFFIX}"
+    )
+
+
+def settings_for_latch() -> probe.Settings:
+    switch = probe.SwitchMetric(SWITCH_NS, SWITCH_NAME, {"App": APP})
+    return probe.Settings(REGION, (probe.Target("web", "http://127.0.0.1/health"),), APP, switch, LATCH)
