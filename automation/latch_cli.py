@@ -20,9 +20,10 @@ the runbook's own steps (``lambdas.failover.steps``), so the format is the runbo
   it to catch up: nothing acknowledged is lost). The program cannot move an Aurora writer itself;
   in rds-replica mode the ``switch-writer`` update promotes region A's replica instead;
 - ``release``: for the IaC failback (``dr:failback``), before ``route-back``: refuses unless region
-  A's database is the writer (traffic must never be sent to a region without it), then runs the
-  runbook's ``release_switch`` and ``clear_latch`` steps. Idempotent: a released latch answers
-  ``already_done``.
+  A's database is the writer (traffic must never be sent to a region without it), then clears the
+  run journal's marks of a failover holding region A (``steps.end_failover_hold``: the canary never
+  releases the switch while they are set) and runs the runbook's ``release_switch`` and
+  ``clear_latch`` steps. Idempotent: a released latch answers ``already_done``.
 
 Exit status: 0 done (or shown), 1 refused (nothing changed), 2 bad input.
 """
@@ -110,6 +111,12 @@ def release(ctx: RunbookContext, clients: Clients, *, reason: str | None) -> tup
         ]
     params = {"reason": reason or "latch release before dr:failback route-back"}
     lines = []
+    # Region A holds the writer: a failover's hold on it (the journal's marks) is over. Cleared before
+    # the release, or the canary, which never releases the switch while the journal holds region A,
+    # would leave the switch where the failover put it under the standby latch.
+    cleared = steps.end_failover_hold(clients, ctx)
+    if cleared:
+        lines.append(f"run journal: cleared {', '.join(cleared)} (region A holds the writer)")
     for step in (steps.release_switch, steps.clear_latch):
         result = step(ctx, clients, params)
         lines.append(f"{step.__name__}: {result.status}: {result.detail}")

@@ -589,6 +589,23 @@ def _journal(clients: Clients, ctx: RunbookContext, **changes: Any) -> dict[str,
     return value
 
 
+FAILOVER_MARKS = ("fencePending", "primaryStoppedAt")
+"""Journal keys a failover sets when it takes region A out and a failback clears when it gives region
+A back (``confirm_primary_healthy``, ``unfence_primary``). Whatever the latch says, while one is set
+a failover holds region A: the failback restores the latch from them, and the region-B canary never
+releases the switch to region A (``lambdas/health_check/probe.py`` reads the same keys)."""
+
+
+def end_failover_hold(clients: Clients, ctx: RunbookContext) -> list[str]:
+    """Clear ``FAILOVER_MARKS`` once region A is known to hold the writer (``python -m automation latch
+    release`` checks it from AWS state first: the IaC failback gives region A back by its updates,
+    not by ``unfence_primary``); returns the marks cleared."""
+    marks = [m for m in FAILOVER_MARKS if read_journal(clients, ctx).get(m)]
+    if marks:
+        _journal(clients, ctx, **dict.fromkeys(marks))
+    return marks
+
+
 DRAIN_SECONDS = 300.0
 """How long a fenced tier may still commit writes: the ALB target group's deregistration delay
 (300 s by default: https://docs.aws.amazon.com/elasticloadbalancing/latest/application/load-balancer-target-groups.html#deregistration-delay),

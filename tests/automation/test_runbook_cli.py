@@ -451,7 +451,9 @@ def _latch_cli(*args: str) -> int:
 def test_latch_release_refuses_without_region_a_writer_then_releases_over_it(
     world: World, outputs: Path, emulator: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    """pulumi up never writes the latch (issue 13, F1): `latch release` does, only over a writer in region A."""
+    """pulumi up never writes the latch (issue 13, F1): `latch release` does, only over a writer in region A.
+    Traffic follows the writer: it also ends a failover's hold on region A in the run journal (the
+    marks under which the canary never releases the switch, whatever the latch says), only then."""
     ctx = world.context
     base = ("--outputs", str(outputs), "--endpoint-url", emulator)
     # After a failover the writer is in region B: releasing would send traffic to a region without it.
@@ -462,9 +464,14 @@ def test_latch_release_refuses_without_region_a_writer_then_releases_over_it(
     out = capsys.readouterr().out
     assert f"the writer is region B ({REGION_B})" in out and "Traceback" not in out
     assert world.latch()["state"] == "active"
+    ssm = _setup_session.client("ssm", region_name=REGION_B, endpoint_url=emulator)
+
+    def journal(latch: str) -> dict[str, str]:
+        return json.loads(ssm.get_parameter(Name=f"{latch}-journal")["Parameter"]["Value"])
+
+    assert journal(ctx["latchParameterName"]).get("primaryStoppedAt"), "the refused release kept the hold"
 
     # A declared failover's first step (E2): activate writes the latch and throws the switch.
-    ssm = _setup_session.client("ssm", region_name=REGION_B, endpoint_url=emulator)
     fresh = build_world(app=f"cli{next(_apps)}", endpoint_url=emulator, session=_setup_session,
                         clients_cache=_setup_clients)  # fmt: skip
     latch_name = fresh.context["latchParameterName"]
@@ -481,10 +488,16 @@ def test_latch_release_refuses_without_region_a_writer_then_releases_over_it(
     assert _latch_cli("switch-writer", "--outputs", str(path), "--endpoint-url", emulator) == 1
     assert "refused: rds-replica" in capsys.readouterr().out
 
-    # Over a writer in region A (region B was never promoted), release lets the switch and the latch go.
+    # Over a writer in region A (region B was never promoted), release lets the switch and the latch go,
+    # and ends what the journal says of a failover holding region A (a runbook failover given back by
+    # the IaC failback's updates, not by the runbook's failback).
+    marks = {"fencePending": "2026-11-30T12:00:00+00:00", "primaryStoppedAt": "2026-11-30T12:00:00+00:00"}
+    ssm.put_parameter(Name=f"{latch_name}-journal", Value=json.dumps(marks), Type="String", Overwrite=True)
     assert _latch_cli("release", "--outputs", str(path), "--endpoint-url", emulator) == 0
     out = capsys.readouterr().out
     assert "release_switch: done" in out and "clear_latch: done" in out
+    assert "run journal: cleared fencePending, primaryStoppedAt" in out
+    assert journal(latch_name) == {}
     assert json.loads(ssm.get_parameter(Name=latch_name)["Parameter"]["Value"])["state"] == "standby"
     assert _latch_cli("show", "--outputs", str(path), "--endpoint-url", emulator) == 0
     shown = capsys.readouterr().out
