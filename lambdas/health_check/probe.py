@@ -542,6 +542,12 @@ def health_metric_data(app: str, results: Sequence[ProbeResult], timestamp: date
     return data
 
 
+def _trusts_the_latch() -> bool:
+    """Test-only: an old canary that never read the run journal (``_REGRESSIONS``; the canary that
+    released on doubt predates the journal's reading too)."""
+    return "canary-trusts-standby" in _REGRESSIONS or "canary-releases-on-doubt" in _REGRESSIONS
+
+
 def switch_position(latch_state: str, results: Sequence[ProbeResult], *, held: bool = False) -> int | None:
     """Where the switch must stand: 1 (traffic to region B), 0 (to region A), None (leave it).
 
@@ -566,7 +572,7 @@ def switch_position(latch_state: str, results: Sequence[ProbeResult], *, held: b
         return 1
     if "canary-releases-on-doubt" in _REGRESSIONS:
         return 0
-    if held and "canary-trusts-standby" not in _REGRESSIONS:
+    if held and not _trusts_the_latch():
         return None
     if latch_state == LATCH_STANDBY and results and all(r.healthy and r.writer is True for r in results):
         return 0
@@ -680,7 +686,7 @@ def run(
     try:
         state = read_latch_state(ssm, settings.latch_parameter)
         journal: dict[str, Any] | None = {}
-        if state != LATCH_ACTIVE and answered and "canary-trusts-standby" not in _REGRESSIONS:
+        if state != LATCH_ACTIVE and answered and not _trusts_the_latch():
             # Whatever the latch says, the run journal says whether a failover took region A out
             # and no failback gave it back: the latch can be set to standby by hand, the journal
             # only by the runbook. Read only when it decides something (a release, a fence).
