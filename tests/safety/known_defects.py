@@ -6,14 +6,12 @@ empties this table: from then on any violation fails the build.
 """
 
 KNOWN_DEFECTS: dict[str, str] = {
-    "one_writer": "region A returns from an outage unfenced with a standalone RDS writer (a fence "
-    "refused by a region A that answers now stops the run before promotion)",
     "no_loss": "failback and forced failovers move the writer without zero lag measured after writes "
-    "stopped; a second failover after an rds-replica failback promotes a frozen database; "
-    "Aurora's unplanned-failover snapshot is never copied",
-    "traffic_follows_writer": "a latch tampered to standby after a failover, with region A back and "
-    "its stale RDS writer answering, lets the canary release traffic to region A (a run stopped "
-    "between latch and switch, or a deleted or garbled latch, no longer does)",
+    "stopped; a second failover after an rds-replica failback promotes a frozen database",
+    "traffic_follows_writer": "a failover that dies after fencing part of a region A that answers leaves "
+    "Route 53 on region B while region A still serves the writer (test_schedules seed 26); after an "
+    "rds-replica failback region B's database is left standalone, so no region serves a writer while "
+    "region A is dark (seed 2)",
     "converges": "a failback whose lag wait times out leaves region B drained",
     "protected_again": "after an rds-replica failback nothing re-creates region B's replica",
 }

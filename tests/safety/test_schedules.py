@@ -42,13 +42,6 @@ seed where the example's own part matters (seed 39 reports ``crash_between_switc
 invariant with the canary's regression alone; seed 43 only with the old graph too)."""
 
 DEFECT_SEEDS: dict[int, tuple[str, str]] = {
-    20: (
-        "one_writer",
-        "rds-replica: a failover completed while region A was dark, the latch is then set to standby "
-        "and region A comes back with its old writer: the canary releases the switch and region A "
-        "serves its stale writer beside region B's (then traffic_follows_writer, no_loss); the known "
-        "defect of tests/safety/known_defects.py (traffic_follows_writer). Also seeds 53, 91",
-    ),
     2: (
         "traffic_follows_writer",
         "rds-replica: a failback ends done and leaves region B's database standalone; region A then "
@@ -80,18 +73,33 @@ DEFECT_SEEDS: dict[int, tuple[str, str]] = {
         "(9B-9), and the runbook reports a failback whose end state already holds as stopped, not "
         "done. Also seeds 26, 46, 70",
     ),
-    48: (
-        "no_loss",
-        "aurora-global: an unplanned failover completes while region A is dark, the latch is then set "
-        "to standby; region A comes back and is rebuilt, and nothing copies the "
-        "rds:unplanned-global-failover-* snapshot holding the 2 discarded writes: the copy is made by "
-        "the pending fence, which the canary asks for under an active or unreadable latch only "
-        "(probe.run), never under a standby one",
-    ),
 }
 """Seeds 0-99 that break an invariant with today's runbook (17 of 100: the seed finder's run of this
 change), one per defect (the cheapest): kept out of ``CI_SEEDS``, each a strict expected failure
-naming the defect, for issue 10."""
+naming the defect, for issue 10. Fixed since, and kept as passing regression tests in
+``FIXED_DEFECT_SEEDS``: seeds 20 and 48."""
+
+
+FIXED_DEFECT_SEEDS: dict[int, tuple[str, str]] = {
+    20: (
+        "one_writer",
+        "rds-replica: a failover completed while region A was dark, the latch was then set to standby "
+        "and region A came back with its old writer: the canary released the switch and region A served "
+        "its stale writer beside region B's (then traffic_follows_writer, no_loss). Also seeds 53, 91. "
+        "Fixed: the canary reads the run journal; a standby latch releases nothing while it says a "
+        "failover holds region A, and a pending fence is asked for whatever the latch says "
+        "(tests/safety/test_latch_after_failover.py)",
+    ),
+    48: (
+        "no_loss",
+        "aurora-global: an unplanned failover completed while region A was dark, the latch was then set "
+        "to standby; region A came back and was rebuilt, and nothing copied the "
+        "rds:unplanned-global-failover-* snapshot holding the 2 discarded writes (the pending fence "
+        "makes the copy, and the canary asked for it under an active or unreadable latch only). Fixed "
+        "as seed 20",
+    ),
+}
+"""Seeds that broke an invariant before a fix of issue 10: each must hold its invariant from now on."""
 
 
 @pytest.fixture(scope="module")
@@ -141,6 +149,15 @@ def test_seeds_left_out_of_ci_break_no_invariant(one_moto: None, seed: int) -> N
     """The invariant this seed breaks today holds (each a defect of today's runbook or checker the
     new schedule shapes found: issue 10). Stops at the first violation of that invariant."""
     invariant, _ = DEFECT_SEEDS[seed]
+    result = run_schedule(seed, length=LENGTH, stop_on=invariant)
+    assert invariant not in {v.invariant for v in result.violations}, result.describe()
+
+
+@pytest.mark.parametrize("seed", sorted(FIXED_DEFECT_SEEDS))
+def test_seeds_whose_defect_is_fixed_break_no_invariant(one_moto: None, seed: int) -> None:
+    """The invariant this seed broke before its defect class was fixed holds (it was a strict expected
+    failure of ``test_seeds_left_out_of_ci_break_no_invariant``). Stops at its first violation."""
+    invariant, _ = FIXED_DEFECT_SEEDS[seed]
     result = run_schedule(seed, length=LENGTH, stop_on=invariant)
     assert invariant not in {v.invariant for v in result.violations}, result.describe()
 
