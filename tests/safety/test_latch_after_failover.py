@@ -11,7 +11,8 @@ nothing kept the writes an unplanned Aurora failover discarded (the copy of the
 run journal, which only the runbook writes: a pending fence is asked for whatever the latch says, and
 a standby latch releases the switch only when the journal records no failover holding region A.
 
-One schedule per latch value and database mode, judged after region A has been back for 8 minutes
+One schedule per latch value and database mode (the failover by the CLI; for standby by Step
+Functions too: the canary's fence does not depend on the executor that left it pending), judged after region A has been back for 8 minutes
 (the canary ticks every minute): one writer, traffic follows the writer, nothing acknowledged lost.
 With the canary's old behaviour back (``canary-trusts-standby``) the standby schedules are reported.
 """
@@ -49,14 +50,14 @@ def journal(d: Deployment) -> dict[str, Any]:
     return json.loads(d.world.client("ssm", REGION_B).get_parameter(Name=name)["Parameter"]["Value"])
 
 
-def latch_tampered_after_a_failover(deploy: Deploy, mode: str, how: str) -> Deployment:
+def latch_tampered_after_a_failover(deploy: Deploy, mode: str, how: str, executor: str = "cli") -> Deployment:
     """Region A dark, a failover completes (its fence pending), the latch is tampered with, region A
     returns and the canary ticks (``RETURN_SECONDS``)."""
     d = deploy(mode)
     d.op_advance(60)
     d.op_outage()
     d.op_advance(120)
-    run = d.op_run("failover")
+    run = d.op_run("failover", executor_name=executor)
     assert run.outcome == "done", run
     assert journal(d).get("fencePending"), "region A was dark: its fence is pending"
     d.op_tamper_latch(how)
@@ -66,16 +67,16 @@ def latch_tampered_after_a_failover(deploy: Deploy, mode: str, how: str) -> Depl
     return d
 
 
-@pytest.mark.parametrize("how", LATCH_VALUES)
+@pytest.mark.parametrize(("how", "executor"), [*((how, "cli") for how in LATCH_VALUES), ("standby", "sfn")])
 @pytest.mark.parametrize("mode", MODES)
 def test_region_a_returning_after_a_failover_is_fenced_whatever_the_latch_says(
-    deploy: Deploy, mode: str, how: str
+    deploy: Deploy, mode: str, how: str, executor: str
 ) -> None:
     """One writer, traffic follows the writer, nothing acknowledged is lost: the pending fence is in
     the run journal, not the latch, so a latch set to standby, deleted or garbled after the failover
     neither keeps region A from being fenced (and Aurora's unplanned-failover snapshot from being
     kept) nor sends traffic to it."""
-    d = latch_tampered_after_a_failover(deploy, mode, how)
+    d = latch_tampered_after_a_failover(deploy, mode, how, executor)
 
     broken = [str(v) for v in d.violations if v.invariant in WATCHED]
     assert not broken, f"{mode}, latch {how} after the failover: {broken}"
