@@ -67,9 +67,10 @@ JOURNAL_SUFFIX = "-journal"
 (``lambdas/failover/steps.py``, ``_journal_name``)."""
 FAILOVER_MARKS = ("fencePending", "primaryStoppedAt")
 """Journal keys a failover sets when it takes region A out and only a failback clears
-(``confirm_primary_healthy``, ``unfence_primary``): ``fencePending`` (region A did not answer its
-fence), ``primaryStoppedAt`` (region A was fenced). The runbook's failback reads the same marks to
-restore a latch lost or set to standby by hand."""
+(``confirm_primary_healthy``, ``unfence_primary``), or ``python -m automation latch release`` once
+AWS shows region A holds the writer: ``fencePending`` (region A did not answer its fence),
+``primaryStoppedAt`` (region A was fenced). The runbook's failback reads the same marks to restore a
+latch lost or set to standby by hand (``lambdas/failover/steps.py``, ``FAILOVER_MARKS``)."""
 
 _REGRESSIONS: set[str] = set()
 """Test-only: old behaviours ``tests/safety`` turns back on to show the checker sees them (always
