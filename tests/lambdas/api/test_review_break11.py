@@ -1,0 +1,264 @@
+"""Review break11: what issue 11 built (the payments ledger in PostgreSQL), read against AWS's docs.
+
+Each test is a defect found in review, kept as a strict xfail naming it: it fails today for the
+reason given, and passes (turning the xfail into an error) once the defect is fixed.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import boto3
+import pytest
+
+from automation.postgres import APP_USER, DATABASE, PgCluster, PgServer, ensure_ledger, sql
+from components.ledger_access import LedgerPath, ledger_path
+from lambdas.api.config import ConfigError, ledger_from_env
+from tests.components.conftest import synthesize
+from tests.lambdas.api.support import PRIMARY, TABLE, Answer, get_event, post_event
+
+Invoke = Callable[[dict[str, Any]], Answer]
+
+
+@pytest.fixture(scope="module")
+def writer(pg_cluster: PgCluster) -> Iterator[PgServer]:
+    """Region A's writer with the ledger table, shared by this module's tests."""
+    server = pg_cluster.new_writer(pg_cluster.unique_name("b11"))
+    ensure_ledger(server)
+    yield server
+    pg_cluster.discard(server)
+
+
+def point_at(server: PgServer, function_env: Callable[..., None], region: str = PRIMARY) -> None:
+    """The payments function of ``region`` on the driver path to ``server`` (as test_ledger_driver)."""
+    secret = boto3.client("secretsmanager", region_name=region).create_secret(
+        Name=f"db-{server.name}-{region}-{time.monotonic_ns()}",
+        SecretString=json.dumps({"username": APP_USER, "password": "unused", "engine": "postgres"}),
+    )
+    function_env(
+        region=region,
+        DB_MODE="rds-replica",
+        DB_INSTANCE_ID=server.name,
+        DB_SECRET_ARN=secret["ARN"],
+        DB_HOST=server.host,
+        DB_PORT=str(server.port),
+        DB_NAME=DATABASE,
+        DB_SSLMODE="disable",
+    )
+
+
+def ledger_row(server: PgServer, payment_id: str) -> list[Any] | None:
+    rows = server.query(
+        "SELECT payment_id, amount::text FROM ledger WHERE payment_id = :p", database=DATABASE, p=payment_id
+    )
+    return rows[0] if rows else None
+
+
+# --------------------------------------------------------------------------------------------------
+# 1. A POST answered 409 commits its (refused) body in the ledger, and GET then serves it.
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="break11 #1: create_payment commits the ledger row before DynamoDB's conditional put; when "
+    "the table already holds the id with another body (a payment made before the ledger existed, or "
+    "one an unplanned failover's ledger tail lost but DynamoDB replicated), the POST is answered 409 "
+    "yet its row stays committed in the ledger, and GET (which reads the ledger) returns the refused "
+    "payment (lambdas/api/payments.py create_payment / record_in_ledger)",
+)
+def test_a_payment_refused_with_409_is_not_in_the_ledger_and_get_does_not_serve_it(
+    invoke: Invoke, function_env: Callable[..., None], writer: PgServer
+) -> None:
+    """The ledger is the system of record: a payment the client was told was refused is not in it."""
+    pid = "pay-b11-reused"
+    # Before the stack had a database: the payment lives in DynamoDB only.
+    function_env()
+    first = invoke(post_event({"payment_id": pid, "amount": 10, "currency": "EUR"}))
+    assert first.status == 201, first.body
+    point_at(writer, function_env)
+
+    reused = invoke(post_event({"payment_id": pid, "amount": 20, "currency": "EUR"}))
+    read = invoke(get_event(pid))
+
+    assert reused.status == 409, reused.body  # the client is told: refused
+    table = boto3.client("dynamodb", region_name=PRIMARY).get_item(
+        TableName=TABLE, Key={"pk": {"S": f"PAYMENT#{pid}"}, "sk": {"S": "PAYMENT"}}
+    )["Item"]
+    assert float(table["amount"]["N"]) == 10
+    # ... so the refused body (amount 20) must not be the ledger's record of the payment.
+    row = ledger_row(writer, pid)
+    served = read.status == 200 and float(read.body["payment"]["amount"]) == 20
+    assert row != [pid, "20.00"] and not served, (
+        f"answered 409, yet the ledger holds {row} and GET answers {read.status} {read.body}"
+    )
+
+
+# --------------------------------------------------------------------------------------------------
+# 2. Two identical requests at once: the second is told 409 although its payment is recorded.
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="break11 #2: INSERT ... ON CONFLICT DO NOTHING that waited on a concurrent insert of the "
+    "same id returns no row (the UNION's SELECT uses the statement's snapshot), Ledger.record raises "
+    "LedgerConflict and record_in_ledger answers 409 to an identical request whose payment is "
+    "committed, instead of 200 (lambdas/api/ledger.py INSERT_SQL, lambdas/api/payments.py)",
+)
+def test_an_identical_request_racing_the_first_is_answered_200_not_409(
+    invoke: Invoke, function_env: Callable[..., None], writer: PgServer
+) -> None:
+    """Idempotent on the payment id: a duplicate in flight at the same time gets the payment (200)."""
+    pid = "pay-b11-race"
+    point_at(writer, function_env)
+    body = {"payment_id": pid, "amount": 12.5, "currency": "EUR", "customer_id": "c1"}
+    # The first request's insert, in a transaction not yet committed (as a concurrent invocation
+    # is between its INSERT and its COMMIT).
+    first = sql.connect(writer, user=APP_USER, database=DATABASE)
+    first.run("BEGIN")
+    first.run(
+        "INSERT INTO ledger (payment_id, amount, currency, customer_id, region, created_at) "
+        "VALUES (:p, 12.50, 'EUR', 'c1', :r, now())",
+        p=pid,
+        r=PRIMARY,
+    )
+    answers: list[Answer] = []
+    thread = threading.Thread(target=lambda: answers.append(invoke(post_event(body))), daemon=True)
+    thread.start()
+    # Wait until the second request's INSERT is blocked on the first one's row lock.
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        waiting = writer.query(
+            "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'pilotlight-api' "
+            "AND wait_event_type = 'Lock'",
+        )
+        if waiting and int(waiting[0][0]) > 0:
+            break
+        time.sleep(0.02)
+    else:
+        pytest.fail("the second request never waited on the first one's insert")
+    first.run("COMMIT")
+    first.close()
+    thread.join(timeout=20)
+
+    assert answers, "the second request did not answer"
+    second = answers[0]
+    assert ledger_row(writer, pid) == [pid, "12.50"]
+    assert second.status in (200, 201), (
+        f"identical request answered {second.status} {second.body} while its payment is committed"
+    )
+
+
+# --------------------------------------------------------------------------------------------------
+# 3. The region check lets the Aurora global writer endpoint through: writes across regions.
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="break11 #3: ledger_from_env's region check (lambdas/api/config.py _RDS_HOST/host_region) "
+    "returns None for an Aurora global writer endpoint (<name>.global-<id>.global.rds.amazonaws.com), "
+    "which always routes to the current primary cluster's writer in whatever region, so a function "
+    "in region B configured with it writes across regions instead of failing its configuration",
+)
+def test_the_aurora_global_writer_endpoint_is_refused_as_a_db_host() -> None:
+    """'Never writes across regions': a DB_HOST that may resolve to another region is a ConfigError."""
+    env = {
+        "DB_SECRET_ARN": "arn:aws:secretsmanager:us-west-2:123456789012:secret:db-AbCdEf",
+        "DB_NAME": "app",
+        "DB_HOST": "shop-global.global-a1b2c3d4e5.global.rds.amazonaws.com",
+    }
+    with pytest.raises(ConfigError, match="DB_HOST"):
+        ledger_from_env(env, "us-west-2")
+
+
+# --------------------------------------------------------------------------------------------------
+# 4. The Data API is chosen in regions where AWS does not offer it.
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="break11 #4: components/ledger_access.py ledger_path takes no region and picks the Data "
+    "API for every allowed region, but AWS lists the Data API for Aurora PostgreSQL as 'Not available' "
+    "in e.g. Asia Pacific (Melbourne) ap-southeast-4 and (Hyderabad) ap-south-2, both in "
+    "components/config.py AWS_REGIONS: the cluster gets enable_http_endpoint and the function no "
+    "driver path there",
+)
+def test_a_region_without_the_data_api_gets_the_driver_path() -> None:
+    """https://docs.aws.amazon.com/AmazonRDS/latest/AuroraUserGuide/Concepts.Aurora_Fea_Regions_DB-eng.Feature.Data_API.html"""
+    s = synthesize(
+        "primary", {"pilotlight:primaryRegion": "ap-southeast-4", "pilotlight:drRegion": "ap-southeast-2"}
+    )
+    clusters = s.by_type("aws:rds/cluster:Cluster")
+    functions = [f for f in s.by_type("aws:lambda/function:Function") if f.name.endswith("-api-payments")]
+    assert len(functions) == 1
+    env = functions[0].inputs["environment"]["variables"]
+    assert "DB_HOST" in env, f"the payments function in ap-southeast-4 uses the Data API: {sorted(env)}"
+    assert not any(c.inputs.get("enableHttpEndpoint") for c in clusters)
+
+
+# --------------------------------------------------------------------------------------------------
+# 5. TLS to the database is never verified.
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="break11 #5: components/data.py _ledger_environment deploys DB_SSLMODE=require, which "
+    "lambdas/api/ledger.py ssl_context maps to CERT_NONE and no host name check: the password and "
+    "every payment go to whoever answers the endpoint's name (libpq: verify-full 'is recommended in "
+    "most security-sensitive environments'; RDS certificates carry the endpoint as CN for this)",
+)
+def test_the_deployed_driver_path_verifies_the_databases_certificate() -> None:
+    """https://docs.aws.amazon.com/AmazonRDS/latest/UserGuide/PostgreSQL.Concepts.General.SSL.html"""
+    s = synthesize("primary", {"pilotlight:database": {"mode": "rds-replica", "engine": "postgres"}})
+    functions = [f for f in s.by_type("aws:lambda/function:Function") if f.name.endswith("-api-payments")]
+    env = functions[0].inputs["environment"]["variables"]
+    target = ledger_from_env(env, "us-east-1")
+    assert target is not None and getattr(target, "sslmode", None) in ("verify-full", "verify-ca"), target
+
+
+# --------------------------------------------------------------------------------------------------
+# 6. Too many connections is a 500, not a 503 to retry.
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="break11 #6: lambdas/api/ledger.py driver_executor re-raises a connect-time SQLSTATE 53300 "
+    "(too_many_connections: a connection per statement from every concurrent Lambda environment, no "
+    "RDS Proxy) as a bare DatabaseError, so the handler answers a generic 500 without Retry-After "
+    "instead of 503 database_unreachable, though the statement never ran",
+)
+def test_too_many_connections_is_a_503_the_client_may_retry(
+    invoke: Invoke, function_env: Callable[..., None], pg_cluster: PgCluster
+) -> None:
+    """The server's own refusal: the application role's connection limit is reached (SQLSTATE 53300)."""
+    server = pg_cluster.new_writer(pg_cluster.unique_name("b11-cl"))
+    try:
+        ensure_ledger(server)
+        server.query(f"ALTER ROLE {APP_USER} CONNECTION LIMIT 0")
+        point_at(server, function_env)
+
+        answer = invoke(post_event({"payment_id": "pay-b11-limit", "amount": 5}))
+
+        assert answer.status == 503, answer.body
+        assert answer.body.get("reason") == "database_unreachable"
+    finally:
+        pg_cluster.discard(server)
+
+
+# --------------------------------------------------------------------------------------------------
+# 7. An Aurora PostgreSQL major version AWS does not list for the Data API gets it.
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="break11 #7: components/ledger_access.py DATA_API_MINIMUM_VERSIONS lists 18: (18, 3), but "
+    "AWS's Data API table lists Aurora PostgreSQL 13 to 17 only (17.4 and higher): 18.x is not "
+    "documented, yet ledger_path answers 'the Data API applies'",
+)
+def test_an_undocumented_major_version_gets_the_driver_path() -> None:
+    """https://docs.aws.amazon.com/AmazonRDS/latest/AuroraUserGuide/Concepts.Aurora_Fea_Regions_DB-eng.Feature.Data_API.html"""
+    path, why = ledger_path("aurora-global", "aurora-postgresql", "18.3", "db.r6g.large")
+    assert path is LedgerPath.DRIVER, why
