@@ -92,6 +92,14 @@ when a concurrent insert of the same id committed after this statement's snapsho
 
 SELECT_SQL = f"SELECT {_COLUMNS} FROM ledger WHERE payment_id = :payment_id"
 
+WITHDRAW_SQL = """\
+DELETE FROM ledger
+WHERE payment_id = :payment_id AND amount = CAST(:amount AS numeric) AND currency = :currency
+  AND customer_id IS NOT DISTINCT FROM :customer_id AND region = :region
+  AND created_at = CAST(:created_at AS timestamptz)
+RETURNING payment_id"""
+"""Delete exactly one request's row (every column matches), never another request's."""
+
 SqlValue = str | None
 Row = list[Any]
 Execute = Callable[[str, Mapping[str, SqlValue]], list[Row]]
@@ -229,6 +237,23 @@ class Ledger:
             raise LedgerConflict(payment_id)
         outcome, *columns = rows[0]
         return LedgerEntry(inserted=outcome == "inserted", payment=_payment(columns))
+
+    def withdraw(self, payment: Mapping[str, Any]) -> bool:
+        """Delete the row :meth:`record` inserted for ``payment`` (all its columns); whether it was there.
+
+        For a payment refused after its row was committed (``lambdas/api/payments.py``)."""
+        rows = self._execute(
+            WITHDRAW_SQL,
+            {
+                "payment_id": str(payment["payment_id"]),
+                "amount": f"{Decimal(payment['amount']):.2f}",
+                "currency": str(payment["currency"]),
+                "customer_id": payment.get("customer_id"),
+                "region": str(payment["region"]),
+                "created_at": str(payment["created_at"]),
+            },
+        )
+        return bool(rows)
 
     def mark(self, marker: str) -> str:
         """Commit one row in :data:`MARKER_DDL`'s table (not a payment); its commit instant, as text.

@@ -17,9 +17,11 @@ import pytest
 
 from automation.postgres import APP_USER, DATABASE, PgCluster, PgServer, ensure_ledger, sql
 from components.ledger_access import LedgerPath, ledger_path
+from lambdas.api import handler as handler_module
+from lambdas.api.clients import ClientCache
 from lambdas.api.config import ConfigError, ledger_from_env
 from tests.components.conftest import synthesize
-from tests.lambdas.api.support import PRIMARY, TABLE, Answer, get_event, post_event
+from tests.lambdas.api.support import PRIMARY, TABLE, Answer, FakeContext, get_event, post_event
 
 Invoke = Callable[[dict[str, Any]], Answer]
 
@@ -62,14 +64,6 @@ def ledger_row(server: PgServer, payment_id: str) -> list[Any] | None:
 # 1. A POST answered 409 commits its (refused) body in the ledger, and GET then serves it.
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="break11 #1: create_payment commits the ledger row before DynamoDB's conditional put; when "
-    "the table already holds the id with another body (a payment made before the ledger existed, or "
-    "one an unplanned failover's ledger tail lost but DynamoDB replicated), the POST is answered 409 "
-    "yet its row stays committed in the ledger, and GET (which reads the ledger) returns the refused "
-    "payment (lambdas/api/payments.py create_payment / record_in_ledger)",
-)
 def test_a_payment_refused_with_409_is_not_in_the_ledger_and_get_does_not_serve_it(
     invoke: Invoke, function_env: Callable[..., None], writer: PgServer
 ) -> None:
@@ -95,6 +89,56 @@ def test_a_payment_refused_with_409_is_not_in_the_ledger_and_get_does_not_serve_
     assert row != [pid, "20.00"] and not served, (
         f"answered 409, yet the ledger holds {row} and GET answers {read.status} {read.body}"
     )
+
+
+def test_a_payment_refused_by_an_item_landing_during_the_request_leaves_no_ledger_row(
+    invoke: Invoke, function_env: Callable[..., None], writer: PgServer, clients: ClientCache
+) -> None:
+    """The race the table read cannot see: an item with another body lands (the global table
+    replicating an unplanned failover's tail) between the read and the conditional put. The 409
+    must still leave no ledger row, and GET must not serve the refused body."""
+    pid = "pay-b11-landing"
+    point_at(writer, function_env)
+    other = boto3.client("dynamodb", region_name=PRIMARY)
+
+    def land(**_: Any) -> None:
+        other.put_item(
+            TableName=TABLE,
+            Item={
+                "pk": {"S": f"PAYMENT#{pid}"},
+                "sk": {"S": "PAYMENT"},
+                "payment_id": {"S": pid},
+                "amount": {"N": "99"},
+                "currency": {"S": "EUR"},
+                "created_at": {"S": "2026-01-01T00:00:00.000Z"},
+                "region": {"S": "us-west-2"},
+            },
+        )
+
+    clients.client("dynamodb", PRIMARY).meta.events.register_first("before-call.dynamodb.PutItem", land)
+
+    answer = invoke(post_event({"payment_id": pid, "amount": 20, "currency": "EUR"}))
+
+    assert answer.status == 409, answer.body
+    assert ledger_row(writer, pid) is None, "answered 409, yet the refused payment is the ledger's row"
+
+
+def test_an_inbox_message_reusing_an_id_is_refused_and_leaves_no_ledger_row(
+    function_env: Callable[..., None], writer: PgServer, clients: ClientCache, stores: None
+) -> None:
+    """The SQS inbox records payments through the same path: a refused message leaves no row."""
+    pid = "pay-b11-inbox"
+    function_env()
+    body = {"payment_id": pid, "amount": 10, "currency": "EUR"}
+    message = {"eventSource": "aws:sqs", "messageId": "m-1", "body": json.dumps(body)}
+    assert handler_module.handler({"Records": [message]}, FakeContext()) == {"batchItemFailures": []}
+    point_at(writer, function_env)
+
+    reused = {**message, "messageId": "m-2", "body": json.dumps({**body, "amount": 20})}
+    answer = handler_module.handler({"Records": [reused]}, FakeContext())
+
+    assert answer == {"batchItemFailures": [{"itemIdentifier": "m-2"}]}
+    assert ledger_row(writer, pid) is None, "the refused inbox message is the ledger's row"
 
 
 # --------------------------------------------------------------------------------------------------
@@ -268,14 +312,6 @@ def test_an_undocumented_major_version_gets_the_driver_path() -> None:
 # 8. A retry answered from DynamoDB's item, while the ledger (what GET reads) records another one.
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="break11 #8: when the ledger lacks a payment DynamoDB holds (made before the ledger, or "
-    "lost in an unplanned ledger tail while the global table kept it), an identical retry inserts a "
-    "new ledger row (this region, now) and answers 201 with DynamoDB's item (first region, first "
-    "time): POST and GET disagree on created_at/region, against create_payment's own comment 'a "
-    "retry keeps the first write's time and region, so the ledger and the table agree'",
-)
 def test_a_retry_answers_what_get_then_reads(
     invoke: Invoke, function_env: Callable[..., None], writer: PgServer
 ) -> None:
