@@ -87,8 +87,12 @@ WHERE payment_id = :payment_id AND NOT EXISTS (SELECT 1 FROM new)"""
 """Insert a payment once; one row back: ``inserted`` or the ``existing`` row for that id.
 
 ``ON CONFLICT DO NOTHING`` makes a retry write nothing
-(https://www.postgresql.org/docs/current/sql-insert.html#SQL-ON-CONFLICT). No row comes back only
-when a concurrent insert of the same id committed after this statement's snapshot was taken."""
+(https://www.postgresql.org/docs/current/sql-insert.html#SQL-ON-CONFLICT). No row comes back when
+a concurrent insert of the same id committed after this statement's snapshot was taken: the insert
+waited for it and did nothing, and the SELECT still sees the snapshot from before it. In READ
+COMMITTED "each command sees a snapshot as of the instant the command began"
+(https://www.postgresql.org/docs/current/transaction-iso.html#XACT-READ-COMMITTED), so
+:meth:`Ledger.record` reads the row again in a statement of its own."""
 
 SELECT_SQL = f"SELECT {_COLUMNS} FROM ledger WHERE payment_id = :payment_id"
 
@@ -233,10 +237,15 @@ class Ledger:
                 "created_at": created_at,
             },
         )
-        if len(rows) != 1:
-            raise LedgerConflict(payment_id)
-        outcome, *columns = rows[0]
-        return LedgerEntry(inserted=outcome == "inserted", payment=_payment(columns))
+        if len(rows) == 1:
+            outcome, *columns = rows[0]
+            return LedgerEntry(inserted=outcome == "inserted", payment=_payment(columns))
+        # A concurrent insert of the same id committed while this one waited: a new statement has
+        # a new snapshot, which sees it.
+        again = self._execute(SELECT_SQL, {"payment_id": payment_id})
+        if not again:
+            raise LedgerConflict(payment_id)  # committed and deleted again meanwhile
+        return LedgerEntry(inserted=False, payment=_payment(again[0]))
 
     def withdraw(self, payment: Mapping[str, Any]) -> bool:
         """Delete the row :meth:`record` inserted for ``payment`` (all its columns); whether it was there.

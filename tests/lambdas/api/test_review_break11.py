@@ -145,13 +145,6 @@ def test_an_inbox_message_reusing_an_id_is_refused_and_leaves_no_ledger_row(
 # 2. Two identical requests at once: the second is told 409 although its payment is recorded.
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="break11 #2: INSERT ... ON CONFLICT DO NOTHING that waited on a concurrent insert of the "
-    "same id returns no row (the UNION's SELECT uses the statement's snapshot), Ledger.record raises "
-    "LedgerConflict and record_in_ledger answers 409 to an identical request whose payment is "
-    "committed, instead of 200 (lambdas/api/ledger.py INSERT_SQL, lambdas/api/payments.py)",
-)
 def test_an_identical_request_racing_the_first_is_answered_200_not_409(
     invoke: Invoke, function_env: Callable[..., None], writer: PgServer
 ) -> None:
