@@ -47,8 +47,10 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from automation.emulator.aws import Emulator
 
-ENDPOINT_HASH = "c9akciq32.emulated"
-"""The account-and-region part AWS puts between the identifier and the region (any fixed label)."""
+ENDPOINT_HASH = "c9akciq32"
+"""The account-and-region label AWS puts between the identifier and the region: a single DNS label,
+as in an endpoint ``<identifier>.<hash>.<region>.rds.amazonaws.com``
+(https://docs.aws.amazon.com/AmazonRDS/latest/UserGuide/USER_ConnectToInstance.html)."""
 
 POSTGRES_PORT = 5432
 """The port an RDS for PostgreSQL instance listens on as the program creates it (components/data.py)."""

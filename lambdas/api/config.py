@@ -17,8 +17,21 @@ SSL_MODES = ("require", "verify-full", "disable")
 """``DB_SSLMODE`` values, named as libpq names them
 (https://www.postgresql.org/docs/current/libpq-ssl.html#LIBPQ-SSL-SSLMODE-STATEMENTS)."""
 DEFAULT_DB_PORT = 5432
-# An RDS endpoint names its region: <id>.<hash>.<region>.rds.amazonaws.com (.cn in China).
-_RDS_HOST = re.compile(r"\.(?P<region>[a-z]{2}(?:-[a-z]+)+-\d+)\.rds\.amazonaws\.com(?:\.cn)?\.?$")
+# A regional RDS endpoint names its region: <name>.<id>.<region>.rds.amazonaws.com (.cn in China);
+# an Aurora cluster's writer/reader/custom endpoint puts cluster-, cluster-ro- or cluster-custom-
+# before the id, an RDS Proxy's proxy-
+# (https://docs.aws.amazon.com/AmazonRDS/latest/AuroraUserGuide/Aurora.Endpoints.html). An Aurora
+# global database's writer endpoint, <name>.global-<id>.global.rds.amazonaws.com, names no region:
+# it "always points to the writer DB instance in the current primary cluster", wherever that is now
+# (https://docs.aws.amazon.com/AWSCloudFormation/latest/UserGuide/aws-properties-rds-globalcluster-globalendpoint.html;
+# https://docs.aws.amazon.com/AmazonRDS/latest/AuroraUserGuide/aurora-global-database-connecting.html),
+# so it does not match.
+_RDS_HOST = re.compile(
+    r"^[a-z0-9](?:[a-z0-9-]*[a-z0-9])?\.(?:cluster-(?:ro-|custom-)?|proxy-)?[a-z0-9]+"
+    r"\.(?P<region>[a-z]{2}(?:-[a-z]+)+-\d+)\.rds\.amazonaws\.com(?:\.cn)?\.?$"
+)
+_LOOPBACK = frozenset({"localhost", "::1"})
+DB_HOST_FORM = "<name>.<id>.<region>.rds.amazonaws.com"
 
 
 class ConfigError(ValueError):
@@ -83,9 +96,32 @@ def arn_region(arn: str) -> str:
 
 
 def host_region(host: str) -> str | None:
-    """The region an RDS endpoint name is in; None for a name that is not an RDS endpoint."""
+    """The region a regional RDS endpoint name is in; None for any other name (the global endpoint too)."""
     match = _RDS_HOST.search(host.lower())
     return match.group("region") if match else None
+
+
+def _is_loopback(host: str) -> bool:
+    return host.lower() in _LOOPBACK or re.fullmatch(r"127(?:\.\d{1,3}){3}", host) is not None
+
+
+def _check_db_host(host: str, region: str) -> None:
+    """``DB_HOST`` must be a regional RDS endpoint of ``region`` (or this machine's loopback address).
+
+    Anything else may resolve to a database in another region, and a write there would be a second
+    writer: the Aurora global writer endpoint (it follows the primary cluster), a CNAME, an IP
+    address. A loopback address is the function's own host, never another region's (a local run).
+    """
+    if _is_loopback(host):
+        return
+    found = host_region(host)
+    allowed = f"allowed: this region's endpoint, {DB_HOST_FORM.replace('<region>', region)}"
+    if found is None:
+        raise ConfigError(
+            f"DB_HOST {host!r} is not a regional RDS endpoint (it may reach any region); {allowed}"
+        )
+    if found != region:
+        raise ConfigError(f"DB_HOST is in region {found}; the function runs in {region}; {allowed}")
 
 
 def _same_region(name: str, found: str | None, region: str) -> None:
@@ -108,7 +144,7 @@ def ledger_from_env(env: Mapping[str, str], region: str) -> LedgerTarget | None:
     database = _required(env, "DB_NAME")
     host = _optional(env, "DB_HOST")
     if host is not None:
-        _same_region("DB_HOST", host_region(host), region)
+        _check_db_host(host, region)
         port_text = _optional(env, "DB_PORT") or str(DEFAULT_DB_PORT)
         if not port_text.isdigit() or not 0 < int(port_text) < 65536:
             raise ConfigError(f"DB_PORT is {port_text!r}; allowed: a TCP port, 1 to 65535")

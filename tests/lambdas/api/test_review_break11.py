@@ -193,13 +193,6 @@ def test_an_identical_request_racing_the_first_is_answered_200_not_409(
 # 3. The region check lets the Aurora global writer endpoint through: writes across regions.
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="break11 #3: ledger_from_env's region check (lambdas/api/config.py _RDS_HOST/host_region) "
-    "returns None for an Aurora global writer endpoint (<name>.global-<id>.global.rds.amazonaws.com), "
-    "which always routes to the current primary cluster's writer in whatever region, so a function "
-    "in region B configured with it writes across regions instead of failing its configuration",
-)
 def test_the_aurora_global_writer_endpoint_is_refused_as_a_db_host() -> None:
     """'Never writes across regions': a DB_HOST that may resolve to another region is a ConfigError."""
     env = {
@@ -209,6 +202,49 @@ def test_the_aurora_global_writer_endpoint_is_refused_as_a_db_host() -> None:
     }
     with pytest.raises(ConfigError, match="DB_HOST"):
         ledger_from_env(env, "us-west-2")
+
+
+@pytest.mark.parametrize(
+    "host",
+    [
+        "shop-global.global-a1b2c3d4e5.global.rds.amazonaws.com",  # the Aurora global writer endpoint
+        "db.example.com",  # a CNAME may point anywhere
+        "10.0.1.25",  # an address names no region
+        "shop.abc123xyz.us-east-1.rds.amazonaws.com",  # the other region's endpoint
+        "shop.cluster-abc123xyz.us-east-1.rds.amazonaws.com",
+        "evil.us-west-2.rds.amazonaws.com.example.com",
+    ],
+)
+def test_a_db_host_outside_the_functions_region_is_one_error_naming_the_allowed_form(host: str) -> None:
+    """'Never writes across regions': only this region's RDS endpoint names are a DB_HOST."""
+    env = {
+        "DB_SECRET_ARN": "arn:aws:secretsmanager:us-west-2:123456789012:secret:db-AbCdEf",
+        "DB_NAME": "app",
+        "DB_HOST": host,
+    }
+    with pytest.raises(ConfigError) as raised:
+        ledger_from_env(env, "us-west-2")
+    message = str(raised.value)
+    assert message.startswith("DB_HOST") and "allowed: this region's endpoint, <name>.<id>.us-west-2.rds.amazonaws.com" in message
+
+
+@pytest.mark.parametrize(
+    "host",
+    [
+        "shop.abc123xyz.us-west-2.rds.amazonaws.com",
+        "shop.cluster-abc123xyz.us-west-2.rds.amazonaws.com",
+        "shop.proxy-abc123xyz.us-west-2.rds.amazonaws.com",
+        "127.0.0.1",  # this machine: a local run, never another region
+    ],
+)
+def test_this_regions_endpoints_are_a_db_host(host: str) -> None:
+    env = {
+        "DB_SECRET_ARN": "arn:aws:secretsmanager:us-west-2:123456789012:secret:db-AbCdEf",
+        "DB_NAME": "app",
+        "DB_HOST": host,
+    }
+    target = ledger_from_env(env, "us-west-2")
+    assert target is not None and getattr(target, "host", None) == host
 
 
 # --------------------------------------------------------------------------------------------------
