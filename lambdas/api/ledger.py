@@ -116,6 +116,10 @@ Raises :class:`LedgerUnavailable` (by meaning) when the database cannot take the
 READ_ONLY_SQL_TRANSACTION = "25006"
 UNDEFINED_TABLE = "42P01"
 CANNOT_CONNECT_NOW = "57P03"
+TOO_MANY_CONNECTIONS = "53300"
+INSUFFICIENT_RESOURCES = "53"
+"""Class 53, insufficient resources: at connect time the server refused the session (53300: the
+instance's max_connections or the role's CONNECTION LIMIT is reached), so no statement ran."""
 
 CONNECT_TIMEOUT_SECONDS = 5.0
 """pg8000 socket timeout: API Gateway gives up after 29 s, and a dark database must answer 503 first."""
@@ -524,6 +528,13 @@ def driver_executor(
             code = _sqlstate(err)
             if code == CANNOT_CONNECT_NOW:
                 raise DatabaseUnreachable(f"the database at {where} is starting or stopping") from err
+            if code.startswith(INSUFFICIENT_RESOURCES):
+                # Every concurrent execution environment opens its own connection: at peak the
+                # server refuses new sessions until others close. Nothing ran; a retry is safe.
+                raise DatabaseUnreachable(
+                    f"the database at {where} refused a new connection (too many connections)",
+                    _server_message(err),
+                ) from err
             if code.startswith("28"):  # invalid authorization: a rotated password, or a fence
                 credentials.forget()
                 raise DatabaseUnreachable(

@@ -225,7 +225,10 @@ def test_a_db_host_outside_the_functions_region_is_one_error_naming_the_allowed_
     with pytest.raises(ConfigError) as raised:
         ledger_from_env(env, "us-west-2")
     message = str(raised.value)
-    assert message.startswith("DB_HOST") and "allowed: this region's endpoint, <name>.<id>.us-west-2.rds.amazonaws.com" in message
+    assert (
+        message.startswith("DB_HOST")
+        and "allowed: this region's endpoint, <name>.<id>.us-west-2.rds.amazonaws.com" in message
+    )
 
 
 @pytest.mark.parametrize(
@@ -296,13 +299,6 @@ def test_the_deployed_driver_path_verifies_the_databases_certificate() -> None:
 # 6. Too many connections is a 500, not a 503 to retry.
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="break11 #6: lambdas/api/ledger.py driver_executor re-raises a connect-time SQLSTATE 53300 "
-    "(too_many_connections: a connection per statement from every concurrent Lambda environment, no "
-    "RDS Proxy) as a bare DatabaseError, so the handler answers a generic 500 without Retry-After "
-    "instead of 503 database_unreachable, though the statement never ran",
-)
 def test_too_many_connections_is_a_503_the_client_may_retry(
     invoke: Invoke, function_env: Callable[..., None], pg_cluster: PgCluster
 ) -> None:
@@ -317,6 +313,8 @@ def test_too_many_connections_is_a_503_the_client_may_retry(
 
         assert answer.status == 503, answer.body
         assert answer.body.get("reason") == "database_unreachable"
+        assert answer.headers.get("Retry-After"), answer.headers
+        assert "Traceback" not in json.dumps(answer.body)
     finally:
         pg_cluster.discard(server)
 
