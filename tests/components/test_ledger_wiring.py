@@ -19,7 +19,7 @@ import pytest
 
 from automation import synth
 from components.config import ConfigError, parse
-from components.ledger_access import FUNCTION_ENDPOINTS, LedgerPath, ledger_path
+from components.ledger_access import DATA_API_REGIONS, FUNCTION_ENDPOINTS, LedgerPath, ledger_path
 from components.serverless import LEDGER_DRIVER_DISTRIBUTIONS, lambda_code
 from lambdas.api.config import DataApiLedger, DriverLedger, ledger_from_env
 from lambdas.failover.clients import DR_SETTINGS, PRIMARY_SETTINGS
@@ -170,8 +170,32 @@ def test_aurora_uses_the_data_api_only_where_aws_documents_it(
     engine_version: str, instance_class: str, path: LedgerPath
 ) -> None:
     """Versions from the Data API's region and version table; no T instance classes (its limitations)."""
-    assert ledger_path("aurora-global", "aurora-postgresql", engine_version, instance_class)[0] is path
-    assert ledger_path("rds-replica", "postgres", engine_version, instance_class)[0] is LedgerPath.DRIVER
+    regions = ("us-east-1", "us-west-2")
+    assert (
+        ledger_path("aurora-global", "aurora-postgresql", engine_version, instance_class, regions)[0] is path
+    )
+    assert (
+        ledger_path("rds-replica", "postgres", engine_version, instance_class, regions)[0]
+        is LedgerPath.DRIVER
+    )
+
+
+@pytest.mark.parametrize(
+    ("regions", "path"),
+    [
+        (("us-east-1", "us-west-2"), LedgerPath.DATA_API),
+        (("ap-southeast-4", "ap-southeast-2"), LedgerPath.DRIVER),  # Melbourne: "Not available"
+        (("us-east-1", "ap-south-2"), LedgerPath.DRIVER),  # Hyderabad as region B: "Not available"
+        (("us-east-1", "eu-south-2"), LedgerPath.DRIVER),  # a row not read: the path that works anywhere
+    ],
+)
+def test_the_data_api_needs_both_regions_in_aws_s_table(regions: tuple[str, str], path: LedgerPath) -> None:
+    """Region B's function uses the same path once its cluster is promoted: both regions must have it.
+    https://docs.aws.amazon.com/AmazonRDS/latest/AuroraUserGuide/Concepts.Aurora_Fea_Regions_DB-eng.Feature.Data_API.html"""
+    chosen, why = ledger_path("aurora-global", "aurora-postgresql", "16.4", "db.r6g.large", regions)
+    assert chosen is path, why
+    if path is LedgerPath.DRIVER:
+        assert why.startswith(next(r for r in regions if r not in DATA_API_REGIONS)), why
 
 
 def test_a_primary_without_nat_is_refused_when_the_function_must_be_in_the_vpc() -> None:

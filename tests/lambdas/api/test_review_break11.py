@@ -254,14 +254,6 @@ def test_this_regions_endpoints_are_a_db_host(host: str) -> None:
 # 4. The Data API is chosen in regions where AWS does not offer it.
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="break11 #4: components/ledger_access.py ledger_path takes no region and picks the Data "
-    "API for every allowed region, but AWS lists the Data API for Aurora PostgreSQL as 'Not available' "
-    "in e.g. Asia Pacific (Melbourne) ap-southeast-4 and (Hyderabad) ap-south-2, both in "
-    "components/config.py AWS_REGIONS: the cluster gets enable_http_endpoint and the function no "
-    "driver path there",
-)
 def test_a_region_without_the_data_api_gets_the_driver_path() -> None:
     """https://docs.aws.amazon.com/AmazonRDS/latest/AuroraUserGuide/Concepts.Aurora_Fea_Regions_DB-eng.Feature.Data_API.html"""
     s = synthesize(
@@ -323,16 +315,17 @@ def test_too_many_connections_is_a_503_the_client_may_retry(
 # 7. An Aurora PostgreSQL major version AWS does not list for the Data API gets it.
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="break11 #7: components/ledger_access.py DATA_API_MINIMUM_VERSIONS lists 18: (18, 3), but "
-    "AWS's Data API table lists Aurora PostgreSQL 13 to 17 only (17.4 and higher): 18.x is not "
-    "documented, yet ledger_path answers 'the Data API applies'",
-)
 def test_an_undocumented_major_version_gets_the_driver_path() -> None:
     """https://docs.aws.amazon.com/AmazonRDS/latest/AuroraUserGuide/Concepts.Aurora_Fea_Regions_DB-eng.Feature.Data_API.html"""
-    path, why = ledger_path("aurora-global", "aurora-postgresql", "18.3", "db.r6g.large")
-    assert path is LedgerPath.DRIVER, why
+    # Review of the finding: the page's current version lists "Aurora PostgreSQL 18 | Version 18.3 and
+    # higher" (an older copy stops at 17), so 18.3 keeps the Data API; what the table does not list is
+    # 18 below 18.3, and any major version after 18.
+    regions = ("us-east-1", "us-west-2")
+    for version in ("18.1", "19.1"):
+        path, why = ledger_path("aurora-global", "aurora-postgresql", version, "db.r6g.large", regions)
+        assert path is LedgerPath.DRIVER, why
+    path, why = ledger_path("aurora-global", "aurora-postgresql", "18.3", "db.r6g.large", regions)
+    assert path is LedgerPath.DATA_API, why
 
 
 # --------------------------------------------------------------------------------------------------
