@@ -7,6 +7,7 @@ A missing or bad variable raises ConfigError naming it; the handler answers 500 
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -73,9 +74,13 @@ class DriverLedger:
         host, port: this region's database endpoint (``DB_HOST``, ``DB_PORT``, default 5432).
         database: the database name (``DB_NAME``).
         secret_arn: the credentials secret in this region (``DB_SECRET_ARN``).
-        sslmode: ``DB_SSLMODE``, one of :data:`SSL_MODES` (default ``require``: the program's
-            parameter groups set ``rds.force_ssl``, so the server refuses anything else).
-        ca_bundle: ``DB_CA_BUNDLE``, the CA certificates ``verify-full`` checks the server against.
+        sslmode: ``DB_SSLMODE``, one of :data:`SSL_MODES`; default ``verify-full`` when
+            ``DB_SSLROOTCERT`` is set, else ``require`` (the program's parameter groups set
+            ``rds.force_ssl``, so the server refuses anything without TLS).
+        ca_bundle: ``DB_SSLROOTCERT`` (libpq's ``sslrootcert``), a PEM file of the CA certificates
+            ``verify-full`` checks the server's chain against: AWS's RDS bundle, ``global-bundle.pem``
+            (https://docs.aws.amazon.com/AmazonRDS/latest/UserGuide/UsingWithRDS.SSL.html), carried
+            in the function's code package.
     """
 
     host: str
@@ -148,12 +153,16 @@ def ledger_from_env(env: Mapping[str, str], region: str) -> LedgerTarget | None:
         port_text = _optional(env, "DB_PORT") or str(DEFAULT_DB_PORT)
         if not port_text.isdigit() or not 0 < int(port_text) < 65536:
             raise ConfigError(f"DB_PORT is {port_text!r}; allowed: a TCP port, 1 to 65535")
-        sslmode = _optional(env, "DB_SSLMODE") or "require"
+        ca_bundle = _optional(env, "DB_SSLROOTCERT")
+        sslmode = _optional(env, "DB_SSLMODE") or ("verify-full" if ca_bundle else "require")
         if sslmode not in SSL_MODES:
             raise ConfigError(f"DB_SSLMODE is {sslmode!r}; allowed: {', '.join(SSL_MODES)}")
-        ca_bundle = _optional(env, "DB_CA_BUNDLE")
         if sslmode == "verify-full" and ca_bundle is None:
-            raise ConfigError("DB_CA_BUNDLE is not set; DB_SSLMODE verify-full needs it")
+            raise ConfigError(
+                "DB_SSLROOTCERT is not set; DB_SSLMODE verify-full needs it (a PEM file of CA certificates)"
+            )
+        if ca_bundle is not None and not os.path.isfile(ca_bundle):
+            raise ConfigError(f"DB_SSLROOTCERT is {ca_bundle!r}, which is not a file in the function")
         return DriverLedger(host, int(port_text), database, secret_arn, sslmode, ca_bundle)
     cluster_arn = _optional(env, "DB_CLUSTER_ARN")
     if cluster_arn is None:

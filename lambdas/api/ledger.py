@@ -465,12 +465,14 @@ def ssl_context(target: DriverLedger) -> ssl.SSLContext | bool:
     """The TLS context for ``DB_SSLMODE`` (False: no TLS).
 
     ``require`` encrypts without checking the server's certificate (libpq's meaning); ``verify-full``
-    checks it against ``DB_CA_BUNDLE`` and the host name.
+    checks the chain against ``DB_SSLROOTCERT`` only (not the system store) and the host name.
     """
     if target.sslmode == "disable":
         return False
     if target.sslmode == "verify-full":
-        return ssl.create_default_context(cafile=target.ca_bundle)
+        verified = ssl.create_default_context(cafile=target.ca_bundle)
+        verified.minimum_version = ssl.TLSVersion.TLSv1_2
+        return verified
     # Not create_default_context(): it loads the system CA store, which ``require`` never consults,
     # and the driver makes a context per statement.
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
