@@ -21,8 +21,8 @@ instance endpoint name reaches the server as AWS's network would:
   (https://docs.aws.amazon.com/AmazonRDS/latest/UserGuide/PostgreSQL.Concepts.General.SSL.html,
   "Requiring an SSL connection to a PostgreSQL DB instance"). The embedded servers are built without
   OpenSSL, so the endpoint terminates TLS itself: it answers the client's ``SSLRequest`` with ``S``,
-  completes the handshake with a certificate for the endpoint name (subject alternative name and
-  CN, as RDS's server certificates name the endpoint), issued by the emulator's own CA, and carries
+  completes the handshake with a certificate for the endpoint name (subject alternative name, as
+  RDS's server certificates name the endpoint), issued by the emulator's own CA, and carries
   the decrypted PostgreSQL protocol to the server (https://www.postgresql.org/docs/18/protocol-flow.html#PROTOCOL-FLOW-SSL).
   The CA's certificate is :attr:`RdsNetwork.ca_file`: the test's stand-in for AWS's
   ``global-bundle.pem``, so a client with ``sslmode=verify-full`` verifies the chain and the host
@@ -274,7 +274,7 @@ class _Authority:
         self.ca_file.write_bytes(self._cert.public_bytes(serialization.Encoding.PEM))
 
     def server_context(self, name: str) -> ssl.SSLContext:
-        """A server TLS context with a certificate for ``name`` (SAN and CN), issued by this CA."""
+        """A server TLS context with a certificate for ``name`` (in the SAN), issued by this CA."""
         from cryptography import x509
         from cryptography.hazmat.primitives import hashes, serialization
         from cryptography.hazmat.primitives.asymmetric import ec
@@ -284,7 +284,13 @@ class _Authority:
         now = dt.datetime.now(dt.UTC)
         cert = (
             x509.CertificateBuilder()
-            .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)]))
+            # A CN holds at most 64 characters (RFC 5280 ub-common-name) and endpoint names can be
+            # longer; the host name is checked against the SAN, so a long name's CN is its first label.
+            .subject_name(
+                x509.Name(
+                    [x509.NameAttribute(NameOID.COMMON_NAME, name if len(name) <= 64 else name.split(".")[0])]
+                )
+            )
             .issuer_name(self._name)
             .public_key(key.public_key())
             .serial_number(x509.random_serial_number())

@@ -120,13 +120,16 @@ def verified_target(host: str, ca_file: str) -> DriverLedger:
     return target
 
 
+@pytest.mark.parametrize("identifier", [IDENTIFIER, "pilotlight-production-data-db-instance-generation-2"])
 def test_verify_full_checks_the_endpoint_s_certificate_against_the_ca_file(
-    network: tuple[RdsNetwork, dict[str, Any]],
+    network: tuple[RdsNetwork, dict[str, Any]], identifier: str
 ) -> None:
     """DB_SSLROOTCERT names the CA (AWS's global-bundle.pem in AWS, the emulator's CA here): the
-    chain and the host name are verified, and the session reaches the server."""
-    net, _ = network
-    name = instance_endpoint(IDENTIFIER, REGION)
+    chain and the host name are verified, and the session reaches the server. A name longer than a
+    certificate's CN may hold (64) is verified too."""
+    net, names = network
+    names[identifier] = names[IDENTIFIER]
+    name = instance_endpoint(identifier, REGION)
     target = verified_target(name, net.ca_file)
     context = ssl_context(target)
     assert isinstance(context, ssl.SSLContext)
