@@ -367,11 +367,35 @@ def reported_bound(dep: Deployment, run: Any, start: datetime, end: datetime) ->
 
 
 def beyond_bound(writes: PhaseWrites, bound: LossBound) -> list[Write]:
-    """Lost writes older, when the runbook estimated the loss, than the bound it reported."""
+    """Lost writes older, when the runbook estimated the loss, than the bound it reported.
+
+    With no figure (the runbook reported "an unknown span") no lost write can be shown within it:
+    every lost write is beyond it, so the check fails rather than passing with no bound.
+    """
     if bound.seconds is None:
-        return []  # "an unknown span": nothing lost can exceed it
+        return list(writes.lost)
     # The note rounds to whole seconds.
     return [w for w in writes.lost if (bound.at - w.at).total_seconds() > bound.seconds + 0.5]
+
+
+def judge_loss_bound(writes: PhaseWrites, bound: LossBound | None) -> tuple[bool, str]:
+    """Whether what the phase lost is within the bound the runbook reported; what was observed.
+
+    Fails, saying why, when the runbook reported no bound, or a bound with no figure: a loss is
+    never judged "within" a bound nobody stated.
+    """
+    if bound is None:
+        return False, f"{len(writes.lost)} lost; the runbook reported no bound"
+    over = beyond_bound(writes, bound)
+    if bound.seconds is None:
+        return False, (
+            f"{len(writes.lost)} lost; not judged: the runbook reported no figure ({bound.note}), "
+            "so no loss can be shown within it"
+        )
+    observed = f"{len(writes.lost)} lost, runbook: {bound.note}"
+    if over:
+        observed += f"; {len(over)} older than it: " + ", ".join(f"#{w.id} {w.at:%H:%M:%S}" for w in over[:5])
+    return not over, observed
 
 
 # --------------------------------------------------------------------------------------------------
@@ -555,19 +579,12 @@ def judge_data(
         observed += f", {len(unexcused)} lost ({where})"
     judge.add(CheckKey.NO_LOSS, what, not unexcused, observed)
     if writes.lost and writes.phase is Phase.FAILOVER:
-        over = beyond_bound(writes, bound) if bound else list(writes.lost)
+        ok, observed = judge_loss_bound(writes, bound)
         judge.add(
             CheckKey.LOSS_BOUND,
             "every write the unplanned failover lost is within the bound the runbook reported",
-            bound is not None and not over,
-            "the runbook reported no bound"
-            if bound is None
-            else f"{len(writes.lost)} lost, runbook: {bound.note}"
-            + (
-                f"; {len(over)} older than it: " + ", ".join(f"#{w.id} {w.at:%H:%M:%S}" for w in over[:5])
-                if over
-                else ""
-            ),
+            ok,
+            observed,
         )
     two = [t for t in client.two_writers if writes.start <= t < writes.end]
     judge.add(

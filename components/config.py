@@ -487,7 +487,13 @@ def parse(values: Mapping[str, Any], *, stack: str) -> StackConfig:
     if (
         role == "primary"
         and nat_strategy == "none"
-        and ledger_path(database.mode, database.engine, database.engine_version, database.instance_class)[0]
+        and ledger_path(
+            database.mode,
+            database.engine,
+            database.engine_version,
+            database.instance_class,
+            (primary_region or "", dr_region or ""),
+        )[0]
         is LedgerPath.DRIVER
     ):
         # The payments function then runs in the private subnets, and its health answer reads the

@@ -485,7 +485,13 @@ class PrimaryDatabase(pulumi.ComponentResource):
                 engine_version=db.engine_version,
                 global_cluster_identifier=global_cluster.global_cluster_identifier,
                 # The payments function's ledger path (components/ledger_access.py).
-                enable_http_endpoint=_data_api(db.mode, db.engine, db.engine_version, db.instance_class),
+                enable_http_endpoint=_data_api(
+                    db.mode,
+                    db.engine,
+                    db.engine_version,
+                    db.instance_class,
+                    (args.region, args.replica_region),
+                ),
                 database_name=db.db_name,
                 master_username=db.username,
                 master_password_wo=self.credentials.password,
@@ -576,9 +582,11 @@ class PrimaryDatabase(pulumi.ComponentResource):
         self.register_outputs({"resource_arn": self.resource_arn, "secret_arn": self.credentials.secret_arn})
 
 
-def _data_api(mode: str, engine: str, engine_version: str, instance_class: str) -> bool | None:
+def _data_api(
+    mode: str, engine: str, engine_version: str, instance_class: str, regions: tuple[str, str]
+) -> bool | None:
     """``enable_http_endpoint`` for a cluster: True on the Data API path, else left unset."""
-    path, _ = ledger_path(mode, engine, engine_version, instance_class)
+    path, _ = ledger_path(mode, engine, engine_version, instance_class, regions)
     return True if path is LedgerPath.DATA_API else None
 
 
@@ -775,7 +783,9 @@ class DrDatabase(pulumi.ComponentResource):
                 engine_version=engine_version,
                 global_cluster_identifier=primary["globalClusterId"],
                 # On the secondary too: it serves the Data API once promoted (data-api.limitations.html).
-                enable_http_endpoint=_data_api(db.mode, engine, engine_version, db.instance_class),
+                enable_http_endpoint=_data_api(
+                    db.mode, engine, engine_version, db.instance_class, (args.primary_region, args.region)
+                ),
                 port=port,
                 db_subnet_group_name=self.network.subnet_group_name,
                 db_cluster_parameter_group_name=self.network.parameter_group_name,
@@ -1194,7 +1204,7 @@ class PrimaryDataTier(pulumi.ComponentResource):
         self.bucket_name, self.bucket_kms_key_arn = self.bucket.bucket_name, key.arn
         db = self.database
         d = cfg.database
-        self.ledger_path, _ = ledger_path(d.mode, d.engine, d.engine_version, d.instance_class)
+        self.ledger_path, _ = ledger_path(d.mode, d.engine, d.engine_version, d.instance_class, (a, b))
         # The secret is encrypted with this region's key (master_credentials).
         self.ledger_secret_key_arn = key.arn
         self.api_environment = {
@@ -1393,7 +1403,9 @@ class DrDataTier(pulumi.ComponentResource):
         d = cfg.database
         engine = str(primary.get("databaseEngine") or d.engine)
         engine_version = str(primary.get("databaseEngineVersion") or d.engine_version)
-        self.ledger_path, _ = ledger_path(d.mode, engine, engine_version, d.instance_class)
+        self.ledger_path, _ = ledger_path(
+            d.mode, engine, engine_version, d.instance_class, (cfg.primary_region, cfg.dr_region)
+        )
         # Region B's copy of the secret, under the key the primary stack made for it in B.
         self.ledger_secret_key_arn = primary["replicaKmsKeyArn"]
         self.api_environment = {

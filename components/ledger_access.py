@@ -14,12 +14,16 @@ two paths, decided here from the parsed configuration:
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from enum import StrEnum
 from typing import Any
 
-# Data API with Aurora PostgreSQL Serverless v2 and provisioned: the first version of each major
-# version it supports, the same in the program's regions (us-east-1, us-west-2 and most others)
-# https://docs.aws.amazon.com/AmazonRDS/latest/AuroraUserGuide/Concepts.Aurora_Fea_Regions_DB-eng.Feature.Data_API.html
+DATA_API_PAGE = (
+    "https://docs.aws.amazon.com/AmazonRDS/latest/AuroraUserGuide/"
+    "Concepts.Aurora_Fea_Regions_DB-eng.Feature.Data_API.html"
+)
+"""AWS's table "Data API with Aurora PostgreSQL (serverless and provisioned)": Regions x major versions."""
+
 DATA_API_MINIMUM_VERSIONS: dict[int, tuple[int, int]] = {
     13: (13, 11),
     14: (14, 8),
@@ -28,6 +32,29 @@ DATA_API_MINIMUM_VERSIONS: dict[int, tuple[int, int]] = {
     17: (17, 4),
     18: (18, 3),
 }
+"""The first version of each major version the table lists, the same in every Region that has the
+Data API: "Version 13.11 and higher" ... "Version 17.4 and higher", and in the page's current
+version "Version 18.3 and higher" (an older version of the page stops at 17). A major version not
+listed here gets the driver path."""
+
+DATA_API_REGIONS = frozenset(
+    {
+        "us-east-1", "us-east-2", "us-west-1", "us-west-2", "af-south-1",
+        "ap-east-1", "ap-south-1", "ap-southeast-3", "ap-southeast-5", "ap-northeast-3",
+    }
+)  # fmt: skip
+"""Regions whose row of the table gives versions (not "Not available") for Aurora PostgreSQL, as read
+here: US East (N. Virginia, Ohio), US West (N. California, Oregon), Africa (Cape Town), Asia Pacific
+(Hong Kong, Mumbai, Jakarta, Malaysia, Osaka).
+
+A Region not listed gets the driver path: those the table marks "Not available" (Asia Pacific
+(Hyderabad) ap-south-2, (Melbourne) ap-southeast-4, (New Zealand) ap-southeast-6), and those whose
+row was not read when this list was made. The driver works in every Region, so the cost of a wrong
+"no" is a VPC attachment; a wrong "yes" is a cluster whose ledger never answers. Add a Region here
+once its row in the table is read."""
+
+DATA_API_UNAVAILABLE = frozenset({"ap-south-2", "ap-southeast-4", "ap-southeast-6"})
+"""Regions the table marks "Not available" for every Aurora PostgreSQL version (named in the reason)."""
 
 FUNCTION_ENDPOINTS = ("secretsmanager", "ssm", "rds")
 """Interface endpoints a VPC-attached payments function needs where there is no NAT gateway: the
@@ -48,21 +75,35 @@ class LedgerPath(StrEnum):
 _VERSION = re.compile(r"^(\d+)\.(\d+)")
 
 
-def ledger_path(mode: str, engine: str, engine_version: str, instance_class: str) -> tuple[LedgerPath, str]:
-    """The path for a database configuration, and why (for the plan and the logs)."""
+def ledger_path(
+    mode: str, engine: str, engine_version: str, instance_class: str, regions: Iterable[str]
+) -> tuple[LedgerPath, str]:
+    """The path for a database configuration, and why (for the plan and the logs).
+
+    ``regions`` are both regions of the deployment: the Data API is chosen only where AWS documents
+    it in each of them, since region B's function uses the same path once its cluster is promoted.
+    """
     if mode != "aurora-global" or engine != "aurora-postgresql":
         return LedgerPath.DRIVER, f"{engine} in mode {mode}: the Data API serves Aurora only"
     # "Data API isn't supported on T DB instance classes" (data-api.limitations.html).
     if instance_class.startswith("db.t"):
         return LedgerPath.DRIVER, f"{instance_class}: the Data API does not support T instance classes"
+    for region in regions:
+        if region not in DATA_API_REGIONS:
+            why = "lists it as Not available" if region in DATA_API_UNAVAILABLE else "does not list it"
+            return LedgerPath.DRIVER, (
+                f"{region}: AWS's Data API table for Aurora PostgreSQL {why} ({DATA_API_PAGE})"
+            )
     match = _VERSION.match(engine_version)
     if match is None:
         return LedgerPath.DRIVER, f"engine version {engine_version!r} names no minor version"
     version = (int(match.group(1)), int(match.group(2)))
     minimum = DATA_API_MINIMUM_VERSIONS.get(version[0])
     if minimum is None or version < minimum:
-        return LedgerPath.DRIVER, f"Aurora PostgreSQL {engine_version}: the Data API starts at " + (
-            f"{minimum[0]}.{minimum[1]}" if minimum else "a later major version"
+        return LedgerPath.DRIVER, f"Aurora PostgreSQL {engine_version}: the Data API " + (
+            f"starts at {minimum[0]}.{minimum[1]}"
+            if minimum
+            else f"is not documented for major version {version[0]} ({DATA_API_PAGE})"
         )
     return LedgerPath.DATA_API, f"Aurora PostgreSQL {engine_version} provisioned: the Data API applies"
 

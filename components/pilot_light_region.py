@@ -86,6 +86,7 @@ class PilotLightRegion(pulumi.ComponentResource):
                 str(args.primary.get("databaseEngine") or cfg.database.engine),
                 str(args.primary.get("databaseEngineVersion") or cfg.database.engine_version),
                 cfg.database.instance_class,
+                (cfg.primary_region, cfg.dr_region),
             )[0]
             is LedgerPath.DRIVER
         )

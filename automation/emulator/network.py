@@ -21,9 +21,12 @@ instance endpoint name reaches the server as AWS's network would:
   (https://docs.aws.amazon.com/AmazonRDS/latest/UserGuide/PostgreSQL.Concepts.General.SSL.html,
   "Requiring an SSL connection to a PostgreSQL DB instance"). The embedded servers are built without
   OpenSSL, so the endpoint terminates TLS itself: it answers the client's ``SSLRequest`` with ``S``,
-  completes the handshake with a self-signed certificate whose CN is the endpoint name (RDS's
-  certificate names the endpoint; ``sslmode=require`` does not verify it), and carries the
-  decrypted PostgreSQL protocol to the server (https://www.postgresql.org/docs/18/protocol-flow.html#PROTOCOL-FLOW-SSL).
+  completes the handshake with a certificate for the endpoint name (subject alternative name, as
+  RDS's server certificates name the endpoint), issued by the emulator's own CA, and carries
+  the decrypted PostgreSQL protocol to the server (https://www.postgresql.org/docs/18/protocol-flow.html#PROTOCOL-FLOW-SSL).
+  The CA's certificate is :attr:`RdsNetwork.ca_file`: the test's stand-in for AWS's
+  ``global-bundle.pem``, so a client with ``sslmode=verify-full`` verifies the chain and the host
+  name for real (https://docs.aws.amazon.com/AmazonRDS/latest/UserGuide/UsingWithRDS.SSL.html).
 
 Only names under ``rds.amazonaws.com`` are intercepted; every other connection (moto, the
 harness's own sessions to 127.0.0.1) is untouched.
@@ -47,8 +50,10 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from automation.emulator.aws import Emulator
 
-ENDPOINT_HASH = "c9akciq32.emulated"
-"""The account-and-region part AWS puts between the identifier and the region (any fixed label)."""
+ENDPOINT_HASH = "c9akciq32"
+"""The account-and-region label AWS puts between the identifier and the region: a single DNS label,
+as in an endpoint ``<identifier>.<hash>.<region>.rds.amazonaws.com``
+(https://docs.aws.amazon.com/AmazonRDS/latest/UserGuide/USER_ConnectToInstance.html)."""
 
 POSTGRES_PORT = 5432
 """The port an RDS for PostgreSQL instance listens on as the program creates it (components/data.py)."""
@@ -96,7 +101,8 @@ class RdsNetwork:
 
     def __init__(self, emulator: Emulator) -> None:
         self.emulator = emulator
-        self._context: ssl.SSLContext | None = None
+        self._contexts: dict[str, ssl.SSLContext] = {}
+        self._authority: _Authority | None = None
         self._lock = threading.Lock()
         self.refused_plaintext = 0
         """Connections refused because the client did not ask for TLS (``rds.force_ssl``)."""
@@ -105,11 +111,23 @@ class RdsNetwork:
 
     # -- TLS ---------------------------------------------------------------------------------------
 
-    def _server_context(self) -> ssl.SSLContext:
+    def _ca(self) -> _Authority:
         with self._lock:
-            if self._context is None:
-                self._context = _self_signed_context(f"*.{ENDPOINT_HASH}.rds.amazonaws.com")
-            return self._context
+            if self._authority is None:
+                self._authority = _Authority()
+            return self._authority
+
+    @property
+    def ca_file(self) -> str:
+        """The PEM file of the CA that issues every endpoint's certificate (``DB_SSLROOTCERT``)."""
+        return str(self._ca().ca_file)
+
+    def _server_context(self, name: str) -> ssl.SSLContext:
+        authority = self._ca()
+        with self._lock:
+            if name not in self._contexts:
+                self._contexts[name] = authority.server_context(name)
+            return self._contexts[name]
 
     # -- the socket hook ---------------------------------------------------------------------------
 
@@ -168,7 +186,7 @@ class RdsNetwork:
                     continue
                 if length == 8 and code == SSL_REQUEST:
                     ours.sendall(b"S")
-                    tls = self._server_context().wrap_socket(ours, server_side=True)
+                    tls = self._server_context(name).wrap_socket(ours, server_side=True)
                     break
                 # A startup message in the clear: rds.force_ssl refuses it, once it is read whole
                 # (closing on unread input would reset the connection before the client reads why).
@@ -213,36 +231,89 @@ def _pump(tls: ssl.SSLSocket, upstream: socket.socket) -> None:
             tls.sendall(data)
 
 
-def _self_signed_context(common_name: str) -> ssl.SSLContext:
-    """A server TLS context with a fresh self-signed EC certificate for ``common_name``."""
-    from cryptography import x509
-    from cryptography.hazmat.primitives import hashes, serialization
-    from cryptography.hazmat.primitives.asymmetric import ec
-    from cryptography.x509.oid import NameOID
+class _Authority:
+    """The emulator's certificate authority: one self-signed CA, and a certificate per endpoint name."""
 
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
-    now = dt.datetime.now(dt.UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - dt.timedelta(minutes=5))
-        .not_valid_after(now + dt.timedelta(days=1))
-        .sign(key, hashes.SHA256())
-    )
-    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    with tempfile.TemporaryDirectory() as scratch:
-        cert_path, key_path = Path(scratch, "cert.pem"), Path(scratch, "key.pem")
-        cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-        key_path.write_bytes(
-            key.private_bytes(
-                serialization.Encoding.PEM,
-                serialization.PrivateFormat.PKCS8,
-                serialization.NoEncryption(),
+    def __init__(self) -> None:
+        from cryptography import x509
+        from cryptography.hazmat.primitives import hashes, serialization
+        from cryptography.hazmat.primitives.asymmetric import ec
+        from cryptography.x509.oid import NameOID
+
+        self._key = ec.generate_private_key(ec.SECP256R1())
+        self._name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "pilotlight emulator RDS CA")])
+        now = dt.datetime.now(dt.UTC)
+        self._cert = (
+            x509.CertificateBuilder()
+            .subject_name(self._name)
+            .issuer_name(self._name)
+            .public_key(self._key.public_key())
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(now - dt.timedelta(minutes=5))
+            .not_valid_after(now + dt.timedelta(days=1))
+            .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
+            .add_extension(
+                x509.KeyUsage(
+                    digital_signature=True,
+                    content_commitment=False,
+                    key_encipherment=False,
+                    data_encipherment=False,
+                    key_agreement=False,
+                    key_cert_sign=True,
+                    crl_sign=True,
+                    encipher_only=False,
+                    decipher_only=False,
+                ),
+                critical=True,
             )
+            .add_extension(x509.SubjectKeyIdentifier.from_public_key(self._key.public_key()), critical=False)
+            .sign(self._key, hashes.SHA256())
         )
-        context.load_cert_chain(cert_path, key_path)
-    return context
+        self._scratch = tempfile.TemporaryDirectory(prefix="pilotlight-rds-ca-")
+        self.ca_file = Path(self._scratch.name, "emulator-rds-ca.pem")
+        self.ca_file.write_bytes(self._cert.public_bytes(serialization.Encoding.PEM))
+
+    def server_context(self, name: str) -> ssl.SSLContext:
+        """A server TLS context with a certificate for ``name`` (in the SAN), issued by this CA."""
+        from cryptography import x509
+        from cryptography.hazmat.primitives import hashes, serialization
+        from cryptography.hazmat.primitives.asymmetric import ec
+        from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+        key = ec.generate_private_key(ec.SECP256R1())
+        now = dt.datetime.now(dt.UTC)
+        cert = (
+            x509.CertificateBuilder()
+            # A CN holds at most 64 characters (RFC 5280 ub-common-name) and endpoint names can be
+            # longer; the host name is checked against the SAN, so a long name's CN is its first label.
+            .subject_name(
+                x509.Name(
+                    [x509.NameAttribute(NameOID.COMMON_NAME, name if len(name) <= 64 else name.split(".")[0])]
+                )
+            )
+            .issuer_name(self._name)
+            .public_key(key.public_key())
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(now - dt.timedelta(minutes=5))
+            .not_valid_after(now + dt.timedelta(days=1))
+            .add_extension(x509.SubjectAlternativeName([x509.DNSName(name)]), critical=False)
+            .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+            .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
+            .add_extension(
+                x509.AuthorityKeyIdentifier.from_issuer_public_key(self._key.public_key()), critical=False
+            )
+            .sign(self._key, hashes.SHA256())
+        )
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        with tempfile.TemporaryDirectory() as scratch:
+            cert_path, key_path = Path(scratch, "cert.pem"), Path(scratch, "key.pem")
+            cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+            key_path.write_bytes(
+                key.private_bytes(
+                    serialization.Encoding.PEM,
+                    serialization.PrivateFormat.PKCS8,
+                    serialization.NoEncryption(),
+                )
+            )
+            context.load_cert_chain(cert_path, key_path)
+        return context

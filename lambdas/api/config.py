@@ -7,6 +7,7 @@ A missing or bad variable raises ConfigError naming it; the handler answers 500 
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -17,8 +18,21 @@ SSL_MODES = ("require", "verify-full", "disable")
 """``DB_SSLMODE`` values, named as libpq names them
 (https://www.postgresql.org/docs/current/libpq-ssl.html#LIBPQ-SSL-SSLMODE-STATEMENTS)."""
 DEFAULT_DB_PORT = 5432
-# An RDS endpoint names its region: <id>.<hash>.<region>.rds.amazonaws.com (.cn in China).
-_RDS_HOST = re.compile(r"\.(?P<region>[a-z]{2}(?:-[a-z]+)+-\d+)\.rds\.amazonaws\.com(?:\.cn)?\.?$")
+# A regional RDS endpoint names its region: <name>.<id>.<region>.rds.amazonaws.com (.cn in China);
+# an Aurora cluster's writer/reader/custom endpoint puts cluster-, cluster-ro- or cluster-custom-
+# before the id, an RDS Proxy's proxy-
+# (https://docs.aws.amazon.com/AmazonRDS/latest/AuroraUserGuide/Aurora.Endpoints.html). An Aurora
+# global database's writer endpoint, <name>.global-<id>.global.rds.amazonaws.com, names no region:
+# it "always points to the writer DB instance in the current primary cluster", wherever that is now
+# (https://docs.aws.amazon.com/AWSCloudFormation/latest/UserGuide/aws-properties-rds-globalcluster-globalendpoint.html;
+# https://docs.aws.amazon.com/AmazonRDS/latest/AuroraUserGuide/aurora-global-database-connecting.html),
+# so it does not match.
+_RDS_HOST = re.compile(
+    r"^[a-z0-9](?:[a-z0-9-]*[a-z0-9])?\.(?:cluster-(?:ro-|custom-)?|proxy-)?[a-z0-9]+"
+    r"\.(?P<region>[a-z]{2}(?:-[a-z]+)+-\d+)\.rds\.amazonaws\.com(?:\.cn)?\.?$"
+)
+_LOOPBACK = frozenset({"localhost", "::1"})
+DB_HOST_FORM = "<name>.<id>.<region>.rds.amazonaws.com"
 
 
 class ConfigError(ValueError):
@@ -60,9 +74,13 @@ class DriverLedger:
         host, port: this region's database endpoint (``DB_HOST``, ``DB_PORT``, default 5432).
         database: the database name (``DB_NAME``).
         secret_arn: the credentials secret in this region (``DB_SECRET_ARN``).
-        sslmode: ``DB_SSLMODE``, one of :data:`SSL_MODES` (default ``require``: the program's
-            parameter groups set ``rds.force_ssl``, so the server refuses anything else).
-        ca_bundle: ``DB_CA_BUNDLE``, the CA certificates ``verify-full`` checks the server against.
+        sslmode: ``DB_SSLMODE``, one of :data:`SSL_MODES`; default ``verify-full`` when
+            ``DB_SSLROOTCERT`` is set, else ``require`` (the program's parameter groups set
+            ``rds.force_ssl``, so the server refuses anything without TLS).
+        ca_bundle: ``DB_SSLROOTCERT`` (libpq's ``sslrootcert``), a PEM file of the CA certificates
+            ``verify-full`` checks the server's chain against: AWS's RDS bundle, ``global-bundle.pem``
+            (https://docs.aws.amazon.com/AmazonRDS/latest/UserGuide/UsingWithRDS.SSL.html), carried
+            in the function's code package.
     """
 
     host: str
@@ -83,9 +101,32 @@ def arn_region(arn: str) -> str:
 
 
 def host_region(host: str) -> str | None:
-    """The region an RDS endpoint name is in; None for a name that is not an RDS endpoint."""
+    """The region a regional RDS endpoint name is in; None for any other name (the global endpoint too)."""
     match = _RDS_HOST.search(host.lower())
     return match.group("region") if match else None
+
+
+def _is_loopback(host: str) -> bool:
+    return host.lower() in _LOOPBACK or re.fullmatch(r"127(?:\.\d{1,3}){3}", host) is not None
+
+
+def _check_db_host(host: str, region: str) -> None:
+    """``DB_HOST`` must be a regional RDS endpoint of ``region`` (or this machine's loopback address).
+
+    Anything else may resolve to a database in another region, and a write there would be a second
+    writer: the Aurora global writer endpoint (it follows the primary cluster), a CNAME, an IP
+    address. A loopback address is the function's own host, never another region's (a local run).
+    """
+    if _is_loopback(host):
+        return
+    found = host_region(host)
+    allowed = f"allowed: this region's endpoint, {DB_HOST_FORM.replace('<region>', region)}"
+    if found is None:
+        raise ConfigError(
+            f"DB_HOST {host!r} is not a regional RDS endpoint (it may reach any region); {allowed}"
+        )
+    if found != region:
+        raise ConfigError(f"DB_HOST is in region {found}; the function runs in {region}; {allowed}")
 
 
 def _same_region(name: str, found: str | None, region: str) -> None:
@@ -108,16 +149,20 @@ def ledger_from_env(env: Mapping[str, str], region: str) -> LedgerTarget | None:
     database = _required(env, "DB_NAME")
     host = _optional(env, "DB_HOST")
     if host is not None:
-        _same_region("DB_HOST", host_region(host), region)
+        _check_db_host(host, region)
         port_text = _optional(env, "DB_PORT") or str(DEFAULT_DB_PORT)
         if not port_text.isdigit() or not 0 < int(port_text) < 65536:
             raise ConfigError(f"DB_PORT is {port_text!r}; allowed: a TCP port, 1 to 65535")
-        sslmode = _optional(env, "DB_SSLMODE") or "require"
+        ca_bundle = _optional(env, "DB_SSLROOTCERT")
+        sslmode = _optional(env, "DB_SSLMODE") or ("verify-full" if ca_bundle else "require")
         if sslmode not in SSL_MODES:
             raise ConfigError(f"DB_SSLMODE is {sslmode!r}; allowed: {', '.join(SSL_MODES)}")
-        ca_bundle = _optional(env, "DB_CA_BUNDLE")
         if sslmode == "verify-full" and ca_bundle is None:
-            raise ConfigError("DB_CA_BUNDLE is not set; DB_SSLMODE verify-full needs it")
+            raise ConfigError(
+                "DB_SSLROOTCERT is not set; DB_SSLMODE verify-full needs it (a PEM file of CA certificates)"
+            )
+        if ca_bundle is not None and not os.path.isfile(ca_bundle):
+            raise ConfigError(f"DB_SSLROOTCERT is {ca_bundle!r}, which is not a file in the function")
         return DriverLedger(host, int(port_text), database, secret_arn, sslmode, ca_bundle)
     cluster_arn = _optional(env, "DB_CLUSTER_ARN")
     if cluster_arn is None:

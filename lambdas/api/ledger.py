@@ -87,10 +87,22 @@ WHERE payment_id = :payment_id AND NOT EXISTS (SELECT 1 FROM new)"""
 """Insert a payment once; one row back: ``inserted`` or the ``existing`` row for that id.
 
 ``ON CONFLICT DO NOTHING`` makes a retry write nothing
-(https://www.postgresql.org/docs/current/sql-insert.html#SQL-ON-CONFLICT). No row comes back only
-when a concurrent insert of the same id committed after this statement's snapshot was taken."""
+(https://www.postgresql.org/docs/current/sql-insert.html#SQL-ON-CONFLICT). No row comes back when
+a concurrent insert of the same id committed after this statement's snapshot was taken: the insert
+waited for it and did nothing, and the SELECT still sees the snapshot from before it. In READ
+COMMITTED "each command sees a snapshot as of the instant the command began"
+(https://www.postgresql.org/docs/current/transaction-iso.html#XACT-READ-COMMITTED), so
+:meth:`Ledger.record` reads the row again in a statement of its own."""
 
 SELECT_SQL = f"SELECT {_COLUMNS} FROM ledger WHERE payment_id = :payment_id"
+
+WITHDRAW_SQL = """\
+DELETE FROM ledger
+WHERE payment_id = :payment_id AND amount = CAST(:amount AS numeric) AND currency = :currency
+  AND customer_id IS NOT DISTINCT FROM :customer_id AND region = :region
+  AND created_at = CAST(:created_at AS timestamptz)
+RETURNING payment_id"""
+"""Delete exactly one request's row (every column matches), never another request's."""
 
 SqlValue = str | None
 Row = list[Any]
@@ -104,6 +116,10 @@ Raises :class:`LedgerUnavailable` (by meaning) when the database cannot take the
 READ_ONLY_SQL_TRANSACTION = "25006"
 UNDEFINED_TABLE = "42P01"
 CANNOT_CONNECT_NOW = "57P03"
+TOO_MANY_CONNECTIONS = "53300"
+INSUFFICIENT_RESOURCES = "53"
+"""Class 53, insufficient resources: at connect time the server refused the session (53300: the
+instance's max_connections or the role's CONNECTION LIMIT is reached), so no statement ran."""
 
 CONNECT_TIMEOUT_SECONDS = 5.0
 """pg8000 socket timeout: API Gateway gives up after 29 s, and a dark database must answer 503 first."""
@@ -225,10 +241,32 @@ class Ledger:
                 "created_at": created_at,
             },
         )
-        if len(rows) != 1:
-            raise LedgerConflict(payment_id)
-        outcome, *columns = rows[0]
-        return LedgerEntry(inserted=outcome == "inserted", payment=_payment(columns))
+        if len(rows) == 1:
+            outcome, *columns = rows[0]
+            return LedgerEntry(inserted=outcome == "inserted", payment=_payment(columns))
+        # A concurrent insert of the same id committed while this one waited: a new statement has
+        # a new snapshot, which sees it.
+        again = self._execute(SELECT_SQL, {"payment_id": payment_id})
+        if not again:
+            raise LedgerConflict(payment_id)  # committed and deleted again meanwhile
+        return LedgerEntry(inserted=False, payment=_payment(again[0]))
+
+    def withdraw(self, payment: Mapping[str, Any]) -> bool:
+        """Delete the row :meth:`record` inserted for ``payment`` (all its columns); whether it was there.
+
+        For a payment refused after its row was committed (``lambdas/api/payments.py``)."""
+        rows = self._execute(
+            WITHDRAW_SQL,
+            {
+                "payment_id": str(payment["payment_id"]),
+                "amount": f"{Decimal(payment['amount']):.2f}",
+                "currency": str(payment["currency"]),
+                "customer_id": payment.get("customer_id"),
+                "region": str(payment["region"]),
+                "created_at": str(payment["created_at"]),
+            },
+        )
+        return bool(rows)
 
     def mark(self, marker: str) -> str:
         """Commit one row in :data:`MARKER_DDL`'s table (not a payment); its commit instant, as text.
@@ -427,12 +465,14 @@ def ssl_context(target: DriverLedger) -> ssl.SSLContext | bool:
     """The TLS context for ``DB_SSLMODE`` (False: no TLS).
 
     ``require`` encrypts without checking the server's certificate (libpq's meaning); ``verify-full``
-    checks it against ``DB_CA_BUNDLE`` and the host name.
+    checks the chain against ``DB_SSLROOTCERT`` only (not the system store) and the host name.
     """
     if target.sslmode == "disable":
         return False
     if target.sslmode == "verify-full":
-        return ssl.create_default_context(cafile=target.ca_bundle)
+        verified = ssl.create_default_context(cafile=target.ca_bundle)
+        verified.minimum_version = ssl.TLSVersion.TLSv1_2
+        return verified
     # Not create_default_context(): it loads the system CA store, which ``require`` never consults,
     # and the driver makes a context per statement.
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
@@ -490,6 +530,13 @@ def driver_executor(
             code = _sqlstate(err)
             if code == CANNOT_CONNECT_NOW:
                 raise DatabaseUnreachable(f"the database at {where} is starting or stopping") from err
+            if code.startswith(INSUFFICIENT_RESOURCES):
+                # Every concurrent execution environment opens its own connection: at peak the
+                # server refuses new sessions until others close. Nothing ran; a retry is safe.
+                raise DatabaseUnreachable(
+                    f"the database at {where} refused a new connection (too many connections)",
+                    _server_message(err),
+                ) from err
             if code.startswith("28"):  # invalid authorization: a rotated password, or a fence
                 credentials.forget()
                 raise DatabaseUnreachable(

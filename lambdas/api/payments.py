@@ -16,6 +16,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import logging
 import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -27,8 +28,8 @@ from botocore.client import BaseClient
 from botocore.exceptions import ClientError
 
 from lambdas.api.config import PaymentSettings
-from lambdas.api.ledger import Ledger, LedgerConflict
-from lambdas.api.responses import ApiError, aws_error_code, to_json
+from lambdas.api.ledger import Ledger, LedgerConflict, LedgerUnavailable
+from lambdas.api.responses import ApiError, aws_error_code, log_json, to_json
 
 PAYMENT_ID_PATTERN = re.compile(r"[A-Za-z0-9_-]{1,64}")
 CURRENCY_PATTERN = re.compile(r"[A-Z]{3}")
@@ -238,6 +239,35 @@ def record_in_ledger(
     return entry.inserted, entry.payment
 
 
+def _withdraw_refused(ledger: Ledger, payment: dict[str, Any]) -> None:
+    """Take back the row this request committed for a payment DynamoDB then refused (best effort).
+
+    Only a race reaches here (the table was read first): an item with another body landed in the
+    table between that read and the conditional put. The delete names this row exactly, so it never
+    removes a row another request wrote.
+    """
+    try:
+        removed = ledger.withdraw(payment)
+    except LedgerUnavailable as err:
+        log_json(
+            logging.ERROR,
+            "refused payment left in the ledger",
+            payment_id=payment["payment_id"],
+            reason=err.reason,
+            error=err.message,
+            detail=err.detail,
+        )
+        return
+    if not removed:
+        log_json(
+            logging.WARNING, "refused payment's ledger row already gone", payment_id=payment["payment_id"]
+        )
+
+
+def _conflict() -> ApiError:
+    return ApiError(409, "payment_id is already used by a payment with a different body", "payment_id")
+
+
 def create_payment(
     dynamodb: BaseClient,
     s3: BaseClient,
@@ -248,6 +278,13 @@ def create_payment(
 ) -> PaymentResult:
     """Record a payment once (in the ledger first, when there is one) and store its receipt.
 
+    With a ledger, the table is read first (a consistent read) and a payment id it holds with
+    another body is refused (409) before anything is written to the ledger: a refused payment never
+    becomes the ledger's row. A payment the table holds with the same body (made before the ledger
+    existed, or kept by the global table while an unplanned failover lost the ledger's tail) is
+    recorded in the ledger with the table's time and region, so the ledger and the table agree.
+    The answer is then the ledger's row, which is what ``GET`` reads.
+
     ``created`` is the ledger's answer when there is a ledger: the system of record decides whether
     this request made the payment. Raises ApiError 409 when the payment id is taken by a different
     request; ledger and AWS errors propagate for the handler to answer.
@@ -255,6 +292,11 @@ def create_payment(
     item = build_item(request, settings.region, now)
     created = True
     if ledger is not None:
+        held = get_payment(dynamodb, settings.table_name, request.payment_id)
+        if held is not None:
+            if not matches_request(held, request):
+                raise _conflict()
+            item.update(created_at=held["created_at"], region=held["region"])
         # A retry keeps the first write's time and region, so the ledger and the table agree.
         created, stored = record_in_ledger(ledger, request, item)
         item.update(stored)
@@ -276,14 +318,17 @@ def create_payment(
             existing = get_payment(dynamodb, settings.table_name, request.payment_id)
         if existing is None:
             # The item that failed the condition was deleted before it could be read back.
+            if ledger is not None and created:
+                _withdraw_refused(ledger, item)
             raise ApiError(409, "payment_id was changed concurrently; retry", "payment_id") from exc
         if not matches_request(existing, request):
-            raise ApiError(
-                409, "payment_id is already used by a payment with a different body", "payment_id"
-            ) from exc
-        item = existing
+            if ledger is not None and created:
+                _withdraw_refused(ledger, item)
+            raise _conflict() from exc
         if ledger is None:
+            item = existing
             created = False
+        # With a ledger, the answer stays the ledger's row: what GET /payments/{id} reads.
     payment = public_view(item)
     # Also on a retry: the first attempt may have stored the payment and then failed on S3.
     key = write_receipt(s3, settings.receipts_bucket, settings.receipts_kms_key_id, payment)

@@ -18,14 +18,18 @@ from automation.drill_checks import (
     KNOWN_DEFECTS,
     Check,
     CheckKey,
+    LossBound,
     Phase,
+    PhaseWrites,
     Verdict,
+    beyond_bound,
+    judge_loss_bound,
     refused_spans,
 )
 from automation.drill_report import duration
 from automation.drill_world import Attempt
 from automation.emulator.aws import Timings
-from automation.emulator.data import Store
+from automation.emulator.data import Store, Write
 from automation.emulator.pg import payment_id
 from automation.postgres import BinariesNotFound, PgCluster, is_in_recovery, payment_ids
 from lambdas.api.config import host_region
@@ -433,3 +437,47 @@ def test_each_region_s_function_has_its_stack_s_environment_and_state(
         assert {r for (_, r, _) in fn.clients._clients} <= {region, dep.region_b}
     if result.mode == "rds-replica":
         assert dep.network is not None and dep.network.refused_plaintext == 0
+
+
+def _lost_writes(at: datetime, ages: list[float]) -> PhaseWrites:
+    lost = tuple(
+        Write(id=i, store=Store.DATABASE, region="us-east-1", copy="a", at=at - timedelta(seconds=age))
+        for i, age in enumerate(ages, 1)
+    )
+    return PhaseWrites(
+        phase=Phase.FAILOVER,
+        start=at - timedelta(minutes=5),
+        end=at + timedelta(minutes=5),
+        writer="b",
+        attempts=len(lost),
+        refused=0,
+        acknowledged=lost,
+        present=(),
+        lost=lost,
+        unplanned_tail=lost,
+    )
+
+
+def test_a_loss_under_a_bound_with_no_figure_fails_the_check_saying_it_was_not_judged() -> None:
+    """'Within the bound' needs a bound: when the runbook could only say "an unknown span", the
+    loss-bound check fails and says why, instead of passing with nothing to judge against."""
+    at = datetime(2026, 1, 1, 12, tzinfo=UTC)
+    writes = _lost_writes(at, [1.0, 2.0])
+    unknown = LossBound("may lose writes of an unknown span (no lag datapoint)", None, at)
+
+    ok, observed = judge_loss_bound(writes, unknown)
+
+    assert not ok, observed
+    assert "not judged" in observed and "unknown span" in observed
+    assert beyond_bound(writes, unknown) == list(writes.lost)
+    ok, observed = judge_loss_bound(writes, None)
+    assert not ok and "no bound" in observed
+
+
+def test_a_loss_within_a_stated_bound_passes_and_one_beyond_it_fails() -> None:
+    at = datetime(2026, 1, 1, 12, tzinfo=UTC)
+    bound = LossBound("may lose up to 5 s of writes (last lag 3 at 12:00:00, 2 s old)", 5.0, at)
+
+    assert judge_loss_bound(_lost_writes(at, [1.0, 5.4]), bound)[0]
+    ok, observed = judge_loss_bound(_lost_writes(at, [1.0, 7.0]), bound)
+    assert not ok and "1 older than it" in observed

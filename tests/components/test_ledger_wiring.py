@@ -19,7 +19,7 @@ import pytest
 
 from automation import synth
 from components.config import ConfigError, parse
-from components.ledger_access import FUNCTION_ENDPOINTS, LedgerPath, ledger_path
+from components.ledger_access import DATA_API_REGIONS, FUNCTION_ENDPOINTS, LedgerPath, ledger_path
 from components.serverless import LEDGER_DRIVER_DISTRIBUTIONS, lambda_code
 from lambdas.api.config import DataApiLedger, DriverLedger, ledger_from_env
 from lambdas.failover.clients import DR_SETTINGS, PRIMARY_SETTINGS
@@ -50,6 +50,15 @@ def statements(s: synth.Synthesis) -> dict[str, dict[str, Any]]:
     return {st.get("Sid", ""): st for st in json.loads(policies[0].inputs["policy"])["Statement"]}
 
 
+def deployed(env: dict[str, str], region: str) -> dict[str, str]:
+    """The environment as deployed: a computed DB_HOST (the instance's ``address``) becomes an endpoint
+    name of ``region``, the form RDS gives it (<identifier>.<id>.<region>.rds.amazonaws.com)."""
+    out = dict(env)
+    if synth.COMPUTED in out.get("DB_HOST", ""):
+        out["DB_HOST"] = f"pilotlight-db.c9akciq32.{region}.rds.amazonaws.com"
+    return out
+
+
 @pytest.mark.parametrize(("stack", "overrides", "region", "path"), SYNTHESES, ids=IDS)
 def test_the_functions_environment_names_its_own_regions_database_for_the_lambda_parser(
     stack: str, overrides: dict[str, Any], region: str, path: LedgerPath
@@ -58,7 +67,7 @@ def test_the_functions_environment_names_its_own_regions_database_for_the_lambda
     fn = payments_function(synthesize(stack, overrides))
     env = fn.inputs["environment"]["variables"]
 
-    target = ledger_from_env(env, region)
+    target = ledger_from_env(deployed(env, region), region)
 
     expected = DataApiLedger if path is LedgerPath.DATA_API else DriverLedger
     assert isinstance(target, expected), f"{fn.name} ({fn.urn}): {target!r} for path {path}"
@@ -161,8 +170,32 @@ def test_aurora_uses_the_data_api_only_where_aws_documents_it(
     engine_version: str, instance_class: str, path: LedgerPath
 ) -> None:
     """Versions from the Data API's region and version table; no T instance classes (its limitations)."""
-    assert ledger_path("aurora-global", "aurora-postgresql", engine_version, instance_class)[0] is path
-    assert ledger_path("rds-replica", "postgres", engine_version, instance_class)[0] is LedgerPath.DRIVER
+    regions = ("us-east-1", "us-west-2")
+    assert (
+        ledger_path("aurora-global", "aurora-postgresql", engine_version, instance_class, regions)[0] is path
+    )
+    assert (
+        ledger_path("rds-replica", "postgres", engine_version, instance_class, regions)[0]
+        is LedgerPath.DRIVER
+    )
+
+
+@pytest.mark.parametrize(
+    ("regions", "path"),
+    [
+        (("us-east-1", "us-west-2"), LedgerPath.DATA_API),
+        (("ap-southeast-4", "ap-southeast-2"), LedgerPath.DRIVER),  # Melbourne: "Not available"
+        (("us-east-1", "ap-south-2"), LedgerPath.DRIVER),  # Hyderabad as region B: "Not available"
+        (("us-east-1", "eu-south-2"), LedgerPath.DRIVER),  # a row not read: the path that works anywhere
+    ],
+)
+def test_the_data_api_needs_both_regions_in_aws_s_table(regions: tuple[str, str], path: LedgerPath) -> None:
+    """Region B's function uses the same path once its cluster is promoted: both regions must have it.
+    https://docs.aws.amazon.com/AmazonRDS/latest/AuroraUserGuide/Concepts.Aurora_Fea_Regions_DB-eng.Feature.Data_API.html"""
+    chosen, why = ledger_path("aurora-global", "aurora-postgresql", "16.4", "db.r6g.large", regions)
+    assert chosen is path, why
+    if path is LedgerPath.DRIVER:
+        assert why.startswith(next(r for r in regions if r not in DATA_API_REGIONS)), why
 
 
 def test_a_primary_without_nat_is_refused_when_the_function_must_be_in_the_vpc() -> None:
@@ -226,8 +259,8 @@ def test_the_ledger_marker_function_reaches_its_regions_database_and_nothing_els
     assert marker.inputs["name"] == ledger_marker_function_name(prefix), (marker.name, marker.inputs["name"])
     assert marker.inputs["handler"] == "lambdas.api.marker.handler"
     env = marker.inputs["environment"]["variables"]
-    assert ledger_from_env(env, region) == ledger_from_env(
-        payments.inputs["environment"]["variables"], region
+    assert ledger_from_env(deployed(env, region), region) == ledger_from_env(
+        deployed(payments.inputs["environment"]["variables"], region), region
     )
     assert marker.inputs["vpcConfig"] == payments.inputs["vpcConfig"], f"{marker.name} ({marker.urn})"
     assert marker.inputs.get("reservedConcurrentExecutions") in (None, -1), marker.inputs

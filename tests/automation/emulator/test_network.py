@@ -7,6 +7,7 @@ is refused in the clear (``rds.force_ssl``), on another port, or when the name d
 
 from __future__ import annotations
 
+import ssl
 from collections.abc import Iterator
 from types import SimpleNamespace
 from typing import Any
@@ -22,7 +23,7 @@ from automation.emulator.network import (
     parse_endpoint,
 )
 from automation.postgres import APP_USER, DATABASE, PgCluster, PgServer
-from lambdas.api.config import DriverLedger, host_region
+from lambdas.api.config import DriverLedger, host_region, ledger_from_env
 from lambdas.api.ledger import ssl_context
 
 REGION = "us-east-1"
@@ -104,3 +105,60 @@ def test_a_name_that_does_not_resolve_or_another_port_connects_nowhere(
         connect(name, tls=True)
     assert "Name or service not known" in str(unresolved.value.__cause__)
     assert net.reached == []
+
+
+def verified_target(host: str, ca_file: str) -> DriverLedger:
+    """The driver target the function parses from DB_SSLROOTCERT alone (verify-full by default)."""
+    env = {
+        "DB_SECRET_ARN": f"arn:aws:secretsmanager:{REGION}:123456789012:secret:db-AbCdEf",
+        "DB_NAME": DATABASE,
+        "DB_HOST": host,
+        "DB_SSLROOTCERT": ca_file,
+    }
+    target = ledger_from_env(env, REGION)
+    assert isinstance(target, DriverLedger) and target.sslmode == "verify-full", target
+    return target
+
+
+@pytest.mark.parametrize("identifier", [IDENTIFIER, "pilotlight-production-data-db-instance-generation-2"])
+def test_verify_full_checks_the_endpoint_s_certificate_against_the_ca_file(
+    network: tuple[RdsNetwork, dict[str, Any]], identifier: str
+) -> None:
+    """DB_SSLROOTCERT names the CA (AWS's global-bundle.pem in AWS, the emulator's CA here): the
+    chain and the host name are verified, and the session reaches the server. A name longer than a
+    certificate's CN may hold (64) is verified too."""
+    net, names = network
+    names[identifier] = names[IDENTIFIER]
+    name = instance_endpoint(identifier, REGION)
+    target = verified_target(name, net.ca_file)
+    context = ssl_context(target)
+    assert isinstance(context, ssl.SSLContext)
+    assert context.verify_mode == ssl.CERT_REQUIRED and context.check_hostname
+    con = pg8000.native.Connection(
+        APP_USER, host=name, port=POSTGRES_PORT, database=DATABASE, ssl_context=context, timeout=5
+    )
+    try:
+        assert con.run("SELECT 1") == [[1]]
+    finally:
+        con.close()
+
+
+def test_verify_full_refuses_a_server_whose_certificate_another_ca_issued(
+    network: tuple[RdsNetwork, dict[str, Any]],
+) -> None:
+    """Whoever answers the endpoint's name without a certificate from the trusted CA gets no password."""
+    name = instance_endpoint(IDENTIFIER, REGION)
+    stranger = RdsNetwork(SimpleNamespace())  # type: ignore[arg-type]
+    target = verified_target(name, stranger.ca_file)
+    with pytest.raises((ssl.SSLCertVerificationError, pg8000.exceptions.InterfaceError)) as refused:
+        pg8000.native.Connection(
+            APP_USER,
+            host=name,
+            port=POSTGRES_PORT,
+            database=DATABASE,
+            ssl_context=ssl_context(target),
+            timeout=5,
+        )
+    assert "certificate verify failed" in str(refused.value) or isinstance(
+        refused.value.__cause__ or refused.value.__context__, ssl.SSLCertVerificationError
+    ), refused.value

@@ -273,7 +273,7 @@ DRIVER_ENV = {"DB_SECRET_ARN": SECRET_ARN, "DB_NAME": "app", "DB_HOST": "127.0.0
         ({**DRIVER_ENV, "DB_PORT": "70000"}, "DB_PORT is '70000'; allowed: a TCP port, 1 to 65535"),
         (
             {**DRIVER_ENV, "DB_SSLMODE": "verify-full"},
-            "DB_CA_BUNDLE is not set; DB_SSLMODE verify-full needs it",
+            "DB_SSLROOTCERT is not set; DB_SSLMODE verify-full needs it (a PEM file of CA certificates)",
         ),
         ({"DB_SECRET_ARN": SECRET_ARN, "DB_HOST": "127.0.0.1"}, "environment variable DB_NAME is not set"),
         ({"DB_SECRET_ARN": SECRET_ARN, "DB_NAME": "app"}, "neither DB_HOST (driver) nor DB_CLUSTER_ARN"),
