@@ -861,6 +861,7 @@ def confirm_primary_down(ctx: RunbookContext, clients: Clients, params: Mapping[
     not, refuse before anything changes when region B's database is not replicating (the steps after
     this one start region B's tiers in parallel with the fence)."""
     _refuse_unprotected(ctx, clients, "confirm_primary_down")
+    _refuse_planned_without_region_a(ctx, clients, params, "confirm_primary_down")
     if params.get("force"):
         return StepResult("skipped", f"forced by operator: {params.get('reason') or 'no reason given'}")
     if not ctx.primary_health_url:
@@ -916,6 +917,52 @@ def _refuse_unprotected(ctx: RunbookContext, clients: Clients, step: str) -> Non
             '(README, "Protected again"). Nothing was changed',
             code="NotReplicating",
         )
+
+
+PLANNED_NEEDS_REGION_A = (
+    "--planned (planned: true) asks for a lossless writer move, which needs region A: {how}. Nothing "
+    "was changed. To fail over now, accepting the loss of what region A had not replicated (the run "
+    "reports an upper estimate), run the failover again without --planned (add --force if region A's "
+    "health endpoint answers); or wait until region A answers and run --planned again"
+)
+"""The refusal of a planned change region A cannot take part in ({how}: why this database needs it)."""
+
+
+def _planned_how(ctx: RunbookContext) -> str:
+    if ctx.database_mode == "aurora-global":
+        # "Switchover ... All of the secondary clusters and the primary cluster must be in the
+        # available state": https://docs.aws.amazon.com/AmazonRDS/latest/AuroraUserGuide/aurora-global-database-disaster-recovery.html
+        return "an Aurora switchover needs every member of the global database available"
+    return "the promotion waits for region A's writers to be fenced and for zero lag after their drain"
+
+
+def _refuse_planned_without_region_a(
+    ctx: RunbookContext, clients: Clients, params: Mapping[str, Any], step: str
+) -> None:
+    """Refuse ``planned``, before anything changes, when region A's database does not answer.
+
+    One read-only describe of region A's database (its cluster, or its instance). Without this the
+    run would scale region B, write the latch and try the fence before failing at the switchover
+    (Aurora), or promote unplanned, losing the unreplicated tail the operator asked not to lose (RDS).
+    """
+    if not params.get("planned"):
+        return
+    rds = clients.rds("primary")
+    try:
+        if ctx.database_mode == "aurora-global":
+            ident = _need(ctx.primary_cluster_id, "primaryClusterId", step)
+            rds.describe_db_clusters(DBClusterIdentifier=ident)
+        else:
+            rds.describe_db_instances(
+                DBInstanceIdentifier=_need(ctx.primary_db_instance_id, "primaryDbInstanceId", step)
+            )
+    except CONNECTION_ERRORS as exc:
+        raise StepFailed(
+            step,
+            f"region A ({ctx.primary_region}) does not answer ({type(exc).__name__}): "
+            + PLANNED_NEEDS_REGION_A.format(how=_planned_how(ctx)),
+            code="PlannedNeedsRegionA",
+        ) from exc
 
 
 def fence_region_a(ctx: RunbookContext, clients: Clients, step: str) -> list[str]:
@@ -1352,6 +1399,15 @@ def _promote_database(ctx: RunbookContext, clients: Clients, params: Mapping[str
         instance = _require_db_instance(clients, "dr", ident, step)
         replicating = bool(instance.get("ReadReplicaSourceDBInstanceIdentifier"))
         planned = source_answers and not params.get("allowDataLoss")
+        if params.get("planned") and not source_answers and replicating:
+            # Region A stopped answering after confirm_primary_down (the fence found it dark): an
+            # unplanned promotion is not what the operator asked for.
+            raise StepFailed(
+                step,
+                "region A could not be fenced (it does not answer), so no lossless promotion is possible: "
+                + PLANNED_NEEDS_REGION_A.format(how=_planned_how(ctx)),
+                code="PlannedNeedsRegionA",
+            )
         if replicating and instance.get("DBInstanceStatus") == "available" and planned:
             # Region A answers: a planned change, lossless (drain, then zero lag after it).
             pending = _planned_wait(
@@ -1673,7 +1729,18 @@ def confirm_primary_healthy(ctx: RunbookContext, clients: Clients, params: Mappi
     needs is region A's APIs, checked by describing its Auto Scaling group.
     """
     step = "confirm_primary_healthy"
-    group = _asg(clients, "primary", ctx.primary_asg_name, step)
+    try:
+        group = _asg(clients, "primary", ctx.primary_asg_name, step)
+    except CONNECTION_ERRORS as exc:
+        # The first call of the failback, before anything changes: say so, and what to do.
+        raise StepFailed(
+            step,
+            f"region A ({ctx.primary_region}) does not answer ({type(exc).__name__}): a failback needs "
+            "region A (it re-creates replication there and moves the writer back). Nothing was changed; "
+            "region B keeps serving. Run the failback again once region A answers",
+            retryable=True,
+            code=type(exc).__name__,
+        ) from exc
     notes = [f"region A API answers ({ctx.primary_asg_name} desired {group['DesiredCapacity']})"]
     journal = read_journal(clients, ctx)
     latch = _read_latch(clients, ctx) or {}
