@@ -290,7 +290,7 @@ def main(argv: Sequence[str] | None = None, *, stdin: TextIO | None = None) -> i
 
     print(header(ctx, args.runbook, args), file=out, flush=True)
     # Nothing changes before the outputs are shown to describe the live system (read-only calls).
-    checked = preflight.check(ctx, clients)
+    checked = preflight.check(ctx, clients, args.runbook)
     try:
         checked.require()
     except PreflightError as exc:

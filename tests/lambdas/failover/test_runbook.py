@@ -406,7 +406,9 @@ def test_the_canary_s_call_does_nothing_without_a_pending_fence(world: World) ->
     assert world.asg(REGION_A) == (1, 2, 4)
 
 
-def test_a_planned_rds_failover_never_promotes_unplanned_when_region_a_goes_dark_mid_run(world: World) -> None:
+def test_a_planned_rds_failover_never_promotes_unplanned_when_region_a_goes_dark_mid_run(
+    world: World,
+) -> None:
     """Nothing acknowledged is lost on a planned change: region A answers the up-front check
     (confirm_primary_down's describe of its database), then goes dark, so the fence cannot reach
     it. ``--planned`` promised a lossless move: the promotion refuses rather than promote unplanned
