@@ -565,14 +565,7 @@ def _journal_name(ctx: RunbookContext) -> str:
     return f"{ctx.latch_parameter_name}-journal"
 
 
-def read_journal(clients: Clients, ctx: RunbookContext) -> dict[str, Any]:
-    """The run journal (SSM, region B, next to the latch): when writes were last stopped, per region."""
-    try:
-        value = clients.ssm("dr").get_parameter(Name=_journal_name(ctx))["Parameter"]["Value"]
-    except ClientError as exc:
-        if error_code(exc) == "ParameterNotFound":
-            return {}
-        raise
+def _parse_journal(value: str) -> dict[str, Any]:
     try:
         parsed = json.loads(value)
     except json.JSONDecodeError:
@@ -580,12 +573,76 @@ def read_journal(clients: Clients, ctx: RunbookContext) -> dict[str, Any]:
     return parsed if isinstance(parsed, dict) else {}
 
 
+def _read_journal_version(
+    clients: Clients, ctx: RunbookContext, version: int | None = None
+) -> tuple[dict[str, Any], int]:
+    """The journal and its SSM version (``({}, 0)`` before the first write); ``version``: that one.
+
+    A version is read as ``name:version`` ("To query by parameter version, use "Name": "name:version"":
+    https://docs.aws.amazon.com/systems-manager/latest/APIReference/API_GetParameter.html)."""
+    name = _journal_name(ctx) if version is None else f"{_journal_name(ctx)}:{version}"
+    try:
+        parameter = clients.ssm("dr").get_parameter(Name=name)["Parameter"]
+    except ClientError as exc:
+        if error_code(exc) == "ParameterNotFound":
+            return {}, 0
+        raise
+    return _parse_journal(str(parameter["Value"])), int(parameter.get("Version") or 0)
+
+
+def read_journal(clients: Clients, ctx: RunbookContext) -> dict[str, Any]:
+    """The run journal (SSM, region B, next to the latch): when writes were last stopped, per region."""
+    return _read_journal_version(clients, ctx)[0]
+
+
+def _merge(journal: Mapping[str, Any], changes: Mapping[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in {**journal, **changes}.items() if v is not None}
+
+
+JOURNAL_REPAIRS = 5
+"""How many times a journal write puts back what a concurrent writer's put lost (two writers: one)."""
+
+
 def _journal(clients: Clients, ctx: RunbookContext, **changes: Any) -> dict[str, Any]:
-    """Merge ``changes`` into the journal (a None value removes the key); returns the new journal."""
-    value = {k: v for k, v in {**read_journal(clients, ctx), **changes}.items() if v is not None}
-    clients.ssm("dr").put_parameter(
-        Name=_journal_name(ctx), Value=json.dumps(value, default=str), Type="String", Overwrite=True
-    )
+    """Merge ``changes`` into the journal (a None value removes the key); returns the new journal.
+
+    Two runs may write the journal at once: a failover and the canary's fence that joined it
+    (``lock.join_fence``). SSM's PutParameter has no condition, but it answers the version it wrote
+    ("Version: The new version number of a parameter",
+    https://docs.aws.amazon.com/systems-manager/latest/APIReference/API_PutParameter.html), one more
+    than the version before it. A put that lands on the version this write read lost nothing. One
+    that lands later overwrote the versions in between, each another writer's read-modify-write:
+    what each of them changed (its version against the one before) is put back on top of the
+    journal as it is now, unless this write changed the same key (it came later) or the key changed
+    again since (a later write), and checked the same way. Residue: a writer that dies between such
+    a put and its repair leaves the other writer's change lost.
+    """
+    ssm = clients.ssm("dr")
+    base, read = _read_journal_version(clients, ctx)
+    value = _merge(base, changes)
+    for _ in range(JOURNAL_REPAIRS):
+        answer = ssm.put_parameter(
+            Name=_journal_name(ctx), Value=json.dumps(value, default=str), Type="String", Overwrite=True
+        )
+        written = int(answer.get("Version") or 0)
+        if written <= read + 1 or regressions.on(Regression.JOURNAL_LAST_WRITER_WINS):
+            return value
+        latest, latest_version = _read_journal_version(clients, ctx)
+        repaired = dict(latest)
+        before = base
+        for version in range(read + 1, written):
+            theirs, _ = _read_journal_version(clients, ctx, version)
+            for key in (set(before) | set(theirs)) - set(changes):
+                if before.get(key) != theirs.get(key) and latest.get(key) == value.get(key):
+                    if key in theirs:
+                        repaired[key] = theirs[key]
+                    else:
+                        repaired.pop(key, None)
+            before = theirs
+        log_event(logging.WARNING, "journal written concurrently", versions=f"{read + 1}..{written - 1}")
+        if repaired == latest:
+            return latest
+        base, read, value = latest, latest_version, repaired
     return value
 
 

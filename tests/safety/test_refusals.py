@@ -45,9 +45,9 @@ def test_a_planned_failover_with_region_a_dark_refuses_before_any_change(
     assert not run.mutated, f"a planned failover with region A dark changed AWS before refusing: {run.detail}"
     assert "--planned" in run.detail and "without --planned" in run.detail, run.detail
     assert d.emulator.serving("us-west-2") == b_before
-    # What the refusal says to do instead works: an unplanned failover.
-    again = d.op_run("failover", params={"force": True}, executor_name=by)
-    assert again.outcome == "done", again
+    if by == "cli":  # what the refusal says to do instead works: an unplanned failover
+        again = d.op_run("failover", params={"force": True}, executor_name=by)
+        assert again.outcome == "done", again
     assert not d.violations, [str(v) for v in d.violations]
 
 
