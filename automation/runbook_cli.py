@@ -80,7 +80,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--planned",
         action="store_true",
-        help="region A is healthy: Aurora switchover (no data loss) instead of failover",
+        help="region A is healthy: a lossless move (Aurora switchover; RDS promotion at zero lag after the "
+        "drain) instead of a failover; refused before any change when region A does not answer",
     )
     parser.add_argument(
         "--drain-seconds",
@@ -289,7 +290,7 @@ def main(argv: Sequence[str] | None = None, *, stdin: TextIO | None = None) -> i
 
     print(header(ctx, args.runbook, args), file=out, flush=True)
     # Nothing changes before the outputs are shown to describe the live system (read-only calls).
-    checked = preflight.check(ctx, clients)
+    checked = preflight.check(ctx, clients, args.runbook)
     try:
         checked.require()
     except PreflightError as exc:

@@ -29,6 +29,12 @@ never the product's code paths (the runbook runs unmodified against the patched 
   with ``DBInstanceAlreadyExists`` and re-points the associations. (What takes time, the instance not
   being available until the new name is effective, is the emulator's: ``aws.Timings.rename_seconds``.)
 
+* ``Invoke`` with ``InvocationType=DryRun`` runs the function (moto only sets status 204 on what it
+  returned). Lambda runs nothing then: "DryRun - Validate parameter values and verify that the user
+  or role has permission to invoke the function" (https://docs.aws.amazon.com/lambda/latest/api/API_Invoke.html).
+  The patch answers an unknown function ``ResourceNotFoundException``, as Lambda does, and a known one
+  an empty payload, without running it.
+
 ``patch_moto()`` applies the patches and returns a function that undoes them; the ``moto_gaps``
 fixture wraps it. The benchmark uses it too.
 """
@@ -40,6 +46,7 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
+from moto.awslambda.models import LambdaBackend
 from moto.core.responses import ActionResult
 from moto.dynamodb.models import DynamoDBBackend
 from moto.rds.exceptions import (
@@ -209,6 +216,30 @@ def _atomic(write: Callable[..., Any]) -> Callable[..., Any]:
     return wrapper
 
 
+def is_dry_run(headers: Any) -> bool:
+    """Whether a Lambda Invoke request's headers ask for ``InvocationType=DryRun``."""
+    return bool(headers) and headers.get("X-Amz-Invocation-Type") == "DryRun"
+
+
+def _lambda_dry_run(invoke: Callable[..., Any]) -> Callable[..., Any]:
+    @functools.wraps(invoke)
+    def wrapper(
+        self: LambdaBackend,
+        function_name: str,
+        qualifier: str | None,
+        body: Any,
+        headers: Any,
+        response_headers: Any,
+    ) -> Any:
+        if not is_dry_run(headers):
+            return invoke(self, function_name, qualifier, body, headers, response_headers)
+        self.get_function(function_name, qualifier)  # ResourceNotFoundException, as Lambda answers it
+        response_headers["Content-Length"] = "0"
+        return b""
+
+    return wrapper
+
+
 def patch_moto() -> Callable[[], None]:
     """Apply the patches; returns the undo function."""
     saved: list[tuple[Any, str, Any]] = []
@@ -228,6 +259,7 @@ def patch_moto() -> Callable[[], None]:
     put(RDSResponse, "describe_global_clusters", describe_global_clusters)
     put(RDSResponse, "failover_global_cluster", failover_global_cluster)
     put(RDSResponse, "switchover_global_cluster", switchover_global_cluster)
+    put(LambdaBackend, "invoke", _lambda_dry_run(LambdaBackend.invoke))
     for name in ("put_item", "update_item", "delete_item"):
         put(DynamoDBBackend, name, _atomic(getattr(DynamoDBBackend, name)))
 

@@ -15,8 +15,9 @@ from typing import Any
 
 from lambdas.failover.context import Capacity, RunbookContext
 from lambdas.failover.graph import RUNBOOKS
-from lambdas.failover.names import failover_instance_id
+from lambdas.failover.names import failover_instance_id, ledger_marker_function_name
 from lambdas.failover.observe import Observation, Unread
+from lambdas.failover.steps import DRAIN_SECONDS
 
 Probe = Callable[[str], str]
 
@@ -87,6 +88,21 @@ def _switch_value(obs: Observation) -> float | None:
     return None if obs.switch is None or isinstance(obs.switch, Unread) else obs.switch.value
 
 
+def _marker(ctx: RunbookContext, obs: Observation, source: str) -> str:
+    """The drain marker a planned RDS for PostgreSQL change invokes on ``source`` (its zero-lag proof
+    replays a commit made after the drain: ``lambdas.failover.steps.replay_evidence``); "" otherwise."""
+    members = [] if isinstance(obs.databases, Unread) else obs.databases
+    engines = {str(m.engine) for m in members if m.engine}
+    if ctx.database_mode != "rds-replica" or not any(e.startswith("postgres") for e in engines):
+        return ""
+    side, region = ("region A", ctx.primary_region) if source == "primary" else ("region B", ctx.dr_region)
+    name = ledger_marker_function_name(f"{ctx.app_name}-{ctx.environment}")
+    return (
+        f", invoking {side}'s ledger marker function {name} in {region} (Lambda Invoke) once the drain "
+        "has ended, the commit whose replay proves the replica holds every write"
+    )
+
+
 def _writer(obs: Observation) -> str:
     return {"primary": "region A", "dr": "region B", None: "unknown"}[obs.writer_side]
 
@@ -118,6 +134,13 @@ def _failover_lines(
         promote = (
             f"would promote read replica {ctx.dr_db_instance_id} in {ctx.dr_region} (PromoteReadReplica)"
         )
+        if "primary" not in obs.dark:
+            # Region A answers: the fence stamps its stop and the promotion is planned (lossless).
+            drain = params.get("drainSeconds", DRAIN_SECONDS)
+            promote = (
+                f"would wait {float(drain):g} s for region A's drain, then for proof of zero lag after it"
+                f"{_marker(ctx, obs, 'primary')}; then {promote.removeprefix('would ')}"
+            )
     else:
         how = "switch over (no data loss)" if params.get("planned") else "fail over"
         promote = (
@@ -189,7 +212,8 @@ def _failback_lines(
                 _mappings(obs, "dr", False),
             ]
         ),
-        "wait_replication_lag": f"would wait for lag under {ctx.max_replication_lag_seconds} s: {lag_text}",
+        "wait_replication_lag": f"would wait for lag under {ctx.max_replication_lag_seconds} s: {lag_text}"
+        f"{_marker(ctx, obs, 'dr')}",
         "switch_writer": switch_writer,
         "unfence_primary": "; ".join(
             [

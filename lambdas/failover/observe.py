@@ -46,6 +46,7 @@ class DbMember:
     role: str  # writer | replica | reader | missing
     status: str
     source: str | None = None
+    engine: str | None = None
 
 
 @dataclass(frozen=True)
@@ -154,7 +155,8 @@ def _rds_members(ctx: RunbookContext, clients: Clients, r: _Reader) -> list[DbMe
         else:
             source = got.get("ReadReplicaSourceDBInstanceIdentifier")
             role = "replica" if source else "writer"
-            out.append(DbMember(side, ident, role, str(got.get("DBInstanceStatus")), source))
+            status, engine = str(got.get("DBInstanceStatus")), got.get("Engine")
+            out.append(DbMember(side, ident, role, status, source, engine))
     return out
 
 

@@ -31,7 +31,7 @@ from lambdas.failover import lock
 from lambdas.failover.clients import Clients, Side
 from lambdas.failover.context import GENERATION_KEY, RunbookContext
 from lambdas.failover.exceptions import PreflightError
-from lambdas.failover.names import generation_parameter_name
+from lambdas.failover.names import generation_parameter_name, ledger_marker_function_name
 
 REFRESH_HINT = (
     "refresh the file from the stack: pulumi stack output runbook --json -s dr > runbook.json "
@@ -105,6 +105,7 @@ class _Preflight:
         self.clients = clients
         self.report = PreflightReport()
         self.dark: set[Side] = set()
+        self.engine: str | None = None
 
     def where(self, side: Side) -> str:
         region_key = "primaryRegion" if side == "primary" else "drRegion"
@@ -226,7 +227,7 @@ class _Preflight:
                 ("primary", "primaryDbInstanceId", ctx.primary_db_instance_id),
             ]
             for side, key, ident in pairs:
-                self.check(
+                answer = self.check(
                     side,
                     key,
                     f"DB instance {ident!r}",
@@ -234,6 +235,8 @@ class _Preflight:
                         DBInstanceIdentifier=ident
                     ),
                 )
+                if answer and answer.get("DBInstances") and self.engine is None:
+                    self.engine = answer["DBInstances"][0].get("Engine")
             return
         self.check(
             "dr",
@@ -265,6 +268,27 @@ class _Preflight:
             lambda: rds("primary").describe_db_clusters(DBClusterIdentifier=ctx.primary_cluster_id),
         )
 
+    def marker(self, side: Side) -> None:
+        """The source's ledger marker function, where a planned change's zero-lag proof invokes it.
+
+        RDS for PostgreSQL only (``lambdas/failover/steps.py``, ``database_lag``): after the drain the
+        runbook invokes ``<app>-<env>-ledger-marker`` in the source's region, and without it the wait
+        gives up with the source already drained. Checked with ``InvocationType=DryRun``, which runs
+        nothing: Lambda only validates the parameters and verifies that the caller may invoke the
+        function (https://docs.aws.amazon.com/lambda/latest/api/API_Invoke.html), so a missing function
+        and a role that may not invoke it are both found, with the permission the runbook will use.
+        """
+        ctx = self.ctx
+        if ctx.database_mode != "rds-replica" or not str(self.engine or "").startswith("postgres"):
+            return
+        name = ledger_marker_function_name(f"{ctx.app_name}-{ctx.environment}")
+        self.check(
+            side,
+            "appName/environment",
+            f"ledger marker function {name!r} (the PostgreSQL zero-lag proof invokes it after the drain)",
+            lambda: self.clients.lambda_(side).invoke(FunctionName=name, InvocationType="DryRun"),
+        )
+
     def keys(self) -> None:
         ctx = self.ctx
         named = [
@@ -288,11 +312,14 @@ class _Preflight:
             )
 
 
-def check(ctx: RunbookContext, clients: Clients) -> PreflightReport:
+def check(ctx: RunbookContext, clients: Clients, runbook: str | None = None) -> PreflightReport:
     """Check the outputs against the live system, read-only; see the module docstring.
 
     Region B first (it must answer), then region A (best effort). Nothing here changes anything:
     ``tests/lambdas/failover/test_preflight.py`` records every call and refuses a mutating one.
+    ``runbook`` (``failover``, ``failback``; None: both) chooses which ledger marker function is
+    checked (RDS for PostgreSQL): the source's of its planned change, region A's for a failover
+    (planned whenever region A answers), region B's for a failback.
     """
     run = _Preflight(ctx, clients)
     run.generation()
@@ -319,8 +346,12 @@ def check(ctx: RunbookContext, clients: Clients) -> PreflightReport:
         lambda: clients.sns("dr").get_topic_attributes(TopicArn=ctx.notify_topic_arn),
     )
     run.database()
+    if runbook in (None, "failback"):
+        run.marker("dr")
     run.keys()
     run.web_tier("primary", "primaryAsgName", ctx.primary_asg_name)
     run.functions("primary", "primaryFunctionNames", ctx.primary_function_names)
     run.mappings("primary", "primaryEventSourceMappingIds", ctx.primary_event_source_mapping_ids)
+    if runbook in (None, "failover"):
+        run.marker("primary")
     return run.report

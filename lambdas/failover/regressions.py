@@ -62,6 +62,11 @@ class Regression(StrEnum):
     free and writes nothing), so a second run acts while the first is between steps (breaks
     single_flight)."""
 
+    JOURNAL_LAST_WRITER_WINS = "journal-last-writer-wins"
+    """A journal write overwrites what another run (a fence that joined the failover) put between its
+    read and its put, with no repair: the fence's record of what it disabled is lost (breaks
+    converges: the failback leaves region A's event sources off)."""
+
 
 ACTIVE: set[str] = set()
 """Names of the regressions turned on (tests only)."""

@@ -565,14 +565,7 @@ def _journal_name(ctx: RunbookContext) -> str:
     return f"{ctx.latch_parameter_name}-journal"
 
 
-def read_journal(clients: Clients, ctx: RunbookContext) -> dict[str, Any]:
-    """The run journal (SSM, region B, next to the latch): when writes were last stopped, per region."""
-    try:
-        value = clients.ssm("dr").get_parameter(Name=_journal_name(ctx))["Parameter"]["Value"]
-    except ClientError as exc:
-        if error_code(exc) == "ParameterNotFound":
-            return {}
-        raise
+def _parse_journal(value: str) -> dict[str, Any]:
     try:
         parsed = json.loads(value)
     except json.JSONDecodeError:
@@ -580,12 +573,76 @@ def read_journal(clients: Clients, ctx: RunbookContext) -> dict[str, Any]:
     return parsed if isinstance(parsed, dict) else {}
 
 
+def _read_journal_version(
+    clients: Clients, ctx: RunbookContext, version: int | None = None
+) -> tuple[dict[str, Any], int]:
+    """The journal and its SSM version (``({}, 0)`` before the first write); ``version``: that one.
+
+    A version is read as ``name:version`` ("To query by parameter version, use "Name": "name:version"":
+    https://docs.aws.amazon.com/systems-manager/latest/APIReference/API_GetParameter.html)."""
+    name = _journal_name(ctx) if version is None else f"{_journal_name(ctx)}:{version}"
+    try:
+        parameter = clients.ssm("dr").get_parameter(Name=name)["Parameter"]
+    except ClientError as exc:
+        if error_code(exc) == "ParameterNotFound":
+            return {}, 0
+        raise
+    return _parse_journal(str(parameter["Value"])), int(parameter.get("Version") or 0)
+
+
+def read_journal(clients: Clients, ctx: RunbookContext) -> dict[str, Any]:
+    """The run journal (SSM, region B, next to the latch): when writes were last stopped, per region."""
+    return _read_journal_version(clients, ctx)[0]
+
+
+def _merge(journal: Mapping[str, Any], changes: Mapping[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in {**journal, **changes}.items() if v is not None}
+
+
+JOURNAL_REPAIRS = 5
+"""How many times a journal write puts back what a concurrent writer's put lost (two writers: one)."""
+
+
 def _journal(clients: Clients, ctx: RunbookContext, **changes: Any) -> dict[str, Any]:
-    """Merge ``changes`` into the journal (a None value removes the key); returns the new journal."""
-    value = {k: v for k, v in {**read_journal(clients, ctx), **changes}.items() if v is not None}
-    clients.ssm("dr").put_parameter(
-        Name=_journal_name(ctx), Value=json.dumps(value, default=str), Type="String", Overwrite=True
-    )
+    """Merge ``changes`` into the journal (a None value removes the key); returns the new journal.
+
+    Two runs may write the journal at once: a failover and the canary's fence that joined it
+    (``lock.join_fence``). SSM's PutParameter has no condition, but it answers the version it wrote
+    ("Version: The new version number of a parameter",
+    https://docs.aws.amazon.com/systems-manager/latest/APIReference/API_PutParameter.html), one more
+    than the version before it. A put that lands on the version this write read lost nothing. One
+    that lands later overwrote the versions in between, each another writer's read-modify-write:
+    what each of them changed (its version against the one before) is put back on top of the
+    journal as it is now, unless this write changed the same key (it came later) or the key changed
+    again since (a later write), and checked the same way. Residue: a writer that dies between such
+    a put and its repair leaves the other writer's change lost.
+    """
+    ssm = clients.ssm("dr")
+    base, read = _read_journal_version(clients, ctx)
+    value = _merge(base, changes)
+    for _ in range(JOURNAL_REPAIRS):
+        answer = ssm.put_parameter(
+            Name=_journal_name(ctx), Value=json.dumps(value, default=str), Type="String", Overwrite=True
+        )
+        written = int(answer.get("Version") or 0)
+        if written <= read + 1 or regressions.on(Regression.JOURNAL_LAST_WRITER_WINS):
+            return value
+        latest, latest_version = _read_journal_version(clients, ctx)
+        repaired = dict(latest)
+        before = base
+        for version in range(read + 1, written):
+            theirs, _ = _read_journal_version(clients, ctx, version)
+            for key in (set(before) | set(theirs)) - set(changes):
+                if before.get(key) != theirs.get(key) and latest.get(key) == value.get(key):
+                    if key in theirs:
+                        repaired[key] = theirs[key]
+                    else:
+                        repaired.pop(key, None)
+            before = theirs
+        log_event(logging.WARNING, "journal written concurrently", versions=f"{read + 1}..{written - 1}")
+        if repaired == latest:
+            return latest
+        base, read, value = latest, latest_version, repaired
     return value
 
 
@@ -878,6 +935,7 @@ def confirm_primary_down(ctx: RunbookContext, clients: Clients, params: Mapping[
     not, refuse before anything changes when region B's database is not replicating (the steps after
     this one start region B's tiers in parallel with the fence)."""
     _refuse_unprotected(ctx, clients, "confirm_primary_down")
+    _refuse_planned_without_region_a(ctx, clients, params, "confirm_primary_down")
     if params.get("force"):
         return StepResult("skipped", f"forced by operator: {params.get('reason') or 'no reason given'}")
     if not ctx.primary_health_url:
@@ -933,6 +991,52 @@ def _refuse_unprotected(ctx: RunbookContext, clients: Clients, step: str) -> Non
             '(README, "Protected again"). Nothing was changed',
             code="NotReplicating",
         )
+
+
+PLANNED_NEEDS_REGION_A = (
+    "--planned (planned: true) asks for a lossless writer move, which needs region A: {how}. Nothing "
+    "was changed. To fail over now, accepting the loss of what region A had not replicated (the run "
+    "reports an upper estimate), run the failover again without --planned (add --force if region A's "
+    "health endpoint answers); or wait until region A answers and run --planned again"
+)
+"""The refusal of a planned change region A cannot take part in ({how}: why this database needs it)."""
+
+
+def _planned_how(ctx: RunbookContext) -> str:
+    if ctx.database_mode == "aurora-global":
+        # "Switchover ... All of the secondary clusters and the primary cluster must be in the
+        # available state": https://docs.aws.amazon.com/AmazonRDS/latest/AuroraUserGuide/aurora-global-database-disaster-recovery.html
+        return "an Aurora switchover needs every member of the global database available"
+    return "the promotion waits for region A's writers to be fenced and for zero lag after their drain"
+
+
+def _refuse_planned_without_region_a(
+    ctx: RunbookContext, clients: Clients, params: Mapping[str, Any], step: str
+) -> None:
+    """Refuse ``planned``, before anything changes, when region A's database does not answer.
+
+    One read-only describe of region A's database (its cluster, or its instance). Without this the
+    run would scale region B, write the latch and try the fence before failing at the switchover
+    (Aurora), or promote unplanned, losing the unreplicated tail the operator asked not to lose (RDS).
+    """
+    if not params.get("planned"):
+        return
+    rds = clients.rds("primary")
+    try:
+        if ctx.database_mode == "aurora-global":
+            ident = _need(ctx.primary_cluster_id, "primaryClusterId", step)
+            rds.describe_db_clusters(DBClusterIdentifier=ident)
+        else:
+            rds.describe_db_instances(
+                DBInstanceIdentifier=_need(ctx.primary_db_instance_id, "primaryDbInstanceId", step)
+            )
+    except CONNECTION_ERRORS as exc:
+        raise StepFailed(
+            step,
+            f"region A ({ctx.primary_region}) does not answer ({type(exc).__name__}): "
+            + PLANNED_NEEDS_REGION_A.format(how=_planned_how(ctx)),
+            code="PlannedNeedsRegionA",
+        ) from exc
 
 
 def fence_region_a(ctx: RunbookContext, clients: Clients, step: str) -> list[str]:
@@ -1369,6 +1473,15 @@ def _promote_database(ctx: RunbookContext, clients: Clients, params: Mapping[str
         instance = _require_db_instance(clients, "dr", ident, step)
         replicating = bool(instance.get("ReadReplicaSourceDBInstanceIdentifier"))
         planned = source_answers and not params.get("allowDataLoss")
+        if params.get("planned") and not source_answers and replicating:
+            # Region A stopped answering after confirm_primary_down (the fence found it dark): an
+            # unplanned promotion is not what the operator asked for.
+            raise StepFailed(
+                step,
+                "region A could not be fenced (it does not answer), so no lossless promotion is possible: "
+                + PLANNED_NEEDS_REGION_A.format(how=_planned_how(ctx)),
+                code="PlannedNeedsRegionA",
+            )
         if replicating and instance.get("DBInstanceStatus") == "available" and planned:
             # Region A answers: a planned change, lossless (drain, then zero lag after it).
             pending = _planned_wait(
@@ -1690,7 +1803,18 @@ def confirm_primary_healthy(ctx: RunbookContext, clients: Clients, params: Mappi
     needs is region A's APIs, checked by describing its Auto Scaling group.
     """
     step = "confirm_primary_healthy"
-    group = _asg(clients, "primary", ctx.primary_asg_name, step)
+    try:
+        group = _asg(clients, "primary", ctx.primary_asg_name, step)
+    except CONNECTION_ERRORS as exc:
+        # The first call of the failback, before anything changes: say so, and what to do.
+        raise StepFailed(
+            step,
+            f"region A ({ctx.primary_region}) does not answer ({type(exc).__name__}): a failback needs "
+            "region A (it re-creates replication there and moves the writer back). Nothing was changed; "
+            "region B keeps serving. Run the failback again once region A answers",
+            retryable=True,
+            code=type(exc).__name__,
+        ) from exc
     notes = [f"region A API answers ({ctx.primary_asg_name} desired {group['DesiredCapacity']})"]
     journal = read_journal(clients, ctx)
     latch = _read_latch(clients, ctx) or {}

@@ -335,9 +335,17 @@ def test_dry_run_prints_each_step_and_changes_nothing(
     plan = out[out.index("DRY RUN") :]
     for name in RUNBOOKS[runbook].names():
         assert f"  {name} " in plan
+    marker = f"{world.context['appName']}-{world.context['environment']}-ledger-marker"
     if runbook == "failover":
         assert f"would set {world.context['drAsgName']} 0/0/0 -> 1/2/4" in plan
-        assert "would promote read replica" in plan and "would set the latch standby -> active" in plan
+        assert "promote read replica" in plan and "would set the latch standby -> active" in plan
+        # Region A answers: a planned RDS for PostgreSQL promotion, whose zero-lag proof invokes
+        # region A's drain marker: the plan says so on the step that will do it.
+        (promote,) = [line for line in plan.splitlines() if line.startswith("  promote_database ")]
+        assert "drain" in promote and f"region A's ledger marker function {marker} in {REGION_A}" in promote
+    else:
+        (wait,) = [line for line in plan.splitlines() if line.startswith("  wait_replication_lag ")]
+        assert f"region B's ledger marker function {marker} in {REGION_B}" in wait, wait
 
 
 def test_dry_run_after_a_failover_says_what_is_already_done(

@@ -364,17 +364,19 @@ def test_converges_a_refused_failover_over_a_serving_writer_is_an_end_state(depl
 
 
 def test_traffic_follows_writer_a_garbled_latch_does_not_leave_region_a_unfenced(deploy: Deploy) -> None:
-    """traffic_follows_writer, runbook defect (soak seed 504 on m3): a planned Aurora failover while
-    region A is dark writes the latch active, then dies before the writer moves (its lock held for
+    """traffic_follows_writer, runbook defect (soak seed 504 on m3): an Aurora failover while region
+    A is dark writes the latch active, then dies before the writer moves (its lock held for
     the lease); the canary throws the switch to region B. The latch is garbled; region A comes back
     serving its writer. The canary, unable to read the latch, neither moves the switch nor asks for
     the fence the journal says is pending: Route 53 answers region B while region A serves the
-    writer, for as long as the latch stays garbled."""
+    writer, for as long as the latch stays garbled. (Seed 504's failover was ``--planned``, which
+    now refuses up front with region A dark, tests/safety/test_refusals.py; the unplanned one makes
+    the same calls up to the latch.)"""
     d = deploy("aurora-global")
     d.op_advance(120)
     d.op_outage()
     d.op_advance(120)
-    state = d.op_run("failover", params={"force": True, "planned": True}, crash_after=6)
+    state = d.op_run("failover", params={"force": True}, crash_after=6)
     assert state.outcome == "crashed" and "PutParameter" in state.detail, state.detail
     d.op_advance(120)
     d.op_tamper_latch("garble")

@@ -93,17 +93,21 @@ def test_9b_3_a_stopped_failover_that_left_nothing_serving_is_reported(deploy: D
 
 
 def test_9b_3_a_stopped_run_is_not_blamed_for_an_outage_of_the_writer_s_region(deploy: Deploy) -> None:
-    """9B-3's judgment, not more (soak seed 11 with its first version): a planned Aurora failover
-    started while region A is dark scales region B, then is refused the switchover (every member
-    must be healthy) and stops. Nothing serves a writer, but the writer AWS last made is in the dark
-    region: the outage did that, and no run on its own decision can serve that writer (a planned
-    move needs region A); the run is resumed, or an unplanned failover started."""
+    """9B-3's judgment, not more (soak seed 11 with its first version): an Aurora failover started
+    while region A is dark scales region B, then is refused the writer move and stops. Nothing
+    serves a writer, but the writer AWS last made is in the dark region: the outage did that, and no
+    run on its own decision can serve that writer; the run is resumed, or another failover started.
+    (Seed 11's failover was ``--planned`` and refused the switchover; a planned failover now refuses
+    up front with region A dark, tests/safety/test_refusals.py: here region B's FailoverGlobalCluster
+    is denied instead.)"""
     d = deploy("aurora-global")
     d.op_advance(60)
     d.op_outage()
     d.op_advance(120)
-    run = d.op_run("failover", params={"force": True, "planned": True})
-    assert run.outcome == "stopped" and run.mutated and "Switchover" in run.detail, run
+    d.add_fault(Fault(service="rds", operation="FailoverGlobalCluster", region=REGION_B))
+    run = d.op_run("failover", params={"force": True})
+    d.op_clear_faults()
+    assert run.outcome == "stopped" and run.mutated and "FailoverGlobalCluster" in run.detail, run
     d.op_advance(TRAFFIC_GRACE + 1)
     assert not [v.invariant for v in d.judge()], [str(v) for v in d.violations]
 

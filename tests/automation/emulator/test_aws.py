@@ -779,6 +779,13 @@ def test_the_ledger_marker_function_commits_on_its_regions_writer_and_is_no_clie
     emu.advance(150)
     emu.data.write(pair.source_arn)  # the last client write, 12:02:30
     emu.advance(200)  # 12:05:50
+    # A DryRun (the preflight's check) runs nothing: it validates and checks permission only
+    # (https://docs.aws.amazon.com/lambda/latest/api/API_Invoke.html); an unknown function is refused.
+    dry = aws.client("lambda", A).invoke(FunctionName=name, InvocationType="DryRun")
+    assert dry["StatusCode"] == 204 and dry["Payload"].read() == b""
+    assert [w for w in emu.data.writes.values() if not w.client] == [], "a DryRun committed a marker"
+    with pytest.raises(ClientError, match="ResourceNotFoundException"):
+        aws.client("lambda", A).invoke(FunctionName=aws.name("no-such-marker"), InvocationType="DryRun")
     answer = aws.client("lambda", A).invoke(FunctionName=name, Payload=b'{"marker": "drain-1"}')
     body = json.loads(answer["Payload"].read())
     assert body["committed"] is True, body

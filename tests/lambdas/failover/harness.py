@@ -140,10 +140,13 @@ class ApiCall:
     service: str
     operation: str
     region: str
+    dry_run: bool = False
+    """An ``Invoke`` with ``InvocationType=DryRun``: Lambda checks the parameters and the caller's
+    permission and runs nothing (https://docs.aws.amazon.com/lambda/latest/api/API_Invoke.html)."""
 
     @property
     def mutating(self) -> bool:
-        return not self.operation.startswith(READ_ONLY_PREFIXES)
+        return not self.dry_run and not self.operation.startswith(READ_ONLY_PREFIXES)
 
 
 @contextlib.contextmanager
@@ -153,7 +156,10 @@ def recorded_calls() -> Iterator[list[ApiCall]]:
     original = BaseClient._make_api_call
 
     def record(self: BaseClient, operation_name: str, api_params: Any) -> Any:
-        calls.append(ApiCall(self.meta.service_model.service_name, operation_name, self.meta.region_name))
+        dry_run = operation_name == "Invoke" and api_params.get("InvocationType") == "DryRun"
+        calls.append(
+            ApiCall(self.meta.service_model.service_name, operation_name, self.meta.region_name, dry_run)
+        )
         return original(self, operation_name, api_params)
 
     BaseClient._make_api_call = record  # type: ignore[method-assign]

@@ -21,7 +21,7 @@ import pytest
 from automation import runbook_cli
 from lambdas.failover import preflight
 from lambdas.failover.context import GENERATION_KEY, RunbookContext
-from tests.lambdas.failover.faults import deny, unreachable
+from tests.lambdas.failover.faults import Fault, deny, unreachable
 from tests.lambdas.failover.harness import ApiCall, clients_for, new_session, recorded_calls
 from tests.lambdas.failover.world import REGION_A, REGION_B, World, build_world, stamp
 
@@ -229,6 +229,7 @@ def test_current_outputs_pass_with_one_read_only_call_per_named_resource(
         + 2  # web tiers
         + 4  # latch, generation, lock table, topic
         + (2 if mode == "rds-replica" else 3)  # databases
+        + (2 if mode == "rds-replica" else 0)  # ledger marker functions (PostgreSQL), DryRun invokes
     )
     assert len(calls) == named
 
@@ -275,3 +276,71 @@ def test_every_problem_is_listed_in_one_error(
     for key in ("'drAsgName'", "'primaryFunctionNames'", "'drClusterId'"):
         assert key in output
     assert [c for c in calls if c.mutating] == []
+
+
+def _marker_calls(calls: list[ApiCall]) -> list[tuple[str, bool]]:
+    return [(c.region, c.dry_run) for c in calls if c.operation == "Invoke"]
+
+
+@pytest.mark.parametrize(
+    ("runbook", "source"), [("failover", REGION_A), ("failback", REGION_B), (None, None)]
+)
+def test_the_source_s_ledger_marker_is_checked_invokable_for_a_postgres_planned_change(
+    worlds: dict[str, World], runbook: str | None, source: str | None
+) -> None:
+    """Nothing acknowledged is lost on a planned change, and the change converges: the RDS for
+    PostgreSQL zero-lag proof invokes the source's ``<app>-<env>-ledger-marker`` after the drain
+    (region A's at a failover, region B's at a failback). A marker the runbook cannot invoke
+    (missing, or not allowed) is found before the first change, by a DryRun invoke that runs
+    nothing, not after the source is drained. Without a runbook, both are checked."""
+    world = worlds["rds-replica"]
+    ctx = RunbookContext.from_dict(world.context)
+    with recorded_calls() as calls:
+        assert preflight.check(ctx, clients_for(world), runbook).ok
+    wanted = [(REGION_B, True), (REGION_A, True)] if source is None else [(source, True)]
+    assert _marker_calls(calls) == wanted, "one DryRun invoke of the source's marker, nothing run"
+    marker = f"{world.context['appName']}-{world.context['environment']}-ledger-marker"
+    for region in [REGION_A, REGION_B] if source is None else [source]:
+        for fault, code in (
+            (Fault("lambda", "Invoke", region, code="ResourceNotFoundException", status=404), "no "),
+            (deny("lambda", "Invoke", region), "AccessDenied"),
+        ):
+            report = preflight.check(ctx, clients_for(world, fault), runbook)
+            assert not report.ok, f"{runbook}: a marker in {region} the runbook cannot invoke went unseen"
+            (problem,) = report.problems
+            assert problem.startswith("'appName/environment'") and marker in problem and code in problem
+            assert region in problem, problem
+
+
+def test_no_marker_is_checked_where_no_proof_needs_it(worlds: dict[str, World]) -> None:
+    """Aurora's switchover waits for the secondary itself: no marker function is invoked or
+    required (nor for RDS for MySQL, whose ReplicaLag reads 0 once caught up)."""
+    world = worlds["aurora-global"]
+    with recorded_calls() as calls:
+        assert preflight.check(RunbookContext.from_dict(world.context), clients_for(world)).ok
+    assert _marker_calls(calls) == []
+
+
+def test_a_failover_whose_region_a_marker_cannot_be_invoked_changes_nothing(
+    worlds: dict[str, World],
+    run_cli: Callable[..., tuple[int, str, list[ApiCall]]],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The CLI refuses (exit 2, nothing done) before a planned PostgreSQL failover whose drain
+    marker in region A the runbook role may not invoke."""
+    world = worlds["rds-replica"]
+    fault = deny("lambda", "Invoke", REGION_A)
+    original = preflight.check
+
+    def with_fault(
+        ctx: RunbookContext, clients: Any, runbook: str | None = None
+    ) -> preflight.PreflightReport:
+        fault.install(clients.session)
+        return original(ctx, clients, runbook)
+
+    monkeypatch.setattr(preflight, "check", with_fault)
+    before = world.snapshot()
+    code, output, calls = run_cli(world.context, "--yes", "--force", "--planned")
+    assert code == 2 and "ledger-marker" in output and "AccessDenied" in output, output
+    assert [c for c in calls if c.mutating] == []
+    assert world.snapshot() == before

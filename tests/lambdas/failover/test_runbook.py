@@ -10,7 +10,7 @@ import pytest
 from lambdas.failover import executor, steps
 from lambdas.failover.context import RunbookContext
 from lambdas.failover.graph import FAILBACK, FAILOVER, RUNBOOKS
-from tests.lambdas.failover.faults import unreachable
+from tests.lambdas.failover.faults import Fault, unreachable
 from tests.lambdas.failover.harness import (
     FAST,
     FORCED,
@@ -404,3 +404,19 @@ def test_the_canary_s_call_does_nothing_without_a_pending_fence(world: World) ->
 
     assert result.status == "already_done"
     assert world.asg(REGION_A) == (1, 2, 4)
+
+
+def test_a_planned_rds_failover_never_promotes_unplanned_when_region_a_goes_dark_mid_run(
+    world: World,
+) -> None:
+    """Nothing acknowledged is lost on a planned change: region A answers the up-front check
+    (confirm_primary_down's describe of its database), then goes dark, so the fence cannot reach
+    it. ``--planned`` promised a lossless move: the promotion refuses rather than promote unplanned
+    (losing the unreplicated tail), names the flag, and the latch goes back to standby."""
+    fault = Fault(region=REGION_A, unreachable=True, skip=1)
+    report = run_book(world, "failover", fault, params={**FORCED, "planned": True})
+    assert report.outcome == "stopped" and report.stopped_at == "promote_database", report.reason
+    assert "--planned" in (report.reason or "") and "without --planned" in (report.reason or "")
+    instance = world.db(REGION_B, world.context["drDbInstanceId"]) or {}
+    assert instance.get("ReadReplicaSourceDBInstanceIdentifier"), "region B's replica was promoted"
+    assert world.latch().get("state") == "standby"
