@@ -1,0 +1,208 @@
+"""Review of issue 13 (break13): the program and the lifecycle harness across sequences the scenarios skip.
+
+Each test is a strict xfail whose reason names the defect; it passes once the defect is fixed. The
+scenario runs reuse ``tests/components/test_lifecycle.py``'s cache (``run``) and copy the result
+before adding steps, so they add few syntheses to ``make test``.
+"""
+
+from __future__ import annotations
+
+import copy
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+from botocore.exceptions import ClientError
+
+from automation.lifecycle import (
+    Lifecycle,
+    RegionA,
+    Runbook,
+    Up,
+    apply_to_world,
+    final_violations,
+    plan_removal,
+)
+from automation.lifecycle_scenarios import declared_failover, deploy
+from automation.lifecycle_tables import REPLACEMENT
+from lambdas.failover import observe
+from tests.components.test_lifecycle import run
+
+RDS = "rds-replica"
+P = "pilotlight-production-us-east-1-db"  # region A's instance (primary stack)
+B = "pilotlight-production-us-west-2-db"  # region B's instance, generation 0
+
+B13_1_APP_ENDPOINT = (
+    "B13-1 rds-replica IaC failback: region A's writer becomes <primary>-failback, but region A's application "
+    "(primary stack, DB_HOST/DB_INSTANCE_ID) still uses <primary>, the stale standalone old writer; region B is "
+    "re-seeded from <primary>-failback, so every write region A acknowledges after the failback lands in a database "
+    "nothing replicates and the next failover loses it. The harness judges traffic-follows-writer by region only "
+    "(automation/lifecycle.py observe/invariants), so declared-iac/runbook-iac/twice report 0 inconsistent states"
+)
+B13_2_OBSERVE_GEN0 = (
+    "B13-2 lambdas/failover/observe.py knows only the generation-0 failback name (<primary>-failback): in the second "
+    "cycle that released instance is a standalone non-writer in region A, _rds_writer ranks it first and answers "
+    "'primary' while region B's promoted <dr>-g1 holds the writer, so `latch release` (automation/latch_cli.py:104) "
+    "is not refused and sends traffic to a region without the writer"
+)
+B13_3_ABANDONED_IAC = (
+    "B13-3 an IaC failback abandoned for the runbook's (README: 'fail back with the runbook'): the standby update "
+    "drops the protected dr-data-db-failback from the program (failback_replica only at complete, "
+    "components/failover.py:193) so the engine refuses the update and region B is never re-seeded; unprotected, the "
+    "re-seed picks <primary>-failback (a replica of region B's old instance) as 'region A's writer' "
+    "(components/data.py _region_a_writer_arn)"
+)
+B13_4_REDEPLOY = (
+    "B13-4 pulumi destroy -s dr keeps every region-B instance (retain_on_delete=True always, components/data.py:975); "
+    "the next fresh `pulumi up -s dr` finds that generation live (aws.rds.getInstances) and declares a *create* "
+    "under its identifier: DBInstanceAlreadyExists, the dr stack cannot be deployed again without hand work"
+)
+B13_5_IDENTIFIER = (
+    "B13-5 lifecycle_tables.py classifies aws:rds/instance:Instance identifier as force-new; the provider "
+    "(terraform-provider-aws v5+, bridged by pulumi-aws 7) renames in place (ModifyDBInstance "
+    "NewDBInstanceIdentifier), as the README itself says for the primary stack after a runbook failback"
+)
+B13_6_STAMP = (
+    "B13-6 harness: the modelled runbook failback stamps every retained old primary with one fixed time "
+    "(automation/lifecycle.py:259, :783), so a second runbook failback overwrites the first <primary>-pre-failback-* "
+    "database in the live world: the instance holding the first failover's unreplicated tail vanishes from the model"
+)
+
+
+# --------------------------------------------------------------------------------------------------
+# B13-1: region A's application after an rds-replica IaC failback
+
+
+@pytest.mark.xfail(strict=True, reason=B13_1_APP_ENDPOINT)
+def test_after_an_rds_iac_failback_region_a_application_uses_the_writer() -> None:
+    lc = run("declared-iac", RDS)
+    assert lc.stopped == 0 and lc.world.writer == f"{P}-failback"
+    primary = [s for s in lc.syntheses if s.stack == "primary"][-1]  # "routine update of the primary stack"
+    env = primary.named("primary-api-payments").inputs["environment"]["variables"]
+    assert env["DB_INSTANCE_ID"] == lc.world.writer, (
+        f"aws:lambda/function:Function primary-api-payments writes to {env['DB_INSTANCE_ID']} "
+        f"(DB_HOST {env['DB_HOST']}) but the writer, which region B replicates, is {lc.world.writer}"
+    )
+
+
+# --------------------------------------------------------------------------------------------------
+# B13-2: the runbook's observation in the second cycle
+
+
+class _Rds:
+    def __init__(self, dbs: dict[str, str | None]) -> None:
+        self.dbs = dbs  # identifier -> source (None: standalone)
+
+    def describe_db_instances(self, DBInstanceIdentifier: str) -> dict[str, Any]:
+        if DBInstanceIdentifier not in self.dbs:
+            raise ClientError(
+                {"Error": {"Code": "DBInstanceNotFound", "Message": DBInstanceIdentifier}},
+                "DescribeDBInstances",
+            )
+        inst: dict[str, Any] = {"DBInstanceIdentifier": DBInstanceIdentifier, "DBInstanceStatus": "available"}
+        if self.dbs[DBInstanceIdentifier]:
+            inst["ReadReplicaSourceDBInstanceIdentifier"] = self.dbs[DBInstanceIdentifier]
+        return {"DBInstances": [inst]}
+
+
+class _Clients:
+    def __init__(self, primary: dict[str, str | None], dr: dict[str, str | None]) -> None:
+        self._rds = {"primary": _Rds(primary), "dr": _Rds(dr)}
+
+    def region(self, side: str) -> str:
+        return {"primary": "us-east-1", "dr": "us-west-2"}[side]
+
+    def rds(self, side: str) -> _Rds:
+        return self._rds[side]
+
+
+@pytest.mark.xfail(strict=True, reason=B13_2_OBSERVE_GEN0)
+def test_the_runbook_sees_region_b_holds_the_writer_during_the_second_failover() -> None:
+    # AWS after deploy -> declared failover -> IaC failback (cycle 1: region A's writer is <P>-failback,
+    # region B re-seeded as <B>-g1) -> declared failover again (<B>-g1 promoted). These are the names the
+    # `twice` scenario reaches (tests/components/test_lifecycle.py, test_e4_twice_...). Region A's two
+    # old writers are standalone: a promotion leaves its source a standalone instance.
+    clients = _Clients(primary={P: None, f"{P}-failback": None}, dr={f"{B}-g1": None})
+    ctx = SimpleNamespace(primary_db_instance_id=P, dr_db_instance_id=f"{B}-g1")
+    members = observe._rds_members(ctx, clients, observe._Reader(clients))  # type: ignore[arg-type]
+    assert observe._rds_writer(members) == "dr", [(m.side, m.identifier, m.role) for m in members]
+
+
+# --------------------------------------------------------------------------------------------------
+# B13-3: an IaC failback abandoned for the runbook's
+
+
+@pytest.mark.xfail(strict=True, reason=B13_3_ABANDONED_IAC)
+def test_an_iac_failback_finished_by_the_runbook_ends_protected() -> None:
+    lc = Lifecycle()
+    lc.run(
+        [
+            *deploy(RDS),
+            *declared_failover(RDS),
+            Up("dr", "IaC failback phase replicate", {"dr:active": True, "dr:failback": "replicate"}),
+            Runbook(
+                "failback",
+                "runbook failback instead (README: region A's app does not follow <primary>-failback)",
+            ),
+            Up(
+                "dr",
+                "routine update: dr:active false, dr:failback removed",
+                {"dr:active": False},
+                rm=("dr:failback",),
+            ),
+        ]
+    )
+    last = lc.results[-1]
+    assert last.errors == [], last.errors
+    assert [str(v) for v in final_violations(lc)] == []
+
+
+# --------------------------------------------------------------------------------------------------
+# B13-4: destroy the dr stack after a re-seed, deploy it again
+
+
+@pytest.mark.xfail(strict=True, reason=B13_4_REDEPLOY)
+def test_the_dr_stack_deploys_again_after_a_destroy() -> None:
+    lc = copy.deepcopy(run("runbook-runbook", RDS))  # region B re-seeded: <B>-g1 replicates from <P>
+    writer = lc.world.writer
+    # `pulumi destroy -s dr`: every resource of the dr stack's state leaves (retainOnDelete: kept in AWS).
+    for old in list(lc.state["dr"].values()):
+        apply_to_world(lc.world, plan_removal(old), old, None)
+    lc.state["dr"] = {}
+    lc.outputs.pop("dr", None)
+    assert writer in lc.world.dbs, "the destroy of the dr stack must never delete region A's writer"
+    redeploy = lc.step(Up("dr", "fresh pulumi up -s dr", {"pilotlight:database": {"mode": RDS}}))
+    assert redeploy.errors == [], redeploy.errors
+
+
+# --------------------------------------------------------------------------------------------------
+# B13-5: the force-new table against the provider schema
+
+
+@pytest.mark.xfail(strict=True, reason=B13_5_IDENTIFIER)
+def test_rds_instance_identifier_is_renamed_in_place() -> None:
+    # hashicorp/terraform-provider-aws internal/service/rds/instance.go (v5+): "identifier" has no ForceNew
+    # ("user-defined identifier ... can be updated"), resourceInstanceUpdate: d.HasChange("identifier") ->
+    # ModifyDBInstanceInput.NewDBInstanceIdentifier.
+    assert REPLACEMENT["aws:rds/instance:Instance"].classify("identifier") == "in-place"
+
+
+# --------------------------------------------------------------------------------------------------
+# B13-6: two runbook failbacks in the harness
+
+
+@pytest.mark.xfail(strict=True, reason=B13_6_STAMP)
+def test_a_second_runbook_failback_keeps_the_first_retained_primary() -> None:
+    lc = copy.deepcopy(run("runbook-runbook", RDS))
+    first = {d for d in lc.world.dbs if "pre-failback" in d}
+    assert len(first) == 1, first
+    # The second cycle: runbook steps only (no pulumi up), as test_lifecycle's scenarios model them.
+    for s in (
+        RegionA(False, "region A fails again"),
+        Runbook("failover", "second automated failover"),
+        RegionA(True, "region A recovers"),
+        Runbook("failback", "second runbook failback"),
+    ):
+        lc.step(s)
+    retained = {d for d in lc.world.dbs if "pre-failback" in d}
+    assert len(retained) == 2, f"retained old primaries after two runbook failbacks: {sorted(retained)}"
