@@ -23,7 +23,7 @@ from automation.lifecycle import (
     final_violations,
     plan_removal,
 )
-from automation.lifecycle_scenarios import declared_failover, deploy
+from automation.lifecycle_scenarios import declared_failover, deploy, iac_failback, runbook_failover
 from automation.lifecycle_tables import REPLACEMENT
 from lambdas.failover import observe
 from tests.components.test_lifecycle import run
@@ -66,6 +66,13 @@ B13_6_STAMP = (
     "B13-6 harness: the modelled runbook failback stamps every retained old primary with one fixed time "
     "(automation/lifecycle.py:259, :783), so a second runbook failback overwrites the first <primary>-pre-failback-* "
     "database in the live world: the instance holding the first failover's unreplicated tail vanishes from the model"
+)
+B13_7_CYCLE_BEFORE_RELEASE = (
+    "B13-7 the next failover comes before the update that releases the previous cycle's failback instance "
+    "(dr:failback complete still set): the next IaC failback's replicate re-declares the same logical "
+    "dr-data-db-failback with the next generation's identifier and a source, i.e. renames region A's previous writer "
+    "(identifier is updated in place) and re-points it at region B (refused: 'cannot elect new source database'); "
+    "protected, the engine refuses the replacement too: the failback cannot start while region B serves"
 )
 
 
@@ -206,3 +213,26 @@ def test_a_second_runbook_failback_keeps_the_first_retained_primary() -> None:
         lc.step(s)
     retained = {d for d in lc.world.dbs if "pre-failback" in d}
     assert len(retained) == 2, f"retained old primaries after two runbook failbacks: {sorted(retained)}"
+
+
+# --------------------------------------------------------------------------------------------------
+# B13-7: the next incident before the routine update that releases the previous failback instance
+
+
+@pytest.mark.xfail(strict=True, reason=B13_7_CYCLE_BEFORE_RELEASE)
+def test_the_next_iac_failback_starts_before_the_previous_failback_instance_is_released() -> None:
+    lc = Lifecycle()
+    until_complete = iac_failback(RDS)[
+        :-2
+    ]  # ... complete; not yet "dr:failback removed" nor the primary update
+    lc.run([*deploy(RDS), *declared_failover(RDS), *until_complete, *runbook_failover()])
+    assert lc.stopped == 0 and lc.world.writer == f"{B}-g1", lc.results[-1].observation.line()
+    replicate = lc.step(
+        Up(
+            "dr",
+            "IaC failback phase replicate (second cycle)",
+            {"dr:active": True, "dr:failback": "replicate"},
+        )
+    )
+    touched = {p.name: (p.action, sorted(p.changed)) for p in replicate.plans if p.stateful and p.changed}
+    assert replicate.errors == [], (touched, replicate.errors)
