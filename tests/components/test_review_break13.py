@@ -74,6 +74,13 @@ B13_7_CYCLE_BEFORE_RELEASE = (
     "(identifier is updated in place) and re-points it at region B (refused: 'cannot elect new source database'); "
     "protected, the engine refuses the replacement too: the failback cannot start while region B serves"
 )
+B13_8_WRITER_UNMANAGED = (
+    "B13-8 after an rds-replica failback (IaC phases or runbook) region A's writer is in no stack's state: the IaC "
+    "failback instance is released by the dr stack and never adopted by the primary stack; after the runbook's "
+    "rename-to-replace the primary stack's state follows the renamed old instance, and the README prescribes "
+    "`pulumi state delete` + `pulumi import` by hand, which issue 13 (What to build, 3) rules out. The harness "
+    "lists the writer in Observation.unmanaged_dbs but no invariant checks it"
+)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -236,3 +243,21 @@ def test_the_next_iac_failback_starts_before_the_previous_failback_instance_is_r
     )
     touched = {p.name: (p.action, sorted(p.changed)) for p in replicate.plans if p.stateful and p.changed}
     assert replicate.errors == [], (touched, replicate.errors)
+
+
+# --------------------------------------------------------------------------------------------------
+# B13-8: region A's writer back under the primary stack
+
+
+@pytest.mark.xfail(strict=True, reason=B13_8_WRITER_UNMANAGED)
+@pytest.mark.parametrize("scenario", ["declared-iac", "runbook-runbook"])
+def test_after_a_failback_region_a_writer_is_in_the_primary_stack_state(scenario: str) -> None:
+    lc = copy.deepcopy(run(scenario, RDS))
+    if not isinstance(lc.results[-1].step, Up) or lc.results[-1].step.stack != "primary":
+        lc.step(Up("primary", "routine update of the primary stack"))
+    last = lc.results[-1]
+    assert last.errors == [] and last.observation.writer_region == "A", last.observation.line()
+    writer = lc.world.writer
+    assert f"instance {writer}" not in last.observation.unmanaged_dbs, (
+        f"region A's writer {writer} is in no stack's state; unmanaged: {last.observation.unmanaged_dbs}"
+    )
