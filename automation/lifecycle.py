@@ -33,7 +33,7 @@ import functools
 import json
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import Any, Literal
 
@@ -257,7 +257,11 @@ def _short(value: Any, width: int = 60) -> str:
 
 
 _RUNBOOK_FAILBACK_AT = datetime(2030, 1, 1, tzinfo=UTC)
-"""The instant the modelled runbook failback renames the old primary (its stamp; any fixed time)."""
+"""The instant the modelled first runbook failback renames the old primary (its stamp; any fixed time).
+
+Each later failback of the same world is one hour later (:meth:`LiveWorld.next_failback_at`): the
+runbook stamps the retained name with the instant it decided the rename
+(lambdas/failover/names.py ``retained_instance_id``), so two failbacks never share a retained name."""
 
 
 @dataclass
@@ -286,6 +290,13 @@ class LiveWorld:
     region_a_up: bool = True
     out_of_band: list[str] = field(default_factory=list)  # things the runbook made that no state holds
     released: list[str] = field(default_factory=list)
+    runbook_failbacks: int = 0  # how many runbook failbacks renamed a region-A primary (their stamps)
+
+    def next_failback_at(self) -> datetime:
+        """The stamp of the next runbook failback's rename: distinct per failback, deterministic."""
+        at = _RUNBOOK_FAILBACK_AT + timedelta(hours=self.runbook_failbacks)
+        self.runbook_failbacks += 1
+        return at
 
     def promote(self, ident: str) -> None:
         """A replica becomes standalone; it becomes *the* writer only if it descends from the writer."""
@@ -780,7 +791,7 @@ class Lifecycle:
             current = w.dbs.get(primary)
             if current is None or current.source != ctx["drDbInstanceId"]:
                 if current is not None:
-                    retained = retained_instance_id(primary, _RUNBOOK_FAILBACK_AT)
+                    retained = retained_instance_id(primary, w.next_failback_at())
                     w.dbs[retained] = dataclasses.replace(current, ident=retained)
                     w.out_of_band.append(f"aws:rds/instance:Instance {primary} renamed {retained} (runbook)")
                 w.dbs[primary] = Db(primary, a_region, "instance", ctx["drDbInstanceId"], None)

@@ -205,7 +205,6 @@ def test_rds_instance_identifier_is_renamed_in_place() -> None:
 # B13-6: two runbook failbacks in the harness
 
 
-@pytest.mark.xfail(strict=True, reason=B13_6_STAMP)
 def test_a_second_runbook_failback_keeps_the_first_retained_primary() -> None:
     lc = copy.deepcopy(run("runbook-runbook", RDS))
     first = {d for d in lc.world.dbs if "pre-failback" in d}
