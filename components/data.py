@@ -43,7 +43,13 @@ from components.naming import (
     physical_name,
 )
 from components.wiring import PrimaryOutputs
-from lambdas.failover.names import RDS_IDENTIFIER_MAX, failback_instance_id, failover_instance_id
+from lambdas.failover.names import (
+    RDS_IDENTIFIER_MAX,
+    failback_generation_id,
+    failover_instance_id,
+    writer_lineage_id,
+    writer_lineage_index,
+)
 
 DB_PORTS = {"aurora-postgresql": 5432, "postgres": 5432, "mysql": 3306}
 # Parameters that make the engine refuse unencrypted connections.
@@ -121,6 +127,34 @@ def _live_generation(base: str, parent: pulumi.Resource) -> LiveGeneration | Non
     return LiveGeneration(newest, identifier, _live_replica(identifier, parent))
 
 
+@dataclass(frozen=True)
+class WriterLineage:
+    """Region A's writers as AWS has them (:func:`lambdas.failover.names.writer_lineage_id` indices)."""
+
+    existing: tuple[int, ...]  # the lineage indices that exist in region A, oldest first
+    writer: int  # the newest standalone one: region A's writer (0 on a first deploy)
+
+
+def _live_writer_lineage(base: str, parent: pulumi.Resource) -> WriterLineage:
+    """Region A's writer, read live in region A (the primary stack's own region) on every update.
+
+    An rds-replica IaC failback makes region A's writer a *new* instance, the failback instance of
+    region B's generation ``n`` (``<primary>-failback[-g<n>]``), which the dr stack creates and releases;
+    the program must follow it, or region A's application keeps writing to the old standalone
+    instance that nothing replicates (break13, B13-1). ``aws.rds.getInstances`` lists region A's
+    instances; of the lineage (:func:`lambdas.failover.names.writer_lineage_id`), the newest that is
+    not a read replica (``aws.rds.getInstance`` ``replicateSourceDb`` empty:
+    https://www.pulumi.com/registry/packages/aws/api-docs/rds/getinstance/) is the writer: a newer one
+    that still replicates is a failback in progress (the dr stack's), so the writer stays where it is.
+    """
+    found = aws.rds.get_instances(opts=pulumi.InvokeOptions(parent=parent))
+    existing = sorted(
+        {i for ident in found.instance_identifiers if (i := writer_lineage_index(base, ident)) is not None}
+    )
+    writer = next((i for i in reversed(existing) if not _live_replica(writer_lineage_id(base, i), parent)), 0)
+    return WriterLineage(tuple(existing), writer)
+
+
 def _region_a_writer_arn(
     failback_id: str,
     primary_arn: pulumi.Input[str],
@@ -163,7 +197,7 @@ def _failback_identifier(args: DrDatabaseArgs, generation: int) -> str:
     instance, which stays region A's writer after it is released.
     """
     base = _database_identifier(args.prefix, args.primary_region, aurora=False)
-    return generation_identifier(failback_instance_id(base), generation)
+    return failback_generation_id(base, generation)
 
 
 def _final_snapshot(identifier: str, type_: str) -> str:
@@ -421,6 +455,7 @@ class PrimaryDatabase(pulumi.ComponentResource):
     instance_arn: pulumi.Output[str] | None = None
     instance_id: pulumi.Output[str] | None = None
     endpoint: pulumi.Output[str] | None = None
+    retained_instance_ids: list[str] | None = None  # region A's earlier writers, unprotected
     # aurora-global
     global_cluster_id: pulumi.Output[str] | None = None
     global_cluster_arn: pulumi.Output[str] | None = None
@@ -535,6 +570,7 @@ class PrimaryDatabase(pulumi.ComponentResource):
             self.reader_endpoint = cluster.reader_endpoint
             self.resource_arn = cluster.arn
         else:
+            lineage = _live_writer_lineage(physical, self)
             instance = aws.rds.Instance(
                 f"{name}-instance",
                 identifier=physical,
@@ -567,12 +603,54 @@ class PrimaryDatabase(pulumi.ComponentResource):
                 final_snapshot_identifier=_final_snapshot(physical, "aws:rds/instance:Instance"),
                 auto_minor_version_upgrade=True,
                 **pi,
-                opts=stateful,
+                # Protected while it is region A's writer; once an IaC failback made a newer writer
+                # (below), it stays declared unprotected until it is deleted by hand, then leaves
+                # the program with nothing sent to AWS (retainOnDelete).
+                opts=pulumi.ResourceOptions(
+                    parent=self,
+                    protect=args.protect and lineage.writer == 0,
+                    retain_on_delete=lineage.writer != 0,
+                ),
             )
-            self.instance_arn = instance.arn
-            self.instance_id = instance.identifier
-            self.endpoint = instance.address
-            self.resource_arn = instance.arn
+            writer = instance
+            for index in lineage.existing:
+                if index == 0:
+                    continue
+                # A failback instance the dr stack made and released: region A's writer if it is the
+                # newest standalone one, else an earlier writer kept until deleted by hand. Adopted
+                # with the `import` option (https://www.pulumi.com/docs/iac/concepts/options/import/),
+                # declared with the arguments the dr stack created it with, so nothing changes.
+                adopted = aws.rds.Instance(
+                    f"{name}-instance-w{index}",
+                    **failback_instance_args(
+                        db,
+                        identifier=writer_lineage_id(physical, index),
+                        engine=db.engine,
+                        port=self.port,
+                        kms_key_arn=args.kms_key_arn,
+                        subnet_group_name=self.network.subnet_group_name,
+                        parameter_group_name=self.network.parameter_group_name,
+                        security_group_id=self.network.security_group_id,
+                        protect=args.protect,
+                    ),
+                    opts=pulumi.ResourceOptions(
+                        parent=self,
+                        import_=writer_lineage_id(physical, index),
+                        protect=args.protect and lineage.writer == index,
+                        retain_on_delete=True,
+                    ),
+                )
+                if lineage.writer == index:
+                    writer = adopted
+            # Region A's earlier writers: they hold nothing the writer lacks once region B was re-seeded
+            # from it, but only an operator decides that. Released: delete by hand after verification.
+            self.retained_instance_ids = [
+                writer_lineage_id(physical, i) for i in lineage.existing if i != lineage.writer
+            ]
+            self.instance_arn = writer.arn
+            self.instance_id = writer.identifier
+            self.endpoint = writer.address
+            self.resource_arn = writer.arn
         self.register_outputs({"resource_arn": self.resource_arn, "secret_arn": self.credentials.secret_arn})
 
 
@@ -1032,36 +1110,26 @@ class DrDatabase(pulumi.ComponentResource):
         """
         db, primary = args.database, args.primary
         physical = _failback_identifier(args, generation)
+        # After `complete` this instance is region A's writer and leaves the dr program at the next
+        # update: it is released (forgotten by the stack, kept in AWS with deletion protection),
+        # never deleted. `complete` lifts `protect` so that the engine lets it go; the next update of
+        # the primary stack adopts it (`import`, :func:`_live_writer_lineage`) with these arguments.
+        # One logical name per generation: the next cycle's failback instance is a new resource,
+        # never a rename of this one (break13, B13-7).
         return aws.rds.Instance(
-            f"{name}-failback",
-            identifier=physical,
+            f"{name}-failback" if generation == 0 else f"{name}-failback-g{generation}",
             replicate_source_db=None if args.tier.failback_replica_promoted else source.arn,
-            engine=engine,
-            instance_class=db.instance_class,
-            max_allocated_storage=db.allocated_storage * 4,
-            storage_encrypted=True,
-            kms_key_id=primary["kmsKeyArn"],
-            port=port,
-            multi_az=db.multi_az,
-            db_subnet_group_name=primary["dbSubnetGroupName"],
-            parameter_group_name=primary["dbParameterGroupName"],
-            vpc_security_group_ids=[primary["dbSecurityGroupId"]],
-            publicly_accessible=False,
-            iam_database_authentication_enabled=True,
-            backup_retention_period=db.backup_retention_days,
-            backup_window=BACKUP_WINDOW,
-            maintenance_window=MAINTENANCE_WINDOW,
-            copy_tags_to_snapshot=True,
-            delete_automated_backups=False,
-            deletion_protection=args.protect,
-            skip_final_snapshot=True,
-            auto_minor_version_upgrade=True,
-            apply_immediately=True,
-            **_performance_insights(db, primary["kmsKeyArn"]),
-            # After `complete` this instance is region A's writer and leaves the dr program at the next
-            # update: it is released (forgotten by the stack, kept in AWS with deletion protection),
-            # never deleted. `complete` lifts `protect` so that the engine lets it go; bring it under the
-            # primary stack with `pulumi import` (README, "Failing back").
+            **failback_instance_args(
+                db,
+                identifier=physical,
+                engine=engine,
+                port=port,
+                kms_key_arn=primary["kmsKeyArn"],
+                subnet_group_name=primary["dbSubnetGroupName"],
+                parameter_group_name=primary["dbParameterGroupName"],
+                security_group_id=primary["dbSecurityGroupId"],
+                protect=args.protect,
+            ),
             opts=pulumi.ResourceOptions(
                 parent=self,
                 provider=args.primary_provider,
@@ -1069,6 +1137,50 @@ class DrDatabase(pulumi.ComponentResource):
                 retain_on_delete=True,
             ),
         )
+
+
+def failback_instance_args(
+    db: DatabaseConfig,
+    *,
+    identifier: str,
+    engine: str,
+    port: int,
+    kms_key_arn: pulumi.Input[str],
+    subnet_group_name: pulumi.Input[str],
+    parameter_group_name: pulumi.Input[str],
+    security_group_id: pulumi.Input[str],
+    protect: bool,
+) -> dict[str, Any]:
+    """The arguments of an rds-replica IaC failback instance in region A (all but its source).
+
+    One definition for the dr stack, which creates it, and the primary stack, which adopts it once
+    it is region A's writer: the `import` option requires the declared inputs to match.
+    """
+    return {
+        "identifier": identifier,
+        "engine": engine,
+        "instance_class": db.instance_class,
+        "max_allocated_storage": db.allocated_storage * 4,
+        "storage_encrypted": True,
+        "kms_key_id": kms_key_arn,
+        "port": port,
+        "multi_az": db.multi_az,
+        "db_subnet_group_name": subnet_group_name,
+        "parameter_group_name": parameter_group_name,
+        "vpc_security_group_ids": [security_group_id],
+        "publicly_accessible": False,
+        "iam_database_authentication_enabled": True,
+        "backup_retention_period": db.backup_retention_days,
+        "backup_window": BACKUP_WINDOW,
+        "maintenance_window": MAINTENANCE_WINDOW,
+        "copy_tags_to_snapshot": True,
+        "delete_automated_backups": False,
+        "deletion_protection": protect,
+        "skip_final_snapshot": True,
+        "auto_minor_version_upgrade": True,
+        "apply_immediately": True,
+        **_performance_insights(db, kms_key_arn),
+    }
 
 
 # --------------------------------------------------------------------------------------------------
@@ -1246,7 +1358,12 @@ class PrimaryDataTier(pulumi.ComponentResource):
                 }
             )
         else:
+            # Region A's writer (after an IaC failback, the adopted failback instance).
             self._exports.update({"dbInstanceArn": db.instance_arn, "dbInstanceId": db.instance_id})
+            if db.retained_instance_ids:
+                # Released: delete by hand after verification (deletion protection on); the update
+                # after the deletion forgets it, sending nothing to AWS.
+                self._exports["retainedDbInstanceIds"] = db.retained_instance_ids
         self.register_outputs(self._exports)
 
     def exports(self) -> dict[str, Any]:

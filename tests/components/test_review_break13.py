@@ -15,17 +15,24 @@ import pytest
 from botocore.exceptions import ClientError
 
 from automation.lifecycle import (
+    Action,
+    Db,
     Lifecycle,
     RegionA,
     Runbook,
+    StepResult,
+    Stored,
     Up,
     apply_to_world,
     final_violations,
+    invariants,
     plan_removal,
+    plan_resource,
 )
 from automation.lifecycle_scenarios import declared_failover, deploy, iac_failback, runbook_failover
 from automation.lifecycle_tables import REPLACEMENT
 from lambdas.failover import observe
+from lambdas.failover.names import current_failback_id
 from tests.components.test_lifecycle import run
 
 RDS = "rds-replica"
@@ -87,7 +94,6 @@ B13_8_WRITER_UNMANAGED = (
 # B13-1: region A's application after an rds-replica IaC failback
 
 
-@pytest.mark.xfail(strict=True, reason=B13_1_APP_ENDPOINT)
 def test_after_an_rds_iac_failback_region_a_application_uses_the_writer() -> None:
     lc = run("declared-iac", RDS)
     assert lc.stopped == 0 and lc.world.writer == f"{P}-failback"
@@ -130,7 +136,6 @@ class _Clients:
         return self._rds[side]
 
 
-@pytest.mark.xfail(strict=True, reason=B13_2_OBSERVE_GEN0)
 def test_the_runbook_sees_region_b_holds_the_writer_during_the_second_failover() -> None:
     # AWS after deploy -> declared failover -> IaC failback (cycle 1: region A's writer is <P>-failback,
     # region B re-seeded as <B>-g1) -> declared failover again (<B>-g1 promoted). These are the names the
@@ -140,6 +145,47 @@ def test_the_runbook_sees_region_b_holds_the_writer_during_the_second_failover()
     ctx = SimpleNamespace(primary_db_instance_id=P, dr_db_instance_id=f"{B}-g1")
     members = observe._rds_members(ctx, clients, observe._Reader(clients))  # type: ignore[arg-type]
     assert observe._rds_writer(members) == "dr", [(m.side, m.identifier, m.role) for m in members]
+
+
+@pytest.mark.parametrize(
+    ("primary_id", "primary", "dr", "writer"),
+    [
+        # standby after the first IaC failback: region B's g1 replicates from region A's writer
+        (f"{P}-failback", {P: None, f"{P}-failback": None}, {f"{B}-g1": f"arn:{P}-failback"}, "primary"),
+        # second failback in progress: region A's g1 failback instance still replicates from <B>-g1
+        (P, {P: None, f"{P}-failback": None, f"{P}-failback-g1": f"arn:{B}-g1"}, {f"{B}-g1": None}, "dr"),
+        # second failback, switch-writer done: the current generation's failback instance was promoted
+        (P, {P: None, f"{P}-failback": None, f"{P}-failback-g1": None}, {f"{B}-g1": None}, "primary"),
+        # the same with region A's writer adopted by the primary stack (primaryDbInstanceId follows it)
+        (
+            f"{P}-failback",
+            {P: None, f"{P}-failback": None, f"{P}-failback-g1": None},
+            {f"{B}-g1": None},
+            "primary",
+        ),
+        (f"{P}-failback", {P: None, f"{P}-failback": None}, {f"{B}-g1": None}, "dr"),
+        # generation 0, as before: the first failback's switch-writer
+        (P, {P: None, f"{P}-failback": None}, {B: None}, "primary"),
+        (P, {P: None}, {B: None}, "dr"),
+    ],
+)
+def test_the_runbook_decides_the_writer_from_replication_in_every_generation(
+    primary_id: str, primary: dict[str, str | None], dr: dict[str, str | None], writer: str
+) -> None:
+    """B13-2's class: `latch release` and the dry run ask observe which region holds the writer. Only the
+    failback instance of region B's *current* generation can be a promoted replica of it; every other
+    standalone instance of region A is an ex-writer."""
+    clients = _Clients(primary=primary, dr=dr)
+    ctx = SimpleNamespace(primary_db_instance_id=primary_id, dr_db_instance_id=next(iter(dr)))
+    members = observe._rds_members(ctx, clients, observe._Reader(clients))  # type: ignore[arg-type]
+    assert observe._rds_writer(members) == writer, [(m.side, m.identifier, m.role) for m in members]
+
+
+def test_the_current_failback_instance_is_named_from_the_context() -> None:
+    assert current_failback_id(P, B) == f"{P}-failback"
+    assert current_failback_id(P, f"{B}-g2") == f"{P}-failback-g2"
+    assert current_failback_id(f"{P}-failback", f"{B}-g2") == f"{P}-failback-g2"
+    assert current_failback_id(f"{P}-failback-g1", f"{B}-g2") == f"{P}-failback-g2"
 
 
 # --------------------------------------------------------------------------------------------------
@@ -193,12 +239,31 @@ def test_the_dr_stack_deploys_again_after_a_destroy() -> None:
 # B13-5: the force-new table against the provider schema
 
 
-@pytest.mark.xfail(strict=True, reason=B13_5_IDENTIFIER)
 def test_rds_instance_identifier_is_renamed_in_place() -> None:
     # hashicorp/terraform-provider-aws internal/service/rds/instance.go (v5+): "identifier" has no ForceNew
     # ("user-defined identifier ... can be updated"), resourceInstanceUpdate: d.HasChange("identifier") ->
     # ModifyDBInstanceInput.NewDBInstanceIdentifier.
     assert REPLACEMENT["aws:rds/instance:Instance"].classify("identifier") == "in-place"
+
+
+def test_a_planned_rename_of_a_stateful_instance_is_a_violation() -> None:
+    """Invariant no-stateful-rename: an update that changes a live RDS instance's identifier renames it in
+    place (its endpoint moves; without a refresh the rename goes to whatever instance has the state's
+    name now). Every lifecycle scenario checks it (tests/components/test_lifecycle.py PLAN)."""
+    old = Stored("urn:db", "aws:rds/instance:Instance", "primary-data-db-instance", "primary", "us-east-1",
+                 {"identifier": P, "engine": "mysql"}, {"arn": "arn:db"}, protect=True)  # fmt: skip
+    new = copy.deepcopy(old)
+    new.inputs["identifier"] = f"{P}-failback"
+    plan, _ = plan_resource(old, new)
+    assert plan.action is Action.UPDATE and plan.errors == []
+    lc = Lifecycle()
+    result = StepResult(1, Up("primary", "routine update"), [plan], [], None, True, lc.observe(), [], None)
+    assert [v.invariant for v in invariants(result, lc)] == ["no-stateful-rename"]
+    world = lc.world
+    world.dbs[P] = Db(P, "us-east-1", "instance", None, "primary:urn:db")
+    world.writer = P
+    apply_to_world(world, plan, old, new)
+    assert set(world.dbs) == {f"{P}-failback"} and world.writer == f"{P}-failback"
 
 
 # --------------------------------------------------------------------------------------------------
@@ -225,7 +290,6 @@ def test_a_second_runbook_failback_keeps_the_first_retained_primary() -> None:
 # B13-7: the next incident before the routine update that releases the previous failback instance
 
 
-@pytest.mark.xfail(strict=True, reason=B13_7_CYCLE_BEFORE_RELEASE)
 def test_the_next_iac_failback_starts_before_the_previous_failback_instance_is_released() -> None:
     lc = Lifecycle()
     until_complete = iac_failback(RDS)[
@@ -248,8 +312,13 @@ def test_the_next_iac_failback_starts_before_the_previous_failback_instance_is_r
 # B13-8: region A's writer back under the primary stack
 
 
-@pytest.mark.xfail(strict=True, reason=B13_8_WRITER_UNMANAGED)
-@pytest.mark.parametrize("scenario", ["declared-iac", "runbook-runbook"])
+@pytest.mark.parametrize(
+    "scenario",
+    [
+        "declared-iac",
+        pytest.param("runbook-runbook", marks=pytest.mark.xfail(strict=True, reason=B13_8_WRITER_UNMANAGED)),
+    ],
+)
 def test_after_a_failback_region_a_writer_is_in_the_primary_stack_state(scenario: str) -> None:
     lc = copy.deepcopy(run(scenario, RDS))
     if not isinstance(lc.results[-1].step, Up) or lc.results[-1].step.stack != "primary":
