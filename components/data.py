@@ -86,7 +86,9 @@ _PG_TYPE = "aws:rds/parameterGroup:ParameterGroup"
 _VAULT_TYPE = "aws:backup/vault:Vault"
 
 
-def _live_replica(identifier: str, parent: pulumi.Resource) -> bool:
+def _live_replica(
+    identifier: str, parent: pulumi.Resource, provider: pulumi.ProviderResource | None = None
+) -> bool:
     """Whether region B's RDS instance is a read replica *now* (a live read, not the stack's state).
 
     The runbook promotes it out of band, so the state may still say "replica" after a runbook
@@ -95,7 +97,9 @@ def _live_replica(identifier: str, parent: pulumi.Resource) -> bool:
     answers from AWS on every ``pulumi up``, so no refresh is needed and none can be forgotten.
     Called only when the program wants the instance promoted: by then the stack has created it.
     """
-    live = aws.rds.get_instance(db_instance_identifier=identifier, opts=pulumi.InvokeOptions(parent=parent))
+    live = aws.rds.get_instance(
+        db_instance_identifier=identifier, opts=pulumi.InvokeOptions(parent=parent, provider=provider)
+    )
     return bool(live.replicate_source_db)
 
 
@@ -133,9 +137,12 @@ class WriterLineage:
 
     existing: tuple[int, ...]  # the lineage indices that exist in region A, oldest first
     writer: int  # the newest standalone one: region A's writer (0 on a first deploy)
+    writer_arn: str | None = None  # its ARN, when it exists
 
 
-def _live_writer_lineage(base: str, parent: pulumi.Resource) -> WriterLineage:
+def _live_writer_lineage(
+    base: str, parent: pulumi.Resource, provider: pulumi.ProviderResource | None = None
+) -> WriterLineage:
     """Region A's writer, read live in region A (the primary stack's own region) on every update.
 
     An rds-replica IaC failback makes region A's writer a *new* instance, the failback instance of
@@ -147,16 +154,17 @@ def _live_writer_lineage(base: str, parent: pulumi.Resource) -> WriterLineage:
     https://www.pulumi.com/registry/packages/aws/api-docs/rds/getinstance/) is the writer: a newer one
     that still replicates is a failback in progress (the dr stack's), so the writer stays where it is.
     """
-    found = aws.rds.get_instances(opts=pulumi.InvokeOptions(parent=parent))
-    existing = sorted(
-        {i for ident in found.instance_identifiers if (i := writer_lineage_index(base, ident)) is not None}
+    found = aws.rds.get_instances(opts=pulumi.InvokeOptions(parent=parent, provider=provider))
+    arns = dict(zip(found.instance_identifiers, found.instance_arns, strict=False))
+    existing = sorted({i for ident in arns if (i := writer_lineage_index(base, ident)) is not None})
+    writer = next(
+        (i for i in reversed(existing) if not _live_replica(writer_lineage_id(base, i), parent, provider)), 0
     )
-    writer = next((i for i in reversed(existing) if not _live_replica(writer_lineage_id(base, i), parent)), 0)
-    return WriterLineage(tuple(existing), writer)
+    return WriterLineage(tuple(existing), writer, arns.get(writer_lineage_id(base, writer)))
 
 
 def _region_a_writer_arn(
-    failback_id: str,
+    base: str,
     primary_arn: pulumi.Input[str],
     primary_provider: pulumi.ProviderResource,
     parent: pulumi.Resource,
@@ -164,20 +172,31 @@ def _region_a_writer_arn(
     """Region A's writer after a failback that left the dr program (a live read, in region A).
 
     Asked only when region B must be re-seeded outside the ``complete`` phase, i.e. after a failback
-    (region A answers: its writer just came back). The IaC phases' failback instance of this
-    generation is the writer when it exists (``db-instance-id`` filter of DescribeDBInstances,
-    https://docs.aws.amazon.com/AmazonRDS/latest/APIReference/API_DescribeDBInstances.html); otherwise
-    the runbook failed back, and its rename-to-replace left the writer under the primary stack's
-    instance identifier, whose ARN the primary stack exports.
+    (region A answers: its writer just came back). The writer is decided from AWS state, as the
+    primary stack decides it (:func:`_live_writer_lineage`): the newest of region A's lineage that is
+    not a read replica. An IaC failback instance abandoned for the runbook's failback is still a
+    replica of region B's old instance and is skipped (break13, B13-3); the runbook's failback
+    (rename to replace) leaves the writer under ``<primary>``'s name. The primary stack's exported
+    ARN answers only when nothing of the lineage is found.
+    """
+    lineage = _live_writer_lineage(base, parent, primary_provider)
+    return pulumi.Output.from_input(lineage.writer_arn or primary_arn)
+
+
+def _live_failback(
+    identifier: str, primary_provider: pulumi.ProviderResource, parent: pulumi.Resource
+) -> bool:
+    """Whether the IaC failback instance ``identifier`` exists in region A (a live read, in region A).
+
+    Asked only by the update that re-seeds region B outside the failback phases (region A serves
+    again then). ``db-instance-id`` filter of DescribeDBInstances
+    (https://docs.aws.amazon.com/AmazonRDS/latest/APIReference/API_DescribeDBInstances.html).
     """
     found = aws.rds.get_instances(
-        filters=[{"name": "db-instance-id", "values": [failback_id]}],
+        filters=[{"name": "db-instance-id", "values": [identifier]}],
         opts=pulumi.InvokeOptions(parent=parent, provider=primary_provider),
     )
-    arns = [
-        a for a, i in zip(found.instance_arns, found.instance_identifiers, strict=False) if i == failback_id
-    ]
-    return pulumi.Output.from_input(arns[0] if arns else primary_arn)
+    return identifier in found.instance_identifiers
 
 
 def _database_identifier(prefix: str, region: str, aurora: bool) -> str:
@@ -951,10 +970,26 @@ class DrDatabase(pulumi.ComponentResource):
             # longer a replica (InvalidDBInstanceState; issue 13, E1).
             source_from_state=not (args.tier.promote_database and replicating),
             released=reseed,
+            # The generation AWS has: adopted when the stack's state lacks it (a fresh `pulumi up -s dr`
+            # after `pulumi destroy -s dr`, which retains every instance: break13, B13-4); once in
+            # state the engine ignores the option.
+            adopt=live is not None,
         )
         failback: aws.rds.Instance | None = None
-        if args.tier.failback_replica:
-            failback = self._failback_replica(name, args, current, engine, port, generation)
+        # Asked only by the re-seeding update (standby after a failback: region A answers).
+        leftover = (
+            reseed
+            and not args.tier.failback_replica
+            and _live_failback(_failback_identifier(args, generation), args.primary_provider, self)
+        )
+        if args.tier.failback_replica or leftover:
+            # Leftover: an IaC failback of this generation was abandoned (the runbook failed back
+            # instead, README): its instance stays declared once more, unprotected and as its state
+            # has it, so that this update does not drop a protected resource (the engine refuses)
+            # and the next one, a generation later, releases it (break13, B13-3).
+            failback = self._failback_replica(
+                name, args, current, engine, port, generation, leftover=bool(leftover)
+            )
             self.failback_instance_id = failback.identifier
             if failback_lag_watched(args.tier):
                 self._failback_lag_alarm(
@@ -963,13 +998,12 @@ class DrDatabase(pulumi.ComponentResource):
         replica = current
         if reseed:
             # Region A's writer: the IaC failback instance of this generation (declared by this
-            # update at `complete`, else found live in region A), or else the primary stack's
-            # instance, under which the runbook's failback (rename to replace) leaves the writer.
+            # update at `complete`), else region A's writer read live (_region_a_writer_arn).
             writer_arn: pulumi.Input[str] = (
                 failback.arn
-                if failback is not None
+                if failback is not None and not leftover
                 else _region_a_writer_arn(
-                    _failback_identifier(args, generation),
+                    _database_identifier(args.prefix, args.primary_region, aurora=False),
                     primary["dbInstanceArn"],
                     args.primary_provider,
                     self,
@@ -1006,6 +1040,7 @@ class DrDatabase(pulumi.ComponentResource):
         source: pulumi.Input[str] | None,
         source_from_state: bool,
         released: bool,
+        adopt: bool = False,
     ) -> aws.rds.Instance:
         """Region B's instance of one generation (logical name ``<name>-instance[-g<n>]``).
 
@@ -1016,7 +1051,11 @@ class DrDatabase(pulumi.ComponentResource):
         https://docs.aws.amazon.com/AmazonRDS/latest/UserGuide/USER_ReadRepl.XRgn.html).
         ``retain_on_delete`` always: an instance that leaves the program is released, never
         deleted; ``released`` lifts ``protect`` for the update before it leaves (the engine refuses
-        to drop a protected resource).
+        to drop a protected resource). ``adopt``: the instance exists in AWS (read live), so it is
+        declared with the ``import`` option (https://www.pulumi.com/docs/iac/concepts/options/import/):
+        a stack whose state lacks it (deployed again after ``pulumi destroy -s dr``, which retained
+        it) adopts the live replica, with its replication intact, instead of a create that RDS
+        refuses (DBInstanceAlreadyExists); a stack that holds it ignores the option.
         """
         db = args.database
         logical = f"{name}-instance" if generation == 0 else f"{name}-instance-g{generation}"
@@ -1052,6 +1091,7 @@ class DrDatabase(pulumi.ComponentResource):
                 protect=args.protect and not released,
                 retain_on_delete=True,
                 ignore_changes=["replicateSourceDb"] if source_from_state else [],
+                import_=identifier if adopt else None,
             ),
         )
 
@@ -1102,6 +1142,8 @@ class DrDatabase(pulumi.ComponentResource):
         engine: str,
         port: int,
         generation: int,
+        *,
+        leftover: bool = False,
     ) -> aws.rds.Instance:
         """rds-replica failback: a replica of region B's (promoted) database, back in region A.
 
@@ -1133,8 +1175,10 @@ class DrDatabase(pulumi.ComponentResource):
             opts=pulumi.ResourceOptions(
                 parent=self,
                 provider=args.primary_provider,
-                protect=args.protect and not failback_replica_released(args.tier),
+                protect=args.protect and not failback_replica_released(args.tier) and not leftover,
                 retain_on_delete=True,
+                # A leftover keeps its source as the state has it: never re-pointed, never promoted.
+                ignore_changes=["replicateSourceDb"] if leftover else None,
             ),
         )
 

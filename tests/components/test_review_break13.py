@@ -192,7 +192,6 @@ def test_the_current_failback_instance_is_named_from_the_context() -> None:
 # B13-3: an IaC failback abandoned for the runbook's
 
 
-@pytest.mark.xfail(strict=True, reason=B13_3_ABANDONED_IAC)
 def test_an_iac_failback_finished_by_the_runbook_ends_protected() -> None:
     lc = Lifecycle()
     lc.run(
@@ -221,7 +220,6 @@ def test_an_iac_failback_finished_by_the_runbook_ends_protected() -> None:
 # B13-4: destroy the dr stack after a re-seed, deploy it again
 
 
-@pytest.mark.xfail(strict=True, reason=B13_4_REDEPLOY)
 def test_the_dr_stack_deploys_again_after_a_destroy() -> None:
     lc = copy.deepcopy(run("runbook-runbook", RDS))  # region B re-seeded: <B>-g1 replicates from <P>
     writer = lc.world.writer
