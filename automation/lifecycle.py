@@ -1053,6 +1053,15 @@ def final_violations(lc: Lifecycle) -> list[Violation]:
     out: list[Violation] = []
     if not (o.traffic == "A" and o.writer_region == "A" and o.protected and o.latch != "active"):
         out.append(Violation("ends-protected", f"the scenario ends {o.line()}"))
+    writer = lc.world.dbs.get(o.writer or "")
+    if writer is not None and writer.managed_by is None:
+        # Issue 13, What to build 3: region A's writer comes back under a stack, with no hand edits.
+        out.append(
+            Violation(
+                "writer-in-state",
+                f"the writer {writer.kind} {writer.ident} is in no stack's state (unmanaged: {o.unmanaged_dbs})",
+            )
+        )
     return out
 
 
