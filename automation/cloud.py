@@ -726,6 +726,11 @@ def _failback_phase(session: _Session, phase: str) -> None:
     session.set_config(dr, KEY_FAILBACK, phase)
     if phase != FAILBACK_PHASES[-1]:
         session.up(dr)
+        if phase == "switch-writer":
+            # rds-replica: region A's writer is now the promoted failback instance; the primary stack
+            # adopts it and region A's application follows it before traffic goes back (README,
+            # "Failing back"). Aurora: nothing changes (the cluster is the writer wherever it is).
+            session.up(primary)
         return
     session.set_config(dr, KEY_ACTIVE, "false")
     session.up(dr)

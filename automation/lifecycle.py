@@ -33,7 +33,7 @@ import functools
 import json
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import Any, Literal
 
@@ -42,6 +42,7 @@ from automation.lifecycle_tables import (
     ENGINE_RULES,
     EXISTS_ERRORS,
     NO_DELETE_TYPES,
+    RENAMES,
     REPLACEMENT,
     STATEFUL_TYPES,
     Change,
@@ -257,7 +258,11 @@ def _short(value: Any, width: int = 60) -> str:
 
 
 _RUNBOOK_FAILBACK_AT = datetime(2030, 1, 1, tzinfo=UTC)
-"""The instant the modelled runbook failback renames the old primary (its stamp; any fixed time)."""
+"""The instant the modelled first runbook failback renames the old primary (its stamp; any fixed time).
+
+Each later failback of the same world is one hour later (:meth:`LiveWorld.next_failback_at`): the
+runbook stamps the retained name with the instant it decided the rename
+(lambdas/failover/names.py ``retained_instance_id``), so two failbacks never share a retained name."""
 
 
 @dataclass
@@ -286,6 +291,13 @@ class LiveWorld:
     region_a_up: bool = True
     out_of_band: list[str] = field(default_factory=list)  # things the runbook made that no state holds
     released: list[str] = field(default_factory=list)
+    runbook_failbacks: int = 0  # how many runbook failbacks renamed a region-A primary (their stamps)
+
+    def next_failback_at(self) -> datetime:
+        """The stamp of the next runbook failback's rename: distinct per failback, deterministic."""
+        at = _RUNBOOK_FAILBACK_AT + timedelta(hours=self.runbook_failbacks)
+        self.runbook_failbacks += 1
+        return at
 
     def promote(self, ident: str) -> None:
         """A replica becomes standalone; it becomes *the* writer only if it descends from the writer."""
@@ -329,6 +341,9 @@ def apply_to_world(world: LiveWorld, plan: ResourcePlan, old: Stored | None, new
     if plan.action is Action.IMPORT:
         assert new is not None
         world.attrs[new.urn] = dict(new.inputs)
+        ident = _ident(new)
+        if ident in world.dbs:
+            world.dbs[ident].managed_by = f"{new.stack}:{new.urn}"
         return
     if plan.action in (Action.DELETE, Action.RELEASE):
         assert old is not None
@@ -352,6 +367,9 @@ def apply_to_world(world: LiveWorld, plan: ResourcePlan, old: Stored | None, new
     live = world.attrs.setdefault(new.urn, {})
     for key, (_old, value) in plan.changed.items():
         live[key] = value
+    if RENAMES.get(new.type) in plan.changed:
+        before, after = plan.changed[RENAMES[new.type]]
+        _rename_db(world, before, after)
     ident = _ident(new)
     source = plan.changed.get("replicateSourceDb")
     if new.type == "aws:rds/instance:Instance" and ident and source is not None and source[1] in (None, ""):
@@ -363,6 +381,20 @@ def apply_to_world(world: LiveWorld, plan: ResourcePlan, old: Stored | None, new
                 db.engine_version = plan.changed["engineVersion"][1]
     if new.type == "aws:rds/cluster:Cluster" and "engineVersion" in plan.changed and ident in world.dbs:
         world.dbs[ident].engine_version = plan.changed["engineVersion"][1]
+
+
+def _rename_db(world: LiveWorld, before: str, after: str) -> None:
+    """ModifyDBInstance NewDBInstanceIdentifier: the instance the name ``before`` has now takes ``after``."""
+    if before not in world.dbs or after in world.dbs:
+        return  # RDS refuses a rename onto a name in use (DBInstanceAlreadyExists)
+    db = world.dbs.pop(before)
+    world.dbs[after] = dataclasses.replace(db, ident=after)
+    for other in world.dbs.values():
+        if other.source == before:
+            other.source = after
+    world.refs = {k: (after if v == before else v) for k, v in world.refs.items()}
+    if world.writer == before:
+        world.writer = after
 
 
 def _ident(r: Stored) -> str | None:
@@ -413,7 +445,8 @@ def _remove_db(world: LiveWorld, r: Stored, *, release: bool) -> None:
     if ident not in world.dbs:
         return
     if release:
-        world.dbs[ident].managed_by = None
+        if world.dbs[ident].managed_by == f"{r.stack}:{r.urn}":  # another stack may have adopted it
+            world.dbs[ident].managed_by = None
         return
     del world.dbs[ident]
     if world.writer == ident:
@@ -449,6 +482,9 @@ class Observation:
     protected: bool
     lag_alarms: list[LagAlarm]
     unmanaged_dbs: list[str]
+    # rds-replica: the database instance each region's application writes to (DB_INSTANCE_ID of its
+    # payments function, as the last update left it): what region A's endpoint actually reaches.
+    app_dbs: dict[str, str] = field(default_factory=dict)
 
     def line(self) -> str:
         cap = " ".join(f"{k} {v}" for k, v in sorted(self.capacity.items()))
@@ -656,7 +692,8 @@ class Lifecycle:
             self.world.region_a_up = step.up
         self._canary()
         # A latch release or an Aurora switch-writer runs within the failback phase the dr stack is in.
-        in_failback = (isinstance(step, Up) and step.stack == "dr") or (
+        # A primary update within the failback (region A's application following the writer) too.
+        in_failback = isinstance(step, Up) or (
             isinstance(step, Runbook) and step.action in ("release", "switch-writer")
         )
         phase = self.config["dr"].get("dr:failback") if in_failback else None
@@ -780,7 +817,7 @@ class Lifecycle:
             current = w.dbs.get(primary)
             if current is None or current.source != ctx["drDbInstanceId"]:
                 if current is not None:
-                    retained = retained_instance_id(primary, _RUNBOOK_FAILBACK_AT)
+                    retained = retained_instance_id(primary, w.next_failback_at())
                     w.dbs[retained] = dataclasses.replace(current, ident=retained)
                     w.out_of_band.append(f"aws:rds/instance:Instance {primary} renamed {retained} (runbook)")
                 w.dbs[primary] = Db(primary, a_region, "instance", ctx["drDbInstanceId"], None)
@@ -883,7 +920,18 @@ class Lifecycle:
             for i in w.cluster_instances
             if i.endswith("-failover-1") and i not in held
         ]
-        return Observation(traffic, cap, writer, writer_region, latch, switch, protected, lag, unmanaged)
+        app_dbs: dict[str, str] = {}
+        for region, (stack, fn) in {
+            "A": ("primary", "primary-api-payments"),
+            "B": ("dr", "dr-api-payments"),
+        }.items():
+            env = (self.live(stack, "aws:lambda/function:Function", fn) or {}).get("environment") or {}
+            ident = (env.get("variables") or {}).get("DB_INSTANCE_ID")
+            if isinstance(ident, str):
+                app_dbs[region] = ident
+        return Observation(
+            traffic, cap, writer, writer_region, latch, switch, protected, lag, unmanaged, app_dbs
+        )
 
 
 def asg_capacity(live: Mapping[str, Any]) -> int:
@@ -911,6 +959,15 @@ def invariants(result: StepResult, lc: Lifecycle) -> list[Violation]:
             )
         if p.type in NO_DELETE_TYPES and p.action is Action.DELETE:
             out.append(Violation("no-stateful-delete", f"{p.label} is deleted"))
+        rename = RENAMES.get(p.type)
+        if p.action is Action.UPDATE and rename in p.changed:
+            before, after = p.changed[rename]
+            out.append(
+                Violation(
+                    "no-stateful-rename",
+                    f"{p.label} is renamed in place ({rename} {before} -> {after}): its endpoint moves",
+                )
+            )
         for key in p.unclassified:
             out.append(
                 Violation(
@@ -940,6 +997,16 @@ def invariants(result: StepResult, lc: Lifecycle) -> list[Violation]:
                 "traffic-follows-writer",
                 f"region {traffic} serves traffic with capacity {o.capacity[traffic]} but the writer is "
                 f"{o.writer or 'gone'} in region {o.writer_region or '-'}",
+            )
+        )
+    app_db = o.app_dbs.get(traffic)
+    if o.capacity[traffic] > 0 and o.writer_region == traffic and app_db is not None and app_db != o.writer:
+        out.append(
+            Violation(
+                "traffic-follows-writer",
+                f"region {traffic} serves traffic with the writer {o.writer} in its region, but its application "
+                f"writes to {app_db} (aws:lambda/function:Function DB_INSTANCE_ID): writes acknowledged there "
+                "reach no replica",
             )
         )
     if o.latch == "active" and traffic != "B":
@@ -986,6 +1053,15 @@ def final_violations(lc: Lifecycle) -> list[Violation]:
     out: list[Violation] = []
     if not (o.traffic == "A" and o.writer_region == "A" and o.protected and o.latch != "active"):
         out.append(Violation("ends-protected", f"the scenario ends {o.line()}"))
+    writer = lc.world.dbs.get(o.writer or "")
+    if writer is not None and writer.managed_by is None:
+        # Issue 13, What to build 3: region A's writer comes back under a stack, with no hand edits.
+        out.append(
+            Violation(
+                "writer-in-state",
+                f"the writer {writer.kind} {writer.ident} is in no stack's state (unmanaged: {o.unmanaged_dbs})",
+            )
+        )
     return out
 
 

@@ -18,6 +18,7 @@ from automation.lifecycle import RegionA, Runbook, Step, Up
 from components.config import DATABASE_MODES, FAILBACK_PHASES
 
 MODES = DATABASE_MODES
+PRIMARY_FOLLOWS_WRITER = "region A's application follows the writer: pulumi up -s primary"
 
 
 def _db(mode: str, **extra: Any) -> dict[str, Any]:
@@ -58,6 +59,10 @@ def iac_failback(mode: str) -> list[Step]:
             # pulumi up never writes the latch: route-back runs once it is released (README, "Failing back").
             steps.append(Runbook("release", "latch release: python -m automation latch release"))
         steps.append(Up("dr", f"IaC failback phase {phase}", {"dr:active": True, "dr:failback": phase}))
+        if phase == "switch-writer" and mode == "rds-replica":
+            # Region A's writer is now the promoted failback instance: the primary stack adopts it and
+            # region A's application follows it before traffic goes back (README, "Failing back").
+            steps.append(Up("primary", PRIMARY_FOLLOWS_WRITER))
     steps += [
         Up("dr", "IaC failback phase complete", {"dr:active": False, "dr:failback": "complete"}),
         Up("dr", "routine update: dr:failback removed", rm=("dr:failback",)),

@@ -54,12 +54,16 @@ def _rules(source: str, force_new: str, in_place: str, **notes: str) -> TypeRule
 # The stateful types: what holds data, or what data depends on (a key, a secret, the latch).
 REPLACEMENT: dict[str, TypeRules] = {
     "aws:rds/instance:Instance": _rules(
-        f"{TF} internal/service/rds/instance.go, resourceInstance() schema (ForceNew on identifier, "
-        "engine, kms_key_id, storage_encrypted, username, db_name); replicate_source_db is updatable: "
+        f"{TF} internal/service/rds/instance.go, resourceInstance() schema (ForceNew on engine, "
+        "kms_key_id, storage_encrypted, username, db_name); identifier is updatable since v5.0.0 "
+        f"({TF}#31232: the id is the DBI resource ID, resourceInstanceUpdate sends a changed identifier as "
+        "ModifyDBInstance NewDBInstanceIdentifier: a rename in place, "
+        "https://docs.aws.amazon.com/AmazonRDS/latest/APIReference/API_ModifyDBInstance.html); "
+        "replicate_source_db is updatable: "
         "website/docs/r/db_instance.html.markdown ('Removing the replicate_source_db attribute ... will "
         f"promote the database to a fully standalone database'); {REGISTRY}/rds/instance/",
-        "identifier engine kmsKeyId storageEncrypted username dbName",
-        "allocatedStorage applyImmediately autoMinorVersionUpgrade backupRetentionPeriod backupWindow "
+        "engine kmsKeyId storageEncrypted username dbName",
+        "identifier allocatedStorage applyImmediately autoMinorVersionUpgrade backupRetentionPeriod backupWindow "
         "copyTagsToSnapshot dbSubnetGroupName deleteAutomatedBackups deletionProtection engineVersion "
         "finalSnapshotIdentifier iamDatabaseAuthenticationEnabled instanceClass maintenanceWindow "
         "maxAllocatedStorage multiAz parameterGroupName passwordWo passwordWoVersion "
@@ -67,6 +71,8 @@ REPLACEMENT: dict[str, TypeRules] = {
         "publiclyAccessible replicateSourceDb skipFinalSnapshot storageType vpcSecurityGroupIds",
         replicateSourceDb="removing it calls PromoteReadReplica; setting it on an existing instance is "
         "refused (see REJECTED)",
+        identifier="a rename in place (ModifyDBInstance NewDBInstanceIdentifier): the endpoint changes with "
+        "the name, so every client of the instance loses it; never planned on a live instance (RENAMES)",
     ),
     "aws:rds/cluster:Cluster": _rules(
         f"{TF} internal/service/rds/cluster.go, resourceCluster() schema (ForceNew on cluster_identifier, "
@@ -163,6 +169,15 @@ REPLACEMENT: dict[str, TypeRules] = {
 }
 
 STATEFUL_TYPES = frozenset(REPLACEMENT)
+
+# Inputs that name a stateful resource and that the provider changes *in place*, i.e. a rename of the
+# live resource. An RDS instance's endpoint contains its identifier
+# (https://docs.aws.amazon.com/AmazonRDS/latest/UserGuide/USER_RenameInstance.html: "When you rename a
+# DB instance, the endpoint for the DB instance changes"), and, without a refresh, the provider sends
+# the rename to the instance that has the *state's* identifier now, which after the runbook's
+# rename-to-replace is a different instance. The harness reports every such planned change
+# (invariant ``no-stateful-rename``): a routine update never renames a stateful resource.
+RENAMES: dict[str, str] = {"aws:rds/instance:Instance": "identifier"}
 
 # Stateful types whose deletion loses data, protection or the failover state: never acceptable.
 # Aurora cluster instances are absent on purpose: the cluster volume holds the data, and

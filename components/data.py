@@ -43,7 +43,13 @@ from components.naming import (
     physical_name,
 )
 from components.wiring import PrimaryOutputs
-from lambdas.failover.names import RDS_IDENTIFIER_MAX, failback_instance_id, failover_instance_id
+from lambdas.failover.names import (
+    RDS_IDENTIFIER_MAX,
+    failback_generation_id,
+    failover_instance_id,
+    writer_lineage_id,
+    writer_lineage_index,
+)
 
 DB_PORTS = {"aurora-postgresql": 5432, "postgres": 5432, "mysql": 3306}
 # Parameters that make the engine refuse unencrypted connections.
@@ -80,7 +86,9 @@ _PG_TYPE = "aws:rds/parameterGroup:ParameterGroup"
 _VAULT_TYPE = "aws:backup/vault:Vault"
 
 
-def _live_replica(identifier: str, parent: pulumi.Resource) -> bool:
+def _live_replica(
+    identifier: str, parent: pulumi.Resource, provider: pulumi.ProviderResource | None = None
+) -> bool:
     """Whether region B's RDS instance is a read replica *now* (a live read, not the stack's state).
 
     The runbook promotes it out of band, so the state may still say "replica" after a runbook
@@ -89,7 +97,9 @@ def _live_replica(identifier: str, parent: pulumi.Resource) -> bool:
     answers from AWS on every ``pulumi up``, so no refresh is needed and none can be forgotten.
     Called only when the program wants the instance promoted: by then the stack has created it.
     """
-    live = aws.rds.get_instance(db_instance_identifier=identifier, opts=pulumi.InvokeOptions(parent=parent))
+    live = aws.rds.get_instance(
+        db_instance_identifier=identifier, opts=pulumi.InvokeOptions(parent=parent, provider=provider)
+    )
     return bool(live.replicate_source_db)
 
 
@@ -121,8 +131,40 @@ def _live_generation(base: str, parent: pulumi.Resource) -> LiveGeneration | Non
     return LiveGeneration(newest, identifier, _live_replica(identifier, parent))
 
 
+@dataclass(frozen=True)
+class WriterLineage:
+    """Region A's writers as AWS has them (:func:`lambdas.failover.names.writer_lineage_id` indices)."""
+
+    existing: tuple[int, ...]  # the lineage indices that exist in region A, oldest first
+    writer: int  # the newest standalone one: region A's writer (0 on a first deploy)
+    writer_arn: str | None = None  # its ARN, when it exists
+
+
+def _live_writer_lineage(
+    base: str, parent: pulumi.Resource, provider: pulumi.ProviderResource | None = None
+) -> WriterLineage:
+    """Region A's writer, read live in region A (the primary stack's own region) on every update.
+
+    An rds-replica IaC failback makes region A's writer a *new* instance, the failback instance of
+    region B's generation ``n`` (``<primary>-failback[-g<n>]``), which the dr stack creates and releases;
+    the program must follow it, or region A's application keeps writing to the old standalone
+    instance that nothing replicates (break13, B13-1). ``aws.rds.getInstances`` lists region A's
+    instances; of the lineage (:func:`lambdas.failover.names.writer_lineage_id`), the newest that is
+    not a read replica (``aws.rds.getInstance`` ``replicateSourceDb`` empty:
+    https://www.pulumi.com/registry/packages/aws/api-docs/rds/getinstance/) is the writer: a newer one
+    that still replicates is a failback in progress (the dr stack's), so the writer stays where it is.
+    """
+    found = aws.rds.get_instances(opts=pulumi.InvokeOptions(parent=parent, provider=provider))
+    arns = dict(zip(found.instance_identifiers, found.instance_arns, strict=False))
+    existing = sorted({i for ident in arns if (i := writer_lineage_index(base, ident)) is not None})
+    writer = next(
+        (i for i in reversed(existing) if not _live_replica(writer_lineage_id(base, i), parent, provider)), 0
+    )
+    return WriterLineage(tuple(existing), writer, arns.get(writer_lineage_id(base, writer)))
+
+
 def _region_a_writer_arn(
-    failback_id: str,
+    base: str,
     primary_arn: pulumi.Input[str],
     primary_provider: pulumi.ProviderResource,
     parent: pulumi.Resource,
@@ -130,20 +172,31 @@ def _region_a_writer_arn(
     """Region A's writer after a failback that left the dr program (a live read, in region A).
 
     Asked only when region B must be re-seeded outside the ``complete`` phase, i.e. after a failback
-    (region A answers: its writer just came back). The IaC phases' failback instance of this
-    generation is the writer when it exists (``db-instance-id`` filter of DescribeDBInstances,
-    https://docs.aws.amazon.com/AmazonRDS/latest/APIReference/API_DescribeDBInstances.html); otherwise
-    the runbook failed back, and its rename-to-replace left the writer under the primary stack's
-    instance identifier, whose ARN the primary stack exports.
+    (region A answers: its writer just came back). The writer is decided from AWS state, as the
+    primary stack decides it (:func:`_live_writer_lineage`): the newest of region A's lineage that is
+    not a read replica. An IaC failback instance abandoned for the runbook's failback is still a
+    replica of region B's old instance and is skipped (break13, B13-3); the runbook's failback
+    (rename to replace) leaves the writer under ``<primary>``'s name. The primary stack's exported
+    ARN answers only when nothing of the lineage is found.
+    """
+    lineage = _live_writer_lineage(base, parent, primary_provider)
+    return pulumi.Output.from_input(lineage.writer_arn or primary_arn)
+
+
+def _live_failback(
+    identifier: str, primary_provider: pulumi.ProviderResource, parent: pulumi.Resource
+) -> bool:
+    """Whether the IaC failback instance ``identifier`` exists in region A (a live read, in region A).
+
+    Asked only by the update that re-seeds region B outside the failback phases (region A serves
+    again then). ``db-instance-id`` filter of DescribeDBInstances
+    (https://docs.aws.amazon.com/AmazonRDS/latest/APIReference/API_DescribeDBInstances.html).
     """
     found = aws.rds.get_instances(
-        filters=[{"name": "db-instance-id", "values": [failback_id]}],
+        filters=[{"name": "db-instance-id", "values": [identifier]}],
         opts=pulumi.InvokeOptions(parent=parent, provider=primary_provider),
     )
-    arns = [
-        a for a, i in zip(found.instance_arns, found.instance_identifiers, strict=False) if i == failback_id
-    ]
-    return pulumi.Output.from_input(arns[0] if arns else primary_arn)
+    return identifier in found.instance_identifiers
 
 
 def _database_identifier(prefix: str, region: str, aurora: bool) -> str:
@@ -163,7 +216,7 @@ def _failback_identifier(args: DrDatabaseArgs, generation: int) -> str:
     instance, which stays region A's writer after it is released.
     """
     base = _database_identifier(args.prefix, args.primary_region, aurora=False)
-    return generation_identifier(failback_instance_id(base), generation)
+    return failback_generation_id(base, generation)
 
 
 def _final_snapshot(identifier: str, type_: str) -> str:
@@ -421,6 +474,7 @@ class PrimaryDatabase(pulumi.ComponentResource):
     instance_arn: pulumi.Output[str] | None = None
     instance_id: pulumi.Output[str] | None = None
     endpoint: pulumi.Output[str] | None = None
+    retained_instance_ids: list[str] | None = None  # region A's earlier writers, unprotected
     # aurora-global
     global_cluster_id: pulumi.Output[str] | None = None
     global_cluster_arn: pulumi.Output[str] | None = None
@@ -541,6 +595,7 @@ class PrimaryDatabase(pulumi.ComponentResource):
             self.reader_endpoint = cluster.reader_endpoint
             self.resource_arn = cluster.arn
         else:
+            lineage = _live_writer_lineage(physical, self)
             instance = aws.rds.Instance(
                 f"{name}-instance",
                 identifier=physical,
@@ -573,12 +628,54 @@ class PrimaryDatabase(pulumi.ComponentResource):
                 final_snapshot_identifier=_final_snapshot(physical, "aws:rds/instance:Instance"),
                 auto_minor_version_upgrade=True,
                 **pi,
-                opts=stateful,
+                # Protected while it is region A's writer; once an IaC failback made a newer writer
+                # (below), it stays declared unprotected until it is deleted by hand, then leaves
+                # the program with nothing sent to AWS (retainOnDelete).
+                opts=pulumi.ResourceOptions(
+                    parent=self,
+                    protect=args.protect and lineage.writer == 0,
+                    retain_on_delete=lineage.writer != 0,
+                ),
             )
-            self.instance_arn = instance.arn
-            self.instance_id = instance.identifier
-            self.endpoint = instance.address
-            self.resource_arn = instance.arn
+            writer = instance
+            for index in lineage.existing:
+                if index == 0:
+                    continue
+                # A failback instance the dr stack made and released: region A's writer if it is the
+                # newest standalone one, else an earlier writer kept until deleted by hand. Adopted
+                # with the `import` option (https://www.pulumi.com/docs/iac/concepts/options/import/),
+                # declared with the arguments the dr stack created it with, so nothing changes.
+                adopted = aws.rds.Instance(
+                    f"{name}-instance-w{index}",
+                    **failback_instance_args(
+                        db,
+                        identifier=writer_lineage_id(physical, index),
+                        engine=db.engine,
+                        port=self.port,
+                        kms_key_arn=args.kms_key_arn,
+                        subnet_group_name=self.network.subnet_group_name,
+                        parameter_group_name=self.network.parameter_group_name,
+                        security_group_id=self.network.security_group_id,
+                        protect=args.protect,
+                    ),
+                    opts=pulumi.ResourceOptions(
+                        parent=self,
+                        import_=writer_lineage_id(physical, index),
+                        protect=args.protect and lineage.writer == index,
+                        retain_on_delete=True,
+                    ),
+                )
+                if lineage.writer == index:
+                    writer = adopted
+            # Region A's earlier writers: they hold nothing the writer lacks once region B was re-seeded
+            # from it, but only an operator decides that. Released: delete by hand after verification.
+            self.retained_instance_ids = [
+                writer_lineage_id(physical, i) for i in lineage.existing if i != lineage.writer
+            ]
+            self.instance_arn = writer.arn
+            self.instance_id = writer.identifier
+            self.endpoint = writer.address
+            self.resource_arn = writer.arn
         self.register_outputs({"resource_arn": self.resource_arn, "secret_arn": self.credentials.secret_arn})
 
 
@@ -883,10 +980,26 @@ class DrDatabase(pulumi.ComponentResource):
             # longer a replica (InvalidDBInstanceState; issue 13, E1).
             source_from_state=not (args.tier.promote_database and replicating),
             released=reseed,
+            # The generation AWS has: adopted when the stack's state lacks it (a fresh `pulumi up -s dr`
+            # after `pulumi destroy -s dr`, which retains every instance: break13, B13-4); once in
+            # state the engine ignores the option.
+            adopt=live is not None,
         )
         failback: aws.rds.Instance | None = None
-        if args.tier.failback_replica:
-            failback = self._failback_replica(name, args, current, engine, port, generation)
+        # Asked only by the re-seeding update (standby after a failback: region A answers).
+        leftover = (
+            reseed
+            and not args.tier.failback_replica
+            and _live_failback(_failback_identifier(args, generation), args.primary_provider, self)
+        )
+        if args.tier.failback_replica or leftover:
+            # Leftover: an IaC failback of this generation was abandoned (the runbook failed back
+            # instead, README): its instance stays declared once more, unprotected and as its state
+            # has it, so that this update does not drop a protected resource (the engine refuses)
+            # and the next one, a generation later, releases it (break13, B13-3).
+            failback = self._failback_replica(
+                name, args, current, engine, port, generation, leftover=bool(leftover)
+            )
             self.failback_instance_id = failback.identifier
             if failback_lag_watched(args.tier):
                 self._failback_lag_alarm(
@@ -895,13 +1008,12 @@ class DrDatabase(pulumi.ComponentResource):
         replica = current
         if reseed:
             # Region A's writer: the IaC failback instance of this generation (declared by this
-            # update at `complete`, else found live in region A), or else the primary stack's
-            # instance, under which the runbook's failback (rename to replace) leaves the writer.
+            # update at `complete`), else region A's writer read live (_region_a_writer_arn).
             writer_arn: pulumi.Input[str] = (
                 failback.arn
-                if failback is not None
+                if failback is not None and not leftover
                 else _region_a_writer_arn(
-                    _failback_identifier(args, generation),
+                    _database_identifier(args.prefix, args.primary_region, aurora=False),
                     primary["dbInstanceArn"],
                     args.primary_provider,
                     self,
@@ -938,6 +1050,7 @@ class DrDatabase(pulumi.ComponentResource):
         source: pulumi.Input[str] | None,
         source_from_state: bool,
         released: bool,
+        adopt: bool = False,
     ) -> aws.rds.Instance:
         """Region B's instance of one generation (logical name ``<name>-instance[-g<n>]``).
 
@@ -948,7 +1061,11 @@ class DrDatabase(pulumi.ComponentResource):
         https://docs.aws.amazon.com/AmazonRDS/latest/UserGuide/USER_ReadRepl.XRgn.html).
         ``retain_on_delete`` always: an instance that leaves the program is released, never
         deleted; ``released`` lifts ``protect`` for the update before it leaves (the engine refuses
-        to drop a protected resource).
+        to drop a protected resource). ``adopt``: the instance exists in AWS (read live), so it is
+        declared with the ``import`` option (https://www.pulumi.com/docs/iac/concepts/options/import/):
+        a stack whose state lacks it (deployed again after ``pulumi destroy -s dr``, which retained
+        it) adopts the live replica, with its replication intact, instead of a create that RDS
+        refuses (DBInstanceAlreadyExists); a stack that holds it ignores the option.
         """
         db = args.database
         logical = f"{name}-instance" if generation == 0 else f"{name}-instance-g{generation}"
@@ -984,6 +1101,7 @@ class DrDatabase(pulumi.ComponentResource):
                 protect=args.protect and not released,
                 retain_on_delete=True,
                 ignore_changes=["replicateSourceDb"] if source_from_state else [],
+                import_=identifier if adopt else None,
             ),
         )
 
@@ -1034,6 +1152,8 @@ class DrDatabase(pulumi.ComponentResource):
         engine: str,
         port: int,
         generation: int,
+        *,
+        leftover: bool = False,
     ) -> aws.rds.Instance:
         """rds-replica failback: a replica of region B's (promoted) database, back in region A.
 
@@ -1042,43 +1162,79 @@ class DrDatabase(pulumi.ComponentResource):
         """
         db, primary = args.database, args.primary
         physical = _failback_identifier(args, generation)
+        # After `complete` this instance is region A's writer and leaves the dr program at the next
+        # update: it is released (forgotten by the stack, kept in AWS with deletion protection),
+        # never deleted. `complete` lifts `protect` so that the engine lets it go; the next update of
+        # the primary stack adopts it (`import`, :func:`_live_writer_lineage`) with these arguments.
+        # One logical name per generation: the next cycle's failback instance is a new resource,
+        # never a rename of this one (break13, B13-7).
         return aws.rds.Instance(
-            f"{name}-failback",
-            identifier=physical,
+            f"{name}-failback" if generation == 0 else f"{name}-failback-g{generation}",
             replicate_source_db=None if args.tier.failback_replica_promoted else source.arn,
-            engine=engine,
-            instance_class=db.instance_class,
-            max_allocated_storage=db.allocated_storage * 4,
-            storage_encrypted=True,
-            kms_key_id=primary["kmsKeyArn"],
-            port=port,
-            multi_az=db.multi_az,
-            db_subnet_group_name=primary["dbSubnetGroupName"],
-            parameter_group_name=primary["dbParameterGroupName"],
-            vpc_security_group_ids=[primary["dbSecurityGroupId"]],
-            publicly_accessible=False,
-            iam_database_authentication_enabled=True,
-            backup_retention_period=db.backup_retention_days,
-            backup_window=BACKUP_WINDOW,
-            maintenance_window=MAINTENANCE_WINDOW,
-            copy_tags_to_snapshot=True,
-            delete_automated_backups=False,
-            deletion_protection=args.protect,
-            skip_final_snapshot=True,
-            auto_minor_version_upgrade=True,
-            apply_immediately=True,
-            **_performance_insights(db, primary["kmsKeyArn"]),
-            # After `complete` this instance is region A's writer and leaves the dr program at the next
-            # update: it is released (forgotten by the stack, kept in AWS with deletion protection),
-            # never deleted. `complete` lifts `protect` so that the engine lets it go; bring it under the
-            # primary stack with `pulumi import` (README, "Failing back").
+            **failback_instance_args(
+                db,
+                identifier=physical,
+                engine=engine,
+                port=port,
+                kms_key_arn=primary["kmsKeyArn"],
+                subnet_group_name=primary["dbSubnetGroupName"],
+                parameter_group_name=primary["dbParameterGroupName"],
+                security_group_id=primary["dbSecurityGroupId"],
+                protect=args.protect,
+            ),
             opts=pulumi.ResourceOptions(
                 parent=self,
                 provider=args.primary_provider,
-                protect=args.protect and not failback_replica_released(args.tier),
+                protect=args.protect and not failback_replica_released(args.tier) and not leftover,
                 retain_on_delete=True,
+                # A leftover keeps its source as the state has it: never re-pointed, never promoted.
+                ignore_changes=["replicateSourceDb"] if leftover else None,
             ),
         )
+
+
+def failback_instance_args(
+    db: DatabaseConfig,
+    *,
+    identifier: str,
+    engine: str,
+    port: int,
+    kms_key_arn: pulumi.Input[str],
+    subnet_group_name: pulumi.Input[str],
+    parameter_group_name: pulumi.Input[str],
+    security_group_id: pulumi.Input[str],
+    protect: bool,
+) -> dict[str, Any]:
+    """The arguments of an rds-replica IaC failback instance in region A (all but its source).
+
+    One definition for the dr stack, which creates it, and the primary stack, which adopts it once
+    it is region A's writer: the `import` option requires the declared inputs to match.
+    """
+    return {
+        "identifier": identifier,
+        "engine": engine,
+        "instance_class": db.instance_class,
+        "max_allocated_storage": db.allocated_storage * 4,
+        "storage_encrypted": True,
+        "kms_key_id": kms_key_arn,
+        "port": port,
+        "multi_az": db.multi_az,
+        "db_subnet_group_name": subnet_group_name,
+        "parameter_group_name": parameter_group_name,
+        "vpc_security_group_ids": [security_group_id],
+        "publicly_accessible": False,
+        "iam_database_authentication_enabled": True,
+        "backup_retention_period": db.backup_retention_days,
+        "backup_window": BACKUP_WINDOW,
+        "maintenance_window": MAINTENANCE_WINDOW,
+        "copy_tags_to_snapshot": True,
+        "delete_automated_backups": False,
+        "deletion_protection": protect,
+        "skip_final_snapshot": True,
+        "auto_minor_version_upgrade": True,
+        "apply_immediately": True,
+        **_performance_insights(db, kms_key_arn),
+    }
 
 
 # --------------------------------------------------------------------------------------------------
@@ -1256,7 +1412,12 @@ class PrimaryDataTier(pulumi.ComponentResource):
                 }
             )
         else:
+            # Region A's writer (after an IaC failback, the adopted failback instance).
             self._exports.update({"dbInstanceArn": db.instance_arn, "dbInstanceId": db.instance_id})
+            if db.retained_instance_ids:
+                # Released: delete by hand after verification (deletion protection on); the update
+                # after the deletion forgets it, sending nothing to AWS.
+                self._exports["retainedDbInstanceIds"] = db.retained_instance_ids
         self.register_outputs(self._exports)
 
     def exports(self) -> dict[str, Any]:

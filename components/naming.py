@@ -19,7 +19,14 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
-from lambdas.failover.names import FAILBACK_RESERVE, RDS_IDENTIFIER_MAX, fit
+from lambdas.failover.names import (  # noqa: F401 (the generation helpers are re-exported)
+    FAILBACK_RESERVE,
+    GENERATION_MARK,
+    RDS_IDENTIFIER_MAX,
+    fit,
+    generation_identifier,
+    generation_of,
+)
 
 COMPUTED = "\u29d7"  # automation.synth's marker of values only known after deploy (kept in step by a test)
 AUTONAME_SUFFIX = 8
@@ -255,36 +262,6 @@ def regional_api_name(region: str, domain: str) -> str:
 def db_instance_identifier(prefix: str, region: str, kind: str) -> str:
     """A region-A/B DB instance identifier leaving room for the runbook's failback suffix."""
     return physical_name(prefix, region, kind, limit=RDS_IDENTIFIER_MAX - FAILBACK_RESERVE)
-
-
-GENERATION_MARK = "g"
-"""Region B's rds-replica database of generation ``n >= 1`` is ``<base>-g<n>`` (issue 13, E4)."""
-
-
-def generation_identifier(base: str, generation: int) -> str:
-    """The identifier of generation ``generation`` of an RDS instance whose first generation is ``base``.
-
-    rds-replica re-protection: a promoted instance cannot be re-pointed at a source, so each failback
-    gives region B a *new* replica, and the instance of the cycle before keeps its name (it is
-    released, never deleted). Generation 0 is ``base`` itself, so deployed stacks keep their
-    identifier; generation ``n`` appends ``-g<n>``, cut with a hash (:func:`fit`) only past RDS's 63
-    characters, so two generations never share a name.
-    """
-    if generation < 0:
-        raise ValueError(f"a database generation is 0 or more, got {generation}")
-    if generation == 0:
-        return base
-    return fit(f"{base}-{GENERATION_MARK}{generation}", RDS_IDENTIFIER_MAX)
-
-
-def generation_of(base: str, identifier: str) -> int | None:
-    """The generation :func:`generation_identifier` gave ``identifier`` for ``base``, None if none did."""
-    if identifier == base:
-        return 0
-    match = re.fullmatch(re.escape(base) + rf"-{GENERATION_MARK}(\d+)", identifier)
-    if match is not None and int(match.group(1)) > 0:
-        return int(match.group(1))
-    return None
 
 
 @dataclass(frozen=True)

@@ -68,6 +68,73 @@ def failback_instance_id(primary_instance_id: str) -> str:
     return f"{primary_instance_id}-{FAILBACK_INSTANCE_SUFFIX}"
 
 
+GENERATION_MARK = "g"
+"""Region B's rds-replica database of generation ``n >= 1`` is ``<base>-g<n>`` (issue 13, E4)."""
+
+
+def generation_identifier(base: str, generation: int) -> str:
+    """The identifier of generation ``generation`` of an RDS instance whose first generation is ``base``.
+
+    rds-replica re-protection: a promoted instance cannot be re-pointed at a source, so each failback
+    gives region B a *new* replica, and the instance of the cycle before keeps its name (it is
+    released, never deleted). Generation 0 is ``base`` itself, so deployed stacks keep their
+    identifier; generation ``n`` appends ``-g<n>``, cut with a hash (:func:`fit`) only past RDS's 63
+    characters, so two generations never share a name.
+    """
+    if generation < 0:
+        raise ValueError(f"a database generation is 0 or more, got {generation}")
+    if generation == 0:
+        return base
+    return fit(f"{base}-{GENERATION_MARK}{generation}", RDS_IDENTIFIER_MAX)
+
+
+def generation_of(base: str, identifier: str) -> int | None:
+    """The generation :func:`generation_identifier` gave ``identifier`` for ``base``, None if none did."""
+    if identifier == base:
+        return 0
+    match = re.fullmatch(re.escape(base) + rf"-{GENERATION_MARK}(\d+)", identifier)
+    if match is not None and int(match.group(1)) > 0:
+        return int(match.group(1))
+    return None
+
+
+def failback_generation_id(primary_base: str, generation: int) -> str:
+    """The IaC failback instance in region A for region B's generation ``generation``: ``<primary>-failback``
+    for generation 0 (the historical name), ``<primary>-failback-g<n>`` after it, so a failback never
+    collides with the instance an earlier one left as region A's writer."""
+    return generation_identifier(failback_instance_id(primary_base), generation)
+
+
+def writer_lineage_id(primary_base: str, index: int) -> str:
+    """Region A's writers in the order the IaC failbacks make them: index 0 is the primary stack's own
+    instance ``primary_base``; index ``k >= 1`` is the failback instance of region B's generation ``k - 1``."""
+    return primary_base if index == 0 else failback_generation_id(primary_base, index - 1)
+
+
+def writer_lineage_index(primary_base: str, identifier: str) -> int | None:
+    """The index :func:`writer_lineage_id` gives ``identifier`` for ``primary_base``; None if none does."""
+    if identifier == primary_base:
+        return 0
+    generation = generation_of(failback_instance_id(primary_base), identifier)
+    return None if generation is None else generation + 1
+
+
+def current_failback_id(primary_id: str, dr_id: str) -> str:
+    """The IaC failback instance of region B's *current* generation, from the runbook context's names.
+
+    ``primary_id`` is region A's writer as the primary stack declares it (a lineage member,
+    :func:`writer_lineage_id`), ``dr_id`` region B's current generation (:func:`generation_identifier`;
+    never cut: region B's base leaves 9 characters free). A lineage name cut with a hash (only past 63
+    characters, a region-A base longer than 51) cannot be read back: the name returned then exists
+    nowhere, so the caller finds no failback instance and keeps the writer in region B (fail safe:
+    ``latch release`` refuses).
+    """
+    lineage = re.fullmatch(rf"(.+)-{FAILBACK_INSTANCE_SUFFIX}(?:-{GENERATION_MARK}[1-9][0-9]*)?", primary_id)
+    base = lineage.group(1) if lineage else primary_id
+    generation = re.search(rf"-{GENERATION_MARK}([1-9][0-9]*)$", dr_id)
+    return failback_generation_id(base, int(generation.group(1)) if generation else 0)
+
+
 FAILBACK_RESERVE = len(FAILBACK_INSTANCE_SUFFIX) + 1
 """Characters a region-A DB instance identifier leaves free for the IaC failback replica's suffix.
 

@@ -20,7 +20,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from lambdas.failover import lock as runbook_lock
 from lambdas.failover.clients import SIDES, Clients, Side
 from lambdas.failover.context import Capacity, RunbookContext
-from lambdas.failover.names import failback_instance_id, generation_parameter_name
+from lambdas.failover.names import current_failback_id, generation_parameter_name
 from lambdas.failover.preflight import UNREACHABLE
 from lambdas.failover.steps import read_journal
 
@@ -47,6 +47,7 @@ class DbMember:
     status: str
     source: str | None = None
     engine: str | None = None
+    failback: bool = False  # rds-replica: the IaC failback instance of region B's current generation
 
 
 @dataclass(frozen=True)
@@ -128,12 +129,16 @@ def _latest(clients: Clients, side: Side, namespace: str, name: str, dims: dict[
 def _rds_members(ctx: RunbookContext, clients: Clients, r: _Reader) -> list[DbMember]:
     out: list[DbMember] = []
     assert ctx.primary_db_instance_id and ctx.dr_db_instance_id
-    wanted: list[tuple[Side, str]] = [
-        ("primary", ctx.primary_db_instance_id),
-        ("primary", failback_instance_id(ctx.primary_db_instance_id)),
-        ("dr", ctx.dr_db_instance_id),
+    # Region A's writer as the primary stack declares it, the IaC failback instance of region B's
+    # *current* generation (<primary>-failback for generation 0, -failback-g<n> after: an earlier
+    # cycle's failback instance is a standalone ex-writer, never the writer now), region B's instance.
+    failback = current_failback_id(ctx.primary_db_instance_id, ctx.dr_db_instance_id)
+    wanted: list[tuple[Side, str, bool]] = [
+        ("primary", ctx.primary_db_instance_id, False),
+        *([("primary", failback, True)] if failback != ctx.primary_db_instance_id else []),
+        ("dr", ctx.dr_db_instance_id, False),
     ]
-    for side, ident in wanted:
+    for side, ident, is_failback in wanted:
 
         def describe(side: Side = side, ident: str = ident) -> dict[str, Any] | None:
             try:
@@ -148,27 +153,38 @@ def _rds_members(ctx: RunbookContext, clients: Clients, r: _Reader) -> list[DbMe
 
         got = r.read(side, describe)
         if isinstance(got, Unread):
-            out.append(DbMember(side, ident, "unknown", str(got)))
+            out.append(DbMember(side, ident, "unknown", str(got), failback=is_failback))
         elif got is None:
-            if not ident.endswith("-failback"):
+            if not is_failback:
                 out.append(DbMember(side, ident, "missing", "not found"))
         else:
             source = got.get("ReadReplicaSourceDBInstanceIdentifier")
             role = "replica" if source else "writer"
             status, engine = str(got.get("DBInstanceStatus")), got.get("Engine")
-            out.append(DbMember(side, ident, role, status, source, engine))
+            out.append(DbMember(side, ident, role, status, source, engine, failback=is_failback))
     return out
 
 
 def _rds_writer(members: list[DbMember]) -> Side | None:
-    by = {(m.side, m.identifier.endswith("-failback")): m for m in members}
-    failback = by.get(("primary", True))
-    if failback and failback.role == "writer":
+    """Which region holds the writer, from replication as AWS describes it.
+
+    Region B's instance replicating means region A holds the writer (its source). Region B's instance
+    standalone means region B was promoted and holds it, unless the IaC failback instance of region
+    B's current generation (created as a replica of it, nothing else) is standalone too: then it was
+    promoted after region B's, and region A holds the writer. Region A's other standalone instances
+    (its old writer, an earlier cycle's failback instance) are ex-writers: a promotion leaves its
+    source standalone, so "standalone" alone never makes a writer.
+    """
+    dr = next((m for m in members if m.side == "dr"), None)
+    failback = next((m for m in members if m.failback), None)
+    if dr is not None and dr.role == "replica":
         return "primary"
-    dr = by.get(("dr", False))
-    if dr and dr.role == "writer":
-        return "dr"
-    primary = by.get(("primary", False))
+    if dr is not None and dr.role == "writer":
+        return "primary" if failback is not None and failback.role == "writer" else "dr"
+    # Region B's instance unknown or missing: only a writer in region A can be named.
+    if failback is not None and failback.role == "writer":
+        return "primary"
+    primary = next((m for m in members if m.side == "primary" and not m.failback), None)
     return "primary" if primary and primary.role == "writer" else None
 
 

@@ -379,8 +379,9 @@ def test_failover_on_a_missing_dr_stack_fails_without_creating_it() -> None:
             [{"dr:active": "true", "dr:failback": "replicate"}],
         ),
         (
+            # then the primary stack: region A's application follows the writer (break13, B13-1)
             "switch-writer",
-            [("dr", "set_config"), ("dr", "up")],
+            [("dr", "set_config"), ("dr", "up"), ("primary", "up")],
             [{"dr:active": "true", "dr:failback": "switch-writer"}],
         ),
         (
@@ -421,7 +422,7 @@ def test_failback_phase_sets_and_removes_the_right_keys(
         assert backend.calls()[-1] == ("primary", "up")
         assert backend.stacks["dr"].config == {"dr:active": "false"}
         assert [c.args for c in backend.log if c.method == "remove_config"] == [("dr:failback",)]
-    else:
+    elif phase != "switch-writer":
         assert backend.touched("primary") == []
 
 
@@ -441,6 +442,7 @@ def test_failback_all_runs_the_phases_in_order_and_ups_primary_last() -> None:
         ("dr", "up"),
         ("dr", "latch switch-writer"),
         ("dr", "up"),
+        ("primary", "up"),
         ("dr", "latch release"),
         ("dr", "up"),
         ("dr", "up"),
@@ -533,6 +535,7 @@ def test_drill_runs_deploy_failover_failback_in_order_and_measures_rto(unhealthy
         ("dr", "up"),  # failback: replicate
         ("dr", "up"),  # failback: drain
         ("dr", "up"),  # failback: switch-writer
+        ("primary", "up"),  # region A's application follows the writer
         ("dr", "up"),  # failback: route-back
         ("dr", "up"),  # failback: complete
         ("primary", "up"),
@@ -830,7 +833,8 @@ def test_cli_failover_and_failback_use_the_named_stacks() -> None:
         _main(["failback", "--phase", "all", "--primary-stack", "p2", "--dr-stack", "d2"], backend).code == 0
     )
 
-    assert backend.calls("up") == [("d2", "up")] * 6 + [("p2", "up")]
+    # failover, replicate, drain, switch-writer, then p2 (region A's app follows the writer), route-back, complete
+    assert backend.calls("up") == [("d2", "up")] * 4 + [("p2", "up")] + [("d2", "up")] * 2 + [("p2", "up")]
     assert backend.stacks["d2"].config == {"dr:active": "false"}
 
 

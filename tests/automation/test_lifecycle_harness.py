@@ -74,10 +74,11 @@ def test_ignore_changes_does_not_apply_on_create() -> None:
 
 
 def test_a_force_new_input_replaces_and_protect_stops_the_update() -> None:
-    old = stored(inputs={"identifier": "a"}, protect=True)
-    new = stored(inputs={"identifier": "b"}, protect=True)
+    # kmsKeyId is ForceNew on aws_db_instance (identifier is not since provider v5: break13, B13-5).
+    old = stored(inputs={"kmsKeyId": "a"}, protect=True)
+    new = stored(inputs={"kmsKeyId": "b"}, protect=True)
     result, _ = plan_resource(old, new)
-    assert result.action is Action.REPLACE and result.force_new == ["identifier"]
+    assert result.action is Action.REPLACE and result.force_new == ["kmsKeyId"]
     assert any("protected" in e for e in result.errors)
 
 
