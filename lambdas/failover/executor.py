@@ -386,7 +386,12 @@ def run(
                 # A step failed (not the lock): the runbook's own undo, still inside the lock.
                 record = StepRecord(book.on_stop.name, len(layers), book.on_stop.description)
                 records[book.on_stop.name] = record
-                params = {**base, "runbook": book.name, "wait": book.on_stop.long_running, "stoppedAt": stopped_at}
+                params = {
+                    **base,
+                    "runbook": book.name,
+                    "wait": book.on_stop.long_running,
+                    "stoppedAt": stopped_at,
+                }
                 _call_step(book.on_stop, ctx, clients, params, record, on_progress)
                 word = "could not roll back" if record.status == "failed" else book.on_stop.name
                 reason = f"{reason}; {word}: {record.detail}"

@@ -62,7 +62,6 @@ class Regression(StrEnum):
     free and writes nothing), so a second run acts while the first is between steps (breaks
     single_flight)."""
 
-
     FENCE_WEB_TIER_FIRST = "fence-web-tier-first"
     """The fence scales region A's web tier to zero before it throttles the functions, so a run that
     dies in between leaves functions serving the writer while Route 53, following the load

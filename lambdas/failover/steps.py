@@ -1354,11 +1354,64 @@ def _writer_moving(ctx: RunbookContext, clients: Clients) -> bool:
         return True
 
 
+SWITCH_EVALUATION_SECONDS = 10.0
+"""Seconds allowed, after the switch alarm's one-minute period ends, for CloudWatch to evaluate it and
+Route 53's CloudWatch-metric health check to read the new state. An assumption: CloudWatch evaluates
+a period once it is complete (https://docs.aws.amazon.com/AmazonCloudWatch/latest/monitoring/AlarmThatSendsEmail.html)
+and documents no bound on the delay."""
+
+
+def switch_takes_effect_at(points: list[tuple[datetime, float]]) -> datetime | None:
+    """When the switch alarm (1-minute period, 1 of 1, Maximum >= 1: components/global_failover.py) has
+    seen the current thrown stretch: the end of the first thrown minute after the last released one,
+    plus ``SWITCH_EVALUATION_SECONDS``. ``points``: (minute start, Maximum) per minute, any order.
+    None when the latest minute is not thrown (the switch is not thrown)."""
+    ordered = sorted(points)
+    if not ordered or ordered[-1][1] < 1:
+        return None
+    first = ordered[-1][0]
+    for at, value in reversed(ordered):
+        if value < 1:
+            break
+        first = at
+    return first + timedelta(seconds=60 + SWITCH_EVALUATION_SECONDS)
+
+
+def _switch_pending(ctx: RunbookContext, clients: Clients) -> float:
+    """Seconds until Route 53 has taken the thrown switch into account (0: it has, or it is not thrown)."""
+    m = ctx.switch_metric
+    now = clients.clock.now()
+    query = _metric_query(
+        now, m.namespace, m.name, m.dimensions, "Maximum", timedelta(minutes=15), timedelta(minutes=1)
+    )
+    results = clients.cloudwatch("dr").get_metric_data(**query)["MetricDataResults"]
+    points = (
+        list(zip(results[0].get("Timestamps", []), results[0].get("Values", []), strict=False))
+        if results
+        else []
+    )
+    effect = switch_takes_effect_at([(t, float(v)) for t, v in points])
+    return 0.0 if effect is None else max(0.0, (effect - now).total_seconds())
+
+
 def _promote_database(ctx: RunbookContext, clients: Clients, params: Mapping[str, Any]) -> StepResult:
     step = "promote_database"
     # Planned (lossless) when fence_primary reached region A and stamped when its writes stopped;
     # unplanned when it found region A unreachable. The failover path never reads region A itself.
     source_answers = bool(read_journal(clients, ctx).get("primaryStoppedAt"))
+    if not source_answers and not _writer_moving(ctx, clients):
+        # Unplanned: region A was not fenced (it did not answer). Should it answer again, its old
+        # writer takes whatever Route 53 sends it until the canary has fenced it, and after the
+        # writer moves those writes are lost. So the writer moves only once the switch thrown just
+        # before has taken effect: Route 53 then answers region B whatever region A's health (seed 6,
+        # and the crash point right after the writer move over a region A that comes back at once).
+        pending = _switch_pending(ctx, clients)
+        if pending > 0 and not _wait(params):
+            return _in_progress(
+                f"waiting {pending:.0f} s for the switch to take effect before the writer moves"
+            )
+        if pending > 0:
+            clients.clock.sleep(pending)
     if ctx.database_mode == "rds-replica":
         ident = _need(ctx.dr_db_instance_id, "drDbInstanceId", step)
         instance = _require_db_instance(clients, "dr", ident, step)
@@ -1479,7 +1532,13 @@ def _switch_thrown(ctx: RunbookContext, clients: Clients) -> bool:
     """Whether the switch metric's latest datapoint (one day back) says thrown (any 1 in its minute)."""
     m = ctx.switch_metric
     query = _metric_query(
-        clients.clock.now(), m.namespace, m.name, m.dimensions, "Maximum", timedelta(days=1), timedelta(minutes=5)
+        clients.clock.now(),
+        m.namespace,
+        m.name,
+        m.dimensions,
+        "Maximum",
+        timedelta(days=1),
+        timedelta(minutes=5),
     )
     latest = _latest(clients, "dr", query)
     return latest is not None and latest[0] >= 1
@@ -1692,7 +1751,9 @@ def roll_back_fence(ctx: RunbookContext, clients: Clients, params: Mapping[str, 
     if not changes:
         return _already("nothing to roll back: region A was not fenced and the latch says standby")
     log_event(logging.WARNING, "failover rolled back", step=step, region=ctx.primary_region, changes=changes)
-    return _finished(params, True, "rolled back (region A holds the writer): " + "; ".join(changes), changes=changes)
+    return _finished(
+        params, True, "rolled back (region A holds the writer): " + "; ".join(changes), changes=changes
+    )
 
 
 @_step
