@@ -38,8 +38,11 @@ Safety rules (docs/safety.md):
   journal, an SSM parameter next to the latch), the promotion waits for the drain and then for a
   zero-lag datapoint taken after it; Aurora switches over. The failback does the same after
   ``scale_down_dr``, and undoes its drain when zero lag does not come in time.
-* **The latch leads, the switch follows.** The failover writes the latch before the writer moves
-  and throws the switch after; the canary never releases the switch on doubt.
+* **The latch leads, the switch follows, the writer moves last.** The failover fences region A
+  (functions and event sources, then the web tier), writes the latch, throws the switch, and only
+  then moves the writer (an unplanned move waits for the switch to take effect); the canary never
+  releases the switch on doubt. A run stopped on a failed step before the writer moved rolls back
+  (``roll_back_fence``, the failover's ``on_stop``).
 """
 
 from __future__ import annotations
