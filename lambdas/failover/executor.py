@@ -6,8 +6,9 @@ running steps are called with ``params["wait"] = True`` so they block on boto3 w
 answering ``in_progress`` (that answer is for the Step Functions state machine, which waits between
 calls itself).
 
-A failed step stops the run once its layer's siblings have finished: no later layer starts. A
-best-effort step (fencing region A) never stops the run: its failure becomes a ``warning``. Because
+A failed step stops the run once its layer's siblings have finished: no later layer starts; the
+runbook's ``on_stop`` step (the failover's ``roll_back_fence``) then runs, inside the lock, and its
+record ends the timeline. A best-effort step (fencing region A) never stops the run: its failure becomes a ``warning``. Because
 every step is idempotent, resuming a stopped run is running it again: the steps that completed
 answer ``already_done``.
 
@@ -381,6 +382,19 @@ def run(
             stopped_at, reason = _run_layers(
                 book, layers, ctx, clients, base, records, on_progress, max_workers, heartbeat
             )
+            if stopped_at and book.on_stop is not None and heartbeat.lost is None:
+                # A step failed (not the lock): the runbook's own undo, still inside the lock.
+                record = StepRecord(book.on_stop.name, len(layers), book.on_stop.description)
+                records[book.on_stop.name] = record
+                params = {
+                    **base,
+                    "runbook": book.name,
+                    "wait": book.on_stop.long_running,
+                    "stoppedAt": stopped_at,
+                }
+                _call_step(book.on_stop, ctx, clients, params, record, on_progress)
+                word = "could not roll back" if record.status == "failed" else book.on_stop.name
+                reason = f"{reason}; {word}: {record.detail}"
         except BaseException as exc:
             heartbeat.stop()  # a dead process refreshes nothing
             if isinstance(exc, Exception):
@@ -397,7 +411,8 @@ def run(
         outcome="stopped" if stopped_at else "done",
         stopped_at=stopped_at,
         reason=reason,
-        timeline=[records[s.name] for s in book.steps],
+        timeline=[records[s.name] for s in book.steps]
+        + ([records[book.on_stop.name]] if book.on_stop and book.on_stop.name in records else []),
         started_at=started,
         ended_at=clients.clock.now(),
         duration_s=duration,

@@ -38,9 +38,18 @@ class Runbook:
 
     name: str
     steps: tuple[Step, ...]
+    on_stop: Step | None = None
+    """Run once when a step fails and stops the run (never when the run could not take or lost the
+    lock, nor when its process dies): it undoes what the stopped run left unsafe, or answers that
+    nothing needs undoing. Both executors run it inside the run's lock."""
 
     def __post_init__(self) -> None:
         names = [s.name for s in self.steps]
+        if self.on_stop is not None:
+            if self.on_stop.name in names:
+                raise ValueError(f"runbook {self.name!r}: on_stop {self.on_stop.name!r} is also a step")
+            if self.on_stop.needs or self.on_stop.best_effort:
+                raise ValueError(f"runbook {self.name!r}: on_stop needs nothing and is not best effort")
         if len(set(names)) != len(names):
             raise ValueError(f"runbook {self.name!r}: duplicate step names in {names}")
         known = set(names)
@@ -107,34 +116,43 @@ FAILOVER = Runbook(
             needs=("confirm_primary_down",),
             description="Lift the DR functions' zero concurrency and enable their event sources",
         ),
-        # The latch is written before the writer moves, and the switch after: the canary
-        # republishes the switch from the latch every minute, so a run stopped anywhere after the
-        # promotion started finds the latch already saying region B, and traffic follows the
-        # writer. A run stopped between the latch and the promotion points traffic at a region
-        # that refuses writes (nothing is lost; resuming completes it), never at a stale writer.
+        # The latch, then the switch, then the writer move: traffic leaves region A before the
+        # writer does. A run stopped anywhere after the latch finds the canary republishing the
+        # switch from it every minute; one stopped after the switch finds Route 53 already on
+        # region B, so a region A that comes back with its old writer (a fence left pending) is
+        # not answered while the promotion runs (seed 6: with the switch after the promotion, a
+        # run that died right after it left Route 53 answering region A until the canary's next
+        # minute took effect). Before the promotion, traffic to region B meets a database that
+        # refuses writes: nothing is lost, and the failover's stop (``on_stop``) or its resume
+        # ends it.
         Step(
             "write_latch",
             needs=("fence_primary",),
             description="Write the failover latch (SSM, region B) before the writer moves",
         ),
         Step(
+            "throw_switch",
+            needs=("write_latch", "scale_web_tier", "enable_functions"),
+            description="Throw the failover switch in region B: Route 53 sends traffic to region B",
+        ),
+        Step(
             "promote_database",
-            needs=("write_latch",),
+            needs=("throw_switch",),
             description="Promote the DR database to writer (RDS replica promotion / Aurora global failover)",
             long_running=True,
         ),
         Step(
-            "throw_switch",
-            needs=("promote_database", "scale_web_tier", "enable_functions"),
-            description="Throw the failover switch in region B: Route 53 sends traffic to region B",
-        ),
-        Step(
             "verify",
-            needs=("throw_switch",),
+            needs=("promote_database",),
             description="Verify region B serves: health endpoint answers, writer in B, web tier in service",
             long_running=True,
         ),
         Step("notify", needs=("verify",), description="Notify the operators (SNS, region B)"),
+    ),
+    on_stop=Step(
+        "roll_back_fence",
+        description="A run stopped before the writer moved: latch standby, switch released, region A un-fenced",
+        long_running=True,
     ),
 )
 

@@ -67,6 +67,22 @@ class Regression(StrEnum):
     read and its put, with no repair: the fence's record of what it disabled is lost (breaks
     converges: the failback leaves region A's event sources off)."""
 
+    FENCE_WEB_TIER_FIRST = "fence-web-tier-first"
+    """The fence scales region A's web tier to zero before it throttles the functions, so a run that
+    dies in between leaves functions serving the writer while Route 53, following the load
+    balancer, answers region B (breaks traffic_follows_writer: seed 26)."""
+
+    SWITCH_AFTER_PROMOTION = "switch-after-promotion"
+    """The failover throws the switch after the promotion, not before it: a run that dies right after
+    the writer move leaves Route 53 answering a region A that comes back with its old writer until
+    the canary's next minute takes effect (breaks no_loss: seed 6). A graph shape, not a branch in a
+    step: ``tests.safety.regressions`` restores the old graph."""
+
+    STOP_KEEPS_FENCE = "stop-keeps-fence"
+    """A failover that stops on a failed step before the writer moved leaves region A fenced (and the
+    latch, the switch and a pending fence as they were): nothing serves the writer until an operator
+    resumes (breaks converges: 9B-3)."""
+
 
 ACTIVE: set[str] = set()
 """Names of the regressions turned on (tests only)."""

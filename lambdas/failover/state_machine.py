@@ -15,7 +15,11 @@ Shape of a generated definition::
     ...
     Release lock -> Succeeded     output {"params", "results", "lock", ["polls"]}
 
-    Release lock (failed) -> Failed (Fail)   Error "<step>: <error>", Cause JSON {"step", "error", "cause"}
+    <on_stop> -> Release lock (failed) -> Failed (Fail)   Error "<step>: <error>", Cause JSON {"step", "error", "cause"}
+
+A runbook's ``on_stop`` step (the failover's ``roll_back_fence``) is a Task on the failure path, before
+the release: it runs inside the lock whenever a step stops the run (never when the lock was not
+taken); its own failure is caught (``$.onStopError``) and the run fails as it would have.
 
 Single flight (``lambdas.failover.lock``): the first state after ``Init`` takes the runbook lock under
 the execution's id (an EventBridge target cannot name an execution, so the lock is the guarantee);
@@ -456,6 +460,78 @@ def _fail_state(comment: str) -> dict[str, Any]:
     }
 
 
+def _on_stop_states(
+    runbook: Runbook, function_arn: str, poll_seconds: int, max_polls: int, builder: _Builder
+) -> dict[str, Any]:
+    """The failure path's undo: ``<on_stop>`` (polled while it answers in_progress, at most
+    ``max_polls`` times), then ``Release lock (failed)``. Its own failure or time-out is caught and the
+    run fails as it would have: ``$.failure`` still names the step that stopped it."""
+    assert runbook.on_stop is not None
+    s = runbook.on_stop.name
+    check, wait, count = f"{s}: in progress?", f"{s}: wait", f"{s}: count poll"
+    for name in (s, check, wait, count):
+        builder.claim(name)
+    polls = f"$.onStopPolls.{s}.count"
+    return {
+        s: {
+            "Type": "Task",
+            "Comment": runbook.on_stop.description or s,
+            "Resource": LAMBDA_INVOKE,
+            "TimeoutSeconds": TASK_TIMEOUT_SECONDS,
+            "Parameters": {"FunctionName": function_arn, "Payload": _payload(runbook.name, s)},
+            "ResultSelector": {
+                "status.$": "$.Payload.status",
+                "detail.$": "$.Payload.detail",
+                "data.$": "$.Payload.data",
+            },
+            "ResultPath": f"$.results.{s}",
+            "Retry": _retry(),
+            "Catch": [{"ErrorEquals": ["States.ALL"], "ResultPath": "$.onStopError", "Next": RELEASE_FAILED}],
+            "Next": check,
+        },
+        check: {
+            "Type": "Choice",
+            "Comment": f"Poll {s} every {poll_seconds} s while it answers in_progress (at most {max_polls})",
+            "Choices": [
+                {
+                    "And": [
+                        {"Variable": f"$.results.{s}.status", "StringEquals": "in_progress"},
+                        {"Not": {"Variable": polls, "IsPresent": True}},
+                    ],
+                    "Next": wait,
+                },
+                {
+                    "And": [
+                        {"Variable": f"$.results.{s}.status", "StringEquals": "in_progress"},
+                        {"Variable": polls, "NumericLessThan": max_polls},
+                    ],
+                    "Next": wait,
+                },
+            ],
+            "Default": RELEASE_FAILED,
+        },
+        wait: {"Type": "Wait", "Seconds": poll_seconds, "Next": count},
+        count: {
+            "Type": "Choice",
+            "Comment": "Count the poll (the counter starts at 1 on the first)",
+            "Choices": [{"Variable": polls, "IsPresent": True, "Next": f"{count}: add"}],
+            "Default": f"{count}: first",
+        },
+        builder.claim(f"{count}: first"): {
+            "Type": "Pass",
+            "Result": {"count": 1},
+            "ResultPath": f"$.onStopPolls.{s}",
+            "Next": s,
+        },
+        builder.claim(f"{count}: add"): {
+            "Type": "Pass",
+            "Parameters": {"count.$": f"States.MathAdd({polls}, 1)"},
+            "ResultPath": f"$.onStopPolls.{s}",
+            "Next": s,
+        },
+    }
+
+
 def build_definition(
     runbook: Runbook, function_arn: str, *, poll_seconds: int = 30, max_polls: int = 60
 ) -> dict[str, Any]:
@@ -489,7 +565,12 @@ def build_definition(
         builder.claim(name)
     for name in (RELEASE, RELEASE_FAILED, SUCCEEDED, FAILED):
         builder.claim(name)
-    entry, states = builder.sequence(plan(runbook), RELEASE, RELEASE_FAILED)
+    stopped = RELEASE_FAILED
+    if runbook.on_stop is not None:
+        stopped = runbook.on_stop.name
+    entry, states = builder.sequence(plan(runbook), RELEASE, stopped)
+    if runbook.on_stop is not None and _goes_to(states, stopped):
+        states.update(_on_stop_states(runbook, function_arn, poll_seconds, max_polls, builder))
 
     def lock_task(step: str, comment: str, next_state: str, catch: dict[str, Any]) -> dict[str, Any]:
         return {

@@ -38,8 +38,11 @@ Safety rules (docs/safety.md):
   journal, an SSM parameter next to the latch), the promotion waits for the drain and then for a
   zero-lag datapoint taken after it; Aurora switches over. The failback does the same after
   ``scale_down_dr``, and undoes its drain when zero lag does not come in time.
-* **The latch leads, the switch follows.** The failover writes the latch before the writer moves
-  and throws the switch after; the canary never releases the switch on doubt.
+* **The latch leads, the switch follows, the writer moves last.** The failover fences region A
+  (functions and event sources, then the web tier), writes the latch, throws the switch, and only
+  then moves the writer (an unplanned move waits for the switch to take effect); the canary never
+  releases the switch on doubt. A run stopped on a failed step before the writer moved rolls back
+  (``roll_back_fence``, the failover's ``on_stop``).
 """
 
 from __future__ import annotations
@@ -1040,7 +1043,7 @@ def _refuse_planned_without_region_a(
 
 
 def fence_region_a(ctx: RunbookContext, clients: Clients, step: str) -> list[str]:
-    """Stop region A's writers: web tier to min/desired 0, functions at 0, their event sources off.
+    """Stop region A's writers: functions at 0, their event sources off, then web tier to min/desired 0.
 
     Returns what changed (empty: region A was already fenced). AWS errors propagate: the caller
     decides what an unreachable region A means (see ``fence_primary``).
@@ -1063,16 +1066,9 @@ def fence_region_a(ctx: RunbookContext, clients: Clients, step: str) -> list[str
         # Stamped before the change (a crash after it must not leave an older stamp): a planned
         # promotion waits for the drain and the lag measured after this instant.
         _journal(clients, ctx, primaryStoppedAt=_now(clients))
-    if before.min != 0 or before.desired != 0:
-        # MaxSize stays: unfence_primary restores the full capacity from the context anyway. The
-        # load balancer drains the instances for its deregistration delay; writes they have in
-        # flight still commit, which is why promotion waits for the lag measured afterwards.
-        clients.autoscaling("primary").update_auto_scaling_group(
-            AutoScalingGroupName=ctx.primary_asg_name, MinSize=0, DesiredCapacity=0
-        )
-        actions.append(
-            f"ASG {ctx.primary_asg_name} {before.min}/{before.desired}/{before.max} -> 0/0/{before.max}"
-        )
+    web_first = regressions.on(Regression.FENCE_WEB_TIER_FIRST)
+    if web_first:
+        _fence_web_tier(ctx, clients, before, actions)
     for name in ctx.primary_function_names:
         if concurrency[name] != 0:
             # Reserved concurrency 0 throttles every new invocation, synchronous or from an event
@@ -1091,7 +1087,26 @@ def fence_region_a(ctx: RunbookContext, clients: Clients, step: str) -> list[str
         # Disabled, the mapping stops polling its source: queued messages stay for region B.
         clients.lambda_("primary").update_event_source_mapping(UUID=uuid, Enabled=False)
         actions.append(f"mapping {uuid} -> Disabled")
+    if not web_first:
+        # The web tier last: Route 53 follows region A's load balancer, so while the web tier
+        # serves, traffic still goes to region A. A fence that stops half-way (a process death, a
+        # refusal) leaves region A serving its writer with Route 53 answering it, or serving
+        # nothing; never functions serving the writer behind a Route 53 that answers region B.
+        _fence_web_tier(ctx, clients, before, actions)
     return actions
+
+
+def _fence_web_tier(ctx: RunbookContext, clients: Clients, before: Capacity, actions: list[str]) -> None:
+    if before.min != 0 or before.desired != 0:
+        # MaxSize stays: unfence_primary restores the full capacity from the context anyway. The
+        # load balancer drains the instances for its deregistration delay; writes they have in
+        # flight still commit, which is why promotion waits for the lag measured afterwards.
+        clients.autoscaling("primary").update_auto_scaling_group(
+            AutoScalingGroupName=ctx.primary_asg_name, MinSize=0, DesiredCapacity=0
+        )
+        actions.append(
+            f"ASG {ctx.primary_asg_name} {before.min}/{before.desired}/{before.max} -> 0/0/{before.max}"
+        )
 
 
 def keep_unplanned_snapshots(ctx: RunbookContext, clients: Clients) -> list[str]:
@@ -1463,11 +1478,64 @@ def _writer_moving(ctx: RunbookContext, clients: Clients) -> bool:
         return True
 
 
+SWITCH_EVALUATION_SECONDS = 10.0
+"""Seconds allowed, after the switch alarm's one-minute period ends, for CloudWatch to evaluate it and
+Route 53's CloudWatch-metric health check to read the new state. An assumption: CloudWatch evaluates
+a period once it is complete (https://docs.aws.amazon.com/AmazonCloudWatch/latest/monitoring/AlarmThatSendsEmail.html)
+and documents no bound on the delay."""
+
+
+def switch_takes_effect_at(points: list[tuple[datetime, float]]) -> datetime | None:
+    """When the switch alarm (1-minute period, 1 of 1, Maximum >= 1: components/global_failover.py) has
+    seen the current thrown stretch: the end of the first thrown minute after the last released one,
+    plus ``SWITCH_EVALUATION_SECONDS``. ``points``: (minute start, Maximum) per minute, any order.
+    None when the latest minute is not thrown (the switch is not thrown)."""
+    ordered = sorted(points)
+    if not ordered or ordered[-1][1] < 1:
+        return None
+    first = ordered[-1][0]
+    for at, value in reversed(ordered):
+        if value < 1:
+            break
+        first = at
+    return first + timedelta(seconds=60 + SWITCH_EVALUATION_SECONDS)
+
+
+def _switch_pending(ctx: RunbookContext, clients: Clients) -> float:
+    """Seconds until Route 53 has taken the thrown switch into account (0: it has, or it is not thrown)."""
+    m = ctx.switch_metric
+    now = clients.clock.now()
+    query = _metric_query(
+        now, m.namespace, m.name, m.dimensions, "Maximum", timedelta(minutes=15), timedelta(minutes=1)
+    )
+    results = clients.cloudwatch("dr").get_metric_data(**query)["MetricDataResults"]
+    points = (
+        list(zip(results[0].get("Timestamps", []), results[0].get("Values", []), strict=False))
+        if results
+        else []
+    )
+    effect = switch_takes_effect_at([(t, float(v)) for t, v in points])
+    return 0.0 if effect is None else max(0.0, (effect - now).total_seconds())
+
+
 def _promote_database(ctx: RunbookContext, clients: Clients, params: Mapping[str, Any]) -> StepResult:
     step = "promote_database"
     # Planned (lossless) when fence_primary reached region A and stamped when its writes stopped;
     # unplanned when it found region A unreachable. The failover path never reads region A itself.
     source_answers = bool(read_journal(clients, ctx).get("primaryStoppedAt"))
+    if not source_answers and not _writer_moving(ctx, clients):
+        # Unplanned: region A was not fenced (it did not answer). Should it answer again, its old
+        # writer takes whatever Route 53 sends it until the canary has fenced it, and after the
+        # writer moves those writes are lost. So the writer moves only once the switch thrown just
+        # before has taken effect: Route 53 then answers region B whatever region A's health (seed 6,
+        # and the crash point right after the writer move over a region A that comes back at once).
+        pending = _switch_pending(ctx, clients)
+        if pending > 0 and not _wait(params):
+            return _in_progress(
+                f"waiting {pending:.0f} s for the switch to take effect before the writer moves"
+            )
+        if pending > 0:
+            clients.clock.sleep(pending)
     if ctx.database_mode == "rds-replica":
         ident = _need(ctx.dr_db_instance_id, "drDbInstanceId", step)
         instance = _require_db_instance(clients, "dr", ident, step)
@@ -1591,6 +1659,22 @@ def _switch(ctx: RunbookContext, clients: Clients, value: float, step: str) -> S
     _put_switch(ctx, clients, value)
     log_event(logging.INFO, f"switch {word}", step=step, metric=where, previous=latest[0] if latest else None)
     return _done(f"switch {word}: put {value:g} on {where}", value=value)
+
+
+def _switch_thrown(ctx: RunbookContext, clients: Clients) -> bool:
+    """Whether the switch metric's latest datapoint (one day back) says thrown (any 1 in its minute)."""
+    m = ctx.switch_metric
+    query = _metric_query(
+        clients.clock.now(),
+        m.namespace,
+        m.name,
+        m.dimensions,
+        "Maximum",
+        timedelta(days=1),
+        timedelta(minutes=5),
+    )
+    latest = _latest(clients, "dr", query)
+    return latest is not None and latest[0] >= 1
 
 
 @_step
@@ -1737,6 +1821,72 @@ def write_latch(ctx: RunbookContext, clients: Clients, params: Mapping[str, Any]
     }
     _write_latch(clients, ctx, value)
     return _done(f"latch {ctx.latch_parameter_name} set to active", latch=value)
+
+
+@_step
+def roll_back_fence(ctx: RunbookContext, clients: Clients, params: Mapping[str, Any]) -> StepResult:
+    """The failover's ``on_stop``: a run that stopped on a failed step before the writer moved gives
+    region A its writes back, so it leaves a safe serving state (docs/safety.md, "Every run converges").
+
+    * The writer moved or is moving (region B's database is, or is becoming, the writer, or that
+      cannot be told): nothing is undone. The latch says active, the canary keeps the switch
+      thrown, traffic follows the writer, and resuming the run completes it.
+    * Otherwise region A still holds the writer. In this order, so a run that dies half-way leaves
+      what a stopped failover leaves (resuming completes it): the pending fence is withdrawn (a
+      canary that sees region A answer must not fence it), the latch goes back to standby (the
+      canary stops throwing the switch) and the switch is released. Where the fence reached region
+      A (its journal stamp says so), region A's web tier is given back its capacity and, once it is
+      in service, its functions and event sources (as ``unfence_primary`` does): Route 53 follows the
+      load balancer, so functions serving the writer before the web tier does would be a region
+      serving the writer that Route 53 cannot answer. A region A the fence never reached (it was
+      unreachable: the fence was only pending) is not called at all.
+    """
+    step = "roll_back_fence"
+    if regressions.on(Regression.STOP_KEEPS_FENCE):
+        return StepResult("skipped", "stopped run left as it stopped (regression)")
+    if _writer_moving(ctx, clients):
+        return StepResult(
+            "skipped",
+            "the writer moved or is moving to region B: nothing rolled back; the latch keeps traffic on "
+            "region B and resuming the failover completes it",
+        )
+    journal = read_journal(clients, ctx)
+    changes: list[str] = []
+    if journal.get("fencePending"):
+        _journal(clients, ctx, fencePending=None)
+        changes.append("pending fence of region A withdrawn")
+    latch = _read_latch(clients, ctx) or {}
+    if latch.get("state") == "active":
+        _write_latch(
+            clients,
+            ctx,
+            {
+                "state": "standby",
+                "since": _now(clients),
+                "runbook": "failover",
+                "reason": "failover stopped before the writer moved: rolled back",
+            },
+        )
+        changes.append(f"latch {ctx.latch_parameter_name} set back to standby")
+    if _switch_thrown(ctx, clients):
+        # Only a switch this failover (or the canary, from its latch) threw: a run that changed
+        # nothing, such as a refusal at confirm_primary_down, puts nothing.
+        changes.append(_switch(ctx, clients, 0, step).detail)
+    if journal.get("primaryStoppedAt") or journal.get("primaryFencedMappings"):
+        warmed = warm_primary(ctx, clients, params)
+        if warmed.status == "done":
+            changes.append(warmed.detail)
+        ok, notes = _poll_serving(ctx, clients, params, "primary")
+        if not ok:
+            return _in_progress("region A's web tier launching: " + "; ".join(notes), changes=changes)
+        undone = unfence_primary(ctx, clients, params)
+        changes.append(f"region A un-fenced: {undone.detail}")
+    if not changes:
+        return _already("nothing to roll back: region A was not fenced and the latch says standby")
+    log_event(logging.WARNING, "failover rolled back", step=step, region=ctx.primary_region, changes=changes)
+    return _finished(
+        params, True, "rolled back (region A holds the writer): " + "; ".join(changes), changes=changes
+    )
 
 
 @_step

@@ -40,6 +40,27 @@ def _switch_before_latch() -> graph.Runbook:
             replace(steps["write_latch"], needs=("verify",)),
             replace(steps["notify"], needs=("write_latch",)),
         ),
+        on_stop=graph.FAILOVER.on_stop,
+    )
+
+
+def _switch_after_promotion() -> graph.Runbook:
+    """The failover graph before the switch led the writer move: latch, promote, switch, verify."""
+    steps = {s.name: s for s in graph.FAILOVER.steps}
+    return graph.Runbook(
+        name="failover",
+        steps=(
+            steps["confirm_primary_down"],
+            steps["fence_primary"],
+            steps["scale_web_tier"],
+            steps["enable_functions"],
+            steps["write_latch"],
+            replace(steps["promote_database"], needs=("write_latch",)),
+            replace(steps["throw_switch"], needs=("promote_database", "scale_web_tier", "enable_functions")),
+            replace(steps["verify"], needs=("throw_switch",)),
+            steps["notify"],
+        ),
+        on_stop=graph.FAILOVER.on_stop,
     )
 
 
@@ -59,6 +80,8 @@ def regressed(*names: str) -> Iterator[None]:
                 regressions.ACTIVE.add(name)
             if name == Regression.SWITCH_BEFORE_LATCH:
                 graph.RUNBOOKS["failover"] = _switch_before_latch()
+            if name == Regression.SWITCH_AFTER_PROMOTION:
+                graph.RUNBOOKS["failover"] = _switch_after_promotion()
         yield
     finally:
         graph.RUNBOOKS["failover"] = saved_graph

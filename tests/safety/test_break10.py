@@ -6,9 +6,11 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 
+from lambdas.failover.regressions import Regression
 from tests.lambdas.failover.faults import Fault
 from tests.lambdas.failover.world import REGION_A, REGION_B
 from tests.safety.model import Deployment
+from tests.safety.regressions import regressed
 
 Deploy = Callable[..., Deployment]
 
@@ -31,8 +33,11 @@ def test_partial_fence_then_dark_leaves_region_a_functions_writing_for_ever(depl
     d.op_advance(120)
     # A forced failover while region A answers, crashing right after region A's ASG went to 0
     # (mutating calls: 1 the journal's primaryStoppedAt, 2 UpdateAutoScalingGroup in region A).
+    # Today's fence stops the functions before the web tier, so this shape needs the old order back
+    # for the crashed run (the canary's part, what this test protects, is unchanged by it).
     crash_at = 2
-    d.op_run("failover", params={"force": True}, crash_after=crash_at)
+    with regressed(Regression.FENCE_WEB_TIER_FIRST):
+        d.op_run("failover", params={"force": True}, crash_after=crash_at)
     assert not d.emulator.web_serving(REGION_A) and d.emulator.functions_serving(REGION_A)
     d.op_outage()  # region A goes dark before the operator resumes
     # (Resumed as is, the failover waits for zero lag from a dark region A and gives up: the partial

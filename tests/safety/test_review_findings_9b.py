@@ -121,7 +121,7 @@ def _failover_stopped_after_the_fence(d: Deployment) -> RunState:
     )
     run = d.op_run("failover", params={"force": True})
     assert run.outcome == "stopped" and run.mutated and "scale_web_tier" in run.detail, run
-    assert not d.emulator.serving(REGION_A), "region A was not fenced"
+    assert not d.emulator.serving(REGION_A), "region A was not fenced (regression stop-keeps-fence off?)"
     return run
 
 
@@ -129,9 +129,11 @@ def test_9b_3_settle_judges_a_stopped_run_by_its_resume(deploy: Deploy) -> None:
     """9B-3, "or the run is resumed and then judged": the schedule's end resumes the last run (the
     operator's answer to a stopped run); the state it stopped in is judged by the resumed run's end,
     not while settle waits out the leases of dead runs (soak seed 37 with the first version)."""
-    d = deploy("rds-replica")
-    _failover_stopped_after_the_fence(d)
-    d.settle()
+    # The stopped state must be unsafe for settle's resume to matter: the old stop, fence kept.
+    with regressed(Regression.STOP_KEEPS_FENCE):
+        d = deploy("rds-replica")
+        _failover_stopped_after_the_fence(d)
+        d.settle()
     assert d.last_run is not None and d.last_run.outcome == "done", d.last_run
     assert not d.violations, [str(v) for v in d.violations]
 
@@ -142,32 +144,53 @@ def test_9b_3_settle_judges_a_stopped_run_by_its_resume_after_a_rerun_that_chang
     """The same, when the run the schedule ends on is a later run of the same runbook that changed
     nothing (soak seed 37: a second forced failover stopped where the first did): the stopped state
     the first left is judged by settle's resume of the runbook, not while settle waits."""
-    d = deploy("rds-replica")
-    _failover_stopped_after_the_fence(d)
-    again = d.op_run("failover", params={"force": True})
-    assert again.outcome == "stopped" and not again.mutated, again
-    d.settle()
+    with regressed(Regression.STOP_KEEPS_FENCE):
+        d = deploy("rds-replica")
+        _failover_stopped_after_the_fence(d)
+        again = d.op_run("failover", params={"force": True})
+        assert again.outcome == "stopped" and not again.mutated, again
+        d.settle()
     assert d.last_run is not None and d.last_run.outcome == "done", d.last_run
     assert not d.violations, [str(v) for v in d.violations]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="9B-3 finding, runbook: a forced failover over a live region A that stops before the "
-    "promotion (throttling in region B past the retries) leaves region A fenced and region B without "
-    "the writer: no region serves a writer until an operator resumes it (nothing rolls the fence back)",
-)
+def _failover_stopped_before_the_promotion(d: Deployment) -> RunState:
+    """``_failover_stopped_after_the_fence`` with today's runbook: the stop rolls the fence back."""
+    d.op_advance(120)
+    d.add_fault(
+        Fault(service="auto-scaling", region=REGION_B, code=throttling_code("auto-scaling"), times=40)
+    )
+    run = d.op_run("failover", params={"force": True})
+    assert run.outcome == "stopped" and run.mutated and "scale_web_tier" in run.detail, run
+    return run
+
+
 def test_9b_3_runbook_a_failover_stopped_before_the_promotion_leaves_a_safe_serving_state(
     deploy: Deploy,
 ) -> None:
     """converges, judged from AWS state since 9B-3: a run stopped on a failed step after changing AWS
     leaves a safe serving state (some region serves the writer and Route 53 answers it) unless it is
     resumed first. Here the failover fenced a region A that answered and served, then stopped with
-    nothing promoted: region A still holds the writer and answers, but nothing serves it."""
+    nothing promoted: its ``on_stop`` (``roll_back_fence``) un-fences region A, which still holds the
+    writer, sets the latch back to standby and releases the switch; Route 53 answers region A again."""
     d = deploy("rds-replica")
-    _failover_stopped_after_the_fence(d)
+    run = _failover_stopped_before_the_promotion(d)
+    assert "roll_back_fence: rolled back" in run.detail, run
     d.op_advance(TRAFFIC_GRACE + 1)
     assert not d.judge(), [str(v) for v in d.violations]
+    assert d.where() == REGION_A and d.emulator.serving(REGION_A)
+
+
+def test_9b_3_a_stopped_failover_that_keeps_its_fence_is_reported(deploy: Deploy) -> None:
+    """The proof for ``Regression.STOP_KEEPS_FENCE``: the same stopped failover with the old stop (the
+    fence, latch and switch left as they were) is reported (converges: nothing serves the writer
+    although its region answers)."""
+    with regressed(Regression.STOP_KEEPS_FENCE):
+        d = deploy("rds-replica")
+        _failover_stopped_before_the_promotion(d)
+        d.op_advance(TRAFFIC_GRACE + 1)
+        d.judge()
+    assert "converges" in {v.invariant for v in d.violations}, [str(v) for v in d.violations]
 
 
 class _Resumer:

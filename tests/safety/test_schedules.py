@@ -49,21 +49,16 @@ DEFECT_SEEDS: dict[int, tuple[str, str]] = {
         "writer until region A is back (the known defect: nothing re-creates region B's replica). "
         "Also seeds 49, 74",
     ),
-    6: (
-        "no_loss",
-        "rds-replica: a forced failover during an outage dies right after PromoteReadReplica, before "
-        "throw_switch; region A comes back and Route 53 answers it for 30 s (12:37:30-12:38:00, the "
-        "switch was never thrown) before the canary's pending fence reaches it: its old writer "
-        "acknowledges 11 writes the new writer never gets",
-    ),
     26: (
         "traffic_follows_writer",
-        "rds-replica: a forced failover while region A answers dies after fencing part of region A (its "
-        "first PutFunctionConcurrency): Route 53 answers region B, which has neither capacity nor the "
-        "writer, while region A's unfenced function still serves the writer, and the dead run's lock "
-        "keeps every other run out for its 23-minute lease. Seeds 5, 36, 77, 96, 98 (aurora-global) "
-        "show the same symptom (Route 53 on region B while region A serves the writer after a failover "
-        "that died or stopped before moving it); their causes are not separated yet",
+        "rds-replica: a forced failover dies after the fence's first call (today region A keeps "
+        "serving its writer and Route 53 answers it: the fence stops functions before the web tier), "
+        "leaving the fence's journal stamp (primaryStoppedAt) behind; the latch is deleted, and the "
+        "failback resumed at the end takes the stamp for a failover that moved the writer, restores "
+        "the latch to active and the canary throws the switch: Route 53 answers region B while region "
+        "A serves the writer. Seeds 36, 96, 98 (aurora-global): a failback that dies right after its "
+        "writer move or its switch release leaves Route 53 on region B while region A serves the "
+        "writer (seeds 5 and 77, failovers that died before the writer moved, pass)",
     ),
     22: (
         "converges",

@@ -255,19 +255,18 @@ def test_failover_runs_to_done_through_the_state_machine_on_virtual_time(deploy:
     failed = [e["taskFailedEventDetails"]["error"] for e in events if e["type"] == "TaskFailed"]
     assert failed == ["StepRetryable"], failed
     assert json.loads(described["output"])["results"]["scale_web_tier"]["status"] == "done"
-    # The Parallel branches take turns in a fixed order: promote_database's first call comes before
-    # scale_web_tier's (its branch is the first), and its polls after the other branches ended.
+    # The Parallel branches take turns in a fixed order (fence_primary's branch first); the switch
+    # and then the promotion wait for every branch (the switch leads the writer move).
     tasks = [e["stateEnteredEventDetails"]["name"] for e in events if e["type"] == "TaskStateEntered"]
     assert [t for i, t in enumerate(tasks) if i == 0 or tasks[i - 1] != t] == [
         "Take lock",
         "confirm_primary_down",
         "fence_primary",
         "write_latch",
-        "promote_database",
         "scale_web_tier",
         "enable_functions",
-        "promote_database",
         "throw_switch",
+        "promote_database",
         "verify",
         "notify",
         "Release lock",
@@ -301,13 +300,13 @@ def test_a_lambda_that_dies_mid_step_is_retried_and_the_run_converges(deploy: De
     d = deploy()
     region_a_dark(d)
     key = dr_database(d)
-    # Region A is dark: fence_primary gets no answer and journals the pending fence (1), write_latch
-    # writes the latch (2: the latch leads), and the promotion is the third.
-    d.crash_after = d.mutating_calls + 3
+    # Region A is dark: fence_primary gets no answer and journals the pending fence, write_latch
+    # writes the latch (the latch leads), the switch is thrown, and the promotion's call dies.
+    d.crash_on = frozenset({"PromoteReadReplica"})
 
     outcome, detail = run_state_machine(d, "failover", PARAMS)
 
-    assert d.crash_after is None, "the crash point was never reached"
+    assert d.crash_on is None, "the crash point was never reached"
     assert outcome == Outcome.DONE, detail
     assert detail.startswith("promote_database: invocation"), detail
     described, events = last_execution(d)

@@ -84,7 +84,9 @@ def test_confirm_primary_down_refuses_while_region_a_answers(world: World, healt
 
     assert report.outcome == "stopped" and report.stopped_at == "confirm_primary_down"
     assert "primary answers healthy" in (report.reason or "") and "--force" in (report.reason or "")
-    assert all(r.status == "not_run" for r in report.timeline[1:])
+    assert all(r.status == "not_run" for r in report.timeline[1:-1])
+    # The failover's on_stop ran and found nothing to undo: a refusal changes nothing.
+    assert (report.timeline[-1].step, report.timeline[-1].status) == ("roll_back_fence", "already_done")
     assert world.snapshot() == before
 
     health.set("/primary", 503, {"error": "down"})
@@ -299,7 +301,11 @@ def test_promotion_that_never_finishes_stops_the_run_retryably(
     assert report.stopped_at == "promote_database"
     assert record.retryable and record.code == "WaiterTimeout"
     assert "DBInstancePromoted" in record.detail and "Max attempts exceeded" in record.detail
-    assert report.record("throw_switch").status == "not_run"
+    # The switch leads the writer move; the stop then runs the failover's on_stop, which finds the
+    # replica still replicating (the writer never moved) and rolls back.
+    assert report.record("throw_switch").status == "done"
+    assert report.record("verify").status == "not_run"
+    assert report.timeline[-1].step == "roll_back_fence" and report.timeline[-1].status != "not_run"
 
 
 def test_failback_refuses_a_failback_instance_replicating_from_elsewhere(world: World) -> None:

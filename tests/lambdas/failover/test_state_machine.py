@@ -315,9 +315,15 @@ def test_generated_definition_is_valid_json_and_validates(runbook: Runbook) -> N
 def test_every_step_is_one_lambda_task_with_retry_and_catch(runbook: Runbook) -> None:
     defn = build_definition(runbook, FUNCTION_ARN)
     tasks = {name: state for name, state in walk(defn) if state["Type"] == "Task"}
-    assert sorted(set(tasks) - LOCK_TASKS) == sorted(runbook.names())
+    on_stop = [runbook.on_stop.name] if runbook.on_stop else []
+    assert sorted(set(tasks) - LOCK_TASKS) == sorted([*runbook.names(), *on_stop])
+    for name in on_stop:
+        # The undo on the failure path: its own failure is caught and the run fails as it would have.
+        assert tasks[name]["Catch"] == [
+            {"ErrorEquals": ["States.ALL"], "ResultPath": "$.onStopError", "Next": "Release lock (failed)"}
+        ]
     for name, task in tasks.items():
-        if name in LOCK_TASKS:
+        if name in LOCK_TASKS or name in on_stop:
             continue
         step = runbook.step(name)
         assert task["Resource"] == LAMBDA_INVOKE
@@ -352,10 +358,10 @@ def test_steps_of_one_layer_are_branches_of_one_parallel_state() -> None:
         [name for name, state in walk(branch) if state["Type"] == "Task"]
         for branch in parallels[0]["Branches"]
     ]
-    # promote_database needs only the latch after fence_primary: it follows them in the same
-    # branch, not the layer.
+    # write_latch needs only fence_primary: it follows it in the same branch, not the layer; the
+    # switch (and the promotion after it) wait for every branch.
     assert branch_tasks == [
-        ["fence_primary", "write_latch", "promote_database"],
+        ["fence_primary", "write_latch"],
         ["scale_web_tier"],
         ["enable_functions"],
     ]
@@ -545,13 +551,13 @@ def test_failover_runs_independent_steps_in_a_parallel_state(sfn: Harness) -> No
         "scale_web_tier",
         "enable_functions",
         "write_latch",
-        "promote_database",
     }
     outside = set(run.entered("TaskStateEntered")) - inside
     assert outside == {
         "Take lock",
         "confirm_primary_down",
         "throw_switch",
+        "promote_database",
         "verify",
         "notify",
         "Release lock",
