@@ -385,9 +385,14 @@ def _describe_functions(dep: Deployment) -> str:
     fn = dep.functions[dep.region_a]
     env = fn.environment
     if "DB_HOST" in env:
+        verified = (
+            "the server verified against the emulator's CA, the stand-in for database.caBundle"
+            if env.get("DB_SSLROOTCERT")
+            else "encrypted, the server not verified: database.caBundle is unset"
+        )
         path = (
-            f"pg8000 to DB_HOST {env['DB_HOST']}:{env['DB_PORT']} (DB_SSLMODE {env['DB_SSLMODE']}; the name "
-            "resolves to the instance bearing it, TLS required: automation/emulator/network.py)"
+            f"pg8000 to DB_HOST {env['DB_HOST']}:{env['DB_PORT']} (DB_SSLMODE {env['DB_SSLMODE']}: {verified}; "
+            "the name resolves to the instance bearing it, TLS required: automation/emulator/network.py)"
         )
     else:
         path = f"the RDS Data API on DB_CLUSTER_ARN {short(env['DB_CLUSTER_ARN'])}"

@@ -101,6 +101,7 @@ def resolve_environment(env: Mapping[str, str], dep: Deployment, region: str) ->
     drill does not know is an error (a new variable the drill would otherwise pass on garbled).
     """
     from automation.emulator.network import instance_endpoint
+    from components.ledger_access import CA_BUNDLE_FUNCTION_PATH
 
     ctx = dep.context
     primary = region == dep.region_a
@@ -112,7 +113,14 @@ def resolve_environment(env: Mapping[str, str], dep: Deployment, region: str) ->
     }
     out: dict[str, str] = {}
     for name, value in env.items():
-        if synth.COMPUTED not in value:
+        if name == "DB_SSLROOTCERT" and value == CA_BUNDLE_FUNCTION_PATH:
+            # database.caBundle: the function verifies the server against AWS's RDS bundle in its
+            # archive. The emulated servers' certificates are signed by the emulator's CA, its stand-in
+            # for AWS's (automation/emulator/network.py), so the drill's function trusts that one.
+            if dep.network is None:
+                raise ValueError("DB_SSLROOTCERT: the drill has no emulated RDS network to verify against")
+            out[name] = dep.network.ca_file
+        elif synth.COMPUTED not in value:
             out[name] = value
         elif name == "DB_HOST":
             out[name] = instance_endpoint(env["DB_INSTANCE_ID"], region)

@@ -14,6 +14,7 @@ from automation import cost, rto
 from automation.synth import Synthesis
 from components.config import parse
 from components.failover import Capacity, dr_capacity
+from components.ledger_access import CA_BUNDLE_PAGE
 
 Section = Callable[[dict[str, Synthesis]], tuple[str, dict[str, Any]]]
 
@@ -74,6 +75,47 @@ def rto_section(results: dict[str, Synthesis]) -> tuple[str, dict[str, Any]]:
     return text, {"rto": budget.to_dict(), "rpo": [r.__dict__ for r in rows]}
 
 
+def database_tls_section(results: dict[str, Synthesis]) -> tuple[str, dict[str, Any]]:
+    """How each stack's functions reach the database over TLS, read from what deploys (their environment).
+
+    The driver path without ``database.caBundle`` encrypts but does not verify the server
+    (``DB_SSLMODE=require``): anyone who can answer on the endpoint's address inside the VPC would be
+    trusted. That is printed as a warning, with the key that fixes it.
+    """
+    rows: dict[str, dict[str, Any]] = {}
+    lines = ["== database TLS (payments ledger) =="]
+    for name, s in results.items():
+        for f in s.by_type("aws:lambda/function:Function"):
+            env = (f.inputs.get("environment") or {}).get("variables") or {}
+            if "DB_HOST" not in env:
+                continue
+            mode = env.get("DB_SSLMODE", "")
+            verified = mode == "verify-full" and bool(env.get("DB_SSLROOTCERT"))
+            rows[f"{name}/{f.name}"] = {
+                "sslmode": mode,
+                "verified": verified,
+                "ca": env.get("DB_SSLROOTCERT"),
+            }
+            if verified:
+                lines.append(
+                    f"  {name} {f.name}: verify-full (the server's chain against {env['DB_SSLROOTCERT']}, "
+                    "and its host name)"
+                )
+            else:
+                lines.append(
+                    f"  warning: {name} {f.name}: DB_SSLMODE {mode}: TLS is encrypted but the server is NOT "
+                    f"verified; set pilotlight:database.caBundle to AWS's RDS CA bundle ({CA_BUNDLE_PAGE})"
+                )
+    if not rows:
+        lines.append(
+            "  no function connects with a driver (the RDS Data API: HTTPS, verified by the AWS SDK)"
+        )
+    return "\n".join(lines), {
+        "functions": rows,
+        "unverified": sorted(k for k, v in rows.items() if not v["verified"]),
+    }
+
+
 def sections() -> list[Section]:
     """The sections the plan prints after the resources and the failover diff."""
-    return [cost_section, rto_section]
+    return [cost_section, rto_section, database_tls_section]

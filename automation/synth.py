@@ -52,6 +52,8 @@ class Resource:
     outputs: dict[str, Any] = field(default_factory=dict)
     component: str | None = None  # the nearest enclosing ``pilotlight:index:*`` component
     import_id: str | None = None  # the ``import`` resource option: adopt this existing resource
+    # A function's code archive: each file's name in it -> the local file it is read from.
+    archive: dict[str, str] = field(default_factory=dict)
 
     @property
     def is_provider(self) -> bool:
@@ -419,6 +421,7 @@ def _run_mocked(
                 stack=stack,
                 outputs=_plain(rpc.deserialize_properties(response.object)) if response.object else {},
                 import_id=request.importId or None,
+                archive=_archive_files(inputs.get("code")),
             )
             if rec.is_provider:
                 regions[rec.urn] = inputs.get("region")
@@ -462,6 +465,15 @@ def _run_mocked(
             parent = p.parent
         r.component = comp
     return Synthesis(stack, values, resources, _plain(outputs), seconds, mocks.invokes)
+
+
+def _archive_files(code: Any) -> dict[str, str]:
+    """The files of an ``AssetArchive`` (name in the archive -> local path); {} for anything else."""
+    import pulumi
+
+    if not isinstance(code, pulumi.AssetArchive):
+        return {}
+    return {name: str(getattr(asset, "path", asset)) for name, asset in code.assets.items()}
 
 
 def _plain(value: Any) -> Any:

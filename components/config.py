@@ -16,9 +16,10 @@ import json
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Literal, TypeVar, cast
 
-from components.ledger_access import LedgerPath, ledger_path
+from components.ledger_access import CA_BUNDLE_PAGE, LedgerPath, ledger_path, pem_problem
 
 PROJECT = "pilotlight"
 
@@ -84,7 +85,7 @@ SCHEMA: dict[str, str] = {
 _DB_KEYS = {
     "mode", "engine", "engineVersion", "instanceClass", "primaryInstances", "drInstances",
     "allocatedStorage", "backupRetentionDays", "dbName", "username", "multiAz",
-    "performanceInsights", "maxReplicationLagSeconds",
+    "performanceInsights", "maxReplicationLagSeconds", "caBundle",
 }  # fmt: skip
 _COMPUTE_KEYS = {"instanceType", "minSize", "desiredCapacity", "maxSize", "amiId", "drWarmPool", "volumeSize"}
 _ROUTING_KEYS = {
@@ -173,6 +174,9 @@ class DatabaseConfig:
     multi_az: bool = True  # rds-replica primary
     performance_insights: bool = True
     max_replication_lag_seconds: int = 60
+    # AWS's RDS CA bundle (global-bundle.pem) the user downloaded: shipped in the functions that
+    # connect with a driver, which then verify the server (verify-full). None: TLS, not verified.
+    ca_bundle: Path | None = None
 
 
 @dataclass(frozen=True)
@@ -606,7 +610,40 @@ def _database(r: _Reader) -> DatabaseConfig:
         multi_az=b("multiAz", d.multi_az),
         performance_insights=b("performanceInsights", d.performance_insights),
         max_replication_lag_seconds=i("maxReplicationLagSeconds", d.max_replication_lag_seconds, 1, 3600),
+        ca_bundle=_ca_bundle(r, f"{key}.caBundle", data.get("caBundle")),
     )
+
+
+PROJECT_DIR = Path(__file__).resolve().parent.parent
+"""The directory of Pulumi.yaml: a relative ``database.caBundle`` is read from here."""
+
+
+def _ca_bundle(r: _Reader, key: str, value: Any) -> Path | None:
+    """``database.caBundle``: the path of a PEM file of CA certificates, checked as the function loads it."""
+    if value is None or value == "":
+        return None
+    allowed = (
+        "allowed: the path (absolute, or relative to the project directory) of a PEM file of CA "
+        f"certificates, AWS's global-bundle.pem from {CA_BUNDLE_PAGE}"
+    )
+    if not isinstance(value, str):
+        r.problems.append(f"{key}: {value!r} is not a path; {allowed}")
+        return None
+    path = Path(value).expanduser()
+    path = path if path.is_absolute() else PROJECT_DIR / path
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        r.problems.append(f"{key}: {value!r} does not exist; {allowed}")
+        return None
+    except OSError as exc:
+        r.problems.append(f"{key}: {value!r} cannot be read ({exc.strerror}); {allowed}")
+        return None
+    problem = pem_problem(data)
+    if problem is not None:
+        r.problems.append(f"{key}: {value!r} is not a PEM file of CA certificates: {problem}; {allowed}")
+        return None
+    return path.resolve()
 
 
 def _compute(r: _Reader) -> ComputeConfig:

@@ -34,7 +34,7 @@ from components import storage
 from components.config import DatabaseConfig, StackConfig
 from components.failover import DesiredTier, failback_lag_watched, failback_replica_released
 from components.iam import iam_path
-from components.ledger_access import LedgerPath, ledger_path
+from components.ledger_access import CA_BUNDLE_FUNCTION_PATH, LedgerPath, ledger_path
 from components.naming import (
     db_instance_identifier,
     generation_identifier,
@@ -694,16 +694,24 @@ def _ledger_environment(
     db_name: str,
     endpoint: pulumi.Input[str] | None,
     port: int,
+    ca_bundle: bool = False,
 ) -> dict[str, pulumi.Input[str]]:
     """The ledger's part of the ``api`` function's environment (lambdas/api/config.py, ledger_from_env).
 
     The Data API path reads ``DB_CLUSTER_ARN`` (already there for the writer check); the driver path
-    connects to this region's endpoint with TLS (the parameter group sets ``rds.force_ssl``).
+    connects to this region's endpoint with TLS (the parameter group sets ``rds.force_ssl``). With
+    ``database.caBundle`` (``ca_bundle``), the bundle ships in the code archive (ApiTier) and the
+    function verifies the server's chain against it and its host name (``verify-full``); without it,
+    the connection is encrypted but the server is not verified (``require``), and the plan says so.
     """
     env: dict[str, pulumi.Input[str]] = {"DB_SECRET_ARN": secret_arn, "DB_NAME": db_name}
     if path is LedgerPath.DRIVER:
         assert endpoint is not None
-        env.update({"DB_HOST": endpoint, "DB_PORT": str(port), "DB_SSLMODE": "require"})
+        env.update({"DB_HOST": endpoint, "DB_PORT": str(port)})
+        if ca_bundle:
+            env.update({"DB_SSLMODE": "verify-full", "DB_SSLROOTCERT": CA_BUNDLE_FUNCTION_PATH})
+        else:
+            env["DB_SSLMODE"] = "require"
     return env
 
 
@@ -1377,6 +1385,7 @@ class PrimaryDataTier(pulumi.ComponentResource):
                 db_name=d.db_name,
                 endpoint=db.endpoint,
                 port=db.port,
+                ca_bundle=d.ca_bundle is not None,
             ),
         }
         self._exports: dict[str, Any] = {
@@ -1586,6 +1595,7 @@ class DrDataTier(pulumi.ComponentResource):
                 db_name=d.db_name,
                 endpoint=db.endpoint,
                 port=DB_PORTS[engine],
+                ca_bundle=d.ca_bundle is not None,
             ),
         }
         self._exports: dict[str, Any] = {

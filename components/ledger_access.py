@@ -56,6 +56,41 @@ once its row in the table is read."""
 DATA_API_UNAVAILABLE = frozenset({"ap-south-2", "ap-southeast-4", "ap-southeast-6"})
 """Regions the table marks "Not available" for every Aurora PostgreSQL version (named in the reason)."""
 
+CA_BUNDLE_PAGE = "https://docs.aws.amazon.com/AmazonRDS/latest/UserGuide/UsingWithRDS.SSL.html"
+"""Where AWS publishes the CA bundle that signs every RDS and Aurora server certificate
+(``https://truststore.pki.rds.amazonaws.com/global/global-bundle.pem``): ``database.caBundle``."""
+
+CA_BUNDLE_ARCHIVE_NAME = "rds-ca-bundle.pem"
+"""The CA bundle's name in the payments and ledger marker functions' code archive (its root)."""
+
+CA_BUNDLE_FUNCTION_PATH = f"/var/task/{CA_BUNDLE_ARCHIVE_NAME}"
+"""``DB_SSLROOTCERT``: where the archive's bundle is in the function. Lambda unpacks the code archive
+into ``LAMBDA_TASK_ROOT``, ``/var/task`` (runtime-defined variables,
+https://docs.aws.amazon.com/lambda/latest/dg/configuration-envvars.html); an environment variable's
+value is a literal string, never expanded, so the path is written out."""
+
+
+def pem_problem(data: bytes) -> str | None:
+    """Why ``data`` is not a PEM file of CA certificates the function can verify with; None if it is.
+
+    Loaded as the function loads it (``ssl.create_default_context(cafile=...)`` in
+    lambdas/api/ledger.py), so what passes here verifies there. A private key is refused: it has
+    no place in a trust store, and the archive is readable by whoever may read the function's code.
+    """
+    import ssl
+
+    text = data.decode("ascii", errors="replace")
+    if "-----BEGIN CERTIFICATE-----" not in text:
+        return "it holds no PEM certificate (-----BEGIN CERTIFICATE-----)"
+    if "PRIVATE KEY-----" in text:
+        return "it holds a private key"
+    try:
+        ssl.create_default_context(cadata=text)
+    except (ssl.SSLError, ValueError) as exc:
+        return f"its certificates do not parse ({exc})"
+    return None
+
+
 FUNCTION_ENDPOINTS = ("secretsmanager", "ssm", "rds")
 """Interface endpoints a VPC-attached payments function needs where there is no NAT gateway: the
 credentials secret, the latch (``GET /health``, region B's own) and the writer check

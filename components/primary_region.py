@@ -137,6 +137,7 @@ class PrimaryRegion(pulumi.ComponentResource):
                 ledger_secret_key_arn=self.data.ledger_secret_key_arn,
                 vpc_subnet_ids=self.network.private_subnet_ids,
                 vpc_security_group_ids=[self.app_security_group.id],
+                ca_bundle=cfg.database.ca_bundle,
             ),
             pulumi.ResourceOptions(parent=self),
         )

@@ -9,6 +9,7 @@ failover is byte-for-byte the code that was tested in region A.
 from __future__ import annotations
 
 import importlib.metadata
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -16,7 +17,12 @@ import pulumi
 import pulumi_aws as aws
 
 from components.iam import function_identity, iam_path
-from components.ledger_access import LedgerPath, ledger_statements
+from components.ledger_access import (
+    CA_BUNDLE_ARCHIVE_NAME,
+    CA_BUNDLE_FUNCTION_PATH,
+    LedgerPath,
+    ledger_statements,
+)
 from components.naming import limit_of, physical_name
 from components.runbook_iam import account_of, parameter_arn, rds_arn
 from lambdas.failover.names import ledger_marker_function_name
@@ -66,16 +72,23 @@ def vendored_files(distributions: tuple[str, ...]) -> dict[str, Path]:
     return files
 
 
-def lambda_code(vendored: tuple[str, ...] = ()) -> pulumi.AssetArchive:
+def lambda_code(
+    vendored: tuple[str, ...] = (), extra: Mapping[str, Path] | None = None
+) -> pulumi.AssetArchive:
     """The ``lambdas`` package's source: handlers import ``lambdas.<fn>.<module>`` in AWS as in tests.
 
     Only ``.py`` files: bytecode caches differ between machines and would change the code hash,
     redeploying every function on every ``pulumi up`` and making the two regions' code look different.
-    ``vendored``: distributions bundled beside the package (:func:`vendored_files`).
+    ``vendored``: distributions bundled beside the package (:func:`vendored_files`). ``extra``: other
+    files by their name in the archive (the RDS CA bundle, ``database.caBundle``).
     """
     package = ROOT / "lambdas"
     files = {p.relative_to(ROOT).as_posix(): p for p in package.rglob("*.py") if "__pycache__" not in p.parts}
     files.update(vendored_files(vendored))
+    for key, path in (extra or {}).items():
+        if key in files:
+            raise ValueError(f"{key}: already in the function's code archive")
+        files[key] = path
     return pulumi.AssetArchive({key: pulumi.FileAsset(str(files[key])) for key in sorted(files)})
 
 
@@ -103,6 +116,8 @@ class ApiTierArgs:
         ledger_secret_key_arn: the KMS key of this region's copy of the credentials secret.
         vpc_subnet_ids, vpc_security_group_ids: where the function runs on the driver path (the
             private subnets, the app tier's security group, which the database admits).
+        ca_bundle: ``database.caBundle``, the RDS CA bundle: on the driver path it is added to the
+            payments and ledger marker functions' archives, at the path ``DB_SSLROOTCERT`` names.
     """
 
     prefix: str
@@ -125,6 +140,24 @@ class ApiTierArgs:
     ledger_secret_key_arn: pulumi.Input[str] | None = None
     vpc_subnet_ids: list[pulumi.Output[str]] = field(default_factory=list)
     vpc_security_group_ids: list[pulumi.Input[str]] = field(default_factory=list)
+    ca_bundle: Path | None = None
+
+
+def _ca_bundle_files(args: ApiTierArgs, driver: bool) -> dict[str, Path]:
+    """The CA bundle's entry in the archive, on the driver path with ``database.caBundle``.
+
+    The environment and the archive must agree: a ``DB_SSLROOTCERT`` naming a file the archive lacks
+    would stop every ledger call (lambdas/api/config.py refuses it), and a bundle the environment
+    does not name would leave the connection unverified while the config says otherwise.
+    """
+    named = args.environment.get("DB_SSLROOTCERT")
+    ships = driver and args.ca_bundle is not None
+    if ships != (named == CA_BUNDLE_FUNCTION_PATH):
+        raise ValueError(
+            f"{args.prefix} payments: DB_SSLROOTCERT is {named!r} but the CA bundle is "
+            f"{'' if ships else 'not '}in the code archive"
+        )
+    return {CA_BUNDLE_ARCHIVE_NAME: args.ca_bundle} if ships and args.ca_bundle is not None else {}
 
 
 def _ledger_statements(args: ApiTierArgs) -> pulumi.Output[list[dict]] | None:
@@ -273,6 +306,7 @@ class ApiTier(pulumi.ComponentResource):
         if ledger is not None:
             statements = pulumi.Output.all(statements, ledger).apply(lambda v: [*v[0], *v[1]])
         driver = args.ledger_path is LedgerPath.DRIVER and "DB_HOST" in args.environment
+        code = lambda_code(LEDGER_DRIVER_DISTRIBUTIONS, _ca_bundle_files(args, driver))
         # Traced (Active): the role needs X-Ray's write actions, and the function its role policy.
         identity = function_identity(
             f"{name}-fn",
@@ -289,7 +323,7 @@ class ApiTier(pulumi.ComponentResource):
             name=function_name,
             runtime=RUNTIME,
             handler=HANDLER,
-            code=lambda_code(LEDGER_DRIVER_DISTRIBUTIONS),
+            code=code,
             role=identity.role.arn,
             timeout=15,
             memory_size=256,
@@ -335,7 +369,7 @@ class ApiTier(pulumi.ComponentResource):
                 name=marker_name,
                 runtime=RUNTIME,
                 handler=MARKER_HANDLER,
-                code=lambda_code(LEDGER_DRIVER_DISTRIBUTIONS),
+                code=code,
                 role=marker_identity.role.arn,
                 # Under the runbook's read timeout for region A's clients (10 s,
                 # lambdas/failover/clients.py): the synchronous Invoke answers before it gives up.

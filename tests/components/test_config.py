@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -129,3 +130,75 @@ def test_user_tags_cannot_override_required_tags() -> None:
     cfg = parse({**BASE, "pilotlight:tags": json.dumps({"Environment": "fake", "Team": "sre"})}, stack="t")
     tags = cfg.tag_map()
     assert tags["Environment"] == "production" and tags["Team"] == "sre"
+
+
+# --------------------------------------------------------------------------------------------------
+# database.caBundle: AWS's RDS CA bundle the user downloaded (UsingWithRDS.SSL.html), checked at load.
+
+TEST_CA = "tests/components/data/test-rds-ca.pem"  # a self-signed CA made for these tests (no key kept)
+
+
+def _bad_bundles(tmp: Path) -> dict[str, tuple[Any, str]]:
+    """Each kind of bad ``caBundle``: the value, and the words its one error must contain."""
+    ca = (Path(__file__).parent / "data" / "test-rds-ca.pem").read_text()
+    (tmp / "notes.txt").write_text("download global-bundle.pem here\n")
+    (tmp / "key.pem").write_text("-----BEGIN PRIVATE KEY-----\nMIGHAgEA\n-----END PRIVATE KEY-----\n")
+    (tmp / "cert-and-key.pem").write_text(
+        ca + "-----BEGIN PRIVATE KEY-----\nMIGHAgEA\n-----END PRIVATE KEY-----\n"
+    )
+    lines = ca.splitlines()
+    (tmp / "truncated.pem").write_text("\n".join([*lines[:3], lines[-1]]) + "\n")
+    return {
+        "missing": (str(tmp / "global-bundle.pem"), "does not exist"),
+        "directory": (str(tmp), "cannot be read"),
+        "not PEM": (str(tmp / "notes.txt"), "no PEM certificate"),
+        "a private key": (str(tmp / "key.pem"), "no PEM certificate"),
+        "a certificate with its key": (str(tmp / "cert-and-key.pem"), "private key"),
+        "a broken certificate": (str(tmp / "truncated.pem"), "do not parse"),
+        "not a path": (42, "not a path"),
+    }
+
+
+@pytest.mark.parametrize(
+    "case",
+    [
+        "missing",
+        "directory",
+        "not PEM",
+        "a private key",
+        "a certificate with its key",
+        "a broken certificate",
+        "not a path",
+    ],
+)
+def test_a_ca_bundle_that_is_not_a_pem_file_of_certificates_is_one_clear_error(
+    case: str, tmp_path: Path
+) -> None:
+    """``database.caBundle`` is what the function verifies the database with: a file that would not
+    load there (lambdas/api/ledger.py ``ssl_context``) stops the config load, in one message naming
+    the key, the value and what is allowed, not a failing ledger call after deploy."""
+    value, words = _bad_bundles(tmp_path)[case]
+    with pytest.raises(ConfigError) as err:
+        parse_with(
+            BASE, pilotlight__database={"mode": "rds-replica", "engine": "postgres", "caBundle": value}
+        )
+    assert len(err.value.problems) == 1, err.value.problems
+    problem = err.value.problems[0]
+    assert problem.startswith("pilotlight:database.caBundle: "), problem
+    assert words in problem and "PEM file of CA certificates" in problem and "global-bundle.pem" in problem, (
+        problem
+    )
+    assert "Traceback" not in str(err.value)
+
+
+def test_a_ca_bundle_is_read_relative_to_the_project_or_absolute() -> None:
+    """A relative path is the project directory's (where Pulumi.yaml is, ``pulumi up``'s working
+    directory), so the same config names the same file from any directory; unset means None."""
+    relative = parse_with(
+        BASE, pilotlight__database={"mode": "rds-replica", "engine": "postgres", "caBundle": TEST_CA}
+    )
+    absolute = Path(__file__).parent / "data" / "test-rds-ca.pem"
+    assert relative.database.ca_bundle == absolute.resolve()
+    again = parse_with(BASE, pilotlight__database={"caBundle": str(absolute)})
+    assert again.database.ca_bundle == absolute.resolve()
+    assert parse(BASE, stack="test").database.ca_bundle is None

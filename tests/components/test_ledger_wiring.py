@@ -10,6 +10,7 @@ reach what it calls; the bundle carries the driver, importable with nothing else
 from __future__ import annotations
 
 import json
+import ssl
 import subprocess
 import sys
 from pathlib import Path
@@ -18,10 +19,19 @@ from typing import Any
 import pytest
 
 from automation import synth
+from automation.plan_report import database_tls_section
 from components.config import ConfigError, parse
-from components.ledger_access import DATA_API_REGIONS, FUNCTION_ENDPOINTS, LedgerPath, ledger_path
+from components.ledger_access import (
+    CA_BUNDLE_ARCHIVE_NAME,
+    CA_BUNDLE_FUNCTION_PATH,
+    DATA_API_REGIONS,
+    FUNCTION_ENDPOINTS,
+    LedgerPath,
+    ledger_path,
+)
 from components.serverless import LEDGER_DRIVER_DISTRIBUTIONS, lambda_code
 from lambdas.api.config import DataApiLedger, DriverLedger, ledger_from_env
+from lambdas.api.ledger import ssl_context
 from lambdas.failover.clients import DR_SETTINGS, PRIMARY_SETTINGS
 from lambdas.failover.names import ledger_marker_function_name
 from tests.components.conftest import synthesize
@@ -275,3 +285,89 @@ def test_the_ledger_marker_function_reaches_its_regions_database_and_nothing_els
     others = [st for st in granted if st.get("Sid") not in ledger]
     assert [st["Action"] for st in others if "logs:" not in json.dumps(st["Action"])] == [], others
     assert {st["Sid"]: st for st in granted if st.get("Sid") in ledger} == ledger
+
+
+# --------------------------------------------------------------------------------------------------
+# TLS to the database: verify-full with database.caBundle, an honest "not verified" without it.
+
+# A self-signed CA made for these tests (no key kept), named relative to the project as a user would.
+TEST_CA = "tests/components/data/test-rds-ca.pem"
+TEST_CA_FILE = Path(__file__).parent / "data" / "test-rds-ca.pem"
+WITH_CA = {"pilotlight:database": {"mode": "rds-replica", "engine": "postgres", "caBundle": TEST_CA}}
+TLS_SYNTHESES = [
+    ("primary", WITH_CA, "us-east-1"),
+    ("dr", {**WITH_CA, "dr:active": True, "dr:failback": "replicate"}, "us-west-2"),
+]
+
+
+def driver_functions(s: synth.Synthesis) -> list[synth.Resource]:
+    """The payments and ledger marker functions: the two that connect to the database with pg8000."""
+    found = [
+        f
+        for f in s.by_type("aws:lambda/function:Function")
+        if f.name.endswith(("-api-payments", "-ledger-marker"))
+    ]
+    assert len(found) == 2, [f.name for f in s.by_type("aws:lambda/function:Function")]
+    return found
+
+
+def unpacked(fn: synth.Resource, task_root: Path, env: dict[str, str]) -> dict[str, str]:
+    """The function's archive unpacked into ``task_root`` as Lambda unpacks it into /var/task, and its
+    environment with /var/task read as ``task_root``: the files the deployed function would open."""
+    for name, source in fn.archive.items():
+        target = task_root / name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes(Path(source).read_bytes())
+    task = str(Path(CA_BUNDLE_FUNCTION_PATH).parent)
+    return {k: v.replace(task, str(task_root), 1) if v.startswith(task + "/") else v for k, v in env.items()}
+
+
+@pytest.mark.parametrize(("stack", "overrides", "region"), TLS_SYNTHESES, ids=["primary", "dr"])
+def test_with_a_ca_bundle_the_functions_verify_the_database_with_the_file_their_archive_carries(
+    stack: str, overrides: dict[str, Any], region: str, tmp_path: Path
+) -> None:
+    """break11 #5: with ``database.caBundle`` the payments and ledger marker functions connect with
+    ``verify-full`` (the chain against the bundle and the host name,
+    https://docs.aws.amazon.com/AmazonRDS/latest/UserGuide/PostgreSQL.Concepts.General.SSL.html), and
+    ``DB_SSLROOTCERT`` names a file their own code archive carries, byte for byte the user's."""
+    for fn in driver_functions(synthesize(stack, overrides)):
+        env = deployed(fn.inputs["environment"]["variables"], region)
+        assert env.get("DB_SSLMODE") == "verify-full", f"{fn.name} ({fn.urn}): {env.get('DB_SSLMODE')}"
+        assert env.get("DB_SSLROOTCERT") == CA_BUNDLE_FUNCTION_PATH, f"{fn.name} ({fn.urn}): {sorted(env)}"
+        shipped = fn.archive.get(CA_BUNDLE_ARCHIVE_NAME)
+        assert shipped is not None, f"{fn.name} ({fn.urn}): no {CA_BUNDLE_ARCHIVE_NAME} in its archive"
+        assert Path(shipped).read_bytes() == TEST_CA_FILE.read_bytes(), shipped
+
+        target = ledger_from_env(unpacked(fn, tmp_path / fn.name, env), region)
+
+        assert isinstance(target, DriverLedger) and target.sslmode == "verify-full", target
+        context = ssl_context(target)
+        assert isinstance(context, ssl.SSLContext), context
+        assert context.verify_mode == ssl.CERT_REQUIRED and context.check_hostname, fn.name
+        assert [c["subject"] for c in context.get_ca_certs()] == [
+            ((("commonName", "pilotlight test RDS CA"),),)
+        ], f"{fn.name}: trusts more than the bundle"
+
+
+@pytest.mark.parametrize(("stack", "overrides", "region", "path"), SYNTHESES[2:], ids=IDS[2:])
+def test_without_a_ca_bundle_tls_is_required_and_the_plan_warns_it_is_not_verified(
+    stack: str, overrides: dict[str, Any], region: str, path: LedgerPath
+) -> None:
+    """No bundle can ship that the user did not download, so the functions fall back to what the
+    server enforces anyway (``rds.force_ssl``): encrypted, not verified (``require``), no
+    ``DB_SSLROOTCERT``, nothing extra in the archive; and ``python -m automation plan`` says so for
+    each function, naming the key that fixes it."""
+    s = synthesize(stack, overrides)
+    for fn in driver_functions(s):
+        env = fn.inputs["environment"]["variables"]
+        assert env.get("DB_SSLMODE") == "require" and "DB_SSLROOTCERT" not in env, f"{fn.name}: {env}"
+        assert CA_BUNDLE_ARCHIVE_NAME not in fn.archive and fn.archive, f"{fn.name} ({fn.urn})"
+    text, data = database_tls_section({stack: s})
+    for fn in driver_functions(s):
+        line = next(line for line in text.splitlines() if f" {fn.name}: " in line)
+        assert line.strip().startswith("warning:"), line
+        assert "NOT verified" in line and "pilotlight:database.caBundle" in line, line
+    assert len(data["unverified"]) == 2, data
+
+    verified_text, verified = database_tls_section({stack: synthesize(stack, {**overrides, **WITH_CA})})
+    assert verified["unverified"] == [] and "warning" not in verified_text, verified_text

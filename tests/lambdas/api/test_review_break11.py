@@ -10,6 +10,7 @@ import json
 import threading
 import time
 from collections.abc import Callable, Iterator
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 import boto3
@@ -271,24 +272,29 @@ def test_a_region_without_the_data_api_gets_the_driver_path() -> None:
 # 5. TLS to the database is never verified.
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="break11 #5, partly fixed (fix11): the function verifies the server (DB_SSLROOTCERT set => "
-    "verify-full: chain against that CA file only, and the host name; tested for real against the "
-    "emulator's CA in tests/automation/emulator/test_network.py), but the deployed environment still "
-    "says DB_SSLMODE=require: AWS's CA bundle (global-bundle.pem, UsingWithRDS.SSL.html) must ship in "
-    "the function's code package, and it is not available here (no PyPI package carries it, the stored "
-    "docs do not hold it). Remaining: a config key naming the downloaded bundle, added to lambda_code's "
-    "archive, and components/data.py _ledger_environment setting DB_SSLROOTCERT to it",
-)
-def test_the_deployed_driver_path_verifies_the_databases_certificate() -> None:
-    """https://docs.aws.amazon.com/AmazonRDS/latest/UserGuide/PostgreSQL.Concepts.General.SSL.html"""
-    s = synthesize("primary", {"pilotlight:database": {"mode": "rds-replica", "engine": "postgres"}})
+def test_the_deployed_driver_path_verifies_the_databases_certificate(tmp_path: Path) -> None:
+    """https://docs.aws.amazon.com/AmazonRDS/latest/UserGuide/PostgreSQL.Concepts.General.SSL.html
+
+    Fixed (tls11): AWS's bundle (global-bundle.pem, UsingWithRDS.SSL.html) cannot ship with the
+    program, so the user names the one they downloaded in ``database.caBundle``; the deployed
+    function then verifies (verify-full, against the file its archive carries). Without the key
+    the plan warns that TLS is not verified (tests/components/test_ledger_wiring.py).
+    """
+    database = {
+        "mode": "rds-replica",
+        "engine": "postgres",
+        "caBundle": "tests/components/data/test-rds-ca.pem",
+    }
+    s = synthesize("primary", {"pilotlight:database": database})
     functions = [f for f in s.by_type("aws:lambda/function:Function") if f.name.endswith("-api-payments")]
     env = dict(functions[0].inputs["environment"]["variables"])
     env["DB_HOST"] = "pilotlight-db.c9akciq32.us-east-1.rds.amazonaws.com"  # the instance's address, deployed
     assert env.get("DB_SSLMODE") in (None, "verify-full"), env.get("DB_SSLMODE")
     assert "DB_SSLROOTCERT" in env, sorted(env)
+    # The file it names, read from the function's own archive (Lambda unpacks it into /var/task).
+    shipped = functions[0].archive[PurePosixPath(env["DB_SSLROOTCERT"]).relative_to("/var/task").as_posix()]
+    (tmp_path / "bundle.pem").write_bytes(Path(shipped).read_bytes())
+    env["DB_SSLROOTCERT"] = str(tmp_path / "bundle.pem")
     target = ledger_from_env(env, "us-east-1")
     assert target is not None and getattr(target, "sslmode", None) == "verify-full", target
 
