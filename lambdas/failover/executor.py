@@ -130,11 +130,18 @@ class RunReport:
         """Records of steps that finished with a warning."""
         return [r for r in self.timeline if r.status == "warning"]
 
+    @property
+    def nothing_to_do(self) -> bool:
+        """Done, and every step answered ``already_done``: the run found its end state in place (a
+        failback when no failover moved the writer, a completed run re-run) and changed nothing."""
+        return self.outcome == "done" and all(r.status == "already_done" for r in self.timeline)
+
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form (``--json``)."""
         return {
             "runbook": self.runbook,
             "outcome": self.outcome,
+            "nothingToDo": self.nothing_to_do,
             "stoppedAt": self.stopped_at,
             "reason": self.reason,
             "start": self.started_at.isoformat(),
@@ -166,7 +173,12 @@ class RunReport:
             rows.append(f"{r.step:<{name_w}}  {start:>7}  {took:>7}  {r.status:<{status_w}}  {detail}")
         rows.append("-" * min(width, max(len(head), 60)))
         rows += [f"run {self.run_id}: {note}" for note in self.lock_notes]
-        if self.outcome == "done":
+        if self.outcome == "done" and self.nothing_to_do:
+            rows.append(
+                f"{self.runbook}: done in {self.duration_s:.2f}s: nothing to do (every step found its end "
+                "state already in place; nothing was changed)"
+            )
+        elif self.outcome == "done":
             warned = f", {len(self.warnings)} warning(s)" if self.warnings else ""
             rows.append(f"{self.runbook}: done in {self.duration_s:.2f}s{warned}")
         elif self.stopped_at == lock.TAKE:
@@ -389,6 +401,8 @@ def run(
             # Anything else is the process dying (a kill, Ctrl-C, the checker's Crash): the lock
             # stays for the same run id to resume, or until it expires.
             raise
+        if stopped_at is not None and book.on_stop is not None and heartbeat.lost is None:
+            reason = _on_stop(book, book.on_stop, ctx, clients, base, reason)
         heartbeat.stop()
         _release(ctx, clients, rid, notes)
     duration = clients.clock.monotonic() - t0
@@ -415,6 +429,23 @@ def run(
         duration_s=round(duration, 3),
     )
     return report
+
+
+def _on_stop(
+    book: Runbook,
+    step: Step,
+    ctx: RunbookContext,
+    clients: Clients,
+    base: dict[str, Any],
+    reason: str | None,
+) -> str | None:
+    """Run the runbook's ``on_stop`` step after the run stopped; its outcome joins the reason."""
+    record = StepRecord(step.name, -1, step.description)
+    _call_step(step, ctx, clients, {**base, "runbook": book.name, "wait": False}, record, None)
+    if record.status == "already_done":
+        return reason
+    said = "FAILED" if record.status == "failed" else record.status
+    return f"{reason}; {step.name} {said}: {record.detail}"
 
 
 def _release(ctx: RunbookContext, clients: Clients, run_id: str, notes: list[str]) -> None:

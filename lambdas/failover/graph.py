@@ -38,11 +38,18 @@ class Runbook:
 
     name: str
     steps: tuple[Step, ...]
+    on_stop: Step | None = None
+    """A step both executors run when the run stops at a step (it failed, or its polls ran out),
+    before the lock is given back: the failback's rollback of its drain. Not part of the graph."""
 
     def __post_init__(self) -> None:
         names = [s.name for s in self.steps]
         if len(set(names)) != len(names):
             raise ValueError(f"runbook {self.name!r}: duplicate step names in {names}")
+        if self.on_stop is not None and (self.on_stop.name in names or self.on_stop.needs):
+            raise ValueError(
+                f"runbook {self.name!r}: on_stop {self.on_stop.name!r} must be no step of the graph"
+            )
         known = set(names)
         for step in self.steps:
             unknown = set(step.needs) - known
@@ -159,7 +166,8 @@ FAILBACK = Runbook(
         Step(
             "warm_primary",
             needs=("reestablish_replication",),
-            description="Launch region A's web tier while region B serves (its database is still a replica)",
+            description="Launch region A's web tier while region B serves, and wait until it is in service",
+            long_running=True,
         ),
         Step(
             "scale_down_dr",
@@ -196,6 +204,13 @@ FAILBACK = Runbook(
         ),
         Step("clear_latch", needs=("release_switch",), description="Set the latch back to standby"),
         Step("notify", needs=("clear_latch",), description="Notify the operators (SNS, region B)"),
+    ),
+    # Every way a failback stops after draining region B (a switchover AWS cancelled, a promotion
+    # or switchover error, a poll budget run out, a crashed run resumed that then stops) leaves
+    # region B serving while it still holds the writer (docs/safety.md, converges).
+    on_stop=Step(
+        "restore_dr",
+        description="The failback stopped: region B serves again if it still holds the writer",
     ),
 )
 

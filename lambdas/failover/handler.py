@@ -64,7 +64,8 @@ def parse_event(event: Any) -> tuple[str, str, dict[str, Any]]:
     if not isinstance(runbook, str) or runbook not in RUNBOOKS:
         raise EventError(f"'runbook' must be one of {sorted(RUNBOOKS)}; got {runbook!r}")
     step = event.get("step")
-    names = RUNBOOKS[runbook].names()
+    book = RUNBOOKS[runbook]
+    names = [*book.names(), *([book.on_stop.name] if book.on_stop else [])]
     if not isinstance(step, str) or step not in (*names, *LOCK_STEPS):
         raise EventError(
             f"'step' must be a step of the {runbook} runbook ({', '.join(names)}) or one of "

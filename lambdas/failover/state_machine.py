@@ -15,7 +15,10 @@ Shape of a generated definition::
     ...
     Release lock -> Succeeded     output {"params", "results", "lock", ["polls"]}
 
-    Release lock (failed) -> Failed (Fail)   Error "<step>: <error>", Cause JSON {"step", "error", "cause"}
+    [on_stop step] -> Release lock (failed) -> Failed (Fail)
+                                  Error "<step>: <error>", Cause JSON {"step", "error", "cause"};
+                                  the runbook's on_stop step (the failback's restore_dr), when it
+                                  has one, runs first on every path that stops the run at a step
 
 Single flight (``lambdas.failover.lock``): the first state after ``Init`` takes the runbook lock under
 the execution's id (an EventBridge target cannot name an execution, so the lock is the guarantee);
@@ -477,7 +480,7 @@ def build_definition(
         raise ValueError(f"max_polls must be at least 1, got {max_polls}")
     if not function_arn:
         raise ValueError("function_arn must name the failover Lambda")
-    for name in runbook.names():
+    for name in [*runbook.names(), *([runbook.on_stop.name] if runbook.on_stop else [])]:
         if not _STEP_NAME.match(name):
             raise ValueError(
                 f"runbook {runbook.name!r}: step name {name!r} must match {_STEP_NAME.pattern}: "
@@ -489,7 +492,28 @@ def build_definition(
         builder.claim(name)
     for name in (RELEASE, RELEASE_FAILED, SUCCEEDED, FAILED):
         builder.claim(name)
-    entry, states = builder.sequence(plan(runbook), RELEASE, RELEASE_FAILED)
+    on_stop = runbook.on_stop
+    stopped = builder.claim(on_stop.name) if on_stop is not None else RELEASE_FAILED
+    entry, states = builder.sequence(plan(runbook), RELEASE, stopped)
+    if on_stop is not None and _goes_to(states, stopped):
+        # Every way the run stops at a step passes through the runbook's on_stop step before the
+        # lock goes back ($.failure, which names the step that stopped the run, is kept).
+        states[stopped] = {
+            "Type": "Task",
+            "Comment": on_stop.description or on_stop.name,
+            "Resource": LAMBDA_INVOKE,
+            "TimeoutSeconds": TASK_TIMEOUT_SECONDS,
+            "Parameters": {"FunctionName": function_arn, "Payload": _payload(runbook.name, on_stop.name)},
+            "ResultSelector": {
+                "status.$": "$.Payload.status",
+                "detail.$": "$.Payload.detail",
+                "data.$": "$.Payload.data",
+            },
+            "ResultPath": f"$.results.{on_stop.name}",
+            "Retry": _retry(),
+            "Catch": [{"ErrorEquals": ["States.ALL"], "ResultPath": "$.onStopError", "Next": RELEASE_FAILED}],
+            "Next": RELEASE_FAILED,
+        }
 
     def lock_task(step: str, comment: str, next_state: str, catch: dict[str, Any]) -> dict[str, Any]:
         return {

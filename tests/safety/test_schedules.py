@@ -72,14 +72,6 @@ DEFECT_SEEDS: dict[int, tuple[str, str]] = {
         "show the same symptom (Route 53 on region B while region A serves the writer after a failover "
         "that died or stopped before moving it); their causes are not separated yet",
     ),
-    22: (
-        "converges",
-        "rds-replica: a failback run when no failover happened (region B still a replica, region A "
-        "serving its writer, Route 53 answering it) stops with 'fail over first', and settle reports "
-        "that it never ends: the checker excuses a refusal over a served writer for failovers only "
-        "(9B-9), and the runbook reports a failback whose end state already holds as stopped, not "
-        "done. Also seeds 26, 46, 70",
-    ),
     48: (
         "no_loss",
         "aurora-global: an unplanned failover completes while region A is dark, the latch is then set "
