@@ -320,6 +320,7 @@ class Deployment:
             engine=engine,
         )
         db_a, db_b = _database_keys(world)
+        holder: dict[str, Deployment] = {}
         emulator.register_app(
             AppTier(
                 REGION_A,
@@ -330,7 +331,11 @@ class Deployment:
         )
         emulator.register_app(
             AppTier(
-                REGION_B, world.context["drAsgName"], tuple(world.context["drFunctionNames"]), lambda: db_b
+                REGION_B,
+                world.context["drAsgName"],
+                tuple(world.context["drFunctionNames"]),
+                # Region B's application follows the instance the outputs name (a re-seed moves it).
+                lambda: holder["d"].keys()[1] if "d" in holder else db_b,
             )
         )
         for region in (REGION_A, REGION_B):
@@ -339,7 +344,6 @@ class Deployment:
                 ledger_marker_function_name(f"{world.context['appName']}-{world.context['environment']}"),
             )
         _provision_stores(world, emulator, app)
-        holder: dict[str, Deployment] = {}
         health = _Health(lambda path: holder["d"]._endpoint(path))
         world.context |= {"primaryHealthUrl": health.url("/primary"), "drHealthUrl": health.url("/dr")}
         ctx = RunbookContext.from_dict(world.context)
@@ -670,6 +674,59 @@ class Deployment:
                 AutoScalingGroupName=self.ctx.dr_asg_name, DesiredCapacity=group["DesiredCapacity"] + 1
             )
             self.emulator.record_asg(REGION_B, self.ctx.dr_asg_name)
+
+    def op_reseed(self) -> None:
+        """The operator's ``pulumi up -s dr`` after an rds-replica failback, doing what the program does
+        (``components/data.py``, ``DrDatabase._rds_replica``; issue 13): when region B's instance is
+        standalone and the tier is back to standby (the latch says standby), the update creates the
+        next generation, ``<dr db>-g<n+1>`` (``components.naming.generation_identifier``), a
+        cross-region read replica of region A's writer (the primary stack's instance, under which the
+        runbook's rename-to-replace leaves the writer), encrypted with region B's key, and waits for it
+        (the provider waits until it is available). Everything that names region B's database follows
+        it in the same update: the runbook outputs (restamped with their generation) and region B's
+        application. The released instance stays in AWS. Nothing happens otherwise (aurora-global,
+        a replica still replicating, a failover latched, region A dark: its writer's ARN is read there)."""
+        from components.naming import generation_identifier, generation_of
+
+        self._count("reseed")
+        if self.mode != "rds-replica" or not self.emulator.reachable(REGION_A):
+            return
+        rds_b, rds_a = self.world.client("rds", REGION_B), self.world.client("rds", REGION_A)
+        ident = str(self.ctx.dr_db_instance_id)
+        current = rds_b.describe_db_instances(DBInstanceIdentifier=ident)["DBInstances"][0]
+        latch = self.world.client("ssm", REGION_B).get_parameter(Name=self.ctx.latch_parameter_name)
+        if current.get("ReadReplicaSourceDBInstanceIdentifier") or '"active"' in latch["Parameter"]["Value"]:
+            return
+        writer = rds_a.describe_db_instances(DBInstanceIdentifier=str(self.ctx.primary_db_instance_id))[
+            "DBInstances"
+        ][0]
+        if writer.get("ReadReplicaSourceDBInstanceIdentifier"):
+            return  # region A has no writer of its own yet (a failback not finished): nothing to follow
+        base = str(self.world.extras.setdefault("drDbInstanceBase", ident))
+        generation = (generation_of(base, ident) or 0) + 1
+        new_id = generation_identifier(base, generation)
+        encrypted = bool(current.get("StorageEncrypted"))
+        created = rds_b.create_db_instance_read_replica(
+            DBInstanceIdentifier=new_id,
+            SourceDBInstanceIdentifier=writer["DBInstanceArn"],
+            DBInstanceClass=current["DBInstanceClass"],
+            **(
+                {"KmsKeyId": self.world.context["drKmsKeyArn"], "SourceRegion": REGION_A} if encrypted else {}
+            ),
+        )["DBInstance"]
+        self._count("reseed: region B re-seeded")
+        for _ in range(120):  # the provider waits for the instance to be available
+            got = rds_b.describe_db_instances(DBInstanceIdentifier=new_id)["DBInstances"][0]
+            if got.get("DBInstanceStatus") == "available":
+                break
+            self.emulator.advance(30)
+        from tests.lambdas.failover.world import stamp
+
+        context = dict(self.world.context) | {"drDbInstanceId": new_id}
+        stamp(self.world, context)
+        self.world.context = context
+        self.ctx = RunbookContext.from_dict(context)
+        self._keys = (self.keys()[0], created["DBInstanceArn"])
 
     def op_run(
         self,

@@ -136,3 +136,30 @@ def test_converges_an_aurora_failback_whose_switchover_is_refused_leaves_region_
     d.add_fault(Fault(service="rds", operation="SwitchoverGlobalCluster", region=REGION_B))
     _failed_over(d)
     _region_b_serves_the_writer(d, d.op_run("failback", executor_name="sfn"))
+
+
+def test_protected_again_a_failover_after_a_failback_and_the_re_seed_promotes_the_new_replica(
+    deploy: Deploy,
+) -> None:
+    """protected_again: after an rds-replica failback region B's instance is standalone; the operator's
+    ``pulumi up`` re-seeds region B (``op_reseed``: ``<dr db>-g1``, a replica of region A's writer,
+    which the outputs name from then on). Region A then goes dark: the next failover promotes the
+    re-seeded replica (not the released generation 0) and region B serves the writer, nothing
+    acknowledged lost beyond the unplanned tail. (One executor: both run the same promote_database
+    handler on the outputs' name, and the schedule costs 30 s.)"""
+    d = deploy("rds-replica")
+    _failed_over(d)
+    assert d.op_run("failback", params={"waiterMaxAttempts": 240}).outcome == "done"
+    released = d.ctx.dr_db_instance_id
+    d.op_reseed()
+    assert d.ctx.dr_db_instance_id == f"{released}-g1", d.ctx.dr_db_instance_id
+    assert not d._b_unprotected(), "the re-seeded replica replicates from the writer"
+    d.op_advance(300)
+    d.op_outage()
+    d.op_advance(120)
+    run = d.op_run("failover")
+    assert run.outcome == "done", run
+    assert d.writer() == d.keys()[1] and d.keys()[1].endswith(":db:" + str(d.ctx.dr_db_instance_id))
+    d.op_advance(TRAFFIC_GRACE + 1)
+    assert d.emulator.serving(REGION_B) and d.where() == REGION_B
+    assert not d.judge(), [str(v) for v in d.violations]
