@@ -10,6 +10,7 @@ its other readings are not tried, so a dark region costs one timeout and is prin
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -20,7 +21,12 @@ from botocore.exceptions import BotoCoreError, ClientError
 from lambdas.failover import lock as runbook_lock
 from lambdas.failover.clients import SIDES, Clients, Side
 from lambdas.failover.context import Capacity, RunbookContext
-from lambdas.failover.names import failback_instance_id, generation_parameter_name
+from lambdas.failover.names import (
+    RDS_IDENTIFIER_MAX,
+    failback_instance_id,
+    fit,
+    generation_parameter_name,
+)
 from lambdas.failover.preflight import UNREACHABLE
 from lambdas.failover.steps import read_journal
 
@@ -124,12 +130,26 @@ def _latest(clients: Clients, side: Side, namespace: str, name: str, dims: dict[
     return float(answer[0]["Values"][0]), answer[0]["Timestamps"][0]
 
 
+def iac_failback_ids(primary_instance_id: str, dr_instance_id: str) -> list[str]:
+    """The IaC failback instances region A may hold, oldest first: ``<primary>-failback`` for region
+    B's generation 0, ``<primary>-failback-g<n>`` for generation n (``components/data.py``,
+    ``_failback_identifier``), up to the generation of region B's instance the outputs name
+    (``<dr db>-g<n>`` once a ``pulumi up`` re-seeded region B; a cut name reads as generation 0).
+    An older generation's failback instance stays region A's writer after its generation is
+    released, so every one up to the current is looked at."""
+    base = failback_instance_id(primary_instance_id)
+    found = re.fullmatch(r".*-g([1-9][0-9]*)", dr_instance_id)
+    newest = int(found.group(1)) if found else 0
+    return [base, *(fit(f"{base}-g{n}", RDS_IDENTIFIER_MAX) for n in range(1, newest + 1))]
+
+
 def _rds_members(ctx: RunbookContext, clients: Clients, r: _Reader) -> list[DbMember]:
     out: list[DbMember] = []
     assert ctx.primary_db_instance_id and ctx.dr_db_instance_id
+    failbacks = iac_failback_ids(ctx.primary_db_instance_id, ctx.dr_db_instance_id)
     wanted: list[tuple[Side, str]] = [
         ("primary", ctx.primary_db_instance_id),
-        ("primary", failback_instance_id(ctx.primary_db_instance_id)),
+        *(("primary", f) for f in failbacks),
         ("dr", ctx.dr_db_instance_id),
     ]
     for side, ident in wanted:
@@ -149,7 +169,7 @@ def _rds_members(ctx: RunbookContext, clients: Clients, r: _Reader) -> list[DbMe
         if isinstance(got, Unread):
             out.append(DbMember(side, ident, "unknown", str(got)))
         elif got is None:
-            if not ident.endswith("-failback"):
+            if ident not in failbacks:  # an IaC failback instance exists only after that phase
                 out.append(DbMember(side, ident, "missing", "not found"))
         else:
             source = got.get("ReadReplicaSourceDBInstanceIdentifier")
@@ -159,15 +179,15 @@ def _rds_members(ctx: RunbookContext, clients: Clients, r: _Reader) -> list[DbMe
 
 
 def _rds_writer(members: list[DbMember]) -> Side | None:
-    by = {(m.side, m.identifier.endswith("-failback")): m for m in members}
-    failback = by.get(("primary", True))
-    if failback and failback.role == "writer":
+    # Members come as _rds_members lists them: region A's primary, its IaC failback instances
+    # (oldest first), region B's instance. The newest failback instance that is a writer is region
+    # A's writer (an older one, or the primary, was left standalone by a later cycle).
+    primary, *failbacks, dr = members
+    if any(m.role == "writer" for m in failbacks):
         return "primary"
-    dr = by.get(("dr", False))
-    if dr and dr.role == "writer":
+    if dr.role == "writer":
         return "dr"
-    primary = by.get(("primary", False))
-    return "primary" if primary and primary.role == "writer" else None
+    return "primary" if primary.role == "writer" else None
 
 
 def _aurora_members(ctx: RunbookContext, clients: Clients, r: _Reader) -> list[DbMember] | Unread:

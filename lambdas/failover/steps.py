@@ -1676,16 +1676,18 @@ def _writer_never_left_a(ctx: RunbookContext, clients: Clients, step: str) -> st
     re-seeded after a failback): a failback has no database to move back."""
     if ctx.database_mode == "rds-replica":
         dr_id = _need(ctx.dr_db_instance_id, "drDbInstanceId", step)
-        primary_id = _need(ctx.primary_db_instance_id, "primaryDbInstanceId", step)
         dr = _db_instance(clients, "dr", dr_id) or {}
-        source = dr.get("ReadReplicaSourceDBInstanceIdentifier")
-        if not source or not _same_instance(source, primary_id):
+        source = str(dr.get("ReadReplicaSourceDBInstanceIdentifier") or "")
+        # A cross-region replica names its source by ARN (arn:aws:rds:<region>:<account>:db:<id>):
+        # region A's primary, or the instance an IaC failback left region A's writer.
+        parts = source.split(":")
+        if len(parts) != 7 or parts[3] != ctx.primary_region or parts[5] != "db":
             return None
-        primary = _db_instance(clients, "primary", primary_id)
-        if primary is None or primary.get("ReadReplicaSourceDBInstanceIdentifier"):
+        writer = _db_instance(clients, "primary", parts[6])
+        if writer is None or writer.get("ReadReplicaSourceDBInstanceIdentifier"):
             return None
         return (
-            f"{dr_id} in {ctx.dr_region} replicates from {primary_id}, region A's standalone writer: "
+            f"{dr_id} in {ctx.dr_region} replicates from {parts[6]}, region A's standalone writer: "
             "the writer never left region A"
         )
     group, members = _global_members(ctx, clients, step)

@@ -254,6 +254,8 @@ class RunState:
     """Whether the run made any mutating AWS call (judged from the calls, not from its report)."""
     run_id: str = ""
     """The in-process run's id in the runbook lock: resuming it re-enters a lock it died holding."""
+    ended: datetime | None = None
+    """When the run ended (virtual time)."""
 
 
 @dataclass
@@ -787,6 +789,7 @@ class Deployment:
                 self._end_actor(rid)  # the process ended (or died): it acts no more
                 clients.actor = None
         state.mutated = self.mutating_calls > calls_before
+        state.ended = self.emulator.clock.now()
         self.last_run = state
         after_b = self._dr_desired()
         if runbook == "failover":
@@ -1136,6 +1139,13 @@ class Deployment:
                 f"after a {said} {run.runbook} run, no region serves a writer although the writer's region "
                 f"{writer_region} answers: {run.detail[:160]}",
             )
+        elif run.outcome == "done" and self._dark_since(writer_region, run) and self._b_unprotected():
+            # The writer's region went dark after the run completed, before region B was re-seeded
+            # (an rds-replica failback leaves region B's instance standalone until the operator's
+            # ``pulumi up``, op_reseed): no region can serve a writer, and a failover must refuse
+            # rather than promote the frozen copy (protected again, or refuse: judged in op_run
+            # when one is started). The completed run left this; the outage did not come from it.
+            self._count("judged protected_again (region A dark after a completed run, before the re-seed)")
         elif run.outcome == "done" and emu.reachable(REGION_B):
             # The writer is in a dark region. A stopped run may have found that outage and been
             # unable to end it on its own decision (a planned failover refuses a switchover while
@@ -1149,6 +1159,13 @@ class Deployment:
         # Protected again, or refuse: after a failback region B's database may be left standalone
         # (re-seeding it is the IaC lifecycle's); what must not happen is a failover over it, which
         # op_run judges when one is started.
+
+    def _dark_since(self, region: str, run: RunState) -> bool:
+        """Whether ``region`` stopped answering after ``run`` ended and has not answered since."""
+        if run.ended is None or self.emulator.reachable(region):
+            return False
+        went = [e.at for e in self.emulator.events if e.kind == "outage" and e.detail.startswith(region)]
+        return bool(went) and went[-1] >= run.ended
 
     def keys(self) -> tuple[str, str]:
         """Region A's and region B's database copies as deployed (looked up once)."""
