@@ -19,8 +19,7 @@ ordinary operations with random parameters:
 ``return``
     region A comes back (the latch perhaps tampered with first) and the canary ticks;
 ``failback``
-    the failback is run and, if it stopped, resumed; then the operator's ``pulumi up`` re-seeds region B
-    (``reseed``: what the program does after an rds-replica failback);
+    the failback is run and, if it stopped, resumed;
 ``rerun``
     autoscaling raises region B (or not) and the operator runs a failover again or resumes;
 ``tamper``
@@ -207,7 +206,6 @@ _SIMPLE: dict[str, Callable[[Deployment, int | str | None], None]] = {
     "clear_faults": lambda d, _: d.op_clear_faults(),
     "tamper_latch": lambda d, how: d.op_tamper_latch(str(how)),
     "autoscale": lambda d, _: d.op_autoscale(),
-    "reseed": lambda d, _: d.op_reseed(),
 }
 
 
@@ -268,11 +266,6 @@ def _failback(rng: random.Random) -> list[Operation]:
         draw_operation(rng, "failback"),
         _ticks(rng),
         Operation("resume"),
-        # The documented procedure after an rds-replica failback: the operator's `pulumi up -s dr`
-        # re-seeds region B (a no-op unless a failback completed). Drawn from no randomness, so the
-        # rest of every schedule is what it was; a failback outside this episode leaves region B
-        # unprotected until the end of the schedule (the window docs/safety.md judges).
-        Operation("reseed"),
     ]
 
 

@@ -14,5 +14,4 @@ KNOWN_DEFECTS: dict[str, str] = {
     "traffic_follows_writer": "a latch tampered to standby after a failover, with region A back and "
     "its stale RDS writer answering, lets the canary release traffic to region A (a run stopped "
     "between latch and switch, or a deleted or garbled latch, no longer does)",
-    "protected_again": "after an rds-replica failback nothing re-creates region B's replica",
 }

@@ -48,11 +48,10 @@ def test_a_failback_with_nothing_to_move_back_reports_that_nothing_was_to_do(dep
 
 
 @pytest.mark.parametrize(
-    ("crash_after", "latch"),
-    [(4, "standby"), (11, "kept")],
-    ids=["fenced-latch-set-to-standby", "latch-written"],
+    ("mode", "crash_after", "latch"),
+    [("rds-replica", 4, "standby"), ("aurora-global", 11, "kept")],
+    ids=["rds-replica-fenced-latch-set-to-standby", "aurora-global-latch-written"],
 )
-@pytest.mark.parametrize("mode", ["rds-replica", "aurora-global"])
 def test_converges_a_failback_after_a_failover_that_died_before_the_writer_moved(
     deploy: Deploy, mode: str, crash_after: int, latch: str
 ) -> None:

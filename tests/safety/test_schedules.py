@@ -49,13 +49,6 @@ DEFECT_SEEDS: dict[int, tuple[str, str]] = {
         "serves its stale writer beside region B's (then traffic_follows_writer, no_loss); the known "
         "defect of tests/safety/known_defects.py (traffic_follows_writer). Also seeds 53, 91",
     ),
-    2: (
-        "traffic_follows_writer",
-        "rds-replica: a failback ends done and leaves region B's database standalone; region A then "
-        "goes dark and the next failover refuses (protected again, or refuse), so no region serves a "
-        "writer until region A is back (the known defect: nothing re-creates region B's replica). "
-        "Also seeds 49, 74",
-    ),
     6: (
         "no_loss",
         "rds-replica: a forced failover during an outage dies right after PromoteReadReplica, before "
