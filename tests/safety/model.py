@@ -585,6 +585,11 @@ class Deployment:
     def add_fault(self, fault: Fault) -> None:
         fault.install(self.session)
         self.faults.append(fault)
+        # A botocore client copies its session's event hooks when it is built: clients kept from an
+        # earlier run would never see this fault. The next run builds its clients afresh.
+        with self._actors_lock:
+            self._run_clients = [c for c in self._run_clients if c.actor is not None]
+        self._clients = None
 
     def clear_faults(self) -> None:
         for f in self.faults:
