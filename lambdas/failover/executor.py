@@ -131,11 +131,18 @@ class RunReport:
         """Records of steps that finished with a warning."""
         return [r for r in self.timeline if r.status == "warning"]
 
+    @property
+    def nothing_to_do(self) -> bool:
+        """Done, and every step answered ``already_done``: the run found its end state in place (a
+        failback when no failover moved the writer, a completed run re-run) and changed nothing."""
+        return self.outcome == "done" and all(r.status == "already_done" for r in self.timeline)
+
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form (``--json``)."""
         return {
             "runbook": self.runbook,
             "outcome": self.outcome,
+            "nothingToDo": self.nothing_to_do,
             "stoppedAt": self.stopped_at,
             "reason": self.reason,
             "start": self.started_at.isoformat(),
@@ -167,7 +174,12 @@ class RunReport:
             rows.append(f"{r.step:<{name_w}}  {start:>7}  {took:>7}  {r.status:<{status_w}}  {detail}")
         rows.append("-" * min(width, max(len(head), 60)))
         rows += [f"run {self.run_id}: {note}" for note in self.lock_notes]
-        if self.outcome == "done":
+        if self.outcome == "done" and self.nothing_to_do:
+            rows.append(
+                f"{self.runbook}: done in {self.duration_s:.2f}s: nothing to do (every step found its end "
+                "state already in place; nothing was changed)"
+            )
+        elif self.outcome == "done":
             warned = f", {len(self.warnings)} warning(s)" if self.warnings else ""
             rows.append(f"{self.runbook}: done in {self.duration_s:.2f}s{warned}")
         elif self.stopped_at == lock.TAKE:

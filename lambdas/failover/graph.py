@@ -177,7 +177,8 @@ FAILBACK = Runbook(
         Step(
             "warm_primary",
             needs=("reestablish_replication",),
-            description="Launch region A's web tier while region B serves (its database is still a replica)",
+            description="Launch region A's web tier while region B serves, and wait until it is in service",
+            long_running=True,
         ),
         Step(
             "scale_down_dr",
@@ -214,6 +215,13 @@ FAILBACK = Runbook(
         ),
         Step("clear_latch", needs=("release_switch",), description="Set the latch back to standby"),
         Step("notify", needs=("clear_latch",), description="Notify the operators (SNS, region B)"),
+    ),
+    # Every way a failback stops after draining region B (a switchover AWS cancelled, a promotion
+    # or switchover error, a poll budget run out, a crashed run resumed that then stops) leaves
+    # region B serving while it still holds the writer (docs/safety.md, converges).
+    on_stop=Step(
+        "restore_dr",
+        description="The failback stopped: region B serves again if it still holds the writer",
     ),
 )
 

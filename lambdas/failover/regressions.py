@@ -25,7 +25,10 @@ class Regression(StrEnum):
     """The failback ignores the region-A key the outputs name and waits for a hand-passed one (breaks
     converges for an encrypted break-glass failback)."""
     FAILBACK_STAYS_DRAINED = "failback-stays-drained"
-    """A failback that cannot reach zero lag stops with region B still drained (breaks converges)."""
+    """A failback that stops after its drain (zero lag not reached, a switchover cancelled or refused, a
+    promotion refused, a poll budget run out) leaves region B drained although it still holds the
+    writer: neither the lag wait nor the rollback step ``restore_dr`` undoes the drain (breaks
+    converges)."""
     PROMOTE_UNPROTECTED = "promote-unprotected"
     """A failover "promotes" a region-B instance that is not replicating (breaks no_loss)."""
     UNPLANNED_SNAPSHOT_NOT_KEPT = "unplanned-snapshot-not-kept"

@@ -553,7 +553,7 @@ def build_definition(
         raise ValueError(f"max_polls must be at least 1, got {max_polls}")
     if not function_arn:
         raise ValueError("function_arn must name the failover Lambda")
-    for name in runbook.names():
+    for name in [*runbook.names(), *([runbook.on_stop.name] if runbook.on_stop else [])]:
         if not _STEP_NAME.match(name):
             raise ValueError(
                 f"runbook {runbook.name!r}: step name {name!r} must match {_STEP_NAME.pattern}: "

@@ -1895,6 +1895,10 @@ def notify(ctx: RunbookContext, clients: Clients, params: Mapping[str, Any]) -> 
     runbook = str(params.get("runbook") or "failover")
     target_state = "active" if runbook == "failover" else "standby"
     latch = _read_latch(clients, ctx) or {}
+    if runbook == "failback" and latch.get("state") == "standby" and latch.get("runbook") != "failback":
+        # No failback set this latch to standby (clear_latch names itself): no failover was latched
+        # and this run found its end state in place. Nothing happened to page anyone about.
+        return _already("no failover was latched: nothing failed back, nothing to notify")
     if latch.get("state") == target_state and latch.get("runbook") == runbook and latch.get("notifiedAt"):
         return _already(f"operators already notified at {latch['notifiedAt']}")
     where = ctx.dr_region if runbook == "failover" else ctx.primary_region
@@ -1944,6 +1948,35 @@ def _same_instance(ref: Any, ident: str) -> bool:
     return ref == ident or str(ref).endswith(f":db:{ident}")
 
 
+def _writer_never_left_a(ctx: RunbookContext, clients: Clients, step: str) -> str | None:
+    """What shows, from AWS state, that region A holds the writer and region B's database follows it
+    (None: it does not): rds-replica, region B's instance is a replica of region A's primary, which is
+    standalone; aurora-global, region A's cluster is the writer of the global database and no
+    failover or switchover is under way. Then no failover moved the writer (or region B was
+    re-seeded after a failback): a failback has no database to move back."""
+    if ctx.database_mode == "rds-replica":
+        dr_id = _need(ctx.dr_db_instance_id, "drDbInstanceId", step)
+        dr = _db_instance(clients, "dr", dr_id) or {}
+        source = str(dr.get("ReadReplicaSourceDBInstanceIdentifier") or "")
+        # A cross-region replica names its source by ARN (arn:aws:rds:<region>:<account>:db:<id>):
+        # region A's primary, or the instance an IaC failback left region A's writer.
+        parts = source.split(":")
+        if len(parts) != 7 or parts[3] != ctx.primary_region or parts[5] != "db":
+            return None
+        writer = _db_instance(clients, "primary", parts[6])
+        if writer is None or writer.get("ReadReplicaSourceDBInstanceIdentifier"):
+            return None
+        return (
+            f"{dr_id} in {ctx.dr_region} replicates from {parts[6]}, region A's standalone writer: "
+            "the writer never left region A"
+        )
+    group, members = _global_members(ctx, clients, step)
+    me = _member(members, _primary_cluster_arn(ctx, step)) or {}
+    if not me.get("IsWriter") or group.get("FailoverState"):
+        return None
+    return f"{ctx.primary_cluster_id} is the writer of {ctx.global_cluster_id}: the writer is in region A"
+
+
 @_step
 def confirm_primary_healthy(ctx: RunbookContext, clients: Clients, params: Mapping[str, Any]) -> StepResult:
     """Region A's control plane answers (and its endpoint is reachable) before anything moves back.
@@ -1968,7 +2001,15 @@ def confirm_primary_healthy(ctx: RunbookContext, clients: Clients, params: Mappi
     notes = [f"region A API answers ({ctx.primary_asg_name} desired {group['DesiredCapacity']})"]
     journal = read_journal(clients, ctx)
     latch = _read_latch(clients, ctx) or {}
-    if latch.get("state") != "active" and (journal.get("primaryStoppedAt") or journal.get("fencePending")):
+    stopped = journal.get("primaryStoppedAt") or journal.get("fencePending")
+    # A failover that stopped region A before it moved the writer (it died, or was refused) leaves
+    # the same journal marks as one that moved it: AWS state says which.
+    in_a = _writer_never_left_a(ctx, clients, step)
+    if in_a:
+        notes.append(in_a)
+    changed = False
+    if latch.get("state") != "active" and stopped and not in_a:
+        changed = True
         # The journal says a failover stopped region A and no failback gave it back, whatever the
         # latch says (deleted, garbled, or set to standby by hand): region B holds the writer. The
         # latch is restored from that evidence, so the steps after this one move the writer back
@@ -1988,6 +2029,13 @@ def confirm_primary_healthy(ctx: RunbookContext, clients: Clients, params: Mappi
         notes.append("latch restored to active from the run journal (region A was fenced by a failover)")
     pending = journal.get("fencePending")
     if pending:
+        changed = True
+    if pending and in_a:
+        # Region A's database is the writer: region A is where writes belong, and a fence would
+        # only leave nothing serving until unfence_primary. The mark is stale.
+        _journal(clients, ctx, fencePending=None)
+        notes.append(f"cleared the pending fence of region A (since {pending}): it holds the writer")
+    elif pending:
         # The failover could not reach region A and nothing has fenced it since: it may still take
         # writes its old database keeps. Fence it before anything replicates back, and clear the
         # mark so the canary does not fence the region this failback is about to give writes back to.
@@ -2008,6 +2056,10 @@ def confirm_primary_healthy(ctx: RunbookContext, clients: Clients, params: Mappi
                 step, f"region A endpoint {ctx.primary_health_url} {probe.describe()}", retryable=True
             )
         notes.append(f"{ctx.primary_health_url} {probe.describe()}")
+    if in_a and not changed and not kept:
+        # A check that changed nothing over a writer that is in region A: the failback's steps
+        # will find their end states in place (the run says "nothing to do" when they all do).
+        return _already("; ".join(notes))
     return _done("; ".join(notes))
 
 
@@ -2075,6 +2127,9 @@ def _reestablish_rds(ctx: RunbookContext, clients: Clients, params: Mapping[str,
         )
     source = _require_db_instance(clients, "dr", dr_id, step)
     if source.get("ReadReplicaSourceDBInstanceIdentifier"):
+        in_a = _writer_never_left_a(ctx, clients, step)
+        if in_a:
+            return _already(f"{in_a}: nothing to re-establish", instance=str(ctx.primary_db_instance_id))
         raise StepFailed(
             step, f"{dr_id} in {ctx.dr_region} is still a replica: fail over first", code="NotPromoted"
         )
@@ -2314,7 +2369,8 @@ def _undo_drain(ctx: RunbookContext, clients: Clients, step: str) -> list[str]:
     """Give region B back its serving capacity (a failback that gave up must not leave it dark)."""
     if regressions.on(Regression.FAILBACK_STAYS_DRAINED):
         return []
-    _journal(clients, ctx, drStoppedAt=None)
+    if "drStoppedAt" in read_journal(clients, ctx):
+        _journal(clients, ctx, drStoppedAt=None)
     changes: list[str] = []
     changed, before = _set_asg(clients, "dr", ctx.dr_asg_name, ctx.dr_capacity, step)
     if changed:
@@ -2327,6 +2383,52 @@ def _undo_drain(ctx: RunbookContext, clients: Clients, step: str) -> list[str]:
     return changes
 
 
+def _writer_still_in_b(ctx: RunbookContext, clients: Clients, step: str) -> str | None:
+    """What shows, from AWS state, that region B's database is the writer and region A's is not
+    becoming it (None: it is not, or that cannot be shown). rds-replica: region B's instance is
+    standalone and ``<primary>`` still replicates from it (or does not exist yet): a promotion of
+    ``<primary>`` under way has already cut it off, and then region B must stay drained (a write it
+    took would never reach region A). aurora-global: region B's cluster is the global writer; a
+    switchover still pending or under way waits for the secondary itself, so no write region B
+    takes meanwhile is lost."""
+    if ctx.database_mode == "rds-replica":
+        dr_id = _need(ctx.dr_db_instance_id, "drDbInstanceId", step)
+        dr = _db_instance(clients, "dr", dr_id)
+        if dr is None or dr.get("ReadReplicaSourceDBInstanceIdentifier"):
+            return None
+        primary_id = _failback_writer_id(ctx, step)
+        primary = _db_instance(clients, "primary", primary_id)
+        if primary is not None and not _same_instance(
+            primary.get("ReadReplicaSourceDBInstanceIdentifier") or "", dr_id
+        ):
+            return None
+        return f"{dr_id} in {ctx.dr_region} is the writer ({primary_id} in {ctx.primary_region} is not)"
+    _, members = _global_members(ctx, clients, step)
+    me = _member(members, _need(ctx.dr_cluster_arn, "drClusterArn", step)) or {}
+    if not me.get("IsWriter"):
+        return None
+    return f"{ctx.dr_cluster_id} in {ctx.dr_region} is the writer of {ctx.global_cluster_id}"
+
+
+@_step
+def restore_dr(ctx: RunbookContext, clients: Clients, params: Mapping[str, Any]) -> StepResult:
+    """A failback that stopped (any step failed, timed out, or a crashed run resumed and stopped)
+    gives region B back its serving capacity while region B still holds the writer: it drained
+    region B (``scale_down_dr``) to move the writer, and the writer did not move. Run by both
+    executors whenever a failback stops (``graph.FAILBACK.on_stop``); changes nothing when region B
+    is not drained or no longer holds the writer."""
+    step = "restore_dr"
+    if regressions.on(Regression.FAILBACK_STAYS_DRAINED):
+        return _already("the failback's drain is left as it is (regression)")
+    writer = _writer_still_in_b(ctx, clients, step)
+    if writer is None:
+        return _already("region B does not hold the writer (or region A is becoming it): its drain stays")
+    undone = _undo_drain(ctx, clients, step)
+    if not undone:
+        return _already(f"{writer}; region B already serves")
+    return _done(f"{writer}; region B serves again: {'; '.join(undone)}", changes=undone)
+
+
 @_step
 def switch_writer(ctx: RunbookContext, clients: Clients, params: Mapping[str, Any]) -> StepResult:
     """Make region A the writer again: promote the failback replica / Aurora switchover."""
@@ -2335,6 +2437,9 @@ def switch_writer(ctx: RunbookContext, clients: Clients, params: Mapping[str, An
         writer = _failback_writer_id(ctx, step)
         latched = (_read_latch(clients, ctx) or {}).get("state") == "active"
         if latched and not (read_journal(clients, ctx).get(FAILBACK_JOURNAL_KEY) or {}).get("created"):
+            in_a = _writer_never_left_a(ctx, clients, step)
+            if in_a:
+                return _already(f"{in_a}: nothing to switch", instance=str(ctx.primary_db_instance_id))
             # <primary> is still the old primary (standalone): "promoting" it would move nothing.
             raise StepFailed(
                 step,
@@ -2417,9 +2522,33 @@ def warm_primary(ctx: RunbookContext, clients: Clients, params: Mapping[str, Any
     target = Capacity(wanted.min, min(max(current.desired, wanted.desired), wanted.max), wanted.max)
     changed, before = _set_asg(clients, "primary", ctx.primary_asg_name, target, step)
     label = f"{target.min}/{target.desired}/{target.max}"
-    if not changed:
-        return _already(f"{ctx.primary_asg_name} already at {label}")
-    return _done(f"{ctx.primary_asg_name} {before.min}/{before.desired}/{before.max} -> {label}")
+    detail = (
+        f"{ctx.primary_asg_name} {before.min}/{before.desired}/{before.max} -> {label}"
+        if changed
+        else f"{ctx.primary_asg_name} already at {label}"
+    )
+    if ctx.primary_health_url:
+        # In service before the drain: the steps after this one may give region A the writer and
+        # its functions within seconds (a failback with no lag to wait for), and Route 53 can answer
+        # region A only once its load balancer has healthy targets. Any HTTP 200 will do: region A's
+        # database is not the writer yet.
+        http = _probe(step, ctx.primary_health_url, params, clients)
+        config = _waiter_config(params)
+        attempts = int(config["MaxAttempts"]) if _wait(params) else 1
+        for _ in range(attempts - 1):
+            if http.status == 200:
+                break
+            clients.clock.sleep(float(config["Delay"]))
+            http = _probe(step, ctx.primary_health_url, params, clients)
+        if http.status != 200:
+            what = f"{detail}; waiting for its web tier to be in service ({ctx.primary_health_url} {http.describe()})"
+            if not _wait(params):
+                return _in_progress(what)
+            raise StepFailed(
+                step, f"{what}: gave up after {attempts} checks", retryable=True, code="NotInService"
+            )
+        detail += f"; {ctx.primary_health_url} answers 200"
+    return _finished(params, changed, detail)
 
 
 @_step
@@ -2430,8 +2559,9 @@ def verify_primary(ctx: RunbookContext, clients: Clients, params: Mapping[str, A
     if not ok:
         return _in_progress("; ".join(notes))
     latch = _read_latch(clients, ctx) or {}
-    if latch.get("state") == "standby" and latch.get("runbook") == "failback" and latch.get("notifiedAt"):
-        # Read-only, like verify: a re-run after a completed failback finds it already done.
+    if latch.get("state") == "standby" and (latch.get("runbook") != "failback" or latch.get("notifiedAt")):
+        # Read-only, like verify: a re-run after a completed failback finds it already done, and so
+        # does a failback when no failover was latched (no failback set the latch to standby).
         return _already("still serving: " + "; ".join(notes))
     return _done("; ".join(notes))
 
@@ -2448,7 +2578,12 @@ def scale_down_dr(ctx: RunbookContext, clients: Clients, params: Mapping[str, An
     step = "scale_down_dr"
     group = _asg_capacity(_asg(clients, "dr", ctx.dr_asg_name, step))
     on = [n for n in ctx.dr_function_names if _reserved_concurrency(clients, "dr", n) != 0]
-    if group != Capacity(0, 0, 0) or on or not read_journal(clients, ctx).get("drStoppedAt"):
+    serving = group != Capacity(0, 0, 0) or bool(on)
+    if serving or (
+        not read_journal(clients, ctx).get("drStoppedAt") and not _writer_never_left_a(ctx, clients, step)
+    ):
+        # (Region B already in standby with the writer in region A: no lag will be waited for, and
+        # a failback with nothing to do changes nothing.)
         # Stamped before the change: the writer moves only at zero lag measured after the drain.
         _journal(clients, ctx, drStoppedAt=_now(clients))
     changed_asg, before = _set_asg(clients, "dr", ctx.dr_asg_name, Capacity(0, 0, 0), step)

@@ -254,6 +254,8 @@ class RunState:
     """Whether the run made any mutating AWS call (judged from the calls, not from its report)."""
     run_id: str = ""
     """The in-process run's id in the runbook lock: resuming it re-enters a lock it died holding."""
+    ended: datetime | None = None
+    """When the run ended (virtual time)."""
 
 
 @dataclass
@@ -320,6 +322,7 @@ class Deployment:
             engine=engine,
         )
         db_a, db_b = _database_keys(world)
+        holder: dict[str, Deployment] = {}
         emulator.register_app(
             AppTier(
                 REGION_A,
@@ -330,7 +333,11 @@ class Deployment:
         )
         emulator.register_app(
             AppTier(
-                REGION_B, world.context["drAsgName"], tuple(world.context["drFunctionNames"]), lambda: db_b
+                REGION_B,
+                world.context["drAsgName"],
+                tuple(world.context["drFunctionNames"]),
+                # Region B's application follows the instance the outputs name (a re-seed moves it).
+                lambda: holder["d"].keys()[1] if "d" in holder else db_b,
             )
         )
         for region in (REGION_A, REGION_B):
@@ -339,7 +346,6 @@ class Deployment:
                 ledger_marker_function_name(f"{world.context['appName']}-{world.context['environment']}"),
             )
         _provision_stores(world, emulator, app)
-        holder: dict[str, Deployment] = {}
         health = _Health(lambda path: holder["d"]._endpoint(path))
         world.context |= {"primaryHealthUrl": health.url("/primary"), "drHealthUrl": health.url("/dr")}
         ctx = RunbookContext.from_dict(world.context)
@@ -579,6 +585,11 @@ class Deployment:
     def add_fault(self, fault: Fault) -> None:
         fault.install(self.session)
         self.faults.append(fault)
+        # A botocore client copies its session's event hooks when it is built: clients kept from an
+        # earlier run would never see this fault. The next run builds its clients afresh.
+        with self._actors_lock:
+            self._run_clients = [c for c in self._run_clients if c.actor is not None]
+        self._clients = None
 
     def clear_faults(self) -> None:
         for f in self.faults:
@@ -671,6 +682,59 @@ class Deployment:
             )
             self.emulator.record_asg(REGION_B, self.ctx.dr_asg_name)
 
+    def op_reseed(self) -> None:
+        """The operator's ``pulumi up -s dr`` after an rds-replica failback, doing what the program does
+        (``components/data.py``, ``DrDatabase._rds_replica``; issue 13): when region B's instance is
+        standalone and the tier is back to standby (the latch says standby), the update creates the
+        next generation, ``<dr db>-g<n+1>`` (``components.naming.generation_identifier``), a
+        cross-region read replica of region A's writer (the primary stack's instance, under which the
+        runbook's rename-to-replace leaves the writer), encrypted with region B's key, and waits for it
+        (the provider waits until it is available). Everything that names region B's database follows
+        it in the same update: the runbook outputs (restamped with their generation) and region B's
+        application. The released instance stays in AWS. Nothing happens otherwise (aurora-global,
+        a replica still replicating, a failover latched, region A dark: its writer's ARN is read there)."""
+        from components.naming import generation_identifier, generation_of
+
+        self._count("reseed")
+        if self.mode != "rds-replica" or not self.emulator.reachable(REGION_A):
+            return
+        rds_b, rds_a = self.world.client("rds", REGION_B), self.world.client("rds", REGION_A)
+        ident = str(self.ctx.dr_db_instance_id)
+        current = rds_b.describe_db_instances(DBInstanceIdentifier=ident)["DBInstances"][0]
+        latch = self.world.client("ssm", REGION_B).get_parameter(Name=self.ctx.latch_parameter_name)
+        if current.get("ReadReplicaSourceDBInstanceIdentifier") or '"active"' in latch["Parameter"]["Value"]:
+            return
+        writer = rds_a.describe_db_instances(DBInstanceIdentifier=str(self.ctx.primary_db_instance_id))[
+            "DBInstances"
+        ][0]
+        if writer.get("ReadReplicaSourceDBInstanceIdentifier"):
+            return  # region A has no writer of its own yet (a failback not finished): nothing to follow
+        base = str(self.world.extras.setdefault("drDbInstanceBase", ident))
+        generation = (generation_of(base, ident) or 0) + 1
+        new_id = generation_identifier(base, generation)
+        encrypted = bool(current.get("StorageEncrypted"))
+        created = rds_b.create_db_instance_read_replica(
+            DBInstanceIdentifier=new_id,
+            SourceDBInstanceIdentifier=writer["DBInstanceArn"],
+            DBInstanceClass=current["DBInstanceClass"],
+            **(
+                {"KmsKeyId": self.world.context["drKmsKeyArn"], "SourceRegion": REGION_A} if encrypted else {}
+            ),
+        )["DBInstance"]
+        self._count("reseed: region B re-seeded")
+        for _ in range(120):  # the provider waits for the instance to be available
+            got = rds_b.describe_db_instances(DBInstanceIdentifier=new_id)["DBInstances"][0]
+            if got.get("DBInstanceStatus") == "available":
+                break
+            self.emulator.advance(30)
+        from tests.lambdas.failover.world import stamp
+
+        context = dict(self.world.context) | {"drDbInstanceId": new_id}
+        stamp(self.world, context)
+        self.world.context = context
+        self.ctx = RunbookContext.from_dict(context)
+        self._keys = (self.keys()[0], created["DBInstanceArn"])
+
     def op_run(
         self,
         runbook: str,
@@ -730,6 +794,7 @@ class Deployment:
                 self._end_actor(rid)  # the process ended (or died): it acts no more
                 clients.actor = None
         state.mutated = self.mutating_calls > calls_before
+        state.ended = self.emulator.clock.now()
         self.last_run = state
         after_b = self._dr_desired()
         if runbook == "failover":
@@ -1079,6 +1144,13 @@ class Deployment:
                 f"after a {said} {run.runbook} run, no region serves a writer although the writer's region "
                 f"{writer_region} answers: {run.detail[:160]}",
             )
+        elif run.outcome == "done" and self._dark_since(writer_region, run) and self._b_unprotected():
+            # The writer's region went dark after the run completed, before region B was re-seeded
+            # (an rds-replica failback leaves region B's instance standalone until the operator's
+            # ``pulumi up``, op_reseed): no region can serve a writer, and a failover must refuse
+            # rather than promote the frozen copy (protected again, or refuse: judged in op_run
+            # when one is started). The completed run left this; the outage did not come from it.
+            self._count("judged protected_again (region A dark after a completed run, before the re-seed)")
         elif run.outcome == "done" and emu.reachable(REGION_B):
             # The writer is in a dark region. A stopped run may have found that outage and been
             # unable to end it on its own decision (a planned failover refuses a switchover while
@@ -1092,6 +1164,13 @@ class Deployment:
         # Protected again, or refuse: after a failback region B's database may be left standalone
         # (re-seeding it is the IaC lifecycle's); what must not happen is a failover over it, which
         # op_run judges when one is started.
+
+    def _dark_since(self, region: str, run: RunState) -> bool:
+        """Whether ``region`` stopped answering after ``run`` ended and has not answered since."""
+        if run.ended is None or self.emulator.reachable(region):
+            return False
+        went = [e.at for e in self.emulator.events if e.kind == "outage" and e.detail.startswith(region)]
+        return bool(went) and went[-1] >= run.ended
 
     def keys(self) -> tuple[str, str]:
         """Region A's and region B's database copies as deployed (looked up once)."""

@@ -42,13 +42,6 @@ seed where the example's own part matters (seed 39 reports ``crash_between_switc
 invariant with the canary's regression alone; seed 43 only with the old graph too)."""
 
 DEFECT_SEEDS: dict[int, tuple[str, str]] = {
-    2: (
-        "traffic_follows_writer",
-        "rds-replica: a failback ends done and leaves region B's database standalone; region A then "
-        "goes dark and the next failover refuses (protected again, or refuse), so no region serves a "
-        "writer until region A is back (the known defect: nothing re-creates region B's replica). "
-        "Also seeds 49, 74",
-    ),
     26: (
         "traffic_follows_writer",
         "rds-replica: a forced failover dies after the fence's first call (today region A keeps "
@@ -60,19 +53,11 @@ DEFECT_SEEDS: dict[int, tuple[str, str]] = {
         "writer move or its switch release leaves Route 53 on region B while region A serves the "
         "writer (seeds 5 and 77, failovers that died before the writer moved, pass)",
     ),
-    22: (
-        "converges",
-        "rds-replica: a failback run when no failover happened (region B still a replica, region A "
-        "serving its writer, Route 53 answering it) stops with 'fail over first', and settle reports "
-        "that it never ends: the checker excuses a refusal over a served writer for failovers only "
-        "(9B-9), and the runbook reports a failback whose end state already holds as stopped, not "
-        "done. Also seeds 26, 46, 70",
-    ),
 }
 """Seeds 0-99 that break an invariant with today's runbook (17 of 100: the seed finder's run of this
 change), one per defect (the cheapest): kept out of ``CI_SEEDS``, each a strict expected failure
 naming the defect, for issue 10. Fixed since, and kept as passing regression tests in
-``FIXED_DEFECT_SEEDS``: seeds 20 and 48."""
+``FIXED_DEFECT_SEEDS``: seeds 2, 6, 20, 22 and 48."""
 
 
 FIXED_DEFECT_SEEDS: dict[int, tuple[str, str]] = {
@@ -92,6 +77,27 @@ FIXED_DEFECT_SEEDS: dict[int, tuple[str, str]] = {
         "rds:unplanned-global-failover-* snapshot holding the 2 discarded writes (the pending fence "
         "makes the copy, and the canary asked for it under an active or unreadable latch only). Fixed "
         "as seed 20",
+    ),
+    6: (
+        "no_loss",
+        "rds-replica: a forced failover during an outage died right after PromoteReadReplica, before "
+        "throw_switch; region A came back and Route 53 answered it (the switch was never thrown) before "
+        "the canary's pending fence reached it: its old writer acknowledged writes the new writer never "
+        "got. Fixed: the switch leads the writer move, and an unplanned promotion waits for the thrown "
+        "switch to take effect (tests/safety/test_crash_points.py)",
+    ),
+    22: (
+        "converges",
+        "rds-replica: a failback run when no failover happened stopped with 'fail over first' and never "
+        "ended. Fixed: a failback whose end state already holds ends done, changing nothing "
+        "(tests/safety/test_failback_ends.py). Also seeds 46, 70",
+    ),
+    2: (
+        "traffic_follows_writer",
+        "rds-replica: a failback ended done leaving region B standalone; region A then went dark and "
+        "the next failover refused, so no region served a writer. Judged since as protected_again (the "
+        "refusal with its reason) until the operator's pulumi up re-seeds region B (op_reseed). Also "
+        "seeds 49, 74",
     ),
 }
 """Seeds that broke an invariant before a fix of issue 10: each must hold its invariant from now on."""

@@ -325,7 +325,7 @@ def test_every_step_is_one_lambda_task_with_retry_and_catch(runbook: Runbook) ->
     for name, task in tasks.items():
         if name in LOCK_TASKS or name in on_stop:
             continue
-        step = runbook.step(name)
+        step = on_stop if on_stop is not None and name == on_stop.name else runbook.step(name)
         assert task["Resource"] == LAMBDA_INVOKE
         assert task["Comment"] == (step.description or name)
         assert task["Parameters"] == {
@@ -347,6 +347,9 @@ def test_every_step_is_one_lambda_task_with_retry_and_catch(runbook: Runbook) ->
         assert retried == {*TRANSIENT_LAMBDA_ERRORS, *INVOCATION_LOST_ERRORS, "StepRetryable"}
         assert all(r["JitterStrategy"] == "FULL" and r["BackoffRate"] == 2 for r in task["Retry"][1:])
         assert [c["ErrorEquals"] for c in task["Catch"]] == [["States.ALL"]]
+        if step is on_stop:  # the rollback's own failure still ends the run, lock given back
+            assert task["Catch"][0]["Next"] == task["Next"] == "Release lock (failed)"
+            continue
         assert task["Catch"][0]["Next"] == f"{name}: {'warning' if step.best_effort else 'failed'}"
 
 
@@ -705,6 +708,46 @@ def test_long_running_step_in_progress_forever_times_out(sfn: Harness, step: str
     assert f"{step} in_progress" in run.failure["cause"]  # the handler's last detail
     assert sfn.fake.count(step) == 3  # the first call, then max_polls polls
     assert not descendants(FAILOVER, step) & set(sfn.fake.invoked)
+
+
+def test_every_stop_of_the_failback_passes_through_its_rollback() -> None:
+    """converges: every path of the failback's state machine that stops the run at a step (a step
+    failed, a Parallel branch failed, a poll budget ran out) goes to ``restore_dr`` (which gives
+    region B back its capacity while it still holds the writer) before the lock is given back; the
+    failover has no such state."""
+    states = build_definition(FAILBACK, FUNCTION_ARN)["States"]
+    assert FAILBACK.on_stop is not None and FAILOVER.on_stop is None
+    rollback = FAILBACK.on_stop.name
+    into_release = sorted(n for n, s in states.items() if "Release lock (failed)" in (s.get("Next"),))
+    assert into_release == [rollback], into_release
+    stops = sorted(n for n, s in states.items() if rollback in (s.get("Next"), s.get("Default")))
+    expected = sorted(
+        [f"{s.name}: failed" for s in FAILBACK.steps if not s.best_effort]
+        + [f"{s.name}: timed out" for s in FAILBACK.steps if s.long_running and not s.best_effort]
+    )
+    assert stops == expected
+    assert rollback not in build_definition(FAILOVER, FUNCTION_ARN)["States"]
+
+
+@pytest.mark.parametrize("how", ["failed", "timed out"])
+def test_a_failback_that_stops_runs_its_rollback_and_still_fails_naming_the_step(
+    sfn: Harness, how: str
+) -> None:
+    """converges: the failback stopped at switch_writer (a StepFailed, or its polls ran out) invokes
+    ``restore_dr`` after it, and the execution still fails naming switch_writer (the rollback keeps
+    ``$.failure``)."""
+    if how == "failed":
+        sfn.fake.script("switch_writer", Raise("StepFailed", "switchover cancelled"))
+    else:
+        sfn.fake.script("switch_writer", "in_progress")
+    run = sfn.run(FAILBACK, poll_seconds=1, max_polls=2)
+
+    assert run.status == "FAILED"
+    assert run.failure["step"] == "switch_writer", run.failure
+    invoked = sfn.fake.invoked
+    assert invoked[-1] == "restore_dr" and invoked.count("restore_dr") == 1, invoked
+    assert not descendants(FAILBACK, "switch_writer") & set(invoked)
+    assert sfn.fake.lock_calls[-1] == "release_lock"
 
 
 def test_best_effort_long_running_step_timing_out_is_a_warning(sfn: Harness) -> None:

@@ -1,0 +1,164 @@
+"""How a failback ends (issue 10): a failback with nothing to move back ends done and changes
+nothing; a failback that stops after draining region B leaves region B serving the writer; after an
+rds-replica failback, the operator's ``pulumi up`` re-seeds region B, and the next failover promotes
+that replica. Each test names the invariant of docs/safety.md it holds the runbook to."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import pytest
+
+from lambdas.failover import executor
+from tests.lambdas.failover.faults import Fault
+from tests.lambdas.failover.world import REGION_A, REGION_B
+from tests.safety.model import TRAFFIC_GRACE, Deployment, RunState
+
+Deploy = Callable[..., Deployment]
+
+
+@pytest.mark.parametrize("executor_name", ["cli", "sfn"])
+@pytest.mark.parametrize("mode", ["rds-replica", "aurora-global"])
+def test_converges_a_failback_with_nothing_to_move_back_ends_done_and_changes_nothing(
+    deploy: Deploy, mode: str, executor_name: str
+) -> None:
+    """converges ("runs that already completed say so instead of asking for --force", issue 10): a
+    failback when no failover happened (region B's database replicates from region A's writer, region
+    A serves, Route 53 answers it) finds its end state in place: it ends done and makes no mutating
+    AWS call (judged from the calls AWS received). It stopped with "fail over first" (rds-replica,
+    seed 22)."""
+    d = deploy(mode)
+    d.op_advance(120)
+    run = d.op_run("failback", executor_name=executor_name)
+    assert run.outcome == "done", run
+    assert not run.mutated, "a failback with nothing to move back changed AWS"
+    d.op_advance(TRAFFIC_GRACE + 1)
+    assert not d.judge(), [str(v) for v in d.violations]
+
+
+def test_a_failback_with_nothing_to_move_back_reports_that_nothing_was_to_do(deploy: Deploy) -> None:
+    """The CLI's report says the run found nothing to do (every step already done), not only
+    ``done``."""
+    d = deploy("rds-replica")
+    d.op_advance(120)
+    report = executor.run("failback", d.ctx, d.runbook_clients(), params={"reason": "t"}, max_workers=1)
+    assert report.outcome == "done" and report.nothing_to_do, report.format_table()
+    assert "nothing to do" in report.format_table()
+    assert report.to_dict()["nothingToDo"] is True
+
+
+@pytest.mark.parametrize(
+    ("mode", "crash_after", "latch"),
+    [("rds-replica", 4, "standby"), ("aurora-global", 11, "kept")],
+    ids=["rds-replica-fenced-latch-set-to-standby", "aurora-global-latch-written"],
+)
+def test_converges_a_failback_after_a_failover_that_died_before_the_writer_moved(
+    deploy: Deploy, mode: str, crash_after: int, latch: str
+) -> None:
+    """converges / traffic_follows_writer: a forced failover dies before the writer moves, after
+    fencing region A (4 mutating calls: the journal's ``primaryStoppedAt``, region A's web tier and
+    both functions), then the latch set to standby by hand (seed 22's shape); or after writing the
+    latch (11 calls: region B scaled out too). The operator fails back: the failback gives region A
+    back its web tier and functions, returns region B to standby and ends done, with region A serving
+    the writer and Route 53 answering it. It stopped with "fail over first" (rds-replica), having
+    restored the latch to active from the journal (so the canary sent traffic to region B, whose
+    database is a replica)."""
+    d = deploy(mode)
+    d.op_advance(120)
+    died = d.op_run("failover", params={"force": True}, crash_after=crash_after)
+    assert died.outcome == "crashed", died
+    assert not d.emulator.serving(REGION_A), "the dead failover fenced region A"
+    if latch == "standby":
+        d.op_tamper_latch("standby")
+    d.op_advance(1500)  # the dead run's lock expires (the failback is another run)
+    run = d.op_run("failback")
+    assert run.outcome == "done", run
+    assert d.writer() == d.keys()[0], "the writer never left region A"
+    d.op_advance(TRAFFIC_GRACE + 1)
+    assert d.emulator.serving(REGION_A) and d.where() == REGION_A
+    assert not d.emulator.serving(REGION_B), "region B back in standby"
+    assert not d.judge(), [str(v) for v in d.violations]
+
+
+def _failed_over(d: Deployment) -> None:
+    """An unplanned failover while region A is dark, then region A back (Aurora rebuilds it as a
+    caught-up secondary)."""
+    d.op_advance(60)
+    d.op_outage()
+    d.op_advance(120)
+    assert d.op_run("failover").outcome == "done"
+    d.op_recover()
+    d.op_advance(d.emulator.timings.rebuild_seconds + 600)
+
+
+def _region_b_serves_the_writer(d: Deployment, run: RunState) -> None:
+    assert run.outcome == "stopped" and "switch_writer" in run.detail, run
+    if run.executor_name == "cli":  # the CLI's reason says what the rollback did
+        assert "restore_dr: " in run.detail, f"the stopped failback did not undo its drain: {run.detail}"
+    assert d.writer() == d.keys()[1], "the writer never left region B"
+    d.op_advance(TRAFFIC_GRACE + 1)
+    assert d.emulator.serving(REGION_B) and d.where() == REGION_B
+    assert not d.judge(), [str(v) for v in d.violations]
+
+
+def test_converges_a_failback_whose_promotion_fails_after_a_crash_and_resume_leaves_region_b_serving(
+    deploy: Deploy,
+) -> None:
+    """converges (a run that stops after changing AWS leaves a region serving the writer): an
+    rds-replica failback dies right after draining region B (its first PutFunctionConcurrency, in
+    scale_down_dr); resumed, its promotion of region A's replica is refused (a missing permission).
+    The resumed run stops at switch_writer and its rollback (``restore_dr``, both executors run it on
+    every stop) gives region B back its capacity and functions: region B holds the writer, serves it,
+    and Route 53 answers it. Only a lag wait that gave up undid the drain before."""
+    d = deploy("rds-replica")
+    # Region A refuses the promotion (installed first: clients take a session's hooks when built).
+    d.add_fault(Fault(service="rds", operation="PromoteReadReplica", region=REGION_A))
+    _failed_over(d)
+    # (A budget for the rename and the replica's creation, as the drill gives its waiters.)
+    died = d.op_run(
+        "failback", params={"waiterMaxAttempts": 240}, crash_on=frozenset({"PutFunctionConcurrency"})
+    )
+    assert died.outcome == "crashed", died
+    assert d._dr_desired() == 0, "the dead failback drained region B's web tier"
+    d.op_resume()
+    assert d.last_run is not None
+    _region_b_serves_the_writer(d, d.last_run)
+
+
+def test_converges_an_aurora_failback_whose_switchover_is_refused_leaves_region_b_serving(
+    deploy: Deploy,
+) -> None:
+    """converges: an Aurora failback by Step Functions drains region B and AWS refuses its
+    switchover (a missing permission): the execution stops at switch_writer and passes through the
+    rollback state (``restore_dr``) before it gives the lock back: region B serves the writer."""
+    d = deploy("aurora-global")
+    d.add_fault(Fault(service="rds", operation="SwitchoverGlobalCluster", region=REGION_B))
+    _failed_over(d)
+    _region_b_serves_the_writer(d, d.op_run("failback", executor_name="sfn"))
+
+
+def test_protected_again_a_failover_after_a_failback_and_the_re_seed_promotes_the_new_replica(
+    deploy: Deploy,
+) -> None:
+    """protected_again: after an rds-replica failback region B's instance is standalone; the operator's
+    ``pulumi up`` re-seeds region B (``op_reseed``: ``<dr db>-g1``, a replica of region A's writer,
+    which the outputs name from then on). Region A then goes dark: the next failover promotes the
+    re-seeded replica (not the released generation 0) and region B serves the writer, nothing
+    acknowledged lost beyond the unplanned tail. (One executor: both run the same promote_database
+    handler on the outputs' name, and the schedule costs 30 s.)"""
+    d = deploy("rds-replica")
+    _failed_over(d)
+    assert d.op_run("failback", params={"waiterMaxAttempts": 240}).outcome == "done"
+    released = d.ctx.dr_db_instance_id
+    d.op_reseed()
+    assert d.ctx.dr_db_instance_id == f"{released}-g1", d.ctx.dr_db_instance_id
+    assert not d._b_unprotected(), "the re-seeded replica replicates from the writer"
+    d.op_advance(300)
+    d.op_outage()
+    d.op_advance(120)
+    run = d.op_run("failover")
+    assert run.outcome == "done", run
+    assert d.writer() == d.keys()[1] and d.keys()[1].endswith(":db:" + str(d.ctx.dr_db_instance_id))
+    d.op_advance(TRAFFIC_GRACE + 1)
+    assert d.emulator.serving(REGION_B) and d.where() == REGION_B
+    assert not d.judge(), [str(v) for v in d.violations]
