@@ -314,7 +314,10 @@ def test_the_failback_replica_carries_its_stamp_and_the_role_allows_tagging_it(
     rds = world.client("rds", REGION_A)
     primary = world.context["primaryDbInstanceId"]
     (writer,) = rds.describe_db_instances(DBInstanceIdentifier=primary)["DBInstances"]
-    tags = {t["Key"]: t["Value"] for t in rds.list_tags_for_resource(ResourceName=writer["DBInstanceArn"])["TagList"]}
+    tags = {
+        t["Key"]: t["Value"]
+        for t in rds.list_tags_for_resource(ResourceName=writer["DBInstanceArn"])["TagList"]
+    }
     retained = [
         i["DBInstanceIdentifier"]
         for i in rds.describe_db_instances()["DBInstances"]
