@@ -189,11 +189,6 @@ def retained_stamp(primary_instance_id: str, identifier: str) -> str | None:
     return match.group(1) if match else None
 
 
-def retained_id_for_stamp(primary_instance_id: str, stamp: str) -> str:
-    """The retained name :func:`retained_instance_id` gave at ``stamp`` (``YYYYMMDDHHMM``)."""
-    return f"{retained_head(primary_instance_id)}-{RETAINED_MARKER}-{stamp}"
-
-
 def retained_instance_pattern(primary_instance_id: str) -> str:
     """Every name :func:`retained_instance_id` gives ``primary_instance_id``'s old primaries
     (an IAM resource pattern: ``*`` stands for the stamp)."""
