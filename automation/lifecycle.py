@@ -48,7 +48,7 @@ from automation.lifecycle_tables import (
     Change,
     rejected,
 )
-from lambdas.failover.names import retained_instance_id
+from lambdas.failover.names import FAILBACK_STAMP_TAG, retained_instance_id
 
 # Inputs that differ between two runs of the same program because they are build artefacts.
 VOLATILE_INPUTS = frozenset({"code", "sourceCodeHash", "__defaults"})
@@ -276,6 +276,7 @@ class Db:
     managed_by: str | None  # "stack:urn", or None: out of band or released
     engine_version: str | None = None
     global_id: str | None = None
+    tags: dict[str, str] = field(default_factory=dict)  # RDS tags: they follow the instance through a rename
 
 
 @dataclass
@@ -641,6 +642,7 @@ class Lifecycle:
         return json.dumps(
             {
                 "rdsSources": {d.ident: d.source or "" for d in w.dbs.values() if d.kind == "instance"},
+                "rdsTags": {d.ident: dict(d.tags) for d in w.dbs.values() if d.kind == "instance" and d.tags},
                 "rdsInstances": {
                     region: sorted(
                         d.ident for d in w.dbs.values() if d.kind == "instance" and d.region == region
@@ -810,17 +812,20 @@ class Lifecycle:
         if mode == "rds-replica":
             # Rename to replace (lambdas/failover/steps.py reestablish_replication): the old primary
             # is renamed <primary>-pre-failback-<stamp> and kept, and a replica of region B's writer
-            # takes <primary>. This harness identifies databases by name, as region A's application
-            # does (its endpoint); the primary stack's state, which follows the instance, must be
-            # moved to the new <primary> by hand (README, "Failing back").
+            # takes <primary>, tagged with the rename's stamp (FAILBACK_STAMP_TAG): the primary
+            # stack's next update reads the tag live and adopts it (components/data.py). This harness
+            # identifies databases by name, as region A's application does (its endpoint); a renamed
+            # instance keeps its tags and the state that follows it.
             primary = ctx["primaryDbInstanceId"]
             current = w.dbs.get(primary)
             if current is None or current.source != ctx["drDbInstanceId"]:
+                tags: dict[str, str] = {}
                 if current is not None:
                     retained = retained_instance_id(primary, w.next_failback_at())
                     w.dbs[retained] = dataclasses.replace(current, ident=retained)
                     w.out_of_band.append(f"aws:rds/instance:Instance {primary} renamed {retained} (runbook)")
-                w.dbs[primary] = Db(primary, a_region, "instance", ctx["drDbInstanceId"], None)
+                    tags = {FAILBACK_STAMP_TAG: retained.rsplit("-", 1)[1]}
+                w.dbs[primary] = Db(primary, a_region, "instance", ctx["drDbInstanceId"], None, tags=tags)
                 w.out_of_band.append(
                     f"aws:rds/instance:Instance {primary} (runbook, replaces the old primary)"
                 )

@@ -77,6 +77,9 @@ def runbook_failback() -> list[Step]:
             "failback", "runbook failback (replicate, drain, switch writer, release switch, clear latch)"
         ),
         Up("dr", "routine update: dr:active false", {"dr:active": False}),
+        # Region A's writer is the replica the runbook created under <primary> (rename to replace):
+        # the primary stack's next update adopts it from its failback-stamp tag (B13-8).
+        Up("primary", "routine update of the primary stack"),
     ]
 
 

@@ -357,7 +357,9 @@ class _Mocks:
             ident = str(call_args.get("dbInstanceIdentifier", ""))
             sources = None if self.live is None else self.live.get("rdsSources", {})
             source = sources.get(ident, "") if sources is not None else f"{COMPUTED}primary-db-arn"
-            return {"dbInstanceIdentifier": ident, "replicateSourceDb": source, "id": ident}
+            # Its tags (the runbook's failback stamp on the replica it made): none without a live world.
+            tags = {} if self.live is None else dict(self.live.get("rdsTags", {}).get(ident, {}))
+            return {"dbInstanceIdentifier": ident, "replicateSourceDb": source, "tags": tags, "id": ident}
         if token == "aws:rds/getInstances:getInstances":
             # The region's live RDS instances (rds.getInstances), narrowed by a ``db-instance-id``
             # filter. Without a live world: none (a first deploy; the program then declares its own).
@@ -521,7 +523,8 @@ def synthesize(
         primary_outputs: the primary stack's outputs; default: synthesize stack ``primary``.
         primary_overrides: overrides for that primary synthesis.
         live: what the program's live reads answer: ``rdsSources`` (RDS instance -> replication
-            source, "" when standalone: rds.getInstance), ``rdsInstances`` (region -> RDS instance
+            source, "" when standalone: rds.getInstance), ``rdsTags`` (RDS instance -> its tags:
+            rds.getInstance), ``rdsInstances`` (region -> RDS instance
             identifiers: rds.getInstances) and ``clusterMembers`` (Aurora cluster ->
             instance identifiers: rds.getCluster); None: a deployed standby as the program declares it.
     """

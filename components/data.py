@@ -44,9 +44,11 @@ from components.naming import (
 )
 from components.wiring import PrimaryOutputs
 from lambdas.failover.names import (
+    FAILBACK_STAMP_TAG,
     RDS_IDENTIFIER_MAX,
     failback_generation_id,
     failover_instance_id,
+    retained_stamp,
     writer_lineage_id,
     writer_lineage_index,
 )
@@ -161,6 +163,63 @@ def _live_writer_lineage(
         (i for i in reversed(existing) if not _live_replica(writer_lineage_id(base, i), parent, provider)), 0
     )
     return WriterLineage(tuple(existing), writer, arns.get(writer_lineage_id(base, writer)))
+
+
+@dataclass(frozen=True)
+class RunbookFailbacks:
+    """What the runbook's rds-replica failbacks (rename to replace) left in region A, read live.
+
+    Each failback renamed the instance that was ``<primary>`` to ``<primary>-pre-failback-<stamp>`` and
+    created its replacement under ``<primary>``, tagged :data:`FAILBACK_STAMP_TAG` = ``<stamp>``
+    (lambdas/failover/steps.py). Tags follow an instance through renames, so each instance says which
+    failback made it (none: the stack's own instance).
+    """
+
+    base: str  # region A's primary identifier, the name region A's application writes to
+    original: str | None  # the stack's own instance's name now; None once it was deleted by hand
+    replacements: tuple[tuple[str, str], ...]  # (stamp, name now) per instance a failback made, oldest first
+
+    @property
+    def writer_stamp(self) -> str | None:
+        """The stamp of the replacement that is ``<primary>`` now (region A's writer), if one is."""
+        return next((stamp for stamp, ident in self.replacements if ident == self.base), None)
+
+
+def _failback_stamp(
+    identifier: str, parent: pulumi.Resource, provider: pulumi.ProviderResource | None
+) -> str | None:
+    """The :data:`FAILBACK_STAMP_TAG` of region A's instance ``identifier`` (``aws.rds.getInstance``
+    ``tags``: https://www.pulumi.com/registry/packages/aws/api-docs/rds/getinstance/), None if untagged."""
+    live = aws.rds.get_instance(
+        db_instance_identifier=identifier, opts=pulumi.InvokeOptions(parent=parent, provider=provider)
+    )
+    return (live.tags or {}).get(FAILBACK_STAMP_TAG) or None
+
+
+def _live_runbook_failbacks(
+    base: str, parent: pulumi.Resource, provider: pulumi.ProviderResource | None = None
+) -> RunbookFailbacks:
+    """Region A's instances of ``base``'s rename-to-replace chain, read live on every update (B13-8).
+
+    The provider's id of an RDS instance is its resource id, which survives a rename: after a runbook
+    failback the stack's state follows the renamed old primary, and the new ``<primary>`` is in no
+    state. The tag on each instance tells the program which is which, with no hand edit of state.
+    """
+    found = aws.rds.get_instances(opts=pulumi.InvokeOptions(parent=parent, provider=provider))
+    names = [i for i in found.instance_identifiers if i == base or retained_stamp(base, i) is not None]
+    original: str | None = None
+    made: list[tuple[str, str]] = []
+    for ident in sorted(
+        names, key=lambda i: retained_stamp(base, i) or "~"
+    ):  # retained oldest first, then base
+        stamp = _failback_stamp(ident, parent, provider)
+        if stamp is None:
+            original = original or ident
+        else:
+            made.append((stamp, ident))
+    if base not in names:
+        original = original or base  # a first deploy: the stack creates it
+    return RunbookFailbacks(base, original, tuple(sorted(made)))
 
 
 def _region_a_writer_arn(
@@ -596,48 +655,91 @@ class PrimaryDatabase(pulumi.ComponentResource):
             self.resource_arn = cluster.arn
         else:
             lineage = _live_writer_lineage(physical, self)
-            instance = aws.rds.Instance(
-                f"{name}-instance",
-                identifier=physical,
-                engine=db.engine,
-                engine_version=db.engine_version,
-                instance_class=db.instance_class,
-                allocated_storage=db.allocated_storage,
-                max_allocated_storage=db.allocated_storage * 4,
-                storage_type="gp3",
-                storage_encrypted=True,
-                kms_key_id=args.kms_key_arn,
-                db_name=db.db_name,
-                username=db.username,
-                password_wo=self.credentials.password,
-                password_wo_version=CREDENTIALS_VERSION,
-                port=self.port,
-                multi_az=db.multi_az,
-                db_subnet_group_name=self.network.subnet_group_name,
-                parameter_group_name=self.network.parameter_group_name,
-                vpc_security_group_ids=[self.network.security_group_id],
-                publicly_accessible=False,
-                iam_database_authentication_enabled=True,
-                backup_retention_period=db.backup_retention_days,
-                backup_window=BACKUP_WINDOW,
-                maintenance_window=MAINTENANCE_WINDOW,
-                copy_tags_to_snapshot=True,
-                delete_automated_backups=False,
-                deletion_protection=args.protect,
-                skip_final_snapshot=False,
-                final_snapshot_identifier=_final_snapshot(physical, "aws:rds/instance:Instance"),
-                auto_minor_version_upgrade=True,
-                **pi,
-                # Protected while it is region A's writer; once an IaC failback made a newer writer
-                # (below), it stays declared unprotected until it is deleted by hand, then leaves
-                # the program with nothing sent to AWS (retainOnDelete).
-                opts=pulumi.ResourceOptions(
-                    parent=self,
-                    protect=args.protect and lineage.writer == 0,
-                    retain_on_delete=lineage.writer != 0,
-                ),
-            )
-            writer = instance
+            runbook = _live_runbook_failbacks(physical, self)
+            # Region A writes to the stack's own instance unless a failback made a newer writer: the
+            # dr stack's (IaC lineage, below) or the runbook's (rename to replace, tagged with its stamp).
+            own_writes = lineage.writer == 0 and runbook.writer_stamp is None
+            writer: aws.rds.Instance | None = None
+            original = runbook.original or physical
+            renamed = original != physical
+            if runbook.original is not None:
+                instance = aws.rds.Instance(
+                    f"{name}-instance",
+                    identifier=original,
+                    engine=db.engine,
+                    engine_version=db.engine_version,
+                    instance_class=db.instance_class,
+                    allocated_storage=db.allocated_storage,
+                    max_allocated_storage=db.allocated_storage * 4,
+                    storage_type="gp3",
+                    storage_encrypted=True,
+                    kms_key_id=args.kms_key_arn,
+                    db_name=db.db_name,
+                    username=db.username,
+                    password_wo=self.credentials.password,
+                    password_wo_version=CREDENTIALS_VERSION,
+                    port=self.port,
+                    multi_az=db.multi_az,
+                    db_subnet_group_name=self.network.subnet_group_name,
+                    parameter_group_name=self.network.parameter_group_name,
+                    vpc_security_group_ids=[self.network.security_group_id],
+                    publicly_accessible=False,
+                    iam_database_authentication_enabled=True,
+                    backup_retention_period=db.backup_retention_days,
+                    backup_window=BACKUP_WINDOW,
+                    maintenance_window=MAINTENANCE_WINDOW,
+                    copy_tags_to_snapshot=True,
+                    delete_automated_backups=False,
+                    deletion_protection=args.protect,
+                    skip_final_snapshot=False,
+                    final_snapshot_identifier=_final_snapshot(physical, "aws:rds/instance:Instance"),
+                    auto_minor_version_upgrade=True,
+                    **pi,
+                    # Protected while it is region A's writer; once a failback made a newer writer
+                    # (below), it stays declared unprotected until it is deleted by hand, then leaves
+                    # the program with nothing sent to AWS (retainOnDelete). Renamed by the runbook's
+                    # failback (<primary>-pre-failback-<stamp>), it is declared under that name with the
+                    # identifier ignored: the state keeps the name it had, and no update renames anything.
+                    opts=pulumi.ResourceOptions(
+                        parent=self,
+                        protect=args.protect and own_writes,
+                        retain_on_delete=not own_writes,
+                        ignore_changes=["identifier"] if renamed else None,
+                    ),
+                )
+                if own_writes:
+                    writer = instance
+            for stamp, current in runbook.replacements:
+                # An instance the runbook's failback created under <primary> (tagged with its stamp):
+                # region A's writer while it holds <primary>, else an earlier writer a later failback
+                # renamed and kept. Adopted with the `import` option
+                # (https://www.pulumi.com/docs/iac/concepts/options/import/) under a name derived from
+                # the stamp, declared with the arguments of a failback instance (failback_instance_args),
+                # never protected once it is not the writer, never deleted (retainOnDelete).
+                is_writer = current == physical and lineage.writer == 0
+                adopted = aws.rds.Instance(
+                    f"{name}-instance-rb{stamp}",
+                    **failback_instance_args(
+                        db,
+                        identifier=current,
+                        engine=db.engine,
+                        port=self.port,
+                        kms_key_arn=args.kms_key_arn,
+                        subnet_group_name=self.network.subnet_group_name,
+                        parameter_group_name=self.network.parameter_group_name,
+                        security_group_id=self.network.security_group_id,
+                        protect=args.protect,
+                    ),
+                    opts=pulumi.ResourceOptions(
+                        parent=self,
+                        import_=current,
+                        protect=args.protect and is_writer,
+                        retain_on_delete=True,
+                        ignore_changes=None if current == physical else ["identifier"],
+                    ),
+                )
+                if is_writer:
+                    writer = adopted
             for index in lineage.existing:
                 if index == 0:
                     continue
@@ -670,8 +772,11 @@ class PrimaryDatabase(pulumi.ComponentResource):
             # Region A's earlier writers: they hold nothing the writer lacks once region B was re-seeded
             # from it, but only an operator decides that. Released: delete by hand after verification.
             self.retained_instance_ids = [
-                writer_lineage_id(physical, i) for i in lineage.existing if i != lineage.writer
+                *[writer_lineage_id(physical, i) for i in lineage.existing if i not in (0, lineage.writer)],
+                *([original] if runbook.original is not None and not own_writes else []),
+                *[current for _, current in runbook.replacements if current != physical],
             ]
+            assert writer is not None, "region A's writer: the stack's own, an IaC or a runbook failback's"
             self.instance_arn = writer.arn
             self.instance_id = writer.identifier
             self.endpoint = writer.address

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from lambdas.failover.names import (
+    FAILBACK_STAMP_TAG,
     failover_instance_id,
     generation_parameter_name,
     ledger_marker_function_name,
@@ -399,6 +400,18 @@ def _rds_replica(t: RunbookTargets) -> list[dict[str, Any]]:
             "Effect": "Allow",
             "Action": "rds:CreateDBInstanceReadReplica",
             "Resource": [primary, dr, *_defaults(a, acct), *network],
+        },
+        {
+            # The replica is created with one tag (FAILBACK_STAMP_TAG: which retained instance it
+            # replaces, read by the primary stack). "If tags are specified in the create action, RDS
+            # performs additional authorization on the rds:AddTagsToResource action"
+            # (https://docs.aws.amazon.com/AmazonRDS/latest/UserGuide/security_iam_id-based-policy-examples-grant-permissions-tags-on-create.html):
+            # only on the primary's name and only that tag key.
+            "Sid": "TagFailbackReplica",
+            "Effect": "Allow",
+            "Action": "rds:AddTagsToResource",
+            "Resource": primary,
+            "Condition": {"ForAllValues:StringEquals": {"aws:TagKeys": [FAILBACK_STAMP_TAG]}},
         },
     ]  # fmt: skip
     if t.data_key_arns:

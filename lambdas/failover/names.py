@@ -174,6 +174,21 @@ def retained_instance_id(primary_instance_id: str, at: datetime) -> str:
     return f"{retained_head(primary_instance_id)}-{RETAINED_MARKER}-{stamp}"
 
 
+FAILBACK_STAMP_TAG = "pilotlight:failback-stamp"
+"""The tag the rds-replica failback puts on the replica it creates under ``<primary>`` (Tags on
+CreateDBInstanceReadReplica): the stamp of the retained name it renamed the old primary to. Tags
+follow an instance through a rename, so every instance a failback made says which one it replaced;
+the primary stack reads it live and adopts the instance (components/data.py)."""
+
+
+def retained_stamp(primary_instance_id: str, identifier: str) -> str | None:
+    """The stamp of ``identifier`` if it is a name :func:`retained_instance_id` gives
+    ``primary_instance_id``'s old primaries, else None."""
+    head = re.escape(f"{retained_head(primary_instance_id)}-{RETAINED_MARKER}-")
+    match = re.fullmatch(head + r"(\d{12})", identifier)
+    return match.group(1) if match else None
+
+
 def retained_instance_pattern(primary_instance_id: str) -> str:
     """Every name :func:`retained_instance_id` gives ``primary_instance_id``'s old primaries
     (an IAM resource pattern: ``*`` stands for the stamp)."""

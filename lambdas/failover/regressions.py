@@ -42,6 +42,10 @@ class Regression(StrEnum):
     """The rds-replica failback creates and promotes ``<primary>-failback`` beside region A's old
     primary instead of renaming the old primary and replacing it under its name, so region A's
     application keeps writing to the old instance (breaks no_loss)."""
+    FAILBACK_UNTAGGED = "failback-untagged"
+    """The rds-replica failback creates its replica under ``<primary>`` without the failback-stamp tag,
+    so the primary stack cannot tell it from the old primary and never adopts it (breaks B13-8:
+    region A's writer in no stack's state)."""
     LAG_NOT_ACTIVE_IS_CAUGHT_UP = "lag-not-active-is-caught-up"
     """The zero-lag wait reads a negative lag (``ReplicaLag`` -1: replication not active) as
     caught up, and moves the writer over a replica that lacks writes (breaks no_loss)."""

@@ -74,12 +74,14 @@ from lambdas.failover.clients import Clients, Side
 from lambdas.failover.context import Capacity, RunbookContext
 from lambdas.failover.exceptions import StepFailed
 from lambdas.failover.names import (
+    FAILBACK_STAMP_TAG,
     REPLICATION_RULE_ID,
     UNPLANNED_SNAPSHOT_PREFIX,
     failover_instance_id,
     kept_snapshot_id,
     ledger_marker_function_name,
     retained_instance_id,
+    retained_stamp,
 )
 from lambdas.failover.regressions import Regression
 
@@ -2203,6 +2205,14 @@ def _create_failback_replica(
     retained = record.get("retained")
     rds = clients.rds("primary")
     kwargs = _failback_replica_request(ctx, params, source, old, primary_id, step)
+    stamp = retained_stamp(primary_id, str(retained)) if retained else None
+    if stamp and not regressions.on(Regression.FAILBACK_UNTAGGED):
+        # Which retained instance this replica replaces, on the instance itself (tags survive the
+        # promotion and any later rename): the primary stack reads it live and adopts the instance
+        # under a name derived from the stamp (components/data.py), so region A's writer is in its
+        # state with no hand edit of state. Tagging on create is authorized as rds:AddTagsToResource too
+        # (https://docs.aws.amazon.com/AmazonRDS/latest/UserGuide/security_iam_id-based-policy-examples-grant-permissions-tags-on-create.html).
+        kwargs["Tags"] = [{"Key": FAILBACK_STAMP_TAG, "Value": stamp}]
     # Journaled before the call: from now on a standalone <primary> is this failback's writer.
     record["created"] = True
     _journal(clients, ctx, **{FAILBACK_JOURNAL_KEY: record})

@@ -160,19 +160,14 @@ def test_the_replica_lag_alarm_means_something_after_every_update(scenario: str,
     assert violations(run(scenario, mode), LAG) == []
 
 
-# The runbook's rds-replica failback (rename to replace) leaves the new <primary> in no stack's state.
-B13_8_RUNBOOK_WRITER = (
-    "B13-8 after the runbook's rds-replica failback the new <primary> is in no stack's state: the primary "
-    "stack's state follows the renamed old instance (tests/components/test_review_break13.py)"
-)
 END_CASES = [
     case("declared-iac", RDS),
     case("declared-iac", AURORA),
     case("runbook-iac", RDS),
     case("runbook-iac", AURORA),
-    case("declared-runbook", RDS, B13_8_RUNBOOK_WRITER),
+    case("declared-runbook", RDS),
     case("declared-runbook", AURORA),
-    case("runbook-runbook", RDS, B13_8_RUNBOOK_WRITER),
+    case("runbook-runbook", RDS),
     case("runbook-runbook", AURORA),
     case("twice", RDS),
     case("upgrade", AURORA),

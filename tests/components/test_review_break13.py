@@ -81,13 +81,6 @@ B13_7_CYCLE_BEFORE_RELEASE = (
     "(identifier is updated in place) and re-points it at region B (refused: 'cannot elect new source database'); "
     "protected, the engine refuses the replacement too: the failback cannot start while region B serves"
 )
-B13_8_WRITER_UNMANAGED = (
-    "B13-8 after an rds-replica failback (IaC phases or runbook) region A's writer is in no stack's state: the IaC "
-    "failback instance is released by the dr stack and never adopted by the primary stack; after the runbook's "
-    "rename-to-replace the primary stack's state follows the renamed old instance, and the README prescribes "
-    "`pulumi state delete` + `pulumi import` by hand, which issue 13 (What to build, 3) rules out. The harness "
-    "lists the writer in Observation.unmanaged_dbs but no invariant checks it"
-)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -209,12 +202,12 @@ def test_an_iac_failback_finished_by_the_runbook_ends_protected() -> None:
                 {"dr:active": False},
                 rm=("dr:failback",),
             ),
+            Up("primary", "routine update of the primary stack (adopts the runbook's <primary>, B13-8)"),
         ]
     )
     last = lc.results[-1]
     assert last.errors == [], last.errors
-    # writer-in-state (added with the B13-3 fix) is B13-8's runbook-failback gap, a strict xfail of its own.
-    assert [str(v) for v in final_violations(lc) if v.invariant != "writer-in-state"] == []
+    assert [str(v) for v in final_violations(lc)] == []
 
 
 # --------------------------------------------------------------------------------------------------
@@ -315,7 +308,7 @@ def test_the_next_iac_failback_starts_before_the_previous_failback_instance_is_r
     "scenario",
     [
         "declared-iac",
-        pytest.param("runbook-runbook", marks=pytest.mark.xfail(strict=True, reason=B13_8_WRITER_UNMANAGED)),
+        "runbook-runbook",  # the runbook's rename to replace: adopted from the replica's failback-stamp tag
     ],
 )
 def test_after_a_failback_region_a_writer_is_in_the_primary_stack_state(scenario: str) -> None:
@@ -328,3 +321,56 @@ def test_after_a_failback_region_a_writer_is_in_the_primary_stack_state(scenario
     assert f"instance {writer}" not in last.observation.unmanaged_dbs, (
         f"region A's writer {writer} is in no stack's state; unmanaged: {last.observation.unmanaged_dbs}"
     )
+
+
+def test_after_a_runbook_failback_the_primary_stack_adopts_the_new_primary_and_keeps_the_old_unprotected() -> (
+    None
+):
+    """B13-8, how: the replica the runbook made under <P> carries its failback stamp (FAILBACK_STAMP_TAG);
+    the primary stack adopts it with the `import` option under a name derived from the stamp, protected,
+    and keeps the renamed old primary declared under its retained name, unprotected, retainOnDelete, with
+    its identifier ignored (no ModifyDBInstance: the rename already happened), and lists it as released.
+    A second runbook failover and failback chains the same way: nothing stateful is replaced or deleted."""
+    lc = copy.deepcopy(run("runbook-runbook", RDS))
+    stamp = "203001010000"  # the harness's first runbook failback (automation/lifecycle.py)
+    retained = f"{P}-pre-failback-{stamp}"
+    primary = lc.syntheses[-1]
+    old, new = primary.named("primary-data-db-instance"), primary.named(f"primary-data-db-instance-rb{stamp}")
+    assert (old.inputs["identifier"], old.protect, old.retain_on_delete, old.ignore_changes) == (
+        retained,
+        False,
+        True,
+        ["identifier"],
+    )
+    assert (new.inputs["identifier"], new.import_id, new.protect, new.retain_on_delete) == (P, P, True, True)
+    assert primary.outputs["retainedDbInstanceIds"] == [retained]
+    adopt = lc.results[-1]
+    actions = {
+        p.name: (p.action, sorted(p.changed)) for p in adopt.plans if p.stateful and p.region == "us-east-1"
+    }
+    assert actions["primary-data-db-instance"] == (Action.SAME, []), actions
+    assert actions[f"primary-data-db-instance-rb{stamp}"] == (Action.IMPORT, []), actions
+
+    lc.run(
+        [
+            *runbook_failover(),
+            Runbook("failback", "second runbook failback"),
+            Up("dr", "routine update: dr:active false", {"dr:active": False}),
+            Up("primary", "routine update of the primary stack"),
+            Up("primary", "another routine update of the primary stack"),
+        ]
+    )
+    assert [r.errors for r in lc.results if r.errors] == []
+    assert [str(v) for r in lc.results for v in r.violations] == []
+    assert [str(v) for v in final_violations(lc)] == []
+    second = "203001010100"
+    again = lc.syntheses[-1]
+    first = again.named(f"primary-data-db-instance-rb{stamp}")
+    assert (first.inputs["identifier"], first.protect, first.ignore_changes) == (
+        f"{P}-pre-failback-{second}",
+        False,
+        ["identifier"],
+    )
+    assert again.named(f"primary-data-db-instance-rb{second}").inputs["identifier"] == P
+    assert again.outputs["retainedDbInstanceIds"] == [retained, f"{P}-pre-failback-{second}"]
+    assert [p.name for p in lc.results[-1].plans if p.action is not Action.SAME] == []

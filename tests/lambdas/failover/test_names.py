@@ -64,6 +64,11 @@ def test_the_retained_name_fits_keeps_its_marker_and_stamp(length: int) -> None:
         assert retained == f"{primary}-pre-failback-203112312359"  # names that fit are not cut
     other = names.retained_instance_id(primary[:-1] + "c", AT)
     assert other != retained, "two long primaries differing at the end keep different retained names"
+    # The stamp reads back from the retained name (the failback-stamp tag's value, B13-8), and only
+    # from a retained name of this primary.
+    assert names.retained_stamp(primary, retained) == "203112312359"
+    assert names.retained_stamp(primary, primary) is None
+    assert names.retained_stamp(primary, other) is None
 
 
 def test_failover_adds_a_writer_instance_whose_identifier_fits(make_world: Callable[..., World]) -> None:

@@ -23,10 +23,10 @@ import pytest
 from components.runbook_iam import RunbookTargets, runbook_statements
 from lambdas.failover import executor, preflight
 from lambdas.failover.context import RunbookContext
-from lambdas.failover.names import ledger_marker_function_name
+from lambdas.failover.names import FAILBACK_STAMP_TAG, ledger_marker_function_name, retained_stamp
 from tests.components.conftest import synthesize
 from tests.lambdas.failover.harness import FAST, FORCED, clients_for
-from tests.lambdas.failover.world import ACCOUNT, REGION_B, World
+from tests.lambdas.failover.world import ACCOUNT, REGION_A, REGION_B, World
 
 # IAM action prefixes where they differ from the lower-cased botocore service id.
 IAM_PREFIX = {"Auto Scaling": "autoscaling", "CloudWatch": "cloudwatch"}
@@ -140,6 +140,7 @@ class Call:
     target: str
     namespace: str | None = None  # cloudwatch:namespace, for PutMetricData
     via: str | None = None  # kms:ViaService, for a KMS call a service makes on the caller's behalf
+    tag_keys: tuple[str, ...] | None = None  # aws:TagKeys, for the tagging a create with Tags implies
 
 
 # What a call makes the caller do besides itself: publishing to a topic encrypted with a customer
@@ -152,6 +153,15 @@ class Call:
 IMPLIED_KMS = {
     "sns:Publish": ("kms:GenerateDataKey", "kms:Decrypt"),
     **{f"dynamodb:{op}": ("kms:Decrypt",) for op in ("GetItem", "PutItem", "UpdateItem", "DeleteItem")},
+}
+# An RDS create that carries Tags is also authorized as rds:AddTagsToResource on the new resource
+# ("If tags are specified in the create action, RDS performs additional authorization on the
+# rds:AddTagsToResource action":
+# https://docs.aws.amazon.com/AmazonRDS/latest/UserGuide/security_iam_id-based-policy-examples-grant-permissions-tags-on-create.html).
+# Keyed by action: the ARN of the resource it creates.
+IMPLIED_TAGGING: dict[str, Callable[[dict[str, Any], str], str]] = {
+    "rds:CreateDBInstanceReadReplica": lambda p, r: _db(r, p["DBInstanceIdentifier"]),
+    "rds:CreateDBInstance": lambda p, r: _db(r, p["DBInstanceIdentifier"]),
 }
 VIA_SERVICE = {"dynamodb"}
 """Services whose implied KMS calls carry ``kms:ViaService`` (SNS publishes with the caller's own call)."""
@@ -185,6 +195,10 @@ class CallRecorder:
             via = f"{service}.{region}.amazonaws.com" if service in VIA_SERVICE else None
             for implied in IMPLIED_KMS.get(action, ()) if key else ():
                 self.calls.add(Call(implied, region, key, via=via))
+        tagging = IMPLIED_TAGGING.get(action)
+        if tagging is not None and params.get("Tags"):
+            keys = tuple(sorted(t["Key"] for t in params["Tags"]))
+            self.calls.add(Call("rds:AddTagsToResource", region, tagging(params, region), tag_keys=keys))
 
     def install(self, session: boto3.Session) -> None:
         session.events.register("before-parameter-build", self)
@@ -201,6 +215,11 @@ def _condition_holds(condition: dict[str, Any], call: Call) -> bool:
         "kms:ViaService": call.via,
     }
     for operator, block in condition.items():
+        if operator == "ForAllValues:StringEquals" and set(block) == {"aws:TagKeys"}:
+            # Every tag key of the request among those named (IAM condition operators, ForAllValues).
+            if call.tag_keys is None or not set(call.tag_keys) <= set(_list(block["aws:TagKeys"])):
+                return False
+            continue
         match = {"StringEquals": lambda v, p: v == p, "StringLike": fnmatch.fnmatchcase}.get(operator)
         for key, wanted in block.items():
             value = known.get(key)
@@ -282,6 +301,37 @@ def test_every_call_of_failover_and_failback_is_allowed_on_its_target(
         f"{c.action} on {c.target} in {c.region}" for c in recorder.calls if not allowing(statements, c)
     )
     assert denied == []
+
+
+def test_the_failback_replica_carries_its_stamp_and_the_role_allows_tagging_it(
+    make_world: Callable[..., World],
+) -> None:
+    """B13-8: the replica the rds-replica failback creates under ``<primary>`` says, in a tag, which
+    retained instance it replaced (the primary stack adopts it from that), and the runbook role allows
+    the tagging RDS authorizes on create (rds:AddTagsToResource), for that tag key only."""
+    world = make_world("rds-replica", encrypted=True)
+    recorder = record_both_runbooks(world)
+    rds = world.client("rds", REGION_A)
+    primary = world.context["primaryDbInstanceId"]
+    (writer,) = rds.describe_db_instances(DBInstanceIdentifier=primary)["DBInstances"]
+    tags = {
+        t["Key"]: t["Value"]
+        for t in rds.list_tags_for_resource(ResourceName=writer["DBInstanceArn"])["TagList"]
+    }
+    retained = [
+        i["DBInstanceIdentifier"]
+        for i in rds.describe_db_instances()["DBInstances"]
+        if retained_stamp(primary, i["DBInstanceIdentifier"])
+    ]
+    assert len(retained) == 1, retained
+    assert tags.get(FAILBACK_STAMP_TAG) == retained_stamp(primary, retained[0])
+
+    tagging = [c for c in recorder.calls if c.action == "rds:AddTagsToResource"]
+    assert [(c.target, c.tag_keys) for c in tagging] == [(writer["DBInstanceArn"], (FAILBACK_STAMP_TAG,))]
+    statements = world_policy(world)
+    assert allowing(statements, tagging[0]) == ["TagFailbackReplica"]
+    other = Call("rds:AddTagsToResource", REGION_A, writer["DBInstanceArn"], tag_keys=("owner",))
+    assert not allowing(statements, other), "the role tags the replica with the stamp only"
 
 
 def test_a_call_on_another_resource_or_region_is_denied(make_world: Callable[..., World]) -> None:
