@@ -325,7 +325,7 @@ def test_every_step_is_one_lambda_task_with_retry_and_catch(runbook: Runbook) ->
     for name, task in tasks.items():
         if name in LOCK_TASKS or name in on_stop:
             continue
-        step = on_stop if on_stop is not None and name == on_stop.name else runbook.step(name)
+        step = runbook.step(name)
         assert task["Resource"] == LAMBDA_INVOKE
         assert task["Comment"] == (step.description or name)
         assert task["Parameters"] == {
@@ -713,14 +713,21 @@ def test_long_running_step_in_progress_forever_times_out(sfn: Harness, step: str
 def test_every_stop_of_the_failback_passes_through_its_rollback() -> None:
     """converges: every path of the failback's state machine that stops the run at a step (a step
     failed, a Parallel branch failed, a poll budget ran out) goes to ``restore_dr`` (which gives
-    region B back its capacity while it still holds the writer) before the lock is given back; the
-    failover has no such state."""
+    region B back its capacity while it still holds the writer) before the lock is given back (the
+    failover's own on_stop is ``roll_back_fence``, never ``restore_dr``)."""
     states = build_definition(FAILBACK, FUNCTION_ARN)["States"]
-    assert FAILBACK.on_stop is not None and FAILOVER.on_stop is None
+    assert FAILBACK.on_stop is not None and FAILOVER.on_stop is not None
     rollback = FAILBACK.on_stop.name
-    into_release = sorted(n for n, s in states.items() if "Release lock (failed)" in (s.get("Next"),))
-    assert into_release == [rollback], into_release
-    stops = sorted(n for n, s in states.items() if rollback in (s.get("Next"), s.get("Default")))
+    into_release = sorted(
+        n for n, s in states.items() if "Release lock (failed)" in (s.get("Next"), s.get("Default"))
+    )
+    assert into_release == [f"{rollback}: in progress?"], into_release
+    assert states[rollback]["Catch"][0]["Next"] == "Release lock (failed)"
+    stops = sorted(
+        n
+        for n, s in states.items()
+        if rollback in (s.get("Next"), s.get("Default")) and not n.startswith(f"{rollback}:")
+    )
     expected = sorted(
         [f"{s.name}: failed" for s in FAILBACK.steps if not s.best_effort]
         + [f"{s.name}: timed out" for s in FAILBACK.steps if s.long_running and not s.best_effort]
