@@ -15,7 +15,7 @@ from __future__ import annotations
 import pytest
 
 from lambdas.failover.executor import RunReport
-from lambdas.failover.graph import FAILBACK, FAILOVER
+from lambdas.failover.graph import FAILBACK, FAILOVER, RUNBOOKS
 from tests.lambdas.failover.faults import Fault, access_denied_code, deny, throttle_once
 from tests.lambdas.failover.harness import FAST, FORCED, HealthServer, assert_failed_over, run_book
 from tests.lambdas.failover.world import REGION_A, REGION_B, World
@@ -67,8 +67,15 @@ def assert_stopped_at(report_step: str, report: RunReport, code: str) -> None:
     assert code in (report.reason or "") and report_step in (report.reason or "")
     record = report.record(report_step)
     assert record.status == "failed" and record.code == code and not record.retryable
-    # no later layer started (for the last step there is none)
-    assert all(r.status == "not_run" for r in report.timeline if r.layer > record.layer)
+    # no later layer started (for the last step there is none); the runbook's on_stop (the rollback
+    # both executors run when a step stops the run) is not a layer of the graph
+    on_stop = RUNBOOKS[report.runbook].on_stop
+    stop_name = on_stop.name if on_stop else None
+    assert all(
+        r.status == "not_run" for r in report.timeline if r.layer > record.layer and r.step != stop_name
+    )
+    if stop_name is not None:
+        assert report.record(stop_name).status != "not_run", "the rollback did not run on the stop"
     assert f"STOPPED at {report_step}" in report.format_table()
 
 
@@ -108,7 +115,11 @@ def test_failover_fault_in_step(world: World, health: HealthServer, step: str) -
     assert_retried_once(throttled)
     # what the first run changed is not changed again (verify only reads: it checks again)
     # A promotion that fails before the writer moves puts the latch back: the resume latches again.
-    again = {"verify"} | ({"write_latch"} if step == "promote_database" else set())
+    again = {"verify", "roll_back_fence"} | ({"write_latch"} if step == "promote_database" else set())
+    if first.record("roll_back_fence").status in ("done", "failed"):
+        # The stopped run rolled its fence back (converges, 9B-3): the resume fences, latches and
+        # throws the switch again.
+        again |= {"fence_primary", "write_latch", "throw_switch"}
     done_before = [r.step for r in first.timeline if r.status == "done" and r.step not in again]
     assert all(resumed.record(s).status == "already_done" for s in done_before), resumed.format_table()
     if step == "promote_database":

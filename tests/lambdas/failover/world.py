@@ -183,12 +183,13 @@ class World:
     # -- health endpoints ----------------------------------------------------------------------
 
     def primary_health(self) -> tuple[int, dict[str, Any]]:
-        """Region A's health endpoint once a failover latched region B active (region A is back, and
-        fenced or unfenced by the runbook): 200 while its web tier has capacity, and who writes.
+        """Region A's health endpoint once a runbook wrote the latch (region A is back, and fenced or
+        unfenced by the runbook; a failover that stopped and rolled back leaves it standby): 200 while its web tier has capacity, and who writes.
         Before that, region A is down (503) until a test says otherwise (``health.set``)."""
         try:
             latch = self.latch()
-            active = latch.get("state") == "active" or latch.get("runbook") == "failback"
+            # A runbook wrote the latch (a failover, its rollback, a failback): region A is back.
+            active = latch.get("state") == "active" or latch.get("runbook") in ("failback", "failover")
         except Exception:  # no latch readable: say nothing about region A
             active = False
         if not active:
