@@ -37,8 +37,11 @@ lint: $(STAMP_DEV)
 typecheck: $(STAMP_DEV)
 	$(VENV)/bin/pyright
 
+# The suite on every core (pytest-xdist); each test module runs whole on one worker, so a module's
+# fixtures (moto, PostgreSQL servers, the drill) start once. `make unit PYTEST_WORKERS=0` runs in one process.
+PYTEST_WORKERS ?= auto
 unit: $(STAMP_DEV)
-	$(PY) -m pytest
+	$(PY) -m pytest -n $(PYTEST_WORKERS) --dist loadscope
 
 test: lint typecheck unit
 
