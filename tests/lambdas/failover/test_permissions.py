@@ -26,7 +26,7 @@ from lambdas.failover.context import RunbookContext
 from lambdas.failover.names import FAILBACK_STAMP_TAG, ledger_marker_function_name, retained_stamp
 from tests.components.conftest import synthesize
 from tests.lambdas.failover.harness import FAST, FORCED, clients_for
-from tests.lambdas.failover.world import ACCOUNT, REGION_A, REGION_B, World
+from tests.lambdas.failover.world import ACCOUNT, REGION_A, REGION_B, World, all_db_instances
 
 # IAM action prefixes where they differ from the lower-cased botocore service id.
 IAM_PREFIX = {"Auto Scaling": "autoscaling", "CloudWatch": "cloudwatch"}
@@ -320,7 +320,7 @@ def test_the_failback_replica_carries_its_stamp_and_the_role_allows_tagging_it(
     }
     retained = [
         i["DBInstanceIdentifier"]
-        for i in rds.describe_db_instances()["DBInstances"]
+        for i in all_db_instances(rds)
         if retained_stamp(primary, i["DBInstanceIdentifier"])
     ]
     assert len(retained) == 1, retained

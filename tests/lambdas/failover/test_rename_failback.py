@@ -17,7 +17,7 @@ import pytest
 from lambdas.failover.graph import FAILBACK
 from tests.lambdas.failover.faults import deny
 from tests.lambdas.failover.harness import FAST, run_book
-from tests.lambdas.failover.world import REGION_A, REGION_B, World
+from tests.lambdas.failover.world import REGION_A, REGION_B, World, all_db_instances
 
 # Each point the new sequence can stop at, as the AWS call refused there (service, operation, region).
 CRASH_POINTS: dict[str, tuple[str, str, str]] = {
@@ -36,7 +36,7 @@ def journal(world: World) -> dict[str, Any]:
 
 def region_a_instances(world: World) -> dict[str, dict[str, Any]]:
     primary = world.context["primaryDbInstanceId"]
-    found = world.client("rds", REGION_A).describe_db_instances()["DBInstances"]
+    found = all_db_instances(world.client("rds", REGION_A))
     return {
         d["DBInstanceIdentifier"]: d
         for d in found

@@ -18,7 +18,7 @@ from tests.lambdas.failover.test_permissions import (
     topic_keys,
     world_policy,
 )
-from tests.lambdas.failover.world import ACCOUNT, World
+from tests.lambdas.failover.world import ACCOUNT, World, all_db_instances
 
 
 def test_a_failback_replica_named_by_the_operator_is_allowed(make_world: Callable[..., World]) -> None:
@@ -101,7 +101,7 @@ def test_the_failback_replica_is_created_in_region_as_vpc(make_world: Callable[.
     world.age_metrics(minutes=5)
     executor.run("failback", ctx, clients, params=FAST)
     assert seen, "the failback created no replica"
-    old = world.client("rds", world.context["primaryRegion"]).describe_db_instances()["DBInstances"]
+    old = all_db_instances(world.client("rds", world.context["primaryRegion"]))
     mine = f"{world.context['primaryDbInstanceId']}-pre-failback-"
     (retained,) = [d for d in old if d["DBInstanceIdentifier"].startswith(mine)]
     assert all(

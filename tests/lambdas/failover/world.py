@@ -46,6 +46,13 @@ def _zip() -> bytes:
 
 
 @dataclass
+def all_db_instances(rds: Any) -> list[dict[str, Any]]:
+    """Every DB instance of the region, over all pages: DescribeDBInstances answers at most
+    ``MaxRecords`` (default 100) per call, and a test process's moto holds every test's instances
+    (under pytest-xdist a worker runs many modules in one process)."""
+    return [d for page in rds.get_paginator("describe_db_instances").paginate() for d in page["DBInstances"]]
+
+
 class World:
     """The emulated deployment, with helpers to read its state."""
 
@@ -169,8 +176,9 @@ class World:
             "drWriter": self.dr_is_writer(),
         }
         if self.mode == "rds-replica":
-            dbs = self.client("rds", REGION_A).describe_db_instances()["DBInstances"]
-            dbs += self.client("rds", REGION_B).describe_db_instances()["DBInstances"]
+            dbs = all_db_instances(self.client("rds", REGION_A)) + all_db_instances(
+                self.client("rds", REGION_B)
+            )
             state["dbs"] = sorted(
                 (d["DBInstanceIdentifier"], d.get("ReadReplicaSourceDBInstanceIdentifier"))
                 for d in dbs
