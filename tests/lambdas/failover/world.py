@@ -45,7 +45,6 @@ def _zip() -> bytes:
     return buffer.getvalue()
 
 
-@dataclass
 def all_db_instances(rds: Any) -> list[dict[str, Any]]:
     """Every DB instance of the region, over all pages: DescribeDBInstances answers at most
     ``MaxRecords`` (default 100) per call, and a test process's moto holds every test's instances
@@ -53,6 +52,7 @@ def all_db_instances(rds: Any) -> list[dict[str, Any]]:
     return [d for page in rds.get_paginator("describe_db_instances").paginate() for d in page["DBInstances"]]
 
 
+@dataclass
 class World:
     """The emulated deployment, with helpers to read its state."""
 
