@@ -49,15 +49,15 @@ def test_a_failback_with_nothing_to_move_back_reports_that_nothing_was_to_do(dep
 
 @pytest.mark.parametrize(
     ("mode", "crash_after", "latch"),
-    [("rds-replica", 4, "standby"), ("aurora-global", 11, "kept")],
+    [("rds-replica", 6, "standby"), ("aurora-global", 11, "kept")],
     ids=["rds-replica-fenced-latch-set-to-standby", "aurora-global-latch-written"],
 )
 def test_converges_a_failback_after_a_failover_that_died_before_the_writer_moved(
     deploy: Deploy, mode: str, crash_after: int, latch: str
 ) -> None:
     """converges / traffic_follows_writer: a forced failover dies before the writer moves, after
-    fencing region A (4 mutating calls: the journal's ``primaryStoppedAt``, region A's web tier and
-    both functions), then the latch set to standby by hand (seed 22's shape); or after writing the
+    fencing region A (6 mutating calls: the journal's ``primaryStoppedAt``, then region A's functions
+    and event source mapping before its web tier, the fence's order since crash10), then the latch set to standby by hand (seed 22's shape); or after writing the
     latch (11 calls: region B scaled out too). The operator fails back: the failback gives region A
     back its web tier and functions, returns region B to standby and ends done, with region A serving
     the writer and Route 53 answering it. It stopped with "fail over first" (rds-replica), having

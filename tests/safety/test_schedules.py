@@ -41,23 +41,11 @@ cheapest cover of seeds 0-99 (``--find-seeds all --first-seed 0 --schedules 100`
 seed where the example's own part matters (seed 39 reports ``crash_between_switch_and_latch``'s
 invariant with the canary's regression alone; seed 43 only with the old graph too)."""
 
-DEFECT_SEEDS: dict[int, tuple[str, str]] = {
-    26: (
-        "traffic_follows_writer",
-        "rds-replica: a forced failover dies after the fence's first call (today region A keeps "
-        "serving its writer and Route 53 answers it: the fence stops functions before the web tier), "
-        "leaving the fence's journal stamp (primaryStoppedAt) behind; the latch is deleted, and the "
-        "failback resumed at the end takes the stamp for a failover that moved the writer, restores "
-        "the latch to active and the canary throws the switch: Route 53 answers region B while region "
-        "A serves the writer. Seeds 36, 96, 98 (aurora-global): a failback that dies right after its "
-        "writer move or its switch release leaves Route 53 on region B while region A serves the "
-        "writer (seeds 5 and 77, failovers that died before the writer moved, pass)",
-    ),
-}
+DEFECT_SEEDS: dict[int, tuple[str, str]] = {}
 """Seeds 0-99 that break an invariant with today's runbook (17 of 100: the seed finder's run of this
 change), one per defect (the cheapest): kept out of ``CI_SEEDS``, each a strict expected failure
 naming the defect, for issue 10. Fixed since, and kept as passing regression tests in
-``FIXED_DEFECT_SEEDS``: seeds 2, 6, 20, 22 and 48."""
+``FIXED_DEFECT_SEEDS``: seeds 2, 6, 20, 22, 26 and 48 (none left today)."""
 
 
 FIXED_DEFECT_SEEDS: dict[int, tuple[str, str]] = {
@@ -98,6 +86,19 @@ FIXED_DEFECT_SEEDS: dict[int, tuple[str, str]] = {
         "the next failover refused, so no region served a writer. Judged since as protected_again (the "
         "refusal with its reason) until the operator's pulumi up re-seeds region B (op_reseed). Also "
         "seeds 49, 74",
+    ),
+    26: (
+        "traffic_follows_writer",
+        "rds-replica: a forced failover dies after the fence's first call (today region A keeps "
+        "serving its writer and Route 53 answers it: the fence stops functions before the web tier), "
+        "leaving the fence's journal stamp (primaryStoppedAt) behind; the latch is deleted, and the "
+        "failback resumed at the end takes the stamp for a failover that moved the writer, restores "
+        "the latch to active and the canary throws the switch: Route 53 answers region B while region "
+        "A serves the writer. Seeds 36, 96, 98 (aurora-global): a failback that dies right after its "
+        "writer move or its switch release leaves Route 53 on region B while region A serves the "
+        "writer (seeds 5 and 77, failovers that died before the writer moved, pass). Fixed by the fence's order (functions before the web tier), the failover's rollback and the "
+        "failback that finds nothing to move back (tests/safety/test_crash_points.py, "
+        "test_failback_ends.py)",
     ),
 }
 """Seeds that broke an invariant before a fix of issue 10: each must hold its invariant from now on."""
