@@ -1639,19 +1639,7 @@ def _switch(ctx: RunbookContext, clients: Clients, value: float, step: str) -> S
     m = ctx.switch_metric
     # Average, not Maximum: a minute holding both a 1 and a 0 is neither state, so the step puts
     # its value again rather than trusting a mixed period.
-    latest = _latest(
-        clients,
-        "dr",
-        _metric_query(
-            clients.clock.now(),
-            m.namespace,
-            m.name,
-            m.dimensions,
-            "Average",
-            timedelta(days=1),
-            timedelta(minutes=5),
-        ),
-    )
+    latest = _latest_switch(ctx, clients, "Average")
     word = "thrown" if value == 1 else "released"
     where = f"{m.namespace}/{m.name} in {ctx.dr_region}"
     if latest is not None and latest[0] == value:
@@ -1663,19 +1651,18 @@ def _switch(ctx: RunbookContext, clients: Clients, value: float, step: str) -> S
     return _done(f"switch {word}: put {value:g} on {where}", value=value)
 
 
-def _switch_thrown(ctx: RunbookContext, clients: Clients) -> bool:
-    """Whether the switch metric's latest datapoint (one day back) says thrown (any 1 in its minute)."""
+def _latest_switch(ctx: RunbookContext, clients: Clients, stat: str) -> tuple[float, datetime] | None:
+    """The switch metric's latest one-minute ``stat`` datapoint of the last day (region B), if any."""
     m = ctx.switch_metric
     query = _metric_query(
-        clients.clock.now(),
-        m.namespace,
-        m.name,
-        m.dimensions,
-        "Maximum",
-        timedelta(days=1),
-        timedelta(minutes=5),
+        clients.clock.now(), m.namespace, m.name, m.dimensions, stat, timedelta(days=1), timedelta(minutes=5)
     )
-    latest = _latest(clients, "dr", query)
+    return _latest(clients, "dr", query)
+
+
+def _switch_thrown(ctx: RunbookContext, clients: Clients) -> bool:
+    """Whether the switch metric's latest datapoint (one day back) says thrown (any 1 in its minute)."""
+    latest = _latest_switch(ctx, clients, "Maximum")
     return latest is not None and latest[0] >= 1
 
 
