@@ -565,8 +565,15 @@ def switch_position(latch_state: str, results: Sequence[ProbeResult], *, held: b
       a latch set to standby by hand would hand it traffic beside region B's writer (what
       ``python -m automation latch release`` refuses from AWS state, the canary refuses from the
       journal, which only a failback or that release clears).
-    * anything else (another state, region A down or not the writer, the journal holding region A
-      or unreadable): None. The switch keeps its last position: Route 53's check keeps the alarm's
+    * latch ``standby``, the journal holding no failover, and no region-A target answers at all
+      (region A dark): 0. Only a completed failback (or no failover ever) leaves that latch and
+      journal, and both leave the writer in region A; Route 53's endpoint checks already send
+      traffic away from a dark region A, so the released switch changes no answer now, and keeps a
+      failback's release when region A went dark before the switch alarm saw it (seed 2: the
+      alarm, then Route 53's ``LastKnownStatus``, kept the thrown switch, and a region A back with
+      the writer was never answered).
+    * anything else (another state, region A answering unhealthy or not the writer, the journal
+      holding region A or unreadable): None. The switch keeps its last position: Route 53's check keeps the alarm's
       last state (``LastKnownStatus``).
     """
     if latch_state == LATCH_ACTIVE:
@@ -576,6 +583,8 @@ def switch_position(latch_state: str, results: Sequence[ProbeResult], *, held: b
     if held and not _trusts_the_latch():
         return None
     if latch_state == LATCH_STANDBY and results and all(r.healthy and r.writer is True for r in results):
+        return 0
+    if latch_state == LATCH_STANDBY and results and all(r.status is None for r in results):
         return 0
     return None
 
@@ -687,7 +696,7 @@ def run(
     try:
         state = read_latch_state(ssm, settings.latch_parameter)
         journal: dict[str, Any] | None = {}
-        if state != LATCH_ACTIVE and answered and not _trusts_the_latch():
+        if state != LATCH_ACTIVE and (answered or state == LATCH_STANDBY) and not _trusts_the_latch():
             # Whatever the latch says, the run journal says whether a failover took region A out
             # and no failback gave it back: the latch can be set to standby by hand, the journal
             # only by the runbook. Read only when it decides something (a release, a fence).

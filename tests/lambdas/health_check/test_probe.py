@@ -889,3 +889,42 @@ def test_the_canary_reads_the_runbook_s_journal_and_marks() -> None:
 def settings_for_latch() -> probe.Settings:
     switch = probe.SwitchMetric(SWITCH_NS, SWITCH_NAME, {"App": APP})
     return probe.Settings(REGION, (probe.Target("web", "http://127.0.0.1/health"),), APP, switch, LATCH)
+
+
+@pytest.mark.parametrize(
+    ("journal", "switch", "error"),
+    [
+        ({}, 0, None),  # no run ever, or a completed failback: the writer is region A's
+        ({"retainedPrimaries": []}, 0, None),
+        ({"fencePending": SINCE}, None, None),  # a failover took region A out
+        ({"primaryStoppedAt": SINCE}, None, None),
+        ("{not json", None, "MalformedJournal"),  # cannot tell: fail safe
+    ],
+    ids=["no-journal", "failback-done", "fence-pending", "fenced", "journal-garbled"],
+)
+def test_traffic_follows_the_writer_standby_keeps_the_switch_released_while_region_a_is_dark(
+    server: HealthServer,
+    cloudwatch: BaseClient,
+    ssm: BaseClient,
+    journal: dict[str, Any] | str,
+    switch: int | None,
+    error: str | None,
+) -> None:
+    """Traffic follows the writer (soak seed 2): a failback releases the switch and completes; region A
+    goes dark within the minute, before the switch alarm (Maximum over 60 s) sees the release, so the
+    alarm stays in ALARM, then INSUFFICIENT_DATA, and Route 53's ``LastKnownStatus`` keeps the switch
+    thrown. A canary that publishes nothing while region A is dark left it thrown for good: region A
+    came back holding the writer and Route 53 kept answering region B, scaled to zero. Under standby
+    with no failover in the journal the writer is region A's, and Route 53's endpoint checks already
+    keep traffic off a dark region A, so the canary holds the switch released. A journal that holds
+    region A (or cannot be read) still keeps the switch where it is."""
+    if journal:
+        put_journal(ssm, journal)
+    dark = json.dumps([{"name": "web", "url": closed_port_url()}, {"name": "api", "url": closed_port_url()}])
+
+    result = probe.run(settings(server, TARGETS=dark), cloudwatch, ssm)
+
+    assert all(t["status"] is None for t in result["targets"]), "region A answers nothing"
+    assert result["switch"] == switch
+    assert published(SWITCH_NAME) == ([] if switch is None else [(SWITCH_NS, SWITCH_NAME, 0.0, {"App": APP})])
+    assert [(e["stage"], e["code"]) for e in result["errors"]] == ([("journal", error)] if error else [])
