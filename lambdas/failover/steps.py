@@ -1524,7 +1524,11 @@ def _promote_database(ctx: RunbookContext, clients: Clients, params: Mapping[str
     step = "promote_database"
     # Planned (lossless) when fence_primary reached region A and stamped when its writes stopped;
     # unplanned when it found region A unreachable. The failover path never reads region A itself.
-    source_answers = bool(read_journal(clients, ctx).get("primaryStoppedAt"))
+    # A stamp left by an earlier fence does not make a region A that the latest fence could not
+    # reach a healthy source (``fencePending``): zero lag can no longer be measured from it, and a
+    # forced failover over a dark region A would wait for it until it gave up (soak seed 10).
+    journal = read_journal(clients, ctx)
+    source_answers = bool(journal.get("primaryStoppedAt")) and not journal.get("fencePending")
     if not source_answers and not _writer_moving(ctx, clients):
         # Unplanned: region A was not fenced (it did not answer). Should it answer again, its old
         # writer takes whatever Route 53 sends it until the canary has fenced it, and after the

@@ -61,6 +61,10 @@ PRIMARY_HEALTHY = "PrimaryHealthy"
 
 LATCH_ACTIVE = "active"
 LATCH_STANDBY = "standby"
+LATCH_TAMPERED = ("LatchMissing", "MalformedLatch")
+"""Latch errors that say the parameter was deleted or overwritten with something that is not a latch
+(SSM answered: the journal beside it can still be read), as opposed to a latch that could not be read
+(AccessDenied, throttling: then the journal would not be read either)."""
 
 JOURNAL_SUFFIX = "-journal"
 """The run journal is the SSM parameter ``<latch parameter>-journal`` in region B
@@ -549,7 +553,9 @@ def _trusts_the_latch() -> bool:
     return "canary-trusts-standby" in _REGRESSIONS or "canary-releases-on-doubt" in _REGRESSIONS
 
 
-def switch_position(latch_state: str, results: Sequence[ProbeResult], *, held: bool = False) -> int | None:
+def switch_position(
+    latch_state: str | None, results: Sequence[ProbeResult], *, held: bool = False
+) -> int | None:
     """Where the switch must stand: 1 (traffic to region B), 0 (to region A), None (leave it).
 
     Traffic follows the writer whatever step a run stopped at, so the canary only ever moves the
@@ -565,6 +571,12 @@ def switch_position(latch_state: str, results: Sequence[ProbeResult], *, held: b
       a latch set to standby by hand would hand it traffic beside region B's writer (what
       ``python -m automation latch release`` refuses from AWS state, the canary refuses from the
       journal, which only a failback or that release clears).
+    * latch deleted or garbled (``latch_state`` None, ``LATCH_TAMPERED``), the journal readable and
+      holding no failover, and every region-A target answering healthy that its database is the
+      writer: 0, as under standby. The latch's absence says nothing about the writer; the journal
+      (only a failback or ``latch release`` clears its marks) and region A's answer do. A failback
+      that released the switch and set the latch to standby within the minute the canary had put 1,
+      its latch then deleted, otherwise left the switch thrown for good (soak seed 39).
     * latch ``standby``, the journal holding no failover, and no region-A target answers at all
       (region A dark): 0. Only a completed failback (or no failover ever) leaves that latch and
       journal, and both leave the writer in region A; Route 53's endpoint checks already send
@@ -582,7 +594,11 @@ def switch_position(latch_state: str, results: Sequence[ProbeResult], *, held: b
         return 0
     if held and not _trusts_the_latch():
         return None
-    if latch_state == LATCH_STANDBY and results and all(r.healthy and r.writer is True for r in results):
+    if (
+        latch_state in (LATCH_STANDBY, None)
+        and results
+        and all(r.healthy and r.writer is True for r in results)
+    ):
         return 0
     if latch_state == LATCH_STANDBY and results and all(r.status is None for r in results):
         return 0
@@ -694,7 +710,23 @@ def run(
     switch: int | None
     answered = any(r.status is not None for r in results)
     try:
-        state = read_latch_state(ssm, settings.latch_parameter)
+        state: str | None
+        try:
+            state = read_latch_state(ssm, settings.latch_parameter)
+        except LatchError as exc:
+            if exc.code not in LATCH_TAMPERED or _trusts_the_latch():
+                raise
+            # Deleted or garbled: the journal and region A's answer still say where the writer is.
+            state = None
+            errors.append({"stage": "latch", "code": exc.code, "message": str(exc)})
+            log_event(
+                logging.ERROR,
+                "latch deleted or garbled; the switch follows the run journal and region A's answer",
+                parameter=settings.latch_parameter,
+                region=settings.region,
+                error_code=exc.code,
+                detail=str(exc),
+            )
         journal: dict[str, Any] | None = {}
         if state != LATCH_ACTIVE and (answered or state == LATCH_STANDBY) and not _trusts_the_latch():
             # Whatever the latch says, the run journal says whether a failover took region A out

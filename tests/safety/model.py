@@ -1144,13 +1144,18 @@ class Deployment:
                 f"after a {said} {run.runbook} run, no region serves a writer although the writer's region "
                 f"{writer_region} answers: {run.detail[:160]}",
             )
-        elif run.outcome == "done" and self._dark_since(writer_region, run) and self._b_unprotected():
-            # The writer's region went dark after the run completed, before region B was re-seeded
-            # (an rds-replica failback leaves region B's instance standalone until the operator's
-            # ``pulumi up``, op_reseed): no region can serve a writer, and a failover must refuse
-            # rather than promote the frozen copy (protected again, or refuse: judged in op_run
-            # when one is started). The completed run left this; the outage did not come from it.
-            self._count("judged protected_again (region A dark after a completed run, before the re-seed)")
+        elif run.outcome == "done" and self._dark_since(writer_region, run):
+            # The writer's region went dark after the run completed: the outage, not the run, keeps
+            # the writer from serving until a failover moves it (soak seed 9: a failback with
+            # nothing to do completed at the instant region A went dark). Before region B is
+            # re-seeded (an rds-replica failback leaves region B's instance standalone until the
+            # operator's ``pulumi up``, op_reseed) no region can serve a writer, and a failover must
+            # refuse rather than promote the frozen copy (protected again, or refuse: judged in
+            # op_run when one is started).
+            if self._b_unprotected():
+                self._count("judged protected_again (region A dark after a completed run, before the re-seed)")
+            else:
+                self._count("judged traffic_follows_writer (region A dark after a completed run)")
         elif run.outcome == "done" and emu.reachable(REGION_B):
             # The writer is in a dark region. A stopped run may have found that outage and been
             # unable to end it on its own decision (a planned failover refuses a switchover while

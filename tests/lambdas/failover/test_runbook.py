@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from datetime import timedelta
 from collections.abc import Callable
 
 import pytest
@@ -14,6 +15,7 @@ from tests.lambdas.failover.faults import Fault, unreachable
 from tests.lambdas.failover.harness import (
     FAST,
     FORCED,
+    FaultSwitch,
     HealthServer,
     assert_failed_over,
     clients_for,
@@ -426,3 +428,30 @@ def test_a_planned_rds_failover_never_promotes_unplanned_when_region_a_goes_dark
     instance = world.db(REGION_B, world.context["drDbInstanceId"]) or {}
     assert instance.get("ReadReplicaSourceDBInstanceIdentifier"), "region B's replica was promoted"
     assert world.latch().get("state") == "standby"
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_a_forced_failover_over_a_region_a_dark_since_an_earlier_fence_promotes_unplanned(
+    make_world: Callable[..., World], mode: str
+) -> None:
+    """Lossless only from a healthy source, and the failover works when region A is dark (soak seed 10):
+    an earlier fence (the canary's, a stopped run's) stamped ``primaryStoppedAt``; region A then went
+    dark, and the forced failover's own fence could not reach it (``fencePending``). The old stamp
+    made the promotion wait for zero lag measured from a source that no longer answers, until it
+    gave up: the failover never promoted while region A was down. It promotes unplanned, with the
+    upper estimate of what may be lost."""
+    world = make_world(mode)
+    switch = FaultSwitch()
+    world.extras["runbook"] = (switch, clients_for(world, switch))
+    clients = world.extras["runbook"][1]
+    ctx = RunbookContext.from_dict(world.context)
+    earlier = (clients.clock.now() - timedelta(minutes=10)).isoformat()
+    steps._journal(clients, ctx, primaryStoppedAt=earlier)  # an earlier fence's stamp
+
+    report = run_book(world, "failover", unreachable(REGION_A))
+
+    assert report.outcome == "done", report.format_table()
+    assert report.record("fence_primary").status == "warning", "region A did not answer this fence"
+    assert world.dr_is_writer()
+    if mode == "rds-replica":
+        assert "unplanned" in report.record("promote_database").detail

@@ -432,11 +432,13 @@ def test_the_switch_follows_the_latch(
     assert published(SWITCH_NAME) == expected
 
 
-def test_an_absent_latch_keeps_the_switch(
+def test_an_absent_latch_keeps_the_switch_while_the_journal_holds_region_a(
     server: HealthServer, cloudwatch: BaseClient, ssm: BaseClient
 ) -> None:
-    """A deleted latch says nothing about where the writer is: fail safe, the switch stays."""
+    """A deleted latch says nothing about where the writer is: after a failover (the journal's mark)
+    region A's old writer may say it is the writer; fail safe, the switch stays."""
     ssm.delete_parameter(Name=LATCH)
+    put_journal(ssm, {"primaryStoppedAt": SINCE})
 
     result = probe.run(settings(server), cloudwatch, ssm)
 
@@ -525,6 +527,7 @@ def test_a_malformed_latch_never_moves_the_switch(
     server: HealthServer, cloudwatch: BaseClient, ssm: BaseClient, value: str
 ) -> None:
     ssm.put_parameter(Name=LATCH, Value=value, Type="String", Overwrite=True)
+    put_journal(ssm, {"primaryStoppedAt": SINCE})  # a failover holds region A
 
     result = probe.run(settings(server), cloudwatch, ssm)
 
@@ -755,6 +758,7 @@ def test_one_writer_an_unreadable_latch_still_asks_for_the_pending_fence(
         ssm.delete_parameter(Name=LATCH)
     server.answer("web", then=Answer())
     server.answer("api", then=Answer())
+    put_journal(ssm, {"fencePending": SINCE})
     fn = RecordingLambda()
 
     result = probe.run(settings(server, RUNBOOK_FUNCTION="app-runbook"), cloudwatch, ssm, lambda_client=fn)
@@ -928,3 +932,47 @@ def test_traffic_follows_the_writer_standby_keeps_the_switch_released_while_regi
     assert result["switch"] == switch
     assert published(SWITCH_NAME) == ([] if switch is None else [(SWITCH_NS, SWITCH_NAME, 0.0, {"App": APP})])
     assert [(e["stage"], e["code"]) for e in result["errors"]] == ([("journal", error)] if error else [])
+
+
+@pytest.mark.parametrize("latch", ["garbled", "absent"])
+@pytest.mark.parametrize(
+    ("body", "journal", "switch"),
+    [
+        ({"status": "ok", "region": "us-east-1", "writer": True}, {}, 0),
+        ({"status": "ok", "region": "us-east-1", "writer": True}, {"retainedPrimaries": []}, 0),
+        ({"status": "ok", "region": "us-east-1", "writer": False}, {}, None),
+        ({"status": "ok", "region": "us-east-1", "writer": True}, {"primaryStoppedAt": SINCE}, None),
+        ({"status": "ok", "region": "us-east-1", "writer": True}, "{not json", None),
+    ],
+    ids=["writer-no-journal", "writer-failback-done", "not-the-writer", "journal-holds-a", "journal-garbled"],
+)
+def test_traffic_follows_the_writer_a_tampered_latch_releases_on_the_journal_and_region_a_s_word(
+    server: HealthServer,
+    cloudwatch: BaseClient,
+    ssm: BaseClient,
+    latch: str,
+    body: dict[str, Any],
+    journal: dict[str, Any] | str,
+    switch: int | None,
+) -> None:
+    """Traffic follows the writer (soak seed 39): a failback released the switch at 13:49:10 and set the
+    latch to standby, in the minute the canary had put 1 under the active latch (the alarm's Maximum
+    saw 1); the latch was then deleted. A canary that publishes nothing without a latch left the
+    switch thrown for good (INSUFFICIENT_DATA, then Route 53's ``LastKnownStatus``): region A held
+    the writer and Route 53 answered region B, scaled to zero. A deleted or garbled latch says
+    nothing; the journal (no failover holds region A) and region A's answer (its database is the
+    writer) do, as under standby. Anything less keeps the switch where it is."""
+    if latch == "garbled":
+        ssm.put_parameter(Name=LATCH, Value="{not json", Type="String", Overwrite=True)
+    else:
+        ssm.delete_parameter(Name=LATCH)
+    if journal:
+        put_journal(ssm, journal)
+    server.answer("web", then=Answer(200, body))
+    server.answer("api", then=Answer(200, body))
+
+    result = probe.run(settings(server), cloudwatch, ssm)
+
+    assert result["switch"] == switch
+    assert published(SWITCH_NAME) == ([] if switch is None else [(SWITCH_NS, SWITCH_NAME, 0.0, {"App": APP})])
+    assert result["errors"][0]["stage"] == "latch"
