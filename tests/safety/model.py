@@ -1153,7 +1153,9 @@ class Deployment:
             # refuse rather than promote the frozen copy (protected again, or refuse: judged in
             # op_run when one is started).
             if self._b_unprotected():
-                self._count("judged protected_again (region A dark after a completed run, before the re-seed)")
+                self._count(
+                    "judged protected_again (region A dark after a completed run, before the re-seed)"
+                )
             else:
                 self._count("judged traffic_follows_writer (region A dark after a completed run)")
         elif run.outcome == "done" and emu.reachable(REGION_B):
