@@ -71,6 +71,7 @@ from moto.stepfunctions.parser.asl.component.state.exec.state_task import lambda
 from moto.stepfunctions.parser.asl.component.state.wait.wait_function.wait_function import WaitFunction
 from moto.stepfunctions.parser.asl.utils import json_path
 from moto.stepfunctions.parser.backend.execution_worker import ExecutionWorker
+from moto.stepfunctions.parser.models import StepFunctionsParserBackend
 from moto.stepfunctions.parser.utils import TMP_THREADS
 
 from automation.emulator.aws import ACCOUNT
@@ -132,6 +133,10 @@ class _Shared:
     (``tests.safety.regressions``) must reach this executor too, as a machine of its own."""
     programs: dict[str, Any] = field(default_factory=dict)
     """Definition -> moto's parsed program. moto parses on every start (~1 s); the tree is stateless."""
+    validated: set[str] = field(default_factory=set)
+    """Definitions moto's ``create_state_machine`` has parsed and accepted in this process: registered
+    again (a new world's moto), they are not parsed again (~1 s each, a soak schedule's biggest
+    single cost)."""
 
 
 _SHARED = _Shared()
@@ -301,11 +306,18 @@ def _state_machine(client: Any, region: str, runbook: str) -> str:
         except client.exceptions.StateMachineDoesNotExist:
             pass  # moto was reset since (a new mock session): register it again
     digest = hashlib.sha256(definition.encode()).hexdigest()[:8]
-    arn = client.create_state_machine(
-        name=f"pilotlight-{runbook}-{digest}",
-        definition=definition,
-        roleArn=f"arn:aws:iam::{ACCOUNT}:role/pilotlight-sfn-role",
-    )["stateMachineArn"]
+    validate = StepFunctionsParserBackend._validate_definition
+    with mock.patch.object(
+        StepFunctionsParserBackend,
+        "_validate_definition",
+        staticmethod(lambda definition: None if definition in _SHARED.validated else validate(definition)),
+    ):
+        arn = client.create_state_machine(
+            name=f"pilotlight-{runbook}-{digest}",
+            definition=definition,
+            roleArn=f"arn:aws:iam::{ACCOUNT}:role/pilotlight-sfn-role",
+        )["stateMachineArn"]
+    _SHARED.validated.add(definition)
     _SHARED.arns[region, definition] = arn
     return arn
 
