@@ -796,6 +796,7 @@ def deploy_policies(syntheses: Sequence[synth.Synthesis], account: str) -> list[
                 statement["Condition"] = {"StringEquals": {"kms:ViaService": via}}
             statements.append(statement)
     statements = _records_in_own_zones(statements, syntheses)
+    statements = _mappings_to_own_functions(statements, names.get("${FunctionName}", []), regions, account)
     tags = deployment_tags(syntheses)
     return split_documents(other_deployments_denied(tags) + deployment_tags_kept(tags) + statements)
 
@@ -850,6 +851,51 @@ def _records_in_own_zones(
                 "Action": ["route53:ChangeResourceRecordSets"],
                 "Resource": statement["Resource"],
                 "Condition": {"ForAllValues:StringLike": {RECORD_NAMES_KEY: names}},
+            }
+        )
+    return out
+
+
+FUNCTION_ARN_KEY = "lambda:FunctionArn"
+"""``lambda:CreateEventSourceMapping`` has no resource type (Service Authorization Reference,
+https://docs.aws.amazon.com/service-authorization/latest/reference/list_awslambda.html): it stays on
+``"*"``, but "Event source mappings are always associated with a function. You can also use the
+``lambda:FunctionArn`` condition to restrict actions by associated function"
+(https://docs.aws.amazon.com/lambda/latest/dg/lambda-api-permissions-ref.html)."""
+
+
+def _mappings_to_own_functions(
+    statements: list[dict[str, Any]], functions: Sequence[str], regions: Sequence[str], account: str
+) -> list[dict[str, Any]]:
+    """``lambda:CreateEventSourceMapping`` only onto the functions the program names (and their
+    versions and aliases): a staging deployer cannot point a queue of its own at production's function."""
+    if not functions:
+        return statements
+    arns = [
+        f"arn:aws:lambda:{region}:{account}:function:{name}{qualifier}"
+        for region in regions
+        for name in functions
+        for qualifier in ("", ":*")
+    ]
+    out: list[dict[str, Any]] = []
+    for statement in statements:
+        actions = statement["Action"]
+        if "lambda:CreateEventSourceMapping" not in actions or statement["Resource"] != "*":
+            out.append(statement)
+            continue
+        rest = [a for a in actions if a != "lambda:CreateEventSourceMapping"]
+        if rest:
+            out.append({**statement, "Action": rest})
+        out.append(
+            {
+                "Sid": "LambdaMappingsToOwnFunctions",
+                "Effect": "Allow",
+                "Action": ["lambda:CreateEventSourceMapping"],
+                "Resource": "*",
+                "Condition": {
+                    **statement.get("Condition", {}),
+                    "ArnLike": {FUNCTION_ARN_KEY: arns},  # the key's type is ARN
+                },
             }
         )
     return out

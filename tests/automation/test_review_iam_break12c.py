@@ -234,3 +234,22 @@ def test_lingering_lambda_enis_can_be_deleted() -> None:
         a for a in ("ec2:DeleteNetworkInterface", "ec2:DetachNetworkInterface") if not allows(docs, a, eni)
     ]
     assert missing == []
+
+
+def test_a_staging_deployer_cannot_map_a_queue_onto_production_s_function() -> None:
+    """``lambda:CreateEventSourceMapping`` has no resource type (Service Authorization Reference,
+    https://docs.aws.amazon.com/service-authorization/latest/reference/list_awslambda.html), so it is
+    granted on ``"*"``, where neither the probes above (they skip ``"*"``) nor the tag Deny see it: a
+    staging deployer could feed a queue of its own into production's payments function. Lambda offers
+    ``lambda:FunctionArn`` for it ("restrict actions by associated function",
+    https://docs.aws.amazon.com/lambda/latest/dg/lambda-api-permissions-ref.html)."""
+    (primary, _), production = _stacks()
+    _, staging = _stacks(*STAGING)
+    (mapping, *_) = primary.by_type("aws:lambda/eventSourceMapping:EventSourceMapping")
+    (payments,) = [
+        f for f in primary.by_type("aws:lambda/function:Function") if f.inputs["name"].endswith("-payments")
+    ]
+    assert mapping.inputs.get("functionName")  # the program maps a queue onto a function of its own
+    target = f"arn:aws:lambda:{payments.region}:{ACCOUNT}:function:{payments.inputs['name']}"
+    assert allows(production, "lambda:CreateEventSourceMapping", "*", lambda_FunctionArn=target)
+    assert not allows(staging, "lambda:CreateEventSourceMapping", "*", lambda_FunctionArn=target)
