@@ -12,6 +12,8 @@ import fnmatch
 import functools
 from typing import Any
 
+import pytest
+
 from automation import iam, synth
 from tests.automation.test_review_iam import ACCOUNT, allows
 
@@ -162,7 +164,18 @@ def blind_writes(docs: tuple[dict[str, Any], ...]) -> set[tuple[str, str]]:
     return blind
 
 
-def test_the_writes_the_tag_deny_cannot_see_are_exactly_the_held_and_the_unfenceable() -> None:
+@pytest.mark.parametrize(
+    "config",
+    [
+        (),
+        ("pilotlight:routing.hostedZoneId=Z0STAGING0000",),
+        ("database.mode=rds-replica", "database.engine=postgres"),
+    ],
+    ids=["default", "user-zone", "rds-replica"],
+)
+def test_the_writes_the_tag_deny_cannot_see_are_exactly_the_held_and_the_unfenceable(
+    config: tuple[str, ...],
+) -> None:
     """The break12b class test (``test_no_allowed_action_of_a_staging_deployer_reaches_a_production_resource``)
     passed production's tags in the request context of every action on every resource type (12C-5).
     IAM puts ``aws:ResourceTag`` in the context only for resource types whose entry lists it (Service
@@ -174,12 +187,12 @@ def test_the_writes_the_tag_deny_cannot_see_are_exactly_the_held_and_the_unfence
     something else (HELD, each with its own test) or one IAM cannot fence in one account
     (``UNFENCEABLE_IN_ONE_ACCOUNT``, named on stderr by ``iam --for deploy``): exactly, so a new blind
     write, or a stale entry, fails here."""
-    _, staging = _stacks(*STAGING)
+    _, staging = _stacks(*STAGING, *config)
     blind = blind_writes(staging)
-    held = blind & HELD.keys()
-    assert sorted(held) == sorted(HELD), (
-        f"HELD entries the policy no longer allows: {sorted(HELD.keys() - held)}"
-    )
+    if not config:  # with the user's zone the program deletes none
+        assert sorted(blind & HELD.keys()) == sorted(HELD), (
+            f"HELD entries the policy no longer allows: {sorted(HELD.keys() - blind)}"
+        )
     assert sorted(blind - HELD.keys()) == sorted(iam.UNFENCEABLE_IN_ONE_ACCOUNT), (
         "writes the tag Deny cannot see, on any name, against UNFENCEABLE_IN_ONE_ACCOUNT: new "
         f"{sorted(blind - HELD.keys() - iam.UNFENCEABLE_IN_ONE_ACCOUNT.keys())}, stale "
