@@ -16,7 +16,9 @@ synthesis: the same statements as the deployed runbook role (``components/runboo
 No ``service:*`` in an Allow. IAM is per account, not per deployment: where an ARN carries the
 deployment's name the Allow names it; where it cannot (random ids: KMS keys, API Gateway, EC2), a Deny
 on resources tagged with *another* deployment's ``Application`` or ``Environment`` keeps one
-environment's deployer from another's resources (:func:`other_deployments_denied`). Documents are split to stay under IAM's 6,144-character limit for a
+environment's deployer from another's resources (:func:`other_deployments_denied`). What neither can
+fence in one account is :data:`UNFENCEABLE_IN_ONE_ACCOUNT`, told on stderr (one account per
+environment is the fence for it). Documents are split to stay under IAM's 6,144-character limit for a
 managed policy (https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_iam-quotas.html).
 """
 
