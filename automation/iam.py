@@ -16,7 +16,9 @@ synthesis: the same statements as the deployed runbook role (``components/runboo
 No ``service:*`` in an Allow. IAM is per account, not per deployment: where an ARN carries the
 deployment's name the Allow names it; where it cannot (random ids: KMS keys, API Gateway, EC2), a Deny
 on resources tagged with *another* deployment's ``Application`` or ``Environment`` keeps one
-environment's deployer from another's resources (:func:`other_deployments_denied`). Documents are split to stay under IAM's 6,144-character limit for a
+environment's deployer from another's resources (:func:`other_deployments_denied`). What neither can
+fence in one account is :data:`UNFENCEABLE_IN_ONE_ACCOUNT`, told on stderr (one account per
+environment is the fence for it). Documents are split to stay under IAM's 6,144-character limit for a
 managed policy (https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_iam-quotas.html).
 """
 
@@ -362,6 +364,10 @@ PROGRAM_RESOURCE_TYPES: dict[str, frozenset[str]] = {
     "rds": frozenset({
         "db", "cluster", "global-cluster", "subgrp", "pg", "cluster-pg", "og", "snapshot", "cluster-snapshot",
     }),
+    # The provider tags the vaults and plans it creates; backup:TagResource's other optional type,
+    # recoveryPoint (``arn:${Partition}:${Vendor}:${Region}:*:${ResourceType}:${RecoveryPointId}``),
+    # would otherwise put any ARN of the region in the statement.
+    "backup": frozenset({"backupVault", "backupPlan"}),
 }  # fmt: skip
 
 MANAGED_POLICY_MAX = 6144
@@ -568,9 +574,19 @@ Service Authorization Reference lists some fifty path types for the five verbs; 
 these. The ids are random, so paths cannot name one deployment: the tag Deny does that."""
 
 
-def apigateway_resources(regions: Sequence[str]) -> list[str]:
-    """The API Gateway paths of :data:`APIGATEWAY_PATHS` in ``regions``."""
-    return [f"arn:aws:apigateway:{region}::{path}" for region in regions for path in APIGATEWAY_PATHS]
+APIGATEWAY_TAG_VERBS = frozenset({"apigateway:GET", "apigateway:PUT", "apigateway:DELETE"})
+"""The verbs of the tag paths: ``GET /tags/<arn>`` (GetTags), ``PUT`` (TagResource), ``DELETE``
+(UntagResource) (https://docs.aws.amazon.com/apigateway/latest/api/API_TagResource.html,
+API_UntagResource.html, API_GetTags.html); no ``POST`` or ``PATCH`` operation exists there."""
+
+
+def apigateway_resources(regions: Sequence[str], action: str | None = None) -> list[str]:
+    """The API Gateway paths of :data:`APIGATEWAY_PATHS` in ``regions`` (for ``action``: the tag paths
+    only for the verbs it has)."""
+    paths = [
+        p for p in APIGATEWAY_PATHS if p != "/tags/*" or action is None or action in APIGATEWAY_TAG_VERBS
+    ]
+    return [f"arn:aws:apigateway:{region}::{path}" for region in regions for path in paths]
 
 
 DEPLOYMENT_TAGS = ("Application", "Environment")
@@ -636,6 +652,98 @@ def other_deployments_denied(tags: Mapping[str, str]) -> list[dict[str, Any]]:
     ]
 
 
+APIGATEWAY_TAGS = "arn:aws:apigateway:*::/tags/*"
+"""API Gateway's tag paths (``PUT``/``DELETE /tags/<url-encoded ARN>``). Their resource type, ``Tags``,
+defines no ``aws:ResourceTag`` (Service Authorization Reference,
+https://docs.aws.amazon.com/service-authorization/latest/reference/list_amazonapigatewaymanagement.html,
+"Resource types"), so the tag Deny does not see whose resource a tag request touches, and the ids in
+the tagged ARNs are random. What the ``PUT`` and ``DELETE`` actions do offer is ``aws:TagKeys``, the
+keys the request sets or removes (same page, "Actions"; "Whether specific tag keys can be used in a
+request": https://docs.aws.amazon.com/apigateway/latest/developerguide/apigateway-tagging-iam-policy.html)."""
+
+
+def deployment_tags_kept(tags: Mapping[str, str]) -> list[dict[str, Any]]:
+    """Deny setting or removing a deployment tag through API Gateway's tag paths.
+
+    Removing production's ``Environment`` tag from its REST API would turn the tag Deny off for it
+    (its ``Null`` guard leaves untagged resources to the Allow statements), and rewriting it to
+    ``staging`` would make it staging's. The provider sends the default tags in the create request
+    (``POST /restapis``, ``/domainnames``, ``.../stages``) and, on an update, only the keys that changed
+    (terraform-provider-aws ``updateTags``); a deployment's ``Application`` and ``Environment`` never
+    change, so its own deployer never needs this. Other tag keys decide no authorization here.
+    """
+    return [
+        {
+            "Sid": "KeepDeploymentTagsOnApiGateway",
+            "Effect": "Deny",
+            "Action": ["apigateway:DELETE", "apigateway:PUT"],
+            "Resource": APIGATEWAY_TAGS,
+            "Condition": {"ForAnyValue:StringEquals": {"aws:TagKeys": sorted(tags)}},
+        }
+    ]
+
+
+UNFENCEABLE_IN_ONE_ACCOUNT: dict[tuple[str, str], str] = {
+    # (action, resource type of the Service Authorization Reference): why no statement of one
+    # account's policies can keep one deployment's deployer off another deployment's resource.
+    # Route 53 page: https://docs.aws.amazon.com/service-authorization/latest/reference/list_amazonroute53.html
+    # ("Resource types": healthcheck is arn:${Partition}:route53:::healthcheck/${Id}, hostedzone is
+    # arn:${Partition}:route53:::hostedzone/${Id}, both with no condition keys; the ids are assigned by
+    # Route 53 at creation, and a Route 53 ARN has no account field).
+    ("route53:UpdateHealthCheck", "healthcheck"): (
+        "a health check's id is random and the type has no condition key: any deployer of the account "
+        "may update any check (Inverted moves another environment's traffic to its other region)"
+    ),
+    ("route53:DeleteHealthCheck", "healthcheck"): (
+        "a health check's id is random and the type has no condition key: any deployer of the account "
+        "may delete another environment's failover health checks"
+    ),
+    ("route53:ChangeTagsForResource", "healthcheck"): (
+        "a health check's id is random, the type has no condition key and the action no aws:TagKeys: "
+        "any deployer may retag another environment's checks (Route 53 tags decide no authorization)"
+    ),
+    ("route53:ChangeTagsForResource", "hostedzone"): (
+        "a hosted zone's id is random, the type has no condition key and the action no aws:TagKeys: "
+        "any deployer may retag another environment's zone (Route 53 tags decide no authorization)"
+    ),
+    ("route53:AssociateVPCWithHostedZone", "hostedzone"): (
+        "a dependent action of ec2:CreateVpcEndpoint (private DNS); a zone's id is random, the type has "
+        "no condition key and route53:VPCs names only the VPC (a random id too): a deployer may "
+        "associate its VPC with another environment's private zone and resolve its records"
+    ),
+}
+"""Writes the deploy policy allows on a resource type that neither a name in its ARN nor a tag
+condition can fence between deployments of one AWS account. The only fence for these is one AWS
+account per environment: AWS Well-Architected, Security pillar, SEC01-BP01 "Separate workloads using
+accounts" ("Account-level separation is strongly recommended for isolating production environments
+from development and test environments":
+https://docs.aws.amazon.com/wellarchitected/2022-03-31/framework/sec_securely_operate_multi_accounts.html).
+tests/automation/test_review_iam_break12c.py checks that this is exactly the set of such writes."""
+
+
+def unfenceable_note(documents: Iterable[Mapping[str, Any]]) -> str:
+    """For people, on stderr: the writes of :data:`UNFENCEABLE_IN_ONE_ACCOUNT` these documents allow,
+    and the one fence for them."""
+    allowed = {
+        a
+        for d in documents
+        for st in d["Statement"]
+        if st["Effect"] == "Allow"
+        for a in ([st["Action"]] if isinstance(st["Action"], str) else st["Action"])
+    }
+    entries = [(a, t, why) for (a, t), why in sorted(UNFENCEABLE_IN_ONE_ACCOUNT.items()) if a in allowed]
+    if not entries:
+        return ""
+    lines = [
+        "note: IAM cannot keep one environment's deployer off another's resources of one AWS account for:",
+        *(f"  {action} on {kind}: {why}" for action, kind, why in entries),
+        "The only fence for these is one AWS account per environment (AWS Well-Architected, Security "
+        'pillar, SEC01-BP01 "Separate workloads using accounts": '
+        "https://docs.aws.amazon.com/wellarchitected/2022-03-31/framework/sec_securely_operate_multi_accounts.html).",
+    ]
+    return "\n".join(lines)
+
+
 def deploy_policies(syntheses: Sequence[synth.Synthesis], account: str) -> list[dict[str, Any]]:
     """Policy documents allowing ``pulumi up`` (and destroy) of the synthesized stacks."""
     regions = sorted({r.region for s in syntheses for r in s.aws_resources() if r.region})
@@ -656,7 +764,6 @@ def deploy_policies(syntheses: Sequence[synth.Synthesis], account: str) -> list[
     narrowed = {
         "iam": iam_resources(syntheses, account),
         "s3": bucket_resources(syntheses),
-        "apigateway": apigateway_resources(regions),
     }
     names = resource_names(syntheses)
     services = {
@@ -666,7 +773,11 @@ def deploy_policies(syntheses: Sequence[synth.Synthesis], account: str) -> list[
     grouped: dict[tuple[str, tuple[str, ...], bool], list[str]] = {}
     for action in sorted(actions):
         service = action.split(":", 1)[0]
-        resources = narrowed.get(service) or action_resources(action, regions, account, names)
+        resources = (
+            apigateway_resources(regions, action)
+            if service == "apigateway"
+            else narrowed.get(service) or action_resources(action, regions, account, names)
+        )
         grouped.setdefault((service, tuple(resources), action in KMS_VIA_ACTIONS), []).append(action)
     statements: list[dict[str, Any]] = []
     for (service, resource_key, via_service), group in sorted(grouped.items()):
@@ -687,7 +798,9 @@ def deploy_policies(syntheses: Sequence[synth.Synthesis], account: str) -> list[
                 statement["Condition"] = {"StringEquals": {"kms:ViaService": via}}
             statements.append(statement)
     statements = _records_in_own_zones(statements, syntheses)
-    return split_documents(other_deployments_denied(deployment_tags(syntheses)) + statements)
+    statements = _mappings_to_own_functions(statements, names.get("${FunctionName}", []), regions, account)
+    tags = deployment_tags(syntheses)
+    return split_documents(other_deployments_denied(tags) + deployment_tags_kept(tags) + statements)
 
 
 RECORD_NAMES_KEY = "route53:ChangeResourceRecordSetsNormalizedRecordNames"
@@ -740,6 +853,51 @@ def _records_in_own_zones(
                 "Action": ["route53:ChangeResourceRecordSets"],
                 "Resource": statement["Resource"],
                 "Condition": {"ForAllValues:StringLike": {RECORD_NAMES_KEY: names}},
+            }
+        )
+    return out
+
+
+FUNCTION_ARN_KEY = "lambda:FunctionArn"
+"""``lambda:CreateEventSourceMapping`` has no resource type (Service Authorization Reference,
+https://docs.aws.amazon.com/service-authorization/latest/reference/list_awslambda.html): it stays on
+``"*"``, but "Event source mappings are always associated with a function. You can also use the
+``lambda:FunctionArn`` condition to restrict actions by associated function"
+(https://docs.aws.amazon.com/lambda/latest/dg/lambda-api-permissions-ref.html)."""
+
+
+def _mappings_to_own_functions(
+    statements: list[dict[str, Any]], functions: Sequence[str], regions: Sequence[str], account: str
+) -> list[dict[str, Any]]:
+    """``lambda:CreateEventSourceMapping`` only onto the functions the program names (and their
+    versions and aliases): a staging deployer cannot point a queue of its own at production's function."""
+    if not functions:
+        return statements
+    arns = [
+        f"arn:aws:lambda:{region}:{account}:function:{name}{qualifier}"
+        for region in regions
+        for name in functions
+        for qualifier in ("", ":*")
+    ]
+    out: list[dict[str, Any]] = []
+    for statement in statements:
+        actions = statement["Action"]
+        if "lambda:CreateEventSourceMapping" not in actions or statement["Resource"] != "*":
+            out.append(statement)
+            continue
+        rest = [a for a in actions if a != "lambda:CreateEventSourceMapping"]
+        if rest:
+            out.append({**statement, "Action": rest})
+        out.append(
+            {
+                "Sid": "LambdaMappingsToOwnFunctions",
+                "Effect": "Allow",
+                "Action": ["lambda:CreateEventSourceMapping"],
+                "Resource": "*",
+                "Condition": {
+                    **statement.get("Condition", {}),
+                    "ArnLike": {FUNCTION_ARN_KEY: arns},  # the key's type is ARN
+                },
             }
         )
     return out
@@ -885,6 +1043,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     named = [{"name": f"pilotlight-{args.audience}-{i + 1}", "document": d} for i, d in enumerate(docs)]
+    note = unfenceable_note(docs) if args.audience == "deploy" else ""
+    if note:
+        print(note, file=sys.stderr)
     try:
         print(json.dumps({"policies": named}, indent=2))
         sys.stdout.flush()

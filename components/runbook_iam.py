@@ -31,6 +31,10 @@ STAR_ONLY_ACTIONS: dict[str, str] = {
     "autoscaling:DescribeAutoScalingGroups": f"{SAR}/list_amazonec2autoscaling.html",
     "cloudwatch:PutMetricData": f"{SAR}/list_amazoncloudwatch.html (condition key cloudwatch:namespace)",
     "cloudwatch:GetMetricData": f"{SAR}/list_amazoncloudwatch.html",
+    # A function in a VPC (the driver ledger path, components/ledger_access.py) describes its
+    # interfaces and subnets: EC2's Describe* calls have no resource type.
+    "ec2:DescribeNetworkInterfaces": f"{SAR}/list_amazonec2.html",
+    "ec2:DescribeSubnets": f"{SAR}/list_amazonec2.html",
     "lambda:ListEventSourceMappings": f"{SAR}/list_awslambda.html",
     "xray:PutTraceSegments": f"{SAR}/list_awsx-ray.html",
     "xray:PutTelemetryRecords": f"{SAR}/list_awsx-ray.html",

@@ -144,3 +144,19 @@ def test_a_runbook_output_without_the_keys_is_refused(tmp_path: Path) -> None:
     outputs.write_text(json.dumps({"runbook": {"notifyTopicArn": "arn:aws:sns:us-west-2:123456789012:t"}}))
     with pytest.raises(iam.IamInputError, match="redeploy the dr stack"):
         iam.policies("break-glass", account="123456789012", overrides=[], outputs=str(outputs))
+
+
+def test_deploy_names_what_iam_cannot_fence_on_stderr_and_keeps_stdout_json(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """The writes no policy of one account can keep between environments (UNFENCEABLE_IN_ONE_ACCOUNT,
+    exactly the blind writes: tests/automation/test_review_iam_break12c.py) are told to the person on
+    stderr, each by action and resource type, with the one fence: an account per environment (AWS
+    Well-Architected SEC01-BP01). stdout stays the JSON a pipeline parses."""
+    assert automation_main(["iam", "--for", "deploy", "--account", "210987654321"]) == 0
+    out, err = capsys.readouterr()
+    assert json.loads(out)["policies"]
+    missing = [f"{a} on {k}" for a, k in iam.UNFENCEABLE_IN_ONE_ACCOUNT if f"{a} on {k}" not in err]
+    assert missing == [], f"stderr does not name {missing}: {err!r}"
+    assert "one AWS account per environment" in err and "SEC01-BP01" in err
+    assert "SEC01" not in out

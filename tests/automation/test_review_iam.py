@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import fnmatch
 import functools
+import re
 from typing import Any
 
 from automation import iam
@@ -46,7 +47,15 @@ def _conditions_hold(condition: dict[str, dict[str, Any]], context: dict[str, st
             if not _conditions_hold(inner, context):
                 return False
             continue
-        base = operator.removesuffix("IfExists")
+        if operator.startswith("ForAnyValue:"):  # one value per request here; an absent key fails
+            if any(key not in context for key in keys):
+                return False
+            if not _conditions_hold({operator.removeprefix("ForAnyValue:"): keys}, context):
+                return False
+            continue
+        # ArnLike as StringLike: IAM matches each colon-delimited part alone, so a "*" here, which
+        # may span colons, is kinder than IAM, never stricter (a denial the test asserts holds in IAM).
+        base = {"ArnLike": "StringLike"}.get(operator, operator).removesuffix("IfExists")
         if base not in ("StringEquals", "StringLike", "StringNotEquals"):
             raise AssertionError(f"the test cannot evaluate {operator}: teach it")
         for key, values in keys.items():
@@ -76,12 +85,56 @@ def allows(docs: tuple[dict[str, Any], ...], action: str, arn: str, **context: s
     some Allow statement matches and no Deny does (an explicit deny wins:
     https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_policies_evaluation-logic.html)."""
     request = {k.replace("_", ":", 1): v for k, v in context.items()}
+    if not defines_resource_tag(arn, action.split(":", 1)[0].lower()):
+        # IAM puts aws:ResourceTag in the request context only for resource types that define it
+        # (Service Authorization Reference, "Resource types" table, "Condition keys" column).
+        request = {k: v for k, v in request.items() if not k.startswith("aws:ResourceTag/")}
     region = arn.split(":")[3] if arn.count(":") >= 4 else ""
     request.setdefault("aws:RequestedRegion", region or "us-east-1")
     statements = _statements(docs)
     if any(s["Effect"] == "Deny" and _matches(s, action, arn, request) for s in statements):
         return False
     return any(s["Effect"] == "Allow" and _matches(s, action, arn, request) for s in statements)
+
+
+@functools.cache
+def _arn_types() -> tuple[tuple[re.Pattern[str], int, str, bool], ...]:
+    """Every resource type of the Service Authorization Reference (parliament's copy): its ARN format
+    as a pattern, how many literal characters the format has, its name, and whether its "Condition
+    keys" column lists ``aws:ResourceTag/${TagKey}``."""
+    import parliament
+
+    out: list[tuple[re.Pattern[str], int, str, bool]] = []
+    for service in parliament.iam_definition:
+        for r in service["resources"]:
+            # A placeholder, or a literal "*" (recoveryPoint's account: any), stands for any text.
+            parts = re.split(r"(\$\{[^}]+\}|\*)", r["arn"])
+            pattern = "".join(".*" if p.startswith(("${", "*")) else re.escape(p) for p in parts)
+            literal = sum(len(p) for p in parts if not p.startswith(("${", "*")))
+            tagged = "aws:ResourceTag/${TagKey}" in (r.get("condition_keys") or [])
+            out.append((re.compile(pattern + "$"), literal, f"{service['prefix']}:{r['resource']}", tagged))
+    return tuple(out)
+
+
+def resource_types_of(arn: str, service: str) -> list[tuple[str, bool]]:
+    """The resource types of ``service`` (an action's prefix: the type is the one the action's service
+    defines) that ``arn`` is one of: the formats it matches with the most literal characters
+    (``/restapis/a/stages/b`` is a Stage, not a RestApi), each with whether it defines aws:ResourceTag."""
+    matches = [
+        (literal, name, tagged)
+        for pattern, literal, name, tagged in _arn_types()
+        if name.startswith(f"{service}:") and pattern.match(arn)
+    ]
+    best = max((literal for literal, _, _ in matches), default=0)
+    return sorted((name, tagged) for literal, name, tagged in matches if literal == best)
+
+
+def defines_resource_tag(arn: str, service: str) -> bool:
+    """Whether a request of ``service`` on ``arn`` carries ``aws:ResourceTag``: only when its resource
+    type lists the key (every type it may be, when formats tie; a ``*`` or unknown ARN names no
+    tagged resource)."""
+    types = resource_types_of(arn, service)
+    return bool(types) and all(tagged for _, tagged in types)
 
 
 def resources_of(docs: tuple[dict[str, Any], ...], action: str) -> list[str]:
@@ -259,4 +312,41 @@ def test_the_narrowed_deploy_policy_still_covers_what_the_program_creates_and_re
     staging = _deploy("pilotlight:environment=staging")
     assert not allows(staging, "lambda:UpdateFunctionCode", needed[0][1]), (
         "staging's deployer reaches production's function"
+    )
+
+
+def test_the_harness_gives_a_resource_its_tags_only_where_its_type_defines_them() -> None:
+    """12C-5: ``allows`` took ``aws:ResourceTag`` for every ARN, so a Deny on another deployment's tags
+    matched resource types IAM evaluates without them (a Route 53 health check, RDS's global cluster,
+    CloudWatch's dashboard, API Gateway's tag paths: no ``aws:ResourceTag/${TagKey}`` in their
+    "Condition keys", Service Authorization Reference), hiding what the Deny cannot see."""
+    expected = {
+        ("apigateway", "arn:aws:apigateway:us-east-1::/restapis/a1b2c3"): True,
+        ("apigateway", "arn:aws:apigateway:us-east-1::/restapis/a1b2c3/stages/prod"): True,
+        ("apigateway", "arn:aws:apigateway:us-east-1::/tags/arn%3Aaws%3Aapigateway"): False,
+        ("route53", "arn:aws:route53:::healthcheck/0f1e2d3c"): False,
+        ("rds", f"arn:aws:rds::{ACCOUNT}:global-cluster:pilotlight-production-global"): False,
+        ("rds", f"arn:aws:rds:us-east-1:{ACCOUNT}:cluster:pilotlight-production"): True,
+        ("cloudwatch", f"arn:aws:cloudwatch::{ACCOUNT}:dashboard/pilotlight-production-dr"): False,
+        ("kms", f"arn:aws:kms:us-east-1:{ACCOUNT}:key/1234abcd"): True,
+        ("backup", f"arn:aws:backup:us-east-1:{ACCOUNT}:recovery-point:1a2b"): True,
+        ("ec2", "*"): False,
+    }
+    got = {(service, arn): defines_resource_tag(arn, service) for service, arn in expected}
+    assert got == expected
+    deny = {
+        "Version": "2012-10-17",
+        "Statement": [
+            {"Effect": "Allow", "Action": "route53:UpdateHealthCheck", "Resource": "*"},
+            {
+                "Effect": "Deny",
+                "Action": "route53:*",
+                "Resource": "*",
+                "Condition": {"StringEquals": {"aws:ResourceTag/Environment": "production"}},
+            },
+        ],
+    }
+    check = "arn:aws:route53:::healthcheck/0f1e2d3c"
+    assert allows(
+        (deny,), "route53:UpdateHealthCheck", check, **{"aws_ResourceTag/Environment": "production"}
     )

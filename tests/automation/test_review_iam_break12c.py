@@ -77,31 +77,37 @@ def test_a_staging_deployer_cannot_modify_production_s_global_database() -> None
     assert reachable == [], f"a staging deployer may {reachable} production's {arn}"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="12C-3: route53:UpdateHealthCheck/DeleteHealthCheck on healthcheck/*: a staging deployer "
-    "can invert or disable production's failover health checks (Route 53 has no tag or name "
-    "condition for them, and is outside TAG_FENCED_SERVICES)",
-)
-def test_a_staging_deployer_cannot_flip_production_s_failover() -> None:
+def test_what_a_staging_deployer_may_do_to_production_s_health_checks_is_exactly_the_unfenceable() -> None:
     """Production's failover records follow the CALCULATED gate over its endpoint check and its switch
     check (components/global_failover.py). ``UpdateHealthCheck`` is authorized on
     ``healthcheck/${Id}`` with no condition keys (Service Authorization Reference,
     https://docs.aws.amazon.com/service-authorization/latest/reference/list_amazonroute53.html); with
     ``Inverted`` "Route 53 considers the health check to be unhealthy when the status is healthy"
     (https://docs.aws.amazon.com/Route53/latest/DeveloperGuide/health-checks-invert.html), so one call
-    moves production's traffic to region B. The module docstring and the break12b class test
-    (SHARED_BY_NATURE: "the hosted zone may be the user's") exempt all of Route 53, but health checks
-    are each deployment's own. If IAM cannot fence them, the closing note must say a separate
-    account is the only fence."""
+    moves production's traffic to region B. IAM cannot fence that within one account (12C-3): the
+    writes a staging deployer may make on production's health check are exactly the healthcheck
+    entries of UNFENCEABLE_IN_ONE_ACCOUNT, which ``iam --for deploy`` names on stderr with the one
+    fence, an account per environment (tests/automation/test_iam_cli.py). A new write on health
+    checks, or an entry the policy no longer allows, fails here."""
     _, staging = _stacks(*STAGING)
+    privileges, _ = iam._sar()
     check = "arn:aws:route53:::healthcheck/0f1e2d3c-aaaa-bbbb-cccc-123456789012"
-    reachable = [
+    writes = sorted(
         a
-        for a in ("route53:UpdateHealthCheck", "route53:DeleteHealthCheck")
-        if allows(staging, a, check, aws_RequestedRegion="us-east-1")
-    ]
-    assert reachable == []
+        for a, p in privileges.items()
+        if a.startswith("route53:")
+        and p["access_level"] not in ("List", "Read")
+        and any(t["resource_type"].rstrip("*") == "healthcheck" for t in p["resource_types"])
+    )
+    canonical = {a.lower(): a for st in (s for d in staging for s in d["Statement"]) for a in st["Action"]}
+    reachable = sorted(
+        canonical[a]
+        for a in writes
+        if a in canonical and allows(staging, canonical[a], check, **_production_tags())
+    )
+    unfenceable = sorted(a for a, kind in iam.UNFENCEABLE_IN_ONE_ACCOUNT if kind == "healthcheck")
+    assert "route53:UpdateHealthCheck" in reachable  # the probe sees the write it exists for
+    assert reachable == unfenceable
 
 
 def test_a_staging_deployer_cannot_replace_production_s_dashboard() -> None:
@@ -116,39 +122,27 @@ def test_a_staging_deployer_cannot_replace_production_s_dashboard() -> None:
     assert not allows(staging, "cloudwatch:DeleteDashboards", arn)  # no tags: a dashboard has none
 
 
-# Actions on a type the Deny cannot see that still cannot reach production, and why.
-HELD: dict[str, str] = {
-    "kms:CreateAlias": "also authorized on the target key: staging's own; an existing alias name is refused",
-    "kms:DeleteAlias": "also authorized on the alias' key, which is production's and fenced",
-    "kms:UpdateAlias": "also authorized on the alias' current key, production's and fenced",
-    "route53:ChangeResourceRecordSets": "fenced by record name (12C-1 when the zone is the user's)",
-    "route53:DeleteHostedZone": "a zone holding records cannot be deleted, and the records are fenced",
-}
+# Writes on a type the Deny cannot see that still cannot reach production, and why: (action, the
+# Service Authorization Reference's resource type).
+HELD: dict[tuple[str, str], str] = {
+    ("kms:CreateAlias", "alias"): "also authorized on the target key: staging's own; an existing alias name is refused",
+    ("kms:DeleteAlias", "alias"): "also authorized on the alias' key, which is production's and fenced",
+    ("kms:UpdateAlias", "alias"): "also authorized on the alias' current key, production's and fenced",
+    ("route53:ChangeResourceRecordSets", "hostedzone"): "fenced by record name (test_the_record_fence_holds_when_the_zone_is_the_user_s)",
+    ("route53:DeleteHostedZone", "hostedzone"): "a zone holding records cannot be deleted, and the records are fenced",
+    ("apigateway:PUT", "Tags"): "the deployment tags cannot be set (KeepDeploymentTagsOnApiGateway, aws:TagKeys); other tags decide no authorization",
+    ("apigateway:DELETE", "Tags"): "the deployment tags cannot be removed (KeepDeploymentTagsOnApiGateway, aws:TagKeys)",
+}  # fmt: skip
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="12C-5: the harness gives every resource production's tags (aws:ResourceTag) even where the "
-    "Service Authorization Reference defines no such key for the resource type; without that, "
-    "staging reaches production's global cluster, dashboard, health checks and API Gateway tags",
-)
-def test_no_write_reaches_production_through_a_type_the_tag_deny_cannot_see() -> None:
-    """The break12b class test (``test_no_allowed_action_of_a_staging_deployer_reaches_a_production_resource``)
-    passes production's tags in the request context of every action on every resource type. IAM puts
-    ``aws:ResourceTag`` in the context only for resource types whose entry lists it (Service
-    Authorization Reference, resource types table, "Condition keys"; the IAM user guide,
-    https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_policies_condition-keys.html#condition-keys-resourcetag:
-    "Use this key to compare the tag key-value pair that you specify in the policy with the key-value
-    pair attached to the resource", for resources that support it). This probe lists, for each write
-    the staging policy allows, the resource types it must be authorized on that have no
-    ``aws:ResourceTag`` key and that the Allow leaves on a wildcard name: there the Deny is blind and
-    only names fence. API Gateway's ``Tags`` type (``PUT``/``DELETE /tags/<arn>``) is one: removing
-    production's ``Environment`` tag first turns the Deny off for its REST API (its Null guard)."""
+def blind_writes(docs: tuple[dict[str, Any], ...]) -> set[tuple[str, str]]:
+    """(action, resource type) for each write ``docs`` allow on a resource type with no
+    ``aws:ResourceTag`` key, on a pattern that another deployment's resource of that type matches
+    (its name made up): there the tag Deny is blind and only names fence."""
     privileges, formats = iam._sar()
     keys = _resource_condition_keys()
-    _, staging = _stacks(*STAGING)
     blind: set[tuple[str, str]] = set()
-    for statement in (s for d in staging for s in d["Statement"]):
+    for statement in (s for d in docs for s in d["Statement"]):
         if statement["Effect"] != "Allow" or statement["Resource"] == "*":
             continue
         resources = (
@@ -156,7 +150,7 @@ def test_no_write_reaches_production_through_a_type_the_tag_deny_cannot_see() ->
         )
         for action in statement["Action"]:
             privilege = privileges[action.lower()]
-            if privilege["access_level"] in ("List", "Read") or action in HELD:
+            if privilege["access_level"] in ("List", "Read"):
                 continue
             for entry in privilege["resource_types"]:
                 kind = entry["resource_type"].rstrip("*")
@@ -167,9 +161,63 @@ def test_no_write_reaches_production_through_a_type_the_tag_deny_cannot_see() ->
                 example = example.replace("*", "other-deployment-x")
                 if any(fnmatch.fnmatchcase(example, r.replace("us-west-2", "us-east-1")) for r in resources):
                     blind.add((action, kind))
-    assert sorted(blind) == [], "writes the tag Deny cannot see, on any name: " + "; ".join(
-        f"{a} on {k}" for a, k in sorted(blind)
+    return blind
+
+
+@pytest.mark.parametrize(
+    "config",
+    [
+        (),
+        ("pilotlight:routing.hostedZoneId=Z0STAGING0000",),
+        ("database.mode=rds-replica", "database.engine=postgres"),
+    ],
+    ids=["default", "user-zone", "rds-replica"],
+)
+def test_the_writes_the_tag_deny_cannot_see_are_exactly_the_held_and_the_unfenceable(
+    config: tuple[str, ...],
+) -> None:
+    """The break12b class test (``test_no_allowed_action_of_a_staging_deployer_reaches_a_production_resource``)
+    passed production's tags in the request context of every action on every resource type (12C-5).
+    IAM puts ``aws:ResourceTag`` in the context only for resource types whose entry lists it (Service
+    Authorization Reference, resource types table, "Condition keys"; the IAM user guide,
+    https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_policies_condition-keys.html#condition-keys-resourcetag),
+    and the harness now does the same (``allows``, tests/automation/test_review_iam.py). This probe
+    lists, for each write the staging policy allows, the resource types it is authorized on that have
+    no ``aws:ResourceTag`` key and that the Allow leaves on a wildcard name. Each is either held by
+    something else (HELD, each with its own test) or one IAM cannot fence in one account
+    (``UNFENCEABLE_IN_ONE_ACCOUNT``, named on stderr by ``iam --for deploy``): exactly, so a new blind
+    write, or a stale entry, fails here."""
+    _, staging = _stacks(*STAGING, *config)
+    blind = blind_writes(staging)
+    if not config:  # with the user's zone the program deletes none
+        assert sorted(blind & HELD.keys()) == sorted(HELD), (
+            f"HELD entries the policy no longer allows: {sorted(HELD.keys() - blind)}"
+        )
+    assert sorted(blind - HELD.keys()) == sorted(iam.UNFENCEABLE_IN_ONE_ACCOUNT), (
+        "writes the tag Deny cannot see, on any name, against UNFENCEABLE_IN_ONE_ACCOUNT: new "
+        f"{sorted(blind - HELD.keys() - iam.UNFENCEABLE_IN_ONE_ACCOUNT.keys())}, stale "
+        f"{sorted(iam.UNFENCEABLE_IN_ONE_ACCOUNT.keys() - blind)}"
     )
+
+
+def test_a_staging_deployer_cannot_strip_or_rewrite_production_s_api_gateway_deployment_tags() -> None:
+    """API Gateway's ``Tags`` type defines no ``aws:ResourceTag`` (Service Authorization Reference,
+    https://docs.aws.amazon.com/service-authorization/latest/reference/list_amazonapigatewaymanagement.html):
+    ``DELETE /tags/<production's REST API>`` removing ``Environment`` would turn the tag Deny off for
+    that API (its Null guard), ``PUT`` with ``Environment=staging`` would hand it to staging. The
+    ``PUT``/``DELETE`` actions carry ``aws:TagKeys`` (the keys set or removed), which the deploy
+    policy denies for the deployment tags; other keys stay allowed (the provider updates tags by the
+    keys that changed), and the REST API itself, which does define ``aws:ResourceTag``, stays fenced."""
+    _, staging = _stacks(*STAGING)
+    _, production = _stacks()
+    api = "arn:aws:apigateway:us-east-1::/restapis/a1b2c3d4e5"
+    tags = "arn:aws:apigateway:us-east-1::/tags/" + api.replace(":", "%3A").replace("/", "%2F")
+    for verb in ("apigateway:DELETE", "apigateway:PUT"):
+        for key in iam.DEPLOYMENT_TAGS:
+            assert not allows(staging, verb, tags, aws_TagKeys=key), f"staging may {verb} {key} on {tags}"
+            assert not allows(production, verb, tags, aws_TagKeys=key), "no deployer changes its own"
+        assert allows(production, verb, tags, aws_TagKeys="CostCenter")  # the provider's tag updates
+        assert not allows(staging, verb, api, **_production_tags())  # the API itself: the tag Deny
 
 
 @functools.cache
@@ -199,3 +247,22 @@ def test_lingering_lambda_enis_can_be_deleted() -> None:
         a for a in ("ec2:DeleteNetworkInterface", "ec2:DetachNetworkInterface") if not allows(docs, a, eni)
     ]
     assert missing == []
+
+
+def test_a_staging_deployer_cannot_map_a_queue_onto_production_s_function() -> None:
+    """``lambda:CreateEventSourceMapping`` has no resource type (Service Authorization Reference,
+    https://docs.aws.amazon.com/service-authorization/latest/reference/list_awslambda.html), so it is
+    granted on ``"*"``, where neither the probes above (they skip ``"*"``) nor the tag Deny see it: a
+    staging deployer could feed a queue of its own into production's payments function. Lambda offers
+    ``lambda:FunctionArn`` for it ("restrict actions by associated function",
+    https://docs.aws.amazon.com/lambda/latest/dg/lambda-api-permissions-ref.html)."""
+    (primary, _), production = _stacks()
+    _, staging = _stacks(*STAGING)
+    (mapping, *_) = primary.by_type("aws:lambda/eventSourceMapping:EventSourceMapping")
+    (payments,) = [
+        f for f in primary.by_type("aws:lambda/function:Function") if f.inputs["name"].endswith("-payments")
+    ]
+    assert mapping.inputs.get("functionName")  # the program maps a queue onto a function of its own
+    target = f"arn:aws:lambda:{payments.region}:{ACCOUNT}:function:{payments.inputs['name']}"
+    assert allows(production, "lambda:CreateEventSourceMapping", "*", lambda_FunctionArn=target)
+    assert not allows(staging, "lambda:CreateEventSourceMapping", "*", lambda_FunctionArn=target)
