@@ -60,8 +60,8 @@ from automation.drill_world import WRITE_EVERY, Client, Deployment
 if TYPE_CHECKING:
     from automation.drill_function import Answer
     from automation.drill_world import Synthesized
-    from automation.reseed import Reseed
     from automation.postgres import PgCluster
+    from automation.reseed import Reseed
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -311,7 +311,12 @@ def run_local(mode: str = "rds-replica", *, reports_dir: Path | None = ROOT / "r
             probes = probe_handler(dep, client, (failover, failback))
             if emulator.pg is not None:
                 emulator.pg.close_sessions()
-            events += [(e.at, f"{e.kind}: {e.detail}") for e in emulator.events]
+            events += [(e.at, f"{e.kind}: {e.detail}") for e in emulator.events if e.kind != "invoke"]
+            events += [
+                (i.at, f"canary's runbook invocation: {i.step} {i.status}: {i.detail}")
+                for i in canary.invocations
+                if i.status != "already_done"
+            ]
             events.sort(key=lambda e: e[0])
 
     result = DrillResult(
@@ -330,6 +335,8 @@ def run_local(mode: str = "rds-replica", *, reports_dir: Path | None = ROOT / "r
         canary,
     )
     for line in drill_report.summary_lines(result):
+        out(line)
+    for line in drill_report.canary_lines(result):
         out(line)
     out("10. through the handler, once every count was taken (region A's function; they write nothing):")
     for probe in probes:

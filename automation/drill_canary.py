@@ -270,7 +270,9 @@ def deploy(dep: Deployment, names: Synthesized) -> Canary:
     canary = _canary_resource(names)
     name = str(canary.inputs.get("name") or canary.name)
     runbook_name = env["RUNBOOK_FUNCTION"]
-    role = dep.client("iam", dep.region_a).get_role(RoleName=f"{dep.context['appName']}-drill-fn")["Role"]["Arn"]
+    role = dep.client("iam", dep.region_a).get_role(RoleName=f"{dep.context['appName']}-drill-fn")["Role"][
+        "Arn"
+    ]
     for fn_name, handler in ((name, CANARY_HANDLER), (runbook_name, RUNBOOK_HANDLER)):
         dep.client("lambda", region).create_function(
             FunctionName=fn_name, Runtime="python3.12", Role=role, Handler=handler, Code={"ZipFile": _zip()}

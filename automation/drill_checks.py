@@ -602,7 +602,11 @@ def judge_data(
     returns = [e.at for e in dep.emulator.events if e.kind == "recovery"]
     in_grace = [t for t in seen if _within_fence_grace(t, returns)]
     two = [t for t in seen if t not in in_grace]
-    observed = "never" if not two else f"{len(two)} write(s) saw two writers, {two[0]:%H:%M:%S} to {two[-1]:%H:%M:%S}"
+    observed = (
+        "never"
+        if not two
+        else f"{len(two)} write(s) saw two writers, {two[0]:%H:%M:%S} to {two[-1]:%H:%M:%S}"
+    )
     if in_grace:
         observed += (
             f" beyond the fence's grace; {len(in_grace)} within {FENCE_GRACE:g} s of region A's return "
@@ -650,7 +654,9 @@ def _judge_discarded(dep: Deployment, judge: _Judge) -> None:
     kept: list[str] = []
     for event in rebuilds:
         discarded = set(event.data["discarded"])
-        holders = [m for m in manual if discarded <= (emulator.snapshot_holds(dep.region_a, m) or frozenset())]
+        holders = [
+            m for m in manual if discarded <= (emulator.snapshot_holds(dep.region_a, m) or frozenset())
+        ]
         kept += holders[:1]
     discarded_count = sum(len(e.data["discarded"]) for e in rebuilds)
     judge.add(

@@ -313,7 +313,9 @@ def provision(endpoint: str, names: Synthesized, emulator: Emulator) -> Deployme
         (b, ctx["drAsgName"], ctx["drFunctionNames"]),
     ):
         # The application follows the database the region's stack names (a re-seed moves region B's).
-        emulator.register_app(AppTier(region, asg, tuple(functions), lambda region=region: dep.databases[region]))
+        emulator.register_app(
+            AppTier(region, asg, tuple(functions), lambda region=region: dep.databases[region])
+        )
     emulator.provisioning = False
     _provision_functions(dep, names)
     return dep

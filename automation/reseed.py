@@ -95,7 +95,9 @@ def reseed(
         "DBInstances"
     ][0]
     if writer.get("ReadReplicaSourceDBInstanceIdentifier"):
-        return Reseed(False, f"{writer['DBInstanceIdentifier']} is a replica: region A has no writer of its own yet")
+        return Reseed(
+            False, f"{writer['DBInstanceIdentifier']} is a replica: region A has no writer of its own yet"
+        )
     generation = (generation_number(base, ident) or 0) + 1
     new_id = generation_identifier(base, generation)
     encrypted = bool(current.get("StorageEncrypted"))
@@ -103,7 +105,11 @@ def reseed(
         DBInstanceIdentifier=new_id,
         SourceDBInstanceIdentifier=writer["DBInstanceArn"],
         DBInstanceClass=current["DBInstanceClass"],
-        **({"KmsKeyId": context["drKmsKeyArn"], "SourceRegion": context["primaryRegion"]} if encrypted else {}),
+        **(
+            {"KmsKeyId": context["drKmsKeyArn"], "SourceRegion": context["primaryRegion"]}
+            if encrypted
+            else {}
+        ),
     )["DBInstance"]
     for _ in range(CREATE_ATTEMPTS):  # the provider waits for the instance to be available
         got = rds_b.describe_db_instances(DBInstanceIdentifier=new_id)["DBInstances"][0]
