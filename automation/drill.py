@@ -49,6 +49,7 @@ from automation.drill_checks import (
     PhaseWrites,
     Promotion,
     judge_data,
+    judge_discarded,
     judge_state,
     promotion,
     reported_bound,
@@ -289,6 +290,8 @@ def run_local(mode: str = "rds-replica", *, reports_dir: Path | None = ROOT / "r
                 7,
                 f"failback runbook starts (waiterMaxAttempts {FAILBACK_WAITER_ATTEMPTS}: {WHY_WAITER[mode]})",
             )
+            # Judged now, before the failback's first step could keep the snapshot itself.
+            failover.checks += judge_discarded(dep)
             failback = run(Phase.FAILBACK, failback_params)
             reseeded = reseed_region_b(dep, names)
             if reseeded is not None:

@@ -619,8 +619,6 @@ def judge_data(
         not two,
         observed,
     )
-    if writes.phase is Phase.FAILOVER and dep.mode == "aurora-global":
-        _judge_discarded(dep, judge)
     return judge.checks
 
 
@@ -636,13 +634,18 @@ def _within_fence_grace(at: datetime, returns: list[datetime]) -> bool:
     return bool(back) and (at - back[-1]).total_seconds() < FENCE_GRACE
 
 
-def _judge_discarded(dep: Deployment, judge: _Judge) -> None:
-    """Writes an unplanned Aurora failover discarded must outlive the automated snapshot.
+def judge_discarded(dep: Deployment) -> list[Check]:
+    """Writes an unplanned Aurora failover discarded must outlive the automated snapshot, before the
+    failback starts (the failback's first step would copy it too: judged before, it is the canary's
+    pending fence that kept it, within a minute of region A answering). Nothing in rds-replica.
 
     Judged by content, not by name (the runbook names its copy ``kept_snapshot_id(source)``,
     shortened to RDS's identifier limit): a manual cluster snapshot in region A that holds every
     write the rebuild discarded (CopyDBClusterSnapshot copies what its source held).
     """
+    if dep.mode != "aurora-global":
+        return []
+    judge = _Judge(dep, Phase.FAILOVER)
     emulator = dep.emulator
     rebuilds = [e for e in emulator.events if e.kind == "rebuild" and e.data.get("discarded")]
     rds = dep.client("rds", dep.region_a)
@@ -661,10 +664,12 @@ def _judge_discarded(dep: Deployment, judge: _Judge) -> None:
     discarded_count = sum(len(e.data["discarded"]) for e in rebuilds)
     judge.add(
         CheckKey.DISCARDED_KEPT,
-        "writes the unplanned failover discarded outlive the automated snapshot (a manual copy holds them)",
+        "writes the unplanned failover discarded outlive the automated snapshot "
+        "(a manual copy holds them before the failback starts)",
         len(kept) == len(rebuilds),
         "nothing discarded"
         if not rebuilds
         else f"{discarded_count} write(s) discarded into {', '.join(str(e.data['snapshot']) for e in rebuilds)}; "
         f"manual copies holding them: {', '.join(kept) or 'none'}",
     )
+    return judge.checks
