@@ -12,8 +12,13 @@ promotion takes its five emulated minutes, and the whole drill a few wall-clock 
    emulator's model of the dr stack's records; a client posts a payment every few virtual seconds
    to the function of the region Route 53 answers: the real API handler, with the environment its
    stack declares (:mod:`automation.drill_function`), writing the real ledger.
+   Region B's canary runs throughout, once per period of its EventBridge schedule: the real handler
+   with its stack's environment; its Event invocations of the runbook function run the runbook's
+   step (:mod:`automation.drill_canary`).
 3. Region A goes dark; the failover runbook runs (in-process executor, the break-glass CLI's path).
-4. Region A answers again; the failback runbook runs.
+4. Region A answers again (the canary has the runbook complete its pending fence); the failback
+   runbook runs, with region A's KMS key from the outputs; then, rds-replica, the operator's
+   ``pulumi up -s dr`` re-seeds region B (:mod:`automation.reseed`).
 5. Each phase is judged from the emulator's state and write log (:mod:`automation.drill_checks`):
    the lag at promotion, the writes acknowledged, held by the final writer and lost, and checks
    (writer, capacities, switch, Route 53, latch, one writer, no loss). Then requests that write
@@ -21,8 +26,7 @@ promotion takes its five emulated minutes, and the whole drill a few wall-clock 
    report and a timeline chart are written under ``reports/`` (:mod:`automation.drill_report`).
 
 The exit code is 0 only when both runbooks completed, every probe answered as it must, and every
-check holds, or fails as a known defect of today's runbook predicts
-(``drill_checks.KNOWN_DEFECTS``: an expected failure).
+check holds (``drill_checks.KNOWN_DEFECTS``, the failures a known defect would excuse, is empty).
 
 The command with no ``--local`` runs the cloud drill of :mod:`automation.cloud` (Pulumi CLI and
 AWS credentials needed).

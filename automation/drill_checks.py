@@ -14,9 +14,9 @@ The figures a responder asks for are computed the same way, per phase:
   lost writes of an unplanned failover are its unapplied tail, the documented price of promoting a
   replica whose source does not answer.
 
-Some checks fail with today's runbook for reasons the safety review found; each is listed in
-:data:`KNOWN_DEFECTS` with the defect's name and reported as an *expected failure*. Any other
-failure fails the drill, and so does a known defect that no longer shows (its mark must go).
+A check that fails for a known defect of the runbook would be listed in :data:`KNOWN_DEFECTS` and
+reported as an *expected failure*; the list is empty, so any failure fails the drill, and so would a
+known defect that no longer shows (its mark must go).
 """
 
 from __future__ import annotations
