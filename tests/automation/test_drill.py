@@ -31,7 +31,7 @@ from automation.drill_checks import (
     refused_spans,
 )
 from automation.drill_report import duration
-from automation.drill_world import Attempt
+from automation.drill_world import Attempt, datapoints
 from automation.emulator.aws import Timings
 from automation.emulator.data import Store, Write
 from automation.emulator.pg import payment_id
@@ -518,9 +518,15 @@ def test_the_canary_runs_on_its_schedule_with_its_stack_s_environment(
     targets = json.loads(env["TARGETS"])
     assert {t["name"] for t in targets} == {"web", "api"}
     assert {t["url"] for t in targets} == {result.deployment.context["primaryHealthUrl"]}
-    # Its switch datapoints are stamped on the virtual clock: after the failover it held the switch at 1.
+    # Its datapoints are stamped on the virtual clock (the function's clock in the drill): one
+    # PrimaryHealthy per run at the run's instant, 0 while region A was dark.
+    healthy = datapoints(
+        result.deployment.region_b, "Pilotlight/Health", "PrimaryHealthy", {"App": env["APP"]}, result.started, result.ended + timedelta(seconds=1)
+    )  # fmt: skip
+    assert [t for t, _ in healthy] == [r.at for r in canary.runs]
+    assert all(v == 0.0 for t, v in healthy if result.dark_at <= t < result.back_at)
     after_failover = [r for r in canary.runs if r.at >= result.dark_at]
-    assert any(r.switch == 1 for r in after_failover)
+    assert any(r.switch == 1 for r in after_failover), "under the active latch the canary holds the switch"
     assert any(line.strip().startswith(f"canary {canary.name}: {len(canary.runs)} run(s)") for line in lines)
 
 
