@@ -12,8 +12,13 @@ promotion takes its five emulated minutes, and the whole drill a few wall-clock 
    emulator's model of the dr stack's records; a client posts a payment every few virtual seconds
    to the function of the region Route 53 answers: the real API handler, with the environment its
    stack declares (:mod:`automation.drill_function`), writing the real ledger.
+   Region B's canary runs throughout, once per period of its EventBridge schedule: the real handler
+   with its stack's environment; its Event invocations of the runbook function run the runbook's
+   step (:mod:`automation.drill_canary`).
 3. Region A goes dark; the failover runbook runs (in-process executor, the break-glass CLI's path).
-4. Region A answers again; the failback runbook runs.
+4. Region A answers again (the canary has the runbook complete its pending fence); the failback
+   runbook runs, with region A's KMS key from the outputs; then, rds-replica, the operator's
+   ``pulumi up -s dr`` re-seeds region B (:mod:`automation.reseed`).
 5. Each phase is judged from the emulator's state and write log (:mod:`automation.drill_checks`):
    the lag at promotion, the writes acknowledged, held by the final writer and lost, and checks
    (writer, capacities, switch, Route 53, latch, one writer, no loss). Then requests that write
@@ -21,8 +26,7 @@ promotion takes its five emulated minutes, and the whole drill a few wall-clock 
    report and a timeline chart are written under ``reports/`` (:mod:`automation.drill_report`).
 
 The exit code is 0 only when both runbooks completed, every probe answered as it must, and every
-check holds, or fails as a known defect of today's runbook predicts
-(``drill_checks.KNOWN_DEFECTS``: an expected failure).
+check holds (``drill_checks.KNOWN_DEFECTS``, the failures a known defect would excuse, is empty).
 
 The command with no ``--local`` runs the cloud drill of :mod:`automation.cloud` (Pulumi CLI and
 AWS credentials needed).
@@ -41,7 +45,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from automation import drill_report
+from automation import drill_canary, drill_report
 from automation.drill_checks import (
     Check,
     LossBound,
@@ -49,6 +53,7 @@ from automation.drill_checks import (
     PhaseWrites,
     Promotion,
     judge_data,
+    judge_discarded,
     judge_state,
     promotion,
     reported_bound,
@@ -59,7 +64,9 @@ from automation.drill_world import WRITE_EVERY, Client, Deployment
 
 if TYPE_CHECKING:
     from automation.drill_function import Answer
+    from automation.drill_world import Synthesized
     from automation.postgres import PgCluster
+    from automation.reseed import Reseed
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -85,8 +92,7 @@ aurora-global, the lag wait outlasts it while region A's old primary is rebuilt 
 (30 min from its return, an assumed ``Timings.rebuild_seconds``)."""
 
 WHY_WAITER = {
-    "rds-replica": "the default 80 x 15 s ends when the emulator's cross-region replica becomes available; "
-    "failbackKmsKeyId: region A's key, which the runbook outputs do not carry",
+    "rds-replica": "the default 80 x 15 s ends when the emulator's cross-region replica becomes available",
     "aurora-global": "the default 80 x 15 s ends before the lag wait does, while region A's old primary "
     "is rebuilt as a secondary",
 }
@@ -107,6 +113,8 @@ class PhaseResult:
     bound: LossBound | None = None
     """The loss bound the runbook reported (an unplanned promotion only)."""
     checks: list[Check] = field(default_factory=list)
+    reseed: Reseed | None = None
+    """The re-seed after the failback (rds-replica), or None."""
 
 
 @dataclass
@@ -132,6 +140,8 @@ class DrillResult:
     """The workload, with every attempt it made."""
     probes: list[Probe] = field(default_factory=list)
     """Requests made through the final writer's function after the drill was judged."""
+    canary: drill_canary.Canary | None = None
+    """Region B's canary: its scheduled runs and the runbook steps it invoked."""
     report_path: Path | None = None
     chart_path: Path | None = None
 
@@ -213,6 +223,12 @@ def run_local(mode: str = "rds-replica", *, reports_dir: Path | None = ROOT / "r
             )
             session = boto3.Session(aws_access_key_id="drill", aws_secret_access_key="drill")
             emulator.attach(session)  # the runbook's calls to a dark region fail to connect
+            canary = drill_canary.deploy(dep, names)
+            out(
+                f"   canary: {canary.name} in region B, the real {drill_canary.CANARY_HANDLER} every "
+                f"{canary.period:g} s (virtual; its EventBridge schedule {canary.schedule}), probing region A; "
+                f"its Event invocations of {canary.environment['RUNBOOK_FUNCTION']} run the runbook's step"
+            )
             started = clock.now()
             client.start()
             emulator.advance(STEADY_SECONDS)
@@ -272,17 +288,22 @@ def run_local(mode: str = "rds-replica", *, reports_dir: Path | None = ROOT / "r
                 "reason": "local drill: region A back",
                 "waiterMaxAttempts": FAILBACK_WAITER_ATTEMPTS,
             }
-            if mode == "rds-replica":
-                # The runbook outputs carry no KMS key: the operator names region A's (issue 10).
-                failback_params["failbackKmsKeyId"] = dep.kms_keys[a]
+            # Region A's KMS key comes from the runbook outputs (primaryKmsKeyArn), as a user's failback
+            # takes it: no failbackKmsKeyId is passed.
             note(
                 7,
                 f"failback runbook starts (waiterMaxAttempts {FAILBACK_WAITER_ATTEMPTS}: {WHY_WAITER[mode]})",
             )
+            # Judged now, before the failback's first step could keep the snapshot itself.
+            failover.checks += judge_discarded(dep)
             failback = run(Phase.FAILBACK, failback_params)
+            reseeded = reseed_region_b(dep, names)
+            if reseeded is not None:
+                note(8, f"re-seed (the operator's pulumi up -s dr, automation/reseed.py): {reseeded.detail}")
             emulator.advance(SETTLE_SECONDS)
             failback.checks = judge_state(dep, client, Phase.FAILBACK)
             out(f"8. after the failback (judged {SETTLE_SECONDS:g} s after it ended):")
+            failback.reseed = reseeded
             for line in drill_report.check_lines(failback.checks):
                 out(line)
 
@@ -297,7 +318,12 @@ def run_local(mode: str = "rds-replica", *, reports_dir: Path | None = ROOT / "r
             probes = probe_handler(dep, client, (failover, failback))
             if emulator.pg is not None:
                 emulator.pg.close_sessions()
-            events += [(e.at, f"{e.kind}: {e.detail}") for e in emulator.events]
+            events += [(e.at, f"{e.kind}: {e.detail}") for e in emulator.events if e.kind != "invoke"]
+            events += [
+                (i.at, f"canary's runbook invocation: {i.step} {i.status}: {i.detail}")
+                for i in canary.invocations
+                if i.status != "already_done"
+            ]
             events.sort(key=lambda e: e[0])
 
     result = DrillResult(
@@ -313,8 +339,11 @@ def run_local(mode: str = "rds-replica", *, reports_dir: Path | None = ROOT / "r
         dep,
         client,
         probes,
+        canary,
     )
     for line in drill_report.summary_lines(result):
+        out(line)
+    for line in drill_report.canary_lines(result):
         out(line)
     out("10. through the handler, once every count was taken (region A's function; they write nothing):")
     for probe in probes:
@@ -324,6 +353,33 @@ def run_local(mode: str = "rds-replica", *, reports_dir: Path | None = ROOT / "r
         out(f"report: {result.report_path}   chart: {result.chart_path}")
     out(drill_report.verdict_line(result))
     return result
+
+
+def reseed_region_b(dep: Deployment, names: Synthesized) -> Reseed | None:
+    """After an rds-replica failback: the operator's ``pulumi up -s dr`` re-seeds region B
+    (:mod:`automation.reseed`, the program's re-protection); region B's application, function and
+    the runbook outputs follow the new replica. None in aurora-global (nothing to re-seed)."""
+    from automation.drill_function import resolve_environment, synthesized_environment
+    from automation.reseed import reseed
+
+    if dep.mode != "rds-replica":
+        return None
+    b = dep.region_b
+    done = reseed(
+        dep.context,
+        rds_a=dep.client("rds", dep.region_a),
+        rds_b=dep.client("rds", b),
+        ssm_b=dep.client("ssm", b),
+        base=str(names.context["drDbInstanceId"]),
+        sleep=dep.emulator.advance,
+    )
+    if done.done and done.context is not None and done.instance_arn is not None:
+        dep.context = done.context
+        dep.databases[b] = done.instance_arn
+        # Region B's function names the new instance (DB_INSTANCE_ID and its endpoint, DB_HOST).
+        env = synthesized_environment(names, b) | {"DB_INSTANCE_ID": str(done.instance_id)}
+        dep.functions[b].environment |= resolve_environment(env, dep, b)
+    return done
 
 
 @dataclass(frozen=True)

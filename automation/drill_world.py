@@ -224,6 +224,7 @@ def provision(endpoint: str, names: Synthesized, emulator: Emulator) -> Deployme
         dep.kms_keys[region] = dep.client("kms", region).create_key(Description=names.key_name(stack))[
             "KeyMetadata"
         ]["Arn"]
+    _fill_key_arns(dep, names)
     _provision_database(dep, names)
     _provision_secrets(dep, names)
 
@@ -311,11 +312,32 @@ def provision(endpoint: str, names: Synthesized, emulator: Emulator) -> Deployme
         (a, ctx["primaryAsgName"], ctx["primaryFunctionNames"]),
         (b, ctx["drAsgName"], ctx["drFunctionNames"]),
     ):
-        key = dep.databases[region]
-        emulator.register_app(AppTier(region, asg, tuple(functions), lambda key=key: key))
+        # The application follows the database the region's stack names (a re-seed moves region B's).
+        emulator.register_app(
+            AppTier(region, asg, tuple(functions), lambda region=region: dep.databases[region])
+        )
     emulator.provisioning = False
     _provision_functions(dep, names)
     return dep
+
+
+def _fill_key_arns(dep: Deployment, names: Synthesized) -> None:
+    """The runbook outputs' data key ARNs (``primaryKmsKeyArn``, ``drKmsKeyArn``, ``dataKeyArns``,
+    ``lockTableKeyArn``: components/data.py fills them from each stack's data key) as the keys the
+    world created: a user passes the failback nothing the outputs carry."""
+    by_synthesized = {
+        str(names.database(stack).inputs["kmsKeyId"]): dep.kms_keys[region]
+        for region, stack in ((dep.region_a, names.primary), (dep.region_b, names.dr))
+    }
+    ctx = dep.context
+    for key in ("primaryKmsKeyArn", "drKmsKeyArn", "lockTableKeyArn"):
+        if key in ctx:
+            ctx[key] = by_synthesized.get(str(ctx[key]), ctx[key])
+    if "dataKeyArns" in ctx:
+        ctx["dataKeyArns"] = [by_synthesized.get(str(k), k) for k in ctx["dataKeyArns"]]
+    for key in ("primaryKmsKeyArn", "drKmsKeyArn"):
+        if synth.COMPUTED in str(ctx.get(key, "")):
+            raise ValueError(f"runbook output {key}: {synth.show(ctx[key])} is not a key the drill created")
 
 
 def _provision_functions(dep: Deployment, names: Synthesized) -> None:

@@ -260,6 +260,10 @@ class Emulator:
         self._lock = threading.RLock()
         self.marker_functions: set[tuple[str, str]] = set()
         """(region, function name) of the ledger marker functions (``register_marker_function``)."""
+        self.event_functions: dict[tuple[str, str], Callable[[dict[str, Any]], None]] = {}
+        """(region, function name) -> what runs one of its ``Event`` invocations (``register_event_function``)."""
+        self.queued_invocations: list[tuple[Callable[[dict[str, Any]], None], dict[str, Any]]] = []
+        """``Event`` invocations Lambda has queued and not yet started (``start_queued_invocations``)."""
         self.pg: PgDatabases | None = None
         """Real PostgreSQL servers behind the databases (``postgres=``), else None: the data is modelled."""
         if postgres is not None:
@@ -523,6 +527,33 @@ class Emulator:
         (the PostgreSQL zero-lag proof, ``lambdas.failover.steps``). Invoked through moto's Lambda
         (the patched ``invoke``), as the runbook invokes it on AWS."""
         self.marker_functions.add((region, name))
+
+    def register_event_function(self, region: str, name: str, run: Callable[[dict[str, Any]], None]) -> None:
+        """Function ``name`` in ``region`` runs ``run(event)`` for each ``Event`` (asynchronous) invocation.
+
+        Lambda answers such an invocation 202 once it has queued the event, and runs it shortly after
+        (https://docs.aws.amazon.com/lambda/latest/dg/invocation-async.html). The invocation arrives on
+        a moto server thread, which must not wait for the virtual clock (its caller may hold it): it is
+        queued here, and ``start_queued_invocations`` puts it on the clock."""
+        self.event_functions[(region, name)] = run
+
+    def queue_invocation(self, region: str, name: str, body: bytes | str | None) -> None:
+        """Lambda queues an ``Event`` invocation of a registered function (moto's patched ``invoke``)."""
+        try:
+            event = json.loads(body or "{}")
+        except (TypeError, ValueError):
+            event = {}
+        with self._lock:
+            self.queued_invocations.append((self.event_functions[(region, name)], event))
+            self._event("invoke", f"{name} in {region}: Event invocation queued", function=name)
+
+    def start_queued_invocations(self, delay: float) -> int:
+        """Start the queued ``Event`` invocations ``delay`` virtual seconds from now; how many."""
+        with self._lock:
+            queued, self.queued_invocations = self.queued_invocations, []
+        for run, event in queued:
+            self.clock.after(delay, lambda run=run, event=event: run(event))
+        return len(queued)
 
     def invoke_marker(self, region: str, body: bytes | str | None) -> dict[str, Any]:
         """What the ledger marker function of ``region`` answers: a marker committed, or why not."""
@@ -1438,6 +1469,12 @@ def _patch_behaviours() -> Callable[[], None]:
         response_headers: Any,
     ) -> str | bytes | None:
         name = function_name.split(":function:")[-1].split(":")[0]
+        queued = _ACTIVE is not None and (self.region_name, name) in _ACTIVE.event_functions
+        if queued and headers.get("X-Amz-Invocation-Type") == "Event":
+            assert _ACTIVE is not None
+            self.get_function(name, qualifier)  # ResourceNotFoundException as Lambda answers it
+            _ACTIVE.queue_invocation(self.region_name, name, body)
+            return b""  # 202: queued (moto's response answers an Event invocation so)
         marker = _ACTIVE is not None and (self.region_name, name) in _ACTIVE.marker_functions
         if not marker or gaps.is_dry_run(headers):  # a DryRun runs nothing (gaps.py)
             return invoke(self, function_name, qualifier, body, headers, response_headers)

@@ -693,47 +693,26 @@ class Deployment:
         it in the same update: the runbook outputs (restamped with their generation) and region B's
         application. The released instance stays in AWS. Nothing happens otherwise (aurora-global,
         a replica still replicating, a failover latched, region A dark: its writer's ARN is read there)."""
-        from components.naming import generation_identifier, generation_of
+        from automation.reseed import reseed
 
         self._count("reseed")
         if self.mode != "rds-replica" or not self.emulator.reachable(REGION_A):
             return
-        rds_b, rds_a = self.world.client("rds", REGION_B), self.world.client("rds", REGION_A)
-        ident = str(self.ctx.dr_db_instance_id)
-        current = rds_b.describe_db_instances(DBInstanceIdentifier=ident)["DBInstances"][0]
-        latch = self.world.client("ssm", REGION_B).get_parameter(Name=self.ctx.latch_parameter_name)
-        if current.get("ReadReplicaSourceDBInstanceIdentifier") or '"active"' in latch["Parameter"]["Value"]:
+        base = str(self.world.extras.setdefault("drDbInstanceBase", str(self.ctx.dr_db_instance_id)))
+        done = reseed(
+            self.world.context,
+            rds_a=self.world.client("rds", REGION_A),
+            rds_b=self.world.client("rds", REGION_B),
+            ssm_b=self.world.client("ssm", REGION_B),
+            base=base,
+            sleep=self.emulator.advance,
+        )
+        if not done.done or done.context is None or done.instance_arn is None:
             return
-        writer = rds_a.describe_db_instances(DBInstanceIdentifier=str(self.ctx.primary_db_instance_id))[
-            "DBInstances"
-        ][0]
-        if writer.get("ReadReplicaSourceDBInstanceIdentifier"):
-            return  # region A has no writer of its own yet (a failback not finished): nothing to follow
-        base = str(self.world.extras.setdefault("drDbInstanceBase", ident))
-        generation = (generation_of(base, ident) or 0) + 1
-        new_id = generation_identifier(base, generation)
-        encrypted = bool(current.get("StorageEncrypted"))
-        created = rds_b.create_db_instance_read_replica(
-            DBInstanceIdentifier=new_id,
-            SourceDBInstanceIdentifier=writer["DBInstanceArn"],
-            DBInstanceClass=current["DBInstanceClass"],
-            **(
-                {"KmsKeyId": self.world.context["drKmsKeyArn"], "SourceRegion": REGION_A} if encrypted else {}
-            ),
-        )["DBInstance"]
         self._count("reseed: region B re-seeded")
-        for _ in range(120):  # the provider waits for the instance to be available
-            got = rds_b.describe_db_instances(DBInstanceIdentifier=new_id)["DBInstances"][0]
-            if got.get("DBInstanceStatus") == "available":
-                break
-            self.emulator.advance(30)
-        from tests.lambdas.failover.world import stamp
-
-        context = dict(self.world.context) | {"drDbInstanceId": new_id}
-        stamp(self.world, context)
-        self.world.context = context
-        self.ctx = RunbookContext.from_dict(context)
-        self._keys = (self.keys()[0], created["DBInstanceArn"])
+        self.world.context = done.context
+        self.ctx = RunbookContext.from_dict(done.context)
+        self._keys = (self.keys()[0], done.instance_arn)
 
     def op_run(
         self,
