@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import itertools
 import json
+import socket
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -139,4 +141,95 @@ def test_b20_1_a_tampered_latch_after_a_declared_failover_keeps_traffic_on_the_w
         f"canary for {world.app}: latch {tamper}, region B ({REGION_B}) holds the writer "
         f"{ctx['drDbInstanceId']}, yet the switch was released to region A ({REGION_A}), whose old "
         f"primary {ctx['primaryDbInstanceId']} is a standalone writer: traffic_follows_writer, one_writer"
+    )
+
+
+def _closed_port_url() -> str:
+    """A URL on a port nothing listens on: connecting is refused (region A dark to the canary)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    return f"http://127.0.0.1:{port}/health"
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="B20-2: after a declared Aurora failover (no journal mark) a standby latch set by hand "
+    "releases the switch while region A is dark; back, its secondary says it is not the writer, the "
+    "canary publishes nothing and Route 53's LastKnownStatus keeps the release",
+)
+def test_b20_2_a_hand_set_standby_after_a_declared_aurora_failover_is_not_released_while_a_is_dark(
+    emulator: str, health: HealthServer, tmp_path: Path
+) -> None:
+    """Traffic follows the writer: a latch set to standby by hand must not hand region A traffic while
+    region B holds the writer (docs/safety.md, seeds 20 and 48).
+
+    ``python -m automation latch activate`` in aurora-global mode runs write_latch, promote_database
+    (a switchover: region A's cluster becomes a secondary, read-only) and throw_switch. No fence runs,
+    so the run journal holds no failover mark. Someone then sets the latch to standby by hand. Before
+    soak20 the canary held the switch (None) both while region A was dark and once it answered
+    saying its database is not the writer. Under soak20 it publishes 0 while region A is dark
+    (standby, journal clear, no target answers). The switch alarm (Maximum >= 1 over 60 s, missing
+    data ``missing``) goes OK on that 0; when region A is back and answers ``writer: false`` the
+    canary publishes nothing (None), so the alarm goes INSUFFICIENT_DATA ("missing: if all data
+    points in the alarm evaluation range are missing, the alarm transitions to INSUFFICIENT_DATA",
+    https://docs.aws.amazon.com/AmazonCloudWatch/latest/monitoring/AlarmThatSendsEmail.html#alarms-and-missing-data)
+    and the Route 53 check keeps its last status, released ("LastKnownStatus: Route 53 uses the
+    status of the health check from the last time that CloudWatch had sufficient data",
+    https://docs.aws.amazon.com/Route53/latest/APIReference/API_HealthCheckConfig.html). Once region
+    A's endpoint check passes, Route 53 answers region A, whose cluster is a read-only secondary:
+    traffic goes to a region without the writer for good.
+    """
+    world = build_world(
+        "aurora-global",
+        app=f"b20y{next(_apps)}",
+        endpoint_url=emulator,
+        session=_session,
+        clients_cache=_clients,
+    )
+    ctx = world.context
+    path = tmp_path / "dr-outputs.json"
+    path.write_text(json.dumps({"runbook": ctx}))
+    assert main_module.main(["latch", "activate", "--outputs", str(path), "--endpoint-url", emulator]) == 0
+    assert world.dr_is_writer(), "the declared failover's switchover made region B's cluster the writer"
+    ssm = world.client("ssm", REGION_B)
+    cloudwatch = world.client("cloudwatch", REGION_B)
+    journal_name = f"{ctx['latchParameterName']}-journal"
+    try:
+        journal = json.loads(ssm.get_parameter(Name=journal_name)["Parameter"]["Value"])
+    except ssm.exceptions.ParameterNotFound:
+        journal = {}
+    assert not any(journal.get(m) for m in probe.FAILOVER_MARKS), f"journal {journal_name}: {journal}"
+
+    # Set to standby by hand.
+    ssm.put_parameter(
+        Name=ctx["latchParameterName"],
+        Value=json.dumps({"state": "standby", "since": "2026-12-01T10:00:00+00:00", "runbook": "manual"}),
+        Type="String",
+        Overwrite=True,
+    )
+
+    # Control: region A answering that its cluster is not the writer keeps the switch (both canaries).
+    def secondary() -> tuple[int, dict[str, Any]]:
+        return 200, {"status": "ok", "region": REGION_A, "writer": not world.dr_is_writer()}
+
+    health.routes["/a-web"] = secondary
+    health.routes["/a-api"] = secondary
+    answering = probe.run(_canary(world, health), cloudwatch, ssm)
+    assert answering["switch"] is None, answering
+
+    # Region A dark to the canary.
+    dark = replace(
+        _canary(world, health),
+        targets=(probe.Target("web", _closed_port_url()), probe.Target("api", _closed_port_url())),
+    )
+    result = probe.run(dark, cloudwatch, ssm)
+
+    assert all(t["status"] is None for t in result["targets"]), "region A answers nothing"
+    assert world.dr_is_writer()
+    assert result["switch"] != 0, (
+        f"canary for {world.app}: latch set to standby by hand, region B ({REGION_B}) holds the writer "
+        f"{ctx['drClusterArn']}, region A ({REGION_A}) dark: the switch was released; back, region A's "
+        "secondary says it is not the writer, nothing is published and Route 53 keeps the release "
+        "(LastKnownStatus): traffic_follows_writer"
     )
