@@ -1,7 +1,7 @@
 """Review break20: the region-B canary's release of the switch on the run journal's word.
 
 Each test names the finding (B20-n) and the invariant it protects (docs/safety.md). Findings are
-strict xfails: the product is not fixed here, and a fix makes them pass (and so fail as xfails).
+regression tests: each failed before its fix (soak20 review) and passes now.
 """
 
 from __future__ import annotations
@@ -73,11 +73,6 @@ def _canary(world: World, health: HealthServer) -> probe.Settings:
 
 
 @pytest.mark.parametrize("tamper", ["deleted", "garbled"])
-@pytest.mark.xfail(
-    strict=True,
-    reason="B20-1: after a declared (IaC) failover the run journal holds no failover mark, so a deleted "
-    "or garbled latch releases the switch to region A's old standalone writer",
-)
 def test_b20_1_a_tampered_latch_after_a_declared_failover_keeps_traffic_on_the_writer(
     emulator: str, health: HealthServer, tamper: str, tmp_path: Path
 ) -> None:
@@ -117,7 +112,9 @@ def test_b20_1_a_tampered_latch_after_a_declared_failover_keeps_traffic_on_the_w
         journal = json.loads(ssm.get_parameter(Name=journal_name)["Parameter"]["Value"])
     except ssm.exceptions.ParameterNotFound:
         journal = {}
-    assert not any(journal.get(m) for m in probe.FAILOVER_MARKS), f"journal {journal_name}: {journal}"
+    # The fix: ``latch activate`` marks the declared failover in the journal (before it, the journal
+    # was empty, and this finding's canary released the switch).
+    assert journal.get("failoverDeclaredAt"), f"journal {journal_name}: {journal}"
     # Region A untouched: its web tier serves and its old primary is a standalone writer.
     health.routes["/a-web"] = lambda: _region_a_answer(world)
     health.routes["/a-api"] = lambda: _region_a_answer(world)
@@ -152,12 +149,6 @@ def _closed_port_url() -> str:
     return f"http://127.0.0.1:{port}/health"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="B20-2: after a declared Aurora failover (no journal mark) a standby latch set by hand "
-    "releases the switch while region A is dark; back, its secondary says it is not the writer, the "
-    "canary publishes nothing and Route 53's LastKnownStatus keeps the release",
-)
 def test_b20_2_a_hand_set_standby_after_a_declared_aurora_failover_is_not_released_while_a_is_dark(
     emulator: str, health: HealthServer, tmp_path: Path
 ) -> None:
@@ -199,7 +190,9 @@ def test_b20_2_a_hand_set_standby_after_a_declared_aurora_failover_is_not_releas
         journal = json.loads(ssm.get_parameter(Name=journal_name)["Parameter"]["Value"])
     except ssm.exceptions.ParameterNotFound:
         journal = {}
-    assert not any(journal.get(m) for m in probe.FAILOVER_MARKS), f"journal {journal_name}: {journal}"
+    # The fix: ``latch activate`` marks the declared failover in the journal (before it, the journal
+    # was empty, and this finding's canary released the switch).
+    assert journal.get("failoverDeclaredAt"), f"journal {journal_name}: {journal}"
 
     # Set to standby by hand.
     ssm.put_parameter(
