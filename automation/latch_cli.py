@@ -130,6 +130,10 @@ def activate(ctx: RunbookContext, clients: Clients, *, reason: str | None, plann
         "planned": planned,
         "wait": True,
     }
+    # Before the latch: the declared failover holds region A (steps.FAILOVER_MARKS), which it does not
+    # fence, until a failback or ``latch release`` gives it back. Without the mark a deleted or garbled
+    # latch would let the canary release the switch to region A's old writer (B20-1).
+    steps.declare_failover_hold(clients, ctx)
     chain = [steps.write_latch, steps.throw_switch]
     if ctx.database_mode == "aurora-global":
         # The program never promotes an Aurora secondary: the runbook's step does, before the switch.

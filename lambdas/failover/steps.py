@@ -651,11 +651,23 @@ def _journal(clients: Clients, ctx: RunbookContext, **changes: Any) -> dict[str,
     return value
 
 
-FAILOVER_MARKS = ("fencePending", "primaryStoppedAt")
+FAILOVER_MARKS = ("fencePending", "primaryStoppedAt", "failoverDeclaredAt")
 """Journal keys a failover sets when it takes region A out and a failback clears when it gives region
-A back (``confirm_primary_healthy``, ``unfence_primary``). Whatever the latch says, while one is set
+A back (``confirm_primary_healthy``, ``unfence_primary``). ``failoverDeclaredAt``: a declared failover
+(``python -m automation latch activate``, then ``pulumi up`` with ``dr:active true``) does not fence
+region A, whose old RDS primary stays a standalone writer after the promotion; the mark is what keeps
+the canary from releasing the switch to it under a deleted, garbled or hand-set latch (B20-1, B20-2). Whatever the latch says, while one is set
 a failover holds region A: the failback restores the latch from them, and the region-B canary never
 releases the switch to region A (``lambdas/health_check/probe.py`` reads the same keys)."""
+
+
+def declare_failover_hold(clients: Clients, ctx: RunbookContext) -> bool:
+    """Set ``failoverDeclaredAt`` (a declared failover, ``python -m automation latch activate``, holds
+    region A without fencing it) unless it is set; returns whether it was set now."""
+    if read_journal(clients, ctx).get("failoverDeclaredAt"):
+        return False
+    _journal(clients, ctx, failoverDeclaredAt=_now(clients))
+    return True
 
 
 def end_failover_hold(clients: Clients, ctx: RunbookContext) -> list[str]:
@@ -1527,8 +1539,11 @@ def _promote_database(ctx: RunbookContext, clients: Clients, params: Mapping[str
     # A stamp left by an earlier fence does not make a region A that the latest fence could not
     # reach a healthy source (``fencePending``): zero lag can no longer be measured from it, and a
     # forced failover over a dark region A would wait for it until it gave up (soak seed 10).
+    # The later of the two marks says how the latest fence went: a fence that reached region A after
+    # one that could not (the canary's, joining this run: B20-3) makes the change planned again.
     journal = read_journal(clients, ctx)
-    source_answers = bool(journal.get("primaryStoppedAt")) and not journal.get("fencePending")
+    stamp, pending = _parse_time(journal.get("primaryStoppedAt")), _parse_time(journal.get("fencePending"))
+    source_answers = stamp is not None and (pending is None or stamp >= pending)
     if not source_answers and not _writer_moving(ctx, clients):
         # Unplanned: region A was not fenced (it did not answer). Should it answer again, its old
         # writer takes whatever Route 53 sends it until the canary has fenced it, and after the
@@ -1994,7 +2009,9 @@ def confirm_primary_healthy(ctx: RunbookContext, clients: Clients, params: Mappi
     notes = [f"region A API answers ({ctx.primary_asg_name} desired {group['DesiredCapacity']})"]
     journal = read_journal(clients, ctx)
     latch = _read_latch(clients, ctx) or {}
-    stopped = journal.get("primaryStoppedAt") or journal.get("fencePending")
+    stopped = (
+        journal.get("primaryStoppedAt") or journal.get("fencePending") or journal.get("failoverDeclaredAt")
+    )
     # A failover that stopped region A before it moved the writer (it died, or was refused) leaves
     # the same journal marks as one that moved it: AWS state says which.
     in_a = _writer_never_left_a(ctx, clients, step)
@@ -2488,9 +2505,9 @@ def unfence_primary(ctx: RunbookContext, clients: Clients, params: Mapping[str, 
         enabled=True,
         side="primary",
     )
-    if journal.get("primaryStoppedAt") or fenced:
+    if journal.get("primaryStoppedAt") or fenced or journal.get("failoverDeclaredAt"):
         # region A takes writes again
-        _journal(clients, ctx, primaryStoppedAt=None, primaryFencedMappings=None)
+        _journal(clients, ctx, primaryStoppedAt=None, primaryFencedMappings=None, failoverDeclaredAt=None)
     changed_asg, before = _set_asg(clients, "primary", ctx.primary_asg_name, ctx.primary_capacity, step)
     if changed_asg:
         c = ctx.primary_capacity

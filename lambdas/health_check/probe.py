@@ -69,11 +69,12 @@ LATCH_TAMPERED = ("LatchMissing", "MalformedLatch")
 JOURNAL_SUFFIX = "-journal"
 """The run journal is the SSM parameter ``<latch parameter>-journal`` in region B
 (``lambdas/failover/steps.py``, ``_journal_name``)."""
-FAILOVER_MARKS = ("fencePending", "primaryStoppedAt")
+FAILOVER_MARKS = ("fencePending", "primaryStoppedAt", "failoverDeclaredAt")
 """Journal keys a failover sets when it takes region A out and only a failback clears
 (``confirm_primary_healthy``, ``unfence_primary``), or ``python -m automation latch release`` once
 AWS shows region A holds the writer: ``fencePending`` (region A did not answer its fence),
-``primaryStoppedAt`` (region A was fenced). The runbook's failback reads the same marks to restore a
+``primaryStoppedAt`` (region A was fenced), ``failoverDeclaredAt`` (a declared failover,
+``python -m automation latch activate``, left region A unfenced). The runbook's failback reads the same marks to restore a
 latch lost or set to standby by hand (``lambdas/failover/steps.py``, ``FAILOVER_MARKS``)."""
 
 _REGRESSIONS: set[str] = set()

@@ -5,8 +5,10 @@ from __future__ import annotations
 import contextlib
 import json
 import threading
+import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
@@ -17,6 +19,7 @@ from botocore.client import BaseClient
 
 from lambdas.failover import executor
 from lambdas.failover.clients import Clients
+from lambdas.failover.clock import SYSTEM_CLOCK, Clock
 from lambdas.failover.context import RunbookContext
 from lambdas.failover.executor import RunReport
 from tests.lambdas.failover.faults import Fault, FaultSwitch
@@ -87,14 +90,43 @@ class HealthServer:
         self.server.server_close()
 
 
-def clients_for(world: World, *faults: Fault | FaultSwitch) -> Clients:
+class ShiftedClock:
+    """Wall-clock time moved forward by every sleep, at once: a run whose only waits are its own
+    (the switch's evaluation before an unplanned promotion: 70 s) takes no real time for them. Its
+    datapoints and journal stamps carry the shifted time, which is what the run reads back. Not for
+    worlds whose AWS side changes with real time while the run waits."""
+
+    def __init__(self) -> None:
+        self._offset = 0.0
+        self._lock = threading.Lock()
+
+    def now(self) -> datetime:
+        return datetime.now(UTC) + timedelta(seconds=self._offset)
+
+    def sleep(self, seconds: float) -> None:
+        with self._lock:
+            self._offset += max(0.0, seconds)
+
+    def monotonic(self) -> float:
+        return time.monotonic() + self._offset
+
+
+def clients_for(world: World, *faults: Fault | FaultSwitch, clock: Clock = SYSTEM_CLOCK) -> Clients:
     """Fresh clients on a fresh session with ``faults`` installed before any client exists."""
     session = new_session()
     for fault in faults:
         fault.install(session)
     return Clients.for_context(
-        RunbookContext.from_dict(world.context), session, endpoint_url=world.endpoint_url
+        RunbookContext.from_dict(world.context), session, endpoint_url=world.endpoint_url, clock=clock
     )
+
+
+def shifted_runs(world: World) -> ShiftedClock:
+    """Make the world's runs (``run_book``) wait on a :class:`ShiftedClock`; returns it."""
+    clock = ShiftedClock()
+    switch = FaultSwitch()
+    world.extras["runbook"] = (switch, clients_for(world, switch, clock=clock))
+    return clock
 
 
 def run_book(

@@ -20,6 +20,7 @@ from tests.lambdas.failover.harness import (
     assert_failed_over,
     clients_for,
     run_book,
+    shifted_runs,
 )
 from tests.lambdas.failover.world import REGION_A, REGION_B, World
 
@@ -125,6 +126,7 @@ def test_region_a_reachable_is_fenced(world: World) -> None:
 
 
 def test_region_a_unreachable_failover_completes_with_warning(world: World) -> None:
+    shifted_runs(world)  # the unplanned promotion's 70 s switch wait passes at once
     outage = unreachable(REGION_A)
     before_a = (world.asg(REGION_A), world.concurrency(REGION_A))
 
@@ -382,6 +384,7 @@ def test_a_failover_rerun_over_a_tampered_latch_is_not_refused(world: World) -> 
 def test_one_writer_a_fence_left_pending_is_completed_when_region_a_answers(world: World) -> None:
     """One writer: a failover that could not reach region A journals a pending fence; the canary's
     call (``onlyIfPending``) fences region A once it answers, and a second call changes nothing."""
+    shifted_runs(world)  # the unplanned promotion's 70 s switch wait passes at once
     report = run_book(world, "failover", unreachable(REGION_A))
     assert report.record("fence_primary").status == "warning"
     assert world.asg(REGION_A) == (1, 2, 4), "region A was unreachable: not fenced yet"
@@ -421,6 +424,7 @@ def test_a_planned_rds_failover_never_promotes_unplanned_when_region_a_goes_dark
     (confirm_primary_down's describe of its database), then goes dark, so the fence cannot reach
     it. ``--planned`` promised a lossless move: the promotion refuses rather than promote unplanned
     (losing the unreplicated tail), names the flag, and the latch goes back to standby."""
+    shifted_runs(world)  # the promotion's waits pass at once
     fault = Fault(region=REGION_A, unreachable=True, skip=1)
     report = run_book(world, "failover", fault, params={**FORCED, "planned": True})
     assert report.outcome == "stopped" and report.stopped_at == "promote_database", report.reason
@@ -447,6 +451,20 @@ def test_a_forced_failover_over_a_region_a_dark_since_an_earlier_fence_promotes_
     ctx = RunbookContext.from_dict(world.context)
     earlier = (clients.clock.now() - timedelta(minutes=10)).isoformat()
     steps._journal(clients, ctx, primaryStoppedAt=earlier)  # an earlier fence's stamp
+    # The earlier run threw the switch minutes ago: Route 53 already answers region B, so the
+    # unplanned promotion has no switch evaluation (70 s of this test's real clock) to wait for.
+    m = ctx.switch_metric
+    clients.cloudwatch("dr").put_metric_data(
+        Namespace=m.namespace,
+        MetricData=[
+            {
+                "MetricName": m.name,
+                "Dimensions": [{"Name": k, "Value": v} for k, v in m.dimensions.items()],
+                "Value": 1.0,
+                "Timestamp": clients.clock.now() - timedelta(minutes=3),
+            }
+        ],
+    )
 
     report = run_book(world, "failover", unreachable(REGION_A))
 
