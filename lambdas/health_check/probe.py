@@ -649,6 +649,21 @@ def complete_pending_fence(settings: Settings, lambda_client: BaseClient) -> dic
     return None
 
 
+def _read_failure(
+    errors: list[dict[str, Any]],
+    stage: str,
+    parameter: str,
+    region: str,
+    exc: LatchError | JournalError,
+    message: str,
+) -> None:
+    """Record (``errors``) and log a latch or journal read that failed."""
+    errors.append({"stage": stage, "code": exc.code, "message": str(exc)})
+    log_event(
+        logging.ERROR, message, parameter=parameter, region=region, error_code=exc.code, detail=str(exc)
+    )
+
+
 def _journal_or_none(
     settings: Settings, ssm: BaseClient, errors: list[dict[str, Any]]
 ) -> dict[str, Any] | None:
@@ -656,14 +671,13 @@ def _journal_or_none(
     try:
         return read_journal(ssm, settings.journal_parameter)
     except JournalError as exc:
-        errors.append({"stage": "journal", "code": exc.code, "message": str(exc)})
-        log_event(
-            logging.ERROR,
+        _read_failure(
+            errors,
+            "journal",
+            settings.journal_parameter,
+            settings.region,
+            exc,
             "run journal unreadable; a standby latch does not release the switch",
-            parameter=settings.journal_parameter,
-            region=settings.region,
-            error_code=exc.code,
-            detail=str(exc),
         )
         return None
 
@@ -719,14 +733,13 @@ def run(
                 raise
             # Deleted or garbled: the journal and region A's answer still say where the writer is.
             state = None
-            errors.append({"stage": "latch", "code": exc.code, "message": str(exc)})
-            log_event(
-                logging.ERROR,
+            _read_failure(
+                errors,
+                "latch",
+                settings.latch_parameter,
+                settings.region,
+                exc,
                 "latch deleted or garbled; the switch follows the run journal and region A's answer",
-                parameter=settings.latch_parameter,
-                region=settings.region,
-                error_code=exc.code,
-                detail=str(exc),
             )
         journal: dict[str, Any] | None = {}
         if state != LATCH_ACTIVE and (answered or state == LATCH_STANDBY) and not _trusts_the_latch():
@@ -752,7 +765,14 @@ def run(
                 errors.append(refused)
     except LatchError as exc:
         switch = None
-        errors.append({"stage": "latch", "code": exc.code, "message": str(exc)})
+        _read_failure(
+            errors,
+            "latch",
+            settings.latch_parameter,
+            settings.region,
+            exc,
+            "latch unreadable; switch metric not published",
+        )
         if answered and settings.runbook_function and lambda_client:
             # The pending fence is recorded in the run journal, not the latch: an absent, garbled or
             # unreadable latch says nothing about it. Region A answering is fenced if a failover left
@@ -761,14 +781,6 @@ def run(
             refused = complete_pending_fence(settings, lambda_client)
             if refused:
                 errors.append(refused)
-        log_event(
-            logging.ERROR,
-            "latch unreadable; switch metric not published",
-            parameter=settings.latch_parameter,
-            region=settings.region,
-            error_code=exc.code,
-            detail=str(exc),
-        )
 
     batches: dict[str, list[dict[str, Any]]] = {
         settings.metric_namespace: health_metric_data(settings.app, results, timestamp)
