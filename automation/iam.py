@@ -866,11 +866,23 @@ https://docs.aws.amazon.com/service-authorization/latest/reference/list_awslambd
 (https://docs.aws.amazon.com/lambda/latest/dg/lambda-api-permissions-ref.html)."""
 
 
+MAPPING_WRITES = (
+    "lambda:CreateEventSourceMapping",
+    "lambda:DeleteEventSourceMapping",
+    "lambda:UpdateEventSourceMapping",
+)
+"""The event source mapping writes that take ``lambda:FunctionArn`` (Service Authorization Reference,
+list_awslambda.html: Create on no resource type, Update and Delete on ``eventSourceMapping``, all three
+with the key): ``UpdateEventSourceMapping`` takes a new ``FunctionName``, so fencing Create alone let a
+staging deployer point its own mapping at production's function (review brk12, F2)."""
+
+
 def _mappings_to_own_functions(
     statements: list[dict[str, Any]], functions: Sequence[str], regions: Sequence[str], account: str
 ) -> list[dict[str, Any]]:
-    """``lambda:CreateEventSourceMapping`` only onto the functions the program names (and their
-    versions and aliases): a staging deployer cannot point a queue of its own at production's function."""
+    """The event source mapping writes (:data:`MAPPING_WRITES`) only onto the functions the program
+    names (and their versions and aliases): a staging deployer cannot point a queue of its own at
+    production's function, by creating a mapping or by updating one."""
     if not functions:
         return statements
     arns = [
@@ -880,20 +892,23 @@ def _mappings_to_own_functions(
         for qualifier in ("", ":*")
     ]
     out: list[dict[str, Any]] = []
+    fenced = 0
     for statement in statements:
-        actions = statement["Action"]
-        if "lambda:CreateEventSourceMapping" not in actions or statement["Resource"] != "*":
+        actions = [statement["Action"]] if isinstance(statement["Action"], str) else statement["Action"]
+        writes = [a for a in actions if a in MAPPING_WRITES]
+        if not writes or statement["Effect"] != "Allow":
             out.append(statement)
             continue
-        rest = [a for a in actions if a != "lambda:CreateEventSourceMapping"]
+        rest = [a for a in actions if a not in MAPPING_WRITES]
         if rest:
             out.append({**statement, "Action": rest})
+        fenced += 1
         out.append(
             {
-                "Sid": "LambdaMappingsToOwnFunctions",
+                "Sid": "LambdaMappingsToOwnFunctions" + ("" if fenced == 1 else str(fenced)),
                 "Effect": "Allow",
-                "Action": ["lambda:CreateEventSourceMapping"],
-                "Resource": "*",
+                "Action": writes,
+                "Resource": statement["Resource"],
                 "Condition": {
                     **statement.get("Condition", {}),
                     "ArnLike": {FUNCTION_ARN_KEY: arns},  # the key's type is ARN

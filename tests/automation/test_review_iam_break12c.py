@@ -249,6 +249,34 @@ def test_lingering_lambda_enis_can_be_deleted() -> None:
     assert missing == []
 
 
+@pytest.mark.parametrize("action", ["lambda:UpdateEventSourceMapping", "lambda:DeleteEventSourceMapping"])
+def test_a_staging_deployer_cannot_repoint_its_own_mapping_at_production_s_function(action: str) -> None:
+    """Review brk12, F2: ``UpdateEventSourceMapping`` takes a new ``FunctionName`` and, like Delete, is
+    authorized on the mapping (staging's own, tagged staging) with ``lambda:FunctionArn`` in the context
+    (Service Authorization Reference, list_awslambda.html; "You can also use the lambda:FunctionArn
+    condition to restrict actions by associated function",
+    https://docs.aws.amazon.com/lambda/latest/dg/lambda-api-permissions-ref.html). Fencing Create alone
+    let staging point its own queue's mapping at production's payments function. Staging's own
+    function stays reachable: its updates and deletes of its own mappings are allowed."""
+    (primary, _), _ = _stacks()
+    (staging_primary, _), staging = _stacks(*STAGING)
+
+    def payments(stack: synth.Synthesis) -> str:
+        (fn,) = [
+            f for f in stack.by_type("aws:lambda/function:Function") if f.inputs["name"].endswith("-payments")
+        ]
+        return f"arn:aws:lambda:{fn.region}:{ACCOUNT}:function:{fn.inputs['name']}"
+
+    production_fn, staging_fn = payments(primary), payments(staging_primary)
+    region = production_fn.split(":")[3]
+    own = f"arn:aws:lambda:{region}:{ACCOUNT}:event-source-mapping:11111111-2222-3333-4444-555555555555"
+    tags = {"aws_ResourceTag/Environment": "staging", "aws_ResourceTag/Application": "pilotlight"}
+    assert allows(staging, action, own, lambda_FunctionArn=staging_fn, **tags), (
+        "its own mapping, its own function"
+    )
+    assert not allows(staging, action, own, lambda_FunctionArn=production_fn, **tags)
+
+
 def test_a_staging_deployer_cannot_map_a_queue_onto_production_s_function() -> None:
     """``lambda:CreateEventSourceMapping`` has no resource type (Service Authorization Reference,
     https://docs.aws.amazon.com/service-authorization/latest/reference/list_awslambda.html), so it is
