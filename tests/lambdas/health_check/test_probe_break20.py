@@ -58,6 +58,15 @@ def _region_a_answer(world: World) -> tuple[int, dict[str, Any]]:
     return (200 if serving else 503), {"status": "ok", "region": REGION_A, "writer": writer}
 
 
+def _journal(ssm: Any, ctx: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+    """The run journal's name and value (empty when absent)."""
+    name = f"{ctx['latchParameterName']}-journal"
+    try:
+        return name, json.loads(ssm.get_parameter(Name=name)["Parameter"]["Value"])
+    except ssm.exceptions.ParameterNotFound:
+        return name, {}
+
+
 def _canary(world: World, health: HealthServer) -> probe.Settings:
     ctx = world.context
     m = ctx["switchMetric"]
@@ -107,11 +116,7 @@ def test_b20_1_a_tampered_latch_after_a_declared_failover_keeps_traffic_on_the_w
     rds_b.promote_read_replica(DBInstanceIdentifier=ctx["drDbInstanceId"])
     assert world.dr_is_writer(), "region B's database is the writer after the declared failover"
     ssm = world.client("ssm", REGION_B)
-    journal_name = f"{ctx['latchParameterName']}-journal"
-    try:
-        journal = json.loads(ssm.get_parameter(Name=journal_name)["Parameter"]["Value"])
-    except ssm.exceptions.ParameterNotFound:
-        journal = {}
+    journal_name, journal = _journal(ssm, ctx)
     # The fix: ``latch activate`` marks the declared failover in the journal (before it, the journal
     # was empty, and this finding's canary released the switch).
     assert journal.get("failoverDeclaredAt"), f"journal {journal_name}: {journal}"
@@ -185,11 +190,7 @@ def test_b20_2_a_hand_set_standby_after_a_declared_aurora_failover_is_not_releas
     assert world.dr_is_writer(), "the declared failover's switchover made region B's cluster the writer"
     ssm = world.client("ssm", REGION_B)
     cloudwatch = world.client("cloudwatch", REGION_B)
-    journal_name = f"{ctx['latchParameterName']}-journal"
-    try:
-        journal = json.loads(ssm.get_parameter(Name=journal_name)["Parameter"]["Value"])
-    except ssm.exceptions.ParameterNotFound:
-        journal = {}
+    journal_name, journal = _journal(ssm, ctx)
     # The fix: ``latch activate`` marks the declared failover in the journal (before it, the journal
     # was empty, and this finding's canary released the switch).
     assert journal.get("failoverDeclaredAt"), f"journal {journal_name}: {journal}"
