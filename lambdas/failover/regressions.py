@@ -85,6 +85,12 @@ class Regression(StrEnum):
     the canary's next minute takes effect (breaks no_loss: seed 6). A graph shape, not a branch in a
     step: ``tests.safety.regressions`` restores the old graph."""
 
+    FAILBACK_UNDOES_MOVE = "failback-undoes-move"
+    """A failback that stops after ``switch_writer`` asked AWS to move the writer (``WRITER_MOVE_MARK``)
+    gives region B its writes back whenever region B still looks like the writer, although a
+    promotion or switchover may already be moving it to region A: writes region B takes then are
+    cut off (breaks no_loss, one_writer: B10-1/B10-2)."""
+
     STOP_KEEPS_FENCE = "stop-keeps-fence"
     """A failover that stops on a failed step before the writer moved leaves region A fenced (and the
     latch, the switch and a pending fence as they were): nothing serves the writer until an operator

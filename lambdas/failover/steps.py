@@ -664,6 +664,8 @@ releases the switch to region A (``lambdas/health_check/probe.py`` reads the sam
 def declare_failover_hold(clients: Clients, ctx: RunbookContext) -> bool:
     """Set ``failoverDeclaredAt`` (a declared failover, ``python -m automation latch activate``, holds
     region A without fencing it) unless it is set; returns whether it was set now."""
+    # A new failover: no earlier failback's writer move speaks for region A any more.
+    _forget_writer_move(clients, ctx)
     if read_journal(clients, ctx).get("failoverDeclaredAt"):
         return False
     _journal(clients, ctx, failoverDeclaredAt=_now(clients))
@@ -674,10 +676,44 @@ def end_failover_hold(clients: Clients, ctx: RunbookContext) -> list[str]:
     """Clear ``FAILOVER_MARKS`` once region A is known to hold the writer (``python -m automation latch
     release`` checks it from AWS state first: the IaC failback gives region A back by its updates,
     not by ``unfence_primary``); returns the marks cleared."""
-    marks = [m for m in FAILOVER_MARKS if read_journal(clients, ctx).get(m)]
+    marks = [m for m in (*FAILOVER_MARKS, WRITER_MOVE_MARK) if read_journal(clients, ctx).get(m)]
     if marks:
         _journal(clients, ctx, **dict.fromkeys(marks))
     return marks
+
+
+WRITER_MOVE_MARK = "writerMoveRequestedAt"
+"""Journal key a failback writes *before* it asks AWS to move the writer back to region A (write-ahead,
+``switch_writer``), once region B is drained and its lag measured at zero after the drain: from then on
+the failback's decision is to move the writer, and every way the run ends rolls it forward, never back.
+
+* ``restore_dr`` (a failback that stopped) finishes the move instead of giving region B its writes
+  back: a promotion or switchover AWS may already be running would otherwise cut off the writes region
+  B took meanwhile (lost), and leave two writers (B10-1/B10-2). Only when AWS refuses the move and
+  region B still holds the writer with nothing under way is region B undrained (and the mark dropped).
+* The region-B canary, under an active latch, puts the switch to region A when the mark is set and
+  every region-A target answers healthy that its database is the writer: a failback that died after
+  the writer moved (a CLI process killed before ``clear_latch``) otherwise left Route 53 answering
+  drained region B until someone resumed it (soak seeds 98, 112, 150, 448, 615, 734). Without the mark
+  region A's word is not enough (an old RDS primary back from an outage is a standalone writer too).
+
+Cleared when the latch goes back to standby (``clear_latch``, ``latch release``), when ``restore_dr``
+leaves the writer in region B, and when a new failover starts (``fence_primary``, ``latch activate``).
+``lambdas/health_check/probe.py`` reads the same key."""
+
+
+def _writer_move_requested(clients: Clients, ctx: RunbookContext) -> None:
+    """Write ahead of a move of the writer to region A (``WRITER_MOVE_MARK``), unless written."""
+    if not read_journal(clients, ctx).get(WRITER_MOVE_MARK):
+        _journal(clients, ctx, **{WRITER_MOVE_MARK: _now(clients)})
+
+
+def _forget_writer_move(clients: Clients, ctx: RunbookContext) -> bool:
+    """Drop ``WRITER_MOVE_MARK``; returns whether it was set."""
+    if not read_journal(clients, ctx).get(WRITER_MOVE_MARK):
+        return False
+    _journal(clients, ctx, **{WRITER_MOVE_MARK: None})
+    return True
 
 
 DRAIN_SECONDS = 300.0
@@ -1193,6 +1229,9 @@ def fence_primary(ctx: RunbookContext, clients: Clients, params: Mapping[str, An
             return _already("no fence of region A pending")
     else:
         _refuse_unprotected(ctx, clients, step)
+        # A new failover: no earlier failback's writer move speaks for region A any more (the
+        # canary would otherwise put traffic back on region A while this run fences it).
+        _forget_writer_move(clients, ctx)
     actions: list[str] = []
     try:
         actions = fence_region_a(ctx, clients, step)
@@ -2430,33 +2469,72 @@ def _writer_still_in_b(ctx: RunbookContext, clients: Clients, step: str) -> str 
 
 @_step
 def restore_dr(ctx: RunbookContext, clients: Clients, params: Mapping[str, Any]) -> StepResult:
-    """A failback that stopped (any step failed, timed out, or a crashed run resumed and stopped)
-    gives region B back its serving capacity while region B still holds the writer: it drained
-    region B (``scale_down_dr``) to move the writer, and the writer did not move. Run by both
-    executors whenever a failback stops (``graph.FAILBACK.on_stop``); changes nothing when region B
-    is not drained or no longer holds the writer."""
+    """A failback that stopped (any step failed, timed out, or a crashed run resumed and stopped).
+
+    * Before ``switch_writer`` asked for the move (no ``WRITER_MOVE_MARK``): region B gets its serving
+      capacity back while it still holds the writer. It drained region B (``scale_down_dr``) to move
+      the writer, and the writer did not move.
+    * After (the mark is set): the move is rolled forward, never back. Region B's lag was zero after
+      its drain, so finishing the promotion or switchover loses nothing, whereas region B taking
+      writes again while AWS may be moving the writer would lose them and leave two writers. Region B
+      stays drained; the region-B canary moves traffic to region A once it answers as the writer, and
+      resuming the failback completes it. Only when AWS refuses the move and region B still holds
+      the writer with nothing under way does region B serve again.
+
+    Run by both executors whenever a failback stops (``graph.FAILBACK.on_stop``); changes nothing when
+    region B is not drained or no longer holds the writer."""
     step = "restore_dr"
     if regressions.on(Regression.FAILBACK_STAYS_DRAINED):
         return _already("the failback's drain is left as it is (regression)")
+    refused = ""
+    if read_journal(clients, ctx).get(WRITER_MOVE_MARK) and not regressions.on(
+        Regression.FAILBACK_UNDOES_MOVE
+    ):
+        try:
+            moving = _move_writer_to_a(ctx, clients, {}, step)
+        except (StepFailed, ClientError) as exc:
+            refused = f"; AWS refused to move the writer to region A ({_describe_failure(step, exc)})"
+        else:
+            # (Never in_progress: nothing polls a rollback; resuming the failback waits for the move.)
+            return StepResult(
+                "already_done" if moving.status == "already_done" else "done",
+                f"the writer moves to region A, requested after region B's lag was zero ({moving.detail}); "
+                "region B stays drained: resume the failback to finish it",
+                moving.data,
+            )
     writer = _writer_still_in_b(ctx, clients, step)
     if writer is None:
-        return _already("region B does not hold the writer (or region A is becoming it): its drain stays")
+        return _already(
+            f"region B does not hold the writer (or region A is becoming it): its drain stays{refused}"
+        )
+    _forget_writer_move(clients, ctx)
     undone = _undo_drain(ctx, clients, step)
     if not undone:
-        return _already(f"{writer}; region B already serves")
-    return _done(f"{writer}; region B serves again: {'; '.join(undone)}", changes=undone)
+        return _already(f"{writer}; region B already serves{refused}")
+    return _done(f"{writer}; region B serves again: {'; '.join(undone)}{refused}", changes=undone)
 
 
 @_step
 def switch_writer(ctx: RunbookContext, clients: Clients, params: Mapping[str, Any]) -> StepResult:
-    """Make region A the writer again: promote the failback replica / Aurora switchover."""
-    step = "switch_writer"
+    """Make region A the writer again: promote the failback replica / Aurora switchover. Writes
+    ``WRITER_MOVE_MARK`` before it asks AWS for anything (region B is drained and its lag was measured
+    at zero after the drain): from here on, a failback that stops or dies rolls forward."""
+    return _move_writer_to_a(ctx, clients, params, "switch_writer")
+
+
+def _move_writer_to_a(
+    ctx: RunbookContext, clients: Clients, params: Mapping[str, Any], step: str
+) -> StepResult:
+    """``switch_writer``'s move, also ``restore_dr``'s roll-forward (``params`` without ``wait``)."""
     if ctx.database_mode == "rds-replica":
         writer = _failback_writer_id(ctx, step)
         latched = (_read_latch(clients, ctx) or {}).get("state") == "active"
         if latched and not (read_journal(clients, ctx).get(FAILBACK_JOURNAL_KEY) or {}).get("created"):
             in_a = _writer_never_left_a(ctx, clients, step)
             if in_a:
+                # Nothing to move, but a failover to give back (the latch is active): traffic may
+                # follow region A's writer.
+                _writer_move_requested(clients, ctx)
                 return _already(f"{in_a}: nothing to switch", instance=str(ctx.primary_db_instance_id))
             # <primary> is still the old primary (standalone): "promoting" it would move nothing.
             raise StepFailed(
@@ -2464,6 +2542,13 @@ def switch_writer(ctx: RunbookContext, clients: Clients, params: Mapping[str, An
                 f"no failback replica under {writer} yet: run reestablish_replication",
                 code="NotReplicating",
             )
+        replica = (_db_instance(clients, "primary", writer) or {}).get(
+            "ReadReplicaSourceDBInstanceIdentifier"
+        )
+        if latched or replica:
+            # (Not when there is neither a failover to give back nor a replica to promote: a
+            # failback with nothing to do changes nothing.)
+            _writer_move_requested(clients, ctx)
         return _promote_rds(clients, params, "primary", writer, step)
     gid = _need(ctx.global_cluster_id, "globalClusterId", step)
     primary_arn = _primary_cluster_arn(ctx, step)
@@ -2474,7 +2559,11 @@ def switch_writer(ctx: RunbookContext, clients: Clients, params: Mapping[str, An
             step, f"{primary_arn} is not a member of {gid}: run reestablish_replication", code="NotAMember"
         )
     if me.get("IsWriter"):
+        if (_read_latch(clients, ctx) or {}).get("state") == "active":
+            # Nothing to move, but a failover to give back: traffic may follow region A's writer.
+            _writer_move_requested(clients, ctx)
         return _finished(params, False, f"{ctx.primary_cluster_id} is the writer of {gid}")
+    _writer_move_requested(clients, ctx)
     started = False
     if group.get("Status") not in ("failing-over", "switching-over"):
         # Switchover, not failover: both regions are up, and a switchover loses no data.
@@ -2641,5 +2730,6 @@ def _end_failback_journal(clients: Clients, ctx: RunbookContext) -> None:
     latch says active, the entry is what tells reestablish_replication that the standalone
     ``<primary>`` is this failback's promoted writer, not the old primary to rename. (The retained
     names stay listed under ``retainedPrimaries``.)"""
-    if FAILBACK_JOURNAL_KEY in read_journal(clients, ctx):
-        _journal(clients, ctx, **{FAILBACK_JOURNAL_KEY: None})
+    journal = read_journal(clients, ctx)
+    if FAILBACK_JOURNAL_KEY in journal or WRITER_MOVE_MARK in journal:
+        _journal(clients, ctx, **{FAILBACK_JOURNAL_KEY: None, WRITER_MOVE_MARK: None})

@@ -77,12 +77,21 @@ AWS shows region A holds the writer: ``fencePending`` (region A did not answer i
 ``python -m automation latch activate``, left region A unfenced). The runbook's failback reads the same marks to restore a
 latch lost or set to standby by hand (``lambdas/failover/steps.py``, ``FAILOVER_MARKS``)."""
 
+WRITER_MOVE_MARK = "writerMoveRequestedAt"
+"""Journal key a failback writes before it asks AWS to move the writer back to region A, once region B
+is drained at zero lag (``lambdas/failover/steps.py``, ``WRITER_MOVE_MARK``); cleared when the latch
+goes back to standby, when a stopped failback leaves the writer in region B, and when a new failover
+starts. While it is set, region A answering healthy that its database is the writer is the failback's
+writer, not an old primary left standalone by a promotion."""
+
 _REGRESSIONS: set[str] = set()
 """Test-only: old behaviours ``tests/safety`` turns back on to show the checker sees them (always
 empty in the deployed canary). ``canary-releases-on-doubt``: an absent latch reads as standby and
 anything but ``active`` releases the switch. ``canary-trusts-standby``: the run journal is not read,
 so a standby latch releases the switch whenever region A says it holds the writer (a stale one after
-a failover included), and a pending fence is asked for only under an active or unreadable latch."""
+a failover included), and a pending fence is asked for only under an active or unreadable latch.
+``canary-ignores-writer-move``: an active latch keeps the switch thrown even when the journal says a
+failback moved the writer back to region A and region A answers as the writer."""
 
 # Enough for any health document; a bigger body is read no further (and is not JSON to us).
 MAX_BODY_BYTES = 64 * 1024
@@ -508,6 +517,12 @@ def failover_holds_region_a(journal: Mapping[str, Any] | None) -> bool:
     return journal is None or any(journal.get(mark) for mark in FAILOVER_MARKS)
 
 
+def failback_moves_writer(journal: Mapping[str, Any] | None) -> bool:
+    """Whether the run journal says a failback asked AWS to move the writer back to region A, after
+    region B was drained at zero lag (``WRITER_MOVE_MARK``); an unreadable journal (None) says not."""
+    return journal is not None and bool(journal.get(WRITER_MOVE_MARK))
+
+
 def health_metric_data(app: str, results: Sequence[ProbeResult], timestamp: datetime) -> list[dict[str, Any]]:
     """The per-target and aggregate health datapoints.
 
@@ -555,7 +570,11 @@ def _trusts_the_latch() -> bool:
 
 
 def switch_position(
-    latch_state: str | None, results: Sequence[ProbeResult], *, held: bool = False
+    latch_state: str | None,
+    results: Sequence[ProbeResult],
+    *,
+    held: bool = False,
+    writer_moving_back: bool = False,
 ) -> int | None:
     """Where the switch must stand: 1 (traffic to region B), 0 (to region A), None (leave it).
 
@@ -564,7 +583,14 @@ def switch_position(
 
     * latch ``active``: 1. The failover writes the latch once region A is fenced (or unreachable),
       before it moves the writer and throws the switch, so a run stopped anywhere after that point
-      is completed here, never undone towards a region whose writes were stopped.
+      is completed here, never undone towards a region whose writes were stopped. One exception:
+    * latch ``active``, the run journal saying a failback asked AWS to move the writer back to region
+      A (``writer_moving_back``: written after region B was drained at zero lag, only then), and every
+      region-A target answering healthy that its database is the writer: 0. The move happened, and
+      region B is drained: a failback that died between its writer move and ``clear_latch`` (a CLI
+      process killed) otherwise left Route 53 answering drained region B until it was resumed (soak
+      seeds 98, 615). The journal's mark is what makes region A's word enough here: without it an old
+      RDS primary back from an outage also says it is a writer.
     * latch ``standby``, every region-A target answers healthy saying its database is the writer,
       *and* the run journal records no failover holding region A (``held`` False: a completed
       failback, or no failover ever): 0. Region A's word alone is not enough: after an unplanned
@@ -573,7 +599,7 @@ def switch_position(
       ``python -m automation latch release`` refuses from AWS state, the canary refuses from the
       journal, which only a failback or that release clears).
     * latch deleted or garbled (``latch_state`` None, ``LATCH_TAMPERED``), the journal readable and
-      holding no failover, and every region-A target answering healthy that its database is the
+      holding no failover (or saying a failback moves the writer back, as above), and every region-A target answering healthy that its database is the
       writer: 0, as under standby. The latch's absence says nothing about the writer; the journal
       (only a failback or ``latch release`` clears its marks) and region A's answer do. A failback
       that released the switch and set the latch to standby within the minute the canary had put 1,
@@ -589,17 +615,15 @@ def switch_position(
       holding region A or unreadable): None. The switch keeps its last position: Route 53's check keeps the alarm's
       last state (``LastKnownStatus``).
     """
+    region_a_writes = bool(results) and all(r.healthy and r.writer is True for r in results)
+    moved_back = writer_moving_back and "canary-ignores-writer-move" not in _REGRESSIONS
     if latch_state == LATCH_ACTIVE:
-        return 1
+        return 0 if moved_back and region_a_writes else 1
     if "canary-releases-on-doubt" in _REGRESSIONS:
         return 0
-    if held and not _trusts_the_latch():
+    if held and not moved_back and not _trusts_the_latch():
         return None
-    if (
-        latch_state in (LATCH_STANDBY, None)
-        and results
-        and all(r.healthy and r.writer is True for r in results)
-    ):
+    if latch_state in (LATCH_STANDBY, None) and region_a_writes:
         return 0
     if latch_state == LATCH_STANDBY and results and all(r.status is None for r in results):
         return 0
@@ -742,12 +766,18 @@ def run(
                 "latch deleted or garbled; the switch follows the run journal and region A's answer",
             )
         journal: dict[str, Any] | None = {}
-        if state != LATCH_ACTIVE and (answered or state == LATCH_STANDBY) and not _trusts_the_latch():
+        if (answered or state == LATCH_STANDBY) and not _trusts_the_latch():
             # Whatever the latch says, the run journal says whether a failover took region A out
             # and no failback gave it back: the latch can be set to standby by hand, the journal
-            # only by the runbook. Read only when it decides something (a release, a fence).
+            # only by the runbook. Under an active latch it says whether a failback moved the
+            # writer back. Read only when it decides something (a release, a fence).
             journal = _journal_or_none(settings, ssm, errors)
-        switch = switch_position(state, results, held=failover_holds_region_a(journal))
+        switch = switch_position(
+            state,
+            results,
+            held=failover_holds_region_a(journal),
+            writer_moving_back=failback_moves_writer(journal),
+        )
         pending = journal is None or bool(journal.get("fencePending"))
         if (
             (state == LATCH_ACTIVE or pending)

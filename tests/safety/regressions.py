@@ -21,7 +21,10 @@ CANARY_TRUSTS_STANDBY = "canary-trusts-standby"
 """The canary did not read the run journal: a standby latch released the switch whenever region A
 said it held the writer (its stale one after a failover too), and a pending fence was asked for
 only under an active or unreadable latch (seeds 20, 48)."""
-CANARY_REGRESSIONS = (CANARY_RELEASES_ON_DOUBT, CANARY_TRUSTS_STANDBY)
+CANARY_IGNORES_WRITER_MOVE = "canary-ignores-writer-move"
+"""The canary kept an active latch's 1 after a failback moved the writer back to region A and died
+before ``clear_latch``: Route 53 answered drained region B (soak seeds 98, 615)."""
+CANARY_REGRESSIONS = (CANARY_RELEASES_ON_DOUBT, CANARY_TRUSTS_STANDBY, CANARY_IGNORES_WRITER_MOVE)
 
 
 def _switch_before_latch() -> graph.Runbook:

@@ -884,6 +884,7 @@ def test_the_canary_reads_the_runbook_s_journal_and_marks() -> None:
     from lambdas.failover.context import RunbookContext
 
     assert probe.FAILOVER_MARKS == steps.FAILOVER_MARKS
+    assert probe.WRITER_MOVE_MARK == steps.WRITER_MOVE_MARK
     ctx = cast(RunbookContext, SimpleNamespace(latch_parameter_name=LATCH))
     assert (
         steps._journal_name(ctx) == settings_for_latch().journal_parameter == f"{LATCH}{probe.JOURNAL_SUFFIX}"
@@ -976,3 +977,82 @@ def test_traffic_follows_the_writer_a_tampered_latch_releases_on_the_journal_and
     assert result["switch"] == switch
     assert published(SWITCH_NAME) == ([] if switch is None else [(SWITCH_NS, SWITCH_NAME, 0.0, {"App": APP})])
     assert result["errors"][0]["stage"] == "latch"
+
+
+WRITER = {"status": "ok", "region": "us-east-1", "writer": True}
+MOVED = {probe.WRITER_MOVE_MARK: SINCE}
+
+
+@pytest.mark.parametrize(
+    ("journal", "web", "api", "switch"),
+    [
+        # The failback's mark, region A answering healthy as the writer: traffic goes back to it.
+        (MOVED, Answer(200, WRITER), Answer(200, WRITER), 0),
+        # Marks of the failover it undid are still there (unfence_primary did not run): the mark decides.
+        ({**MOVED, "primaryStoppedAt": SINCE}, Answer(200, WRITER), Answer(200, WRITER), 0),
+        # No mark: region A's word is not enough (an old RDS primary back from an outage says writer).
+        ({"primaryStoppedAt": SINCE}, Answer(200, WRITER), Answer(200, WRITER), 1),
+        ({}, Answer(200, WRITER), Answer(200, WRITER), 1),
+        # The mark, but the move has not happened (region A is not the writer yet) or one target fails.
+        (MOVED, Answer(200, {**WRITER, "writer": False}), Answer(200, WRITER), 1),
+        (MOVED, Answer(200, WRITER), Answer(503, {"error": "no healthy targets"}), 1),
+        (MOVED, Answer(200, {"status": "ok", "region": "us-east-1"}), Answer(200, WRITER), 1),
+        ("{not json", Answer(200, WRITER), Answer(200, WRITER), 1),
+    ],
+    ids=[
+        "moved-writer",
+        "moved-fence-marks-left",
+        "no-mark-failover",
+        "no-mark",
+        "moved-not-writer-yet",
+        "moved-one-target-down",
+        "moved-writer-unknown",
+        "journal-garbled",
+    ],
+)
+def test_traffic_follows_the_writer_an_active_latch_gives_way_to_a_failback_s_writer_move(
+    server: HealthServer,
+    cloudwatch: BaseClient,
+    ssm: BaseClient,
+    journal: dict[str, Any] | str,
+    web: Answer,
+    api: Answer,
+    switch: int,
+) -> None:
+    """Traffic follows the writer (soak seeds 98 aurora-global, 615 rds-replica): a CLI failback killed
+    after ``switch_writer`` moved the writer back to region A, before ``clear_latch``, left the latch
+    active; the canary republished 1 every minute and Route 53 answered region B, drained by the
+    failback, while region A held the writer. The failback writes ``WRITER_MOVE_MARK`` before it asks
+    AWS to move the writer (region B drained at zero lag); with it set, and only then, every region-A
+    target answering healthy that its database is the writer puts the switch to 0. Anything less
+    keeps the active latch's 1."""
+    put_latch(ssm, "active")
+    put_journal(ssm, journal)
+    server.answer("web", then=web)
+    server.answer("api", then=api)
+
+    result = probe.run(settings(server), cloudwatch, ssm)
+
+    assert result["switch"] == switch
+    assert published(SWITCH_NAME) == [(SWITCH_NS, SWITCH_NAME, float(switch), {"App": APP})]
+
+
+@pytest.mark.parametrize("latch", ["garbled", "absent"])
+def test_traffic_follows_the_writer_a_tampered_latch_releases_to_a_failback_s_moved_writer(
+    server: HealthServer, cloudwatch: BaseClient, ssm: BaseClient, latch: str
+) -> None:
+    """As above with the latch deleted or garbled after the move: the journal still holds the
+    failover's marks (``unfence_primary`` had not run), which alone keep the switch; the failback's
+    mark says region A's writer is the one the failback moved back, so its word releases it."""
+    if latch == "garbled":
+        ssm.put_parameter(Name=LATCH, Value="{not json", Type="String", Overwrite=True)
+    else:
+        ssm.delete_parameter(Name=LATCH)
+    put_journal(ssm, {**MOVED, "primaryStoppedAt": SINCE})
+    server.answer("web", then=Answer(200, WRITER))
+    server.answer("api", then=Answer(200, WRITER))
+
+    result = probe.run(settings(server), cloudwatch, ssm)
+
+    assert result["switch"] == 0
+    assert published(SWITCH_NAME) == [(SWITCH_NS, SWITCH_NAME, 0.0, {"App": APP})]
