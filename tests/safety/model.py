@@ -1086,6 +1086,12 @@ class Deployment:
         run = self._due_run
         if self.traffic_due is None or run is None or emu.clock.now() < self.traffic_due:
             return
+        if self.running > 0:
+            # A run is still alive (two at once, ``op_overlap``: the second, refused at the lock,
+            # ended while the first acts). The state now is the live run's, mid-way; its own end is
+            # judged when it ends and supersedes this judgment (seeds 410, 629, 802, 914: a failback
+            # refused at the lock was blamed for the outage of the failover running beside it).
+            return
         self.traffic_due, self._due_run = None, None
         if run.outcome != "done" and not run.mutated:
             # A run whose process ended without changing anything (a refusal, a lock held by

@@ -442,3 +442,23 @@ def test_9b_10_a_seed_gives_the_same_verdict_and_events_in_every_process() -> No
     assert first == second, "\n".join(
         f"{a!r} != {b!r}" for a, b in zip(first, second, strict=False) if a != b
     )
+
+
+def test_a_run_s_after_run_judgment_waits_while_another_run_is_alive(deploy: Deploy) -> None:
+    """The after-run judgment (converges, traffic_follows_writer) judges the state a run left; it does
+    not fall due while another run is alive (soak seeds 410, 629, 802, 914: a failback refused at the
+    lock beside a forced failover was judged 3 minutes after it ended, in the failover's middle, and
+    blamed for "no region serves a writer"; whether it was depended on the threads' timing). The live
+    run's end supersedes it. Same state as 9B-3's stopped failover: reported once no run is alive."""
+    d = deploy("rds-replica")
+    _no_region_serves_a_writer(d)
+    d.last_run = RunState("failback", {}, "stopped", "take_lock: another run holds the lock", mutated=True)
+    d._judge_traffic()
+    d.running += 1  # a run (the failover beside it) is alive while the judgment falls due
+    try:
+        d.op_advance(TRAFFIC_GRACE + 1)
+        assert not [v.invariant for v in d.judge()], "judged while another run is alive"
+    finally:
+        d.running -= 1
+    d.op_advance(1)
+    assert "converges" in [v.invariant for v in d.judge()], "the same state, no run alive: reported"

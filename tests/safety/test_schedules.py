@@ -133,8 +133,15 @@ SOAK_FIXED_SEEDS: dict[int, tuple[str, str]] = {
         "aurora-global, a checker false positive: a failback with nothing to do completed at the instant "
         "region A went dark, and the after-run judgment blamed it for the outage. Fixed in the model",
     ),
+    98: (
+        "traffic_follows_writer",
+        "aurora-global: a CLI failback died after switch_writer moved the writer back, before clear_latch; "
+        "the canary republished the active latch's 1 and Route 53 answered drained region B. Fixed: the "
+        "failback writes writerMoveRequestedAt before the move, and under an active latch with that mark "
+        "the canary follows region A's writer (also seeds 112, 150, 448, 615, 734)",
+    ),
 }
-"""Soak seeds whose defect class is fixed (stop 20): each must hold its invariant at the soak's length."""
+"""Soak seeds whose defect class is fixed (stops 20, 21): each must hold its invariant at the soak's length."""
 
 
 @pytest.fixture(scope="module")
