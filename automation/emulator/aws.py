@@ -929,6 +929,13 @@ class Emulator:
         if target.is_writer:
             raise _Refused("InvalidParameterValue", f"{target_ref} is already the writer of {gid}")
         if planned or not allow_data_loss:
+            # A switchover is for "controlled scenarios ... where all the Aurora clusters and other
+            # services they interact with are in a healthy state"; "All secondary clusters are
+            # synchronized with the primary at the beginning of the process", which a member whose
+            # region does not answer cannot be (SwitchoverGlobalCluster, and "Using switchover or
+            # failover in Amazon Aurora Global Database",
+            # https://docs.aws.amazon.com/AmazonRDS/latest/AuroraUserGuide/aurora-global-database-disaster-recovery.html).
+            # Refused up front here; AWS may instead cancel it while pending (start() below).
             dark = [
                 m.db_cluster_arn
                 for m in group.members

@@ -911,6 +911,10 @@ def receipts_lag(ctx: RunbookContext, source: Side, target: Side) -> list[Lag]:
     return [Lag(target, "AWS/S3", "OperationsPendingReplication", dims)]
 
 
+class _SourceDark(Exception):
+    """Region A stopped answering while a forced failover waited for zero lag from it (B10-4)."""
+
+
 def _wait_lossless(
     clients: Clients,
     params: Mapping[str, Any],
@@ -918,6 +922,7 @@ def _wait_lossless(
     stopped_at: datetime,
     lags: list[Lag],
     step: str,
+    source_dark: Callable[[], bool] | None = None,
 ) -> str | None:
     """Wait for the drain after writes stopped at ``stopped_at``, then for every series of ``lags``
     to prove zero by datapoints taken after it (:func:`zero_lag_evidence`): the database's lag and
@@ -926,7 +931,9 @@ def _wait_lossless(
 
     Zero, not the configured bound: a planned change moves the writer only once the target holds
     every write the source acknowledged, in every store (the bound only decides when to start
-    draining). Raises StepFailed (retryable) when the wait budget runs out.
+    draining). Raises StepFailed (retryable) when the wait budget runs out; raises ``_SourceDark``
+    when ``source_dark`` (a forced failover's, never a ``--planned`` one's) says region A stopped
+    answering while zero was not yet proven: what it had not replicated then waits for region A.
     """
     drained = stopped_at + timedelta(seconds=_drain_seconds(params))
     config = _waiter_config(params)
@@ -970,6 +977,8 @@ def _wait_lossless(
             if not waiting:
                 return None
             note = "; ".join(waiting)
+            if source_dark is not None and source_dark():
+                raise _SourceDark(note)
         if not _wait(params):
             return note
         if attempt + 1 < attempts:
@@ -1445,12 +1454,49 @@ def _promote_aurora(
         # the receipts are not the database's to wait for: their drain is waited for first.
         stamp = _parse_time(read_journal(clients, ctx).get("primaryStoppedAt"))
         lags = receipts_lag(ctx, "primary", "dr")
-        if stamp is not None and lags:
-            pending = _wait_lossless(clients, params, stopped_at=stamp, lags=lags, step=step)
-            if pending is not None:
-                return _in_progress(pending, cluster=cluster_id)
-        rds.switchover_global_cluster(GlobalClusterIdentifier=gid, TargetDbClusterIdentifier=arn)
-        changes.append(f"switchover of {gid} to {cluster_id} started")
+        dark = _forced_source_dark(ctx, clients, params)
+        try:
+            if stamp is not None and lags:
+                pending = _wait_lossless(
+                    clients, params, stopped_at=stamp, lags=lags, step=step, source_dark=dark
+                )
+                if pending is not None:
+                    return _in_progress(pending, cluster=cluster_id)
+            rds.switchover_global_cluster(GlobalClusterIdentifier=gid, TargetDbClusterIdentifier=arn)
+            changes.append(f"switchover of {gid} to {cluster_id} started")
+        except (ClientError, _SourceDark) as exc:
+            refused = isinstance(exc, ClientError) and error_code(exc) == "InvalidGlobalClusterStateFault"
+            if dark is None or not (isinstance(exc, _SourceDark) or (refused and dark())):
+                raise
+            # Region A answered its fence and has stopped answering since. A switchover is for
+            # "controlled scenarios ... where all the Aurora clusters ... are in a healthy state"
+            # and AWS refuses it now; for a Regional outage AWS documents the managed failover
+            # (FailoverGlobalCluster with AllowDataLoss; "Using switchover or failover in Amazon Aurora
+            # Global Database", https://docs.aws.amazon.com/AmazonRDS/latest/AuroraUserGuide/aurora-global-database-disaster-recovery.html).
+            # Not for --planned, which asked for no loss: that refusal stands (B10-4).
+            note = _loss_estimate(
+                clients, "AuroraGlobalDBReplicationLag", {"DBClusterIdentifier": cluster_id}, 1000.0
+            )
+            why = (
+                f"switchover of {gid} refused ({error_code(exc)})"
+                if isinstance(exc, ClientError)
+                else f"zero lag not proven ({exc})"
+            )
+            log_event(
+                logging.WARNING,
+                "region A went dark after its fence: managed failover",
+                step=step,
+                global_cluster=gid,
+                why=why,
+                mayLose=note,
+            )
+            rds.failover_global_cluster(
+                GlobalClusterIdentifier=gid, TargetDbClusterIdentifier=arn, AllowDataLoss=True
+            )
+            changes.append(
+                f"{why}: region A stopped answering after its fence; failover to {cluster_id} started "
+                f"(unplanned: {note})"
+            )
     else:
         # Region A is down: a managed failover accepts the loss of writes not yet replicated
         # (RPO ~1 s) and, once region A is back, re-adds the old primary as a secondary.
@@ -1468,6 +1514,38 @@ def _promote_aurora(
         return _in_progress("; ".join(changes) or f"global cluster {gid} is {status}", cluster=cluster_id)
     _writer_waiter(rds, arn).wait(GlobalClusterIdentifier=gid, WaiterConfig=_waiter_config(params))
     return _done("; ".join([*changes, f"{cluster_id} is now the writer"]), cluster=cluster_id)
+
+
+def _region_a_dark(ctx: RunbookContext, clients: Clients) -> bool:
+    """Whether region A's RDS endpoint does not answer: a connection error describing its database
+    (the primary cluster, or instance). Any answer, an error included, says it answers."""
+    rds = clients.rds("primary")
+    try:
+        if ctx.database_mode == "rds-replica":
+            rds.describe_db_instances(
+                DBInstanceIdentifier=_need(
+                    ctx.primary_db_instance_id, "primaryDbInstanceId", "promote_database"
+                )
+            )
+        else:
+            rds.describe_db_clusters(
+                DBClusterIdentifier=_need(ctx.primary_cluster_id, "primaryClusterId", "promote_database")
+            )
+    except CONNECTION_ERRORS:
+        return True
+    except (ClientError, BotoCoreError):
+        return False
+    return False
+
+
+def _forced_source_dark(
+    ctx: RunbookContext, clients: Clients, params: Mapping[str, Any]
+) -> Callable[[], bool] | None:
+    """For a forced failover, how its lossless wait tells that region A went dark (B10-4); None for
+    ``--planned``, which asked for no loss and stops instead."""
+    if params.get("planned"):
+        return None
+    return lambda: _region_a_dark(ctx, clients)
 
 
 @_step
@@ -1612,15 +1690,27 @@ def _promote_database(ctx: RunbookContext, clients: Clients, params: Mapping[str
             )
         if replicating and instance.get("DBInstanceStatus") == "available" and planned:
             # Region A answers: a planned change, lossless (drain, then zero lag after it).
-            pending = _planned_wait(
-                ctx,
-                clients,
-                params,
-                "ReplicaLag",
-                {"DBInstanceIdentifier": ident},
-                step,
-                instance.get("Engine"),
-            )
+            try:
+                pending = _planned_wait(
+                    ctx,
+                    clients,
+                    params,
+                    "ReplicaLag",
+                    {"DBInstanceIdentifier": ident},
+                    step,
+                    instance.get("Engine"),
+                    source_dark=_forced_source_dark(ctx, clients, params),
+                )
+            except _SourceDark as dark:
+                # A forced failover whose region A (fenced: its writes stopped) went dark during the
+                # wait promotes unplanned, as over a region A that was dark from the start.
+                log_event(
+                    logging.WARNING,
+                    "region A went dark during the zero-lag wait",
+                    step=step,
+                    waited=str(dark),
+                )
+                pending, source_answers = None, False
             if pending is not None:
                 return _in_progress(pending, instance=ident)
         note = ""
@@ -1645,6 +1735,7 @@ def _planned_wait(
     dims: Mapping[str, str],
     step: str,
     engine: str | None = None,
+    source_dark: Callable[[], bool] | None = None,
 ) -> str | None:
     """A planned failover: region A was fenced (its stamp in the journal); drain, then zero lag."""
     stamp = _parse_time(read_journal(clients, ctx).get("primaryStoppedAt"))
@@ -1656,7 +1747,7 @@ def _planned_wait(
             code="NotFenced",
         )
     lags = [database_lag(ctx, "dr", metric, dims, engine), *receipts_lag(ctx, "primary", "dr")]
-    return _wait_lossless(clients, params, stopped_at=stamp, lags=lags, step=step)
+    return _wait_lossless(clients, params, stopped_at=stamp, lags=lags, step=step, source_dark=source_dark)
 
 
 def _loss_estimate(clients: Clients, metric: str, dims: Mapping[str, str], per_second: float) -> str:

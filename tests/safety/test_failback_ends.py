@@ -162,3 +162,62 @@ def test_protected_again_a_failover_after_a_failback_and_the_re_seed_promotes_th
     d.op_advance(TRAFFIC_GRACE + 1)
     assert d.emulator.serving(REGION_B) and d.where() == REGION_B
     assert not d.judge(), [str(v) for v in d.violations]
+
+
+@pytest.mark.parametrize("mode", ["rds-replica", "aurora-global"])
+def test_converges_a_forced_failover_whose_region_a_goes_dark_after_its_fence_completes(
+    deploy: Deploy, mode: str
+) -> None:
+    """converges (B10-4): a forced (not ``--planned``) failover fences region A, which answers, so it
+    takes the lossless path: drain, zero lag proven after it (the database's, the receipts'), then the
+    promotion or switchover. Region A goes dark right after the switch is thrown: zero lag can no
+    longer be proven from it, and AWS refuses a switchover whose primary is unavailable
+    (SwitchoverGlobalCluster is for healthy clusters). It waited until it gave up (30 minutes) and
+    stopped, with region A fenced and dark and region B not promoted. Now it promotes as over a region
+    A dark from the start (Aurora: the managed failover AWS documents for a Regional outage,
+    ``AllowDataLoss``) and completes: region B holds the writer and serves it."""
+    d = deploy(mode)
+    d.op_advance(120)
+    outer = d.on_actor
+
+    def dark_after_the_switch(event: str, actor: str) -> None:
+        if outer is not None:
+            outer(event, actor)
+        if event == "call:PutMetricData" and d.emulator.reachable(REGION_A):
+            d.op_outage()
+
+    d.on_actor = dark_after_the_switch
+    try:
+        run = d.op_run("failover", params={"force": True})
+    finally:
+        d.on_actor = outer
+    assert run.outcome == "done", run
+    assert d.writer() == d.keys()[1], "region B holds the writer"
+    d.op_advance(TRAFFIC_GRACE + 1)
+    assert d.emulator.serving(REGION_B) and d.where() == REGION_B
+    assert not d.judge(), [str(v) for v in d.violations]
+
+
+def test_a_planned_aurora_failover_whose_region_a_goes_dark_after_its_fence_still_refuses(
+    deploy: Deploy,
+) -> None:
+    """``--planned`` asks for no loss: when AWS refuses the switchover because region A went dark after
+    its fence, the run stops (and rolls back) rather than fail over with ``AllowDataLoss``."""
+    d = deploy("aurora-global")
+    d.op_advance(120)
+    outer = d.on_actor
+
+    def dark_after_the_switch(event: str, actor: str) -> None:
+        if outer is not None:
+            outer(event, actor)
+        if event == "call:PutMetricData" and d.emulator.reachable(REGION_A):
+            d.op_outage()
+
+    d.on_actor = dark_after_the_switch
+    try:
+        run = d.op_run("failover", params={"force": True, "planned": True})
+    finally:
+        d.on_actor = outer
+    assert run.outcome == "stopped", run
+    assert d.writer() == d.keys()[0], "the writer stayed in region A"
+    assert not any(e.kind == "failing-over" for e in d.emulator.events), "no managed failover"
