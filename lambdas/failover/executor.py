@@ -47,6 +47,7 @@ from lambdas.failover.clients import Clients
 from lambdas.failover.context import RunbookContext
 from lambdas.failover.exceptions import LockHeld, LockLost
 from lambdas.failover.graph import RUNBOOKS, Runbook, Step
+from lambdas.failover.state_machine import STEP_RETRY
 from lambdas.failover.steps import StepFailed, StepResult, log_event, step_handler
 
 RecordStatus = Literal[
@@ -405,6 +406,14 @@ def run(
                     "stoppedAt": stopped_at,
                 }
                 _call_step(book.on_stop, ctx, clients, params, record, on_progress)
+                for delay in STEP_RETRY.delays():
+                    # As the state machine's Retry on the same Task: a rollback refused by throttling
+                    # that outlasted the client's retries is tried again, or the stop leaves region A
+                    # fenced and region B not promoted (soak seed 219).
+                    if record.status != "failed" or not record.retryable:
+                        break
+                    clients.clock.sleep(delay)
+                    _call_step(book.on_stop, ctx, clients, params, record, on_progress)
                 word = "could not roll back" if record.status == "failed" else book.on_stop.name
                 reason = f"{reason}; {word}: {record.detail}"
         except BaseException as exc:

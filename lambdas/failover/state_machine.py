@@ -104,6 +104,14 @@ class RetryPolicy:
     backoff_rate: float = 2.0
     max_delay_seconds: int = 60
 
+    def delays(self) -> list[float]:
+        """The waits before each retry, without jitter (the upper bound of each full-jitter wait):
+        ``interval * rate**n`` capped at ``max_delay_seconds``; ``max_attempts`` retries."""
+        return [
+            min(self.interval_seconds * self.backoff_rate**n, float(self.max_delay_seconds))
+            for n in range(self.max_attempts)
+        ]
+
     def retrier(self, errors: Sequence[str]) -> dict[str, Any]:
         """The ``Retry`` entry for ``errors``, with full jitter."""
         return {

@@ -1592,8 +1592,11 @@ def promote_database(ctx: RunbookContext, clients: Clients, params: Mapping[str,
         raise
 
 
-def _writer_moving(ctx: RunbookContext, clients: Clients) -> bool:
-    """Whether region B's database is the writer or becoming it (True when that cannot be told)."""
+def _writer_moving(ctx: RunbookContext, clients: Clients, *, retry_throttled: bool = False) -> bool:
+    """Whether region B's database is the writer or becoming it (True when that cannot be told).
+    ``retry_throttled``: a retryable AWS error (throttling that outlasted the client's retries) is
+    raised instead, for the caller's executor to try again later (``roll_back_fence``: "cannot be
+    told" there means nothing is rolled back, and a stop then leaves nothing serving)."""
     try:
         if ctx.database_mode == "rds-replica":
             ident = _need(ctx.dr_db_instance_id, "drDbInstanceId", "promote_database")
@@ -1605,7 +1608,11 @@ def _writer_moving(ctx: RunbookContext, clients: Clients) -> bool:
         group, members = _global_members(ctx, clients, "promote_database")
         me = _member(members, _need(ctx.dr_cluster_arn, "drClusterArn", "promote_database")) or {}
         return bool(me.get("IsWriter") or group.get("FailoverState") or group.get("Status") != "available")
-    except (StepFailed, ClientError, BotoCoreError):
+    except ClientError as exc:
+        if retry_throttled and _from_client_error("", exc).retryable:
+            raise
+        return True
+    except (StepFailed, BotoCoreError):
         return True
 
 
@@ -1982,7 +1989,7 @@ def roll_back_fence(ctx: RunbookContext, clients: Clients, params: Mapping[str, 
     step = "roll_back_fence"
     if regressions.on(Regression.STOP_KEEPS_FENCE):
         return StepResult("skipped", "stopped run left as it stopped (regression)")
-    if _writer_moving(ctx, clients):
+    if _writer_moving(ctx, clients, retry_throttled=True):
         return StepResult(
             "skipped",
             "the writer moved or is moving to region B: nothing rolled back; the latch keeps traffic on "

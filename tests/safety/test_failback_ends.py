@@ -221,3 +221,36 @@ def test_a_planned_aurora_failover_whose_region_a_goes_dark_after_its_fence_stil
     assert run.outcome == "stopped", run
     assert d.writer() == d.keys()[0], "the writer stayed in region A"
     assert not any(e.kind == "failing-over" for e in d.emulator.events), "no managed failover"
+
+
+def test_converges_a_failover_stopped_by_throttling_in_region_b_rolls_its_fence_back(
+    deploy: Deploy,
+) -> None:
+    """converges (soak seed 219): a forced CLI failover fences region A, which answers; then a throttling
+    storm in region B (20 refusals per service, beyond the client's 8 attempts) stops it at
+    scale_web_tier. Its rollback met the storm too: ``roll_back_fence`` took a throttled read of
+    region B's database for "cannot tell whether the writer is moving" and rolled nothing back, so
+    region A stayed fenced with the writer and nothing served it. Now the throttled read is a
+    retryable failure and the CLI retries the rollback as the state machine's Retry does: region A
+    is un-fenced and serves the writer again."""
+    d = deploy("rds-replica")
+    d.op_advance(120)
+    outer = d.on_actor
+    storm: list[bool] = []
+
+    def throttle_region_b_after_the_fence(event: str, actor: str) -> None:
+        if outer is not None:
+            outer(event, actor)
+        if event == "call:UpdateAutoScalingGroup" and not storm:  # the fence's last call
+            storm.append(True)
+            d.op_throttle(REGION_B, 20)
+
+    d.on_actor = throttle_region_b_after_the_fence
+    try:
+        run = d.op_run("failover", params={"force": True})
+    finally:
+        d.on_actor = outer
+    assert storm and run.outcome == "stopped" and "roll_back_fence: rolled back" in run.detail, run
+    d.op_advance(TRAFFIC_GRACE + 1)
+    assert d.emulator.serving(REGION_A) and d.where() == REGION_A
+    assert not d.judge(), [str(v) for v in d.violations]
