@@ -1,0 +1,82 @@
+"""break21: adversarial findings against fb21's failback writer-move mark (issue 10).
+
+Each test is named after its finding (B21-n) and the invariant of docs/safety.md it holds the runbook
+to. They fail on branch fb21 (the finding) and are meant to pass once it is fixed.
+
+AWS behaviour relied on:
+
+* RDS PromoteReadReplica: the replica passes through ``modifying`` and keeps
+  ``ReadReplicaSourceDBInstanceIdentifier`` until the promotion completes; the replica stops
+  replicating when the promotion starts (https://docs.aws.amazon.com/AmazonRDS/latest/UserGuide/USER_ReadRepl.Promote.html,
+  "Promoting a read replica to be a standalone DB instance": "The read replica stops replicating ...
+  the DB instance is rebooted before it becomes available"; the emulator models it,
+  ``automation/emulator/aws.py``).
+* botocore's retries: a throttled call is retried ``total_max_attempts`` times and then raised to the
+  caller as a ``ClientError`` (https://boto3.amazonaws.com/v1/documentation/api/latest/guide/retries.html);
+  the runbook's region-A clients make 2 attempts (``lambdas/failover/clients.py`` PRIMARY_SETTINGS).
+  RDS documents ``ThrottlingException`` / request throttling for its API
+  (https://docs.aws.amazon.com/AmazonRDS/latest/APIReference/CommonErrors.html).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from lambdas.failover import steps
+from tests.lambdas.failover.faults import Fault, throttling_code
+from tests.lambdas.failover.world import REGION_A, REGION_B
+from tests.safety.model import TRAFFIC_GRACE, Deployment
+
+Deploy = Callable[..., Deployment]
+
+
+def _failed_over(d: Deployment) -> None:
+    """An unplanned failover while region A is dark, then region A back and rebuilt as a replica."""
+    d.op_advance(60)
+    d.op_outage()
+    d.op_advance(120)
+    assert d.op_run("failover").outcome == "done"
+    d.op_recover()
+    d.op_advance(d.emulator.timings.rebuild_seconds + 600)
+
+
+def _journal(d: Deployment) -> dict:
+    return steps.read_journal(d.runbook_clients(), d.ctx)
+
+
+def test_b21_1_no_loss_one_writer_a_throttled_describe_in_restore_dr_undoes_the_drain_mid_promotion(
+    deploy: Deploy,
+) -> None:
+    """B21-1 (no_loss, one_writer, the B10-1 loss back through a transient error).
+
+    The failback dies right after PromoteReadReplica (the mark written ahead). Its rollback
+    ``restore_dr`` runs while RDS promotes region A's replica (status ``modifying``, its source still
+    set). Its roll-forward (``_move_writer_to_a``) describes region A's ``<primary>`` first; one
+    throttled DescribeDBInstances in region A (2 attempts, both throttled: a busy account) raises a
+    ClientError, which ``restore_dr`` takes for "AWS refused to move the writer". It then asks
+    ``_writer_still_in_b``, which (its describes now answered) reads the promotion under way as
+    "region B is the writer" (the replica still names region B's instance as its source), drops the
+    mark and undoes the drain: region B takes client writes that the promotion already cut off from
+    region A, and the promotion then makes region A a second writer. A throttle is not a refusal of
+    the move: nothing showed that no promotion was under way."""
+    d = deploy("rds-replica")
+    _failed_over(d)
+    died = d.op_run("failback", params={"waiterMaxAttempts": 240}, crash_on=frozenset({"PromoteReadReplica"}))
+    assert died.outcome == "crashed", died
+    assert _journal(d).get(steps.WRITER_MOVE_MARK), "the move was not written ahead"
+    # Exactly one region-A DescribeDBInstances fails (both of botocore's attempts): the roll-forward's
+    # first look at <primary>. Every later call answers.
+    d.add_fault(
+        Fault(service="rds", operation="DescribeDBInstances", region=REGION_A, code=throttling_code("rds"), times=2)
+    )
+    result = steps.restore_dr(d.ctx, d.runbook_clients(), {})
+    d.clear_faults()
+    d.op_advance(60)
+    for _ in range(6):  # clients keep writing through Route 53's answer meanwhile
+        d.op_write()
+        d.op_advance(20)
+    d.op_advance(TRAFFIC_GRACE + 600)
+    violations = {v.invariant for v in d.judge()}
+    assert not ({"no_loss", "one_writer"} & violations), (result, [str(v) for v in d.violations])
+    assert not d.emulator.serving(REGION_B), ("region B serves again mid-promotion", result)
+    assert d.where() == REGION_A, result
