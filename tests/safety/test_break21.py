@@ -80,3 +80,43 @@ def test_b21_1_no_loss_one_writer_a_throttled_describe_in_restore_dr_undoes_the_
     assert not ({"no_loss", "one_writer"} & violations), (result, [str(v) for v in d.violations])
     assert not d.emulator.serving(REGION_B), ("region B serves again mid-promotion", result)
     assert d.where() == REGION_A, result
+
+
+def test_b21_2_converges_a_failback_stopped_while_aws_cancels_its_switchover_leaves_region_b_drained(
+    deploy: Deploy,
+) -> None:
+    """B21-2 (converges; docs/safety.md: "Every way a failback stops after draining region B while
+    region B still holds the writer (... a switchover AWS cancelled ...) gives region B back its
+    capacity and functions before the run ends").
+
+    aurora-global. The failback asks for the switchover (the mark written ahead) and dies; region A
+    stops answering while the switchover is ``pending``, so AWS cancels it: FailoverState
+    ``cancelling``, "the primary Aurora DB cluster and the selected secondary Aurora DB cluster are
+    returning to their previous states"
+    (https://docs.aws.amazon.com/AmazonRDS/latest/APIReference/API_FailoverState.html). The failback,
+    resumed during ``cancelling``, stops (its writer wait gives up) and runs ``restore_dr``. The
+    roll-forward sees the global cluster still ``switching-over`` and answers "the writer moves to
+    region A ... region B stays drained": but nothing moves the writer. Once the cancellation ends,
+    region B's cluster is the writer again, region B is drained, region A is dark, the latch keeps
+    traffic on region B: no region serves the writer and no run is under way. A cancelling
+    switchover is not a move under way."""
+    d = deploy("aurora-global")
+    _failed_over(d)
+    died = d.op_run(
+        "failback", params={"waiterMaxAttempts": 240}, crash_on=frozenset({"SwitchoverGlobalCluster"})
+    )
+    assert died.outcome == "crashed", died
+    assert _journal(d).get(steps.WRITER_MOVE_MARK), "the move was not written ahead"
+    d.op_outage()  # region A goes dark while the switchover is pending: AWS cancels it
+    d.op_advance(d.emulator.timings.failover_pending_seconds + 10)
+    # The operator resumes the failback; its writer wait gives up at once and the run stops.
+    stopped = d.op_run("failback", params={"waiterMaxAttempts": 1}, run_id=died.run_id)
+    assert stopped.outcome != "done", stopped
+    d.op_advance(d.emulator.timings.failover_cancel_seconds + TRAFFIC_GRACE + 60)
+    assert d.writer().split(":")[3] == REGION_B, "the cancelled switchover left region B the writer"
+    violations = [str(v) for v in d.judge()]
+    assert d.emulator.serving(REGION_B), (
+        "a stopped failback left region B drained while it holds the writer",
+        stopped.detail,
+        violations,
+    )
