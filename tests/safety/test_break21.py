@@ -25,7 +25,7 @@ from collections.abc import Callable
 from lambdas.failover import steps
 from tests.lambdas.failover.faults import Fault, throttling_code
 from tests.lambdas.failover.world import REGION_A, REGION_B
-from tests.safety.model import TRAFFIC_GRACE, Deployment
+from tests.safety.model import TRAFFIC_GRACE, Deployment, RunState
 
 Deploy = Callable[..., Deployment]
 
@@ -42,6 +42,26 @@ def _failed_over(d: Deployment) -> None:
 
 def _journal(d: Deployment) -> dict:
     return steps.read_journal(d.runbook_clients(), d.ctx)
+
+
+def _failback_stopped_while_its_switchover_is_cancelled(d: Deployment) -> RunState:
+    """aurora-global: a failback dies right after SwitchoverGlobalCluster; region A goes dark while
+    the switchover is ``pending`` (AWS cancels it); the failback, resumed during ``cancelling``, stops
+    at once (its writer wait gives up). Returns the stopped run, once the cancellation has ended and
+    Route 53 has had its time."""
+    _failed_over(d)
+    died = d.op_run(
+        "failback", params={"waiterMaxAttempts": 240}, crash_on=frozenset({"SwitchoverGlobalCluster"})
+    )
+    assert died.outcome == "crashed", died
+    assert _journal(d).get(steps.WRITER_MOVE_MARK), "the move was not written ahead"
+    d.op_outage()  # region A goes dark while the switchover is pending: AWS cancels it
+    d.op_advance(d.emulator.timings.failover_pending_seconds + 10)
+    # The operator resumes the failback; its writer wait gives up at once and the run stops.
+    stopped = d.op_run("failback", params={"waiterMaxAttempts": 1}, run_id=died.run_id)
+    assert stopped.outcome != "done", stopped
+    d.op_advance(d.emulator.timings.failover_cancel_seconds + TRAFFIC_GRACE + 60)
+    return stopped
 
 
 def test_b21_1_no_loss_one_writer_a_throttled_describe_in_restore_dr_undoes_the_drain_mid_promotion(
@@ -101,22 +121,35 @@ def test_b21_2_converges_a_failback_stopped_while_aws_cancels_its_switchover_lea
     traffic on region B: no region serves the writer and no run is under way. A cancelling
     switchover is not a move under way."""
     d = deploy("aurora-global")
-    _failed_over(d)
-    died = d.op_run(
-        "failback", params={"waiterMaxAttempts": 240}, crash_on=frozenset({"SwitchoverGlobalCluster"})
-    )
-    assert died.outcome == "crashed", died
-    assert _journal(d).get(steps.WRITER_MOVE_MARK), "the move was not written ahead"
-    d.op_outage()  # region A goes dark while the switchover is pending: AWS cancels it
-    d.op_advance(d.emulator.timings.failover_pending_seconds + 10)
-    # The operator resumes the failback; its writer wait gives up at once and the run stops.
-    stopped = d.op_run("failback", params={"waiterMaxAttempts": 1}, run_id=died.run_id)
-    assert stopped.outcome != "done", stopped
-    d.op_advance(d.emulator.timings.failover_cancel_seconds + TRAFFIC_GRACE + 60)
+    stopped = _failback_stopped_while_its_switchover_is_cancelled(d)
     assert d.writer().split(":")[3] == REGION_B, "the cancelled switchover left region B the writer"
     violations = [str(v) for v in d.judge()]
     assert d.emulator.serving(REGION_B), (
         "a stopped failback left region B drained while it holds the writer",
         stopped.detail,
         violations,
+    )
+
+
+def test_b21_3_checker_a_crashed_failback_resumed_into_a_stop_that_changes_nothing_is_never_judged(
+    deploy: Deploy,
+) -> None:
+    """B21-3 (the checker, ``tests/safety/model.py``; converges / traffic_follows_writer after a
+    stopped run). The state B21-2 leaves (region B holds the writer, drained; region A dark; no run
+    under way; the writer's region B answers) is exactly what the after-run judgment exists to
+    report ("no region serves a writer although the writer's region answers"). It is never judged:
+    the crashed run is not judged (it is to be resumed), and its resumed run, which stopped, made no
+    mutating call (``restore_dr`` now answers "stays drained" without one), so
+    ``_judge_after_run`` excuses it as "a run that changed nothing left the state it found". The
+    state it found was its own crashed predecessor's (same run id): a resume of a run that changed
+    AWS must be judged like that run. With fb21's roll-forward every stop after the mark makes no
+    call, so the soak cannot see B21-2."""
+    d = deploy("aurora-global")
+    stopped = _failback_stopped_while_its_switchover_is_cancelled(d)
+    assert not d.emulator.serving(REGION_B) and d.writer().split(":")[3] == REGION_B  # B21-2's state
+    violations = {v.invariant for v in d.judge()}
+    assert violations & {"converges", "traffic_follows_writer"}, (
+        "the checker saw nothing",
+        stopped.detail,
+        [str(v) for v in d.violations],
     )
