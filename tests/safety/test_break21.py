@@ -5,17 +5,19 @@ to. They fail on branch fb21 (the finding) and are meant to pass once it is fixe
 
 AWS behaviour relied on:
 
-* RDS PromoteReadReplica: the replica passes through ``modifying`` and keeps
-  ``ReadReplicaSourceDBInstanceIdentifier`` until the promotion completes; the replica stops
-  replicating when the promotion starts (https://docs.aws.amazon.com/AmazonRDS/latest/UserGuide/USER_ReadRepl.Promote.html,
-  "Promoting a read replica to be a standalone DB instance": "The read replica stops replicating ...
-  the DB instance is rebooted before it becomes available"; the emulator models it,
-  ``automation/emulator/aws.py``).
-* botocore's retries: a throttled call is retried ``total_max_attempts`` times and then raised to the
-  caller as a ``ClientError`` (https://boto3.amazonaws.com/v1/documentation/api/latest/guide/retries.html);
-  the runbook's region-A clients make 2 attempts (``lambdas/failover/clients.py`` PRIMARY_SETTINGS).
-  RDS documents ``ThrottlingException`` / request throttling for its API
-  (https://docs.aws.amazon.com/AmazonRDS/latest/APIReference/CommonErrors.html).
+* RDS PromoteReadReplica: "RDS reboots the DB instance before making it available. The promotion
+  process can take several minutes or longer"
+  (https://docs.aws.amazon.com/AmazonRDS/latest/UserGuide/USER_ReadRepl.Promote.html). The emulator
+  (``automation/emulator/aws.py``) shows the replica ``modifying`` with its
+  ``ReadReplicaSourceDBInstanceIdentifier`` until the promotion completes, which is what fb21's own
+  ``restore_dr`` and tests rely on.
+* Aurora global database ``FailoverState``: ``pending`` (verified before the operation starts), and
+  ``cancelling``: "The request to switch over or fail over the global cluster was cancelled and the
+  primary Aurora DB cluster and the selected secondary Aurora DB cluster are returning to their
+  previous states" (https://docs.aws.amazon.com/AmazonRDS/latest/APIReference/API_FailoverState.html).
+* botocore retries: a throttled call is retried up to the client's maximum attempts and then raised
+  to the caller (https://docs.aws.amazon.com/boto3/latest/guide/retries.html); the runbook's region-A
+  clients make 2 attempts (``lambdas/failover/clients.py`` PRIMARY_SETTINGS).
 """
 
 from __future__ import annotations
@@ -87,7 +89,13 @@ def test_b21_1_no_loss_one_writer_a_throttled_describe_in_restore_dr_undoes_the_
     # Exactly one region-A DescribeDBInstances fails (both of botocore's attempts): the roll-forward's
     # first look at <primary>. Every later call answers.
     d.add_fault(
-        Fault(service="rds", operation="DescribeDBInstances", region=REGION_A, code=throttling_code("rds"), times=2)
+        Fault(
+            service="rds",
+            operation="DescribeDBInstances",
+            region=REGION_A,
+            code=throttling_code("rds"),
+            times=2,
+        )
     )
     result = steps.restore_dr(d.ctx, d.runbook_clients(), {})
     d.clear_faults()
