@@ -161,3 +161,23 @@ def test_b21_3_checker_a_crashed_failback_resumed_into_a_stop_that_changes_nothi
         stopped.detail,
         [str(v) for v in d.violations],
     )
+
+
+def test_b21_1_writer_still_in_b_reads_a_promotion_under_way_as_region_b_the_writer(deploy: Deploy) -> None:
+    """B21-1, its root: ``_writer_still_in_b`` says (docstring) that "a promotion of ``<primary>``
+    under way has already cut it off, and then region B must stay drained", but it only compares
+    ``<primary>``'s ``ReadReplicaSourceDBInstanceIdentifier`` with region B's instance, which RDS keeps
+    until the promotion completes; it never looks at the replica's status (``modifying``). So while
+    AWS promotes region A's replica it answers "region B is the writer", and whichever path reaches
+    it then (``restore_dr`` after any error of its roll-forward) undoes the drain."""
+    d = deploy("rds-replica")
+    _failed_over(d)
+    died = d.op_run("failback", params={"waiterMaxAttempts": 240}, crash_on=frozenset({"PromoteReadReplica"}))
+    assert died.outcome == "crashed", died
+    clients = d.runbook_clients()
+    primary = clients.rds("primary").describe_db_instances(
+        DBInstanceIdentifier=str(d.ctx.primary_db_instance_id)
+    )["DBInstances"][0]
+    assert primary["DBInstanceStatus"] != "available", primary["DBInstanceStatus"]  # being promoted
+    said = steps._writer_still_in_b(d.ctx, clients, "restore_dr")  # pyright: ignore[reportPrivateUsage]
+    assert said is None, f"a promotion under way ({primary['DBInstanceStatus']}) read as: {said}"
