@@ -181,3 +181,60 @@ def test_b21_1_writer_still_in_b_reads_a_promotion_under_way_as_region_b_the_wri
     assert primary["DBInstanceStatus"] != "available", primary["DBInstanceStatus"]  # being promoted
     said = steps._writer_still_in_b(d.ctx, clients, "restore_dr")  # pyright: ignore[reportPrivateUsage]
     assert said is None, f"a promotion under way ({primary['DBInstanceStatus']}) read as: {said}"
+
+
+def test_b21_4_converges_a_failback_stopped_while_region_a_replica_is_backing_up_leaves_region_b_drained(
+    deploy: Deploy,
+) -> None:
+    """B21-4 (converges; docs/safety.md: a failback that stops after draining region B while region B
+    still holds the writer gives region B back its capacity before the run ends).
+
+    rds-replica. ``_promote_rds`` reads *any* status but ``available`` of a replica that still has its
+    source as "promotion under way" and calls nothing. RDS documents other such statuses:
+    PromoteReadReplica: "a read replica cannot be promoted to a standalone instance when it is in the
+    backing-up status" (https://docs.aws.amazon.com/AmazonRDS/latest/APIReference/API_PromoteReadReplica.html).
+    Region A's failback replica is ``backing-up`` (an automated backup; the guide recommends backups
+    on a replica to be promoted) from the failback's drain on. ``switch_writer`` writes the mark, asks
+    for nothing and waits; its wait gives up and the failback stops. ``restore_dr`` rolls "forward":
+    the replica is still ``backing-up``, so it answers "the writer moves to region A ... region B
+    stays drained" and asks for nothing either. The backup ends: region A's instance is an available
+    replica again, region B's the writer, drained, under an active latch. No promotion was ever
+    requested, no run is under way, and no region serves the writer."""
+    from moto.rds.models import rds_backends
+
+    from automation.emulator.aws import ACCOUNT
+
+    d = deploy("rds-replica")
+    _failed_over(d)
+    backends = rds_backends[ACCOUNT][REGION_A]
+    primary_id = str(d.ctx.primary_db_instance_id)
+
+    def backup_starts(event: str, actor: str) -> None:
+        # From the failback's drain on (its PutFunctionConcurrency in region B, after
+        # reestablish_replication found the replica available), an automated backup of region A's
+        # failback replica runs, longer than the failback's writer wait.
+        replica = backends.databases.get(primary_id)
+        if event == "call:PutFunctionConcurrency" and replica is not None and replica.status == "available":
+            replica.status = "backing-up"
+
+    d.on_actor = backup_starts
+    try:
+        # 100 attempts: the replica's creation (20 min) and the rename pass; the writer wait is 25 min.
+        stopped = d.op_run("failback", params={"waiterMaxAttempts": 100})
+    finally:
+        d.on_actor = None
+    replica = backends.databases[primary_id]
+    assert stopped.outcome == "stopped" and "switch_writer" in stopped.detail, stopped.detail
+    assert _journal(d).get(steps.WRITER_MOVE_MARK), "switch_writer wrote the mark"
+    assert replica.status == "backing-up" and replica.read_replica_source_db_instance_identifier, (
+        "nothing was promoted"
+    )
+    replica.status = "available"  # the backup ends
+    d.op_advance(TRAFFIC_GRACE + 60)
+    assert d.writer().split(":")[3] == REGION_B, "no promotion was requested: region B holds the writer"
+    violations = [str(v) for v in d.judge()]
+    assert d.emulator.serving(REGION_B), (
+        "a stopped failback left region B drained while it holds the writer, nothing under way",
+        violations,
+        stopped.detail,
+    )
