@@ -87,9 +87,10 @@ class Regression(StrEnum):
 
     FAILBACK_UNDOES_MOVE = "failback-undoes-move"
     """A failback that stops after ``switch_writer`` asked AWS to move the writer (``WRITER_MOVE_MARK``)
-    gives region B its writes back whenever region B still looks like the writer, although a
-    promotion or switchover may already be moving it to region A: writes region B takes then are
-    cut off (breaks no_loss, one_writer: B10-1/B10-2)."""
+    gives region B its writes back whenever region B still looks like the writer (an RDS replica
+    still naming its source, whatever its status), although a promotion or switchover may already
+    be moving it to region A: writes region B takes then are cut off (breaks no_loss, one_writer:
+    B10-1/B10-2, B21-1)."""
 
     STOP_KEEPS_FENCE = "stop-keeps-fence"
     """A failover that stops on a failed step before the writer moved leaves region A fenced (and the

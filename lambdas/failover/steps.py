@@ -1352,6 +1352,14 @@ def enable_functions(ctx: RunbookContext, clients: Clients, params: Mapping[str,
     return _done("; ".join(changed), changes=changed)
 
 
+PROMOTING_STATUSES = ("modifying", "rebooting")
+"""The statuses of a read replica whose promotion is under way: PromoteReadReplica modifies it, and "RDS
+reboots the DB instance before making it available"
+(https://docs.aws.amazon.com/AmazonRDS/latest/UserGuide/USER_ReadRepl.Promote.html). Its
+``ReadReplicaSourceDBInstanceIdentifier`` stays until the promotion completes, so in these statuses
+the source is no proof that the replica still follows it."""
+
+
 def _promote_rds(
     clients: Clients, params: Mapping[str, Any], side: Side, ident: str, step: str
 ) -> StepResult:
@@ -1372,6 +1380,21 @@ def _promote_rds(
             params, False, f"{ident} is a standalone writer in {region}", instance=ident, region=region
         )
     started = False
+    if status not in ("available", *PROMOTING_STATUSES):
+        # Busy with something else (a backup: "a read replica cannot be promoted to a standalone
+        # instance when it is in the backing-up status", PromoteReadReplica): nothing is promoting
+        # it, and nothing may until it is available again (B21-4).
+        if not _wait(params):
+            return _in_progress(
+                f"{ident} is {status}: it cannot be promoted until it is available",
+                instance=ident,
+                region=region,
+                underWay=False,
+            )
+        rds.get_waiter("db_instance_available").wait(
+            DBInstanceIdentifier=ident, WaiterConfig=_waiter_config(params)
+        )
+        status = "available"
     if status == "available":
         try:
             rds.promote_read_replica(DBInstanceIdentifier=ident)
@@ -1385,7 +1408,9 @@ def _promote_rds(
                 raise
     if not _wait(params):
         verb = "started promoting" if started else f"promotion under way (status {status})"
-        return _in_progress(f"{verb} {ident} (replica of {source})", instance=ident, region=region)
+        return _in_progress(
+            f"{verb} {ident} (replica of {source})", instance=ident, region=region, underWay=True
+        )
     _promoted_waiter(rds).wait(DBInstanceIdentifier=ident, WaiterConfig=_waiter_config(params))
     return _done(
         f"promoted {ident} in {region}: no longer a replica of {source}", instance=ident, region=region
@@ -2557,6 +2582,13 @@ def _writer_still_in_b(ctx: RunbookContext, clients: Clients, step: str) -> str 
             primary.get("ReadReplicaSourceDBInstanceIdentifier") or "", dr_id
         ):
             return None
+        if (
+            primary is not None
+            and primary.get("DBInstanceStatus") in PROMOTING_STATUSES
+            and not regressions.on(Regression.FAILBACK_UNDOES_MOVE)
+        ):
+            # Its source stays set until a promotion completes (B21-1): it may be promoting.
+            return None
         return f"{dr_id} in {ctx.dr_region} is the writer ({primary_id} in {ctx.primary_region} is not)"
     _, members = _global_members(ctx, clients, step)
     me = _member(members, _need(ctx.dr_cluster_arn, "drClusterArn", step)) or {}
@@ -2593,13 +2625,17 @@ def restore_dr(ctx: RunbookContext, clients: Clients, params: Mapping[str, Any])
         except (StepFailed, ClientError) as exc:
             refused = f"; AWS refused to move the writer to region A ({_describe_failure(step, exc)})"
         else:
-            # (Never in_progress: nothing polls a rollback; resuming the failback waits for the move.)
-            return StepResult(
-                "already_done" if moving.status == "already_done" else "done",
-                f"the writer moves to region A, requested after region B's lag was zero ({moving.detail}); "
-                "region B stays drained: resume the failback to finish it",
-                moving.data,
-            )
+            if moving.status != "in_progress" or moving.data.get("underWay"):
+                # (Never in_progress: nothing polls a rollback; resuming the failback waits for it.)
+                return StepResult(
+                    "already_done" if moving.status == "already_done" else "done",
+                    f"the writer moves to region A, requested after region B's lag was zero "
+                    f"({moving.detail}); region B stays drained: resume the failback to finish it",
+                    moving.data,
+                )
+            # Nothing moves the writer and nothing can now (region A's replica busy, AWS cancelling
+            # the switchover): region B keeps it, and must serve it (B21-2, B21-4).
+            refused = f"; the writer cannot move now ({moving.detail})"
     writer = _writer_still_in_b(ctx, clients, step)
     if writer is None:
         return _already(
@@ -2663,6 +2699,11 @@ def _move_writer_to_a(
         return _finished(params, False, f"{ctx.primary_cluster_id} is the writer of {gid}")
     _writer_move_requested(clients, ctx)
     started = False
+    failover_state = str((group.get("FailoverState") or {}).get("Status") or "")
+    if failover_state == "cancelling" and not _wait(params):
+        # "returning to their previous states" (FailoverState): region B stays the writer, nothing
+        # moves it (B21-2).
+        return _in_progress(f"switchover of {gid} cancelled by AWS: nothing moves the writer", underWay=False)
     if group.get("Status") not in ("failing-over", "switching-over"):
         # Switchover, not failover: both regions are up, and a switchover loses no data.
         clients.rds("dr").switchover_global_cluster(
@@ -2671,7 +2712,8 @@ def _move_writer_to_a(
         started = True
     if not _wait(params):
         return _in_progress(
-            f"switchover of {gid} to {ctx.primary_cluster_id} {'started' if started else 'under way'}"
+            f"switchover of {gid} to {ctx.primary_cluster_id} {'started' if started else 'under way'}",
+            underWay=True,
         )
     _writer_waiter(clients.rds("dr"), primary_arn).wait(
         GlobalClusterIdentifier=gid, WaiterConfig=_waiter_config(params)

@@ -256,6 +256,9 @@ class RunState:
     """The in-process run's id in the runbook lock: resuming it re-enters a lock it died holding."""
     ended: datetime | None = None
     """When the run ended (virtual time)."""
+    resumes_a_crash: bool = False
+    """The run resumed a run that died after changing AWS (B21-3): the state it found is that run's,
+    so it is judged as having acted even when it makes no mutating call itself."""
 
 
 @dataclass
@@ -723,6 +726,7 @@ class Deployment:
         crash_on: frozenset[str] | None = None,
         executor_name: str = "cli",
         run_id: str | None = None,
+        resuming: bool = False,
     ) -> RunState:
         """Run a runbook by an executor: ``cli`` (the in-process executor of the break-glass CLI) or
         ``sfn`` (the generated state machine in moto's interpreter, the real handler behind it).
@@ -739,6 +743,16 @@ class Deployment:
         # this run, it would blame the previous run for this run's steps (a failback draining region
         # B before it moves the writer back, seeds 506-508).
         self._judge_after_run()
+        died = self.last_run
+        # A resume (the CLI's --run-id, or op_resume's new execution) of a run that died after
+        # changing AWS inherits the state that run left (B21-3).
+        resumes_a_crash = (
+            died is not None
+            and died.outcome == "crashed"
+            and died.mutated
+            and died.runbook == runbook
+            and (resuming or (run_id is not None and run_id == died.run_id))
+        )
         pending = (self.traffic_due, self._due_run)
         self.traffic_due, self._due_run = None, None
         merged = {"reason": "checker", **(params or {})}
@@ -773,6 +787,7 @@ class Deployment:
                 self._end_actor(rid)  # the process ended (or died): it acts no more
                 clients.actor = None
         state.mutated = self.mutating_calls > calls_before
+        state.resumes_a_crash = resumes_a_crash
         state.ended = self.emulator.clock.now()
         self.last_run = state
         after_b = self._dr_desired()
@@ -796,7 +811,7 @@ class Deployment:
                     "replicate from the writer",
                 )
         self.judge(after_run=True)
-        if not state.mutated and pending[0] is not None:
+        if not state.mutated and not state.resumes_a_crash and pending[0] is not None:
             # A run that changed nothing left the previous run's state: that run's judgment stands.
             self.traffic_due, self._due_run = pending
         return state
@@ -898,7 +913,9 @@ class Deployment:
         if last.outcome == "done":
             self._count(f"resume of a completed {last.runbook}")
         same = last.run_id if last.executor_name == "cli" else None
-        self.op_run(last.runbook, params=last.params, executor_name=last.executor_name, run_id=same)
+        self.op_run(
+            last.runbook, params=last.params, executor_name=last.executor_name, run_id=same, resuming=True
+        )
 
     def _dr_desired(self) -> int:
         try:
@@ -1093,10 +1110,12 @@ class Deployment:
             # refused at the lock was blamed for the outage of the failover running beside it).
             return
         self.traffic_due, self._due_run = None, None
-        if run.outcome != "done" and not run.mutated:
+        if run.outcome != "done" and not run.mutated and not run.resumes_a_crash:
             # A run whose process ended without changing anything (a refusal, a lock held by
             # another run) left the state it found: it is not blamed for an outage it found. Whether
-            # it changed anything is judged from the calls AWS received, not from its report.
+            # it changed anything is judged from the calls AWS received, not from its report. A
+            # resume of a run that died after changing AWS found that run's state: it is judged
+            # (B21-3: a crashed failback resumed into a stop that made no call was never judged).
             return
         # Judged from AWS state whatever the run's report says (9B-3): a run that ended after
         # changing AWS, ``done`` or ``stopped``, must leave a safe serving state once Route 53 has

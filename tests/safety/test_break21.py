@@ -139,28 +139,68 @@ def test_b21_2_converges_a_failback_stopped_while_aws_cancels_its_switchover_lea
     )
 
 
-def test_b21_3_checker_a_crashed_failback_resumed_into_a_stop_that_changes_nothing_is_never_judged(
+def test_b21_3_checker_a_crashed_run_resumed_into_a_stop_that_changes_nothing_is_judged(
     deploy: Deploy,
 ) -> None:
-    """B21-3 (the checker, ``tests/safety/model.py``; converges / traffic_follows_writer after a
-    stopped run). The state B21-2 leaves (region B holds the writer, drained; region A dark; no run
-    under way; the writer's region B answers) is exactly what the after-run judgment exists to
-    report ("no region serves a writer although the writer's region answers"). It is never judged:
-    the crashed run is not judged (it is to be resumed), and its resumed run, which stopped, made no
-    mutating call (``restore_dr`` now answers "stays drained" without one), so
-    ``_judge_after_run`` excuses it as "a run that changed nothing left the state it found". The
-    state it found was its own crashed predecessor's (same run id): a resume of a run that changed
-    AWS must be judged like that run. With fb21's roll-forward every stop after the mark makes no
-    call, so the soak cannot see B21-2."""
-    d = deploy("aurora-global")
-    stopped = _failback_stopped_while_its_switchover_is_cancelled(d)
-    assert not d.emulator.serving(REGION_B) and d.writer().split(":")[3] == REGION_B  # B21-2's state
-    violations = {v.invariant for v in d.judge()}
-    assert violations & {"converges", "traffic_follows_writer"}, (
-        "the checker saw nothing",
-        stopped.detail,
-        [str(v) for v in d.violations],
+    """B21-3 (the checker, ``tests/safety/model.py``; converges after a stopped run). A run that died
+    after changing AWS is not judged (it is to be resumed); its resume that stops without a mutating
+    call was excused as "a run that changed nothing left the state it found", but the state it found
+    was its own crashed predecessor's (same run id). So the state a crash left was never judged, and
+    the soak could not see B21-2 (a resumed failback whose rollback made no call). Here: region A
+    fenced by hand and region B the pilot light (nothing serves the writer, as a failover that died
+    after its fence leaves it); the dead run, resumed under its id, is refused region A's database
+    and stops at confirm_primary_down without a mutating call. It must be judged (converges), as the
+    run it resumes would be; a different run refused the same way is not (control)."""
+    d = deploy("rds-replica")
+    _no_region_serves_a_writer(d)
+    d.last_run = RunState(
+        "failover",
+        {},
+        "crashed",
+        "crashed after UpdateAutoScalingGroup",
+        mutated=True,
+        run_id="local-b21dead00000",
     )
+    d.add_fault(Fault(service="rds", operation="DescribeDBInstances"))
+    resumed = d.op_run("failover", run_id="local-b21dead00000")
+    d.clear_faults()
+    assert resumed.outcome == "stopped" and not resumed.mutated, resumed
+    d.op_advance(TRAFFIC_GRACE + 1)
+    assert "converges" in {v.invariant for v in d.judge()}, [str(v) for v in d.violations]
+
+
+def test_b21_3_control_a_different_run_refused_over_a_crash_s_state_is_not_blamed(deploy: Deploy) -> None:
+    """Control for B21-3: another run (its own id) refused the same way is not blamed for the state the
+    crashed run left (single flight and refusals are judged elsewhere)."""
+    d = deploy("rds-replica")
+    _no_region_serves_a_writer(d)
+    d.last_run = RunState(
+        "failover",
+        {},
+        "crashed",
+        "crashed after UpdateAutoScalingGroup",
+        mutated=True,
+        run_id="local-b21dead00000",
+    )
+    d.add_fault(Fault(service="rds", operation="DescribeDBInstances"))
+    other = d.op_run("failover")
+    d.clear_faults()
+    assert other.outcome == "stopped" and not other.mutated, other
+    d.op_advance(TRAFFIC_GRACE + 1)
+    assert not d.judge(), [str(v) for v in d.violations]
+
+
+def _no_region_serves_a_writer(d: Deployment) -> None:
+    """Region A's web tier and functions fenced by hand, region B the pilot light (as in 9B-3)."""
+    d.op_advance(120)
+    a = d.world.client("autoscaling", REGION_A)
+    a.update_auto_scaling_group(AutoScalingGroupName=d.ctx.primary_asg_name, MinSize=0, DesiredCapacity=0)
+    d.emulator.record_asg(REGION_A, d.ctx.primary_asg_name)
+    for name in d.ctx.primary_function_names:
+        d.world.client("lambda", REGION_A).put_function_concurrency(
+            FunctionName=name, ReservedConcurrentExecutions=0
+        )
+    d.op_advance(d.emulator.timings.deregistration_delay + 60)
 
 
 def test_b21_1_writer_still_in_b_reads_a_promotion_under_way_as_region_b_the_writer(deploy: Deploy) -> None:
@@ -225,7 +265,7 @@ def test_b21_4_converges_a_failback_stopped_while_region_a_replica_is_backing_up
         d.on_actor = None
     replica = backends.databases[primary_id]
     assert stopped.outcome == "stopped" and "switch_writer" in stopped.detail, stopped.detail
-    assert _journal(d).get(steps.WRITER_MOVE_MARK), "switch_writer wrote the mark"
+    assert not _journal(d).get(steps.WRITER_MOVE_MARK), "restore_dr dropped the mark: nothing moves"
     assert replica.status == "backing-up" and replica.read_replica_source_db_instance_identifier, (
         "nothing was promoted"
     )
