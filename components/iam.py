@@ -44,10 +44,9 @@ def iam_path(prefix: str) -> str:
 def boundary_policy_name(prefix: str) -> str:
     """The name of the deployment's permissions boundary: ``<app>-<env>-boundary``.
 
-    IAM names are unique in the account whatever their path ("you can't have two policies with the
-    same name, even if they have different paths",
-    https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_identifiers.html#identifiers-friendly-names),
-    so the name carries the deployment too, not only the path.
+    "IAM user, group, role, and policy names must be unique within the account" (CreatePolicy,
+    ``PolicyName``: https://docs.aws.amazon.com/IAM/latest/APIReference/API_CreatePolicy.html), the
+    path aside, so the name carries the deployment too, not only the path.
     """
     return f"{prefix}-boundary"
 
