@@ -39,10 +39,9 @@ grants its roles something new (the boundary would cap it: the test
 
 from __future__ import annotations
 
-import fnmatch
 import json
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from automation import iam, synth
@@ -119,24 +118,75 @@ def role_statements(syntheses: Iterable[synth.Synthesis]) -> list[dict[str, Any]
     return out
 
 
-def _generalized(arn: str, regions: Sequence[str], buckets: Sequence[str]) -> list[str]:
+NAMED_IN_ARN = frozenset({"aws:sqs/queue:Queue", "aws:cloudwatch/logGroup:LogGroup"})
+"""Types whose ARN ends in the resource's name: a role statement naming one by its ARN (known only once
+created) names it in the boundary by that name (or, auto-named, ``<logical>-*``) instead of ``*``, so
+the boundary reaches no queue or log group of another application that carries no tags."""
+
+
+def arn_names(syntheses: Iterable[synth.Synthesis]) -> dict[str, str]:
+    """Logical name -> the name in its ARN, for the stacks' resources of :data:`NAMED_IN_ARN`."""
+    return {
+        r.name: str(r.inputs.get("name") or f"{r.name}-*")
+        for s in syntheses
+        for r in s.aws_resources()
+        if r.type in NAMED_IN_ARN
+    }
+
+
+def _generalized(
+    arn: str, regions: Sequence[str], buckets: Sequence[str], names: Mapping[str, str] | None = None
+) -> list[str]:
     """A role statement's resource as the boundary names it: any region (the program's names carry the
     deployment; a region-free ARN stays so), a bucket only known once created by the program's
-    bucket prefixes, anything else only a deployment knows as ``*``."""
+    bucket prefixes, a queue or log group by its name (``names``, :func:`arn_names`), anything else
+    only a deployment knows as ``*``."""
     match = re.fullmatch(rf"arn:aws:s3:::{synth.COMPUTED}[^/]*(/.*)?", arn)
     if match:
         return [f"{b}{match.group(1) or ''}" for b in buckets]
+    arn = re.sub(
+        rf"{synth.COMPUTED}([^:/\".]+)(?=$|:)", lambda m: (names or {}).get(m.group(1), m.group(0)), arn
+    )
     arn = iam._offline(arn)
     for region in regions:
         arn = arn.replace(f":{region}:", ":*:")
     return [arn]
 
 
+def _deployment_wide(pattern: str, app: str, environment: str) -> str:
+    """``pattern`` with a name that starts with the deployment's prefix (``<app>-<env>-...``, or the
+    path form ``<app>/<env>/...`` of secrets and parameters) widened to every such name: every
+    function, table, log group... of this deployment, none of another (an environment has no hyphen,
+    components/config.py, so ``<app>-<env>-`` starts no other environment's names). Keeps the
+    boundary one managed policy for the longest accepted names; the roles' own policies name each."""
+    for head in (f"{app}-{environment}-", f"{app}/{environment}/"):
+        pattern = re.sub(rf"(?<=[:/]){re.escape(head)}[^:]*", f"{head}*", pattern)
+    return pattern
+
+
+def _resource_pattern(pattern: str) -> re.Pattern[str]:
+    """IAM's reading of a Resource ARN with wildcards: ``?`` one character, ``*`` any within its
+    colon-separated segment, and, "if the * wildcard is the last character of a resource ARN segment,
+    it can expand to match beyond colon boundaries"
+    (https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_policies_elements_resource.html,
+    "Using wildcards in resource ARNs")."""
+    out = []
+    for i, char in enumerate(pattern):
+        if char == "*":
+            last = i + 1 == len(pattern) or pattern[i + 1] == ":"
+            out.append(".*" if last else "[^:]*")
+        elif char == "?":
+            out.append("[^:]")
+        else:
+            out.append(re.escape(char))
+    return re.compile("".join(out) + "$")
+
+
 def _without_subsumed(patterns: Iterable[str]) -> list[str]:
-    """``patterns`` without those another one already matches (IAM's ``*`` and ``?`` as fnmatch's):
-    the same resources, fewer characters."""
+    """``patterns`` without those another one already covers (IAM's matching, :func:`_resource_pattern`,
+    applied to the covered pattern as text): the same resources, fewer characters."""
     unique = sorted(set(patterns))
-    return [p for p in unique if not any(q != p and fnmatch.fnmatchcase(p, q) for q in unique)]
+    return [p for p in unique if not any(q != p and _resource_pattern(q).match(p) for q in unique)]
 
 
 def _tag_denies(syntheses: Sequence[synth.Synthesis], services: set[str]) -> list[dict[str, Any]]:
@@ -153,6 +203,8 @@ def boundary_policy(syntheses: Sequence[synth.Synthesis], account: str) -> dict[
     """The boundary document for the deployment the stacks belong to (see the module docstring)."""
     regions = sorted({r.region for s in syntheses for r in s.aws_resources() if r.region})
     buckets = iam.bucket_resources(syntheses)
+    names = arn_names(syntheses)
+    tags = iam.deployment_tags(syntheses)
     tables = {
         f"arn:aws:dynamodb:*:{synth.ACCOUNT_ID}:table/{name}{suffix}"
         for name in iam.resource_names(syntheses).get("${TableName}", [])
@@ -170,7 +222,7 @@ def boundary_policy(syntheses: Sequence[synth.Synthesis], account: str) -> dict[
             continue
         for action in actions:
             for resource in resources:
-                on_resources.setdefault(action, set()).update(_generalized(resource, regions, buckets))
+                on_resources.setdefault(action, set()).update(_generalized(resource, regions, buckets, names))
     for s in syntheses:
         for r in s.by_type("aws:iam/rolePolicyAttachment:RolePolicyAttachment"):
             arn = str(r.inputs.get("policyArn"))
@@ -190,7 +242,13 @@ def boundary_policy(syntheses: Sequence[synth.Synthesis], account: str) -> dict[
             "Sid": "RolesOnTheirResources",
             "Effect": "Allow",
             "Action": named,
-            "Resource": _without_subsumed({r for a in named for r in on_resources[a]}),
+            "Resource": _without_subsumed(
+                {
+                    _deployment_wide(r, tags["Application"], tags["Environment"])
+                    for a in named
+                    for r in on_resources[a]
+                }
+            ),
         },
         *_tag_denies(syntheses, {a.split(":", 1)[0] for a in (*on_star, *named)}),
         {
