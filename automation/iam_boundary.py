@@ -21,9 +21,12 @@ The boundary allows (its Allow statements):
 - the actions the program's roles are granted on ``"*"`` (AWS defines no resource type for them),
   on ``"*"``;
 - the other actions of the roles' inline policies, on the union of the resources those policies
-  name, with any region (the names carry the deployment) and the program's buckets by their prefix;
+  name: any region, the deployment's names as ``<app>-<env>-*`` (and ``<app>/<env>/*``), buckets by
+  the program's prefix, queues and log groups by their names; what only a deployment knows (a key's
+  id) as ``*``, fenced by the tag Deny;
 - what the AWS managed policies the program attaches grant, for what the program uses them for
-  (:data:`MANAGED_POLICY_ACTIONS`), on ``"*"``.
+  (:data:`MANAGED_POLICY_ACTIONS`), on ``"*"`` (DynamoDB's on the program's tables and their
+  backups, :data:`ON_THE_PROGRAMS_TABLES`).
 
 and it denies (Deny statements): every action on a resource tagged as another deployment's (the
 same Deny as the deploy policy, automation/iam.py ``other_deployments_denied``) and every IAM and
@@ -34,7 +37,7 @@ roles' own policies stay the exact grant.
 The program never creates or changes the boundary: a deployer who could would write ``"*"`` into it.
 An administrator creates it once per environment, and again when a new version of the program
 grants its roles something new (the boundary would cap it: the test
-``tests/automation/test_iam_boundary.py`` says which role statements the boundary must cover).
+``tests/automation/test_review_iam_escalation.py`` says which role statements the boundary must cover).
 """
 
 from __future__ import annotations
