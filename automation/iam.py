@@ -1269,6 +1269,21 @@ def main(argv: list[str] | None = None) -> int:
     note = unfenceable_note(docs) if args.audience == "deploy" else ""
     if note:
         print(note, file=sys.stderr)
+    boundaries = sorted(
+        {
+            st["Resource"]
+            for d in docs
+            for st in d["Statement"]
+            if args.audience == "deploy" and st.get("Sid") == "KeepTheBoundaryPolicy"
+        }
+    )
+    for boundary in boundaries:
+        print(
+            f"note: every role the stacks create carries the permissions boundary {boundary}; an "
+            "administrator creates it from `python -m automation iam --for boundary` before the first "
+            "pulumi up (the deploy policy cannot create or change it)",
+            file=sys.stderr,
+        )
     try:
         print(json.dumps({"policies": named}, indent=2))
         sys.stdout.flush()

@@ -403,3 +403,18 @@ def test_iam_for_boundary_prints_the_document_with_the_name_and_path_the_roles_n
     syntheses, _ = _stacks()
     arn = iam.boundary_arn(syntheses, "210987654321")
     assert arn == f"arn:aws:iam::210987654321:policy{entry['path']}{entry['name']}"
+
+
+def test_iam_for_deploy_tells_the_person_to_create_the_boundary_first(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """The deploy policy refuses every role without the boundary, and cannot create the boundary: the
+    first ``pulumi up`` fails with AccessDenied on CreateRole unless an administrator created it.
+    ``iam --for deploy`` says so on stderr, by its ARN; stdout stays the JSON."""
+    from automation.__main__ import main as automation_main
+
+    assert automation_main(["iam", "--for", "deploy", "--account", "210987654321"]) == 0
+    out, err = capsys.readouterr()
+    assert json.loads(out)["policies"]
+    boundary = "arn:aws:iam::210987654321:policy/pilotlight-production/pilotlight-production-boundary"
+    assert f"permissions boundary {boundary}" in err and "iam --for boundary" in err
