@@ -190,6 +190,9 @@ DEPLOY_ACTIONS: dict[str, tuple[str, ...]] = {
         "iam:CreateRole", "iam:GetRole", "iam:DeleteRole", "iam:UpdateRole", "iam:UpdateAssumeRolePolicy",
         "iam:TagRole", "iam:UntagRole", "iam:ListRolePolicies", "iam:ListAttachedRolePolicies",
         "iam:ListInstanceProfilesForRole", "iam:PassRole",
+        # A role created before the boundary gets it in place (terraform-provider-aws resourceRoleUpdate:
+        # a changed permissions_boundary is PutRolePermissionsBoundary).
+        "iam:PutRolePermissionsBoundary",
     ),
     "aws:iam/rolePolicy:RolePolicy": ("iam:PutRolePolicy", "iam:GetRolePolicy", "iam:DeleteRolePolicy"),
     "aws:iam/rolePolicyAttachment:RolePolicyAttachment": (
@@ -515,10 +518,16 @@ def action_resources(
     return out
 
 
+SERVICE_LINKED_ROLES = "arn:aws:iam::{account}:role/aws-service-role/*"
+"""Where services create their service-linked roles (RDS, DynamoDB global tables, Auto Scaling...);
+the deployer only asks for them to be created (``iam:CreateServiceLinkedRole``), which IAM authorizes on
+the role the service will own."""
+
+
 def iam_resources(syntheses: Iterable[synth.Synthesis], account: str) -> list[str]:
     """The roles, policies and instance profiles the stacks create, under their path (``/<app>-<env>/``,
     components.iam.iam_path; auto-names as ``<logical>-*``)."""
-    out: set[str] = {f"arn:aws:iam::{account}:role/aws-service-role/*"}  # service-linked roles
+    out: set[str] = set()
     for s in syntheses:
         for r in s.aws_resources():
             template = synth.ARN_FORMATS.get(r.type, "")
@@ -799,8 +808,14 @@ def deploy_policies(syntheses: Sequence[synth.Synthesis], account: str) -> list[
             statements.append(statement)
     statements = _records_in_own_zones(statements, syntheses)
     statements = _mappings_to_own_functions(statements, names.get("${FunctionName}", []), regions, account)
+    statements = _roles_within_the_boundary(statements, syntheses, account)
     tags = deployment_tags(syntheses)
-    return split_documents(other_deployments_denied(tags) + deployment_tags_kept(tags) + statements)
+    return split_documents(
+        other_deployments_denied(tags)
+        + deployment_tags_kept(tags)
+        + boundary_kept(syntheses, account)
+        + statements
+    )
 
 
 RECORD_NAMES_KEY = "route53:ChangeResourceRecordSetsNormalizedRecordNames"
@@ -918,6 +933,171 @@ def _mappings_to_own_functions(
     return out
 
 
+BOUNDARY_KEY = "iam:PermissionsBoundary"
+"""The permissions boundary in a CreateRole or PutRolePermissionsBoundary request, and the boundary the
+role already has for PutRolePolicy, DeleteRolePolicy, AttachRolePolicy and DetachRolePolicy (Service
+Authorization Reference, list_awsidentityandaccessmanagementiam.html: the key is listed for exactly
+these, plus DeleteRolePermissionsBoundary; UpdateAssumeRolePolicy has no condition key). AWS's pattern
+for letting someone create roles without letting them escalate is this condition: "require that any
+new role ... has a permissions boundary" and forbid removing or changing it
+(https://docs.aws.amazon.com/IAM/latest/UserGuide/access_policies_boundaries.html, "Delegating
+responsibility to others using permissions boundaries")."""
+
+WITH_THE_BOUNDARY = (
+    "iam:CreateRole",
+    "iam:DeleteRolePolicy",
+    "iam:PutRolePermissionsBoundary",
+    "iam:PutRolePolicy",
+)
+"""Role writes allowed only when the role carries (or the request sets) the deployment's boundary."""
+
+POLICY_ARN_KEY = "iam:PolicyARN"
+"""The managed policy an AttachRolePolicy or DetachRolePolicy request names (same page; type ARN)."""
+
+ATTACHMENTS = ("iam:AttachRolePolicy", "iam:DetachRolePolicy")
+"""Allowed only for the policies the program attaches, and only on roles carrying the boundary."""
+
+
+def boundary_arn(syntheses: Iterable[synth.Synthesis], account: str) -> str | None:
+    """The permissions boundary every role of the stacks carries (components.iam.permissions_boundary_arn),
+    in ``account``; None when the stacks create no role. Raises KeyError when a role has none or
+    they differ: the deploy policy would refuse to create it."""
+    found = {
+        str(r.inputs.get("permissionsBoundary") or "")
+        for s in syntheses
+        for r in s.by_type("aws:iam/role:Role")
+    }
+    if not found:
+        return None
+    if len(found) != 1 or "" in found:
+        raise KeyError(
+            f"every role needs the one deployment boundary (permissions_boundary): {sorted(found)}"
+        )
+    return next(iter(found)).replace(f":{synth.ACCOUNT_ID}:", f":{account}:")
+
+
+def attached_policy_arns(syntheses: Iterable[synth.Synthesis], account: str) -> list[str]:
+    """The managed policies the stacks attach to their roles (``aws.iam.RolePolicyAttachment``): the AWS
+    managed ones by ARN, a policy of the program's own (an ARN known only once created) as the
+    deployment's policy path."""
+    syntheses = list(syntheses)
+    out: set[str] = set()
+    for s in syntheses:
+        for r in s.by_type("aws:iam/rolePolicyAttachment:RolePolicyAttachment"):
+            arn = str(r.inputs.get("policyArn") or "")
+            if arn.startswith("arn:aws:iam::aws:policy/"):
+                out.add(arn)
+            else:
+                out.update(p for p in iam_resources(syntheses, account) if ":policy/" in p)
+    return sorted(out)
+
+
+def _roles_within_the_boundary(
+    statements: list[dict[str, Any]], syntheses: Iterable[synth.Synthesis], account: str
+) -> list[dict[str, Any]]:
+    """The IAM writes that could give a role more than the program gives it (review brk12, F1), each
+    only with the deployment's permissions boundary on the role (:data:`BOUNDARY_KEY`): creating a
+    role, writing or deleting its inline policy, setting its boundary; attaching and detaching only
+    the managed policies the program attaches (:data:`POLICY_ARN_KEY`), not AdministratorAccess.
+    ``iam:CreateServiceLinkedRole`` only where services keep their service-linked roles, which no
+    other IAM write reaches.
+
+    What remains is ``iam:UpdateAssumeRolePolicy`` on the deployment's own roles: the provider calls
+    it whenever ``assume_role_policy`` changes (terraform-provider-aws ``resourceRoleUpdate``), and IAM
+    offers no condition on a trust policy's content or on the role's boundary for it (Service
+    Authorization Reference, IAM actions). A deployer may make one of its roles trust itself; the
+    role can then do what the boundary allows, which is what the environment's own roles need and
+    nothing of another environment's (automation/iam_boundary.py). Replacing one of its functions'
+    code reaches the same, so the boundary, not this action, is the fence."""
+    syntheses = list(syntheses)
+    boundary = boundary_arn(syntheses, account)
+    if boundary is None:
+        return statements
+    attached = attached_policy_arns(syntheses, account)
+    fenced = {*WITH_THE_BOUNDARY, *ATTACHMENTS, "iam:CreateServiceLinkedRole"}
+    out: list[dict[str, Any]] = []
+    for statement in statements:
+        actions = [statement["Action"]] if isinstance(statement["Action"], str) else statement["Action"]
+        if statement["Effect"] != "Allow" or not any(a in fenced for a in actions):
+            out.append(statement)
+            continue
+        rest = [a for a in actions if a not in fenced]
+        if rest:
+            out.append({**statement, "Action": rest})
+    # Every role under the deployment's path is the deployment's (components.iam.iam_path), and every
+    # one carries the boundary: the path, not each role's name, keeps these statements short.
+    paths = {str(r.inputs.get("path") or "/") for s in syntheses for r in s.by_type("aws:iam/role:Role")}
+    roles = sorted(f"arn:aws:iam::{account}:role{path}*" for path in paths)
+    if "/" in paths:
+        raise KeyError("a role outside the deployment's IAM path (components.iam.iam_path)")
+    condition = {"ArnEquals": {BOUNDARY_KEY: boundary}}  # the key's type is ARN
+    out += [
+        {
+            "Sid": "IamRolesOnlyWithTheBoundary",
+            "Effect": "Allow",
+            "Action": list(WITH_THE_BOUNDARY),
+            "Resource": roles,
+            "Condition": condition,
+        },
+        {
+            "Sid": "IamAttachOnlyTheProgramsPolicies",
+            "Effect": "Allow",
+            "Action": list(ATTACHMENTS),
+            "Resource": roles,
+            "Condition": {"ArnEquals": {BOUNDARY_KEY: boundary, POLICY_ARN_KEY: attached}},
+        },
+        {
+            "Sid": "IamServiceLinkedRoles",
+            "Effect": "Allow",
+            "Action": ["iam:CreateServiceLinkedRole"],
+            "Resource": SERVICE_LINKED_ROLES.format(account=account),
+        },
+    ]
+    return out
+
+
+BOUNDARY_WRITES = (
+    "iam:CreatePolicyVersion",
+    "iam:DeletePolicy",
+    "iam:DeletePolicyVersion",
+    "iam:SetDefaultPolicyVersion",
+)
+"""The writes that would change what the boundary policy allows, or remove it."""
+
+
+def boundary_kept(syntheses: Iterable[synth.Synthesis], account: str) -> list[dict[str, Any]]:
+    """Deny what would undo the boundary, whatever else the deployer is given: removing a role's
+    boundary, setting another one (or none) on a new role or an existing one, and changing or
+    deleting the boundary policy itself (AWS's delegation example denies the same:
+    https://docs.aws.amazon.com/IAM/latest/UserGuide/access_policies_boundaries.html). A Deny whose
+    ``ArnNotEquals`` key is absent holds (reference_policies_elements_condition_operators.html),
+    so a CreateRole without a boundary is refused too."""
+    boundary = boundary_arn(syntheses, account)
+    if boundary is None:
+        return []
+    return [
+        {
+            "Sid": "KeepTheBoundaryOnRoles",
+            "Effect": "Deny",
+            "Action": ["iam:DeleteRolePermissionsBoundary"],
+            "Resource": "*",
+        },
+        {
+            "Sid": "NoRoleWithoutTheBoundary",
+            "Effect": "Deny",
+            "Action": ["iam:CreateRole", "iam:PutRolePermissionsBoundary"],
+            "Resource": "*",
+            "Condition": {"ArnNotEquals": {BOUNDARY_KEY: boundary}},
+        },
+        {
+            "Sid": "KeepTheBoundaryPolicy",
+            "Effect": "Deny",
+            "Action": list(BOUNDARY_WRITES),
+            "Resource": boundary,
+        },
+    ]
+
+
 def _chunks(actions: list[str], resources: list[str]) -> list[list[str]]:
     """``actions`` in groups small enough that one statement fits one document."""
     statement = {"Sid": "X" * 20, "Effect": "Allow", "Action": actions, "Resource": resources}
@@ -998,7 +1178,7 @@ def _offline(value: Any) -> Any:
 # --------------------------------------------------------------------------------------------------
 # command line
 
-AUDIENCES = ("deploy", "break-glass")
+AUDIENCES = ("deploy", "break-glass", "boundary")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -1006,7 +1186,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m automation iam",
         description="Print least-privilege IAM policy documents for deploying the stacks or running the "
-        "break-glass runbook.",
+        "break-glass runbook, or the permissions boundary of the deployment's roles (an administrator "
+        "creates it, once per environment, before the first deploy).",
     )
     parser.add_argument(
         "--for", dest="audience", required=True, choices=AUDIENCES, help="who the policy is for"
@@ -1042,9 +1223,29 @@ def policies(
     dr = synth.synthesize("dr", parsed, primary_outputs=primary.outputs)
     if audience == "deploy":
         return deploy_policies([primary, dr], account)
+    if audience == "boundary":
+        from automation.iam_boundary import boundary_policy
+
+        return [boundary_policy([primary, dr], account)]
     runbook = _offline(dr.outputs["runbook"])
     runbook["notifyTopicArn"] = re.sub(r":\d{12}:", f":{account}:", runbook["notifyTopicArn"])
     return [json.loads(json.dumps(break_glass_policy(runbook)).replace(synth.ACCOUNT_ID, account))]
+
+
+def _boundary_name(document: Mapping[str, Any]) -> tuple[str, str]:
+    """(path, name) of the boundary, from the Deny of other deployments it carries: ``/<app>-<env>/``
+    and ``<app>-<env>-boundary`` (components.iam.permissions_boundary_arn)."""
+    from components.iam import boundary_policy_name, iam_path
+
+    tags = {
+        key.split("/", 1)[1]: value
+        for st in document["Statement"]
+        if st["Effect"] == "Deny"
+        for key, value in st.get("Condition", {}).get("StringNotEquals", {}).items()
+        if key.startswith("aws:ResourceTag/")
+    }
+    prefix = f"{tags['Application']}-{tags['Environment']}"
+    return iam_path(prefix), boundary_policy_name(prefix)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -1057,10 +1258,32 @@ def main(argv: list[str] | None = None) -> int:
     except (IamInputError, synth.SynthError, ConfigError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    named = [{"name": f"pilotlight-{args.audience}-{i + 1}", "document": d} for i, d in enumerate(docs)]
+    named: list[dict[str, Any]] = [
+        {"name": f"pilotlight-{args.audience}-{i + 1}", "document": d} for i, d in enumerate(docs)
+    ]
+    if args.audience == "boundary":
+        # The name and path the roles' permissions_boundary names: an administrator creates it with
+        # them (aws iam create-policy --path <path> --policy-name <name>), the deployer cannot.
+        path, name = _boundary_name(docs[0])
+        named = [{"name": name, "path": path, "document": docs[0]}]
     note = unfenceable_note(docs) if args.audience == "deploy" else ""
     if note:
         print(note, file=sys.stderr)
+    boundaries = sorted(
+        {
+            st["Resource"]
+            for d in docs
+            for st in d["Statement"]
+            if args.audience == "deploy" and st.get("Sid") == "KeepTheBoundaryPolicy"
+        }
+    )
+    for boundary in boundaries:
+        print(
+            f"note: every role the stacks create carries the permissions boundary {boundary}; an "
+            "administrator creates it from `python -m automation iam --for boundary` before the first "
+            "pulumi up (the deploy policy cannot create or change it)",
+            file=sys.stderr,
+        )
     try:
         print(json.dumps({"policies": named}, indent=2))
         sys.stdout.flush()

@@ -41,6 +41,55 @@ def iam_path(prefix: str) -> str:
     return f"/{prefix}/"
 
 
+def boundary_policy_name(prefix: str) -> str:
+    """The name of the deployment's permissions boundary: ``<app>-<env>-boundary``.
+
+    "IAM user, group, role, and policy names must be unique within the account" (CreatePolicy,
+    ``PolicyName``: https://docs.aws.amazon.com/IAM/latest/APIReference/API_CreatePolicy.html), the
+    path aside, so the name carries the deployment too, not only the path.
+    """
+    return f"{prefix}-boundary"
+
+
+def permissions_boundary_arn(account: str, prefix: str) -> str:
+    """The ARN of the deployment's permissions boundary, ``policy/<app>-<env>/<app>-<env>-boundary``.
+
+    An administrator creates it once per environment from ``python -m automation iam --for boundary``;
+    the program never creates or changes it. A boundary the deployer could write would fence nothing:
+    the deployer would write ``"*"`` into it (AWS's delegation example denies the delegated
+    administrator every change to the boundary policy,
+    https://docs.aws.amazon.com/IAM/latest/UserGuide/access_policies_boundaries.html#access_policies_boundaries-delegate).
+    """
+    return f"arn:aws:iam::{account}:policy{iam_path(prefix)}{boundary_policy_name(prefix)}"
+
+
+ROLE_TYPE = "aws:iam/role:Role"
+
+
+def with_permissions_boundary(boundary_arn: pulumi.Input[str]) -> pulumi.ResourceTransformation:
+    """A transformation that sets ``permissions_boundary`` on every IAM role it sees.
+
+    Given to the stack's top-level components (``components/program.py``), it runs for each of
+    their descendants (a parent's ``transformations`` apply to its children: pulumi ``Resource``), so
+    no role of the program, present or future, is created without the boundary, which the deploy
+    policy requires (``iam:PermissionsBoundary`` on CreateRole, PutRolePolicy, AttachRolePolicy...,
+    automation/iam.py). A role's effective permissions are what both its policies and its boundary
+    allow (https://docs.aws.amazon.com/IAM/latest/UserGuide/access_policies_boundaries.html):
+    whatever a deployer writes into a role's policies, the role can do no more than the boundary.
+    pulumi-aws ``aws.iam.Role`` argument ``permissions_boundary``: "ARN of the policy that is used to
+    set the permissions boundary for the role".
+    """
+
+    def transform(args: pulumi.ResourceTransformationArgs) -> pulumi.ResourceTransformationResult | None:
+        if args.type_ != ROLE_TYPE:
+            return None
+        return pulumi.ResourceTransformationResult(
+            props={**args.props, "permissions_boundary": boundary_arn}, opts=args.opts
+        )
+
+    return transform
+
+
 def assume_role_policy(service: str) -> str:
     """Trust policy letting one AWS service (``lambda.amazonaws.com``...) assume a role."""
     return json.dumps(

@@ -34,6 +34,8 @@ class PolicyKind(StrEnum):
     """A KMS key policy: ``Resource: "*"`` means this key."""
     BUCKET = "bucket"
     """An S3 bucket policy."""
+    BOUNDARY = "boundary"
+    """A permissions boundary: the most a role may do, not a grant; the role's own policies grant."""
 
 
 # Where the program keeps policy documents, by resource type and input.
@@ -93,6 +95,14 @@ ALLOWED_FINDINGS: tuple[Allowance, ...] = (
         "(https://docs.aws.amazon.com/kms/latest/developerguide/key-policy-overview.html)",
     ),
     Allowance(
+        "RESOURCE_STAR",
+        frozenset({PolicyKind.BOUNDARY}),
+        "a permissions boundary grants nothing: a role may do an action only where its own policies "
+        f'allow it too ({_IAM}/access_policies_boundaries.html); on "*" it caps what the AWS managed '
+        "policies the program attaches grant there, and its Deny of other deployments' tags fences it "
+        "(automation/iam_boundary.py)",
+    ),
+    Allowance(
         "MISMATCHED_TYPE",
         frozenset({PolicyKind.BUCKET}),
         "parliament's Numeric pattern takes integers only; S3 compares s3:TlsVersion with 1.2 "
@@ -116,7 +126,7 @@ ALLOWED_FINDINGS: tuple[Allowance, ...] = (
     ),
     Allowance(
         "RESOURCE_MISMATCH",
-        frozenset({PolicyKind.IDENTITY}),
+        frozenset({PolicyKind.IDENTITY, PolicyKind.BOUNDARY}),
         "alternative resource types: "
         + "; ".join(f"{a}: {r}" for a, r in ALTERNATIVE_RESOURCE_TYPES.items()),
         _alternative_types_only,

@@ -14,6 +14,7 @@ import pulumi_aws as aws
 from components import failover, providers
 from components.config import StackConfig
 from components.global_failover import GlobalFailover, GlobalFailoverArgs
+from components.iam import permissions_boundary_arn, with_permissions_boundary
 from components.pilot_light_region import PilotLightRegion, PilotLightRegionArgs
 from components.primary_region import PrimaryRegion, PrimaryRegionArgs
 from components.wiring import read_primary_outputs
@@ -35,11 +36,16 @@ def read_latch(cfg: StackConfig, dr_provider: aws.Provider) -> failover.Latch:
 def run(cfg: StackConfig) -> dict[str, Any]:
     """Register the stack's resources and return its outputs."""
     regional = providers.build(cfg)
+    # Through the stack's own region's provider: the dr stack deploys while region A is down.
+    account = aws.get_caller_identity_output(
+        opts=pulumi.InvokeOutputOptions(provider=regional.for_region(cfg.role))
+    ).account_id
+    boundary = [with_permissions_boundary(account.apply(lambda a: permissions_boundary_arn(a, cfg.prefix)))]
     if cfg.role == "primary":
         region = PrimaryRegion(
             "primary",
             PrimaryRegionArgs(config=cfg, dr_provider=regional.dr),
-            pulumi.ResourceOptions(providers={"aws": regional.primary}),
+            pulumi.ResourceOptions(providers={"aws": regional.primary}, transformations=boundary),
         )
         return region.exports()
 
@@ -57,7 +63,7 @@ def run(cfg: StackConfig) -> dict[str, Any]:
     dr = PilotLightRegion(
         "dr",
         PilotLightRegionArgs(config=cfg, primary=primary, tier=tier, primary_provider=regional.primary),
-        pulumi.ResourceOptions(providers={"aws": regional.dr}),
+        pulumi.ResourceOptions(providers={"aws": regional.dr}, transformations=boundary),
     )
     glob = GlobalFailover(
         "global",
@@ -75,5 +81,6 @@ def run(cfg: StackConfig) -> dict[str, Any]:
             replica_bucket_arn=dr.replica_bucket_arn,  # data tier
             replica_kms_key_arn=dr.replica_kms_key_arn,
         ),
+        pulumi.ResourceOptions(transformations=boundary),
     )
     return {**dr.exports(), **glob.exports()}

@@ -81,14 +81,20 @@ def test_the_deploy_policies_pass_parliament_and_fit_iam_limits() -> None:
                 ]
     actions = {a for d in docs for a in _actions(d)}
     assert {"rds:CreateGlobalCluster", "lambda:CreateFunction", "iam:PassRole", "kms:CreateKey"} <= actions
-    roles = next(
-        s["Resource"]
+    create = next(
+        s
         for d in docs
         for s in d["Statement"]
-        if "iam:CreateRole" in _actions({"Statement": [s]})
+        if s["Effect"] == "Allow" and "iam:CreateRole" in _actions({"Statement": [s]})
     )
-    assert "arn:aws:iam::210987654321:role/pilotlight-production/dr-orchestrator-runbook-role-*" in roles
-    assert all(r != "*" and ":role/*" not in r for r in roles), "IAM is narrowed to the program's own names"
+    # Roles under the deployment's IAM path (components.iam.iam_path), with its boundary only.
+    assert create["Resource"] == ["arn:aws:iam::210987654321:role/pilotlight-production/*"]
+    assert create["Condition"] == {
+        "ArnEquals": {
+            "iam:PermissionsBoundary": "arn:aws:iam::210987654321:policy/pilotlight-production/"
+            "pilotlight-production-boundary"
+        }
+    }
 
 
 def test_break_glass_from_the_outputs_file_is_the_runbook_roles_statements(tmp_path: Path) -> None:
@@ -117,7 +123,10 @@ def test_break_glass_offline_names_the_program_s_resources(capsys: pytest.Captur
 @pytest.mark.parametrize(
     ("argv", "message"),
     [
-        (["--for", "operator"], "invalid choice: 'operator' (choose from 'deploy', 'break-glass')"),
+        (
+            ["--for", "operator"],
+            "invalid choice: 'operator' (choose from 'deploy', 'break-glass', 'boundary')",
+        ),
         (["--for", "deploy", "--account", "12"], "an AWS account id is 12 digits"),
         (
             ["--for", "break-glass", "--outputs", "/nonexistent/runbook.json"],

@@ -53,19 +53,23 @@ def _conditions_hold(condition: dict[str, dict[str, Any]], context: dict[str, st
             if not _conditions_hold({operator.removeprefix("ForAnyValue:"): keys}, context):
                 return False
             continue
-        # ArnLike as StringLike: IAM matches each colon-delimited part alone, so a "*" here, which
-        # may span colons, is kinder than IAM, never stricter (a denial the test asserts holds in IAM).
-        base = {"ArnLike": "StringLike"}.get(operator, operator).removesuffix("IfExists")
-        if base not in ("StringEquals", "StringLike", "StringNotEquals"):
+        # ArnLike and ArnEquals (the same operator: both take wildcards) as StringLike, their
+        # negations as StringNotLike: IAM matches each colon-delimited part alone, so a "*" here,
+        # which may span colons, is kinder than IAM to an Allow (a denial the test asserts holds in
+        # IAM); the policies' ARN conditions name whole ARNs.
+        arn = {"ArnLike": "StringLike", "ArnEquals": "StringLike", "ArnNotLike": "StringNotLike"}
+        base = {**arn, "ArnNotEquals": "StringNotLike"}.get(operator, operator).removesuffix("IfExists")
+        if base not in ("StringEquals", "StringLike", "StringNotEquals", "StringNotLike"):
             raise AssertionError(f"the test cannot evaluate {operator}: teach it")
+        negated = base in ("StringNotEquals", "StringNotLike")
         for key, values in keys.items():
             if key not in context:
-                if operator.endswith("IfExists") or base == "StringNotEquals":
+                if operator.endswith("IfExists") or negated:
                     continue
                 return False
-            match = fnmatch.fnmatchcase if base == "StringLike" else str.__eq__
+            match = fnmatch.fnmatchcase if base.endswith("Like") else str.__eq__
             matched = any(match(context[key], v) for v in _list(values))
-            if matched == (base == "StringNotEquals"):
+            if matched == negated:
                 return False
     return True
 

@@ -128,3 +128,24 @@ def test_every_iam_identity_lives_under_the_deployment_s_path(stack: str, overri
         r.name: r.inputs.get("path") for r in identities if r.inputs.get("path") != "/pilotlight-production/"
     }
     assert wrong == {}
+
+
+BOUNDARY = "arn:aws:iam::123456789012:policy/pilotlight-production/pilotlight-production-boundary"
+
+
+@pytest.mark.parametrize(("stack", "overrides"), SYNTHESES, ids=IDS)
+def test_every_role_carries_the_deployment_s_permissions_boundary(
+    stack: str, overrides: dict[str, Any]
+) -> None:
+    """Review brk12, F1: a deployer writes its roles' policies (the program must) and replaces its
+    functions' code, so a role's policy is no fence against it; the role's permissions boundary is
+    (effective permissions are what both allow:
+    https://docs.aws.amazon.com/IAM/latest/UserGuide/access_policies_boundaries.html). Every role the
+    program creates carries its deployment's boundary (components.iam.permissions_boundary_arn), the
+    one the deploy policy requires on CreateRole and PutRolePolicy (automation/iam.py): a role created
+    without it is refused at deploy time."""
+    s = synthesize(stack, overrides)
+    roles = s.by_type("aws:iam/role:Role")
+    assert roles
+    wrong = {f"{r.name} ({r.urn})": r.inputs.get("permissionsBoundary") for r in roles}
+    assert {k: v for k, v in wrong.items() if v != BOUNDARY} == {}
