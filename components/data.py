@@ -714,13 +714,15 @@ class PrimaryDatabase(pulumi.ComponentResource):
                 # region A's writer while it holds <primary>, else an earlier writer a later failback
                 # renamed and kept. Adopted with the `import` option
                 # (https://www.pulumi.com/docs/iac/concepts/options/import/) under a name derived from
-                # the stamp, declared with the arguments of a failback instance (failback_instance_args),
-                # never protected once it is not the writer, never deleted (retainOnDelete).
+                # the stamp, declared as the runbook made it (runbook_replica_args: the import fails on
+                # any input that differs from the live instance), never protected once it is not the
+                # writer, never deleted (retainOnDelete).
                 is_writer = current == physical and lineage.writer == 0
                 adopted = aws.rds.Instance(
                     f"{name}-instance-rb{stamp}",
-                    **failback_instance_args(
+                    **runbook_replica_args(
                         db,
+                        stamp=stamp,
                         identifier=current,
                         engine=db.engine,
                         port=self.port,
@@ -765,6 +767,11 @@ class PrimaryDatabase(pulumi.ComponentResource):
                         import_=writer_lineage_id(physical, index),
                         protect=args.protect and lineage.writer == index,
                         retain_on_delete=True,
+                        # Its source is the dr stack's business: the writer was promoted by the dr
+                        # stack, and a failback instance abandoned for the runbook's still replicates
+                        # from region B's old instance. Declared without it, the import would not
+                        # match that replica, and once adopted the update would promote it.
+                        ignore_changes=["replicateSourceDb"],
                     ),
                 )
                 if lineage.writer == index:
@@ -1304,6 +1311,35 @@ class DrDatabase(pulumi.ComponentResource):
                 ignore_changes=["replicateSourceDb"] if leftover else None,
             ),
         )
+
+
+def runbook_replica_args(db: DatabaseConfig, *, stamp: str, **kwargs: Any) -> dict[str, Any]:
+    """The arguments of the instance the runbook's failback created under ``<primary>``, as AWS has it.
+
+    The primary stack adopts it with the `import` option, which fails unless the declared inputs
+    match the live instance (https://www.pulumi.com/docs/iac/concepts/options/import/). The runbook
+    creates it with CreateDBInstanceReadReplica modelled on the old primary
+    (lambdas/failover/steps.py ``_failback_replica_request``), and AWS fills in the rest: "All read
+    replica DB instances are created with backups disabled. All other DB instance attributes ... are
+    inherited from the source DB instance, except as specified"; tags are not copied to snapshots by
+    default; a cross-Region replica gets the engine's default parameter group unless one is named
+    (MySQL only, as the runbook does), and its Performance Insights use the region's default key
+    (https://docs.aws.amazon.com/AmazonRDS/latest/APIReference/API_CreateDBInstanceReadReplica.html);
+    the runbook's PromoteReadReplica leaves one day of backups ("Default: 1":
+    https://docs.aws.amazon.com/AmazonRDS/latest/APIReference/API_PromoteReadReplica.html). So these
+    are the failback instance's arguments (:func:`failback_instance_args`: same place, size and
+    security) without those AWS chose (the provider computes them: no difference), plus the
+    failback-stamp tag the runbook put on it (left out, the update would remove the tag the
+    program identifies the instance by). Settings the runbook does not make (backup retention,
+    tag copying) stay as AWS has them.
+    """
+    args = failback_instance_args(db, **kwargs)
+    for key in ("backup_retention_period", "copy_tags_to_snapshot", "performance_insights_kms_key_id"):
+        args.pop(key, None)
+    if not str(kwargs["engine"]).startswith("mysql"):
+        args.pop("parameter_group_name")
+    args["tags"] = {FAILBACK_STAMP_TAG: stamp}
+    return args
 
 
 def failback_instance_args(

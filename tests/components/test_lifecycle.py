@@ -14,7 +14,7 @@ import functools
 import pytest
 
 from automation.lifecycle import Action, Lifecycle, Runbook, StepResult, Up, final_violations
-from automation.lifecycle_scenarios import steps_for
+from automation.lifecycle_scenarios import PRIMARY_FOLLOWS_WRITER, steps_for
 from automation.lifecycle_tables import REPLACEMENT
 
 AURORA, RDS = "aurora-global", "rds-replica"
@@ -177,6 +177,34 @@ END_CASES = [
 @pytest.mark.parametrize(("scenario", "mode"), END_CASES)
 def test_the_system_ends_protected_again(scenario: str, mode: str) -> None:
     assert [str(v) for v in final_violations(run(scenario, mode))] == []
+
+
+# Where each scenario adopts a live resource with the `import` option, per mode: (resource, step).
+ADOPTIONS = {
+    ("runbook-runbook", RDS): ("primary-data-db-instance-rb", "routine update of the primary stack"),
+    ("declared-runbook", RDS): ("primary-data-db-instance-rb", "routine update of the primary stack"),
+    ("declared-iac", RDS): ("primary-data-db-instance-w1", PRIMARY_FOLLOWS_WRITER),
+    ("runbook-iac", RDS): ("primary-data-db-instance-w1", PRIMARY_FOLLOWS_WRITER),
+    ("runbook-iac", AURORA): ("dr-data-db-failover-instance", "IaC failback phase replicate"),
+    ("runbook-runbook", AURORA): ("dr-data-db-failover-instance", "routine update: dr:active false"),
+}
+
+
+@pytest.mark.parametrize(("scenario", "mode"), sorted(ADOPTIONS))
+def test_every_adoption_matches_the_live_resource(scenario: str, mode: str) -> None:
+    # The `import` option fails unless the program's inputs match the live resource (Pulumi docs,
+    # "import" resource option; automation/lifecycle_tables.py ENGINE_RULES["import-mismatch"]): the
+    # program must declare what the runbook, or the stack that made it, left in AWS.
+    lc = run(scenario, mode)
+    name, at = ADOPTIONS[(scenario, mode)]
+    adopted = [(p.name, p.action) for p in step(lc, at).plans if p.name.startswith(name)]
+    assert [a for _, a in adopted] == [Action.IMPORT], f"{name} at {at!r}: {adopted}"
+    assert violations(lc, {"import-matches"}) == []
+
+
+@pytest.mark.parametrize(("scenario", "mode"), PLAN_CASES)
+def test_no_import_mismatch_in_any_scenario(scenario: str, mode: str) -> None:
+    assert violations(run(scenario, mode), {"import-matches"}) == []
 
 
 def test_every_input_the_program_sets_on_a_stateful_type_is_classified() -> None:
