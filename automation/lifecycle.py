@@ -314,6 +314,10 @@ runbook stamps the retained name with the instant it decided the rename
 (lambdas/failover/names.py ``retained_instance_id``), so two failbacks never share a retained name."""
 
 
+_RUNBOOK_CLOCK = datetime(2025, 1, 1, tzinfo=UTC)
+"""When the modelled runbook's first write happens (any fixed time: syntheses stay cacheable)."""
+
+
 @dataclass
 class Db:
     """A database AWS has: an RDS instance or an Aurora cluster."""
@@ -346,6 +350,15 @@ class LiveWorld:
     # in the provider's input names: what an `import` of it is compared with (a stack's create
     # inputs, its in-place updates, and what the runbook's requests set out of band).
     rds_attrs: dict[str, dict[str, Any]] = field(default_factory=dict)
+    # The run journal beside the latch (SSM <latch>-journal, lambdas/failover/steps.py): what the
+    # runbook records of a failback under way; the primary stack reads it (components/failover.py).
+    journal: dict[str, Any] = field(default_factory=dict)
+    clock: int = 0  # minutes since _RUNBOOK_CLOCK: each runbook write is stamped one minute later
+
+    def now(self) -> str:
+        """The instant of the runbook's next write (ISO 8601, as steps._now): later at every call."""
+        self.clock += 1
+        return (_RUNBOOK_CLOCK + timedelta(minutes=self.clock)).isoformat(timespec="seconds")
 
     def next_failback_at(self) -> datetime:
         """The stamp of the next runbook failback's rename: distinct per failback, deterministic."""
@@ -594,9 +607,14 @@ class Runbook:
     ``switch-writer``: ``python -m automation latch switch-writer`` (Aurora): a switchover to region A.
     ``release``: ``python -m automation latch release`` (automation/latch_cli.py): once region A holds
     the writer, the runbook's ``release_switch`` and ``clear_latch`` steps; refused otherwise.
+    ``failback-started``: a failback under way (running, or stopped and not resumed yet): its steps up
+    to ``scale_down_dr`` ran (rds-replica: old primary renamed, replica under ``<primary>`` created),
+    the writer has not moved, the latch still says active; ``failback`` afterwards resumes it.
     """
 
-    action: Literal["failover", "failback", "promote", "activate", "switch-writer", "release"]
+    action: Literal[
+        "failover", "failback", "failback-started", "promote", "activate", "switch-writer", "release"
+    ]
     label: str
 
 
@@ -640,7 +658,12 @@ class StepResult:
 
 @functools.lru_cache(maxsize=256)
 def _synth(
-    stack: str, overrides_json: str, latch: str | None, primary_json: str, live_json: str
+    stack: str,
+    overrides_json: str,
+    latch: str | None,
+    primary_json: str,
+    live_json: str,
+    journal: str | None = None,
 ) -> synth.Synthesis:
     primary = json.loads(primary_json) if primary_json else None
     return synth.synthesize(
@@ -649,6 +672,7 @@ def _synth(
         latch=latch,
         primary_outputs=primary,
         live=json.loads(live_json),
+        journal=journal,
     )
 
 
@@ -722,10 +746,9 @@ def _runbook_failback_replica(
     return {k: v for k, v in attrs.items() if v is not None}
 
 
-def _runbook_latch(state: str, runbook: str) -> str:
-    # The latch value the runbook writes (lambdas/failover/steps.py write_latch / clear_latch); fixed
-    # timestamps keep syntheses cacheable.
-    return json.dumps({"state": state, "since": "2025-01-01T00:00:00Z", "runbook": runbook})
+def _runbook_latch(state: str, runbook: str, since: str) -> str:
+    # The latch value the runbook writes (lambdas/failover/steps.py write_latch / clear_latch).
+    return json.dumps({"state": state, "since": since, "runbook": runbook})
 
 
 class Lifecycle:
@@ -739,6 +762,7 @@ class Lifecycle:
         self.results: list[StepResult] = []
         self.syntheses: list[synth.Synthesis] = []
         self.stopped = 0  # steps not run after a failed update
+        self.runbook_draining = False  # a runbook failback under way stopped region B's writes
 
     # ---- helpers over state and world
 
@@ -829,6 +853,8 @@ class Lifecycle:
         phase = self.config["dr"].get("dr:failback") if in_failback else None
         if isinstance(step, Runbook) and step.action == "activate":
             phase = DECLARED_FAILOVER_OUTAGE
+        if self.runbook_draining:
+            phase = "drain"  # a runbook failback stopped region B's writes: the planned write outage
         obs = self.observe()
         result = StepResult(len(self.results) + 1, step, plans, errors, refused, applied, obs, [], phase)
         result.violations = invariants(result, self)
@@ -844,10 +870,13 @@ class Lifecycle:
         for key in step.rm:
             cfg.pop(key, None)
         self.config[step.stack] = cfg
-        latch = self.latch_value() if step.stack == "dr" else None
+        latch = self.latch_value()
+        journal = json.dumps(self.world.journal, sort_keys=True) if self.world.journal else None
         primary = json.dumps(self.outputs.get("primary", {}), sort_keys=True) if step.stack == "dr" else ""
         try:
-            s = _synth(step.stack, json.dumps(cfg, sort_keys=True), latch, primary, self.live_reads())
+            s = _synth(
+                step.stack, json.dumps(cfg, sort_keys=True), latch, primary, self.live_reads(), journal
+            )
         except (FailoverRefused, ConfigError) as exc:
             return [], [], str(exc).splitlines()[0]
         self.syntheses.append(s)
@@ -884,14 +913,14 @@ class Lifecycle:
         primary_asg = self.live("primary", "aws:autoscaling/group:Group", "primary-web-asg")
         dr_asg = self.live("dr", "aws:autoscaling/group:Group", "dr-web-asg")
         assert primary_asg is not None and dr_asg is not None
-        if step.action == "failback":
-            self._runbook_failback(ctx, mode, primary_asg, dr_asg)
+        if step.action in ("failback", "failback-started"):
+            self._runbook_failback(ctx, mode, primary_asg, dr_asg, stop=step.action == "failback-started")
             return
         if step.action == "release":
             self._release()
             return
         if step.action == "activate":
-            self._write_latch(_runbook_latch("active", "declared failover"))
+            self._write_latch(_runbook_latch("active", "declared failover", w.now()))
             if mode == "aurora-global":
                 self._promote_aurora(ctx["drClusterId"])
             w.switch_metric = 1.0
@@ -903,6 +932,7 @@ class Lifecycle:
         if step.action == "failover" and w.region_a_up:  # fence_primary: best effort
             primary_asg.update(minSize=0, desiredCapacity=0)
         if step.action == "failover":
+            w.journal.pop("drStoppedAt", None)  # scale_web_tier: region B takes writes again
             cap = ctx["drCapacity"]
             dr_asg.update(minSize=cap["min"], maxSize=cap["max"], desiredCapacity=cap["desired"])
         if mode == "rds-replica":
@@ -922,7 +952,7 @@ class Lifecycle:
             self._promote_aurora(ctx["drClusterId"])
         if step.action == "failover":
             w.switch_metric = 1.0
-            self._write_latch(_runbook_latch("active", "failover"))
+            self._write_latch(_runbook_latch("active", "failover", w.now()))
 
     def _promote_aurora(self, cluster: str) -> None:
         """The runbook's promote step: a headless secondary gets an instance first, then the global failover."""
@@ -942,7 +972,13 @@ class Lifecycle:
         w.global_failover(cluster)
 
     def _runbook_failback(
-        self, ctx: Mapping[str, Any], mode: str, primary_asg: dict[str, Any], dr_asg: dict[str, Any]
+        self,
+        ctx: Mapping[str, Any],
+        mode: str,
+        primary_asg: dict[str, Any],
+        dr_asg: dict[str, Any],
+        *,
+        stop: bool = False,
     ) -> None:
         w = self.world
         a_region, _ = self.regions()
@@ -958,8 +994,11 @@ class Lifecycle:
             if current is None or current.source != ctx["drDbInstanceId"]:
                 tags: dict[str, str] = {}
                 old: dict[str, Any] = {}
+                record: dict[str, Any] = {}
+                w.journal["failback"] = record  # journaled before the rename (steps.py)
                 if current is not None:
                     retained = retained_instance_id(primary, w.next_failback_at())
+                    record["retained"] = retained
                     w.dbs[retained] = dataclasses.replace(current, ident=retained)
                     old = {**w.rds_attrs.pop(primary, {}), "identifier": retained}
                     w.rds_attrs[retained] = old
@@ -969,10 +1008,19 @@ class Lifecycle:
                 w.rds_attrs[primary] = _runbook_failback_replica(
                     primary, old, w.rds_attrs.get(ctx["drDbInstanceId"], {}), ctx, tags
                 )
+                record["created"] = True
                 w.out_of_band.append(
                     f"aws:rds/instance:Instance {primary} (runbook, replaces the old primary)"
                 )
-        dr_asg.update(minSize=0, maxSize=0, desiredCapacity=0)  # scale_down_dr
+        cap = ctx["primaryCapacity"]  # warm_primary
+        primary_asg.update(minSize=cap["min"], maxSize=cap["max"], desiredCapacity=cap["desired"])
+        # scale_down_dr: stamps the stop before it when region B serves (a resumed run keeps the stamp).
+        if asg_capacity(dr_asg) > 0 or "drStoppedAt" not in w.journal:
+            w.journal["drStoppedAt"] = w.now()
+        dr_asg.update(minSize=0, maxSize=0, desiredCapacity=0)
+        self.runbook_draining = stop
+        if stop:
+            return
         if mode == "rds-replica":
             w.promote(ctx["primaryDbInstanceId"])
             if ctx["primaryDbInstanceId"] in w.rds_attrs:
@@ -981,10 +1029,9 @@ class Lifecycle:
                 w.rds_attrs[ctx["primaryDbInstanceId"]]["backupRetentionPeriod"] = 1
         else:
             w.global_failover(ctx["primaryClusterId"])
-        cap = ctx["primaryCapacity"]
-        primary_asg.update(minSize=cap["min"], maxSize=cap["max"], desiredCapacity=cap["desired"])
         w.switch_metric = 0.0
-        self._write_latch(_runbook_latch("standby", "failback"))
+        self._write_latch(_runbook_latch("standby", "failback", w.now()))
+        w.journal.pop("failback", None)  # clear_latch
 
     def _release(self) -> None:
         """``python -m automation latch release``: only over a writer in region A (else it refuses)."""
@@ -993,7 +1040,7 @@ class Lifecycle:
         if w.writer is None or w.writer not in w.dbs or w.dbs[w.writer].region != a_region:
             return
         w.switch_metric = 0.0
-        self._write_latch(_runbook_latch("standby", "latch release"))
+        self._write_latch(_runbook_latch("standby", "latch release", w.now()))
 
     def _write_latch(self, value: str) -> None:
         latch = self.find("dr", "aws:ssm/parameter:Parameter", "dr-failover-latch")

@@ -14,7 +14,7 @@ import functools
 import pytest
 
 from automation.lifecycle import Action, Lifecycle, Runbook, StepResult, Up, final_violations
-from automation.lifecycle_scenarios import PRIMARY_FOLLOWS_WRITER, steps_for
+from automation.lifecycle_scenarios import PRIMARY_FOLLOWS_WRITER, declared_failover, deploy, steps_for
 from automation.lifecycle_tables import REPLACEMENT
 
 AURORA, RDS = "aurora-global", "rds-replica"
@@ -496,3 +496,31 @@ def test_e4_after_a_runbook_failback_the_next_update_releases_region_b_promoted_
     assert actions == {"dr-data-db-instance": Action.RELEASE, "dr-data-db-instance-g1": Action.SAME}, actions
     assert last.errors == [] and last.observation.protected, last.observation.line()
     assert "pilotlight-production-us-west-2-db" in lc.world.dbs, "the released instance is kept in AWS"
+
+
+@pytest.mark.parametrize("mode", [RDS, AURORA])
+def test_the_primary_stack_refuses_an_update_while_the_runbooks_failback_moves_the_writer(mode: str) -> None:
+    # The run journal says a failback is under way (rds-replica: the old primary renamed, a replica
+    # under <primary>; both modes: region B's writes stopped, the writer about to move): a primary update
+    # would declare region A's database from a half-done failback. Refused with nothing planned; once
+    # the failback is resumed to its end, the documented updates run and the system ends protected.
+    lc = Lifecycle()
+    lc.run(
+        [
+            *deploy(mode),
+            *declared_failover(mode),
+            Runbook("failback-started", "runbook failback under way (stopped after scale_down_dr)"),
+            Up("primary", "primary update during the failback"),
+            Runbook("failback", "the failback resumed to its end"),
+            Up("dr", "routine update: dr:active false", {"dr:active": False}),
+            Up("primary", "routine update of the primary stack"),
+        ]
+    )
+    during = step(lc, "primary update during the failback")
+    assert during.refused is not None and "pulumi up -s primary is refused" in during.refused, during.refused
+    assert "failback" in during.refused and during.plans == [], during.refused
+    assert not during.applied
+    after = lc.results[-1]
+    assert after.errors == [] and after.refused is None, (after.errors, after.refused)
+    assert violations(lc, PLAN | TRAFFIC | {"import-matches"}) == []
+    assert [str(v) for v in final_violations(lc)] == []
