@@ -50,7 +50,7 @@ from automation.lifecycle_tables import (
     Change,
     rejected,
 )
-from lambdas.failover.names import FAILBACK_STAMP_TAG, retained_instance_id
+from lambdas.failover.names import FAILBACK_STAMP_TAG, failover_instance_id, retained_instance_id
 
 # Inputs that differ between two runs of the same program because they are build artefacts.
 VOLATILE_INPUTS = frozenset({"code", "sourceCodeHash", "__defaults"})
@@ -958,7 +958,7 @@ class Lifecycle:
         """The runbook's promote step: a headless secondary gets an instance first, then the global failover."""
         w = self.world
         if not w.instances_of(cluster):
-            ident = f"{cluster}-failover-1"
+            ident = failover_instance_id(cluster)  # the runbook's name, cut with a hash past 63
             w.cluster_instances[ident] = cluster
             # lambdas/failover/steps.py _promote_aurora: CreateDBInstance with these four arguments; the
             # rest is AWS's (https://docs.aws.amazon.com/AmazonRDS/latest/APIReference/API_CreateDBInstance.html).
@@ -968,7 +968,7 @@ class Lifecycle:
                 "instanceClass": self.outputs["dr"]["runbook"]["drInstanceClass"],
                 "engine": "aurora-postgresql",
             }
-            w.out_of_band.append(f"aws:rds/clusterInstance:ClusterInstance {cluster}-failover-1 (runbook)")
+            w.out_of_band.append(f"aws:rds/clusterInstance:ClusterInstance {ident} (runbook)")
         w.global_failover(cluster)
 
     def _runbook_failback(
@@ -1116,8 +1116,8 @@ class Lifecycle:
         }
         unmanaged += [
             f"cluster instance {i}"
-            for i in w.cluster_instances
-            if i.endswith("-failover-1") and i not in held
+            for i, c in w.cluster_instances.items()
+            if i == failover_instance_id(c) and i not in held
         ]
         app_dbs: dict[str, str] = {}
         for region, (stack, fn) in {

@@ -16,6 +16,7 @@ import pytest
 from automation.lifecycle import Action, Lifecycle, Runbook, StepResult, Up, final_violations
 from automation.lifecycle_scenarios import PRIMARY_FOLLOWS_WRITER, declared_failover, deploy, steps_for
 from automation.lifecycle_tables import REPLACEMENT
+from lambdas.failover import names
 
 AURORA, RDS = "aurora-global", "rds-replica"
 PLAN = {
@@ -524,3 +525,39 @@ def test_the_primary_stack_refuses_an_update_while_the_runbooks_failback_moves_t
     assert after.errors == [] and after.refused is None, (after.errors, after.refused)
     assert violations(lc, PLAN | TRAFFIC | {"import-matches"}) == []
     assert [str(v) for v in final_violations(lc)] == []
+
+
+# The longest names the config accepts (tests/components/test_naming.py): region A's identifier
+# leaves no room for "-failback-g<n>", and region B's Aurora cluster none for "-failover-1", so the
+# names the program and the runbook derive from them are cut with a hash.
+LONG = {"pilotlight:appName": "abcdefghijklmnopqrstuvwx", "pilotlight:environment": "stagingeuwest001"}
+
+
+@pytest.mark.parametrize(("scenario", "mode"), [("twice", RDS), ("runbook-iac", AURORA)])
+def test_names_cut_with_a_hash_are_found_by_every_reader(scenario: str, mode: str) -> None:
+    # Every reader that finds a derived resource by name (the primary stack's live read of region A's
+    # writer, the dr stack's adoption of the runbook's Aurora instance, the harness's runbook) computes
+    # the same cut name as its writer: the second failback's writer is adopted, nothing is left
+    # unmanaged, and the system ends protected.
+    lc = Lifecycle({"primary": LONG, "dr": LONG})
+    lc.run(steps_for(scenario, mode))
+    assert lc.stopped == 0 and violations(lc, PLAN | TRAFFIC | {"import-matches"}) == []
+    assert [str(v) for v in final_violations(lc)] == []
+    runbook = lc.outputs["dr"]["runbook"]
+    if mode == RDS:
+        cut = names.failback_generation_id(runbook_base(lc), 1)
+        assert len(f"{runbook_base(lc)}-failback-g1") > names.RDS_IDENTIFIER_MAX, "the name is cut"
+        assert lc.world.writer == cut and lc.world.dbs[cut].managed_by is not None, (lc.world.writer, cut)
+        assert lc.outputs["primary"]["dbInstanceId"] == cut, "region A's application follows the writer"
+    else:
+        cut = names.failover_instance_id(runbook["drClusterId"])
+        assert not cut.endswith(names.FAILOVER_INSTANCE_SUFFIX), "the name is cut"
+        adopted = [r.inputs["identifier"] for r in lc.state["dr"].values() if r.import_id is not None]
+        assert adopted == [cut], adopted
+
+
+def runbook_base(lc: Lifecycle) -> str:
+    """Region A's primary identifier (lineage index 0), as the primary stack first declared it."""
+    return next(
+        r.inputs["identifier"] for r in lc.state["primary"].values() if r.name == "primary-data-db-instance"
+    )
