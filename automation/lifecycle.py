@@ -986,7 +986,7 @@ class Lifecycle:
             # Rename to replace (lambdas/failover/steps.py reestablish_replication): the old primary
             # is renamed <primary>-pre-failback-<stamp> and kept, and a replica of region B's writer
             # takes <primary>, tagged with the rename's stamp (FAILBACK_STAMP_TAG): the primary
-            # stack's next update reads the tag live and adopts it (components/data.py). This harness
+            # stack's next update reads the tag live and adopts it (components/primary_data.py). This harness
             # identifies databases by name, as region A's application does (its endpoint); a renamed
             # instance keeps its tags and the state that follows it.
             primary = ctx["primaryDbInstanceId"]

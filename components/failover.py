@@ -163,7 +163,7 @@ def _instant(value: Any) -> datetime:
 def refuse_primary_update(latch: Latch, journal: Mapping[str, Any]) -> None:
     """Raise :class:`FailbackInProgress` while the runbook's failback moves region A's writer.
 
-    The primary stack declares region A's writer from what AWS has now (components/data.py reads
+    The primary stack declares region A's writer from what AWS has now (components/primary_data.py reads
     the instances live): mid-failback that is a renamed old primary, a replica being created under
     ``<primary>``, a writer about to be promoted. An update then would adopt, protect or point the
     application at the wrong instance, so it is refused before any resource is registered.

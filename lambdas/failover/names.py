@@ -226,7 +226,7 @@ FAILBACK_STAMP_TAG = "pilotlight:failback-stamp"
 """The tag the rds-replica failback puts on the replica it creates under ``<primary>`` (Tags on
 CreateDBInstanceReadReplica): the stamp of the retained name it renamed the old primary to. Tags
 follow an instance through a rename, so every instance a failback made says which one it replaced;
-the primary stack reads it live and adopts the instance (components/data.py)."""
+the primary stack reads it live and adopts the instance (components/primary_data.py)."""
 
 
 def retained_stamp(primary_instance_id: str, identifier: str) -> str | None:

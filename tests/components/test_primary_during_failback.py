@@ -1,6 +1,6 @@
 """The primary stack during the runbook's failback: refused, at its entry, before any resource.
 
-Mid-failback region A's database is not what a primary update declares (components/data.py reads
+Mid-failback region A's database is not what a primary update declares (components/primary_data.py reads
 region A's instances live): the old primary renamed, a replica being created under ``<primary>``, a
 writer about to be promoted. The run journal beside the latch (lambdas/failover/steps.py) says so.
 """
