@@ -337,11 +337,11 @@ INVOKE_ACTIONS: dict[str, tuple[str, ...]] = {
     "aws:index/getAvailabilityZones:getAvailabilityZones": ("ec2:DescribeAvailabilityZones",),
     "aws:ssm/getParameter:getParameter": ("ssm:GetParameter",),  # the public Amazon Linux image id
     "aws:ssm/getParametersByPath:getParametersByPath": ("ssm:GetParametersByPath",),  # the latch
-    # rds-replica: whether region B's instance is still a replica, live (components/data.py).
+    # rds-replica: whether region B's instance is still a replica, live (components/dr_data.py).
     "aws:rds/getInstance:getInstance": ("rds:DescribeDBInstances",),
-    # rds-replica re-protection: region B's instances, to find the current generation (components/data.py).
+    # rds-replica re-protection: region B's instances, to find the current generation (components/dr_data.py).
     "aws:rds/getInstances:getInstances": ("rds:DescribeDBInstances",),
-    # aurora-global: the instance the runbook added to a headless secondary, adopted (components/data.py).
+    # aurora-global: the instance the runbook added to a headless secondary, adopted (components/dr_data.py).
     "aws:rds/getCluster:getCluster": ("rds:DescribeDBClusters",),
     "aws:secretsmanager/getRandomPassword:getRandomPassword": ("secretsmanager:GetRandomPassword",),
     # sts:GetCallerIdentity needs no permission (https://docs.aws.amazon.com/STS/latest/APIReference/API_GetCallerIdentity.html).

@@ -41,6 +41,8 @@ from automation import synth
 from automation.lifecycle_tables import (
     ENGINE_RULES,
     EXISTS_ERRORS,
+    IMPORT_ABSENT_DIFFERS,
+    IMPORT_UNREAD,
     NO_DELETE_TYPES,
     RENAMES,
     REPLACEMENT,
@@ -48,7 +50,7 @@ from automation.lifecycle_tables import (
     Change,
     rejected,
 )
-from lambdas.failover.names import FAILBACK_STAMP_TAG, retained_instance_id
+from lambdas.failover.names import FAILBACK_STAMP_TAG, failover_instance_id, retained_instance_id
 
 # Inputs that differ between two runs of the same program because they are build artefacts.
 VOLATILE_INPUTS = frozenset({"code", "sourceCodeHash", "__defaults"})
@@ -156,6 +158,8 @@ class ResourcePlan:
     unclassified: list[str] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
     options: dict[str, tuple[Any, Any]] = field(default_factory=dict)  # protect, retain, ignore_changes
+    # `import`: each input the program declares that differs from the live resource (key, program, live)
+    import_mismatches: list[tuple[str, Any, Any]] = field(default_factory=list)
 
     @property
     def stateful(self) -> bool:
@@ -194,6 +198,17 @@ def plan_resource(old: Stored | None, new: Stored, facts: Facts | None = None) -
         plan = ResourcePlan(new.stack, new.urn, new.type, new.name, new.region, Action.IMPORT)
         if new.import_id not in facts.get("existing_identifiers", ()):
             plan.errors.append(f"{plan.label}: import of {new.import_id!r}, which does not exist in AWS")
+            return plan, new
+        live = facts.get("import_live")
+        if live is not None:
+            plan.import_mismatches = import_mismatches(new, live, facts.get("resolve") or (lambda v: v))
+        if plan.import_mismatches:
+            diff = "; ".join(
+                f"{k}: program {_short(p)}, AWS {_short(a)}" for k, p, a in plan.import_mismatches
+            )
+            plan.errors.append(
+                f"{plan.label}: import of {new.import_id!r}: {diff}: " + ENGINE_RULES["import-mismatch"]
+            )
         return plan, new
     if old is None:
         plan = ResourcePlan(new.stack, new.urn, new.type, new.name, new.region, Action.CREATE)
@@ -237,6 +252,40 @@ def plan_resource(old: Stored | None, new: Stored, facts: Facts | None = None) -
     return plan, stored
 
 
+def import_mismatches(new: Stored, live: Mapping[str, Any], resolve: Any) -> list[tuple[str, Any, Any]]:
+    """The inputs of an ``import`` that differ from the live resource: (key, program's, AWS's).
+
+    The engine diffs the program's inputs against the resource as the provider reads it
+    (:data:`lifecycle_tables.ENGINE_RULES` ``import-mismatch``), honouring ``ignoreChanges``
+    (pulumi/pulumi#5976, CLI 2.16: "ignoreChanges is respected during import"). Compared: every
+    input the program declares, except those the provider never reads back
+    (:data:`lifecycle_tables.IMPORT_UNREAD`); an input AWS has no value for (``live`` lacks it: the
+    creator left it to AWS) differs from any value the program declares. An input the program
+    leaves out differs only where the provider does not compute it
+    (:data:`lifecycle_tables.IMPORT_ABSENT_DIFFERS`). References (ARNs, ids) compare by the
+    database they name (``resolve``).
+    """
+    ignored = {p.split(".", 1)[0].split("[", 1)[0] for p in new.ignore_changes}
+    skip = VOLATILE_INPUTS | IMPORT_UNREAD.get(new.type, frozenset()) | ignored
+    out: list[tuple[str, Any, Any]] = []
+
+    def norm(v: Any) -> Any:
+        if isinstance(v, list):
+            return [norm(x) for x in v]
+        if isinstance(v, dict):
+            return {k: norm(x) for k, x in v.items()} or None
+        return None if v in ("", None) else resolve(v)
+
+    for key in sorted(set(new.inputs) - skip):
+        mine, theirs = new.inputs[key], live.get(key)
+        if mine is not None and norm(mine) != norm(theirs):
+            out.append((key, mine, theirs))
+    for key in sorted(IMPORT_ABSENT_DIFFERS.get(new.type, frozenset()) - skip - set(new.inputs)):
+        if norm(live.get(key)) is not None:
+            out.append((key, None, live[key]))
+    return out
+
+
 def plan_removal(old: Stored) -> ResourcePlan:
     """A resource in state that the new goal no longer declares."""
     action = Action.RELEASE if old.retain_on_delete else Action.DELETE
@@ -263,6 +312,10 @@ _RUNBOOK_FAILBACK_AT = datetime(2030, 1, 1, tzinfo=UTC)
 Each later failback of the same world is one hour later (:meth:`LiveWorld.next_failback_at`): the
 runbook stamps the retained name with the instant it decided the rename
 (lambdas/failover/names.py ``retained_instance_id``), so two failbacks never share a retained name."""
+
+
+_RUNBOOK_CLOCK = datetime(2025, 1, 1, tzinfo=UTC)
+"""When the modelled runbook's first write happens (any fixed time: syntheses stay cacheable)."""
 
 
 @dataclass
@@ -293,6 +346,19 @@ class LiveWorld:
     out_of_band: list[str] = field(default_factory=list)  # things the runbook made that no state holds
     released: list[str] = field(default_factory=list)
     runbook_failbacks: int = 0  # how many runbook failbacks renamed a region-A primary (their stamps)
+    # Each RDS instance's, cluster's and cluster instance's attributes as AWS has them, by identifier,
+    # in the provider's input names: what an `import` of it is compared with (a stack's create
+    # inputs, its in-place updates, and what the runbook's requests set out of band).
+    rds_attrs: dict[str, dict[str, Any]] = field(default_factory=dict)
+    # The run journal beside the latch (SSM <latch>-journal, lambdas/failover/steps.py): what the
+    # runbook records of a failback under way; the primary stack reads it (components/failover.py).
+    journal: dict[str, Any] = field(default_factory=dict)
+    clock: int = 0  # minutes since _RUNBOOK_CLOCK: each runbook write is stamped one minute later
+
+    def now(self) -> str:
+        """The instant of the runbook's next write (ISO 8601, as steps._now): later at every call."""
+        self.clock += 1
+        return (_RUNBOOK_CLOCK + timedelta(minutes=self.clock)).isoformat(timespec="seconds")
 
     def next_failback_at(self) -> datetime:
         """The stamp of the next runbook failback's rename: distinct per failback, deterministic."""
@@ -308,6 +374,8 @@ class LiveWorld:
         if self.descends_from_writer(ident):
             self.writer = ident
         db.source = None
+        if ident in self.rds_attrs:
+            self.rds_attrs[ident]["replicateSourceDb"] = None  # PromoteReadReplica: standalone
 
     def descends_from_writer(self, ident: str) -> bool:
         seen: set[str] = set()
@@ -351,6 +419,7 @@ def apply_to_world(world: LiveWorld, plan: ResourcePlan, old: Stored | None, new
         _remove_db(world, old, release=plan.action is Action.RELEASE)
         if plan.action is Action.DELETE:
             world.attrs.pop(old.urn, None)
+            world.rds_attrs.pop(_ident(old) or "", None)
         else:
             world.released.append(f"{old.type} {old.name} ({_ident(old) or old.urn})")
         return
@@ -372,6 +441,8 @@ def apply_to_world(world: LiveWorld, plan: ResourcePlan, old: Stored | None, new
         before, after = plan.changed[RENAMES[new.type]]
         _rename_db(world, before, after)
     ident = _ident(new)
+    if ident in world.rds_attrs:
+        world.rds_attrs[ident].update({k: v for k, (_o, v) in plan.changed.items()})
     source = plan.changed.get("replicateSourceDb")
     if new.type == "aws:rds/instance:Instance" and ident and source is not None and source[1] in (None, ""):
         world.promote(ident)
@@ -390,6 +461,8 @@ def _rename_db(world: LiveWorld, before: str, after: str) -> None:
         return  # RDS refuses a rename onto a name in use (DBInstanceAlreadyExists)
     db = world.dbs.pop(before)
     world.dbs[after] = dataclasses.replace(db, ident=after)
+    if before in world.rds_attrs:
+        world.rds_attrs[after] = {**world.rds_attrs.pop(before), "identifier": after}
     for other in world.dbs.values():
         if other.source == before:
             other.source = after
@@ -411,6 +484,7 @@ def _create_db(world: LiveWorld, r: Stored) -> None:
     ident = _ident(r)
     if ident is None:
         return
+    world.rds_attrs[ident] = {k: v for k, v in r.inputs.items() if k not in VOLATILE_INPUTS}
     owner = f"{r.stack}:{r.urn}"
     for out in ("arn", "id"):
         if isinstance(r.outputs.get(out), str):
@@ -533,9 +607,14 @@ class Runbook:
     ``switch-writer``: ``python -m automation latch switch-writer`` (Aurora): a switchover to region A.
     ``release``: ``python -m automation latch release`` (automation/latch_cli.py): once region A holds
     the writer, the runbook's ``release_switch`` and ``clear_latch`` steps; refused otherwise.
+    ``failback-started``: a failback under way (running, or stopped and not resumed yet): its steps up
+    to ``scale_down_dr`` ran (rds-replica: old primary renamed, replica under ``<primary>`` created),
+    the writer has not moved, the latch still says active; ``failback`` afterwards resumes it.
     """
 
-    action: Literal["failover", "failback", "promote", "activate", "switch-writer", "release"]
+    action: Literal[
+        "failover", "failback", "failback-started", "promote", "activate", "switch-writer", "release"
+    ]
     label: str
 
 
@@ -579,7 +658,12 @@ class StepResult:
 
 @functools.lru_cache(maxsize=256)
 def _synth(
-    stack: str, overrides_json: str, latch: str | None, primary_json: str, live_json: str
+    stack: str,
+    overrides_json: str,
+    latch: str | None,
+    primary_json: str,
+    live_json: str,
+    journal: str | None = None,
 ) -> synth.Synthesis:
     primary = json.loads(primary_json) if primary_json else None
     return synth.synthesize(
@@ -588,6 +672,7 @@ def _synth(
         latch=latch,
         primary_outputs=primary,
         live=json.loads(live_json),
+        journal=journal,
     )
 
 
@@ -597,10 +682,73 @@ def _regions() -> tuple[str, str]:
     return cfg["pilotlight:primaryRegion"], cfg["pilotlight:drRegion"]
 
 
-def _runbook_latch(state: str, runbook: str) -> str:
-    # The latch value the runbook writes (lambdas/failover/steps.py write_latch / clear_latch); fixed
-    # timestamps keep syntheses cacheable.
-    return json.dumps({"state": state, "since": "2025-01-01T00:00:00Z", "runbook": runbook})
+_REPLICA_NOT_INHERITED = frozenset(
+    {
+        "identifier",
+        "replicateSourceDb",
+        "kmsKeyId",
+        "tags",
+        # Region B's key cannot encrypt in region A: AWS uses region A's default key for the metrics.
+        "performanceInsightsKmsKeyId",
+        # A cross-region replica gets the engine's default parameter group unless one is named.
+        "parameterGroupName",
+        # Provider-only (never read back) or names only valid in region B.
+        "applyImmediately",
+        "deleteAutomatedBackups",
+        "finalSnapshotIdentifier",
+        "skipFinalSnapshot",
+    }
+)
+
+
+def _runbook_failback_replica(
+    ident: str,
+    old: Mapping[str, Any],
+    source: Mapping[str, Any],
+    ctx: Mapping[str, Any],
+    tags: dict[str, str],
+) -> dict[str, Any]:
+    """The instance the runbook's failback creates under ``<primary>``, as AWS has it (provider input names).
+
+    lambdas/failover/steps.py ``_failback_replica_request``: CreateDBInstanceReadReplica of region B's
+    writer (``source``), modelled on the renamed old primary (``old``): its class, Multi-AZ, public
+    access, subnet group, security groups, IAM authentication and deletion protection (when on); the
+    parameter group only for MySQL; region A's key (``primaryKmsKeyArn``) since the source is
+    encrypted; the failback-stamp tag. AWS: "All read replica DB instances are created with backups
+    disabled. All other DB instance attributes ... are inherited from the source DB instance, except as
+    specified"; copying tags to snapshots is off by default; a cross-Region replica gets the default
+    DB parameter group unless one is named
+    (https://docs.aws.amazon.com/AmazonRDS/latest/APIReference/API_CreateDBInstanceReadReplica.html).
+    """
+    attrs = {k: v for k, v in source.items() if k not in _REPLICA_NOT_INHERITED}
+    attrs.update(
+        {
+            "identifier": ident,
+            "replicateSourceDb": source.get("identifier"),
+            "instanceClass": old.get("instanceClass") or source.get("instanceClass"),
+            "multiAz": bool(old.get("multiAz")),
+            "publiclyAccessible": bool(old.get("publiclyAccessible")),
+            "dbSubnetGroupName": old.get("dbSubnetGroupName"),
+            "vpcSecurityGroupIds": old.get("vpcSecurityGroupIds"),
+            "backupRetentionPeriod": 0,
+            "copyTagsToSnapshot": False,
+            "tags": dict(tags) or None,
+        }
+    )
+    if str(source.get("engine")).startswith("mysql"):
+        attrs["parameterGroupName"] = old.get("parameterGroupName")
+    if old.get("iamDatabaseAuthenticationEnabled"):
+        attrs["iamDatabaseAuthenticationEnabled"] = True
+    if old.get("deletionProtection"):
+        attrs["deletionProtection"] = True
+    if source.get("storageEncrypted"):
+        attrs["kmsKeyId"] = ctx.get("primaryKmsKeyArn")
+    return {k: v for k, v in attrs.items() if v is not None}
+
+
+def _runbook_latch(state: str, runbook: str, since: str) -> str:
+    # The latch value the runbook writes (lambdas/failover/steps.py write_latch / clear_latch).
+    return json.dumps({"state": state, "since": since, "runbook": runbook})
 
 
 class Lifecycle:
@@ -614,6 +762,7 @@ class Lifecycle:
         self.results: list[StepResult] = []
         self.syntheses: list[synth.Synthesis] = []
         self.stopped = 0  # steps not run after a failed update
+        self.runbook_draining = False  # a runbook failback under way stopped region B's writes
 
     # ---- helpers over state and world
 
@@ -659,6 +808,9 @@ class Lifecycle:
         w = self.world
         ident = _ident(r)
         facts: dict[str, Any] = {"existing_identifiers": set(w.dbs) | set(w.cluster_instances)}
+        if r.import_id is not None:
+            facts["import_live"] = w.rds_attrs.get(r.import_id)
+            facts["resolve"] = lambda v: w.refs.get(v, v) if isinstance(v, str) else v
         if r.type == "aws:rds/instance:Instance" and ident in w.dbs:
             facts["is_replica"] = w.dbs[ident].source is not None
         if r.type == "aws:rds/cluster:Cluster":
@@ -701,6 +853,8 @@ class Lifecycle:
         phase = self.config["dr"].get("dr:failback") if in_failback else None
         if isinstance(step, Runbook) and step.action == "activate":
             phase = DECLARED_FAILOVER_OUTAGE
+        if self.runbook_draining:
+            phase = "drain"  # a runbook failback stopped region B's writes: the planned write outage
         obs = self.observe()
         result = StepResult(len(self.results) + 1, step, plans, errors, refused, applied, obs, [], phase)
         result.violations = invariants(result, self)
@@ -716,10 +870,13 @@ class Lifecycle:
         for key in step.rm:
             cfg.pop(key, None)
         self.config[step.stack] = cfg
-        latch = self.latch_value() if step.stack == "dr" else None
+        latch = self.latch_value()
+        journal = json.dumps(self.world.journal, sort_keys=True) if self.world.journal else None
         primary = json.dumps(self.outputs.get("primary", {}), sort_keys=True) if step.stack == "dr" else ""
         try:
-            s = _synth(step.stack, json.dumps(cfg, sort_keys=True), latch, primary, self.live_reads())
+            s = _synth(
+                step.stack, json.dumps(cfg, sort_keys=True), latch, primary, self.live_reads(), journal
+            )
         except (FailoverRefused, ConfigError) as exc:
             return [], [], str(exc).splitlines()[0]
         self.syntheses.append(s)
@@ -756,14 +913,14 @@ class Lifecycle:
         primary_asg = self.live("primary", "aws:autoscaling/group:Group", "primary-web-asg")
         dr_asg = self.live("dr", "aws:autoscaling/group:Group", "dr-web-asg")
         assert primary_asg is not None and dr_asg is not None
-        if step.action == "failback":
-            self._runbook_failback(ctx, mode, primary_asg, dr_asg)
+        if step.action in ("failback", "failback-started"):
+            self._runbook_failback(ctx, mode, primary_asg, dr_asg, stop=step.action == "failback-started")
             return
         if step.action == "release":
             self._release()
             return
         if step.action == "activate":
-            self._write_latch(_runbook_latch("active", "declared failover"))
+            self._write_latch(_runbook_latch("active", "declared failover", w.now()))
             if mode == "aurora-global":
                 self._promote_aurora(ctx["drClusterId"])
             w.switch_metric = 1.0
@@ -775,6 +932,7 @@ class Lifecycle:
         if step.action == "failover" and w.region_a_up:  # fence_primary: best effort
             primary_asg.update(minSize=0, desiredCapacity=0)
         if step.action == "failover":
+            w.journal.pop("drStoppedAt", None)  # scale_web_tier: region B takes writes again
             cap = ctx["drCapacity"]
             dr_asg.update(minSize=cap["min"], maxSize=cap["max"], desiredCapacity=cap["desired"])
         if mode == "rds-replica":
@@ -794,18 +952,33 @@ class Lifecycle:
             self._promote_aurora(ctx["drClusterId"])
         if step.action == "failover":
             w.switch_metric = 1.0
-            self._write_latch(_runbook_latch("active", "failover"))
+            self._write_latch(_runbook_latch("active", "failover", w.now()))
 
     def _promote_aurora(self, cluster: str) -> None:
         """The runbook's promote step: a headless secondary gets an instance first, then the global failover."""
         w = self.world
         if not w.instances_of(cluster):
-            w.cluster_instances[f"{cluster}-failover-1"] = cluster
-            w.out_of_band.append(f"aws:rds/clusterInstance:ClusterInstance {cluster}-failover-1 (runbook)")
+            ident = failover_instance_id(cluster)  # the runbook's name, cut with a hash past 63
+            w.cluster_instances[ident] = cluster
+            # lambdas/failover/steps.py _promote_aurora: CreateDBInstance with these four arguments; the
+            # rest is AWS's (https://docs.aws.amazon.com/AmazonRDS/latest/APIReference/API_CreateDBInstance.html).
+            w.rds_attrs[ident] = {
+                "identifier": ident,
+                "clusterIdentifier": cluster,
+                "instanceClass": self.outputs["dr"]["runbook"]["drInstanceClass"],
+                "engine": "aurora-postgresql",
+            }
+            w.out_of_band.append(f"aws:rds/clusterInstance:ClusterInstance {ident} (runbook)")
         w.global_failover(cluster)
 
     def _runbook_failback(
-        self, ctx: Mapping[str, Any], mode: str, primary_asg: dict[str, Any], dr_asg: dict[str, Any]
+        self,
+        ctx: Mapping[str, Any],
+        mode: str,
+        primary_asg: dict[str, Any],
+        dr_asg: dict[str, Any],
+        *,
+        stop: bool = False,
     ) -> None:
         w = self.world
         a_region, _ = self.regions()
@@ -813,31 +986,52 @@ class Lifecycle:
             # Rename to replace (lambdas/failover/steps.py reestablish_replication): the old primary
             # is renamed <primary>-pre-failback-<stamp> and kept, and a replica of region B's writer
             # takes <primary>, tagged with the rename's stamp (FAILBACK_STAMP_TAG): the primary
-            # stack's next update reads the tag live and adopts it (components/data.py). This harness
+            # stack's next update reads the tag live and adopts it (components/primary_data.py). This harness
             # identifies databases by name, as region A's application does (its endpoint); a renamed
             # instance keeps its tags and the state that follows it.
             primary = ctx["primaryDbInstanceId"]
             current = w.dbs.get(primary)
             if current is None or current.source != ctx["drDbInstanceId"]:
                 tags: dict[str, str] = {}
+                old: dict[str, Any] = {}
+                record: dict[str, Any] = {}
+                w.journal["failback"] = record  # journaled before the rename (steps.py)
                 if current is not None:
                     retained = retained_instance_id(primary, w.next_failback_at())
+                    record["retained"] = retained
                     w.dbs[retained] = dataclasses.replace(current, ident=retained)
+                    old = {**w.rds_attrs.pop(primary, {}), "identifier": retained}
+                    w.rds_attrs[retained] = old
                     w.out_of_band.append(f"aws:rds/instance:Instance {primary} renamed {retained} (runbook)")
                     tags = {FAILBACK_STAMP_TAG: retained.rsplit("-", 1)[1]}
                 w.dbs[primary] = Db(primary, a_region, "instance", ctx["drDbInstanceId"], None, tags=tags)
+                w.rds_attrs[primary] = _runbook_failback_replica(
+                    primary, old, w.rds_attrs.get(ctx["drDbInstanceId"], {}), ctx, tags
+                )
+                record["created"] = True
                 w.out_of_band.append(
                     f"aws:rds/instance:Instance {primary} (runbook, replaces the old primary)"
                 )
-        dr_asg.update(minSize=0, maxSize=0, desiredCapacity=0)  # scale_down_dr
+        cap = ctx["primaryCapacity"]  # warm_primary
+        primary_asg.update(minSize=cap["min"], maxSize=cap["max"], desiredCapacity=cap["desired"])
+        # scale_down_dr: stamps the stop before it when region B serves (a resumed run keeps the stamp).
+        if asg_capacity(dr_asg) > 0 or "drStoppedAt" not in w.journal:
+            w.journal["drStoppedAt"] = w.now()
+        dr_asg.update(minSize=0, maxSize=0, desiredCapacity=0)
+        self.runbook_draining = stop
+        if stop:
+            return
         if mode == "rds-replica":
             w.promote(ctx["primaryDbInstanceId"])
+            if ctx["primaryDbInstanceId"] in w.rds_attrs:
+                # The runbook's PromoteReadReplica names no BackupRetentionPeriod: "Default: 1"
+                # (https://docs.aws.amazon.com/AmazonRDS/latest/APIReference/API_PromoteReadReplica.html).
+                w.rds_attrs[ctx["primaryDbInstanceId"]]["backupRetentionPeriod"] = 1
         else:
             w.global_failover(ctx["primaryClusterId"])
-        cap = ctx["primaryCapacity"]
-        primary_asg.update(minSize=cap["min"], maxSize=cap["max"], desiredCapacity=cap["desired"])
         w.switch_metric = 0.0
-        self._write_latch(_runbook_latch("standby", "failback"))
+        self._write_latch(_runbook_latch("standby", "failback", w.now()))
+        w.journal.pop("failback", None)  # clear_latch
 
     def _release(self) -> None:
         """``python -m automation latch release``: only over a writer in region A (else it refuses)."""
@@ -846,7 +1040,7 @@ class Lifecycle:
         if w.writer is None or w.writer not in w.dbs or w.dbs[w.writer].region != a_region:
             return
         w.switch_metric = 0.0
-        self._write_latch(_runbook_latch("standby", "latch release"))
+        self._write_latch(_runbook_latch("standby", "latch release", w.now()))
 
     def _write_latch(self, value: str) -> None:
         latch = self.find("dr", "aws:ssm/parameter:Parameter", "dr-failover-latch")
@@ -922,8 +1116,8 @@ class Lifecycle:
         }
         unmanaged += [
             f"cluster instance {i}"
-            for i in w.cluster_instances
-            if i.endswith("-failover-1") and i not in held
+            for i, c in w.cluster_instances.items()
+            if i == failover_instance_id(c) and i not in held
         ]
         app_dbs: dict[str, str] = {}
         for region, (stack, fn) in {
@@ -972,6 +1166,11 @@ def invariants(result: StepResult, lc: Lifecycle) -> list[Violation]:
                     "no-stateful-rename",
                     f"{p.label} is renamed in place ({rename} {before} -> {after}): its endpoint moves",
                 )
+            )
+        if p.import_mismatches:
+            diff = "; ".join(f"{k}: program {_short(a)}, AWS {_short(b)}" for k, a, b in p.import_mismatches)
+            out.append(
+                Violation("import-matches", f"{p.label}: the import does not match the live resource: {diff}")
             )
         for key in p.unclassified:
             out.append(

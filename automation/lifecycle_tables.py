@@ -285,6 +285,51 @@ EXISTS_ERRORS: dict[str, tuple[str, str]] = {
     ),
 }
 
+# --------------------------------------------------------------------------------------------------
+# the `import` resource option: what is compared with the live resource
+
+
+# Arguments the provider never reads back from AWS, so an import cannot compare them: they live
+# only in the program and the state (the provider's acceptance tests leave exactly these out of
+# their import checks: hashicorp/terraform-provider-aws internal/service/rds/instance_test.go and
+# cluster_test.go, ImportStateVerifyIgnore: apply_immediately, delete_automated_backups,
+# final_snapshot_identifier, password, skip_final_snapshot) and write-only arguments are never
+# returned: https://www.pulumi.com/docs/iac/concepts/secrets/write-only-fields ("never returned by the
+# cloud provider's API ... On subsequent Read operations, the value will be set to null").
+IMPORT_UNREAD: dict[str, frozenset[str]] = {
+    "aws:rds/instance:Instance": frozenset(
+        {
+            "applyImmediately",
+            "deleteAutomatedBackups",
+            "finalSnapshotIdentifier",
+            "skipFinalSnapshot",
+            "passwordWo",
+            "passwordWoVersion",
+        }
+    ),
+    "aws:rds/clusterInstance:ClusterInstance": frozenset({"applyImmediately"}),
+    "aws:rds/cluster:Cluster": frozenset(
+        {
+            "applyImmediately",
+            "deleteAutomatedBackups",
+            "finalSnapshotIdentifier",
+            "skipFinalSnapshot",
+            "masterPasswordWo",
+            "masterPasswordWoVersion",
+        }
+    ),
+}
+
+# Optional arguments the provider does not compute: left out of the program while AWS has a value,
+# they differ from the live resource (the update would remove them). Removing ``replicate_source_db``
+# promotes the replica (website/docs/r/db_instance.html.markdown), so adopting a replica without it
+# does not match; ``tags`` left out removes the resource's tags (``tags_all`` is the computed one:
+# https://www.pulumi.com/registry/packages/aws/api-docs/rds/instance/ "tags ... tagsAll: A map of tags
+# assigned to the resource, including those inherited from the provider defaultTags").
+IMPORT_ABSENT_DIFFERS: dict[str, frozenset[str]] = {
+    "aws:rds/instance:Instance": frozenset({"replicateSourceDb", "tags"}),
+}
+
 # What the engine refuses on its own, before any provider call.
 ENGINE_RULES = {
     "protect-delete": "a protected resource cannot be deleted: the engine stops the update ('unable to "
@@ -294,6 +339,13 @@ ENGINE_RULES = {
     "https://www.pulumi.com/docs/iac/concepts/options/protect/",
     "retain-on-delete": "retainOnDelete: the resource leaves the stack's state and stays in AWS; "
     "https://www.pulumi.com/docs/iac/concepts/options/retainondelete/",
+    "import-mismatch": "inputs to import do not match the existing resource: the engine diffs the program's "
+    "inputs against the resource the provider reads and fails the import on any difference "
+    "(https://www.pulumi.com/docs/iac/concepts/options/import/: 'If the resource's arguments differ from "
+    "the imported state, the import will fail ... error: inputs to import do not match the existing "
+    "resource'; pulumi/pulumi#2893, step.go: 'If there are any differences, fail the import'). Engines "
+    "after pulumi/pulumi#19339 import and then update the resource to the program's inputs instead "
+    "(the page since pulumi/docs#16580): the adoption changes the live database either way",
     "ignore-changes": "ignoreChanges: the engine uses the old input value from state for the listed "
     "properties on update (never on create); https://www.pulumi.com/docs/iac/concepts/options/ignorechanges/",
 }

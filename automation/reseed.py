@@ -4,7 +4,7 @@ An RDS read replica that was promoted never replicates again
 (https://docs.aws.amazon.com/AmazonRDS/latest/UserGuide/USER_ReadRepl.Promote.html: "A promoted
 read replica ... can't be made a read replica again"), so a failback leaves region B's instance
 standalone. The product's documented re-protection (README "Failing back") is the operator's next
-``pulumi up -s dr``: the program (``components/data.py``, ``DrDatabase._rds_replica``) sees region B's
+``pulumi up -s dr``: the program (``components/dr_data.py``, ``DrDatabase._rds_replica``) sees region B's
 instance standalone and the tier back to standby, and creates the next generation
 ``<dr db>-g<n+1>`` (``lambdas.failover.names.generation_identifier``), a cross-region read replica of
 region A's writer encrypted with region B's key, and waits until it is available (the provider's

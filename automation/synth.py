@@ -274,10 +274,12 @@ class _Mocks:
         latch: str | None,
         primary_outputs: dict,
         live: Mapping[str, Any] | None = None,
+        journal: str | None = None,
     ):
         self.stack = stack
         self.regions = regions  # provider urn -> region
         self.latch = latch
+        self.journal = journal
         self.live = live
         self.primary_outputs = primary_outputs
         self.invokes: list[tuple[str, dict[str, Any], str | None]] = []
@@ -322,15 +324,18 @@ class _Mocks:
                 "json": json.dumps({"Version": "2012-10-17", "Statement": call_args.get("statements", [])})
             }
         if token == "aws:ssm/getParametersByPath:getParametersByPath":
+            # The latch and the run journal beside it (``<latch>-journal``), when written.
             path = call_args.get("path", "")
-            if self.latch is None:
-                return {"names": [], "values": [], "types": [], "arns": [], "path": path, "id": path}
-            latch_name = f"{path}/failover-state"
+            found = {
+                f"{path}/failover-state": self.latch,
+                f"{path}/failover-state-journal": self.journal,
+            }
+            names = [n for n, v in found.items() if v is not None]
             return {
-                "names": [latch_name],
-                "values": [self.latch],
-                "types": ["String"],
-                "arns": [""],
+                "names": names,
+                "values": [found[n] for n in names],
+                "types": ["String"] * len(names),
+                "arns": [""] * len(names),
                 "path": path,
                 "id": path,
             }
@@ -389,6 +394,7 @@ def _run_mocked(
     latch: str | None,
     primary_outputs: dict,
     live: Mapping[str, Any] | None = None,
+    journal: str | None = None,
 ) -> Synthesis:
     import pulumi
     from pulumi.runtime import mocks as pmocks
@@ -431,7 +437,7 @@ def _run_mocked(
             records[rec.urn] = rec
             return response
 
-    mocks = _Mocks(stack, regions, latch, primary_outputs, live)
+    mocks = _Mocks(stack, regions, latch, primary_outputs, live, journal)
     mocks_adapter = type(
         "M",
         (pulumi.runtime.Mocks,),
@@ -513,6 +519,7 @@ def synthesize(
     primary_outputs: dict[str, Any] | None = None,
     primary_overrides: Mapping[str, Any] | None = None,
     live: Mapping[str, Any] | None = None,
+    journal: str | None = None,
 ) -> Synthesis:
     """Synthesize one stack offline. A dr stack is synthesized against a synthesis of ``primary``.
 
@@ -527,13 +534,14 @@ def synthesize(
             rds.getInstance), ``rdsInstances`` (region -> RDS instance
             identifiers: rds.getInstances) and ``clusterMembers`` (Aurora cluster ->
             instance identifiers: rds.getCluster); None: a deployed standby as the program declares it.
+        journal: the run journal beside the latch (SSM ``<latch>-journal``, region B), None: not written.
     """
     values = merge_overrides(load_stack_config(stack), overrides or {})
     if values.get("pilotlight:role") == "dr" and primary_outputs is None:
         primary_outputs = synthesize("primary", primary_overrides).outputs
     ctx = contextvars.Context()
     try:
-        return ctx.run(_run_mocked, stack, values, latch, primary_outputs or {}, live)
+        return ctx.run(_run_mocked, stack, values, latch, primary_outputs or {}, live, journal)
     except Exception as exc:
         from components.config import ConfigError
         from components.failover import FailoverRefused

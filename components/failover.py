@@ -13,14 +13,18 @@ failover lives here and is tested directly (including property tests):
   routine ``pulumi up`` never reverts a failover, and so are the failback phases that hand traffic
   back (``route-back``, ``complete``) until the latch is released; ``dr:active true`` is refused
   until it is activated (a declared failover moves traffic through the latch, as the runbook does);
-- failback: explicit phases (``dr:failback``), each one step further back to standby.
+- failback: explicit phases (``dr:failback``), each one step further back to standby;
+- the primary stack during the runbook's failback: refused (:func:`refuse_primary_update`) while the
+  run journal beside the latch says the failback is moving region A's writer.
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Literal
+from datetime import datetime
+from typing import Any, Literal
 
 from components.config import FAILBACK_PHASES, DrFlags
 
@@ -36,6 +40,19 @@ LATCH_RELEASED_PHASES = ("route-back", "complete")
 
 class FailoverRefused(ValueError):
     """The requested flags would undo a failover or skip a failback phase."""
+
+
+class FailbackInProgress(FailoverRefused):
+    """``pulumi up -s primary`` while the runbook's failback is moving region A's writer."""
+
+
+# The run journal's entries (lambdas/failover/steps.py; SSM ``<latch>-journal`` in region B, beside
+# the latch). Named here, not imported: the program does not depend on the runbook's package.
+JOURNAL_FAILBACK = "failback"
+"""rds-replica: written before the runbook's failback renames region A's primary, cleared by its
+``clear_latch`` (steps.FAILBACK_JOURNAL_KEY)."""
+JOURNAL_DR_STOPPED = "drStoppedAt"
+"""When a failback stopped region B's writes (``scale_down_dr``), before the writer moves."""
 
 
 @dataclass(frozen=True)
@@ -104,6 +121,65 @@ class DesiredTier:
     # A failover has happened (the latch was written by a runbook or `latch`, or says active): what the
     # runbook may have added out of band (Aurora's failover instance) is read live and adopted.
     after_failover: bool = False
+
+
+def failback_in_progress(latch: Latch, journal: Mapping[str, Any]) -> str | None:
+    """What the runbook's failback is doing to region A's writer, read from the latch and the run
+    journal; None when no failback is under way.
+
+    A failback runs under the failover's latch (``active``) until its last step sets it to standby.
+    Under it, either mark says the writer may be moving: the rds-replica failback's entry (the old
+    primary renamed, a replica under ``<primary>`` being created or promoted), or region B's writes
+    stopped *since the failover* (``drStoppedAt`` later than the latch's ``since``: the switch of
+    writers follows; an older stamp is a finished failback's, left in the journal). A stamp that
+    cannot be compared counts as under way: refusing an update is the safe side.
+    """
+    if not latch.active:
+        return None
+    record = journal.get(JOURNAL_FAILBACK)
+    if isinstance(record, Mapping) and record:
+        retained = record.get("retained")
+        return (
+            "the runbook's rds-replica failback is replacing region A's primary"
+            + (f" (the old primary renamed {retained}" if retained else " (")
+            + (", its replica under the primary's name created)" if record.get("created") else ")")
+        )
+    stopped = journal.get(JOURNAL_DR_STOPPED)
+    if stopped:
+        try:
+            since = _instant(latch.since) if latch.since else None
+            later = since is None or _instant(stopped) >= since
+        except ValueError:
+            later = True
+        if later:
+            return f"the runbook's failback stopped region B's writes at {stopped} and is moving the writer to region A"
+    return None
+
+
+def _instant(value: Any) -> datetime:
+    return datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+
+
+def refuse_primary_update(latch: Latch, journal: Mapping[str, Any]) -> None:
+    """Raise :class:`FailbackInProgress` while the runbook's failback moves region A's writer.
+
+    The primary stack declares region A's writer from what AWS has now (components/primary_data.py reads
+    the instances live): mid-failback that is a renamed old primary, a replica being created under
+    ``<primary>``, a writer about to be promoted. An update then would adopt, protect or point the
+    application at the wrong instance, so it is refused before any resource is registered.
+    """
+    doing = failback_in_progress(latch, journal)
+    if doing is None:
+        return
+    raise FailbackInProgress(
+        f"pulumi up -s primary is refused: {doing} (failover latch in region B: active since "
+        f"{latch.since or 'an unknown time'}; run journal: {JOURNAL_FAILBACK!r}/{JOURNAL_DR_STOPPED!r}). "
+        "Region A's writer may be moving, and this update declares region A's database from what AWS has "
+        "now. Wait for the failback to finish (`python -m automation status --outputs runbook.json` shows "
+        "the run and the lock), or resume it if it stopped: `python -m automation failback --stack dr "
+        "--outputs runbook.json` (add `--run-id <id>` to resume a run whose process died); then run "
+        "`pulumi up -s dr` with dr:active false, then this update again."
+    )
 
 
 def dr_capacity(primary: Capacity, percent: int) -> Capacity:

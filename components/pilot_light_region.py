@@ -10,7 +10,7 @@ import pulumi_aws as aws
 
 from components.compute import WebTier, WebTierArgs
 from components.config import StackConfig
-from components.data import DrDataTier, DrDataTierArgs
+from components.dr_data import DrDataTier, DrDataTierArgs
 from components.failover import DesiredTier, Latch, dr_capacity, dr_database_replicates
 from components.global_failover import SWITCH_METRIC, SWITCH_NAMESPACE
 from components.iam import iam_path
@@ -118,7 +118,7 @@ class PilotLightRegion(pulumi.ComponentResource):
         )
         self.latch_parameter_name = latch.name
 
-        # --- data tier (components/data.py, components/storage.py) ---
+        # --- data tier (components/dr_data.py, components/storage.py) ---
         # The app tier's instances and functions join this group; the database admits only it.
         self.app_security_group = aws.ec2.SecurityGroup(
             f"{name}-app-sg",

@@ -10,12 +10,12 @@ import pulumi_aws as aws
 
 from components.compute import WebTier, WebTierArgs
 from components.config import StackConfig
-from components.data import PrimaryDataTier, PrimaryDataTierArgs
 from components.failover import Capacity
 from components.iam import iam_path
 from components.naming import regional_api_name
 from components.network import Network, NetworkArgs
 from components.observability import Observability, ObservabilityArgs
+from components.primary_data import PrimaryDataTier, PrimaryDataTierArgs
 from components.serverless import ApiTier, ApiTierArgs
 
 
@@ -62,7 +62,7 @@ class PrimaryRegion(pulumi.ComponentResource):
             ),
             pulumi.ResourceOptions(parent=self),
         )
-        # --- data tier (components/data.py, components/storage.py) ---
+        # --- data tier (components/primary_data.py, components/storage.py) ---
         # The app tier's instances and functions join this group; the database admits only it.
         self.app_security_group = aws.ec2.SecurityGroup(
             f"{name}-app-sg",

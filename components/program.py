@@ -6,6 +6,7 @@ under Pulumi's mocks, so what the plan shows is what ``pulumi up`` would registe
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pulumi
@@ -20,17 +21,27 @@ from components.primary_region import PrimaryRegion, PrimaryRegionArgs
 from components.wiring import read_primary_outputs
 
 
-def read_latch(cfg: StackConfig, dr_provider: aws.Provider) -> failover.Latch:
-    """The failover latch from SSM in region B (absent on the first deployment: standby).
+def read_failover_state(cfg: StackConfig, dr_provider: aws.Provider) -> tuple[failover.Latch, dict[str, Any]]:
+    """The failover latch and the run journal beside it, from SSM in region B.
 
-    A path query returns nothing rather than failing when the parameter does not exist yet.
+    One path query answers both (the journal is ``<latch>-journal``, lambdas/failover/steps.py) and
+    returns nothing rather than failing when they do not exist yet (the first deployment: standby,
+    an empty journal). A journal that is not a JSON object reads as empty, as the runbook reads it.
     """
     path = cfg.latch_parameter_name.rsplit("/", 1)[0]
     found = aws.ssm.get_parameters_by_path(path=path, opts=pulumi.InvokeOptions(provider=dr_provider))
-    for name, value in zip(found.names, found.values, strict=False):
-        if name == cfg.latch_parameter_name:
-            return failover.Latch.parse(value)
-    return failover.Latch()
+    values = dict(zip(found.names, found.values, strict=False))
+    latch = failover.Latch.parse(values.get(cfg.latch_parameter_name))
+    try:
+        journal = json.loads(values.get(f"{cfg.latch_parameter_name}-journal") or "{}")
+    except json.JSONDecodeError:
+        journal = {}
+    return latch, journal if isinstance(journal, dict) else {}
+
+
+def read_latch(cfg: StackConfig, dr_provider: aws.Provider) -> failover.Latch:
+    """The failover latch from SSM in region B (absent on the first deployment: standby)."""
+    return read_failover_state(cfg, dr_provider)[0]
 
 
 def run(cfg: StackConfig) -> dict[str, Any]:
@@ -42,6 +53,8 @@ def run(cfg: StackConfig) -> dict[str, Any]:
     ).account_id
     boundary = [with_permissions_boundary(account.apply(lambda a: permissions_boundary_arn(a, cfg.prefix)))]
     if cfg.role == "primary":
+        # Before any resource: mid-failback, region A's database is not what this update would declare.
+        failover.refuse_primary_update(*read_failover_state(cfg, regional.dr))
         region = PrimaryRegion(
             "primary",
             PrimaryRegionArgs(config=cfg, dr_provider=regional.dr),

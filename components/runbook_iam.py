@@ -457,7 +457,7 @@ def _aurora_global(t: RunbookTargets) -> list[dict[str, Any]]:
         },
         {
             # A headless secondary gets a writer instance (lambdas/failover/names.py names it), in
-            # region B's cluster and its subnet group (named like the cluster, components/data.py).
+            # region B's cluster and its subnet group (named like the cluster, components/dr_data.py).
             "Sid": "AddWriterToHeadlessSecondary",
             "Effect": "Allow",
             "Action": "rds:CreateDBInstance",

@@ -33,6 +33,17 @@ FAILOVER_INSTANCE_SUFFIX = "failover-1"
 FAILBACK_INSTANCE_SUFFIX = "failback"
 
 
+def cut_head(identifier: str) -> str | None:
+    """The head of ``identifier`` if it may be a name :func:`fit` cut (``<head>-<7 hex>``), else None."""
+    match = re.fullmatch(rf"(.+)-[0-9a-f]{{{HASH_LENGTH}}}", identifier)
+    return match.group(1) if match else None
+
+
+def _may_extend(head: str, prefix: str) -> bool:
+    """Whether a name starting with ``prefix`` may have been cut to ``head`` (one is a prefix of the other)."""
+    return prefix.startswith(head) or head.startswith(prefix)
+
+
 def fit(name: str, limit: int) -> str:
     """``name`` when it has at most ``limit`` characters, else a prefix of it and a hash of all of it.
 
@@ -71,6 +82,12 @@ def failback_instance_id(primary_instance_id: str) -> str:
 GENERATION_MARK = "g"
 """Region B's rds-replica database of generation ``n >= 1`` is ``<base>-g<n>`` (issue 13, E4)."""
 
+MAX_GENERATION = 1000
+"""The most generations a reader looks for under a name cut with a hash (each is one failback cycle).
+
+A cut name keeps no readable generation (``<head>-<hash of the whole name>``), so a reader finds it
+the way the writer made it: it computes the names of generations 1 to this one and compares."""
+
 
 def generation_identifier(base: str, generation: int) -> str:
     """The identifier of generation ``generation`` of an RDS instance whose first generation is ``base``.
@@ -89,13 +106,23 @@ def generation_identifier(base: str, generation: int) -> str:
 
 
 def generation_of(base: str, identifier: str) -> int | None:
-    """The generation :func:`generation_identifier` gave ``identifier`` for ``base``, None if none did."""
+    """The generation :func:`generation_identifier` gave ``identifier`` for ``base``, None if none did.
+
+    A name that fits is read (``<base>-g<n>``); one cut with a hash is recomputed: every generation up
+    to :data:`MAX_GENERATION` whose name could have that head is generated again and compared.
+    """
     if identifier == base:
         return 0
     match = re.fullmatch(re.escape(base) + rf"-{GENERATION_MARK}(\d+)", identifier)
     if match is not None and int(match.group(1)) > 0:
-        return int(match.group(1))
-    return None
+        generation = int(match.group(1))
+        return generation if generation_identifier(base, generation) == identifier else None
+    head = cut_head(identifier)
+    if head is None or not _may_extend(head, f"{base}-{GENERATION_MARK}"):
+        return None
+    return next(
+        (g for g in range(1, MAX_GENERATION + 1) if generation_identifier(base, g) == identifier), None
+    )
 
 
 def failback_generation_id(primary_base: str, generation: int) -> str:
@@ -119,20 +146,41 @@ def writer_lineage_index(primary_base: str, identifier: str) -> int | None:
     return None if generation is None else generation + 1
 
 
+def lineage_base(primary_id: str) -> str:
+    """Region A's primary identifier (lineage index 0) of the writer-lineage member ``primary_id``.
+
+    A member that fits is read (``<base>-failback[-g<n>]``). One cut with a hash (generation ``n >= 1``
+    of a region-A base longer than 51 characters) is recomputed: each base its head could start with
+    is tried with every generation up to :data:`MAX_GENERATION` (:func:`failback_generation_id`).
+    ``primary_id`` itself when it is no member (index 0, the primary stack's own instance).
+    """
+    suffix = f"-{FAILBACK_INSTANCE_SUFFIX}"
+    lineage = re.fullmatch(rf"(.+){suffix}(?:-{GENERATION_MARK}[1-9][0-9]*)?", primary_id)
+    if lineage is not None and writer_lineage_index(lineage.group(1), primary_id) is not None:
+        return lineage.group(1)
+    head = cut_head(primary_id)
+    if head is not None:
+        for end in range(len(head), 0, -1):
+            base = head[:end]
+            if _may_extend(head, f"{base}{suffix}-{GENERATION_MARK}") and (
+                generation_of(f"{base}{suffix}", primary_id) is not None
+            ):
+                return base
+    return primary_id
+
+
 def current_failback_id(primary_id: str, dr_id: str) -> str:
     """The IaC failback instance of region B's *current* generation, from the runbook context's names.
 
     ``primary_id`` is region A's writer as the primary stack declares it (a lineage member,
-    :func:`writer_lineage_id`), ``dr_id`` region B's current generation (:func:`generation_identifier`;
-    never cut: region B's base leaves 9 characters free). A lineage name cut with a hash (only past 63
-    characters, a region-A base longer than 51) cannot be read back: the name returned then exists
-    nowhere, so the caller finds no failback instance and keeps the writer in region B (fail safe:
-    ``latch release`` refuses).
+    :func:`writer_lineage_id`, cut with a hash past 63 characters: :func:`lineage_base` reads it
+    back), ``dr_id`` region B's current generation (:func:`generation_identifier`; never cut: region
+    B's base leaves 9 characters free, read with :func:`generation_of` all the same).
     """
-    lineage = re.fullmatch(rf"(.+)-{FAILBACK_INSTANCE_SUFFIX}(?:-{GENERATION_MARK}[1-9][0-9]*)?", primary_id)
-    base = lineage.group(1) if lineage else primary_id
-    generation = re.search(rf"-{GENERATION_MARK}([1-9][0-9]*)$", dr_id)
-    return failback_generation_id(base, int(generation.group(1)) if generation else 0)
+    base = lineage_base(primary_id)
+    match = re.search(rf"-{GENERATION_MARK}([1-9][0-9]*)$", dr_id)
+    generation = int(match.group(1)) if match else 0
+    return failback_generation_id(base, generation)
 
 
 FAILBACK_RESERVE = len(FAILBACK_INSTANCE_SUFFIX) + 1
@@ -178,7 +226,7 @@ FAILBACK_STAMP_TAG = "pilotlight:failback-stamp"
 """The tag the rds-replica failback puts on the replica it creates under ``<primary>`` (Tags on
 CreateDBInstanceReadReplica): the stamp of the retained name it renamed the old primary to. Tags
 follow an instance through a rename, so every instance a failback made says which one it replaced;
-the primary stack reads it live and adopts the instance (components/data.py)."""
+the primary stack reads it live and adopts the instance (components/primary_data.py)."""
 
 
 def retained_stamp(primary_instance_id: str, identifier: str) -> str | None:

@@ -2379,7 +2379,7 @@ def _create_failback_replica(
     if stamp and not regressions.on(Regression.FAILBACK_UNTAGGED):
         # Which retained instance this replica replaces, on the instance itself (tags survive the
         # promotion and any later rename): the primary stack reads it live and adopts the instance
-        # under a name derived from the stamp (components/data.py), so region A's writer is in its
+        # under a name derived from the stamp (components/primary_data.py), so region A's writer is in its
         # state with no hand edit of state. Tagging on create is authorized as rds:AddTagsToResource too
         # (https://docs.aws.amazon.com/AmazonRDS/latest/UserGuide/security_iam_id-based-policy-examples-grant-permissions-tags-on-create.html).
         kwargs["Tags"] = [{"Key": FAILBACK_STAMP_TAG, "Value": stamp}]

@@ -223,3 +223,84 @@ def test_plan_lifecycle_prints_each_steps_plan_and_a_summary_line(capsys: pytest
     assert "stopped after step 3: the update failed; 1 step(s) not run" in out
     assert "~  update  rds.GlobalCluster" in out and "engineVersion: 16.4 -> 16.6" in out
     assert "ERROR (update stops, nothing applied)" in out and "without a primary instance" in out
+
+
+# --------------------------------------------------------------------------------------------------
+# the `import` option: the program's inputs against the live resource
+
+
+def _import(inputs: dict[str, Any], **kw: Any) -> Stored:
+    return stored(inputs=inputs, import_id="db-a", **kw)
+
+
+@pytest.mark.parametrize(
+    ("inputs", "live", "ignore", "mismatched"),
+    [
+        ({"instanceClass": "db.r6g.large"}, {"instanceClass": "db.r6g.large"}, [], []),
+        ({"instanceClass": "db.r6g.large"}, {"instanceClass": "db.t4g.micro"}, [], ["instanceClass"]),
+        # Declared but left to AWS by whoever made it: AWS's value is not the program's.
+        ({"backupRetentionPeriod": 7}, {}, [], ["backupRetentionPeriod"]),
+        # ignoreChanges is honoured on import; provider-only arguments are never read back.
+        ({"backupRetentionPeriod": 7}, {"backupRetentionPeriod": 1}, ["backupRetentionPeriod"], []),
+        ({"skipFinalSnapshot": True, "applyImmediately": True}, {}, [], []),
+        # Left out of the program: the provider computes most; not a source or the tags.
+        ({}, {"backupRetentionPeriod": 1}, [], []),
+        ({}, {"replicateSourceDb": "arn:src"}, [], ["replicateSourceDb"]),
+        ({}, {"tags": {"stamp": "1"}}, [], ["tags"]),
+        # A reference compares by what it names.
+        ({"replicateSourceDb": "arn:src"}, {"replicateSourceDb": "src"}, [], []),
+    ],
+    ids=[
+        "match",
+        "differs",
+        "aws-chose",
+        "ignored",
+        "unread",
+        "computed-absent",
+        "source-absent",
+        "tags-absent",
+        "reference",
+    ],
+)
+def test_an_import_is_compared_with_the_live_resource(
+    inputs: dict[str, Any], live: dict[str, Any], ignore: list[str], mismatched: list[str]
+) -> None:
+    refs = {"arn:src": "src"}
+    facts = {"existing_identifiers": {"db-a"}, "import_live": live, "resolve": lambda v: refs.get(v, v)}
+    result, _ = plan_resource(None, _import(inputs, ignore_changes=ignore), facts)
+    assert result.action is Action.IMPORT
+    assert [k for k, _, _ in result.import_mismatches] == mismatched
+    # The engine stops the update on a mismatch ("inputs to import do not match the existing resource").
+    assert bool(result.errors) == bool(mismatched)
+    assert all("do not match" in e for e in result.errors)
+
+
+def test_the_runbooks_failback_replica_is_modelled_on_the_old_primary_and_inherits_from_its_source() -> None:
+    old = {
+        "instanceClass": "db.r6g.large",
+        "multiAz": True,
+        "dbSubnetGroupName": "a-subnets",
+        "vpcSecurityGroupIds": ["sg-a"],
+        "iamDatabaseAuthenticationEnabled": True,
+        "parameterGroupName": "a-pg",
+    }
+    source = {
+        "identifier": "b-db",
+        "engine": "postgres",
+        "engineVersion": "16.4",
+        "port": 5432,
+        "storageEncrypted": True,
+        "backupRetentionPeriod": 7,
+        "copyTagsToSnapshot": True,
+        "maintenanceWindow": "sun:04:30-sun:05:30",
+        "parameterGroupName": "b-pg",
+        "kmsKeyId": "b-key",
+    }
+    attrs = lifecycle._runbook_failback_replica(
+        "a-db", old, source, {"primaryKmsKeyArn": "a-key"}, {"t": "1"}
+    )
+    assert attrs["replicateSourceDb"] == "b-db" and attrs["instanceClass"] == "db.r6g.large"
+    assert (attrs["backupRetentionPeriod"], attrs["copyTagsToSnapshot"]) == (0, False)  # backups disabled
+    assert attrs["kmsKeyId"] == "a-key" and attrs["maintenanceWindow"] == "sun:04:30-sun:05:30"
+    assert "parameterGroupName" not in attrs  # postgres: the default group of the region
+    assert attrs["tags"] == {"t": "1"} and "deletionProtection" not in attrs

@@ -14,8 +14,9 @@ import functools
 import pytest
 
 from automation.lifecycle import Action, Lifecycle, Runbook, StepResult, Up, final_violations
-from automation.lifecycle_scenarios import steps_for
+from automation.lifecycle_scenarios import PRIMARY_FOLLOWS_WRITER, declared_failover, deploy, steps_for
 from automation.lifecycle_tables import REPLACEMENT
+from lambdas.failover import names
 
 AURORA, RDS = "aurora-global", "rds-replica"
 PLAN = {
@@ -177,6 +178,34 @@ END_CASES = [
 @pytest.mark.parametrize(("scenario", "mode"), END_CASES)
 def test_the_system_ends_protected_again(scenario: str, mode: str) -> None:
     assert [str(v) for v in final_violations(run(scenario, mode))] == []
+
+
+# Where each scenario adopts a live resource with the `import` option, per mode: (resource, step).
+ADOPTIONS = {
+    ("runbook-runbook", RDS): ("primary-data-db-instance-rb", "routine update of the primary stack"),
+    ("declared-runbook", RDS): ("primary-data-db-instance-rb", "routine update of the primary stack"),
+    ("declared-iac", RDS): ("primary-data-db-instance-w1", PRIMARY_FOLLOWS_WRITER),
+    ("runbook-iac", RDS): ("primary-data-db-instance-w1", PRIMARY_FOLLOWS_WRITER),
+    ("runbook-iac", AURORA): ("dr-data-db-failover-instance", "IaC failback phase replicate"),
+    ("runbook-runbook", AURORA): ("dr-data-db-failover-instance", "routine update: dr:active false"),
+}
+
+
+@pytest.mark.parametrize(("scenario", "mode"), sorted(ADOPTIONS))
+def test_every_adoption_matches_the_live_resource(scenario: str, mode: str) -> None:
+    # The `import` option fails unless the program's inputs match the live resource (Pulumi docs,
+    # "import" resource option; automation/lifecycle_tables.py ENGINE_RULES["import-mismatch"]): the
+    # program must declare what the runbook, or the stack that made it, left in AWS.
+    lc = run(scenario, mode)
+    name, at = ADOPTIONS[(scenario, mode)]
+    adopted = [(p.name, p.action) for p in step(lc, at).plans if p.name.startswith(name)]
+    assert [a for _, a in adopted] == [Action.IMPORT], f"{name} at {at!r}: {adopted}"
+    assert violations(lc, {"import-matches"}) == []
+
+
+@pytest.mark.parametrize(("scenario", "mode"), PLAN_CASES)
+def test_no_import_mismatch_in_any_scenario(scenario: str, mode: str) -> None:
+    assert violations(run(scenario, mode), {"import-matches"}) == []
 
 
 def test_every_input_the_program_sets_on_a_stateful_type_is_classified() -> None:
@@ -468,3 +497,67 @@ def test_e4_after_a_runbook_failback_the_next_update_releases_region_b_promoted_
     assert actions == {"dr-data-db-instance": Action.RELEASE, "dr-data-db-instance-g1": Action.SAME}, actions
     assert last.errors == [] and last.observation.protected, last.observation.line()
     assert "pilotlight-production-us-west-2-db" in lc.world.dbs, "the released instance is kept in AWS"
+
+
+@pytest.mark.parametrize("mode", [RDS, AURORA])
+def test_the_primary_stack_refuses_an_update_while_the_runbooks_failback_moves_the_writer(mode: str) -> None:
+    # The run journal says a failback is under way (rds-replica: the old primary renamed, a replica
+    # under <primary>; both modes: region B's writes stopped, the writer about to move): a primary update
+    # would declare region A's database from a half-done failback. Refused with nothing planned; once
+    # the failback is resumed to its end, the documented updates run and the system ends protected.
+    lc = Lifecycle()
+    lc.run(
+        [
+            *deploy(mode),
+            *declared_failover(mode),
+            Runbook("failback-started", "runbook failback under way (stopped after scale_down_dr)"),
+            Up("primary", "primary update during the failback"),
+            Runbook("failback", "the failback resumed to its end"),
+            Up("dr", "routine update: dr:active false", {"dr:active": False}),
+            Up("primary", "routine update of the primary stack"),
+        ]
+    )
+    during = step(lc, "primary update during the failback")
+    assert during.refused is not None and "pulumi up -s primary is refused" in during.refused, during.refused
+    assert "failback" in during.refused and during.plans == [], during.refused
+    assert not during.applied
+    after = lc.results[-1]
+    assert after.errors == [] and after.refused is None, (after.errors, after.refused)
+    assert violations(lc, PLAN | TRAFFIC | {"import-matches"}) == []
+    assert [str(v) for v in final_violations(lc)] == []
+
+
+# The longest names the config accepts (tests/components/test_naming.py): region A's identifier
+# leaves no room for "-failback-g<n>", and region B's Aurora cluster none for "-failover-1", so the
+# names the program and the runbook derive from them are cut with a hash.
+LONG = {"pilotlight:appName": "abcdefghijklmnopqrstuvwx", "pilotlight:environment": "stagingeuwest001"}
+
+
+@pytest.mark.parametrize(("scenario", "mode"), [("twice", RDS), ("runbook-iac", AURORA)])
+def test_names_cut_with_a_hash_are_found_by_every_reader(scenario: str, mode: str) -> None:
+    # Every reader that finds a derived resource by name (the primary stack's live read of region A's
+    # writer, the dr stack's adoption of the runbook's Aurora instance, the harness's runbook) computes
+    # the same cut name as its writer: the second failback's writer is adopted, nothing is left
+    # unmanaged, and the system ends protected.
+    lc = Lifecycle({"primary": LONG, "dr": LONG})
+    lc.run(steps_for(scenario, mode))
+    assert lc.stopped == 0 and violations(lc, PLAN | TRAFFIC | {"import-matches"}) == []
+    assert [str(v) for v in final_violations(lc)] == []
+    runbook = lc.outputs["dr"]["runbook"]
+    if mode == RDS:
+        cut = names.failback_generation_id(runbook_base(lc), 1)
+        assert len(f"{runbook_base(lc)}-failback-g1") > names.RDS_IDENTIFIER_MAX, "the name is cut"
+        assert lc.world.writer == cut and lc.world.dbs[cut].managed_by is not None, (lc.world.writer, cut)
+        assert lc.outputs["primary"]["dbInstanceId"] == cut, "region A's application follows the writer"
+    else:
+        cut = names.failover_instance_id(runbook["drClusterId"])
+        assert not cut.endswith(names.FAILOVER_INSTANCE_SUFFIX), "the name is cut"
+        adopted = [r.inputs["identifier"] for r in lc.state["dr"].values() if r.import_id is not None]
+        assert adopted == [cut], adopted
+
+
+def runbook_base(lc: Lifecycle) -> str:
+    """Region A's primary identifier (lineage index 0), as the primary stack first declared it."""
+    return next(
+        r.inputs["identifier"] for r in lc.state["primary"].values() if r.name == "primary-data-db-instance"
+    )

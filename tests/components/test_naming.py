@@ -138,6 +138,35 @@ def test_the_generations_of_the_rds_replica_databases_fit_and_never_collide(gene
     assert naming.generation_of(dr_base, dr_base + "-g0") is None
 
 
+@pytest.mark.parametrize("generation", [1, 2, 9, 10, 999])
+def test_lineage_names_cut_with_a_hash_are_read_back(generation: int) -> None:
+    # Region A's IaC failback instances of region B's generation n >= 1 are <primary>-failback-g<n>, cut
+    # with a hash past 63 characters (always, for the longest configuration). Every reader that finds
+    # them by name computes the same name: the primary stack's live read of region A's writer
+    # (writer_lineage_index), region B's generations (generation_of: the dr stack and the re-seed), and
+    # the runbook's look-up of the current failback instance (current_failback_id: observe, latch release).
+    _, dr = _deployment(ENVS[0], "rds-replica")
+    runbook = dr.outputs["runbook"]
+    primary_base, dr_base = runbook["primaryDbInstanceId"], runbook["drDbInstanceId"]
+    writer = names.writer_lineage_id(primary_base, generation + 1)  # the failback instance of generation n
+    assert writer == names.failback_generation_id(primary_base, generation)
+    uncut = f"{names.failback_instance_id(primary_base)}-{names.GENERATION_MARK}{generation}"
+    assert writer != uncut and len(uncut) > names.RDS_IDENTIFIER_MAX, "this name is cut with a hash"
+    assert names.writer_lineage_index(primary_base, writer) == generation + 1, writer
+    failback_base = names.failback_instance_id(primary_base)
+    assert names.generation_of(failback_base, writer) == generation, writer
+    # The runbook's context names region A's writer (the lineage member the primary stack declares) and
+    # region B's generation: the failback instance of that generation is found from both.
+    for k in range(generation + 2):
+        current = names.writer_lineage_id(primary_base, k)
+        found = names.current_failback_id(current, naming.generation_identifier(dr_base, generation))
+        assert found == writer, (current, found)
+    # Another deployment's cut names are never taken for this one's (they differ only at the end).
+    _, other = _deployment(ENVS[1], "rds-replica")
+    theirs = names.writer_lineage_id(other.outputs["runbook"]["primaryDbInstanceId"], generation + 1)
+    assert names.writer_lineage_index(primary_base, theirs) is None, theirs
+
+
 def test_two_deployments_differing_only_at_the_end_of_their_environment_share_no_name() -> None:
     a = [n for n in named(*_deployment(ENVS[0], "aurora-global")) if n.limit.unique]
     b = [n for n in named(*_deployment(ENVS[1], "aurora-global")) if n.limit.unique]

@@ -687,7 +687,7 @@ class Deployment:
 
     def op_reseed(self) -> None:
         """The operator's ``pulumi up -s dr`` after an rds-replica failback, doing what the program does
-        (``components/data.py``, ``DrDatabase._rds_replica``; issue 13): when region B's instance is
+        (``components/dr_data.py``, ``DrDatabase._rds_replica``; issue 13): when region B's instance is
         standalone and the tier is back to standby (the latch says standby), the update creates the
         next generation, ``<dr db>-g<n+1>`` (``components.naming.generation_identifier``), a
         cross-region read replica of region A's writer (the primary stack's instance, under which the

@@ -1,0 +1,100 @@
+"""The primary stack during the runbook's failback: refused, at its entry, before any resource.
+
+Mid-failback region A's database is not what a primary update declares (components/primary_data.py reads
+region A's instances live): the old primary renamed, a replica being created under ``<primary>``, a
+writer about to be promoted. The run journal beside the latch (lambdas/failover/steps.py) says so.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+
+from automation import synth
+from components.failover import (
+    FailbackInProgress,
+    Latch,
+    failback_in_progress,
+    refuse_primary_update,
+)
+
+SINCE = "2026-03-01T10:00:00+00:00"
+ACTIVE = Latch("active", SINCE, "failover")
+RDS_RECORD = {"retained": "app-prod-us-east-1-db-pre-failback-202603011100", "created": True}
+
+
+@pytest.mark.parametrize(
+    ("latch", "journal", "under_way"),
+    [
+        # The failover holds region B, no failback started: the IaC failback's primary update runs here.
+        (ACTIVE, {}, False),
+        # rds-replica: from the rename until clear_latch.
+        (ACTIVE, {"failback": RDS_RECORD}, True),
+        (ACTIVE, {"failback": {"retained": "x"}}, True),
+        # Region B's writes stopped since this failover: the writer is about to move.
+        (ACTIVE, {"drStoppedAt": "2026-03-01T11:30:00+00:00"}, True),
+        # ... an earlier, finished failback's stamp (the runbook leaves it) is not this one.
+        (ACTIVE, {"drStoppedAt": "2026-02-01T11:30:00+00:00"}, False),
+        (ACTIVE, {"drStoppedAt": "garbled"}, True),
+        (Latch.parse("not json"), {"drStoppedAt": "2026-02-01T11:30:00+00:00"}, True),
+        # clear_latch ran: the writer is back in region A (only the journal's clean-up remains).
+        (Latch("standby", SINCE, "failback"), {"failback": RDS_RECORD, "drStoppedAt": SINCE}, False),
+    ],
+    ids=[
+        "failover-only",
+        "rds-replica-created",
+        "rds-renamed",
+        "drained",
+        "stale-drain",
+        "garbled-stamp",
+        "unreadable-latch",
+        "latch-cleared",
+    ],
+)
+def test_a_failback_is_under_way_while_the_latch_is_active_and_the_journal_marks_it(
+    latch: Latch, journal: dict[str, Any], under_way: bool
+) -> None:
+    assert (failback_in_progress(latch, journal) is not None) == under_way
+    if under_way:
+        with pytest.raises(FailbackInProgress):
+            refuse_primary_update(latch, journal)
+    else:
+        refuse_primary_update(latch, journal)
+
+
+def test_the_refusal_names_what_is_in_progress_and_what_to_do() -> None:
+    with pytest.raises(FailbackInProgress) as refused:
+        refuse_primary_update(ACTIVE, {"failback": RDS_RECORD})
+    text = str(refused.value)
+    assert "pulumi up -s primary is refused" in text and RDS_RECORD["retained"] in text
+    assert "Wait for the failback to finish" in text
+    assert "python -m automation failback --stack dr" in text and "--run-id" in text
+
+
+def test_the_primary_stack_refuses_before_registering_any_resource(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Under Pulumi's mocks: the latch and the journal are what SSM answers in region B.
+    registered: list[str] = []
+    original = synth._Mocks.new_resource
+
+    def record(self: synth._Mocks, args: Any) -> Any:
+        registered.append(args.typ)
+        return original(self, args)
+
+    monkeypatch.setattr(synth._Mocks, "new_resource", record)
+    with pytest.raises(FailbackInProgress, match="pulumi up -s primary is refused"):
+        synth.synthesize(
+            "primary",
+            latch=ACTIVE.to_json(),
+            journal=json.dumps({"drStoppedAt": "2026-03-01T11:30:00+00:00"}),
+        )
+    assert [t for t in registered if not t.startswith("pulumi:")] == [], registered
+
+
+def test_the_primary_stack_updates_when_no_failback_is_under_way() -> None:
+    s = synth.synthesize("primary", latch=ACTIVE.to_json(), journal=json.dumps({"retainedPrimaries": []}))
+    assert s.by_type("aws:rds/instance:Instance") or s.by_type("aws:rds/cluster:Cluster")
+    assert ("aws:ssm/getParametersByPath:getParametersByPath", "us-west-2") in {
+        (token, region) for token, _, region in s.invokes
+    }, "the primary stack reads the latch and the journal in region B"
