@@ -182,6 +182,30 @@ def refuse_primary_update(latch: Latch, journal: Mapping[str, Any]) -> None:
     )
 
 
+def refuse_dr_update(latch: Latch, journal: Mapping[str, Any]) -> None:
+    """Raise :class:`FailbackInProgress` for ``pulumi up -s dr`` while the runbook's failback moves
+    region A's writer.
+
+    The failback drains region B (web tier to zero, functions at zero concurrency, event sources off)
+    before it measures zero lag and moves the writer; the latch it runs under keeps the DR tier
+    active in this program (:func:`decide`), so an update now would give region B its capacity back
+    while the writer moves to region A: writes region B took then would never reach region A, and
+    region B would serve beside region A's new writer. Refused before any resource is registered.
+    """
+    doing = failback_in_progress(latch, journal)
+    if doing is None:
+        return
+    raise FailbackInProgress(
+        f"pulumi up -s dr is refused: {doing} (failover latch in region B: active since "
+        f"{latch.since or 'an unknown time'}). The failback drained region B to move the writer; this "
+        "update would give region B its serving capacity back while the writer moves, and the writes it "
+        "took would be lost. Wait for the failback to finish (`python -m automation status --outputs "
+        "runbook.json`), or resume it if it stopped: `python -m automation failback --stack dr --outputs "
+        "runbook.json` (add `--run-id <id>` to resume a run whose process died); then run this update "
+        "with dr:active false."
+    )
+
+
 def dr_capacity(primary: Capacity, percent: int) -> Capacity:
     """The active DR capacity: ``percent`` of the primary's, rounded up, at least one instance.
 

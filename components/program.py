@@ -39,11 +39,6 @@ def read_failover_state(cfg: StackConfig, dr_provider: aws.Provider) -> tuple[fa
     return latch, journal if isinstance(journal, dict) else {}
 
 
-def read_latch(cfg: StackConfig, dr_provider: aws.Provider) -> failover.Latch:
-    """The failover latch from SSM in region B (absent on the first deployment: standby)."""
-    return read_failover_state(cfg, dr_provider)[0]
-
-
 def run(cfg: StackConfig) -> dict[str, Any]:
     """Register the stack's resources and return its outputs."""
     regional = providers.build(cfg)
@@ -66,11 +61,14 @@ def run(cfg: StackConfig) -> dict[str, Any]:
     primary = read_primary_outputs(
         cfg.primary_stack, cfg.primary_region, expected_database_mode=cfg.database.mode
     )
+    latch, journal = read_failover_state(cfg, regional.dr)
+    # Before any resource: mid-failback, region B is drained while the writer moves to region A.
+    failover.refuse_dr_update(latch, journal)
     tier = failover.decide(
         cfg.dr,
         primary.web_capacity,
         database_mode=cfg.database.mode,
-        latch=read_latch(cfg, regional.dr),
+        latch=latch,
         warm_pool=cfg.compute.dr_warm_pool,
     )
     dr = PilotLightRegion(

@@ -98,3 +98,46 @@ def test_the_primary_stack_updates_when_no_failback_is_under_way() -> None:
     assert ("aws:ssm/getParametersByPath:getParametersByPath", "us-west-2") in {
         (token, region) for token, _, region in s.invokes
     }, "the primary stack reads the latch and the journal in region B"
+
+
+@pytest.mark.parametrize("dr_active", [True, False])
+def test_the_dr_stack_refuses_an_update_mid_failback_before_registering_any_resource(
+    monkeypatch: pytest.MonkeyPatch, dr_active: bool
+) -> None:
+    """converges / no_loss through ``pulumi up -s dr``: mid-failback region B is drained while the writer
+    moves to region A, and the latch keeps the DR tier active in the program, so an update would
+    scale region B back up (whatever dr:active says): writes it took would never reach region A.
+    Refused at the stack's entry, with what is under way and what to do, before any resource."""
+    registered: list[str] = []
+    original = synth._Mocks.new_resource
+
+    def record(self: synth._Mocks, args: Any) -> Any:
+        registered.append(args.typ)
+        return original(self, args)
+
+    monkeypatch.setattr(synth._Mocks, "new_resource", record)
+    with pytest.raises(FailbackInProgress) as refused:
+        synth.synthesize(
+            "dr",
+            {"dr:active": dr_active},
+            latch=ACTIVE.to_json(),
+            journal=json.dumps({"drStoppedAt": "2026-03-01T11:30:00+00:00"}),
+        )
+    text = str(refused.value)
+    assert "pulumi up -s dr is refused" in text and "2026-03-01T11:30:00+00:00" in text
+    assert "python -m automation failback --stack dr" in text and "dr:active false" in text
+    # (The primary synthesis the dr stack is synthesized against registers region A's resources.)
+    dr_stack = {"pilotlight:index:PilotLightRegion", "pilotlight:index:GlobalFailover"}
+    assert not dr_stack & set(registered), registered
+
+
+def test_the_dr_stack_updates_under_a_failover_latch_with_no_failback_under_way() -> None:
+    """Control: the failover's own latch (no failback started, or a finished failback's old stamp)
+    does not refuse the dr stack: its routine update keeps the DR tier active."""
+    s = synth.synthesize(
+        "dr",
+        {"dr:active": True},
+        latch=ACTIVE.to_json(),
+        journal=json.dumps({"drStoppedAt": "2026-02-01T11:30:00+00:00"}),
+    )
+    assert s.by_type("aws:autoscaling/group:Group")
