@@ -23,7 +23,7 @@ from collections.abc import Callable
 import pytest
 
 from tests.lambdas.failover.faults import Fault
-from tests.lambdas.failover.world import REGION_A
+from tests.lambdas.failover.world import REGION_A, REGION_B
 from tests.safety.model import TRAFFIC_GRACE, Deployment
 
 Deploy = Callable[..., Deployment]
@@ -76,3 +76,81 @@ def test_b21b_1_no_loss_a_transient_connection_error_makes_a_forced_failover_pro
     violations = [str(v) for v in d.judge()]
     assert not any(v.startswith("no_loss") for v in violations), (run.detail, violations)
     assert run.outcome == "done", run
+
+
+def _failed_over(d: Deployment) -> None:
+    """An unplanned failover while region A is dark, then region A back and rebuilt as a replica."""
+    d.op_advance(60)
+    d.op_outage()
+    d.op_advance(120)
+    assert d.op_run("failover").outcome == "done"
+    d.op_recover()
+    d.op_advance(d.emulator.timings.rebuild_seconds + 600)
+
+
+@pytest.mark.parametrize("status", ["modifying", "rebooting"])
+def test_b21b_2_converges_a_replica_modified_or_rebooted_for_another_reason_is_read_as_promoting(
+    deploy: Deploy, status: str
+) -> None:
+    """B21b-2 (converges; docs/safety.md: "Only when AWS refuses the move and region B still holds the
+    writer with nothing under way does region B serve again" and a stopped failback leaves a region
+    serving the writer). What the B21-4 fix missed.
+
+    rds-replica. ``PROMOTING_STATUSES`` = ("modifying", "rebooting") are taken for "a promotion is
+    under way", whatever caused them. RDS documents both for other causes: ``modifying`` "because of
+    a customer request to modify the DB instance", ``rebooting`` "because of a customer request or an
+    Amazon RDS process that requires the rebooting of the DB instance"
+    (https://docs.aws.amazon.com/AmazonRDS/latest/UserGuide/Overview.DBInstance.Status.html): an
+    instance-class or storage change applied immediately, a parameter-group reboot, maintenance.
+
+    Region A's failback replica is in that status (not a promotion) from the failback's drain on,
+    longer than its writer wait. ``switch_writer`` writes the mark and, reading a promotion under way,
+    asks for nothing; its wait gives up and the failback stops. ``restore_dr`` rolls "forward": the
+    replica is still ``status``, so ``_promote_rds`` answers ``underWay`` and ``restore_dr`` says "the
+    writer moves to region A ... region B stays drained", asking for nothing either. The
+    modification ends: region A's instance is an available replica again, region B's the writer,
+    drained, under an active latch. No promotion was ever requested, no run is under way, and no
+    region serves the writer (the same end as B21-4's ``backing-up``)."""
+    from moto.rds.models import rds_backends
+
+    from automation.emulator.aws import ACCOUNT
+    from lambdas.failover import steps
+
+    d = deploy("rds-replica")
+    _failed_over(d)
+    backends = rds_backends[ACCOUNT][REGION_A]
+    primary_id = str(d.ctx.primary_db_instance_id)
+
+    def modified(event: str, actor: str) -> None:
+        # From the failback's drain on (its PutFunctionConcurrency in region B, after
+        # reestablish_replication found the replica available), region A's failback replica is
+        # modified (or rebooted) at a customer's request, longer than the failback's writer wait.
+        replica = backends.databases.get(primary_id)
+        if event == "call:PutFunctionConcurrency" and replica is not None and replica.status == "available":
+            replica.status = status
+
+    d.on_actor = modified
+    try:
+        # 100 attempts: the replica's creation (20 min) and the rename pass; the writer wait is 25 min.
+        stopped = d.op_run("failback", params={"waiterMaxAttempts": 100})
+    finally:
+        d.on_actor = None
+    replica = backends.databases[primary_id]
+    assert stopped.outcome == "stopped" and "switch_writer" in stopped.detail, stopped.detail
+    assert replica.status == status and replica.read_replica_source_db_instance_identifier, (
+        "nothing was promoted"
+    )
+    assert not any(
+        e.kind == "promotion-started" and e.detail.startswith(f"{primary_id} ") for e in d.emulator.events
+    ), "a promotion was requested"
+    replica.status = "available"  # the modification (or reboot) ends
+    d.op_advance(TRAFFIC_GRACE + 60)
+    assert d.writer().split(":")[3] == REGION_B, "no promotion was requested: region B holds the writer"
+    violations = [str(v) for v in d.judge()]
+    journal = steps.read_journal(d.runbook_clients(), d.ctx)
+    assert d.emulator.serving(REGION_B), (
+        "a stopped failback left region B drained while it holds the writer, nothing under way",
+        violations,
+        stopped.detail,
+        journal.get(steps.WRITER_MOVE_MARK),
+    )
