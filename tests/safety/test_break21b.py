@@ -18,6 +18,8 @@ AWS behaviour relied on:
 
 from __future__ import annotations
 
+import json
+import logging
 from collections.abc import Callable
 
 import pytest
@@ -153,4 +155,81 @@ def test_b21b_2_converges_a_replica_modified_or_rebooted_for_another_reason_is_r
         violations,
         stopped.detail,
         journal.get(steps.WRITER_MOVE_MARK),
+    )
+
+
+def test_b21b_3_single_flight_a_retried_rollback_acts_after_another_run_took_the_lock(
+    deploy: Deploy,
+) -> None:
+    """B21b-3 (single_flight; docs/safety.md: "Two runs never act at once ... Kept by the runbook
+    lock"; the executor: a run that finds its lock gone "stops before its next change").
+
+    The CLI now retries a retryable ``on_stop`` failure (``STEP_RETRY.delays()``), but only the first
+    attempt is gated on the lock (``heartbeat.lost is None``); the retries neither refresh the lease
+    nor look at it. A forced failover fences region A; a throttling storm in region B stops it at
+    ``scale_web_tier`` (soak seed 219's shape) and fails ``roll_back_fence``'s first attempt (a
+    throttled read of region B's database). Meanwhile a second operator, believing the first CLI
+    dead, takes the lock with ``--break-lock`` (``lock.acquire(break_lock=True)``): from then on the
+    lock is that run's. The first run's retries still run ``roll_back_fence``: they un-fence region A,
+    set the latch to standby and release the switch, under the other run's lock."""
+    from lambdas.failover import lock
+
+    d = deploy("rds-replica")
+    d.op_advance(120)
+    outer = d.on_actor
+    storm: list[bool] = []
+    runs: dict[str, str] = {}
+    after_takeover: list[str] = []
+    other = "local-b21bother0000"
+
+    def throttle_region_b_after_the_fence(event: str, actor: str) -> None:
+        if outer is not None:
+            outer(event, actor)
+        if event == "begin" and "first" not in runs and not actor.startswith("invoke-"):
+            runs["first"] = actor
+        if runs.get("taken") and actor == runs.get("first") and event.startswith("call:"):
+            after_takeover.append(event.removeprefix("call:"))
+        if event == "call:UpdateAutoScalingGroup" and not storm:  # the fence's last call
+            storm.append(True)
+            d.op_throttle(REGION_B, 20)
+
+    class TakeOverAfterTheFirstRollback(logging.Handler):
+        # When the executor records roll_back_fence's first attempt as failed (its "step finished"
+        # log line), before it sleeps and retries, another operator breaks the lock.
+        def emit(self, record: logging.LogRecord) -> None:
+            try:
+                fields = json.loads(record.getMessage())
+            except ValueError:
+                return
+            if (
+                fields.get("message") == "step finished"
+                and fields.get("step") == "roll_back_fence"
+                and fields.get("status") == "failed"
+                and "taken" not in runs
+            ):
+                runs["taken"] = "yes"
+                lock.acquire(
+                    d.runbook_clients(),
+                    d.ctx,
+                    run_id=other,
+                    owner="second-operator@host",
+                    runbook="failover",
+                    break_lock=True,
+                )
+
+    handler = TakeOverAfterTheFirstRollback(level=logging.ERROR)
+    logger = logging.getLogger("pilotlight.failover")
+    logger.addHandler(handler)
+    d.on_actor = throttle_region_b_after_the_fence
+    try:
+        run = d.op_run("failover", params={"force": True})
+    finally:
+        d.on_actor = outer
+        logger.removeHandler(handler)
+    assert storm and runs.get("taken"), ("the takeover was not reached", runs, run)
+    holder = lock.read(d.runbook_clients(), d.ctx)
+    assert holder is not None and holder.run_id == other, holder
+    assert not after_takeover, (
+        f"run {runs['first']} made mutating calls after {other} took the lock: {after_takeover}",
+        run.detail,
     )
