@@ -233,3 +233,62 @@ def test_b21b_3_single_flight_a_retried_rollback_acts_after_another_run_took_the
         f"run {runs['first']} made mutating calls after {other} took the lock: {after_takeover}",
         run.detail,
     )
+
+
+def test_b21b_4_no_loss_a_forced_failover_over_a_backing_up_replica_promotes_without_the_zero_lag_wait(
+    deploy: Deploy,
+) -> None:
+    """B21b-4 (no_loss; docs/safety.md: "a forced failover while the source database answers ... the
+    writer moves only at zero lag"). What the B21-4 fix broke in the *failover*'s promote_database.
+
+    rds-replica. ``_promote_database`` runs the lossless wait only when region B's replica is
+    ``available`` (``replicating and status == "available" and planned``); any other status skips
+    it. Before b104, ``_promote_rds`` then read the replica as "promotion under way" and asked for
+    nothing. Since the B21-4 fix it waits for ``db_instance_available`` and promotes at once. An
+    automated backup is the documented case: "a read replica cannot be promoted to a standalone
+    instance when it is in the backing-up status"
+    (https://docs.aws.amazon.com/AmazonRDS/latest/APIReference/API_PromoteReadReplica.html).
+
+    A burst of client writes leaves region B's replica minutes behind. A forced failover fences
+    region A, which answers (a planned, lossless change). Region B's replica is ``backing-up`` from the
+    fence on, for two minutes. promote_database skips the zero-lag wait, waits for the backup to end,
+    and promotes while the replica is still applying the burst: the writes region A acknowledged
+    before its fence and had not replicated are not on the new writer, and region A never stopped
+    answering. (B21b-1's control runs the same burst and failover with the replica available: it
+    waits for zero lag and loses nothing.)"""
+    from moto.rds.models import rds_backends
+
+    from automation.emulator.aws import ACCOUNT
+
+    d = deploy("rds-replica")
+    d.op_advance(120)
+    backend = rds_backends[ACCOUNT][REGION_B]
+    replica_id = str(d.ctx.dr_db_instance_id)
+    outer = d.on_actor
+    backups: list[str] = []
+
+    def backup_from_the_fence(event: str, actor: str) -> None:
+        if outer is not None:
+            outer(event, actor)
+        replica = backend.databases.get(replica_id)
+        if event == "call:UpdateAutoScalingGroup" and not backups and replica is not None:
+            backups.append(replica.status)
+            replica.status = "backing-up"
+
+            def backup_ends() -> None:
+                if replica.status == "backing-up":
+                    replica.status = "available"
+
+            d.emulator.clock.after(120, backup_ends)
+
+    d.op_write(10_000)  # ~500 s of replica apply (Timings.rds_apply 0.05 s a write)
+    d.on_actor = backup_from_the_fence
+    try:
+        run = d.op_run("failover", params={"force": True})
+    finally:
+        d.on_actor = outer
+    assert backups == ["available"], backups
+    assert d.emulator.reachable(REGION_A), "region A never went dark"
+    d.op_advance(TRAFFIC_GRACE + 1)
+    violations = [str(v) for v in d.judge()]
+    assert not any(v.startswith("no_loss") for v in violations), (run.outcome, run.detail[:300], violations)
