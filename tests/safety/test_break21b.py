@@ -292,3 +292,58 @@ def test_b21b_4_no_loss_a_forced_failover_over_a_backing_up_replica_promotes_wit
     d.op_advance(TRAFFIC_GRACE + 1)
     violations = [str(v) for v in d.judge()]
     assert not any(v.startswith("no_loss") for v in violations), (run.outcome, run.detail[:300], violations)
+
+
+def test_b21b_5_converges_a_failover_stopped_over_a_backing_up_replica_is_not_rolled_back(
+    deploy: Deploy,
+) -> None:
+    """B21b-5 (converges; docs/safety.md, "A run that stops on a failed step ... roll_back_fence: when
+    region B's database is not the writer and not becoming it, region A still holds the writer, so
+    the pending fence is withdrawn, the latch set back to standby, the switch released ... and region
+    A's web tier given back its capacity"). What the B21-4 fix missed on the failover's side.
+
+    B21-4 established that a replica ``backing-up`` is not being promoted (PromoteReadReplica: "a
+    read replica cannot be promoted to a standalone instance when it is in the backing-up status",
+    https://docs.aws.amazon.com/AmazonRDS/latest/APIReference/API_PromoteReadReplica.html).
+    ``_writer_moving`` (promote_database's latch rollback and ``roll_back_fence``) still reads any
+    status but ``available`` as "region B is becoming the writer".
+
+    rds-replica. A forced failover fences region A, which answers; region B's replica is
+    ``backing-up`` from the fence on, longer than the run's wait (``waiterMaxAttempts`` 8: two
+    minutes). promote_database waits for ``db_instance_available``, gives up, and the run stops.
+    ``roll_back_fence`` reads the backing-up replica as "the writer moved or is moving to region B:
+    nothing rolled back". The backup ends: region B's instance is an available replica, region A
+    holds the writer, fenced, the latch active and the switch thrown: nothing serves the writer, and
+    nothing will move it (no promotion was ever requested)."""
+    from moto.rds.models import rds_backends
+
+    from automation.emulator.aws import ACCOUNT
+
+    d = deploy("rds-replica")
+    d.op_advance(120)
+    backend = rds_backends[ACCOUNT][REGION_B]
+    replica_id = str(d.ctx.dr_db_instance_id)
+    outer = d.on_actor
+    backups: list[str] = []
+
+    def backup_from_the_fence(event: str, actor: str) -> None:
+        if outer is not None:
+            outer(event, actor)
+        replica = backend.databases.get(replica_id)
+        if event == "call:UpdateAutoScalingGroup" and not backups and replica is not None:
+            backups.append(replica.status)
+            replica.status = "backing-up"
+
+    d.on_actor = backup_from_the_fence
+    try:
+        run = d.op_run("failover", params={"force": True, "waiterMaxAttempts": 8})
+    finally:
+        d.on_actor = outer
+    assert backups == ["available"], backups
+    assert run.outcome == "stopped", run
+    backend.databases[replica_id].status = "available"  # the backup ends
+    assert d.writer() == d.keys()[0], "nothing was promoted: region A holds the writer"
+    d.op_advance(TRAFFIC_GRACE + 60)
+    violations = [str(v) for v in d.judge()]
+    assert not violations, violations
+    assert d.emulator.serving(REGION_A), run.detail[-300:]
