@@ -5,15 +5,18 @@ runbook to. They fail on branch b104 (the finding) and are meant to pass once it
 
 AWS behaviour relied on:
 
-* botocore/boto3 retries: connection errors and socket timeouts are *transient* errors, retried by
-  the client ("Transient errors (HTTP status codes 400, 408, 500, 502, 503, and 504) ... Socket
-  timeouts", https://docs.aws.amazon.com/boto3/latest/guide/retries.html); one that outlasts the
-  client's attempts (2 for the runbook's region-A clients, ``lambdas/failover/clients.py``) is raised
-  to the caller. It says the request did not get an answer, not that the region is down.
-* RDS read replicas: "Before you promote a read replica, stop any transactions from being written to
-  the source DB instance, and wait for all updates to be made to the read replica"; promotion stops
-  replication (https://docs.aws.amazon.com/AmazonRDS/latest/UserGuide/USER_ReadRepl.Promote.html):
-  what the replica has not applied when it is promoted is not on the new writer.
+* boto3 retries: calls "fail due to unexpected issues on the client side" and "these kinds of
+  failures often don't require special handling and the call should be made again"; among the
+  errors retried are the "General socket/connection errors ConnectionError ConnectionClosedError
+  ReadTimeoutError EndpointConnectionError" (https://docs.aws.amazon.com/boto3/latest/guide/retries.html).
+  One that outlasts the client's attempts (2 for the runbook's region-A clients,
+  ``lambdas/failover/clients.py``) is raised to the caller: the request got no answer, which is not
+  proof that the region is down.
+* RDS read replicas replicate asynchronously, and promotion ends replication: "If you are aware of
+  the ramifications and limitations of asynchronous replication and you still want to use read
+  replica promotion for data recovery, you can"
+  (https://docs.aws.amazon.com/AmazonRDS/latest/UserGuide/USER_ReadRepl.Promote.html). What the
+  replica has not applied when it is promoted is not on the new writer (the emulator's model too).
 """
 
 from __future__ import annotations
