@@ -238,8 +238,9 @@ def test_b21b_3_single_flight_a_retried_rollback_acts_after_another_run_took_the
     )
 
 
+@pytest.mark.parametrize("planned", [False, True], ids=["forced", "planned"])
 def test_b21b_4_no_loss_a_forced_failover_over_a_backing_up_replica_promotes_without_the_zero_lag_wait(
-    deploy: Deploy,
+    deploy: Deploy, planned: bool
 ) -> None:
     """B21b-4 (no_loss; docs/safety.md: "a forced failover while the source database answers ... the
     writer moves only at zero lag"). What the B21-4 fix broke in the *failover*'s promote_database.
@@ -258,7 +259,7 @@ def test_b21b_4_no_loss_a_forced_failover_over_a_backing_up_replica_promotes_wit
     and promotes while the replica is still applying the burst: the writes region A acknowledged
     before its fence and had not replicated are not on the new writer, and region A never stopped
     answering. (B21b-1's control runs the same burst and failover with the replica available: it
-    waits for zero lag and loses nothing.)"""
+    waits for zero lag and loses nothing.) ``--planned``, which asked for no loss, goes the same way."""
     from moto.rds.models import rds_backends
 
     from automation.emulator.aws import ACCOUNT
@@ -287,7 +288,7 @@ def test_b21b_4_no_loss_a_forced_failover_over_a_backing_up_replica_promotes_wit
     d.op_write(10_000)  # ~500 s of replica apply (Timings.rds_apply 0.05 s a write)
     d.on_actor = backup_from_the_fence
     try:
-        run = d.op_run("failover", params={"force": True})
+        run = d.op_run("failover", params={"force": True, "planned": planned})
     finally:
         d.on_actor = outer
     assert backups == ["available"], backups
