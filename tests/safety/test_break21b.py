@@ -351,3 +351,57 @@ def test_b21b_5_converges_a_failover_stopped_over_a_backing_up_replica_is_not_ro
     violations = [str(v) for v in d.judge()]
     assert not violations, violations
     assert d.emulator.serving(REGION_A), run.detail[-300:]
+
+
+def test_b21b_6_converges_a_failover_over_a_replica_rebooting_for_maintenance_never_asks_for_the_promotion(
+    deploy: Deploy,
+) -> None:
+    """B21b-6 (converges, and the failover's purpose; the failover-side twin of B21b-2). A replica
+    ``rebooting`` is read as "promotion under way" (``PROMOTING_STATUSES``), so ``_promote_rds`` asks
+    for nothing and waits for a promotion nobody requested. RDS reboots instances for its own
+    maintenance and at customers' requests ("rebooting ... because of a customer request or an
+    Amazon RDS process that requires the rebooting of the DB instance",
+    https://docs.aws.amazon.com/AmazonRDS/latest/UserGuide/Overview.DBInstance.Status.html).
+
+    rds-replica. Region A goes dark; an unplanned CLI failover runs while region B's replica is
+    rebooting (two minutes, from the fence on). The reboot ends; the replica is ``available``, still
+    a replica. ``_promoted_waiter`` waits for "available and no source", which never comes without a
+    promotion: the failover waits its whole budget (20 minutes by default) during a regional outage
+    and stops with region B not promoted and nothing serving the writer. Since B21-4 a ``backing-up``
+    replica is waited for and then promoted; a rebooting one is not."""
+    from moto.rds.models import rds_backends
+
+    from automation.emulator.aws import ACCOUNT
+
+    d = deploy("rds-replica")
+    d.op_advance(60)
+    d.op_outage()
+    d.op_advance(120)
+    backend = rds_backends[ACCOUNT][REGION_B]
+    replica_id = str(d.ctx.dr_db_instance_id)
+    outer = d.on_actor
+    reboots: list[str] = []
+
+    def reboot_from_the_latch(event: str, actor: str) -> None:
+        if outer is not None:
+            outer(event, actor)
+        replica = backend.databases.get(replica_id)
+        # The run journal's first PutParameter (the fence's fencePending) comes before promote_database.
+        if event == "call:PutParameter" and not reboots and replica is not None:
+            reboots.append(replica.status)
+            replica.status = "rebooting"
+
+            def reboot_ends() -> None:
+                if replica.status == "rebooting":
+                    replica.status = "available"
+
+            d.emulator.clock.after(120, reboot_ends)
+
+    d.on_actor = reboot_from_the_latch
+    try:
+        run = d.op_run("failover")
+    finally:
+        d.on_actor = outer
+    assert reboots == ["available"], reboots
+    assert run.outcome == "done", run.detail[-400:]
+    assert d.writer() == d.keys()[1], "region B holds the writer"
