@@ -405,3 +405,57 @@ def test_b21b_6_converges_a_failover_over_a_replica_rebooting_for_maintenance_ne
     assert reboots == ["available"], reboots
     assert run.outcome == "done", run.detail[-400:]
     assert d.writer() == d.keys()[1], "region B holds the writer"
+
+
+@pytest.mark.parametrize("blip", [True, False], ids=["blip", "control-no-blip"])
+def test_b21b_1_aurora_no_loss_a_transient_connection_error_makes_a_forced_failover_fail_over_with_data_loss(
+    deploy: Deploy, blip: bool
+) -> None:
+    """B21b-1, aurora-global: the same root through ``_promote_aurora``. A forced failover fences
+    region A, which answers, and waits for the receipts' replication to drain (the database is the
+    switchover's to wait for). A burst of payments leaves S3 replication minutes behind. One
+    DescribeDBClusters of region A's cluster fails with a connection error on both attempts (a
+    blip; region A answers throughout): ``_SourceDark``, and the run calls FailoverGlobalCluster with
+    ``AllowDataLoss`` instead of a switchover, while region A answers. The writer moves to region B
+    with receipts region A acknowledged still unreplicated (docs/safety.md no_loss: "when the writer
+    moves on a planned change ... the new writer's region holds every DynamoDB item and S3 receipt
+    acknowledged in the old one"). Control (no blip): the same burst and failover wait for the
+    receipts and switch over, losing nothing."""
+    d = deploy("aurora-global")
+    d.op_advance(120)
+    fault = Fault(service="rds", operation="DescribeDBClusters", region=REGION_A, unreachable=True, times=0)
+    d.add_fault(fault)
+    outer = d.on_actor
+    armed: list[bool] = []
+
+    def blip_after_the_drain(event: str, actor: str) -> None:
+        if outer is not None:
+            outer(event, actor)
+        if event == "call:UpdateAutoScalingGroup" and not armed:  # the fence's last call
+            armed.append(True)
+
+            def arm() -> None:
+                fault.times = 2 if blip else 0
+
+            # After the drain and the headless secondary's new instance (Timings.instance_create_seconds
+            # 600 s), while the lossless wait runs.
+            d.emulator.clock.after(600 + 90, arm)
+
+    # 0.01 s of S3 replication a receipt (Timings.bucket_apply): 100,000 payments ~1,000 s behind.
+    d.op_write(100_000)
+    d.on_actor = blip_after_the_drain
+    try:
+        run = d.op_run("failover", params={"force": True})
+    finally:
+        d.on_actor = outer
+        d.clear_faults()
+    assert fault.injected == (2 if blip else 0), ("the blip was not reached", fault.seen[-5:], run)
+    assert d.emulator.reachable(REGION_A), "region A never went dark"
+    assert run.outcome == "done", run
+    d.op_advance(TRAFFIC_GRACE + 1)
+    violations = [str(v) for v in d.judge()]
+    assert not any(v.startswith("no_loss") for v in violations), (run.outcome, run.detail[:300], violations)
+    assert not any(e.kind == "failing-over" and d.ctx.app_name in e.detail for e in d.emulator.events), (
+        "a managed failover (AllowDataLoss) while region A answered",
+        run.detail[:300],
+    )
