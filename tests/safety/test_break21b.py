@@ -459,3 +459,43 @@ def test_b21b_1_aurora_no_loss_a_transient_connection_error_makes_a_forced_failo
         "a managed failover (AllowDataLoss) while region A answered",
         run.detail[:300],
     )
+
+
+def test_b21b_7_converges_a_forced_aurora_failover_whose_switchover_aws_cancels_waits_out_its_budget(
+    deploy: Deploy,
+) -> None:
+    """B21b-7 (converges; docs/safety.md B10-4: a forced failover that fenced an answering region A and
+    then lost it "promotes as over a region A dark from the start ... rather than waiting 30 minutes
+    and stopping"). What the B10-4 fix missed: it handles AWS *refusing* the switchover
+    (InvalidGlobalClusterStateFault) and region A going dark *during the lossless wait*, not AWS
+    *cancelling* a switchover it accepted. FailoverState ``pending``: "Aurora is verifying the
+    primary and secondary clusters before the operation starts"; ``cancelling``: "The request to
+    switch over or fail over the global cluster was cancelled and the primary Aurora DB cluster and
+    the selected secondary Aurora DB cluster are returning to their previous states"
+    (https://docs.aws.amazon.com/AmazonRDS/latest/APIReference/API_FailoverState.html); the emulator
+    cancels a switchover whose old primary's region stops answering while ``pending``.
+
+    aurora-global. A forced failover fences region A (which answers), waits for zero lag, and asks
+    for the switchover; region A goes dark right after. AWS cancels the switchover: region A's dark
+    cluster is the writer again. ``_writer_waiter`` waits for region B to become the writer (its
+    whole budget, 20 minutes by default) and the run stops, region A fenced and dark, region B not
+    the writer: the outcome B10-4 was meant to end. It should fail over (``AllowDataLoss``) as it
+    does when the refusal comes up front."""
+    d = deploy("aurora-global")
+    d.op_advance(120)
+    outer = d.on_actor
+
+    def dark_after_the_switchover(event: str, actor: str) -> None:
+        if outer is not None:
+            outer(event, actor)
+        if event == "call:SwitchoverGlobalCluster" and d.emulator.reachable(REGION_A):
+            d.op_outage()
+
+    d.on_actor = dark_after_the_switchover
+    try:
+        run = d.op_run("failover", params={"force": True})
+    finally:
+        d.on_actor = outer
+    assert any(e.kind == "switching-over-cancelling" for e in d.emulator.events), "AWS cancelled"
+    assert run.outcome == "done", run.detail[-400:]
+    assert d.writer() == d.keys()[1], "region B holds the writer"
