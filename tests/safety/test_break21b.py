@@ -27,7 +27,7 @@ from collections.abc import Callable
 
 import pytest
 
-from tests.lambdas.failover.faults import Fault
+from tests.lambdas.failover.faults import Fault, throttling_code
 from tests.lambdas.failover.world import REGION_A, REGION_B
 from tests.safety.model import TRAFFIC_GRACE, Deployment
 
@@ -499,3 +499,51 @@ def test_b21b_7_converges_a_forced_aurora_failover_whose_switchover_aws_cancels_
     assert any(e.kind == "switching-over-cancelling" for e in d.emulator.events), "AWS cancelled"
     assert run.outcome == "done", run.detail[-400:]
     assert d.writer() == d.keys()[1], "region B holds the writer"
+
+
+def test_b21b_8_traffic_follows_writer_a_throttled_describe_in_restore_dr_undoes_the_drain_mid_switchover(
+    deploy: Deploy,
+) -> None:
+    """B21b-8 (traffic_follows_writer after a stopped run; converges). B21-1's shape in aurora-global,
+    which the B21-1 fix (``PROMOTING_STATUSES`` in ``_writer_still_in_b``, rds-replica only) missed.
+
+    The failback dies right after SwitchoverGlobalCluster (the mark written ahead). Its rollback
+    ``restore_dr`` runs while AWS switches over. Its roll-forward's DescribeGlobalClusters is
+    throttled on all 8 attempts of the region-B client (a busy account: "throttling ... outlasts the
+    client's retries", boto3 retries, https://docs.aws.amazon.com/boto3/latest/guide/retries.html):
+    ``restore_dr`` takes it for "AWS refused to move the writer", asks ``_writer_still_in_b`` (now
+    answered), which says region B's cluster is the global writer (it is, until the switchover
+    completes: ``IsWriter`` moves at the end), drops the mark and undoes the drain. The switchover
+    completes: region A's cluster is the writer and region A's (warmed) web tier serves it; region B
+    serves a secondary; the latch is active and the mark gone, so the canary keeps the switch thrown
+    and Route 53 answers region B, whose database refuses every write. A throttle is not a refusal,
+    and a switchover under way is not region B holding the writer."""
+    d = deploy("aurora-global")
+    d.op_advance(60)
+    d.op_outage()
+    d.op_advance(120)
+    assert d.op_run("failover").outcome == "done"
+    d.op_recover()
+    d.op_advance(d.emulator.timings.rebuild_seconds + 600)
+    died = d.op_run(
+        "failback", params={"waiterMaxAttempts": 240}, crash_on=frozenset({"SwitchoverGlobalCluster"})
+    )
+    assert died.outcome == "crashed", died
+    from lambdas.failover import steps
+
+    assert steps.read_journal(d.runbook_clients(), d.ctx).get(steps.WRITER_MOVE_MARK), "no mark"
+    d.add_fault(
+        Fault(
+            service="rds",
+            operation="DescribeGlobalClusters",
+            region=REGION_B,
+            code=throttling_code("rds"),
+            times=8,
+        )
+    )
+    result = steps.restore_dr(d.ctx, d.runbook_clients(), {})
+    d.clear_faults()
+    d.op_advance(d.emulator.timings.switchover_seconds + TRAFFIC_GRACE + 600)
+    assert d.writer().split(":")[3] == REGION_A, ("the switchover completed", result)
+    violations = [str(v) for v in d.judge()]
+    assert d.where() == REGION_A, (result.status, result.detail, violations)
