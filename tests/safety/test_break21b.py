@@ -547,3 +547,52 @@ def test_b21b_8_traffic_follows_writer_a_throttled_describe_in_restore_dr_undoes
     assert d.writer().split(":")[3] == REGION_A, ("the switchover completed", result)
     violations = [str(v) for v in d.judge()]
     assert d.where() == REGION_A, (result.status, result.detail, violations)
+
+
+def test_b21b_9_converges_region_a_dark_after_the_mark_restore_dr_fails_and_region_b_stays_drained(
+    deploy: Deploy,
+) -> None:
+    """B21b-9 (converges; docs/safety.md: "Every way a failback stops after draining region B while
+    region B still holds the writer ... gives region B back its capacity and functions before the
+    run ends"; "Only when AWS refuses the move and region B still holds the writer with nothing
+    under way does region B serve again").
+
+    rds-replica. The failback drains region B, proves zero lag, writes the mark, and region A goes
+    dark before it asks for the promotion (region A flapping: it answered the failback's health
+    check minutes earlier). ``switch_writer`` fails on a connection error describing region A's
+    replica, and the failback stops. ``restore_dr``'s roll-forward describes region A's replica too:
+    the connection error is neither a ``StepFailed`` nor a ``ClientError``, so it escapes
+    ``restore_dr`` (retried 3 times by the CLI, all failing): "could not roll back". No promotion was
+    ever requested; region B holds the writer, drained; region A is dark: no region serves the
+    writer, for as long as region A's outage lasts."""
+    from lambdas.failover import steps
+
+    d = deploy("rds-replica")
+    _failed_over(d)
+    outer = d.on_actor
+    gone: list[bool] = []
+
+    def dark_after_the_mark(event: str, actor: str) -> None:
+        if outer is not None:
+            outer(event, actor)
+        if event == "call:PutParameter" and not gone:
+            journal = steps.read_journal(d.runbook_clients(), d.ctx)
+            if journal.get(steps.WRITER_MOVE_MARK):
+                gone.append(True)
+                d.op_outage()
+
+    d.on_actor = dark_after_the_mark
+    try:
+        stopped = d.op_run("failback", params={"waiterMaxAttempts": 100})
+    finally:
+        d.on_actor = outer
+    assert gone, "the mark was never written"
+    assert stopped.outcome == "stopped", stopped
+    primary_id = str(d.ctx.primary_db_instance_id)
+    assert not any(
+        e.kind == "promotion-started" and e.detail.startswith(f"{primary_id} ") for e in d.emulator.events
+    ), "a promotion was requested"
+    assert d.writer().split(":")[3] == REGION_B, "region B holds the writer"
+    d.op_advance(TRAFFIC_GRACE + 60)
+    violations = [str(v) for v in d.judge()]
+    assert d.emulator.serving(REGION_B), (stopped.detail[-300:], violations)
