@@ -173,8 +173,10 @@ def test_b21b_3_single_flight_a_retried_rollback_acts_after_another_run_took_the
     ``scale_web_tier`` (soak seed 219's shape) and fails ``roll_back_fence``'s first attempt (a
     throttled read of region B's database). Meanwhile a second operator, believing the first CLI
     dead, takes the lock with ``--break-lock`` (``lock.acquire(break_lock=True)``): from then on the
-    lock is that run's. The first run's retries still run ``roll_back_fence``: they un-fence region A,
-    set the latch to standby and release the switch, under the other run's lock."""
+    lock is that run's. The first run's retries still run ``roll_back_fence``: they raise region A's
+    web tier, re-enable its event source mapping, write SSM (PutParameter) and unthrottle its
+    functions, under the other run's lock (judged from the calls AWS received, attributed to the first
+    run, and the lock item naming the other)."""
     from lambdas.failover import lock
 
     d = deploy("rds-replica")
