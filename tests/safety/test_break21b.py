@@ -598,3 +598,39 @@ def test_b21b_9_converges_region_a_dark_after_the_mark_restore_dr_fails_and_regi
     d.op_advance(TRAFFIC_GRACE + 60)
     violations = [str(v) for v in d.judge()]
     assert d.emulator.serving(REGION_B), (stopped.detail[-300:], violations)
+
+
+def test_b21b_10_converges_restore_dr_reads_a_pending_switchover_as_under_way_and_aws_then_cancels_it(
+    deploy: Deploy,
+) -> None:
+    """B21b-10 (converges; docs/safety.md: a failback that stops after draining region B while region
+    B still holds the writer, "a switchover AWS cancelled" among the ways, gives region B back its
+    capacity). What the B21-2 fix missed: ``restore_dr`` treats only ``cancelling`` as "nothing moves
+    the writer"; ``pending`` is read as a move under way. AWS documents ``pending`` as "Aurora is
+    verifying the primary and secondary clusters before the operation starts", and ``cancelling``
+    as what follows when that fails
+    (https://docs.aws.amazon.com/AmazonRDS/latest/APIReference/API_FailoverState.html).
+
+    aurora-global. The failback dies right after SwitchoverGlobalCluster (the mark written ahead);
+    region A goes dark at once; the operator resumes the failback straight away. It stops at
+    ``confirm_primary_healthy`` (region A does not answer) and runs ``restore_dr`` while the
+    switchover is still ``pending``: "the writer moves to region A ... region B stays drained". AWS
+    then cancels the switchover: region B's cluster is the writer, drained, under an active latch,
+    and no run is under way."""
+    from lambdas.failover import steps
+
+    d = deploy("aurora-global")
+    _failed_over(d)
+    died = d.op_run(
+        "failback", params={"waiterMaxAttempts": 240}, crash_on=frozenset({"SwitchoverGlobalCluster"})
+    )
+    assert died.outcome == "crashed", died
+    assert steps.read_journal(d.runbook_clients(), d.ctx).get(steps.WRITER_MOVE_MARK), "no mark"
+    d.op_outage()  # region A goes dark while the switchover is pending: AWS will cancel it
+    stopped = d.op_run("failback", params={"waiterMaxAttempts": 1}, run_id=died.run_id)
+    assert stopped.outcome == "stopped", stopped
+    d.op_advance(d.emulator.timings.failover_cancel_seconds + TRAFFIC_GRACE + 60)
+    assert any(e.kind == "switching-over-cancelling" for e in d.emulator.events), "AWS cancelled"
+    assert d.writer().split(":")[3] == REGION_B, "the cancelled switchover left region B the writer"
+    violations = [str(v) for v in d.judge()]
+    assert d.emulator.serving(REGION_B), (stopped.detail[-300:], violations)
