@@ -301,13 +301,13 @@ class _Heartbeat:
         while not self._stop.wait(self.poll):
             self.tick()
 
-    def tick(self) -> None:
-        """Refresh the lock if it is due (thread-safe)."""
+    def tick(self, *, force: bool = False) -> None:
+        """Refresh the lock if it is due, or now (``force``: before acting again after a wait; thread-safe)."""
         with self._mutex:
             if self.lost is not None:
                 return
             now = self.clients.clock.now()
-            if (now - self._last).total_seconds() < HEARTBEAT_SECONDS:
+            if not force and (now - self._last).total_seconds() < HEARTBEAT_SECONDS:
                 return
             try:
                 lock.refresh(self.clients, self.ctx, run_id=self.run_id, ttl_seconds=self.ttl)
@@ -409,10 +409,15 @@ def run(
                 for delay in STEP_RETRY.delays():
                     # As the state machine's Retry on the same Task: a rollback refused by throttling
                     # that outlasted the client's retries is tried again, or the stop leaves region A
-                    # fenced and region B not promoted (soak seed 219).
+                    # fenced and region B not promoted (soak seed 219). Only while this run still
+                    # holds the lock (B21b-3: another run may have taken it meanwhile).
                     if record.status != "failed" or not record.retryable:
                         break
                     clients.clock.sleep(delay)
+                    heartbeat.tick(force=True)
+                    if heartbeat.lost is not None:
+                        record.detail = f"{record.detail}; not retried: lock lost ({heartbeat.lost})"
+                        break
                     _call_step(book.on_stop, ctx, clients, params, record, on_progress)
                 word = "could not roll back" if record.status == "failed" else book.on_stop.name
                 reason = f"{reason}; {word}: {record.detail}"

@@ -222,6 +222,8 @@ FAILBACK = Runbook(
     on_stop=Step(
         "restore_dr",
         description="The failback stopped: region B serves again if it still holds the writer",
+        # Waits out a switchover AWS has not yet started or cancelled (FailoverState pending).
+        long_running=True,
     ),
 )
 

@@ -1239,8 +1239,11 @@ def fence_primary(ctx: RunbookContext, clients: Clients, params: Mapping[str, An
     else:
         _refuse_unprotected(ctx, clients, step)
         # A new failover: no earlier failback's writer move speaks for region A any more (the
-        # canary would otherwise put traffic back on region A while this run fences it).
+        # canary would otherwise put traffic back on region A while this run fences it), and no
+        # earlier run's look at a dark region A counts towards this one's (DARK_MARK).
         _forget_writer_move(clients, ctx)
+        if read_journal(clients, ctx).get(DARK_MARK):
+            _journal(clients, ctx, **{DARK_MARK: None})
     actions: list[str] = []
     try:
         actions = fence_region_a(ctx, clients, step)
@@ -1491,7 +1494,9 @@ def _promote_aurora(
             changes.append(f"switchover of {gid} to {cluster_id} started")
         except (ClientError, _SourceDark) as exc:
             refused = isinstance(exc, ClientError) and error_code(exc) == "InvalidGlobalClusterStateFault"
-            if dark is None or not (isinstance(exc, _SourceDark) or (refused and dark())):
+            if dark is None or not (
+                isinstance(exc, _SourceDark) or (refused and _stays_dark(dark, clients, params))
+            ):
                 raise
             # Region A answered its fence and has stopped answering since. A switchover is for
             # "controlled scenarios ... where all the Aurora clusters ... are in a healthy state"
@@ -1563,14 +1568,57 @@ def _region_a_dark(ctx: RunbookContext, clients: Clients) -> bool:
     return False
 
 
+DARK_CONFIRM_SECONDS = 120.0
+"""How long region A's RDS endpoint must keep failing to answer before a forced failover that fenced it
+takes it for dark and promotes unplanned. Assumed (two canary periods): a connection error or two is
+not an outage (botocore retries connection errors as transient,
+https://docs.aws.amazon.com/boto3/latest/guide/retries.html), and taking a blip for darkness would
+promote with a replication tail region A still holds (B21b-1)."""
+
+DARK_MARK = "primaryDarkSince"
+"""Journal key: when a forced failover's wait first found region A's endpoint not answering (cleared
+when it answers), so the confirmation spans polls of either executor."""
+
+
+def _region_a_dark_long_enough(ctx: RunbookContext, clients: Clients) -> bool:
+    """Whether region A has not answered for ``DARK_CONFIRM_SECONDS`` (journal ``DARK_MARK``)."""
+    since = _parse_time(read_journal(clients, ctx).get(DARK_MARK))
+    if not _region_a_dark(ctx, clients):
+        if since is not None:
+            _journal(clients, ctx, **{DARK_MARK: None})
+        return False
+    now = clients.clock.now()
+    if since is None:
+        _journal(clients, ctx, **{DARK_MARK: _now(clients)})
+        return False
+    return (now - since).total_seconds() >= DARK_CONFIRM_SECONDS
+
+
+def _stays_dark(dark: Callable[[], bool], clients: Clients, params: Mapping[str, Any]) -> bool:
+    """Whether ``dark`` confirms region A dark, polling for ``DARK_CONFIRM_SECONDS`` when the step
+    may wait (else one look: a later poll of the state machine looks again)."""
+    if dark():
+        return True
+    if not _wait(params):
+        return False
+    delay = float(_waiter_config(params)["Delay"]) or 15.0
+    waited = 0.0
+    while waited <= DARK_CONFIRM_SECONDS:
+        clients.clock.sleep(delay)
+        waited += delay
+        if dark():
+            return True
+    return False
+
+
 def _forced_source_dark(
     ctx: RunbookContext, clients: Clients, params: Mapping[str, Any]
 ) -> Callable[[], bool] | None:
-    """For a forced failover, how its lossless wait tells that region A went dark (B10-4); None for
-    ``--planned``, which asked for no loss and stops instead."""
+    """For a forced failover, how its lossless wait tells that region A went dark and stayed dark
+    (B10-4, B21b-1); None for ``--planned``, which asked for no loss and stops instead."""
     if params.get("planned"):
         return None
-    return lambda: _region_a_dark(ctx, clients)
+    return lambda: _region_a_dark_long_enough(ctx, clients)
 
 
 @_step
@@ -1626,9 +1674,10 @@ def _writer_moving(ctx: RunbookContext, clients: Clients, *, retry_throttled: bo
         if ctx.database_mode == "rds-replica":
             ident = _need(ctx.dr_db_instance_id, "drDbInstanceId", "promote_database")
             instance = _db_instance(clients, "dr", ident) or {}
+            # Promoting only in a promotion's statuses: a replica backing up is not (B21b-5).
             return (
                 not instance.get("ReadReplicaSourceDBInstanceIdentifier")
-                or instance.get("DBInstanceStatus") != "available"
+                or instance.get("DBInstanceStatus") in PROMOTING_STATUSES
             )
         group, members = _global_members(ctx, clients, "promote_database")
         me = _member(members, _need(ctx.dr_cluster_arn, "drClusterArn", "promote_database")) or {}
@@ -1710,6 +1759,16 @@ def _promote_database(ctx: RunbookContext, clients: Clients, params: Mapping[str
         ident = _need(ctx.dr_db_instance_id, "drDbInstanceId", step)
         instance = _require_db_instance(clients, "dr", ident, step)
         replicating = bool(instance.get("ReadReplicaSourceDBInstanceIdentifier"))
+        busy = instance.get("DBInstanceStatus")
+        if replicating and busy not in ("available", *PROMOTING_STATUSES):
+            # A replica busy with something else (backing-up) cannot be promoted yet; the zero-lag
+            # wait comes after it is available again, never skipped (B21b-4).
+            if not _wait(params):
+                return _in_progress(f"{ident} is {busy}: waiting for it to be available", instance=ident)
+            clients.rds("dr").get_waiter("db_instance_available").wait(
+                DBInstanceIdentifier=ident, WaiterConfig=_waiter_config(params)
+            )
+            instance = _require_db_instance(clients, "dr", ident, step)
         planned = source_answers and not params.get("allowDataLoss")
         if params.get("planned") and not source_answers and replicating:
             # Region A stopped answering after confirm_primary_down (the fence found it dark): an
@@ -2590,11 +2649,32 @@ def _writer_still_in_b(ctx: RunbookContext, clients: Clients, step: str) -> str 
             # Its source stays set until a promotion completes (B21-1): it may be promoting.
             return None
         return f"{dr_id} in {ctx.dr_region} is the writer ({primary_id} in {ctx.primary_region} is not)"
-    _, members = _global_members(ctx, clients, step)
+    group, members = _global_members(ctx, clients, step)
     me = _member(members, _need(ctx.dr_cluster_arn, "drClusterArn", step)) or {}
     if not me.get("IsWriter"):
         return None
+    state = str((group.get("FailoverState") or {}).get("Status") or "")
+    if state in ("pending", "switching-over", "failing-over") and not regressions.on(
+        Regression.FAILBACK_UNDOES_MOVE
+    ):
+        # Region B stays the writer until the switchover completes (B21b-8): it may be moving.
+        return None
     return f"{ctx.dr_cluster_id} in {ctx.dr_region} is the writer of {ctx.global_cluster_id}"
+
+
+def _switchover_pending(ctx: RunbookContext, clients: Clients, params: Mapping[str, Any], step: str) -> bool:
+    """Whether the global cluster's ``FailoverState`` is still ``pending`` ("the ... clusters are being
+    verified before the operation starts", API_FailoverState), after waiting it out when ``params``
+    say wait (polling every waiter delay, within the waiter's attempts)."""
+    config = _waiter_config(params)
+    attempts = int(config["MaxAttempts"]) if _wait(params) else 1
+    for attempt in range(attempts):
+        group, _ = _global_members(ctx, clients, step)
+        if str((group.get("FailoverState") or {}).get("Status") or "") != "pending":
+            return False
+        if attempt + 1 < attempts:
+            clients.clock.sleep(float(config["Delay"]) or 5.0)
+    return True
 
 
 @_step
@@ -2620,10 +2700,24 @@ def restore_dr(ctx: RunbookContext, clients: Clients, params: Mapping[str, Any])
     if read_journal(clients, ctx).get(WRITER_MOVE_MARK) and not regressions.on(
         Regression.FAILBACK_UNDOES_MOVE
     ):
+        if ctx.database_mode != "rds-replica" and _switchover_pending(ctx, clients, params, step):
+            # AWS verifies the clusters before it starts or cancels the switchover: which it does
+            # decides between waiting for the move and giving region B back (B21b-10).
+            return _in_progress(
+                f"switchover of {ctx.global_cluster_id} pending: waiting for AWS to start or cancel it"
+            )
         try:
             moving = _move_writer_to_a(ctx, clients, {}, step)
-        except (StepFailed, ClientError) as exc:
-            refused = f"; AWS refused to move the writer to region A ({_describe_failure(step, exc)})"
+        except StepFailed as exc:
+            if exc.retryable:
+                raise
+            refused = f"; AWS refused to move the writer to region A ({exc.reason})"
+        except ClientError as exc:
+            failure = _from_client_error(step, exc)
+            if failure.retryable:
+                # Throttling is no refusal: nothing showed that no move is under way (B21b-8).
+                raise failure from exc
+            refused = f"; AWS refused to move the writer to region A ({failure.reason})"
         else:
             if moving.status != "in_progress" or moving.data.get("underWay"):
                 # (Never in_progress: nothing polls a rollback; resuming the failback waits for it.)

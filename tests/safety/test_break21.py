@@ -24,26 +24,18 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+import pytest
+
 from lambdas.failover import steps
+from lambdas.failover.exceptions import StepFailed
 from tests.lambdas.failover.faults import Fault, throttling_code
 from tests.lambdas.failover.world import REGION_A, REGION_B
 from tests.safety.model import TRAFFIC_GRACE, Deployment, RunState
+from tests.safety.scenarios import failed_over as _failed_over
+from tests.safety.scenarios import journal as _journal
+from tests.safety.scenarios import no_region_serves_a_writer as _no_region_serves_a_writer
 
 Deploy = Callable[..., Deployment]
-
-
-def _failed_over(d: Deployment) -> None:
-    """An unplanned failover while region A is dark, then region A back and rebuilt as a replica."""
-    d.op_advance(60)
-    d.op_outage()
-    d.op_advance(120)
-    assert d.op_run("failover").outcome == "done"
-    d.op_recover()
-    d.op_advance(d.emulator.timings.rebuild_seconds + 600)
-
-
-def _journal(d: Deployment) -> dict:
-    return steps.read_journal(d.runbook_clients(), d.ctx)
 
 
 def _failback_stopped_while_its_switchover_is_cancelled(d: Deployment) -> RunState:
@@ -97,8 +89,13 @@ def test_b21_1_no_loss_one_writer_a_throttled_describe_in_restore_dr_undoes_the_
             times=2,
         )
     )
-    result = steps.restore_dr(d.ctx, d.runbook_clients(), {})
+    # Throttled past the client's retries: a retryable failure (both executors retry it), never
+    # "AWS refused the move"; the retry finds the promotion under way.
+    with pytest.raises(StepFailed) as throttled:
+        steps.restore_dr(d.ctx, d.runbook_clients(), {})
+    assert throttled.value.retryable, throttled.value
     d.clear_faults()
+    result = steps.restore_dr(d.ctx, d.runbook_clients(), {})
     d.op_advance(60)
     for _ in range(6):  # clients keep writing through Route 53's answer meanwhile
         d.op_write()
@@ -139,6 +136,22 @@ def test_b21_2_converges_a_failback_stopped_while_aws_cancels_its_switchover_lea
     )
 
 
+DEAD_RUN = "local-b21dead00000"
+
+
+def _a_crashed_failover_s_state_and_region_a_refused(deploy: Deploy) -> Deployment:
+    """Nothing serves the writer, as a failover that died after its fence leaves it (the dead run is
+    the last run), and the database's reads are refused: a failover stops at confirm_primary_down
+    without a mutating call."""
+    d = deploy("rds-replica")
+    _no_region_serves_a_writer(d)
+    d.last_run = RunState(
+        "failover", {}, "crashed", "crashed after UpdateAutoScalingGroup", mutated=True, run_id=DEAD_RUN
+    )
+    d.add_fault(Fault(service="rds", operation="DescribeDBInstances"))
+    return d
+
+
 def test_b21_3_checker_a_crashed_run_resumed_into_a_stop_that_changes_nothing_is_judged(
     deploy: Deploy,
 ) -> None:
@@ -151,18 +164,8 @@ def test_b21_3_checker_a_crashed_run_resumed_into_a_stop_that_changes_nothing_is
     after its fence leaves it); the dead run, resumed under its id, is refused region A's database
     and stops at confirm_primary_down without a mutating call. It must be judged (converges), as the
     run it resumes would be; a different run refused the same way is not (control)."""
-    d = deploy("rds-replica")
-    _no_region_serves_a_writer(d)
-    d.last_run = RunState(
-        "failover",
-        {},
-        "crashed",
-        "crashed after UpdateAutoScalingGroup",
-        mutated=True,
-        run_id="local-b21dead00000",
-    )
-    d.add_fault(Fault(service="rds", operation="DescribeDBInstances"))
-    resumed = d.op_run("failover", run_id="local-b21dead00000")
+    d = _a_crashed_failover_s_state_and_region_a_refused(deploy)
+    resumed = d.op_run("failover", run_id=DEAD_RUN)
     d.clear_faults()
     assert resumed.outcome == "stopped" and not resumed.mutated, resumed
     d.op_advance(TRAFFIC_GRACE + 1)
@@ -172,35 +175,12 @@ def test_b21_3_checker_a_crashed_run_resumed_into_a_stop_that_changes_nothing_is
 def test_b21_3_control_a_different_run_refused_over_a_crash_s_state_is_not_blamed(deploy: Deploy) -> None:
     """Control for B21-3: another run (its own id) refused the same way is not blamed for the state the
     crashed run left (single flight and refusals are judged elsewhere)."""
-    d = deploy("rds-replica")
-    _no_region_serves_a_writer(d)
-    d.last_run = RunState(
-        "failover",
-        {},
-        "crashed",
-        "crashed after UpdateAutoScalingGroup",
-        mutated=True,
-        run_id="local-b21dead00000",
-    )
-    d.add_fault(Fault(service="rds", operation="DescribeDBInstances"))
+    d = _a_crashed_failover_s_state_and_region_a_refused(deploy)
     other = d.op_run("failover")
     d.clear_faults()
     assert other.outcome == "stopped" and not other.mutated, other
     d.op_advance(TRAFFIC_GRACE + 1)
     assert not d.judge(), [str(v) for v in d.violations]
-
-
-def _no_region_serves_a_writer(d: Deployment) -> None:
-    """Region A's web tier and functions fenced by hand, region B the pilot light (as in 9B-3)."""
-    d.op_advance(120)
-    a = d.world.client("autoscaling", REGION_A)
-    a.update_auto_scaling_group(AutoScalingGroupName=d.ctx.primary_asg_name, MinSize=0, DesiredCapacity=0)
-    d.emulator.record_asg(REGION_A, d.ctx.primary_asg_name)
-    for name in d.ctx.primary_function_names:
-        d.world.client("lambda", REGION_A).put_function_concurrency(
-            FunctionName=name, ReservedConcurrentExecutions=0
-        )
-    d.op_advance(d.emulator.timings.deregistration_delay + 60)
 
 
 def test_b21_1_writer_still_in_b_reads_a_promotion_under_way_as_region_b_the_writer(deploy: Deploy) -> None:

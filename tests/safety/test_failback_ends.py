@@ -13,6 +13,8 @@ from lambdas.failover import executor
 from tests.lambdas.failover.faults import Fault
 from tests.lambdas.failover.world import REGION_A, REGION_B
 from tests.safety.model import TRAFFIC_GRACE, Deployment, RunState
+from tests.safety.scenarios import after_first_call
+from tests.safety.scenarios import failed_over as _failed_over
 
 Deploy = Callable[..., Deployment]
 
@@ -78,17 +80,6 @@ def test_converges_a_failback_after_a_failover_that_died_before_the_writer_moved
     assert d.emulator.serving(REGION_A) and d.where() == REGION_A
     assert not d.emulator.serving(REGION_B), "region B back in standby"
     assert not d.judge(), [str(v) for v in d.violations]
-
-
-def _failed_over(d: Deployment) -> None:
-    """An unplanned failover while region A is dark, then region A back (Aurora rebuilds it as a
-    caught-up secondary)."""
-    d.op_advance(60)
-    d.op_outage()
-    d.op_advance(120)
-    assert d.op_run("failover").outcome == "done"
-    d.op_recover()
-    d.op_advance(d.emulator.timings.rebuild_seconds + 600)
 
 
 def _region_b_serves_the_writer(d: Deployment, run: RunState) -> None:
@@ -178,19 +169,8 @@ def test_converges_a_forced_failover_whose_region_a_goes_dark_after_its_fence_co
     ``AllowDataLoss``) and completes: region B holds the writer and serves it."""
     d = deploy(mode)
     d.op_advance(120)
-    outer = d.on_actor
-
-    def dark_after_the_switch(event: str, actor: str) -> None:
-        if outer is not None:
-            outer(event, actor)
-        if event == "call:PutMetricData" and d.emulator.reachable(REGION_A):
-            d.op_outage()
-
-    d.on_actor = dark_after_the_switch
-    try:
+    with after_first_call(d, "PutMetricData", d.op_outage):  # region A dark right after the switch
         run = d.op_run("failover", params={"force": True})
-    finally:
-        d.on_actor = outer
     assert run.outcome == "done", run
     assert d.writer() == d.keys()[1], "region B holds the writer"
     d.op_advance(TRAFFIC_GRACE + 1)
@@ -205,19 +185,8 @@ def test_a_planned_aurora_failover_whose_region_a_goes_dark_after_its_fence_stil
     its fence, the run stops (and rolls back) rather than fail over with ``AllowDataLoss``."""
     d = deploy("aurora-global")
     d.op_advance(120)
-    outer = d.on_actor
-
-    def dark_after_the_switch(event: str, actor: str) -> None:
-        if outer is not None:
-            outer(event, actor)
-        if event == "call:PutMetricData" and d.emulator.reachable(REGION_A):
-            d.op_outage()
-
-    d.on_actor = dark_after_the_switch
-    try:
+    with after_first_call(d, "PutMetricData", d.op_outage):  # region A dark right after the switch
         run = d.op_run("failover", params={"force": True, "planned": True})
-    finally:
-        d.on_actor = outer
     assert run.outcome == "stopped", run
     assert d.writer() == d.keys()[0], "the writer stayed in region A"
     assert not any(e.kind == "failing-over" for e in d.emulator.events), "no managed failover"
@@ -235,21 +204,9 @@ def test_converges_a_failover_stopped_by_throttling_in_region_b_rolls_its_fence_
     is un-fenced and serves the writer again."""
     d = deploy("rds-replica")
     d.op_advance(120)
-    outer = d.on_actor
-    storm: list[bool] = []
-
-    def throttle_region_b_after_the_fence(event: str, actor: str) -> None:
-        if outer is not None:
-            outer(event, actor)
-        if event == "call:UpdateAutoScalingGroup" and not storm:  # the fence's last call
-            storm.append(True)
-            d.op_throttle(REGION_B, 20)
-
-    d.on_actor = throttle_region_b_after_the_fence
-    try:
+    # The fence's last call (region A's web tier) starts the storm.
+    with after_first_call(d, "UpdateAutoScalingGroup", lambda: d.op_throttle(REGION_B, 20)) as storm:
         run = d.op_run("failover", params={"force": True})
-    finally:
-        d.on_actor = outer
     assert storm and run.outcome == "stopped" and "roll_back_fence: rolled back" in run.detail, run
     d.op_advance(TRAFFIC_GRACE + 1)
     assert d.emulator.serving(REGION_A) and d.where() == REGION_A

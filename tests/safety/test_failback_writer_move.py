@@ -27,25 +27,13 @@ from lambdas.failover.regressions import Regression
 from tests.lambdas.failover.world import REGION_A, REGION_B
 from tests.safety.model import TRAFFIC_GRACE, Deployment
 from tests.safety.regressions import CANARY_IGNORES_WRITER_MOVE, regressed
+from tests.safety.scenarios import failed_over as _failed_over
+from tests.safety.scenarios import journal as _journal
 
 Deploy = Callable[..., Deployment]
 
 MOVE_CALL = {"rds-replica": "PromoteReadReplica", "aurora-global": "SwitchoverGlobalCluster"}
 """The AWS call that moves the writer back to region A, per database mode."""
-
-
-def _failed_over(d: Deployment) -> None:
-    """An unplanned failover while region A is dark, then region A back and rebuilt as a replica."""
-    d.op_advance(60)
-    d.op_outage()
-    d.op_advance(120)
-    assert d.op_run("failover").outcome == "done"
-    d.op_recover()
-    d.op_advance(d.emulator.timings.rebuild_seconds + 600)
-
-
-def _journal(d: Deployment) -> dict:
-    return steps.read_journal(d.runbook_clients(), d.ctx)
 
 
 @pytest.mark.parametrize(
@@ -76,7 +64,8 @@ def test_no_loss_one_writer_a_failback_stopped_while_aws_moves_the_writer_rolls_
         assert died.outcome == "crashed", died
         assert _journal(d).get(steps.WRITER_MOVE_MARK), "the move was not written ahead"
         # A resumed run that stops runs the rollback; called here while AWS moves the writer.
-        result = steps.restore_dr(d.ctx, d.runbook_clients(), {})
+        # As both executors call it: waiting (a switchover AWS has yet to start or cancel is waited out).
+        result = steps.restore_dr(d.ctx, d.runbook_clients(), {"wait": True, "waiterDelay": 5})
         d.op_advance(60)
         for _ in range(6):  # clients keep writing through Route 53's answer meanwhile
             d.op_write()

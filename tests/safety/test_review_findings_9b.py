@@ -28,6 +28,7 @@ from tests.lambdas.failover.faults import Fault, throttling_code
 from tests.lambdas.failover.world import REGION_A, REGION_B
 from tests.safety.model import TRAFFIC_GRACE, Deployment, RunState
 from tests.safety.regressions import regressed
+from tests.safety.scenarios import no_region_serves_a_writer as _no_region_serves_a_writer
 
 Deploy = Callable[..., Deployment]
 
@@ -52,21 +53,6 @@ def test_9b_2_a_failback_that_gives_up_on_zero_lag_leaves_region_b_serving(deplo
         d.judge()
     assert run.outcome == "stopped" and "zero lag" in run.detail, run
     assert [v.invariant for v in d.violations] == ["converges"], [str(v) for v in d.violations]
-
-
-def _no_region_serves_a_writer(d: Deployment) -> None:
-    """Region A's web tier and functions fenced by hand (as a failover's fence leaves them), region
-    B still the pilot light: both regions answer, neither serves a writer (AWS state)."""
-    d.op_advance(120)
-    a = d.world.client("autoscaling", REGION_A)
-    a.update_auto_scaling_group(AutoScalingGroupName=d.ctx.primary_asg_name, MinSize=0, DesiredCapacity=0)
-    d.emulator.record_asg(REGION_A, d.ctx.primary_asg_name)
-    for name in d.ctx.primary_function_names:
-        d.world.client("lambda", REGION_A).put_function_concurrency(
-            FunctionName=name, ReservedConcurrentExecutions=0
-        )
-    d.op_advance(d.emulator.timings.deregistration_delay + 60)
-    assert not [r for r in (REGION_A, REGION_B) if d.emulator.serving(r) and d.emulator.database_writable(r)]
 
 
 def _judged_after(d: Deployment, outcome: str) -> list[str]:
@@ -401,6 +387,7 @@ from automation.emulator.aws import Emulator
 from tests.lambdas.failover.faults import moto_respects_faults
 from tests.safety import driver
 from tests.safety.regressions import regressed
+from tests.safety.scenarios import no_region_serves_a_writer as _no_region_serves_a_writer
 seen = []
 build = driver.Deployment.build.__func__
 def keep(cls, *args, **kwargs):
