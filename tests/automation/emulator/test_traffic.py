@@ -27,11 +27,12 @@ from automation.emulator.traffic import (
     answer,
     evaluate_alarm,
 )
-from components.global_failover import SWITCH_ALARM, SWITCH_METRIC, SWITCH_NAMESPACE
+from components.global_failover import SWITCH_ALARM, SWITCH_METRIC, switch_metric
 
 T0 = datetime(2025, 3, 1, 12, 0, tzinfo=UTC)
 A, B = "us-east-1", "us-west-2"
 WEB = "web.app.example.com"
+SWITCH_NAMESPACE = switch_metric("app")["namespace"]
 
 
 def at(seconds: float) -> datetime:
@@ -575,7 +576,7 @@ def test_from_synthesis_answers_region_a_in_standby_and_region_b_after_a_1(
     def datapoints(alarm: AlarmSpec, start: datetime, end: datetime) -> list[tuple[datetime, float]]:
         assert (alarm.name, alarm.region) == (f"{prefix}-failover-switch", B), alarm
         assert (alarm.namespace, alarm.metric_name, dict(alarm.dimensions)) == (
-            SWITCH_NAMESPACE,
+            f"Pilotlight/Failover/{prefix}",  # the deployment's own namespace (issue 12, ns21)
             SWITCH_METRIC,
             {"App": prefix},
         )
