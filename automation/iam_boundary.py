@@ -31,8 +31,9 @@ The boundary allows (its Allow statements):
 and it denies (Deny statements): every action on a resource tagged as another deployment's (the
 same Deny as the deploy policy, automation/iam.py ``other_deployments_denied``) and every IAM and
 STS action (the program's roles create, change and assume no identity). It must fit one managed
-policy (6,144 characters: IAM quotas), so it names no statement's conditions: it is a ceiling, the
-roles' own policies stay the exact grant.
+policy (6,144 characters: IAM quotas), so it names no statement's conditions but one (PutMetricData's
+namespace, :data:`OWN_NAMESPACES`: without it a role could write another environment's failover switch):
+it is a ceiling, the roles' own policies stay the exact grant.
 
 The program never creates or changes the boundary: a deployer who could would write ``"*"`` into it.
 An administrator creates it once per environment, and again when a new version of the program
