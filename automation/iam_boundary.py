@@ -19,7 +19,7 @@ using permissions boundaries").
 The boundary allows (its Allow statements):
 
 - the actions the program's roles are granted on ``"*"`` (AWS defines no resource type for them),
-  on ``"*"``;
+  on ``"*"``; PutMetricData only into the deployment's own namespaces (:data:`OWN_NAMESPACES`);
 - the other actions of the roles' inline policies, on the union of the resources those policies
   name: any region, the deployment's names as ``<app>-<env>-*`` (and ``<app>/<env>/*``), buckets by
   the program's prefix, queues and log groups by their names; what only a deployment knows (a key's
@@ -31,8 +31,9 @@ The boundary allows (its Allow statements):
 and it denies (Deny statements): every action on a resource tagged as another deployment's (the
 same Deny as the deploy policy, automation/iam.py ``other_deployments_denied``) and every IAM and
 STS action (the program's roles create, change and assume no identity). It must fit one managed
-policy (6,144 characters: IAM quotas), so it names no statement's conditions: it is a ceiling, the
-roles' own policies stay the exact grant.
+policy (6,144 characters: IAM quotas), so it names no statement's conditions but one (PutMetricData's
+namespace, :data:`OWN_NAMESPACES`: without it a role could write another environment's failover switch):
+it is a ceiling, the roles' own policies stay the exact grant.
 
 The program never creates or changes the boundary: a deployer who could would write ``"*"`` into it.
 An administrator creates it once per environment, and again when a new version of the program
@@ -48,6 +49,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from automation import iam, synth
+from lambdas.failover.names import health_namespace, switch_namespace
 
 MANAGED_POLICY_ACTIONS: dict[str, tuple[str, ...]] = {
     # AmazonSSMManagedInstanceCore, v2 (unchanged since 2019), all of it, on "*":
@@ -105,6 +107,23 @@ backups; its ARN carries the table's name, which can."""
 IDENTITY_SERVICES = ("iam", "sts")
 """The program's roles create, change and assume no identity: a boundary that denied neither would let a
 role given ``iam:*`` create an unbounded one."""
+
+
+OWN_NAMESPACES = "cloudwatch:PutMetricData"
+"""The one action on ``"*"`` the boundary fences by a condition: PutMetricData has no resource type and
+its one condition key is ``cloudwatch:namespace`` (Service Authorization Reference, CloudWatch:
+https://docs.aws.amazon.com/service-authorization/latest/reference/list_amazoncloudwatch.html; AWS's
+example: https://docs.aws.amazon.com/AmazonCloudWatch/latest/monitoring/iam-cw-condition-keys-namespace.html).
+The failover switch and ``PrimaryHealthy`` move production's traffic; each deployment writes them in
+namespaces of its own (lambdas/failover/names.py), and the boundary allows only those: a deployer who
+rewrites one of its roles' policies, or runs its own code as the runbook or canary, cannot write
+another environment's."""
+
+
+def own_namespaces(app: str, environment: str) -> list[str]:
+    """The CloudWatch namespaces the deployment's roles may write: its health metrics and its switch."""
+    prefix = f"{app}-{environment}"
+    return [health_namespace(prefix), switch_namespace(prefix)]
 
 
 def _statement_list(value: Any) -> list[Any]:
@@ -239,8 +258,27 @@ def boundary_policy(syntheses: Sequence[synth.Synthesis], account: str) -> dict[
                 else:
                     on_star.add(action)
     named = sorted(a for a in on_resources if a not in on_star)
+    fenced = [
+        {
+            "Sid": "RolesOwnMetrics",
+            "Effect": "Allow",
+            "Action": OWN_NAMESPACES,
+            "Resource": "*",
+            "Condition": {
+                "StringEquals": {
+                    "cloudwatch:namespace": own_namespaces(tags["Application"], tags["Environment"])
+                }
+            },
+        }
+    ]
     statements: list[dict[str, Any]] = [
-        {"Sid": "RolesOnStar", "Effect": "Allow", "Action": sorted(on_star), "Resource": "*"},
+        {
+            "Sid": "RolesOnStar",
+            "Effect": "Allow",
+            "Action": sorted(on_star - {OWN_NAMESPACES}),
+            "Resource": "*",
+        },
+        *(fenced if OWN_NAMESPACES in on_star else []),
         {
             "Sid": "RolesOnTheirResources",
             "Effect": "Allow",

@@ -32,9 +32,28 @@ from components.naming import limit_of, physical_name
 from components.observability import dashboard_body
 from components.storage import replication_rule
 from components.wiring import PrimaryOutputs
+from lambdas.failover.names import switch_namespace
 
-SWITCH_NAMESPACE = "Pilotlight/Failover"
 SWITCH_METRIC = "FailoverSwitch"
+
+
+def switch_metric(prefix: str) -> dict[str, Any]:
+    """The failover switch metric of the deployment ``prefix`` (``<app>-<env>``): what the switch alarm
+    watches, the canary keeps and the runbook throws (its ``switchMetric`` context).
+
+    Its namespace is the deployment's own (``Pilotlight/Failover/<app>-<env>``,
+    :func:`lambdas.failover.names.switch_namespace`): IAM fences PutMetricData by namespace only, so a
+    namespace shared by every environment let staging's roles throw production's switch (issue 12).
+    Deployments from before it watched ``Pilotlight/Failover``: the alarm's ``namespace`` is updated in
+    place (not ForceNew in the provider's schema: hashicorp/terraform-provider-aws
+    internal/service/cloudwatch/metric_alarm.go, ``namespace``; the update is a PutMetricAlarm, which
+    "completely overwrites the previous configuration" and leaves the alarm's state unchanged:
+    https://docs.aws.amazon.com/AmazonCloudWatch/latest/APIReference/API_PutMetricAlarm.html). Until the
+    canary, updated in the same ``pulumi up``, writes the new namespace (within a minute), the alarm
+    has no data, and the health check keeps its last known status (``insufficient_data_health_status``
+    below): the switch holds where it was.
+    """
+    return {"namespace": switch_namespace(prefix), "name": SWITCH_METRIC, "dimensions": {"App": prefix}}
 
 
 SWITCH_ALARM = {"threshold": 1, "treat_missing_data": "missing"}
@@ -108,11 +127,7 @@ class GlobalFailover(pulumi.ComponentResource):
             zone_id = zone.zone_id
 
         # --- the failover switch (region B) ---
-        self.switch_metric = {
-            "namespace": SWITCH_NAMESPACE,
-            "name": SWITCH_METRIC,
-            "dimensions": {"App": cfg.prefix},
-        }
+        self.switch_metric = switch_metric(cfg.prefix)
         switch_alarm = aws.cloudwatch.MetricAlarm(
             f"{name}-switch",
             name=physical_name(
@@ -121,10 +136,11 @@ class GlobalFailover(pulumi.ComponentResource):
                 limit=limit_of("aws:cloudwatch/metricAlarm:MetricAlarm", "name"),
             ),
             alarm_description="pilotlight failover switch: ALARM sends traffic to region "
-            f"{cfg.dr_region} ({SWITCH_NAMESPACE}/{SWITCH_METRIC}=1 while the failover latch says active)",
-            namespace=SWITCH_NAMESPACE,
-            metric_name=SWITCH_METRIC,
-            dimensions={"App": cfg.prefix},
+            f"{cfg.dr_region} ({self.switch_metric['namespace']} {SWITCH_METRIC}=1 while the failover latch "
+            "says active)",
+            namespace=self.switch_metric["namespace"],
+            metric_name=self.switch_metric["name"],
+            dimensions=self.switch_metric["dimensions"],
             statistic="Maximum",
             period=60,
             evaluation_periods=1,

@@ -1,7 +1,9 @@
 """Alerts and dashboards: an SNS topic and tier alarms per region, and a cross-region dashboard.
 
 The "primary unhealthy" alarm lives in region B and watches the canary's ``PrimaryHealthy`` metric
-(published in B by ``lambdas/health_check`` probing region A from outside). Route 53's own
+(published in B by ``lambdas/health_check`` probing region A from outside), in the deployment's own
+namespace ``Pilotlight/Health/<app>-<env>`` (:func:`lambdas.failover.names.health_namespace`): IAM
+fences PutMetricData by namespace only, and this alarm starts the automated failover. Route 53's own
 health-check metrics exist only in us-east-1, which may be region A: an alarm there could fail
 with the region it watches. Its evaluation window is the automated failover's confirmation window,
 so a short blip does not fail over.
@@ -17,8 +19,8 @@ import pulumi
 import pulumi_aws as aws
 
 from components.naming import limit_of, physical_name
+from lambdas.failover.names import health_namespace, switch_namespace
 
-HEALTH_NAMESPACE = "Pilotlight/Health"
 _TOPIC = "aws:sns/topic:Topic"
 _ALARM = "aws:cloudwatch/metricAlarm:MetricAlarm"
 
@@ -241,7 +243,9 @@ class Observability(pulumi.ComponentResource):
                     "Region A failed the canary's health probes from this region for "
                     f"{args.confirmation_minutes} consecutive minutes (automated failover trigger)"
                 ),
-                namespace=HEALTH_NAMESPACE,
+                # Updated in place from the shared Pilotlight/Health of earlier versions (namespace is
+                # not ForceNew: components/global_failover.py, switch_metric).
+                namespace=health_namespace(args.prefix),
                 metric_name="PrimaryHealthy",
                 dimensions={"App": args.prefix},
                 statistic="Minimum",
@@ -320,8 +324,8 @@ def dashboard_body(prefix: str, regions: dict[str, dict[str, Any]]) -> str:
                 "title": "Region A health from region B, and the failover switch",
                 "region": list(regions)[-1],
                 "metrics": [
-                    [HEALTH_NAMESPACE, "PrimaryHealthy", "App", prefix, {"stat": "Minimum"}],
-                    ["Pilotlight/Failover", "FailoverSwitch", "App", prefix, {"stat": "Maximum"}],
+                    [health_namespace(prefix), "PrimaryHealthy", "App", prefix, {"stat": "Minimum"}],
+                    [switch_namespace(prefix), "FailoverSwitch", "App", prefix, {"stat": "Maximum"}],
                 ],
                 "period": 60,
             },

@@ -25,11 +25,11 @@ import pulumi_aws as aws
 
 from components.iam import assume_role_policy, function_identity, iam_path
 from components.naming import limit_of, physical_name
-from components.observability import HEALTH_NAMESPACE
 from components.runbook_iam import RunbookTargets, account_of, parameter_arn, runbook_statements
 from components.serverless import lambda_code
 from lambdas.failover.budget import LAMBDA_TIMEOUT_SECONDS
 from lambdas.failover.graph import FAILBACK, FAILOVER, Runbook
+from lambdas.failover.names import health_namespace
 from lambdas.failover.state_machine import build_definition, validate_definition
 from lambdas.health_check.probe import JOURNAL_SUFFIX
 
@@ -242,7 +242,8 @@ class Orchestrator(pulumi.ComponentResource):
             [
                 {
                     # PutMetricData has no resource type (STAR_ONLY_ACTIONS): narrowed to the canary's
-                    # two namespaces in region B.
+                    # two namespaces in region B, both this deployment's own (lambdas/failover/names.py:
+                    # cloudwatch:namespace is the only condition key, none on dimensions).
                     "Sid": "PublishHealthAndSwitch",
                     "Effect": "Allow",
                     "Action": "cloudwatch:PutMetricData",
@@ -250,7 +251,10 @@ class Orchestrator(pulumi.ComponentResource):
                     "Condition": {
                         "StringEquals": {
                             "aws:RequestedRegion": args.dr_region,
-                            "cloudwatch:namespace": [HEALTH_NAMESPACE, args.switch_metric["namespace"]],
+                            "cloudwatch:namespace": [
+                                health_namespace(args.prefix),
+                                args.switch_metric["namespace"],
+                            ],
                         }
                     },
                 },
@@ -292,6 +296,7 @@ class Orchestrator(pulumi.ComponentResource):
                 variables={
                     "TARGETS": pulumi.Output.json_dumps(args.canary_targets),
                     "APP": args.prefix,
+                    "METRIC_NAMESPACE": health_namespace(args.prefix),
                     "SWITCH_NAMESPACE": args.switch_metric["namespace"],
                     "SWITCH_METRIC": args.switch_metric["name"],
                     "SWITCH_DIMENSIONS": json.dumps(args.switch_metric["dimensions"]),

@@ -12,7 +12,7 @@ from components.compute import WebTier, WebTierArgs
 from components.config import StackConfig
 from components.dr_data import DrDataTier, DrDataTierArgs
 from components.failover import DesiredTier, Latch, dr_capacity, dr_database_replicates
-from components.global_failover import SWITCH_METRIC, SWITCH_NAMESPACE
+from components.global_failover import switch_metric as switch_metric_of
 from components.iam import iam_path
 from components.ledger_access import LedgerPath, ledger_path
 from components.naming import limit_of, physical_name, regional_api_name
@@ -263,11 +263,7 @@ class PilotLightRegion(pulumi.ComponentResource):
         )
 
         # --- the runbook's view of the deployment (lambdas/failover/context.py) ---
-        switch_metric = {
-            "namespace": SWITCH_NAMESPACE,
-            "name": SWITCH_METRIC,
-            "dimensions": {"App": cfg.prefix},
-        }
+        switch_metric = switch_metric_of(cfg.prefix)
         active = dr_capacity(args.primary.web_capacity, cfg.dr.capacity_percent)
         self.runbook = {
             "appName": cfg.app_name,

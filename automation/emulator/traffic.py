@@ -239,6 +239,21 @@ class Routing:
         """The modelled state of a watched alarm."""
         return self._states[(name, region)]
 
+    def alarm(self, name: str, region: str) -> AlarmSpec:
+        """The configuration of a watched alarm, as last put."""
+        return self._watched[(name, region)]
+
+    def put_alarm(self, spec: AlarmSpec) -> None:
+        """PutMetricAlarm on a watched alarm (a ``pulumi up`` updating it in place): "When you update an
+        existing alarm, its state is left unchanged, but the update completely overwrites the previous
+        configuration of the alarm"
+        (https://docs.aws.amazon.com/AmazonCloudWatch/latest/APIReference/API_PutMetricAlarm.html).
+        Its next evaluation is at its next period boundary, over the new configuration's metric."""
+        key = (spec.name, spec.region)
+        if key not in self._watched:
+            raise SpecError(f"alarm_name: no health check watches {spec.name!r} in {spec.region}")
+        self._watched[key] = spec
+
     def healthy(self, check_id: str) -> bool:
         """The modelled status of a health check."""
         return self._checks.status(check_id)

@@ -285,3 +285,47 @@ def ledger_marker_function_name(prefix: str) -> str:
     """
     name = re.sub(r"-{2,}", "-", f"{prefix.strip('-')}-{LEDGER_MARKER_SUFFIX}".lower())
     return fit(name, LAMBDA_FUNCTION_NAME_MAX)
+
+
+NAMESPACE_MAX = 255
+"""A CloudWatch namespace: 1-255 characters, not starting with a colon (CloudWatch API Reference,
+``Metric``, ``Namespace``: https://docs.aws.amazon.com/AmazonCloudWatch/latest/APIReference/API_Metric.html),
+ASCII without control characters, and not ``AWS/...``, reserved for AWS's own services (PutMetricData,
+``Namespace``: https://docs.aws.amazon.com/AmazonCloudWatch/latest/APIReference/API_PutMetricData.html)."""
+
+SWITCH_NAMESPACE_ROOT = "Pilotlight/Failover"
+HEALTH_NAMESPACE_ROOT = "Pilotlight/Health"
+
+
+def _deployment_namespace(root: str, prefix: str) -> str:
+    namespace = f"{root}/{prefix}"
+    if (
+        not prefix
+        or len(namespace) > NAMESPACE_MAX
+        or not all(32 <= ord(c) < 127 for c in namespace)
+        or namespace.startswith(("AWS/", ":"))
+    ):
+        raise ValueError(f"{namespace!r} is not a CloudWatch namespace (1-{NAMESPACE_MAX} printable ASCII)")
+    return namespace
+
+
+def switch_namespace(prefix: str) -> str:
+    """The failover switch metric's namespace of the deployment ``prefix`` (``<app>-<env>``):
+    ``Pilotlight/Failover/<app>-<env>``.
+
+    One namespace per deployment because IAM can fence PutMetricData by namespace only: the action
+    has no resource type and its one condition key is ``cloudwatch:namespace``, none on dimensions
+    (Service Authorization Reference, CloudWatch:
+    https://docs.aws.amazon.com/service-authorization/latest/reference/list_amazoncloudwatch.html;
+    https://docs.aws.amazon.com/AmazonCloudWatch/latest/monitoring/iam-cw-condition-keys-namespace.html).
+    With one namespace shared by every environment, a role allowed to throw staging's switch could
+    throw production's (its ``App`` dimension is only data) and move production's traffic.
+    """
+    return _deployment_namespace(SWITCH_NAMESPACE_ROOT, prefix)
+
+
+def health_namespace(prefix: str) -> str:
+    """The canary's health metrics' namespace of the deployment ``prefix``:
+    ``Pilotlight/Health/<app>-<env>``. ``PrimaryHealthy`` in it drives the automated failover (the
+    "primary unhealthy" alarm), so it is fenced like the switch (:func:`switch_namespace`)."""
+    return _deployment_namespace(HEALTH_NAMESPACE_ROOT, prefix)

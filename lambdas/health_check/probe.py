@@ -161,8 +161,11 @@ class Settings:
         timeout_seconds: per-attempt HTTP timeout (``TIMEOUT_SECONDS``, default 5, at most 30).
         attempts: tries per target (``ATTEMPTS``, default 2, 1 to 5); only a connection error, a
             timeout or a 5xx is retried.
-        metric_namespace: namespace of the health metrics (``METRIC_NAMESPACE``, default
-            ``Pilotlight/Health``).
+        metric_namespace: namespace of the health metrics (``METRIC_NAMESPACE``, required: the
+            deployment's own, ``Pilotlight/Health/<app>-<env>``, which the canary's role may write and
+            another environment's may not; IAM fences PutMetricData by namespace only, and
+            ``PrimaryHealthy`` starts the automated failover). The field's default serves direct
+            construction in tests; a deployed canary always names its namespace.
         log_level: level of this function's log lines (``LOG_LEVEL``, default INFO).
         runbook_function: the runbook Lambda (``RUNBOOK_FUNCTION``, optional). When region A
             answers again, the canary asks it (asynchronously) to complete a fence of region A that
@@ -216,7 +219,7 @@ class Settings:
             latch_parameter=_required(env, "LATCH_PARAMETER", "the SSM parameter name of the failover latch"),
             timeout_seconds=timeout,
             attempts=attempts,
-            metric_namespace=_namespace(env, "METRIC_NAMESPACE", DEFAULT_METRIC_NAMESPACE),
+            metric_namespace=_namespace(env, "METRIC_NAMESPACE", None),
             log_level=log_level.upper(),
             runbook_function=_optional(env, "RUNBOOK_FUNCTION"),
         )
@@ -268,7 +271,8 @@ def _namespace(env: Mapping[str, str], name: str, default: str | None) -> str:
     value = _optional(env, name) or default
     if value is None:
         raise ConfigurationError(
-            f"{name} must be set: a CloudWatch namespace such as {DEFAULT_METRIC_NAMESPACE!r}"
+            f"{name} must be set: the deployment's own CloudWatch namespace "
+            "('Pilotlight/Health/<app>-<env>', 'Pilotlight/Failover/<app>-<env>')"
         )
     if value.startswith("AWS/"):
         raise ConfigurationError(

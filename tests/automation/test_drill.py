@@ -513,7 +513,7 @@ def test_the_canary_runs_on_its_schedule_with_its_stack_s_environment(
         ended = started + timedelta(seconds=phase.run.duration_s)
         assert any(started <= r.at <= ended for r in canary.runs), f"no canary run during the {phase.phase}"
     env = canary.environment
-    for name in ("TARGETS", "APP", "SWITCH_NAMESPACE", "SWITCH_METRIC", "SWITCH_DIMENSIONS", "LATCH_PARAMETER", "RUNBOOK_FUNCTION"):  # fmt: skip
+    for name in ("TARGETS", "APP", "METRIC_NAMESPACE", "SWITCH_NAMESPACE", "SWITCH_METRIC", "SWITCH_DIMENSIONS", "LATCH_PARAMETER", "RUNBOOK_FUNCTION"):  # fmt: skip
         assert env.get(name), f"canary environment has no {name}"
     targets = json.loads(env["TARGETS"])
     assert {t["name"] for t in targets} == {"web", "api"}
@@ -521,7 +521,7 @@ def test_the_canary_runs_on_its_schedule_with_its_stack_s_environment(
     # Its datapoints are stamped on the virtual clock (the function's clock in the drill): one
     # PrimaryHealthy per run at the run's instant, 0 while region A was dark.
     healthy = datapoints(
-        result.deployment.region_b, "Pilotlight/Health", "PrimaryHealthy", {"App": env["APP"]}, result.started, result.ended + timedelta(seconds=1)
+        result.deployment.region_b, env["METRIC_NAMESPACE"], "PrimaryHealthy", {"App": env["APP"]}, result.started, result.ended + timedelta(seconds=1)
     )  # fmt: skip
     assert [t for t, _ in healthy] == [r.at for r in canary.runs]
     assert all(v == 0.0 for t, v in healthy if result.dark_at <= t < result.back_at)

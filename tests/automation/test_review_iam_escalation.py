@@ -339,7 +339,9 @@ def test_the_boundary_covers_every_statement_the_program_gives_its_roles(config:
     """The program's roles keep what they need: every action of every inline policy of staging's roles,
     on every resource it names (concrete, staging's tags), and every action on ``"*"``, is within
     staging's boundary. A role statement the boundary misses would fail at run time (a failover
-    step denied), not at deploy time."""
+    step denied), not at deploy time. A statement's ``cloudwatch:namespace`` condition (PutMetricData,
+    which the boundary allows only into the deployment's own namespaces) is the request's: each
+    namespace it grants must be within the boundary."""
     syntheses = _pair(*STAGING, *config)
     (boundary,) = _boundary(*STAGING, *config)
     missing: list[str] = []
@@ -348,14 +350,17 @@ def test_the_boundary_covers_every_statement_the_program_gives_its_roles(config:
         resources = (
             [statement["Resource"]] if isinstance(statement["Resource"], str) else statement["Resource"]
         )
+        granted = statement.get("Condition", {}).get("StringEquals", {}).get("cloudwatch:namespace", [])
+        requests = [{"cloudwatch_namespace": n} for n in ([granted] if isinstance(granted, str) else granted)]
         for action in actions:
             for resource in resources:
                 for arn in _arns(resource, syntheses):
-                    if not (
-                        allows((boundary,), action.rstrip("*"), arn, **STAGING_TAGS)
-                        and _named_by_an_allow(boundary, action.rstrip("*"), arn)
-                    ):
-                        missing.append(f"{action} on {arn}")
+                    for request in requests or [{}]:
+                        if not (
+                            allows((boundary,), action.rstrip("*"), arn, **STAGING_TAGS, **request)
+                            and _named_by_an_allow(boundary, action.rstrip("*"), arn)
+                        ):
+                            missing.append(f"{action} on {arn} {request}")
     assert missing == []
 
 

@@ -46,11 +46,16 @@ from lambdas.failover.clients import Clients, Side
 from lambdas.failover.context import RunbookContext
 from lambdas.failover.exceptions import StepFailed
 from lambdas.failover.handler import dispatch, parse_event
-from lambdas.failover.names import kept_snapshot_id, ledger_marker_function_name
+from lambdas.failover.names import (
+    health_namespace,
+    kept_snapshot_id,
+    ledger_marker_function_name,
+    switch_namespace,
+)
 from lambdas.health_check import probe
 from tests.lambdas.failover.faults import Fault, access_denied_code, throttling_code
 from tests.lambdas.failover.harness import new_session
-from tests.lambdas.failover.world import REGION_A, REGION_B, SWITCH_NAME, SWITCH_NAMESPACE, World, build_world
+from tests.lambdas.failover.world import REGION_A, REGION_B, SWITCH_NAME, World, build_world
 
 WRITE_EVERY = 20.0
 """Seconds between client resolutions: each asks Route 53, writes through its answer, and is judged."""
@@ -203,7 +208,7 @@ def routing_for(prefix: str, a_target: str, b_target: str) -> Routing:
     switch = AlarmSpec(
         name=f"{prefix}-failover-switch",
         region=REGION_B,
-        namespace=SWITCH_NAMESPACE,
+        namespace=switch_namespace(prefix),
         metric_name=SWITCH_NAME,
         dimensions={"App": prefix},
         statistic=Statistic.MAXIMUM,
@@ -389,7 +394,7 @@ class Deployment:
         # index this deployment's switch datapoints once, as they arrive, instead of rescanning.
         for d in backend.metric_data[self._scanned :]:
             mine = {x.name: x.value for x in d.dimensions} == {"App": self.ctx.app_name}
-            if d.namespace == SWITCH_NAMESPACE and d.name == SWITCH_NAME and mine:
+            if d.namespace == self.ctx.switch_metric.namespace and d.name == SWITCH_NAME and mine:
                 ts = d.timestamp if d.timestamp.tzinfo else d.timestamp.replace(tzinfo=UTC)
                 self._switch_points.append((ts.astimezone(UTC), float(d.value)))
         self._scanned = len(backend.metric_data)
@@ -451,7 +456,10 @@ class Deployment:
             region=REGION_B,
             targets=(probe.Target("web", self.ctx.primary_health_url or ""),),
             app=self.ctx.app_name,
-            switch=probe.SwitchMetric(SWITCH_NAMESPACE, SWITCH_NAME, {"App": self.ctx.app_name}),
+            switch=probe.SwitchMetric(
+                self.ctx.switch_metric.namespace, SWITCH_NAME, {"App": self.ctx.app_name}
+            ),
+            metric_namespace=health_namespace(self.ctx.app_name),
             latch_parameter=self.ctx.latch_parameter_name,
             timeout_seconds=1.0,
             attempts=1,

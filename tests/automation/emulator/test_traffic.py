@@ -27,11 +27,12 @@ from automation.emulator.traffic import (
     answer,
     evaluate_alarm,
 )
-from components.global_failover import SWITCH_ALARM, SWITCH_METRIC, SWITCH_NAMESPACE
+from components.global_failover import SWITCH_ALARM, SWITCH_METRIC, switch_metric
 
 T0 = datetime(2025, 3, 1, 12, 0, tzinfo=UTC)
 A, B = "us-east-1", "us-west-2"
 WEB = "web.app.example.com"
+SWITCH_NAMESPACE = switch_metric("app")["namespace"]
 
 
 def at(seconds: float) -> datetime:
@@ -575,7 +576,7 @@ def test_from_synthesis_answers_region_a_in_standby_and_region_b_after_a_1(
     def datapoints(alarm: AlarmSpec, start: datetime, end: datetime) -> list[tuple[datetime, float]]:
         assert (alarm.name, alarm.region) == (f"{prefix}-failover-switch", B), alarm
         assert (alarm.namespace, alarm.metric_name, dict(alarm.dimensions)) == (
-            SWITCH_NAMESPACE,
+            f"Pilotlight/Failover/{prefix}",  # the deployment's own namespace (issue 12, ns21)
             SWITCH_METRIC,
             {"App": prefix},
         )
@@ -597,3 +598,49 @@ def test_from_synthesis_answers_region_a_in_standby_and_region_b_after_a_1(
 def test_from_synthesis_needs_a_region_for_every_target(synthesized: tuple[Any, Any]) -> None:
     with pytest.raises(SpecError, match="region_of_target"):
         Routing.from_synthesis(synthesized[1].resources, {})
+
+
+LEGACY_SWITCH_NAMESPACE = "Pilotlight/Failover"
+"""The namespace every deployment's switch shared before issue 12 (ns21)."""
+
+
+@pytest.mark.parametrize("thrown", [True, False], ids=["failed-over", "standby"])
+def test_upgrading_to_the_deployment_s_own_switch_namespace_keeps_the_switch_where_it_was(
+    synthesized: tuple[Any, Any], thrown: bool
+) -> None:
+    """An existing deployment's switch alarm watched ``Pilotlight/Failover``; the routine ``pulumi up``
+    of this version updates it in place to ``Pilotlight/Failover/<app>-<env>`` (``namespace`` is not
+    ForceNew: components/global_failover.py, ``switch_metric``) and the canary, updated in the same run,
+    writes there from its next tick. In between, the alarm has no data in its new namespace: it goes to
+    INSUFFICIENT_DATA ([CW-MISSING]: all missing under ``missing``) and the health check keeps its last
+    known status (the program's ``LastKnownStatus``): traffic stays where the switch had put it, region
+    B after a failover, region A in standby, at every instant of the upgrade."""
+    primary, dr = synthesized
+    lbs = primary.by_type("aws:lb/loadBalancer:LoadBalancer") + dr.by_type("aws:lb/loadBalancer:LoadBalancer")
+    routing = Routing.from_synthesis(dr.resources, {lb.outputs["dnsName"]: lb.region for lb in lbs})
+    prefix = "pilotlight-production"
+    alarm = routing.alarm(f"{prefix}-failover-switch", B)
+    new_namespace = alarm.namespace
+    assert new_namespace == f"{LEGACY_SWITCH_NAMESPACE}/{prefix}"
+    routing.put_alarm(replace(alarm, namespace=LEGACY_SWITCH_NAMESPACE))  # as the earlier version left it
+
+    value = 1.0 if thrown else 0.0
+    streams: dict[str, list[tuple[datetime, float]]] = {LEGACY_SWITCH_NAMESPACE: [], new_namespace: []}
+    upgraded_at = 600  # the alarm's update lands before the canary's first datapoint in the new namespace
+    for minute in range(0, 1200, 60):
+        stream = LEGACY_SWITCH_NAMESPACE if minute + 45 < upgraded_at else new_namespace
+        streams[stream].append((at(minute + 45), value))  # the canary, every minute
+
+    def datapoints(spec: AlarmSpec, start: datetime, end: datetime) -> list[tuple[datetime, float]]:
+        return [(t, v) for t, v in streams.get(spec.namespace, []) if start <= t < end]
+
+    expected = B if thrown else A
+    states = set()
+    for second in range(120, 1200, 10):
+        if second == upgraded_at:
+            routing.put_alarm(replace(routing.alarm(alarm.name, B), namespace=new_namespace))
+        answer_ = routing.where(WEB, at(second), datapoints=datapoints, endpoint_up=lambda _: True)
+        assert answer_ == expected, f"{second} s: traffic in {answer_} during the upgrade"
+        states.add(routing.alarm_state(alarm.name, B))
+    # The window was real: the alarm had no data for an evaluation (the health check held it).
+    assert AlarmState.INSUFFICIENT_DATA in states, states

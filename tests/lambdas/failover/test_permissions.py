@@ -23,7 +23,12 @@ import pytest
 from components.runbook_iam import RunbookTargets, runbook_statements
 from lambdas.failover import executor, preflight
 from lambdas.failover.context import RunbookContext
-from lambdas.failover.names import FAILBACK_STAMP_TAG, ledger_marker_function_name, retained_stamp
+from lambdas.failover.names import (
+    FAILBACK_STAMP_TAG,
+    ledger_marker_function_name,
+    retained_stamp,
+    switch_namespace,
+)
 from tests.components.conftest import synthesize
 from tests.lambdas.failover.harness import FAST, FORCED, clients_for
 from tests.lambdas.failover.world import ACCOUNT, REGION_A, REGION_B, World, all_db_instances
@@ -365,9 +370,14 @@ def test_a_call_on_another_resource_or_region_is_denied(make_world: Callable[...
         statements,
         Call("lambda:InvokeFunction", "us-west-2", f"arn:aws:lambda:us-west-2:{ACCOUNT}:function:{api}"),
     )
-    switch = Call("cloudwatch:PutMetricData", "us-west-2", "*", "Pilotlight/Failover")
+    own = world.context["switchMetric"]["namespace"]
+    switch = Call("cloudwatch:PutMetricData", "us-west-2", "*", own)
     assert allowing(statements, switch)
     assert not allowing(statements, Call(switch.action, switch.region, "*", "AWS/EC2"))
+    # Another deployment's switch, or the shared namespace of earlier versions: IAM tells them apart by
+    # namespace only (cloudwatch:namespace; no condition on dimensions), so each has its own.
+    for other in (switch_namespace("shop-production"), "Pilotlight/Failover"):
+        assert own != other and not allowing(statements, Call(switch.action, switch.region, "*", other))
 
 
 @pytest.mark.parametrize("mode", ["rds-replica", "aurora-global"])

@@ -26,12 +26,16 @@ from moto.cloudwatch.models import cloudwatch_backends
 
 from automation.emulator.stores import create_receipts_buckets
 from lambdas.failover.context import GENERATION_KEY, generation_of
-from lambdas.failover.names import REPLICATION_RULE_ID, generation_parameter_name, ledger_marker_function_name
+from lambdas.failover.names import (
+    REPLICATION_RULE_ID,
+    generation_parameter_name,
+    ledger_marker_function_name,
+    switch_namespace,
+)
 
 ACCOUNT = "123456789012"
 REGION_A = "us-east-1"
 REGION_B = "us-west-2"
-SWITCH_NAMESPACE = "Pilotlight/Failover"
 SWITCH_NAME = "FailoverSwitch"
 CAPACITY = {"min": 1, "desired": 2, "max": 4}
 
@@ -115,7 +119,7 @@ class World:
         return [
             float(d.value)
             for d in backend.metric_data
-            if d.namespace == SWITCH_NAMESPACE
+            if d.namespace == self.context["switchMetric"]["namespace"]
             and d.name == SWITCH_NAME
             and [(x.name, x.value) for x in d.dimensions] == [("App", self.app)]
         ]
@@ -416,7 +420,8 @@ def build_world(
         "drFunctionNames": functions[REGION_B],
         "primaryEventSourceMappingIds": [mappings[REGION_A]],
         "drEventSourceMappingIds": [mapping],
-        "switchMetric": {"namespace": SWITCH_NAMESPACE, "name": SWITCH_NAME, "dimensions": {"App": app}},
+        # The world's deployment is ``app`` (its App dimension): its own namespace, as the program's.
+        "switchMetric": {"namespace": switch_namespace(app), "name": SWITCH_NAME, "dimensions": {"App": app}},
         "latchParameterName": f"/{app}/test/failover-latch",
         "lockTableName": f"{app}-runbook-lock",
         "notifyTopicArn": topic,

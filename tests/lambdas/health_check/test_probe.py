@@ -25,8 +25,8 @@ from lambdas.health_check import probe
 
 REGION = "us-west-2"  # the canary runs in region B; the fake credentials default to us-east-1
 APP = "shop"
-HEALTH_NS = "Pilotlight/Health"
-SWITCH_NS = "Pilotlight/Failover"
+HEALTH_NS = f"Pilotlight/Health/{APP}-test"  # each deployment's own (lambdas/failover/names.py)
+SWITCH_NS = f"Pilotlight/Failover/{APP}-test"
 SWITCH_NAME = "FailoverSwitch"
 LATCH = f"/{APP}/test/failover-latch"
 
@@ -171,6 +171,7 @@ def base_env(server: HealthServer, **overrides: str | None) -> dict[str, str]:
         ),
         "TIMEOUT_SECONDS": "2",
         "APP": APP,
+        "METRIC_NAMESPACE": HEALTH_NS,
         "SWITCH_NAMESPACE": SWITCH_NS,
         "SWITCH_METRIC": SWITCH_NAME,
         "SWITCH_DIMENSIONS": json.dumps({"App": APP}),
@@ -604,6 +605,7 @@ def test_defaults() -> None:
             "AWS_REGION": REGION,
             "TARGETS": '[{"name": "web", "url": "https://web.example.com/health"}]',
             "APP": APP,
+            "METRIC_NAMESPACE": HEALTH_NS,
             "SWITCH_NAMESPACE": SWITCH_NS,
             "SWITCH_METRIC": SWITCH_NAME,
             "SWITCH_DIMENSIONS": "{}",
@@ -642,6 +644,9 @@ def test_defaults() -> None:
         ({"ATTEMPTS": "twice"}, "ATTEMPTS"),
         ({"ATTEMPTS": "5", "TIMEOUT_SECONDS": "10"}, "ATTEMPTS x TIMEOUT_SECONDS"),
         ({"METRIC_NAMESPACE": "AWS/Route53"}, "METRIC_NAMESPACE"),
+        # No shared default: PrimaryHealthy starts the automated failover, and the deployment's own
+        # namespace is the only one its role may write (issue 12, ns21).
+        ({"METRIC_NAMESPACE": None}, "METRIC_NAMESPACE"),
         ({"APP": None}, "APP"),
         ({"AWS_REGION": None}, "AWS_REGION"),
         ({"SWITCH_NAMESPACE": None}, "SWITCH_NAMESPACE"),
