@@ -202,6 +202,26 @@ class Harness:
             "stateMachineArn"
         ]
 
+    def _history(self, arn: str, deadline: float) -> dict[str, Any]:
+        """The execution's history once its terminal event is written. moto's interpreter thread sets
+        the execution's status before it has appended the last events, and serializing a history it
+        is still appending to can fail (a TypeError in moto's serializer, seen once under load): read
+        again until the history ends with the execution's own end."""
+        while True:
+            try:
+                history = self.client.get_execution_history(executionArn=arn, maxResults=1000)
+            except TypeError:
+                history = {"events": []}
+            events = history["events"]
+            if (
+                events
+                and events[-1]["type"].startswith("Execution")
+                and events[-1]["type"] != "ExecutionStarted"
+            ):
+                return history
+            assert time.monotonic() < deadline, f"execution history incomplete after 30 s: {events[-1:]}"
+            time.sleep(0.02)
+
     def run(self, runbook: Runbook, execution_input: Any = None, **options: int) -> Run:
         key = (runbook.name, tuple(sorted(options.items())))
         if key not in self._machines:
@@ -220,7 +240,7 @@ class Harness:
                 break
             assert time.monotonic() < deadline, "execution still running after 30 s"
             time.sleep(0.02)
-        history = self.client.get_execution_history(executionArn=execution["executionArn"], maxResults=1000)
+        history = self._history(execution["executionArn"], deadline)
         return Run(
             status=described["status"],
             output=json.loads(described.get("output") or "{}"),
