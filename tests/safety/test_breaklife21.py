@@ -76,3 +76,60 @@ def test_bl21_1_a_failback_that_stopped_and_gave_region_b_back_does_not_refuse_t
             f"the dr stack is refused although the failback stopped and region B serves its writer "
             f"(journal {sorted(k for k, v in journal.items() if v)}): {doing}; {refused}"
         )
+
+
+def test_bl21_2_the_adopted_runbook_writer_declares_the_backup_window_the_runbook_gave_it(
+    deploy: Deploy, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """BL21-2 (an import the harness accepts that the real engine would refuse).
+
+    After an rds-replica runbook failback the primary stack adopts ``<primary>`` with the ``import``
+    option, declared by ``runbook_replica_args``; the import fails on any declared input that differs
+    from the live instance (https://www.pulumi.com/docs/iac/concepts/options/import/, the harness's
+    own ``import-mismatch`` rule). ``runbook_replica_args`` drops what AWS chose (backup retention,
+    tag copying, Performance Insights key) but keeps ``backup_window`` = BACKUP_WINDOW. The runbook's
+    PromoteReadReplica names no ``PreferredBackupWindow``, and AWS documents the default as "A
+    30-minute window selected at random from an 8-hour block of time per AWS Region"
+    (https://docs.aws.amazon.com/AmazonRDS/latest/APIReference/API_PromoteReadReplica.html), and
+    CreateDBInstanceReadReplica has no backup-window parameter at all. The lifecycle harness models
+    the replica inheriting region B's declared window (``_runbook_failback_replica`` copies the
+    source's inputs) and so accepts an adoption that would fail on AWS whenever the random window is
+    not 03:00-04:00. Either the runbook sets the window it promotes with, or the adoption must not
+    declare it."""
+    from botocore.client import BaseClient
+
+    from components.config import DatabaseConfig
+    from components.data import BACKUP_WINDOW
+    from components.primary_data import runbook_replica_args
+
+    promoted: list[dict[str, object]] = []
+    original = BaseClient._make_api_call
+
+    def record(self: BaseClient, operation: str, params: dict[str, object]) -> object:
+        if operation == "PromoteReadReplica" and self.meta.region_name == REGION_A:
+            promoted.append(dict(params))
+        return original(self, operation, params)
+
+    monkeypatch.setattr(BaseClient, "_make_api_call", record)
+    d = deploy("rds-replica")
+    _failed_over(d)
+    assert d.op_run("failback", params={"waiterMaxAttempts": 240}).outcome == "done"
+    assert promoted, "the failback promoted region A's replica"
+    declared = runbook_replica_args(
+        DatabaseConfig(mode="rds-replica", engine="postgres"),
+        stamp="202601010000",
+        identifier="x",
+        engine="postgres",
+        port=5432,
+        kms_key_arn="k",
+        subnet_group_name="s",
+        parameter_group_name="p",
+        security_group_id="g",
+        protect=True,
+    )
+    if "backup_window" in declared:
+        assert declared["backup_window"] == BACKUP_WINDOW
+        assert all(p.get("PreferredBackupWindow") == BACKUP_WINDOW for p in promoted), (
+            f"the adoption declares backup_window {BACKUP_WINDOW!r}, but the runbook promoted with "
+            f"{promoted} (AWS picks a random window): the import of the runbook's writer fails on AWS"
+        )
