@@ -1,0 +1,30 @@
+"""breaklife21: the failback refusal read from a latch the program does not write.
+
+``components.failover.Latch.parse`` promises to fail safe on a latch it cannot read (treated as
+active); ``failback_in_progress`` promises that "a stamp that cannot be compared counts as under way:
+refusing an update is the safe side". The latch is an SSM String parameter anyone with
+ssm:PutParameter can write (https://docs.aws.amazon.com/systems-manager/latest/APIReference/API_PutParameter.html);
+ISO 8601 allows a time without an offset, which ``datetime.fromisoformat`` reads as naive.
+"""
+
+from __future__ import annotations
+
+from components.failover import FailbackInProgress, Latch, refuse_dr_update
+
+
+def test_bl21_3_a_latch_since_without_an_offset_is_refused_with_the_failback_message_not_a_type_error() -> (
+    None
+):
+    """BL21-3 (low): a latch whose ``since`` has no UTC offset (hand-written, or by another tool)
+    beside the runbook's ``drStoppedAt`` (always with +00:00) makes ``failback_in_progress`` compare a
+    naive with an aware datetime: ``TypeError`` escapes (only ``ValueError`` is caught) and
+    ``pulumi up`` dies with a Python traceback instead of the documented refusal that names what to
+    do."""
+    latch = Latch("active", "2026-03-01T10:00:00", "hand-written")
+    try:
+        refuse_dr_update(latch, {"drStoppedAt": "2026-03-01T11:00:00+00:00"})
+    except FailbackInProgress:
+        return
+    except TypeError as exc:  # what dr21 does
+        raise AssertionError(f"the refusal crashed instead of refusing: {exc!r}") from exc
+    raise AssertionError("a failback that stopped region B's writes after the latch was not refused")
