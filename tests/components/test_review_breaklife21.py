@@ -28,3 +28,26 @@ def test_bl21_3_a_latch_since_without_an_offset_is_refused_with_the_failback_mes
     except TypeError as exc:  # what dr21 does
         raise AssertionError(f"the refusal crashed instead of refusing: {exc!r}") from exc
     raise AssertionError("a failback that stopped region B's writes after the latch was not refused")
+
+
+def test_bl21_4_an_unreadable_journal_under_an_active_latch_refuses_the_dr_stack_as_an_unreadable_latch_does() -> (
+    None
+):
+    """BL21-4 (low): the latch fails safe (unreadable JSON reads as active: "refusing ... rather than
+    risk sending traffic back"), the journal beside it fails open: ``read_failover_state`` reads a
+    journal that is not a JSON object as empty, so under an active latch, with the record of a
+    failback draining region B unreadable, ``pulumi up -s dr`` is not refused and (the latch keeps the
+    DR tier active) gives region B its capacity back, whether or not a writer move is under way."""
+    import json
+
+    import pytest
+
+    from automation import synth
+
+    with pytest.raises(FailbackInProgress):
+        synth.synthesize(
+            "dr",
+            {"dr:active": True},
+            latch=Latch("active", "2026-03-01T10:00:00+00:00", "failover").to_json(),
+            journal=json.dumps({"drStoppedAt": "2026-03-01T11:30:00+00:00"})[:-5],  # cut mid-write
+        )
