@@ -51,3 +51,66 @@ def test_bl21_4_an_unreadable_journal_under_an_active_latch_refuses_the_dr_stack
             latch=Latch("active", "2026-03-01T10:00:00+00:00", "failover").to_json(),
             journal=json.dumps({"drStoppedAt": "2026-03-01T11:30:00+00:00"})[:-5],  # cut mid-write
         )
+
+
+def test_bl21_5_the_adoption_of_the_runbooks_aurora_instance_is_judged_against_the_provider_defaults() -> (
+    None
+):
+    """BL21-5 (medium: an import the harness accepts that the real engine would refuse).
+
+    The runbook's promote step creates ``<cluster>-failover-1`` with four arguments (identifier,
+    cluster, class, engine: lambdas/failover/steps.py ``_promote_aurora``); AWS gives it the
+    ``PromotionTier`` it documents as "Default: 1"
+    (https://docs.aws.amazon.com/AmazonRDS/latest/APIReference/API_CreateDBInstance.html,
+    ``PromotionTier``). The dr stack adopts it with the ``import`` option declaring the same four
+    arguments; the provider fills the ones left out with its schema defaults before the engine
+    diffs them against the resource it read, and ``promotionTier`` has one: "Default 0"
+    (https://www.pulumi.com/registry/packages/aws/api-docs/rds/clusterinstance/). The engine then
+    sees promotionTier 0 (program) vs 1 (AWS) and fails the import
+    (https://www.pulumi.com/docs/iac/concepts/options/import/), which blocks every ``pulumi up -s dr``
+    after a runbook failover of a headless secondary. The harness's ``import_mismatches`` models
+    provider defaults of omitted inputs only for ``aws:rds/instance:Instance``
+    (``IMPORT_ABSENT_DIFFERS``), so ``plan --lifecycle runbook-runbook`` (aurora-global) reports the
+    adoption clean."""
+    from automation import synth
+    from automation.lifecycle import Stored, import_mismatches
+    from lambdas.failover.names import failover_instance_id
+
+    cluster = synth.synthesize("dr").by_type("aws:rds/cluster:Cluster")[0].inputs["clusterIdentifier"]
+    ident = failover_instance_id(cluster)
+    s = synth.synthesize(
+        "dr",
+        {"dr:active": True},
+        latch=Latch("active", "2026-03-01T10:00:00+00:00", "failover").to_json(),
+        live={"clusterMembers": {cluster: [ident]}},
+    )
+    adopted = [r for r in s.by_type("aws:rds/clusterInstance:ClusterInstance") if r.import_id == ident]
+    assert adopted, "the dr stack adopts the runbook's instance"
+    r = adopted[0]
+    new = Stored(
+        r.urn,
+        r.type,
+        r.name,
+        "dr",
+        r.region,
+        dict(r.inputs),
+        {},
+        import_id=ident,
+        ignore_changes=list(r.ignore_changes or []),
+    )
+    # What AWS has: the runbook's four arguments and AWS's defaults for the rest.
+    live = {
+        "identifier": ident,
+        "clusterIdentifier": cluster,
+        "instanceClass": r.inputs.get("instanceClass"),
+        "engine": "aurora-postgresql",
+        "promotionTier": 1,
+    }
+    assert "promotionTier" not in r.inputs, "the adoption declares no promotion tier"
+    # The cluster reference resolves to the cluster's identifier, as the harness resolves it.
+    refs = {r.inputs["clusterIdentifier"]: cluster}
+    mismatches = import_mismatches(new, live, lambda v: refs.get(v, v) if isinstance(v, str) else v)
+    assert [k for k, _, _ in mismatches] == ["promotionTier"], (
+        "the provider's default promotionTier 0 differs from the runbook instance's 1 (AWS's default): "
+        f"the import fails on the real engine; the harness found {mismatches}"
+    )
