@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import pytest
 
-from automation.lifecycle import Lifecycle, Up
+from automation.lifecycle import Lifecycle, Runbook, Up
 from automation.lifecycle_scenarios import deploy, runbook_failover
 
 
@@ -33,3 +33,36 @@ def test_bl21_6_after_a_runbook_failover_the_replica_lag_alarm_is_meaningful_bef
     last = results[-1]
     assert last.applied and last.refused is None, last
     assert not last.violations, [str(v) for v in last.violations]
+
+
+@pytest.mark.parametrize("mode", ["rds-replica", "aurora-global"])
+def test_bl21_7_a_primary_update_during_a_failover_does_not_unfence_region_a(mode: str) -> None:
+    """BL21-7 (medium): a runbook failover while region A answers fences it (web tier 0/0/0,
+    functions at zero concurrency, event sources off: lambdas/failover/steps.py ``fence_primary``) and
+    keeps region A's old writer out of service. The program refuses ``pulumi up -s primary`` only
+    while a *failback* is under way (``failback_in_progress``); during the failover itself a routine
+    primary update that touches the web tier's size (here ``compute.minSize`` 2 -> 3) is applied:
+    the Auto Scaling group's ``MinSize`` is sent (UpdateAutoScalingGroup, "If you specify a new value
+    for MinSize without specifying a value for DesiredCapacity, and the new MinSize is larger than
+    the current size of the group, this sets the group's DesiredCapacity to the new MinSize value":
+    https://docs.aws.amazon.com/autoscaling/ec2/APIReference/API_UpdateAutoScalingGroup.html), and
+    region A's web tier launches against region A's database while region B holds the writer. The
+    harness plans it (capacity A 3, writer B, latch active) and reports no violation: no invariant
+    says a region without the writer stays fenced."""
+    lc = Lifecycle()
+    results = lc.run(
+        [
+            *deploy(mode),
+            Runbook("failover", "forced failover while region A answers (fenced)"),
+            Up(
+                "primary",
+                "primary update: web tier min 3",
+                {"pilotlight:compute": {"minSize": 3, "desiredCapacity": 3}},
+            ),
+        ]
+    )
+    fenced, last = results[-2].observation, results[-1]
+    assert fenced.capacity["A"] == 0 and fenced.writer_region == "B", fenced.line()
+    assert last.refused is not None or last.observation.capacity["A"] == 0, (
+        f"region A un-fenced by pulumi up -s primary during the failover: {last.observation.line()}"
+    )
