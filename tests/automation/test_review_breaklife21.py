@@ -12,7 +12,7 @@ from __future__ import annotations
 import pytest
 
 from automation.lifecycle import Lifecycle, Runbook, Up
-from automation.lifecycle_scenarios import deploy, runbook_failover
+from automation.lifecycle_scenarios import declared_failover, deploy, runbook_failover
 
 
 @pytest.mark.parametrize("mode", ["rds-replica", "aurora-global"])
@@ -65,4 +65,53 @@ def test_bl21_7_a_primary_update_during_a_failover_does_not_unfence_region_a(mod
     assert fenced.capacity["A"] == 0 and fenced.writer_region == "B", fenced.line()
     assert last.refused is not None or last.observation.capacity["A"] == 0, (
         f"region A un-fenced by pulumi up -s primary during the failover: {last.observation.line()}"
+    )
+
+
+@pytest.mark.parametrize("mode", ["rds-replica", "aurora-global"])
+def test_bl21_8_a_failback_phase_after_switch_writer_cannot_go_back_to_one_that_undrains_region_b(
+    mode: str,
+) -> None:
+    """BL21-8 (high for rds-replica): after ``dr:failback switch-writer`` region A holds the writer and
+    region B is drained, under the still-active latch (traffic B until ``latch release``). Setting an
+    earlier phase again (``dr:failback replicate``: a typo, a re-run of a script, a revert of the
+    config commit) is not refused by ``failover.decide``, which has no memory of the phase before:
+    the plan gives region B its web tier, unthrottles its functions and enables its event source
+    while region A's failback instance is the writer. In rds-replica mode region B's database is
+    then a standalone writer too: writes acknowledged there never reach region A.
+
+    The harness marks the step "not applied" because the provider refuses one of its resources
+    (``replicateSourceDb`` put back on the promoted failback instance), but the engine does not apply
+    an update all-or-nothing: the Auto Scaling group, the function and the event source mapping do
+    not depend on that instance, so they are scheduled beside it, and when one operation fails the
+    engine lets "already in-flight operations complete, but not starting any new operations"
+    (Pulumi, "Continue on Error in the Pulumi CLI", https://pulumi.com/blog/author/thomas-gummerer/;
+    https://www.pulumi.com/docs/iac/cli/commands/pulumi_up/). In aurora-global mode nothing fails and
+    the step applies whole. The program must refuse the
+    step back before any resource, as it refuses the other phase errors."""
+    lc = Lifecycle()
+    results = lc.run(
+        [
+            *deploy(mode),
+            *declared_failover(mode),
+            Up("dr", "failback: replicate", {"dr:failback": "replicate"}),
+            Up("dr", "failback: drain", {"dr:failback": "drain"}),
+            *([Runbook("switch-writer", "latch switch-writer")] if mode == "aurora-global" else []),
+            Up("dr", "failback: switch-writer", {"dr:failback": "switch-writer"}),
+            Up("dr", "back a phase: replicate", {"dr:failback": "replicate"}),
+        ]
+    )
+    moved, back = results[-2], results[-1]
+    assert moved.observation.writer_region == "A" and moved.observation.capacity["B"] == 0, (
+        moved.observation.line()
+    )
+    undrains = [
+        f"{p.type} {p.name} {p.changed}"
+        for p in back.plans
+        if p.type in ("aws:autoscaling/group:Group", "aws:lambda/eventSourceMapping:EventSourceMapping")
+        and p.changed
+    ]
+    assert back.refused is not None or not undrains, (
+        f"going back to replicate after switch-writer is not refused and undrains region B while region A "
+        f"holds the writer: {undrains}"
     )
