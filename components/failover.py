@@ -149,7 +149,7 @@ def failback_in_progress(latch: Latch, journal: Mapping[str, Any]) -> str | None
         try:
             since = _instant(latch.since) if latch.since else None
             later = since is None or _instant(stopped) >= since
-        except ValueError:
+        except (ValueError, TypeError):  # unreadable, or one stamp without an offset (BL21-3)
             later = True
         if later:
             return f"the runbook's failback stopped region B's writes at {stopped} and is moving the writer to region A"
@@ -182,6 +182,24 @@ def refuse_primary_update(latch: Latch, journal: Mapping[str, Any]) -> None:
     )
 
 
+JOURNAL_WRITER_MOVE = "writerMoveRequestedAt"
+"""Written by the failback before it asks AWS to move the writer back to region A (steps.WRITER_MOVE_MARK)."""
+
+
+def failback_draining(latch: Latch, journal: Mapping[str, Any]) -> str | None:
+    """What shows that the runbook's failback has region B drained, or the writer moving, now (None:
+    it does not): under the failover's latch, region B's writes stopped since the failover, or a
+    writer move requested. Narrower than :func:`failback_in_progress`: the rds-replica failback's
+    journal entry stays after a failback that stopped and gave region B back (BL21-1), and that
+    alone must not keep the dr stack, where the runbook's role is fixed, from updating."""
+    doing = failback_in_progress(latch, {k: v for k, v in journal.items() if k != JOURNAL_FAILBACK})
+    if doing is not None:
+        return doing
+    if latch.active and journal.get(JOURNAL_WRITER_MOVE):
+        return f"the runbook's failback asked AWS to move the writer to region A at {journal[JOURNAL_WRITER_MOVE]}"
+    return None
+
+
 def refuse_dr_update(latch: Latch, journal: Mapping[str, Any]) -> None:
     """Raise :class:`FailbackInProgress` for ``pulumi up -s dr`` while the runbook's failback moves
     region A's writer.
@@ -192,7 +210,7 @@ def refuse_dr_update(latch: Latch, journal: Mapping[str, Any]) -> None:
     while the writer moves to region A: writes region B took then would never reach region A, and
     region B would serve beside region A's new writer. Refused before any resource is registered.
     """
-    doing = failback_in_progress(latch, journal)
+    doing = failback_draining(latch, journal)
     if doing is None:
         return
     raise FailbackInProgress(

@@ -17,6 +17,7 @@ from components.failover import (
     FailbackInProgress,
     Latch,
     failback_in_progress,
+    refuse_dr_update,
     refuse_primary_update,
 )
 
@@ -141,3 +142,34 @@ def test_the_dr_stack_updates_under_a_failover_latch_with_no_failback_under_way(
         journal=json.dumps({"drStoppedAt": "2026-02-01T11:30:00+00:00"}),
     )
     assert s.by_type("aws:autoscaling/group:Group")
+
+
+@pytest.mark.parametrize(
+    ("journal", "refused"),
+    [
+        ({"drStoppedAt": "2026-03-01T11:30:00+00:00"}, True),  # region B drained since the failover
+        ({"writerMoveRequestedAt": "2026-03-01T11:40:00+00:00"}, True),  # the writer moving back
+        # A failback that stopped and gave region B back keeps its rds entry (for its resume): the dr
+        # stack, where the runbook's role is fixed, updates (BL21-1); the primary stack stays refused.
+        ({"failback": RDS_RECORD}, False),
+        ({}, False),
+    ],
+    ids=["drained", "writer-moving", "stopped-and-rolled-back", "failover-only"],
+)
+def test_the_dr_stack_is_refused_only_while_region_b_is_drained_or_the_writer_moves(
+    journal: dict[str, Any], refused: bool
+) -> None:
+    if refused:
+        with pytest.raises(FailbackInProgress, match="pulumi up -s dr is refused"):
+            refuse_dr_update(ACTIVE, journal)
+    else:
+        refuse_dr_update(ACTIVE, journal)
+
+
+def test_the_stacks_read_the_runbook_s_journal_keys() -> None:
+    """The program names the runbook's journal keys itself (it does not import the runbook)."""
+    from components import failover
+    from lambdas.failover import steps
+
+    assert failover.JOURNAL_FAILBACK == steps.FAILBACK_JOURNAL_KEY
+    assert failover.JOURNAL_WRITER_MOVE == steps.WRITER_MOVE_MARK
