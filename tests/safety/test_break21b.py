@@ -31,6 +31,8 @@ from lambdas.failover.exceptions import StepFailed
 from tests.lambdas.failover.faults import Fault, throttling_code
 from tests.lambdas.failover.world import REGION_A, REGION_B
 from tests.safety.model import TRAFFIC_GRACE, Deployment
+from tests.safety.scenarios import failed_over as _failed_over
+from tests.safety.scenarios import journal as _journal
 
 Deploy = Callable[..., Deployment]
 
@@ -82,16 +84,6 @@ def test_b21b_1_no_loss_a_transient_connection_error_makes_a_forced_failover_pro
     violations = [str(v) for v in d.judge()]
     assert not any(v.startswith("no_loss") for v in violations), (run.detail, violations)
     assert run.outcome == "done", run
-
-
-def _failed_over(d: Deployment) -> None:
-    """An unplanned failover while region A is dark, then region A back and rebuilt as a replica."""
-    d.op_advance(60)
-    d.op_outage()
-    d.op_advance(120)
-    assert d.op_run("failover").outcome == "done"
-    d.op_recover()
-    d.op_advance(d.emulator.timings.rebuild_seconds + 600)
 
 
 @pytest.mark.xfail(
@@ -534,19 +526,14 @@ def test_b21b_8_traffic_follows_writer_a_throttled_describe_in_restore_dr_undoes
     and Route 53 answers region B, whose database refuses every write. A throttle is not a refusal,
     and a switchover under way is not region B holding the writer."""
     d = deploy("aurora-global")
-    d.op_advance(60)
-    d.op_outage()
-    d.op_advance(120)
-    assert d.op_run("failover").outcome == "done"
-    d.op_recover()
-    d.op_advance(d.emulator.timings.rebuild_seconds + 600)
+    _failed_over(d)
     died = d.op_run(
         "failback", params={"waiterMaxAttempts": 240}, crash_on=frozenset({"SwitchoverGlobalCluster"})
     )
     assert died.outcome == "crashed", died
     from lambdas.failover import steps
 
-    assert steps.read_journal(d.runbook_clients(), d.ctx).get(steps.WRITER_MOVE_MARK), "no mark"
+    assert _journal(d).get(steps.WRITER_MOVE_MARK), "no mark"
     d.add_fault(
         Fault(
             service="rds",
