@@ -264,6 +264,14 @@ class RunState:
     resumes_a_crash: bool = False
     """The run resumed a run that died after changing AWS (B21-3): the state it found is that run's,
     so it is judged as having acted even when it makes no mutating call itself."""
+    found_region_a_out: bool = False
+    """A failover that found the writer in region A with region A's web tier and functions fenced (an
+    outage a failover that died before the writer moved left behind: its own fence, or the canary's
+    completing its pending fence), and stopped with region A refusing the runbook's changes (a
+    standing AccessDenied on its Auto Scaling or Lambda) or not answering, the writer still there and
+    region A still fenced: the run could neither fence-and-promote (docs/safety.md: a fence region A
+    refuses stops the run before promotion) nor give region A back (its roll-back needs those same
+    calls). Judged from AWS state at the run's start and its end (``Deployment._region_a_out``)."""
 
 
 @dataclass
@@ -763,6 +771,7 @@ class Deployment:
         )
         pending = (self.traffic_due, self._due_run)
         self.traffic_due, self._due_run = None, None
+        found_out = runbook == "failover" and self._region_a_out()
         merged = {"reason": "checker", **(params or {})}
         before_b = self._dr_desired()
         unprotected = runbook == "failover" and self._b_unprotected()
@@ -797,6 +806,12 @@ class Deployment:
         state.mutated = self.mutating_calls > calls_before
         state.resumes_a_crash = resumes_a_crash
         state.ended = self.emulator.clock.now()
+        state.found_region_a_out = (
+            found_out
+            and state.outcome == "stopped"
+            and self._region_a_out()
+            and (not self.emulator.reachable(REGION_A) or self._region_a_refuses())
+        )
         self.last_run = state
         after_b = self._dr_desired()
         if runbook == "failover":
@@ -823,6 +838,31 @@ class Deployment:
             # A run that changed nothing left the previous run's state: that run's judgment stands.
             self.traffic_due, self._due_run = pending
         return state
+
+    def _region_a_out(self) -> bool:
+        """The writer is region A's database and region A's web tier and functions are fenced (AWS
+        state, whether region A answers or not): no region serves the writer."""
+        emu = self.emulator
+        return (
+            self.writer().split(":")[3] == REGION_A
+            and not emu.web_serving(REGION_A)
+            and not emu.functions_serving(REGION_A)
+        )
+
+    def _region_a_refuses(self) -> bool:
+        """Region A answers but refuses the calls that fence or un-fence it: a standing AccessDenied
+        (a missing permission, an SCP: ``op_deny_fence``) on its Auto Scaling or Lambda. An explicit
+        deny overrides any allow and stays until the policy changes
+        (https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_policies_evaluation-logic_policy-eval-denyallow.html):
+        retrying does not fence region A, nor give it back."""
+        return any(
+            f.times is None
+            and not f.unreachable
+            and f.region in (REGION_A, None)
+            and f.service in ("auto-scaling", "lambda", None)
+            and f.code.startswith("AccessDenied")
+            for f in self.faults
+        )
 
     def _b_unprotected(self) -> bool:
         """Region B's database is neither the writer nor replicating from it (AWS state)."""
@@ -1144,6 +1184,16 @@ class Deployment:
                 "serves the writer",
             )
         if serving_writers:
+            return
+        if emu.reachable(writer_region) and run.found_region_a_out:
+            # A failover that found this outage (region A fenced, holding the writer: a failover that
+            # died before the writer moved left it) and stopped on region A's refusal, or over a dark
+            # region A, changed nothing that decides it: promoting without the fence region A refuses
+            # is what docs/safety.md forbids, and the roll-back to region A serving needs the calls
+            # region A refuses. Its convergence is judged when it is resumed with region A answering
+            # and the refusal lifted (``settle``; soak seeds 153, 204, 215, 386, 408, 432, 496, 618,
+            # 622, 640, 689).
+            self._count("judged converges (an outage found, region A refusing or dark: judged at the resume)")
             return
         if emu.reachable(writer_region):
             # The writer AWS last made is in a region that answers, and nothing serves it: what

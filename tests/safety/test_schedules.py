@@ -140,6 +140,16 @@ SOAK_FIXED_SEEDS: dict[int, tuple[str, str]] = {
         "failback writes writerMoveRequestedAt before the move, and under an active latch with that mark "
         "the canary follows region A's writer (also seeds 112, 150, 448, 615, 734)",
     ),
+    215: (
+        "converges",
+        "rds-replica, a checker false positive: a failover died before the writer moved and left region A "
+        "fenced with the writer (its own fence, or the canary completing its pending fence); region A "
+        "then refused the runbook (AccessDenied on Auto Scaling, Lambda, RDS) and the next failover "
+        "stopped at fence_primary, unable to promote without the fence or to give region A back, and "
+        "the after-run judgment blamed it for the outage it found. Fixed in the model: judged at its "
+        "resume with the refusal lifted (tests/safety/test_found_outage.py; also seeds 153, 204, 386, "
+        "408, 432, 496, 618, 622, 640, 689)",
+    ),
 }
 """Soak seeds whose defect class is fixed (stops 20, 21): each must hold its invariant at the soak's length."""
 
