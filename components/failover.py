@@ -54,6 +54,29 @@ JOURNAL_FAILBACK = "failback"
 JOURNAL_DR_STOPPED = "drStoppedAt"
 """When a failback stopped region B's writes (``scale_down_dr``), before the writer moves."""
 
+Journal = Mapping[str, Any] | None
+"""The run journal as the program read it: None when the parameter exists but is not a JSON object
+(garbled, cut mid-write, hand-edited). Absent is ``{}``: no runbook run ever wrote it."""
+
+JOURNAL_UNREADABLE = (
+    "the run journal ({parameter}, SSM, region B) is not a JSON object, so whether a runbook run "
+    "holds region A or has region B drained cannot be told"
+)
+
+
+def _unreadable_journal(stack: str, parameter: str, latch: Latch) -> FailbackInProgress:
+    """The refusal for a journal that cannot be read: it fails safe, as an unreadable latch does."""
+    return FailbackInProgress(
+        f"pulumi up -s {stack} is refused: "
+        + JOURNAL_UNREADABLE.format(parameter=parameter)
+        + f" (failover latch: {latch.state}{', since ' + latch.since if latch.since else ''}). "
+        "An update now could give back capacity a failback drained or a failover fenced. Check that no "
+        "run is under way (`python -m automation status --outputs runbook.json`), then put back the "
+        f"journal's last readable version: `aws ssm get-parameter-history --name {parameter}` lists "
+        f"them, `aws ssm put-parameter --name {parameter} --type String --overwrite --value '<that JSON "
+        "object>'` restores one; then run this update again."
+    )
+
 
 @dataclass(frozen=True)
 class Capacity:
@@ -123,7 +146,7 @@ class DesiredTier:
     after_failover: bool = False
 
 
-def failback_in_progress(latch: Latch, journal: Mapping[str, Any]) -> str | None:
+def failback_in_progress(latch: Latch, journal: Journal) -> str | None:
     """What the runbook's failback is doing to region A's writer, read from the latch and the run
     journal; None when no failback is under way.
 
@@ -132,10 +155,13 @@ def failback_in_progress(latch: Latch, journal: Mapping[str, Any]) -> str | None
     primary renamed, a replica under ``<primary>`` being created or promoted), or region B's writes
     stopped *since the failover* (``drStoppedAt`` later than the latch's ``since``: the switch of
     writers follows; an older stamp is a finished failback's, left in the journal). A stamp that
-    cannot be compared counts as under way: refusing an update is the safe side.
+    cannot be compared counts as under way: refusing an update is the safe side, and so does a
+    journal that cannot be read at all (None, BL21-4).
     """
     if not latch.active:
         return None
+    if journal is None:
+        return JOURNAL_UNREADABLE.format(parameter="<latch>-journal")
     record = journal.get(JOURNAL_FAILBACK)
     if isinstance(record, Mapping) and record:
         retained = record.get("retained")
@@ -160,14 +186,20 @@ def _instant(value: Any) -> datetime:
     return datetime.fromisoformat(str(value).replace("Z", "+00:00"))
 
 
-def refuse_primary_update(latch: Latch, journal: Mapping[str, Any]) -> None:
+def refuse_primary_update(
+    latch: Latch, journal: Journal, *, journal_parameter: str = "<latch>-journal"
+) -> None:
     """Raise :class:`FailbackInProgress` while the runbook's failback moves region A's writer.
 
     The primary stack declares region A's writer from what AWS has now (components/primary_data.py reads
     the instances live): mid-failback that is a renamed old primary, a replica being created under
     ``<primary>``, a writer about to be promoted. An update then would adopt, protect or point the
-    application at the wrong instance, so it is refused before any resource is registered.
+    application at the wrong instance, so it is refused before any resource is registered. A journal
+    that cannot be read (None) refuses whatever the latch says: whether a failover fenced region A
+    (:func:`region_a_fenced`) cannot be told either (BL21-4).
     """
+    if journal is None:
+        raise _unreadable_journal("primary", journal_parameter, latch)
     doing = failback_in_progress(latch, journal)
     if doing is None:
         return
@@ -186,12 +218,14 @@ JOURNAL_WRITER_MOVE = "writerMoveRequestedAt"
 """Written by the failback before it asks AWS to move the writer back to region A (steps.WRITER_MOVE_MARK)."""
 
 
-def failback_draining(latch: Latch, journal: Mapping[str, Any]) -> str | None:
+def failback_draining(latch: Latch, journal: Journal) -> str | None:
     """What shows that the runbook's failback has region B drained, or the writer moving, now (None:
     it does not): under the failover's latch, region B's writes stopped since the failover, or a
     writer move requested. Narrower than :func:`failback_in_progress`: the rds-replica failback's
     journal entry stays after a failback that stopped and gave region B back (BL21-1), and that
     alone must not keep the dr stack, where the runbook's role is fixed, from updating."""
+    if journal is None:
+        return failback_in_progress(latch, None)
     doing = failback_in_progress(latch, {k: v for k, v in journal.items() if k != JOURNAL_FAILBACK})
     if doing is not None:
         return doing
@@ -200,7 +234,7 @@ def failback_draining(latch: Latch, journal: Mapping[str, Any]) -> str | None:
     return None
 
 
-def refuse_dr_update(latch: Latch, journal: Mapping[str, Any]) -> None:
+def refuse_dr_update(latch: Latch, journal: Journal, *, journal_parameter: str = "<latch>-journal") -> None:
     """Raise :class:`FailbackInProgress` for ``pulumi up -s dr`` while the runbook's failback moves
     region A's writer.
 
@@ -209,7 +243,13 @@ def refuse_dr_update(latch: Latch, journal: Mapping[str, Any]) -> None:
     active in this program (:func:`decide`), so an update now would give region B its capacity back
     while the writer moves to region A: writes region B took then would never reach region A, and
     region B would serve beside region A's new writer. Refused before any resource is registered.
+
+    Under an active latch a journal that cannot be read (None) is refused as an unreadable latch is
+    treated as active: the record of a failback draining region B may be the part that is unreadable
+    (BL21-4). Under a standby latch no failback is under way and the journal does not matter here.
     """
+    if journal is None and latch.active:
+        raise _unreadable_journal("dr", journal_parameter, latch)
     doing = failback_draining(latch, journal)
     if doing is None:
         return

@@ -21,22 +21,34 @@ from components.primary_region import PrimaryRegion, PrimaryRegionArgs
 from components.wiring import read_primary_outputs
 
 
-def read_failover_state(cfg: StackConfig, dr_provider: aws.Provider) -> tuple[failover.Latch, dict[str, Any]]:
+def read_failover_state(
+    cfg: StackConfig, dr_provider: aws.Provider
+) -> tuple[failover.Latch, dict[str, Any] | None]:
     """The failover latch and the run journal beside it, from SSM in region B.
 
     One path query answers both (the journal is ``<latch>-journal``, lambdas/failover/steps.py) and
     returns nothing rather than failing when they do not exist yet (the first deployment: standby,
-    an empty journal). A journal that is not a JSON object reads as empty, as the runbook reads it.
+    an empty journal). A journal that is there but is not a JSON object reads as None: it fails
+    safe, as an unreadable latch does (:func:`failover.refuse_dr_update`, BL21-4), and as the canary
+    reads it (lambdas/health_check/probe.py ``read_journal``).
     """
     path = cfg.latch_parameter_name.rsplit("/", 1)[0]
     found = aws.ssm.get_parameters_by_path(path=path, opts=pulumi.InvokeOptions(provider=dr_provider))
     values = dict(zip(found.names, found.values, strict=False))
     latch = failover.Latch.parse(values.get(cfg.latch_parameter_name))
+    raw = values.get(journal_parameter(cfg))
+    if not raw:  # not written yet (SSM refuses an empty value)
+        return latch, {}
     try:
-        journal = json.loads(values.get(f"{cfg.latch_parameter_name}-journal") or "{}")
+        journal = json.loads(raw)
     except json.JSONDecodeError:
-        journal = {}
-    return latch, journal if isinstance(journal, dict) else {}
+        return latch, None
+    return latch, journal if isinstance(journal, dict) else None
+
+
+def journal_parameter(cfg: StackConfig) -> str:
+    """The run journal's SSM parameter, beside the latch (lambdas/failover/steps.py ``_journal_name``)."""
+    return f"{cfg.latch_parameter_name}-journal"
 
 
 def run(cfg: StackConfig) -> dict[str, Any]:
@@ -49,7 +61,9 @@ def run(cfg: StackConfig) -> dict[str, Any]:
     boundary = [with_permissions_boundary(account.apply(lambda a: permissions_boundary_arn(a, cfg.prefix)))]
     if cfg.role == "primary":
         # Before any resource: mid-failback, region A's database is not what this update would declare.
-        failover.refuse_primary_update(*read_failover_state(cfg, regional.dr))
+        failover.refuse_primary_update(
+            *read_failover_state(cfg, regional.dr), journal_parameter=journal_parameter(cfg)
+        )
         region = PrimaryRegion(
             "primary",
             PrimaryRegionArgs(config=cfg, dr_provider=regional.dr),
@@ -63,7 +77,7 @@ def run(cfg: StackConfig) -> dict[str, Any]:
     )
     latch, journal = read_failover_state(cfg, regional.dr)
     # Before any resource: mid-failback, region B is drained while the writer moves to region A.
-    failover.refuse_dr_update(latch, journal)
+    failover.refuse_dr_update(latch, journal, journal_parameter=journal_parameter(cfg))
     tier = failover.decide(
         cfg.dr,
         primary.web_capacity,

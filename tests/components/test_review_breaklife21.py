@@ -32,10 +32,6 @@ def test_bl21_3_a_latch_since_without_an_offset_is_refused_with_the_failback_mes
     raise AssertionError("a failback that stopped region B's writes after the latch was not refused")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BL21-4 open: an unreadable run journal under an active latch is read as empty (fails open)",
-)
 def test_bl21_4_an_unreadable_journal_under_an_active_latch_refuses_the_dr_stack_as_an_unreadable_latch_does() -> (
     None
 ):
@@ -50,13 +46,39 @@ def test_bl21_4_an_unreadable_journal_under_an_active_latch_refuses_the_dr_stack
 
     from automation import synth
 
-    with pytest.raises(FailbackInProgress):
+    with pytest.raises(FailbackInProgress) as refused:
         synth.synthesize(
             "dr",
             {"dr:active": True},
             latch=Latch("active", "2026-03-01T10:00:00+00:00", "failover").to_json(),
             journal=json.dumps({"drStoppedAt": "2026-03-01T11:30:00+00:00"})[:-5],  # cut mid-write
         )
+    # One error naming the parameter and what to do (SSM keeps a parameter's versions:
+    # https://docs.aws.amazon.com/systems-manager/latest/APIReference/API_GetParameterHistory.html).
+    text = str(refused.value)
+    assert "pulumi up -s dr is refused" in text and "failover-state-journal" in text, text
+    assert "get-parameter-history" in text and "put-parameter" in text, text
+
+
+@pytest.mark.parametrize("value", ["[]", '"drStoppedAt"', '{"drStoppedAt": "2026-03-01T11:30'])
+@pytest.mark.parametrize("latch", ["active", "standby"])
+def test_bl21_4_the_primary_stack_refuses_a_journal_it_cannot_read_whatever_the_latch_says(
+    value: str, latch: str
+) -> None:
+    """The primary stack keeps region A fenced while the journal says a failover fenced it
+    (``region_a_fenced``); a journal it cannot read cannot say it did not, so the update is refused
+    (the canary reads such a journal as a failover holding region A: lambdas/health_check/probe.py)."""
+    from automation import synth
+
+    with pytest.raises(FailbackInProgress, match="pulumi up -s primary is refused: the run journal"):
+        synth.synthesize(
+            "primary", latch=Latch(latch, "2026-03-01T10:00:00+00:00", "failover").to_json(), journal=value
+        )
+
+
+def test_bl21_4_a_standby_latch_with_an_unreadable_journal_does_not_refuse_the_dr_stack() -> None:
+    """Under a standby latch no failback is under way: the dr stack decides from the latch alone."""
+    refuse_dr_update(Latch("standby", "2026-03-01T10:00:00+00:00", "failback"), None)
 
 
 @pytest.mark.xfail(
