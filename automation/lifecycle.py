@@ -799,6 +799,10 @@ class Lifecycle:
                     for region in {d.region for d in w.dbs.values()}
                 },
                 "clusterMembers": {c: sorted(m) for c, m in members.items()},
+                # The dr stack's failback record (SSM, beside the latch): what its last update wrote.
+                "failbackPhase": (
+                    self.live("dr", "aws:ssm/parameter:Parameter", "dr-failback-phase") or {}
+                ).get("value"),
             },
             sort_keys=True,
         )
@@ -920,6 +924,8 @@ class Lifecycle:
             self._release()
             return
         if step.action == "activate":
+            # steps.declare_failover_hold: the declared failover holds region A without fencing it.
+            w.journal.setdefault("failoverDeclaredAt", w.now())
             self._write_latch(_runbook_latch("active", "declared failover", w.now()))
             if mode == "aurora-global":
                 self._promote_aurora(ctx["drClusterId"])
@@ -929,8 +935,13 @@ class Lifecycle:
             if mode == "aurora-global":
                 w.global_failover(ctx["primaryClusterId"])
             return
-        if step.action == "failover" and w.region_a_up:  # fence_primary: best effort
+        if step.action == "failover" and w.region_a_up:
+            # fence_primary (steps.fence_region_a): stamped in the journal before the change.
+            w.journal["primaryStoppedAt"] = w.now()
             primary_asg.update(minSize=0, desiredCapacity=0)
+        elif step.action == "failover":
+            # Region A unreachable: the fence is pending until it answers (steps.fence_primary).
+            w.journal.setdefault("fencePending", w.now())
         if step.action == "failover":
             w.journal.pop("drStoppedAt", None)  # scale_web_tier: region B takes writes again
             cap = ctx["drCapacity"]
@@ -982,6 +993,7 @@ class Lifecycle:
     ) -> None:
         w = self.world
         a_region, _ = self.regions()
+        w.journal.pop("fencePending", None)  # confirm_primary_healthy: region A answers, no fence pending
         if mode == "rds-replica":
             # Rename to replace (lambdas/failover/steps.py reestablish_replication): the old primary
             # is renamed <primary>-pre-failback-<stamp> and kept, and a replica of region B's writer
@@ -1029,9 +1041,13 @@ class Lifecycle:
                 w.rds_attrs[ctx["primaryDbInstanceId"]]["backupRetentionPeriod"] = 1
         else:
             w.global_failover(ctx["primaryClusterId"])
+        # unfence_primary: region A given back (warm_primary restored its capacity above).
+        for mark in ("primaryStoppedAt", "primaryFencedMappings", "failoverDeclaredAt"):
+            w.journal.pop(mark, None)
         w.switch_metric = 0.0
         self._write_latch(_runbook_latch("standby", "failback", w.now()))
         w.journal.pop("failback", None)  # clear_latch
+        w.journal.pop("writerMoveRequestedAt", None)
 
     def _release(self) -> None:
         """``python -m automation latch release``: only over a writer in region A (else it refuses)."""
@@ -1039,6 +1055,9 @@ class Lifecycle:
         a_region, _ = self.regions()
         if w.writer is None or w.writer not in w.dbs or w.dbs[w.writer].region != a_region:
             return
+        # steps.end_failover_hold: the failover's marks and the writer move end with the hold.
+        for mark in ("fencePending", "primaryStoppedAt", "failoverDeclaredAt", "writerMoveRequestedAt"):
+            w.journal.pop(mark, None)
         w.switch_metric = 0.0
         self._write_latch(_runbook_latch("standby", "latch release", w.now()))
 

@@ -32,9 +32,7 @@ def read_failover_state(
     safe, as an unreadable latch does (:func:`failover.refuse_dr_update`, BL21-4), and as the canary
     reads it (lambdas/health_check/probe.py ``read_journal``).
     """
-    path = cfg.latch_parameter_name.rsplit("/", 1)[0]
-    found = aws.ssm.get_parameters_by_path(path=path, opts=pulumi.InvokeOptions(provider=dr_provider))
-    values = dict(zip(found.names, found.values, strict=False))
+    values = _failover_parameters(cfg, dr_provider)
     latch = failover.Latch.parse(values.get(cfg.latch_parameter_name))
     raw = values.get(journal_parameter(cfg))
     if not raw:  # not written yet (SSM refuses an empty value)
@@ -44,6 +42,22 @@ def read_failover_state(
     except json.JSONDecodeError:
         return latch, None
     return latch, journal if isinstance(journal, dict) else None
+
+
+def _failover_parameters(cfg: StackConfig, dr_provider: aws.Provider) -> dict[str, str]:
+    """The parameters beside the latch (latch, journal, failback record), by name: one path query
+    (https://docs.aws.amazon.com/systems-manager/latest/APIReference/API_GetParametersByPath.html)."""
+    path = cfg.latch_parameter_name.rsplit("/", 1)[0]
+    found = aws.ssm.get_parameters_by_path(path=path, opts=pulumi.InvokeOptions(provider=dr_provider))
+    return dict(zip(found.names, found.values, strict=False))
+
+
+def read_phase_record(cfg: StackConfig, dr_provider: aws.Provider) -> failover.PhaseRecord | None:
+    """The failback phase the dr stack's last update applied (:class:`failover.PhaseRecord`)."""
+    values = _failover_parameters(cfg, dr_provider)
+    return failover.PhaseRecord.parse(
+        values.get(failover.phase_record_parameter_name(cfg.latch_parameter_name))
+    )
 
 
 def journal_parameter(cfg: StackConfig) -> str:
@@ -61,12 +75,19 @@ def run(cfg: StackConfig) -> dict[str, Any]:
     boundary = [with_permissions_boundary(account.apply(lambda a: permissions_boundary_arn(a, cfg.prefix)))]
     if cfg.role == "primary":
         # Before any resource: mid-failback, region A's database is not what this update would declare.
-        failover.refuse_primary_update(
-            *read_failover_state(cfg, regional.dr), journal_parameter=journal_parameter(cfg)
-        )
+        latch, journal = read_failover_state(cfg, regional.dr)
+        failover.refuse_primary_update(latch, journal, journal_parameter=journal_parameter(cfg))
+        assert journal is not None  # refused above when unreadable
+        fenced = failover.region_a_fenced(journal)
+        if fenced:
+            pulumi.log.warn(
+                f"{fenced}: region A's web tier floor, its functions' reserved concurrency and their event "
+                "sources keep the fence's values in this update (ignore_changes); changes to them apply "
+                "at the first update after the failback gives region A back"
+            )
         region = PrimaryRegion(
             "primary",
-            PrimaryRegionArgs(config=cfg, dr_provider=regional.dr),
+            PrimaryRegionArgs(config=cfg, dr_provider=regional.dr, keep_fence=fenced is not None),
             pulumi.ResourceOptions(providers={"aws": regional.primary}, transformations=boundary),
         )
         return region.exports()
@@ -84,6 +105,7 @@ def run(cfg: StackConfig) -> dict[str, Any]:
         database_mode=cfg.database.mode,
         latch=latch,
         warm_pool=cfg.compute.dr_warm_pool,
+        previous=read_phase_record(cfg, regional.dr),
     )
     dr = PilotLightRegion(
         "dr",

@@ -39,10 +39,6 @@ def test_bl21_6_after_a_runbook_failover_the_replica_lag_alarm_is_meaningful_bef
     assert not last.violations, [str(v) for v in last.violations]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BL21-7 open: a primary update during a failover raises region A's capacity (no refusal while region A is fenced)",
-)
 @pytest.mark.parametrize("mode", ["rds-replica", "aurora-global"])
 def test_bl21_7_a_primary_update_during_a_failover_does_not_unfence_region_a(mode: str) -> None:
     """BL21-7 (medium): a runbook failover while region A answers fences it (web tier 0/0/0,
@@ -76,10 +72,6 @@ def test_bl21_7_a_primary_update_during_a_failover_does_not_unfence_region_a(mod
     )
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BL21-8 open: dr:failback can go back to replicate after switch-writer and undrain region B",
-)
 @pytest.mark.parametrize("mode", ["rds-replica", "aurora-global"])
 def test_bl21_8_a_failback_phase_after_switch_writer_cannot_go_back_to_one_that_undrains_region_b(
     mode: str,

@@ -146,3 +146,71 @@ def test_bl21_5_the_adoption_of_the_runbooks_aurora_instance_is_judged_against_t
         "the provider's default promotionTier 0 differs from the runbook instance's 1 (AWS's default): "
         f"the import fails on the real engine; the harness found {mismatches}"
     )
+
+
+SINCE = "2026-03-01T10:00:00+00:00"
+
+
+@pytest.mark.parametrize(
+    ("previous", "active", "phase", "refused"),
+    [
+        # BL21-8: after switch-writer, any tier that undrains region B is refused ...
+        ("switch-writer", True, "replicate", True),
+        ("switch-writer", True, None, True),
+        ("switch-writer", True, "drain", False),  # drained: safe
+        ("switch-writer", True, "switch-writer", False),
+        # ... going back before switch-writer is safe (region B still holds the writer) ...
+        ("drain", True, "replicate", False),
+        ("replicate", True, None, False),
+        # ... and standby is always allowed (it ends a failback the runbook finished).
+        ("switch-writer", False, None, False),
+    ],
+)
+def test_bl21_8_failback_phases_only_step_back_where_region_b_stays_drained(
+    previous: str, active: bool, phase: str | None, refused: bool
+) -> None:
+    from components.config import DrFlags
+    from components.failover import Capacity, FailoverRefused, PhaseRecord, decide
+
+    latch = Latch("active" if active or phase is not None else "standby", SINCE, "failover")
+    record = PhaseRecord(previous, SINCE)
+
+    def run() -> object:
+        return decide(
+            DrFlags(active, failback=phase),
+            Capacity(2, 2, 6),
+            database_mode="rds-replica",
+            latch=latch,
+            previous=record,
+        )
+
+    if refused:
+        with pytest.raises(FailoverRefused, match="dr:failback") as err:
+            run()
+        text = str(err.value)
+        assert "switch-writer, route-back, complete" in text and "dr:active false" in text, text
+    else:
+        run()
+
+
+def test_bl21_8_a_record_of_another_failover_does_not_bind_a_new_one() -> None:
+    """A new failover writes a new latch ``since``: the last cycle's failback record does not stop it."""
+    from components.config import DrFlags
+    from components.failover import Capacity, PhaseRecord, decide
+
+    tier = decide(
+        DrFlags(True),
+        Capacity(2, 2, 6),
+        database_mode="aurora-global",
+        latch=Latch("active", "2026-04-01T10:00:00+00:00", "failover"),
+        previous=PhaseRecord("complete", SINCE),
+    )
+    assert tier.region_b_serves
+
+
+@pytest.mark.parametrize("raw", ["garbled", '{"phase": "sideways"}', "[1]"])
+def test_bl21_8_an_unreadable_failback_record_fails_safe(raw: str) -> None:
+    from components.failover import PhaseRecord
+
+    record = PhaseRecord.parse(raw)
+    assert record is not None and record.unreadable and record.phase == "switch-writer"
