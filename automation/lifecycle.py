@@ -978,6 +978,7 @@ class Lifecycle:
                 "clusterIdentifier": cluster,
                 "instanceClass": self.outputs["dr"]["runbook"]["drInstanceClass"],
                 "engine": "aurora-postgresql",
+                "promotionTier": 1,  # PromotionTier "Default: 1" (CreateDBInstance)
             }
             w.out_of_band.append(f"aws:rds/clusterInstance:ClusterInstance {ident} (runbook)")
         w.global_failover(cluster)

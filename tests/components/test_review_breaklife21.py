@@ -81,10 +81,6 @@ def test_bl21_4_a_standby_latch_with_an_unreadable_journal_does_not_refuse_the_d
     refuse_dr_update(Latch("standby", "2026-03-01T10:00:00+00:00", "failback"), None)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BL21-5 open: the runbook's Aurora instance adoption omits promotionTier (AWS default 1, provider default 0)",
-)
 def test_bl21_5_the_adoption_of_the_runbooks_aurora_instance_is_judged_against_the_provider_defaults() -> (
     None
 ):
@@ -138,14 +134,24 @@ def test_bl21_5_the_adoption_of_the_runbooks_aurora_instance_is_judged_against_t
         "engine": "aurora-postgresql",
         "promotionTier": 1,
     }
-    assert "promotionTier" not in r.inputs, "the adoption declares no promotion tier"
     # The cluster reference resolves to the cluster's identifier, as the harness resolves it.
     refs = {r.inputs["clusterIdentifier"]: cluster}
-    mismatches = import_mismatches(new, live, lambda v: refs.get(v, v) if isinstance(v, str) else v)
+
+    def resolve(v: object) -> object:
+        return refs.get(v, v) if isinstance(v, str) else v
+
+    # The harness judges an adoption that leaves the tier out against the provider's default ...
+    omitted = Stored(
+        **{**new.__dict__, "inputs": {k: v for k, v in new.inputs.items() if k != "promotionTier"}}
+    )
+    mismatches = import_mismatches(omitted, live, resolve)
     assert [k for k, _, _ in mismatches] == ["promotionTier"], (
         "the provider's default promotionTier 0 differs from the runbook instance's 1 (AWS's default): "
         f"the import fails on the real engine; the harness found {mismatches}"
     )
+    # ... and the program declares what AWS gave the runbook's instance: the import matches.
+    assert r.inputs.get("promotionTier") == 1, r.inputs
+    assert import_mismatches(new, live, resolve) == []
 
 
 SINCE = "2026-03-01T10:00:00+00:00"
