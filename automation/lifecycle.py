@@ -314,6 +314,12 @@ runbook stamps the retained name with the instant it decided the rename
 (lambdas/failover/names.py ``retained_instance_id``), so two failbacks never share a retained name."""
 
 
+RANDOM_BACKUP_WINDOW = "07:14-07:44"
+"""The backup window AWS picks for the runbook's promoted failback replica (PromoteReadReplica without
+``PreferredBackupWindow``: random within the region's 8-hour block): any window the program does not
+declare (components/data.py ``BACKUP_WINDOW`` is 03:00-04:00), so an adoption that declares one fails."""
+
+
 _RUNBOOK_CLOCK = datetime(2025, 1, 1, tzinfo=UTC)
 """When the modelled runbook's first write happens (any fixed time: syntheses stay cacheable)."""
 
@@ -1040,6 +1046,9 @@ class Lifecycle:
                 # The runbook's PromoteReadReplica names no BackupRetentionPeriod: "Default: 1"
                 # (https://docs.aws.amazon.com/AmazonRDS/latest/APIReference/API_PromoteReadReplica.html).
                 w.rds_attrs[ctx["primaryDbInstanceId"]]["backupRetentionPeriod"] = 1
+                # ... nor a PreferredBackupWindow: "A 30-minute window selected at random from an
+                # 8-hour block of time per AWS Region" (same page). Any window but the program's.
+                w.rds_attrs[ctx["primaryDbInstanceId"]]["backupWindow"] = RANDOM_BACKUP_WINDOW
         else:
             w.global_failover(ctx["primaryClusterId"])
         # unfence_primary: region A given back (warm_primary restored its capacity above).

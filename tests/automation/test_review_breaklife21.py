@@ -119,3 +119,28 @@ def test_bl21_8_a_failback_phase_after_switch_writer_cannot_go_back_to_one_that_
         f"going back to replicate after switch-writer is not refused and undrains region B while region A "
         f"holds the writer: {undrains}"
     )
+
+
+def test_bl21_2_the_runbook_writer_s_adoption_matches_the_backup_window_aws_picked() -> None:
+    """BL21-2: the runbook's PromoteReadReplica names no ``PreferredBackupWindow``, so AWS picks one at
+    random within the region's 8-hour block
+    (https://docs.aws.amazon.com/AmazonRDS/latest/APIReference/API_PromoteReadReplica.html); the
+    primary stack's adoption of that writer must not declare the program's own window, or the import
+    fails (https://www.pulumi.com/docs/iac/concepts/options/import/)."""
+    from automation.lifecycle import RANDOM_BACKUP_WINDOW
+    from automation.lifecycle_scenarios import runbook_failback
+
+    lc = Lifecycle()
+    results = lc.run([*deploy("rds-replica"), *runbook_failover(), *runbook_failback()])
+    assert len(results) == len(deploy("rds-replica")) + len(runbook_failover()) + len(runbook_failback()), (
+        f"the procedure stopped: {results[-1].errors}"
+    )
+    imports = [
+        p for r in results for p in r.plans if p.action == "import" and p.type == "aws:rds/instance:Instance"
+    ]
+    assert imports, "the primary stack adopts the runbook's writer"
+    assert RANDOM_BACKUP_WINDOW in {str(a.get("backupWindow")) for a in lc.world.rds_attrs.values()}
+    bad = [
+        str(v) for r in results for v in r.violations if v.invariant in ("import-matches", "provider-accepts")
+    ]
+    assert not bad, bad
