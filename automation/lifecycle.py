@@ -547,7 +547,7 @@ class LagAlarm:
     region: str | None
     watches: str | None  # database ident
     treat_missing: str
-    state: str  # OK | ALARM | OK (no data)
+    state: str  # OK | ALARM | INSUFFICIENT_DATA | OK (no data)
 
 
 @dataclass
@@ -1134,7 +1134,13 @@ class Lifecycle:
                 db = w.dbs.get(ident) if isinstance(ident, str) else None
                 reports = db is not None and db.source is not None and db.region == r.region
                 missing = str(live.get("treatMissingData") or "missing")
-                state = "OK" if reports else ("ALARM" if missing == "breaching" else "OK (no data)")
+                # Missing data (https://docs.aws.amazon.com/AmazonCloudWatch/latest/monitoring/alarms-and-missing-data.html):
+                # breaching -> ALARM, missing -> INSUFFICIENT_DATA, notBreaching/ignore -> OK.
+                state = (
+                    "OK"
+                    if reports
+                    else {"breaching": "ALARM", "missing": "INSUFFICIENT_DATA"}.get(missing, "OK (no data)")
+                )
                 lag.append(LagAlarm(stack, r.name, r.region, ident, missing, state))
         unmanaged = [f"{d.kind} {d.ident}" for d in w.dbs.values() if d.managed_by is None]
         held = {

@@ -268,9 +268,11 @@ class PilotLightRegion(pulumi.ComponentResource):
                 protect=cfg.protect,
                 watch_primary=True,
                 replica_lag=lag,
-                # Meaningful in every phase: a promoted database reports no lag, so silence is not an alarm.
+                # Meaningful in every phase: a promoted database reports no lag, so silence is not an alarm;
+                # while it replicates, silence is INSUFFICIENT_DATA (notified), never ALARM: the runbook
+                # promotes it out of band, before any update could change this (BL21-6).
                 replica_lag_missing_data=(
-                    "breaching"
+                    "missing"
                     if dr_database_replicates(tier, cfg.database.mode) or self.data.database.reseeded
                     else "notBreaching"
                 ),

@@ -15,10 +15,6 @@ from automation.lifecycle import Lifecycle, Runbook, Up
 from automation.lifecycle_scenarios import declared_failover, deploy, runbook_failover
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BL21-6 open: after a runbook failover the replica-lag alarm is meaningful only after a pulumi up -s dr",
-)
 @pytest.mark.parametrize("mode", ["rds-replica", "aurora-global"])
 def test_bl21_6_after_a_runbook_failover_the_replica_lag_alarm_is_meaningful_before_any_dr_update(
     mode: str,
