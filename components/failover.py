@@ -371,7 +371,9 @@ def decide(
     """The desired DR tier. Raises FailoverRefused when the flags would undo a latched failover, or
     step a failback back past ``switch-writer`` (``previous``: what the last update applied)."""
     tier = _decide(flags, primary, database_mode=database_mode, latch=latch, warm_pool=warm_pool)
-    tier = dataclasses.replace(tier, latch_since=latch.since)
+    # Only a failback phase is tied to its failover's latch: a failover itself (no phase) records
+    # nothing that changes with the latch, so `dr:active true` stays a capacity-only diff.
+    tier = dataclasses.replace(tier, latch_since=latch.since if tier.failback_phase else None)
     refuse_step_back(previous, tier, latch)
     return tier
 
