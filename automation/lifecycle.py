@@ -917,6 +917,8 @@ class Lifecycle:
         return plans, [], None
 
     def _runbook(self, step: Runbook) -> None:
+        from components.failover import Latch
+
         w = self.world
         ctx = self.outputs["dr"]["runbook"]
         mode = ctx["databaseMode"]
@@ -939,6 +941,9 @@ class Lifecycle:
             return
         if step.action == "switch-writer":
             if mode == "aurora-global":
+                # steps.switch_writer: the writer-move mark first (write-ahead), then the switchover.
+                if Latch.parse(self.latch_value()).active:
+                    w.journal.setdefault("writerMoveRequestedAt", w.now())
                 w.global_failover(ctx["primaryClusterId"])
             return
         if step.action == "failover" and w.region_a_up:

@@ -309,7 +309,13 @@ def failback_draining(latch: Latch, journal: Journal) -> str | None:
     return None
 
 
-def refuse_dr_update(latch: Latch, journal: Journal, *, journal_parameter: str = "<latch>-journal") -> None:
+def refuse_dr_update(
+    latch: Latch,
+    journal: Journal,
+    *,
+    journal_parameter: str = "<latch>-journal",
+    tier: DesiredTier | None = None,
+) -> None:
     """Raise :class:`FailbackInProgress` for ``pulumi up -s dr`` while the runbook's failback moves
     region A's writer.
 
@@ -325,6 +331,11 @@ def refuse_dr_update(latch: Latch, journal: Journal, *, journal_parameter: str =
     """
     if journal is None and latch.active:
         raise _unreadable_journal("dr", journal_parameter, latch)
+    if tier is not None and not tier.region_b_serves:
+        # The update keeps region B drained (a failback phase from drain on): nothing it does gives
+        # region B writes back. The IaC failback's `dr:failback switch-writer` runs here in
+        # aurora-global mode, after `latch switch-writer` wrote the writer-move mark.
+        return
     doing = failback_draining(latch, journal)
     if doing is None:
         return

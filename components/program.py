@@ -97,16 +97,23 @@ def run(cfg: StackConfig) -> dict[str, Any]:
         cfg.primary_stack, cfg.primary_region, expected_database_mode=cfg.database.mode
     )
     latch, journal = read_failover_state(cfg, regional.dr)
-    # Before any resource: mid-failback, region B is drained while the writer moves to region A.
-    failover.refuse_dr_update(latch, journal, journal_parameter=journal_parameter(cfg))
-    tier = failover.decide(
-        cfg.dr,
-        primary.web_capacity,
-        database_mode=cfg.database.mode,
-        latch=latch,
-        warm_pool=cfg.compute.dr_warm_pool,
-        previous=read_phase_record(cfg, regional.dr),
-    )
+    try:
+        tier = failover.decide(
+            cfg.dr,
+            primary.web_capacity,
+            database_mode=cfg.database.mode,
+            latch=latch,
+            warm_pool=cfg.compute.dr_warm_pool,
+            previous=read_phase_record(cfg, regional.dr),
+        )
+    except failover.FailoverRefused:
+        # Mid-failback the runbook's refusal is the one that says what to do (wait, or resume it).
+        failover.refuse_dr_update(latch, journal, journal_parameter=journal_parameter(cfg))
+        raise
+    # Before any resource: mid-failback, region B is drained while the writer moves to region A; an
+    # update that would give it back its capacity is refused (one that keeps it drained is not; an
+    # unreadable journal under an active latch is refused whatever the update does).
+    failover.refuse_dr_update(latch, journal, journal_parameter=journal_parameter(cfg), tier=tier)
     dr = PilotLightRegion(
         "dr",
         PilotLightRegionArgs(config=cfg, primary=primary, tier=tier, primary_provider=regional.primary),

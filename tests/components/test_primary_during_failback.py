@@ -216,3 +216,24 @@ def test_a_primary_update_keeps_the_fence_the_runbook_set(journal: dict[str, Any
             assert (prop in (r.ignore_changes or [])) == kept, (
                 f"{type_} {r.name}: {prop} {'not ' if kept else ''}ignored with journal {journal}"
             )
+
+
+@pytest.mark.parametrize(
+    ("phase", "refused"), [("replicate", True), (None, True), ("drain", False), ("switch-writer", False)]
+)
+def test_the_dr_stack_under_a_writer_move_is_refused_only_when_the_update_would_undrain_region_b(
+    phase: str | None, refused: bool
+) -> None:
+    """Aurora's IaC failback runs ``latch switch-writer`` (the runbook's ``switch_writer``, which writes
+    the writer-move mark first) and then ``dr:failback switch-writer``: that update keeps region B
+    drained and must run; one that gives region B its capacity back stays refused."""
+    journal = json.dumps({"writerMoveRequestedAt": "2026-03-01T11:40:00+00:00"})
+    overrides = {"pilotlight:database": {"mode": "aurora-global"}, "dr:active": True}
+    if phase is not None:
+        overrides["dr:failback"] = phase
+    run = lambda: synth.synthesize("dr", overrides, latch=ACTIVE.to_json(), journal=journal)  # noqa: E731
+    if refused:
+        with pytest.raises(FailbackInProgress, match="pulumi up -s dr is refused"):
+            run()
+    else:
+        run()
