@@ -107,8 +107,16 @@ def run(cfg: StackConfig) -> dict[str, Any]:
             previous=read_phase_record(cfg, regional.dr),
         )
     except failover.FailoverRefused:
-        # Mid-failback the runbook's refusal is the one that says what to do (wait, or resume it).
-        failover.refuse_dr_update(latch, journal, journal_parameter=journal_parameter(cfg))
+        # While the runbook's failback has region B drained, its refusal is the one that says what to
+        # do (wait, or resume it). A writer-move mark alone is also what the IaC failback's `latch
+        # switch-writer` leaves: then the flags' own refusal (e.g. run `latch release`) is the remedy.
+        failover.refuse_dr_update(
+            latch,
+            None
+            if journal is None
+            else {k: v for k, v in journal.items() if k != failover.JOURNAL_WRITER_MOVE},
+            journal_parameter=journal_parameter(cfg),
+        )
         raise
     # Before any resource: mid-failback, region B is drained while the writer moves to region A; an
     # update that would give it back its capacity is refused (one that keeps it drained is not; an
