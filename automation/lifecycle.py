@@ -314,6 +314,12 @@ runbook stamps the retained name with the instant it decided the rename
 (lambdas/failover/names.py ``retained_instance_id``), so two failbacks never share a retained name."""
 
 
+RANDOM_BACKUP_WINDOW = "07:14-07:44"
+"""The backup window AWS picks for the runbook's promoted failback replica (PromoteReadReplica without
+``PreferredBackupWindow``: random within the region's 8-hour block): any window the program does not
+declare (components/data.py ``BACKUP_WINDOW`` is 03:00-04:00), so an adoption that declares one fails."""
+
+
 _RUNBOOK_CLOCK = datetime(2025, 1, 1, tzinfo=UTC)
 """When the modelled runbook's first write happens (any fixed time: syntheses stay cacheable)."""
 
@@ -541,7 +547,7 @@ class LagAlarm:
     region: str | None
     watches: str | None  # database ident
     treat_missing: str
-    state: str  # OK | ALARM | OK (no data)
+    state: str  # OK | ALARM | INSUFFICIENT_DATA | OK (no data)
 
 
 @dataclass
@@ -799,6 +805,10 @@ class Lifecycle:
                     for region in {d.region for d in w.dbs.values()}
                 },
                 "clusterMembers": {c: sorted(m) for c, m in members.items()},
+                # The dr stack's failback record (SSM, beside the latch): what its last update wrote.
+                "failbackPhase": (
+                    self.live("dr", "aws:ssm/parameter:Parameter", "dr-failback-phase") or {}
+                ).get("value"),
             },
             sort_keys=True,
         )
@@ -907,6 +917,8 @@ class Lifecycle:
         return plans, [], None
 
     def _runbook(self, step: Runbook) -> None:
+        from components.failover import Latch
+
         w = self.world
         ctx = self.outputs["dr"]["runbook"]
         mode = ctx["databaseMode"]
@@ -920,6 +932,8 @@ class Lifecycle:
             self._release()
             return
         if step.action == "activate":
+            # steps.declare_failover_hold: the declared failover holds region A without fencing it.
+            w.journal.setdefault("failoverDeclaredAt", w.now())
             self._write_latch(_runbook_latch("active", "declared failover", w.now()))
             if mode == "aurora-global":
                 self._promote_aurora(ctx["drClusterId"])
@@ -927,10 +941,18 @@ class Lifecycle:
             return
         if step.action == "switch-writer":
             if mode == "aurora-global":
+                # steps.switch_writer: the writer-move mark first (write-ahead), then the switchover.
+                if Latch.parse(self.latch_value()).active:
+                    w.journal.setdefault("writerMoveRequestedAt", w.now())
                 w.global_failover(ctx["primaryClusterId"])
             return
-        if step.action == "failover" and w.region_a_up:  # fence_primary: best effort
+        if step.action == "failover" and w.region_a_up:
+            # fence_primary (steps.fence_region_a): stamped in the journal before the change.
+            w.journal["primaryStoppedAt"] = w.now()
             primary_asg.update(minSize=0, desiredCapacity=0)
+        elif step.action == "failover":
+            # Region A unreachable: the fence is pending until it answers (steps.fence_primary).
+            w.journal.setdefault("fencePending", w.now())
         if step.action == "failover":
             w.journal.pop("drStoppedAt", None)  # scale_web_tier: region B takes writes again
             cap = ctx["drCapacity"]
@@ -967,6 +989,7 @@ class Lifecycle:
                 "clusterIdentifier": cluster,
                 "instanceClass": self.outputs["dr"]["runbook"]["drInstanceClass"],
                 "engine": "aurora-postgresql",
+                "promotionTier": 1,  # PromotionTier "Default: 1" (CreateDBInstance)
             }
             w.out_of_band.append(f"aws:rds/clusterInstance:ClusterInstance {ident} (runbook)")
         w.global_failover(cluster)
@@ -982,6 +1005,7 @@ class Lifecycle:
     ) -> None:
         w = self.world
         a_region, _ = self.regions()
+        w.journal.pop("fencePending", None)  # confirm_primary_healthy: region A answers, no fence pending
         if mode == "rds-replica":
             # Rename to replace (lambdas/failover/steps.py reestablish_replication): the old primary
             # is renamed <primary>-pre-failback-<stamp> and kept, and a replica of region B's writer
@@ -1027,11 +1051,18 @@ class Lifecycle:
                 # The runbook's PromoteReadReplica names no BackupRetentionPeriod: "Default: 1"
                 # (https://docs.aws.amazon.com/AmazonRDS/latest/APIReference/API_PromoteReadReplica.html).
                 w.rds_attrs[ctx["primaryDbInstanceId"]]["backupRetentionPeriod"] = 1
+                # ... nor a PreferredBackupWindow: "A 30-minute window selected at random from an
+                # 8-hour block of time per AWS Region" (same page). Any window but the program's.
+                w.rds_attrs[ctx["primaryDbInstanceId"]]["backupWindow"] = RANDOM_BACKUP_WINDOW
         else:
             w.global_failover(ctx["primaryClusterId"])
+        # unfence_primary: region A given back (warm_primary restored its capacity above).
+        for mark in ("primaryStoppedAt", "primaryFencedMappings", "failoverDeclaredAt"):
+            w.journal.pop(mark, None)
         w.switch_metric = 0.0
         self._write_latch(_runbook_latch("standby", "failback", w.now()))
         w.journal.pop("failback", None)  # clear_latch
+        w.journal.pop("writerMoveRequestedAt", None)
 
     def _release(self) -> None:
         """``python -m automation latch release``: only over a writer in region A (else it refuses)."""
@@ -1039,6 +1070,9 @@ class Lifecycle:
         a_region, _ = self.regions()
         if w.writer is None or w.writer not in w.dbs or w.dbs[w.writer].region != a_region:
             return
+        # steps.end_failover_hold: the failover's marks and the writer move end with the hold.
+        for mark in ("fencePending", "primaryStoppedAt", "failoverDeclaredAt", "writerMoveRequestedAt"):
+            w.journal.pop(mark, None)
         w.switch_metric = 0.0
         self._write_latch(_runbook_latch("standby", "latch release", w.now()))
 
@@ -1105,7 +1139,13 @@ class Lifecycle:
                 db = w.dbs.get(ident) if isinstance(ident, str) else None
                 reports = db is not None and db.source is not None and db.region == r.region
                 missing = str(live.get("treatMissingData") or "missing")
-                state = "OK" if reports else ("ALARM" if missing == "breaching" else "OK (no data)")
+                # Missing data (https://docs.aws.amazon.com/AmazonCloudWatch/latest/monitoring/alarms-and-missing-data.html):
+                # breaching -> ALARM, missing -> INSUFFICIENT_DATA, notBreaching/ignore -> OK.
+                state = (
+                    "OK"
+                    if reports
+                    else {"breaching": "ALARM", "missing": "INSUFFICIENT_DATA"}.get(missing, "OK (no data)")
+                )
                 lag.append(LagAlarm(stack, r.name, r.region, ident, missing, state))
         unmanaged = [f"{d.kind} {d.ident}" for d in w.dbs.values() if d.managed_by is None]
         held = {

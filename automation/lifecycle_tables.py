@@ -328,6 +328,11 @@ IMPORT_UNREAD: dict[str, frozenset[str]] = {
 # assigned to the resource, including those inherited from the provider defaultTags").
 IMPORT_ABSENT_DIFFERS: dict[str, frozenset[str]] = {
     "aws:rds/instance:Instance": frozenset({"replicateSourceDb", "tags"}),
+    # ``promotionTier`` left out is the provider's schema default, "Default 0"
+    # (https://www.pulumi.com/registry/packages/aws/api-docs/rds/clusterinstance/), not what AWS gives
+    # an instance created without one, "Default: 1"
+    # (https://docs.aws.amazon.com/AmazonRDS/latest/APIReference/API_CreateDBInstance.html, BL21-5).
+    "aws:rds/clusterInstance:ClusterInstance": frozenset({"promotionTier"}),
 }
 
 # What the engine refuses on its own, before any provider call.

@@ -329,6 +329,8 @@ class _Mocks:
             found = {
                 f"{path}/failover-state": self.latch,
                 f"{path}/failover-state-journal": self.journal,
+                # The dr stack's own failback record (components/failover.py PhaseRecord), as AWS has it.
+                f"{path}/failover-state-failback-phase": (self.live or {}).get("failbackPhase"),
             }
             names = [n for n, v in found.items() if v is not None]
             return {

@@ -75,6 +75,12 @@ class WebTierArgs:
         extra_security_group_ids: attached to instances (e.g. the app tier's group the database admits).
         ebs_kms_key_arn: the region's key for the instances' volumes (None: the account's EBS default key).
         manage_desired: write ``desired_capacity`` at creation (primary) instead of never (DR).
+        keep_fence: region A is fenced by a failover (MinSize and DesiredCapacity 0, set out of band):
+            ``min_size`` is ignored too, so the state's value is kept and nothing un-fences the group
+            ("ignoreChanges ... the value from the state is used":
+            https://www.pulumi.com/docs/iac/concepts/options/ignorechanges/; a new MinSize above the
+            group's size raises its DesiredCapacity:
+            https://docs.aws.amazon.com/autoscaling/ec2/APIReference/API_UpdateAutoScalingGroup.html).
         tags: the stack's tags. The provider's default tags reach the group and the launch template
             but not what Auto Scaling launches: instances get them only from tags the group
             propagates at launch, and volumes only from the launch template's tag specifications
@@ -97,6 +103,7 @@ class WebTierArgs:
     ebs_kms_key_arn: pulumi.Input[str] | None = None
     volume_size: int = 8
     manage_desired: bool = True
+    keep_fence: bool = False
     tags: Mapping[str, str] = field(default_factory=dict)
     iam_path: str = "/"
 
@@ -295,7 +302,10 @@ class WebTier(pulumi.ComponentResource):
                 for key, value in sorted(launched_tags.items())
             ],
             opts=pulumi.ResourceOptions(
-                parent=self, ignore_changes=["desiredCapacity"] if args.manage_desired else None
+                parent=self,
+                ignore_changes=(["desiredCapacity"] if args.manage_desired else [])
+                + (["minSize"] if args.keep_fence else [])
+                or None,
             ),
         )
         aws.autoscaling.Policy(

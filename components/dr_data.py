@@ -124,6 +124,10 @@ def _failback_identifier(args: DrDatabaseArgs, generation: int) -> str:
 # the database, region B
 
 
+RUNBOOK_INSTANCE_PROMOTION_TIER = 1
+"""What AWS gives the runbook's ``<cluster>-failover-1`` (CreateDBInstance ``PromotionTier``, "Default: 1")."""
+
+
 def _adopt_failover_instance(
     parent: pulumi.Resource, name: str, physical: str, cluster: aws.rds.Cluster, instance_class: str
 ) -> None:
@@ -151,6 +155,12 @@ def _adopt_failover_instance(
         cluster_identifier=cluster.id,
         engine=aws.rds.EngineType.AURORA_POSTGRESQL,
         instance_class=instance_class,
+        # The runbook names no PromotionTier, so AWS gives it "Default: 1"
+        # (https://docs.aws.amazon.com/AmazonRDS/latest/APIReference/API_CreateDBInstance.html); left
+        # out here the provider would fill its own "Default 0"
+        # (https://www.pulumi.com/registry/packages/aws/api-docs/rds/clusterinstance/) and the import
+        # would not match (BL21-5).
+        promotion_tier=RUNBOOK_INSTANCE_PROMOTION_TIER,
         opts=pulumi.ResourceOptions(parent=parent, import_=ident, ignore_changes=list(MEMBER_IGNORE_CHANGES)),
     )
 

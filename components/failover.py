@@ -20,6 +20,7 @@ failover lives here and is tested directly (including property tests):
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -53,6 +54,29 @@ JOURNAL_FAILBACK = "failback"
 ``clear_latch`` (steps.FAILBACK_JOURNAL_KEY)."""
 JOURNAL_DR_STOPPED = "drStoppedAt"
 """When a failback stopped region B's writes (``scale_down_dr``), before the writer moves."""
+
+Journal = Mapping[str, Any] | None
+"""The run journal as the program read it: None when the parameter exists but is not a JSON object
+(garbled, cut mid-write, hand-edited). Absent is ``{}``: no runbook run ever wrote it."""
+
+JOURNAL_UNREADABLE = (
+    "the run journal ({parameter}, SSM, region B) is not a JSON object, so whether a runbook run "
+    "holds region A or has region B drained cannot be told"
+)
+
+
+def _unreadable_journal(stack: str, parameter: str, latch: Latch) -> FailbackInProgress:
+    """The refusal for a journal that cannot be read: it fails safe, as an unreadable latch does."""
+    return FailbackInProgress(
+        f"pulumi up -s {stack} is refused: "
+        + JOURNAL_UNREADABLE.format(parameter=parameter)
+        + f" (failover latch: {latch.state}{', since ' + latch.since if latch.since else ''}). "
+        "An update now could give back capacity a failback drained or a failover fenced. Check that no "
+        "run is under way (`python -m automation status --outputs runbook.json`), then put back the "
+        f"journal's last readable version: `aws ssm get-parameter-history --name {parameter}` lists "
+        f"them, `aws ssm put-parameter --name {parameter} --type String --overwrite --value '<that JSON "
+        "object>'` restores one; then run this update again."
+    )
 
 
 @dataclass(frozen=True)
@@ -102,6 +126,49 @@ class Latch:
         return json.dumps({"state": self.state, "since": self.since, "runbook": self.runbook})
 
 
+PHASE_RECORD_SUFFIX = "-failback-phase"
+
+
+def phase_record_parameter_name(latch_parameter_name: str) -> str:
+    """The SSM parameter (region B, beside the latch) where the dr stack records the failback phase
+    its last update applied. Only the program writes it (no ``ignore_changes``: nothing else does), so
+    its live value is the last applied phase; the program reads it live, as it reads the latch."""
+    return f"{latch_parameter_name}{PHASE_RECORD_SUFFIX}"
+
+
+@dataclass(frozen=True)
+class PhaseRecord:
+    """The failback phase the dr stack's last update applied, and the latch's ``since`` it ran under.
+
+    :func:`decide` has no other memory of the phase before (BL21-8): ``dr:failback`` is a config
+    value anyone can set back (a typo, a re-run script, a reverted commit). The latch's ``since``
+    ties the record to one failover: a new failover writes a new ``since``, and the record of the
+    last cycle's failback does not bind it.
+    """
+
+    phase: str | None
+    latch_since: str | None
+    unreadable: bool = False
+
+    @classmethod
+    def parse(cls, raw: str | None) -> PhaseRecord | None:
+        """None when never written; a value that is not the program's JSON fails safe: taken to say
+        the writer moved back under this failover (``switch-writer``)."""
+        if not raw:
+            return None
+        try:
+            data = json.loads(raw)
+            phase = data.get("phase")
+            if phase is not None and phase not in FAILBACK_PHASES:
+                raise ValueError(phase)
+            return cls(phase, data.get("latchSince"))
+        except (json.JSONDecodeError, AttributeError, ValueError):
+            return cls("switch-writer", None, unreadable=True)
+
+    def to_json(self) -> str:
+        return json.dumps({"phase": self.phase, "latchSince": self.latch_since})
+
+
 @dataclass(frozen=True)
 class DesiredTier:
     """What the DR tier should look like. Only these fields change between standby and active."""
@@ -121,9 +188,16 @@ class DesiredTier:
     # A failover has happened (the latch was written by a runbook or `latch`, or says active): what the
     # runbook may have added out of band (Aurora's failover instance) is read live and adopted.
     after_failover: bool = False
+    # What the dr stack records of this update (the phase and the latch it ran under): PhaseRecord.
+    latch_since: str | None = None
+
+    @property
+    def region_b_serves(self) -> bool:
+        """Region B takes requests or writes in this tier (web tier, functions or event sources)."""
+        return self.capacity.max > 0 or self.functions_enabled or self.event_sources_enabled
 
 
-def failback_in_progress(latch: Latch, journal: Mapping[str, Any]) -> str | None:
+def failback_in_progress(latch: Latch, journal: Journal) -> str | None:
     """What the runbook's failback is doing to region A's writer, read from the latch and the run
     journal; None when no failback is under way.
 
@@ -132,10 +206,13 @@ def failback_in_progress(latch: Latch, journal: Mapping[str, Any]) -> str | None
     primary renamed, a replica under ``<primary>`` being created or promoted), or region B's writes
     stopped *since the failover* (``drStoppedAt`` later than the latch's ``since``: the switch of
     writers follows; an older stamp is a finished failback's, left in the journal). A stamp that
-    cannot be compared counts as under way: refusing an update is the safe side.
+    cannot be compared counts as under way: refusing an update is the safe side, and so does a
+    journal that cannot be read at all (None, BL21-4).
     """
     if not latch.active:
         return None
+    if journal is None:
+        return JOURNAL_UNREADABLE.format(parameter="<latch>-journal")
     record = journal.get(JOURNAL_FAILBACK)
     if isinstance(record, Mapping) and record:
         retained = record.get("retained")
@@ -160,14 +237,20 @@ def _instant(value: Any) -> datetime:
     return datetime.fromisoformat(str(value).replace("Z", "+00:00"))
 
 
-def refuse_primary_update(latch: Latch, journal: Mapping[str, Any]) -> None:
+def refuse_primary_update(
+    latch: Latch, journal: Journal, *, journal_parameter: str = "<latch>-journal"
+) -> None:
     """Raise :class:`FailbackInProgress` while the runbook's failback moves region A's writer.
 
     The primary stack declares region A's writer from what AWS has now (components/primary_data.py reads
     the instances live): mid-failback that is a renamed old primary, a replica being created under
     ``<primary>``, a writer about to be promoted. An update then would adopt, protect or point the
-    application at the wrong instance, so it is refused before any resource is registered.
+    application at the wrong instance, so it is refused before any resource is registered. A journal
+    that cannot be read (None) refuses whatever the latch says: whether a failover fenced region A
+    (:func:`region_a_fenced`) cannot be told either (BL21-4).
     """
+    if journal is None:
+        raise _unreadable_journal("primary", journal_parameter, latch)
     doing = failback_in_progress(latch, journal)
     if doing is None:
         return
@@ -182,16 +265,42 @@ def refuse_primary_update(latch: Latch, journal: Mapping[str, Any]) -> None:
     )
 
 
+FENCE_MARKS = ("primaryStoppedAt", "fencePending")
+"""Run journal keys that say a failover fenced region A, or will when it answers (steps.fence_region_a
+stamps ``primaryStoppedAt`` whenever it fences, steps.fence_primary ``fencePending``): the fencing
+part of the runbook's ``FAILOVER_MARKS``, cleared only by a failback (``confirm_primary_healthy``,
+``unfence_primary``) or by ``latch release`` (``steps.end_failover_hold``)."""
+
+
+def region_a_fenced(journal: Mapping[str, Any]) -> str | None:
+    """Why region A's fence must be kept by a ``pulumi up -s primary`` now (None: no fence holds it).
+
+    A failover fences region A by hand-off, out of band (web tier min/desired 0, functions at
+    reserved concurrency 0, event sources disabled) and "a failover never un-fences region A"
+    (docs/safety.md, single flight): the stack's state still holds the values before the fence, so an
+    update that changes one of them (a new ``compute.minSize``) would send it and un-fence region A
+    while region B holds the writer (BL21-7). The primary stack keeps the fenced properties as they
+    are instead (``ignore_changes``), rather than refusing the update: the rds-replica IaC failback
+    needs ``pulumi up -s primary`` before ``latch release`` ends the hold (README, "Failing back").
+    """
+    marks = [m for m in FENCE_MARKS if journal.get(m)]
+    if not marks:
+        return None
+    return f"the run journal says a failover fenced region A ({', '.join(marks)})"
+
+
 JOURNAL_WRITER_MOVE = "writerMoveRequestedAt"
 """Written by the failback before it asks AWS to move the writer back to region A (steps.WRITER_MOVE_MARK)."""
 
 
-def failback_draining(latch: Latch, journal: Mapping[str, Any]) -> str | None:
+def failback_draining(latch: Latch, journal: Journal) -> str | None:
     """What shows that the runbook's failback has region B drained, or the writer moving, now (None:
     it does not): under the failover's latch, region B's writes stopped since the failover, or a
     writer move requested. Narrower than :func:`failback_in_progress`: the rds-replica failback's
     journal entry stays after a failback that stopped and gave region B back (BL21-1), and that
     alone must not keep the dr stack, where the runbook's role is fixed, from updating."""
+    if journal is None:
+        return failback_in_progress(latch, None)
     doing = failback_in_progress(latch, {k: v for k, v in journal.items() if k != JOURNAL_FAILBACK})
     if doing is not None:
         return doing
@@ -200,7 +309,13 @@ def failback_draining(latch: Latch, journal: Mapping[str, Any]) -> str | None:
     return None
 
 
-def refuse_dr_update(latch: Latch, journal: Mapping[str, Any]) -> None:
+def refuse_dr_update(
+    latch: Latch,
+    journal: Journal,
+    *,
+    journal_parameter: str = "<latch>-journal",
+    tier: DesiredTier | None = None,
+) -> None:
     """Raise :class:`FailbackInProgress` for ``pulumi up -s dr`` while the runbook's failback moves
     region A's writer.
 
@@ -209,7 +324,18 @@ def refuse_dr_update(latch: Latch, journal: Mapping[str, Any]) -> None:
     active in this program (:func:`decide`), so an update now would give region B its capacity back
     while the writer moves to region A: writes region B took then would never reach region A, and
     region B would serve beside region A's new writer. Refused before any resource is registered.
+
+    Under an active latch a journal that cannot be read (None) is refused as an unreadable latch is
+    treated as active: the record of a failback draining region B may be the part that is unreadable
+    (BL21-4). Under a standby latch no failback is under way and the journal does not matter here.
     """
+    if journal is None and latch.active:
+        raise _unreadable_journal("dr", journal_parameter, latch)
+    if tier is not None and not tier.region_b_serves:
+        # The update keeps region B drained (a failback phase from drain on): nothing it does gives
+        # region B writes back. The IaC failback's `dr:failback switch-writer` runs here in
+        # aurora-global mode, after `latch switch-writer` wrote the writer-move mark.
+        return
     doing = failback_draining(latch, journal)
     if doing is None:
         return
@@ -251,8 +377,65 @@ def decide(
     database_mode: str,
     latch: Latch,
     warm_pool: int = 0,
+    previous: PhaseRecord | None = None,
 ) -> DesiredTier:
-    """The desired DR tier. Raises FailoverRefused when the flags would undo a latched failover."""
+    """The desired DR tier. Raises FailoverRefused when the flags would undo a latched failover, or
+    step a failback back past ``switch-writer`` (``previous``: what the last update applied)."""
+    tier = _decide(flags, primary, database_mode=database_mode, latch=latch, warm_pool=warm_pool)
+    # Only a failback phase is tied to its failover's latch: a failover itself (no phase) records
+    # nothing that changes with the latch, so `dr:active true` stays a capacity-only diff.
+    tier = dataclasses.replace(tier, latch_since=latch.since if tier.failback_phase else None)
+    refuse_step_back(previous, tier, latch)
+    return tier
+
+
+WRITER_MOVED_PHASES = FAILBACK_PHASES[FAILBACK_PHASES.index("switch-writer") :]
+"""From ``switch-writer`` on region A holds the writer and region B stays drained to the end."""
+
+
+def refuse_step_back(previous: PhaseRecord | None, tier: DesiredTier, latch: Latch) -> None:
+    """Raise :class:`FailoverRefused` when, after ``switch-writer`` (region A holds the writer), this
+    update would give region B its web tier, functions or event source back (BL21-8).
+
+    ``decide`` alone has no memory: ``dr:failback replicate`` (or no phase with ``dr:active true``)
+    after ``switch-writer`` undrains region B while region A's writer takes writes; in rds-replica
+    mode region B's promoted instance is then a second writer whose writes never reach region A. The
+    engine does not apply an update all-or-nothing (a failed resource stops new operations, not
+    those under way: https://www.pulumi.com/docs/iac/cli/commands/pulumi_up/), so the refusal comes
+    before any resource. Going back is allowed only where it is safe: any phase that keeps region B
+    drained (``switch-writer`` onwards), and standby (``dr:active false``, no phase), which also
+    ends a failback the runbook finished. A record made under another failover's latch (a new
+    ``since``) does not bind this one.
+    """
+    if previous is None or previous.phase not in WRITER_MOVED_PHASES or not tier.region_b_serves:
+        return
+    if latch.active and not previous.unreadable and previous.latch_since != latch.since:
+        return  # a new failover since that record: its failback starts again
+    start = FAILBACK_PHASES.index(previous.phase)
+    allowed = ", ".join(FAILBACK_PHASES[start:])
+    recorded = (
+        "cannot be read (taken as switch-writer)"
+        if previous.unreadable
+        else f"says the last update applied dr:failback {previous.phase}"
+    )
+    raise FailoverRefused(
+        f"dr:failback {tier.failback_phase or '(unset)'} with dr:active true is refused: the failback record "
+        f"(SSM, region B) {recorded}, so region A holds the writer; this update would give region B its web "
+        "tier, functions and event source back while region A takes the writes, and what region B took then "
+        f"would never reach region A. Failback phases only move forward from switch-writer: set dr:failback "
+        f"to one of {allowed} (route-back and complete once `python -m automation latch release` has run), "
+        "or dr:active false without dr:failback for standby."
+    )
+
+
+def _decide(
+    flags: DrFlags,
+    primary: Capacity,
+    *,
+    database_mode: str,
+    latch: Latch,
+    warm_pool: int = 0,
+) -> DesiredTier:
     phase = flags.failback
     if phase is not None and phase not in FAILBACK_PHASES:
         raise FailoverRefused(f"dr:failback: {phase!r} is not a phase; allowed: {', '.join(FAILBACK_PHASES)}")

@@ -55,9 +55,11 @@ class ObservabilityArgs:
     confirmation_minutes: int = 3
     protect: bool = False
     extra_alarm_actions: list[pulumi.Input[str]] = field(default_factory=list)
-    # How the replica-lag alarm treats missing data: "breaching" while the watched database is a replica
-    # (silence means replication is not reporting), "notBreaching" while it is the writer (no lag exists).
-    replica_lag_missing_data: str = "breaching"
+    # How the replica-lag alarm treats missing data: "missing" while the watched database is a replica
+    # (silence, replication not reporting, turns it INSUFFICIENT_DATA, which notifies), "notBreaching"
+    # while it is the writer (no lag exists). Never "breaching": the runbook promotes the replica out of
+    # band, and a breaching alarm would then sit in ALARM until the next `pulumi up -s dr` (BL21-6).
+    replica_lag_missing_data: str = "missing"
 
 
 def alert_key_policy(account_id: str) -> dict[str, Any]:
@@ -232,6 +234,12 @@ class Observability(pulumi.ComponentResource):
                 threshold=threshold,
                 comparison_operator="GreaterThanThreshold",
                 treat_missing_data=args.replica_lag_missing_data,
+                # "missing": "If all data points in the alarm evaluation range are missing, the alarm
+                # transitions to INSUFFICIENT_DATA"
+                # (https://docs.aws.amazon.com/AmazonCloudWatch/latest/monitoring/alarms-and-missing-data.html);
+                # a replica that stops reporting still notifies, through this action, and a database the
+                # runbook promoted (no ReplicaLag any more) is not an ALARM for ever.
+                insufficient_data_actions=actions,
             )
 
         self.primary_unhealthy_alarm_arn = None

@@ -11,7 +11,14 @@ import pulumi_aws as aws
 from components.compute import WebTier, WebTierArgs
 from components.config import StackConfig
 from components.dr_data import DrDataTier, DrDataTierArgs
-from components.failover import DesiredTier, Latch, dr_capacity, dr_database_replicates
+from components.failover import (
+    DesiredTier,
+    Latch,
+    PhaseRecord,
+    dr_capacity,
+    dr_database_replicates,
+    phase_record_parameter_name,
+)
 from components.global_failover import switch_metric as switch_metric_of
 from components.iam import iam_path
 from components.ledger_access import LedgerPath, ledger_path
@@ -117,6 +124,16 @@ class PilotLightRegion(pulumi.ComponentResource):
             opts=pulumi.ResourceOptions(parent=self, ignore_changes=["value"]),
         )
         self.latch_parameter_name = latch.name
+        # What this update applies of a failback, for the next one to read live: phases never step
+        # back past switch-writer (components/failover.py, refuse_step_back). Only the program writes it.
+        aws.ssm.Parameter(
+            f"{name}-failback-phase",
+            name=phase_record_parameter_name(cfg.latch_parameter_name),
+            type="String",
+            value=PhaseRecord(args.tier.failback_phase, args.tier.latch_since).to_json(),
+            description="pilotlight failback record: the dr:failback phase the last pulumi up -s dr applied",
+            opts=child,
+        )
 
         # --- data tier (components/dr_data.py, components/storage.py) ---
         # The app tier's instances and functions join this group; the database admits only it.
@@ -251,9 +268,11 @@ class PilotLightRegion(pulumi.ComponentResource):
                 protect=cfg.protect,
                 watch_primary=True,
                 replica_lag=lag,
-                # Meaningful in every phase: a promoted database reports no lag, so silence is not an alarm.
+                # Meaningful in every phase: a promoted database reports no lag, so silence is not an alarm;
+                # while it replicates, silence is INSUFFICIENT_DATA (notified), never ALARM: the runbook
+                # promotes it out of band, before any update could change this (BL21-6).
                 replica_lag_missing_data=(
-                    "breaching"
+                    "missing"
                     if dr_database_replicates(tier, cfg.database.mode) or self.data.database.reseeded
                     else "notBreaching"
                 ),

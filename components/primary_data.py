@@ -433,10 +433,19 @@ def runbook_replica_args(db: DatabaseConfig, *, stamp: str, **kwargs: Any) -> di
     security) without those AWS chose (the provider computes them: no difference), plus the
     failback-stamp tag the runbook put on it (left out, the update would remove the tag the
     program identifies the instance by). Settings the runbook does not make (backup retention,
-    tag copying) stay as AWS has them.
+    tag copying, the backup window) stay as AWS has them. The backup window: CreateDBInstanceReadReplica
+    takes none, and the runbook's PromoteReadReplica names no ``PreferredBackupWindow``, whose default
+    is "A 30-minute window selected at random from an 8-hour block of time per AWS Region"
+    (API_PromoteReadReplica.html above): declared, the import would fail whenever AWS's pick is not
+    ``BACKUP_WINDOW`` (BL21-2); left out, the provider reads AWS's window (computed) and keeps it.
     """
     args = failback_instance_args(db, **kwargs)
-    for key in ("backup_retention_period", "copy_tags_to_snapshot", "performance_insights_kms_key_id"):
+    for key in (
+        "backup_retention_period",
+        "backup_window",
+        "copy_tags_to_snapshot",
+        "performance_insights_kms_key_id",
+    ):
         args.pop(key, None)
     if not str(kwargs["engine"]).startswith("mysql"):
         args.pop("parameter_group_name")

@@ -27,10 +27,13 @@ class PrimaryRegionArgs:
         config: the parsed stack configuration (role primary).
         dr_provider: region B's provider, for the few region-A-owned resources that reach B
             (the DynamoDB replica, the secret replica, backup copies).
+        keep_fence: a failover fenced region A (the run journal, :func:`components.failover.region_a_fenced`):
+            the properties the fence set out of band keep their live values (``ignore_changes``).
     """
 
     config: StackConfig
     dr_provider: pulumi.ProviderResource
+    keep_fence: bool = False
 
 
 class PrimaryRegion(pulumi.ComponentResource):
@@ -106,6 +109,7 @@ class PrimaryRegion(pulumi.ComponentResource):
                 certificate_arn=cfg.routing.certificate_arn,
                 volume_size=cfg.compute.volume_size,
                 manage_desired=True,
+                keep_fence=args.keep_fence,
                 extra_security_group_ids=[self.app_security_group.id],
                 tags=cfg.tag_map(),
                 iam_path=iam_path(cfg.prefix),
@@ -123,6 +127,7 @@ class PrimaryRegion(pulumi.ComponentResource):
                 regional_domain_name=regional_api_name(cfg.primary_region, cfg.routing.domain),
                 certificate_arn=cfg.routing.certificate_arn,
                 reserved_concurrency=None,
+                keep_fence=args.keep_fence,
                 table_name=self.data.table_name,
                 table_arn=self.data.table_arn,
                 bucket_name=self.data.bucket_name,

@@ -21,22 +21,48 @@ from components.primary_region import PrimaryRegion, PrimaryRegionArgs
 from components.wiring import read_primary_outputs
 
 
-def read_failover_state(cfg: StackConfig, dr_provider: aws.Provider) -> tuple[failover.Latch, dict[str, Any]]:
+def read_failover_state(
+    cfg: StackConfig, dr_provider: aws.Provider
+) -> tuple[failover.Latch, dict[str, Any] | None]:
     """The failover latch and the run journal beside it, from SSM in region B.
 
     One path query answers both (the journal is ``<latch>-journal``, lambdas/failover/steps.py) and
     returns nothing rather than failing when they do not exist yet (the first deployment: standby,
-    an empty journal). A journal that is not a JSON object reads as empty, as the runbook reads it.
+    an empty journal). A journal that is there but is not a JSON object reads as None: it fails
+    safe, as an unreadable latch does (:func:`failover.refuse_dr_update`, BL21-4), and as the canary
+    reads it (lambdas/health_check/probe.py ``read_journal``).
     """
+    values = _failover_parameters(cfg, dr_provider)
+    latch = failover.Latch.parse(values.get(cfg.latch_parameter_name))
+    raw = values.get(journal_parameter(cfg))
+    if not raw:  # not written yet (SSM refuses an empty value)
+        return latch, {}
+    try:
+        journal = json.loads(raw)
+    except json.JSONDecodeError:
+        return latch, None
+    return latch, journal if isinstance(journal, dict) else None
+
+
+def _failover_parameters(cfg: StackConfig, dr_provider: aws.Provider) -> dict[str, str]:
+    """The parameters beside the latch (latch, journal, failback record), by name: one path query
+    (https://docs.aws.amazon.com/systems-manager/latest/APIReference/API_GetParametersByPath.html)."""
     path = cfg.latch_parameter_name.rsplit("/", 1)[0]
     found = aws.ssm.get_parameters_by_path(path=path, opts=pulumi.InvokeOptions(provider=dr_provider))
-    values = dict(zip(found.names, found.values, strict=False))
-    latch = failover.Latch.parse(values.get(cfg.latch_parameter_name))
-    try:
-        journal = json.loads(values.get(f"{cfg.latch_parameter_name}-journal") or "{}")
-    except json.JSONDecodeError:
-        journal = {}
-    return latch, journal if isinstance(journal, dict) else {}
+    return dict(zip(found.names, found.values, strict=False))
+
+
+def read_phase_record(cfg: StackConfig, dr_provider: aws.Provider) -> failover.PhaseRecord | None:
+    """The failback phase the dr stack's last update applied (:class:`failover.PhaseRecord`)."""
+    values = _failover_parameters(cfg, dr_provider)
+    return failover.PhaseRecord.parse(
+        values.get(failover.phase_record_parameter_name(cfg.latch_parameter_name))
+    )
+
+
+def journal_parameter(cfg: StackConfig) -> str:
+    """The run journal's SSM parameter, beside the latch (lambdas/failover/steps.py ``_journal_name``)."""
+    return f"{cfg.latch_parameter_name}-journal"
 
 
 def run(cfg: StackConfig) -> dict[str, Any]:
@@ -49,10 +75,19 @@ def run(cfg: StackConfig) -> dict[str, Any]:
     boundary = [with_permissions_boundary(account.apply(lambda a: permissions_boundary_arn(a, cfg.prefix)))]
     if cfg.role == "primary":
         # Before any resource: mid-failback, region A's database is not what this update would declare.
-        failover.refuse_primary_update(*read_failover_state(cfg, regional.dr))
+        latch, journal = read_failover_state(cfg, regional.dr)
+        failover.refuse_primary_update(latch, journal, journal_parameter=journal_parameter(cfg))
+        assert journal is not None  # refused above when unreadable
+        fenced = failover.region_a_fenced(journal)
+        if fenced:
+            pulumi.log.warn(
+                f"{fenced}: region A's web tier floor, its functions' reserved concurrency and their event "
+                "sources keep the fence's values in this update (ignore_changes); changes to them apply "
+                "at the first update after the failback gives region A back"
+            )
         region = PrimaryRegion(
             "primary",
-            PrimaryRegionArgs(config=cfg, dr_provider=regional.dr),
+            PrimaryRegionArgs(config=cfg, dr_provider=regional.dr, keep_fence=fenced is not None),
             pulumi.ResourceOptions(providers={"aws": regional.primary}, transformations=boundary),
         )
         return region.exports()
@@ -62,15 +97,31 @@ def run(cfg: StackConfig) -> dict[str, Any]:
         cfg.primary_stack, cfg.primary_region, expected_database_mode=cfg.database.mode
     )
     latch, journal = read_failover_state(cfg, regional.dr)
-    # Before any resource: mid-failback, region B is drained while the writer moves to region A.
-    failover.refuse_dr_update(latch, journal)
-    tier = failover.decide(
-        cfg.dr,
-        primary.web_capacity,
-        database_mode=cfg.database.mode,
-        latch=latch,
-        warm_pool=cfg.compute.dr_warm_pool,
-    )
+    try:
+        tier = failover.decide(
+            cfg.dr,
+            primary.web_capacity,
+            database_mode=cfg.database.mode,
+            latch=latch,
+            warm_pool=cfg.compute.dr_warm_pool,
+            previous=read_phase_record(cfg, regional.dr),
+        )
+    except failover.FailoverRefused:
+        # While the runbook's failback has region B drained, its refusal is the one that says what to
+        # do (wait, or resume it). A writer-move mark alone is also what the IaC failback's `latch
+        # switch-writer` leaves: then the flags' own refusal (e.g. run `latch release`) is the remedy.
+        failover.refuse_dr_update(
+            latch,
+            None
+            if journal is None
+            else {k: v for k, v in journal.items() if k != failover.JOURNAL_WRITER_MOVE},
+            journal_parameter=journal_parameter(cfg),
+        )
+        raise
+    # Before any resource: mid-failback, region B is drained while the writer moves to region A; an
+    # update that would give it back its capacity is refused (one that keeps it drained is not; an
+    # unreadable journal under an active latch is refused whatever the update does).
+    failover.refuse_dr_update(latch, journal, journal_parameter=journal_parameter(cfg), tier=tier)
     dr = PilotLightRegion(
         "dr",
         PilotLightRegionArgs(config=cfg, primary=primary, tier=tier, primary_provider=regional.primary),

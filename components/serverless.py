@@ -102,6 +102,9 @@ class ApiTierArgs:
         role: ``primary`` or ``dr``: reported by ``GET /health``.
         enabled: the function takes traffic (primary: always; DR: from the failover module).
         reserved_concurrency: 0 keeps it dormant; None removes the reservation.
+        keep_fence: region A is fenced by a failover (reserved concurrency 0, event source disabled,
+            set out of band by the runbook): those two properties keep the state's value, so an update
+            never sends them (https://www.pulumi.com/docs/iac/concepts/options/ignorechanges/).
         table_name, table_arn: the DynamoDB global table (its replica in this region).
         bucket_name, bucket_arn: the receipts bucket in this region; kms_key_arn: its key.
         environment: extra environment variables (database identifiers, latch parameter...).
@@ -141,6 +144,7 @@ class ApiTierArgs:
     vpc_subnet_ids: list[pulumi.Output[str]] = field(default_factory=list)
     vpc_security_group_ids: list[pulumi.Input[str]] = field(default_factory=list)
     ca_bundle: Path | None = None
+    keep_fence: bool = False
 
 
 def _ca_bundle_files(args: ApiTierArgs, driver: bool) -> dict[str, Path]:
@@ -347,7 +351,11 @@ class ApiTier(pulumi.ComponentResource):
             )
             if driver
             else None,
-            opts=pulumi.ResourceOptions(parent=self, depends_on=identity.depends()),
+            opts=pulumi.ResourceOptions(
+                parent=self,
+                depends_on=identity.depends(),
+                ignore_changes=["reservedConcurrentExecutions"] if args.keep_fence else None,
+            ),
         )
         self.marker_function_name: pulumi.Output[str] | None = None
         if driver and ledger is not None:
@@ -392,7 +400,7 @@ class ApiTier(pulumi.ComponentResource):
             enabled=args.enabled,
             batch_size=10,
             function_response_types=["ReportBatchItemFailures"],
-            opts=child,
+            opts=pulumi.ResourceOptions(parent=self, ignore_changes=["enabled"] if args.keep_fence else None),
         )
 
         custom_domain = (

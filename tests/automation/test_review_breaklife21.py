@@ -15,10 +15,6 @@ from automation.lifecycle import Lifecycle, Runbook, Up
 from automation.lifecycle_scenarios import declared_failover, deploy, runbook_failover
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BL21-6 open: after a runbook failover the replica-lag alarm is meaningful only after a pulumi up -s dr",
-)
 @pytest.mark.parametrize("mode", ["rds-replica", "aurora-global"])
 def test_bl21_6_after_a_runbook_failover_the_replica_lag_alarm_is_meaningful_before_any_dr_update(
     mode: str,
@@ -39,10 +35,6 @@ def test_bl21_6_after_a_runbook_failover_the_replica_lag_alarm_is_meaningful_bef
     assert not last.violations, [str(v) for v in last.violations]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BL21-7 open: a primary update during a failover raises region A's capacity (no refusal while region A is fenced)",
-)
 @pytest.mark.parametrize("mode", ["rds-replica", "aurora-global"])
 def test_bl21_7_a_primary_update_during_a_failover_does_not_unfence_region_a(mode: str) -> None:
     """BL21-7 (medium): a runbook failover while region A answers fences it (web tier 0/0/0,
@@ -76,10 +68,6 @@ def test_bl21_7_a_primary_update_during_a_failover_does_not_unfence_region_a(mod
     )
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BL21-8 open: dr:failback can go back to replicate after switch-writer and undrain region B",
-)
 @pytest.mark.parametrize("mode", ["rds-replica", "aurora-global"])
 def test_bl21_8_a_failback_phase_after_switch_writer_cannot_go_back_to_one_that_undrains_region_b(
     mode: str,
@@ -127,3 +115,28 @@ def test_bl21_8_a_failback_phase_after_switch_writer_cannot_go_back_to_one_that_
         f"going back to replicate after switch-writer is not refused and undrains region B while region A "
         f"holds the writer: {undrains}"
     )
+
+
+def test_bl21_2_the_runbook_writer_s_adoption_matches_the_backup_window_aws_picked() -> None:
+    """BL21-2: the runbook's PromoteReadReplica names no ``PreferredBackupWindow``, so AWS picks one at
+    random within the region's 8-hour block
+    (https://docs.aws.amazon.com/AmazonRDS/latest/APIReference/API_PromoteReadReplica.html); the
+    primary stack's adoption of that writer must not declare the program's own window, or the import
+    fails (https://www.pulumi.com/docs/iac/concepts/options/import/)."""
+    from automation.lifecycle import RANDOM_BACKUP_WINDOW
+    from automation.lifecycle_scenarios import runbook_failback
+
+    lc = Lifecycle()
+    results = lc.run([*deploy("rds-replica"), *runbook_failover(), *runbook_failback()])
+    assert len(results) == len(deploy("rds-replica")) + len(runbook_failover()) + len(runbook_failback()), (
+        f"the procedure stopped: {results[-1].errors}"
+    )
+    imports = [
+        p for r in results for p in r.plans if p.action == "import" and p.type == "aws:rds/instance:Instance"
+    ]
+    assert imports, "the primary stack adopts the runbook's writer"
+    assert RANDOM_BACKUP_WINDOW in {str(a.get("backupWindow")) for a in lc.world.rds_attrs.values()}
+    bad = [
+        str(v) for r in results for v in r.violations if v.invariant in ("import-matches", "provider-accepts")
+    ]
+    assert not bad, bad

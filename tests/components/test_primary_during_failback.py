@@ -173,3 +173,67 @@ def test_the_stacks_read_the_runbook_s_journal_keys() -> None:
 
     assert failover.JOURNAL_FAILBACK == steps.FAILBACK_JOURNAL_KEY
     assert failover.JOURNAL_WRITER_MOVE == steps.WRITER_MOVE_MARK
+
+
+def test_the_fence_marks_are_the_runbook_s_fencing_marks() -> None:
+    """BL21-7: the primary stack keeps region A's fence while the runbook's marks of it are set, and
+    only those: ``failoverDeclaredAt`` holds region A without fencing it (nothing to keep)."""
+    from components import failover
+    from lambdas.failover import steps
+
+    assert set(failover.FENCE_MARKS) <= set(steps.FAILOVER_MARKS)
+    assert "failoverDeclaredAt" not in failover.FENCE_MARKS
+
+
+@pytest.mark.parametrize(
+    ("journal", "kept"),
+    [
+        ({}, False),
+        ({"failoverDeclaredAt": SINCE}, False),  # a declared failover does not fence region A
+        ({"primaryStoppedAt": SINCE}, True),
+        ({"fencePending": SINCE}, True),
+    ],
+    ids=["no-failover", "declared", "fenced", "fence-pending"],
+)
+def test_a_primary_update_keeps_the_fence_the_runbook_set(journal: dict[str, Any], kept: bool) -> None:
+    """BL21-7: while the journal says a failover fenced region A, the properties the fence set out of
+    band (the web tier's floor, the payments function's reserved concurrency, its event source) are
+    ignored by ``pulumi up -s primary``: the state's pre-fence values are kept, nothing is sent."""
+    s = synth.synthesize(
+        "primary", {"pilotlight:compute": {"minSize": 3, "desiredCapacity": 3}}, journal=json.dumps(journal)
+    )
+    expect = {
+        "aws:autoscaling/group:Group": "minSize",
+        "aws:lambda/function:Function": "reservedConcurrentExecutions",
+        "aws:lambda/eventSourceMapping:EventSourceMapping": "enabled",
+    }
+    for type_, prop in expect.items():
+        resources = [
+            r for r in s.by_type(type_) if type_ != "aws:lambda/function:Function" or "payments" in r.name
+        ]
+        assert resources, type_
+        for r in resources:
+            assert (prop in (r.ignore_changes or [])) == kept, (
+                f"{type_} {r.name}: {prop} {'not ' if kept else ''}ignored with journal {journal}"
+            )
+
+
+@pytest.mark.parametrize(
+    ("phase", "refused"), [("replicate", True), (None, True), ("drain", False), ("switch-writer", False)]
+)
+def test_the_dr_stack_under_a_writer_move_is_refused_only_when_the_update_would_undrain_region_b(
+    phase: str | None, refused: bool
+) -> None:
+    """Aurora's IaC failback runs ``latch switch-writer`` (the runbook's ``switch_writer``, which writes
+    the writer-move mark first) and then ``dr:failback switch-writer``: that update keeps region B
+    drained and must run; one that gives region B its capacity back stays refused."""
+    journal = json.dumps({"writerMoveRequestedAt": "2026-03-01T11:40:00+00:00"})
+    overrides = {"pilotlight:database": {"mode": "aurora-global"}, "dr:active": True}
+    if phase is not None:
+        overrides["dr:failback"] = phase
+    run = lambda: synth.synthesize("dr", overrides, latch=ACTIVE.to_json(), journal=journal)  # noqa: E731
+    if refused:
+        with pytest.raises(FailbackInProgress, match="pulumi up -s dr is refused"):
+            run()
+    else:
+        run()

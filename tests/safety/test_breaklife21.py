@@ -78,10 +78,6 @@ def test_bl21_1_a_failback_that_stopped_and_gave_region_b_back_does_not_refuse_t
         )
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BL21-2 open: the adopted runbook writer declares backup_window 03:00-04:00, which AWS does not give a promoted replica (random 30-minute window)",
-)
 def test_bl21_2_the_adopted_runbook_writer_declares_the_backup_window_the_runbook_gave_it(
     deploy: Deploy, monkeypatch: pytest.MonkeyPatch
 ) -> None:
