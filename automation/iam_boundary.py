@@ -221,6 +221,35 @@ def _tag_denies(syntheses: Sequence[synth.Synthesis], services: set[str]) -> lis
     return out
 
 
+SWITCHED_LATER: tuple[Mapping[str, Any], ...] = (
+    {"dr:autoFailover": True},
+    {"dr:active": True, "dr:autoFailover": True},
+)
+"""The dr stack's switches an operator turns without re-creating the environment, each at the value
+that gives the roles the most (``dr:autoFailover`` adds the EventBridge role's ``states:StartExecution``;
+``dr:active`` lights region B): the boundary is made from the stack under each, so turning one later
+needs no new boundary (review breakiam21, BI21-2: enabling ``dr:autoFailover`` after the boundary was
+made left the automated failover implicitly denied at run time). The failback phases change no role
+statement (``tests/automation/test_review_iam_escalation.py`` checks every phase against a boundary made
+without them). ``database.mode`` and the names are the environment's own: changing them re-creates it."""
+
+
+def deployment_syntheses(overrides: Mapping[str, Any]) -> list[synth.Synthesis]:
+    """The stacks the boundary is made from: the primary under ``overrides`` (``dr:`` keys aside) and the
+    dr stack under each of :data:`SWITCHED_LATER` (with the latch the documented procedure leaves)."""
+    shared = {k: v for k, v in overrides.items() if not k.startswith("dr:")}
+    primary = synth.synthesize("primary", shared)
+    out = [primary]
+    for switches in SWITCHED_LATER:
+        values = {**shared, **switches}
+        out.append(
+            synth.synthesize(
+                "dr", values, latch=synth.procedure_latch(values), primary_outputs=primary.outputs
+            )
+        )
+    return out
+
+
 def boundary_policy(syntheses: Sequence[synth.Synthesis], account: str) -> dict[str, Any]:
     """The boundary document for the deployment the stacks belong to (see the module docstring)."""
     regions = sorted({r.region for s in syntheses for r in s.aws_resources() if r.region})
@@ -302,3 +331,66 @@ def boundary_policy(syntheses: Sequence[synth.Synthesis], account: str) -> dict[
     document = {"Version": "2012-10-17", "Statement": statements}
     text = json.dumps(document).replace(synth.ACCOUNT_ID, account)
     return json.loads(text)
+
+
+def _as_list(value: Any) -> list[str]:
+    return [value] if isinstance(value, str) else [str(v) for v in value or []]
+
+
+def _action_matches(pattern: str, action: str) -> bool:
+    """IAM's matching of an Action element: case-insensitive, ``*`` and ``?`` wildcards
+    (https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_policies_elements_action.html)."""
+    regex = "".join(".*" if c == "*" else "." if c == "?" else re.escape(c) for c in pattern.lower())
+    return re.fullmatch(regex, action.lower()) is not None
+
+
+def _grants(live: Mapping[str, Any], action: str, resource: str, condition: Any) -> bool:
+    """Whether one Allow statement of ``live`` grants ``action`` on every resource ``resource`` names,
+    with no condition or ``condition`` itself, and no unconditional Deny of ``live`` takes it back."""
+
+    def matches(statement: Mapping[str, Any]) -> bool:
+        return any(_action_matches(p, action) for p in _as_list(statement.get("Action"))) and any(
+            _resource_pattern(p).match(resource) for p in _as_list(statement.get("Resource"))
+        )
+
+    statements = _as_list_of_statements(live)
+    if any(s.get("Effect") == "Deny" and not s.get("Condition") and matches(s) for s in statements):
+        return False
+    return any(
+        s.get("Effect") == "Allow" and s.get("Condition", condition) == condition and matches(s)
+        for s in statements
+    )
+
+
+def _as_list_of_statements(document: Mapping[str, Any]) -> list[Mapping[str, Any]]:
+    statements = document.get("Statement", [])
+    return [statements] if isinstance(statements, Mapping) else list(statements)
+
+
+def boundary_gaps(required: Mapping[str, Any], live: Mapping[str, Any]) -> list[str]:
+    """What ``required`` (the boundary this version and configuration need) has that the ``live``
+    boundary lacks, one line each: an action on a resource the roles need and the live boundary does not
+    allow (it would be implicitly denied at run time, review breakiam21 BI21-2), or a Deny of
+    ``required`` the live one does not carry (the boundary would fence less than it should).
+    Empty when the live boundary does at least what ``required`` does."""
+    gaps: list[str] = []
+    live_denies = [s for s in _as_list_of_statements(live) if s.get("Effect") == "Deny"]
+    for statement in _as_list_of_statements(required):
+        actions, resources = _as_list(statement["Action"]), _as_list(statement["Resource"])
+        condition = statement.get("Condition")
+        if statement["Effect"] == "Deny":
+            if not any(
+                set(actions) <= set(_as_list(d.get("Action")))
+                and set(resources) <= set(_as_list(d.get("Resource")))
+                and d.get("Condition") == condition
+                for d in live_denies
+            ):
+                gaps.append(f"missing Deny {statement.get('Sid', '')}: {', '.join(actions)}".rstrip())
+            continue
+        gaps.extend(
+            f"not allowed: {action} on {resource}" + (f" {json.dumps(condition)}" if condition else "")
+            for action in actions
+            for resource in resources
+            if not _grants(live, action, resource, condition)
+        )
+    return gaps

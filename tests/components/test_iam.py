@@ -114,6 +114,8 @@ def test_the_audit_catches_what_it_exists_for() -> None:
 
 
 IDENTITY_TYPES = ("aws:iam/role:Role", "aws:iam/instanceProfile:InstanceProfile", "aws:iam/policy:Policy")
+"""What the program could create in IAM. It creates no managed policy (tests/automation/test_breakiam21.py:
+one people hold is the administrator's); a policy it ever creates must still be under the path."""
 
 
 @pytest.mark.parametrize(("stack", "overrides"), SYNTHESES, ids=IDS)
@@ -123,7 +125,7 @@ def test_every_iam_identity_lives_under_the_deployment_s_path(stack: str, overri
     and a staging deployer cannot rewrite production's roles (tests/automation/test_review_iam.py)."""
     s = synthesize(stack, overrides)
     identities = [r for r in s.aws_resources() if r.type in IDENTITY_TYPES]
-    assert {r.type for r in identities} == set(IDENTITY_TYPES) or stack == "primary"
+    assert {r.type for r in identities} == set(IDENTITY_TYPES[:2]) or stack == "primary"
     wrong = {
         r.name: r.inputs.get("path") for r in identities if r.inputs.get("path") != "/pilotlight-production/"
     }
