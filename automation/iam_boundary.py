@@ -344,21 +344,36 @@ def _action_matches(pattern: str, action: str) -> bool:
     return re.fullmatch(regex, action.lower()) is not None
 
 
+def _matches(statement: Mapping[str, Any], action: str, resource: str) -> bool:
+    """Whether ``statement`` names ``action`` and every resource ``resource`` names."""
+    return any(_action_matches(p, action) for p in _as_list(statement.get("Action"))) and any(
+        _resource_pattern(p).match(resource) for p in _as_list(statement.get("Resource"))
+    )
+
+
 def _grants(live: Mapping[str, Any], action: str, resource: str, condition: Any) -> bool:
     """Whether one Allow statement of ``live`` grants ``action`` on every resource ``resource`` names,
     with no condition or ``condition`` itself, and no unconditional Deny of ``live`` takes it back."""
-
-    def matches(statement: Mapping[str, Any]) -> bool:
-        return any(_action_matches(p, action) for p in _as_list(statement.get("Action"))) and any(
-            _resource_pattern(p).match(resource) for p in _as_list(statement.get("Resource"))
-        )
-
     statements = _as_list_of_statements(live)
-    if any(s.get("Effect") == "Deny" and not s.get("Condition") and matches(s) for s in statements):
+    if any(
+        s.get("Effect") == "Deny" and not s.get("Condition") and _matches(s, action, resource)
+        for s in statements
+    ):
         return False
     return any(
-        s.get("Effect") == "Allow" and s.get("Condition", condition) == condition and matches(s)
+        s.get("Effect") == "Allow"
+        and s.get("Condition", condition) == condition
+        and _matches(s, action, resource)
         for s in statements
+    )
+
+
+def _unfenced(live: Mapping[str, Any], action: str, resource: str, condition: Any) -> bool:
+    """Whether ``live`` allows ``action`` on ``resource`` without the ``condition`` the boundary fences it
+    with (a boundary made before :data:`OWN_NAMESPACES` allowed PutMetricData into any namespace)."""
+    return any(
+        s.get("Effect") == "Allow" and s.get("Condition") != condition and _matches(s, action, resource)
+        for s in _as_list_of_statements(live)
     )
 
 
@@ -370,8 +385,9 @@ def _as_list_of_statements(document: Mapping[str, Any]) -> list[Mapping[str, Any
 def boundary_gaps(required: Mapping[str, Any], live: Mapping[str, Any]) -> list[str]:
     """What ``required`` (the boundary this version and configuration need) has that the ``live``
     boundary lacks, one line each: an action on a resource the roles need and the live boundary does not
-    allow (it would be implicitly denied at run time, review breakiam21 BI21-2), or a Deny of
-    ``required`` the live one does not carry (the boundary would fence less than it should).
+    allow (it would be implicitly denied at run time, review breakiam21 BI21-2); an action ``required``
+    allows only under a condition and the live one allows without it; or a Deny of ``required`` the
+    live one does not carry (in both, the boundary would fence less than it should).
     Empty when the live boundary does at least what ``required`` does."""
     gaps: list[str] = []
     live_denies = [s for s in _as_list_of_statements(live) if s.get("Effect") == "Deny"]
@@ -387,10 +403,11 @@ def boundary_gaps(required: Mapping[str, Any], live: Mapping[str, Any]) -> list[
             ):
                 gaps.append(f"missing Deny {statement.get('Sid', '')}: {', '.join(actions)}".rstrip())
             continue
-        gaps.extend(
-            f"not allowed: {action} on {resource}" + (f" {json.dumps(condition)}" if condition else "")
-            for action in actions
-            for resource in resources
-            if not _grants(live, action, resource, condition)
-        )
+        for action in actions:
+            for resource in resources:
+                fence = f" {json.dumps(condition)}" if condition else ""
+                if not _grants(live, action, resource, condition):
+                    gaps.append(f"not allowed: {action} on {resource}{fence}")
+                elif condition and _unfenced(live, action, resource, condition):
+                    gaps.append(f"allowed without its condition: {action} on {resource}{fence}")
     return gaps

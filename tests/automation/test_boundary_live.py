@@ -68,12 +68,17 @@ def test_a_boundary_made_before_auto_failover_lacks_its_start_execution() -> Non
 
 
 def test_a_wider_live_boundary_covers_a_narrower_need() -> None:
-    """Wildcards read as IAM reads them: ``states:*`` on ``*`` covers StartExecution on the machines;
-    a live statement without a condition covers one that needs it."""
+    """Wildcards read as IAM reads them: ``states:*`` on ``*`` covers StartExecution on the machines,
+    ``Lambda:Invoke*`` InvokeFunction (case-insensitive); extra Denies take nothing needed."""
     live = {
         "Statement": [
             {"Effect": "Allow", "Action": ["states:*", "Lambda:Invoke*", "xray:*"], "Resource": "*"},
-            {"Effect": "Allow", "Action": "cloudwatch:PutMetricData", "Resource": "*"},
+            {
+                "Effect": "Allow",
+                "Action": "cloudwatch:PutMetricData",
+                "Resource": "*",
+                "Condition": {"StringEquals": {"cloudwatch:namespace": ["Pilotlight/Failover/a-b"]}},
+            },
             {"Effect": "Deny", "Action": ["iam:*", "sts:*", "s3:*"], "Resource": "*"},
         ]
     }
@@ -92,6 +97,17 @@ def test_a_narrower_resource_or_another_condition_is_a_gap() -> None:
         '["Pilotlight/Failover/a-b"]}}',
         "not allowed: states:StartExecution on arn:aws:states:*:111122223333:stateMachine:a-b-*",
         "not allowed: lambda:InvokeFunction on arn:aws:states:*:111122223333:stateMachine:a-b-*",
+    ]
+
+
+def test_a_boundary_from_before_the_namespace_fence_is_reported() -> None:
+    """A boundary an earlier version made allowed PutMetricData into any namespace (README): the roles
+    have what they need, but another environment's switch is not fenced."""
+    live = copy.deepcopy(REQUIRED)
+    del live["Statement"][1]["Condition"]
+    assert boundary_gaps(REQUIRED, live) == [
+        'allowed without its condition: cloudwatch:PutMetricData on * {"StringEquals": '
+        '{"cloudwatch:namespace": ["Pilotlight/Failover/a-b"]}}'
     ]
 
 
