@@ -27,6 +27,7 @@ import copy
 import fnmatch
 import functools
 import json
+from collections.abc import Iterator
 from typing import Any
 
 import boto3
@@ -320,3 +321,103 @@ def test_bi22_7_a_deny_split_over_two_statements_is_no_gap() -> None:
     live["Statement"][3]["Action"] = ["iam:*"]
     live["Statement"].append({"Effect": "Deny", "Action": "sts:*", "Resource": "*"})
     assert boundary_gaps(REQUIRED, live) == []
+
+
+# --------------------------------------------------------------------------------------------------
+# BI22-8: the writer instance the failover creates carries no deployment tag: the tag Deny does not see it
+
+
+@pytest.fixture
+def aurora_world(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
+    """The runbook tests' world (tests/lambdas/failover/conftest.py ``make_world``) in aurora-global mode,
+    under a moto of this test's own (the runbook tests' moto is module-scoped)."""
+    from botocore.retries.bucket import TokenBucket
+    from botocore.retries.standard import ExponentialBackoff
+
+    from automation.emulator import patch_moto
+    from tests.lambdas.failover.faults import moto_respects_faults
+    from tests.lambdas.failover.harness import HealthServer, new_session
+    from tests.lambdas.failover.world import build_world
+
+    monkeypatch.setattr(ExponentialBackoff, "delay_amount", lambda self, context: 0.0)
+    monkeypatch.setattr(TokenBucket, "acquire", lambda self, amount=1, block=True: True)
+    undo_gaps, undo_faults = patch_moto(), moto_respects_faults()
+    health = HealthServer()
+    health.set("/primary", 503, {"region": "us-east-1", "error": "no healthy targets"})
+    try:
+        with mock_aws():
+            world = build_world(
+                "aurora-global",
+                app="bi22shop",
+                primary_health_url=health.url("/primary"),
+                dr_health_url=health.url("/dr"),
+                lag_metrics=True,
+                encrypted=False,
+                session=new_session(),
+                clients_cache={},
+            )
+            health.routes["/dr"] = world.dr_health
+            health.routes["/primary"] = world.primary_health
+            yield world
+    finally:
+        health.close()
+        undo_faults()
+        undo_gaps()
+
+
+def test_bi22_8_the_failover_s_new_writer_is_not_a_staging_deployer_s_to_delete(aurora_world: Any) -> None:
+    """BI22-8 (high): aurora-global's headless secondary gets its writer from the failover runbook
+    (steps.promote_database: ``rds.create_db_instance(DBInstanceIdentifier=<cluster>-failover-1, ...)``
+    with no ``Tags``). RDS puts on a new instance the tags of its request (CreateDBInstance ``Tags``:
+    https://docs.aws.amazon.com/AmazonRDS/latest/APIReference/API_CreateDBInstance.html; tags are per
+    resource: https://docs.aws.amazon.com/AmazonRDS/latest/AuroraUserGuide/USER_Tagging.html), so
+    production's writer in region B carries no ``Environment`` tag until a later ``pulumi up -s dr``
+    adopts it (never, after an automated, manual or break-glass failover that is not followed by one).
+
+    The deploy policy allows ``rds:DeleteDBInstance`` on ``db:*`` in both regions, fenced between
+    environments only by the tag Deny, whose ``Null`` guard leaves an untagged resource to the Allow
+    (automation/iam.py ``other_deployments_denied``); and aws:ResourceTag is what IAM reads for a DB
+    instance (Service Authorization Reference, Amazon RDS, "db"). So staging's deployer may delete
+    production's only writer in the middle of a disaster; staging's roles, through the boundary's
+    ``rds:ModifyDBInstance`` on ``"*"``, may modify it."""
+    from tests.automation.test_review_iam_escalation import _staging
+    from tests.lambdas.failover.harness import run_book
+    from tests.lambdas.failover.world import REGION_B
+
+    assert run_book(aurora_world, "failover").outcome == "done"
+    rds = aurora_world.client("rds", REGION_B)
+    cluster = rds.describe_db_clusters(DBClusterIdentifier=aurora_world.context["drClusterId"])["DBClusters"][
+        0
+    ]
+    (writer,) = [m["DBInstanceIdentifier"] for m in cluster["DBClusterMembers"]]
+    instance = rds.describe_db_instances(DBInstanceIdentifier=writer)["DBInstances"][0]
+    tags = {
+        t["Key"]: t["Value"]
+        for t in rds.list_tags_for_resource(ResourceName=instance["DBInstanceArn"])["TagList"]
+    }
+    context = {f"aws_ResourceTag/{k}": v for k, v in tags.items() if k in iam.DEPLOYMENT_TAGS}
+    # what a production-tagged instance gets from staging's deploy policy: refused
+    refused = {"aws_ResourceTag/Application": "pilotlight", "aws_ResourceTag/Environment": "production"}
+    assert not allows(_staging(), "rds:DeleteDBInstance", instance["DBInstanceArn"], **refused)
+    assert allows(_staging(), "rds:DeleteDBInstance", instance["DBInstanceArn"], **context) is False, (
+        f"{writer} (production's writer after the failover) carries {tags or 'no tags'}: staging's "
+        "deployer may delete it"
+    )
+
+
+# --------------------------------------------------------------------------------------------------
+# BI22-9: README's ``--check-live`` "before an upgrade" is refused to the person who upgrades
+
+
+@pytest.mark.parametrize("action", ["iam:GetPolicy", "iam:GetPolicyVersion"])
+def test_bi22_9_the_deployer_may_read_the_boundary_check_live_reads(action: str) -> None:
+    """BI22-9 (low): README: "``iam --for boundary --check-live`` (AWS credentials, reads IAM only) ...
+    run it before an upgrade or a change of ``database.mode``", which is the deployer's work. The check
+    calls GetPolicy and GetPolicyVersion on the boundary (automation/iam.py ``live_policy_document``;
+    both are authorized on the policy:
+    https://docs.aws.amazon.com/service-authorization/latest/reference/list_awsidentityandaccessmanagementiam.html).
+    The deploy policy (``iam --for deploy``) allows neither on it (only on the legacy operator policy),
+    so for the deployer the command exits 2 with AccessDenied instead of listing the gaps."""
+    from tests.automation.test_review_iam_escalation import BOUNDARY, STAGING_TAGS, _staging
+
+    assert allows(_staging(), action, BOUNDARY, **STAGING_TAGS)
