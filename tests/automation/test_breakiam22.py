@@ -19,6 +19,12 @@ BI22-6: the boundary's ``<app>-<env>-*`` widening reaches another application wh
 fence them.
 
 BI22-7: false gaps: a live Allow written with ``NotAction`` and a Deny split over two statements.
+
+BI22-8: the Aurora writer the failover runbook adds in region B carries no deployment tag, so the tag
+Deny (the only fence between environments for ``rds:DeleteDBInstance`` on ``db:*``) does not see it.
+
+BI22-9: the deploy policy cannot read the boundary, so README's ``--check-live`` "before an upgrade"
+fails for the deployer.
 """
 
 from __future__ import annotations
