@@ -12,7 +12,8 @@ containing the needed pattern, not for overlapping it.
 
 BI22-5: ``--check-live`` says "ok" on the boundary an earlier version made, which README says the
 administrator must update (it lets any role write any CloudWatch namespace, production's failover
-switch included).
+switch included). Found independently and fixed on iam22 by 0a73e69 (``_unfenced``): the test fails on
+bc0a11f and passes on 0a73e69, a regression test now.
 
 BI22-6: the boundary's ``<app>-<env>-*`` widening reaches another application whose name starts with
 ``<app>-<env>``; S3 objects and DynamoDB backups have no ``aws:ResourceTag``, so the tag Deny does not
