@@ -1086,8 +1086,8 @@ https://docs.aws.amazon.com/IAM/latest/APIReference/API_DeletePolicy.html)."""
 
 def boundary_kept(syntheses: Iterable[synth.Synthesis], account: str) -> list[dict[str, Any]]:
     """Deny what would undo the boundary, whatever else the deployer is given: removing a role's
-    boundary, setting another one (or none) on a new role or an existing one, and changing or
-    deleting the boundary policy itself (AWS's delegation example denies the same:
+    boundary, setting another one (or none) on a new role or an existing one, and creating, changing or
+    deleting the boundary policy itself; allow reading it (``--check-live``) (AWS's delegation example denies the same:
     https://docs.aws.amazon.com/IAM/latest/UserGuide/access_policies_boundaries.html). A Deny whose
     ``ArnNotEquals`` key is absent holds (reference_policies_elements_condition_operators.html),
     so a CreateRole without a boundary is refused too."""
@@ -1112,6 +1112,13 @@ def boundary_kept(syntheses: Iterable[synth.Synthesis], account: str) -> list[di
             "Sid": "KeepTheBoundaryPolicy",
             "Effect": "Deny",
             "Action": list(BOUNDARY_WRITES),
+            "Resource": boundary,
+        },
+        {
+            # `iam --for boundary --check-live` reads it before an upgrade (review breakiam22 BI22-9).
+            "Sid": "ReadTheBoundaryPolicy",
+            "Effect": "Allow",
+            "Action": ["iam:GetPolicy", "iam:GetPolicyVersion"],
             "Resource": boundary,
         },
     ]
@@ -1369,12 +1376,15 @@ def live_policy_document(arn: str, client: Any) -> dict[str, Any]:
 def check_live_boundary(account: str, overrides: Sequence[str], client: Any) -> tuple[str, list[str]]:
     """(the boundary's ARN, what the live boundary lacks of the one this version and ``overrides``
     need: iam_boundary.boundary_gaps)."""
-    from automation.iam_boundary import boundary_gaps
+    from automation.iam_boundary import boundary_gaps, boundary_policy, deployment_syntheses
 
-    (required,) = policies("boundary", account=account, overrides=overrides, outputs=None)
+    _check_account(account)
+    syntheses = deployment_syntheses(synth.parse_overrides(list(overrides)))
+    required = boundary_policy(syntheses, account)
+    regions = sorted({r.region for s in syntheses for r in s.aws_resources() if r.region})
     path, name = _boundary_name(required)
     arn = f"arn:aws:iam::{account}:policy{path}{name}"
-    return arn, boundary_gaps(required, live_policy_document(arn, client))
+    return arn, boundary_gaps(required, live_policy_document(arn, client), regions)
 
 
 def _iam_client() -> Any:

@@ -22,6 +22,10 @@ from moto import mock_aws
 from automation import iam
 from automation.iam_boundary import boundary_gaps
 
+REGIONS = ("us-east-1", "us-west-2")
+"""The deployment's regions A and B: the requests the check makes are in them."""
+BOTH = " in us-east-1, us-west-2"
+
 REQUIRED: dict[str, Any] = {
     "Version": "2012-10-17",
     "Statement": [
@@ -56,14 +60,14 @@ def _without(action: str) -> dict[str, Any]:
 
 
 def test_the_same_boundary_has_no_gap() -> None:
-    assert boundary_gaps(REQUIRED, REQUIRED) == []
+    assert boundary_gaps(REQUIRED, REQUIRED, REGIONS) == []
 
 
 def test_a_boundary_made_before_auto_failover_lacks_its_start_execution() -> None:
     """BI21-2's shape: the live boundary lacks the action a later switch gives a role."""
-    assert boundary_gaps(REQUIRED, _without("states:StartExecution")) == [
-        "not allowed: states:StartExecution on arn:aws:states:*:111122223333:stateMachine:a-b-*",
-        "not allowed: states:StartExecution on arn:aws:lambda:*:111122223333:function:a-b-*",
+    assert boundary_gaps(REQUIRED, _without("states:StartExecution"), REGIONS) == [
+        f"not allowed: states:StartExecution on arn:aws:states:*:111122223333:stateMachine:a-b-*{BOTH}",
+        f"not allowed: states:StartExecution on arn:aws:lambda:*:111122223333:function:a-b-*{BOTH}",
     ]
 
 
@@ -82,7 +86,7 @@ def test_a_wider_live_boundary_covers_a_narrower_need() -> None:
             {"Effect": "Deny", "Action": ["iam:*", "sts:*", "s3:*"], "Resource": "*"},
         ]
     }
-    assert boundary_gaps(REQUIRED, live) == []
+    assert boundary_gaps(REQUIRED, live, REGIONS) == []
 
 
 def test_a_narrower_resource_or_another_condition_is_a_gap() -> None:
@@ -92,11 +96,10 @@ def test_a_narrower_resource_or_another_condition_is_a_gap() -> None:
         "arn:aws:lambda:*:111122223333:function:a-b-*",
     ]
     live["Statement"][1]["Condition"] = {"StringEquals": {"cloudwatch:namespace": ["Other"]}}
-    assert boundary_gaps(REQUIRED, live) == [
-        'not allowed: cloudwatch:PutMetricData on * {"StringEquals": {"cloudwatch:namespace": '
-        '["Pilotlight/Failover/a-b"]}}',
-        "not allowed: states:StartExecution on arn:aws:states:*:111122223333:stateMachine:a-b-*",
-        "not allowed: lambda:InvokeFunction on arn:aws:states:*:111122223333:stateMachine:a-b-*",
+    assert boundary_gaps(REQUIRED, live, REGIONS) == [
+        f'not allowed: cloudwatch:PutMetricData on * {{"cloudwatch:namespace": "Pilotlight/Failover/a-b"}}{BOTH}',
+        "not allowed: states:StartExecution on arn:aws:states:*:111122223333:stateMachine:a-b-* in us-west-2",
+        "not allowed: lambda:InvokeFunction on arn:aws:states:*:111122223333:stateMachine:a-b-* in us-west-2",
     ]
 
 
@@ -105,24 +108,27 @@ def test_a_boundary_from_before_the_namespace_fence_is_reported() -> None:
     have what they need, but another environment's switch is not fenced."""
     live = copy.deepcopy(REQUIRED)
     del live["Statement"][1]["Condition"]
-    assert boundary_gaps(REQUIRED, live) == [
-        'allowed without its condition: cloudwatch:PutMetricData on * {"StringEquals": '
-        '{"cloudwatch:namespace": ["Pilotlight/Failover/a-b"]}}'
+    assert boundary_gaps(REQUIRED, live, REGIONS) == [
+        'allowed without its condition: cloudwatch:PutMetricData on * (needs {"StringEquals": '
+        f'{{"cloudwatch:namespace": ["Pilotlight/Failover/a-b"]}}}}){BOTH}'
     ]
 
 
 def test_an_unconditional_live_deny_takes_an_allow_back() -> None:
     live = copy.deepcopy(REQUIRED)
     live["Statement"].append({"Effect": "Deny", "Action": "xray:Put*", "Resource": "*"})
-    assert boundary_gaps(REQUIRED, live) == ["not allowed: xray:PutTraceSegments on *"]
+    assert boundary_gaps(REQUIRED, live, REGIONS) == [f"explicitly denied: xray:PutTraceSegments on *{BOTH}"]
 
 
 def test_a_missing_or_narrower_deny_is_a_gap() -> None:
     live = copy.deepcopy(REQUIRED)
     live["Statement"][3]["Action"] = ["iam:*"]
-    assert boundary_gaps(REQUIRED, live) == ["missing Deny NoIamNoSts: iam:*, sts:*"]
+    assert boundary_gaps(REQUIRED, live, REGIONS) == [f"not denied (NoIamNoSts): sts:* on *{BOTH}"]
     live["Statement"].pop()
-    assert boundary_gaps(REQUIRED, live) == ["missing Deny NoIamNoSts: iam:*, sts:*"]
+    assert boundary_gaps(REQUIRED, live, REGIONS) == [
+        f"not denied (NoIamNoSts): iam:* on *{BOTH}",
+        f"not denied (NoIamNoSts): sts:* on *{BOTH}",
+    ]
 
 
 ACCOUNT = "123456789012"
