@@ -151,3 +151,21 @@ def test_every_role_carries_the_deployment_s_permissions_boundary(
     assert roles
     wrong = {f"{r.name} ({r.urn})": r.inputs.get("permissionsBoundary") for r in roles}
     assert {k: v for k, v in wrong.items() if v != BOUNDARY} == {}
+
+
+def test_the_runbook_s_inherited_tags_are_the_program_s_required_tags() -> None:
+    """A database the runbook creates carries the program's tags (lambdas/failover/names.py
+    REQUIRED_TAG_KEYS, review breakiam22 BI22-8): they must be the keys every provider's default tags
+    carry whatever the user adds (components/config.py ``Tags.as_dict``), or the created database is
+    left outside the tag Deny again."""
+    import json
+
+    from automation import synth
+    from components import config
+    from lambdas.failover.names import REQUIRED_TAG_KEYS
+
+    extra = {"owner": "x", "Environment": "not-this"}
+    values = synth.merge_overrides(synth.load_stack_config("primary"), {"pilotlight:tags": json.dumps(extra)})
+    tags = config.parse(values, stack="primary").tag_map()
+    assert set(REQUIRED_TAG_KEYS) == set(tags) - {"owner"}
+    assert tags["Environment"] != "not-this"  # the required tags win over the user's
