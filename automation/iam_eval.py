@@ -70,8 +70,6 @@ def resource_pattern(pattern: str) -> re.Pattern[str]:
     """A Resource element's entry: ``?`` one character, ``*`` any within its colon-separated segment and,
     "if the * wildcard is the last character of a resource ARN segment, it can expand to match beyond
     colon boundaries" (reference_policies_elements_resource.html, "Using wildcards in resource ARNs")."""
-    if pattern == "*":
-        return re.compile(".*$", re.DOTALL)
     return re.compile(_wildcard(pattern, across_colons=False) + "$")
 
 
@@ -109,10 +107,7 @@ def condition_holds(condition: Mapping[str, Mapping[str, Any]], context: Mapping
     request = {k.lower(): v for k, v in context.items()}
     verdicts: list[bool | None] = []
     for raw_operator, keys in condition.items():
-        operator, _, inner = raw_operator.partition(":")
-        qualifier = ""
-        if inner:
-            qualifier, operator = operator, inner
+        qualifier, _, operator = raw_operator.rpartition(":")
         if_exists = operator.endswith("IfExists")
         operator = operator.removesuffix("IfExists")
         for key, values in keys.items():
@@ -134,8 +129,7 @@ def condition_holds(condition: Mapping[str, Mapping[str, Any]], context: Mapping
             text = value if case else value.lower()
             patterns = [v if case else v.lower() for v in as_list(values)]
             matched = any(
-                re.fullmatch(_wildcard(p), text, re.DOTALL) is not None if wildcards else text == p
-                for p in patterns
+                re.fullmatch(_wildcard(p), text) is not None if wildcards else text == p for p in patterns
             )
             verdicts.append(matched != negated)
     if any(v is False for v in verdicts):
