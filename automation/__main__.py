@@ -7,7 +7,7 @@ status    where the system stands (writer, lag, latch, switch, capacities, lock,
 latch     the failover latch Route 53 follows: show | activate (declared failover) | release (failback)
 drill     ``--local``: the real runbooks against a local AWS emulator, with a report; else a cloud drill
 cloud     Automation API operations on real stacks: deploy, failover, failback, drill, destroy, preview
-iam       least-privilege IAM policies: --for deploy | break-glass
+iam       least-privilege IAM policies: --for deploy | break-glass | boundary | operator
 """
 
 from __future__ import annotations
@@ -26,7 +26,10 @@ COMMANDS = {
         "--local: drill the runbooks against a local AWS emulator; else a cloud drill",
     ),
     "cloud": ("automation.cloud", "Automation API: deploy | failover | failback | drill | destroy | preview"),
-    "iam": ("automation.iam", "least-privilege IAM policies: --for deploy | break-glass"),
+    "iam": (
+        "automation.iam",
+        "least-privilege IAM policies: --for deploy | break-glass | boundary | operator",
+    ),
 }
 
 

@@ -814,6 +814,7 @@ def deploy_policies(syntheses: Sequence[synth.Synthesis], account: str) -> list[
         other_deployments_denied(tags)
         + deployment_tags_kept(tags)
         + boundary_kept(syntheses, account)
+        + operator_policy_kept(syntheses, account)
         + statements
     )
 
@@ -1057,18 +1058,36 @@ def _roles_within_the_boundary(
 
 
 BOUNDARY_WRITES = (
+    "iam:CreatePolicy",
     "iam:CreatePolicyVersion",
     "iam:DeletePolicy",
     "iam:DeletePolicyVersion",
     "iam:SetDefaultPolicyVersion",
 )
-"""The writes that would change what the boundary policy allows, or remove it."""
+"""The writes that would create an administrator's policy (the boundary, the operator policy) before the
+administrator does, change what it allows, or remove it. CreatePolicy is authorized on the new policy's
+ARN (``policy/<path><name>``: Service Authorization Reference, IAM), so denying it there keeps a deployer
+from creating either first with ``"*"`` in it."""
+
+RETIRE_OPERATOR_POLICY = (
+    "iam:GetPolicy",
+    "iam:GetPolicyVersion",
+    "iam:ListPolicyVersions",
+    "iam:DeletePolicyVersion",
+    "iam:DeletePolicy",
+)
+"""What the provider calls to delete a managed policy it created (it deletes the non-default versions
+first: terraform-provider-aws iam/policy.go ``resourcePolicyDelete``), allowed on the operator policy
+earlier versions created (components.iam.legacy_operator_policy_arn). None of them changes what the
+policy allows: DeletePolicyVersion cannot delete the default version, and IAM refuses DeletePolicy while
+the policy is attached (DeleteConflict:
+https://docs.aws.amazon.com/IAM/latest/APIReference/API_DeletePolicy.html)."""
 
 
 def boundary_kept(syntheses: Iterable[synth.Synthesis], account: str) -> list[dict[str, Any]]:
     """Deny what would undo the boundary, whatever else the deployer is given: removing a role's
-    boundary, setting another one (or none) on a new role or an existing one, and changing or
-    deleting the boundary policy itself (AWS's delegation example denies the same:
+    boundary, setting another one (or none) on a new role or an existing one, and creating, changing or
+    deleting the boundary policy itself; allow reading it (``--check-live``) (AWS's delegation example denies the same:
     https://docs.aws.amazon.com/IAM/latest/UserGuide/access_policies_boundaries.html). A Deny whose
     ``ArnNotEquals`` key is absent holds (reference_policies_elements_condition_operators.html),
     so a CreateRole without a boundary is refused too."""
@@ -1094,6 +1113,37 @@ def boundary_kept(syntheses: Iterable[synth.Synthesis], account: str) -> list[di
             "Effect": "Deny",
             "Action": list(BOUNDARY_WRITES),
             "Resource": boundary,
+        },
+        {
+            # `iam --for boundary --check-live` reads it before an upgrade (review breakiam22 BI22-9).
+            "Sid": "ReadTheBoundaryPolicy",
+            "Effect": "Allow",
+            "Action": ["iam:GetPolicy", "iam:GetPolicyVersion"],
+            "Resource": boundary,
+        },
+    ]
+
+
+def operator_policy_kept(syntheses: Iterable[synth.Synthesis], account: str) -> list[dict[str, Any]]:
+    """The policy operators hold is the administrator's (components.iam.operator_policy_name, review
+    breakiam21 BI21-1): the deployer may not create, change or delete it, and may only delete the one an
+    earlier version of the dr stack created (:data:`RETIRE_OPERATOR_POLICY`)."""
+    from components.iam import legacy_operator_policy_arn, operator_policy_arn
+
+    tags = deployment_tags(syntheses)
+    prefix = f"{tags['Application']}-{tags['Environment']}"
+    return [
+        {
+            "Sid": "KeepTheOperatorPolicy",
+            "Effect": "Deny",
+            "Action": list(BOUNDARY_WRITES),
+            "Resource": operator_policy_arn(account, prefix),
+        },
+        {
+            "Sid": "RetireTheOldOperatorPolicy",
+            "Effect": "Allow",
+            "Action": list(RETIRE_OPERATOR_POLICY),
+            "Resource": legacy_operator_policy_arn(account, prefix),
         },
     ]
 
@@ -1148,19 +1198,103 @@ def break_glass_policy(runbook: Mapping[str, Any]) -> dict[str, Any]:
     return {"Version": "2012-10-17", "Statement": runbook_statements(targets)}
 
 
-def read_runbook(path: Path) -> dict[str, Any]:
-    """The ``runbook`` output from a file (``pulumi stack output runbook --json``, or the whole outputs)."""
+OPERATOR_OUTPUTS = ("failoverStateMachineArn", "failbackStateMachineArn")
+"""The dr stack outputs the operator policy names (components/pilot_light_region.py)."""
+
+
+def operator_policy(failover_machine: str, failback_machine: str) -> dict[str, Any]:
+    """What an operator needs to start and watch the two runbooks (README, "manual in AWS"), nothing else.
+
+    An administrator creates it as ``components.iam.operator_policy_name`` (review breakiam21, BI21-1:
+    a policy people hold is never the deployer's to write). Executions are named
+    ``execution:<machine name>:<execution>``, and ListExecutions is authorized on the machine
+    (Service Authorization Reference, AWS Step Functions:
+    https://docs.aws.amazon.com/service-authorization/latest/reference/list_awsstepfunctions.html).
+    """
+    machines = [failover_machine, failback_machine]
+    for arn in machines:
+        if not re.fullmatch(r"arn:aws[\w-]*:states:[a-z0-9-]+:\d{12}:stateMachine:[\w-]+", arn):
+            raise IamInputError(f"{arn!r} is not a Step Functions state machine ARN")
+    executions = [arn.replace(":stateMachine:", ":execution:") + ":*" for arn in machines]
+    return {
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                "Sid": "StartTheRunbooks",
+                "Effect": "Allow",
+                "Action": "states:StartExecution",
+                "Resource": machines,
+            },
+            {
+                "Sid": "ListTheirRuns",
+                "Effect": "Allow",
+                "Action": "states:ListExecutions",
+                "Resource": machines,
+            },
+            {
+                "Sid": "WatchTheirRuns",
+                "Effect": "Allow",
+                "Action": ["states:DescribeExecution", "states:GetExecutionHistory"],
+                "Resource": executions,
+            },
+        ],
+    }
+
+
+def _check_account(account: str) -> None:
+    if not re.fullmatch(r"\d{12}", account):
+        raise IamInputError(f"--account {account!r}: an AWS account id is 12 digits")
+
+
+def operator_entry(*, account: str, overrides: Sequence[str], outputs: str | None) -> dict[str, Any]:
+    """``{"name", "path", "document"}`` of the operator policy: from the dr stack's outputs (the
+    deployed machines and ``operatorPolicyArn``) or, without them, from the offline synthesis."""
+    from components.iam import iam_path, operator_policy_name
+
+    _check_account(account)
+    if outputs is not None:
+        data = _read_json_object(Path(outputs))
+        missing = [k for k in (*OPERATOR_OUTPUTS, "operatorPolicyArn") if not isinstance(data.get(k), str)]
+        if missing:
+            raise IamInputError(
+                f"--outputs {outputs}: no {', '.join(missing)}; expected the dr stack's outputs "
+                "(pulumi stack output --json -s dr)"
+            )
+        match = re.fullmatch(
+            r"arn:aws[\w-]*:iam::\d{12}:policy(/(?:[^/]+/)*)([^/]+)", data["operatorPolicyArn"]
+        )
+        if match is None:
+            raise IamInputError(f"--outputs {outputs}: operatorPolicyArn is not an IAM policy ARN")
+        path, name = match.groups()
+        machines = [data[k] for k in OPERATOR_OUTPUTS]
+    else:
+        parsed = synth.parse_overrides(list(overrides))
+        primary = synth.synthesize("primary", {k: v for k, v in parsed.items() if not k.startswith("dr:")})
+        dr = synth.synthesize("dr", parsed, primary_outputs=primary.outputs)
+        tags = deployment_tags([primary, dr])
+        prefix = f"{tags['Application']}-{tags['Environment']}"
+        path, name = iam_path(prefix), operator_policy_name(prefix)
+        machines = [re.sub(r":\d{12}:", f":{account}:", str(dr.outputs[k])) for k in OPERATOR_OUTPUTS]
+    return {"name": name, "path": path, "document": operator_policy(*machines)}
+
+
+def _read_json_object(path: Path) -> dict[str, Any]:
+    """A JSON object from ``--outputs``; one clear error otherwise."""
     try:
         data = json.loads(path.read_text())
     except OSError as exc:
         raise IamInputError(f"--outputs {path}: {exc.strerror or exc}") from exc
     except json.JSONDecodeError as exc:
         raise IamInputError(f"--outputs {path}: not JSON ({exc})") from exc
-    if isinstance(data, dict) and isinstance(data.get("runbook"), dict):
-        data = data["runbook"]
     if not isinstance(data, dict):
-        raise IamInputError(f"--outputs {path}: expected the dr stack's runbook output, a JSON object")
+        raise IamInputError(f"--outputs {path}: expected the dr stack's outputs, a JSON object")
     return data
+
+
+def read_runbook(path: Path) -> dict[str, Any]:
+    """The ``runbook`` output from a file (``pulumi stack output runbook --json``, or the whole outputs)."""
+    data = _read_json_object(path)
+    return data["runbook"] if isinstance(data.get("runbook"), dict) else data
 
 
 def _offline(value: Any) -> Any:
@@ -1178,7 +1312,7 @@ def _offline(value: Any) -> Any:
 # --------------------------------------------------------------------------------------------------
 # command line
 
-AUDIENCES = ("deploy", "break-glass", "boundary")
+AUDIENCES = ("deploy", "break-glass", "boundary", "operator")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -1186,16 +1320,17 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m automation iam",
         description="Print least-privilege IAM policy documents for deploying the stacks or running the "
-        "break-glass runbook, or the permissions boundary of the deployment's roles (an administrator "
-        "creates it, once per environment, before the first deploy).",
+        "break-glass runbook, or the two policies an administrator creates once per environment before "
+        "the first deploy: the permissions boundary of the deployment's roles and the operator policy "
+        "(start and watch the failover and failback runbooks).",
     )
     parser.add_argument(
         "--for", dest="audience", required=True, choices=AUDIENCES, help="who the policy is for"
     )
     parser.add_argument(
         "--account",
-        default=synth.ACCOUNT_ID,
-        help="AWS account id in the ARNs (12 digits; default: a placeholder)",
+        help="AWS account id in the ARNs (12 digits; default: a placeholder, or with --check-live the "
+        "credentials' account)",
     )
     parser.add_argument(
         "--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
@@ -1204,29 +1339,107 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--outputs",
         metavar="FILE",
-        help="break-glass: the dr stack's runbook output (else: the offline synthesis)",
+        help="break-glass: the dr stack's runbook output; operator: the dr stack's outputs "
+        "(pulumi stack output --json -s dr); else the offline synthesis",
+    )
+    parser.add_argument(
+        "--check-live",
+        action="store_true",
+        help="boundary: compare the boundary this version and configuration need with the one in the "
+        "account (AWS credentials; reads IAM only) and list what the live one lacks: exit 1 if anything",
     )
     return parser
+
+
+def live_policy_document(arn: str, client: Any) -> dict[str, Any]:
+    """The default version's document of the managed policy ``arn`` (GetPolicy, GetPolicyVersion:
+    https://docs.aws.amazon.com/IAM/latest/APIReference/API_GetPolicyVersion.html; the document comes
+    URL-encoded, which botocore decodes for IAM responses, and is decoded here if it was not)."""
+    from urllib.parse import unquote
+
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    try:
+        version = client.get_policy(PolicyArn=arn)["Policy"]["DefaultVersionId"]
+        document = client.get_policy_version(PolicyArn=arn, VersionId=version)["PolicyVersion"]["Document"]
+    except ClientError as exc:
+        if exc.response.get("Error", {}).get("Code") == "NoSuchEntity":
+            raise IamInputError(
+                f"{arn} does not exist: an administrator creates it from `python -m automation iam --for boundary`"
+            ) from exc
+        raise IamInputError(f"reading {arn}: {exc}") from exc
+    except BotoCoreError as exc:
+        raise IamInputError(f"reading {arn}: {exc}") from exc
+    return json.loads(unquote(document)) if isinstance(document, str) else dict(document)
+
+
+def check_live_boundary(account: str, overrides: Sequence[str], client: Any) -> tuple[str, list[str]]:
+    """(the boundary's ARN, what the live boundary lacks of the one this version and ``overrides``
+    need: iam_boundary.boundary_gaps)."""
+    from automation.iam_boundary import boundary_gaps, boundary_policy, deployment_syntheses
+
+    _check_account(account)
+    syntheses = deployment_syntheses(synth.parse_overrides(list(overrides)))
+    required = boundary_policy(syntheses, account)
+    regions = sorted({r.region for s in syntheses for r in s.aws_resources() if r.region})
+    path, name = _boundary_name(required)
+    arn = f"arn:aws:iam::{account}:policy{path}{name}"
+    return arn, boundary_gaps(required, live_policy_document(arn, client), regions)
+
+
+def _iam_client() -> Any:
+    import boto3
+    from botocore.config import Config
+
+    return boto3.client("iam", config=Config(retries={"mode": "standard"}))
+
+
+def _caller_account() -> str:
+    """The account of the credentials (STS GetCallerIdentity, which needs no permission:
+    https://docs.aws.amazon.com/STS/latest/APIReference/API_GetCallerIdentity.html)."""
+    import boto3
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    try:
+        return str(boto3.client("sts").get_caller_identity()["Account"])
+    except (BotoCoreError, ClientError) as exc:
+        raise IamInputError(f"--check-live: no usable AWS credentials ({exc}); or pass --account") from exc
+
+
+def _check_live(args: argparse.Namespace) -> int:
+    if args.audience != "boundary":
+        raise IamInputError(f"--check-live is for --for boundary, not --for {args.audience}")
+    account = args.account or _caller_account()
+    arn, gaps = check_live_boundary(account, args.overrides, _iam_client())
+    if not gaps:
+        print(f"ok: {arn} covers what the roles need under every dr: switch")
+        return 0
+    print(f"{arn} lacks {len(gaps)} of what the roles need; an administrator updates it (a new default "
+          "version) from `python -m automation iam --for boundary`:")  # fmt: skip
+    for gap in gaps:
+        print(f"  {gap}")
+    return 1
 
 
 def policies(
     audience: str, *, account: str, overrides: Sequence[str], outputs: str | None
 ) -> list[dict[str, Any]]:
     """The policy documents for ``audience``. Raises IamInputError (and config errors) on bad input."""
-    if not re.fullmatch(r"\d{12}", account):
-        raise IamInputError(f"--account {account!r}: an AWS account id is 12 digits")
+    _check_account(account)
     parsed = synth.parse_overrides(list(overrides))
     shared = {k: v for k, v in parsed.items() if not k.startswith("dr:")}
     if audience == "break-glass" and outputs is not None:
         return [break_glass_policy(read_runbook(Path(outputs)))]
+    if audience == "operator":
+        return [operator_entry(account=account, overrides=overrides, outputs=outputs)["document"]]
+    if audience == "boundary":
+        from automation.iam_boundary import boundary_policy, deployment_syntheses
+
+        return [boundary_policy(deployment_syntheses(parsed), account)]
     primary = synth.synthesize("primary", shared)
     dr = synth.synthesize("dr", parsed, primary_outputs=primary.outputs)
     if audience == "deploy":
         return deploy_policies([primary, dr], account)
-    if audience == "boundary":
-        from automation.iam_boundary import boundary_policy
-
-        return [boundary_policy([primary, dr], account)]
     runbook = _offline(dr.outputs["runbook"])
     runbook["notifyTopicArn"] = re.sub(r":\d{12}:", f":{account}:", runbook["notifyTopicArn"])
     return [json.loads(json.dumps(break_glass_policy(runbook)).replace(synth.ACCOUNT_ID, account))]
@@ -1253,8 +1466,19 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     from components.config import ConfigError
 
+    operator: dict[str, Any] = {}
     try:
-        docs = policies(args.audience, account=args.account, overrides=args.overrides, outputs=args.outputs)
+        if args.check_live:
+            return _check_live(args)
+        args.account = args.account or synth.ACCOUNT_ID
+        if args.audience == "operator":
+            # The name and path of the dr stack's operatorPolicyArn, for the administrator (BI21-1).
+            operator = operator_entry(account=args.account, overrides=args.overrides, outputs=args.outputs)
+            docs = [operator["document"]]
+        else:
+            docs = policies(
+                args.audience, account=args.account, overrides=args.overrides, outputs=args.outputs
+            )
     except (IamInputError, synth.SynthError, ConfigError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -1266,6 +1490,8 @@ def main(argv: list[str] | None = None) -> int:
         # them (aws iam create-policy --path <path> --policy-name <name>), the deployer cannot.
         path, name = _boundary_name(docs[0])
         named = [{"name": name, "path": path, "document": docs[0]}]
+    if args.audience == "operator":
+        named = [operator]
     note = unfenceable_note(docs) if args.audience == "deploy" else ""
     if note:
         print(note, file=sys.stderr)

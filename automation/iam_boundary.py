@@ -48,7 +48,7 @@ import re
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from automation import iam, synth
+from automation import iam, iam_eval, synth
 from lambdas.failover.names import health_namespace, switch_namespace
 
 MANAGED_POLICY_ACTIONS: dict[str, tuple[str, ...]] = {
@@ -175,40 +175,36 @@ def _generalized(
     return [arn]
 
 
+NOT_WIDENED = ("arn:aws:s3:::", "arn:aws:dynamodb:")
+"""Resources the boundary names as the roles' policies do, never widened to ``<app>-<env>-*``: S3
+objects (and buckets) and DynamoDB backups define no ``aws:ResourceTag`` (Service Authorization
+Reference: list_amazons3.html, list_amazondynamodb.html), so only their names keep one deployment's
+roles from another's, and ``<app>-<env>-*`` is also every name of an application called ``<app>-<env>``
+(an application's name may have hyphens: review breakiam22 BI22-6, app ``pay`` environment ``eu``
+reached app ``pay-eu``'s receipts and table backups). A bucket is named by the program's prefix
+``<app>-<env>-<region>-``: no other deployment's bucket starts with it unless an application is named
+``<app>-<env>-<region>`` (a region ends in a digit, which no environment starts with)."""
+
+
 def _deployment_wide(pattern: str, app: str, environment: str) -> str:
     """``pattern`` with a name that starts with the deployment's prefix (``<app>-<env>-...``, or the
     path form ``<app>/<env>/...`` of secrets and parameters) widened to every such name: every
-    function, table, log group... of this deployment, none of another (an environment has no hyphen,
-    components/config.py, so ``<app>-<env>-`` starts no other environment's names). Keeps the
+    function, queue, log group... of this deployment (an environment has no hyphen, components/config.py,
+    so ``<app>-<env>-`` starts no other environment's names of this application; another application's,
+    named ``<app>-<env>``, are fenced by the tag Deny, except those of :data:`NOT_WIDENED`). Keeps the
     boundary one managed policy for the longest accepted names; the roles' own policies name each."""
+    if pattern.startswith(NOT_WIDENED):
+        return pattern
     for head in (f"{app}-{environment}-", f"{app}/{environment}/"):
         pattern = re.sub(rf"(?<=[:/]){re.escape(head)}[^:]*", f"{head}*", pattern)
     return pattern
 
 
-def _resource_pattern(pattern: str) -> re.Pattern[str]:
-    """IAM's reading of a Resource ARN with wildcards: ``?`` one character, ``*`` any within its
-    colon-separated segment, and, "if the * wildcard is the last character of a resource ARN segment,
-    it can expand to match beyond colon boundaries"
-    (https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_policies_elements_resource.html,
-    "Using wildcards in resource ARNs")."""
-    out = []
-    for i, char in enumerate(pattern):
-        if char == "*":
-            last = i + 1 == len(pattern) or pattern[i + 1] == ":"
-            out.append(".*" if last else "[^:]*")
-        elif char == "?":
-            out.append("[^:]")
-        else:
-            out.append(re.escape(char))
-    return re.compile("".join(out) + "$")
-
-
 def _without_subsumed(patterns: Iterable[str]) -> list[str]:
-    """``patterns`` without those another one already covers (IAM's matching, :func:`_resource_pattern`,
+    """``patterns`` without those another one already covers (IAM's matching, iam_eval.resource_matches,
     applied to the covered pattern as text): the same resources, fewer characters."""
     unique = sorted(set(patterns))
-    return [p for p in unique if not any(q != p and _resource_pattern(q).match(p) for q in unique)]
+    return [p for p in unique if not any(q != p and iam_eval.resource_matches(q, p) for q in unique)]
 
 
 def _tag_denies(syntheses: Sequence[synth.Synthesis], services: set[str]) -> list[dict[str, Any]]:
@@ -218,6 +214,35 @@ def _tag_denies(syntheses: Sequence[synth.Synthesis], services: set[str]) -> lis
     for statement in iam.other_deployments_denied(iam.deployment_tags(syntheses)):
         actions = [a for a in statement["Action"] if a.split(":", 1)[0] in services]
         out.append({**statement, "Action": actions})
+    return out
+
+
+SWITCHED_LATER: tuple[Mapping[str, Any], ...] = (
+    {"dr:autoFailover": True},
+    {"dr:active": True, "dr:autoFailover": True},
+)
+"""The dr stack's switches an operator turns without re-creating the environment, each at the value
+that gives the roles the most (``dr:autoFailover`` adds the EventBridge role's ``states:StartExecution``;
+``dr:active`` lights region B): the boundary is made from the stack under each, so turning one later
+needs no new boundary (review breakiam21, BI21-2: enabling ``dr:autoFailover`` after the boundary was
+made left the automated failover implicitly denied at run time). The failback phases change no role
+statement (``tests/automation/test_review_iam_escalation.py`` checks every phase against a boundary made
+without them). ``database.mode`` and the names are the environment's own: changing them re-creates it."""
+
+
+def deployment_syntheses(overrides: Mapping[str, Any]) -> list[synth.Synthesis]:
+    """The stacks the boundary is made from: the primary under ``overrides`` (``dr:`` keys aside) and the
+    dr stack under each of :data:`SWITCHED_LATER` (with the latch the documented procedure leaves)."""
+    shared = {k: v for k, v in overrides.items() if not k.startswith("dr:")}
+    primary = synth.synthesize("primary", shared)
+    out = [primary]
+    for switches in SWITCHED_LATER:
+        values = {**shared, **switches}
+        out.append(
+            synth.synthesize(
+                "dr", values, latch=synth.procedure_latch(values), primary_outputs=primary.outputs
+            )
+        )
     return out
 
 
@@ -302,3 +327,142 @@ def boundary_policy(syntheses: Sequence[synth.Synthesis], account: str) -> dict[
     document = {"Version": "2012-10-17", "Statement": statements}
     text = json.dumps(document).replace(synth.ACCOUNT_ID, account)
     return json.loads(text)
+
+
+SAMPLE = "pilotlight-check"
+"""What a wildcard of a needed resource or action stands for in the requests the check makes."""
+
+OUTSIDE = "pilotlight-check-outside"
+"""A condition value no statement of the program names: a request outside a condition's values."""
+
+
+def _instances(pattern: str) -> str:
+    return pattern.replace("*", SAMPLE).replace("?", "x")
+
+
+def _requests(
+    resource: str, regions: Sequence[str], live_denies: Sequence[Mapping[str, Any]]
+) -> list[tuple[str, str, str]]:
+    """(resource ARN, requested region, the pattern it stands for) for every request ``resource`` names:
+    its wildcards filled in, once per region of the deployment where its region is ``*`` or absent (S3),
+    plus each resource a live Deny names that the pattern covers (review breakiam22 BI22-4: a Deny of one
+    function inside ``function:<app>-<env>-*`` takes that function away). ``"*"`` stays ``"*"``: what
+    AWS authorizes only on ``"*"`` is requested on it."""
+    if resource == "*":
+        return [("*", region, "*") for region in regions]
+    patterns = [resource]
+    for deny in live_denies:
+        for other in iam_eval.as_list(deny.get("Resource")):
+            if other != "*" and iam_eval.resource_matches(resource, _instances(other)):
+                patterns.append(other)
+    out: list[tuple[str, str, str]] = []
+    for pattern in patterns:
+        parts = pattern.split(":")
+        if len(parts) < 6:  # not an ARN: leave it to the evaluator as written
+            out.extend((_instances(pattern), region, pattern) for region in regions)
+        elif parts[3] in ("*", ""):
+            for region in regions:
+                arn = ":".join([*parts[:3], region if parts[3] == "*" else "", *parts[4:]])
+                out.append((_instances(arn), region, pattern))
+        else:
+            out.append((_instances(pattern), parts[3], pattern))
+    return sorted(set(out))
+
+
+def _within(condition: Mapping[str, Mapping[str, Any]]) -> list[dict[str, str]]:
+    """One request context per value a needed statement's condition allows (the boundary's conditions
+    are ``StringEquals``: :data:`OWN_NAMESPACES`)."""
+    contexts: list[dict[str, str]] = [{}]
+    for operator, keys in condition.items():
+        if operator not in ("StringEquals", "StringLike"):
+            raise ValueError(f"the boundary's Allow conditions are StringEquals/StringLike, not {operator}")
+        for key, values in keys.items():
+            contexts = [{**c, key: _instances(v)} for c in contexts for v in iam_eval.as_list(values)]
+    return contexts
+
+
+def _satisfying(condition: Mapping[str, Mapping[str, Any]]) -> dict[str, str]:
+    """A request context under which a needed Deny's condition holds (the tag Deny: another deployment's
+    tag; ``NoIamNoSts`` has none)."""
+    context: dict[str, str] = {}
+    absent: set[str] = set()
+    for operator, keys in condition.items():
+        for key, values in keys.items():
+            first = iam_eval.as_list(values)[0]
+            if operator == "Null":
+                if first.lower() == "true":
+                    absent.add(key)
+                else:
+                    context.setdefault(key, OUTSIDE)
+            elif "Not" in operator:
+                context[key] = OUTSIDE
+            else:
+                context[key] = _instances(first)
+    return {k: v for k, v in context.items() if k not in absent}
+
+
+def deployment_tags_of(boundary: Mapping[str, Any]) -> dict[str, str]:
+    """``{tag key: value}`` of the deployment a boundary is for, from its Deny of other deployments."""
+    return {
+        key.split("/", 1)[1]: str(value)
+        for st in iam_eval.statements_of(boundary)
+        if st.get("Effect") == "Deny"
+        for key, value in (st.get("Condition") or {}).get("StringNotEquals", {}).items()
+        if key.startswith("aws:ResourceTag/")
+    }
+
+
+def boundary_gaps(required: Mapping[str, Any], live: Mapping[str, Any], regions: Sequence[str]) -> list[str]:
+    """What the ``live`` boundary would answer differently from ``required`` (the one this version and
+    configuration need), one line each, by IAM's evaluation (automation/iam_eval.py) of the requests
+    ``required`` stands for in the deployment's ``regions``:
+
+    - a request the roles need that the live boundary does not allow, explicitly denies, or may deny
+      under a condition the check cannot evaluate (it would fail at run time, in a failover: review
+      breakiam21 BI21-2, breakiam22 BI22-1..4);
+    - a request ``required`` allows only under a condition that the live one allows outside it (a
+      boundary made before :data:`OWN_NAMESPACES` let a role write any namespace);
+    - a request ``required`` denies (another deployment's resources, IAM and STS) that the live one
+      does not deny.
+
+    The requests carry the deployment's tags, each region, and for each needed statement's condition
+    each of its values. Empty when the live boundary answers every one as ``required`` does."""
+    tags = deployment_tags_of(required)
+    live_statements = iam_eval.statements_of(live)
+    live_denies = [st for st in live_statements if st.get("Effect") == "Deny"]
+    gaps: dict[str, list[str]] = {}  # the gap -> the regions it is in
+    for statement in iam_eval.statements_of(required):
+        condition = statement.get("Condition") or {}
+        deny = statement.get("Effect") == "Deny"
+        for resource in iam_eval.as_list(statement.get("Resource")):
+            for action in iam_eval.as_list(statement.get("Action")):
+                asked = _instances(action)
+                for arn, region, shown in _requests(resource, regions, live_denies):
+                    base = {"aws:RequestedRegion": region}
+                    if deny:
+                        if arn == "*":  # every resource: one of the action's service stands for them
+                            arn = f"arn:aws:{action.split(':', 1)[0]}:{region}:000000000000:{SAMPLE}"
+                        context = {**base, **_satisfying(condition)}
+                        if (
+                            iam_eval.decide(live_statements, asked, arn, context)
+                            is not iam_eval.Decision.DENY
+                        ):
+                            gaps.setdefault(
+                                f"not denied ({statement.get('Sid', 'Deny')}): {action} on {shown}", []
+                            ).append(region)
+                        continue
+                    own = {**base, **{f"aws:ResourceTag/{k}": v for k, v in tags.items()}}
+                    for request in _within(condition):
+                        decision = iam_eval.decide(live_statements, asked, arn, {**own, **request})
+                        if decision is not iam_eval.Decision.ALLOW:
+                            extra = f" {json.dumps(request)}" if request else ""
+                            gaps.setdefault(f"{decision.value}: {action} on {shown}{extra}", []).append(
+                                region
+                            )
+                    outside = {key: OUTSIDE for request in _within(condition) for key in request}
+                    if outside and iam_eval.decide(live_statements, asked, arn, {**own, **outside}) is (
+                        iam_eval.Decision.ALLOW
+                    ):
+                        gap = f"allowed without its condition: {action} on {shown} (needs {json.dumps(condition)})"
+                        gaps.setdefault(gap, []).append(region)
+    return [f"{gap} in {', '.join(dict.fromkeys(where))}" for gap, where in gaps.items()]

@@ -9,6 +9,8 @@ from typing import Any
 import pulumi
 import pulumi_aws as aws
 
+from components.naming import limit_of, physical_name
+
 LOG_RETENTION_DAYS = 30
 """CloudWatch Logs retention of every function's log group (a log group Lambda creates never expires)."""
 
@@ -61,6 +63,33 @@ def permissions_boundary_arn(account: str, prefix: str) -> str:
     https://docs.aws.amazon.com/IAM/latest/UserGuide/access_policies_boundaries.html#access_policies_boundaries-delegate).
     """
     return f"arn:aws:iam::{account}:policy{iam_path(prefix)}{boundary_policy_name(prefix)}"
+
+
+def operator_policy_name(prefix: str) -> str:
+    """The name of the managed policy the deployment's operators hold: ``<app>-<env>-operator``.
+
+    Like the boundary, an administrator creates it (``python -m automation iam --for operator``) and the
+    program never creates or changes it (review breakiam21, BI21-1): people hold it, and no boundary
+    caps a person. A deployer allowed ``iam:CreatePolicyVersion`` on it, as the provider needs to update
+    a managed policy it owns, could write ``{"Action": "*", "Resource": "*"}`` into it and, with
+    ``SetAsDefault``, make every operator an administrator at once; IAM has no condition on a policy
+    document's content (CreatePolicyVersion:
+    https://docs.aws.amazon.com/IAM/latest/APIReference/API_CreatePolicyVersion.html).
+    """
+    return physical_name(prefix, "operator", limit=limit_of("aws:iam/policy:Policy", "name"))
+
+
+def operator_policy_arn(account: str, prefix: str) -> str:
+    """The ARN of :func:`operator_policy_name`, at the deployment's path (``policy/<app>-<env>/...``)."""
+    return f"arn:aws:iam::{account}:policy{iam_path(prefix)}{operator_policy_name(prefix)}"
+
+
+def legacy_operator_policy_arn(account: str, prefix: str) -> str:
+    """The operator policy earlier versions of the dr stack created themselves
+    (``<app>-<env>-failover-operator``): the first ``pulumi up -s dr`` of this version deletes it, and
+    the deploy policy allows exactly that on it (automation/iam.py ``retire_the_operator_policy``)."""
+    name = physical_name(prefix, "failover-operator", limit=limit_of("aws:iam/policy:Policy", "name"))
+    return f"arn:aws:iam::{account}:policy{iam_path(prefix)}{name}"
 
 
 ROLE_TYPE = "aws:iam/role:Role"

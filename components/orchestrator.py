@@ -23,7 +23,7 @@ from typing import Any
 import pulumi
 import pulumi_aws as aws
 
-from components.iam import assume_role_policy, function_identity, iam_path
+from components.iam import assume_role_policy, function_identity, iam_path, operator_policy_arn
 from components.naming import limit_of, physical_name
 from components.runbook_iam import RunbookTargets, account_of, parameter_arn, runbook_statements
 from components.serverless import lambda_code
@@ -190,49 +190,8 @@ class Orchestrator(pulumi.ComponentResource):
                 opts=child,
             )
 
-        operator = aws.iam.Policy(
-            f"{name}-operator",
-            name=physical_name(
-                args.prefix, "failover-operator", limit=limit_of("aws:iam/policy:Policy", "name")
-            ),
-            description="Start (and watch) the pilotlight failover and failback runbooks; nothing else",
-            path=iam_path(args.prefix),
-            policy=pulumi.Output.json_dumps(
-                {
-                    "Version": "2012-10-17",
-                    "Statement": [
-                        {
-                            "Effect": "Allow",
-                            "Action": ["states:StartExecution"],
-                            "Resource": [machines["failover"].arn, machines["failback"].arn],
-                        },
-                        {
-                            "Effect": "Allow",
-                            "Action": "states:ListExecutions",
-                            "Resource": [machines["failover"].arn, machines["failback"].arn],
-                        },
-                        {
-                            "Effect": "Allow",
-                            "Action": ["states:DescribeExecution", "states:GetExecutionHistory"],
-                            # Executions of these two machines: execution:<machine name>:<execution>.
-                            "Resource": [
-                                pulumi.Output.concat(
-                                    "arn:aws:states:",
-                                    args.dr_region,
-                                    ":",
-                                    account,
-                                    ":execution:",
-                                    m.name,
-                                    ":*",
-                                )
-                                for m in (machines["failover"], machines["failback"])
-                            ],
-                        },
-                    ],
-                }
-            ),
-            opts=child,
-        )
+        # The policy operators hold to start the runbooks is the administrator's, not the program's
+        # (components.iam.operator_policy_name, review breakiam21 BI21-1): its ARN, for the README.
 
         # --- the canary ---
         canary_name = physical_name(args.prefix, "canary", limit=limit_of(_FUNCTION, "name"))
@@ -321,7 +280,7 @@ class Orchestrator(pulumi.ComponentResource):
 
         self.failover_state_machine_arn = machines["failover"].arn
         self.failback_state_machine_arn = machines["failback"].arn
-        self.operator_policy_arn = operator.arn
+        self.operator_policy_arn = account.apply(lambda a: operator_policy_arn(a, args.prefix))
         self.function_name = function.name
         self.register_outputs(
             {

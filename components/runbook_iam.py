@@ -19,6 +19,7 @@ from typing import Any
 
 from lambdas.failover.names import (
     FAILBACK_STAMP_TAG,
+    REQUIRED_TAG_KEYS,
     failover_instance_id,
     generation_parameter_name,
     ledger_marker_function_name,
@@ -411,11 +412,15 @@ def _rds_replica(t: RunbookTargets) -> list[dict[str, Any]]:
             # performs additional authorization on the rds:AddTagsToResource action"
             # (https://docs.aws.amazon.com/AmazonRDS/latest/UserGuide/security_iam_id-based-policy-examples-grant-permissions-tags-on-create.html):
             # only on the primary's name and only that tag key.
+            # With it, the program's tags of the instance it replaces (REQUIRED_TAG_KEYS: the tag Deny
+            # fences only tagged resources, review breakiam22 BI22-8).
             "Sid": "TagFailbackReplica",
             "Effect": "Allow",
             "Action": "rds:AddTagsToResource",
             "Resource": primary,
-            "Condition": {"ForAllValues:StringEquals": {"aws:TagKeys": [FAILBACK_STAMP_TAG]}},
+            "Condition": {
+                "ForAllValues:StringEquals": {"aws:TagKeys": [FAILBACK_STAMP_TAG, *REQUIRED_TAG_KEYS]}
+            },
         },
     ]  # fmt: skip
     if t.data_key_arns:
@@ -467,6 +472,16 @@ def _aurora_global(t: RunbookTargets) -> list[dict[str, Any]]:
                 rds_arn(b, acct, "subgrp", t.dr_cluster_id),
                 *_defaults(b, acct),
             ],
+        },
+        {
+            # Created with its cluster's program tags (REQUIRED_TAG_KEYS), which RDS authorizes as
+            # rds:AddTagsToResource on the new instance
+            # (https://docs.aws.amazon.com/AmazonRDS/latest/UserGuide/security_iam_id-based-policy-examples-grant-permissions-tags-on-create.html).
+            "Sid": "TagWriterOfHeadlessSecondary",
+            "Effect": "Allow",
+            "Action": "rds:AddTagsToResource",
+            "Resource": rds_arn(b, acct, "db", failover_instance_id(t.dr_cluster_id)),
+            "Condition": {"ForAllValues:StringEquals": {"aws:TagKeys": list(REQUIRED_TAG_KEYS)}},
         },
         {
             "Sid": "MoveTheGlobalWriter",

@@ -11,6 +11,12 @@ import pytest
 if TYPE_CHECKING:
     from automation.postgres import PgCluster
 
+# moto builds every region's EC2 backend with its copy of ~5,000 public AMIs (0.7 s a region, each time
+# a moto session starts): no test or emulator path reads an AMI (ImageId is only copied into launch
+# templates, which moto does not check), so the catalogue is skipped (moto/settings.py
+# ``ec2_load_default_amis``: only "false" turns it off).
+os.environ.setdefault("MOTO_EC2_LOAD_DEFAULT_AMIS", "false")
+
 
 @pytest.fixture(autouse=True)
 def _fake_aws_credentials(monkeypatch: pytest.MonkeyPatch) -> None:

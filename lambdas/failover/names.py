@@ -222,6 +222,15 @@ def retained_instance_id(primary_instance_id: str, at: datetime) -> str:
     return f"{retained_head(primary_instance_id)}-{RETAINED_MARKER}-{stamp}"
 
 
+REQUIRED_TAG_KEYS = ("Application", "Environment", "CostCenter", "Criticality", "StackRole", "ManagedBy")
+"""The tags every resource of the program carries (components/config.py ``Tags.as_dict``: the providers'
+default tags). A database the runbook creates (Aurora's failover writer, the failback's replica) carries
+them as the one it is modelled on does: the tag Deny that keeps one deployment's deployer and roles off
+another's resources leaves an untagged resource to the Allow statements (automation/iam.py
+``other_deployments_denied``; review breakiam22 BI22-8: staging's deployer could delete production's
+writer after a failover). RDS puts on a new instance the tags of its request
+(https://docs.aws.amazon.com/AmazonRDS/latest/APIReference/API_CreateDBInstance.html, ``Tags``)."""
+
 FAILBACK_STAMP_TAG = "pilotlight:failback-stamp"
 """The tag the rds-replica failback puts on the replica it creates under ``<primary>`` (Tags on
 CreateDBInstanceReadReplica): the stamp of the retained name it renamed the old primary to. Tags

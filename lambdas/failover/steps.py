@@ -76,6 +76,7 @@ from lambdas.failover.exceptions import StepFailed
 from lambdas.failover.names import (
     FAILBACK_STAMP_TAG,
     REPLICATION_RULE_ID,
+    REQUIRED_TAG_KEYS,
     UNPLANNED_SNAPSHOT_PREFIX,
     failover_instance_id,
     kept_snapshot_id,
@@ -1420,6 +1421,16 @@ def _promote_rds(
     )
 
 
+def _inherited_tags(described: Mapping[str, Any]) -> list[dict[str, str]]:
+    """The program's tags (:data:`REQUIRED_TAG_KEYS`) of a described cluster or instance, for the
+    database the runbook creates in its image (the Describe answers carry ``TagList``)."""
+    return [
+        {"Key": str(t["Key"]), "Value": str(t["Value"])}
+        for t in described.get("TagList") or []
+        if t.get("Key") in REQUIRED_TAG_KEYS
+    ]
+
+
 def _promote_aurora(
     ctx: RunbookContext, clients: Clients, params: Mapping[str, Any], *, planned: bool
 ) -> StepResult:
@@ -1436,11 +1447,13 @@ def _promote_aurora(
     if not members:
         instance_id = failover_instance_id(cluster_id)
         try:
+            tags = _inherited_tags(cluster)
             rds.create_db_instance(
                 DBInstanceIdentifier=instance_id,
                 DBClusterIdentifier=cluster_id,
                 DBInstanceClass=_need(ctx.dr_instance_class, "drInstanceClass", step),
                 Engine=AURORA_ENGINE,
+                **({"Tags": tags} if tags else {}),
             )
             changes.append(f"created instance {instance_id}")
             log_event(
@@ -2435,13 +2448,15 @@ def _create_failback_replica(
     rds = clients.rds("primary")
     kwargs = _failback_replica_request(ctx, params, source, old, primary_id, step)
     stamp = retained_stamp(primary_id, str(retained)) if retained else None
+    if _inherited_tags(old):  # the deployment's tags, as the instance it replaces carries them
+        kwargs["Tags"] = _inherited_tags(old)
     if stamp and not regressions.on(Regression.FAILBACK_UNTAGGED):
         # Which retained instance this replica replaces, on the instance itself (tags survive the
         # promotion and any later rename): the primary stack reads it live and adopts the instance
         # under a name derived from the stamp (components/primary_data.py), so region A's writer is in its
         # state with no hand edit of state. Tagging on create is authorized as rds:AddTagsToResource too
         # (https://docs.aws.amazon.com/AmazonRDS/latest/UserGuide/security_iam_id-based-policy-examples-grant-permissions-tags-on-create.html).
-        kwargs["Tags"] = [{"Key": FAILBACK_STAMP_TAG, "Value": stamp}]
+        kwargs["Tags"] = [*kwargs.get("Tags", []), {"Key": FAILBACK_STAMP_TAG, "Value": stamp}]
     # Journaled before the call: from now on a standalone <primary> is this failback's writer.
     record["created"] = True
     _journal(clients, ctx, **{FAILBACK_JOURNAL_KEY: record})

@@ -124,17 +124,18 @@ def test_break_glass_offline_names_the_program_s_resources(capsys: pytest.Captur
     ("argv", "message"),
     [
         (
-            ["--for", "operator"],
-            "invalid choice: 'operator' (choose from 'deploy', 'break-glass', 'boundary')",
+            ["--for", "admin"],
+            "invalid choice: 'admin' (choose from 'deploy', 'break-glass', 'boundary', 'operator')",
         ),
         (["--for", "deploy", "--account", "12"], "an AWS account id is 12 digits"),
+        (["--for", "operator", "--account", "12"], "an AWS account id is 12 digits"),
         (
             ["--for", "break-glass", "--outputs", "/nonexistent/runbook.json"],
             "--outputs /nonexistent/runbook.json",
         ),
         (["--for", "deploy", "--set", "database.mode=mongo"], "pilotlight:database.mode"),
     ],
-    ids=["bad-for", "bad-account", "missing-outputs", "bad-config"],
+    ids=["bad-for", "bad-account", "operator-bad-account", "missing-outputs", "bad-config"],
 )
 def test_bad_input_gets_one_clear_error_and_exit_2(
     argv: list[str], message: str, capsys: pytest.CaptureFixture[str]

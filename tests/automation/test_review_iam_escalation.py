@@ -25,7 +25,12 @@ from typing import Any
 import pytest
 
 from automation import iam, synth
-from automation.iam_boundary import MANAGED_POLICY_ACTIONS, boundary_policy, role_statements
+from automation.iam_boundary import (
+    MANAGED_POLICY_ACTIONS,
+    boundary_policy,
+    deployment_syntheses,
+    role_statements,
+)
 from components import iam_audit
 from tests.automation.test_review_iam import ACCOUNT, allows
 from tests.automation.test_review_iam_break12c import STAGING, _stacks
@@ -57,7 +62,15 @@ def _pair(*overrides: str) -> tuple[synth.Synthesis, synth.Synthesis]:
 
 @functools.cache
 def _boundary(*overrides: str) -> tuple[dict[str, Any], ...]:
-    return (boundary_policy(list(_pair(*overrides)), ACCOUNT),)
+    """The boundary ``iam --for boundary`` makes for ``overrides``: its ``dr:`` switches are not the
+    boundary's to know (iam_boundary.SWITCHED_LATER), so a boundary is the same whichever are set."""
+    shared = tuple(o for o in overrides if not o.startswith("dr:"))
+    return _shared_boundary(*shared)
+
+
+@functools.cache
+def _shared_boundary(*shared: str) -> tuple[dict[str, Any], ...]:
+    return (boundary_policy(deployment_syntheses(synth.parse_overrides(list(shared))), ACCOUNT),)
 
 
 @pytest.mark.parametrize(
@@ -332,14 +345,19 @@ def test_no_role_statement_of_production_is_within_staging_s_boundary(config: tu
         ("database.mode=rds-replica", "database.engine=postgres"),
         ("dr:active=true", "dr:autoFailover=true"),
         ("database.mode=rds-replica", "database.engine=postgres", "dr:active=true", "dr:failback=replicate"),
+        ("dr:autoFailover=true",),
+        ("dr:active=true", "dr:failback=switch-writer"),
+        ("dr:failback=complete",),
     ],
-    ids=["default", "rds-replica", "dr-active", "rds-failback"],
+    ids=["default", "rds-replica", "dr-active", "rds-failback", "auto-failover", "switch-writer", "complete"],
 )
 def test_the_boundary_covers_every_statement_the_program_gives_its_roles(config: tuple[str, ...]) -> None:
     """The program's roles keep what they need: every action of every inline policy of staging's roles,
     on every resource it names (concrete, staging's tags), and every action on ``"*"``, is within
     staging's boundary. A role statement the boundary misses would fail at run time (a failover
-    step denied), not at deploy time. A statement's ``cloudwatch:namespace`` condition (PutMetricData,
+    step denied), not at deploy time. The boundary is made without the ``dr:`` switches (the one an
+    administrator made before any was turned): a switch turned later needs no new boundary (review
+    breakiam21, BI21-2: ``dr:autoFailover`` turned on after the boundary was made). A statement's ``cloudwatch:namespace`` condition (PutMetricData,
     which the boundary allows only into the deployment's own namespaces) is the request's: each
     namespace it grants must be within the boundary."""
     syntheses = _pair(*STAGING, *config)
@@ -375,7 +393,7 @@ def test_the_boundary_is_one_managed_policy_and_passes_parliament(mode: str) -> 
     shared = longest(ENVS[0], mode)
     primary = synth.synthesize("primary", shared)
     dr = synth.synthesize("dr", {**shared, **DR_FLAGS}, primary_outputs=primary.outputs)
-    boundary = boundary_policy([primary, dr], ACCOUNT)
+    boundary = boundary_policy([*deployment_syntheses(shared), dr], ACCOUNT)  # what iam --for boundary makes
     assert iam._size(boundary) <= iam.MANAGED_POLICY_MAX
     assert iam_audit.findings(boundary, iam_audit.PolicyKind.BOUNDARY) == []
     assert iam_audit.findings(boundary, iam_audit.PolicyKind.IDENTITY) != []  # the allowance is needed

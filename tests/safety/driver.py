@@ -112,6 +112,7 @@ def moto_session() -> Iterator[None]:
     """One moto session honouring the checker's faults, for as long as the block runs."""
     os.environ.setdefault("AWS_ACCESS_KEY_ID", "testing")
     os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "testing")
+    os.environ.setdefault("MOTO_EC2_LOAD_DEFAULT_AMIS", "false")  # as tests/conftest.py: no AMI is read
     undo = moto_respects_faults()
     try:
         with mock_aws():

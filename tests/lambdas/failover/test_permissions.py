@@ -25,6 +25,7 @@ from lambdas.failover import executor, preflight
 from lambdas.failover.context import RunbookContext
 from lambdas.failover.names import (
     FAILBACK_STAMP_TAG,
+    REQUIRED_TAG_KEYS,
     ledger_marker_function_name,
     retained_stamp,
     switch_namespace,
@@ -331,12 +332,22 @@ def test_the_failback_replica_carries_its_stamp_and_the_role_allows_tagging_it(
     assert len(retained) == 1, retained
     assert tags.get(FAILBACK_STAMP_TAG) == retained_stamp(primary, retained[0])
 
+    # and the program's tags of the instance it replaces (review breakiam22 BI22-8: the tag Deny
+    # fences only a tagged instance), primary's as the retained instance carried them
+    assert {k: tags[k] for k in REQUIRED_TAG_KEYS} == {
+        "Application": world.app, "Environment": "test", "CostCenter": "dr", "Criticality": "high",
+        "StackRole": "primary", "ManagedBy": "pulumi",
+    }  # fmt: skip
     tagging = [c for c in recorder.calls if c.action == "rds:AddTagsToResource"]
-    assert [(c.target, c.tag_keys) for c in tagging] == [(writer["DBInstanceArn"], (FAILBACK_STAMP_TAG,))]
+    assert [(c.target, c.tag_keys) for c in tagging] == [
+        (writer["DBInstanceArn"], tuple(sorted((*REQUIRED_TAG_KEYS, FAILBACK_STAMP_TAG))))
+    ]
     statements = world_policy(world)
     assert allowing(statements, tagging[0]) == ["TagFailbackReplica"]
     other = Call("rds:AddTagsToResource", REGION_A, writer["DBInstanceArn"], tag_keys=("owner",))
-    assert not allowing(statements, other), "the role tags the replica with the stamp only"
+    assert not allowing(statements, other), (
+        "the role tags the replica with the stamp and the program's tags only"
+    )
 
 
 def test_a_call_on_another_resource_or_region_is_denied(make_world: Callable[..., World]) -> None:

@@ -439,6 +439,15 @@ def build_world(
         a_bucket, b_bucket = context["primaryBucketName"], context["drBucketName"]
         _zero_pending_ahead(c("cloudwatch", REGION_B), a_bucket, b_bucket)
         _zero_pending_ahead(c("cloudwatch", REGION_A), b_bucket, a_bucket)
+
+    def tags(role: str) -> list[dict[str, str]]:
+        """The providers' default tags the program puts on each database (components/config.py)."""
+        return [
+            {"Key": k, "Value": v}
+            for k, v in {"Application": app, "Environment": "test", "CostCenter": "dr", "Criticality": "high",
+                         "StackRole": role, "ManagedBy": "pulumi"}.items()
+        ]  # fmt: skip
+
     if mode == "rds-replica":
         rds_a, rds_b = c("rds", REGION_A), c("rds", REGION_B)
         # Region A's database lives in its VPC, as the program puts it: a subnet group named like
@@ -465,12 +474,14 @@ def build_world(
             MasterUserPassword="not-a-secret-1",
             AllocatedStorage=20,
             BackupRetentionPeriod=7,
+            Tags=tags("primary"),
             **({"StorageEncrypted": True, "KmsKeyId": keys[REGION_A]} if encrypted else {}),
         )["DBInstance"]
         rds_b.create_db_instance_read_replica(
             DBInstanceIdentifier=f"{app}-db-replica",
             SourceDBInstanceIdentifier=source["DBInstanceArn"],
             DBInstanceClass="db.t3.micro",
+            Tags=tags("dr"),
             **({"KmsKeyId": keys[REGION_B], "SourceRegion": REGION_A} if encrypted else {}),
         )
         context |= {
@@ -492,6 +503,7 @@ def build_world(
             GlobalClusterIdentifier=f"{app}-global",
             MasterUsername="app",
             MasterUserPassword="not-a-secret-1",
+            Tags=tags("primary"),
         )
         rds_a.create_db_instance(
             DBInstanceIdentifier=f"{app}-a-1",
@@ -503,6 +515,7 @@ def build_world(
             DBClusterIdentifier=f"{app}-b",
             Engine="aurora-postgresql",
             GlobalClusterIdentifier=f"{app}-global",
+            Tags=tags("dr"),
         )["DBCluster"]
         context |= {
             "globalClusterId": f"{app}-global",
