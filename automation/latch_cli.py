@@ -20,7 +20,9 @@ the runbook's own steps (``lambdas.failover.steps``), so the format is the runbo
   it to catch up: nothing acknowledged is lost). The program cannot move an Aurora writer itself;
   in rds-replica mode the ``switch-writer`` update promotes region A's replica instead;
 - ``release``: for the IaC failback (``dr:failback``), before ``route-back``: refuses unless region
-  A's database is the writer (traffic must never be sent to a region without it), then clears the
+  A's database is the writer (traffic must never be sent to a region without it), gives region A back
+  what a runbook failover fenced (the runbook's ``unfence_primary``) and waits until it serves as the
+  writer (``verify_primary``; refuses, nothing released, if it does not), then clears the
   run journal's marks of a failover holding region A (``steps.end_failover_hold``: the canary never
   releases the switch while they are set) and runs the runbook's ``release_switch`` and
   ``clear_latch`` steps. Idempotent: a released latch answers ``already_done``.
@@ -46,6 +48,7 @@ from automation.runbook_cli import (
 from lambdas.failover import steps
 from lambdas.failover.clients import Clients
 from lambdas.failover.context import ContextError, RunbookContext
+from lambdas.failover.exceptions import StepFailed
 from lambdas.failover.observe import Observation, Unread, observe
 
 ACTIONS = ("show", "activate", "switch-writer", "release")
@@ -109,8 +112,24 @@ def release(ctx: RunbookContext, clients: Clients, *, reason: str | None) -> tup
             "send traffic to a region without the writer. Move the writer first (dr:failback switch-writer, "
             "or the runbook's failback: python -m automation failback --outputs runbook.json)."
         ]
-    params = {"reason": reason or "latch release before dr:failback route-back"}
+    params = {"reason": reason or "latch release before dr:failback route-back", "wait": True}
     lines = []
+    # Region A gets its capacity back before traffic moves to it. A runbook failover fenced it out of
+    # band (web tier 0/0/0, functions at zero concurrency, event sources off); the primary stack's state
+    # still holds the values from before the fence, so no `pulumi up -s primary` sends them again (no
+    # diff without a refresh) and route-back would send every request to a region with no capacity
+    # (life22). The runbook's own steps give it back, from the capacity the outputs carry (idempotent:
+    # already_done when nothing was fenced), and wait until region A serves as the writer.
+    for step in (steps.unfence_primary, steps.verify_primary):
+        try:
+            result = step(ctx, clients, params)
+        except StepFailed as exc:
+            return False, [
+                *lines,
+                f"refused: {exc}; region A does not serve as the writer yet, so the switch and the latch "
+                "stay on region B. Re-run `latch release` once it does (its web tier in service).",
+            ]
+        lines.append(f"{step.__name__}: {result.status}: {result.detail}")
     # Region A holds the writer: a failover's hold on it (the journal's marks) is over. Cleared before
     # the release, or the canary, which never releases the switch while the journal holds region A,
     # would leave the switch where the failover put it under the standby latch.

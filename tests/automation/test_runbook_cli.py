@@ -504,10 +504,64 @@ def test_latch_release_refuses_without_region_a_writer_then_releases_over_it(
     assert _latch_cli("release", "--outputs", str(path), "--endpoint-url", emulator) == 0
     out = capsys.readouterr().out
     assert "release_switch: done" in out and "clear_latch: done" in out
-    assert "run journal: cleared fencePending, primaryStoppedAt" in out
+    # (unfence_primary ends primaryStoppedAt itself: region A takes writes again)
+    assert "unfence_primary: already_done" in out and "run journal: cleared fencePending" in out
     assert journal(latch_name) == {}
     assert json.loads(ssm.get_parameter(Name=latch_name)["Parameter"]["Value"])["state"] == "standby"
     assert _latch_cli("show", "--outputs", str(path), "--endpoint-url", emulator) == 0
     shown = capsys.readouterr().out
     assert "standby" in shown and "failover switch: 0" in shown and f"writer: {REGION_A}" in shown
     assert ctx["latchParameterName"] != latch_name
+
+
+def test_latch_release_gives_region_a_back_what_a_runbook_failover_fenced_before_traffic_moves(
+    outputs: Path, emulator: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Traffic follows the writer, to a region with capacity (life22): a runbook failover fenced an
+    answering region A out of band (web tier 0/0/0, functions at zero concurrency); the primary
+    stack's state still holds the values from before the fence, so the IaC failback's
+    `pulumi up -s primary` sends nothing, and route-back sent every request to a region with no
+    capacity. `latch release` gives region A back what the fence took, from the outputs' capacity,
+    and waits until it serves as the writer, before the switch moves."""
+    fresh = build_world(app=f"cli{next(_apps)}", endpoint_url=emulator, session=_setup_session,
+                        clients_cache=_setup_clients)  # fmt: skip
+    ctx = fresh.context
+    path = outputs.parent / "fenced.json"
+    path.write_text(json.dumps({"runbook": ctx}))
+    base = ("--outputs", str(path), "--endpoint-url", emulator)
+    assert _latch_cli("activate", *base) == 0
+    # What the runbook's fence_primary leaves in region A (its database still the writer: rds-replica
+    # never promoted region B here).
+    asg = _setup_session.client("autoscaling", region_name=REGION_A, endpoint_url=emulator)
+    asg.update_auto_scaling_group(
+        AutoScalingGroupName=ctx["primaryAsgName"], MinSize=0, DesiredCapacity=0, MaxSize=0
+    )
+    fn = _setup_session.client("lambda", region_name=REGION_A, endpoint_url=emulator)
+    for name in ctx["primaryFunctionNames"]:
+        fn.put_function_concurrency(FunctionName=name, ReservedConcurrentExecutions=0)
+    ssm = _setup_session.client("ssm", region_name=REGION_B, endpoint_url=emulator)
+    ssm.put_parameter(
+        Name=f"{ctx['latchParameterName']}-journal",
+        Value=json.dumps({"primaryStoppedAt": "2026-11-30T12:00:00+00:00"}),
+        Type="String",
+        Overwrite=True,
+    )
+    capsys.readouterr()
+
+    assert _latch_cli("release", *base) == 0
+    out = capsys.readouterr().out
+    order = [line.split(":", 1)[0] for line in out.splitlines()]
+    assert order.index("unfence_primary") < order.index("verify_primary") < order.index("release_switch")
+    assert "unfence_primary: done" in out
+    (group,) = asg.describe_auto_scaling_groups(AutoScalingGroupNames=[ctx["primaryAsgName"]])[
+        "AutoScalingGroups"
+    ]
+    capacity = ctx["primaryCapacity"]
+    assert (group["MinSize"], group["DesiredCapacity"], group["MaxSize"]) == (
+        capacity["min"],
+        capacity["desired"],
+        capacity["max"],
+    )
+    for name in ctx["primaryFunctionNames"]:
+        assert "ReservedConcurrentExecutions" not in fn.get_function_concurrency(FunctionName=name)
+    assert fresh.latch()["state"] == "standby"
