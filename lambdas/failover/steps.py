@@ -571,12 +571,17 @@ def _journal_name(ctx: RunbookContext) -> str:
     return f"{ctx.latch_parameter_name}-journal"
 
 
-def _parse_journal(value: str) -> dict[str, Any]:
+def _parse_journal(value: str) -> dict[str, Any] | None:
+    """The journal's JSON object; None when the value is not one (garbled by hand, or tampered with)."""
     try:
         parsed = json.loads(value)
     except json.JSONDecodeError:
-        return {}
-    return parsed if isinstance(parsed, dict) else {}
+        return None
+    return parsed if isinstance(parsed, dict) else None
+
+
+JOURNAL_HISTORY = 20
+"""How many earlier versions a run reads back to find the journal before it was garbled."""
 
 
 def _read_journal_version(
@@ -593,7 +598,37 @@ def _read_journal_version(
         if error_code(exc) == "ParameterNotFound":
             return {}, 0
         raise
-    return _parse_journal(str(parameter["Value"])), int(parameter.get("Version") or 0)
+    current = int(parameter.get("Version") or 0)
+    journal = _parse_journal(str(parameter["Value"]))
+    if journal is not None or version is not None:  # an earlier version (a concurrent write's repair)
+        return journal or {}, current
+    # Not a JSON object (written by hand, or tampered with). Read as empty it would fail open: a
+    # failover's fence marks gone, a failback's writer move forgotten (breaklife21 BL21-4, the
+    # runbook's side). SSM keeps a parameter's earlier versions (GetParameter "name:version", above):
+    # the run goes on from the last readable one, and its next write puts it back on top.
+    for earlier in range(current - 1, max(0, current - 1 - JOURNAL_HISTORY), -1):
+        try:
+            value = clients.ssm("dr").get_parameter(Name=f"{_journal_name(ctx)}:{earlier}")["Parameter"][
+                "Value"
+            ]
+        except ClientError as exc:
+            if error_code(exc) in ("ParameterNotFound", "ParameterVersionNotFound"):
+                break
+            raise
+        journal = _parse_journal(str(value))
+        if journal is not None:
+            log_event(
+                logging.WARNING, "run journal unreadable: read its last readable version",
+                parameter=_journal_name(ctx), version=current, readable=earlier,
+            )  # fmt: skip
+            return journal, current
+    raise StepFailed(
+        "read_journal",
+        f"the run journal {_journal_name(ctx)} (version {current}) is not a JSON object, nor are its "
+        f"{JOURNAL_HISTORY} earlier versions: restore it (aws ssm get-parameter-history, then put-parameter "
+        "--overwrite with the last JSON object) and run again; nothing was changed by this read",
+        code="MalformedJournal",
+    )
 
 
 def read_journal(clients: Clients, ctx: RunbookContext) -> dict[str, Any]:

@@ -17,8 +17,11 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import pytest
+
 from lambdas.failover import steps
 from lambdas.failover.context import RunbookContext
+from lambdas.failover.exceptions import StepFailed
 from lambdas.failover.regressions import Regression
 from tests.lambdas.failover.harness import FAST, clients_for
 from tests.lambdas.failover.world import REGION_A, REGION_B, World
@@ -79,3 +82,44 @@ def test_the_lost_journal_update_is_seen_with_last_writer_wins_back(world: World
     with regressed(Regression.JOURNAL_LAST_WRITER_WINS):
         after = _interleave(world)
     assert "primaryFencedMappings" not in after and after.get("fencePending"), after
+
+
+# --------------------------------------------------------------------------------------------------
+# A garbled journal (breaklife21 BL21-4, the runbook's side): read as empty it failed open, a
+# failover's fence marks and a failback's writer move forgotten. SSM keeps a parameter's earlier
+# versions (GetParameter "name:version"): the run goes on from the last readable one.
+
+
+def _put(world: World, value: str) -> None:
+    ctx = RunbookContext.from_dict(world.context)
+    world.client("ssm", REGION_B).put_parameter(
+        Name=f"{ctx.latch_parameter_name}-journal", Value=value, Type="String", Overwrite=True
+    )
+
+
+def test_a_garbled_journal_is_read_as_its_last_readable_version_and_the_next_write_restores_it(
+    world: World,
+) -> None:
+    ctx = RunbookContext.from_dict(world.context)
+    marks = {
+        "primaryStoppedAt": "2026-12-01T00:00:00+00:00",
+        "writerMoveRequestedAt": "2026-12-01T01:00:00+00:00",
+    }
+    _put(world, json.dumps(marks))
+    _put(world, '{"primaryStoppedAt": ')  # cut short
+    _put(world, '["not", "an", "object"]')
+    clients = clients_for(world)
+    assert steps.read_journal(clients, ctx) == marks
+    after = steps._journal(clients, ctx, drStoppedAt="2026-12-01T02:00:00+00:00")
+    assert after == {**marks, "drStoppedAt": "2026-12-01T02:00:00+00:00"}
+    assert steps.read_journal(clients, ctx) == after
+
+
+def test_a_journal_with_no_readable_version_stops_the_run_with_what_to_do(world: World) -> None:
+    ctx = RunbookContext.from_dict(world.context)
+    _put(world, "garbled")
+    with pytest.raises(StepFailed) as failed:
+        steps.read_journal(clients_for(world), ctx)
+    assert failed.value.code == "MalformedJournal" and not failed.value.retryable
+    assert f"{ctx.latch_parameter_name}-journal" in str(failed.value)
+    assert "get-parameter-history" in str(failed.value)
