@@ -9,7 +9,7 @@ BI22b-1 (high): a live Deny whose Resource overlaps a needed pattern without bei
 denies the runbook function.
 BI22b-2 (high): keys IAM always puts in the request context (``aws:PrincipalArn``...) are treated as
 absent: a live Deny conditioned on them is skipped.
-BI22-3 (medium): the keys the runbook's own tagging requests carry (``aws:TagKeys``) are treated as
+BI22b-3 (medium): the keys the runbook's own tagging requests carry (``aws:TagKeys``) are treated as
 absent: an org-standard "nobody changes the Environment tag" Deny is reported covered, yet it stops
 the runbook tagging the database it creates.
 BI22b-4 (medium): ``ForAnyValue:`` with a negated operator on an absent key is taken as true; IAM
@@ -19,7 +19,10 @@ check crash with a TypeError instead of reporting.
 BI22b-6 (medium): the runbook role may tag its new Aurora writer and the failback replica with any
 *value* of the program's tag keys (only ``aws:TagKeys`` is fenced, no ``aws:RequestTag/...``): it may
 write another deployment's Environment on its own instance and so hand it to that deployment's
-deployer (and out of its own deployer's reach).
+deployer (and out of its own deployer's reach). The boundary does not fence it either: it allows
+rds:AddTagsToResource on ``"*"`` (RolesOnStar) and its tag Deny reads only existing resource tags.
+BI22b-7 (low): TagKeptSnapshots lets staging's runbook role tag production's kept Aurora snapshot
+copies (``unplanned-global-failover-*``, any key, any value); only the boundary's tag Deny stops it.
 """
 
 from __future__ import annotations
@@ -32,7 +35,7 @@ import pytest
 from automation import iam_eval
 from automation.iam_boundary import boundary_gaps
 from automation.iam_eval import Decision, condition_holds, decide
-from components.runbook_iam import RunbookTargets, runbook_statements
+from components.runbook_iam import RunbookTargets, account_of, runbook_statements
 from lambdas.failover.names import REQUIRED_TAG_KEYS
 from tests.automation.test_boundary_live import REGIONS, REQUIRED
 
@@ -181,3 +184,36 @@ def test_bi22b_6_the_runbook_may_not_tag_its_database_with_another_deployments_e
             assert decide(statements, "rds:AddTagsToResource", arn, request) is not Decision.ALLOW, statement[
                 "Sid"
             ]
+
+
+def test_bi22b_7_staging_s_runbook_role_may_not_tag_production_s_kept_snapshots() -> None:
+    """BI22b-7 (low). TagKeptSnapshots allows rds:AddTagsToResource, with no Condition, on
+    ``cluster-snapshot:unplanned-global-failover-*`` in region A: every deployment's kept copy in the
+    account and region (the copy is ``kept_snapshot_id`` of Aurora's
+    ``rds:unplanned-global-failover-<cluster>-...``, lambdas/failover/names.py), any tag key, any value.
+    The copy's identifier starts with the deployment's cluster identifier, so the statement can name
+    ``unplanned-global-failover-<primaryClusterId>*`` (the identifier cut by ``fit`` keeps its head).
+    Today only the boundary's tag Deny keeps staging's runbook from re-tagging production's copy (and
+    an untagged copy, e.g. of a cluster made without CopyTagsToSnapshot, not even that). A resource ARN
+    with ``*`` matches any characters of its segment
+    (https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_policies_elements_resource.html)."""
+    from automation.synth import synthesize
+    from lambdas.failover.names import kept_snapshot_id
+
+    def runbook(environment: str) -> dict[str, Any]:
+        overrides = {"pilotlight:environment": environment, "pilotlight:database": {"mode": "aurora-global"}}
+        return synthesize("dr", overrides, primary_overrides=overrides).outputs["runbook"]
+
+    staging, production = runbook("staging"), runbook("production")
+    statements = runbook_statements(RunbookTargets.from_context(staging))
+    source = f"rds:unplanned-global-failover-{production['primaryClusterId']}-2026-12-01-16-20"
+    region = staging["primaryRegion"]
+    account = account_of(staging["notifyTopicArn"])
+    arn = f"arn:aws:rds:{region}:{account}:cluster-snapshot:{kept_snapshot_id(source)}"
+    assert production["primaryClusterId"] != staging["primaryClusterId"]
+    request = {
+        "aws:RequestedRegion": region,
+        "aws:TagKeys": "Environment",
+        "aws:RequestTag/Environment": "staging",
+    }
+    assert decide(statements, "rds:AddTagsToResource", arn, request) is not Decision.ALLOW
