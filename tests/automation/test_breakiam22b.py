@@ -23,6 +23,8 @@ deployer (and out of its own deployer's reach). The boundary does not fence it e
 rds:AddTagsToResource on ``"*"`` (RolesOnStar) and its tag Deny reads only existing resource tags.
 BI22b-7 (low): TagKeptSnapshots lets staging's runbook role tag production's kept Aurora snapshot
 copies (``unplanned-global-failover-*``, any key, any value); only the boundary's tag Deny stops it.
+BI22b-8 (medium): a live Deny whose Resource carries a policy variable (``${aws:RequestedRegion}``) is
+matched as literal text: never applies, ``--check-live`` says ok.
 """
 
 from __future__ import annotations
@@ -217,3 +219,25 @@ def test_bi22b_7_staging_s_runbook_role_may_not_tag_production_s_kept_snapshots(
         "aws:RequestTag/Environment": "staging",
     }
     assert decide(statements, "rds:AddTagsToResource", arn, request) is not Decision.ALLOW
+
+
+@pytest.mark.parametrize(
+    "resource",
+    [
+        "arn:aws:lambda:${aws:RequestedRegion}:*:function:*",
+        "arn:aws:lambda:*:${aws:PrincipalAccount}:function:*",
+    ],
+    ids=["RequestedRegion", "PrincipalAccount"],
+)
+def test_bi22b_8_a_live_deny_naming_its_resource_with_a_policy_variable_is_a_gap(resource: str) -> None:
+    """BI22b-8 (medium). In policy evaluation a policy variable is replaced by the request's value of
+    its context key, and identity-based policies used as permissions boundaries support them
+    (https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_policies_variables.html, "Using variables
+    in policies"); any single-valued context key may be one
+    (reference_policies_condition-single-vs-multi-valued-context-keys.html, "Key points").
+    ``function:*`` in the requested region (or the caller's account) is every function the roles
+    invoke, so IAM denies the failover. iam_eval matches ``${...}`` as literal text (``re.escape``), the
+    Deny never matches, and boundary_gaps says ok; a variable the check cannot substitute should make
+    the decision UNKNOWN."""
+    live = _with({"Effect": "Deny", "Action": "lambda:InvokeFunction", "Resource": resource})
+    assert boundary_gaps(REQUIRED, live, REGIONS) != []
