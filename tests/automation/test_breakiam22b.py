@@ -25,6 +25,8 @@ BI22b-7 (low): TagKeptSnapshots lets staging's runbook role tag production's kep
 copies (``unplanned-global-failover-*``, any key, any value); only the boundary's tag Deny stops it.
 BI22b-8 (medium): a live Deny whose Resource carries a policy variable (``${aws:RequestedRegion}``) is
 matched as literal text: never applies, ``--check-live`` says ok.
+BI22b-9 (high): staging's deployer may create an instance under production's failover writer name
+(``<dr cluster>-failover-1``); production's failover takes it for its own and stops at promotion.
 """
 
 from __future__ import annotations
@@ -40,6 +42,7 @@ from automation.iam_eval import Decision, condition_holds, decide
 from components.runbook_iam import RunbookTargets, account_of, runbook_statements
 from lambdas.failover.names import REQUIRED_TAG_KEYS
 from tests.automation.test_boundary_live import REGIONS, REQUIRED
+from tests.automation.test_breakiam22 import aurora_world  # noqa: F401  (the fixture BI22b-9 runs in)
 
 RUNBOOK_IN_B = "arn:aws:lambda:us-west-2:111122223333:function:a-b-runbook"
 """The deployment's runbook function in region B: inside REQUIRED's ``function:a-b-*``."""
@@ -241,3 +244,46 @@ def test_bi22b_8_a_live_deny_naming_its_resource_with_a_policy_variable_is_a_gap
     the decision UNKNOWN."""
     live = _with({"Effect": "Deny", "Action": "lambda:InvokeFunction", "Resource": resource})
     assert boundary_gaps(REQUIRED, live, REGIONS) != []
+
+
+def test_bi22b_9_a_staging_deployer_cannot_take_production_s_failover_writer_name(aurora_world: Any) -> None:  # noqa: F811
+    """BI22b-9 (high). The failover gives a headless Aurora secondary its writer under a fixed name,
+    ``<dr cluster>-failover-1`` (names.failover_instance_id), and on ``DBInstanceAlreadyExists``
+    (steps._promote_aurora) takes whatever instance holds that name as the cluster's member without
+    checking it is one. DB instance identifiers are unique per account and region ("must be unique
+    for each DB instance in an AWS account and AWS Region": CreateDBInstance ``DBInstanceIdentifier``,
+    https://docs.aws.amazon.com/AmazonRDS/latest/APIReference/API_CreateDBInstance.html), and staging's
+    deploy policy allows ``rds:CreateDBInstance`` on ``db:*`` in both regions with nothing fencing a
+    new, untagged name (the tag Deny reads aws:ResourceTag, absent on a create). So staging's deployer
+    can create a standalone instance under production's failover name ahead of time; production's
+    failover then waits for that instance and fails the global database over to a cluster with no
+    instance. The failover must either end with region B's cluster holding a writer or refuse, naming
+    the squatted instance."""
+    from lambdas.failover.names import failover_instance_id
+    from tests.automation.test_review_iam import allows
+    from tests.automation.test_review_iam_escalation import _staging
+    from tests.lambdas.failover.harness import run_book
+    from tests.lambdas.failover.world import REGION_B
+
+    world = aurora_world
+    squatted = failover_instance_id(world.context["drClusterId"])
+    rds = world.client("rds", REGION_B)
+    account = world.context["drClusterArn"].split(":")[4]
+    arn = f"arn:aws:rds:{REGION_B}:{account}:db:{squatted}"
+    staging_tags = {"aws_RequestTag/Environment": "staging", "aws_RequestTag/Application": "pilotlight"}
+    assert allows(_staging(), "rds:CreateDBInstance", arn, **staging_tags)
+    rds.create_db_instance(
+        DBInstanceIdentifier=squatted,
+        DBInstanceClass="db.t3.micro",
+        Engine="postgres",
+        AllocatedStorage=20,
+        MasterUsername="squatter",
+        MasterUserPassword="squatter-password-1",
+        Tags=[{"Key": "Environment", "Value": "staging"}, {"Key": "Application", "Value": "pilotlight"}],
+    )
+    result = run_book(world, "failover")
+    cluster = rds.describe_db_clusters(DBClusterIdentifier=world.context["drClusterId"])["DBClusters"][0]
+    members = [m["DBInstanceIdentifier"] for m in cluster["DBClusterMembers"]]
+    assert members or (result.outcome != "done" and squatted in str(result)), (
+        f"failover {result.outcome}: region B's cluster has no instance; {squatted} is staging's"
+    )
