@@ -340,33 +340,45 @@ def _instances(pattern: str) -> str:
     return pattern.replace("*", SAMPLE).replace("?", "x")
 
 
-def _requests(
-    resource: str, regions: Sequence[str], live_denies: Sequence[Mapping[str, Any]]
-) -> list[tuple[str, str, str]]:
-    """(resource ARN, requested region, the pattern it stands for) for every request ``resource`` names:
-    its wildcards filled in, once per region of the deployment where its region is ``*`` or absent (S3),
-    plus each resource a live Deny names that the pattern covers (review breakiam22 BI22-4: a Deny of one
-    function inside ``function:<app>-<env>-*`` takes that function away). ``"*"`` stays ``"*"``: what
-    AWS authorizes only on ``"*"`` is requested on it."""
+def _requests(resource: str, regions: Sequence[str]) -> list[tuple[str, str, str]]:
+    """(a resource ARN, the requested region, the pattern in that region) for the requests ``resource``
+    names: its wildcards filled in (:data:`SAMPLE`), once per region of the deployment where its region
+    is ``*`` or absent (S3). ``"*"`` stays ``"*"``: what AWS authorizes only on ``"*"`` is requested on it."""
     if resource == "*":
         return [("*", region, "*") for region in regions]
-    patterns = [resource]
-    for deny in live_denies:
-        for other in iam_eval.as_list(deny.get("Resource")):
-            if other != "*" and iam_eval.resource_matches(resource, _instances(other)):
-                patterns.append(other)
-    out: list[tuple[str, str, str]] = []
-    for pattern in patterns:
-        parts = pattern.split(":")
-        if len(parts) < 6:  # not an ARN: leave it to the evaluator as written
-            out.extend((_instances(pattern), region, pattern) for region in regions)
-        elif parts[3] in ("*", ""):
-            for region in regions:
-                arn = ":".join([*parts[:3], region if parts[3] == "*" else "", *parts[4:]])
-                out.append((_instances(arn), region, pattern))
+    parts = resource.split(":")
+    if len(parts) < 6:  # not an ARN: leave it to the evaluator as written
+        return [(_instances(resource), region, resource) for region in regions]
+    if parts[3] not in ("*", ""):
+        return [(_instances(resource), parts[3], resource)]
+    out = []
+    for region in regions:
+        pattern = ":".join([*parts[:3], region if parts[3] == "*" else "", *parts[4:]])
+        out.append((_instances(pattern), region, pattern))
+    return out
+
+
+def _denying(
+    denies: Sequence[Mapping[str, Any]], action: str, pattern: str, context: Mapping[str, str]
+) -> list[str]:
+    """The live Denies that may take back ``action`` on some resource ``pattern`` names, in ``context``:
+    review breakiam22b BI22b-1, a Deny of ``function:*-runbook`` takes the runbook out of
+    ``function:<app>-<env>-*`` although no one sample of the pattern shows it. A Deny whose Resource may
+    overlap the pattern (iam_eval.may_overlap; a policy variable there may be anything), or whose
+    NotResource does not cover all of it, and whose condition may hold."""
+    out = []
+    for deny in denies:
+        if not iam_eval.names_action(deny, action):
+            continue
+        element = "NotResource" if "NotResource" in deny else "Resource"
+        patterns = [iam_eval.with_variables(p, context) or "*" for p in iam_eval.as_list(deny.get(element))]
+        if element == "Resource":
+            hit = any(iam_eval.may_overlap(p, pattern) for p in patterns)
         else:
-            out.append((_instances(pattern), parts[3], pattern))
-    return sorted(set(out))
+            hit = not any(iam_eval.resource_matches(p, pattern) for p in patterns)
+        if hit and iam_eval.condition_holds(deny.get("Condition") or {}, context, known=()) is not False:
+            out.append(str(deny.get("Sid") or f"{element} {', '.join(iam_eval.as_list(deny.get(element)))}"))
+    return out
 
 
 def _within(condition: Mapping[str, Mapping[str, Any]]) -> list[dict[str, str]]:
@@ -431,38 +443,48 @@ def boundary_gaps(required: Mapping[str, Any], live: Mapping[str, Any], regions:
     live_statements = iam_eval.statements_of(live)
     live_denies = [st for st in live_statements if st.get("Effect") == "Deny"]
     gaps: dict[str, list[str]] = {}  # the gap -> the regions it is in
+
+    def gap(text: str, region: str) -> None:
+        gaps.setdefault(text, []).append(region)
+
     for statement in iam_eval.statements_of(required):
         condition = statement.get("Condition") or {}
         deny = statement.get("Effect") == "Deny"
         for resource in iam_eval.as_list(statement.get("Resource")):
             for action in iam_eval.as_list(statement.get("Action")):
                 asked = _instances(action)
-                for arn, region, shown in _requests(resource, regions, live_denies):
+                for arn, region, pattern in _requests(resource, regions):
                     base = {"aws:RequestedRegion": region}
                     if deny:
                         if arn == "*":  # every resource: one of the action's service stands for them
                             arn = f"arn:aws:{action.split(':', 1)[0]}:{region}:000000000000:{SAMPLE}"
-                        context = {**base, **_satisfying(condition)}
-                        if (
-                            iam_eval.decide(live_statements, asked, arn, context)
-                            is not iam_eval.Decision.DENY
-                        ):
-                            gaps.setdefault(
-                                f"not denied ({statement.get('Sid', 'Deny')}): {action} on {shown}", []
-                            ).append(region)
+                        # The keys the check does not set are vouched absent (known=()): a Deny that
+                        # holds only under them is one IAM would not apply either.
+                        decision = iam_eval.decide(
+                            live_statements, asked, arn, {**base, **_satisfying(condition)}
+                        )
+                        if decision is not iam_eval.Decision.DENY:
+                            gap(
+                                f"not denied ({statement.get('Sid', 'Deny')}): {action} on {resource}", region
+                            )
                         continue
                     own = {**base, **{f"aws:ResourceTag/{k}": v for k, v in tags.items()}}
                     for request in _within(condition):
-                        decision = iam_eval.decide(live_statements, asked, arn, {**own, **request})
+                        context = {**own, **request}
+                        # A key the check does not set may be in the request with any value (known=()).
+                        decision = iam_eval.decide(live_statements, asked, arn, context, known=())
+                        extra = f" {json.dumps(request)}" if request else ""
                         if decision is not iam_eval.Decision.ALLOW:
-                            extra = f" {json.dumps(request)}" if request else ""
-                            gaps.setdefault(f"{decision.value}: {action} on {shown}{extra}", []).append(
-                                region
-                            )
+                            gap(f"{decision.value}: {action} on {resource}{extra}", region)
+                        elif pattern != "*":
+                            for by in _denying(live_denies, asked, pattern, context):
+                                gap(f"may be denied (live Deny {by}): {action} on {resource}{extra}", region)
                     outside = {key: OUTSIDE for request in _within(condition) for key in request}
                     if outside and iam_eval.decide(live_statements, asked, arn, {**own, **outside}) is (
                         iam_eval.Decision.ALLOW
                     ):
-                        gap = f"allowed without its condition: {action} on {shown} (needs {json.dumps(condition)})"
-                        gaps.setdefault(gap, []).append(region)
-    return [f"{gap} in {', '.join(dict.fromkeys(where))}" for gap, where in gaps.items()]
+                        gap(
+                            f"allowed without its condition: {action} on {resource} (needs {json.dumps(condition)})",
+                            region,
+                        )
+    return [f"{text} in {', '.join(dict.fromkeys(where))}" for text, where in gaps.items()]

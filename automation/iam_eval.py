@@ -21,8 +21,9 @@ boundary that may deny a failover step is not one to deploy against.
 from __future__ import annotations
 
 import enum
+import functools
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from typing import Any
 
 
@@ -33,11 +34,21 @@ class Decision(enum.Enum):
     UNKNOWN = "cannot be evaluated"
 
 
+def _text(value: Any) -> str:
+    """A policy value as text: "Quotation marks are optional for numeric and Boolean values"
+    (https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_policies_grammar.html)."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
 def as_list(value: Any) -> list[str]:
-    """An element that may be one string or a list of them."""
+    """An element that may be one value or a list of them."""
     if value is None:
         return []
-    return [value] if isinstance(value, str) else [str(v) for v in value]
+    if isinstance(value, (list, tuple)):
+        return [_text(v) for v in value]
+    return [_text(value)]
 
 
 def statements_of(document: Mapping[str, Any]) -> list[Mapping[str, Any]]:
@@ -95,7 +106,11 @@ _STRING = {
 """operator -> (negated, wildcards, case-sensitive)."""
 
 
-def condition_holds(condition: Mapping[str, Mapping[str, Any]], context: Mapping[str, str]) -> bool | None:
+def condition_holds(
+    condition: Mapping[str, Mapping[str, Any]],
+    context: Mapping[str, str],
+    known: Collection[str] | None = None,
+) -> bool | None:
     """Whether ``condition`` holds for a request with ``context`` (one value per key; keys compared
     case-insensitively); None when an operator is one this module does not evaluate.
 
@@ -103,8 +118,15 @@ def condition_holds(condition: Mapping[str, Mapping[str, Any]], context: Mapping
     ``...IfExists`` form holds when the key is absent; ``Null: true`` holds when it is absent
     (reference_policies_elements_condition_operators.html). ``ForAnyValue:``/``ForAllValues:`` on
     single-valued keys: the first fails on an absent key, the second holds
-    (reference_policies_condition-single-vs-multi-valued-context-keys.html)."""
+    (reference_policies_condition-single-vs-multi-valued-context-keys.html: "For no matching context key
+    or a null dataset, the condition returns false" for ForAnyValue, whatever the operator).
+
+    ``known``: the keys whose absence from ``context`` the caller vouches for; a key outside it is one
+    the request may carry with any value (``aws:PrincipalArn`` is in every signed request:
+    reference_policies_condition-keys.html), so a condition on it is None. Without ``known``, every
+    key absent from ``context`` is absent."""
     request = {k.lower(): v for k, v in context.items()}
+    vouched = None if known is None else {k.lower() for k in (*known, *context)}
     verdicts: list[bool | None] = []
     for raw_operator, keys in condition.items():
         qualifier, _, operator = raw_operator.rpartition(":")
@@ -112,6 +134,9 @@ def condition_holds(condition: Mapping[str, Mapping[str, Any]], context: Mapping
         operator = operator.removesuffix("IfExists")
         for key, values in keys.items():
             value = request.get(key.lower())
+            if value is None and vouched is not None and key.lower() not in vouched:
+                verdicts.append(None)
+                continue
             if operator == "Null":
                 verdicts.append((value is None) == (str(as_list(values)[0]).lower() == "true"))
                 continue
@@ -120,7 +145,8 @@ def condition_holds(condition: Mapping[str, Mapping[str, Any]], context: Mapping
                 continue
             negated = operator != "Bool" and _STRING[operator][0]
             if value is None:
-                verdicts.append(if_exists or negated or qualifier == "ForAllValues")
+                absent = {"ForAnyValue": False, "ForAllValues": True}.get(qualifier, if_exists or negated)
+                verdicts.append(absent)
                 continue
             if operator == "Bool":
                 verdicts.append(value.lower() in (v.lower() for v in as_list(values)))
@@ -137,31 +163,103 @@ def condition_holds(condition: Mapping[str, Mapping[str, Any]], context: Mapping
     return None if any(v is None for v in verdicts) else True
 
 
-def applies(
-    statement: Mapping[str, Any], action: str, resource: str, context: Mapping[str, str]
-) -> bool | None:
-    """Whether ``statement`` applies to the request (None: its condition cannot be evaluated)."""
+_VARIABLE = re.compile(r"\$\{([^}]*)\}")
+_LITERALS = {"*": "*", "?": "?", "$": "$"}
+
+
+def with_variables(pattern: str, context: Mapping[str, str]) -> str | None:
+    """``pattern`` with its policy variables (``${aws:RequestedRegion}``) replaced by the request's
+    values; None when one names a key the request does not carry and gives no default
+    (https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_policies_variables.html)."""
+    request = {k.lower(): v for k, v in context.items()}
+    missing = False
+
+    def value(match: re.Match[str]) -> str:
+        nonlocal missing
+        key = match.group(1)
+        if key in _LITERALS:
+            return _LITERALS[key]
+        name, _, default = key.partition(",")
+        found = request.get(name.strip().lower())
+        if found is not None:
+            return found
+        if default.strip():
+            return default.strip().strip("'")
+        missing = True
+        return ""
+
+    out = _VARIABLE.sub(value, pattern)
+    return None if missing else out
+
+
+def names_action(statement: Mapping[str, Any], action: str) -> bool:
+    """Whether ``statement``'s Action names ``action``, or its NotAction does not."""
     if "NotAction" in statement:
-        named = not any(action_matches(p, action) for p in as_list(statement["NotAction"]))
-    else:
-        named = any(action_matches(p, action) for p in as_list(statement.get("Action")))
-    if "NotResource" in statement:
-        named = named and not any(resource_matches(p, resource) for p in as_list(statement["NotResource"]))
-    else:
-        named = named and any(resource_matches(p, resource) for p in as_list(statement.get("Resource")))
-    if not named:
+        return not any(action_matches(p, action) for p in as_list(statement["NotAction"]))
+    return any(action_matches(p, action) for p in as_list(statement.get("Action")))
+
+
+def applies(
+    statement: Mapping[str, Any],
+    action: str,
+    resource: str,
+    context: Mapping[str, str],
+    known: Collection[str] | None = None,
+) -> bool | None:
+    """Whether ``statement`` applies to the request (None: a condition, or a policy variable in its
+    resources, cannot be evaluated)."""
+    if not names_action(statement, action):
         return False
-    return condition_holds(statement.get("Condition") or {}, context)
+    element = "NotResource" if "NotResource" in statement else "Resource"
+    patterns = [with_variables(p, context) for p in as_list(statement.get(element))]
+    if any(p is None for p in patterns):
+        return None
+    matched = any(resource_matches(p, resource) for p in patterns if p is not None)
+    if matched == (element == "NotResource"):
+        return False
+    return condition_holds(statement.get("Condition") or {}, context, known)
+
+
+def may_overlap(first: str, second: str) -> bool:
+    """Whether some resource matches both patterns, reading each ``*`` as any text and ``?`` as any one
+    character (wider than IAM's segment rule, so an overlap is never missed)."""
+
+    @functools.cache
+    def overlap(i: int, j: int) -> bool:
+        if i == len(first) and j == len(second):
+            return True
+        if (
+            i < len(first)
+            and first[i] == "*"
+            and (overlap(i + 1, j) or (j < len(second) and overlap(i, j + 1)))
+        ):
+            return True
+        if (
+            j < len(second)
+            and second[j] == "*"
+            and (overlap(i, j + 1) or (i < len(first) and overlap(i + 1, j)))
+        ):
+            return True
+        if i < len(first) and j < len(second) and "*" not in (first[i], second[j]):
+            return (first[i] == second[j] or "?" in (first[i], second[j])) and overlap(i + 1, j + 1)
+        return False
+
+    return overlap(0, 0)
 
 
 def decide(
-    statements: Iterable[Mapping[str, Any]], action: str, resource: str, context: Mapping[str, str]
+    statements: Iterable[Mapping[str, Any]],
+    action: str,
+    resource: str,
+    context: Mapping[str, str],
+    known: Collection[str] | None = None,
 ) -> Decision:
-    """IAM's decision for one request under ``statements`` (one policy, or a boundary)."""
+    """IAM's decision for one request under ``statements`` (one policy, or a boundary); ``known`` as
+    :func:`condition_holds`."""
     allow: bool | None = False
     deny: bool | None = False
     for statement in statements:
-        verdict = applies(statement, action, resource, context)
+        verdict = applies(statement, action, resource, context, known)
         if statement.get("Effect") == "Deny":
             deny = True if verdict is True or deny is True else (None if verdict is None else deny)
         elif statement.get("Effect") == "Allow":

@@ -22,11 +22,25 @@ from lambdas.failover.names import (
     REQUIRED_TAG_KEYS,
     failover_instance_id,
     generation_parameter_name,
+    kept_snapshot_pattern,
     ledger_marker_function_name,
     retained_instance_pattern,
 )
 
 SAR = "https://docs.aws.amazon.com/service-authorization/latest/reference"
+
+
+def _own_tag_values(t: RunbookTargets) -> dict[str, dict[str, str]]:
+    """A tagging request may set the deployment's tags only to the deployment's values: without it the
+    runbook role could tag the database it creates ``Environment=<another deployment>``, handing it to
+    that deployment's deployer past the tag Deny (review breakiam22b BI22b-6). ``aws:RequestTag/<key>``
+    is the value a request sets ("the tag key-value pair that was passed in the request":
+    https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_policies_condition-keys.html); IfExists:
+    a request that sets neither is not refused for it."""
+    values = {"Application": t.application, "Environment": t.environment}
+    return {"StringEqualsIfExists": {f"aws:RequestTag/{k}": v for k, v in values.items() if v is not None}}
+
+
 STAR_ONLY_ACTIONS: dict[str, str] = {
     # action: the Service Authorization Reference page listing it with no resource type
     "autoscaling:DescribeAutoScalingGroups": f"{SAR}/list_amazonec2autoscaling.html",
@@ -98,6 +112,8 @@ class RunbookTargets:
     kms_key_arns: tuple[str, ...] = ()
     lock_table_key_arn: str | None = None
     marker_function: str | None = None
+    application: str | None = None
+    environment: str | None = None
 
     @classmethod
     def from_context(cls, context: Mapping[str, Any]) -> RunbookTargets:
@@ -128,6 +144,10 @@ class RunbookTargets:
             primary_db_subnet_group=context.get("primaryDbSubnetGroupName"),
             primary_db_parameter_group=context.get("primaryDbParameterGroupName"),
             lock_table_key_arn=context.get("lockTableKeyArn"),
+            # The deployment's tags, which the databases the runbook creates may carry only with the
+            # deployment's own values (review breakiam22b BI22b-6).
+            application=context.get("appName"),
+            environment=context.get("environment"),
             # rds-replica: each region's ledger marker function, the commit after a drain that the
             # RDS for PostgreSQL zero-lag proof needs (lambdas/failover/steps.py, replay_evidence).
             marker_function=ledger_marker_function_name(f"{context['appName']}-{context['environment']}")
@@ -419,7 +439,8 @@ def _rds_replica(t: RunbookTargets) -> list[dict[str, Any]]:
             "Action": "rds:AddTagsToResource",
             "Resource": primary,
             "Condition": {
-                "ForAllValues:StringEquals": {"aws:TagKeys": [FAILBACK_STAMP_TAG, *REQUIRED_TAG_KEYS]}
+                "ForAllValues:StringEquals": {"aws:TagKeys": [FAILBACK_STAMP_TAG, *REQUIRED_TAG_KEYS]},
+                **_own_tag_values(t),
             },
         },
     ]  # fmt: skip
@@ -481,7 +502,10 @@ def _aurora_global(t: RunbookTargets) -> list[dict[str, Any]]:
             "Effect": "Allow",
             "Action": "rds:AddTagsToResource",
             "Resource": rds_arn(b, acct, "db", failover_instance_id(t.dr_cluster_id)),
-            "Condition": {"ForAllValues:StringEquals": {"aws:TagKeys": list(REQUIRED_TAG_KEYS)}},
+            "Condition": {
+                "ForAllValues:StringEquals": {"aws:TagKeys": list(REQUIRED_TAG_KEYS)},
+                **_own_tag_values(t),
+            },
         },
         {
             "Sid": "MoveTheGlobalWriter",
@@ -504,7 +528,7 @@ def _aurora_global(t: RunbookTargets) -> list[dict[str, Any]]:
             "Resource": [
                 rds_arn(a, acct, "cluster-snapshot", f"rds:unplanned-global-failover-{t.primary_cluster_id}-*"),
                 # the copy: kept_snapshot_id may cut a long cluster name and append a hash
-                rds_arn(a, acct, "cluster-snapshot", "unplanned-global-failover-*"),
+                rds_arn(a, acct, "cluster-snapshot", kept_snapshot_pattern(str(t.primary_cluster_id))),
             ],
         },
         {
@@ -514,7 +538,7 @@ def _aurora_global(t: RunbookTargets) -> list[dict[str, Any]]:
             "Sid": "TagKeptSnapshots",
             "Effect": "Allow",
             "Action": "rds:AddTagsToResource",
-            "Resource": rds_arn(a, acct, "cluster-snapshot", "unplanned-global-failover-*"),
+            "Resource": rds_arn(a, acct, "cluster-snapshot", kept_snapshot_pattern(str(t.primary_cluster_id))),
         },
     ]  # fmt: skip
     if t.data_key_arns:

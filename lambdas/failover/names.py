@@ -264,6 +264,15 @@ def kept_snapshot_id(source: str) -> str:
     return fit(source.removeprefix("rds:"), RDS_IDENTIFIER_MAX)
 
 
+def kept_snapshot_pattern(cluster_id: str) -> str:
+    """An IAM resource pattern (``<prefix>*``) that every :func:`kept_snapshot_id` of ``cluster_id``'s
+    unplanned-failover snapshots matches, and no other cluster's but those whose id starts with the same
+    characters: the copy keeps the source's name up to the cut :func:`fit` makes (review breakiam22b
+    BI22b-7: ``unplanned-global-failover-*`` was every deployment's copies)."""
+    head = f"{UNPLANNED_SNAPSHOT_PREFIX.removeprefix('rds:')}{cluster_id}-"
+    return f"{head[: RDS_IDENTIFIER_MAX - HASH_LENGTH - 1].rstrip('-')}*"
+
+
 GENERATION_PARAMETER_SUFFIX = "-generation"
 
 

@@ -1497,6 +1497,18 @@ def _promote_aurora(
         except ClientError as exc:
             if error_code(exc) != "DBInstanceAlreadyExists":
                 raise
+            # Ours from an earlier attempt, or someone else's under our name (breakiam22b BI22b-9: a
+            # deployer of another environment may create it first): only a member of this cluster is
+            # the writer to wait for.
+            existing = _db_instance(clients, "dr", instance_id) or {}
+            if existing.get("DBClusterIdentifier") != cluster_id:
+                raise StepFailed(
+                    step,
+                    f"cannot add the writer {instance_id} to {cluster_id}: an instance of that name already "
+                    f"exists outside the cluster (in {existing.get('DBClusterIdentifier') or 'no cluster'}); "
+                    "delete or rename it, then resume the failover",
+                    code="DBInstanceAlreadyExists",
+                ) from exc
         members = [instance_id]
     if _wait(params):
         rds.get_waiter("db_instance_available").wait(

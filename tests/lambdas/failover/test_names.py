@@ -7,6 +7,8 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from lambdas.failover import names, steps
 from lambdas.failover.context import RunbookContext
@@ -91,3 +93,21 @@ def test_failover_adds_a_writer_instance_whose_identifier_fits(make_world: Calla
     created = [m["DBInstanceIdentifier"] for m in members]
     assert created == [names.failover_instance_id(cluster_id)]
     assert all(len(i) <= names.RDS_IDENTIFIER_MAX for i in created), created
+
+
+@given(
+    cluster=st.from_regex(r"[a-z][a-z0-9-]{0,61}[a-z0-9]", fullmatch=True).filter(lambda c: "--" not in c),
+    stamp=st.from_regex(r"20[0-9]{2}-[0-9]{2}-[0-9]{2}-[0-9]{2}-[0-9]{2}", fullmatch=True),
+)
+def test_every_kept_copy_of_a_cluster_s_snapshot_is_within_its_pattern(cluster: str, stamp: str) -> None:
+    """The runbook role may copy and tag only its own cluster's kept snapshots (breakiam22b BI22b-7):
+    every copy kept_snapshot_id makes of ``rds:unplanned-global-failover-<cluster>-<time>`` matches
+    kept_snapshot_pattern(cluster), and another cluster's does not unless its id starts with the part
+    the pattern keeps."""
+    from automation.iam_eval import resource_matches
+    from lambdas.failover.names import kept_snapshot_id, kept_snapshot_pattern
+
+    kept = kept_snapshot_id(f"rds:unplanned-global-failover-{cluster}-{stamp}")
+    assert resource_matches(kept_snapshot_pattern(cluster), kept)
+    other = kept_snapshot_id(f"rds:unplanned-global-failover-x{cluster}-{stamp}")
+    assert not resource_matches(kept_snapshot_pattern(cluster), other)

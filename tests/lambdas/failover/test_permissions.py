@@ -147,6 +147,7 @@ class Call:
     namespace: str | None = None  # cloudwatch:namespace, for PutMetricData
     via: str | None = None  # kms:ViaService, for a KMS call a service makes on the caller's behalf
     tag_keys: tuple[str, ...] | None = None  # aws:TagKeys, for the tagging a create with Tags implies
+    request_tags: tuple[tuple[str, str], ...] = ()  # aws:RequestTag/<key>: the tags it sets
 
 
 # What a call makes the caller do besides itself: publishing to a topic encrypted with a customer
@@ -204,7 +205,12 @@ class CallRecorder:
         tagging = IMPLIED_TAGGING.get(action)
         if tagging is not None and params.get("Tags"):
             keys = tuple(sorted(t["Key"] for t in params["Tags"]))
-            self.calls.add(Call("rds:AddTagsToResource", region, tagging(params, region), tag_keys=keys))
+            tags = tuple(sorted((t["Key"], t["Value"]) for t in params["Tags"]))
+            self.calls.add(
+                Call(
+                    "rds:AddTagsToResource", region, tagging(params, region), tag_keys=keys, request_tags=tags
+                )
+            )
 
     def install(self, session: boto3.Session) -> None:
         session.events.register("before-parameter-build", self)
@@ -219,8 +225,14 @@ def _condition_holds(condition: dict[str, Any], call: Call) -> bool:
         "aws:RequestedRegion": call.region,
         "cloudwatch:namespace": call.namespace,
         "kms:ViaService": call.via,
+        **{f"aws:RequestTag/{k}": v for k, v in call.request_tags},
     }
     for operator, block in condition.items():
+        if operator == "StringEqualsIfExists" and all(k.startswith("aws:RequestTag/") for k in block):
+            # A tag the request sets must have the value named; one it does not set passes (IfExists).
+            if any(k in known and known[k] not in _list(v) for k, v in block.items()):
+                return False
+            continue
         if operator == "ForAllValues:StringEquals" and set(block) == {"aws:TagKeys"}:
             # Every tag key of the request among those named (IAM condition operators, ForAllValues).
             if call.tag_keys is None or not set(call.tag_keys) <= set(_list(block["aws:TagKeys"])):
@@ -348,6 +360,11 @@ def test_the_failback_replica_carries_its_stamp_and_the_role_allows_tagging_it(
     assert not allowing(statements, other), (
         "the role tags the replica with the stamp and the program's tags only"
     )
+    elsewhere = Call(
+        "rds:AddTagsToResource", REGION_A, writer["DBInstanceArn"], tag_keys=("Environment",),
+        request_tags=(("Environment", "production"),),
+    )  # fmt: skip
+    assert not allowing(statements, elsewhere), "only the deployment's own Environment (breakiam22b BI22b-6)"
 
 
 def test_a_call_on_another_resource_or_region_is_denied(make_world: Callable[..., World]) -> None:
