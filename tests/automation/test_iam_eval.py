@@ -18,8 +18,10 @@ from automation.iam_eval import (
     as_list,
     condition_holds,
     decide,
+    may_overlap,
     resource_matches,
     statements_of,
+    with_variables,
 )
 
 FN = "arn:aws:lambda:us-west-2:111122223333:function:a-b-runbook"
@@ -183,3 +185,95 @@ def test_elements_that_may_be_one_value_or_a_list() -> None:
     assert statements_of({"Statement": one}) == [one]
     assert statements_of({"Statement": [one, one]}) == [one, one]
     assert statements_of({}) == []
+
+
+def test_unquoted_booleans_and_numbers_are_values() -> None:
+    """ "Quotation marks are optional for numeric and Boolean values" (IAM JSON policy grammar)."""
+    assert as_list(True) == ["true"] and as_list(False) == ["false"] and as_list(2) == ["2"]
+    assert as_list([True, 3, "x"]) == ["true", "3", "x"]
+    assert condition_holds({"Null": {"k": True}}, {}) is True
+    assert condition_holds({"StringEquals": {"k": 2}}, {"k": "2"}) is True
+
+
+@pytest.mark.parametrize(
+    ("condition", "context", "expected"),
+    [
+        # a key the caller does not vouch for may be in the request with any value
+        ({"StringEquals": {"aws:PrincipalType": "AssumedRole"}}, {}, None),
+        ({"Null": {"aws:PrincipalAccount": "false"}}, {}, None),
+        ({"ForAnyValue:StringEquals": {"aws:TagKeys": "Environment"}}, {}, None),
+        # one it sets, or vouches absent, is evaluated
+        ({"StringEquals": {"aws:RequestedRegion": "us-east-1"}}, {"aws:RequestedRegion": "us-east-1"}, True),
+        ({"StringEquals": {"vouched": "x"}}, {}, False),
+        ({"StringEquals": {"aws:PrincipalType": "AssumedRole", "vouched": "x"}}, {}, False),  # False wins
+    ],
+)
+def test_keys_the_caller_does_not_vouch_for_are_unknown(
+    condition: dict[str, Any], context: dict[str, str], expected: bool | None
+) -> None:
+    assert condition_holds(condition, context, known=("vouched",)) is expected
+    assert condition_holds(condition, context) is not None  # without known: absent is absent
+
+
+def test_for_any_value_on_an_absent_key_is_false_whatever_the_operator() -> None:
+    """ "For no matching context key or a null dataset, the condition returns false" (ForAnyValue)."""
+    assert condition_holds({"ForAnyValue:StringNotEquals": {"k": "x"}}, {}) is False
+    assert condition_holds({"ForAllValues:StringNotEquals": {"k": "x"}}, {}) is True
+
+
+@pytest.mark.parametrize(
+    ("pattern", "context", "expected"),
+    [
+        ("arn:aws:lambda:${aws:RequestedRegion}:1:function:*", {"aws:RequestedRegion": "us-west-2"},
+         "arn:aws:lambda:us-west-2:1:function:*"),
+        ("arn:aws:s3:::b/${AWS:UserName}/*", {"aws:username": "ann"}, "arn:aws:s3:::b/ann/*"),
+        ("arn:aws:s3:::b/${aws:username, 'nobody'}/*", {}, "arn:aws:s3:::b/nobody/*"),
+        ("arn:aws:s3:::b/${aws:username}/*", {}, None),
+        ("arn:aws:s3:::b/${*}${?}${$}", {}, "arn:aws:s3:::b/*?$"),
+        ("arn:aws:s3:::b/plain", {}, "arn:aws:s3:::b/plain"),
+    ],
+)  # fmt: skip
+def test_policy_variables(pattern: str, context: dict[str, str], expected: str | None) -> None:
+    """https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_policies_variables.html"""
+    assert with_variables(pattern, context) == expected
+
+
+def test_a_statement_with_a_variable_it_cannot_fill_may_apply() -> None:
+    deny = {"Effect": "Deny", "Action": "lambda:*", "Resource": "arn:aws:lambda:${aws:SourceVpc}:*"}
+    assert applies(deny, "lambda:InvokeFunction", FN, {}) is None
+    region = {"Effect": "Deny", "Action": "lambda:*", "Resource": "arn:aws:lambda:${aws:RequestedRegion}:*"}
+    assert applies(region, "lambda:InvokeFunction", FN, {"aws:RequestedRegion": "us-west-2"}) is True
+    assert applies(region, "lambda:InvokeFunction", FN, {"aws:RequestedRegion": "us-east-1"}) is False
+    assert decide([ALLOW, deny], "lambda:InvokeFunction", FN, {}) is Decision.UNKNOWN
+
+
+@pytest.mark.parametrize(
+    ("first", "second", "expected"),
+    [
+        ("arn:aws:lambda:*:*:function:*-runbook", "arn:aws:lambda:us-west-2:1:function:a-b-*", True),
+        ("arn:aws:lambda:us-west-2:1:function:x-*", "arn:aws:lambda:us-west-2:1:function:a-b-*", False),
+        ("a?c", "abc", True),
+        ("a?c", "ab", False),
+        ("abc", "abd", False),
+        ("*", "anything", True),
+        ("", "", True),
+        ("a*", "", False),
+        ("*a", "b*", True),
+        ("a*b", "*c", False),
+    ],
+)
+def test_two_patterns_overlap_when_some_text_matches_both(first: str, second: str, expected: bool) -> None:
+    assert may_overlap(first, second) is expected
+    assert may_overlap(second, first) is expected
+
+
+def test_decide_with_known_keys() -> None:
+    deny = {
+        "Effect": "Deny",
+        "Action": "*",
+        "Resource": "*",
+        "Condition": {"StringLike": {"aws:PrincipalArn": "*"}},
+    }
+    context = {"aws:RequestedRegion": "us-west-2"}
+    assert decide([ALLOW, deny], "lambda:InvokeFunction", FN, context) is Decision.ALLOW
+    assert decide([ALLOW, deny], "lambda:InvokeFunction", FN, context, known=()) is Decision.UNKNOWN
