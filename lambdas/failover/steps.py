@@ -2896,11 +2896,15 @@ def restore_dr(ctx: RunbookContext, clients: Clients, params: Mapping[str, Any])
                 raise
             writer_id = _failback_writer_id(ctx, step)
             if _promotion_requested(clients, ctx, "primary", writer_id) is not False:
-                return _already(
+                # (Retryable: a retry once region A answers finishes the move.)
+                raise StepFailed(
+                    step,
                     f"region A does not answer ({type(exc).__name__}) and a promotion of {writer_id} was "
-                    "requested (or the run journal cannot say): region B stays drained; the writer moves "
-                    "to region A once it answers: resume the failback then"
-                )
+                    "requested (or the run journal cannot say): region B stays drained, as a write it took "
+                    "might never reach region A; resume the failback once region A answers",
+                    retryable=True,
+                    code=type(exc).__name__,
+                ) from exc
             refused = f"; region A does not answer ({type(exc).__name__}) and no promotion of {writer_id} was requested"
         except StepFailed as exc:
             if exc.retryable:
