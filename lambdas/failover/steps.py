@@ -2867,7 +2867,10 @@ def restore_dr(ctx: RunbookContext, clients: Clients, params: Mapping[str, Any])
       writes again while AWS may be moving the writer would lose them and leave two writers. Region B
       stays drained; the region-B canary moves traffic to region A once it answers as the writer, and
       resuming the failback completes it. Only when AWS refuses the move and region B still holds
-      the writer with nothing under way does region B serve again.
+      the writer with nothing under way does region B serve again. "Under way" is the runbook's
+      record (``PROMOTION_MARK``), not a replica's status alone: a replica modified or rebooted for
+      maintenance is not being promoted (B21b-2), and a region A that does not answer leaves region B
+      serving when no promotion was requested (B21b-9), drained when one was.
 
     Run by both executors whenever a failback stops (``graph.FAILBACK.on_stop``); changes nothing when
     region B is not drained or no longer holds the writer."""
