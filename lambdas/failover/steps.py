@@ -1396,11 +1396,60 @@ PROMOTING_STATUSES = ("modifying", "rebooting")
 reboots the DB instance before making it available"
 (https://docs.aws.amazon.com/AmazonRDS/latest/UserGuide/USER_ReadRepl.Promote.html). Its
 ``ReadReplicaSourceDBInstanceIdentifier`` stays until the promotion completes, so in these statuses
-the source is no proof that the replica still follows it."""
+the source is no proof that the replica still follows it. Nor are they proof of a promotion: RDS
+documents both for other causes, ``modifying`` "because of a customer request to modify the DB
+instance", ``rebooting`` "because of a customer request or an Amazon RDS process that requires the
+rebooting of the DB instance" (https://docs.aws.amazon.com/AmazonRDS/latest/UserGuide/Overview.DBInstance.Status.html).
+Only ``PROMOTION_MARK`` tells them apart (:func:`_promotion_under_way`)."""
+
+PROMOTION_MARK = "promotionRequested"
+"""Journal entry the runbook writes *before* it asks RDS to promote a read replica (PromoteReadReplica,
+write-ahead, in both runbooks): ``{"instance", "region", "at"}``. A replica ``modifying`` or
+``rebooting`` is promoting only after the runbook's own request (B21b-2, B21b-6): otherwise it is
+being modified or rebooted at a customer's request or for maintenance, and a promotion is asked for
+once it is ``available`` again. The absence of the mark is also what a stopped failback trusts when
+region A does not answer (B21b-9): no promotion of region A's replica was ever requested, so region B
+still holds the only writer. A run that dies between the mark and the call leaves a mark with no
+request behind it: read as "a promotion may be under way", the safe side (region B stays drained),
+and the next run that finds the replica ``available`` asks again. RDS records the promotion as events
+too (DescribeEvents), which the emulator does not model; the journal is the runbook's own record."""
+
+
+def _promotion_requested(clients: Clients, ctx: RunbookContext, side: Side, ident: str) -> bool | None:
+    """Whether ``PROMOTION_MARK`` names ``ident`` in ``side``'s region; None when the journal cannot say
+    (empty: every run writes its marks before any promotion; a garbled one is read as its last readable
+    version, ``_read_journal_version``)."""
+    journal = read_journal(clients, ctx)
+    if not journal:
+        return None
+    mark = journal.get(PROMOTION_MARK)
+    return (
+        isinstance(mark, dict)
+        and mark.get("instance") == ident
+        and mark.get("region") == clients.region(side)
+    )
+
+
+def _promotion_under_way(
+    clients: Clients, ctx: RunbookContext, side: Side, instance: Mapping[str, Any]
+) -> bool:
+    """Whether read replica ``instance`` is being promoted: in one of ``PROMOTING_STATUSES`` after the
+    runbook asked for it (a journal that cannot say leaves the status its word: the safe reading)."""
+    if instance.get("DBInstanceStatus") not in PROMOTING_STATUSES:
+        return False
+    ident = str(instance.get("DBInstanceIdentifier") or "")
+    return _promotion_requested(clients, ctx, side, ident) is not False
+
+
+def _request_promotion(clients: Clients, ctx: RunbookContext, side: Side, ident: str) -> None:
+    """Write ``PROMOTION_MARK`` ahead of PromoteReadReplica of ``ident`` (kept when it names it already)."""
+    if not _promotion_requested(clients, ctx, side, ident):
+        mark = {"instance": ident, "region": clients.region(side), "at": _now(clients)}
+        _journal(clients, ctx, **{PROMOTION_MARK: mark})
 
 
 def _promote_rds(
-    clients: Clients, params: Mapping[str, Any], side: Side, ident: str, step: str
+    ctx: RunbookContext, clients: Clients, params: Mapping[str, Any], side: Side, ident: str, step: str
 ) -> StepResult:
     """Promote read replica ``ident`` in ``side`` to a standalone instance (shared by both runbooks)."""
     rds = clients.rds(side)
@@ -1419,13 +1468,15 @@ def _promote_rds(
             params, False, f"{ident} is a standalone writer in {region}", instance=ident, region=region
         )
     started = False
-    if status not in ("available", *PROMOTING_STATUSES):
-        # Busy with something else (a backup: "a read replica cannot be promoted to a standalone
-        # instance when it is in the backing-up status", PromoteReadReplica): nothing is promoting
-        # it, and nothing may until it is available again (B21-4).
+    under_way = _promotion_under_way(clients, ctx, side, instance)
+    if status != "available" and not under_way:
+        # Busy with something else: a backup ("a read replica cannot be promoted to a standalone
+        # instance when it is in the backing-up status", PromoteReadReplica; B21-4), or modified or
+        # rebooted at a customer's request or for maintenance, not at the runbook's (B21b-2,
+        # B21b-6). Nothing is promoting it, and nothing may until it is available again.
         if not _wait(params):
             return _in_progress(
-                f"{ident} is {status}: it cannot be promoted until it is available",
+                f"{ident} is {status} (no promotion requested): it cannot be promoted until it is available",
                 instance=ident,
                 region=region,
                 underWay=False,
@@ -1435,6 +1486,7 @@ def _promote_rds(
         )
         status = "available"
     if status == "available":
+        _request_promotion(clients, ctx, side, ident)
         try:
             rds.promote_read_replica(DBInstanceIdentifier=ident)
             started = True
@@ -1521,89 +1573,191 @@ def _promote_aurora(
                 f"waiting for an instance of {cluster_id} to be available ({statuses})", cluster=cluster_id
             )
 
-    group, global_members = _global_members(ctx, clients, step)
-    me = _member(global_members, arn)
-    if me is None:
-        raise StepFailed(step, f"{arn} is not a member of global cluster {gid}", code="NotAMember")
-    if me.get("IsWriter"):
-        detail = f"{cluster_id} is the writer of global cluster {gid}"
-        return _finished(params, bool(changes), "; ".join([*changes, detail]), cluster=cluster_id)
+    for _ in range(AURORA_MOVE_ROUNDS):
+        group, global_members = _global_members(ctx, clients, step)
+        me = _member(global_members, arn)
+        if me is None:
+            raise StepFailed(step, f"{arn} is not a member of global cluster {gid}", code="NotAMember")
+        if me.get("IsWriter"):
+            detail = f"{cluster_id} is the writer of global cluster {gid}"
+            return _finished(params, bool(changes), "; ".join([*changes, detail]), cluster=cluster_id)
 
-    # FailoverState says whether a writer change is under way (DescribeGlobalClusters:
-    # https://docs.aws.amazon.com/AmazonRDS/latest/APIReference/API_FailoverState.html); the
-    # cluster status is the fallback only.
-    status = str((group.get("FailoverState") or {}).get("Status") or group.get("Status", ""))
-    if status in ("pending", "failing-over", "switching-over"):
-        if not _wait(params):
-            return _in_progress(f"global cluster {gid} is {status}", cluster=cluster_id)
-    elif planned or params.get("planned"):
-        # Region A answers: a switchover waits for the database to catch up, losing nothing
-        # (https://docs.aws.amazon.com/AmazonRDS/latest/AuroraUserGuide/aurora-global-database-disaster-recovery.html);
-        # the receipts are not the database's to wait for: their drain is waited for first.
-        stamp = _parse_time(read_journal(clients, ctx).get("primaryStoppedAt"))
-        lags = receipts_lag(ctx, "primary", "dr")
-        dark = _forced_source_dark(ctx, clients, params)
-        try:
-            if stamp is not None and lags:
-                pending = _wait_lossless(
-                    clients, params, stopped_at=stamp, lags=lags, step=step, source_dark=dark
+        # FailoverState says whether a writer change is under way (DescribeGlobalClusters:
+        # https://docs.aws.amazon.com/AmazonRDS/latest/APIReference/API_FailoverState.html); the
+        # cluster status is the fallback only.
+        state = str((group.get("FailoverState") or {}).get("Status") or "")
+        status = state or str(group.get("Status", ""))
+        if state == "cancelling":
+            # "returning to their previous states": nothing moves the writer, and nothing can be
+            # asked until the global cluster is back (B21b-7).
+            if not _wait(params):
+                return _in_progress(
+                    f"AWS is cancelling the writer change of {gid}: waiting to ask again", cluster=cluster_id
                 )
-                if pending is not None:
-                    return _in_progress(pending, cluster=cluster_id)
-            rds.switchover_global_cluster(GlobalClusterIdentifier=gid, TargetDbClusterIdentifier=arn)
-            changes.append(f"switchover of {gid} to {cluster_id} started")
-        except (ClientError, _SourceDark) as exc:
-            refused = isinstance(exc, ClientError) and error_code(exc) == "InvalidGlobalClusterStateFault"
-            if dark is None or not (
-                isinstance(exc, _SourceDark) or (refused and _stays_dark(dark, clients, params))
-            ):
-                raise
-            # Region A answered its fence and has stopped answering since. A switchover is for
-            # "controlled scenarios ... where all the Aurora clusters ... are in a healthy state"
-            # and AWS refuses it now; for a Regional outage AWS documents the managed failover
-            # (FailoverGlobalCluster with AllowDataLoss; "Using switchover or failover in Amazon Aurora
-            # Global Database", https://docs.aws.amazon.com/AmazonRDS/latest/AuroraUserGuide/aurora-global-database-disaster-recovery.html).
-            # Not for --planned, which asked for no loss: that refusal stands (B10-4).
+            _await_failover_state_cleared(ctx, clients, params, step)
+            continue
+        if status in ("pending", "failing-over", "switching-over"):
+            if not _wait(params):
+                return _in_progress(f"global cluster {gid} is {status}", cluster=cluster_id)
+        elif planned or params.get("planned"):
+            pending = _request_switchover(ctx, clients, params, cluster_id, arn, gid, changes)
+            if pending is not None:
+                return _in_progress(pending, cluster=cluster_id)
+        else:
+            # Region A is down: a managed failover accepts the loss of writes not yet replicated
+            # (RPO ~1 s) and, once region A is back, re-adds the old primary as a secondary.
             note = _loss_estimate(
                 clients, "AuroraGlobalDBReplicationLag", {"DBClusterIdentifier": cluster_id}, 1000.0
-            )
-            why = (
-                f"switchover of {gid} refused ({error_code(exc)})"
-                if isinstance(exc, ClientError)
-                else f"zero lag not proven ({exc})"
-            )
-            log_event(
-                logging.WARNING,
-                "region A went dark after its fence: managed failover",
-                step=step,
-                global_cluster=gid,
-                why=why,
-                mayLose=note,
             )
             rds.failover_global_cluster(
                 GlobalClusterIdentifier=gid, TargetDbClusterIdentifier=arn, AllowDataLoss=True
             )
-            changes.append(
-                f"{why}: region A stopped answering after its fence; failover to {cluster_id} started "
-                f"(unplanned: {note})"
+            changes.append(f"failover of {gid} to {cluster_id} started (unplanned: {note})")
+        log_event(
+            logging.INFO, "aurora writer change", step=step, global_cluster=gid, target=arn, changes=changes
+        )
+        if not _wait(params):
+            return _in_progress("; ".join(changes) or f"global cluster {gid} is {status}", cluster=cluster_id)
+        if _await_aurora_writer(ctx, clients, params, arn, step):
+            return _done("; ".join([*changes, f"{cluster_id} is now the writer"]), cluster=cluster_id)
+        # AWS cancelled the change it had accepted (a switchover whose old primary's region stopped
+        # answering while AWS verified the clusters): ask again once the clusters are back, as a
+        # forced failover over a region A that went dark after its fence does (B10-4, B21b-7).
+        changes.append(f"AWS cancelled the writer change of {gid}")
+        log_event(logging.WARNING, "aurora writer change cancelled by AWS", step=step, global_cluster=gid)
+        _await_failover_state_cleared(ctx, clients, params, step)
+    raise StepFailed(
+        step,
+        f"AWS cancelled every writer change of {gid} asked for ({'; '.join(changes)}): {cluster_id} is not "
+        "the writer; run the failover again",
+        retryable=True,
+        code="WriterChangeCancelled",
+    )
+
+
+AURORA_MOVE_ROUNDS = 3
+"""How many times a waiting ``promote_database`` looks at the global cluster and asks for a writer
+change (or waits for one under way): one change, its cancellation by AWS, and one change asked again
+after it (B21b-7). A further cancellation stops the step (retryable)."""
+
+
+def _request_switchover(
+    ctx: RunbookContext,
+    clients: Clients,
+    params: Mapping[str, Any],
+    cluster_id: str,
+    arn: str,
+    gid: str,
+    changes: list[str],
+) -> str | None:
+    """Region A answered its fence: the receipts' drain, then a switchover to ``arn``; or, for a forced
+    failover whose region A went dark since, the managed failover (B10-4). Appends what it asked for
+    to ``changes``; returns what is still awaited when the step may not wait (None: asked)."""
+    step = "promote_database"
+    rds = clients.rds("dr")
+    # Region A answers: a switchover waits for the database to catch up, losing nothing
+    # (https://docs.aws.amazon.com/AmazonRDS/latest/AuroraUserGuide/aurora-global-database-disaster-recovery.html);
+    # the receipts are not the database's to wait for: their drain is waited for first.
+    stamp = _parse_time(read_journal(clients, ctx).get("primaryStoppedAt"))
+    lags = receipts_lag(ctx, "primary", "dr")
+    dark = _forced_source_dark(ctx, clients, params)
+    try:
+        if stamp is not None and lags:
+            pending = _wait_lossless(
+                clients, params, stopped_at=stamp, lags=lags, step=step, source_dark=dark
             )
-    else:
-        # Region A is down: a managed failover accepts the loss of writes not yet replicated
-        # (RPO ~1 s) and, once region A is back, re-adds the old primary as a secondary.
+            if pending is not None:
+                return pending
+        rds.switchover_global_cluster(GlobalClusterIdentifier=gid, TargetDbClusterIdentifier=arn)
+        changes.append(f"switchover of {gid} to {cluster_id} started")
+    except (ClientError, _SourceDark) as exc:
+        refused = isinstance(exc, ClientError) and error_code(exc) == "InvalidGlobalClusterStateFault"
+        if dark is None or not (
+            isinstance(exc, _SourceDark) or (refused and _stays_dark(dark, clients, params))
+        ):
+            raise
+        # Region A answered its fence and has stopped answering since. A switchover is for
+        # "controlled scenarios ... where all the Aurora clusters ... are in a healthy state"
+        # and AWS refuses it now; for a Regional outage AWS documents the managed failover
+        # (FailoverGlobalCluster with AllowDataLoss; "Using switchover or failover in Amazon Aurora
+        # Global Database", https://docs.aws.amazon.com/AmazonRDS/latest/AuroraUserGuide/aurora-global-database-disaster-recovery.html).
+        # Not for --planned, which asked for no loss: that refusal stands (B10-4).
         note = _loss_estimate(
             clients, "AuroraGlobalDBReplicationLag", {"DBClusterIdentifier": cluster_id}, 1000.0
+        )
+        why = (
+            f"switchover of {gid} refused ({error_code(exc)})"
+            if isinstance(exc, ClientError)
+            else f"zero lag not proven ({exc})"
+        )
+        log_event(
+            logging.WARNING,
+            "region A went dark after its fence: managed failover",
+            step=step,
+            global_cluster=gid,
+            why=why,
+            mayLose=note,
         )
         rds.failover_global_cluster(
             GlobalClusterIdentifier=gid, TargetDbClusterIdentifier=arn, AllowDataLoss=True
         )
-        changes.append(f"failover of {gid} to {cluster_id} started (unplanned: {note})")
-    log_event(
-        logging.INFO, "aurora writer change", step=step, global_cluster=gid, target=arn, changes=changes
+        changes.append(
+            f"{why}: region A stopped answering after its fence; failover to {cluster_id} started "
+            f"(unplanned: {note})"
+        )
+    return None
+
+
+def _await_aurora_writer(
+    ctx: RunbookContext, clients: Clients, params: Mapping[str, Any], arn: str, step: str
+) -> bool:
+    """Poll the global cluster until ``arn`` is its writer (True) or AWS has cancelled the change
+    (False): ``FailoverState`` ``cancelling`` ("The request to switch over or fail over the global
+    cluster was cancelled and the primary Aurora DB cluster and the selected secondary Aurora DB
+    cluster are returning to their previous states"), or no ``FailoverState`` ("empty unless a
+    switchover or failover operation is scheduled or is in progress") on an available global cluster
+    whose writer ``arn`` is not (https://docs.aws.amazon.com/AmazonRDS/latest/APIReference/API_FailoverState.html).
+    Raises StepFailed (retryable) when the waiter budget runs out, the change still under way."""
+    config = _waiter_config(params)
+    attempts = max(1, int(config["MaxAttempts"]))
+    state = ""
+    for attempt in range(attempts):
+        group, members = _global_members(ctx, clients, step)
+        if (_member(members, arn) or {}).get("IsWriter"):
+            return True
+        state = str((group.get("FailoverState") or {}).get("Status") or "")
+        if state == "cancelling" or (not state and group.get("Status") == "available"):
+            return False
+        if attempt + 1 < attempts:
+            clients.clock.sleep(float(config["Delay"]) or 15.0)
+    raise StepFailed(
+        step,
+        f"{arn} is not yet the writer of {ctx.global_cluster_id} (FailoverState {state or 'none'}) after "
+        f"{attempts} looks: the change is still under way; run the step again",
+        retryable=True,
+        code="WaiterTimeout",
     )
-    if not _wait(params):
-        return _in_progress("; ".join(changes) or f"global cluster {gid} is {status}", cluster=cluster_id)
-    _writer_waiter(rds, arn).wait(GlobalClusterIdentifier=gid, WaiterConfig=_waiter_config(params))
-    return _done("; ".join([*changes, f"{cluster_id} is now the writer"]), cluster=cluster_id)
+
+
+def _await_failover_state_cleared(
+    ctx: RunbookContext, clients: Clients, params: Mapping[str, Any], step: str
+) -> None:
+    """Wait, within the waiter budget, until the global cluster's ``FailoverState`` is empty again (a
+    cancelled change's clusters back in their previous states); raises StepFailed (retryable) if not."""
+    config = _waiter_config(params)
+    attempts = max(1, int(config["MaxAttempts"]))
+    for attempt in range(attempts):
+        group, _ = _global_members(ctx, clients, step)
+        if not group.get("FailoverState") and group.get("Status") == "available":
+            return
+        if attempt + 1 < attempts:
+            clients.clock.sleep(float(config["Delay"]) or 15.0)
+    raise StepFailed(
+        step,
+        f"global cluster {ctx.global_cluster_id} still not back from a cancelled writer change",
+        retryable=True,
+        code="WaiterTimeout",
+    )
 
 
 def _region_a_dark(ctx: RunbookContext, clients: Clients) -> bool:
@@ -1734,10 +1888,10 @@ def _writer_moving(ctx: RunbookContext, clients: Clients, *, retry_throttled: bo
         if ctx.database_mode == "rds-replica":
             ident = _need(ctx.dr_db_instance_id, "drDbInstanceId", "promote_database")
             instance = _db_instance(clients, "dr", ident) or {}
-            # Promoting only in a promotion's statuses: a replica backing up is not (B21b-5).
-            return (
-                not instance.get("ReadReplicaSourceDBInstanceIdentifier")
-                or instance.get("DBInstanceStatus") in PROMOTING_STATUSES
+            # Promoting only in a promotion's statuses, after the runbook asked for it: a replica
+            # backing up is not (B21b-5), nor one rebooted for maintenance (B21b-6).
+            return not instance.get("ReadReplicaSourceDBInstanceIdentifier") or _promotion_under_way(
+                clients, ctx, "dr", instance
             )
         group, members = _global_members(ctx, clients, "promote_database")
         me = _member(members, _need(ctx.dr_cluster_arn, "drClusterArn", "promote_database")) or {}
@@ -1820,9 +1974,10 @@ def _promote_database(ctx: RunbookContext, clients: Clients, params: Mapping[str
         instance = _require_db_instance(clients, "dr", ident, step)
         replicating = bool(instance.get("ReadReplicaSourceDBInstanceIdentifier"))
         busy = instance.get("DBInstanceStatus")
-        if replicating and busy not in ("available", *PROMOTING_STATUSES):
-            # A replica busy with something else (backing-up) cannot be promoted yet; the zero-lag
-            # wait comes after it is available again, never skipped (B21b-4).
+        if replicating and busy != "available" and not _promotion_under_way(clients, ctx, "dr", instance):
+            # A replica busy with something else (backing-up, or modifying or rebooting with no
+            # promotion requested: maintenance) cannot be promoted yet; the zero-lag wait comes after
+            # it is available again, never skipped (B21b-4, B21b-6).
             if not _wait(params):
                 return _in_progress(f"{ident} is {busy}: waiting for it to be available", instance=ident)
             clients.rds("dr").get_waiter("db_instance_available").wait(
@@ -1869,7 +2024,7 @@ def _promote_database(ctx: RunbookContext, clients: Clients, params: Mapping[str
             # Read before promoting: the lag metric stops once the replica stops replicating.
             note = _loss_estimate(clients, "ReplicaLag", {"DBInstanceIdentifier": ident}, 1.0)
             log_event(logging.WARNING, "unplanned promotion", step=step, instance=ident, mayLose=note)
-        result = _promote_rds(clients, params, "dr", ident, step)
+        result = _promote_rds(ctx, clients, params, "dr", ident, step)
         if note:
             return StepResult(
                 result.status, f"{result.detail}; unplanned: {note}", {**result.data, "mayLose": note}
@@ -2504,9 +2659,11 @@ def _create_failback_replica(
         # state with no hand edit of state. Tagging on create is authorized as rds:AddTagsToResource too
         # (https://docs.aws.amazon.com/AmazonRDS/latest/UserGuide/security_iam_id-based-policy-examples-grant-permissions-tags-on-create.html).
         kwargs["Tags"] = [*kwargs.get("Tags", []), {"Key": FAILBACK_STAMP_TAG, "Value": stamp}]
-    # Journaled before the call: from now on a standalone <primary> is this failback's writer.
+    # Journaled before the call: from now on a standalone <primary> is this failback's writer. A
+    # promotion an earlier failback requested under the same name was of another instance.
     record["created"] = True
-    _journal(clients, ctx, **{FAILBACK_JOURNAL_KEY: record})
+    stale = {PROMOTION_MARK: None} if _promotion_requested(clients, ctx, "primary", primary_id) else {}
+    _journal(clients, ctx, **{FAILBACK_JOURNAL_KEY: record, **stale})
     rds.create_db_instance_read_replica(**kwargs)
     log_event(
         logging.INFO,
@@ -2691,24 +2848,45 @@ def _writer_still_in_b(ctx: RunbookContext, clients: Clients, step: str) -> str 
     ``<primary>`` under way has already cut it off, and then region B must stay drained (a write it
     took would never reach region A). aurora-global: region B's cluster is the global writer; a
     switchover still pending or under way waits for the secondary itself, so no write region B
-    takes meanwhile is lost."""
+    takes meanwhile is lost.
+
+    rds-replica with region A not answering: the run journal shows it instead, or nothing does.
+    ``<primary>`` is the replica this failback created of region B's instance (``FAILBACK_JOURNAL_KEY``)
+    and no run asked RDS to promote it (``PROMOTION_MARK``, written ahead of every request): then
+    nothing is moving the writer to region A (B21b-9)."""
     if ctx.database_mode == "rds-replica":
         dr_id = _need(ctx.dr_db_instance_id, "drDbInstanceId", step)
         dr = _db_instance(clients, "dr", dr_id)
         if dr is None or dr.get("ReadReplicaSourceDBInstanceIdentifier"):
             return None
         primary_id = _failback_writer_id(ctx, step)
-        primary = _db_instance(clients, "primary", primary_id)
+        try:
+            primary = _db_instance(clients, "primary", primary_id)
+        except CONNECTION_ERRORS as exc:
+            record = read_journal(clients, ctx).get(FAILBACK_JOURNAL_KEY) or {}
+            if (
+                not isinstance(record, dict)
+                or not record.get("created")
+                or not _same_instance(record.get("replicaOf") or "", dr_id)
+                or _promotion_requested(clients, ctx, "primary", primary_id) is not False
+            ):
+                return None
+            return (
+                f"{dr_id} in {ctx.dr_region} is the writer (region A does not answer, "
+                f"{type(exc).__name__}; the run journal shows {primary_id} a replica of it that no run "
+                "asked RDS to promote)"
+            )
         if primary is not None and not _same_instance(
             primary.get("ReadReplicaSourceDBInstanceIdentifier") or "", dr_id
         ):
             return None
         if (
             primary is not None
-            and primary.get("DBInstanceStatus") in PROMOTING_STATUSES
+            and _promotion_under_way(clients, ctx, "primary", primary)
             and not regressions.on(Regression.FAILBACK_UNDOES_MOVE)
         ):
-            # Its source stays set until a promotion completes (B21-1): it may be promoting.
+            # Its source stays set until a promotion completes (B21-1): it is promoting. Modifying or
+            # rebooting with no promotion requested, it is not (B21b-2).
             return None
         return f"{dr_id} in {ctx.dr_region} is the writer ({primary_id} in {ctx.primary_region} is not)"
     group, members = _global_members(ctx, clients, step)
@@ -2751,7 +2929,10 @@ def restore_dr(ctx: RunbookContext, clients: Clients, params: Mapping[str, Any])
       writes again while AWS may be moving the writer would lose them and leave two writers. Region B
       stays drained; the region-B canary moves traffic to region A once it answers as the writer, and
       resuming the failback completes it. Only when AWS refuses the move and region B still holds
-      the writer with nothing under way does region B serve again.
+      the writer with nothing under way does region B serve again. "Under way" is the runbook's
+      record (``PROMOTION_MARK``), not a replica's status alone: a replica modified or rebooted for
+      maintenance is not being promoted (B21b-2), and a region A that does not answer leaves region B
+      serving when no promotion was requested (B21b-9), drained when one was.
 
     Run by both executors whenever a failback stops (``graph.FAILBACK.on_stop``); changes nothing when
     region B is not drained or no longer holds the writer."""
@@ -2770,6 +2951,26 @@ def restore_dr(ctx: RunbookContext, clients: Clients, params: Mapping[str, Any])
             )
         try:
             moving = _move_writer_to_a(ctx, clients, {}, step)
+        except CONNECTION_ERRORS as exc:
+            # Region A does not answer (rds-replica: the move promotes its replica). Whether a
+            # promotion was requested is the journal's to say (``PROMOTION_MARK``, written ahead):
+            # with none, region B keeps the writer and serves it (B21b-9); with one, or no way to
+            # tell, region B stays drained (a write it took may never reach region A), and the canary
+            # or a resumed failback finishes the move once region A answers.
+            if ctx.database_mode != "rds-replica":
+                raise
+            writer_id = _failback_writer_id(ctx, step)
+            if _promotion_requested(clients, ctx, "primary", writer_id) is not False:
+                # (Retryable: a retry once region A answers finishes the move.)
+                raise StepFailed(
+                    step,
+                    f"region A does not answer ({type(exc).__name__}) and a promotion of {writer_id} was "
+                    "requested (or the run journal cannot say): region B stays drained, as a write it took "
+                    "might never reach region A; resume the failback once region A answers",
+                    retryable=True,
+                    code=type(exc).__name__,
+                ) from exc
+            refused = f"; region A does not answer ({type(exc).__name__}) and no promotion of {writer_id} was requested"
         except StepFailed as exc:
             if exc.retryable:
                 raise
@@ -2839,7 +3040,7 @@ def _move_writer_to_a(
             # (Not when there is neither a failover to give back nor a replica to promote: a
             # failback with nothing to do changes nothing.)
             _writer_move_requested(clients, ctx)
-        return _promote_rds(clients, params, "primary", writer, step)
+        return _promote_rds(ctx, clients, params, "primary", writer, step)
     gid = _need(ctx.global_cluster_id, "globalClusterId", step)
     primary_arn = _primary_cluster_arn(ctx, step)
     group, members = _global_members(ctx, clients, step)

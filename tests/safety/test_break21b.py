@@ -86,10 +86,6 @@ def test_b21b_1_no_loss_a_transient_connection_error_makes_a_forced_failover_pro
     assert run.outcome == "done", run
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="B21b-2 open: a replica modifying/rebooting for another reason is read as promoting (the status cannot tell a promotion from maintenance; RDS events could)",
-)
 @pytest.mark.parametrize("status", ["modifying", "rebooting"])
 def test_b21b_2_converges_a_replica_modified_or_rebooted_for_another_reason_is_read_as_promoting(
     deploy: Deploy, status: str
@@ -352,10 +348,6 @@ def test_b21b_5_converges_a_failover_stopped_over_a_backing_up_replica_is_not_ro
     assert d.emulator.serving(REGION_A), run.detail[-300:]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="B21b-6 open (predates b104): an unplanned failover over a replica rebooting for maintenance waits for a promotion it never asked for",
-)
 def test_b21b_6_converges_a_failover_over_a_replica_rebooting_for_maintenance_never_asks_for_the_promotion(
     deploy: Deploy,
 ) -> None:
@@ -464,10 +456,6 @@ def test_b21b_1_aurora_no_loss_a_transient_connection_error_makes_a_forced_failo
     )
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="B21b-7 open: a forced Aurora failover whose switchover AWS cancels (region A dark after its acceptance) waits out its budget instead of failing over",
-)
 def test_b21b_7_converges_a_forced_aurora_failover_whose_switchover_aws_cancels_waits_out_its_budget(
     deploy: Deploy,
 ) -> None:
@@ -557,10 +545,6 @@ def test_b21b_8_traffic_follows_writer_a_throttled_describe_in_restore_dr_undoes
     assert d.where() == REGION_A, (result.status, result.detail, violations)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="B21b-9 open: region A unreachable during restore_dr's roll-forward (rds-replica): whether the promotion was requested cannot be read, and region B stays drained (no_loss chosen over availability)",
-)
 def test_b21b_9_converges_region_a_dark_after_the_mark_restore_dr_fails_and_region_b_stays_drained(
     deploy: Deploy,
 ) -> None:

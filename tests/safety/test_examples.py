@@ -43,8 +43,10 @@ def crash_between_switch_and_latch(deploy: Deploy) -> Deployment:
     d.op_advance(120)
     d.op_outage()
     d.op_advance(120)
-    # Mutating calls with region A dark: scale B (1), two functions (2, 3), mapping (4), promote (5), switch (6).
-    d.op_run("failover", crash_after=6)
+    # Mutating calls with region A dark (the old graph, its regression): scale B (1), two functions
+    # (2, 3), mapping (4), the promotion mark written ahead (5, steps.PROMOTION_MARK), promote (6),
+    # switch (7).
+    d.op_run("failover", crash_after=7)
     d.op_advance(600)
     d.op_recover()
     d.op_advance(900)  # the canary ticks every minute meanwhile

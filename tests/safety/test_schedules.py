@@ -21,12 +21,12 @@ from tests.safety.driver import ScheduleResult, SeedVerdict, cover, moto_session
 from tests.safety.regressions import regressed
 from tests.safety.test_examples import EXAMPLES, FIXED
 
-CI_SEEDS = [34, 39, 43, 57, 88, 97]
+CI_SEEDS = [10, 34, 39, 43, 57, 88, 97]
 LENGTH = 20
 
 PROOF_SEEDS: dict[str, int] = {
     "aurora_unplanned_snapshot": 34,
-    "crash_between_switch_and_latch": 43,
+    "crash_between_switch_and_latch": 10,
     "deleted_latch_after_failover": 39,
     "encrypted_break_glass_failback": 97,
     "failback_lag_never_zero": 97,
@@ -39,7 +39,11 @@ PROOF_SEEDS: dict[str, int] = {
 """Fixed example -> the CI seed that reports its invariant with its regressions back: the finder's
 cheapest cover of seeds 0-99 (``--find-seeds all --first-seed 0 --schedules 100``), each proof on a
 seed where the example's own part matters (seed 39 reports ``crash_between_switch_and_latch``'s
-invariant with the canary's regression alone; seed 43 only with the old graph too)."""
+invariant with the canary's regression alone). ``crash_between_switch_and_latch`` was proven by seed
+43 until the promotion mark (``steps.PROMOTION_MARK``, a journal write before PromoteReadReplica)
+moved its failover's ``crash_after=2`` from after PromoteReadReplica to before it; of the other CI
+seeds none reports it with its own part, so seed 10 (clean, and reporting it only with the old graph
+too: ``judge_seeds``, seeds 0-12 and 50-63 searched) was added rather than the whole set re-chosen."""
 
 DEFECT_SEEDS: dict[int, tuple[str, str]] = {}
 """Seeds 0-99 that break an invariant with today's runbook (17 of 100: the seed finder's run of this
