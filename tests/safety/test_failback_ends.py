@@ -178,6 +178,22 @@ def test_converges_a_forced_failover_whose_region_a_goes_dark_after_its_fence_co
     assert not d.judge(), [str(v) for v in d.violations]
 
 
+def test_converges_b10_4_through_the_state_machine_too(deploy: Deploy) -> None:
+    """converges (B10-4) under the Step Functions executor: its steps may not wait, so the darkness
+    confirmation (DARK_CONFIRM_SECONDS) is one look per poll of the lossless wait (b21b22 suspected the
+    first look would stop the run; here the wait's polls confirm it and the run fails over with
+    AllowDataLoss)."""
+    d = deploy("aurora-global")
+    d.op_advance(120)
+    with after_first_call(d, "PutMetricData", d.op_outage):  # region A dark right after the switch
+        run = d.op_run("failover", params={"force": True}, executor_name="sfn")
+    assert run.outcome == "done", run
+    assert d.writer() == d.keys()[1], "region B holds the writer"
+    d.op_advance(TRAFFIC_GRACE + 1)
+    assert d.emulator.serving(REGION_B) and d.where() == REGION_B
+    assert not d.judge(), [str(v) for v in d.violations]
+
+
 def test_a_planned_aurora_failover_whose_region_a_goes_dark_after_its_fence_still_refuses(
     deploy: Deploy,
 ) -> None:
