@@ -462,6 +462,7 @@ NAME_INVOKES: dict[str, tuple[str, str]] = {
 def resource_names(syntheses: Iterable[synth.Synthesis]) -> dict[str, list[str]]:
     """For each placeholder of :data:`NAMED_RESOURCES`, the names (or ``<logical>-*`` for an
     auto-named resource) of the program's resources that fill it, as they appear in ARNs."""
+    syntheses = list(syntheses)
     out: dict[str, set[str]] = {}
     for s in syntheses:
         for placeholder, (typ, suffix) in NAMED_RESOURCES.items():
@@ -472,7 +473,18 @@ def resource_names(syntheses: Iterable[synth.Synthesis]) -> dict[str, list[str]]
         for token, args, _region in s.invokes:
             if token in NAME_INVOKES and isinstance(args.get(NAME_INVOKES[token][1]), str):
                 out.setdefault(NAME_INVOKES[token][0], set()).add(args[NAME_INVOKES[token][1]].lstrip("/"))
+    parameters = out.get(PARAMETER_NAMES)
+    if parameters:
+        # The deployment's parameters all live under /<app>/<env>/ (an application name has no "/":
+        # components/config.py), which names no other deployment's: one pattern for them keeps the
+        # deploy policy within its ten managed policies as the program adds parameters.
+        tags = deployment_tags(syntheses)
+        path = f"{tags['Application']}/{tags['Environment']}/"
+        out[PARAMETER_NAMES] = {f"{path}*" if p.startswith(path) else p for p in parameters}
     return {k: sorted(v) for k, v in out.items()}
+
+
+PARAMETER_NAMES = "${ParameterNameWithoutLeadingSlash}"
 
 
 def action_resources(
@@ -814,7 +826,6 @@ def deploy_policies(syntheses: Sequence[synth.Synthesis], account: str) -> list[
         other_deployments_denied(tags)
         + deployment_tags_kept(tags)
         + boundary_kept(syntheses, account)
-        + operator_policy_kept(syntheses, account)
         + statements
     )
 
@@ -1069,19 +1080,16 @@ administrator does, change what it allows, or remove it. CreatePolicy is authori
 ARN (``policy/<path><name>``: Service Authorization Reference, IAM), so denying it there keeps a deployer
 from creating either first with ``"*"`` in it."""
 
-RETIRE_OPERATOR_POLICY = (
-    "iam:GetPolicy",
-    "iam:GetPolicyVersion",
-    "iam:ListPolicyVersions",
-    "iam:DeletePolicyVersion",
-    "iam:DeletePolicy",
-)
-"""What the provider calls to delete a managed policy it created (it deletes the non-default versions
-first: terraform-provider-aws iam/policy.go ``resourcePolicyDelete``), allowed on the operator policy
-earlier versions created (components.iam.legacy_operator_policy_arn). None of them changes what the
-policy allows: DeletePolicyVersion cannot delete the default version, and IAM refuses DeletePolicy while
-the policy is attached (DeleteConflict:
-https://docs.aws.amazon.com/IAM/latest/APIReference/API_DeletePolicy.html)."""
+
+def _operator_policy_arn(account: str, prefix: str) -> str:
+    from components.iam import operator_policy_arn
+
+    return operator_policy_arn(account, prefix)
+
+
+def _prefix_of(syntheses: Iterable[synth.Synthesis]) -> str:
+    tags = deployment_tags(syntheses)
+    return f"{tags['Application']}-{tags['Environment']}"
 
 
 def boundary_kept(syntheses: Iterable[synth.Synthesis], account: str) -> list[dict[str, Any]]:
@@ -1109,10 +1117,12 @@ def boundary_kept(syntheses: Iterable[synth.Synthesis], account: str) -> list[di
             "Condition": {"ArnNotEquals": {BOUNDARY_KEY: boundary}},
         },
         {
+            # The boundary, and the policy operators hold (components.iam.operator_policy_name, review
+            # breakiam21 BI21-1): both the administrator's, neither the deployer's to create or write.
             "Sid": "KeepTheBoundaryPolicy",
             "Effect": "Deny",
             "Action": list(BOUNDARY_WRITES),
-            "Resource": boundary,
+            "Resource": [boundary, _operator_policy_arn(account, _prefix_of(syntheses))],
         },
         {
             # `iam --for boundary --check-live` reads it before an upgrade (review breakiam22 BI22-9).
@@ -1120,30 +1130,6 @@ def boundary_kept(syntheses: Iterable[synth.Synthesis], account: str) -> list[di
             "Effect": "Allow",
             "Action": ["iam:GetPolicy", "iam:GetPolicyVersion"],
             "Resource": boundary,
-        },
-    ]
-
-
-def operator_policy_kept(syntheses: Iterable[synth.Synthesis], account: str) -> list[dict[str, Any]]:
-    """The policy operators hold is the administrator's (components.iam.operator_policy_name, review
-    breakiam21 BI21-1): the deployer may not create, change or delete it, and may only delete the one an
-    earlier version of the dr stack created (:data:`RETIRE_OPERATOR_POLICY`)."""
-    from components.iam import legacy_operator_policy_arn, operator_policy_arn
-
-    tags = deployment_tags(syntheses)
-    prefix = f"{tags['Application']}-{tags['Environment']}"
-    return [
-        {
-            "Sid": "KeepTheOperatorPolicy",
-            "Effect": "Deny",
-            "Action": list(BOUNDARY_WRITES),
-            "Resource": operator_policy_arn(account, prefix),
-        },
-        {
-            "Sid": "RetireTheOldOperatorPolicy",
-            "Effect": "Allow",
-            "Action": list(RETIRE_OPERATOR_POLICY),
-            "Resource": legacy_operator_policy_arn(account, prefix),
         },
     ]
 
