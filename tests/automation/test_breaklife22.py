@@ -13,7 +13,9 @@ from automation.lifecycle import Lifecycle, RegionA, Runbook, Up
 from automation.lifecycle_scenarios import deploy, iac_failback, runbook_failover
 
 
-def test_bl22_1_rds_replica_iac_switch_writer_is_refused_while_the_runbooks_failback_moves_the_writer() -> None:
+def test_bl22_1_rds_replica_iac_switch_writer_is_refused_while_the_runbooks_failback_moves_the_writer() -> (
+    None
+):
     """BL22-1 (high, rds-replica; a regression of int22 965f71e): ``refuse_dr_update`` now returns
     early for any update that keeps region B drained (``not tier.region_b_serves``), before it asks
     whether the runbook's failback is under way. In rds-replica mode ``dr:failback switch-writer``
