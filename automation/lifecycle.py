@@ -929,7 +929,7 @@ class Lifecycle:
             self._runbook_failback(ctx, mode, primary_asg, dr_asg, stop=step.action == "failback-started")
             return
         if step.action == "release":
-            self._release()
+            self._release(ctx, primary_asg)
             return
         if step.action == "activate":
             # steps.declare_failover_hold: the declared failover holds region A without fencing it.
@@ -1064,12 +1064,18 @@ class Lifecycle:
         w.journal.pop("failback", None)  # clear_latch
         w.journal.pop("writerMoveRequestedAt", None)
 
-    def _release(self) -> None:
-        """``python -m automation latch release``: only over a writer in region A (else it refuses)."""
+    def _release(self, ctx: Mapping[str, Any], primary_asg: dict[str, Any]) -> None:
+        """``python -m automation latch release``: only over a writer in region A (else it refuses);
+        region A gets back what a runbook failover fenced (``unfence_primary``: the outputs' capacity;
+        the primary stack's state still holds the values from before the fence, so no update sends
+        them) before the switch moves (automation/latch_cli.py ``release``)."""
         w = self.world
         a_region, _ = self.regions()
         if w.writer is None or w.writer not in w.dbs or w.dbs[w.writer].region != a_region:
             return
+        if w.journal.get("primaryStoppedAt") or asg_capacity(primary_asg) == 0:
+            cap = ctx["primaryCapacity"]
+            primary_asg.update(minSize=cap["min"], maxSize=cap["max"], desiredCapacity=cap["desired"])
         # steps.end_failover_hold: the failover's marks and the writer move end with the hold.
         for mark in ("fencePending", "primaryStoppedAt", "failoverDeclaredAt", "writerMoveRequestedAt"):
             w.journal.pop(mark, None)

@@ -332,11 +332,17 @@ def refuse_dr_update(
     if journal is None and latch.active:
         raise _unreadable_journal("dr", journal_parameter, latch)
     if tier is not None and not tier.region_b_serves:
-        # The update keeps region B drained (a failback phase from drain on): nothing it does gives
-        # region B writes back. The IaC failback's `dr:failback switch-writer` runs here in
-        # aurora-global mode, after `latch switch-writer` wrote the writer-move mark.
-        return
-    doing = failback_draining(latch, journal)
+        # The update keeps region B drained (a failback phase from drain on): it gives region B no
+        # writes back, so the writer-move mark alone does not refuse it (the IaC failback's
+        # `dr:failback switch-writer` runs here in aurora-global mode, after `latch switch-writer`
+        # wrote it). The runbook's own failback under way still does (breaklife22 BL22-1): in
+        # rds-replica mode this update promotes region A's replica while the runbook promotes the one
+        # it made under `<primary>`, two writers in region A.
+        doing = failback_in_progress(
+            latch, None if journal is None else {k: v for k, v in journal.items() if k != JOURNAL_WRITER_MOVE}
+        )
+    else:
+        doing = failback_draining(latch, journal)
     if doing is None:
         return
     raise FailbackInProgress(

@@ -86,8 +86,8 @@ def operator_policy_arn(account: str, prefix: str) -> str:
 
 def legacy_operator_policy_arn(account: str, prefix: str) -> str:
     """The operator policy earlier versions of the dr stack created themselves
-    (``<app>-<env>-failover-operator``): the first ``pulumi up -s dr`` of this version deletes it, and
-    the deploy policy allows exactly that on it (automation/iam.py ``retire_the_operator_policy``)."""
+    (``<app>-<env>-failover-operator``): it leaves the dr stack's state by ``pulumi state delete``
+    (README), and the deploy policy may not touch it."""
     name = physical_name(prefix, "failover-operator", limit=limit_of("aws:iam/policy:Policy", "name"))
     return f"arn:aws:iam::{account}:policy{iam_path(prefix)}{name}"
 

@@ -87,6 +87,10 @@ def test_bl22_2_a_fenced_runbook_failover_then_the_iac_failback_gives_region_a_b
     assert results[-1].observation.capacity["A"] > 0, results[-1].observation.line()
 
 
+@pytest.mark.xfail(
+    strict=True,
+    reason="BL22-3 open: removing dr:failback before switch-writer drops the protected failback replica from the program (Pulumi refuses the delete after applying the updates)",
+)
 def test_bl22_3_removing_dr_failback_before_switch_writer_is_a_plan_the_engine_refuses() -> None:
     """BL22-3 (medium, rds-replica): ``dr:failback`` removed mid-way, before ``switch-writer`` (the
     operator abandons the failback: region B still holds the writer, so ``dr:active true`` without a

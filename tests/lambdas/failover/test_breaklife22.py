@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+import pytest
+
 from components.config import DrFlags
 from components.failover import Capacity, FailoverRefused, Latch, PhaseRecord, decide
 from lambdas.failover import steps
@@ -17,6 +19,10 @@ from tests.lambdas.failover.harness import FORCED, ShiftedClock, clients_for
 from tests.lambdas.failover.world import REGION_B, World
 
 
+@pytest.mark.xfail(
+    strict=True,
+    reason="BL22-4 open: a second failover under a still-active latch keeps its since, so the last failback phase record binds it",
+)
 def test_bl22_4_a_second_failover_under_the_still_active_latch_is_not_bound_by_the_last_failbacks_record(
     make_world: Callable[..., World],
 ) -> None:
