@@ -21,7 +21,7 @@ from typing import Any
 
 import pytest
 
-from automation import iam, synth
+from automation import synth
 from components.iam import legacy_operator_policy_arn, operator_policy_arn
 from tests.automation.test_review_iam import ACCOUNT, allows
 from tests.automation.test_review_iam_break12c import STAGING
