@@ -1483,10 +1483,12 @@ def main(argv: list[str] | None = None) -> int:
         print(note, file=sys.stderr)
     boundaries = sorted(
         {
-            st["Resource"]
+            resource
             for d in docs
             for st in d["Statement"]
             if args.audience == "deploy" and st.get("Sid") == "KeepTheBoundaryPolicy"
+            for resource in ([st["Resource"]] if isinstance(st["Resource"], str) else st["Resource"])
+            if resource.endswith("-boundary")
         }
     )
     for boundary in boundaries:

@@ -31,6 +31,7 @@ from lambdas.failover.exceptions import StepFailed
 from tests.lambdas.failover.faults import Fault, throttling_code
 from tests.lambdas.failover.world import REGION_A, REGION_B
 from tests.safety.model import TRAFFIC_GRACE, Deployment
+from tests.safety.scenarios import after_first_call
 from tests.safety.scenarios import failed_over as _failed_over
 from tests.safety.scenarios import journal as _journal
 
@@ -478,19 +479,8 @@ def test_b21b_7_converges_a_forced_aurora_failover_whose_switchover_aws_cancels_
     does when the refusal comes up front."""
     d = deploy("aurora-global")
     d.op_advance(120)
-    outer = d.on_actor
-
-    def dark_after_the_switchover(event: str, actor: str) -> None:
-        if outer is not None:
-            outer(event, actor)
-        if event == "call:SwitchoverGlobalCluster" and d.emulator.reachable(REGION_A):
-            d.op_outage()
-
-    d.on_actor = dark_after_the_switchover
-    try:
+    with after_first_call(d, "SwitchoverGlobalCluster", d.op_outage):  # region A dark right after it
         run = d.op_run("failover", params={"force": True})
-    finally:
-        d.on_actor = outer
     assert any(e.kind == "switching-over-cancelling" for e in d.emulator.events), "AWS cancelled"
     assert run.outcome == "done", run.detail[-400:]
     assert d.writer() == d.keys()[1], "region B holds the writer"

@@ -33,6 +33,7 @@ from lambdas.failover import steps
 from lambdas.failover.exceptions import StepFailed
 from tests.lambdas.failover.world import REGION_A, REGION_B
 from tests.safety.model import TRAFFIC_GRACE, Deployment
+from tests.safety.scenarios import after_first_call
 from tests.safety.scenarios import failed_over as _failed_over
 from tests.safety.scenarios import journal as _journal
 
@@ -107,19 +108,8 @@ def test_no_loss_a_planned_aurora_failover_whose_switchover_aws_cancels_never_fa
     for."""
     d = deploy("aurora-global")
     d.op_advance(120)
-    outer = d.on_actor
-
-    def dark_after_the_switchover(event: str, actor: str) -> None:
-        if outer is not None:
-            outer(event, actor)
-        if event == "call:SwitchoverGlobalCluster" and d.emulator.reachable(REGION_A):
-            d.op_outage()
-
-    d.on_actor = dark_after_the_switchover
-    try:
+    with after_first_call(d, "SwitchoverGlobalCluster", d.op_outage):  # region A dark right after it
         run = d.op_run("failover", params={"force": True, "planned": True})
-    finally:
-        d.on_actor = outer
     assert any(e.kind == "switching-over-cancelling" for e in d.emulator.events), "AWS cancelled"
     assert run.outcome == "stopped", run.detail[-400:]
     assert not any(e.kind == "failing-over" for e in d.emulator.events), (
