@@ -74,8 +74,8 @@ def test_the_refusal_names_what_is_in_progress_and_what_to_do() -> None:
     assert "python -m automation failback --stack dr" in text and "--run-id" in text
 
 
-def test_the_primary_stack_refuses_before_registering_any_resource(monkeypatch: pytest.MonkeyPatch) -> None:
-    # Under Pulumi's mocks: the latch and the journal are what SSM answers in region B.
+def _registered_types(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The type of every resource the synthesis registers from now on (Pulumi's mocks), in order."""
     registered: list[str] = []
     original = synth._Mocks.new_resource
 
@@ -84,6 +84,12 @@ def test_the_primary_stack_refuses_before_registering_any_resource(monkeypatch: 
         return original(self, args)
 
     monkeypatch.setattr(synth._Mocks, "new_resource", record)
+    return registered
+
+
+def test_the_primary_stack_refuses_before_registering_any_resource(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Under Pulumi's mocks: the latch and the journal are what SSM answers in region B.
+    registered = _registered_types(monkeypatch)
     with pytest.raises(FailbackInProgress, match="pulumi up -s primary is refused"):
         synth.synthesize(
             "primary",
@@ -109,14 +115,7 @@ def test_the_dr_stack_refuses_an_update_mid_failback_before_registering_any_reso
     moves to region A, and the latch keeps the DR tier active in the program, so an update would
     scale region B back up (whatever dr:active says): writes it took would never reach region A.
     Refused at the stack's entry, with what is under way and what to do, before any resource."""
-    registered: list[str] = []
-    original = synth._Mocks.new_resource
-
-    def record(self: synth._Mocks, args: Any) -> Any:
-        registered.append(args.typ)
-        return original(self, args)
-
-    monkeypatch.setattr(synth._Mocks, "new_resource", record)
+    registered = _registered_types(monkeypatch)
     with pytest.raises(FailbackInProgress) as refused:
         synth.synthesize(
             "dr",
