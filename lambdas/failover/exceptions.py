@@ -12,12 +12,17 @@
 * ``LockHeld``: another live run holds the runbook lock (single flight); this run changed nothing.
 * ``LockLost``: this run's lock expired and another run took it; this run stops before its next
   change.
+* ``DefinitionError``: a generated Step Functions definition is structurally broken (offline
+  validation, at synth and in tests).
 
 The modules that raise them re-export them under their old names (``steps.StepFailed``,
-``context.ContextError``, ``handler.StepRetryable``, ``handler.EventError``).
+``context.ContextError``, ``handler.StepRetryable``, ``handler.EventError``,
+``state_machine.DefinitionError``).
 """
 
 from __future__ import annotations
+
+from collections.abc import Sequence
 
 
 class ContextError(ValueError):
@@ -72,3 +77,11 @@ class LockLost(StepFailed):
 
     def __init__(self, step: str, reason: str) -> None:
         super().__init__(step, reason, code="LockLost")
+
+
+class DefinitionError(ValueError):
+    """A state machine definition is structurally broken; ``problems`` lists every issue found."""
+
+    def __init__(self, problems: Sequence[str]) -> None:
+        self.problems = list(problems)
+        super().__init__("invalid state machine definition:\n  " + "\n  ".join(self.problems))

@@ -61,6 +61,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from lambdas.failover.exceptions import DefinitionError
 from lambdas.failover.graph import Runbook, Step
 
 LAMBDA_INVOKE = "arn:aws:states:::lambda:invoke"
@@ -653,14 +654,6 @@ def to_json(definition: Mapping[str, Any]) -> str:
 
 
 # --------------------------------------------------------------------------- offline validation
-
-
-class DefinitionError(ValueError):
-    """A state machine definition is structurally broken; ``problems`` lists every issue found."""
-
-    def __init__(self, problems: Sequence[str]) -> None:
-        self.problems = list(problems)
-        super().__init__("invalid state machine definition:\n  " + "\n  ".join(self.problems))
 
 
 def validate_definition(defn: Mapping[str, Any]) -> None:
