@@ -539,10 +539,10 @@ def judge_state(dep: Deployment, client: Client, phase: Phase) -> list[Check]:
 
 def failover_refusal(dep: Deployment) -> str | None:
     """Why a failover started now would refuse over region B's database (the runbook's own guard,
-    read-only: ``steps._refuse_unprotected``), or None when it would not."""
+    read-only: ``fencing._refuse_unprotected``), or None when it would not."""
     import boto3
 
-    from lambdas.failover import steps
+    from lambdas.failover import fencing
     from lambdas.failover.clients import Clients
     from lambdas.failover.context import RunbookContext
     from lambdas.failover.exceptions import StepFailed
@@ -551,7 +551,7 @@ def failover_refusal(dep: Deployment) -> str | None:
     session = boto3.Session(aws_access_key_id="drill-judge", aws_secret_access_key="drill")
     clients = Clients.for_context(ctx, session, endpoint_url=dep.endpoint, clock=dep.emulator.clock)
     try:
-        steps._refuse_unprotected(ctx, clients, "confirm_primary_down")
+        fencing._refuse_unprotected(ctx, clients, "confirm_primary_down")
     except StepFailed as exc:
         return f"{exc.code}: {exc.reason}"
     return None

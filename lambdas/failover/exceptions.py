@@ -12,6 +12,8 @@
 * ``LockHeld``: another live run holds the runbook lock (single flight); this run changed nothing.
 * ``LockLost``: this run's lock expired and another run took it; this run stops before its next
   change.
+* ``SourceDark``: region A stopped answering while a forced failover waited for zero lag from it;
+  raised and caught inside the promotion (it never leaves a step).
 * ``DefinitionError``: a generated Step Functions definition is structurally broken (offline
   validation, at synth and in tests).
 
@@ -77,6 +79,10 @@ class LockLost(StepFailed):
 
     def __init__(self, step: str, reason: str) -> None:
         super().__init__(step, reason, code="LockLost")
+
+
+class SourceDark(Exception):
+    """Region A stopped answering while a forced failover waited for zero lag from it (B10-4)."""
 
 
 class DefinitionError(ValueError):

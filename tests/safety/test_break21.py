@@ -26,7 +26,7 @@ from collections.abc import Callable
 
 import pytest
 
-from lambdas.failover import steps
+from lambdas.failover import on_stop, steps
 from lambdas.failover.exceptions import StepFailed
 from tests.lambdas.failover.faults import Fault, throttling_code
 from tests.lambdas.failover.world import REGION_A, REGION_B
@@ -199,7 +199,7 @@ def test_b21_1_writer_still_in_b_reads_a_promotion_under_way_as_region_b_the_wri
         DBInstanceIdentifier=str(d.ctx.primary_db_instance_id)
     )["DBInstances"][0]
     assert primary["DBInstanceStatus"] != "available", primary["DBInstanceStatus"]  # being promoted
-    said = steps._writer_still_in_b(d.ctx, clients, "restore_dr")  # pyright: ignore[reportPrivateUsage]
+    said = on_stop._writer_still_in_b(d.ctx, clients, "restore_dr")  # pyright: ignore[reportPrivateUsage]
     assert said is None, f"a promotion under way ({primary['DBInstanceStatus']}) read as: {said}"
 
 

@@ -29,7 +29,7 @@ from collections.abc import Callable
 
 import pytest
 
-from lambdas.failover import steps
+from lambdas.failover import journal, steps
 from lambdas.failover.exceptions import StepFailed
 from tests.lambdas.failover.world import REGION_A, REGION_B
 from tests.safety.model import TRAFFIC_GRACE, Deployment
@@ -90,11 +90,11 @@ def test_converges_a_journal_that_cannot_say_leaves_a_promoting_status_its_word(
     rds_backends[ACCOUNT][REGION_B].databases[replica_id].status = "modifying"
     instance = clients.rds("dr").describe_db_instances(DBInstanceIdentifier=replica_id)["DBInstances"][0]
     assert not _journal(d), "a fresh deployment's journal is empty"
-    under_way = steps._promotion_under_way  # pyright: ignore[reportPrivateUsage]
+    under_way = journal._promotion_under_way  # pyright: ignore[reportPrivateUsage]
     assert under_way(clients, d.ctx, "dr", instance), "an empty journal read as 'no promotion requested'"
-    steps._journal(clients, d.ctx, fencePending="2026-12-01T00:00:00+00:00")  # pyright: ignore[reportPrivateUsage]
+    journal._journal(clients, d.ctx, fencePending="2026-12-01T00:00:00+00:00")  # pyright: ignore[reportPrivateUsage]
     assert not under_way(clients, d.ctx, "dr", instance), "maintenance read as a promotion"
-    steps._request_promotion(clients, d.ctx, "dr", replica_id)  # pyright: ignore[reportPrivateUsage]
+    journal._request_promotion(clients, d.ctx, "dr", replica_id)  # pyright: ignore[reportPrivateUsage]
     assert under_way(clients, d.ctx, "dr", instance), "the runbook's own request not read as a promotion"
 
 

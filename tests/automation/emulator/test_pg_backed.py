@@ -22,7 +22,7 @@ from automation.emulator import pg as pg_module
 from automation.emulator.aws import Emulator
 from automation.emulator.pg import payment_id
 from automation.postgres import PgCluster, is_fenced, is_in_recovery, payment_ids
-from lambdas.failover.steps import _loss_estimate
+from lambdas.failover.promotion import _loss_estimate
 from tests.automation.emulator.conftest import A, Aws, B, _prefixes
 from tests.automation.emulator.test_aws import aurora_pair, global_cluster, instance, rds_pair, writer_of
 

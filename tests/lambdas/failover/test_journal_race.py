@@ -8,7 +8,7 @@ flight). Here the failover's one journal write after its own fence (``scale_web_
 last: the fence's record (which mappings it disabled, when region A's writes stopped, that no fence
 is pending any more) must survive. A lost ``primaryFencedMappings`` means the failback never turns
 region A's event sources back on; a resurrected ``fencePending`` fences region A again. Seen lost
-before ``steps._journal`` repaired a put that landed past the version it read (and with
+before ``journal._journal`` repaired a put that landed past the version it read (and with
 ``Regression.JOURNAL_LAST_WRITER_WINS``, below).
 """
 
@@ -19,7 +19,7 @@ from typing import Any
 
 import pytest
 
-from lambdas.failover import steps
+from lambdas.failover import journal, steps
 from lambdas.failover.context import RunbookContext
 from lambdas.failover.exceptions import StepFailed
 from lambdas.failover.regressions import Regression
@@ -110,7 +110,7 @@ def test_a_garbled_journal_is_read_as_its_last_readable_version_and_the_next_wri
     _put(world, '["not", "an", "object"]')
     clients = clients_for(world)
     assert steps.read_journal(clients, ctx) == marks
-    after = steps._journal(clients, ctx, drStoppedAt="2026-12-01T02:00:00+00:00")
+    after = journal._journal(clients, ctx, drStoppedAt="2026-12-01T02:00:00+00:00")
     assert after == {**marks, "drStoppedAt": "2026-12-01T02:00:00+00:00"}
     assert steps.read_journal(clients, ctx) == after
 

@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from lambdas.failover import names, steps
+from lambdas.failover import failback, names, steps
 from lambdas.failover.context import RunbookContext
 from tests.lambdas.failover.harness import FAST, clients_for
 from tests.lambdas.failover.world import REGION_B, World
@@ -47,7 +47,9 @@ def test_the_failback_writer_is_the_primary_s_own_name(world: World) -> None:
     """Rename to replace: the runbook creates and promotes the failback replica under the name region
     A's application is configured with, never a second name beside it."""
     ctx = RunbookContext.from_dict(world.context)
-    assert steps._failback_writer_id(ctx, "reestablish_replication") == world.context["primaryDbInstanceId"]
+    assert (
+        failback._failback_writer_id(ctx, "reestablish_replication") == world.context["primaryDbInstanceId"]
+    )
 
 
 AT = datetime(2031, 12, 31, 23, 59, 30, tzinfo=UTC)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from lambdas.failover import steps
+from lambdas.failover import failback
 from tests.lambdas.failover.test_permissions import (
     TARGETS,
     Call,
@@ -22,12 +22,12 @@ from tests.lambdas.failover.world import ACCOUNT, World, all_db_instances
 
 
 def test_a_failback_replica_named_by_the_operator_is_allowed(make_world: Callable[..., World]) -> None:
-    """The failback creates its replica under the id the step computes (steps._failback_writer_id: region
+    """The failback creates its replica under the id the step computes (failback._failback_writer_id: region
     A's primary's own name, rename to replace) and takes none from its parameters; the role allows it."""
     world = make_world("rds-replica")
     statements = world_policy(world)
     region = world.context["primaryRegion"]
-    own = steps._failback_writer_id(  # the id the runbook creates and promotes
+    own = failback._failback_writer_id(  # the id the runbook creates and promotes
         type("Ctx", (), {"primary_db_instance_id": world.context["primaryDbInstanceId"]})(),  # type: ignore[arg-type]
         "reestablish_replication",
     )

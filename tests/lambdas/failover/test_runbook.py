@@ -8,7 +8,7 @@ from datetime import timedelta
 
 import pytest
 
-from lambdas.failover import executor, steps
+from lambdas.failover import executor, journal, steps
 from lambdas.failover.context import RunbookContext
 from lambdas.failover.graph import FAILBACK, FAILOVER, RUNBOOKS
 from tests.lambdas.failover.faults import Fault, unreachable
@@ -450,7 +450,7 @@ def test_a_forced_failover_over_a_region_a_dark_since_an_earlier_fence_promotes_
     clients = world.extras["runbook"][1]
     ctx = RunbookContext.from_dict(world.context)
     earlier = (clients.clock.now() - timedelta(minutes=10)).isoformat()
-    steps._journal(clients, ctx, primaryStoppedAt=earlier)  # an earlier fence's stamp
+    journal._journal(clients, ctx, primaryStoppedAt=earlier)  # an earlier fence's stamp
     # The earlier run threw the switch minutes ago: Route 53 already answers region B, so the
     # unplanned promotion has no switch evaluation (70 s of this test's real clock) to wait for.
     m = ctx.switch_metric

@@ -93,7 +93,7 @@ class _FakeClients:
 
 def test_an_unplanned_promotion_never_reports_minus_one_as_a_bound() -> None:
     """The loss estimate of an unplanned promotion: -1 is not "up to 89 s" but an unknown span."""
-    from lambdas.failover.steps import _loss_estimate
+    from lambdas.failover.promotion import _loss_estimate
 
     note = _loss_estimate(_FakeClients(-1.0, DRAINED), "ReplicaLag", {"DBInstanceIdentifier": "db"}, 1.0)  # type: ignore[arg-type]
     assert "unknown span" in note and "not active" in note, note

@@ -885,14 +885,16 @@ def test_the_canary_reads_the_runbook_s_journal_and_marks() -> None:
     from types import SimpleNamespace
     from typing import cast
 
-    from lambdas.failover import steps
+    from lambdas.failover import journal, steps
     from lambdas.failover.context import RunbookContext
 
     assert probe.FAILOVER_MARKS == steps.FAILOVER_MARKS
     assert probe.WRITER_MOVE_MARK == steps.WRITER_MOVE_MARK
     ctx = cast(RunbookContext, SimpleNamespace(latch_parameter_name=LATCH))
     assert (
-        steps._journal_name(ctx) == settings_for_latch().journal_parameter == f"{LATCH}{probe.JOURNAL_SUFFIX}"
+        journal._journal_name(ctx)
+        == settings_for_latch().journal_parameter
+        == f"{LATCH}{probe.JOURNAL_SUFFIX}"
     )
 
 

@@ -1,0 +1,162 @@
+"""Each region's serving capacity: web tier, functions and event sources.
+
+``scale_web_tier`` and ``enable_functions`` bring region B up for a failover; ``warm_primary``
+launches region A's web tier before a failback moves the writer, and ``scale_down_dr`` returns
+region B to its pilot light (stamping when its writes stopped). A re-run never lowers a desired
+capacity that autoscaling raised.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from lambdas.failover import regressions
+from lambdas.failover.clients import Clients
+from lambdas.failover.context import Capacity, RunbookContext
+from lambdas.failover.exceptions import StepFailed
+from lambdas.failover.failback import _writer_never_left_a
+from lambdas.failover.journal import _journal, read_journal
+from lambdas.failover.regressions import Regression
+from lambdas.failover.stepkit import (
+    StepResult,
+    _already,
+    _asg,
+    _asg_capacity,
+    _cap,
+    _done,
+    _finished,
+    _in_progress,
+    _now,
+    _probe,
+    _reserved_concurrency,
+    _set_asg,
+    _set_mappings,
+    _step,
+    _wait,
+    _waiter_config,
+)
+
+
+@_step
+def scale_web_tier(ctx: RunbookContext, clients: Clients, params: Mapping[str, Any]) -> StepResult:
+    """Size the DR web tier's Auto Scaling group to its active capacity, never below what it has.
+
+    Min and max are the context's; desired is the larger of the current desired and the context's
+    (capped by max). A re-run after target tracking raised the group (the DR region serving real
+    load) must not take instances away: Auto Scaling keeps desired within [min, max] and honours an
+    explicit ``DesiredCapacity``, so the step passes the higher one
+    (https://docs.aws.amazon.com/autoscaling/ec2/userguide/asg-capacity-limits.html).
+    """
+    step = "scale_web_tier"
+    if read_journal(clients, ctx).get("drStoppedAt"):
+        _journal(clients, ctx, drStoppedAt=None)  # region B takes writes again
+    wanted = ctx.dr_capacity
+    current = _asg_capacity(_asg(clients, "dr", ctx.dr_asg_name, step))
+    desired = wanted.desired
+    if not regressions.on(Regression.SCALE_TO_CONTEXT):
+        desired = min(max(current.desired, wanted.desired), wanted.max)
+    target = Capacity(wanted.min, desired, wanted.max)
+    changed, before = _set_asg(clients, "dr", ctx.dr_asg_name, target, step)
+    label = f"{target.min}/{target.desired}/{target.max}"
+    if not changed:
+        return _already(f"{ctx.dr_asg_name} already at {label}", asg=ctx.dr_asg_name, capacity=_cap(target))
+    return _done(
+        f"{ctx.dr_asg_name} {before.min}/{before.desired}/{before.max} -> {label}",
+        asg=ctx.dr_asg_name,
+        before=_cap(before),
+        capacity=_cap(target),
+    )
+
+
+@_step
+def enable_functions(ctx: RunbookContext, clients: Clients, params: Mapping[str, Any]) -> StepResult:
+    """Lift the DR functions' reserved concurrency 0 and enable their event source mappings."""
+    changed: list[str] = []
+    for name in ctx.dr_function_names:
+        if _reserved_concurrency(clients, "dr", name) == 0:
+            # Deleting the setting (rather than picking a number) returns the function to the
+            # account's unreserved pool, as in region A.
+            clients.lambda_("dr").delete_function_concurrency(FunctionName=name)
+            changed.append(f"function {name} unthrottled")
+    changed += _set_mappings(clients, ctx.dr_event_source_mapping_ids, enabled=True)
+    if not changed:
+        return _already(
+            f"{len(ctx.dr_function_names)} DR function(s) already unthrottled, "
+            f"{len(ctx.dr_event_source_mapping_ids)} mapping(s) already enabled"
+        )
+    return _done("; ".join(changed), changes=changed)
+
+
+@_step
+def warm_primary(ctx: RunbookContext, clients: Clients, params: Mapping[str, Any]) -> StepResult:
+    """Launch region A's web tier while region B still serves, so it is in service when the writer
+    moves back: the failback's write outage is then the drain, the lag wait and the switch of the
+    writer, not also an instance launch and its health checks.
+
+    Safe before the writer moves: region A's application reaches only a database that is a replica
+    (rds-replica) or a global secondary (aurora-global) until ``switch_writer``, and those refuse
+    writes; its functions and event sources stay fenced until ``unfence_primary``. Desired capacity
+    is never lowered (autoscaling may have raised it).
+    """
+    step = "warm_primary"
+    wanted = ctx.primary_capacity
+    current = _asg_capacity(_asg(clients, "primary", ctx.primary_asg_name, step))
+    target = Capacity(wanted.min, min(max(current.desired, wanted.desired), wanted.max), wanted.max)
+    changed, before = _set_asg(clients, "primary", ctx.primary_asg_name, target, step)
+    label = f"{target.min}/{target.desired}/{target.max}"
+    detail = (
+        f"{ctx.primary_asg_name} {before.min}/{before.desired}/{before.max} -> {label}"
+        if changed
+        else f"{ctx.primary_asg_name} already at {label}"
+    )
+    if ctx.primary_health_url:
+        # In service before the drain: the steps after this one may give region A the writer and
+        # its functions within seconds (a failback with no lag to wait for), and Route 53 can answer
+        # region A only once its load balancer has healthy targets. Any HTTP 200 will do: region A's
+        # database is not the writer yet.
+        http = _probe(step, ctx.primary_health_url, params, clients)
+        config = _waiter_config(params)
+        attempts = int(config["MaxAttempts"]) if _wait(params) else 1
+        for _ in range(attempts - 1):
+            if http.status == 200:
+                break
+            clients.clock.sleep(float(config["Delay"]))
+            http = _probe(step, ctx.primary_health_url, params, clients)
+        if http.status != 200:
+            what = f"{detail}; waiting for its web tier to be in service ({ctx.primary_health_url} {http.describe()})"
+            if not _wait(params):
+                return _in_progress(what)
+            raise StepFailed(
+                step, f"{what}: gave up after {attempts} checks", retryable=True, code="NotInService"
+            )
+        detail += f"; {ctx.primary_health_url} answers 200"
+    return _finished(params, changed, detail)
+
+
+@_step
+def scale_down_dr(ctx: RunbookContext, clients: Clients, params: Mapping[str, Any]) -> StepResult:
+    """Return region B to its pilot light: web tier 0/0/0, functions at 0, event sources disabled."""
+    step = "scale_down_dr"
+    group = _asg_capacity(_asg(clients, "dr", ctx.dr_asg_name, step))
+    on = [n for n in ctx.dr_function_names if _reserved_concurrency(clients, "dr", n) != 0]
+    serving = group != Capacity(0, 0, 0) or bool(on)
+    if serving or (
+        not read_journal(clients, ctx).get("drStoppedAt") and not _writer_never_left_a(ctx, clients, step)
+    ):
+        # (Region B already in standby with the writer in region A: no lag will be waited for, and
+        # a failback with nothing to do changes nothing.)
+        # Stamped before the change: the writer moves only at zero lag measured after the drain.
+        _journal(clients, ctx, drStoppedAt=_now(clients))
+    changed_asg, before = _set_asg(clients, "dr", ctx.dr_asg_name, Capacity(0, 0, 0), step)
+    changes: list[str] = []
+    if changed_asg:
+        changes.append(f"{ctx.dr_asg_name} {before.min}/{before.desired}/{before.max} -> 0/0/0")
+    for name in ctx.dr_function_names:
+        if _reserved_concurrency(clients, "dr", name) != 0:
+            clients.lambda_("dr").put_function_concurrency(FunctionName=name, ReservedConcurrentExecutions=0)
+            changes.append(f"function {name} -> reserved concurrency 0")
+    changes += _set_mappings(clients, ctx.dr_event_source_mapping_ids, enabled=False)
+    if not changes:
+        return _already("region B already in standby")
+    return _done("; ".join(changes), changes=changes)

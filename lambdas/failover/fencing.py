@@ -1,0 +1,381 @@
+"""Region A's writers: whether a failover may take region A over, fencing it, and giving it back.
+
+* ``confirm_primary_down``: refuses, before anything changes, while region A answers healthy (unless
+  forced), to promote a region B database that is not replicating (``_refuse_unprotected``), and a
+  ``--planned`` change region A cannot take part in (``_refuse_planned_without_region_a``).
+* ``fence_primary`` (``fence_region_a``): region A's functions at reserved concurrency 0, their event
+  sources off, then its web tier at 0. A precondition when region A answers; pending until it
+  answers when it does not. ``keep_unplanned_snapshots`` keeps what an unplanned Aurora failover
+  discarded.
+* ``unfence_primary``: the failback gives region A its capacity, functions and event sources back.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from typing import Any
+
+from botocore.exceptions import BotoCoreError, ClientError
+
+from lambdas.failover import regressions
+from lambdas.failover.clients import Clients
+from lambdas.failover.context import Capacity, RunbookContext
+from lambdas.failover.exceptions import StepFailed
+from lambdas.failover.journal import DARK_MARK, _forget_writer_move, _journal, _read_latch, read_journal
+from lambdas.failover.names import UNPLANNED_SNAPSHOT_PREFIX, kept_snapshot_id
+from lambdas.failover.regressions import Regression
+from lambdas.failover.stepkit import (
+    CONNECTION_ERRORS,
+    StepResult,
+    _already,
+    _asg,
+    _asg_capacity,
+    _describe_failure,
+    _done,
+    _from_client_error,
+    _need,
+    _now,
+    _probe,
+    _require_db_instance,
+    _reserved_concurrency,
+    _set_asg,
+    _set_mappings,
+    _step,
+    error_code,
+    log_event,
+)
+
+
+@_step
+def confirm_primary_down(ctx: RunbookContext, clients: Clients, params: Mapping[str, Any]) -> StepResult:
+    """Refuse to fail over while region A's health endpoint answers 200, unless forced; and, forced or
+    not, refuse before anything changes when region B's database is not replicating (the steps after
+    this one start region B's tiers in parallel with the fence)."""
+    _refuse_unprotected(ctx, clients, "confirm_primary_down")
+    _refuse_planned_without_region_a(ctx, clients, params, "confirm_primary_down")
+    if params.get("force"):
+        return StepResult("skipped", f"forced by operator: {params.get('reason') or 'no reason given'}")
+    if not ctx.primary_health_url:
+        raise StepFailed(
+            "confirm_primary_down",
+            "the runbook context has no primaryHealthUrl to probe; re-run with --force to fail over anyway",
+        )
+    probe = _probe("confirm_primary_down", ctx.primary_health_url, params, clients)
+    if probe.status == 200:
+        raise StepFailed(
+            "confirm_primary_down",
+            f"primary answers healthy ({ctx.primary_health_url} returned 200); "
+            "re-run with --force to fail over anyway",
+        )
+    return _done(
+        f"region A health endpoint {probe.describe()}", url=ctx.primary_health_url, status=probe.status
+    )
+
+
+def _primary_mappings(clients: Clients, function_names: tuple[str, ...]) -> list[tuple[str, str]]:
+    """(UUID, state) of every event source mapping of region A's functions."""
+    found: list[tuple[str, str]] = []
+    lam = clients.lambda_("primary")
+    for name in function_names:
+        for page in lam.get_paginator("list_event_source_mappings").paginate(FunctionName=name):
+            found += [(str(m["UUID"]), str(m.get("State", ""))) for m in page.get("EventSourceMappings", [])]
+    return found
+
+
+def _refuse_unprotected(ctx: RunbookContext, clients: Clients, step: str) -> None:
+    """Refuse, before anything changes, to fail over to a database that is not replicating.
+
+    With the latch in standby region A is meant to be the writer, so region B's RDS instance must
+    be its replica. A standalone instance there (left by a failback that did not re-create the
+    replica) holds a frozen copy: "promoting" it would serve stale data and lose every write since.
+    """
+    if ctx.database_mode != "rds-replica" or regressions.on(Regression.PROMOTE_UNPROTECTED):
+        return
+    if (_read_latch(clients, ctx) or {}).get("state") == "active":
+        return  # a failover already latched: region B is (becoming) the writer, resume it
+    if read_journal(clients, ctx).get("primaryStoppedAt"):
+        # Region A was fenced by a failover and never unfenced by a failback: region B's standalone
+        # instance is the writer (the latch was lost or tampered with), not a frozen copy.
+        return
+    ident = _need(ctx.dr_db_instance_id, "drDbInstanceId", step)
+    instance = _require_db_instance(clients, "dr", ident, step)
+    if not instance.get("ReadReplicaSourceDBInstanceIdentifier"):
+        raise StepFailed(
+            step,
+            f"{ident} in {ctx.dr_region} is not replicating from the writer (it is a standalone instance "
+            "while the latch says standby): promoting it would serve a frozen copy. Re-seed it, then fail "
+            "over: `pulumi up -s dr` with dr:active false creates a new read replica of region A's writer "
+            '(README, "Protected again"). Nothing was changed',
+            code="NotReplicating",
+        )
+
+
+PLANNED_NEEDS_REGION_A = (
+    "--planned (planned: true) asks for a lossless writer move, which needs region A: {how}. Nothing "
+    "was changed. To fail over now, accepting the loss of what region A had not replicated (the run "
+    "reports an upper estimate), run the failover again without --planned (add --force if region A's "
+    "health endpoint answers); or wait until region A answers and run --planned again"
+)
+"""The refusal of a planned change region A cannot take part in ({how}: why this database needs it)."""
+
+
+def _planned_how(ctx: RunbookContext) -> str:
+    if ctx.database_mode == "aurora-global":
+        # "Switchover ... All of the secondary clusters and the primary cluster must be in the
+        # available state": https://docs.aws.amazon.com/AmazonRDS/latest/AuroraUserGuide/aurora-global-database-disaster-recovery.html
+        return "an Aurora switchover needs every member of the global database available"
+    return "the promotion waits for region A's writers to be fenced and for zero lag after their drain"
+
+
+def _refuse_planned_without_region_a(
+    ctx: RunbookContext, clients: Clients, params: Mapping[str, Any], step: str
+) -> None:
+    """Refuse ``planned``, before anything changes, when region A's database does not answer.
+
+    One read-only describe of region A's database (its cluster, or its instance). Without this the
+    run would scale region B, write the latch and try the fence before failing at the switchover
+    (Aurora), or promote unplanned, losing the unreplicated tail the operator asked not to lose (RDS).
+    """
+    if not params.get("planned"):
+        return
+    rds = clients.rds("primary")
+    try:
+        if ctx.database_mode == "aurora-global":
+            ident = _need(ctx.primary_cluster_id, "primaryClusterId", step)
+            rds.describe_db_clusters(DBClusterIdentifier=ident)
+        else:
+            rds.describe_db_instances(
+                DBInstanceIdentifier=_need(ctx.primary_db_instance_id, "primaryDbInstanceId", step)
+            )
+    except CONNECTION_ERRORS as exc:
+        raise StepFailed(
+            step,
+            f"region A ({ctx.primary_region}) does not answer ({type(exc).__name__}): "
+            + PLANNED_NEEDS_REGION_A.format(how=_planned_how(ctx)),
+            code="PlannedNeedsRegionA",
+        ) from exc
+
+
+def fence_region_a(ctx: RunbookContext, clients: Clients, step: str) -> list[str]:
+    """Stop region A's writers: functions at 0, their event sources off, then web tier to min/desired 0.
+
+    Returns what changed (empty: region A was already fenced). AWS errors propagate: the caller
+    decides what an unreachable region A means (see ``fence_primary``).
+    """
+    actions: list[str] = []
+    group = _asg(clients, "primary", ctx.primary_asg_name, step)
+    before = _asg_capacity(group)
+    concurrency = {
+        name: _reserved_concurrency(clients, "primary", name) for name in ctx.primary_function_names
+    }
+    mappings = _primary_mappings(clients, ctx.primary_function_names)
+    journal = read_journal(clients, ctx)
+    needed = (
+        before.min != 0
+        or before.desired != 0
+        or any(c != 0 for c in concurrency.values())
+        or any(state not in ("Disabled", "Disabling") for _, state in mappings)
+    )
+    if needed or not journal.get("primaryStoppedAt"):
+        # Stamped before the change (a crash after it must not leave an older stamp): a planned
+        # promotion waits for the drain and the lag measured after this instant.
+        _journal(clients, ctx, primaryStoppedAt=_now(clients))
+    web_first = regressions.on(Regression.FENCE_WEB_TIER_FIRST)
+    if web_first:
+        _fence_web_tier(ctx, clients, before, actions)
+    for name in ctx.primary_function_names:
+        if concurrency[name] != 0:
+            # Reserved concurrency 0 throttles every new invocation, synchronous or from an event
+            # source: https://docs.aws.amazon.com/lambda/latest/dg/configuration-concurrency.html
+            clients.lambda_("primary").put_function_concurrency(
+                FunctionName=name, ReservedConcurrentExecutions=0
+            )
+            actions.append(f"function {name} -> reserved concurrency 0")
+    enabled = [uuid for uuid, state in mappings if state not in ("Disabled", "Disabling")]
+    if enabled:
+        # Journalled before the change, so the failback turns back on exactly what the fence
+        # turned off (a mapping the operator had disabled stays disabled).
+        fenced = sorted({*journal.get("primaryFencedMappings", []), *enabled})
+        _journal(clients, ctx, primaryFencedMappings=fenced)
+    for uuid in enabled:
+        # Disabled, the mapping stops polling its source: queued messages stay for region B.
+        clients.lambda_("primary").update_event_source_mapping(UUID=uuid, Enabled=False)
+        actions.append(f"mapping {uuid} -> Disabled")
+    if not web_first:
+        # The web tier last: Route 53 follows region A's load balancer, so while the web tier
+        # serves, traffic still goes to region A. A fence that stops half-way (a process death, a
+        # refusal) leaves region A serving its writer with Route 53 answering it, or serving
+        # nothing; never functions serving the writer behind a Route 53 that answers region B.
+        _fence_web_tier(ctx, clients, before, actions)
+    return actions
+
+
+def _fence_web_tier(ctx: RunbookContext, clients: Clients, before: Capacity, actions: list[str]) -> None:
+    if before.min != 0 or before.desired != 0:
+        # MaxSize stays: unfence_primary restores the full capacity from the context anyway. The
+        # load balancer drains the instances for its deregistration delay; writes they have in
+        # flight still commit, which is why promotion waits for the lag measured afterwards.
+        clients.autoscaling("primary").update_auto_scaling_group(
+            AutoScalingGroupName=ctx.primary_asg_name, MinSize=0, DesiredCapacity=0
+        )
+        actions.append(
+            f"ASG {ctx.primary_asg_name} {before.min}/{before.desired}/{before.max} -> 0/0/{before.max}"
+        )
+
+
+def keep_unplanned_snapshots(ctx: RunbookContext, clients: Clients) -> list[str]:
+    """Copy Aurora's ``rds:unplanned-global-failover-*`` snapshots of region A's old primary to manual
+    snapshots; returns the kept copies' identifiers (already kept ones included).
+
+    After a managed failover with data loss Aurora *attempts* that snapshot before rebuilding the old
+    primary; it holds the writes the failover discarded, and as an automated snapshot it expires with
+    the backup retention. A manual copy stays until someone deletes it
+    (https://docs.aws.amazon.com/AmazonRDS/latest/AuroraUserGuide/aurora-global-database-disaster-recovery.html,
+    https://docs.aws.amazon.com/AmazonRDS/latest/AuroraUserGuide/aurora-copy-snapshot.html).
+    """
+    if ctx.database_mode != "aurora-global" or not ctx.primary_cluster_id:
+        return []
+    if regressions.on(Regression.UNPLANNED_SNAPSHOT_NOT_KEPT):
+        return []
+    rds = clients.rds("primary")
+
+    def snapshots(kind: str) -> list[dict[str, Any]]:
+        return list(
+            rds.describe_db_cluster_snapshots(DBClusterIdentifier=ctx.primary_cluster_id, SnapshotType=kind)[
+                "DBClusterSnapshots"
+            ]
+        )
+
+    sources = [
+        str(s["DBClusterSnapshotIdentifier"])
+        for s in snapshots("automated")
+        if str(s["DBClusterSnapshotIdentifier"]).startswith(UNPLANNED_SNAPSHOT_PREFIX)
+    ]
+    if not sources:
+        return []
+    kept = {str(s["DBClusterSnapshotIdentifier"]) for s in snapshots("manual")}
+    out: list[str] = []
+    for source in sources:
+        target = kept_snapshot_id(source)
+        if target not in kept:
+            # Same region, same key: the copy stays encrypted under the source's key.
+            rds.copy_db_cluster_snapshot(
+                SourceDBClusterSnapshotIdentifier=source,
+                TargetDBClusterSnapshotIdentifier=target,
+                CopyTags=True,
+            )
+            log_event(logging.WARNING, "kept the unplanned-failover snapshot", source=source, copy=target)
+        out.append(target)
+    return out
+
+
+@_step
+def fence_primary(ctx: RunbookContext, clients: Clients, params: Mapping[str, Any]) -> StepResult:
+    """Stop region A's writers before region B's database is promoted: a precondition, not a wish.
+
+    * Region A answers: the fence must succeed. Any refusal (AccessDenied, an SCP, throttling that
+      outlasts botocore's retries) stops the run here, before promotion, with the reason: a region
+      A that still serves would be a second writer.
+    * Region A does not answer (connection errors): the failover goes on with a warning, since a
+      region that cannot be reached takes no requests either. The warning's data says
+      ``fencePending``, and so does the run journal: the region-B canary, which probes region A
+      every minute, calls this step again with ``onlyIfPending`` as soon as region A answers
+      healthy while the latch is active, and the fence completes then (as it does when the
+      failover is run again).
+    * ``onlyIfPending`` (the canary's call): fence only if the journal says a fence is pending;
+      otherwise change nothing. A failback clears the pending mark first (``confirm_primary_healthy``),
+      so the canary never fences a region A a failback is giving writes back to.
+    """
+    step = "fence_primary"
+    if params.get("onlyIfPending"):
+        pending = read_journal(clients, ctx).get("fencePending")
+        if not pending:
+            return _already("no fence of region A pending")
+    else:
+        _refuse_unprotected(ctx, clients, step)
+        # A new failover: no earlier failback's writer move speaks for region A any more (the
+        # canary would otherwise put traffic back on region A while this run fences it), and no
+        # earlier run's look at a dark region A counts towards this one's (DARK_MARK).
+        _forget_writer_move(clients, ctx)
+        if read_journal(clients, ctx).get(DARK_MARK):
+            _journal(clients, ctx, **{DARK_MARK: None})
+    actions: list[str] = []
+    try:
+        actions = fence_region_a(ctx, clients, step)
+    except CONNECTION_ERRORS as exc:
+        reason = f"{type(exc).__name__}: {exc}"
+        log_event(
+            logging.WARNING,
+            "region A unreachable: fence pending until it answers",
+            step=step,
+            region=ctx.primary_region,
+            reason=reason,
+        )
+        if not read_journal(clients, ctx).get("fencePending"):
+            _journal(clients, ctx, fencePending=_now(clients))
+        return StepResult(
+            "warning",
+            f"region A could not be fenced: unreachable ({reason}); it is fenced when it answers again",
+            {"region": ctx.primary_region, "reason": reason, "fencePending": True},
+        )
+    except (StepFailed, ClientError, BotoCoreError) as exc:
+        reason = _describe_failure(step, exc)
+        if regressions.on(Regression.FENCE_BEST_EFFORT):
+            return StepResult("warning", f"region A could not be fenced: {reason}", {"reason": reason})
+        retryable, code = False, type(exc).__name__
+        if isinstance(exc, StepFailed):
+            retryable, code = exc.retryable, exc.code or code
+        elif isinstance(exc, ClientError):
+            retryable, code = _from_client_error(step, exc).retryable, error_code(exc)
+        raise StepFailed(
+            step,
+            f"region A answers but could not be fenced: {reason}. Nothing was promoted: a region A that "
+            "still serves would be a second writer. Fix region A's permissions (or fence it by hand) "
+            "and run the failover again",
+            retryable=retryable,
+            code=code,
+        ) from exc
+    if read_journal(clients, ctx).get("fencePending"):
+        # Region A answers again after a failover that could not reach it: Aurora has started its
+        # rebuild and the snapshot of what the failover discarded exists now; keep it.
+        actions += [f"kept snapshot {k}" for k in keep_unplanned_snapshots(ctx, clients)]
+        _journal(clients, ctx, fencePending=None)
+    if not actions:
+        return _already(
+            f"region A already fenced: {ctx.primary_asg_name} at 0, "
+            f"{len(ctx.primary_function_names)} function(s) at reserved concurrency 0",
+            region=ctx.primary_region,
+        )
+    return _done("fenced region A: " + "; ".join(actions), region=ctx.primary_region, actions=actions)
+
+
+@_step
+def unfence_primary(ctx: RunbookContext, clients: Clients, params: Mapping[str, Any]) -> StepResult:
+    """Give region A back its web tier capacity, unthrottle its functions and turn its event sources
+    back on (the program's, and any other the fence turned off)."""
+    step = "unfence_primary"
+    journal = read_journal(clients, ctx)
+    fenced = tuple(str(u) for u in journal.get("primaryFencedMappings", []))
+    changes: list[str] = _set_mappings(
+        clients,
+        tuple(dict.fromkeys(ctx.primary_event_source_mapping_ids + fenced)),
+        enabled=True,
+        side="primary",
+    )
+    if journal.get("primaryStoppedAt") or fenced or journal.get("failoverDeclaredAt"):
+        # region A takes writes again
+        _journal(clients, ctx, primaryStoppedAt=None, primaryFencedMappings=None, failoverDeclaredAt=None)
+    changed_asg, before = _set_asg(clients, "primary", ctx.primary_asg_name, ctx.primary_capacity, step)
+    if changed_asg:
+        c = ctx.primary_capacity
+        changes.append(
+            f"{ctx.primary_asg_name} {before.min}/{before.desired}/{before.max} -> {c.min}/{c.desired}/{c.max}"
+        )
+    for name in ctx.primary_function_names:
+        if _reserved_concurrency(clients, "primary", name) == 0:
+            clients.lambda_("primary").delete_function_concurrency(FunctionName=name)
+            changes.append(f"function {name} unthrottled")
+    if not changes:
+        return _already(f"region A already at capacity with {len(ctx.primary_function_names)} function(s) on")
+    return _done("; ".join(changes), changes=changes)

@@ -1,0 +1,295 @@
+"""The runbook's records in SSM, region B: the latch, and the run journal beside it.
+
+The latch (``ctx.latch_parameter_name``) says which region is active; ``pulumi up`` and the canary
+read it. The run journal (``<latch>-journal``) records a run's progress so that a stopped or dead run
+converges when resumed: when region A's and region B's writes stopped, a fence pending, a declared
+failover's hold (``FAILOVER_MARKS``), a failback's write-ahead writer move (``WRITER_MOVE_MARK``), a
+requested promotion (``PROMOTION_MARK``), when region A was first seen dark (``DARK_MARK``). Two runs
+may write the journal at once; ``_journal`` repairs what a concurrent put lost.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Mapping
+from typing import Any
+
+from botocore.exceptions import ClientError
+
+from lambdas.failover import regressions
+from lambdas.failover.clients import Clients, Side
+from lambdas.failover.context import RunbookContext
+from lambdas.failover.exceptions import StepFailed
+from lambdas.failover.regressions import Regression
+from lambdas.failover.stepkit import _now, error_code, log_event
+
+
+def _read_latch(clients: Clients, ctx: RunbookContext) -> dict[str, Any] | None:
+    try:
+        value = clients.ssm("dr").get_parameter(Name=ctx.latch_parameter_name)["Parameter"]["Value"]
+    except ClientError as exc:
+        if error_code(exc) == "ParameterNotFound":
+            return None
+        raise
+    try:
+        parsed = json.loads(value)
+    except json.JSONDecodeError:
+        # A hand-edited latch is treated as "not in the target state": the step rewrites it.
+        log_event(logging.WARNING, "latch is not JSON", parameter=ctx.latch_parameter_name, value=value)
+        return {"state": value}
+    return parsed if isinstance(parsed, dict) else {"state": str(parsed)}
+
+
+def _write_latch(clients: Clients, ctx: RunbookContext, value: Mapping[str, Any]) -> None:
+    clients.ssm("dr").put_parameter(
+        Name=ctx.latch_parameter_name, Value=json.dumps(value), Type="String", Overwrite=True
+    )
+
+
+def _journal_name(ctx: RunbookContext) -> str:
+    return f"{ctx.latch_parameter_name}-journal"
+
+
+def _parse_journal(value: str) -> dict[str, Any] | None:
+    """The journal's JSON object; None when the value is not one (garbled by hand, or tampered with)."""
+    try:
+        parsed = json.loads(value)
+    except json.JSONDecodeError:
+        return None
+    return parsed if isinstance(parsed, dict) else None
+
+
+JOURNAL_HISTORY = 20
+"""How many earlier versions a run reads back to find the journal before it was garbled."""
+
+
+def _read_journal_version(
+    clients: Clients, ctx: RunbookContext, version: int | None = None
+) -> tuple[dict[str, Any], int]:
+    """The journal and its SSM version (``({}, 0)`` before the first write); ``version``: that one.
+
+    A version is read as ``name:version`` ("To query by parameter version, use "Name": "name:version"":
+    https://docs.aws.amazon.com/systems-manager/latest/APIReference/API_GetParameter.html)."""
+    name = _journal_name(ctx) if version is None else f"{_journal_name(ctx)}:{version}"
+    try:
+        parameter = clients.ssm("dr").get_parameter(Name=name)["Parameter"]
+    except ClientError as exc:
+        if error_code(exc) == "ParameterNotFound":
+            return {}, 0
+        raise
+    current = int(parameter.get("Version") or 0)
+    journal = _parse_journal(str(parameter["Value"]))
+    if journal is not None or version is not None:  # an earlier version (a concurrent write's repair)
+        return journal or {}, current
+    # Not a JSON object (written by hand, or tampered with). Read as empty it would fail open: a
+    # failover's fence marks gone, a failback's writer move forgotten (breaklife21 BL21-4, the
+    # runbook's side). SSM keeps a parameter's earlier versions (GetParameter "name:version", above):
+    # the run goes on from the last readable one, and its next write puts it back on top.
+    for earlier in range(current - 1, max(0, current - 1 - JOURNAL_HISTORY), -1):
+        try:
+            value = clients.ssm("dr").get_parameter(Name=f"{_journal_name(ctx)}:{earlier}")["Parameter"][
+                "Value"
+            ]
+        except ClientError as exc:
+            if error_code(exc) in ("ParameterNotFound", "ParameterVersionNotFound"):
+                break
+            raise
+        journal = _parse_journal(str(value))
+        if journal is not None:
+            log_event(
+                logging.WARNING, "run journal unreadable: read its last readable version",
+                parameter=_journal_name(ctx), version=current, readable=earlier,
+            )  # fmt: skip
+            return journal, current
+    raise StepFailed(
+        "read_journal",
+        f"the run journal {_journal_name(ctx)} (version {current}) is not a JSON object, nor are its "
+        f"{JOURNAL_HISTORY} earlier versions: restore it (aws ssm get-parameter-history, then put-parameter "
+        "--overwrite with the last JSON object) and run again; nothing was changed by this read",
+        code="MalformedJournal",
+    )
+
+
+def read_journal(clients: Clients, ctx: RunbookContext) -> dict[str, Any]:
+    """The run journal (SSM, region B, next to the latch): when writes were last stopped, per region."""
+    return _read_journal_version(clients, ctx)[0]
+
+
+def _merge(journal: Mapping[str, Any], changes: Mapping[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in {**journal, **changes}.items() if v is not None}
+
+
+JOURNAL_REPAIRS = 5
+"""How many times a journal write puts back what a concurrent writer's put lost (two writers: one)."""
+
+
+def _journal(clients: Clients, ctx: RunbookContext, **changes: Any) -> dict[str, Any]:
+    """Merge ``changes`` into the journal (a None value removes the key); returns the new journal.
+
+    Two runs may write the journal at once: a failover and the canary's fence that joined it
+    (``lock.join_fence``). SSM's PutParameter has no condition, but it answers the version it wrote
+    ("Version: The new version number of a parameter",
+    https://docs.aws.amazon.com/systems-manager/latest/APIReference/API_PutParameter.html), one more
+    than the version before it. A put that lands on the version this write read lost nothing. One
+    that lands later overwrote the versions in between, each another writer's read-modify-write:
+    what each of them changed (its version against the one before) is put back on top of the
+    journal as it is now, unless this write changed the same key (it came later) or the key changed
+    again since (a later write), and checked the same way. Residue: a writer that dies between such
+    a put and its repair leaves the other writer's change lost.
+    """
+    ssm = clients.ssm("dr")
+    base, read = _read_journal_version(clients, ctx)
+    value = _merge(base, changes)
+    for _ in range(JOURNAL_REPAIRS):
+        answer = ssm.put_parameter(
+            Name=_journal_name(ctx), Value=json.dumps(value, default=str), Type="String", Overwrite=True
+        )
+        written = int(answer.get("Version") or 0)
+        if written <= read + 1 or regressions.on(Regression.JOURNAL_LAST_WRITER_WINS):
+            return value
+        latest, latest_version = _read_journal_version(clients, ctx)
+        repaired = dict(latest)
+        before = base
+        for version in range(read + 1, written):
+            theirs, _ = _read_journal_version(clients, ctx, version)
+            for key in (set(before) | set(theirs)) - set(changes):
+                if before.get(key) != theirs.get(key) and latest.get(key) == value.get(key):
+                    if key in theirs:
+                        repaired[key] = theirs[key]
+                    else:
+                        repaired.pop(key, None)
+            before = theirs
+        log_event(logging.WARNING, "journal written concurrently", versions=f"{read + 1}..{written - 1}")
+        if repaired == latest:
+            return latest
+        base, read, value = latest, latest_version, repaired
+    return value
+
+
+FAILOVER_MARKS = ("fencePending", "primaryStoppedAt", "failoverDeclaredAt")
+"""Journal keys a failover sets when it takes region A out and a failback clears when it gives region
+A back (``confirm_primary_healthy``, ``unfence_primary``). ``failoverDeclaredAt``: a declared failover
+(``python -m automation latch activate``, then ``pulumi up`` with ``dr:active true``) does not fence
+region A, whose old RDS primary stays a standalone writer after the promotion; the mark is what keeps
+the canary from releasing the switch to it under a deleted, garbled or hand-set latch (B20-1, B20-2). Whatever the latch says, while one is set
+a failover holds region A: the failback restores the latch from them, and the region-B canary never
+releases the switch to region A (``lambdas/health_check/probe.py`` reads the same keys)."""
+
+
+def declare_failover_hold(clients: Clients, ctx: RunbookContext) -> bool:
+    """Set ``failoverDeclaredAt`` (a declared failover, ``python -m automation latch activate``, holds
+    region A without fencing it) unless it is set; returns whether it was set now."""
+    # A new failover: no earlier failback's writer move speaks for region A any more.
+    _forget_writer_move(clients, ctx)
+    if read_journal(clients, ctx).get("failoverDeclaredAt"):
+        return False
+    _journal(clients, ctx, failoverDeclaredAt=_now(clients))
+    return True
+
+
+def end_failover_hold(clients: Clients, ctx: RunbookContext) -> list[str]:
+    """Clear ``FAILOVER_MARKS`` once region A is known to hold the writer (``python -m automation latch
+    release`` checks it from AWS state first: the IaC failback gives region A back by its updates,
+    not by ``unfence_primary``); returns the marks cleared."""
+    marks = [m for m in (*FAILOVER_MARKS, WRITER_MOVE_MARK) if read_journal(clients, ctx).get(m)]
+    if marks:
+        _journal(clients, ctx, **dict.fromkeys(marks))
+    return marks
+
+
+WRITER_MOVE_MARK = "writerMoveRequestedAt"
+"""Journal key a failback writes *before* it asks AWS to move the writer back to region A (write-ahead,
+``switch_writer``), once region B is drained and its lag measured at zero after the drain: from then on
+the failback's decision is to move the writer, and every way the run ends rolls it forward, never back.
+
+* ``restore_dr`` (a failback that stopped) finishes the move instead of giving region B its writes
+  back: a promotion or switchover AWS may already be running would otherwise cut off the writes region
+  B took meanwhile (lost), and leave two writers (B10-1/B10-2). Only when AWS refuses the move and
+  region B still holds the writer with nothing under way is region B undrained (and the mark dropped).
+* The region-B canary, under an active latch, puts the switch to region A when the mark is set and
+  every region-A target answers healthy that its database is the writer: a failback that died after
+  the writer moved (a CLI process killed before ``clear_latch``) otherwise left Route 53 answering
+  drained region B until someone resumed it (soak seeds 98, 112, 150, 448, 615, 734). Without the mark
+  region A's word is not enough (an old RDS primary back from an outage is a standalone writer too).
+
+Cleared when the latch goes back to standby (``clear_latch``, ``latch release``), when ``restore_dr``
+leaves the writer in region B, and when a new failover starts (``fence_primary``, ``latch activate``).
+``lambdas/health_check/probe.py`` reads the same key."""
+
+
+def _writer_move_requested(clients: Clients, ctx: RunbookContext) -> None:
+    """Write ahead of a move of the writer to region A (``WRITER_MOVE_MARK``), unless written."""
+    if not read_journal(clients, ctx).get(WRITER_MOVE_MARK):
+        _journal(clients, ctx, **{WRITER_MOVE_MARK: _now(clients)})
+
+
+def _forget_writer_move(clients: Clients, ctx: RunbookContext) -> bool:
+    """Drop ``WRITER_MOVE_MARK``; returns whether it was set."""
+    if not read_journal(clients, ctx).get(WRITER_MOVE_MARK):
+        return False
+    _journal(clients, ctx, **{WRITER_MOVE_MARK: None})
+    return True
+
+
+PROMOTING_STATUSES = ("modifying", "rebooting")
+"""The statuses of a read replica whose promotion is under way: PromoteReadReplica modifies it, and "RDS
+reboots the DB instance before making it available"
+(https://docs.aws.amazon.com/AmazonRDS/latest/UserGuide/USER_ReadRepl.Promote.html). Its
+``ReadReplicaSourceDBInstanceIdentifier`` stays until the promotion completes, so in these statuses
+the source is no proof that the replica still follows it. Nor are they proof of a promotion: RDS
+documents both for other causes, ``modifying`` "because of a customer request to modify the DB
+instance", ``rebooting`` "because of a customer request or an Amazon RDS process that requires the
+rebooting of the DB instance" (https://docs.aws.amazon.com/AmazonRDS/latest/UserGuide/Overview.DBInstance.Status.html).
+Only ``PROMOTION_MARK`` tells them apart (:func:`_promotion_under_way`)."""
+
+
+PROMOTION_MARK = "promotionRequested"
+"""Journal entry the runbook writes *before* it asks RDS to promote a read replica (PromoteReadReplica,
+write-ahead, in both runbooks): ``{"instance", "region", "at"}``. A replica ``modifying`` or
+``rebooting`` is promoting only after the runbook's own request (B21b-2, B21b-6): otherwise it is
+being modified or rebooted at a customer's request or for maintenance, and a promotion is asked for
+once it is ``available`` again. The absence of the mark is also what a stopped failback trusts when
+region A does not answer (B21b-9): no promotion of region A's replica was ever requested, so region B
+still holds the only writer. A run that dies between the mark and the call leaves a mark with no
+request behind it: read as "a promotion may be under way", the safe side (region B stays drained),
+and the next run that finds the replica ``available`` asks again. RDS records the promotion as events
+too (DescribeEvents), which the emulator does not model; the journal is the runbook's own record."""
+
+
+def _promotion_requested(clients: Clients, ctx: RunbookContext, side: Side, ident: str) -> bool | None:
+    """Whether ``PROMOTION_MARK`` names ``ident`` in ``side``'s region; None when the journal cannot say
+    (empty: every run writes its marks before any promotion; a garbled one is read as its last readable
+    version, ``_read_journal_version``)."""
+    journal = read_journal(clients, ctx)
+    if not journal:
+        return None
+    mark = journal.get(PROMOTION_MARK)
+    return (
+        isinstance(mark, dict)
+        and mark.get("instance") == ident
+        and mark.get("region") == clients.region(side)
+    )
+
+
+def _promotion_under_way(
+    clients: Clients, ctx: RunbookContext, side: Side, instance: Mapping[str, Any]
+) -> bool:
+    """Whether read replica ``instance`` is being promoted: in one of ``PROMOTING_STATUSES`` after the
+    runbook asked for it (a journal that cannot say leaves the status its word: the safe reading)."""
+    if instance.get("DBInstanceStatus") not in PROMOTING_STATUSES:
+        return False
+    ident = str(instance.get("DBInstanceIdentifier") or "")
+    return _promotion_requested(clients, ctx, side, ident) is not False
+
+
+def _request_promotion(clients: Clients, ctx: RunbookContext, side: Side, ident: str) -> None:
+    """Write ``PROMOTION_MARK`` ahead of PromoteReadReplica of ``ident`` (kept when it names it already)."""
+    if not _promotion_requested(clients, ctx, side, ident):
+        mark = {"instance": ident, "region": clients.region(side), "at": _now(clients)}
+        _journal(clients, ctx, **{PROMOTION_MARK: mark})
+
+
+DARK_MARK = "primaryDarkSince"
+"""Journal key: when a forced failover's wait first found region A's endpoint not answering (cleared
+when it answers), so the confirmation spans polls of either executor."""

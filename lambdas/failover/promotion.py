@@ -1,0 +1,648 @@
+"""Making region B's database the writer: ``promote_database``.
+
+RDS: the read replica is promoted (``_promote_rds``, shared with the failback), after the drain and
+zero lag when region A was fenced (planned), or at once with an upper estimate of the loss when region
+A was not reachable (unplanned; the writer then moves only once the thrown switch has taken effect).
+Aurora: a switchover when region A answered its fence, a managed failover (``AllowDataLoss``) when it
+did not; ``FailoverState`` is polled, and a change AWS cancels is asked again. A forced failover whose
+region A goes dark during the lossless wait, and stays dark (``DARK_CONFIRM_SECONDS``), promotes
+unplanned. ``_writer_moving`` says whether region B's database is (becoming) the writer.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Mapping
+from datetime import timedelta
+from typing import Any
+
+from botocore.exceptions import BotoCoreError, ClientError, WaiterError
+
+from lambdas.failover import regressions
+from lambdas.failover.clients import Clients, Side
+from lambdas.failover.context import RunbookContext
+from lambdas.failover.exceptions import SourceDark as _SourceDark
+from lambdas.failover.exceptions import StepFailed
+from lambdas.failover.fencing import PLANNED_NEEDS_REGION_A, _planned_how
+from lambdas.failover.journal import (
+    DARK_MARK,
+    _journal,
+    _promotion_under_way,
+    _read_latch,
+    _request_promotion,
+    _write_latch,
+    read_journal,
+)
+from lambdas.failover.lossless import _wait_lossless, database_lag, receipts_lag
+from lambdas.failover.names import REQUIRED_TAG_KEYS, failover_instance_id
+from lambdas.failover.regressions import Regression
+from lambdas.failover.stepkit import (
+    CONNECTION_ERRORS,
+    StepResult,
+    _db_cluster,
+    _db_instance,
+    _describe_failure,
+    _done,
+    _finished,
+    _from_client_error,
+    _global_members,
+    _in_progress,
+    _latest,
+    _member,
+    _metric_query,
+    _need,
+    _now,
+    _parse_time,
+    _promoted_waiter,
+    _require_db_instance,
+    _step,
+    _wait,
+    _waiter_config,
+    error_code,
+    log_event,
+)
+from lambdas.failover.traffic import _switch_pending
+
+AURORA_ENGINE = "aurora-postgresql"
+
+
+def _promote_rds(
+    ctx: RunbookContext, clients: Clients, params: Mapping[str, Any], side: Side, ident: str, step: str
+) -> StepResult:
+    """Promote read replica ``ident`` in ``side`` to a standalone instance (shared by both runbooks)."""
+    rds = clients.rds(side)
+    instance = _require_db_instance(clients, side, ident, step)
+    source = instance.get("ReadReplicaSourceDBInstanceIdentifier")
+    status = instance.get("DBInstanceStatus")
+    region = clients.region(side)
+    if not source:
+        if status != "available":
+            if not _wait(params):
+                return _in_progress(
+                    f"{ident} is standalone, status {status}: waiting for available", instance=ident
+                )
+            _promoted_waiter(rds).wait(DBInstanceIdentifier=ident, WaiterConfig=_waiter_config(params))
+        return _finished(
+            params, False, f"{ident} is a standalone writer in {region}", instance=ident, region=region
+        )
+    started = False
+    under_way = _promotion_under_way(clients, ctx, side, instance)
+    if status != "available" and not under_way:
+        # Busy with something else: a backup ("a read replica cannot be promoted to a standalone
+        # instance when it is in the backing-up status", PromoteReadReplica; B21-4), or modified or
+        # rebooted at a customer's request or for maintenance, not at the runbook's (B21b-2,
+        # B21b-6). Nothing is promoting it, and nothing may until it is available again.
+        if not _wait(params):
+            return _in_progress(
+                f"{ident} is {status} (no promotion requested): it cannot be promoted until it is available",
+                instance=ident,
+                region=region,
+                underWay=False,
+            )
+        rds.get_waiter("db_instance_available").wait(
+            DBInstanceIdentifier=ident, WaiterConfig=_waiter_config(params)
+        )
+        status = "available"
+    if status == "available":
+        _request_promotion(clients, ctx, side, ident)
+        try:
+            rds.promote_read_replica(DBInstanceIdentifier=ident)
+            started = True
+            log_event(
+                logging.INFO, "promotion started", step=step, instance=ident, region=region, source=source
+            )
+        except ClientError as exc:
+            # A promotion requested by an earlier call that RDS has not picked up yet.
+            if error_code(exc) != "InvalidDBInstanceState":
+                raise
+    if not _wait(params):
+        verb = "started promoting" if started else f"promotion under way (status {status})"
+        return _in_progress(
+            f"{verb} {ident} (replica of {source})", instance=ident, region=region, underWay=True
+        )
+    _promoted_waiter(rds).wait(DBInstanceIdentifier=ident, WaiterConfig=_waiter_config(params))
+    return _done(
+        f"promoted {ident} in {region}: no longer a replica of {source}", instance=ident, region=region
+    )
+
+
+def _inherited_tags(described: Mapping[str, Any]) -> list[dict[str, str]]:
+    """The program's tags (:data:`REQUIRED_TAG_KEYS`) of a described cluster or instance, for the
+    database the runbook creates in its image (the Describe answers carry ``TagList``)."""
+    return [
+        {"Key": str(t["Key"]), "Value": str(t["Value"])}
+        for t in described.get("TagList") or []
+        if t.get("Key") in REQUIRED_TAG_KEYS
+    ]
+
+
+def _promote_aurora(
+    ctx: RunbookContext, clients: Clients, params: Mapping[str, Any], *, planned: bool
+) -> StepResult:
+    step = "promote_database"
+    rds = clients.rds("dr")
+    cluster_id = _need(ctx.dr_cluster_id, "drClusterId", step)
+    arn = _need(ctx.dr_cluster_arn, "drClusterArn", step)
+    gid = _need(ctx.global_cluster_id, "globalClusterId", step)
+    changes: list[str] = []
+
+    # A headless secondary (the cheapest pilot light) cannot become writer: it needs an instance.
+    cluster = _db_cluster(clients, "dr", cluster_id, step)
+    members = [m["DBInstanceIdentifier"] for m in cluster.get("DBClusterMembers", [])]
+    if not members:
+        instance_id = failover_instance_id(cluster_id)
+        try:
+            tags = _inherited_tags(cluster)
+            rds.create_db_instance(
+                DBInstanceIdentifier=instance_id,
+                DBClusterIdentifier=cluster_id,
+                DBInstanceClass=_need(ctx.dr_instance_class, "drInstanceClass", step),
+                Engine=AURORA_ENGINE,
+                **({"Tags": tags} if tags else {}),
+            )
+            changes.append(f"created instance {instance_id}")
+            log_event(
+                logging.INFO, "aurora instance created", step=step, instance=instance_id, cluster=cluster_id
+            )
+        except ClientError as exc:
+            if error_code(exc) != "DBInstanceAlreadyExists":
+                raise
+            # Ours from an earlier attempt, or someone else's under our name (breakiam22b BI22b-9: a
+            # deployer of another environment may create it first): only a member of this cluster is
+            # the writer to wait for.
+            existing = _db_instance(clients, "dr", instance_id) or {}
+            if existing.get("DBClusterIdentifier") != cluster_id:
+                raise StepFailed(
+                    step,
+                    f"cannot add the writer {instance_id} to {cluster_id}: an instance of that name already "
+                    f"exists outside the cluster (in {existing.get('DBClusterIdentifier') or 'no cluster'}); "
+                    "delete or rename it, then resume the failover",
+                    code="DBInstanceAlreadyExists",
+                ) from exc
+        members = [instance_id]
+    if _wait(params):
+        rds.get_waiter("db_instance_available").wait(
+            DBInstanceIdentifier=members[0], WaiterConfig=_waiter_config(params)
+        )
+    else:
+        statuses = [(_db_instance(clients, "dr", m) or {}).get("DBInstanceStatus") for m in members]
+        if "available" not in statuses:
+            return _in_progress(
+                f"waiting for an instance of {cluster_id} to be available ({statuses})", cluster=cluster_id
+            )
+
+    for _ in range(AURORA_MOVE_ROUNDS):
+        group, global_members = _global_members(ctx, clients, step)
+        me = _member(global_members, arn)
+        if me is None:
+            raise StepFailed(step, f"{arn} is not a member of global cluster {gid}", code="NotAMember")
+        if me.get("IsWriter"):
+            detail = f"{cluster_id} is the writer of global cluster {gid}"
+            return _finished(params, bool(changes), "; ".join([*changes, detail]), cluster=cluster_id)
+
+        # FailoverState says whether a writer change is under way (DescribeGlobalClusters:
+        # https://docs.aws.amazon.com/AmazonRDS/latest/APIReference/API_FailoverState.html); the
+        # cluster status is the fallback only.
+        state = str((group.get("FailoverState") or {}).get("Status") or "")
+        status = state or str(group.get("Status", ""))
+        if state == "cancelling":
+            # "returning to their previous states": nothing moves the writer, and nothing can be
+            # asked until the global cluster is back (B21b-7).
+            if not _wait(params):
+                return _in_progress(
+                    f"AWS is cancelling the writer change of {gid}: waiting to ask again", cluster=cluster_id
+                )
+            _await_failover_state_cleared(ctx, clients, params, step)
+            continue
+        if status in ("pending", "failing-over", "switching-over"):
+            if not _wait(params):
+                return _in_progress(f"global cluster {gid} is {status}", cluster=cluster_id)
+        elif planned or params.get("planned"):
+            pending = _request_switchover(ctx, clients, params, cluster_id, arn, gid, changes)
+            if pending is not None:
+                return _in_progress(pending, cluster=cluster_id)
+        else:
+            # Region A is down: a managed failover accepts the loss of writes not yet replicated
+            # (RPO ~1 s) and, once region A is back, re-adds the old primary as a secondary.
+            note = _loss_estimate(
+                clients, "AuroraGlobalDBReplicationLag", {"DBClusterIdentifier": cluster_id}, 1000.0
+            )
+            rds.failover_global_cluster(
+                GlobalClusterIdentifier=gid, TargetDbClusterIdentifier=arn, AllowDataLoss=True
+            )
+            changes.append(f"failover of {gid} to {cluster_id} started (unplanned: {note})")
+        log_event(
+            logging.INFO, "aurora writer change", step=step, global_cluster=gid, target=arn, changes=changes
+        )
+        if not _wait(params):
+            return _in_progress("; ".join(changes) or f"global cluster {gid} is {status}", cluster=cluster_id)
+        if _await_aurora_writer(ctx, clients, params, arn, step):
+            return _done("; ".join([*changes, f"{cluster_id} is now the writer"]), cluster=cluster_id)
+        # AWS cancelled the change it had accepted (a switchover whose old primary's region stopped
+        # answering while AWS verified the clusters): ask again once the clusters are back, as a
+        # forced failover over a region A that went dark after its fence does (B10-4, B21b-7).
+        changes.append(f"AWS cancelled the writer change of {gid}")
+        log_event(logging.WARNING, "aurora writer change cancelled by AWS", step=step, global_cluster=gid)
+        _await_failover_state_cleared(ctx, clients, params, step)
+    raise StepFailed(
+        step,
+        f"AWS cancelled every writer change of {gid} asked for ({'; '.join(changes)}): {cluster_id} is not "
+        "the writer; run the failover again",
+        retryable=True,
+        code="WriterChangeCancelled",
+    )
+
+
+AURORA_MOVE_ROUNDS = 3
+"""How many times a waiting ``promote_database`` looks at the global cluster and asks for a writer
+change (or waits for one under way): one change, its cancellation by AWS, and one change asked again
+after it (B21b-7). A further cancellation stops the step (retryable)."""
+
+
+def _request_switchover(
+    ctx: RunbookContext,
+    clients: Clients,
+    params: Mapping[str, Any],
+    cluster_id: str,
+    arn: str,
+    gid: str,
+    changes: list[str],
+) -> str | None:
+    """Region A answered its fence: the receipts' drain, then a switchover to ``arn``; or, for a forced
+    failover whose region A went dark since, the managed failover (B10-4). Appends what it asked for
+    to ``changes``; returns what is still awaited when the step may not wait (None: asked)."""
+    step = "promote_database"
+    rds = clients.rds("dr")
+    # Region A answers: a switchover waits for the database to catch up, losing nothing
+    # (https://docs.aws.amazon.com/AmazonRDS/latest/AuroraUserGuide/aurora-global-database-disaster-recovery.html);
+    # the receipts are not the database's to wait for: their drain is waited for first.
+    stamp = _parse_time(read_journal(clients, ctx).get("primaryStoppedAt"))
+    lags = receipts_lag(ctx, "primary", "dr")
+    dark = _forced_source_dark(ctx, clients, params)
+    try:
+        if stamp is not None and lags:
+            pending = _wait_lossless(
+                clients, params, stopped_at=stamp, lags=lags, step=step, source_dark=dark
+            )
+            if pending is not None:
+                return pending
+        rds.switchover_global_cluster(GlobalClusterIdentifier=gid, TargetDbClusterIdentifier=arn)
+        changes.append(f"switchover of {gid} to {cluster_id} started")
+    except (ClientError, _SourceDark) as exc:
+        refused = isinstance(exc, ClientError) and error_code(exc) == "InvalidGlobalClusterStateFault"
+        if dark is None or not (
+            isinstance(exc, _SourceDark) or (refused and _stays_dark(dark, clients, params))
+        ):
+            raise
+        # Region A answered its fence and has stopped answering since. A switchover is for
+        # "controlled scenarios ... where all the Aurora clusters ... are in a healthy state"
+        # and AWS refuses it now; for a Regional outage AWS documents the managed failover
+        # (FailoverGlobalCluster with AllowDataLoss; "Using switchover or failover in Amazon Aurora
+        # Global Database", https://docs.aws.amazon.com/AmazonRDS/latest/AuroraUserGuide/aurora-global-database-disaster-recovery.html).
+        # Not for --planned, which asked for no loss: that refusal stands (B10-4).
+        note = _loss_estimate(
+            clients, "AuroraGlobalDBReplicationLag", {"DBClusterIdentifier": cluster_id}, 1000.0
+        )
+        why = (
+            f"switchover of {gid} refused ({error_code(exc)})"
+            if isinstance(exc, ClientError)
+            else f"zero lag not proven ({exc})"
+        )
+        log_event(
+            logging.WARNING,
+            "region A went dark after its fence: managed failover",
+            step=step,
+            global_cluster=gid,
+            why=why,
+            mayLose=note,
+        )
+        rds.failover_global_cluster(
+            GlobalClusterIdentifier=gid, TargetDbClusterIdentifier=arn, AllowDataLoss=True
+        )
+        changes.append(
+            f"{why}: region A stopped answering after its fence; failover to {cluster_id} started "
+            f"(unplanned: {note})"
+        )
+    return None
+
+
+def _await_aurora_writer(
+    ctx: RunbookContext, clients: Clients, params: Mapping[str, Any], arn: str, step: str
+) -> bool:
+    """Poll the global cluster until ``arn`` is its writer (True) or AWS has cancelled the change
+    (False): ``FailoverState`` ``cancelling`` ("The request to switch over or fail over the global
+    cluster was cancelled and the primary Aurora DB cluster and the selected secondary Aurora DB
+    cluster are returning to their previous states"), or no ``FailoverState`` ("empty unless a
+    switchover or failover operation is scheduled or is in progress") on an available global cluster
+    whose writer ``arn`` is not (https://docs.aws.amazon.com/AmazonRDS/latest/APIReference/API_FailoverState.html).
+    Raises StepFailed (retryable) when the waiter budget runs out, the change still under way."""
+    config = _waiter_config(params)
+    attempts = max(1, int(config["MaxAttempts"]))
+    state = ""
+    for attempt in range(attempts):
+        group, members = _global_members(ctx, clients, step)
+        if (_member(members, arn) or {}).get("IsWriter"):
+            return True
+        state = str((group.get("FailoverState") or {}).get("Status") or "")
+        if state == "cancelling" or (not state and group.get("Status") == "available"):
+            return False
+        if attempt + 1 < attempts:
+            clients.clock.sleep(float(config["Delay"]) or 15.0)
+    raise StepFailed(
+        step,
+        f"{arn} is not yet the writer of {ctx.global_cluster_id} (FailoverState {state or 'none'}) after "
+        f"{attempts} looks: the change is still under way; run the step again",
+        retryable=True,
+        code="WaiterTimeout",
+    )
+
+
+def _await_failover_state_cleared(
+    ctx: RunbookContext, clients: Clients, params: Mapping[str, Any], step: str
+) -> None:
+    """Wait, within the waiter budget, until the global cluster's ``FailoverState`` is empty again (a
+    cancelled change's clusters back in their previous states); raises StepFailed (retryable) if not."""
+    config = _waiter_config(params)
+    attempts = max(1, int(config["MaxAttempts"]))
+    for attempt in range(attempts):
+        group, _ = _global_members(ctx, clients, step)
+        if not group.get("FailoverState") and group.get("Status") == "available":
+            return
+        if attempt + 1 < attempts:
+            clients.clock.sleep(float(config["Delay"]) or 15.0)
+    raise StepFailed(
+        step,
+        f"global cluster {ctx.global_cluster_id} still not back from a cancelled writer change",
+        retryable=True,
+        code="WaiterTimeout",
+    )
+
+
+def _region_a_dark(ctx: RunbookContext, clients: Clients) -> bool:
+    """Whether region A's RDS endpoint does not answer: a connection error describing its database
+    (the primary cluster, or instance). Any answer, an error included, says it answers."""
+    rds = clients.rds("primary")
+    try:
+        if ctx.database_mode == "rds-replica":
+            rds.describe_db_instances(
+                DBInstanceIdentifier=_need(
+                    ctx.primary_db_instance_id, "primaryDbInstanceId", "promote_database"
+                )
+            )
+        else:
+            rds.describe_db_clusters(
+                DBClusterIdentifier=_need(ctx.primary_cluster_id, "primaryClusterId", "promote_database")
+            )
+    except CONNECTION_ERRORS:
+        return True
+    except (ClientError, BotoCoreError):
+        return False
+    return False
+
+
+DARK_CONFIRM_SECONDS = 120.0
+"""How long region A's RDS endpoint must keep failing to answer before a forced failover that fenced it
+takes it for dark and promotes unplanned. Assumed (two canary periods): a connection error or two is
+not an outage (botocore retries connection errors as transient,
+https://docs.aws.amazon.com/boto3/latest/guide/retries.html), and taking a blip for darkness would
+promote with a replication tail region A still holds (B21b-1)."""
+
+
+def _region_a_dark_long_enough(ctx: RunbookContext, clients: Clients) -> bool:
+    """Whether region A has not answered for ``DARK_CONFIRM_SECONDS`` (journal ``DARK_MARK``)."""
+    since = _parse_time(read_journal(clients, ctx).get(DARK_MARK))
+    if not _region_a_dark(ctx, clients):
+        if since is not None:
+            _journal(clients, ctx, **{DARK_MARK: None})
+        return False
+    now = clients.clock.now()
+    if since is None:
+        _journal(clients, ctx, **{DARK_MARK: _now(clients)})
+        return False
+    return (now - since).total_seconds() >= DARK_CONFIRM_SECONDS
+
+
+def _stays_dark(dark: Callable[[], bool], clients: Clients, params: Mapping[str, Any]) -> bool:
+    """Whether ``dark`` confirms region A dark, polling for ``DARK_CONFIRM_SECONDS`` when the step
+    may wait (else one look: a later poll of the state machine looks again)."""
+    if dark():
+        return True
+    if not _wait(params):
+        return False
+    delay = float(_waiter_config(params)["Delay"]) or 15.0
+    waited = 0.0
+    while waited <= DARK_CONFIRM_SECONDS:
+        clients.clock.sleep(delay)
+        waited += delay
+        if dark():
+            return True
+    return False
+
+
+def _forced_source_dark(
+    ctx: RunbookContext, clients: Clients, params: Mapping[str, Any]
+) -> Callable[[], bool] | None:
+    """For a forced failover, how its lossless wait tells that region A went dark and stayed dark
+    (B10-4, B21b-1); None for ``--planned``, which asked for no loss and stops instead."""
+    if params.get("planned"):
+        return None
+    return lambda: _region_a_dark_long_enough(ctx, clients)
+
+
+@_step
+def promote_database(ctx: RunbookContext, clients: Clients, params: Mapping[str, Any]) -> StepResult:
+    """Make the DR database the writer: RDS replica promotion, or Aurora global failover/switchover.
+
+    The latch was written before this step (traffic follows the latch). When the step fails before
+    the writer started moving, it puts the latch back to standby, so the canary does not send
+    traffic to a region B that never became the writer. Step Functions retries this step alone
+    (not write_latch), so each attempt first makes sure the latch says active: the latch leads."""
+    latch = _read_latch(clients, ctx) or {}
+    if latch.get("state") != "active" and not regressions.on(Regression.SWITCH_BEFORE_LATCH):
+        _write_latch(
+            clients,
+            ctx,
+            {
+                "state": "active",
+                "since": _now(clients),
+                "runbook": "failover",
+                "reason": params.get("reason") or "not given",
+            },
+        )
+    try:
+        return _promote_database(ctx, clients, params)
+    except (StepFailed, ClientError, WaiterError) as exc:
+        if not _writer_moving(ctx, clients):
+            latch = _read_latch(clients, ctx) or {}
+            if latch.get("state") == "active" and latch.get("runbook") == "failover":
+                reason = (
+                    _describe_failure("promote_database", exc)
+                    if not isinstance(exc, WaiterError)
+                    else str(exc)
+                )
+                _write_latch(
+                    clients,
+                    ctx,
+                    {
+                        "state": "standby",
+                        "since": _now(clients),
+                        "runbook": "failover",
+                        "reason": f"failover stopped before the writer moved: {reason}"[:500],
+                    },
+                )
+        raise
+
+
+def _writer_moving(ctx: RunbookContext, clients: Clients, *, retry_throttled: bool = False) -> bool:
+    """Whether region B's database is the writer or becoming it (True when that cannot be told).
+    ``retry_throttled``: a retryable AWS error (throttling that outlasted the client's retries) is
+    raised instead, for the caller's executor to try again later (``roll_back_fence``: "cannot be
+    told" there means nothing is rolled back, and a stop then leaves nothing serving)."""
+    try:
+        if ctx.database_mode == "rds-replica":
+            ident = _need(ctx.dr_db_instance_id, "drDbInstanceId", "promote_database")
+            instance = _db_instance(clients, "dr", ident) or {}
+            # Promoting only in a promotion's statuses, after the runbook asked for it: a replica
+            # backing up is not (B21b-5), nor one rebooted for maintenance (B21b-6).
+            return not instance.get("ReadReplicaSourceDBInstanceIdentifier") or _promotion_under_way(
+                clients, ctx, "dr", instance
+            )
+        group, members = _global_members(ctx, clients, "promote_database")
+        me = _member(members, _need(ctx.dr_cluster_arn, "drClusterArn", "promote_database")) or {}
+        return bool(me.get("IsWriter") or group.get("FailoverState") or group.get("Status") != "available")
+    except ClientError as exc:
+        if retry_throttled and _from_client_error("", exc).retryable:
+            raise
+        return True
+    except (StepFailed, BotoCoreError):
+        return True
+
+
+def _promote_database(ctx: RunbookContext, clients: Clients, params: Mapping[str, Any]) -> StepResult:
+    step = "promote_database"
+    # Planned (lossless) when fence_primary reached region A and stamped when its writes stopped;
+    # unplanned when it found region A unreachable. The failover path never reads region A itself.
+    # A stamp left by an earlier fence does not make a region A that the latest fence could not
+    # reach a healthy source (``fencePending``): zero lag can no longer be measured from it, and a
+    # forced failover over a dark region A would wait for it until it gave up (soak seed 10).
+    # The later of the two marks says how the latest fence went: a fence that reached region A after
+    # one that could not (the canary's, joining this run: B20-3) makes the change planned again.
+    journal = read_journal(clients, ctx)
+    stamp, pending = _parse_time(journal.get("primaryStoppedAt")), _parse_time(journal.get("fencePending"))
+    source_answers = stamp is not None and (pending is None or stamp >= pending)
+    if not source_answers and not _writer_moving(ctx, clients):
+        # Unplanned: region A was not fenced (it did not answer). Should it answer again, its old
+        # writer takes whatever Route 53 sends it until the canary has fenced it, and after the
+        # writer moves those writes are lost. So the writer moves only once the switch thrown just
+        # before has taken effect: Route 53 then answers region B whatever region A's health (seed 6,
+        # and the crash point right after the writer move over a region A that comes back at once).
+        pending = _switch_pending(ctx, clients)
+        if pending > 0 and not _wait(params):
+            return _in_progress(
+                f"waiting {pending:.0f} s for the switch to take effect before the writer moves"
+            )
+        if pending > 0:
+            clients.clock.sleep(pending)
+    if ctx.database_mode == "rds-replica":
+        ident = _need(ctx.dr_db_instance_id, "drDbInstanceId", step)
+        instance = _require_db_instance(clients, "dr", ident, step)
+        replicating = bool(instance.get("ReadReplicaSourceDBInstanceIdentifier"))
+        busy = instance.get("DBInstanceStatus")
+        if replicating and busy != "available" and not _promotion_under_way(clients, ctx, "dr", instance):
+            # A replica busy with something else (backing-up, or modifying or rebooting with no
+            # promotion requested: maintenance) cannot be promoted yet; the zero-lag wait comes after
+            # it is available again, never skipped (B21b-4, B21b-6).
+            if not _wait(params):
+                return _in_progress(f"{ident} is {busy}: waiting for it to be available", instance=ident)
+            clients.rds("dr").get_waiter("db_instance_available").wait(
+                DBInstanceIdentifier=ident, WaiterConfig=_waiter_config(params)
+            )
+            instance = _require_db_instance(clients, "dr", ident, step)
+        planned = source_answers and not params.get("allowDataLoss")
+        if params.get("planned") and not source_answers and replicating:
+            # Region A stopped answering after confirm_primary_down (the fence found it dark): an
+            # unplanned promotion is not what the operator asked for.
+            raise StepFailed(
+                step,
+                "region A could not be fenced (it does not answer), so no lossless promotion is possible: "
+                + PLANNED_NEEDS_REGION_A.format(how=_planned_how(ctx)),
+                code="PlannedNeedsRegionA",
+            )
+        if replicating and instance.get("DBInstanceStatus") == "available" and planned:
+            # Region A answers: a planned change, lossless (drain, then zero lag after it).
+            try:
+                pending = _planned_wait(
+                    ctx,
+                    clients,
+                    params,
+                    "ReplicaLag",
+                    {"DBInstanceIdentifier": ident},
+                    step,
+                    instance.get("Engine"),
+                    source_dark=_forced_source_dark(ctx, clients, params),
+                )
+            except _SourceDark as dark:
+                # A forced failover whose region A (fenced: its writes stopped) went dark during the
+                # wait promotes unplanned, as over a region A that was dark from the start.
+                log_event(
+                    logging.WARNING,
+                    "region A went dark during the zero-lag wait",
+                    step=step,
+                    waited=str(dark),
+                )
+                pending, source_answers = None, False
+            if pending is not None:
+                return _in_progress(pending, instance=ident)
+        note = ""
+        if not source_answers and replicating:
+            # Read before promoting: the lag metric stops once the replica stops replicating.
+            note = _loss_estimate(clients, "ReplicaLag", {"DBInstanceIdentifier": ident}, 1.0)
+            log_event(logging.WARNING, "unplanned promotion", step=step, instance=ident, mayLose=note)
+        result = _promote_rds(ctx, clients, params, "dr", ident, step)
+        if note:
+            return StepResult(
+                result.status, f"{result.detail}; unplanned: {note}", {**result.data, "mayLose": note}
+            )
+        return result
+    return _promote_aurora(ctx, clients, params, planned=source_answers)
+
+
+def _planned_wait(
+    ctx: RunbookContext,
+    clients: Clients,
+    params: Mapping[str, Any],
+    metric: str,
+    dims: Mapping[str, str],
+    step: str,
+    engine: str | None = None,
+    source_dark: Callable[[], bool] | None = None,
+) -> str | None:
+    """A planned failover: region A was fenced (its stamp in the journal); drain, then zero lag."""
+    stamp = _parse_time(read_journal(clients, ctx).get("primaryStoppedAt"))
+    if stamp is None:
+        raise StepFailed(
+            step,
+            "region A's database answers but the journal has no record of region A being fenced: run "
+            "the failover again (fence_primary stamps it), or pass allowDataLoss to promote anyway",
+            code="NotFenced",
+        )
+    lags = [database_lag(ctx, "dr", metric, dims, engine), *receipts_lag(ctx, "primary", "dr")]
+    return _wait_lossless(clients, params, stopped_at=stamp, lags=lags, step=step, source_dark=source_dark)
+
+
+def _loss_estimate(clients: Clients, metric: str, dims: Mapping[str, str], per_second: float) -> str:
+    """An upper estimate of what an unplanned promotion may lose: the last lag plus that datapoint's age."""
+    now = clients.clock.now()
+    query = _metric_query(now, "AWS/RDS", metric, dims, "Maximum", timedelta(hours=6), timedelta(minutes=5))
+    latest = _latest(clients, "dr", query)
+    if latest is None:
+        return "may lose writes of an unknown span (no lag datapoint)"
+    age = max(0.0, (now - latest[1]).total_seconds())
+    if latest[0] < 0:
+        # -1: replication was not active at that datapoint; how long it has not been is unknown.
+        return (
+            f"may lose writes of an unknown span (last {metric} {latest[0]:g} at {latest[1]}: "
+            "replication not active)"
+        )
+    lag_s = latest[0] / per_second
+    return f"may lose up to {lag_s + age:.0f} s of writes (last {metric} {latest[0]:g} at {latest[1]}, {age:.0f} s old)"
