@@ -3,6 +3,11 @@
 from __future__ import annotations
 
 import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
 
 from automation import synth
 from lambdas.failover.context import RunbookContext
@@ -53,6 +58,46 @@ def test_lambda_code_is_the_package_source_only() -> None:
         "lambdas/failover/handler.py",
         "lambdas/health_check/handler.py",
     } <= names
+
+
+_IMPORT_THE_RUNBOOK = """
+import json
+import lambdas.failover.handler as handler
+from lambdas.failover import graph, steps
+names = {s.name for b in graph.RUNBOOKS.values() for s in (*b.steps, *([b.on_stop] if b.on_stop else []))}
+print(json.dumps({"handler": handler.__file__, "missing": sorted(names - set(steps.STEPS))}))
+"""
+
+
+def test_the_runbook_lambda_imports_from_its_archive_alone_with_every_step_registered(
+    tmp_path: Path,
+) -> None:
+    """The runbook Lambda's archive holds every module its handler imports: the step modules
+    ``lambdas/failover/steps.py`` gathers (stepkit, journal, fencing, ...) register the handlers on
+    import, so a module left out is a step Lambda cannot find ("no step handler") or a handler that
+    does not import at all. The Lambda loads ``lambdas.failover.handler.handler`` from the archive's
+    root ("the handler ... in the format file-name.function-name", the file path relative to the
+    root of the .zip: https://docs.aws.amazon.com/lambda/latest/dg/python-handler.html); here the
+    archive is unpacked alone, without the repository on the path, and imported the same way."""
+    from components.serverless import lambda_code
+
+    for key, asset in lambda_code().assets.items():
+        target = tmp_path / key
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(asset.path, target)
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    ran = subprocess.run(
+        [sys.executable, "-c", _IMPORT_THE_RUNBOOK],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert ran.returncode == 0, f"runbook Lambda archive: the handler does not import: {ran.stderr[-2000:]}"
+    found = json.loads(ran.stdout.strip().splitlines()[-1])
+    assert Path(found["handler"]).resolve().is_relative_to(tmp_path.resolve()), found
+    assert found["missing"] == [], f"runbook Lambda archive: no handler for steps {found['missing']}"
 
 
 def test_the_canary_may_read_the_latch_and_the_run_journal_beside_it(dr: synth.Synthesis) -> None:
