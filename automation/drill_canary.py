@@ -24,7 +24,7 @@ handler runs one event, ``lambdas.failover.handler.dispatch`` with ``wait`` off,
 own that read the virtual clock (the lock's leases are virtual instants, like the runs'). The
 runbook's one-step run completes a fence a failover left pending (``fence_primary`` with
 ``onlyIfPending``), and for Aurora keeps the ``rds:unplanned-global-failover-*`` snapshot as a
-manual copy (``lambdas/failover/steps.py``).
+manual copy (``lambdas/failover/fencing.py``).
 """
 
 from __future__ import annotations

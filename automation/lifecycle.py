@@ -356,13 +356,13 @@ class LiveWorld:
     # in the provider's input names: what an `import` of it is compared with (a stack's create
     # inputs, its in-place updates, and what the runbook's requests set out of band).
     rds_attrs: dict[str, dict[str, Any]] = field(default_factory=dict)
-    # The run journal beside the latch (SSM <latch>-journal, lambdas/failover/steps.py): what the
+    # The run journal beside the latch (SSM <latch>-journal, lambdas/failover/journal.py): what the
     # runbook records of a failback under way; the primary stack reads it (components/failover.py).
     journal: dict[str, Any] = field(default_factory=dict)
     clock: int = 0  # minutes since _RUNBOOK_CLOCK: each runbook write is stamped one minute later
 
     def now(self) -> str:
-        """The instant of the runbook's next write (ISO 8601, as steps._now): later at every call."""
+        """The instant of the runbook's next write (ISO 8601, as stepkit._now): later at every call."""
         self.clock += 1
         return (_RUNBOOK_CLOCK + timedelta(minutes=self.clock)).isoformat(timespec="seconds")
 
@@ -716,7 +716,7 @@ def _runbook_failback_replica(
 ) -> dict[str, Any]:
     """The instance the runbook's failback creates under ``<primary>``, as AWS has it (provider input names).
 
-    lambdas/failover/steps.py ``_failback_replica_request``: CreateDBInstanceReadReplica of region B's
+    lambdas/failover/failback.py ``_failback_replica_request``: CreateDBInstanceReadReplica of region B's
     writer (``source``), modelled on the renamed old primary (``old``): its class, Multi-AZ, public
     access, subnet group, security groups, IAM authentication and deletion protection (when on); the
     parameter group only for MySQL; region A's key (``primaryKmsKeyArn``) since the source is
@@ -753,7 +753,7 @@ def _runbook_failback_replica(
 
 
 def _runbook_latch(state: str, runbook: str, since: str) -> str:
-    # The latch value the runbook writes (lambdas/failover/steps.py write_latch / clear_latch).
+    # The latch value the runbook writes (lambdas/failover/traffic.py write_latch, failback.py clear_latch).
     return json.dumps({"state": state, "since": since, "runbook": runbook})
 
 
@@ -982,7 +982,7 @@ class Lifecycle:
         if not w.instances_of(cluster):
             ident = failover_instance_id(cluster)  # the runbook's name, cut with a hash past 63
             w.cluster_instances[ident] = cluster
-            # lambdas/failover/steps.py _promote_aurora: CreateDBInstance with these four arguments; the
+            # lambdas/failover/promotion.py _promote_aurora: CreateDBInstance with these four arguments; the
             # rest is AWS's (https://docs.aws.amazon.com/AmazonRDS/latest/APIReference/API_CreateDBInstance.html).
             w.rds_attrs[ident] = {
                 "identifier": ident,
@@ -1007,7 +1007,7 @@ class Lifecycle:
         a_region, _ = self.regions()
         w.journal.pop("fencePending", None)  # confirm_primary_healthy: region A answers, no fence pending
         if mode == "rds-replica":
-            # Rename to replace (lambdas/failover/steps.py reestablish_replication): the old primary
+            # Rename to replace (lambdas/failover/failback.py reestablish_replication): the old primary
             # is renamed <primary>-pre-failback-<stamp> and kept, and a replica of region B's writer
             # takes <primary>, tagged with the rename's stamp (FAILBACK_STAMP_TAG): the primary
             # stack's next update reads the tag live and adopts it (components/primary_data.py). This harness
@@ -1019,7 +1019,7 @@ class Lifecycle:
                 tags: dict[str, str] = {}
                 old: dict[str, Any] = {}
                 record: dict[str, Any] = {}
-                w.journal["failback"] = record  # journaled before the rename (steps.py)
+                w.journal["failback"] = record  # journaled before the rename (lambdas/failover/failback.py)
                 if current is not None:
                     retained = retained_instance_id(primary, w.next_failback_at())
                     record["retained"] = retained

@@ -134,7 +134,7 @@ def _adopt_failover_instance(
     """Adopt the writer instance the runbook added to a headless secondary (``<cluster>-failover-1``).
 
     A headless secondary cannot become the writer, so the runbook's promote step creates one
-    instance (lambdas/failover/steps.py ``_promote_aurora``: identifier, cluster, class, engine).
+    instance (lambdas/failover/promotion.py ``_promote_aurora``: identifier, cluster, class, engine).
     Out of band it would be in no stack's state: the program reads the cluster's members live
     (``aws.rds.getCluster`` ``clusterMembers``,
     https://www.pulumi.com/registry/packages/aws/api-docs/rds/getcluster/) and, while the instance

@@ -47,11 +47,11 @@ class FailbackInProgress(FailoverRefused):
     """``pulumi up -s primary`` while the runbook's failback is moving region A's writer."""
 
 
-# The run journal's entries (lambdas/failover/steps.py; SSM ``<latch>-journal`` in region B, beside
+# The run journal's entries (lambdas/failover/journal.py; SSM ``<latch>-journal`` in region B, beside
 # the latch). Named here, not imported: the program does not depend on the runbook's package.
 JOURNAL_FAILBACK = "failback"
 """rds-replica: written before the runbook's failback renames region A's primary, cleared by its
-``clear_latch`` (steps.FAILBACK_JOURNAL_KEY)."""
+``clear_latch`` (failback.FAILBACK_JOURNAL_KEY)."""
 JOURNAL_DR_STOPPED = "drStoppedAt"
 """When a failback stopped region B's writes (``scale_down_dr``), before the writer moves."""
 

@@ -58,7 +58,7 @@ class RunbookFailbacks:
 
     Each failback renamed the instance that was ``<primary>`` to ``<primary>-pre-failback-<stamp>`` and
     created its replacement under ``<primary>``, tagged :data:`FAILBACK_STAMP_TAG` = ``<stamp>``
-    (lambdas/failover/steps.py). Tags follow an instance through renames, so each instance says which
+    (lambdas/failover/failback.py). Tags follow an instance through renames, so each instance says which
     failback made it (none: the stack's own instance).
     """
 
@@ -421,7 +421,7 @@ def runbook_replica_args(db: DatabaseConfig, *, stamp: str, **kwargs: Any) -> di
     The primary stack adopts it with the `import` option, which fails unless the declared inputs
     match the live instance (https://www.pulumi.com/docs/iac/concepts/options/import/). The runbook
     creates it with CreateDBInstanceReadReplica modelled on the old primary
-    (lambdas/failover/steps.py ``_failback_replica_request``), and AWS fills in the rest: "All read
+    (lambdas/failover/failback.py ``_failback_replica_request``), and AWS fills in the rest: "All read
     replica DB instances are created with backups disabled. All other DB instance attributes ... are
     inherited from the source DB instance, except as specified"; tags are not copied to snapshots by
     default; a cross-Region replica gets the engine's default parameter group unless one is named

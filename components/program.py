@@ -26,7 +26,7 @@ def read_failover_state(
 ) -> tuple[failover.Latch, dict[str, Any] | None]:
     """The failover latch and the run journal beside it, from SSM in region B.
 
-    One path query answers both (the journal is ``<latch>-journal``, lambdas/failover/steps.py) and
+    One path query answers both (the journal is ``<latch>-journal``, lambdas/failover/journal.py) and
     returns nothing rather than failing when they do not exist yet (the first deployment: standby,
     an empty journal). A journal that is there but is not a JSON object reads as None: it fails
     safe, as an unreadable latch does (:func:`failover.refuse_dr_update`, BL21-4), and as the canary
@@ -61,7 +61,7 @@ def read_phase_record(cfg: StackConfig, dr_provider: aws.Provider) -> failover.P
 
 
 def journal_parameter(cfg: StackConfig) -> str:
-    """The run journal's SSM parameter, beside the latch (lambdas/failover/steps.py ``_journal_name``)."""
+    """The run journal's SSM parameter, beside the latch (lambdas/failover/journal.py ``_journal_name``)."""
     return f"{cfg.latch_parameter_name}-journal"
 
 

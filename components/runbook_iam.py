@@ -149,7 +149,7 @@ class RunbookTargets:
             application=context.get("appName"),
             environment=context.get("environment"),
             # rds-replica: each region's ledger marker function, the commit after a drain that the
-            # RDS for PostgreSQL zero-lag proof needs (lambdas/failover/steps.py, replay_evidence).
+            # RDS for PostgreSQL zero-lag proof needs (lambdas/failover/lossless.py, replay_evidence).
             marker_function=ledger_marker_function_name(f"{context['appName']}-{context['environment']}")
             if context["databaseMode"] == "rds-replica"
             else None,
@@ -246,7 +246,7 @@ def runbook_statements(t: RunbookTargets) -> list[dict[str, Any]]:
             "Sid": "LatchReadWrite",
             "Effect": "Allow",
             "Action": ["ssm:GetParameter", "ssm:PutParameter"],
-            # The latch, and the run journal beside it (lambdas/failover/steps.py, _journal_name).
+            # The latch, and the run journal beside it (lambdas/failover/journal.py, _journal_name).
             "Resource": [
                 parameter_arn(b, acct, t.latch_parameter),
                 parameter_arn(b, acct, f"{t.latch_parameter}-journal"),
@@ -515,7 +515,7 @@ def _aurora_global(t: RunbookTargets) -> list[dict[str, Any]]:
         },
         {
             # Keep Aurora's rds:unplanned-global-failover-* snapshot of region A's old primary as a
-            # manual copy (lambdas/failover/steps.py, keep_unplanned_snapshots).
+            # manual copy (lambdas/failover/fencing.py, keep_unplanned_snapshots).
             "Sid": "FindUnplannedFailoverSnapshots",
             "Effect": "Allow",
             "Action": "rds:DescribeDBClusterSnapshots",

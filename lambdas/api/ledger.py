@@ -272,7 +272,7 @@ class Ledger:
         """Commit one row in :data:`MARKER_DDL`'s table (not a payment); its commit instant, as text.
 
         The runbook's PostgreSQL zero-lag proof needs a commit on a drained source
-        (``lambdas/failover/steps.py``, ``replay_evidence``). Raises LedgerUnavailable (on a replica:
+        (``lambdas/failover/lossless.py``, ``replay_evidence``). Raises LedgerUnavailable (on a replica:
         NotWriter, the server's own refusal)."""
         self._execute(MARKER_DDL, {})
         rows = self._execute(MARK_SQL, {"marker": marker})

@@ -4,7 +4,7 @@ RDS for PostgreSQL publishes ``ReplicaLag`` as ``now() - pg_last_xact_replay_tim
 (https://docs.aws.amazon.com/AmazonRDS/latest/UserGuide/USER_PostgreSQL.Replication.ReadReplicas.Monitor.html),
 so after a planned change's drain a caught-up replica never reads 0. The runbook proves the replica
 holds every write of the drain by its replaying a commit made after the drain ended
-(``lambdas/failover/steps.py``, ``replay_evidence``); this function makes that commit. It serves no
+(``lambdas/failover/lossless.py``, ``replay_evidence``); this function makes that commit. It serves no
 client request (no API route, no queue), so the drain's promise holds, and it is never fenced. It
 reaches the database as the payments function does (the same VPC attachment, secret and variables),
 and answers ``{"committed": true, ...}`` or ``{"committed": false, "reason": ...}``: a replica

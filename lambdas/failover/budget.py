@@ -32,7 +32,7 @@ RETRY_AFTER_EXTRA_SECONDS = 5.0
 
 PROBE_SECONDS = 3 * 3.0 + 2 * 1.0
 """A health probe with the default ``probeTries`` (3), ``probeTimeout`` (3 s), ``probeInterval`` (1 s)
-(``lambdas.failover.steps._probe``): the one wait a step makes inside one invocation."""
+(``lambdas.failover.stepkit._probe``): the one wait a step makes inside one invocation."""
 
 LAMBDA_MAX_TIMEOUT_SECONDS = 900
 """Lambda's maximum function timeout (https://docs.aws.amazon.com/lambda/latest/dg/configuration-timeout.html)."""

@@ -271,7 +271,7 @@ class _Preflight:
     def marker(self, side: Side) -> None:
         """The source's ledger marker function, where a planned change's zero-lag proof invokes it.
 
-        RDS for PostgreSQL only (``lambdas/failover/steps.py``, ``database_lag``): after the drain the
+        RDS for PostgreSQL only (``lambdas/failover/lossless.py``, ``database_lag``): after the drain the
         runbook invokes ``<app>-<env>-ledger-marker`` in the source's region, and without it the wait
         gives up with the source already drained. Checked with ``InvocationType=DryRun``, which runs
         nothing: Lambda only validates the parameters and verifies that the caller may invoke the

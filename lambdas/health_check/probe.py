@@ -68,18 +68,18 @@ LATCH_TAMPERED = ("LatchMissing", "MalformedLatch")
 
 JOURNAL_SUFFIX = "-journal"
 """The run journal is the SSM parameter ``<latch parameter>-journal`` in region B
-(``lambdas/failover/steps.py``, ``_journal_name``)."""
+(``lambdas/failover/journal.py``, ``_journal_name``)."""
 FAILOVER_MARKS = ("fencePending", "primaryStoppedAt", "failoverDeclaredAt")
 """Journal keys a failover sets when it takes region A out and only a failback clears
 (``confirm_primary_healthy``, ``unfence_primary``), or ``python -m automation latch release`` once
 AWS shows region A holds the writer: ``fencePending`` (region A did not answer its fence),
 ``primaryStoppedAt`` (region A was fenced), ``failoverDeclaredAt`` (a declared failover,
 ``python -m automation latch activate``, left region A unfenced). The runbook's failback reads the same marks to restore a
-latch lost or set to standby by hand (``lambdas/failover/steps.py``, ``FAILOVER_MARKS``)."""
+latch lost or set to standby by hand (``lambdas/failover/journal.py``, ``FAILOVER_MARKS``)."""
 
 WRITER_MOVE_MARK = "writerMoveRequestedAt"
 """Journal key a failback writes before it asks AWS to move the writer back to region A, once region B
-is drained at zero lag (``lambdas/failover/steps.py``, ``WRITER_MOVE_MARK``); cleared when the latch
+is drained at zero lag (``lambdas/failover/journal.py``, ``WRITER_MOVE_MARK``); cleared when the latch
 goes back to standby, when a stopped failback leaves the writer in region B, and when a new failover
 starts. While it is set, region A answering healthy that its database is the writer is the failback's
 writer, not an old primary left standalone by a promotion."""

@@ -98,7 +98,7 @@ def test_bi22b_3_a_live_deny_of_changing_the_environment_tag_is_a_gap() -> None:
     """BI22b-3 (medium). aws:TagKeys is in the context of a tagging request ("the tag keys that are
     passed in the request", reference_policies_condition-keys.html#condition-keys-tagkeys); the runbook
     tags the database it creates with REQUIRED_TAG_KEYS (Environment among them;
-    lambdas/failover/steps.py _inherited_tags; rds:AddTagsToResource is in the boundary, Sid
+    lambdas/failover/promotion.py _inherited_tags; rds:AddTagsToResource is in the boundary, Sid
     RolesOnStar). A common guard "no one changes Environment" (ForAnyValue:StringEquals aws:TagKeys
     Environment) therefore denies the runbook's tagging step, and the check, which never puts
     aws:TagKeys in a request, reports nothing."""
@@ -249,7 +249,7 @@ def test_bi22b_8_a_live_deny_naming_its_resource_with_a_policy_variable_is_a_gap
 def test_bi22b_9_a_staging_deployer_cannot_take_production_s_failover_writer_name(aurora_world: Any) -> None:  # noqa: F811
     """BI22b-9 (high). The failover gives a headless Aurora secondary its writer under a fixed name,
     ``<dr cluster>-failover-1`` (names.failover_instance_id), and on ``DBInstanceAlreadyExists``
-    (steps._promote_aurora) takes whatever instance holds that name as the cluster's member without
+    (promotion._promote_aurora) takes whatever instance holds that name as the cluster's member without
     checking it is one. DB instance identifiers are unique per account and region ("must be unique
     for each DB instance in an AWS account and AWS Region": CreateDBInstance ``DBInstanceIdentifier``,
     https://docs.aws.amazon.com/AmazonRDS/latest/APIReference/API_CreateDBInstance.html), and staging's

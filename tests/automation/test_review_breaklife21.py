@@ -38,7 +38,7 @@ def test_bl21_6_after_a_runbook_failover_the_replica_lag_alarm_is_meaningful_bef
 @pytest.mark.parametrize("mode", ["rds-replica", "aurora-global"])
 def test_bl21_7_a_primary_update_during_a_failover_does_not_unfence_region_a(mode: str) -> None:
     """BL21-7 (medium): a runbook failover while region A answers fences it (web tier 0/0/0,
-    functions at zero concurrency, event sources off: lambdas/failover/steps.py ``fence_primary``) and
+    functions at zero concurrency, event sources off: lambdas/failover/fencing.py ``fence_primary``) and
     keeps region A's old writer out of service. The program refuses ``pulumi up -s primary`` only
     while a *failback* is under way (``failback_in_progress``); during the failover itself a routine
     primary update that touches the web tier's size (here ``compute.minSize`` 2 -> 3) is applied:

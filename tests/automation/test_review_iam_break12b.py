@@ -173,7 +173,7 @@ def test_no_allowed_action_of_a_staging_deployer_reaches_a_production_resource()
 
 def test_the_runbook_may_tag_the_snapshot_copy_it_makes_with_copy_tags() -> None:
     """``keep_unplanned_snapshots`` copies Aurora's unplanned-failover snapshot with ``CopyTags=True``
-    (lambdas/failover/steps.py), and the program's clusters copy their tags (provider default tags) to
+    (lambdas/failover/fencing.py), and the program's clusters copy their tags (provider default tags) to
     their snapshots (``copy_tags_to_snapshot``, components/data.py). The Service Authorization Reference
     lists ``rds:AddTagsToResource`` as the dependent action of ``rds:CopyDBClusterSnapshot``
     (https://docs.aws.amazon.com/service-authorization/latest/reference/list_amazonrds.html, "Dependent

@@ -253,7 +253,7 @@ def test_the_ledger_marker_function_reaches_its_regions_database_and_nothing_els
     stack: str, overrides: dict[str, Any], region: str, path: LedgerPath
 ) -> None:
     """The commit after a drain that the RDS for PostgreSQL zero-lag proof needs (lambdas/api/marker.py,
-    lambdas/failover/steps.py ``replay_evidence``): on the driver path each region has the function
+    lambdas/failover/lossless.py ``replay_evidence``): on the driver path each region has the function
     under the name the runbook invokes, reaching the database as the payments function does, with a
     role that may reach the database and write its logs and nothing more (no table, bucket or queue),
     and no reserved concurrency (the fence never throttles it; no client request reaches it). Aurora

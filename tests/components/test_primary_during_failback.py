@@ -2,7 +2,7 @@
 
 Mid-failback region A's database is not what a primary update declares (components/primary_data.py reads
 region A's instances live): the old primary renamed, a replica being created under ``<primary>``, a
-writer about to be promoted. The run journal beside the latch (lambdas/failover/steps.py) says so.
+writer about to be promoted. The run journal beside the latch (lambdas/failover/journal.py) says so.
 """
 
 from __future__ import annotations

@@ -87,7 +87,7 @@ def test_bl21_5_the_adoption_of_the_runbooks_aurora_instance_is_judged_against_t
     """BL21-5 (medium: an import the harness accepts that the real engine would refuse).
 
     The runbook's promote step creates ``<cluster>-failover-1`` with four arguments (identifier,
-    cluster, class, engine: lambdas/failover/steps.py ``_promote_aurora``); AWS gives it the
+    cluster, class, engine: lambdas/failover/promotion.py ``_promote_aurora``); AWS gives it the
     ``PromotionTier`` it documents as "Default: 1"
     (https://docs.aws.amazon.com/AmazonRDS/latest/APIReference/API_CreateDBInstance.html,
     ``PromotionTier``). The dr stack adopts it with the ``import`` option declaring the same four

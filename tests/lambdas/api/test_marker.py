@@ -1,7 +1,7 @@
 """The ledger marker function (``lambdas/api/marker.py``) on real PostgreSQL servers.
 
 Invariant it serves: *nothing acknowledged is lost on a planned change* on RDS for PostgreSQL. The
-runbook's proof there (``lambdas/failover/steps.py``, ``replay_evidence``) is a commit made after the
+runbook's proof there (``lambdas/failover/lossless.py``, ``replay_evidence``) is a commit made after the
 drain and replayed by the replica; this function makes that commit on the source, and only there:
 a standby refuses it (its own answer), and the row is no payment.
 """

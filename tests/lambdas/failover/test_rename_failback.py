@@ -1,4 +1,4 @@
-"""The rds-replica failback renames to replace (lambdas/failover/steps.py ``reestablish_replication``).
+"""The rds-replica failback renames to replace (lambdas/failover/failback.py ``reestablish_replication``).
 
 Invariants protected (docs/safety.md): *every run converges* — a failback stopped at any point of the
 rename-to-replace sequence and resumed ends in the same state as one that never stopped; and

@@ -351,7 +351,7 @@ def build_world(
                 lam.put_function_concurrency(FunctionName=name, ReservedConcurrentExecutions=0)
         functions[region] = names
         # The ledger marker function (never fenced, no client request reaches it): the commit the
-        # RDS for PostgreSQL zero-lag proof needs after a drain (lambdas/failover/steps.py).
+        # RDS for PostgreSQL zero-lag proof needs after a drain (lambdas/failover/lossless.py).
         lam.create_function(
             FunctionName=ledger_marker_function_name(f"{app}-test"),
             Runtime="python3.12",
