@@ -50,7 +50,13 @@ from automation.lifecycle_tables import (
     Change,
     rejected,
 )
-from lambdas.failover.names import FAILBACK_STAMP_TAG, failover_instance_id, retained_instance_id
+from lambdas.failover.names import (
+    FAILBACK_STAMP_TAG,
+    failover_instance_id,
+    is_failover_instance,
+    new_failover_token,
+    retained_instance_id,
+)
 
 # Inputs that differ between two runs of the same program because they are build artefacts.
 VOLATILE_INPUTS = frozenset({"code", "sourceCodeHash", "__defaults"})
@@ -980,7 +986,9 @@ class Lifecycle:
         """The runbook's promote step: a headless secondary gets an instance first, then the global failover."""
         w = self.world
         if not w.instances_of(cluster):
-            ident = failover_instance_id(cluster)  # the runbook's name, cut with a hash past 63
+            # The runbook's name: a token drawn at the failover (names.failover_instance_id, BI22b-9), the
+            # cluster's part cut with a hash when the whole would pass 63.
+            ident = failover_instance_id(cluster, new_failover_token())
             w.cluster_instances[ident] = cluster
             # lambdas/failover/promotion.py _promote_aurora: CreateDBInstance with these four arguments; the
             # rest is AWS's (https://docs.aws.amazon.com/AmazonRDS/latest/APIReference/API_CreateDBInstance.html).
@@ -1163,7 +1171,7 @@ class Lifecycle:
         unmanaged += [
             f"cluster instance {i}"
             for i, c in w.cluster_instances.items()
-            if i == failover_instance_id(c) and i not in held
+            if is_failover_instance(c, i) and i not in held
         ]
         app_dbs: dict[str, str] = {}
         for region, (stack, fn) in {

@@ -76,7 +76,12 @@ _PG_TYPE = "aws:rds/parameterGroup:ParameterGroup"
 
 
 def database_identifier(prefix: str, region: str, aurora: bool) -> str:
-    """A region's cluster identifier (Aurora) or instance identifier (RDS, room left for failback)."""
+    """A region's cluster identifier (Aurora) or instance identifier (RDS, room left for failback).
+
+    An Aurora cluster's identifier leaves no room for the runbook's writer suffix (``-failover-<token>``):
+    a reserve now would rename every deployed cluster whose identifier passes 45 characters (convention
+    6). The runbook cuts the cluster's part of its writer's name instead
+    (lambdas/failover/names.py ``failover_instance_prefix``), never the token."""
     if aurora:
         return physical_name(
             prefix, region, "aurora", limit=limit_of("aws:rds/cluster:Cluster", "clusterIdentifier")

@@ -39,7 +39,12 @@ from components.iam import iam_path
 from components.ledger_access import LedgerPath, ledger_path
 from components.naming import generation_identifier, generation_of, limit_of, physical_name
 from components.wiring import PrimaryOutputs
-from lambdas.failover.names import failback_generation_id, failover_instance_id
+from lambdas.failover.names import (
+    failback_generation_id,
+    failover_token,
+    is_failover_instance,
+    legacy_failover_instance_id,
+)
 
 # --------------------------------------------------------------------------------------------------
 # live reads: region B's generations, region A's writer
@@ -125,44 +130,64 @@ def _failback_identifier(args: DrDatabaseArgs, generation: int) -> str:
 
 
 RUNBOOK_INSTANCE_PROMOTION_TIER = 1
-"""What AWS gives the runbook's ``<cluster>-failover-1`` (CreateDBInstance ``PromotionTier``, "Default: 1")."""
+"""What AWS gives the runbook's writer instance (CreateDBInstance ``PromotionTier``, "Default: 1")."""
+
+
+def failover_instance_logical_name(name: str, cluster_id: str, identifier: str) -> str:
+    """The logical name the dr stack adopts the runbook's writer ``identifier`` under.
+
+    One per instance, derived from its name alone, so an adopted instance keeps its logical name
+    whatever else the cluster holds: ``<name>-failover-instance`` for the ``<cluster>-failover-1`` of
+    earlier runbooks (the logical name deployed stacks already hold it under), and
+    ``<name>-failover-instance-<token>`` for a ``<cluster>-failover-<token>``."""
+    if identifier == legacy_failover_instance_id(cluster_id):
+        return f"{name}-failover-instance"
+    token = failover_token(cluster_id, identifier)
+    if token is None:
+        raise ValueError(f"{identifier!r} is not a writer the runbook adds to {cluster_id!r}")
+    return f"{name}-failover-instance-{token}"
 
 
 def _adopt_failover_instance(
     parent: pulumi.Resource, name: str, physical: str, cluster: aws.rds.Cluster, instance_class: str
 ) -> None:
-    """Adopt the writer instance the runbook added to a headless secondary (``<cluster>-failover-1``).
+    """Adopt the writer instance the runbook added to a headless secondary (``<cluster>-failover-<token>``,
+    or an earlier runbook's ``<cluster>-failover-1``).
 
     A headless secondary cannot become the writer, so the runbook's promote step creates one
-    instance (lambdas/failover/promotion.py ``_promote_aurora``: identifier, cluster, class, engine).
-    Out of band it would be in no stack's state: the program reads the cluster's members live
-    (``aws.rds.getCluster`` ``clusterMembers``,
-    https://www.pulumi.com/registry/packages/aws/api-docs/rds/getcluster/) and, while the instance
-    exists, declares it with the ``import`` option, so the next update adopts it into the dr
-    stack's state instead of creating it (https://www.pulumi.com/docs/iac/concepts/options/import/:
+    instance (lambdas/failover/promotion.py ``_promote_aurora``: identifier, cluster, class, engine) under a
+    name with a random token (lambdas/failover/names.py ``failover_instance_id``: a fixed name could
+    be taken first, breakiam22b BI22b-9). Out of band it would be in no stack's state: the program
+    reads the cluster's members live (``aws.rds.getCluster`` ``clusterMembers``,
+    https://www.pulumi.com/registry/packages/aws/api-docs/rds/getcluster/; DescribeDBClusters
+    ``DBClusterMembers``, "the list of DB instances that make up the DB cluster":
+    https://docs.aws.amazon.com/AmazonRDS/latest/APIReference/API_DBCluster.html) and declares each
+    member whose name is a runbook's writer with the ``import`` option, so the next update adopts it
+    into the dr stack's state instead of creating it (https://www.pulumi.com/docs/iac/concepts/options/import/:
     the declared inputs must match the resource's, hence only the arguments the runbook set, and
-    ``ignoreChanges`` on the version, which the global cluster owns). Adopted, it stays the
-    secondary's instance after a failback (a faster next failover); ``database.drInstances`` sizes
-    the program's own instances.
+    ``ignoreChanges`` on the version, which the global cluster owns). Only members count: an instance
+    outside the cluster under such a name is not the runbook's. Adopted, it stays the secondary's
+    instance after a failback (a faster next failover); ``database.drInstances`` sizes the program's
+    own instances.
     """
-    ident = failover_instance_id(physical)
     live = aws.rds.get_cluster(cluster_identifier=physical, opts=pulumi.InvokeOptions(parent=parent))
-    if ident not in (live.cluster_members or []):
-        return
-    aws.rds.ClusterInstance(
-        f"{name}-failover-instance",
-        identifier=ident,
-        cluster_identifier=cluster.id,
-        engine=aws.rds.EngineType.AURORA_POSTGRESQL,
-        instance_class=instance_class,
-        # The runbook names no PromotionTier, so AWS gives it "Default: 1"
-        # (https://docs.aws.amazon.com/AmazonRDS/latest/APIReference/API_CreateDBInstance.html); left
-        # out here the provider would fill its own "Default 0"
-        # (https://www.pulumi.com/registry/packages/aws/api-docs/rds/clusterinstance/) and the import
-        # would not match (BL21-5).
-        promotion_tier=RUNBOOK_INSTANCE_PROMOTION_TIER,
-        opts=pulumi.ResourceOptions(parent=parent, import_=ident, ignore_changes=list(MEMBER_IGNORE_CHANGES)),
-    )
+    for ident in sorted(m for m in live.cluster_members or [] if is_failover_instance(physical, m)):
+        aws.rds.ClusterInstance(
+            failover_instance_logical_name(name, physical, ident),
+            identifier=ident,
+            cluster_identifier=cluster.id,
+            engine=aws.rds.EngineType.AURORA_POSTGRESQL,
+            instance_class=instance_class,
+            # The runbook names no PromotionTier, so AWS gives it "Default: 1"
+            # (https://docs.aws.amazon.com/AmazonRDS/latest/APIReference/API_CreateDBInstance.html); left
+            # out here the provider would fill its own "Default 0"
+            # (https://www.pulumi.com/registry/packages/aws/api-docs/rds/clusterinstance/) and the import
+            # would not match (BL21-5).
+            promotion_tier=RUNBOOK_INSTANCE_PROMOTION_TIER,
+            opts=pulumi.ResourceOptions(
+                parent=parent, import_=ident, ignore_changes=list(MEMBER_IGNORE_CHANGES)
+            ),
+        )
 
 
 @dataclass

@@ -20,7 +20,7 @@ from typing import Any
 from lambdas.failover.names import (
     FAILBACK_STAMP_TAG,
     REQUIRED_TAG_KEYS,
-    failover_instance_id,
+    failover_instance_pattern,
     generation_parameter_name,
     kept_snapshot_pattern,
     ledger_marker_function_name,
@@ -482,13 +482,15 @@ def _aurora_global(t: RunbookTargets) -> list[dict[str, Any]]:
             "Resource": rds_arn(b, acct, "db", "*"),
         },
         {
-            # A headless secondary gets a writer instance (lambdas/failover/names.py names it), in
-            # region B's cluster and its subnet group (named like the cluster, components/dr_data.py).
+            # A headless secondary gets a writer instance, in region B's cluster and its subnet group
+            # (named like the cluster, components/dr_data.py). Its name ends in a token drawn at the
+            # failover (lambdas/failover/names.py failover_instance_id: a fixed name could be taken
+            # first, breakiam22b BI22b-9), so the pattern names the literal prefix and "*" the token.
             "Sid": "AddWriterToHeadlessSecondary",
             "Effect": "Allow",
             "Action": "rds:CreateDBInstance",
             "Resource": [
-                rds_arn(b, acct, "db", failover_instance_id(t.dr_cluster_id)),
+                rds_arn(b, acct, "db", failover_instance_pattern(t.dr_cluster_id)),
                 dr,
                 rds_arn(b, acct, "subgrp", t.dr_cluster_id),
                 *_defaults(b, acct),
@@ -501,7 +503,7 @@ def _aurora_global(t: RunbookTargets) -> list[dict[str, Any]]:
             "Sid": "TagWriterOfHeadlessSecondary",
             "Effect": "Allow",
             "Action": "rds:AddTagsToResource",
-            "Resource": rds_arn(b, acct, "db", failover_instance_id(t.dr_cluster_id)),
+            "Resource": rds_arn(b, acct, "db", failover_instance_pattern(t.dr_cluster_id)),
             "Condition": {
                 "ForAllValues:StringEquals": {"aws:TagKeys": list(REQUIRED_TAG_KEYS)},
                 **_own_tag_values(t),

@@ -15,7 +15,7 @@ from typing import Any
 
 from lambdas.failover.context import Capacity, RunbookContext
 from lambdas.failover.graph import RUNBOOKS
-from lambdas.failover.names import failover_instance_id, ledger_marker_function_name
+from lambdas.failover.names import failover_instance_pattern, ledger_marker_function_name
 from lambdas.failover.observe import Observation, Unread
 from lambdas.failover.steps import DRAIN_SECONDS
 
@@ -145,7 +145,7 @@ def _failover_lines(
         how = "switch over (no data loss)" if params.get("planned") else "fail over"
         promote = (
             f"would {how} global database {ctx.global_cluster_id} to {ctx.dr_cluster_id} "
-            f"(adding writer instance {failover_instance_id(str(ctx.dr_cluster_id))} if it has none)"
+            f"(adding a writer instance {failover_instance_pattern(str(ctx.dr_cluster_id))} if it has none)"
         )
     switch = _switch_value(obs)
     return {

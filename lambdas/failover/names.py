@@ -6,7 +6,10 @@ once it is renamed out of the way of its replacement (:func:`retained_instance_i
 identifiers derive from identifiers the program generated, which may already be close to the
 limit. :func:`fit` keeps a name that fits as it is, and otherwise cuts it and appends a short hash
 of the whole name, so two long names that differ only at the end stay different, and a step run
-again computes the same name (the runbook's idempotence depends on it).
+again computes the same name (the runbook's idempotence depends on it). The failover's writer is
+the exception: its name carries a random token so that no one can take it first
+(:func:`failover_instance_id`); the runbook records the name in its journal before creating it, so a
+resumed step uses the same one.
 
 The program's naming helper (``components/naming.py``) uses the same :func:`fit`.
 """
@@ -15,6 +18,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+import secrets
 from datetime import UTC, datetime
 
 HASH_LENGTH = 7
@@ -29,7 +33,25 @@ REPLICATION_RULE_ID = "all-objects"
 """The ID of the receipts buckets' replication rule (components/storage.py): S3 Replication metrics
 carry it as their ``RuleId`` dimension, which the runbook's drain wait names."""
 
-FAILOVER_INSTANCE_SUFFIX = "failover-1"
+FAILOVER_INSTANCE_MARKER = "failover"
+"""What the name of the writer the failover adds to a headless Aurora secondary says (:func:`failover_instance_id`)."""
+
+LEGACY_FAILOVER_INSTANCE_SUFFIX = "failover-1"
+"""The fixed suffix earlier runbooks gave that writer (:func:`legacy_failover_instance_id`)."""
+
+FAILOVER_TOKEN_LENGTH = 8
+"""Lower-case hex characters of the failover writer's random token (32 bits from :mod:`secrets`)."""
+
+FAILOVER_WRITER_MARK = "failoverWriter"
+"""Journal key: the name the failover drew for a headless secondary's writer, written before it asks
+RDS to create it (write-ahead, ``promotion._promote_aurora``) and kept: a resumed step asks for the same
+name, never for a second instance (a member of the cluster already there is the writer, and a later
+failover of a headless cluster may reuse the name or, if it is taken, draw another)."""
+
+FAILOVER_NAME_ATTEMPTS = 3
+"""How many names the failover draws for the writer before it stops: a drawn name is taken only by
+chance (2^-32) or by someone who read the journal, so a third taken name means someone is at work."""
+
 FAILBACK_INSTANCE_SUFFIX = "failback"
 
 
@@ -60,9 +82,76 @@ def fit(name: str, limit: int) -> str:
     return f"{head}-{digest}"
 
 
-def failover_instance_id(cluster_id: str) -> str:
-    """The writer instance the failover adds to a headless Aurora secondary: ``<cluster>-failover-1``."""
-    return fit(f"{cluster_id}-{FAILOVER_INSTANCE_SUFFIX}", RDS_IDENTIFIER_MAX)
+_FAILOVER_SUFFIX_LENGTH = len(f"-{FAILOVER_INSTANCE_MARKER}-") + FAILOVER_TOKEN_LENGTH
+
+
+def failover_instance_prefix(cluster_id: str) -> str:
+    """What every writer :func:`failover_instance_id` names for ``cluster_id`` starts with:
+    ``<cluster>-failover-``, the cluster's part cut (with a hash, :func:`fit`) only when the whole
+    name would pass RDS's 63 characters. The cut depends on the cluster alone, never on the token,
+    so the prefix is a literal the runbook role's resource pattern names (``<prefix>*``) and the
+    program's adoption looks for."""
+    head = fit(cluster_id, RDS_IDENTIFIER_MAX - _FAILOVER_SUFFIX_LENGTH)
+    return f"{head}-{FAILOVER_INSTANCE_MARKER}-"
+
+
+def new_failover_token() -> str:
+    """A fresh token for the failover writer's name: :data:`FAILOVER_TOKEN_LENGTH` lower-case hex
+    characters from :mod:`secrets`, which no one can predict."""
+    return secrets.token_hex(FAILOVER_TOKEN_LENGTH // 2)
+
+
+def failover_instance_id(cluster_id: str, token: str) -> str:
+    """The writer instance the failover adds to a headless Aurora secondary: ``<cluster>-failover-<token>``.
+
+    DB instance identifiers are unique per account and region (CreateDBInstance answers
+    ``DBInstanceAlreadyExists``, "The user already has a DB instance with the given identifier":
+    https://docs.aws.amazon.com/AmazonRDS/latest/APIReference/API_CreateDBInstance.html), and another
+    deployment's deployer may create instances in the same account and region. A fixed name
+    (``<cluster>-failover-1``, :func:`legacy_failover_instance_id`) can be taken ahead of time and
+    the failover denied its writer (review breakiam22b BI22b-9); a name with a token drawn when the
+    failover needs it (:func:`new_failover_token`) cannot be. The token is never cut: the name always
+    fits (:func:`failover_instance_prefix` cuts the cluster's part instead).
+    """
+    if not re.fullmatch(rf"[0-9a-f]{{{FAILOVER_TOKEN_LENGTH}}}", token):
+        raise ValueError(
+            f"a failover writer token is {FAILOVER_TOKEN_LENGTH} lower-case hex characters, got {token!r}"
+        )
+    return f"{failover_instance_prefix(cluster_id)}{token}"
+
+
+def failover_instance_pattern(cluster_id: str) -> str:
+    """Every name :func:`failover_instance_id` gives ``cluster_id``'s writer (an IAM resource pattern:
+    ``*`` stands for the token)."""
+    return f"{failover_instance_prefix(cluster_id)}*"
+
+
+def legacy_failover_instance_id(cluster_id: str) -> str:
+    """The name earlier runbooks gave the writer: ``<cluster>-failover-1``, cut with a hash past 63.
+
+    Deployments whose runbook created it keep it (it is their region B's instance, adopted by the dr
+    stack), so the program still recognises it (:func:`is_failover_instance`); the runbook no longer
+    creates it."""
+    return fit(f"{cluster_id}-{LEGACY_FAILOVER_INSTANCE_SUFFIX}", RDS_IDENTIFIER_MAX)
+
+
+def failover_token(cluster_id: str, identifier: str) -> str | None:
+    """The token of ``identifier`` if it is a name :func:`failover_instance_id` gives ``cluster_id``'s
+    writer, else None."""
+    match = re.fullmatch(
+        re.escape(failover_instance_prefix(cluster_id)) + rf"([0-9a-f]{{{FAILOVER_TOKEN_LENGTH}}})",
+        identifier,
+    )
+    return match.group(1) if match else None
+
+
+def is_failover_instance(cluster_id: str, identifier: str) -> bool:
+    """Whether ``identifier`` is a writer a runbook added to ``cluster_id``: this runbook's
+    ``<cluster>-failover-<token>`` or an earlier one's ``<cluster>-failover-1``."""
+    return (
+        identifier == legacy_failover_instance_id(cluster_id)
+        or failover_token(cluster_id, identifier) is not None
+    )
 
 
 def failback_instance_id(primary_instance_id: str) -> str:

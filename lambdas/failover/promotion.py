@@ -34,7 +34,15 @@ from lambdas.failover.journal import (
     read_journal,
 )
 from lambdas.failover.lossless import _wait_lossless, database_lag, receipts_lag
-from lambdas.failover.names import REQUIRED_TAG_KEYS, failover_instance_id
+from lambdas.failover.names import (
+    FAILOVER_NAME_ATTEMPTS,
+    FAILOVER_WRITER_MARK,
+    REQUIRED_TAG_KEYS,
+    failover_instance_id,
+    failover_instance_pattern,
+    failover_token,
+    new_failover_token,
+)
 from lambdas.failover.regressions import Regression
 from lambdas.failover.stepkit import (
     CONNECTION_ERRORS,
@@ -150,35 +158,62 @@ def _promote_aurora(
     cluster = _db_cluster(clients, "dr", cluster_id, step)
     members = [m["DBInstanceIdentifier"] for m in cluster.get("DBClusterMembers", [])]
     if not members:
-        instance_id = failover_instance_id(cluster_id)
-        try:
-            tags = _inherited_tags(cluster)
-            rds.create_db_instance(
-                DBInstanceIdentifier=instance_id,
-                DBClusterIdentifier=cluster_id,
-                DBInstanceClass=_need(ctx.dr_instance_class, "drInstanceClass", step),
-                Engine=AURORA_ENGINE,
-                **({"Tags": tags} if tags else {}),
-            )
-            changes.append(f"created instance {instance_id}")
-            log_event(
-                logging.INFO, "aurora instance created", step=step, instance=instance_id, cluster=cluster_id
-            )
-        except ClientError as exc:
-            if error_code(exc) != "DBInstanceAlreadyExists":
-                raise
-            # Ours from an earlier attempt, or someone else's under our name (breakiam22b BI22b-9: a
-            # deployer of another environment may create it first): only a member of this cluster is
-            # the writer to wait for.
-            existing = _db_instance(clients, "dr", instance_id) or {}
-            if existing.get("DBClusterIdentifier") != cluster_id:
-                raise StepFailed(
-                    step,
-                    f"cannot add the writer {instance_id} to {cluster_id}: an instance of that name already "
-                    f"exists outside the cluster (in {existing.get('DBClusterIdentifier') or 'no cluster'}); "
-                    "delete or rename it, then resume the failover",
-                    code="DBInstanceAlreadyExists",
-                ) from exc
+        # The writer's name carries a token no one can predict (names.failover_instance_id): DB instance
+        # identifiers are unique per account and region, so a fixed name could be taken ahead of time
+        # by another deployment's deployer (breakiam22b BI22b-9). It is journaled before
+        # CreateDBInstance, so a resumed step asks for the same name and finds a creation whose answer
+        # was lost (DBInstanceAlreadyExists, the instance in this cluster) even before DescribeDBClusters
+        # lists it as a member ("DBClusterMembers": the DB instances that make up the cluster,
+        # https://docs.aws.amazon.com/AmazonRDS/latest/APIReference/API_DBCluster.html).
+        tags = _inherited_tags(cluster)
+        journaled = str(read_journal(clients, ctx).get(FAILOVER_WRITER_MARK) or "")
+        instance_id = journaled if failover_token(cluster_id, journaled) else ""
+        taken: list[str] = []
+        while True:
+            if not instance_id:
+                if len(taken) >= FAILOVER_NAME_ATTEMPTS:
+                    raise StepFailed(
+                        step,
+                        f"cannot add a writer to {cluster_id}: every name drawn was taken outside the "
+                        f"cluster ({', '.join(taken)}); find who creates instances under "
+                        f"{failover_instance_pattern(cluster_id)}, then resume the failover",
+                        code="DBInstanceAlreadyExists",
+                    )
+                instance_id = failover_instance_id(cluster_id, new_failover_token())
+                _journal(clients, ctx, **{FAILOVER_WRITER_MARK: instance_id})
+            try:
+                rds.create_db_instance(
+                    DBInstanceIdentifier=instance_id,
+                    DBClusterIdentifier=cluster_id,
+                    DBInstanceClass=_need(ctx.dr_instance_class, "drInstanceClass", step),
+                    Engine=AURORA_ENGINE,
+                    **({"Tags": tags} if tags else {}),
+                )
+                changes.append(f"created instance {instance_id}")
+                log_event(
+                    logging.INFO,
+                    "aurora instance created",
+                    step=step,
+                    instance=instance_id,
+                    cluster=cluster_id,
+                )
+                break
+            except ClientError as exc:
+                if error_code(exc) != "DBInstanceAlreadyExists":
+                    raise
+                # Only a member of this cluster is ours (an earlier attempt's); any other holder of the
+                # name (by chance, or someone who read the journal) is left alone and a new name drawn.
+                existing = _db_instance(clients, "dr", instance_id) or {}
+                if existing.get("DBClusterIdentifier") == cluster_id:
+                    break
+                taken.append(f"{instance_id} in {existing.get('DBClusterIdentifier') or 'no cluster'}")
+                log_event(
+                    logging.WARNING, "writer name taken: drawing another", step=step, instance=instance_id,
+                    cluster=cluster_id,
+                )  # fmt: skip
+                instance_id = ""
+        # The mark stays: were it cleared, a resume after the clear and before DescribeDBClusters lists
+        # the new member (no AWS page says it is listed at once) would draw a second writer.
         members = [instance_id]
     if _wait(params):
         rds.get_waiter("db_instance_available").wait(

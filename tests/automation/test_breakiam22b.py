@@ -26,7 +26,8 @@ copies (``unplanned-global-failover-*``, any key, any value); only the boundary'
 BI22b-8 (medium): a live Deny whose Resource carries a policy variable (``${aws:RequestedRegion}``) is
 matched as literal text: never applies, ``--check-live`` says ok.
 BI22b-9 (high): staging's deployer may create an instance under production's failover writer name
-(``<dr cluster>-failover-1``); production's failover takes it for its own and stops at promotion.
+(``<dr cluster>-failover-1``, fixed and so predictable); production's failover then cannot give region
+B's cluster a writer.
 """
 
 from __future__ import annotations
@@ -246,44 +247,68 @@ def test_bi22b_8_a_live_deny_naming_its_resource_with_a_policy_variable_is_a_gap
     assert boundary_gaps(REQUIRED, live, REGIONS) != []
 
 
+PREDICTABLE_SUFFIXES = (
+    "failover",
+    "failover-0",
+    "failover-1",
+    "failover-2",
+    "failover-3",
+    "writer",
+    "writer-1",
+)
+"""Names a deployer of another environment could create ahead of time under production's region-B cluster:
+the fixed name earlier runbooks used (``<cluster>-failover-1``) and its obvious neighbours."""
+
+
 def test_bi22b_9_a_staging_deployer_cannot_take_production_s_failover_writer_name(aurora_world: Any) -> None:  # noqa: F811
-    """BI22b-9 (high). The failover gives a headless Aurora secondary its writer under a fixed name,
-    ``<dr cluster>-failover-1`` (names.failover_instance_id), and on ``DBInstanceAlreadyExists``
-    (promotion._promote_aurora) takes whatever instance holds that name as the cluster's member without
-    checking it is one. DB instance identifiers are unique per account and region ("must be unique
-    for each DB instance in an AWS account and AWS Region": CreateDBInstance ``DBInstanceIdentifier``,
-    https://docs.aws.amazon.com/AmazonRDS/latest/APIReference/API_CreateDBInstance.html), and staging's
-    deploy policy allows ``rds:CreateDBInstance`` on ``db:*`` in both regions with nothing fencing a
-    new, untagged name (the tag Deny reads aws:ResourceTag, absent on a create). So staging's deployer
-    can create a standalone instance under production's failover name ahead of time; production's
-    failover then waits for that instance and fails the global database over to a cluster with no
-    instance. The failover must either end with region B's cluster holding a writer or refuse, naming
-    the squatted instance."""
-    from lambdas.failover.names import failover_instance_id
+    """BI22b-9 (high). The failover gave a headless Aurora secondary its writer under a fixed name,
+    ``<dr cluster>-failover-1``. DB instance identifiers are unique per account and region
+    (CreateDBInstance answers ``DBInstanceAlreadyExists``, "The user already has a DB instance with the
+    given identifier": https://docs.aws.amazon.com/AmazonRDS/latest/APIReference/API_CreateDBInstance.html),
+    and staging's deploy policy allows ``rds:CreateDBInstance`` on ``db:*`` in both regions with
+    nothing fencing a new, untagged name (the tag Deny reads aws:ResourceTag, absent on a create). So
+    staging's deployer can create a standalone instance under production's failover name ahead of
+    time, and production's failover then stops at promotion (or, before that refusal, failed the
+    global database over to a cluster with no instance): a DR product that a squatted name keeps
+    from failing over. Whatever names staging can predict are taken, the failover must end with
+    region B's cluster holding a writer of its own (DBClusterMembers, "The list of DB instances that
+    make up the DB cluster": https://docs.aws.amazon.com/AmazonRDS/latest/APIReference/API_DBCluster.html)
+    and the global writer in region B, and leave staging's instances alone."""
     from tests.automation.test_review_iam import allows
     from tests.automation.test_review_iam_escalation import _staging
     from tests.lambdas.failover.harness import run_book
     from tests.lambdas.failover.world import REGION_B
 
     world = aurora_world
-    squatted = failover_instance_id(world.context["drClusterId"])
+    cluster_id = world.context["drClusterId"]
     rds = world.client("rds", REGION_B)
     account = world.context["drClusterArn"].split(":")[4]
-    arn = f"arn:aws:rds:{REGION_B}:{account}:db:{squatted}"
     staging_tags = {"aws_RequestTag/Environment": "staging", "aws_RequestTag/Application": "pilotlight"}
-    assert allows(_staging(), "rds:CreateDBInstance", arn, **staging_tags)
-    rds.create_db_instance(
-        DBInstanceIdentifier=squatted,
-        DBInstanceClass="db.t3.micro",
-        Engine="postgres",
-        AllocatedStorage=20,
-        MasterUsername="squatter",
-        MasterUserPassword="squatter-password-1",
-        Tags=[{"Key": "Environment", "Value": "staging"}, {"Key": "Application", "Value": "pilotlight"}],
-    )
+    squatted = [f"{cluster_id}-{suffix}" for suffix in PREDICTABLE_SUFFIXES]
+    for name in squatted:
+        assert allows(
+            _staging(), "rds:CreateDBInstance", f"arn:aws:rds:{REGION_B}:{account}:db:{name}", **staging_tags
+        )
+        rds.create_db_instance(
+            DBInstanceIdentifier=name,
+            DBInstanceClass="db.t3.micro",
+            Engine="postgres",
+            AllocatedStorage=20,
+            MasterUsername="squatter",
+            MasterUserPassword="squatter-password-1",
+            Tags=[{"Key": "Environment", "Value": "staging"}, {"Key": "Application", "Value": "pilotlight"}],
+        )
+
     result = run_book(world, "failover")
-    cluster = rds.describe_db_clusters(DBClusterIdentifier=world.context["drClusterId"])["DBClusters"][0]
-    members = [m["DBInstanceIdentifier"] for m in cluster["DBClusterMembers"]]
-    assert members or (result.outcome != "done" and squatted in str(result)), (
-        f"failover {result.outcome}: region B's cluster has no instance; {squatted} is staging's"
+
+    members = world.cluster_members(REGION_B, cluster_id)
+    assert result.outcome == "done" and len(members) == 1, (
+        f"failover {result.outcome} ({result.reason}): region B's cluster {cluster_id} holds {members or 'no instance'} "
+        f"with {', '.join(squatted)} taken by staging"
     )
+    (writer,) = members
+    assert writer not in squatted and world.db(REGION_B, writer)["DBClusterIdentifier"] == cluster_id, writer
+    assert world.global_writer() == world.context["drClusterArn"], "the global writer is region B's cluster"
+    for name in squatted:  # staging's instances are not the runbook's to touch
+        left = world.db(REGION_B, name)
+        assert left is not None and not left.get("DBClusterIdentifier"), (name, left)

@@ -41,7 +41,7 @@ F2_RDS_COMPLETE = (
     "(refused) and deletes region A's new writer"
 )
 F3_ENGINE = "F3 Aurora engine version pinned on the global cluster, both clusters and every instance without ignore_changes"
-F3_FAILOVER_INSTANCE = "F3 the runbook's <cluster>-failover-1 instance never enters Pulumi state"
+F3_FAILOVER_INSTANCE = "F3 the runbook's <cluster>-failover-<token> instance never enters Pulumi state"
 F4_LAG = (
     "F4 the replica-lag alarm (treat_missing_data=breaching) sits in ALARM once the DR database is promoted"
 )
@@ -326,9 +326,9 @@ def test_f3_every_database_instance_is_in_a_stacks_state_after_a_runbook_failove
     assert lc.results[-1].observation.unmanaged_dbs == [], F3_FAILOVER_INSTANCE
     # Adopted by the first update after the failover (the `import` option), never created again.
     first = step(lc, "IaC failback phase replicate")
-    adopted = [(p.name, p.action) for p in first.plans if p.name == "dr-data-db-failover-instance"]
-    assert adopted == [("dr-data-db-failover-instance", Action.IMPORT)], (
-        f"aws:rds/clusterInstance:ClusterInstance dr-data-db-failover-instance: {adopted}"
+    adopted = [(p.name, p.action) for p in first.plans if p.name.startswith("dr-data-db-failover-instance")]
+    assert [a for _, a in adopted] == [Action.IMPORT], (
+        f"aws:rds/clusterInstance:ClusterInstance dr-data-db-failover-instance-*: {adopted}"
     )
 
 
@@ -528,8 +528,9 @@ def test_the_primary_stack_refuses_an_update_while_the_runbooks_failback_moves_t
 
 
 # The longest names the config accepts (tests/components/test_naming.py): region A's identifier
-# leaves no room for "-failback-g<n>", and region B's Aurora cluster none for "-failover-1", so the
-# names the program and the runbook derive from them are cut with a hash.
+# leaves no room for "-failback-g<n>", and region B's Aurora cluster none for "-failover-<token>", so the
+# names the program and the runbook derive from them are cut with a hash (the runbook's writer: the
+# cluster's part, never the token).
 LONG = {"pilotlight:appName": "abcdefghijklmnopqrstuvwx", "pilotlight:environment": "stagingeuwest001"}
 
 
@@ -550,8 +551,11 @@ def test_names_cut_with_a_hash_are_found_by_every_reader(scenario: str, mode: st
         assert lc.world.writer == cut and lc.world.dbs[cut].managed_by is not None, (lc.world.writer, cut)
         assert lc.outputs["primary"]["dbInstanceId"] == cut, "region A's application follows the writer"
     else:
-        cut = names.failover_instance_id(runbook["drClusterId"])
-        assert not cut.endswith(names.FAILOVER_INSTANCE_SUFFIX), "the name is cut"
+        cluster = runbook["drClusterId"]
+        prefix = names.failover_instance_prefix(cluster)
+        assert not prefix.startswith(cluster), "the cluster's part of the name is cut"
+        (cut,) = [i for i, c in lc.world.cluster_instances.items() if c == cluster and i.startswith(prefix)]
+        assert names.failover_token(cluster, cut) is not None, cut
         adopted = [r.inputs["identifier"] for r in lc.state["dr"].values() if r.import_id is not None]
         assert adopted == [cut], adopted
 

@@ -9,6 +9,7 @@ neither may one deployment's two stacks.
 
 from __future__ import annotations
 
+import fnmatch
 import functools
 import json
 from typing import Any
@@ -107,7 +108,31 @@ def test_the_names_the_runbook_generates_fit(mode: str) -> None:
     _, dr = _deployment(ENVS[0], mode)
     runbook = dr.outputs["runbook"]
     if mode == "aurora-global":
-        generated = [names.failover_instance_id(runbook["drClusterId"])]
+        # The failover's writer of a headless secondary: <cluster>-failover-<token>, the token drawn at
+        # the failover. Every token's name must fit, end in the whole token (a hash cut would hide it from
+        # the runbook role's <prefix>* pattern), and match that pattern; the longest cluster identifier
+        # has 63 characters (no reserve: a new one would rename deployed clusters, convention 6), so
+        # the cluster's part is what is cut.
+        cluster = runbook["drClusterId"]
+        assert len(cluster) == names.RDS_IDENTIFIER_MAX, cluster
+        tokens = [
+            "0" * names.FAILOVER_TOKEN_LENGTH,
+            "f" * names.FAILOVER_TOKEN_LENGTH,
+            names.new_failover_token(),
+        ]
+        generated = [names.failover_instance_id(cluster, t) for t in tokens]
+        _, other = _deployment(ENVS[1], mode)
+        theirs = names.failover_instance_pattern(other.outputs["runbook"]["drClusterId"])
+        for ident, token in zip(generated, tokens, strict=True):
+            assert ident.endswith(f"-{names.FAILOVER_INSTANCE_MARKER}-{token}"), ident
+            assert fnmatch.fnmatchcase(ident, names.failover_instance_pattern(cluster)), ident
+            assert not fnmatch.fnmatchcase(ident, theirs), (
+                f"{ident} is within the other deployment's {theirs}"
+            )
+            found = naming.physical_names(
+                "aws:rds/clusterInstance:ClusterInstance", "runbook-writer", {"identifier": ident}, None
+            )
+            assert naming.name_problems(found) == [], ident
     else:
         generated = [names.failback_instance_id(runbook["primaryDbInstanceId"])]
         # The program's own failback replica and the runbook's are the same instance.

@@ -81,12 +81,14 @@ def test_bl21_4_a_standby_latch_with_an_unreadable_journal_does_not_refuse_the_d
     refuse_dr_update(Latch("standby", "2026-03-01T10:00:00+00:00", "failback"), None)
 
 
-def test_bl21_5_the_adoption_of_the_runbooks_aurora_instance_is_judged_against_the_provider_defaults() -> (
-    None
-):
+@pytest.mark.parametrize("naming", ["token", "legacy"])
+def test_bl21_5_the_adoption_of_the_runbooks_aurora_instance_is_judged_against_the_provider_defaults(
+    naming: str,
+) -> None:
     """BL21-5 (medium: an import the harness accepts that the real engine would refuse).
 
-    The runbook's promote step creates ``<cluster>-failover-1`` with four arguments (identifier,
+    The runbook's promote step creates ``<cluster>-failover-<token>`` (an earlier runbook:
+    ``<cluster>-failover-1``, which deployed stacks keep and must still adopt) with four arguments (identifier,
     cluster, class, engine: lambdas/failover/promotion.py ``_promote_aurora``); AWS gives it the
     ``PromotionTier`` it documents as "Default: 1"
     (https://docs.aws.amazon.com/AmazonRDS/latest/APIReference/API_CreateDBInstance.html,
@@ -102,19 +104,26 @@ def test_bl21_5_the_adoption_of_the_runbooks_aurora_instance_is_judged_against_t
     adoption clean."""
     from automation import synth
     from automation.lifecycle import Stored, import_mismatches
-    from lambdas.failover.names import failover_instance_id
+    from lambdas.failover.names import failover_instance_id, legacy_failover_instance_id, new_failover_token
 
     cluster = synth.synthesize("dr").by_type("aws:rds/cluster:Cluster")[0].inputs["clusterIdentifier"]
-    ident = failover_instance_id(cluster)
+    token = new_failover_token()
+    ident = (
+        failover_instance_id(cluster, token) if naming == "token" else legacy_failover_instance_id(cluster)
+    )
     s = synth.synthesize(
         "dr",
         {"dr:active": True},
         latch=Latch("active", "2026-03-01T10:00:00+00:00", "failover").to_json(),
         live={"clusterMembers": {cluster: [ident]}},
     )
-    adopted = [r for r in s.by_type("aws:rds/clusterInstance:ClusterInstance") if r.import_id == ident]
-    assert adopted, "the dr stack adopts the runbook's instance"
+    adopted = [r for r in s.by_type("aws:rds/clusterInstance:ClusterInstance") if r.import_id is not None]
+    assert [a.import_id for a in adopted] == [ident], "the dr stack adopts the runbook's instance, only it"
     r = adopted[0]
+    # One logical name per instance, from its name: deployed stacks hold <cluster>-failover-1 under the
+    # historical one, so it is kept (a new logical name would delete the instance and import it again).
+    logical = "dr-data-db-failover-instance" + (f"-{token}" if naming == "token" else "")
+    assert r.name == logical, r.name
     new = Stored(
         r.urn,
         r.type,

@@ -27,20 +27,55 @@ def test_fit_keeps_a_name_that_fits_and_cuts_one_that_does_not_with_a_stable_has
         names.fit("abc", 5)
 
 
-@pytest.mark.parametrize("length", [1, 40, 52, 53, 63])
-def test_failover_instance_id_fits_the_rds_identifier_limit(length: int) -> None:
-    cluster = ("c" * length)[:length]
-    ident = names.failover_instance_id(cluster)
+@pytest.mark.parametrize("length", [1, 40, 45, 46, 52, 53, 63])
+def test_failover_instance_id_fits_the_rds_identifier_limit_and_keeps_its_token(length: int) -> None:
+    """Names fit and stay unpredictable: for any cluster identifier RDS accepts, the failover writer's
+    name is a valid identifier of at most 63 characters that ends in the whole drawn token (never cut
+    with a hash, which would make the role's ``<prefix>*`` pattern miss it, BI22b-9), and that the
+    role's pattern, the program's adoption and the token reader all recognise."""
+    cluster = "c" * length
+    token = names.new_failover_token()
+    ident = names.failover_instance_id(cluster, token)
     assert 1 <= len(ident) <= names.RDS_IDENTIFIER_MAX, ident
     assert not ident.endswith("-") and "--" not in ident
-    if length + len("-failover-1") <= 63:
-        assert ident == f"{cluster}-failover-1"  # names that fit do not change between versions
+    assert ident.endswith(f"-failover-{token}"), ident
+    assert fnmatch.fnmatchcase(ident, names.failover_instance_pattern(cluster))
+    assert names.failover_token(cluster, ident) == token and names.is_failover_instance(cluster, ident)
+    if length + len("-failover-") + names.FAILOVER_TOKEN_LENGTH <= 63:
+        assert ident == f"{cluster}-failover-{token}"  # a cluster's name is cut only when it must be
 
 
-def test_two_long_clusters_differing_at_the_end_get_different_instance_ids() -> None:
+def test_failover_tokens_are_drawn_fresh_and_checked() -> None:
+    """The token is what no one can take ahead of time: drawn anew each time (32 bits from secrets),
+    lower-case hex (RDS stores identifiers lower-cased); a name is never built from anything else."""
+    tokens = {names.new_failover_token() for _ in range(64)}
+    assert len(tokens) == 64, "tokens repeat: the writer's name would be predictable"
+    assert all(len(t) == names.FAILOVER_TOKEN_LENGTH and t == t.lower() for t in tokens)
+    for bad in ("1", "ABCDEF01", "abcdefgh", "0123456789"):
+        with pytest.raises(ValueError, match="token"):
+            names.failover_instance_id("cluster", bad)
+
+
+def test_two_long_clusters_differing_at_the_end_get_different_instance_prefixes() -> None:
     a = "p" * 62 + "1"
     b = "p" * 62 + "2"
-    assert names.failover_instance_id(a) != names.failover_instance_id(b)
+    assert names.failover_instance_prefix(a) != names.failover_instance_prefix(b)
+    # Neither role's pattern admits the other cluster's writer.
+    assert not fnmatch.fnmatchcase(names.failover_instance_id(b, "0" * 8), names.failover_instance_pattern(a))
+
+
+@pytest.mark.parametrize("length", [1, 40, 52, 53, 63])
+def test_the_earlier_runbooks_writer_name_is_still_recognised(length: int) -> None:
+    """Deployments whose runbook created ``<cluster>-failover-1`` keep that instance: it is still a
+    runbook's writer of that cluster (the dr stack adopts it), under the name the earlier runbook
+    computed (cut with a hash past 63 characters), and of no other cluster."""
+    cluster = "c" * length
+    legacy = names.legacy_failover_instance_id(cluster)
+    assert len(legacy) <= names.RDS_IDENTIFIER_MAX and names.is_failover_instance(cluster, legacy)
+    if length + len("-failover-1") <= 63:
+        assert legacy == f"{cluster}-failover-1"
+    assert not names.is_failover_instance(cluster[:-1] + "d", legacy)
+    assert not names.is_failover_instance(cluster, f"{cluster}-0")  # the program's own instances
 
 
 def test_the_failback_writer_is_the_primary_s_own_name(world: World) -> None:
@@ -93,7 +128,7 @@ def test_failover_adds_a_writer_instance_whose_identifier_fits(make_world: Calla
 
     members = rds.describe_db_clusters(DBClusterIdentifier=cluster_id)["DBClusters"][0]["DBClusterMembers"]
     created = [m["DBInstanceIdentifier"] for m in members]
-    assert created == [names.failover_instance_id(cluster_id)]
+    assert len(created) == 1 and names.failover_token(cluster_id, created[0]) is not None, created
     assert all(len(i) <= names.RDS_IDENTIFIER_MAX for i in created), created
 
 

@@ -11,6 +11,7 @@ import pytest
 from lambdas.failover import executor, journal, steps
 from lambdas.failover.context import RunbookContext
 from lambdas.failover.graph import FAILBACK, FAILOVER, RUNBOOKS
+from lambdas.failover.names import is_failover_instance
 from tests.lambdas.failover.faults import Fault, unreachable
 from tests.lambdas.failover.harness import (
     FAST,
@@ -57,7 +58,9 @@ def test_full_failover(make_world: Callable[..., World], mode: str) -> None:
         assert promoted and not promoted.get("ReadReplicaSourceDBInstanceIdentifier")
     else:
         # the headless secondary got an instance before it became the writer
-        assert world.db(REGION_B, f"{world.app}-b-failover-1") is not None
+        (writer,) = world.cluster_members(REGION_B, world.context["drClusterId"])
+        assert is_failover_instance(world.context["drClusterId"], writer), writer
+        assert world.db(REGION_B, writer) is not None
         assert world.global_writer() == world.context["drClusterArn"]
 
 

@@ -153,6 +153,15 @@ class World:
         except self.client("rds", region).exceptions.DBInstanceNotFoundFault:
             return None
 
+    def cluster_members(self, region: str, cluster_id: str) -> list[str]:
+        """The DB instances of an Aurora cluster (DescribeDBClusters ``DBClusterMembers``, "The list of DB
+        instances that make up the DB cluster":
+        https://docs.aws.amazon.com/AmazonRDS/latest/APIReference/API_DBCluster.html)."""
+        (cluster,) = self.client("rds", region).describe_db_clusters(DBClusterIdentifier=cluster_id)[
+            "DBClusters"
+        ]
+        return [m["DBInstanceIdentifier"] for m in cluster.get("DBClusterMembers", [])]
+
     def global_writer(self) -> str | None:
         """ARN of the global cluster's writer member."""
         group = self.client("rds", REGION_B).describe_global_clusters(
