@@ -74,7 +74,7 @@ from __future__ import annotations
 import json
 import threading
 import weakref
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import ExitStack, contextmanager, suppress
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -494,6 +494,42 @@ class Emulator:
             if key not in self.data.copies:
                 return None
             return self.data.write(key)
+
+    def write_burst(self, region: str, stores: Sequence[Store], count: int) -> int:
+        """``count`` client requests through ``region`` at this instant, each writing ``stores`` in turn
+        and stopping at the first that refuses (as :meth:`write` store by store would); returns how
+        many requests were acknowledged by every store.
+
+        The same as ``count`` rounds of :meth:`write` while the clock does not move: what serves,
+        which copy takes writes and what replication has delivered are read once, not per request.
+        A real server's writes still go one by one (each commits for real).
+        """
+        with self._lock:
+            if count <= 0 or not self.serving(region):
+                return 0
+            keys: list[str] = []
+            for store in stores:
+                if store is Store.DATABASE:
+                    key = self.database_writable(region)
+                else:
+                    key = store_key(store, region)
+                    key = key if key in self.data.copies else None
+                if key is None:
+                    break
+                keys.append(key)
+            self.data.sync()
+            acknowledged = 0
+            for _ in range(count):
+                every = True
+                for key in keys:
+                    if self._real(key):
+                        if self._pg_write(key) is None:
+                            every = False
+                            break
+                    else:
+                        self.data.write(key, synced=True)
+                acknowledged += every and len(keys) == len(stores)
+            return acknowledged
 
     def on_cluster_snapshot_created(self, backend: RDSBackend, snapshot: Any) -> None:
         """A cluster snapshot holds its cluster's content at the instant it was taken.

@@ -185,14 +185,22 @@ class DataPlane:
         return self._ids
 
     def write(
-        self, key: str, *, at: datetime | None = None, write_id: int | None = None, client: bool = True
+        self,
+        key: str,
+        *,
+        at: datetime | None = None,
+        write_id: int | None = None,
+        client: bool = True,
+        synced: bool = False,
     ) -> Write:
         """Record an acknowledged write at copy ``key`` (the caller checked it accepts writes).
 
         ``write_id``: one reserved with :meth:`next_id`; by default a new one. ``client`` False: a
-        commit no client was told of (see :class:`Write`).
+        commit no client was told of (see :class:`Write`). ``synced``: the caller called :meth:`sync`
+        at this instant already (a burst: nothing more is due until the clock moves).
         """
-        self.sync()
+        if not synced:
+            self.sync()
         copy = self.copies[key]
         if write_id is None:
             write_id = self.next_id()

@@ -625,9 +625,12 @@ class Deployment:
         self.emulator.advance(seconds)
 
     def op_write(self, n: int = 1) -> None:
+        """``n`` client requests at this instant: where Route 53 answers and what each store takes do
+        not change while the clock stands still (``Emulator.write_burst``)."""
         self._count("write")
-        for _ in range(n):
-            self.client_write(self.where())
+        region = self.where()
+        if region:
+            self.emulator.write_burst(region, STORES, n)
 
     def op_inflight_write(self, seconds: float) -> None:
         """A slow request admitted now that commits ``seconds`` later if its database still takes it."""
