@@ -789,7 +789,8 @@ class Lifecycle:
     def live_reads(self) -> str:
         """What the program's live reads answer: RDS instances' sources (rds.getInstance, "" when
         standalone), each region's RDS instances (rds.getInstances, released ones included: AWS keeps
-        them) and Aurora clusters' instances (rds.getCluster clusterMembers)."""
+        them), each region's Aurora clusters (rds.getClusters) and their instances and engine versions
+        (rds.getCluster clusterMembers, engineVersion)."""
         w = self.world
         members: dict[str, list[str]] = {}
         for inst, cluster in w.cluster_instances.items():
@@ -805,6 +806,14 @@ class Lifecycle:
                     for region in {d.region for d in w.dbs.values()}
                 },
                 "clusterMembers": {c: sorted(m) for c, m in members.items()},
+                # Each region's Aurora clusters (rds.getClusters) and their engine versions (rds.getCluster).
+                "rdsClusters": {
+                    region: sorted(
+                        d.ident for d in w.dbs.values() if d.kind == "cluster" and d.region == region
+                    )
+                    for region in {d.region for d in w.dbs.values()}
+                },
+                "clusterVersions": {d.ident: d.engine_version for d in w.dbs.values() if d.kind == "cluster"},
                 # The dr stack's failback record (SSM, beside the latch): what its last update wrote.
                 "failbackPhase": (
                     self.live("dr", "aws:ssm/parameter:Parameter", "dr-failback-phase") or {}
