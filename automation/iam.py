@@ -343,6 +343,9 @@ INVOKE_ACTIONS: dict[str, tuple[str, ...]] = {
     "aws:rds/getInstances:getInstances": ("rds:DescribeDBInstances",),
     # aurora-global: the instance the runbook added to a headless secondary, adopted (components/dr_data.py).
     "aws:rds/getCluster:getCluster": ("rds:DescribeDBClusters",),
+    # aurora-global, the primary stack: whether region B's secondary exists before its engine version and
+    # instances are read (components/program.py read_secondary_cluster: no minor upgrade when headless).
+    "aws:rds/getClusters:getClusters": ("rds:DescribeDBClusters",),
     "aws:secretsmanager/getRandomPassword:getRandomPassword": ("secretsmanager:GetRandomPassword",),
     # sts:GetCallerIdentity needs no permission (https://docs.aws.amazon.com/STS/latest/APIReference/API_GetCallerIdentity.html).
     "aws:index/getCallerIdentity:getCallerIdentity": (),

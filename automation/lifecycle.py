@@ -795,7 +795,8 @@ class Lifecycle:
     def live_reads(self) -> str:
         """What the program's live reads answer: RDS instances' sources (rds.getInstance, "" when
         standalone), each region's RDS instances (rds.getInstances, released ones included: AWS keeps
-        them) and Aurora clusters' instances (rds.getCluster clusterMembers)."""
+        them), each region's Aurora clusters (rds.getClusters) and their instances and engine versions
+        (rds.getCluster clusterMembers, engineVersion)."""
         w = self.world
         members: dict[str, list[str]] = {}
         for inst, cluster in w.cluster_instances.items():
@@ -811,6 +812,14 @@ class Lifecycle:
                     for region in {d.region for d in w.dbs.values()}
                 },
                 "clusterMembers": {c: sorted(m) for c, m in members.items()},
+                # Each region's Aurora clusters (rds.getClusters) and their engine versions (rds.getCluster).
+                "rdsClusters": {
+                    region: sorted(
+                        d.ident for d in w.dbs.values() if d.kind == "cluster" and d.region == region
+                    )
+                    for region in {d.region for d in w.dbs.values()}
+                },
+                "clusterVersions": {d.ident: d.engine_version for d in w.dbs.values() if d.kind == "cluster"},
                 # The dr stack's failback record (SSM, beside the latch): what its last update wrote.
                 "failbackPhase": (
                     self.live("dr", "aws:ssm/parameter:Parameter", "dr-failback-phase") or {}
@@ -937,10 +946,14 @@ class Lifecycle:
         if step.action == "release":
             self._release(ctx, primary_asg)
             return
+        # steps.write_latch keeps an active latch (its `since`) only while region B holds the writer:
+        # under an active latch with region A the writer, a failover is a new one (breaklife22 BL22-4).
+        latch_kept = Latch.parse(self.latch_value()).active and self._writer_in_b(ctx)
         if step.action == "activate":
             # steps.declare_failover_hold: the declared failover holds region A without fencing it.
             w.journal.setdefault("failoverDeclaredAt", w.now())
-            self._write_latch(_runbook_latch("active", "declared failover", w.now()))
+            if not latch_kept:
+                self._write_latch(_runbook_latch("active", "declared failover", w.now()))
             if mode == "aurora-global":
                 self._promote_aurora(ctx["drClusterId"])
             w.switch_metric = 1.0
@@ -980,7 +993,18 @@ class Lifecycle:
             self._promote_aurora(ctx["drClusterId"])
         if step.action == "failover":
             w.switch_metric = 1.0
-            self._write_latch(_runbook_latch("active", "failover", w.now()))
+            if not latch_kept:
+                self._write_latch(_runbook_latch("active", "failover", w.now()))
+
+    def _writer_in_b(self, ctx: Mapping[str, Any]) -> bool:
+        """Whether region B's database is the writer, as the runbook's ``steps._writer_moving`` tells it:
+        rds-replica, region B's instance is standalone; aurora-global, region B's cluster writes."""
+        w = self.world
+        if ctx["databaseMode"] == "rds-replica":
+            db = w.dbs.get(str(ctx["drDbInstanceId"]))
+            return db is not None and db.source is None
+        _, b_region = self.regions()
+        return w.writer in w.dbs and w.dbs[w.writer].region == b_region
 
     def _promote_aurora(self, cluster: str) -> None:
         """The runbook's promote step: a headless secondary gets an instance first, then the global failover."""

@@ -381,7 +381,22 @@ class _Mocks:
             # world: the instances the program declares (none added out of band).
             ident = str(call_args.get("clusterIdentifier", ""))
             members = [] if self.live is None else self.live.get("clusterMembers", {}).get(ident, [])
-            return {"clusterIdentifier": ident, "clusterMembers": list(members), "id": ident}
+            version = None if self.live is None else self.live.get("clusterVersions", {}).get(ident)
+            return {
+                "clusterIdentifier": ident,
+                "clusterMembers": list(members),
+                "engineVersion": version,
+                "id": ident,
+            }
+        if token == "aws:rds/getClusters:getClusters":
+            # The region's live Aurora clusters (rds.getClusters), narrowed by a ``db-cluster-id``
+            # filter. Without a live world: none (a first deploy).
+            listed = [] if self.live is None else list(self.live.get("rdsClusters", {}).get(region, []))
+            for f in call_args.get("filters") or []:
+                if f.get("name") == "db-cluster-id":
+                    listed = [i for i in listed if i in set(f.get("values") or [])]
+            arns = [arn_for("aws:rds/cluster:Cluster", i, {"clusterIdentifier": i}, region) for i in listed]
+            return {"clusterIdentifiers": listed, "clusterArns": arns, "id": region}
         return {}
 
 

@@ -392,6 +392,7 @@ def decide(
     # nothing that changes with the latch, so `dr:active true` stays a capacity-only diff.
     tier = dataclasses.replace(tier, latch_since=latch.since if tier.failback_phase else None)
     refuse_step_back(previous, tier, latch)
+    refuse_failback_instance_drop(previous, tier, database_mode)
     return tier
 
 
@@ -431,6 +432,62 @@ def refuse_step_back(previous: PhaseRecord | None, tier: DesiredTier, latch: Lat
         f"would never reach region A. Failback phases only move forward from switch-writer: set dr:failback "
         f"to one of {allowed} (route-back and complete once `python -m automation latch release` has run), "
         "or dr:active false without dr:failback for standby."
+    )
+
+
+FAILBACK_INSTANCE_PROTECTED_PHASES = FAILBACK_PHASES[: FAILBACK_PHASES.index("complete")]
+"""rds-replica: after an update that applied one of these phases the dr stack holds region A's failback
+instance (``dr-data-db-failback[-g<n>]``), protected; ``complete`` lifts ``protect`` so that the next
+update releases it (:func:`failback_replica_released`)."""
+
+
+def refuse_failback_instance_drop(
+    previous: PhaseRecord | None, tier: DesiredTier, database_mode: str
+) -> None:
+    """Raise :class:`FailoverRefused` when this update would drop region A's protected failback instance
+    from the dr program (breaklife22 BL22-3).
+
+    rds-replica: ``dr:active true`` without ``dr:failback`` (a failback abandoned by removing the key)
+    declares no failback instance, while the stack's state holds it protected since the recorded
+    phase. Pulumi refuses to delete a protected resource, but as an error of the deployment ("it will
+    be an error to do a Pulumi deployment which tries to delete a protected resource for any reason":
+    https://www.pulumi.com/docs/iac/concepts/options/protect/), and deletes run after the update's
+    creates and updates, so region B's web tier, functions and event source would be given back (and
+    the record rewritten) before the update fails, and every later update would fail the same way.
+    Releasing it instead (``protect`` lifted, then ``retainOnDelete``: removed from the state, kept in
+    AWS, https://www.pulumi.com/docs/iac/concepts/options/retainondelete/) on a removed key would take
+    region A's replica out of the program on a config slip, and a failback resumed later would create
+    it again under a name RDS already has (DBInstanceAlreadyExists). So the update is refused before
+    any resource, and the remedy keeps the replica: ``dr:failback replicate`` holds the failback where
+    it began (region B serves, region A's replica keeps up), and the runbook's failback finishes it
+    another way (its standby update releases the replica: ``DrDatabase`` ``leftover``). Standby
+    updates (``dr:active false``) are not refused here: they declare the instance once more,
+    unprotected, or are refused by :func:`decide` while the latch is active.
+    """
+    if database_mode != "rds-replica" or previous is None or not tier.active or tier.failback_phase:
+        return
+    if previous.phase not in FAILBACK_INSTANCE_PROTECTED_PHASES:
+        return
+    recorded = (
+        "cannot be read (taken as switch-writer)"
+        if previous.unreadable
+        else f"says the last update applied dr:failback {previous.phase}"
+    )
+    moved = previous.phase in WRITER_MOVED_PHASES
+    raise FailoverRefused(
+        "dr:failback is required: dr:active true without it would drop region A's failback instance "
+        f"(the dr stack's dr-data-db-failback[-g<n>], protected) from the program: the failback record (SSM, region B) {recorded}. "
+        "Pulumi refuses to delete a protected resource only after it has applied the rest of the update. "
+        f"Set dr:failback to one of {', '.join(FAILBACK_PHASES)}: "
+        + (
+            "region A's failback instance holds the writer, so finish the failback from the recorded phase "
+            '(README, "Failing back").'
+            if moved
+            else "to abandon the failback and keep region B serving, set dr:failback replicate (region A's "
+            "replica keeps up, protected; resume later with drain), or fail back with the runbook instead "
+            "(`python -m automation failback --stack dr --outputs runbook.json`; the next standby update "
+            'releases the replica). README, "Failing back", "Abandoning a failback".'
+        )
     )
 
 

@@ -12,8 +12,9 @@ from typing import Any
 import pulumi
 import pulumi_aws as aws
 
-from components import failover, providers
+from components import engine_upgrade, failover, providers
 from components.config import StackConfig
+from components.data import database_identifier
 from components.global_failover import GlobalFailover, GlobalFailoverArgs
 from components.iam import permissions_boundary_arn, with_permissions_boundary
 from components.pilot_light_region import PilotLightRegion, PilotLightRegionArgs
@@ -60,6 +61,30 @@ def read_phase_record(cfg: StackConfig, dr_provider: aws.Provider) -> failover.P
     )
 
 
+def read_secondary_cluster(
+    cfg: StackConfig, dr_provider: aws.Provider
+) -> engine_upgrade.SecondaryCluster | None:
+    """Region B's Aurora secondary cluster as AWS has it: its engine version and instances (live reads,
+    in region B). None when it does not exist yet (the dr stack not deployed).
+
+    ``aws.rds.getClusters`` with a ``db-cluster-id`` filter answers an empty list for a cluster that does
+    not exist, where ``getCluster`` would fail the update
+    (https://www.pulumi.com/registry/packages/aws/api-docs/rds/getclusters/;
+    https://docs.aws.amazon.com/AmazonRDS/latest/APIReference/API_DescribeDBClusters.html, Filters
+    ``db-cluster-id``); ``aws.rds.getCluster`` then gives its ``engineVersion`` and ``clusterMembers``
+    (https://www.pulumi.com/registry/packages/aws/api-docs/rds/getcluster/).
+    """
+    identifier = database_identifier(cfg.prefix, cfg.dr_region, aurora=True)
+    opts = pulumi.InvokeOptions(provider=dr_provider)
+    found = aws.rds.get_clusters(filters=[{"name": "db-cluster-id", "values": [identifier]}], opts=opts)
+    if identifier not in (found.cluster_identifiers or []):
+        return None
+    live = aws.rds.get_cluster(cluster_identifier=identifier, opts=opts)
+    return engine_upgrade.SecondaryCluster(
+        identifier, cfg.dr_region, str(live.engine_version or ""), tuple(live.cluster_members or [])
+    )
+
+
 def journal_parameter(cfg: StackConfig) -> str:
     """The run journal's SSM parameter, beside the latch (lambdas/failover/journal.py ``_journal_name``)."""
     return f"{cfg.latch_parameter_name}-journal"
@@ -78,6 +103,12 @@ def run(cfg: StackConfig) -> dict[str, Any]:
         latch, journal = read_failover_state(cfg, regional.dr)
         failover.refuse_primary_update(latch, journal, journal_parameter=journal_parameter(cfg))
         assert journal is not None  # refused above when unreadable
+        if cfg.database.mode == "aurora-global":
+            # Before any resource: a minor upgrade of the global database with a headless secondary
+            # fails part-way (AWS refuses to upgrade a secondary without an instance).
+            engine_upgrade.refuse_headless_upgrade(
+                cfg.database.engine_version, read_secondary_cluster(cfg, regional.dr)
+            )
         fenced = failover.region_a_fenced(journal)
         if fenced:
             pulumi.log.warn(

@@ -153,7 +153,12 @@ def _failover_lines(
         "fence_primary": fence,
         "scale_web_tier": _scale_asg(obs, ctx.dr_capacity, ctx.dr_asg_name),
         "enable_functions": f"{_functions(obs, 'dr', None)}; {_mappings(obs, 'dr', True)}",
-        "write_latch": "already_done: latch active"
+        "write_latch": (
+            "already_done: latch active"
+            if obs.writer_side != "primary"
+            # steps.write_latch: region A holds the writer under an active latch, so a new failover.
+            else "would write the latch active with a new since: region A holds the writer"
+        )
         if latch == "active"
         else f"would set the latch {latch} -> active",
         "promote_database": promote,

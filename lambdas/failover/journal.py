@@ -15,14 +15,23 @@ import logging
 from collections.abc import Mapping
 from typing import Any
 
-from botocore.exceptions import ClientError
+from botocore.exceptions import BotoCoreError, ClientError
 
 from lambdas.failover import regressions
 from lambdas.failover.clients import Clients, Side
 from lambdas.failover.context import RunbookContext
 from lambdas.failover.exceptions import StepFailed
 from lambdas.failover.regressions import Regression
-from lambdas.failover.stepkit import _now, error_code, log_event
+from lambdas.failover.stepkit import (
+    _db_instance,
+    _from_client_error,
+    _global_members,
+    _member,
+    _need,
+    _now,
+    error_code,
+    log_event,
+)
 
 
 def _read_latch(clients: Clients, ctx: RunbookContext) -> dict[str, Any] | None:
@@ -293,3 +302,28 @@ def _request_promotion(clients: Clients, ctx: RunbookContext, side: Side, ident:
 DARK_MARK = "primaryDarkSince"
 """Journal key: when a forced failover's wait first found region A's endpoint not answering (cleared
 when it answers), so the confirmation spans polls of either executor."""
+
+
+def _writer_moving(ctx: RunbookContext, clients: Clients, *, retry_throttled: bool = False) -> bool:
+    """Whether region B's database is the writer or becoming it (True when that cannot be told).
+    ``retry_throttled``: a retryable AWS error (throttling that outlasted the client's retries) is
+    raised instead, for the caller's executor to try again later (``roll_back_fence``: "cannot be
+    told" there means nothing is rolled back, and a stop then leaves nothing serving)."""
+    try:
+        if ctx.database_mode == "rds-replica":
+            ident = _need(ctx.dr_db_instance_id, "drDbInstanceId", "promote_database")
+            instance = _db_instance(clients, "dr", ident) or {}
+            # Promoting only in a promotion's statuses, after the runbook asked for it: a replica
+            # backing up is not (B21b-5), nor one rebooted for maintenance (B21b-6).
+            return not instance.get("ReadReplicaSourceDBInstanceIdentifier") or _promotion_under_way(
+                clients, ctx, "dr", instance
+            )
+        group, members = _global_members(ctx, clients, "promote_database")
+        me = _member(members, _need(ctx.dr_cluster_arn, "drClusterArn", "promote_database")) or {}
+        return bool(me.get("IsWriter") or group.get("FailoverState") or group.get("Status") != "available")
+    except ClientError as exc:
+        if retry_throttled and _from_client_error("", exc).retryable:
+            raise
+        return True
+    except (StepFailed, BotoCoreError):
+        return True

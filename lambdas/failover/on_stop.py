@@ -36,9 +36,9 @@ from lambdas.failover.journal import (
     _promotion_under_way,
     _read_latch,
     _write_latch,
+    _writer_moving,
     read_journal,
 )
-from lambdas.failover.promotion import _writer_moving
 from lambdas.failover.regressions import Regression
 from lambdas.failover.serving import _poll_serving
 from lambdas.failover.stepkit import (

@@ -31,6 +31,7 @@ from lambdas.failover.journal import (
     _read_latch,
     _request_promotion,
     _write_latch,
+    _writer_moving,
     read_journal,
 )
 from lambdas.failover.lossless import _wait_lossless, database_lag, receipts_lag
@@ -52,7 +53,6 @@ from lambdas.failover.stepkit import (
     _describe_failure,
     _done,
     _finished,
-    _from_client_error,
     _global_members,
     _in_progress,
     _latest,
@@ -526,31 +526,6 @@ def promote_database(ctx: RunbookContext, clients: Clients, params: Mapping[str,
                     },
                 )
         raise
-
-
-def _writer_moving(ctx: RunbookContext, clients: Clients, *, retry_throttled: bool = False) -> bool:
-    """Whether region B's database is the writer or becoming it (True when that cannot be told).
-    ``retry_throttled``: a retryable AWS error (throttling that outlasted the client's retries) is
-    raised instead, for the caller's executor to try again later (``roll_back_fence``: "cannot be
-    told" there means nothing is rolled back, and a stop then leaves nothing serving)."""
-    try:
-        if ctx.database_mode == "rds-replica":
-            ident = _need(ctx.dr_db_instance_id, "drDbInstanceId", "promote_database")
-            instance = _db_instance(clients, "dr", ident) or {}
-            # Promoting only in a promotion's statuses, after the runbook asked for it: a replica
-            # backing up is not (B21b-5), nor one rebooted for maintenance (B21b-6).
-            return not instance.get("ReadReplicaSourceDBInstanceIdentifier") or _promotion_under_way(
-                clients, ctx, "dr", instance
-            )
-        group, members = _global_members(ctx, clients, "promote_database")
-        me = _member(members, _need(ctx.dr_cluster_arn, "drClusterArn", "promote_database")) or {}
-        return bool(me.get("IsWriter") or group.get("FailoverState") or group.get("Status") != "available")
-    except ClientError as exc:
-        if retry_throttled and _from_client_error("", exc).retryable:
-            raise
-        return True
-    except (StepFailed, BotoCoreError):
-        return True
 
 
 def _promote_database(ctx: RunbookContext, clients: Clients, params: Mapping[str, Any]) -> StepResult:

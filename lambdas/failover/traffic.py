@@ -15,7 +15,7 @@ from typing import Any
 
 from lambdas.failover.clients import Clients
 from lambdas.failover.context import RunbookContext
-from lambdas.failover.journal import _read_latch, _write_latch
+from lambdas.failover.journal import _read_latch, _write_latch, _writer_moving
 from lambdas.failover.stepkit import (
     StepResult,
     _already,
@@ -122,12 +122,32 @@ def throw_switch(ctx: RunbookContext, clients: Clients, params: Mapping[str, Any
 
 @_step
 def write_latch(ctx: RunbookContext, clients: Clients, params: Mapping[str, Any]) -> StepResult:
-    """Record in SSM (region B) that region B is active, so a routine ``pulumi up`` cannot revert it."""
+    """Record in SSM (region B) that region B is active, so a routine ``pulumi up`` cannot revert it.
+
+    The latch's ``since`` names one failover: the dr stack's failback record is tied to it
+    (components/failover.py ``PhaseRecord``, ``refuse_step_back``) and a failback's drain is dated
+    against it (``failback_in_progress``). Under a latch that already says active:
+
+    * region B holds the writer or is taking it (``_writer_moving``: the promotion done, or under way
+      after the runbook's write-ahead ``PROMOTION_MARK``, or an Aurora global failover in progress;
+      also when that cannot be told): this failover's own latch, resumed or run again. Kept as it
+      is, ``since`` included, so nothing that read it changes its mind.
+    * region A holds the writer: no failover is in effect under that latch. Either a failback moved
+      the writer back before ``latch release`` (Aurora: ``latch switch-writer`` or the runbook's
+      ``switch_writer``; a switchover leaves region B's cluster a secondary that replicates again:
+      https://docs.aws.amazon.com/AmazonRDS/latest/AuroraUserGuide/aurora-global-database-disaster-recovery.html)
+      and this is a new failover (breaklife22 BL22-4), or this failover's own run stopped between
+      this step and its promotion (this step runs after ``fence_primary``, before
+      ``promote_database``). Both get a new ``since``: the last failback's record does not bind the
+      new failover, and the resumed run ends where a stopped run's resume does anyway
+      (``roll_back_fence`` puts such a latch back to standby, and the resume latches again). Nothing
+      bound to the old ``since`` is lost: a failback record binds only once region A holds the
+      writer, which is what this failover is taking from it.
+    """
     latch = _read_latch(clients, ctx) or {}
-    if latch.get("state") == "active":
-        return _already(
-            f"latch {ctx.latch_parameter_name} already active since {latch.get('since')}", latch=latch
-        )
+    previous = latch.get("since")
+    if latch.get("state") == "active" and _writer_moving(ctx, clients):
+        return _already(f"latch {ctx.latch_parameter_name} already active since {previous}", latch=latch)
     value = {
         "state": "active",
         "since": _now(clients),
@@ -135,6 +155,13 @@ def write_latch(ctx: RunbookContext, clients: Clients, params: Mapping[str, Any]
         "reason": params.get("reason") or "not given",
     }
     _write_latch(clients, ctx, value)
+    if latch.get("state") == "active":
+        return _done(
+            f"latch {ctx.latch_parameter_name} active since {value['since']}: a new failover (it said active "
+            f"since {previous}, but region A holds the writer)",
+            latch=value,
+            previousSince=previous,
+        )
     return _done(f"latch {ctx.latch_parameter_name} set to active", latch=value)
 
 

@@ -87,10 +87,6 @@ def test_bl22_2_a_fenced_runbook_failover_then_the_iac_failback_gives_region_a_b
     assert results[-1].observation.capacity["A"] > 0, results[-1].observation.line()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BL22-3 open: removing dr:failback before switch-writer drops the protected failback replica from the program (Pulumi refuses the delete after applying the updates)",
-)
 def test_bl22_3_removing_dr_failback_before_switch_writer_is_a_plan_the_engine_refuses() -> None:
     """BL22-3 (medium, rds-replica): ``dr:failback`` removed mid-way, before ``switch-writer`` (the
     operator abandons the failback: region B still holds the writer, so ``dr:active true`` without a
@@ -120,3 +116,64 @@ def test_bl22_3_removing_dr_failback_before_switch_writer_is_a_plan_the_engine_r
     )
     last = results[-1]
     assert last.refused is not None or not last.errors, last.errors
+
+
+def test_bl22_3_an_abandoned_rds_replica_failback_is_refused_before_any_resource_and_the_remedy_runs() -> (
+    None
+):
+    """BL22-3's remedy, played through: ``dr:failback`` removed after ``drain`` is refused by the
+    program (nothing planned, nothing applied) with one error naming the key, its allowed values and
+    how to abandon the failback; ``dr:failback replicate`` (the README's way to hold a failback) then
+    gives region B its capacity back with region A's replica kept, protected; the runbook's failback
+    finishes it, and the standby updates after it release the replica (retained, never deleted)."""
+    from components.config import FAILBACK_PHASES
+
+    lc = Lifecycle()
+    results = lc.run(
+        [
+            *deploy("rds-replica"),
+            *runbook_failover(),
+            Up("dr", "IaC failback phase replicate", {"dr:active": True, "dr:failback": "replicate"}),
+            Up("dr", "IaC failback phase drain", {"dr:active": True, "dr:failback": "drain"}),
+            Up("dr", "failback abandoned: dr:failback removed", rm=("dr:failback",)),
+        ]
+    )
+    refused = results[-1]
+    assert refused.refused is not None and not refused.plans and not refused.errors, refused.refused
+    for word in (
+        "dr:failback",
+        "dr-data-db-failback",
+        "protected",
+        *FAILBACK_PHASES,
+        "dr:failback replicate",
+    ):
+        assert word in refused.refused, (word, refused.refused)
+
+    held = lc.step(
+        Up("dr", "failback held: dr:failback replicate", {"dr:active": True, "dr:failback": "replicate"})
+    )
+    assert held.refused is None and not held.errors and not held.violations, (held.refused, held.errors)
+    assert held.observation.capacity["B"] > 0, held.observation.line()
+    replica = lc.find("dr", "aws:rds/instance:Instance", "dr-data-db-failback")
+    assert replica is not None and replica.protect, (
+        "region A's failback replica left the dr stack or lost protect"
+    )
+
+    finished = lc.run(
+        [
+            Runbook("failback", "the runbook's failback finishes it instead"),
+            Up("dr", "routine update: dr:active false", {"dr:active": False}, rm=("dr:failback",)),
+            Up("dr", "routine update of the dr stack"),
+        ]
+    )[-3:]
+    broken = [
+        (r.index, r.step.label, r.refused, r.errors, [str(v) for v in r.violations])
+        for r in finished
+        if r.refused or r.errors or r.violations
+    ]
+    assert not broken, broken
+    deleted = [
+        p for r in finished for p in r.plans if p.name == "dr-data-db-failback" and p.action.value == "delete"
+    ]
+    assert not deleted, deleted
+    assert lc.find("dr", "aws:rds/instance:Instance", "dr-data-db-failback") is None

@@ -218,11 +218,10 @@ def test_plan_lifecycle_prints_each_steps_plan_and_a_summary_line(capsys: pytest
     assert plan.main(["--lifecycle", "upgrade-headless", "--set", "database.mode=aurora-global"]) == 0
     out = capsys.readouterr().out
     assert "lifecycle upgrade-headless (aurora-global)" in out
-    # The refused upgrade stops the procedure: the dr stack's update after it is not run.
-    assert out.count("summary step ") == 3 and "stateful replacements 0" in out
-    assert "stopped after step 3: the update failed; 1 step(s) not run" in out
-    assert "~  update  rds.GlobalCluster" in out and "engineVersion: 16.4 -> 16.6" in out
-    assert "ERROR (update stops, nothing applied)" in out and "without a primary instance" in out
+    # The program refuses the upgrade before any resource (a headless secondary): nothing planned.
+    assert out.count("summary step ") == 4 and "stateful replacements 0" in out
+    assert "REFUSED by the program: pilotlight:database.engineVersion: 16.4 -> 16.6" in out
+    assert "~  update  rds.GlobalCluster" not in out and "ERROR (update stops" not in out
 
 
 # --------------------------------------------------------------------------------------------------

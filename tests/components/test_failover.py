@@ -168,3 +168,58 @@ def test_the_dr_lag_alarm_expects_datapoints_only_while_region_b_replicates(
     ]
     assert [dr_database_replicates(t, mode) for t in tiers] == replicates
     assert [failback_lag_watched(t) for t in tiers] == [False, False, True, True, False, False, False]
+
+
+# --- breaklife22 BL22-3: an abandoned rds-replica failback must not drop region A's protected instance
+
+OTHER_FAILOVER = "2026-11-01T00:00:00Z"  # a record under another latch: refuse_step_back lets it pass
+
+
+@pytest.mark.parametrize("recorded", [*FAILBACK_PHASES, None])
+@pytest.mark.parametrize("mode", ["rds-replica", "aurora-global"])
+def test_dr_active_without_a_phase_is_refused_while_the_dr_stack_holds_region_a_s_failback_instance(
+    mode: str, recorded: str | None
+) -> None:
+    """rds-replica: from ``replicate`` to ``route-back`` the dr stack holds region A's failback
+    instance, protected (``complete`` lifts it); ``dr:active true`` without ``dr:failback`` would drop
+    it, which Pulumi refuses only after the rest of the update ran. Refused before any resource, with
+    the key, its allowed values and the remedy. Aurora has no failback instance: nothing to drop."""
+    from components.failover import PhaseRecord
+
+    def run() -> object:
+        return decide(
+            DrFlags(True),
+            Capacity(2, 2, 6),
+            database_mode=mode,
+            latch=ACTIVE_LATCH,
+            previous=PhaseRecord(recorded, OTHER_FAILOVER),
+        )
+
+    if mode == "rds-replica" and recorded in FAILBACK_PHASES[:-1]:
+        with pytest.raises(FailoverRefused) as err:
+            run()
+        text = str(err.value)
+        assert text.startswith("dr:failback is required"), text
+        assert ", ".join(FAILBACK_PHASES) in text and "dr-data-db-failback" in text, text
+        remedy = (
+            "finish the failback" if recorded in ("switch-writer", "route-back") else "dr:failback replicate"
+        )
+        assert remedy in text, text
+        assert "\n" not in text and "Traceback" not in text
+    else:
+        run()
+
+
+@pytest.mark.parametrize("phase", ["replicate", "drain", "switch-writer"])
+def test_a_failback_phase_declares_the_failback_instance_and_is_not_refused(phase: str) -> None:
+    """The refusal is only for dropping the instance: a phase declares it, so none is refused."""
+    from components.failover import PhaseRecord
+
+    tier = decide(
+        DrFlags(True, failback=phase),
+        Capacity(2, 2, 6),
+        database_mode="rds-replica",
+        latch=ACTIVE_LATCH,
+        previous=PhaseRecord("drain", ACTIVE_LATCH.since),
+    )
+    assert tier.failback_replica

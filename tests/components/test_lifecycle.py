@@ -315,10 +315,21 @@ def test_f3_aurora_minor_upgrade_goes_through_the_global_cluster_only() -> None:
     assert after.errors == [] and not [p for p in after.plans if "engineVersion" in p.changed]
 
 
-def test_f3_a_headless_secondary_cannot_be_minor_upgraded() -> None:
-    # AWS refuses it, so the documented procedure gives region B an instance first (scenario "upgrade").
+def test_f3_a_headless_secondary_cannot_be_minor_upgraded_and_the_program_refuses_before_any_resource() -> (
+    None
+):
+    """AWS refuses a minor upgrade of a secondary without an instance (aurora-global-database-upgrade.html),
+    part-way through the update; the program refuses it first (components/engine_upgrade.py), from
+    region B's cluster read live, naming the key and what to do (scenario "upgrade" does it)."""
     upgrade = step(run("upgrade-headless", AURORA), "minor upgrade")
-    assert any("without a primary instance" in e for e in upgrade.errors), upgrade.errors
+    assert upgrade.errors == [] and upgrade.plans == [], "the engine reached AWS's refusal: " + str(
+        upgrade.errors
+    )
+    assert upgrade.refused is not None, (
+        "a minor upgrade with a headless secondary was not refused by the program"
+    )
+    for word in ("pilotlight:database.engineVersion", "16.4 -> 16.6", "drInstances", "no DB instance"):
+        assert word in upgrade.refused, (word, upgrade.refused)
 
 
 def test_f3_every_database_instance_is_in_a_stacks_state_after_a_runbook_failover() -> None:

@@ -176,7 +176,9 @@ SINCE = "2026-03-01T10:00:00+00:00"
         ("switch-writer", True, "switch-writer", False),
         # ... going back before switch-writer is safe (region B still holds the writer) ...
         ("drain", True, "replicate", False),
-        ("replicate", True, None, False),
+        # (`replicate`, then dr:active true without a phase is not a step back BL21-8 refuses; in
+        # rds-replica mode it drops region A's protected failback instance, refused since breaklife22
+        # BL22-3: tests/components/test_failover.py, test_dr_active_without_a_phase_is_refused_...)
         # ... and standby is always allowed (it ends a failback the runbook finished).
         ("switch-writer", False, None, False),
     ],
