@@ -997,7 +997,7 @@ class Lifecycle:
                 self._write_latch(_runbook_latch("active", "failover", w.now()))
 
     def _writer_in_b(self, ctx: Mapping[str, Any]) -> bool:
-        """Whether region B's database is the writer, as the runbook's ``steps._writer_moving`` tells it:
+        """Whether region B's database is the writer, as the runbook's ``journal._writer_moving`` tells it:
         rds-replica, region B's instance is standalone; aurora-global, region B's cluster writes."""
         w = self.world
         if ctx["databaseMode"] == "rds-replica":
