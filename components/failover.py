@@ -28,6 +28,7 @@ from datetime import datetime
 from typing import Any, Literal
 
 from components.config import FAILBACK_PHASES, DrFlags
+from lambdas.failover.names import PHASE_RECORD_SUFFIX
 
 Traffic = Literal["primary", "dr"]
 Promotion = Literal["none", "iac", "runbook"]
@@ -124,9 +125,6 @@ class Latch:
 
     def to_json(self) -> str:
         return json.dumps({"state": self.state, "since": self.since, "runbook": self.runbook})
-
-
-PHASE_RECORD_SUFFIX = "-failback-phase"
 
 
 def phase_record_parameter_name(latch_parameter_name: str) -> str:

@@ -24,6 +24,7 @@ from lambdas.failover.names import (
     generation_parameter_name,
     kept_snapshot_pattern,
     ledger_marker_function_name,
+    phase_record_name,
     retained_instance_pattern,
 )
 
@@ -251,6 +252,14 @@ def runbook_statements(t: RunbookTargets) -> list[dict[str, Any]]:
                 parameter_arn(b, acct, t.latch_parameter),
                 parameter_arn(b, acct, f"{t.latch_parameter}-journal"),
             ],
+        },
+        {
+            # The dr stack's failback phase record: a failover under an active latch refuses once the IaC
+            # failback moved the writer back (lambdas/failover/fencing.py _refuse_after_iac_writer_move).
+            "Sid": "ReadFailbackPhaseRecord",
+            "Effect": "Allow",
+            "Action": "ssm:GetParameter",
+            "Resource": parameter_arn(b, acct, phase_record_name(t.latch_parameter)),
         },
         {
             # Single flight: take, read, refresh and give back the one lock item

@@ -12,6 +12,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Mapping
 from typing import Any
@@ -23,7 +24,12 @@ from lambdas.failover.clients import Clients
 from lambdas.failover.context import Capacity, RunbookContext
 from lambdas.failover.exceptions import StepFailed
 from lambdas.failover.journal import DARK_MARK, _forget_writer_move, _journal, _read_latch, read_journal
-from lambdas.failover.names import UNPLANNED_SNAPSHOT_PREFIX, kept_snapshot_id
+from lambdas.failover.names import (
+    UNPLANNED_SNAPSHOT_PREFIX,
+    WRITER_BACK_PHASES,
+    kept_snapshot_id,
+    phase_record_name,
+)
 from lambdas.failover.regressions import Regression
 from lambdas.failover.stepkit import (
     CONNECTION_ERRORS,
@@ -92,8 +98,12 @@ def _refuse_unprotected(ctx: RunbookContext, clients: Clients, step: str) -> Non
     """
     if ctx.database_mode != "rds-replica" or regressions.on(Regression.PROMOTE_UNPROTECTED):
         return
-    if (_read_latch(clients, ctx) or {}).get("state") == "active":
-        return  # a failover already latched: region B is (becoming) the writer, resume it
+    latch = _read_latch(clients, ctx) or {}
+    if latch.get("state") == "active":
+        # A failover already latched: region B is (becoming) the writer, resume it; unless the dr
+        # stack's failback has since moved the writer back to region A under this latch.
+        _refuse_after_iac_writer_move(ctx, clients, latch, step)
+        return
     if read_journal(clients, ctx).get("primaryStoppedAt"):
         # Region A was fenced by a failover and never unfenced by a failback: region B's standalone
         # instance is the writer (the latch was lost or tampered with), not a frozen copy.
@@ -109,6 +119,49 @@ def _refuse_unprotected(ctx: RunbookContext, clients: Clients, step: str) -> Non
             '(README, "Protected again"). Nothing was changed',
             code="NotReplicating",
         )
+
+
+def _refuse_after_iac_writer_move(
+    ctx: RunbookContext, clients: Clients, latch: Mapping[str, Any], step: str
+) -> None:
+    """Refuse a failover under an active latch once the IaC failback moved the writer to region A.
+
+    rds-replica. The dr stack's ``dr:failback switch-writer`` update promotes region A's replica
+    (README "Failing back"), and the latch stays active until ``latch release``. From then on region
+    B's instance is a standalone copy frozen at the switch ("A promoted read replica ... can't be made
+    a read replica again": https://docs.aws.amazon.com/AmazonRDS/latest/UserGuide/USER_ReadRepl.Promote.html),
+    not the writer: a failover that "promoted" it would serve it and lose every write region A took
+    since. The dr stack records the phase it applied, and the latch's ``since`` it applied it under, in
+    region B (:func:`names.phase_record_name`); a record of another failover (another ``since``) says
+    nothing about this one. A record that is not the program's JSON fails safe, as the program reads
+    it (components/failover.py ``PhaseRecord.parse``): the writer moved.
+    """
+    if ctx.database_mode != "rds-replica":
+        return  # Aurora: the switchover leaves region B's cluster a replicating secondary
+    name = phase_record_name(ctx.latch_parameter_name)
+    try:
+        raw = str(clients.ssm("dr").get_parameter(Name=name)["Parameter"]["Value"])
+    except ClientError as exc:
+        if error_code(exc) == "ParameterNotFound":
+            return
+        raise
+    try:
+        record = json.loads(raw)
+        phase, since = record.get("phase"), record.get("latchSince")
+    except (ValueError, AttributeError):
+        phase, since = "unreadable", latch.get("since")
+    if since != latch.get("since") or (phase != "unreadable" and phase not in WRITER_BACK_PHASES):
+        return
+    ident = _need(ctx.dr_db_instance_id, "drDbInstanceId", step)
+    raise StepFailed(
+        step,
+        f"region A holds the writer: the dr stack's failback applied {phase!r} under this latch (since "
+        f"{latch.get('since')}; {name}), so {ident} in {ctx.dr_region} is a standalone copy frozen at that "
+        "switch and promoting it would lose every write region A took since. Nothing was changed. Finish "
+        "the failback (dr:failback route-back, then complete; `python -m automation latch release`), let "
+        "`pulumi up -s dr` re-seed region B, then fail over",
+        code="NotReplicating",
+    )
 
 
 PLANNED_NEEDS_REGION_A = (

@@ -311,6 +311,22 @@ def retained_instance_id(primary_instance_id: str, at: datetime) -> str:
     return f"{retained_head(primary_instance_id)}-{RETAINED_MARKER}-{stamp}"
 
 
+PHASE_RECORD_SUFFIX = "-failback-phase"
+"""The dr stack's failback phase record is ``<latch>-failback-phase`` in region B (components/failover.py
+``phase_record_parameter_name``): ``{"phase": ..., "latchSince": ...}``, the phase its last update applied
+under the latch's ``since``."""
+
+WRITER_BACK_PHASES = ("switch-writer", "route-back", "complete")
+"""The IaC failback phases from which region A holds the writer (components/failover.py
+``WRITER_MOVED_PHASES``, equal by test): in rds-replica, region B's instance is then a standalone copy
+that no longer receives writes."""
+
+
+def phase_record_name(latch_parameter_name: str) -> str:
+    """The SSM parameter of the dr stack's failback phase record (:data:`PHASE_RECORD_SUFFIX`)."""
+    return f"{latch_parameter_name}{PHASE_RECORD_SUFFIX}"
+
+
 REQUIRED_TAG_KEYS = ("Application", "Environment", "CostCenter", "Criticality", "StackRole", "ManagedBy")
 """The tags every resource of the program carries (components/config.py ``Tags.as_dict``: the providers'
 default tags). A database the runbook creates (Aurora's failover writer, the failback's replica) carries
