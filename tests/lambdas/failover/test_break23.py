@@ -14,7 +14,8 @@ from components.config import DrFlags
 from components.failover import Capacity, FailoverRefused, Latch, PhaseRecord, decide
 from lambdas.failover import steps
 from lambdas.failover.context import RunbookContext
-from tests.lambdas.failover.harness import run_book, shifted_runs
+from tests.lambdas.failover.faults import Fault, FaultSwitch, throttling_code
+from tests.lambdas.failover.harness import FORCED, ShiftedClock, clients_for, run_book, shifted_runs
 from tests.lambdas.failover.world import REGION_A, REGION_B, World
 
 
@@ -70,3 +71,54 @@ def test_br23_1_rds_replica_second_failover_after_iac_switch_writer_gets_a_new_s
             f"first failback's record (since {record.latch_since}): {str(exc)[:200]}"
         ) from exc
     assert tier.region_b_serves
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="BR23-3 open: a describe that cannot be answered at write_latch keeps the old since for good (the promotion follows)",
+)
+def test_br23_3_a_throttled_describe_at_write_latch_binds_the_new_failover_to_the_last_failback(
+    make_world: Callable[..., World],
+) -> None:
+    """BL22-4's fix keys on ``_writer_moving``, which answers True ("cannot be told") when its describe
+    fails. Under a still-active latch that means "keep ``since``". It is never asked again: the same run
+    goes on to ``promote_database`` (write_latch runs before it), and from then on region B does hold
+    the writer, so every later ``write_latch`` keeps the old ``since`` too. One throttled
+    DescribeGlobalClusters (a retryable error that outlasted the client's retries: RDS throttles by
+    account and region, https://docs.aws.amazon.com/AmazonRDS/latest/APIReference/CommonErrors.html,
+    ThrottlingException) during a second failover after Aurora's ``switch-writer`` leaves exactly the
+    BL22-4 state: the last failback's record binds the new failover and ``dr:active true`` is refused
+    for the rest of it (docs/safety.md: every run converges)."""
+    world = make_world("aurora-global")
+    clock = ShiftedClock()
+    switch = FaultSwitch()
+    clients = clients_for(world, switch, clock=clock)
+    ctx = RunbookContext.from_dict(world.context)
+
+    # The first failover's latch (S1); its failback moved the writer back and recorded switch-writer.
+    steps.write_latch(ctx, clients, FORCED)
+    first = Latch.parse(json.dumps(world.latch()))
+    record = PhaseRecord("switch-writer", first.since)
+    assert not world.dr_is_writer()
+
+    # Region A fails again an hour later; the describe behind _writer_moving is throttled throughout.
+    clock.sleep(3600)
+    switch.active = [Fault("rds", "DescribeGlobalClusters", None, code=throttling_code("rds"))]
+    latched = steps.write_latch(ctx, clients, FORCED)
+    switch.active = []
+    # The run goes on: the promotion (region B the writer), then a resume of write_latch.
+    for _ in range(50):
+        if steps.promote_database(ctx, clients, FORCED).status in ("done", "already_done"):
+            break
+        clock.sleep(30)
+    assert world.dr_is_writer()
+    again = steps.write_latch(ctx, clients, FORCED)
+    second = Latch.parse(json.dumps(world.latch()))
+
+    try:
+        decide(DrFlags(True), Capacity(2, 2, 6), database_mode="aurora-global", latch=second, previous=record)
+    except FailoverRefused as exc:
+        raise AssertionError(
+            f"write_latch {latched.status} under the throttle, then {again.status}: the new failover keeps "
+            f"since {second.since} and the first failback's record binds it: {str(exc)[:160]}"
+        ) from exc
