@@ -40,7 +40,11 @@ def test_br23_4_a_failback_that_skips_to_switch_writer_is_refused_before_any_res
         [
             *deploy("rds-replica"),
             *runbook_failover(),
-            Up("dr", "IaC failback, phases skipped: switch-writer", {"dr:active": True, "dr:failback": "switch-writer"}),
+            Up(
+                "dr",
+                "IaC failback, phases skipped: switch-writer",
+                {"dr:active": True, "dr:failback": "switch-writer"},
+            ),
         ]
     )
     jump = results[-1]
@@ -53,4 +57,38 @@ def test_br23_4_a_failback_that_skips_to_switch_writer_is_refused_before_any_res
         f"dr:failback switch-writer with no replicate before it was applied: created {created}, "
         f"dr-data-db-failback replicateSourceDb={source!r} (a new empty database); then pulumi up -s primary "
         f"planned {adopted} (region A's writer is now that instance)"
+    )
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="BR23-5 open: aurora dr:failback switch-writer is recorded without the writer having moved (latch switch-writer skipped); the record then refuses every way back as if region A held the writer",
+)
+def test_br23_5_aurora_switch_writer_is_not_recorded_while_region_b_holds_the_writer() -> None:
+    """README "Failing back", aurora-global ``switch-writer``: "the program cannot move an Aurora writer:
+    first ``python -m automation latch switch-writer`` ...; the update then records it". Nothing checks
+    that it ran: straight after a runbook failover (region B the writer of the global cluster),
+    ``dr:failback switch-writer`` is applied and recorded. The record (``refuse_step_back``) then says
+    "region A holds the writer", which is false (the global cluster's writer is region B's cluster:
+    DescribeGlobalClusters ``GlobalClusterMembers[].IsWriter``,
+    https://docs.aws.amazon.com/AmazonRDS/latest/APIReference/API_GlobalClusterMember.html), and refuses
+    ``dr:active true`` and ``replicate``: only forward (``latch switch-writer``) or standby remain. The
+    config slip
+    should be refused before any resource, as the rds-replica jump should (BR23-4)."""
+    lc = Lifecycle()
+    results = lc.run(
+        [
+            *deploy("aurora-global"),
+            *runbook_failover(),
+            Up(
+                "dr",
+                "IaC failback, latch switch-writer skipped",
+                {"dr:active": True, "dr:failback": "switch-writer"},
+            ),
+            Up("dr", "back to the failover: dr:active true", {"dr:active": True}, rm=("dr:failback",)),
+        ]
+    )
+    jump, back = results[-2], results[-1]
+    assert jump.refused is not None or back.refused is None, (
+        f"switch-writer recorded with {jump.observation.line()}; then dr:active true refused: {back.refused}"
     )

@@ -64,7 +64,9 @@ def test_br23_1_rds_replica_second_failover_after_iac_switch_writer_gets_a_new_s
     result = steps.write_latch(ctx, clients, {"reason": "region A down again"})
     second = Latch.parse(json.dumps(world.latch()))
     try:
-        tier = decide(DrFlags(True), Capacity(2, 2, 6), database_mode="rds-replica", latch=second, previous=record)
+        tier = decide(
+            DrFlags(True), Capacity(2, 2, 6), database_mode="rds-replica", latch=second, previous=record
+        )
     except FailoverRefused as exc:
         raise AssertionError(
             f"write_latch {result.status}: the second failover (latch since {second.since}) is bound by the "
