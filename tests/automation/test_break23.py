@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import pytest
 
-from automation.lifecycle import Lifecycle, Up
+from automation.lifecycle import Lifecycle, Runbook, Up
 from automation.lifecycle_scenarios import deploy, runbook_failover
 
 
@@ -91,4 +91,54 @@ def test_br23_5_aurora_switch_writer_is_not_recorded_while_region_b_holds_the_wr
     jump, back = results[-2], results[-1]
     assert jump.refused is not None or back.refused is None, (
         f"switch-writer recorded with {jump.observation.line()}; then dr:active true refused: {back.refused}"
+    )
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="BR23-6 open: after 'Abandoning a failback' (runbook failback from drain), the IaC replica <primary>-failback stays in region A's writer lineage; once standalone, pulumi up -s primary points region A's application at it",
+)
+def test_br23_6_the_abandoned_failback_replica_never_becomes_region_a_s_writer() -> None:
+    """README "Abandoning a failback", played on past int23's test (which stops at the dr stack): the
+    runbook finishes a failback the IaC began (``replicate``, ``drain``); the standby update and the one
+    after it release ``dr-data-db-failback`` (a replica, in region A, of region B's promoted instance,
+    itself released). The next ``pulumi up -s primary`` imports that replica into the primary stack as
+    an earlier writer of region A's lineage (``<primary>-failback``, index 1, newer than the runbook's
+    ``<primary>``, index 0). ``live_writer_lineage`` takes the newest lineage member that is not a
+    replica as the writer, so once that replica is standalone the application follows it. It becomes
+    standalone without anyone touching the program: region B's released instance is deleted by hand, as
+    the README tells the operator to do after verification, and RDS promotes the read replicas of a
+    deleted source (https://docs.aws.amazon.com/AmazonRDS/latest/UserGuide/USER_DeleteInstance.html,
+    "Considerations when deleting a DB instance": read replicas of the deleted instance are promoted;
+    the cross-Region case per USER_ReadRepl.XRgn.html), or it is promoted by hand to delete it. Modelled
+    here by the harness's world: the source gone, the replica standalone. The routine primary update
+    then points region A's application at a copy of what region B held at the failback, without
+    everything written since (the harness's own invariant: traffic-follows-writer)."""
+    lc = Lifecycle()
+    lc.run(
+        [
+            *deploy("rds-replica"),
+            *runbook_failover(),
+            Up("dr", "IaC failback phase replicate", {"dr:active": True, "dr:failback": "replicate"}),
+            Up("dr", "IaC failback phase drain", {"dr:active": True, "dr:failback": "drain"}),
+            Runbook("failback", "the runbook's failback finishes it instead"),
+            Up("dr", "routine update: dr:active false", {"dr:active": False}, rm=("dr:failback",)),
+            Up("dr", "routine update of the dr stack"),
+            Up("primary", "routine update of the primary stack"),
+        ]
+    )
+    world = lc.world
+    region_b_released = next(k for k, d in world.dbs.items() if d.region != "us-east-1" and d.source is None)
+    abandoned = [d for d in world.dbs.values() if d.source == world.dbs[region_b_released].ident]
+    assert [d.ident for d in abandoned] == ["pilotlight-production-us-east-1-db-failback"], abandoned
+    # Region B's released instance deleted by hand; RDS promotes its read replica.
+    del world.dbs[region_b_released]
+    for d in abandoned:
+        d.source = None
+
+    after = lc.step(Up("primary", "routine update of the primary stack, after the deletion"))
+    payments = lc.live("primary", "aws:lambda/function:Function", "primary-api-payments") or {}
+    env = (payments.get("environment") or {}).get("variables") or {}
+    assert not after.violations and env.get("DB_INSTANCE_ID") == "pilotlight-production-us-east-1-db", (
+        f"region A's application now writes to {env.get('DB_INSTANCE_ID')}: {[str(v) for v in after.violations]}"
     )
