@@ -12,6 +12,8 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+import pytest
+
 from automation.reseed import reseed
 from lambdas.failover.names import REQUIRED_TAG_KEYS
 from tests.lambdas.failover.world import REGION_A, REGION_B, World
@@ -42,3 +44,38 @@ def test_the_next_generation_carries_the_program_s_tags(make_world: Callable[...
     assert done.done and done.instance_id, done.detail
     created = rds_b.describe_db_instances(DBInstanceIdentifier=done.instance_id)["DBInstances"][0]
     assert _program_tags(created) == expected
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="BR23-2 open: the re-seed copies only REQUIRED_TAG_KEYS, not the user's pilotlight:tags the program's default tags carry",
+)
+def test_br23_2_the_next_generation_carries_the_user_s_tags_too(make_world: Callable[..., World]) -> None:
+    """The program's default tags are ``Tags.as_dict``: the user's ``extra`` tags plus the required ones
+    (components/config.py), so ``pulumi up`` tags every instance with both (provider default tags:
+    https://www.pulumi.com/registry/packages/aws/installation-configuration/, ``defaultTags``). RDS gives
+    a new read replica only the tags of its request
+    (https://docs.aws.amazon.com/AmazonRDS/latest/APIReference/API_CreateDBInstanceReadReplica.html,
+    ``Tags``). The re-seed claims to tag the next generation "as pulumi up would tag it", but filters the
+    released instance's tags to ``REQUIRED_TAG_KEYS``: a user tag (an owner, a backup selection) is lost."""
+    world = make_world("rds-replica")
+    rds_b = world.client("rds", REGION_B)
+    released = str(world.context["drDbInstanceId"])
+    rds_b.promote_read_replica(DBInstanceIdentifier=released)
+    arn = rds_b.describe_db_instances(DBInstanceIdentifier=released)["DBInstances"][0]["DBInstanceArn"]
+    # A user tag from pilotlight:tags, as the provider's default tags put it on the released generation.
+    rds_b.add_tags_to_resource(ResourceName=arn, Tags=[{"Key": "Owner", "Value": "payments-team"}])
+
+    done = reseed(
+        world.context,
+        rds_a=world.client("rds", REGION_A),
+        rds_b=rds_b,
+        ssm_b=world.client("ssm", REGION_B),
+        base=released,
+        sleep=lambda _s: None,
+    )
+
+    assert done.done and done.instance_id, done.detail
+    created = rds_b.describe_db_instances(DBInstanceIdentifier=done.instance_id)["DBInstances"][0]
+    tags = {t["Key"]: t["Value"] for t in created.get("TagList") or []}
+    assert tags.get("Owner") == "payments-team", f"re-seeded {done.instance_id} tags: {tags}"
