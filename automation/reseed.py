@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from lambdas.failover.context import GENERATION_KEY, generation_of
-from lambdas.failover.names import REQUIRED_TAG_KEYS, generation_identifier, generation_parameter_name
+from lambdas.failover.names import generation_identifier, generation_parameter_name
 from lambdas.failover.names import generation_of as generation_number
 
 CREATE_POLL_SECONDS = 30.0
@@ -101,13 +101,15 @@ def reseed(
     generation = (generation_number(base, ident) or 0) + 1
     new_id = generation_identifier(base, generation)
     encrypted = bool(current.get("StorageEncrypted"))
-    # The program's default tags (components/config.py ``Tags.as_dict``): the released generation carries
-    # them because the program made it; RDS gives a new instance the tags of its request
+    # The program's default tags (components/config.py ``Tags.as_dict``: the required keys and the user's
+    # ``pilotlight:tags``): the released generation carries them because the program made it; RDS gives a
+    # new instance only the tags of its request
     # (https://docs.aws.amazon.com/AmazonRDS/latest/APIReference/API_CreateDBInstanceReadReplica.html, Tags).
+    # The ``aws:`` prefix is AWS's own, which no request may set.
     tags = [
         {"Key": str(t["Key"]), "Value": str(t["Value"])}
         for t in current.get("TagList") or []
-        if t.get("Key") in REQUIRED_TAG_KEYS
+        if not str(t.get("Key", "")).startswith("aws:")
     ]
     created = rds_b.create_db_instance_read_replica(
         DBInstanceIdentifier=new_id,

@@ -130,8 +130,11 @@ def write_latch(ctx: RunbookContext, clients: Clients, params: Mapping[str, Any]
 
     * region B holds the writer or is taking it (``_writer_moving``: the promotion done, or under way
       after the runbook's write-ahead ``PROMOTION_MARK``, or an Aurora global failover in progress;
-      also when that cannot be told): this failover's own latch, resumed or run again. Kept as it
-      is, ``since`` included, so nothing that read it changes its mind.
+      also when an error other than throttling keeps it from being told): this failover's own latch,
+      resumed or run again. Kept as it is, ``since`` included, so nothing that read it changes its
+      mind. Throttling that outlasted the client's retries is raised for the executor to retry the
+      step (break23 BR23-3): kept on a guess, the old ``since`` would bind the new failover for good,
+      since the promotion that follows makes region B the writer for every later look.
     * region A holds the writer: no failover is in effect under that latch. Either a failback moved
       the writer back before ``latch release`` (Aurora: ``latch switch-writer`` or the runbook's
       ``switch_writer``; a switchover leaves region B's cluster a secondary that replicates again:
@@ -146,7 +149,7 @@ def write_latch(ctx: RunbookContext, clients: Clients, params: Mapping[str, Any]
     """
     latch = _read_latch(clients, ctx) or {}
     previous = latch.get("since")
-    if latch.get("state") == "active" and _writer_moving(ctx, clients):
+    if latch.get("state") == "active" and _writer_moving(ctx, clients, retry_throttled=True):
         return _already(f"latch {ctx.latch_parameter_name} already active since {previous}", latch=latch)
     value = {
         "state": "active",

@@ -14,16 +14,14 @@ from components.config import DrFlags
 from components.failover import Capacity, FailoverRefused, Latch, PhaseRecord, decide
 from lambdas.failover import steps
 from lambdas.failover.context import RunbookContext
+from lambdas.failover.exceptions import StepFailed
+from lambdas.failover.names import phase_record_name
 from tests.lambdas.failover.faults import Fault, FaultSwitch, throttling_code
 from tests.lambdas.failover.harness import FORCED, ShiftedClock, clients_for, run_book, shifted_runs
 from tests.lambdas.failover.world import REGION_A, REGION_B, World
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BR23-1 open: rds-replica second failover after the IaC switch-writer keeps the latch since (BL22-4 not fixed there)",
-)
-def test_br23_1_rds_replica_second_failover_after_iac_switch_writer_gets_a_new_since(
+def test_br23_1_rds_replica_second_failover_after_iac_switch_writer_refuses_region_b_s_frozen_copy(
     make_world: Callable[..., World],
 ) -> None:
     """BL22-4 in rds-replica mode. The IaC failback's ``switch-writer`` promotes region A's replica
@@ -57,28 +55,25 @@ def test_br23_1_rds_replica_second_failover_after_iac_switch_writer_gets_a_new_s
     world.context["primaryDbInstanceId"] = f"{primary}-failback"
     assert not world.db(REGION_A, f"{primary}-failback").get("ReadReplicaSourceDBInstanceIdentifier")
 
-    # Region A fails before `latch release`: a second failover, an hour later.
+    # The dr stack's switch-writer update recorded the phase under the latch (components/failover.py
+    # phase_record_parameter_name), as it does on AWS.
+    world.client("ssm", REGION_B).put_parameter(
+        Name=phase_record_name(world.context["latchParameterName"]),
+        Value=record.to_json(),
+        Type="String",
+        Overwrite=True,
+    )
+
+    # Region A fails before `latch release`: a second failover, an hour later. Region B's instance is
+    # a standalone copy frozen at the switch: the failover refuses it before anything changes (a new
+    # `since` would light it; fencing.py _refuse_after_iac_writer_move).
     clock.sleep(3600)
-    _switch, clients = world.extras["runbook"]
-    ctx = RunbookContext.from_dict(world.context)
-    result = steps.write_latch(ctx, clients, {"reason": "region A down again"})
-    second = Latch.parse(json.dumps(world.latch()))
-    try:
-        tier = decide(
-            DrFlags(True), Capacity(2, 2, 6), database_mode="rds-replica", latch=second, previous=record
-        )
-    except FailoverRefused as exc:
-        raise AssertionError(
-            f"write_latch {result.status}: the second failover (latch since {second.since}) is bound by the "
-            f"first failback's record (since {record.latch_since}): {str(exc)[:200]}"
-        ) from exc
-    assert tier.region_b_serves
+    report = run_book(world, "failover")
+    assert report.stopped_at == "confirm_primary_down", report.format_table()
+    assert report.record("confirm_primary_down").code == "NotReplicating"
+    assert Latch.parse(json.dumps(world.latch())) == first
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BR23-3 open: a describe that cannot be answered at write_latch keeps the old since for good (the promotion follows)",
-)
 def test_br23_3_a_throttled_describe_at_write_latch_binds_the_new_failover_to_the_last_failback(
     make_world: Callable[..., World],
 ) -> None:
@@ -106,8 +101,12 @@ def test_br23_3_a_throttled_describe_at_write_latch_binds_the_new_failover_to_th
     # Region A fails again an hour later; the describe behind _writer_moving is throttled throughout.
     clock.sleep(3600)
     switch.active = [Fault("rds", "DescribeGlobalClusters", None, code=throttling_code("rds"))]
-    latched = steps.write_latch(ctx, clients, FORCED)
+    with pytest.raises(StepFailed) as throttled:
+        steps.write_latch(ctx, clients, FORCED)
+    assert throttled.value.retryable, throttled.value  # the executor tries the step again
+    assert Latch.parse(json.dumps(world.latch())) == first  # nothing written on a guess
     switch.active = []
+    latched = steps.write_latch(ctx, clients, FORCED)  # the retry: region A the writer, a new since
     # The run goes on: the promotion (region B the writer), then a resume of write_latch.
     for _ in range(50):
         if steps.promote_database(ctx, clients, FORCED).status in ("done", "already_done"):

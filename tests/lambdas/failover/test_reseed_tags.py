@@ -12,8 +12,6 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-import pytest
-
 from automation.reseed import reseed
 from lambdas.failover.names import REQUIRED_TAG_KEYS
 from tests.lambdas.failover.world import REGION_A, REGION_B, World
@@ -46,10 +44,6 @@ def test_the_next_generation_carries_the_program_s_tags(make_world: Callable[...
     assert _program_tags(created) == expected
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BR23-2 open: the re-seed copies only REQUIRED_TAG_KEYS, not the user's pilotlight:tags the program's default tags carry",
-)
 def test_br23_2_the_next_generation_carries_the_user_s_tags_too(make_world: Callable[..., World]) -> None:
     """The program's default tags are ``Tags.as_dict``: the user's ``extra`` tags plus the required ones
     (components/config.py), so ``pulumi up`` tags every instance with both (provider default tags:
