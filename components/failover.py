@@ -374,6 +374,14 @@ def _scaled(count: int, percent: int) -> int:
     return -(-count * percent // 100)
 
 
+class NotRead:
+    """The type of :data:`NOT_READ`."""
+
+
+NOT_READ = NotRead()
+"""``decide(previous=NOT_READ)``: the failback record was not read (the flags judged alone)."""
+
+
 def decide(
     flags: DrFlags,
     primary: Capacity,
@@ -381,17 +389,59 @@ def decide(
     database_mode: str,
     latch: Latch,
     warm_pool: int = 0,
-    previous: PhaseRecord | None = None,
+    previous: PhaseRecord | None | NotRead = NOT_READ,
 ) -> DesiredTier:
     """The desired DR tier. Raises FailoverRefused when the flags would undo a latched failover, or
-    step a failback back past ``switch-writer`` (``previous``: what the last update applied)."""
+    step a failback back past ``switch-writer``, or skip a phase (``previous``: what the last update
+    applied, None when no update recorded one; :data:`NOT_READ`, for a caller that judges the flags
+    alone, checks neither the step back nor the skip against a record. The program always reads it.)"""
+    if isinstance(previous, NotRead):
+        tier = _decide(flags, primary, database_mode=database_mode, latch=latch, warm_pool=warm_pool)
+        return dataclasses.replace(tier, latch_since=latch.since if tier.failback_phase else None)
     tier = _decide(flags, primary, database_mode=database_mode, latch=latch, warm_pool=warm_pool)
     # Only a failback phase is tied to its failover's latch: a failover itself (no phase) records
     # nothing that changes with the latch, so `dr:active true` stays a capacity-only diff.
     tier = dataclasses.replace(tier, latch_since=latch.since if tier.failback_phase else None)
     refuse_step_back(previous, tier, latch)
+    refuse_phase_skip(previous, tier, latch)
     refuse_failback_instance_drop(previous, tier, database_mode)
     return tier
+
+
+def refuse_phase_skip(previous: PhaseRecord | None, tier: DesiredTier, latch: Latch) -> None:
+    """Raise :class:`FailoverRefused` when ``dr:failback`` jumps forward past a phase not applied under this
+    failover (break23 BR23-4).
+
+    The phases run "one phase at a time" (README "Failing back"), and each relies on the one before:
+    ``switch-writer`` without ``replicate`` promotes a region-A "failback instance" that was never a
+    replica (a new, empty database that the primary stack then adopts as region A's writer), and
+    without ``drain`` it moves the writer while region B still takes writes. Going back is
+    :func:`refuse_step_back`'s. The record binds as it does there: under an active latch only when it
+    was made under the same ``since``. ``complete`` under a released latch is exempt: the writer is
+    back in region A (``latch release`` checks it), and a failback the runbook finished records no
+    phase.
+    """
+    phase = tier.failback_phase
+    if phase is None or (phase == "complete" and not latch.active):
+        return
+    binds = previous is not None and (
+        not latch.active or previous.unreadable or previous.latch_since == latch.since
+    )
+    done = FAILBACK_PHASES.index(previous.phase) if binds and previous and previous.phase else -1
+    wanted = FAILBACK_PHASES.index(phase)
+    if wanted <= done + 1:
+        return
+    applied = (
+        f"the last phase applied under this failover is {FAILBACK_PHASES[done]}"
+        if done >= 0
+        else ("no phase has been applied under this failover")
+    )
+    raise FailoverRefused(
+        f"dr:failback {phase} is refused: failback phases run one at a time and {applied} (failback record, "
+        f"SSM, region B), so {phase} would skip {', '.join(FAILBACK_PHASES[done + 1 : wanted])}. Set "
+        f"dr:failback to {FAILBACK_PHASES[done + 1]} next (phases in order: {', '.join(FAILBACK_PHASES)}; "
+        'README, "Failing back").'
+    )
 
 
 WRITER_MOVED_PHASES = FAILBACK_PHASES[FAILBACK_PHASES.index("switch-writer") :]

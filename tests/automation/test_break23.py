@@ -12,10 +12,6 @@ from automation.lifecycle import Lifecycle, Runbook, Up
 from automation.lifecycle_scenarios import deploy, runbook_failover
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BR23-4 open: dr:failback switch-writer without replicate creates region A's failback instance as an empty standalone database, and pulumi up -s primary adopts it as region A's writer",
-)
 def test_br23_4_a_failback_that_skips_to_switch_writer_is_refused_before_any_resource() -> None:
     """``dr:failback`` phases run "one phase at a time" (README "Failing back"); only stepping *back*
     past ``switch-writer`` is refused (``refuse_step_back``). Jumping forward is not: after a runbook
@@ -80,6 +76,9 @@ def test_br23_5_aurora_switch_writer_is_not_recorded_while_region_b_holds_the_wr
         [
             *deploy("aurora-global"),
             *runbook_failover(),
+            # replicate and drain applied in order (a jump is refused: BR23-4), then latch switch-writer skipped.
+            Up("dr", "IaC failback phase replicate", {"dr:active": True, "dr:failback": "replicate"}),
+            Up("dr", "IaC failback phase drain", {"dr:active": True, "dr:failback": "drain"}),
             Up(
                 "dr",
                 "IaC failback, latch switch-writer skipped",

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -12,6 +14,7 @@ from components.failover import (
     Capacity,
     FailoverRefused,
     Latch,
+    PhaseRecord,
     decide,
     dr_capacity,
     dr_database_replicates,
@@ -223,3 +226,63 @@ def test_a_failback_phase_declares_the_failback_instance_and_is_not_refused(phas
         previous=PhaseRecord("drain", ACTIVE_LATCH.since),
     )
     assert tier.failback_replica
+
+
+# break23 BR23-4: failback phases run one at a time; a jump forward past a phase not applied under this
+# failover is refused (refuse_phase_skip), the record binding as refuse_step_back's does.
+_SINCE = "2026-03-01T10:00:00+00:00"
+
+
+@pytest.mark.parametrize(
+    ("recorded", "since", "phase", "refused"),
+    [
+        (None, None, "replicate", False),
+        (None, None, "drain", True),
+        (None, None, "switch-writer", True),
+        ("replicate", _SINCE, "drain", False),
+        ("replicate", _SINCE, "switch-writer", True),
+        ("drain", _SINCE, "switch-writer", False),
+        ("drain", _SINCE, "drain", False),
+        ("switch-writer", _SINCE, "switch-writer", False),
+        # a record of another failover (another since) does not count: this one starts again
+        ("drain", "2026-01-01T00:00:00+00:00", "switch-writer", True),
+        ("drain", "2026-01-01T00:00:00+00:00", "replicate", False),
+    ],
+)
+def test_failback_phases_run_one_at_a_time(
+    recorded: str | None, since: str | None, phase: str, refused: bool
+) -> None:
+    from components.failover import refuse_phase_skip
+
+    previous = None if recorded is None else PhaseRecord(recorded, since)
+    tier = decide_tier_for_phase(phase)
+    latch = Latch("active", _SINCE, "failover")
+    if refused:
+        with pytest.raises(
+            FailoverRefused, match=rf"dr:failback {phase} is refused: failback phases run one at a time"
+        ):
+            refuse_phase_skip(previous, tier, latch)
+    else:
+        refuse_phase_skip(previous, tier, latch)
+
+
+def test_complete_under_a_released_latch_needs_no_record() -> None:
+    """A failback the runbook finished records no phase; the latch released, ``complete`` only tidies."""
+    from components.failover import refuse_phase_skip
+
+    refuse_phase_skip(None, decide_tier_for_phase("complete"), Latch("standby", _SINCE, "failback"))
+    with pytest.raises(FailoverRefused, match="would skip replicate, drain, switch-writer, route-back"):
+        refuse_phase_skip(None, decide_tier_for_phase("complete"), Latch("active", _SINCE, "failover"))
+
+
+def decide_tier_for_phase(phase: str) -> Any:
+    import dataclasses
+
+    from components.failover import DesiredTier
+
+    fields = {f.name for f in dataclasses.fields(DesiredTier)}
+    assert "failback_phase" in fields
+    base = decide(
+        DrFlags(True), Capacity(2, 2, 6), database_mode="rds-replica", latch=Latch("active", _SINCE, "f")
+    )
+    return dataclasses.replace(base, failback_phase=phase)
