@@ -866,7 +866,8 @@ class Lifecycle:
             plans, errors, refused = self._up(step)
             applied = not errors and refused is None
         elif isinstance(step, Runbook):
-            self._runbook(step)
+            refused = self._runbook(step)
+            applied = refused is None
         else:
             self.world.region_a_up = step.up
         self._canary()
@@ -931,7 +932,8 @@ class Lifecycle:
         self.outputs[step.stack] = plain(s.outputs)
         return plans, [], None
 
-    def _runbook(self, step: Runbook) -> None:
+    def _runbook(self, step: Runbook) -> str | None:
+        """Apply what the runbook changes; its refusal (nothing changed) when it refuses."""
         from components.failover import Latch
 
         w = self.world
@@ -941,11 +943,15 @@ class Lifecycle:
         dr_asg = self.live("dr", "aws:autoscaling/group:Group", "dr-web-asg")
         assert primary_asg is not None and dr_asg is not None
         if step.action in ("failback", "failback-started"):
+            under_way = self._iac_failback_phase() if mode == "rds-replica" else None
+            if under_way is not None:
+                # lambdas/failover/failback.py _refuse_during_iac_failback (break23 BR23-6): nothing changes.
+                return f"the runbook's failback refused: the dr stack's failback is under way (dr:failback {under_way})"
             self._runbook_failback(ctx, mode, primary_asg, dr_asg, stop=step.action == "failback-started")
-            return
+            return None
         if step.action == "release":
             self._release(ctx, primary_asg)
-            return
+            return None
         # steps.write_latch keeps an active latch (its `since`) only while region B holds the writer:
         # under an active latch with region A the writer, a failover is a new one (breaklife22 BL22-4).
         latch_kept = Latch.parse(self.latch_value()).active and self._writer_in_b(ctx)
@@ -995,6 +1001,20 @@ class Lifecycle:
             w.switch_metric = 1.0
             if not latch_kept:
                 self._write_latch(_runbook_latch("active", "failover", w.now()))
+
+    def _iac_failback_phase(self) -> str | None:
+        """The dr stack's failback phase recorded under the active latch (lambdas/failover/journal.py
+        ``_iac_failback_phase``: another ``since`` says nothing; a garbled record reads switch-writer)."""
+        from components.failover import Latch, PhaseRecord
+
+        latch = Latch.parse(self.latch_value())
+        if not latch.active:
+            return None
+        raw = (self.live("dr", "aws:ssm/parameter:Parameter", "dr-failback-phase") or {}).get("value")
+        record = PhaseRecord.parse(str(raw) if raw else None)
+        if record is None or record.phase is None:
+            return None
+        return record.phase if record.unreadable or record.latch_since == latch.since else None
 
     def _writer_in_b(self, ctx: Mapping[str, Any]) -> bool:
         """Whether region B's database is the writer, as the runbook's ``journal._writer_moving`` tells it:

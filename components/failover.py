@@ -507,8 +507,8 @@ def refuse_failback_instance_drop(
     region A's replica out of the program on a config slip, and a failback resumed later would create
     it again under a name RDS already has (DBInstanceAlreadyExists). So the update is refused before
     any resource, and the remedy keeps the replica: ``dr:failback replicate`` holds the failback where
-    it began (region B serves, region A's replica keeps up), and the runbook's failback finishes it
-    another way (its standby update releases the replica: ``DrDatabase`` ``leftover``). Standby
+    it began (region B serves, region A's replica keeps up); the runbook's failback refuses while it is
+    under way (lambdas/failover/failback.py ``_refuse_during_iac_failback``, break23 BR23-6). Standby
     updates (``dr:active false``) are not refused here: they declare the instance once more,
     unprotected, or are refused by :func:`decide` while the latch is active.
     """
@@ -532,9 +532,8 @@ def refuse_failback_instance_drop(
             '(README, "Failing back").'
             if moved
             else "to abandon the failback and keep region B serving, set dr:failback replicate (region A's "
-            "replica keeps up, protected; resume later with drain), or fail back with the runbook instead "
-            "(`python -m automation failback --stack dr --outputs runbook.json`; the next standby update "
-            'releases the replica). README, "Failing back", "Abandoning a failback".'
+            "replica keeps up, protected; resume later with drain; the runbook's failback refuses while this "
+            'one is under way). README, "Failing back", "Abandoning a failback".'
         )
     )
 

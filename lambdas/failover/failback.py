@@ -22,6 +22,7 @@ from lambdas.failover.fencing import fence_region_a, keep_unplanned_snapshots
 from lambdas.failover.journal import (
     PROMOTION_MARK,
     WRITER_MOVE_MARK,
+    _iac_failback_phase,
     _journal,
     _promotion_requested,
     _read_latch,
@@ -30,7 +31,7 @@ from lambdas.failover.journal import (
     read_journal,
 )
 from lambdas.failover.lossless import _wait_lossless, database_lag, receipts_lag
-from lambdas.failover.names import FAILBACK_STAMP_TAG, retained_instance_id, retained_stamp
+from lambdas.failover.names import FAILBACK_STAMP_TAG, phase_record_name, retained_instance_id, retained_stamp
 from lambdas.failover.promotion import _inherited_tags, _promote_rds
 from lambdas.failover.regressions import Regression
 from lambdas.failover.stepkit import (
@@ -114,6 +115,35 @@ def _writer_never_left_a(ctx: RunbookContext, clients: Clients, step: str) -> st
     return f"{ctx.primary_cluster_id} is the writer of {ctx.global_cluster_id}: the writer is in region A"
 
 
+def _refuse_during_iac_failback(
+    ctx: RunbookContext, clients: Clients, latch: Mapping[str, Any], step: str
+) -> None:
+    """Refuse the runbook's failback, before anything changes, while the dr stack's failback is under way.
+
+    rds-replica. From ``dr:failback replicate`` the dr stack holds region A's failback instance
+    (``<primary>-failback``), a replica of region B's writer, protected. The runbook's failback makes its
+    own replica under ``<primary>`` (rename-to-replace); the IaC one, released by the standby updates
+    after it, stays in region A's instance lineage as a replica of region B's released instance, and
+    once it is standalone (promoted by hand, or its source deleted) the primary stack takes it for region
+    A's newest writer and points the application at a copy frozen at the failback (break23 BR23-6). Two
+    failback procedures at once: one of them has to be finished, or the IaC one held at ``replicate``.
+    """
+    if ctx.database_mode != "rds-replica":
+        return
+    phase = _iac_failback_phase(ctx, clients, latch)
+    if phase is None:
+        return
+    raise StepFailed(
+        step,
+        f"the dr stack's failback is under way (dr:failback {phase} applied under this failover: "
+        f"{phase_record_name(ctx.latch_parameter_name)}); the runbook's failback would leave that failback's "
+        "replica in region A beside its own. Nothing was changed. Finish the IaC failback one phase at a time "
+        '(README, "Failing back"), or hold it at dr:failback replicate (region B serves, region A\'s replica '
+        "keeps up) and resume it later",
+        code="IacFailbackUnderWay",
+    )
+
+
 @_step
 def confirm_primary_healthy(ctx: RunbookContext, clients: Clients, params: Mapping[str, Any]) -> StepResult:
     """Region A's control plane answers (and its endpoint is reachable) before anything moves back.
@@ -138,6 +168,7 @@ def confirm_primary_healthy(ctx: RunbookContext, clients: Clients, params: Mappi
     notes = [f"region A API answers ({ctx.primary_asg_name} desired {group['DesiredCapacity']})"]
     journal = read_journal(clients, ctx)
     latch = _read_latch(clients, ctx) or {}
+    _refuse_during_iac_failback(ctx, clients, latch, step)
     stopped = (
         journal.get("primaryStoppedAt") or journal.get("fencePending") or journal.get("failoverDeclaredAt")
     )

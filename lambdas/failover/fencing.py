@@ -12,7 +12,6 @@
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Mapping
 from typing import Any
@@ -23,7 +22,14 @@ from lambdas.failover import regressions
 from lambdas.failover.clients import Clients
 from lambdas.failover.context import Capacity, RunbookContext
 from lambdas.failover.exceptions import StepFailed
-from lambdas.failover.journal import DARK_MARK, _forget_writer_move, _journal, _read_latch, read_journal
+from lambdas.failover.journal import (
+    DARK_MARK,
+    _forget_writer_move,
+    _iac_failback_phase,
+    _journal,
+    _read_latch,
+    read_journal,
+)
 from lambdas.failover.names import (
     UNPLANNED_SNAPSHOT_PREFIX,
     WRITER_BACK_PHASES,
@@ -138,20 +144,10 @@ def _refuse_after_iac_writer_move(
     """
     if ctx.database_mode != "rds-replica":
         return  # Aurora: the switchover leaves region B's cluster a replicating secondary
-    name = phase_record_name(ctx.latch_parameter_name)
-    try:
-        raw = str(clients.ssm("dr").get_parameter(Name=name)["Parameter"]["Value"])
-    except ClientError as exc:
-        if error_code(exc) == "ParameterNotFound":
-            return
-        raise
-    try:
-        record = json.loads(raw)
-        phase, since = record.get("phase"), record.get("latchSince")
-    except (ValueError, AttributeError):
-        phase, since = "unreadable", latch.get("since")
-    if since != latch.get("since") or (phase != "unreadable" and phase not in WRITER_BACK_PHASES):
+    phase = _iac_failback_phase(ctx, clients, latch)
+    if phase not in WRITER_BACK_PHASES:
         return
+    name = phase_record_name(ctx.latch_parameter_name)
     ident = _need(ctx.dr_db_instance_id, "drDbInstanceId", step)
     raise StepFailed(
         step,

@@ -21,6 +21,7 @@ from lambdas.failover import regressions
 from lambdas.failover.clients import Clients, Side
 from lambdas.failover.context import RunbookContext
 from lambdas.failover.exceptions import StepFailed
+from lambdas.failover.names import phase_record_name
 from lambdas.failover.regressions import Regression
 from lambdas.failover.stepkit import (
     _db_instance,
@@ -327,3 +328,32 @@ def _writer_moving(ctx: RunbookContext, clients: Clients, *, retry_throttled: bo
         return True
     except (StepFailed, BotoCoreError):
         return True
+
+
+def _iac_failback_phase(ctx: RunbookContext, clients: Clients, latch: Mapping[str, Any]) -> str | None:
+    """The failback phase the dr stack's last update applied under this active latch, or None.
+
+    The dr stack records it in region B (``names.phase_record_name``: ``{"phase", "latchSince"}``); a
+    record made under another failover's latch (another ``since``) says nothing about this one, as the
+    program reads it (components/failover.py ``refuse_step_back``). A value that is not the program's
+    JSON fails safe the program's way (``PhaseRecord.parse``): ``switch-writer``. None under a latch
+    that is not active, or when no update recorded a phase.
+    """
+    if latch.get("state") != "active":
+        return None
+    try:
+        raw = str(
+            clients.ssm("dr").get_parameter(Name=phase_record_name(ctx.latch_parameter_name))["Parameter"][
+                "Value"
+            ]
+        )
+    except ClientError as exc:
+        if error_code(exc) == "ParameterNotFound":
+            return None
+        raise
+    try:
+        record = json.loads(raw)
+        phase, since = record.get("phase"), record.get("latchSince")
+    except (ValueError, AttributeError):
+        return "switch-writer"
+    return str(phase) if phase and since == latch.get("since") else None

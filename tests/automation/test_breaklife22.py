@@ -49,9 +49,13 @@ def test_bl22_1_rds_replica_iac_switch_writer_is_refused_while_the_runbooks_fail
     )
     started, last = results[-2], results[-1]
     assert started.observation.latch == "active", started.observation.line()
-    assert last.refused is not None, (
+    # Since break23 BR23-6 the two procedures cannot overlap from this side either: the runbook's
+    # failback refuses to start while the dr stack's failback is under way (nothing changed), so the
+    # IaC switch-writer that follows moves the writer alone, with no violation.
+    assert started.refused is not None and "under way" in started.refused, started.refused
+    assert last.refused is not None or not last.violations, (
         "pulumi up -s dr with dr:failback switch-writer promoted region A's failback instance while the "
-        f"runbook's failback moves the writer to <primary>: {last.observation.line()}"
+        f"runbook's failback moves the writer to <primary>: {last.observation.line()}; {[str(v) for v in last.violations]}"
     )
 
 
@@ -125,7 +129,9 @@ def test_bl22_3_an_abandoned_rds_replica_failback_is_refused_before_any_resource
     program (nothing planned, nothing applied) with one error naming the key, its allowed values and
     how to abandon the failback; ``dr:failback replicate`` (the README's way to hold a failback) then
     gives region B its capacity back with region A's replica kept, protected; the runbook's failback
-    finishes it, and the standby updates after it release the replica (retained, never deleted)."""
+    refuses while it is under way (break23 BR23-6: its own replica would leave the IaC one in region A's
+    writer lineage), and the IaC failback resumed from there runs to the end and releases the replica
+    (retained, never deleted)."""
     from components.config import FAILBACK_PHASES
 
     lc = Lifecycle()
@@ -159,13 +165,13 @@ def test_bl22_3_an_abandoned_rds_replica_failback_is_refused_before_any_resource
         "region A's failback replica left the dr stack or lost protect"
     )
 
-    finished = lc.run(
-        [
-            Runbook("failback", "the runbook's failback finishes it instead"),
-            Up("dr", "routine update: dr:active false", {"dr:active": False}, rm=("dr:failback",)),
-            Up("dr", "routine update of the dr stack"),
-        ]
-    )[-3:]
+    before = held.observation.line()
+    runbook = lc.step(Runbook("failback", "the runbook's failback, while the IaC one is held"))
+    assert runbook.refused is not None and "under way" in runbook.refused, runbook.refused
+    assert runbook.observation.line() == before, (before, runbook.observation.line())
+
+    steps = iac_failback("rds-replica")
+    finished = lc.run(steps)[-len(steps) :]
     broken = [
         (r.index, r.step.label, r.refused, r.errors, [str(v) for v in r.violations])
         for r in finished

@@ -110,3 +110,36 @@ def test_the_runbook_s_writer_back_phases_are_the_program_s() -> None:
 
     assert WRITER_BACK_PHASES == WRITER_MOVED_PHASES
     assert RUNBOOK_SUFFIX == PHASE_RECORD_SUFFIX
+
+
+@pytest.mark.parametrize("phase", ["replicate", "drain", "switch-writer"])
+def test_the_runbook_s_failback_refuses_while_the_dr_stack_s_failback_is_under_way(
+    world: World, phase: str
+) -> None:
+    """rds-replica (break23 BR23-6): two failback procedures at once leave the IaC failback's replica in
+    region A's writer lineage beside the runbook's own; the runbook's failback refuses first, changing nothing."""
+    from tests.lambdas.failover.harness import FAST
+
+    latch = _failed_over(world)
+    _record(world, json.dumps({"phase": phase, "latchSince": latch["since"]}))
+    before = _state(world)
+
+    report = run_book(world, "failback", params=FAST)
+
+    assert report.stopped_at == "confirm_primary_healthy", report.format_table()
+    record = report.record("confirm_primary_healthy")
+    assert record.code == "IacFailbackUnderWay", record.detail
+    assert f"dr:failback {phase}" in record.detail and "Nothing was changed" in record.detail
+    assert _state(world) == before
+
+
+def test_the_runbook_s_failback_is_not_bound_by_another_failover_s_record(world: World) -> None:
+    """Control: a record of another failover's latch (another since) does not stop this failback."""
+    from tests.lambdas.failover.harness import FAST
+
+    _failed_over(world)
+    _record(world, json.dumps({"phase": "drain", "latchSince": "2020-01-01T00:00:00+00:00"}))
+
+    report = run_book(world, "failback", params=FAST)
+
+    assert report.stopped_at != "confirm_primary_healthy", report.format_table()
