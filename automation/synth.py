@@ -275,8 +275,10 @@ class _Mocks:
         primary_outputs: dict,
         live: Mapping[str, Any] | None = None,
         journal: str | None = None,
+        failback_record: str | None = None,
     ):
         self.stack = stack
+        self.failback_record = failback_record
         self.regions = regions  # provider urn -> region
         self.latch = latch
         self.journal = journal
@@ -330,7 +332,7 @@ class _Mocks:
                 f"{path}/failover-state": self.latch,
                 f"{path}/failover-state-journal": self.journal,
                 # The dr stack's own failback record (components/failover.py PhaseRecord), as AWS has it.
-                f"{path}/failover-state-failback-phase": (self.live or {}).get("failbackPhase"),
+                f"{path}/failover-state-failback-phase": self.failback_record,
             }
             names = [n for n, v in found.items() if v is not None]
             return {
@@ -412,6 +414,7 @@ def _run_mocked(
     primary_outputs: dict,
     live: Mapping[str, Any] | None = None,
     journal: str | None = None,
+    failback_record: str | None = None,
 ) -> Synthesis:
     import pulumi
     from pulumi.runtime import mocks as pmocks
@@ -454,7 +457,7 @@ def _run_mocked(
             records[rec.urn] = rec
             return response
 
-    mocks = _Mocks(stack, regions, latch, primary_outputs, live, journal)
+    mocks = _Mocks(stack, regions, latch, primary_outputs, live, journal, failback_record)
     mocks_adapter = type(
         "M",
         (pulumi.runtime.Mocks,),
@@ -528,6 +531,21 @@ def procedure_latch(values: Mapping[str, Any]) -> str | None:
     return json.dumps({"state": "active", "since": "2026-01-01T00:00:00Z", "runbook": "declared failover"})
 
 
+def procedure_record(values: Mapping[str, Any], latch: str | None) -> str | None:
+    """The failback record the documented procedure leaves before ``dr:failback`` in ``values``: the
+    phase before it, applied under ``latch`` (phases run one at a time: components/failover.py
+    ``refuse_phase_skip``), as :func:`procedure_latch` is the latch it leaves. None before ``replicate``
+    or without a phase."""
+    from components.config import FAILBACK_PHASES
+    from components.failover import Latch, PhaseRecord
+
+    phase = values.get("dr:failback")
+    if phase not in FAILBACK_PHASES or FAILBACK_PHASES.index(phase) == 0:
+        return None
+    since = Latch.parse(latch).since if latch else None
+    return PhaseRecord(FAILBACK_PHASES[FAILBACK_PHASES.index(phase) - 1], since).to_json()
+
+
 def synthesize(
     stack: str,
     overrides: Mapping[str, Any] | None = None,
@@ -552,13 +570,18 @@ def synthesize(
             identifiers: rds.getInstances) and ``clusterMembers`` (Aurora cluster ->
             instance identifiers: rds.getCluster); None: a deployed standby as the program declares it.
         journal: the run journal beside the latch (SSM ``<latch>-journal``, region B), None: not written.
+            ``live["failbackPhase"]`` is the dr stack's failback record; without the key, the one the
+            documented procedure leaves before this phase (:func:`procedure_record`).
     """
     values = merge_overrides(load_stack_config(stack), overrides or {})
+    record = (
+        (live or {})["failbackPhase"] if "failbackPhase" in (live or {}) else procedure_record(values, latch)
+    )
     if values.get("pilotlight:role") == "dr" and primary_outputs is None:
         primary_outputs = synthesize("primary", primary_overrides).outputs
     ctx = contextvars.Context()
     try:
-        return ctx.run(_run_mocked, stack, values, latch, primary_outputs or {}, live, journal)
+        return ctx.run(_run_mocked, stack, values, latch, primary_outputs or {}, live, journal, record)
     except Exception as exc:
         from components.config import ConfigError
         from components.failover import FailoverRefused
