@@ -389,7 +389,7 @@ def decide(
     database_mode: str,
     latch: Latch,
     warm_pool: int = 0,
-    previous: PhaseRecord | None | NotRead = NOT_READ,
+    previous: PhaseRecord | NotRead | None = NOT_READ,
 ) -> DesiredTier:
     """The desired DR tier. Raises FailoverRefused when the flags would undo a latched failover, or
     step a failback back past ``switch-writer``, or skip a phase (``previous``: what the last update
