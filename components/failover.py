@@ -408,6 +408,39 @@ def decide(
     return tier
 
 
+def refuse_unmoved_aurora_writer(
+    previous: PhaseRecord | None, tier: DesiredTier, latch: Latch, journal: Journal, database_mode: str
+) -> None:
+    """Raise :class:`FailoverRefused` when aurora-global ``dr:failback switch-writer`` would be recorded
+    while nothing moved the writer (break23 BR23-5).
+
+    The program cannot move an Aurora writer: ``python -m automation latch switch-writer`` runs the
+    runbook's ``switch_writer``, which writes the writer-move mark in the run journal before it asks
+    for the switchover (lambdas/failover/journal.py ``WRITER_MOVE_MARK``), and the update then records
+    the phase (README "Failing back"). Recorded without it, the record says region A holds the writer
+    while region B does, and :func:`refuse_step_back` then refuses ``dr:active true`` for a false
+    reason. So the update needs the mark, or a record of ``switch-writer`` (or later) under this latch
+    already (the mark is cleared by ``latch release``).
+    """
+    if database_mode != "aurora-global" or tier.failback_phase != "switch-writer" or not latch.active:
+        return
+    if journal is not None and journal.get(JOURNAL_WRITER_MOVE):
+        return
+    if (
+        previous is not None
+        and previous.phase in WRITER_MOVED_PHASES
+        and (previous.unreadable or previous.latch_since == latch.since)
+    ):
+        return
+    raise FailoverRefused(
+        "dr:failback switch-writer is refused: nothing has moved the Aurora writer to region A (the run "
+        f"journal has no {JOURNAL_WRITER_MOVE} mark): the program cannot move it, and recording the phase "
+        "now would say region A holds the writer while region B does. Run `python -m automation latch "
+        "switch-writer --outputs runbook.json` first (the runbook's switchover), then this update "
+        '(README, "Failing back").'
+    )
+
+
 def refuse_phase_skip(previous: PhaseRecord | None, tier: DesiredTier, latch: Latch) -> None:
     """Raise :class:`FailoverRefused` when ``dr:failback`` jumps forward past a phase not applied under this
     failover (break23 BR23-4).

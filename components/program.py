@@ -128,6 +128,7 @@ def run(cfg: StackConfig) -> dict[str, Any]:
         cfg.primary_stack, cfg.primary_region, expected_database_mode=cfg.database.mode
     )
     latch, journal = read_failover_state(cfg, regional.dr)
+    previous = read_phase_record(cfg, regional.dr)
     try:
         tier = failover.decide(
             cfg.dr,
@@ -135,7 +136,7 @@ def run(cfg: StackConfig) -> dict[str, Any]:
             database_mode=cfg.database.mode,
             latch=latch,
             warm_pool=cfg.compute.dr_warm_pool,
-            previous=read_phase_record(cfg, regional.dr),
+            previous=previous,
         )
     except failover.FailoverRefused:
         # While the runbook's failback has region B drained, its refusal is the one that says what to
@@ -153,6 +154,7 @@ def run(cfg: StackConfig) -> dict[str, Any]:
     # update that would give it back its capacity is refused (one that keeps it drained is not; an
     # unreadable journal under an active latch is refused whatever the update does).
     failover.refuse_dr_update(latch, journal, journal_parameter=journal_parameter(cfg), tier=tier)
+    failover.refuse_unmoved_aurora_writer(previous, tier, latch, journal, cfg.database.mode)
     dr = PilotLightRegion(
         "dr",
         PilotLightRegionArgs(config=cfg, primary=primary, tier=tier, primary_provider=regional.primary),

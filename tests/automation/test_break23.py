@@ -6,8 +6,6 @@ Each test is the failing evidence of one finding, marked xfail(strict=True) unti
 
 from __future__ import annotations
 
-import pytest
-
 from automation.lifecycle import Lifecycle, Runbook, Up
 from automation.lifecycle_scenarios import deploy, runbook_failover
 
@@ -56,10 +54,6 @@ def test_br23_4_a_failback_that_skips_to_switch_writer_is_refused_before_any_res
     )
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BR23-5 open: aurora dr:failback switch-writer is recorded without the writer having moved (latch switch-writer skipped); the record then refuses every way back as if region A held the writer",
-)
 def test_br23_5_aurora_switch_writer_is_not_recorded_while_region_b_holds_the_writer() -> None:
     """README "Failing back", aurora-global ``switch-writer``: "the program cannot move an Aurora writer:
     first ``python -m automation latch switch-writer`` ...; the update then records it". Nothing checks
