@@ -21,6 +21,21 @@ def _program_tags(described: dict) -> dict[str, str]:
     return {t["Key"]: t["Value"] for t in described.get("TagList") or [] if t["Key"] in REQUIRED_TAG_KEYS}
 
 
+def _reseeded(world: World, released: str) -> dict:
+    """Re-seed region B (its instance ``released`` standalone) and describe the new generation."""
+    rds_b = world.client("rds", REGION_B)
+    done = reseed(
+        world.context,
+        rds_a=world.client("rds", REGION_A),
+        rds_b=rds_b,
+        ssm_b=world.client("ssm", REGION_B),
+        base=released,
+        sleep=lambda _s: None,
+    )
+    assert done.done and done.instance_id, done.detail
+    return rds_b.describe_db_instances(DBInstanceIdentifier=done.instance_id)["DBInstances"][0]
+
+
 def test_the_next_generation_carries_the_program_s_tags(make_world: Callable[..., World]) -> None:
     world = make_world("rds-replica")
     rds_b = world.client("rds", REGION_B)
@@ -30,17 +45,7 @@ def test_the_next_generation_carries_the_program_s_tags(make_world: Callable[...
     expected = _program_tags(before)
     assert set(expected) == set(REQUIRED_TAG_KEYS), expected  # the world tags as the program does
 
-    done = reseed(
-        world.context,
-        rds_a=world.client("rds", REGION_A),
-        rds_b=rds_b,
-        ssm_b=world.client("ssm", REGION_B),
-        base=released,
-        sleep=lambda _s: None,
-    )
-
-    assert done.done and done.instance_id, done.detail
-    created = rds_b.describe_db_instances(DBInstanceIdentifier=done.instance_id)["DBInstances"][0]
+    created = _reseeded(world, released)
     assert _program_tags(created) == expected
 
 
@@ -60,16 +65,6 @@ def test_br23_2_the_next_generation_carries_the_user_s_tags_too(make_world: Call
     # A user tag from pilotlight:tags, as the provider's default tags put it on the released generation.
     rds_b.add_tags_to_resource(ResourceName=arn, Tags=[{"Key": "Owner", "Value": "payments-team"}])
 
-    done = reseed(
-        world.context,
-        rds_a=world.client("rds", REGION_A),
-        rds_b=rds_b,
-        ssm_b=world.client("ssm", REGION_B),
-        base=released,
-        sleep=lambda _s: None,
-    )
-
-    assert done.done and done.instance_id, done.detail
-    created = rds_b.describe_db_instances(DBInstanceIdentifier=done.instance_id)["DBInstances"][0]
+    created = _reseeded(world, released)
     tags = {t["Key"]: t["Value"] for t in created.get("TagList") or []}
-    assert tags.get("Owner") == "payments-team", f"re-seeded {done.instance_id} tags: {tags}"
+    assert tags.get("Owner") == "payments-team", f"re-seeded {created['DBInstanceIdentifier']} tags: {tags}"
