@@ -286,3 +286,44 @@ def decide_tier_for_phase(phase: str) -> Any:
         DrFlags(True), Capacity(2, 2, 6), database_mode="rds-replica", latch=Latch("active", _SINCE, "f")
     )
     return dataclasses.replace(base, failback_phase=phase)
+
+
+# break23 BR23-5: aurora `dr:failback switch-writer` is recorded only once something moved the writer.
+@pytest.mark.parametrize(
+    ("mode", "journal", "recorded", "latch_state", "refused"),
+    [
+        ("aurora-global", {}, None, "active", True),
+        ("aurora-global", None, None, "active", True),
+        ("aurora-global", {"writerMoveRequestedAt": _SINCE}, None, "active", False),
+        (
+            "aurora-global",
+            {},
+            ("switch-writer", _SINCE),
+            "active",
+            False,
+        ),  # re-applied after the mark's release
+        (
+            "aurora-global",
+            {},
+            ("switch-writer", "2020-01-01T00:00:00+00:00"),
+            "active",
+            True,
+        ),  # another failover's
+        ("aurora-global", {}, ("drain", _SINCE), "active", True),
+        ("rds-replica", {}, None, "active", False),  # the program promotes region A's replica itself
+        ("aurora-global", {}, None, "standby", False),
+    ],
+)
+def test_aurora_switch_writer_needs_the_writer_moved(
+    mode: str, journal: Any, recorded: Any, latch_state: str, refused: bool
+) -> None:
+    from components.failover import refuse_unmoved_aurora_writer
+
+    previous = None if recorded is None else PhaseRecord(*recorded)
+    tier = decide_tier_for_phase("switch-writer")
+    latch = Latch(latch_state, _SINCE, "failover")
+    if refused:
+        with pytest.raises(FailoverRefused, match="latch switch-writer"):
+            refuse_unmoved_aurora_writer(previous, tier, latch, journal, mode)
+    else:
+        refuse_unmoved_aurora_writer(previous, tier, latch, journal, mode)
