@@ -531,6 +531,21 @@ def procedure_latch(values: Mapping[str, Any]) -> str | None:
     return json.dumps({"state": "active", "since": "2026-01-01T00:00:00Z", "runbook": "declared failover"})
 
 
+def procedure_journal(values: Mapping[str, Any], latch: str | None) -> str | None:
+    """The run journal the documented procedure leaves before aurora-global ``dr:failback switch-writer``:
+    ``python -m automation latch switch-writer`` ran the runbook's switchover, which writes its writer-move
+    mark first (components/failover.py ``refuse_unmoved_aurora_writer``). None (not written) otherwise."""
+    from components.failover import JOURNAL_WRITER_MOVE, Latch
+
+    database = values.get("pilotlight:database") or {}
+    if isinstance(database, str):  # a stack's flattened config holds objects as JSON (merge_overrides)
+        database = json.loads(database)
+    mode = database.get("mode") if isinstance(database, Mapping) else None
+    if mode != "aurora-global" or values.get("dr:failback") != "switch-writer" or not latch:
+        return None
+    return json.dumps({JOURNAL_WRITER_MOVE: Latch.parse(latch).since})
+
+
 def procedure_record(values: Mapping[str, Any], latch: str | None) -> str | None:
     """The failback record the documented procedure leaves before ``dr:failback`` in ``values``: the
     phase before it, applied under ``latch`` (phases run one at a time: components/failover.py
@@ -571,12 +586,15 @@ def synthesize(
             instance identifiers: rds.getCluster); None: a deployed standby as the program declares it.
         journal: the run journal beside the latch (SSM ``<latch>-journal``, region B), None: not written.
             ``live["failbackPhase"]`` is the dr stack's failback record; without the key, the one the
-            documented procedure leaves before this phase (:func:`procedure_record`).
+            documented procedure leaves before this phase (:func:`procedure_record`). A journal not
+            given is the one the procedure leaves (:func:`procedure_journal`).
     """
     values = merge_overrides(load_stack_config(stack), overrides or {})
     record = (
         (live or {})["failbackPhase"] if "failbackPhase" in (live or {}) else procedure_record(values, latch)
     )
+    if journal is None:
+        journal = procedure_journal(values, latch)
     if values.get("pilotlight:role") == "dr" and primary_outputs is None:
         primary_outputs = synthesize("primary", primary_overrides).outputs
     ctx = contextvars.Context()

@@ -186,25 +186,23 @@ def test_the_current_failback_instance_is_named_from_the_context() -> None:
 
 
 def test_an_iac_failback_finished_by_the_runbook_ends_protected() -> None:
+    """B13-3, as break23 BR23-6 changed it: the runbook's failback no longer takes over an IaC failback
+    under way (its own replica under ``<primary>`` left the IaC one in region A's writer lineage, a copy
+    the primary stack would follow once it is standalone). It refuses and changes nothing; the IaC
+    failback, resumed from ``replicate``, ends protected."""
     lc = Lifecycle()
     lc.run(
         [
             *deploy(RDS),
             *declared_failover(RDS),
             Up("dr", "IaC failback phase replicate", {"dr:active": True, "dr:failback": "replicate"}),
-            Runbook(
-                "failback",
-                "runbook failback instead (README: region A's app does not follow <primary>-failback)",
-            ),
-            Up(
-                "dr",
-                "routine update: dr:active false, dr:failback removed",
-                {"dr:active": False},
-                rm=("dr:failback",),
-            ),
-            Up("primary", "routine update of the primary stack (adopts the runbook's <primary>, B13-8)"),
         ]
     )
+    held = lc.results[-1].observation.line()
+    refused = lc.step(Runbook("failback", "runbook failback instead: refused while the IaC one is under way"))
+    assert refused.refused is not None and "dr:failback replicate" in refused.refused, refused.refused
+    assert refused.observation.line() == held
+    lc.run(iac_failback(RDS))
     last = lc.results[-1]
     assert last.errors == [], last.errors
     assert [str(v) for v in final_violations(lc)] == []
