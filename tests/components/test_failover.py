@@ -266,6 +266,17 @@ def test_failback_phases_run_one_at_a_time(
         refuse_phase_skip(previous, tier, latch)
 
 
+def test_the_skip_check_binds_an_unreadable_record_and_any_record_under_a_released_latch() -> None:
+    """An unreadable record reads as switch-writer (``PhaseRecord.parse``), whatever the latch's since;
+    under a released latch (``latch release`` writes standby) the record binds whatever since it has."""
+    from components.failover import refuse_phase_skip
+
+    unreadable = PhaseRecord("switch-writer", None, unreadable=True)
+    refuse_phase_skip(unreadable, decide_tier_for_phase("route-back"), Latch("active", _SINCE, "failover"))
+    earlier = PhaseRecord("switch-writer", "2020-01-01T00:00:00+00:00")
+    refuse_phase_skip(earlier, decide_tier_for_phase("route-back"), Latch("standby", _SINCE, "release"))
+
+
 def test_complete_under_a_released_latch_needs_no_record() -> None:
     """A failback the runbook finished records no phase; the latch released, ``complete`` only tidies."""
     from components.failover import refuse_phase_skip
