@@ -1,0 +1,180 @@
+"""break24: findings against the runbook split and the refusals int23/fix23 added (issues 10 and 13).
+
+Each test is the failing evidence of one finding, marked xfail(strict=True) until it is fixed. They run
+the product's unmodified runbook (``lambdas/failover``) against the moto world of the runbook tests
+(``tests/lambdas/failover``), and the program's pure refusals (``components/failover.py``).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+from components.config import DrFlags
+from components.failover import (
+    Capacity,
+    FailoverRefused,
+    Latch,
+    PhaseRecord,
+    decide,
+    refuse_unmoved_aurora_writer,
+)
+from lambdas.failover.names import phase_record_name
+from tests.lambdas.failover import conftest as _fixtures
+from tests.lambdas.failover.faults import deny
+from tests.lambdas.failover.harness import FAST, run_book
+from tests.lambdas.failover.world import REGION_A, REGION_B, World
+
+# The runbook tests' fixtures (moto with its gaps filled, the health server, the world builder).
+aws = _fixtures.aws
+fast_backoff = _fixtures.fast_backoff
+health = _fixtures.health
+make_world = _fixtures.make_world
+
+PRIMARY = Capacity(2, 2, 4)
+"""Region A's web tier capacity (min, desired, max) as the program's config would give it."""
+
+
+def _record(world: World, phase: str, since: str) -> None:
+    """The dr stack's failback record, as its ``dr:failback <phase>`` update writes it
+    (components/pilot_light_region.py ``<latch>-failback-phase``; components/failover.py ``PhaseRecord``)."""
+    world.client("ssm", REGION_B).put_parameter(
+        Name=phase_record_name(world.context["latchParameterName"]),
+        Value=json.dumps({"phase": phase, "latchSince": since}),
+        Type="String",
+        Overwrite=True,
+    )
+
+
+def _journal(world: World) -> dict[str, Any]:
+    name = f"{world.context['latchParameterName']}-journal"
+    try:
+        value = world.client("ssm", REGION_B).get_parameter(Name=name)["Parameter"]["Value"]
+    except world.client("ssm", REGION_B).exceptions.ParameterNotFound:
+        return {}
+    return json.loads(value)
+
+
+def _iac_drain(world: World) -> None:
+    """What ``pulumi up -s dr`` with ``dr:failback drain`` does to region B (components/failover.py
+    ``_decide``: capacity 0, reserved concurrency 0, event sources disabled; compute.py sets
+    ``min_size``/``max_size`` only, and "If you specify a new value for MaxSize without specifying a value
+    for DesiredCapacity, and the new MaxSize is smaller than the current size of the group, there is an
+    implied change to DesiredCapacity": https://docs.aws.amazon.com/autoscaling/ec2/APIReference/API_UpdateAutoScalingGroup.html)."""
+    ctx = world.context
+    world.client("autoscaling", REGION_B).update_auto_scaling_group(
+        AutoScalingGroupName=ctx["drAsgName"], MinSize=0, MaxSize=0, DesiredCapacity=0
+    )
+    lam = world.client("lambda", REGION_B)
+    for name in ctx["drFunctionNames"]:
+        lam.put_function_concurrency(FunctionName=name, ReservedConcurrentExecutions=0)
+    for uuid in ctx["drEventSourceMappingIds"]:
+        lam.update_event_source_mapping(UUID=uuid, Enabled=False)
+
+
+def _iac_replica(world: World) -> str:
+    """``dr:failback replicate``: region A's failback instance, a cross-region replica of region B's
+    promoted instance (``dr-data-db-failback``, ``<primary>-failback``;
+    https://docs.aws.amazon.com/AmazonRDS/latest/UserGuide/USER_ReadRepl.XRgn.html)."""
+    primary = world.context["primaryDbInstanceId"]
+    dr = world.db(REGION_B, world.context["drDbInstanceId"])
+    assert dr and not dr.get("ReadReplicaSourceDBInstanceIdentifier"), dr
+    world.client("rds", REGION_A).create_db_instance_read_replica(
+        DBInstanceIdentifier=f"{primary}-failback",
+        SourceDBInstanceIdentifier=dr["DBInstanceArn"],
+        DBInstanceClass="db.t3.micro",
+    )
+    return f"{primary}-failback"
+
+
+def _region_b(world: World) -> tuple[Any, ...]:
+    return (world.asg(REGION_B), world.concurrency(REGION_B), world.mappings(REGION_B))
+
+
+def _tier(world: World, latch: Latch, phase: str | None, previous: PhaseRecord | None) -> Any:
+    """The dr stack's decision for ``dr:active true`` with ``dr:failback <phase>`` (components/program.py)."""
+    return decide(
+        DrFlags(active=True, failback=phase),
+        PRIMARY,
+        database_mode=world.mode,
+        latch=latch,
+        previous=previous,
+    )
+
+
+def _dr_update_refusal(world: World, phase: str | None, previous: PhaseRecord | None) -> str | None:
+    """Why ``pulumi up -s dr`` with ``dr:active true`` and ``dr:failback <phase>`` is refused before any
+    resource, in components/program.py's order (decide, refuse_dr_update, refuse_unmoved_aurora_writer);
+    None when it is not."""
+    from components.failover import FailbackInProgress, refuse_dr_update
+
+    latch = Latch.parse(json.dumps(world.latch()))
+    journal = _journal(world)
+    try:
+        tier = _tier(world, latch, phase, previous)
+        refuse_dr_update(latch, journal, tier=tier)
+        refuse_unmoved_aurora_writer(previous, tier, latch, journal, world.mode)
+    except (FailoverRefused, FailbackInProgress) as exc:
+        return str(exc)
+    return None
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason=(
+        "BR24-1 open: a runbook failback that stopped after reestablish_replication, then the IaC failback "
+        "begun (replicate accepted): drain is refused for the runbook's failback, the runbook's failback "
+        "is refused for the IaC one (IacFailbackUnderWay); no way forward"
+    ),
+)
+def test_br24_1_a_stopped_runbook_failback_then_the_iac_failback_can_still_be_finished(
+    make_world: Callable[..., World],
+) -> None:
+    """rds-replica, every run converges (docs/safety.md). A runbook failback stops after it re-created
+    replication (here AWS refuses PromoteReadReplica at ``switch_writer``; a lag that does not come to
+    zero in time stops it the same way): ``restore_dr`` gives region B back, and the failback's journal
+    entry (old primary renamed, replica under ``<primary>`` created) stays (BL21-1, by design). The
+    operator turns to the IaC failback (README "Failing back"): ``dr:failback replicate`` is accepted
+    (``refuse_dr_update`` ignores that entry while the update lets region B serve: ``failback_draining``),
+    and creates ``<primary>-failback``, a second replica of region B in region A, and records the phase.
+    From then on:
+
+    * ``dr:failback drain`` is refused by ``refuse_dr_update`` (``failback_in_progress``: "the runbook's
+      rds-replica failback is replacing region A's primary"), whose remedy is to resume the runbook's
+      failback;
+    * the runbook's failback, resumed, is refused at ``confirm_primary_healthy`` (``IacFailbackUnderWay``,
+      break23 BR23-6's fix), whose remedy is to finish the IaC failback one phase at a time;
+    * ``dr:active true`` without ``dr:failback`` is refused (``refuse_failback_instance_drop``), and
+      ``dr:active false`` under the active latch by ``decide``.
+
+    Neither failback can finish, and no remedy named gets out: region A never gets the writer back by
+    any documented command. BR23-6 was closed for one order (IaC first, runbook second); the other order
+    (runbook first, stopped, then IaC) is not refused at ``replicate`` and ends here."""
+    world = make_world("rds-replica")
+    assert run_book(world, "failover").outcome == "done"
+    since = world.latch()["since"]
+
+    stopped = run_book(world, "failback", deny("rds", "PromoteReadReplica", REGION_A), params=FAST)
+    assert stopped.stopped_at == "switch_writer", stopped.format_table()
+    assert world.asg(REGION_B)[1] > 0, "restore_dr gave region B back"
+    entry = _journal(world).get("failback")
+    assert entry, _journal(world)
+
+    # `pulumi up -s dr` with dr:failback replicate: accepted, so it runs (creates region A's IaC replica).
+    refused_replicate = _dr_update_refusal(world, "replicate", None)
+    assert refused_replicate is None or "replicate" not in refused_replicate
+    if refused_replicate is not None:
+        return  # fixed at the entry: the IaC failback is refused before it begins (nothing to finish)
+    _iac_replica(world)
+    _record(world, "replicate", since)
+    record = PhaseRecord("replicate", since)
+
+    drain = _dr_update_refusal(world, "drain", record)
+    resumed = run_book(world, "failback", params=FAST)
+    runbook = None if resumed.outcome == "done" else resumed.format_table()
+    assert drain is None or runbook is None, (
+        f"dr:failback drain refused: {drain}\n---\nthe runbook's failback resumed: {runbook}"
+    )
