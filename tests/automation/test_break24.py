@@ -178,3 +178,61 @@ def test_br24_1_a_stopped_runbook_failback_then_the_iac_failback_can_still_be_fi
     assert drain is None or runbook is None, (
         f"dr:failback drain refused: {drain}\n---\nthe runbook's failback resumed: {runbook}"
     )
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason=(
+        "BR24-2 open: aurora dr:failback switch-writer is accepted on the writer-move mark of a latch "
+        "switch-writer whose SwitchoverGlobalCluster AWS refused: recorded while region B holds the writer"
+    ),
+)
+def test_br24_2_aurora_switch_writer_is_not_recorded_after_a_switchover_aws_refused(
+    make_world: Callable[..., World],
+) -> None:
+    """aurora-global. break23 BR23-5's fix (components/failover.py ``refuse_unmoved_aurora_writer``) refuses
+    ``dr:failback switch-writer`` "until something moved the writer", and takes the run journal's
+    writer-move mark for that proof. The mark is written ahead of the request (lambdas/failover/failback.py
+    ``_move_writer_to_a``: ``_writer_move_requested`` before ``switchover_global_cluster``), so it says a
+    move was *asked for*, not that one happened. SwitchoverGlobalCluster can be refused
+    (``InvalidGlobalClusterStateFault``, ``InvalidDBClusterStateFault``:
+    https://docs.aws.amazon.com/AmazonRDS/latest/APIReference/API_SwitchoverGlobalCluster.html; "All of the
+    secondary clusters and the primary cluster must be in the available state"), and a switchover started
+    may be cancelled ("cancelling ... returning to their previous states":
+    https://docs.aws.amazon.com/AmazonRDS/latest/APIReference/API_FailoverState.html). ``python -m
+    automation latch switch-writer`` runs the step alone (automation/latch_cli.py ``switch_writer``): no
+    lock, no ``on_stop``, so nothing withdraws the mark when AWS refuses. The operator's next documented
+    command, ``dr:failback switch-writer``, is then accepted and records that region A holds the writer
+    while region B's cluster is the global writer (DescribeGlobalClusters ``IsWriter``): BR23-5's state,
+    reached through a refused call instead of a skipped one. ``refuse_step_back`` then refuses
+    ``dr:active true`` for a false reason, and the runbook reads the record as "the writer moved"
+    (``_iac_failback_phase``)."""
+    from automation import latch_cli
+    from lambdas.failover.context import RunbookContext
+    from lambdas.failover.exceptions import StepFailed
+    from tests.lambdas.failover.faults import Fault
+    from tests.lambdas.failover.harness import clients_for
+
+    world = make_world("aurora-global")
+    assert run_book(world, "failover").outcome == "done"
+    assert world.dr_is_writer()
+    since = world.latch()["since"]
+    _record(world, "replicate", since)
+    _iac_drain(world)
+    _record(world, "drain", since)
+
+    refused = Fault("rds", "SwitchoverGlobalCluster", REGION_B, code="InvalidGlobalClusterStateFault")
+    ctx = RunbookContext.from_dict(world.context)
+    try:
+        _, lines = latch_cli.switch_writer(ctx, clients_for(world, refused), reason="IaC failback")
+        outcome = "; ".join(lines)
+    except StepFailed as exc:
+        outcome = f"StepFailed {exc.code}: {exc.reason}"
+    assert refused.injected == 1, outcome
+    assert world.dr_is_writer(), "AWS refused the switchover: region B's cluster is still the writer"
+
+    refusal = _dr_update_refusal(world, "switch-writer", PhaseRecord("drain", since))
+    assert refusal is not None, (
+        f"latch switch-writer: {outcome}; the journal: {_journal(world)}; region B's cluster is the global "
+        f"writer ({world.global_writer()}), yet dr:failback switch-writer was accepted and would be recorded"
+    )
