@@ -236,3 +236,69 @@ def test_br24_2_aurora_switch_writer_is_not_recorded_after_a_switchover_aws_refu
         f"latch switch-writer: {outcome}; the journal: {_journal(world)}; region B's cluster is the global "
         f"writer ({world.global_writer()}), yet dr:failback switch-writer was accepted and would be recorded"
     )
+
+
+def _iac_switch_writer(world: World) -> None:
+    """``dr:failback switch-writer`` (rds-replica): region A's failback instance promoted
+    (PromoteReadReplica: "can't be made a read replica again",
+    https://docs.aws.amazon.com/AmazonRDS/latest/UserGuide/USER_ReadRepl.Promote.html); then ``pulumi up -s
+    primary`` points region A's outputs (the runbook's context) at it (README "Failing back")."""
+    replica = _iac_replica(world)
+    world.client("rds", REGION_A).promote_read_replica(DBInstanceIdentifier=replica)
+    assert not world.db(REGION_A, replica).get("ReadReplicaSourceDBInstanceIdentifier")
+    world.context["primaryDbInstanceId"] = replica
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason=(
+        "BR24-3 open: after the IaC switch-writer, a failover under a latch set to standby by hand, deleted "
+        "or garbled is not refused: the phase record is read only under an active latch, and the journal's "
+        "primaryStoppedAt makes _refuse_unprotected take region B's frozen copy for the writer"
+    ),
+)
+@pytest.mark.parametrize("latch", ["standby", "delete", "garble"])
+def test_br24_3_after_the_iac_switch_writer_a_lost_latch_does_not_light_region_b_s_frozen_copy(
+    make_world: Callable[..., World], latch: str
+) -> None:
+    """rds-replica. Protected again, or refuse; and "an absent, garbled or unexpected latch fails safe"
+    (docs/safety.md, the latch set to standby by hand, deleted or garbled are the cases of seeds 20 and
+    48). The IaC failback's ``switch-writer`` promotes region A's failback instance; the latch stays
+    active until ``latch release``, so region B's instance is a standalone copy frozen at the switch.
+    fix23's guard (fencing.py ``_refuse_after_iac_writer_move``) reads the dr stack's record only under
+    an *active* latch. With the latch lost (standby by hand, deleted, garbled) ``_refuse_unprotected``
+    goes on to the journal: ``primaryStoppedAt`` (the failover's fence stamp, which the IaC failback never
+    clears: only ``latch release`` and the runbook's failback do) says "region B's standalone instance is
+    the writer (the latch was lost)" and returns. The failover then takes the frozen copy for the writer
+    (``promote_database``: already standalone), throws the switch and serves it: every write region A's
+    new writer took since the switch-writer is gone from what Route 53 answers (no_loss beyond an
+    unplanned failover's unreplicated tail; the program itself fails safe on the record: under a latch
+    that is not active the record binds, components/failover.py ``refuse_step_back``)."""
+    world = make_world("rds-replica")
+    assert run_book(world, "failover").outcome == "done"
+    since = world.latch()["since"]
+    _record(world, "replicate", since)
+    _record(world, "drain", since)
+    _iac_switch_writer(world)
+    _record(world, "switch-writer", since)
+    assert world.dr_is_writer(), "region B's instance: standalone (frozen at the switch)"
+
+    ssm = world.client("ssm", REGION_B)
+    name = world.context["latchParameterName"]
+    if latch == "delete":
+        ssm.delete_parameter(Name=name)
+    else:
+        value = (
+            json.dumps({"state": "standby", "since": since, "reason": "set by hand"})
+            if latch == "standby"
+            else "active??"
+        )
+        ssm.put_parameter(Name=name, Value=value, Type="String", Overwrite=True)
+
+    report = run_book(world, "failover")  # region A dark: its health endpoint answers 503; forced
+
+    served = world.dr_is_writer() and world.asg(REGION_B)[1] > 0 and world.switch_values()[-1] == 1.0
+    assert report.stopped_at == "confirm_primary_down", (
+        f"latch {latch}: the failover {report.outcome}, region B serving its frozen copy: {served}\n"
+        f"{report.format_table()}"
+    )
