@@ -302,3 +302,61 @@ def test_br24_3_after_the_iac_switch_writer_a_lost_latch_does_not_light_region_b
         f"latch {latch}: the failover {report.outcome}, region B serving its frozen copy: {served}\n"
         f"{report.format_table()}"
     )
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason=(
+        "BR24-4 open: --dry-run plans every step of a run the new refusals stop at its first step "
+        "(failover after the IaC switch-writer: NotReplicating; failback while the IaC failback is under "
+        "way: IacFailbackUnderWay)"
+    ),
+)
+@pytest.mark.parametrize(
+    ("runbook", "phase", "refused_at"),
+    [("failover", "switch-writer", "confirm_primary_down"), ("failback", "drain", "confirm_primary_healthy")],
+)
+def test_br24_4_the_dry_run_says_the_run_would_be_refused(
+    make_world: Callable[..., World], runbook: str, phase: str, refused_at: str
+) -> None:
+    """``python -m automation failover|failback --dry-run`` prints "what each step would do, given where
+    the system stands now" (automation/runbook_cli.py, lambdas/failover/dryrun.py), the operator's one
+    read-only look before a break-glass run. fix23's refusals are read from the dr stack's failback record
+    (fencing.py ``_refuse_after_iac_writer_move``, failback.py ``_refuse_during_iac_failback``), which the
+    dry run never reads: its first line says the run would go on (or is forced past) and the rest plan
+    renames, replicas, promotions and the switch, while the run itself stops at its first step having
+    changed nothing. The plan must say the run would be refused, and why (docs/safety.md's status and
+    dry-run telling the truth; README "Failing back"). (The failback's first line says "would stop" here,
+    but for another reason, and a wrong one: region A's endpoint answers 503 because the failover fenced
+    its web tier, and the step itself goes on with any HTTP answer: ``confirm_primary_healthy``.)"""
+    from lambdas.failover import dryrun
+    from lambdas.failover.context import RunbookContext
+    from lambdas.failover.observe import observe
+    from tests.lambdas.failover.harness import clients_for
+
+    world = make_world("rds-replica")
+    assert run_book(world, "failover").outcome == "done"
+    since = world.latch()["since"]
+    _record(world, "replicate", since)
+    _iac_replica(world)
+    _iac_drain(world)
+    _record(world, "drain", since)
+    if phase == "switch-writer":
+        world.client("rds", REGION_A).promote_read_replica(
+            DBInstanceIdentifier=f"{world.context['primaryDbInstanceId']}-failback"
+        )
+        world.context["primaryDbInstanceId"] = f"{world.context['primaryDbInstanceId']}-failback"
+        _record(world, "switch-writer", since)
+
+    ctx = RunbookContext.from_dict(world.context)
+    params = {"force": True, "reason": "dry run"}
+    plan = dict(dryrun.plan(runbook, ctx, observe(ctx, clients_for(world)), params))
+    report = run_book(world, runbook, params={**FAST, **params})
+    assert report.stopped_at == refused_at, report.format_table()  # the run is refused, nothing changed
+    said = plan[refused_at]
+    record = phase_record_name(world.context["latchParameterName"])
+    # The refusal's reason names the dr stack's record; the plan's line for that step must too.
+    assert "dr stack" in said or record in said, (
+        f"dry run of the {runbook}: {refused_at}: {said!r}; the run: {report.reason}\n"
+        + "\n".join(f"  {k}: {v}" for k, v in plan.items())
+    )
