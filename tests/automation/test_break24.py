@@ -360,3 +360,36 @@ def test_br24_4_the_dry_run_says_the_run_would_be_refused(
         f"dry run of the {runbook}: {refused_at}: {said!r}; the run: {report.reason}\n"
         + "\n".join(f"  {k}: {v}" for k, v in plan.items())
     )
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason=(
+        "BR24-5 open: the failover refused after the IaC switch-writer reports, from its on_stop, that the "
+        "writer moved to region B and that resuming the failover completes it"
+    ),
+)
+def test_br24_5_a_failover_refused_after_the_iac_switch_writer_does_not_say_resuming_completes_it(
+    make_world: Callable[..., World],
+) -> None:
+    """rds-replica. The refusal (fencing.py ``_refuse_after_iac_writer_move``) says region A holds the writer
+    and names the way out (finish the failback, re-seed, then fail over). The failover's ``on_stop``
+    (``roll_back_fence``) then runs, asks ``_writer_moving`` (region B's instance not a replica: "the
+    writer"), and appends to the same reason "the writer moved or is moving to region B: nothing rolled
+    back; the latch keeps traffic on region B and resuming the failover completes it". Resuming it is
+    refused again, every time, by the same check: the run's report names a way out that is none and
+    contradicts its own first half (docs/safety.md: a refusal names its reason; a stopped run says what
+    finishes it)."""
+    world = make_world("rds-replica")
+    assert run_book(world, "failover").outcome == "done"
+    since = world.latch()["since"]
+    _record(world, "replicate", since)
+    _record(world, "drain", since)
+    _iac_switch_writer(world)
+    _record(world, "switch-writer", since)
+
+    report = run_book(world, "failover")
+    again = run_book(world, "failover")
+
+    assert report.stopped_at == again.stopped_at == "confirm_primary_down", again.format_table()
+    assert "resuming the failover completes it" not in str(report.reason), report.reason
