@@ -393,3 +393,68 @@ def test_br24_5_a_failover_refused_after_the_iac_switch_writer_does_not_say_resu
 
     assert report.stopped_at == again.stopped_at == "confirm_primary_down", again.format_table()
     assert "resuming the failover completes it" not in str(report.reason), report.reason
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason=(
+        "BR24-6 open: once the runbook outputs name the promoted failback instance as region A's writer "
+        "(any pulumi up -s dr after pulumi up -s primary), observe reads region B's frozen copy as the "
+        "writer: latch release refuses and route-back can never run"
+    ),
+)
+def test_br24_6_latch_release_after_switch_writer_with_the_outputs_of_a_later_dr_update(
+    make_world: Callable[..., World],
+) -> None:
+    """rds-replica, every run converges (docs/safety.md). README "Failing back": ``switch-writer``
+    (``pulumi up -s dr``), then ``pulumi up -s primary`` (region A's outputs, ``dbInstanceId``, follow the
+    promoted ``<primary>-failback``), then ``python -m automation latch release --outputs runbook.json``,
+    where ``runbook.json`` is ``pulumi stack output runbook -s dr`` "after every pulumi up -s dr" (README,
+    break-glass row; the preflight refuses a stale file). The dr stack's runbook output takes
+    ``primaryDbInstanceId`` from the primary stack's outputs (components/dr_data.py), so any ``pulumi up
+    -s dr`` after the primary update (``dr:failback switch-writer`` applied again, which the phase checks
+    allow; ``automation cloud failback --phase switch-writer`` re-run: it ups dr, then primary) hands the
+    runbook ``primaryDbInstanceId = <primary>-failback``. ``observe._rds_members`` then lists region A's
+    writer under that name but no failback instance (``current_failback_id`` of ``<primary>-failback`` is
+    itself), and ``_rds_writer`` reads region B's standalone copy as the writer: ``latch release`` refuses
+    ("the writer is region B"), ``route-back`` and ``complete`` are refused while the latch is active, and
+    ``status`` tells the operator region B holds the writer while region A does."""
+    from automation import latch_cli
+    from lambdas.failover.context import RunbookContext
+    from tests.lambdas.failover.harness import clients_for
+
+    world = make_world("rds-replica")
+    assert run_book(world, "failover").outcome == "done"
+    since = world.latch()["since"]
+    _record(world, "replicate", since)
+    _record(world, "drain", since)
+    _iac_switch_writer(world)  # the outputs (runbook.json) now name <primary>-failback
+    _record(world, "switch-writer", since)
+
+    ctx = RunbookContext.from_dict(world.context)
+    done, lines = latch_cli.release(ctx, clients_for(world), reason="before route-back")
+
+    assert done, "; ".join(lines)
+
+
+def test_br24_6_control_latch_release_with_the_outputs_of_the_switch_writer_update(
+    make_world: Callable[..., World],
+) -> None:
+    """Control for BR24-6: with the outputs of the ``switch-writer`` update itself (made before ``pulumi up
+    -s primary``: ``primaryDbInstanceId`` still ``<primary>``), the same world releases."""
+    from automation import latch_cli
+    from lambdas.failover.context import RunbookContext
+    from tests.lambdas.failover.harness import clients_for
+
+    world = make_world("rds-replica")
+    assert run_book(world, "failover").outcome == "done"
+    since = world.latch()["since"]
+    primary = world.context["primaryDbInstanceId"]
+    _iac_switch_writer(world)
+    world.context["primaryDbInstanceId"] = primary  # runbook.json from before the primary update
+    _record(world, "switch-writer", since)
+
+    ctx = RunbookContext.from_dict(world.context)
+    _, lines = latch_cli.release(ctx, clients_for(world), reason="before route-back")
+
+    assert not any("the writer is region B" in line for line in lines), lines
