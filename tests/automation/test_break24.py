@@ -458,3 +458,53 @@ def test_br24_6_control_latch_release_with_the_outputs_of_the_switch_writer_upda
     _, lines = latch_cli.release(ctx, clients_for(world), reason="before route-back")
 
     assert not any("the writer is region B" in line for line in lines), lines
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason=(
+        "BR24-7 open: dr:active true with dr:failback replicate under a standby latch (no failover) is not "
+        "refused: the dr stack promotes region B's replica and lights region B beside region A's writer"
+    ),
+)
+@pytest.mark.parametrize("after", ["deploy", "a completed IaC failback"])
+def test_br24_7_a_failback_phase_with_no_failover_is_refused_before_any_resource(after: str) -> None:
+    """rds-replica; one writer, protected again (docs/safety.md). The failback phases run under the
+    failover's latch (README "Failing back": the latch stays active until ``latch release``, after
+    ``switch-writer``); ``dr:active true`` *without* a phase under a standby latch is refused ("move traffic
+    first", components/failover.py ``_decide``), but with ``dr:failback replicate`` nothing refuses it:
+    ``refuse_phase_skip`` lets ``replicate`` through (no record, or a record bound by the standby latch
+    that the routine update after ``complete`` left without a phase). A slip: ``automation cloud failback
+    --phase all`` run again after it finished, or ``dr:failback replicate`` set with no failover. The update
+    removes ``replicateSourceDb`` from region B's replica, which promotes it ("Removing the
+    replicate_source_db attribute from an existing RDS Replicate database ... will promote the database to
+    a fully standalone database": https://www.pulumi.com/registry/packages/aws/api-docs/rds/instance/;
+    irreversibly: https://docs.aws.amazon.com/AmazonRDS/latest/UserGuide/USER_ReadRepl.Promote.html),
+    gives region B its web tier, function concurrency and event source back, and creates region A's
+    "failback instance" as a replica of that frozen copy, while Route 53 (standby latch) keeps sending
+    requests to region A's writer: region B's event source feeds its functions, which write to region B's
+    standalone instance, so both regions take writes, and region B no longer replicates region A. The
+    harness reports the writer moving to region B while region A serves (traffic-follows-writer)."""
+    from automation.lifecycle import Lifecycle, Up
+    from automation.lifecycle_scenarios import deploy, iac_failback, runbook_failover
+
+    lc = Lifecycle()
+    before = deploy("rds-replica")
+    if after != "deploy":
+        before += [*runbook_failover(), *iac_failback("rds-replica")]
+    settled = lc.run(before)[-1].observation
+    assert settled.latch == "standby" and settled.writer_region == "A", settled.line()
+
+    slip = lc.step(
+        Up("dr", "dr:failback replicate with no failover", {"dr:active": True, "dr:failback": "replicate"})
+    )
+
+    promoted = [
+        p.name
+        for p in slip.plans
+        if p.type == "aws:rds/instance:Instance" and p.changed.get("replicateSourceDb", (None, 0))[1] is None
+    ]
+    assert slip.refused is not None, (
+        f"after {after}, latch standby: applied; region B's replica promoted: {promoted}; "
+        f"{slip.observation.line()}; {[str(v) for v in slip.violations]}"
+    )
