@@ -508,3 +508,50 @@ def test_br24_7_a_failback_phase_with_no_failover_is_refused_before_any_resource
         f"after {after}, latch standby: applied; region B's replica promoted: {promoted}; "
         f"{slip.observation.line()}; {[str(v) for v in slip.violations]}"
     )
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason=(
+        "BR24-8 open: a runbook failback after an IaC failback (rds-replica) replaces <primary>-failback, and "
+        "no stack adopts its replacement: region A's writer ends in no stack's state"
+    ),
+)
+@pytest.mark.parametrize("first", ["runbook", "declared"])
+def test_br24_8_region_a_s_writer_is_in_a_stack_after_an_iac_then_a_runbook_failback(first: str) -> None:
+    """rds-replica, two failovers with the runbook and IaC mixed (issue 13: region A's writer comes back
+    under a stack with no hand edits; the harness's own ``writer-in-state``). After an IaC failback region
+    A's writer is ``<primary>-failback`` and the runbook's context follows it (components/dr_data.py:
+    ``primaryDbInstanceId`` from the primary stack's outputs). The next failover's *runbook* failback
+    renames that instance (``<lineage>-pre-failback-<stamp>``) and creates its replacement under
+    ``<primary>-failback``, tagged ``pilotlight:failback-stamp``. The primary stack adopts a runbook
+    replacement only under ``<primary>`` or a retained name of ``<primary>``
+    (components/primary_data.py ``_live_runbook_failbacks``: ``i == base or retained_stamp(base, i)``), and
+    its IaC lineage entry for ``-failback`` follows the renamed instance (the provider's id is the
+    resource id, which survives a rename). So region A's writer is in no stack's state after the
+    routine updates: no ``protect``, no stack's backup plan selection, and the next update cannot see it
+    change. With the runbook first and IaC second, or runbook twice, the scenario ends clean."""
+    from automation.lifecycle import Lifecycle, final_violations
+    from automation.lifecycle_scenarios import (
+        declared_failover,
+        deploy,
+        iac_failback,
+        runbook_failback,
+        runbook_failover,
+    )
+
+    failover = runbook_failover() if first == "runbook" else declared_failover("rds-replica")
+    lc = Lifecycle()
+    results = lc.run(
+        [
+            *deploy("rds-replica"),
+            *failover,
+            *iac_failback("rds-replica"),
+            *runbook_failover(),
+            *runbook_failback(),
+        ]
+    )
+    during = [str(v) for r in results for v in r.violations]
+    assert not during, during
+    final = [str(v) for v in final_violations(lc)]
+    assert not final, final
