@@ -555,3 +555,48 @@ def test_br24_8_region_a_s_writer_is_in_a_stack_after_an_iac_then_a_runbook_fail
     assert not during, during
     final = [str(v) for v in final_violations(lc)]
     assert not final, final
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason=(
+        "BR24-9 open: the failover's guard after the IaC switch-writer trusts the dr stack's record alone: "
+        "a switch-writer update that promoted region A's failback instance but failed before its record "
+        "(a sibling resource) leaves 'drain', and the failover lights region B's frozen copy"
+    ),
+)
+def test_br24_9_the_failover_guard_reads_the_promotion_not_only_the_record(
+    make_world: Callable[..., World],
+) -> None:
+    """rds-replica; protected again, or refuse; nothing acknowledged lost (docs/safety.md). The phase
+    record (SSM ``<latch>-failback-phase``) is a resource of the dr stack with no dependency on region A's
+    failback instance (components/pilot_light_region.py), so ``pulumi up`` applies the two independently,
+    and an update stops on its first failed resource while those under way finish ("a failed resource
+    stops new operations, not those under way": components/failover.py ``refuse_step_back``, citing
+    https://www.pulumi.com/docs/iac/cli/commands/pulumi_up/). The ``switch-writer`` update can therefore
+    promote ``<primary>-failback`` (PromoteReadReplica) and fail before the record says so (an SSM
+    PutParameter throttled or denied: https://docs.aws.amazon.com/systems-manager/latest/APIReference/API_PutParameter.html,
+    ``ThrottlingException``). Region A then holds the writer; the record still says ``drain``.
+    ``_refuse_after_iac_writer_move`` reads only the record, so a failover now (region A fails before the
+    operator re-runs the update) promotes nothing, finds region B's standalone frozen copy "already the
+    writer", throws the switch and serves it: every write region A took since the promotion is gone from
+    what Route 53 answers. AWS says where the writer is: region A's failback instance of region B's
+    current generation is standalone (the same evidence ``observe._rds_writer`` uses)."""
+    world = make_world("rds-replica")
+    assert run_book(world, "failover").outcome == "done"
+    since = world.latch()["since"]
+    _record(world, "replicate", since)
+    _record(world, "drain", since)
+    replica = _iac_replica(world)
+    world.client("rds", REGION_A).promote_read_replica(
+        DBInstanceIdentifier=replica
+    )  # the record: not written
+    assert not world.db(REGION_A, replica).get("ReadReplicaSourceDBInstanceIdentifier")
+
+    report = run_book(world, "failover")  # region A dark again (503), forced
+
+    assert report.stopped_at == "confirm_primary_down", (
+        f"{replica} promoted (region A's writer), record 'drain': the failover {report.outcome}, region B "
+        f"serving its frozen copy: {world.dr_is_writer() and world.switch_values()[-1] == 1.0}\n"
+        f"{report.format_table()}"
+    )
