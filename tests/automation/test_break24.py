@@ -600,3 +600,34 @@ def test_br24_9_the_failover_guard_reads_the_promotion_not_only_the_record(
         f"serving its frozen copy: {world.dr_is_writer() and world.switch_values()[-1] == 1.0}\n"
         f"{report.format_table()}"
     )
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason=(
+        "BR24-10 open: an unreadable failback record is read as 'the writer moved' by "
+        "refuse_unmoved_aurora_writer, so aurora dr:failback switch-writer is accepted with no writer-move mark"
+    ),
+)
+def test_br24_10_an_unreadable_record_does_not_stand_in_for_the_aurora_writer_move() -> None:
+    """aurora-global. ``PhaseRecord.parse`` reads a value that is not the program's JSON as ``switch-writer``
+    ("fails safe: taken to say the writer moved back"): the safe side for ``refuse_step_back`` (region B
+    stays drained). ``refuse_unmoved_aurora_writer`` (BR23-5's fix) takes the same reading as its *proof*
+    that something moved the writer (``previous.unreadable`` is accepted like a ``switch-writer`` record of
+    this latch), so under an active latch, with the run journal holding no writer-move mark (no ``latch
+    switch-writer`` ran: region B's cluster is the global writer), ``dr:failback switch-writer`` is accepted
+    and the update writes a well-formed ``switch-writer`` record: BR23-5's false "region A holds the
+    writer", from a garbled record instead of a skipped command. What fails safe for one refusal fails
+    open for the other."""
+    latch = Latch.parse(json.dumps({"state": "active", "since": "2026-12-01T20:00:00+00:00"}))
+    previous = PhaseRecord.parse("drain, then someone edited this")
+    assert previous is not None and previous.unreadable
+    tier = decide(
+        DrFlags(active=True, failback="switch-writer"),
+        PRIMARY,
+        database_mode="aurora-global",
+        latch=latch,
+        previous=previous,
+    )
+    with pytest.raises(FailoverRefused, match="switch-writer"):
+        refuse_unmoved_aurora_writer(previous, tier, latch, {}, "aurora-global")
