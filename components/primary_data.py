@@ -7,6 +7,7 @@ runbook's rename-to-replace instances) and adopted with the ``import`` option.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -41,8 +42,12 @@ from components.ledger_access import LedgerPath, ledger_path
 from components.naming import limit_of, physical_name
 from lambdas.failover.names import (
     FAILBACK_STAMP_TAG,
+    MAX_GENERATION,
+    RETAINED_MARKER,
+    cut_head,
     retained_stamp,
     writer_lineage_id,
+    writer_lineage_index,
 )
 
 _VAULT_TYPE = "aws:backup/vault:Vault"
@@ -83,30 +88,68 @@ def _failback_stamp(
     return (live.tags or {}).get(FAILBACK_STAMP_TAG) or None
 
 
+def _retained_lineage_index(primary_base: str, identifier: str) -> int | None:
+    """The writer-lineage index whose member ``identifier`` is a retained name of
+    (:func:`lambdas.failover.names.retained_instance_id`), None if it is no retained name of the lineage.
+
+    The runbook's failback renames whatever instance its context names as region A's primary, and after
+    an IaC failback that is a lineage member (``<primary>-failback[-g<n>]``, break24 BR24-8), whose
+    retained name is cut with a hash when the member is long (:func:`retained_head`): a head that fits
+    is read back, one cut is recomputed for every lineage index a reader looks for.
+    """
+    match = re.fullmatch(rf"(.+)-{RETAINED_MARKER}-\d{{12}}", identifier)
+    if match is None:
+        return None
+    head = match.group(1)
+    index = writer_lineage_index(primary_base, head)
+    if index is not None and retained_stamp(writer_lineage_id(primary_base, index), identifier):
+        return index
+    if cut_head(head) is None:
+        return None
+    return next(
+        (
+            k
+            for k in range(MAX_GENERATION + 2)
+            if retained_stamp(writer_lineage_id(primary_base, k), identifier) is not None
+        ),
+        None,
+    )
+
+
 def _live_runbook_failbacks(
     base: str, parent: pulumi.Resource, provider: pulumi.ProviderResource | None = None
-) -> RunbookFailbacks:
-    """Region A's instances of ``base``'s rename-to-replace chain, read live on every update (B13-8).
+) -> dict[int, RunbookFailbacks]:
+    """Region A's rename-to-replace chains, one per writer-lineage member, read live on every update (B13-8).
 
     The provider's id of an RDS instance is its resource id, which survives a rename: after a runbook
-    failback the stack's state follows the renamed old primary, and the new ``<primary>`` is in no
-    state. The tag on each instance tells the program which is which, with no hand edit of state.
+    failback the stack's state follows the renamed old primary, and the new one is in no state. The
+    tag on each instance tells the program which is which, with no hand edit of state. The runbook
+    renames and replaces the instance its context names as region A's primary, which is ``base`` or,
+    after an IaC failback, a member of the writer lineage (:func:`writer_lineage_id`: break24 BR24-8),
+    so each member that exists, or that left a retained name, has its chain (keyed by lineage index).
     """
     found = aws.rds.get_instances(opts=pulumi.InvokeOptions(parent=parent, provider=provider))
-    names = [i for i in found.instance_identifiers if i == base or retained_stamp(base, i) is not None]
-    original: str | None = None
-    made: list[tuple[str, str]] = []
-    for ident in sorted(
-        names, key=lambda i: retained_stamp(base, i) or "~"
-    ):  # retained oldest first, then base
-        stamp = _failback_stamp(ident, parent, provider)
-        if stamp is None:
-            original = original or ident
-        else:
-            made.append((stamp, ident))
-    if base not in names:
-        original = original or base  # a first deploy: the stack creates it
-    return RunbookFailbacks(base, original, tuple(sorted(made)))
+    identifiers = list(found.instance_identifiers)
+    indices = {i for ident in identifiers if (i := writer_lineage_index(base, ident)) is not None}
+    indices |= {i for ident in identifiers if (i := _retained_lineage_index(base, ident)) is not None}
+    chains: dict[int, RunbookFailbacks] = {}
+    for index in sorted(indices | {0}):
+        member = writer_lineage_id(base, index)
+        names = [i for i in identifiers if i == member or retained_stamp(member, i) is not None]
+        original: str | None = None
+        made: list[tuple[str, str]] = []
+        for ident in sorted(
+            names, key=lambda i, m=member: retained_stamp(m, i) or "~"
+        ):  # retained oldest first, then the member's own name
+            stamp = _failback_stamp(ident, parent, provider)
+            if stamp is None:
+                original = original or ident
+            else:
+                made.append((stamp, ident))
+        if index == 0 and base not in names:
+            original = original or base  # a first deploy: the stack creates it
+        chains[index] = RunbookFailbacks(member, original, tuple(sorted(made)))
+    return chains
 
 
 # --------------------------------------------------------------------------------------------------
@@ -279,10 +322,17 @@ class PrimaryDatabase(pulumi.ComponentResource):
             self.resource_arn = cluster.arn
         else:
             lineage = live_writer_lineage(physical, self)
-            runbook = _live_runbook_failbacks(physical, self)
+            chains = _live_runbook_failbacks(physical, self)
+            # Region A's writer is the newest lineage member that is not a read replica, or a newer one
+            # the runbook's failback is replacing (its replacement, tagged, holds the member's name): the
+            # runbook fails back onto the member its context names as region A's primary (BR24-8).
+            writer_index = max(
+                [lineage.writer, *(k for k, chain in chains.items() if chain.writer_stamp is not None)]
+            )
+            runbook = chains[0]
             # Region A writes to the stack's own instance unless a failback made a newer writer: the
             # dr stack's (IaC lineage, below) or the runbook's (rename to replace, tagged with its stamp).
-            own_writes = lineage.writer == 0 and runbook.writer_stamp is None
+            own_writes = writer_index == 0 and runbook.writer_stamp is None
             writer: aws.rds.Instance | None = None
             original = runbook.original or physical
             renamed = original != physical
@@ -333,15 +383,16 @@ class PrimaryDatabase(pulumi.ComponentResource):
                 )
                 if own_writes:
                     writer = instance
-            for stamp, current in runbook.replacements:
-                # An instance the runbook's failback created under <primary> (tagged with its stamp):
-                # region A's writer while it holds <primary>, else an earlier writer a later failback
-                # renamed and kept. Adopted with the `import` option
-                # (https://www.pulumi.com/docs/iac/concepts/options/import/) under a name derived from
-                # the stamp, declared as the runbook made it (runbook_replica_args: the import fails on
+            replacements = [(k, c.base, s, i) for k, c in sorted(chains.items()) for s, i in c.replacements]
+            for index, member, stamp, current in replacements:
+                # An instance the runbook's failback created under <primary> or, after an IaC failback,
+                # under the lineage member it replaced (tagged with its stamp): region A's writer while
+                # it holds that name, else an earlier writer a later failback renamed and kept. Adopted
+                # with the `import` option (https://www.pulumi.com/docs/iac/concepts/options/import/)
+                # under a name derived from the stamp, declared as the runbook made it (runbook_replica_args: the import fails on
                 # any input that differs from the live instance), never protected once it is not the
                 # writer, never deleted (retainOnDelete).
-                is_writer = current == physical and lineage.writer == 0
+                is_writer = current == member and writer_index == index
                 adopted = aws.rds.Instance(
                     f"{name}-instance-rb{stamp}",
                     **runbook_replica_args(
@@ -361,23 +412,26 @@ class PrimaryDatabase(pulumi.ComponentResource):
                         import_=current,
                         protect=args.protect and is_writer,
                         retain_on_delete=True,
-                        ignore_changes=None if current == physical else ["identifier"],
+                        ignore_changes=None if current == member else ["identifier"],
                     ),
                 )
                 if is_writer:
                     writer = adopted
-            for index in lineage.existing:
-                if index == 0:
+            for index, chain in sorted(chains.items()):
+                if index == 0 or chain.original is None:
                     continue
                 # A failback instance the dr stack made and released: region A's writer if it is the
                 # newest standalone one, else an earlier writer kept until deleted by hand. Adopted
                 # with the `import` option (https://www.pulumi.com/docs/iac/concepts/options/import/),
-                # declared with the arguments the dr stack created it with, so nothing changes.
+                # declared with the arguments the dr stack created it with, so nothing changes. Renamed
+                # by a later runbook failback (<member>-pre-failback-<stamp>, BR24-8), it is declared
+                # under that name with the identifier ignored, as the stack's own instance is above.
+                member_writes = writer_index == index and chain.writer_stamp is None
                 adopted = aws.rds.Instance(
                     f"{name}-instance-w{index}",
                     **failback_instance_args(
                         db,
-                        identifier=writer_lineage_id(physical, index),
+                        identifier=chain.original,
                         engine=db.engine,
                         port=self.port,
                         kms_key_arn=args.kms_key_arn,
@@ -388,24 +442,37 @@ class PrimaryDatabase(pulumi.ComponentResource):
                     ),
                     opts=pulumi.ResourceOptions(
                         parent=self,
-                        import_=writer_lineage_id(physical, index),
-                        protect=args.protect and lineage.writer == index,
+                        import_=chain.original,
+                        protect=args.protect and member_writes,
                         retain_on_delete=True,
                         # Its source is the dr stack's business: the writer was promoted by the dr
                         # stack, and a failback instance abandoned for the runbook's still replicates
                         # from region B's old instance. Declared without it, the import would not
                         # match that replica, and once adopted the update would promote it.
-                        ignore_changes=["replicateSourceDb"],
+                        ignore_changes=[
+                            "replicateSourceDb",
+                            *(["identifier"] if chain.original != chain.base else []),
+                        ],
                     ),
                 )
-                if lineage.writer == index:
+                if member_writes:
                     writer = adopted
             # Region A's earlier writers: they hold nothing the writer lacks once region B was re-seeded
             # from it, but only an operator decides that. Released: delete by hand after verification.
             self.retained_instance_ids = [
-                *[writer_lineage_id(physical, i) for i in lineage.existing if i not in (0, lineage.writer)],
                 *([original] if runbook.original is not None and not own_writes else []),
-                *[current for _, current in runbook.replacements if current != physical],
+                *[
+                    c.original
+                    for k, c in sorted(chains.items())
+                    if k != 0
+                    and c.original is not None
+                    and not (k == writer_index and c.writer_stamp is None)
+                ],
+                *[
+                    current
+                    for k, member, _, current in replacements
+                    if not (current == member and k == writer_index)
+                ],
             ]
             assert writer is not None, "region A's writer: the stack's own, an IaC or a runbook failback's"
             self.instance_arn = writer.arn

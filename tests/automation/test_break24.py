@@ -510,13 +510,6 @@ def test_br24_7_a_failback_phase_with_no_failover_is_refused_before_any_resource
     )
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "BR24-8 open: a runbook failback after an IaC failback (rds-replica) replaces <primary>-failback, and "
-        "no stack adopts its replacement: region A's writer ends in no stack's state"
-    ),
-)
 @pytest.mark.parametrize("first", ["runbook", "declared"])
 def test_br24_8_region_a_s_writer_is_in_a_stack_after_an_iac_then_a_runbook_failback(first: str) -> None:
     """rds-replica, two failovers with the runbook and IaC mixed (issue 13: region A's writer comes back
@@ -555,6 +548,32 @@ def test_br24_8_region_a_s_writer_is_in_a_stack_after_an_iac_then_a_runbook_fail
     assert not during, during
     final = [str(v) for v in final_violations(lc)]
     assert not final, final
+
+
+@pytest.mark.parametrize("index", [0, 1, 2, 3])
+def test_br24_8_every_retained_name_of_the_writer_lineage_is_read_back_with_the_longest_names(
+    index: int,
+) -> None:
+    """BR24-8's adoption reads each lineage member's rename-to-replace chain from the retained names the
+    runbook gives it (lambdas/failover/names.py ``retained_instance_id``), which are cut with a hash once
+    the member passes 37 characters: with the longest region-A identifier the program makes (63 minus the
+    failback reserve: components/naming.py), every member's retained name must be traced back to its
+    lineage index, and no other deployment's."""
+    from datetime import UTC, datetime
+
+    from components.data import database_identifier
+    from components.primary_data import _retained_lineage_index
+    from lambdas.failover.names import RDS_IDENTIFIER_MAX, retained_instance_id, writer_lineage_id
+
+    physical = database_identifier("a" * 40 + "-production", "ap-southeast-2", aurora=False)
+    assert len(physical) == RDS_IDENTIFIER_MAX - len("-failback"), physical
+    member = writer_lineage_id(physical, index)
+    retained = retained_instance_id(member, datetime(2026, 12, 1, 22, 7, tzinfo=UTC))
+    assert len(retained) <= RDS_IDENTIFIER_MAX and member not in retained, (member, retained)
+
+    assert _retained_lineage_index(physical, retained) == index, (physical, member, retained)
+    other = database_identifier("b" * 40 + "-production", "ap-southeast-2", aurora=False)
+    assert _retained_lineage_index(other, retained) is None, (other, retained)
 
 
 @pytest.mark.xfail(
