@@ -132,10 +132,16 @@ def _rds_members(ctx: RunbookContext, clients: Clients, r: _Reader) -> list[DbMe
     # Region A's writer as the primary stack declares it, the IaC failback instance of region B's
     # *current* generation (<primary>-failback for generation 0, -failback-g<n> after: an earlier
     # cycle's failback instance is a standalone ex-writer, never the writer now), region B's instance.
+    # The outputs name whichever instance the primary stack declares as region A's writer, and once the
+    # primary stack followed an IaC switch-writer (`pulumi up -s primary`), any later `pulumi up -s dr`
+    # hands the runbook that failback instance itself (break24 BR24-6): the name then says nothing about
+    # which region writes, so it is read as the failback instance it is, and replication as AWS
+    # describes it decides (_rds_writer).
     failback = current_failback_id(ctx.primary_db_instance_id, ctx.dr_db_instance_id)
+    named_failback = failback == ctx.primary_db_instance_id
     wanted: list[tuple[Side, str, bool]] = [
-        ("primary", ctx.primary_db_instance_id, False),
-        *([("primary", failback, True)] if failback != ctx.primary_db_instance_id else []),
+        ("primary", ctx.primary_db_instance_id, named_failback),
+        *([("primary", failback, True)] if not named_failback else []),
         ("dr", ctx.dr_db_instance_id, False),
     ]
     for side, ident, is_failback in wanted:
@@ -155,7 +161,7 @@ def _rds_members(ctx: RunbookContext, clients: Clients, r: _Reader) -> list[DbMe
         if isinstance(got, Unread):
             out.append(DbMember(side, ident, "unknown", str(got), failback=is_failback))
         elif got is None:
-            if not is_failback:
+            if not is_failback or ident == ctx.primary_db_instance_id:
                 out.append(DbMember(side, ident, "missing", "not found"))
         else:
             source = got.get("ReadReplicaSourceDBInstanceIdentifier")
@@ -173,7 +179,8 @@ def _rds_writer(members: list[DbMember]) -> Side | None:
     B's current generation (created as a replica of it, nothing else) is standalone too: then it was
     promoted after region B's, and region A holds the writer. Region A's other standalone instances
     (its old writer, an earlier cycle's failback instance) are ex-writers: a promotion leaves its
-    source standalone, so "standalone" alone never makes a writer.
+    source standalone, so "standalone" alone never makes a writer. The failback instance is read under
+    its name whether or not the outputs name it as region A's writer (:func:`_rds_members`, BR24-6).
     """
     dr = next((m for m in members if m.side == "dr"), None)
     failback = next((m for m in members if m.failback), None)

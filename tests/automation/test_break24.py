@@ -395,14 +395,6 @@ def test_br24_5_a_failover_refused_after_the_iac_switch_writer_does_not_say_resu
     assert "resuming the failover completes it" not in str(report.reason), report.reason
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "BR24-6 open: once the runbook outputs name the promoted failback instance as region A's writer "
-        "(any pulumi up -s dr after pulumi up -s primary), observe reads region B's frozen copy as the "
-        "writer: latch release refuses and route-back can never run"
-    ),
-)
 def test_br24_6_latch_release_after_switch_writer_with_the_outputs_of_a_later_dr_update(
     make_world: Callable[..., World],
 ) -> None:
