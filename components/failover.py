@@ -307,6 +307,36 @@ def failback_draining(latch: Latch, journal: Journal) -> str | None:
     return None
 
 
+def refuse_iac_failback_beside_runbook(latch: Latch, journal: Mapping[str, Any]) -> None:
+    """Raise :class:`FailbackInProgress` for any ``dr:failback`` phase once the runbook's rds-replica
+    failback has begun under this failover (its journal entry: the old primary renamed, its replica under
+    ``<primary>`` created), before any resource (break24 BR24-1).
+
+    One failback at a time, and the one begun first owns it. The runbook's failback that stopped after it
+    re-created replication gives region B back and keeps its entry (BL21-1); the IaC failback begun then
+    would create a second replica of region B in region A (``<primary>-failback``), after which each
+    procedure refuses for the other (this refusal's remedy and the runbook's ``IacFailbackUnderWay``,
+    break23 BR23-6, the other order), and region A never gets the writer back. So the IaC failback is
+    refused at its start, naming the owner, how to finish it and how to abandon it (README, "Abandoning a
+    failback"); routine updates (no ``dr:failback``) stay allowed, as :func:`failback_draining` says.
+    """
+    record = journal.get(JOURNAL_FAILBACK)
+    if not latch.active or not (isinstance(record, Mapping) and record):
+        return
+    doing = failback_in_progress(latch, {JOURNAL_FAILBACK: record})
+    raise FailbackInProgress(
+        f"pulumi up -s dr with dr:failback is refused: the runbook's failback owns this failback, {doing} "
+        f"(failover latch in region B: active since {latch.since or 'an unknown time'}; run journal entry "
+        f"{JOURNAL_FAILBACK!r}). Nothing was changed. The IaC failback beside it would create a second replica "
+        "of region B in region A, and neither failback could then finish. Finish the runbook's failback: "
+        "`python -m automation failback --stack dr --outputs runbook.json` (it resumes where it stopped; add "
+        '`--run-id <id>` to resume a run whose process died). Or abandon it for now (README, "Abandoning a '
+        "failback\"): leave it stopped, region B serving and the runbook's replica under the primary's name "
+        "keeping up with region B; `pulumi up -s dr` without dr:failback stays allowed; resume it later with "
+        "the same command. Remove dr:failback from the dr stack's config."
+    )
+
+
 def refuse_dr_update(
     latch: Latch,
     journal: Journal,
@@ -329,6 +359,8 @@ def refuse_dr_update(
     """
     if journal is None and latch.active:
         raise _unreadable_journal("dr", journal_parameter, latch)
+    if tier is not None and tier.failback_phase is not None and journal is not None:
+        refuse_iac_failback_beside_runbook(latch, journal)
     if tier is not None and not tier.region_b_serves:
         # The update keeps region B drained (a failback phase from drain on): it gives region B no
         # writes back, so the writer-move mark alone does not refuse it (the IaC failback's

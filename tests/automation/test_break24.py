@@ -122,14 +122,6 @@ def _dr_update_refusal(world: World, phase: str | None, previous: PhaseRecord | 
     return None
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "BR24-1 open: a runbook failback that stopped after reestablish_replication, then the IaC failback "
-        "begun (replicate accepted): drain is refused for the runbook's failback, the runbook's failback "
-        "is refused for the IaC one (IacFailbackUnderWay); no way forward"
-    ),
-)
 def test_br24_1_a_stopped_runbook_failback_then_the_iac_failback_can_still_be_finished(
     make_world: Callable[..., World],
 ) -> None:
@@ -178,6 +170,33 @@ def test_br24_1_a_stopped_runbook_failback_then_the_iac_failback_can_still_be_fi
     assert drain is None or runbook is None, (
         f"dr:failback drain refused: {drain}\n---\nthe runbook's failback resumed: {runbook}"
     )
+
+
+def test_br24_1_the_runbook_owns_a_failback_it_began_and_its_documented_ways_out_work(
+    make_world: Callable[..., World],
+) -> None:
+    """rds-replica, every run converges (docs/safety.md). The fix of BR24-1: once the runbook's failback has
+    begun (its journal entry), the IaC failback is refused at its start, before anything changes, naming the
+    owner, how to finish it and how to abandon it (README "Abandoning a failback"); and each way out works:
+    holding it (a routine ``pulumi up -s dr``, no ``dr:failback``, is not refused) and finishing it (the
+    runbook's failback resumed moves the writer to region A)."""
+    world = make_world("rds-replica")
+    assert run_book(world, "failover").outcome == "done"
+    stopped = run_book(world, "failback", deny("rds", "PromoteReadReplica", REGION_A), params=FAST)
+    assert stopped.stopped_at == "switch_writer", stopped.format_table()
+    primary = world.context["primaryDbInstanceId"]
+
+    refused = _dr_update_refusal(world, "replicate", None)
+    assert refused is not None, "dr:failback replicate accepted beside the runbook's failback"
+    for says in ("runbook's failback owns", "python -m automation failback", "Abandoning a failback"):
+        assert says in refused, f"the refusal does not say {says!r}: {refused}"
+    assert world.db(REGION_A, f"{primary}-failback") is None, "nothing created in region A"
+
+    assert _dr_update_refusal(world, None, None) is None, "holding it: a routine dr update is refused"
+    resumed = run_book(world, "failback", params=FAST)
+    assert resumed.outcome == "done", resumed.format_table()
+    writer = world.db(REGION_A, primary)
+    assert writer and not writer.get("ReadReplicaSourceDBInstanceIdentifier"), writer
 
 
 @pytest.mark.xfail(
