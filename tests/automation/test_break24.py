@@ -521,8 +521,10 @@ def test_br24_7_a_failback_phase_with_no_failover_is_refused_before_any_resource
     )
 
 
-@pytest.mark.parametrize("first", ["runbook", "declared"])
-def test_br24_8_region_a_s_writer_is_in_a_stack_after_an_iac_then_a_runbook_failback(first: str) -> None:
+@pytest.mark.parametrize(("first", "longest"), [("runbook", False), ("declared", False), ("runbook", True)])
+def test_br24_8_region_a_s_writer_is_in_a_stack_after_an_iac_then_a_runbook_failback(
+    first: str, longest: bool
+) -> None:
     """rds-replica, two failovers with the runbook and IaC mixed (issue 13: region A's writer comes back
     under a stack with no hand edits; the harness's own ``writer-in-state``). After an IaC failback region
     A's writer is ``<primary>-failback`` and the runbook's context follows it (components/dr_data.py:
@@ -534,7 +536,9 @@ def test_br24_8_region_a_s_writer_is_in_a_stack_after_an_iac_then_a_runbook_fail
     its IaC lineage entry for ``-failback`` follows the renamed instance (the provider's id is the
     resource id, which survives a rename). So region A's writer is in no stack's state after the
     routine updates: no ``protect``, no stack's backup plan selection, and the next update cannot see it
-    change. With the runbook first and IaC second, or runbook twice, the scenario ends clean."""
+    change. With the runbook first and IaC second, or runbook twice, the scenario ends clean. With the
+    longest names the config accepts (tests/components/test_lifecycle.py ``LONG``) the retained name of
+    ``<primary>-failback`` is cut with a hash (lambdas/failover/names.py ``retained_head``)."""
     from automation.lifecycle import Lifecycle, final_violations
     from automation.lifecycle_scenarios import (
         declared_failover,
@@ -543,9 +547,10 @@ def test_br24_8_region_a_s_writer_is_in_a_stack_after_an_iac_then_a_runbook_fail
         runbook_failback,
         runbook_failover,
     )
+    from tests.components.test_lifecycle import LONG
 
     failover = runbook_failover() if first == "runbook" else declared_failover("rds-replica")
-    lc = Lifecycle()
+    lc = Lifecycle({"primary": LONG, "dr": LONG} if longest else None)
     results = lc.run(
         [
             *deploy("rds-replica"),
@@ -559,6 +564,11 @@ def test_br24_8_region_a_s_writer_is_in_a_stack_after_an_iac_then_a_runbook_fail
     assert not during, during
     final = [str(v) for v in final_violations(lc)]
     assert not final, final
+    writer = lc.outputs["primary"]["dbInstanceId"]
+    assert writer.endswith("-failback") and writer == lc.world.writer, (writer, lc.world.writer)
+    if longest:
+        retained = [i for i in lc.world.dbs if "pre-failback" in i]
+        assert retained and all(writer not in i for i in retained), ("the retained name is cut", retained)
 
 
 @pytest.mark.parametrize("index", [0, 1, 2, 3])
