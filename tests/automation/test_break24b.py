@@ -129,3 +129,48 @@ def test_br24b_2_a_throttled_region_a_does_not_skip_the_refusal(make_world: Call
         f"region A throttled ({throttled.injected} answers): the failover {report.outcome}, region B "
         f"serving its frozen copy: {served}\n{report.format_table()}"
     )
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason=(
+        "BR24b-3 open: after the IaC switch-writer with the latch lost, the runbook's failback renames region "
+        "A's writer (the promoted failback instance) out of the way and re-creates it as a replica of region "
+        "B's frozen copy: the AWS evidence fixc24 refuses the failover on is not read by the failback"
+    ),
+)
+def test_br24b_3_the_runbook_s_failback_does_not_replace_region_a_s_writer_with_a_frozen_copy(
+    make_world: Callable[..., World],
+) -> None:
+    """rds-replica, no_loss and "an absent, garbled or unexpected latch fails safe" (docs/safety.md). fixc24
+    reads AWS's word (region B's instance and region A's IaC failback instance of its generation both
+    standalone: region A took the writer back) for the *failover* only (fencing.py ``_writer_moved_back``).
+    The runbook's failback guards against the IaC one through the record alone, read only under an active
+    latch (failback.py ``_refuse_during_iac_failback`` -> journal.py ``_iac_failback_phase``). With the
+    latch set to standby by hand after ``switch-writer`` (BR24-3's premise), ``confirm_primary_healthy``
+    restores the latch from the journal's ``primaryStoppedAt`` and ``reestablish_replication`` follows
+    AWS's "Renaming to replace an existing DB instance"
+    (https://docs.aws.amazon.com/AmazonRDS/latest/UserGuide/USER_RenameInstance.html) on region A's
+    *writer*: the promoted ``<primary>-failback`` (every write region A took since the switch) is renamed
+    to ``...-pre-failback-<stamp>`` and a new cross-region replica of region B's frozen copy takes its name
+    (https://docs.aws.amazon.com/AmazonRDS/latest/UserGuide/USER_ReadRepl.XRgn.html), the endpoint region
+    A's application is configured with; region A's web tier is warmed onto it. The run must stop at its
+    first step having changed nothing, as the failover does on the same evidence."""
+    world = make_world("rds-replica")
+    since = _after_iac_switch_writer(world)
+    writer = world.context["primaryDbInstanceId"]  # <primary>-failback, promoted: region A's writer
+    _lose_latch(world, "standby", since)
+
+    report = run_book(world, "failback", params=FAST)
+
+    now = world.db(REGION_A, writer)
+    source = now.get("ReadReplicaSourceDBInstanceIdentifier") if now else "missing"
+    renamed = sorted(
+        d["DBInstanceIdentifier"]
+        for d in world.client("rds", REGION_A).describe_db_instances()["DBInstances"]
+        if d["DBInstanceIdentifier"].startswith(f"{writer}-pre-failback-")
+    )
+    assert report.stopped_at == "confirm_primary_healthy" and not source and not renamed, (
+        f"{writer} (region A's writer) is now a replica of {source!r}; renamed out of the way: {renamed}\n"
+        f"{report.format_table()}"
+    )
