@@ -14,6 +14,7 @@ from collections.abc import Callable
 
 import pytest
 
+from lambdas.failover.names import phase_record_name
 from tests.automation.test_break24 import _iac_switch_writer, _record
 from tests.lambdas.failover import conftest as _fixtures
 from tests.lambdas.failover.faults import Fault, throttling_code
@@ -139,8 +140,9 @@ def test_br24b_2_a_throttled_region_a_does_not_skip_the_refusal(make_world: Call
         "B's frozen copy: the AWS evidence fixc24 refuses the failover on is not read by the failback"
     ),
 )
+@pytest.mark.parametrize("lost", ["latch", "record"])
 def test_br24b_3_the_runbook_s_failback_does_not_replace_region_a_s_writer_with_a_frozen_copy(
-    make_world: Callable[..., World],
+    make_world: Callable[..., World], lost: str
 ) -> None:
     """rds-replica, no_loss and "an absent, garbled or unexpected latch fails safe" (docs/safety.md). fixc24
     reads AWS's word (region B's instance and region A's IaC failback instance of its generation both
@@ -155,11 +157,17 @@ def test_br24b_3_the_runbook_s_failback_does_not_replace_region_a_s_writer_with_
     to ``...-pre-failback-<stamp>`` and a new cross-region replica of region B's frozen copy takes its name
     (https://docs.aws.amazon.com/AmazonRDS/latest/UserGuide/USER_ReadRepl.XRgn.html), the endpoint region
     A's application is configured with; region A's web tier is warmed onto it. The run must stop at its
-    first step having changed nothing, as the failover does on the same evidence."""
+    first step having changed nothing, as the failover does on the same evidence. ``record``: the latch
+    stays active and the record is missing (BR24-9's premise: "an update can promote region A's replica and
+    fail before its record", the case fixc24 names for the failover)."""
     world = make_world("rds-replica")
     since = _after_iac_switch_writer(world)
     writer = world.context["primaryDbInstanceId"]  # <primary>-failback, promoted: region A's writer
-    _lose_latch(world, "standby", since)
+    if lost == "latch":
+        _lose_latch(world, "standby", since)
+    else:
+        name = phase_record_name(world.context["latchParameterName"])
+        world.client("ssm", REGION_B).delete_parameter(Name=name)
 
     report = run_book(world, "failback", params=FAST)
 
@@ -171,6 +179,6 @@ def test_br24b_3_the_runbook_s_failback_does_not_replace_region_a_s_writer_with_
         if d["DBInstanceIdentifier"].startswith(f"{writer}-pre-failback-")
     )
     assert report.stopped_at == "confirm_primary_healthy" and not source and not renamed, (
-        f"{writer} (region A's writer) is now a replica of {source!r}; renamed out of the way: {renamed}\n"
+        f"{lost} lost: {writer} (region A's writer) is now a replica of {source!r}; renamed out of the way: {renamed}\n"
         f"{report.format_table()}"
     )
