@@ -157,6 +157,9 @@ def _writer_moved_back(ctx: RunbookContext, clients: Clients) -> str | None:
             return None
         promoted = _db_instance(clients, "primary", failback)
     except (ClientError, BotoCoreError) as exc:
+        if isinstance(exc, ClientError) and _from_client_error("", exc).retryable:
+            # Region A answers, throttled: cannot tell yet; the executor tries again (break24b BR24b-2).
+            raise
         log_event(
             logging.WARNING, "could not read the IaC failback instance", failback=failback, error=repr(exc)
         )

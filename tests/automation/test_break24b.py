@@ -98,14 +98,6 @@ def test_br24b_1_the_dry_run_says_the_refusal_the_run_makes_on_aws_s_word(
     )
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "BR24b-2 open: region A's RDS API throttling DescribeDBInstances (answering, not dark) skips the "
-        "refusal on AWS's word: with the latch lost after the IaC switch-writer the failover serves region "
-        "B's frozen copy"
-    ),
-)
 def test_br24b_2_a_throttled_region_a_does_not_skip_the_refusal(make_world: Callable[..., World]) -> None:
     """fencing.py ``_writer_moved_back`` treats any ClientError reading region A's failback instance as
     "cannot tell" and returns None ("fencing is best effort only when region A is unreachable"). A
@@ -132,14 +124,6 @@ def test_br24b_2_a_throttled_region_a_does_not_skip_the_refusal(make_world: Call
     )
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "BR24b-3 open: after the IaC switch-writer with the latch lost, the runbook's failback renames region "
-        "A's writer (the promoted failback instance) out of the way and re-creates it as a replica of region "
-        "B's frozen copy: the AWS evidence fixc24 refuses the failover on is not read by the failback"
-    ),
-)
 @pytest.mark.parametrize("lost", ["latch", "record"])
 def test_br24b_3_the_runbook_s_failback_does_not_replace_region_a_s_writer_with_a_frozen_copy(
     make_world: Callable[..., World], lost: str
