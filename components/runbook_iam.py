@@ -20,6 +20,7 @@ from typing import Any
 from lambdas.failover.names import (
     FAILBACK_STAMP_TAG,
     REQUIRED_TAG_KEYS,
+    current_failback_id,
     failover_instance_pattern,
     generation_parameter_name,
     kept_snapshot_pattern,
@@ -413,9 +414,12 @@ def _rds_replica(t: RunbookTargets) -> list[dict[str, Any]]:
         rds_arn(a, acct, "subgrp", t.primary_db_subnet_group or t.primary_db_instance_id),
         *([rds_arn(a, acct, "pg", t.primary_db_parameter_group)] if t.primary_db_parameter_group else []),
     ]
+    # The dr stack's failback instance of region B's current generation: the failover reads whether the
+    # IaC failback promoted it (lambdas/failover/fencing.py ``_writer_moved_back``), read-only.
+    failback = rds_arn(a, acct, "db", current_failback_id(t.primary_db_instance_id, t.dr_db_instance_id))
     statements: list[dict[str, Any]] = [
         {"Sid": "DescribeDatabases", "Effect": "Allow", "Action": "rds:DescribeDBInstances",
-         "Resource": [primary, dr, retained]},
+         "Resource": [primary, dr, retained, *([failback] if failback != primary else [])]},
         {"Sid": "PromoteReplicas", "Effect": "Allow", "Action": "rds:PromoteReadReplica", "Resource": [dr, primary]},
         {
             # ModifyDBInstance is authorized on the instance (db*, Service Authorization Reference,

@@ -15,7 +15,12 @@ from typing import Any
 
 from lambdas.failover.context import Capacity, RunbookContext
 from lambdas.failover.graph import RUNBOOKS
-from lambdas.failover.names import failover_instance_pattern, ledger_marker_function_name
+from lambdas.failover.names import (
+    WRITER_BACK_PHASES,
+    failover_instance_pattern,
+    ledger_marker_function_name,
+    phase_record_name,
+)
 from lambdas.failover.observe import Observation, Unread
 from lambdas.failover.steps import DRAIN_SECONDS
 
@@ -107,6 +112,24 @@ def _writer(obs: Observation) -> str:
     return {"primary": "region A", "dr": "region B", None: "unknown"}[obs.writer_side]
 
 
+def _writer_moved_back(ctx: RunbookContext, obs: Observation) -> str | None:
+    """Why the failover would be refused because the dr stack's failback moved the writer back to region
+    A (fencing.py ``_refuse_unprotected``: AWS's word, or the dr stack's record under the active latch)."""
+    if ctx.database_mode != "rds-replica":
+        return None
+    members = [] if isinstance(obs.databases, Unread) else obs.databases
+    dr = next((m for m in members if m.side == "dr"), None)
+    failback = next((m for m in members if m.failback), None)
+    if dr is not None and dr.role == "writer" and failback is not None and failback.role == "writer":
+        return f"{failback.identifier} in {ctx.primary_region} (created as a replica of {dr.identifier}) is standalone"
+    if isinstance(obs.failback_phase, str) and obs.failback_phase in WRITER_BACK_PHASES:
+        return (
+            f"the dr stack's failback applied {obs.failback_phase!r} under this latch "
+            f"({phase_record_name(ctx.latch_parameter_name)})"
+        )
+    return None
+
+
 def _failover_lines(
     ctx: RunbookContext, obs: Observation, params: Mapping[str, Any], probe: Probe
 ) -> dict[str, str]:
@@ -148,6 +171,13 @@ def _failover_lines(
             f"(adding a writer instance {failover_instance_pattern(str(ctx.dr_cluster_id))} if it has none)"
         )
     switch = _switch_value(obs)
+    moved = _writer_moved_back(ctx, obs)
+    if moved is not None:
+        confirm = (
+            f"would be refused, changing nothing (NotReplicating): region A holds the writer ({moved}), so "
+            f"{ctx.dr_db_instance_id} is a copy frozen at the failback's switch; finish the failback and let "
+            "`pulumi up -s dr` re-seed region B first"
+        )
     return {
         "confirm_primary_down": confirm,
         "fence_primary": fence,
@@ -173,12 +203,22 @@ def _failover_lines(
 def _failback_lines(
     ctx: RunbookContext, obs: Observation, params: Mapping[str, Any], probe: Probe
 ) -> dict[str, str]:
+    # The step needs region A's API (it describes region A's Auto Scaling group), not a 200: region A's
+    # web tier is fenced at 0 after a failover (failback.py ``confirm_primary_healthy``).
+    api = obs.asg["primary"]
+    verdict = (
+        f"would stop: region A's API does not answer ({api})" if isinstance(api, Unread) else "would go on"
+    )
     if ctx.primary_health_url:
-        answer = probe(ctx.primary_health_url)
-        verdict = "would go on" if answer.startswith("answers 2") else "would stop"
-        confirm = f"region A's health endpoint {answer} now: {verdict}"
+        confirm = f"region A's health endpoint {probe(ctx.primary_health_url)} now; {verdict}"
     else:
-        confirm = "no primaryHealthUrl in the outputs: would go on"
+        confirm = f"no primaryHealthUrl in the outputs; {verdict}"
+    if ctx.database_mode == "rds-replica" and isinstance(obs.failback_phase, str):
+        confirm = (
+            "would be refused, changing nothing (IacFailbackUnderWay): the dr stack's failback is under way "
+            f"(dr:failback {obs.failback_phase} applied under this failover: "
+            f"{phase_record_name(ctx.latch_parameter_name)}); finish it one phase at a time"
+        )
     members = [] if isinstance(obs.databases, Unread) else obs.databases
     if ctx.database_mode == "rds-replica":
         primary = str(ctx.primary_db_instance_id)

@@ -18,7 +18,7 @@ from lambdas.failover import regressions
 from lambdas.failover.clients import Clients
 from lambdas.failover.context import RunbookContext
 from lambdas.failover.exceptions import StepFailed
-from lambdas.failover.fencing import fence_region_a, keep_unplanned_snapshots
+from lambdas.failover.fencing import _writer_moved_back, fence_region_a, keep_unplanned_snapshots
 from lambdas.failover.journal import (
     PROMOTION_MARK,
     WRITER_MOVE_MARK,
@@ -177,6 +177,19 @@ def confirm_primary_healthy(ctx: RunbookContext, clients: Clients, params: Mappi
     in_a = _writer_never_left_a(ctx, clients, step)
     if in_a:
         notes.append(in_a)
+    moved = None if in_a else _writer_moved_back(ctx, clients)
+    if moved is not None and (latch.get("state") == "active" or stopped):
+        # AWS's word, whatever the latch and the dr stack's record say (break24b BR24b-3): the failback
+        # would rename region A's writer out of the way and replace it with a replica of region B's copy.
+        raise StepFailed(
+            step,
+            f"region A already holds the writer: {moved}, so the dr stack's failback promoted it after "
+            f"{ctx.dr_db_instance_id} in {ctx.dr_region}, now a copy frozen at that promotion; the runbook's "
+            "failback would rename region A's writer out of the way and replace it with a replica of that "
+            "copy. Nothing was changed. Finish the dr stack's failback one phase at a time (README, "
+            '"Failing back"): `python -m automation latch release`, dr:failback route-back, then complete',
+            code="IacFailbackUnderWay",
+        )
     changed = False
     if latch.get("state") != "active" and stopped and not in_a:
         changed = True

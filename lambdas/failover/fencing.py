@@ -33,6 +33,7 @@ from lambdas.failover.journal import (
 from lambdas.failover.names import (
     UNPLANNED_SNAPSHOT_PREFIX,
     WRITER_BACK_PHASES,
+    current_failback_id,
     kept_snapshot_id,
     phase_record_name,
 )
@@ -43,6 +44,7 @@ from lambdas.failover.stepkit import (
     _already,
     _asg,
     _asg_capacity,
+    _db_instance,
     _describe_failure,
     _done,
     _from_client_error,
@@ -104,6 +106,11 @@ def _refuse_unprotected(ctx: RunbookContext, clients: Clients, step: str) -> Non
     """
     if ctx.database_mode != "rds-replica" or regressions.on(Regression.PROMOTE_UNPROTECTED):
         return
+    moved = _writer_moved_back(ctx, clients)
+    if moved is not None:
+        # Whatever the latch says (active, set to standby by hand, deleted, garbled) and whatever the
+        # dr stack's record says (an update can promote region A's replica and fail before its record).
+        raise StepFailed(step, _moved_back_refusal(ctx, moved), code="NotReplicating")
     latch = _read_latch(clients, ctx) or {}
     if latch.get("state") == "active":
         # A failover already latched: region B is (becoming) the writer, resume it; unless the dr
@@ -125,6 +132,72 @@ def _refuse_unprotected(ctx: RunbookContext, clients: Clients, step: str) -> Non
             '(README, "Protected again"). Nothing was changed',
             code="NotReplicating",
         )
+
+
+def _writer_moved_back(ctx: RunbookContext, clients: Clients) -> str | None:
+    """AWS's evidence that the IaC failback moved the writer back to region A, or None.
+
+    rds-replica. Region B's instance is standalone and so is region A's IaC failback instance of region
+    B's *current* generation (:func:`names.current_failback_id`): that instance was created as a
+    cross-region replica of region B's instance, and only a promotion makes it standalone ("A promoted
+    read replica ... can't be made a read replica again":
+    https://docs.aws.amazon.com/AmazonRDS/latest/UserGuide/USER_ReadRepl.Promote.html), so it was
+    promoted after region B's and region A holds the writer: region B's instance is a copy frozen at that
+    promotion (the evidence ``observe._rds_writer`` reads for ``status``). Read-only; None when either
+    instance is a replica or missing, or when region A's API cannot be read (the run goes on as before:
+    fencing is best effort only when region A is unreachable, and the dr stack's record still binds).
+    """
+    if not (ctx.primary_db_instance_id and ctx.dr_db_instance_id):
+        return None
+    # The outputs may already name it region A's writer (``pulumi up -s primary`` after switch-writer).
+    failback = current_failback_id(ctx.primary_db_instance_id, ctx.dr_db_instance_id)
+    try:
+        dr = _db_instance(clients, "dr", ctx.dr_db_instance_id)
+        if dr is None or dr.get("ReadReplicaSourceDBInstanceIdentifier"):
+            return None
+        promoted = _db_instance(clients, "primary", failback)
+    except (ClientError, BotoCoreError) as exc:
+        if isinstance(exc, ClientError) and _from_client_error("", exc).retryable:
+            # Region A answers, throttled: cannot tell yet; the executor tries again (break24b BR24b-2).
+            raise
+        log_event(
+            logging.WARNING, "could not read the IaC failback instance", failback=failback, error=repr(exc)
+        )
+        return None
+    if promoted is None or promoted.get("ReadReplicaSourceDBInstanceIdentifier"):
+        return None
+    return (
+        f"{failback} in {ctx.primary_region} (created as a replica of {ctx.dr_db_instance_id}) is standalone"
+    )
+
+
+def _moved_back_refusal(ctx: RunbookContext, evidence: str) -> str:
+    return (
+        f"region A holds the writer: {evidence}, so the dr stack's failback promoted it after "
+        f"{ctx.dr_db_instance_id} in {ctx.dr_region}, which is a standalone copy frozen at that promotion; "
+        "promoting it would lose every write region A took since. Nothing was changed. Finish the failback "
+        "(dr:failback switch-writer, route-back, then complete; `python -m automation latch release`), let "
+        "`pulumi up -s dr` re-seed region B, then fail over"
+    )
+
+
+def region_a_took_the_writer_back(ctx: RunbookContext, clients: Clients) -> str | None:
+    """Why region A holds the writer the dr stack's failback moved back (AWS's evidence, or the dr
+    stack's record under the active latch), or None. For the failover's ``on_stop``: a failover refused
+    for this changed nothing, and resuming it is refused the same way."""
+    if ctx.database_mode != "rds-replica":
+        return None
+    moved = _writer_moved_back(ctx, clients)
+    if moved is not None:
+        return moved
+    try:
+        phase = _iac_failback_phase(ctx, clients, _read_latch(clients, ctx) or {})
+    except (ClientError, BotoCoreError):
+        return None  # cannot tell: the on_stop reads AWS's state as before
+    if phase in WRITER_BACK_PHASES:
+        record = phase_record_name(ctx.latch_parameter_name)
+        return f"the dr stack's failback applied {phase!r} under this latch ({record})"
+    return None
 
 
 def _refuse_after_iac_writer_move(

@@ -20,6 +20,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from lambdas.failover import lock as runbook_lock
 from lambdas.failover.clients import SIDES, Clients, Side
 from lambdas.failover.context import Capacity, RunbookContext
+from lambdas.failover.journal import _iac_failback_phase
 from lambdas.failover.names import current_failback_id, generation_parameter_name
 from lambdas.failover.preflight import UNREACHABLE
 from lambdas.failover.steps import read_journal
@@ -77,6 +78,9 @@ class Observation:
     generation: str | Unread | None = None
     lock: runbook_lock.Lease | Unread | None = None
     dark: dict[Side, str] = field(default_factory=dict)
+    failback_phase: str | Unread | None = None
+    """rds-replica: the phase the dr stack's failback applied under the active latch (its record in
+    region B, ``names.phase_record_name``), None when none did."""
 
 
 class _Reader:
@@ -307,6 +311,9 @@ def observe(ctx: RunbookContext, clients: Clients) -> Observation:
         return parsed if isinstance(parsed, dict) else {"state": str(parsed)}
 
     obs.latch = r.read("dr", latch)
+    if ctx.database_mode == "rds-replica" and isinstance(obs.latch, dict):
+        held = obs.latch
+        obs.failback_phase = r.read("dr", lambda: _iac_failback_phase(ctx, clients, held))
     obs.journal = r.read("dr", lambda: read_journal(clients, ctx))
     gen_name = generation_parameter_name(ctx.latch_parameter_name)
     obs.generation = r.read(

@@ -27,7 +27,7 @@ from lambdas.failover.failback import (
     _same_instance,
     _undo_drain,
 )
-from lambdas.failover.fencing import unfence_primary
+from lambdas.failover.fencing import region_a_took_the_writer_back, unfence_primary
 from lambdas.failover.journal import (
     WRITER_MOVE_MARK,
     _forget_writer_move,
@@ -83,6 +83,16 @@ def roll_back_fence(ctx: RunbookContext, clients: Clients, params: Mapping[str, 
     step = "roll_back_fence"
     if regressions.on(Regression.STOP_KEEPS_FENCE):
         return StepResult("skipped", "stopped run left as it stopped (regression)")
+    back = region_a_took_the_writer_back(ctx, clients)
+    if back is not None:
+        # The failover was refused for this (fencing.py ``_refuse_unprotected``), before it changed
+        # anything; region B's standalone instance is not "the writer moving" but a frozen copy, and a
+        # resume is refused the same way (break24 BR24-5). The dr stack's failback owns this state.
+        return StepResult(
+            "skipped",
+            f"region A holds the writer ({back}): nothing rolled back. Finish the failback, let `pulumi up "
+            "-s dr` re-seed region B, then fail over",
+        )
     if _writer_moving(ctx, clients, retry_throttled=True):
         return StepResult(
             "skipped",

@@ -268,14 +268,6 @@ def _iac_switch_writer(world: World) -> None:
     world.context["primaryDbInstanceId"] = replica
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "BR24-3 open: after the IaC switch-writer, a failover under a latch set to standby by hand, deleted "
-        "or garbled is not refused: the phase record is read only under an active latch, and the journal's "
-        "primaryStoppedAt makes _refuse_unprotected take region B's frozen copy for the writer"
-    ),
-)
 @pytest.mark.parametrize("latch", ["standby", "delete", "garble"])
 def test_br24_3_after_the_iac_switch_writer_a_lost_latch_does_not_light_region_b_s_frozen_copy(
     make_world: Callable[..., World], latch: str
@@ -323,14 +315,6 @@ def test_br24_3_after_the_iac_switch_writer_a_lost_latch_does_not_light_region_b
     )
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "BR24-4 open: --dry-run plans every step of a run the new refusals stop at its first step "
-        "(failover after the IaC switch-writer: NotReplicating; failback while the IaC failback is under "
-        "way: IacFailbackUnderWay)"
-    ),
-)
 @pytest.mark.parametrize(
     ("runbook", "phase", "refused_at"),
     [("failover", "switch-writer", "confirm_primary_down"), ("failback", "drain", "confirm_primary_healthy")],
@@ -381,13 +365,6 @@ def test_br24_4_the_dry_run_says_the_run_would_be_refused(
     )
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "BR24-5 open: the failover refused after the IaC switch-writer reports, from its on_stop, that the "
-        "writer moved to region B and that resuming the failover completes it"
-    ),
-)
 def test_br24_5_a_failover_refused_after_the_iac_switch_writer_does_not_say_resuming_completes_it(
     make_world: Callable[..., World],
 ) -> None:
@@ -597,14 +574,6 @@ def test_br24_8_every_retained_name_of_the_writer_lineage_is_read_back_with_the_
     assert _retained_lineage_index(other, retained) is None, (other, retained)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "BR24-9 open: the failover's guard after the IaC switch-writer trusts the dr stack's record alone: "
-        "a switch-writer update that promoted region A's failback instance but failed before its record "
-        "(a sibling resource) leaves 'drain', and the failover lights region B's frozen copy"
-    ),
-)
 def test_br24_9_the_failover_guard_reads_the_promotion_not_only_the_record(
     make_world: Callable[..., World],
 ) -> None:
@@ -671,3 +640,62 @@ def test_br24_10_an_unreadable_record_does_not_stand_in_for_the_aurora_writer_mo
     )
     with pytest.raises(FailoverRefused, match="switch-writer"):
         refuse_unmoved_aurora_writer(previous, tier, latch, {}, "aurora-global")
+
+
+@pytest.mark.parametrize("outputs", ["before-the-primary-update", "after-the-primary-update"])
+def test_the_refusal_reads_the_promoted_failback_instance_with_the_runbook_role_s_rights(
+    make_world: Callable[..., World], outputs: str
+) -> None:
+    """BR24-3/BR24-9's guard reads region A's IaC failback instance (fencing.py ``_writer_moved_back``):
+    the runbook role may describe it, whichever name the outputs give region A's writer (the primary
+    stack's update after switch-writer names the failback instance itself), and on AWS's word alone (no
+    record, a standby latch) the failover is refused before any change, its on_stop saying so."""
+    from lambdas.failover import executor
+    from lambdas.failover.context import RunbookContext
+    from tests.lambdas.failover.harness import clients_for
+    from tests.lambdas.failover.test_permissions import (
+        CallRecorder,
+        allowing,
+        table_keys,
+        topic_keys,
+        world_policy,
+    )
+
+    world = make_world("rds-replica", encrypted=True)
+    assert run_book(world, "failover").outcome == "done"
+    primary = world.context["primaryDbInstanceId"]
+    replica = _iac_replica(world)
+    world.client("rds", REGION_A).promote_read_replica(DBInstanceIdentifier=replica)
+    if outputs == "after-the-primary-update":
+        world.context["primaryDbInstanceId"] = replica
+    world.client("ssm", REGION_B).put_parameter(
+        Name=world.context["latchParameterName"],
+        Value=json.dumps({"state": "standby", "since": world.latch()["since"]}),
+        Type="String",
+        Overwrite=True,
+    )
+    before = _region_b(world), world.switch_values()
+    recorder = CallRecorder({**topic_keys(world), **table_keys(world)})
+    report = executor.run(
+        "failover",
+        RunbookContext.from_dict(world.context),
+        clients_for(world, recorder),
+        params={"force": True},
+    )
+
+    assert report.stopped_at == "confirm_primary_down", report.format_table()
+    assert "region A holds the writer" in str(report.reason) and replica in str(report.reason), report.reason
+    assert "resuming the failover completes it" not in str(report.reason), report.reason
+    assert (_region_b(world), world.switch_values()) == before, (
+        "the refused run changed region B or the switch"
+    )
+    assert world.db(REGION_A, primary) is None or primary != replica
+    described = {
+        c.target for c in recorder.calls if c.action == "rds:DescribeDBInstances" and c.region == REGION_A
+    }
+    assert any(t.endswith(f":db:{replica}") for t in described), described
+    statements = world_policy(world)
+    denied = sorted(
+        f"{c.action} on {c.target} in {c.region}" for c in recorder.calls if not allowing(statements, c)
+    )
+    assert denied == []

@@ -1,0 +1,168 @@
+"""break24b: findings against fixc24 (BR24-3/4/5/9's fixes: the failover refused on AWS's word that the IaC
+failback moved the writer to region A; the dry run saying so; on_stop saying so) and run24 (refusals as
+``pulumi.RunError``).
+
+Each test is the failing evidence of one finding, marked xfail(strict=True) until it is fixed. They run the
+product's unmodified runbook (``lambdas/failover``) against the moto world of the runbook tests
+(``tests/lambdas/failover``), as tests/automation/test_break24.py does.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+
+import pytest
+
+from lambdas.failover.names import phase_record_name
+from tests.automation.test_break24 import _iac_switch_writer, _record
+from tests.lambdas.failover import conftest as _fixtures
+from tests.lambdas.failover.faults import Fault, throttling_code
+from tests.lambdas.failover.harness import FAST, clients_for, run_book
+from tests.lambdas.failover.world import REGION_A, REGION_B, World
+
+# The runbook tests' fixtures (moto with its gaps filled, the health server, the world builder).
+aws = _fixtures.aws
+fast_backoff = _fixtures.fast_backoff
+health = _fixtures.health
+make_world = _fixtures.make_world
+
+
+def _after_iac_switch_writer(world: World) -> str:
+    """A failover, then the IaC failback's ``replicate``, ``drain`` and ``switch-writer`` (README "Failing
+    back"), then ``pulumi up -s primary``: the runbook's outputs name ``<primary>-failback`` region A's
+    writer (test_break24 ``_iac_switch_writer``). Returns the latch's ``since``."""
+    assert run_book(world, "failover").outcome == "done"
+    since = str(world.latch()["since"])
+    _record(world, "replicate", since)
+    _record(world, "drain", since)
+    _iac_switch_writer(world)
+    _record(world, "switch-writer", since)
+    assert world.dr_is_writer(), "region B's instance: standalone (frozen at the switch)"
+    return since
+
+
+def _lose_latch(world: World, how: str, since: str) -> None:
+    """The latch set to standby by hand, or deleted (docs/safety.md: "an absent, garbled or unexpected
+    latch fails safe"; the cases of seeds 20 and 48)."""
+    ssm = world.client("ssm", REGION_B)
+    name = world.context["latchParameterName"]
+    if how == "delete":
+        ssm.delete_parameter(Name=name)
+    else:
+        value = json.dumps({"state": "standby", "since": since, "reason": "set by hand"})
+        ssm.put_parameter(Name=name, Value=value, Type="String", Overwrite=True)
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason=(
+        "BR24b-1 open: after the IaC switch-writer and pulumi up -s primary, with the latch lost, the "
+        "failover is refused at confirm_primary_down (AWS's word) but --dry-run says it would go on and "
+        "plans the promotion and the switch"
+    ),
+)
+@pytest.mark.parametrize("latch", ["standby", "delete"])
+def test_br24b_1_the_dry_run_says_the_refusal_the_run_makes_on_aws_s_word(
+    make_world: Callable[..., World], latch: str
+) -> None:
+    """fixc24 refuses the failover "whatever the latch and the record say" when region B's instance and
+    region A's IaC failback instance of region B's generation are both standalone (fencing.py
+    ``_writer_moved_back``; it reads ``current_failback_id(primaryDbInstanceId, ...)`` even when that is
+    ``primaryDbInstanceId`` itself: "The outputs may already name it region A's writer"). The dry run
+    (dryrun.py ``_writer_moved_back``) looks for the same evidence in ``observe``'s members, but
+    ``observe._rds_members`` lists no failback member when the failback instance *is* the declared
+    primary (``failback != ctx.primary_db_instance_id``), and the record is read only under an active latch
+    (journal.py ``_iac_failback_phase``). So after ``pulumi up -s primary`` (README "Failing back": the
+    outputs follow the promoted instance) and a lost latch, the run stops at ``confirm_primary_down``
+    having changed nothing, while ``--dry-run`` (docs/safety.md: the dry run tells the truth, the
+    operator's one read-only look before a break-glass run) says it would go on. Same root as break24
+    BR24-6 (observe), a different command that lies."""
+    from lambdas.failover import dryrun
+    from lambdas.failover.context import RunbookContext
+    from lambdas.failover.observe import observe
+
+    world = make_world("rds-replica")
+    since = _after_iac_switch_writer(world)
+    _lose_latch(world, latch, since)
+
+    ctx = RunbookContext.from_dict(world.context)
+    params = {"force": True, "reason": "dry run"}
+    plan = dict(dryrun.plan("failover", ctx, observe(ctx, clients_for(world)), params))
+    report = run_book(world, "failover", params={**FAST, **params})
+    assert report.stopped_at == "confirm_primary_down", report.format_table()  # refused, nothing changed
+    said = plan["confirm_primary_down"]
+    assert "refused" in said, (
+        f"latch {latch}: dry run: confirm_primary_down: {said!r}; the run: {report.reason}\n"
+        + "\n".join(f"  {k}: {v}" for k, v in plan.items())
+    )
+
+
+def test_br24b_2_a_throttled_region_a_does_not_skip_the_refusal(make_world: Callable[..., World]) -> None:
+    """fencing.py ``_writer_moved_back`` treats any ClientError reading region A's failback instance as
+    "cannot tell" and returns None ("fencing is best effort only when region A is unreachable"). A
+    throttling answer is not an unreachable region: RDS answers ``Throttling`` when a caller passes its
+    request rate ("Amazon RDS API requests are throttled": https://docs.aws.amazon.com/AmazonRDS/latest/
+    APIReference/CommonErrors.html, ``ThrottlingException``/``Throttling``, 400), and region A is the
+    region that holds the writer here. botocore's retries are spent (the harness's clients retry
+    throttles, tests/lambdas/failover/faults.py), and the run goes on to the journal's ``primaryStoppedAt``
+    ("the latch was lost") and serves the frozen copy: BR24-3/BR24-9's loss, through a busy API rather
+    than a dark region. The product retries throttles elsewhere (on_stop ``_writer_moving(...,
+    retry_throttled=True)``); a refusal that protects against losing region A's writes should not give up
+    on a region that answers."""
+    world = make_world("rds-replica")
+    since = _after_iac_switch_writer(world)
+    _lose_latch(world, "standby", since)
+
+    throttled = Fault("rds", "DescribeDBInstances", REGION_A, code=throttling_code("rds"))
+    report = run_book(world, "failover", throttled)
+
+    served = world.dr_is_writer() and world.asg(REGION_B)[1] > 0 and world.switch_values()[-1] == 1.0
+    assert report.stopped_at == "confirm_primary_down", (
+        f"region A throttled ({throttled.injected} answers): the failover {report.outcome}, region B "
+        f"serving its frozen copy: {served}\n{report.format_table()}"
+    )
+
+
+@pytest.mark.parametrize("lost", ["latch", "record"])
+def test_br24b_3_the_runbook_s_failback_does_not_replace_region_a_s_writer_with_a_frozen_copy(
+    make_world: Callable[..., World], lost: str
+) -> None:
+    """rds-replica, no_loss and "an absent, garbled or unexpected latch fails safe" (docs/safety.md). fixc24
+    reads AWS's word (region B's instance and region A's IaC failback instance of its generation both
+    standalone: region A took the writer back) for the *failover* only (fencing.py ``_writer_moved_back``).
+    The runbook's failback guards against the IaC one through the record alone, read only under an active
+    latch (failback.py ``_refuse_during_iac_failback`` -> journal.py ``_iac_failback_phase``). With the
+    latch set to standby by hand after ``switch-writer`` (BR24-3's premise), ``confirm_primary_healthy``
+    restores the latch from the journal's ``primaryStoppedAt`` and ``reestablish_replication`` follows
+    AWS's "Renaming to replace an existing DB instance"
+    (https://docs.aws.amazon.com/AmazonRDS/latest/UserGuide/USER_RenameInstance.html) on region A's
+    *writer*: the promoted ``<primary>-failback`` (every write region A took since the switch) is renamed
+    to ``...-pre-failback-<stamp>`` and a new cross-region replica of region B's frozen copy takes its name
+    (https://docs.aws.amazon.com/AmazonRDS/latest/UserGuide/USER_ReadRepl.XRgn.html), the endpoint region
+    A's application is configured with; region A's web tier is warmed onto it. The run must stop at its
+    first step having changed nothing, as the failover does on the same evidence. ``record``: the latch
+    stays active and the record is missing (BR24-9's premise: "an update can promote region A's replica and
+    fail before its record", the case fixc24 names for the failover)."""
+    world = make_world("rds-replica")
+    since = _after_iac_switch_writer(world)
+    writer = world.context["primaryDbInstanceId"]  # <primary>-failback, promoted: region A's writer
+    if lost == "latch":
+        _lose_latch(world, "standby", since)
+    else:
+        name = phase_record_name(world.context["latchParameterName"])
+        world.client("ssm", REGION_B).delete_parameter(Name=name)
+
+    report = run_book(world, "failback", params=FAST)
+
+    now = world.db(REGION_A, writer)
+    source = now.get("ReadReplicaSourceDBInstanceIdentifier") if now else "missing"
+    renamed = sorted(
+        d["DBInstanceIdentifier"]
+        for d in world.client("rds", REGION_A).describe_db_instances()["DBInstances"]
+        if d["DBInstanceIdentifier"].startswith(f"{writer}-pre-failback-")
+    )
+    assert report.stopped_at == "confirm_primary_healthy" and not source and not renamed, (
+        f"{lost} lost: {writer} (region A's writer) is now a replica of {source!r}; renamed out of the way: {renamed}\n"
+        f"{report.format_table()}"
+    )
