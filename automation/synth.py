@@ -415,7 +415,10 @@ def _run_mocked(
     live: Mapping[str, Any] | None = None,
     journal: str | None = None,
     failback_record: str | None = None,
+    main: bool = False,
 ) -> Synthesis:
+    import runpy
+
     import pulumi
     from pulumi.runtime import mocks as pmocks
     from pulumi.runtime.config import set_all_config
@@ -470,6 +473,10 @@ def _run_mocked(
     outputs: dict[str, Any] = {}
 
     def program_fn() -> Any:
+        if main:
+            # The program as `pulumi up` runs it (pulumi-language-python-exec: runpy of __main__.py).
+            runpy.run_path(str(ROOT / "__main__.py"), run_name="__main__")
+            return None
         parsed = cfg_mod.load()
         result = program.run(parsed)
         return pulumi.Output.from_input(result).apply(lambda r: outputs.update(r) or r)
@@ -570,6 +577,7 @@ def synthesize(
     primary_overrides: Mapping[str, Any] | None = None,
     live: Mapping[str, Any] | None = None,
     journal: str | None = None,
+    main: bool = False,
 ) -> Synthesis:
     """Synthesize one stack offline. A dr stack is synthesized against a synthesis of ``primary``.
 
@@ -588,6 +596,8 @@ def synthesize(
             ``live["failbackPhase"]`` is the dr stack's failback record; without the key, the one the
             documented procedure leaves before this phase (:func:`procedure_record`). A journal not
             given is the one the procedure leaves (:func:`procedure_journal`).
+        main: run ``__main__.py`` as ``pulumi up`` does (no outputs collected; what it raises is what
+            the language host would see, unwrapped).
     """
     values = merge_overrides(load_stack_config(stack), overrides or {})
     record = (
@@ -598,6 +608,10 @@ def synthesize(
     if values.get("pilotlight:role") == "dr" and primary_outputs is None:
         primary_outputs = synthesize("primary", primary_overrides).outputs
     ctx = contextvars.Context()
+    if main:
+        return ctx.run(
+            _run_mocked, stack, values, latch, primary_outputs or {}, live, journal, record, main=True
+        )
     try:
         return ctx.run(_run_mocked, stack, values, latch, primary_outputs or {}, live, journal, record)
     except Exception as exc:
