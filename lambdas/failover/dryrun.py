@@ -174,8 +174,9 @@ def _failover_lines(
     moved = _writer_moved_back(ctx, obs)
     if moved is not None:
         confirm = (
-            f"would be refused, changing nothing (NotReplicating): region A holds the writer ({moved}), so "
-            f"{ctx.dr_db_instance_id} is a copy frozen at the failback's switch; finish the failback and let "
+            f"would be refused, changing nothing (NotReplicating): region A holds the writer ({moved}): the "
+            f"dr stack's failback moved it back, so {ctx.dr_db_instance_id} is a copy frozen at that switch; "
+            "finish the failback and let "
             "`pulumi up -s dr` re-seed region B first"
         )
     return {

@@ -54,14 +54,6 @@ def _lose_latch(world: World, how: str, since: str) -> None:
         ssm.put_parameter(Name=name, Value=value, Type="String", Overwrite=True)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "BR24b-1 open: after the IaC switch-writer and pulumi up -s primary, with the latch lost, the "
-        "failover is refused at confirm_primary_down (AWS's word) but --dry-run says it would go on and "
-        "plans the promotion and the switch"
-    ),
-)
 @pytest.mark.parametrize("latch", ["standby", "delete"])
 def test_br24b_1_the_dry_run_says_the_refusal_the_run_makes_on_aws_s_word(
     make_world: Callable[..., World], latch: str
