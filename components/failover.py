@@ -419,8 +419,11 @@ def refuse_unmoved_aurora_writer(
     for the switchover (lambdas/failover/journal.py ``WRITER_MOVE_MARK``), and the update then records
     the phase (README "Failing back"). Recorded without it, the record says region A holds the writer
     while region B does, and :func:`refuse_step_back` then refuses ``dr:active true`` for a false
-    reason. So the update needs the mark, or a record of ``switch-writer`` (or later) under this latch
-    already (the mark is cleared by ``latch release``).
+    reason. So the update needs the mark, or a readable record of ``switch-writer`` (or later) under this
+    latch already (the mark is cleared by ``latch release``). A record that cannot be read is no proof
+    (break24 BR24-10): :meth:`PhaseRecord.parse` reads it as ``switch-writer`` because that is the safe
+    side for :func:`refuse_step_back` (region B stays drained), and here the safe side is the opposite
+    one, the refusal. Each reader fails safe for itself.
     """
     if database_mode != "aurora-global" or tier.failback_phase != "switch-writer" or not latch.active:
         return
@@ -428,15 +431,22 @@ def refuse_unmoved_aurora_writer(
         return
     if (
         previous is not None
+        and not previous.unreadable
         and previous.phase in WRITER_MOVED_PHASES
-        and (previous.unreadable or previous.latch_since == latch.since)
+        and previous.latch_since == latch.since
     ):
         return
+    unreadable = (
+        " The failback record (SSM, region B) cannot be read, so it is no proof that the writer moved either."
+        if previous is not None and previous.unreadable
+        else ""
+    )
     raise FailoverRefused(
         "dr:failback switch-writer is refused: nothing has moved the Aurora writer to region A (the run "
         f"journal has no {JOURNAL_WRITER_MOVE} mark): the program cannot move it, and recording the phase "
-        "now would say region A holds the writer while region B does. Run `python -m automation latch "
-        "switch-writer --outputs runbook.json` first (the runbook's switchover), then this update "
+        f"now would say region A holds the writer while region B does.{unreadable} Run `python -m automation "
+        "latch switch-writer --outputs runbook.json` first (the runbook's switchover; it answers at once "
+        "when region A already holds the writer), then this update "
         '(README, "Failing back").'
     )
 

@@ -602,13 +602,6 @@ def test_br24_9_the_failover_guard_reads_the_promotion_not_only_the_record(
     )
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "BR24-10 open: an unreadable failback record is read as 'the writer moved' by "
-        "refuse_unmoved_aurora_writer, so aurora dr:failback switch-writer is accepted with no writer-move mark"
-    ),
-)
 def test_br24_10_an_unreadable_record_does_not_stand_in_for_the_aurora_writer_move() -> None:
     """aurora-global. ``PhaseRecord.parse`` reads a value that is not the program's JSON as ``switch-writer``
     ("fails safe: taken to say the writer moved back"): the safe side for ``refuse_step_back`` (region B

@@ -321,6 +321,10 @@ def decide_tier_for_phase(phase: str) -> Any:
             True,
         ),  # another failover's
         ("aurora-global", {}, ("drain", _SINCE), "active", True),
+        # break24 BR24-10: an unreadable record (read as switch-writer) is no proof that the writer moved;
+        # the mark still is.
+        ("aurora-global", {}, ("switch-writer", None, True), "active", True),
+        ("aurora-global", {"writerMoveRequestedAt": _SINCE}, ("switch-writer", None, True), "active", False),
         ("rds-replica", {}, None, "active", False),  # the program promotes region A's replica itself
         ("aurora-global", {}, None, "standby", False),
     ],
