@@ -460,13 +460,6 @@ def test_br24_6_control_latch_release_with_the_outputs_of_the_switch_writer_upda
     assert not any("the writer is region B" in line for line in lines), lines
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "BR24-7 open: dr:active true with dr:failback replicate under a standby latch (no failover) is not "
-        "refused: the dr stack promotes region B's replica and lights region B beside region A's writer"
-    ),
-)
 @pytest.mark.parametrize("after", ["deploy", "a completed IaC failback"])
 def test_br24_7_a_failback_phase_with_no_failover_is_refused_before_any_resource(after: str) -> None:
     """rds-replica; one writer, protected again (docs/safety.md). The failback phases run under the
