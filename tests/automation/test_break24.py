@@ -180,13 +180,6 @@ def test_br24_1_a_stopped_runbook_failback_then_the_iac_failback_can_still_be_fi
     )
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "BR24-2 open: aurora dr:failback switch-writer is accepted on the writer-move mark of a latch "
-        "switch-writer whose SwitchoverGlobalCluster AWS refused: recorded while region B holds the writer"
-    ),
-)
 def test_br24_2_aurora_switch_writer_is_not_recorded_after_a_switchover_aws_refused(
     make_world: Callable[..., World],
 ) -> None:
