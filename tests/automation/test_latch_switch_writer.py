@@ -120,3 +120,33 @@ def test_control_a_switchover_aws_performs_leaves_the_mark_and_switch_writer_acc
     assert not world.dr_is_writer(), out
     assert _journal(world).get(JOURNAL_WRITER_MOVE), _journal(world)
     assert _switch_writer_refused(world, since) is None
+
+
+def test_a_switchover_whose_wait_gave_up_with_region_b_the_writer_withdraws_the_mark(
+    make_world: Callable[..., World],
+) -> None:
+    """A switchover AWS cancelled ("cancelling ... returning to their previous states":
+    https://docs.aws.amazon.com/AmazonRDS/latest/APIReference/API_FailoverState.html) ends the step's writer
+    wait without the move (``WaiterTimeout``, retryable). AWS state then says whether anything is under
+    way: region B's cluster the global writer and no ``FailoverState`` withdraws the mark like a refusal
+    does. (The moto world completes a switchover at once, so the stopped step is given here as it ends.)"""
+    from lambdas.failover.exceptions import StepFailed
+    from lambdas.failover.journal import _writer_move_requested
+
+    world, since = _drained_after_failover(make_world)
+    ctx = RunbookContext.from_dict(world.context)
+    clients = clients_for(world)
+    _writer_move_requested(clients, ctx)  # written ahead of the switchover, as switch_writer does
+    gave_up = StepFailed(
+        "switch_writer",
+        "Waiter GlobalClusterWriter failed: Max attempts exceeded",
+        retryable=True,
+        code="WaiterTimeout",
+    )
+
+    line = latch_cli._switch_writer_refused(ctx, clients, gave_up)  # pyright: ignore[reportPrivateUsage]
+
+    assert world.dr_is_writer()
+    assert "withdrawn" in line, line
+    assert not _journal(world).get(JOURNAL_WRITER_MOVE), _journal(world)
+    assert _switch_writer_refused(world, since) is not None

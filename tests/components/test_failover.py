@@ -349,6 +349,20 @@ def test_aurora_switch_writer_needs_the_writer_moved(
         refuse_unmoved_aurora_writer(previous, tier, latch, journal, mode)
 
 
+def test_an_unreadable_record_is_no_writer_move_even_under_a_latch_without_since() -> None:
+    """break24 BR24-10: an unreadable record carries no ``since`` (``PhaseRecord.parse``); under an active
+    latch that has none either, the same-since rule alone would take it for this failover's switch-writer."""
+    from components.failover import refuse_unmoved_aurora_writer
+
+    latch = Latch("active", None, "failover")
+    tier = decide_tier_for_phase("switch-writer")
+    unreadable = PhaseRecord.parse("switch-writer?")
+    assert unreadable is not None and unreadable.unreadable and unreadable.latch_since is None
+    with pytest.raises(FailoverRefused, match="cannot be read"):
+        refuse_unmoved_aurora_writer(unreadable, tier, latch, {}, "aurora-global")
+    refuse_unmoved_aurora_writer(PhaseRecord("switch-writer", None), tier, latch, {}, "aurora-global")
+
+
 # --- break24 BR24-7: the phases that undo a failover need the failover's latch behind them
 
 
