@@ -18,7 +18,10 @@ the runbook's own steps (``lambdas.failover.steps``), so the format is the runbo
 - ``switch-writer`` (aurora-global): the failback's writer move, before ``dr:failback
   switch-writer``: the runbook's ``switch_writer`` step (a switchover to region A, which waits for
   it to catch up: nothing acknowledged is lost). The program cannot move an Aurora writer itself;
-  in rds-replica mode the ``switch-writer`` update promotes region A's replica instead;
+  in rds-replica mode the ``switch-writer`` update promotes region A's replica instead. When AWS
+  refuses or cancels the switchover and region B still holds the writer with nothing moving it, the
+  step's writer-move mark is withdrawn (as the failback's ``restore_dr`` does), so ``dr:failback
+  switch-writer`` stays refused; the refusal is one line, exit status 1;
 - ``release``: for the IaC failback (``dr:failback``), before ``route-back``: refuses unless region
   A's database is the writer (traffic must never be sent to a region without it), gives region A back
   what a runbook failover fenced (the runbook's ``unfence_primary``) and waits until it serves as the
@@ -36,6 +39,8 @@ import argparse
 import sys
 from collections.abc import Sequence
 
+from botocore.exceptions import BotoCoreError, ClientError
+
 from automation.runbook_cli import (
     EXIT_BAD_INPUT,
     EXIT_DONE,
@@ -50,6 +55,7 @@ from lambdas.failover.clients import Clients
 from lambdas.failover.context import ContextError, RunbookContext
 from lambdas.failover.exceptions import StepFailed
 from lambdas.failover.observe import Observation, Unread, observe
+from lambdas.failover.on_stop import withdraw_unmoved_writer_move
 
 ACTIONS = ("show", "activate", "switch-writer", "release")
 
@@ -175,8 +181,54 @@ def switch_writer(ctx: RunbookContext, clients: Clients, *, reason: str | None) 
             "refused: rds-replica: the dr:failback switch-writer update promotes region A's replica; "
             "nothing to run here"
         ]
-    result = steps.switch_writer(ctx, clients, {"reason": reason or "IaC failback", "wait": True})
+    try:
+        result = steps.switch_writer(ctx, clients, {"reason": reason or "IaC failback", "wait": True})
+    except StepFailed as exc:
+        return False, [_switch_writer_refused(ctx, clients, exc)]
     return True, [f"switch_writer: {result.status}: {result.detail}"]
+
+
+AWS_SAID_NO = ("WaiterTimeout",)
+"""Retryable failures after which AWS state alone says whether a move is under way: the writer wait gave
+up (a switchover AWS cancelled ends with region B the writer and no ``FailoverState``)."""
+
+
+def _switch_writer_refused(ctx: RunbookContext, clients: Clients, exc: StepFailed) -> str:
+    """The one line for a ``switch_writer`` step that stopped, after the run journal's writer-move mark
+    (written ahead of the switchover) is withdrawn where AWS shows nothing moved the writer (break24
+    BR24-2): the mark is what lets ``dr:failback switch-writer`` record that region A holds it.
+
+    As the failback's own ``restore_dr`` does: a refusal by AWS (not retryable), or a writer wait that
+    gave up, with region B's cluster still the global writer and no ``FailoverState`` (pending,
+    switching-over: https://docs.aws.amazon.com/AmazonRDS/latest/APIReference/API_FailoverState.html),
+    withdraws it. A throttled or unanswered call may have been applied, so the mark stays (the safe
+    side: a move may be under way) and re-running the command waits for it or asks again."""
+    refused = f"refused: switch_writer stopped: {exc.reason}"
+    if exc.retryable and exc.code not in AWS_SAID_NO:
+        return (
+            f"{refused}; a switchover may be under way, so the run journal's writer-move mark stays: re-run "
+            "`python -m automation latch switch-writer --outputs runbook.json` (it waits for the switchover "
+            "or asks again; `latch show` shows the writer)"
+        )
+    try:
+        writer = withdraw_unmoved_writer_move(ctx, clients, "switch_writer")
+    except (StepFailed, ClientError, BotoCoreError) as unread:
+        writer, where = None, f"the writer cannot be read now ({type(unread).__name__}): "
+    else:
+        where = ""
+    if writer is None:
+        return (
+            f"{refused}; {where}region B's cluster may not be the writer any more (or a switchover is under "
+            "way), so the run journal's writer-move mark stays: `python -m automation latch show --outputs "
+            "runbook.json` shows the writer; re-run `latch switch-writer` to wait for the move"
+        )
+    return (
+        f"{refused}; {writer} and nothing moves it, so the run journal's writer-move mark is withdrawn and "
+        "dr:failback switch-writer stays refused. Region B stays drained (dr:failback drain): re-run "
+        "`python -m automation latch switch-writer --outputs runbook.json` once AWS accepts the switchover "
+        "(every cluster of the global database available), or set dr:failback replicate to give region B "
+        "its serving capacity back"
+    )
 
 
 def main(argv: Sequence[str] | None = None) -> int:

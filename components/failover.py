@@ -39,6 +39,12 @@ LATCH_STANDBY = "standby"
 LATCH_RELEASED_PHASES = ("route-back", "complete")
 """The failback phases that hand traffic back to region A: they run only once the latch is released."""
 
+LATCH_HELD_PHASES = tuple(p for p in FAILBACK_PHASES if p not in LATCH_RELEASED_PHASES)
+"""The failback phases that undo a failover (``replicate``, ``drain``, ``switch-writer``): they run under
+the failover's latch, active until ``latch release`` (README "Failing back"), and only there. With no
+failover behind them they would promote region B's replica and light region B beside region A's writer
+(break24 BR24-7)."""
+
 
 class FailoverRefused(ValueError):
     """The requested flags would undo a failover or skip a failback phase."""
@@ -103,6 +109,9 @@ class Latch:
     state: str = LATCH_STANDBY
     since: str | None = None
     runbook: str | None = None
+    # The value was not the runbook's JSON: read as active (the safe side for dr:active false), but it
+    # says nothing about whether a failover happened (the safe side for a failback phase: refused).
+    unreadable: bool = False
 
     @property
     def active(self) -> bool:
@@ -121,7 +130,7 @@ class Latch:
             data = json.loads(raw)
             return cls(str(data.get("state", LATCH_STANDBY)), data.get("since"), data.get("runbook"))
         except (json.JSONDecodeError, AttributeError):
-            return cls(LATCH_ACTIVE, None, f"unreadable latch value {raw!r}")
+            return cls(LATCH_ACTIVE, None, f"unreadable latch value {raw!r}", unreadable=True)
 
     def to_json(self) -> str:
         return json.dumps({"state": self.state, "since": self.since, "runbook": self.runbook})
@@ -451,8 +460,11 @@ def refuse_unmoved_aurora_writer(
     for the switchover (lambdas/failover/journal.py ``WRITER_MOVE_MARK``), and the update then records
     the phase (README "Failing back"). Recorded without it, the record says region A holds the writer
     while region B does, and :func:`refuse_step_back` then refuses ``dr:active true`` for a false
-    reason. So the update needs the mark, or a record of ``switch-writer`` (or later) under this latch
-    already (the mark is cleared by ``latch release``).
+    reason. So the update needs the mark, or a readable record of ``switch-writer`` (or later) under this
+    latch already (the mark is cleared by ``latch release``). A record that cannot be read is no proof
+    (break24 BR24-10): :meth:`PhaseRecord.parse` reads it as ``switch-writer`` because that is the safe
+    side for :func:`refuse_step_back` (region B stays drained), and here the safe side is the opposite
+    one, the refusal. Each reader fails safe for itself.
     """
     if database_mode != "aurora-global" or tier.failback_phase != "switch-writer" or not latch.active:
         return
@@ -460,15 +472,22 @@ def refuse_unmoved_aurora_writer(
         return
     if (
         previous is not None
+        and not previous.unreadable
         and previous.phase in WRITER_MOVED_PHASES
-        and (previous.unreadable or previous.latch_since == latch.since)
+        and previous.latch_since == latch.since
     ):
         return
+    unreadable = (
+        " The failback record (SSM, region B) cannot be read, so it is no proof that the writer moved either."
+        if previous is not None and previous.unreadable
+        else ""
+    )
     raise FailoverRefused(
         "dr:failback switch-writer is refused: nothing has moved the Aurora writer to region A (the run "
         f"journal has no {JOURNAL_WRITER_MOVE} mark): the program cannot move it, and recording the phase "
-        "now would say region A holds the writer while region B does. Run `python -m automation latch "
-        "switch-writer --outputs runbook.json` first (the runbook's switchover), then this update "
+        f"now would say region A holds the writer while region B does.{unreadable} Run `python -m automation "
+        "latch switch-writer --outputs runbook.json` first (the runbook's switchover; it answers at once "
+        "when region A already holds the writer), then this update "
         '(README, "Failing back").'
     )
 
@@ -603,6 +622,50 @@ def refuse_failback_instance_drop(
     )
 
 
+def _no_failover_behind(phase: str, latch: Latch) -> FailoverRefused:
+    """The refusal of a failback phase that needs the failover's latch when the latch does not say a
+    failover holds region B (break24 BR24-7).
+
+    ``replicate``, ``drain`` and ``switch-writer`` run under the failover's latch, active from the failover
+    (the runbook, or ``latch activate`` for a declared one) until ``latch release`` (README "Failing
+    back"). Under a standby latch (right after deploy; after a completed failback) region A holds the
+    writer and Route 53 sends traffic there; ``replicate`` with ``dr:active true`` would still drop
+    ``replicateSourceDb`` from region B's replica, which promotes it, irreversibly ("Removing the
+    replicate_source_db attribute from an existing RDS Replicate database ... will promote the database
+    to a fully standalone database": https://www.pulumi.com/registry/packages/aws/api-docs/rds/instance/;
+    https://docs.aws.amazon.com/AmazonRDS/latest/UserGuide/USER_ReadRepl.Promote.html), and give region B
+    its web tier, functions and event source back beside region A's writer. An absent latch is standby
+    (:meth:`Latch.parse`); an unreadable one says nothing about a failover, so it refuses too (fail safe:
+    the update changes nothing). ``route-back`` and ``complete`` run once the latch is released and are
+    judged on the failback record instead (:func:`refuse_phase_skip`).
+    """
+    if latch.unreadable:
+        said = f"cannot be read ({latch.runbook})"
+        forward = (
+            "Put back the latch's last readable version first (`aws ssm get-parameter-history --name "
+            "<latch>` lists them; `python -m automation latch show --outputs runbook.json` shows where the "
+            "writer is), then run this update again."
+        )
+    else:
+        said = (
+            f"says {latch.state}"
+            f" ({latch.runbook or 'never failed over'}{', since ' + latch.since if latch.since else ''})"
+        )
+        forward = (
+            "If region A holds the writer (nothing failed over, or a failback completed: `python -m "
+            "automation latch show --outputs runbook.json`), leave the failback: `pulumi config rm "
+            "dr:failback -s dr && pulumi config set dr:active false -s dr && pulumi up -s dr`. After "
+            "`latch release` a failback goes on with route-back, then complete. To fail over first: "
+            "`python -m automation latch activate --outputs runbook.json`, then `dr:active true`."
+        )
+    return FailoverRefused(
+        f"dr:failback {phase} is refused: the failover latch (SSM, region B) {said}, so no failover holds "
+        f"region B behind this failback. {', '.join(LATCH_HELD_PHASES)} run under the failover's active "
+        'latch (README, "Failing back"); without one this update would promote region B\'s database and '
+        "give region B its web tier, functions and event source back beside region A's writer. " + forward
+    )
+
+
 def _decide(
     flags: DrFlags,
     primary: Capacity,
@@ -635,6 +698,9 @@ def _decide(
             " `python -m automation latch release --outputs runbook.json` (it checks that region A holds the"
             " writer, releases the switch and sets the latch to standby), then run this phase again."
         )
+
+    if phase in LATCH_HELD_PHASES and (not latch.active or latch.unreadable):
+        raise _no_failover_behind(phase, latch)
 
     after_failover = latch.active or latch.runbook is not None
     if flags.active and phase is None and not latch.active:

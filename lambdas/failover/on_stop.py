@@ -199,6 +199,26 @@ def _writer_still_in_b(ctx: RunbookContext, clients: Clients, step: str) -> str 
     return f"{ctx.dr_cluster_id} in {ctx.dr_region} is the writer of {ctx.global_cluster_id}"
 
 
+def withdraw_unmoved_writer_move(ctx: RunbookContext, clients: Clients, step: str) -> str | None:
+    """Drop the run journal's ``WRITER_MOVE_MARK`` when AWS shows region B still holds the writer with
+    nothing moving it (:func:`_writer_still_in_b`); returns what shows it, or None when the mark stays
+    (the writer moved or is moving, or that cannot be shown).
+
+    The mark is written ahead of the request, so it says a move was asked for; once AWS refused it
+    (``InvalidGlobalClusterStateFault``, ``InvalidDBClusterStateFault``:
+    https://docs.aws.amazon.com/AmazonRDS/latest/APIReference/API_SwitchoverGlobalCluster.html) or
+    cancelled it ("cancelling ... returning to their previous states":
+    https://docs.aws.amazon.com/AmazonRDS/latest/APIReference/API_FailoverState.html), it would say a
+    move happened that did not, and the dr stack takes it for proof that region A holds the Aurora
+    writer (components/failover.py ``refuse_unmoved_aurora_writer``). :func:`restore_dr` withdraws it
+    this way before it gives region B back, and ``python -m automation latch switch-writer`` when AWS
+    refused its switchover (break24 BR24-2)."""
+    writer = _writer_still_in_b(ctx, clients, step)
+    if writer is not None:
+        _forget_writer_move(clients, ctx)
+    return writer
+
+
 def _switchover_pending(ctx: RunbookContext, clients: Clients, params: Mapping[str, Any], step: str) -> bool:
     """Whether the global cluster's ``FailoverState`` is still ``pending`` ("the ... clusters are being
     verified before the operation starts", API_FailoverState), after waiting it out when ``params``
@@ -290,12 +310,11 @@ def restore_dr(ctx: RunbookContext, clients: Clients, params: Mapping[str, Any])
             # Nothing moves the writer and nothing can now (region A's replica busy, AWS cancelling
             # the switchover): region B keeps it, and must serve it (B21-2, B21-4).
             refused = f"; the writer cannot move now ({moving.detail})"
-    writer = _writer_still_in_b(ctx, clients, step)
+    writer = withdraw_unmoved_writer_move(ctx, clients, step)
     if writer is None:
         return _already(
             f"region B does not hold the writer (or region A is becoming it): its drain stays{refused}"
         )
-    _forget_writer_move(clients, ctx)
     undone = _undo_drain(ctx, clients, step)
     if not undone:
         return _already(f"{writer}; region B already serves{refused}")

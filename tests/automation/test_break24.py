@@ -199,13 +199,6 @@ def test_br24_1_the_runbook_owns_a_failback_it_began_and_its_documented_ways_out
     assert writer and not writer.get("ReadReplicaSourceDBInstanceIdentifier"), writer
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "BR24-2 open: aurora dr:failback switch-writer is accepted on the writer-move mark of a latch "
-        "switch-writer whose SwitchoverGlobalCluster AWS refused: recorded while region B holds the writer"
-    ),
-)
 def test_br24_2_aurora_switch_writer_is_not_recorded_after_a_switchover_aws_refused(
     make_world: Callable[..., World],
 ) -> None:
@@ -448,13 +441,6 @@ def test_br24_6_control_latch_release_with_the_outputs_of_the_switch_writer_upda
     assert not any("the writer is region B" in line for line in lines), lines
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "BR24-7 open: dr:active true with dr:failback replicate under a standby latch (no failover) is not "
-        "refused: the dr stack promotes region B's replica and lights region B beside region A's writer"
-    ),
-)
 @pytest.mark.parametrize("after", ["deploy", "a completed IaC failback"])
 def test_br24_7_a_failback_phase_with_no_failover_is_refused_before_any_resource(after: str) -> None:
     """rds-replica; one writer, protected again (docs/safety.md). The failback phases run under the
@@ -611,13 +597,6 @@ def test_br24_9_the_failover_guard_reads_the_promotion_not_only_the_record(
     )
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "BR24-10 open: an unreadable failback record is read as 'the writer moved' by "
-        "refuse_unmoved_aurora_writer, so aurora dr:failback switch-writer is accepted with no writer-move mark"
-    ),
-)
 def test_br24_10_an_unreadable_record_does_not_stand_in_for_the_aurora_writer_move() -> None:
     """aurora-global. ``PhaseRecord.parse`` reads a value that is not the program's JSON as ``switch-writer``
     ("fails safe: taken to say the writer moved back"): the safe side for ``refuse_step_back`` (region B

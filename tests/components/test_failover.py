@@ -10,6 +10,7 @@ from hypothesis import strategies as st
 
 from components.config import FAILBACK_PHASES, DrFlags
 from components.failover import (
+    NOT_READ,
     STANDBY_CAPACITY,
     Capacity,
     FailoverRefused,
@@ -30,6 +31,15 @@ capacities = st.builds(
 )
 modes = st.sampled_from(["aurora-global", "rds-replica"])
 ACTIVE_LATCH = Latch("active", "2026-11-22T03:00:00Z", "failover")
+PRIMARY = Capacity(2, 2, 6)
+
+
+def procedure_latch(flags: DrFlags) -> Latch:
+    """The latch the documented procedure leaves for ``flags`` (README "Failing back"; automation/synth.py
+    ``procedure_latch``): activated before ``dr:active true``, released before ``route-back``."""
+    if flags.active and flags.failback not in ("route-back", "complete"):
+        return ACTIVE_LATCH
+    return Latch()
 
 
 @given(primary=capacities, percent=st.integers(1, 200))
@@ -139,7 +149,7 @@ def test_only_the_rds_failback_instance_at_complete_is_released(mode: str) -> No
                 DrFlags(active=phase != "complete", failback=phase),
                 primary,
                 database_mode=mode,
-                latch=Latch(),
+                latch=procedure_latch(DrFlags(active=phase != "complete", failback=phase)),
             )
         )
         for phase in FAILBACK_PHASES
@@ -163,12 +173,7 @@ def test_the_dr_lag_alarm_expects_datapoints_only_while_region_b_replicates(
         DrFlags(active=p != "complete", failback=p) for p in FAILBACK_PHASES
     ]
     # The latch the documented procedure leaves: activated before dr:active true, released before route-back.
-    tiers = [
-        decide(
-            f, primary, database_mode=mode, latch=ACTIVE_LATCH if f.active and f.failback is None else Latch()
-        )
-        for f in flags
-    ]
+    tiers = [decide(f, primary, database_mode=mode, latch=procedure_latch(f)) for f in flags]
     assert [dr_database_replicates(t, mode) for t in tiers] == replicates
     assert [failback_lag_watched(t) for t in tiers] == [False, False, True, True, False, False, False]
 
@@ -321,6 +326,10 @@ def decide_tier_for_phase(phase: str) -> Any:
             True,
         ),  # another failover's
         ("aurora-global", {}, ("drain", _SINCE), "active", True),
+        # break24 BR24-10: an unreadable record (read as switch-writer) is no proof that the writer moved;
+        # the mark still is.
+        ("aurora-global", {}, ("switch-writer", None, True), "active", True),
+        ("aurora-global", {"writerMoveRequestedAt": _SINCE}, ("switch-writer", None, True), "active", False),
         ("rds-replica", {}, None, "active", False),  # the program promotes region A's replica itself
         ("aurora-global", {}, None, "standby", False),
     ],
@@ -338,3 +347,68 @@ def test_aurora_switch_writer_needs_the_writer_moved(
             refuse_unmoved_aurora_writer(previous, tier, latch, journal, mode)
     else:
         refuse_unmoved_aurora_writer(previous, tier, latch, journal, mode)
+
+
+def test_an_unreadable_record_is_no_writer_move_even_under_a_latch_without_since() -> None:
+    """break24 BR24-10: an unreadable record carries no ``since`` (``PhaseRecord.parse``); under an active
+    latch that has none either, the same-since rule alone would take it for this failover's switch-writer."""
+    from components.failover import refuse_unmoved_aurora_writer
+
+    latch = Latch("active", None, "failover")
+    tier = decide_tier_for_phase("switch-writer")
+    unreadable = PhaseRecord.parse("switch-writer?")
+    assert unreadable is not None and unreadable.unreadable and unreadable.latch_since is None
+    with pytest.raises(FailoverRefused, match="cannot be read"):
+        refuse_unmoved_aurora_writer(unreadable, tier, latch, {}, "aurora-global")
+    refuse_unmoved_aurora_writer(PhaseRecord("switch-writer", None), tier, latch, {}, "aurora-global")
+
+
+# --- break24 BR24-7: the phases that undo a failover need the failover's latch behind them
+
+
+@pytest.mark.parametrize("phase", ["replicate", "drain", "switch-writer"])
+@pytest.mark.parametrize(
+    "latch",
+    [
+        Latch(),  # right after deploy: the latch the dr stack creates (pilot_light_region.py)
+        Latch.parse(None),  # absent
+        Latch("standby", "2026-11-22T05:00:00Z", "failback"),  # after `latch release` or a runbook failback
+        Latch("paused", _SINCE, "hand edit"),  # a state the runbook never writes: not active
+        Latch.parse('{"state": "act'),  # unreadable: read as active, but says nothing about a failover
+    ],
+    ids=["deploy", "absent", "released", "unknown-state", "unreadable"],
+)
+@pytest.mark.parametrize("mode", ["rds-replica", "aurora-global"])
+def test_a_latch_held_phase_without_a_failover_behind_it_is_refused(
+    phase: str, latch: Latch, mode: str
+) -> None:
+    """One writer: ``dr:active true`` with ``replicate``/``drain``/``switch-writer`` under a latch that does
+    not say a failover holds region B would promote region B's replica beside region A's writer; refused
+    by ``decide`` (before any resource), naming ``dr:failback`` and the way forward, whatever the record."""
+    for previous in (NOT_READ, None, PhaseRecord("drain", latch.since)):
+        with pytest.raises(
+            FailoverRefused, match=f"dr:failback {phase} is refused: the failover latch"
+        ) as err:
+            decide(
+                DrFlags(active=True, failback=phase),
+                PRIMARY,
+                database_mode=mode,
+                latch=latch,
+                previous=previous,
+            )
+        assert ("cannot be read" in str(err.value)) == latch.unreadable, err.value
+        assert "pulumi config rm dr:failback" in str(err.value) or latch.unreadable, err.value
+
+
+@pytest.mark.parametrize("mode", ["rds-replica", "aurora-global"])
+def test_the_documented_failback_sequence_still_runs(mode: str) -> None:
+    """The control for BR24-7: replicate..switch-writer under the failover's active latch, route-back and
+    complete under the released one with the record of the phase before, are all accepted."""
+    released = Latch("standby", "2026-11-22T05:00:00Z", "failback")
+    previous: PhaseRecord | None = None
+    for phase in FAILBACK_PHASES:
+        flags = DrFlags(active=phase != "complete", failback=phase)
+        latch = ACTIVE_LATCH if phase not in ("route-back", "complete") else released
+        tier = decide(flags, PRIMARY, database_mode=mode, latch=latch, previous=previous)
+        assert tier.failback_phase == phase
+        previous = PhaseRecord(phase, tier.latch_since)
