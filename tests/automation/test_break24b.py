@@ -182,3 +182,73 @@ def test_br24b_3_the_runbook_s_failback_does_not_replace_region_a_s_writer_with_
         f"{lost} lost: {writer} (region A's writer) is now a replica of {source!r}; renamed out of the way: {renamed}\n"
         f"{report.format_table()}"
     )
+
+
+def test_held_a_second_failover_after_a_complete_iac_cycle_and_a_re_seed_runs_and_resumes(
+    make_world: Callable[..., World],
+) -> None:
+    """What held (fixc24, "a legitimate failover that this wrongly refuses"): after a whole IaC failback of
+    generation 0 (``<primary>-failback`` promoted, ``latch release``, ``pulumi up -s primary`` naming it
+    region A's writer) and the re-seed (``pulumi up -s dr``: generation 1, ``<dr>-g1``, a cross-region
+    replica of region A's writer: components/dr_data.py ``_rds_replica``), the old failback instance is
+    still standalone in region A. The next failover promotes ``<dr>-g1`` and is run again (a resume): the
+    refusal reads the failback instance of generation 1 (``names.current_failback_id``), which does not
+    exist, and lets both runs end done. Fails if the refusal reads an earlier generation's instance."""
+    from automation import latch_cli
+    from lambdas.failover.context import RunbookContext
+    from lambdas.failover.names import generation_identifier
+    from tests.automation.test_break24 import _iac_replica
+    from tests.lambdas.failover.world import _zero_lag_ahead
+
+    world = make_world("rds-replica")
+    assert run_book(world, "failover").outcome == "done"
+    since = str(world.latch()["since"])
+    _record(world, "replicate", since)
+    _record(world, "drain", since)
+    failback = _iac_replica(world)
+    world.client("rds", REGION_A).promote_read_replica(DBInstanceIdentifier=failback)
+    _record(world, "switch-writer", since)
+    done, lines = latch_cli.release(RunbookContext.from_dict(world.context), clients_for(world), reason="t")
+    assert done, lines
+    _record(world, "complete", since)
+    world.context["primaryDbInstanceId"] = failback  # pulumi up -s primary: region A's writer
+    g1 = generation_identifier(world.context["drDbInstanceId"], 1)
+    world.client("rds", REGION_B).create_db_instance_read_replica(
+        DBInstanceIdentifier=g1,
+        SourceDBInstanceIdentifier=world.db(REGION_A, failback)["DBInstanceArn"],  # type: ignore[index]
+        DBInstanceClass="db.t3.micro",
+    )
+    world.context["drDbInstanceId"] = g1  # the re-seed's outputs
+    _zero_lag_ahead(world.client("cloudwatch", REGION_B), g1)
+
+    first = run_book(world, "failover")
+    again = run_book(world, "failover")
+
+    assert first.outcome == again.outcome == "done", f"{first.format_table()}\n{again.format_table()}"
+    assert world.dr_is_writer()
+
+
+@pytest.mark.parametrize("length", [10, 40, 54])
+def test_held_the_failback_instance_read_is_the_one_the_dr_stack_names_in_every_generation(
+    length: int,
+) -> None:
+    """What held: for region A's writer of any lineage index (the outputs after k failbacks, cut with a
+    hash past 63 characters) and region B of any generation, ``current_failback_id`` (read by the refusal,
+    observe and the runbook role's policy) is the instance the dr stack creates for that generation
+    (components/dr_data.py ``_failback_identifier``: ``failback_generation_id(<primary base>, g)``)."""
+    from lambdas.failover.names import (
+        current_failback_id,
+        failback_generation_id,
+        generation_identifier,
+        writer_lineage_id,
+    )
+
+    base, dr_base = "p" * (length - 3) + "-db", "d" * (length - 3) + "-db"
+    wrong = [
+        (k, g)
+        for k in range(6)
+        for g in range(6)
+        if current_failback_id(writer_lineage_id(base, k), generation_identifier(dr_base, g))
+        != failback_generation_id(base, g)
+    ]
+    assert not wrong, f"(lineage index, generation) read another instance: {wrong}"
