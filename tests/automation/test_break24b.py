@@ -17,7 +17,7 @@ import pytest
 from lambdas.failover.names import phase_record_name
 from tests.automation.test_break24 import _iac_switch_writer, _record
 from tests.lambdas.failover import conftest as _fixtures
-from tests.lambdas.failover.faults import Fault, throttling_code
+from tests.lambdas.failover.faults import Fault, deny, throttling_code
 from tests.lambdas.failover.harness import FAST, clients_for, run_book
 from tests.lambdas.failover.world import REGION_A, REGION_B, World
 
@@ -181,6 +181,51 @@ def test_br24b_3_the_runbook_s_failback_does_not_replace_region_a_s_writer_with_
     assert report.stopped_at == "confirm_primary_healthy" and not source and not renamed, (
         f"{lost} lost: {writer} (region A's writer) is now a replica of {source!r}; renamed out of the way: {renamed}\n"
         f"{report.format_table()}"
+    )
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason=(
+        "BR24b-4 open: the runbook's own failback stopped after switch_writer (region A's new <primary> "
+        "promoted, unfenced, serving); a failover then fences region A, gives region B its capacity back and "
+        "serves region B's copy frozen at that switch, and ends done"
+    ),
+)
+def test_br24b_4_a_failover_after_the_runbook_s_failback_moved_the_writer_is_refused(
+    make_world: Callable[..., World],
+) -> None:
+    """rds-replica, no_loss and "protected again, or refuse" (docs/safety.md). fixc24 reads AWS's word for
+    the IaC failback only (fencing.py ``_writer_moved_back``: ``<primary>-failback[-g<n>]``). The runbook's
+    own failback follows AWS's "Renaming to replace an existing DB instance"
+    (https://docs.aws.amazon.com/AmazonRDS/latest/UserGuide/USER_RenameInstance.html): region A's new
+    writer is a replica of region B created under ``<primary>`` itself and promoted at ``switch_writer``
+    ("can't be made a read replica again":
+    https://docs.aws.amazon.com/AmazonRDS/latest/UserGuide/USER_ReadRepl.Promote.html), so region B's
+    instance is from then on a copy frozen at that switch. Here the failback stops at ``release_switch``
+    (PutMetricData refused: https://docs.aws.amazon.com/AmazonCloudWatch/latest/APIReference/API_PutMetricData.html),
+    after ``unfence_primary`` and ``verify_primary`` put region A's tiers back on its new writer; its
+    ``on_stop`` keeps region B drained and says "resume the failback to finish it". The latch is still
+    active and the switch still thrown to a drained region B, so the operator who sees the outage and
+    runs a failover gets one that ``_refuse_unprotected`` lets through ("a failover already latched:
+    resume it"; no dr stack record): it fences region A's writer, scales region B up and serves its
+    frozen copy (``promote_database``: already standalone), and reports done. Every write region A's
+    new writer took since the switch is gone from what is served. The run journal holds the evidence
+    (the failback's writer-move mark, which ``fence_primary`` then forgets)."""
+    world = make_world("rds-replica")
+    assert run_book(world, "failover").outcome == "done"
+    primary = world.context["primaryDbInstanceId"]
+    stopped = run_book(world, "failback", deny("cloudwatch", "PutMetricData", REGION_B), params=FAST)
+    assert stopped.stopped_at == "release_switch", stopped.format_table()
+    moved = world.db(REGION_A, primary)
+    assert moved and not moved.get("ReadReplicaSourceDBInstanceIdentifier"), "region A's new writer"
+    assert world.asg(REGION_B)[1] == 0, "region B drained by the failback"
+
+    report = run_book(world, "failover")  # forced: region A's health endpoint answers 503 here
+
+    assert report.stopped_at == "confirm_primary_down" and world.asg(REGION_B)[1] == 0, (
+        f"the failover {report.outcome}; region B's frozen copy serving: {world.asg(REGION_B)}, "
+        f"region A's writer fenced: {world.asg(REGION_A)}\n{report.format_table()}"
     )
 
 
