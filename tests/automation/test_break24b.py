@@ -229,6 +229,42 @@ def test_br24b_4_a_failover_after_the_runbook_s_failback_moved_the_writer_is_ref
     )
 
 
+@pytest.mark.xfail(
+    strict=True,
+    reason=(
+        "BR24b-5 open: region A's API answers but its health endpoint gives no HTTP answer: the failback "
+        "stops at confirm_primary_healthy, and --dry-run says its first step would go on"
+    ),
+)
+def test_br24b_5_the_failback_dry_run_says_the_first_step_stops_when_region_a_s_endpoint_is_silent(
+    make_world: Callable[..., World],
+) -> None:
+    """fixc24 (BR24-4) made the failback's dry run say "would go on" whenever region A's API answers
+    (dryrun.py ``_failback_lines``: ``obs.asg["primary"]`` read), "not only a 200", because
+    ``confirm_primary_healthy`` goes on with *any* HTTP answer. But the step still stops when the endpoint
+    gives none (failback.py ``confirm_primary_healthy``: ``probe.status is None`` -> StepFailed "region A
+    endpoint ... does not answer", retryable): a refused connection, a timeout, a name that does not
+    resolve. Region A's control plane answering while its load balancer's path does not is the ordinary
+    state of a partial regional recovery. The dry run then prints that the endpoint does not answer and,
+    on the same line, "would go on", and plans every step after it; the run stops at its first step."""
+    from lambdas.failover import dryrun
+    from lambdas.failover.context import RunbookContext
+    from lambdas.failover.observe import observe
+
+    world = make_world("rds-replica")
+    assert run_book(world, "failover").outcome == "done"
+    # Nothing listens on port 9 (discard) of the loopback: the connection is refused, no HTTP answer.
+    world.context["primaryHealthUrl"] = "http://127.0.0.1:9/health"
+
+    ctx = RunbookContext.from_dict(world.context)
+    plan = dict(dryrun.plan("failback", ctx, observe(ctx, clients_for(world)), FAST))
+    report = run_book(world, "failback", params=FAST)
+
+    assert report.stopped_at == "confirm_primary_healthy", report.format_table()
+    said = plan["confirm_primary_healthy"]
+    assert "would go on" not in said, f"dry run: confirm_primary_healthy: {said!r}; the run: {report.reason}"
+
+
 def test_held_a_second_failover_after_a_complete_iac_cycle_and_a_re_seed_runs_and_resumes(
     make_world: Callable[..., World],
 ) -> None:
