@@ -265,23 +265,17 @@ def test_br24b_5_the_failback_dry_run_says_the_first_step_stops_when_region_a_s_
     assert "would go on" not in said, f"dry run: confirm_primary_healthy: {said!r}; the run: {report.reason}"
 
 
-def test_held_a_second_failover_after_a_complete_iac_cycle_and_a_re_seed_runs_and_resumes(
-    make_world: Callable[..., World],
-) -> None:
-    """What held (fixc24, "a legitimate failover that this wrongly refuses"): after a whole IaC failback of
-    generation 0 (``<primary>-failback`` promoted, ``latch release``, ``pulumi up -s primary`` naming it
-    region A's writer) and the re-seed (``pulumi up -s dr``: generation 1, ``<dr>-g1``, a cross-region
-    replica of region A's writer: components/dr_data.py ``_rds_replica``), the old failback instance is
-    still standalone in region A. The next failover promotes ``<dr>-g1`` and is run again (a resume): the
-    refusal reads the failback instance of generation 1 (``names.current_failback_id``), which does not
-    exist, and lets both runs end done. Fails if the refusal reads an earlier generation's instance."""
+def _second_cycle(world: World) -> str:
+    """A failover, a whole IaC failback of generation 0 (``<primary>-failback`` promoted, ``latch release``,
+    ``pulumi up -s primary`` naming it region A's writer) and the re-seed (``pulumi up -s dr``: generation 1,
+    ``<dr>-g1``, a cross-region replica of region A's writer: components/dr_data.py ``_rds_replica``). The
+    old failback instance stays standalone in region A. Returns generation 1's identifier."""
     from automation import latch_cli
     from lambdas.failover.context import RunbookContext
     from lambdas.failover.names import generation_identifier
     from tests.automation.test_break24 import _iac_replica
     from tests.lambdas.failover.world import _zero_lag_ahead
 
-    world = make_world("rds-replica")
     assert run_book(world, "failover").outcome == "done"
     since = str(world.latch()["since"])
     _record(world, "replicate", since)
@@ -301,12 +295,67 @@ def test_held_a_second_failover_after_a_complete_iac_cycle_and_a_re_seed_runs_an
     )
     world.context["drDbInstanceId"] = g1  # the re-seed's outputs
     _zero_lag_ahead(world.client("cloudwatch", REGION_B), g1)
+    return g1
+
+
+def test_held_a_second_failover_after_a_complete_iac_cycle_and_a_re_seed_runs_and_resumes(
+    make_world: Callable[..., World],
+) -> None:
+    """What held (fixc24, "a legitimate failover that this wrongly refuses"): after :func:`_second_cycle`
+    the next failover promotes ``<dr>-g1`` and is run again (a resume): the refusal reads the failback
+    instance of generation 1 (``names.current_failback_id``), which does not exist, and lets both runs
+    end done. Fails if the refusal reads an earlier generation's instance."""
+    world = make_world("rds-replica")
+    _second_cycle(world)
 
     first = run_book(world, "failover")
     again = run_book(world, "failover")
 
     assert first.outcome == again.outcome == "done", f"{first.format_table()}\n{again.format_table()}"
     assert world.dr_is_writer()
+
+
+def test_held_the_resume_reads_generation_1_s_failback_instance_with_the_runbook_role_s_rights(
+    make_world: Callable[..., World],
+) -> None:
+    """What held (the runbook role, components/runbook_iam.py ``_rds_replica``): on the resume of the second
+    failover region B's ``<dr>-g1`` is standalone, so the refusal describes region A's failback instance of
+    generation 1 (``<primary>-failback-g1``, absent). A denied describe would pass unseen (fencing.py
+    ``_writer_moved_back``: a read error is "no refusal"), so the call itself is checked against the policy
+    the program builds from the same context: every call of the run is allowed."""
+    from lambdas.failover import executor
+    from lambdas.failover.context import RunbookContext
+    from lambdas.failover.names import failback_generation_id, lineage_base
+    from tests.lambdas.failover.test_permissions import (
+        CallRecorder,
+        allowing,
+        table_keys,
+        topic_keys,
+        world_policy,
+    )
+
+    world = make_world("rds-replica", encrypted=True)
+    _second_cycle(world)
+    assert run_book(world, "failover").outcome == "done"
+    recorder = CallRecorder({**topic_keys(world), **table_keys(world)})
+    report = executor.run(
+        "failover",
+        RunbookContext.from_dict(world.context),
+        clients_for(world, recorder),
+        params={"force": True},
+    )
+
+    assert report.outcome == "done", report.format_table()
+    wanted = failback_generation_id(lineage_base(world.context["primaryDbInstanceId"]), 1)
+    described = {
+        c.target for c in recorder.calls if c.action == "rds:DescribeDBInstances" and c.region == REGION_A
+    }
+    assert any(t.endswith(f":db:{wanted}") for t in described), described
+    statements = world_policy(world)
+    denied = sorted(
+        f"{c.action} on {c.target} in {c.region}" for c in recorder.calls if not allowing(statements, c)
+    )
+    assert denied == []
 
 
 @pytest.mark.parametrize("length", [10, 40, 54])
