@@ -1,0 +1,193 @@
+"""breakiam24: adversarial review of "deployable for real" (issue 12) as it stands on main (57eb1f9).
+
+Each test is one finding, marked ``xfail(strict=True)`` until it is fixed: it states what AWS (or the
+provider) documents and what the code does instead, and fails for that reason. None is a stub: each runs
+the code under test (the runbook's and the CLIs' own functions against moto, with every call authorized
+by the policy the program prints through the project's IAM evaluation, ``automation/iam_eval.py``; the
+offline synthesis; ``python -m automation iam``).
+
+BI24-1 (high): under the break-glass policy (``iam --for break-glass``, exactly the runbook role's
+statements), ``observe`` cannot describe region A's IaC failback instance (``<primary>-failback``), so
+in rds-replica mode, after ``dr:failback switch-writer`` promoted it, ``latch release`` says the writer
+is region B and refuses: the documented IaC failback stops before ``route-back``. ``status`` and
+``--dry-run`` misreport the writer the same way.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from botocore.exceptions import ClientError
+from moto import mock_aws
+
+from automation import iam_eval
+from automation.iam import break_glass_policy
+from automation.iam_eval import Decision
+
+AUTHORIZATION = "https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_policies_evaluation-logic.html"
+
+
+class AuthorizedBy:
+    """A ``before-parameter-build`` hook that answers AccessDenied, as IAM does, to every call the
+    statements do not allow on its target in its region.
+
+    IAM authorizes a request before the service looks at it: an identity-based policy that allows
+    nothing for the request is an implicit deny (AUTHORIZATION, "The request context" and "Determining
+    whether a request is allowed or denied within an account"), whatever the target's state (an
+    instance that does not exist is AccessDenied, not DBInstanceNotFound, for a caller not allowed to
+    describe it). Targets are built by the runbook permission test's own rules
+    (tests/lambdas/failover/test_permissions.py ``TARGETS``: the Service Authorization Reference's
+    resource types); a call without a rule there is let through (this hook judges only what that test
+    models)."""
+
+    def __init__(self, statements: list[dict[str, Any]]) -> None:
+        self.statements = statements
+        self.denied: list[str] = []
+
+    def __call__(self, params: dict[str, Any], model: Any, context: dict[str, Any], **_: Any) -> None:
+        from tests.lambdas.failover.test_permissions import IAM_ACTION, IAM_PREFIX, TARGETS
+
+        service_id = model.service_model.service_id
+        action = f"{IAM_PREFIX.get(service_id, service_id.lower())}:{model.name}"
+        action = IAM_ACTION.get(action, action)
+        region = context["client_config"].region_name
+        rule = TARGETS.get(action)
+        for target in rule(params, region) if rule else ():
+            request = {"aws:RequestedRegion": region}
+            if action == "cloudwatch:PutMetricData":
+                request["cloudwatch:namespace"] = str(params.get("Namespace"))
+            if iam_eval.decide(self.statements, action, target, request) is not Decision.ALLOW:
+                self.denied.append(f"{action} on {target}")
+                raise ClientError(
+                    {
+                        "Error": {
+                            "Code": "AccessDenied",
+                            "Message": f"not authorized to perform: {action} on resource: {target}",
+                        }
+                    },
+                    model.name,
+                )
+
+    def install(self, session: Any) -> None:
+        session.events.register("before-parameter-build", self)
+
+
+@pytest.fixture
+def replica_world(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
+    """The runbook tests' world (tests/lambdas/failover/world.py ``build_world``) in rds-replica mode,
+    encrypted as the program deploys it, under a moto of this test's own."""
+    from botocore.retries.bucket import TokenBucket
+    from botocore.retries.standard import ExponentialBackoff
+
+    from automation.emulator import patch_moto
+    from tests.lambdas.failover.faults import moto_respects_faults
+    from tests.lambdas.failover.harness import HealthServer, new_session
+    from tests.lambdas.failover.world import build_world
+
+    monkeypatch.setattr(ExponentialBackoff, "delay_amount", lambda self, context: 0.0)
+    monkeypatch.setattr(TokenBucket, "acquire", lambda self, amount=1, block=True: True)
+    undo_gaps, undo_faults = patch_moto(), moto_respects_faults()
+    health = HealthServer()
+    health.set("/primary", 503, {"region": "us-east-1", "error": "no healthy targets"})
+    try:
+        with mock_aws():
+            world = build_world(
+                "rds-replica",
+                app="bi24shop",
+                primary_health_url=health.url("/primary"),
+                dr_health_url=health.url("/dr"),
+                lag_metrics=True,
+                encrypted=True,
+                session=new_session(),
+                clients_cache={},
+            )
+            health.routes["/dr"] = world.dr_health
+            health.routes["/primary"] = world.primary_health
+            yield world
+    finally:
+        health.close()
+        undo_faults()
+        undo_gaps()
+
+
+def _break_glass_clients(world: Any) -> tuple[Any, AuthorizedBy]:
+    """Clients of a laptop holding only the break-glass policy printed for the world's outputs."""
+    from lambdas.failover.clients import Clients
+    from lambdas.failover.context import RunbookContext
+    from tests.lambdas.failover.harness import new_session
+    from tests.lambdas.failover.test_permissions import world_policy
+
+    # `iam --for break-glass --outputs runbook.json` is break_glass_policy(runbook): the same statements
+    # as world_policy (the runbook role's, for the world's resources).
+    keys = {k: world.context[k] for k in ("notifyKeyArn", "dataKeyArns")}
+    assert break_glass_policy({**world.context, **keys})["Statement"] == world_policy(world)
+    hook = AuthorizedBy(world_policy(world))
+    session = new_session()
+    hook.install(session)
+    clients = Clients.for_context(RunbookContext.from_dict(world.context), session, endpoint_url=None)
+    return clients, hook
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="BI24-1 open: the break-glass policy does not allow describing region A's IaC failback "
+    "instance; latch release refuses after dr:failback switch-writer (rds-replica)",
+)
+def test_bi24_1_latch_release_after_the_iac_switch_writer_under_the_break_glass_policy(
+    replica_world: Any,
+) -> None:
+    """BI24-1 (high). README, failback table, rds-replica: ``switch-writer`` promotes region A's replica
+    ``<primary>-failback`` (the dr stack's ``dr:failback replicate`` made it), then
+    ``python -m automation latch release --outputs runbook.json`` is "refused unless region A holds the
+    writer"; README says the break-glass policy is what ``latch`` needs from a laptop ("print it again
+    after the upgrade, or `latch activate` from a laptop is denied").
+
+    ``latch release`` decides from ``observe``, which describes region A's failback instance of region
+    B's current generation (``names.current_failback_id``: ``<primary>-failback``) to tell a promoted
+    failback (region A holds the writer) from a standalone region B alone. The policy's
+    ``DescribeDatabases`` names only ``db:<primary>``, ``db:<dr>`` and the retained
+    ``<primary>-pre-failback-*``; ``rds:DescribeDBInstances`` is authorized on the instance (``db*``:
+    https://docs.aws.amazon.com/service-authorization/latest/reference/list_amazonrds.html), so IAM
+    answers AccessDenied (AUTHORIZATION), the failback reads as unknown, region B's standalone instance
+    reads as the writer, and the release refuses while region A does hold the writer. The runbook
+    permission test never runs ``observe`` (it runs the two runbooks and the preflight only), so the
+    call is not recorded."""
+    from automation.latch_cli import release
+    from lambdas.failover.context import RunbookContext
+    from lambdas.failover.names import current_failback_id
+    from lambdas.failover.observe import observe
+    from tests.lambdas.failover.harness import clients_for, run_book
+    from tests.lambdas.failover.world import REGION_A, REGION_B
+
+    world = replica_world
+    assert run_book(world, "failover").outcome == "done"
+    ctx = RunbookContext.from_dict(world.context)
+    assert ctx.primary_db_instance_id and ctx.dr_db_instance_id
+    # dr:failback replicate, then switch-writer (components/dr_data.py): region A's replica of region
+    # B's writer, under the name the dr stack gives it, promoted.
+    failback = current_failback_id(ctx.primary_db_instance_id, ctx.dr_db_instance_id)
+    dr_arn = world.db(REGION_B, ctx.dr_db_instance_id)["DBInstanceArn"]
+    rds_a = world.client("rds", REGION_A)
+    rds_a.create_db_instance_read_replica(
+        DBInstanceIdentifier=failback,
+        SourceDBInstanceIdentifier=dr_arn,
+        DBInstanceClass="db.t3.micro",
+        KmsKeyId=world.context["primaryKmsKeyArn"],
+        SourceRegion=REGION_B,
+    )
+    rds_a.promote_read_replica(DBInstanceIdentifier=failback)
+    assert not world.db(REGION_A, failback).get("ReadReplicaSourceDBInstanceIdentifier")
+
+    # With every read allowed, observe names region A (the promoted failback instance is the writer).
+    assert observe(ctx, clients_for(world)).writer_side == "primary"
+
+    clients, hook = _break_glass_clients(world)
+    seen = observe(ctx, clients)
+    done, lines = release(ctx, clients, reason="IaC failback: before route-back")
+    assert seen.writer_side == "primary", (
+        f"under the break-glass policy observe names {seen.writer_side!r} as the writer's region; "
+        f"denied: {sorted(set(hook.denied))}; latch release: {lines[0]}"
+    )
+    assert not lines[0].startswith("refused: the writer is"), lines[0]
