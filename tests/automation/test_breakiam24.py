@@ -11,6 +11,14 @@ statements), ``observe`` cannot describe region A's IaC failback instance (``<pr
 in rds-replica mode, after ``dr:failback switch-writer`` promoted it, ``latch release`` says the writer
 is region B and refuses: the documented IaC failback stops before ``route-back``. ``status`` and
 ``--dry-run`` misreport the writer the same way.
+
+BI24-2 (high): the deploy policy README prints (``iam --for deploy --account <id>``) is made from the
+dr stack as configured today: it does not allow the first failback phase (``dr:failback replicate``:
+region A's lag alarm) nor turning ``dr:autoFailover`` on (the EventBridge role).
+
+BI24-3 (medium): the break-glass policy for the shipped configuration (aurora-global) is one document
+of 6,360 characters (7,039 for the longest accepted names), over IAM's 6,144 for a managed policy
+(and a user's or group's inline policies): a person cannot be given it as README says.
 """
 
 from __future__ import annotations
@@ -296,3 +304,37 @@ def test_bi24_2_the_deploy_policy_allows_the_dr_stack_s_later_updates(
         is not Decision.ALLOW
     ]
     assert denied == [], f"the deployer cannot apply {switches}: {denied}"
+
+
+# --------------------------------------------------------------------------------------------------
+# BI24-3: the break-glass policy is one document, over IAM's managed-policy size
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="BI24-3 open: iam --for break-glass prints one document over IAM's 6,144-character managed "
+    "policy limit for the shipped (aurora-global) configuration",
+)
+def test_bi24_3_the_break_glass_policy_fits_iam_s_managed_policy_size(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """BI24-3 (medium). README, "The IAM a person needs": ``iam --for break-glass`` prints the policy a
+    person holds to run the break-glass runbook (and ``latch``, ``status``) from a laptop. IAM quotas
+    (https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_iam-quotas.html, "IAM and AWS STS
+    character limits"): a managed policy "cannot exceed 6,144 characters" (whitespace not counted); a
+    user's inline policies 2,048 in all, a group's 5,120. ``iam --for deploy`` splits its statements to
+    stay under that limit (``split_documents``, MANAGED_POLICY_MAX); ``--for break-glass`` prints
+    ``break_glass_policy``, one document, whatever its size: 6,360 characters for the shipped
+    Pulumi.dr.yaml (aurora-global), 7,039 for the longest accepted names. ``aws iam create-policy`` refuses
+    it (LimitExceeded, "Cannot exceed quota for PolicySize: 6144"), and so does ``put-user-policy`` or
+    ``put-group-policy``: only a role's inline policy (10,240) holds it."""
+    import json
+
+    from automation.iam import MANAGED_POLICY_MAX, _size, main
+
+    assert main(["--for", "break-glass", "--account", ACCOUNT_ID]) == 0
+    printed = json.loads(capsys.readouterr().out)["policies"]
+    sizes = {p["name"]: _size(p["document"]) for p in printed}
+    assert all(size <= MANAGED_POLICY_MAX for size in sizes.values()), (
+        f"break-glass documents over IAM's {MANAGED_POLICY_MAX}-character managed policy limit: {sizes}"
+    )
