@@ -19,6 +19,12 @@ region A's lag alarm) nor turning ``dr:autoFailover`` on (the EventBridge role).
 BI24-3 (medium): the break-glass policy for the shipped configuration (aurora-global) is one document
 of 6,360 characters (7,039 for the longest accepted names), over IAM's 6,144 for a managed policy
 (and a user's or group's inline policies): a person cannot be given it as README says.
+
+BI24-4 (high): aurora-global, the shipped headless secondary: the failover creates a writer instance in
+region B's cluster, which is encrypted with region B's customer managed key; AWS requires the creator
+of an Aurora resource under a customer managed key to be allowed ``kms:CreateGrant`` on it (through
+RDS), and the runbook role allows it only through RDS in region A (``KeepEncryptedSnapshots``). The
+runbook permission test's Aurora world is not encrypted, so the dependent call is never recorded.
 """
 
 from __future__ import annotations
@@ -298,9 +304,7 @@ def test_bi24_2_the_deploy_policy_allows_the_dr_stack_s_later_updates(
         f"{action} on {_arn(r)}"
         for r in added
         for action in actions
-        if iam_eval.decide(
-            statements, action, _arn(r), {"aws:RequestedRegion": r.region or "us-east-1"}
-        )
+        if iam_eval.decide(statements, action, _arn(r), {"aws:RequestedRegion": r.region or "us-east-1"})
         is not Decision.ALLOW
     ]
     assert denied == [], f"the deployer cannot apply {switches}: {denied}"
@@ -337,4 +341,59 @@ def test_bi24_3_the_break_glass_policy_fits_iam_s_managed_policy_size(
     sizes = {p["name"]: _size(p["document"]) for p in printed}
     assert all(size <= MANAGED_POLICY_MAX for size in sizes.values()), (
         f"break-glass documents over IAM's {MANAGED_POLICY_MAX}-character managed policy limit: {sizes}"
+    )
+
+
+# --------------------------------------------------------------------------------------------------
+# BI24-4: the headless failover's new writer, in region B's encrypted cluster, needs a grant on its key
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="BI24-4 open: the runbook role may not create a grant on region B's data key through RDS in "
+    "region B, which creating the writer instance in region B's encrypted Aurora cluster needs",
+)
+def test_bi24_4_the_runbook_may_use_region_b_s_key_to_add_the_headless_writer() -> None:
+    """BI24-4 (high). Amazon Aurora User Guide, "AWS KMS key management", "Authorizing use of a customer
+    managed key" (https://docs.aws.amazon.com/AmazonRDS/latest/AuroraUserGuide/Overview.Encryption.Keys.html):
+    "When Aurora uses a customer managed key in cryptographic operations, it acts on behalf of the user
+    who is creating or changing the Aurora resource. To create an Aurora resource using a customer managed
+    key, a user must have permissions to call the following operations on the customer managed key:
+    kms:CreateGrant, kms:DescribeKey", best narrowed by ``kms:ViaService``. The Service Authorization
+    Reference lists both as dependent actions of ``rds:CreateDBInstance``
+    (https://docs.aws.amazon.com/service-authorization/latest/reference/list_amazonrds.html).
+
+    The shipped configuration (Pulumi.dr.yaml: aurora-global, ``drInstances: 0``) keeps region B's
+    cluster headless, encrypted with region B's key (``dr-data-key``); the failover's
+    ``promote_database`` creates the writer in it (``rds.create_db_instance``, AddWriterToHeadlessSecondary).
+    The runbook role allows ``kms:CreateGrant`` on the data keys only with ``kms:ViaService``
+    ``rds.<region A>.amazonaws.com`` (KeepEncryptedSnapshots, for copying region A's snapshots), so the
+    grant RDS creates in region B for the new instance is implicitly denied and the failover stops at its
+    writer. (The rds-replica failback's FailbackReplicaEncryption names both regions' RDS; the permission
+    test's Aurora world creates no key, so nothing records the dependent call.)"""
+    from automation import synth
+    from automation.iam import _sar
+    from components.runbook_iam import RunbookTargets, runbook_statements
+
+    privileges, _ = _sar()
+    dependent = {
+        a for t in privileges["rds:createdbinstance"]["resource_types"] for a in t["dependent_actions"]
+    }
+    assert {"kms:CreateGrant", "kms:DescribeKey"} <= dependent
+
+    primary = synth.synthesize("primary", {})
+    dr = synth.synthesize("dr", {}, primary_outputs=primary.outputs)
+    cluster = dr.named("dr-data-db-cluster")
+    assert cluster.inputs["storageEncrypted"] is True
+    assert not dr.by_type("aws:rds/clusterInstance:ClusterInstance"), "headless: the failover adds the writer"
+    key = cluster.inputs["kmsKeyId"]
+    runbook = dr.outputs["runbook"]
+    region = runbook["drRegion"]
+    statements = runbook_statements(RunbookTargets.from_context(runbook))
+    request = {"aws:RequestedRegion": region, "kms:ViaService": f"rds.{region}.amazonaws.com"}
+    decisions = {
+        a: iam_eval.decide(statements, a, key, request) for a in ("kms:CreateGrant", "kms:DescribeKey")
+    }
+    assert all(d is Decision.ALLOW for d in decisions.values()), (
+        f"the runbook role, creating the writer in {cluster.inputs['clusterIdentifier']} (key {key}): {decisions}"
     )
