@@ -204,7 +204,7 @@ def test_bi24_1_latch_release_after_the_iac_switch_writer_under_the_break_glass_
 
     clients, hook = _break_glass_clients(world)
     seen = observe(ctx, clients)
-    done, lines = release(ctx, clients, reason="IaC failback: before route-back")
+    _done, lines = release(ctx, clients, reason="IaC failback: before route-back")
     assert seen.writer_side == "primary", (
         f"under the break-glass policy observe names {seen.writer_side!r} as the writer's region; "
         f"denied: {sorted(set(hook.denied))}; latch release: {lines[0]}"
