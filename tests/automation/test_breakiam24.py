@@ -29,6 +29,7 @@ runbook permission test's Aurora world is not encrypted, so the dependent call i
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from typing import Any
 
@@ -348,11 +349,6 @@ def test_bi24_3_the_break_glass_policy_fits_iam_s_managed_policy_size(
 # BI24-4: the headless failover's new writer, in region B's encrypted cluster, needs a grant on its key
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BI24-4 open: the runbook role may not create a grant on region B's data key through RDS in "
-    "region B, which creating the writer instance in region B's encrypted Aurora cluster needs",
-)
 def test_bi24_4_the_runbook_may_use_region_b_s_key_to_add_the_headless_writer() -> None:
     """BI24-4 (high). Amazon Aurora User Guide, "AWS KMS key management", "Authorizing use of a customer
     managed key" (https://docs.aws.amazon.com/AmazonRDS/latest/AuroraUserGuide/Overview.Encryption.Keys.html):
@@ -390,10 +386,37 @@ def test_bi24_4_the_runbook_may_use_region_b_s_key_to_add_the_headless_writer() 
     runbook = dr.outputs["runbook"]
     region = runbook["drRegion"]
     statements = runbook_statements(RunbookTargets.from_context(runbook))
-    request = {"aws:RequestedRegion": region, "kms:ViaService": f"rds.{region}.amazonaws.com"}
-    decisions = {
-        a: iam_eval.decide(statements, a, key, request) for a in ("kms:CreateGrant", "kms:DescribeKey")
+    # The grant RDS creates for the instance carries kms:GrantIsForAWSResource true
+    # (https://docs.aws.amazon.com/kms/latest/developerguide/conditions-kms.html#conditions-kms-grant-is-for-aws-resource).
+    via_rds = {"aws:RequestedRegion": region, "kms:ViaService": f"rds.{region}.amazonaws.com"}
+    requests = {
+        "kms:CreateGrant": {**via_rds, "kms:GrantIsForAWSResource": "true"},
+        "kms:DescribeKey": via_rds,
     }
-    assert all(d is Decision.ALLOW for d in decisions.values()), (
-        f"the runbook role, creating the writer in {cluster.inputs['clusterIdentifier']} (key {key}): {decisions}"
-    )
+    # The break-glass policy is the runbook role's statements (iam --for break-glass): it must allow the
+    # same, whichever of its documents holds the statement.
+    from automation.iam import policies
+
+    break_glass = [
+        st
+        for d in policies("break-glass", account=synth.ACCOUNT_ID, overrides=[], outputs=None)
+        for st in d["Statement"]
+    ]
+    offline_key = re.sub(rf"{synth.COMPUTED}[^:/\"]*", "0a1b2c3d", key)
+    for name, policy, target in (
+        ("runbook role", statements, key),
+        ("break-glass", break_glass, offline_key),
+    ):
+        decisions = {a: iam_eval.decide(policy, a, target, r) for a, r in requests.items()}
+        assert all(d is Decision.ALLOW for d in decisions.values()), (
+            f"the {name} policy, creating the writer in {cluster.inputs['clusterIdentifier']} (key {key}): "
+            f"{decisions}"
+        )
+    # Exactly that: not directly (no service in between), not through RDS in region A, not a grant for
+    # anything but an AWS resource.
+    for request in (
+        {"aws:RequestedRegion": region},
+        {**via_rds, "kms:ViaService": f"rds.{runbook['primaryRegion']}.amazonaws.com"},
+        {**via_rds, "kms:GrantIsForAWSResource": "false"},
+    ):
+        assert iam_eval.decide(statements, "kms:CreateGrant", key, request) is not Decision.ALLOW, request
