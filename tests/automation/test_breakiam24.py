@@ -315,11 +315,6 @@ def test_bi24_2_the_deploy_policy_allows_the_dr_stack_s_later_updates(
 # BI24-3: the break-glass policy is one document, over IAM's managed-policy size
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BI24-3 open: iam --for break-glass prints one document over IAM's 6,144-character managed "
-    "policy limit for the shipped (aurora-global) configuration",
-)
 def test_bi24_3_the_break_glass_policy_fits_iam_s_managed_policy_size(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
@@ -343,6 +338,45 @@ def test_bi24_3_the_break_glass_policy_fits_iam_s_managed_policy_size(
     assert all(size <= MANAGED_POLICY_MAX for size in sizes.values()), (
         f"break-glass documents over IAM's {MANAGED_POLICY_MAX}-character managed policy limit: {sizes}"
     )
+
+
+MANAGED_POLICIES_PER_IDENTITY = 10
+"""IAM's default quota of managed policies attached to one user or role (reference_iam-quotas.html)."""
+
+
+def _set_pairs(overrides: dict[str, Any]) -> list[str]:
+    """Parsed overrides as ``--set`` arguments (nested keys as ``section.key``)."""
+    import json
+
+    return [
+        pair
+        for key, value in overrides.items()
+        for pair in (
+            [f"{key}.{k}={json.dumps(v)}" for k, v in value.items()]
+            if isinstance(value, dict)
+            else [f"{key}={json.dumps(value)}"]
+        )
+    ]
+
+
+@pytest.mark.parametrize("mode", ["aurora-global", "rds-replica"])
+def test_bi24_3_every_break_glass_document_fits_for_the_longest_accepted_names(mode: str) -> None:
+    """BI24-3, the class: for the longest accepted names (tests/components/test_naming.longest: the
+    longest application, environment, regions and domain, three availability zones, the most database
+    instances) in each database mode, with the dr stack as configured and with every switch turned,
+    ``iam --for break-glass`` (offline: ``policies``) prints documents each within IAM's 6,144
+    characters for a managed policy, and few enough for one user's default quota of managed policies."""
+    from automation.iam import MANAGED_POLICY_MAX, _size, policies
+    from tests.components.test_naming import DR_FLAGS, ENVS, longest
+
+    for flags in ({}, DR_FLAGS):
+        overrides = _set_pairs({**longest(ENVS[0], mode), **flags})
+        docs = policies("break-glass", account=ACCOUNT_ID, overrides=overrides, outputs=None)
+        sizes = [_size(d) for d in docs]
+        assert all(size <= MANAGED_POLICY_MAX for size in sizes), (
+            f"{mode} {flags}: break-glass documents over {MANAGED_POLICY_MAX} characters: {sizes}"
+        )
+        assert len(docs) <= MANAGED_POLICIES_PER_IDENTITY, f"{mode} {flags}: {len(docs)} documents"
 
 
 # --------------------------------------------------------------------------------------------------
