@@ -1,6 +1,8 @@
 """``python -m automation iam --for deploy|break-glass``: the IAM a human needs, least privilege.
 
-``deploy``: what ``pulumi up`` of both stacks needs. The stacks are synthesized offline; every
+``deploy``: what ``pulumi up`` of both stacks needs, as configured and in every later update the README
+documents (the failover, each failback phase, ``dr:autoFailover``: automation/iam_updates.py). The
+stacks are synthesized offline; every
 resource type they register maps to the API actions the provider calls to create, read, update,
 tag and delete it (:data:`DEPLOY_ACTIONS`), and every look-up they make to its action
 (:data:`INVOKE_ACTIONS`). Each action gets the resource types the Service Authorization Reference
@@ -1436,10 +1438,13 @@ def policies(
         from automation.iam_boundary import boundary_policy, deployment_syntheses
 
         return [boundary_policy(deployment_syntheses(parsed), account)]
+    if audience == "deploy":
+        from automation.iam_updates import deploy_syntheses
+
+        # The first deploy and every later update the README documents (review breakiam24, BI24-2).
+        return deploy_policies(deploy_syntheses(parsed), account)
     primary = synth.synthesize("primary", shared)
     dr = synth.synthesize("dr", parsed, primary_outputs=primary.outputs)
-    if audience == "deploy":
-        return deploy_policies([primary, dr], account)
     runbook = _offline(dr.outputs["runbook"])
     runbook["notifyTopicArn"] = re.sub(r":\d{12}:", f":{account}:", runbook["notifyTopicArn"])
     return [

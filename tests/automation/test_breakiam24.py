@@ -29,6 +29,7 @@ runbook permission test's Aurora world is not encrypted, so the dependent call i
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Iterator
 from typing import Any
@@ -223,8 +224,6 @@ ACCOUNT_ID = "111122223333"
 
 def _deploy_statements(capsys: pytest.CaptureFixture[str]) -> list[dict[str, Any]]:
     """README's command, exactly: ``python -m automation iam --for deploy --account <id>``."""
-    import json
-
     from automation.iam import main
 
     assert main(["--for", "deploy", "--account", ACCOUNT_ID]) == 0
@@ -256,11 +255,6 @@ def _arn(resource: Any) -> str:
     )
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BI24-2 open: the deploy policy README prints does not allow the dr stack's later updates "
-    "(dr:failback replicate's lag alarm in region A, dr:autoFailover's EventBridge role)",
-)
 @pytest.mark.parametrize(
     ("switches", "typ", "actions"),
     [
@@ -311,6 +305,137 @@ def test_bi24_2_the_deploy_policy_allows_the_dr_stack_s_later_updates(
     assert denied == [], f"the deployer cannot apply {switches}: {denied}"
 
 
+DOCUMENTED_SWITCHES: dict[str, list[dict[str, Any]]] = {
+    # Each dr: key of the schema (README, "Configuration"), at the values the README documents turning it
+    # to, with the dr:active each goes with (README, "Failing over", the failback table).
+    "dr:active": [{"dr:active": True}],
+    "dr:autoFailover": [{"dr:autoFailover": True}, {"dr:active": True, "dr:autoFailover": True}],
+    "dr:capacityPercent": [{"dr:active": True, "dr:capacityPercent": 200}],
+    "dr:failback": [
+        {"dr:active": phase != "complete", "dr:failback": phase}
+        for phase in ("replicate", "drain", "switch-writer", "route-back", "complete")
+    ],
+}
+PROCEDURES = {"rds-replica": "declared-iac", "aurora-global": "upgrade"}
+"""The lifecycle harness' documented procedures (automation/lifecycle_scenarios.py) for what one
+switch alone does not reach: rds-replica's re-seed at ``complete`` and region A's application
+following the writer (the primary stack adopting the failback instance); aurora-global's engine
+upgrade (``database.drInstances: 1`` first)."""
+
+
+def _grants(documents: list[dict[str, Any]]) -> set[tuple[str, str, str]]:
+    """(action, resource pattern, condition) of every Allow of ``documents``."""
+    return {
+        (action, resource, json.dumps(st.get("Condition") or {}, sort_keys=True))
+        for d in documents
+        for st in d["Statement"]
+        if st["Effect"] == "Allow"
+        for action in iam_eval.as_list(st["Action"])
+        for resource in iam_eval.as_list(st["Resource"])
+    }
+
+
+def _instance(pattern: str) -> str:
+    """A name a pattern stands for (``*`` itself stays: what AWS authorizes only on ``"*"``)."""
+    return pattern if pattern == "*" else pattern.replace("*", "x0").replace("?", "x")
+
+
+def _requests(resource: str, condition: dict[str, Any], regions: list[str]) -> list[dict[str, str]]:
+    """The request contexts a grant stands for: each region its ARN (or, for ``"*"``, the stacks) may
+    be requested in, each value of each key its condition names; the deployment's own tags."""
+    parts = resource.split(":")
+    where = [parts[3]] if len(parts) > 3 and parts[3] not in ("", "*") else regions
+    contexts = [
+        {
+            "aws:RequestedRegion": region,
+            "aws:ResourceTag/Application": "pilotlight",
+            "aws:ResourceTag/Environment": "production",
+        }
+        for region in where
+    ]
+    for operator, keys in condition.items():
+        assert "Not" not in operator and operator != "Null", f"an Allow conditioned by {operator}"
+        for key, values in keys.items():
+            contexts = [{**c, key: _instance(v)} for c in contexts for v in iam_eval.as_list(values)]
+    return contexts
+
+
+@pytest.mark.parametrize("mode", ["aurora-global", "rds-replica"])
+def test_bi24_2_the_deploy_policy_allows_every_documented_update(mode: str) -> None:
+    """BI24-2, the class. What ``iam --for deploy`` prints must allow every update the README documents
+    after the first deploy, not only the stacks as configured that day: each ``dr:`` key of the schema
+    at the values the README documents (DOCUMENTED_SWITCHES: the failover, each failback phase,
+    ``dr:autoFailover``, ``dr:capacityPercent``) and the documented procedures one switch does not reach
+    (PROCEDURES: the re-seed, the primary stack following the writer, the Aurora engine upgrade), run
+    through the lifecycle harness with its live world.
+
+    The oracle is the deploy policy made for the stacks under that update (``deploy_policies``, the
+    same rules): every grant it has that the policy for today's stacks has not (the update's own: a new
+    alarm's name, a new role, a service that now uses a key) must be allowed by the printed policy, by
+    IAM's evaluation (automation/iam_eval.py,
+    https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_policies_evaluation-logic.html), in
+    every region and under every value of its condition. A switch added to the schema fails the test
+    until it is listed here."""
+    from automation import synth
+    from automation.iam import deploy_policies, policies
+    from automation.lifecycle import Lifecycle
+    from automation.lifecycle_scenarios import steps_for
+    from components.config import FAILBACK_PHASES, SCHEMA
+
+    assert set(DOCUMENTED_SWITCHES) == {k for k in SCHEMA if k.startswith("dr:")}, "a dr: switch not listed"
+    assert [u["dr:failback"] for u in DOCUMENTED_SWITCHES["dr:failback"]] == list(FAILBACK_PHASES)
+
+    database = {"pilotlight:database": {"mode": mode}}
+    printed = [
+        st
+        for d in policies("deploy", account=ACCOUNT_ID, overrides=[f"database.mode={mode}"], outputs=None)
+        for st in d["Statement"]
+    ]
+    primary = synth.synthesize("primary", database)
+    now = synth.synthesize("dr", database, primary_outputs=primary.outputs)
+    regions = sorted({r.region for r in now.aws_resources() if r.region})
+    today = _grants(deploy_policies([primary, now], ACCOUNT_ID))
+
+    updates: list[tuple[str, list[Any]]] = []
+    for switches in (u for values in DOCUMENTED_SWITCHES.values() for u in values):
+        values = {**database, **switches}
+        later = synth.synthesize(
+            "dr", values, latch=synth.procedure_latch(values), primary_outputs=primary.outputs
+        )
+        updates.append((str(switches), [primary, later]))
+    lifecycle = Lifecycle()
+    lifecycle.run(steps_for(PROCEDURES[mode], mode))
+    assert lifecycle.stopped == 0 and not any(r.errors or r.refused for r in lifecycle.results), PROCEDURES[
+        mode
+    ]
+    updates.append((f"lifecycle {PROCEDURES[mode]}", lifecycle.syntheses))
+
+    missing: dict[str, list[str]] = {}
+    for label, syntheses in updates:
+        for action, resource, condition in sorted(_grants(deploy_policies(syntheses, ACCOUNT_ID)) - today):
+            for request in _requests(resource, json.loads(condition), regions):
+                decision = iam_eval.decide(printed, action, _instance(resource), request)
+                if decision is not Decision.ALLOW:
+                    missing.setdefault(label, []).append(
+                        f"{decision.value}: {action} on {resource} {request}"
+                    )
+    assert missing == {}, f"the printed deploy policy does not allow these documented updates: {missing}"
+
+
+@pytest.mark.parametrize("mode", ["aurora-global", "rds-replica"])
+def test_bi24_2_the_printed_deploy_policy_fits_one_role_for_the_longest_names(mode: str) -> None:
+    """The union of the documented updates costs characters: for the longest accepted names
+    (tests/components/test_naming.longest), ``iam --for deploy`` still prints at most ten documents (IAM's
+    default quota of managed policies per role), each within 6,144 characters
+    (https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_iam-quotas.html)."""
+    from automation.iam import MANAGED_POLICY_MAX, _size, policies
+    from tests.components.test_naming import ENVS, longest
+
+    docs = policies("deploy", account=ACCOUNT_ID, overrides=_set_pairs(longest(ENVS[0], mode)), outputs=None)
+    sizes = [_size(d) for d in docs]
+    assert len(docs) <= MANAGED_POLICIES_PER_IDENTITY and max(sizes) <= MANAGED_POLICY_MAX, sizes
+
+
 # --------------------------------------------------------------------------------------------------
 # BI24-3: the break-glass policy is one document, over IAM's managed-policy size
 
@@ -328,8 +453,6 @@ def test_bi24_3_the_break_glass_policy_fits_iam_s_managed_policy_size(
     Pulumi.dr.yaml (aurora-global), 7,039 for the longest accepted names. ``aws iam create-policy`` refuses
     it (LimitExceeded, "Cannot exceed quota for PolicySize: 6144"), and so does ``put-user-policy`` or
     ``put-group-policy``: only a role's inline policy (10,240) holds it."""
-    import json
-
     from automation.iam import MANAGED_POLICY_MAX, _size, main
 
     assert main(["--for", "break-glass", "--account", ACCOUNT_ID]) == 0
@@ -346,8 +469,6 @@ MANAGED_POLICIES_PER_IDENTITY = 10
 
 def _set_pairs(overrides: dict[str, Any]) -> list[str]:
     """Parsed overrides as ``--set`` arguments (nested keys as ``section.key``)."""
-    import json
-
     return [
         pair
         for key, value in overrides.items()
