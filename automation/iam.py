@@ -1,6 +1,8 @@
 """``python -m automation iam --for deploy|break-glass``: the IAM a human needs, least privilege.
 
-``deploy``: what ``pulumi up`` of both stacks needs. The stacks are synthesized offline; every
+``deploy``: what ``pulumi up`` of both stacks needs, as configured and in every later update the README
+documents (the failover, each failback phase, ``dr:autoFailover``: automation/iam_updates.py). The
+stacks are synthesized offline; every
 resource type they register maps to the API actions the provider calls to create, read, update,
 tag and delete it (:data:`DEPLOY_ACTIONS`), and every look-up they make to its action
 (:data:`INVOKE_ACTIONS`). Each action gets the resource types the Service Authorization Reference
@@ -11,7 +13,8 @@ authorizes only on ``"*"`` get ``"*"`` limited to the stacks' regions.
 
 ``break-glass``: what ``python -m automation failover|failback`` needs, from the dr stack's
 ``runbook`` output (``--outputs``, the same file the runbook reads) or, without it, from the offline
-synthesis: the same statements as the deployed runbook role (``components/runbook_iam.py``).
+synthesis: the same statements as the deployed runbook role (``components/runbook_iam.py``), split
+into managed-policy-sized documents like the deploy policy.
 
 No ``service:*`` in an Allow. IAM is per account, not per deployment: where an ARN carries the
 deployment's name the Allow names it; where it cannot (random ids: KMS keys, API Gateway, EC2), a Deny
@@ -1187,6 +1190,16 @@ def break_glass_policy(runbook: Mapping[str, Any]) -> dict[str, Any]:
     return {"Version": "2012-10-17", "Statement": runbook_statements(targets)}
 
 
+def break_glass_documents(runbook: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """:func:`break_glass_policy` split as the deploy policy is (:func:`split_documents`), each document
+    within IAM's 6,144 characters for a managed policy, which the runbook role's statements exceed in one
+    document (review breakiam24, BI24-3: 6,360 characters for the shipped configuration, 7,039 for the
+    longest accepted names; a role's inline policy holds 10,240). A person holds all of them; IAM evaluates
+    the union of the policies attached to an identity
+    (https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_policies_evaluation-logic.html)."""
+    return split_documents(break_glass_policy(runbook)["Statement"])
+
+
 OPERATOR_OUTPUTS = ("failoverStateMachineArn", "failbackStateMachineArn")
 """The dr stack outputs the operator policy names (components/pilot_light_region.py)."""
 
@@ -1418,20 +1431,26 @@ def policies(
     parsed = synth.parse_overrides(list(overrides))
     shared = {k: v for k, v in parsed.items() if not k.startswith("dr:")}
     if audience == "break-glass" and outputs is not None:
-        return [break_glass_policy(read_runbook(Path(outputs)))]
+        return break_glass_documents(read_runbook(Path(outputs)))
     if audience == "operator":
         return [operator_entry(account=account, overrides=overrides, outputs=outputs)["document"]]
     if audience == "boundary":
         from automation.iam_boundary import boundary_policy, deployment_syntheses
 
         return [boundary_policy(deployment_syntheses(parsed), account)]
+    if audience == "deploy":
+        from automation.iam_updates import deploy_syntheses
+
+        # The first deploy and every later update the README documents (review breakiam24, BI24-2).
+        return deploy_policies(deploy_syntheses(parsed), account)
     primary = synth.synthesize("primary", shared)
     dr = synth.synthesize("dr", parsed, primary_outputs=primary.outputs)
-    if audience == "deploy":
-        return deploy_policies([primary, dr], account)
     runbook = _offline(dr.outputs["runbook"])
     runbook["notifyTopicArn"] = re.sub(r":\d{12}:", f":{account}:", runbook["notifyTopicArn"])
-    return [json.loads(json.dumps(break_glass_policy(runbook)).replace(synth.ACCOUNT_ID, account))]
+    return [
+        json.loads(json.dumps(document).replace(synth.ACCOUNT_ID, account))
+        for document in break_glass_documents(runbook)
+    ]
 
 
 def _boundary_name(document: Mapping[str, Any]) -> tuple[str, str]:

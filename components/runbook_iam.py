@@ -556,7 +556,7 @@ def _aurora_global(t: RunbookTargets) -> list[dict[str, Any]]:
             "Resource": rds_arn(a, acct, "cluster-snapshot", kept_snapshot_pattern(str(t.primary_cluster_id))),
         },
     ]  # fmt: skip
-    if t.data_key_arns:
+    if _keys_in(t.data_key_arns, a):
         statements.append(
             {
                 # Copying an encrypted snapshot lets RDS use its key on the caller's behalf
@@ -564,8 +564,51 @@ def _aurora_global(t: RunbookTargets) -> list[dict[str, Any]]:
                 "Sid": "KeepEncryptedSnapshots",
                 "Effect": "Allow",
                 "Action": ["kms:CreateGrant", "kms:DescribeKey"],
-                "Resource": list(t.data_key_arns),
+                # the copy is made in region A, under region A's key (a key is used in its own region)
+                "Resource": _keys_in(t.data_key_arns, a),
                 "Condition": {"StringLike": {"kms:ViaService": f"rds.{a}.amazonaws.com"}},
             }
         )
+    statements += _headless_writer_key(t)
     return statements
+
+
+def _keys_in(keys: tuple[str, ...], region: str) -> list[str]:
+    """The KMS keys of ``keys`` in ``region`` (the region field of their ARNs)."""
+    return [k for k in keys if k.split(":")[3:4] == [region]]
+
+
+def _headless_writer_key(t: RunbookTargets) -> list[dict[str, Any]]:
+    """Region B's data key, for the writer instance the failover adds to region B's (headless, encrypted)
+    cluster (AddWriterToHeadlessSecondary; review breakiam24 BI24-4).
+
+    "To create an Aurora resource using a customer managed key, a user must have permissions to call
+    the following operations on the customer managed key: kms:CreateGrant, kms:DescribeKey"; RDS acts
+    on the creator's behalf, so ``kms:ViaService`` names RDS in region B, where the key and the cluster
+    are (Aurora User Guide, "Authorizing use of a customer managed key":
+    https://docs.aws.amazon.com/AmazonRDS/latest/AuroraUserGuide/Overview.Encryption.Keys.html; both are
+    dependent actions of ``rds:CreateDBInstance``, list_amazonrds.html). The grant is one RDS makes for
+    the instance: ``kms:GrantIsForAWSResource`` is true exactly then, and is defined for CreateGrant
+    only (https://docs.aws.amazon.com/kms/latest/developerguide/conditions-kms.html#conditions-kms-grant-is-for-aws-resource),
+    so DescribeKey has its own statement. Only region B's key: a key is used in its own region."""
+    b = t.dr_region
+    keys = _keys_in(t.data_key_arns, b)
+    if not keys:
+        return []
+    via = {"kms:ViaService": f"rds.{b}.amazonaws.com"}
+    return [
+        {
+            "Sid": "HeadlessWriterKeyGrant",
+            "Effect": "Allow",
+            "Action": "kms:CreateGrant",
+            "Resource": keys,
+            "Condition": {"StringEquals": via, "Bool": {"kms:GrantIsForAWSResource": "true"}},
+        },
+        {
+            "Sid": "HeadlessWriterKeyDescribe",
+            "Effect": "Allow",
+            "Action": "kms:DescribeKey",
+            "Resource": keys,
+            "Condition": {"StringEquals": via},
+        },
+    ]

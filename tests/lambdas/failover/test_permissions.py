@@ -148,6 +148,7 @@ class Call:
     via: str | None = None  # kms:ViaService, for a KMS call a service makes on the caller's behalf
     tag_keys: tuple[str, ...] | None = None  # aws:TagKeys, for the tagging a create with Tags implies
     request_tags: tuple[tuple[str, str], ...] = ()  # aws:RequestTag/<key>: the tags it sets
+    grant_for_aws: bool = False  # kms:GrantIsForAWSResource: a grant a service creates for its resource
 
 
 # What a call makes the caller do besides itself: publishing to a topic encrypted with a customer
@@ -157,9 +158,20 @@ class Call:
 # An item call on a DynamoDB table encrypted with a customer managed key makes DynamoDB use the key on
 # the caller's behalf, through DynamoDB (https://docs.aws.amazon.com/kms/latest/developerguide/services-dynamodb.html#dynamodb-authz;
 # aws/aws-cdk#10010: PutItem on such a table fails "KMS key access denied" without kms:Decrypt).
+# Creating an Aurora or RDS instance under a customer managed key (the instance's own KmsKeyId, or
+# its encrypted cluster's key) makes RDS create a grant on the key for it, on the creator's behalf:
+# "a user must have permissions to call the following operations on the customer managed key:
+# kms:CreateGrant, kms:DescribeKey" (Aurora User Guide, "Authorizing use of a customer managed key":
+# https://docs.aws.amazon.com/AmazonRDS/latest/AuroraUserGuide/Overview.Encryption.Keys.html; RDS User
+# Guide, same section), through RDS in the key's region, kms:GrantIsForAWSResource true
+# (https://docs.aws.amazon.com/kms/latest/developerguide/conditions-kms.html) (review breakiam24 BI24-4).
 IMPLIED_KMS = {
     "sns:Publish": ("kms:GenerateDataKey", "kms:Decrypt"),
     **{f"dynamodb:{op}": ("kms:Decrypt",) for op in ("GetItem", "PutItem", "UpdateItem", "DeleteItem")},
+    **{
+        f"rds:{op}": ("kms:CreateGrant", "kms:DescribeKey")
+        for op in ("CreateDBInstance", "CreateDBInstanceReadReplica")
+    },
 }
 # An RDS create that carries Tags is also authorized as rds:AddTagsToResource on the new resource
 # ("If tags are specified in the create action, RDS performs additional authorization on the
@@ -170,8 +182,11 @@ IMPLIED_TAGGING: dict[str, Callable[[dict[str, Any], str], str]] = {
     "rds:CreateDBInstanceReadReplica": lambda p, r: _db(r, p["DBInstanceIdentifier"]),
     "rds:CreateDBInstance": lambda p, r: _db(r, p["DBInstanceIdentifier"]),
 }
-VIA_SERVICE = {"dynamodb"}
+VIA_SERVICE = {"dynamodb", "rds"}
 """Services whose implied KMS calls carry ``kms:ViaService`` (SNS publishes with the caller's own call)."""
+GRANTS_FOR_RESOURCES = {"rds"}
+"""Services whose implied ``kms:CreateGrant`` is a grant for the resource they create
+(``kms:GrantIsForAWSResource`` true)."""
 
 
 class CallRecorder:
@@ -195,13 +210,16 @@ class CallRecorder:
         if rule is None:
             self.unknown.add(action)
             return
+        service = action.split(":")[0]
+        # A create naming its own key (an RDS instance's KmsKeyId) uses that key, as an ARN here.
+        own_key = self.resource_keys.get(params.get("KmsKeyId", ""), params.get("KmsKeyId"))
         for target in rule(params, region):
             self.calls.add(Call(action, region, target, params.get("Namespace")))
-            key = self.resource_keys.get(target)
-            service = action.split(":")[0]
+            key = self.resource_keys.get(target) or (own_key if service == "rds" else None)
             via = f"{service}.{region}.amazonaws.com" if service in VIA_SERVICE else None
             for implied in IMPLIED_KMS.get(action, ()) if key else ():
-                self.calls.add(Call(implied, region, key, via=via))
+                grant = implied == "kms:CreateGrant" and service in GRANTS_FOR_RESOURCES
+                self.calls.add(Call(implied, region, key, via=via, grant_for_aws=grant))
         tagging = IMPLIED_TAGGING.get(action)
         if tagging is not None and params.get("Tags"):
             keys = tuple(sorted(t["Key"] for t in params["Tags"]))
@@ -225,6 +243,7 @@ def _condition_holds(condition: dict[str, Any], call: Call) -> bool:
         "aws:RequestedRegion": call.region,
         "cloudwatch:namespace": call.namespace,
         "kms:ViaService": call.via,
+        "kms:GrantIsForAWSResource": "true" if call.grant_for_aws else None,
         **{f"aws:RequestTag/{k}": v for k, v in call.request_tags},
     }
     for operator, block in condition.items():
@@ -238,7 +257,11 @@ def _condition_holds(condition: dict[str, Any], call: Call) -> bool:
             if call.tag_keys is None or not set(call.tag_keys) <= set(_list(block["aws:TagKeys"])):
                 return False
             continue
-        match = {"StringEquals": lambda v, p: v == p, "StringLike": fnmatch.fnmatchcase}.get(operator)
+        match = {
+            "StringEquals": lambda v, p: v == p,
+            "StringLike": fnmatch.fnmatchcase,
+            "Bool": lambda v, p: v.lower() == str(p).lower(),
+        }.get(operator)
         for key, wanted in block.items():
             value = known.get(key)
             # An operator or key this test cannot evaluate never counts as satisfied.
@@ -287,8 +310,23 @@ def table_keys(world: World) -> dict[str, str]:
     return {got["TableArn"]: key} if key else {}
 
 
+def cluster_keys(world: World) -> dict[str, str]:
+    """Each encrypted Aurora cluster's KMS key, as RDS reports it (none in rds-replica mode), and each
+    key by its id too: a create names its key either way."""
+    out: dict[str, str] = {}
+    for region in (REGION_A, REGION_B):
+        rds = world.client("rds", region)
+        for cluster in rds.describe_db_clusters()["DBClusters"]:
+            if cluster.get("StorageEncrypted") and cluster.get("KmsKeyId"):
+                key = world.client("kms", region).describe_key(KeyId=cluster["KmsKeyId"])["KeyMetadata"]
+                out[cluster["DBClusterArn"]] = key["Arn"]
+    for key in {*out.values(), *world.context.get("dataKeyArns", [])}:
+        out[key.rsplit("/", 1)[-1]] = key
+    return out
+
+
 def record_both_runbooks(world: World) -> CallRecorder:
-    recorder = CallRecorder({**topic_keys(world), **table_keys(world)})
+    recorder = CallRecorder({**topic_keys(world), **table_keys(world), **cluster_keys(world)})
     clients = clients_for(world, recorder)  # type: ignore[arg-type]
     ctx = RunbookContext.from_dict(world.context)
     # The preflight runs under the same role, before either runbook's first change.

@@ -513,6 +513,7 @@ def build_world(
             MasterUsername="app",
             MasterUserPassword="not-a-secret-1",
             Tags=tags("primary"),
+            **({"StorageEncrypted": True, "KmsKeyId": keys[REGION_A]} if encrypted else {}),
         )
         rds_a.create_db_instance(
             DBInstanceIdentifier=f"{app}-a-1",
@@ -525,6 +526,9 @@ def build_world(
             Engine="aurora-postgresql",
             GlobalClusterIdentifier=f"{app}-global",
             Tags=tags("dr"),
+            # Each member cluster under its own region's key, as the program creates them
+            # (components/primary_data.py, components/dr_data.py: storage_encrypted, kms_key_id).
+            **({"StorageEncrypted": True, "KmsKeyId": keys[REGION_B]} if encrypted else {}),
         )["DBCluster"]
         context |= {
             "globalClusterId": f"{app}-global",
