@@ -1272,7 +1272,9 @@ def operator_entry(*, account: str, overrides: Sequence[str], outputs: str | Non
     else:
         parsed = synth.parse_overrides(list(overrides))
         primary = synth.synthesize("primary", {k: v for k, v in parsed.items() if not k.startswith("dr:")})
-        dr = synth.synthesize("dr", parsed, primary_outputs=primary.outputs)
+        dr = synth.synthesize(
+            "dr", parsed, latch=synth.procedure_latch(parsed), primary_outputs=primary.outputs
+        )
         tags = deployment_tags([primary, dr])
         prefix = f"{tags['Application']}-{tags['Environment']}"
         path, name = iam_path(prefix), operator_policy_name(prefix)
@@ -1444,7 +1446,8 @@ def policies(
         # The first deploy and every later update the README documents (review breakiam24, BI24-2).
         return deploy_policies(deploy_syntheses(parsed), account)
     primary = synth.synthesize("primary", shared)
-    dr = synth.synthesize("dr", parsed, primary_outputs=primary.outputs)
+    # The latch the documented procedure leaves for these dr: values (a failback phase runs under it).
+    dr = synth.synthesize("dr", parsed, latch=synth.procedure_latch(parsed), primary_outputs=primary.outputs)
     runbook = _offline(dr.outputs["runbook"])
     runbook["notifyTopicArn"] = re.sub(r":\d{12}:", f":{account}:", runbook["notifyTopicArn"])
     return [

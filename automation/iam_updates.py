@@ -72,7 +72,10 @@ def deploy_syntheses(overrides: Mapping[str, Any]) -> list[synth.Synthesis]:
     :func:`documented_updates`."""
     shared = {k: v for k, v in overrides.items() if not k.startswith("dr:")}
     primary = synth.synthesize("primary", shared)
-    out = [primary, synth.synthesize("dr", dict(overrides), primary_outputs=primary.outputs)]
+    configured = synth.synthesize(
+        "dr", dict(overrides), latch=synth.procedure_latch(overrides), primary_outputs=primary.outputs
+    )
+    out = [primary, configured]
     for _label, values in documented_updates(overrides):
         out.append(
             synth.synthesize(

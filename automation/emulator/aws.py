@@ -1366,6 +1366,8 @@ def _patch_behaviours() -> Callable[[], None]:
     def create_db_instance(self: RDSBackend, db_kwargs: dict[str, Any]) -> Any:
         db = create_instance(self, db_kwargs)
         if _ACTIVE is not None:
+            # InstanceCreateTime on the clock every other timestamp reads (a replica's too, below).
+            db.created = db.instance_create_time = _moto_time(_ACTIVE.clock.now())
             _ACTIVE.on_instance_created(self, db)
         return db
 
@@ -1374,6 +1376,13 @@ def _patch_behaviours() -> Callable[[], None]:
             _ACTIVE.on_replica_requested(self, db_kwargs)
         source = self.find_db_from_id(db_kwargs["source_db_instance_identifier"])
         replica = create_replica(self, db_kwargs)
+        # moto makes the replica a copy of its source (copy.copy), InstanceCreateTime included. On AWS it
+        # is a new DB instance created now: "Creates a new DB instance that acts as a read replica for
+        # an existing source DB instance"
+        # (https://docs.aws.amazon.com/AmazonRDS/latest/APIReference/API_CreateDBInstanceReadReplica.html);
+        # the runbook reads creation order (lambdas/failover/fencing.py ``_writer_moved_back``).
+        if _ACTIVE is not None:
+            replica.created = replica.instance_create_time = _moto_time(_ACTIVE.clock.now())
         if db_kwargs.get("kms_key_id"):
             replica.kms_key_id = db_kwargs["kms_key_id"]
         if _ACTIVE is not None:

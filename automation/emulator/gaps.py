@@ -43,6 +43,7 @@ from __future__ import annotations
 
 import functools
 import threading
+from datetime import UTC, datetime
 from collections.abc import Callable
 from typing import Any
 
@@ -110,7 +111,16 @@ def _replica_in_its_region(original: Callable[..., Any]) -> Callable[..., Any]:
         if str(db_kwargs.get("source_db_instance_identifier", "")).startswith("arn:"):
             # moto assigns ``backend`` last; every later attribute (the subnet group) resolves there.
             db_kwargs = {"backend": self, **db_kwargs}
-        return original(self, db_kwargs)
+        replica = original(self, db_kwargs)
+        # moto makes the replica a copy of its source (copy.copy), InstanceCreateTime included. On AWS
+        # it is a new DB instance created now: "Creates a new DB instance that acts as a read replica
+        # for an existing source DB instance"
+        # (https://docs.aws.amazon.com/AmazonRDS/latest/APIReference/API_CreateDBInstanceReadReplica.html).
+        # The emulator sets its virtual time over this (aws.py); the runbook reads creation order
+        # (lambdas/failover/fencing.py ``_writer_moved_back``).
+        replica.created = datetime.now(UTC).replace(tzinfo=None)
+        replica.instance_create_time = replica.created
+        return replica
 
     return create
 

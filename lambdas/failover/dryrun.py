@@ -211,7 +211,11 @@ def _failback_lines(
         f"would stop: region A's API does not answer ({api})" if isinstance(api, Unread) else "would go on"
     )
     if ctx.primary_health_url:
-        confirm = f"region A's health endpoint {probe(ctx.primary_health_url)} now; {verdict}"
+        answer = probe(ctx.primary_health_url)
+        if not isinstance(api, Unread) and not answer.startswith("answers "):
+            # Any HTTP answer shows the network path is back; none stops the step (break24b BR24b-5).
+            verdict = "would stop: the endpoint gives no HTTP answer"
+        confirm = f"region A's health endpoint {answer} now; {verdict}"
     else:
         confirm = f"no primaryHealthUrl in the outputs; {verdict}"
     if ctx.database_mode == "rds-replica" and isinstance(obs.failback_phase, str):

@@ -177,7 +177,7 @@ def confirm_primary_healthy(ctx: RunbookContext, clients: Clients, params: Mappi
     in_a = _writer_never_left_a(ctx, clients, step)
     if in_a:
         notes.append(in_a)
-    moved = None if in_a else _writer_moved_back(ctx, clients)
+    moved = None if in_a else _writer_moved_back(ctx, clients, runbook_failback=False)
     if moved is not None and (latch.get("state") == "active" or stopped):
         # AWS's word, whatever the latch and the dr stack's record say (break24b BR24b-3): the failback
         # would rename region A's writer out of the way and replace it with a replica of region B's copy.

@@ -134,8 +134,8 @@ def _refuse_unprotected(ctx: RunbookContext, clients: Clients, step: str) -> Non
         )
 
 
-def _writer_moved_back(ctx: RunbookContext, clients: Clients) -> str | None:
-    """AWS's evidence that the IaC failback moved the writer back to region A, or None.
+def _writer_moved_back(ctx: RunbookContext, clients: Clients, *, runbook_failback: bool = True) -> str | None:
+    """AWS's evidence that a failback moved the writer back to region A, or None.
 
     rds-replica. Region B's instance is standalone and so is region A's IaC failback instance of region
     B's *current* generation (:func:`names.current_failback_id`): that instance was created as a
@@ -146,6 +146,13 @@ def _writer_moved_back(ctx: RunbookContext, clients: Clients) -> str | None:
     promotion (the evidence ``observe._rds_writer`` reads for ``status``). Read-only; None when either
     instance is a replica or missing, or when region A's API cannot be read (the run goes on as before:
     fencing is best effort only when region A is unreachable, and the dr stack's record still binds).
+
+    ``runbook_failback``: also the runbook's own failback (break24b BR24b-4), whose replica takes region
+    A's declared name (rename to replace): region A's declared writer standalone and created after region
+    B's standalone instance was never that instance's source (a read replica is created from an existing
+    source and cannot be re-pointed: https://docs.aws.amazon.com/AmazonRDS/latest/UserGuide/USER_ReadRepl.html),
+    so it is a failback's replica of region B, promoted. Not for the runbook's failback itself, whose
+    resume after its own writer move must finish.
     """
     if not (ctx.primary_db_instance_id and ctx.dr_db_instance_id):
         return None
@@ -164,20 +171,35 @@ def _writer_moved_back(ctx: RunbookContext, clients: Clients) -> str | None:
             logging.WARNING, "could not read the IaC failback instance", failback=failback, error=repr(exc)
         )
         return None
-    if promoted is None or promoted.get("ReadReplicaSourceDBInstanceIdentifier"):
+    if promoted is not None and not promoted.get("ReadReplicaSourceDBInstanceIdentifier"):
+        return f"{failback} in {ctx.primary_region} (created as a replica of {ctx.dr_db_instance_id}) is standalone"
+    if not runbook_failback or failback == ctx.primary_db_instance_id:
+        return None
+    try:
+        declared = _db_instance(clients, "primary", ctx.primary_db_instance_id)
+    except (ClientError, BotoCoreError) as exc:
+        if isinstance(exc, ClientError) and _from_client_error("", exc).retryable:
+            raise
+        return None
+    if declared is None or declared.get("ReadReplicaSourceDBInstanceIdentifier"):
+        return None
+    born, dr_born = declared.get("InstanceCreateTime"), dr.get("InstanceCreateTime")
+    if born is None or dr_born is None or not born > dr_born:
         return None
     return (
-        f"{failback} in {ctx.primary_region} (created as a replica of {ctx.dr_db_instance_id}) is standalone"
+        f"{ctx.primary_db_instance_id} in {ctx.primary_region} is standalone and was created after "
+        f"{ctx.dr_db_instance_id} (at {born}, not before it as its source was): a failback's replica of region B, promoted"
     )
 
 
 def _moved_back_refusal(ctx: RunbookContext, evidence: str) -> str:
     return (
-        f"region A holds the writer: {evidence}, so the dr stack's failback promoted it after "
+        f"region A holds the writer: {evidence}, so a failback promoted it after "
         f"{ctx.dr_db_instance_id} in {ctx.dr_region}, which is a standalone copy frozen at that promotion; "
         "promoting it would lose every write region A took since. Nothing was changed. Finish the failback "
-        "(dr:failback switch-writer, route-back, then complete; `python -m automation latch release`), let "
-        "`pulumi up -s dr` re-seed region B, then fail over"
+        "that moved it (the dr stack's: dr:failback switch-writer, route-back, then complete, with `python -m "
+        "automation latch release` before route-back; the runbook's: `python -m automation failback` resumes "
+        "it), let `pulumi up -s dr` re-seed region B, then fail over"
     )
 
 

@@ -160,14 +160,6 @@ def test_br24b_3_the_runbook_s_failback_does_not_replace_region_a_s_writer_with_
     )
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "BR24b-4 open: the runbook's own failback stopped after switch_writer (region A's new <primary> "
-        "promoted, unfenced, serving); a failover then fences region A, gives region B its capacity back and "
-        "serves region B's copy frozen at that switch, and ends done"
-    ),
-)
 def test_br24b_4_a_failover_after_the_runbook_s_failback_moved_the_writer_is_refused(
     make_world: Callable[..., World],
 ) -> None:
@@ -205,13 +197,6 @@ def test_br24b_4_a_failover_after_the_runbook_s_failback_moved_the_writer_is_ref
     )
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "BR24b-5 open: region A's API answers but its health endpoint gives no HTTP answer: the failback "
-        "stops at confirm_primary_healthy, and --dry-run says its first step would go on"
-    ),
-)
 def test_br24b_5_the_failback_dry_run_says_the_first_step_stops_when_region_a_s_endpoint_is_silent(
     make_world: Callable[..., World],
 ) -> None:

@@ -151,11 +151,6 @@ def _break_glass_clients(world: Any) -> tuple[Any, AuthorizedBy]:
     return clients, hook
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BI24-1 open: the break-glass policy does not allow describing region A's IaC failback "
-    "instance; latch release refuses after dr:failback switch-writer (rds-replica)",
-)
 def test_bi24_1_latch_release_after_the_iac_switch_writer_under_the_break_glass_policy(
     replica_world: Any,
 ) -> None:
