@@ -43,8 +43,8 @@ from __future__ import annotations
 
 import functools
 import threading
-from datetime import UTC, datetime
 from collections.abc import Callable
+from datetime import UTC, datetime
 from typing import Any
 
 from moto.awslambda.models import LambdaBackend
