@@ -220,7 +220,11 @@ def test_the_deploy_policies_fit_one_role_s_default_quota(mode: str | None) -> N
     else:
         shared = longest(ENVS[0], mode)
         primary = synth.synthesize("primary", shared)
-        dr = synth.synthesize("dr", {**shared, **DR_FLAGS}, primary_outputs=primary.outputs)
+        # A failback phase runs under the failover latch the documented procedure leaves.
+        values = {**shared, **DR_FLAGS}
+        dr = synth.synthesize(
+            "dr", values, latch=synth.procedure_latch(values), primary_outputs=primary.outputs
+        )
         docs = tuple(iam.deploy_policies([primary, dr], ACCOUNT))
     assert len(docs) <= MANAGED_POLICIES_PER_ROLE, f"{len(docs)} managed policies"
 

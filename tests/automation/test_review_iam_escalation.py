@@ -392,7 +392,9 @@ def test_the_boundary_is_one_managed_policy_and_passes_parliament(mode: str) -> 
 
     shared = longest(ENVS[0], mode)
     primary = synth.synthesize("primary", shared)
-    dr = synth.synthesize("dr", {**shared, **DR_FLAGS}, primary_outputs=primary.outputs)
+    # A failback phase runs under the failover latch the documented procedure leaves.
+    values = {**shared, **DR_FLAGS}
+    dr = synth.synthesize("dr", values, latch=synth.procedure_latch(values), primary_outputs=primary.outputs)
     boundary = boundary_policy([*deployment_syntheses(shared), dr], ACCOUNT)  # what iam --for boundary makes
     assert iam._size(boundary) <= iam.MANAGED_POLICY_MAX
     assert iam_audit.findings(boundary, iam_audit.PolicyKind.BOUNDARY) == []

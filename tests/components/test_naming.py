@@ -57,7 +57,9 @@ DR_FLAGS = {"dr:active": True, "dr:autoFailover": True, "dr:failback": "replicat
 def _deployment(environment: str, mode: str) -> tuple[synth.Synthesis, synth.Synthesis]:
     shared = longest(environment, mode)
     primary = synthesize("primary", shared)
-    dr = synth.synthesize("dr", {**shared, **DR_FLAGS}, primary_outputs=primary.outputs)
+    # A failback phase runs under the failover latch the documented procedure leaves.
+    values = {**shared, **DR_FLAGS}
+    dr = synth.synthesize("dr", values, latch=synth.procedure_latch(values), primary_outputs=primary.outputs)
     return primary, dr
 
 
