@@ -13,7 +13,7 @@ from collections.abc import Callable
 import pytest
 
 from tests.lambdas.failover import conftest as _fixtures
-from tests.lambdas.failover.faults import deny
+from tests.lambdas.failover.faults import deny, unreachable
 from tests.lambdas.failover.harness import FAST, FORCED, clients_for, run_book
 from tests.lambdas.failover.world import REGION_A, REGION_B, World
 
@@ -100,3 +100,45 @@ def test_br24c_2_a_failover_s_resume_is_not_refused_because_region_a_s_writer_wa
     report = run_book(world, "failover")
 
     assert report.outcome == "done", report.format_table()
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason=(
+        "BR24c-3 open: after the runbook's failback moved the writer (its writer-move mark in region B's "
+        "journal), a failover while region A's API does not answer reads no creation order and serves "
+        "region B's copy frozen at that switch: the journal's mark, unlike the dr stack's record, does "
+        "not bind"
+    ),
+)
+def test_br24c_3_a_failover_after_the_runbook_s_failback_moved_the_writer_is_refused_with_region_a_dark(
+    make_world: Callable[..., World],
+) -> None:
+    """rds-replica, "protected again, or refuse" (docs/safety.md). The state of test_break24b BR24b-4 (the
+    runbook's failback promoted region A's new ``<primary>``, a replica of region B created under the
+    declared name, and stopped at ``release_switch``), then region A's API stops answering. 506c2e0 reads
+    the creation order in region A only; when it cannot, ``_writer_moved_back`` says None and the active
+    latch lets the failover resume ("a failover already latched"). For the dr stack's failback the record
+    in region B still binds when region A is dark (fencing.py ``_refuse_after_iac_writer_move``); for the
+    runbook's own failback region B holds the same evidence, the journal's writer-move mark
+    (journal.py ``_writer_move_requested``), and region B's instance is a copy frozen at the switch ("A
+    promoted read replica ... can't be made a read replica again":
+    https://docs.aws.amazon.com/AmazonRDS/latest/UserGuide/USER_ReadRepl.Promote.html). Serving it loses
+    every write region A's writer took since, which is not the unplanned failover's bounded loss (the
+    lag of a replicating copy) but a copy that replicates nothing."""
+    from lambdas.failover.context import RunbookContext
+    from lambdas.failover.journal import WRITER_MOVE_MARK, read_journal
+
+    world = make_world("rds-replica")
+    assert run_book(world, "failover").outcome == "done"
+    stopped = run_book(world, "failback", deny("cloudwatch", "PutMetricData", REGION_B), params=FAST)
+    assert stopped.stopped_at == "release_switch", stopped.format_table()
+    ctx = RunbookContext.from_dict(world.context)
+    assert read_journal(clients_for(world), ctx).get(WRITER_MOVE_MARK), "region B's journal: the writer moved"
+
+    report = run_book(world, "failover", unreachable(REGION_A))
+
+    assert report.stopped_at == "confirm_primary_down" and world.asg(REGION_B)[1] == 0, (
+        f"the failover {report.outcome}; region B's frozen copy serving: {world.asg(REGION_B)}\n"
+        f"{report.format_table()}"
+    )
