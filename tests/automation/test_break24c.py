@@ -70,7 +70,8 @@ def test_br24c_1_the_dry_run_says_the_refusal_after_the_runbook_s_failback_moved
 def test_br24c_2_a_failover_s_resume_is_not_refused_because_region_a_s_writer_was_restored(
     make_world: Callable[..., World],
 ) -> None:
-    """rds-replica, "resuming the run completes it" (on_stop.py). The failover promotes region B and
+    """rds-replica, ``converges`` (docs/safety.md: "A run stopped at any step and resumed ends done ... with
+    or without region A back"; on_stop.py: "resuming the run completes it"). The failover promotes region B and
     stops at ``notify`` (SNS Publish refused). Region A's writer was lost in the outage and the operator
     restores it from its snapshot under its declared name (RestoreDBInstanceFromDBSnapshot creates a *new*
     DB instance: https://docs.aws.amazon.com/AmazonRDS/latest/APIReference/API_RestoreDBInstanceFromDBSnapshot.html;
