@@ -24,6 +24,7 @@ from lambdas.failover.context import Capacity, RunbookContext
 from lambdas.failover.exceptions import StepFailed
 from lambdas.failover.journal import (
     DARK_MARK,
+    WRITER_MOVE_MARK,
     _forget_writer_move,
     _iac_failback_phase,
     _journal,
@@ -158,38 +159,51 @@ def _writer_moved_back(ctx: RunbookContext, clients: Clients, *, runbook_failbac
         return None
     # The outputs may already name it region A's writer (``pulumi up -s primary`` after switch-writer).
     failback = current_failback_id(ctx.primary_db_instance_id, ctx.dr_db_instance_id)
+    # The runbook's failback writes its writer-move mark in region B's journal before it promotes region
+    # A's replica, and withdraws it only when AWS refused the move (on_stop ``restore_dr``).
+    mark = read_journal(clients, ctx).get(WRITER_MOVE_MARK) if runbook_failback else None
     try:
         dr = _db_instance(clients, "dr", ctx.dr_db_instance_id)
-        if dr is None or dr.get("ReadReplicaSourceDBInstanceIdentifier"):
-            return None
+    except ClientError as exc:
+        if _from_client_error("", exc).retryable:
+            raise
+        return None
+    except BotoCoreError:
+        return None
+    if dr is None or dr.get("ReadReplicaSourceDBInstanceIdentifier"):
+        return None
+    try:
         promoted = _db_instance(clients, "primary", failback)
+        declared = (
+            _db_instance(clients, "primary", ctx.primary_db_instance_id)
+            if mark and failback != ctx.primary_db_instance_id
+            else None
+        )
     except (ClientError, BotoCoreError) as exc:
         if isinstance(exc, ClientError) and _from_client_error("", exc).retryable:
             # Region A answers, throttled: cannot tell yet; the executor tries again (break24b BR24b-2).
             raise
+        if mark:
+            # Region A cannot be read, but region B's journal says the runbook's failback asked for the
+            # writer move (break24c BR24c-3): fail safe, as the dr stack's record does.
+            return (
+                f"the runbook's failback asked to move the writer to {ctx.primary_db_instance_id} at {mark} "
+                f"(the run journal, {ctx.dr_region}) and region A cannot be read ({type(exc).__name__})"
+            )
         log_event(
             logging.WARNING, "could not read the IaC failback instance", failback=failback, error=repr(exc)
         )
         return None
     if promoted is not None and not promoted.get("ReadReplicaSourceDBInstanceIdentifier"):
         return f"{failback} in {ctx.primary_region} (created as a replica of {ctx.dr_db_instance_id}) is standalone"
-    if not runbook_failback or failback == ctx.primary_db_instance_id:
-        return None
-    try:
-        declared = _db_instance(clients, "primary", ctx.primary_db_instance_id)
-    except (ClientError, BotoCoreError) as exc:
-        if isinstance(exc, ClientError) and _from_client_error("", exc).retryable:
-            raise
-        return None
-    if declared is None or declared.get("ReadReplicaSourceDBInstanceIdentifier"):
-        return None
-    born, dr_born = declared.get("InstanceCreateTime"), dr.get("InstanceCreateTime")
-    if born is None or dr_born is None or not born > dr_born:
-        return None
-    return (
-        f"{ctx.primary_db_instance_id} in {ctx.primary_region} is standalone and was created after "
-        f"{ctx.dr_db_instance_id} (at {born}, not before it as its source was): a failback's replica of region B, promoted"
-    )
+    if declared is not None and not declared.get("ReadReplicaSourceDBInstanceIdentifier"):
+        # The mark and a standalone declared writer: the failback's replica (rename to replace) promoted.
+        # A standalone writer alone proves nothing (re-created, restored: break24c BR24c-2).
+        return (
+            f"{ctx.primary_db_instance_id} in {ctx.primary_region} is standalone and the runbook's failback "
+            f"asked to move the writer there at {mark} (the run journal)"
+        )
+    return None
 
 
 def _moved_back_refusal(ctx: RunbookContext, evidence: str) -> str:

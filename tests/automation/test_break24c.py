@@ -58,15 +58,6 @@ def test_br24c_1_the_dry_run_says_the_refusal_after_the_runbook_s_failback_moved
     assert "refused" in said, f"dry run: confirm_primary_down: {said!r}; the run: {report.reason}"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "BR24c-2 open: a failover that promoted region B is refused on its resume once region A's declared "
-        "writer was re-created (restored from a snapshot under its name) after region B's instance: "
-        "fencing.py _writer_moved_back reads 'standalone and created after region B's' as a failback's "
-        "promoted replica"
-    ),
-)
 def test_br24c_2_a_failover_s_resume_is_not_refused_because_region_a_s_writer_was_restored(
     make_world: Callable[..., World],
 ) -> None:
@@ -103,15 +94,6 @@ def test_br24c_2_a_failover_s_resume_is_not_refused_because_region_a_s_writer_wa
     assert report.outcome == "done", report.format_table()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "BR24c-3 open: after the runbook's failback moved the writer (its writer-move mark in region B's "
-        "journal), a failover while region A's API does not answer reads no creation order and serves "
-        "region B's copy frozen at that switch: the journal's mark, unlike the dr stack's record, does "
-        "not bind"
-    ),
-)
 def test_br24c_3_a_failover_after_the_runbook_s_failback_moved_the_writer_is_refused_with_region_a_dark(
     make_world: Callable[..., World],
 ) -> None:
