@@ -1272,9 +1272,7 @@ def operator_entry(*, account: str, overrides: Sequence[str], outputs: str | Non
     else:
         parsed = synth.parse_overrides(list(overrides))
         primary = synth.synthesize("primary", {k: v for k, v in parsed.items() if not k.startswith("dr:")})
-        dr = synth.synthesize(
-            "dr", parsed, latch=synth.procedure_latch(parsed), primary_outputs=primary.outputs
-        )
+        dr = synth.synthesize_as_procedure("dr", parsed, primary_outputs=primary.outputs)
         tags = deployment_tags([primary, dr])
         prefix = f"{tags['Application']}-{tags['Environment']}"
         path, name = iam_path(prefix), operator_policy_name(prefix)
@@ -1447,7 +1445,7 @@ def policies(
         return deploy_policies(deploy_syntheses(parsed), account)
     primary = synth.synthesize("primary", shared)
     # The latch the documented procedure leaves for these dr: values (a failback phase runs under it).
-    dr = synth.synthesize("dr", parsed, latch=synth.procedure_latch(parsed), primary_outputs=primary.outputs)
+    dr = synth.synthesize_as_procedure("dr", parsed, primary_outputs=primary.outputs)
     runbook = _offline(dr.outputs["runbook"])
     runbook["notifyTopicArn"] = re.sub(r":\d{12}:", f":{account}:", runbook["notifyTopicArn"])
     return [

@@ -238,11 +238,7 @@ def deployment_syntheses(overrides: Mapping[str, Any]) -> list[synth.Synthesis]:
     out = [primary]
     for switches in SWITCHED_LATER:
         values = {**shared, **switches}
-        out.append(
-            synth.synthesize(
-                "dr", values, latch=synth.procedure_latch(values), primary_outputs=primary.outputs
-            )
-        )
+        out.append(synth.synthesize_as_procedure("dr", values, primary_outputs=primary.outputs))
     return out
 
 

@@ -72,14 +72,8 @@ def deploy_syntheses(overrides: Mapping[str, Any]) -> list[synth.Synthesis]:
     :func:`documented_updates`."""
     shared = {k: v for k, v in overrides.items() if not k.startswith("dr:")}
     primary = synth.synthesize("primary", shared)
-    configured = synth.synthesize(
-        "dr", dict(overrides), latch=synth.procedure_latch(overrides), primary_outputs=primary.outputs
-    )
+    configured = synth.synthesize_as_procedure("dr", dict(overrides), primary_outputs=primary.outputs)
     out = [primary, configured]
     for _label, values in documented_updates(overrides):
-        out.append(
-            synth.synthesize(
-                "dr", values, latch=synth.procedure_latch(values), primary_outputs=primary.outputs
-            )
-        )
+        out.append(synth.synthesize_as_procedure("dr", values, primary_outputs=primary.outputs))
     return out

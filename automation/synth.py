@@ -538,6 +538,12 @@ def procedure_latch(values: Mapping[str, Any]) -> str | None:
     return json.dumps({"state": "active", "since": "2026-01-01T00:00:00Z", "runbook": "declared failover"})
 
 
+def synthesize_as_procedure(stack: str, overrides: Mapping[str, Any], **kwargs: Any) -> Synthesis:
+    """:func:`synthesize` under the latch the documented procedure leaves for ``overrides``
+    (:func:`procedure_latch`): a failback phase runs only under the failover's latch."""
+    return synthesize(stack, overrides, latch=procedure_latch(overrides), **kwargs)
+
+
 def procedure_journal(values: Mapping[str, Any], latch: str | None) -> str | None:
     """The run journal the documented procedure leaves before aurora-global ``dr:failback switch-writer``:
     ``python -m automation latch switch-writer`` ran the runbook's switchover, which writes its writer-move

@@ -233,9 +233,7 @@ def _later(switches: dict[str, Any]) -> tuple[Any, Any]:
 
     primary = synth.synthesize("primary", {})
     now = synth.synthesize("dr", {}, primary_outputs=primary.outputs)
-    later = synth.synthesize(
-        "dr", switches, latch=synth.procedure_latch(switches), primary_outputs=primary.outputs
-    )
+    later = synth.synthesize_as_procedure("dr", switches, primary_outputs=primary.outputs)
     return now, later
 
 
@@ -394,9 +392,7 @@ def test_bi24_2_the_deploy_policy_allows_every_documented_update(mode: str) -> N
     updates: list[tuple[str, list[Any]]] = []
     for switches in (u for values in DOCUMENTED_SWITCHES.values() for u in values):
         values = {**database, **switches}
-        later = synth.synthesize(
-            "dr", values, latch=synth.procedure_latch(values), primary_outputs=primary.outputs
-        )
+        later = synth.synthesize_as_procedure("dr", values, primary_outputs=primary.outputs)
         updates.append((str(switches), [primary, later]))
     lifecycle = Lifecycle()
     lifecycle.run(steps_for(PROCEDURES[mode], mode))

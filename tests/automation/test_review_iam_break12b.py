@@ -222,9 +222,7 @@ def test_the_deploy_policies_fit_one_role_s_default_quota(mode: str | None) -> N
         primary = synth.synthesize("primary", shared)
         # A failback phase runs under the failover latch the documented procedure leaves.
         values = {**shared, **DR_FLAGS}
-        dr = synth.synthesize(
-            "dr", values, latch=synth.procedure_latch(values), primary_outputs=primary.outputs
-        )
+        dr = synth.synthesize_as_procedure("dr", values, primary_outputs=primary.outputs)
         docs = tuple(iam.deploy_policies([primary, dr], ACCOUNT))
     assert len(docs) <= MANAGED_POLICIES_PER_ROLE, f"{len(docs)} managed policies"
 

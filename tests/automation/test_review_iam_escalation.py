@@ -56,7 +56,7 @@ def _pair(*overrides: str) -> tuple[synth.Synthesis, synth.Synthesis]:
     documented procedure leaves for them (synth.procedure_latch: ``dr:active`` is planned active)."""
     parsed = synth.parse_overrides(list(overrides))
     primary = synth.synthesize("primary", {k: v for k, v in parsed.items() if not k.startswith("dr:")})
-    dr = synth.synthesize("dr", parsed, latch=synth.procedure_latch(parsed), primary_outputs=primary.outputs)
+    dr = synth.synthesize_as_procedure("dr", parsed, primary_outputs=primary.outputs)
     return primary, dr
 
 
@@ -394,7 +394,7 @@ def test_the_boundary_is_one_managed_policy_and_passes_parliament(mode: str) -> 
     primary = synth.synthesize("primary", shared)
     # A failback phase runs under the failover latch the documented procedure leaves.
     values = {**shared, **DR_FLAGS}
-    dr = synth.synthesize("dr", values, latch=synth.procedure_latch(values), primary_outputs=primary.outputs)
+    dr = synth.synthesize_as_procedure("dr", values, primary_outputs=primary.outputs)
     boundary = boundary_policy([*deployment_syntheses(shared), dr], ACCOUNT)  # what iam --for boundary makes
     assert iam._size(boundary) <= iam.MANAGED_POLICY_MAX
     assert iam_audit.findings(boundary, iam_audit.PolicyKind.BOUNDARY) == []

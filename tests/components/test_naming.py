@@ -59,7 +59,7 @@ def _deployment(environment: str, mode: str) -> tuple[synth.Synthesis, synth.Syn
     primary = synthesize("primary", shared)
     # A failback phase runs under the failover latch the documented procedure leaves.
     values = {**shared, **DR_FLAGS}
-    dr = synth.synthesize("dr", values, latch=synth.procedure_latch(values), primary_outputs=primary.outputs)
+    dr = synth.synthesize_as_procedure("dr", values, primary_outputs=primary.outputs)
     return primary, dr
 
 
