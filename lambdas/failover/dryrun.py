@@ -15,6 +15,7 @@ from typing import Any
 
 from lambdas.failover.context import Capacity, RunbookContext
 from lambdas.failover.graph import RUNBOOKS
+from lambdas.failover.journal import WRITER_MOVE_MARK
 from lambdas.failover.names import (
     WRITER_BACK_PHASES,
     failover_instance_pattern,
@@ -122,6 +123,24 @@ def _writer_moved_back(ctx: RunbookContext, obs: Observation) -> str | None:
     failback = next((m for m in members if m.failback), None)
     if dr is not None and dr.role == "writer" and failback is not None and failback.role == "writer":
         return f"{failback.identifier} in {ctx.primary_region} (created as a replica of {dr.identifier}) is standalone"
+    # The runbook's own failback (fencing.py, break24c BR24c-1): its writer-move mark in region B's journal,
+    # with region A's declared writer standalone, or with region A unread.
+    journal = {} if isinstance(obs.journal, Unread) else obs.journal
+    mark = journal.get(WRITER_MOVE_MARK)
+    if mark and dr is not None and dr.role == "writer":
+        region_a = [m for m in members if m.side == "primary"]
+        unread = next((m for m in region_a if m.role == "unknown"), None)
+        if unread is not None:
+            return (
+                f"the runbook's failback asked to move the writer to {ctx.primary_db_instance_id} at {mark} "
+                f"(the run journal, {ctx.dr_region}) and region A cannot be read ({unread.status})"
+            )
+        declared = next((m for m in region_a if m.identifier == ctx.primary_db_instance_id), None)
+        if declared is not None and not declared.failback and declared.role == "writer":
+            return (
+                f"{ctx.primary_db_instance_id} in {ctx.primary_region} is standalone and the runbook's failback "
+                f"asked to move the writer there at {mark} (the run journal)"
+            )
     if isinstance(obs.failback_phase, str) and obs.failback_phase in WRITER_BACK_PHASES:
         return (
             f"the dr stack's failback applied {obs.failback_phase!r} under this latch "
@@ -174,10 +193,10 @@ def _failover_lines(
     moved = _writer_moved_back(ctx, obs)
     if moved is not None:
         confirm = (
-            f"would be refused, changing nothing (NotReplicating): region A holds the writer ({moved}): the "
-            f"dr stack's failback moved it back, so {ctx.dr_db_instance_id} is a copy frozen at that switch; "
-            "finish the failback and let "
-            "`pulumi up -s dr` re-seed region B first"
+            f"would be refused, changing nothing (NotReplicating): region A holds the writer ({moved}): a "
+            f"failback moved it back, so {ctx.dr_db_instance_id} is a copy frozen at that switch; "
+            "finish the failback that moved it (the dr stack's phases, or the runbook's `python -m automation "
+            "failback`) and let `pulumi up -s dr` re-seed region B first"
         )
     return {
         "confirm_primary_down": confirm,

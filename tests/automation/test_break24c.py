@@ -23,15 +23,6 @@ health = _fixtures.health
 make_world = _fixtures.make_world
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "BR24c-1 open: the dry run's refusal (dryrun.py _writer_moved_back) reads only the IaC failback "
-        "instance and the dr stack's record, not 506c2e0's declared-writer creation order: after the "
-        "runbook's failback moved the writer, the dry run says the failover's first step goes on; the "
-        "run refuses it"
-    ),
-)
 def test_br24c_1_the_dry_run_says_the_refusal_after_the_runbook_s_failback_moved_the_writer(
     make_world: Callable[..., World],
 ) -> None:
