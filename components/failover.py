@@ -501,12 +501,20 @@ def refuse_phase_skip(previous: PhaseRecord | None, tier: DesiredTier, latch: La
     replica (a new, empty database that the primary stack then adopts as region A's writer), and
     without ``drain`` it moves the writer while region B still takes writes. Going back is
     :func:`refuse_step_back`'s. The record binds as it does there: under an active latch only when it
-    was made under the same ``since``. ``complete`` under a released latch is exempt: the writer is
-    back in region A (``latch release`` checks it), and a failback the runbook finished records no
-    phase.
+    was made under the same ``since``, under a released one whatever ``since`` it has.
+
+    ``complete`` follows ``route-back`` like every phase follows the one before, also under a released
+    latch. It is not a tidy-up that fits any failback: in rds-replica it promotes region B's database
+    and declares region A's failback instance promoted. With no failover behind it, that promotes a
+    healthy replica beside region A's writer (two standalone writers, nothing protected); after the
+    *runbook's* failback (which records no phase and makes no failback instance) it creates
+    ``<primary>-failback`` as a replica of region B's frozen copy, standalone, which the primary stack
+    then adopts as region A's writer: every write region A took since the runbook's failback is lost
+    to the application (issue 13; ``python -m automation plan --lifecycle`` showed both). The runbook's
+    failback ends with ``dr:active false`` and no ``dr:failback`` (README "Failing back").
     """
     phase = tier.failback_phase
-    if phase is None or (phase == "complete" and not latch.active):
+    if phase is None:
         return
     binds = previous is not None and (
         not latch.active or previous.unreadable or previous.latch_since == latch.since
@@ -520,6 +528,17 @@ def refuse_phase_skip(previous: PhaseRecord | None, tier: DesiredTier, latch: La
         if done >= 0
         else ("no phase has been applied under this failover")
     )
+    if phase == "complete" and not latch.active:
+        raise FailoverRefused(
+            f"dr:failback complete is refused: it ends the dr stack's failback after route-back, and "
+            f"{applied.replace('under this failover', 'by the dr stack')} (failback record, SSM, region B): "
+            "complete would promote region B's database"
+            + (" and create region A's failback instance from it" if tier.failback_replica else "")
+            + ". After the runbook's failback (`python -m automation failback`), or with no failover behind "
+            "it, leave dr:failback out: `pulumi config rm dr:failback -s dr && pulumi config set dr:active "
+            "false -s dr && pulumi up -s dr` (after a failback, that update re-seeds region B from region A's writer). An IaC failback "
+            f'runs its phases in order: {", ".join(FAILBACK_PHASES)} (README, "Failing back").'
+        )
     raise FailoverRefused(
         f"dr:failback {phase} is refused: failback phases run one at a time and {applied} (failback record, "
         f"SSM, region B), so {phase} would skip {', '.join(FAILBACK_PHASES[done + 1 : wanted])}. Set "

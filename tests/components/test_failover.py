@@ -282,11 +282,28 @@ def test_the_skip_check_binds_an_unreadable_record_and_any_record_under_a_releas
     refuse_phase_skip(earlier, decide_tier_for_phase("route-back"), Latch("standby", _SINCE, "release"))
 
 
-def test_complete_under_a_released_latch_needs_no_record() -> None:
-    """A failback the runbook finished records no phase; the latch released, ``complete`` only tidies."""
+@pytest.mark.parametrize(
+    "record",
+    [None, PhaseRecord(None, None), PhaseRecord("switch-writer", _SINCE)],
+    ids=["none", "routine", "sw"],
+)
+def test_complete_under_a_released_latch_needs_the_dr_stacks_route_back(record: PhaseRecord | None) -> None:
+    """``complete`` promotes region B's database and declares region A's failback instance promoted: it
+    follows route-back (the record) even under a released latch. Without it (no failover behind it, a
+    runbook failback, which records no phase, a routine update after the last cycle) it is refused and says
+    what to run instead (issue 13: ``test_lifecycle``'s
+    ``test_complete_without_the_dr_stacks_route_back_is_refused_and_the_system_ends_protected``)."""
     from components.failover import refuse_phase_skip
 
-    refuse_phase_skip(None, decide_tier_for_phase("complete"), Latch("standby", _SINCE, "failback"))
+    with pytest.raises(FailoverRefused, match=r"dr:failback complete is refused: .*route-back") as refused:
+        refuse_phase_skip(record, decide_tier_for_phase("complete"), Latch("standby", _SINCE, "failback"))
+    assert "pulumi config rm dr:failback -s dr" in str(refused.value)
+    refuse_phase_skip(
+        PhaseRecord("route-back", None), decide_tier_for_phase("complete"), Latch("standby", _SINCE)
+    )
+    refuse_phase_skip(
+        PhaseRecord("complete", None), decide_tier_for_phase("complete"), Latch("standby", _SINCE)
+    )
     with pytest.raises(FailoverRefused, match="would skip replicate, drain, switch-writer, route-back"):
         refuse_phase_skip(None, decide_tier_for_phase("complete"), Latch("active", _SINCE, "failover"))
 

@@ -14,7 +14,13 @@ import functools
 import pytest
 
 from automation.lifecycle import Action, Lifecycle, Runbook, StepResult, Up, final_violations
-from automation.lifecycle_scenarios import PRIMARY_FOLLOWS_WRITER, declared_failover, deploy, steps_for
+from automation.lifecycle_scenarios import (
+    PRIMARY_FOLLOWS_WRITER,
+    declared_failover,
+    deploy,
+    runbook_failover,
+    steps_for,
+)
 from automation.lifecycle_tables import REPLACEMENT
 from lambdas.failover import names
 
@@ -534,6 +540,38 @@ def test_the_primary_stack_refuses_an_update_while_the_runbooks_failback_moves_t
     assert not during.applied
     after = lc.results[-1]
     assert after.errors == [] and after.refused is None, (after.errors, after.refused)
+    assert violations(lc, PLAN | TRAFFIC | {"import-matches"}) == []
+    assert [str(v) for v in final_violations(lc)] == []
+
+
+@pytest.mark.parametrize("mode", [RDS, AURORA])
+@pytest.mark.parametrize("after", ["no failover", "the runbook's failback"])
+def test_complete_without_the_dr_stacks_route_back_is_refused_and_the_system_ends_protected(
+    mode: str, after: str
+) -> None:
+    # traffic-follows-writer and ends-protected. `dr:failback complete` promotes region B's database and
+    # (rds-replica) declares region A's failback instance promoted. With no failover behind it, it promoted
+    # region B's healthy replica beside region A's writer (the scenario ended NOT protected); after the
+    # runbook's failback (no phase recorded, no failback instance) it created <primary>-failback from region
+    # B's frozen copy and the primary stack adopted that as region A's writer, while the application's
+    # writes since the failback stayed in <primary>. complete now needs the dr stack's route-back
+    # (its failback record); the documented update after a runbook failback (dr:active false, no
+    # dr:failback) then re-seeds region B.
+    lc = Lifecycle()
+    before = [*runbook_failover(), Runbook("failback", "runbook failback")] if after != "no failover" else []
+    lc.run(
+        [
+            *deploy(mode),
+            *before,
+            Up("dr", "dr:failback complete", {"dr:active": False, "dr:failback": "complete"}),
+            Up("dr", "routine update: dr:failback removed", rm=("dr:failback",)),
+            Up("primary", "routine update of the primary stack"),
+        ]
+    )
+    stray = step(lc, "dr:failback complete")
+    assert stray.refused is not None and "dr:failback complete is refused" in stray.refused, stray.refused
+    assert "route-back" in stray.refused and "pulumi config rm dr:failback -s dr" in stray.refused
+    assert stray.plans == [] and not stray.applied
     assert violations(lc, PLAN | TRAFFIC | {"import-matches"}) == []
     assert [str(v) for v in final_violations(lc)] == []
 
