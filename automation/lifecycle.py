@@ -52,6 +52,8 @@ from automation.lifecycle_tables import (
 )
 from lambdas.failover.names import (
     FAILBACK_STAMP_TAG,
+    WRITER_BACK_PHASES,
+    current_failback_id,
     failover_instance_id,
     is_failover_instance,
     new_failover_token,
@@ -872,9 +874,10 @@ class Lifecycle:
             self.world.region_a_up = step.up
         self._canary()
         # A latch release or an Aurora switch-writer runs within the failback phase the dr stack is in.
-        # A primary update within the failback (region A's application following the writer) too.
+        # A primary update within the failback (region A's application following the writer) too, and a
+        # refused runbook, which changed nothing.
         in_failback = isinstance(step, Up) or (
-            isinstance(step, Runbook) and step.action in ("release", "switch-writer")
+            isinstance(step, Runbook) and (step.action in ("release", "switch-writer") or refused is not None)
         )
         phase = self.config["dr"].get("dr:failback") if in_failback else None
         if isinstance(step, Runbook) and step.action == "activate":
@@ -971,6 +974,10 @@ class Lifecycle:
                     w.journal.setdefault("writerMoveRequestedAt", w.now())
                 w.global_failover(ctx["primaryClusterId"])
             return
+        if step.action == "failover" and mode == "rds-replica":
+            refused = self._failover_refusal(ctx)
+            if refused is not None:
+                return refused
         if step.action == "failover" and w.region_a_up:
             # fence_primary (steps.fence_region_a): stamped in the journal before the change.
             w.journal["primaryStoppedAt"] = w.now()
@@ -1001,6 +1008,49 @@ class Lifecycle:
             w.switch_metric = 1.0
             if not latch_kept:
                 self._write_latch(_runbook_latch("active", "failover", w.now()))
+
+    def _failover_refusal(self, ctx: Mapping[str, Any]) -> str | None:
+        """The rds-replica failover's refusal at ``confirm_primary_down`` (nothing changed), or None:
+        lambdas/failover/fencing.py ``_refuse_unprotected`` ("Protected again, or refuse", docs/safety.md).
+
+        As AWS would show it (``_writer_moved_back``): region B's instance standalone and region A's IaC
+        failback instance of region B's generation standalone, or the runbook's failback's writer-move
+        mark with region A's declared writer standalone (or region A unreachable); under the active latch,
+        the dr stack's failback record past ``switch-writer``; under a standby latch with region A never
+        fenced, region B's instance standalone (a frozen copy, not a replica of the writer).
+        """
+        from components.failover import Latch
+
+        w = self.world
+        primary, dr = str(ctx["primaryDbInstanceId"]), str(ctx["drDbInstanceId"])
+        b = w.dbs.get(dr)
+        if b is None or b.source is not None:
+            return None  # a replica: the failover promotes it
+        failback = w.dbs.get(current_failback_id(primary, dr))
+        declared = w.dbs.get(primary)
+        refusal = "the runbook's failover refused at confirm_primary_down (NotReplicating): "
+        if failback is not None and failback.source is None:
+            return (
+                refusal
+                + f"region A holds the writer: {failback.ident} (created as a replica of {dr}) is standalone"
+            )
+        mark = w.journal.get("writerMoveRequestedAt")
+        if mark and (not w.region_a_up or (declared is not None and declared.source is None)):
+            return (
+                refusal
+                + f"region A holds the writer: the runbook's failback asked to move it there at {mark}"
+            )
+        if Latch.parse(self.latch_value()).active:
+            phase = self._iac_failback_phase()
+            if phase in WRITER_BACK_PHASES:
+                return (
+                    refusal
+                    + f"region A holds the writer: the dr stack's failback applied {phase!r} under this latch"
+                )
+            return None  # a failover already latched: resumed
+        if w.journal.get("primaryStoppedAt"):
+            return None  # region A fenced by a failover never failed back: region B is the writer
+        return refusal + f"{dr} is not replicating from the writer (standalone while the latch says standby)"
 
     def _iac_failback_phase(self) -> str | None:
         """The dr stack's failback phase recorded under the active latch (lambdas/failover/journal.py

@@ -7,7 +7,7 @@ IaC failback's replica in region A. aurora-global: the global database's seconda
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import pulumi
@@ -217,6 +217,7 @@ class DrDatabaseArgs:
     kms_key_arn: pulumi.Output[str]
     primary_provider: pulumi.ProviderResource
     protect: bool = False
+    writer_move_after: list[pulumi.Resource] = field(default_factory=list)
 
 
 class DrDatabase(pulumi.ComponentResource):
@@ -595,6 +596,7 @@ class DrDatabase(pulumi.ComponentResource):
                 retain_on_delete=True,
                 # A leftover keeps its source as the state has it: never re-pointed, never promoted.
                 ignore_changes=["replicateSourceDb"] if leftover else None,
+                depends_on=[] if leftover else args.writer_move_after,
             ),
         )
 
@@ -623,6 +625,9 @@ class DrDataTierArgs:
     isolated_subnet_ids: list[pulumi.Output[str]]
     app_security_group_id: pulumi.Input[str]
     primary_provider: pulumi.ProviderResource
+    writer_move_after: list[pulumi.Resource] = field(default_factory=list)
+    """What region A's failback instance waits for when this update promotes it (the failback record,
+    written ahead of the writer move: :meth:`PilotLightRegion._failback_record`)."""
 
 
 class DrDataTier(pulumi.ComponentResource):
@@ -671,6 +676,7 @@ class DrDataTier(pulumi.ComponentResource):
                 kms_key_arn=key.arn,
                 primary_provider=args.primary_provider,
                 protect=cfg.protect,
+                writer_move_after=args.writer_move_after,
             ),
             pulumi.ResourceOptions(parent=self),
         )

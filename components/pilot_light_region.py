@@ -124,16 +124,10 @@ class PilotLightRegion(pulumi.ComponentResource):
             opts=pulumi.ResourceOptions(parent=self, ignore_changes=["value"]),
         )
         self.latch_parameter_name = latch.name
-        # What this update applies of a failback, for the next one to read live: phases never step
-        # back past switch-writer (components/failover.py, refuse_step_back). Only the program writes it.
-        aws.ssm.Parameter(
-            f"{name}-failback-phase",
-            name=phase_record_parameter_name(cfg.latch_parameter_name),
-            type="String",
-            value=PhaseRecord(args.tier.failback_phase, args.tier.latch_since).to_json(),
-            description="pilotlight failback record: the dr:failback phase the last pulumi up -s dr applied",
-            opts=child,
-        )
+        # The failback record (what this update applies of a failback, for the next update and the
+        # runbook to read: :meth:`_failback_record`). The phase that moves the writer writes it first.
+        writes_ahead = args.tier.failback_phase == "switch-writer" and args.tier.failback_replica
+        record = self._failback_record(name, cfg, args.tier, after=[]) if writes_ahead else None
 
         # --- data tier (components/dr_data.py, components/storage.py) ---
         # The app tier's instances and functions join this group; the database admits only it.
@@ -159,6 +153,7 @@ class PilotLightRegion(pulumi.ComponentResource):
                 isolated_subnet_ids=self.network.isolated_subnet_ids,
                 app_security_group_id=self.app_security_group.id,
                 primary_provider=args.primary_provider,
+                writer_move_after=[record] if record is not None else [],
             ),
             child,
         )
@@ -367,7 +362,45 @@ class PilotLightRegion(pulumi.ComponentResource):
         }
         # data tier
         self._exports.update({**self.data.exports(), "drAppSecurityGroupId": self.app_security_group.id})
+
+        if not writes_ahead:
+            self._failback_record(name, cfg, args.tier, after=[self.data, self.web, self.api])
         self.register_outputs(self._exports)
+
+    def _failback_record(
+        self, name: str, cfg: StackConfig, tier: DesiredTier, *, after: list[pulumi.Resource]
+    ) -> aws.ssm.Parameter:
+        """The failback record: the ``dr:failback`` phase this update applies, for the next update
+        (components/failover.py ``refuse_step_back``, ``refuse_phase_skip``) and the runbook's refusals
+        (lambdas/failover/fencing.py) to read live. Only the program writes it.
+
+        The engine does not apply an update all-or-nothing (a failed resource stops new operations, not
+        those under way: https://www.pulumi.com/docs/iac/cli/commands/pulumi_up/), so where the record is
+        written in the update decides what it can claim (issue 13; written beside the phase's changes, it
+        could be ahead or behind them):
+
+        * ``after`` the phase's changes (``replicate``, ``drain``, ``route-back``, ``complete``, Aurora's
+          ``switch-writer``): it depends on the data tier, the web tier and the functions and their event
+          sources. Depending on a component depends on every resource under it (Python SDK 3.10.1,
+          https://github.com/pulumi/pulumi/pull/7732), and the engine runs an operation only after its
+          dependencies' succeeded (https://www.pulumi.com/docs/iac/concepts/resources/options/dependson/):
+          when one fails the record keeps the phase before, so it never says ``drain`` while region B still
+          takes writes, and ``switch-writer`` is not allowed before a drain that happened.
+        * ahead of the writer move (rds-replica ``switch-writer``, ``after`` empty): region A's failback
+          instance depends on the record (``DrDataTierArgs.writer_move_after``), as the runbook writes its
+          writer-move mark before it promotes. A record behind a promotion that happened would let the
+          next update step back and give region B its web tier back beside region A's new writer (two
+          writers); ahead of a promotion that failed, it only holds region B drained until switch-writer
+          runs again.
+        """
+        return aws.ssm.Parameter(
+            f"{name}-failback-phase",
+            name=phase_record_parameter_name(cfg.latch_parameter_name),
+            type="String",
+            value=PhaseRecord(tier.failback_phase, tier.latch_since).to_json(),
+            description="pilotlight failback record: the dr:failback phase the last pulumi up -s dr applied",
+            opts=pulumi.ResourceOptions(parent=self, depends_on=after),
+        )
 
     def web_image_id(self, name: str, cfg: StackConfig) -> pulumi.Input[str] | None:
         """The web tier's image in region B: a configured AMI (region A's) is copied here.

@@ -149,11 +149,11 @@ def _writer_moved_back(ctx: RunbookContext, clients: Clients, *, runbook_failbac
     fencing is best effort only when region A is unreachable, and the dr stack's record still binds).
 
     ``runbook_failback``: also the runbook's own failback (break24b BR24b-4), whose replica takes region
-    A's declared name (rename to replace): region A's declared writer standalone and created after region
-    B's standalone instance was never that instance's source (a read replica is created from an existing
-    source and cannot be re-pointed: https://docs.aws.amazon.com/AmazonRDS/latest/UserGuide/USER_ReadRepl.html),
-    so it is a failback's replica of region B, promoted. Not for the runbook's failback itself, whose
-    resume after its own writer move must finish.
+    A's declared name (rename to replace): its writer-move mark in region B's journal (written before it
+    asks AWS to promote, withdrawn only when AWS refused the move) with region A's declared writer
+    standalone, or with region A unreadable (break24c BR24c-3: fail safe, as the dr stack's record does).
+    A standalone declared writer alone proves nothing (restored or re-created by hand: break24c BR24c-2).
+    Not for the runbook's failback itself, whose resume after its own writer move must finish.
     """
     if not (ctx.primary_db_instance_id and ctx.dr_db_instance_id):
         return None

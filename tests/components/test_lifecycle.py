@@ -576,6 +576,63 @@ def test_complete_without_the_dr_stacks_route_back_is_refused_and_the_system_end
     assert [str(v) for v in final_violations(lc)] == []
 
 
+def test_a_runbook_failover_after_the_iac_switch_writer_is_refused_and_the_failback_finishes() -> None:
+    # one writer / nothing lost (docs/safety.md "Protected again, or refuse"): after dr:failback
+    # switch-writer region A's failback instance is the writer and region B's instance a copy frozen at
+    # that promotion. The runbook's failover (fencing.py _refuse_unprotected) refuses before any change
+    # (the harness modelled only the runbook's failback refusal before, and "promoted" the frozen copy);
+    # the failback then finishes and the system ends protected.
+    lc = Lifecycle()
+    phases = [
+        Up("dr", f"IaC failback phase {p}", {"dr:active": True, "dr:failback": p})
+        for p in ("replicate", "drain", "switch-writer")
+    ]
+    lc.run(
+        [
+            *deploy(RDS),
+            *declared_failover(RDS),
+            *phases,
+            Up("primary", PRIMARY_FOLLOWS_WRITER),
+            Runbook("failover", "the runbook's failover after switch-writer"),
+            Runbook("release", "latch release"),
+            Up("dr", "IaC failback phase route-back", {"dr:active": True, "dr:failback": "route-back"}),
+            Up("dr", "IaC failback phase complete", {"dr:active": False, "dr:failback": "complete"}),
+            Up("dr", "routine update: dr:failback removed", rm=("dr:failback",)),
+            Up("primary", "routine update of the primary stack"),
+        ]
+    )
+    refused = step(lc, "the runbook's failover after switch-writer")
+    assert refused.refused is not None and "region A holds the writer" in refused.refused, refused.refused
+    assert not refused.applied
+    assert all(r.refused is None and r.errors == [] for r in lc.results if r is not refused), [
+        (r.label, r.refused, r.errors) for r in lc.results if r.refused or r.errors
+    ]
+    assert violations(lc, PLAN | TRAFFIC) == []
+    assert [str(v) for v in final_violations(lc)] == []
+
+
+def test_a_runbook_failover_before_the_dr_update_re_seeds_region_b_is_refused() -> None:
+    # "Protected again, or refuse": after the runbook's failback region B's instance is a standalone copy
+    # frozen at the failback until `pulumi up -s dr` (dr:active false) re-seeds it. A failover in between
+    # refuses (not replicating from the writer); after the re-seed it promotes the new replica.
+    lc = Lifecycle()
+    lc.run(
+        [
+            *steps_for("runbook-runbook", RDS)[:-2],
+            Runbook("failover", "a failover before the re-seed"),
+            *steps_for("runbook-runbook", RDS)[-2:],
+            *runbook_failover(),
+        ]
+    )
+    early = step(lc, "a failover before the re-seed")
+    assert early.refused is not None and "not replicating from the writer" in early.refused, early.refused
+    later = lc.results[-2]
+    assert later.step == Runbook("failover", later.step.label) and later.refused is None, later.refused
+    assert lc.world.dbs[lc.outputs["dr"]["runbook"]["drDbInstanceId"]].source is None, (
+        "the re-seeded replica promoted"
+    )
+
+
 # The longest names the config accepts (tests/components/test_naming.py): region A's identifier
 # leaves no room for "-failback-g<n>", and region B's Aurora cluster none for "-failover-<token>", so the
 # names the program and the runbook derive from them are cut with a hash (the runbook's writer: the
