@@ -39,9 +39,10 @@ typecheck: $(STAMP_DEV)
 
 # The suite on every core (pytest-xdist); each test module runs whole on one worker, so a module's
 # fixtures (moto, PostgreSQL servers, the drill) start once. `make unit PYTEST_WORKERS=0` runs in one process.
+# It prints the 25 slowest tests: the CI time budget (15 minutes) is watched from them.
 PYTEST_WORKERS ?= auto
 unit: $(STAMP_DEV)
-	$(PY) -m pytest -n $(PYTEST_WORKERS) --dist loadscope
+	$(PY) -m pytest -n $(PYTEST_WORKERS) --dist loadscope --durations=25
 
 test: lint typecheck unit
 
