@@ -1,0 +1,119 @@
+"""break25: findings against int25 (e5b725b: a failover refused when region B's journal holds the runbook
+failback's ``WRITER_MOVE_MARK`` and region A's declared writer is standalone or region A cannot be read;
+c71305a: the dry run says that refusal).
+
+Each test is the failing evidence of one finding, marked xfail(strict=True) until it is fixed. They run the
+product's unmodified runbook (``lambdas/failover``) against the moto world of the runbook tests
+(``tests/lambdas/failover``), as tests/automation/test_break24c.py does.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import pytest
+
+from tests.lambdas.failover import conftest as _fixtures
+from tests.lambdas.failover.faults import deny, unreachable
+from tests.lambdas.failover.harness import FAST, clients_for, run_book
+from tests.lambdas.failover.world import REGION_A, REGION_B, World
+
+aws = _fixtures.aws
+fast_backoff = _fixtures.fast_backoff
+health = _fixtures.health
+make_world = _fixtures.make_world
+
+
+def _runbook_failback_moved_the_writer(world: World) -> None:
+    """The state of test_break24c BR24c-1/BR24c-3: a completed failover, then the runbook's failback, which
+    promoted region A's new ``<primary>`` (a replica of region B created under the declared name: AWS
+    "Renaming to replace an existing DB instance",
+    https://docs.aws.amazon.com/AmazonRDS/latest/UserGuide/USER_RenameInstance.html) and stopped at
+    ``release_switch`` (CloudWatch PutMetricData refused in region B). Region A holds the writer; region B's
+    instance is a standalone copy frozen at the promotion ("A promoted read replica ... can't be made a
+    read replica again": https://docs.aws.amazon.com/AmazonRDS/latest/UserGuide/USER_ReadRepl.Promote.html)."""
+    from lambdas.failover.context import RunbookContext
+    from lambdas.failover.journal import WRITER_MOVE_MARK, read_journal
+
+    assert run_book(world, "failover").outcome == "done"
+    stopped = run_book(world, "failback", deny("cloudwatch", "PutMetricData", REGION_B), params=FAST)
+    assert stopped.stopped_at == "release_switch", stopped.format_table()
+    ctx = RunbookContext.from_dict(world.context)
+    assert read_journal(clients_for(world), ctx).get(WRITER_MOVE_MARK), "region B's journal: the writer moved"
+    primary = world.context["primaryDbInstanceId"]
+    writer = world.client("rds", REGION_A).describe_db_instances(DBInstanceIdentifier=primary)["DBInstances"][
+        0
+    ]
+    assert not writer.get("ReadReplicaSourceDBInstanceIdentifier"), "region A's <primary> was promoted"
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason=(
+        "BR25-1 open: `latch activate` (declare_failover_hold) withdraws the runbook failback's writer-move "
+        "mark without asking AWS, so with region A dark the next failover serves region B's frozen copy"
+    ),
+)
+def test_br25_1_a_declared_failover_does_not_unbind_the_runbook_failback_s_writer_move(
+    make_world: Callable[..., World],
+) -> None:
+    """rds-replica, "protected again, or refuse" and "one writer" (docs/safety.md). The state of BR24c-3: the
+    runbook's failback moved the writer to region A and stopped; region A then goes dark. e5b725b refuses the
+    failover on the journal's writer-move mark (region B's only evidence while region A is dark). The
+    operator, refused, declares the failover instead (`python -m automation latch activate`, the documented
+    first step of a declared failover: README / docs/safety.md "A declared failover activates the latch").
+    ``journal.declare_failover_hold`` drops ``WRITER_MOVE_MARK`` unconditionally ("a new failover: no earlier
+    failback's writer move speaks for region A any more"), and nothing before it asks whether region A holds
+    the writer; so the mark, the one record of the move, is gone, and a failover now finds nothing to refuse
+    on and lights region B's frozen copy: every write region A's writer took since the failback is lost to
+    the clients region B serves, and region A's writer is a second writer when it answers again."""
+    from automation import latch_cli
+    from lambdas.failover.context import RunbookContext
+
+    world = make_world("rds-replica")
+    _runbook_failback_moved_the_writer(world)
+    refused = run_book(world, "failover", unreachable(REGION_A))
+    assert refused.stopped_at == "confirm_primary_down", refused.format_table()  # e5b725b holds so far
+
+    ctx = RunbookContext.from_dict(world.context)
+    try:
+        lines = latch_cli.activate(ctx, clients_for(world, unreachable(REGION_A)), reason="region A dark")
+    except Exception as exc:  # a refusal of the declared failover is what a fix may do
+        lines = [f"refused: {exc!r}"]
+    report = run_book(world, "failover", unreachable(REGION_A))
+
+    assert report.stopped_at == "confirm_primary_down" and world.asg(REGION_B)[1] == 0, (
+        f"after `latch activate` ({lines}) the failover {report.outcome} at {report.stopped_at}; region B's "
+        f"frozen copy serving: {world.asg(REGION_B)}\n{report.format_table()}"
+    )
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason=(
+        "BR25-2 open: `status` (observe._rds_writer) says the writer is in region B after the runbook's "
+        "failback promoted region A's <primary>, while the failover refuses because region A holds it"
+    ),
+)
+def test_br25_2_status_names_region_a_the_writer_after_the_runbook_s_failback_moved_it(
+    make_world: Callable[..., World],
+) -> None:
+    """rds-replica. The state of BR24c-1 (region A answers): the runbook's failback promoted ``<primary>`` in
+    region A (rename to replace) and stopped at ``release_switch``. AWS shows region A's ``<primary>``
+    standalone and region B's instance standalone; the failover refuses ("region A holds the writer",
+    fencing.py ``_writer_moved_back`` from the journal's mark). ``python -m automation status`` reads the
+    writer from ``observe._rds_writer``, which knows only the IaC failback instance (``<primary>-failback``,
+    absent here) as a promoted-after-region-B writer, and so reports "writer in <region B>": the operator's
+    one read-only view contradicts the refusal and names the frozen copy the writer. ``latch release``
+    reads the same and refuses ("the writer is region B")."""
+    from lambdas.failover.context import RunbookContext
+    from lambdas.failover.observe import format_status, observe
+
+    world = make_world("rds-replica")
+    _runbook_failback_moved_the_writer(world)
+    ctx = RunbookContext.from_dict(world.context)
+    obs = observe(ctx, clients_for(world))
+    report = run_book(world, "failover")
+    assert report.stopped_at == "confirm_primary_down", report.format_table()
+
+    assert obs.writer_side == "primary", f"status: {format_status(obs)}\nthe failover: {report.reason}"
