@@ -117,3 +117,96 @@ def test_br25_2_status_names_region_a_the_writer_after_the_runbook_s_failback_mo
     assert report.stopped_at == "confirm_primary_down", report.format_table()
 
     assert obs.writer_side == "primary", f"status: {format_status(obs)}\nthe failover: {report.reason}"
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason=(
+        "BR25-3 open: resumed as the failover's refusal says, with region A dark, the failback stops saying "
+        "'region B keeps serving' while region B is drained and no region serves the writer"
+    ),
+)
+def test_br25_3_the_failback_the_refusal_names_says_where_it_leaves_region_b(
+    make_world: Callable[..., World],
+) -> None:
+    """rds-replica, "traffic follows the writer" / "converges" as the operator reads them. The state of
+    BR24c-3: the runbook's failback moved the writer to region A and stopped at ``release_switch``; region A
+    goes dark. The failover's refusal (e5b725b) says "the runbook's: `python -m automation failback` resumes
+    it". Resumed with region A dark, the failback stops at ``confirm_primary_healthy`` with "Nothing was
+    changed; region B keeps serving", and its ``restore_dr`` keeps region B drained (a promotion of
+    ``<primary>`` was requested: docs/safety.md "one requested, region B stays drained"). Region B serves
+    nothing (web tier 0, functions at 0): the run's own report contradicts AWS state, and neither it nor the
+    failover's refusal says that service waits for region A to answer."""
+    world = make_world("rds-replica")
+    _runbook_failback_moved_the_writer(world)
+    refused = run_book(world, "failover", unreachable(REGION_A))
+    assert refused.stopped_at == "confirm_primary_down", refused.format_table()
+    assert "python -m automation failback" in str(refused.reason)
+
+    resumed = run_book(world, "failback", unreachable(REGION_A), params=FAST)
+
+    assert resumed.outcome != "done", resumed.format_table()
+    drained = world.asg(REGION_B)[1] == 0
+    assert not (drained and "region B keeps serving" in str(resumed.reason)), (
+        f"region B web tier {world.asg(REGION_B)}; the failback: {resumed.reason}"
+    )
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason=(
+        "BR25-4 open: a deleted run journal drops the runbook failback's writer-move mark; with region A dark "
+        "the failover resumes under the active latch and lights region B's frozen copy"
+    ),
+)
+def test_br25_4_a_deleted_journal_does_not_let_a_failover_serve_the_frozen_copy(
+    make_world: Callable[..., World],
+) -> None:
+    """rds-replica, "protected again, or refuse". The state of BR24c-3, then the run journal
+    (``<latch>-journal``, SSM, region B) is deleted, and region A goes dark. A garbled journal is read as its
+    last readable version (journal.py ``_read_journal_version``: "Read as empty it would fail open: ... a
+    failback's writer move forgotten"), but DeleteParameter removes the parameter with its history
+    (https://docs.aws.amazon.com/systems-manager/latest/APIReference/API_DeleteParameter.html), and
+    ``ParameterNotFound`` reads as ``{}``: the mark is gone, ``_writer_moved_back`` cannot read region A and
+    says None, and the active latch resumes the failover, which scales region B up on a copy frozen at the
+    failback's promotion. The runbook's own rule elsewhere reads an empty journal as "cannot say" (journal.py
+    ``_promotion_requested``: "None when the journal cannot say (empty ...)") and takes the safe side; an
+    active latch with a standalone region B instance and an empty journal is a state no run leaves (a
+    failover's marks, a failback's record), so it cannot tell a failover to resume from a failback's move."""
+    from lambdas.failover.context import RunbookContext
+    from lambdas.failover.journal import _journal_name
+
+    world = make_world("rds-replica")
+    _runbook_failback_moved_the_writer(world)
+    ctx = RunbookContext.from_dict(world.context)
+    world.client("ssm", REGION_B).delete_parameter(Name=_journal_name(ctx))
+
+    report = run_book(world, "failover", unreachable(REGION_A))
+
+    assert report.stopped_at == "confirm_primary_down" and world.asg(REGION_B)[1] == 0, (
+        f"the failover {report.outcome}; region B's frozen copy serving: {world.asg(REGION_B)}\n"
+        f"{report.format_table()}"
+    )
+
+
+def test_br25_held_a_garbled_journal_keeps_the_runbook_failback_s_writer_move_binding(
+    make_world: Callable[..., World],
+) -> None:
+    """What held: the state of BR24c-3 with the run journal overwritten by a value that is not a JSON object
+    (by hand, or tampered with), then region A dark. The runbook reads the journal's last readable version
+    (SSM keeps a parameter's versions: "name:version",
+    https://docs.aws.amazon.com/systems-manager/latest/APIReference/API_GetParameter.html), so the writer-move
+    mark still refuses the failover and region B's frozen copy stays drained."""
+    from lambdas.failover.context import RunbookContext
+    from lambdas.failover.journal import _journal_name
+
+    world = make_world("rds-replica")
+    _runbook_failback_moved_the_writer(world)
+    ctx = RunbookContext.from_dict(world.context)
+    world.client("ssm", REGION_B).put_parameter(
+        Name=_journal_name(ctx), Value="not json", Type="String", Overwrite=True
+    )
+
+    report = run_book(world, "failover", unreachable(REGION_A))
+
+    assert report.stopped_at == "confirm_primary_down" and world.asg(REGION_B)[1] == 0, report.format_table()
