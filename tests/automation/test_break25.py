@@ -14,8 +14,8 @@ from collections.abc import Callable
 import pytest
 
 from tests.lambdas.failover import conftest as _fixtures
-from tests.lambdas.failover.faults import deny, unreachable
-from tests.lambdas.failover.harness import FAST, clients_for, run_book
+from tests.lambdas.failover.faults import Fault, deny, throttling_code, unreachable
+from tests.lambdas.failover.harness import FAST, FORCED, clients_for, run_book
 from tests.lambdas.failover.world import REGION_A, REGION_B, World
 
 aws = _fixtures.aws
@@ -210,3 +210,57 @@ def test_br25_held_a_garbled_journal_keeps_the_runbook_failback_s_writer_move_bi
     report = run_book(world, "failover", unreachable(REGION_A))
 
     assert report.stopped_at == "confirm_primary_down" and world.asg(REGION_B)[1] == 0, report.format_table()
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason=(
+        "BR25-5 open: with region A's RDS API throttled the dry run says the failover 'would be refused, "
+        "changing nothing (NotReplicating): region A holds the writer'; the run stops retryably on the "
+        "throttling and, retried once it lifts, goes on and lights region B"
+    ),
+)
+def test_br25_5_the_dry_run_does_not_say_refused_when_region_a_is_only_throttled(
+    make_world: Callable[..., World],
+) -> None:
+    """rds-replica, the dry run's promise (dryrun.py: what the run would do). A failback wrote its
+    writer-move mark and its promotion mark, and its PromoteReadReplica never reached RDS (the connection to
+    region A failed: ``EndpointConnectionError``); its ``restore_dr`` keeps region B drained (docs/safety.md
+    "one requested, region B stays drained"). Region A answers again: ``<primary>`` is still a replica of
+    region B's instance, which holds the writer. With region A's DescribeDBInstances throttled, the dry run
+    (c71305a) reads region A as unread and says the failover would be refused because "region A holds the
+    writer"; the run's fencing (e5b725b) takes throttling for "cannot tell yet" and raises it retryable
+    (break24b BR24b-2), so the run stops on the throttling, not on a refusal, and the executor's retry once
+    the throttling lifts (a throttled request is to be retried: "ThrottlingException ... The request was denied
+    due to request throttling", https://docs.aws.amazon.com/AmazonRDS/latest/APIReference/CommonErrors.html)
+    resumes the failover: region B serves. The dry run said "refused" and "finish the failback ... re-seed
+    region B first" where the run goes on."""
+    from lambdas.failover import dryrun
+    from lambdas.failover.context import RunbookContext
+    from lambdas.failover.journal import PROMOTION_MARK, WRITER_MOVE_MARK, read_journal
+    from lambdas.failover.observe import observe
+
+    world = make_world("rds-replica")
+    assert run_book(world, "failover").outcome == "done"
+    lost = Fault("rds", "PromoteReadReplica", REGION_A, unreachable=True)
+    stopped = run_book(world, "failback", lost, params=FAST)
+    assert stopped.stopped_at == "switch_writer" and world.asg(REGION_B)[1] == 0, stopped.format_table()
+    ctx = RunbookContext.from_dict(world.context)
+    journal = read_journal(clients_for(world), ctx)
+    assert journal.get(WRITER_MOVE_MARK) and journal.get(PROMOTION_MARK), journal
+    primary = world.context["primaryDbInstanceId"]
+    got = world.client("rds", REGION_A).describe_db_instances(DBInstanceIdentifier=primary)["DBInstances"][0]
+    assert got.get("ReadReplicaSourceDBInstanceIdentifier"), "RDS never promoted <primary>"
+
+    throttled = Fault("rds", "DescribeDBInstances", REGION_A, code=throttling_code("rds"))
+    plan = dict(dryrun.plan("failover", ctx, observe(ctx, clients_for(world, throttled)), FORCED))
+    first = run_book(
+        world, "failover", Fault("rds", "DescribeDBInstances", REGION_A, code=throttling_code("rds"))
+    )
+    retried = run_book(world, "failover")  # the same run, retried once the throttling lifted
+
+    said = plan["confirm_primary_down"]
+    assert "refused" not in said or retried.outcome != "done", (
+        f"dry run: {said!r}\nthe run: {first.stopped_at}: {first.reason}\nretried: {retried.outcome}, "
+        f"region B web tier {world.asg(REGION_B)}"
+    )
