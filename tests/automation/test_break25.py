@@ -9,7 +9,9 @@ product's unmodified runbook (``lambdas/failover``) against the moto world of th
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
+from datetime import UTC, datetime
 
 import pytest
 
@@ -264,3 +266,53 @@ def test_br25_5_the_dry_run_does_not_say_refused_when_region_a_is_only_throttled
         f"dry run: {said!r}\nthe run: {first.stopped_at}: {first.reason}\nretried: {retried.outcome}, "
         f"region B web tier {world.asg(REGION_B)}"
     )
+
+
+def test_br25_held_a_second_cycle_s_runbook_failback_binds_a_failover_with_region_a_dark(
+    make_world: Callable[..., World],
+) -> None:
+    """What held: a whole runbook cycle (failover, failback to done, which clears the writer-move mark with
+    the latch: failback.py ``_end_failback_journal``), the re-seed (``<dr>-g1``, a cross-region replica of
+    region A's writer: components/dr_data.py ``_rds_replica``), a second failover (it promotes ``<dr>-g1``),
+    then a second runbook failback that promotes the new ``<primary>`` and stops at ``release_switch``. With
+    region A dark, the failover is refused on the second failback's mark (no first-cycle residue lets it
+    through, and the re-seed's generation names no IaC failback instance that could be read instead), and
+    the dry run says so."""
+    from lambdas.failover import dryrun
+    from lambdas.failover.context import RunbookContext
+    from lambdas.failover.journal import WRITER_MOVE_MARK, read_journal
+    from lambdas.failover.names import generation_identifier
+    from lambdas.failover.observe import observe
+    from tests.lambdas.failover.world import _zero_lag_ahead
+
+    world = make_world("rds-replica")
+    assert run_book(world, "failover").outcome == "done"
+    done = run_book(world, "failback", params=FAST)
+    assert done.outcome == "done", done.format_table()
+    ctx = RunbookContext.from_dict(world.context)
+    assert not read_journal(clients_for(world), ctx).get(WRITER_MOVE_MARK)
+    primary = world.context["primaryDbInstanceId"]
+    g1 = generation_identifier(world.context["drDbInstanceId"], 1)
+    world.client("rds", REGION_B).create_db_instance_read_replica(
+        DBInstanceIdentifier=g1,
+        SourceDBInstanceIdentifier=world.db(REGION_A, primary)["DBInstanceArn"],  # type: ignore[index]
+        DBInstanceClass="db.t3.micro",
+    )
+    world.context["drDbInstanceId"] = g1  # the re-seed's outputs
+    _zero_lag_ahead(world.client("cloudwatch", REGION_B), g1)
+
+    second = run_book(world, "failover")
+    assert second.outcome == "done" and world.dr_is_writer(), second.format_table()
+    # The retained name carries the minute (names.RETAINED_STAMP_FORMAT): a cycle takes longer in AWS (a
+    # cross-region replica's creation alone), so the second failback runs in a later minute.
+    time.sleep(60 - datetime.now(UTC).second + 1)
+    stopped = run_book(world, "failback", deny("cloudwatch", "PutMetricData", REGION_B), params=FAST)
+    assert stopped.stopped_at == "release_switch", stopped.format_table()
+
+    ctx = RunbookContext.from_dict(world.context)
+    dark = clients_for(world, unreachable(REGION_A))
+    plan = dict(dryrun.plan("failover", ctx, observe(ctx, dark), FORCED))
+    report = run_book(world, "failover", unreachable(REGION_A))
+
+    assert report.stopped_at == "confirm_primary_down" and world.asg(REGION_B)[1] == 0, report.format_table()
+    assert "refused" in plan["confirm_primary_down"], plan["confirm_primary_down"]
