@@ -9,9 +9,11 @@ product's unmodified runbook (``lambdas/failover``) against the moto world of th
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
+from typing import Any
 
 import pytest
 
@@ -316,3 +318,107 @@ def test_br25_held_a_second_cycle_s_runbook_failback_binds_a_failover_with_regio
 
     assert report.stopped_at == "confirm_primary_down" and world.asg(REGION_B)[1] == 0, report.format_table()
     assert "refused" in plan["confirm_primary_down"], plan["confirm_primary_down"]
+
+
+class _DieAtPromotionMark:
+    """The failback's process dies (no ``on_stop``) when it writes ``PROMOTION_MARK`` to the run journal:
+    after ``WRITER_MOVE_MARK``, before any PromoteReadReplica (the journal write is SSM PutParameter in
+    region B, its body the whole journal)."""
+
+    def __call__(self, request: Any, event_name: str, **_: Any) -> None:
+        if not event_name.endswith("ssm.PutParameter") or REGION_B not in str(request.url):
+            return None
+        body = request.body if isinstance(request.body, bytes | str) else b""
+        try:
+            value = json.loads(json.loads(body).get("Value") or "{}")
+        except (ValueError, AttributeError):
+            return None
+        mark = value.get("promotionRequested") if isinstance(value, dict) else None
+        if isinstance(mark, dict) and mark.get("region") == REGION_A:  # region A's replica: the failback's
+            raise SystemExit("the failback's process dies")
+        return None
+
+    def install(self, session: Any) -> _DieAtPromotionMark:
+        session.events.register_first("before-send", self)
+        return self
+
+
+def _failback_dead_before_its_promotion(world: World) -> Any:
+    """A completed failover, then a failback that wrote ``WRITER_MOVE_MARK`` and died at its journal write
+    of ``PROMOTION_MARK`` for region A's replica: region B drained, holding the writer; returns the context."""
+    from lambdas.failover import executor
+    from lambdas.failover.context import RunbookContext
+    from lambdas.failover.journal import PROMOTION_MARK, WRITER_MOVE_MARK, read_journal
+
+    assert run_book(world, "failover").outcome == "done"
+    ctx = RunbookContext.from_dict(world.context)
+    with pytest.raises(SystemExit):
+        executor.run("failback", ctx, clients_for(world, _DieAtPromotionMark()), params=FAST)  # type: ignore[arg-type]
+    journal = read_journal(clients_for(world), ctx)
+    # (The failover's own mark, of region B's replica, stays: the failback never asked for region A's.)
+    assert journal.get(WRITER_MOVE_MARK) and (journal.get(PROMOTION_MARK) or {}).get("region") != REGION_A
+    assert world.asg(REGION_B)[1] == 0, "the failback drained region B"
+    primary = world.context["primaryDbInstanceId"]
+    got = world.client("rds", REGION_A).describe_db_instances(DBInstanceIdentifier=primary)["DBInstances"][0]
+    assert got.get("ReadReplicaSourceDBInstanceIdentifier"), "<primary> is the failback's replica, unpromoted"
+    return ctx
+
+
+def test_br25_held_a_failback_dead_before_its_promotion_is_resumed_to_region_b_serving_with_region_a_dark(
+    make_world: Callable[..., World],
+) -> None:
+    """What held: the failback writes ``WRITER_MOVE_MARK`` and dies before it asks for a promotion (its
+    process ends at the journal write of ``PROMOTION_MARK``; ``on_stop`` never runs, region B stays
+    drained). Region A goes dark. The failover is refused on the mark with region A unread (e5b725b) and
+    names the failback's resume; resumed with region A still dark, the failback's ``restore_dr`` finds no
+    promotion requested (the journal's word, B21b-9) and gives region B back its capacity: the way out the
+    refusal names works, and region B serves its writer (docs/safety.md "converges")."""
+    from lambdas.failover import executor
+
+    world = make_world("rds-replica")
+    ctx = _failback_dead_before_its_promotion(world)
+    dark = clients_for(world, unreachable(REGION_A))
+    refused = executor.run("failover", ctx, dark, params=FORCED, break_lock=True)
+    assert refused.stopped_at == "confirm_primary_down", refused.format_table()
+    resumed = executor.run("failback", ctx, dark, params=FAST, break_lock=True)
+
+    assert world.asg(REGION_B)[1] > 0 and world.dr_is_writer(), (
+        f"region B web tier {world.asg(REGION_B)}; the failback: {resumed.reason}"
+    )
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason=(
+        "BR25-6 open: the failover refuses 'region A holds the writer ... a failback promoted it' on the "
+        "writer-move mark with region A unread, where the journal shows no promotion of region A's replica was "
+        "requested (the evidence restore_dr reads to give region B back)"
+    ),
+)
+def test_br25_6_the_failover_does_not_claim_region_a_holds_the_writer_when_no_promotion_was_requested(
+    make_world: Callable[..., World],
+) -> None:
+    """rds-replica, "converges" (a failover resumed ends done) and the refusal's truth. The failback wrote
+    ``WRITER_MOVE_MARK`` and died before it asked RDS for anything (``PROMOTION_MARK``, written ahead of
+    every PromoteReadReplica, names no region-A instance); region A goes dark. Region B's instance is the
+    writer: nothing was asked of RDS in region A, and the failback's own ``restore_dr`` reads exactly this
+    from the journal (on_stop.py ``_writer_still_in_b``: "the run journal shows <primary> a replica of it that
+    no run asked RDS to promote") and gives region B back (test_br25_held_...dead_before...). The failover's
+    fencing (e5b725b) reads only the writer-move mark and refuses, stating "region A holds the writer ... so
+    a failback promoted it after <dr>", which AWS never did, and sends the operator to "let `pulumi up -s dr`
+    re-seed region B, then fail over", a re-seed that is refused while the latch is active and region A
+    dark (automation/reseed.py). Either the failover resumes (region B holds the writer), or its refusal
+    says what is so."""
+    from lambdas.failover import executor
+
+    world = make_world("rds-replica")
+    ctx = _failback_dead_before_its_promotion(world)
+
+    # (--break-lock: the dead failback's lock, as the operator who knows it died breaks it.)
+    report = executor.run(
+        "failover", ctx, clients_for(world, unreachable(REGION_A)), params=FORCED, break_lock=True
+    )
+
+    assert report.outcome == "done" or "region A holds the writer" not in str(report.reason), (
+        f"the failover: {report.stopped_at}: {report.reason}"
+    )
