@@ -422,3 +422,32 @@ def test_br25_6_the_failover_does_not_claim_region_a_holds_the_writer_when_no_pr
     assert report.outcome == "done" or "region A holds the writer" not in str(report.reason), (
         f"the failover: {report.stopped_at}: {report.reason}"
     )
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason=(
+        "BR25-7 open: with region B's DescribeDBInstances refused, _writer_moved_back says None before it "
+        "weighs the writer-move mark; with region A dark the failover lights region B's frozen copy"
+    ),
+)
+def test_br25_7_a_refused_read_of_region_b_s_instance_does_not_unbind_the_writer_move(
+    make_world: Callable[..., World],
+) -> None:
+    """rds-replica, "protected again, or refuse". The state of BR24c-3 (the runbook's failback moved the
+    writer to region A and stopped; the writer-move mark in region B's journal), region A dark, and region
+    B's ``rds:DescribeDBInstances`` refused (AccessDenied: a standing deny, an SCP; "AccessDenied ... You do
+    not have sufficient access to perform this action",
+    https://docs.aws.amazon.com/AmazonRDS/latest/APIReference/CommonErrors.html). e5b725b reads region B's
+    instance first and answers None on any refusal of that read, so the mark is never weighed; the active
+    latch resumes the failover, whose ``scale_web_tier`` (before ``promote_database``, which is the first step
+    to need the instance) raises region B's web tier on the copy frozen at the failback's promotion."""
+    world = make_world("rds-replica")
+    _runbook_failback_moved_the_writer(world)
+
+    report = run_book(world, "failover", unreachable(REGION_A), deny("rds", "DescribeDBInstances", REGION_B))
+
+    assert world.asg(REGION_B)[1] == 0, (
+        f"the failover {report.outcome} at {report.stopped_at}; region B's web tier {world.asg(REGION_B)}\n"
+        f"{report.format_table()}"
+    )
