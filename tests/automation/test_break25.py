@@ -451,3 +451,41 @@ def test_br25_7_a_refused_read_of_region_b_s_instance_does_not_unbind_the_writer
         f"the failover {report.outcome} at {report.stopped_at}; region B's web tier {world.asg(REGION_B)}\n"
         f"{report.format_table()}"
     )
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason=(
+        "BR25-1 open (region A answering): after `latch activate` withdrew the writer-move mark, a standalone "
+        "declared writer proves nothing any more (BR24c-2's fix), and the failover fences region A's writer "
+        "and lights region B's frozen copy"
+    ),
+)
+def test_br25_1b_a_declared_failover_with_region_a_answering_does_not_serve_the_frozen_copy(
+    make_world: Callable[..., World],
+) -> None:
+    """BR25-1 with region A answering throughout. The state of BR24c-1 (the runbook's failback promoted region
+    A's ``<primary>`` and stopped at ``release_switch``); the failover is refused (e5b725b: the mark and a
+    standalone declared writer). ``python -m automation latch activate`` then drops the mark
+    (``declare_failover_hold``), and since e5b725b a standalone declared writer without the mark is no
+    evidence (BR24c-2: a restored one proves nothing). AWS still shows what happened: region B's instance is
+    standalone and ``<primary>`` was created as a replica of it (its ``pilotlight:failback-stamp`` tag and
+    the journal's ``failback`` record, ``replicaOf`` region B's instance, both still there) and is standalone,
+    so promoted after it ("A promoted read replica ... can't be made a read replica again":
+    https://docs.aws.amazon.com/AmazonRDS/latest/UserGuide/USER_ReadRepl.Promote.html). The failover fences
+    region A's writer and serves region B's copy frozen at the failback's promotion."""
+    from automation import latch_cli
+    from lambdas.failover.context import RunbookContext
+
+    world = make_world("rds-replica")
+    _runbook_failback_moved_the_writer(world)
+    assert run_book(world, "failover").stopped_at == "confirm_primary_down"
+    ctx = RunbookContext.from_dict(world.context)
+    lines = latch_cli.activate(ctx, clients_for(world), reason="declared")
+
+    report = run_book(world, "failover")
+
+    assert report.stopped_at == "confirm_primary_down" and world.asg(REGION_B)[1] == 0, (
+        f"after `latch activate` ({lines}) the failover {report.outcome}; region A {world.asg(REGION_A)}, "
+        f"region B {world.asg(REGION_B)}\n{report.format_table()}"
+    )
