@@ -489,3 +489,37 @@ def test_br25_1b_a_declared_failover_with_region_a_answering_does_not_serve_the_
         f"after `latch activate` ({lines}) the failover {report.outcome}; region A {world.asg(REGION_A)}, "
         f"region B {world.asg(REGION_B)}\n{report.format_table()}"
     )
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason=(
+        "BR25-4 open (region A answering): with the run journal deleted, e5b725b no longer reads any evidence "
+        "of the runbook failback's promotion, and the failover fences region A's writer and lights region B's "
+        "frozen copy"
+    ),
+)
+def test_br25_4b_a_deleted_journal_with_region_a_answering_does_not_serve_the_frozen_copy(
+    make_world: Callable[..., World],
+) -> None:
+    """BR25-4 with region A answering. Before e5b725b, region A's declared writer standalone and created after
+    region B's standalone instance refused the failover (506c2e0, BR24b-4); e5b725b makes that evidence need
+    the journal's writer-move mark (BR24c-2: a restored writer is new too). With the journal deleted, nothing
+    else is read: not the replica's ``pilotlight:failback-stamp`` tag the failback put on ``<primary>`` when it
+    created it as a replica of region B's instance (failback.py ``_create_failback_replica``: "tags survive
+    the promotion and any later rename"), which a restored or re-created writer does not carry. The failover
+    fences region A's writer and serves region B's frozen copy."""
+    from lambdas.failover.context import RunbookContext
+    from lambdas.failover.journal import _journal_name
+
+    world = make_world("rds-replica")
+    _runbook_failback_moved_the_writer(world)
+    ctx = RunbookContext.from_dict(world.context)
+    world.client("ssm", REGION_B).delete_parameter(Name=_journal_name(ctx))
+
+    report = run_book(world, "failover")
+
+    assert report.stopped_at == "confirm_primary_down" and world.asg(REGION_B)[1] == 0, (
+        f"the failover {report.outcome}; region A {world.asg(REGION_A)}, region B {world.asg(REGION_B)}\n"
+        f"{report.format_table()}"
+    )
