@@ -54,6 +54,7 @@ from lambdas.failover import steps
 from lambdas.failover.clients import Clients
 from lambdas.failover.context import ContextError, RunbookContext
 from lambdas.failover.exceptions import StepFailed
+from lambdas.failover.fencing import moved_back_refusal, region_a_took_the_writer_back
 from lambdas.failover.observe import Observation, Unread, observe
 from lambdas.failover.on_stop import withdraw_unmoved_writer_move
 
@@ -155,6 +156,13 @@ def activate(ctx: RunbookContext, clients: Clients, *, reason: str | None, plann
         "planned": planned,
         "wait": True,
     }
+    # A declared failover is a failover: refused, before anything changes, on the evidence the runbook's
+    # failover refuses on (fencing.py ``_refuse_unprotected``): region A holds the writer a failback moved
+    # back, region B's instance is a frozen copy. declare_failover_hold would otherwise drop the writer-move
+    # mark, the runbook's failback's record of that move (break25 BR25-1).
+    moved = region_a_took_the_writer_back(ctx, clients)
+    if moved is not None:
+        raise StepFailed("activate", moved_back_refusal(ctx, moved), code="NotReplicating")
     # Before the latch: the declared failover holds region A (steps.FAILOVER_MARKS), which it does not
     # fence, until a failback or ``latch release`` gives it back. Without the mark a deleted or garbled
     # latch would let the canary release the switch to region A's old writer (B20-1).
@@ -245,7 +253,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(describe(observe(ctx, clients)))
         return EXIT_DONE
     if args.action == "activate":
-        print("\n".join(activate(ctx, clients, reason=args.reason, planned=not args.unplanned)))
+        try:
+            print("\n".join(activate(ctx, clients, reason=args.reason, planned=not args.unplanned)))
+        except StepFailed as exc:
+            print(f"refused: {exc.step}: {exc.reason}")
+            return EXIT_STOPPED
         return EXIT_DONE
     if args.action == "switch-writer":
         done, lines = switch_writer(ctx, clients, reason=args.reason)

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
+from datetime import UTC, datetime
 from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
@@ -32,6 +33,8 @@ from lambdas.failover.journal import (
     read_journal,
 )
 from lambdas.failover.names import (
+    FAILBACK_STAMP_TAG,
+    RETAINED_STAMP_FORMAT,
     UNPLANNED_SNAPSHOT_PREFIX,
     WRITER_BACK_PHASES,
     current_failback_id,
@@ -111,7 +114,7 @@ def _refuse_unprotected(ctx: RunbookContext, clients: Clients, step: str) -> Non
     if moved is not None:
         # Whatever the latch says (active, set to standby by hand, deleted, garbled) and whatever the
         # dr stack's record says (an update can promote region A's replica and fail before its record).
-        raise StepFailed(step, _moved_back_refusal(ctx, moved), code="NotReplicating")
+        raise StepFailed(step, moved_back_refusal(ctx, moved), code="NotReplicating")
     latch = _read_latch(clients, ctx) or {}
     if latch.get("state") == "active":
         # A failover already latched: region B is (becoming) the writer, resume it; unless the dr
@@ -164,11 +167,16 @@ def _writer_moved_back(ctx: RunbookContext, clients: Clients, *, runbook_failbac
     mark = read_journal(clients, ctx).get(WRITER_MOVE_MARK) if runbook_failback else None
     try:
         dr = _db_instance(clients, "dr", ctx.dr_db_instance_id)
-    except ClientError as exc:
-        if _from_client_error("", exc).retryable:
+    except (ClientError, BotoCoreError) as exc:
+        if isinstance(exc, ClientError) and _from_client_error("", exc).retryable:
             raise
-        return None
-    except BotoCoreError:
+        if mark:
+            # Region B's own instance cannot be read (AccessDenied, ...): the mark still binds (break25
+            # BR25-7), before anything changes.
+            return (
+                f"the runbook's failback asked to move the writer to {ctx.primary_db_instance_id} at {mark} "
+                f"(the run journal, {ctx.dr_region}) and {ctx.dr_db_instance_id} cannot be read ({type(exc).__name__})"
+            )
         return None
     if dr is None or dr.get("ReadReplicaSourceDBInstanceIdentifier"):
         return None
@@ -176,7 +184,7 @@ def _writer_moved_back(ctx: RunbookContext, clients: Clients, *, runbook_failbac
         promoted = _db_instance(clients, "primary", failback)
         declared = (
             _db_instance(clients, "primary", ctx.primary_db_instance_id)
-            if mark and failback != ctx.primary_db_instance_id
+            if runbook_failback and failback != ctx.primary_db_instance_id
             else None
         )
     except (ClientError, BotoCoreError) as exc:
@@ -196,17 +204,49 @@ def _writer_moved_back(ctx: RunbookContext, clients: Clients, *, runbook_failbac
         return None
     if promoted is not None and not promoted.get("ReadReplicaSourceDBInstanceIdentifier"):
         return f"{failback} in {ctx.primary_region} (created as a replica of {ctx.dr_db_instance_id}) is standalone"
-    if declared is not None and not declared.get("ReadReplicaSourceDBInstanceIdentifier"):
+    if declared is None or declared.get("ReadReplicaSourceDBInstanceIdentifier"):
+        return None
+    if mark:
         # The mark and a standalone declared writer: the failback's replica (rename to replace) promoted.
         # A standalone writer alone proves nothing (re-created, restored: break24c BR24c-2).
         return (
             f"{ctx.primary_db_instance_id} in {ctx.primary_region} is standalone and the runbook's failback "
             f"asked to move the writer there at {mark} (the run journal)"
         )
+    stamp = _failback_stamp(declared)
+    if stamp is not None and stamp >= _minute(dr.get("InstanceCreateTime")):
+        # Without the mark (a deleted journal, a mark withdrawn by hand or by `latch activate`: break25
+        # BR25-1, BR25-4), AWS still says it: the runbook's failback tags the replica it creates under
+        # <primary> with the stamp of its rename (FAILBACK_STAMP_TAG; tags survive the promotion), which a
+        # restored or re-created writer does not carry. A stamp no earlier than region B's instance is a
+        # replica of that instance (a read replica's source exists before it and is never re-pointed:
+        # https://docs.aws.amazon.com/AmazonRDS/latest/UserGuide/USER_ReadRepl.html), now standalone:
+        # promoted after it. An earlier cycle's stamp predates the re-seeded instance region B has now.
+        return (
+            f"{ctx.primary_db_instance_id} in {ctx.primary_region} is standalone and was created by the runbook's "
+            f"failback as a replica of {ctx.dr_db_instance_id} (its {FAILBACK_STAMP_TAG} tag: {stamp})"
+        )
     return None
 
 
-def _moved_back_refusal(ctx: RunbookContext, evidence: str) -> str:
+def _failback_stamp(instance: Mapping[str, Any]) -> str | None:
+    """The :data:`FAILBACK_STAMP_TAG` of a described instance (``TagList``), when it is a stamp."""
+    for tag in instance.get("TagList") or []:
+        value = str(tag.get("Value", ""))
+        if tag.get("Key") == FAILBACK_STAMP_TAG and len(value) == len("YYYYMMDDHHMM") and value.isdigit():
+            return value
+    return None
+
+
+def _minute(at: Any) -> str:
+    """``at`` (a described ``InstanceCreateTime``) to the stamp's minute, or ``"9"`` (later than any stamp)
+    when AWS gave none: no creation time proves nothing."""
+    if not isinstance(at, datetime):
+        return "9"
+    return at.astimezone(UTC).strftime(RETAINED_STAMP_FORMAT)
+
+
+def moved_back_refusal(ctx: RunbookContext, evidence: str) -> str:
     return (
         f"region A holds the writer: {evidence}, so a failback promoted it after "
         f"{ctx.dr_db_instance_id} in {ctx.dr_region}, which is a standalone copy frozen at that promotion; "
