@@ -17,10 +17,12 @@ from lambdas.failover.context import Capacity, RunbookContext
 from lambdas.failover.graph import RUNBOOKS
 from lambdas.failover.journal import WRITER_MOVE_MARK
 from lambdas.failover.names import (
+    FAILBACK_STAMP_TAG,
     WRITER_BACK_PHASES,
     failover_instance_pattern,
     ledger_marker_function_name,
     phase_record_name,
+    stamped_after,
 )
 from lambdas.failover.observe import Observation, Unread
 from lambdas.failover.steps import DRAIN_SECONDS
@@ -140,6 +142,15 @@ def _writer_moved_back(ctx: RunbookContext, obs: Observation) -> str | None:
             return (
                 f"{ctx.primary_db_instance_id} in {ctx.primary_region} is standalone and the runbook's failback "
                 f"asked to move the writer there at {mark} (the run journal)"
+            )
+    if dr is not None and dr.role == "writer":
+        # Without the mark, AWS's word: the failback's stamp tag (names.stamped_after, break25 BR25-4).
+        declared = next((m for m in members if m.side == "primary" and not m.failback), None)
+        if declared is not None and declared.role == "writer" and stamped_after(declared.stamp, dr.created):
+            return (
+                f"{ctx.primary_db_instance_id} in {ctx.primary_region} is standalone and was created by the "
+                f"runbook's failback as a replica of {ctx.dr_db_instance_id} (its {FAILBACK_STAMP_TAG} tag: "
+                f"{declared.stamp})"
             )
     if isinstance(obs.failback_phase, str) and obs.failback_phase in WRITER_BACK_PHASES:
         return (

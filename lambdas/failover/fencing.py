@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
-from datetime import UTC, datetime
 from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
@@ -34,12 +33,13 @@ from lambdas.failover.journal import (
 )
 from lambdas.failover.names import (
     FAILBACK_STAMP_TAG,
-    RETAINED_STAMP_FORMAT,
     UNPLANNED_SNAPSHOT_PREFIX,
     WRITER_BACK_PHASES,
     current_failback_id,
+    failback_stamp,
     kept_snapshot_id,
     phase_record_name,
+    stamped_after,
 )
 from lambdas.failover.regressions import Regression
 from lambdas.failover.stepkit import (
@@ -213,37 +213,15 @@ def _writer_moved_back(ctx: RunbookContext, clients: Clients, *, runbook_failbac
             f"{ctx.primary_db_instance_id} in {ctx.primary_region} is standalone and the runbook's failback "
             f"asked to move the writer there at {mark} (the run journal)"
         )
-    stamp = _failback_stamp(declared)
-    if stamp is not None and stamp >= _minute(dr.get("InstanceCreateTime")):
+    stamp = failback_stamp(declared)
+    if stamped_after(stamp, dr.get("InstanceCreateTime")):
         # Without the mark (a deleted journal, a mark withdrawn by hand or by `latch activate`: break25
-        # BR25-1, BR25-4), AWS still says it: the runbook's failback tags the replica it creates under
-        # <primary> with the stamp of its rename (FAILBACK_STAMP_TAG; tags survive the promotion), which a
-        # restored or re-created writer does not carry. A stamp no earlier than region B's instance is a
-        # replica of that instance (a read replica's source exists before it and is never re-pointed:
-        # https://docs.aws.amazon.com/AmazonRDS/latest/UserGuide/USER_ReadRepl.html), now standalone:
-        # promoted after it. An earlier cycle's stamp predates the re-seeded instance region B has now.
+        # BR25-1, BR25-4), AWS still says it: the failback's stamp tag (names.stamped_after).
         return (
             f"{ctx.primary_db_instance_id} in {ctx.primary_region} is standalone and was created by the runbook's "
             f"failback as a replica of {ctx.dr_db_instance_id} (its {FAILBACK_STAMP_TAG} tag: {stamp})"
         )
     return None
-
-
-def _failback_stamp(instance: Mapping[str, Any]) -> str | None:
-    """The :data:`FAILBACK_STAMP_TAG` of a described instance (``TagList``), when it is a stamp."""
-    for tag in instance.get("TagList") or []:
-        value = str(tag.get("Value", ""))
-        if tag.get("Key") == FAILBACK_STAMP_TAG and len(value) == len("YYYYMMDDHHMM") and value.isdigit():
-            return value
-    return None
-
-
-def _minute(at: Any) -> str:
-    """``at`` (a described ``InstanceCreateTime``) to the stamp's minute, or ``"9"`` (later than any stamp)
-    when AWS gave none: no creation time proves nothing."""
-    if not isinstance(at, datetime):
-        return "9"
-    return at.astimezone(UTC).strftime(RETAINED_STAMP_FORMAT)
 
 
 def moved_back_refusal(ctx: RunbookContext, evidence: str) -> str:

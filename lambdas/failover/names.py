@@ -19,7 +19,9 @@ from __future__ import annotations
 import hashlib
 import re
 import secrets
+from collections.abc import Mapping
 from datetime import UTC, datetime
+from typing import Any
 
 HASH_LENGTH = 7
 """Hex characters of the SHA-256 of the full name kept when a name is cut (28 bits)."""
@@ -349,6 +351,30 @@ def retained_stamp(primary_instance_id: str, identifier: str) -> str | None:
     head = re.escape(f"{retained_head(primary_instance_id)}-{RETAINED_MARKER}-")
     match = re.fullmatch(head + r"(\d{12})", identifier)
     return match.group(1) if match else None
+
+
+def failback_stamp(described: Mapping[str, Any]) -> str | None:
+    """The :data:`FAILBACK_STAMP_TAG` of a described RDS instance (its ``TagList``), when it is a stamp."""
+    for tag in described.get("TagList") or []:
+        value = str(tag.get("Value", ""))
+        if tag.get("Key") == FAILBACK_STAMP_TAG and len(value) == len("YYYYMMDDHHMM") and value.isdigit():
+            return value
+    return None
+
+
+def stamped_after(stamp: str | None, created: Any) -> bool:
+    """Whether a failback stamped ``stamp`` ran no earlier than an instance created at ``created`` (a
+    described ``InstanceCreateTime``), to the stamp's minute. No stamp or no creation time proves nothing.
+
+    The runbook's failback creates its replica of region B's instance under ``<primary>`` and stamps it
+    (:data:`FAILBACK_STAMP_TAG`, tags survive the promotion); a read replica's source exists before it and
+    is never re-pointed (https://docs.aws.amazon.com/AmazonRDS/latest/UserGuide/USER_ReadRepl.html), so a
+    standalone ``<primary>`` stamped no earlier than region B's standalone instance is that instance's
+    replica, promoted after it: region A holds the writer. An earlier cycle's stamp predates the re-seeded
+    instance region B has now; a restored or re-created writer carries no stamp."""
+    if stamp is None or not isinstance(created, datetime):
+        return False
+    return stamp >= created.astimezone(UTC).strftime(RETAINED_STAMP_FORMAT)
 
 
 def retained_instance_pattern(primary_instance_id: str) -> str:

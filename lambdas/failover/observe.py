@@ -20,8 +20,13 @@ from botocore.exceptions import BotoCoreError, ClientError
 from lambdas.failover import lock as runbook_lock
 from lambdas.failover.clients import SIDES, Clients, Side
 from lambdas.failover.context import Capacity, RunbookContext
-from lambdas.failover.journal import _iac_failback_phase
-from lambdas.failover.names import current_failback_id, generation_parameter_name
+from lambdas.failover.journal import WRITER_MOVE_MARK, _iac_failback_phase
+from lambdas.failover.names import (
+    current_failback_id,
+    failback_stamp,
+    generation_parameter_name,
+    stamped_after,
+)
 from lambdas.failover.preflight import UNREACHABLE
 from lambdas.failover.steps import read_journal
 
@@ -49,6 +54,8 @@ class DbMember:
     source: str | None = None
     engine: str | None = None
     failback: bool = False  # rds-replica: the IaC failback instance of region B's current generation
+    stamp: str | None = None  # rds-replica: its failback-stamp tag (the runbook's failback made it)
+    created: datetime | None = None  # its InstanceCreateTime
 
 
 @dataclass(frozen=True)
@@ -171,17 +178,33 @@ def _rds_members(ctx: RunbookContext, clients: Clients, r: _Reader) -> list[DbMe
             source = got.get("ReadReplicaSourceDBInstanceIdentifier")
             role = "replica" if source else "writer"
             status, engine = str(got.get("DBInstanceStatus")), got.get("Engine")
-            out.append(DbMember(side, ident, role, status, source, engine, failback=is_failback))
+            created = got.get("InstanceCreateTime")
+            out.append(
+                DbMember(
+                    side,
+                    ident,
+                    role,
+                    status,
+                    source,
+                    engine,
+                    failback=is_failback,
+                    stamp=failback_stamp(got),
+                    created=created if isinstance(created, datetime) else None,
+                )
+            )
     return out
 
 
-def _rds_writer(members: list[DbMember]) -> Side | None:
+def _rds_writer(members: list[DbMember], mark: Any = None) -> Side | None:
     """Which region holds the writer, from replication as AWS describes it.
 
     Region B's instance replicating means region A holds the writer (its source). Region B's instance
     standalone means region B was promoted and holds it, unless the IaC failback instance of region
     B's current generation (created as a replica of it, nothing else) is standalone too: then it was
-    promoted after region B's, and region A holds the writer. Region A's other standalone instances
+    promoted after region B's, and region A holds the writer. So too when region A's declared writer is
+    the runbook's failback's replica, promoted: standalone with the failback's writer-move mark in region
+    B's journal (``mark``), or stamped no earlier than region B's instance (names.stamped_after), as the
+    failover's refusal reads it (fencing.py ``_writer_moved_back``, break25 BR25-2). Region A's other standalone instances
     (its old writer, an earlier cycle's failback instance) are ex-writers: a promotion leaves its
     source standalone, so "standalone" alone never makes a writer. The failback instance is read under
     its name whether or not the outputs name it as region A's writer (:func:`_rds_members`, BR24-6).
@@ -191,7 +214,13 @@ def _rds_writer(members: list[DbMember]) -> Side | None:
     if dr is not None and dr.role == "replica":
         return "primary"
     if dr is not None and dr.role == "writer":
-        return "primary" if failback is not None and failback.role == "writer" else "dr"
+        declared = next((m for m in members if m.side == "primary" and not m.failback), None)
+        runbook_moved = (
+            declared is not None
+            and declared.role == "writer"
+            and bool(mark or stamped_after(declared.stamp, dr.created))
+        )
+        return "primary" if (failback is not None and failback.role == "writer") or runbook_moved else "dr"
     # Region B's instance unknown or missing: only a writer in region A can be named.
     if failback is not None and failback.role == "writer":
         return "primary"
@@ -338,7 +367,8 @@ def observe(ctx: RunbookContext, clients: Clients) -> Observation:
     )  # fmt: skip
     if ctx.database_mode == "rds-replica":
         obs.databases = _rds_members(ctx, clients, r)
-        obs.writer_side = _rds_writer(obs.databases)
+        journal = {} if isinstance(obs.journal, Unread) else obs.journal
+        obs.writer_side = _rds_writer(obs.databases, journal.get(WRITER_MOVE_MARK))
     else:
         obs.databases = _aurora_members(ctx, clients, r)
         if not isinstance(obs.databases, Unread):

@@ -85,13 +85,6 @@ def test_br25_1_a_declared_failover_does_not_unbind_the_runbook_failback_s_write
     )
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "BR25-2 open: `status` (observe._rds_writer) says the writer is in region B after the runbook's "
-        "failback promoted region A's <primary>, while the failover refuses because region A holds it"
-    ),
-)
 def test_br25_2_status_names_region_a_the_writer_after_the_runbook_s_failback_moved_it(
     make_world: Callable[..., World],
 ) -> None:
