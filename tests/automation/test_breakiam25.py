@@ -1,0 +1,259 @@
+"""breakiam25: adversarial review of the IAM policy builder (``iam --for deploy|break-glass``, issue 12) as it
+stands on int25.
+
+Each test is one finding, marked ``xfail(strict=True)`` until it is fixed: it states what AWS (or the
+provider) documents and what the printed policy does instead, and fails for that reason. Each runs the
+code under test: ``python -m automation iam`` exactly as README writes it (``automation.iam.main``), the
+offline synthesis, and the project's IAM evaluation (``automation/iam_eval.py``) over the printed
+documents.
+
+BI25-1 (high): the deploy policy does not allow ``rds:EnableHttpEndpoint`` / ``rds:DisableHttpEndpoint``.
+The Aurora clusters' ``enableHttpEndpoint`` follows the ledger path (components/ledger_access.py), which
+follows ``database.engineVersion`` (and the instance class); the documented engine upgrade (README,
+"Engine upgrades") from a version below the Data API's minimum to one above it turns it on, and for a
+provisioned cluster the provider then calls ``EnableHttpEndpoint`` (terraform-provider-aws
+``resourceClusterUpdate``, ``enableHTTPEndpointProvisioned``; the project's own lifecycle table says so).
+The update stops at the cluster, implicitly denied.
+
+BI25-2 (medium): README says the state backend may be "an S3 backend whose bucket lives in region B
+(``pulumi login s3://<bucket-in-region-B>``)" and that the deploy policy covers "``pulumi up`` of both
+stacks" ("attach them to the deploying role"); the CLI reads and writes the backend with the same AWS
+credentials, and the dr stack's StackReference reads the primary stack's checkpoint there. The printed
+policy allows no object in any bucket but the program's, and README says nothing about the backend's
+permissions: a deployer holding exactly what README prints cannot run ``pulumi up`` on that backend.
+
+BI25-3 (low): ``iam:PassRole`` on the deployment's roles carries no ``iam:PassedToService``: the deployer
+may pass any of them (the runbook role included) to any service, e.g. to EC2 through an instance profile
+it may create and fill (``iam:AddRoleToInstanceProfile``) and ``ec2:RunInstances``, where the program
+passes each role to the one service its trust policy names.
+
+BI25-4 (low): the Service Authorization Reference's dependent actions are added transitively, including
+writes for features the program never uses: ``rds:CreateTenantDatabase`` / ``rds:DeleteTenantDatabase``
+(RDS for Oracle multi-tenant) on every ``db:*`` of both regions, and ``secretsmanager:RotateSecret`` (an
+RDS-managed master password, ``ManageMasterUserPassword``; the program sets ``masterPasswordWo``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import io
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from automation import iam_eval
+from automation.iam_eval import Decision
+
+ACCOUNT_ID = "111122223333"
+REPO = Path(__file__).resolve().parents[2]
+
+
+@functools.cache
+def _printed_deploy() -> tuple[dict[str, Any], ...]:
+    """README's command, exactly: ``python -m automation iam --for deploy --account <id>`` (stdout's
+    documents; stderr's notes aside)."""
+    from automation.iam import main
+
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(io.StringIO()):
+        assert main(["--for", "deploy", "--account", ACCOUNT_ID]) == 0
+    return tuple(p["document"] for p in json.loads(out.getvalue())["policies"])
+
+
+def _statements() -> list[dict[str, Any]]:
+    return [st for d in _printed_deploy() for st in d["Statement"]]
+
+
+# --------------------------------------------------------------------------------------------------
+# BI25-1
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="BI25-1 open: the deploy policy does not allow rds:EnableHttpEndpoint/DisableHttpEndpoint, which "
+    "the provider calls when a documented engine upgrade turns the clusters' Data API on or off",
+)
+def test_bi25_1_the_deploy_policy_lets_the_provider_switch_the_data_api() -> None:
+    """BI25-1 (high). README, "Engine upgrades (aurora-global)": raising ``database.engineVersion`` on the
+    primary stack is a documented update. The clusters' ``enableHttpEndpoint`` is ``data_api(...)``
+    (components/data.py): True exactly on the Data API path, which starts at a minor version per major
+    (components/ledger_access.py DATA_API_MINIMUM_VERSIONS, 16.1 for 16). So 16.0 -> 16.4 turns it on.
+
+    For a provisioned cluster (the program sets no ``engineMode``; the provider's default is
+    ``provisioned``) terraform-provider-aws ``resourceClusterUpdate`` calls ``EnableHttpEndpoint`` (or
+    ``DisableHttpEndpoint``) when ``enable_http_endpoint`` changes (``enableHTTPEndpointProvisioned``);
+    AWS: "This operation applies only to Aurora Serverless v2 and provisioned DB clusters"
+    (https://docs.aws.amazon.com/AmazonRDS/latest/APIReference/API_EnableHttpEndpoint.html). The Service
+    Authorization Reference authorizes ``rds:EnableHttpEndpoint`` on the ``cluster`` resource type
+    (https://docs.aws.amazon.com/service-authorization/latest/reference/list_amazonrds.html), and it is
+    no dependent action of CreateDBCluster or ModifyDBCluster there, so ``with_dependent_actions`` never
+    adds it. automation/lifecycle_tables.py already records that the provider makes this call."""
+    from automation import synth
+
+    clusters: dict[str, Any] = {}
+    for version in ("16.0", "16.4"):
+        database = {"mode": "aurora-global", "drInstances": 0, "engineVersion": version}
+        primary = synth.synthesize("primary", {"pilotlight:database": database})
+        (cluster,) = primary.by_type("aws:rds/cluster:Cluster")
+        clusters[version] = cluster
+    # The documented upgrade changes the switch: the provider's update path runs.
+    assert not clusters["16.0"].inputs.get("enableHttpEndpoint"), clusters["16.0"].inputs
+    assert clusters["16.4"].inputs.get("enableHttpEndpoint") is True, clusters["16.4"].inputs
+    cluster = clusters["16.4"]
+    arn = synth.arn_for(cluster.type, cluster.name, cluster.inputs, cluster.region or "")
+    assert arn is not None
+    arn = arn.replace(synth.ACCOUNT_ID, ACCOUNT_ID)
+
+    statements = _statements()
+    decisions = {
+        action: iam_eval.decide(statements, action, arn, {"aws:RequestedRegion": cluster.region or ""})
+        for action in ("rds:EnableHttpEndpoint", "rds:DisableHttpEndpoint")
+    }
+    assert all(d is Decision.ALLOW for d in decisions.values()), (
+        f"the printed deploy policy on {cluster.type} {cluster.name} ({arn}), upgrading "
+        f"database.engineVersion 16.0 -> 16.4: { {a: d.value for a, d in decisions.items()} }"
+    )
+
+
+# --------------------------------------------------------------------------------------------------
+# BI25-2
+
+STATE_BUCKET = "pilotlight-production-state-us-west-2"
+"""Any bucket README's ``pulumi login s3://<bucket-in-region-B>`` may name."""
+
+PROJECT = "pilotlight"
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="BI25-2 open: README's S3 state backend needs the deploying credentials to read and write the "
+    "stacks' checkpoints; the deploy policy allows no such object and README does not say to grant it",
+)
+def test_bi25_2_the_deploy_policy_or_readme_covers_the_documented_s3_backend() -> None:
+    """BI25-2 (medium). README, "The state backend must survive region A": "Use Pulumi Cloud, or an S3
+    backend whose bucket lives in region B (``pulumi login s3://<bucket-in-region-B>``)". Pulumi, "Using a
+    DIY Backend" (https://www.pulumi.com/docs/iac/operations/stack-management/using-a-diy-backend/): the
+    CLI stores the state in the bucket with the AWS credentials it runs with (state-and-backends: "Credentials
+    are kept local to your client"), each stack under ``.pulumi/stacks/<project>/<stack>.json``, with its
+    history, backups and lock files under ``.pulumi/``. ``pulumi up -s dr`` also reads the primary stack's
+    checkpoint for its StackReference.
+
+    README says ``iam --for deploy`` covers "``pulumi up`` of both stacks" and to "attach them to the
+    deploying role". Either the printed policy allows the backend's objects (it would need the bucket:
+    an option, or the login URL), or README tells the administrator to grant them separately; today
+    neither holds."""
+    statements = _statements()
+    region = "us-west-2"
+    requests = [
+        ("s3:ListBucket", f"arn:aws:s3:::{STATE_BUCKET}"),
+        ("s3:GetObject", f"arn:aws:s3:::{STATE_BUCKET}/.pulumi/stacks/{PROJECT}/primary.json"),
+        ("s3:GetObject", f"arn:aws:s3:::{STATE_BUCKET}/.pulumi/stacks/{PROJECT}/dr.json"),
+        ("s3:PutObject", f"arn:aws:s3:::{STATE_BUCKET}/.pulumi/stacks/{PROJECT}/dr.json"),
+    ]
+    denied = [
+        f"{action} on {resource}"
+        for action, resource in requests
+        if iam_eval.decide(statements, action, resource, {"aws:RequestedRegion": region})
+        is not Decision.ALLOW
+    ]
+    readme = (REPO / "README.md").read_text()
+    section = readme[readme.index("**The IAM a person needs.**") : readme.index("## Failing over")]
+    told = re.search(r"(state|backend)[^.]*\b(s3:GetObject|s3:PutObject|permission|grant)", section, re.I)
+    assert not denied or told, (
+        "the deploy policy README prints denies the documented S3 backend's state "
+        f"(s3://{STATE_BUCKET}), and README's IAM section says nothing of granting it: {denied}"
+    )
+
+
+# --------------------------------------------------------------------------------------------------
+# BI25-3
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="BI25-3 open: iam:PassRole on the deployment's roles has no iam:PassedToService, so any of "
+    "them (the runbook role too) may be passed to any service",
+)
+def test_bi25_3_pass_role_only_to_the_service_each_role_trusts() -> None:
+    """BI25-3 (low). IAM User Guide, "Grant a user permissions to pass a role to an AWS service"
+    (https://docs.aws.amazon.com/IAM/latest/UserGuide/id_roles_use_passrole.html): "You can use the
+    iam:PassedToService condition key to specify the service principal of the service to which a role
+    can be passed"; the key is defined for ``iam:PassRole`` (Service Authorization Reference, IAM).
+
+    The program passes each role to the one service its trust policy names (Lambda, Step Functions,
+    EventBridge, EC2, Backup, S3, VPC flow logs). The printed policy allows ``iam:PassRole`` on every
+    role under ``/<app>-<env>/`` with no condition, so the deployer may pass the runbook's Lambda role to
+    EC2: ``iam:CreateInstanceProfile`` and ``iam:AddRoleToInstanceProfile`` on its path and
+    ``ec2:RunInstances`` are in the same policy (an instance profile holds one role, and
+    ``iam:RemoveRoleFromInstanceProfile`` is allowed too). The request below is that pass."""
+    statements = _statements()
+    role = f"arn:aws:iam::{ACCOUNT_ID}:role/pilotlight-production/dr-orchestrator-runbook-role-0a1b2c3"
+    context = {"aws:RequestedRegion": "us-west-2", "iam:PassedToService": "ec2.amazonaws.com"}
+    decision = iam_eval.decide(statements, "iam:PassRole", role, context)
+    unconditioned = [
+        st.get("Sid")
+        for st in statements
+        if st["Effect"] == "Allow"
+        and "iam:PassRole" in iam_eval.as_list(st["Action"])
+        and "iam:PassedToService" not in json.dumps(st.get("Condition", {}))
+    ]
+    assert decision is not Decision.ALLOW and not unconditioned, (
+        f"iam:PassRole of {role} to ec2.amazonaws.com is {decision.value}; statements allowing "
+        f"PassRole without iam:PassedToService: {unconditioned}"
+    )
+
+
+# --------------------------------------------------------------------------------------------------
+# BI25-4
+
+UNUSED_WRITES = {
+    # Dependent actions the Service Authorization Reference lists for features the program never uses
+    # (https://docs.aws.amazon.com/service-authorization/latest/reference/list_amazonrds.html):
+    "rds:CreateTenantDatabase": "RDS for Oracle multi-tenant (CreateDBInstance/ModifyDBInstance dependents)",
+    "rds:DeleteTenantDatabase": "RDS for Oracle multi-tenant (DeleteDBInstance dependent)",
+    "secretsmanager:RotateSecret": "an RDS-managed master password (ModifyDBCluster/ModifyDBInstance "
+    "dependent with ManageMasterUserPassword; the program sets masterPasswordWo)",
+}
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="BI25-4 open: dependent actions for features the program never uses (RDS multi-tenant, "
+    "RDS-managed master passwords) are granted as writes",
+)
+def test_bi25_4_no_write_for_a_feature_the_program_does_not_use() -> None:
+    """BI25-4 (low). ``with_dependent_actions`` adds every dependent action the Service Authorization
+    Reference lists, transitively; for RDS those include actions "required" only when the request uses a
+    feature: tenant databases (``MultiTenant`` on RDS for Oracle) and RDS-managed master passwords
+    (``ManageMasterUserPassword``: RDS then creates and rotates the secret). The program's engines are
+    Aurora PostgreSQL and RDS for PostgreSQL, and it sets ``masterPasswordWo``; no request it makes needs
+    them. ``rds:DeleteTenantDatabase`` on ``db:*`` lets a deployer delete a tenant database of any
+    untagged Oracle CDB in the stacks' regions (the tag Deny fences tagged resources only)."""
+    from automation import synth
+
+    statements = _statements()
+    db = f"arn:aws:rds:us-east-1:{ACCOUNT_ID}:db:other-team-oracle-cdb"
+    resources = {
+        "rds:CreateTenantDatabase": db,
+        "rds:DeleteTenantDatabase": db,
+        "secretsmanager:RotateSecret": (
+            f"arn:aws:secretsmanager:us-east-1:{ACCOUNT_ID}:secret:pilotlight/production/database/master-AbCdEf"
+        ),
+    }
+    primary = synth.synthesize("primary", {})
+    assert all(
+        not r.inputs.get("manageMasterUserPassword")
+        for t in ("aws:rds/cluster:Cluster", "aws:rds/instance:Instance")
+        for r in primary.by_type(t)
+    )
+    allowed = {
+        action: why
+        for action, why in UNUSED_WRITES.items()
+        if iam_eval.decide(statements, action, resources[action], {"aws:RequestedRegion": "us-east-1"})
+        is Decision.ALLOW
+    }
+    assert allowed == {}, f"the printed deploy policy allows writes the program never makes: {allowed}"
