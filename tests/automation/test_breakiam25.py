@@ -31,6 +31,13 @@ BI25-4 (low): the Service Authorization Reference's dependent actions are added 
 writes for features the program never uses: ``rds:CreateTenantDatabase`` / ``rds:DeleteTenantDatabase``
 (RDS for Oracle multi-tenant) on every ``db:*`` of both regions, and ``secretsmanager:RotateSecret`` (an
 RDS-managed master password, ``ManageMasterUserPassword``; the program sets ``masterPasswordWo``).
+
+BI25-5 (high): the deploy policy does not allow ``elasticloadbalancing:DescribeTargetHealth``. After it
+creates an Auto Scaling group (and on an update that changes its capacity, e.g. ``dr:active true``) the
+provider waits for capacity (``wait_for_capacity_timeout``, default 10m, which the program leaves), and
+that wait reads the health of every target group the group names (terraform-provider-aws
+``statusGroupCapacity`` -> ``findELBV2InstanceStates`` -> ``DescribeTargetHealth``). The first
+``pulumi up -s primary`` stops at region A's web tier, and the declared failover at region B's.
 """
 
 from __future__ import annotations
@@ -257,3 +264,46 @@ def test_bi25_4_no_write_for_a_feature_the_program_does_not_use() -> None:
         is Decision.ALLOW
     }
     assert allowed == {}, f"the printed deploy policy allows writes the program never makes: {allowed}"
+
+
+# --------------------------------------------------------------------------------------------------
+# BI25-5
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="BI25-5 open: the deploy policy does not allow elasticloadbalancing:DescribeTargetHealth, which "
+    "the provider calls while it waits for a new (or resized) Auto Scaling group's capacity",
+)
+def test_bi25_5_the_deploy_policy_lets_the_provider_wait_for_the_web_tier() -> None:
+    """BI25-5 (high). terraform-provider-aws, internal/service/autoscaling/group.go: ``resourceGroupCreate``
+    waits when ``wait_for_capacity_timeout`` parses to more than zero (default "10m"; the program sets
+    none), through ``waitGroupCapacitySatisfied`` -> ``statusGroupCapacity``, which calls
+    ``findELBV2InstanceStates``: ``DescribeTargetHealth`` for each of the group's ``TargetGroupARNs``;
+    ``resourceGroupUpdate`` waits the same way when min or desired capacity changes. The Service
+    Authorization Reference defines no resource type for ``elasticloadbalancing:DescribeTargetHealth``
+    (https://docs.aws.amazon.com/service-authorization/latest/reference/list_awselasticloadbalancingv2.html),
+    so it belongs with the other ELB Describe* actions on ``"*"`` limited to the stacks' regions; the
+    ``aws:autoscaling/group:Group`` entry of DEPLOY_ACTIONS lists DescribeLoadBalancerTargetGroups but not
+    it, nor does any other type."""
+    from automation import synth
+
+    primary = synth.synthesize("primary", {})
+    groups = [r for r in primary.by_type("aws:autoscaling/group:Group") if r.inputs.get("targetGroupArns")]
+    assert groups, "region A's web tier registers with its target group"
+    assert all(not r.inputs.get("waitForCapacityTimeout") for r in groups), "the provider's 10m default"
+    statements = _statements()
+    tg = f"arn:aws:elasticloadbalancing:us-east-1:{ACCOUNT_ID}:targetgroup/primary-web-tg-0a1b2c3/0123456789abcdef"
+    decisions = {
+        resource: iam_eval.decide(
+            statements,
+            "elasticloadbalancing:DescribeTargetHealth",
+            resource,
+            {"aws:RequestedRegion": "us-east-1"},
+        )
+        for resource in (tg, "*")
+    }
+    assert all(d is Decision.ALLOW for d in decisions.values()), (
+        f"elasticloadbalancing:DescribeTargetHealth while creating {groups[0].type} {groups[0].name} "
+        f"(target groups {groups[0].inputs['targetGroupArns']}): { {r: d.value for r, d in decisions.items()} }"
+    )
