@@ -38,6 +38,13 @@ provider waits for capacity (``wait_for_capacity_timeout``, default 10m, which t
 that wait reads the health of every target group the group names (terraform-provider-aws
 ``statusGroupCapacity`` -> ``findELBV2InstanceStates`` -> ``DescribeTargetHealth``). The first
 ``pulumi up -s primary`` stops at region A's web tier, and the declared failover at region B's.
+
+BI25-6 (high): the deploy policy allows ``rds:DescribeGlobalClusters`` only on the deployment's global
+cluster by name, but the provider reads every Aurora cluster's global membership with a filtered
+``DescribeGlobalClusters`` that names no global cluster (terraform-provider-aws
+``findGlobalClusterByDBClusterARN``, called by ``resourceClusterRead`` after every create and update),
+which RDS authorizes on ``global-cluster:*``. In aurora-global mode (the shipped configuration) the
+first ``pulumi up -s primary`` stops reading back the cluster it just created.
 """
 
 from __future__ import annotations
@@ -306,4 +313,50 @@ def test_bi25_5_the_deploy_policy_lets_the_provider_wait_for_the_web_tier() -> N
     assert all(d is Decision.ALLOW for d in decisions.values()), (
         f"elasticloadbalancing:DescribeTargetHealth while creating {groups[0].type} {groups[0].name} "
         f"(target groups {groups[0].inputs['targetGroupArns']}): { {r: d.value for r, d in decisions.items()} }"
+    )
+
+
+# --------------------------------------------------------------------------------------------------
+# BI25-6
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="BI25-6 open: the provider's Aurora cluster read calls DescribeGlobalClusters with a filter and no "
+    "identifier (authorized on global-cluster:*); the deploy policy names only the deployment's global cluster",
+)
+def test_bi25_6_the_deploy_policy_lets_the_provider_read_a_cluster_s_global_membership() -> None:
+    """BI25-6 (high). terraform-provider-aws, internal/service/rds: ``resourceClusterRead`` (run at the end
+    of ``resourceClusterCreate`` and of every update) calls ``findGlobalClusterByDBClusterARN`` for a
+    ``provisioned`` cluster (the provider's default engine mode; the program sets none), which sends
+    ``DescribeGlobalClusters`` with only ``Filters: db-cluster-id=<cluster ARN>`` and returns any error but
+    not-found ("reading RDS Global Cluster for RDS Cluster"); the provider's changelog when it added the
+    call: "the resource now requires the DescribeGlobalClusters API call. Restrictive IAM permissions may
+    require updates" (hashicorp/terraform-provider-aws#12867).
+
+    RDS authorizes a Describe that names no identifier on every resource of the type, ``<type>:*``: AWS's
+    own denial reads "not authorized to perform: rds:DescribeDBClusters on resource:
+    arn:aws:rds:us-east-1:<account>:cluster:*" (aws/neptune-export#120), and for instances "...db:*"
+    (awslabs/pireporter#8); the Service Authorization Reference makes ``global-cluster`` the required
+    resource type of ``rds:DescribeGlobalClusters``
+    (https://docs.aws.amazon.com/service-authorization/latest/reference/list_amazonrds.html). The printed
+    policy narrows it to ``global-cluster:<app>-<env>-global`` (NAMED_RESOURCES ``${GlobalCluster}``), which
+    does not match ``global-cluster:*``."""
+    from automation import synth
+
+    primary = synth.synthesize("primary", {})
+    clusters = [
+        r for r in primary.by_type("aws:rds/cluster:Cluster") if r.inputs.get("globalClusterIdentifier")
+    ]
+    assert clusters and all(not r.inputs.get("engineMode") for r in clusters), (
+        "provisioned, in a global cluster"
+    )
+    statements = _statements()
+    every_global_cluster = f"arn:aws:rds::{ACCOUNT_ID}:global-cluster:*"
+    decision = iam_eval.decide(
+        statements, "rds:DescribeGlobalClusters", every_global_cluster, {"aws:RequestedRegion": "us-east-1"}
+    )
+    assert decision is Decision.ALLOW, (
+        f"reading {clusters[0].type} {clusters[0].name} back after its create, DescribeGlobalClusters "
+        f"(filter db-cluster-id) on {every_global_cluster}: {decision.value}"
     )
