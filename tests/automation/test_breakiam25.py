@@ -45,6 +45,11 @@ cluster by name, but the provider reads every Aurora cluster's global membership
 ``findGlobalClusterByDBClusterARN``, called by ``resourceClusterRead`` after every create and update),
 which RDS authorizes on ``global-cluster:*``. In aurora-global mode (the shipped configuration) the
 first ``pulumi up -s primary`` stops reading back the cluster it just created.
+
+BI25-7 (high): the deploy policy does not allow ``states:ValidateStateMachineDefinition``, which the
+provider calls in the state machine's diff (``CustomizeDiff: stateMachineDefinitionValidate``) whenever
+its definition is new or changed: the first ``pulumi up -s dr`` stops at the failover runbook's state
+machine, and so does every later update that changes a runbook's definition.
 """
 
 from __future__ import annotations
@@ -359,4 +364,39 @@ def test_bi25_6_the_deploy_policy_lets_the_provider_read_a_cluster_s_global_memb
     assert decision is Decision.ALLOW, (
         f"reading {clusters[0].type} {clusters[0].name} back after its create, DescribeGlobalClusters "
         f"(filter db-cluster-id) on {every_global_cluster}: {decision.value}"
+    )
+
+
+# --------------------------------------------------------------------------------------------------
+# BI25-7
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="BI25-7 open: the deploy policy does not allow states:ValidateStateMachineDefinition, which the "
+    "provider calls in every diff that creates or changes a state machine's definition",
+)
+def test_bi25_7_the_deploy_policy_lets_the_provider_validate_the_runbooks_definitions() -> None:
+    """BI25-7 (high). terraform-provider-aws, internal/service/sfn/state_machine.go (pulumi-aws 7 bridges
+    provider v6): ``resourceStateMachine`` has ``CustomizeDiff: customdiff.Sequence(
+    stateMachineDefinitionValidate, ...)``, and ``stateMachineDefinitionValidate`` calls
+    ``ValidateStateMachineDefinition`` whenever ``definition`` changes (a create included) and is known,
+    returning "validating Step Functions State Machine definition: <error>" on any error. The Service
+    Authorization Reference defines ``states:ValidateStateMachineDefinition`` with no resource type
+    (https://docs.aws.amazon.com/service-authorization/latest/reference/list_awsstepfunctions.html), so it
+    belongs on ``"*"`` limited to the stacks' regions; ``DEPLOY_ACTIONS["aws:sfn/stateMachine:StateMachine"]``
+    does not list it. The dr stack registers the failover and failback runbooks' state machines."""
+    from automation import synth
+
+    primary = synth.synthesize("primary", {})
+    dr = synth.synthesize("dr", {}, primary_outputs=primary.outputs)
+    machines = dr.by_type("aws:sfn/stateMachine:StateMachine")
+    assert machines and all(r.inputs.get("definition") for r in machines), "the runbooks' state machines"
+    region = machines[0].region or "us-west-2"
+    decision = iam_eval.decide(
+        _statements(), "states:ValidateStateMachineDefinition", "*", {"aws:RequestedRegion": region}
+    )
+    assert decision is Decision.ALLOW, (
+        f"diffing {machines[0].type} {machines[0].name} (and {len(machines) - 1} more) in {region}: "
+        f"states:ValidateStateMachineDefinition on * is {decision.value}"
     )
