@@ -62,8 +62,6 @@ import re
 from pathlib import Path
 from typing import Any
 
-import pytest
-
 from automation import iam_eval
 from automation.iam_eval import Decision
 
@@ -91,11 +89,6 @@ def _statements() -> list[dict[str, Any]]:
 # BI25-1
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BI25-1 open: the deploy policy does not allow rds:EnableHttpEndpoint/DisableHttpEndpoint, which "
-    "the provider calls when a documented engine upgrade turns the clusters' Data API on or off",
-)
 def test_bi25_1_the_deploy_policy_lets_the_provider_switch_the_data_api() -> None:
     """BI25-1 (high). README, "Engine upgrades (aurora-global)": raising ``database.engineVersion`` on the
     primary stack is a documented update. The clusters' ``enableHttpEndpoint`` is ``data_api(...)``
@@ -147,11 +140,6 @@ STATE_BUCKET = "pilotlight-production-state-us-west-2"
 PROJECT = "pilotlight"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BI25-2 open: README's S3 state backend needs the deploying credentials to read and write the "
-    "stacks' checkpoints; the deploy policy allows no such object and README does not say to grant it",
-)
 def test_bi25_2_the_deploy_policy_or_readme_covers_the_documented_s3_backend() -> None:
     """BI25-2 (medium). README, "The state backend must survive region A": "Use Pulumi Cloud, or an S3
     backend whose bucket lives in region B (``pulumi login s3://<bucket-in-region-B>``)". Pulumi, "Using a
@@ -192,11 +180,6 @@ def test_bi25_2_the_deploy_policy_or_readme_covers_the_documented_s3_backend() -
 # BI25-3
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BI25-3 open: iam:PassRole on the deployment's roles has no iam:PassedToService, so any of "
-    "them (the runbook role too) may be passed to any service",
-)
 def test_bi25_3_pass_role_only_to_the_service_each_role_trusts() -> None:
     """BI25-3 (low). IAM User Guide, "Grant a user permissions to pass a role to an AWS service"
     (https://docs.aws.amazon.com/IAM/latest/UserGuide/id_roles_use_passrole.html): "You can use the
@@ -239,11 +222,6 @@ UNUSED_WRITES = {
 }
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BI25-4 open: dependent actions for features the program never uses (RDS multi-tenant, "
-    "RDS-managed master passwords) are granted as writes",
-)
 def test_bi25_4_no_write_for_a_feature_the_program_does_not_use() -> None:
     """BI25-4 (low). ``with_dependent_actions`` adds every dependent action the Service Authorization
     Reference lists, transitively; for RDS those include actions "required" only when the request uses a
@@ -282,11 +260,6 @@ def test_bi25_4_no_write_for_a_feature_the_program_does_not_use() -> None:
 # BI25-5
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BI25-5 open: the deploy policy does not allow elasticloadbalancing:DescribeTargetHealth, which "
-    "the provider calls while it waits for a new (or resized) Auto Scaling group's capacity",
-)
 def test_bi25_5_the_deploy_policy_lets_the_provider_wait_for_the_web_tier() -> None:
     """BI25-5 (high). terraform-provider-aws, internal/service/autoscaling/group.go: ``resourceGroupCreate``
     waits when ``wait_for_capacity_timeout`` parses to more than zero (default "10m"; the program sets
@@ -325,11 +298,6 @@ def test_bi25_5_the_deploy_policy_lets_the_provider_wait_for_the_web_tier() -> N
 # BI25-6
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BI25-6 open: the provider's Aurora cluster read calls DescribeGlobalClusters with a filter and no "
-    "identifier (authorized on global-cluster:*); the deploy policy names only the deployment's global cluster",
-)
 def test_bi25_6_the_deploy_policy_lets_the_provider_read_a_cluster_s_global_membership() -> None:
     """BI25-6 (high). terraform-provider-aws, internal/service/rds: ``resourceClusterRead`` (run at the end
     of ``resourceClusterCreate`` and of every update) calls ``findGlobalClusterByDBClusterARN`` for a
@@ -371,11 +339,6 @@ def test_bi25_6_the_deploy_policy_lets_the_provider_read_a_cluster_s_global_memb
 # BI25-7
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BI25-7 open: the deploy policy does not allow states:ValidateStateMachineDefinition, which the "
-    "provider calls in every diff that creates or changes a state machine's definition",
-)
 def test_bi25_7_the_deploy_policy_lets_the_provider_validate_the_runbooks_definitions() -> None:
     """BI25-7 (high). terraform-provider-aws, internal/service/sfn/state_machine.go (pulumi-aws 7 bridges
     provider v6): ``resourceStateMachine`` has ``CustomizeDiff: customdiff.Sequence(
