@@ -240,6 +240,11 @@ DEPLOY_ACTIONS: dict[str, tuple[str, ...]] = {
         "elasticloadbalancing:SetSecurityGroups", "elasticloadbalancing:SetSubnets",
         "elasticloadbalancing:DeleteLoadBalancer", "elasticloadbalancing:AddTags",
         "elasticloadbalancing:RemoveTags", "elasticloadbalancing:DescribeTags",
+        # The create and update wait (``waitLoadBalancerActive``) is DescribeLoadBalancers; the delete's
+        # wait for its interfaces, ec2:DescribeNetworkInterfaces (security group entry). The read's
+        # DescribeCapacityReservation is optional: an AccessDenied there leaves
+        # ``minimum_load_balancer_capacity`` unset, which the program leaves unset (terraform-provider-aws
+        # internal/service/elbv2/load_balancer.go ``resourceLoadBalancerRead``, review breakiam25 BI25-5).
     ),
     "aws:lb/targetGroup:TargetGroup": (
         "elasticloadbalancing:CreateTargetGroup", "elasticloadbalancing:DescribeTargetGroups",
