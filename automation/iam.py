@@ -7,9 +7,11 @@ resource type they register maps to the API actions the provider calls to create
 tag and delete it (:data:`DEPLOY_ACTIONS`), and every look-up they make to its action
 (:data:`INVOKE_ACTIONS`). Each action gets the resource types the Service Authorization Reference
 defines for it, in the stacks' regions and account; IAM, account-wide and the way to escalate
-privileges, is narrowed to the roles, policies and instance profiles the program names, and S3 to
-the program's buckets. Actions AWS
-authorizes only on ``"*"`` get ``"*"`` limited to the stacks' regions.
+privileges, is narrowed to the roles, policies and instance profiles the program names (``iam:PassRole``
+each role only to the services its trust policy names), and S3 to the program's buckets. A dependent
+action of the Service Authorization Reference is added when it reads, and when it writes only for the
+request parameter that needs it (:data:`FEATURE_DEPENDENTS`). Actions AWS authorizes only on ``"*"`` get
+``"*"`` limited to the stacks' regions. ``--state-backend`` adds the S3 state backend's objects.
 
 ``break-glass``: what ``python -m automation failover|failback`` needs, from the dr stack's
 ``runbook`` output (``--outputs``, the same file the runbook reads) or, without it, from the offline

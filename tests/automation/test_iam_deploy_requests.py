@@ -226,3 +226,31 @@ def test_only_the_unnamed_reads_leave_the_named_resources_and_only_as_reads() ->
     own = f"arn:aws:rds::{ACCOUNT}:global-cluster:pilotlight-production-global"
     assert iam_eval.decide(statements, "rds:DeleteGlobalCluster", own, context) is Decision.ALLOW
     assert json.dumps(statements).count("global-cluster:*") == 1
+
+
+# --------------------------------------------------------------------------------------------------
+# size: the largest combination
+
+
+@pytest.mark.parametrize("mode", ["aurora-global", "rds-replica"])
+def test_the_longest_names_with_the_user_s_hosted_zone_fit_one_role(mode: str) -> None:
+    """The largest deploy policy: the longest accepted names (tests/components/test_naming.longest) with
+    the user's hosted zone (``routing.hostedZoneId``: each record name is listed in the Route 53 condition,
+    automation/iam.py ``_records_in_own_zones``). At most ten documents (IAM's default quota of managed
+    policies per role), each within 6,144 characters
+    (https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_iam-quotas.html)."""
+    from tests.automation.test_breakiam24 import _set_pairs
+    from tests.components.test_naming import ENVS, longest
+
+    overrides = longest(ENVS[0], mode)
+    overrides["pilotlight:routing"] = {
+        **overrides["pilotlight:routing"],
+        "hostedZoneId": "Z0123456789ABCDEFGHIJ",
+    }
+    documents = iam.policies("deploy", account=ACCOUNT, overrides=_set_pairs(overrides), outputs=None)
+    sizes = [iam._size(d) for d in documents]
+    assert len(documents) <= 10 and max(sizes) <= iam.MANAGED_POLICY_MAX, sizes
+    statements = _statements(documents)
+    assert any("hostedzone/Z0123456789ABCDEFGHIJ" in json.dumps(st["Resource"]) for st in statements) or any(
+        iam.RECORD_NAMES_KEY in json.dumps(st.get("Condition", {})) for st in statements
+    ), "the user's zone is the one the policy is made for"
