@@ -7,9 +7,11 @@ resource type they register maps to the API actions the provider calls to create
 tag and delete it (:data:`DEPLOY_ACTIONS`), and every look-up they make to its action
 (:data:`INVOKE_ACTIONS`). Each action gets the resource types the Service Authorization Reference
 defines for it, in the stacks' regions and account; IAM, account-wide and the way to escalate
-privileges, is narrowed to the roles, policies and instance profiles the program names, and S3 to
-the program's buckets. Actions AWS
-authorizes only on ``"*"`` get ``"*"`` limited to the stacks' regions.
+privileges, is narrowed to the roles, policies and instance profiles the program names (``iam:PassRole``
+each role only to the services its trust policy names), and S3 to the program's buckets. A dependent
+action of the Service Authorization Reference is added when it reads, and when it writes only for the
+request parameter that needs it (:data:`FEATURE_DEPENDENTS`). Actions AWS authorizes only on ``"*"`` get
+``"*"`` limited to the stacks' regions. ``--state-backend`` adds the S3 state backend's objects.
 
 ``break-glass``: what ``python -m automation failover|failback`` needs, from the dr stack's
 ``runbook`` output (``--outputs``, the same file the runbook reads) or, without it, from the offline
@@ -33,7 +35,7 @@ import json
 import os
 import re
 import sys
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -91,6 +93,14 @@ DEPLOY_ACTIONS: dict[str, tuple[str, ...]] = {
         "autoscaling:PutWarmPool", "autoscaling:DescribeWarmPool", "autoscaling:DeleteWarmPool",
         "autoscaling:AttachLoadBalancerTargetGroups", "autoscaling:DetachLoadBalancerTargetGroups",
         "autoscaling:DescribeLoadBalancerTargetGroups",
+        # The capacity wait after a create, and after an update that changes min or desired capacity
+        # (``wait_for_capacity_timeout``, default 10m, which the program leaves), reads the group
+        # (DescribeAutoScalingGroups), its scaling activities (DescribeScalingActivities) and the health
+        # of every target in its target groups: terraform-provider-aws internal/service/autoscaling/
+        # group.go ``statusGroupCapacity`` -> ``findELBV2InstanceStates`` -> ``DescribeTargetHealth``
+        # (review breakiam25 BI25-5). Its ``findELBInstanceStates`` calls the classic ELB's
+        # DescribeInstanceHealth only for ``load_balancers``, which the program does not set.
+        "elasticloadbalancing:DescribeTargetHealth",
         # A group launching from a template is authorized as its creator running those instances,
         # with the template's instance profile (iam:PassRole, IAM statement).
         "ec2:RunInstances", "ec2:DescribeLaunchTemplateVersions",
@@ -232,6 +242,11 @@ DEPLOY_ACTIONS: dict[str, tuple[str, ...]] = {
         "elasticloadbalancing:SetSecurityGroups", "elasticloadbalancing:SetSubnets",
         "elasticloadbalancing:DeleteLoadBalancer", "elasticloadbalancing:AddTags",
         "elasticloadbalancing:RemoveTags", "elasticloadbalancing:DescribeTags",
+        # The create and update wait (``waitLoadBalancerActive``) is DescribeLoadBalancers; the delete's
+        # wait for its interfaces, ec2:DescribeNetworkInterfaces (security group entry). The read's
+        # DescribeCapacityReservation is optional: an AccessDenied there leaves
+        # ``minimum_load_balancer_capacity`` unset, which the program leaves unset (terraform-provider-aws
+        # internal/service/elbv2/load_balancer.go ``resourceLoadBalancerRead``, review breakiam25 BI25-5).
     ),
     "aws:lb/targetGroup:TargetGroup": (
         "elasticloadbalancing:CreateTargetGroup", "elasticloadbalancing:DescribeTargetGroups",
@@ -242,6 +257,16 @@ DEPLOY_ACTIONS: dict[str, tuple[str, ...]] = {
     "aws:rds/cluster:Cluster": (
         "rds:CreateDBCluster", "rds:DescribeDBClusters", "rds:ModifyDBCluster", "rds:DeleteDBCluster",
         "iam:CreateServiceLinkedRole", *_RDS_TAGS, *_USE_KEY,
+        # ``enable_http_endpoint`` follows the ledger path (components/ledger_access.py), so a documented
+        # engine upgrade may turn the Data API on or off; for a provisioned cluster the provider then calls
+        # EnableHttpEndpoint / DisableHttpEndpoint (terraform-provider-aws internal/service/rds/cluster.go
+        # ``resourceClusterUpdate``; https://docs.aws.amazon.com/AmazonRDS/latest/APIReference/API_EnableHttpEndpoint.html),
+        # which are no dependent action of ModifyDBCluster (review breakiam25 BI25-1).
+        "rds:EnableHttpEndpoint", "rds:DisableHttpEndpoint",
+        # Every read of a provisioned cluster (after create and update too) asks which global cluster it
+        # belongs to: ``findGlobalClusterByDBClusterARN``, a DescribeGlobalClusters filtered by
+        # db-cluster-id that names no global cluster (:data:`UNNAMED_READS`; review breakiam25 BI25-6).
+        "rds:DescribeGlobalClusters",
     ),
     "aws:rds/clusterInstance:ClusterInstance": (
         "rds:CreateDBInstance", "rds:DescribeDBInstances", "rds:ModifyDBInstance", "rds:DeleteDBInstance", *_RDS_TAGS,
@@ -317,6 +342,12 @@ DEPLOY_ACTIONS: dict[str, tuple[str, ...]] = {
         "states:CreateStateMachine", "states:DescribeStateMachine", "states:UpdateStateMachine",
         "states:DeleteStateMachine", "states:ListStateMachineVersions", "states:TagResource",
         "states:UntagResource", "states:ListTagsForResource",
+        # The diff of a new or changed definition validates it (terraform-provider-aws internal/service/sfn/
+        # state_machine.go, ``CustomizeDiff: stateMachineDefinitionValidate``). The Service Authorization
+        # Reference defines no resource type for it (the request carries a definition, not a machine:
+        # https://docs.aws.amazon.com/step-functions/latest/apireference/API_ValidateStateMachineDefinition.html),
+        # so AWS authorizes it only on "*", limited here to the stacks' regions (review breakiam25 BI25-7).
+        "states:ValidateStateMachineDefinition",
     ),
     "aws:sns/topic:Topic": (
         "sns:CreateTopic", "sns:GetTopicAttributes", "sns:SetTopicAttributes", "sns:DeleteTopic",
@@ -377,6 +408,19 @@ PROGRAM_RESOURCE_TYPES: dict[str, frozenset[str]] = {
     # recoveryPoint (``arn:${Partition}:${Vendor}:${Region}:*:${ResourceType}:${RecoveryPointId}``),
     # would otherwise put any ARN of the region in the statement.
     "backup": frozenset({"backupVault", "backupPlan"}),
+    # The tagging actions' other optional types are resources the program never creates (review
+    # breakiam25: narrowing them to what it tags also lets their statements merge with the others on the
+    # same resources, the ten managed policies' headroom): alarms (a dashboard has no tags), parameters
+    # (not instances, documents, tasks...), log groups, functions and their event source mappings, state
+    # machines, the application load balancers with their listeners and target groups, and rules on the
+    # default event bus (the program's rules name no other bus).
+    "cloudwatch": frozenset({"alarm"}),
+    "ssm": frozenset({"parameter"}),
+    "logs": frozenset({"log-group"}),
+    "lambda": frozenset({"function", "eventSourceMapping"}),
+    "states": frozenset({"statemachine"}),
+    "elasticloadbalancing": frozenset({"loadbalancer/app/", "listener/app", "targetgroup"}),
+    "events": frozenset({"rule-on-default-event-bus"}),
 }  # fmt: skip
 
 MANAGED_POLICY_MAX = 6144
@@ -457,6 +501,17 @@ NAMED_RESOURCES: dict[str, tuple[str, str]] = {
 }
 """Resources narrowed to the names the program gives them (IAM is per account, not per deployment:
 without names, one environment's deployer could read another's secrets or delete its tables)."""
+
+UNNAMED_READS: dict[str, str] = {
+    # action: why the provider's request names no resource of the type, so AWS authorizes it on every
+    # resource of the type (``<type>:*``), whatever the names of the program's own.
+    "rds:DescribeGlobalClusters": (
+        "terraform-provider-aws internal/service/rds ``findGlobalClusterByDBClusterARN`` (every read of a "
+        "provisioned cluster) sends only ``Filters: db-cluster-id=<cluster ARN>``; RDS authorizes a Describe "
+        "without an identifier on ``global-cluster:*`` (review breakiam25 BI25-6)"
+    ),
+}
+"""Reads left un-narrowed by :data:`NAMED_RESOURCES` (read-only: they change nothing of another deployment's)."""
 
 NAME_INVOKES: dict[str, tuple[str, str]] = {
     # Invokes whose argument names a resource the deployer reads: (placeholder, argument).
@@ -574,21 +629,76 @@ is us-east-1 for them
 GLOBAL_REQUEST_REGION = "us-east-1"
 
 
-def with_dependent_actions(actions: Iterable[str]) -> set[str]:
+def _final_snapshot(inputs: Mapping[str, Any]) -> bool:
+    return bool(inputs.get("finalSnapshotIdentifier")) and not inputs.get("skipFinalSnapshot")
+
+
+FEATURE_DEPENDENTS: dict[str, tuple[tuple[str, ...], Callable[[Mapping[str, Any]], bool], str]] = {
+    # dependent write: (the resource types whose request may need it, whether a resource's inputs ask
+    # for it, the request parameter that does). The Service Authorization Reference lists a dependent
+    # action as one that "might be required" for the request: for these, only with the parameter
+    # (https://docs.aws.amazon.com/service-authorization/latest/reference/reference_policies_actions-resources-contextkeys.html).
+    "route53:AssociateVPCWithHostedZone": (
+        ("aws:ec2/vpcEndpoint:VpcEndpoint",), lambda i: bool(i.get("privateDnsEnabled")), "PrivateDnsEnabled",
+    ),
+    "rds:CreateDBClusterSnapshot": (("aws:rds/cluster:Cluster",), _final_snapshot, "FinalDBSnapshotIdentifier"),
+    "rds:CreateDBSnapshot": (("aws:rds/instance:Instance",), _final_snapshot, "FinalDBSnapshotIdentifier"),
+    "states:PublishStateMachineVersion": (
+        ("aws:sfn/stateMachine:StateMachine",), lambda i: bool(i.get("publish")), "publish",
+    ),
+    # An RDS-managed master password: RDS creates and rotates its secret (ManageMasterUserPassword);
+    # the program sets masterPasswordWo (review breakiam25 BI25-4).
+    "secretsmanager:RotateSecret": (
+        ("aws:rds/cluster:Cluster", "aws:rds/instance:Instance"),
+        lambda i: bool(i.get("manageMasterUserPassword")), "ManageMasterUserPassword",
+    ),
+    # Tenant databases of an RDS for Oracle multi-tenant container database (MultiTenant); the program's
+    # engines are Aurora PostgreSQL, PostgreSQL and MySQL.
+    "rds:CreateTenantDatabase": (("aws:rds/instance:Instance",), lambda i: bool(i.get("multiTenant")), "MultiTenant"),
+    "rds:DeleteTenantDatabase": (("aws:rds/instance:Instance",), lambda i: bool(i.get("multiTenant")), "MultiTenant"),
+}  # fmt: skip
+"""The dependent writes the Service Authorization Reference lists for the program's actions, each with the
+request parameter that needs it (review breakiam25 BI25-4: the expansion granted every one, so
+``rds:DeleteTenantDatabase`` on every ``db:*`` of both regions and ``secretsmanager:RotateSecret``)."""
+
+READ_ACCESS_LEVELS = frozenset({"List", "Read"})
+
+
+def with_dependent_actions(
+    actions: Iterable[str], syntheses: Iterable[synth.Synthesis] | None = None
+) -> set[str]:
     """``actions`` and, transitively, the dependent actions the Service Authorization Reference lists
     for them (e.g. ``route53:AssociateVPCWithHostedZone`` for ``ec2:CreateVpcEndpoint``, whose private
-    DNS associates a hosted zone with the VPC)."""
+    DNS associates a hosted zone with the VPC). A dependent action that reads is added; one that writes
+    only when a resource of ``syntheses`` sets the request parameter that needs it
+    (:data:`FEATURE_DEPENDENTS`; without ``syntheses``, every one). Raises KeyError for a dependent write
+    :data:`FEATURE_DEPENDENTS` does not classify: a new one is granted only once someone says when."""
     privileges, _ = _sar()
+    resources = None if syntheses is None else [r for s in syntheses for r in s.aws_resources()]
     out: set[str] = set()
-    todo = list(actions)
+    actions = list(actions)
+    asked = {a.lower() for a in actions}
+    todo = [(action, True) for action in actions]
+    unknown: set[str] = set()
     while todo:
-        action = todo.pop()
+        action, requested = todo.pop()
+        requested = requested or action.lower() in asked
         if action.lower() in {a.lower() for a in out}:
             continue
-        out.add(action)
         privilege = privileges.get(action.lower())
+        writes = privilege is not None and privilege["access_level"] not in READ_ACCESS_LEVELS
+        if not requested and resources is not None and writes:
+            if action not in FEATURE_DEPENDENTS:
+                unknown.add(action)
+                continue
+            types, asks, _parameter = FEATURE_DEPENDENTS[action]
+            if not any(r.type in types and asks(r.inputs) for r in resources):
+                continue
+        out.add(action)
         for resource_type in privilege["resource_types"] if privilege else ():
-            todo.extend(resource_type.get("dependent_actions") or ())
+            todo.extend((a, False) for a in resource_type.get("dependent_actions") or ())
+    if unknown:
+        raise KeyError(f"dependent writes with no FEATURE_DEPENDENTS entry: {sorted(unknown)}")
     return out
 
 
@@ -771,8 +881,12 @@ def unfenceable_note(documents: Iterable[Mapping[str, Any]]) -> str:
     return "\n".join(lines)
 
 
-def deploy_policies(syntheses: Sequence[synth.Synthesis], account: str) -> list[dict[str, Any]]:
-    """Policy documents allowing ``pulumi up`` (and destroy) of the synthesized stacks."""
+def deploy_policies(
+    syntheses: Sequence[synth.Synthesis], account: str, state_backend: str | None = None
+) -> list[dict[str, Any]]:
+    """Policy documents allowing ``pulumi up`` (and destroy) of the synthesized stacks, and with
+    ``state_backend`` (``pulumi login``'s ``s3://`` URL, or the bucket's name) reading and writing their
+    state there (:func:`state_backend_statements`)."""
     regions = sorted({r.region for s in syntheses for r in s.aws_resources() if r.region})
     actions: set[str] = set()
     missing: list[str] = []
@@ -787,7 +901,7 @@ def deploy_policies(syntheses: Sequence[synth.Synthesis], account: str) -> list[
             actions.update(INVOKE_ACTIONS.get(token, ()))
     if missing:
         raise KeyError(f"no IAM actions recorded for {sorted(set(missing))}: add them to DEPLOY_ACTIONS")
-    actions = with_dependent_actions(actions)
+    actions = with_dependent_actions(actions, syntheses)
     narrowed = {
         "iam": iam_resources(syntheses, account),
         "s3": bucket_resources(syntheses),
@@ -797,29 +911,35 @@ def deploy_policies(syntheses: Sequence[synth.Synthesis], account: str) -> list[
         KMS_VIA_SERVICES[r.type] for s in syntheses for r in s.aws_resources() if r.type in KMS_VIA_SERVICES
     }
     via = sorted(f"{service}.{region}.amazonaws.com" for service in services for region in regions)
-    grouped: dict[tuple[str, tuple[str, ...], bool], list[str]] = {}
+    # Key: (service, or "*" for the actions AWS authorizes only on "*"; whether the "*" statement takes
+    # the global services' request region; resources; kms:ViaService). Actions on "*" share one
+    # statement per request-region condition whatever their service: merged by resource, never widened,
+    # which keeps the policy within its ten managed documents for the longest names.
+    grouped: dict[tuple[str, bool, tuple[str, ...], bool], list[str]] = {}
     for action in sorted(actions):
         service = action.split(":", 1)[0]
         resources = (
             apigateway_resources(regions, action)
             if service == "apigateway"
-            else narrowed.get(service) or action_resources(action, regions, account, names)
+            else narrowed.get(service)
+            or action_resources(action, regions, account, None if action in UNNAMED_READS else names)
         )
-        grouped.setdefault((service, tuple(resources), action in KMS_VIA_ACTIONS), []).append(action)
+        on_star = resources == ["*"]
+        key = ("*" if on_star else service, on_star and service in GLOBAL_SERVICES, tuple(resources))
+        grouped.setdefault((*key, action in KMS_VIA_ACTIONS), []).append(action)
     statements: list[dict[str, Any]] = []
-    for (service, resource_key, via_service), group in sorted(grouped.items()):
+    for (scope, global_service, resource_key, via_service), group in sorted(grouped.items()):
         resources = list(resource_key)
+        label = ("GlobalOnStar" if global_service else "OnStar") if scope == "*" else scope.title()
         for chunk in _chunks(group, resources):
             statement: dict[str, Any] = {
-                "Sid": re.sub(r"[^A-Za-z0-9]", "", service.title()) + str(len(statements)),
+                "Sid": re.sub(r"[^A-Za-z0-9]", "", label) + str(len(statements)),
                 "Effect": "Allow",
                 "Action": chunk,
                 "Resource": resources if len(resources) > 1 else resources[0],
             }
             if resources == ["*"]:
-                requested = (
-                    sorted({*regions, GLOBAL_REQUEST_REGION}) if service in GLOBAL_SERVICES else regions
-                )
+                requested = sorted({*regions, GLOBAL_REQUEST_REGION}) if global_service else regions
                 statement["Condition"] = {"StringEquals": {"aws:RequestedRegion": requested}}
             if via_service:
                 statement["Condition"] = {"StringEquals": {"kms:ViaService": via}}
@@ -833,7 +953,58 @@ def deploy_policies(syntheses: Sequence[synth.Synthesis], account: str) -> list[
         + deployment_tags_kept(tags)
         + boundary_kept(syntheses, account)
         + statements
+        + (state_backend_statements(state_backend) if state_backend is not None else [])
     )
+
+
+BUCKET_NAME = re.compile(r"(?!xn--|sthree-|amzn-s3-demo-)[a-z0-9](?:[a-z0-9.-]{1,61})[a-z0-9]")
+"""S3's general purpose bucket naming rules (https://docs.aws.amazon.com/AmazonS3/latest/userguide/bucketnamingrules.html):
+3 to 63 lower-case letters, digits, dots and hyphens, beginning and ending with a letter or digit, no
+reserved prefix; the reserved suffixes, adjacent dots and IP-address form are checked in
+:func:`state_backend_statements`."""
+
+
+def state_backend_statements(backend: str) -> list[dict[str, Any]]:
+    """What ``pulumi up`` needs of README's S3 state backend (review breakiam25 BI25-2): Pulumi's DIY
+    backend keeps each stack's checkpoint, history, backups and lock files as objects under
+    ``<bucket>[/<prefix>]/.pulumi/``, read and written with the CLI's own AWS credentials ("Using a DIY
+    Backend": https://www.pulumi.com/docs/iac/guides/basics/using-a-diy-backend/), and lists them
+    (ListObjectsV2 is authorized as ``s3:ListBucket`` on the bucket:
+    https://docs.aws.amazon.com/AmazonS3/latest/API/API_ListObjectsV2.html). ``backend`` is
+    ``pulumi login``'s URL (``s3://<bucket>[/<prefix>][?region=...]``) or the bucket's name. Raises
+    IamInputError for anything else."""
+    from urllib.parse import urlsplit
+
+    parsed = urlsplit(backend if "://" in backend else f"s3://{backend}")
+    bucket, prefix = parsed.netloc, parsed.path.strip("/")
+    bad = (
+        parsed.scheme != "s3"
+        or not BUCKET_NAME.fullmatch(bucket)
+        or ".." in bucket
+        or re.fullmatch(r"[0-9.]+", bucket) is not None
+        or bucket.endswith(("-s3alias", "--ol-s3", ".mrap", "--x-s3", "--table-s3"))
+        or re.fullmatch(r"[\w!\-.*'()/]*", prefix) is None
+    )
+    if bad:
+        raise IamInputError(
+            f"--state-backend {backend!r}: expected pulumi login's s3://<bucket>[/<prefix>] or an S3 bucket "
+            "name (3-63 lower-case letters, digits, dots and hyphens)"
+        )
+    root = f"{prefix}/.pulumi" if prefix else ".pulumi"
+    return [
+        {
+            "Sid": "StateBackendList",
+            "Effect": "Allow",
+            "Action": ["s3:ListBucket"],
+            "Resource": f"arn:aws:s3:::{bucket}",
+        },
+        {
+            "Sid": "StateBackendObjects",
+            "Effect": "Allow",
+            "Action": ["s3:DeleteObject", "s3:GetObject", "s3:PutObject"],
+            "Resource": f"arn:aws:s3:::{bucket}/{root}/*",
+        },
+    ]
 
 
 RECORD_NAMES_KEY = "route53:ChangeResourceRecordSetsNormalizedRecordNames"
@@ -1032,7 +1203,7 @@ def _roles_within_the_boundary(
     if boundary is None:
         return statements
     attached = attached_policy_arns(syntheses, account)
-    fenced = {*WITH_THE_BOUNDARY, *ATTACHMENTS, "iam:CreateServiceLinkedRole"}
+    fenced = {*WITH_THE_BOUNDARY, *ATTACHMENTS, "iam:CreateServiceLinkedRole", "iam:PassRole"}
     out: list[dict[str, Any]] = []
     for statement in statements:
         actions = [statement["Action"]] if isinstance(statement["Action"], str) else statement["Action"]
@@ -1070,8 +1241,62 @@ def _roles_within_the_boundary(
             "Action": ["iam:CreateServiceLinkedRole"],
             "Resource": SERVICE_LINKED_ROLES.format(account=account),
         },
+        *roles_passed_to_their_services(syntheses, account),
     ]
     return out
+
+
+PASSED_TO_SERVICE_KEY = "iam:PassedToService"
+"""The service principal a role is passed to (IAM User Guide, "Grant a user permissions to pass a role to an
+AWS service": https://docs.aws.amazon.com/IAM/latest/UserGuide/id_roles_use_passrole.html; the key is defined
+for ``iam:PassRole`` only, Service Authorization Reference, IAM)."""
+
+
+def trusted_services(role: synth.Resource) -> list[str]:
+    """The service principals a role's trust policy (``assumeRolePolicy``) lets assume it. Raises
+    KeyError when the synthesis does not know it (the deploy policy could not say whom to pass it to)."""
+    raw = role.inputs.get("assumeRolePolicy")
+    try:
+        document = json.loads(raw) if isinstance(raw, str) else raw
+        statements = document.get("Statement") if isinstance(document, dict) else None
+    except json.JSONDecodeError as exc:
+        raise KeyError(f"{role.type} {role.name}: no trust policy known offline ({raw!r})") from exc
+    if not isinstance(statements, (dict, list)):
+        raise KeyError(f"{role.type} {role.name}: no trust policy known offline ({raw!r})")
+    out: set[str] = set()
+    for statement in [statements] if isinstance(statements, dict) else statements:
+        principal = statement.get("Principal") or {}
+        services = principal.get("Service", []) if isinstance(principal, dict) else []
+        if statement.get("Effect") == "Allow":
+            out.update([services] if isinstance(services, str) else services)
+    return sorted(out)
+
+
+def roles_passed_to_their_services(
+    syntheses: Iterable[synth.Synthesis], account: str
+) -> list[dict[str, Any]]:
+    """``iam:PassRole`` on each of the deployment's roles only to the services its trust policy names
+    (:data:`PASSED_TO_SERVICE_KEY`): the program passes each role to the service that assumes it (a
+    function's to Lambda, the runbook machine's to Step Functions, an instance profile's to EC2...), and
+    the deployer may pass none elsewhere, e.g. the runbook's Lambda role to EC2 through an instance
+    profile of its own (review breakiam25 BI25-3). One statement per service, its roles by name."""
+    by_service: dict[str, set[str]] = {}
+    for s in syntheses:
+        for role in s.by_type("aws:iam/role:Role"):
+            name = role.inputs.get("name") or f"{role.name}-*"
+            path = str(role.inputs.get("path") or "/")
+            for service in trusted_services(role):
+                by_service.setdefault(service, set()).add(f"arn:aws:iam::{account}:role{path}{name}")
+    return [
+        {
+            "Sid": "IamPassRoleTo" + re.sub(r"[^A-Za-z0-9]", "", service.split(".", 1)[0].title()),
+            "Effect": "Allow",
+            "Action": ["iam:PassRole"],
+            "Resource": sorted(roles) if len(roles) > 1 else next(iter(roles)),
+            "Condition": {"StringEquals": {PASSED_TO_SERVICE_KEY: service}},
+        }
+        for service, roles in sorted(by_service.items())
+    ]
 
 
 BOUNDARY_WRITES = (
@@ -1345,6 +1570,12 @@ def build_parser() -> argparse.ArgumentParser:
         "(pulumi stack output --json -s dr); else the offline synthesis",
     )
     parser.add_argument(
+        "--state-backend",
+        metavar="URL",
+        help="deploy: the S3 state backend, as given to pulumi login (s3://<bucket>[/<prefix>]) or the "
+        "bucket's name; adds reading and writing the stacks' state there (default: none, e.g. Pulumi Cloud)",
+    )
+    parser.add_argument(
         "--check-live",
         action="store_true",
         help="boundary: compare the boundary this version and configuration need with the one in the "
@@ -1424,10 +1655,19 @@ def _check_live(args: argparse.Namespace) -> int:
 
 
 def policies(
-    audience: str, *, account: str, overrides: Sequence[str], outputs: str | None
+    audience: str,
+    *,
+    account: str,
+    overrides: Sequence[str],
+    outputs: str | None,
+    state_backend: str | None = None,
 ) -> list[dict[str, Any]]:
     """The policy documents for ``audience``. Raises IamInputError (and config errors) on bad input."""
     _check_account(account)
+    if state_backend is not None and audience != "deploy":
+        raise IamInputError(f"--state-backend is for --for deploy, not --for {audience}")
+    if state_backend is not None:
+        state_backend_statements(state_backend)  # a bad name is refused before a minute of syntheses
     parsed = synth.parse_overrides(list(overrides))
     shared = {k: v for k, v in parsed.items() if not k.startswith("dr:")}
     if audience == "break-glass" and outputs is not None:
@@ -1442,7 +1682,7 @@ def policies(
         from automation.iam_updates import deploy_syntheses
 
         # The first deploy and every later update the README documents (review breakiam24, BI24-2).
-        return deploy_policies(deploy_syntheses(parsed), account)
+        return deploy_policies(deploy_syntheses(parsed), account, state_backend)
     primary = synth.synthesize("primary", shared)
     # The latch the documented procedure leaves for these dr: values (a failback phase runs under it).
     dr = synth.synthesize_as_procedure("dr", parsed, primary_outputs=primary.outputs)
@@ -1477,6 +1717,8 @@ def main(argv: list[str] | None = None) -> int:
 
     operator: dict[str, Any] = {}
     try:
+        if args.state_backend is not None and args.audience != "deploy":
+            raise IamInputError(f"--state-backend is for --for deploy, not --for {args.audience}")
         if args.check_live:
             return _check_live(args)
         args.account = args.account or synth.ACCOUNT_ID
@@ -1486,7 +1728,11 @@ def main(argv: list[str] | None = None) -> int:
             docs = [operator["document"]]
         else:
             docs = policies(
-                args.audience, account=args.account, overrides=args.overrides, outputs=args.outputs
+                args.audience,
+                account=args.account,
+                overrides=args.overrides,
+                outputs=args.outputs,
+                state_backend=args.state_backend,
             )
     except (IamInputError, synth.SynthError, ConfigError) as exc:
         print(f"error: {exc}", file=sys.stderr)

@@ -292,10 +292,22 @@ def test_bi24_2_the_deploy_policy_allows_the_dr_stack_s_later_updates(
         f"{action} on {_arn(r)}"
         for r in added
         for action in actions
-        if iam_eval.decide(statements, action, _arn(r), {"aws:RequestedRegion": r.region or "us-east-1"})
-        is not Decision.ALLOW
+        for context in _contexts(action, r)
+        if iam_eval.decide(statements, action, _arn(r), context) is not Decision.ALLOW
     ]
     assert denied == [], f"the deployer cannot apply {switches}: {denied}"
+
+
+def _contexts(action: str, resource: Any) -> list[dict[str, str]]:
+    """The request context of ``action`` on ``resource``: ``iam:PassRole`` always names the service the
+    role is passed to (``iam:PassedToService``: https://docs.aws.amazon.com/IAM/latest/UserGuide/id_roles_use_passrole.html),
+    the program's the one the role's trust policy names (review breakiam25 BI25-3)."""
+    from automation.iam import trusted_services
+
+    region = {"aws:RequestedRegion": resource.region or "us-east-1"}
+    if action != "iam:PassRole":
+        return [region]
+    return [{**region, "iam:PassedToService": service} for service in trusted_services(resource)] or [region]
 
 
 DOCUMENTED_SWITCHES: dict[str, list[dict[str, Any]]] = {

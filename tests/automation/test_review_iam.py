@@ -299,7 +299,12 @@ def test_the_narrowed_deploy_policy_still_covers_what_the_program_creates_and_re
             "arn:aws:ssm:us-east-1::parameter/aws/service/ami-amazon-linux-latest/al2023-ami-kernel-default-x86_64",
             {},
         ),
-        ("iam:PassRole", f"arn:aws:iam::{ACCOUNT}:role/{prefix}/dr-orchestrator-runbook-role-1a2b3c4", {}),
+        # passed to the service its trust policy names, Lambda (iam:PassedToService: review breakiam25 BI25-3)
+        (
+            "iam:PassRole",
+            f"arn:aws:iam::{ACCOUNT}:role/{prefix}/dr-orchestrator-runbook-role-1a2b3c4",
+            {"iam_PassedToService": "lambda.amazonaws.com"},
+        ),
         (
             "kms:CreateGrant",
             f"arn:aws:kms:us-west-2:{ACCOUNT}:key/1234abcd-12ab-34cd-56ef-1234567890ab",
