@@ -56,8 +56,10 @@ def test_the_record_is_written_after_the_phases_changes(mode: str, phase: str) -
         r
         for r in s.resources
         if r.stack == "dr"
-        and r.type in (INSTANCE, ASG, MAPPING, CLUSTER)
-        or (r.type == FUNCTION and r.name.startswith("dr-api-"))
+        and (
+            r.type in (INSTANCE, ASG, MAPPING, CLUSTER)
+            or (r.type == FUNCTION and r.name.startswith("dr-api-"))
+        )
     ]
     assert {r.type for r in changed} >= {ASG, MAPPING, FUNCTION}, sorted({r.type for r in changed})
     waits = set(record.depends_on)
