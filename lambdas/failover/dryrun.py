@@ -132,6 +132,10 @@ def _writer_moved_back(ctx: RunbookContext, obs: Observation) -> str | None:
     if mark and dr is not None and dr.role == "writer":
         region_a = [m for m in members if m.side == "primary"]
         unread = next((m for m in region_a if m.role == "unknown"), None)
+        if unread is not None and unread.retryable:
+            return (
+                None  # throttled: the run asks again (fencing.py) and decides on the answer (break25 BR25-5)
+            )
         if unread is not None:
             return (
                 f"the runbook's failback asked to move the writer to {ctx.primary_db_instance_id} at {mark} "
@@ -208,6 +212,16 @@ def _failover_lines(
             f"failback moved it back, so {ctx.dr_db_instance_id} is a copy frozen at that switch; "
             "finish the failback that moved it (the dr stack's phases, or the runbook's `python -m automation "
             "failback`) and let `pulumi up -s dr` re-seed region B first"
+        )
+    elif (
+        ctx.database_mode == "rds-replica"
+        and not isinstance(obs.databases, Unread)
+        and any(m.side == "dr" and m.role == "writer" for m in obs.databases)  # fencing reads region A then
+        and any(m.side == "primary" and m.role == "unknown" and m.retryable for m in obs.databases)
+    ):
+        confirm += (
+            "; region A's RDS API is throttled now: the run stops and asks again before any change, and "
+            "refuses then if a failback moved the writer to region A"
         )
     return {
         "confirm_primary_down": confirm,

@@ -28,6 +28,7 @@ from lambdas.failover.names import (
     stamped_after,
 )
 from lambdas.failover.preflight import UNREACHABLE
+from lambdas.failover.stepkit import _from_client_error
 from lambdas.failover.steps import read_journal
 
 T = TypeVar("T")
@@ -38,6 +39,8 @@ class Unread:
     """A reading that failed: why (the region, and the AWS code or the connection error)."""
 
     reason: str
+    retryable: bool = False
+    """Region answered, asking to be asked again (throttling): the runbook retries such a call."""
 
     def __str__(self) -> str:
         return f"unreadable: {self.reason}"
@@ -54,6 +57,7 @@ class DbMember:
     source: str | None = None
     engine: str | None = None
     failback: bool = False  # rds-replica: the IaC failback instance of region B's current generation
+    retryable: bool = False  # role "unknown": the region answered, throttled (the runbook asks again)
     stamp: str | None = None  # rds-replica: its failback-stamp tag (the runbook's failback made it)
     created: datetime | None = None  # its InstanceCreateTime
 
@@ -106,7 +110,10 @@ class _Reader:
             return Unread(f"{region} did not answer ({type(exc).__name__})")
         except ClientError as exc:
             err = exc.response.get("Error", {})
-            return Unread(f"{region}: {exc.operation_name}: {err.get('Code')}: {err.get('Message', '')}")
+            return Unread(
+                f"{region}: {exc.operation_name}: {err.get('Code')}: {err.get('Message', '')}",
+                retryable=_from_client_error("", exc).retryable,
+            )
         except BotoCoreError as exc:
             return Unread(f"{region}: {type(exc).__name__}: {exc}")
 
@@ -170,7 +177,9 @@ def _rds_members(ctx: RunbookContext, clients: Clients, r: _Reader) -> list[DbMe
 
         got = r.read(side, describe)
         if isinstance(got, Unread):
-            out.append(DbMember(side, ident, "unknown", str(got), failback=is_failback))
+            out.append(
+                DbMember(side, ident, "unknown", str(got), failback=is_failback, retryable=got.retryable)
+            )
         elif got is None:
             if not is_failback or ident == ctx.primary_db_instance_id:
                 out.append(DbMember(side, ident, "missing", "not found"))

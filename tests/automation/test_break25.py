@@ -202,14 +202,6 @@ def test_br25_held_a_garbled_journal_keeps_the_runbook_failback_s_writer_move_bi
     assert report.stopped_at == "confirm_primary_down" and world.asg(REGION_B)[1] == 0, report.format_table()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "BR25-5 open: with region A's RDS API throttled the dry run says the failover 'would be refused, "
-        "changing nothing (NotReplicating): region A holds the writer'; the run stops retryably on the "
-        "throttling and, retried once it lifts, goes on and lights region B"
-    ),
-)
 def test_br25_5_the_dry_run_does_not_say_refused_when_region_a_is_only_throttled(
     make_world: Callable[..., World],
 ) -> None:
