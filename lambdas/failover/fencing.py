@@ -28,6 +28,7 @@ from lambdas.failover.journal import (
     _forget_writer_move,
     _iac_failback_phase,
     _journal,
+    _promotion_requested,
     _read_latch,
     read_journal,
 )
@@ -191,9 +192,12 @@ def _writer_moved_back(ctx: RunbookContext, clients: Clients, *, runbook_failbac
         if isinstance(exc, ClientError) and _from_client_error("", exc).retryable:
             # Region A answers, throttled: cannot tell yet; the executor tries again (break24b BR24b-2).
             raise
-        if mark:
+        if mark and _promotion_requested(clients, ctx, "primary", ctx.primary_db_instance_id) is not False:
             # Region A cannot be read, but region B's journal says the runbook's failback asked for the
-            # writer move (break24c BR24c-3): fail safe, as the dr stack's record does.
+            # writer move (break24c BR24c-3): fail safe, as the dr stack's record does. Unless the same
+            # journal says no promotion of region A's replica was ever asked of RDS (PROMOTION_MARK is
+            # written before PromoteReadReplica): region B still holds the writer, as the failback's own
+            # restore_dr reads it (break25 BR25-6).
             return (
                 f"the runbook's failback asked to move the writer to {ctx.primary_db_instance_id} at {mark} "
                 f"(the run journal, {ctx.dr_region}) and region A cannot be read ({type(exc).__name__})"
