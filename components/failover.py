@@ -519,6 +519,12 @@ def refuse_phase_skip(previous: PhaseRecord | None, tier: DesiredTier, latch: La
     binds = previous is not None and (
         not latch.active or previous.unreadable or previous.latch_since == latch.since
     )
+    if phase == "complete" and previous is not None and not previous.unreadable:
+        # complete follows the route-back made under this released latch (a standby latch is never
+        # rewritten: failback.py clear_latch), not a record an earlier cycle left: `cloud failback complete`
+        # removes dr:failback without a dr update, so the last cycle's `complete` record outlives it
+        # (break26 B26-4).
+        binds = binds and previous.latch_since == latch.since
     done = FAILBACK_PHASES.index(previous.phase) if binds and previous and previous.phase else -1
     wanted = FAILBACK_PHASES.index(phase)
     if wanted <= done + 1:

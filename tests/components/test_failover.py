@@ -298,12 +298,19 @@ def test_complete_under_a_released_latch_needs_the_dr_stacks_route_back(record: 
     with pytest.raises(FailoverRefused, match=r"dr:failback complete is refused: .*route-back") as refused:
         refuse_phase_skip(record, decide_tier_for_phase("complete"), Latch("standby", _SINCE, "failback"))
     assert "pulumi config rm dr:failback -s dr" in str(refused.value)
-    refuse_phase_skip(
-        PhaseRecord("route-back", None), decide_tier_for_phase("complete"), Latch("standby", _SINCE)
-    )
-    refuse_phase_skip(
-        PhaseRecord("complete", None), decide_tier_for_phase("complete"), Latch("standby", _SINCE)
-    )
+    # route-back (or complete, re-run) under this released latch: a standby latch is never rewritten.
+    for phase in ("route-back", "complete"):
+        refuse_phase_skip(
+            PhaseRecord(phase, _SINCE), decide_tier_for_phase("complete"), Latch("standby", _SINCE)
+        )
+        # An earlier cycle's record (`cloud failback complete` runs no dr update after it) does not bind
+        # (break26 B26-4).
+        with pytest.raises(FailoverRefused, match="dr:failback complete is refused"):
+            refuse_phase_skip(
+                PhaseRecord(phase, "2020-01-01T00:00:00+00:00"),
+                decide_tier_for_phase("complete"),
+                Latch("standby", _SINCE),
+            )
     with pytest.raises(FailoverRefused, match="would skip replicate, drain, switch-writer, route-back"):
         refuse_phase_skip(None, decide_tier_for_phase("complete"), Latch("active", _SINCE, "failover"))
 
