@@ -1,0 +1,59 @@
+"""break26: findings against int26 in the lifecycle harness (automation/lifecycle.py), the model the
+lifecycle tests judge the program by. Each test is the failing evidence of one finding, marked
+xfail(strict=True) until it is fixed; the runbook's real behaviour in the same state is pinned by
+tests/automation/test_break26.py (moto world, the product's unmodified runbook and CLI)."""
+
+from __future__ import annotations
+
+import pytest
+
+from automation.lifecycle import Lifecycle, Runbook
+from automation.lifecycle_scenarios import deploy, runbook_failover
+
+RDS = "rds-replica"
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason=(
+        "B26-1 open: the harness's `activate` (python -m automation latch activate) writes the latch active "
+        "unchecked, and its `_failover_refusal` has no failback-stamp-tag evidence (fencing._writer_moved_back, "
+        "names.stamped_after), so after a completed runbook failback, before the re-seed, the harness lets a "
+        "declared failover and then the runbook's failover serve region B's frozen copy, where the product's "
+        "latch_cli.activate and confirm_primary_down both refuse (tests/automation/test_break26.py)"
+    ),
+)
+def test_b26_1_the_harness_refuses_latch_activate_and_the_failover_after_a_runbook_failback_as_the_runbook_does() -> (
+    None
+):
+    # one writer / nothing lost (docs/safety.md "Protected again, or refuse"). After the runbook's failback,
+    # region A's <primary> is the promoted replica of region B's instance (rename to replace, tagged with the
+    # failback stamp; tags survive the promotion: "A promoted read replica ... can't be made a read replica
+    # again", https://docs.aws.amazon.com/AmazonRDS/latest/UserGuide/USER_ReadRepl.Promote.html), and region
+    # B's instance is a standalone copy frozen at that promotion until `pulumi up -s dr` re-seeds it. The
+    # product refuses both a declared failover (automation/latch_cli.py activate: region_a_took_the_writer_back)
+    # and the runbook's failover (fencing._refuse_unprotected: the stamp on a standalone <primary> no earlier
+    # than region B's instance) before anything changes. The harness must model the same refusals, or the
+    # lifecycle scenarios judge a system that serves stale data as fine.
+    lc = Lifecycle()
+    lc.run(
+        [
+            *deploy(RDS),
+            *runbook_failover(),
+            Runbook("failback", "runbook failback (completed; region B not re-seeded yet)"),
+            Runbook("activate", "latch activate before the re-seed"),
+            Runbook("failover", "the runbook's failover after latch activate"),
+        ]
+    )
+    activate = next(r for r in lc.results if r.label.startswith("latch activate before the re-seed"))
+    failover = next(
+        r for r in lc.results if r.label.startswith("the runbook's failover after latch activate")
+    )
+    served = [f"step {r.index} ({r.label}): {v}" for r in lc.results for v in r.violations]
+    assert (activate.refused is not None and not activate.applied) and (
+        failover.refused is not None and not failover.applied
+    ), (
+        f"the harness's latch activate refused={activate.refused!r} (latch now {lc.latch_value()!r}) and its "
+        f"failover refused={failover.refused!r}; the product refuses both. Invariant violations the harness "
+        f"reported meanwhile: {served}"
+    )
