@@ -57,3 +57,52 @@ def test_b26_1_the_harness_refuses_latch_activate_and_the_failover_after_a_runbo
         f"failover refused={failover.refused!r}; the product refuses both. Invariant violations the harness "
         f"reported meanwhile: {served}"
     )
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason=(
+        "B26-3 open: a runbook failover run between the IaC drain and switch-writer (region A fails again "
+        "mid-failback) gives region B its web tier back out of band; the failover does not refuse under a "
+        "`drain` record (fencing: only WRITER_BACK_PHASES bind), and the switch-writer update, planned "
+        "against a state that still says drained (no refresh), neither re-drains region B nor refuses: it "
+        "promotes region A's replica with region B serving, two writers"
+    ),
+)
+def test_b26_3_switch_writer_after_a_failover_that_undid_the_drain_does_not_leave_two_writers() -> None:
+    # one writer / nothing lost (docs/safety.md). The rds-replica `dr:failback switch-writer` update promotes
+    # region A's failback instance (removing replicate_source_db: the provider's aws_db_instance docs) and
+    # relies on region B being drained since the `drain` update (its record). `pulumi up` without
+    # --refresh diffs against the state, not AWS ("pulumi up ... --refresh: refresh the state of the stack's
+    # resources before this update": https://www.pulumi.com/docs/iac/cli/commands/pulumi_up/), so capacity
+    # the runbook's failover gave region B out of band (scale_web_tier, enable_functions) is not in the plan,
+    # and the promotion waits only for the record (written ahead: PilotLightRegion._failback_record).
+    from automation.lifecycle import RegionA, Up, asg_capacity
+    from automation.lifecycle_scenarios import declared_failover
+
+    lc = Lifecycle()
+    phases = [
+        Up("dr", f"IaC failback phase {p}", {"dr:active": True, "dr:failback": p})
+        for p in ("replicate", "drain")
+    ]
+    lc.run(
+        [
+            *deploy(RDS),
+            *declared_failover(RDS),
+            *phases,
+            RegionA(False, "region A fails again mid-failback"),
+            Runbook("failover", "the runbook's failover after the IaC drain"),
+            RegionA(True, "region A recovers"),
+            Up("dr", "IaC failback phase switch-writer", {"dr:active": True, "dr:failback": "switch-writer"}),
+        ]
+    )
+    failover = next(r for r in lc.results if r.label.startswith("the runbook's failover after the IaC drain"))
+    switch = next(r for r in lc.results if r.label.startswith("IaC failback phase switch-writer"))
+    dr_asg = lc.live("dr", "aws:autoscaling/group:Group", "dr-web-asg") or {}
+    writers = sorted(d.ident for d in lc.world.dbs.values() if d.kind == "instance" and d.source is None)
+    served = [f"step {r.index} ({r.label}): {v}" for r in lc.results for v in r.violations]
+    assert switch.refused is not None or asg_capacity(dr_asg) == 0, (
+        f"the failover after the drain: refused={failover.refused!r}; switch-writer applied={switch.applied} "
+        f"refused={switch.refused!r}; region B's web tier after it {asg_capacity(dr_asg)}; standalone "
+        f"instances {writers}; violations {served}"
+    )
