@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import pytest
 
-from automation.lifecycle import Lifecycle, Runbook
+from automation.lifecycle import Action, Lifecycle, Runbook, final_violations
 from automation.lifecycle_scenarios import deploy, runbook_failover
 
 RDS = "rds-replica"
@@ -105,4 +105,58 @@ def test_b26_3_switch_writer_after_a_failover_that_undid_the_drain_does_not_leav
         f"the failover after the drain: refused={failover.refused!r}; switch-writer applied={switch.applied} "
         f"refused={switch.refused!r}; region B's web tier after it {asg_capacity(dr_asg)}; standalone "
         f"instances {writers}; violations {served}"
+    )
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason=(
+        "B26-4 open: under a released latch the failback record binds whatever `since` it has "
+        "(refuse_phase_skip), so the previous cycle's `complete` record, left in place by `python -m automation "
+        "cloud failback` (it removes dr:failback but runs no dr update after complete), lets `dr:failback "
+        "complete` through after the next cycle's runbook failback: exactly the update 33fa9cc refuses in the "
+        "first cycle"
+    ),
+)
+def test_b26_4_complete_after_a_second_cycle_s_runbook_failback_is_refused_as_in_the_first() -> None:
+    # one writer / ends protected (docs/safety.md). `dr:failback complete` declares region A's failback
+    # instance of region B's current generation promoted and re-seeds region B from it; after the runbook's
+    # failback (no phase recorded, no failback instance made) that instance is not region A's writer
+    # (test_lifecycle.py test_complete_without_the_dr_stacks_route_back_is_refused_and_the_system_ends_protected).
+    # automation/cloud.py _failback_phase: complete = set dr:failback complete and dr:active false, up dr,
+    # remove dr:failback, up primary; the routine dr update that would rewrite the record comes later, if ever.
+    from automation.lifecycle import Up
+    from automation.lifecycle_scenarios import PRIMARY_FOLLOWS_WRITER, declared_failover
+
+    cycle_1 = []
+    for p in ("replicate", "drain", "switch-writer", "route-back"):
+        if p == "route-back":
+            cycle_1.append(Runbook("release", "latch release"))
+        cycle_1.append(Up("dr", f"IaC failback phase {p}", {"dr:active": True, "dr:failback": p}))
+        if p == "switch-writer":
+            cycle_1.append(Up("primary", PRIMARY_FOLLOWS_WRITER))
+    lc = Lifecycle()
+    lc.run(
+        [
+            *deploy(RDS),
+            *declared_failover(RDS),
+            *cycle_1,
+            Up("dr", "cloud failback complete: up dr", {"dr:active": False, "dr:failback": "complete"}),
+            Up("primary", "cloud failback complete: up primary"),
+            *runbook_failover(),
+            Runbook("failback", "the second cycle's runbook failback"),
+            Up("dr", "dr:failback complete again", {"dr:active": False, "dr:failback": "complete"}),
+            Up("primary", "routine update of the primary stack"),
+        ]
+    )
+    earlier = [(r.label, r.refused, r.errors) for r in lc.results[:-2] if r.refused or r.errors]
+    assert earlier == [], earlier  # the documented procedure, every step accepted
+    stray = lc.results[-2]
+    writer = (lc.outputs.get("primary") or {}).get("dbInstanceId")
+    served = [f"step {r.index} ({r.label}): {v}" for r in lc.results for v in r.violations]
+    creates = [(p.type, p.name) for p in stray.plans if p.stateful and p.action is Action.CREATE]
+    assert stray.refused is not None and not stray.applied, (
+        f"`dr:failback complete` after the second cycle's runbook failback applied={stray.applied}; "
+        f"stateful creates {creates}; then the primary stack's writer is {writer!r}; violations {served}; "
+        f"at the end {[str(v) for v in final_violations(lc)]}"
     )
