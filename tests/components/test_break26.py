@@ -160,3 +160,34 @@ def test_b26_4_complete_after_a_second_cycle_s_runbook_failback_is_refused_as_in
         f"stateful creates {creates}; then the primary stack's writer is {writer!r}; violations {served}; "
         f"at the end {[str(v) for v in final_violations(lc)]}"
     )
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason=(
+        "B26-5 open: in the rds-replica switch-writer update region A's promotion waits only for the failback "
+        "record (written ahead), not for region B's web tier, functions and event source that the same update "
+        "declares drained; when the update has to drain them again (state refreshed after a failover undid the "
+        "drain: B26-3; `pulumi up --refresh`), the engine runs the promotion beside the drain, and region B "
+        "takes writes after region A's replica was promoted"
+    ),
+)
+def test_b26_5_the_writer_move_waits_for_region_b_s_drain_in_the_same_update() -> None:
+    # nothing acknowledged is lost (docs/safety.md): "Writes stop in B one phase before A's replica is
+    # promoted" (components/failover.py _decide). The engine orders operations only along dependencies
+    # (https://www.pulumi.com/docs/iac/concepts/resources/options/dependson/) and otherwise runs them in
+    # parallel (pulumi up --parallel, default unbounded: https://www.pulumi.com/docs/iac/cli/commands/pulumi_up/).
+    from tests.components.test_failback_record import ASG, FUNCTION, INSTANCE, MAPPING, _dr
+
+    s = _dr(RDS, "switch-writer")
+    (failback,) = [r for r in s.resources if r.type == INSTANCE and r.name.startswith("dr-data-db-failback")]
+    drain = [
+        r
+        for r in s.resources
+        if r.stack == "dr"
+        and (r.type in (ASG, MAPPING) or (r.type == FUNCTION and r.name.startswith("dr-api-")))
+        and r.name.startswith("dr-")
+    ]
+    assert {r.type for r in drain} >= {ASG, MAPPING, FUNCTION}, sorted({r.type for r in drain})
+    missing = [r.name for r in drain if r.urn not in failback.depends_on]
+    assert missing == [], f"region A's promotion does not wait for region B's drain of {missing}"
