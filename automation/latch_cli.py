@@ -54,7 +54,7 @@ from lambdas.failover import steps
 from lambdas.failover.clients import Clients
 from lambdas.failover.context import ContextError, RunbookContext
 from lambdas.failover.exceptions import StepFailed
-from lambdas.failover.fencing import moved_back_refusal, region_a_took_the_writer_back
+from lambdas.failover.fencing import _refuse_unprotected
 from lambdas.failover.observe import Observation, Unread, observe
 from lambdas.failover.on_stop import withdraw_unmoved_writer_move
 
@@ -156,13 +156,13 @@ def activate(ctx: RunbookContext, clients: Clients, *, reason: str | None, plann
         "planned": planned,
         "wait": True,
     }
-    # A declared failover is a failover: refused, before anything changes, on the evidence the runbook's
-    # failover refuses on (fencing.py ``_refuse_unprotected``): region A holds the writer a failback moved
-    # back, region B's instance is a frozen copy. declare_failover_hold would otherwise drop the writer-move
-    # mark, the runbook's failback's record of that move (break25 BR25-1).
-    moved = region_a_took_the_writer_back(ctx, clients)
-    if moved is not None:
-        raise StepFailed("activate", moved_back_refusal(ctx, moved), code="NotReplicating")
+    # A declared failover is a failover: refused, before anything changes, where the runbook's failover
+    # refuses at confirm_primary_down (fencing.py ``_refuse_unprotected``): region A holds the writer a
+    # failback moved back, or region B's instance is a standalone copy while the latch says standby (after
+    # a failback, before the re-seed). declare_failover_hold would otherwise drop the writer-move mark, the
+    # runbook's failback's record of that move (break25 BR25-1), and the active latch it writes would let
+    # the next failover resume onto the frozen copy (break26 B26-1).
+    _refuse_unprotected(ctx, clients, "activate")
     # Before the latch: the declared failover holds region A (steps.FAILOVER_MARKS), which it does not
     # fence, until a failback or ``latch release`` gives it back. Without the mark a deleted or garbled
     # latch would let the canary release the switch to region A's old writer (B20-1).

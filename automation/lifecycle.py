@@ -958,6 +958,11 @@ class Lifecycle:
         # steps.write_latch keeps an active latch (its `since`) only while region B holds the writer:
         # under an active latch with region A the writer, a failover is a new one (breaklife22 BL22-4).
         latch_kept = Latch.parse(self.latch_value()).active and self._writer_in_b(ctx)
+        if step.action == "activate" and mode == "rds-replica":
+            # automation/latch_cli.py activate: refused where the runbook's failover refuses (break26 B26-1).
+            refused = self._failover_refusal(ctx)
+            if refused is not None:
+                return refused.replace("the runbook's failover refused", "latch activate refused", 1)
         if step.action == "activate":
             # steps.declare_failover_hold: the declared failover holds region A without fencing it.
             w.journal.setdefault("failoverDeclaredAt", w.now())

@@ -13,16 +13,6 @@ from automation.lifecycle_scenarios import deploy, runbook_failover
 RDS = "rds-replica"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "B26-1 open: the harness's `activate` (python -m automation latch activate) writes the latch active "
-        "unchecked, and its `_failover_refusal` has no failback-stamp-tag evidence (fencing._writer_moved_back, "
-        "names.stamped_after), so after a completed runbook failback, before the re-seed, the harness lets a "
-        "declared failover and then the runbook's failover serve region B's frozen copy, where the product's "
-        "latch_cli.activate and confirm_primary_down both refuse (tests/automation/test_break26.py)"
-    ),
-)
 def test_b26_1_the_harness_refuses_latch_activate_and_the_failover_after_a_runbook_failback_as_the_runbook_does() -> (
     None
 ):
@@ -108,16 +98,6 @@ def test_b26_3_switch_writer_after_a_failover_that_undid_the_drain_does_not_leav
     )
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "B26-4 open: under a released latch the failback record binds whatever `since` it has "
-        "(refuse_phase_skip), so the previous cycle's `complete` record, left in place by `python -m automation "
-        "cloud failback` (it removes dr:failback but runs no dr update after complete), lets `dr:failback "
-        "complete` through after the next cycle's runbook failback: exactly the update 33fa9cc refuses in the "
-        "first cycle"
-    ),
-)
 def test_b26_4_complete_after_a_second_cycle_s_runbook_failback_is_refused_as_in_the_first() -> None:
     # one writer / ends protected (docs/safety.md). `dr:failback complete` declares region A's failback
     # instance of region B's current generation promoted and re-seeds region B from it; after the runbook's
