@@ -1,0 +1,108 @@
+"""breakiam26: adversarial review of fixiam25's deploy-policy changes (issue 12) as they stand on int26.
+
+Each test is one finding, marked ``xfail(strict=True)`` until it is fixed: it states what AWS (or the
+provider) documents and what the printed policy does instead, and fails for that reason. Each runs the
+code under test (``automation/iam.py``) and the project's IAM evaluation (``automation/iam_eval.py``).
+
+BI26-1 (low): ``--state-backend s3://<bucket>/<prefix>`` accepts ``*`` in the prefix (the prefix pattern
+``[\\w!\\-.*'()/]*`` follows S3's safe key characters, where ``*`` is a literal) and writes it into the
+``Resource`` ARN unchanged, where IAM reads it as a wildcard ("IAM JSON policy elements: Resource", "Using
+wildcards in resource ARNs": https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_policies_elements_resource.html).
+``s3://state-bucket-b/*`` (a prefix literally named ``*``) grants read, write and delete of every other
+team's ``<any prefix>/.pulumi/`` state in the bucket. IAM's literal for ``*`` in a Resource is the policy
+variable ``${*}`` ("Special characters": https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_policies_variables.html#policy-vars-specialchars);
+or the prefix is refused.
+
+BI26-2 (medium): the deploy policy allows no tagging of the Aurora global database. pulumi-aws v7
+``aws.rds.GlobalCluster`` is a tagged resource (``tags``/``tags_all``: "Map of tags assigned to the
+resource, including those inherited from the provider ``default_tags`` configuration block", the installed
+SDK's docstring); the provider sends the default tags in ``CreateGlobalCluster`` (``Tags: getTagsIn(ctx)``)
+and updates them through the transparent tagging of ``@Tags(identifierAttribute="arn")``, i.e.
+``AddTagsToResource`` / ``RemoveTagsFromResource`` with ``ResourceName`` = the global cluster's ARN
+(hashicorp/terraform-provider-aws internal/service/rds/global_cluster.go; ``aws rds create-global-cluster
+--tags``: https://docs.aws.amazon.com/cli/latest/reference/rds/create-global-cluster.html). The program's
+providers carry default tags (components/providers.py) that include the user's ``pilotlight:tags``;
+``DEPLOY_ACTIONS["aws:rds/globalCluster:GlobalCluster"]`` has no tagging action and the rds tagging
+statements name clusters, instances, groups and snapshots, not ``global-cluster:``. A change of
+``pilotlight:tags`` stops ``pulumi up -s primary`` at the global database, implicitly denied; whether
+RDS also checks ``rds:AddTagsToResource`` for the create's ``Tags`` the Service Authorization Reference
+does not say (it lists no tagging condition key or dependent action for ``CreateGlobalCluster``).
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import pytest
+
+from automation import iam, iam_eval, synth
+from automation.iam_eval import Decision
+from tests.components.conftest import synthesize
+
+ACCOUNT = "111122223333"
+
+
+def _pair(overrides: dict[str, Any] | None = None) -> list[synth.Synthesis]:
+    primary = synthesize("primary", overrides or {})
+    return [primary, synthesize("dr", {**(overrides or {}), "dr:autoFailover": True})]
+
+
+# --------------------------------------------------------------------------------------------------
+# BI26-1
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="BI26-1 open: a '*' in --state-backend's prefix is written into the Resource ARN as an IAM "
+    "wildcard, granting every other prefix's .pulumi/ state in the bucket",
+)
+def test_bi26_1_a_state_backend_prefix_grants_only_its_own_state() -> None:
+    """The prefix names one place in the bucket; the statements grant it and no other team's state."""
+    backend = "s3://state-bucket-b/*"
+    try:
+        statements = iam.state_backend_statements(backend)
+    except iam.IamInputError:
+        return  # refusing a prefix IAM cannot write literally is a fix too
+    # Its own checkpoint stays allowed, whatever the rendering of the literal '*'.
+    objects = next(st for st in statements if "s3:GetObject" in st["Action"])
+    resource = str(objects["Resource"])
+    # IAM's wildcards are '*' and '?' outside the policy variables ${*} / ${?}, and the trailing '/*'
+    # (every object under .pulumi/) is the only one the statement means.
+    body = re.sub(r"\$\{[*?$]\}", "", resource.removesuffix("/*"))
+    other_team = "arn:aws:s3:::state-bucket-b/team-c/.pulumi/stacks/payments/production.json"
+    context = {"aws:RequestedRegion": "us-west-2"}
+    decision = iam_eval.decide(statements, "s3:DeleteObject", other_team, context)
+    assert "*" not in body and "?" not in body, (
+        f"{backend}: Resource {resource} lets s3:DeleteObject reach {other_team} ({decision.name})"
+    )
+
+
+# --------------------------------------------------------------------------------------------------
+# BI26-2
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="BI26-2 open: the deploy policy allows no rds:AddTagsToResource / RemoveTagsFromResource on "
+    "the program's global cluster, which the provider tags with the default tags",
+)
+def test_bi26_2_the_deploy_policy_lets_the_provider_tag_the_global_database() -> None:
+    import pulumi_aws
+
+    # The premise: default tags reach the global cluster (a tagged resource of pulumi-aws v7).
+    assert hasattr(pulumi_aws.rds.GlobalCluster, "tags_all")
+    syntheses = _pair()
+    (glob,) = syntheses[0].by_type("aws:rds/globalCluster:GlobalCluster")
+    arn = f"arn:aws:rds::{ACCOUNT}:global-cluster:{glob.inputs['globalClusterIdentifier']}"
+    statements = [st for d in iam.deploy_policies(syntheses, ACCOUNT) for st in d["Statement"]]
+    # RDS is regional; the global cluster's requests go to region A's endpoint (the primary stack's
+    # provider), so the request region is region A's.
+    context = {"aws:RequestedRegion": glob.region or "us-east-1"}
+    assert iam_eval.decide(statements, "rds:CreateGlobalCluster", arn, context) is Decision.ALLOW
+    refused = {
+        action: iam_eval.decide(statements, action, arn, context).name
+        for action in ("rds:AddTagsToResource", "rds:RemoveTagsFromResource")
+        if iam_eval.decide(statements, action, arn, context) is not Decision.ALLOW
+    }
+    assert refused == {}, f"on {arn}: {refused}"
