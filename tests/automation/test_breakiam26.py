@@ -27,11 +27,24 @@ statements name clusters, instances, groups and snapshots, not ``global-cluster:
 ``pilotlight:tags`` stops ``pulumi up -s primary`` at the global database, implicitly denied; whether
 RDS also checks ``rds:AddTagsToResource`` for the create's ``Tags`` the Service Authorization Reference
 does not say (it lists no tagging condition key or dependent action for ``CreateGlobalCluster``).
+
+BI26-3 (low): with ``routing.alertEmail`` set (a documented key, README's configuration table) the deploy
+policy allows ``sns:Unsubscribe`` and ``sns:SetSubscriptionAttributes`` on ``"*"`` (merged into the
+``OnStar`` statement, limited only to the stacks' regions): the Service Authorization Reference defines no
+resource type for them (https://docs.aws.amazon.com/service-authorization/latest/reference/list_amazonsns.html),
+so ``"*"`` is what AWS requires, but README's list of the deploy policy's writes left on ``"*"`` ("plus
+``kms:CreateKey``, ``route53:CreateHealthCheck``/``CreateHostedZone``, ...") names neither, and the stderr
+note of writes no statement can fence between deployments (``UNFENCEABLE_IN_ONE_ACCOUNT``) does not name
+them: a subscription carries no tags, so the tag Deny's ``Null`` guard leaves it to the Allow, and a
+staging deployer may unsubscribe production's alarm e-mail in the same regions (its alarms then notify no
+one) without the printed policy or README saying so. Issue 12: "The closing note lists every IAM statement
+left on ``*`` and why AWS requires it."
 """
 
 from __future__ import annotations
 
 import re
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -41,6 +54,7 @@ from automation.iam_eval import Decision
 from tests.components.conftest import synthesize
 
 ACCOUNT = "111122223333"
+README = Path(__file__).resolve().parents[2] / "README.md"
 
 
 def _pair(overrides: dict[str, Any] | None = None) -> list[synth.Synthesis]:
@@ -106,3 +120,50 @@ def test_bi26_2_the_deploy_policy_lets_the_provider_tag_the_global_database() ->
         if iam_eval.decide(statements, action, arn, context) is not Decision.ALLOW
     }
     assert refused == {}, f"on {arn}: {refused}"
+
+
+# --------------------------------------------------------------------------------------------------
+# BI26-3
+
+
+def _readme_star_list() -> str:
+    """README's sentence listing the deploy policy's statements left on ``"*"``."""
+    text = " ".join(README.read_text().split())
+    start = text.index("the deploy policy's (mostly")
+    return text[start : text.index("are limited to the stacks' regions", start)]
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="BI26-3 open: with routing.alertEmail the deploy policy allows sns:Unsubscribe and "
+    "sns:SetSubscriptionAttributes on '*', which README's list of writes left on '*' and the "
+    "unfenceable note do not name",
+)
+def test_bi26_3_every_write_left_on_star_is_the_documented_one() -> None:
+    documents = iam.policies(
+        "deploy", account=ACCOUNT, overrides=['pilotlight:routing.alertEmail="ops@example.com"'], outputs=None
+    )
+    privileges, _ = iam._sar()
+    on_star = {
+        action
+        for d in documents
+        for st in d["Statement"]
+        if st["Effect"] == "Allow" and st["Resource"] == "*"
+        for action in ([st["Action"]] if isinstance(st["Action"], str) else st["Action"])
+        if privileges[action.lower()]["access_level"] not in iam.READ_ACCESS_LEVELS
+    }
+    assert {"kms:CreateKey", "route53:CreateHealthCheck"} <= on_star  # README's own entries are seen
+    listed = _readme_star_list()
+    undocumented = sorted(
+        a
+        for a in on_star
+        if not re.search(rf"`(?:{re.escape(a.split(':')[0])}:)?{re.escape(a.split(':')[1])}`", listed)
+    )
+    # The ones that act on another deployment's existing resource are also named on stderr.
+    note = iam.unfenceable_note(documents)
+    unwarned = [
+        a for a in ("sns:Unsubscribe", "sns:SetSubscriptionAttributes") if a in on_star and a not in note
+    ]
+    assert (undocumented, unwarned) == ([], []), (
+        f"writes on '*' README does not list: {undocumented}; not in the unfenceable note: {unwarned}"
+    )
