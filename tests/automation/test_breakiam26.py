@@ -39,6 +39,18 @@ them: a subscription carries no tags, so the tag Deny's ``Null`` guard leaves it
 staging deployer may unsubscribe production's alarm e-mail in the same regions (its alarms then notify no
 one) without the printed policy or README saying so. Issue 12: "The closing note lists every IAM statement
 left on ``*`` and why AWS requires it."
+
+BI26-4 (medium): README: an S3 state backend "encrypted with a customer-managed KMS key needs that key's use
+too, which the bucket's administrator grants". S3 asks the caller's ``kms:GenerateDataKey`` for a PutObject
+and ``kms:Decrypt`` for a GetObject of an SSE-KMS object ("Using server-side encryption with AWS KMS keys",
+https://docs.aws.amazon.com/AmazonS3/latest/userguide/UsingKMSEncryption.html), authorized on the key with
+its tags as ``aws:ResourceTag/...`` (https://docs.aws.amazon.com/kms/latest/developerguide/tag-authorization.html).
+The printed documents' ``DenyOtherApplication`` / ``DenyOtherEnvironment`` (``kms:*`` on ``"*"``) deny every
+key tagged with another ``Application`` or ``Environment``, and a state key is typically shared and tagged
+so (``Environment=shared``): an explicit Deny in the deployer's own policy wins over any key-policy grant
+(https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_policies_evaluation-logic.html), so the
+administrator cannot grant it, ``--state-backend`` has no way to name the key, and ``pulumi up`` cannot read
+or write its checkpoint.
 """
 
 from __future__ import annotations
@@ -166,4 +178,32 @@ def test_bi26_3_every_write_left_on_star_is_the_documented_one() -> None:
     ]
     assert (undocumented, unwarned) == ([], []), (
         f"writes on '*' README does not list: {undocumented}; not in the unfenceable note: {unwarned}"
+    )
+
+
+# --------------------------------------------------------------------------------------------------
+# BI26-4
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="BI26-4 open: the printed deploy documents' tag Deny explicitly denies the use of a state "
+    "bucket's KMS key tagged for another Environment/Application, which README says the administrator grants",
+)
+def test_bi26_4_the_state_backend_s_kms_key_is_not_denied_by_the_deploy_documents() -> None:
+    statements = [
+        st for d in iam.deploy_policies(_pair(), ACCOUNT, "s3://state-bucket-b") for st in d["Statement"]
+    ]
+    key = f"arn:aws:kms:us-west-2:{ACCOUNT}:key/1234abcd-12ab-34cd-56ef-1234567890ab"  # region B's
+    via_s3 = {"aws:RequestedRegion": "us-west-2", "kms:ViaService": "s3.us-west-2.amazonaws.com"}
+    # An untagged key is used through S3 (the premise: nothing else in the documents stands in the way).
+    assert iam_eval.decide(statements, "kms:Decrypt", key, via_s3) is Decision.ALLOW
+    shared = {**via_s3, "aws:ResourceTag/Environment": "shared"}
+    denied = [
+        action
+        for action in ("kms:Decrypt", "kms:GenerateDataKey")
+        if iam_eval.decide(statements, action, key, shared) is Decision.DENY
+    ]
+    assert denied == [], (
+        f"the state bucket's key tagged Environment=shared, used through S3: {denied} explicitly denied"
     )
