@@ -858,6 +858,23 @@ https://docs.aws.amazon.com/wellarchitected/2022-03-31/framework/sec_securely_op
 tests/automation/test_review_iam_break12c.py checks that this is exactly the set of such writes."""
 
 
+UNFENCEABLE_ON_STAR: dict[str, str] = {
+    # SNS page: https://docs.aws.amazon.com/service-authorization/latest/reference/list_amazonsns.html
+    # (Unsubscribe and SetSubscriptionAttributes have no resource type: `*` only; a subscription has no
+    # tags). With routing.alertEmail the provider manages the e-mail subscription (breakiam26 BI26-3).
+    "sns:Unsubscribe": (
+        "no resource type (a subscription is named by its ARN, authorized on '*') and no tags: any deployer "
+        "may unsubscribe another environment's alarm e-mail"
+    ),
+    "sns:SetSubscriptionAttributes": (
+        "no resource type and no tags: any deployer may change another environment's alarm subscription "
+        "(its filter policy or redrive)"
+    ),
+}
+"""Writes AWS authorizes only on ``"*"`` that reach another deployment's existing resource: told on
+stderr with :data:`UNFENCEABLE_IN_ONE_ACCOUNT`."""
+
+
 def unfenceable_note(documents: Iterable[Mapping[str, Any]]) -> str:
     """For people, on stderr: the writes of :data:`UNFENCEABLE_IN_ONE_ACCOUNT` these documents allow,
     and the one fence for them."""
@@ -869,6 +886,7 @@ def unfenceable_note(documents: Iterable[Mapping[str, Any]]) -> str:
         for a in ([st["Action"]] if isinstance(st["Action"], str) else st["Action"])
     }
     entries = [(a, t, why) for (a, t), why in sorted(UNFENCEABLE_IN_ONE_ACCOUNT.items()) if a in allowed]
+    entries += [(a, '"*"', why) for a, why in sorted(UNFENCEABLE_ON_STAR.items()) if a in allowed]
     if not entries:
         return ""
     lines = [
@@ -989,6 +1007,14 @@ def state_backend_statements(backend: str) -> list[dict[str, Any]]:
         raise IamInputError(
             f"--state-backend {backend!r}: expected pulumi login's s3://<bucket>[/<prefix>] or an S3 bucket "
             "name (3-63 lower-case letters, digits, dots and hyphens)"
+        )
+    if "*" in prefix:
+        # In a Resource ARN `*` is IAM's wildcard (https://docs.aws.amazon.com/IAM/latest/UserGuide/
+        # reference_policies_elements_resource.html): the grant would reach every other prefix's state
+        # (breakiam26 BI26-1).
+        raise IamInputError(
+            f"--state-backend {backend!r}: the prefix {prefix!r} has '*', which IAM reads as a wildcard in a "
+            "resource ARN; use a prefix of letters, digits and !-_.'()/"
         )
     root = f"{prefix}/.pulumi" if prefix else ".pulumi"
     return [

@@ -78,11 +78,6 @@ def _pair(overrides: dict[str, Any] | None = None) -> list[synth.Synthesis]:
 # BI26-1
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BI26-1 open: a '*' in --state-backend's prefix is written into the Resource ARN as an IAM "
-    "wildcard, granting every other prefix's .pulumi/ state in the bucket",
-)
 def test_bi26_1_a_state_backend_prefix_grants_only_its_own_state() -> None:
     """The prefix names one place in the bucket; the statements grant it and no other team's state."""
     backend = "s3://state-bucket-b/*"
@@ -145,12 +140,6 @@ def _readme_star_list() -> str:
     return text[start : text.index("are limited to the stacks' regions", start)]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BI26-3 open: with routing.alertEmail the deploy policy allows sns:Unsubscribe and "
-    "sns:SetSubscriptionAttributes on '*', which README's list of writes left on '*' and the "
-    "unfenceable note do not name",
-)
 def test_bi26_3_every_write_left_on_star_is_the_documented_one() -> None:
     documents = iam.policies(
         "deploy", account=ACCOUNT, overrides=['pilotlight:routing.alertEmail="ops@example.com"'], outputs=None
