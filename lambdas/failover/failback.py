@@ -14,6 +14,8 @@ import logging
 from collections.abc import Mapping
 from typing import Any
 
+from botocore.exceptions import BotoCoreError, ClientError
+
 from lambdas.failover import regressions
 from lambdas.failover.clients import Clients
 from lambdas.failover.context import RunbookContext
@@ -156,12 +158,24 @@ def confirm_primary_healthy(ctx: RunbookContext, clients: Clients, params: Mappi
     try:
         group = _asg(clients, "primary", ctx.primary_asg_name, step)
     except CONNECTION_ERRORS as exc:
-        # The first call of the failback, before anything changes: say so, and what to do.
+        # The first call of the failback, before anything changes: say so, and what to do. Where region B
+        # stands is the run journal's word: a failback that already asked to move the writer left region B
+        # drained, and service waits for region A (break25 BR25-3).
+        try:
+            moving = read_journal(clients, ctx).get(WRITER_MOVE_MARK)
+        except (ClientError, BotoCoreError):
+            moving = None
+        where = (
+            f"region B stays drained: a failback asked to move the writer to region A at {moving} (the run "
+            "journal), so service waits for region A"
+            if moving
+            else "region B keeps serving"
+        )
         raise StepFailed(
             step,
             f"region A ({ctx.primary_region}) does not answer ({type(exc).__name__}): a failback needs "
             "region A (it re-creates replication there and moves the writer back). Nothing was changed; "
-            "region B keeps serving. Run the failback again once region A answers",
+            f"{where}. Run the failback again once region A answers",
             retryable=True,
             code=type(exc).__name__,
         ) from exc

@@ -109,13 +109,6 @@ def test_br25_2_status_names_region_a_the_writer_after_the_runbook_s_failback_mo
     assert obs.writer_side == "primary", f"status: {format_status(obs)}\nthe failover: {report.reason}"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "BR25-3 open: resumed as the failover's refusal says, with region A dark, the failback stops saying "
-        "'region B keeps serving' while region B is drained and no region serves the writer"
-    ),
-)
 def test_br25_3_the_failback_the_refusal_names_says_where_it_leaves_region_b(
     make_world: Callable[..., World],
 ) -> None:
