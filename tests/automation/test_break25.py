@@ -353,7 +353,9 @@ def test_br25_held_a_failback_dead_before_its_promotion_is_resumed_to_region_b_s
     # holds the writer); before it, it was refused here. Either way the failback's resume ends with region B
     # serving.
     failover = executor.run("failover", ctx, dark, params=FORCED, break_lock=True)
-    assert failover.outcome == "done" or failover.stopped_at == "confirm_primary_down", failover.format_table()
+    assert failover.outcome == "done" or failover.stopped_at == "confirm_primary_down", (
+        failover.format_table()
+    )
     resumed = executor.run("failback", ctx, dark, params=FAST, break_lock=True)
 
     assert world.asg(REGION_B)[1] > 0 and world.dr_is_writer(), (
