@@ -10,6 +10,7 @@ product's unmodified runbook (``lambdas/failover``) against the moto world of th
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Callable
 
 import pytest
@@ -246,7 +247,8 @@ def _second_cycle(world: World) -> str:
     _record(world, "switch-writer", since)
     done, lines = latch_cli.release(RunbookContext.from_dict(world.context), clients_for(world), reason="t")
     assert done, lines
-    _record(world, "complete", since)
+    # `complete` runs under the released latch (its since: latch release's), as route-back does.
+    _record(world, "complete", str(world.latch()["since"]))
     world.context["primaryDbInstanceId"] = failback  # pulumi up -s primary: region A's writer
     g1 = generation_identifier(world.context["drDbInstanceId"], 1)
     world.client("rds", REGION_B).create_db_instance_read_replica(
@@ -256,6 +258,9 @@ def _second_cycle(world: World) -> str:
     )
     world.context["drDbInstanceId"] = g1  # the re-seed's outputs
     _zero_lag_ahead(world.client("cloudwatch", REGION_B), g1)
+    # A latch's since is to the second: the next failover must not share the last cycle's since, which AWS
+    # time never allows (a failback and a re-seed take minutes), but this world's wall clock can.
+    time.sleep(1.05)
     return g1
 
 
