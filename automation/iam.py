@@ -547,6 +547,31 @@ def resource_names(syntheses: Iterable[synth.Synthesis]) -> dict[str, list[str]]
 
 PARAMETER_NAMES = "${ParameterNameWithoutLeadingSlash}"
 
+UNLISTED_RESOURCE_TYPES: dict[str, tuple[str, ...]] = {
+    # The provider tags the global database with the default tags: pulumi-aws v7 ``rds.GlobalCluster`` has
+    # ``tags``/``tags_all``; terraform-provider-aws internal/service/rds/global_cluster.go is
+    # ``@Tags(identifierAttribute="arn")``, sends ``Tags: getTagsIn(ctx)`` in CreateGlobalCluster, reads
+    # them back from DescribeGlobalClusters' ``TagList`` (``setTagsOut``, no ListTagsForResource) and
+    # updates them with AddTagsToResource / RemoveTagsFromResource on the global cluster's ARN. RDS
+    # documents Aurora global clusters as taggable, "add, remove, or modify tags for an existing global
+    # cluster" with the RDS API (https://docs.aws.amazon.com/AmazonRDS/latest/UserGuide/USER_Tagging.html;
+    # https://docs.aws.amazon.com/AmazonRDS/latest/AuroraUserGuide/aurora-global-database-tagging.html),
+    # the request names it by its ARN (``ResourceName``:
+    # https://docs.aws.amazon.com/AmazonRDS/latest/APIReference/API_AddTagsToResource.html), and "If tags
+    # are specified in the create action, RDS performs additional authorization on the
+    # rds:AddTagsToResource action" (https://docs.aws.amazon.com/AmazonRDS/latest/UserGuide/security_iam_id-based-policy-examples-grant-permissions-tags-on-create.html).
+    # The Service Authorization Reference's entries for the two actions (parliament's copy) list some
+    # twenty RDS resource types, all optional, but not ``global-cluster``
+    # (https://docs.aws.amazon.com/service-authorization/latest/reference/list_amazonrds.html); the
+    # actions are not "*"-only, and IAM matches a statement's Resource against the resource the request
+    # names, so the grant is the program's global cluster by name (breakiam26 BI26-2). Its type has no
+    # tag condition key: ``"*"`` would let any deployer of the account retag every global database.
+    "rds:AddTagsToResource": ("global-cluster",),
+    "rds:RemoveTagsFromResource": ("global-cluster",),
+}
+"""Resource types an action acts on that AWS documents but the Service Authorization Reference does not
+list for it: granted only where the program has one, by the name :func:`resource_names` gives it."""
+
 
 def action_resources(
     action: str, regions: Sequence[str], account: str, names: Mapping[str, Sequence[str]] | None = None
@@ -570,6 +595,10 @@ def action_resources(
         # An optional type is authorized too when the request involves one: ec2:RunInstances from a
         # launch template is authorized on the template and the volumes it creates.
         required += [t for t in optional if t in relevant]
+    for resource_type in UNLISTED_RESOURCE_TYPES.get(action, ()):
+        placeholders = [p for p in NAMED_RESOURCES if p in formats[privilege["prefix"]][resource_type]]
+        if placeholders and all(p in (names or {}) for p in placeholders) and resource_type not in required:
+            required.append(resource_type)
     if not required:
         return ["*"]
     out: list[str] = []

@@ -103,11 +103,6 @@ def test_bi26_1_a_state_backend_prefix_grants_only_its_own_state() -> None:
 # BI26-2
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BI26-2 open: the deploy policy allows no rds:AddTagsToResource / RemoveTagsFromResource on "
-    "the program's global cluster, which the provider tags with the default tags",
-)
 def test_bi26_2_the_deploy_policy_lets_the_provider_tag_the_global_database() -> None:
     import pulumi_aws
 
@@ -127,6 +122,30 @@ def test_bi26_2_the_deploy_policy_lets_the_provider_tag_the_global_database() ->
         if iam_eval.decide(statements, action, arn, context) is not Decision.ALLOW
     }
     assert refused == {}, f"on {arn}: {refused}"
+
+
+_GLOBAL_TAGGING = ("rds:AddTagsToResource", "rds:RemoveTagsFromResource")
+
+
+def test_bi26_2_b_the_global_database_s_tagging_names_the_program_s_own_only() -> None:
+    """The global cluster's resource type defines no condition key (Service Authorization Reference,
+    https://docs.aws.amazon.com/service-authorization/latest/reference/list_amazonrds.html, "Resource
+    types": ``global-cluster`` has none), so the tag Deny cannot see whose one is: only its name in the
+    ARN fences it. The tagging the fix grants names ``<app>-<env>-global``: another deployment's global
+    database stays untaggable, and a configuration without one (rds-replica) tags no global cluster."""
+    other = f"arn:aws:rds::{ACCOUNT}:global-cluster:payments-staging-global"
+    context = {"aws:RequestedRegion": "us-east-1"}
+    statements = [st for d in iam.deploy_policies(_pair(), ACCOUNT) for st in d["Statement"]]
+    reached = [a for a in _GLOBAL_TAGGING if iam_eval.decide(statements, a, other, context) is Decision.ALLOW]
+    assert reached == [], f"another deployment's global database {other}: {reached} allowed"
+    replica = _pair({"pilotlight:database": {"mode": "rds-replica", "engine": "postgres"}})
+    assert replica[0].by_type("aws:rds/globalCluster:GlobalCluster") == []  # the premise
+    statements = [st for d in iam.deploy_policies(replica, ACCOUNT) for st in d["Statement"]]
+    own_name = f"arn:aws:rds::{ACCOUNT}:global-cluster:pilotlight-production-global"
+    reached = [
+        a for a in _GLOBAL_TAGGING if iam_eval.decide(statements, a, own_name, context) is Decision.ALLOW
+    ]
+    assert reached == [], f"rds-replica creates no global database, yet {reached} on {own_name}"
 
 
 # --------------------------------------------------------------------------------------------------
