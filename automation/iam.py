@@ -11,7 +11,8 @@ privileges, is narrowed to the roles, policies and instance profiles the program
 each role only to the services its trust policy names), and S3 to the program's buckets. A dependent
 action of the Service Authorization Reference is added when it reads, and when it writes only for the
 request parameter that needs it (:data:`FEATURE_DEPENDENTS`). Actions AWS authorizes only on ``"*"`` get
-``"*"`` limited to the stacks' regions. ``--state-backend`` adds the S3 state backend's objects.
+``"*"`` limited to the stacks' regions. ``--state-backend`` adds the S3 state backend's objects, and
+leaves S3's use of the state bucket's KMS key for them out of the tag Deny (:func:`state_key_denied`).
 
 ``break-glass``: what ``python -m automation failover|failback`` needs, from the dr stack's
 ``runbook`` output (``--outputs``, the same file the runbook reads) or, without it, from the offline
@@ -789,7 +790,9 @@ def deployment_tags(syntheses: Iterable[synth.Synthesis]) -> dict[str, str]:
     return {k: next(iter(v)) for k, v in seen.items()}
 
 
-def other_deployments_denied(tags: Mapping[str, str]) -> list[dict[str, Any]]:
+def other_deployments_denied(
+    tags: Mapping[str, str], state_backend: str | None = None
+) -> list[dict[str, Any]]:
     """Deny every action of :data:`TAG_FENCED_SERVICES` on a resource tagged as another deployment's.
 
     One statement per tag (conditions inside one statement are ANDed; a resource of another
@@ -801,20 +804,94 @@ def other_deployments_denied(tags: Mapping[str, str]) -> list[dict[str, Any]]:
     tag-authorization.html), a service that puts no ``aws:ResourceTag`` in its request context, an
     AWS-owned image. The tagging actions are denied too, so another deployment's tags cannot be
     rewritten first.
+
+    With ``state_backend`` (``--state-backend``), S3's use of the state bucket's key for the stacks'
+    checkpoints is the one exception: KMS gets statements of its own (:func:`state_key_denied`).
     """
-    actions = [f"{service}:*" for service in TAG_FENCED_SERVICES]
+    services = [s for s in TAG_FENCED_SERVICES if state_backend is None or s != "kms"]
+    out: list[dict[str, Any]] = []
+    for key, value in sorted(tags.items()):
+        tagged = {
+            "StringNotEquals": {f"aws:ResourceTag/{key}": value},
+            "Null": {f"aws:ResourceTag/{key}": "false"},
+        }
+        out.append(
+            {
+                "Sid": f"DenyOther{key}",
+                "Effect": "Deny",
+                "Action": [f"{service}:*" for service in services],
+                "Resource": "*",
+                "Condition": tagged,
+            }
+        )
+        if state_backend is not None:
+            out.extend(state_key_denied(f"DenyOther{key}", tagged, state_backend))
+    return out
+
+
+STATE_KEY_USE = ("kms:Decrypt", "kms:GenerateDataKey")
+"""What S3 asks of the caller on the bucket's key for an SSE-KMS object: ``kms:GenerateDataKey`` to write
+it, ``kms:Decrypt`` to read it ("Using server-side encryption with AWS KMS keys (SSE-KMS)", Permissions:
+https://docs.aws.amazon.com/AmazonS3/latest/userguide/UsingKMSEncryption.html)."""
+
+STATE_KEY_CONTEXT = "kms:EncryptionContext:aws:s3:arn"
+"""The encryption context S3 sends with each KMS request it makes for an SSE-KMS object: the object's ARN,
+or the bucket's when the bucket uses an S3 Bucket Key ("Encryption context",
+https://docs.aws.amazon.com/AmazonS3/latest/userguide/UsingKMSEncryption.html#encryption-context;
+https://docs.aws.amazon.com/AmazonS3/latest/userguide/bucket-key.html), which KMS authorizes as this
+condition key (https://docs.aws.amazon.com/kms/latest/developerguide/conditions-kms.html#conditions-kms-encryption-context)."""
+
+S3_VIA_SERVICE = "s3.*.amazonaws.com"
+"""``kms:ViaService`` of a KMS request S3 makes for the caller (``s3.<region>.amazonaws.com``:
+https://docs.aws.amazon.com/kms/latest/developerguide/conditions-kms.html#conditions-kms-via-service);
+AWS sets the key, a caller cannot. Any region: the URL need not say the bucket's, and the bucket's name,
+unique across AWS, is what the encryption context pins."""
+
+
+def state_key_denied(sid: str, tagged: Mapping[str, Any], state_backend: str) -> list[dict[str, Any]]:
+    """The tag Deny for KMS (``tagged``: its tag condition) without one request: the state bucket's key
+    used by S3 for the state backend's objects (breakiam26 BI26-4). The CLI reads and writes its
+    checkpoints with its own credentials, S3 asks them for :data:`STATE_KEY_USE` on the bucket's key, the
+    key is often shared and tagged so (``Environment=shared``), and an explicit Deny in the caller's own
+    policy wins over any key-policy grant (https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_policies_evaluation-logic.html).
+
+    Three Denies: every other KMS action on a key (``NotAction`` the two, ``Resource`` a KMS key, so it
+    reaches no other service); the two used other than through S3 (``kms:ViaService``); the two with an S3
+    encryption context other than the state bucket's or its objects under the backend's ``.pulumi/``
+    (:data:`STATE_KEY_CONTEXT`). Conditions in one statement are ANDed, so the exception (through S3 *and*
+    for the state objects) takes the last two, each holding where one half fails, and a negated operator
+    holds on an absent key: a direct call, whatever context it forges, is denied by the second; through S3
+    for any other bucket or prefix, or through any other service, by the third. Each statement names only
+    actions its condition keys are defined for (Service Authorization Reference, list_awskeymanagementservice.html)."""
+    bucket, root = state_backend_location(state_backend)
+    use = list(STATE_KEY_USE)
     return [
         {
-            "Sid": f"DenyOther{key}",
+            "Sid": f"{sid}Keys",
             "Effect": "Deny",
-            "Action": actions,
+            "NotAction": use,
+            "Resource": "arn:aws:kms:*:*:key/*",
+            "Condition": dict(tagged),
+        },
+        {
+            "Sid": f"{sid}KeyUse",
+            "Effect": "Deny",
+            "Action": use,
+            "Resource": "*",
+            "Condition": {**tagged, "StringNotLike": {"kms:ViaService": S3_VIA_SERVICE}},
+        },
+        {
+            "Sid": f"{sid}KeyUseOutsideState",
+            "Effect": "Deny",
+            "Action": use,
             "Resource": "*",
             "Condition": {
-                "StringNotEquals": {f"aws:ResourceTag/{key}": value},
-                "Null": {f"aws:ResourceTag/{key}": "false"},
+                **tagged,
+                "StringNotLike": {
+                    STATE_KEY_CONTEXT: [f"arn:aws:s3:::{bucket}", f"arn:aws:s3:::{bucket}/{root}/*"]
+                },
             },
-        }
-        for key, value in sorted(tags.items())
+        },
     ]
 
 
@@ -996,7 +1073,7 @@ def deploy_policies(
     statements = _roles_within_the_boundary(statements, syntheses, account)
     tags = deployment_tags(syntheses)
     return split_documents(
-        other_deployments_denied(tags)
+        other_deployments_denied(tags, state_backend)
         + deployment_tags_kept(tags)
         + boundary_kept(syntheses, account)
         + statements
@@ -1008,18 +1085,13 @@ BUCKET_NAME = re.compile(r"(?!xn--|sthree-|amzn-s3-demo-)[a-z0-9](?:[a-z0-9.-]{1
 """S3's general purpose bucket naming rules (https://docs.aws.amazon.com/AmazonS3/latest/userguide/bucketnamingrules.html):
 3 to 63 lower-case letters, digits, dots and hyphens, beginning and ending with a letter or digit, no
 reserved prefix; the reserved suffixes, adjacent dots and IP-address form are checked in
-:func:`state_backend_statements`."""
+:func:`state_backend_location`."""
 
 
-def state_backend_statements(backend: str) -> list[dict[str, Any]]:
-    """What ``pulumi up`` needs of README's S3 state backend (review breakiam25 BI25-2): Pulumi's DIY
-    backend keeps each stack's checkpoint, history, backups and lock files as objects under
-    ``<bucket>[/<prefix>]/.pulumi/``, read and written with the CLI's own AWS credentials ("Using a DIY
-    Backend": https://www.pulumi.com/docs/iac/guides/basics/using-a-diy-backend/), and lists them
-    (ListObjectsV2 is authorized as ``s3:ListBucket`` on the bucket:
-    https://docs.aws.amazon.com/AmazonS3/latest/API/API_ListObjectsV2.html). ``backend`` is
-    ``pulumi login``'s URL (``s3://<bucket>[/<prefix>][?region=...]``) or the bucket's name. Raises
-    IamInputError for anything else."""
+def state_backend_location(backend: str) -> tuple[str, str]:
+    """(bucket, the ``.pulumi`` root under its prefix) of ``pulumi login``'s URL
+    (``s3://<bucket>[/<prefix>][?region=...]``) or a bucket's name. Raises IamInputError for anything
+    else."""
     from urllib.parse import urlsplit
 
     parsed = urlsplit(backend if "://" in backend else f"s3://{backend}")
@@ -1045,7 +1117,19 @@ def state_backend_statements(backend: str) -> list[dict[str, Any]]:
             f"--state-backend {backend!r}: the prefix {prefix!r} has '*', which IAM reads as a wildcard in a "
             "resource ARN; use a prefix of letters, digits and !-_.'()/"
         )
-    root = f"{prefix}/.pulumi" if prefix else ".pulumi"
+    return bucket, f"{prefix}/.pulumi" if prefix else ".pulumi"
+
+
+def state_backend_statements(backend: str) -> list[dict[str, Any]]:
+    """What ``pulumi up`` needs of README's S3 state backend (review breakiam25 BI25-2): Pulumi's DIY
+    backend keeps each stack's checkpoint, history, backups and lock files as objects under
+    ``<bucket>[/<prefix>]/.pulumi/``, read and written with the CLI's own AWS credentials ("Using a DIY
+    Backend": https://www.pulumi.com/docs/iac/guides/basics/using-a-diy-backend/), and lists them
+    (ListObjectsV2 is authorized as ``s3:ListBucket`` on the bucket:
+    https://docs.aws.amazon.com/AmazonS3/latest/API/API_ListObjectsV2.html). ``backend`` is
+    ``pulumi login``'s URL (``s3://<bucket>[/<prefix>][?region=...]``) or the bucket's name. Raises
+    IamInputError for anything else."""
+    bucket, root = state_backend_location(backend)
     return [
         {
             "Sid": "StateBackendList",

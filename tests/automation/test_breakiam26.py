@@ -1,6 +1,6 @@
 """breakiam26: adversarial review of fixiam25's deploy-policy changes (issue 12) as they stand on int26.
 
-Each test is one finding, marked ``xfail(strict=True)`` until it is fixed: it states what AWS (or the
+Each test is one finding, marked ``xfail(strict=True)`` until it was fixed: it states what AWS (or the
 provider) documents and what the printed policy does instead, and fails for that reason. Each runs the
 code under test (``automation/iam.py``) and the project's IAM evaluation (``automation/iam_eval.py``).
 
@@ -58,8 +58,6 @@ from __future__ import annotations
 import re
 from pathlib import Path
 from typing import Any
-
-import pytest
 
 from automation import iam, iam_eval, synth
 from automation.iam_eval import Decision
@@ -193,17 +191,22 @@ def test_bi26_3_every_write_left_on_star_is_the_documented_one() -> None:
 # BI26-4
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BI26-4 open: the printed deploy documents' tag Deny explicitly denies the use of a state "
-    "bucket's KMS key tagged for another Environment/Application, which README says the administrator grants",
-)
 def test_bi26_4_the_state_backend_s_kms_key_is_not_denied_by_the_deploy_documents() -> None:
     statements = [
         st for d in iam.deploy_policies(_pair(), ACCOUNT, "s3://state-bucket-b") for st in d["Statement"]
     ]
     key = f"arn:aws:kms:us-west-2:{ACCOUNT}:key/1234abcd-12ab-34cd-56ef-1234567890ab"  # region B's
-    via_s3 = {"aws:RequestedRegion": "us-west-2", "kms:ViaService": "s3.us-west-2.amazonaws.com"}
+    # S3 calls KMS for the caller with the object's ARN as the encryption context, or the bucket's with
+    # an S3 Bucket Key ("Encryption context":
+    # https://docs.aws.amazon.com/AmazonS3/latest/userguide/UsingKMSEncryption.html#encryption-context;
+    # https://docs.aws.amazon.com/AmazonS3/latest/userguide/bucket-key.html), which KMS puts in the request
+    # context as kms:EncryptionContext:aws:s3:arn
+    # (https://docs.aws.amazon.com/kms/latest/developerguide/conditions-kms.html#conditions-kms-encryption-context).
+    via_s3 = {
+        "aws:RequestedRegion": "us-west-2",
+        "kms:ViaService": "s3.us-west-2.amazonaws.com",
+        "kms:EncryptionContext:aws:s3:arn": "arn:aws:s3:::state-bucket-b/.pulumi/stacks/pilotlight/dr.json",
+    }
     # An untagged key is used through S3 (the premise: nothing else in the documents stands in the way).
     assert iam_eval.decide(statements, "kms:Decrypt", key, via_s3) is Decision.ALLOW
     shared = {**via_s3, "aws:ResourceTag/Environment": "shared"}
@@ -215,3 +218,89 @@ def test_bi26_4_the_state_backend_s_kms_key_is_not_denied_by_the_deploy_document
     assert denied == [], (
         f"the state bucket's key tagged Environment=shared, used through S3: {denied} explicitly denied"
     )
+    bucket_key = {**shared, "kms:EncryptionContext:aws:s3:arn": "arn:aws:s3:::state-bucket-b"}
+    denied = [
+        action
+        for action in ("kms:Decrypt", "kms:GenerateDataKey")
+        if iam_eval.decide(statements, action, key, bucket_key) is Decision.DENY
+    ]
+    assert denied == [], f"the same key through S3 with an S3 Bucket Key (the bucket's ARN): {denied}"
+
+
+def test_bi26_4_b_another_environment_s_key_stays_denied_outside_the_state_bucket() -> None:
+    """The exception is for the state backend's objects through S3 only: another environment's key used
+    directly (no ``kms:ViaService``, which only an AWS service acting for the caller sets), through
+    another service, or through S3 for another bucket, another prefix's objects or with no S3 encryption
+    context stays explicitly denied; and without ``--state-backend`` no exception is printed at all."""
+    key = f"arn:aws:kms:us-west-2:{ACCOUNT}:key/1234abcd-12ab-34cd-56ef-1234567890ab"
+    tagged = {"aws:RequestedRegion": "us-west-2", "aws:ResourceTag/Environment": "staging"}
+    s3 = "s3.us-west-2.amazonaws.com"
+    state_object = "arn:aws:s3:::state-bucket-b/.pulumi/stacks/pilotlight/dr.json"
+    requests: dict[str, tuple[str, dict[str, str]]] = {
+        "direct": ("kms:Decrypt", tagged),
+        "direct, a forged S3 context": (
+            "kms:GenerateDataKey",
+            {**tagged, "kms:EncryptionContext:aws:s3:arn": state_object},
+        ),
+        "through RDS": ("kms:Decrypt", {**tagged, "kms:ViaService": "rds.us-west-2.amazonaws.com"}),
+        "through S3, another bucket": (
+            "kms:Decrypt",
+            {**tagged, "kms:ViaService": s3, "kms:EncryptionContext:aws:s3:arn": "arn:aws:s3:::payroll/x"},
+        ),
+        "through S3, a bucket named like it": (
+            "kms:Decrypt",
+            {
+                **tagged,
+                "kms:ViaService": s3,
+                "kms:EncryptionContext:aws:s3:arn": "arn:aws:s3:::state-bucket-b-other/.pulumi/x",
+            },
+        ),
+        "through S3, another team's prefix in the bucket": (
+            "kms:Decrypt",
+            {
+                **tagged,
+                "kms:ViaService": s3,
+                "kms:EncryptionContext:aws:s3:arn": "arn:aws:s3:::state-bucket-b/team-c/.pulumi/x",
+            },
+        ),
+        "through S3, no context": ("kms:GenerateDataKey", {**tagged, "kms:ViaService": s3}),
+        # Only the use S3 makes of the key is excepted, never its management.
+        "managed, as if through S3 for the state": (
+            "kms:ScheduleKeyDeletion",
+            {**tagged, "kms:ViaService": s3, "kms:EncryptionContext:aws:s3:arn": state_object},
+        ),
+        "re-encrypted, as if through S3 for the state": (
+            "kms:ReEncryptFrom",
+            {**tagged, "kms:ViaService": s3, "kms:EncryptionContext:aws:s3:arn": state_object},
+        ),
+    }
+    statements = [
+        st for d in iam.deploy_policies(_pair(), ACCOUNT, "s3://state-bucket-b") for st in d["Statement"]
+    ]
+    without = [st for d in iam.deploy_policies(_pair(), ACCOUNT) for st in d["Statement"]]
+    state_use = {**tagged, "kms:ViaService": s3, "kms:EncryptionContext:aws:s3:arn": state_object}
+    open_ = {
+        name: iam_eval.decide(statements, action, key, context).name
+        for name, (action, context) in requests.items()
+        if iam_eval.decide(statements, action, key, context) is not Decision.DENY
+    }
+    assert open_ == {}, f"another environment's key {key} with --state-backend: {open_}"
+    assert iam_eval.decide(without, "kms:Decrypt", key, state_use) is Decision.DENY, (
+        "without --state-backend the state bucket is no exception"
+    )
+    # The other services' resources of another environment stay denied as before.
+    cluster = f"arn:aws:rds:us-west-2:{ACCOUNT}:cluster:payments-staging-dr"
+    assert iam_eval.decide(statements, "rds:DeleteDBCluster", cluster, tagged) is Decision.DENY
+
+
+def test_bi26_4_c_the_state_backend_s_documents_pass_parliament_and_fit_iam_limits() -> None:
+    """The exception's statements name, each, only actions their condition keys are defined for (the
+    Service Authorization Reference: ``kms:ViaService`` and ``kms:EncryptionContext:`` are KMS keys, the
+    latter of the cryptographic actions only), so parliament has nothing to say; and the documents stay
+    within IAM's managed-policy size."""
+    from components import iam_audit
+
+    docs = iam.deploy_policies(_pair(), ACCOUNT, "s3://state-bucket-b/team-a")
+    findings = [f for d in docs for f in iam_audit.findings(d, iam_audit.PolicyKind.IDENTITY)]
+    assert findings == []
+    assert all(iam._size(d) <= iam.MANAGED_POLICY_MAX for d in docs) and len(docs) <= 10
