@@ -1,0 +1,191 @@
+"""break27: the rds-replica IaC failback's zero-lag proof (issues 10 and 13), attacked.
+
+Invariants (docs/safety.md): *nothing acknowledged is lost* (the writer moves only at zero lag measured
+after writes stopped) and *one writer*. The moto world of tests/automation/test_drain_proof.py: the
+runbook's failover, then ``dr:failback replicate`` and ``drain`` as the dr stack applies them, the proof
+(lambdas/failover/drain_proof.py) on a shifted clock, and the program's decisions
+(components/failover.py ``decide`` and ``refuse_unproven_failback_promotion``, in components/program.py's
+order) on the failback record the last update wrote.
+
+Each finding is a strict xfail: it fails for the reason its ``reason`` states until the product is fixed.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+
+import pytest
+
+from components.failover import (
+    FailoverRefused,
+    Latch,
+    PhaseRecord,
+    refuse_unproven_failback_promotion,
+)
+from lambdas.failover import drain_proof
+from lambdas.failover.context import RunbookContext
+from lambdas.failover.journal import DRAIN_PROOF_MARK
+from lambdas.failover.names import phase_record_name
+from tests.automation.test_break24 import _iac_drain, _journal, _tier
+from tests.automation.test_drain_proof import PARAMS, _drained, _lag
+from tests.lambdas.failover import conftest as _fixtures
+from tests.lambdas.failover.harness import ShiftedClock, clients_for
+from tests.lambdas.failover.world import REGION_B, World
+
+aws = _fixtures.aws
+fast_backoff = _fixtures.fast_backoff
+health = _fixtures.health
+make_world = _fixtures.make_world
+
+
+def _read_record(world: World) -> PhaseRecord | None:
+    """The failback record as components/program.py ``read_phase_record`` reads it (SSM, region B)."""
+    ssm = world.client("ssm", REGION_B)
+    try:
+        raw = ssm.get_parameter(Name=phase_record_name(world.context["latchParameterName"]))["Parameter"][
+            "Value"
+        ]
+    except ssm.exceptions.ParameterNotFound:
+        return None
+    return PhaseRecord.parse(str(raw))
+
+
+def _write_record(world: World, record: PhaseRecord) -> None:
+    world.client("ssm", REGION_B).put_parameter(
+        Name=phase_record_name(world.context["latchParameterName"]),
+        Value=record.to_json(),
+        Type="String",
+        Overwrite=True,
+    )
+
+
+def _serve_region_b(world: World) -> None:
+    """Region B takes writes again: its web tier at its active capacity, its functions unthrottled, its
+    event sources on (what ``dr:failback replicate`` applies: components/failover.py ``_decide``; the
+    runbook's scale_web_tier and enable_functions do the same)."""
+    ctx = world.context
+    cap = ctx["drCapacity"]
+    world.client("autoscaling", REGION_B).update_auto_scaling_group(
+        AutoScalingGroupName=ctx["drAsgName"],
+        MinSize=cap["min"],
+        MaxSize=cap["max"],
+        DesiredCapacity=cap["desired"],
+    )
+    lam = world.client("lambda", REGION_B)
+    for name in ctx["drFunctionNames"]:
+        lam.delete_function_concurrency(FunctionName=name)
+    for uuid in ctx["drEventSourceMappingIds"]:
+        lam.update_event_source_mapping(UUID=uuid, Enabled=True)
+
+
+def _dr_update(world: World, phase: str, *, record_written: bool = True) -> PhaseRecord:
+    """``pulumi up -s dr`` with ``dr:active true`` and ``dr:failback <phase>``: the program's decision on
+    the record the last update wrote (components/program.py: ``decide`` then the refusals), then the
+    phase's changes and the record (components/pilot_light_region.py ``_failback_record``, written after
+    the phase's changes). ``record_written=False``: a resource failed after region B's changes were
+    applied, so the record, which depends on them, keeps the phase before ("a failed resource stops new
+    operations, not those under way": https://www.pulumi.com/docs/iac/cli/commands/pulumi_up/)."""
+    latch = Latch.parse(json.dumps(world.latch()))
+    previous = _read_record(world)
+    tier = _tier(world, latch, phase, previous)  # decide(): raises FailoverRefused when refused
+    if phase == "drain":
+        _iac_drain(world)
+    elif phase == "replicate":
+        _serve_region_b(world)
+    else:  # pragma: no cover - the tests below apply only these two
+        raise AssertionError(phase)
+    record = PhaseRecord(tier.failback_phase, tier.latch_since, drains=tier.drains)
+    if record_written:
+        _write_record(world, record)
+    return _read_record(world) or record
+
+
+def _promotion_refusal(world: World) -> str | None:
+    """Why ``dr:failback switch-writer`` is refused before any resource (components/program.py), on the
+    record and journal as they are now; None when the update promotes region A's failback instance."""
+    latch = Latch.parse(json.dumps(world.latch()))
+    previous = _read_record(world)
+    try:
+        tier = _tier(world, latch, "switch-writer", previous)
+        refuse_unproven_failback_promotion(previous, tier, latch, _journal(world), world.mode)
+    except FailoverRefused as exc:
+        return str(exc)
+    return None
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason=(
+        "B27-1 open: the drain count counts record transitions, not region B serving; a half-applied "
+        "step back to dr:failback replicate leaves the record at drain, so the re-drain keeps drains=1 and "
+        "the old proof lets switch-writer promote without the writes region B took in between"
+    ),
+)
+def test_a_half_applied_step_back_then_a_re_drain_does_not_reuse_the_earlier_proof(
+    make_world: Callable[..., World],
+) -> None:
+    """Nothing acknowledged is lost. Drain 1 is proven. The operator steps back (``dr:failback replicate``,
+    allowed: region B's writer never left) and that update fails after region B's web tier, functions
+    and event sources are back on but before the failback record (which depends on them) is written: the
+    record still says ``drain`` (drains 1) while region B takes writes. ``latch switch-writer`` sees
+    region B serving and says to re-drain with ``dr:failback drain``; the re-drain finds the record at
+    ``drain`` and keeps drains 1. The proof of drain 1 was measured before region B's new writes, so the
+    switch-writer update must stay refused until a proof measured after this drain."""
+    world, since, replica = _drained(make_world)
+    _lag(world, replica, [(m, 0.0) for m in range(0, 60)])
+    clients = clients_for(world, clock=ShiftedClock())
+    ctx = RunbookContext.from_dict(world.context)
+    drain_proof.prove_drain(ctx, clients, PARAMS)
+    assert _journal(world)[DRAIN_PROOF_MARK]["drains"] == 1
+    assert _promotion_refusal(world) is None, "drain 1 proven: the promotion may go"
+
+    half = _dr_update(world, "replicate", record_written=False)
+    assert (half.phase, half.drains) == ("drain", 1), half
+    assert world.asg(REGION_B)[1] > 0, "region B serves again: it acknowledges writes region A never saw"
+    with pytest.raises(drain_proof.StepFailed, match="region B is not drained"):
+        drain_proof.prove_drain(ctx, clients, PARAMS)
+
+    redrained = _dr_update(
+        world, "drain"
+    )  # README: re-drain with `pulumi up --refresh -s dr`, dr:failback drain
+    assert world.asg(REGION_B)[1] == 0
+
+    assert _promotion_refusal(world) is not None, (
+        f"the switch-writer update promotes {replica} on the proof of drain 1 ({_journal(world)[DRAIN_PROOF_MARK]}) "
+        f"although region B took writes after it; the record after the re-drain is {redrained}"
+    )
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason=(
+        "B27-2 open: region B served out of band after the proof (its group scaled by hand) and re-drained: "
+        "nothing withdraws the proof and the drain count does not move, so latch switch-writer answers "
+        "'already proven' and the update promotes without the writes region B took meanwhile"
+    ),
+)
+def test_region_b_served_by_hand_after_the_proof_then_re_drained_needs_a_new_proof(
+    make_world: Callable[..., World],
+) -> None:
+    """Nothing acknowledged is lost. After the proof, region B's web tier is given capacity outside the
+    runbook and the program (a hand ``UpdateAutoScalingGroup``, as an operator might to check region B, or
+    any tool that is not the runbook's scale_web_tier), and takes writes; then it is re-drained the
+    README's way (``pulumi up --refresh -s dr`` with ``dr:failback drain``). ``latch switch-writer`` must
+    measure zero lag again after this drain; it answers from the old proof instead, and the switch-writer
+    update is allowed."""
+    world, _since, replica = _drained(make_world)
+    _lag(world, replica, [(m, 0.0) for m in range(0, 60)])
+    clients = clients_for(world, clock=ShiftedClock())
+    ctx = RunbookContext.from_dict(world.context)
+    drain_proof.prove_drain(ctx, clients, PARAMS)
+
+    _serve_region_b(world)  # out of band: neither the runbook nor the program
+    assert world.asg(REGION_B)[1] > 0
+    _dr_update(world, "drain")
+
+    said = drain_proof.prove_drain(ctx, clients, PARAMS)
+    assert "already proven" not in said and _promotion_refusal(world) is not None, (
+        f"latch switch-writer: {said!r}; the switch-writer update is allowed on a proof taken before "
+        "region B took writes again"
+    )
