@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
 
 import pytest
 
@@ -25,13 +27,15 @@ from components.failover import (
 )
 from lambdas.failover import drain_proof
 from lambdas.failover.context import RunbookContext
+from lambdas.failover.exceptions import StepFailed
 from lambdas.failover.journal import DRAIN_PROOF_MARK
 from lambdas.failover.names import phase_record_name
 from tests.automation.test_break24 import _iac_drain, _journal, _tier
 from tests.automation.test_drain_proof import PARAMS, _drained, _lag
 from tests.lambdas.failover import conftest as _fixtures
-from tests.lambdas.failover.harness import ShiftedClock, clients_for
-from tests.lambdas.failover.world import REGION_B, World
+from tests.lambdas.failover.faults import unreachable
+from tests.lambdas.failover.harness import FAST, ShiftedClock, clients_for, run_book, shifted_runs
+from tests.lambdas.failover.world import REGION_A, REGION_B, World
 
 aws = _fixtures.aws
 fast_backoff = _fixtures.fast_backoff
@@ -132,7 +136,7 @@ def test_a_half_applied_step_back_then_a_re_drain_does_not_reuse_the_earlier_pro
     region B serving and says to re-drain with ``dr:failback drain``; the re-drain finds the record at
     ``drain`` and keeps drains 1. The proof of drain 1 was measured before region B's new writes, so the
     switch-writer update must stay refused until a proof measured after this drain."""
-    world, since, replica = _drained(make_world)
+    world, _since, replica = _drained(make_world)
     _lag(world, replica, [(m, 0.0) for m in range(0, 60)])
     clients = clients_for(world, clock=ShiftedClock())
     ctx = RunbookContext.from_dict(world.context)
@@ -143,7 +147,7 @@ def test_a_half_applied_step_back_then_a_re_drain_does_not_reuse_the_earlier_pro
     half = _dr_update(world, "replicate", record_written=False)
     assert (half.phase, half.drains) == ("drain", 1), half
     assert world.asg(REGION_B)[1] > 0, "region B serves again: it acknowledges writes region A never saw"
-    with pytest.raises(drain_proof.StepFailed, match="region B is not drained"):
+    with pytest.raises(StepFailed, match="region B is not drained"):
         drain_proof.prove_drain(ctx, clients, PARAMS)
 
     redrained = _dr_update(
@@ -188,4 +192,73 @@ def test_region_b_served_by_hand_after_the_proof_then_re_drained_needs_a_new_pro
     assert "already proven" not in said and _promotion_refusal(world) is not None, (
         f"latch switch-writer: {said!r}; the switch-writer update is allowed on a proof taken before "
         "region B took writes again"
+    )
+
+
+class _StallThenFailover:
+    """A session hook on the proof's clients: at its second read of the failback record (the last look
+    under the runbook lock, after it saw region B drained), the proof process stalls for ``stall``
+    seconds (a suspended laptop, SSM retries) while region A fails again and the runbook's failover runs on
+    AWS's clock (``run_book``, its clock ``stall`` seconds past the proof's). Its lock has a 120 s lease
+    (drain_proof.PROOF_LOCK_SECONDS) that nothing refreshes; a lock past its expiry may be taken over
+    (lambdas/failover/lock.py; DynamoDB's conditional PutItem:
+    https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/Expressions.ConditionExpressions.html)."""
+
+    def __init__(self, world: World, proof_clock: ShiftedClock, stall: float) -> None:
+        self.world, self.proof_clock, self.stall = world, proof_clock, stall
+        self.record = phase_record_name(world.context["latchParameterName"])
+        self.fired: list[str] = []
+
+    def install(self, session: Any) -> None:
+        session.events.register("before-parameter-build.ssm.GetParameter", self)
+
+    def _proof_holds_lock(self) -> bool:
+        item = (
+            self.world.client("dynamodb", REGION_B)
+            .get_item(TableName=self.world.context["lockTableName"], Key={"pk": {"S": "runbook"}})
+            .get("Item")
+        )
+        return bool(item) and item["runId"]["S"].startswith("prove-drain-")
+
+    def __call__(self, params: dict[str, Any], **_: Any) -> None:
+        if self.fired or params.get("Name") != self.record or not self._proof_holds_lock():
+            return
+        failover_clock = shifted_runs(self.world)
+        failover_clock.sleep((self.proof_clock.now() - datetime.now(UTC)).total_seconds() + self.stall)
+        report = run_book(self.world, "failover", unreachable(REGION_A), params=FAST)
+        self.fired.append(report.format_table())
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason=(
+        "B27-3 open: the proof's 120 s lock lease is neither refreshed nor checked before its journal write; "
+        "a failover that took the expired lock and gave region B its web tier back is followed by the "
+        "proof's write, so the switch-writer update promotes beside region B serving"
+    ),
+)
+def test_a_proof_whose_lock_expired_writes_nothing(make_world: Callable[..., World]) -> None:
+    """One writer, single flight. The proof's last look and its write are meant to be atomic with respect to
+    a failover's scale_web_tier (drain_proof.py step 4: "a failover's scale_web_tier cannot run between this
+    look and the write"). When the proof stalls past its lease between the two, a failover takes the lock,
+    withdraws the (not yet written) proof, scales region B up and finishes; the proof then writes its mark.
+    It must instead see that it no longer holds the lock and write nothing."""
+    world, _since, replica = _drained(make_world)
+    _lag(world, replica, [(m, 0.0) for m in range(0, 60)])
+    proof_clock = ShiftedClock()
+    stall = _StallThenFailover(world, proof_clock, stall=drain_proof.PROOF_LOCK_SECONDS + 30)
+    clients = clients_for(world, stall, clock=proof_clock)  # type: ignore[arg-type]
+    ctx = RunbookContext.from_dict(world.context)
+
+    try:
+        said = drain_proof.prove_drain(ctx, clients, PARAMS)
+    except StepFailed as exc:
+        said = f"refused: {exc.reason}"
+
+    assert stall.fired, "the failover ran inside the proof's critical section"
+    assert world.asg(REGION_B)[1] > 0, f"the failover served region B: {stall.fired[0]}"
+    assert DRAIN_PROOF_MARK not in _journal(world) and _promotion_refusal(world) is not None, (
+        f"the proof was written after the failover gave region B its writes back ({said!r}); "
+        f"journal {_journal(world).get(DRAIN_PROOF_MARK)}: the switch-writer update would promote "
+        f"{replica} while region B serves"
     )
