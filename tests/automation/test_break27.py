@@ -30,7 +30,7 @@ from lambdas.failover.context import RunbookContext
 from lambdas.failover.exceptions import StepFailed
 from lambdas.failover.journal import DRAIN_PROOF_MARK
 from lambdas.failover.names import phase_record_name
-from tests.automation.test_break24 import _iac_drain, _journal, _tier
+from tests.automation.test_break24 import _iac_drain, _iac_replica, _journal, _tier
 from tests.automation.test_drain_proof import PARAMS, _drained, _lag
 from tests.lambdas.failover import conftest as _fixtures
 from tests.lambdas.failover.faults import unreachable
@@ -262,3 +262,44 @@ def test_a_proof_whose_lock_expired_writes_nothing(make_world: Callable[..., Wor
         f"journal {_journal(world).get(DRAIN_PROOF_MARK)}: the switch-writer update would promote "
         f"{replica} while region B serves"
     )
+
+
+def test_held_every_call_of_the_proof_is_allowed_by_the_break_glass_policy(
+    make_world: Callable[..., World],
+) -> None:
+    """Held (tried): ``python -m automation latch switch-writer`` runs under the break-glass policy, which
+    is the runbook role's statements (automation/iam.py ``break_glass_policy``). Every call the proof
+    makes (the failback record, region B's group, functions and mappings, region A's failback instance,
+    the lag datapoints, the marker commit, the lock and the journal) is allowed on its target, as
+    tests/lambdas/failover/test_permissions.py checks for the runbooks; else it would fail only in AWS,
+    with AccessDenied, in the middle of a failback."""
+    from tests.lambdas.failover.test_permissions import (
+        CallRecorder,
+        allowing,
+        cluster_keys,
+        table_keys,
+        topic_keys,
+        world_policy,
+    )
+
+    world = make_world("rds-replica", encrypted=True)
+    assert run_book(world, "failover").outcome == "done"
+    since = world.latch()["since"]
+    replica = _iac_replica(world)
+    _iac_drain(world)
+    _write_record(world, PhaseRecord("drain", since, drains=1))
+    _lag(world, replica, [(m, 0.0) for m in range(0, 60)])
+    recorder = CallRecorder({**topic_keys(world), **table_keys(world), **cluster_keys(world)})
+    clients = clients_for(world, recorder, clock=ShiftedClock())  # type: ignore[arg-type]
+
+    drain_proof.prove_drain(RunbookContext.from_dict(world.context), clients, PARAMS)
+
+    assert recorder.unknown == set()
+    actions = {c.action for c in recorder.calls}
+    assert {"ssm:GetParameter", "ssm:PutParameter", "dynamodb:PutItem", "cloudwatch:GetMetricData"} <= actions
+    assert {"rds:DescribeDBInstances", "lambda:GetEventSourceMapping"} <= actions, actions
+    statements = world_policy(world)
+    denied = sorted(
+        f"{c.action} on {c.target} in {c.region}" for c in recorder.calls if not allowing(statements, c)
+    )
+    assert denied == []
