@@ -303,3 +303,28 @@ def test_held_every_call_of_the_proof_is_allowed_by_the_break_glass_policy(
         f"{c.action} on {c.target} in {c.region}" for c in recorder.calls if not allowing(statements, c)
     )
     assert denied == []
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason=(
+        "B27-3 open: PROOF_LOCK_SECONDS (120 s) is shorter than one region-B call may take with the "
+        "runbook's own client settings (budget.call_seconds(DR_SETTINGS): 386 s), so a live proof can lose "
+        "its lock inside its last look and its write (lambdas/failover/budget.py: the lease must outlast it)"
+    ),
+)
+def test_the_proof_s_lock_lease_outlasts_its_critical_section() -> None:
+    """Single flight. lambdas/failover/budget.py: the lock's expiry "must outlast the longest stretch a live
+    run may go without refreshing it, so a slow but live run never loses its lock", and one AWS call may
+    take ``attempts x (connect + read timeout)`` plus botocore's back-offs (``call_seconds``). The proof
+    holds the lock, unrefreshed, across at least its region B reads (the group, each function's
+    concurrency, each mapping, the failback record, the journal) and the journal's PutParameter, every one
+    a region-B call with DR_SETTINGS (``Clients.for_context``). Its lease must outlast at least one such
+    call; B27-3's test shows what a failover does in the gap."""
+    from lambdas.failover.budget import call_seconds
+    from lambdas.failover.clients import DR_SETTINGS
+
+    assert call_seconds(DR_SETTINGS) <= drain_proof.PROOF_LOCK_SECONDS, (
+        drain_proof.PROOF_LOCK_SECONDS,
+        call_seconds(DR_SETTINGS),
+    )
