@@ -328,3 +328,35 @@ def test_the_proof_s_lock_lease_outlasts_its_critical_section() -> None:
         drain_proof.PROOF_LOCK_SECONDS,
         call_seconds(DR_SETTINGS),
     )
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason=(
+        "B27-2 open: the program checks only the journal's proof, never region B in AWS; region B given its "
+        "web tier back out of band after the proof, the switch-writer update (no refresh: its state says "
+        "drained) promotes region A's replica while region B serves: two writers"
+    ),
+)
+def test_the_switch_writer_update_is_refused_while_region_b_serves_in_aws(
+    make_world: Callable[..., World],
+) -> None:
+    """One writer. The proof is written; then region B's web tier is scaled up outside the runbook and the
+    program, and takes writes. The switch-writer update plans against its state, which says 0/0/0 and is
+    not refreshed ("pulumi up" diffs against the last recorded state unless --refresh:
+    https://www.pulumi.com/docs/iac/cli/commands/pulumi_up/), so it neither scales region B down nor sees
+    it; the promotion it makes then leaves two writers, region B's acknowledging writes region A never
+    gets. The program (components/program.py) reads the latch, the journal and the failback record live;
+    it must not promote on a journal entry while region B serves."""
+    world, _since, replica = _drained(make_world)
+    _lag(world, replica, [(m, 0.0) for m in range(0, 60)])
+    clients = clients_for(world, clock=ShiftedClock())
+    ctx = RunbookContext.from_dict(world.context)
+    drain_proof.prove_drain(ctx, clients, PARAMS)
+
+    _serve_region_b(world)  # out of band: neither the runbook nor the program
+
+    assert world.asg(REGION_B)[1] > 0
+    assert _promotion_refusal(world) is not None, (
+        f"dr:failback switch-writer promotes {replica} while region B's web tier is {world.asg(REGION_B)} in AWS"
+    )
