@@ -360,3 +360,40 @@ def test_the_switch_writer_update_is_refused_while_region_b_serves_in_aws(
     assert _promotion_refusal(world) is not None, (
         f"dr:failback switch-writer promotes {replica} while region B's web tier is {world.asg(REGION_B)} in AWS"
     )
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason=(
+        "B27-4 open: a switch-writer update half-applied by the code before fix27 (replica promoted, no proof "
+        "then) cannot be re-run after the upgrade: the program wants a proof and latch switch-writer refuses "
+        "one for a promoted instance (NotReplicating), although nothing is left to promote"
+    ),
+)
+def test_a_switch_writer_half_applied_before_the_upgrade_can_be_re_run(
+    make_world: Callable[..., World],
+) -> None:
+    """A documented failback the proof must not block (brief: a deployment upgraded mid-failback; re-running
+    switch-writer after a half-applied update). Before fix27 the switch-writer update needed no proof: it
+    wrote the record (``switch-writer``, no ``drains``) ahead of the promotion and promoted region A's
+    failback instance (PromoteReadReplica: standalone from then on,
+    https://docs.aws.amazon.com/AmazonRDS/latest/UserGuide/USER_ReadRepl.Promote.html), then failed on a
+    later resource. The upgraded program is run again with the same ``dr:failback switch-writer``, as a
+    half-applied update is (https://www.pulumi.com/docs/iac/cli/commands/pulumi_up/: a failed resource
+    stops new operations, not those under way). Its refusal says to run ``latch switch-writer`` first; that
+    must then let the update through (the writer already moved: there is no promotion left to lose writes
+    by), not refuse for good."""
+    world, since, replica = _drained(make_world)
+    _write_record(world, PhaseRecord("switch-writer", since))  # the old program's record: no drains
+    world.client("rds", REGION_A).promote_read_replica(DBInstanceIdentifier=replica)
+    assert not (world.db(REGION_A, replica) or {}).get("ReadReplicaSourceDBInstanceIdentifier")
+    refused_before = _promotion_refusal(world)
+    assert refused_before is not None and "latch switch-writer" in refused_before
+
+    clients = clients_for(world, clock=ShiftedClock())
+    try:
+        said = drain_proof.prove_drain(RunbookContext.from_dict(world.context), clients, PARAMS)
+    except StepFailed as exc:
+        said = f"refused ({exc.code}): {exc.reason}"
+
+    assert _promotion_refusal(world) is None, f"latch switch-writer: {said}; the update stays refused"
