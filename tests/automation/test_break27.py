@@ -198,9 +198,12 @@ def test_region_b_served_by_hand_after_the_proof_then_re_drained_needs_a_new_pro
 class _StallThenFailover:
     """A session hook on the proof's clients: at its second read of the failback record (the last look
     under the runbook lock, after it saw region B drained), the proof process stalls for ``stall``
-    seconds (a suspended laptop, SSM retries) while region A fails again and the runbook's failover runs on
-    AWS's clock (``run_book``, its clock ``stall`` seconds past the proof's). Its lock has a 120 s lease
-    (drain_proof.PROOF_LOCK_SECONDS) that nothing refreshes; a lock past its expiry may be taken over
+    seconds while region A fails again and the runbook's failover runs on AWS's clock (``run_book``, its
+    clock ``stall`` seconds past the proof's). The stall is one slow region-B call: with the runbook's own
+    client settings one may take 386 s (lambdas/failover/budget.py ``call_seconds(DR_SETTINGS)``); an
+    operator's clock more than 120 s behind AWS's has the same effect with no stall at all (expiry is
+    judged on the caller's clock, lock.py). Its lock has a 120 s lease (drain_proof.PROOF_LOCK_SECONDS)
+    that nothing refreshes; a lock past its expiry may be taken over
     (lambdas/failover/lock.py; DynamoDB's conditional PutItem:
     https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/Expressions.ConditionExpressions.html)."""
 
