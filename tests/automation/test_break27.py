@@ -20,9 +20,12 @@ from typing import Any
 import pytest
 
 from components.failover import (
+    FailbackInProgress,
     FailoverRefused,
     Latch,
     PhaseRecord,
+    refuse_dr_update,
+    refuse_unmoved_aurora_writer,
     refuse_unproven_failback_promotion,
 )
 from lambdas.failover import drain_proof
@@ -85,7 +88,8 @@ def _serve_region_b(world: World) -> None:
 
 def _dr_update(world: World, phase: str, *, record_written: bool = True) -> PhaseRecord:
     """``pulumi up -s dr`` with ``dr:active true`` and ``dr:failback <phase>``: the program's decision on
-    the record the last update wrote (components/program.py: ``decide`` then the refusals), then the
+    the record the last update wrote (components/program.py: ``decide``, ``refuse_dr_update``,
+    ``refuse_unmoved_aurora_writer``, ``refuse_unproven_failback_promotion``), then the
     phase's changes and the record (components/pilot_light_region.py ``_failback_record``, written after
     the phase's changes). ``record_written=False``: a resource failed after region B's changes were
     applied, so the record, which depends on them, keeps the phase before ("a failed resource stops new
@@ -93,6 +97,10 @@ def _dr_update(world: World, phase: str, *, record_written: bool = True) -> Phas
     latch = Latch.parse(json.dumps(world.latch()))
     previous = _read_record(world)
     tier = _tier(world, latch, phase, previous)  # decide(): raises FailoverRefused when refused
+    journal = _journal(world)
+    refuse_dr_update(latch, journal, tier=tier)
+    refuse_unmoved_aurora_writer(previous, tier, latch, journal, world.mode)
+    refuse_unproven_failback_promotion(previous, tier, latch, journal, world.mode)
     if phase == "drain":
         _iac_drain(world)
     elif phase == "replicate":
@@ -110,10 +118,13 @@ def _promotion_refusal(world: World) -> str | None:
     record and journal as they are now; None when the update promotes region A's failback instance."""
     latch = Latch.parse(json.dumps(world.latch()))
     previous = _read_record(world)
+    journal = _journal(world)
     try:
         tier = _tier(world, latch, "switch-writer", previous)
-        refuse_unproven_failback_promotion(previous, tier, latch, _journal(world), world.mode)
-    except FailoverRefused as exc:
+        refuse_dr_update(latch, journal, tier=tier)
+        refuse_unmoved_aurora_writer(previous, tier, latch, journal, world.mode)
+        refuse_unproven_failback_promotion(previous, tier, latch, journal, world.mode)
+    except (FailoverRefused, FailbackInProgress) as exc:
         return str(exc)
     return None
 
