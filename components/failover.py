@@ -473,18 +473,19 @@ drained and region A's failback instance at zero lag measured after that drain; 
 
 
 def drains_recorded(previous: PhaseRecord | NotRead | None, tier: DesiredTier) -> int:
-    """The ``drains`` this update records (:attr:`PhaseRecord.drains`): one more than the record before
-    when ``drain`` follows an update that was not a drain (region B served, or nothing was recorded), the
-    record's count otherwise, whatever the phase and the latch: a count that never goes back, so a proof
-    made for one drain never names a later one (an update without a phase records ``latchSince`` null,
-    and a count kept per latch would start again there). The proof is bound to the latch besides
+    """The ``drains`` this update records (:attr:`PhaseRecord.drains`): one more than the record before for
+    every ``drain`` update, the record's count for the other phases, whatever the latch: a count that never
+    goes back, so a zero-lag proof names exactly one drain update. Every drain update counts, not only one
+    after a phase that served region B: region B may have served since the last record without any record
+    saying so (a ``replicate`` update that stopped after region B's changes and before its record, which
+    depends on them; region B scaled by hand), and the documented remedy for either is to drain again
+    (break27 B27-1, B27-2). An update without a phase records ``latchSince`` null, so a count kept per
+    latch would start again there; the proof is bound to the latch besides
     (:func:`refuse_unproven_failback_promotion`)."""
     if isinstance(previous, NotRead):
         return 0
     prior = previous.drains if previous is not None and not previous.unreadable else 0
-    if tier.failback_phase == "drain" and (previous is None or previous.phase != "drain"):
-        return prior + 1
-    return prior
+    return prior + 1 if tier.failback_phase == "drain" else prior
 
 
 def refuse_unproven_failback_promotion(

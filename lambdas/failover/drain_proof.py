@@ -34,9 +34,10 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from lambdas.failover import lock
-from lambdas.failover.clients import Clients
+from lambdas.failover.budget import call_seconds
+from lambdas.failover.clients import DR_SETTINGS, Clients
 from lambdas.failover.context import RunbookContext
-from lambdas.failover.exceptions import LockHeld, StepFailed
+from lambdas.failover.exceptions import LockHeld, LockLost, StepFailed
 from lambdas.failover.journal import DRAIN_PROOF_MARK, _journal, _read_latch, read_journal
 from lambdas.failover.lossless import _wait_lossless, database_lag, receipts_lag
 from lambdas.failover.names import current_failback_id, phase_record_name
@@ -51,8 +52,16 @@ from lambdas.failover.stepkit import (
 
 STEP = "prove_drain"
 
-PROOF_LOCK_SECONDS = 120
-"""How long the lock is held for the last look at region B and the proof's write (seconds)."""
+PROOF_LOCK_CALLS = 3
+"""Region-B calls the proof makes after it refreshes its lease, with room to spare: the journal's read and
+its PutParameter (a concurrent write's repair reads once more)."""
+
+PROOF_LOCK_SECONDS = int(PROOF_LOCK_CALLS * call_seconds(DR_SETTINGS)) + 1
+"""The lease the proof holds the runbook lock for: it outlasts :data:`PROOF_LOCK_CALLS` region-B calls at
+the runbook's own client settings (``budget.call_seconds``: attempts x (connect + read timeout) plus
+botocore's back-offs), so a slow but live proof never loses the lock between its refresh and its write
+(lambdas/failover/budget.py: a lease must outlast the work done under it; break27 B27-3). The lease is
+refreshed right before the write, which refuses when the lock is no longer the proof's."""
 
 
 def _refused(reason: str, code: str) -> StepFailed:
@@ -81,8 +90,9 @@ def _record(ctx: RunbookContext, clients: Clients) -> dict[str, Any] | None:
     return value
 
 
-def _drained_record(ctx: RunbookContext, clients: Clients, since: str | None) -> int:
-    """The record's ``drains`` when it says ``drain`` or ``switch-writer`` under this latch; else refused."""
+def _drained_record(ctx: RunbookContext, clients: Clients, since: str | None) -> tuple[str, int]:
+    """The record's phase and ``drains`` when it says ``drain`` or ``switch-writer`` under this latch; else
+    refused."""
     record = _record(ctx, clients)
     phase = None if record is None else record.get("phase")
     if record is None or phase not in ("drain", "switch-writer") or record.get("latchSince") != since:
@@ -99,7 +109,7 @@ def _drained_record(ctx: RunbookContext, clients: Clients, since: str | None) ->
             "NotDrained",
         )
     drains = record.get("drains", 0)
-    return drains if isinstance(drains, int) and not isinstance(drains, bool) else -1
+    return str(phase), drains if isinstance(drains, int) and not isinstance(drains, bool) else -1
 
 
 def _serving(ctx: RunbookContext, clients: Clients) -> list[str]:
@@ -144,7 +154,7 @@ def prove_drain(ctx: RunbookContext, clients: Clients, params: Mapping[str, Any]
             "NoFailover",
         )
     since = latch.get("since")
-    drains = _drained_record(ctx, clients, since)
+    phase, drains = _drained_record(ctx, clients, since)
     primary = ctx.primary_db_instance_id
     if not primary or not ctx.dr_db_instance_id:
         raise _refused("the outputs name no primaryDbInstanceId / drDbInstanceId", "MissingOutput")
@@ -163,6 +173,11 @@ def prove_drain(ctx: RunbookContext, clients: Clients, params: Mapping[str, Any]
             f"region A's failback instance {failback} does not exist: run dr:failback replicate", "NoReplica"
         )
     source = instance.get("ReadReplicaSourceDBInstanceIdentifier")
+    if not source and phase == "switch-writer":
+        # The switch-writer update already promoted it (its record is written ahead of the promotion) and
+        # stopped on a later resource, e.g. under a version of the program that needed no proof (break27
+        # B27-4): nothing is left to promote, so re-running the update loses no write.
+        return _write_proof(ctx, clients, since, (phase, drains), failback, f"{failback} is already promoted")
     if not source or not (
         source == ctx.dr_db_instance_id or str(source).endswith(f":db:{ctx.dr_db_instance_id}")
     ):
@@ -188,6 +203,27 @@ def prove_drain(ctx: RunbookContext, clients: Clients, params: Mapping[str, Any]
             code=exc.code,
         ) from exc
     assert pending is None  # waited
+    described = ", ".join(lag.describe() for lag in lags)
+    return _write_proof(
+        ctx,
+        clients,
+        since,
+        (phase, drains),
+        failback,
+        f"region B drained since {seen:%H:%M:%S} or earlier; {described}: 0, measured after the drain",
+    )
+
+
+def _write_proof(
+    ctx: RunbookContext,
+    clients: Clients,
+    since: str | None,
+    record: tuple[str, int],
+    failback: str,
+    seen: str,
+) -> str:
+    """Under the runbook lock: region B still drained, the record unchanged, the lease still the proof's;
+    then ``DRAIN_PROOF_MARK``. Returns what it did."""
     run_id = f"prove-drain-{uuid.uuid4().hex[:12]}"
     try:
         lock.acquire(
@@ -202,20 +238,24 @@ def prove_drain(ctx: RunbookContext, clients: Clients, params: Mapping[str, Any]
     try:
         # Under the lock: a failover's scale_web_tier cannot run between this look and the write.
         _require_drained(ctx, clients)
-        if _drained_record(ctx, clients, since) != drains:
+        if _drained_record(ctx, clients, since) != record:
             raise _refused(
                 "the failback record changed while the lag was measured: run this again", "RecordChanged"
             )
-        at = _now(clients)
-        _journal(
-            clients,
-            ctx,
-            **{DRAIN_PROOF_MARK: {"latchSince": since, "drains": drains, "at": at, "instance": failback}},
-        )
+        try:
+            # Still this proof's lock (a stall past the lease lets a failover take it: break27 B27-3).
+            lock.refresh(clients, ctx, run_id=run_id, ttl_seconds=PROOF_LOCK_SECONDS)
+        except LockLost as exc:
+            raise _refused(
+                f"{exc.reason}; another run may have given region B its writes back, so no proof is written: "
+                "run this again",
+                "LockLost",
+            ) from exc
+        proof = {"latchSince": since, "drains": record[1], "at": _now(clients), "instance": failback}
+        _journal(clients, ctx, **{DRAIN_PROOF_MARK: proof})
     finally:
         lock.release(clients, ctx, run_id=run_id)
-    described = ", ".join(lag.describe() for lag in lags)
     return (
-        f"region B drained since {seen:%H:%M:%S} or earlier; {described}: 0, measured after the drain; "
-        f"proof written ({DRAIN_PROOF_MARK}, drain {drains}): dr:failback switch-writer may promote {failback}"
+        f"{seen}; proof written ({DRAIN_PROOF_MARK}, drain {record[1]}): dr:failback switch-writer may "
+        f"promote {failback}"
     )

@@ -129,14 +129,6 @@ def _promotion_refusal(world: World) -> str | None:
     return None
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "B27-1 open: the drain count counts record transitions, not region B serving; a half-applied "
-        "step back to dr:failback replicate leaves the record at drain, so the re-drain keeps drains=1 and "
-        "the old proof lets switch-writer promote without the writes region B took in between"
-    ),
-)
 def test_a_half_applied_step_back_then_a_re_drain_does_not_reuse_the_earlier_proof(
     make_world: Callable[..., World],
 ) -> None:
@@ -172,14 +164,6 @@ def test_a_half_applied_step_back_then_a_re_drain_does_not_reuse_the_earlier_pro
     )
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "B27-2 open: region B served out of band after the proof (its group scaled by hand) and re-drained: "
-        "nothing withdraws the proof and the drain count does not move, so latch switch-writer answers "
-        "'already proven' and the update promotes without the writes region B took meanwhile"
-    ),
-)
 def test_region_b_served_by_hand_after_the_proof_then_re_drained_needs_a_new_proof(
     make_world: Callable[..., World],
 ) -> None:
@@ -198,12 +182,14 @@ def test_region_b_served_by_hand_after_the_proof_then_re_drained_needs_a_new_pro
     _serve_region_b(world)  # out of band: neither the runbook nor the program
     assert world.asg(REGION_B)[1] > 0
     _dr_update(world, "drain")
+    assert _promotion_refusal(world) is not None, (
+        "the switch-writer update is allowed on a proof taken before region B took writes again"
+    )
 
     said = drain_proof.prove_drain(ctx, clients, PARAMS)
-    assert "already proven" not in said and _promotion_refusal(world) is not None, (
-        f"latch switch-writer: {said!r}; the switch-writer update is allowed on a proof taken before "
-        "region B took writes again"
-    )
+    # A new measurement after this drain (not the old proof's answer), for this drain only.
+    assert "already proven" not in said and "measured after the drain" in said, said
+    assert _journal(world)[DRAIN_PROOF_MARK]["drains"] == 2 and _promotion_refusal(world) is None
 
 
 class _StallThenFailover:
@@ -243,14 +229,6 @@ class _StallThenFailover:
         self.fired.append(report.format_table())
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "B27-3 open: the proof's 120 s lock lease is neither refreshed nor checked before its journal write; "
-        "a failover that took the expired lock and gave region B its web tier back is followed by the "
-        "proof's write, so the switch-writer update promotes beside region B serving"
-    ),
-)
 def test_a_proof_whose_lock_expired_writes_nothing(make_world: Callable[..., World]) -> None:
     """One writer, single flight. The proof's last look and its write are meant to be atomic with respect to
     a failover's scale_web_tier (drain_proof.py step 4: "a failover's scale_web_tier cannot run between this
@@ -319,14 +297,6 @@ def test_held_every_call_of_the_proof_is_allowed_by_the_break_glass_policy(
     assert denied == []
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "B27-3 open: PROOF_LOCK_SECONDS (120 s) is shorter than one region-B call may take with the "
-        "runbook's own client settings (budget.call_seconds(DR_SETTINGS): 386 s), so a live proof can lose "
-        "its lock inside its last look and its write (lambdas/failover/budget.py: the lease must outlast it)"
-    ),
-)
 def test_the_proof_s_lock_lease_outlasts_its_critical_section() -> None:
     """Single flight. lambdas/failover/budget.py: the lock's expiry "must outlast the longest stretch a live
     run may go without refreshing it, so a slow but live run never loses its lock", and one AWS call may
@@ -376,14 +346,6 @@ def test_the_switch_writer_update_is_refused_while_region_b_serves_in_aws(
     )
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "B27-4 open: a switch-writer update half-applied by the code before fix27 (replica promoted, no proof "
-        "then) cannot be re-run after the upgrade: the program wants a proof and latch switch-writer refuses "
-        "one for a promoted instance (NotReplicating), although nothing is left to promote"
-    ),
-)
 def test_a_switch_writer_half_applied_before_the_upgrade_can_be_re_run(
     make_world: Callable[..., World],
 ) -> None:
