@@ -691,7 +691,8 @@ def _phases(phase: str) -> tuple[str, ...]:
 
 def write_latch(runbook: Mapping[str, Any], action: str) -> str:
     """The failover latch with boto3 (``pulumi up`` never writes it): ``activate`` before a declared
-    failover's update, ``switch-writer`` (Aurora's writer move) before that phase, ``release`` before
+    failover's update, ``switch-writer`` before that phase (Aurora's writer move; rds-replica's zero-lag
+    proof, refused with CloudError when it cannot be made), ``release`` before
     ``route-back`` (refused, CloudError, unless region A holds the writer). See ``automation.latch_cli``.
     """
     import boto3
@@ -705,9 +706,12 @@ def write_latch(runbook: Mapping[str, Any], action: str) -> str:
     if action == "activate":
         return "; ".join(activate(ctx, clients, reason="automation cloud failover"))
     if action == "switch-writer":
-        if ctx.database_mode != "aurora-global":
-            return "rds-replica: the switch-writer update promotes region A's replica"
-        return "; ".join(switch_writer(ctx, clients, reason="automation cloud failback")[1])
+        # rds-replica: the zero-lag proof the switch-writer update's promotion needs; aurora-global: the
+        # switchover. Refused: nothing moved, and the update after it would be refused (break26 B26-2).
+        moved, lines = switch_writer(ctx, clients, reason="automation cloud failback")
+        if not moved and ctx.database_mode != "aurora-global":
+            raise CloudError("; ".join(lines))
+        return "; ".join(lines)
     done, lines = release(ctx, clients, reason="automation cloud failback")
     if not done:
         raise CloudError("; ".join(lines))
@@ -718,6 +722,7 @@ def _failback_phase(session: _Session, phase: str) -> None:
     dr, primary = session.stacks.dr, session.stacks.primary
     if phase == "switch-writer":
         # Aurora: the program cannot move the writer; the runbook's switch_writer step does.
+        # rds-replica: the update promotes region A's replica, once this proved zero lag after the drain.
         session.latch(dr, "switch-writer")
     if phase == "route-back":
         # The latch is what Route 53 follows, and pulumi up never writes it (components/failover.py).

@@ -15,10 +15,13 @@ the runbook's own steps (``lambdas.failover.steps``), so the format is the runbo
   writes once that update has lit it (rds-replica: the update promotes the replica, at zero lag
   since region A no longer gets traffic; aurora-global: the writer moved before the switch, by a
   switchover, or ``--unplanned`` a managed failover when region A does not answer). Idempotent;
-- ``switch-writer`` (aurora-global): the failback's writer move, before ``dr:failback
-  switch-writer``: the runbook's ``switch_writer`` step (a switchover to region A, which waits for
-  it to catch up: nothing acknowledged is lost). The program cannot move an Aurora writer itself;
-  in rds-replica mode the ``switch-writer`` update promotes region A's replica instead. When AWS
+- ``switch-writer``: before ``dr:failback switch-writer``. rds-replica: that update promotes region
+  A's failback replica, and it is refused without the proof this writes
+  (``lambdas/failover/drain_proof.py``): region B seen drained in AWS, then the replica at zero lag
+  from datapoints taken after the drain (minutes: the ALB's 300 s deregistration delay, then two
+  zero-lag minutes). aurora-global: the failback's writer move, the runbook's ``switch_writer``
+  step (a switchover to region A, which waits for it to catch up: nothing acknowledged is lost);
+  the program cannot move an Aurora writer itself. When AWS
   refuses or cancels the switchover and region B still holds the writer with nothing moving it, the
   step's writer-move mark is withdrawn (as the failback's ``restore_dr`` does), so ``dr:failback
   switch-writer`` stays refused; the refusal is one line, exit status 1;
@@ -50,7 +53,7 @@ from automation.runbook_cli import (
     add_deployment_arguments,
     connect,
 )
-from lambdas.failover import steps
+from lambdas.failover import drain_proof, steps
 from lambdas.failover.clients import Clients
 from lambdas.failover.context import ContextError, RunbookContext
 from lambdas.failover.exceptions import StepFailed
@@ -183,12 +186,18 @@ def activate(ctx: RunbookContext, clients: Clients, *, reason: str | None, plann
 
 
 def switch_writer(ctx: RunbookContext, clients: Clients, *, reason: str | None) -> tuple[bool, list[str]]:
-    """Aurora: the runbook's switch_writer step (switchover to region A); (done, lines)."""
+    """Before ``dr:failback switch-writer``; (done, lines). Aurora: the runbook's switch_writer step
+    (switchover to region A). rds-replica: the zero-lag proof the update's promotion needs
+    (lambdas/failover/drain_proof.py): region B drained, then region A's failback instance at zero lag
+    measured after the drain; the update then promotes it."""
     if ctx.database_mode != "aurora-global":
-        return False, [
-            "refused: rds-replica: the dr:failback switch-writer update promotes region A's replica; "
-            "nothing to run here"
-        ]
+        try:
+            return True, [f"prove_drain: {drain_proof.prove_drain(ctx, clients, {'reason': reason})}"]
+        except StepFailed as exc:
+            return False, [
+                f"refused: {exc.reason}. dr:failback switch-writer stays refused (no zero-lag proof); nothing "
+                "was changed"
+            ]
     try:
         result = steps.switch_writer(ctx, clients, {"reason": reason or "IaC failback", "wait": True})
     except StepFailed as exc:

@@ -50,6 +50,7 @@ from automation.lifecycle_tables import (
     Change,
     rejected,
 )
+from lambdas.failover.journal import DRAIN_PROOF_MARK as DRAIN_PROOF
 from lambdas.failover.names import (
     FAILBACK_STAMP_TAG,
     WRITER_BACK_PHASES,
@@ -964,8 +965,10 @@ class Lifecycle:
             if refused is not None:
                 return refused.replace("the runbook's failover refused", "latch activate refused", 1)
         if step.action == "activate":
-            # steps.declare_failover_hold: the declared failover holds region A without fencing it.
+            # steps.declare_failover_hold: the declared failover holds region A without fencing it; a
+            # new failover, so no earlier drain's zero-lag proof holds.
             w.journal.setdefault("failoverDeclaredAt", w.now())
+            w.journal.pop(DRAIN_PROOF, None)
             if not latch_kept:
                 self._write_latch(_runbook_latch("active", "declared failover", w.now()))
             if mode == "aurora-global":
@@ -978,7 +981,8 @@ class Lifecycle:
                 if Latch.parse(self.latch_value()).active:
                     w.journal.setdefault("writerMoveRequestedAt", w.now())
                 w.global_failover(ctx["primaryClusterId"])
-            return
+                return None
+            return self._prove_drain(ctx, dr_asg)
         if step.action == "failover" and mode == "rds-replica":
             refused = self._failover_refusal(ctx)
             if refused is not None:
@@ -991,7 +995,9 @@ class Lifecycle:
             # Region A unreachable: the fence is pending until it answers (steps.fence_primary).
             w.journal.setdefault("fencePending", w.now())
         if step.action == "failover":
-            w.journal.pop("drStoppedAt", None)  # scale_web_tier: region B takes writes again
+            # scale_web_tier: region B takes writes again; no zero-lag proof of a drain holds (B26-3).
+            w.journal.pop("drStoppedAt", None)
+            w.journal.pop(DRAIN_PROOF, None)
             cap = ctx["drCapacity"]
             dr_asg.update(minSize=cap["min"], maxSize=cap["max"], desiredCapacity=cap["desired"])
         if mode == "rds-replica":
@@ -1013,6 +1019,44 @@ class Lifecycle:
             w.switch_metric = 1.0
             if not latch_kept:
                 self._write_latch(_runbook_latch("active", "failover", w.now()))
+
+    def _prove_drain(self, ctx: Mapping[str, Any], dr_asg: Mapping[str, Any]) -> str | None:
+        """rds-replica ``python -m automation latch switch-writer`` (lambdas/failover/drain_proof.py): its
+        refusal, or None once it wrote the zero-lag proof the switch-writer update needs. The proof needs
+        the failback record's ``drain`` (or ``switch-writer``) under the active latch, region B's web tier
+        at zero in AWS (what the runbook changed out of band included) and region A's failback instance
+        replicating from region B's. The harness's world replicates without lag: once region B is
+        drained, the wait for zero lag ends (the moto world measures it: tests/automation/test_drain_proof.py).
+        """
+        from components.failover import Latch, PhaseRecord
+
+        w = self.world
+        refused = "latch switch-writer refused (prove_drain): "
+        latch = Latch.parse(self.latch_value())
+        if not latch.active:
+            return refused + "the latch is not active: no failover to fail back from"
+        raw = (self.live("dr", "aws:ssm/parameter:Parameter", "dr-failback-phase") or {}).get("value")
+        record = PhaseRecord.parse(str(raw) if raw else None)
+        if (
+            record is None
+            or record.unreadable
+            or record.phase not in ("drain", "switch-writer")
+            or record.latch_since != latch.since
+        ):
+            return refused + f"the failback record says {record}, not dr:failback drain under this latch"
+        if asg_capacity(dr_asg) > 0:
+            return refused + f"region B is not drained (web tier {asg_capacity(dr_asg)})"
+        primary, dr = str(ctx["primaryDbInstanceId"]), str(ctx["drDbInstanceId"])
+        failback = w.dbs.get(current_failback_id(primary, dr))
+        if failback is None or failback.source != dr:
+            return refused + f"region A's failback instance is not a replica of {dr}"
+        w.journal[DRAIN_PROOF] = {
+            "latchSince": latch.since,
+            "drains": record.drains,
+            "at": w.now(),
+            "instance": failback.ident,
+        }
+        return None
 
     def _failover_refusal(self, ctx: Mapping[str, Any]) -> str | None:
         """The rds-replica failover's refusal at ``confirm_primary_down`` (nothing changed), or None:
@@ -1184,7 +1228,13 @@ class Lifecycle:
             cap = ctx["primaryCapacity"]
             primary_asg.update(minSize=cap["min"], maxSize=cap["max"], desiredCapacity=cap["desired"])
         # steps.end_failover_hold: the failover's marks and the writer move end with the hold.
-        for mark in ("fencePending", "primaryStoppedAt", "failoverDeclaredAt", "writerMoveRequestedAt"):
+        for mark in (
+            "fencePending",
+            "primaryStoppedAt",
+            "failoverDeclaredAt",
+            "writerMoveRequestedAt",
+            DRAIN_PROOF,
+        ):
             w.journal.pop(mark, None)
         w.switch_metric = 0.0
         self._write_latch(_runbook_latch("standby", "latch release", w.now()))

@@ -2,8 +2,9 @@
 
 Pure data (:mod:`automation.lifecycle` runs them). Each follows the README's documented procedure:
 a declared failover is ``python -m automation latch activate`` (Aurora: the runbook's promote step
-moves the writer) then ``dr:active true``; IaC failback is ``dr:failback`` one phase at a time (Aurora:
-``python -m automation latch switch-writer`` before ``switch-writer``), with
+moves the writer) then ``dr:active true``; IaC failback is ``dr:failback`` one phase at a time
+(``python -m automation latch switch-writer`` before ``switch-writer``: Aurora's switchover,
+rds-replica's zero-lag proof), with
 ``python -m automation latch release`` before ``route-back``, then ``complete`` with
 ``dr:active false``, then ``dr:failback`` is removed for the routine update and the primary stack is
 updated last (``automation.cloud.failback``).
@@ -19,6 +20,10 @@ from components.config import DATABASE_MODES, FAILBACK_PHASES
 
 MODES = DATABASE_MODES
 PRIMARY_FOLLOWS_WRITER = "region A's application follows the writer: pulumi up -s primary"
+LATCH_SWITCH_WRITER = {
+    "aurora-global": "Aurora: python -m automation latch switch-writer",
+    "rds-replica": "zero lag after the drain: python -m automation latch switch-writer",
+}
 
 
 def _db(mode: str, **extra: Any) -> dict[str, Any]:
@@ -52,9 +57,10 @@ def runbook_failover() -> list[Step]:
 def iac_failback(mode: str) -> list[Step]:
     steps: list[Step] = []
     for phase in FAILBACK_PHASES[:-1]:
-        if phase == "switch-writer" and mode == "aurora-global":
-            # The program cannot move an Aurora writer: the runbook's switch_writer step does.
-            steps.append(Runbook("switch-writer", "Aurora: python -m automation latch switch-writer"))
+        if phase == "switch-writer":
+            # Aurora: the program cannot move the writer; the runbook's switch_writer step does.
+            # rds-replica: the update promotes region A's replica once this proved zero lag after the drain.
+            steps.append(Runbook("switch-writer", LATCH_SWITCH_WRITER[mode]))
         if phase == "route-back":
             # pulumi up never writes the latch: route-back runs once it is released (README, "Failing back").
             steps.append(Runbook("release", "latch release: python -m automation latch release"))

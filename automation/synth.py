@@ -545,18 +545,23 @@ def synthesize_as_procedure(stack: str, overrides: Mapping[str, Any], **kwargs: 
 
 
 def procedure_journal(values: Mapping[str, Any], latch: str | None) -> str | None:
-    """The run journal the documented procedure leaves before aurora-global ``dr:failback switch-writer``:
-    ``python -m automation latch switch-writer`` ran the runbook's switchover, which writes its writer-move
-    mark first (components/failover.py ``refuse_unmoved_aurora_writer``). None (not written) otherwise."""
-    from components.failover import JOURNAL_WRITER_MOVE, Latch
+    """The run journal the documented procedure leaves before ``dr:failback switch-writer``: ``python -m
+    automation latch switch-writer`` ran first. aurora-global: the runbook's switchover, which writes its
+    writer-move mark first (components/failover.py ``refuse_unmoved_aurora_writer``); rds-replica: the
+    zero-lag proof for the drain :func:`procedure_record` names (``refuse_unproven_failback_promotion``).
+    None (not written) otherwise."""
+    from components.failover import JOURNAL_DRAIN_PROVEN, JOURNAL_WRITER_MOVE, Latch
 
     database = values.get("pilotlight:database") or {}
     if isinstance(database, str):  # a stack's flattened config holds objects as JSON (merge_overrides)
         database = json.loads(database)
     mode = database.get("mode") if isinstance(database, Mapping) else None
-    if mode != "aurora-global" or values.get("dr:failback") != "switch-writer" or not latch:
+    if values.get("dr:failback") != "switch-writer" or not latch:
         return None
-    return json.dumps({JOURNAL_WRITER_MOVE: Latch.parse(latch).since})
+    since = Latch.parse(latch).since
+    if mode == "aurora-global":
+        return json.dumps({JOURNAL_WRITER_MOVE: since})
+    return json.dumps({JOURNAL_DRAIN_PROVEN: {"latchSince": since, "drains": 1, "at": since}})
 
 
 def procedure_record(values: Mapping[str, Any], latch: str | None) -> str | None:
@@ -571,7 +576,10 @@ def procedure_record(values: Mapping[str, Any], latch: str | None) -> str | None
     if phase not in FAILBACK_PHASES or FAILBACK_PHASES.index(phase) == 0:
         return None
     since = Latch.parse(latch).since if latch else None
-    return PhaseRecord(FAILBACK_PHASES[FAILBACK_PHASES.index(phase) - 1], since).to_json()
+    before = FAILBACK_PHASES[FAILBACK_PHASES.index(phase) - 1]
+    # One drain so far (components/failover.py drains_recorded) once the phase before is drain or later.
+    drained = FAILBACK_PHASES.index(before) >= FAILBACK_PHASES.index("drain")
+    return PhaseRecord(before, since, drains=1 if drained else 0).to_json()
 
 
 def synthesize(

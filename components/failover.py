@@ -156,6 +156,11 @@ class PhaseRecord:
     phase: str | None
     latch_since: str | None
     unreadable: bool = False
+    drains: int = 0
+    """How many times an update under this latch drained region B (``drain`` after a phase that kept it
+    serving): the zero-lag proof before the rds-replica writer move names the drain it measured
+    (:func:`refuse_unproven_failback_promotion`), so a proof taken before region B served again proves
+    nothing about the writes it took since."""
 
     @classmethod
     def parse(cls, raw: str | None) -> PhaseRecord | None:
@@ -168,12 +173,18 @@ class PhaseRecord:
             phase = data.get("phase")
             if phase is not None and phase not in FAILBACK_PHASES:
                 raise ValueError(phase)
-            return cls(phase, data.get("latchSince"))
+            drains = data.get("drains", 0)
+            if not isinstance(drains, int) or isinstance(drains, bool) or drains < 0:
+                raise ValueError(drains)
+            return cls(phase, data.get("latchSince"), drains=drains)
         except (json.JSONDecodeError, AttributeError, ValueError):
             return cls("switch-writer", None, unreadable=True)
 
     def to_json(self) -> str:
-        return json.dumps({"phase": self.phase, "latchSince": self.latch_since})
+        value: dict[str, Any] = {"phase": self.phase, "latchSince": self.latch_since}
+        if self.drains:
+            value["drains"] = self.drains
+        return json.dumps(value)
 
 
 @dataclass(frozen=True)
@@ -197,6 +208,7 @@ class DesiredTier:
     after_failover: bool = False
     # What the dr stack records of this update (the phase and the latch it ran under): PhaseRecord.
     latch_since: str | None = None
+    drains: int = 0
 
     @property
     def region_b_serves(self) -> bool:
@@ -442,11 +454,90 @@ def decide(
     tier = _decide(flags, primary, database_mode=database_mode, latch=latch, warm_pool=warm_pool)
     # Only a failback phase is tied to its failover's latch: a failover itself (no phase) records
     # nothing that changes with the latch, so `dr:active true` stays a capacity-only diff.
-    tier = dataclasses.replace(tier, latch_since=latch.since if tier.failback_phase else None)
+    tier = dataclasses.replace(
+        tier,
+        latch_since=latch.since if tier.failback_phase else None,
+        drains=drains_recorded(previous, tier),
+    )
     refuse_step_back(previous, tier, latch)
     refuse_phase_skip(previous, tier, latch)
     refuse_failback_instance_drop(previous, tier, database_mode)
     return tier
+
+
+JOURNAL_DRAIN_PROVEN = "failbackDrainProven"
+"""rds-replica IaC failback: written by ``python -m automation latch switch-writer`` once it saw region B
+drained and region A's failback instance at zero lag measured after that drain; withdrawn by a failover
+(which gives region B its writes back) and by ``latch release`` (lambdas/failover/journal.py
+``DRAIN_PROOF_MARK``). ``{"latchSince", "drains", "at", "instance"}``."""
+
+
+def drains_recorded(previous: PhaseRecord | NotRead | None, tier: DesiredTier) -> int:
+    """The ``drains`` this update records (:attr:`PhaseRecord.drains`): one more than the record before for
+    every ``drain`` update, the record's count for the other phases, whatever the latch: a count that never
+    goes back, so a zero-lag proof names exactly one drain update. Every drain update counts, not only one
+    after a phase that served region B: region B may have served since the last record without any record
+    saying so (a ``replicate`` update that stopped after region B's changes and before its record, which
+    depends on them; region B scaled by hand), and the documented remedy for either is to drain again
+    (break27 B27-1, B27-2). An update without a phase records ``latchSince`` null, so a count kept per
+    latch would start again there; the proof is bound to the latch besides
+    (:func:`refuse_unproven_failback_promotion`)."""
+    if isinstance(previous, NotRead):
+        return 0
+    prior = previous.drains if previous is not None and not previous.unreadable else 0
+    return prior + 1 if tier.failback_phase == "drain" else prior
+
+
+def refuse_unproven_failback_promotion(
+    previous: PhaseRecord | None, tier: DesiredTier, latch: Latch, journal: Journal, database_mode: str
+) -> None:
+    """Raise :class:`FailoverRefused` when rds-replica ``dr:failback switch-writer`` would promote region
+    A's failback instance with no proof that it holds every write region B acknowledged (break26 B26-2,
+    B26-3).
+
+    docs/safety.md, "Nothing acknowledged is lost": on a planned change the writer moves only at zero lag
+    measured after writes stopped. This update promotes region A's replica (``replicate_source_db``
+    removed: PromoteReadReplica), and a promoted replica keeps what had replicated when the promotion was
+    asked and never replicates again ("A promoted read replica ... can't be made a read replica again":
+    https://docs.aws.amazon.com/AmazonRDS/latest/UserGuide/USER_ReadRepl.Promote.html, which says to stop
+    the writes and wait for the replica to catch up first). A program cannot wait for CloudWatch
+    datapoints, and the state it plans against does not see what the runbook changed out of band (no
+    refresh: a failover that gave region B its web tier back after the drain). So the update needs the
+    proof ``python -m automation latch switch-writer`` writes (:data:`JOURNAL_DRAIN_PROVEN`): region B
+    seen drained, then zero lag from datapoints taken after that, under this latch and for the drain the
+    record names (:attr:`PhaseRecord.drains`; a failover in between withdraws it).
+    """
+    if database_mode == "aurora-global" or tier.failback_phase != "switch-writer" or not latch.active:
+        return
+    proof = journal.get(JOURNAL_DRAIN_PROVEN) if journal is not None else None
+    drains = previous.drains if previous is not None and not previous.unreadable else None
+    if (
+        isinstance(proof, Mapping)
+        and drains is not None
+        and previous is not None
+        and previous.latch_since == latch.since
+        and proof.get("latchSince") == latch.since
+        and proof.get("drains") == drains
+    ):
+        return
+    if isinstance(proof, Mapping) and proof.get("latchSince") == latch.since:
+        why = (
+            f"the zero-lag proof in the run journal ({JOURNAL_DRAIN_PROVEN}, at {proof.get('at')}) is for drain "
+            f"{proof.get('drains')} and the failback record says drain {drains}: region B served again since"
+        )
+    elif journal is None:
+        why = "the run journal (SSM, region B) cannot be read, so it is no proof"
+    else:
+        why = f"the run journal has no zero-lag proof ({JOURNAL_DRAIN_PROVEN}) for this drain"
+    raise FailoverRefused(
+        f"dr:failback switch-writer is refused: {why}. This update promotes region A's failback replica, which "
+        "keeps only what had replicated when it is promoted: every write region B acknowledged and had not "
+        "shipped would be lost. Run `python -m automation latch switch-writer --outputs runbook.json` first: "
+        "it checks that region B is drained and waits for zero replica lag measured after the drain, then "
+        "records the proof; then run this update again (`python -m automation cloud failback` does both). "
+        "If a failover gave region B its capacity back since the drain, re-drain it first: "
+        '`pulumi up --refresh -s dr` with dr:failback drain (README, "Failing back").'
+    )
 
 
 def refuse_unmoved_aurora_writer(

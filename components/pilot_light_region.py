@@ -397,7 +397,7 @@ class PilotLightRegion(pulumi.ComponentResource):
             f"{name}-failback-phase",
             name=phase_record_parameter_name(cfg.latch_parameter_name),
             type="String",
-            value=PhaseRecord(tier.failback_phase, tier.latch_since).to_json(),
+            value=PhaseRecord(tier.failback_phase, tier.latch_since, drains=tier.drains).to_json(),
             description="pilotlight failback record: the dr:failback phase the last pulumi up -s dr applied",
             opts=pulumi.ResourceOptions(parent=self, depends_on=after),
         )

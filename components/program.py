@@ -155,6 +155,7 @@ def run(cfg: StackConfig) -> dict[str, Any]:
     # unreadable journal under an active latch is refused whatever the update does).
     failover.refuse_dr_update(latch, journal, journal_parameter=journal_parameter(cfg), tier=tier)
     failover.refuse_unmoved_aurora_writer(previous, tier, latch, journal, cfg.database.mode)
+    failover.refuse_unproven_failback_promotion(previous, tier, latch, journal, cfg.database.mode)
     dr = PilotLightRegion(
         "dr",
         PilotLightRegionArgs(config=cfg, primary=primary, tier=tier, primary_provider=regional.primary),

@@ -16,7 +16,7 @@ from lambdas.failover.clients import Clients
 from lambdas.failover.context import Capacity, RunbookContext
 from lambdas.failover.exceptions import StepFailed
 from lambdas.failover.failback import _writer_never_left_a
-from lambdas.failover.journal import _journal, read_journal
+from lambdas.failover.journal import _forget_drain_proof, _journal, read_journal
 from lambdas.failover.regressions import Regression
 from lambdas.failover.stepkit import (
     StepResult,
@@ -51,6 +51,9 @@ def scale_web_tier(ctx: RunbookContext, clients: Clients, params: Mapping[str, A
     step = "scale_web_tier"
     if read_journal(clients, ctx).get("drStoppedAt"):
         _journal(clients, ctx, drStoppedAt=None)  # region B takes writes again
+    # Before region B takes writes again: an IaC failback's zero-lag proof of its drain no longer holds
+    # (break26 B26-3; components/failover.py refuse_unproven_failback_promotion).
+    _forget_drain_proof(clients, ctx)
     wanted = ctx.dr_capacity
     current = _asg_capacity(_asg(clients, "dr", ctx.dr_asg_name, step))
     desired = wanted.desired
@@ -72,6 +75,7 @@ def scale_web_tier(ctx: RunbookContext, clients: Clients, params: Mapping[str, A
 @_step
 def enable_functions(ctx: RunbookContext, clients: Clients, params: Mapping[str, Any]) -> StepResult:
     """Lift the DR functions' reserved concurrency 0 and enable their event source mappings."""
+    _forget_drain_proof(clients, ctx)  # region B takes writes again (scale_web_tier)
     changed: list[str] = []
     for name in ctx.dr_function_names:
         if _reserved_concurrency(clients, "dr", name) == 0:

@@ -24,6 +24,7 @@ from lambdas.failover.fencing import _writer_moved_back, fence_region_a, keep_un
 from lambdas.failover.journal import (
     PROMOTION_MARK,
     WRITER_MOVE_MARK,
+    _forget_drain_proof,
     _iac_failback_phase,
     _journal,
     _promotion_requested,
@@ -580,6 +581,7 @@ def _undo_drain(ctx: RunbookContext, clients: Clients, step: str) -> list[str]:
         return []
     if "drStoppedAt" in read_journal(clients, ctx):
         _journal(clients, ctx, drStoppedAt=None)
+    _forget_drain_proof(clients, ctx)  # region B takes writes again (capacity.scale_web_tier)
     changes: list[str] = []
     changed, before = _set_asg(clients, "dr", ctx.dr_asg_name, ctx.dr_capacity, step)
     if changed:

@@ -190,8 +190,10 @@ releases the switch to region A (``lambdas/health_check/probe.py`` reads the sam
 def declare_failover_hold(clients: Clients, ctx: RunbookContext) -> bool:
     """Set ``failoverDeclaredAt`` (a declared failover, ``python -m automation latch activate``, holds
     region A without fencing it) unless it is set; returns whether it was set now."""
-    # A new failover: no earlier failback's writer move speaks for region A any more.
+    # A new failover: no earlier failback's writer move speaks for region A any more, and region B
+    # takes writes again, so no zero-lag proof of a drain before it holds.
     _forget_writer_move(clients, ctx)
+    _forget_drain_proof(clients, ctx)
     if read_journal(clients, ctx).get("failoverDeclaredAt"):
         return False
     _journal(clients, ctx, failoverDeclaredAt=_now(clients))
@@ -202,7 +204,9 @@ def end_failover_hold(clients: Clients, ctx: RunbookContext) -> list[str]:
     """Clear ``FAILOVER_MARKS`` once region A is known to hold the writer (``python -m automation latch
     release`` checks it from AWS state first: the IaC failback gives region A back by its updates,
     not by ``unfence_primary``); returns the marks cleared."""
-    marks = [m for m in (*FAILOVER_MARKS, WRITER_MOVE_MARK) if read_journal(clients, ctx).get(m)]
+    marks = [
+        m for m in (*FAILOVER_MARKS, WRITER_MOVE_MARK, DRAIN_PROOF_MARK) if read_journal(clients, ctx).get(m)
+    ]
     if marks:
         _journal(clients, ctx, **dict.fromkeys(marks))
     return marks
@@ -239,6 +243,24 @@ def _forget_writer_move(clients: Clients, ctx: RunbookContext) -> bool:
     if not read_journal(clients, ctx).get(WRITER_MOVE_MARK):
         return False
     _journal(clients, ctx, **{WRITER_MOVE_MARK: None})
+    return True
+
+
+DRAIN_PROOF_MARK = "failbackDrainProven"
+"""rds-replica IaC failback: ``python -m automation latch switch-writer`` writes it once it saw region B
+drained and region A's failback instance at zero lag measured after that drain
+(``lambdas/failover/drain_proof.py``): ``{"latchSince", "drains", "at", "instance"}``. The dr stack's
+``dr:failback switch-writer`` update, which promotes that instance, is refused without it
+(components/failover.py ``refuse_unproven_failback_promotion``). Withdrawn by whatever gives region B
+its writes back or ends the failover: a failover (``fence_primary``, ``latch activate``) and ``latch
+release`` (``end_failover_hold``)."""
+
+
+def _forget_drain_proof(clients: Clients, ctx: RunbookContext) -> bool:
+    """Drop ``DRAIN_PROOF_MARK``; returns whether it was set."""
+    if not read_journal(clients, ctx).get(DRAIN_PROOF_MARK):
+        return False
+    _journal(clients, ctx, **{DRAIN_PROOF_MARK: None})
     return True
 
 

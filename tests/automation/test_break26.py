@@ -60,16 +60,6 @@ def test_b26_held_after_a_completed_runbook_failback_latch_activate_and_the_fail
     )
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "B26-2 open: `python -m automation cloud failback all` (and `--phase switch-writer`) runs the rds-replica "
-        "switch-writer update, which promotes region A's replica, straight after the drain update, with nothing "
-        "between them that proves zero replica lag after region B's writes stopped (the `latch switch-writer` "
-        "step it runs is a no-op in rds-replica: cloud.write_latch); the program's update reads no lag either "
-        "(components/failover.py decide): docs/safety.md no_loss breaks on the documented IaC failback"
-    ),
-)
 def test_b26_2_cloud_failback_proves_zero_lag_after_the_drain_before_it_moves_the_writer(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
@@ -83,23 +73,41 @@ def test_b26_2_cloud_failback_proves_zero_lag_after_the_drain_before_it_moves_th
     asynchronous (``ReplicaLag``:
     https://docs.aws.amazon.com/AmazonRDS/latest/UserGuide/USER_ReadRepl.Monitoring.html), so every write
     region B acknowledged before the drain and had not shipped is lost to the application when the promotion
-    comes right after the drain. ``cloud failback all`` runs exactly that sequence. The runbook's own
-    failback waits for zero lag after its drain (``lossless``); the IaC one does not."""
+    comes right after the drain. ``cloud failback all`` now runs ``latch switch-writer`` (the zero-lag proof,
+    lambdas/failover/drain_proof.py: tests/automation/test_drain_proof.py) between the drain's update and the
+    switch-writer update, and stops, with no switch-writer update, when the proof is refused."""
     from tests.automation.test_cloud import FakeBackend, _outputs
 
-    backend = FakeBackend(existing=("primary", "dr"))
-    backend.stacks["dr"].config["dr:active"] = "true"
-    _outputs(backend)
-    latch: list[str] = []
-    monkeypatch.setattr(cloud, "write_latch", lambda runbook, action: latch.append(action) or action)
+    def run(refuse: bool) -> tuple[list[str | None], list[str], list[str]]:
+        backend = FakeBackend(existing=("primary", "dr"))
+        backend.stacks["dr"].config["dr:active"] = "true"
+        _outputs(backend)
+        latch: list[str] = []
 
-    steps = cloud.failback(phase="all", stack_factory=backend, on_output=lambda _: None)
+        def write_latch(runbook: object, action: str) -> str:
+            latch.append(action)
+            if refuse and action == "switch-writer":
+                raise cloud.CloudError("refused: region B is not drained")
+            return action
 
-    at_up = [c.config.get("dr:failback") for c in backend.log if c.stack == "dr" and c.method == "up"]
+        monkeypatch.setattr(cloud, "write_latch", write_latch)
+        steps: list[str] = []
+        try:
+            done = cloud.failback(phase="all", stack_factory=backend, on_output=lambda _: None)
+            steps = [f"{s.operation} {s.stack}" for s in done]
+        except cloud.CloudError:
+            pass
+        at_up = [c.config.get("dr:failback") for c in backend.log if c.stack == "dr" and c.method == "up"]
+        return at_up, latch, steps
+
+    at_up, latch, steps = run(refuse=False)
     assert at_up[1:3] == ["drain", "switch-writer"], at_up
-    ups = [i for i, s in enumerate(steps) if (s.stack, s.operation) == ("dr", "up")]
-    between = [s.operation for s in steps[ups[1] + 1 : ups[2]]]
-    assert any("lag" in op for op in between), (
-        f"between the drain's update and the switch-writer update that promotes region A's replica, "
-        f"`cloud failback all` runs only {between} (latch actions {latch}): nothing proves zero lag"
+    between = steps[steps.index("up dr") + 1 :]
+    between = between[between.index("up dr") + 1 : between.index("up dr", between.index("up dr") + 1)]
+    assert between == ["latch switch-writer dr"], (
+        f"between the drain's update and the switch-writer update `cloud failback all` runs {between}"
+    )
+    at_up, latch, _ = run(refuse=True)
+    assert at_up == ["replicate", "drain"] and latch == ["switch-writer"], (
+        f"a refused proof stops the failback before the promotion: updates {at_up}, latch actions {latch}"
     )

@@ -96,7 +96,7 @@ def test_bl21_8_a_failback_phase_after_switch_writer_cannot_go_back_to_one_that_
             *declared_failover(mode),
             Up("dr", "failback: replicate", {"dr:failback": "replicate"}),
             Up("dr", "failback: drain", {"dr:failback": "drain"}),
-            *([Runbook("switch-writer", "latch switch-writer")] if mode == "aurora-global" else []),
+            Runbook("switch-writer", "latch switch-writer"),
             Up("dr", "failback: switch-writer", {"dr:failback": "switch-writer"}),
             Up("dr", "back a phase: replicate", {"dr:failback": "replicate"}),
         ]

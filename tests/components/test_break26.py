@@ -49,16 +49,6 @@ def test_b26_1_the_harness_refuses_latch_activate_and_the_failover_after_a_runbo
     )
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "B26-3 open: a runbook failover run between the IaC drain and switch-writer (region A fails again "
-        "mid-failback) gives region B its web tier back out of band; the failover does not refuse under a "
-        "`drain` record (fencing: only WRITER_BACK_PHASES bind), and the switch-writer update, planned "
-        "against a state that still says drained (no refresh), neither re-drains region B nor refuses: it "
-        "promotes region A's replica with region B serving, two writers"
-    ),
-)
 def test_b26_3_switch_writer_after_a_failover_that_undid_the_drain_does_not_leave_two_writers() -> None:
     # one writer / nothing lost (docs/safety.md). The rds-replica `dr:failback switch-writer` update promotes
     # region A's failback instance (removing replicate_source_db: the provider's aws_db_instance docs) and
@@ -83,11 +73,17 @@ def test_b26_3_switch_writer_after_a_failover_that_undid_the_drain_does_not_leav
             RegionA(False, "region A fails again mid-failback"),
             Runbook("failover", "the runbook's failover after the IaC drain"),
             RegionA(True, "region A recovers"),
+            Runbook("switch-writer", "the zero-lag proof: python -m automation latch switch-writer"),
             Up("dr", "IaC failback phase switch-writer", {"dr:active": True, "dr:failback": "switch-writer"}),
         ]
     )
     failover = next(r for r in lc.results if r.label.startswith("the runbook's failover after the IaC drain"))
+    proof = next(r for r in lc.results if r.label.startswith("the zero-lag proof"))
     switch = next(r for r in lc.results if r.label.startswith("IaC failback phase switch-writer"))
+    # The proof sees region B serving in AWS (the stack's state still says drained) and refuses; without
+    # it the update refuses the promotion (components/failover.py refuse_unproven_failback_promotion).
+    assert proof.refused is not None and "region B is not drained" in proof.refused, proof.refused
+    assert switch.refused is not None and "zero-lag proof" in switch.refused, switch.refused
     dr_asg = lc.live("dr", "aws:autoscaling/group:Group", "dr-web-asg") or {}
     writers = sorted(d.ident for d in lc.world.dbs.values() if d.kind == "instance" and d.source is None)
     served = [f"step {r.index} ({r.label}): {v}" for r in lc.results for v in r.violations]
@@ -110,6 +106,8 @@ def test_b26_4_complete_after_a_second_cycle_s_runbook_failback_is_refused_as_in
 
     cycle_1 = []
     for p in ("replicate", "drain", "switch-writer", "route-back"):
+        if p == "switch-writer":
+            cycle_1.append(Runbook("switch-writer", "the zero-lag proof: latch switch-writer"))
         if p == "route-back":
             cycle_1.append(Runbook("release", "latch release"))
         cycle_1.append(Up("dr", f"IaC failback phase {p}", {"dr:active": True, "dr:failback": p}))

@@ -587,6 +587,7 @@ def test_a_runbook_failover_after_the_iac_switch_writer_is_refused_and_the_failb
         Up("dr", f"IaC failback phase {p}", {"dr:active": True, "dr:failback": p})
         for p in ("replicate", "drain", "switch-writer")
     ]
+    phases.insert(2, Runbook("switch-writer", "the zero-lag proof: latch switch-writer"))
     lc.run(
         [
             *deploy(RDS),
