@@ -516,7 +516,7 @@ def format_status(obs: Observation) -> str:
             + (
                 json.dumps(journal, sort_keys=True, default=str)
                 if journal
-                else f"missing (no parameter {_journal_name(ctx)})"
+                else f"empty (no parameter {_journal_name(ctx)})"
                 if obs.journal_missing
                 else "empty"
             )

@@ -176,6 +176,16 @@ def test_br25_4_a_deleted_journal_does_not_let_a_failover_serve_the_frozen_copy(
     said = plan["confirm_primary_down"]
     assert said.startswith("would be refused, changing nothing (JournalMissing)"), said
     assert "(JournalMissing)" in status and "writer in unknown" in status, status
+    # Nor does a declared failover launder the state: `latch activate` refuses the same way before it writes
+    # the journal's hold, which would let the next failover resume onto the frozen copy (as in B26-1).
+    from automation import latch_cli
+    from lambdas.failover.exceptions import StepFailed
+
+    with pytest.raises(StepFailed, match="does not exist") as refused:
+        latch_cli.activate(ctx, clients_for(world, unreachable(REGION_A)), reason="declared")
+    assert refused.value.code == "JournalMissing"
+    with pytest.raises(Exception, match="ParameterNotFound"):
+        world.client("ssm", REGION_B).get_parameter(Name=_journal_name(ctx))
 
 
 def test_br25_4_held_a_deleted_journal_does_not_refuse_a_failover_whose_region_b_still_replicates(
