@@ -642,11 +642,15 @@ def synthesize(
 
 
 def _root_cause(exc: BaseException) -> BaseException:
+    # A chain may loop: the SDK re-raises a failed registration's exception `from` the first one that
+    # failed (pulumi/runtime/stack.py wait_for_rpcs), the same object when it failed first.
     seen: BaseException = exc
+    visited = {id(exc)}
     while True:
         nxt = seen.__cause__ or seen.__context__
-        if nxt is None:
+        if nxt is None or id(nxt) in visited:
             return seen
+        visited.add(id(nxt))
         seen = nxt
 
 

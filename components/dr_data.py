@@ -7,6 +7,7 @@ IaC failback's replica in region A. aurora-global: the global database's seconda
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -217,7 +218,7 @@ class DrDatabaseArgs:
     kms_key_arn: pulumi.Output[str]
     primary_provider: pulumi.ProviderResource
     protect: bool = False
-    writer_move_after: list[pulumi.Resource] = field(default_factory=list)
+    writer_move_after: pulumi.Input[Sequence[pulumi.Input[pulumi.Resource]]] = field(default_factory=list)
 
 
 class DrDatabase(pulumi.ComponentResource):
@@ -625,9 +626,11 @@ class DrDataTierArgs:
     isolated_subnet_ids: list[pulumi.Output[str]]
     app_security_group_id: pulumi.Input[str]
     primary_provider: pulumi.ProviderResource
-    writer_move_after: list[pulumi.Resource] = field(default_factory=list)
-    """What region A's failback instance waits for when this update promotes it (the failback record,
-    written ahead of the writer move: :meth:`PilotLightRegion._failback_record`)."""
+    writer_move_after: pulumi.Input[Sequence[pulumi.Input[pulumi.Resource]]] = field(default_factory=list)
+    """What region A's failback instance waits for when this update promotes it: the failback record,
+    written ahead of the writer move (:meth:`PilotLightRegion._failback_record`), and region B's web and
+    api tiers, drained by the same update and declared after this tier (an output resolved once they
+    are: ``components/pilot_light_region.py`` ``_LateDependencies``)."""
 
 
 class DrDataTier(pulumi.ComponentResource):

@@ -60,6 +60,50 @@ def replica_lag_alarm(cfg: StackConfig, data: DrDataTier) -> tuple[str, str, pul
     return ("AuroraGlobalDBReplicationLag", "DBClusterIdentifier", data.database.cluster_id, bound * 1000.0)
 
 
+class _LateDependencies:
+    """A ``depends_on`` that names resources declared later in the program than its resource.
+
+    Region A's failback instance is declared with the data tier, before the web and api tiers, yet the
+    update that promotes it (rds-replica ``switch-writer``) must drain region B first: when the state
+    was refreshed after an out-of-band undrain (``pulumi up --refresh``), the same update drains region B
+    again, and the engine runs operations in parallel unless a dependency orders them
+    (https://www.pulumi.com/docs/iac/concepts/resources/options/dependson/,
+    https://www.pulumi.com/docs/iac/cli/commands/pulumi_up/ ``--parallel``). ``depends_on`` takes an
+    ``Input[Sequence[Input[Resource]]]`` (pulumi/pulumi#991; Python SDK ``ResourceOptions.depends_on``),
+    awaited before the resource is registered, so an output resolved later carries components declared
+    after it: ``pulumi.deferred_output`` (Python SDK 3.272, pulumi/output.py: "Creates an Output[T] whose
+    value can be later resolved from another Output[T] instance"; the same function in Node.js:
+    https://www.pulumi.com/docs/reference/pkg/nodejs/pulumi/pulumi/functions/deferredOutput.html).
+    Depending on a component depends on its children as they are when the dependency is resolved
+    (https://github.com/pulumi/pulumi/pull/7732: "The exact set of children depends on exactly when
+    the component resource is observed"): it is resolved once the components are fully constructed.
+    """
+
+    def __init__(self, first: list[pulumi.Resource]) -> None:
+        later: pulumi.Output[list[pulumi.Resource]]
+        later, self._resolve = pulumi.deferred_output()
+        self.depends_on: pulumi.Output[list[pulumi.Resource]] = later.apply(
+            lambda resources: [*first, *resources]
+        )
+
+    def declared(self, resources: list[pulumi.Resource]) -> None:
+        """The later resources are constructed: the dependent resource may register."""
+        self._resolve(pulumi.Output.from_input(resources))
+
+    def fail(self, error: BaseException) -> None:
+        """The program stopped before declaring them: the dependent resource is never registered (its
+        registration fails with the program's own error, the one the runtime then reports) rather than
+        registered without them, and the runtime, which waits for every registration before it reports
+        the program's error (pulumi/runtime/stack.py ``run_pulumi_func``), does not wait forever."""
+
+        def stop(_: object) -> list[pulumi.Resource]:
+            if isinstance(error, Exception):
+                raise error
+            raise RuntimeError(f"the program stopped before region B's drain was declared: {error!r}")
+
+        self._resolve(pulumi.Output.from_input(None).apply(stop))
+
+
 class PilotLightRegion(pulumi.ComponentResource):
     """Region B: network, replica data tier, dormant web and API tiers, the failover orchestrator."""
 
@@ -128,6 +172,10 @@ class PilotLightRegion(pulumi.ComponentResource):
         # runbook to read: :meth:`_failback_record`). The phase that moves the writer writes it first.
         writes_ahead = args.tier.failback_phase == "switch-writer" and args.tier.failback_replica
         record = self._failback_record(name, cfg, args.tier, after=[]) if writes_ahead else None
+        # What region A's promotion waits for in that update: the record, and region B's drain (the web
+        # tier, the functions and their event sources), declared below, after the data tier (break26,
+        # B26-5): see :class:`_LateDependencies`.
+        writer_move = _LateDependencies([record]) if record is not None else None
 
         # --- data tier (components/dr_data.py, components/storage.py) ---
         # The app tier's instances and functions join this group; the database admits only it.
@@ -143,82 +191,92 @@ class PilotLightRegion(pulumi.ComponentResource):
             tags={"Name": f"{cfg.prefix}-app"},
             opts=child,
         )
-        self.data = DrDataTier(
-            f"{name}-data",
-            DrDataTierArgs(
-                config=cfg,
-                primary=args.primary,
-                tier=args.tier,
-                vpc_id=self.network.vpc_id,
-                isolated_subnet_ids=self.network.isolated_subnet_ids,
-                app_security_group_id=self.app_security_group.id,
-                primary_provider=args.primary_provider,
-                writer_move_after=[record] if record is not None else [],
-            ),
-            child,
-        )
-        self.runbook_data = self.data.runbook_data
-        self.replica_bucket_arn = self.data.replica_bucket_arn
-        self.replica_kms_key_arn = self.data.replica_kms_key_arn
-        self.api_data_environment = self.data.api_environment
-        # --- end data tier ---
-
-        # --- app tier: deployed, dormant until the failover module says otherwise ---
-        tier = args.tier
-        self.web = WebTier(
-            f"{name}-web",
-            WebTierArgs(
-                region=cfg.dr_region,
-                role="dr",
-                app_name=cfg.app_name,
-                vpc_id=self.network.vpc_id,
-                public_subnet_ids=self.network.public_subnet_ids,
-                private_subnet_ids=self.network.private_subnet_ids,
-                capacity=tier.capacity,
-                instance_type=cfg.compute.instance_type,
-                ami_id=self.web_image_id(name, cfg),
-                warm_pool=tier.warm_pool,
-                certificate_arn=cfg.routing.dr_certificate_arn,
-                volume_size=cfg.compute.volume_size,
-                manage_desired=False,
-                extra_security_group_ids=[self.app_security_group.id],
-                tags=cfg.tag_map(),
-                iam_path=iam_path(cfg.prefix),
-            ),
-            child,
-        )
-        self.api = ApiTier(
-            f"{name}-api",
-            ApiTierArgs(
-                prefix=cfg.prefix,
-                region=cfg.dr_region,
-                role="dr",
-                enabled=tier.event_sources_enabled,
-                domain_name=f"api.{cfg.routing.domain}",
-                regional_domain_name=regional_api_name(cfg.dr_region, cfg.routing.domain),
-                certificate_arn=cfg.routing.dr_certificate_arn,
-                reserved_concurrency=tier.reserved_concurrency,
-                # The global table's replica in region B: same name, this region's ARN.
-                table_name=args.primary["tableName"],
-                table_arn=str(args.primary["tableArn"]).replace(
-                    f":{cfg.primary_region}:", f":{cfg.dr_region}:"
+        try:
+            self.data = DrDataTier(
+                f"{name}-data",
+                DrDataTierArgs(
+                    config=cfg,
+                    primary=args.primary,
+                    tier=args.tier,
+                    vpc_id=self.network.vpc_id,
+                    isolated_subnet_ids=self.network.isolated_subnet_ids,
+                    app_security_group_id=self.app_security_group.id,
+                    primary_provider=args.primary_provider,
+                    writer_move_after=writer_move.depends_on if writer_move is not None else [],
                 ),
-                bucket_name=self.data.bucket.bucket_name,
-                bucket_arn=self.data.replica_bucket_arn,
-                kms_key_arn=self.data.kms_key_arn,
-                environment={
-                    "LATCH_PARAMETER": cfg.latch_parameter_name,
-                    "LATCH_REGION": cfg.dr_region,
-                    **self.api_data_environment,
-                },
-                ledger_path=self.data.ledger_path,
-                ledger_secret_key_arn=self.data.ledger_secret_key_arn,
-                vpc_subnet_ids=self.network.private_subnet_ids,
-                vpc_security_group_ids=[self.app_security_group.id],
-                ca_bundle=cfg.database.ca_bundle,
-            ),
-            child,
-        )
+                child,
+            )
+            self.runbook_data = self.data.runbook_data
+            self.replica_bucket_arn = self.data.replica_bucket_arn
+            self.replica_kms_key_arn = self.data.replica_kms_key_arn
+            self.api_data_environment = self.data.api_environment
+            # --- end data tier ---
+
+            # --- app tier: deployed, dormant until the failover module says otherwise ---
+            tier = args.tier
+            self.web = WebTier(
+                f"{name}-web",
+                WebTierArgs(
+                    region=cfg.dr_region,
+                    role="dr",
+                    app_name=cfg.app_name,
+                    vpc_id=self.network.vpc_id,
+                    public_subnet_ids=self.network.public_subnet_ids,
+                    private_subnet_ids=self.network.private_subnet_ids,
+                    capacity=tier.capacity,
+                    instance_type=cfg.compute.instance_type,
+                    ami_id=self.web_image_id(name, cfg),
+                    warm_pool=tier.warm_pool,
+                    certificate_arn=cfg.routing.dr_certificate_arn,
+                    volume_size=cfg.compute.volume_size,
+                    manage_desired=False,
+                    extra_security_group_ids=[self.app_security_group.id],
+                    tags=cfg.tag_map(),
+                    iam_path=iam_path(cfg.prefix),
+                ),
+                child,
+            )
+            self.api = ApiTier(
+                f"{name}-api",
+                ApiTierArgs(
+                    prefix=cfg.prefix,
+                    region=cfg.dr_region,
+                    role="dr",
+                    enabled=tier.event_sources_enabled,
+                    domain_name=f"api.{cfg.routing.domain}",
+                    regional_domain_name=regional_api_name(cfg.dr_region, cfg.routing.domain),
+                    certificate_arn=cfg.routing.dr_certificate_arn,
+                    reserved_concurrency=tier.reserved_concurrency,
+                    # The global table's replica in region B: same name, this region's ARN.
+                    table_name=args.primary["tableName"],
+                    table_arn=str(args.primary["tableArn"]).replace(
+                        f":{cfg.primary_region}:", f":{cfg.dr_region}:"
+                    ),
+                    bucket_name=self.data.bucket.bucket_name,
+                    bucket_arn=self.data.replica_bucket_arn,
+                    kms_key_arn=self.data.kms_key_arn,
+                    environment={
+                        "LATCH_PARAMETER": cfg.latch_parameter_name,
+                        "LATCH_REGION": cfg.dr_region,
+                        **self.api_data_environment,
+                    },
+                    ledger_path=self.data.ledger_path,
+                    ledger_secret_key_arn=self.data.ledger_secret_key_arn,
+                    vpc_subnet_ids=self.network.private_subnet_ids,
+                    vpc_security_group_ids=[self.app_security_group.id],
+                    ca_bundle=cfg.database.ca_bundle,
+                ),
+                child,
+            )
+        except BaseException as error:
+            # A program that stops here must not leave the promotion registered without its drain, nor
+            # waiting forever on a dependency that is never declared (the runtime waits for every
+            # registration before it reports the error).
+            if writer_move is not None:
+                writer_move.fail(error)
+            raise
+        if writer_move is not None:
+            writer_move.declared([self.web, self.api])
         # The runbook lock (lambdas/failover/lock.py): one item, taken by every run before its first
         # change, so two runs never act at once. On demand (a few writes per run); encrypted with region
         # B's data key like every table of the program (the app table's replica here uses it too). No

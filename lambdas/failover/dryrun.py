@@ -24,7 +24,7 @@ from lambdas.failover.names import (
     phase_record_name,
     stamped_after,
 )
-from lambdas.failover.observe import Observation, Unread
+from lambdas.failover.observe import Observation, Unread, journal_lost
 from lambdas.failover.steps import DRAIN_SECONDS
 
 Probe = Callable[[str], str]
@@ -213,6 +213,8 @@ def _failover_lines(
             "finish the failback that moved it (the dr stack's phases, or the runbook's `python -m automation "
             "failback`) and let `pulumi up -s dr` re-seed region B first"
         )
+    elif (lost := journal_lost(obs)) is not None:
+        confirm = f"would be refused, changing nothing (JournalMissing): {lost}"
     elif (
         ctx.database_mode == "rds-replica"
         and not isinstance(obs.databases, Unread)

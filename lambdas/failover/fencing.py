@@ -28,7 +28,9 @@ from lambdas.failover.journal import (
     _forget_writer_move,
     _iac_failback_phase,
     _journal,
+    _journal_name,
     _promotion_requested,
+    _read_journal_version,
     _read_latch,
     read_journal,
 )
@@ -119,8 +121,10 @@ def _refuse_unprotected(ctx: RunbookContext, clients: Clients, step: str) -> Non
     latch = _read_latch(clients, ctx) or {}
     if latch.get("state") == "active":
         # A failover already latched: region B is (becoming) the writer, resume it; unless the dr
-        # stack's failback has since moved the writer back to region A under this latch.
+        # stack's failback has since moved the writer back to region A under this latch, or nothing in
+        # region B can say that no failback did (the run journal lost, region A dark).
         _refuse_after_iac_writer_move(ctx, clients, latch, step)
+        _refuse_without_journal(ctx, clients, latch, step)
         return
     if read_journal(clients, ctx).get("primaryStoppedAt"):
         # Region A was fenced by a failover and never unfenced by a failback: region B's standalone
@@ -137,6 +141,80 @@ def _refuse_unprotected(ctx: RunbookContext, clients: Clients, step: str) -> Non
             '(README, "Protected again"). Nothing was changed',
             code="NotReplicating",
         )
+
+
+def _refuse_without_journal(
+    ctx: RunbookContext, clients: Clients, latch: Mapping[str, Any], step: str
+) -> None:
+    """Refuse, before anything changes, a failover that :func:`journal_lost` says cannot tell a resume from
+    a failback's move (break25 BR25-4)."""
+    unread = journal_lost(ctx, clients, latch, step)
+    if unread is not None:
+        reason, remedy = journal_missing_refusal(ctx, unread)
+        raise StepFailed(step, f"{reason}. Nothing was changed. {remedy}", code="JournalMissing")
+
+
+def journal_lost(ctx: RunbookContext, clients: Clients, latch: Mapping[str, Any], step: str) -> str | None:
+    """Why region A could not be read, when the latch is active, the run journal does not exist and region
+    B's instance is standalone; None otherwise (and for aurora-global). Read-only.
+
+    rds-replica. No run leaves an active latch without the journal: the failover writes its fence marks
+    (``primaryStoppedAt``, or ``fencePending`` when region A does not answer) in ``fence_primary``, which
+    ``write_latch`` needs (graph.py), and ``latch activate`` writes ``failoverDeclaredAt``
+    (``journal.declare_failover_hold``) before the latch; nothing in the product deletes it. A journal
+    deleted since (DeleteParameter removes the parameter with its history:
+    https://docs.aws.amazon.com/systems-manager/latest/APIReference/API_DeleteParameter.html) takes the
+    runbook failback's writer-move mark with it, and with region A dark :func:`_writer_moved_back` has
+    nothing else to read: a standalone region B instance may be this failover's promotion, or a copy frozen
+    at a failback's move of the writer back to region A, and resuming would serve it. The journal is read
+    for its existence, not its content: ``ParameterNotFound`` reads as version 0
+    (``journal._read_journal_version``; versions start at 1: API_PutParameter.html), and a garbled value
+    exists (its last readable version is read). Region B still a replica: promoting it loses nothing.
+    Region A answers: AWS's word decides (:func:`_writer_moved_back`: the failback instance, the runbook
+    failback's stamp tag). Throttling is raised (retryable): the executor asks again (break24b BR24b-2).
+    """
+    if ctx.database_mode != "rds-replica" or latch.get("state") != "active":
+        return None
+    if _read_journal_version(clients, ctx)[1] > 0:
+        return None
+    try:
+        dr = _db_instance(clients, "dr", _need(ctx.dr_db_instance_id, "drDbInstanceId", step))
+    except ClientError as exc:
+        if _from_client_error("", exc).retryable:
+            raise
+        dr = {}  # cannot tell whether it replicates: the safe side
+    if dr is None or dr.get("ReadReplicaSourceDBInstanceIdentifier"):
+        return None
+    try:
+        _db_instance(clients, "primary", _need(ctx.primary_db_instance_id, "primaryDbInstanceId", step))
+    except ClientError as exc:
+        if _from_client_error("", exc).retryable:
+            raise
+        return error_code(exc)
+    except BotoCoreError as exc:
+        return type(exc).__name__
+    return None
+
+
+def journal_missing_refusal(ctx: RunbookContext, unread: str) -> tuple[str, str]:
+    """(reason, remedy) of the refusal for a lost journal (:func:`journal_lost`; ``unread``: why region A
+    could not be read), as the run, the dry run and ``status`` say it."""
+    journal = _journal_name(ctx)
+    reason = (
+        f"the latch says active but the run journal {journal} ({ctx.dr_region}) does not exist, "
+        f"{ctx.dr_db_instance_id} in {ctx.dr_region} is standalone and region A cannot be read ({unread}): no "
+        "run leaves that state (a failover writes its marks before the latch, `latch activate` its hold), "
+        "so nothing says whether this failover made it the writer or a failback has since moved the writer "
+        "back to region A, leaving it a copy frozen at that move, which promoting would serve, losing every "
+        "write region A took since"
+    )
+    remedy = (
+        "Run the failover again once region A answers (AWS then says where the writer is, as `python -m "
+        "automation status` does). If you know that no failback moved the writer since this failover, put the "
+        f"journal back with the failover's hold, then run it again: aws ssm put-parameter --region {ctx.dr_region} "
+        f"""--name {journal} --type String --value '{{"failoverDeclaredAt": "<UTC now>"}}'"""
+    )
+    return reason, remedy
 
 
 def _writer_moved_back(ctx: RunbookContext, clients: Clients, *, runbook_failback: bool = True) -> str | None:

@@ -20,7 +20,13 @@ from botocore.exceptions import BotoCoreError, ClientError
 from lambdas.failover import lock as runbook_lock
 from lambdas.failover.clients import SIDES, Clients, Side
 from lambdas.failover.context import Capacity, RunbookContext
-from lambdas.failover.journal import WRITER_MOVE_MARK, _iac_failback_phase
+from lambdas.failover.fencing import journal_missing_refusal
+from lambdas.failover.journal import (
+    WRITER_MOVE_MARK,
+    _iac_failback_phase,
+    _journal_name,
+    _read_journal_version,
+)
 from lambdas.failover.names import (
     current_failback_id,
     failback_stamp,
@@ -29,7 +35,6 @@ from lambdas.failover.names import (
 )
 from lambdas.failover.preflight import UNREACHABLE
 from lambdas.failover.stepkit import _from_client_error
-from lambdas.failover.steps import read_journal
 
 T = TypeVar("T")
 
@@ -86,6 +91,8 @@ class Observation:
     latch: dict[str, Any] | Unread | None = None
     switch: Datapoint | Unread | None = None
     journal: dict[str, Any] | Unread = field(default_factory=dict)
+    journal_missing: bool = False
+    """The run journal's parameter does not exist (``ParameterNotFound``), as against an empty one."""
     generation: str | Unread | None = None
     lock: runbook_lock.Lease | Unread | None = None
     dark: dict[Side, str] = field(default_factory=dict)
@@ -204,7 +211,7 @@ def _rds_members(ctx: RunbookContext, clients: Clients, r: _Reader) -> list[DbMe
     return out
 
 
-def _rds_writer(members: list[DbMember], mark: Any = None) -> Side | None:
+def _rds_writer(members: list[DbMember], mark: Any = None, journal_missing: bool = False) -> Side | None:
     """Which region holds the writer, from replication as AWS describes it.
 
     Region B's instance replicating means region A holds the writer (its source). Region B's instance
@@ -217,6 +224,9 @@ def _rds_writer(members: list[DbMember], mark: Any = None) -> Side | None:
     (its old writer, an earlier cycle's failback instance) are ex-writers: a promotion leaves its
     source standalone, so "standalone" alone never makes a writer. The failback instance is read under
     its name whether or not the outputs name it as region A's writer (:func:`_rds_members`, BR24-6).
+    With region A's declared writer unread and no run journal (``journal_missing``: the mark could not
+    have been read), nothing tells region B's promotion from a failback's move back: unknown, as the
+    failover reads it (fencing.py ``_refuse_without_journal``, break25 BR25-4).
     """
     dr = next((m for m in members if m.side == "dr"), None)
     failback = next((m for m in members if m.failback), None)
@@ -229,12 +239,37 @@ def _rds_writer(members: list[DbMember], mark: Any = None) -> Side | None:
             and declared.role == "writer"
             and bool(mark or stamped_after(declared.stamp, dr.created))
         )
-        return "primary" if (failback is not None and failback.role == "writer") or runbook_moved else "dr"
+        if (failback is not None and failback.role == "writer") or runbook_moved:
+            return "primary"
+        return None if journal_missing and declared is not None and declared.role == "unknown" else "dr"
     # Region B's instance unknown or missing: only a writer in region A can be named.
     if failback is not None and failback.role == "writer":
         return "primary"
     primary = next((m for m in members if m.side == "primary" and not m.failback), None)
     return "primary" if primary and primary.role == "writer" else None
+
+
+def journal_lost(obs: Observation) -> str | None:
+    """Why the failover would be refused for a lost run journal (fencing.py ``_refuse_without_journal``,
+    break25 BR25-4), or None: rds-replica, the latch active, the journal's parameter missing, region B's
+    instance standalone (or unread) and region A's declared writer unread (not throttled: the run asks
+    again then)."""
+    ctx = obs.ctx
+    latch = obs.latch
+    if ctx.database_mode != "rds-replica" or not obs.journal_missing or isinstance(obs.databases, Unread):
+        return None
+    if not isinstance(latch, dict) or latch.get("state") != "active":
+        return None
+    dr = next((m for m in obs.databases if m.side == "dr"), None)
+    if dr is None or dr.role in ("replica", "missing") or (dr.role == "unknown" and dr.retryable):
+        return None
+    declared = next(
+        (m for m in obs.databases if m.side == "primary" and m.identifier == ctx.primary_db_instance_id), None
+    )
+    if declared is None or declared.role != "unknown" or declared.retryable:
+        return None
+    reason, remedy = journal_missing_refusal(ctx, declared.status.removeprefix("unreadable: "))
+    return f"{reason}. {remedy}"
 
 
 def _aurora_members(ctx: RunbookContext, clients: Clients, r: _Reader) -> list[DbMember] | Unread:
@@ -352,7 +387,11 @@ def observe(ctx: RunbookContext, clients: Clients) -> Observation:
     if ctx.database_mode == "rds-replica" and isinstance(obs.latch, dict):
         held = obs.latch
         obs.failback_phase = r.read("dr", lambda: _iac_failback_phase(ctx, clients, held))
-    obs.journal = r.read("dr", lambda: read_journal(clients, ctx))
+    journal = r.read("dr", lambda: _read_journal_version(clients, ctx))
+    if isinstance(journal, Unread):
+        obs.journal = journal
+    else:
+        obs.journal, obs.journal_missing = journal[0], journal[1] == 0
     gen_name = generation_parameter_name(ctx.latch_parameter_name)
     obs.generation = r.read(
         "dr", lambda: str(clients.ssm("dr").get_parameter(Name=gen_name)["Parameter"]["Value"])
@@ -377,7 +416,7 @@ def observe(ctx: RunbookContext, clients: Clients) -> Observation:
     if ctx.database_mode == "rds-replica":
         obs.databases = _rds_members(ctx, clients, r)
         journal = {} if isinstance(obs.journal, Unread) else obs.journal
-        obs.writer_side = _rds_writer(obs.databases, journal.get(WRITER_MOVE_MARK))
+        obs.writer_side = _rds_writer(obs.databases, journal.get(WRITER_MOVE_MARK), obs.journal_missing)
     else:
         obs.databases = _aurora_members(ctx, clients, r)
         if not isinstance(obs.databases, Unread):
@@ -472,5 +511,17 @@ def format_status(obs: Observation) -> str:
     if isinstance(journal, Unread):
         lines.append(f"journal: {journal}")
     else:
-        lines.append("journal: " + (json.dumps(journal, sort_keys=True, default=str) if journal else "empty"))
+        lines.append(
+            "journal: "
+            + (
+                json.dumps(journal, sort_keys=True, default=str)
+                if journal
+                else f"empty (no parameter {_journal_name(ctx)})"
+                if obs.journal_missing
+                else "empty"
+            )
+        )
+    lost = journal_lost(obs)
+    if lost is not None:
+        lines.append(f"failover: would be refused, changing nothing (JournalMissing): {lost}")
     return "\n".join(lines)

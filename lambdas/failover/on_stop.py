@@ -27,7 +27,7 @@ from lambdas.failover.failback import (
     _same_instance,
     _undo_drain,
 )
-from lambdas.failover.fencing import region_a_took_the_writer_back, unfence_primary
+from lambdas.failover.fencing import journal_lost, region_a_took_the_writer_back, unfence_primary
 from lambdas.failover.journal import (
     WRITER_MOVE_MARK,
     _forget_writer_move,
@@ -92,6 +92,16 @@ def roll_back_fence(ctx: RunbookContext, clients: Clients, params: Mapping[str, 
             "skipped",
             f"region A holds the writer ({back}): nothing rolled back. Finish the failback, let `pulumi up "
             "-s dr` re-seed region B, then fail over",
+        )
+    lost = journal_lost(ctx, clients, _read_latch(clients, ctx) or {}, step)
+    if lost is not None:
+        # The failover was refused for this (fencing.py ``_refuse_without_journal``, break25 BR25-4) before
+        # it changed anything: not "the writer moving", which a resume would complete; resuming is refused
+        # the same way.
+        return StepResult(
+            "skipped",
+            f"nothing rolled back: the failover was refused before any change (the run journal does not exist "
+            f"under the active latch and region A cannot be read: {lost}); a resume is refused the same way",
         )
     if _writer_moving(ctx, clients, retry_throttled=True):
         return StepResult(

@@ -135,13 +135,6 @@ def test_br25_3_the_failback_the_refusal_names_says_where_it_leaves_region_b(
     )
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "BR25-4 open: a deleted run journal drops the runbook failback's writer-move mark; with region A dark "
-        "the failover resumes under the active latch and lights region B's frozen copy"
-    ),
-)
 def test_br25_4_a_deleted_journal_does_not_let_a_failover_serve_the_frozen_copy(
     make_world: Callable[..., World],
 ) -> None:
@@ -156,13 +149,18 @@ def test_br25_4_a_deleted_journal_does_not_let_a_failover_serve_the_frozen_copy(
     ``_promotion_requested``: "None when the journal cannot say (empty ...)") and takes the safe side; an
     active latch with a standalone region B instance and an empty journal is a state no run leaves (a
     failover's marks, a failback's record), so it cannot tell a failover to resume from a failback's move."""
+    from lambdas.failover import dryrun
     from lambdas.failover.context import RunbookContext
     from lambdas.failover.journal import _journal_name
+    from lambdas.failover.observe import format_status, observe
 
     world = make_world("rds-replica")
     _runbook_failback_moved_the_writer(world)
     ctx = RunbookContext.from_dict(world.context)
     world.client("ssm", REGION_B).delete_parameter(Name=_journal_name(ctx))
+    obs = observe(ctx, clients_for(world, unreachable(REGION_A)))
+    plan = dict(dryrun.plan("failover", ctx, obs, FORCED))
+    status = format_status(obs)
 
     report = run_book(world, "failover", unreachable(REGION_A))
 
@@ -170,6 +168,54 @@ def test_br25_4_a_deleted_journal_does_not_let_a_failover_serve_the_frozen_copy(
         f"the failover {report.outcome}; region B's frozen copy serving: {world.asg(REGION_B)}\n"
         f"{report.format_table()}"
     )
+    # One reason, with the remedy (what to check, how to go on), and the dry run and `status` say it too.
+    reason = str(report.reason)
+    assert f"the run journal {_journal_name(ctx)} ({REGION_B}) does not exist" in reason, reason
+    assert "once region A answers" in reason and "failoverDeclaredAt" in reason, reason
+    assert "resuming the failover completes it" not in reason, f"the stop contradicts the refusal: {reason}"
+    said = plan["confirm_primary_down"]
+    assert said.startswith("would be refused, changing nothing (JournalMissing)"), said
+    assert "(JournalMissing)" in status and "writer in unknown" in status, status
+    # Nor does a declared failover launder the state: `latch activate` refuses the same way before it writes
+    # the journal's hold, which would let the next failover resume onto the frozen copy (as in B26-1).
+    from automation import latch_cli
+    from lambdas.failover.exceptions import StepFailed
+
+    with pytest.raises(StepFailed, match="does not exist") as refused:
+        latch_cli.activate(ctx, clients_for(world, unreachable(REGION_A)), reason="declared")
+    assert refused.value.code == "JournalMissing"
+    with pytest.raises(Exception, match="ParameterNotFound"):
+        world.client("ssm", REGION_B).get_parameter(Name=_journal_name(ctx))
+
+
+def test_br25_4_held_a_deleted_journal_does_not_refuse_a_failover_whose_region_b_still_replicates(
+    make_world: Callable[..., World],
+) -> None:
+    """What the BR25-4 refusal leaves alone: an active latch without the run journal (deleted, or a latch set
+    by hand) while region B's instance is still a replica and region A is dark. Promoting a replica serves
+    no frozen copy, so the failover goes on and region B serves; the dry run says it would."""
+    from lambdas.failover import dryrun
+    from lambdas.failover.context import RunbookContext
+    from lambdas.failover.journal import _journal_name
+    from lambdas.failover.observe import observe
+
+    world = make_world("rds-replica")
+    ctx = RunbookContext.from_dict(world.context)
+    ssm = world.client("ssm", REGION_B)
+    ssm.put_parameter(
+        Name=ctx.latch_parameter_name,
+        Value=json.dumps({"state": "active", "since": "2026-12-01T00:00:00Z", "reason": "set by hand"}),
+        Type="String",
+        Overwrite=True,
+    )
+    with pytest.raises(Exception, match="ParameterNotFound"):
+        ssm.get_parameter(Name=_journal_name(ctx))
+    plan = dict(dryrun.plan("failover", ctx, observe(ctx, clients_for(world, unreachable(REGION_A))), FORCED))
+
+    report = run_book(world, "failover", unreachable(REGION_A), params=FORCED)
+
+    assert report.outcome == "done" and world.asg(REGION_B)[1] > 0, report.format_table()
+    assert "refused" not in plan["confirm_primary_down"], plan["confirm_primary_down"]
 
 
 def test_br25_held_a_garbled_journal_keeps_the_runbook_failback_s_writer_move_binding(

@@ -77,3 +77,53 @@ def test_the_writer_move_waits_for_the_record() -> None:
     )
     assert record.urn in failback.depends_on, "the promotion must wait for the record (written ahead)"
     assert failback.urn not in record.depends_on
+
+
+def test_a_program_that_stops_before_the_drain_is_declared_never_registers_the_promotion(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # The promotion's dependency on region B's drain is resolved after the web and api tiers are declared
+    # (components/pilot_light_region.py _LateDependencies). If the program stops between the two, the
+    # promotion must not be registered without the drain, and the runtime, which waits for every pending
+    # registration before it reports the program's error (pulumi/runtime/stack.py run_pulumi_func), must
+    # not wait forever on a dependency never declared: `pulumi up` fails with the program's own error.
+    import asyncio
+    import threading
+
+    from pulumi.runtime import mocks as pmocks
+
+    from components import pilot_light_region
+
+    registered: list[str] = []
+    register = pmocks.MockMonitor.RegisterResource
+
+    def recording(self: pmocks.MockMonitor, request: object) -> object:
+        registered.append(str(getattr(request, "name", "")))
+        return register(self, request)
+
+    class Stop(Exception):
+        pass
+
+    def api_tier(*_: object, **__: object) -> None:
+        raise Stop("the api tier could not be declared")
+
+    monkeypatch.setattr(pmocks.MockMonitor, "RegisterResource", recording)
+    monkeypatch.setattr(pilot_light_region, "ApiTier", api_tier)
+    outcome: list[BaseException | None] = []
+
+    def run() -> None:
+        asyncio.set_event_loop(asyncio.new_event_loop())  # the mocks run the program on this thread's loop
+        try:
+            _dr.__wrapped__(RDS, "switch-writer")
+            outcome.append(None)
+        except BaseException as error:  # the outcome is the assertion
+            outcome.append(error)
+
+    worker = threading.Thread(target=run, daemon=True)
+    worker.start()
+    worker.join(timeout=120)
+    assert outcome, "the program never finished: a registration waits on a dependency never declared"
+    assert isinstance(outcome[0], Stop), f"the update fails with {outcome[0]!r}, not the program's own error"
+    assert "dr-web-asg" in registered, "the program stopped before the web tier: the test proves nothing"
+    promoted = [n for n in registered if n.startswith("dr-data-db-failback")]
+    assert promoted == [], f"region A's promotion {promoted} was registered without region B's drain"
