@@ -5,8 +5,6 @@ tests/automation/test_break26.py (moto world, the product's unmodified runbook a
 
 from __future__ import annotations
 
-import pytest
-
 from automation.lifecycle import Action, Lifecycle, Runbook, final_violations
 from automation.lifecycle_scenarios import deploy, runbook_failover
 
