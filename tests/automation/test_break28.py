@@ -88,3 +88,48 @@ def test_b28_1_an_active_latch_over_a_mark_less_journal_does_not_serve_the_froze
         f"the failover {report.outcome}: region B's frozen copy serves {world.asg(REGION_B)}\n"
         f"{report.format_table()}"
     )
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason=(
+        "B28-2 open: a run journal reset to an empty JSON object ({}) exists, so BR25-4's refusal, which reads "
+        "only whether the parameter exists, lets the failover resume onto region B's frozen copy with region A "
+        "dark, exactly as the deletion BR25-4 refuses"
+    ),
+)
+def test_b28_2_a_journal_reset_to_an_empty_object_does_not_let_a_failover_serve_the_frozen_copy(
+    make_world: Callable[..., World],
+) -> None:
+    """Protected again, or refuse (docs/safety.md). The state of test_break25 BR25-4 (the runbook's failback
+    moved the writer to region A and stopped at ``release_switch``; the latch still active), but the run
+    journal is overwritten with ``{}`` instead of deleted (PutParameter --overwrite: a new version, the
+    parameter kept: https://docs.aws.amazon.com/systems-manager/latest/APIReference/API_PutParameter.html).
+    ``{}`` is a JSON object, so it is not read back through the journal's history (journal.py
+    ``_read_journal_version`` reads earlier versions only for a value that is not one): the writer-move mark
+    is gone just as after DeleteParameter, and the runbook's own rule reads an empty journal as "cannot
+    say" (journal.py ``_promotion_requested``). journal_lost returns None because the parameter's version
+    is above 0; with region A dark nothing else speaks, and the active latch resumes the failover onto the
+    copy frozen at the failback's promotion."""
+    from lambdas.failover import dryrun
+    from lambdas.failover.context import RunbookContext
+    from lambdas.failover.journal import _journal_name, read_journal
+    from lambdas.failover.observe import observe
+    from tests.automation.test_break25 import _runbook_failback_moved_the_writer
+
+    world = make_world("rds-replica")
+    _runbook_failback_moved_the_writer(world)
+    ctx = RunbookContext.from_dict(world.context)
+    world.client("ssm", REGION_B).put_parameter(
+        Name=_journal_name(ctx), Value="{}", Type="String", Overwrite=True
+    )
+    assert read_journal(clients_for(world), ctx) == {}
+    assert world.latch().get("state") == "active", world.latch()
+    plan = dict(dryrun.plan("failover", ctx, observe(ctx, clients_for(world, unreachable(REGION_A))), FORCED))
+
+    report = run_book(world, "failover", unreachable(REGION_A))
+
+    assert report.stopped_at == "confirm_primary_down" and world.asg(REGION_B)[1] == 0, (
+        f"the failover {report.outcome}; region B's frozen copy serving: {world.asg(REGION_B)}; the dry run "
+        f"said {plan['confirm_primary_down']!r}\n{report.format_table()}"
+    )
