@@ -32,6 +32,7 @@ from lambdas.failover.journal import (
     _promotion_requested,
     _read_journal_version,
     _read_latch,
+    accounts_for_failover,
     read_journal,
 )
 from lambdas.failover.names import (
@@ -155,8 +156,10 @@ def _refuse_without_journal(
 
 
 def journal_lost(ctx: RunbookContext, clients: Clients, latch: Mapping[str, Any], step: str) -> str | None:
-    """Why region A could not be read, when the latch is active, the run journal does not exist and region
-    B's instance is standalone; None otherwise (and for aurora-global). Read-only.
+    """Why region A could not be read, when the latch is active, the run journal does not exist or holds no
+    record of this failover (:func:`journal.accounts_for_failover`: reset to ``{}``, or a latch set active
+    by hand: break28 B28-1, B28-2) and region B's instance is standalone; None otherwise (and for
+    aurora-global). Read-only.
 
     rds-replica. No run leaves an active latch without the journal: the failover writes its fence marks
     (``primaryStoppedAt``, or ``fencePending`` when region A does not answer) in ``fence_primary``, which
@@ -175,7 +178,8 @@ def journal_lost(ctx: RunbookContext, clients: Clients, latch: Mapping[str, Any]
     """
     if ctx.database_mode != "rds-replica" or latch.get("state") != "active":
         return None
-    if _read_journal_version(clients, ctx)[1] > 0:
+    journal, version = _read_journal_version(clients, ctx)
+    if version > 0 and accounts_for_failover(journal):
         return None
     try:
         dr = _db_instance(clients, "dr", _need(ctx.dr_db_instance_id, "drDbInstanceId", step))
@@ -201,7 +205,8 @@ def journal_missing_refusal(ctx: RunbookContext, unread: str) -> tuple[str, str]
     could not be read), as the run, the dry run and ``status`` say it."""
     journal = _journal_name(ctx)
     reason = (
-        f"the latch says active but the run journal {journal} ({ctx.dr_region}) does not exist, "
+        f"the latch says active but the run journal {journal} ({ctx.dr_region}) is missing or holds no record "
+        "of a failover (no fence or hold mark, no failback's writer move), "
         f"{ctx.dr_db_instance_id} in {ctx.dr_region} is standalone and region A cannot be read ({unread}): no "
         "run leaves that state (a failover writes its marks before the latch, `latch activate` its hold), "
         "so nothing says whether this failover made it the writer or a failback has since moved the writer "

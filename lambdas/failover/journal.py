@@ -232,6 +232,17 @@ leaves the writer in region B, and when a new failover starts (``fence_primary``
 ``lambdas/health_check/probe.py`` reads the same key."""
 
 
+def accounts_for_failover(journal: Mapping[str, Any]) -> bool:
+    """Whether the run journal holds a record of the failover the active latch is for: a failover's mark
+    (``FAILOVER_MARKS``) or a failback's writer move (``WRITER_MOVE_MARK``). Every run keeps one of them
+    while the latch it wrote says active: ``fence_primary`` and ``latch activate`` write theirs before the
+    latch; the failback writes its writer-move mark before ``unfence_primary`` clears the failover's, and
+    ``clear_latch`` writes the latch standby before it clears the mark. A journal without either, deleted
+    or reset to ``{}`` (break25 BR25-4, break28 B28-2) or under a latch set active by hand (B28-1), cannot
+    tell a resumed failover from a failback's move of the writer (fencing.py ``journal_lost``)."""
+    return any(journal.get(mark) for mark in (*FAILOVER_MARKS, WRITER_MOVE_MARK))
+
+
 def _writer_move_requested(clients: Clients, ctx: RunbookContext) -> None:
     """Write ahead of a move of the writer to region A (``WRITER_MOVE_MARK``), unless written."""
     if not read_journal(clients, ctx).get(WRITER_MOVE_MARK):

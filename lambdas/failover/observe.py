@@ -26,6 +26,7 @@ from lambdas.failover.journal import (
     _iac_failback_phase,
     _journal_name,
     _read_journal_version,
+    accounts_for_failover,
 )
 from lambdas.failover.names import (
     current_failback_id,
@@ -92,6 +93,7 @@ class Observation:
     switch: Datapoint | Unread | None = None
     journal: dict[str, Any] | Unread = field(default_factory=dict)
     journal_missing: bool = False
+    journal_silent: bool = False  # missing, or no record of a failover (journal.accounts_for_failover)
     """The run journal's parameter does not exist (``ParameterNotFound``), as against an empty one."""
     generation: str | Unread | None = None
     lock: runbook_lock.Lease | Unread | None = None
@@ -256,7 +258,7 @@ def journal_lost(obs: Observation) -> str | None:
     again then)."""
     ctx = obs.ctx
     latch = obs.latch
-    if ctx.database_mode != "rds-replica" or not obs.journal_missing or isinstance(obs.databases, Unread):
+    if ctx.database_mode != "rds-replica" or not obs.journal_silent or isinstance(obs.databases, Unread):
         return None
     if not isinstance(latch, dict) or latch.get("state") != "active":
         return None
@@ -392,6 +394,7 @@ def observe(ctx: RunbookContext, clients: Clients) -> Observation:
         obs.journal = journal
     else:
         obs.journal, obs.journal_missing = journal[0], journal[1] == 0
+        obs.journal_silent = obs.journal_missing or not accounts_for_failover(journal[0])
     gen_name = generation_parameter_name(ctx.latch_parameter_name)
     obs.generation = r.read(
         "dr", lambda: str(clients.ssm("dr").get_parameter(Name=gen_name)["Parameter"]["Value"])
@@ -416,7 +419,7 @@ def observe(ctx: RunbookContext, clients: Clients) -> Observation:
     if ctx.database_mode == "rds-replica":
         obs.databases = _rds_members(ctx, clients, r)
         journal = {} if isinstance(obs.journal, Unread) else obs.journal
-        obs.writer_side = _rds_writer(obs.databases, journal.get(WRITER_MOVE_MARK), obs.journal_missing)
+        obs.writer_side = _rds_writer(obs.databases, journal.get(WRITER_MOVE_MARK), obs.journal_silent)
     else:
         obs.databases = _aurora_members(ctx, clients, r)
         if not isinstance(obs.databases, Unread):

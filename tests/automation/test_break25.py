@@ -170,7 +170,7 @@ def test_br25_4_a_deleted_journal_does_not_let_a_failover_serve_the_frozen_copy(
     )
     # One reason, with the remedy (what to check, how to go on), and the dry run and `status` say it too.
     reason = str(report.reason)
-    assert f"the run journal {_journal_name(ctx)} ({REGION_B}) does not exist" in reason, reason
+    assert f"the run journal {_journal_name(ctx)} ({REGION_B}) is missing or holds no record" in reason, reason
     assert "once region A answers" in reason and "failoverDeclaredAt" in reason, reason
     assert "resuming the failover completes it" not in reason, f"the stop contradicts the refusal: {reason}"
     said = plan["confirm_primary_down"]
@@ -181,7 +181,7 @@ def test_br25_4_a_deleted_journal_does_not_let_a_failover_serve_the_frozen_copy(
     from automation import latch_cli
     from lambdas.failover.exceptions import StepFailed
 
-    with pytest.raises(StepFailed, match="does not exist") as refused:
+    with pytest.raises(StepFailed, match="is missing or holds no record") as refused:
         latch_cli.activate(ctx, clients_for(world, unreachable(REGION_A)), reason="declared")
     assert refused.value.code == "JournalMissing"
     with pytest.raises(Exception, match="ParameterNotFound"):

@@ -11,8 +11,6 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 
-import pytest
-
 from tests.lambdas.failover import conftest as _fixtures
 from tests.lambdas.failover.faults import unreachable
 from tests.lambdas.failover.harness import FAST, FORCED, clients_for, run_book
@@ -45,15 +43,6 @@ def _completed_runbook_failback(world: World) -> None:
     assert not dr["DBInstances"][0].get("ReadReplicaSourceDBInstanceIdentifier"), "region B: frozen copy"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "B28-1 open: BR25-4's refusal reads the run journal's existence, not its content; after a completed "
-        "runbook failback the journal exists with no failover mark and no writer-move mark, so a latch set "
-        "back to active by hand (the case BR25-4's held test names) with region A dark resumes the failover "
-        "onto region B's frozen copy"
-    ),
-)
 def test_b28_1_an_active_latch_over_a_mark_less_journal_does_not_serve_the_frozen_copy(
     make_world: Callable[..., World],
 ) -> None:
@@ -90,14 +79,6 @@ def test_b28_1_an_active_latch_over_a_mark_less_journal_does_not_serve_the_froze
     )
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "B28-2 open: a run journal reset to an empty JSON object ({}) exists, so BR25-4's refusal, which reads "
-        "only whether the parameter exists, lets the failover resume onto region B's frozen copy with region A "
-        "dark, exactly as the deletion BR25-4 refuses"
-    ),
-)
 def test_b28_2_a_journal_reset_to_an_empty_object_does_not_let_a_failover_serve_the_frozen_copy(
     make_world: Callable[..., World],
 ) -> None:
