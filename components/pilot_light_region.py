@@ -77,6 +77,13 @@ class _LateDependencies:
     Depending on a component depends on its children as they are when the dependency is resolved
     (https://github.com/pulumi/pulumi/pull/7732: "The exact set of children depends on exactly when
     the component resource is observed"): it is resolved once the components are fully constructed.
+
+    What the order does not give (break28 B28-3): the engine starts the promotion when the drain's API calls
+    return, not when region B has stopped committing writes (the ALB's 300 s deregistration delay, running
+    invocations: ``lambdas/failover/lossless.py`` DRAIN_SECONDS), and no lag is measured after such a
+    re-drain. The promotion's safety is the zero-lag proof of this drain
+    (components/failover.py ``refuse_unproven_failback_promotion``); this order only keeps the promotion
+    from running before region B's drain was even asked for.
     """
 
     def __init__(self, first: list[pulumi.Resource]) -> None:
