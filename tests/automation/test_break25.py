@@ -170,7 +170,9 @@ def test_br25_4_a_deleted_journal_does_not_let_a_failover_serve_the_frozen_copy(
     )
     # One reason, with the remedy (what to check, how to go on), and the dry run and `status` say it too.
     reason = str(report.reason)
-    assert f"the run journal {_journal_name(ctx)} ({REGION_B}) is missing or holds no record" in reason, reason
+    assert f"the run journal {_journal_name(ctx)} ({REGION_B}) is missing or holds no record" in reason, (
+        reason
+    )
     assert "once region A answers" in reason and "failoverDeclaredAt" in reason, reason
     assert "resuming the failover completes it" not in reason, f"the stop contradicts the refusal: {reason}"
     said = plan["confirm_primary_down"]
