@@ -274,6 +274,24 @@ class RunState:
     calls). Judged from AWS state at the run's start and its end (``Deployment._region_a_out``)."""
 
 
+def _answered_since(emu: Emulator, region: str, event: Any) -> timedelta:
+    """How long ``region`` has answered since ``event`` (one of ``emu.events``), from the emulator's
+    outage and recovery events of that region after it, in their order."""
+    mine = [e for e in emu.events if e.kind in ("outage", "recovery") and e.detail.startswith(f"{region} ")]
+    at = emu.events.index(event)
+    before = [e for e in mine if emu.events.index(e) < at]
+    after = [e for e in mine if emu.events.index(e) > at]
+    total, start = timedelta(0), event.at if not before or before[-1].kind == "recovery" else None
+    for e in after:
+        if e.kind == "outage" and start is not None:
+            total, start = total + (e.at - start), None
+        elif e.kind == "recovery" and start is None:
+            start = e.at
+    if start is not None:
+        total += emu.clock.now() - start
+    return total
+
+
 @dataclass
 class Deployment:
     """One emulated deployment under one schedule."""
@@ -1110,10 +1128,14 @@ class Deployment:
                 continue
             if not self.owns(event.detail.split(" ")[0]):
                 continue  # another deployment's failover (deployments may share an emulator)
-            if emu.clock.now() - event.at < timedelta(seconds=FENCE_GRACE):
-                continue  # region A just answered: the canary has not had its minute yet
-            source = str(event.data["snapshot"])
             region = event.detail.split(":")[3] if event.detail.count(":") >= 3 else REGION_A
+            if _answered_since(emu, region, event) < timedelta(seconds=FENCE_GRACE):
+                # The copy is made in region A (CopyDBClusterSnapshot), by the canary's pending fence or
+                # a run, once region A answers: judged when region A has answered for the canary's
+                # minute and the fence's calls since the rebuild, not on time alone (soak seed 1146:
+                # region A back and dark again at the same instant, then judged 3 minutes later).
+                continue
+            source = str(event.data["snapshot"])
             try:
                 manual = self.world.client("rds", region).describe_db_cluster_snapshots(
                     SnapshotType="manual"
