@@ -492,9 +492,12 @@ def test_latch_release_refuses_without_region_a_writer_then_releases_over_it(
     assert _latch_cli("show", "--outputs", str(path), "--endpoint-url", emulator) == 0
     assert "failover switch: 1" in capsys.readouterr().out
 
-    # rds-replica: the dr:failback switch-writer update promotes region A's replica; the command refuses.
+    # rds-replica: switch-writer is the zero-lag proof the dr:failback switch-writer update needs; with no
+    # drain recorded under this failover it refuses in one line, changing nothing (drain_proof.py).
     assert _latch_cli("switch-writer", "--outputs", str(path), "--endpoint-url", emulator) == 1
-    assert "refused: rds-replica" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert out.startswith("refused: the failback record says no update recorded a failback phase"), out
+    assert "dr:failback drain first" in out and len(out.strip().splitlines()) == 1, out
 
     # Over a writer in region A (region B was never promoted), release lets the switch and the latch go,
     # and ends what the journal says of a failover holding region A (a runbook failover given back by
