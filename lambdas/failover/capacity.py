@@ -16,7 +16,14 @@ from lambdas.failover.clients import Clients
 from lambdas.failover.context import Capacity, RunbookContext
 from lambdas.failover.exceptions import StepFailed
 from lambdas.failover.failback import _writer_never_left_a
-from lambdas.failover.journal import _forget_drain_proof, _journal, read_journal
+from lambdas.failover.journal import (
+    FAILOVER_MARKS,
+    _forget_drain_proof,
+    _journal,
+    _read_latch,
+    _writer_move_requested,
+    read_journal,
+)
 from lambdas.failover.regressions import Regression
 from lambdas.failover.stepkit import (
     StepResult,
@@ -36,6 +43,7 @@ from lambdas.failover.stepkit import (
     _wait,
     _waiter_config,
 )
+from lambdas.failover.traffic import _switch
 
 
 @_step
@@ -101,9 +109,11 @@ def warm_primary(ctx: RunbookContext, clients: Clients, params: Mapping[str, Any
     Safe before the writer moves: region A's application reaches only a database that is a replica
     (rds-replica) or a global secondary (aurora-global) until ``switch_writer``, and those refuse
     writes; its functions and event sources stay fenced until ``unfence_primary``. Desired capacity
-    is never lowered (autoscaling may have raised it).
+    is never lowered (autoscaling may have raised it). The exception, a writer that never left region
+    A, is :func:`_free_traffic_for_unmoved_writer`'s.
     """
     step = "warm_primary"
+    freed = _free_traffic_for_unmoved_writer(ctx, clients, step)
     wanted = ctx.primary_capacity
     current = _asg_capacity(_asg(clients, "primary", ctx.primary_asg_name, step))
     target = Capacity(wanted.min, min(max(current.desired, wanted.desired), wanted.max), wanted.max)
@@ -135,7 +145,41 @@ def warm_primary(ctx: RunbookContext, clients: Clients, params: Mapping[str, Any
                 step, f"{what}: gave up after {attempts} checks", retryable=True, code="NotInService"
             )
         detail += f"; {ctx.primary_health_url} answers 200"
+    if freed:
+        detail = f"{freed}; {detail}"
     return _finished(params, changed, detail)
+
+
+def _free_traffic_for_unmoved_writer(ctx: RunbookContext, clients: Clients, step: str) -> str | None:
+    """Before region A's web tier launches over a writer that never left it (a failover that stopped
+    region A and died or was refused before it moved the writer): write ``WRITER_MOVE_MARK`` first.
+
+    Then region A's database *is* the writer, so the moment its web tier is in service region A
+    serves the writer, while the switch still sends traffic to region B, whose database is a replica
+    or a secondary that refuses writes. The failover's marks make the region-B canary hold the switch
+    (``lambdas/health_check/probe.py`` ``switch_position``), and a failback that stops or dies after
+    this step (before ``release_switch``) left Route 53 answering region B for as long as nobody
+    resumed it (docs/safety.md, *traffic follows the writer*; soak seed 2036). The mark is what lets the
+    canary follow region A's writer once every region-A target answers healthy as the writer; it says
+    nothing that is not so (the writer is in region A, and there is no writer to move), and nothing
+    acknowledged can be lost by it: region B's database accepted no write. Written only while a
+    failover holds region A (latch active, or its marks in the journal): a failback with nothing to
+    give back changes nothing. Returns what it did, for the step's detail."""
+    journal = read_journal(clients, ctx)
+    held = (_read_latch(clients, ctx) or {}).get("state") == "active" or any(
+        journal.get(mark) for mark in FAILOVER_MARKS
+    )
+    in_a = _writer_never_left_a(ctx, clients, step) if held else None
+    if not in_a:
+        return None
+    _writer_move_requested(clients, ctx)
+    # Released before region A's web tier launches, so that no stop of this run finds region A
+    # serving its writer behind a thrown switch. Route 53 answers region A only once its endpoint
+    # check passes too (components/global_failover.py), so until then it keeps answering region B,
+    # and the canary, seeing the mark, leaves the released switch as it is until region A answers
+    # as the writer (lambdas/health_check/probe.py ``switch_position``).
+    released = _switch(ctx, clients, 0, step)
+    return f"{in_a}: {released.detail} before region A's web tier launches"
 
 
 @_step

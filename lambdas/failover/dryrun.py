@@ -15,7 +15,7 @@ from typing import Any
 
 from lambdas.failover.context import Capacity, RunbookContext
 from lambdas.failover.graph import RUNBOOKS
-from lambdas.failover.journal import WRITER_MOVE_MARK
+from lambdas.failover.journal import FAILOVER_MARKS, WRITER_MOVE_MARK
 from lambdas.failover.names import (
     FAILBACK_STAMP_TAG,
     WRITER_BACK_PHASES,
@@ -52,6 +52,22 @@ def _asg(obs: Observation, side: str, target: Capacity, name: str) -> str:
     if now == target:
         return f"already_done: {name} is {_cap(now)}"
     return f"would set {name} {_cap(now)} -> {_cap(target)} (min/desired/max)"
+
+
+def _warm_primary(obs: Observation, switch: float | None) -> str:
+    """``warm_primary``: region A's web tier; over a writer that never left region A while a failover
+    holds it, the switch released first (capacity.py ``_free_traffic_for_unmoved_writer``)."""
+    ctx = obs.ctx
+    launch = _asg(obs, "primary", ctx.primary_capacity, ctx.primary_asg_name)
+    latch = obs.latch if isinstance(obs.latch, dict) else {}
+    journal = obs.journal if isinstance(obs.journal, dict) else {}
+    held = latch.get("state") == "active" or any(journal.get(m) for m in FAILOVER_MARKS)
+    if obs.writer_side != "primary" or not held:
+        return launch
+    release = (
+        "the switch is released" if switch in (None, 0) else f"would put 0 on the switch (now {switch:g})"
+    )
+    return f"the writer never left region A: {release} first; {launch}"
 
 
 def _fence_asg(obs: Observation, name: str) -> str:
@@ -300,7 +316,7 @@ def _failback_lines(
     return {
         "confirm_primary_healthy": confirm,
         "reestablish_replication": replicate,
-        "warm_primary": _asg(obs, "primary", ctx.primary_capacity, ctx.primary_asg_name),
+        "warm_primary": _warm_primary(obs, switch),
         "scale_down_dr": "; ".join(
             [
                 _asg(obs, "dr", Capacity(0, 0, 0), ctx.dr_asg_name),

@@ -28,6 +28,7 @@ from lambdas.failover.journal import (
     _iac_failback_phase,
     _journal,
     _promotion_requested,
+    _promotion_under_way,
     _read_latch,
     _write_latch,
     _writer_move_requested,
@@ -94,10 +95,16 @@ def _writer_never_left_a(ctx: RunbookContext, clients: Clients, step: str) -> st
     (None: it does not): rds-replica, region B's instance is a replica of region A's primary, which is
     standalone; aurora-global, region A's cluster is the writer of the global database and no
     failover or switchover is under way. Then no failover moved the writer (or region B was
-    re-seeded after a failback): a failback has no database to move back."""
+    re-seeded after a failback): a failback has no database to move back. A promotion of region B's
+    replica the runbook asked for and AWS is still carrying out (``_promotion_under_way``: the replica
+    keeps naming its source until the promotion ends,
+    https://docs.aws.amazon.com/AmazonRDS/latest/UserGuide/USER_ReadRepl.Promote.html) is a writer
+    leaving region A, not one that never left."""
     if ctx.database_mode == "rds-replica":
         dr_id = _need(ctx.dr_db_instance_id, "drDbInstanceId", step)
         dr = _db_instance(clients, "dr", dr_id) or {}
+        if dr and _promotion_under_way(clients, ctx, "dr", dr):
+            return None
         source = str(dr.get("ReadReplicaSourceDBInstanceIdentifier") or "")
         # A cross-region replica names its source by ARN (arn:aws:rds:<region>:<account>:db:<id>):
         # region A's primary, or the instance an IaC failback left region A's writer.
@@ -325,6 +332,14 @@ def _reestablish_rds(ctx: RunbookContext, clients: Clients, params: Mapping[str,
         )
     source = _require_db_instance(clients, "dr", dr_id, step)
     if source.get("ReadReplicaSourceDBInstanceIdentifier"):
+        if _promotion_under_way(clients, ctx, "dr", source):
+            raise StepFailed(
+                step,
+                f"{dr_id} in {ctx.dr_region} is being promoted ({source.get('DBInstanceStatus')}), as the "
+                "failover asked: the writer is leaving region A. Nothing was changed. Wait until it is "
+                "available (`python -m automation status`), then fail back",
+                code="PromotionUnderWay",
+            )
         in_a = _writer_never_left_a(ctx, clients, step)
         if in_a:
             return _already(f"{in_a}: nothing to re-establish", instance=str(ctx.primary_db_instance_id))

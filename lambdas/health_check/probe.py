@@ -594,7 +594,12 @@ def switch_position(
       region B is drained: a failback that died between its writer move and ``clear_latch`` (a CLI
       process killed) otherwise left Route 53 answering drained region B until it was resumed (soak
       seeds 98, 615). The journal's mark is what makes region A's word enough here: without it an old
-      RDS primary back from an outage also says it is a writer.
+      RDS primary back from an outage also says it is a writer. Until region A answers so, the mark
+      leaves the switch where it is (None), not thrown: region B is drained (or its database never
+      became the writer: a failback over a writer that never left region A releases the switch before
+      it gives region A its web tier back, soak seed 2036), so throwing it would send traffic to a
+      region that cannot take writes, and would take traffic away from region A while region A comes
+      up serving its writer behind it.
     * latch ``standby``, every region-A target answers healthy saying its database is the writer,
       *and* the run journal records no failover holding region A (``held`` False: a completed
       failback, or no failover ever): 0. Region A's word alone is not enough: after an unplanned
@@ -622,7 +627,9 @@ def switch_position(
     region_a_writes = bool(results) and all(r.healthy and r.writer is True for r in results)
     moved_back = writer_moving_back and "canary-ignores-writer-move" not in _REGRESSIONS
     if latch_state == LATCH_ACTIVE:
-        return 0 if moved_back and region_a_writes else 1
+        if moved_back:
+            return 0 if region_a_writes else None
+        return 1
     if "canary-releases-on-doubt" in _REGRESSIONS:
         return 0
     if held and not moved_back and not _trusts_the_latch():

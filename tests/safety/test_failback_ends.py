@@ -10,6 +10,7 @@ from collections.abc import Callable
 import pytest
 
 from lambdas.failover import executor
+from lambdas.failover.traffic import _switch_thrown
 from tests.lambdas.failover.faults import Fault
 from tests.lambdas.failover.world import REGION_A, REGION_B
 from tests.safety.model import TRAFFIC_GRACE, Deployment, RunState
@@ -79,6 +80,66 @@ def test_converges_a_failback_after_a_failover_that_died_before_the_writer_moved
     d.op_advance(TRAFFIC_GRACE + 1)
     assert d.emulator.serving(REGION_A) and d.where() == REGION_A
     assert not d.emulator.serving(REGION_B), "region B back in standby"
+    assert not d.judge(), [str(v) for v in d.violations]
+
+
+@pytest.mark.parametrize(
+    ("mode", "latch"),
+    [("rds-replica", "standby"), ("rds-replica", "delete"), ("aurora-global", "kept")],
+    ids=["rds-replica-latch-set-to-standby", "rds-replica-latch-deleted", "aurora-global-latch-active"],
+)
+def test_traffic_follows_a_never_moved_writer_when_a_failback_dies_after_warming_region_a(
+    deploy: Deploy, mode: str, latch: str
+) -> None:
+    """traffic_follows_writer (soak seed 2036): a forced failover dies after fencing region A, scaling
+    region B out, throwing the switch and writing the latch, but before it moves the writer (13
+    mutating calls). The operator fails back, and that run dies right after ``warm_primary`` gave region
+    A its web tier back (its first UpdateAutoScalingGroup), with nobody to resume it. Region A's
+    database never stopped being the writer, so region A now serves the writer while the failover's
+    journal marks made the canary hold the switch on region B, whose database refuses writes: Route 53
+    answered region B for as long as nobody resumed the failback (judged after ``TRAFFIC_GRACE``)."""
+    d = deploy(mode)
+    d.op_advance(120)
+    died = d.op_run("failover", params={"force": True}, crash_after=13)
+    assert died.outcome == "crashed", died
+    assert not d.emulator.serving(REGION_A), "the dead failover fenced region A"
+    assert _switch_thrown(d.ctx, d.runbook_clients()), "the dead failover threw the switch"
+    if latch != "kept":
+        d.op_tamper_latch(latch)
+    d.op_advance(1500)  # the dead run's lock expires (the failback is another run)
+    # (The break-glass CLI: a Lambda task that dies in the state machine is retried by its Retry.)
+    run = d.op_run("failback", crash_on=frozenset({"UpdateAutoScalingGroup"}))
+    assert run.outcome == "crashed", run
+    assert d.writer() == d.keys()[0], "the writer never left region A"
+    d.op_advance(d.emulator.timings.launch_seconds + TRAFFIC_GRACE + 1)  # region A launches, then the grace
+    assert d.emulator.serving(REGION_A), "the dead failback launched region A's web tier"
+    assert d.where() == REGION_A, "Route 53 answers region B while region A serves the writer"
+    assert not d.judge(), [str(v) for v in d.violations]
+
+
+def test_no_loss_a_failback_while_region_b_is_being_promoted_refuses_before_any_change(
+    deploy: Deploy,
+) -> None:
+    """no_loss / one writer: a forced failover dies right after it asked RDS to promote region B's
+    replica (PromoteReadReplica; the replica names its source until the promotion ends, minutes later:
+    https://docs.aws.amazon.com/AmazonRDS/latest/UserGuide/USER_ReadRepl.Promote.html), and the
+    operator breaks its lock and fails back at once. The failback read "region B replicates from region
+    A's writer" as "the writer never left region A", warmed and unfenced region A, released the switch
+    and ended done; region B's promotion then completed: two standalone writers, and every write region
+    A acknowledged missing from region B's, which the model follows as the writer (319 writes). It must
+    refuse, before any change, naming the promotion."""
+    d = deploy("rds-replica")
+    d.op_advance(120)
+    died = d.op_run("failover", params={"force": True}, crash_on=frozenset({"PromoteReadReplica"}))
+    assert died.outcome == "crashed", died
+    d.op_advance(30)
+    report = executor.run(
+        "failback", d.ctx, d.runbook_clients(), params={"reason": "t"}, max_workers=1, break_lock=True
+    )
+    assert report.outcome == "stopped", report.format_table()
+    assert "is being promoted" in report.format_table(), report.format_table()
+    assert not d.emulator.serving(REGION_A), "the refused failback gave region A its web tier back"
+    d.op_advance(d.emulator.timings.promote_seconds + TRAFFIC_GRACE + 1)
     assert not d.judge(), [str(v) for v in d.violations]
 
 
