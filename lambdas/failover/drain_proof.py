@@ -15,7 +15,7 @@ changed out of band. So before that update this module:
    B26-3) is seen here, whatever the stack's state says;
 3. waits for the drain (``lossless.DRAIN_SECONDS`` from the moment it saw region B drained, the
    conservative side of when its writes stopped) and then for zero lag of region A's failback instance
-   and of the receipts' replication, from datapoints taken after it (``lossless._wait_lossless``, as the
+   and of the receipts' replication, from datapoints taken after it (``lossless.wait_lossless``, as the
    runbook's own failback does);
 4. under the runbook lock (single flight: a failover's ``scale_web_tier`` withdraws the proof under
    it), sees region B still drained and the record unchanged, and writes ``DRAIN_PROOF_MARK``.
@@ -26,20 +26,24 @@ The program refuses the promotion without a proof for this latch and this drain 
 
 from __future__ import annotations
 
-import json
 import uuid
 from collections.abc import Mapping
 from typing import Any
-
-from botocore.exceptions import ClientError
 
 from lambdas.failover import lock
 from lambdas.failover.budget import call_seconds
 from lambdas.failover.clients import DR_SETTINGS, Clients
 from lambdas.failover.context import RunbookContext
 from lambdas.failover.exceptions import LockHeld, LockLost, StepFailed
-from lambdas.failover.journal import DRAIN_PROOF_MARK, _journal, _read_latch, read_journal
-from lambdas.failover.lossless import _wait_lossless, database_lag, receipts_lag
+from lambdas.failover.journal import (
+    DRAIN_PROOF_MARK,
+    UnreadableRecord,
+    _journal,
+    _read_latch,
+    read_failback_record,
+    read_journal,
+)
+from lambdas.failover.lossless import database_lag, receipts_lag, wait_lossless
 from lambdas.failover.names import current_failback_id, phase_record_name
 from lambdas.failover.stepkit import (
     _asg,
@@ -47,7 +51,6 @@ from lambdas.failover.stepkit import (
     _db_instance,
     _now,
     _reserved_concurrency,
-    error_code,
 )
 
 STEP = "prove_drain"
@@ -69,25 +72,16 @@ def _refused(reason: str, code: str) -> StepFailed:
 
 
 def _record(ctx: RunbookContext, clients: Clients) -> dict[str, Any] | None:
-    """The dr stack's failback record (``names.phase_record_name``), None when no update wrote one."""
+    """The dr stack's failback record (``journal.read_failback_record``), None when no update wrote one."""
     try:
-        raw = clients.ssm("dr").get_parameter(Name=phase_record_name(ctx.latch_parameter_name))["Parameter"]
-    except ClientError as exc:
-        if error_code(exc) == "ParameterNotFound":
-            return None
-        raise
-    try:
-        value = json.loads(str(raw["Value"]))
-    except ValueError:
-        value = None
-    if not isinstance(value, dict):
+        return read_failback_record(ctx, clients)
+    except UnreadableRecord:
         raise _refused(
             f"the failback record {phase_record_name(ctx.latch_parameter_name)} (SSM, {ctx.dr_region}) is "
             "not the program's JSON, so which drain this is cannot be told; run `pulumi up -s dr` with "
             "dr:failback drain to write it again",
             "UnreadableRecord",
-        )
-    return value
+        ) from None
 
 
 def _drained_record(ctx: RunbookContext, clients: Clients, since: str | None) -> tuple[str, int]:
@@ -193,7 +187,7 @@ def prove_drain(ctx: RunbookContext, clients: Clients, params: Mapping[str, Any]
         *receipts_lag(ctx, "dr", "primary"),
     ]
     try:
-        pending = _wait_lossless(clients, {**params, "wait": True}, stopped_at=seen, lags=lags, step=STEP)
+        pending = wait_lossless(clients, {**params, "wait": True}, stopped_at=seen, lags=lags, step=STEP)
     except StepFailed as exc:
         raise StepFailed(
             STEP,

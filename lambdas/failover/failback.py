@@ -34,7 +34,7 @@ from lambdas.failover.journal import (
     _writer_move_requested,
     read_journal,
 )
-from lambdas.failover.lossless import _wait_lossless, database_lag, receipts_lag
+from lambdas.failover.lossless import database_lag, receipts_lag, wait_lossless
 from lambdas.failover.names import FAILBACK_STAMP_TAG, phase_record_name, retained_instance_id, retained_stamp
 from lambdas.failover.promotion import _inherited_tags, _promote_rds
 from lambdas.failover.regressions import Regression
@@ -575,7 +575,7 @@ def wait_replication_lag(ctx: RunbookContext, clients: Clients, params: Mapping[
             code="NotDrained",
         )
     try:
-        pending = _wait_lossless(clients, params, stopped_at=stamp, lags=lags, step=step)
+        pending = wait_lossless(clients, params, stopped_at=stamp, lags=lags, step=step)
     except StepFailed as exc:
         undone = _undo_drain(ctx, clients, step)
         raise StepFailed(

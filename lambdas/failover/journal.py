@@ -375,18 +375,34 @@ def _iac_failback_phase(ctx: RunbookContext, clients: Clients, latch: Mapping[st
     if latch.get("state") != "active":
         return None
     try:
-        raw = str(
-            clients.ssm("dr").get_parameter(Name=phase_record_name(ctx.latch_parameter_name))["Parameter"][
-                "Value"
-            ]
-        )
+        record = read_failback_record(ctx, clients)
+    except UnreadableRecord:
+        return "switch-writer"
+    if record is None:
+        return None
+    phase, since = record.get("phase"), record.get("latchSince")
+    return str(phase) if phase and since == latch.get("since") else None
+
+
+class UnreadableRecord(ValueError):
+    """The failback record's value is not a JSON object (the program writes one)."""
+
+
+def read_failback_record(ctx: RunbookContext, clients: Clients) -> dict[str, Any] | None:
+    """The dr stack's failback record (``names.phase_record_name``, SSM in region B) as the program wrote
+    it, or None when no update wrote one; :class:`UnreadableRecord` when its value is not a JSON object.
+    One reader for the runbook's two uses: the phase a failback must not cross
+    (:func:`_iac_failback_phase`) and the drain ``latch switch-writer`` proves (``drain_proof``)."""
+    try:
+        raw = clients.ssm("dr").get_parameter(Name=phase_record_name(ctx.latch_parameter_name))["Parameter"]
     except ClientError as exc:
         if error_code(exc) == "ParameterNotFound":
             return None
         raise
     try:
-        record = json.loads(raw)
-        phase, since = record.get("phase"), record.get("latchSince")
-    except (ValueError, AttributeError):
-        return "switch-writer"
-    return str(phase) if phase and since == latch.get("since") else None
+        value = json.loads(str(raw["Value"]))
+    except ValueError:
+        value = None
+    if not isinstance(value, dict):
+        raise UnreadableRecord(phase_record_name(ctx.latch_parameter_name))
+    return value

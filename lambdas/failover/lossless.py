@@ -1,6 +1,6 @@
 """Planned changes are lossless: wait for the drain, then for proof that the target holds every write.
 
-After writes stopped (the journal's stamp), ``_wait_lossless`` waits ``DRAIN_SECONDS`` and then for
+After writes stopped (the journal's stamp), ``wait_lossless`` waits ``DRAIN_SECONDS`` and then for
 every replication series (``Lag``: the database's ``ReplicaLag``, the receipts' S3
 ``OperationsPendingReplication``) to prove zero by datapoints taken after the drain: two
 consecutive zero minutes (:func:`zero_lag_evidence`), or, for RDS for PostgreSQL, a replayed commit
@@ -217,7 +217,7 @@ def receipts_lag(ctx: RunbookContext, source: Side, target: Side) -> list[Lag]:
     return [Lag(target, "AWS/S3", "OperationsPendingReplication", dims)]
 
 
-def _wait_lossless(
+def wait_lossless(
     clients: Clients,
     params: Mapping[str, Any],
     *,

@@ -34,7 +34,7 @@ from lambdas.failover.journal import (
     _writer_moving,
     read_journal,
 )
-from lambdas.failover.lossless import _wait_lossless, database_lag, receipts_lag
+from lambdas.failover.lossless import database_lag, receipts_lag, wait_lossless
 from lambdas.failover.names import (
     FAILOVER_NAME_ATTEMPTS,
     FAILOVER_WRITER_MARK,
@@ -316,9 +316,7 @@ def _request_switchover(
     dark = _forced_source_dark(ctx, clients, params)
     try:
         if stamp is not None and lags:
-            pending = _wait_lossless(
-                clients, params, stopped_at=stamp, lags=lags, step=step, source_dark=dark
-            )
+            pending = wait_lossless(clients, params, stopped_at=stamp, lags=lags, step=step, source_dark=dark)
             if pending is not None:
                 return pending
         rds.switchover_global_cluster(GlobalClusterIdentifier=gid, TargetDbClusterIdentifier=arn)
@@ -637,7 +635,7 @@ def _planned_wait(
             code="NotFenced",
         )
     lags = [database_lag(ctx, "dr", metric, dims, engine), *receipts_lag(ctx, "primary", "dr")]
-    return _wait_lossless(clients, params, stopped_at=stamp, lags=lags, step=step, source_dark=source_dark)
+    return wait_lossless(clients, params, stopped_at=stamp, lags=lags, step=step, source_dark=source_dark)
 
 
 def _loss_estimate(clients: Clients, metric: str, dims: Mapping[str, str], per_second: float) -> str:
