@@ -381,6 +381,10 @@ INVOKE_ACTIONS: dict[str, tuple[str, ...]] = {
     # aurora-global, the primary stack: whether region B's secondary exists before its engine version and
     # instances are read (components/program.py read_secondary_cluster: no minor upgrade when headless).
     "aws:rds/getClusters:getClusters": ("rds:DescribeDBClusters",),
+    # rds-replica switch-writer: region B's web tier, live, before the promotion (components/program.py
+    # read_region_b_web_tier: found by its tags, then its sizes).
+    "aws:autoscaling/getAmiIds:getAmiIds": ("autoscaling:DescribeAutoScalingGroups",),
+    "aws:autoscaling/getGroup:getGroup": ("autoscaling:DescribeAutoScalingGroups",),
     "aws:secretsmanager/getRandomPassword:getRandomPassword": ("secretsmanager:GetRandomPassword",),
     # sts:GetCallerIdentity needs no permission (https://docs.aws.amazon.com/STS/latest/APIReference/API_GetCallerIdentity.html).
     "aws:index/getCallerIdentity:getCallerIdentity": (),

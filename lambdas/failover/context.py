@@ -280,6 +280,16 @@ class Capacity:
     desired: int
     max: int
 
+    @property
+    def serving(self) -> bool:
+        """Whether a web tier at these sizes can take requests (and so writes): it runs instances, or may
+        launch them (a max above 0 lets target tracking raise desired within [min, max]:
+        https://docs.aws.amazon.com/autoscaling/ec2/userguide/asg-capacity-limits.html). Drained is 0/0/0
+        in effect: what ``python -m automation latch switch-writer`` requires before its proof
+        (drain_proof.py) and the program before it promotes region A's failback instance
+        (components/region_b_serving.py)."""
+        return bool(self.desired or self.max)
+
 
 @dataclass(frozen=True)
 class SwitchMetric:

@@ -116,7 +116,7 @@ def _serving(ctx: RunbookContext, clients: Clients) -> list[str]:
     """What of region B can still take writes, read from AWS (empty: drained)."""
     found: list[str] = []
     capacity = _asg_capacity(_asg(clients, "dr", ctx.dr_asg_name, STEP))
-    if capacity.desired or capacity.max:
+    if capacity.serving:
         found.append(f"web tier {ctx.dr_asg_name} at {capacity.min}/{capacity.desired}/{capacity.max}")
     for name in ctx.dr_function_names:
         if _reserved_concurrency(clients, "dr", name) != 0:
