@@ -826,6 +826,8 @@ class Lifecycle:
                 # Each region's Auto Scaling groups as AWS has them (autoscaling.getAmiIds, getGroup):
                 # what the runbook or a hand changed out of band included.
                 "asgs": self._live_groups(),
+                # Each region's functions' reserved concurrency (lambda.getFunction; -1: unreserved).
+                "functions": self._live_functions(),
                 # The dr stack's failback record (SSM, beside the latch): what its last update wrote.
                 "failbackPhase": (
                     self.live("dr", "aws:ssm/parameter:Parameter", "dr-failback-phase") or {}
@@ -853,6 +855,20 @@ class Lifecycle:
                         "desiredCapacity": asg_capacity(live),
                         "maxSize": int(live.get("maxSize") or 0),
                     }
+                )
+        return out
+
+    def _live_functions(self) -> dict[str, dict[str, int]]:
+        """region -> function name -> its reserved concurrency in the live world (-1: unreserved)."""
+        out: dict[str, dict[str, int]] = {}
+        for stack in ("primary", "dr"):
+            for r in self.state[stack].values():
+                live = self.world.attrs.get(r.urn)
+                if r.type != "aws:lambda/function:Function" or live is None or r.region is None:
+                    continue
+                reserved = live.get("reservedConcurrentExecutions")
+                out.setdefault(r.region, {})[str(live.get("name"))] = (
+                    -1 if reserved is None else int(reserved)
                 )
         return out
 

@@ -428,6 +428,15 @@ class _Mocks:
                 "maxSize": group.get("maxSize", 0),
                 "id": name,
             }
+        if token == "aws:lambda/getFunction:getFunction":
+            # A live function's reserved concurrency (lambda.getFunction; -1: unreserved). Without a live
+            # world, or one that does not say: 0, the dormant pilot light as the program declares it.
+            name = str(call_args.get("functionName", ""))
+            functions = None if self.live is None else self.live.get("functions")
+            if functions is not None and name not in functions.get(region, {}):
+                raise ValueError(f"Function not found: {name} in {region}")  # the provider fails the update
+            reserved = 0 if functions is None else functions[region][name]
+            return {"functionName": name, "reservedConcurrentExecutions": reserved, "id": name}
         return {}
 
     def _groups(self, region: str) -> list[dict[str, Any]]:
@@ -639,7 +648,8 @@ def synthesize(
             rds.getInstance), ``rdsInstances`` (region -> RDS instance
             identifiers: rds.getInstances) and ``clusterMembers`` (Aurora cluster ->
             instance identifiers: rds.getCluster) and ``asgs`` (region -> Auto Scaling groups, each
-            ``{name, tags, minSize, desiredCapacity, maxSize}``: autoscaling.getAmiIds and getGroup);
+            ``{name, tags, minSize, desiredCapacity, maxSize}``: autoscaling.getAmiIds and getGroup),
+            ``functions`` (region -> function name -> reserved concurrency, -1 unreserved: lambda.getFunction);
             None: a deployed standby as the program declares it.
         journal: the run journal beside the latch (SSM ``<latch>-journal``, region B), None: not written.
             ``live["failbackPhase"]`` is the dr stack's failback record; without the key, the one the

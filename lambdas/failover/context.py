@@ -291,6 +291,15 @@ class Capacity:
         return bool(self.desired or self.max)
 
 
+def function_serving(reserved_concurrency: int | None) -> bool:
+    """Whether a function with this reserved concurrency can run, and so take writes: only a reservation
+    of 0 throttles every invocation (https://docs.aws.amazon.com/lambda/latest/dg/configuration-concurrency.html);
+    None (GetFunctionConcurrency: no reservation) and -1 (the provider's "unreserved") leave it running.
+    Drained is 0, for the zero-lag proof (drain_proof.py) and for the program before it promotes region A's
+    failback instance (components/region_b_serving.py)."""
+    return reserved_concurrency != 0
+
+
 @dataclass(frozen=True)
 class SwitchMetric:
     """The CloudWatch metric in region B behind the failover switch (1 = traffic to B)."""

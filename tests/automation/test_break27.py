@@ -28,7 +28,7 @@ from components.failover import (
     refuse_unmoved_aurora_writer,
     refuse_unproven_failback_promotion,
 )
-from components.region_b_serving import GroupSeen, refuse_promotion_while_region_b_serves
+from components.region_b_serving import FunctionSeen, GroupSeen, refuse_promotion_while_region_b_serves
 from lambdas.failover import drain_proof
 from lambdas.failover.context import RunbookContext
 from lambdas.failover.exceptions import StepFailed
@@ -127,6 +127,17 @@ def _region_b_web_tier(world: World) -> tuple[GroupSeen, ...]:
     )
 
 
+def _region_b_functions(world: World) -> tuple[FunctionSeen, ...]:
+    """Region B's functions' reserved concurrency as the program reads it (GetFunction's Concurrency; the
+    provider's -1 when there is no reservation, which GetFunctionConcurrency answers with none)."""
+    lam = world.client("lambda", REGION_B)
+    seen = []
+    for name in world.context["drFunctionNames"]:
+        reserved = lam.get_function_concurrency(FunctionName=name).get("ReservedConcurrentExecutions")
+        seen.append(FunctionSeen(name, -1 if reserved is None else int(reserved)))
+    return tuple(seen)
+
+
 def _promotion_refusal(world: World) -> str | None:
     """Why ``dr:failback switch-writer`` is refused before any resource (components/program.py), on the
     record and journal as they are now and region B's web tier as AWS has it; None when the update
@@ -139,7 +150,9 @@ def _promotion_refusal(world: World) -> str | None:
         refuse_dr_update(latch, journal, tier=tier)
         refuse_unmoved_aurora_writer(previous, tier, latch, journal, world.mode)
         refuse_unproven_failback_promotion(previous, tier, latch, journal, world.mode)
-        refuse_promotion_while_region_b_serves(tier, latch, world.mode, _region_b_web_tier(world))
+        refuse_promotion_while_region_b_serves(
+            tier, latch, world.mode, _region_b_web_tier(world), _region_b_functions(world)
+        )
     except (FailoverRefused, FailbackInProgress) as exc:
         return str(exc)
     return None
@@ -361,6 +374,26 @@ def test_the_switch_writer_update_is_refused_while_region_b_serves_in_aws(
     _dr_update(world, "drain")  # the remedy: re-drain, then a new proof, then switch-writer
     drain_proof.prove_drain(ctx, clients, PARAMS)
     assert _promotion_refusal(world) is None, "re-drained and proven again, the promotion may go"
+
+
+def test_region_b_s_functions_unthrottled_by_hand_after_the_proof_refuse_the_switch_writer_update(
+    make_world: Callable[..., World],
+) -> None:
+    """One writer. As above with only region B's functions given their concurrency back by hand
+    (DeleteFunctionConcurrency: no reservation, so they run: https://docs.aws.amazon.com/lambda/latest/dg/configuration-concurrency.html),
+    its web tier left at 0/0/0: the payments function takes writes in region B all the same."""
+    world, _since, replica = _drained(make_world)
+    _lag(world, replica, [(m, 0.0) for m in range(0, 60)])
+    clients = clients_for(world, clock=ShiftedClock())
+    drain_proof.prove_drain(RunbookContext.from_dict(world.context), clients, PARAMS)
+    assert _promotion_refusal(world) is None
+
+    [name, *_] = world.context["drFunctionNames"]
+    world.client("lambda", REGION_B).delete_function_concurrency(FunctionName=name)
+
+    assert world.asg(REGION_B)[1] == 0
+    refused = _promotion_refusal(world)
+    assert refused is not None and f"function {name} at reserved concurrency -1" in refused, refused
 
 
 def test_a_switch_writer_half_applied_before_the_upgrade_can_be_re_run(

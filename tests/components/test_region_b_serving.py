@@ -26,16 +26,19 @@ from components.failover import (
 )
 from components.region_b_serving import (
     GROUP_TAGS,
+    FunctionSeen,
     GroupSeen,
     group_filters,
     refuse_promotion_while_region_b_serves,
 )
 from lambdas.failover.context import Capacity as GroupCapacity
+from lambdas.failover.context import function_serving
 
 RDS = "rds-replica"
 SINCE = "2026-12-01T10:00:00+00:00"
 ACTIVE = Latch("active", SINCE)
 DRAINED = GroupSeen("pl-dr-web-asg-1a2b3c", 0, 0, 0)
+THROTTLED = FunctionSeen("pl-prod-payments", 0)
 
 
 def _tier(phase: str | None, mode: str = RDS) -> DesiredTier:
@@ -49,10 +52,20 @@ def _tier(phase: str | None, mode: str = RDS) -> DesiredTier:
 
 
 def _refusal(
-    groups: list[GroupSeen], tier: DesiredTier | None = None, latch: Latch = ACTIVE, mode: str = RDS
+    groups: list[GroupSeen],
+    functions: list[FunctionSeen] | None = None,
+    tier: DesiredTier | None = None,
+    latch: Latch = ACTIVE,
+    mode: str = RDS,
 ) -> str | None:
     try:
-        refuse_promotion_while_region_b_serves(tier or _tier("switch-writer", mode), latch, mode, groups)
+        refuse_promotion_while_region_b_serves(
+            tier or _tier("switch-writer", mode),
+            latch,
+            mode,
+            groups,
+            [THROTTLED] if functions is None else functions,
+        )
     except FailoverRefused as exc:
         return str(exc)
     return None
@@ -78,9 +91,23 @@ def test_a_serving_web_tier_refuses_the_promotion_in_one_line_naming_it_and_the_
         assert remedy in said, (remedy, said)
 
 
+@pytest.mark.parametrize("reserved", [None, -1, 5])
+def test_a_function_that_can_run_refuses_the_promotion_naming_it(reserved: int | None) -> None:
+    running = FunctionSeen("pl-prod-payments", reserved)
+    said = _refusal([DRAINED], [running])
+    assert said is not None, f"switch-writer promotes region A's replica while {running} can run in region B"
+    assert "\n" not in said and f"function pl-prod-payments at reserved concurrency {reserved}" in said, said
+    assert DRAINED.name not in said and "pulumi up --refresh -s dr" in said, said
+
+
+def test_everything_serving_is_named() -> None:
+    said = _refusal([GroupSeen("g1", 0, 1, 2)], [FunctionSeen("f1", -1)]) or ""
+    assert "web tier g1 at 0/1/2" in said and "function f1 at reserved concurrency -1" in said, said
+
+
 def test_a_drained_region_b_or_none_found_lets_the_promotion_go() -> None:
     assert _refusal([DRAINED]) is None
-    assert _refusal([]) is None
+    assert _refusal([], []) is None
 
 
 @pytest.mark.parametrize(
@@ -97,7 +124,8 @@ def test_an_update_that_promotes_nothing_is_never_refused_by_it(
 ) -> None:
     tier = _tier(tier_phase, mode)
     assert not promotes_failback_instance(tier, latch, mode)
-    assert _refusal([GroupSeen("pl-dr-web-asg-9f8e7d", 2, 2, 4)], tier=tier, latch=latch, mode=mode) is None
+    serving = ([GroupSeen("pl-dr-web-asg-9f8e7d", 2, 2, 4)], [FunctionSeen("pl-prod-payments", -1)])
+    assert _refusal(*serving, tier=tier, latch=latch, mode=mode) is None
 
 
 def test_the_promoting_update_is_exactly_rds_replica_switch_writer_under_an_active_latch() -> None:
@@ -113,6 +141,15 @@ def test_serving_is_the_zero_lag_proof_s_notion_of_not_drained(
     # lambdas/failover/drain_proof.py _serving refuses the proof on the same predicate.
     assert GroupCapacity(*sizes).serving is serving
     assert GroupSeen("g", *sizes).serving is serving
+
+
+@pytest.mark.parametrize(("reserved", "serving"), [(0, False), (None, True), (-1, True), (1, True)])
+def test_a_function_serves_unless_its_reserved_concurrency_is_zero(
+    reserved: int | None, serving: bool
+) -> None:
+    # lambdas/failover/drain_proof.py _serving refuses the proof on the same predicate.
+    assert function_serving(reserved) is serving
+    assert FunctionSeen("f", reserved).serving is serving
 
 
 def test_the_filters_name_the_application_its_environment_and_the_stack_role() -> None:
@@ -166,6 +203,27 @@ def test_lifecycle_region_b_scaled_by_hand_after_the_proof_refuses_the_switch_wr
     assert after == standalone, f"a writer was promoted while region B serves: {standalone} -> {after}"
 
 
+def test_lifecycle_region_b_s_function_unthrottled_by_hand_after_the_proof_refuses_the_switch_writer_update() -> (
+    None
+):
+    # The function's name is fixed (components/serverless.py payments_function_name): read by name.
+    lc = _to_the_proof()
+    [fn] = [
+        lc.world.attrs[r.urn]
+        for r in lc.state["dr"].values()
+        if r.type == "aws:lambda/function:Function" and "payments" in str(r.inputs.get("name"))
+    ]
+    assert fn["reservedConcurrentExecutions"] == 0, fn["reservedConcurrentExecutions"]
+    fn["reservedConcurrentExecutions"] = -1  # DeleteFunctionConcurrency by hand
+
+    [switch] = lc.run([SWITCH])[-1:]
+
+    assert (
+        switch.refused is not None and f"function {fn['name']} at reserved concurrency -1" in switch.refused
+    ), switch.refused
+    assert not switch.applied
+
+
 def test_lifecycle_a_drained_region_b_lets_the_switch_writer_update_promote() -> None:
     lc = _to_the_proof()
     standalone = {d.ident for d in lc.world.dbs.values() if d.kind == "instance" and d.source is None}
@@ -181,9 +239,14 @@ def test_lifecycle_a_drained_region_b_lets_the_switch_writer_update_promote() ->
         ("aws:autoscaling/getAmiIds:getAmiIds", dr_region),
         ("aws:autoscaling/getGroup:getGroup", dr_region),
     }, "region B's web tier is read live, in region B, before the promotion"
+    functions = {
+        (t, region) for t, _a, region in lc.syntheses[-1].invokes if t == "aws:lambda/getFunction:getFunction"
+    }
+    assert functions == {("aws:lambda/getFunction:getFunction", dr_region)}, functions
 
 
 def test_an_update_that_promotes_nothing_makes_no_live_read_of_region_b_s_web_tier() -> None:
     lc = _to_the_proof()
     for s in lc.syntheses:
-        assert not [t for t, _a, _r in s.invokes if t.startswith("aws:autoscaling/")], s
+        reads = [t for t, _a, _r in s.invokes if t.startswith(("aws:autoscaling/", "aws:lambda/getFunction"))]
+        assert not reads, (s.stack, s.config.get("dr:failback"), reads)
