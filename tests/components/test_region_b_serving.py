@@ -100,9 +100,15 @@ def test_a_function_that_can_run_refuses_the_promotion_naming_it(reserved: int |
     assert DRAINED.name not in said and "pulumi up --refresh -s dr" in said, said
 
 
-def test_everything_serving_is_named() -> None:
-    said = _refusal([GroupSeen("g1", 0, 1, 2)], [FunctionSeen("f1", -1)]) or ""
-    assert "web tier g1 at 0/1/2" in said and "function f1 at reserved concurrency -1" in said, said
+def test_everything_serving_is_named_in_one_line_that_says_why_and_what_to_do() -> None:
+    said = _refusal([GroupSeen("g1", 0, 1, 2), DRAINED], [FunctionSeen("f1", -1)])
+    assert said == (
+        "dr:failback switch-writer is refused: region B serves in AWS (web tier g1 at 0/1/2 (min/desired/max); "
+        "function f1 at reserved concurrency -1 (drained: 0)) although the stack's state and the zero-lag proof "
+        "say it is drained, so promoting region A's failback replica now would leave two writers and lose what "
+        "region B acknowledged since the proof. Drain it again with `pulumi up --refresh -s dr` and dr:failback "
+        "drain, then run `python -m automation latch switch-writer --outputs runbook.json`, then this update."
+    )
 
 
 def test_a_drained_region_b_or_none_found_lets_the_promotion_go() -> None:
@@ -245,7 +251,7 @@ def test_lifecycle_a_drained_region_b_lets_the_switch_writer_update_promote() ->
     assert functions == {("aws:lambda/getFunction:getFunction", dr_region)}, functions
 
 
-def test_an_update_that_promotes_nothing_makes_no_live_read_of_region_b_s_web_tier() -> None:
+def test_lifecycle_an_update_that_promotes_nothing_makes_no_live_read_of_region_b() -> None:
     lc = _to_the_proof()
     for s in lc.syntheses:
         reads = [t for t, _a, _r in s.invokes if t.startswith(("aws:autoscaling/", "aws:lambda/getFunction"))]
