@@ -381,6 +381,19 @@ INVOKE_ACTIONS: dict[str, tuple[str, ...]] = {
     # aurora-global, the primary stack: whether region B's secondary exists before its engine version and
     # instances are read (components/program.py read_secondary_cluster: no minor upgrade when headless).
     "aws:rds/getClusters:getClusters": ("rds:DescribeDBClusters",),
+    # rds-replica switch-writer: region B's web tier, live, before the promotion (components/program.py
+    # read_region_b_web_tier: found by its tags, then its sizes).
+    "aws:autoscaling/getAmiIds:getAmiIds": ("autoscaling:DescribeAutoScalingGroups",),
+    "aws:autoscaling/getGroup:getGroup": ("autoscaling:DescribeAutoScalingGroups",),
+    # ... and its payments function's reserved concurrency: the provider's aws_lambda_function data source
+    # finds the latest published version (ListVersionsByFunction), reads the function and its
+    # concurrency (GetFunction) and its code signing config (terraform-provider-aws
+    # internal/service/lambda/function_data_source.go dataSourceFunctionRead).
+    "aws:lambda/getFunction:getFunction": (
+        "lambda:ListVersionsByFunction",
+        "lambda:GetFunction",
+        "lambda:GetFunctionCodeSigningConfig",
+    ),
     "aws:secretsmanager/getRandomPassword:getRandomPassword": ("secretsmanager:GetRandomPassword",),
     # sts:GetCallerIdentity needs no permission (https://docs.aws.amazon.com/STS/latest/APIReference/API_GetCallerIdentity.html).
     "aws:index/getCallerIdentity:getCallerIdentity": (),

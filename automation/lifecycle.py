@@ -823,6 +823,11 @@ class Lifecycle:
                     for region in {d.region for d in w.dbs.values()}
                 },
                 "clusterVersions": {d.ident: d.engine_version for d in w.dbs.values() if d.kind == "cluster"},
+                # Each region's Auto Scaling groups as AWS has them (autoscaling.getAmiIds, getGroup):
+                # what the runbook or a hand changed out of band included.
+                "asgs": self._live_groups(),
+                # Each region's functions' reserved concurrency (lambda.getFunction; -1: unreserved).
+                "functions": self._live_functions(),
                 # The dr stack's failback record (SSM, beside the latch): what its last update wrote.
                 "failbackPhase": (
                     self.live("dr", "aws:ssm/parameter:Parameter", "dr-failback-phase") or {}
@@ -830,6 +835,42 @@ class Lifecycle:
             },
             sort_keys=True,
         )
+
+    def _live_groups(self) -> dict[str, list[dict[str, Any]]]:
+        """region -> the Auto Scaling groups the stacks made, as the live world has them: the name (the
+        logical name: AWS's adds a suffix), the tags the program gave them and their sizes (desired:
+        :func:`asg_capacity`, what AWS keeps within [min, max])."""
+        out: dict[str, list[dict[str, Any]]] = {}
+        for stack in ("primary", "dr"):
+            for r in self.state[stack].values():
+                live = self.world.attrs.get(r.urn)
+                if r.type != "aws:autoscaling/group:Group" or live is None or r.region is None:
+                    continue
+                tags = {str(t.get("key")): str(t.get("value")) for t in live.get("tags") or []}
+                out.setdefault(r.region, []).append(
+                    {
+                        "name": r.name,
+                        "tags": tags,
+                        "minSize": int(live.get("minSize") or 0),
+                        "desiredCapacity": asg_capacity(live),
+                        "maxSize": int(live.get("maxSize") or 0),
+                    }
+                )
+        return out
+
+    def _live_functions(self) -> dict[str, dict[str, int]]:
+        """region -> function name -> its reserved concurrency in the live world (-1: unreserved)."""
+        out: dict[str, dict[str, int]] = {}
+        for stack in ("primary", "dr"):
+            for r in self.state[stack].values():
+                live = self.world.attrs.get(r.urn)
+                if r.type != "aws:lambda/function:Function" or live is None or r.region is None:
+                    continue
+                reserved = live.get("reservedConcurrentExecutions")
+                out.setdefault(r.region, {})[str(live.get("name"))] = (
+                    -1 if reserved is None else int(reserved)
+                )
+        return out
 
     def facts(self, stack: str, r: Stored) -> dict[str, Any]:
         """Live facts the rejected-change rules need about ``r``."""

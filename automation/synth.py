@@ -399,7 +399,49 @@ class _Mocks:
                     listed = [i for i in listed if i in set(f.get("values") or [])]
             arns = [arn_for("aws:rds/cluster:Cluster", i, {"clusterIdentifier": i}, region) for i in listed]
             return {"clusterIdentifiers": listed, "clusterArns": arns, "id": region}
+        if token == "aws:autoscaling/getAmiIds:getAmiIds":
+            # The region's live Auto Scaling groups (autoscaling.getAmiIds, the Autoscaling Groups data
+            # source), narrowed by ``tag:<key>`` filters (AND). Without a live world: none.
+            groups = self._groups(region)
+            for f in call_args.get("filters") or []:
+                key = str(f.get("name", ""))
+                if not key.startswith("tag:"):
+                    raise ValueError(f"the mock answers tag:<key> filters only, not {key!r}")
+                values = set(f.get("values") or [])
+                groups = [g for g in groups if (g.get("tags") or {}).get(key[4:]) in values]
+            names = sorted(str(g["name"]) for g in groups)
+            arns = [
+                f"arn:aws:autoscaling:{region}:{ACCOUNT_ID}:autoScalingGroup:{COMPUTED}:autoScalingGroupName/{n}"
+                for n in names
+            ]
+            return {"names": names, "arns": arns, "id": region}
+        if token == "aws:autoscaling/getGroup:getGroup":
+            # One live group's sizes (autoscaling.getGroup); AWS's provider fails for a group not there.
+            name = str(call_args.get("name", ""))
+            group = next((g for g in self._groups(region) if g["name"] == name), None)
+            if group is None:
+                raise ValueError(f"Auto Scaling group {name!r} not found in {region}")
+            return {
+                "name": name,
+                "minSize": group.get("minSize", 0),
+                "desiredCapacity": group.get("desiredCapacity", 0),
+                "maxSize": group.get("maxSize", 0),
+                "id": name,
+            }
+        if token == "aws:lambda/getFunction:getFunction":
+            # A live function's reserved concurrency (lambda.getFunction; -1: unreserved). Without a live
+            # world, or one that does not say: 0, the dormant pilot light as the program declares it.
+            name = str(call_args.get("functionName", ""))
+            functions = None if self.live is None else self.live.get("functions")
+            if functions is not None and name not in functions.get(region, {}):
+                raise ValueError(f"Function not found: {name} in {region}")  # the provider fails the update
+            reserved = 0 if functions is None else functions[region][name]
+            return {"functionName": name, "reservedConcurrentExecutions": reserved, "id": name}
         return {}
+
+    def _groups(self, region: str) -> list[dict[str, Any]]:
+        """``live["asgs"]``: region -> the Auto Scaling groups AWS has there (name, tags, sizes)."""
+        return [] if self.live is None else [dict(g) for g in self.live.get("asgs", {}).get(region, [])]
 
 
 def _provider_urn(ref: str) -> str:
@@ -605,7 +647,10 @@ def synthesize(
             source, "" when standalone: rds.getInstance), ``rdsTags`` (RDS instance -> its tags:
             rds.getInstance), ``rdsInstances`` (region -> RDS instance
             identifiers: rds.getInstances) and ``clusterMembers`` (Aurora cluster ->
-            instance identifiers: rds.getCluster); None: a deployed standby as the program declares it.
+            instance identifiers: rds.getCluster) and ``asgs`` (region -> Auto Scaling groups, each
+            ``{name, tags, minSize, desiredCapacity, maxSize}``: autoscaling.getAmiIds and getGroup),
+            ``functions`` (region -> function name -> reserved concurrency, -1 unreserved: lambda.getFunction);
+            None: a deployed standby as the program declares it.
         journal: the run journal beside the latch (SSM ``<latch>-journal``, region B), None: not written.
             ``live["failbackPhase"]`` is the dr stack's failback record; without the key, the one the
             documented procedure leaves before this phase (:func:`procedure_record`). A journal not

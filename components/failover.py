@@ -488,6 +488,14 @@ def drains_recorded(previous: PhaseRecord | NotRead | None, tier: DesiredTier) -
     return prior + 1 if tier.failback_phase == "drain" else prior
 
 
+def promotes_failback_instance(tier: DesiredTier, latch: Latch, database_mode: str) -> bool:
+    """Whether this dr update is rds-replica ``dr:failback switch-writer`` under an active latch: the one
+    that promotes region A's failback instance (components/dr_data.py, ``replicate_source_db`` removed),
+    so the one the promotion guards judge (:func:`refuse_unproven_failback_promotion`,
+    components/region_b_serving.py ``refuse_promotion_while_region_b_serves``)."""
+    return database_mode != "aurora-global" and tier.failback_phase == "switch-writer" and latch.active
+
+
 def refuse_unproven_failback_promotion(
     previous: PhaseRecord | None, tier: DesiredTier, latch: Latch, journal: Journal, database_mode: str
 ) -> None:
@@ -507,7 +515,7 @@ def refuse_unproven_failback_promotion(
     seen drained, then zero lag from datapoints taken after that, under this latch and for the drain the
     record names (:attr:`PhaseRecord.drains`; a failover in between withdraws it).
     """
-    if database_mode == "aurora-global" or tier.failback_phase != "switch-writer" or not latch.active:
+    if not promotes_failback_instance(tier, latch, database_mode):
         return
     proof = journal.get(JOURNAL_DRAIN_PROVEN) if journal is not None else None
     drains = previous.drains if previous is not None and not previous.unreadable else None

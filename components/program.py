@@ -12,7 +12,7 @@ from typing import Any
 import pulumi
 import pulumi_aws as aws
 
-from components import engine_upgrade, failover, providers
+from components import engine_upgrade, failover, providers, region_b_serving, serverless
 from components.config import StackConfig
 from components.data import database_identifier
 from components.global_failover import GlobalFailover, GlobalFailoverArgs
@@ -83,6 +83,54 @@ def read_secondary_cluster(
     return engine_upgrade.SecondaryCluster(
         identifier, cfg.dr_region, str(live.engine_version or ""), tuple(live.cluster_members or [])
     )
+
+
+def read_region_b_serving(
+    cfg: StackConfig, dr_provider: aws.Provider
+) -> tuple[tuple[region_b_serving.GroupSeen, ...], tuple[region_b_serving.FunctionSeen, ...]]:
+    """What of region B can take writes, as AWS has it now (live reads, in region B): the dr stack's web
+    tier Auto Scaling group(s) (:func:`read_region_b_web_tier`) and its payments function's reserved
+    concurrency (``aws.lambda_.getFunction`` ``reservedConcurrentExecutions``, -1 when unreserved:
+    https://www.pulumi.com/registry/packages/aws/api-docs/lambda/getfunction/). The function is named, not
+    auto-named, and the dr stack declares it in every tier, so it exists whenever a switch-writer update
+    runs; one deleted by hand fails the read and with it the update, before any resource."""
+    name = serverless.payments_function_name(cfg.prefix)
+    live = aws.lambda_.get_function(function_name=name, opts=pulumi.InvokeOptions(provider=dr_provider))
+    reserved = live.reserved_concurrent_executions
+    function = region_b_serving.FunctionSeen(name, None if reserved is None else int(reserved))
+    return read_region_b_web_tier(cfg, dr_provider), (function,)
+
+
+def read_region_b_web_tier(
+    cfg: StackConfig, dr_provider: aws.Provider
+) -> tuple[region_b_serving.GroupSeen, ...]:
+    """The dr stack's web tier Auto Scaling group(s) in region B as AWS has them now (live reads, in region
+    B); empty when there is none.
+
+    The group is auto-named, so it is found by the tags the program gives it
+    (:data:`region_b_serving.GROUP_TAGS`). ``aws.autoscaling.getAmiIds`` (the pulumi-aws name of the
+    Autoscaling Groups data source) answers the names of the groups that match ``tag:<key>`` filters, an
+    empty list when none does, where ``getGroup`` would fail the update
+    (https://www.pulumi.com/registry/packages/aws/api-docs/autoscaling/getamiids/;
+    https://docs.aws.amazon.com/autoscaling/ec2/APIReference/API_DescribeAutoScalingGroups.html);
+    ``aws.autoscaling.getGroup`` then gives each one's ``minSize``, ``desiredCapacity`` and ``maxSize``
+    (https://www.pulumi.com/registry/packages/aws/api-docs/autoscaling/getgroup/).
+    """
+    opts = pulumi.InvokeOptions(provider=dr_provider)
+    filters = [
+        aws.autoscaling.GetAmiIdsFilterArgs(name=key, values=[value])
+        for key, value in region_b_serving.group_filters(cfg.tag_map()).items()
+    ]
+    found = aws.autoscaling.get_ami_ids(filters=filters, opts=opts)
+    seen: list[region_b_serving.GroupSeen] = []
+    for name in sorted(found.names or []):
+        group = aws.autoscaling.get_group(name=name, opts=opts)
+        seen.append(
+            region_b_serving.GroupSeen(
+                name, int(group.min_size or 0), int(group.desired_capacity or 0), int(group.max_size or 0)
+            )
+        )
+    return tuple(seen)
 
 
 def journal_parameter(cfg: StackConfig) -> str:
@@ -156,6 +204,15 @@ def run(cfg: StackConfig) -> dict[str, Any]:
     failover.refuse_dr_update(latch, journal, journal_parameter=journal_parameter(cfg), tier=tier)
     failover.refuse_unmoved_aurora_writer(previous, tier, latch, journal, cfg.database.mode)
     failover.refuse_unproven_failback_promotion(previous, tier, latch, journal, cfg.database.mode)
+    if failover.promotes_failback_instance(tier, latch, cfg.database.mode):
+        # The proof was measured before this update, and the state this update plans against is not
+        # refreshed: region B's web tier and function, read live now, must still be drained (break27
+        # B27-2). Region B scaled up after this read and before the promotion is not seen
+        # (components/region_b_serving.py).
+        groups, functions = read_region_b_serving(cfg, regional.dr)
+        region_b_serving.refuse_promotion_while_region_b_serves(
+            tier, latch, cfg.database.mode, groups, functions
+        )
     dr = PilotLightRegion(
         "dr",
         PilotLightRegionArgs(config=cfg, primary=primary, tier=tier, primary_provider=regional.primary),

@@ -263,6 +263,12 @@ def _data_statements(args: ApiTierArgs) -> list[dict]:
     ]
 
 
+def payments_function_name(prefix: str) -> str:
+    """The payments function's name (fixed, not auto-named: the runbook and the program's live reads
+    name it before the stack's outputs are read)."""
+    return physical_name(prefix, "payments", limit=limit_of("aws:lambda/function:Function", "name"))
+
+
 class ApiTier(pulumi.ComponentResource):
     """API Gateway REST API with the payments function behind it, and its queue event source."""
 
@@ -280,9 +286,7 @@ class ApiTier(pulumi.ComponentResource):
     def __init__(self, name: str, args: ApiTierArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("pilotlight:index:ApiTier", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
-        function_name = physical_name(
-            args.prefix, "payments", limit=limit_of("aws:lambda/function:Function", "name")
-        )
+        function_name = payments_function_name(args.prefix)
 
         dlq = aws.sqs.Queue(
             f"{name}-inbox-dlq", message_retention_seconds=1209600, sqs_managed_sse_enabled=True, opts=child

@@ -280,6 +280,25 @@ class Capacity:
     desired: int
     max: int
 
+    @property
+    def serving(self) -> bool:
+        """Whether a web tier at these sizes can take requests (and so writes): it runs instances, or may
+        launch them (a max above 0 lets target tracking raise desired within [min, max]:
+        https://docs.aws.amazon.com/autoscaling/ec2/userguide/asg-capacity-limits.html). Drained is 0/0/0
+        in effect: what ``python -m automation latch switch-writer`` requires before its proof
+        (drain_proof.py) and the program before it promotes region A's failback instance
+        (components/region_b_serving.py)."""
+        return bool(self.desired or self.max)
+
+
+def function_serving(reserved_concurrency: int | None) -> bool:
+    """Whether a function with this reserved concurrency can run, and so take writes: only a reservation
+    of 0 throttles every invocation (https://docs.aws.amazon.com/lambda/latest/dg/configuration-concurrency.html);
+    None (GetFunctionConcurrency: no reservation) and -1 (the provider's "unreserved") leave it running.
+    Drained is 0, for the zero-lag proof (drain_proof.py) and for the program before it promotes region A's
+    failback instance (components/region_b_serving.py)."""
+    return reserved_concurrency != 0
+
 
 @dataclass(frozen=True)
 class SwitchMetric:

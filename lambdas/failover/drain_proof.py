@@ -33,7 +33,7 @@ from typing import Any
 from lambdas.failover import lock
 from lambdas.failover.budget import call_seconds
 from lambdas.failover.clients import DR_SETTINGS, Clients
-from lambdas.failover.context import RunbookContext
+from lambdas.failover.context import RunbookContext, function_serving
 from lambdas.failover.exceptions import LockHeld, LockLost, StepFailed
 from lambdas.failover.journal import (
     DRAIN_PROOF_MARK,
@@ -110,10 +110,10 @@ def _serving(ctx: RunbookContext, clients: Clients) -> list[str]:
     """What of region B can still take writes, read from AWS (empty: drained)."""
     found: list[str] = []
     capacity = _asg_capacity(_asg(clients, "dr", ctx.dr_asg_name, STEP))
-    if capacity.desired or capacity.max:
+    if capacity.serving:
         found.append(f"web tier {ctx.dr_asg_name} at {capacity.min}/{capacity.desired}/{capacity.max}")
     for name in ctx.dr_function_names:
-        if _reserved_concurrency(clients, "dr", name) != 0:
+        if function_serving(_reserved_concurrency(clients, "dr", name)):
             found.append(f"function {name} not at reserved concurrency 0")
     for mapping in ctx.dr_event_source_mapping_ids:
         state = clients.lambda_("dr").get_event_source_mapping(UUID=mapping).get("State")

@@ -28,6 +28,7 @@ from components.failover import (
     refuse_unmoved_aurora_writer,
     refuse_unproven_failback_promotion,
 )
+from components.region_b_serving import FunctionSeen, GroupSeen, refuse_promotion_while_region_b_serves
 from lambdas.failover import drain_proof
 from lambdas.failover.context import RunbookContext
 from lambdas.failover.exceptions import StepFailed
@@ -113,9 +114,34 @@ def _dr_update(world: World, phase: str, *, record_written: bool = True) -> Phas
     return _read_record(world) or record
 
 
+def _region_b_web_tier(world: World) -> tuple[GroupSeen, ...]:
+    """Region B's web tier as components/program.py ``read_region_b_web_tier`` reads it (the group's min,
+    desired and max from ``DescribeAutoScalingGroups``, region B). The moto world's group carries no tags,
+    so it is found by the name the runbook's outputs give it; the tag filter the program sends is checked
+    against the group the program declares in tests/components/test_region_b_serving.py."""
+    name = world.context["drAsgName"]
+    groups = world.client("autoscaling", REGION_B).describe_auto_scaling_groups(AutoScalingGroupNames=[name])
+    return tuple(
+        GroupSeen(g["AutoScalingGroupName"], int(g["MinSize"]), int(g["DesiredCapacity"]), int(g["MaxSize"]))
+        for g in groups["AutoScalingGroups"]
+    )
+
+
+def _region_b_functions(world: World) -> tuple[FunctionSeen, ...]:
+    """Region B's functions' reserved concurrency as the program reads it (GetFunction's Concurrency; the
+    provider's -1 when there is no reservation, which GetFunctionConcurrency answers with none)."""
+    lam = world.client("lambda", REGION_B)
+    seen = []
+    for name in world.context["drFunctionNames"]:
+        reserved = lam.get_function_concurrency(FunctionName=name).get("ReservedConcurrentExecutions")
+        seen.append(FunctionSeen(name, -1 if reserved is None else int(reserved)))
+    return tuple(seen)
+
+
 def _promotion_refusal(world: World) -> str | None:
     """Why ``dr:failback switch-writer`` is refused before any resource (components/program.py), on the
-    record and journal as they are now; None when the update promotes region A's failback instance."""
+    record and journal as they are now and region B's web tier as AWS has it; None when the update
+    promotes region A's failback instance."""
     latch = Latch.parse(json.dumps(world.latch()))
     previous = _read_record(world)
     journal = _journal(world)
@@ -124,6 +150,9 @@ def _promotion_refusal(world: World) -> str | None:
         refuse_dr_update(latch, journal, tier=tier)
         refuse_unmoved_aurora_writer(previous, tier, latch, journal, world.mode)
         refuse_unproven_failback_promotion(previous, tier, latch, journal, world.mode)
+        refuse_promotion_while_region_b_serves(
+            tier, latch, world.mode, _region_b_web_tier(world), _region_b_functions(world)
+        )
     except (FailoverRefused, FailbackInProgress) as exc:
         return str(exc)
     return None
@@ -314,14 +343,6 @@ def test_the_proof_s_lock_lease_outlasts_its_critical_section() -> None:
     )
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "B27-2 open: the program checks only the journal's proof, never region B in AWS; region B given its "
-        "web tier back out of band after the proof, the switch-writer update (no refresh: its state says "
-        "drained) promotes region A's replica while region B serves: two writers"
-    ),
-)
 def test_the_switch_writer_update_is_refused_while_region_b_serves_in_aws(
     make_world: Callable[..., World],
 ) -> None:
@@ -331,7 +352,8 @@ def test_the_switch_writer_update_is_refused_while_region_b_serves_in_aws(
     https://www.pulumi.com/docs/iac/cli/commands/pulumi_up/), so it neither scales region B down nor sees
     it; the promotion it makes then leaves two writers, region B's acknowledging writes region A never
     gets. The program (components/program.py) reads the latch, the journal and the failback record live;
-    it must not promote on a journal entry while region B serves."""
+    it must not promote on a journal entry while region B serves (fixed: it reads region B's web tier live,
+    components/program.py ``read_region_b_web_tier``, components/region_b_serving.py)."""
     world, _since, replica = _drained(make_world)
     _lag(world, replica, [(m, 0.0) for m in range(0, 60)])
     clients = clients_for(world, clock=ShiftedClock())
@@ -341,9 +363,37 @@ def test_the_switch_writer_update_is_refused_while_region_b_serves_in_aws(
     _serve_region_b(world)  # out of band: neither the runbook nor the program
 
     assert world.asg(REGION_B)[1] > 0
-    assert _promotion_refusal(world) is not None, (
+    refused = _promotion_refusal(world)
+    assert refused is not None, (
         f"dr:failback switch-writer promotes {replica} while region B's web tier is {world.asg(REGION_B)} in AWS"
     )
+    # One line that names what serves and the remedy.
+    assert "\n" not in refused and world.context["drAsgName"] in refused, refused
+    assert "pulumi up --refresh -s dr" in refused and "latch switch-writer" in refused, refused
+
+    _dr_update(world, "drain")  # the remedy: re-drain, then a new proof, then switch-writer
+    drain_proof.prove_drain(ctx, clients, PARAMS)
+    assert _promotion_refusal(world) is None, "re-drained and proven again, the promotion may go"
+
+
+def test_region_b_s_functions_unthrottled_by_hand_after_the_proof_refuse_the_switch_writer_update(
+    make_world: Callable[..., World],
+) -> None:
+    """One writer. As above with only region B's functions given their concurrency back by hand
+    (DeleteFunctionConcurrency: no reservation, so they run: https://docs.aws.amazon.com/lambda/latest/dg/configuration-concurrency.html),
+    its web tier left at 0/0/0: the payments function takes writes in region B all the same."""
+    world, _since, replica = _drained(make_world)
+    _lag(world, replica, [(m, 0.0) for m in range(0, 60)])
+    clients = clients_for(world, clock=ShiftedClock())
+    drain_proof.prove_drain(RunbookContext.from_dict(world.context), clients, PARAMS)
+    assert _promotion_refusal(world) is None
+
+    [name, *_] = world.context["drFunctionNames"]
+    world.client("lambda", REGION_B).delete_function_concurrency(FunctionName=name)
+
+    assert world.asg(REGION_B)[1] == 0
+    refused = _promotion_refusal(world)
+    assert refused is not None and f"function {name} at reserved concurrency -1" in refused, refused
 
 
 def test_a_switch_writer_half_applied_before_the_upgrade_can_be_re_run(
