@@ -19,6 +19,7 @@ from lambdas.failover import dryrun, executor
 from lambdas.failover.observe import observe
 from tests.lambdas.failover.world import REGION_A, REGION_B
 from tests.safety.model import TRAFFIC_GRACE, Deployment
+from tests.safety.scenarios import failed_over
 
 Deploy = Callable[..., Deployment]
 
@@ -78,3 +79,65 @@ def test_b29_1_a_failback_during_the_dr_stacks_promotion_refuses_as_during_the_r
         [str(v) for v in d.judge()],
     )
     assert not d.judge(), [str(v) for v in d.violations]
+
+
+def _failback_plan(d: Deployment) -> dict[str, str]:
+    """The failback's dry run (``python -m automation failback --dry-run``), read from AWS now."""
+    return dict(dryrun.plan("failback", d.ctx, observe(d.ctx, d.runbook_clients()), {"reason": "t"}))
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="B29-2 open: the failback's dry run reads writer_side 'primary' for a replica being promoted, so it "
+    "plans warm_primary's release of the switch ('the writer never left region A') and a rename of region A's "
+    "primary, while the run refuses PromotionUnderWay before any change",
+)
+def test_b29_2_the_dry_run_of_a_failback_during_region_bs_promotion_says_the_run_refuses(
+    deploy: Deploy,
+) -> None:
+    """The dry run says what the run would do (docs: "Each step, planned from the state as read now"). A
+    forced failover dies right after PromoteReadReplica (test_failback_ends.py's shape): the run refuses
+    at ``reestablish_replication`` ("is being promoted", PromotionUnderWay) and changes nothing, but the dry
+    run (dryrun.py ``_warm_primary``, new in fix28, and ``_failback_lines``) tells the operator the
+    failback would rename region A's primary and put 0 on the switch because "the writer never left
+    region A", the opposite of what AWS and the run say (the replica no longer follows region A:
+    https://docs.aws.amazon.com/AmazonRDS/latest/UserGuide/USER_ReadRepl.Promote.html)."""
+    d = deploy("rds-replica")
+    d.op_advance(120)
+    died = d.op_run("failover", params={"force": True}, crash_on=frozenset({"PromoteReadReplica"}))
+    assert died.outcome == "crashed", died
+    d.op_advance(30)
+    plan = _failback_plan(d)
+    report = executor.run(
+        "failback", d.ctx, d.runbook_clients(), params={"reason": "t"}, max_workers=1, break_lock=True
+    )
+    assert report.outcome == "stopped" and "is being promoted" in report.format_table(), report.format_table()
+    assert "never left region A" not in plan["warm_primary"], plan["warm_primary"]
+    assert "promot" in plan["reestablish_replication"], plan["reestablish_replication"]
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="B29-3 open: the dry run's _warm_primary keys on observe's writer_side, which says 'primary' once "
+    "a failback moved the writer back, so a resumed failback's dry run says 'the writer never left region A' "
+    "and plans a release warm_primary does not make (_writer_never_left_a: region B's instance is standalone)",
+)
+def test_b29_3_the_dry_run_of_a_resumed_failback_does_not_say_the_writer_never_left_region_a(
+    deploy: Deploy,
+) -> None:
+    """The dry run says what the run would do. A failover completes (region A dark, then back); the failback dies right after
+    asking RDS to promote region A's replica (its writer move); the promotion completes. Region A holds
+    the writer because the failback moved it, region B's instance is a standalone copy, and the failover's
+    ``primaryStoppedAt`` is still set (``unfence_primary`` never ran). The resumed run's ``warm_primary``
+    releases nothing (``_writer_never_left_a`` answers None: region B's instance does not replicate), but
+    its dry run says "the writer never left region A: would put 0 on the switch first"."""
+    d = deploy("rds-replica")
+    failed_over(d)
+    died = d.op_run("failback", params={"waiterMaxAttempts": 240}, crash_on=frozenset({"PromoteReadReplica"}))
+    assert died.outcome == "crashed", died
+    d.op_advance(d.emulator.timings.promote_seconds + 60)
+    assert d.writer() == d.keys()[0], "the failback moved the writer back to region A"
+    plan = _failback_plan(d)
+    resumed = d.op_run("failback", params={"waiterMaxAttempts": 240}, run_id=died.run_id)
+    assert resumed.outcome == "done", resumed
+    assert "never left region A" not in plan["warm_primary"], plan["warm_primary"]
