@@ -20,6 +20,7 @@ from lambdas.failover.observe import observe
 from tests.lambdas.failover.world import REGION_A, REGION_B
 from tests.safety.model import TRAFFIC_GRACE, Deployment
 from tests.safety.scenarios import failed_over
+from tests.safety.scenarios import journal as steps_journal
 
 Deploy = Callable[..., Deployment]
 
@@ -141,3 +142,38 @@ def test_b29_3_the_dry_run_of_a_resumed_failback_does_not_say_the_writer_never_l
     resumed = d.op_run("failback", params={"waiterMaxAttempts": 240}, run_id=died.run_id)
     assert resumed.outcome == "done", resumed
     assert "never left region A" not in plan["warm_primary"], plan["warm_primary"]
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="B29-4 open: fix28's warm_primary writes writerMoveRequestedAt during the dr stack's unmarked "
+    "promotion (B29-1's reading); the failback dies after its release, the promotion completes, and the "
+    "canary, reading the mark and region A's old primary answering as a writer, holds Route 53 on region A "
+    "under the active latch: every write region A takes is missing from region B's new writer (no_loss)",
+)
+def test_b29_4_a_failback_that_dies_during_the_dr_stacks_promotion_leaves_no_mark_for_the_canary(
+    deploy: Deploy,
+) -> None:
+    """no_loss / traffic follows the writer, and the mark "left behind so the canary misreads it": as
+    B29-1, but the runbook's failback dies right after ``warm_primary`` released the switch (its first
+    PutMetricData), having written ``writerMoveRequestedAt`` (capacity.py ``_free_traffic_for_unmoved_writer``)
+    while region B's replica was being promoted by the dr stack's update. The promotion completes: region
+    B's instance is the writer, region A's old primary a standalone ex-writer that answers as a writer.
+    Under the active latch the canary trusts region A's word because of the mark (probe.py
+    ``switch_position``: "The journal's mark is what makes region A's word enough here: without it an old
+    RDS primary back from an outage also says it is a writer") and puts 0 every minute, so Route 53 answers
+    region A for good. Without the failback (the control in the report) the latch keeps the switch thrown
+    and nothing is lost. (On the code before fix28 the same failback reaches ``switch_writer``, which writes
+    the mark over the same misreading, and dies at ``release_switch``: the same end, one step later.)"""
+    d = deploy("rds-replica")
+    _declared_failover_promoting(d)
+    died = d.op_run("failback", crash_on=frozenset({"PutMetricData"}))
+    assert died.outcome == "crashed", died
+    assert steps_journal(d).get("writerMoveRequestedAt"), "warm_primary wrote the mark before it died"
+    d.op_advance(d.emulator.timings.promote_seconds + TRAFFIC_GRACE + 1)
+    assert d.writer() == d.keys()[1], "region B's promoted instance is the writer"
+    d.op_write(5)
+    assert d.where() == REGION_B or not d.emulator.serving(REGION_A), (
+        "Route 53 answers region A's old primary while region B holds the writer"
+    )
+    assert not d.judge(), [str(v) for v in d.violations]
