@@ -177,3 +177,37 @@ def test_b29_4_a_failback_that_dies_during_the_dr_stacks_promotion_leaves_no_mar
         "Route 53 answers region A's old primary while region B holds the writer"
     )
     assert not d.judge(), [str(v) for v in d.violations]
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="B29-5 open: roll_back_fence gives region A back through warm_primary, which now runs "
+    "_free_traffic_for_unmoved_writer (primaryStoppedAt still set): a failover that stopped and rolled back "
+    "leaves the failback's writerMoveRequestedAt in the run journal, under a standby latch, with no failback",
+)
+def test_b29_5_a_rolled_back_failover_leaves_no_failback_writer_move_mark(deploy: Deploy) -> None:
+    """The mark "left behind": ``writerMoveRequestedAt`` is the failback's write-ahead record that it asked
+    AWS to move the writer to region A (journal.py ``WRITER_MOVE_MARK``); the canary, ``restore_dr``,
+    ``fencing._writer_moved_back`` / ``journal.accounts_for_failover`` and ``status`` read it as such. A
+    forced failover whose promotion AWS refuses (PromoteReadReplica answering
+    InvalidParameterCombination, an error the API documents:
+    https://docs.aws.amazon.com/AmazonRDS/latest/APIReference/API_PromoteReadReplica.html) stops before the
+    writer moved; its ``roll_back_fence`` sets the latch to standby, releases the switch, and calls
+    ``warm_primary`` while the journal still holds ``primaryStoppedAt``, so fix28's
+    ``_free_traffic_for_unmoved_writer`` writes the mark (and releases the released switch again) before
+    ``unfence_primary`` clears the failover's marks. No failback ran; the journal says one asked to move
+    the writer."""
+    from tests.lambdas.failover.faults import Fault
+
+    d = deploy("rds-replica")
+    d.op_advance(120)
+    d.add_fault(
+        Fault(
+            service="rds", operation="PromoteReadReplica", region=REGION_B, code="InvalidParameterCombination"
+        )
+    )
+    run = d.op_run("failover", params={"force": True})
+    d.clear_faults()
+    assert run.outcome == "stopped" and "rolled back" in run.detail, run
+    assert d.world.latch().get("state") == "standby", d.world.latch()
+    assert not steps_journal(d).get("writerMoveRequestedAt"), steps_journal(d)
