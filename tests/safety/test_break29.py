@@ -12,8 +12,6 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-import pytest
-
 from automation.latch_cli import activate
 from lambdas.failover import dryrun, executor
 from lambdas.failover.observe import observe
@@ -49,13 +47,6 @@ def _declared_failover_promoting(d: Deployment) -> None:
     d.op_recover()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="B29-1 open: _writer_never_left_a/_promotion_under_way see a promotion only with the runbook's "
-    "promotionRequested mark; the dr stack's dr:active promotion writes none, so a failback during it reads "
-    "'the writer never left region A', ends done, and region A keeps taking writes region B's new writer "
-    "never gets (no_loss)",
-)
 def test_b29_1_a_failback_during_the_dr_stacks_promotion_refuses_as_during_the_runbooks(
     deploy: Deploy,
 ) -> None:
@@ -87,12 +78,6 @@ def _failback_plan(d: Deployment) -> dict[str, str]:
     return dict(dryrun.plan("failback", d.ctx, observe(d.ctx, d.runbook_clients()), {"reason": "t"}))
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="B29-2 open: the failback's dry run reads writer_side 'primary' for a replica being promoted, so it "
-    "plans warm_primary's release of the switch ('the writer never left region A') and a rename of region A's "
-    "primary, while the run refuses PromotionUnderWay before any change",
-)
 def test_b29_2_the_dry_run_of_a_failback_during_region_bs_promotion_says_the_run_refuses(
     deploy: Deploy,
 ) -> None:
@@ -117,12 +102,6 @@ def test_b29_2_the_dry_run_of_a_failback_during_region_bs_promotion_says_the_run
     assert "promot" in plan["reestablish_replication"], plan["reestablish_replication"]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="B29-3 open: the dry run's _warm_primary keys on observe's writer_side, which says 'primary' once "
-    "a failback moved the writer back, so a resumed failback's dry run says 'the writer never left region A' "
-    "and plans a release warm_primary does not make (_writer_never_left_a: region B's instance is standalone)",
-)
 def test_b29_3_the_dry_run_of_a_resumed_failback_does_not_say_the_writer_never_left_region_a(
     deploy: Deploy,
 ) -> None:
@@ -144,13 +123,6 @@ def test_b29_3_the_dry_run_of_a_resumed_failback_does_not_say_the_writer_never_l
     assert "never left region A" not in plan["warm_primary"], plan["warm_primary"]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="B29-4 open: fix28's warm_primary writes writerMoveRequestedAt during the dr stack's unmarked "
-    "promotion (B29-1's reading); the failback dies after its release, the promotion completes, and the "
-    "canary, reading the mark and region A's old primary answering as a writer, holds Route 53 on region A "
-    "under the active latch: every write region A takes is missing from region B's new writer (no_loss)",
-)
 def test_b29_4_a_failback_that_dies_during_the_dr_stacks_promotion_leaves_no_mark_for_the_canary(
     deploy: Deploy,
 ) -> None:
@@ -167,9 +139,11 @@ def test_b29_4_a_failback_that_dies_during_the_dr_stacks_promotion_leaves_no_mar
     the mark over the same misreading, and dies at ``release_switch``: the same end, one step later.)"""
     d = deploy("rds-replica")
     _declared_failover_promoting(d)
-    died = d.op_run("failback", crash_on=frozenset({"PutMetricData"}))
-    assert died.outcome == "crashed", died
-    assert steps_journal(d).get("writerMoveRequestedAt"), "warm_primary wrote the mark before it died"
+    # (Before the fix it died right after warm_primary's release of the switch, its first PutMetricData,
+    # having written the mark; now it refuses at reestablish_replication, before warm_primary.)
+    run = d.op_run("failback", crash_on=frozenset({"PutMetricData"}))
+    assert run.outcome == "stopped" and "is being promoted" in run.detail, run
+    assert not steps_journal(d).get("writerMoveRequestedAt"), "the failback journaled a writer move to region A"
     d.op_advance(d.emulator.timings.promote_seconds + TRAFFIC_GRACE + 1)
     assert d.writer() == d.keys()[1], "region B's promoted instance is the writer"
     d.op_write(5)
@@ -179,12 +153,6 @@ def test_b29_4_a_failback_that_dies_during_the_dr_stacks_promotion_leaves_no_mar
     assert not d.judge(), [str(v) for v in d.violations]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="B29-5 open: roll_back_fence gives region A back through warm_primary, which now runs "
-    "_free_traffic_for_unmoved_writer (primaryStoppedAt still set): a failover that stopped and rolled back "
-    "leaves the failback's writerMoveRequestedAt in the run journal, under a standby latch, with no failback",
-)
 def test_b29_5_a_rolled_back_failover_leaves_no_failback_writer_move_mark(deploy: Deploy) -> None:
     """The mark "left behind": ``writerMoveRequestedAt`` is the failback's write-ahead record that it asked
     AWS to move the writer to region A (journal.py ``WRITER_MOVE_MARK``); the canary, ``restore_dr``,
