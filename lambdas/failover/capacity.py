@@ -18,6 +18,7 @@ from lambdas.failover.exceptions import StepFailed
 from lambdas.failover.failback import _writer_never_left_a
 from lambdas.failover.journal import (
     FAILOVER_MARKS,
+    WRITER_MOVE_MARK,
     _forget_drain_proof,
     _journal,
     _read_latch,
@@ -113,7 +114,24 @@ def warm_primary(ctx: RunbookContext, clients: Clients, params: Mapping[str, Any
     A, is :func:`_free_traffic_for_unmoved_writer`'s.
     """
     step = "warm_primary"
-    freed = _free_traffic_for_unmoved_writer(ctx, clients, step)
+    freed, freed_changed = _free_traffic_for_unmoved_writer(ctx, clients, step)
+    launched = launch_region_a(ctx, clients, params, step)
+    if not freed:
+        return launched
+    detail = f"{freed}; {launched.detail}"
+    if launched.status == "in_progress":
+        return _in_progress(detail)
+    return StepResult(
+        "done" if freed_changed or launched.status == "done" else "already_done", detail, launched.data
+    )
+
+
+def launch_region_a(
+    ctx: RunbookContext, clients: Clients, params: Mapping[str, Any], step: str
+) -> StepResult:
+    """Region A's web tier at its serving capacity, in service (``warm_primary``'s launch; also the
+    failover's ``roll_back_fence``, which gives back a region A its own fence took out and writes no
+    failback's mark). Desired capacity is never lowered (autoscaling may have raised it)."""
     wanted = ctx.primary_capacity
     current = _asg_capacity(_asg(clients, "primary", ctx.primary_asg_name, step))
     target = Capacity(wanted.min, min(max(current.desired, wanted.desired), wanted.max), wanted.max)
@@ -145,12 +163,12 @@ def warm_primary(ctx: RunbookContext, clients: Clients, params: Mapping[str, Any
                 step, f"{what}: gave up after {attempts} checks", retryable=True, code="NotInService"
             )
         detail += f"; {ctx.primary_health_url} answers 200"
-    if freed:
-        detail = f"{freed}; {detail}"
     return _finished(params, changed, detail)
 
 
-def _free_traffic_for_unmoved_writer(ctx: RunbookContext, clients: Clients, step: str) -> str | None:
+def _free_traffic_for_unmoved_writer(
+    ctx: RunbookContext, clients: Clients, step: str
+) -> tuple[str | None, bool]:
     """Before region A's web tier launches over a writer that never left it (a failover that stopped
     region A and died or was refused before it moved the writer): write ``WRITER_MOVE_MARK`` first.
 
@@ -164,14 +182,16 @@ def _free_traffic_for_unmoved_writer(ctx: RunbookContext, clients: Clients, step
     nothing that is not so (the writer is in region A, and there is no writer to move), and nothing
     acknowledged can be lost by it: region B's database accepted no write. Written only while a
     failover holds region A (latch active, or its marks in the journal): a failback with nothing to
-    give back changes nothing. Returns what it did, for the step's detail."""
+    give back changes nothing. Returns what it found and did, for the step's detail, and whether it
+    changed anything."""
     journal = read_journal(clients, ctx)
     held = (_read_latch(clients, ctx) or {}).get("state") == "active" or any(
         journal.get(mark) for mark in FAILOVER_MARKS
     )
     in_a = _writer_never_left_a(ctx, clients, step) if held else None
     if not in_a:
-        return None
+        return None, False
+    marked = not journal.get(WRITER_MOVE_MARK)
     _writer_move_requested(clients, ctx)
     # Released before region A's web tier launches, so that no stop of this run finds region A
     # serving its writer behind a thrown switch. Route 53 answers region A only once its endpoint
@@ -179,7 +199,10 @@ def _free_traffic_for_unmoved_writer(ctx: RunbookContext, clients: Clients, step
     # and the canary, seeing the mark, leaves the released switch as it is until region A answers
     # as the writer (lambdas/health_check/probe.py ``switch_position``).
     released = _switch(ctx, clients, 0, step)
-    return f"{in_a}: {released.detail} before region A's web tier launches"
+    return (
+        f"{in_a}: {released.detail} before region A's web tier launches",
+        marked or released.status == "done",
+    )
 
 
 @_step

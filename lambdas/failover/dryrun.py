@@ -15,7 +15,7 @@ from typing import Any
 
 from lambdas.failover.context import Capacity, RunbookContext
 from lambdas.failover.graph import RUNBOOKS
-from lambdas.failover.journal import FAILOVER_MARKS, WRITER_MOVE_MARK
+from lambdas.failover.journal import FAILOVER_MARKS, PROMOTING_STATUSES, WRITER_MOVE_MARK
 from lambdas.failover.names import (
     FAILBACK_STAMP_TAG,
     WRITER_BACK_PHASES,
@@ -24,7 +24,7 @@ from lambdas.failover.names import (
     phase_record_name,
     stamped_after,
 )
-from lambdas.failover.observe import Observation, Unread, journal_lost
+from lambdas.failover.observe import DbMember, Observation, Unread, journal_lost
 from lambdas.failover.steps import DRAIN_SECONDS
 
 Probe = Callable[[str], str]
@@ -54,6 +54,35 @@ def _asg(obs: Observation, side: str, target: Capacity, name: str) -> str:
     return f"would set {name} {_cap(now)} -> {_cap(target)} (min/desired/max)"
 
 
+def _region_b_replica(obs: Observation) -> DbMember | None:
+    """rds-replica: region B's instance (``drDbInstanceId``) as read, when it is a replica."""
+    members = [] if isinstance(obs.databases, Unread) else obs.databases
+    return next(
+        (
+            m
+            for m in members
+            if m.side == "dr" and m.identifier == obs.ctx.dr_db_instance_id and m.role == "replica"
+        ),
+        None,
+    )
+
+
+def _writer_never_left_a(obs: Observation) -> bool:
+    """The run's ``failback._writer_never_left_a``, from the observation: rds-replica, region B's instance
+    replicates from region A's standalone writer and is in no status a promotion passes through;
+    aurora-global, region A's cluster is the writer."""
+    if obs.ctx.database_mode != "rds-replica":
+        return obs.writer_side == "primary"
+    replica = _region_b_replica(obs)
+    if replica is None or replica.status in PROMOTING_STATUSES or not replica.source:
+        return False
+    members = [] if isinstance(obs.databases, Unread) else obs.databases
+    return any(
+        m.side == "primary" and m.role == "writer" and str(replica.source).endswith(f":db:{m.identifier}")
+        for m in members
+    )
+
+
 def _warm_primary(obs: Observation, switch: float | None) -> str:
     """``warm_primary``: region A's web tier; over a writer that never left region A while a failover
     holds it, the switch released first (capacity.py ``_free_traffic_for_unmoved_writer``)."""
@@ -62,7 +91,7 @@ def _warm_primary(obs: Observation, switch: float | None) -> str:
     latch = obs.latch if isinstance(obs.latch, dict) else {}
     journal = obs.journal if isinstance(obs.journal, dict) else {}
     held = latch.get("state") == "active" or any(journal.get(m) for m in FAILOVER_MARKS)
-    if obs.writer_side != "primary" or not held:
+    if not held or not _writer_never_left_a(obs):
         return launch
     release = (
         "the switch is released" if switch in (None, 0) else f"would put 0 on the switch (now {switch:g})"
@@ -306,6 +335,12 @@ def _failback_lines(
         )
     if obs.writer_side == "primary":
         switch_writer = f"already_done: the writer is in region A ({ctx.primary_region})"
+    replica = _region_b_replica(obs) if ctx.database_mode == "rds-replica" else None
+    if replica is not None and replica.status in PROMOTING_STATUSES:
+        replicate = (
+            f"would refuse: {replica.identifier} in {ctx.dr_region} is {replica.status}, so it may be being "
+            "promoted (the writer leaving region A); wait until it is available"
+        )
     lag = obs.lag
     if lag is None:
         lag_text = "no replica datapoint yet"

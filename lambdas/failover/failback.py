@@ -22,13 +22,13 @@ from lambdas.failover.context import RunbookContext
 from lambdas.failover.exceptions import StepFailed
 from lambdas.failover.fencing import _writer_moved_back, fence_region_a, keep_unplanned_snapshots
 from lambdas.failover.journal import (
+    PROMOTING_STATUSES,
     PROMOTION_MARK,
     WRITER_MOVE_MARK,
     _forget_drain_proof,
     _iac_failback_phase,
     _journal,
     _promotion_requested,
-    _promotion_under_way,
     _read_latch,
     _write_latch,
     _writer_move_requested,
@@ -95,15 +95,21 @@ def _writer_never_left_a(ctx: RunbookContext, clients: Clients, step: str) -> st
     (None: it does not): rds-replica, region B's instance is a replica of region A's primary, which is
     standalone; aurora-global, region A's cluster is the writer of the global database and no
     failover or switchover is under way. Then no failover moved the writer (or region B was
-    re-seeded after a failback): a failback has no database to move back. A promotion of region B's
-    replica the runbook asked for and AWS is still carrying out (``_promotion_under_way``: the replica
-    keeps naming its source until the promotion ends,
-    https://docs.aws.amazon.com/AmazonRDS/latest/UserGuide/USER_ReadRepl.Promote.html) is a writer
-    leaving region A, not one that never left."""
+    re-seeded after a failback): a failback has no database to move back. Region B's replica in a
+    status a promotion passes through (``PROMOTING_STATUSES``) does not say so: it keeps naming its
+    source until the promotion ends
+    (https://docs.aws.amazon.com/AmazonRDS/latest/UserGuide/USER_ReadRepl.Promote.html), and not every
+    promotion is journaled (the runbook's is, ``PROMOTION_MARK``; the dr stack's ``dr:active`` update
+    promotes it by dropping ``replicate_source_db`` and writes none: break29 B29-1), so a replica being
+    modified or rebooted for maintenance reads as a writer possibly leaving region A until it is
+    ``available`` again (the safe side: a failback waits, :func:`_refuse_while_region_b_may_be_promoted`)."""
     if ctx.database_mode == "rds-replica":
         dr_id = _need(ctx.dr_db_instance_id, "drDbInstanceId", step)
         dr = _db_instance(clients, "dr", dr_id) or {}
-        if dr and _promotion_under_way(clients, ctx, "dr", dr):
+        if (
+            dr.get("ReadReplicaSourceDBInstanceIdentifier")
+            and dr.get("DBInstanceStatus") in PROMOTING_STATUSES
+        ):
             return None
         source = str(dr.get("ReadReplicaSourceDBInstanceIdentifier") or "")
         # A cross-region replica names its source by ARN (arn:aws:rds:<region>:<account>:db:<id>):
@@ -123,6 +129,30 @@ def _writer_never_left_a(ctx: RunbookContext, clients: Clients, step: str) -> st
     if not me.get("IsWriter") or group.get("FailoverState"):
         return None
     return f"{ctx.primary_cluster_id} is the writer of {ctx.global_cluster_id}: the writer is in region A"
+
+
+def _refuse_while_region_b_may_be_promoted(
+    ctx: RunbookContext, clients: Clients, replica: Mapping[str, Any], step: str
+) -> None:
+    """Refuse, before the failback moves anything, while region B's replica is in a status a promotion
+    passes through (:func:`_writer_never_left_a`): a promotion AWS is carrying out makes region B's
+    instance the writer minutes from now, whatever the failback decided from its replica status."""
+    status = replica.get("DBInstanceStatus")
+    if status not in PROMOTING_STATUSES:
+        return
+    ident = str(replica.get("DBInstanceIdentifier") or "")
+    seen = (
+        f"{ident} in {ctx.dr_region} is being promoted ({status}), as the failover asked"
+        if _promotion_requested(clients, ctx, "dr", ident)
+        else f"{ident} in {ctx.dr_region} is {status}: it is being promoted if the dr stack's dr:active "
+        "update promoted it (that writes no journal mark; maintenance shows the same status)"
+    )
+    raise StepFailed(
+        step,
+        f"{seen}, so the writer may be leaving region A. The failback moved no database and no traffic. "
+        "Wait until it is available (`python -m automation status`), then fail back",
+        code="PromotionUnderWay",
+    )
 
 
 def _refuse_during_iac_failback(
@@ -332,14 +362,7 @@ def _reestablish_rds(ctx: RunbookContext, clients: Clients, params: Mapping[str,
         )
     source = _require_db_instance(clients, "dr", dr_id, step)
     if source.get("ReadReplicaSourceDBInstanceIdentifier"):
-        if _promotion_under_way(clients, ctx, "dr", source):
-            raise StepFailed(
-                step,
-                f"{dr_id} in {ctx.dr_region} is being promoted ({source.get('DBInstanceStatus')}), as the "
-                "failover asked: the writer is leaving region A. Nothing was changed. Wait until it is "
-                "available (`python -m automation status`), then fail back",
-                code="PromotionUnderWay",
-            )
+        _refuse_while_region_b_may_be_promoted(ctx, clients, source, step)
         in_a = _writer_never_left_a(ctx, clients, step)
         if in_a:
             return _already(f"{in_a}: nothing to re-establish", instance=str(ctx.primary_db_instance_id))

@@ -16,7 +16,7 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from lambdas.failover import regressions
-from lambdas.failover.capacity import warm_primary
+from lambdas.failover.capacity import launch_region_a
 from lambdas.failover.clients import Clients
 from lambdas.failover.context import RunbookContext
 from lambdas.failover.exceptions import StepFailed
@@ -132,7 +132,7 @@ def roll_back_fence(ctx: RunbookContext, clients: Clients, params: Mapping[str, 
         # nothing, such as a refusal at confirm_primary_down, puts nothing.
         changes.append(_switch(ctx, clients, 0, step).detail)
     if journal.get("primaryStoppedAt") or journal.get("primaryFencedMappings"):
-        warmed = warm_primary(ctx, clients, params)
+        warmed = launch_region_a(ctx, clients, params, step)
         if warmed.status == "done":
             changes.append(warmed.detail)
         ok, notes = _poll_serving(ctx, clients, params, "primary")

@@ -9,6 +9,7 @@ from collections.abc import Callable
 
 import pytest
 
+from automation.latch_cli import activate
 from lambdas.failover import executor
 from lambdas.failover.traffic import _switch_thrown
 from tests.lambdas.failover.faults import Fault
@@ -288,3 +289,23 @@ def test_converges_a_failover_stopped_by_throttling_in_region_b_rolls_its_fence_
     d.op_advance(TRAFFIC_GRACE + 1)
     assert d.emulator.serving(REGION_A) and d.where() == REGION_A
     assert not d.judge(), [str(v) for v in d.violations]
+
+
+def test_a_failback_over_a_declared_failover_that_never_promoted_reports_the_switch_it_released(
+    deploy: Deploy,
+) -> None:
+    """The report says what changed (break29: ``warm_primary`` reported ``already_done`` after it had
+    journaled the writer-move mark and put 0 on the switch). ``latch activate`` declares a failover
+    (the latch active, the hold ``failoverDeclaredAt``, the switch thrown) without fencing region A,
+    and the dr stack's update never promoted region B: region A's web tier is at its capacity already,
+    so the launch changes nothing, but the release of the switch does."""
+    d = deploy("rds-replica")
+    d.op_advance(120)
+    activate(d.ctx, d.runbook_clients(), reason="declared, then called off before the promotion")
+    assert _switch_thrown(d.ctx, d.runbook_clients())
+    report = executor.run("failback", d.ctx, d.runbook_clients(), params={"reason": "t"}, max_workers=1)
+    assert report.outcome == "done", report.format_table()
+    warmed = report.record("warm_primary")
+    assert warmed.status == "done" and "switch released" in warmed.detail, warmed
+    d.op_advance(TRAFFIC_GRACE + 1)
+    assert d.where() == REGION_A and not d.judge(), [str(v) for v in d.violations]
