@@ -19,7 +19,7 @@ from lambdas.failover.names import phase_record_name
 from tests.automation.test_break24 import _iac_switch_writer, _record
 from tests.lambdas.failover import conftest as _fixtures
 from tests.lambdas.failover.faults import Fault, deny, throttling_code
-from tests.lambdas.failover.harness import FAST, clients_for, run_book
+from tests.lambdas.failover.harness import FAST, clients_for, run_book, shifted_runs
 from tests.lambdas.failover.world import REGION_A, REGION_B, World
 
 # The runbook tests' fixtures (moto with its gaps filled, the health server, the world builder).
@@ -108,6 +108,7 @@ def test_br24b_2_a_throttled_region_a_does_not_skip_the_refusal(make_world: Call
     _lose_latch(world, "standby", since)
 
     throttled = Fault("rds", "DescribeDBInstances", REGION_A, code=throttling_code("rds"))
+    shifted_runs(world)  # the stop's rollback retries (STEP_RETRY: 35 s) pass at once
     report = run_book(world, "failover", throttled)
 
     served = world.dr_is_writer() and world.asg(REGION_B)[1] > 0 and world.switch_values()[-1] == 1.0

@@ -10,16 +10,14 @@ product's unmodified runbook (``lambdas/failover``) against the moto world of th
 from __future__ import annotations
 
 import json
-import time
 from collections.abc import Callable
-from datetime import UTC, datetime
 from typing import Any
 
 import pytest
 
 from tests.lambdas.failover import conftest as _fixtures
 from tests.lambdas.failover.faults import Fault, deny, throttling_code, unreachable
-from tests.lambdas.failover.harness import FAST, FORCED, clients_for, run_book
+from tests.lambdas.failover.harness import FAST, FORCED, clients_for, run_book, shifted_runs
 from tests.lambdas.failover.world import REGION_A, REGION_B, World
 
 aws = _fixtures.aws
@@ -121,6 +119,7 @@ def test_br25_3_the_failback_the_refusal_names_says_where_it_leaves_region_b(
     nothing (web tier 0, functions at 0): the run's own report contradicts AWS state, and neither it nor the
     failover's refusal says that service waits for region A to answer."""
     world = make_world("rds-replica")
+    shifted_runs(world)  # the stopped failback's restore_dr retries (STEP_RETRY: 35 s) pass at once
     _runbook_failback_moved_the_writer(world)
     refused = run_book(world, "failover", unreachable(REGION_A))
     assert refused.stopped_at == "confirm_primary_down", refused.format_table()
@@ -214,6 +213,7 @@ def test_br25_4_held_a_deleted_journal_does_not_refuse_a_failover_whose_region_b
         ssm.get_parameter(Name=_journal_name(ctx))
     plan = dict(dryrun.plan("failover", ctx, observe(ctx, clients_for(world, unreachable(REGION_A))), FORCED))
 
+    shifted_runs(world)  # the unplanned promotion's 70 s switch wait passes at once
     report = run_book(world, "failover", unreachable(REGION_A), params=FORCED)
 
     assert report.outcome == "done" and world.asg(REGION_B)[1] > 0, report.format_table()
@@ -264,19 +264,24 @@ def test_br25_5_the_dry_run_does_not_say_refused_when_region_a_is_only_throttled
     from lambdas.failover.observe import observe
 
     world = make_world("rds-replica")
+    # Every run's and read's waits on one virtual clock: each stopped run's on_stop retries (STEP_RETRY: 35 s)
+    # pass at once, and the dry run reads the journal's stamps at the runs' time.
+    clock = shifted_runs(world)
     assert run_book(world, "failover").outcome == "done"
     lost = Fault("rds", "PromoteReadReplica", REGION_A, unreachable=True)
     stopped = run_book(world, "failback", lost, params=FAST)
     assert stopped.stopped_at == "switch_writer" and world.asg(REGION_B)[1] == 0, stopped.format_table()
     ctx = RunbookContext.from_dict(world.context)
-    journal = read_journal(clients_for(world), ctx)
+    journal = read_journal(clients_for(world, clock=clock), ctx)
     assert journal.get(WRITER_MOVE_MARK) and journal.get(PROMOTION_MARK), journal
     primary = world.context["primaryDbInstanceId"]
     got = world.client("rds", REGION_A).describe_db_instances(DBInstanceIdentifier=primary)["DBInstances"][0]
     assert got.get("ReadReplicaSourceDBInstanceIdentifier"), "RDS never promoted <primary>"
 
     throttled = Fault("rds", "DescribeDBInstances", REGION_A, code=throttling_code("rds"))
-    plan = dict(dryrun.plan("failover", ctx, observe(ctx, clients_for(world, throttled)), FORCED))
+    plan = dict(
+        dryrun.plan("failover", ctx, observe(ctx, clients_for(world, throttled, clock=clock)), FORCED)
+    )
     first = run_book(
         world, "failover", Fault("rds", "DescribeDBInstances", REGION_A, code=throttling_code("rds"))
     )
@@ -307,11 +312,12 @@ def test_br25_held_a_second_cycle_s_runbook_failback_binds_a_failover_with_regio
     from tests.lambdas.failover.world import _zero_lag_ahead
 
     world = make_world("rds-replica")
+    clock = shifted_runs(world)  # every run and read of this world on one virtual clock
     assert run_book(world, "failover").outcome == "done"
     done = run_book(world, "failback", params=FAST)
     assert done.outcome == "done", done.format_table()
     ctx = RunbookContext.from_dict(world.context)
-    assert not read_journal(clients_for(world), ctx).get(WRITER_MOVE_MARK)
+    assert not read_journal(clients_for(world, clock=clock), ctx).get(WRITER_MOVE_MARK)
     primary = world.context["primaryDbInstanceId"]
     g1 = generation_identifier(world.context["drDbInstanceId"], 1)
     world.client("rds", REGION_B).create_db_instance_read_replica(
@@ -326,12 +332,13 @@ def test_br25_held_a_second_cycle_s_runbook_failback_binds_a_failover_with_regio
     assert second.outcome == "done" and world.dr_is_writer(), second.format_table()
     # The retained name carries the minute (names.RETAINED_STAMP_FORMAT): a cycle takes longer in AWS (a
     # cross-region replica's creation alone), so the second failback runs in a later minute.
-    time.sleep(60 - datetime.now(UTC).second + 1)
+    # The wait is the runs' virtual clock's: the stamp reads that clock (names.py ``retained_instance_id``).
+    clock.sleep(60 - clock.now().second + 1)
     stopped = run_book(world, "failback", deny("cloudwatch", "PutMetricData", REGION_B), params=FAST)
     assert stopped.stopped_at == "release_switch", stopped.format_table()
 
     ctx = RunbookContext.from_dict(world.context)
-    dark = clients_for(world, unreachable(REGION_A))
+    dark = clients_for(world, unreachable(REGION_A), clock=clock)
     plan = dict(dryrun.plan("failover", ctx, observe(ctx, dark), FORCED))
     report = run_book(world, "failover", unreachable(REGION_A))
 

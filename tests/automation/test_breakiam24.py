@@ -29,6 +29,7 @@ runbook permission test's Aurora world is not encrypted, so the dependent call i
 
 from __future__ import annotations
 
+import copy
 import json
 import re
 from collections.abc import Iterator
@@ -88,6 +89,32 @@ class AuthorizedBy:
 
     def install(self, session: Any) -> None:
         session.events.register("before-parameter-build", self)
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _each_synthesis_once() -> Iterator[None]:
+    """Each distinct offline synthesis runs once in this module; every caller gets its own copy.
+
+    ``iam --for deploy`` synthesizes the stacks under every documented update (iam_updates.py
+    ``deploy_syntheses``), and BI24-2's tests synthesize the same stacks again to compute what each update
+    needs: identical inputs, seconds each. A synthesis is a function of its arguments: two runs give the same
+    resources, inputs, outputs and invokes, apart from the order Pulumi registers resources and their
+    dependencies in and the identity of each function's code ``AssetArchive`` object, none of which is read
+    here. So the first result is kept and a deep copy handed to every caller, as if computed again."""
+    from automation import synth
+
+    real = synth.synthesize
+    done: dict[str, synth.Synthesis] = {}
+
+    def once(stack: str, overrides: Any = None, **kwargs: Any) -> synth.Synthesis:
+        key = json.dumps([stack, overrides, kwargs], sort_keys=True, default=repr)
+        if key not in done:
+            done[key] = real(stack, overrides, **kwargs)
+        return copy.deepcopy(done[key])
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(synth, "synthesize", once)
+        yield
 
 
 @pytest.fixture

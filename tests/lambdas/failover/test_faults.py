@@ -17,7 +17,14 @@ import pytest
 from lambdas.failover.executor import RunReport
 from lambdas.failover.graph import FAILBACK, FAILOVER, RUNBOOKS
 from tests.lambdas.failover.faults import Fault, access_denied_code, deny, throttle_once
-from tests.lambdas.failover.harness import FAST, FORCED, HealthServer, assert_failed_over, run_book
+from tests.lambdas.failover.harness import (
+    FAST,
+    FORCED,
+    HealthServer,
+    assert_failed_over,
+    run_book,
+    shifted_runs,
+)
 from tests.lambdas.failover.world import REGION_A, REGION_B, World
 
 # step -> (service id, operation, region, matching calls to let through first)
@@ -87,6 +94,9 @@ def assert_retried_once(fault: Fault) -> None:
 
 @pytest.mark.parametrize("step", FAILOVER.names())
 def test_failover_fault_in_step(world: World, health: HealthServer, step: str) -> None:
+    # A stop's rollback refused by the same fault is retried on the state machine's schedule (executor.py,
+    # STEP_RETRY: 5 + 10 + 20 s); those waits pass at once on the runs' virtual clock.
+    shifted_runs(world)
     if step == "confirm_primary_down":
         health.set("/primary", 200, {"region": REGION_A})
         stopped = run_book(world, "failover", params=FAST)
