@@ -143,7 +143,9 @@ def test_b29_4_a_failback_that_dies_during_the_dr_stacks_promotion_leaves_no_mar
     # having written the mark; now it refuses at reestablish_replication, before warm_primary.)
     run = d.op_run("failback", crash_on=frozenset({"PutMetricData"}))
     assert run.outcome == "stopped" and "is being promoted" in run.detail, run
-    assert not steps_journal(d).get("writerMoveRequestedAt"), "the failback journaled a writer move to region A"
+    assert not steps_journal(d).get("writerMoveRequestedAt"), (
+        "the failback journaled a writer move to region A"
+    )
     d.op_advance(d.emulator.timings.promote_seconds + TRAFFIC_GRACE + 1)
     assert d.writer() == d.keys()[1], "region B's promoted instance is the writer"
     d.op_write(5)
