@@ -386,12 +386,14 @@ INVOKE_ACTIONS: dict[str, tuple[str, ...]] = {
     "aws:autoscaling/getAmiIds:getAmiIds": ("autoscaling:DescribeAutoScalingGroups",),
     "aws:autoscaling/getGroup:getGroup": ("autoscaling:DescribeAutoScalingGroups",),
     # ... and its payments function's reserved concurrency: the provider's aws_lambda_function data source
-    # finds the latest published version (ListVersionsByFunction), reads the function and its
-    # concurrency (GetFunction) and its code signing config (terraform-provider-aws
-    # internal/service/lambda/function_data_source.go dataSourceFunctionRead).
+    # finds the latest published version (ListVersionsByFunction), reads the function (GetFunction), its
+    # reserved concurrency (GetFunctionConcurrency: GetFunction of a qualified version answers none, so
+    # the data source asks for it since terraform-provider-aws #43753, issue #43711; break30 B30-3) and
+    # its code signing config (internal/service/lambda/function_data_source.go dataSourceFunctionRead).
     "aws:lambda/getFunction:getFunction": (
         "lambda:ListVersionsByFunction",
         "lambda:GetFunction",
+        "lambda:GetFunctionConcurrency",
         "lambda:GetFunctionCodeSigningConfig",
     ),
     "aws:secretsmanager/getRandomPassword:getRandomPassword": ("secretsmanager:GetRandomPassword",),

@@ -91,6 +91,16 @@ def refuse_promotion_while_region_b_serves(
     acknowledged is lost."""
     if not promotes_failback_instance(tier, latch, database_mode):
         return
+    if not groups:
+        # The dr stack declares its web tier group in every tier, so none found means the read missed it
+        # (its tags changed by hand), not that region B is drained (break30 B30-2).
+        raise FailoverRefused(
+            "dr:failback switch-writer is refused: no Auto Scaling group in region B carries the dr stack's "
+            f"web tier tags ({', '.join(GROUP_TAGS)}), so whether region B serves cannot be told, and promoting "
+            "region A's failback replica while it does would leave two writers. Put the tags back on the group "
+            "(`pulumi up --refresh -s dr` with dr:failback drain restores them), run `python -m automation latch "
+            "switch-writer --outputs runbook.json`, then this update."
+        )
     serving: list[GroupSeen | FunctionSeen] = [*(g for g in groups if g.serving)]
     serving += [f for f in functions if f.serving]
     if not serving:

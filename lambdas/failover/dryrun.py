@@ -72,7 +72,9 @@ def _writer_never_left_a(obs: Observation) -> bool:
     replicates from region A's standalone writer and is in no status a promotion passes through;
     aurora-global, region A's cluster is the writer."""
     if obs.ctx.database_mode != "rds-replica":
-        return obs.writer_side == "primary"
+        # (Region A's cluster is the writer until a switchover or failover completes: FailoverState says
+        # one is under way; break30 B30-4.)
+        return obs.writer_side == "primary" and obs.global_failover is None
     replica = _region_b_replica(obs)
     if replica is None or replica.status in PROMOTING_STATUSES or not replica.source:
         return False

@@ -99,6 +99,10 @@ class Observation:
     lock: runbook_lock.Lease | Unread | None = None
     dark: dict[Side, str] = field(default_factory=dict)
     failback_phase: str | Unread | None = None
+    global_failover: str | None = None
+    """aurora-global: the global database's ``FailoverState`` status (``pending``, ``failing-over``,
+    ``cancelling``) while a switchover or failover is under way, None when none is
+    (https://docs.aws.amazon.com/AmazonRDS/latest/APIReference/API_FailoverState.html)."""
     """rds-replica: the phase the dr stack's failback applied under the active latch (its record in
     region B, ``names.phase_record_name``), None when none did."""
 
@@ -274,7 +278,9 @@ def journal_lost(obs: Observation) -> str | None:
     return f"{reason}. {remedy}"
 
 
-def _aurora_members(ctx: RunbookContext, clients: Clients, r: _Reader) -> list[DbMember] | Unread:
+def _aurora_members(
+    ctx: RunbookContext, clients: Clients, r: _Reader, obs: Observation
+) -> list[DbMember] | Unread:
     group: Any = Unread("not read")
     for side in ("dr", "primary"):
         group = r.read(
@@ -287,6 +293,7 @@ def _aurora_members(ctx: RunbookContext, clients: Clients, r: _Reader) -> list[D
             break
     if isinstance(group, Unread):
         return group
+    obs.global_failover = (group.get("FailoverState") or {}).get("Status") or None
     out = []
     for m in group.get("GlobalClusterMembers", []):
         arn = str(m["DBClusterArn"])
@@ -421,7 +428,7 @@ def observe(ctx: RunbookContext, clients: Clients) -> Observation:
         journal = {} if isinstance(obs.journal, Unread) else obs.journal
         obs.writer_side = _rds_writer(obs.databases, journal.get(WRITER_MOVE_MARK), obs.journal_silent)
     else:
-        obs.databases = _aurora_members(ctx, clients, r)
+        obs.databases = _aurora_members(ctx, clients, r, obs)
         if not isinstance(obs.databases, Unread):
             obs.writer_side = next((d.side for d in obs.databases if d.role == "writer"), None)
     obs.lag = _lag(ctx, clients, r, obs)

@@ -87,15 +87,6 @@ def _retag(group: dict[str, Any], key: str, value: str) -> None:
     group["tags"] = [dict(t, value=value) if t.get("key") == key else t for t in group.get("tags") or []]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "B30-2 open: components/program.py read_region_b_web_tier finds region B's web tier by three tag "
-        "values and reads 'no group found' as 'nothing serves' (region_b_serving: 'empty when there is "
-        "none'); the dr stack declares its web tier in every tier, so at switch-writer a miss is a read that "
-        "did not see it: one retagged group serving at 1/2/4 lets the promotion go"
-    ),
-)
 def test_a_serving_web_tier_the_tag_filter_misses_still_refuses_the_promotion() -> None:
     """One writer. The live read's filters are ``tag:Application``, ``tag:Environment`` and
     ``tag:StackRole`` with the stack's values, ANDed
@@ -119,14 +110,6 @@ def test_a_serving_web_tier_the_tag_filter_misses_still_refuses_the_promotion() 
     )
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "B30-3 open: the deploy role's actions for aws:lambda/getFunction lack lambda:GetFunctionConcurrency, "
-        "which the provider's aws_lambda_function data source calls when the function has a published version "
-        "(terraform-provider-aws PR #43753, in pulumi-aws 7.x): the switch-writer update then fails AccessDenied"
-    ),
-)
 def test_the_deploy_role_may_make_every_call_of_the_live_function_read() -> None:
     """The switch-writer update must be able to make its live read of region B's payments function with the
     deploy role (automation/iam.py). The provider's data source, without ``qualifier``, resolves the latest

@@ -111,9 +111,17 @@ def test_everything_serving_is_named_in_one_line_that_says_why_and_what_to_do() 
     )
 
 
-def test_a_drained_region_b_or_none_found_lets_the_promotion_go() -> None:
+def test_a_drained_region_b_lets_the_promotion_go() -> None:
     assert _refusal([DRAINED]) is None
-    assert _refusal([], []) is None
+    assert _refusal([DRAINED], [FunctionSeen("f1", 0)]) is None
+
+
+def test_no_group_found_refuses_the_promotion_naming_the_tags() -> None:
+    """break30 B30-2: the dr stack declares its web tier group in every tier, so a read that finds none
+    missed it (its tags changed by hand); it cannot say region B is drained."""
+    said = _refusal([], [])
+    assert said is not None and "no Auto Scaling group" in said
+    assert all(tag in said for tag in ("Application", "Environment", "StackRole")), said
 
 
 @pytest.mark.parametrize(

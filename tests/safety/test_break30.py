@@ -12,8 +12,6 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-import pytest
-
 from lambdas.failover import dryrun
 from lambdas.failover.failback import _writer_never_left_a
 from lambdas.failover.observe import observe
@@ -23,16 +21,6 @@ from tests.safety.model import Deployment
 Deploy = Callable[..., Deployment]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "B30-4 open: aurora-global, the failback's dry run reads 'the writer never left region A' from IsWriter "
-        "alone (dryrun.py _writer_never_left_a: obs.writer_side == 'primary'; observe.py reads no "
-        "FailoverState), where the run also needs no switchover or failover under way (failback.py): during "
-        "the failover's switchover the dry run plans warm_primary's release of the switch that the run does "
-        "not make (B29-2/B29-3's aurora-global analogue)"
-    ),
-)
 def test_the_dry_run_during_a_failover_s_switchover_does_not_say_the_writer_never_left_region_a(
     deploy: Deploy,
 ) -> None:
