@@ -38,6 +38,12 @@ about 1,150 AWS calls a schedule, so moto's per-call costs are most of its time 
   from a generator of its own (seeded from ``os.urandom`` once; the process's ``random`` and
   the retry jitter's generator, ``clock.retry_clock``, are not touched).
 
+* botocore builds each new client's endpoint ``RuleSet`` from the service's rule set data (a tree
+  of some thousand rule objects), though every client of a service gets the same data (one
+  loader: ``tests.lambdas.failover.harness.new_session``) and evaluating a rule set only reads
+  it. The patch builds one ``RuleSet`` per (rule set data, partition data) and gives it to every
+  ``EndpointProvider`` built from that same data; each provider keeps its own resolution cache.
+
 ``patch_moto_speed()`` applies them and returns the undo function; ``Emulator.installed`` applies
 it with ``gaps.patch_moto``.
 """
@@ -59,14 +65,16 @@ import moto.core.errors
 import moto.core.responses
 import moto.kms.models
 from botocore.awsrequest import AWSPreparedRequest
+from botocore.endpoint_provider import EndpointProvider, RuleSet
 from moto.cloudwatch.models import CloudWatchBackend
 from moto.core.base_backend import BackendDict
 from moto.core.botocore_stubber import BotocoreStubber
-from moto.core.common_types import TYPE_RESPONSE
 from moto.core.config import passthrough_service, passthrough_url, service_whitelisted
 from moto.core.exceptions import ServiceNotWhitelisted
+from moto.core.models import DEFAULT_ACCOUNT_ID
 from moto.core.request import normalize_request
 from moto.core.utils import get_equivalent_url_in_aws_domain
+from werkzeug.exceptions import HTTPException  # what moto.core.exceptions names HTTPException
 
 _MISSING = object()
 
@@ -141,7 +149,7 @@ def _matching(clean_url: str) -> list[tuple[str, re.Pattern[str]]]:
     return found
 
 
-def _process_request(self: BotocoreStubber, request: AWSPreparedRequest) -> TYPE_RESPONSE | None:
+def _process_request(self: BotocoreStubber, request: AWSPreparedRequest) -> Any:
     """moto 5's ``BotocoreStubber.process_request`` with the URL-pattern scan remembered per URL;
     otherwise the same statements in the same order."""
     parsed_url, _ = get_equivalent_url_in_aws_domain(request.url)
@@ -154,8 +162,6 @@ def _process_request(self: BotocoreStubber, request: AWSPreparedRequest) -> TYPE
         if not service_whitelisted(service):
             raise ServiceNotWhitelisted(service)
         import moto.backends as backends
-        from moto.core import DEFAULT_ACCOUNT_ID
-        from moto.core.exceptions import HTTPException
 
         backend_dict = backends.get_backend(service)  # type: ignore[call-overload]
         if isinstance(backend_dict, BackendDict):
@@ -210,6 +216,25 @@ class _InvocationIds:
         return getattr(uuid, name)
 
 
+_RULESETS: dict[tuple[int, int], tuple[Any, Any, RuleSet]] = {}
+_RULESETS_LOCK = threading.Lock()
+
+
+def _provider_init(
+    self: EndpointProvider, ruleset_data: Any, partition_data: Any, excluded_params: Any = None
+) -> None:
+    """botocore's ``EndpointProvider.__init__``, its ``RuleSet`` shared by providers of the same data."""
+    key = (id(ruleset_data), id(partition_data))
+    with _RULESETS_LOCK:
+        known = _RULESETS.get(key)
+        if known is None or known[0] is not ruleset_data or known[1] is not partition_data:
+            # The data is held with its RuleSet, so its id cannot name other data while cached.
+            known = (ruleset_data, partition_data, RuleSet(**ruleset_data, partitions=partition_data))
+            _RULESETS[key] = known
+    self.ruleset = known[2]
+    self._excluded_params = excluded_params or frozenset()
+
+
 def patch_moto_speed() -> Callable[[], None]:
     """Apply the speed patches; returns the undo function."""
     saved: list[tuple[Any, str, Any]] = []
@@ -220,11 +245,12 @@ def patch_moto_speed() -> Callable[[], None]:
 
     put(moto.core.errors, "ErrorLookupFactory", _shared_factory)
     put(moto.core.responses, "method_names_from_class", _FunctionNames)
-    generate = moto.kms.models.generate_private_key
+    generate = moto.kms.models.generate_private_key  # pyright: ignore[reportPrivateImportUsage]
     put(moto.kms.models, "generate_private_key", lambda key_spec: _LazyPrivateKey(generate, key_spec))
     put(CloudWatchBackend, "get_metric_data", _narrowed(CloudWatchBackend.get_metric_data))
     put(BotocoreStubber, "process_request", _process_request)
     put(botocore.endpoint, "uuid", _InvocationIds())
+    put(EndpointProvider, "__init__", _provider_init)
     put(
         BackendDict,
         "_create_account_specific_backend",
