@@ -44,6 +44,11 @@ about 1,150 AWS calls a schedule, so moto's per-call costs are most of its time 
   it. The patch builds one ``RuleSet`` per (rule set data, partition data) and gives it to every
   ``EndpointProvider`` built from that same data; each provider keeps its own resolution cache.
 
+* botocore gives each new client a new ``ServiceModel`` of the service's model data, so every
+  client resolves its operations' shapes, error shapes and members afresh. A ``ServiceModel``
+  is a read-only view of that data whose lookups cache their results: the patch gives the
+  clients built from the same model data the same ``ServiceModel``.
+
 ``patch_moto_speed()`` applies them and returns the undo function; ``Emulator.installed`` applies
 it with ``gaps.patch_moto``.
 """
@@ -65,7 +70,9 @@ import moto.core.errors
 import moto.core.responses
 import moto.kms.models
 from botocore.awsrequest import AWSPreparedRequest
+from botocore.client import ClientCreator
 from botocore.endpoint_provider import EndpointProvider, RuleSet
+from botocore.model import ServiceModel
 from moto.cloudwatch.models import CloudWatchBackend
 from moto.core.base_backend import BackendDict
 from moto.core.botocore_stubber import BotocoreStubber
@@ -235,6 +242,22 @@ def _provider_init(
     self._excluded_params = excluded_params or frozenset()
 
 
+_SERVICE_MODELS: dict[tuple[int, str], tuple[Any, ServiceModel]] = {}
+
+
+def _load_service_model(
+    self: ClientCreator, service_name: str, api_version: str | None = None
+) -> ServiceModel:
+    """botocore's ``ClientCreator._load_service_model``, one ``ServiceModel`` per model data."""
+    json_model = self._loader.load_service_model(service_name, "service-2", api_version=api_version)
+    key = (id(json_model), service_name)
+    with _RULESETS_LOCK:
+        known = _SERVICE_MODELS.get(key)
+        if known is None or known[0] is not json_model:
+            known = _SERVICE_MODELS[key] = (json_model, ServiceModel(json_model, service_name=service_name))
+    return known[1]
+
+
 def patch_moto_speed() -> Callable[[], None]:
     """Apply the speed patches; returns the undo function."""
     saved: list[tuple[Any, str, Any]] = []
@@ -251,6 +274,7 @@ def patch_moto_speed() -> Callable[[], None]:
     put(BotocoreStubber, "process_request", _process_request)
     put(botocore.endpoint, "uuid", _InvocationIds())
     put(EndpointProvider, "__init__", _provider_init)
+    put(ClientCreator, "_load_service_model", _load_service_model)
     put(
         BackendDict,
         "_create_account_specific_backend",
