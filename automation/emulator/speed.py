@@ -49,6 +49,11 @@ about 1,150 AWS calls a schedule, so moto's per-call costs are most of its time 
   is a read-only view of that data whose lookups cache their results: the patch gives the
   clients built from the same model data the same ``ServiceModel``.
 
+* SNS signs each message it delivers to a subscription (``Signature``, ``SigningCertURL``) with a
+  private key moto generates per subscription (RSA-2048), so every schedule's new subscriptions
+  pay for new keys. Nothing here checks the signature; the patch generates one key, when first
+  needed, for every subscription.
+
 ``patch_moto_speed()`` applies them and returns the undo function; ``Emulator.installed`` applies
 it with ``gaps.patch_moto``.
 """
@@ -73,6 +78,7 @@ from botocore.awsrequest import AWSPreparedRequest
 from botocore.client import ClientCreator
 from botocore.endpoint_provider import EndpointProvider, RuleSet
 from botocore.model import ServiceModel
+from cryptography.hazmat.primitives.asymmetric import rsa
 from moto.cloudwatch.models import CloudWatchBackend
 from moto.core.base_backend import BackendDict
 from moto.core.botocore_stubber import BotocoreStubber
@@ -81,6 +87,7 @@ from moto.core.exceptions import ServiceNotWhitelisted
 from moto.core.models import DEFAULT_ACCOUNT_ID
 from moto.core.request import normalize_request
 from moto.core.utils import get_equivalent_url_in_aws_domain
+from moto.sns.models import Subscription
 from werkzeug.exceptions import HTTPException  # what moto.core.exceptions names HTTPException
 
 _MISSING = object()
@@ -258,6 +265,17 @@ def _load_service_model(
     return known[1]
 
 
+_SNS_KEY: list[Any] = []
+
+
+def _sns_private_key(self: Subscription) -> Any:
+    """moto's ``Subscription.private_key``: one key for every subscription, generated when first needed."""
+    with _RULESETS_LOCK:
+        if not _SNS_KEY:
+            _SNS_KEY.append(rsa.generate_private_key(public_exponent=65537, key_size=2048))
+        return _SNS_KEY[0]
+
+
 def patch_moto_speed() -> Callable[[], None]:
     """Apply the speed patches; returns the undo function."""
     saved: list[tuple[Any, str, Any]] = []
@@ -275,6 +293,7 @@ def patch_moto_speed() -> Callable[[], None]:
     put(botocore.endpoint, "uuid", _InvocationIds())
     put(EndpointProvider, "__init__", _provider_init)
     put(ClientCreator, "_load_service_model", _load_service_model)
+    put(Subscription, "private_key", _sns_private_key)
     put(
         BackendDict,
         "_create_account_specific_backend",

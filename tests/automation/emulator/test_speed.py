@@ -252,3 +252,36 @@ def test_acknowledged_index_answers_as_the_scan() -> None:
     copy = data.acknowledged(Store.DATABASE)
     copy.clear()
     assert len(data.acknowledged(Store.DATABASE)) == 2, "a caller's list is the plane's own index"
+
+
+def test_sns_messages_signed_with_one_key_for_every_subscription() -> None:
+    """SNS still signs what it delivers (https://docs.aws.amazon.com/sns/latest/dg/sns-verify-signature-of-message.html):
+    a message delivered to an SQS subscription carries a Signature, and two subscriptions share
+    one generated key instead of one each."""
+    from moto.sns.models import Subscription
+
+    undo = speed.patch_moto_speed()
+    try:
+        with mock_aws():
+            sns, sqs = boto3.client("sns", region_name=REGION), boto3.client("sqs", region_name=REGION)
+            topic = sns.create_topic(Name="speed")["TopicArn"]
+            urls = [sqs.create_queue(QueueName=f"speed-{i}")["QueueUrl"] for i in range(2)]
+            for url in urls:
+                arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"][
+                    "QueueArn"
+                ]
+                sns.subscribe(TopicArn=topic, Protocol="sqs", Endpoint=arn)
+            sns.publish(TopicArn=topic, Message="hello")
+            import json
+
+            bodies = [json.loads(sqs.receive_message(QueueUrl=u)["Messages"][0]["Body"]) for u in urls]
+            assert all(b["Signature"] and b["Message"] == "hello" for b in bodies), (
+                "a delivery lost its signature"
+            )
+            from moto.sns.models import sns_backends
+
+            subscriptions = list(sns_backends[ACCOUNT][REGION].subscriptions.values())
+            keys = {id(Subscription.private_key(s)) for s in subscriptions}
+            assert len(subscriptions) == 2 and len(keys) == 1, "each subscription generated its own RSA key"
+    finally:
+        undo()
