@@ -275,7 +275,7 @@ class Emulator:
 
     @contextmanager
     def installed(self) -> Iterator[Emulator]:
-        """Patch moto and botocore's waiters for this emulator; undone on exit."""
+        """Patch moto (``gaps``, ``speed``) and botocore's waiters for this emulator; undone on exit."""
         global _ACTIVE
         with _PATCH_LOCK:
             if _ACTIVE is not None:
