@@ -4,6 +4,7 @@ moto answers the runbook's API calls; this package adds what moto does not model
 runbook's safety depends on (each module cites the AWS pages it models):
 
 * ``gaps``: RDS operations moto lacks or answers wrongly (global failover/switchover, filters).
+* ``speed``: moto's and botocore's per-call work cut, every answer unchanged (the soak's speed).
 * ``clock``: a virtual clock that every runbook wait, waiter, poll and metric timestamp reads.
 * ``data``: the write log, copies per region and replication links (lag from the unapplied tail).
 * ``aws``: the ``Emulator``: RDS and Aurora that take time, capacity timelines, dark regions, metrics.

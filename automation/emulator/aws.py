@@ -90,7 +90,7 @@ from moto.rds.models import DBCluster, DBInstance, RDSBackend, rds_backends
 from moto.rds.responses import RDSResponse
 from moto.rdsdata.responses import RDSDataServiceResponse
 
-from automation.emulator import gaps
+from automation.emulator import gaps, speed
 from automation.emulator.clock import VirtualClock, retry_clock, waiter_clock
 from automation.emulator.data import DataPlane, Store, Write
 from automation.emulator.exceptions import SpecError
@@ -275,7 +275,7 @@ class Emulator:
 
     @contextmanager
     def installed(self) -> Iterator[Emulator]:
-        """Patch moto and botocore's waiters for this emulator; undone on exit."""
+        """Patch moto (``gaps``, ``speed``) and botocore's waiters for this emulator; undone on exit."""
         global _ACTIVE
         with _PATCH_LOCK:
             if _ACTIVE is not None:
@@ -284,6 +284,7 @@ class Emulator:
         with ExitStack() as stack:
             stack.callback(_clear_active)
             stack.callback(gaps.patch_moto())
+            stack.callback(speed.patch_moto_speed())
             stack.callback(_patch_behaviours())
             stack.enter_context(waiter_clock(self.clock))
             stack.enter_context(retry_clock(self.clock))

@@ -101,6 +101,9 @@ class DataPlane:
         self._now = now
         self._reachable = reachable
         self.writes: dict[int, Write] = {}
+        self._acknowledged: dict[Store, list[Write]] = {store: [] for store in Store}
+        """``acknowledged``'s answer per store, kept as writes are recorded (``writes`` only grows,
+        and a ``Write`` never changes): the checker asks after every operation."""
         self.copies: dict[str, Copy] = {}
         self.links: list[Link] = []
         self.severed: set[tuple[frozenset[str], Store]] = set()
@@ -208,6 +211,8 @@ class DataPlane:
             raise ValueError(f"write {write_id} is already recorded")
         write = Write(write_id, copy.store, copy.region, copy.key, at or self._now(), client)
         self.writes[write.id] = write
+        if write.client:
+            self._acknowledged[write.store].append(write)
         copy.receive(write.id)
         return write
 
@@ -285,9 +290,10 @@ class DataPlane:
 
     def acknowledged(self, store: Store) -> list[Write]:
         """Every acknowledged client write to ``store``, oldest first."""
-        return [w for w in self.writes.values() if w.store is store and w.client]
+        return list(self._acknowledged[store])
 
     def missing(self, key: str, among: Iterable[Write]) -> list[Write]:
         """Writes of ``among`` that copy ``key`` does not hold."""
-        held = self.held(key)
+        self.sync()
+        held = self.copies[key].present  # ``held`` without its copy: only read here
         return [w for w in among if w.id not in held]

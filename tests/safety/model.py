@@ -326,6 +326,7 @@ class Deployment:
     _async_requests: int = 0
     _run_clients: list[ActorClients] = field(default_factory=list)
     _actors_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+    _owned: dict[tuple[str, str], bool] = field(default_factory=dict, repr=False)
     on_actor: Callable[[str, str], None] | None = None
     """Called with (event, actor) on ``begin``, ``acted`` (its first mutating call), ``call:<operation>``
     (every mutating call, after AWS applied it) and ``end``: lets a test hold one run right after a
@@ -1042,7 +1043,12 @@ class Deployment:
 
     def owns(self, key: str) -> bool:
         """Whether database copy ``key`` is one of this deployment's (its names start with the app's)."""
-        return key.split(":")[-1].startswith(f"{self.ctx.app_name}-")
+        # Asked of every acknowledged write at every judgment: remembered per (app, key).
+        known = (self.ctx.app_name, key)
+        owned = self._owned.get(known)
+        if owned is None:
+            owned = self._owned[known] = key.split(":")[-1].startswith(f"{self.ctx.app_name}-")
+        return owned
 
     def writer(self) -> str:
         """The database copy AWS last made the writer (region A's until a promotion)."""
