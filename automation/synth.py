@@ -401,8 +401,15 @@ class _Mocks:
             return {"clusterIdentifiers": listed, "clusterArns": arns, "id": region}
         if token == "aws:autoscaling/getAmiIds:getAmiIds":
             # The region's live Auto Scaling groups (autoscaling.getAmiIds, the Autoscaling Groups data
-            # source), narrowed by ``tag:<key>`` filters (AND). Without a live world: none.
+            # source), narrowed by ``tag:<key>`` filters (AND). Without a live world, or one that does not
+            # say: the web tier group the program declares in every tier, tagged as it tags it, dormant.
             groups = self._groups(region)
+            if self.live is None or "asgs" not in self.live:
+                wanted = {
+                    str(f.get("name", ""))[4:]: (f.get("values") or [""])[0]
+                    for f in call_args.get("filters") or []
+                }
+                groups = [{"name": DORMANT_GROUP, "tags": wanted}]
             for f in call_args.get("filters") or []:
                 key = str(f.get("name", ""))
                 if not key.startswith("tag:"):
@@ -419,6 +426,8 @@ class _Mocks:
             # One live group's sizes (autoscaling.getGroup); AWS's provider fails for a group not there.
             name = str(call_args.get("name", ""))
             group = next((g for g in self._groups(region) if g["name"] == name), None)
+            if group is None and name == DORMANT_GROUP and (self.live is None or "asgs" not in self.live):
+                group = {"name": name}  # (sizes 0/0/0: the pilot light)
             if group is None:
                 raise ValueError(f"Auto Scaling group {name!r} not found in {region}")
             return {
@@ -442,6 +451,11 @@ class _Mocks:
     def _groups(self, region: str) -> list[dict[str, Any]]:
         """``live["asgs"]``: region -> the Auto Scaling groups AWS has there (name, tags, sizes)."""
         return [] if self.live is None else [dict(g) for g in self.live.get("asgs", {}).get(region, [])]
+
+
+DORMANT_GROUP = "pilot-light-web"
+"""The web tier group the mocks answer for an offline synthesis (no live world): the program declares
+one in every tier, at 0/0/0 in the pilot light."""
 
 
 def _provider_urn(ref: str) -> str:
