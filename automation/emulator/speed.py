@@ -60,6 +60,7 @@ it with ``gaps.patch_moto``.
 
 from __future__ import annotations
 
+import importlib.metadata
 import inspect
 import os
 import random
@@ -276,29 +277,43 @@ def _sns_private_key(self: Subscription) -> Any:
         return _SNS_KEY[0]
 
 
+WRITTEN_FOR = {"moto": "5.2.5", "botocore": "1.44.8"}
+"""The versions whose internals these patches were read from and checked against (``_process_request``
+and ``_load_service_model`` are copies of theirs). Another installed version (a fresh machine resolves
+``moto>=5.1,<6`` and ``boto3>=1.34,<2`` to the newest) gets none of that package's patches: the emulator is
+then slower, never different. Re-read the patched functions before raising these."""
+
+
+def applies(package: str) -> bool:
+    """Whether ``package`` (``moto`` or ``botocore``) is the version its patches were written for."""
+    return importlib.metadata.version(package) == WRITTEN_FOR[package]
+
+
 def patch_moto_speed() -> Callable[[], None]:
-    """Apply the speed patches; returns the undo function."""
+    """Apply the speed patches whose package is at :data:`WRITTEN_FOR`; returns the undo function."""
     saved: list[tuple[Any, str, Any]] = []
 
     def put(obj: Any, name: str, value: Any) -> None:
         saved.append((obj, name, obj.__dict__.get(name, _MISSING)))
         setattr(obj, name, value)
 
-    put(moto.core.errors, "ErrorLookupFactory", _shared_factory)
-    put(moto.core.responses, "method_names_from_class", _FunctionNames)
-    generate = moto.kms.models.generate_private_key  # pyright: ignore[reportPrivateImportUsage]
-    put(moto.kms.models, "generate_private_key", lambda key_spec: _LazyPrivateKey(generate, key_spec))
-    put(CloudWatchBackend, "get_metric_data", _narrowed(CloudWatchBackend.get_metric_data))
-    put(BotocoreStubber, "process_request", _process_request)
-    put(botocore.endpoint, "uuid", _InvocationIds())
-    put(EndpointProvider, "__init__", _provider_init)
-    put(ClientCreator, "_load_service_model", _load_service_model)
-    put(Subscription, "private_key", _sns_private_key)
-    put(
-        BackendDict,
-        "_create_account_specific_backend",
-        _known_account(BackendDict._create_account_specific_backend),
-    )
+    if applies("moto"):
+        put(moto.core.errors, "ErrorLookupFactory", _shared_factory)
+        put(moto.core.responses, "method_names_from_class", _FunctionNames)
+        generate = moto.kms.models.generate_private_key  # pyright: ignore[reportPrivateImportUsage]
+        put(moto.kms.models, "generate_private_key", lambda key_spec: _LazyPrivateKey(generate, key_spec))
+        put(CloudWatchBackend, "get_metric_data", _narrowed(CloudWatchBackend.get_metric_data))
+        put(BotocoreStubber, "process_request", _process_request)
+        put(Subscription, "private_key", _sns_private_key)
+        put(
+            BackendDict,
+            "_create_account_specific_backend",
+            _known_account(BackendDict._create_account_specific_backend),
+        )
+    if applies("botocore"):
+        put(botocore.endpoint, "uuid", _InvocationIds())
+        put(EndpointProvider, "__init__", _provider_init)
+        put(ClientCreator, "_load_service_model", _load_service_model)
 
     def undo() -> None:
         for obj, name, value in reversed(saved):

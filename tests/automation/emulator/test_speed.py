@@ -31,6 +31,12 @@ from automation.emulator.data import DataPlane, Store
 ACCOUNT, REGION = "123456789012", "us-east-1"
 
 
+WRITTEN_FOR_BOTH = pytest.mark.skipif(
+    not (speed.applies("moto") and speed.applies("botocore")),
+    reason=f"the installed moto/botocore are not {speed.WRITTEN_FOR}: the patches are not applied (speed.WRITTEN_FOR)",
+)
+
+
 @pytest.fixture
 def patched() -> Iterator[None]:
     undo = speed.patch_moto_speed()
@@ -40,6 +46,7 @@ def patched() -> Iterator[None]:
         undo()
 
 
+@WRITTEN_FOR_BOTH
 def test_undo_restores_every_patched_name() -> None:
     """The patches are the emulator's while it is installed, and only then."""
     before = (
@@ -56,6 +63,7 @@ def test_undo_restores_every_patched_name() -> None:
     assert after == before, "patch_moto_speed's undo left a moto function patched"
 
 
+@WRITTEN_FOR_BOTH
 def test_error_table_built_once_per_service(patched: None, monkeypatch: pytest.MonkeyPatch) -> None:
     """moto answers each error with the error shape of its code; the table of a service's error
     codes is built once, not on every error answer (moto's factory cache never hit)."""
@@ -80,6 +88,7 @@ def test_error_table_built_once_per_service(patched: None, monkeypatch: pytest.M
     assert built.count("SSM") == 1, f"SSM's error table was built {built.count('SSM')} times for two errors"
 
 
+@WRITTEN_FOR_BOTH
 @pytest.mark.parametrize("response_class", [RDSResponse, SimpleSystemManagerResponse, CloudWatchResponse])
 def test_action_lookup_answers_as_getmembers(response_class: type) -> None:
     """``action in method_names_from_class(cls)`` answers the same patched, for every attribute of the
@@ -105,6 +114,7 @@ def _metric(name: str, at: datetime, value: float, unit: str | None = None, **di
     return datum | ({"Unit": unit} if unit else {})
 
 
+@WRITTEN_FOR_BOTH
 def test_get_metric_data_narrowed_answers_as_moto() -> None:
     """GetMetricData (https://docs.aws.amazon.com/AmazonCloudWatch/latest/APIReference/API_GetMetricData.html)
     answers the same with the backend's datapoints narrowed to the queried metric names: with and
@@ -164,6 +174,7 @@ def test_get_metric_data_narrowed_answers_as_moto() -> None:
             assert g == e, f"GetMetricData differs patched for {queries} ({scan_by})"
 
 
+@WRITTEN_FOR_BOTH
 def test_kms_private_key_made_when_first_used(patched: None) -> None:
     """A KMS key's private key is generated when Sign or Verify first needs it
     (https://docs.aws.amazon.com/kms/latest/APIReference/API_Sign.html), and then signs and verifies."""
@@ -184,6 +195,7 @@ def test_kms_private_key_made_when_first_used(patched: None) -> None:
         assert verified["SignatureValid"], "a lazily generated KMS key did not verify its own signature"
 
 
+@WRITTEN_FOR_BOTH
 def test_url_patterns_remembered_in_moto_order() -> None:
     """The services whose URL pattern matches a URL are the ones moto's scan finds, in its order."""
     import moto.backend_index
@@ -200,6 +212,7 @@ def test_url_patterns_remembered_in_moto_order() -> None:
         assert speed._matching(url) == expected, f"{url}: the second lookup differs from the first"
 
 
+@WRITTEN_FOR_BOTH
 def test_invocation_ids_are_version_4_and_distinct() -> None:
     """botocore's invocation id header stays a random version-4 UUID, one per invocation."""
     ids = speed._InvocationIds()
@@ -208,6 +221,7 @@ def test_invocation_ids_are_version_4_and_distinct() -> None:
     assert len(set(made)) == len(made), "two invocations were given the same id"
 
 
+@WRITTEN_FOR_BOTH
 def test_clients_share_service_model_and_rule_set() -> None:
     """Two clients of one service share one ServiceModel and one endpoint RuleSet, and resolve the
     endpoint a client built unpatched resolves."""
@@ -254,6 +268,7 @@ def test_acknowledged_index_answers_as_the_scan() -> None:
     assert len(data.acknowledged(Store.DATABASE)) == 2, "a caller's list is the plane's own index"
 
 
+@WRITTEN_FOR_BOTH
 def test_sns_messages_signed_with_one_key_for_every_subscription() -> None:
     """SNS still signs what it delivers (https://docs.aws.amazon.com/sns/latest/dg/sns-verify-signature-of-message.html):
     a message delivered to an SQS subscription carries a Signature, and two subscriptions share
@@ -283,5 +298,22 @@ def test_sns_messages_signed_with_one_key_for_every_subscription() -> None:
             subscriptions = list(sns_backends[ACCOUNT][REGION].subscriptions.values())
             keys = {id(Subscription.private_key(s)) for s in subscriptions}
             assert len(subscriptions) == 2 and len(keys) == 1, "each subscription generated its own RSA key"
+    finally:
+        undo()
+
+
+def test_another_version_gets_no_patch(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A fresh machine may resolve moto or botocore to a newer version than the patches were read from:
+    then none of that package's patches is applied, and the emulator answers as moto and botocore do."""
+    names = [
+        (moto.core.errors, "ErrorLookupFactory"),
+        (moto.core.responses, "method_names_from_class"),
+        (CloudWatchBackend, "get_metric_data"),
+    ]
+    before = [getattr(obj, name) for obj, name in names]
+    monkeypatch.setattr(speed, "applies", lambda package: False)
+    undo = speed.patch_moto_speed()
+    try:
+        assert [getattr(obj, name) for obj, name in names] == before
     finally:
         undo()
