@@ -99,12 +99,12 @@ class Observation:
     lock: runbook_lock.Lease | Unread | None = None
     dark: dict[Side, str] = field(default_factory=dict)
     failback_phase: str | Unread | None = None
+    """rds-replica: the phase the dr stack's failback applied under the active latch (its record in
+    region B, ``names.phase_record_name``), None when none did."""
     global_failover: str | None = None
     """aurora-global: the global database's ``FailoverState`` status (``pending``, ``failing-over``,
     ``cancelling``) while a switchover or failover is under way, None when none is
     (https://docs.aws.amazon.com/AmazonRDS/latest/APIReference/API_FailoverState.html)."""
-    """rds-replica: the phase the dr stack's failback applied under the active latch (its record in
-    region B, ``names.phase_record_name``), None when none did."""
 
 
 class _Reader:

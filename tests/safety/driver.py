@@ -77,7 +77,9 @@ def run_schedule(
     (the rest, settle included, could only add violations: a proof that the seed reports it needs
     no more).
 
-    The schedule starts from a CloudWatch with no datapoints. Every schedule's virtual clock
+    The schedule starts from an empty moto: ``cloudwatch_backends.reset()`` is ``BackendDict.reset``, a
+    classmethod that empties every service's backends, not only CloudWatch's (break31 B31-2), so
+    nothing a caller set up in moto before this call survives it. Every schedule's virtual clock
     starts at the same instant, so the datapoints earlier schedules of the process left behind
     fall in its query windows: no query of its own would find them (every metric it reads is named
     by its own resources' dimensions), but every GetMetricData scans them, and a soak slowed down
