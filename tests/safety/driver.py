@@ -31,6 +31,7 @@ import os
 import random
 import sys
 import time
+import traceback
 from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -45,6 +46,10 @@ from tests.safety.generator import operations
 from tests.safety.model import INVARIANTS, Deployment, Violation
 
 _apps = itertools.count(1)
+
+HARNESS = "harness"
+"""What a schedule reports when the checker itself raised (a thread error, a harness timeout): not
+an invariant of the runbook, but the schedule was not judged to its end, so it counts as broken."""
 
 PER_PROCESS = 25
 """Schedules a soak process runs before a fresh process takes over (``main``)."""
@@ -92,6 +97,7 @@ def run_schedule(
     started = time.monotonic()
     with Emulator().installed() as emulator:
         deployment = Deployment.build(mode, app=f"s{seed}x{next(_apps)}", emulator=emulator)
+        harness: list[Violation] = []
         try:
             for op in itertools.islice(operations(rng), length):
                 op.apply(deployment)
@@ -101,9 +107,12 @@ def run_schedule(
                     break
             else:
                 deployment.settle()
+        except Exception as exc:  # the checker's own error: this schedule fails, the soak goes on
+            where = "".join(traceback.format_exception(exc, limit=-6)).rstrip()
+            harness.append(Violation(HARNESS, emulator.clock.now(), f"{exc!r}\n{where}"))
         finally:
             deployment.close()
-    result.violations = list(deployment.violations)
+    result.violations = list(deployment.violations) + harness
     result.exercised.update(deployment.exercised)
     result.seconds = time.monotonic() - started
     return result
@@ -335,6 +344,7 @@ def report(exercised: Counter[str], broken: Counter[str]) -> str:
     for name in INVARIANTS:
         situations = sum(n for k, n in exercised.items() if k.startswith(f"judged {name} "))
         lines.append(f"  {name:<24}{exercised[f'checked {name}']:>12}{situations:>11}{broken[name]:>21}")
+    lines.append(f"  {'(checker errors)':<24}{'':>12}{'':>11}{broken[HARNESS]:>21}")
     lines.append("\nsituations the invariants were judged in               times")
     lines += [f"  {k:<52}{n:>7}" for k, n in sorted(exercised.items()) if k.startswith("judged ")]
     crashes = {k: n for k, n in exercised.items() if k.startswith("crash after ")}

@@ -927,13 +927,17 @@ class Deployment:
             raise ValueError("op_overlap: at most one of the two runs by the sfn executor")
         self._count("overlap")
         outer = self.on_actor
-        state: dict[str, Any] = {"first": None, "second": None}
+        state: dict[str, Any] = {"first": None, "second": None, "error": None}
         released = threading.Event()
         threads: list[threading.Thread] = []
 
         def start_second() -> None:
             runbook, params, by = second
-            self.op_run(runbook, params=params, executor_name=by)
+            try:
+                self.op_run(runbook, params=params, executor_name=by)
+            except Exception as exc:  # re-raised by the first run's thread: never skipped silently
+                state["error"] = exc
+                released.set()
 
         def on_actor(event: str, actor: str) -> None:
             if outer is not None:
@@ -963,6 +967,12 @@ class Deployment:
             t.join(timeout=300)
             if t.is_alive():
                 raise RuntimeError("op_overlap: the second run did not end (harness)")
+        if state["error"] is not None:
+            # A harness error in the second run's thread (soak: a dict changed size during iteration)
+            # used to end only that thread: the schedule went on with one run unjudged.
+            raise RuntimeError(f"op_overlap: the second run raised (harness): {state['error']!r}") from state[
+                "error"
+            ]
         if not threads:
             start_second()
 
