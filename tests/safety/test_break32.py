@@ -1,0 +1,96 @@
+"""break32: the runbook safety work at c46a4b2 (issues 9 and 10) attacked in the safety model.
+
+Each finding is a strict xfail naming the invariant of docs/safety.md it protects: it fails for the reason
+its ``reason`` states until the product (or the checker) is fixed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import pytest
+
+from automation.emulator.data import Store
+from tests.lambdas.failover.faults import Fault
+from tests.lambdas.failover.harness import new_session
+from tests.lambdas.failover.world import REGION_A, REGION_B
+from tests.safety.model import Deployment, actor_clients
+
+Deploy = Callable[..., Deployment]
+
+
+def _everywhere(d: Deployment, fault: Fault) -> None:
+    """``fault`` on every caller of AWS in the deployment: the operator's runs and the runbook Lambda the
+    canary invokes (an AWS endpoint that does not answer, does not answer anyone)."""
+    d.add_fault(fault)
+    session = new_session()
+    d.emulator.attach(session)
+    fault.install(session)
+    d._async_clients = actor_clients(d, session)
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="B32-1: one_writer, no_loss. A connection error from ONE of region A's API endpoints (Auto "
+    "Scaling) is taken for 'region A unreachable': fence_primary leaves the fence pending and goes on, "
+    "promote_database promotes unplanned at once (no drain, no zero lag), while region A's web tier "
+    "serves its writer",
+)
+def test_a_forced_failover_whose_fence_meets_one_unreachable_endpoint_of_a_live_region_a(
+    deploy: Deploy,
+) -> None:
+    """Region A is impaired, not dark: its Auto Scaling API does not answer (connection errors: an endpoint
+    whose connections time out, as during a control-plane incident), while its load balancer, web tier,
+    functions and database serve. The operator forces a failover.
+
+    docs/safety.md (one writer; issue 10 item 1): "When region A answers, fencing it ... must succeed
+    before promotion; ... Fencing is best effort only when region A is unreachable". The fence's first
+    call (DescribeAutoScalingGroups) fails to connect, and ``fence_primary`` catches ``CONNECTION_ERRORS``
+    from any region-A call as "region A unreachable" (region A's clients give up after 2 attempts,
+    lambdas/failover/clients.py PRIMARY_SETTINGS): nothing of region A is fenced, no ``primaryStoppedAt``
+    is stamped, so ``_promote_database`` takes the change for unplanned and promotes region B's replica
+    as soon as the switch has taken effect, without the drain or the zero-lag proof (and without
+    ``DARK_CONFIRM_SECONDS``, which guards only the lossless wait). Region A's web tier keeps serving its
+    database, which the promotion leaves a standalone writer (PromoteReadReplica: "the source DB instance
+    ... remains" and the replica "becomes a standalone DB instance",
+    https://docs.aws.amazon.com/AmazonRDS/latest/UserGuide/USER_ReadRepl.Promote.html). The canary's pending
+    fence meets the same endpoint and cannot complete it. The run reports ``done``."""
+    d = deploy("rds-replica")
+    d.op_advance(300)
+    _everywhere(d, Fault(service="auto-scaling", region=REGION_A, unreachable=True))
+    assert d.emulator.reachable(REGION_A)
+
+    run = d.op_run("failover", params={"force": True})
+    for _ in range(10):
+        d.op_advance(60)
+    d.judge()
+
+    state = f"run {run.outcome}; A serving {d.emulator.serving(REGION_A)}, B writable {d.emulator.database_writable(REGION_B)}"
+    assert not d.violations, [state, *map(str, d.violations)]
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="B32-2: no_loss (multi-writer stores). A planned change moves the writer without waiting for the "
+    "DynamoDB global table to replicate (lossless.receipts_lag: 'The DynamoDB global table is not waited "
+    "for'); the emulator's fixed 1-s table delay hides it",
+)
+@pytest.mark.parametrize("mode", ["rds-replica", "aurora-global"])
+def test_a_planned_failover_while_the_global_table_replicates_slowly(deploy: Deploy, mode: str) -> None:
+    """Region A is degraded: its DynamoDB replica's updates reach region B 15 minutes late ("ReplicationLatency
+    can increase if an AWS Region becomes degraded and you have a replica table in that Region",
+    https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/V2globaltables_monitoring.html; AWS
+    promises no replication time for global tables). The operator runs a ``--planned`` failover.
+
+    docs/safety.md (no_loss): "when the writer moves on a planned change, the new writer's region holds every
+    DynamoDB item and S3 receipt acknowledged in the old one". The runbook waits for the database's zero lag and
+    the receipts' ``OperationsPendingReplication`` (``lossless.wait_lossless``), never for the table: the
+    writer moves after the 5-minute drain with every payment item of the last 15 minutes still on its way.
+    The same schedule with the receipts slowed instead passes (tests/safety/test_lossless.py)."""
+    d = deploy(mode)
+    d.emulator.slow_replication(Store.TABLE, 900.0)
+    d.op_advance(300)
+    run = d.op_run("failover", params={"force": True, "planned": True, "waiterMaxAttempts": 120})
+    d.op_advance(300)
+    d.judge()
+    assert not d.violations, [f"run {run.outcome}", *map(str, d.violations)]
