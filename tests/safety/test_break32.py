@@ -70,6 +70,58 @@ def test_a_forced_failover_whose_fence_meets_one_unreachable_endpoint_of_a_live_
     assert not d.violations, [state, *map(str, d.violations)]
 
 
+@pytest.mark.parametrize(
+    "blip",
+    [
+        pytest.param(
+            True,
+            marks=pytest.mark.xfail(
+                strict=True,
+                reason=(
+                    "B32-1 (blip): no_loss. Two connection errors on the fence's first region-A call (one network blip; "
+                    "region A answers before and after) make a forced failover promote unplanned while region A answers "
+                    "and its replica is minutes behind: B21b-1's fix (DARK_CONFIRM_SECONDS) guards the lossless wait, "
+                    "not the fence's verdict"
+                ),
+            ),
+        ),
+        False,
+    ],
+)
+def test_a_connection_blip_on_the_fence_makes_a_forced_failover_promote_unplanned(
+    deploy: Deploy, blip: bool
+) -> None:
+    """B21b-1's schedule with the blip moved from the lossless wait to the fence. rds-replica: a burst of client
+    writes leaves region B's replica minutes behind; a forced failover (region A answers). Its fence's first
+    call, DescribeAutoScalingGroups in region A, fails to connect on both of the region-A client's attempts
+    (PRIMARY_SETTINGS ``max_attempts=2``); region A answers before and after, and every later call succeeds.
+    ``fence_primary`` catches the connection error as "region A unreachable": fence pending, no
+    ``primaryStoppedAt``, so ``_promote_database`` takes the change for unplanned and promotes at once
+    (docs/safety.md: "Lost means region A's database endpoint has not answered for 120 s
+    (``DARK_CONFIRM_SECONDS``) ... so a blip of connection errors never turns a lossless failover into a
+    lossy one (B21b-1)"). The canary's next minute completes the fence, but the replica was promoted with
+    the burst's tail unapplied; the emulator forgives a promotion's tail only when the source's region is
+    dark at the request. Control (no blip): the same burst and failover wait for zero lag and lose
+    nothing."""
+    d = deploy("rds-replica")
+    d.op_advance(120)
+    fault = Fault(
+        service="auto-scaling",
+        operation="DescribeAutoScalingGroups",
+        region=REGION_A,
+        unreachable=True,
+        times=2 if blip else 0,
+    )
+    d.add_fault(fault)
+    d.op_write(10_000)  # ~500 s of replica apply (Timings.rds_apply 0.05 s a write), past the 300 s drain
+    run = d.op_run("failover", params={"force": True})
+    assert fault.injected == (2 if blip else 0), fault.seen[-5:]
+    assert d.emulator.reachable(REGION_A), "region A never went dark"
+    d.op_advance(181)
+    d.judge()
+    assert not d.violations, [f"run {run.outcome}", *map(str, d.violations)]
+
+
 @pytest.mark.xfail(
     strict=True,
     reason="B32-2: no_loss (multi-writer stores). A planned change moves the writer without waiting for the "
