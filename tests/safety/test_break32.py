@@ -7,6 +7,8 @@ its ``reason`` states until the product (or the checker) is fixed.
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import timedelta
+from typing import Any
 
 import pytest
 
@@ -212,3 +214,65 @@ def test_control_the_same_slow_link_with_the_emulator_s_replica_lag_loses_nothin
     d.judge()
     assert run.outcome == "done", run
     assert not d.violations, [str(v) for v in d.violations]
+
+
+def _complete_minutes_only(d: Deployment) -> None:
+    """The runbook's GetMetricData answers hold a one-minute datapoint only once its minute is over: a
+    datapoint put now is not returned until the minute it falls in has ended. CloudWatch documents no
+    bound on when a datapoint becomes available to GetMetricData, only longer ones for old timestamps
+    ("Data points with time stamps between 3 and 24 hours ago can take as much as 2 hours to become
+    available", https://docs.aws.amazon.com/AmazonCloudWatch/latest/APIReference/API_PutMetricData.html);
+    the emulator (moto) returns a datapoint the instant it is put. Registered on the runbook's session
+    before its clients are made; the switch alarm and Route 53 still see every datapoint at once (kinder
+    than AWS, which only shortens the window below)."""
+    clock = d.emulator.clock
+
+    def hide(parsed: dict[str, Any] | None = None, **_: Any) -> None:
+        for result in (parsed or {}).get("MetricDataResults", []):
+            kept = [
+                (t, v)
+                for t, v in zip(result.get("Timestamps", []), result.get("Values", []), strict=False)
+                if t + timedelta(seconds=60) <= clock.now()
+            ]
+            result["Timestamps"] = [t for t, _ in kept]
+            result["Values"] = [v for _, v in kept]
+
+    d.session.events.register("after-call.cloudwatch.GetMetricData", hide)
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="B32-4: no_loss. An unplanned promotion waits for the switch it just threw to take effect "
+    "(traffic._switch_pending), but reads 'no thrown datapoint' as 'not thrown, no wait': when GetMetricData "
+    "does not yet return the datapoint just put, the writer moves at once, and a region A that answers "
+    "again is answered by Route 53 with its old writer (seed 6's loss back)",
+)
+def test_an_unplanned_promotion_that_cannot_see_its_own_switch_yet_does_not_wait_for_it(
+    deploy: Deploy,
+) -> None:
+    """tests/safety/test_crash_points.py's ``rds-replica-dark-PromoteReadReplica`` case with GetMetricData
+    returning only complete minutes (``_complete_minutes_only``). Region A dark; a forced failover: fence
+    pending, latch, switch thrown (PutMetricData 1 at 12:04:00), then ``_promote_database`` asks
+    ``_switch_pending`` how long until Route 53 has taken the switch into account (docs/safety.md, the
+    order: "the writer then moves only once the thrown switch has taken effect"). The 1 is not returned
+    yet; the latest datapoints returned are the canary's 0s, so ``switch_takes_effect_at`` answers None
+    ("not thrown") and the wait is 0: PromoteReadReplica at 12:04:00, and the run dies right after it.
+    Region A answers again at once, its web tier never fenced; Route 53's check of region A passes before
+    the switch alarm has seen its minute, clients write to region A's old primary (a standalone writer
+    since the promotion started), and those acknowledged writes are not on the new writer. With moto's
+    instant GetMetricData (the test_crash_points case) the run waits until 12:05:10 and loses nothing."""
+    d = deploy("rds-replica")
+    _complete_minutes_only(d)
+    d.op_advance(120)
+    d.op_outage()
+    d.op_advance(120)
+    run = d.op_run("failover", params={"force": True}, crash_on=frozenset({"PromoteReadReplica"}))
+    promoted_at = d.emulator.clock.now()
+    d.op_recover()
+    for _ in range(5):
+        d.op_advance(60)
+        d.judge()
+    assert not d.violations, [
+        f"run {run.outcome}, promoted at {promoted_at:%H:%M:%S}",
+        *map(str, d.violations),
+    ]
