@@ -6,14 +6,18 @@ its ``reason`` states until the product (or the checker) is fixed.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable
-from datetime import timedelta
+from datetime import datetime, timedelta
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
 
 from automation.emulator import aws as emulator_aws
 from automation.emulator.data import Store
+from lambdas.failover import promotion
+from lambdas.failover.lossless import DRAIN_SECONDS
 from tests.lambdas.failover.faults import Fault
 from tests.lambdas.failover.harness import new_session
 from tests.lambdas.failover.world import REGION_A, REGION_B
@@ -276,3 +280,79 @@ def test_an_unplanned_promotion_that_cannot_see_its_own_switch_yet_does_not_wait
         f"run {run.outcome}, promoted at {promoted_at:%H:%M:%S}",
         *map(str, d.violations),
     ]
+
+
+# -- the checker's blind spots ------------------------------------------------------------------------
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="B32-5a: checker blind spot (no_loss). The soak and the CI seeds build every rds-replica deployment "
+    "on RDS for PostgreSQL (driver.run_schedule never passes engine): the MySQL/MariaDB zero-lag proof "
+    "(lossless.zero_lag_evidence, B32-3) and its regressions are never exercised by a random schedule",
+)
+def test_the_random_schedules_build_rds_for_mysql_too(
+    moto_world: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """docs/safety.md states the MySQL proof (two one-minute zeros after the drain) beside PostgreSQL's, and the
+    program allows both engines. Each of 20 seeds' deployment is recorded as the driver builds it (the build
+    is then abandoned: only the deployment's kind is looked at)."""
+    from tests.safety import driver
+
+    built: list[tuple[str, str]] = []
+
+    class Abandon(Exception):
+        pass
+
+    def record(
+        mode: str, app: str, emulator: object, *, encrypted: bool = True, engine: str = "postgres"
+    ) -> None:
+        built.append((mode, engine))
+        raise Abandon
+
+    monkeypatch.setattr(driver.Deployment, "build", staticmethod(record))
+    # run_schedule empties every moto backend first (break31 B31-2): not the package's shared moto.
+    monkeypatch.setattr(driver, "cloudwatch_backends", SimpleNamespace(reset=lambda: None))
+    for seed in range(20):
+        with contextlib.suppress(Abandon):
+            driver.run_schedule(seed, length=1)
+    assert ("rds-replica", "mysql") in built, sorted(set(built))
+
+
+def _drain_only(
+    clients: Any, params: Any, *, stopped_at: datetime, lags: Any, step: str, source_dark: Any = None
+) -> str | None:
+    """``wait_lossless`` without its proof: wait out the drain (``DRAIN_SECONDS``), then move the writer."""
+    drained = stopped_at + timedelta(seconds=DRAIN_SECONDS)
+    now = clients.clock.now()
+    if now < drained:
+        clients.clock.sleep((drained - now).total_seconds())
+    return None
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="B32-5b: checker blind spot (no_loss). In the world the generator draws, replication always "
+    "catches up within the 300-s drain (client bursts of at most 5 requests, in-flight writes of at most "
+    "280 s, fixed replication delays, no operation slows or partitions replication), so a planned change "
+    "that skips every zero-lag proof and waits only the drain loses nothing the checker can see",
+)
+@pytest.mark.parametrize("mode", ["rds-replica", "aurora-global"])
+def test_a_planned_failover_without_its_zero_lag_proof_is_seen_in_a_world_the_generator_draws(
+    deploy: Deploy, monkeypatch: pytest.MonkeyPatch, mode: str
+) -> None:
+    """The largest client load the generator draws before a planned failover: its biggest burst (``write``
+    5) and its longest in-flight request (``inflight_write`` 280 s), admitted just before the fence. The
+    runbook's lossless wait is replaced by the drain alone (``_drain_only``): no ReplicaLag, no marker, no
+    receipts. The checker should report the loss of a runbook that moves the writer without proof; in this
+    world there is none to report, so the random schedules can hardly tell the proof from its absence (B32-2 and
+    B32-3 were found only by slowing replication by hand)."""
+    monkeypatch.setattr(promotion, "wait_lossless", _drain_only)
+    d = deploy(mode)
+    d.op_advance(300)
+    d.op_write(5)
+    d.op_inflight_write(280)
+    run = d.op_run("failover", params={"force": True, "planned": True, "waiterMaxAttempts": 120})
+    d.op_advance(600)
+    d.judge()
+    assert any(v.invariant == "no_loss" for v in d.violations), (run.outcome, [str(v) for v in d.violations])
