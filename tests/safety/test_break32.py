@@ -356,3 +356,50 @@ def test_a_planned_failover_without_its_zero_lag_proof_is_seen_in_a_world_the_ge
     d.op_advance(600)
     d.judge()
     assert any(v.invariant == "no_loss" for v in d.violations), (run.outcome, [str(v) for v in d.violations])
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="B32-6: one_writer. The fence takes UpdateAutoScalingGroup MinSize=0 DesiredCapacity=0 for 'region A's "
+    "web tier stopped' and never looks at what the group can do: with its Terminate process suspended "
+    "(DescribeAutoScalingGroups SuspendedProcesses) no instance leaves, the web tier keeps serving region A's "
+    "writer, and the failover promotes region B beside it. The emulator's web tier follows the desired "
+    "capacity alone",
+)
+def test_a_forced_failover_over_a_web_tier_whose_terminate_process_is_suspended(deploy: Deploy) -> None:
+    """Region A answers; its web tier's Auto Scaling group has the ``Terminate`` process suspended (an operator
+    investigating the incident, as AWS suggests: "Suspending processes can be useful when you need to
+    investigate or troubleshoot an issue"; with Terminate suspended the group does not remove instances when
+    it scales in: https://docs.aws.amazon.com/autoscaling/ec2/userguide/as-suspend-resume-processes.html). The
+    suspension is in AWS state (moto keeps it; the runbook's DescribeAutoScalingGroups answers it); moto and
+    the emulator do not honour it, so the test models it: region A's web tier serves while the suspension
+    stands and region A answers.
+
+    A forced failover: the fence's calls all succeed, so ``fence_primary`` reports region A fenced, stamps its
+    writes stopped, waits the drain and zero lag (clients left region A when the switch took effect) and
+    promotes region B; region A's instances never stopped serving its old primary, a standalone writer since
+    the promotion (one writer: "At no observable point do both regions take writes")."""
+    d = deploy("rds-replica")
+    asg = d.world.client("autoscaling", REGION_A)
+    group = str(d.ctx.primary_asg_name)
+    asg.suspend_processes(AutoScalingGroupName=group, ScalingProcesses=["Terminate"])
+    emulator_web_serving = d.emulator.web_serving
+
+    def web_serving(region: str) -> bool:
+        if region == REGION_A and d.emulator.reachable(REGION_A):
+            described = asg.describe_auto_scaling_groups(AutoScalingGroupNames=[group])["AutoScalingGroups"][
+                0
+            ]
+            if any(p["ProcessName"] == "Terminate" for p in described.get("SuspendedProcesses", [])):
+                return True  # no instance is removed: those in service stay in service
+        return emulator_web_serving(region)
+
+    d.emulator.web_serving = web_serving  # type: ignore[method-assign]
+    d.op_advance(300)
+    run = d.op_run("failover", params={"force": True})
+    d.op_advance(600)
+    d.judge()
+    assert not any(v.invariant == "one_writer" for v in d.violations), [
+        f"run {run.outcome}",
+        *map(str, d.violations),
+    ]
