@@ -282,6 +282,52 @@ def test_an_unplanned_promotion_that_cannot_see_its_own_switch_yet_does_not_wait
     ]
 
 
+@pytest.mark.parametrize(
+    "control_plane_down",
+    [
+        pytest.param(
+            True,
+            marks=pytest.mark.xfail(
+                strict=True,
+                reason="B32-7: no_loss. 'Region A dark' (DARK_CONFIRM_SECONDS) is judged from the RDS API "
+                "(DescribeDBInstances, promotion._region_a_dark), not from the database: an RDS control-plane "
+                "outage in region A, its database answering and replicating, makes a forced failover promote "
+                "unplanned after 120 s with the replica still applying what region A acknowledged",
+            ),
+        ),
+        False,
+    ],
+)
+def test_an_rds_control_plane_outage_in_region_a_is_taken_for_a_dark_database(
+    deploy: Deploy, control_plane_down: bool
+) -> None:
+    """rds-replica. A burst of client writes leaves region B's replica minutes behind (B21b-1's burst); region
+    A's RDS API endpoint stops answering (connection errors) while its database instance, web tier, functions
+    and replication keep working: a control-plane impairment (AWS separates every service's control plane, its
+    APIs, from its data plane, the running resources:
+    https://docs.aws.amazon.com/whitepapers/latest/aws-fault-isolation-boundaries/aws-infrastructure.html). A
+    forced failover fences region A (Auto Scaling and Lambda answer), stamps its writes stopped and waits for
+    zero lag. Its ``source_dark`` asks ``_region_a_dark``, which describes region A's instance through the RDS
+    API: connection errors for ``DARK_CONFIRM_SECONDS``, so "region A went dark" and the replica is promoted
+    unplanned while it is still applying the burst. docs/safety.md: "Lost means region A's database endpoint
+    has not answered for 120 s"; here it answered throughout, and the tail it had not yet replicated is lost
+    (the emulator forgives a promotion's tail only when the source's region is dark). Control: the same burst
+    and failover with the RDS API up wait for zero lag and lose nothing."""
+    d = deploy("rds-replica")
+    d.op_advance(120)
+    fault = Fault(service="rds", region=REGION_A, unreachable=True, times=None if control_plane_down else 0)
+    d.add_fault(fault)
+    d.op_write(10_000)  # ~500 s of replica apply (Timings.rds_apply 0.05 s a write), past the 300 s drain
+    run = d.op_run("failover", params={"force": True})
+    assert d.emulator.reachable(REGION_A), "region A never went dark"
+    d.op_advance(181)
+    d.judge()
+    assert not d.violations, [
+        f"run {run.outcome}; RDS API refusals {fault.injected}",
+        *map(str, d.violations),
+    ]
+
+
 # -- the checker's blind spots ------------------------------------------------------------------------
 
 
