@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 
+from automation import latch_cli
 from automation.emulator import aws as emulator_aws
 from automation.emulator.data import Store
 from lambdas.failover import promotion
@@ -326,6 +327,57 @@ def test_an_rds_control_plane_outage_in_region_a_is_taken_for_a_dark_database(
         f"run {run.outcome}; RDS API refusals {fault.injected}",
         *map(str, d.violations),
     ]
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="B32-8: single_flight, one_writer. `python -m automation latch release` (and activate, switch-writer) "
+    "runs the runbook's steps without the runbook lock: run while a failover is alive, before its writer move, "
+    "its guard ('region A holds the writer') passes; it un-fences region A, clears the failover's journal marks "
+    "and releases the switch, and the failover then promotes region B beside region A's writer",
+)
+def test_latch_release_by_a_second_operator_while_a_failover_runs(deploy: Deploy) -> None:
+    """Two operators. A forced failover is running (the alarm's Step Functions execution, or a colleague's
+    break-glass CLI: here the in-process executor, holding the runbook lock); right after it threw the switch
+    (its first PutMetricData), a second operator on the IaC path runs ``latch release`` (automation/latch_cli.py
+    ``release``: "refuses unless region A's database is the writer", which it still is: the failover has not
+    moved it yet). ``release`` runs ``unfence_primary``, ``verify_primary``, ``end_failover_hold`` (the
+    journal's ``primaryStoppedAt``/``fencePending`` cleared), ``release_switch`` and ``clear_latch``, none
+    under the lock (docs/safety.md, single flight: "two runs cannot act at once"; issue 10 item 6: "A lock with
+    owner and expiry in region B; automated runs take it too"). The failover goes on: ``promote_database``
+    rewrites the latch, finds no stamp (cleared), takes the change for unplanned and promotes region B while
+    region A, given back its web tier and functions, serves its old primary (a standalone writer since the
+    promotion). The release's calls are attributed to their own actor, so the checker's single-flight
+    judgment sees them."""
+    d = deploy("rds-replica")
+    d.op_advance(120)
+    session = new_session()
+    d.emulator.attach(session)
+    operator_2 = actor_clients(d, session)
+    released: list[tuple[bool, list[str]]] = []
+
+    def second_operator(event: str, actor: str) -> None:
+        if event == "call:PutMetricData" and actor != "latch-release" and not released:
+            operator_2.actor = "latch-release"
+            d._begin_actor("latch-release")
+            try:
+                released.append(
+                    latch_cli.release(d.ctx, operator_2, reason="operator 2: region A looks fine")
+                )
+            finally:
+                d._end_actor("latch-release")
+                operator_2.actor = None
+
+    d.on_actor = second_operator
+    try:
+        run = d.op_run("failover", params={"force": True})
+    finally:
+        d.on_actor = None
+    assert released, "the failover never threw the switch"
+    d.op_advance(600)
+    d.judge()
+    broken = [v for v in d.violations if v.invariant in ("single_flight", "one_writer")]
+    assert not broken, [f"run {run.outcome}; release {released[0]}", *map(str, broken)]
 
 
 # -- the checker's blind spots ------------------------------------------------------------------------
