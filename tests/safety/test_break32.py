@@ -156,6 +156,29 @@ def test_a_planned_failover_while_the_global_table_replicates_slowly(deploy: Dep
     assert not d.violations, [f"run {run.outcome}", *map(str, d.violations)]
 
 
+@pytest.mark.xfail(
+    strict=True,
+    reason="B32-2 (failback): no_loss (multi-writer stores). The failback moves the writer back to region A "
+    "without waiting for the DynamoDB global table's replication B -> A",
+)
+def test_a_failback_while_the_global_table_replicates_slowly(deploy: Deploy) -> None:
+    """B32-2 in the other direction, aurora-global: a forced failover completes, clients write through region
+    B, then region B's DynamoDB replica's updates reach region A 15 minutes late and the operator runs the
+    failback. It drains region B and waits for the switchover (the database) and the receipts'
+    ``OperationsPendingReplication`` (the same schedule with the receipts slowed instead loses nothing), never
+    for the table: the writer moves back with the payment items of the last minutes still on their way."""
+    d = deploy("aurora-global")
+    d.op_advance(120)
+    over = d.op_run("failover", params={"force": True})
+    d.op_advance(300)
+    d.emulator.slow_replication(Store.TABLE, 900.0)
+    d.op_advance(300)
+    back = d.op_run("failback", params={"waiterMaxAttempts": 240})
+    d.op_advance(300)
+    d.judge()
+    assert not d.violations, [f"failover {over.outcome}, failback {back.outcome}", *map(str, d.violations)]
+
+
 def _mysql_seconds_behind_source(
     engine: str, behind: float, flowing: bool, since_replay: float | None
 ) -> float | None:
