@@ -354,6 +354,39 @@ def test_an_rds_control_plane_outage_in_region_a_is_taken_for_a_dark_database(
 
 @pytest.mark.xfail(
     strict=True,
+    reason="B32-7 (aurora): no_loss. The same RDS control-plane outage (DescribeDBClusters in region A) makes a "
+    "forced failover fail over with AllowDataLoss while region A's cluster answers, before the receipts "
+    "region A acknowledged have replicated",
+)
+def test_an_rds_control_plane_outage_makes_an_aurora_forced_failover_fail_over_with_data_loss(
+    deploy: Deploy,
+) -> None:
+    """aurora-global, B32-7's root through ``_promote_aurora``: the receipts replicate slowly (no S3 RTC: 15
+    minutes a receipt, as tests/safety/test_lossless.py), so the forced failover's lossless wait (the receipts'
+    ``OperationsPendingReplication``) is still waiting when ``_region_a_dark_long_enough`` has seen region A's
+    RDS API refuse connections for ``DARK_CONFIRM_SECONDS``; the run calls FailoverGlobalCluster with
+    ``AllowDataLoss`` instead of waiting, and the writer moves to region B with region A's receipts still
+    unreplicated, although region A and its cluster answer throughout (docs/safety.md no_loss: "when the
+    writer moves on a planned change ... the new writer's region holds every DynamoDB item and S3 receipt
+    acknowledged in the old one"). With the RDS API up, the same failover waits for the receipts and loses
+    nothing (test_lossless's ``test_no_loss_a_planned_failover_waits_for_the_receipts_to_replicate`` shape)."""
+    d = deploy("aurora-global")
+    d.emulator.slow_replication(Store.RECEIPTS, 900.0)
+    d.op_advance(300)
+    fault = Fault(service="rds", region=REGION_A, unreachable=True)
+    d.add_fault(fault)
+    run = d.op_run("failover", params={"force": True, "waiterMaxAttempts": 120})
+    assert d.emulator.reachable(REGION_A), "region A never went dark"
+    d.op_advance(300)
+    d.judge()
+    assert not d.violations, [
+        f"run {run.outcome}; RDS API refusals {fault.injected}",
+        *map(str, d.violations),
+    ]
+
+
+@pytest.mark.xfail(
+    strict=True,
     reason="B32-8: single_flight, one_writer. `python -m automation latch release` (and activate, switch-writer) "
     "runs the runbook's steps without the runbook lock: run while a failover is alive, before its writer move, "
     "its guard ('region A holds the writer') passes; it un-fences region A, clears the failover's journal marks "
