@@ -66,6 +66,7 @@ from lambdas.failover.stepkit import (
     _step,
     error_code,
     log_event,
+    region_a_answering,
 )
 
 
@@ -540,8 +541,11 @@ def fence_primary(ctx: RunbookContext, clients: Clients, params: Mapping[str, An
     * Region A answers: the fence must succeed. Any refusal (AccessDenied, an SCP, throttling that
       outlasts botocore's retries) stops the run here, before promotion, with the reason: a region
       A that still serves would be a second writer.
-    * Region A does not answer (connection errors): the failover goes on with a warning, since a
-      region that cannot be reached takes no requests either. The warning's data says
+    * Region A does not answer (a fence call fails to connect, and so does every endpoint
+      ``region_a_answering`` looks at): the failover goes on with a warning, since a region that
+      cannot be reached takes no requests either. A call that fails to connect while another of
+      region A's endpoints answers is a fence that failed against a live region A: it stops the run
+      (retryable), as a refusal does (break32 B32-1). The warning's data says
       ``fencePending``, and so does the run journal: the region-B canary, which probes region A
       every minute, calls this step again with ``onlyIfPending`` as soon as region A answers
       healthy while the latch is active, and the fence completes then (as it does when the
@@ -568,6 +572,20 @@ def fence_primary(ctx: RunbookContext, clients: Clients, params: Mapping[str, An
         actions = fence_region_a(ctx, clients, step)
     except CONNECTION_ERRORS as exc:
         reason = f"{type(exc).__name__}: {exc}"
+        answering = region_a_answering(ctx, clients)
+        if answering is not None:
+            # One endpoint failed to connect (a blip, or one service's control plane down) while
+            # region A answers: its web tier may still serve its writer, so the fence is not best
+            # effort and the change is not unplanned (break32 B32-1). Retried; a fence that keeps
+            # failing stops the run before promotion, as a refused one does.
+            raise StepFailed(
+                step,
+                f"region A answers ({answering} API) but the fence could not reach it: {reason}. Nothing was "
+                "promoted: a region A that still serves would be a second writer. Run the failover again once "
+                "region A's endpoints answer, or fence it by hand",
+                retryable=True,
+                code="RegionAPartlyUnreachable",
+            ) from exc
         log_event(
             logging.WARNING,
             "region A unreachable: fence pending until it answers",

@@ -16,7 +16,7 @@ from collections.abc import Callable, Mapping
 from datetime import timedelta
 from typing import Any
 
-from botocore.exceptions import BotoCoreError, ClientError, WaiterError
+from botocore.exceptions import ClientError, WaiterError
 
 from lambdas.failover import regressions
 from lambdas.failover.clients import Clients, Side
@@ -46,7 +46,6 @@ from lambdas.failover.names import (
 )
 from lambdas.failover.regressions import Regression
 from lambdas.failover.stepkit import (
-    CONNECTION_ERRORS,
     StepResult,
     _db_cluster,
     _db_instance,
@@ -68,6 +67,7 @@ from lambdas.failover.stepkit import (
     _waiter_config,
     error_code,
     log_event,
+    region_a_answering,
 )
 from lambdas.failover.traffic import _switch_pending
 
@@ -412,29 +412,15 @@ def _await_failover_state_cleared(
 
 
 def _region_a_dark(ctx: RunbookContext, clients: Clients) -> bool:
-    """Whether region A's RDS endpoint does not answer: a connection error describing its database
-    (the primary cluster, or instance). Any answer, an error included, says it answers."""
-    rds = clients.rds("primary")
-    try:
-        if ctx.database_mode == "rds-replica":
-            rds.describe_db_instances(
-                DBInstanceIdentifier=_need(
-                    ctx.primary_db_instance_id, "primaryDbInstanceId", "promote_database"
-                )
-            )
-        else:
-            rds.describe_db_clusters(
-                DBClusterIdentifier=_need(ctx.primary_cluster_id, "primaryClusterId", "promote_database")
-            )
-    except CONNECTION_ERRORS:
-        return True
-    except (ClientError, BotoCoreError):
-        return False
-    return False
+    """Whether none of region A's endpoints answers (``stepkit.region_a_answering``): its RDS API alone
+    failing to connect while its Auto Scaling or Lambda API answers is a control-plane incident, not a
+    dark database (break32 B32-7: the replica still catches up, and promoting unplanned would lose the
+    tail region A still holds)."""
+    return region_a_answering(ctx, clients) is None
 
 
 DARK_CONFIRM_SECONDS = 120.0
-"""How long region A's RDS endpoint must keep failing to answer before a forced failover that fenced it
+"""How long region A's endpoints (``stepkit.region_a_answering``) must keep failing to answer before a forced failover that fenced it
 takes it for dark and promotes unplanned. Assumed (two canary periods): a connection error or two is
 not an outage (botocore retries connection errors as transient,
 https://docs.aws.amazon.com/boto3/latest/guide/retries.html), and taking a blip for darkness would

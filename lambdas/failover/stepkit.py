@@ -502,3 +502,52 @@ def _set_mappings(clients: Clients, ids: tuple[str, ...], enabled: bool, side: S
             clients.lambda_(side).update_event_source_mapping(UUID=uuid, Enabled=enabled)
             changed.append(f"mapping {uuid} {state} -> {'Enabled' if enabled else 'Disabled'}")
     return changed
+
+
+def region_a_answering(ctx: RunbookContext, clients: Clients) -> str | None:
+    """The first of region A's endpoints the runbook acts through that answers, or None when none does.
+
+    Region A is dark only when none answers: its RDS API (the database the run would promote away from),
+    its Auto Scaling API (the web tier the fence scales in) and its Lambda API (the functions the fence
+    throttles). Any answer, an AWS error included, is an answer. One endpoint failing to connect while
+    another answers is an impaired region A, not a dark one: its web tier may still serve its writer, so
+    a fence it did not reach is not best effort and a replication tail it still holds is not lost
+    (break32 B32-1, B32-7: a control-plane incident of one service, e.g. "Control planes ... are more
+    complex ... and are therefore statistically more likely to fail than data planes",
+    https://docs.aws.amazon.com/whitepapers/latest/aws-fault-isolation-boundaries/control-planes-and-data-planes.html).
+    Each look is one call with region A's fail-fast settings (``clients.PRIMARY_SETTINGS``)."""
+    looks: list[tuple[str, Callable[[], object]]] = []
+    if ctx.database_mode == "rds-replica" and ctx.primary_db_instance_id:
+        ident = ctx.primary_db_instance_id
+        looks.append(
+            ("rds", lambda: clients.rds("primary").describe_db_instances(DBInstanceIdentifier=ident))
+        )
+    elif ctx.primary_cluster_id:
+        cluster = ctx.primary_cluster_id
+        looks.append(
+            ("rds", lambda: clients.rds("primary").describe_db_clusters(DBClusterIdentifier=cluster))
+        )
+    if ctx.primary_asg_name:
+        group = ctx.primary_asg_name
+        looks.append(
+            (
+                "autoscaling",
+                lambda: clients.autoscaling("primary").describe_auto_scaling_groups(
+                    AutoScalingGroupNames=[group]
+                ),
+            )
+        )
+    if ctx.primary_function_names:
+        function = ctx.primary_function_names[0]
+        looks.append(
+            ("lambda", lambda: clients.lambda_("primary").get_function_concurrency(FunctionName=function))
+        )
+    for endpoint, look in looks:
+        try:
+            look()
+        except CONNECTION_ERRORS:
+            continue
+        except (ClientError, BotoCoreError):
+            return endpoint
+        return endpoint
+    return None

@@ -38,13 +38,6 @@ def _everywhere(d: Deployment, fault: Fault) -> None:
     d._async_clients = actor_clients(d, session)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="B32-1: one_writer, no_loss. A connection error from ONE of region A's API endpoints (Auto "
-    "Scaling) is taken for 'region A unreachable': fence_primary leaves the fence pending and goes on, "
-    "promote_database promotes unplanned at once (no drain, no zero lag), while region A's web tier "
-    "serves its writer",
-)
 def test_a_forced_failover_whose_fence_meets_one_unreachable_endpoint_of_a_live_region_a(
     deploy: Deploy,
 ) -> None:
@@ -81,18 +74,7 @@ def test_a_forced_failover_whose_fence_meets_one_unreachable_endpoint_of_a_live_
 @pytest.mark.parametrize(
     "blip",
     [
-        pytest.param(
-            True,
-            marks=pytest.mark.xfail(
-                strict=True,
-                reason=(
-                    "B32-1 (blip): no_loss. Two connection errors on the fence's first region-A call (one network blip; "
-                    "region A answers before and after) make a forced failover promote unplanned while region A answers "
-                    "and its replica is minutes behind: B21b-1's fix (DARK_CONFIRM_SECONDS) guards the lossless wait, "
-                    "not the fence's verdict"
-                ),
-            ),
-        ),
+        True,
         False,
     ],
 )
@@ -310,16 +292,7 @@ def test_an_unplanned_promotion_that_cannot_see_its_own_switch_yet_does_not_wait
 @pytest.mark.parametrize(
     "control_plane_down",
     [
-        pytest.param(
-            True,
-            marks=pytest.mark.xfail(
-                strict=True,
-                reason="B32-7: no_loss. 'Region A dark' (DARK_CONFIRM_SECONDS) is judged from the RDS API "
-                "(DescribeDBInstances, promotion._region_a_dark), not from the database: an RDS control-plane "
-                "outage in region A, its database answering and replicating, makes a forced failover promote "
-                "unplanned after 120 s with the replica still applying what region A acknowledged",
-            ),
-        ),
+        True,
         False,
     ],
 )
@@ -353,12 +326,6 @@ def test_an_rds_control_plane_outage_in_region_a_is_taken_for_a_dark_database(
     ]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="B32-7 (aurora): no_loss. The same RDS control-plane outage (DescribeDBClusters in region A) makes a "
-    "forced failover fail over with AllowDataLoss while region A's cluster answers, before the receipts "
-    "region A acknowledged have replicated",
-)
 def test_an_rds_control_plane_outage_makes_an_aurora_forced_failover_fail_over_with_data_loss(
     deploy: Deploy,
 ) -> None:
