@@ -429,6 +429,7 @@ def fence_region_a(ctx: RunbookContext, clients: Clients, step: str) -> list[str
     """
     actions: list[str] = []
     group = _asg(clients, "primary", ctx.primary_asg_name, step)
+    _require_web_tier_can_stop(group, step)
     before = _asg_capacity(group)
     concurrency = {
         name: _reserved_concurrency(clients, "primary", name) for name in ctx.primary_function_names
@@ -473,6 +474,49 @@ def fence_region_a(ctx: RunbookContext, clients: Clients, step: str) -> list[str
         # nothing; never functions serving the writer behind a Route 53 that answers region B.
         _fence_web_tier(ctx, clients, before, actions)
     return actions
+
+
+def web_tier_cannot_stop(group: Mapping[str, Any]) -> str | None:
+    """Why scaling the group (a DescribeAutoScalingGroups entry) to 0 would leave instances serving, or
+    None: its ``Terminate`` process suspended with instances in it (the group then "does not remove
+    instances" when its desired capacity falls:
+    https://docs.aws.amazon.com/autoscaling/ec2/userguide/as-suspend-resume-processes.html), or instances
+    protected from scale in ("the Auto Scaling group can't terminate the required number of instances
+    until their instance scale-in protection settings are disabled":
+    https://docs.aws.amazon.com/autoscaling/ec2/userguide/ec2-auto-scaling-instance-protection.html).
+    Instances already leaving (``Terminating*``) or out of the load balancer (``Standby``) do not count."""
+    name = group["AutoScalingGroupName"]
+    staying = [
+        i
+        for i in group.get("Instances") or []
+        if not str(i["LifecycleState"]).startswith(("Terminating", "Terminated", "Standby"))
+    ]
+    suspended = {str(p["ProcessName"]) for p in group.get("SuspendedProcesses") or []}
+    if "Terminate" in suspended and staying:
+        return (
+            f"region A's web tier {name} has its Terminate process suspended: scaled to 0, its "
+            f"{len(staying)} instance(s) stay in service. Resume it (aws autoscaling resume-processes "
+            f"--auto-scaling-group-name {name} --scaling-processes Terminate) or stop the instances"
+        )
+    protected = sorted(str(i["InstanceId"]) for i in staying if i.get("ProtectedFromScaleIn"))
+    if protected:
+        return (
+            f"region A's web tier {name} has instance(s) {', '.join(protected)} protected from scale in: scaled "
+            f"to 0, they stay in service. Remove the protection (aws autoscaling set-instance-protection "
+            f"--auto-scaling-group-name {name} --no-protected-from-scale-in --instance-ids ...) or stop them"
+        )
+    return None
+
+
+def _require_web_tier_can_stop(group: Mapping[str, Any], step: str) -> None:
+    """Before the fence changes anything: a web tier the fence cannot stop is a fence that fails against
+    a live region A (break32 B32-6: Terminate suspended, the web tier kept serving region A's writer
+    beside the promoted region B)."""
+    why = web_tier_cannot_stop(group)
+    if why is not None:
+        raise StepFailed(
+            step, f"{why}, then run the failover again", retryable=False, code="WebTierCannotStop"
+        )
 
 
 def _fence_web_tier(ctx: RunbookContext, clients: Clients, before: Capacity, actions: list[str]) -> None:

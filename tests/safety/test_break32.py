@@ -481,14 +481,6 @@ def test_a_planned_failover_without_its_zero_lag_proof_is_seen_in_a_world_the_ge
     assert any(v.invariant == "no_loss" for v in d.violations), (run.outcome, [str(v) for v in d.violations])
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="B32-6: one_writer. The fence takes UpdateAutoScalingGroup MinSize=0 DesiredCapacity=0 for 'region A's "
-    "web tier stopped' and never looks at what the group can do: with its Terminate process suspended "
-    "(DescribeAutoScalingGroups SuspendedProcesses) no instance leaves, the web tier keeps serving region A's "
-    "writer, and the failover promotes region B beside it. The emulator's web tier follows the desired "
-    "capacity alone",
-)
 def test_a_forced_failover_over_a_web_tier_whose_terminate_process_is_suspended(deploy: Deploy) -> None:
     """Region A answers; its web tier's Auto Scaling group has the ``Terminate`` process suspended (an operator
     investigating the incident, as AWS suggests: "Suspending processes can be useful when you need to
