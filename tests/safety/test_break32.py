@@ -548,17 +548,7 @@ def _found_outage_then_throttled_failover(deploy: Deploy, *, stale_dark_mark: bo
 @pytest.mark.parametrize(
     "stale_dark_mark",
     [
-        pytest.param(
-            True,
-            marks=pytest.mark.xfail(
-                strict=True,
-                reason="B32-9: checker (converges). The same AWS state and the same stopped failover get two "
-                "verdicts: the after-run judgment blames a run for an outage it found only if it made a mutating "
-                "call, and a journal bookkeeping write (clearing a stale primaryDarkSince) counts as one; the "
-                "found-outage exemption covers a standing AccessDenied or a dark region A, not a throttling storm "
-                "that outlasts the run's retries. Soak seed 21030 at length 120",
-            ),
-        ),
+        True,
         False,
     ],
 )
