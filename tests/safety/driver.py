@@ -73,8 +73,19 @@ class ScheduleResult:
         return "\n".join(lines)
 
 
+ENGINES = ("postgres", "mysql")
+"""The rds-replica engines the program allows; the soak's world draws one per schedule."""
+
+
+def soak_engine(seed: int, mode: str) -> str:
+    """The soak world's rds-replica engine for ``seed``, from a generator of its own (the schedule's
+    draws stay those of the seed): RDS for MySQL proves zero lag its own way (``lossless``), which a
+    world of PostgreSQL alone never exercises (break32 B32-5a)."""
+    return random.Random(f"engine:{seed}").choice(ENGINES) if mode == "rds-replica" else "postgres"
+
+
 def run_schedule(
-    seed: int, *, mode: str | None = None, length: int = 30, stop_on: str | None = None
+    seed: int, *, mode: str | None = None, length: int = 30, stop_on: str | None = None, soak: bool = False
 ) -> ScheduleResult:
     """One random schedule (moto must be active: call inside ``mock_aws``).
 
@@ -93,13 +104,14 @@ def run_schedule(
     cloudwatch_backends.reset()
     rng = random.Random(seed)
     mode = mode or rng.choice(["rds-replica", "aurora-global"])
-    result = ScheduleResult(seed, mode)
+    engine = soak_engine(seed, mode) if soak else "postgres"
+    result = ScheduleResult(seed, mode if engine == "postgres" else f"{mode}/{engine}")
     started = time.monotonic()
     with Emulator().installed() as emulator:
-        deployment = Deployment.build(mode, app=f"s{seed}x{next(_apps)}", emulator=emulator)
+        deployment = Deployment.build(mode, app=f"s{seed}x{next(_apps)}", emulator=emulator, engine=engine)
         harness: list[Violation] = []
         try:
-            for op in itertools.islice(operations(rng), length):
+            for op in itertools.islice(operations(rng, soak=soak), length):
                 op.apply(deployment)
                 result.operations.append(str(op))
                 deployment.judge()
@@ -132,10 +144,12 @@ def moto_session() -> Iterator[None]:
         undo()
 
 
-def run_many(seeds: list[int], length: int = 30, stop_on: str | None = None) -> list[ScheduleResult]:
-    """Run ``seeds`` in one moto session (``stop_on``: see ``run_schedule``)."""
+def run_many(
+    seeds: list[int], length: int = 30, stop_on: str | None = None, soak: bool = False
+) -> list[ScheduleResult]:
+    """Run ``seeds`` in one moto session (``stop_on``, ``soak``: see ``run_schedule``)."""
     with moto_session():
-        return [run_schedule(s, length=length, stop_on=stop_on) for s in seeds]
+        return [run_schedule(s, length=length, stop_on=stop_on, soak=soak) for s in seeds]
 
 
 # -- the seed finder ---------------------------------------------------------------------------------
@@ -371,6 +385,13 @@ def main(argv: list[str] | None = None) -> int:
         "--jobs", type=int, default=os.cpu_count() or 1, help="worker processes (default: one per core)"
     )
     parser.add_argument(
+        "--world",
+        choices=["soak", "ci"],
+        default="soak",
+        help="soak (default): the CI world plus client bursts replication needs minutes to apply and RDS for "
+        "MySQL beside PostgreSQL; ci: the CI seeds' world (tests/safety/test_schedules.py)",
+    )
+    parser.add_argument(
         "--find-seeds",
         nargs="+",
         metavar="EXAMPLE",
@@ -389,7 +410,9 @@ def main(argv: list[str] | None = None) -> int:
     # keeps every schedule's resources, so a process that ran 500 schedules held 7 GB and grew.
     chunks = [seeds[i : i + PER_PROCESS] for i in range(0, len(seeds), PER_PROCESS)]
     with multiprocessing.get_context("fork").Pool(min(args.jobs, len(chunks)), maxtasksperchild=1) as pool:
-        parts = pool.starmap(run_many, [(chunk, args.length) for chunk in chunks], chunksize=1)
+        parts = pool.starmap(
+            run_many, [(chunk, args.length, None, args.world == "soak") for chunk in chunks], chunksize=1
+        )
     results = sorted((r for part in parts for r in part), key=lambda r: r.seed)
     elapsed = time.monotonic() - started
     broken: Counter[str] = Counter()
@@ -401,6 +424,8 @@ def main(argv: list[str] | None = None) -> int:
         f"{len(results)} schedules x {args.length} operations in {elapsed:.0f} s "
         f"({elapsed / max(1, len(results)):.2f} s each, slowest {max(r.seconds for r in results):.1f} s)"
     )
+    worlds = Counter(r.mode for r in results)
+    print(f"world {args.world}: " + ", ".join(f"{m} {n}" for m, n in sorted(worlds.items())))
     print(report(exercised, broken))
     shown = [r for r in results if r.violations][: args.show]
     for r in shown:

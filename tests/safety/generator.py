@@ -206,6 +206,7 @@ _SIMPLE: dict[str, Callable[[Deployment, int | str | None], None]] = {
     "clear_faults": lambda d, _: d.op_clear_faults(),
     "tamper_latch": lambda d, how: d.op_tamper_latch(str(how)),
     "autoscale": lambda d, _: d.op_autoscale(),
+    "slow_link": lambda d, s: d.op_slow_link(float(s or 0)),
 }
 
 
@@ -300,10 +301,40 @@ EPISODES: dict[str, tuple[float, Callable[[random.Random], list[Operation]]]] = 
 """Each episode's weight and how it is drawn (see the module docstring)."""
 
 
-def operations(rng: random.Random) -> Iterator[Operation]:
-    """An endless schedule: episode after episode, each drawn from ``rng`` alone."""
-    names = list(EPISODES)
-    weights = [EPISODES[n][0] for n in names]
+SLOW_LINK_SECONDS = (400, 900)
+"""The soak's slow replication (``Deployment.op_slow_link``): each write reaches the other region this
+long after its commit, past the 300-s drain, so a planned change that moved the writer on the drain
+alone, or on a zero lag sampled too early, loses writes the checker sees (break32 B32-5b: in the CI
+world replication always caught up within the drain)."""
+
+
+def _slow_link(rng: random.Random) -> list[Operation]:
+    """Replication slows, clients write, then a planned or forced failover (region A answers: the writer
+    may move only at zero lag) or a failback."""
+    run = rng.choices(["failover_planned", "failover_forced", "failback"], weights=[3, 3, 2])[0]
+    return [
+        Operation("slow_link", rng.choice(SLOW_LINK_SECONDS)),
+        draw_operation(rng, "write"),
+        _ticks(rng, (10, 60)),
+        draw_operation(rng, run),
+        _ticks(rng),
+    ]
+
+
+SOAK_EPISODES: dict[str, tuple[float, Callable[[random.Random], list[Operation]]]] = {
+    **EPISODES,
+    "slow_link": (1, _slow_link),
+}
+"""The soak's world (``operations(rng, soak=True)``): the CI world's episodes and a slow link. The CI
+seeds keep ``EPISODES``, so their schedules (and the seed finder's choice) do not change."""
+
+
+def operations(rng: random.Random, *, soak: bool = False) -> Iterator[Operation]:
+    """An endless schedule: episode after episode, each drawn from ``rng`` alone (``soak``: from
+    ``SOAK_EPISODES``)."""
+    episodes = SOAK_EPISODES if soak else EPISODES
+    names = list(episodes)
+    weights = [episodes[n][0] for n in names]
     while True:
         name = rng.choices(names, weights=weights)[0]
-        yield from EPISODES[name][1](rng)
+        yield from episodes[name][1](rng)

@@ -651,6 +651,16 @@ class Deployment:
         if region:
             self.emulator.write_burst(region, STORES, n)
 
+    def op_slow_link(self, delay: float) -> None:
+        """Replication of the database and the receipts slows: each write now reaches the other region
+        ``delay`` seconds after it was committed (a congested cross-region link; S3 without Replication
+        Time Control promises no time at all). Replication outlasts the drain, so a planned change that
+        moved the writer without its zero-lag proof loses the tail (break32 B32-5b). The DynamoDB global
+        table is left at its pace: nothing waits for it (B32-2, open, docs/safety.md)."""
+        self._count("slow_link")
+        for store in (Store.DATABASE, Store.RECEIPTS):
+            self.emulator.slow_replication(store, delay)
+
     def op_inflight_write(self, seconds: float) -> None:
         """A slow request admitted now that commits ``seconds`` later if its database still takes it."""
         self._count("inflight_write")

@@ -23,6 +23,7 @@ from lambdas.failover.lossless import DRAIN_SECONDS
 from tests.lambdas.failover.faults import Fault
 from tests.lambdas.failover.harness import new_session
 from tests.lambdas.failover.world import REGION_A, REGION_B
+from tests.safety import generator
 from tests.safety.model import Deployment, actor_clients
 
 Deploy = Callable[..., Deployment]
@@ -408,18 +409,13 @@ def test_latch_release_by_a_second_operator_while_a_failover_runs(deploy: Deploy
 # -- the checker's blind spots ------------------------------------------------------------------------
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="B32-5a: checker blind spot (no_loss). The soak and the CI seeds build every rds-replica deployment "
-    "on RDS for PostgreSQL (driver.run_schedule never passes engine): the MySQL/MariaDB zero-lag proof "
-    "(lossless.zero_lag_evidence, B32-3) and its regressions are never exercised by a random schedule",
-)
 def test_the_random_schedules_build_rds_for_mysql_too(
     moto_world: None, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """docs/safety.md states the MySQL proof (two one-minute zeros after the drain) beside PostgreSQL's, and the
-    program allows both engines. Each of 20 seeds' deployment is recorded as the driver builds it (the build
-    is then abandoned: only the deployment's kind is looked at)."""
+    program allows both engines. Each of 20 seeds' deployment is recorded as the driver builds it in the
+    soak's world (``make soak``; the CI seeds keep PostgreSQL, their schedules chosen by the seed finder)
+    (the build is then abandoned: only the deployment's kind is looked at)."""
     from tests.safety import driver
 
     built: list[tuple[str, str]] = []
@@ -438,8 +434,9 @@ def test_the_random_schedules_build_rds_for_mysql_too(
     monkeypatch.setattr(driver, "cloudwatch_backends", SimpleNamespace(reset=lambda: None))
     for seed in range(20):
         with contextlib.suppress(Abandon):
-            driver.run_schedule(seed, length=1)
+            driver.run_schedule(seed, length=1, soak=True)
     assert ("rds-replica", "mysql") in built, sorted(set(built))
+    assert ("rds-replica", "postgres") in built, sorted(set(built))
 
 
 def _drain_only(
@@ -453,19 +450,12 @@ def _drain_only(
     return None
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="B32-5b: checker blind spot (no_loss). In the world the generator draws, replication always "
-    "catches up within the 300-s drain (client bursts of at most 5 requests, in-flight writes of at most "
-    "280 s, fixed replication delays, no operation slows or partitions replication), so a planned change "
-    "that skips every zero-lag proof and waits only the drain loses nothing the checker can see",
-)
 @pytest.mark.parametrize("mode", ["rds-replica", "aurora-global"])
 def test_a_planned_failover_without_its_zero_lag_proof_is_seen_in_a_world_the_generator_draws(
     deploy: Deploy, monkeypatch: pytest.MonkeyPatch, mode: str
 ) -> None:
-    """The largest client load the generator draws before a planned failover: its biggest burst (``write``
-    5) and its longest in-flight request (``inflight_write`` 280 s), admitted just before the fence. The
+    """The largest client load the soak's generator draws before a planned failover (``SLOW_LINK_SECONDS``, the
+    "slow_link" episode: in the CI world replication always caught up within the drain). The
     runbook's lossless wait is replaced by the drain alone (``_drain_only``): no ReplicaLag, no marker, no
     receipts. The checker should report the loss of a runbook that moves the writer without proof; in this
     world there is none to report, so the random schedules can hardly tell the proof from its absence (B32-2 and
@@ -473,8 +463,8 @@ def test_a_planned_failover_without_its_zero_lag_proof_is_seen_in_a_world_the_ge
     monkeypatch.setattr(promotion, "wait_lossless", _drain_only)
     d = deploy(mode)
     d.op_advance(300)
+    d.op_slow_link(max(generator.SLOW_LINK_SECONDS))  # the soak world's (generator.SOAK_EPISODES "slow_link")
     d.op_write(5)
-    d.op_inflight_write(280)
     run = d.op_run("failover", params={"force": True, "planned": True, "waiterMaxAttempts": 120})
     d.op_advance(600)
     d.judge()

@@ -72,7 +72,7 @@ class _Broken:
 def test_a_schedule_whose_checker_raises_reports_a_harness_violation(monkeypatch: pytest.MonkeyPatch) -> None:
     """The soak goes on past the schedule, counts it as broken and exits non-zero."""
 
-    def ops(rng: Any) -> Iterator[_Broken]:
+    def ops(rng: Any, *, soak: bool = False) -> Iterator[_Broken]:
         while True:
             yield _Broken()
 
