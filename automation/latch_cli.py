@@ -33,6 +33,15 @@ the runbook's own steps (``lambdas.failover.steps``), so the format is the runbo
   releases the switch while they are set) and runs the runbook's ``release_switch`` and
   ``clear_latch`` steps. Idempotent: a released latch answers ``already_done``.
 
+Single flight (docs/safety.md): every command but ``show`` runs under the runbook lock
+(``lambdas/failover/lock.py``), as the runbook's runs do: ``LatchLock`` takes it before the command's
+first read that decides anything (owner ``python -m automation latch <command>``, run id
+``latch-<command>-<hex>``), keeps it with the in-process executor's heartbeat while the command waits, and
+gives it back at the end, done, refused or failed. While another run holds it (a failover, a failback,
+another operator's ``latch`` command) the command refuses before changing anything, naming the holder.
+``activate`` holds it as a ``failover`` run (a pending fence of region A may join it, as it joins the
+runbook's failover: neither un-fences region A); ``switch-writer`` and ``release`` as a ``failback``.
+
 Exit status: 0 done (or shown), 1 refused (nothing changed), 2 bad input.
 """
 
@@ -40,7 +49,9 @@ from __future__ import annotations
 
 import argparse
 import sys
+import uuid
 from collections.abc import Sequence
+from types import TracebackType
 
 from botocore.exceptions import BotoCoreError, ClientError
 
@@ -53,10 +64,12 @@ from automation.runbook_cli import (
     add_deployment_arguments,
     connect,
 )
-from lambdas.failover import drain_proof, steps
+from lambdas.failover import drain_proof, lock, steps
+from lambdas.failover.budget import LOCK_TTL_SECONDS
 from lambdas.failover.clients import Clients
 from lambdas.failover.context import ContextError, RunbookContext
-from lambdas.failover.exceptions import StepFailed
+from lambdas.failover.exceptions import LockHeld, LockLost, StepFailed
+from lambdas.failover.executor import Heartbeat
 from lambdas.failover.fencing import _refuse_unprotected
 from lambdas.failover.observe import Observation, Unread, observe
 from lambdas.failover.on_stop import withdraw_unmoved_writer_move
@@ -88,6 +101,109 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+LOCK_RUNBOOK = {"activate": "failover", "switch-writer": "failback", "release": "failback"}
+"""The runbook each command holds the lock as: ``activate`` is a declared failover (it never un-fences
+region A, so a pending fence may join it: ``lock.join_fence``); the other two give region A back its
+writer or its traffic, which a fence must never join."""
+
+LATCH_LOCK_TTL_SECONDS = LOCK_TTL_SECONDS
+"""The lease a latch command holds the lock for after each refresh: the in-process executor's
+(``budget.LOCK_TTL_SECONDS``). The command keeps it with the same heartbeat (``executor.Heartbeat``: a
+refresh every ``HEARTBEAT_SECONDS`` while it waits, and before each step), so the longest stretch without
+a refresh is the executor's in-process bound (``budget.lock_ttl_bound``: ``HEARTBEAT_SECONDS`` plus one
+region-B call), whatever the command waits for (a switchover, the zero-lag proof's minutes). A command
+whose process died holds it this long at most."""
+
+
+class LatchLock:
+    """The runbook lock around one latch command (a context manager; the one helper every command uses).
+
+    ``__enter__`` takes it, or raises ``LockHeld`` (nothing changed) naming the holder and the remedy;
+    ``check()`` refreshes it before a change that follows a wait, raising ``LockLost`` when it is no longer
+    this command's; ``__exit__`` gives it back, also after an error or Ctrl-C (a latch command is never
+    resumed by run id: it is run again). Only a process death the checker models (``Crash``) leaves it to
+    expire."""
+
+    def __init__(self, ctx: RunbookContext, clients: Clients, action: str) -> None:
+        self.ctx, self.clients, self.action = ctx, clients, action
+        self.run_id = f"latch-{action}-{uuid.uuid4().hex[:12]}"
+        self.owner = f"python -m automation latch {action}"
+        self.heartbeat: Heartbeat | None = None
+        self.notes: list[str] = []
+
+    def __enter__(self) -> LatchLock:
+        try:
+            acquired = lock.acquire(
+                self.clients,
+                self.ctx,
+                run_id=self.run_id,
+                owner=self.owner,
+                runbook=LOCK_RUNBOOK[self.action],
+                ttl_seconds=LATCH_LOCK_TTL_SECONDS,
+            )
+        except LockHeld as exc:
+            raise LockHeld(lock.TAKE, self._held_by(exc), exc.holder) from exc
+        except (ClientError, BotoCoreError) as exc:
+            raise LockHeld(
+                lock.TAKE,
+                f"the runbook lock ({self.ctx.lock_table_name}, {self.ctx.dr_region}) cannot be taken "
+                f"({type(exc).__name__}: {exc}), so `latch {self.action}` cannot tell whether another run is "
+                "acting. Nothing was changed; run it again once DynamoDB answers",
+            ) from exc
+        if acquired.taken_over is not None:
+            self.notes.append(f"runbook lock: {acquired.describe()}")
+        self.heartbeat = Heartbeat(self.ctx, self.clients, self.run_id, LATCH_LOCK_TTL_SECONDS)
+        self.heartbeat.start()
+        return self
+
+    def _held_by(self, exc: LockHeld) -> str:
+        h = exc.holder or {}
+        if not h:
+            return f"{exc.reason}. Nothing was changed"
+        runbook, run_id = h.get("runbook", "?"), h.get("runId", "?")
+        resume = (
+            f" or, if it is a runbook CLI run whose process died, resume it: `python -m automation {runbook} "
+            f"--run-id {run_id}`"
+            if str(run_id).startswith("local-") and runbook in ("failover", "failback")
+            else ""
+        )
+        return (
+            f"another run holds the runbook lock: {runbook} run {run_id} by {h.get('owner', '?')}, expires "
+            f"{h.get('expiresAt', '?')}. `latch {self.action}` must not act beside it (two runs acting at once "
+            "can leave two writers), so nothing was changed. Wait for that run to end (or its lock to "
+            f"expire){resume}, then run `latch {self.action}` again"
+        )
+
+    def check(self) -> None:
+        """Before the next change: refresh the lease now; ``LockLost`` when it is no longer this command's."""
+        assert self.heartbeat is not None, "check() outside the with block"
+        self.heartbeat.tick(force=True)
+        if self.heartbeat.lost is not None:
+            raise LockLost(
+                lock.TAKE,
+                f"{self.heartbeat.lost}; `latch {self.action}` stopped before its next change (what it did "
+                f"so far stays: every step is idempotent). Run `latch {self.action}` again once that run ended",
+            )
+
+    def __exit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        if self.heartbeat is not None:
+            self.heartbeat.stop()
+        if kind is not None and not issubclass(kind, (Exception, KeyboardInterrupt)):
+            return  # a process death (the checker's Crash): a dead process releases nothing
+        try:
+            released = lock.release(self.clients, self.ctx, run_id=self.run_id)
+        except (ClientError, BotoCoreError) as error:
+            self.notes.append(
+                f"runbook lock NOT released ({type(error).__name__}: {error}): it expires on its own, "
+                f"{LATCH_LOCK_TTL_SECONDS} s after its last refresh"
+            )
+            return
+        if not released:
+            self.notes.append("runbook lock: no longer this command's when it ended (expired and taken)")
+
+
 def describe(obs: Observation) -> str:
     """One line each: the latch, the switch, the writer."""
     ctx = obs.ctx
@@ -113,17 +229,32 @@ def describe(obs: Observation) -> str:
 
 
 def release(ctx: RunbookContext, clients: Clients, *, reason: str | None) -> tuple[bool, list[str]]:
-    """Release the switch and clear the latch once region A holds the writer; (done, lines)."""
+    """Release the switch and clear the latch once region A holds the writer; (done, lines). Under the
+    runbook lock (``LatchLock``): refused, nothing changed, while another run holds it."""
+    lines: list[str] = []
+    held = LatchLock(ctx, clients, "release")
+    try:
+        with held:
+            done = _release(ctx, clients, held, lines, reason=reason)
+    except (LockHeld, LockLost) as exc:
+        done = False
+        lines.append(f"refused: {exc.reason}")
+    return done, [*lines, *held.notes]
+
+
+def _release(
+    ctx: RunbookContext, clients: Clients, held: LatchLock, lines: list[str], *, reason: str | None
+) -> bool:
     obs = observe(ctx, clients)
     if obs.writer_side != "primary":
         where = {"dr": f"region B ({ctx.dr_region})"}.get(obs.writer_side or "", "not known")
-        return False, [
+        lines.append(
             f"refused: the writer is {where}, not region A ({ctx.primary_region}). Releasing the latch would "
             "send traffic to a region without the writer. Move the writer first (dr:failback switch-writer, "
             "or the runbook's failback: python -m automation failback --outputs runbook.json)."
-        ]
+        )
+        return False
     params = {"reason": reason or "latch release before dr:failback route-back", "wait": True}
-    lines = []
     # Region A gets its capacity back before traffic moves to it. A runbook failover fenced it out of
     # band (web tier 0/0/0, functions at zero concurrency, event sources off); the primary stack's state
     # still holds the values from before the fence, so no `pulumi up -s primary` sends them again (no
@@ -131,29 +262,43 @@ def release(ctx: RunbookContext, clients: Clients, *, reason: str | None) -> tup
     # (life22). The runbook's own steps give it back, from the capacity the outputs carry (idempotent:
     # already_done when nothing was fenced), and wait until region A serves as the writer.
     for step in (steps.unfence_primary, steps.verify_primary):
+        held.check()
         try:
             result = step(ctx, clients, params)
         except StepFailed as exc:
-            return False, [
-                *lines,
+            lines.append(
                 f"refused: {exc}; region A does not serve as the writer yet, so the switch and the latch "
-                "stay on region B. Re-run `latch release` once it does (its web tier in service).",
-            ]
+                "stay on region B. Re-run `latch release` once it does (its web tier in service)."
+            )
+            return False
         lines.append(f"{step.__name__}: {result.status}: {result.detail}")
     # Region A holds the writer: a failover's hold on it (the journal's marks) is over. Cleared before
     # the release, or the canary, which never releases the switch while the journal holds region A,
     # would leave the switch where the failover put it under the standby latch.
+    held.check()  # verify_primary waited
     cleared = steps.end_failover_hold(clients, ctx)
     if cleared:
         lines.append(f"run journal: cleared {', '.join(cleared)} (region A holds the writer)")
     for step in (steps.release_switch, steps.clear_latch):
+        held.check()
         result = step(ctx, clients, params)
         lines.append(f"{step.__name__}: {result.status}: {result.detail}")
-    return True, lines
+    return True
 
 
 def activate(ctx: RunbookContext, clients: Clients, *, reason: str | None, planned: bool = True) -> list[str]:
-    """Write the latch active, (Aurora) move the writer, throw the switch: a declared failover's first step."""
+    """Write the latch active, (Aurora) move the writer, throw the switch: a declared failover's first step.
+    Under the runbook lock (``LatchLock``): raises ``LockHeld`` (a StepFailed; nothing changed) while another
+    run holds it, ``LockLost`` when it lost it between two steps."""
+    held = LatchLock(ctx, clients, "activate")
+    with held:
+        lines = _activate(ctx, clients, held, reason=reason, planned=planned)
+    return [*lines, *held.notes]
+
+
+def _activate(
+    ctx: RunbookContext, clients: Clients, held: LatchLock, *, reason: str | None, planned: bool
+) -> list[str]:
     params = {
         "reason": reason or "declared failover (python -m automation latch activate)",
         "planned": planned,
@@ -176,6 +321,7 @@ def activate(ctx: RunbookContext, clients: Clients, *, reason: str | None, plann
         chain.insert(1, steps.promote_database)
     lines = []
     for step in chain:
+        held.check()
         result = step(ctx, clients, params)
         lines.append(f"{step.__name__}: {result.status}: {result.detail}")
     lines.append(
@@ -189,15 +335,30 @@ def switch_writer(ctx: RunbookContext, clients: Clients, *, reason: str | None) 
     """Before ``dr:failback switch-writer``; (done, lines). Aurora: the runbook's switch_writer step
     (switchover to region A). rds-replica: the zero-lag proof the update's promotion needs
     (lambdas/failover/drain_proof.py): region B drained, then region A's failback instance at zero lag
-    measured after the drain; the update then promotes it."""
+    measured after the drain; the update then promotes it. Under the runbook lock (``LatchLock``), held
+    across the proof's wait: refused, nothing changed, while another run holds it."""
+    held = LatchLock(ctx, clients, "switch-writer")
+    try:
+        with held:
+            done, lines = _switch_writer(ctx, clients, held, reason=reason)
+    except (LockHeld, LockLost) as exc:
+        done, lines = False, [f"refused: {exc.reason}"]
+    return done, [*lines, *held.notes]
+
+
+def _switch_writer(
+    ctx: RunbookContext, clients: Clients, held: LatchLock, *, reason: str | None
+) -> tuple[bool, list[str]]:
     if ctx.database_mode != "aurora-global":
         try:
-            return True, [f"prove_drain: {drain_proof.prove_drain(ctx, clients, {'reason': reason})}"]
+            said = drain_proof.prove_drain(ctx, clients, {"reason": reason}, refresh_lock=held.check)
+            return True, [f"prove_drain: {said}"]
         except StepFailed as exc:
             return False, [
                 f"refused: {exc.reason}. dr:failback switch-writer stays refused (no zero-lag proof); nothing "
                 "was changed"
             ]
+    held.check()
     try:
         result = steps.switch_writer(ctx, clients, {"reason": reason or "IaC failback", "wait": True})
     except StepFailed as exc:

@@ -19,6 +19,8 @@ changed out of band. So before that update this module:
    runbook's own failback does);
 4. under the runbook lock (single flight: a failover's ``scale_web_tier`` withdraws the proof under
    it), sees region B still drained and the record unchanged, and writes ``DRAIN_PROOF_MARK``.
+   ``latch switch-writer`` holds the lock for the whole command (``automation/latch_cli.py``
+   ``LatchLock``) and passes its refresh (``refresh_lock``); called alone, the proof takes it for step 4.
 
 The program refuses the promotion without a proof for this latch and this drain (components/failover.py
 ``refuse_unproven_failback_promotion``). Nothing here changes region A or region B's capacity.
@@ -27,7 +29,7 @@ The program refuses the promotion without a proof for this latch and this drain 
 from __future__ import annotations
 
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from lambdas.failover import lock
@@ -133,9 +135,18 @@ def _require_drained(ctx: RunbookContext, clients: Clients) -> None:
         )
 
 
-def prove_drain(ctx: RunbookContext, clients: Clients, params: Mapping[str, Any]) -> str:
+def prove_drain(
+    ctx: RunbookContext,
+    clients: Clients,
+    params: Mapping[str, Any],
+    *,
+    refresh_lock: Callable[[], object] | None = None,
+) -> str:
     """Write ``DRAIN_PROOF_MARK`` once region B is drained and region A's failback instance has every
-    write (module docstring); returns what it saw. Raises StepFailed (nothing changed) when it cannot."""
+    write (module docstring); returns what it saw. Raises StepFailed (nothing changed) when it cannot.
+
+    ``refresh_lock``: the caller already holds the runbook lock; this refreshes it (raising ``LockLost``
+    when it is no longer the caller's) and the proof takes no lock of its own."""
     if ctx.database_mode != "rds-replica":
         raise _refused(
             "the zero-lag proof is the rds-replica failback's (aurora-global: switchover)", "NotRdsReplica"
@@ -171,7 +182,9 @@ def prove_drain(ctx: RunbookContext, clients: Clients, params: Mapping[str, Any]
         # The switch-writer update already promoted it (its record is written ahead of the promotion) and
         # stopped on a later resource, e.g. under a version of the program that needed no proof (break27
         # B27-4): nothing is left to promote, so re-running the update loses no write.
-        return _write_proof(ctx, clients, since, (phase, drains), failback, f"{failback} is already promoted")
+        return _write_proof(
+            ctx, clients, since, (phase, drains), failback, f"{failback} is already promoted", refresh_lock
+        )
     if not source or not (
         source == ctx.dr_db_instance_id or str(source).endswith(f":db:{ctx.dr_db_instance_id}")
     ):
@@ -205,6 +218,7 @@ def prove_drain(ctx: RunbookContext, clients: Clients, params: Mapping[str, Any]
         (phase, drains),
         failback,
         f"region B drained since {seen:%H:%M:%S} or earlier; {described}: 0, measured after the drain",
+        refresh_lock,
     )
 
 
@@ -215,20 +229,24 @@ def _write_proof(
     record: tuple[str, int],
     failback: str,
     seen: str,
+    refresh_lock: Callable[[], object] | None = None,
 ) -> str:
     """Under the runbook lock: region B still drained, the record unchanged, the lease still the proof's;
-    then ``DRAIN_PROOF_MARK``. Returns what it did."""
+    then ``DRAIN_PROOF_MARK``. Returns what it did. With ``refresh_lock`` the caller holds the lock."""
     run_id = f"prove-drain-{uuid.uuid4().hex[:12]}"
-    try:
-        lock.acquire(
-            clients, ctx, run_id=run_id, owner="python -m automation latch switch-writer",
-            runbook="failback", ttl_seconds=PROOF_LOCK_SECONDS,
-        )  # fmt: skip
-    except LockHeld as exc:
-        raise _refused(
-            f"{exc.reason}; a run that may give region B its writes back is under way, so no proof is written",
-            "LockHeld",
-        ) from exc
+    own = refresh_lock is None
+    if own:
+        try:
+            lock.acquire(
+                clients, ctx, run_id=run_id, owner="python -m automation latch switch-writer",
+                runbook="failback", ttl_seconds=PROOF_LOCK_SECONDS,
+            )  # fmt: skip
+        except LockHeld as exc:
+            raise _refused(
+                f"{exc.reason}; a run that may give region B its writes back is under way, so no proof is "
+                "written",
+                "LockHeld",
+            ) from exc
     try:
         # Under the lock: a failover's scale_web_tier cannot run between this look and the write.
         _require_drained(ctx, clients)
@@ -238,7 +256,10 @@ def _write_proof(
             )
         try:
             # Still this proof's lock (a stall past the lease lets a failover take it: break27 B27-3).
-            lock.refresh(clients, ctx, run_id=run_id, ttl_seconds=PROOF_LOCK_SECONDS)
+            if refresh_lock is None:
+                lock.refresh(clients, ctx, run_id=run_id, ttl_seconds=PROOF_LOCK_SECONDS)
+            else:
+                refresh_lock()
         except LockLost as exc:
             raise _refused(
                 f"{exc.reason}; another run may have given region B its writes back, so no proof is written: "
@@ -248,7 +269,8 @@ def _write_proof(
         proof = {"latchSince": since, "drains": record[1], "at": _now(clients), "instance": failback}
         _journal(clients, ctx, **{DRAIN_PROOF_MARK: proof})
     finally:
-        lock.release(clients, ctx, run_id=run_id)
+        if own:
+            lock.release(clients, ctx, run_id=run_id)
     return (
         f"{seen}; proof written ({DRAIN_PROOF_MARK}, drain {record[1]}): dr:failback switch-writer may "
         f"promote {failback}"

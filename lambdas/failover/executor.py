@@ -270,13 +270,14 @@ def new_run_id() -> str:
     return f"local-{uuid.uuid4().hex[:12]}"
 
 
-class _Heartbeat:
+class Heartbeat:
     """Keeps the run's lock: refreshes it when due, from a daemon thread and at every step start.
 
     The thread wakes every ``poll_seconds`` of real time and refreshes once ``HEARTBEAT_SECONDS``
     have passed on the run's clock since the last refresh. A refresh that fails on an AWS error is
     tried again on the next wake (the lease holds until its expiry); one that finds the lock gone
-    records it in ``lost`` and the run stops before its next layer.
+    records it in ``lost`` and the run stops before its next layer. The latch commands
+    (``automation/latch_cli.py`` ``LatchLock``) keep their lock with it too.
     """
 
     def __init__(
@@ -359,7 +360,7 @@ def run(
     reason: str | None = None
     rid = run_id or new_run_id()
     notes: list[str] = []
-    heartbeat: _Heartbeat | None = None
+    heartbeat: Heartbeat | None = None
     try:
         acquired = lock.acquire(
             clients,
@@ -381,7 +382,7 @@ def run(
         notes.append(acquired.describe())
         level = logging.WARNING if acquired.taken_over or acquired.broken else logging.INFO
         log_event(level, "runbook lock taken", runbook=book.name, run_id=rid, detail=acquired.describe())
-        heartbeat = _Heartbeat(ctx, clients, rid, lock_ttl_seconds)
+        heartbeat = Heartbeat(ctx, clients, rid, lock_ttl_seconds)
         heartbeat.start()
     if heartbeat is not None:
         log_event(
@@ -477,7 +478,7 @@ def _run_layers(
     records: dict[str, StepRecord],
     on_progress: ProgressCallback | None,
     max_workers: int,
-    heartbeat: _Heartbeat,
+    heartbeat: Heartbeat,
 ) -> tuple[str | None, str | None]:
     """Run the layers in order; returns (stopped_at, reason), both None when every step finished."""
     with ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix=f"{book.name}-step") as pool:

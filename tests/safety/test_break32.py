@@ -354,13 +354,6 @@ def test_an_rds_control_plane_outage_makes_an_aurora_forced_failover_fail_over_w
     ]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="B32-8: single_flight, one_writer. `python -m automation latch release` (and activate, switch-writer) "
-    "runs the runbook's steps without the runbook lock: run while a failover is alive, before its writer move, "
-    "its guard ('region A holds the writer') passes; it un-fences region A, clears the failover's journal marks "
-    "and releases the switch, and the failover then promotes region B beside region A's writer",
-)
 def test_latch_release_by_a_second_operator_while_a_failover_runs(deploy: Deploy) -> None:
     """Two operators. A forced failover is running (the alarm's Step Functions execution, or a colleague's
     break-glass CLI: here the in-process executor, holding the runbook lock); right after it threw the switch
@@ -373,7 +366,8 @@ def test_latch_release_by_a_second_operator_while_a_failover_runs(deploy: Deploy
     rewrites the latch, finds no stamp (cleared), takes the change for unplanned and promotes region B while
     region A, given back its web tier and functions, serves its old primary (a standalone writer since the
     promotion). The release's calls are attributed to their own actor, so the checker's single-flight
-    judgment sees them."""
+    judgment sees them. Fixed (B32-8): every latch command takes the runbook lock (latch_cli ``LatchLock``),
+    so the release refuses before changing anything, naming the failover that holds it."""
     d = deploy("rds-replica")
     d.op_advance(120)
     session = new_session()
@@ -404,6 +398,8 @@ def test_latch_release_by_a_second_operator_while_a_failover_runs(deploy: Deploy
     broken = [v for v in d.violations if v.invariant in ("single_flight", "one_writer")]
     invariants = sorted({v.invariant for v in broken})
     assert not broken, [f"run {run.outcome}; release done={released[0][0]}", invariants, *map(str, broken)]
+    done, lines = released[0]
+    assert not done and "another run holds the runbook lock: failover run local-" in lines[0], lines
 
 
 # -- the checker's blind spots ------------------------------------------------------------------------
