@@ -530,6 +530,8 @@ def _promote_database(ctx: RunbookContext, clients: Clients, params: Mapping[str
         # writer moves those writes are lost. So the writer moves only once the switch thrown just
         # before has taken effect: Route 53 then answers region B whatever region A's health (seed 6,
         # and the crash point right after the writer move over a region A that comes back at once).
+        # The throw counts from the run journal's record of it, whether or not GetMetricData returns
+        # its datapoint yet (break32 B32-4).
         pending = _switch_pending(ctx, clients)
         if pending > 0 and not _wait(params):
             return _in_progress(

@@ -131,7 +131,9 @@ from lambdas.failover.stepkit import (
 )
 from lambdas.failover.traffic import (
     SWITCH_EVALUATION_SECONDS,
+    SWITCH_THROWN_MARK,
     release_switch,
+    switch_effect_due,
     switch_takes_effect_at,
     throw_switch,
     write_latch,
@@ -161,6 +163,7 @@ __all__ = [
     "STEPS",
     "STEP_STATUSES",
     "SWITCH_EVALUATION_SECONDS",
+    "SWITCH_THROWN_MARK",
     "WRITER_MOVE_MARK",
     "Lag",
     "StepFailed",
@@ -191,6 +194,7 @@ __all__ = [
     "scale_down_dr",
     "scale_web_tier",
     "step_handler",
+    "switch_effect_due",
     "switch_takes_effect_at",
     "switch_writer",
     "throw_switch",

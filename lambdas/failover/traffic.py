@@ -2,20 +2,23 @@
 
 The latch (SSM, region B) says region B is active; the switch is a CloudWatch metric whose alarm
 fails the Route 53 health check of region A's records. The latch leads, the switch follows, the
-writer moves last: :func:`switch_takes_effect_at` says when Route 53 has taken a thrown switch into
-account, which an unplanned promotion waits for (``lambdas/failover/promotion.py``).
+writer moves last: :func:`switch_effect_due` says when Route 53 has taken a thrown switch into
+account, which an unplanned promotion waits for (``lambdas/failover/promotion.py``). The runbook's own
+throw is recorded in the run journal (``SWITCH_THROWN_MARK``) before its datapoint is put, since
+GetMetricData may not return a datapoint for some time after it was put: a switch the runbook threw
+is waited for, and released, whether or not its datapoint can be read yet (break32 B32-4).
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from lambdas.failover.clients import Clients
 from lambdas.failover.context import RunbookContext
-from lambdas.failover.journal import _read_latch, _write_latch, _writer_moving
+from lambdas.failover.journal import _journal, _read_latch, _write_latch, _writer_moving, read_journal
 from lambdas.failover.stepkit import (
     StepResult,
     _already,
@@ -23,6 +26,7 @@ from lambdas.failover.stepkit import (
     _latest,
     _metric_query,
     _now,
+    _parse_time,
     _step,
     log_event,
 )
@@ -50,10 +54,45 @@ def switch_takes_effect_at(points: list[tuple[datetime, float]]) -> datetime | N
     return first + timedelta(seconds=60 + SWITCH_EVALUATION_SECONDS)
 
 
+SWITCH_THROWN_MARK = "switchThrownAt"
+"""Run journal key: the instant the runbook last put 1 on the switch (its own clock, the very value the
+datapoint's ``Timestamp`` carries), written before the put and removed after the runbook puts 0.
+CloudWatch documents no bound on when a datapoint just put is returned by GetMetricData, so what it
+returns cannot say the runbook's own throw did not happen; this record can (break32 B32-4)."""
+
+
+def switch_effect_due(
+    points: list[tuple[datetime, float]], thrown_at: datetime | None, now: datetime
+) -> datetime | None:
+    """When an unplanned writer move may go: the later of when the switch alarm has seen the thrown
+    stretch GetMetricData shows (:func:`switch_takes_effect_at`, ``points``) and when it has seen the
+    minute of the runbook's own recorded throw (``thrown_at``: the end of that minute, plus
+    ``SWITCH_EVALUATION_SECONDS``), whether or not its datapoint is among ``points`` yet. A recorded
+    throw later than ``now`` (another clock's record) counts as thrown ``now``. None when neither
+    says thrown. All on the runbook's clock, which stamped the datapoint: its ``Timestamp`` decides
+    the minute the alarm evaluates it in."""
+    due = [at for at in (switch_takes_effect_at(points),) if at is not None]
+    if thrown_at is not None:
+        minute = min(thrown_at, now).astimezone(UTC).replace(second=0, microsecond=0)
+        due.append(minute + timedelta(seconds=60 + SWITCH_EVALUATION_SECONDS))
+    return max(due) if due else None
+
+
+def _recorded_throw(journal: Mapping[str, Any], now: datetime) -> datetime | None:
+    """The runbook's recorded throw (``SWITCH_THROWN_MARK``); one that cannot be read counts as ``now``."""
+    value = journal.get(SWITCH_THROWN_MARK)
+    if value is None:
+        return None
+    at = _parse_time(value)
+    return at if at is not None and at.tzinfo is not None else now
+
+
 def _switch_pending(ctx: RunbookContext, clients: Clients) -> float:
-    """Seconds until Route 53 has taken the thrown switch into account (0: it has, or it is not thrown)."""
+    """Seconds until Route 53 has taken the thrown switch into account (0: it has, or it is not thrown):
+    the switch as GetMetricData shows it, and the runbook's own recorded throw (``switch_effect_due``)."""
     m = ctx.switch_metric
     now = clients.clock.now()
+    thrown_at = _recorded_throw(read_journal(clients, ctx), now)
     query = _metric_query(
         now, m.namespace, m.name, m.dimensions, "Maximum", timedelta(minutes=15), timedelta(minutes=1)
     )
@@ -63,12 +102,16 @@ def _switch_pending(ctx: RunbookContext, clients: Clients) -> float:
         if results
         else []
     )
-    effect = switch_takes_effect_at([(t, float(v)) for t, v in points])
+    effect = switch_effect_due([(t, float(v)) for t, v in points], thrown_at, now)
     return 0.0 if effect is None else max(0.0, (effect - now).total_seconds())
 
 
 def _put_switch(ctx: RunbookContext, clients: Clients, value: float) -> None:
     m = ctx.switch_metric
+    at = clients.clock.now()
+    if value == 1:
+        # Written ahead: a run that dies between the two still waits for, and rolls back, this throw.
+        _journal(clients, ctx, **{SWITCH_THROWN_MARK: at.astimezone(UTC).isoformat()})
     clients.cloudwatch("dr").put_metric_data(
         Namespace=m.namespace,
         MetricData=[
@@ -77,7 +120,7 @@ def _put_switch(ctx: RunbookContext, clients: Clients, value: float) -> None:
                 "Dimensions": [{"Name": k, "Value": v} for k, v in m.dimensions.items()],
                 "Value": value,
                 # Stamped by the runbook's clock: the switch alarm evaluates datapoints by time.
-                "Timestamp": clients.clock.now(),
+                "Timestamp": at,
             }
         ],
     )
@@ -90,11 +133,17 @@ def _switch(ctx: RunbookContext, clients: Clients, value: float, step: str) -> S
     latest = _latest_switch(ctx, clients, "Average")
     word = "thrown" if value == 1 else "released"
     where = f"{m.namespace}/{m.name} in {ctx.dr_region}"
-    if latest is not None and latest[0] == value:
+    # A release is not "already" while the runbook's own recorded throw may be newer than anything
+    # GetMetricData returns (``SWITCH_THROWN_MARK``, ``_own_throw_unseen``).
+    recorded = _recorded_throw(read_journal(clients, ctx), clients.clock.now()) if value == 0 else None
+    if latest is not None and latest[0] == value and not _own_throw_unseen(recorded, latest):
         return _already(
             f"switch already {word}: latest {where} datapoint is {value:g} at {latest[1]}", value=value
         )
     _put_switch(ctx, clients, value)
+    if recorded is not None:
+        # Removed after the 0 is put: a run that dies in between puts another 0, never forgets a 1.
+        _journal(clients, ctx, **{SWITCH_THROWN_MARK: None})
     log_event(logging.INFO, f"switch {word}", step=step, metric=where, previous=latest[0] if latest else None)
     return _done(f"switch {word}: put {value:g} on {where}", value=value)
 
@@ -108,10 +157,23 @@ def _latest_switch(ctx: RunbookContext, clients: Clients, stat: str) -> tuple[fl
     return _latest(clients, "dr", query)
 
 
+def _own_throw_unseen(recorded: datetime | None, latest: tuple[float, datetime] | None) -> bool:
+    """Whether the runbook's recorded throw (``SWITCH_THROWN_MARK``) may be newer than every datapoint
+    GetMetricData returned: it is recorded, and the latest period returned (``latest``: value, start)
+    did not begin after it. A period that began after it holds only later datapoints, which decide
+    the switch whether or not the recorded 1 is returned yet (a throw left recorded by a failover
+    that the canary released since is not thrown again by it)."""
+    return recorded is not None and (latest is None or latest[1] <= recorded)
+
+
 def _switch_thrown(ctx: RunbookContext, clients: Clients) -> bool:
-    """Whether the switch metric's latest datapoint (one day back) says thrown (any 1 in its minute)."""
+    """Whether the switch may be thrown: the switch metric's latest datapoint (one day back) says thrown
+    (any 1 in its minute), or the runbook's own recorded throw may be newer than it
+    (``_own_throw_unseen``: its datapoint may not be returned yet)."""
     latest = _latest_switch(ctx, clients, "Maximum")
-    return latest is not None and latest[0] >= 1
+    if latest is not None and latest[0] >= 1:
+        return True
+    return _own_throw_unseen(_recorded_throw(read_journal(clients, ctx), clients.clock.now()), latest)
 
 
 @_step

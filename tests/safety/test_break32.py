@@ -252,13 +252,6 @@ def _complete_minutes_only(d: Deployment) -> None:
     d.session.events.register("after-call.cloudwatch.GetMetricData", hide)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="B32-4: no_loss. An unplanned promotion waits for the switch it just threw to take effect "
-    "(traffic._switch_pending), but reads 'no thrown datapoint' as 'not thrown, no wait': when GetMetricData "
-    "does not yet return the datapoint just put, the writer moves at once, and a region A that answers "
-    "again is answered by Route 53 with its old writer (seed 6's loss back)",
-)
 def test_an_unplanned_promotion_that_cannot_see_its_own_switch_yet_does_not_wait_for_it(
     deploy: Deploy,
 ) -> None:
@@ -272,7 +265,9 @@ def test_an_unplanned_promotion_that_cannot_see_its_own_switch_yet_does_not_wait
     Region A answers again at once, its web tier never fenced; Route 53's check of region A passes before
     the switch alarm has seen its minute, clients write to region A's old primary (a standalone writer
     since the promotion started), and those acknowledged writes are not on the new writer. With moto's
-    instant GetMetricData (the test_crash_points case) the run waits until 12:05:10 and loses nothing."""
+    instant GetMetricData (the test_crash_points case) the run waits until 12:05:10 and loses nothing.
+    Fixed: ``throw_switch`` records its throw in the run journal (``traffic.SWITCH_THROWN_MARK``) and the
+    wait counts it (``traffic.switch_effect_due``), so this run too waits until 12:05:10."""
     d = deploy("rds-replica")
     _complete_minutes_only(d)
     d.op_advance(120)
