@@ -421,15 +421,22 @@ def _refuse_planned_without_region_a(
         ) from exc
 
 
-def fence_region_a(ctx: RunbookContext, clients: Clients, step: str) -> list[str]:
+def fence_region_a(
+    ctx: RunbookContext, clients: Clients, step: str, *, before_promotion: bool = True
+) -> list[str]:
     """Stop region A's writers: functions at 0, their event sources off, then web tier to min/desired 0.
 
     Returns what changed (empty: region A was already fenced). AWS errors propagate: the caller
-    decides what an unreachable region A means (see ``fence_primary``).
+    decides what an unreachable region A means (see ``fence_primary``). A web tier the fence cannot
+    stop (``web_tier_cannot_stop``): ``before_promotion``, refused before any change (the failover
+    stops, region A keeps its writer); otherwise (the canary's pending fence, region B may already be
+    the writer) everything else is fenced first and then the step fails, so region A's functions and
+    event sources never keep serving beside region B's writer for want of its instances (break33 B33-1).
     """
     actions: list[str] = []
     group = _asg(clients, "primary", ctx.primary_asg_name, step)
-    _require_web_tier_can_stop(group, step)
+    if before_promotion:
+        _require_web_tier_can_stop(group, step)
     before = _asg_capacity(group)
     concurrency = {
         name: _reserved_concurrency(clients, "primary", name) for name in ctx.primary_function_names
@@ -473,6 +480,17 @@ def fence_region_a(ctx: RunbookContext, clients: Clients, step: str) -> list[str
         # refusal) leaves region A serving its writer with Route 53 answering it, or serving
         # nothing; never functions serving the writer behind a Route 53 that answers region B.
         _fence_web_tier(ctx, clients, before, actions)
+    if not before_promotion:
+        why = web_tier_cannot_stop(group)
+        if why is not None:
+            done = "; ".join(actions) or "nothing left to change"
+            raise StepFailed(
+                step,
+                f"{why}. Region A's functions and event sources are fenced ({done}); its web tier keeps serving "
+                "region A's old writer until its instances stop: stop them by hand now",
+                retryable=True,
+                code="WebTierCannotStop",
+            )
     return actions
 
 
@@ -613,7 +631,7 @@ def fence_primary(ctx: RunbookContext, clients: Clients, params: Mapping[str, An
             _journal(clients, ctx, **{DARK_MARK: None})
     actions: list[str] = []
     try:
-        actions = fence_region_a(ctx, clients, step)
+        actions = fence_region_a(ctx, clients, step, before_promotion=not params.get("onlyIfPending"))
     except CONNECTION_ERRORS as exc:
         reason = f"{type(exc).__name__}: {exc}"
         answering = region_a_answering(ctx, clients)
@@ -653,11 +671,22 @@ def fence_primary(ctx: RunbookContext, clients: Clients, params: Mapping[str, An
             retryable, code = exc.retryable, exc.code or code
         elif isinstance(exc, ClientError):
             retryable, code = _from_client_error(step, exc).retryable, error_code(exc)
+        if params.get("onlyIfPending"):
+            # The canary's pending fence: the failover may have promoted region B already.
+            detail = (
+                f"region A answers again but its pending fence could not complete: {reason}. Until it does, "
+                "region A may serve its old writer beside region B's: fence it by hand; the canary asks "
+                "again every minute"
+            )
+        else:
+            detail = (
+                f"region A answers but could not be fenced: {reason}. Nothing was promoted: a region A that "
+                "still serves would be a second writer. Fix region A's permissions (or fence it by hand) "
+                "and run the failover again"
+            )
         raise StepFailed(
             step,
-            f"region A answers but could not be fenced: {reason}. Nothing was promoted: a region A that "
-            "still serves would be a second writer. Fix region A's permissions (or fence it by hand) "
-            "and run the failover again",
+            detail,
             retryable=retryable,
             code=code,
         ) from exc

@@ -72,12 +72,6 @@ def _failover_over_dark_region_a_then_return(d: Deployment) -> Any:
     return run
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="B33-1: one_writer ('a function takes invocations'). B32-6's web_tier_cannot_stop refuses the "
-    "canary's pending fence (onlyIfPending) before any change, after region B was promoted: region A's "
-    "functions keep reserved concurrency and their event sources stay enabled beside region B's writer",
-)
 def test_the_canary_s_pending_fence_of_a_web_tier_it_cannot_stop_still_fences_region_a_s_functions(
     deploy: Deploy,
 ) -> None:

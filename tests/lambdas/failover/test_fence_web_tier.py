@@ -93,3 +93,29 @@ def test_the_fence_refuses_before_it_changes_anything(world: World) -> None:
     assert fence.code == "WebTierCannotStop" and "Terminate process suspended" in fence.detail
     assert (world.asg(REGION_A), world.concurrency(REGION_A), world.mappings(REGION_A)) == before
     assert not journal.read_journal(clients_for(world), ctx).get("primaryStoppedAt")
+
+
+def test_the_canary_s_pending_fence_fences_the_functions_then_fails_on_the_web_tier(world: World) -> None:
+    """After a failover over a dark region A (fence pending, region B may be the writer), the canary's
+    ``onlyIfPending`` fence of a region A whose web tier cannot stop still throttles its functions and
+    turns off its event sources, then fails retryably saying the web tier keeps serving (break33 B33-1:
+    refusing up front left the functions serving beside region B's writer)."""
+    from lambdas.failover import steps
+    from lambdas.failover.exceptions import StepFailed
+
+    ctx = RunbookContext.from_dict(world.context)
+    world.client("autoscaling", REGION_A).suspend_processes(
+        AutoScalingGroupName=ctx.primary_asg_name, ScalingProcesses=["Terminate"]
+    )
+    clients = clients_for(world)
+    journal._journal(clients, ctx, fencePending="2026-12-02T12:00:00Z")
+
+    with pytest.raises(StepFailed) as failed:
+        steps.fence_primary(ctx, clients, {"onlyIfPending": True, "wait": False})
+
+    assert failed.value.code == "WebTierCannotStop" and failed.value.retryable
+    assert "its pending fence could not complete" in failed.value.reason
+    assert "Nothing was promoted" not in failed.value.reason
+    assert set(world.concurrency(REGION_A).values()) == {0}
+    assert world.mappings(REGION_A) == ["Disabled"]
+    assert journal.read_journal(clients, ctx).get("fencePending"), "still pending: the canary asks again"
