@@ -49,3 +49,13 @@ def deploy(moto_world: None) -> Iterator[Callable[..., Deployment]]:
         finally:
             for d in made:
                 d.close()
+
+
+@pytest.fixture(scope="module")
+def one_moto() -> Iterator[None]:
+    """One moto session for a module's random schedules (``driver.run_schedule`` empties it first): the
+    state machines are registered once, not per test."""
+    from tests.safety.driver import moto_session
+
+    with moto_session():
+        yield

@@ -13,11 +13,10 @@ the runbook changes, run the finder again and copy the ``CI_SEEDS`` and ``PROOF_
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
 
 import pytest
 
-from tests.safety.driver import ScheduleResult, SeedVerdict, cover, moto_session, run_schedule
+from tests.safety.driver import ScheduleResult, SeedVerdict, cover, run_schedule
 from tests.safety.regressions import regressed
 from tests.safety.test_examples import EXAMPLES, FIXED
 
@@ -161,13 +160,6 @@ SOAK_FIXED_SEEDS: dict[int, tuple[str, str]] = {
     ),
 }
 """Soak seeds whose defect class is fixed (stops 20, 21): each must hold its invariant at the soak's length."""
-
-
-@pytest.fixture(scope="module")
-def one_moto() -> Iterator[None]:
-    """One moto for the module's schedules: the state machines are registered once, not per test."""
-    with moto_session():
-        yield
 
 
 @pytest.fixture(scope="module")

@@ -7,11 +7,9 @@ c46a4b2. Each test replays its seed in the soak's world and stops at the first v
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
 
-from tests.safety.driver import moto_session, run_schedule
+from tests.safety.driver import run_schedule
 
 LENGTH = 30
 """``make soak``'s schedule length."""
@@ -34,12 +32,6 @@ SOAK_WORLD_DEFECTS: dict[int, tuple[str, str]] = {
         "lag (last replayed commit 14:29:54, before the drain), so it never ends",
     ),
 }
-
-
-@pytest.fixture(scope="module")
-def one_moto() -> Iterator[None]:
-    with moto_session():
-        yield
 
 
 @pytest.mark.parametrize(
