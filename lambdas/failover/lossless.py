@@ -233,19 +233,30 @@ def wait_lossless(
 
     Zero, not the configured bound: a planned change moves the writer only once the target holds
     every write the source acknowledged, in every store (the bound only decides when to start
-    draining). Raises StepFailed (retryable) when the wait budget runs out; raises ``_SourceDark``
-    when ``source_dark`` (a forced failover's, never a ``--planned`` one's) says region A stopped
-    answering while zero was not yet proven: what it had not replicated then waits for region A.
+    draining). Raises StepFailed (retryable) when the wait budget runs out: ``waiterMaxAttempts``
+    looks at the evidence, ``waiterDelay`` apart, counted from the drain's end (Step Functions polls
+    the step on the state machine's own budget, ``max_polls``). The drain is a wait of its own
+    (``drainSeconds``) in which no datapoint can prove anything: counted against the budget, it left
+    the in-process executor 885 s of its default 20 minutes, less than a PostgreSQL proof needs over
+    a link 900 s behind (the marker, made ``MARKER_AFTER`` after the drain, reaches the replica the
+    link's delay later and shows in the next minute's datapoint). The wait gave up and undid the
+    drain, and every resumed run drained again into the same deficit (soak seeds 1 and 372).
+
+    Raises ``_SourceDark`` when ``source_dark`` (a forced failover's, never a ``--planned`` one's)
+    says region A stopped answering while zero was not yet proven: what it had not replicated then
+    waits for region A.
     """
     drained = stopped_at + timedelta(seconds=_drain_seconds(params))
     config = _waiter_config(params)
     attempts = max(1, int(config["MaxAttempts"]))
     note = "not checked"
-    for attempt in range(attempts):
+    looked = 0  # looks at the evidence; the polls of the drain are not counted (see the docstring)
+    while True:
         now = clients.clock.now()
         if now < drained:
             note = f"draining until {drained:%H:%M:%S} (writes stopped at {stopped_at:%H:%M:%S})"
         else:
+            looked += 1
             waiting: list[str] = []
             for lag in lags:
                 query = _metric_query(
@@ -283,6 +294,7 @@ def wait_lossless(
                 raise _SourceDark(note)
         if not _wait(params):
             return note
-        if attempt + 1 < attempts:
-            clients.clock.sleep(float(config["Delay"]))
+        if looked >= attempts:
+            break
+        clients.clock.sleep(float(config["Delay"]))
     raise StepFailed(step, f"gave up waiting for zero lag: {note}", retryable=True, code="LagTimeout")

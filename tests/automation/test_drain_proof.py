@@ -36,8 +36,9 @@ health = _fixtures.health
 make_world = _fixtures.make_world
 
 PARAMS = {"waiterDelay": 15, "waiterMaxAttempts": 60}
-"""The proof's own wait (the CLI's defaults: 15 s x 80); 15 minutes on the shifted clock: the 300 s drain
-(lossless.DRAIN_SECONDS, not overridden) and ten minutes of lag datapoints."""
+"""The proof's own wait (the CLI's defaults: 15 s x 80); 20 minutes on the shifted clock: the 300 s drain
+(lossless.DRAIN_SECONDS, not overridden), then 60 looks at the lag datapoints 15 s apart (the budget counts
+from the drain's end: lossless.wait_lossless)."""
 
 BEHIND = 3600.0
 """A PostgreSQL ``ReplicaLag`` an hour behind: the last replayed commit is older than the drain."""
@@ -124,7 +125,7 @@ def test_the_proof_waits_for_zero_lag_measured_after_the_drain(make_world: Calla
     datapoints after a drain say it replayed everything, the proof is written for this latch and this drain,
     and the promotion is allowed."""
     world, since, replica = _drained(make_world)
-    _lag(world, replica, [(m, BEHIND if m <= 20 else 0.0) for m in range(0, 45)])
+    _lag(world, replica, [(m, BEHIND if m <= 30 else 0.0) for m in range(0, 60)])
     clients = clients_for(world, clock=ShiftedClock())
     ctx = RunbookContext.from_dict(world.context)
     assert _promotion_refused(world, since) is not None
