@@ -209,6 +209,7 @@ def provision(endpoint: str, names: Synthesized, emulator: Emulator) -> Deployme
 
     dep = Deployment(endpoint, names.mode, dict(names.context), emulator, names.table_name)
     ctx = dep.context
+    ctx["globalTableName"] = dep.table_name
     a, b = dep.region_a, dep.region_b
     emulator.provisioning = True  # resources are created available, as a deployed stack has them
 

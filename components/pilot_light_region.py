@@ -369,6 +369,7 @@ class PilotLightRegion(pulumi.ComponentResource):
             "lockTableKeyArn": self.data.kms_key_arn,  # the lock table's server-side encryption above
             "primaryBucketName": args.primary["appBucketName"],
             "drBucketName": self.data.bucket.bucket_name,
+            "globalTableName": args.primary["tableName"],
             "primaryHealthUrl": args.primary["apiHealthUrl"],
             "drHealthUrl": self.api.health_url,
             **self.runbook_data,

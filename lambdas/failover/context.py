@@ -201,6 +201,8 @@ KEYS: dict[str, KeySpec] = {
     # the receipts buckets (a planned change waits for their replication to drain)
     "primaryBucketName": KeySpec(_TEXT, _string, _O),
     "drBucketName": KeySpec(_TEXT, _string, _O),
+    # the DynamoDB global table (the same name in each region; a planned change waits for it too)
+    "globalTableName": KeySpec("a DynamoDB table name (3-255 of A-Z a-z 0-9 _ - .)", _table, _O),
     "primaryHealthUrl": KeySpec("an http(s) URL or null", _url, _O),
     "drHealthUrl": KeySpec("an http(s) URL or null", _url, _O),
     "primaryKmsKeyArn": KeySpec("a KMS key ARN", _arn("kms"), _O, "primaryRegion"),
@@ -353,6 +355,7 @@ class RunbookContext:
     notify_key_arn: str | None = None
     data_key_arns: tuple[str, ...] = ()
     lock_table_key_arn: str | None = None
+    global_table_name: str | None = None
     # the receipts buckets, replicating into each other (absent in older outputs: not waited for)
     primary_bucket_name: str | None = None
     dr_bucket_name: str | None = None
@@ -422,6 +425,7 @@ class RunbookContext:
             notify_key_arn=opt("notifyKeyArn"),
             data_key_arns=names("dataKeyArns"),
             lock_table_key_arn=opt("lockTableKeyArn"),
+            global_table_name=opt("globalTableName"),
             primary_bucket_name=opt("primaryBucketName"),
             dr_bucket_name=opt("drBucketName"),
             generation=opt(GENERATION_KEY),

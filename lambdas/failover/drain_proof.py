@@ -45,7 +45,7 @@ from lambdas.failover.journal import (
     read_failback_record,
     read_journal,
 )
-from lambdas.failover.lossless import database_lag, receipts_lag, wait_lossless
+from lambdas.failover.lossless import database_lag, store_lags, wait_lossless
 from lambdas.failover.names import current_failback_id, phase_record_name
 from lambdas.failover.stepkit import (
     _asg,
@@ -197,7 +197,7 @@ def prove_drain(
         database_lag(
             ctx, "primary", "ReplicaLag", {"DBInstanceIdentifier": failback}, instance.get("Engine")
         ),
-        *receipts_lag(ctx, "dr", "primary"),
+        *store_lags(ctx, "dr", "primary"),
     ]
     try:
         pending = wait_lossless(clients, {**params, "wait": True}, stopped_at=seen, lags=lags, step=STEP)

@@ -34,7 +34,7 @@ from lambdas.failover.journal import (
     _writer_move_requested,
     read_journal,
 )
-from lambdas.failover.lossless import database_lag, receipts_lag, wait_lossless
+from lambdas.failover.lossless import database_lag, store_lags, wait_lossless
 from lambdas.failover.names import FAILBACK_STAMP_TAG, phase_record_name, retained_instance_id, retained_stamp
 from lambdas.failover.promotion import _inherited_tags, _promote_rds
 from lambdas.failover.regressions import Regression
@@ -575,8 +575,8 @@ def wait_replication_lag(ctx: RunbookContext, clients: Clients, params: Mapping[
         if me and me.get("IsWriter"):
             return _already(f"{ctx.primary_cluster_id} is already the writer: no lag to wait for")
         # A switchover itself waits for the secondary to catch up: nothing of the database is lost
-        # by it. The receipts are not the database's: their drain is waited for here.
-        what, lags = "the receipts' replication", receipts_lag(ctx, "dr", "primary")
+        # by it. The receipts and the global table are not the database's: their drain is waited for here.
+        what, lags = "the receipts' and the global table's replication", store_lags(ctx, "dr", "primary")
         if not lags:
             return _done("Aurora switchover waits for zero lag itself (switch_writer)")
     else:
@@ -588,7 +588,7 @@ def wait_replication_lag(ctx: RunbookContext, clients: Clients, params: Mapping[
             database_lag(
                 ctx, "primary", "ReplicaLag", {"DBInstanceIdentifier": fb_id}, instance.get("Engine")
             ),
-            *receipts_lag(ctx, "dr", "primary"),
+            *store_lags(ctx, "dr", "primary"),
         ]
     stamp = _parse_time(read_journal(clients, ctx).get("drStoppedAt"))
     if stamp is None:

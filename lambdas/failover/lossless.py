@@ -2,10 +2,13 @@
 
 After writes stopped (the journal's stamp), ``wait_lossless`` waits ``DRAIN_SECONDS`` and then for
 every replication series (``Lag``: the database's ``ReplicaLag``, the receipts' S3
-``OperationsPendingReplication``) to prove zero by datapoints taken after the drain: two
-consecutive zero minutes (:func:`zero_lag_evidence`), or, for RDS for PostgreSQL, a replayed commit
-made after the drain (:func:`replay_evidence`, with the runbook's marker commit). Used by the
-failover's promotion and the failback's ``wait_replication_lag``.
+``OperationsPendingReplication``, the DynamoDB global table's ``ReplicationLatency``) to prove the
+target holds every write, by datapoints taken after the drain: two consecutive zero minutes
+(:func:`zero_lag_evidence`); for RDS for PostgreSQL, a replayed commit made after the drain
+(:func:`replay_evidence`, with the runbook's marker commit); for the global table, which publishes
+no count of what is pending, AWS's documented wait of ten times the recent maximum latency
+(:func:`settled_evidence`). Used by the failover's promotion, the failback's
+``wait_replication_lag`` and the IaC failback's proof (``drain_proof``).
 """
 
 from __future__ import annotations
@@ -132,19 +135,75 @@ def replay_evidence(points: list[tuple[datetime, float]], drained: datetime) -> 
     return False, f"{seen}, not after the drain ended ({drained:%H:%M:%S}) by {REPLAY_MARGIN.seconds} s"
 
 
+SETTLE_FACTOR = 10.0
+"""How many times the recent maximum ``ReplicationLatency`` of the global table the runbook waits
+after writes stopped: AWS's own procedure for evacuating a live region of a global table, "There's
+no metric that will tell you with absolute certainty that Region A has fully replicated its data to
+Region B. If Region A is healthy, pausing writes to Region A and waiting 10 times the recent maximum
+value of the ReplicationLatency metric would typically be sufficient to determine replication is
+complete. If Region A is unhealthy and shows other areas of increased latencies, you'd choose a
+larger multiple for the wait time"
+(https://docs.aws.amazon.com/prescriptive-guidance/latest/dynamodb-global-tables/evacuation-processes.html)."""
+
+SETTLE_LOOKBACK = timedelta(hours=1)
+"""How far before writes stopped "recent" reaches for the maximum latency. An assumption: AWS's
+procedure does not say; an hour covers every item a client had written shortly before the stop."""
+
+SETTLE_FLOOR = timedelta(seconds=360)
+"""The shortest wait after the drain for the global table, whatever the latency read: the
+``ReplicationLatency`` of the five-minute period the drain ended in (DynamoDB aggregates it over
+five minutes: "For all other DynamoDB metrics, the aggregation granularity is five minutes",
+https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/metrics-dimensions.html) is only
+published once that period is over; the extra minute for its publication is an assumption
+(CloudWatch documents no bound)."""
+
+
+def settled_evidence(
+    points: list[tuple[datetime, float]], drained: datetime, now: datetime
+) -> tuple[bool, str]:
+    """Whether the DynamoDB global table's ``ReplicationLatency`` datapoints (milliseconds, any
+    order, from :data:`SETTLE_LOOKBACK` before writes stopped until ``now``) say it has replicated
+    every item written before the drain ended at ``drained``.
+
+    Version 2019.11.21 publishes no count of the updates still pending (only ``ReplicationLatency``,
+    per replicated item: https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/V2globaltables_monitoring.html),
+    so zero cannot be measured; the runbook follows AWS's evacuation procedure (:data:`SETTLE_FACTOR`
+    times the recent maximum latency after the pause) with the maximum read again at every poll, so
+    a latency that grows while it waits makes it wait longer, and never less than
+    :data:`SETTLE_FLOOR` after the drain, so the latency of the items the drain let through has been
+    published. A negative value is not documented and is ignored. Returns (proven, what was seen).
+    """
+    latencies = [float(v) / 1000.0 for _, v in points if float(v) >= 0]
+    latency = max(latencies, default=0.0)
+    until = drained + max(timedelta(seconds=SETTLE_FACTOR * latency), SETTLE_FLOOR)
+    seen = (
+        f"recent maximum {latency:g} s ({len(latencies)} datapoints)"
+        if latencies
+        else "no datapoint (nothing replicated recently)"
+    )
+    if now >= until:
+        return True, f"{seen}: waited until {until:%H:%M:%S}, {SETTLE_FACTOR:g} times it after the drain"
+    return False, (
+        f"{seen}: waiting until {until:%H:%M:%S} ({SETTLE_FACTOR:g} times it after the drain ended at "
+        f"{drained:%H:%M:%S}, at least {int(SETTLE_FLOOR.total_seconds())} s)"
+    )
+
+
 @dataclass(frozen=True)
 class Lag:
     """One replication series whose value, after the drain, proves a store holds every write.
 
     ``marker``: for RDS for PostgreSQL, the source's side and its ledger marker function: the proof
-    is a replayed commit after the drain (:func:`replay_evidence`), which the marker provides; else
-    None and the proof is zero (:func:`zero_lag_evidence`)."""
+    is a replayed commit after the drain (:func:`replay_evidence`), which the marker provides.
+    ``settle``: the DynamoDB global table's latency, read in the sending region: the proof is the
+    documented wait (:func:`settled_evidence`). Else the proof is zero (:func:`zero_lag_evidence`)."""
 
     side: Side
     namespace: str
     metric: str
     dims: Mapping[str, str]
     marker: tuple[Side, str] | None = None
+    settle: bool = False
 
     def describe(self) -> str:
         return f"{self.namespace} {self.metric} ({', '.join(self.dims.values())})"
@@ -199,22 +258,32 @@ def _commit_marker(clients: Clients, lag: Lag, drained: datetime, step: str) -> 
     return f"marker committed on {body.get('database', 'the source')}"
 
 
-def receipts_lag(ctx: RunbookContext, source: Side, target: Side) -> list[Lag]:
-    """The receipts' replication from ``source``'s bucket into ``target``'s, if the outputs name them.
+def store_lags(ctx: RunbookContext, source: Side, target: Side) -> list[Lag]:
+    """The multi-writer stores' replication from ``source`` into ``target``, those the outputs name.
 
-    S3 Replication metrics (on for every rule the program makes, components/storage.py) are
-    "published in the Region of the destination bucket", minute by minute, ``OperationsPendingReplication``
-    being "the number of operations pending replication for a given replication configuration rule"
-    (https://docs.aws.amazon.com/AmazonS3/latest/userguide/repl-metrics.html). The DynamoDB global
-    table is not waited for here: version 2019.11.21 publishes only ``ReplicationLatency``, per
-    replicated item, and no count of what is still pending (see the report of this change).
+    The receipts: S3 Replication metrics (on for every rule the program makes, components/storage.py)
+    are "published in the Region of the destination bucket", minute by minute,
+    ``OperationsPendingReplication`` being "the number of operations pending replication for a given
+    replication configuration rule" (https://docs.aws.amazon.com/AmazonS3/latest/userguide/repl-metrics.html).
+
+    The DynamoDB global table: ``ReplicationLatency`` with dimensions ``TableName`` and
+    ``ReceivingRegion``, "emitted for every source- and destination-Region pair"
+    (https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/metrics-dimensions.html), read
+    in the sending region (:func:`settled_evidence`).
     """
+    if regressions.on(Regression.SKIP_STORE_DRAIN):
+        return []
+    lags: list[Lag] = []
     names = {"primary": ctx.primary_bucket_name, "dr": ctx.dr_bucket_name}
     src, dst = names[source], names[target]
-    if not src or not dst or regressions.on(Regression.SKIP_STORE_DRAIN):
-        return []
-    dims = {"SourceBucket": src, "DestinationBucket": dst, "RuleId": REPLICATION_RULE_ID}
-    return [Lag(target, "AWS/S3", "OperationsPendingReplication", dims)]
+    if src and dst:
+        dims = {"SourceBucket": src, "DestinationBucket": dst, "RuleId": REPLICATION_RULE_ID}
+        lags.append(Lag(target, "AWS/S3", "OperationsPendingReplication", dims))
+    if ctx.global_table_name:
+        receiving = ctx.dr_region if target == "dr" else ctx.primary_region
+        dims = {"TableName": ctx.global_table_name, "ReceivingRegion": receiving}
+        lags.append(Lag(source, "AWS/DynamoDB", "ReplicationLatency", dims, settle=True))
+    return lags
 
 
 def wait_lossless(
@@ -268,13 +337,30 @@ def wait_lossless(
                     timedelta(hours=1),
                     timedelta(minutes=5),
                 )
-                query["StartTime"] = (drained + LAG_PERIOD).replace(second=0, microsecond=0)
-                results = clients.cloudwatch(lag.side).get_metric_data(**query)["MetricDataResults"]
+                query["StartTime"] = (
+                    stopped_at - SETTLE_LOOKBACK
+                    if lag.settle
+                    else (drained + LAG_PERIOD).replace(second=0, microsecond=0)
+                )
+                try:
+                    results = clients.cloudwatch(lag.side).get_metric_data(**query)["MetricDataResults"]
+                except (BotoCoreError, ClientError) as exc:
+                    if not lag.settle:
+                        raise
+                    # Read in the sending region, which may be region A going dark during a forced
+                    # failover: not proven, and ``source_dark`` below decides.
+                    waiting.append(f"{lag.describe()} not readable in the sending region: {exc}")
+                    continue
                 points = (
                     list(zip(results[0].get("Timestamps", []), results[0].get("Values", []), strict=False))
                     if results
                     else []
                 )
+                if lag.settle:
+                    proven, seen = settled_evidence(points, drained, now)
+                    if not proven:
+                        waiting.append(f"{lag.describe()} not yet settled after the drain: {seen}")
+                    continue
                 if lag.marker is None:
                     proven, seen = zero_lag_evidence(points, drained)
                     if not proven:

@@ -34,7 +34,7 @@ from lambdas.failover.journal import (
     _writer_moving,
     read_journal,
 )
-from lambdas.failover.lossless import database_lag, receipts_lag, wait_lossless
+from lambdas.failover.lossless import database_lag, store_lags, wait_lossless
 from lambdas.failover.names import (
     FAILOVER_NAME_ATTEMPTS,
     FAILOVER_WRITER_MARK,
@@ -310,9 +310,9 @@ def _request_switchover(
     rds = clients.rds("dr")
     # Region A answers: a switchover waits for the database to catch up, losing nothing
     # (https://docs.aws.amazon.com/AmazonRDS/latest/AuroraUserGuide/aurora-global-database-disaster-recovery.html);
-    # the receipts are not the database's to wait for: their drain is waited for first.
+    # the receipts and the global table are not the database's to wait for: their drain is waited for first.
     stamp = _parse_time(read_journal(clients, ctx).get("primaryStoppedAt"))
-    lags = receipts_lag(ctx, "primary", "dr")
+    lags = store_lags(ctx, "primary", "dr")
     dark = _forced_source_dark(ctx, clients, params)
     try:
         if stamp is not None and lags:
@@ -622,7 +622,7 @@ def _planned_wait(
             "the failover again (fence_primary stamps it), or pass allowDataLoss to promote anyway",
             code="NotFenced",
         )
-    lags = [database_lag(ctx, "dr", metric, dims, engine), *receipts_lag(ctx, "primary", "dr")]
+    lags = [database_lag(ctx, "dr", metric, dims, engine), *store_lags(ctx, "primary", "dr")]
     return wait_lossless(clients, params, stopped_at=stamp, lags=lags, step=step, source_dark=source_dark)
 
 

@@ -104,8 +104,8 @@ from lambdas.failover.lossless import (
     REPLAY_MARGIN,
     Lag,
     database_lag,
-    receipts_lag,
     replay_evidence,
+    store_lags,
     zero_lag_evidence,
 )
 from lambdas.failover.on_stop import restore_dr, roll_back_fence
@@ -185,7 +185,6 @@ __all__ = [
     "notify",
     "promote_database",
     "read_journal",
-    "receipts_lag",
     "reestablish_replication",
     "release_switch",
     "replay_evidence",
@@ -194,6 +193,7 @@ __all__ = [
     "scale_down_dr",
     "scale_web_tier",
     "step_handler",
+    "store_lags",
     "switch_effect_due",
     "switch_takes_effect_at",
     "switch_writer",

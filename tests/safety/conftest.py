@@ -36,10 +36,19 @@ def deploy(moto_world: None) -> Iterator[Callable[..., Deployment]]:
     with emulator.installed():
 
         def make(
-            mode: str = "rds-replica", *, encrypted: bool = True, engine: str = "postgres"
+            mode: str = "rds-replica",
+            *,
+            encrypted: bool = True,
+            engine: str = "postgres",
+            global_table: bool = True,
         ) -> Deployment:
             d = Deployment.build(
-                mode, app=f"ex{next(_apps)}", emulator=emulator, encrypted=encrypted, engine=engine
+                mode,
+                app=f"ex{next(_apps)}",
+                emulator=emulator,
+                encrypted=encrypted,
+                engine=engine,
+                global_table=global_table,
             )
             made.append(d)
             return d

@@ -341,10 +341,20 @@ class Deployment:
 
     @classmethod
     def build(
-        cls, mode: str, app: str, emulator: Emulator, *, encrypted: bool = True, engine: str = "postgres"
+        cls,
+        mode: str,
+        app: str,
+        emulator: Emulator,
+        *,
+        encrypted: bool = True,
+        engine: str = "postgres",
+        global_table: bool = True,
     ) -> Deployment:
         """Set the deployment up in ``emulator`` (which must be installed); encrypted as the program
-        does. ``engine``: the rds-replica engine (``postgres`` or ``mysql``, as the program allows)."""
+        does. ``engine``: the rds-replica engine (``postgres`` or ``mysql``, as the program allows).
+        ``global_table`` False: the runbook's outputs do not name the global table (outputs exported
+        before ``globalTableName``), so a planned change waits for the database and the receipts only:
+        a test of the database's proof alone, which the table's 6-minute wait would otherwise cover."""
         emulator.provisioning = True
         session, cache = _plain_clients()
         world = build_world(
@@ -380,7 +390,7 @@ class Deployment:
                 region,
                 ledger_marker_function_name(f"{world.context['appName']}-{world.context['environment']}"),
             )
-        _provision_stores(world, emulator, app)
+        _provision_stores(world, emulator, app, global_table=global_table)
         health = _Health(lambda path: holder["d"]._endpoint(path))
         world.context |= {"primaryHealthUrl": health.url("/primary"), "drHealthUrl": health.url("/dr")}
         ctx = RunbookContext.from_dict(world.context)
@@ -656,7 +666,8 @@ class Deployment:
         ``delay`` seconds after it was committed (a congested cross-region link; S3 without Replication
         Time Control promises no time at all). Replication outlasts the drain, so a planned change that
         moved the writer without its zero-lag proof loses the tail (break32 B32-5b). The DynamoDB global
-        table is left at its pace: nothing waits for it (B32-2, open, docs/safety.md)."""
+        table keeps its pace here: its wait (ten times its recent maximum latency, lossless.settled_evidence)
+        is exercised by every planned change, and slowed by tests/safety/test_break32.py (B32-2)."""
         self._count("slow_link")
         for store in (Store.DATABASE, Store.RECEIPTS):
             self.emulator.slow_replication(store, delay)
@@ -1374,7 +1385,7 @@ def _plain_clients() -> tuple[boto3.Session, dict[tuple[str, str, str | None], A
     return _PLAIN
 
 
-def _provision_stores(world: World, emulator: Emulator, app: str) -> None:
+def _provision_stores(world: World, emulator: Emulator, app: str, *, global_table: bool = True) -> None:
     """The multi-writer stores as the program deploys them (components/storage.py), in moto and in
     the emulator's data plane: the payments global table with a replica in each region, and the
     receipts buckets ``build_world`` made (each replicating into the other, S3 Replication metrics
@@ -1396,6 +1407,8 @@ def _provision_stores(world: World, emulator: Emulator, app: str) -> None:
         )
     emulator.register_global_table(table, (REGION_A, REGION_B))
     ctx = world.context
+    if global_table:  # the dr stack's runbook output names it (components/pilot_light_region.py)
+        ctx["globalTableName"] = table
     emulator.register_bucket_replication(ctx["primaryBucketName"], ctx["drBucketName"])
 
 

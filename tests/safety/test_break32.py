@@ -113,12 +113,6 @@ def test_a_connection_blip_on_the_fence_makes_a_forced_failover_promote_unplanne
     assert not d.violations, [f"run {run.outcome}", *map(str, d.violations)]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="B32-2: no_loss (multi-writer stores). A planned change moves the writer without waiting for the "
-    "DynamoDB global table to replicate (lossless.receipts_lag: 'The DynamoDB global table is not waited "
-    "for'); the emulator's fixed 1-s table delay hides it",
-)
 @pytest.mark.parametrize("mode", ["rds-replica", "aurora-global"])
 def test_a_planned_failover_while_the_global_table_replicates_slowly(deploy: Deploy, mode: str) -> None:
     """Region A is degraded: its DynamoDB replica's updates reach region B 15 minutes late ("ReplicationLatency
@@ -138,13 +132,30 @@ def test_a_planned_failover_while_the_global_table_replicates_slowly(deploy: Dep
     d.op_advance(300)
     d.judge()
     assert not d.violations, [f"run {run.outcome}", *map(str, d.violations)]
+    # 10 x 900 s after the drain outlasts the wait budget: the run rolls back, region A keeps the writer.
+    assert run.outcome == "stopped" and "ReplicationLatency" in run.detail, run.detail
+    assert d.emulator.database_writable(REGION_A) and not d.emulator.database_writable(REGION_B)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="B32-2 (failback): no_loss (multi-writer stores). The failback moves the writer back to region A "
-    "without waiting for the DynamoDB global table's replication B -> A",
-)
+@pytest.mark.parametrize("mode", ["rds-replica", "aurora-global"])
+def test_control_a_planned_failover_with_the_global_table_at_its_pace_moves_the_writer(
+    deploy: Deploy, mode: str
+) -> None:
+    """The same planned failover with the table replicating in about a second: the runbook waits AWS's
+    ten times the recent maximum ``ReplicationLatency`` (at least ``lossless.SETTLE_FLOOR`` after the drain,
+    so that the latency of the drain's last five-minute period is published) and moves the writer,
+    losing nothing."""
+    d = deploy(mode)
+    d.op_write(50)
+    d.op_advance(300)
+    run = d.op_run("failover", params={"force": True, "planned": True, "waiterMaxAttempts": 120})
+    d.op_advance(300)
+    d.judge()
+    assert run.outcome == "done", run.detail
+    assert not d.violations, [str(v) for v in d.violations]
+    assert d.emulator.database_writable(REGION_B)
+
+
 def test_a_failback_while_the_global_table_replicates_slowly(deploy: Deploy) -> None:
     """B32-2 in the other direction, aurora-global: a forced failover completes, clients write through region
     B, then region B's DynamoDB replica's updates reach region A 15 minutes late and the operator runs the
@@ -161,6 +172,9 @@ def test_a_failback_while_the_global_table_replicates_slowly(deploy: Deploy) -> 
     d.op_advance(300)
     d.judge()
     assert not d.violations, [f"failover {over.outcome}, failback {back.outcome}", *map(str, d.violations)]
+    # The failback gives up and undoes its drain: region B keeps the writer and serves again.
+    assert back.outcome == "stopped" and "ReplicationLatency" in back.detail, back.detail
+    assert d.emulator.database_writable(REGION_B) and d.emulator.serving(REGION_B)
 
 
 def _mysql_seconds_behind_source(
@@ -204,7 +218,7 @@ def test_a_planned_failover_over_a_slow_link_reads_seconds_behind_source_as_mysq
     an unplanned promotion's tail). With the emulator's own ``ReplicaLag`` the same schedule waits and loses
     nothing."""
     monkeypatch.setattr(emulator_aws, "replica_lag", _mysql_seconds_behind_source)
-    d = deploy("rds-replica", engine="mysql")
+    d = deploy("rds-replica", engine="mysql", global_table=False)  # the database's proof alone
     d.op_advance(60)
     d.emulator.slow_replication(Store.DATABASE, 600.0)
     d.op_advance(300)

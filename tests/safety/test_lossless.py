@@ -31,7 +31,7 @@ PLANNED = {"force": True, "planned": True, "waiterMaxAttempts": 40}
 def planned_failover_over_severed_replication(deploy: Deploy) -> Deployment:
     """mysql: the database's replication A -> B stops (a replication error) while both regions
     answer; writes pile up in region A; a planned failover is asked for. ReplicaLag reads -1."""
-    d = deploy("rds-replica", engine="mysql")
+    d = deploy("rds-replica", engine="mysql", global_table=False)  # the database's proof alone
     d.op_advance(120)
     d.emulator.partition(REGION_A, REGION_B, Store.DATABASE)
     d.op_write(5)
@@ -63,7 +63,7 @@ def planned_failover_with_a_write_late_in_the_drain(deploy: Deploy) -> Deploymen
     reads 0 although a write is still to come; the next minute's cannot predate it. MySQL: the zero
     proof is MySQL's and MariaDB's (RDS for PostgreSQL's metric never reads 0 after a drain, its
     proof is a replayed commit after the drain, ``steps.replay_evidence``)."""
-    d = deploy("rds-replica", engine="mysql")
+    d = deploy("rds-replica", engine="mysql", global_table=False)  # the database's proof alone
     d.op_advance(120)
     d.op_inflight_write(90)
     d.op_run("failover", params=PLANNED | {"drainSeconds": 0})

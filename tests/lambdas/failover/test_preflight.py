@@ -41,6 +41,7 @@ def worlds(aws: None) -> dict[str, World]:
             encrypted=True,
             primary_health_url="http://127.0.0.1:9/primary",
             session=session,
+            global_table=True,
         )
         for mode in MODES
     }
@@ -53,7 +54,7 @@ _MODE_KEYS = {
         "primaryEventSourceMappingIds", "drEventSourceMappingIds", "switchMetric", "latchParameterName",
         "lockTableName", "notifyTopicArn", "primaryHealthUrl", "maxReplicationLagSeconds", "primaryKmsKeyArn",
         "drKmsKeyArn", "primaryDbInstanceId", "drDbInstanceId", "primaryDbSubnetGroupName",
-        "primaryDbParameterGroupName", "notifyKeyArn", "dataKeyArns", "lockTableKeyArn", "drHealthUrl", GENERATION_KEY, "primaryBucketName", "drBucketName",
+        "primaryDbParameterGroupName", "notifyKeyArn", "dataKeyArns", "lockTableKeyArn", "drHealthUrl", GENERATION_KEY, "primaryBucketName", "drBucketName", "globalTableName",
     ],
     "aurora-global": [
         "appName", "environment", "primaryRegion", "drRegion", "databaseMode", "primaryAsgName",
@@ -61,7 +62,7 @@ _MODE_KEYS = {
         "primaryEventSourceMappingIds", "drEventSourceMappingIds", "switchMetric", "latchParameterName",
         "lockTableName", "notifyTopicArn", "primaryHealthUrl", "maxReplicationLagSeconds", "primaryKmsKeyArn",
         "drKmsKeyArn", "globalClusterId", "primaryClusterId", "drClusterId", "drClusterArn",
-        "drInstanceClass", "notifyKeyArn", "dataKeyArns", "lockTableKeyArn", "drHealthUrl", GENERATION_KEY, "primaryBucketName", "drBucketName",
+        "drInstanceClass", "notifyKeyArn", "dataKeyArns", "lockTableKeyArn", "drHealthUrl", GENERATION_KEY, "primaryBucketName", "drBucketName", "globalTableName",
     ],
 }  # fmt: skip
 

@@ -13,6 +13,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from lambdas.failover import regressions
+from lambdas.failover.lossless import SETTLE_FACTOR, SETTLE_FLOOR, settled_evidence
 from lambdas.failover.regressions import Regression
 from lambdas.failover.steps import replay_evidence, zero_lag_evidence
 
@@ -140,3 +141,41 @@ def test_the_old_zero_proof_never_holds_on_a_drained_postgres_source() -> None:
     source publishes never satisfies the MySQL proof, however long it is waited for."""
     points = [(_at("12:05") + timedelta(minutes=k), 10.0 + 60 * k) for k in range(60)]
     assert not zero_lag_evidence(points, DRAINED)[0]
+
+
+# -- the DynamoDB global table: AWS's documented wait of ten times the recent maximum latency ---------
+
+
+def _ms(points: list[tuple[str, float]]) -> list[tuple[datetime, float]]:
+    return [(_at(t), seconds * 1000.0) for t, seconds in points]
+
+
+def test_the_global_table_waits_ten_times_its_recent_maximum_latency_after_the_drain() -> None:
+    """no_loss (multi-writer stores): version 2019.11.21 publishes no pending count, so the proof is AWS's
+    evacuation procedure: writes paused, wait ten times the recent maximum ``ReplicationLatency``
+    (https://docs.aws.amazon.com/prescriptive-guidance/latest/dynamodb-global-tables/evacuation-processes.html).
+    The maximum counts, not the latest, and a second before the end is not yet the end."""
+    points = _ms([("11:30", 1.0), ("11:50", 90.0), ("12:00", 2.0)])
+    until = DRAINED + timedelta(seconds=SETTLE_FACTOR * 90.0)
+    assert SETTLE_FACTOR == 10.0
+    assert settled_evidence(points, DRAINED, until - timedelta(seconds=1))[0] is False
+    proven, seen = settled_evidence(points, DRAINED, until)
+    assert proven, seen
+    assert "90 s" in seen
+
+
+def test_a_latency_that_grows_while_the_runbook_waits_makes_it_wait_longer() -> None:
+    """Read again at every poll: a datapoint of the minutes after the drain raises the bar."""
+    now = DRAINED + timedelta(seconds=SETTLE_FACTOR * 60.0)
+    assert settled_evidence(_ms([("12:00", 60.0)]), DRAINED, now)[0] is True
+    assert settled_evidence(_ms([("12:00", 60.0), ("12:10", 61.0)]), DRAINED, now)[0] is False
+
+
+@pytest.mark.parametrize("points", [[], [("12:00", 0.5)], [("12:00", -1.0)]])
+def test_the_global_table_never_settles_before_the_drain_s_period_is_published(points: list) -> None:
+    """DynamoDB aggregates ``ReplicationLatency`` over five minutes: the latency of the items the drain let
+    through is published only after the period the drain ended in; so whatever the reading (none, tiny,
+    an undocumented negative), the wait lasts ``SETTLE_FLOOR`` (6 minutes) after the drain."""
+    assert timedelta(seconds=360) == SETTLE_FLOOR
+    assert settled_evidence(_ms(points), DRAINED, DRAINED + SETTLE_FLOOR - timedelta(seconds=1))[0] is False
+    assert settled_evidence(_ms(points), DRAINED, DRAINED + SETTLE_FLOOR)[0] is True

@@ -288,6 +288,20 @@ def _receipts_buckets(world: World, app: str) -> dict[str, str]:
     return {"primaryBucketName": names[REGION_A], "drBucketName": names[REGION_B]}
 
 
+def _global_table(world: World, app: str) -> dict[str, str]:
+    """The payments global table as components/storage.py deploys it: a replica of the same name in
+    each region (moto does not replicate between them; the runbook only reads its metrics)."""
+    name = f"{app}-payments"
+    for region in (REGION_A, REGION_B):
+        world.client("dynamodb", region).create_table(
+            TableName=name,
+            BillingMode="PAY_PER_REQUEST",
+            KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
+            AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
+        )
+    return {"globalTableName": name}
+
+
 def build_world(
     mode: str = "rds-replica",
     *,
@@ -300,10 +314,15 @@ def build_world(
     clients_cache: dict[tuple[str, str, str | None], Any] | None = None,
     encrypted: bool = False,
     engine: str = "postgres",
+    global_table: bool = False,
 ) -> World:
     """Create the deployment in moto (under ``mock_aws`` or at ``endpoint_url``) and return it.
 
     Every name starts with ``app``, so several worlds can live in one emulator side by side.
+    ``global_table``: the outputs name the payments global table (``globalTableName``), so a planned
+    change also waits for its replication (lossless.settled_evidence: at least 6 minutes after the
+    drain). Off by default here: moto publishes no ``ReplicationLatency``; the safety model
+    (tests/safety/model.py) always carries it.
     """
     world = World(
         mode=mode,
@@ -442,6 +461,8 @@ def build_world(
     if encrypted:
         context["primaryKmsKeyArn"], context["drKmsKeyArn"] = keys[REGION_A], keys[REGION_B]
     context |= _receipts_buckets(world, app)
+    if global_table:
+        context |= _global_table(world, app)
     if lag_metrics:
         # Nothing pending either way, minute by minute, in each destination's region (S3
         # Replication metrics: https://docs.aws.amazon.com/AmazonS3/latest/userguide/repl-metrics.html).
