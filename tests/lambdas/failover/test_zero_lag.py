@@ -179,3 +179,11 @@ def test_the_global_table_never_settles_before_the_drain_s_period_is_published(p
     assert timedelta(seconds=360) == SETTLE_FLOOR
     assert settled_evidence(_ms(points), DRAINED, DRAINED + SETTLE_FLOOR - timedelta(seconds=1))[0] is False
     assert settled_evidence(_ms(points), DRAINED, DRAINED + SETTLE_FLOOR)[0] is True
+
+
+def test_the_global_table_s_wait_says_when_nothing_was_replicated_recently() -> None:
+    """What the operator reads while it waits: no datapoint is said as such, not as a latency of 0."""
+    _, seen = settled_evidence([], DRAINED, DRAINED)
+    assert seen.startswith("no datapoint (nothing replicated recently)"), seen
+    _, seen = settled_evidence(_ms([("12:00", 0.0)]), DRAINED, DRAINED)
+    assert seen.startswith("recent maximum 0 s (1 datapoints)"), seen
