@@ -450,13 +450,13 @@ def test_latch_release_by_a_second_operator_while_a_failover_runs(deploy: Deploy
 # -- the checker's blind spots ------------------------------------------------------------------------
 
 
-def test_the_random_schedules_build_rds_for_mysql_too(
+def test_the_random_schedules_build_rds_for_postgresql_only(
     moto_world: None, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """docs/safety.md states the MySQL proof (two one-minute zeros after the drain) beside PostgreSQL's, and the
-    program allows both engines. Each of 20 seeds' deployment is recorded as the driver builds it in the
-    soak's world (``make soak``; the CI seeds keep PostgreSQL, their schedules chosen by the seed finder)
-    (the build is then abandoned: only the deployment's kind is looked at)."""
+    """RDS for MySQL is absent (B32-3: the program refuses ``engine: mysql``, the runbook its planned changes):
+    the soak's world no longer draws it (it did beside PostgreSQL: B32-5a). Each of 20 seeds' deployment is
+    recorded as the driver builds it in the soak's world (``make soak``) (the build is then abandoned: only
+    the deployment's kind is looked at)."""
     from tests.safety import driver
 
     built: list[tuple[str, str]] = []
@@ -476,8 +476,8 @@ def test_the_random_schedules_build_rds_for_mysql_too(
     for seed in range(20):
         with contextlib.suppress(Abandon):
             driver.run_schedule(seed, length=1, soak=True)
-    assert ("rds-replica", "mysql") in built, sorted(set(built))
     assert ("rds-replica", "postgres") in built, sorted(set(built))
+    assert {engine for _, engine in built} == {"postgres"}, sorted(set(built))
 
 
 def _drain_only(
