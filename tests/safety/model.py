@@ -344,7 +344,8 @@ class Deployment:
         cls, mode: str, app: str, emulator: Emulator, *, encrypted: bool = True, engine: str = "postgres"
     ) -> Deployment:
         """Set the deployment up in ``emulator`` (which must be installed); encrypted as the program
-        does. ``engine``: the rds-replica engine (``postgres`` or ``mysql``, as the program allows)."""
+        does. ``engine``: the rds-replica engine: ``postgres``, the only one the program allows, or ``mysql``
+        (a database made outside the program: the runbook's refusal of its planned changes, break32 B32-3)."""
         emulator.provisioning = True
         session, cache = _plain_clients()
         world = build_world(
