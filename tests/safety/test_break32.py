@@ -185,6 +185,14 @@ def _mysql_seconds_behind_source(
 _emulator_replica_lag = emulator_aws.replica_lag
 
 
+def _dry_run(d: Deployment, runbook: str, params: dict[str, Any]) -> dict[str, str]:
+    """The run's dry run (``python -m automation <runbook> --dry-run``), read from AWS now."""
+    from lambdas.failover import dryrun
+    from lambdas.failover.observe import observe
+
+    return dict(dryrun.plan(runbook, d.ctx, observe(d.ctx, d.runbook_clients()), params))
+
+
 def _refused_before_any_change(d: Deployment, run: Any, writer: str) -> None:
     """The run stopped on its own decision, naming the engine, with no mutating call: the writer is where it
     was and region B still replicates (one_writer, no_loss: nothing moved in either region)."""
@@ -213,7 +221,10 @@ def test_a_planned_failover_over_rds_for_mysql_is_refused_before_any_change(
     d.op_advance(60)
     d.emulator.slow_replication(Store.DATABASE, 600.0)
     d.op_advance(300)
-    run = d.op_run("failover", params={"force": True, "planned": True, "waiterMaxAttempts": 120})
+    params = {"force": True, "planned": True, "waiterMaxAttempts": 120}
+    said = _dry_run(d, "failover", params)["confirm_primary_down"]
+    assert said.startswith("would be refused, changing nothing (UnprovableEngine)") and "mysql" in said, said
+    run = d.op_run("failover", params=params)
     d.op_advance(300)
     d.judge()
     assert not d.violations, [f"run {run.outcome}", *map(str, d.violations)]
@@ -232,6 +243,8 @@ def test_control_a_forced_failover_over_rds_for_mysql_whose_region_a_answers_is_
     d.op_advance(60)
     d.emulator.slow_replication(Store.DATABASE, 600.0)
     d.op_advance(300)
+    said = _dry_run(d, "failover", {"force": True})["confirm_primary_down"]
+    assert said.startswith("would be refused, changing nothing (UnprovableEngine)"), said
     run = d.op_run("failover", params={"force": True, "waiterMaxAttempts": 120})
     d.op_advance(300)
     d.judge()
@@ -246,6 +259,8 @@ def test_an_unplanned_failover_over_rds_for_mysql_with_region_a_dark_is_unaffect
     d.op_advance(120)
     d.op_outage()
     d.op_advance(120)
+    said = _dry_run(d, "failover", {"waiterMaxAttempts": 120})["confirm_primary_down"]
+    assert "UnprovableEngine" not in said, said
     run = d.op_run("failover", params={"waiterMaxAttempts": 120})
     d.op_advance(300)
     d.judge()
@@ -268,6 +283,8 @@ def test_a_failback_onto_rds_for_mysql_is_refused_before_any_change(deploy: Depl
     d.op_advance(300)
     writer = d.writer()
     assert writer.split(":")[3] == REGION_B, writer
+    said = _dry_run(d, "failback", {"reason": "t"})["confirm_primary_healthy"]
+    assert said.startswith("would be refused, changing nothing (UnprovableEngine)") and "mysql" in said, said
     back = d.op_run("failback", params={"waiterMaxAttempts": 120})
     d.op_advance(120)
     d.judge()
