@@ -213,11 +213,6 @@ def run_local(mode: str = "rds-replica", *, reports_dir: Path | None = ROOT / "r
             out(f"   database encrypted: {_describe_database(dep)}")
             out(f"   data: {_describe_servers(dep)}")
             out(f"   payments: {_describe_functions(dep)}")
-            if mode == "rds-replica":
-                out(
-                    "   not drilled: rds-replica with engine mysql (the program allows it; no MySQL server here, "
-                    "its data would stay modelled)"
-                )
             out(
                 f"   client: a write every {WRITE_EVERY:g} s (virtual) through the region Route 53 answers for {web}"
             )

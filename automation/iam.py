@@ -698,7 +698,7 @@ FEATURE_DEPENDENTS: dict[str, tuple[tuple[str, ...], Callable[[Mapping[str, Any]
         lambda i: bool(i.get("manageMasterUserPassword")), "ManageMasterUserPassword",
     ),
     # Tenant databases of an RDS for Oracle multi-tenant container database (MultiTenant); the program's
-    # engines are Aurora PostgreSQL, PostgreSQL and MySQL.
+    # engines are Aurora PostgreSQL and PostgreSQL.
     "rds:CreateTenantDatabase": (("aws:rds/instance:Instance",), lambda i: bool(i.get("multiTenant")), "MultiTenant"),
     "rds:DeleteTenantDatabase": (("aws:rds/instance:Instance",), lambda i: bool(i.get("multiTenant")), "MultiTenant"),
 }  # fmt: skip

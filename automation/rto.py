@@ -386,7 +386,7 @@ def rpo_table(database_mode: str, *, backup_interval_hours: float = 24.0) -> lis
     else:
         db = RpoRow(
             "relational database (RDS cross-region read replica)",
-            "asynchronous engine-native replication (MySQL binlog / PostgreSQL WAL)",
+            "asynchronous engine-native replication (PostgreSQL WAL)",
             "seconds, depending on write load (ReplicaLag)",
             None,
             "minutes or more under sustained heavy writes or long transactions: compare ReplicaLag with "

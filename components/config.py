@@ -25,7 +25,22 @@ PROJECT = "pilotlight"
 
 ROLES = ("primary", "dr")
 DATABASE_MODES = ("aurora-global", "rds-replica")
-ENGINES = {"aurora-global": ("aurora-postgresql",), "rds-replica": ("mysql", "postgres")}
+ENGINES = {"aurora-global": ("aurora-postgresql",), "rds-replica": ("postgres",)}
+"""The engines each ``database.mode`` allows: PostgreSQL only ("real or absent"). The payments ledger and
+its marker function speak PostgreSQL only (``lambdas/api/ledger.py``: pg8000 or the RDS Data API;
+``lambdas/api/marker.py``), and a planned writer move on RDS for MySQL or MariaDB has no sound zero-lag
+proof (:data:`ENGINE_WHY`)."""
+ENGINE_WHY = (
+    "the payments ledger and its marker function speak PostgreSQL only (lambdas/api/ledger.py, "
+    "lambdas/api/marker.py)"
+)
+"""Why every engine but PostgreSQL is refused, said with the refusal."""
+ENGINE_WHY_MYSQL = (
+    "; and on RDS for MySQL or MariaDB no AWS metric proves that a replica holds every write before a planned writer move: "
+    "ReplicaLag is Seconds_Behind_Source, which reads 0 over a slow link while the replica's I/O thread is "
+    "still behind (https://dev.mysql.com/doc/refman/8.0/en/show-replica-status.html)"
+)
+"""The further reason for MySQL and MariaDB engines (break32 B32-3)."""
 NAT_STRATEGIES = ("per-az", "single", "none")
 HEALTH_CHECK_INTERVALS = (10, 30)
 CRITICALITIES = ("low", "medium", "high", "critical")
@@ -572,10 +587,15 @@ def _database(r: _Reader) -> DatabaseConfig:
     default_engine = ENGINES[mode][0]
     engine = str(data.get("engine", default_engine))
     if engine not in ENGINES[mode]:
+        # One problem, naming every mode's engines and why no other is offered; the checks after this
+        # one see the mode's own engine, so the engine is reported once.
+        per_mode = "; ".join(f"{m}: {', '.join(e)}" for m, e in ENGINES.items())
+        why = ENGINE_WHY + (ENGINE_WHY_MYSQL if "mysql" in engine or "mariadb" in engine else "")
         r.problems.append(
-            f"{key}.engine: {engine!r} is not supported by mode {mode!r}; allowed: {', '.join(ENGINES[mode])}"
+            f"{key}.engine: {engine!r} is not supported by mode {mode!r}; allowed: {', '.join(ENGINES[mode])} "
+            f"({per_mode}). Why: {why}"
         )
-    default_version = {"aurora-postgresql": "16.4", "postgres": "16.4", "mysql": "8.0.39"}.get(engine, "16.4")
+        engine = default_engine
     default_class = "db.r6g.large" if mode == "aurora-global" else "db.t4g.medium"
 
     def i(name: str, default: int, lo: int, hi: int) -> int:
@@ -599,7 +619,7 @@ def _database(r: _Reader) -> DatabaseConfig:
     return DatabaseConfig(
         mode=cast(Literal["aurora-global", "rds-replica"], mode),
         engine=engine,
-        engine_version=str(data.get("engineVersion", default_version)),
+        engine_version=str(data.get("engineVersion", d.engine_version)),
         instance_class=instance_class,
         primary_instances=i("primaryInstances", d.primary_instances, 1, 16),
         dr_instances=i("drInstances", d.dr_instances, 0, 3),

@@ -9,7 +9,7 @@
     the secondary ignores the attributes a global failover changes, so a later ``pulumi up`` never
     fights the new topology. RPO: Aurora replicates to the secondary with a typical lag under one
     second (AWS, Aurora global database overview).
-  * ``rds-replica``: RDS MySQL or PostgreSQL, Multi-AZ in region A, an encrypted cross-region read
+  * ``rds-replica``: RDS for PostgreSQL, Multi-AZ in region A, an encrypted cross-region read
     replica in region B. ``dr:active`` promotes it in place by dropping ``replicate_source_db``.
     RPO: the replica lag at the moment of failure (asynchronous; the ``ReplicaLag`` metric is bounded
     by ``database.maxReplicationLagSeconds`` in the alarms and the runbook's checks).
@@ -41,12 +41,12 @@ from lambdas.failover.names import (
     writer_lineage_index,
 )
 
-DB_PORTS = {"aurora-postgresql": 5432, "postgres": 5432, "mysql": 3306}
+# PostgreSQL engines only (components/config.py ENGINES: RDS for MySQL is absent, break32 B32-3).
+DB_PORTS = {"aurora-postgresql": 5432, "postgres": 5432}
 # Parameters that make the engine refuse unencrypted connections.
 TLS_PARAMETERS = {
     "aurora-postgresql": {"rds.force_ssl": "1"},
     "postgres": {"rds.force_ssl": "1"},
-    "mysql": {"require_secure_transport": "ON"},
 }
 # Bump to rotate the master password from the IaC: the generated value is applied (database and
 # secret together) only when this number changes, because the arguments that carry it are write-only.
@@ -94,10 +94,8 @@ def final_snapshot(identifier: str, type_: str) -> str:
 
 
 def parameter_family(engine: str, version: str) -> str:
-    """The RDS parameter group family of an engine version: postgres16, mysql8.0, aurora-postgresql16."""
+    """The RDS parameter group family of an engine version: postgres16, aurora-postgresql16."""
     parts = version.split(".")
-    if engine == "mysql":
-        return f"mysql{'.'.join(parts[:2])}"
     if engine in ("postgres", "aurora-postgresql"):
         return f"{engine}{parts[0]}"
     raise ValueError(f"no parameter group family for engine {engine!r}")

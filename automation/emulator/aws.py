@@ -1227,8 +1227,9 @@ def replica_lag(engine: str, behind: float, flowing: bool, since_replay: float |
 
 
 def _postgres(database: DBInstance | DBCluster) -> bool:
-    """Whether real servers can stand in for ``database``: PostgreSQL engines only. A MySQL instance
-    (rds-replica with ``engine: mysql``) keeps the modelled data plane."""
+    """Whether real servers can stand in for ``database``: PostgreSQL engines only. A MySQL instance (made
+    outside the program, which refuses ``engine: mysql``: the runbook's refusal tests) keeps the modelled
+    data plane."""
     return "postgres" in str(getattr(database, "engine", "") or "")
 
 

@@ -45,7 +45,13 @@ from lambdas.failover.journal import (
     read_failback_record,
     read_journal,
 )
-from lambdas.failover.lossless import database_lag, store_lags, wait_lossless
+from lambdas.failover.lossless import (
+    database_lag,
+    store_lags,
+    unprovable_engine,
+    unprovable_engine_reason,
+    wait_lossless,
+)
 from lambdas.failover.names import current_failback_id, phase_record_name
 from lambdas.failover.stepkit import (
     _asg,
@@ -177,6 +183,12 @@ def prove_drain(
         raise _refused(
             f"region A's failback instance {failback} does not exist: run dr:failback replicate", "NoReplica"
         )
+    if unprovable_engine(instance.get("Engine")):
+        raise _refused(
+            f"{unprovable_engine_reason(failback, ctx.primary_region, instance.get('Engine'))}. Nothing moved: "
+            "region B stays drained (the dr stack's drain); give it its writes back with dr:failback replicate",
+            "UnprovableEngine",
+        )
     source = instance.get("ReadReplicaSourceDBInstanceIdentifier")
     if not source and phase == "switch-writer":
         # The switch-writer update already promoted it (its record is written ahead of the promotion) and
@@ -195,7 +207,12 @@ def prove_drain(
         )
     lags = [
         database_lag(
-            ctx, "primary", "ReplicaLag", {"DBInstanceIdentifier": failback}, instance.get("Engine")
+            ctx,
+            "primary",
+            "ReplicaLag",
+            {"DBInstanceIdentifier": failback},
+            instance.get("Engine"),
+            step=STEP,
         ),
         *store_lags(ctx, "dr", "primary"),
     ]

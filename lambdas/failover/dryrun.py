@@ -16,6 +16,7 @@ from typing import Any
 from lambdas.failover.context import Capacity, RunbookContext
 from lambdas.failover.graph import RUNBOOKS
 from lambdas.failover.journal import FAILOVER_MARKS, PROMOTING_STATUSES, WRITER_MOVE_MARK
+from lambdas.failover.lossless import unprovable_engine, unprovable_engine_reason
 from lambdas.failover.names import (
     FAILBACK_STAMP_TAG,
     WRITER_BACK_PHASES,
@@ -158,6 +159,18 @@ def _marker(ctx: RunbookContext, obs: Observation, source: str) -> str:
     )
 
 
+def _unprovable(ctx: RunbookContext, obs: Observation, *, planned: bool) -> str | None:
+    """Why the run would be refused over RDS for MySQL or MariaDB (``lossless.UNPROVABLE_ENGINES``: no
+    sound zero-lag proof), when its change would be planned (fencing.py and failback.py
+    ``_refuse_unprovable_engine``); None otherwise."""
+    if ctx.database_mode != "rds-replica" or isinstance(obs.databases, Unread):
+        return None
+    dr = next((m for m in obs.databases if m.side == "dr" and not m.failback), None)
+    if dr is None or not planned or not unprovable_engine(dr.engine):
+        return None
+    return unprovable_engine_reason(dr.identifier, ctx.dr_region, dr.engine)
+
+
 def _writer(obs: Observation) -> str:
     return {"primary": "region A", "dr": "region B", None: "unknown"}[obs.writer_side]
 
@@ -263,6 +276,19 @@ def _failover_lines(
     elif (lost := journal_lost(obs)) is not None:
         confirm = f"would be refused, changing nothing (JournalMissing): {lost}"
     elif (
+        not params.get("allowDataLoss")
+        and (
+            why := _unprovable(
+                ctx,
+                obs,
+                planned=obs.writer_side == "primary"
+                and (bool(params.get("planned")) or "primary" not in obs.dark),
+            )
+        )
+        is not None
+    ):
+        confirm = f"would be refused, changing nothing (UnprovableEngine): {why}"
+    elif (
         ctx.database_mode == "rds-replica"
         and not isinstance(obs.databases, Unread)
         and any(m.side == "dr" and m.role == "writer" for m in obs.databases)  # fencing reads region A then
@@ -317,6 +343,11 @@ def _failback_lines(
             f"(dr:failback {obs.failback_phase} applied under this failover: "
             f"{phase_record_name(ctx.latch_parameter_name)}); finish it one phase at a time"
         )
+    journal = {} if isinstance(obs.journal, Unread) else obs.journal
+    if obs.writer_side == "dr" and not journal.get(WRITER_MOVE_MARK):
+        why = _unprovable(ctx, obs, planned=True)
+        if why is not None:
+            confirm = f"would be refused, changing nothing (UnprovableEngine): {why}"
     members = [] if isinstance(obs.databases, Unread) else obs.databases
     if ctx.database_mode == "rds-replica":
         primary = str(ctx.primary_db_instance_id)

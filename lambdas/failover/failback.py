@@ -34,7 +34,13 @@ from lambdas.failover.journal import (
     _writer_move_requested,
     read_journal,
 )
-from lambdas.failover.lossless import database_lag, store_lags, wait_lossless
+from lambdas.failover.lossless import (
+    database_lag,
+    store_lags,
+    unprovable_engine,
+    unprovable_engine_reason,
+    wait_lossless,
+)
 from lambdas.failover.names import FAILBACK_STAMP_TAG, phase_record_name, retained_instance_id, retained_stamp
 from lambdas.failover.promotion import _inherited_tags, _promote_rds
 from lambdas.failover.regressions import Regression
@@ -184,6 +190,27 @@ def _refuse_during_iac_failback(
     )
 
 
+def _refuse_unprovable_engine(
+    ctx: RunbookContext, clients: Clients, journal: Mapping[str, Any], step: str
+) -> None:
+    """Refuse the failback, before anything changes, when region B's writer is RDS for MySQL or MariaDB
+    (``lossless.UNPROVABLE_ENGINES``): its replica in region A would have no sound zero-lag proof, and a
+    failback is always planned. Not once a failback asked to move the writer (``WRITER_MOVE_MARK``): that
+    run is finished, not begun."""
+    if ctx.database_mode != "rds-replica" or journal.get(WRITER_MOVE_MARK):
+        return
+    ident = _need(ctx.dr_db_instance_id, "drDbInstanceId", step)
+    writer = _db_instance(clients, "dr", ident)
+    if writer is None or not unprovable_engine(writer.get("Engine")):
+        return
+    raise StepFailed(
+        step,
+        f"{unprovable_engine_reason(ident, ctx.dr_region, writer.get('Engine'))}; a failback is a planned "
+        "change: the writer moves back only on that proof. Nothing was changed; region B keeps serving",
+        code="UnprovableEngine",
+    )
+
+
 @_step
 def confirm_primary_healthy(ctx: RunbookContext, clients: Clients, params: Mapping[str, Any]) -> StepResult:
     """Region A's control plane answers (and its endpoint is reachable) before anything moves back.
@@ -242,6 +269,8 @@ def confirm_primary_healthy(ctx: RunbookContext, clients: Clients, params: Mappi
             '"Failing back"): `python -m automation latch release`, dr:failback route-back, then complete',
             code="IacFailbackUnderWay",
         )
+    if not in_a:
+        _refuse_unprovable_engine(ctx, clients, journal, step)
     changed = False
     if latch.get("state") != "active" and stopped and not in_a:
         changed = True
@@ -586,7 +615,12 @@ def wait_replication_lag(ctx: RunbookContext, clients: Clients, params: Mapping[
             return _already(f"{fb_id} is already promoted: no lag to wait for")
         lags = [
             database_lag(
-                ctx, "primary", "ReplicaLag", {"DBInstanceIdentifier": fb_id}, instance.get("Engine")
+                ctx,
+                "primary",
+                "ReplicaLag",
+                {"DBInstanceIdentifier": fb_id},
+                instance.get("Engine"),
+                step=step,
             ),
             *store_lags(ctx, "dr", "primary"),
         ]

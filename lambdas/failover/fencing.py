@@ -1,8 +1,10 @@
 """Region A's writers: whether a failover may take region A over, fencing it, and giving it back.
 
 * ``confirm_primary_down``: refuses, before anything changes, while region A answers healthy (unless
-  forced), to promote a region B database that is not replicating (``_refuse_unprotected``), and a
-  ``--planned`` change region A cannot take part in (``_refuse_planned_without_region_a``).
+  forced), to promote a region B database that is not replicating (``_refuse_unprotected``), a
+  ``--planned`` change region A cannot take part in (``_refuse_planned_without_region_a``), and a
+  planned change over RDS for MySQL or MariaDB, which has no sound zero-lag proof
+  (``_refuse_unprovable_engine``).
 * ``fence_primary`` (``fence_region_a``): region A's functions at reserved concurrency 0, their event
   sources off, then its web tier at 0. A precondition when region A answers; pending until it
   answers when it does not. ``keep_unplanned_snapshots`` keeps what an unplanned Aurora failover
@@ -35,6 +37,7 @@ from lambdas.failover.journal import (
     accounts_for_failover,
     read_journal,
 )
+from lambdas.failover.lossless import unprovable_engine, unprovable_engine_reason
 from lambdas.failover.names import (
     FAILBACK_STAMP_TAG,
     UNPLANNED_SNAPSHOT_PREFIX,
@@ -77,6 +80,7 @@ def confirm_primary_down(ctx: RunbookContext, clients: Clients, params: Mapping[
     this one start region B's tiers in parallel with the fence)."""
     _refuse_unprotected(ctx, clients, "confirm_primary_down")
     _refuse_planned_without_region_a(ctx, clients, params, "confirm_primary_down")
+    _refuse_unprovable_engine(ctx, clients, params, "confirm_primary_down")
     if params.get("force"):
         return StepResult("skipped", f"forced by operator: {params.get('reason') or 'no reason given'}")
     if not ctx.primary_health_url:
@@ -419,6 +423,47 @@ def _refuse_planned_without_region_a(
             + PLANNED_NEEDS_REGION_A.format(how=_planned_how(ctx)),
             code="PlannedNeedsRegionA",
         ) from exc
+
+
+def _refuse_unprovable_engine(
+    ctx: RunbookContext, clients: Clients, params: Mapping[str, Any], step: str
+) -> None:
+    """Refuse, before anything changes, a planned failover over an RDS replica that has no sound zero-lag
+    proof (``lossless.UNPROVABLE_ENGINES``: RDS for MySQL and MariaDB, which the program does not make;
+    outputs edited by hand or a database made outside it). Planned: ``planned``, or region A's database
+    answers (the fence then reaches region A and the promotion waits for the proof, forced or not:
+    ``promotion.promote_database``). A region A that does not answer (connection errors) makes the
+    failover unplanned: it waits for no proof, and goes on. ``allowDataLoss`` (promote without the proof,
+    the operator's explicit choice) goes on too. One describe in region B, one in region A."""
+    if ctx.database_mode != "rds-replica" or params.get("allowDataLoss"):
+        return
+    ident = _need(ctx.dr_db_instance_id, "drDbInstanceId", step)
+    replica = _db_instance(clients, "dr", ident)
+    if (
+        replica is None
+        or not unprovable_engine(replica.get("Engine"))
+        or not replica.get("ReadReplicaSourceDBInstanceIdentifier")  # promoted already: nothing to prove
+    ):
+        return
+    if params.get("planned"):
+        why = "--planned (planned: true) asks for a lossless writer move"
+    else:
+        try:
+            clients.rds("primary").describe_db_instances(
+                DBInstanceIdentifier=_need(ctx.primary_db_instance_id, "primaryDbInstanceId", step)
+            )
+        except CONNECTION_ERRORS:
+            return  # region A does not answer: unplanned, no proof is waited for
+        except ClientError:
+            pass  # region A answers (whatever it says): the fence would reach it
+        why = f"region A ({ctx.primary_region}) answers, so the failover is planned: the writer moves only on that proof"
+    raise StepFailed(
+        step,
+        f"{unprovable_engine_reason(ident, ctx.dr_region, replica.get('Engine'))}; {why}. Nothing was changed. "
+        "Fail over when region A does not answer (unplanned: what it had not replicated may be lost), or start "
+        "the failover state machine with allowDataLoss to promote without the proof",
+        code="UnprovableEngine",
+    )
 
 
 def fence_region_a(

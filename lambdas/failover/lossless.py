@@ -8,7 +8,8 @@ target holds every write, by datapoints taken after the drain: two consecutive z
 (:func:`replay_evidence`, with the runbook's marker commit); for the global table, which publishes
 no count of what is pending, AWS's documented wait of ten times the recent maximum latency
 (:func:`settled_evidence`). Used by the failover's promotion, the failback's
-``wait_replication_lag`` and the IaC failback's proof (``drain_proof``).
+``wait_replication_lag`` and the IaC failback's proof (``drain_proof``). RDS for MySQL and MariaDB
+have no sound proof (:data:`UNPROVABLE_ENGINES`): refused.
 """
 
 from __future__ import annotations
@@ -110,7 +111,7 @@ def replay_evidence(points: list[tuple[datetime, float]], drained: datetime) -> 
     The metric is ``now() - pg_last_xact_replay_timestamp()``
     (https://docs.aws.amazon.com/AmazonRDS/latest/UserGuide/USER_PostgreSQL.Replication.ReadReplicas.Monitor.html):
     it grows on a caught-up replica of a source that commits nothing, so after a drain it is never
-    0 and the MySQL proof (:func:`zero_lag_evidence`) never ends. What it does say: a datapoint of
+    0 and a zero proof (:func:`zero_lag_evidence`) never ends. What it does say: a datapoint of
     the minute starting at ``m`` with minimum ``L`` had a sample at some ``s >= m`` whose last
     replayed commit was made at ``s - L >= m - L``. PostgreSQL replays WAL in commit order, so when
     ``m - L`` is after the drain's end (by :data:`REPLAY_MARGIN`), every commit made before the drain
@@ -209,14 +210,61 @@ class Lag:
         return f"{self.namespace} {self.metric} ({', '.join(self.dims.values())})"
 
 
+UNPROVABLE_ENGINES = ("mysql", "mariadb")
+"""RDS engines (DescribeDBInstances ``Engine``) whose planned writer move the runbook refuses before any
+change: no AWS metric proves that their replica holds every write. Their ``ReplicaLag`` "reports the
+value of the ``Seconds_Behind_Master`` field of the ``SHOW REPLICA STATUS`` command"
+(https://docs.aws.amazon.com/AmazonRDS/latest/UserGuide/USER_MySQL.Replication.ReadReplicas.Monitor.html,
+https://docs.aws.amazon.com/AmazonRDS/latest/UserGuide/USER_MariaDB.Replication.ReadReplicas.Monitor.html),
+which MySQL documents to "often show a value of 0, even if the I/O thread is late compared to the source"
+over a slow network (https://dev.mysql.com/doc/refman/8.0/en/show-replica-status.html; break32 B32-3).
+The program does not make them (components/config.py ``ENGINES``: its ledger speaks PostgreSQL only);
+this guards outputs edited by hand and databases made outside it."""
+
+
+def unprovable_engine(engine: object) -> bool:
+    """Whether a planned change over an RDS instance of ``engine`` has no sound zero-lag proof."""
+    return str(engine or "").lower().startswith(UNPROVABLE_ENGINES)
+
+
+def unprovable_engine_reason(instance: str, region: str, engine: object) -> str:
+    """Why a planned change over ``instance`` (``engine``: :func:`unprovable_engine`) is refused."""
+    return (
+        f"{instance} in {region} is RDS for {engine} (DescribeDBInstances Engine): no AWS metric proves that "
+        f"a {engine} replica holds every write before a planned writer move (its ReplicaLag is "
+        "Seconds_Behind_Source, which reads 0 over a slow link while the replica's I/O thread is still behind: "
+        "https://dev.mysql.com/doc/refman/8.0/en/show-replica-status.html), and pilotlight's payments ledger "
+        "speaks PostgreSQL only (database.engine: postgres)"
+    )
+
+
 def database_lag(
-    ctx: RunbookContext, side: Side, metric: str, dims: Mapping[str, str], engine: str | None = None
+    ctx: RunbookContext,
+    side: Side,
+    metric: str,
+    dims: Mapping[str, str],
+    engine: str | None = None,
+    *,
+    step: str = "wait_lossless",
 ) -> Lag:
     """The relational database's lag (``ReplicaLag``), read in the replica's region (``side``).
 
     ``engine`` (the replica's ``Engine``, DescribeDBInstances) chooses the proof: PostgreSQL's
-    ``ReplicaLag`` needs a commit after the drain on the source (:func:`replay_evidence`), MySQL's
-    and MariaDB's read 0 once caught up (:func:`zero_lag_evidence`)."""
+    ``ReplicaLag`` needs a commit after the drain on the source (:func:`replay_evidence`). MySQL's and
+    MariaDB's have none (:data:`UNPROVABLE_ENGINES`): StepFailed (``UnprovableEngine``, not retryable).
+    The runbook refuses them before any change (``confirm_primary_down``, ``confirm_primary_healthy``);
+    this is reached only by a failover over a region A that was dark then and answers at the fence."""
+    if metric == "ReplicaLag" and unprovable_engine(engine):
+        raise StepFailed(
+            step,
+            unprovable_engine_reason(
+                str(dims.get("DBInstanceIdentifier", "the replica")),
+                ctx.primary_region if side == "primary" else ctx.dr_region,
+                engine,
+            )
+            + ". The writer did not move",
+            code="UnprovableEngine",
+        )
     postgres = metric == "ReplicaLag" and str(engine or "").startswith("postgres")
     if not postgres or regressions.on(Regression.PG_ZERO_LAG_DATAPOINTS):
         return Lag(side, "AWS/RDS", metric, dims)

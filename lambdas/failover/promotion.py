@@ -622,7 +622,7 @@ def _planned_wait(
             "the failover again (fence_primary stamps it), or pass allowDataLoss to promote anyway",
             code="NotFenced",
         )
-    lags = [database_lag(ctx, "dr", metric, dims, engine), *store_lags(ctx, "primary", "dr")]
+    lags = [database_lag(ctx, "dr", metric, dims, engine, step=step), *store_lags(ctx, "primary", "dr")]
     return wait_lossless(clients, params, stopped_at=stamp, lags=lags, step=step, source_dark=source_dark)
 
 

@@ -56,7 +56,7 @@ class Regression(StrEnum):
 
     PG_ZERO_LAG_DATAPOINTS = "pg-zero-lag-datapoints"
     """RDS for PostgreSQL's planned changes wait for two zero ``ReplicaLag`` minutes after the drain, as
-    MySQL's do. The documented PostgreSQL metric (``now() - pg_last_xact_replay_timestamp()``) grows
+    the receipts' do. The documented PostgreSQL metric (``now() - pg_last_xact_replay_timestamp()``) grows
     on a caught-up replica of a drained source, so the wait never ends (breaks converges: a failback
     gives up and undoes its drain, every time)."""
 

@@ -262,11 +262,11 @@ def test_the_caller_can_name_the_instance_type_when_the_template_is_unresolved(p
 
 def test_rds_multi_az_doubles_instance_and_storage(prices: PriceTable) -> None:
     p = prices.regions[A]
-    base = {"engine": "mysql", "instanceClass": "db.t4g.medium", "allocatedStorage": 100}
+    base = {"engine": "postgres", "instanceClass": "db.t4g.medium", "allocatedStorage": 100}
     single = estimate([Res("aws:rds/instance:Instance", "db", {**base, "multiAz": False})], prices)
     multi = estimate([Res("aws:rds/instance:Instance", "db", {**base, "multiAz": True})], prices)
     single_expected = (
-        p["rds_hourly"]["mysql"]["single_az"]["db.t4g.medium"] * 730
+        p["rds_hourly"]["postgres"]["single_az"]["db.t4g.medium"] * 730
         + 100 * p["rds_gp3_storage_gb_month"]["single_az"]
     )
     assert one(single, "db") == pytest.approx(single_expected)

@@ -218,3 +218,29 @@ def test_latch_switch_writer_refuses_in_one_line_and_cloud_failback_stops(
     assert "Traceback" not in out.err
     with pytest.raises(cloud.CloudError, match="region B is not drained"):
         cloud.write_latch(world.context, "switch-writer")
+
+
+def test_the_proof_refuses_rds_for_mysql_before_waiting(make_world: Callable[..., World]) -> None:
+    """Nothing acknowledged is lost (break32 B32-3): region A's failback instance is RDS for MySQL (a database
+    made outside the program, which refuses ``engine: mysql``), whose ``ReplicaLag`` (Seconds_Behind_Source)
+    reads 0 over a slow link while writes are still on the wire, even datapoints of zero after the drain prove
+    nothing. The proof is refused at once, the engine named, not retryable; no proof is written, region B stays
+    drained and the promotion stays refused."""
+    from moto.rds.models import rds_backends
+
+    from tests.lambdas.failover.world import ACCOUNT
+
+    world, since, replica = _drained(make_world)
+    rds_backends[ACCOUNT][REGION_A].databases[replica].engine = "mysql"
+    _lag(world, replica, [(m, 0.0) for m in range(0, 45)])
+    clients = clients_for(world, clock=ShiftedClock())
+    ctx = RunbookContext.from_dict(world.context)
+
+    with pytest.raises(StepFailed) as refused:
+        drain_proof.prove_drain(ctx, clients, PARAMS)
+
+    assert refused.value.code == "UnprovableEngine" and not refused.value.retryable, refused.value
+    assert "RDS for mysql" in refused.value.reason and "region B stays drained" in refused.value.reason
+    assert DRAIN_PROOF_MARK not in _journal(world)
+    assert world.asg(REGION_B)[1] == 0, "region B stays drained: nothing moved"
+    assert _promotion_refused(world, since) is not None

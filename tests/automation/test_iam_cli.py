@@ -21,7 +21,7 @@ from tests.components.conftest import synthesize
 
 CONFIGS: list[dict[str, Any]] = [
     {},
-    {"pilotlight:database": {"mode": "rds-replica", "engine": "mysql"}},
+    {"pilotlight:database": {"mode": "rds-replica", "engine": "postgres"}},
     {
         "pilotlight:routing": {
             "certificateArn": "arn:aws:acm:us-east-1:123456789012:certificate/a",
@@ -46,7 +46,7 @@ def _actions(document: dict[str, Any]) -> list[str]:
     ]
 
 
-@pytest.mark.parametrize("overrides", CONFIGS, ids=["aurora", "rds-mysql", "certificates"])
+@pytest.mark.parametrize("overrides", CONFIGS, ids=["aurora", "rds-postgres", "certificates"])
 def test_every_recorded_type_and_look_up_has_its_actions(overrides: dict[str, Any]) -> None:
     syntheses = _pair(overrides)
     types = {r.type for s in syntheses for r in s.aws_resources()}

@@ -39,3 +39,19 @@ def test_bad_arguments_exit_2_with_a_clear_error(
 ) -> None:
     assert plan.main(argv) == 2
     assert message in capsys.readouterr().err
+
+
+def test_plan_refuses_rds_for_mysql_with_one_error_and_no_traceback(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """MySQL is absent (break32 B32-3): ``plan --set database.engine=mysql`` prints the config's one problem
+    (the key, each mode's engines, why), exit 2, no traceback and no stack."""
+    assert plan.main(["--set", "database.mode=rds-replica", "--set", "database.engine=mysql"]) == 2
+    out, err = capsys.readouterr()
+    assert out == "", out
+    problems = [line for line in err.splitlines() if line.startswith("  - ")]
+    assert len(problems) == 1, err
+    assert "pilotlight:database.engine: 'mysql'" in problems[0] and "rds-replica: postgres" in problems[0], (
+        err
+    )
+    assert "Traceback" not in err, err

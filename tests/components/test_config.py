@@ -83,7 +83,7 @@ BAD: list[tuple[str, dict[str, Any], dict[str, Any], list[str]]] = [
      ["pilotlight:database.engine", "aurora-postgresql"]),
     ("rds engine unsupported", BASE,
      {"pilotlight:database": json.dumps({"mode": "rds-replica", "engine": "oracle-ee"})},
-     ["pilotlight:database.engine", "mysql, postgres"]),
+     ["pilotlight:database.engine", "allowed: postgres", "PostgreSQL only"]),
     ("drInstances 4", BASE, {"pilotlight:database": json.dumps({"drInstances": 4})},
      ["pilotlight:database.drInstances", "0..3"]),
     ("drInstances -1", BASE, {"pilotlight:database": json.dumps({"drInstances": -1})},
@@ -118,6 +118,39 @@ def test_bad_input_is_refused_naming_the_key_and_allowed_values(
 def test_hyphenated_app_names_and_plain_environments_are_accepted(app: str, env: str) -> None:
     cfg = parse({**BASE, "pilotlight:appName": app, "pilotlight:environment": env}, stack="t")
     assert cfg.prefix == f"{app}-{env}"
+
+
+@pytest.mark.parametrize("engine", ["mysql", "mariadb"])
+@pytest.mark.parametrize("role", [BASE, DR], ids=["primary", "dr"])
+def test_rds_for_mysql_is_absent_one_error_naming_the_key_the_allowed_engines_and_why(
+    role: dict[str, Any], engine: str
+) -> None:
+    """Real or absent (break32 B32-3): the payments ledger and its marker function speak PostgreSQL only, and
+    no metric proves a MySQL replica holds every write (Seconds_Behind_Source reads 0 over a slow link). An
+    rds-replica on MySQL is refused with exactly one problem (none of the checks after it speaks of the
+    engine again), naming the key, each mode's engines and why, before anything is registered."""
+    db = {"mode": "rds-replica", "engine": engine}
+    # natStrategy none on the primary is refused for a database the function reaches by driver: not here.
+    values = {**role, "pilotlight:database": json.dumps(db), "pilotlight:natStrategy": "single"}
+    with pytest.raises(ConfigError) as err:
+        parse(values, stack="test")
+    assert len(err.value.problems) == 1, err.value.problems
+    (problem,) = err.value.problems
+    for fragment in (
+        f"pilotlight:database.engine: {engine!r}",
+        "allowed: postgres",
+        "aurora-global: aurora-postgresql; rds-replica: postgres",
+        "PostgreSQL only",
+        "Seconds_Behind_Source",
+        "https://dev.mysql.com/doc/refman/8.0/en/show-replica-status.html",
+    ):
+        assert fragment in problem, f"{fragment!r} not in {problem!r}"
+
+
+def test_rds_replica_defaults_to_postgres() -> None:
+    """The only engine rds-replica allows is its default."""
+    cfg = parse({**BASE, "pilotlight:database": json.dumps({"mode": "rds-replica"})}, stack="t")
+    assert cfg.database.engine == "postgres" and cfg.database.engine_version == "16.4"
 
 
 def test_every_problem_is_reported_at_once() -> None:

@@ -21,9 +21,8 @@ from tests.components.conftest import synthesize
 
 A, B = "us-east-1", "us-west-2"
 RDS_POSTGRES = {"pilotlight:database": {"mode": "rds-replica", "engine": "postgres"}}
-RDS_MYSQL = {"pilotlight:database": {"mode": "rds-replica", "engine": "mysql"}}
 AURORA = {"pilotlight:database": {"mode": "aurora-global"}}
-MODES = {"aurora-global": AURORA, "rds-postgres": RDS_POSTGRES, "rds-mysql": RDS_MYSQL}
+MODES = {"aurora-global": AURORA, "rds-postgres": RDS_POSTGRES}
 FAILBACK = {**RDS_POSTGRES, "dr:active": True, "dr:failback": "replicate"}
 STACKS = ("primary", "dr")
 
@@ -209,10 +208,9 @@ def test_aurora_dr_instances_follow_config(count: int) -> None:
     assert len(instances) == count and all(i.region == B for i in instances)
 
 
-@pytest.mark.parametrize("mode", ["rds-postgres", "rds-mysql"])
-def test_rds_multi_az_primary_and_encrypted_cross_region_replica(mode: str) -> None:
-    primary, dr = syntheses_for(MODES[mode])
-    engine = MODES[mode]["pilotlight:database"]["engine"]
+def test_rds_multi_az_primary_and_encrypted_cross_region_replica() -> None:
+    primary, dr = syntheses_for(RDS_POSTGRES)
+    engine = "postgres"
     (writer,) = primary.by_type("aws:rds/instance:Instance")
     assert writer.region == A and writer.inputs["multiAz"] is True and writer.inputs["engine"] == engine
     assert writer.inputs["backupRetentionPeriod"] > 0  # a replica source needs automated backups
@@ -226,7 +224,7 @@ def test_rds_multi_az_primary_and_encrypted_cross_region_replica(mode: str) -> N
     (subnets,) = dr.by_type("aws:rds/subnetGroup:SubnetGroup")
     assert replica.inputs["dbSubnetGroupName"] == subnets.inputs["name"] and subnets.region == B
     (params,) = dr.by_type("aws:rds/parameterGroup:ParameterGroup")
-    assert params.inputs["family"] == ("postgres16" if engine == "postgres" else "mysql8.0")
+    assert params.inputs["family"] == "postgres16"
 
 
 @pytest.mark.parametrize("stack", STACKS)
@@ -240,22 +238,20 @@ def test_database_sits_in_isolated_subnets_and_admits_only_the_app_tier(stack: s
     sg = s.named(f"{prefix}-data-db-sg")
     app_sg = s.named(f"{prefix}-app-sg")
     (rule,) = sg.inputs["ingress"]
-    port = 3306 if mode == "rds-mysql" else 5432
+    port = 5432
     assert rule["securityGroups"] == [app_sg.outputs["id"]] and not rule.get("cidrBlocks")
     assert (rule["fromPort"], rule["toPort"], rule["protocol"]) == (port, port, "tcp")
     assert sg.inputs.get("egress") in ([], None)
     # And the engine refuses clear-text connections.
     params = next(r for r in s.resources if r.name == f"{prefix}-data-db-params")
-    assert {p["name"] for p in params.inputs["parameters"]} & {"rds.force_ssl", "require_secure_transport"}
+    assert {p["name"] for p in params.inputs["parameters"]} & {"rds.force_ssl"}
 
 
 # --------------------------------------------------------------------------------------------------
 # encryption: every store, with the key of its own region
 
 
-@pytest.mark.parametrize(
-    "overrides", [AURORA, RDS_POSTGRES, RDS_MYSQL, FAILBACK], ids=["aurora", "pg", "mysql", "failback"]
-)
+@pytest.mark.parametrize("overrides", [AURORA, RDS_POSTGRES, FAILBACK], ids=["aurora", "pg", "failback"])
 def test_every_data_store_is_encrypted_with_a_key_of_its_own_region(overrides: dict[str, Any]) -> None:
     primary, dr = syntheses_for(overrides)
     keys = key_resources(primary, dr)
@@ -644,7 +640,6 @@ def test_bucket_prefixes_keep_the_region_and_fit() -> None:
     ("engine", "version", "family"),
     [
         ("postgres", "16.4", "postgres16"),
-        ("mysql", "8.0.39", "mysql8.0"),
         ("aurora-postgresql", "15.8", "aurora-postgresql15"),
     ],
 )
@@ -655,6 +650,8 @@ def test_parameter_family(engine: str, version: str, family: str) -> None:
 def test_helpers_reject_what_they_cannot_use() -> None:
     with pytest.raises(ValueError, match="no parameter group family"):
         data.parameter_family("oracle-ee", "19")
+    with pytest.raises(ValueError, match="no parameter group family"):
+        data.parameter_family("mysql", "8.0.39")  # absent: components/config.py ENGINES
     with pytest.raises(ValueError, match="not a regional KMS key ARN"):
         storage.kms_key_region("alias/foo")
     assert data.replica_secret_arn(f"arn:aws:secretsmanager:{A}:1:secret:x-Ab1", A, B).split(":")[3] == B

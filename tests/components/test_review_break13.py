@@ -241,7 +241,7 @@ def test_a_planned_rename_of_a_stateful_instance_is_a_violation() -> None:
     place (its endpoint moves; without a refresh the rename goes to whatever instance has the state's
     name now). Every lifecycle scenario checks it (tests/components/test_lifecycle.py PLAN)."""
     old = Stored("urn:db", "aws:rds/instance:Instance", "primary-data-db-instance", "primary", "us-east-1",
-                 {"identifier": P, "engine": "mysql"}, {"arn": "arn:db"}, protect=True)  # fmt: skip
+                 {"identifier": P, "engine": "postgres"}, {"arn": "arn:db"}, protect=True)  # fmt: skip
     new = copy.deepcopy(old)
     new.inputs["identifier"] = f"{P}-failback"
     plan, _ = plan_resource(old, new)

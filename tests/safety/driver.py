@@ -73,17 +73,6 @@ class ScheduleResult:
         return "\n".join(lines)
 
 
-ENGINES = ("postgres", "mysql")
-"""The rds-replica engines the program allows; the soak's world draws one per schedule."""
-
-
-def soak_engine(seed: int, mode: str) -> str:
-    """The soak world's rds-replica engine for ``seed``, from a generator of its own (the schedule's
-    draws stay those of the seed): RDS for MySQL proves zero lag its own way (``lossless``), which a
-    world of PostgreSQL alone never exercises (break32 B32-5a)."""
-    return random.Random(f"engine:{seed}").choice(ENGINES) if mode == "rds-replica" else "postgres"
-
-
 def run_schedule(
     seed: int, *, mode: str | None = None, length: int = 30, stop_on: str | None = None, soak: bool = False
 ) -> ScheduleResult:
@@ -104,11 +93,12 @@ def run_schedule(
     cloudwatch_backends.reset()
     rng = random.Random(seed)
     mode = mode or rng.choice(["rds-replica", "aurora-global"])
-    engine = soak_engine(seed, mode) if soak else "postgres"
-    result = ScheduleResult(seed, mode if engine == "postgres" else f"{mode}/{engine}")
+    # rds-replica is RDS for PostgreSQL in both worlds: the soak's drew RDS for MySQL beside it from a
+    # generator of its own (break32 B32-5a) until MySQL became absent (B32-3: no sound zero-lag proof).
+    result = ScheduleResult(seed, mode)
     started = time.monotonic()
     with Emulator().installed() as emulator:
-        deployment = Deployment.build(mode, app=f"s{seed}x{next(_apps)}", emulator=emulator, engine=engine)
+        deployment = Deployment.build(mode, app=f"s{seed}x{next(_apps)}", emulator=emulator)
         harness: list[Violation] = []
         try:
             for op in itertools.islice(operations(rng, soak=soak), length):
@@ -388,8 +378,8 @@ def main(argv: list[str] | None = None) -> int:
         "--world",
         choices=["soak", "ci"],
         default="soak",
-        help="soak (default): the CI world plus client bursts replication needs minutes to apply and RDS for "
-        "MySQL beside PostgreSQL; ci: the CI seeds' world (tests/safety/test_schedules.py)",
+        help="soak (default): the CI world plus client bursts replication needs minutes to apply; ci: the CI "
+        "seeds' world (tests/safety/test_schedules.py)",
     )
     parser.add_argument(
         "--find-seeds",

@@ -351,7 +351,8 @@ class Deployment:
         global_table: bool = True,
     ) -> Deployment:
         """Set the deployment up in ``emulator`` (which must be installed); encrypted as the program
-        does. ``engine``: the rds-replica engine (``postgres`` or ``mysql``, as the program allows).
+        does. ``engine``: the rds-replica engine: ``postgres``, the only one the program allows, or ``mysql``
+        (a database made outside the program: the runbook's refusal of its planned changes, break32 B32-3).
         ``global_table`` False: the runbook's outputs do not name the global table (outputs exported
         before ``globalTableName``), so a planned change waits for the database and the receipts only:
         a test of the database's proof alone, which the table's 6-minute wait would otherwise cover."""

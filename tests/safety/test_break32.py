@@ -199,47 +199,114 @@ def _mysql_seconds_behind_source(
 _emulator_replica_lag = emulator_aws.replica_lag
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="B32-3: no_loss. RDS for MySQL's zero-lag proof (lossless.zero_lag_evidence) reads ReplicaLag 0 "
-    "(Seconds_Behind_Source) as 'the replica holds every write'; MySQL documents that it reads 0 over a slow "
-    "network while the I/O thread is still behind. The emulator's ReplicaLag is the age of the oldest write "
-    "not yet applied, received or not: kinder than MySQL",
-)
-def test_a_planned_failover_over_a_slow_link_reads_seconds_behind_source_as_mysql_documents_it(
+def _dry_run(d: Deployment, runbook: str, params: dict[str, Any]) -> dict[str, str]:
+    """The run's dry run (``python -m automation <runbook> --dry-run``), read from AWS now."""
+    from lambdas.failover import dryrun
+    from lambdas.failover.observe import observe
+
+    return dict(dryrun.plan(runbook, d.ctx, observe(d.ctx, d.runbook_clients()), params))
+
+
+def _refused_before_any_change(d: Deployment, run: Any, writer: str) -> None:
+    """The run stopped on its own decision, naming the engine, with no mutating call: the writer is where it
+    was and region B still replicates (one_writer, no_loss: nothing moved in either region)."""
+    assert run.outcome == "stopped" and not run.mutated, run
+    assert "RDS for mysql" in run.detail and "Nothing was changed" in run.detail, run.detail
+    assert d.writer() == writer, (d.writer(), writer)
+    assert d.where() == REGION_A, d.where()
+
+
+def test_a_planned_failover_over_rds_for_mysql_is_refused_before_any_change(
     deploy: Deploy, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """rds-replica, engine mysql. The cross-region link is slow (each binlog event reaches region B ten minutes
-    after its commit: a degraded inter-region network; the I/O thread is behind, the SQL thread idle). The
-    operator runs a ``--planned`` failover: region A answers and is fenced, the drain ends, and the runbook
-    waits for two consecutive one-minute ``ReplicaLag`` zeros after it. With ``ReplicaLag`` as MySQL
-    documents ``Seconds_Behind_Source`` over a slow network, those zeros come at once, and the promotion
-    cuts off the ten minutes of writes still on the wire, although region A answers (no_loss forgives only
-    an unplanned promotion's tail). With the emulator's own ``ReplicaLag`` the same schedule waits and loses
-    nothing."""
+    """B32-3 (no_loss, one_writer), now absent. rds-replica on RDS for MySQL (a database made outside the
+    program, which refuses ``engine: mysql``; or outputs edited by hand). The cross-region link is slow (each
+    binlog event reaches region B ten minutes after its commit), and ``ReplicaLag`` reads as MySQL documents
+    ``Seconds_Behind_Source`` over a slow network: 0 while the I/O thread is behind ("the replica SQL thread
+    may quite often be caught up with the slow-reading replica I/O thread, so Seconds_Behind_Source often
+    shows a value of 0, even if the I/O thread is late compared to the source",
+    https://dev.mysql.com/doc/refman/8.0/en/show-replica-status.html). The zero-lag proof that trusted those
+    zeros cut off the writes still on the wire. No AWS metric gives a sound proof for MySQL, so the operator's
+    ``--planned`` failover is refused by ``confirm_primary_down`` before any change, the engine named: no
+    fence, no latch, no promotion; every write stays on region A's writer."""
     monkeypatch.setattr(emulator_aws, "replica_lag", _mysql_seconds_behind_source)
-    d = deploy("rds-replica", engine="mysql", global_table=False)  # the database's proof alone
+    d = deploy("rds-replica", engine="mysql")
+    writer = d.writer()
     d.op_advance(60)
     d.emulator.slow_replication(Store.DATABASE, 600.0)
     d.op_advance(300)
-    run = d.op_run("failover", params={"force": True, "planned": True, "waiterMaxAttempts": 120})
+    params = {"force": True, "planned": True, "waiterMaxAttempts": 120}
+    said = _dry_run(d, "failover", params)["confirm_primary_down"]
+    assert said.startswith("would be refused, changing nothing (UnprovableEngine)") and "mysql" in said, said
+    run = d.op_run("failover", params=params)
     d.op_advance(300)
     d.judge()
     assert not d.violations, [f"run {run.outcome}", *map(str, d.violations)]
+    _refused_before_any_change(d, run, writer)
 
 
-def test_control_the_same_slow_link_with_the_emulator_s_replica_lag_loses_nothing(deploy: Deploy) -> None:
-    """B32-3's schedule with the emulator's ``ReplicaLag`` (the age of the oldest write not yet applied): the
-    runbook waits for the link, and nothing is lost. B32-3 fails on the metric's reading alone."""
+def test_control_a_forced_failover_over_rds_for_mysql_whose_region_a_answers_is_refused_too(
+    deploy: Deploy,
+) -> None:
+    """B32-3's control: the same slow link with the emulator's ``ReplicaLag`` (the age of the oldest write not
+    yet applied), and a forced failover without ``--planned``. Region A answers, so the change would be
+    planned (the fence reaches region A and the promotion waits for the proof MySQL does not have): refused
+    before any change too, the engine named."""
     d = deploy("rds-replica", engine="mysql")
+    writer = d.writer()
     d.op_advance(60)
     d.emulator.slow_replication(Store.DATABASE, 600.0)
     d.op_advance(300)
-    run = d.op_run("failover", params={"force": True, "planned": True, "waiterMaxAttempts": 120})
+    said = _dry_run(d, "failover", {"force": True})["confirm_primary_down"]
+    assert said.startswith("would be refused, changing nothing (UnprovableEngine)"), said
+    run = d.op_run("failover", params={"force": True, "waiterMaxAttempts": 120})
+    d.op_advance(300)
+    d.judge()
+    assert not d.violations, [str(v) for v in d.violations]
+    _refused_before_any_change(d, run, writer)
+
+
+def test_an_unplanned_failover_over_rds_for_mysql_with_region_a_dark_is_unaffected(deploy: Deploy) -> None:
+    """The refusal is of planned changes only: region A dark, the failover over RDS for MySQL promotes
+    unplanned (it waits for no proof; no_loss forgives the unreplicated tail) and ends done."""
+    d = deploy("rds-replica", engine="mysql")
+    d.op_advance(120)
+    d.op_outage()
+    d.op_advance(120)
+    said = _dry_run(d, "failover", {"waiterMaxAttempts": 120})["confirm_primary_down"]
+    assert "UnprovableEngine" not in said, said
+    run = d.op_run("failover", params={"waiterMaxAttempts": 120})
     d.op_advance(300)
     d.judge()
     assert run.outcome == "done", run
     assert not d.violations, [str(v) for v in d.violations]
+    assert d.writer().split(":")[3] == REGION_B, d.writer()
+
+
+def test_a_failback_onto_rds_for_mysql_is_refused_before_any_change(deploy: Deploy) -> None:
+    """A failback is always planned: over RDS for MySQL (region B's writer, after an unplanned failover over a
+    dark region A) it is refused by ``confirm_primary_healthy`` before any change, the engine named: no replica
+    made in region A, region B not drained, the writer stays in region B (no_loss, one_writer)."""
+    d = deploy("rds-replica", engine="mysql")
+    d.op_advance(120)
+    d.op_outage()
+    d.op_advance(120)
+    over = d.op_run("failover", params={"waiterMaxAttempts": 120})
+    assert over.outcome == "done", over
+    d.op_recover()
+    d.op_advance(300)
+    writer = d.writer()
+    assert writer.split(":")[3] == REGION_B, writer
+    said = _dry_run(d, "failback", {"reason": "t"})["confirm_primary_healthy"]
+    assert said.startswith("would be refused, changing nothing (UnprovableEngine)") and "mysql" in said, said
+    back = d.op_run("failback", params={"waiterMaxAttempts": 120})
+    d.op_advance(120)
+    d.judge()
+    broken = [str(v) for v in d.violations if v.invariant in ("no_loss", "one_writer")]
+    assert not broken, [f"failback {back.outcome}", *broken]
+    assert back.outcome == "stopped" and not back.mutated, back
+    assert "RDS for mysql" in back.detail and "Nothing was changed" in back.detail, back.detail
+    assert d.writer() == writer, (d.writer(), writer)
 
 
 def _complete_minutes_only(d: Deployment) -> None:
@@ -414,13 +481,13 @@ def test_latch_release_by_a_second_operator_while_a_failover_runs(deploy: Deploy
 # -- the checker's blind spots ------------------------------------------------------------------------
 
 
-def test_the_random_schedules_build_rds_for_mysql_too(
+def test_the_random_schedules_build_rds_for_postgresql_only(
     moto_world: None, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """docs/safety.md states the MySQL proof (two one-minute zeros after the drain) beside PostgreSQL's, and the
-    program allows both engines. Each of 20 seeds' deployment is recorded as the driver builds it in the
-    soak's world (``make soak``; the CI seeds keep PostgreSQL, their schedules chosen by the seed finder)
-    (the build is then abandoned: only the deployment's kind is looked at)."""
+    """RDS for MySQL is absent (B32-3: the program refuses ``engine: mysql``, the runbook its planned changes):
+    the soak's world no longer draws it (it did beside PostgreSQL: B32-5a). Each of 20 seeds' deployment is
+    recorded as the driver builds it in the soak's world (``make soak``) (the build is then abandoned: only
+    the deployment's kind is looked at)."""
     from tests.safety import driver
 
     built: list[tuple[str, str]] = []
@@ -440,8 +507,8 @@ def test_the_random_schedules_build_rds_for_mysql_too(
     for seed in range(20):
         with contextlib.suppress(Abandon):
             driver.run_schedule(seed, length=1, soak=True)
-    assert ("rds-replica", "mysql") in built, sorted(set(built))
     assert ("rds-replica", "postgres") in built, sorted(set(built))
+    assert {engine for _, engine in built} == {"postgres"}, sorted(set(built))
 
 
 def _drain_only(

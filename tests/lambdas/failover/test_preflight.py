@@ -315,7 +315,8 @@ def test_the_source_s_ledger_marker_is_checked_invokable_for_a_postgres_planned_
 
 def test_no_marker_is_checked_where_no_proof_needs_it(worlds: dict[str, World]) -> None:
     """Aurora's switchover waits for the secondary itself: no marker function is invoked or
-    required (nor for RDS for MySQL, whose ReplicaLag reads 0 once caught up)."""
+    required (nor for RDS for MySQL or MariaDB, which have no proof: confirm_primary_down and
+    confirm_primary_healthy refuse their planned changes)."""
     world = worlds["aurora-global"]
     with recorded_calls() as calls:
         assert preflight.check(RunbookContext.from_dict(world.context), clients_for(world)).ok

@@ -1,19 +1,22 @@
 """Nothing acknowledged is lost on a planned change: what proves zero lag after the drain.
 
-``steps.zero_lag_evidence`` decides, from one-minute lag datapoints, whether a replica holds every
-write the drain let through. A negative lag (``ReplicaLag`` -1: replication not active, RDS MySQL and
-MariaDB), a missing minute, or a single zero that may have been sampled before the last write is
-never proof.
+``steps.zero_lag_evidence`` decides, from one-minute datapoints of a series that reads 0 once caught up
+(the receipts' S3 ``OperationsPendingReplication``), whether a store holds every write the drain let
+through. A negative value (RDS's ``ReplicaLag`` -1: replication not active), a missing minute, or a single
+zero that may have been sampled before the last write is never proof. ``steps.replay_evidence`` is RDS for
+PostgreSQL's proof; RDS for MySQL and MariaDB have none (``lossless.database_lag`` refuses them).
 """
 
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from types import SimpleNamespace
 
 import pytest
 
 from lambdas.failover import regressions
-from lambdas.failover.lossless import SETTLE_FACTOR, SETTLE_FLOOR, settled_evidence
+from lambdas.failover.exceptions import StepFailed
+from lambdas.failover.lossless import SETTLE_FACTOR, SETTLE_FLOOR, database_lag, settled_evidence
 from lambdas.failover.regressions import Regression
 from lambdas.failover.steps import replay_evidence, zero_lag_evidence
 
@@ -138,9 +141,27 @@ def test_a_replayed_commit_after_the_drain_proves_every_write_of_the_drain_is_on
 
 def test_the_old_zero_proof_never_holds_on_a_drained_postgres_source() -> None:
     """Control for ``Regression.PG_ZERO_LAG_DATAPOINTS``: the series a caught-up replica of a drained
-    source publishes never satisfies the MySQL proof, however long it is waited for."""
+    source publishes never satisfies the zero proof, however long it is waited for."""
     points = [(_at("12:05") + timedelta(minutes=k), 10.0 + 60 * k) for k in range(60)]
     assert not zero_lag_evidence(points, DRAINED)[0]
+
+
+@pytest.mark.parametrize("engine", ["mysql", "mariadb"])
+def test_rds_for_mysql_and_mariadb_have_no_zero_lag_proof(engine: str) -> None:
+    """Nothing acknowledged is lost (break32 B32-3): a planned writer move over RDS for MySQL or MariaDB never
+    waits on ``ReplicaLag`` (Seconds_Behind_Source reads 0 over a slow link while the I/O thread is behind,
+    https://dev.mysql.com/doc/refman/8.0/en/show-replica-status.html). Reached only when region A, dark at
+    ``confirm_primary_down``, answers at the fence: the step stops, not retryable, the engine named."""
+    ctx = SimpleNamespace(primary_region="us-east-1", dr_region="us-west-2", app_name="shop", environment="p")
+    with pytest.raises(StepFailed) as refused:
+        database_lag(
+            ctx, "dr", "ReplicaLag", {"DBInstanceIdentifier": "shop-db"}, engine, step="promote_database"
+        )  # type: ignore[arg-type]
+    err = refused.value
+    assert (err.step, err.code, err.retryable) == ("promote_database", "UnprovableEngine", False), err
+    assert f"shop-db in us-west-2 is RDS for {engine}" in err.reason, err.reason
+    lag = database_lag(ctx, "dr", "ReplicaLag", {"DBInstanceIdentifier": "shop-db"}, "postgres")  # type: ignore[arg-type]
+    assert lag.marker is not None, "RDS for PostgreSQL: the replayed-commit proof, with the marker"
 
 
 # -- the DynamoDB global table: AWS's documented wait of ten times the recent maximum latency ---------
