@@ -396,6 +396,15 @@ INVOKE_ACTIONS: dict[str, tuple[str, ...]] = {
         "lambda:GetFunctionConcurrency",
         "lambda:GetFunctionCodeSigningConfig",
     ),
+    # ... and what region B did since the zero-lag proof's drain (components/program.py
+    # read_region_b_served_since, with boto3: no data source reads these): its web tier's scaling activities
+    # and its payments function's Invocations (break30 B30-1). Both authorize on "*" only
+    # (https://docs.aws.amazon.com/service-authorization/latest/reference/list_amazonec2autoscaling.html,
+    # https://docs.aws.amazon.com/service-authorization/latest/reference/list_amazoncloudwatch.html).
+    "pilotlight:program/readRegionBServedSince": (
+        "autoscaling:DescribeScalingActivities",
+        "cloudwatch:GetMetricData",
+    ),
     "aws:secretsmanager/getRandomPassword:getRandomPassword": ("secretsmanager:GetRandomPassword",),
     # sts:GetCallerIdentity needs no permission (https://docs.aws.amazon.com/STS/latest/APIReference/API_GetCallerIdentity.html).
     "aws:index/getCallerIdentity:getCallerIdentity": (),

@@ -778,6 +778,10 @@ class Lifecycle:
         self.syntheses: list[synth.Synthesis] = []
         self.stopped = 0  # steps not run after a failed update
         self.runbook_draining = False  # a runbook failback under way stopped region B's writes
+        # What AWS recorded of region B taking writes (web tier launches, function invocations): {"what",
+        # "at"} entries a step adds by hand; the program reads those after the proof's drain
+        # (components/program.py read_region_b_served_since).
+        self.region_b_served: list[dict[str, str]] = []
 
     # ---- helpers over state and world
 
@@ -828,6 +832,8 @@ class Lifecycle:
                 "asgs": self._live_groups(),
                 # Each region's functions' reserved concurrency (lambda.getFunction; -1: unreserved).
                 "functions": self._live_functions(),
+                # Region B's scaling activities and invocations as AWS recorded them (read_region_b_served_since).
+                "regionBServed": list(self.region_b_served),
                 # The dr stack's failback record (SSM, beside the latch): what its last update wrote.
                 "failbackPhase": (
                     self.live("dr", "aws:ssm/parameter:Parameter", "dr-failback-phase") or {}
@@ -1091,10 +1097,12 @@ class Lifecycle:
         failback = w.dbs.get(current_failback_id(primary, dr))
         if failback is None or failback.source != dr:
             return refused + f"region A's failback instance is not a replica of {dr}"
+        seen = w.now()
         w.journal[DRAIN_PROOF] = {
             "latchSince": latch.since,
             "drains": record.drains,
-            "at": w.now(),
+            "at": seen,
+            "drainedAt": seen,  # when it saw region B drained (the harness's proof does not wait)
             "instance": failback.ident,
         }
         return None

@@ -15,8 +15,9 @@ from __future__ import annotations
 import contextvars
 import json
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -448,6 +449,25 @@ class _Mocks:
             return {"functionName": name, "reservedConcurrentExecutions": reserved, "id": name}
         return {}
 
+    def region_b_served_since(
+        self, cfg: Any, groups: Sequence[str], functions: Sequence[str], since: datetime
+    ) -> tuple[Any, ...]:
+        """components/program.py ``read_region_b_served_since`` (boto3: scaling activities, ``Invocations``)
+        answered from ``live["regionBServed"]`` (a list of ``{"what", "at"}``: what could take writes in
+        region B, and when), those at or after ``since``; none without a live world that says."""
+        from components.program import SERVED_SINCE_READ
+        from lambdas.failover.region_b_quiet import Served, parse_moment
+
+        self.invokes.append(
+            (SERVED_SINCE_READ, {"groups": list(groups), "functions": list(functions)}, cfg.dr_region)
+        )
+        out = []
+        for entry in [] if self.live is None else self.live.get("regionBServed", []):
+            at = parse_moment(entry.get("at"))
+            if at is not None and at >= since:
+                out.append(Served(str(entry.get("what")), at))
+        return tuple(out)
+
     def _groups(self, region: str) -> list[dict[str, Any]]:
         """``live["asgs"]``: region -> the Auto Scaling groups AWS has there (name, tags, sizes)."""
         return [] if self.live is None else [dict(g) for g in self.live.get("asgs", {}).get(region, [])]
@@ -540,7 +560,14 @@ def _run_mocked(
     set_all_config(values)
     pmocks.set_mocks(monitor=monitor, mocks=mocks_adapter, project=PROJECT, stack=stack, preview=False)
     start = time.perf_counter()
-    pmocks.test(program_fn)()
+    # The program's one read that is not an invoke (boto3: components/program.py
+    # read_region_b_served_since) is answered by the mocks too, and recorded beside the invokes.
+    boto3_read = program.read_region_b_served_since
+    program.read_region_b_served_since = mocks.region_b_served_since  # type: ignore[assignment]
+    try:
+        pmocks.test(program_fn)()
+    finally:
+        program.read_region_b_served_since = boto3_read  # type: ignore[assignment]
     seconds = time.perf_counter() - start
 
     resources = list(records.values())
@@ -617,7 +644,9 @@ def procedure_journal(values: Mapping[str, Any], latch: str | None) -> str | Non
     since = Latch.parse(latch).since
     if mode == "aurora-global":
         return json.dumps({JOURNAL_WRITER_MOVE: since})
-    return json.dumps({JOURNAL_DRAIN_PROVEN: {"latchSince": since, "drains": 1, "at": since}})
+    return json.dumps(
+        {JOURNAL_DRAIN_PROVEN: {"latchSince": since, "drains": 1, "at": since, "drainedAt": since}}
+    )
 
 
 def procedure_record(values: Mapping[str, Any], latch: str | None) -> str | None:

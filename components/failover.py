@@ -496,6 +496,12 @@ def promotes_failback_instance(tier: DesiredTier, latch: Latch, database_mode: s
     return database_mode != "aurora-global" and tier.failback_phase == "switch-writer" and latch.active
 
 
+def drain_proof(journal: Journal) -> Mapping[str, Any] | None:
+    """The zero-lag proof in the run journal (:data:`JOURNAL_DRAIN_PROVEN`), None when there is none."""
+    proof = journal.get(JOURNAL_DRAIN_PROVEN) if journal is not None else None
+    return proof if isinstance(proof, Mapping) else None
+
+
 def refuse_unproven_failback_promotion(
     previous: PhaseRecord | None, tier: DesiredTier, latch: Latch, journal: Journal, database_mode: str
 ) -> None:

@@ -7,6 +7,8 @@ under Pulumi's mocks, so what the plan shows is what ``pulumi up`` would registe
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
+from datetime import UTC, datetime
 from typing import Any
 
 import pulumi
@@ -20,6 +22,11 @@ from components.iam import permissions_boundary_arn, with_permissions_boundary
 from components.pilot_light_region import PilotLightRegion, PilotLightRegionArgs
 from components.primary_region import PrimaryRegion, PrimaryRegionArgs
 from components.wiring import read_primary_outputs
+from lambdas.failover import region_b_quiet
+
+SERVED_SINCE_READ = "pilotlight:program/readRegionBServedSince"
+"""The name the offline synthesis records :func:`read_region_b_served_since` under, beside the provider's
+invokes, so that the deploy policy (automation/iam.py ``INVOKE_ACTIONS``) grants its calls."""
 
 
 def read_failover_state(
@@ -133,6 +140,48 @@ def read_region_b_web_tier(
     return tuple(seen)
 
 
+def read_region_b_served_since(
+    cfg: StackConfig, groups: Sequence[str], functions: Sequence[str], since: datetime
+) -> tuple[region_b_quiet.Served, ...]:
+    """What AWS recorded since ``since`` (the zero-lag proof's drain) of region B's web tier ``groups``
+    launching instances and its ``functions`` being invoked (lambdas/failover/region_b_quiet.py: scaling
+    activities, ``AWS/Lambda`` ``Invocations``), read in region B when the program runs (break30 B30-1).
+
+    With boto3, not an invoke: the AWS provider has no data source for either (pulumi-aws 7's autoscaling
+    functions are ``getAmiIds`` and ``getGroup``; its cloudwatch functions read event buses, log groups and
+    Contributor Insights rules, no metric data: https://www.pulumi.com/registry/packages/aws/api-docs/),
+    and like the invokes it runs before any resource (``pulumi preview`` makes it too: reads only). The credentials are the ones the
+    providers use: components/providers.py gives them none, so both take the default chain (environment,
+    shared files, instance role: https://boto3.amazonaws.com/v1/documentation/api/latest/guide/credentials.html).
+    A read AWS refuses refuses the promotion (it cannot say region B took no write), in one line."""
+    from boto3.session import Session
+    from botocore.config import Config
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    config = Config(connect_timeout=5, read_timeout=15, retries={"max_attempts": 4, "mode": "standard"})
+    session = Session(region_name=cfg.dr_region)
+    try:
+        found = region_b_quiet.served_since(
+            session.client("autoscaling", config=config),
+            session.client("cloudwatch", config=config),
+            groups,
+            functions,
+            since,
+            datetime.now(UTC),
+        )
+    except (BotoCoreError, ClientError) as exc:
+        code = (
+            exc.response.get("Error", {}).get("Code") if isinstance(exc, ClientError) else type(exc).__name__
+        )
+        raise failover.FailoverRefused(
+            "dr:failback switch-writer is refused: region B's scaling activities and its function's invocations "
+            f"since the zero-lag proof's drain could not be read in {cfg.dr_region} ({code}), so whether region "
+            "B took writes after the proof cannot be told. The deploy role needs autoscaling:DescribeScalingActivities "
+            "and cloudwatch:GetMetricData (`python -m automation iam --for deploy`); run this update again."
+        ) from None
+    return tuple(found)
+
+
 def journal_parameter(cfg: StackConfig) -> str:
     """The run journal's SSM parameter, beside the latch (lambdas/failover/journal.py ``_journal_name``)."""
     return f"{cfg.latch_parameter_name}-journal"
@@ -213,6 +262,17 @@ def run(cfg: StackConfig) -> dict[str, Any]:
         region_b_serving.refuse_promotion_while_region_b_serves(
             tier, latch, cfg.database.mode, groups, functions
         )
+        # Drained now is not drained since the proof: region B served by hand after it and drained again
+        # reads drained (break30 B30-1). What AWS recorded since the proof's drain says whether it took
+        # writes the proof's measurement did not cover.
+        proof = failover.drain_proof(journal)
+        since = None if proof is None else region_b_quiet.proof_drained_at(proof)
+        served = (
+            ()
+            if since is None
+            else read_region_b_served_since(cfg, [g.name for g in groups], [f.name for f in functions], since)
+        )
+        region_b_serving.refuse_promotion_after_region_b_served(tier, latch, cfg.database.mode, proof, served)
     dr = PilotLightRegion(
         "dr",
         PilotLightRegionArgs(config=cfg, primary=primary, tier=tier, primary_provider=regional.primary),

@@ -14,8 +14,15 @@ resource (components/program.py ``read_region_b_serving``) and :func:`refuse_pro
 judges them, with the proof's own notion of drained (lambdas/failover/context.py ``Capacity.serving``,
 ``function_serving``).
 
+Region B that served after the proof and was drained again by hand reads drained now: so the program also
+reads what AWS recorded since the proof's drain (``drainedAt``), the web tier's scaling activities and the
+function's ``Invocations`` (lambdas/failover/region_b_quiet.py, components/program.py
+``read_region_b_served_since``), and :func:`refuse_promotion_after_region_b_served` refuses when region B
+could take writes since (break30 B30-1).
+
 What it does not close: the read is made when the program runs, before the update's resources; region B
-scaled up after the read and before PromoteReadReplica completes is not seen. That window is the
+scaled up after the read and before PromoteReadReplica completes is not seen; nor are invocations in the
+minutes before the read that CloudWatch has not published yet (region_b_quiet.py). That window is the
 update's plan-to-promotion time (seconds to minutes), not the hours between the proof and the update.
 Region B's web tier and its payments function (the one the proof checks: the runbook's
 ``drFunctionNames``) are read; its event source mapping is not (the provider has no invoke for a
@@ -24,12 +31,20 @@ mapping's state), so a mapping enabled by hand after the proof is still judged o
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
-from components.failover import DesiredTier, FailoverRefused, Latch, promotes_failback_instance
+from components.failover import (
+    JOURNAL_DRAIN_PROVEN,
+    DesiredTier,
+    FailoverRefused,
+    Latch,
+    promotes_failback_instance,
+)
 from lambdas.failover.context import Capacity as GroupCapacity
 from lambdas.failover.context import function_serving
+from lambdas.failover.region_b_quiet import Served, proof_drained_at
 
 GROUP_TAGS = ("Application", "Environment", "StackRole")
 """The tags that find the dr stack's web tier among region B's Auto Scaling groups. The group is
@@ -111,4 +126,39 @@ def refuse_promotion_while_region_b_serves(
         "replica now would leave two writers and lose what region B acknowledged since the proof. Drain it "
         "again with `pulumi up --refresh -s dr` and dr:failback drain, then run `python -m automation latch "
         "switch-writer --outputs runbook.json`, then this update."
+    )
+
+
+def refuse_promotion_after_region_b_served(
+    tier: DesiredTier,
+    latch: Latch,
+    database_mode: str,
+    proof: Mapping[str, Any] | None,
+    served: Sequence[Served],
+) -> None:
+    """Raise :class:`FailoverRefused` (one line) when this update promotes region A's failback instance
+    while AWS's records say region B could take writes after the proof's drain (``served``: its web tier's
+    launches and its function's invocations since then, lambdas/failover/region_b_quiet.py), or the proof
+    names no readable drain time. docs/safety.md: nothing acknowledged is lost; the proof measured zero lag
+    for what region B acknowledged before its drain, and nothing measured what it acknowledged after it
+    (break30 B30-1: served by hand after the proof, then drained again by hand, it reads drained now)."""
+    if not promotes_failback_instance(tier, latch, database_mode):
+        return
+    moment = None if proof is None else proof_drained_at(proof)
+    if proof is not None and moment is not None and not served:
+        return
+    if moment is None:
+        seen = f"the zero-lag proof ({JOURNAL_DRAIN_PROVEN}) names no readable drain time"
+    else:
+        shown = "; ".join(s.describe() for s in served[:3])
+        more = f"; and {len(served) - 3} more" if len(served) > 3 else ""
+        seen = (
+            f"region B could take writes after the zero-lag proof's drain at {moment:%Y-%m-%d %H:%M:%S} UTC "
+            f"({shown}{more})"
+        )
+    raise FailoverRefused(
+        f"dr:failback switch-writer is refused: {seen}, although it reads drained now; the proof measured "
+        "zero lag before those writes, so promoting region A's failback replica now could lose what region B "
+        "acknowledged since. Keep region B drained and run `python -m automation latch switch-writer "
+        "--outputs runbook.json` again (it measures zero lag anew after this drain), then this update."
     )

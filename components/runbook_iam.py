@@ -46,6 +46,7 @@ def _own_tag_values(t: RunbookTargets) -> dict[str, dict[str, str]]:
 STAR_ONLY_ACTIONS: dict[str, str] = {
     # action: the Service Authorization Reference page listing it with no resource type
     "autoscaling:DescribeAutoScalingGroups": f"{SAR}/list_amazonec2autoscaling.html",
+    "autoscaling:DescribeScalingActivities": f"{SAR}/list_amazonec2autoscaling.html",
     "cloudwatch:PutMetricData": f"{SAR}/list_amazoncloudwatch.html (condition key cloudwatch:namespace)",
     "cloudwatch:GetMetricData": f"{SAR}/list_amazoncloudwatch.html",
     # A function in a VPC (the driver ledger path, components/ledger_access.py) describes its
@@ -226,6 +227,16 @@ def runbook_statements(t: RunbookTargets) -> list[dict[str, Any]]:
             "Action": "autoscaling:DescribeAutoScalingGroups",
             "Resource": "*",
             "Condition": _in(a, b),
+        },
+        {
+            # ``latch switch-writer``'s proof, already written: whether region B's web tier launched since
+            # its drain (lambdas/failover/region_b_quiet.py; break30 B30-1). Its invocations are read with
+            # GetMetricData (ReadMetrics).
+            "Sid": "ReadWebTierActivities",
+            "Effect": "Allow",
+            "Action": "autoscaling:DescribeScalingActivities",
+            "Resource": "*",
+            "Condition": _in(b),
         },
         {
             "Sid": "SizeWebTiers",

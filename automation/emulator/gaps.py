@@ -35,6 +35,12 @@ never the product's code paths (the runbook runs unmodified against the patched 
   The patch answers an unknown function ``ResourceNotFoundException``, as Lambda does, and a known one
   an empty payload, without running it.
 
+* ``DescribeScalingActivities`` answers no activity at all. Auto Scaling records one for every instance it
+  launches ("Launching a new EC2 instance: i-...", started when the launch starts, kept six weeks, newest
+  first: https://docs.aws.amazon.com/autoscaling/ec2/APIReference/API_DescribeScalingActivities.html). The patch records
+  a successful launch activity per instance moto launches into a group, stamped with the wall clock, and
+  answers them for the group asked, newest first. Terminations are not recorded (nothing reads them).
+
 ``patch_moto()`` applies the patches and returns a function that undoes them; the ``moto_gaps``
 fixture wraps it. The benchmark uses it too.
 """
@@ -43,10 +49,13 @@ from __future__ import annotations
 
 import functools
 import threading
+import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
+from moto.autoscaling.models import FakeAutoScalingGroup
+from moto.autoscaling.responses import AutoScalingResponse
 from moto.awslambda.models import LambdaBackend
 from moto.core.responses import ActionResult
 from moto.dynamodb.models import DynamoDBBackend
@@ -250,6 +259,53 @@ def _lambda_dry_run(invoke: Callable[..., Any]) -> Callable[..., Any]:
     return wrapper
 
 
+_ACTIVITIES = "_pilotlight_activities"
+
+
+def _record_launches(replace: Callable[..., None]) -> Callable[..., None]:
+    """FakeAutoScalingGroup.replace_autoscaling_group_instances, recording a launch activity per instance."""
+
+    @functools.wraps(replace)
+    def wrapper(self: FakeAutoScalingGroup, count_needed: int, propagated_tags: dict[str, str]) -> None:
+        before = {state.instance.id for state in self.instance_states}
+        desired_from = len(before)
+        replace(self, count_needed, propagated_tags)
+        now = datetime.now(UTC)
+        log: list[dict[str, Any]] = getattr(self, _ACTIVITIES, None) or []
+        setattr(self, _ACTIVITIES, log)
+        for state in self.instance_states:
+            if state.instance.id in before:
+                continue
+            log.append(
+                {
+                    "ActivityId": str(uuid.uuid4()),
+                    "AutoScalingGroupName": self.name,
+                    "Description": f"Launching a new EC2 instance: {state.instance.id}",
+                    "Cause": (
+                        f"At {now:%Y-%m-%dT%H:%M:%SZ} an instance was started in response to a difference "
+                        f"between desired and actual capacity, increasing the capacity from {desired_from} "
+                        f"to {self.desired_capacity}."
+                    ),
+                    "StartTime": now,
+                    "EndTime": now,
+                    "StatusCode": "Successful",
+                    "Progress": 100,
+                }
+            )
+
+    return wrapper
+
+
+def describe_scaling_activities(self: AutoScalingResponse) -> ActionResult:
+    """DescribeScalingActivities: the recorded launches of the group asked (or of every group), newest first."""
+    name = self._get_param("AutoScalingGroupName")
+    groups = self.autoscaling_backend.autoscaling_groups
+    chosen = [groups[name]] if name in groups else [] if name else list(groups.values())
+    activities = [a for g in chosen for a in getattr(g, _ACTIVITIES, [])]
+    activities.sort(key=lambda a: a["StartTime"], reverse=True)
+    return ActionResult({"Activities": activities})
+
+
 def patch_moto() -> Callable[[], None]:
     """Apply the patches; returns the undo function."""
     saved: list[tuple[Any, str, Any]] = []
@@ -270,6 +326,12 @@ def patch_moto() -> Callable[[], None]:
     put(RDSResponse, "failover_global_cluster", failover_global_cluster)
     put(RDSResponse, "switchover_global_cluster", switchover_global_cluster)
     put(LambdaBackend, "invoke", _lambda_dry_run(LambdaBackend.invoke))
+    put(
+        FakeAutoScalingGroup,
+        "replace_autoscaling_group_instances",
+        _record_launches(FakeAutoScalingGroup.replace_autoscaling_group_instances),
+    )
+    put(AutoScalingResponse, "describe_scaling_activities", describe_scaling_activities)
     for name in ("put_item", "update_item", "delete_item"):
         put(DynamoDBBackend, name, _atomic(getattr(DynamoDBBackend, name)))
 

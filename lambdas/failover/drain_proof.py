@@ -18,7 +18,12 @@ changed out of band. So before that update this module:
    and of the receipts' replication, from datapoints taken after it (``lossless.wait_lossless``, as the
    runbook's own failback does);
 4. under the runbook lock (single flight: a failover's ``scale_web_tier`` withdraws the proof under
-   it), sees region B still drained and the record unchanged, and writes ``DRAIN_PROOF_MARK``.
+   it), sees region B still drained and the record unchanged, and writes ``DRAIN_PROOF_MARK`` with the
+   moment of step 2 (``drainedAt``), from which the switch-writer update reads what region B did.
+
+Run again over its own proof, it answers "already proven" only when AWS recorded nothing of region B
+taking writes since that proof's drain (region_b_quiet.py: launches, invocations); region B served by hand
+after it and drained again is measured anew (break30 B30-1).
    ``latch switch-writer`` holds the lock for the whole command (``automation/latch_cli.py``
    ``LatchLock``) and passes its refresh (``refresh_lock``); called alone, the proof takes it for step 4.
 
@@ -30,9 +35,10 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable, Mapping
+from datetime import UTC, datetime
 from typing import Any
 
-from lambdas.failover import lock
+from lambdas.failover import lock, region_b_quiet
 from lambdas.failover.budget import call_seconds
 from lambdas.failover.clients import DR_SETTINGS, Clients
 from lambdas.failover.context import RunbookContext, function_serving
@@ -130,6 +136,23 @@ def _serving(ctx: RunbookContext, clients: Clients) -> list[str]:
     return found
 
 
+def _served_since_proof(ctx: RunbookContext, clients: Clients, proof: Mapping[str, Any]) -> list[str]:
+    """What region B's web tier and functions did since ``proof``'s drain that could take writes, from
+    AWS's records (region_b_quiet.py); a proof without a readable moment counts as served (measure anew)."""
+    moment = region_b_quiet.proof_drained_at(proof)
+    if moment is None:
+        return [f"the proof names no readable drain time ({proof.get('drainedAt') or proof.get('at')})"]
+    found = region_b_quiet.served_since(
+        clients.autoscaling("dr"),
+        clients.cloudwatch("dr"),
+        [ctx.dr_asg_name] if ctx.dr_asg_name else [],
+        ctx.dr_function_names,
+        moment,
+        clients.clock.now(),
+    )
+    return [s.describe() for s in found]
+
+
 def _require_drained(ctx: RunbookContext, clients: Clients) -> None:
     serving = _serving(ctx, clients)
     if serving:
@@ -173,9 +196,11 @@ def prove_drain(
     proof = read_journal(clients, ctx).get(DRAIN_PROOF_MARK)
     if isinstance(proof, Mapping) and (proof.get("latchSince"), proof.get("drains")) == (since, drains):
         _require_drained(ctx, clients)
-        return (
-            f"already proven at {proof.get('at')}: {failback} held every write of region B's drain {drains}"
-        )
+        served = _served_since_proof(ctx, clients, proof)
+        if not served:
+            return f"already proven at {proof.get('at')}: {failback} held every write of region B's drain {drains}"
+        # Region B served after that proof's drain (by hand: break30 B30-1) and is drained again: what it
+        # acknowledged since is in the replica only if a new measurement says so. Measured anew below.
     _require_drained(ctx, clients)
     seen = clients.clock.now()
     instance = _db_instance(clients, "primary", failback)
@@ -195,8 +220,9 @@ def prove_drain(
         # stopped on a later resource, e.g. under a version of the program that needed no proof (break27
         # B27-4): nothing is left to promote, so re-running the update loses no write.
         return _write_proof(
-            ctx, clients, since, (phase, drains), failback, f"{failback} is already promoted", refresh_lock
-        )
+            ctx, clients, since, (phase, drains), failback, f"{failback} is already promoted", refresh_lock,
+            drained_at=seen,
+        )  # fmt: skip
     if not source or not (
         source == ctx.dr_db_instance_id or str(source).endswith(f":db:{ctx.dr_db_instance_id}")
     ):
@@ -236,6 +262,7 @@ def prove_drain(
         failback,
         f"region B drained since {seen:%H:%M:%S} or earlier; {described}: 0, measured after the drain",
         refresh_lock,
+        drained_at=seen,
     )
 
 
@@ -247,9 +274,14 @@ def _write_proof(
     failback: str,
     seen: str,
     refresh_lock: Callable[[], object] | None = None,
+    *,
+    drained_at: datetime,
 ) -> str:
     """Under the runbook lock: region B still drained, the record unchanged, the lease still the proof's;
-    then ``DRAIN_PROOF_MARK``. Returns what it did. With ``refresh_lock`` the caller holds the lock."""
+    then ``DRAIN_PROOF_MARK``. Returns what it did. With ``refresh_lock`` the caller holds the lock.
+
+    ``drained_at``: when region B was seen drained, the start of what the lag measurement covers; the
+    switch-writer update refuses when region B served after it (``drainedAt``: region_b_quiet.py)."""
     run_id = f"prove-drain-{uuid.uuid4().hex[:12]}"
     own = refresh_lock is None
     if own:
@@ -283,7 +315,13 @@ def _write_proof(
                 "run this again",
                 "LockLost",
             ) from exc
-        proof = {"latchSince": since, "drains": record[1], "at": _now(clients), "instance": failback}
+        proof = {
+            "latchSince": since,
+            "drains": record[1],
+            "at": _now(clients),
+            "drainedAt": drained_at.astimezone(UTC).isoformat(),
+            "instance": failback,
+        }
         _journal(clients, ctx, **{DRAIN_PROOF_MARK: proof})
     finally:
         if own:

@@ -13,7 +13,7 @@ Each finding is a strict xfail: it fails for the reason its ``reason`` states un
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
@@ -28,12 +28,19 @@ from components.failover import (
     refuse_unmoved_aurora_writer,
     refuse_unproven_failback_promotion,
 )
-from components.region_b_serving import FunctionSeen, GroupSeen, refuse_promotion_while_region_b_serves
+from components.failover import drain_proof as drain_proof_of
+from components.region_b_serving import (
+    FunctionSeen,
+    GroupSeen,
+    refuse_promotion_after_region_b_served,
+    refuse_promotion_while_region_b_serves,
+)
 from lambdas.failover import drain_proof
 from lambdas.failover.context import RunbookContext
 from lambdas.failover.exceptions import StepFailed
 from lambdas.failover.journal import DRAIN_PROOF_MARK
 from lambdas.failover.names import phase_record_name
+from lambdas.failover.region_b_quiet import Served, proof_drained_at, served_since
 from tests.automation.test_break24 import _iac_drain, _iac_replica, _journal, _tier
 from tests.automation.test_drain_proof import PARAMS, _drained, _lag
 from tests.lambdas.failover import conftest as _fixtures
@@ -138,6 +145,23 @@ def _region_b_functions(world: World) -> tuple[FunctionSeen, ...]:
     return tuple(seen)
 
 
+def _region_b_served_since(world: World, proof: Mapping[str, Any] | None) -> list[Served]:
+    """What AWS recorded of region B's web tier launching and its functions being invoked since the proof's
+    drain, as components/program.py ``read_region_b_served_since`` reads it (region B's Auto Scaling and
+    CloudWatch)."""
+    since = None if proof is None else proof_drained_at(proof)
+    if since is None:
+        return []
+    return served_since(
+        world.client("autoscaling", REGION_B),
+        world.client("cloudwatch", REGION_B),
+        [world.context["drAsgName"]],
+        world.context["drFunctionNames"],
+        since,
+        datetime.now(UTC),
+    )
+
+
 def _promotion_refusal(world: World) -> str | None:
     """Why ``dr:failback switch-writer`` is refused before any resource (components/program.py), on the
     record and journal as they are now and region B's web tier as AWS has it; None when the update
@@ -152,6 +176,10 @@ def _promotion_refusal(world: World) -> str | None:
         refuse_unproven_failback_promotion(previous, tier, latch, journal, world.mode)
         refuse_promotion_while_region_b_serves(
             tier, latch, world.mode, _region_b_web_tier(world), _region_b_functions(world)
+        )
+        proof = drain_proof_of(journal)
+        refuse_promotion_after_region_b_served(
+            tier, latch, world.mode, proof, _region_b_served_since(world, proof)
         )
     except (FailoverRefused, FailbackInProgress) as exc:
         return str(exc)

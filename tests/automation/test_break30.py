@@ -13,20 +13,24 @@ tests/components/test_region_b_serving.py for the program's own live read (autos
 filters, then getGroup).
 
 Each finding is a strict xfail: it fails for the reason its ``reason`` states until the product is fixed.
+B30-1 is fixed (components/region_b_serving.py ``refuse_promotion_after_region_b_served``, from AWS's
+records since the proof's drain: lambdas/failover/region_b_quiet.py), with its controls below it.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import pytest
-
+from automation import iam, iam_updates
 from automation.iam import INVOKE_ACTIONS
 from automation.lifecycle import Lifecycle, asg_capacity
+from components.program import SERVED_SINCE_READ
 from lambdas.failover import drain_proof
 from lambdas.failover.context import RunbookContext
-from tests.automation.test_break24 import _iac_drain
+from lambdas.failover.journal import DRAIN_PROOF_MARK
+from tests.automation.test_break24 import _iac_drain, _journal
 from tests.automation.test_break27 import _promotion_refusal, _serve_region_b
 from tests.automation.test_drain_proof import PARAMS, _drained, _lag
 from tests.components.test_region_b_serving import SWITCH, _to_the_proof
@@ -40,15 +44,6 @@ health = _fixtures.health
 make_world = _fixtures.make_world
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "B30-1 open: the switch-writer update judges region B only as it is at the read (components/"
-        "region_b_serving.py); region B given its web tier and function back by hand after the proof, taking "
-        "writes, then drained again by hand before the update, passes: the proof measured zero lag before "
-        "those writes and nothing measured it after them, yet the update promotes region A's replica"
-    ),
-)
 def test_region_b_served_after_the_proof_then_drained_by_hand_still_refuses_the_promotion(
     make_world: Callable[..., World],
 ) -> None:
@@ -79,6 +74,97 @@ def test_region_b_served_after_the_proof_then_drained_by_hand_still_refuses_the_
     assert refused is not None, (
         f"dr:failback switch-writer promotes {replica} on a proof measured before region B's last writes"
     )
+    assert "\n" not in refused and "Launching a new EC2 instance" in refused, refused
+    assert "latch switch-writer" in refused, refused
+
+
+def _invoked(world: World, function: str, minutes_from_now: int, count: float = 3.0) -> None:
+    """``Invocations`` of region B's ``function`` as Lambda publishes it when it runs (Sum per minute, only
+    when not zero: https://docs.aws.amazon.com/lambda/latest/dg/monitoring-metrics-types.html)."""
+    at = datetime.now(UTC).replace(second=0, microsecond=0) + timedelta(minutes=minutes_from_now)
+    world.client("cloudwatch", REGION_B).put_metric_data(
+        Namespace="AWS/Lambda",
+        MetricData=[
+            {
+                "MetricName": "Invocations",
+                "Dimensions": [{"Name": "FunctionName", "Value": function}],
+                "Value": count,
+                "Timestamp": at,
+            }
+        ],
+    )
+
+
+def test_region_b_s_function_invoked_after_the_proof_then_throttled_again_by_hand_refuses_the_promotion(
+    make_world: Callable[..., World],
+) -> None:
+    """Nothing acknowledged is lost (B30-1, the function's side). Region B's payments function unthrottled
+    by hand after the proof runs (its invocations are recorded in ``AWS/Lambda`` ``Invocations``), then is
+    throttled again: it reads drained, and its web tier launched nothing, yet it acknowledged writes the
+    proof never measured."""
+    world, _since, replica = _drained(make_world)
+    _lag(world, replica, [(m, 0.0) for m in range(0, 60)])
+    drain_proof.prove_drain(
+        RunbookContext.from_dict(world.context), clients_for(world, clock=ShiftedClock()), PARAMS
+    )
+    [function, *_] = world.context["drFunctionNames"]
+    lam = world.client("lambda", REGION_B)
+    lam.delete_function_concurrency(FunctionName=function)  # by hand, after the proof
+    # The next minute's datapoint: the world runs in compressed time, and an invocation in the proof's own
+    # minute precedes its lag measurement (region_b_quiet.invocations_since).
+    _invoked(world, function, minutes_from_now=1)
+    lam.put_function_concurrency(FunctionName=function, ReservedConcurrentExecutions=0)  # by hand again
+
+    refused = _promotion_refusal(world)
+
+    assert refused is not None, f"dr:failback switch-writer promotes {replica} after {function} took writes"
+    assert f"function {function}: 3 invocation(s)" in refused and "\n" not in refused, refused
+
+
+def test_the_normal_proven_path_still_promotes_invocations_before_the_drain_included(
+    make_world: Callable[..., World],
+) -> None:
+    """Control: the proof's own path. Region B served before the drain (its failover launched its web tier,
+    its function ran up to the minute before the drain); the proof is measured after the drain and nothing
+    of region B launched or ran since: the promotion goes, and the proof records when it saw the drain."""
+    world, _since, replica = _drained(make_world)
+    _lag(world, replica, [(m, 0.0) for m in range(0, 60)])
+    for function in world.context["drFunctionNames"]:
+        _invoked(world, function, minutes_from_now=-1)  # before the drain
+    assert world.client("autoscaling", REGION_B).describe_scaling_activities(
+        AutoScalingGroupName=world.context["drAsgName"]
+    )["Activities"], "the failover launched region B's web tier: AWS records it"
+
+    drain_proof.prove_drain(
+        RunbookContext.from_dict(world.context), clients_for(world, clock=ShiftedClock()), PARAMS
+    )
+
+    assert _journal(world)[DRAIN_PROOF_MARK].get("drainedAt"), _journal(world)[DRAIN_PROOF_MARK]
+    assert _promotion_refusal(world) is None, f"the proven drain of region B does not promote {replica}"
+
+
+def test_after_region_b_served_by_hand_latch_switch_writer_measures_anew_and_then_the_promotion_goes(
+    make_world: Callable[..., World],
+) -> None:
+    """The refusal's remedy works: ``latch switch-writer`` run again does not answer "already proven" for a
+    drain region B served after; it measures zero lag after region B is drained again, and the update then
+    promotes."""
+    world, _since, replica = _drained(make_world)
+    _lag(world, replica, [(m, 0.0) for m in range(0, 90)])
+    ctx = RunbookContext.from_dict(world.context)
+    clients = clients_for(world, clock=ShiftedClock())
+    drain_proof.prove_drain(ctx, clients, PARAMS)
+    first = dict(_journal(world)[DRAIN_PROOF_MARK])
+    _serve_region_b(world)
+    _iac_drain(world)
+    assert _promotion_refusal(world) is not None
+
+    said = drain_proof.prove_drain(ctx, clients, PARAMS)
+
+    again = _journal(world)[DRAIN_PROOF_MARK]
+    assert "already proven" not in said and "measured after the drain" in said, said
+    assert again["drainedAt"] > first["drainedAt"], (first, again)
+    assert _promotion_refusal(world) is None, _promotion_refusal(world)
 
 
 def _retag(group: dict[str, Any], key: str, value: str) -> None:
@@ -121,3 +207,25 @@ def test_the_deploy_role_may_make_every_call_of_the_live_function_read() -> None
     console "Publish new version") is enough. GetFunctionConcurrency is authorized on the function
     (https://docs.aws.amazon.com/service-authorization/latest/reference/list_awslambda.html)."""
     assert "lambda:GetFunctionConcurrency" in INVOKE_ACTIONS["aws:lambda/getFunction:getFunction"]
+
+
+def test_the_deploy_role_may_read_what_region_b_did_since_the_proof() -> None:
+    """IAM stays true: the rds-replica switch-writer update reads region B's scaling activities and its
+    function's invocations (components/program.py ``read_region_b_served_since``), so ``iam --for deploy``
+    (made from the documented updates: automation/iam_updates.py) grants both, and an update that promotes
+    nothing (aurora-global) makes no such read."""
+    rds = iam_updates.deploy_syntheses({"pilotlight:database": {"mode": "rds-replica", "engine": "mysql"}})
+    reads = [
+        (s.config.get("dr:failback"), region)
+        for s in rds
+        for t, _a, region in s.invokes
+        if t == SERVED_SINCE_READ
+    ]
+    assert reads and all(phase == "switch-writer" for phase, _ in reads), reads
+    actions = {
+        a
+        for d in iam.deploy_policies(rds, "210987654321")
+        for st in d["Statement"]
+        for a in ([st["Action"]] if isinstance(st["Action"], str) else st["Action"])
+    }
+    assert {"autoscaling:DescribeScalingActivities", "cloudwatch:GetMetricData"} <= actions

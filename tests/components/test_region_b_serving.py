@@ -10,6 +10,9 @@ the runbook is seen only by a live read. The moto-world evidence is tests/automa
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
 import pytest
 
 from automation.lifecycle import Lifecycle, Runbook, Up, asg_capacity
@@ -24,15 +27,20 @@ from components.failover import (
     decide,
     promotes_failback_instance,
 )
+from components.program import SERVED_SINCE_READ
 from components.region_b_serving import (
     GROUP_TAGS,
     FunctionSeen,
     GroupSeen,
     group_filters,
+    refuse_promotion_after_region_b_served,
     refuse_promotion_while_region_b_serves,
 )
+from lambdas.failover import region_b_quiet
 from lambdas.failover.context import Capacity as GroupCapacity
 from lambdas.failover.context import function_serving
+from lambdas.failover.journal import DRAIN_PROOF_MARK
+from lambdas.failover.region_b_quiet import Served
 
 RDS = "rds-replica"
 SINCE = "2026-12-01T10:00:00+00:00"
@@ -262,5 +270,207 @@ def test_lifecycle_a_drained_region_b_lets_the_switch_writer_update_promote() ->
 def test_lifecycle_an_update_that_promotes_nothing_makes_no_live_read_of_region_b() -> None:
     lc = _to_the_proof()
     for s in lc.syntheses:
-        reads = [t for t, _a, _r in s.invokes if t.startswith(("aws:autoscaling/", "aws:lambda/getFunction"))]
+        reads = [
+            t
+            for t, _a, _r in s.invokes
+            if t.startswith(("aws:autoscaling/", "aws:lambda/getFunction")) or t == SERVED_SINCE_READ
+        ]
         assert not reads, (s.stack, s.config.get("dr:failback"), reads)
+
+
+# ---- break30 B30-1: region B served after the proof's drain, drained again by hand since
+
+PROOF = {
+    "latchSince": SINCE,
+    "drains": 1,
+    "at": "2026-12-01T11:20:00+00:00",
+    "drainedAt": "2026-12-01T11:05:00+00:00",
+}
+LAUNCHED = Served(
+    "web tier pl-dr-web-asg-9f8e7d: Launching a new EC2 instance: i-0abc",
+    datetime(2026, 12, 1, 12, 0, tzinfo=UTC),
+)
+INVOKED = Served(
+    "function pl-prod-payments: 3 invocation(s) in the 60 s", datetime(2026, 12, 1, 12, 3, tzinfo=UTC)
+)
+
+
+def _served_refusal(
+    served: list[Served],
+    proof: dict[str, Any] | None = None,
+    tier: DesiredTier | None = None,
+    mode: str = RDS,
+) -> str | None:
+    try:
+        refuse_promotion_after_region_b_served(
+            tier or _tier("switch-writer", mode), ACTIVE, mode, PROOF if proof is None else proof, served
+        )
+    except FailoverRefused as exc:
+        return str(exc)
+    return None
+
+
+def test_region_b_served_since_the_proof_s_drain_refuses_in_one_line_naming_what_and_the_remedy() -> None:
+    said = _served_refusal([LAUNCHED, INVOKED])
+    assert said is not None, (
+        "switch-writer promotes although region B launched and ran after the proof's drain"
+    )
+    assert "\n" not in said, said
+    assert "after the zero-lag proof's drain at 2026-12-01 11:05:00 UTC" in said, said
+    assert LAUNCHED.describe() in said and INVOKED.describe() in said, said
+    assert "python -m automation latch switch-writer --outputs runbook.json" in said, said
+
+
+def test_nothing_recorded_since_the_proof_s_drain_lets_the_promotion_go() -> None:
+    assert _served_refusal([]) is None
+
+
+@pytest.mark.parametrize(
+    "proof",
+    [{"latchSince": SINCE, "drains": 1}, {"latchSince": SINCE, "drains": 1, "drainedAt": "yesterday"}],
+    ids=["no-time", "unreadable-time"],
+)
+def test_a_proof_without_a_readable_drain_time_refuses(proof: dict[str, Any]) -> None:
+    said = _served_refusal([], proof)
+    assert said is not None and "names no readable drain time" in said, said
+
+
+def test_a_proof_written_before_drained_at_was_recorded_counts_from_its_own_time() -> None:
+    # An older program's proof has only "at" (later than its drain: the narrower window, still read).
+    assert region_b_quiet.proof_drained_at({"at": PROOF["at"]}) == datetime(2026, 12, 1, 11, 20, tzinfo=UTC)
+    assert _served_refusal([LAUNCHED], {"latchSince": SINCE, "drains": 1, "at": PROOF["at"]}) is not None
+
+
+def test_an_update_that_promotes_nothing_is_never_refused_by_what_region_b_did() -> None:
+    for tier, mode in ((_tier("drain"), RDS), (_tier("switch-writer", "aurora-global"), "aurora-global")):
+        assert _served_refusal([LAUNCHED], tier=tier, mode=mode) is None
+
+
+def test_lifecycle_region_b_served_after_the_proof_and_drained_again_refuses_the_switch_writer_update() -> (
+    None
+):
+    # What AWS recorded (a launch in region B's web tier after the proof's drain) is answered from the
+    # harness's world; region B reads drained (0/0/0, reserved concurrency 0) when the update runs.
+    lc = _to_the_proof()
+    drained_at = region_b_quiet.proof_drained_at(lc.world.journal[DRAIN_PROOF_MARK])
+    assert drained_at is not None
+    lc.region_b_served.append(
+        {
+            "what": "web tier dr-web-asg: Launching a new EC2 instance: i-0abc",
+            "at": (drained_at + timedelta(minutes=7)).isoformat(),
+        }
+    )
+    standalone = sorted(d.ident for d in lc.world.dbs.values() if d.kind == "instance" and d.source is None)
+
+    [switch] = lc.run([SWITCH])[-1:]
+
+    assert switch.refused is not None and "Launching a new EC2 instance: i-0abc" in switch.refused, (
+        switch.refused
+    )
+    assert not switch.applied and not switch.plans
+    after = sorted(d.ident for d in lc.world.dbs.values() if d.kind == "instance" and d.source is None)
+    assert after == standalone, f"promoted after region B served since the proof: {standalone} -> {after}"
+
+
+def test_lifecycle_what_region_b_did_before_the_proof_s_drain_does_not_refuse() -> None:
+    lc = _to_the_proof()
+    drained_at = region_b_quiet.proof_drained_at(lc.world.journal[DRAIN_PROOF_MARK])
+    assert drained_at is not None
+    lc.region_b_served.append(
+        {
+            "what": "function pl-prod-payments: 9 invocation(s) in the 60 s",
+            "at": (drained_at - timedelta(minutes=1)).isoformat(),
+        }
+    )
+
+    [switch] = lc.run([SWITCH])[-1:]
+
+    assert switch.refused is None and switch.applied, switch.refused or switch.errors
+    _primary, dr_region = lc.regions()
+    reads = [(a, region) for t, a, region in lc.syntheses[-1].invokes if t == SERVED_SINCE_READ]
+    assert len(reads) == 1 and reads[0][1] == dr_region, reads
+    assert reads[0][0]["functions"] and reads[0][0]["groups"], "the web tier and the function are both read"
+
+
+def test_the_program_reads_region_b_s_launches_and_invocations_since_the_drain_in_region_b(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """components/program.py ``read_region_b_served_since`` against moto (its scaling activities as the
+    emulator records them: automation/emulator/gaps.py), in region B: a launch and a non-zero minute
+    after the moment are found, a minute before it is not."""
+    from types import SimpleNamespace
+
+    import boto3
+    from moto import mock_aws
+
+    from automation.emulator import patch_moto
+    from components import program
+
+    for key, value in {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}.items():
+        monkeypatch.setenv(key, value)
+    region = "us-west-2"
+    undo = patch_moto()
+    try:
+        with mock_aws():
+            asg = boto3.client("autoscaling", region_name=region)
+            asg.create_launch_configuration(
+                LaunchConfigurationName="lc", ImageId="ami-12c6146b", InstanceType="t3.micro"
+            )
+            asg.create_auto_scaling_group(
+                AutoScalingGroupName="web",
+                LaunchConfigurationName="lc",
+                MinSize=0,
+                MaxSize=2,
+                DesiredCapacity=0,
+                AvailabilityZones=[f"{region}a"],
+            )
+            since = datetime.now(UTC) - timedelta(minutes=10)
+            asg.update_auto_scaling_group(AutoScalingGroupName="web", MinSize=1, DesiredCapacity=1)
+            minute = since.replace(second=0, microsecond=0)
+            boto3.client("cloudwatch", region_name=region).put_metric_data(
+                Namespace="AWS/Lambda",
+                MetricData=[
+                    {
+                        "MetricName": "Invocations",
+                        "Dimensions": [{"Name": "FunctionName", "Value": "pay"}],
+                        "Value": v,
+                        "Timestamp": t,
+                    }
+                    for t, v in ((minute - timedelta(minutes=1), 5.0), (minute + timedelta(minutes=3), 2.0))
+                ],
+            )
+            served = program.read_region_b_served_since(
+                SimpleNamespace(dr_region=region),  # type: ignore[arg-type]
+                ["web"],
+                ["pay"],
+                since,
+            )
+    finally:
+        undo()
+    said = [s.what for s in served]
+    assert len(said) == 2 and said[0].startswith("web tier web: Launching a new EC2 instance: i-"), said
+    assert said[1] == "function pay: 2 invocation(s) in the 60 s", said
+
+
+def test_a_read_aws_refuses_refuses_the_promotion_in_one_line(monkeypatch: pytest.MonkeyPatch) -> None:
+    from types import SimpleNamespace
+
+    from botocore.exceptions import ClientError
+
+    from components import program
+
+    def denied(*_args: object) -> list[Served]:
+        raise ClientError({"Error": {"Code": "AccessDenied", "Message": "no"}}, "DescribeScalingActivities")
+
+    monkeypatch.setattr(program.region_b_quiet, "served_since", denied)
+    with pytest.raises(FailoverRefused) as refused:
+        program.read_region_b_served_since(
+            SimpleNamespace(dr_region="us-west-2"),  # type: ignore[arg-type]
+            ["web"],
+            ["pay"],
+            datetime.now(UTC),
+        )
+    said = str(refused.value)
+    assert "\n" not in said and "AccessDenied" in said and "autoscaling:DescribeScalingActivities" in said, (
+        said
+    )
