@@ -214,7 +214,7 @@ def test_the_deploy_role_may_read_what_region_b_did_since_the_proof() -> None:
     function's invocations (components/program.py ``read_region_b_served_since``), so ``iam --for deploy``
     (made from the documented updates: automation/iam_updates.py) grants both, and an update that promotes
     nothing (aurora-global) makes no such read."""
-    rds = iam_updates.deploy_syntheses({"pilotlight:database": {"mode": "rds-replica", "engine": "mysql"}})
+    rds = iam_updates.deploy_syntheses({"pilotlight:database": {"mode": "rds-replica", "engine": "postgres"}})
     reads = [
         (s.config.get("dr:failback"), region)
         for s in rds
