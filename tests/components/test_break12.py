@@ -1,0 +1,256 @@
+"""Adversarial review of issue 12 ("Deployable for real"), branch break12: what a real deployment still hits.
+
+Each test names the invariant it protects; a finding still open is a strict expected failure naming it
+(B12-n), with a control beside it where the failure could otherwise be the harness's.
+"""
+
+from __future__ import annotations
+
+import json
+import ssl
+import threading
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from http.server import BaseHTTPRequestHandler, HTTPServer
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import pytest
+
+from automation import iam, synth
+from tests.automation.test_review_iam import ACCOUNT, allows
+from tests.components.conftest import synthesize
+
+CERTS = {
+    "pilotlight:routing": {
+        "certificateArn": "arn:aws:acm:us-east-1:123456789012:certificate/a",
+        "drCertificateArn": "arn:aws:acm:us-west-2:123456789012:certificate/b",
+    }
+}
+DOMAIN = "app.example.com"
+
+
+def _canary_targets(dr: synth.Synthesis) -> dict[str, str]:
+    (canary,) = [f for f in dr.by_type("aws:lambda/function:Function") if f.name == "dr-orchestrator-canary"]
+    return {t["name"]: t["url"] for t in json.loads(canary.inputs["environment"]["variables"]["TARGETS"])}
+
+
+def _covered_by_the_domain(host: str, domain: str) -> bool:
+    return host == domain or host.endswith(f".{domain}")
+
+
+# --------------------------------------------------------------------------------------------------
+# B12-1: with certificates, the canary probes region A's web tier by the load balancer's DNS name over
+# HTTPS, a name the certificate does not cover.
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason=(
+        "B12-1: with certificateArn/drCertificateArn the canary's web target is https://<ALB DNS name>/health; "
+        "the listener presents the ACM certificate for the user's domain, which never covers "
+        "*.elb.amazonaws.com, so every probe fails TLS hostname verification: PrimaryHealthy is 0 every "
+        "minute, the automated-failover alarm sits in ALARM (no state change is left for a real outage) "
+        "and dr:autoFailover starts the failover runbook three minutes after deploy"
+    ),
+)
+def test_the_canary_probes_region_a_s_https_web_tier_by_a_name_its_certificate_covers() -> None:
+    """An HTTPS listener presents its ACM certificate, which is for the names the user requested (here
+    ``*.<domain>``). It cannot name the load balancer's ``*.elb.amazonaws.com`` DNS name: "each domain
+    name that you specify must be validated to verify that you own or control the domain" (ACM API
+    Reference, RequestCertificate: https://docs.aws.amazon.com/acm/latest/APIReference/API_RequestCertificate.html;
+    the symptom: kubernetes/kops#6290 "x509: certificate is valid for <DOMAIN>, not elb.amazonaws.com"). The canary
+    probes with ``urllib.request``, whose default HTTPS context verifies the certificate and the host
+    name (https://docs.python.org/3/library/http.client.html#http.client.HTTPSConnection: "uses
+    ssl._create_default_https_context" / ``ssl.create_default_context``: ``check_hostname`` True), as
+    :func:`test_control_the_canary_probe_refuses_a_certificate_for_another_name` shows. Route 53's
+    health check of the same URL is unaffected (it does not validate certificates), which is why only
+    the canary, the automated path, breaks.
+
+    Invariant: every HTTPS URL the canary probes has a host under the configured domain."""
+    targets = _canary_targets(synthesize("dr", CERTS))
+    assert set(targets) == {"web", "api"}, targets
+    bad = {
+        name: url
+        for name, url in targets.items()
+        if urlsplit(url).scheme == "https"
+        and not _covered_by_the_domain(urlsplit(url).hostname or "", DOMAIN)
+    }
+    assert not bad, f"canary targets probed over HTTPS by a name outside {DOMAIN}: {bad}"
+
+
+@pytest.fixture
+def https_for_web_domain(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[int]:
+    """An HTTPS server on 127.0.0.1 answering the web tier's health document, with a certificate for
+    ``web.<domain>`` and ``*.<domain>`` only, signed by a CA the process trusts (SSL_CERT_FILE)."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    now = datetime.now(UTC)
+    ca_key = ec.generate_private_key(ec.SECP256R1())
+    ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "break12 test CA")])
+    ca = (
+        x509.CertificateBuilder()
+        .subject_name(ca_name)
+        .issuer_name(ca_name)
+        .public_key(ca_key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - timedelta(days=1))
+        .not_valid_after(now + timedelta(days=1))
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(ca_key, hashes.SHA256())
+    )
+    key = ec.generate_private_key(ec.SECP256R1())
+    leaf = (
+        x509.CertificateBuilder()
+        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, f"web.{DOMAIN}")]))
+        .issuer_name(ca_name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - timedelta(days=1))
+        .not_valid_after(now + timedelta(days=1))
+        .add_extension(
+            x509.SubjectAlternativeName([x509.DNSName(f"web.{DOMAIN}"), x509.DNSName(f"*.{DOMAIN}")]),
+            critical=False,
+        )
+        .sign(ca_key, hashes.SHA256())
+    )
+    ca_file, cert_file, key_file = tmp_path / "ca.pem", tmp_path / "cert.pem", tmp_path / "key.pem"
+    ca_file.write_bytes(ca.public_bytes(serialization.Encoding.PEM))
+    cert_file.write_bytes(leaf.public_bytes(serialization.Encoding.PEM))
+    key_file.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        )
+    )
+    monkeypatch.setenv("SSL_CERT_FILE", str(ca_file))
+
+    class Health(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            body = json.dumps({"status": "ok", "region": "us-east-1", "role": "primary"}).encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    server = HTTPServer(("127.0.0.1", 0), Health)
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(cert_file, key_file)
+    server.socket = context.wrap_socket(server.socket, server_side=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield server.server_address[1]
+    server.shutdown()
+    server.server_close()
+
+
+def test_control_the_canary_probe_refuses_a_certificate_for_another_name(https_for_web_domain: int) -> None:
+    """The canary's own probe (lambdas/health_check/probe.py) against a healthy endpoint whose
+    certificate is for ``web.<domain>``, reached by another name (as the ALB is by its DNS name): the
+    probe reports it unhealthy, a TLS verification failure, not an HTTP answer."""
+    from lambdas.health_check import probe
+
+    target = probe.Target("web", f"https://localhost:{https_for_web_domain}/health")
+    result, _ = probe.probe_once(target, timeout=5)
+    assert not result.healthy and result.status is None, result
+    assert "CERTIFICATE_VERIFY_FAILED" in str(result.error) or "certificate" in str(result.error).lower(), (
+        result
+    )
+
+
+# --------------------------------------------------------------------------------------------------
+# B12-2: two accepted environments' bucket prefixes coincide, and S3 is fenced by that prefix alone.
+
+APP = "abcdefghijklmnopqrstuvwx"  # 24: the longest pilotlight:appName
+
+
+def _stacks(app: str, environment: str, regions: tuple[str, str]) -> tuple[synth.Synthesis, synth.Synthesis]:
+    overrides: dict[str, Any] = {
+        "pilotlight:appName": app,
+        "pilotlight:environment": environment,
+        "pilotlight:primaryRegion": regions[0],
+        "pilotlight:drRegion": regions[1],
+        "pilotlight:routing": {"domain": f"{environment}.example.com"},
+    }
+    primary = synth.synthesize("primary", overrides)
+    return primary, synth.synthesize("dr", overrides, primary_outputs=primary.outputs)
+
+
+PAIRS = [
+    # test_naming's longest configuration: two environments differing only at the end.
+    (APP, "stagingeuwest001", "stagingeuwest002", ("ap-southeast-1", "ap-northeast-1")),
+    # An ordinary one: app "checkout-service", environments "staging" and "stage".
+    ("checkout-service", "staging", "stage", ("ap-southeast-1", "ap-northeast-1")),
+]
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason=(
+        "B12-2: storage.bucket_prefix cuts <app>-<env> to fit 37 characters without a hash, so two accepted "
+        "environments get the same bucket prefix; the deploy policy names buckets by that prefix and the "
+        "tag Deny does not cover s3, so one environment's deployer may rewrite the other's bucket policy, "
+        "lifecycle (expire every object), encryption, replication and versioning, and delete the bucket"
+    ),
+)
+@pytest.mark.parametrize(("app", "mine", "theirs", "regions"), PAIRS, ids=["longest", "checkout-service"])
+def test_a_deployer_of_one_environment_cannot_change_another_environment_s_bucket(
+    app: str, mine: str, theirs: str, regions: tuple[str, str]
+) -> None:
+    """The deploy policy grants S3 on ``arn:aws:s3:::<bucketPrefix>*`` (automation/iam.py
+    ``bucket_resources``) and its Deny of other deployments' tags lists no ``s3:*``
+    (``other_deployments_denied``), so the bucket's name is the only fence between environments of one
+    account. ``bucket_prefix`` keeps the region and cuts the ``<app>-<env>`` part to S3's limit (a
+    bucket name has 3-63 characters, https://docs.aws.amazon.com/AmazonS3/latest/userguide/bucketnamingrules.html,
+    and the provider's ``bucket_prefix`` leaves 37 of them: it appends 26) with no hash of what it cut,
+    unlike every other name (components/naming.py ``physical_name``). An IAM wildcard ``*`` matches any
+    characters (https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_policies_elements_resource.html).
+
+    Invariant: no write the deploy policy of one environment allows reaches another environment's
+    bucket (S3 appends 26 characters to the prefix: the other environment's bucket name is its prefix
+    and any suffix)."""
+    own_primary, own_dr = _stacks(app, mine, regions)
+    other_primary, other_dr = _stacks(app, theirs, regions)
+    docs = tuple(iam.deploy_policies([own_primary, own_dr], ACCOUNT))
+    tags = {f"aws_ResourceTag/{k}": v for k, v in iam.deployment_tags([other_primary, other_dr]).items()}
+    reached = sorted(
+        (action, bucket)
+        for bucket in (
+            r.inputs["bucketPrefix"] + "0" * synth_suffix()
+            for s in (other_primary, other_dr)
+            for r in s.by_type("aws:s3/bucket:Bucket")
+        )
+        for action in (
+            "s3:PutBucketPolicy",
+            "s3:PutLifecycleConfiguration",
+            "s3:PutEncryptionConfiguration",
+            "s3:PutReplicationConfiguration",
+            "s3:PutBucketVersioning",
+            "s3:DeleteBucket",
+        )
+        if allows(docs, action, f"arn:aws:s3:::{bucket}", **tags)
+    )
+    assert not reached, f"{mine}'s deploy policy allows on {theirs}'s buckets: {reached}"
+
+
+def synth_suffix() -> int:
+    from components.naming import S3_PREFIX_SUFFIX
+
+    return S3_PREFIX_SUFFIX
+
+
+def test_control_the_deploy_policy_reaches_its_own_bucket() -> None:
+    """The probe above is not vacuous: the same check finds the deployer's own bucket writable."""
+    app, mine, _, regions = PAIRS[1]
+    primary, dr = _stacks(app, mine, regions)
+    docs = tuple(iam.deploy_policies([primary, dr], ACCOUNT))
+    tags = {f"aws_ResourceTag/{k}": v for k, v in iam.deployment_tags([primary, dr]).items()}
+    (bucket,) = [r.inputs["bucketPrefix"] for r in primary.by_type("aws:s3/bucket:Bucket")]
+    assert allows(docs, "s3:PutBucketPolicy", f"arn:aws:s3:::{bucket}{'0' * synth_suffix()}", **tags)
