@@ -197,7 +197,7 @@ PAIRS = [
         "B12-2: storage.bucket_prefix cuts <app>-<env> to fit 37 characters without a hash, so two accepted "
         "environments get the same bucket prefix; the deploy policy names buckets by that prefix and the "
         "tag Deny does not cover s3, so one environment's deployer may rewrite the other's bucket policy, "
-        "lifecycle (expire every object), encryption, replication and versioning, and delete the bucket"
+        "lifecycle (expire every object), encryption, replication, versioning and public access block, and delete the bucket"
     ),
 )
 @pytest.mark.parametrize(("app", "mine", "theirs", "regions"), PAIRS, ids=["longest", "checkout-service"])
@@ -233,6 +233,7 @@ def test_a_deployer_of_one_environment_cannot_change_another_environment_s_bucke
             "s3:PutEncryptionConfiguration",
             "s3:PutReplicationConfiguration",
             "s3:PutBucketVersioning",
+            "s3:PutBucketPublicAccessBlock",
             "s3:DeleteBucket",
         )
         if allows(docs, action, f"arn:aws:s3:::{bucket}", **tags)
@@ -254,3 +255,77 @@ def test_control_the_deploy_policy_reaches_its_own_bucket() -> None:
     tags = {f"aws_ResourceTag/{k}": v for k, v in iam.deployment_tags([primary, dr]).items()}
     (bucket,) = [r.inputs["bucketPrefix"] for r in primary.by_type("aws:s3/bucket:Bucket")]
     assert allows(docs, "s3:PutBucketPolicy", f"arn:aws:s3:::{bucket}{'0' * synth_suffix()}", **tags)
+
+
+# --------------------------------------------------------------------------------------------------
+# B12-3: the subnets go into the first azCount zone names, Local Zones included.
+
+LOCAL_ZONES = {"us-west-2": ["us-west-2-lax-1a", "us-west-2-lax-1b"], "us-east-1": ["us-east-1-bos-1a"]}
+
+
+def _with_local_zones(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The mocks answer getAvailabilityZones as the provider does for an account that enabled the
+    region's Local Zones: Availability Zones and Local Zones together, sorted by name."""
+    original = synth._Mocks.call
+
+    def call(self: Any, args: Any) -> dict[str, Any]:
+        answer = original(self, args)
+        if args.token == "aws:index/getAvailabilityZones:getAvailabilityZones":
+            region = answer["id"]
+            wanted = {f.get("name"): set(f.get("values") or []) for f in dict(args.args).get("filters") or []}
+            local = (
+                [] if wanted.get("opt-in-status") == {"opt-in-not-required"} else LOCAL_ZONES.get(region, [])
+            )
+            local = [] if wanted.get("zone-type") == {"availability-zone"} else local
+            names = sorted([*answer["names"], *local])
+            answer = {**answer, "names": names, "zoneIds": [f"id-{n}" for n in names]}
+        return answer
+
+    monkeypatch.setattr(synth._Mocks, "call", call)
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason=(
+        "B12-3: components/network.py takes getAvailabilityZones(state='available').names[:azCount]; with the "
+        "region's Local Zones enabled the provider lists them too, sorted by name, and 'us-west-2-lax-1a' sorts "
+        "before 'us-west-2a': with us-west-2's two Los Angeles Local Zones every region-B subnet (ALB, interface "
+        "endpoints, the Aurora/RDS subnet group, the web tier) lands in a Local Zone, in region A the first of each tier"
+    ),
+)
+@pytest.mark.parametrize("stack", ["primary", "dr"])
+def test_every_subnet_is_in_an_availability_zone_even_with_local_zones_enabled(
+    stack: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """ "When Local Zones are enabled in a region, by default the API and this data source include both
+    Local Zones and Availability Zones. To return only Availability Zones, see the example section below"
+    (pulumi-aws ``aws.getAvailabilityZones``: https://www.pulumi.com/registry/packages/aws/api-docs/getavailabilityzones/,
+    whose example filters ``opt-in-status`` = ``opt-in-not-required``); the provider sorts the zones by
+    name (terraform-provider-aws, ``dataSourceAvailabilityZonesRead``: ``sort.Slice(... ZoneName ...)``),
+    and a Local Zone's name is its region's, a hyphen and a group (``us-west-2-lax-1a``,
+    https://docs.aws.amazon.com/local-zones/latest/ug/how-local-zones-work.html), so it sorts before
+    ``<region>a``. A Local Zone offers a subset of services (same page, "AWS resources supported in Local
+    Zones"): Aurora, interface endpoints of SSM and NAT gateways are not among what every Local Zone
+    offers, so the first ``pulumi up`` fails, and a web tier split between a Local Zone and one AZ is not
+    the two-AZ tier the plan promises.
+
+    Invariant: every subnet the program creates is in one of the region's Availability Zones."""
+    _with_local_zones(monkeypatch)
+    s = synth.synthesize(stack, {})
+    region = {"primary": "us-east-1", "dr": "us-west-2"}[stack]
+    outside = sorted(
+        f"{r.name}: {r.inputs['availabilityZone']}"
+        for r in s.by_type("aws:ec2/subnet:Subnet")
+        if r.inputs["availabilityZone"] in LOCAL_ZONES[region]
+    )
+    assert not outside, f"subnets in Local Zones: {outside}"
+
+
+def test_control_without_local_zones_the_subnets_are_in_the_first_availability_zones() -> None:
+    """The probe's mock changes nothing else: with no Local Zone in the answer, region B's subnets are in
+    its first two Availability Zones."""
+    s = synth.synthesize("dr", {})
+    assert {r.inputs["availabilityZone"] for r in s.by_type("aws:ec2/subnet:Subnet")} == {
+        "us-west-2a",
+        "us-west-2b",
+    }
