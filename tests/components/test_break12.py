@@ -329,3 +329,43 @@ def test_control_without_local_zones_the_subnets_are_in_the_first_availability_z
         "us-west-2a",
         "us-west-2b",
     }
+
+
+# --------------------------------------------------------------------------------------------------
+# B12-4: the default RDS for PostgreSQL engine version is one RDS no longer creates.
+
+# RDS for PostgreSQL 16 minors RDS stopped creating: AWS's notice of the end of standard support of
+# 16.5-16.8 on 2026-05-31 ("Starting May 1, 2026, you will not be able to create new database instances
+# on Amazon RDS for PostgreSQL minor versions ... 16.5, 16.6, 16.7, 16.8 ... will automatically upgrade
+# ... to version ... 16.11 (or higher)", quoted in saayam-for-all/database's wiki "AWS RDS instances -
+# Health Checks", 2026-05-30, and https://lucaberton.com/blog/aws-rds-postgresql-minor-version-deprecation-may-2026/);
+# earlier minors left standard support before them (Release calendar for Amazon RDS for PostgreSQL:
+# https://docs.aws.amazon.com/AmazonRDS/latest/PostgreSQLReleaseNotes/postgresql-release-calendar.html).
+OLDEST_CREATABLE_POSTGRES_16 = (16, 9)
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason=(
+        "B12-4: database.engine postgres defaults to engineVersion 16.4 (components/config.py), older than "
+        "16.5-16.8, which RDS stopped creating on 2026-05-01: the first pulumi up -s primary of the default "
+        "rds-replica/postgres configuration fails at CreateDBInstance"
+    ),
+)
+def test_the_default_postgres_engine_version_is_one_rds_still_creates() -> None:
+    """Invariant: the engine version a configuration gets by default is one AWS creates today (a
+    version past RDS's end of standard support cannot be chosen for a new instance; one past its
+    creation cut-off fails CreateDBInstance with InvalidParameterCombination "Cannot find version")."""
+    from components import config
+
+    cfg = config.parse(
+        synth.load_stack_config(
+            "primary", {"pilotlight:database": {"mode": "rds-replica", "engine": "postgres"}}
+        ),
+        stack="primary",
+    )
+    version = tuple(int(p) for p in cfg.database.engine_version.split(".")[:2])
+    assert version[0] != 16 or version >= OLDEST_CREATABLE_POSTGRES_16, (
+        f"default postgres engineVersion {cfg.database.engine_version}: RDS creates 16.x only from "
+        f"{'.'.join(map(str, OLDEST_CREATABLE_POSTGRES_16))}"
+    )
