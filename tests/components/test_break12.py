@@ -369,3 +369,47 @@ def test_the_default_postgres_engine_version_is_one_rds_still_creates() -> None:
         f"default postgres engineVersion {cfg.database.engine_version}: RDS creates 16.x only from "
         f"{'.'.join(map(str, OLDEST_CREATABLE_POSTGRES_16))}"
     )
+
+
+# --------------------------------------------------------------------------------------------------
+# B12-5: an RDS instance pins its minor engine version while RDS upgrades it.
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason=(
+        "B12-5: region A's RDS instance (rds-replica) sets engineVersion to a full minor version with "
+        "autoMinorVersionUpgrade true and no ignore_changes on engineVersion: once RDS upgrades it (its "
+        "maintenance window, or the mandatory upgrade of a deprecated minor), the next pulumi up -s primary "
+        "asks ModifyDBInstance for the old version and RDS refuses the downgrade, so no primary update "
+        "(a failback phase included) goes through"
+    ),
+)
+@pytest.mark.parametrize("engine", ["postgres", "mysql"])
+def test_no_rds_instance_asks_for_a_minor_version_rds_may_have_upgraded_past(engine: str) -> None:
+    """RDS upgrades an instance with ``AutoMinorVersionUpgrade`` to a newer minor in its maintenance window
+    (https://docs.aws.amazon.com/AmazonRDS/latest/UserGuide/USER_UpgradeDBInstance.Maintenance.html), and
+    upgrades deprecated minors whatever the setting (the notice quoted for B12-4: "Amazon RDS will
+    automatically upgrade ... to version ... 16.11 (or higher)"). The provider's ``aws_db_instance`` has no
+    diff suppression of ``engine_version`` against ``engine_version_actual``: "a configured value ... that
+    RDS has automatically upgraded past — still produces an engine_version diff. The update path then sends
+    EngineVersion ... and RDS rejects it as a downgrade (e.g. Cannot upgrade postgres from 14.22 to 14.17 /
+    InvalidParameterCombination)" (hashicorp/terraform-provider-aws#49496, open; the issue it fixes,
+    #39579). The provider documents the way out: "If auto_minor_version_upgrade is enabled, you can provide
+    a prefix of the version such as 8.0" (aws_db_instance ``engine_version``); ``ignore_changes`` does too.
+
+    Invariant: every RDS instance the stacks declare either lets RDS own its minor version (a major-only
+    ``engineVersion``, or ``engineVersion`` ignored) or turns automatic minor upgrades off."""
+    overrides = {"pilotlight:database": {"mode": "rds-replica", "engine": engine}}
+    pinned = []
+    for stack in ("primary", "dr"):
+        for r in synthesize(stack, overrides).by_type("aws:rds/instance:Instance"):
+            version = r.inputs.get("engineVersion")
+            if (
+                version
+                and r.inputs.get("autoMinorVersionUpgrade", True)
+                and "engineVersion" not in r.ignore_changes
+                and version.count(".") >= (2 if engine == "mysql" else 1)
+            ):
+                pinned.append(f"{stack}:{r.name} engineVersion={version}")
+    assert not pinned, f"RDS instances pinning a minor version RDS upgrades: {pinned}"
