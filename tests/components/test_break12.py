@@ -413,3 +413,51 @@ def test_no_rds_instance_asks_for_a_minor_version_rds_may_have_upgraded_past(eng
             ):
                 pinned.append(f"{stack}:{r.name} engineVersion={version}")
     assert not pinned, f"RDS instances pinning a minor version RDS upgrades: {pinned}"
+
+
+# --------------------------------------------------------------------------------------------------
+# B12-6: rds-replica with engine mysql (the mode's default engine) ships a PostgreSQL-only ledger.
+
+MYSQL_DRIVERS = ("pymysql/", "mysql/connector/", "MySQLdb/", "aiomysql/")
+
+
+def _payments(stack: str, engine: str) -> synth.Resource:
+    s = synthesize(stack, {"pilotlight:database": {"mode": "rds-replica", "engine": engine}})
+    (fn,) = [f for f in s.by_type("aws:lambda/function:Function") if f.name.endswith("-api-payments")]
+    return fn
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason=(
+        "B12-6: database.mode rds-replica defaults to engine mysql (components/config.py ENGINES), but the "
+        "payments function's only driver path is pg8000 (lambdas/api/ledger.py driver_executor), a PostgreSQL "
+        "wire-protocol client, pointed at MySQL's port 3306: every POST /payments fails while /health (RDS API "
+        "only) answers 200, so Route 53 keeps sending traffic to a region that can take no payment"
+    ),
+)
+@pytest.mark.parametrize("stack", ["primary", "dr"])
+def test_the_payments_function_carries_a_driver_for_its_database_engine(stack: str) -> None:
+    """pg8000 is "a pure-Python PostgreSQL driver" (https://github.com/tlocke/pg8000) speaking the
+    PostgreSQL frontend/backend protocol (https://www.postgresql.org/docs/current/protocol.html); a MySQL
+    server speaks the MySQL client/server protocol on port 3306
+    (https://dev.mysql.com/doc/dev/mysql-server/latest/PAGE_PROTOCOL.html): its first packet is the
+    server's handshake, which pg8000's startup message does not expect. The README says so much itself:
+    "rds-replica with engine: mysql is not drilled"; the config accepts it and makes it the mode's default.
+
+    Invariant: the function that writes the ledger carries a client for the configured engine."""
+    fn = _payments(stack, "mysql")
+    variables = fn.inputs["environment"]["variables"]
+    assert variables.get("DB_PORT") == "3306", variables  # this is the MySQL instance's endpoint
+    drivers = sorted({n.split("/")[0] for n in fn.archive if n.startswith(MYSQL_DRIVERS)})
+    assert drivers, (
+        f"{fn.name} talks to MySQL at {variables.get('DB_HOST')}:3306 with only "
+        f"{sorted({n.split('/')[0] for n in fn.archive if 'pg8000' in n})} packaged"
+    )
+
+
+def test_control_the_postgres_payments_function_carries_pg8000() -> None:
+    """The probe reads the packaged archive: with engine postgres the driver the code imports is there."""
+    fn = _payments("primary", "postgres")
+    assert any(n.startswith("pg8000/") for n in fn.archive), sorted(fn.archive)[:20]
+    assert fn.inputs["environment"]["variables"].get("DB_PORT") in (None, "5432")
