@@ -461,3 +461,52 @@ def test_control_the_postgres_payments_function_carries_pg8000() -> None:
     fn = _payments("primary", "postgres")
     assert any(n.startswith("pg8000/") for n in fn.archive), sorted(fn.archive)[:20]
     assert fn.inputs["environment"]["variables"].get("DB_PORT") in (None, "5432")
+
+
+# --------------------------------------------------------------------------------------------------
+# B12-7: a certificate from the wrong region is accepted, and the deployment fails part-way.
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason=(
+        "B12-7: components/config.py checks only that certificateArn/drCertificateArn start with arn:aws:acm:; "
+        "a certificate of another region (us-east-1 for both, as CloudFront needs) is accepted, and the stack "
+        "fails part-way at the HTTPS listener and the API's regional custom domain, after its data tier and "
+        "network were created"
+    ),
+)
+@pytest.mark.parametrize(
+    ("key", "arn"),
+    [
+        ("drCertificateArn", "arn:aws:acm:us-east-1:123456789012:certificate/b"),
+        ("certificateArn", "arn:aws:acm:us-west-2:123456789012:certificate/a"),
+    ],
+)
+def test_a_certificate_of_another_region_is_refused_before_any_resource(key: str, arn: str) -> None:
+    """ACM certificates are regional: "To use a certificate with Elastic Load Balancing for the same
+    fully qualified domain name (FQDN) or set of FQDNs in more than one AWS Region, you must request or
+    import a certificate for each Region" (https://docs.aws.amazon.com/acm/latest/userguide/acm-regions.html),
+    and a Regional API Gateway custom domain takes a certificate "in the same Region as your API"
+    (https://docs.aws.amazon.com/apigateway/latest/developerguide/apigateway-regional-api-custom-domain-create.html).
+    DESIGN "What bad input gets": config is validated before any resource is registered, "each stops pulumi
+    up with one clear message naming the key".
+
+    Invariant: a certificate ARN whose region is not its stack's region is refused by the config, naming
+    the key."""
+    from components import config
+
+    routing = {
+        "certificateArn": "arn:aws:acm:us-east-1:123456789012:certificate/a",
+        "drCertificateArn": "arn:aws:acm:us-west-2:123456789012:certificate/b",
+        key: arn,
+    }
+    with pytest.raises(config.ConfigError, match=key):
+        config.parse(synth.load_stack_config("dr", {"pilotlight:routing": routing}), stack="dr")
+
+
+def test_control_certificates_of_their_own_regions_are_accepted() -> None:
+    from components import config
+
+    cfg = config.parse(synth.load_stack_config("dr", CERTS), stack="dr")
+    assert cfg.routing.dr_certificate_arn and ":us-west-2:" in cfg.routing.dr_certificate_arn
