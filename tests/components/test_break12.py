@@ -510,3 +510,35 @@ def test_control_certificates_of_their_own_regions_are_accepted() -> None:
 
     cfg = config.parse(synth.load_stack_config("dr", CERTS), stack="dr")
     assert cfg.routing.dr_certificate_arn and ":us-west-2:" in cfg.routing.dr_certificate_arn
+
+
+# --------------------------------------------------------------------------------------------------
+# B12-8 (low): the first Graviton family gets an x86_64 image.
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason=(
+        "B12-8: components/compute.py architecture() calls a family arm64 only if a 'g' follows its first two "
+        "characters or ends it; a1 (AWS Graviton, arm64) is accepted by the config and gets the x86_64 "
+        "Amazon Linux 2023 image: every launch fails on the architecture mismatch and the Auto Scaling group "
+        "never reaches its minimum"
+    ),
+)
+def test_an_accepted_graviton_instance_type_gets_an_arm64_image() -> None:
+    """ "A1 instances are the first EC2 instances powered by AWS Graviton Processors" (Amazon EC2 A1,
+    https://aws.amazon.com/ec2/instance-types/a1/), arm64 only; the program reads the public parameter
+    ``/aws/service/ami-amazon-linux-latest/al2023-ami-kernel-default-<arch>``
+    (https://docs.aws.amazon.com/linux/al2023/ug/ec2.html). An x86_64 image cannot boot on it (RunInstances:
+    "The architecture 'x86_64' of the specified instance type does not match the architecture 'arm64'").
+
+    Invariant: the web tier's image parameter names the architecture of the configured instance type."""
+    s = synth.synthesize("primary", {"pilotlight:compute": {"instanceType": "a1.large"}})
+    names = [args.get("name") for token, args, _ in s.invokes if token == "aws:ssm/getParameter:getParameter"]
+    assert names and all(str(n).endswith("-arm64") for n in names), names
+
+
+def test_control_a_current_graviton_type_gets_the_arm64_image() -> None:
+    s = synth.synthesize("primary", {"pilotlight:compute": {"instanceType": "t4g.small"}})
+    names = [args.get("name") for token, args, _ in s.invokes if token == "aws:ssm/getParameter:getParameter"]
+    assert names and all(str(n).endswith("-arm64") for n in names), names
