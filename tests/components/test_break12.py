@@ -542,3 +542,45 @@ def test_control_a_current_graviton_type_gets_the_arm64_image() -> None:
     s = synth.synthesize("primary", {"pilotlight:compute": {"instanceType": "t4g.small"}})
     names = [args.get("name") for token, args, _ in s.invokes if token == "aws:ssm/getParameter:getParameter"]
     assert names and all(str(n).endswith("-arm64") for n in names), names
+
+
+# --------------------------------------------------------------------------------------------------
+# B12-9 (low): requirements.txt admits pulumi-aws releases without the arguments the program passes.
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason=(
+        "B12-9: requirements.txt pins pulumi-aws>=7,<8, but the program passes write-only arguments "
+        "(master_password_wo, password_wo, secret_string_wo and their _version fields) that pulumi-aws did "
+        "not expose before late 2025 (pulumi/pulumi-aws#5906, 2025-10-16: 'until the bridge changes land, "
+        "fields such as masterPasswordWoVersion will not be usable'); an environment holding an early 7.x "
+        "satisfies the pin and pulumi up fails with TypeError on the first database resource"
+    ),
+)
+def test_the_pulumi_aws_floor_is_a_release_with_the_write_only_arguments() -> None:
+    """pulumi-aws 7.0.0 shipped without write-only fields; pulumi/pulumi-aws#5906 (merged 2025-10-16)
+    re-introduced their supporting ``*WoVersion`` fields ahead of the bridge release that enabled the
+    ``*Wo`` fields themselves (pulumi/pulumi-terraform-bridge#3215). ``pip install -r requirements.txt``
+    keeps an installed pulumi-aws that satisfies the specifier (pip's "only-if-needed" upgrade strategy:
+    https://pip.pypa.io/en/stable/user_guide/#only-if-needed-recursive-upgrade).
+
+    Invariant: the floor of every runtime requirement is a release that has every argument the program
+    passes (here: the installed SDK, which has them, is not older than the floor allows)."""
+    import re
+
+    import pulumi_aws.rds
+
+    requirement = next(
+        line
+        for line in (Path(synth.ROOT) / "requirements.txt").read_text().splitlines()
+        if line.startswith("pulumi-aws")
+    )
+    floor = tuple(int(p) for p in re.search(r">=([0-9.]+)", requirement).group(1).split("."))  # type: ignore[union-attr]
+    floor = (*floor, 0, 0, 0)[:3]
+    assert (
+        "master_password_wo" in pulumi_aws.rds.ClusterArgs.__init__.__code__.co_varnames
+    )  # the SDK tested has it
+    assert floor > (7, 0, 0), (
+        f"requirements.txt {requirement!r} admits pulumi-aws 7.0.0, which lacks master_password_wo"
+    )
