@@ -487,6 +487,7 @@ def parse(values: Mapping[str, Any], *, stack: str) -> StackConfig:
     database = _database(r)
     compute = _compute(r)
     routing = _routing(r)
+    _certificate_regions(r, routing, primary_region, dr_region)
     storage = _storage(r)
     if (
         role == "primary"
@@ -729,6 +730,53 @@ def _routing(r: _Reader) -> RoutingConfig:
             r, f"{key}.confirmationMinutes", data.get("confirmationMinutes"), d.confirmation_minutes, 1, 60
         ),
     )
+
+
+# "The ARN must have the following form: arn:aws:acm:region:123456789012:certificate/12345678-1234-..."
+# (ACM API Reference, DescribeCertificate CertificateArn,
+# https://docs.aws.amazon.com/acm/latest/APIReference/API_DescribeCertificate.html).
+_ACM_ARN = re.compile(
+    r"^arn:aws:acm:(?P<region>[a-z0-9-]+):(?P<account>[0-9]{12}):certificate/[A-Za-z0-9-]+$"
+)
+
+
+def _certificate_regions(r: _Reader, routing: RoutingConfig, primary_region: str, dr_region: str) -> None:
+    """Each certificate ARN names its own stack's region, and both name one account.
+
+    ACM certificates are regional: "To use a certificate with Elastic Load Balancing for the same fully
+    qualified domain name (FQDN) or set of FQDNs in more than one AWS region, you must request or import a
+    certificate for each region" (https://docs.aws.amazon.com/acm/latest/userguide/acm-regions.html), and a
+    Regional API Gateway custom domain takes a certificate in the API's Region
+    (https://docs.aws.amazon.com/apigateway/latest/developerguide/apigateway-regional-api-custom-domain-create.html).
+    certificateArn serves region A's listener and API domain, drCertificateArn region B's; both stacks are
+    deployed into one account (the deploy policy is one account's, automation/iam.py). Refused here, before
+    any resource, instead of at the HTTPS listener after the data tier and network exist."""
+    key = "pilotlight:routing"
+    accounts: dict[str, str] = {}
+    for name, arn, region, role in (
+        ("certificateArn", routing.certificate_arn, primary_region, "pilotlight:primaryRegion"),
+        ("drCertificateArn", routing.dr_certificate_arn, dr_region, "pilotlight:drRegion"),
+    ):
+        if arn is None or not arn.startswith("arn:aws:acm:"):
+            continue  # absent, or already reported as not an ACM ARN
+        match = _ACM_ARN.match(arn)
+        if match is None:
+            r.problems.append(
+                f"{key}.{name}: {arn!r} is not an ACM certificate ARN "
+                "(arn:aws:acm:<region>:<account>:certificate/<id>)"
+            )
+            continue
+        if region and match["region"] != region:
+            r.problems.append(
+                f"{key}.{name}: {arn!r} is a certificate of {match['region']}; expected region: {region} "
+                f"({role}): ACM certificates are regional, request or import one in {region}"
+            )
+        accounts[name] = match["account"]
+    if len(set(accounts.values())) > 1:
+        r.problems.append(
+            f"{key}.drCertificateArn: account {accounts['drCertificateArn']} differs from certificateArn's "
+            f"{accounts['certificateArn']}; both stacks deploy into one account, whose certificates they use"
+        )
 
 
 def _storage(r: _Reader) -> StorageConfig:

@@ -284,15 +284,6 @@ def _with_local_zones(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(synth._Mocks, "call", call)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "B12-3: components/network.py takes getAvailabilityZones(state='available').names[:azCount]; with the "
-        "region's Local Zones enabled the provider lists them too, sorted by name, and 'us-west-2-lax-1a' sorts "
-        "before 'us-west-2a': with us-west-2's two Los Angeles Local Zones every region-B subnet (ALB, interface "
-        "endpoints, the Aurora/RDS subnet group, the web tier) lands in a Local Zone, in region A the first of each tier"
-    ),
-)
 @pytest.mark.parametrize("stack", ["primary", "dr"])
 def test_every_subnet_is_in_an_availability_zone_even_with_local_zones_enabled(
     stack: str, monkeypatch: pytest.MonkeyPatch
@@ -467,15 +458,6 @@ def test_control_the_postgres_payments_function_carries_pg8000() -> None:
 # B12-7: a certificate from the wrong region is accepted, and the deployment fails part-way.
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "B12-7: components/config.py checks only that certificateArn/drCertificateArn start with arn:aws:acm:; "
-        "a certificate of another region (us-east-1 for both, as CloudFront needs) is accepted, and the stack "
-        "fails part-way at the HTTPS listener and the API's regional custom domain, after its data tier and "
-        "network were created"
-    ),
-)
 @pytest.mark.parametrize(
     ("key", "arn"),
     [
@@ -512,19 +494,34 @@ def test_control_certificates_of_their_own_regions_are_accepted() -> None:
     assert cfg.routing.dr_certificate_arn and ":us-west-2:" in cfg.routing.dr_certificate_arn
 
 
+@pytest.mark.parametrize(
+    ("routing", "key", "expected"),
+    [
+        (
+            {"drCertificateArn": "arn:aws:acm:us-west-2:210987654321:certificate/b"},
+            "drCertificateArn",
+            "account",
+        ),
+        ({"certificateArn": "arn:aws:acm:us-east-1:123:certificate/a"}, "certificateArn", "not an ACM"),
+    ],
+    ids=["another-account", "malformed"],
+)
+def test_a_certificate_of_another_account_or_a_malformed_arn_is_refused(
+    routing: dict[str, str], key: str, expected: str
+) -> None:
+    """Invariant: both certificates are of the one account both stacks deploy into, and each ARN has
+    ACM's form (arn:aws:acm:<region>:<account>:certificate/<id>); the message names the key."""
+    from components import config
+
+    merged = {**CERTS["pilotlight:routing"], **routing}
+    with pytest.raises(config.ConfigError, match=f"{key}.*{expected}"):
+        config.parse(synth.load_stack_config("dr", {"pilotlight:routing": merged}), stack="dr")
+
+
 # --------------------------------------------------------------------------------------------------
 # B12-8 (low): the first Graviton family gets an x86_64 image.
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "B12-8: components/compute.py architecture() calls a family arm64 only if a 'g' follows its first two "
-        "characters or ends it; a1 (AWS Graviton, arm64) is accepted by the config and gets the x86_64 "
-        "Amazon Linux 2023 image: every launch fails on the architecture mismatch and the Auto Scaling group "
-        "never reaches its minimum"
-    ),
-)
 def test_an_accepted_graviton_instance_type_gets_an_arm64_image() -> None:
     """ "A1 instances are the first EC2 instances powered by AWS Graviton Processors" (Amazon EC2 A1,
     https://aws.amazon.com/ec2/instance-types/a1/), arm64 only; the program reads the public parameter
@@ -542,6 +539,41 @@ def test_control_a_current_graviton_type_gets_the_arm64_image() -> None:
     s = synth.synthesize("primary", {"pilotlight:compute": {"instanceType": "t4g.small"}})
     names = [args.get("name") for token, args, _ in s.invokes if token == "aws:ssm/getParameter:getParameter"]
     assert names and all(str(n).endswith("-arm64") for n in names), names
+
+
+@pytest.mark.parametrize(
+    ("instance_type", "arch"),
+    [
+        ("a1.large", "arm64"),
+        ("t4g.small", "arm64"),
+        ("m6g.large", "arm64"),
+        ("m6gd.xlarge", "arm64"),
+        ("c7gn.large", "arm64"),
+        ("r8g.large", "arm64"),
+        ("x2gd.large", "arm64"),
+        ("im4gn.large", "arm64"),
+        ("is4gen.medium", "arm64"),
+        ("g5g.xlarge", "arm64"),
+        ("hpc7g.4xlarge", "arm64"),
+        ("t3.small", "x86_64"),
+        ("m7i-flex.large", "x86_64"),
+        ("g4dn.xlarge", "x86_64"),
+        ("g5.xlarge", "x86_64"),
+        ("g6e.xlarge", "x86_64"),
+        ("gr6.4xlarge", "x86_64"),
+        ("inf2.xlarge", "x86_64"),
+        ("x2iedn.xlarge", "x86_64"),
+        ("u-6tb1.metal", "x86_64"),
+    ],
+)
+def test_the_architecture_of_an_instance_family_follows_the_graviton_option_letter(
+    instance_type: str, arch: str
+) -> None:
+    """Invariant: a Graviton family (a1, or a ``g`` among the options after the generation digits) is
+    arm64; a GPU series ``g`` (g4dn, g5) and every other family are x86_64."""
+    from components.compute import architecture
+
+    assert architecture(instance_type) == arch, instance_type
 
 
 # --------------------------------------------------------------------------------------------------
