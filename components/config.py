@@ -576,7 +576,16 @@ def _database(r: _Reader) -> DatabaseConfig:
         r.problems.append(
             f"{key}.engine: {engine!r} is not supported by mode {mode!r}; allowed: {', '.join(ENGINES[mode])}"
         )
-    default_version = {"aurora-postgresql": "16.4", "postgres": "16.4", "mysql": "8.0.39"}.get(engine, "16.4")
+    # rds-replica defaults to a major version only: "If auto_minor_version_upgrade is enabled, you can provide
+    # a prefix of the version such as 8.0 (for 8.0.36). The actual engine version used is returned in the
+    # attribute engineVersionActual" (pulumi-aws rds.Instance engineVersion,
+    # https://www.pulumi.com/registry/packages/aws/api-docs/rds/instance/), so CreateDBInstance picks the
+    # engine's current default minor, one RDS still creates: a pinned minor ages out (RDS stops creating
+    # minors past their end of standard support: PostgreSQL release calendar,
+    # https://docs.aws.amazon.com/AmazonRDS/latest/PostgreSQLReleaseNotes/postgresql-release-calendar.html).
+    # Region A's instance lets RDS own its minor afterwards (primary_data.py: engineVersion ignored).
+    # Aurora keeps a full version: the global cluster's upgrades are the program's (engine_upgrade.py).
+    default_version = {"aurora-postgresql": "16.4", "postgres": "16", "mysql": "8.0"}.get(engine, "16.4")
     default_class = "db.r6g.large" if mode == "aurora-global" else "db.t4g.medium"
 
     def i(name: str, default: int, lo: int, hi: int) -> int:

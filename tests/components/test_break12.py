@@ -45,16 +45,6 @@ def _covered_by_the_domain(host: str, domain: str) -> bool:
 # HTTPS, a name the certificate does not cover.
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "B12-1: with certificateArn/drCertificateArn the canary's web target is https://<ALB DNS name>/health; "
-        "the listener presents the ACM certificate for the user's domain, which never covers "
-        "*.elb.amazonaws.com, so every probe fails TLS hostname verification: PrimaryHealthy is 0 every "
-        "minute, the automated-failover alarm sits in ALARM (no state change is left for a real outage) "
-        "and dr:autoFailover starts the failover runbook three minutes after deploy"
-    ),
-)
 def test_the_canary_probes_region_a_s_https_web_tier_by_a_name_its_certificate_covers() -> None:
     """An HTTPS listener presents its ACM certificate, which is for the names the user requested (here
     ``*.<domain>``). It cannot name the load balancer's ``*.elb.amazonaws.com`` DNS name: "each domain
@@ -163,6 +153,53 @@ def test_control_the_canary_probe_refuses_a_certificate_for_another_name(https_f
     assert "CERTIFICATE_VERIFY_FAILED" in str(result.error) or "certificate" in str(result.error).lower(), (
         result
     )
+
+
+def test_the_canary_reaches_region_a_s_alb_and_verifies_the_certificate_for_the_web_name(
+    https_for_web_domain: int,
+) -> None:
+    """The canary's web target as the dr stack declares it with certificates: URL ``https://web.<domain>``,
+    ``address`` region A's ALB. Against a healthy endpoint whose certificate is for ``web.<domain>``,
+    reached at an address (here 127.0.0.1, as the ALB's DNS name in AWS), the probe verifies the
+    certificate for the URL's name and reports healthy.
+
+    Invariant: the probe connects to the target's address and verifies TLS for the URL's host."""
+    from lambdas.health_check import probe
+
+    target = probe.Target("web", f"https://web.{DOMAIN}:{https_for_web_domain}/health", address="127.0.0.1")
+    result, _ = probe.probe_once(target, timeout=5)
+    assert result.healthy and result.status == 200, result
+
+
+def test_control_an_addressed_probe_still_refuses_a_certificate_for_another_name(
+    https_for_web_domain: int,
+) -> None:
+    """Verification stays on with an address: the same endpoint, named by a URL its certificate does not
+    cover, is unhealthy with a TLS verification failure."""
+    from lambdas.health_check import probe
+
+    target = probe.Target(
+        "web", f"https://web.example.org:{https_for_web_domain}/health", address="127.0.0.1"
+    )
+    result, _ = probe.probe_once(target, timeout=5)
+    assert not result.healthy and result.status is None, result
+    assert "CERTIFICATE_VERIFY_FAILED" in str(result.error) or "certificate" in str(result.error).lower(), (
+        result
+    )
+
+
+def test_the_dr_stack_declares_the_web_target_s_address_as_region_a_s_alb() -> None:
+    """Invariant: with certificates the web target carries region A's ALB DNS name as its address (the
+    failover record web.<domain> may point at region B); without them the URL is the ALB's own."""
+    dr = synthesize("dr", CERTS)
+    (canary,) = [f for f in dr.by_type("aws:lambda/function:Function") if f.name == "dr-orchestrator-canary"]
+    (web,) = [
+        t for t in json.loads(canary.inputs["environment"]["variables"]["TARGETS"]) if t["name"] == "web"
+    ]
+    assert web["url"] == f"https://web.{DOMAIN}/health", web
+    assert "web-alb" in web["address"] and not _covered_by_the_domain(web["address"], DOMAIN), web
+    plain = _canary_targets(synthesize("dr", {}))
+    assert urlsplit(plain["web"]).scheme == "http", plain
 
 
 # --------------------------------------------------------------------------------------------------
@@ -335,14 +372,6 @@ def test_control_without_local_zones_the_subnets_are_in_the_first_availability_z
 OLDEST_CREATABLE_POSTGRES_16 = (16, 9)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "B12-4: database.engine postgres defaults to engineVersion 16.4 (components/config.py), older than "
-        "16.5-16.8, which RDS stopped creating on 2026-05-01: the first pulumi up -s primary of the default "
-        "rds-replica/postgres configuration fails at CreateDBInstance"
-    ),
-)
 def test_the_default_postgres_engine_version_is_one_rds_still_creates() -> None:
     """Invariant: the engine version a configuration gets by default is one AWS creates today (a
     version past RDS's end of standard support cannot be chosen for a new instance; one past its
@@ -356,7 +385,9 @@ def test_the_default_postgres_engine_version_is_one_rds_still_creates() -> None:
         stack="primary",
     )
     version = tuple(int(p) for p in cfg.database.engine_version.split(".")[:2])
-    assert version[0] != 16 or version >= OLDEST_CREATABLE_POSTGRES_16, (
+    # A major version alone ("16") is no minor: CreateDBInstance then takes the engine's default minor, one
+    # RDS creates ("you can provide a prefix of the version", pulumi-aws rds.Instance engineVersion).
+    assert len(version) == 1 or version[0] != 16 or version >= OLDEST_CREATABLE_POSTGRES_16, (
         f"default postgres engineVersion {cfg.database.engine_version}: RDS creates 16.x only from "
         f"{'.'.join(map(str, OLDEST_CREATABLE_POSTGRES_16))}"
     )
@@ -366,16 +397,6 @@ def test_the_default_postgres_engine_version_is_one_rds_still_creates() -> None:
 # B12-5: an RDS instance pins its minor engine version while RDS upgrades it.
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "B12-5: region A's RDS instance (rds-replica) sets engineVersion to a full minor version with "
-        "autoMinorVersionUpgrade true and no ignore_changes on engineVersion: once RDS upgrades it (its "
-        "maintenance window, or the mandatory upgrade of a deprecated minor), the next pulumi up -s primary "
-        "asks ModifyDBInstance for the old version and RDS refuses the downgrade, so no primary update "
-        "(a failback phase included) goes through"
-    ),
-)
 @pytest.mark.parametrize("engine", ["postgres", "mysql"])
 def test_no_rds_instance_asks_for_a_minor_version_rds_may_have_upgraded_past(engine: str) -> None:
     """RDS upgrades an instance with ``AutoMinorVersionUpgrade`` to a newer minor in its maintenance window
@@ -404,6 +425,21 @@ def test_no_rds_instance_asks_for_a_minor_version_rds_may_have_upgraded_past(eng
             ):
                 pinned.append(f"{stack}:{r.name} engineVersion={version}")
     assert not pinned, f"RDS instances pinning a minor version RDS upgrades: {pinned}"
+
+
+def test_a_configured_minor_version_is_the_creation_version_rds_then_owns() -> None:
+    """A user's full ``engineVersion`` (16.4) is what the instance is created with; region A's instance
+    ignores it afterwards, so an instance RDS upgraded is never asked to go back.
+
+    Invariant: region A's RDS instance with automatic minor upgrades ignores engineVersion."""
+    s = synthesize(
+        "primary",
+        {"pilotlight:database": {"mode": "rds-replica", "engine": "postgres", "engineVersion": "16.4"}},
+    )
+    (instance,) = s.by_type("aws:rds/instance:Instance")
+    assert instance.inputs["engineVersion"] == "16.4", instance.inputs
+    assert instance.inputs.get("autoMinorVersionUpgrade") is True
+    assert "engineVersion" in instance.ignore_changes, f"{instance.name}: {instance.ignore_changes}"
 
 
 # --------------------------------------------------------------------------------------------------
