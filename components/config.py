@@ -74,7 +74,7 @@ SCHEMA: dict[str, str] = {
     "pilotlight:database": "object: mode, engine, engineVersion, instanceClass, primaryInstances, ...",
     "pilotlight:compute": "object: instanceType, minSize, desiredCapacity, maxSize, amiId, drWarmPool",
     "pilotlight:routing": "object: domain, hostedZoneId, healthCheckInterval, failureThreshold, ttl, ...",
-    "pilotlight:storage": "object: replicationTimeControl, noncurrentVersionDays",
+    "pilotlight:storage": "object: replicationTimeControl, noncurrentVersionDays, legacyBucketPrefix",
     "dr:active": "dr only: true lights the pilot light (failover)",
     "dr:capacityPercent": "dr only: active web capacity as % of the primary's (1..200, default 100)",
     "dr:autoFailover": "dr only: health alarms start the failover runbook (default false)",
@@ -92,7 +92,7 @@ _ROUTING_KEYS = {
     "domain", "hostedZoneId", "healthCheckInterval", "failureThreshold", "ttl", "certificateArn",
     "alertEmail", "confirmationMinutes", "drCertificateArn",
 }  # fmt: skip
-_STORAGE_KEYS = {"replicationTimeControl", "noncurrentVersionDays"}
+_STORAGE_KEYS = {"replicationTimeControl", "noncurrentVersionDays", "legacyBucketPrefix"}
 
 # Hyphen-separated words: no trailing or doubled hyphen, which naming.physical_name would strip or
 # collapse (two configurations would then name their resources alike).
@@ -213,6 +213,10 @@ class StorageConfig:
 
     replication_time_control: bool = False
     noncurrent_version_days: int = 30
+    # The bucket prefix rule of releases before B12-2 (a shortened <app>-<env> without a hash), for a
+    # deployment whose bucket was named by it: its deploy policy and boundary then name that bucket. It
+    # is the rule two environments' prefixes could coincide under (storage.bucket_prefix); README.
+    legacy_bucket_prefix: bool = False
 
 
 @dataclass(frozen=True)
@@ -803,6 +807,9 @@ def _storage(r: _Reader) -> StorageConfig:
             d.noncurrent_version_days,
             1,
             3650,
+        ),
+        legacy_bucket_prefix=_to_bool(
+            r, f"{key}.legacyBucketPrefix", data.get("legacyBucketPrefix"), d.legacy_bucket_prefix
         ),
     )
 

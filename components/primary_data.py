@@ -614,7 +614,9 @@ class PrimaryDataTier(pulumi.ComponentResource):
         self.bucket = storage.DataBucket(
             f"{name}-s3",
             storage.DataBucketArgs(
-                bucket_prefix=storage.bucket_prefix(cfg.prefix, a),
+                bucket_prefix=storage.stack_bucket_prefix(
+                    cfg.prefix, a, legacy=cfg.storage.legacy_bucket_prefix
+                ),
                 kms_key_arn=key.arn,
                 noncurrent_version_days=cfg.storage.noncurrent_version_days,
                 protect=cfg.protect,

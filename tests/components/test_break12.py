@@ -228,15 +228,6 @@ PAIRS = [
 ]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "B12-2: storage.bucket_prefix cuts <app>-<env> to fit 37 characters without a hash, so two accepted "
-        "environments get the same bucket prefix; the deploy policy names buckets by that prefix and the "
-        "tag Deny does not cover s3, so one environment's deployer may rewrite the other's bucket policy, "
-        "lifecycle (expire every object), encryption, replication, versioning and public access block, and delete the bucket"
-    ),
-)
 @pytest.mark.parametrize(("app", "mine", "theirs", "regions"), PAIRS, ids=["longest", "checkout-service"])
 def test_a_deployer_of_one_environment_cannot_change_another_environment_s_bucket(
     app: str, mine: str, theirs: str, regions: tuple[str, str]
@@ -276,6 +267,53 @@ def test_a_deployer_of_one_environment_cannot_change_another_environment_s_bucke
         if allows(docs, action, f"arn:aws:s3:::{bucket}", **tags)
     )
     assert not reached, f"{mine}'s deploy policy allows on {theirs}'s buckets: {reached}"
+
+
+@pytest.mark.parametrize(
+    ("prefix", "region"),
+    [("pilotlight-production", "us-east-1"), ("checkout-service-prod", "ap-southeast-1")],
+)
+def test_a_bucket_prefix_that_fits_is_unchanged(prefix: str, region: str) -> None:
+    """Invariant: a prefix that fits S3's 37 characters is the one earlier releases gave (no existing
+    bucket's name changes); only a shortened one ends in a hash."""
+    from components import storage
+
+    assert storage.bucket_prefix(prefix, region) == f"{prefix}-{region}-"
+
+
+def test_an_existing_bucket_is_never_replaced_for_its_prefix() -> None:
+    """Invariant: the bucket ignores bucketPrefix (force-new) once created, so a deployment whose prefix
+    the B12-2 rule changed keeps its bucket on the next routine pulumi up."""
+    for stack in ("primary", "dr"):
+        for r in synthesize(stack, {}).by_type("aws:s3/bucket:Bucket"):
+            assert "bucketPrefix" in r.ignore_changes, f"{stack}:{r.name}: {r.ignore_changes}"
+
+
+def test_the_legacy_bucket_prefix_keeps_an_upgraded_deployment_s_bucket_in_its_policies() -> None:
+    """A deployment whose bucket the former rule named (``storage.legacyBucketPrefix``): its bucket
+    keeps that prefix and its deploy policy names it, so an upgrade neither renames the bucket nor
+    locks the deployer out of it.
+
+    Invariant: with legacyBucketPrefix the bucket and the deploy policy use the former prefix."""
+    from components import storage
+
+    app, mine, _, regions = PAIRS[1]
+    cfg = {"pilotlight:storage": {"legacyBucketPrefix": True}}
+    primary = synth.synthesize(
+        "primary",
+        {
+            "pilotlight:appName": app,
+            "pilotlight:environment": mine,
+            "pilotlight:primaryRegion": regions[0],
+            "pilotlight:drRegion": regions[1],
+            **cfg,
+        },
+    )
+    (bucket,) = primary.by_type("aws:s3/bucket:Bucket")
+    legacy = storage.legacy_bucket_prefix(f"{app}-{mine}", regions[0])
+    assert legacy != storage.bucket_prefix(f"{app}-{mine}", regions[0])
+    assert bucket.inputs["bucketPrefix"] == legacy, bucket.inputs
+    assert f"arn:aws:s3:::{legacy}*" in iam.bucket_resources([primary])
 
 
 def synth_suffix() -> int:
@@ -616,16 +654,6 @@ def test_the_architecture_of_an_instance_family_follows_the_graviton_option_lett
 # B12-9 (low): requirements.txt admits pulumi-aws releases without the arguments the program passes.
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "B12-9: requirements.txt pins pulumi-aws>=7,<8, but the program passes write-only arguments "
-        "(master_password_wo, password_wo, secret_string_wo and their _version fields) that pulumi-aws did "
-        "not expose before late 2025 (pulumi/pulumi-aws#5906, 2025-10-16: 'until the bridge changes land, "
-        "fields such as masterPasswordWoVersion will not be usable'); an environment holding an early 7.x "
-        "satisfies the pin and pulumi up fails with TypeError on the first database resource"
-    ),
-)
 def test_the_pulumi_aws_floor_is_a_release_with_the_write_only_arguments() -> None:
     """pulumi-aws 7.0.0 shipped without write-only fields; pulumi/pulumi-aws#5906 (merged 2025-10-16)
     re-introduced their supporting ``*WoVersion`` fields ahead of the bridge release that enabled the
@@ -652,3 +680,8 @@ def test_the_pulumi_aws_floor_is_a_release_with_the_write_only_arguments() -> No
     assert floor > (7, 0, 0), (
         f"requirements.txt {requirement!r} admits pulumi-aws 7.0.0, which lacks master_password_wo"
     )
+    from importlib.metadata import version as installed_version
+
+    installed = tuple(int(p) for p in installed_version("pulumi-aws").split(".")[:3])
+    assert floor <= installed, f"requirements.txt {requirement!r}: the tested pulumi-aws is {installed}"
+    assert "<8" in requirement, f"requirements.txt {requirement!r} must keep the major range"
