@@ -102,9 +102,15 @@ def canary_environment(names: Synthesized, dep: Deployment) -> dict[str, str]:
     for name, raw in variables.items():
         value = str(raw)
         if name == "TARGETS":
-            # Each target keeps its name (the Target dimension); its URL is region A's health endpoint.
+            # Each target keeps its name (the Target dimension); its URL is region A's health endpoint,
+            # reached by that URL's own host (the emulated world has no load balancer to connect to).
             targets = json.loads(value)
-            value = json.dumps([{**t, "url": dep.context["primaryHealthUrl"]} for t in targets])
+            value = json.dumps(
+                [
+                    {**{k: v for k, v in t.items() if k != "address"}, "url": dep.context["primaryHealthUrl"]}
+                    for t in targets
+                ]
+            )
         elif synth.COMPUTED in value:
             raise ValueError(f"{name}: computed value {synth.show(value)} has no emulated counterpart")
         out[str(name)] = value

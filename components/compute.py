@@ -10,6 +10,7 @@ and lowering ``max_size`` to 0 at standby drains it.
 from __future__ import annotations
 
 import base64
+import re
 import textwrap
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -24,10 +25,24 @@ AL2023_PARAMETER = "/aws/service/ami-amazon-linux-latest/al2023-ami-kernel-defau
 HEALTH_PATH = "/health"
 
 
+# An instance type is <family>.<size>, the family <series letters><generation digits><options>, where the
+# option letter `g` marks AWS Graviton (Amazon EC2 instance type naming conventions,
+# https://docs.aws.amazon.com/ec2/latest/instancetypes/instance-type-names.html; the Graviton families as
+# AWS lists them: "C6g[d], M6g[d], R6g[d], T4g, X2gd, C6gn, I4g, Im4gn, Is4gen, G5g, C7g[d][n], M7g[d],
+# R7g[d], R8g", https://github.com/aws/aws-graviton-getting-started). So a `g` among the options is
+# Graviton, while a series `g` (g4dn, g5, g6e: GPU instances on x86) is not. A1 predates the option letter: "A1 instances are the first EC2 instances powered
+# by AWS Graviton Processors" (https://aws.amazon.com/ec2/instance-types/a1/).
+_FAMILY = re.compile(r"^(?P<series>[a-z]+?)(?P<generation>[0-9]+)(?P<options>[a-z-]*)$")
+_GRAVITON_WITHOUT_OPTION = frozenset({"a1"})
+
+
 def architecture(instance_type: str) -> str:
-    """``arm64`` for Graviton families (``t4g``, ``m7g``, ``c6gn``...), else ``x86_64``."""
+    """``arm64`` for Graviton families (``a1``, ``t4g``, ``m7g``, ``c6gn``, ``is4gen``...), else ``x86_64``."""
     family = instance_type.split(".", 1)[0]
-    return "arm64" if "g" in family[2:] or family.endswith("g") else "x86_64"
+    if family in _GRAVITON_WITHOUT_OPTION:
+        return "arm64"
+    match = _FAMILY.match(family)
+    return "arm64" if match and "g" in match["options"] else "x86_64"
 
 
 def user_data(region: str, role: str, app_name: str) -> str:

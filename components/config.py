@@ -89,7 +89,7 @@ SCHEMA: dict[str, str] = {
     "pilotlight:database": "object: mode, engine, engineVersion, instanceClass, primaryInstances, ...",
     "pilotlight:compute": "object: instanceType, minSize, desiredCapacity, maxSize, amiId, drWarmPool",
     "pilotlight:routing": "object: domain, hostedZoneId, healthCheckInterval, failureThreshold, ttl, ...",
-    "pilotlight:storage": "object: replicationTimeControl, noncurrentVersionDays",
+    "pilotlight:storage": "object: replicationTimeControl, noncurrentVersionDays, legacyBucketPrefix",
     "dr:active": "dr only: true lights the pilot light (failover)",
     "dr:capacityPercent": "dr only: active web capacity as % of the primary's (1..200, default 100)",
     "dr:autoFailover": "dr only: health alarms start the failover runbook (default false)",
@@ -107,7 +107,7 @@ _ROUTING_KEYS = {
     "domain", "hostedZoneId", "healthCheckInterval", "failureThreshold", "ttl", "certificateArn",
     "alertEmail", "confirmationMinutes", "drCertificateArn",
 }  # fmt: skip
-_STORAGE_KEYS = {"replicationTimeControl", "noncurrentVersionDays"}
+_STORAGE_KEYS = {"replicationTimeControl", "noncurrentVersionDays", "legacyBucketPrefix"}
 
 # Hyphen-separated words: no trailing or doubled hyphen, which naming.physical_name would strip or
 # collapse (two configurations would then name their resources alike).
@@ -228,6 +228,10 @@ class StorageConfig:
 
     replication_time_control: bool = False
     noncurrent_version_days: int = 30
+    # The bucket prefix rule of releases before B12-2 (a shortened <app>-<env> without a hash), for a
+    # deployment whose bucket was named by it: its deploy policy and boundary then name that bucket. It
+    # is the rule two environments' prefixes could coincide under (storage.bucket_prefix); README.
+    legacy_bucket_prefix: bool = False
 
 
 @dataclass(frozen=True)
@@ -502,6 +506,7 @@ def parse(values: Mapping[str, Any], *, stack: str) -> StackConfig:
     database = _database(r)
     compute = _compute(r)
     routing = _routing(r)
+    _certificate_regions(r, routing, primary_region, dr_region)
     storage = _storage(r)
     if (
         role == "primary"
@@ -596,6 +601,16 @@ def _database(r: _Reader) -> DatabaseConfig:
             f"({per_mode}). Why: {why}"
         )
         engine = default_engine
+    # rds-replica defaults to a major version only: "If auto_minor_version_upgrade is enabled, you can provide
+    # a prefix of the version such as 8.0 (for 8.0.36). The actual engine version used is returned in the
+    # attribute engineVersionActual" (pulumi-aws rds.Instance engineVersion,
+    # https://www.pulumi.com/registry/packages/aws/api-docs/rds/instance/), so CreateDBInstance picks the
+    # engine's current default minor, one RDS still creates: a pinned minor ages out (RDS stops creating
+    # minors past their end of standard support: PostgreSQL release calendar,
+    # https://docs.aws.amazon.com/AmazonRDS/latest/PostgreSQLReleaseNotes/postgresql-release-calendar.html).
+    # Region A's instance lets RDS own its minor afterwards (primary_data.py: engineVersion ignored).
+    # Aurora keeps a full version: the global cluster's upgrades are the program's (engine_upgrade.py).
+    default_version = {"aurora-postgresql": "16.4", "postgres": "16"}.get(engine, "16.4")
     default_class = "db.r6g.large" if mode == "aurora-global" else "db.t4g.medium"
 
     def i(name: str, default: int, lo: int, hi: int) -> int:
@@ -619,7 +634,7 @@ def _database(r: _Reader) -> DatabaseConfig:
     return DatabaseConfig(
         mode=cast(Literal["aurora-global", "rds-replica"], mode),
         engine=engine,
-        engine_version=str(data.get("engineVersion", d.engine_version)),
+        engine_version=str(data.get("engineVersion", default_version)),
         instance_class=instance_class,
         primary_instances=i("primaryInstances", d.primary_instances, 1, 16),
         dr_instances=i("drInstances", d.dr_instances, 0, 3),
@@ -751,6 +766,53 @@ def _routing(r: _Reader) -> RoutingConfig:
     )
 
 
+# "The ARN must have the following form: arn:aws:acm:region:123456789012:certificate/12345678-1234-..."
+# (ACM API Reference, DescribeCertificate CertificateArn,
+# https://docs.aws.amazon.com/acm/latest/APIReference/API_DescribeCertificate.html).
+_ACM_ARN = re.compile(
+    r"^arn:aws:acm:(?P<region>[a-z0-9-]+):(?P<account>[0-9]{12}):certificate/[A-Za-z0-9-]+$"
+)
+
+
+def _certificate_regions(r: _Reader, routing: RoutingConfig, primary_region: str, dr_region: str) -> None:
+    """Each certificate ARN names its own stack's region, and both name one account.
+
+    ACM certificates are regional: "To use a certificate with Elastic Load Balancing for the same fully
+    qualified domain name (FQDN) or set of FQDNs in more than one AWS region, you must request or import a
+    certificate for each region" (https://docs.aws.amazon.com/acm/latest/userguide/acm-regions.html), and a
+    Regional API Gateway custom domain takes a certificate in the API's Region
+    (https://docs.aws.amazon.com/apigateway/latest/developerguide/apigateway-regional-api-custom-domain-create.html).
+    certificateArn serves region A's listener and API domain, drCertificateArn region B's; both stacks are
+    deployed into one account (the deploy policy is one account's, automation/iam.py). Refused here, before
+    any resource, instead of at the HTTPS listener after the data tier and network exist."""
+    key = "pilotlight:routing"
+    accounts: dict[str, str] = {}
+    for name, arn, region, role in (
+        ("certificateArn", routing.certificate_arn, primary_region, "pilotlight:primaryRegion"),
+        ("drCertificateArn", routing.dr_certificate_arn, dr_region, "pilotlight:drRegion"),
+    ):
+        if arn is None or not arn.startswith("arn:aws:acm:"):
+            continue  # absent, or already reported as not an ACM ARN
+        match = _ACM_ARN.match(arn)
+        if match is None:
+            r.problems.append(
+                f"{key}.{name}: {arn!r} is not an ACM certificate ARN "
+                "(arn:aws:acm:<region>:<account>:certificate/<id>)"
+            )
+            continue
+        if region and match["region"] != region:
+            r.problems.append(
+                f"{key}.{name}: {arn!r} is a certificate of {match['region']}; expected region: {region} "
+                f"({role}): ACM certificates are regional, request or import one in {region}"
+            )
+        accounts[name] = match["account"]
+    if len(set(accounts.values())) > 1:
+        r.problems.append(
+            f"{key}.drCertificateArn: account {accounts['drCertificateArn']} differs from certificateArn's "
+            f"{accounts['certificateArn']}; both stacks deploy into one account, whose certificates they use"
+        )
+
+
 def _storage(r: _Reader) -> StorageConfig:
     key = "pilotlight:storage"
     data = r.obj(key, _STORAGE_KEYS)
@@ -766,6 +828,9 @@ def _storage(r: _Reader) -> StorageConfig:
             d.noncurrent_version_days,
             1,
             3650,
+        ),
+        legacy_bucket_prefix=_to_bool(
+            r, f"{key}.legacyBucketPrefix", data.get("legacyBucketPrefix"), d.legacy_bucket_prefix
         ),
     )
 

@@ -686,7 +686,9 @@ class DrDataTier(pulumi.ComponentResource):
         self.bucket = storage.DataBucket(
             f"{name}-s3",
             storage.DataBucketArgs(
-                bucket_prefix=storage.bucket_prefix(cfg.prefix, b),
+                bucket_prefix=storage.stack_bucket_prefix(
+                    cfg.prefix, b, legacy=cfg.storage.legacy_bucket_prefix
+                ),
                 kms_key_arn=key.arn,
                 noncurrent_version_days=cfg.storage.noncurrent_version_days,
                 protect=cfg.protect,

@@ -73,7 +73,19 @@ class Network(pulumi.ComponentResource):
         super().__init__("pilotlight:index:Network", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
 
-        azs = aws.get_availability_zones(state="available", opts=pulumi.InvokeOptions(parent=self)).names
+        # Availability Zones only: "When Local Zones are enabled in a region, by default the API and this
+        # data source include both Local Zones and Availability Zones" (pulumi-aws getAvailabilityZones,
+        # https://www.pulumi.com/registry/packages/aws/api-docs/getavailabilityzones/), and the provider sorts
+        # by name, so `us-west-2-lax-1a` would come before `us-west-2a`. A Local or Wavelength Zone offers a
+        # subset of services (no Aurora, NAT gateway or SSM endpoints in every one). DescribeAvailabilityZones'
+        # `zone-type` filter takes availability-zone | local-zone | wavelength-zone
+        # (https://docs.aws.amazon.com/AWSEC2/latest/APIReference/API_DescribeAvailabilityZones.html). For an
+        # account without Local Zones the answer, hence every subnet, is unchanged.
+        azs = aws.get_availability_zones(
+            state="available",
+            filters=[{"name": "zone-type", "values": ["availability-zone"]}],
+            opts=pulumi.InvokeOptions(parent=self),
+        ).names
         if len(azs) < args.az_count:
             raise ValueError(
                 f"region {args.region} has {len(azs)} available AZs; azCount asks for {args.az_count}"

@@ -8,7 +8,7 @@ from typing import Any
 import pulumi
 import pulumi_aws as aws
 
-from components.compute import WebTier, WebTierArgs
+from components.compute import HEALTH_PATH, WebTier, WebTierArgs
 from components.config import StackConfig
 from components.dr_data import DrDataTier, DrDataTierArgs
 from components.failover import (
@@ -400,7 +400,7 @@ class PilotLightRegion(pulumi.ComponentResource):
                 auto_failover=cfg.dr.auto_failover,
                 primary_unhealthy_alarm_arn=self.observability.primary_unhealthy_alarm_arn,
                 canary_targets=[
-                    {"name": "web", "url": args.primary["webHealthUrl"]},
+                    web_canary_target(cfg, args.primary),
                     {"name": "api", "url": args.primary["apiHealthUrl"]},
                 ],
                 switch_metric=switch_metric,
@@ -494,3 +494,25 @@ class PilotLightRegion(pulumi.ComponentResource):
     def exports(self) -> dict[str, Any]:
         """Stack outputs of region B."""
         return dict(self._exports)
+
+
+def web_canary_target(cfg: StackConfig, primary: PrimaryOutputs) -> dict[str, pulumi.Input[str]]:
+    """The canary's probe of region A's web tier.
+
+    Over HTTP, the ALB's own DNS name. Over HTTPS, the listener presents the ACM certificate for the
+    user's names (``web.<domain>`` among them, README), which never covers ``*.elb.amazonaws.com``:
+    ACM validates "each domain name that you specify" for ownership
+    (https://docs.aws.amazon.com/acm/latest/APIReference/API_RequestCertificate.html), and the canary
+    verifies the certificate and the host name (``ssl.create_default_context``: ``check_hostname``,
+    https://docs.python.org/3/library/ssl.html#ssl.create_default_context). So the URL names
+    ``web.<domain>`` (SNI, certificate check and Host header) and ``address`` is region A's ALB, where the
+    probe connects: ``web.<domain>`` itself is a failover record that may point at region B, and the
+    canary must see region A whatever Route 53 answers (lambdas/health_check/probe.py).
+    """
+    if cfg.routing.certificate_arn is None:
+        return {"name": "web", "url": primary["webHealthUrl"]}
+    return {
+        "name": "web",
+        "url": f"https://web.{cfg.routing.domain}{HEALTH_PATH}",
+        "address": primary["webAlbDns"],
+    }

@@ -374,11 +374,19 @@ class PrimaryDatabase(pulumi.ComponentResource):
                     # the program with nothing sent to AWS (retainOnDelete). Renamed by the runbook's
                     # failback (<primary>-pre-failback-<stamp>), it is declared under that name with the
                     # identifier ignored: the state keeps the name it had, and no update renames anything.
+                    # engineVersion ignored: the instance has autoMinorVersionUpgrade, RDS upgrades its
+                    # minor in the maintenance window (and a deprecated minor whatever the setting,
+                    # https://docs.aws.amazon.com/AmazonRDS/latest/UserGuide/USER_UpgradeDBInstance.Maintenance.html),
+                    # and the provider does not suppress engine_version against engine_version_actual:
+                    # a configured minor RDS moved past becomes a ModifyDBInstance downgrade RDS refuses
+                    # (hashicorp/terraform-provider-aws#39579, #49496), failing every later update of
+                    # region A. So database.engineVersion is the version an instance is created with;
+                    # an existing instance keeps the version RDS gave it (README, "Engine versions").
                     opts=pulumi.ResourceOptions(
                         parent=self,
                         protect=args.protect and own_writes,
                         retain_on_delete=not own_writes,
-                        ignore_changes=["identifier"] if renamed else None,
+                        ignore_changes=[*(["identifier"] if renamed else []), "engineVersion"],
                     ),
                 )
                 if own_writes:
@@ -606,7 +614,9 @@ class PrimaryDataTier(pulumi.ComponentResource):
         self.bucket = storage.DataBucket(
             f"{name}-s3",
             storage.DataBucketArgs(
-                bucket_prefix=storage.bucket_prefix(cfg.prefix, a),
+                bucket_prefix=storage.stack_bucket_prefix(
+                    cfg.prefix, a, legacy=cfg.storage.legacy_bucket_prefix
+                ),
                 kms_key_arn=key.arn,
                 noncurrent_version_days=cfg.storage.noncurrent_version_days,
                 protect=cfg.protect,

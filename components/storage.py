@@ -24,7 +24,7 @@ import pulumi
 import pulumi_aws as aws
 
 from components.iam import assume_role_policy
-from lambdas.failover.names import REPLICATION_RULE_ID
+from lambdas.failover.names import REPLICATION_RULE_ID, fit
 
 # S3 bucket_prefix may be at most 37 characters: the provider appends a 26-character unique suffix.
 BUCKET_PREFIX_MAX = 37
@@ -49,12 +49,34 @@ BACKUP_POLICIES = (
 def bucket_prefix(prefix: str, region: str) -> str:
     """A bucket-name prefix ``<app>-<env>-<region>-`` that fits S3's 37-character prefix limit.
 
-    The application part is shortened first so the region, which keeps both stacks' buckets apart,
-    always survives.
+    The ``<app>-<env>`` part is shortened first so the region, which keeps both stacks' buckets apart,
+    always survives; shortened, it ends in a hash of all of it (``fit``, as every other physical name).
+    A bucket's name is the only fence between two environments of one account in the deploy policy
+    (``arn:aws:s3:::<prefix>*``, automation/iam.py ``bucket_resources``; an IAM ``*`` matches any
+    characters, https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_policies_elements_resource.html),
+    so a plain cut would give ``staging`` and ``stage`` of one long app name the same prefix. A prefix
+    that fits is unchanged (no existing bucket is renamed by this); one that had to be shortened gets the
+    hash, and its existing bucket keeps its name (``DataBucket``: ``bucketPrefix`` ignored after create).
+    """
+    tail = f"-{region}-"
+    head = fit(prefix, BUCKET_PREFIX_MAX - len(tail))
+    return f"{head}{tail}"
+
+
+def legacy_bucket_prefix(prefix: str, region: str) -> str:
+    """The prefix of releases before B12-2: ``<app>-<env>`` cut without a hash (``storage.legacyBucketPrefix``).
+
+    Equal to :func:`bucket_prefix` whenever the prefix fits; kept only for a deployment whose bucket it
+    named, so that deployment's policies name its bucket (README, "Bucket names").
     """
     tail = f"-{region}-"
     head = prefix[: BUCKET_PREFIX_MAX - len(tail)].rstrip("-")
     return f"{head}{tail}"
+
+
+def stack_bucket_prefix(prefix: str, region: str, *, legacy: bool) -> str:
+    """The bucket prefix a stack uses: :func:`legacy_bucket_prefix` when configured, else :func:`bucket_prefix`."""
+    return legacy_bucket_prefix(prefix, region) if legacy else bucket_prefix(prefix, region)
 
 
 def tls_only_policy(bucket_arn: str) -> dict[str, Any]:
@@ -185,11 +207,14 @@ class DataBucket(pulumi.ComponentResource):
     def __init__(self, name: str, args: DataBucketArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("pilotlight:index:DataBucket", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
+        # bucketPrefix is force-new (a new bucket, the old one deleted): ignored once the bucket exists, so
+        # a change of the prefix rule (B12-2: shortened prefixes now end in a hash) never replaces a
+        # bucket on a routine `pulumi up`; the bucket keeps the name S3 gave it (README, "Bucket names").
         bucket = aws.s3.Bucket(
             f"{name}-bucket",
             bucket_prefix=args.bucket_prefix,
             force_destroy=False,
-            opts=pulumi.ResourceOptions(parent=self, protect=args.protect),
+            opts=pulumi.ResourceOptions(parent=self, protect=args.protect, ignore_changes=["bucketPrefix"]),
         )
         versioning = aws.s3.BucketVersioning(
             f"{name}-versioning",

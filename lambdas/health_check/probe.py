@@ -22,10 +22,12 @@ probe or AWS call; see ``Settings`` for the variables and their defaults.
 
 from __future__ import annotations
 
+import functools
 import http.client
 import json
 import logging
 import math
+import socket
 import time
 import urllib.error
 import urllib.request
@@ -131,10 +133,17 @@ def aws_error_code(exc: ClientError | BotoCoreError) -> str:
 
 @dataclass(frozen=True)
 class Target:
-    """One health endpoint of region A. ``name`` is the ``Target`` dimension (``web``, ``api``)."""
+    """One health endpoint of region A. ``name`` is the ``Target`` dimension (``web``, ``api``).
+
+    ``address``: where to connect instead of the URL's host, which still names the server for TLS (SNI,
+    certificate and host name verification) and the ``Host`` header. Region A's web tier over HTTPS is
+    probed so: the URL names ``web.<domain>``, the name its certificate covers, and ``address`` is region
+    A's load balancer, whatever the failover record ``web.<domain>`` answers.
+    """
 
     name: str
     url: str
+    address: str | None = None
 
 
 @dataclass(frozen=True)
@@ -153,7 +162,8 @@ class Settings:
     Attributes:
         region: this function's region (``AWS_REGION``, region B); metrics and latch live here.
         targets: region A's health endpoints (``TARGETS``: a JSON list of ``{"name", "url"}``
-            objects, unique names, http(s) URLs).
+            objects, unique names, http(s) URLs, each with an optional ``"address"`` to connect to
+            instead of the URL's host: see ``Target``).
         app: the ``App`` dimension value (``APP``).
         switch: the failover switch metric (``SWITCH_NAMESPACE``, ``SWITCH_METRIC``,
             ``SWITCH_DIMENSIONS``: a JSON object of string to string).
@@ -301,10 +311,13 @@ def _targets(env: Mapping[str, str]) -> tuple[Target, ...]:
     for i, item in enumerate(data):
         name = item.get("name") if isinstance(item, dict) else None
         url = item.get("url") if isinstance(item, dict) else None
+        address = item.get("address") if isinstance(item, dict) else None
         if not isinstance(name, str) or not name.strip() or not isinstance(url, str):
             raise ConfigurationError(
                 f"TARGETS[{i}] must be an object with string 'name' and 'url'; got {item!r}"
             )
+        if address is not None and (not isinstance(address, str) or not address.strip() or "/" in address):
+            raise ConfigurationError(f"TARGETS[{i}].address must be a host name or address; got {address!r}")
         parts = urlsplit(url)
         # urllib would also open file:// and ftp:// URLs; a health endpoint is HTTP.
         if parts.scheme not in ("http", "https") or not parts.hostname:
@@ -313,7 +326,7 @@ def _targets(env: Mapping[str, str]) -> tuple[Target, ...]:
             raise ConfigurationError(
                 f"TARGETS names must be unique (they are the Target dimension); {name!r} repeats"
             )
-        targets.append(Target(name=name, url=url))
+        targets.append(Target(name=name, url=url, address=address))
     return tuple(targets)
 
 
@@ -388,9 +401,45 @@ def _check_body(body: bytes) -> tuple[str | None, str | None, bool | None]:
     return None, region, writer
 
 
+class _AddressedHTTPSConnection(http.client.HTTPSConnection):
+    """HTTPS to ``address`` (TCP), verified for ``host``, the URL's host name (TLS: SNI, certificate chain and
+    host name, with the context's ``check_hostname``; HTTP: the ``Host`` header urllib sets from the URL).
+
+    ``http.client.HTTPSConnection.connect`` wraps the socket with ``server_hostname=self.host``
+    (https://docs.python.org/3/library/http.client.html#http.client.HTTPSConnection); only where the TCP
+    connection goes differs, verification is never turned off.
+    """
+
+    def __init__(self, host: str, *, address: str, **kwargs: Any) -> None:
+        super().__init__(host, **kwargs)
+        self._address = address
+
+    def connect(self) -> None:
+        sock = socket.create_connection((self._address, self.port), self.timeout)
+        self.sock = self._context.wrap_socket(sock, server_hostname=self.host)  # type: ignore[attr-defined]
+
+
+class _AddressedHTTPSHandler(urllib.request.HTTPSHandler):
+    """urllib's HTTPS handler, connecting to one address (see :class:`_AddressedHTTPSConnection`)."""
+
+    def __init__(self, address: str) -> None:
+        super().__init__()
+        self._address = address
+
+    def https_open(self, req: urllib.request.Request) -> http.client.HTTPResponse:
+        return self.do_open(  # type: ignore[return-value]
+            functools.partial(_AddressedHTTPSConnection, address=self._address),  # type: ignore[arg-type]
+            req,
+            context=self._context,  # type: ignore[attr-defined]
+        )
+
+
 def probe_once(target: Target, timeout: float) -> tuple[ProbeResult, bool]:
     """One GET of ``target``: (result, whether a retry could help: no answer, a timeout or a 5xx)."""
-    opener = urllib.request.build_opener(_NoRedirect)
+    handlers: list[urllib.request.BaseHandler] = [_NoRedirect()]
+    if target.address is not None and urlsplit(target.url).scheme == "https":
+        handlers.append(_AddressedHTTPSHandler(target.address))
+    opener = urllib.request.build_opener(*handlers)
     request = urllib.request.Request(
         target.url, headers={"User-Agent": USER_AGENT, "Cache-Control": "no-cache"}, method="GET"
     )

@@ -338,7 +338,7 @@ def test_after_a_runbook_failback_the_primary_stack_adopts_the_new_primary_and_k
         retained,
         False,
         True,
-        ["identifier"],
+        ["identifier", "engineVersion"],  # engineVersion: RDS owns the minor (B12-5)
     )
     assert (new.inputs["identifier"], new.import_id, new.protect, new.retain_on_delete) == (P, P, True, True)
     assert primary.outputs["retainedDbInstanceIds"] == [retained]
