@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -70,22 +71,30 @@ UNREACHABLE = "database_unreachable"
 ``DatabaseUnreachable.reason``); ``not_writer`` (a replica refused the marker) is an answer."""
 
 
+def fence_confirm_seconds(params: Mapping[str, Any]) -> float:
+    """How long the fence confirms region A unreachable: ``DARK_CONFIRM_SECONDS``, or ``fenceDarkSeconds``
+    in params (tests whose region A answers or is dark for a whole run, as ``drainSeconds`` for the drain)."""
+    return max(0.0, float(params.get("fenceDarkSeconds", DARK_CONFIRM_SECONDS)))
+
+
 @dataclass(frozen=True)
 class Window:
-    """Where a confirmation stands after one look: ``dark`` this look, for ``seconds`` so far."""
+    """Where a confirmation stands after one look: ``dark`` this look, for ``seconds`` so far, of the
+    ``needed`` seconds of looks that confirm it."""
 
     dark: bool
     seconds: float
     since: datetime | None
+    needed: float = DARK_CONFIRM_SECONDS
 
     @property
     def confirmed(self) -> bool:
-        """Dark at every look for ``DARK_CONFIRM_SECONDS``."""
-        return self.dark and self.seconds >= DARK_CONFIRM_SECONDS
+        """Dark at every look for ``needed`` seconds."""
+        return self.dark and self.seconds >= self.needed
 
     def remaining(self) -> float:
         """Seconds of looks still needed before :attr:`confirmed`."""
-        return max(0.0, DARK_CONFIRM_SECONDS - self.seconds)
+        return max(0.0, self.needed - self.seconds)
 
 
 def _mark(value: Any) -> tuple[datetime | None, datetime | None]:
@@ -96,7 +105,9 @@ def _mark(value: Any) -> tuple[datetime | None, datetime | None]:
     return since, since
 
 
-def look(clients: Clients, ctx: RunbookContext, key: str, dark: bool) -> Window:
+def look(
+    clients: Clients, ctx: RunbookContext, key: str, dark: bool, needed: float = DARK_CONFIRM_SECONDS
+) -> Window:
     """Record one look of verdict ``key`` in the run journal and say where its window stands.
 
     A look that is not dark clears the mark: the window restarts at the next dark look. A dark look
@@ -106,12 +117,12 @@ def look(clients: Clients, ctx: RunbookContext, key: str, dark: bool) -> Window:
     if not dark:
         if since is not None:
             _journal(clients, ctx, **{key: None})
-        return Window(False, 0.0, None)
+        return Window(False, 0.0, None, needed)
     now = clients.clock.now()
     if since is None or last is None or (now - last).total_seconds() > DARK_LOOK_GAP_SECONDS:
         since = now
     _journal(clients, ctx, **{key: {"since": since.isoformat(timespec="seconds"), "last": _now(clients)}})
-    return Window(True, max(0.0, (now - since).total_seconds()), since)
+    return Window(True, max(0.0, (now - since).total_seconds()), since, needed)
 
 
 def forget(clients: Clients, ctx: RunbookContext, key: str) -> None:
@@ -210,6 +221,7 @@ __all__ = [
     "FENCE_DARK_MARK",
     "UNAVAILABLE_INSTANCE_STATUSES",
     "Window",
+    "fence_confirm_seconds",
     "forget",
     "look",
     "source_dark_long_enough",

@@ -661,7 +661,9 @@ def fence_primary(ctx: RunbookContext, clients: Clients, params: Mapping[str, An
                 # laptop's Wi-Fi) would otherwise leave the fence pending and make a lossless change
                 # lossy (break33 B33-3). The canary's pending fence needs no such wait: its fence is
                 # pending already, and it is asked again next minute.
-                window = darkness.look(clients, ctx, FENCE_DARK_MARK, True)
+                window = darkness.look(
+                    clients, ctx, FENCE_DARK_MARK, True, darkness.fence_confirm_seconds(params)
+                )
                 if not window.confirmed:
                     log_event(
                         logging.WARNING, "region A not answering: confirming before the fence is left pending",
@@ -670,7 +672,7 @@ def fence_primary(ctx: RunbookContext, clients: Clients, params: Mapping[str, An
                     if not _wait(params):
                         return _in_progress(
                             f"region A has not answered for {window.seconds:.0f} s ({reason}): looking again until "
-                            f"{darkness.DARK_CONFIRM_SECONDS:.0f} s of looks agree before its fence is left pending",
+                            f"{window.needed:.0f} s of looks agree before its fence is left pending",
                             region=ctx.primary_region,
                             darkSeconds=round(window.seconds),
                         )
