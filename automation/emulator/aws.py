@@ -903,9 +903,11 @@ class Emulator:
             source_name = self.pg.source_name(db.db_instance_arn)
             self.pg.stop_replicating(db.db_instance_arn)
             lost = self.pg.lost(db.db_instance_arn, source_name)
-        if source is None or not self.reachable(source.region):
-            # Unplanned: the source's region does not answer, so its unapplied tail is the
-            # documented price of the promotion. With the source answering, nothing is excused.
+        if source is None or not self.reachable(source.region) or not self.database_answers(source.key):
+            # Unplanned: the source's region does not answer, or the source instance itself serves
+            # nothing (failed, stopped, its key out of reach: ``database_answers``, from its RDS status,
+            # not from what the runbook says), so its unapplied tail is the documented price of the
+            # promotion. With the source answering, nothing is excused.
             self.lost_at_promotion[db.db_instance_arn] = lost
         db.status = "modifying"
         self._event(

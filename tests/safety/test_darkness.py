@@ -18,7 +18,9 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from botocore.exceptions import EndpointConnectionError
+from moto.rds.models import rds_backends
 
+from automation.emulator.aws import ACCOUNT
 from automation.emulator.data import Store
 from lambdas.failover import darkness
 from lambdas.failover.clients import Clients
@@ -147,6 +149,35 @@ def test_converges_an_rds_api_outage_over_a_live_database_is_waited_out_never_pr
     assert probes, "the wait never asked region A's data plane"
     assert not d.emulator.lost_at_promotion and d.writer().split(":")[3] == REGION_A, d.writer()
     assert not _journal(d).get(DARK_MARK), _journal(d)
+
+
+def test_converges_a_dead_source_database_with_a_tail_is_promoted_unplanned_its_tail_the_documented_price(
+    deploy: Deploy,
+) -> None:
+    """rds-replica, B33-2 with a tail: replication out of region A's database stops, clients write on (those
+    writes only region A's database holds), then the database fails (status ``failed``) and region A's RDS API
+    refuses connections; its Auto Scaling and Lambda APIs answer. The forced failover's wait finds the source
+    database dark on both planes for ``DARK_CONFIRM_SECONDS`` and promotes unplanned. The writes the failed
+    instance holds are the unplanned promotion's tail (docs/safety.md no_loss), which the checker forgives
+    because AWS describes the source instance as serving nothing at the request (``Emulator.database_answers``),
+    not because the runbook says it was unplanned."""
+    d = deploy("rds-replica")
+    d.op_advance(120)
+    d.op_write(50)
+    d.op_advance(120)
+    d.emulator.partition(REGION_A, REGION_B, Store.DATABASE)
+    d.op_write(20)
+    rds_backends[ACCOUNT][REGION_A].databases[str(d.ctx.primary_db_instance_id)].status = "failed"
+    _rds_api_out_everywhere(d)
+    d.op_advance(60)
+    run = d.op_run("failover", params={"force": True})
+    assert run.outcome == "done", run.detail
+    assert d.emulator.database_writable(REGION_B), "region B's database takes no write after the failover"
+    d.judge()
+    assert not d.violations, [str(v) for v in d.violations]
+    assert any(d.emulator.lost_at_promotion.values()), (
+        "the failed source held no tail: the test shows nothing"
+    )
 
 
 def test_a_look_continues_the_journal_s_window_within_the_gap_and_restarts_after_it(deploy: Deploy) -> None:
