@@ -6,7 +6,8 @@ A was not reachable (unplanned; the writer then moves only once the thrown switc
 Aurora: a switchover when region A answered its fence, a managed failover (``AllowDataLoss``) when it
 did not; ``FailoverState`` is polled, and a change AWS cancels is asked again. A forced failover whose
 source database goes dark during the lossless wait, and stays dark (``DARK_CONFIRM_SECONDS``, both its
-RDS API and a data-plane look agreeing: ``darkness.source_database_dark``), promotes unplanned. ``_writer_moving`` says whether region B's database is (becoming) the writer.
+RDS API and a data-plane look agreeing: ``darkness.source_database_dark``), promotes unplanned.
+``_writer_moving`` says whether region B's database is (becoming) the writer.
 """
 
 from __future__ import annotations
@@ -411,7 +412,7 @@ def _await_failover_state_cleared(
 
 
 def _stays_dark(dark: Callable[[], bool], clients: Clients, params: Mapping[str, Any]) -> bool:
-    """Whether ``dark`` confirms the source dark, polling past ``DARK_CONFIRM_SECONDS`` when the step
+    """Whether ``dark`` confirms the source dark, polling for ``DARK_CONFIRM_SECONDS`` when the step
     may wait (else one look: a later poll of the state machine looks again)."""
     if dark():
         return True
