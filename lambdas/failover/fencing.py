@@ -655,12 +655,13 @@ def fence_primary(ctx: RunbookContext, clients: Clients, params: Mapping[str, An
                     retryable=True,
                     code="RegionAPartlyUnreachable",
                 ) from exc
-            if not params.get("onlyIfPending"):
+            if not params.get("onlyIfPending") and not read_journal(clients, ctx).get("fencePending"):
                 # Region A is unreachable only after every look for DARK_CONFIRM_SECONDS found it so: a
                 # blip of connection errors on every region-A endpoint (the runbook's own network, a
                 # laptop's Wi-Fi) would otherwise leave the fence pending and make a lossless change
-                # lossy (break33 B33-3). The canary's pending fence needs no such wait: its fence is
-                # pending already, and it is asked again next minute.
+                # lossy (break33 B33-3). A fence already pending needs no such wait (the canary's, asked
+                # again next minute; a resumed or re-run failover's, whose verdict stands: nothing has
+                # reached region A since, or its fence would have completed and cleared the mark).
                 window = darkness.look(
                     clients, ctx, FENCE_DARK_MARK, True, darkness.fence_confirm_seconds(params)
                 )
