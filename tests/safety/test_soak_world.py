@@ -34,10 +34,26 @@ SOAK_WORLD_DEFECTS: dict[int, tuple[str, str]] = {
 }
 
 
+NOT_REPRODUCED: dict[int, str] = {
+    623: "no longer reaches the defect since the fence confirms a dark region A for DARK_CONFIRM_SECONDS (break33 "
+    "B33-3): its journal writes moved the schedule's crash points (crash_after=10, 18) and its runs' timing; the "
+    "MySQL zero-lag defect itself is untouched and open: a soak seed that shows it again is to be found",
+}
+"""Soak defects whose seed no longer reproduces them for a reason other than a fix: not strict (the defect is
+not fixed, so a pass proves nothing), kept so the seed reports it again should the schedule return to it."""
+
+
 @pytest.mark.parametrize(
     "seed",
     [
-        pytest.param(seed, marks=pytest.mark.xfail(strict=True, reason=f"soak seed {seed}: {why}"))
+        pytest.param(
+            seed,
+            marks=pytest.mark.xfail(
+                strict=seed not in NOT_REPRODUCED,
+                reason=f"soak seed {seed}: {why}"
+                + (f" ({NOT_REPRODUCED[seed]})" if seed in NOT_REPRODUCED else ""),
+            ),
+        )
         for seed, (_, why) in SOAK_WORLD_DEFECTS.items()
     ],
 )
