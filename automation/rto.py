@@ -15,6 +15,9 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from lambdas.failover.budget import SFN_POLL_SECONDS
+from lambdas.failover.darkness import DARK_CONFIRM_SECONDS
+
 DATABASE_MODES = ("aurora-global", "rds-replica")
 HEALTH_CHECK_INTERVALS = (10, 30)
 
@@ -39,6 +42,12 @@ SRC_SFN = (
     "AWS Step Functions Developer Guide, 'Handling errors in Step Functions workflows' "
     "(https://docs.aws.amazon.com/step-functions/latest/dg/concepts-error-handling.html): state transitions add "
     "little; the overhead is the input figure, doubled in the worst case for one retry with backoff (assumption)."
+)
+SRC_FENCE_DARK = (
+    "Runbook fence_primary (lambdas/failover/darkness.py): a region A that does not answer is taken for dark only "
+    "after every look for DARK_CONFIRM_SECONDS (120 s, an assumption: two canary periods) found it so, before its "
+    "fence is left pending and the latch, switch and promotion follow; under Step Functions the looks are the "
+    "state machine's polls, 30 s apart: worst case one poll more."
 )
 SRC_AURORA_FAILOVER = (
     "Aurora User Guide, 'Using switchover or failover in an Amazon Aurora global database' "
@@ -270,6 +279,12 @@ def rto_budget(inputs: RtoInputs) -> RtoBudget:
             i.orchestration_overhead_seconds,
             2 * i.orchestration_overhead_seconds,
             SRC_SFN,
+        ),
+        RtoComponent(
+            "fence: region A confirmed unreachable",
+            DARK_CONFIRM_SECONDS,
+            DARK_CONFIRM_SECONDS + SFN_POLL_SECONDS,
+            SRC_FENCE_DARK,
         ),
         *_database_steps(i),
         *_web_steps(i),

@@ -111,6 +111,23 @@ from automation.emulator.stores import (
 
 ACCOUNT = "123456789012"
 
+DOWN_STATUSES = frozenset(
+    {
+        "failed",
+        "inaccessible-encryption-credentials",
+        "inaccessible-encryption-credentials-recoverable",
+        "incompatible-network",
+        "incompatible-option-group",
+        "incompatible-parameters",
+        "incompatible-restore",
+        "restore-error",
+        "stopped",
+        "stopping",
+    }
+)
+"""DB instance statuses in which nothing answers the application's connections (``Emulator.database_answers``;
+https://docs.aws.amazon.com/AmazonRDS/latest/UserGuide/Overview.DBInstance.Status.html)."""
+
 
 @dataclass(frozen=True)
 class Timings:
@@ -462,6 +479,16 @@ class Emulator:
             return None
         return key if self.accepts_writes(key) else None
 
+    def database_answers(self, key: str) -> bool:
+        """Whether database copy ``key`` takes connections now: not in a status RDS documents as one in
+        which the instance serves nothing (failed: "can't recover"; its KMS key out of reach; stopped or
+        stopping; incompatible settings: https://docs.aws.amazon.com/AmazonRDS/latest/UserGuide/Overview.DBInstance.Status.html).
+        A replica, a writer being promoted or backed up answers (and may refuse a write: ``accepts_writes``)."""
+        found = _find_database(key)
+        if found is None:
+            return False
+        return str(found.status) not in DOWN_STATUSES
+
     def accepts_writes(self, key: str) -> bool:
         """Whether database copy ``key`` takes writes now (a writer, available, not replicating)."""
         found = _find_database(key)
@@ -601,8 +628,20 @@ class Emulator:
         with self._lock:
             app = self.apps.get(region)
             key = app.database() if app else None
-            if key is None or not self.reachable(region) or not self.accepts_writes(key):
-                return {"committed": False, "reason": f"no writable database behind {region}'s application"}
+            if key is None or not self.reachable(region) or not self.database_answers(key):
+                # The function's driver finds nothing listening (lambdas/api/ledger.py DatabaseUnreachable).
+                return {
+                    "committed": False,
+                    "reason": f"no database answers behind {region}'s application",
+                    "error": "database_unreachable",
+                }
+            if not self.accepts_writes(key):
+                # A replica (or a secondary) answers and refuses the write (NotWriter).
+                return {
+                    "committed": False,
+                    "reason": f"no writable database behind {region}'s application",
+                    "error": "not_writer",
+                }
             # A commit no client was told of: replicated and replayed, never an acknowledged write.
             if self._real(key):
                 write = self._pg_write(key, client=False)
@@ -864,9 +903,11 @@ class Emulator:
             source_name = self.pg.source_name(db.db_instance_arn)
             self.pg.stop_replicating(db.db_instance_arn)
             lost = self.pg.lost(db.db_instance_arn, source_name)
-        if source is None or not self.reachable(source.region):
-            # Unplanned: the source's region does not answer, so its unapplied tail is the
-            # documented price of the promotion. With the source answering, nothing is excused.
+        if source is None or not self.reachable(source.region) or not self.database_answers(source.key):
+            # Unplanned: the source's region does not answer, or the source instance itself serves
+            # nothing (failed, stopped, its key out of reach: ``database_answers``, from its RDS status,
+            # not from what the runbook says), so its unapplied tail is the documented price of the
+            # promotion. With the source answering, nothing is excused.
             self.lost_at_promotion[db.db_instance_arn] = lost
         db.status = "modifying"
         self._event(

@@ -7,8 +7,10 @@ holds every write of the drain by its replaying a commit made after the drain en
 (``lambdas/failover/lossless.py``, ``replay_evidence``); this function makes that commit. It serves no
 client request (no API route, no queue), so the drain's promise holds, and it is never fenced. It
 reaches the database as the payments function does (the same VPC attachment, secret and variables),
-and answers ``{"committed": true, ...}`` or ``{"committed": false, "reason": ...}``: a replica
-refuses the write (NotWriter), which is an answer, not an error.
+and answers ``{"committed": true, ...}`` or ``{"committed": false, "reason": ..., "error": ...}``: a
+replica refuses the write (NotWriter, ``not_writer``), which is an answer, not an error; a database that
+does not answer is ``database_unreachable``, which the runbook reads as its data plane's word that the
+source database is dark (``lambdas/failover/darkness.py``).
 """
 
 from __future__ import annotations
@@ -46,7 +48,10 @@ def commit_marker(event: Mapping[str, Any], env: Mapping[str, str], clients: Cli
         committed_at = ledger.mark(marker)
     except LedgerUnavailable as exc:
         log_json(logging.WARNING, "marker not committed", database=name, reason=str(exc), marker=marker)
-        return {"committed": False, "reason": str(exc), "database": name}
+        # ``error`` is the failure's stable word (``LedgerUnavailable.reason``): the runbook tells a database
+        # that does not answer (``database_unreachable``, a dark source) from one that refuses the write
+        # (``not_writer``: a replica answers) (lambdas/failover/darkness.py).
+        return {"committed": False, "reason": str(exc), "error": exc.reason, "database": name}
     log_json(logging.INFO, "marker committed", database=name, marker=marker, committedAt=committed_at)
     return {"committed": True, "database": name, "committedAt": committed_at}
 

@@ -7,7 +7,7 @@
   (``_refuse_unprovable_engine``).
 * ``fence_primary`` (``fence_region_a``): region A's functions at reserved concurrency 0, their event
   sources off, then its web tier at 0. A precondition when region A answers; pending until it
-  answers when it does not. ``keep_unplanned_snapshots`` keeps what an unplanned Aurora failover
+  answers when it does not, after ``darkness.DARK_CONFIRM_SECONDS`` of looks that found it so. ``keep_unplanned_snapshots`` keeps what an unplanned Aurora failover
   discarded.
 * ``unfence_primary``: the failback gives region A its capacity, functions and event sources back.
 """
@@ -20,12 +20,12 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from lambdas.failover import regressions
+from lambdas.failover import darkness, regressions
 from lambdas.failover.clients import Clients
 from lambdas.failover.context import Capacity, RunbookContext
 from lambdas.failover.exceptions import StepFailed
 from lambdas.failover.journal import (
-    DARK_MARK,
+    FENCE_DARK_MARK,
     WRITER_MOVE_MARK,
     _forget_writer_move,
     _iac_failback_phase,
@@ -59,6 +59,7 @@ from lambdas.failover.stepkit import (
     _describe_failure,
     _done,
     _from_client_error,
+    _in_progress,
     _need,
     _now,
     _probe,
@@ -67,6 +68,8 @@ from lambdas.failover.stepkit import (
     _set_asg,
     _set_mappings,
     _step,
+    _wait,
+    _waiter_config,
     error_code,
     log_event,
     region_a_answering,
@@ -649,8 +652,10 @@ def fence_primary(ctx: RunbookContext, clients: Clients, params: Mapping[str, An
       outlasts botocore's retries) stops the run here, before promotion, with the reason: a region
       A that still serves would be a second writer.
     * Region A does not answer (a fence call fails to connect, and so does every endpoint
-      ``region_a_answering`` looks at): the failover goes on with a warning, since a region that
-      cannot be reached takes no requests either. A call that fails to connect while another of
+      ``region_a_answering`` looks at, at every look for ``darkness.DARK_CONFIRM_SECONDS``: the step
+      looks again meanwhile, blocking in process and answering ``in_progress`` to the state machine,
+      the window kept in the journal, ``FENCE_DARK_MARK``; break33 B33-3): the failover goes on with a
+      warning, since a region that cannot be reached takes no requests either. A call that fails to connect while another of
       region A's endpoints answers is a fence that failed against a live region A: it stops the run
       (retryable), as a refusal does (break32 B32-1). The warning's data says
       ``fencePending``, and so does the run journal: the region-B canary, which probes region A
@@ -669,72 +674,101 @@ def fence_primary(ctx: RunbookContext, clients: Clients, params: Mapping[str, An
     else:
         _refuse_unprotected(ctx, clients, step)
         # A new failover: no earlier failback's writer move speaks for region A any more (the
-        # canary would otherwise put traffic back on region A while this run fences it), and no
-        # earlier run's look at a dark region A counts towards this one's (DARK_MARK).
+        # canary would otherwise put traffic back on region A while this run fences it). An earlier
+        # run's looks at a dark region A or database count only while they are recent
+        # (``darkness.DARK_LOOK_GAP_SECONDS``): a resumed run continues its window, a later one starts anew.
         _forget_writer_move(clients, ctx)
-        if read_journal(clients, ctx).get(DARK_MARK):
-            _journal(clients, ctx, **{DARK_MARK: None})
     actions: list[str] = []
-    try:
-        actions = fence_region_a(ctx, clients, step, before_promotion=not params.get("onlyIfPending"))
-    except CONNECTION_ERRORS as exc:
-        reason = f"{type(exc).__name__}: {exc}"
-        answering = region_a_answering(ctx, clients)
-        if answering is not None:
-            # One endpoint failed to connect (a blip, or one service's control plane down) while
-            # region A answers: its web tier may still serve its writer, so the fence is not best
-            # effort and the change is not unplanned (break32 B32-1). Retried; a fence that keeps
-            # failing stops the run before promotion, as a refused one does.
+    while True:
+        try:
+            actions = fence_region_a(ctx, clients, step, before_promotion=not params.get("onlyIfPending"))
+            break
+        except CONNECTION_ERRORS as exc:
+            reason = f"{type(exc).__name__}: {exc}"
+            answering = region_a_answering(ctx, clients)
+            if answering is not None:
+                # One endpoint failed to connect (a blip, or one service's control plane down) while
+                # region A answers: its web tier may still serve its writer, so the fence is not best
+                # effort and the change is not unplanned (break32 B32-1). Retried; a fence that keeps
+                # failing stops the run before promotion, as a refused one does.
+                darkness.forget(clients, ctx, FENCE_DARK_MARK)
+                raise StepFailed(
+                    step,
+                    f"region A answers ({answering} API) but the fence could not reach it: {reason}. Nothing was "
+                    "promoted: a region A that still serves would be a second writer. Run the failover again once "
+                    "region A's endpoints answer, or fence it by hand",
+                    retryable=True,
+                    code="RegionAPartlyUnreachable",
+                ) from exc
+            if not params.get("onlyIfPending") and not read_journal(clients, ctx).get("fencePending"):
+                # Region A is unreachable only after every look for DARK_CONFIRM_SECONDS found it so: a
+                # blip of connection errors on every region-A endpoint (the runbook's own network, a
+                # laptop's Wi-Fi) would otherwise leave the fence pending and make a lossless change
+                # lossy (break33 B33-3). A fence already pending needs no such wait (the canary's, asked
+                # again next minute; a resumed or re-run failover's, whose verdict stands: nothing has
+                # reached region A since, or its fence would have completed and cleared the mark).
+                window = darkness.look(
+                    clients, ctx, FENCE_DARK_MARK, True, darkness.fence_confirm_seconds(params)
+                )
+                if not window.confirmed:
+                    log_event(
+                        logging.WARNING, "region A not answering: confirming before the fence is left pending",
+                        step=step, region=ctx.primary_region, reason=reason, seconds=round(window.seconds),
+                    )  # fmt: skip
+                    if not _wait(params):
+                        return _in_progress(
+                            f"region A has not answered for {window.seconds:.0f} s ({reason}): looking again until "
+                            f"{window.needed:.0f} s of looks agree before its fence is left pending",
+                            region=ctx.primary_region,
+                            darkSeconds=round(window.seconds),
+                        )
+                    clients.clock.sleep(
+                        min(float(_waiter_config(params)["Delay"]) or 15.0, window.remaining() or 1.0)
+                    )
+                    continue
+            log_event(
+                logging.WARNING,
+                "region A unreachable: fence pending until it answers",
+                step=step,
+                region=ctx.primary_region,
+                reason=reason,
+            )
+            if not read_journal(clients, ctx).get("fencePending"):
+                _journal(clients, ctx, fencePending=_now(clients))
+            return StepResult(
+                "warning",
+                f"region A could not be fenced: unreachable ({reason}); it is fenced when it answers again",
+                {"region": ctx.primary_region, "reason": reason, "fencePending": True},
+            )
+        except (StepFailed, ClientError, BotoCoreError) as exc:
+            reason = _describe_failure(step, exc)
+            if regressions.on(Regression.FENCE_BEST_EFFORT):
+                return StepResult("warning", f"region A could not be fenced: {reason}", {"reason": reason})
+            retryable, code = False, type(exc).__name__
+            if isinstance(exc, StepFailed):
+                retryable, code = exc.retryable, exc.code or code
+            elif isinstance(exc, ClientError):
+                retryable, code = _from_client_error(step, exc).retryable, error_code(exc)
+            if params.get("onlyIfPending"):
+                # The canary's pending fence: the failover may have promoted region B already.
+                detail = (
+                    f"region A answers again but its pending fence could not complete: {reason}. Until it does, "
+                    "region A may serve its old writer beside region B's: fence it by hand; the canary asks "
+                    "again every minute"
+                )
+            else:
+                detail = (
+                    f"region A answers but could not be fenced: {reason}. Nothing was promoted: a region A that "
+                    "still serves would be a second writer. Fix region A's permissions (or fence it by hand) "
+                    "and run the failover again"
+                )
             raise StepFailed(
                 step,
-                f"region A answers ({answering} API) but the fence could not reach it: {reason}. Nothing was "
-                "promoted: a region A that still serves would be a second writer. Run the failover again once "
-                "region A's endpoints answer, or fence it by hand",
-                retryable=True,
-                code="RegionAPartlyUnreachable",
+                detail,
+                retryable=retryable,
+                code=code,
             ) from exc
-        log_event(
-            logging.WARNING,
-            "region A unreachable: fence pending until it answers",
-            step=step,
-            region=ctx.primary_region,
-            reason=reason,
-        )
-        if not read_journal(clients, ctx).get("fencePending"):
-            _journal(clients, ctx, fencePending=_now(clients))
-        return StepResult(
-            "warning",
-            f"region A could not be fenced: unreachable ({reason}); it is fenced when it answers again",
-            {"region": ctx.primary_region, "reason": reason, "fencePending": True},
-        )
-    except (StepFailed, ClientError, BotoCoreError) as exc:
-        reason = _describe_failure(step, exc)
-        if regressions.on(Regression.FENCE_BEST_EFFORT):
-            return StepResult("warning", f"region A could not be fenced: {reason}", {"reason": reason})
-        retryable, code = False, type(exc).__name__
-        if isinstance(exc, StepFailed):
-            retryable, code = exc.retryable, exc.code or code
-        elif isinstance(exc, ClientError):
-            retryable, code = _from_client_error(step, exc).retryable, error_code(exc)
-        if params.get("onlyIfPending"):
-            # The canary's pending fence: the failover may have promoted region B already.
-            detail = (
-                f"region A answers again but its pending fence could not complete: {reason}. Until it does, "
-                "region A may serve its old writer beside region B's: fence it by hand; the canary asks "
-                "again every minute"
-            )
-        else:
-            detail = (
-                f"region A answers but could not be fenced: {reason}. Nothing was promoted: a region A that "
-                "still serves would be a second writer. Fix region A's permissions (or fence it by hand) "
-                "and run the failover again"
-            )
-        raise StepFailed(
-            step,
-            detail,
-            retryable=retryable,
-            code=code,
-        ) from exc
+    darkness.forget(clients, ctx, FENCE_DARK_MARK)
     if read_journal(clients, ctx).get("fencePending"):
         # Region A answers again after a failover that could not reach it: Aurora has started its
         # rebuild and the snapshot of what the failover discarded exists now; keep it.

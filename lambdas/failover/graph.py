@@ -105,6 +105,9 @@ FAILOVER = Runbook(
             "fence_primary",
             needs=("confirm_primary_down",),
             description="Fence region A (required where it answers): web tier, functions, event sources to 0",
+            # Region A found unreachable is looked at again for darkness.DARK_CONFIRM_SECONDS before the
+            # fence is left pending (break33 B33-3): the state machine polls it meanwhile.
+            long_running=True,
         ),
         Step(
             "scale_web_tier",

@@ -4,7 +4,7 @@ The latch (``ctx.latch_parameter_name``) says which region is active; ``pulumi u
 read it. The run journal (``<latch>-journal``) records a run's progress so that a stopped or dead run
 converges when resumed: when region A's and region B's writes stopped, a fence pending, a declared
 failover's hold (``FAILOVER_MARKS``), a failback's write-ahead writer move (``WRITER_MOVE_MARK``), a
-requested promotion (``PROMOTION_MARK``), when region A was first seen dark (``DARK_MARK``). Two runs
+requested promotion (``PROMOTION_MARK``), when region A or its database was first seen dark (``FENCE_DARK_MARK``, ``DARK_MARK``). Two runs
 may write the journal at once; ``_journal`` repairs what a concurrent put lost.
 """
 
@@ -334,8 +334,14 @@ def _request_promotion(clients: Clients, ctx: RunbookContext, side: Side, ident:
 
 
 DARK_MARK = "primaryDarkSince"
-"""Journal key: when a forced failover's wait first found region A's endpoint not answering (cleared
-when it answers), so the confirmation spans polls of either executor."""
+"""Journal key: when a forced failover's lossless wait first found the source database dark, and when it
+last looked (``darkness.look``; cleared by a look that finds it answering), so the confirmation spans
+polls of either executor and a resumed run."""
+
+FENCE_DARK_MARK = "fenceDarkSince"
+"""Journal key: when ``fence_primary`` first found every region-A endpoint failing to connect, and when
+it last looked (``darkness.look``; cleared when region A answers), so its "region A unreachable" verdict
+is confirmed over ``darkness.DARK_CONFIRM_SECONDS`` across the state machine's polls."""
 
 
 def _writer_moving(ctx: RunbookContext, clients: Clients, *, retry_throttled: bool = False) -> bool:

@@ -5,8 +5,9 @@ zero lag when region A was fenced (planned), or at once with an upper estimate o
 A was not reachable (unplanned; the writer then moves only once the thrown switch has taken effect).
 Aurora: a switchover when region A answered its fence, a managed failover (``AllowDataLoss``) when it
 did not; ``FailoverState`` is polled, and a change AWS cancels is asked again. A forced failover whose
-region A goes dark during the lossless wait, and stays dark (``DARK_CONFIRM_SECONDS``), promotes
-unplanned. ``_writer_moving`` says whether region B's database is (becoming) the writer.
+source database goes dark during the lossless wait, and stays dark (``DARK_CONFIRM_SECONDS``, both its
+RDS API and a data-plane look agreeing: ``darkness.source_database_dark``), promotes unplanned.
+``_writer_moving`` says whether region B's database is (becoming) the writer.
 """
 
 from __future__ import annotations
@@ -21,11 +22,11 @@ from botocore.exceptions import ClientError, WaiterError
 from lambdas.failover import regressions
 from lambdas.failover.clients import Clients, Side
 from lambdas.failover.context import RunbookContext
+from lambdas.failover.darkness import DARK_CONFIRM_SECONDS, source_dark_long_enough
 from lambdas.failover.exceptions import SourceDark as _SourceDark
 from lambdas.failover.exceptions import StepFailed
 from lambdas.failover.fencing import PLANNED_NEEDS_REGION_A, _planned_how
 from lambdas.failover.journal import (
-    DARK_MARK,
     _journal,
     _promotion_under_way,
     _read_latch,
@@ -67,7 +68,6 @@ from lambdas.failover.stepkit import (
     _waiter_config,
     error_code,
     log_event,
-    region_a_answering,
 )
 from lambdas.failover.traffic import _switch_pending
 
@@ -411,38 +411,8 @@ def _await_failover_state_cleared(
     )
 
 
-def _region_a_dark(ctx: RunbookContext, clients: Clients) -> bool:
-    """Whether none of region A's endpoints answers (``stepkit.region_a_answering``): its RDS API alone
-    failing to connect while its Auto Scaling or Lambda API answers is a control-plane incident, not a
-    dark database (break32 B32-7: the replica still catches up, and promoting unplanned would lose the
-    tail region A still holds)."""
-    return region_a_answering(ctx, clients) is None
-
-
-DARK_CONFIRM_SECONDS = 120.0
-"""How long region A's endpoints (``stepkit.region_a_answering``) must keep failing to answer before a forced failover that fenced it
-takes it for dark and promotes unplanned. Assumed (two canary periods): a connection error or two is
-not an outage (botocore retries connection errors as transient,
-https://docs.aws.amazon.com/boto3/latest/guide/retries.html), and taking a blip for darkness would
-promote with a replication tail region A still holds (B21b-1)."""
-
-
-def _region_a_dark_long_enough(ctx: RunbookContext, clients: Clients) -> bool:
-    """Whether region A has not answered for ``DARK_CONFIRM_SECONDS`` (journal ``DARK_MARK``)."""
-    since = _parse_time(read_journal(clients, ctx).get(DARK_MARK))
-    if not _region_a_dark(ctx, clients):
-        if since is not None:
-            _journal(clients, ctx, **{DARK_MARK: None})
-        return False
-    now = clients.clock.now()
-    if since is None:
-        _journal(clients, ctx, **{DARK_MARK: _now(clients)})
-        return False
-    return (now - since).total_seconds() >= DARK_CONFIRM_SECONDS
-
-
 def _stays_dark(dark: Callable[[], bool], clients: Clients, params: Mapping[str, Any]) -> bool:
-    """Whether ``dark`` confirms region A dark, polling for ``DARK_CONFIRM_SECONDS`` when the step
+    """Whether ``dark`` confirms the source dark, polling for ``DARK_CONFIRM_SECONDS`` when the step
     may wait (else one look: a later poll of the state machine looks again)."""
     if dark():
         return True
@@ -461,11 +431,13 @@ def _stays_dark(dark: Callable[[], bool], clients: Clients, params: Mapping[str,
 def _forced_source_dark(
     ctx: RunbookContext, clients: Clients, params: Mapping[str, Any]
 ) -> Callable[[], bool] | None:
-    """For a forced failover, how its lossless wait tells that region A went dark and stayed dark
-    (B10-4, B21b-1); None for ``--planned``, which asked for no loss and stops instead."""
+    """For a forced failover, how its lossless wait tells that the source database went dark and stayed
+    dark (B10-4, B21b-1, B33-2: ``darkness.source_dark_long_enough``, the database's own control and data
+    planes, not every region-A endpoint); None for ``--planned``, which asked for no loss and stops
+    instead."""
     if params.get("planned"):
         return None
-    return lambda: _region_a_dark_long_enough(ctx, clients)
+    return lambda: source_dark_long_enough(ctx, clients, "promote_database")
 
 
 @_step

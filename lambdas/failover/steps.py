@@ -27,7 +27,9 @@ Parameters read from ``params`` (all optional): ``wait``, ``force``, ``reason``,
 ``failbackKmsKeyId`` (default: the outputs' ``primaryKmsKeyArn``),
 ``waiterDelay`` / ``waiterMaxAttempts`` (boto3 ``WaiterConfig``), ``probeTries`` /
 ``probeInterval`` / ``probeTimeout`` (health URL probes), ``drainSeconds`` (how long a fenced tier
-may still commit writes; default 300, the ALB deregistration delay), ``allowDataLoss`` (promote a
+may still commit writes; default 300, the ALB deregistration delay), ``fenceDarkSeconds`` (how long
+``fence_primary`` confirms region A unreachable before leaving its fence pending; default
+``DARK_CONFIRM_SECONDS``, 120), ``allowDataLoss`` (promote a
 replica whose source answers without waiting for zero lag: the operator's explicit choice).
 
 Safety rules (docs/safety.md):

@@ -11,7 +11,6 @@ import json
 from collections.abc import Callable
 from typing import Any
 
-import pytest
 from moto.rds.models import rds_backends
 
 from automation.emulator.aws import ACCOUNT
@@ -124,13 +123,6 @@ def _rds_outage_in_region_a(d: Deployment, *, database_dead: bool) -> None:
         d.emulator.partition(REGION_A, REGION_B, Store.DATABASE)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="B33-2: converges (B10-4: a forced failover that lost region A promotes 'rather than waiting 30 "
-    "minutes and stopping'). _region_a_dark now needs every region-A endpoint dark (region_a_answering): with "
-    "region A's database and RDS API out but its Auto Scaling API answering, the lossless wait never sees the "
-    "source dark, zero lag is never proven, and the forced failover stops without a writer in region B",
-)
 def test_a_forced_failover_over_an_rds_outage_in_region_a_whose_other_apis_answer(deploy: Deploy) -> None:
     """rds-replica. Writes replicated, then region A's RDS is out: its API refuses connections and its database
     is down (status failed, replication out of it stopped); its Auto Scaling and Lambda APIs answer. The
@@ -144,7 +136,8 @@ def test_a_forced_failover_over_an_rds_outage_in_region_a_whose_other_apis_answe
     ``roll_back_fence`` relaunches region A's web tier over the dead database and fails ``VerifyTimeout``
     (region A never serves as the writer): region B still a replica, no region serves a writer while region A's
     database is out, and no run of the runbook can change that (``allowDataLoss`` is not reachable from the
-    CLI)."""
+    CLI). Fixed: the wait's ``source_dark`` asks about the source database (``darkness.source_database_dark``:
+    its RDS API refusing for ``DARK_CONFIRM_SECONDS`` and the marker function finding it unreachable)."""
     d = deploy("rds-replica")
     d.op_advance(120)
     d.op_write(50)
@@ -179,13 +172,6 @@ class _BlipFromTheFence(Fault):
         return super().__call__(request, event_name, **kw)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="B33-3: no_loss (docs/safety.md: 'a blip of connection errors never turns a lossless failover "
-    "into a lossy one'). fence_primary takes region A for dark after one look at each endpoint "
-    "(region_a_answering, a few seconds), with no DARK_CONFIRM_SECONDS: a blip that covers the fence's "
-    "first call and the three looks leaves the fence pending and the promotion unplanned",
-)
 def test_a_blip_on_every_region_a_endpoint_at_the_fence_makes_a_forced_failover_promote_unplanned(
     deploy: Deploy,
 ) -> None:
@@ -197,7 +183,10 @@ def test_a_blip_on_every_region_a_endpoint_at_the_fence_makes_a_forced_failover_
     change for unplanned and promotes once the switch took effect, with the burst's tail unapplied. The
     lossless wait confirms darkness for ``DARK_CONFIRM_SECONDS`` (B21b-1); the fence's decision does not.
     At a0e14bc: promoted at 12:03:10, 8673 acknowledged writes missing from the new writer (no_loss).
-    At c46a4b2 the same holds with the blip on the fence's call alone (B32-1): B32-1 narrowed it, did not close it."""
+    At c46a4b2 the same holds with the blip on the fence's call alone (B32-1): B32-1 narrowed it, did not close it.
+    Fixed: the fence's "region A unreachable" is confirmed for ``DARK_CONFIRM_SECONDS`` (``darkness.look``,
+    journal ``FENCE_DARK_MARK``); the fence looks again after the blip, reaches region A and the change stays
+    lossless."""
     d = deploy("rds-replica")
     d.op_advance(120)
     blip = _BlipFromTheFence(region=REGION_A, unreachable=True, times=8)

@@ -17,6 +17,7 @@ from moto.cloudwatch.models import cloudwatch_backends
 
 from automation.emulator.aws import ACCOUNT
 from automation.emulator.data import Store
+from lambdas.failover import darkness
 from lambdas.failover.regressions import Regression
 from tests.lambdas.failover.world import REGION_A, REGION_B
 from tests.safety import generator, model
@@ -130,7 +131,9 @@ def test_a_pending_fence_joins_the_failover_holding_the_lock(deploy: Deploy) -> 
     d.op_advance(120)
     d.op_outage()
     d.op_advance(120)
-    d.emulator.clock.after(30, d.op_recover)  # inside the failover's promotion wait
+    # Inside the failover's promotion wait: after the fence confirmed region A dark for DARK_CONFIRM_SECONDS
+    # (break33 B33-3; back any sooner, the fence's next look reaches it and nothing is left pending).
+    d.emulator.clock.after(darkness.DARK_CONFIRM_SECONDS + 30, d.op_recover)
     state = d.op_run("failover")
     assert state.outcome == "done", state
     joined = d.exercised.get("single_flight: a pending fence acted inside the failover run it joined", 0)
@@ -376,8 +379,15 @@ def test_traffic_follows_writer_a_garbled_latch_does_not_leave_region_a_unfenced
     d.op_advance(120)
     d.op_outage()
     d.op_advance(120)
-    state = d.op_run("failover", params={"force": True}, crash_after=6)
+    # The latch's PutParameter: after the fence's nine looks at a dark region A (0 to DARK_CONFIRM_SECONDS,
+    # 15 s apart, each a journal write: darkness.FENCE_DARK_MARK), its fencePending, region B's web tier,
+    # two functions, their mapping.
+    state = d.op_run("failover", params={"force": True}, crash_after=15)
     assert state.outcome == "crashed" and "PutParameter" in state.detail, state.detail
+    latch = d.world.client("ssm", REGION_B).get_parameter(Name=d.ctx.latch_parameter_name)["Parameter"][
+        "Value"
+    ]
+    assert '"active"' in latch, f"the run died before its latch write: {latch}"
     d.op_advance(120)
     d.op_tamper_latch("garble")
     d.op_recover()

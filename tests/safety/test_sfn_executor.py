@@ -21,7 +21,7 @@ import pytest
 
 from automation.emulator.aws import Emulator
 from automation.emulator.clock import VirtualClock
-from lambdas.failover import executor
+from lambdas.failover import darkness, executor
 from lambdas.failover.clients import Clients
 from tests.lambdas.failover.faults import Fault, throttling_code
 from tests.lambdas.failover.world import REGION_A, REGION_B
@@ -250,27 +250,30 @@ def test_failover_runs_to_done_through_the_state_machine_on_virtual_time(deploy:
     described, events = last_execution(d)
     assert described["status"] == "SUCCEEDED"
     polls = [e["stateEnteredEventDetails"]["name"] for e in events if e["type"] == "WaitStateEntered"]
-    assert polls and set(polls) <= {"promote_database: wait", "verify: wait"}, polls
+    assert polls and set(polls) <= {"fence_primary: wait", "promote_database: wait", "verify: wait"}, polls
+    # Region A dark: the fence confirms it for DARK_CONFIRM_SECONDS of polls before it is left pending (B33-3).
+    fence_polls = polls.count("fence_primary: wait")
+    assert fence_polls * 30 >= darkness.DARK_CONFIRM_SECONDS, f"the fence was polled {fence_polls} times"
     assert len(polls) * 30 <= virtual, "each Wait state let its 30 s pass on the virtual clock"
     failed = [e["taskFailedEventDetails"]["error"] for e in events if e["type"] == "TaskFailed"]
     assert failed == ["StepRetryable"], failed
     assert json.loads(described["output"])["results"]["scale_web_tier"]["status"] == "done"
-    # The Parallel branches take turns in a fixed order (fence_primary's branch first); the switch
-    # and then the promotion wait for every branch (the switch leads the writer move).
+    # The Parallel branches take turns in a fixed order (fence_primary's branch first); while the fence
+    # confirms region A dark (it answers in_progress and is polled), the other branches go on. The latch
+    # follows the fence's last poll; the switch and then the promotion wait for every branch (the switch
+    # leads the writer move).
     tasks = [e["stateEnteredEventDetails"]["name"] for e in events if e["type"] == "TaskStateEntered"]
-    assert [t for i, t in enumerate(tasks) if i == 0 or tasks[i - 1] != t] == [
-        "Take lock",
-        "confirm_primary_down",
-        "fence_primary",
-        "write_latch",
-        "scale_web_tier",
-        "enable_functions",
-        "throw_switch",
+    first = {t: tasks.index(t) for t in tasks}
+    last = {t: len(tasks) - 1 - tasks[::-1].index(t) for t in tasks}
+    assert tasks[:3] == ["Take lock", "confirm_primary_down", "fence_primary"], tasks
+    assert last["fence_primary"] < first["write_latch"] < first["throw_switch"], tasks
+    assert max(last["scale_web_tier"], last["enable_functions"]) < first["throw_switch"], tasks
+    assert [t for i, t in enumerate(tasks) if i > last["throw_switch"] and tasks[i - 1] != t] == [
         "promote_database",
         "verify",
         "notify",
         "Release lock",
-    ]
+    ], tasks
     assert not d.judge(after_run=True), [str(v) for v in d.violations]
 
 

@@ -85,6 +85,18 @@ def test_a_replica_refuses_the_marker_and_says_so(
     _, standby = pair
     answer = commit_marker({"marker": "on-the-replica"}, env_for(standby, DR), clients)
     assert answer["committed"] is False and answer["reason"], answer
+    # An answer from a live database: the runbook must not read it as a dark source (lambdas/failover/darkness.py).
+    assert answer["error"] == "not_writer", answer
+
+
+def test_a_database_that_does_not_answer_is_named_unreachable(
+    pair: tuple[PgServer, PgServer], env_for: Callable[[PgServer, str], dict[str, str]], clients: ClientCache
+) -> None:
+    """The marker's word that the source database is dark (break33 B33-2): nothing listens at its address."""
+    writer, _ = pair
+    env = {**env_for(writer, PRIMARY), "DB_PORT": "1"}  # a port nothing listens on: connection refused
+    answer = commit_marker({"marker": "to-nowhere"}, env, clients)
+    assert answer["committed"] is False and answer["error"] == "database_unreachable", answer
 
 
 def test_without_a_database_nothing_is_committed(clients: ClientCache) -> None:

@@ -31,6 +31,9 @@ FAST: dict[str, Any] = {
     "probeTries": 2,
     "probeInterval": 0,
     "drainSeconds": 0,  # the tests' tiers hold no requests in flight
+    # The tests' region A answers, or is dark, for a whole run: no blip for the fence to look through
+    # (tests/safety/test_darkness.py covers the confirmation, lambdas/failover/darkness.py).
+    "fenceDarkSeconds": 0,
 }
 """Waiter and probe settings that make in-process runs fast (moto answers at once)."""
 

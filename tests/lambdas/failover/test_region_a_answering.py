@@ -1,9 +1,10 @@
 """Region A is dark only when none of its endpoints answers (break32 B32-1, B32-7).
 
 ``stepkit.region_a_answering`` decides whether a fence that failed to connect is best effort (region A
-dark: fence pending) or a fence that failed against a live region A (the run stops before promotion),
-and whether the lossless wait may take region A for dark (``promotion._region_a_dark``). One service's
-endpoint failing to connect (a blip, a control-plane incident) is not a dark region: the others answer.
+dark at every look for ``darkness.DARK_CONFIRM_SECONDS``: fence pending) or a fence that failed against a
+live region A (the run stops before promotion). One service's endpoint failing to connect (a blip, a
+control-plane incident) is not a dark region: the others answer. (The lossless wait asks about the source
+database instead: ``darkness.source_database_dark``, break33 B33-2.)
 """
 
 from __future__ import annotations
