@@ -256,7 +256,8 @@ def _production_tags() -> dict[str, str]:
 
 ON_STAR_ONLY = {
     # Role actions AWS authorizes only on "*" (no resource type): no resource of production's to name.
-    "autoscaling:DescribeAutoScalingGroups", "cloudwatch:GetMetricData", "cloudwatch:PutMetricData",
+    "autoscaling:DescribeAutoScalingGroups", "autoscaling:DescribeScalingActivities", "cloudwatch:GetMetricData",
+    "cloudwatch:PutMetricData",
     "ec2:DescribeNetworkInterfaces", "ec2:DescribeSubnets", "lambda:ListEventSourceMappings",
     "xray:PutTelemetryRecords", "xray:PutTraceSegments",
 }  # fmt: skip

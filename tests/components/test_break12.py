@@ -19,6 +19,7 @@ from urllib.parse import urlsplit
 import pytest
 
 from automation import iam, synth
+from components.config import ENGINES, ConfigError
 from tests.automation.test_review_iam import ACCOUNT, allows
 from tests.components.conftest import synthesize
 
@@ -435,7 +436,7 @@ def test_the_default_postgres_engine_version_is_one_rds_still_creates() -> None:
 # B12-5: an RDS instance pins its minor engine version while RDS upgrades it.
 
 
-@pytest.mark.parametrize("engine", ["postgres", "mysql"])
+@pytest.mark.parametrize("engine", ["postgres"])  # the only rds-replica engine (MySQL is absent: B32-3)
 def test_no_rds_instance_asks_for_a_minor_version_rds_may_have_upgraded_past(engine: str) -> None:
     """RDS upgrades an instance with ``AutoMinorVersionUpgrade`` to a newer minor in its maintenance window
     (https://docs.aws.amazon.com/AmazonRDS/latest/UserGuide/USER_UpgradeDBInstance.Maintenance.html), and
@@ -483,7 +484,6 @@ def test_a_configured_minor_version_is_the_creation_version_rds_then_owns() -> N
 # --------------------------------------------------------------------------------------------------
 # B12-6: rds-replica with engine mysql (the mode's default engine) ships a PostgreSQL-only ledger.
 
-MYSQL_DRIVERS = ("pymysql/", "mysql/connector/", "MySQLdb/", "aiomysql/")
 
 
 def _payments(stack: str, engine: str) -> synth.Resource:
@@ -492,33 +492,29 @@ def _payments(stack: str, engine: str) -> synth.Resource:
     return fn
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "B12-6: database.mode rds-replica defaults to engine mysql (components/config.py ENGINES), but the "
-        "payments function's only driver path is pg8000 (lambdas/api/ledger.py driver_executor), a PostgreSQL "
-        "wire-protocol client, pointed at MySQL's port 3306: every POST /payments fails while /health (RDS API "
-        "only) answers 200, so Route 53 keeps sending traffic to a region that can take no payment"
-    ),
-)
-@pytest.mark.parametrize("stack", ["primary", "dr"])
-def test_the_payments_function_carries_a_driver_for_its_database_engine(stack: str) -> None:
-    """pg8000 is "a pure-Python PostgreSQL driver" (https://github.com/tlocke/pg8000) speaking the
-    PostgreSQL frontend/backend protocol (https://www.postgresql.org/docs/current/protocol.html); a MySQL
-    server speaks the MySQL client/server protocol on port 3306
-    (https://dev.mysql.com/doc/dev/mysql-server/latest/PAGE_PROTOCOL.html): its first packet is the
-    server's handshake, which pg8000's startup message does not expect. The README says so much itself:
-    "rds-replica with engine: mysql is not drilled"; the config accepts it and makes it the mode's default.
+ENGINE_DRIVERS = {"postgres": ("pg8000/",), "aurora-postgresql": ("pg8000/",)}
+"""The client the payments function needs per engine (rds-replica: pg8000 to the instance; Aurora: the Data
+API through boto3, with pg8000 packaged all the same)."""
 
-    Invariant: the function that writes the ledger carries a client for the configured engine."""
-    fn = _payments(stack, "mysql")
-    variables = fn.inputs["environment"]["variables"]
-    assert variables.get("DB_PORT") == "3306", variables  # this is the MySQL instance's endpoint
-    drivers = sorted({n.split("/")[0] for n in fn.archive if n.startswith(MYSQL_DRIVERS)})
-    assert drivers, (
-        f"{fn.name} talks to MySQL at {variables.get('DB_HOST')}:3306 with only "
-        f"{sorted({n.split('/')[0] for n in fn.archive if 'pg8000' in n})} packaged"
-    )
+
+@pytest.mark.parametrize("stack", ["primary", "dr"])
+def test_the_payments_function_carries_a_driver_for_every_engine_the_config_accepts(stack: str) -> None:
+    """B12-6 (fixed by making MySQL absent, break32 B32-3): rds-replica defaulted to engine mysql while the
+    payments function's only driver path is pg8000 (lambdas/api/ledger.py driver_executor), a PostgreSQL
+    wire-protocol client: every POST /payments failed while /health (RDS API only) answered 200. pg8000 is
+    "a pure-Python PostgreSQL driver" (https://github.com/tlocke/pg8000); a MySQL server speaks the MySQL
+    client/server protocol (https://dev.mysql.com/doc/dev/mysql-server/latest/PAGE_PROTOCOL.html).
+
+    Invariant: for every engine the config accepts for rds-replica, the function that writes the ledger
+    carries a client for it; and MySQL is refused before anything is synthesized."""
+    for engine in ENGINES["rds-replica"]:
+        fn = _payments(stack, engine)
+        assert any(n.startswith(ENGINE_DRIVERS[engine]) for n in fn.archive), (
+            engine,
+            sorted(fn.archive)[:20],
+        )
+    with pytest.raises(ConfigError, match=r"pilotlight:database\.engine: 'mysql'"):
+        _payments(stack, "mysql")
 
 
 def test_control_the_postgres_payments_function_carries_pg8000() -> None:

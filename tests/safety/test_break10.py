@@ -80,6 +80,9 @@ def test_failback_with_the_latch_lost_gives_region_a_back_its_stale_primary(depl
     for _ in range(3):
         d.op_canary()
         d.op_advance(60)
+    # The outage's DynamoDB backlog reached region A ~10 minutes late: that ReplicationLatency keeps any
+    # planned change waiting (10x it, lossless.settled_evidence) until it leaves the wait's one-hour lookback.
+    d.op_advance(3600)
     d.op_tamper_latch("delete")
     d.op_run("failback", params={"waiterMaxAttempts": 240})
     d.op_advance(900)
