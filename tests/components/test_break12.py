@@ -485,7 +485,6 @@ def test_a_configured_minor_version_is_the_creation_version_rds_then_owns() -> N
 # B12-6: rds-replica with engine mysql (the mode's default engine) ships a PostgreSQL-only ledger.
 
 
-
 def _payments(stack: str, engine: str) -> synth.Resource:
     s = synthesize(stack, {"pilotlight:database": {"mode": "rds-replica", "engine": engine}})
     (fn,) = [f for f in s.by_type("aws:lambda/function:Function") if f.name.endswith("-api-payments")]
