@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
+from types import SimpleNamespace
 
 import pytest
 from moto.autoscaling.models import autoscaling_backends
@@ -20,6 +21,8 @@ from automation.emulator.aws import ACCOUNT
 from automation.emulator.gaps import _ACTIVITIES
 from lambdas.failover import drain_proof
 from lambdas.failover.context import RunbookContext
+from lambdas.failover.exceptions import StepFailed
+from lambdas.failover.lossless import DRAIN_SECONDS, Lag, wait_lossless
 from tests.automation.test_break27 import _promotion_refusal
 from tests.automation.test_drain_proof import PARAMS, _drained, _lag
 from tests.lambdas.failover import conftest as _fixtures
@@ -113,3 +116,63 @@ def test_b34_3_an_instance_attached_to_region_b_by_hand_after_the_proof_is_not_s
         f"dr:failback switch-writer promotes {replica} although region B's web tier served an attached "
         "instance after the proof (AWS recorded the attach)"
     )
+
+
+class _Clock:
+    """A virtual clock: ``sleep`` advances it."""
+
+    def __init__(self, now: datetime) -> None:
+        self.at, self.slept = now, 0.0
+
+    def now(self) -> datetime:
+        return self.at
+
+    def sleep(self, seconds: float) -> None:
+        self.at += timedelta(seconds=seconds)
+        self.slept += seconds
+
+
+class _NoDatapoints:
+    """CloudWatch answering no datapoint: nothing is ever proven."""
+
+    def get_metric_data(self, **_: object) -> dict[str, object]:
+        return {"MetricDataResults": [{"Timestamps": [], "Values": []}]}
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason=(
+        "B34-4: converges: wait_lossless counts no look before the drain's end, so a primaryStoppedAt stamped by a "
+        "host whose clock is ahead of the waiting one makes the in-process executor wait the whole skew beyond "
+        "its budget (region A fenced, no region serving a writer, the lock held by its heartbeat)"
+    ),
+)
+def test_b34_4_a_drain_stamp_ahead_of_the_waiting_host_s_clock_is_waited_out_beyond_the_budget() -> None:
+    """docs/safety.md converges: "The zero-lag wait's budget (``waiterMaxAttempts`` looks ``waiterDelay`` apart
+    ...) counts from the drain's end, not its start"; "A link slower than the budget still stops the run on its
+    own decision". The drain's end is the journal's ``primaryStoppedAt`` plus 300 s, and the stamp is written by
+    whichever host ran the fence (``stepkit._now``: the runbook Lambda of a Step Functions execution, or an
+    operator's laptop), while the wait reads the clock of the host that resumes it. Before 3e0e30d every poll,
+    the drain's included, counted against the budget; now a stamp three hours ahead of the waiting host's clock
+    (an unsynchronised laptop or VM: EC2 hosts keep time with the Amazon Time Sync Service,
+    https://docs.aws.amazon.com/AWSEC2/latest/UserGuide/set-time.html, an operator's host need not) makes the
+    CLI poll "draining until ..." for three hours with 4 looks of budget: the failover's region A stays fenced
+    and region B is not the writer for all of it. The Step Functions executor is bounded (its ``max_polls``
+    counts every poll)."""
+    clock = _Clock(datetime(2026, 12, 2, 12, 0, tzinfo=UTC))
+    clients = SimpleNamespace(clock=clock, cloudwatch=lambda side: _NoDatapoints())
+    lag = Lag("dr", "AWS/S3", "OperationsPendingReplication", {"SourceBucket": "a", "DestinationBucket": "b"})
+    params = {"wait": True, "waiterMaxAttempts": 4, "waiterDelay": 15}
+    budget = DRAIN_SECONDS + 4 * 15
+
+    with pytest.raises(StepFailed) as gave_up:
+        wait_lossless(
+            clients,  # type: ignore[arg-type]
+            params,
+            stopped_at=clock.now() + timedelta(hours=3),
+            lags=[lag],
+            step="promote_database",
+        )
+
+    assert gave_up.value.code == "LagTimeout", gave_up.value
+    assert clock.slept <= budget, f"waited {clock.slept:.0f} s on a budget of {budget:.0f} s"
