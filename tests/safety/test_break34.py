@@ -52,7 +52,7 @@ def _declared_failover(d: Deployment, *, planned: bool = True) -> list[str]:
 def test_b34_1_a_declared_aurora_failover_moves_the_writer_before_the_global_table_replicates(
     deploy: Deploy,
 ) -> None:
-    """aurora-global. Region A is degraded: its DynamoDB replica's updates reach region B 10 minutes late
+    """aurora-global. Region A is degraded: its DynamoDB replica's updates reach region B 15 minutes late
     ("ReplicationLatency can increase if an AWS Region becomes degraded",
     https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/V2globaltables_monitoring.html). Clients
     pay through region A; the operator declares a failover: ``latch activate`` (planned unless
@@ -63,11 +63,11 @@ def test_b34_1_a_declared_aurora_failover_moves_the_writer_before_the_global_tab
     issue 10 item 2: "--planned (in both database modes) ... stop writes ... and for S3 and DynamoDB
     replication to drain; then move the writer". ``_request_switchover`` waits for the stores only when the
     run journal holds ``primaryStoppedAt`` (a fence's stamp); a declared failover fences nothing and stamps
-    ``failoverDeclaredAt`` instead, so the switchover is asked at once, region A serving and its last 10 minutes of
+    ``failoverDeclaredAt`` instead, so the switchover is asked at once, region A serving and its last 15 minutes of
     payment items still on their way."""
     d = deploy("aurora-global")
     d.op_advance(120)
-    d.emulator.slow_replication(Store.TABLE, 600.0)
+    d.emulator.slow_replication(Store.TABLE, 900.0)
     d.op_write(20)
     d.op_advance(20)
     d.op_write(20)
