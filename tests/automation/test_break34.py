@@ -110,6 +110,8 @@ def test_b34_3_an_instance_attached_to_region_b_by_hand_after_the_proof_is_not_s
     )
     asg.update_auto_scaling_group(AutoScalingGroupName=group, MinSize=0, MaxSize=0, DesiredCapacity=0)
     assert world.asg(REGION_B) == (0, 0, 0)
+    recorded = asg.describe_scaling_activities(AutoScalingGroupName=group)["Activities"]
+    assert recorded[0]["Description"].startswith("Attaching an existing EC2 instance"), recorded[0]
 
     refused = _promotion_refusal(world)
     assert refused is not None, (
