@@ -9,6 +9,7 @@ Each finding is a strict xfail: it fails for the reason its ``reason`` states un
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
@@ -27,7 +28,7 @@ from tests.automation.test_break27 import _promotion_refusal
 from tests.automation.test_drain_proof import PARAMS, _drained, _lag
 from tests.lambdas.failover import conftest as _fixtures
 from tests.lambdas.failover.harness import ShiftedClock, clients_for
-from tests.lambdas.failover.world import REGION_B, World
+from tests.lambdas.failover.world import REGION_A, REGION_B, World
 
 aws = _fixtures.aws
 fast_backoff = _fixtures.fast_backoff
@@ -178,3 +179,77 @@ def test_b34_4_a_drain_stamp_ahead_of_the_waiting_host_s_clock_is_waited_out_bey
 
     assert gave_up.value.code == "LagTimeout", gave_up.value
     assert clock.slept <= budget, f"waited {clock.slept:.0f} s on a budget of {budget:.0f} s"
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason=(
+        "B34-5: no_loss: the declared rds-replica failover (`latch activate`, then `dr:active true`: "
+        "`python -m automation cloud failover` runs both at once) promotes region B's replica while region A "
+        "answers, unfenced and serving, with no drain and no zero-lag proof: components/program.py refuses an "
+        "unproven promotion only in the failback direction (refuse_unproven_failback_promotion)"
+    ),
+)
+def test_b34_5_the_declared_rds_replica_failover_promotes_with_no_zero_lag_proof(
+    make_world: Callable[..., World],
+) -> None:
+    """rds-replica, region A healthy and serving its writer, its replica in region B behind (the ``ReplicaLag``
+    datapoints say 40 s). The operator declares a failover as the README's table says: `latch activate`
+    (writes the latch, throws the switch; region A is not fenced: ``failoverDeclaredAt``), then `pulumi up -s
+    dr` with ``dr:active true``, whose update removes ``replicate_source_db`` and so promotes the replica
+    ("A promoted read replica ... can't be made a read replica again", and it keeps only what it had replayed:
+    https://docs.aws.amazon.com/AmazonRDS/latest/UserGuide/USER_ReadRepl.Promote.html). `cloud failover`
+    runs the update right after the latch command, within the switch alarm's first period: Route 53 still
+    answers region A, which takes and acknowledges writes the promoted copy will never hold. docs/safety.md
+    no_loss: "On a planned change (failback, `--planned`, a forced failover while the source database answers)
+    the writer moves only at zero lag measured after writes stopped"; the README: "in rds-replica mode, the
+    replica is promoted with nothing in flight from region A". The program's refusals before any resource
+    (``decide``, ``refuse_dr_update``, ``refuse_unmoved_aurora_writer``, ``refuse_unproven_failback_promotion``)
+    say nothing of region A in this direction: the update promotes."""
+    from automation import latch_cli
+    from components.config import DrFlags
+    from components.failover import (
+        FailbackInProgress,
+        FailoverRefused,
+        Latch,
+        decide,
+        refuse_dr_update,
+        refuse_unmoved_aurora_writer,
+        refuse_unproven_failback_promotion,
+    )
+    from tests.automation.test_break24 import PRIMARY, _journal
+
+    world = make_world("rds-replica")
+    # Region B's replica behind, as RDS publishes it in the replica's region once a minute
+    # (https://docs.aws.amazon.com/AmazonRDS/latest/UserGuide/rds-metrics.html).
+    world.client("cloudwatch", REGION_B).put_metric_data(
+        Namespace="AWS/RDS",
+        MetricData=[
+            {
+                "MetricName": "ReplicaLag",
+                "Dimensions": [{"Name": "DBInstanceIdentifier", "Value": world.context["drDbInstanceId"]}],
+                "Value": 40.0,
+                "Timestamp": datetime.now(UTC),
+            }
+        ],
+    )
+    ctx = RunbookContext.from_dict(world.context)
+    lines = latch_cli.activate(ctx, clients_for(world), reason="declared failover")
+    latch = Latch.parse(json.dumps(world.latch()))
+    assert latch.active, lines
+    assert world.asg(REGION_A)[1] > 0, "the declared failover does not fence region A: it serves its writer"
+
+    refused = None
+    try:
+        tier = decide(DrFlags(active=True), PRIMARY, database_mode="rds-replica", latch=latch, previous=None)
+        journal = _journal(world)
+        refuse_dr_update(latch, journal, tier=tier)
+        refuse_unmoved_aurora_writer(None, tier, latch, journal, "rds-replica")
+        refuse_unproven_failback_promotion(None, tier, latch, journal, "rds-replica")
+    except (FailoverRefused, FailbackInProgress) as exc:
+        refused = str(exc)
+    assert tier.promote_database, "dr:active true promotes region B's replica in this update"
+    assert refused is not None, (
+        "pulumi up -s dr (dr:active true) promotes region B's replica 40 s behind while region A serves its "
+        f"writer unfenced: {lines}"
+    )
