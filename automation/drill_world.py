@@ -280,7 +280,10 @@ def provision(endpoint: str, names: Synthesized, emulator: Emulator) -> Deployme
         )
         ctx[key] = [mapping["UUID"]]
 
-    # The global table, one per region in the emulator (moto does not replicate between regions).
+    # The global table, one replica per region in moto, replicating through the emulator (moto does not
+    # replicate between regions): the runbook's drain marker written in one replica becomes readable in
+    # the other after the table's replication delay (lambdas/failover/lossless.py table_marker_latency).
+    # The drill's clients write the database only; the table carries no client item.
     for region in (a, b):
         dep.client("dynamodb", region).create_table(
             TableName=dep.table_name,
@@ -288,6 +291,7 @@ def provision(endpoint: str, names: Synthesized, emulator: Emulator) -> Deployme
             AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}, {"AttributeName": "sk", "AttributeType": "S"}],
             BillingMode="PAY_PER_REQUEST",
         )  # fmt: skip
+    emulator.register_global_table(dep.table_name, (a, b))
 
     # The receipts buckets, each replicating into the other, as components/storage.py deploys them.
     buckets = {a: ctx["primaryBucketName"], b: ctx["drBucketName"]}

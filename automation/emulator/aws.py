@@ -271,6 +271,9 @@ class Emulator:
         self._pending_rebuilds: list[tuple[str, str, str, bool]] = []
         self.writer_moves: list[WriterMove] = []
         self.tables: list[GlobalTable] = []
+        self.table_items: dict[tuple[str, str], list[tuple[int, dict[str, Any] | None]]] = {}
+        """(table, item key) -> the item writes made through moto to a registered global table, oldest
+        first: (write id, the item, None for a delete). ``table_item``."""
         self.bucket_rules: dict[BucketRule, datetime] = {}
         """Each replication rule of the receipts buckets, and when its metrics start."""
         self._table_period_start = self.clock.now()
@@ -722,6 +725,46 @@ class Emulator:
             )
         self.tables.append(table)
         return table
+
+    def _table_item_key(self, region: str, table: str, attrs: dict[str, Any]) -> tuple[str, str] | None:
+        """(table, the item's key) when ``table`` in ``region`` is a registered global table's replica."""
+        if not any(t.name == table and region in t.regions for t in self.tables):
+            return None
+        key = {k: attrs[k] for k in ("pk", "sk") if k in attrs}
+        return (table, json.dumps(key, sort_keys=True)) if key else None
+
+    def table_item_written(self, region: str, table: str, attrs: dict[str, Any], *, deleted: bool) -> None:
+        """A PutItem (``deleted`` False: ``attrs`` is the item) or DeleteItem (``attrs`` the key) that moto
+        applied to ``region``'s replica of a registered global table: replicated into the other replica
+        like a client's write (``Store.TABLE``'s link: its delay, paused while a region is dark), as
+        "When an application writes data to a replica in one Region, DynamoDB automatically replicates
+        the write to all other replicas in the global table"
+        (https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/V2globaltables_HowItWorks.html).
+        No client was told of it (``client`` False). Client payments are modelled in the data plane
+        (``write``), not as moto items; what goes through moto is what the runbook writes (its drain
+        marker, lambdas/failover/lossless.py)."""
+        with self._lock:
+            found = self._table_item_key(region, table, attrs)
+            if found is None:
+                return
+            write = self.data.write(store_key(Store.TABLE, region), client=False)
+            self.table_items.setdefault(found, []).append((write.id, None if deleted else dict(attrs)))
+
+    def table_item(
+        self, region: str, table: str, attrs: dict[str, Any]
+    ) -> tuple[bool, dict[str, Any] | None]:
+        """(whether the item is one ``table_item_written`` tracks, the item ``region``'s replica holds now:
+        the latest of its writes that replica holds, None if none or a delete). Replication is per item;
+        the last writer wins ("last writer wins" reconciliation between concurrent updates:
+        V2globaltables_HowItWorks.html)."""
+        with self._lock:
+            found = self._table_item_key(region, table, attrs)
+            writes = self.table_items.get(found) if found is not None else None
+            if not writes:
+                return False, None
+            held = self.data.held(store_key(Store.TABLE, region))
+            present = [(wid, item) for wid, item in writes if wid in held]
+            return True, (max(present, key=lambda w: w[0])[1] if present else None)
 
     def register_bucket_replication(self, *buckets: str) -> list[BucketRule]:
         """The receipts buckets: two buckets (in two regions) and their replication rules, from S3.
@@ -1580,6 +1623,56 @@ def _patch_behaviours() -> Callable[[], None]:
         return payload
 
     put(LambdaBackend, "invoke", lambda_invoke)
+
+    from moto.dynamodb.models import DynamoDBBackend
+
+    ddb_put, ddb_get, ddb_delete = (
+        DynamoDBBackend.put_item,
+        DynamoDBBackend.get_item,
+        DynamoDBBackend.delete_item,
+    )
+
+    def replicated(self: DynamoDBBackend, table_name: str, attrs: dict[str, Any]) -> None:
+        """Bring moto's copy of a tracked global-table item in this region to what replication delivered."""
+        if _ACTIVE is None:
+            return
+        tracked, item = _ACTIVE.table_item(self.region_name, table_name, attrs)
+        if not tracked:
+            return
+        keys = {k: attrs[k] for k in ("pk", "sk") if k in attrs}
+        if item is None:
+            with suppress(Exception):
+                ddb_delete(self, table_name, keys)
+        else:
+            ddb_put(self, table_name, item)
+
+    def put_item(
+        self: DynamoDBBackend, table_name: str, item_attrs: dict[str, Any], *args: Any, **kwargs: Any
+    ) -> Any:
+        replicated(self, table_name, item_attrs)
+        result = ddb_put(self, table_name, item_attrs, *args, **kwargs)
+        if _ACTIVE is not None:
+            _ACTIVE.table_item_written(self.region_name, table_name, item_attrs, deleted=False)
+        return result
+
+    def get_item(
+        self: DynamoDBBackend, table_name: str, keys: dict[str, Any], *args: Any, **kwargs: Any
+    ) -> Any:
+        replicated(self, table_name, keys)
+        return ddb_get(self, table_name, keys, *args, **kwargs)
+
+    def delete_item(
+        self: DynamoDBBackend, table_name: str, key: dict[str, Any], *args: Any, **kwargs: Any
+    ) -> Any:
+        replicated(self, table_name, key)
+        result = ddb_delete(self, table_name, key, *args, **kwargs)
+        if _ACTIVE is not None:
+            _ACTIVE.table_item_written(self.region_name, table_name, key, deleted=True)
+        return result
+
+    put(DynamoDBBackend, "put_item", put_item)
+    put(DynamoDBBackend, "get_item", get_item)
+    put(DynamoDBBackend, "delete_item", delete_item)
 
     def set_desired_capacity(self: AutoScalingBackend, group_name: str, desired_capacity: int | None) -> None:
         set_desired(self, group_name, desired_capacity)
