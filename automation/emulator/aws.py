@@ -271,6 +271,8 @@ class Emulator:
         self._pending_rebuilds: list[tuple[str, str, str, bool]] = []
         self.writer_moves: list[WriterMove] = []
         self.tables: list[GlobalTable] = []
+        self.table_item_prefixes: dict[str, str] = {}
+        """Global table name -> the ``pk`` prefix of the moto items it replicates (``register_global_table``)."""
         self.table_items: dict[tuple[str, str], list[tuple[int, dict[str, Any] | None]]] = {}
         """(table, item key) -> the item writes made through moto to a registered global table, oldest
         first: (write id, the item, None for a delete). ``table_item``."""
@@ -706,8 +708,14 @@ class Emulator:
 
     # -- the multi-writer stores (automation.emulator.stores) ------------------------------------
 
-    def register_global_table(self, name: str, regions: tuple[str, ...]) -> GlobalTable:
-        """A DynamoDB global table with a replica in each of ``regions`` (two), replicating both ways."""
+    def register_global_table(
+        self, name: str, regions: tuple[str, ...], *, moto_items: str = ""
+    ) -> GlobalTable:
+        """A DynamoDB global table with a replica in each of ``regions`` (two), replicating both ways.
+
+        ``moto_items``: the ``pk`` prefix of the items written through moto that replicate
+        (``table_item_written``; "" every one). A world whose clients write real items through moto but
+        whose checks are about something else may replicate only the runbook's."""
         a, b = two_regions(regions, f"global table {name}")
         taken = [t.name for t in self.tables if {a, b} & set(t.regions)]
         if taken:
@@ -724,6 +732,7 @@ class Emulator:
                 apply_seconds=self.timings.table_apply,
             )
         self.tables.append(table)
+        self.table_item_prefixes[name] = moto_items
         return table
 
     def _table_item_key(self, region: str, table: str, attrs: dict[str, Any]) -> tuple[str, str] | None:
@@ -731,7 +740,10 @@ class Emulator:
         if not any(t.name == table and region in t.regions for t in self.tables):
             return None
         key = {k: attrs[k] for k in ("pk", "sk") if k in attrs}
-        return (table, json.dumps(key, sort_keys=True)) if key else None
+        pk = str((attrs.get("pk") or {}).get("S", ""))
+        if not key or not pk.startswith(self.table_item_prefixes.get(table, "")):
+            return None
+        return (table, json.dumps(key, sort_keys=True))
 
     def table_item_written(self, region: str, table: str, attrs: dict[str, Any], *, deleted: bool) -> None:
         """A PutItem (``deleted`` False: ``attrs`` is the item) or DeleteItem (``attrs`` the key) that moto
