@@ -52,6 +52,64 @@ def test_a_write_to_either_replica_reaches_the_other_after_the_table_delay(aws: 
     assert emu.data.held(copy(Store.TABLE, A)) == emu.data.held(copy(Store.TABLE, B)) == {a.id, b.id}
 
 
+def _moto_table(aws: Aws, name: str) -> None:
+    for region in (A, B):
+        aws.client("dynamodb", region).create_table(
+            TableName=name,
+            BillingMode="PAY_PER_REQUEST",
+            KeySchema=[
+                {"AttributeName": "pk", "KeyType": "HASH"},
+                {"AttributeName": "sk", "KeyType": "RANGE"},
+            ],
+            AttributeDefinitions=[
+                {"AttributeName": "pk", "AttributeType": "S"},
+                {"AttributeName": "sk", "AttributeType": "S"},
+            ],
+        )
+
+
+def test_an_item_written_through_moto_appears_in_the_other_replica_after_the_table_delay(aws: Aws) -> None:
+    """ "When an application writes data to a replica in one Region, DynamoDB automatically replicates the
+    write to all other replicas" (V2globaltables_HowItWorks.html): a PutItem in region A's replica is
+    readable in region B's (GetItem, ConsistentRead: strong within region B only) once the table's link
+    delivered it, a DeleteItem the same way (the table's link: it pauses while a region is dark, and
+    each write counts in ``ReplicationLatency`` once it arrives). The runbook's drain marker relies on it
+    (lambdas/failover/lossless.py table_marker_latency)."""
+    name = global_table(aws)
+    _moto_table(aws, name)
+    emu = aws.emulator
+    key = {"pk": {"S": "pilotlight#drain"}, "sk": {"S": "x"}}
+    aws.client("dynamodb", A).put_item(TableName=name, Item={**key, "writtenAt": {"S": "t"}})
+
+    def in_b() -> dict[str, Any] | None:
+        return aws.client("dynamodb", B).get_item(TableName=name, Key=key, ConsistentRead=True).get("Item")
+
+    assert in_b() is None, "not before the link delivered it"
+    emu.advance(emu.timings.table_delay)
+    assert in_b() == {**key, "writtenAt": {"S": "t"}}
+    aws.client("dynamodb", A).delete_item(TableName=name, Key=key)
+    assert in_b() is not None, "the delete replicates too, after the delay"
+    emu.advance(emu.timings.table_delay)
+    assert in_b() is None
+
+
+def test_only_the_moto_items_a_table_was_registered_for_replicate(aws: Aws) -> None:
+    """``moto_items``: a world (the drill) whose payments function writes real items through moto may
+    replicate only the runbook's (its ``pk`` prefix); the others stay where they were written."""
+    name = aws.name("only-markers")
+    aws.emulator.register_global_table(name, (A, B), moto_items="pilotlight#")
+    serving(aws)
+    _moto_table(aws, name)
+    marker = {"pk": {"S": "pilotlight#drain"}, "sk": {"S": "x"}}
+    payment = {"pk": {"S": "PAYMENT#p1"}, "sk": {"S": "PAYMENT"}}
+    for key in (marker, payment):
+        aws.client("dynamodb", A).put_item(TableName=name, Item=key)
+    aws.emulator.advance(aws.emulator.timings.table_delay)
+    b = aws.client("dynamodb", B)
+    assert b.get_item(TableName=name, Key=marker, ConsistentRead=True).get("Item") == marker
+    assert b.get_item(TableName=name, Key=payment, ConsistentRead=True).get("Item") is None
+
+
 @pytest.mark.parametrize("dark", [A, B])
 def test_table_replication_pauses_while_either_region_is_dark(aws: Aws, dark: str) -> None:
     """A dark region takes no writes, and what the other region took waits for it."""
