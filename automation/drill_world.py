@@ -280,7 +280,13 @@ def provision(endpoint: str, names: Synthesized, emulator: Emulator) -> Deployme
         )
         ctx[key] = [mapping["UUID"]]
 
-    # The global table, one per region in the emulator (moto does not replicate between regions).
+    # The global table, one replica per region in moto, replicating through the emulator (moto does not
+    # replicate between regions): the runbook's drain marker written in one replica becomes readable in
+    # the other after the table's replication delay (lambdas/failover/lossless.py table_marker_latency).
+    # Only the runbook's items replicate (``moto_items``): the drill's payments function writes its
+    # items through moto, which never replicated them, and the drill checks the database; replicating
+    # them would put region A's outage-era latencies (their backlog arriving when A answers again)
+    # into the failback's ten-times wait, a change of the drill's timeline this fix does not make.
     for region in (a, b):
         dep.client("dynamodb", region).create_table(
             TableName=dep.table_name,
@@ -288,6 +294,9 @@ def provision(endpoint: str, names: Synthesized, emulator: Emulator) -> Deployme
             AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}, {"AttributeName": "sk", "AttributeType": "S"}],
             BillingMode="PAY_PER_REQUEST",
         )  # fmt: skip
+    from lambdas.failover.lossless import DRAIN_MARKER_PK
+
+    emulator.register_global_table(dep.table_name, (a, b), moto_items=DRAIN_MARKER_PK)
 
     # The receipts buckets, each replicating into the other, as components/storage.py deploys them.
     buckets = {a: ctx["primaryBucketName"], b: ctx["drBucketName"]}

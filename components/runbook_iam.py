@@ -115,6 +115,7 @@ class RunbookTargets:
     kms_key_arns: tuple[str, ...] = ()
     lock_table_key_arn: str | None = None
     marker_function: str | None = None
+    global_table: str | None = None
     application: str | None = None
     environment: str | None = None
 
@@ -156,6 +157,9 @@ class RunbookTargets:
             marker_function=ledger_marker_function_name(f"{context['appName']}-{context['environment']}")
             if context["databaseMode"] == "rds-replica"
             else None,
+            # The payments global table: the global table's wait writes and reads its drain marker
+            # (lambdas/failover/lossless.py table_marker_latency).
+            global_table=context.get("globalTableName"),
             # Every key the outputs name, for the preflight's DescribeKey (one per key, read-only).
             kms_key_arns=tuple(
                 dict.fromkeys(
@@ -350,6 +354,8 @@ def runbook_statements(t: RunbookTargets) -> list[dict[str, Any]]:
                 "Condition": {"StringEquals": {"kms:ViaService": f"dynamodb.{b}.amazonaws.com"}},
             }
         )
+    if t.global_table:
+        statements += _drain_marker(t)
     if t.kms_key_arns:
         statements.append(
             {
@@ -401,6 +407,54 @@ def runbook_statements(t: RunbookTargets) -> list[dict[str, Any]]:
     else:
         statements += _aurora_global(t)
     return statements
+
+
+def _drain_marker(t: RunbookTargets) -> list[dict[str, Any]]:
+    """The global table's drain marker: after the drain the runbook writes one item into the sending
+    region's replica, reads it (and writes and reads its arrival stamp) in the receiving region's, and
+    deletes both once the wait is over, in either direction (failover A to B, failback B to A).
+
+    The replicas are encrypted with their region's customer-managed key (components/storage.py
+    ``application_table``): DynamoDB uses it on behalf of the caller of each item call, so the caller
+    must be allowed to use it through DynamoDB
+    (https://docs.aws.amazon.com/kms/latest/developerguide/services-dynamodb.html#dynamodb-authz). The
+    outputs do not name region B's replica key (the primary stack makes it), so the key statement names
+    the keys of the two regions by ``kms:ViaService`` (DynamoDB in that region) and by the encryption
+    context DynamoDB sends, which names the table ("aws:dynamodb:tableName":
+    https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/encryption.howitworks.html#dynamodb-encryption-context;
+    ``kms:EncryptionContext:<key>``: https://docs.aws.amazon.com/kms/latest/developerguide/conditions-kms.html):
+    no other table's items and no direct use of a key. ``kms:DescribeKey`` carries no encryption
+    context and is DynamoDB's at the table's creation, not at an item call: not granted here."""
+    a, b, acct = t.primary_region, t.dr_region, t.account
+    assert t.global_table is not None
+    return [
+        {
+            "Sid": "GlobalTableDrainMarker",
+            "Effect": "Allow",
+            "Action": ["dynamodb:PutItem", "dynamodb:GetItem", "dynamodb:DeleteItem"],
+            "Resource": [table_arn(a, acct, t.global_table), table_arn(b, acct, t.global_table)],
+        },
+        *(
+            {
+                "Sid": f"GlobalTableDrainMarkerKey{side}",
+                "Effect": "Allow",
+                "Action": [
+                    "kms:Encrypt",
+                    "kms:Decrypt",
+                    "kms:ReEncrypt*",
+                    "kms:GenerateDataKey*",
+                ],
+                "Resource": f"arn:aws:kms:{region}:{acct}:key/*",
+                "Condition": {
+                    "StringEquals": {
+                        "kms:ViaService": f"dynamodb.{region}.amazonaws.com",
+                        "kms:EncryptionContext:aws:dynamodb:tableName": t.global_table,
+                    }
+                },
+            }
+            for side, region in (("A", a), ("B", b))
+        ),
+    ]
 
 
 def _defaults(region: str, account: str) -> list[str]:

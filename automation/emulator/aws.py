@@ -271,6 +271,11 @@ class Emulator:
         self._pending_rebuilds: list[tuple[str, str, str, bool]] = []
         self.writer_moves: list[WriterMove] = []
         self.tables: list[GlobalTable] = []
+        self.table_item_prefixes: dict[str, str] = {}
+        """Global table name -> the ``pk`` prefix of the moto items it replicates (``register_global_table``)."""
+        self.table_items: dict[tuple[str, str], list[tuple[int, dict[str, Any] | None]]] = {}
+        """(table, item key) -> the item writes made through moto to a registered global table, oldest
+        first: (write id, the item, None for a delete). ``table_item``."""
         self.bucket_rules: dict[BucketRule, datetime] = {}
         """Each replication rule of the receipts buckets, and when its metrics start."""
         self._table_period_start = self.clock.now()
@@ -703,8 +708,14 @@ class Emulator:
 
     # -- the multi-writer stores (automation.emulator.stores) ------------------------------------
 
-    def register_global_table(self, name: str, regions: tuple[str, ...]) -> GlobalTable:
-        """A DynamoDB global table with a replica in each of ``regions`` (two), replicating both ways."""
+    def register_global_table(
+        self, name: str, regions: tuple[str, ...], *, moto_items: str = ""
+    ) -> GlobalTable:
+        """A DynamoDB global table with a replica in each of ``regions`` (two), replicating both ways.
+
+        ``moto_items``: the ``pk`` prefix of the items written through moto that replicate
+        (``table_item_written``; "" every one). A world whose clients write real items through moto but
+        whose checks are about something else may replicate only the runbook's."""
         a, b = two_regions(regions, f"global table {name}")
         taken = [t.name for t in self.tables if {a, b} & set(t.regions)]
         if taken:
@@ -721,7 +732,51 @@ class Emulator:
                 apply_seconds=self.timings.table_apply,
             )
         self.tables.append(table)
+        self.table_item_prefixes[name] = moto_items
         return table
+
+    def _table_item_key(self, region: str, table: str, attrs: dict[str, Any]) -> tuple[str, str] | None:
+        """(table, the item's key) when ``table`` in ``region`` is a registered global table's replica."""
+        if not any(t.name == table and region in t.regions for t in self.tables):
+            return None
+        key = {k: attrs[k] for k in ("pk", "sk") if k in attrs}
+        pk = str((attrs.get("pk") or {}).get("S", ""))
+        if not key or not pk.startswith(self.table_item_prefixes.get(table, "")):
+            return None
+        return (table, json.dumps(key, sort_keys=True))
+
+    def table_item_written(self, region: str, table: str, attrs: dict[str, Any], *, deleted: bool) -> None:
+        """A PutItem (``deleted`` False: ``attrs`` is the item) or DeleteItem (``attrs`` the key) that moto
+        applied to ``region``'s replica of a registered global table: replicated into the other replica
+        like a client's write (``Store.TABLE``'s link: its delay, paused while a region is dark), as
+        "When an application writes data to a replica in one Region, DynamoDB automatically replicates
+        the write to all other replicas in the global table"
+        (https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/V2globaltables_HowItWorks.html).
+        No client was told of it (``client`` False). Client payments are modelled in the data plane
+        (``write``), not as moto items; what goes through moto is what the runbook writes (its drain
+        marker, lambdas/failover/lossless.py)."""
+        with self._lock:
+            found = self._table_item_key(region, table, attrs)
+            if found is None:
+                return
+            write = self.data.write(store_key(Store.TABLE, region), client=False)
+            self.table_items.setdefault(found, []).append((write.id, None if deleted else dict(attrs)))
+
+    def table_item(
+        self, region: str, table: str, attrs: dict[str, Any]
+    ) -> tuple[bool, dict[str, Any] | None]:
+        """(whether the item is one ``table_item_written`` tracks, the item ``region``'s replica holds now:
+        the latest of its writes that replica holds, None if none or a delete). Replication is per item;
+        the last writer wins ("last writer wins" reconciliation between concurrent updates:
+        V2globaltables_HowItWorks.html)."""
+        with self._lock:
+            found = self._table_item_key(region, table, attrs)
+            writes = self.table_items.get(found) if found is not None else None
+            if not writes:
+                return False, None
+            held = self.data.held(store_key(Store.TABLE, region))
+            present = [(wid, item) for wid, item in writes if wid in held]
+            return True, (max(present, key=lambda w: w[0])[1] if present else None)
 
     def register_bucket_replication(self, *buckets: str) -> list[BucketRule]:
         """The receipts buckets: two buckets (in two regions) and their replication rules, from S3.
@@ -1580,6 +1635,56 @@ def _patch_behaviours() -> Callable[[], None]:
         return payload
 
     put(LambdaBackend, "invoke", lambda_invoke)
+
+    from moto.dynamodb.models import DynamoDBBackend
+
+    ddb_put, ddb_get, ddb_delete = (
+        DynamoDBBackend.put_item,
+        DynamoDBBackend.get_item,
+        DynamoDBBackend.delete_item,
+    )
+
+    def replicated(self: DynamoDBBackend, table_name: str, attrs: dict[str, Any]) -> None:
+        """Bring moto's copy of a tracked global-table item in this region to what replication delivered."""
+        if _ACTIVE is None:
+            return
+        tracked, item = _ACTIVE.table_item(self.region_name, table_name, attrs)
+        if not tracked:
+            return
+        keys = {k: attrs[k] for k in ("pk", "sk") if k in attrs}
+        if item is None:
+            with suppress(Exception):
+                ddb_delete(self, table_name, keys)
+        else:
+            ddb_put(self, table_name, item)
+
+    def put_item(
+        self: DynamoDBBackend, table_name: str, item_attrs: dict[str, Any], *args: Any, **kwargs: Any
+    ) -> Any:
+        replicated(self, table_name, item_attrs)
+        result = ddb_put(self, table_name, item_attrs, *args, **kwargs)
+        if _ACTIVE is not None:
+            _ACTIVE.table_item_written(self.region_name, table_name, item_attrs, deleted=False)
+        return result
+
+    def get_item(
+        self: DynamoDBBackend, table_name: str, keys: dict[str, Any], *args: Any, **kwargs: Any
+    ) -> Any:
+        replicated(self, table_name, keys)
+        return ddb_get(self, table_name, keys, *args, **kwargs)
+
+    def delete_item(
+        self: DynamoDBBackend, table_name: str, key: dict[str, Any], *args: Any, **kwargs: Any
+    ) -> Any:
+        replicated(self, table_name, key)
+        result = ddb_delete(self, table_name, key, *args, **kwargs)
+        if _ACTIVE is not None:
+            _ACTIVE.table_item_written(self.region_name, table_name, key, deleted=True)
+        return result
+
+    put(DynamoDBBackend, "put_item", put_item)
+    put(DynamoDBBackend, "get_item", get_item)
+    put(DynamoDBBackend, "delete_item", delete_item)
 
     def set_desired_capacity(self: AutoScalingBackend, group_name: str, desired_capacity: int | None) -> None:
         set_desired(self, group_name, desired_capacity)

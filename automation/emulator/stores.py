@@ -19,11 +19,14 @@ published as the metrics AWS publishes, stamped with virtual time:
   - *Period*: five minutes. The metrics page lists the metrics CloudWatch aggregates at one-minute
     intervals, and ``ReplicationLatency`` is not among them: "For all other DynamoDB metrics, the
     aggregation granularity is five minutes" (``Timings.table_metric_period``).
-  - *Value*: the largest of the latencies of the writes that arrived during the period and the age
-    of the oldest write still waiting, so that an impaired region makes it grow ("ReplicationLatency
-    can increase if an AWS Region becomes degraded"). Assumed: the pages define the metric per
-    replicated item and do not say what a period with items still in flight reports. A period in
-    which nothing arrived and nothing waits publishes nothing (no item, no sample).
+  - *Value*: the largest of the latencies of the writes that arrived during the period, and nothing
+    for a write still on its way: the metric is "the elapsed time between when an item is written
+    to a replica table, and when that item appears in another replica in the global table"
+    (V2globaltables_monitoring.html), a latency per item that appeared. An impaired region makes it
+    grow ("ReplicationLatency can increase if an AWS Region becomes degraded") only as its late
+    items arrive; a period in which nothing arrived publishes nothing (no item, no sample), so a
+    stalled link publishes no latency at all. (Until break34 B34-2 the emulator also published the
+    age of the oldest write still waiting, an assumption kinder than AWS that the pages do not make.)
 
 * **S3 Replication metrics** (``AWS/S3``, dimensions ``SourceBucket``, ``DestinationBucket`` and
   ``RuleId``): ``ReplicationLatency`` ("the maximum number of seconds by which the replication
@@ -136,17 +139,18 @@ def bucket_rules(
 def table_datapoints(
     data: DataPlane, table: GlobalTable, since: datetime, now: datetime, reachable: Callable[[str], bool]
 ) -> list[Datapoint]:
-    """``ReplicationLatency`` of each direction of ``table`` for the period ``[since, now)``."""
+    """``ReplicationLatency`` of each direction of ``table`` for the period ``[since, now)``: the
+    largest latency of the items that arrived in it, none for items still on their way (AWS defines
+    the metric per item that "appears in another replica":
+    https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/V2globaltables_monitoring.html)."""
     points: list[Datapoint] = []
     for source, receiving in (table.regions, table.regions[::-1]):
         if not reachable(source):
             continue  # the sending region publishes; a dark one publishes nothing
-        target = store_key(Store.TABLE, receiving)
-        arrived = data.arrivals(target, since, now)
-        waiting = data.lag_seconds(target) or 0.0
-        if not arrived and not waiting:
+        arrived = data.arrivals(store_key(Store.TABLE, receiving), since, now)
+        if not arrived:
             continue
-        value = max([*arrived, waiting]) * 1000.0
+        value = max(arrived) * 1000.0
         dims = (("TableName", table.name), ("ReceivingRegion", receiving))
         points.append(Datapoint(source, TABLE_NAMESPACE, "ReplicationLatency", dims, value, "Milliseconds"))
     return points

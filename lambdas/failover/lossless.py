@@ -160,7 +160,10 @@ published once that period is over; the extra minute for its publication is an a
 
 
 def settled_evidence(
-    points: list[tuple[datetime, float]], drained: datetime, now: datetime
+    points: list[tuple[datetime, float]],
+    drained: datetime,
+    now: datetime,
+    marker_latency: float | None = None,
 ) -> tuple[bool, str]:
     """Whether the DynamoDB global table's ``ReplicationLatency`` datapoints (milliseconds, any
     order, from :data:`SETTLE_LOOKBACK` before writes stopped until ``now``) say it has replicated
@@ -172,15 +175,22 @@ def settled_evidence(
     times the recent maximum latency after the pause) with the maximum read again at every poll, so
     a latency that grows while it waits makes it wait longer, and never less than
     :data:`SETTLE_FLOOR` after the drain, so the latency of the items the drain let through has been
-    published. A negative value is not documented and is ignored. Returns (proven, what was seen).
+    published. A negative value is not documented and is ignored.
+
+    ``marker_latency``: the seconds the runbook's drain marker took to become readable in the
+    receiving replica (:func:`table_marker_latency`), folded into the maximum. AWS publishes a
+    latency only for an item that arrived, so a link that slowed just before the stop publishes
+    nothing of its last items within the floor (break34 B34-2); the marker, written after the drain,
+    measures the link as it is then. Without it (None) nothing is settled: a stalled link never
+    proves. Returns (proven, what was seen).
     """
+    if marker_latency is None:
+        return False, "the drain marker is not yet readable in the receiving replica"
     latencies = [float(v) / 1000.0 for _, v in points if float(v) >= 0]
-    latency = max(latencies, default=0.0)
+    latency = max([*latencies, marker_latency])
     until = drained + max(timedelta(seconds=SETTLE_FACTOR * latency), SETTLE_FLOOR)
     seen = (
-        f"recent maximum {latency:g} s ({len(latencies)} datapoints)"
-        if latencies
-        else "no datapoint (nothing replicated recently)"
+        f"recent maximum {latency:g} s ({len(latencies)} datapoints, the drain marker's {marker_latency:g} s)"
     )
     if now >= until:
         return True, f"{seen}: waited until {until:%H:%M:%S}, {SETTLE_FACTOR:g} times it after the drain"
@@ -188,6 +198,120 @@ def settled_evidence(
         f"{seen}: waiting until {until:%H:%M:%S} ({SETTLE_FACTOR:g} times it after the drain ended at "
         f"{drained:%H:%M:%S}, at least {int(SETTLE_FLOOR.total_seconds())} s)"
     )
+
+
+DRAIN_MARKER_PK = "pilotlight#drain"
+"""The partition key of the runbook's drain markers in the global table. The payments function's items
+are ``PAYMENT#<payment_id>`` / ``PAYMENT`` (lambdas/api/payments.py ``payment_key``) and it reads by key
+only (GetItem; no Query or Scan), so a marker can neither collide with a payment nor be served as one."""
+
+
+def drain_marker_key(drained: datetime, source_region: str, *, seen: bool = False) -> dict[str, Any]:
+    """The key of the drain marker of the drain that ended at ``drained``, written in ``source_region``
+    (``seen``: the item that records when the receiving replica first showed it)."""
+    sk = f"{drained:%Y%m%dT%H%M%SZ}#{source_region}" + ("#seen" if seen else "")
+    return {"pk": {"S": DRAIN_MARKER_PK}, "sk": {"S": sk}}
+
+
+def _code(exc: ClientError) -> str:
+    return str(exc.response.get("Error", {}).get("Code", "ClientError"))
+
+
+def _first_stamp(dynamodb: Any, table: str, key: dict[str, Any], field: str, now: datetime) -> datetime:
+    """Write ``key`` with ``field`` = ``now`` unless it exists, and return the stamp it holds: the first
+    writer's, so that every poll (each Step Functions invocation is a new process) reads the same one.
+    Raises ClientError / BotoCoreError."""
+    try:
+        dynamodb.put_item(
+            TableName=table,
+            Item={**key, field: {"S": now.isoformat()}},
+            ConditionExpression="attribute_not_exists(pk)",
+        )
+        return now
+    except ClientError as exc:
+        if _code(exc) != "ConditionalCheckFailedException":
+            raise
+    item = dynamodb.get_item(TableName=table, Key=key, ConsistentRead=True).get("Item") or {}
+    stamp = item.get(field, {}).get("S")
+    return datetime.fromisoformat(stamp) if stamp else now
+
+
+def table_marker_latency(
+    clients: Clients, lag: Lag, drained: datetime, now: datetime
+) -> tuple[float | None, str]:
+    """The drain marker of the global table ``lag`` names: written after the drain into the sending
+    region's replica, then read in the receiving region's; returns (seconds it took to become readable
+    there, what was seen), the seconds None while it is not readable there (or cannot be written).
+
+    ``ReplicationLatency`` is published per item that "appears in another replica"
+    (https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/V2globaltables_monitoring.html),
+    so the items still on their way when writes stopped publish nothing until they arrive: a link that
+    slowed just before the stop reads as fast as it was (break34 B34-2), a stalled one reads as nothing.
+    The marker measures the link after the drain. What it proves: that one item, written after every
+    write the drain let through, replicated, and how long it took. A global table (multi-Region eventual
+    consistency) replicates each item change asynchronously, "typically within a second", and
+    ``ConsistentRead`` is strong within the replica's own region only
+    (https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/V2globaltables_HowItWorks.html,
+    https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/HowItWorks.ReadConsistency.html);
+    AWS documents no order across items, so the marker's arrival does not prove that earlier items
+    arrived: the ten-times rule (:data:`SETTLE_FACTOR`) stays, with the marker's own latency in the
+    maximum. Its stamps (written, first seen) are items of their own, so a poll in a new process
+    measures the same latency. The items are deleted once the wait is over (:func:`remove_table_markers`).
+    """
+    table = lag.dims["TableName"]
+    source: Side = lag.side
+    target: Side = "dr" if source == "primary" else "primary"
+    src, dst = clients.region(source), clients.region(target)
+    key = drain_marker_key(drained, src)
+    try:
+        item = clients.dynamodb(target).get_item(TableName=table, Key=key, ConsistentRead=True).get("Item")
+    except ClientError as exc:
+        return None, f"drain marker not readable in {dst} ({_code(exc)})"
+    except BotoCoreError as exc:
+        return None, f"drain marker not readable in {dst} ({type(exc).__name__})"
+    if not item:
+        try:
+            written = _first_stamp(clients.dynamodb(source), table, key, "writtenAt", now)
+        except ClientError as exc:
+            log_event(logging.WARNING, "drain marker not written", table=table, region=src, code=_code(exc))
+            return None, f"drain marker not written in {src} ({_code(exc)})"
+        except BotoCoreError as exc:
+            return None, f"drain marker not written in {src} ({type(exc).__name__})"
+        return None, f"drain marker written in {src} at {written:%H:%M:%S}, not yet readable in {dst}"
+    written = datetime.fromisoformat(item["writtenAt"]["S"])
+    try:
+        seen_at = _first_stamp(
+            clients.dynamodb(target), table, drain_marker_key(drained, src, seen=True), "seenAt", now
+        )
+    except ClientError as exc:
+        return None, f"drain marker readable in {dst}, its arrival not recorded ({_code(exc)})"
+    except BotoCoreError as exc:
+        return None, f"drain marker readable in {dst}, its arrival not recorded ({type(exc).__name__})"
+    latency = max(0.0, (seen_at - written).total_seconds())
+    return latency, f"drain marker readable in {dst} {latency:g} s after it was written in {src}"
+
+
+def remove_table_markers(clients: Clients, lag: Lag, drained: datetime) -> None:
+    """Delete the drain marker (sending replica) and its arrival stamp (receiving replica); a failure is
+    logged and left: a leftover marker is never served (:data:`DRAIN_MARKER_PK`)."""
+    table = lag.dims["TableName"]
+    source: Side = lag.side
+    target: Side = "dr" if source == "primary" else "primary"
+    src = clients.region(source)
+    for side, key in (
+        (source, drain_marker_key(drained, src)),
+        (target, drain_marker_key(drained, src, seen=True)),
+    ):
+        try:
+            clients.dynamodb(side).delete_item(TableName=table, Key=key)
+        except (BotoCoreError, ClientError) as exc:
+            log_event(
+                logging.WARNING,
+                "drain marker not deleted",
+                table=table,
+                region=clients.region(side),
+                error=str(exc),
+            )
 
 
 @dataclass(frozen=True)
@@ -405,9 +529,10 @@ def wait_lossless(
                     else []
                 )
                 if lag.settle:
-                    proven, seen = settled_evidence(points, drained, now)
+                    latency, marker = table_marker_latency(clients, lag, drained, now)
+                    proven, seen = settled_evidence(points, drained, now, latency)
                     if not proven:
-                        waiting.append(f"{lag.describe()} not yet settled after the drain: {seen}")
+                        waiting.append(f"{lag.describe()} not yet settled after the drain: {seen}; {marker}")
                     continue
                 if lag.marker is None:
                     proven, seen = zero_lag_evidence(points, drained)
@@ -422,6 +547,9 @@ def wait_lossless(
                         f"{lag.describe()} not yet proven to hold every write of the drain: {seen}"
                     )
             if not waiting:
+                for lag in lags:
+                    if lag.settle:
+                        remove_table_markers(clients, lag, drained)
                 return None
             note = "; ".join(waiting)
             if source_dark is not None and source_dark():

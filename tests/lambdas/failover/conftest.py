@@ -77,6 +77,7 @@ def make_world(aws: None, fast_backoff: None, health: HealthServer) -> Callable[
         dr_health: bool = True,
         lag_metrics: bool = True,
         encrypted: bool = False,
+        global_table: bool = False,
     ) -> World:
         world = build_world(
             mode,
@@ -85,6 +86,7 @@ def make_world(aws: None, fast_backoff: None, health: HealthServer) -> Callable[
             dr_health_url=health.url("/dr") if dr_health else None,
             lag_metrics=lag_metrics,
             encrypted=encrypted,
+            global_table=global_table,
             session=_setup_session,
             clients_cache=_setup_clients,
         )

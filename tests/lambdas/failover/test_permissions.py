@@ -15,6 +15,7 @@ import fnmatch
 import json
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import boto3
@@ -149,6 +150,7 @@ class Call:
     tag_keys: tuple[str, ...] | None = None  # aws:TagKeys, for the tagging a create with Tags implies
     request_tags: tuple[tuple[str, str], ...] = ()  # aws:RequestTag/<key>: the tags it sets
     grant_for_aws: bool = False  # kms:GrantIsForAWSResource: a grant a service creates for its resource
+    table_context: str | None = None  # kms:EncryptionContext:aws:dynamodb:tableName, for DynamoDB's KMS calls
 
 
 # What a call makes the caller do besides itself: publishing to a topic encrypted with a customer
@@ -217,9 +219,12 @@ class CallRecorder:
             self.calls.add(Call(action, region, target, params.get("Namespace")))
             key = self.resource_keys.get(target) or (own_key if service == "rds" else None)
             via = f"{service}.{region}.amazonaws.com" if service in VIA_SERVICE else None
+            # DynamoDB's encryption context names the table ("aws:dynamodb:tableName":
+            # https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/encryption.howitworks.html#dynamodb-encryption-context).
+            table = params.get("TableName") if service == "dynamodb" else None
             for implied in IMPLIED_KMS.get(action, ()) if key else ():
                 grant = implied == "kms:CreateGrant" and service in GRANTS_FOR_RESOURCES
-                self.calls.add(Call(implied, region, key, via=via, grant_for_aws=grant))
+                self.calls.add(Call(implied, region, key, via=via, grant_for_aws=grant, table_context=table))
         tagging = IMPLIED_TAGGING.get(action)
         if tagging is not None and params.get("Tags"):
             keys = tuple(sorted(t["Key"] for t in params["Tags"]))
@@ -244,6 +249,7 @@ def _condition_holds(condition: dict[str, Any], call: Call) -> bool:
         "cloudwatch:namespace": call.namespace,
         "kms:ViaService": call.via,
         "kms:GrantIsForAWSResource": "true" if call.grant_for_aws else None,
+        "kms:EncryptionContext:aws:dynamodb:tableName": call.table_context,
         **{f"aws:RequestTag/{k}": v for k, v in call.request_tags},
     }
     for operator, block in condition.items():
@@ -357,6 +363,65 @@ def test_every_call_of_failover_and_failback_is_allowed_on_its_target(
         f"{c.action} on {c.target} in {c.region}" for c in recorder.calls if not allowing(statements, c)
     )
     assert denied == []
+
+
+@pytest.mark.parametrize("source", ["primary", "dr"])
+def test_the_global_table_s_drain_marker_calls_are_allowed_on_its_replicas(
+    make_world: Callable[..., World], source: str
+) -> None:
+    """no_loss (break34 B34-2): the global table's wait writes its drain marker into the sending replica,
+    reads it and stamps its arrival in the receiving one, and deletes both, in either direction (failover,
+    failback): each call, and the KMS use it makes DynamoDB do with the replica's key, is allowed, on that
+    table only. moto does not replicate: the test copies the marker into the receiving replica itself."""
+    from lambdas.failover.lossless import Lag, remove_table_markers, table_marker_latency
+
+    world = make_world("rds-replica", encrypted=True, global_table=True)
+    table = world.context["globalTableName"]
+    keys = {
+        REGION_A: f"arn:aws:kms:{REGION_A}:{ACCOUNT}:key/table-a",
+        REGION_B: f"arn:aws:kms:{REGION_B}:{ACCOUNT}:key/table-b",
+    }
+    recorder = CallRecorder({f"arn:aws:dynamodb:{r}:{ACCOUNT}:table/{table}": k for r, k in keys.items()})
+    clients = clients_for(world, recorder)  # type: ignore[arg-type]
+    target = "dr" if source == "primary" else "primary"
+    src, dst = clients.region(source), clients.region(target)  # type: ignore[arg-type]
+    lag = Lag(
+        source,
+        "AWS/DynamoDB",
+        "ReplicationLatency",
+        {"TableName": table, "ReceivingRegion": dst},
+        settle=True,
+    )  # type: ignore[arg-type]
+    drained = datetime(2026, 12, 2, 12, 0, tzinfo=UTC)
+    assert table_marker_latency(clients, lag, drained, drained)[0] is None, "not yet in the receiving replica"
+    key = {"pk": {"S": "pilotlight#drain"}, "sk": {"S": f"20261202T120000Z#{src}"}}
+    item = world.client("dynamodb", src).get_item(TableName=table, Key=key, ConsistentRead=True)["Item"]
+    world.client("dynamodb", dst).put_item(TableName=table, Item=item)  # replicated
+    assert table_marker_latency(clients, lag, drained, drained + timedelta(seconds=30))[0] == 30.0
+    assert table_marker_latency(clients, lag, drained, drained + timedelta(seconds=45))[0] == 30.0, (
+        "first seen"
+    )
+    remove_table_markers(clients, lag, drained)
+
+    made = {(c.action, c.region) for c in recorder.calls}
+    assert {("dynamodb:PutItem", src), ("dynamodb:GetItem", dst), ("dynamodb:PutItem", dst)} <= made, made
+    assert {("dynamodb:DeleteItem", src), ("dynamodb:DeleteItem", dst), ("kms:Decrypt", dst)} <= made, made
+    statements = world_policy(world)
+    denied = sorted(
+        f"{c.action} on {c.target} in {c.region}" for c in recorder.calls if not allowing(statements, c)
+    )
+    assert denied == []
+    own = f"arn:aws:dynamodb:{src}:{ACCOUNT}:table/{table}"
+    assert not allowing(statements, Call("dynamodb:Scan", src, own)), "the marker's calls only"
+    assert not allowing(statements, Call("dynamodb:PutItem", src, own.replace(table, "someone-elses"))), (
+        "this table only"
+    )
+    other = Call(
+        "kms:Decrypt", src, keys[src], via=f"dynamodb.{src}.amazonaws.com", table_context="someone-elses"
+    )
+    assert not allowing(statements, other), "the key through this table only"
+    direct = Call("kms:Decrypt", src, keys[src], table_context=table)
+    assert not allowing(statements, direct), "the key through DynamoDB only"
 
 
 def test_the_failback_replica_carries_its_stamp_and_the_role_allows_tagging_it(

@@ -179,8 +179,8 @@ def test_the_global_table_waits_ten_times_its_recent_maximum_latency_after_the_d
     points = _ms([("11:30", 1.0), ("11:50", 90.0), ("12:00", 2.0)])
     until = DRAINED + timedelta(seconds=SETTLE_FACTOR * 90.0)
     assert SETTLE_FACTOR == 10.0
-    assert settled_evidence(points, DRAINED, until - timedelta(seconds=1))[0] is False
-    proven, seen = settled_evidence(points, DRAINED, until)
+    assert settled_evidence(points, DRAINED, until - timedelta(seconds=1), 1.0)[0] is False
+    proven, seen = settled_evidence(points, DRAINED, until, 1.0)
     assert proven, seen
     assert "90 s" in seen
 
@@ -188,8 +188,8 @@ def test_the_global_table_waits_ten_times_its_recent_maximum_latency_after_the_d
 def test_a_latency_that_grows_while_the_runbook_waits_makes_it_wait_longer() -> None:
     """Read again at every poll: a datapoint of the minutes after the drain raises the bar."""
     now = DRAINED + timedelta(seconds=SETTLE_FACTOR * 60.0)
-    assert settled_evidence(_ms([("12:00", 60.0)]), DRAINED, now)[0] is True
-    assert settled_evidence(_ms([("12:00", 60.0), ("12:10", 61.0)]), DRAINED, now)[0] is False
+    assert settled_evidence(_ms([("12:00", 60.0)]), DRAINED, now, 1.0)[0] is True
+    assert settled_evidence(_ms([("12:00", 60.0), ("12:10", 61.0)]), DRAINED, now, 1.0)[0] is False
 
 
 @pytest.mark.parametrize("points", [[], [("12:00", 0.5)], [("12:00", -1.0)]])
@@ -198,13 +198,56 @@ def test_the_global_table_never_settles_before_the_drain_s_period_is_published(p
     through is published only after the period the drain ended in; so whatever the reading (none, tiny,
     an undocumented negative), the wait lasts ``SETTLE_FLOOR`` (6 minutes) after the drain."""
     assert timedelta(seconds=360) == SETTLE_FLOOR
-    assert settled_evidence(_ms(points), DRAINED, DRAINED + SETTLE_FLOOR - timedelta(seconds=1))[0] is False
-    assert settled_evidence(_ms(points), DRAINED, DRAINED + SETTLE_FLOOR)[0] is True
+    before = DRAINED + SETTLE_FLOOR - timedelta(seconds=1)
+    assert settled_evidence(_ms(points), DRAINED, before, 0.5)[0] is False
+    assert settled_evidence(_ms(points), DRAINED, DRAINED + SETTLE_FLOOR, 0.5)[0] is True
 
 
-def test_the_global_table_s_wait_says_when_nothing_was_replicated_recently() -> None:
-    """What the operator reads while it waits: no datapoint is said as such, not as a latency of 0."""
-    _, seen = settled_evidence([], DRAINED, DRAINED)
-    assert seen.startswith("no datapoint (nothing replicated recently)"), seen
-    _, seen = settled_evidence(_ms([("12:00", 0.0)]), DRAINED, DRAINED)
-    assert seen.startswith("recent maximum 0 s (1 datapoints)"), seen
+def test_the_global_table_s_wait_says_what_it_read() -> None:
+    """What the operator reads while it waits: the datapoints counted and the drain marker's latency apart."""
+    _, seen = settled_evidence([], DRAINED, DRAINED, 0.5)
+    assert seen.startswith("recent maximum 0.5 s (0 datapoints, the drain marker's 0.5 s)"), seen
+    _, seen = settled_evidence(_ms([("12:00", 0.0)]), DRAINED, DRAINED, 2.0)
+    assert seen.startswith("recent maximum 2 s (1 datapoints, the drain marker's 2 s)"), seen
+
+
+# -- the drain marker: the latency of the link after the drain, which the metric does not publish -------
+
+
+@pytest.mark.parametrize("points", [[], [("12:00", 1.0)], [("11:30", 90.0)]])
+def test_the_global_table_never_settles_before_its_drain_marker_is_readable_in_the_target(
+    points: list,
+) -> None:
+    """no_loss (break34 B34-2): ``ReplicationLatency`` is published per item that arrived, so a link that
+    stalled (or slowed just before the stop) publishes nothing of its last items; without the drain marker
+    readable in the receiving replica nothing is settled, however long after the drain and whatever the
+    metric read."""
+    proven, seen = settled_evidence(_ms(points), DRAINED, DRAINED + timedelta(days=1), None)
+    assert proven is False
+    assert seen == "the drain marker is not yet readable in the receiving replica", seen
+
+
+def test_a_drain_marker_that_took_long_makes_the_wait_ten_times_as_long() -> None:
+    """no_loss (break34 B34-2): the table slowed to 15 minutes just before the stop publishes about a second;
+    the drain marker, written after the drain, took 900 s: its latency is in the maximum, so the wait is
+    ten times it (past any wait budget), not the 6-minute floor the published second gives."""
+    points = _ms([("11:50", 1.0), ("12:00", 1.2)])
+    assert settled_evidence(points, DRAINED, DRAINED + SETTLE_FLOOR, 1.0)[0] is True, "the link at its pace"
+    until = DRAINED + timedelta(seconds=SETTLE_FACTOR * 900.0)
+    assert settled_evidence(points, DRAINED, until - timedelta(seconds=1), 900.0)[0] is False
+    proven, seen = settled_evidence(points, DRAINED, until, 900.0)
+    assert proven, seen
+    assert "the drain marker's 900 s" in seen, seen
+
+
+def test_the_drain_marker_cannot_collide_with_a_payment() -> None:
+    """The marker shares the payments table: its key is outside the payments function's key scheme
+    (``PAYMENT#<id>`` / ``PAYMENT``), which reads by key only, so a marker is never served as a payment."""
+    from lambdas.api.payments import payment_key
+    from lambdas.failover.lossless import DRAIN_MARKER_PK, drain_marker_key
+
+    marker = drain_marker_key(DRAINED, "us-east-1")
+    assert marker["pk"]["S"] == DRAIN_MARKER_PK and not DRAIN_MARKER_PK.startswith("PAYMENT#")
+    assert marker != payment_key("pilotlight#drain")
+    assert marker["sk"]["S"] == "20261130T120450Z#us-east-1"
+    assert drain_marker_key(DRAINED, "us-east-1", seen=True)["sk"]["S"] == "20261130T120450Z#us-east-1#seen"

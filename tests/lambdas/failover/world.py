@@ -290,14 +290,21 @@ def _receipts_buckets(world: World, app: str) -> dict[str, str]:
 
 def _global_table(world: World, app: str) -> dict[str, str]:
     """The payments global table as components/storage.py deploys it: a replica of the same name in
-    each region (moto does not replicate between them; the runbook only reads its metrics)."""
+    each region, keys ``pk`` and ``sk`` (moto does not replicate between them: a world that runs a
+    planned change over it registers it with the emulator, as tests/safety/model.py does)."""
     name = f"{app}-payments"
     for region in (REGION_A, REGION_B):
         world.client("dynamodb", region).create_table(
             TableName=name,
             BillingMode="PAY_PER_REQUEST",
-            KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
-            AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
+            KeySchema=[
+                {"AttributeName": "pk", "KeyType": "HASH"},
+                {"AttributeName": "sk", "KeyType": "RANGE"},
+            ],
+            AttributeDefinitions=[
+                {"AttributeName": "pk", "AttributeType": "S"},
+                {"AttributeName": "sk", "AttributeType": "S"},
+            ],
         )
     return {"globalTableName": name}
 
