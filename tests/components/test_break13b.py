@@ -1,0 +1,222 @@
+"""break13b: what the IaC lifecycle (issue 13) still gets wrong on branch ``integ``, with evidence.
+
+Each test is a strict xfail whose reason names the defect (B13b-n); it passes once the defect is fixed.
+Ranked by severity in the report; the docstring of each cites the provider or AWS document it relies on.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+
+import pytest
+
+from automation.lifecycle import Lifecycle, Up
+from automation.lifecycle_scenarios import declared_failover, deploy, iac_failback, steps_for
+from automation.lifecycle_tables import Change, rejected
+from components.config import ConfigError, parse
+
+AURORA, RDS = "aurora-global", "rds-replica"
+INSTANCE = "aws:rds/instance:Instance"
+DEPLOYED = "16.4"  # components/config.py DatabaseConfig.engine_version
+MINOR = "16.6"
+
+
+def _db(mode: str, **extra: object) -> dict[str, object]:
+    return {"pilotlight:database": {"mode": mode, **extra}}
+
+
+@functools.cache
+def _upgrade_after_deploy() -> Lifecycle:
+    lc = Lifecycle()
+    lc.run([*deploy(RDS), Up("primary", f"minor upgrade {MINOR}", _db(RDS, engineVersion=MINOR))])
+    return lc
+
+
+@functools.cache
+def _upgrade_after_iac_failback() -> Lifecycle:
+    lc = Lifecycle()
+    lc.run(
+        [
+            *deploy(RDS),
+            *declared_failover(RDS),
+            *iac_failback(RDS),
+            Up("primary", f"minor upgrade {MINOR}", _db(RDS, engineVersion=MINOR)),
+        ]
+    )
+    return lc
+
+
+# --------------------------------------------------------------------------------------------------
+# B13b-1: rds-replica minor upgrade goes source-first
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="B13b-1: rds-replica minor engine upgrade upgrades region A's source while region B's replica is "
+    "still on the old minor version; AWS requires every read replica to be upgraded first, the dr replica "
+    "declares no engine_version (it cannot go first), REJECTED has no rule and the plan is clean",
+)
+def test_b13b_1_an_rds_source_is_never_minor_upgraded_before_its_read_replica() -> None:
+    """Invariant: *provider-accepts* through an engine upgrade (issue 13, "Engine upgrades follow AWS's
+    order (a table of what AWS refuses, cited)").
+
+    AWS, "Upgrades of the RDS for PostgreSQL DB engine", Minor version upgrades: "If your database has
+    read replicas, you must first upgrade all of the read replicas before you upgrade the source instance
+    or cluster" (https://docs.aws.amazon.com/AmazonRDS/latest/UserGuide/USER_UpgradeDBInstance.PostgreSQL.html).
+    The program raises ``engine_version`` on region A's instance from the primary stack while region B's
+    cross-region replica (components/dr_data.py ``_replica_instance``: no ``engine_version``, so it keeps
+    the version CreateDBInstanceReadReplica gave it) is still on 16.4. The step must be refused by the
+    program before any resource, or reported by the harness as refused (``provider-accepts``)."""
+    lc = _upgrade_after_deploy()
+    res = lc.results[-1]
+    upgraded = [p.name for p in res.plans if p.type == INSTANCE and "engineVersion" in p.changed]
+    replica = lc.live("dr", INSTANCE, "dr-data-db-instance") or {}
+    flagged = res.refused is not None or any(v.invariant == "provider-accepts" for v in res.violations)
+    assert not (upgraded and replica.get("engineVersion", DEPLOYED) != MINOR and not flagged), (
+        f"{upgraded} upgraded to {MINOR} while region B's replica is on "
+        f"{replica.get('engineVersion', DEPLOYED)}, and nothing refused it"
+    )
+
+
+# --------------------------------------------------------------------------------------------------
+# B13b-2: after an rds-replica failback, database.engineVersion no longer reaches region A's writer
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="B13b-2: after an rds-replica failback region A's writer is the adopted failback instance "
+    "(failback_instance_args / runbook_replica_args declare no engine_version): raising "
+    "database.engineVersion on the primary stack upgrades nothing, while the primary stack's "
+    "databaseEngineVersion output and parameter group family say it did",
+)
+def test_b13b_2_after_an_iac_failback_the_engine_version_still_reaches_region_a_writer() -> None:
+    """Invariant: ``database.engineVersion`` is the version of region A's writer in every phase.
+
+    ``engine_version`` left out of an ``aws.rds.Instance`` is "Computed" from what AWS has
+    (https://www.pulumi.com/registry/packages/aws/api-docs/rds/instance/, engineVersion: "The engine
+    version to use ... The actual engine version used is returned in the attribute engineVersionActual"):
+    with nothing declared there is no diff, so no ModifyDBInstance ``EngineVersion`` is ever sent. The
+    primary stack's writer after ``declared-iac`` is ``primary-data-db-instance-w1`` (the adopted failback
+    instance, components/primary_data.py), declared with :func:`components.data.failback_instance_args`,
+    which has no ``engine_version``. The same holds for the runbook's replica (``runbook_replica_args``)."""
+    lc = _upgrade_after_iac_failback()
+    res = lc.results[-1]
+    assert res.applied, f"the upgrade update did not apply: {res.refused or res.errors}"
+    writers = [r for r in lc.state["primary"].values() if r.type == INSTANCE and r.protect]
+    assert [r.name for r in writers] == ["primary-data-db-instance-w1"], [r.name for r in writers]
+    assert writers[0].inputs.get("engineVersion") == MINOR, (
+        f"region A's writer declares engineVersion {writers[0].inputs.get('engineVersion')!r} after "
+        f"database.engineVersion={MINOR}; the output says {lc.outputs.get('primary', {}).get('databaseEngineVersion')!r}"
+    )
+
+
+# --------------------------------------------------------------------------------------------------
+# B13b-3: the harness's table of refused changes has no engine-version rule for RDS instances
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="B13b-3: REJECTED has no rule for an aws.rds.Instance engineVersion downgrade, nor for a major "
+    "version change without allowMajorVersionUpgrade: the plan shows them as clean in-place updates",
+)
+@pytest.mark.parametrize(
+    ("old", "new"),
+    [
+        pytest.param("16.6", "16.4", id="downgrade-after-auto-minor-upgrade"),
+        pytest.param("16.4", "17.2", id="major-without-allow-major-version-upgrade"),
+        pytest.param("16.4", "8.0.40", id="the-rds-upgrade-scenario-postgres-16-to-8"),
+    ],
+)
+def test_b13b_3_rds_instance_engine_version_changes_rds_refuses_are_rejected(old: str, new: str) -> None:
+    """Invariant: *provider-accepts* covers the engine version (issue 13: "no step plans an argument change
+    the provider rejects (e.g. ... engine_version downgrade after an auto minor upgrade)").
+
+    ModifyDBInstance ``AllowMajorVersionUpgrade``: "This parameter must be set to true when specifying a
+    value for the EngineVersion parameter that is a different major version than the DB instance's current
+    version" (https://docs.aws.amazon.com/AmazonRDS/latest/APIReference/API_ModifyDBInstance.html); the
+    program never sets ``allowMajorVersionUpgrade``. RDS has no engine downgrade: "you can't revert to a
+    previous version" once upgraded; restore the pre-upgrade snapshot instead
+    (https://docs.aws.amazon.com/AmazonRDS/latest/UserGuide/USER_UpgradeDBInstance.Upgrading.html)."""
+    change = Change(INSTANCE, "engineVersion", old, new, {"is_replica": False})
+    assert rejected(change), f"engineVersion {old} -> {new} on an RDS instance is planned as accepted"
+
+
+# --------------------------------------------------------------------------------------------------
+# B13b-4: the rds-replica "minor upgrade" scenario moves PostgreSQL 16.4 to MySQL's 8.0.40, and config takes it
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="B13b-4: the rds-replica 'upgrade' scenario (plan --lifecycle upgrade) 'minor-upgrades' PostgreSQL "
+    "16.4 to 8.0.40 (a MySQL version left from before MySQL was dropped) and reports 0 broken invariants: "
+    "the rds-replica upgrade path is untested",
+)
+def test_b13b_4_the_rds_replica_upgrade_scenario_is_a_postgresql_minor_upgrade() -> None:
+    """Invariant: the lifecycle scenario named "engine minor-version upgrade" upgrades within the deployed
+    major version (automation/lifecycle_scenarios.py ``upgrade``; PostgreSQL minor versions share the first
+    number since 10: https://docs.aws.amazon.com/AmazonRDS/latest/UserGuide/USER_UpgradeDBInstance.PostgreSQL.html)."""
+    versions = {
+        json.loads(json.dumps(s.set.get("pilotlight:database", {}))).get("engineVersion")
+        for s in steps_for("upgrade", RDS)
+        if isinstance(s, Up)
+    } - {None}
+    assert versions and all(v.split(".")[0] == DEPLOYED.split(".")[0] for v in versions), versions
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="B13b-4b: config accepts database.engineVersion '8.0.40' with engine postgres (no check of the "
+    "version against the engine): the plan then renders parameter group family 'postgres8'",
+)
+@pytest.mark.parametrize("role", ["primary", "dr"])
+def test_b13b_4b_config_refuses_an_engine_version_of_another_engine(role: str) -> None:
+    """Invariant: config refuses what AWS would refuse, naming the key, before anything is registered.
+    RDS for PostgreSQL versions: https://docs.aws.amazon.com/AmazonRDS/latest/PostgreSQLReleaseNotes/
+    postgresql-versions.html (no 8.x; the DB parameter group family is ``postgres<major>``,
+    https://docs.aws.amazon.com/AmazonRDS/latest/UserGuide/USER_WorkingWithParamGroups.html)."""
+    base = {
+        "pilotlight:role": role,
+        "pilotlight:appName": "shop",
+        "pilotlight:environment": "production",
+        "pilotlight:primaryRegion": "us-east-1",
+        "pilotlight:drRegion": "us-west-2",
+        "pilotlight:primaryCidr": "10.0.0.0/16",
+        "pilotlight:drCidr": "10.1.0.0/16",
+        **({"pilotlight:primaryStack": "org/pilotlight/primary"} if role == "dr" else {}),
+        "pilotlight:database": json.dumps({"mode": RDS, "engine": "postgres", "engineVersion": "8.0.40"}),
+    }
+    with pytest.raises(ConfigError, match="engineVersion"):
+        parse(base, stack=role)
+
+
+# --------------------------------------------------------------------------------------------------
+# B13b-5: a full minor version pinned beside auto minor upgrades: the refresh plans a downgrade
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="B13b-5: region A's rds.Instance pins engineVersion '16.4' with autoMinorVersionUpgrade true: once "
+    "AWS applies a minor upgrade, any refresh (pulumi refresh, pulumi up --refresh, which the README "
+    "prescribes) records 16.6 and the next update sends 16.4, a downgrade RDS refuses",
+)
+def test_b13b_5_an_auto_upgraded_instance_declares_only_its_major_version() -> None:
+    """Invariant: an update after AWS's own minor upgrade never plans a downgrade.
+
+    The provider's ``engine_version``: "If ``autoMinorVersionUpgrade`` is enabled, you can provide a prefix
+    of the version such as ``8.0`` (for ``8.0.36``). The actual engine version used is returned in the
+    attribute ``engineVersionActual``" (https://www.pulumi.com/registry/packages/aws/api-docs/rds/instance/);
+    with a full version the refresh keeps the new live one (terraform-provider-aws internal/service/rds
+    ``compareActualEngineVersion``: the state takes the live version unless the configured one is its
+    prefix), so the diff is 16.6 -> 16.4. AWS applies minor upgrades itself when auto minor version upgrade
+    is on (https://docs.aws.amazon.com/AmazonRDS/latest/UserGuide/USER_UpgradeDBInstance.Maintenance.html#USER_UpgradeDBInstance.Upgrading.AutoMinorVersionUpgrades)."""
+    lc = _upgrade_after_deploy()
+    pinned = [
+        (r.name, r.inputs.get("engineVersion"))
+        for s in lc.syntheses
+        for r in s.aws_resources()
+        if r.type == INSTANCE
+        and r.inputs.get("autoMinorVersionUpgrade")
+        and str(r.inputs.get("engineVersion") or "").count(".") >= 1
+    ]
+    assert pinned == [], f"full minor versions pinned beside autoMinorVersionUpgrade: {sorted(set(pinned))}"
