@@ -220,3 +220,57 @@ def test_b13b_5_an_auto_upgraded_instance_declares_only_its_major_version() -> N
         and str(r.inputs.get("engineVersion") or "").count(".") >= 1
     ]
     assert pinned == [], f"full minor versions pinned beside autoMinorVersionUpgrade: {sorted(set(pinned))}"
+
+
+# --------------------------------------------------------------------------------------------------
+# B13b-6: the failback instance is made with the dr stack's database settings, adopted with the primary's
+
+
+@functools.cache
+def _iac_failback_with_a_smaller_pilot_light() -> Lifecycle:
+    lc = Lifecycle()
+    lc.run(
+        [
+            Up("primary", "deploy: pulumi up -s primary", _db(RDS, instanceClass="db.r6g.large")),
+            Up(
+                "dr",
+                "deploy: pulumi up -s dr (a smaller pilot light)",
+                _db(RDS, instanceClass="db.t4g.medium"),
+            ),
+            *declared_failover(RDS),
+            *iac_failback(RDS),
+        ]
+    )
+    return lc
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="B13b-6: each stack has its own pilotlight:database; the dr stack creates region A's IaC failback "
+    "instance with ITS instanceClass (failback_instance_args), the primary stack adopts it with the primary's: "
+    "a smaller pilot-light class (allowed, checked nowhere) fails the import after switch-writer, so region A's "
+    "application cannot follow the writer mid-failback (and a newer engine's import-then-update resizes the "
+    "writer during the planned outage, which the dr stack's complete resizes back)",
+)
+def test_b13b_6_a_pilot_light_smaller_than_the_primary_fails_back_and_is_adopted() -> None:
+    """Invariant: *import-matches* and *provider-accepts* through the rds-replica IaC failback, for every
+    configuration the config accepts (README, "Configuration reference": ``instanceClass``, ``multiAz``,
+    ``backupRetentionDays`` are per stack; components/wiring.py checks only the mode).
+
+    The `import` option: "If the resource's arguments differ from the imported state, the import will fail"
+    (https://www.pulumi.com/docs/iac/concepts/options/import/). Either the dr stack refuses (before any
+    resource) a database configuration that differs from the primary's where the failback instance takes
+    it, or the adoption declares what the dr stack created."""
+    lc = _iac_failback_with_a_smaller_pilot_light()
+    deploy_dr = lc.results[1]
+    if deploy_dr.refused is not None:
+        assert "instanceClass" in deploy_dr.refused
+        return
+    broken = [
+        f"step {r.index} ({r.label}): {v}"
+        for r in lc.results
+        for v in r.violations
+        if v.invariant in {"import-matches", "provider-accepts"}
+    ]
+    assert broken == [], broken
+    assert all(r.applied for r in lc.results), [(r.label, r.refused) for r in lc.results if not r.applied]
