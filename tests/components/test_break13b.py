@@ -274,3 +274,35 @@ def test_b13b_6_a_pilot_light_smaller_than_the_primary_fails_back_and_is_adopted
     ]
     assert broken == [], broken
     assert all(r.applied for r in lc.results), [(r.label, r.refused) for r in lc.results if not r.applied]
+
+
+# --------------------------------------------------------------------------------------------------
+# B13b-7: the dr stack's region-A provider cannot authenticate with an instance role
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="B13b-7: the dr stack's region-A provider sets skipMetadataApiCheck=true, which stops the provider "
+    "from authenticating via the instance metadata service: from a runner whose only credentials are an EC2 "
+    "instance role, every dr update that touches region A (the IaC failback instance at replicate, its "
+    "promotion at switch-writer, the S3 replication rule) fails, while region B's provider and the B30-1 boto3 "
+    "read authenticate; IMDS is on the runner, so skipping it buys no tolerance of region A's outage",
+)
+def test_b13b_7_the_dr_stacks_region_a_provider_can_use_the_runners_instance_role() -> None:
+    """Invariant: both providers of a stack, and the program's boto3 read, use the same credential chain
+    (components/program.py ``read_region_b_served_since``: "The credentials are the ones the providers use").
+
+    Pulumi AWS provider configuration, ``skipMetadataApiCheck``: "Setting to true prevents Pulumi from
+    authenticating via the Metadata API. You may need to use other authentication methods like static
+    credentials, configuration variables, or environment variables"
+    (https://www.pulumi.com/registry/packages/aws/installation-configuration/; pulumi/pulumi-aws#3960 turned
+    the default off so the provider "can authenticate against IMDS(v2) endpoints"). The metadata service
+    is the runner's own (169.254.169.254), not region A's: region A being down does not make it slow.
+    tests/components/test_stacks.py ``test_region_a_provider_of_the_dr_stack_tolerates_an_outage`` pins the
+    flag, and would change with the fix."""
+    from automation import synth
+
+    dr = synth.synthesize("dr", {})
+    a = dr.config["pilotlight:primaryRegion"]
+    (prov,) = [r for r in dr.resources if r.is_provider and r.region == a]
+    assert prov.inputs.get("skipMetadataApiCheck") not in (True, "true")
