@@ -306,3 +306,61 @@ def test_b13b_7_the_dr_stacks_region_a_provider_can_use_the_runners_instance_rol
     a = dr.config["pilotlight:primaryRegion"]
     (prov,) = [r for r in dr.resources if r.is_provider and r.region == a]
     assert prov.inputs.get("skipMetadataApiCheck") not in (True, "true")
+
+
+# --------------------------------------------------------------------------------------------------
+# B13b-8: drInstances 1 -> 0 while region B holds the writer deletes the writer cluster's only instance
+
+
+@functools.cache
+def _headless_while_failed_over() -> Lifecycle:
+    from automation.lifecycle_scenarios import runbook_failover
+
+    lc = Lifecycle()
+    lc.run(
+        [
+            Up("primary", "deploy: pulumi up -s primary", _db(AURORA, drInstances=1)),
+            Up("dr", "deploy: pulumi up -s dr with an instance in region B", _db(AURORA, drInstances=1)),
+            *runbook_failover(),
+            Up("dr", "dr:active true", {"dr:active": True}),
+            Up(
+                "dr",
+                "drInstances back to 0 while failed over",
+                {"dr:active": True, **_db(AURORA, drInstances=0)},
+            ),
+        ]
+    )
+    return lc
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="B13b-8: aurora-global with drInstances 1: after a failover region B's dr-data-db-instance-0 is the "
+    "global database's writer; setting drInstances 0 (the README's 'set drInstances back' after an upgrade) "
+    "while failed over plans its delete with no refusal and no violation: AWS refuses it ('Cannot delete the "
+    "last instance of the master cluster') or, with region A out of the global database, leaves the writer "
+    "cluster headless (a write outage); NO_DELETE_TYPES leaves cluster instances out and the harness's world has "
+    "no instances",
+)
+def test_b13b_8_the_writer_clusters_last_instance_is_never_deleted_by_a_dr_update() -> None:
+    """Invariant: no update removes the instance that serves the writer (issue 13: "traffic, latch and switch
+    agree and point at a region that has capacity and the writer"; docs/safety.md, one writer that serves).
+
+    DeleteDBInstance on the last instance of a global database's primary cluster: "InvalidDBClusterStateFault:
+    Cannot delete the last instance of the master cluster. Delete the replica cluster before deleting the last
+    master cluster instance" (hashicorp/terraform-provider-aws#26234; rebuy-de/aws-nuke#570 on an Aurora global
+    database). An Aurora cluster without an instance takes no reads or writes: "the cluster volume ... is
+    accessible through the DB instances" (https://docs.aws.amazon.com/AmazonRDS/latest/AuroraUserGuide/
+    Aurora.Overview.html). The update must be refused before any resource (as the headless upgrade is,
+    components/engine_upgrade.py) or the harness must report it."""
+    lc = _headless_while_failed_over()
+    res = lc.results[-1]
+    deleted = [
+        p.name
+        for p in res.plans
+        if p.type == "aws:rds/clusterInstance:ClusterInstance" and p.action.value == "delete"
+    ]
+    assert lc.results[-2].observation.writer_region == "B"
+    assert res.refused is not None or not deleted or res.violations, (
+        f"region B holds the writer and the update deletes {deleted}, its only instance, unflagged"
+    )
