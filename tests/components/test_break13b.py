@@ -364,3 +364,52 @@ def test_b13b_8_the_writer_clusters_last_instance_is_never_deleted_by_a_dr_updat
     assert res.refused is not None or not deleted or res.violations, (
         f"region B holds the writer and the update deletes {deleted}, its only instance, unflagged"
     )
+
+
+# --------------------------------------------------------------------------------------------------
+# B13b-9: the replacement table calls every change of a DynamoDB table's replicas in place
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="B13b-9: lifecycle_tables classifies aws.dynamodb.Table 'replicas' as in-place, but a change of a "
+    "replica's kmsKeyArn recreates the replica (region B's copy of the table is deleted and copied again) and "
+    "a replica left out is deleted: the plan shows a plain update, with no stateful delete flagged",
+)
+@pytest.mark.parametrize(
+    "new_replicas",
+    [
+        pytest.param(
+            [{"regionName": "us-west-2", "kmsKeyArn": "arn:aws:kms:us-west-2:1:key/new"}], id="new-key"
+        ),
+        pytest.param([], id="replica-removed"),
+    ],
+)
+def test_b13b_9_a_change_that_recreates_or_removes_region_bs_table_replica_is_flagged(
+    new_replicas: list[dict[str, str]],
+) -> None:
+    """Invariant: *no-stateful-replace* / *no-stateful-delete* see region B's replica of the global table
+    (issue 13: "check the replacement table's entries against pulumi-aws v7 docs").
+
+    pulumi-aws ``aws.dynamodb.Table`` ``replicas[].kmsKeyArn``: "Note: Changing this value will recreate the
+    replica" (https://www.pulumi.com/registry/packages/aws/api-docs/dynamodb/table/, TableReplica; the same
+    in terraform-provider-aws website/docs/r/dynamodb_table.html.markdown; hashicorp/terraform-provider-aws#29102:
+    "Terraform keeps planning to delete/recreate my replica"). A replica removed from ``replicas`` is deleted
+    with UpdateTable ``ReplicaUpdates`` Delete (https://docs.aws.amazon.com/amazondynamodb/latest/APIReference/
+    API_ReplicationGroupUpdate.html): region B's copy, the one the failover serves from, is gone."""
+    from automation.lifecycle import Action, Stored, plan_resource
+
+    table = "aws:dynamodb/table:Table"
+    old_replicas = [{"regionName": "us-west-2", "kmsKeyArn": "arn:aws:kms:us-west-2:1:key/old"}]
+    base = {"name": "t", "hashKey": "pk", "billingMode": "PAY_PER_REQUEST"}
+    old = Stored(
+        "urn:t", table, "primary-table", "primary", "us-east-1", {**base, "replicas": old_replicas}, {}
+    )
+    new = Stored(
+        "urn:t", table, "primary-table", "primary", "us-east-1", {**base, "replicas": new_replicas}, {}
+    )
+    plan, _ = plan_resource(old, new)
+    assert plan.action is Action.REPLACE or plan.errors, (
+        f"replicas {old_replicas} -> {new_replicas}: planned as {plan.action.value}, "
+        f"force-new {plan.force_new}, errors {plan.errors}"
+    )
