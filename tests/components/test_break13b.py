@@ -142,6 +142,23 @@ def test_b13b_3_rds_instance_engine_version_changes_rds_refuses_are_rejected(old
     assert rejected(change), f"engineVersion {old} -> {new} on an RDS instance is planned as accepted"
 
 
+@pytest.mark.xfail(
+    strict=True,
+    reason="B13b-3b: REJECTED has no rule for an aws.rds.GlobalCluster engineVersion downgrade (the global "
+    "cluster pins '16.4'; the provider upgrades members through ModifyDBCluster, and Aurora has no downgrade)",
+)
+def test_b13b_3b_a_global_cluster_engine_downgrade_is_rejected() -> None:
+    """Invariant: *provider-accepts* for the global database's version. Aurora: "you can't downgrade" an
+    engine version in place; restore a snapshot instead (https://docs.aws.amazon.com/AmazonRDS/latest/
+    AuroraUserGuide/USER_UpgradeDBInstance.Upgrading.html, "Upgrading a DB cluster engine version";
+    ModifyDBCluster EngineVersion names the version "to upgrade the DB cluster to":
+    https://docs.aws.amazon.com/AmazonRDS/latest/APIReference/API_ModifyDBCluster.html)."""
+    change = Change(
+        "aws:rds/globalCluster:GlobalCluster", "engineVersion", "16.6", "16.4", {"headless_members": []}
+    )
+    assert rejected(change), "engineVersion 16.6 -> 16.4 on the global cluster is planned as accepted"
+
+
 # --------------------------------------------------------------------------------------------------
 # B13b-4: the rds-replica "minor upgrade" scenario moves PostgreSQL 16.4 to MySQL's 8.0.40, and config takes it
 
