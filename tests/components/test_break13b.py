@@ -430,3 +430,53 @@ def test_b13b_9_a_change_that_recreates_or_removes_region_bs_table_replica_is_fl
         f"replicas {old_replicas} -> {new_replicas}: planned as {plan.action.value}, "
         f"force-new {plan.force_new}, errors {plan.errors}"
     )
+
+
+# --------------------------------------------------------------------------------------------------
+# B13b-10: an in-place update of the latch parameter writes the state's value over the runbook's
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="B13b-10: the harness writes only an update's changed inputs to the live world, but the provider's "
+    "SSM Parameter update is one PutParameter(Overwrite) that always carries the value, under ignore_changes the "
+    "STATE's: any change of the latch's description/type/tier (a new program version) writes the deploy-time "
+    "'standby' over the runbook's 'active' mid-failover, and neither the harness nor a rule sees it",
+)
+def test_b13b_10_an_update_of_the_latch_never_silently_reverts_the_runbooks_value() -> None:
+    """Invariant: *latch-holds-traffic* survives every update of the latch parameter, or the update is flagged.
+
+    terraform-provider-aws internal/service/ssm/parameter.go ``resourceParameterUpdate``: on any change but
+    tags it sends ``PutParameterInput{Name, Type, Value: d.Get("value"), Overwrite: ...}`` — the value from the
+    planned state, which ``ignoreChanges`` takes from the old state ("the engine uses the old input value
+    from state for the listed properties": https://www.pulumi.com/docs/iac/concepts/options/ignorechanges/).
+    PutParameter has no partial update: "Value ... Required: Yes"
+    (https://docs.aws.amazon.com/systems-manager/latest/APIReference/API_PutParameter.html)."""
+    from automation.lifecycle import LiveWorld, Stored, apply_to_world, plan_resource
+
+    param = "aws:ssm/parameter:Parameter"
+    standby = json.dumps({"state": "standby"})
+    active = json.dumps({"state": "active", "since": "2030-01-01T00:00:00+00:00", "runbook": "failover"})
+    base = {"name": "/pilotlight/production/failover-state", "type": "String", "value": standby}
+    old = Stored(
+        "urn:latch", param, "dr-failover-latch", "dr", "us-west-2", {**base, "description": "v1"}, {}
+    )
+    new = Stored(
+        "urn:latch",
+        param,
+        "dr-failover-latch",
+        "dr",
+        "us-west-2",
+        {**base, "description": "v2"},
+        {},
+        ignore_changes=["value"],
+    )
+    world = LiveWorld()
+    world.attrs["urn:latch"] = {**base, "description": "v1", "value": active}
+    plan, stored = plan_resource(old, new)
+    apply_to_world(world, plan, old, stored)
+    reverted = world.attrs["urn:latch"]["value"] == standby
+    assert plan.errors or reverted, (
+        f"planned {plan.action.value} {sorted(plan.changed)}; the harness leaves the live latch "
+        f"{world.attrs['urn:latch']['value']!r} where AWS would hold {standby!r}"
+    )
