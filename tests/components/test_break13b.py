@@ -1,0 +1,482 @@
+"""break13b: what the IaC lifecycle (issue 13) still gets wrong on branch ``integ``, with evidence.
+
+Each test is a strict xfail whose reason names the defect (B13b-n); it passes once the defect is fixed.
+Ranked by severity in the report; the docstring of each cites the provider or AWS document it relies on.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+
+import pytest
+
+from automation.lifecycle import Lifecycle, Up
+from automation.lifecycle_scenarios import declared_failover, deploy, iac_failback, steps_for
+from automation.lifecycle_tables import Change, rejected
+from components.config import ConfigError, parse
+
+AURORA, RDS = "aurora-global", "rds-replica"
+INSTANCE = "aws:rds/instance:Instance"
+DEPLOYED = "16.4"  # components/config.py DatabaseConfig.engine_version
+MINOR = "16.6"
+
+
+def _db(mode: str, **extra: object) -> dict[str, object]:
+    return {"pilotlight:database": {"mode": mode, **extra}}
+
+
+@functools.cache
+def _upgrade_after_deploy() -> Lifecycle:
+    lc = Lifecycle()
+    lc.run([*deploy(RDS), Up("primary", f"minor upgrade {MINOR}", _db(RDS, engineVersion=MINOR))])
+    return lc
+
+
+@functools.cache
+def _upgrade_after_iac_failback() -> Lifecycle:
+    lc = Lifecycle()
+    lc.run(
+        [
+            *deploy(RDS),
+            *declared_failover(RDS),
+            *iac_failback(RDS),
+            Up("primary", f"minor upgrade {MINOR}", _db(RDS, engineVersion=MINOR)),
+        ]
+    )
+    return lc
+
+
+# --------------------------------------------------------------------------------------------------
+# B13b-1: rds-replica minor upgrade goes source-first
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="B13b-1: rds-replica minor engine upgrade upgrades region A's source while region B's replica is "
+    "still on the old minor version; AWS requires every read replica to be upgraded first, the dr replica "
+    "declares no engine_version (it cannot go first), REJECTED has no rule and the plan is clean",
+)
+def test_b13b_1_an_rds_source_is_never_minor_upgraded_before_its_read_replica() -> None:
+    """Invariant: *provider-accepts* through an engine upgrade (issue 13, "Engine upgrades follow AWS's
+    order (a table of what AWS refuses, cited)").
+
+    AWS, "Upgrades of the RDS for PostgreSQL DB engine", Minor version upgrades: "If your database has
+    read replicas, you must first upgrade all of the read replicas before you upgrade the source instance
+    or cluster" (https://docs.aws.amazon.com/AmazonRDS/latest/UserGuide/USER_UpgradeDBInstance.PostgreSQL.html).
+    The program raises ``engine_version`` on region A's instance from the primary stack while region B's
+    cross-region replica (components/dr_data.py ``_replica_instance``: no ``engine_version``, so it keeps
+    the version CreateDBInstanceReadReplica gave it) is still on 16.4. The step must be refused by the
+    program before any resource, or reported by the harness as refused (``provider-accepts``)."""
+    lc = _upgrade_after_deploy()
+    res = lc.results[-1]
+    upgraded = [p.name for p in res.plans if p.type == INSTANCE and "engineVersion" in p.changed]
+    replica = lc.live("dr", INSTANCE, "dr-data-db-instance") or {}
+    flagged = res.refused is not None or any(v.invariant == "provider-accepts" for v in res.violations)
+    assert not (upgraded and replica.get("engineVersion", DEPLOYED) != MINOR and not flagged), (
+        f"{upgraded} upgraded to {MINOR} while region B's replica is on "
+        f"{replica.get('engineVersion', DEPLOYED)}, and nothing refused it"
+    )
+
+
+# --------------------------------------------------------------------------------------------------
+# B13b-2: after an rds-replica failback, database.engineVersion no longer reaches region A's writer
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="B13b-2: after an rds-replica failback region A's writer is the adopted failback instance "
+    "(failback_instance_args / runbook_replica_args declare no engine_version): raising "
+    "database.engineVersion on the primary stack upgrades nothing, while the primary stack's "
+    "databaseEngineVersion output and parameter group family say it did",
+)
+def test_b13b_2_after_an_iac_failback_the_engine_version_still_reaches_region_a_writer() -> None:
+    """Invariant: ``database.engineVersion`` is the version of region A's writer in every phase.
+
+    ``engine_version`` left out of an ``aws.rds.Instance`` is "Computed" from what AWS has
+    (https://www.pulumi.com/registry/packages/aws/api-docs/rds/instance/, engineVersion: "The engine
+    version to use ... The actual engine version used is returned in the attribute engineVersionActual"):
+    with nothing declared there is no diff, so no ModifyDBInstance ``EngineVersion`` is ever sent. The
+    primary stack's writer after ``declared-iac`` is ``primary-data-db-instance-w1`` (the adopted failback
+    instance, components/primary_data.py), declared with :func:`components.data.failback_instance_args`,
+    which has no ``engine_version``. The same holds for the runbook's replica (``runbook_replica_args``)."""
+    lc = _upgrade_after_iac_failback()
+    res = lc.results[-1]
+    assert res.applied, f"the upgrade update did not apply: {res.refused or res.errors}"
+    writers = [r for r in lc.state["primary"].values() if r.type == INSTANCE and r.protect]
+    assert [r.name for r in writers] == ["primary-data-db-instance-w1"], [r.name for r in writers]
+    assert writers[0].inputs.get("engineVersion") == MINOR, (
+        f"region A's writer declares engineVersion {writers[0].inputs.get('engineVersion')!r} after "
+        f"database.engineVersion={MINOR}; the output says {lc.outputs.get('primary', {}).get('databaseEngineVersion')!r}"
+    )
+
+
+# --------------------------------------------------------------------------------------------------
+# B13b-3: the harness's table of refused changes has no engine-version rule for RDS instances
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="B13b-3: REJECTED has no rule for an aws.rds.Instance engineVersion downgrade, nor for a major "
+    "version change without allowMajorVersionUpgrade: the plan shows them as clean in-place updates",
+)
+@pytest.mark.parametrize(
+    ("old", "new"),
+    [
+        pytest.param("16.6", "16.4", id="downgrade-after-auto-minor-upgrade"),
+        pytest.param("16.4", "17.2", id="major-without-allow-major-version-upgrade"),
+        pytest.param("16.4", "8.0.40", id="the-rds-upgrade-scenario-postgres-16-to-8"),
+    ],
+)
+def test_b13b_3_rds_instance_engine_version_changes_rds_refuses_are_rejected(old: str, new: str) -> None:
+    """Invariant: *provider-accepts* covers the engine version (issue 13: "no step plans an argument change
+    the provider rejects (e.g. ... engine_version downgrade after an auto minor upgrade)").
+
+    ModifyDBInstance ``AllowMajorVersionUpgrade``: "This parameter must be set to true when specifying a
+    value for the EngineVersion parameter that is a different major version than the DB instance's current
+    version" (https://docs.aws.amazon.com/AmazonRDS/latest/APIReference/API_ModifyDBInstance.html); the
+    program never sets ``allowMajorVersionUpgrade``. RDS has no engine downgrade: "you can't revert to a
+    previous version" once upgraded; restore the pre-upgrade snapshot instead
+    (https://docs.aws.amazon.com/AmazonRDS/latest/UserGuide/USER_UpgradeDBInstance.Upgrading.html)."""
+    change = Change(INSTANCE, "engineVersion", old, new, {"is_replica": False})
+    assert rejected(change), f"engineVersion {old} -> {new} on an RDS instance is planned as accepted"
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="B13b-3b: REJECTED has no rule for an aws.rds.GlobalCluster engineVersion downgrade (the global "
+    "cluster pins '16.4'; the provider upgrades members through ModifyDBCluster, and Aurora has no downgrade)",
+)
+def test_b13b_3b_a_global_cluster_engine_downgrade_is_rejected() -> None:
+    """Invariant: *provider-accepts* for the global database's version. Aurora: "you can't downgrade" an
+    engine version in place; restore a snapshot instead (https://docs.aws.amazon.com/AmazonRDS/latest/
+    AuroraUserGuide/USER_UpgradeDBInstance.Upgrading.html, "Upgrading a DB cluster engine version";
+    ModifyDBCluster EngineVersion names the version "to upgrade the DB cluster to":
+    https://docs.aws.amazon.com/AmazonRDS/latest/APIReference/API_ModifyDBCluster.html)."""
+    change = Change(
+        "aws:rds/globalCluster:GlobalCluster", "engineVersion", "16.6", "16.4", {"headless_members": []}
+    )
+    assert rejected(change), "engineVersion 16.6 -> 16.4 on the global cluster is planned as accepted"
+
+
+# --------------------------------------------------------------------------------------------------
+# B13b-4: the rds-replica "minor upgrade" scenario moves PostgreSQL 16.4 to MySQL's 8.0.40, and config takes it
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="B13b-4: the rds-replica 'upgrade' scenario (plan --lifecycle upgrade) 'minor-upgrades' PostgreSQL "
+    "16.4 to 8.0.40 (a MySQL version left from before MySQL was dropped) and reports 0 broken invariants: "
+    "the rds-replica upgrade path is untested",
+)
+def test_b13b_4_the_rds_replica_upgrade_scenario_is_a_postgresql_minor_upgrade() -> None:
+    """Invariant: the lifecycle scenario named "engine minor-version upgrade" upgrades within the deployed
+    major version (automation/lifecycle_scenarios.py ``upgrade``; PostgreSQL minor versions share the first
+    number since 10: https://docs.aws.amazon.com/AmazonRDS/latest/UserGuide/USER_UpgradeDBInstance.PostgreSQL.html)."""
+    versions = {
+        json.loads(json.dumps(s.set.get("pilotlight:database", {}))).get("engineVersion")
+        for s in steps_for("upgrade", RDS)
+        if isinstance(s, Up)
+    } - {None}
+    assert versions and all(v.split(".")[0] == DEPLOYED.split(".")[0] for v in versions), versions
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="B13b-4b: config accepts database.engineVersion '8.0.40' with engine postgres (no check of the "
+    "version against the engine): the plan then renders parameter group family 'postgres8'",
+)
+@pytest.mark.parametrize("role", ["primary", "dr"])
+def test_b13b_4b_config_refuses_an_engine_version_of_another_engine(role: str) -> None:
+    """Invariant: config refuses what AWS would refuse, naming the key, before anything is registered.
+    RDS for PostgreSQL versions: https://docs.aws.amazon.com/AmazonRDS/latest/PostgreSQLReleaseNotes/
+    postgresql-versions.html (no 8.x; the DB parameter group family is ``postgres<major>``,
+    https://docs.aws.amazon.com/AmazonRDS/latest/UserGuide/USER_WorkingWithParamGroups.html)."""
+    base = {
+        "pilotlight:role": role,
+        "pilotlight:appName": "shop",
+        "pilotlight:environment": "production",
+        "pilotlight:primaryRegion": "us-east-1",
+        "pilotlight:drRegion": "us-west-2",
+        "pilotlight:primaryCidr": "10.0.0.0/16",
+        "pilotlight:drCidr": "10.1.0.0/16",
+        **({"pilotlight:primaryStack": "org/pilotlight/primary"} if role == "dr" else {}),
+        "pilotlight:database": json.dumps({"mode": RDS, "engine": "postgres", "engineVersion": "8.0.40"}),
+    }
+    with pytest.raises(ConfigError, match="engineVersion"):
+        parse(base, stack=role)
+
+
+# --------------------------------------------------------------------------------------------------
+# B13b-5: a full minor version pinned beside auto minor upgrades: the refresh plans a downgrade
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="B13b-5: region A's rds.Instance pins engineVersion '16.4' with autoMinorVersionUpgrade true: once "
+    "AWS applies a minor upgrade, any refresh (pulumi refresh, pulumi up --refresh, which the README "
+    "prescribes) records 16.6 and the next update sends 16.4, a downgrade RDS refuses",
+)
+def test_b13b_5_an_auto_upgraded_instance_declares_only_its_major_version() -> None:
+    """Invariant: an update after AWS's own minor upgrade never plans a downgrade.
+
+    The provider's ``engine_version``: "If ``autoMinorVersionUpgrade`` is enabled, you can provide a prefix
+    of the version such as ``8.0`` (for ``8.0.36``). The actual engine version used is returned in the
+    attribute ``engineVersionActual``" (https://www.pulumi.com/registry/packages/aws/api-docs/rds/instance/);
+    with a full version the refresh keeps the new live one (terraform-provider-aws internal/service/rds
+    ``compareActualEngineVersion``: the state takes the live version unless the configured one is its
+    prefix), so the diff is 16.6 -> 16.4. AWS applies minor upgrades itself when auto minor version upgrade
+    is on (https://docs.aws.amazon.com/AmazonRDS/latest/UserGuide/USER_UpgradeDBInstance.Maintenance.html#USER_UpgradeDBInstance.Upgrading.AutoMinorVersionUpgrades)."""
+    lc = _upgrade_after_deploy()
+    pinned = [
+        (r.name, r.inputs.get("engineVersion"))
+        for s in lc.syntheses
+        for r in s.aws_resources()
+        if r.type == INSTANCE
+        and r.inputs.get("autoMinorVersionUpgrade")
+        and str(r.inputs.get("engineVersion") or "").count(".") >= 1
+    ]
+    assert pinned == [], f"full minor versions pinned beside autoMinorVersionUpgrade: {sorted(set(pinned))}"
+
+
+# --------------------------------------------------------------------------------------------------
+# B13b-6: the failback instance is made with the dr stack's database settings, adopted with the primary's
+
+
+@functools.cache
+def _iac_failback_with_a_smaller_pilot_light() -> Lifecycle:
+    lc = Lifecycle()
+    lc.run(
+        [
+            Up("primary", "deploy: pulumi up -s primary", _db(RDS, instanceClass="db.r6g.large")),
+            Up(
+                "dr",
+                "deploy: pulumi up -s dr (a smaller pilot light)",
+                _db(RDS, instanceClass="db.t4g.medium"),
+            ),
+            *declared_failover(RDS),
+            *iac_failback(RDS),
+        ]
+    )
+    return lc
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="B13b-6: each stack has its own pilotlight:database; the dr stack creates region A's IaC failback "
+    "instance with ITS instanceClass (failback_instance_args), the primary stack adopts it with the primary's: "
+    "a smaller pilot-light class (allowed, checked nowhere) fails the import after switch-writer, so region A's "
+    "application cannot follow the writer mid-failback (and a newer engine's import-then-update resizes the "
+    "writer during the planned outage, which the dr stack's complete resizes back)",
+)
+def test_b13b_6_a_pilot_light_smaller_than_the_primary_fails_back_and_is_adopted() -> None:
+    """Invariant: *import-matches* and *provider-accepts* through the rds-replica IaC failback, for every
+    configuration the config accepts (README, "Configuration reference": ``instanceClass``, ``multiAz``,
+    ``backupRetentionDays`` are per stack; components/wiring.py checks only the mode).
+
+    The `import` option: "If the resource's arguments differ from the imported state, the import will fail"
+    (https://www.pulumi.com/docs/iac/concepts/options/import/). Either the dr stack refuses (before any
+    resource) a database configuration that differs from the primary's where the failback instance takes
+    it, or the adoption declares what the dr stack created."""
+    lc = _iac_failback_with_a_smaller_pilot_light()
+    deploy_dr = lc.results[1]
+    if deploy_dr.refused is not None:
+        assert "instanceClass" in deploy_dr.refused
+        return
+    broken = [
+        f"step {r.index} ({r.label}): {v}"
+        for r in lc.results
+        for v in r.violations
+        if v.invariant in {"import-matches", "provider-accepts"}
+    ]
+    assert broken == [], broken
+    assert all(r.applied for r in lc.results), [(r.label, r.refused) for r in lc.results if not r.applied]
+
+
+# --------------------------------------------------------------------------------------------------
+# B13b-7: the dr stack's region-A provider cannot authenticate with an instance role
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="B13b-7: the dr stack's region-A provider sets skipMetadataApiCheck=true, which stops the provider "
+    "from authenticating via the instance metadata service: from a runner whose only credentials are an EC2 "
+    "instance role, every dr update that touches region A (the IaC failback instance at replicate, its "
+    "promotion at switch-writer, the S3 replication rule) fails, while region B's provider and the B30-1 boto3 "
+    "read authenticate; IMDS is on the runner, so skipping it buys no tolerance of region A's outage",
+)
+def test_b13b_7_the_dr_stacks_region_a_provider_can_use_the_runners_instance_role() -> None:
+    """Invariant: both providers of a stack, and the program's boto3 read, use the same credential chain
+    (components/program.py ``read_region_b_served_since``: "The credentials are the ones the providers use").
+
+    Pulumi AWS provider configuration, ``skipMetadataApiCheck``: "Setting to true prevents Pulumi from
+    authenticating via the Metadata API. You may need to use other authentication methods like static
+    credentials, configuration variables, or environment variables"
+    (https://www.pulumi.com/registry/packages/aws/installation-configuration/; pulumi/pulumi-aws#3960 turned
+    the default off so the provider "can authenticate against IMDS(v2) endpoints"). The metadata service
+    is the runner's own (169.254.169.254), not region A's: region A being down does not make it slow.
+    tests/components/test_stacks.py ``test_region_a_provider_of_the_dr_stack_tolerates_an_outage`` pins the
+    flag, and would change with the fix."""
+    from automation import synth
+
+    dr = synth.synthesize("dr", {})
+    a = dr.config["pilotlight:primaryRegion"]
+    (prov,) = [r for r in dr.resources if r.is_provider and r.region == a]
+    assert prov.inputs.get("skipMetadataApiCheck") not in (True, "true")
+
+
+# --------------------------------------------------------------------------------------------------
+# B13b-8: drInstances 1 -> 0 while region B holds the writer deletes the writer cluster's only instance
+
+
+@functools.cache
+def _headless_while_failed_over() -> Lifecycle:
+    from automation.lifecycle_scenarios import runbook_failover
+
+    lc = Lifecycle()
+    lc.run(
+        [
+            Up("primary", "deploy: pulumi up -s primary", _db(AURORA, drInstances=1)),
+            Up("dr", "deploy: pulumi up -s dr with an instance in region B", _db(AURORA, drInstances=1)),
+            *runbook_failover(),
+            Up("dr", "dr:active true", {"dr:active": True}),
+            Up(
+                "dr",
+                "drInstances back to 0 while failed over",
+                {"dr:active": True, **_db(AURORA, drInstances=0)},
+            ),
+        ]
+    )
+    return lc
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="B13b-8: aurora-global with drInstances 1: after a failover region B's dr-data-db-instance-0 is the "
+    "global database's writer; setting drInstances 0 (the README's 'set drInstances back' after an upgrade) "
+    "while failed over plans its delete with no refusal and no violation: AWS refuses it ('Cannot delete the "
+    "last instance of the master cluster') or, with region A out of the global database, leaves the writer "
+    "cluster headless (a write outage); NO_DELETE_TYPES leaves cluster instances out and the harness's world has "
+    "no instances",
+)
+def test_b13b_8_the_writer_clusters_last_instance_is_never_deleted_by_a_dr_update() -> None:
+    """Invariant: no update removes the instance that serves the writer (issue 13: "traffic, latch and switch
+    agree and point at a region that has capacity and the writer"; docs/safety.md, one writer that serves).
+
+    DeleteDBInstance on the last instance of a global database's primary cluster: "InvalidDBClusterStateFault:
+    Cannot delete the last instance of the master cluster. Delete the replica cluster before deleting the last
+    master cluster instance" (hashicorp/terraform-provider-aws#26234; rebuy-de/aws-nuke#570 on an Aurora global
+    database). An Aurora cluster without an instance takes no reads or writes: "the cluster volume ... is
+    accessible through the DB instances" (https://docs.aws.amazon.com/AmazonRDS/latest/AuroraUserGuide/
+    Aurora.Overview.html). The update must be refused before any resource (as the headless upgrade is,
+    components/engine_upgrade.py) or the harness must report it."""
+    lc = _headless_while_failed_over()
+    res = lc.results[-1]
+    deleted = [
+        p.name
+        for p in res.plans
+        if p.type == "aws:rds/clusterInstance:ClusterInstance" and p.action.value == "delete"
+    ]
+    assert lc.results[-2].observation.writer_region == "B"
+    assert res.refused is not None or not deleted or res.violations, (
+        f"region B holds the writer and the update deletes {deleted}, its only instance, unflagged"
+    )
+
+
+# --------------------------------------------------------------------------------------------------
+# B13b-9: the replacement table calls every change of a DynamoDB table's replicas in place
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="B13b-9: lifecycle_tables classifies aws.dynamodb.Table 'replicas' as in-place, but a change of a "
+    "replica's kmsKeyArn recreates the replica (region B's copy of the table is deleted and copied again) and "
+    "a replica left out is deleted: the plan shows a plain update, with no stateful delete flagged",
+)
+@pytest.mark.parametrize(
+    "new_replicas",
+    [
+        pytest.param(
+            [{"regionName": "us-west-2", "kmsKeyArn": "arn:aws:kms:us-west-2:1:key/new"}], id="new-key"
+        ),
+        pytest.param([], id="replica-removed"),
+    ],
+)
+def test_b13b_9_a_change_that_recreates_or_removes_region_bs_table_replica_is_flagged(
+    new_replicas: list[dict[str, str]],
+) -> None:
+    """Invariant: *no-stateful-replace* / *no-stateful-delete* see region B's replica of the global table
+    (issue 13: "check the replacement table's entries against pulumi-aws v7 docs").
+
+    pulumi-aws ``aws.dynamodb.Table`` ``replicas[].kmsKeyArn``: "Note: Changing this value will recreate the
+    replica" (https://www.pulumi.com/registry/packages/aws/api-docs/dynamodb/table/, TableReplica; the same
+    in terraform-provider-aws website/docs/r/dynamodb_table.html.markdown; hashicorp/terraform-provider-aws#29102:
+    "Terraform keeps planning to delete/recreate my replica"). A replica removed from ``replicas`` is deleted
+    with UpdateTable ``ReplicaUpdates`` Delete (https://docs.aws.amazon.com/amazondynamodb/latest/APIReference/
+    API_ReplicationGroupUpdate.html): region B's copy, the one the failover serves from, is gone."""
+    from automation.lifecycle import Action, Stored, plan_resource
+
+    table = "aws:dynamodb/table:Table"
+    old_replicas = [{"regionName": "us-west-2", "kmsKeyArn": "arn:aws:kms:us-west-2:1:key/old"}]
+    base = {"name": "t", "hashKey": "pk", "billingMode": "PAY_PER_REQUEST"}
+    old = Stored(
+        "urn:t", table, "primary-table", "primary", "us-east-1", {**base, "replicas": old_replicas}, {}
+    )
+    new = Stored(
+        "urn:t", table, "primary-table", "primary", "us-east-1", {**base, "replicas": new_replicas}, {}
+    )
+    plan, _ = plan_resource(old, new)
+    assert plan.action is Action.REPLACE or plan.errors, (
+        f"replicas {old_replicas} -> {new_replicas}: planned as {plan.action.value}, "
+        f"force-new {plan.force_new}, errors {plan.errors}"
+    )
+
+
+# --------------------------------------------------------------------------------------------------
+# B13b-10: an in-place update of the latch parameter writes the state's value over the runbook's
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="B13b-10: the harness writes only an update's changed inputs to the live world, but the provider's "
+    "SSM Parameter update is one PutParameter(Overwrite) that always carries the value, under ignore_changes the "
+    "STATE's: any change of the latch's description/type/tier (a new program version) writes the deploy-time "
+    "'standby' over the runbook's 'active' mid-failover, and neither the harness nor a rule sees it",
+)
+def test_b13b_10_an_update_of_the_latch_never_silently_reverts_the_runbooks_value() -> None:
+    """Invariant: *latch-holds-traffic* survives every update of the latch parameter, or the update is flagged.
+
+    terraform-provider-aws internal/service/ssm/parameter.go ``resourceParameterUpdate``: on any change but
+    tags it sends ``PutParameterInput{Name, Type, Value: d.Get("value"), Overwrite: ...}`` — the value from the
+    planned state, which ``ignoreChanges`` takes from the old state ("the engine uses the old input value
+    from state for the listed properties": https://www.pulumi.com/docs/iac/concepts/options/ignorechanges/).
+    PutParameter has no partial update: "Value ... Required: Yes"
+    (https://docs.aws.amazon.com/systems-manager/latest/APIReference/API_PutParameter.html)."""
+    from automation.lifecycle import LiveWorld, Stored, apply_to_world, plan_resource
+
+    param = "aws:ssm/parameter:Parameter"
+    standby = json.dumps({"state": "standby"})
+    active = json.dumps({"state": "active", "since": "2030-01-01T00:00:00+00:00", "runbook": "failover"})
+    base = {"name": "/pilotlight/production/failover-state", "type": "String", "value": standby}
+    old = Stored(
+        "urn:latch", param, "dr-failover-latch", "dr", "us-west-2", {**base, "description": "v1"}, {}
+    )
+    new = Stored(
+        "urn:latch",
+        param,
+        "dr-failover-latch",
+        "dr",
+        "us-west-2",
+        {**base, "description": "v2"},
+        {},
+        ignore_changes=["value"],
+    )
+    world = LiveWorld()
+    world.attrs["urn:latch"] = {**base, "description": "v1", "value": active}
+    plan, stored = plan_resource(old, new)
+    apply_to_world(world, plan, old, stored)
+    reverted = world.attrs["urn:latch"]["value"] == standby
+    assert plan.errors or reverted, (
+        f"planned {plan.action.value} {sorted(plan.changed)}; the harness leaves the live latch "
+        f"{world.attrs['urn:latch']['value']!r} where AWS would hold {standby!r}"
+    )
