@@ -44,6 +44,7 @@ from automation.lifecycle_tables import (
     IMPORT_ABSENT_DIFFERS,
     IMPORT_UNREAD,
     NO_DELETE_TYPES,
+    REJECTED_DELETES,
     RENAMES,
     REPLACEMENT,
     STATEFUL_TYPES,
@@ -973,6 +974,7 @@ class Lifecycle:
                 plan = plan_removal(old)
                 plans.append(plan)
                 pairs.append((plan, old, None))
+        self._refuse_writer_headless(pairs)
         errors = [e for p in plans for e in p.errors]
         if errors:
             return plans, errors, None
@@ -982,6 +984,31 @@ class Lifecycle:
         self.state[step.stack] = new_state
         self.outputs[step.stack] = plain(s.outputs)
         return plans, [], None
+
+    def _refuse_writer_headless(
+        self, pairs: Sequence[tuple[ResourcePlan, Stored | None, Stored | None]]
+    ) -> None:
+        """AWS refuses deleting the writer cluster's last instance (``REJECTED_DELETES``): an error on each
+        such delete, counting the instances this update creates in that cluster (created first)."""
+        w, kind = self.world, "aws:rds/clusterInstance:ClusterInstance"
+        gone = {_ident(old) for p, old, _ in pairs if p.type == kind and p.action is Action.DELETE and old}
+        created = [
+            _resolve(w, new.inputs.get("clusterIdentifier"))
+            for p, _, new in pairs
+            if p.type == kind and p.action is Action.CREATE and new is not None
+        ]
+        for p, old, _ in pairs:
+            if p.type != kind or p.action is not Action.DELETE or old is None:
+                continue
+            cluster = w.cluster_instances.get(_ident(old) or "")
+            writer = w.dbs.get(cluster or "")
+            if writer is None or writer.source is not None or writer.global_id is None:
+                continue
+            if not (set(w.instances_of(writer.ident)) - gone) and writer.ident not in created:
+                p.errors.append(
+                    f"{p.label}: deletes {writer.ident}'s last instance while it is the global database's writer: "
+                    + REJECTED_DELETES["writer-cluster-last-instance"]
+                )
 
     def _runbook(self, step: Runbook) -> str | None:
         """Apply what the runbook changes; its refusal (nothing changed) when it refuses."""

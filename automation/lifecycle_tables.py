@@ -356,6 +356,18 @@ ENGINE_RULES = {
 }
 
 
+# Deletions AWS refuses, by what the live world says (automation.lifecycle.Lifecycle._up checks them).
+REJECTED_DELETES = {
+    # The last DB instance of an Aurora global database's writer (primary) cluster.
+    "writer-cluster-last-instance": "AWS refuses deleting the last instance of an Aurora global database's "
+    "writer cluster: InvalidDBClusterStateFault 'Cannot delete the last instance of the master cluster. Delete "
+    "the replica cluster before deleting the last master cluster instance' (hashicorp/terraform-provider-aws"
+    "#26234; rebuy-de/aws-nuke#570); a cluster without an instance takes no reads or writes ('the cluster "
+    "volume ... is accessible through the DB instances': "
+    "https://docs.aws.amazon.com/AmazonRDS/latest/AuroraUserGuide/Aurora.Overview.html)",
+}
+
+
 def rejected(change: Change) -> list[RejectedChange]:
     """The rules that refuse ``change``."""
     return [r for r in REJECTED if r.type == change.type and r.key == change.key and r.applies(change)]

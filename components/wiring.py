@@ -15,6 +15,8 @@ from typing import Any
 import pulumi
 from pulumi.runtime.sync_await import _sync_await
 
+from components.config import DatabaseConfig
+from components.data import region_a_database
 from components.failover import Capacity
 
 # Every output of the primary stack that the dr stack reads. The primary stack exports all of them.
@@ -124,6 +126,8 @@ DATABASE_MODE_OUTPUTS: dict[str, tuple[str, ...]] = {
         "dbSubnetGroupName",  # the failback replica in region A reuses the primary's network pieces
         "dbParameterGroupName",
         "dbSecurityGroupId",
+        # region A's writer settings, which the IaC failback instance is created with (B13b-6)
+        "databaseFailbackInstance",
     ),
     "aurora-global": ("globalClusterId", "primaryClusterId", "primaryClusterArn"),
 }
@@ -145,6 +149,11 @@ def check_database_outputs(stack: str, values: Mapping[str, Any], expected_mode:
             f"primary stack {stack!r} (pilotlight:primaryStack) is missing output(s) {', '.join(missing)} "
             f"needed by database mode {expected_mode!r}. Redeploy it with this version of pilotlight."
         )
+    if expected_mode == "rds-replica":
+        try:
+            region_a_database(DatabaseConfig(), values["databaseFailbackInstance"])
+        except ValueError as exc:
+            raise StackWiringError(f"primary stack {stack!r}: {exc}") from exc
 
 
 # --- end data tier ---

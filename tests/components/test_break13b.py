@@ -243,17 +243,25 @@ def test_b13b_5_an_auto_upgraded_instance_declares_only_its_major_version() -> N
 # B13b-6: the failback instance is made with the dr stack's database settings, adopted with the primary's
 
 
+# The dr stack's own database settings differ from the primary's in every key the failback instance takes.
+PILOT_LIGHTS = {
+    "smaller-class": (("instanceClass", "db.t4g.medium"),),
+    "single-az-short-backups-small-disk": (
+        ("multiAz", False),
+        ("backupRetentionDays", 1),
+        ("allocatedStorage", 20),
+        ("performanceInsights", False),
+    ),
+}
+
+
 @functools.cache
-def _iac_failback_with_a_smaller_pilot_light() -> Lifecycle:
+def _iac_failback_with_a_smaller_pilot_light(dr: tuple[tuple[str, object], ...]) -> Lifecycle:
     lc = Lifecycle()
     lc.run(
         [
             Up("primary", "deploy: pulumi up -s primary", _db(RDS, instanceClass="db.r6g.large")),
-            Up(
-                "dr",
-                "deploy: pulumi up -s dr (a smaller pilot light)",
-                _db(RDS, instanceClass="db.t4g.medium"),
-            ),
+            Up("dr", "deploy: pulumi up -s dr (a smaller pilot light)", _db(RDS, **dict(dr))),
             *declared_failover(RDS),
             *iac_failback(RDS),
         ]
@@ -261,28 +269,21 @@ def _iac_failback_with_a_smaller_pilot_light() -> Lifecycle:
     return lc
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="B13b-6: each stack has its own pilotlight:database; the dr stack creates region A's IaC failback "
-    "instance with ITS instanceClass (failback_instance_args), the primary stack adopts it with the primary's: "
-    "a smaller pilot-light class (allowed, checked nowhere) fails the import after switch-writer, so region A's "
-    "application cannot follow the writer mid-failback (and a newer engine's import-then-update resizes the "
-    "writer during the planned outage, which the dr stack's complete resizes back)",
-)
-def test_b13b_6_a_pilot_light_smaller_than_the_primary_fails_back_and_is_adopted() -> None:
+@pytest.mark.parametrize("dr", list(PILOT_LIGHTS.values()), ids=list(PILOT_LIGHTS))
+def test_b13b_6_a_pilot_light_smaller_than_the_primary_fails_back_and_is_adopted(
+    dr: tuple[tuple[str, object], ...],
+) -> None:
     """Invariant: *import-matches* and *provider-accepts* through the rds-replica IaC failback, for every
     configuration the config accepts (README, "Configuration reference": ``instanceClass``, ``multiAz``,
-    ``backupRetentionDays`` are per stack; components/wiring.py checks only the mode).
+    ``backupRetentionDays`` are per stack). Fixed by construction: the primary stack exports
+    ``databaseFailbackInstance`` and the dr stack creates the failback instance with it.
 
     The `import` option: "If the resource's arguments differ from the imported state, the import will fail"
     (https://www.pulumi.com/docs/iac/concepts/options/import/). Either the dr stack refuses (before any
     resource) a database configuration that differs from the primary's where the failback instance takes
     it, or the adoption declares what the dr stack created."""
-    lc = _iac_failback_with_a_smaller_pilot_light()
-    deploy_dr = lc.results[1]
-    if deploy_dr.refused is not None:
-        assert "instanceClass" in deploy_dr.refused
-        return
+    lc = _iac_failback_with_a_smaller_pilot_light(dr)
+    assert lc.results[1].refused is None, lc.results[1].refused
     broken = [
         f"step {r.index} ({r.label}): {v}"
         for r in lc.results
@@ -291,6 +292,30 @@ def test_b13b_6_a_pilot_light_smaller_than_the_primary_fails_back_and_is_adopted
     ]
     assert broken == [], broken
     assert all(r.applied for r in lc.results), [(r.label, r.refused) for r in lc.results if not r.applied]
+
+
+def test_b13b_6_the_dr_stack_refuses_a_primary_without_its_writer_settings() -> None:
+    """Invariant: the dr stack never creates region A's failback instance with settings the primary stack
+    did not declare: without a usable ``databaseFailbackInstance`` output it stops before any resource,
+    naming the output (a primary stack deployed by an older version)."""
+    from automation import synth
+    from components.wiring import PrimaryOutputs, StackWiringError
+
+    outputs = dict(synth.synthesize("primary", _db(RDS)).outputs)
+    region = outputs["primaryRegion"]
+    assert PrimaryOutputs.validate("o/p/primary", outputs, region, expected_database_mode=RDS)
+    for bad in (
+        None,
+        {"instanceClass": "db.r6g.large"},
+        {**outputs["databaseFailbackInstance"], "multiAz": "yes"},
+    ):
+        with pytest.raises(StackWiringError, match="databaseFailbackInstance"):
+            PrimaryOutputs.validate(
+                "o/p/primary",
+                {**outputs, "databaseFailbackInstance": bad},
+                region,
+                expected_database_mode=RDS,
+            )
 
 
 # --------------------------------------------------------------------------------------------------
@@ -350,15 +375,6 @@ def _headless_while_failed_over() -> Lifecycle:
     return lc
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="B13b-8: aurora-global with drInstances 1: after a failover region B's dr-data-db-instance-0 is the "
-    "global database's writer; setting drInstances 0 (the README's 'set drInstances back' after an upgrade) "
-    "while failed over plans its delete with no refusal and no violation: AWS refuses it ('Cannot delete the "
-    "last instance of the master cluster') or, with region A out of the global database, leaves the writer "
-    "cluster headless (a write outage); NO_DELETE_TYPES leaves cluster instances out and the harness's world has "
-    "no instances",
-)
 def test_b13b_8_the_writer_clusters_last_instance_is_never_deleted_by_a_dr_update() -> None:
     """Invariant: no update removes the instance that serves the writer (issue 13: "traffic, latch and switch
     agree and point at a region that has capacity and the writer"; docs/safety.md, one writer that serves).
@@ -381,6 +397,56 @@ def test_b13b_8_the_writer_clusters_last_instance_is_never_deleted_by_a_dr_updat
     assert res.refused is not None or not deleted or res.violations, (
         f"region B holds the writer and the update deletes {deleted}, its only instance, unflagged"
     )
+    # The program refuses it before any resource, naming the key.
+    assert res.refused is not None and "drInstances" in res.refused, res.refused
+
+
+def test_b13b_8_the_harness_rejects_deleting_the_writer_clusters_last_instance(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Invariant: *provider-accepts* sees AWS's refusal to delete the last instance of a global database's
+    writer cluster (lifecycle_tables.REJECTED_DELETES), whatever the program does: with the program's own
+    refusal switched off, the step is reported as rejected, not applied."""
+    from automation import lifecycle
+    from components import engine_upgrade
+
+    monkeypatch.setattr(engine_upgrade, "refuse_headless_writer", lambda *a, **k: None)
+    lifecycle._synth.cache_clear()
+    try:
+        _headless_while_failed_over.cache_clear()
+        lc = _headless_while_failed_over()
+    finally:
+        lifecycle._synth.cache_clear()
+        _headless_while_failed_over.cache_clear()
+    res = lc.results[-1]
+    assert res.refused is None and not res.applied
+    assert [v.invariant for v in res.violations] == ["provider-accepts"], res.violations
+    assert "last instance" in res.violations[0].text
+
+
+@pytest.mark.parametrize(
+    ("dr_instances", "members", "failed_over", "refused"),
+    [
+        pytest.param(0, ("c-0",), True, True, id="last-instance-failed-over"),
+        pytest.param(1, ("c-0", "c-1"), True, False, id="one-kept"),
+        pytest.param(0, ("c-0", "c-failover-1"), True, False, id="runbook-writer-kept"),
+        pytest.param(0, ("c-0",), False, False, id="standby"),
+        pytest.param(0, (), True, False, id="already-headless"),
+    ],
+)
+def test_b13b_8_refuse_headless_writer(
+    dr_instances: int, members: tuple[str, ...], failed_over: bool, refused: bool
+) -> None:
+    """Invariant: failed over, a dr update never leaves region B's cluster without an instance."""
+    from components.engine_upgrade import EngineUpgradeRefused, SecondaryCluster, refuse_headless_writer
+
+    secondary = SecondaryCluster("c", "us-west-2", "16.4", members)
+    kept = tuple(f"c-{i}" for i in range(dr_instances))
+    if refused:
+        with pytest.raises(EngineUpgradeRefused, match="drInstances"):
+            refuse_headless_writer(dr_instances, kept, secondary, failed_over=failed_over)
+    else:
+        refuse_headless_writer(dr_instances, kept, secondary, failed_over=failed_over)
 
 
 # --------------------------------------------------------------------------------------------------
