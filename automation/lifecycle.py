@@ -48,6 +48,8 @@ from automation.lifecycle_tables import (
     RENAMES,
     REPLACEMENT,
     STATEFUL_TYPES,
+    WHOLE_WRITE_SOURCE,
+    WHOLE_WRITE_UPDATES,
     Change,
     rejected,
 )
@@ -170,6 +172,9 @@ class ResourcePlan:
     options: dict[str, tuple[Any, Any]] = field(default_factory=dict)  # protect, retain, ignore_changes
     # `import`: each input the program declares that differs from the live resource (key, program, live)
     import_mismatches: list[tuple[str, Any, Any]] = field(default_factory=list)
+    # an in-place update that rewrote an input held out of band (ignore_changes) with the state's value:
+    # (key, live before, written); see WHOLE_WRITE_UPDATES
+    overwrites: list[tuple[str, Any, Any]] = field(default_factory=list)
 
     @property
     def stateful(self) -> bool:
@@ -453,6 +458,14 @@ def apply_to_world(world: LiveWorld, plan: ResourcePlan, old: Stored | None, new
     live = world.attrs.setdefault(new.urn, {})
     for key, (_old, value) in plan.changed.items():
         live[key] = value
+    whole = WHOLE_WRITE_UPDATES.get(new.type)
+    if whole is not None and set(plan.changed) - whole[0]:
+        # The provider's update sends these inputs whole, as the planned state has them (under
+        # ignore_changes: the old state's), whatever changed: what was written out of band is overwritten.
+        for key in whole[1]:
+            if key in new.inputs and live.get(key) != new.inputs[key]:
+                plan.overwrites.append((key, live.get(key), new.inputs[key]))
+                live[key] = new.inputs[key]
     if RENAMES.get(new.type) in plan.changed:
         before, after = plan.changed[RENAMES[new.type]]
         _rename_db(world, before, after)
@@ -1444,6 +1457,14 @@ def invariants(result: StepResult, lc: Lifecycle) -> list[Violation]:
                 Violation(
                     "no-stateful-rename",
                     f"{p.label} is renamed in place ({rename} {before} -> {after}): its endpoint moves",
+                )
+            )
+        for key, before, written in p.overwrites:
+            out.append(
+                Violation(
+                    "no-out-of-band-overwrite",
+                    f"{p.label}: the update rewrites {key} {_short(before)} (written out of band) with the "
+                    f"state's {_short(written)}: {WHOLE_WRITE_SOURCE[p.type]}",
                 )
             )
         if p.import_mismatches:

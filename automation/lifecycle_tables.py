@@ -356,6 +356,24 @@ ENGINE_RULES = {
 }
 
 
+# Updates the provider sends as one whole write: type -> (inputs whose change alone is a separate call,
+# inputs written from the planned state on any other change). The SSM parameter's update is one
+# PutParameter with Overwrite carrying Name, Type and Value (terraform-provider-aws
+# internal/service/ssm/parameter.go resourceParameterUpdate: on d.HasChangesExcept("overwrite", tags,
+# tags_all) it sends PutParameterInput{AllowedPattern, Name, Overwrite, Tier, Type, Value: d.Get("value")}); PutParameter has no partial update
+# ("Value ... Required: Yes": https://docs.aws.amazon.com/systems-manager/latest/APIReference/API_PutParameter.html),
+# and under ignoreChanges "the engine uses the old input value from state for the listed properties"
+# (https://www.pulumi.com/docs/iac/concepts/options/ignorechanges/): a description, type, tier or
+# allowed-pattern change of the latch writes the state's (deploy-time) value over the runbook's.
+WHOLE_WRITE_UPDATES: dict[str, tuple[frozenset[str], tuple[str, ...]]] = {
+    "aws:ssm/parameter:Parameter": (frozenset({"overwrite", "tags", "tagsAll"}), ("value",)),
+}
+WHOLE_WRITE_SOURCE = {
+    "aws:ssm/parameter:Parameter": "the provider's update is one PutParameter(Overwrite) carrying the state's "
+    "value (terraform-provider-aws internal/service/ssm/parameter.go resourceParameterUpdate; "
+    "https://docs.aws.amazon.com/systems-manager/latest/APIReference/API_PutParameter.html)",
+}
+
 # Deletions AWS refuses, by what the live world says (automation.lifecycle.Lifecycle._up checks them).
 REJECTED_DELETES = {
     # The last DB instance of an Aurora global database's writer (primary) cluster.

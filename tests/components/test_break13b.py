@@ -502,13 +502,6 @@ def test_b13b_9_a_change_that_recreates_or_removes_region_bs_table_replica_is_fl
 # B13b-10: an in-place update of the latch parameter writes the state's value over the runbook's
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="B13b-10: the harness writes only an update's changed inputs to the live world, but the provider's "
-    "SSM Parameter update is one PutParameter(Overwrite) that always carries the value, under ignore_changes the "
-    "STATE's: any change of the latch's description/type/tier (a new program version) writes the deploy-time "
-    "'standby' over the runbook's 'active' mid-failover, and neither the harness nor a rule sees it",
-)
 def test_b13b_10_an_update_of_the_latch_never_silently_reverts_the_runbooks_value() -> None:
     """Invariant: *latch-holds-traffic* survives every update of the latch parameter, or the update is flagged.
 
@@ -546,3 +539,44 @@ def test_b13b_10_an_update_of_the_latch_never_silently_reverts_the_runbooks_valu
         f"planned {plan.action.value} {sorted(plan.changed)}; the harness leaves the live latch "
         f"{world.attrs['urn:latch']['value']!r} where AWS would hold {standby!r}"
     )
+    # and it is reported (invariants: no-out-of-band-overwrite), not silent
+    assert plan.overwrites == [("value", active, standby)], plan.overwrites
+
+
+LATCH = "aws:ssm/parameter:Parameter"
+# The latch's inputs other than its value, as every release since the latch exists declared them. Any change
+# of one of them (a description, type, tier, allowedPattern or dataType) is an update the provider sends as
+# PutParameter(Overwrite) with the state's deploy-time value: it would write "standby" over the runbook's
+# "active" mid-failover (B13b-10). Change them only with a migration that writes the live value back.
+LATCH_INPUTS = {
+    "name": "/pilotlight/production/failover-state",
+    "type": "String",
+    "description": "pilotlight failover latch: written by the failover runbook, read by pulumi up",
+}
+
+
+@functools.cache
+def _through_failover_and_failback() -> Lifecycle:
+    lc = Lifecycle()
+    lc.run([*deploy(RDS), *declared_failover(RDS), *iac_failback(RDS)])
+    return lc
+
+
+def test_b13b_10_the_latch_declares_the_same_inputs_but_its_value_in_every_phase() -> None:
+    """Invariant: no update of the dr stack ever rewrites the latch (B13b-10): its inputs other than
+    ``value`` (ignored) are the same in every phase of a failover and failback, and the same as the
+    released program's (``LATCH_INPUTS``), so the provider never sends the PutParameter that would
+    overwrite the runbook's value with the state's; and the harness saw no such overwrite."""
+    lc = _through_failover_and_failback()
+    seen = [
+        {k: v for k, v in r.inputs.items() if k != "value"}
+        for s in lc.syntheses
+        for r in s.aws_resources()
+        if r.type == LATCH and r.name == "dr-failover-latch"
+    ]
+    assert len(seen) >= 5, len(seen)
+    assert all(x == LATCH_INPUTS for x in seen), [x for x in seen if x != LATCH_INPUTS][:1]
+    latch = lc.find("dr", LATCH, "dr-failover-latch")
+    assert latch is not None and latch.ignore_changes == ["value"]
+    overwrites = [v for r in lc.results for v in r.violations if v.invariant == "no-out-of-band-overwrite"]
+    assert overwrites == [], overwrites
