@@ -480,7 +480,11 @@ def apply_to_world(world: LiveWorld, plan: ResourcePlan, old: Stored | None, new
         for db in world.dbs.values():
             if db.global_id == gid:
                 db.engine_version = plan.changed["engineVersion"][1]
-    if new.type == "aws:rds/cluster:Cluster" and "engineVersion" in plan.changed and ident in world.dbs:
+    if (
+        new.type in ("aws:rds/cluster:Cluster", "aws:rds/instance:Instance")
+        and "engineVersion" in plan.changed
+        and ident in world.dbs
+    ):
         world.dbs[ident].engine_version = plan.changed["engineVersion"][1]
 
 
@@ -526,7 +530,12 @@ def _create_db(world: LiveWorld, r: Stored) -> None:
     region = r.region or ""
     if r.type == "aws:rds/instance:Instance":
         source = _resolve(world, r.inputs.get("replicateSourceDb"))
-        world.dbs[ident] = Db(ident, region, "instance", source, owner, r.inputs.get("engineVersion"))
+        version = r.inputs.get("engineVersion")
+        if version is None and source in world.dbs:
+            # A read replica is created on its source's engine version
+            # (https://docs.aws.amazon.com/AmazonRDS/latest/APIReference/API_CreateDBInstanceReadReplica.html).
+            version = world.dbs[source].engine_version
+        world.dbs[ident] = Db(ident, region, "instance", source, owner, version)
     else:
         gid = r.inputs.get("globalClusterIdentifier")
         writer_cluster = next(
@@ -902,6 +911,10 @@ class Lifecycle:
             facts["resolve"] = lambda v: w.refs.get(v, v) if isinstance(v, str) else v
         if r.type == "aws:rds/instance:Instance" and ident in w.dbs:
             facts["is_replica"] = w.dbs[ident].source is not None
+            # the engine versions of its read replicas (AWS upgrades replicas first: REJECTED)
+            facts["replica_versions"] = [d.engine_version for d in w.dbs.values() if d.source == ident]
+        if r.type == "aws:rds/instance:Instance":
+            facts["allow_major_version_upgrade"] = bool(r.inputs.get("allowMajorVersionUpgrade"))
         if r.type == "aws:rds/cluster:Cluster":
             facts["global_member"] = bool(r.inputs.get("globalClusterIdentifier"))
         if r.type == "aws:rds/globalCluster:GlobalCluster":

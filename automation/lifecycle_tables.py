@@ -216,6 +216,37 @@ def _absent(v: Any) -> bool:
     return v in (None, "")
 
 
+def _version(v: Any) -> tuple[int, ...] | None:
+    """A numeric engine version ("16.4" -> (16, 4)); None when not one (absent, or a prefix of words)."""
+    try:
+        return tuple(int(p) for p in str(v).split("."))
+    except ValueError:
+        return None
+
+
+def _downgrade(c: Change) -> bool:
+    old, new = _version(c.old), _version(c.new)
+    return old is not None and new is not None and new < old
+
+
+def _major_change(c: Change) -> bool:
+    old, new = _version(c.old), _version(c.new)
+    return old is not None and new is not None and old[0] != new[0]
+
+
+def _ahead_of_replicas(c: Change) -> bool:
+    new = _version(c.new)
+    replicas = [_version(v) for v in c.live.get("replica_versions", ())]
+    return new is not None and any(r is not None and r < new for r in replicas)
+
+
+_NO_DOWNGRADE = (
+    "https://docs.aws.amazon.com/AmazonRDS/latest/UserGuide/USER_UpgradeDBInstance.Upgrading.html (an "
+    "upgraded instance cannot be reverted to a previous version: restore the pre-upgrade snapshot); "
+    "ModifyDBInstance EngineVersion is 'The version number of the database engine to upgrade to' "
+    "(https://docs.aws.amazon.com/AmazonRDS/latest/APIReference/API_ModifyDBInstance.html)"
+)
+
 REJECTED: tuple[RejectedChange, ...] = (
     RejectedChange(
         id="rds-instance-new-source",
@@ -253,6 +284,48 @@ REJECTED: tuple[RejectedChange, ...] = (
         "cluster' is not retried); https://docs.aws.amazon.com/AmazonRDS/latest/AuroraUserGuide/"
         "aurora-global-database-upgrade.html (minor upgrades: secondary clusters need at least one DB "
         "instance)",
+    ),
+    RejectedChange(
+        id="rds-instance-engine-downgrade",
+        type="aws:rds/instance:Instance",
+        key="engineVersion",
+        applies=_downgrade,
+        error="engine_version lowered on an RDS instance: RDS has no in-place downgrade (e.g. a pinned minor "
+        "after RDS's auto minor upgrade moved past it); the ModifyDBInstance fails",
+        source=_NO_DOWNGRADE,
+    ),
+    RejectedChange(
+        id="rds-instance-major-without-allow",
+        type="aws:rds/instance:Instance",
+        key="engineVersion",
+        applies=lambda c: _major_change(c) and not c.live.get("allow_major_version_upgrade"),
+        error="engine_version changed to another major version without allowMajorVersionUpgrade: RDS "
+        "refuses the ModifyDBInstance",
+        source="https://docs.aws.amazon.com/AmazonRDS/latest/APIReference/API_ModifyDBInstance.html "
+        "(AllowMajorVersionUpgrade: 'This parameter must be set to true when specifying a value for the "
+        "EngineVersion parameter that is a different major version than the DB instance's current version')",
+    ),
+    RejectedChange(
+        id="rds-source-upgraded-before-replicas",
+        type="aws:rds/instance:Instance",
+        key="engineVersion",
+        applies=_ahead_of_replicas,
+        error="engine_version raised on a source instance whose read replicas are on an older version: AWS "
+        "requires every read replica to be upgraded before the source",
+        source="https://docs.aws.amazon.com/AmazonRDS/latest/UserGuide/USER_UpgradeDBInstance.PostgreSQL.html "
+        "(minor version upgrades: 'If your database has read replicas, you must first upgrade all of the "
+        "read replicas before you upgrade the source instance or cluster')",
+    ),
+    RejectedChange(
+        id="global-cluster-engine-downgrade",
+        type="aws:rds/globalCluster:GlobalCluster",
+        key="engineVersion",
+        applies=_downgrade,
+        error="engine_version lowered on the global database: Aurora has no in-place downgrade (restore a "
+        "snapshot instead)",
+        source="https://docs.aws.amazon.com/AmazonRDS/latest/AuroraUserGuide/USER_UpgradeDBInstance.Upgrading.html; "
+        "ModifyDBCluster EngineVersion names 'The version number of the database engine to which you want "
+        "to upgrade' (https://docs.aws.amazon.com/AmazonRDS/latest/APIReference/API_ModifyDBCluster.html)",
     ),
     RejectedChange(
         id="member-cluster-engine-version",

@@ -51,12 +51,6 @@ def _upgrade_after_iac_failback() -> Lifecycle:
 # B13b-1: rds-replica minor upgrade goes source-first
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="B13b-1: rds-replica minor engine upgrade upgrades region A's source while region B's replica is "
-    "still on the old minor version; AWS requires every read replica to be upgraded first, the dr replica "
-    "declares no engine_version (it cannot go first), REJECTED has no rule and the plan is clean",
-)
 def test_b13b_1_an_rds_source_is_never_minor_upgraded_before_its_read_replica() -> None:
     """Invariant: *provider-accepts* through an engine upgrade (issue 13, "Engine upgrades follow AWS's
     order (a table of what AWS refuses, cited)").
@@ -77,6 +71,34 @@ def test_b13b_1_an_rds_source_is_never_minor_upgraded_before_its_read_replica() 
         f"{upgraded} upgraded to {MINOR} while region B's replica is on "
         f"{replica.get('engineVersion', DEPLOYED)}, and nothing refused it"
     )
+
+
+@pytest.mark.parametrize(
+    ("new", "replicas", "refused"),
+    [
+        pytest.param(MINOR, [DEPLOYED], True, id="source-before-its-replica"),
+        pytest.param(MINOR, [MINOR], False, id="replica-upgraded-first"),
+        pytest.param(MINOR, [], False, id="no-replica"),
+    ],
+)
+def test_b13b_1_the_harness_rejects_a_source_upgraded_before_its_replicas(
+    new: str, replicas: list[str], refused: bool
+) -> None:
+    """Invariant: *provider-accepts* knows AWS's order (replicas before the source); the controls stay
+    accepted."""
+    change = Change(
+        INSTANCE, "engineVersion", DEPLOYED, new, {"is_replica": False, "replica_versions": replicas}
+    )
+    assert {r.id for r in rejected(change)} == ({"rds-source-upgraded-before-replicas"} if refused else set())
+
+
+def test_b13b_3_controls_an_allowed_major_upgrade_and_a_minor_upgrade_are_accepted() -> None:
+    """Control for B13b-3: the rules refuse only what RDS refuses."""
+    assert rejected(Change(INSTANCE, "engineVersion", "16.4", "16.6", {"is_replica": False})) == []
+    allowed = {"is_replica": False, "allow_major_version_upgrade": True}
+    assert rejected(Change(INSTANCE, "engineVersion", "16.4", "17.2", allowed)) == []
+    glob = "aws:rds/globalCluster:GlobalCluster"
+    assert rejected(Change(glob, "engineVersion", "16.4", "16.6", {"headless_members": []})) == []
 
 
 # --------------------------------------------------------------------------------------------------
@@ -115,11 +137,6 @@ def test_b13b_2_after_an_iac_failback_the_engine_version_still_reaches_region_a_
 # B13b-3: the harness's table of refused changes has no engine-version rule for RDS instances
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="B13b-3: REJECTED has no rule for an aws.rds.Instance engineVersion downgrade, nor for a major "
-    "version change without allowMajorVersionUpgrade: the plan shows them as clean in-place updates",
-)
 @pytest.mark.parametrize(
     ("old", "new"),
     [
@@ -142,11 +159,6 @@ def test_b13b_3_rds_instance_engine_version_changes_rds_refuses_are_rejected(old
     assert rejected(change), f"engineVersion {old} -> {new} on an RDS instance is planned as accepted"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="B13b-3b: REJECTED has no rule for an aws.rds.GlobalCluster engineVersion downgrade (the global "
-    "cluster pins '16.4'; the provider upgrades members through ModifyDBCluster, and Aurora has no downgrade)",
-)
 def test_b13b_3b_a_global_cluster_engine_downgrade_is_rejected() -> None:
     """Invariant: *provider-accepts* for the global database's version. Aurora: "you can't downgrade" an
     engine version in place; restore a snapshot instead (https://docs.aws.amazon.com/AmazonRDS/latest/
