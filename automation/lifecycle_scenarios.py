@@ -91,7 +91,10 @@ def runbook_failback() -> list[Step]:
 
 def upgrade(mode: str, *, headless: bool = False) -> list[Step]:
     """An engine minor-version upgrade; for Aurora, with an instance in region B first unless ``headless``."""
-    new = "16.6" if mode == "aurora-global" else "8.0.40"
+    # Within the deployed major version (PostgreSQL 16; rds-replica deploys "16", Aurora "16.4"): for
+    # rds-replica, region A's instance ignores engineVersion after it is created (RDS's auto minor upgrade
+    # owns the minor, README "Engine versions"), so the step must plan no engine change (B13b-4).
+    new = "16.6"
     steps = deploy(mode)
     if mode == "aurora-global" and not headless:
         steps.append(

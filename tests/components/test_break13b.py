@@ -175,12 +175,6 @@ def test_b13b_3b_a_global_cluster_engine_downgrade_is_rejected() -> None:
 # B13b-4: the rds-replica "minor upgrade" scenario moves PostgreSQL 16.4 to MySQL's 8.0.40, and config takes it
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="B13b-4: the rds-replica 'upgrade' scenario (plan --lifecycle upgrade) 'minor-upgrades' PostgreSQL "
-    "16.4 to 8.0.40 (a MySQL version left from before MySQL was dropped) and reports 0 broken invariants: "
-    "the rds-replica upgrade path is untested",
-)
 def test_b13b_4_the_rds_replica_upgrade_scenario_is_a_postgresql_minor_upgrade() -> None:
     """Invariant: the lifecycle scenario named "engine minor-version upgrade" upgrades within the deployed
     major version (automation/lifecycle_scenarios.py ``upgrade``; PostgreSQL minor versions share the first
@@ -193,11 +187,6 @@ def test_b13b_4_the_rds_replica_upgrade_scenario_is_a_postgresql_minor_upgrade()
     assert versions and all(v.split(".")[0] == DEPLOYED.split(".")[0] for v in versions), versions
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="B13b-4b: config accepts database.engineVersion '8.0.40' with engine postgres (no check of the "
-    "version against the engine): the plan then renders parameter group family 'postgres8'",
-)
 @pytest.mark.parametrize("role", ["primary", "dr"])
 def test_b13b_4b_config_refuses_an_engine_version_of_another_engine(role: str) -> None:
     """Invariant: config refuses what AWS would refuse, naming the key, before anything is registered.
