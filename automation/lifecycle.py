@@ -48,6 +48,7 @@ from automation.lifecycle_tables import (
     RENAMES,
     REPLACEMENT,
     STATEFUL_TYPES,
+    SUBRESOURCE_LOSSES,
     WHOLE_WRITE_SOURCE,
     WHOLE_WRITE_UPDATES,
     Change,
@@ -175,6 +176,8 @@ class ResourcePlan:
     # an in-place update that rewrote an input held out of band (ignore_changes) with the state's value:
     # (key, live before, written); see WHOLE_WRITE_UPDATES
     overwrites: list[tuple[str, Any, Any]] = field(default_factory=list)
+    # a part of the resource holding data that this in-place update deletes or recreates (SUBRESOURCE_LOSSES)
+    losses: list[str] = field(default_factory=list)
 
     @property
     def stateful(self) -> bool:
@@ -259,6 +262,12 @@ def plan_resource(old: Stored | None, new: Stored, facts: Facts | None = None) -
             f"{plan.label}: replacement ({', '.join(plan.force_new)}) of a protected resource: "
             + ENGINE_RULES["protect-replace"]
         )
+    loss = SUBRESOURCE_LOSSES.get(new.type)
+    if loss is not None and loss[0] in changed:
+        for what in loss[1](*changed[loss[0]]):
+            plan.losses.append(f"{plan.label}: {loss[0]}: {what} [{loss[2]}]")
+        # A routine update never deletes data: the step stops here, reported as no-stateful-delete.
+        plan.errors.extend(plan.losses)
     for key, (before, after) in changed.items():
         for rule in rejected(Change(new.type, key, before, after, facts)):
             plan.errors.append(
@@ -1492,8 +1501,12 @@ def invariants(result: StepResult, lc: Lifecycle) -> list[Violation]:
                     f"{p.label}: input {key!r} changed but is not in the replacement table",
                 )
             )
+    losses = {m for p in result.plans for m in p.losses}
+    for m in sorted(losses):
+        out.append(Violation("no-stateful-delete", m))
     for e in result.errors:
-        out.append(Violation("provider-accepts", e))
+        if e not in losses:
+            out.append(Violation("provider-accepts", e))
     o = result.observation
     if not lc.state["dr"]:
         return out

@@ -429,6 +429,37 @@ ENGINE_RULES = {
 }
 
 
+def _replicas_lost(old: Any, new: Any) -> list[str]:
+    """Region replicas of a DynamoDB table that an in-place update of ``replicas`` deletes or recreates."""
+
+    def by_region(v: Any) -> dict[str, Mapping[str, Any]]:
+        return {str(r.get("regionName")): r for r in (v or []) if isinstance(r, Mapping)}
+
+    o, n = by_region(old), by_region(new)
+    out = [f"region {r}'s replica is removed (deleted)" for r in sorted(set(o) - set(n))]
+    out += [
+        f"region {r}'s replica is recreated (kmsKeyArn {o[r].get('kmsKeyArn')} -> {n[r].get('kmsKeyArn')})"
+        for r in sorted(set(o) & set(n))
+        if o[r].get("kmsKeyArn") != n[r].get("kmsKeyArn")
+    ]
+    return out
+
+
+# In-place updates of a stateful resource that delete or recreate a part of it holding data: type -> (input,
+# what it loses, source). The harness stops the step and reports ``no-stateful-delete`` (the provider
+# accepts it: the plan shows a plain update). A table's replica in region B is the copy the failover serves.
+SUBRESOURCE_LOSSES: dict[str, tuple[str, Callable[[Any, Any], list[str]], str]] = {
+    "aws:dynamodb/table:Table": (
+        "replicas",
+        _replicas_lost,
+        f"{REGISTRY}/dynamodb/table/ (replicas[].kmsKeyArn: 'Changing this value will recreate the replica'; "
+        f"{TF} website/docs/r/dynamodb_table.html.markdown); a replica left out is deleted with UpdateTable "
+        "ReplicaUpdates Delete (https://docs.aws.amazon.com/amazondynamodb/latest/APIReference/"
+        "API_ReplicationGroupUpdate.html)",
+    ),
+}
+
+
 # Updates the provider sends as one whole write: type -> (inputs whose change alone is a separate call,
 # inputs written from the planned state on any other change). The SSM parameter's update is one
 # PutParameter with Overwrite carrying Name, Type and Value (terraform-provider-aws

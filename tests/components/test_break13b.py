@@ -454,12 +454,6 @@ def test_b13b_8_refuse_headless_writer(
 # B13b-9: the replacement table calls every change of a DynamoDB table's replicas in place
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="B13b-9: lifecycle_tables classifies aws.dynamodb.Table 'replicas' as in-place, but a change of a "
-    "replica's kmsKeyArn recreates the replica (region B's copy of the table is deleted and copied again) and "
-    "a replica left out is deleted: the plan shows a plain update, with no stateful delete flagged",
-)
 @pytest.mark.parametrize(
     "new_replicas",
     [
@@ -493,6 +487,7 @@ def test_b13b_9_a_change_that_recreates_or_removes_region_bs_table_replica_is_fl
         "urn:t", table, "primary-table", "primary", "us-east-1", {**base, "replicas": new_replicas}, {}
     )
     plan, _ = plan_resource(old, new)
+    assert plan.losses, plan
     assert plan.action is Action.REPLACE or plan.errors, (
         f"replicas {old_replicas} -> {new_replicas}: planned as {plan.action.value}, "
         f"force-new {plan.force_new}, errors {plan.errors}"
@@ -581,3 +576,14 @@ def test_b13b_10_the_latch_declares_the_same_inputs_but_its_value_in_every_phase
     assert latch is not None and latch.ignore_changes == ["value"]
     overwrites = [v for r in lc.results for v in r.violations if v.invariant == "no-out-of-band-overwrite"]
     assert overwrites == [], overwrites
+
+
+def test_b13b_9_control_an_in_place_replica_setting_loses_nothing() -> None:
+    """Control for B13b-9: a replica setting the provider updates in place (pointInTimeRecovery) is a plain
+    update with no loss; adding a replica neither."""
+    from automation.lifecycle_tables import SUBRESOURCE_LOSSES
+
+    _, lost, _ = SUBRESOURCE_LOSSES["aws:dynamodb/table:Table"]
+    old = [{"regionName": "us-west-2", "kmsKeyArn": "k"}]
+    assert lost(old, [{"regionName": "us-west-2", "kmsKeyArn": "k", "pointInTimeRecovery": True}]) == []
+    assert lost(old, [*old, {"regionName": "eu-west-1", "kmsKeyArn": "k2"}]) == []
