@@ -323,14 +323,6 @@ def test_b13b_6_the_dr_stack_refuses_a_primary_without_its_writer_settings() -> 
 # B13b-7: the dr stack's region-A provider cannot authenticate with an instance role
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="B13b-7: the dr stack's region-A provider sets skipMetadataApiCheck=true, which stops the provider "
-    "from authenticating via the instance metadata service: from a runner whose only credentials are an EC2 "
-    "instance role, every dr update that touches region A (the IaC failback instance at replicate, its "
-    "promotion at switch-writer, the S3 replication rule) fails, while region B's provider and the B30-1 boto3 "
-    "read authenticate; IMDS is on the runner, so skipping it buys no tolerance of region A's outage",
-)
 def test_b13b_7_the_dr_stacks_region_a_provider_can_use_the_runners_instance_role() -> None:
     """Invariant: both providers of a stack, and the program's boto3 read, use the same credential chain
     (components/program.py ``read_region_b_served_since``: "The credentials are the ones the providers use").
