@@ -22,7 +22,7 @@ from components.iam import permissions_boundary_arn, with_permissions_boundary
 from components.naming import physical_name
 from components.pilot_light_region import PilotLightRegion, PilotLightRegionArgs
 from components.primary_region import PrimaryRegion, PrimaryRegionArgs
-from components.wiring import read_primary_outputs
+from components.wiring import read_primary_outputs, require_failback_settings
 from lambdas.failover import region_b_quiet
 from lambdas.failover.names import RDS_IDENTIFIER_MAX
 
@@ -253,6 +253,7 @@ def run(cfg: StackConfig) -> dict[str, Any]:
     # update that would give it back its capacity is refused (one that keeps it drained is not; an
     # unreadable journal under an active latch is refused whatever the update does).
     failover.refuse_dr_update(latch, journal, journal_parameter=journal_parameter(cfg), tier=tier)
+    require_failback_settings(primary, cfg.database.mode, tier.failback_replica)
     if cfg.database.mode == "aurora-global" and latch.active:
         # Before any resource: failed over, region B's cluster holds the writer; lowering drInstances must
         # not delete its last instance (break13b B13b-8).

@@ -295,28 +295,32 @@ def test_b13b_6_a_pilot_light_smaller_than_the_primary_fails_back_and_is_adopted
     assert all(r.applied for r in lc.results), [(r.label, r.refused) for r in lc.results if not r.applied]
 
 
-def test_b13b_6_the_dr_stack_refuses_a_primary_without_its_writer_settings() -> None:
+def test_b13b_6_the_dr_stack_refuses_a_failback_without_the_primarys_writer_settings() -> None:
     """Invariant: the dr stack never creates region A's failback instance with settings the primary stack
-    did not declare: without a usable ``databaseFailbackInstance`` output it stops before any resource,
-    naming the output (a primary stack deployed by an older version)."""
+    did not declare: a failback update without a usable ``databaseFailbackInstance`` output (a primary
+    stack deployed by an older version) stops before any resource, naming the output; any other dr
+    update (a failover while region A is down) is not refused for it."""
     from automation import synth
-    from components.wiring import PrimaryOutputs, StackWiringError
+    from components.wiring import PrimaryOutputs, StackWiringError, require_failback_settings
 
     outputs = dict(synth.synthesize("primary", _db(RDS)).outputs)
     region = outputs["primaryRegion"]
-    assert PrimaryOutputs.validate("o/p/primary", outputs, region, expected_database_mode=RDS)
-    for bad in (
-        None,
-        {"instanceClass": "db.r6g.large"},
-        {**outputs["databaseFailbackInstance"], "multiAz": "yes"},
-    ):
+    ok = PrimaryOutputs.validate("o/p/primary", outputs, region, expected_database_mode=RDS)
+    require_failback_settings(ok, RDS, creates_failback=True)
+    bad = {**outputs["databaseFailbackInstance"], "multiAz": "yes"}
+    for malformed in ({"instanceClass": "db.r6g.large"}, bad):
         with pytest.raises(StackWiringError, match="databaseFailbackInstance"):
             PrimaryOutputs.validate(
                 "o/p/primary",
-                {**outputs, "databaseFailbackInstance": bad},
+                {**outputs, "databaseFailbackInstance": malformed},
                 region,
                 expected_database_mode=RDS,
             )
+    older = {k: v for k, v in outputs.items() if k != "databaseFailbackInstance"}
+    old = PrimaryOutputs.validate("o/p/primary", older, region, expected_database_mode=RDS)
+    require_failback_settings(old, RDS, creates_failback=False)
+    with pytest.raises(StackWiringError, match=r"databaseFailbackInstance.*pulumi up -s primary"):
+        require_failback_settings(old, RDS, creates_failback=True)
 
 
 # --------------------------------------------------------------------------------------------------
