@@ -12,6 +12,10 @@ which it does not retry (hashicorp/terraform-provider-aws, internal/service/rds/
 ``globalClusterUpgradeMinorEngineVersion``), part-way through an update whose other changes were
 applied. :func:`refuse_headless_upgrade` refuses such an update before any resource is registered,
 from region B's secondary as AWS has it now (``components.program`` reads it live).
+
+The same live read serves the dr stack failed over: :func:`refuse_headless_writer` refuses a
+``database.drInstances`` that would delete every instance of region B's cluster while it holds the writer
+(the README's "set drInstances back" after an upgrade, run mid-failover; break13b B13b-8).
 """
 
 from __future__ import annotations
@@ -79,6 +83,17 @@ def refuse_headless_upgrade(wanted: str, secondary: SecondaryCluster | None) -> 
 DR_INSTANCES_KEY = "pilotlight:database.drInstances"
 
 
+class HeadlessWriterRefused(ConfigError):
+    """``database.drInstances`` would delete every instance of region B's cluster while it holds the writer.
+
+    A :class:`ConfigError` (the key is the problem), whose message is one line.
+    """
+
+    def __init__(self, problem: str) -> None:
+        super().__init__([problem])
+        self.args = (problem,)
+
+
 def refuse_headless_writer(
     dr_instances: int,
     program_instances: tuple[str, ...],
@@ -86,7 +101,7 @@ def refuse_headless_writer(
     *,
     failed_over: bool,
 ) -> None:
-    """Raise :class:`EngineUpgradeRefused` when, failed over (the latch active: region B's cluster is, or may
+    """Raise :class:`HeadlessWriterRefused` when, failed over (the latch active: region B's cluster is, or may
     still be, the global database's writer), ``drInstances`` would delete every DB instance region B's
     cluster has now (break13b B13b-8).
 
@@ -110,7 +125,7 @@ def refuse_headless_writer(
     ]
     if kept:
         return
-    raise EngineUpgradeRefused(
+    raise HeadlessWriterRefused(
         f"{DR_INSTANCES_KEY}: {dr_instances} is refused while failed over: it would delete "
         f"{', '.join(secondary.instances)}, every DB instance of region B's cluster {secondary.identifier} "
         f"({secondary.region}), which holds (or may still hold) the global database's writer; AWS refuses "

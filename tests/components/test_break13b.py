@@ -435,12 +435,12 @@ def test_b13b_8_refuse_headless_writer(
     dr_instances: int, members: tuple[str, ...], failed_over: bool, refused: bool
 ) -> None:
     """Invariant: failed over, a dr update never leaves region B's cluster without an instance."""
-    from components.engine_upgrade import EngineUpgradeRefused, SecondaryCluster, refuse_headless_writer
+    from components.engine_upgrade import HeadlessWriterRefused, SecondaryCluster, refuse_headless_writer
 
     secondary = SecondaryCluster("c", "us-west-2", "16.4", members)
     kept = tuple(f"c-{i}" for i in range(dr_instances))
     if refused:
-        with pytest.raises(EngineUpgradeRefused, match="drInstances"):
+        with pytest.raises(HeadlessWriterRefused, match="drInstances"):
             refuse_headless_writer(dr_instances, kept, secondary, failed_over=failed_over)
     else:
         refuse_headless_writer(dr_instances, kept, secondary, failed_over=failed_over)
