@@ -583,3 +583,18 @@ def test_b13b_9_control_an_in_place_replica_setting_loses_nothing() -> None:
     old = [{"regionName": "us-west-2", "kmsKeyArn": "k"}]
     assert lost(old, [{"regionName": "us-west-2", "kmsKeyArn": "k", "pointInTimeRecovery": True}]) == []
     assert lost(old, [*old, {"regionName": "eu-west-1", "kmsKeyArn": "k2"}]) == []
+
+
+@pytest.mark.parametrize("mode", [AURORA, RDS])
+def test_b13b_8_the_shrink_failed_over_scenario_catches_it(mode: str) -> None:
+    """Invariant: the named scenario (``plan --lifecycle shrink-failed-over``) shows the refusal in
+    aurora-global, and changes nothing in rds-replica (no Aurora instances), with no invariant broken."""
+    lc = Lifecycle()
+    lc.run(steps_for("shrink-failed-over", mode))
+    last = lc.results[-1]
+    assert last.label.startswith("drInstances back to 0 while failed over")
+    if mode == AURORA:
+        assert last.refused is not None and "drInstances" in last.refused, last.refused
+    else:
+        assert last.refused is None and last.applied, (last.refused, last.errors)
+    assert [v for r in lc.results for v in r.violations] == []
