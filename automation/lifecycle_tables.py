@@ -225,8 +225,11 @@ def _version(v: Any) -> tuple[int, ...] | None:
 
 
 def _downgrade(c: Change) -> bool:
+    """A lower version, not a prefix of the old one: the provider takes a configured prefix ("16") of the
+    actual version ("16.6") as no change (pulumi-aws rds.Instance engineVersion: "you can provide a prefix of
+    the version"; terraform-provider-aws internal/service/rds compareActualEngineVersion)."""
     old, new = _version(c.old), _version(c.new)
-    return old is not None and new is not None and new < old
+    return old is not None and new is not None and new < old and old[: len(new)] != new
 
 
 def _major_change(c: Change) -> bool:

@@ -95,6 +95,8 @@ def test_b13b_1_the_harness_rejects_a_source_upgraded_before_its_replicas(
 def test_b13b_3_controls_an_allowed_major_upgrade_and_a_minor_upgrade_are_accepted() -> None:
     """Control for B13b-3: the rules refuse only what RDS refuses."""
     assert rejected(Change(INSTANCE, "engineVersion", "16.4", "16.6", {"is_replica": False})) == []
+    # a prefix of the live version is no change to the provider, not a downgrade
+    assert rejected(Change(INSTANCE, "engineVersion", "16.6", "16", {"is_replica": False})) == []
     allowed = {"is_replica": False, "allow_major_version_upgrade": True}
     assert rejected(Change(INSTANCE, "engineVersion", "16.4", "17.2", allowed)) == []
     glob = "aws:rds/globalCluster:GlobalCluster"
