@@ -450,7 +450,7 @@ def region_a_database(db: DatabaseConfig, settings: Any) -> DatabaseConfig:
     """``db`` (the dr stack's) with region A's writer settings from the primary stack's output.
 
     Raises ValueError naming the output when it is not the mapping :func:`failback_instance_settings`
-    exports (the wiring check requires it present in mode rds-replica)."""
+    exports (components/wiring.py checks it when present, and requires it for a failback update)."""
     if not isinstance(settings, dict) or set(settings) != set(FAILBACK_INSTANCE_SETTINGS):
         raise ValueError(
             f"primary stack output 'databaseFailbackInstance' is {settings!r}; expected the keys "
