@@ -1,7 +1,9 @@
 """break13b: what the IaC lifecycle (issue 13) still gets wrong on branch ``integ``, with evidence.
 
-Each test is a strict xfail whose reason names the defect (B13b-n); it passes once the defect is fixed.
-Ranked by severity in the report; the docstring of each cites the provider or AWS document it relies on.
+Each test was a strict xfail whose reason names the defect (B13b-n); branch fix13 fixed them and removed the
+markers, with controls beside them. B13b-2 stays a strict xfail: since fix12 B12-5 ``database.engineVersion``
+is the version an rds-replica instance is created with (README "Engine versions"), which contradicts its
+invariant; it needs a decision. The docstring of each cites the provider or AWS document it relies on.
 """
 
 from __future__ import annotations
