@@ -44,9 +44,13 @@ from automation.lifecycle_tables import (
     IMPORT_ABSENT_DIFFERS,
     IMPORT_UNREAD,
     NO_DELETE_TYPES,
+    REJECTED_DELETES,
     RENAMES,
     REPLACEMENT,
     STATEFUL_TYPES,
+    SUBRESOURCE_LOSSES,
+    WHOLE_WRITE_SOURCE,
+    WHOLE_WRITE_UPDATES,
     Change,
     rejected,
 )
@@ -169,6 +173,11 @@ class ResourcePlan:
     options: dict[str, tuple[Any, Any]] = field(default_factory=dict)  # protect, retain, ignore_changes
     # `import`: each input the program declares that differs from the live resource (key, program, live)
     import_mismatches: list[tuple[str, Any, Any]] = field(default_factory=list)
+    # an in-place update that rewrote an input held out of band (ignore_changes) with the state's value:
+    # (key, live before, written); see WHOLE_WRITE_UPDATES
+    overwrites: list[tuple[str, Any, Any]] = field(default_factory=list)
+    # a part of the resource holding data that this in-place update deletes or recreates (SUBRESOURCE_LOSSES)
+    losses: list[str] = field(default_factory=list)
 
     @property
     def stateful(self) -> bool:
@@ -253,6 +262,12 @@ def plan_resource(old: Stored | None, new: Stored, facts: Facts | None = None) -
             f"{plan.label}: replacement ({', '.join(plan.force_new)}) of a protected resource: "
             + ENGINE_RULES["protect-replace"]
         )
+    loss = SUBRESOURCE_LOSSES.get(new.type)
+    if loss is not None and loss[0] in changed:
+        for what in loss[1](*changed[loss[0]]):
+            plan.losses.append(f"{plan.label}: {loss[0]}: {what} [{loss[2]}]")
+        # A routine update never deletes data: the step stops here, reported as no-stateful-delete.
+        plan.errors.extend(plan.losses)
     for key, (before, after) in changed.items():
         for rule in rejected(Change(new.type, key, before, after, facts)):
             plan.errors.append(
@@ -452,6 +467,14 @@ def apply_to_world(world: LiveWorld, plan: ResourcePlan, old: Stored | None, new
     live = world.attrs.setdefault(new.urn, {})
     for key, (_old, value) in plan.changed.items():
         live[key] = value
+    whole = WHOLE_WRITE_UPDATES.get(new.type)
+    if whole is not None and set(plan.changed) - whole[0]:
+        # The provider's update sends these inputs whole, as the planned state has them (under
+        # ignore_changes: the old state's), whatever changed: what was written out of band is overwritten.
+        for key in whole[1]:
+            if key in new.inputs and live.get(key) != new.inputs[key]:
+                plan.overwrites.append((key, live.get(key), new.inputs[key]))
+                live[key] = new.inputs[key]
     if RENAMES.get(new.type) in plan.changed:
         before, after = plan.changed[RENAMES[new.type]]
         _rename_db(world, before, after)
@@ -466,7 +489,11 @@ def apply_to_world(world: LiveWorld, plan: ResourcePlan, old: Stored | None, new
         for db in world.dbs.values():
             if db.global_id == gid:
                 db.engine_version = plan.changed["engineVersion"][1]
-    if new.type == "aws:rds/cluster:Cluster" and "engineVersion" in plan.changed and ident in world.dbs:
+    if (
+        new.type in ("aws:rds/cluster:Cluster", "aws:rds/instance:Instance")
+        and "engineVersion" in plan.changed
+        and ident in world.dbs
+    ):
         world.dbs[ident].engine_version = plan.changed["engineVersion"][1]
 
 
@@ -512,7 +539,12 @@ def _create_db(world: LiveWorld, r: Stored) -> None:
     region = r.region or ""
     if r.type == "aws:rds/instance:Instance":
         source = _resolve(world, r.inputs.get("replicateSourceDb"))
-        world.dbs[ident] = Db(ident, region, "instance", source, owner, r.inputs.get("engineVersion"))
+        version = r.inputs.get("engineVersion")
+        if version is None and source in world.dbs:
+            # A read replica is created on its source's engine version
+            # (https://docs.aws.amazon.com/AmazonRDS/latest/APIReference/API_CreateDBInstanceReadReplica.html).
+            version = world.dbs[source].engine_version
+        world.dbs[ident] = Db(ident, region, "instance", source, owner, version)
     else:
         gid = r.inputs.get("globalClusterIdentifier")
         writer_cluster = next(
@@ -888,6 +920,10 @@ class Lifecycle:
             facts["resolve"] = lambda v: w.refs.get(v, v) if isinstance(v, str) else v
         if r.type == "aws:rds/instance:Instance" and ident in w.dbs:
             facts["is_replica"] = w.dbs[ident].source is not None
+            # the engine versions of its read replicas (AWS upgrades replicas first: REJECTED)
+            facts["replica_versions"] = [d.engine_version for d in w.dbs.values() if d.source == ident]
+        if r.type == "aws:rds/instance:Instance":
+            facts["allow_major_version_upgrade"] = bool(r.inputs.get("allowMajorVersionUpgrade"))
         if r.type == "aws:rds/cluster:Cluster":
             facts["global_member"] = bool(r.inputs.get("globalClusterIdentifier"))
         if r.type == "aws:rds/globalCluster:GlobalCluster":
@@ -973,6 +1009,7 @@ class Lifecycle:
                 plan = plan_removal(old)
                 plans.append(plan)
                 pairs.append((plan, old, None))
+        self._refuse_writer_headless(pairs)
         errors = [e for p in plans for e in p.errors]
         if errors:
             return plans, errors, None
@@ -982,6 +1019,31 @@ class Lifecycle:
         self.state[step.stack] = new_state
         self.outputs[step.stack] = plain(s.outputs)
         return plans, [], None
+
+    def _refuse_writer_headless(
+        self, pairs: Sequence[tuple[ResourcePlan, Stored | None, Stored | None]]
+    ) -> None:
+        """AWS refuses deleting the writer cluster's last instance (``REJECTED_DELETES``): an error on each
+        such delete, counting the instances this update creates in that cluster (created first)."""
+        w, kind = self.world, "aws:rds/clusterInstance:ClusterInstance"
+        gone = {_ident(old) for p, old, _ in pairs if p.type == kind and p.action is Action.DELETE and old}
+        created = [
+            _resolve(w, new.inputs.get("clusterIdentifier"))
+            for p, _, new in pairs
+            if p.type == kind and p.action is Action.CREATE and new is not None
+        ]
+        for p, old, _ in pairs:
+            if p.type != kind or p.action is not Action.DELETE or old is None:
+                continue
+            cluster = w.cluster_instances.get(_ident(old) or "")
+            writer = w.dbs.get(cluster or "")
+            if writer is None or writer.source is not None or writer.global_id is None:
+                continue
+            if not (set(w.instances_of(writer.ident)) - gone) and writer.ident not in created:
+                p.errors.append(
+                    f"{p.label}: deletes {writer.ident}'s last instance while it is the global database's writer: "
+                    + REJECTED_DELETES["writer-cluster-last-instance"]
+                )
 
     def _runbook(self, step: Runbook) -> str | None:
         """Apply what the runbook changes; its refusal (nothing changed) when it refuses."""
@@ -1419,6 +1481,14 @@ def invariants(result: StepResult, lc: Lifecycle) -> list[Violation]:
                     f"{p.label} is renamed in place ({rename} {before} -> {after}): its endpoint moves",
                 )
             )
+        for key, before, written in p.overwrites:
+            out.append(
+                Violation(
+                    "no-out-of-band-overwrite",
+                    f"{p.label}: the update rewrites {key} {_short(before)} (written out of band) with the "
+                    f"state's {_short(written)}: {WHOLE_WRITE_SOURCE[p.type]}",
+                )
+            )
         if p.import_mismatches:
             diff = "; ".join(f"{k}: program {_short(a)}, AWS {_short(b)}" for k, a, b in p.import_mismatches)
             out.append(
@@ -1431,8 +1501,12 @@ def invariants(result: StepResult, lc: Lifecycle) -> list[Violation]:
                     f"{p.label}: input {key!r} changed but is not in the replacement table",
                 )
             )
+    losses = {m for p in result.plans for m in p.losses}
+    for m in sorted(losses):
+        out.append(Violation("no-stateful-delete", m))
     for e in result.errors:
-        out.append(Violation("provider-accepts", e))
+        if e not in losses:
+            out.append(Violation("provider-accepts", e))
     o = result.observation
     if not lc.state["dr"]:
         return out

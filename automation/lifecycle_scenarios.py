@@ -91,7 +91,10 @@ def runbook_failback() -> list[Step]:
 
 def upgrade(mode: str, *, headless: bool = False) -> list[Step]:
     """An engine minor-version upgrade; for Aurora, with an instance in region B first unless ``headless``."""
-    new = "16.6" if mode == "aurora-global" else "8.0.40"
+    # Within the deployed major version (PostgreSQL 16; rds-replica deploys "16", Aurora "16.4"): for
+    # rds-replica, region A's instance ignores engineVersion after it is created (RDS's auto minor upgrade
+    # owns the minor, README "Engine versions"), so the step must plan no engine change (B13b-4).
+    new = "16.6"
     steps = deploy(mode)
     if mode == "aurora-global" and not headless:
         steps.append(
@@ -109,6 +112,28 @@ def upgrade(mode: str, *, headless: bool = False) -> list[Step]:
     if mode == "aurora-global" and not headless:
         steps.append(Up("dr", "secondary back to headless", _db(mode, engineVersion=new, drInstances=0)))
     return steps
+
+
+def shrink_while_failed_over(mode: str) -> list[Step]:
+    """Aurora with an instance in region B, failed over: ``drInstances`` back to 0 would delete the writer
+    cluster's last instance (AWS refuses it; the dr stack refuses the update first, B13b-8)."""
+    one = {"drInstances": 1} if mode == "aurora-global" else {}
+    return [
+        Up("primary", "deploy: pulumi up -s primary", _db(mode, **one)),
+        Up("dr", "deploy: pulumi up -s dr (an instance in region B)", _db(mode, **one)),
+        *runbook_failover(),
+        Up("dr", "failed over: dr:active true", {"dr:active": True}),
+        Up(
+            "dr",
+            "drInstances back to 0 while failed over"
+            + (
+                " (refused: region B's cluster holds the writer)"
+                if one
+                else " (no Aurora instances: no change)"
+            ),
+            {"dr:active": True, **_db(mode, drInstances=0)},
+        ),
+    ]
 
 
 SCENARIOS: dict[str, tuple[str, Callable[[str], list[Step]]]] = {
@@ -141,6 +166,10 @@ SCENARIOS: dict[str, tuple[str, Callable[[str], list[Step]]]] = {
     "upgrade": (
         "deploy -> engine minor-version upgrade of the database (Aurora: an instance in B first)",
         lambda m: upgrade(m),
+    ),
+    "shrink-failed-over": (
+        "deploy (Aurora: an instance in B) -> runbook failover -> drInstances 0 while region B holds the writer",
+        shrink_while_failed_over,
     ),
     "upgrade-headless": (
         "deploy -> engine minor-version upgrade with a headless Aurora secondary",

@@ -216,6 +216,40 @@ def _absent(v: Any) -> bool:
     return v in (None, "")
 
 
+def _version(v: Any) -> tuple[int, ...] | None:
+    """A numeric engine version ("16.4" -> (16, 4)); None when not one (absent, or a prefix of words)."""
+    try:
+        return tuple(int(p) for p in str(v).split("."))
+    except ValueError:
+        return None
+
+
+def _downgrade(c: Change) -> bool:
+    """A lower version, not a prefix of the old one: the provider takes a configured prefix ("16") of the
+    actual version ("16.6") as no change (pulumi-aws rds.Instance engineVersion: "you can provide a prefix of
+    the version"; terraform-provider-aws internal/service/rds compareActualEngineVersion)."""
+    old, new = _version(c.old), _version(c.new)
+    return old is not None and new is not None and new < old and old[: len(new)] != new
+
+
+def _major_change(c: Change) -> bool:
+    old, new = _version(c.old), _version(c.new)
+    return old is not None and new is not None and old[0] != new[0]
+
+
+def _ahead_of_replicas(c: Change) -> bool:
+    new = _version(c.new)
+    replicas = [_version(v) for v in c.live.get("replica_versions", ())]
+    return new is not None and any(r is not None and r < new for r in replicas)
+
+
+_NO_DOWNGRADE = (
+    "https://docs.aws.amazon.com/AmazonRDS/latest/UserGuide/USER_UpgradeDBInstance.Upgrading.html (an "
+    "upgraded instance cannot be reverted to a previous version: restore the pre-upgrade snapshot); "
+    "ModifyDBInstance EngineVersion is 'The version number of the database engine to upgrade to' "
+    "(https://docs.aws.amazon.com/AmazonRDS/latest/APIReference/API_ModifyDBInstance.html)"
+)
+
 REJECTED: tuple[RejectedChange, ...] = (
     RejectedChange(
         id="rds-instance-new-source",
@@ -253,6 +287,48 @@ REJECTED: tuple[RejectedChange, ...] = (
         "cluster' is not retried); https://docs.aws.amazon.com/AmazonRDS/latest/AuroraUserGuide/"
         "aurora-global-database-upgrade.html (minor upgrades: secondary clusters need at least one DB "
         "instance)",
+    ),
+    RejectedChange(
+        id="rds-instance-engine-downgrade",
+        type="aws:rds/instance:Instance",
+        key="engineVersion",
+        applies=_downgrade,
+        error="engine_version lowered on an RDS instance: RDS has no in-place downgrade (e.g. a pinned minor "
+        "after RDS's auto minor upgrade moved past it); the ModifyDBInstance fails",
+        source=_NO_DOWNGRADE,
+    ),
+    RejectedChange(
+        id="rds-instance-major-without-allow",
+        type="aws:rds/instance:Instance",
+        key="engineVersion",
+        applies=lambda c: _major_change(c) and not c.live.get("allow_major_version_upgrade"),
+        error="engine_version changed to another major version without allowMajorVersionUpgrade: RDS "
+        "refuses the ModifyDBInstance",
+        source="https://docs.aws.amazon.com/AmazonRDS/latest/APIReference/API_ModifyDBInstance.html "
+        "(AllowMajorVersionUpgrade: 'This parameter must be set to true when specifying a value for the "
+        "EngineVersion parameter that is a different major version than the DB instance's current version')",
+    ),
+    RejectedChange(
+        id="rds-source-upgraded-before-replicas",
+        type="aws:rds/instance:Instance",
+        key="engineVersion",
+        applies=_ahead_of_replicas,
+        error="engine_version raised on a source instance whose read replicas are on an older version: AWS "
+        "requires every read replica to be upgraded before the source",
+        source="https://docs.aws.amazon.com/AmazonRDS/latest/UserGuide/USER_UpgradeDBInstance.PostgreSQL.html "
+        "(minor version upgrades: 'If your database has read replicas, you must first upgrade all of the "
+        "read replicas before you upgrade the source instance or cluster')",
+    ),
+    RejectedChange(
+        id="global-cluster-engine-downgrade",
+        type="aws:rds/globalCluster:GlobalCluster",
+        key="engineVersion",
+        applies=_downgrade,
+        error="engine_version lowered on the global database: Aurora has no in-place downgrade (restore a "
+        "snapshot instead)",
+        source="https://docs.aws.amazon.com/AmazonRDS/latest/AuroraUserGuide/USER_UpgradeDBInstance.Upgrading.html; "
+        "ModifyDBCluster EngineVersion names 'The version number of the database engine to which you want "
+        "to upgrade' (https://docs.aws.amazon.com/AmazonRDS/latest/APIReference/API_ModifyDBCluster.html)",
     ),
     RejectedChange(
         id="member-cluster-engine-version",
@@ -353,6 +429,67 @@ ENGINE_RULES = {
     "(the page since pulumi/docs#16580): the adoption changes the live database either way",
     "ignore-changes": "ignoreChanges: the engine uses the old input value from state for the listed "
     "properties on update (never on create); https://www.pulumi.com/docs/iac/concepts/options/ignorechanges/",
+}
+
+
+def _replicas_lost(old: Any, new: Any) -> list[str]:
+    """Region replicas of a DynamoDB table that an in-place update of ``replicas`` deletes or recreates."""
+
+    def by_region(v: Any) -> dict[str, Mapping[str, Any]]:
+        return {str(r.get("regionName")): r for r in (v or []) if isinstance(r, Mapping)}
+
+    o, n = by_region(old), by_region(new)
+    out = [f"region {r}'s replica is removed (deleted)" for r in sorted(set(o) - set(n))]
+    out += [
+        f"region {r}'s replica is recreated (kmsKeyArn {o[r].get('kmsKeyArn')} -> {n[r].get('kmsKeyArn')})"
+        for r in sorted(set(o) & set(n))
+        if o[r].get("kmsKeyArn") != n[r].get("kmsKeyArn")
+    ]
+    return out
+
+
+# In-place updates of a stateful resource that delete or recreate a part of it holding data: type -> (input,
+# what it loses, source). The harness stops the step and reports ``no-stateful-delete`` (the provider
+# accepts it: the plan shows a plain update). A table's replica in region B is the copy the failover serves.
+SUBRESOURCE_LOSSES: dict[str, tuple[str, Callable[[Any, Any], list[str]], str]] = {
+    "aws:dynamodb/table:Table": (
+        "replicas",
+        _replicas_lost,
+        f"{REGISTRY}/dynamodb/table/ (replicas[].kmsKeyArn: 'Changing this value will recreate the replica'; "
+        f"{TF} website/docs/r/dynamodb_table.html.markdown); a replica left out is deleted with UpdateTable "
+        "ReplicaUpdates Delete (https://docs.aws.amazon.com/amazondynamodb/latest/APIReference/"
+        "API_ReplicationGroupUpdate.html)",
+    ),
+}
+
+
+# Updates the provider sends as one whole write: type -> (inputs whose change alone is a separate call,
+# inputs written from the planned state on any other change). The SSM parameter's update is one
+# PutParameter with Overwrite carrying Name, Type and Value (terraform-provider-aws
+# internal/service/ssm/parameter.go resourceParameterUpdate: on d.HasChangesExcept("overwrite", tags,
+# tags_all) it sends PutParameterInput{AllowedPattern, Name, Overwrite, Tier, Type, Value: d.Get("value")}); PutParameter has no partial update
+# ("Value ... Required: Yes": https://docs.aws.amazon.com/systems-manager/latest/APIReference/API_PutParameter.html),
+# and under ignoreChanges "the engine uses the old input value from state for the listed properties"
+# (https://www.pulumi.com/docs/iac/concepts/options/ignorechanges/): a description, type, tier or
+# allowed-pattern change of the latch writes the state's (deploy-time) value over the runbook's.
+WHOLE_WRITE_UPDATES: dict[str, tuple[frozenset[str], tuple[str, ...]]] = {
+    "aws:ssm/parameter:Parameter": (frozenset({"overwrite", "tags", "tagsAll"}), ("value",)),
+}
+WHOLE_WRITE_SOURCE = {
+    "aws:ssm/parameter:Parameter": "the provider's update is one PutParameter(Overwrite) carrying the state's "
+    "value (terraform-provider-aws internal/service/ssm/parameter.go resourceParameterUpdate; "
+    "https://docs.aws.amazon.com/systems-manager/latest/APIReference/API_PutParameter.html)",
+}
+
+# Deletions AWS refuses, by what the live world says (automation.lifecycle.Lifecycle._up checks them).
+REJECTED_DELETES = {
+    # The last DB instance of an Aurora global database's writer (primary) cluster.
+    "writer-cluster-last-instance": "AWS refuses deleting the last instance of an Aurora global database's "
+    "writer cluster: InvalidDBClusterStateFault 'Cannot delete the last instance of the master cluster. Delete "
+    "the replica cluster before deleting the last master cluster instance' (hashicorp/terraform-provider-aws"
+    "#26234; rebuy-de/aws-nuke#570); a cluster without an instance takes no reads or writes ('the cluster "
+    "volume ... is accessible through the DB instances': "
+    "https://docs.aws.amazon.com/AmazonRDS/latest/AuroraUserGuide/Aurora.Overview.html)",
 }
 
 

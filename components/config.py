@@ -122,6 +122,7 @@ _ENVIRONMENT = re.compile(r"^[a-z][a-z0-9]{0,15}$")
 _APP_NAME_RESERVED_PREFIXES = ("xn--", "sthree-", "amzn-s3-demo-", "aws", "ssm")
 _TAG_KEY = re.compile(r"^[\w .:/=+\-@]{1,128}$", re.UNICODE)
 _TAG_VALUE = re.compile(r"^[\w .:/=+\-@]{0,256}$", re.UNICODE)
+_PG_VERSION = re.compile(r"^([0-9]{1,3})(\.[0-9]{1,3})?$")
 _DB_IDENT = re.compile(r"^[A-Za-z][A-Za-z0-9_]{0,62}$")
 _INSTANCE_TYPE = re.compile(r"^[a-z][a-z0-9-]*\.[a-z0-9]+$")
 # The program serves web.<domain>, api.<domain> and api-<region>.<domain> (each region's API by its
@@ -631,10 +632,22 @@ def _database(r: _Reader) -> DatabaseConfig:
             r.problems.append(
                 f"{key}.{name}: {value!r} is not allowed; 1-63 letters, digits or _, starting with a letter"
             )
+    engine_version = str(data.get("engineVersion", default_version))
+    # PostgreSQL (both engines here) names a version MAJOR.MINOR since 10, the major first
+    # (https://www.postgresql.org/support/versioning/); RDS and Aurora offer majors 11 and later
+    # (https://docs.aws.amazon.com/AmazonRDS/latest/PostgreSQLReleaseNotes/postgresql-versions.html), and
+    # the parameter group family is postgres<major> / aurora-postgresql<major>: another engine's version
+    # ("8.0.40", MySQL's) would render a family AWS does not have (break13b B13b-4b).
+    version = _PG_VERSION.match(engine_version)
+    if version is None or int(version.group(1)) < 11:
+        r.problems.append(
+            f"{key}.engineVersion: {engine_version!r} is not a PostgreSQL version of {engine!r}; expected "
+            f"MAJOR or MAJOR.MINOR with major 11 or later (e.g. {default_version!r})"
+        )
     return DatabaseConfig(
         mode=cast(Literal["aurora-global", "rds-replica"], mode),
         engine=engine,
-        engine_version=str(data.get("engineVersion", default_version)),
+        engine_version=engine_version,
         instance_class=instance_class,
         primary_instances=i("primaryInstances", d.primary_instances, 1, 16),
         dr_instances=i("drInstances", d.dr_instances, 0, 3),

@@ -26,6 +26,7 @@ database and data tier are in :mod:`components.primary_data`, region B's in
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
@@ -423,6 +424,51 @@ def cluster_instances(
             # An instance takes its cluster's version; the provider never applies a change here.
             opts=pulumi.ResourceOptions(parent=parent, ignore_changes=list(MEMBER_IGNORE_CHANGES)),
         )
+
+
+# The database settings of region A's writer that the rds-replica IaC failback instance takes. The dr
+# stack creates that instance and the primary stack adopts it with the `import` option, which "will fail"
+# when "the resource's arguments differ from the imported state"
+# (https://www.pulumi.com/docs/iac/concepts/options/import/): both must declare the same values, so the
+# primary stack exports its own (``databaseFailbackInstance``) and the dr stack creates the instance with
+# them, never with its own pilot light's (break13b B13b-6). Config key -> DatabaseConfig field.
+FAILBACK_INSTANCE_SETTINGS: dict[str, str] = {
+    "instanceClass": "instance_class",
+    "multiAz": "multi_az",
+    "backupRetentionDays": "backup_retention_days",
+    "allocatedStorage": "allocated_storage",
+    "performanceInsights": "performance_insights",
+}
+
+
+def failback_instance_settings(db: DatabaseConfig) -> dict[str, Any]:
+    """The primary stack's ``databaseFailbackInstance`` output: what region A's writer is declared with."""
+    return {key: getattr(db, field) for key, field in FAILBACK_INSTANCE_SETTINGS.items()}
+
+
+def region_a_database(db: DatabaseConfig, settings: Any) -> DatabaseConfig:
+    """``db`` (the dr stack's) with region A's writer settings from the primary stack's output.
+
+    Raises ValueError naming the output when it is not the mapping :func:`failback_instance_settings`
+    exports (components/wiring.py checks it when present, and requires it for a failback update)."""
+    if not isinstance(settings, dict) or set(settings) != set(FAILBACK_INSTANCE_SETTINGS):
+        raise ValueError(
+            f"primary stack output 'databaseFailbackInstance' is {settings!r}; expected the keys "
+            f"{', '.join(FAILBACK_INSTANCE_SETTINGS)}. Redeploy the primary stack with this version of pilotlight."
+        )
+    types = {"instance_class": str, "multi_az": bool, "performance_insights": bool}
+    values = {}
+    for key, field in FAILBACK_INSTANCE_SETTINGS.items():
+        raw = settings[key]
+        kind = types.get(field, int)
+        if kind is int and isinstance(raw, float) and raw.is_integer():
+            raw = int(raw)  # outputs come back as JSON numbers
+        if not isinstance(raw, kind) or (kind is int and isinstance(raw, bool)):
+            raise ValueError(
+                f"primary stack output 'databaseFailbackInstance.{key}' is {raw!r}; expected {kind.__name__}"
+            )
+        values[field] = raw
+    return dataclasses.replace(db, **values)
 
 
 def failback_instance_args(

@@ -34,6 +34,7 @@ from components.data import (
     live_replica,
     live_writer_lineage,
     performance_insights,
+    region_a_database,
 )
 from components.failover import DesiredTier, failback_lag_watched, failback_replica_released
 from components.iam import iam_path
@@ -568,7 +569,14 @@ class DrDatabase(pulumi.ComponentResource):
         It uses the primary stack's key, subnet group, parameter group and security group in region A
         (from its outputs), and is promoted in place at the ``switch-writer`` phase, like the DR replica.
         """
-        db, primary = args.database, args.primary
+        primary = args.primary
+        # Region A's writer settings are the primary stack's, not this stack's pilot light's: the primary
+        # stack adopts this instance declaring its own (the `import` option fails on any difference,
+        # https://www.pulumi.com/docs/iac/concepts/options/import/; break13b B13b-6). The program refuses a
+        # failback update without them (wiring.require_failback_settings); a leftover alone, declared as its
+        # state has it, keeps this stack's when a primary stack of an older version exported none.
+        settings = primary.get("databaseFailbackInstance")
+        db = args.database if settings is None and leftover else region_a_database(args.database, settings)
         physical = _failback_identifier(args, generation)
         # After `complete` this instance is region A's writer and leaves the dr program at the next
         # update: it is released (forgotten by the stack, kept in AWS with deletion protection),

@@ -30,6 +30,7 @@ from components.data import (
     database_identifier,
     database_network,
     failback_instance_args,
+    failback_instance_settings,
     final_snapshot,
     kms_key,
     ledger_environment,
@@ -708,6 +709,9 @@ class PrimaryDataTier(pulumi.ComponentResource):
         else:
             # Region A's writer (after an IaC failback, the adopted failback instance).
             self._exports.update({"dbInstanceArn": db.instance_arn, "dbInstanceId": db.instance_id})
+            # What region A's writer is declared with: the dr stack creates the IaC failback instance
+            # with these, so that this stack's adoption (`import`) matches it (B13b-6).
+            self._exports["databaseFailbackInstance"] = failback_instance_settings(d)
             if db.retained_instance_ids:
                 # Released: delete by hand after verification (deletion protection on); the update
                 # after the deletion forgets it, sending nothing to AWS.

@@ -19,10 +19,12 @@ from components.config import StackConfig
 from components.data import database_identifier
 from components.global_failover import GlobalFailover, GlobalFailoverArgs
 from components.iam import permissions_boundary_arn, with_permissions_boundary
+from components.naming import physical_name
 from components.pilot_light_region import PilotLightRegion, PilotLightRegionArgs
 from components.primary_region import PrimaryRegion, PrimaryRegionArgs
-from components.wiring import read_primary_outputs
+from components.wiring import read_primary_outputs, require_failback_settings
 from lambdas.failover import region_b_quiet
+from lambdas.failover.names import RDS_IDENTIFIER_MAX
 
 SERVED_SINCE_READ = "pilotlight:program/readRegionBServedSince"
 """The name the offline synthesis records :func:`read_region_b_served_since` under, beside the provider's
@@ -251,6 +253,22 @@ def run(cfg: StackConfig) -> dict[str, Any]:
     # update that would give it back its capacity is refused (one that keeps it drained is not; an
     # unreadable journal under an active latch is refused whatever the update does).
     failover.refuse_dr_update(latch, journal, journal_parameter=journal_parameter(cfg), tier=tier)
+    require_failback_settings(primary, cfg.database.mode, tier.failback_replica)
+    if cfg.database.mode == "aurora-global" and latch.active:
+        # Before any resource: failed over, region B's cluster holds the writer; lowering drInstances must
+        # not delete its last instance (break13b B13b-8).
+        secondary = read_secondary_cluster(cfg, regional.dr)
+        engine_upgrade.refuse_headless_writer(
+            cfg.database.dr_instances,
+            tuple(
+                physical_name(secondary.identifier, str(i), limit=RDS_IDENTIFIER_MAX)
+                for i in range(cfg.database.dr_instances)
+            )
+            if secondary is not None
+            else (),
+            secondary,
+            failed_over=latch.active,
+        )
     failover.refuse_unmoved_aurora_writer(previous, tier, latch, journal, cfg.database.mode)
     failover.refuse_unproven_failback_promotion(previous, tier, latch, journal, cfg.database.mode)
     if failover.promotes_failback_instance(tier, latch, cfg.database.mode):

@@ -4,7 +4,13 @@ Nothing in this program uses the default provider: every component gets its regi
 ``providers={"aws": ...}`` and every custom resource through ``provider=``. The dr stack builds a
 provider for region A too (it owns a few resources there, such as the S3 replication rule), and
 that provider must not need region A to answer while nothing in A changes: credential, region
-and account checks are skipped on it, so the dr stack deploys while region A is down.
+and account checks are skipped on it, so the dr stack deploys while region A is down. The metadata
+API is not skipped: it is the runner's own instance metadata service (169.254.169.254), not region
+A's, and skipping it stops the provider from authenticating with an EC2 instance role ("Setting to
+true prevents Pulumi from authenticating via the Metadata API":
+https://www.pulumi.com/registry/packages/aws/installation-configuration/; pulumi/pulumi-aws#3960 made
+``false`` the default so the provider "can authenticate against IMDS(v2) endpoints"), which region B's
+provider and the program's boto3 reads use (break13b B13b-7).
 """
 
 from __future__ import annotations
@@ -31,8 +37,9 @@ class Providers:
 def regional_provider(name: str, region: str, tags: dict[str, str], *, tolerate_outage: bool) -> aws.Provider:
     """An AWS provider pinned to ``region`` with default tags.
 
-    ``tolerate_outage`` skips the start-up calls (STS credential check, account id look-up,
-    metadata API) that would fail when the region is unreachable.
+    ``tolerate_outage`` skips the start-up calls to the region (STS credential check, account id
+    look-up) that would fail when the region is unreachable; the credential chain (metadata API
+    included) stays the same as the other provider's.
     """
     skip = tolerate_outage or None
     return aws.Provider(
@@ -41,7 +48,6 @@ def regional_provider(name: str, region: str, tags: dict[str, str], *, tolerate_
         default_tags=aws.ProviderDefaultTagsArgs(tags=tags),
         skip_credentials_validation=skip,
         skip_requesting_account_id=skip,
-        skip_metadata_api_check=skip,
     )
 
 

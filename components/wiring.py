@@ -15,6 +15,8 @@ from typing import Any
 import pulumi
 from pulumi.runtime.sync_await import _sync_await
 
+from components.config import DatabaseConfig
+from components.data import region_a_database
 from components.failover import Capacity
 
 # Every output of the primary stack that the dr stack reads. The primary stack exports all of them.
@@ -145,6 +147,29 @@ def check_database_outputs(stack: str, values: Mapping[str, Any], expected_mode:
             f"primary stack {stack!r} (pilotlight:primaryStack) is missing output(s) {', '.join(missing)} "
             f"needed by database mode {expected_mode!r}. Redeploy it with this version of pilotlight."
         )
+    if expected_mode == "rds-replica" and values.get("databaseFailbackInstance") is not None:
+        try:
+            region_a_database(DatabaseConfig(), values["databaseFailbackInstance"])
+        except ValueError as exc:
+            raise StackWiringError(f"primary stack {stack!r}: {exc}") from exc
+
+
+def require_failback_settings(outputs: PrimaryOutputs, database_mode: str, creates_failback: bool) -> None:
+    """Before any resource: an update that declares region A's IaC failback instance (rds-replica,
+    ``dr:failback replicate`` on) needs the primary stack's ``databaseFailbackInstance`` output, the
+    settings region A's writer is declared with (B13b-6). Not needed otherwise: a dr update during a
+    failover, region A down and its stack last deployed by an older version, must not be refused."""
+    if database_mode != "rds-replica" or not creates_failback:
+        return
+    if outputs.get("databaseFailbackInstance") in (None, ""):
+        stack = outputs.stack
+        raise StackWiringError(
+            f"primary stack {stack!r} (pilotlight:primaryStack) has no output 'databaseFailbackInstance': "
+            "region A's failback instance must be created with the settings the primary stack declares for "
+            "its writer (instanceClass, multiAz, backupRetentionDays, allocatedStorage, performanceInsights), "
+            "or the primary stack's adoption of it fails. Nothing was changed. Run "
+            f"`pulumi up -s {stack.rsplit('/', 1)[-1]}` with this version of pilotlight, then this update again."
+        )
 
 
 # --- end data tier ---
@@ -160,6 +185,7 @@ OPTIONAL_PRIMARY_OUTPUTS: tuple[str, ...] = (
     *(k for keys in DATABASE_MODE_OUTPUTS.values() for k in keys),  # data tier
     "globalClusterArn",
     "primaryClusterReaderEndpoint",
+    "databaseFailbackInstance",  # rds-replica: required when the failback instance is declared
     "dbSecretArn",
     "replicaKmsKeyArn",
     "tableArn",

@@ -148,7 +148,8 @@ def test_rds_for_mysql_is_absent_one_error_naming_the_key_the_allowed_engines_an
 
 
 def test_rds_replica_defaults_to_postgres() -> None:
-    """The only engine rds-replica allows is its default."""
+    """The only engine rds-replica allows is its default, at a major version only (fix12 B12-5: RDS picks
+    and then owns the minor; README "Engine versions")."""
     cfg = parse({**BASE, "pilotlight:database": json.dumps({"mode": "rds-replica"})}, stack="t")
     assert (
         cfg.database.engine == "postgres" and cfg.database.engine_version == "16"

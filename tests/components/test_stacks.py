@@ -58,8 +58,11 @@ def test_dr_invokes_never_read_region_a(dr: synth.Synthesis) -> None:
 def test_region_a_provider_of_the_dr_stack_tolerates_an_outage(dr: synth.Synthesis) -> None:
     a = dr.config["pilotlight:primaryRegion"]
     (prov,) = [r for r in dr.resources if r.is_provider and r.region == a]
-    for flag in ("skipCredentialsValidation", "skipRequestingAccountId", "skipMetadataApiCheck"):
+    for flag in ("skipCredentialsValidation", "skipRequestingAccountId"):
         assert prov.inputs.get(flag) in (True, "true"), flag
+    # The metadata API is the runner's, not region A's: skipping it would only lose instance-role
+    # credentials (break13b B13b-7).
+    assert prov.inputs.get("skipMetadataApiCheck") not in (True, "true")
 
 
 @pytest.mark.parametrize("stack", ["primary", "dr"])
