@@ -298,10 +298,11 @@ def remove_table_markers(clients: Clients, lag: Lag, drained: datetime) -> None:
     source: Side = lag.side
     target: Side = "dr" if source == "primary" else "primary"
     src = clients.region(source)
-    for side, key in (
+    marks: tuple[tuple[Side, dict[str, Any]], ...] = (
         (source, drain_marker_key(drained, src)),
         (target, drain_marker_key(drained, src, seen=True)),
-    ):
+    )
+    for side, key in marks:
         try:
             clients.dynamodb(side).delete_item(TableName=table, Key=key)
         except (BotoCoreError, ClientError) as exc:
