@@ -262,6 +262,7 @@ class PilotLightRegion(pulumi.ComponentResource):
                     bucket_name=self.data.bucket.bucket_name,
                     bucket_arn=self.data.replica_bucket_arn,
                     kms_key_arn=self.data.kms_key_arn,
+                    table_kms_key_arn=args.primary["replicaKmsKeyArn"],  # the table's key in region B
                     environment={
                         "LATCH_PARAMETER": cfg.latch_parameter_name,
                         "LATCH_REGION": cfg.dr_region,

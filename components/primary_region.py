@@ -133,6 +133,7 @@ class PrimaryRegion(pulumi.ComponentResource):
                 bucket_name=self.data.bucket_name,
                 bucket_arn=self.data.bucket.bucket_arn,
                 kms_key_arn=self.data.bucket_kms_key_arn,
+                table_kms_key_arn=self.data.kms_key_arn,  # the table's key in region A
                 environment={
                     "LATCH_PARAMETER": cfg.latch_parameter_name,
                     "LATCH_REGION": cfg.dr_region,

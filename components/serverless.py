@@ -107,6 +107,8 @@ class ApiTierArgs:
             never sends them (https://www.pulumi.com/docs/iac/concepts/options/ignorechanges/).
         table_name, table_arn: the DynamoDB global table (its replica in this region).
         bucket_name, bucket_arn: the receipts bucket in this region; kms_key_arn: its key.
+        table_kms_key_arn: the customer-managed key of the table's replica in this region (region A: the
+            primary stack's key; region B: the primary stack's replica key, not the dr stack's own).
         environment: extra environment variables (database identifiers, latch parameter...).
         regional_domain_name: with a custom domain, this region's own name (``api-<region>.<domain>``):
             health checks, the canary and the runbook reach this region's API by it, because the
@@ -134,6 +136,7 @@ class ApiTierArgs:
     bucket_arn: pulumi.Input[str]
     kms_key_arn: pulumi.Input[str]
     environment: dict[str, pulumi.Input[str]] = field(default_factory=dict)
+    table_kms_key_arn: pulumi.Input[str] | None = None
     domain_name: str | None = None
     certificate_arn: str | None = None
     regional_domain_name: str | None = None
@@ -238,6 +241,28 @@ def _data_statements(args: ApiTierArgs) -> list[dict]:
                 "Resource": pulumi.Output.all(account, env["LATCH_REGION"], env["LATCH_PARAMETER"]).apply(
                     lambda v: parameter_arn(v[1], v[0], v[2])
                 ),
+            }
+        )
+    if args.table_kms_key_arn is not None:
+        statements.append(
+            {
+                # The table's replica here is encrypted with a customer-managed key, which DynamoDB uses
+                # on behalf of the caller of each item call: the caller must be allowed to use it through
+                # DynamoDB (https://docs.aws.amazon.com/kms/latest/developerguide/services-dynamodb.html#dynamodb-authz;
+                # the runbook's RunbookLockKey, components/runbook_iam.py, is the same rule). In region B
+                # it is the primary stack's replica key, not the dr stack's own key: without this every
+                # payment there fails with a KMS AccessDenied once region B serves.
+                "Sid": "PaymentsTableKey",
+                "Effect": "Allow",
+                "Action": [
+                    "kms:Encrypt",
+                    "kms:Decrypt",
+                    "kms:ReEncrypt*",
+                    "kms:GenerateDataKey*",
+                    "kms:DescribeKey",
+                ],
+                "Resource": args.table_kms_key_arn,
+                "Condition": {"StringEquals": {"kms:ViaService": f"dynamodb.{args.region}.amazonaws.com"}},
             }
         )
     return [
