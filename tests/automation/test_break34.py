@@ -60,14 +60,6 @@ def _record_activity(world: World, description: str) -> None:
     )
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "B34-3: no_loss: region B's web tier put back in service by hand without a launch (AttachInstances, or "
-        "ExitStandby, AWS's recommended way to take an instance out and back) and drained again is not seen: "
-        "region_b_quiet.launches_since counts only activities starting 'Launching a new EC2 instance'"
-    ),
-)
 def test_b34_3_an_instance_attached_to_region_b_by_hand_after_the_proof_is_not_seen(
     make_world: Callable[..., World],
 ) -> None:
