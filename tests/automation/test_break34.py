@@ -134,14 +134,6 @@ class _NoDatapoints:
         return {"MetricDataResults": [{"Timestamps": [], "Values": []}]}
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "B34-4: converges: wait_lossless counts no look before the drain's end, so a primaryStoppedAt stamped by a "
-        "host whose clock is ahead of the waiting one makes the in-process executor wait the whole skew beyond "
-        "its budget (region A fenced, no region serving a writer, the lock held by its heartbeat)"
-    ),
-)
 def test_b34_4_a_drain_stamp_ahead_of_the_waiting_host_s_clock_is_waited_out_beyond_the_budget() -> None:
     """docs/safety.md converges: "The zero-lag wait's budget (``waiterMaxAttempts`` looks ``waiterDelay`` apart
     ...) counts from the drain's end, not its start"; "A link slower than the budget still stops the run on its
