@@ -10,8 +10,9 @@ the runbook's own steps (``lambdas.failover.steps``), so the format is the runbo
 
 - ``show``: the latch, the switch and the writer's region (read-only);
 - ``activate``: the declared failover's first step, before ``pulumi up`` with ``dr:active true``
-  (which is refused until then): the runbook's ``write_latch``, (aurora-global) ``promote_database``
-  and ``throw_switch`` steps, in the runbook's order. Traffic goes to region B at once; it takes
+  (which is refused until then): the runbook's ``fence_primary``, ``write_latch``, (aurora-global)
+  ``promote_database`` and ``throw_switch`` steps, in the runbook's order; a step that fails before the
+  writer moved is rolled back by the runbook failover's ``roll_back_fence`` (break34 B34-1). Traffic goes to region B at once; it takes
   writes once that update has lit it (rds-replica: the update promotes the replica, at zero lag
   since region A no longer gets traffic; aurora-global: the writer moved before the switch, by a
   switchover, or ``--unplanned`` a managed failover when region A does not answer). Idempotent;
@@ -70,7 +71,7 @@ from lambdas.failover.clients import Clients
 from lambdas.failover.context import ContextError, RunbookContext
 from lambdas.failover.exceptions import LockHeld, LockLost, StepFailed
 from lambdas.failover.executor import Heartbeat
-from lambdas.failover.fencing import _refuse_unprotected
+from lambdas.failover.fencing import _refuse_planned_without_region_a, _refuse_unprotected
 from lambdas.failover.observe import Observation, Unread, observe
 from lambdas.failover.on_stop import withdraw_unmoved_writer_move
 
@@ -311,19 +312,46 @@ def _activate(
     # runbook's failback's record of that move (break25 BR25-1), and the active latch it writes would let
     # the next failover resume onto the frozen copy (break26 B26-1).
     _refuse_unprotected(ctx, clients, "activate")
-    # Before the latch: the declared failover holds region A (steps.FAILOVER_MARKS), which it does not
-    # fence, until a failback or ``latch release`` gives it back. Without the mark a deleted or garbled
-    # latch would let the canary release the switch to region A's old writer (B20-1).
+    if ctx.database_mode == "aurora-global" and planned:
+        # A switchover needs region A: refused before any change when its database does not answer
+        # (the runbook's failover refuses so at confirm_primary_down).
+        _refuse_planned_without_region_a(ctx, clients, params, "activate")
+    # Before the latch: the declared failover holds region A (steps.FAILOVER_MARKS) until a failback or
+    # ``latch release`` gives it back. Without the mark a deleted or garbled latch would let the canary
+    # release the switch to region A's old writer (B20-1).
     steps.declare_failover_hold(clients, ctx)
-    chain = [steps.write_latch, steps.throw_switch]
+    # The runbook's fence first, as its failover does (break34 B34-1): where region A answers, its
+    # writes stop and the run journal records when (primaryStoppedAt), the moment the stores' drain and
+    # zero-lag wait count from before the writer moves; a region A that does not answer is left with
+    # its fence pending (completed by the canary when it answers). Without it the switchover was asked
+    # with region A still serving and the receipts and global table not waited for.
+    chain = [steps.fence_primary, steps.write_latch, steps.throw_switch]
     if ctx.database_mode == "aurora-global":
         # The program never promotes an Aurora secondary: the runbook's step does, before the switch.
-        chain.insert(1, steps.promote_database)
+        chain.insert(2, steps.promote_database)
     lines = []
-    for step in chain:
-        held.check()
-        result = step(ctx, clients, params)
-        lines.append(f"{step.__name__}: {result.status}: {result.detail}")
+    try:
+        for step in chain:
+            held.check()
+            result = step(ctx, clients, params)
+            lines.append(f"{step.__name__}: {result.status}: {result.detail}")
+    except (StepFailed, ClientError, BotoCoreError) as exc:
+        if isinstance(exc, LockLost):
+            raise
+        # Stopped before the writer moved: the runbook failover's on_stop gives region A back what the
+        # fence took (latch standby, switch released, region A un-fenced) and does nothing once the
+        # writer moves or is moving.
+        try:
+            held.check()
+            undone = steps.roll_back_fence(ctx, clients, params)
+            held.notes.append(f"roll_back_fence: {undone.status}: {undone.detail}")
+        except (StepFailed, ClientError, BotoCoreError) as unrolled:
+            # The step's own failure is the one to report; the roll-back's says what is left to undo.
+            held.notes.append(
+                f"roll_back_fence failed ({unrolled}): region A may still be fenced; `latch activate` again "
+                "completes the failover, `latch release` gives region A back"
+            )
+        raise
     lines.append(
         "traffic goes to region B; now run `pulumi up -s dr` with dr:active true to light it "
         "(python -m automation cloud failover does both)"

@@ -1074,10 +1074,17 @@ class Lifecycle:
             if refused is not None:
                 return refused.replace("the runbook's failover refused", "latch activate refused", 1)
         if step.action == "activate":
-            # steps.declare_failover_hold: the declared failover holds region A without fencing it; a
-            # new failover, so no earlier drain's zero-lag proof holds.
+            # steps.declare_failover_hold: the declared failover holds region A; a new failover, so no
+            # earlier drain's zero-lag proof holds.
             w.journal.setdefault("failoverDeclaredAt", w.now())
             w.journal.pop(DRAIN_PROOF, None)
+            # steps.fence_primary, as the runbook's failover (break34 B34-1): stamped where region A
+            # answers, pending where it does not.
+            if w.region_a_up:
+                w.journal.setdefault("primaryStoppedAt", w.now())
+                primary_asg.update(minSize=0, desiredCapacity=0)
+            else:
+                w.journal.setdefault("fencePending", w.now())
             if not latch_kept:
                 self._write_latch(_runbook_latch("active", "declared failover", w.now()))
             if mode == "aurora-global":

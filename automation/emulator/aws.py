@@ -267,6 +267,10 @@ class Emulator:
         """While True (setting a deployment up), resources are created available at once."""
         self.asg_history: dict[tuple[str, str], list[tuple[datetime, int]]] = {}
         self.lost_at_promotion: dict[str, list[int]] = {}
+        self.promoting: set[str] = set()
+        """Instances (ARNs) whose PromoteReadReplica has started and not ended: RDS shows them
+        ``modifying`` and they take no writes until it ends
+        (https://docs.aws.amazon.com/AmazonRDS/latest/UserGuide/USER_ReadRepl.Promote.html)."""
         """Copy key -> writes its source held that it never received (the tail cut off)."""
         self._pending_rebuilds: list[tuple[str, str, str, bool]] = []
         self.writer_moves: list[WriterMove] = []
@@ -965,6 +969,7 @@ class Emulator:
             # promotion. With the source answering, nothing is excused.
             self.lost_at_promotion[db.db_instance_arn] = lost
         db.status = "modifying"
+        self.promoting.add(db.db_instance_arn)
         self._event(
             "promotion-started",
             f"{db.db_instance_identifier} stops replicating; {len(lost)} write(s) not applied",
@@ -977,6 +982,7 @@ class Emulator:
                 self.pg.promote(db.db_instance_arn)
             gaps.finish_promotion(backend, db)
             db.status = "available"
+            self.promoting.discard(db.db_instance_arn)
             self._event("promotion-completed", f"{db.db_instance_identifier} is a standalone writer")
 
         if self.provisioning:

@@ -180,8 +180,9 @@ def _journal(clients: Clients, ctx: RunbookContext, **changes: Any) -> dict[str,
 FAILOVER_MARKS = ("fencePending", "primaryStoppedAt", "failoverDeclaredAt")
 """Journal keys a failover sets when it takes region A out and a failback clears when it gives region
 A back (``confirm_primary_healthy``, ``unfence_primary``). ``failoverDeclaredAt``: a declared failover
-(``python -m automation latch activate``, then ``pulumi up`` with ``dr:active true``) does not fence
-region A, whose old RDS primary stays a standalone writer after the promotion; the mark is what keeps
+(``python -m automation latch activate``, then ``pulumi up`` with ``dr:active true``) fences region A
+where it answers (since break34 B34-1), but its old RDS primary stays a standalone writer after the
+promotion and a fence left pending or undone by hand serves it again; the mark is what keeps
 the canary from releasing the switch to it under a deleted, garbled or hand-set latch (B20-1, B20-2). Whatever the latch says, while one is set
 a failover holds region A: the failback restores the latch from them, and the region-B canary never
 releases the switch to region A (``lambdas/health_check/probe.py`` reads the same keys)."""
@@ -189,7 +190,8 @@ releases the switch to region A (``lambdas/health_check/probe.py`` reads the sam
 
 def declare_failover_hold(clients: Clients, ctx: RunbookContext) -> bool:
     """Set ``failoverDeclaredAt`` (a declared failover, ``python -m automation latch activate``, holds
-    region A without fencing it) unless it is set; returns whether it was set now."""
+    region A; ``latch activate`` fences it next, with the runbook's ``fence_primary``) unless it is set;
+    returns whether it was set now."""
     # A new failover: no earlier failback's writer move speaks for region A any more, and region B
     # takes writes again, so no zero-lag proof of a drain before it holds.
     _forget_writer_move(clients, ctx)

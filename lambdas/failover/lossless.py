@@ -487,16 +487,35 @@ def wait_lossless(
     Raises ``_SourceDark`` when ``source_dark`` (a forced failover's, never a ``--planned`` one's)
     says region A stopped answering while zero was not yet proven: what it had not replicated then
     waits for region A.
+
+    A stop stamp ahead of this host's clock (the fencing host's clock ahead of it) is waited out for the
+    drain's own length only: every poll of the drain beyond that counts against the budget (break34 B34-4).
     """
-    drained = stopped_at + timedelta(seconds=_drain_seconds(params))
+    drain = _drain_seconds(params)
+    drained = stopped_at + timedelta(seconds=drain)
     config = _waiter_config(params)
     attempts = max(1, int(config["MaxAttempts"]))
     note = "not checked"
     looked = 0  # looks at the evidence; the polls of the drain are not counted (see the docstring)
+    began = clients.clock.now()
     while True:
         now = clients.clock.now()
         if now < drained:
             note = f"draining until {drained:%H:%M:%S} (writes stopped at {stopped_at:%H:%M:%S})"
+            if (now - began).total_seconds() > drain:
+                # break34 B34-4: the stamp was written by the host that fenced (stepkit._now), whose clock
+                # may run ahead of this one (EC2 keeps time with the Amazon Time Sync Service, an
+                # operator's host need not: https://docs.aws.amazon.com/AWSEC2/latest/UserGuide/set-time.html).
+                # Only the drain's own length is free; a poll of the drain beyond it counts against the
+                # budget, so a skewed stamp gives up as a LagTimeout instead of waiting the skew out.
+                # The evidence window stays on the stamp (never this host's clock): moving it earlier to
+                # this host's now would let datapoints from before the real stop prove zero were it this
+                # host's clock that lags.
+                looked += 1
+                note += (
+                    f"; the stop stamp is {(stopped_at - began).total_seconds():.0f} s ahead of this host's "
+                    "clock when the wait began: check the clocks of the host that fenced and of this one"
+                )
         else:
             looked += 1
             waiting: list[str] = []

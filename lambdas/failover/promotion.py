@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Mapping
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from botocore.exceptions import ClientError, WaiterError
@@ -145,8 +145,12 @@ def _inherited_tags(described: Mapping[str, Any]) -> list[dict[str, str]]:
 
 
 def _promote_aurora(
-    ctx: RunbookContext, clients: Clients, params: Mapping[str, Any], *, planned: bool
+    ctx: RunbookContext, clients: Clients, params: Mapping[str, Any], *, stopped_at: datetime | None
 ) -> StepResult:
+    """``stopped_at``: when region A's writes stopped (its latest fence reached it), None when no fence
+    did: the change is then planned only by ``params["planned"]``, and is refused before the writer moves
+    (``_request_switchover``)."""
+    planned = stopped_at is not None
     step = "promote_database"
     rds = clients.rds("dr")
     cluster_id = _need(ctx.dr_cluster_id, "drClusterId", step)
@@ -253,7 +257,7 @@ def _promote_aurora(
             if not _wait(params):
                 return _in_progress(f"global cluster {gid} is {status}", cluster=cluster_id)
         elif planned or params.get("planned"):
-            pending = _request_switchover(ctx, clients, params, cluster_id, arn, gid, changes)
+            pending = _request_switchover(ctx, clients, params, cluster_id, arn, gid, changes, stopped_at)
             if pending is not None:
                 return _in_progress(pending, cluster=cluster_id)
         else:
@@ -302,21 +306,37 @@ def _request_switchover(
     arn: str,
     gid: str,
     changes: list[str],
+    stopped_at: datetime | None,
 ) -> str | None:
-    """Region A answered its fence: the receipts' drain, then a switchover to ``arn``; or, for a forced
-    failover whose region A went dark since, the managed failover (B10-4). Appends what it asked for
-    to ``changes``; returns what is still awaited when the step may not wait (None: asked)."""
+    """Region A answered its fence (its writes stopped at ``stopped_at``): the receipts' drain, then a
+    switchover to ``arn``; or, for a forced failover whose region A went dark since, the managed failover
+    (B10-4). Appends what it asked for to ``changes``; returns what is still awaited when the step may not
+    wait (None: asked). Refused (``PlannedNeedsRegionA``) with no stop recorded since the latest fence
+    attempt: a planned change that no fence reached (a declared failover before it fenced, or ``--planned``
+    over a region A dark at its fence and back by now, its fence only pending) would switch over while
+    region A may still take writes the stores have not replicated (break34 B34-1)."""
     step = "promote_database"
     rds = clients.rds("dr")
+    if stopped_at is None:
+        raise StepFailed(
+            step,
+            "no record that region A's writes stopped (no fence reached it: the run journal's "
+            "primaryStoppedAt is missing or older than its pending fence), so the receipts' and the global "
+            "table's replication cannot be waited for from that moment: "
+            + PLANNED_NEEDS_REGION_A.format(how=_planned_how(ctx)),
+            code="PlannedNeedsRegionA",
+        )
     # Region A answers: a switchover waits for the database to catch up, losing nothing
     # (https://docs.aws.amazon.com/AmazonRDS/latest/AuroraUserGuide/aurora-global-database-disaster-recovery.html);
-    # the receipts and the global table are not the database's to wait for: their drain is waited for first.
-    stamp = _parse_time(read_journal(clients, ctx).get("primaryStoppedAt"))
+    # the receipts and the global table are not the database's to wait for: their drain, from the moment
+    # the fence stopped region A's writes, is waited for first.
     lags = store_lags(ctx, "primary", "dr")
     dark = _forced_source_dark(ctx, clients, params)
     try:
-        if stamp is not None and lags:
-            pending = wait_lossless(clients, params, stopped_at=stamp, lags=lags, step=step, source_dark=dark)
+        if lags:
+            pending = wait_lossless(
+                clients, params, stopped_at=stopped_at, lags=lags, step=step, source_dark=dark
+            )
             if pending is not None:
                 return pending
         rds.switchover_global_cluster(GlobalClusterIdentifier=gid, TargetDbClusterIdentifier=arn)
@@ -572,7 +592,7 @@ def _promote_database(ctx: RunbookContext, clients: Clients, params: Mapping[str
                 result.status, f"{result.detail}; unplanned: {note}", {**result.data, "mayLose": note}
             )
         return result
-    return _promote_aurora(ctx, clients, params, planned=source_answers)
+    return _promote_aurora(ctx, clients, params, stopped_at=stamp if source_answers else None)
 
 
 def _planned_wait(

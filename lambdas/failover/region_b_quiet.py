@@ -8,9 +8,9 @@ region A's replica only if replication caught up, which nothing measured. Two re
 say whether that happened, and both are read here, with boto3 clients of region B passed in:
 
 * the web tier's **scaling activities** (``DescribeScalingActivities``): every instance Auto Scaling
-  launches is an activity, kept six weeks ("If you omit this property, all activities for the past six
-  weeks are described": https://docs.aws.amazon.com/autoscaling/ec2/APIReference/API_DescribeScalingActivities.html),
-  newest first, and recorded when the launch starts (no publication delay). An instance launched since
+  launches, attaches or moves out of Standby is an activity, kept six weeks ("If you omit this property,
+  all activities for the past six weeks are described": https://docs.aws.amazon.com/autoscaling/ec2/APIReference/API_DescribeScalingActivities.html),
+  newest first, and recorded when it starts (no publication delay). An instance put in service since
   the moment could have taken requests.
 * the functions' ``AWS/Lambda`` ``Invocations`` (``Sum``, per minute): "Invocations aren't recorded if
   the invocation request is throttled" (https://docs.aws.amazon.com/lambda/latest/dg/monitoring-metrics-types.html),
@@ -31,15 +31,36 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-LAUNCH = "Launching a new EC2 instance"
-"""How a launch's scaling activity starts its ``Description`` ("Launching a new EC2 instance: i-...", as
-``DescribeScalingActivities`` answers it: the API reference's example)."""
+NOT_SERVING = (
+    "Terminating EC2 instance",
+    "Detaching EC2 instance",
+    "Moving EC2 instance to Standby",
+)
+"""How the scaling activities that take an instance *out* of service start their ``Description``, as the
+API reference's examples word them: "Terminating EC2 instance: i-..." (DescribeScalingActivities,
+https://docs.aws.amazon.com/autoscaling/ec2/APIReference/API_DescribeScalingActivities.html), "Detaching EC2
+instance: i-..." (https://docs.aws.amazon.com/autoscaling/ec2/APIReference/API_DetachInstances.html),
+"Moving EC2 instance to Standby: i-..." (https://docs.aws.amazon.com/autoscaling/ec2/APIReference/API_EnterStandby.html).
+Every other activity is counted as one that may have put an instance in service (break34 B34-3): a launch
+("Launching a new EC2 instance: i-..."), an attach ("Attaching an existing EC2 instance: i-...", AttachInstances
+registers it with the group's target groups: https://docs.aws.amazon.com/autoscaling/ec2/APIReference/API_AttachInstances.html),
+an instance moved out of Standby ("After you put the instances back in service":
+https://docs.aws.amazon.com/autoscaling/ec2/APIReference/API_ExitStandby.html), a warm-pool instance moved
+in service, and any wording not listed here (the safe side: a refusal whose remedy is a fresh proof)."""
 
 INTO_WARM_POOL = "into warm pool"
-"""A launch into the warm pool (``Warmed:Stopped`` here: components/compute.py) cannot take requests; every
-other launch, a draw from the warm pool included, is counted. ASSUMPTION: the wording of warm-pool
-activities is not documented as an API contract; an unknown wording counts as a launch (the safe side:
-a refusal whose remedy is a fresh proof)."""
+"""A launch into the warm pool (``Warmed:Stopped`` here: components/compute.py) cannot take requests.
+ASSUMPTION: the wording of warm-pool activities is not documented as an API contract; one that does not
+say "into warm pool" is counted (the safe side)."""
+
+
+def serving_activity(description: str) -> bool:
+    """Whether a scaling activity's ``Description`` may have put an instance of the group in service:
+    anything but a known out-of-service kind (:data:`NOT_SERVING`) or a launch into the warm pool."""
+    if description.startswith(NOT_SERVING):
+        return False
+    return not (description.startswith("Launching") and INTO_WARM_POOL in description)
+
 
 FIFTEEN_DAYS = timedelta(days=15)
 """One-minute datapoints are kept 15 days, five-minute ones 63 days, hourly ones 455 days
@@ -58,7 +79,8 @@ class Served:
 
 
 def launches_since(autoscaling: Any, group: str, since: datetime) -> list[Served]:
-    """The launches of ``group`` (region B's web tier) that started at or after ``since``."""
+    """The scaling activities of ``group`` (region B's web tier) that started at or after ``since`` and may
+    have put an instance in service (:func:`serving_activity`): launches, attaches, exits from Standby."""
     found: list[Served] = []
     kwargs: dict[str, Any] = {"AutoScalingGroupName": group, "MaxRecords": 100}
     while True:
@@ -72,7 +94,7 @@ def launches_since(autoscaling: Any, group: str, since: datetime) -> list[Served
                 older = older or activity.get("Progress", 100) >= 100
                 continue
             description = str(activity.get("Description") or "")
-            if description.startswith(LAUNCH) and INTO_WARM_POOL not in description:
+            if serving_activity(description):
                 found.append(Served(f"web tier {group}: {description}", started))
         token = page.get("NextToken")
         if older or not token:

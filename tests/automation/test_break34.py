@@ -28,7 +28,7 @@ from tests.automation.test_break27 import _promotion_refusal
 from tests.automation.test_drain_proof import PARAMS, _drained, _lag
 from tests.lambdas.failover import conftest as _fixtures
 from tests.lambdas.failover.harness import ShiftedClock, clients_for
-from tests.lambdas.failover.world import REGION_A, REGION_B, World
+from tests.lambdas.failover.world import REGION_B, World
 
 aws = _fixtures.aws
 fast_backoff = _fixtures.fast_backoff
@@ -60,14 +60,6 @@ def _record_activity(world: World, description: str) -> None:
     )
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "B34-3: no_loss: region B's web tier put back in service by hand without a launch (AttachInstances, or "
-        "ExitStandby, AWS's recommended way to take an instance out and back) and drained again is not seen: "
-        "region_b_quiet.launches_since counts only activities starting 'Launching a new EC2 instance'"
-    ),
-)
 def test_b34_3_an_instance_attached_to_region_b_by_hand_after_the_proof_is_not_seen(
     make_world: Callable[..., World],
 ) -> None:
@@ -142,14 +134,6 @@ class _NoDatapoints:
         return {"MetricDataResults": [{"Timestamps": [], "Values": []}]}
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "B34-4: converges: wait_lossless counts no look before the drain's end, so a primaryStoppedAt stamped by a "
-        "host whose clock is ahead of the waiting one makes the in-process executor wait the whole skew beyond "
-        "its budget (region A fenced, no region serving a writer, the lock held by its heartbeat)"
-    ),
-)
 def test_b34_4_a_drain_stamp_ahead_of_the_waiting_host_s_clock_is_waited_out_beyond_the_budget() -> None:
     """docs/safety.md converges: "The zero-lag wait's budget (``waiterMaxAttempts`` looks ``waiterDelay`` apart
     ...) counts from the drain's end, not its start"; "A link slower than the budget still stops the run on its
@@ -185,9 +169,10 @@ def test_b34_4_a_drain_stamp_ahead_of_the_waiting_host_s_clock_is_waited_out_bey
     strict=True,
     reason=(
         "B34-5: no_loss: the declared rds-replica failover (`latch activate`, then `dr:active true`: "
-        "`python -m automation cloud failover` runs both at once) promotes region B's replica while region A "
-        "answers, unfenced and serving, with no drain and no zero-lag proof: components/program.py refuses an "
-        "unproven promotion only in the failback direction (refuse_unproven_failback_promotion)"
+        "`python -m automation cloud failover` runs both at once) promotes region B's replica with no drain and "
+        "no zero-lag proof while region A answers (fenced since the B34-1 fix, its writes just stopped): "
+        "components/program.py refuses an unproven promotion only in the failback direction "
+        "(refuse_unproven_failback_promotion)"
     ),
 )
 def test_b34_5_the_declared_rds_replica_failover_promotes_with_no_zero_lag_proof(
@@ -237,7 +222,9 @@ def test_b34_5_the_declared_rds_replica_failover_promotes_with_no_zero_lag_proof
     lines = latch_cli.activate(ctx, clients_for(world), reason="declared failover")
     latch = Latch.parse(json.dumps(world.latch()))
     assert latch.active, lines
-    assert world.asg(REGION_A)[1] > 0, "the declared failover does not fence region A: it serves its writer"
+    # Since the B34-1 fix the declared failover fences region A (its writes stopped now), but nothing waits
+    # for the drain or proves zero lag after it before the update promotes.
+    assert _journal(world).get("primaryStoppedAt"), lines
 
     refused = None
     try:
@@ -250,6 +237,6 @@ def test_b34_5_the_declared_rds_replica_failover_promotes_with_no_zero_lag_proof
         refused = str(exc)
     assert tier.promote_database, "dr:active true promotes region B's replica in this update"
     assert refused is not None, (
-        "pulumi up -s dr (dr:active true) promotes region B's replica 40 s behind while region A serves its "
-        f"writer unfenced: {lines}"
+        "pulumi up -s dr (dr:active true) promotes region B's replica 40 s behind, region A's writes stopped "
+        f"only now, with no zero-lag proof after the drain: {lines}"
     )

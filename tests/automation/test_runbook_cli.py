@@ -507,8 +507,9 @@ def test_latch_release_refuses_without_region_a_writer_then_releases_over_it(
     assert _latch_cli("release", "--outputs", str(path), "--endpoint-url", emulator) == 0
     out = capsys.readouterr().out
     assert "release_switch: done" in out and "clear_latch: done" in out
-    # (unfence_primary ends primaryStoppedAt itself: region A takes writes again)
-    assert "unfence_primary: already_done" in out and "run journal: cleared fencePending" in out
+    # (unfence_primary ends primaryStoppedAt itself: region A takes writes again; it gives region A back
+    # what the declared failover's fence took: break34 B34-1)
+    assert "unfence_primary: done" in out and "run journal: cleared fencePending" in out
     assert journal(latch_name) == {}
     assert json.loads(ssm.get_parameter(Name=latch_name)["Parameter"]["Value"])["state"] == "standby"
     assert _latch_cli("show", "--outputs", str(path), "--endpoint-url", emulator) == 0

@@ -1232,6 +1232,14 @@ class Deployment:
             # judged when it ends and supersedes this judgment (seeds 410, 629, 802, 914: a failback
             # refused at the lock was blamed for the outage of the failover running beside it).
             return
+        if self.writer() in emu.promoting:
+            # AWS is still making the writer it last chose (a promotion under way, which a run or the dr
+            # stack's dr:active update asked for: RDS shows it `modifying` and it takes no writes until it
+            # ends, https://docs.aws.amazon.com/AmazonRDS/latest/UserGuide/USER_ReadRepl.Promote.html): no
+            # region can serve it yet, and the region A that could serve is fenced so that it does not
+            # (break34 B34-1: the declared failover fences it). Judged once the promotion has ended.
+            self.traffic_due = emu.clock.now() + timedelta(seconds=30)
+            return
         self.traffic_due, self._due_run = None, None
         if run.outcome != "done" and not run.mutated and not run.resumes_a_crash:
             # A run whose process ended without changing anything (a refusal, a lock held by

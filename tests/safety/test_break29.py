@@ -15,6 +15,7 @@ from collections.abc import Callable
 from automation.latch_cli import activate
 from lambdas.failover import dryrun, executor
 from lambdas.failover.observe import observe
+from lambdas.failover.steps import enable_functions, scale_web_tier
 from tests.lambdas.failover.world import REGION_A, REGION_B
 from tests.safety.model import TRAFFIC_GRACE, Deployment
 from tests.safety.scenarios import failed_over
@@ -43,6 +44,13 @@ def _declared_failover_promoting(d: Deployment) -> None:
     dr = rds_b.describe_db_instances(DBInstanceIdentifier=str(d.ctx.dr_db_instance_id))["DBInstances"][0]
     assert dr["DBInstanceStatus"] == "modifying" and dr.get("ReadReplicaSourceDBInstanceIdentifier"), dr
     assert d.writer() == d.keys()[1], "the promotion made region B's instance the writer (when it started)"
+    # The same update lights region B (its web tier's floor, its functions' concurrency and event source:
+    # the README's failover diff), modelled by the runbook's steps that make the same changes. Since
+    # break34 B34-1 ``latch activate`` fences region A (pending here: region A is dark, and the canary
+    # completes it when region A answers), so region B's tiers are what serves the writer.
+    clients = d.runbook_clients()
+    scale_web_tier(d.ctx, clients, {"reason": "dr:active true"})
+    enable_functions(d.ctx, clients, {"reason": "dr:active true"})
     d.op_advance(30)
     d.op_recover()
 

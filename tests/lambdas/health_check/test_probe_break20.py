@@ -88,8 +88,8 @@ def test_b20_1_a_tampered_latch_after_a_declared_failover_keeps_traffic_on_the_w
     """Traffic follows the writer; an absent or garbled latch fails safe (docs/safety.md).
 
     The declared failover (docs/safety.md "Across pulumi ups", docs/ci.md step 3) is
-    ``python -m automation latch activate`` (write_latch, throw_switch: no fence, so no journal
-    mark), then ``pulumi up -s dr`` with ``dr:active true``, which promotes region B's replica.
+    ``python -m automation latch activate`` (write_latch, throw_switch: before break34 B34-1 no fence,
+    so no journal mark; now the runbook's fence first), then ``pulumi up -s dr`` with ``dr:active true``, which promotes region B's replica.
     Promoting a read replica makes it a standalone DB instance and leaves its source as it was: the
     source keeps taking writes ("When you promote a read replica, the new DB instance ... The
     source DB instance is not affected",
@@ -120,7 +120,12 @@ def test_b20_1_a_tampered_latch_after_a_declared_failover_keeps_traffic_on_the_w
     # The fix: ``latch activate`` marks the declared failover in the journal (before it, the journal
     # was empty, and this finding's canary released the switch).
     assert journal.get("failoverDeclaredAt"), f"journal {journal_name}: {journal}"
-    # Region A untouched: its web tier serves and its old primary is a standalone writer.
+    # The worst case for the canary: region A's web tier given its capacity back by hand after the
+    # declared failover's fence (break34 B34-1), so it serves and its old primary is a standalone writer.
+    asg_a = world.client("autoscaling", REGION_A)
+    asg_a.update_auto_scaling_group(
+        AutoScalingGroupName=ctx["primaryAsgName"], MinSize=1, MaxSize=4, DesiredCapacity=2
+    )
     health.routes["/a-web"] = lambda: _region_a_answer(world)
     health.routes["/a-api"] = lambda: _region_a_answer(world)
     status, body = _region_a_answer(world)
