@@ -197,6 +197,19 @@ def asg_arn(region: str, account: str, name: str) -> str:
     return f"arn:aws:autoscaling:{region}:{account}:autoScalingGroup:*:autoScalingGroupName/{name}"
 
 
+DYNAMODB_KEY_ACTIONS = (
+    "kms:Encrypt",
+    "kms:Decrypt",
+    "kms:ReEncrypt*",
+    "kms:GenerateDataKey*",
+    "kms:DescribeKey",
+)
+"""What a caller of DynamoDB item calls on a table encrypted with a customer-managed key must be allowed on
+that key, through DynamoDB (kms:ViaService): DynamoDB uses the key on the caller's behalf
+(https://docs.aws.amazon.com/kms/latest/developerguide/services-dynamodb.html#dynamodb-authz; CreateGrant is
+for the table's creator). The runbook's lock table and the payments function's table both need it."""
+
+
 def function_arn(region: str, account: str, name: str) -> str:
     """A Lambda function's ARN."""
     return f"arn:aws:lambda:{region}:{account}:function:{name}"
@@ -343,13 +356,7 @@ def runbook_statements(t: RunbookTargets) -> list[dict[str, Any]]:
                 # table's creator). Without it every run stops at take_lock with a KMS AccessDenied.
                 "Sid": "RunbookLockKey",
                 "Effect": "Allow",
-                "Action": [
-                    "kms:Encrypt",
-                    "kms:Decrypt",
-                    "kms:ReEncrypt*",
-                    "kms:GenerateDataKey*",
-                    "kms:DescribeKey",
-                ],
+                "Action": list(DYNAMODB_KEY_ACTIONS),
                 "Resource": t.lock_table_key_arn,
                 "Condition": {"StringEquals": {"kms:ViaService": f"dynamodb.{b}.amazonaws.com"}},
             }

@@ -24,7 +24,7 @@ from components.ledger_access import (
     ledger_statements,
 )
 from components.naming import limit_of, physical_name
-from components.runbook_iam import account_of, parameter_arn, rds_arn
+from components.runbook_iam import DYNAMODB_KEY_ACTIONS, account_of, parameter_arn, rds_arn
 from lambdas.failover.names import ledger_marker_function_name
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -254,13 +254,7 @@ def _data_statements(args: ApiTierArgs) -> list[dict]:
                 # payment there fails with a KMS AccessDenied once region B serves.
                 "Sid": "PaymentsTableKey",
                 "Effect": "Allow",
-                "Action": [
-                    "kms:Encrypt",
-                    "kms:Decrypt",
-                    "kms:ReEncrypt*",
-                    "kms:GenerateDataKey*",
-                    "kms:DescribeKey",
-                ],
+                "Action": list(DYNAMODB_KEY_ACTIONS),
                 "Resource": args.table_kms_key_arn,
                 "Condition": {"StringEquals": {"kms:ViaService": f"dynamodb.{args.region}.amazonaws.com"}},
             }
