@@ -1,9 +1,9 @@
 """break13b: what the IaC lifecycle (issue 13) still gets wrong on branch ``integ``, with evidence.
 
 Each test was a strict xfail whose reason names the defect (B13b-n); branch fix13 fixed them and removed the
-markers, with controls beside them. B13b-2 stays a strict xfail: since fix12 B12-5 ``database.engineVersion``
-is the version an rds-replica instance is created with (README "Engine versions"), which contradicts its
-invariant; it needs a decision. The docstring of each cites the provider or AWS document it relies on.
+markers, with controls beside them. B13b-2 was decided the other way: since fix12 B12-5 ``database.engineVersion``
+is the version an rds-replica instance is created with (README "Engine versions"), and its test now holds that
+invariant. The docstring of each cites the provider or AWS document it relies on.
 """
 
 from __future__ import annotations
@@ -109,31 +109,41 @@ def test_b13b_3_controls_an_allowed_major_upgrade_and_a_minor_upgrade_are_accept
 # B13b-2: after an rds-replica failback, database.engineVersion no longer reaches region A's writer
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="B13b-2: after an rds-replica failback region A's writer is the adopted failback instance "
-    "(failback_instance_args / runbook_replica_args declare no engine_version): raising "
-    "database.engineVersion on the primary stack upgrades nothing, while the primary stack's "
-    "databaseEngineVersion output and parameter group family say it did",
-)
-def test_b13b_2_after_an_iac_failback_the_engine_version_still_reaches_region_a_writer() -> None:
-    """Invariant: ``database.engineVersion`` is the version of region A's writer in every phase.
+def test_b13b_2_engine_version_is_the_creation_version_and_no_update_sends_it_to_an_existing_instance() -> (
+    None
+):
+    """Decided (B13b-2): for rds-replica ``database.engineVersion`` is the version the program creates an
+    instance with, in every phase (README "Engine versions"; the primary stack's ``databaseEngineVersion``
+    output is that configured version, which the dr stack creates its replica and parameter group with).
+    RDS moves the minor itself (``autoMinorVersionUpgrade``), and a version sent to an existing instance
+    that RDS has already upgraded past is a downgrade it refuses ("you can't revert to a previous version":
+    https://docs.aws.amazon.com/AmazonRDS/latest/UserGuide/USER_UpgradeDBInstance.Upgrading.html), so
+    region A's writer ignores it after creation (fix12 B12-5), the adopted failback instance
+    (:func:`components.data.failback_instance_args`) and the runbook's replica declare none, and an
+    upgrade of a deployed instance is RDS's, replicas first (documented). The invariant this protects:
+    after an IaC failback, raising ``database.engineVersion`` on the primary stack plans no engine change
+    on any RDS instance (no ModifyDBInstance ``EngineVersion`` that could be a refused downgrade or a
+    source-before-replica upgrade), nothing stateful is replaced, and the update applies.
 
     ``engine_version`` left out of an ``aws.rds.Instance`` is "Computed" from what AWS has
     (https://www.pulumi.com/registry/packages/aws/api-docs/rds/instance/, engineVersion: "The engine
-    version to use ... The actual engine version used is returned in the attribute engineVersionActual"):
-    with nothing declared there is no diff, so no ModifyDBInstance ``EngineVersion`` is ever sent. The
-    primary stack's writer after ``declared-iac`` is ``primary-data-db-instance-w1`` (the adopted failback
-    instance, components/primary_data.py), declared with :func:`components.data.failback_instance_args`,
-    which has no ``engine_version``. The same holds for the runbook's replica (``runbook_replica_args``)."""
+    version to use ... The actual engine version used is returned in the attribute engineVersionActual")."""
     lc = _upgrade_after_iac_failback()
     res = lc.results[-1]
     assert res.applied, f"the upgrade update did not apply: {res.refused or res.errors}"
     writers = [r for r in lc.state["primary"].values() if r.type == INSTANCE and r.protect]
     assert [r.name for r in writers] == ["primary-data-db-instance-w1"], [r.name for r in writers]
-    assert writers[0].inputs.get("engineVersion") == MINOR, (
-        f"region A's writer declares engineVersion {writers[0].inputs.get('engineVersion')!r} after "
-        f"database.engineVersion={MINOR}; the output says {lc.outputs.get('primary', {}).get('databaseEngineVersion')!r}"
+    engine_changes = [
+        f"{p.stack} {p.name}: {p.changed['engineVersion']}"
+        for p in res.plans
+        if p.type == INSTANCE and "engineVersion" in p.changed
+    ]
+    assert engine_changes == [], engine_changes
+    stateful = [f"{p.stack} {p.name} {p.action}" for p in res.plans if p.type == INSTANCE and p.force_new]
+    assert stateful == [], stateful
+    assert not res.violations, [str(v) for v in res.violations]
+    assert lc.outputs.get("primary", {}).get("databaseEngineVersion") == MINOR, (
+        "the configured creation version"
     )
 
 
