@@ -491,14 +491,15 @@ class _Session:
             box["changes"] = _changes(result.summary.resource_changes)
         return result
 
-    def latch(self, name: str, action: str) -> None:
+    def latch(self, name: str, action: str, *, planned: bool = True) -> None:
         """``python -m automation latch <action>`` with the stack's ``runbook`` output (see write_latch)."""
         with self._step(name, f"latch {action}") as box:
             outputs = self.stack(name).outputs()
             if "runbook" not in outputs:
                 raise CloudError(f"stack {name!r} has no `runbook` output; is it the DR stack?")
             value = outputs["runbook"].value
-            self.say(write_latch(json.loads(value) if isinstance(value, str) else dict(value), action))
+            runbook = json.loads(value) if isinstance(value, str) else dict(value)
+            self.say(write_latch(runbook, action) if planned else write_latch(runbook, action, planned=False))
             box["result"] = "succeeded"
 
     def preview(self, name: str) -> PreviewResultLike:
@@ -625,33 +626,36 @@ def failover(
     stack_factory: StackFactory | None = None,
     clock: Clock = time.monotonic,
     work_dir: Path = REPO_ROOT,
+    planned: bool = True,
 ) -> UpResultLike:
-    """Declared failover: the latch activated (traffic to region B), then ``dr:active=true`` on the DR
-    stack and ``up`` the DR stack only (the program refuses ``dr:active true`` under a standby latch).
+    """Declared failover: the latch activated (traffic to region B, and region B's database made the
+    writer: at zero lag after region A's writes stopped, or with ``planned`` False over a region A that
+    does not answer), then ``dr:active=true`` on the DR stack and ``up`` the DR stack only (the program
+    refuses ``dr:active true`` under a standby latch).
 
     The primary stack is not selected, read or updated: region A may be down.
     """
     session = _Session(
         stacks, stack_factory=stack_factory, on_output=on_output, clock=clock, work_dir=work_dir
     )
-    return _failover(session)
+    return _failover(session, planned=planned)
 
 
 def _failover_steps(
-    *, stacks: Stacks, on_output: OnOutput, stack_factory: StackFactory | None
+    *, stacks: Stacks, on_output: OnOutput, stack_factory: StackFactory | None, planned: bool = True
 ) -> tuple[StepResult, ...]:
     """``failover`` for the CLI, which reports the timed step rather than the UpResult."""
     session = _Session(
         stacks, stack_factory=stack_factory, on_output=on_output, clock=time.monotonic, work_dir=REPO_ROOT
     )
-    _failover(session)
+    _failover(session, planned=planned)
     return tuple(session.steps)
 
 
-def _failover(session: _Session) -> UpResultLike:
+def _failover(session: _Session, *, planned: bool = True) -> UpResultLike:
     dr = session.stacks.dr
     session.say(f"failover: {dr} takes the traffic")
-    session.latch(dr, "activate")
+    session.latch(dr, "activate", planned=planned)
     session.set_config(dr, KEY_ACTIVE, "true")
     return session.up(dr)
 
@@ -689,22 +693,27 @@ def _phases(phase: str) -> tuple[str, ...]:
     return (phase,)
 
 
-def write_latch(runbook: Mapping[str, Any], action: str) -> str:
+def write_latch(runbook: Mapping[str, Any], action: str, *, planned: bool = True) -> str:
     """The failover latch with boto3 (``pulumi up`` never writes it): ``activate`` before a declared
     failover's update, ``switch-writer`` before that phase (Aurora's writer move; rds-replica's zero-lag
     proof, refused with CloudError when it cannot be made), ``release`` before
     ``route-back`` (refused, CloudError, unless region A holds the writer). See ``automation.latch_cli``.
+    ``planned`` False: ``latch activate --unplanned``. A refusal is a CloudError naming the step.
     """
     import boto3
 
     from automation.latch_cli import activate, release, switch_writer
     from lambdas.failover.clients import Clients
     from lambdas.failover.context import RunbookContext
+    from lambdas.failover.exceptions import StepFailed
 
     ctx = RunbookContext.from_dict(runbook)
     clients = Clients.for_context(ctx, boto3.Session())
     if action == "activate":
-        return "; ".join(activate(ctx, clients, reason="automation cloud failover"))
+        try:
+            return "; ".join(activate(ctx, clients, reason="automation cloud failover", planned=planned))
+        except StepFailed as exc:
+            raise CloudError(f"latch activate refused: {exc.step}: {exc.reason}") from exc
     if action == "switch-writer":
         # rds-replica: the zero-lag proof the switch-writer update's promotion needs; aurora-global: the
         # switchover. Refused: nothing moved, and the update after it would be refused (break26 B26-2).
@@ -1118,8 +1127,14 @@ def _parser() -> argparse.ArgumentParser:
     )
     sub = parser.add_subparsers(dest="operation", required=True, metavar="OPERATION")
     sub.add_parser("deploy", parents=[common, overrides], help="up the primary stack, then the DR stack")
-    sub.add_parser(
+    fo = sub.add_parser(
         "failover", parents=[common], help="latch activate, then dr:active=true and up the DR stack only"
+    )
+    fo.add_argument(
+        "--unplanned",
+        action="store_true",
+        help="region A's database does not answer: `latch activate --unplanned` (promote once traffic has "
+        "left region A, reporting an upper estimate of what may be lost)",
     )
     fb = sub.add_parser("failback", parents=[common], help="one explicit failback phase, or all")
     fb.add_argument("--phase", required=True, choices=(*FAILBACK_PHASES, "all"))
@@ -1211,7 +1226,7 @@ def main(
             steps: Sequence[StepResult] = deployed.steps
             payload["outputs"] = deployed.outputs
         elif args.operation == "failover":
-            steps = _failover_steps(**common)
+            steps = _failover_steps(**common, planned=not args.unplanned)
         elif args.operation == "failback":
             steps = failback(**common, phase=args.phase)
         elif args.operation == "destroy":

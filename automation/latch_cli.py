@@ -10,12 +10,15 @@ the runbook's own steps (``lambdas.failover.steps``), so the format is the runbo
 
 - ``show``: the latch, the switch and the writer's region (read-only);
 - ``activate``: the declared failover's first step, before ``pulumi up`` with ``dr:active true``
-  (which is refused until then): the runbook's ``fence_primary``, ``write_latch``, (aurora-global)
-  ``promote_database`` and ``throw_switch`` steps, in the runbook's order; a step that fails before the
-  writer moved is rolled back by the runbook failover's ``roll_back_fence`` (break34 B34-1). Traffic goes to region B at once; it takes
-  writes once that update has lit it (rds-replica: the update promotes the replica, at zero lag
-  since region A no longer gets traffic; aurora-global: the writer moved before the switch, by a
-  switchover, or ``--unplanned`` a managed failover when region A does not answer). Idempotent;
+  (which is refused until then): the runbook failover's ``fence_primary``, ``write_latch``,
+  ``throw_switch`` and ``promote_database`` steps, in the runbook's order, in both database modes; a step
+  that fails before the writer moved is rolled back by the runbook failover's ``roll_back_fence``
+  (break34 B34-1). Traffic goes to region B at once, and its database becomes the writer before the
+  update lights its tiers: the program never promotes on a failover (break34 B34-5: a Pulumi update
+  cannot wait for zero lag). Where region A answers the move is lossless (rds-replica: the drain, then zero
+  replica lag and the stores' replication proven after it; aurora-global: a switchover after the stores);
+  ``--unplanned`` promotes over a region A that does not answer once the switch has taken effect,
+  reporting an upper estimate of what may be lost (refused without it). Idempotent;
 - ``switch-writer``: before ``dr:failback switch-writer``. rds-replica: that update promotes region
   A's failback replica, and it is refused without the proof this writes
   (``lambdas/failover/drain_proof.py``): region B seen drained in AWS, then the replica at zero lag
@@ -71,7 +74,11 @@ from lambdas.failover.clients import Clients
 from lambdas.failover.context import ContextError, RunbookContext
 from lambdas.failover.exceptions import LockHeld, LockLost, StepFailed
 from lambdas.failover.executor import Heartbeat
-from lambdas.failover.fencing import _refuse_planned_without_region_a, _refuse_unprotected
+from lambdas.failover.fencing import (
+    _refuse_planned_without_region_a,
+    _refuse_unprotected,
+    _refuse_unprovable_engine,
+)
 from lambdas.failover.observe import Observation, Unread, observe
 from lambdas.failover.on_stop import withdraw_unmoved_writer_move
 
@@ -94,8 +101,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--unplanned",
         action="store_true",
-        help="activate, aurora-global: region A does not answer: a managed failover (may lose the "
-        "unreplicated tail) instead of a switchover",
+        help="activate: region A's database does not answer: promote anyway once traffic has left region A "
+        "(aurora-global: a managed failover instead of a switchover; rds-replica: the replica's promotion), "
+        "which may lose the unreplicated tail and reports an upper estimate. Without it, a declared "
+        "failover moves the writer only at zero lag measured after region A's writes stopped",
     )
     add_deployment_arguments(parser)
     parser.add_argument("--reason", help="why: recorded in the latch")
@@ -292,8 +301,15 @@ def activate(ctx: RunbookContext, clients: Clients, *, reason: str | None, plann
     Under the runbook lock (``LatchLock``): raises ``LockHeld`` (a StepFailed; nothing changed) while another
     run holds it, ``LockLost`` when it lost it between two steps."""
     held = LatchLock(ctx, clients, "activate")
-    with held:
-        lines = _activate(ctx, clients, held, reason=reason, planned=planned)
+    try:
+        with held:
+            lines = _activate(ctx, clients, held, reason=reason, planned=planned)
+    except StepFailed as exc:
+        if exc.code != PLANNED_NEEDS_REGION_A_CODE:
+            raise
+        # Before any change, or from the promotion (region A stopped answering after its fence, which
+        # the roll-back then undid): the remedy is this command's flag, not the runbook's.
+        raise StepFailed(exc.step, _unplanned_remedy(exc.reason), code=exc.code) from exc
     return [*lines, *held.notes]
 
 
@@ -312,10 +328,11 @@ def _activate(
     # runbook's failback's record of that move (break25 BR25-1), and the active latch it writes would let
     # the next failover resume onto the frozen copy (break26 B26-1).
     _refuse_unprotected(ctx, clients, "activate")
-    if ctx.database_mode == "aurora-global" and planned:
-        # A switchover needs region A: refused before any change when its database does not answer
-        # (the runbook's failover refuses so at confirm_primary_down).
-        _refuse_planned_without_region_a(ctx, clients, params, "activate")
+    # A lossless move needs region A: refused before any change when its database does not answer
+    # (the runbook's failover refuses so at confirm_primary_down), as is a planned one over an RDS
+    # engine with no sound zero-lag proof.
+    _refuse_planned_without_region_a(ctx, clients, params, "activate")
+    _refuse_unprovable_engine(ctx, clients, params, "activate")
     # Before the latch: the declared failover holds region A (steps.FAILOVER_MARKS) until a failback or
     # ``latch release`` gives it back. Without the mark a deleted or garbled latch would let the canary
     # release the switch to region A's old writer (B20-1).
@@ -325,10 +342,15 @@ def _activate(
     # zero-lag wait count from before the writer moves; a region A that does not answer is left with
     # its fence pending (completed by the canary when it answers). Without it the switchover was asked
     # with region A still serving and the receipts and global table not waited for.
-    chain = [steps.fence_primary, steps.write_latch, steps.throw_switch]
-    if ctx.database_mode == "aurora-global":
-        # The program never promotes an Aurora secondary: the runbook's step does, before the switch.
-        chain.insert(2, steps.promote_database)
+    #
+    # Then the runbook failover's own order, in both database modes: the latch, the switch, and the writer
+    # move by the runbook's ``promote_database`` (break34 B34-5). The program never promotes on a failover
+    # (components/failover.py ``refuse_program_promotion``): a Pulumi update cannot wait for the drain and
+    # the zero-lag datapoints after it, so `dr:active true` promoting region B's replica kept only what had
+    # replayed, region A's last writes still on their way. The step waits for both where region A answers
+    # (planned), and where it does not promotes only once the switch has taken effect, reporting an upper
+    # estimate of what may be lost (``--unplanned``; refused otherwise).
+    chain = [steps.fence_primary, steps.write_latch, steps.throw_switch, steps.promote_database]
     lines = []
     try:
         for step in chain:
@@ -353,10 +375,24 @@ def _activate(
             )
         raise
     lines.append(
-        "traffic goes to region B; now run `pulumi up -s dr` with dr:active true to light it "
-        "(python -m automation cloud failover does both)"
+        "traffic goes to region B and its database is the writer; now run `pulumi up -s dr` with "
+        "dr:active true to light it (python -m automation cloud failover does both)"
     )
     return lines
+
+
+PLANNED_NEEDS_REGION_A_CODE = "PlannedNeedsRegionA"
+
+
+def _unplanned_remedy(reason: str) -> str:
+    """The runbook's PlannedNeedsRegionA refusal, with this command's remedy (``--unplanned``, not
+    ``--planned``, is what the operator changes here)."""
+    said = reason.split(" To fail over now", 1)[0]
+    return (
+        f"{said} To fail over now, accepting the loss of what region A had not replicated (the command reports "
+        "an upper estimate), run `python -m automation latch activate --unplanned` (`python -m automation "
+        "cloud failover --unplanned`); or wait until region A answers and run it again"
+    )
 
 
 def switch_writer(ctx: RunbookContext, clients: Clients, *, reason: str | None) -> tuple[bool, list[str]]:

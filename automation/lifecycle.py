@@ -650,7 +650,7 @@ class Runbook:
     ``failback``: replicate back, stop B's writes, move the writer, unfence A, release the switch,
     clear the latch. ``promote``: only the promote step (the README hands Aurora promotion to it).
     ``activate``: ``python -m automation latch activate`` (a declared failover's first step): the
-    runbook's ``write_latch``, (Aurora) ``promote_database`` and ``throw_switch``.
+    runbook's ``fence_primary``, ``write_latch``, ``throw_switch`` and ``promote_database`` (both modes).
     ``switch-writer``: ``python -m automation latch switch-writer`` (Aurora): a switchover to region A.
     ``release``: ``python -m automation latch release`` (automation/latch_cli.py): once region A holds
     the writer, the runbook's ``release_switch`` and ``clear_latch`` steps; refused otherwise.
@@ -1087,9 +1087,10 @@ class Lifecycle:
                 w.journal.setdefault("fencePending", w.now())
             if not latch_kept:
                 self._write_latch(_runbook_latch("active", "declared failover", w.now()))
-            if mode == "aurora-global":
-                self._promote_aurora(ctx["drClusterId"])
             w.switch_metric = 1.0
+            # The runbook's promote_database, after the switch, in both modes (break34 B34-5: the program
+            # never promotes on a failover; components/failover.py refuse_program_promotion).
+            self._promote_dr(ctx, mode)
             return
         if step.action == "switch-writer":
             if mode == "aurora-global":
@@ -1116,25 +1117,31 @@ class Lifecycle:
             w.journal.pop(DRAIN_PROOF, None)
             cap = ctx["drCapacity"]
             dr_asg.update(minSize=cap["min"], maxSize=cap["max"], desiredCapacity=cap["desired"])
-        if mode == "rds-replica":
-            ident = ctx["drDbInstanceId"]
-            w.promote(ident)
-            inst = next(
-                (
-                    r
-                    for r in self.state["dr"].values()
-                    if r.type == "aws:rds/instance:Instance" and r.inputs.get("identifier") == ident
-                ),
-                None,
-            )
-            if inst is not None:
-                w.attrs[inst.urn]["replicateSourceDb"] = None
-        else:
-            self._promote_aurora(ctx["drClusterId"])
+        self._promote_dr(ctx, mode)
         if step.action == "failover":
             w.switch_metric = 1.0
             if not latch_kept:
                 self._write_latch(_runbook_latch("active", "failover", w.now()))
+
+    def _promote_dr(self, ctx: Mapping[str, Any], mode: str) -> None:
+        """The runbook's ``promote_database``: region B's replica promoted (rds-replica) or the global
+        database's writer moved to region B's cluster (aurora-global)."""
+        w = self.world
+        if mode != "rds-replica":
+            self._promote_aurora(ctx["drClusterId"])
+            return
+        ident = ctx["drDbInstanceId"]
+        w.promote(ident)
+        inst = next(
+            (
+                r
+                for r in self.state["dr"].values()
+                if r.type == "aws:rds/instance:Instance" and r.inputs.get("identifier") == ident
+            ),
+            None,
+        )
+        if inst is not None:
+            w.attrs[inst.urn]["replicateSourceDb"] = None
 
     def _prove_drain(self, ctx: Mapping[str, Any], dr_asg: Mapping[str, Any]) -> str | None:
         """rds-replica ``python -m automation latch switch-writer`` (lambdas/failover/drain_proof.py): its

@@ -1,8 +1,8 @@
 """The lifecycle scenarios: sequences of ``pulumi up``s, runbook runs and outages, per database mode.
 
 Pure data (:mod:`automation.lifecycle` runs them). Each follows the README's documented procedure:
-a declared failover is ``python -m automation latch activate`` (Aurora: the runbook's promote step
-moves the writer) then ``dr:active true``; IaC failback is ``dr:failback`` one phase at a time
+a declared failover is ``python -m automation latch activate`` (the runbook's promote step moves the
+writer, in both modes: the program never promotes on a failover) then ``dr:active true``; IaC failback is ``dr:failback`` one phase at a time
 (``python -m automation latch switch-writer`` before ``switch-writer``: Aurora's switchover,
 rds-replica's zero-lag proof), with
 ``python -m automation latch release`` before ``route-back``, then ``complete`` with
@@ -40,7 +40,7 @@ def deploy(mode: str) -> list[Step]:
 def declared_failover(mode: str) -> list[Step]:
     return [
         # pulumi up never writes the latch, and Route 53 follows only the latch: traffic moves first
-        # (Aurora: the runbook's promote step moves the writer before the switch).
+        # (the runbook's promote step moves the writer after the switch, in both modes: break34 B34-5).
         Runbook("activate", "latch activate: python -m automation latch activate"),
         Up("dr", "declared failover: dr:active true", {"dr:active": True}),
     ]

@@ -164,7 +164,7 @@ def ledger_environment(
 
 
 def live_replica(
-    identifier: str, parent: pulumi.Resource, provider: pulumi.ProviderResource | None = None
+    identifier: str, parent: pulumi.Resource | None, provider: pulumi.ProviderResource | None = None
 ) -> bool:
     """Whether region B's RDS instance is a read replica *now* (a live read, not the stack's state).
 

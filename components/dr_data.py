@@ -61,7 +61,9 @@ class LiveGeneration:
     replicating: bool
 
 
-def _live_generation(base: str, parent: pulumi.Resource) -> LiveGeneration | None:
+def live_generation(
+    base: str, parent: pulumi.Resource | None, provider: pulumi.ProviderResource | None = None
+) -> LiveGeneration | None:
     """The newest generation of region B's instance that exists in AWS (a live read, in region B).
 
     ``aws.rds.get_instances`` lists the region's instances
@@ -71,13 +73,13 @@ def _live_generation(base: str, parent: pulumi.Resource) -> LiveGeneration | Non
     them by hand changes nothing. None when none exists yet (the first deploy). Its replication source
     comes from :func:`live_replica`. Region B is the dr stack's own region: this never needs region A.
     """
-    found = aws.rds.get_instances(opts=pulumi.InvokeOptions(parent=parent))
+    found = aws.rds.get_instances(opts=pulumi.InvokeOptions(parent=parent, provider=provider))
     generations = [g for i in found.instance_identifiers if (g := generation_of(base, i)) is not None]
     if not generations:
         return None
     newest = max(generations)
     identifier = generation_identifier(base, newest)
-    return LiveGeneration(newest, identifier, live_replica(identifier, parent))
+    return LiveGeneration(newest, identifier, live_replica(identifier, parent, provider))
 
 
 def _region_a_writer_arn(
@@ -366,7 +368,7 @@ class DrDatabase(pulumi.ComponentResource):
         environment) follows :attr:`instance_id`, the new replica, in the same update.
         """
         primary = args.primary
-        live = _live_generation(base, self)
+        live = live_generation(base, self)
         generation = 0 if live is None else live.generation
         replicating = True if live is None else live.replicating  # nothing live yet: as declared
         reseed = live is not None and not live.replicating and not args.tier.active

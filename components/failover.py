@@ -554,6 +554,47 @@ def refuse_unproven_failback_promotion(
     )
 
 
+def promotes_on_failover(tier: DesiredTier, latch: Latch, database_mode: str) -> bool:
+    """Whether this dr update is a failover's rds-replica ``dr:active true`` (an active latch, no failback
+    phase), which wants region B's database promoted: the one :func:`refuse_program_promotion` judges."""
+    return (
+        database_mode == "rds-replica" and latch.active and tier.promote_database and not tier.failback_phase
+    )
+
+
+def refuse_program_promotion(
+    tier: DesiredTier, latch: Latch, database_mode: str, dr_replicating: bool | None
+) -> None:
+    """Raise :class:`FailoverRefused` when a failover's rds-replica update would promote region B's replica
+    itself (break34 B34-5).
+
+    docs/safety.md, "Nothing acknowledged is lost": on a planned change (a declared failover while region A
+    answers is one) the writer moves only at zero lag measured after writes stopped. Removing
+    ``replicate_source_db`` promotes the replica in place (PromoteReadReplica), and a promoted replica keeps
+    only what it had replayed ("A promoted read replica ... can't be made a read replica again":
+    https://docs.aws.amazon.com/AmazonRDS/latest/UserGuide/USER_ReadRepl.Promote.html, which says to stop
+    the writes and wait for the replica to catch up first). A Pulumi update cannot wait for the drain and
+    the datapoints after it, so on a failover the program never promotes: the runbook's
+    ``promote_database`` does, by the runbook's failover or by ``python -m automation latch activate``
+    (planned: drain, zero replica lag and the stores' replication proven after it; ``--unplanned`` over a
+    region A that does not answer, once the switch has taken effect, with an upper estimate of the loss).
+    The update then finds the instance standalone and keeps the source in its state
+    (components/dr_data.py). ``dr_replicating``: region B's instance replicates now (a live read; None when
+    it does not exist). A replica mid-promotion still names its source ("modifying") and is refused too:
+    the update would ask for a second promotion, which RDS refuses (InvalidDBInstanceState)."""
+    if not promotes_on_failover(tier, latch, database_mode) or not dr_replicating:
+        return
+    raise FailoverRefused(
+        "dr:active true is refused: region B's database is still a read replica of region A (or its promotion "
+        "has not ended), and this update would promote it with whatever it has replayed: every write region "
+        "A acknowledged and had not shipped would be lost. The program never promotes on a failover; "
+        "`python -m automation latch activate --outputs runbook.json` does, at zero replica lag measured "
+        "after region A's writes stopped (add --unplanned when region A does not answer: it reports an upper "
+        "estimate of what may be lost). Run it (again: it resumes, and answers at once once the database is "
+        "promoted), then this update (`python -m automation cloud failover` does both)"
+    )
+
+
 def refuse_unmoved_aurora_writer(
     previous: PhaseRecord | None, tier: DesiredTier, latch: Latch, journal: Journal, database_mode: str
 ) -> None:

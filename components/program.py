@@ -17,6 +17,7 @@ import pulumi_aws as aws
 from components import engine_upgrade, failover, providers, region_b_serving, serverless
 from components.config import StackConfig
 from components.data import database_identifier
+from components.dr_data import live_generation
 from components.global_failover import GlobalFailover, GlobalFailoverArgs
 from components.iam import permissions_boundary_arn, with_permissions_boundary
 from components.naming import physical_name
@@ -271,6 +272,13 @@ def run(cfg: StackConfig) -> dict[str, Any]:
         )
     failover.refuse_unmoved_aurora_writer(previous, tier, latch, journal, cfg.database.mode)
     failover.refuse_unproven_failback_promotion(previous, tier, latch, journal, cfg.database.mode)
+    if failover.promotes_on_failover(tier, latch, cfg.database.mode):
+        live = live_generation(
+            database_identifier(cfg.prefix, cfg.dr_region, aurora=False), None, regional.dr
+        )
+        failover.refuse_program_promotion(
+            tier, latch, cfg.database.mode, None if live is None else live.replicating
+        )
     if failover.promotes_failback_instance(tier, latch, cfg.database.mode):
         # The proof was measured before this update, and the state this update plans against is not
         # refreshed: region B's web tier and function, read live now, must still be drained (break27

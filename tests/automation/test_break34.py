@@ -165,78 +165,73 @@ def test_b34_4_a_drain_stamp_ahead_of_the_waiting_host_s_clock_is_waited_out_bey
     assert clock.slept <= budget, f"waited {clock.slept:.0f} s on a budget of {budget:.0f} s"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "B34-5: no_loss: the declared rds-replica failover (`latch activate`, then `dr:active true`: "
-        "`python -m automation cloud failover` runs both at once) promotes region B's replica with no drain and "
-        "no zero-lag proof while region A answers (fenced since the B34-1 fix, its writes just stopped): "
-        "components/program.py refuses an unproven promotion only in the failback direction "
-        "(refuse_unproven_failback_promotion)"
-    ),
-)
-def test_b34_5_the_declared_rds_replica_failover_promotes_with_no_zero_lag_proof(
+def test_b34_5_latch_activate_promotes_region_b_s_replica_only_after_the_drain(
     make_world: Callable[..., World],
 ) -> None:
-    """rds-replica, region A healthy and serving its writer, its replica in region B behind (the ``ReplicaLag``
-    datapoints say 40 s). The operator declares a failover as the README's table says: `latch activate`
-    (writes the latch, throws the switch; region A is not fenced: ``failoverDeclaredAt``), then `pulumi up -s
-    dr` with ``dr:active true``, whose update removes ``replicate_source_db`` and so promotes the replica
-    ("A promoted read replica ... can't be made a read replica again", and it keeps only what it had replayed:
-    https://docs.aws.amazon.com/AmazonRDS/latest/UserGuide/USER_ReadRepl.Promote.html). `cloud failover`
-    runs the update right after the latch command, within the switch alarm's first period: Route 53 still
-    answers region A, which takes and acknowledges writes the promoted copy will never hold. docs/safety.md
-    no_loss: "On a planned change (failback, `--planned`, a forced failover while the source database answers)
-    the writer moves only at zero lag measured after writes stopped"; the README: "in rds-replica mode, the
-    replica is promoted with nothing in flight from region A". The program's refusals before any resource
-    (``decide``, ``refuse_dr_update``, ``refuse_unmoved_aurora_writer``, ``refuse_unproven_failback_promotion``)
-    say nothing of region A in this direction: the update promotes."""
+    """no_loss (docs/safety.md: "On a planned change (failback, `--planned`, a forced failover while the source
+    database answers) the writer moves only at zero lag measured after writes stopped"). rds-replica, region
+    A healthy and serving its writer: the operator declares a failover as the README's table says, `latch
+    activate`, then `pulumi up -s dr` with ``dr:active true``.
+
+    Before the fix `latch activate` did not touch the database and the update promoted the replica by
+    removing ``replicate_source_db`` ("A promoted read replica ... can't be made a read replica again", and
+    it keeps only what it had replayed: https://docs.aws.amazon.com/AmazonRDS/latest/UserGuide/USER_ReadRepl.Promote.html)
+    with no drain and no zero-lag proof. Now `latch activate` runs the runbook's ``promote_database`` after
+    the fence, the latch and the switch; it asks RDS for the promotion (``promotionRequested``) no sooner
+    than the drain after the fence's stop (``primaryStoppedAt``). What the data plane loses or keeps is the
+    safety model's (tests/safety/test_break34.py)."""
     from automation import latch_cli
-    from components.config import DrFlags
-    from components.failover import (
-        FailbackInProgress,
-        FailoverRefused,
-        Latch,
-        decide,
-        refuse_dr_update,
-        refuse_unmoved_aurora_writer,
-        refuse_unproven_failback_promotion,
-    )
-    from tests.automation.test_break24 import PRIMARY, _journal
+    from lambdas.failover.stepkit import _parse_time
+    from tests.automation.test_break24 import _journal
 
     world = make_world("rds-replica")
-    # Region B's replica behind, as RDS publishes it in the replica's region once a minute
-    # (https://docs.aws.amazon.com/AmazonRDS/latest/UserGuide/rds-metrics.html).
-    world.client("cloudwatch", REGION_B).put_metric_data(
-        Namespace="AWS/RDS",
-        MetricData=[
-            {
-                "MetricName": "ReplicaLag",
-                "Dimensions": [{"Name": "DBInstanceIdentifier", "Value": world.context["drDbInstanceId"]}],
-                "Value": 40.0,
-                "Timestamp": datetime.now(UTC),
-            }
-        ],
-    )
     ctx = RunbookContext.from_dict(world.context)
-    lines = latch_cli.activate(ctx, clients_for(world), reason="declared failover")
-    latch = Latch.parse(json.dumps(world.latch()))
-    assert latch.active, lines
-    # Since the B34-1 fix the declared failover fences region A (its writes stopped now), but nothing waits
-    # for the drain or proves zero lag after it before the update promotes.
-    assert _journal(world).get("primaryStoppedAt"), lines
+    lines = latch_cli.activate(ctx, clients_for(world, clock=ShiftedClock()), reason="declared failover")
 
-    refused = None
-    try:
-        tier = decide(DrFlags(active=True), PRIMARY, database_mode="rds-replica", latch=latch, previous=None)
-        journal = _journal(world)
-        refuse_dr_update(latch, journal, tier=tier)
-        refuse_unmoved_aurora_writer(None, tier, latch, journal, "rds-replica")
-        refuse_unproven_failback_promotion(None, tier, latch, journal, "rds-replica")
-    except (FailoverRefused, FailbackInProgress) as exc:
-        refused = str(exc)
-    assert tier.promote_database, "dr:active true promotes region B's replica in this update"
-    assert refused is not None, (
-        "pulumi up -s dr (dr:active true) promotes region B's replica 40 s behind, region A's writes stopped "
-        f"only now, with no zero-lag proof after the drain: {lines}"
+    order = [line.split(":", 1)[0] for line in lines]
+    assert order[:4] == ["fence_primary", "write_latch", "throw_switch", "promote_database"], lines
+    (dr,) = world.client("rds", REGION_B).describe_db_instances(
+        DBInstanceIdentifier=world.context["drDbInstanceId"]
+    )["DBInstances"]
+    assert not dr.get("ReadReplicaSourceDBInstanceIdentifier"), "latch activate promoted region B's replica"
+    journal = _journal(world)
+    stopped, asked = (
+        _parse_time(journal["primaryStoppedAt"]),
+        _parse_time(journal["promotionRequested"]["at"]),
     )
+    assert stopped is not None and asked is not None, journal
+    assert (asked - stopped).total_seconds() >= DRAIN_SECONDS, journal
+
+
+def _dr_instance(stack_outputs: dict[str, object]) -> str:
+    runbook = stack_outputs["runbook"]
+    assert isinstance(runbook, dict)
+    return str(runbook["drDbInstanceId"])
+
+
+@pytest.mark.parametrize("replicating", [True, False], ids=["still-a-replica", "promoted"])
+def test_b34_5_the_dr_update_never_promotes_region_b_s_replica_on_a_failover(replicating: bool) -> None:
+    """The program half: `pulumi up -s dr` with ``dr:active true`` under an active latch, region B's instance
+    read live. Still a replica (the declared failover's `latch activate` stopped before its promotion, or an
+    older pilotlight's, or the runbook's promotion not ended): refused before any resource, naming `latch
+    activate`, since removing ``replicate_source_db`` would promote it with whatever it has replayed.
+    Promoted already: the update goes on, keeping the source in its state (no second PromoteReadReplica)."""
+    from automation import synth
+    from components.failover import FailoverRefused
+
+    rds = {"pilotlight:database": {"mode": "rds-replica", "engine": "postgres"}}
+    standby = synth.synthesize("dr", rds, primary_overrides=rds)
+    ident = _dr_instance(standby.outputs)
+    region = standby.outputs["runbook"]["drRegion"]  # type: ignore[index]
+    latch = json.dumps({"state": "active", "since": "2026-12-02T12:00:00+00:00", "runbook": "failover"})
+    live = {
+        "rdsInstances": {region: [ident]},
+        "rdsSources": {ident: "arn:aws:rds:us-east-1:123456789012:db:primary" if replicating else ""},
+    }
+    overrides = {**rds, "dr:active": True}
+    if replicating:
+        with pytest.raises(FailoverRefused, match="latch activate"):
+            synth.synthesize("dr", overrides, primary_overrides=rds, latch=latch, live=live)
+    else:
+        active = synth.synthesize("dr", overrides, primary_overrides=rds, latch=latch, live=live)
+        assert _dr_instance(active.outputs) == ident

@@ -362,6 +362,25 @@ def test_failover_activates_the_latch_then_sets_active_on_dr_only_and_never_touc
     assert result.summary.result == "succeeded"
 
 
+def test_cli_failover_unplanned_is_latch_activate_unplanned(monkeypatch: pytest.MonkeyPatch) -> None:
+    """`cloud failover --unplanned` over a region A that does not answer is `latch activate --unplanned`
+    (the runbook's promotion, which may lose the unreplicated tail and says how much); without it the
+    declared failover asks for a lossless move (break34 B34-5)."""
+    asked: list[tuple[str, bool]] = []
+
+    def write(runbook: dict[str, Any], action: str, *, planned: bool = True) -> str:
+        asked.append((action, planned))
+        return f"latch {action}"
+
+    monkeypatch.setattr(cloud, "write_latch", write)
+    backend = FakeBackend(existing=("primary", "dr"))
+    _outputs(backend)
+
+    assert _main(["failover", "--unplanned"], backend).code == 0
+    assert _main(["failover"], backend).code == 0
+    assert asked == [("activate", False), ("activate", True)]
+
+
 def test_failover_on_a_missing_dr_stack_fails_without_creating_it() -> None:
     backend = FakeBackend()
 

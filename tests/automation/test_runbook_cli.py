@@ -18,9 +18,17 @@ from moto.server import ThreadedMotoServer
 from automation import __main__ as main_module
 from automation import runbook_cli
 from automation.emulator import patch_moto
+from lambdas.failover.clients import Clients
+from lambdas.failover.context import RunbookContext
 from lambdas.failover.graph import FAILOVER, RUNBOOKS
 from tests.lambdas.failover.faults import unreachable
-from tests.lambdas.failover.harness import HealthServer, assert_failed_over, new_session, recorded_calls
+from tests.lambdas.failover.harness import (
+    HealthServer,
+    assert_failed_over,
+    declare_without_promotion,
+    new_session,
+    recorded_calls,
+)
 from tests.lambdas.failover.world import REGION_A, REGION_B, World, build_world
 
 REPO = Path(__file__).resolve().parents[2]
@@ -479,15 +487,15 @@ def test_latch_release_refuses_without_region_a_writer_then_releases_over_it(
 
     assert journal(ctx["latchParameterName"]).get("primaryStoppedAt"), "the refused release kept the hold"
 
-    # A declared failover's first step (E2): activate writes the latch and throws the switch.
+    # A declared failover stopped before its writer move (E2; break34 B34-5: `latch activate` stopped after
+    # the switch, before its promotion): the latch says active and the switch is thrown.
     fresh = build_world(app=f"cli{next(_apps)}", endpoint_url=emulator, session=_setup_session,
                         clients_cache=_setup_clients)  # fmt: skip
     latch_name = fresh.context["latchParameterName"]
     path = outputs.parent / "fresh.json"
     path.write_text(json.dumps({"runbook": fresh.context}))
-    assert _latch_cli("activate", "--outputs", str(path), "--endpoint-url", emulator) == 0
-    out = capsys.readouterr().out
-    assert "write_latch: done" in out and "throw_switch: done" in out
+    fresh_ctx = RunbookContext.from_dict(fresh.context)
+    declare_without_promotion(fresh_ctx, Clients.for_context(fresh_ctx, new_session(), endpoint_url=emulator))
     assert json.loads(ssm.get_parameter(Name=latch_name)["Parameter"]["Value"])["state"] == "active"
     assert _latch_cli("show", "--outputs", str(path), "--endpoint-url", emulator) == 0
     assert "failover switch: 1" in capsys.readouterr().out
@@ -533,9 +541,10 @@ def test_latch_release_gives_region_a_back_what_a_runbook_failover_fenced_before
     path = outputs.parent / "fenced.json"
     path.write_text(json.dumps({"runbook": ctx}))
     base = ("--outputs", str(path), "--endpoint-url", emulator)
-    assert _latch_cli("activate", *base) == 0
-    # What the runbook's fence_primary leaves in region A (its database still the writer: rds-replica
-    # never promoted region B here).
+    fenced = RunbookContext.from_dict(ctx)
+    declare_without_promotion(fenced, Clients.for_context(fenced, new_session(), endpoint_url=emulator))
+    # What the runbook's fence_primary leaves in region A (its database still the writer: the declared
+    # failover stopped before its promotion).
     asg = _setup_session.client("autoscaling", region_name=REGION_A, endpoint_url=emulator)
     asg.update_auto_scaling_group(
         AutoScalingGroupName=ctx["primaryAsgName"], MinSize=0, DesiredCapacity=0, MaxSize=0

@@ -12,10 +12,10 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from automation.latch_cli import activate
 from lambdas.failover import dryrun, executor
 from lambdas.failover.observe import observe
 from lambdas.failover.steps import enable_functions, scale_web_tier
+from tests.lambdas.failover.harness import declare_without_promotion
 from tests.lambdas.failover.world import REGION_A, REGION_B
 from tests.safety.model import TRAFFIC_GRACE, Deployment
 from tests.safety.scenarios import failed_over
@@ -25,20 +25,21 @@ Deploy = Callable[..., Deployment]
 
 
 def _declared_failover_promoting(d: Deployment) -> None:
-    """Region A goes dark; the operator declares the failover (README, the IaC path): ``python -m automation
-    latch activate`` (the failover's hold ``failoverDeclaredAt``, the latch active, the switch thrown), then
-    ``pulumi up -s dr`` with ``dr:active true``, whose update promotes region B's replica in place by
-    dropping ``replicate_source_db`` (components/dr_data.py: "Removing the replicate_source_db attribute
-    from an existing RDS Replicate database ... will promote the database"), i.e. PromoteReadReplica,
-    called here as the provider calls it. The program writes no ``promotionRequested`` mark (only the
-    runbook's ``_request_promotion`` does). RDS keeps ``ReadReplicaSourceDBInstanceIdentifier`` and shows
-    ``modifying`` until the promotion ends, minutes later
+    """Region A goes dark; a failover is declared and region B's replica is promoted by a call the runbook
+    did not make: the dr stack's ``dr:active true`` update of a pilotlight before break34 B34-5 (which
+    promoted by dropping ``replicate_source_db``: PromoteReadReplica, called here as the provider calls it),
+    or an operator in the console. Today's ``latch activate`` promotes with the runbook's own step (it
+    journals ``promotionRequested``) and the update never promotes, but a promotion the runbook did not ask
+    for must still be told from maintenance. The declared failover's first steps are those of ``latch
+    activate`` before it promoted: the failover's hold, the fence (pending: region A is dark), the latch
+    and the switch. RDS keeps ``ReadReplicaSourceDBInstanceIdentifier`` and shows ``modifying`` until the
+    promotion ends, minutes later
     (https://docs.aws.amazon.com/AmazonRDS/latest/UserGuide/USER_ReadRepl.Promote.html). Region A
     answers again meanwhile."""
     d.op_advance(120)
     d.op_outage()
     d.op_advance(120)
-    activate(d.ctx, d.runbook_clients(), reason="declared: region A is down")
+    declare_without_promotion(d.ctx, d.runbook_clients(), reason="declared: region A is down")
     rds_b = d.world.client("rds", REGION_B)
     rds_b.promote_read_replica(DBInstanceIdentifier=str(d.ctx.dr_db_instance_id))
     dr = rds_b.describe_db_instances(DBInstanceIdentifier=str(d.ctx.dr_db_instance_id))["DBInstances"][0]

@@ -8,6 +8,7 @@ otherwise sound.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from datetime import datetime
 from typing import Any
@@ -19,7 +20,7 @@ from automation.emulator import aws as emulator_aws
 from automation.emulator.data import DataPlane, Store
 from automation.emulator.stores import TABLE_NAMESPACE, Datapoint, store_key
 from lambdas.failover.exceptions import StepFailed
-from tests.lambdas.failover.harness import new_session
+from tests.lambdas.failover.harness import declare_without_promotion, new_session
 from tests.lambdas.failover.world import REGION_A, REGION_B
 from tests.safety.model import Deployment, actor_clients
 
@@ -92,8 +93,8 @@ def test_control_a_declared_aurora_failover_with_the_table_at_its_pace(deploy: D
     lines = _declared_failover(d)
     d.op_advance(600)
     d.judge()
-    assert not [v for v in d.violations if v.invariant == "no_loss"], [*lines, *map(str, d.violations)]
-    assert d.emulator.database_writable(REGION_B) and not d.emulator.database_writable(REGION_A), lines
+    assert not d.violations, [*lines, *map(str, d.violations)]
+    assert d.emulator.database_writable(REGION_B) and not d.emulator.serving(REGION_A), lines
 
 
 def _latency_of_arrived_items_only(
@@ -194,3 +195,137 @@ def test_control_a_planned_failover_with_the_table_at_its_pace_moves_the_writer(
     assert not [v for v in d.violations if v.invariant == "no_loss"], [str(v) for v in d.violations]
     assert run.outcome == "done", run.detail
     assert d.emulator.database_writable(REGION_B), run.detail
+
+
+def _dr_update_active(d: Deployment) -> str | None:
+    """``pulumi up -s dr`` with ``dr:active true`` after ``latch activate``: the program's refusal before any
+    resource (components/program.py: ``refuse_program_promotion``, over region B's instance read live), its
+    reason when it refuses; else what the update changes: rds-replica, a replica still replicating is
+    promoted by dropping ``replicate_source_db`` (PromoteReadReplica, called as the provider calls it:
+    components/dr_data.py), and region B's web tier and functions are lit (the runbook's steps that make the
+    same changes)."""
+    from components.config import DrFlags
+    from components.failover import FailoverRefused, Latch, decide, refuse_program_promotion
+    from lambdas.failover.journal import _read_latch
+    from lambdas.failover.steps import enable_functions, scale_web_tier
+    from tests.automation.test_break24 import PRIMARY
+
+    clients = d.runbook_clients()
+    latch = Latch.parse(json.dumps(_read_latch(clients, d.ctx) or {}))
+    rds_b = d.world.client("rds", REGION_B)
+    ident = str(d.ctx.dr_db_instance_id)
+    (dr,) = rds_b.describe_db_instances(DBInstanceIdentifier=ident)["DBInstances"]
+    replicating = bool(dr.get("ReadReplicaSourceDBInstanceIdentifier"))
+    try:
+        tier = decide(DrFlags(active=True), PRIMARY, database_mode="rds-replica", latch=latch, previous=None)
+        refuse_program_promotion(tier, latch, "rds-replica", replicating)
+    except FailoverRefused as exc:
+        return str(exc)
+    if replicating and tier.promote_database:
+        rds_b.promote_read_replica(DBInstanceIdentifier=ident)
+    scale_web_tier(d.ctx, clients, {"reason": "dr:active true"})
+    enable_functions(d.ctx, clients, {"reason": "dr:active true"})
+    return None
+
+
+def test_b34_5_a_declared_rds_replica_failover_moves_the_writer_at_zero_lag_after_the_stop(
+    deploy: Deploy,
+) -> None:
+    """no_loss (docs/safety.md: on a planned change, a declared failover while region A answers among them,
+    "the writer moves only at zero lag measured after writes stopped"). rds-replica; the link to region B
+    slowed to 90 s a write; clients pay through region A up to the declaration. The operator declares a
+    failover as the README's table says: ``latch activate``, then ``pulumi up -s dr`` with ``dr:active
+    true``.
+
+    Before the fix ``latch activate`` fenced region A, wrote the latch and threw the switch, and the update
+    promoted the replica at once by dropping ``replicate_source_db``: the writes of the last 90 s, still on
+    the link, were lost ("A promoted read replica ... can't be made a read replica again":
+    https://docs.aws.amazon.com/AmazonRDS/latest/UserGuide/USER_ReadRepl.Promote.html). Now ``latch
+    activate`` runs the runbook's ``promote_database``, which waits for the drain and zero lag proven after
+    it, and the update finds the instance promoted and promotes nothing."""
+    d = deploy("rds-replica")
+    d.op_advance(120)
+    d.emulator.slow_replication(Store.DATABASE, 90.0)
+    d.op_write(20)
+    d.op_advance(20)
+    d.op_write(20)
+    lines = _declared_failover(d)
+    refused = _dr_update_active(d)
+    d.op_advance(600)
+    d.judge()
+    assert refused is None, [*lines, refused]
+    assert not [v for v in d.violations if v.invariant == "no_loss"], [*lines, *map(str, d.violations)]
+    # RDS leaves region A's old primary a standalone writer; the fence keeps it from serving.
+    assert d.emulator.database_writable(REGION_B) and not d.emulator.serving(REGION_A), lines
+    assert d.emulator.serving(REGION_B) and d.where() == REGION_B and not d.violations, lines
+
+
+def test_b34_5_the_dr_update_refuses_to_promote_a_replica_nothing_proved_at_zero_lag(deploy: Deploy) -> None:
+    """The same declared failover whose ``latch activate`` stopped after the switch, before its promotion
+    (the operator's host lost, or an older pilotlight's ``latch activate`` that did not promote): the
+    update that would promote region B's replica is refused, naming ``latch activate``; running it again
+    resumes the failover and moves the writer at zero lag, nothing lost."""
+    d = deploy("rds-replica")
+    d.op_advance(120)
+    d.emulator.slow_replication(Store.DATABASE, 90.0)
+    d.op_write(20)
+    declare_without_promotion(d.ctx, d.runbook_clients())
+    refused = _dr_update_active(d)
+    assert refused is not None and "latch activate" in refused, refused
+    lines = _declared_failover(d)
+    assert _dr_update_active(d) is None, lines
+    d.op_advance(600)
+    d.judge()
+    assert not d.violations, [*lines, *map(str, d.violations)]
+    assert d.emulator.database_writable(REGION_B) and not d.emulator.serving(REGION_A), lines
+
+
+def test_b34_5_a_declared_failover_over_a_dark_region_a_needs_unplanned(deploy: Deploy) -> None:
+    """Region A dark: a declared failover cannot be lossless, so ``latch activate`` refuses before any change
+    naming ``--unplanned`` (not the runbook's ``--planned``); with it, the replica is promoted once the switch
+    has taken effect, and the command reports an upper estimate of what may be lost."""
+    d = deploy("rds-replica")
+    d.op_advance(120)
+    d.op_write(5)
+    d.op_outage()
+    d.op_advance(120)
+    with pytest.raises(StepFailed) as refused:
+        _declared_failover(d)
+    assert refused.value.code == "PlannedNeedsRegionA", refused.value
+    assert "--unplanned" in refused.value.reason and "without --planned" not in refused.value.reason, (
+        refused.value
+    )
+    lines = _declared_failover(d, planned=False)
+    promoted = next(line for line in lines if line.startswith("promote_database:"))
+    assert "unplanned: may lose" in promoted, lines
+    assert _dr_update_active(d) is None, lines
+    d.op_advance(600)
+    d.judge()
+    assert not d.violations, [*lines, *map(str, d.violations)]
+    assert d.emulator.database_writable(REGION_B), lines
+
+
+def test_b34_5_a_declared_rds_replica_failover_over_a_link_too_slow_for_the_wait_rolls_back(
+    deploy: Deploy,
+) -> None:
+    """The link to region B 25 minutes behind, beyond the zero-lag wait's budget (80 looks 15 s apart after
+    the drain): ``latch activate`` stops on its own decision (``LagTimeout``) with region B's database still a
+    replica, and rolls back as the runbook's failover does: latch standby, switch released, region A given
+    back what the fence took and serving its writer; nothing lost. Before the fix the update promoted the
+    replica 25 minutes behind."""
+    d = deploy("rds-replica")
+    d.op_advance(120)
+    d.emulator.slow_replication(Store.DATABASE, 1500.0)
+    d.op_write(20)
+    d.op_advance(20)
+    with pytest.raises(StepFailed) as stopped:
+        _declared_failover(d)
+    assert stopped.value.code == "LagTimeout", stopped.value
+    refused = _dr_update_active(d)
+    assert refused is not None, "dr:active true is refused under the standby latch the roll-back wrote"
+    d.op_advance(600)
+    d.op_write(5)
+    d.judge()
+    assert not d.violations, [str(stopped.value), *map(str, d.violations)]
+    assert d.emulator.serving(REGION_A) and d.where() == REGION_A
+    assert not d.emulator.database_writable(REGION_B), "region B's replica was never promoted"

@@ -9,10 +9,10 @@ from collections.abc import Callable
 
 import pytest
 
-from automation.latch_cli import activate
 from lambdas.failover import executor
 from lambdas.failover.traffic import _switch_thrown
 from tests.lambdas.failover.faults import Fault
+from tests.lambdas.failover.harness import declare_without_promotion
 from tests.lambdas.failover.world import REGION_A, REGION_B
 from tests.safety.model import TRAFFIC_GRACE, Deployment, RunState
 from tests.safety.scenarios import after_first_call
@@ -295,13 +295,15 @@ def test_a_failback_over_a_declared_failover_that_never_promoted_reports_the_swi
     deploy: Deploy,
 ) -> None:
     """The report says what changed (break29: ``warm_primary`` reported ``already_done`` after it had
-    journaled the writer-move mark and put 0 on the switch). ``latch activate`` declares a failover
-    (the latch active, the hold ``failoverDeclaredAt``, the switch thrown) without fencing region A,
-    and the dr stack's update never promoted region B: region A's web tier is at its capacity already,
-    so the launch changes nothing, but the release of the switch does."""
+    journaled the writer-move mark and put 0 on the switch). A declared failover stopped before its
+    promotion (``latch activate`` up to ``throw_switch``: the hold ``failoverDeclaredAt``, the fence, the
+    latch active, the switch thrown), so region B was never promoted; the release of the switch is a change
+    the report must name."""
     d = deploy("rds-replica")
     d.op_advance(120)
-    activate(d.ctx, d.runbook_clients(), reason="declared, then called off before the promotion")
+    declare_without_promotion(
+        d.ctx, d.runbook_clients(), reason="declared, then called off before the promotion"
+    )
     assert _switch_thrown(d.ctx, d.runbook_clients())
     report = executor.run("failback", d.ctx, d.runbook_clients(), params={"reason": "t"}, max_workers=1)
     assert report.outcome == "done", report.format_table()

@@ -202,3 +202,40 @@ def recorded_calls() -> Iterator[list[ApiCall]]:
         yield calls
     finally:
         BaseClient._make_api_call = original  # type: ignore[method-assign]
+
+
+def declare_without_promotion(
+    ctx: RunbookContext, clients: Clients, reason: str = "declared failover"
+) -> None:
+    """A declared failover stopped before its writer move: what ``python -m automation latch activate`` does
+    up to ``promote_database`` (the failover's hold, the fence, the latch, the switch), in its order. The
+    state a crash of the command leaves there, and the one an older pilotlight's ``latch activate`` left
+    in rds-replica (it did not promote; the dr stack's update did, with no zero-lag proof: break34 B34-5)."""
+    from lambdas.failover import steps
+
+    params = {"reason": reason, "wait": True}
+    steps.declare_failover_hold(clients, ctx)
+    for step in (steps.fence_primary, steps.write_latch, steps.throw_switch):
+        step(ctx, clients, params)
+
+
+@contextlib.contextmanager
+def cli_on_shifted_clock() -> Iterator[ShiftedClock]:
+    """``python -m automation latch ...`` (``automation.latch_cli.connect``) on a :class:`ShiftedClock`: its
+    waits (the 300 s drain, the zero-lag polls) pass at once against a moto server whose datapoints do not
+    change with time."""
+    from automation import latch_cli
+
+    clock = ShiftedClock()
+    real = latch_cli.connect
+
+    def connect(args: Any) -> tuple[RunbookContext, Clients]:
+        ctx, clients = real(args)
+        clients.clock = clock
+        return ctx, clients
+
+    latch_cli.connect = connect  # type: ignore[assignment]
+    try:
+        yield clock
+    finally:
+        latch_cli.connect = real  # type: ignore[assignment]

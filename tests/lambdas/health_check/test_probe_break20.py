@@ -19,8 +19,15 @@ from moto.server import ThreadedMotoServer
 
 from automation import __main__ as main_module
 from automation.emulator import patch_moto
+from lambdas.failover.clients import Clients
+from lambdas.failover.context import RunbookContext
 from lambdas.health_check import probe
-from tests.lambdas.failover.harness import HealthServer, new_session
+from tests.lambdas.failover.harness import (
+    HealthServer,
+    cli_on_shifted_clock,
+    declare_without_promotion,
+    new_session,
+)
 from tests.lambdas.failover.world import REGION_A, REGION_B, World, build_world
 
 _apps = itertools.count(1)
@@ -87,9 +94,11 @@ def test_b20_1_a_tampered_latch_after_a_declared_failover_keeps_traffic_on_the_w
 ) -> None:
     """Traffic follows the writer; an absent or garbled latch fails safe (docs/safety.md).
 
-    The declared failover (docs/safety.md "Across pulumi ups", docs/ci.md step 3) is
+    The declared failover (docs/safety.md "Across pulumi ups", docs/ci.md step 3) was
     ``python -m automation latch activate`` (write_latch, throw_switch: before break34 B34-1 no fence,
-    so no journal mark; now the runbook's fence first), then ``pulumi up -s dr`` with ``dr:active true``, which promotes region B's replica.
+    so no journal mark), then ``pulumi up -s dr`` with ``dr:active true``, which promoted region B's replica
+    (since break34 B34-5 ``latch activate`` promotes it with the runbook's step; here the promotion is one the
+    runbook did not make, the worst case for the canary: no ``promotionRequested`` either).
     Promoting a read replica makes it a standalone DB instance and leaves its source as it was: the
     source keeps taking writes ("When you promote a read replica, the new DB instance ... The
     source DB instance is not affected",
@@ -108,10 +117,11 @@ def test_b20_1_a_tampered_latch_after_a_declared_failover_keeps_traffic_on_the_w
     ctx = world.context
     path = tmp_path / "dr-outputs.json"
     path.write_text(json.dumps({"runbook": ctx}))
-    # 1. The declared failover's first step: the latch says active and the switch is thrown.
-    assert main_module.main(["latch", "activate", "--outputs", str(path), "--endpoint-url", emulator]) == 0
-    # 2. The dr:active true update promotes region B's replica (what pulumi-aws does by removing
-    #    replicate_source_db: a PromoteReadReplica call).
+    # 1. The declared failover's first steps: the hold, the fence, the latch active and the switch thrown.
+    clients = Clients.for_context(RunbookContext.from_dict(ctx), new_session(), endpoint_url=emulator)
+    declare_without_promotion(RunbookContext.from_dict(ctx), clients)
+    # 2. Region B's replica promoted by a call the runbook did not make (the dr:active true update of a
+    #    pilotlight before break34 B34-5, which removed replicate_source_db: a PromoteReadReplica call).
     rds_b = world.client("rds", REGION_B)
     rds_b.promote_read_replica(DBInstanceIdentifier=ctx["drDbInstanceId"])
     assert world.dr_is_writer(), "region B's database is the writer after the declared failover"
@@ -191,7 +201,10 @@ def test_b20_2_a_hand_set_standby_after_a_declared_aurora_failover_is_not_releas
     ctx = world.context
     path = tmp_path / "dr-outputs.json"
     path.write_text(json.dumps({"runbook": ctx}))
-    assert main_module.main(["latch", "activate", "--outputs", str(path), "--endpoint-url", emulator]) == 0
+    with cli_on_shifted_clock():
+        assert (
+            main_module.main(["latch", "activate", "--outputs", str(path), "--endpoint-url", emulator]) == 0
+        )
     assert world.dr_is_writer(), "the declared failover's switchover made region B's cluster the writer"
     ssm = world.client("ssm", REGION_B)
     cloudwatch = world.client("cloudwatch", REGION_B)
