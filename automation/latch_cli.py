@@ -74,6 +74,7 @@ from lambdas.failover.clients import Clients
 from lambdas.failover.context import ContextError, RunbookContext
 from lambdas.failover.exceptions import LockHeld, LockLost, StepFailed
 from lambdas.failover.executor import Heartbeat
+from lambdas.failover.failback import _refuse_while_region_b_may_be_promoted
 from lambdas.failover.fencing import (
     _refuse_planned_without_region_a,
     _refuse_unprotected,
@@ -81,6 +82,7 @@ from lambdas.failover.fencing import (
 )
 from lambdas.failover.observe import Observation, Unread, observe
 from lambdas.failover.on_stop import withdraw_unmoved_writer_move
+from lambdas.failover.stepkit import _db_instance
 
 ACTIONS = ("show", "activate", "switch-writer", "release")
 
@@ -264,6 +266,22 @@ def _release(
             "or the runbook's failback: python -m automation failback --outputs runbook.json)."
         )
         return False
+    if ctx.database_mode == "rds-replica" and ctx.dr_db_instance_id:
+        # A replica names its source until its promotion ends, so observe() reads one being promoted (a
+        # declared failover's `latch activate` that died after PromoteReadReplica was asked) as a replica,
+        # and region A as the writer: released now, the promotion makes a second writer minutes later,
+        # missing every write region A takes meanwhile (break35 B35-1). Refused as the runbook's failback
+        # refuses it (break29 B29-1).
+        replica = _db_instance(clients, "dr", ctx.dr_db_instance_id)
+        try:
+            if replica is not None:
+                _refuse_while_region_b_may_be_promoted(ctx, clients, replica, "release")
+        except StepFailed as exc:
+            lines.append(
+                f"refused: {exc.reason}. Nothing was released. If a declared failover's `latch activate` "
+                "stopped during its promotion, run it again: it finishes the move"
+            )
+            return False
     params = {"reason": reason or "latch release before dr:failback route-back", "wait": True}
     # Region A gets its capacity back before traffic moves to it. A runbook failover fenced it out of
     # band (web tier 0/0/0, functions at zero concurrency, event sources off); the primary stack's state

@@ -663,6 +663,9 @@ class Runbook:
         "failover", "failback", "failback-started", "promote", "activate", "switch-writer", "release"
     ]
     label: str
+    planned: bool = True
+    """``activate`` only: without ``--unplanned``, refused before any change over a region A that does not
+    answer (automation/latch_cli.py ``_refuse_planned_without_region_a``: PlannedNeedsRegionA)."""
 
 
 @dataclass(frozen=True)
@@ -1073,6 +1076,12 @@ class Lifecycle:
             refused = self._failover_refusal(ctx)
             if refused is not None:
                 return refused.replace("the runbook's failover refused", "latch activate refused", 1)
+        if step.action == "activate" and step.planned and not w.region_a_up:
+            # automation/latch_cli.py activate: a lossless move needs region A (PlannedNeedsRegionA).
+            return (
+                "latch activate refused: region A does not answer, so no lossless writer move is possible; "
+                "run `python -m automation latch activate --unplanned` to fail over accepting the loss"
+            )
         if step.action == "activate":
             # steps.declare_failover_hold: the declared failover holds region A; a new failover, so no
             # earlier drain's zero-lag proof holds.

@@ -600,7 +600,12 @@ class Deployment:
         with self._actors_lock:
             if actor not in self._live:
                 return
-            who = joined if joined in self._live else actor
+            # A command's lock run id is its actor's name and a suffix (``latch-activate-<hex>``:
+            # automation/latch_cli.py LatchLock), a run's is its actor's name.
+            who = next(
+                (a for a in self._live if joined is not None and (joined == a or joined.startswith(f"{a}-"))),
+                actor,
+            )
             if who != actor:
                 self._count("single_flight: a pending fence acted inside the failover run it joined")
             others = {a: first for a, first in self._live.items() if a not in (actor, who)}
