@@ -21,6 +21,8 @@ from components.failover import (
     dr_database_replicates,
     failback_lag_watched,
     failback_replica_released,
+    promotes_on_failover,
+    refuse_program_promotion,
 )
 
 capacities = st.builds(
@@ -31,6 +33,7 @@ capacities = st.builds(
 )
 modes = st.sampled_from(["aurora-global", "rds-replica"])
 ACTIVE_LATCH = Latch("active", "2026-11-22T03:00:00Z", "failover")
+STANDBY = Latch("standby", None, None)
 PRIMARY = Capacity(2, 2, 6)
 
 
@@ -436,3 +439,44 @@ def test_the_documented_failback_sequence_still_runs(mode: str) -> None:
         tier = decide(flags, PRIMARY, database_mode=mode, latch=latch, previous=previous)
         assert tier.failback_phase == phase
         previous = PhaseRecord(phase, tier.latch_since)
+
+
+@pytest.mark.parametrize(
+    ("mode", "flags", "latch", "replicating", "refused"),
+    [
+        ("rds-replica", DrFlags(active=True), ACTIVE_LATCH, True, True),
+        ("rds-replica", DrFlags(active=True), ACTIVE_LATCH, False, False),  # latch activate promoted it
+        ("rds-replica", DrFlags(active=True), ACTIVE_LATCH, None, False),  # no instance in region B yet
+        (
+            "aurora-global",
+            DrFlags(active=True),
+            ACTIVE_LATCH,
+            True,
+            False,
+        ),  # the program never promotes Aurora
+        (
+            "rds-replica",
+            DrFlags(active=True, failback="replicate"),
+            ACTIVE_LATCH,
+            True,
+            False,
+        ),  # a failback phase
+        ("rds-replica", DrFlags(active=False), STANDBY, True, False),  # standby: nothing to promote
+    ],
+    ids=["replica", "promoted", "none", "aurora", "failback-phase", "standby"],
+)
+def test_the_program_never_promotes_region_b_on_a_failover(
+    mode: str, flags: DrFlags, latch: Latch, replicating: bool | None, refused: bool
+) -> None:
+    """no_loss (break34 B34-5): a failover's rds-replica `dr:active true` update would promote region B's
+    replica by removing replicate_source_db, with whatever it has replayed; the program refuses it while the
+    instance (read live) still replicates, and only then: `latch activate` promotes at zero lag."""
+    tier = decide(flags, PRIMARY, database_mode=mode, latch=latch)
+    assert promotes_on_failover(tier, latch, mode) == (
+        mode == "rds-replica" and latch.active and not flags.failback
+    )
+    if refused:
+        with pytest.raises(FailoverRefused, match=r"latch activate --outputs runbook\.json"):
+            refuse_program_promotion(tier, latch, mode, replicating)
+    else:
+        refuse_program_promotion(tier, latch, mode, replicating)
