@@ -22,10 +22,10 @@ from botocore.exceptions import ClientError, WaiterError
 from lambdas.failover import regressions
 from lambdas.failover.clients import Clients, Side
 from lambdas.failover.context import RunbookContext
-from lambdas.failover.darkness import DARK_CONFIRM_SECONDS, source_dark_long_enough, source_database_dark
+from lambdas.failover.darkness import DARK_CONFIRM_SECONDS, source_dark_long_enough
 from lambdas.failover.exceptions import SourceDark as _SourceDark
 from lambdas.failover.exceptions import StepFailed
-from lambdas.failover.fencing import PLANNED_NEEDS_REGION_A, _planned_how, fence_primary
+from lambdas.failover.fencing import PLANNED_NEEDS_REGION_A, _planned_how
 from lambdas.failover.journal import (
     _journal,
     _promotion_under_way,
@@ -516,23 +516,6 @@ def _promote_database(ctx: RunbookContext, clients: Clients, params: Mapping[str
     journal = read_journal(clients, ctx)
     stamp, pending = _parse_time(journal.get("primaryStoppedAt")), _parse_time(journal.get("fencePending"))
     source_answers = stamp is not None and (pending is None or stamp >= pending)
-    if (
-        not source_answers
-        and not _writer_moving(ctx, clients)
-        and source_database_dark(ctx, clients, step) is None
-    ):
-        # The journal says the fence is pending, but region A's database answers now (it came back
-        # between the fence and this step, before the canary's minute joined the fence): the writes it
-        # acknowledged before it went dark may still be on their way to region B, and nothing makes this
-        # change unplanned any more (docs/safety.md no_loss: the unplanned exception is a promotion while
-        # the old writer's region does not answer; break35 B35-2). The pending fence is completed here, as
-        # the canary would, stamping when region A's writes stopped, and the promotion takes the lossless
-        # path (a fence refused by a region A that answers stops the run before any promotion).
-        fence_primary(ctx, clients, {**params, "onlyIfPending": True})
-        journal = read_journal(clients, ctx)
-        stamp = _parse_time(journal.get("primaryStoppedAt"))
-        pending = _parse_time(journal.get("fencePending"))
-        source_answers = stamp is not None and (pending is None or stamp >= pending)
     if not source_answers and not _writer_moving(ctx, clients):
         # Unplanned: region A was not fenced (it did not answer). Should it answer again, its old
         # writer takes whatever Route 53 sends it until the canary has fenced it, and after the
