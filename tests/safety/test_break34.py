@@ -27,19 +27,28 @@ from tests.safety.model import Deployment, actor_clients
 Deploy = Callable[..., Deployment]
 
 
-def _declared_failover(d: Deployment, *, planned: bool = True) -> list[str]:
-    """``python -m automation latch activate`` (automation/latch_cli.py ``activate``), as an operator runs it
-    for a declared failover, under its own actor so that the checker attributes its calls."""
+def as_operator(d: Deployment, actor: str, command: Callable[[Any], Any]) -> Any:
+    """Run ``command(clients)`` (a ``python -m automation latch`` command) as an operator's host runs it, on
+    its own session, under its own actor so that the checker attributes its calls."""
     session = new_session()
     d.emulator.attach(session)
     operator = actor_clients(d, session)
-    operator.actor = "latch-activate"
-    d._begin_actor("latch-activate")
+    operator.actor = actor
+    d._begin_actor(actor)
     try:
-        return latch_cli.activate(d.ctx, operator, reason="declared failover", planned=planned)
+        return command(operator)
     finally:
-        d._end_actor("latch-activate")
+        d._end_actor(actor)
         operator.actor = None
+
+
+def _declared_failover(d: Deployment, *, planned: bool = True) -> list[str]:
+    """``python -m automation latch activate`` (automation/latch_cli.py ``activate``) for a declared failover."""
+    return as_operator(
+        d,
+        "latch-activate",
+        lambda clients: latch_cli.activate(d.ctx, clients, reason="declared failover", planned=planned),
+    )
 
 
 def test_b34_1_a_declared_aurora_failover_moves_the_writer_before_the_global_table_replicates(

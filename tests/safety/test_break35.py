@@ -16,22 +16,17 @@ from lambdas.failover.exceptions import StepFailed
 from tests.lambdas.failover.harness import new_session
 from tests.lambdas.failover.world import REGION_A, REGION_B
 from tests.safety.model import Deployment, actor_clients
-from tests.safety.test_break34 import _declared_failover, _dr_update_active
+from tests.safety.test_break34 import _declared_failover, _dr_update_active, as_operator
 
 Deploy = Callable[..., Deployment]
 
 
 def _release(d: Deployment) -> tuple[bool, list[str]]:
-    session = new_session()
-    d.emulator.attach(session)
-    operator = actor_clients(d, session)
-    operator.actor = "latch-release"
-    d._begin_actor("latch-release")
-    try:
-        return latch_cli.release(d.ctx, operator, reason="operator: region A looks fine")
-    finally:
-        d._end_actor("latch-release")
-        operator.actor = None
+    return as_operator(
+        d,
+        "latch-release",
+        lambda clients: latch_cli.release(d.ctx, clients, reason="operator: region A looks fine"),
+    )
 
 
 class Crash(BaseException):
