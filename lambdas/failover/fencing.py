@@ -665,8 +665,12 @@ def fence_primary(ctx: RunbookContext, clients: Clients, params: Mapping[str, An
     * ``onlyIfPending`` (the canary's call): fence only if the journal says a fence is pending;
       otherwise change nothing. A failback clears the pending mark first (``confirm_primary_healthy``),
       so the canary never fences a region A a failback is giving writes back to.
+    * ``beforePromotion`` with ``onlyIfPending`` (``promote_database`` completing a pending fence
+      before the writer moves, break35 B35-2): region B is not the writer yet, so a fence that cannot
+      stop region A's web tier refuses before any change, as a failover's first fence does.
     """
     step = "fence_primary"
+    before_promotion = not params.get("onlyIfPending") or bool(params.get("beforePromotion"))
     if params.get("onlyIfPending"):
         pending = read_journal(clients, ctx).get("fencePending")
         if not pending:
@@ -681,7 +685,7 @@ def fence_primary(ctx: RunbookContext, clients: Clients, params: Mapping[str, An
     actions: list[str] = []
     while True:
         try:
-            actions = fence_region_a(ctx, clients, step, before_promotion=not params.get("onlyIfPending"))
+            actions = fence_region_a(ctx, clients, step, before_promotion=before_promotion)
             break
         except CONNECTION_ERRORS as exc:
             reason = f"{type(exc).__name__}: {exc}"
@@ -749,7 +753,7 @@ def fence_primary(ctx: RunbookContext, clients: Clients, params: Mapping[str, An
                 retryable, code = exc.retryable, exc.code or code
             elif isinstance(exc, ClientError):
                 retryable, code = _from_client_error(step, exc).retryable, error_code(exc)
-            if params.get("onlyIfPending"):
+            if not before_promotion:
                 # The canary's pending fence: the failover may have promoted region B already.
                 detail = (
                     f"region A answers again but its pending fence could not complete: {reason}. Until it does, "

@@ -22,10 +22,10 @@ from botocore.exceptions import ClientError, WaiterError
 from lambdas.failover import regressions
 from lambdas.failover.clients import Clients, Side
 from lambdas.failover.context import RunbookContext
-from lambdas.failover.darkness import DARK_CONFIRM_SECONDS, source_dark_long_enough
+from lambdas.failover.darkness import DARK_CONFIRM_SECONDS, source_dark_long_enough, source_database_dark
 from lambdas.failover.exceptions import SourceDark as _SourceDark
 from lambdas.failover.exceptions import StepFailed
-from lambdas.failover.fencing import PLANNED_NEEDS_REGION_A, _planned_how
+from lambdas.failover.fencing import PLANNED_NEEDS_REGION_A, _planned_how, fence_primary
 from lambdas.failover.journal import (
     _journal,
     _promotion_under_way,
@@ -460,6 +460,26 @@ def _forced_source_dark(
     return lambda: source_dark_long_enough(ctx, clients, "promote_database")
 
 
+def _late_fence_due(
+    ctx: RunbookContext,
+    clients: Clients,
+    params: Mapping[str, Any],
+    *,
+    pending: datetime | None,
+    source_answers: bool,
+    step: str,
+) -> bool:
+    """Whether the promotion completes a pending fence first (break35 B35-2): a forced failover (not
+    ``planned``: that one asked for no loss and refuses instead, B34-1) whose latest fence found region A
+    dark, before the writer moves, and region A's database answers now (``darkness.source_database_dark``:
+    one look, its control plane then, if that is dark, its data plane)."""
+    if params.get("planned") or pending is None or source_answers:
+        return False
+    if _writer_moving(ctx, clients):
+        return False
+    return source_database_dark(ctx, clients, step) is None
+
+
 @_step
 def promote_database(ctx: RunbookContext, clients: Clients, params: Mapping[str, Any]) -> StepResult:
     """Make the DR database the writer: RDS replica promotion, or Aurora global failover/switchover.
@@ -507,7 +527,8 @@ def promote_database(ctx: RunbookContext, clients: Clients, params: Mapping[str,
 def _promote_database(ctx: RunbookContext, clients: Clients, params: Mapping[str, Any]) -> StepResult:
     step = "promote_database"
     # Planned (lossless) when fence_primary reached region A and stamped when its writes stopped;
-    # unplanned when it found region A unreachable. The failover path never reads region A itself.
+    # unplanned when it found region A unreachable. A forced failover looks at region A's database
+    # once more before an unplanned writer move (``_late_fence_due``); nothing else here reads region A.
     # A stamp left by an earlier fence does not make a region A that the latest fence could not
     # reach a healthy source (``fencePending``): zero lag can no longer be measured from it, and a
     # forced failover over a dark region A would wait for it until it gave up (soak seed 10).
@@ -524,13 +545,29 @@ def _promote_database(ctx: RunbookContext, clients: Clients, params: Mapping[str
         # and the crash point right after the writer move over a region A that comes back at once).
         # The throw counts from the run journal's record of it, whether or not GetMetricData returns
         # its datapoint yet (break32 B32-4).
-        pending = _switch_pending(ctx, clients)
-        if pending > 0 and not _wait(params):
+        switch_pending = _switch_pending(ctx, clients)
+        if switch_pending > 0 and not _wait(params):
             return _in_progress(
-                f"waiting {pending:.0f} s for the switch to take effect before the writer moves"
+                f"waiting {switch_pending:.0f} s for the switch to take effect before the writer moves"
             )
-        if pending > 0:
-            clients.clock.sleep(pending)
+        if switch_pending > 0:
+            clients.clock.sleep(switch_pending)
+    if _late_fence_due(ctx, clients, params, pending=pending, source_answers=source_answers, step=step):
+        # A forced failover whose fence was left pending (region A dark at it), and region A's
+        # database answers now (looked at once the switch has taken effect, right before the writer
+        # would move), back before the canary's minute joined the fence: what it acknowledged before
+        # it went dark may still be on its way to region B, and nothing makes this change unplanned
+        # any more (docs/safety.md no_loss: the unplanned exception is a promotion while the old
+        # writer's region does not answer; break35 B35-2). The pending fence is completed here, as the
+        # canary would (stamping when region A's writes stopped), and the promotion takes the lossless
+        # path; a fence that region A refuses stops the run before any promotion.
+        fence_primary(ctx, clients, {**params, "onlyIfPending": True, "beforePromotion": True})
+        journal = read_journal(clients, ctx)
+        stamp, pending = (
+            _parse_time(journal.get("primaryStoppedAt")),
+            _parse_time(journal.get("fencePending")),
+        )
+        source_answers = stamp is not None and (pending is None or stamp >= pending)
     if ctx.database_mode == "rds-replica":
         ident = _need(ctx.dr_db_instance_id, "drDbInstanceId", step)
         instance = _require_db_instance(clients, "dr", ident, step)

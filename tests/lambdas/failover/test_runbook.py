@@ -154,6 +154,13 @@ def test_region_a_unreachable_failover_completes_with_warning(world: World) -> N
         "auto-scaling.DescribeAutoScalingGroups",
         "lambda.GetFunctionConcurrency",
         "lambda.GetFunctionConcurrency",
+        # promote_database looks at region A's database once more right before the unplanned writer
+        # move (break35 B35-2, promotion._late_fence_due): its RDS API, then the data plane (the ledger
+        # marker function), both dark
+        "rds.DescribeDBInstances",
+        "rds.DescribeDBInstances",
+        "lambda.Invoke",
+        "lambda.Invoke",
     ]
     assert (world.asg(REGION_A), world.concurrency(REGION_A)) == before_a
     assert world.dr_is_writer() and world.asg(REGION_B) == (1, 2, 4)
