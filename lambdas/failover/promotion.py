@@ -460,6 +460,14 @@ def _forced_source_dark(
     return lambda: source_dark_long_enough(ctx, clients, "promote_database")
 
 
+def _latest_fence(clients: Clients, ctx: RunbookContext) -> tuple[datetime | None, datetime | None, bool]:
+    """(``primaryStoppedAt``, ``fencePending``, whether the latest fence reached region A): the later of
+    the two journal marks says how the latest fence went."""
+    journal = read_journal(clients, ctx)
+    stamp, pending = _parse_time(journal.get("primaryStoppedAt")), _parse_time(journal.get("fencePending"))
+    return stamp, pending, stamp is not None and (pending is None or stamp >= pending)
+
+
 def _late_fence_due(
     ctx: RunbookContext,
     clients: Clients,
@@ -534,9 +542,7 @@ def _promote_database(ctx: RunbookContext, clients: Clients, params: Mapping[str
     # forced failover over a dark region A would wait for it until it gave up (soak seed 10).
     # The later of the two marks says how the latest fence went: a fence that reached region A after
     # one that could not (the canary's, joining this run: B20-3) makes the change planned again.
-    journal = read_journal(clients, ctx)
-    stamp, pending = _parse_time(journal.get("primaryStoppedAt")), _parse_time(journal.get("fencePending"))
-    source_answers = stamp is not None and (pending is None or stamp >= pending)
+    stamp, pending, source_answers = _latest_fence(clients, ctx)
     if not source_answers and not _writer_moving(ctx, clients):
         # Unplanned: region A was not fenced (it did not answer). Should it answer again, its old
         # writer takes whatever Route 53 sends it until the canary has fenced it, and after the
@@ -562,12 +568,7 @@ def _promote_database(ctx: RunbookContext, clients: Clients, params: Mapping[str
         # canary would (stamping when region A's writes stopped), and the promotion takes the lossless
         # path; a fence that region A refuses stops the run before any promotion.
         fence_primary(ctx, clients, {**params, "onlyIfPending": True, "beforePromotion": True})
-        journal = read_journal(clients, ctx)
-        stamp, pending = (
-            _parse_time(journal.get("primaryStoppedAt")),
-            _parse_time(journal.get("fencePending")),
-        )
-        source_answers = stamp is not None and (pending is None or stamp >= pending)
+        stamp, pending, source_answers = _latest_fence(clients, ctx)
     if ctx.database_mode == "rds-replica":
         ident = _need(ctx.dr_db_instance_id, "drDbInstanceId", step)
         instance = _require_db_instance(clients, "dr", ident, step)
