@@ -465,7 +465,10 @@ def _latest_fence(clients: Clients, ctx: RunbookContext) -> tuple[datetime | Non
     the two journal marks says how the latest fence went."""
     journal = read_journal(clients, ctx)
     stamp, pending = _parse_time(journal.get("primaryStoppedAt")), _parse_time(journal.get("fencePending"))
-    return stamp, pending, stamp is not None and (pending is None or stamp >= pending)
+    # Reached region A only when no fence is pending: a fence stamps primaryStoppedAt before its first
+    # change and clears fencePending only once it succeeded, so a stamp beside a pending mark (the same
+    # second) is a fence that stamped and then failed (break36 B36-4), not one that reached region A.
+    return stamp, pending, stamp is not None and pending is None
 
 
 def _late_fence_due(
@@ -483,7 +486,8 @@ def _late_fence_due(
     one look, its control plane then, if that is dark, its data plane)."""
     if params.get("planned") or pending is None or source_answers:
         return False
-    if _writer_moving(ctx, clients):
+    # A throttled region B is a retryable failure here, not "moving" (break36 B36-3).
+    if _writer_moving(ctx, clients, retry_throttled=True):
         return False
     return source_database_dark(ctx, clients, step) is None
 
@@ -558,6 +562,8 @@ def _promote_database(ctx: RunbookContext, clients: Clients, params: Mapping[str
             )
         if switch_pending > 0:
             clients.clock.sleep(switch_pending)
+            # The canary may have completed the pending fence during the wait (break36 B36-1).
+            stamp, pending, source_answers = _latest_fence(clients, ctx)
     if _late_fence_due(ctx, clients, params, pending=pending, source_answers=source_answers, step=step):
         # A forced failover whose fence was left pending (region A dark at it), and region A's
         # database answers now (looked at once the switch has taken effect, right before the writer

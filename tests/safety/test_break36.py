@@ -118,17 +118,6 @@ def _promotion_events(d: Deployment) -> list[str]:
     return [f"{e.kind}: {e.detail}" for e in d.emulator.events if e.kind == "promotion-started"]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="no_loss (docs/safety.md: the unplanned exception is a writer move while the old writer's region "
-    "does not answer; 'did not answer is judged right before the writer moves'). The canary completes the "
-    "pending fence during promote_database's in-process switch wait (primaryStoppedAt stamped after "
-    "fencePending), but _promote_database keeps the journal marks it read BEFORE the wait; the late look then "
-    "meets one blip (region A's RDS and Lambda APIs each fail one call's two attempts) and the stale "
-    "source_answers=False promotes unplanned at once, skipping the lossless wait and its 120-s darkness "
-    "confirmation (_forced_source_dark). botocore retries connection errors as transient "
-    "(https://docs.aws.amazon.com/boto3/latest/guide/retries.html): one failed call is not an outage.",
-)
 def test_b36_1_canary_fences_during_the_switch_wait_then_a_blip_promotes_unplanned_on_a_stale_read(
     deploy: Deploy, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -303,14 +292,6 @@ def test_b36_control_late_fence_web_tier_protected_from_scale_in(
     assert not d.violations, [run.detail, *map(str, d.violations)]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="no_loss (docs/safety.md), B36-1 by `latch activate --unplanned` (automation/latch_cli.py runs the "
-    "runbook's promote_database in process, wait=True): the canary completes the pending fence during the "
-    "switch wait, the promotion keeps its pre-wait journal read, and one blip at the late look promotes "
-    "unplanned. botocore retries connection errors as transient "
-    "(https://docs.aws.amazon.com/boto3/latest/guide/retries.html).",
-)
 def test_b36_1_latch_activate_unplanned_stale_read_and_a_blip(
     deploy: Deploy, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -422,16 +403,6 @@ def test_b36_control_region_a_fenced_late_then_dark_again_during_the_lossless_wa
     assert not d.violations, [run.outcome, run.detail, *_promotion_events(d), *map(str, d.violations)]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="no_loss (docs/safety.md). _late_fence_due asks journal._writer_moving, which answers "
-    "True ('moving') whenever region B's DescribeDBInstances cannot be told (a ClientError after the client's "
-    "8 attempts): the late fence is skipped and _promote_database goes on with source_answers=False, promoting "
-    "unplanned over a region A that answers and whose fence is still pending. RDS throttles API requests per "
-    "account and Region from any source ('ThrottlingException ... Rate exceeded', 300 burst / 12 per s: "
-    "https://docs.aws.amazon.com/AmazonRDS/latest/UserGuide/rds-api-throttling.html); a regional failover is when "
-    "region B's RDS API is busiest.",
-)
 def test_b36_3_region_b_throttled_at_the_late_look_skips_the_fence_and_promotes_unplanned(
     deploy: Deploy, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -487,17 +458,6 @@ def _stamp_then_throttled(d: Deployment, monkeypatch: pytest.MonkeyPatch, execut
     return run
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="traffic_follows_writer / one_writer (docs/safety.md: every planned move starts with the fence). "
-    "fence_region_a stamps primaryStoppedAt BEFORE its changes; a late fence whose first change is throttled "
-    "(retryable StepFailed) leaves that stamp newer than fencePending with nothing fenced. Step Functions "
-    "retries promote_database alone (STEP_RETRY on StepRetryable), and the retry's _latest_fence reads "
-    "'the latest fence reached region A': no late fence again, straight into the lossless wait with region "
-    "A's web tier and functions serving its writer while Route 53 answers region B. Only the canary (if its "
-    "invocation runs) fences it. Lambda throttles with TooManyRequestsException (429) "
-    "(https://docs.aws.amazon.com/lambda/latest/api/API_PutFunctionConcurrency.html).",
-)
 def test_b36_4_sfn_retry_after_a_late_fence_that_stamped_then_failed_skips_the_fence(
     deploy: Deploy, monkeypatch: pytest.MonkeyPatch
 ) -> None:
