@@ -126,7 +126,13 @@ def test_a_pending_fence_joins_the_failover_holding_the_lock(deploy: Deploy) -> 
     """single_flight and one_writer: region A comes back while the failover that could not fence it
     holds the lock (30 s into its promotion wait). The canary's fence joins that run (the lock item
     names it) and fences region A at once, instead of letting it take writes until the run ends;
-    judged from which run made each call, no two runs acted at once, and one writer holds."""
+    judged from which run made each call, no two runs acted at once, and one writer holds.
+
+    Then no_loss: the fence reached region A, so its database answers and the failover is a planned
+    change (docs/safety.md): the writer moves only at zero lag after writes stopped. Here the global
+    table's backlog from the outage (ReplicationLatency 270 s when region A returns) cannot settle in
+    the wait's budget, so the run stops and rolls back: region A serves again as the writer, nothing
+    acknowledged is lost, and the lock is released for the operator's next run."""
     d = deploy("rds-replica")
     d.op_advance(120)
     d.op_outage()
@@ -135,21 +141,21 @@ def test_a_pending_fence_joins_the_failover_holding_the_lock(deploy: Deploy) -> 
     # (break33 B33-3; back any sooner, the fence's next look reaches it and nothing is left pending).
     d.emulator.clock.after(darkness.DARK_CONFIRM_SECONDS + 30, d.op_recover)
     state = d.op_run("failover")
-    assert state.outcome == "done", state
     joined = d.exercised.get("single_flight: a pending fence acted inside the failover run it joined", 0)
     assert joined >= 1, d.exercised
+    assert state.outcome == "stopped" and "gave up waiting for zero lag" in state.detail, state
     d.op_advance(180)
     journal = d.world.client("ssm", REGION_B).get_parameter(Name=d.ctx.latch_parameter_name + "-journal")
     assert "fencePending" not in journal["Parameter"]["Value"], journal["Parameter"]["Value"]
-    assert not d.emulator.web_serving(REGION_A) and not d.emulator.functions_serving(REGION_A)
+    assert d.emulator.database_writable(REGION_A) and not d.emulator.database_writable(REGION_B)
+    assert d.emulator.web_serving(REGION_A) and d.where() == REGION_A, (d.where(), state.detail)
     lock_item = d.world.client("dynamodb", REGION_B).get_item(
         TableName=d.ctx.lock_table_name, Key={"pk": {"S": "runbook"}}
     )
     assert "Item" not in lock_item, f"the lock was left behind: {lock_item}"
-    broken = {v.invariant for v in d.judge(after_run=True)}
-    # (no_loss is not judged here: a write region A takes between its return and the canary's next
-    # minute is lost at the promotion whether or not a run holds the lock; reported with issue 10.)
-    assert not broken & {"single_flight", "one_writer"}, [str(v) for v in d.violations]
+    d.op_write(3)
+    d.judge(after_run=True)
+    assert not d.violations, [state.detail, *map(str, d.violations)]
 
 
 def test_b9_3_clients_write_every_store_the_emulator_replicates(deploy: Deploy) -> None:
