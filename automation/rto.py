@@ -43,11 +43,20 @@ SRC_SFN = (
     "(https://docs.aws.amazon.com/step-functions/latest/dg/concepts-error-handling.html): state transitions add "
     "little; the overhead is the input figure, doubled in the worst case for one retry with backoff (assumption)."
 )
+SWITCH_EXPECTED_SECONDS = 90.0
+"""Expected seconds for the thrown switch to flip the failover record (SRC_SWITCH)."""
 SRC_FENCE_DARK = (
     "Runbook fence_primary (lambdas/failover/darkness.py): a region A that does not answer is taken for dark only "
     "after every look for DARK_CONFIRM_SECONDS (120 s, an assumption: two canary periods) found it so, before its "
     "fence is left pending and the latch, switch and promotion follow; under Step Functions the looks are the "
     "state machine's polls, 30 s apart: worst case one poll more."
+)
+SRC_LATE_LOOK = (
+    "Runbook promote_database (lambdas/failover/promotion.py, break36 B36-2): a forced failover whose fence was "
+    "left pending looks at region A's database again before an unplanned writer move, and moves it only after "
+    "every look for DARK_CONFIRM_SECONDS (120 s, an assumption) found it dark. The looks begin with the wait for the "
+    "thrown switch to take effect (the switch row's 90 s expected), so only the rest of the window adds; under Step "
+    "Functions the looks are its polls, 30 s apart: worst case one poll more (assumption)."
 )
 SRC_AURORA_FAILOVER = (
     "Aurora User Guide, 'Using switchover or failover in an Amazon Aurora global database' "
@@ -286,10 +295,21 @@ def rto_budget(inputs: RtoInputs) -> RtoBudget:
             DARK_CONFIRM_SECONDS + SFN_POLL_SECONDS,
             SRC_FENCE_DARK,
         ),
+        RtoComponent(
+            "promotion: region A's database confirmed dark again",
+            max(0.0, DARK_CONFIRM_SECONDS - SWITCH_EXPECTED_SECONDS),
+            max(0.0, DARK_CONFIRM_SECONDS - SWITCH_EXPECTED_SECONDS) + SFN_POLL_SECONDS,
+            SRC_LATE_LOOK,
+        ),
         *_database_steps(i),
         *_web_steps(i),
         RtoComponent("functions: enable DR Lambdas and event sources", 10, 60, SRC_LAMBDA),
-        RtoComponent("switch: CloudWatch-alarm health check flips the failover record", 90, 180, SRC_SWITCH),
+        RtoComponent(
+            "switch: CloudWatch-alarm health check flips the failover record",
+            SWITCH_EXPECTED_SECONDS,
+            180,
+            SRC_SWITCH,
+        ),
         RtoComponent(f"DNS TTL ({i.dns_ttl_seconds} s)", i.dns_ttl_seconds, i.dns_ttl_seconds, SRC_TTL),
         RtoComponent("verify: smoke test from region B", 30, 120, SRC_VERIFY),
     ]

@@ -202,16 +202,23 @@ def source_database_dark(ctx: RunbookContext, clients: Clients, step: str) -> st
     return f"{control}; {data}"
 
 
-def source_dark_long_enough(ctx: RunbookContext, clients: Clients, step: str) -> bool:
-    """Whether the source database has been dark at every look for ``DARK_CONFIRM_SECONDS`` (``DARK_MARK``)."""
+def source_dark_window(
+    ctx: RunbookContext, clients: Clients, step: str, needed: float = DARK_CONFIRM_SECONDS
+) -> Window:
+    """One look at the source database, recorded in its ``DARK_MARK`` window: where that window stands."""
     why = source_database_dark(ctx, clients, step)
-    window = look(clients, ctx, DARK_MARK, why is not None)
+    window = look(clients, ctx, DARK_MARK, why is not None, needed)
     if why is not None:
         log_event(
             logging.WARNING, "source database dark", step=step, why=why, seconds=round(window.seconds),
             confirmed=window.confirmed,
         )  # fmt: skip
-    return window.confirmed
+    return window
+
+
+def source_dark_long_enough(ctx: RunbookContext, clients: Clients, step: str) -> bool:
+    """Whether the source database has been dark at every look for ``DARK_CONFIRM_SECONDS`` (``DARK_MARK``)."""
+    return source_dark_window(ctx, clients, step).confirmed
 
 
 __all__ = [
@@ -225,5 +232,6 @@ __all__ = [
     "forget",
     "look",
     "source_dark_long_enough",
+    "source_dark_window",
     "source_database_dark",
 ]

@@ -22,7 +22,12 @@ from botocore.exceptions import ClientError, WaiterError
 from lambdas.failover import regressions
 from lambdas.failover.clients import Clients, Side
 from lambdas.failover.context import RunbookContext
-from lambdas.failover.darkness import DARK_CONFIRM_SECONDS, source_dark_long_enough, source_database_dark
+from lambdas.failover.darkness import (
+    DARK_CONFIRM_SECONDS,
+    fence_confirm_seconds,
+    source_dark_long_enough,
+    source_dark_window,
+)
 from lambdas.failover.exceptions import SourceDark as _SourceDark
 from lambdas.failover.exceptions import StepFailed
 from lambdas.failover.fencing import PLANNED_NEEDS_REGION_A, _planned_how, fence_primary
@@ -471,6 +476,17 @@ def _latest_fence(clients: Clients, ctx: RunbookContext) -> tuple[datetime | Non
     return stamp, pending, stamp is not None and pending is None
 
 
+class _StillLooking(Exception):
+    """The late look found region A's database dark, not yet for long enough to act on."""
+
+
+def _late_look_due(params: Mapping[str, Any], pending: datetime | None, source_answers: bool) -> bool:
+    """Whether the promotion looks at region A's database before moving the writer (break35 B35-2): a
+    forced failover (not ``planned``: that one asked for no loss and refuses instead, B34-1) whose latest
+    fence found region A dark."""
+    return not params.get("planned") and pending is not None and not source_answers
+
+
 def _late_fence_due(
     ctx: RunbookContext,
     clients: Clients,
@@ -480,16 +496,61 @@ def _late_fence_due(
     source_answers: bool,
     step: str,
 ) -> bool:
-    """Whether the promotion completes a pending fence first (break35 B35-2): a forced failover (not
-    ``planned``: that one asked for no loss and refuses instead, B34-1) whose latest fence found region A
-    dark, before the writer moves, and region A's database answers now (``darkness.source_database_dark``:
-    one look, its control plane then, if that is dark, its data plane)."""
-    if params.get("planned") or pending is None or source_answers:
+    """Whether the promotion completes a pending fence first (break35 B35-2): the late look is due and
+    region A's database answers now (``darkness.source_database_dark``: its control plane, then, if that is
+    dark, its data plane).
+
+    Dark is a verdict over time like every darkness verdict (break36 B36-2): one blip of connection errors
+    at this look would otherwise promote unplanned over a region A that answers and still holds what it
+    acknowledged before it went dark. The looks continue the ``DARK_MARK`` window the switch wait began;
+    the writer moves unplanned only once they all agreed for ``fence_confirm_seconds``. Raises
+    ``_StillLooking`` when the window is not confirmed yet and the step does not wait in process."""
+    if not _late_look_due(params, pending, source_answers):
         return False
     # A throttled region B is a retryable failure here, not "moving" (break36 B36-3).
     if _writer_moving(ctx, clients, retry_throttled=True):
         return False
-    return source_database_dark(ctx, clients, step) is None
+    needed = fence_confirm_seconds(params)
+    while True:
+        window = source_dark_window(ctx, clients, step, needed)
+        if not window.dark:
+            return True
+        if window.confirmed:
+            return False
+        if not _wait(params):
+            raise _StillLooking(
+                f"region A's database has not answered for {window.seconds:.0f} s since its fence was left "
+                f"pending: looking again until {window.needed:.0f} s of looks agree before an unplanned promotion"
+            )
+        clients.clock.sleep(_look_gap(params, window.remaining()))
+
+
+def _look_gap(params: Mapping[str, Any], remaining: float) -> float:
+    """Seconds between two looks of one confirmation, in process: the waiter delay, at most what is left."""
+    return min(float(_waiter_config(params)["Delay"]) or 15.0, remaining or 1.0)
+
+
+def _wait_for_switch_looking(
+    ctx: RunbookContext,
+    clients: Clients,
+    params: Mapping[str, Any],
+    seconds: float,
+    *,
+    looking: bool,
+    step: str,
+) -> None:
+    """Sleep until the thrown switch has taken effect; when the late look is due, look at region A's
+    database all along (its ``DARK_MARK`` window then needs no more time after the switch than the part
+    of ``fence_confirm_seconds`` the switch wait did not cover)."""
+    if not looking:
+        clients.clock.sleep(seconds)
+        return
+    needed = fence_confirm_seconds(params)
+    while seconds > 0:
+        source_dark_window(ctx, clients, step, needed)
+        gap = min(seconds, _look_gap(params, seconds))
+        clients.clock.sleep(gap)
+        seconds -= gap
 
 
 @_step
@@ -556,15 +617,24 @@ def _promote_database(ctx: RunbookContext, clients: Clients, params: Mapping[str
         # The throw counts from the run journal's record of it, whether or not GetMetricData returns
         # its datapoint yet (break32 B32-4).
         switch_pending = _switch_pending(ctx, clients)
+        looking = _late_look_due(params, pending, source_answers)
         if switch_pending > 0 and not _wait(params):
+            if looking:  # one look a poll: the late look's window starts with the switch wait (B36-2)
+                source_dark_window(ctx, clients, step, fence_confirm_seconds(params))
             return _in_progress(
                 f"waiting {switch_pending:.0f} s for the switch to take effect before the writer moves"
             )
         if switch_pending > 0:
-            clients.clock.sleep(switch_pending)
+            _wait_for_switch_looking(ctx, clients, params, switch_pending, looking=looking, step=step)
             # The canary may have completed the pending fence during the wait (break36 B36-1).
             stamp, pending, source_answers = _latest_fence(clients, ctx)
-    if _late_fence_due(ctx, clients, params, pending=pending, source_answers=source_answers, step=step):
+    try:
+        late_fence = _late_fence_due(
+            ctx, clients, params, pending=pending, source_answers=source_answers, step=step
+        )
+    except _StillLooking as looking_again:
+        return _in_progress(str(looking_again))
+    if late_fence:
         # A forced failover whose fence was left pending (region A dark at it), and region A's
         # database answers now (looked at once the switch has taken effect, right before the writer
         # would move), back before the canary's minute joined the fence: what it acknowledged before

@@ -47,15 +47,17 @@ def test_a_known_configuration_gives_a_known_budget() -> None:
     # Aurora with one DR instance, 10 s checks x 3, warm pool, ALB defaults (5 x 30 s), TTL 60,
     # confirmation 180 s, orchestration 30 s. Worked by hand from the documented step figures:
     detection = 10 * 3 + 30  # checks + aggregation/propagation
-    serial_before = detection + 180 + 30 + 120  # confirmation, orchestration, region A confirmed dark (fence)
+    # confirmation, orchestration, region A confirmed dark (fence), its database dark again at the promotion
+    # (the 120-s window less the switch wait's expected 90 s it overlaps)
+    serial_before = detection + 180 + 30 + 120 + 30
     database = 60  # detach and promote
     web = 60 + 5 * 30  # start warm-pool instances + ALB healthy threshold
     serial_after = 10 + 90 + 60 + 30  # functions, switch, TTL, verify
     budget = rto_budget(replace(BASE, health_check_interval_seconds=10, warm_pool=True))
-    assert budget.total_expected_seconds == serial_before + max(database, web) + serial_after == 790
+    assert budget.total_expected_seconds == serial_before + max(database, web) + serial_after == 820
 
     worst_detection = 10 * 4 + 60
-    worst = worst_detection + 180 + 60 + 150 + max(300, 150 + 6 * 30) + 60 + 180 + 60 + 120
+    worst = worst_detection + 180 + 60 + 150 + 60 + max(300, 150 + 6 * 30) + 60 + 180 + 60 + 120
     assert budget.total_worst_seconds == worst
 
 

@@ -1,5 +1,5 @@
 """break36: the late fence at the promotion (break35 B35-2 fix, branch f5 at 3eaec30) attacked in the safety
-model. Each finding is a strict xfail naming the invariant of docs/safety.md it protects; controls (no xfail)
+model. Each finding names the invariant of docs/safety.md it protects (all four fixed; they were strict xfails); controls
 beside them."""
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ from automation.emulator.data import Store
 from lambdas.failover.exceptions import StepFailed
 from lambdas.failover.journal import read_journal
 from lambdas.failover.stepkit import STEPS
+from lambdas.failover.traffic import _switch_pending
 from tests.lambdas.failover.faults import Fault, throttling_code
 from tests.lambdas.failover.world import REGION_A, REGION_B
 from tests.safety.model import Deployment
@@ -91,6 +92,31 @@ def _back_then_blip(faults: tuple[Fault, ...]) -> Callable[[Deployment], None]:
     return act
 
 
+def _back_then_blip_when_the_switch_took_effect(faults: tuple[Fault, ...]) -> Callable[[Deployment], None]:
+    """Region A back, and the blip armed for the moment the thrown switch has taken effect: it hits the
+    late look itself (after the switch wait's own looks all found region A answering), not the first look."""
+
+    def act(d: Deployment) -> None:
+        d.op_recover()
+        d.op_advance(30)
+        pending = _switch_pending(d.ctx, d.runbook_clients())
+        assert pending > 0, "the switch wait is where the look's window starts"
+
+        def arm() -> None:
+            for f in faults:
+                f.times = f.injected + 2
+
+        d.emulator.clock.after(pending, arm)
+
+    return act
+
+
+BLIPS: dict[str, Callable[[tuple[Fault, ...]], Callable[[Deployment], None]]] = {
+    "at-the-first-look": _back_then_blip,
+    "at-the-look-after-the-switch": _back_then_blip_when_the_switch_took_effect,
+}
+
+
 def _canary_late_until(
     d: Deployment, monkeypatch: pytest.MonkeyPatch, faults: tuple[Fault, ...]
 ) -> list[object]:
@@ -121,6 +147,15 @@ def _promotion_events(d: Deployment) -> list[str]:
 def test_b36_1_canary_fences_during_the_switch_wait_then_a_blip_promotes_unplanned_on_a_stale_read(
     deploy: Deploy, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    """No_loss (docs/safety.md: the unplanned exception is a writer move while the old writer's region does not
+    answer; 'did not answer is judged right before the writer moves'). The canary completes the pending fence
+    during promote_database's in-process switch wait (primaryStoppedAt stamped after fencePending), but
+    _promote_database keeps the journal marks it read BEFORE the wait; the late look then meets one blip (region
+    A's RDS and Lambda APIs each fail one call's two attempts) and the stale source_answers=False promotes
+    unplanned at once, skipping the lossless wait and its 120-s darkness confirmation (_forced_source_dark).
+    botocore retries connection errors as transient
+    (https://docs.aws.amazon.com/boto3/latest/guide/retries.html): one failed call is not an outage. Fixed: this
+    test failed before the fix."""
     d = deploy("rds-replica")
     faults = _blip_faults()
     run = _forced_failover_region_a_back(d, monkeypatch, _back_then_blip(faults), faults=faults)
@@ -130,24 +165,22 @@ def test_b36_1_canary_fences_during_the_switch_wait_then_a_blip_promotes_unplann
     assert not d.violations, [run.outcome, run.detail, marks, *_promotion_events(d), *map(str, d.violations)]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="no_loss (docs/safety.md). The late look (_late_fence_due -> "
-    "darkness.source_database_dark) is ONE look, while darkness.py's own rule is 'a verdict over time, "
-    "never one look' (B21b-1, B33-3: DARK_CONFIRM_SECONDS). Region A back before the promotion (the canary's "
-    "Event invocation not run yet), its fence still pending; one blip at the look and the promotion goes "
-    "unplanned over a region A that answers and was never fenced: its acknowledged tail is lost. botocore "
-    "retries connection errors as transient (https://docs.aws.amazon.com/boto3/latest/guide/retries.html).",
-)
+@pytest.mark.parametrize("blip", sorted(BLIPS))
 def test_b36_2_one_blip_at_the_late_look_promotes_unplanned_over_a_region_a_that_answers(
-    deploy: Deploy, monkeypatch: pytest.MonkeyPatch
+    deploy: Deploy, monkeypatch: pytest.MonkeyPatch, blip: str
 ) -> None:
+    """No_loss (docs/safety.md). The late look (_late_fence_due -> darkness.source_database_dark) is ONE look,
+    while darkness.py's own rule is 'a verdict over time, never one look' (B21b-1, B33-3: DARK_CONFIRM_SECONDS).
+    Region A back before the promotion (the canary's Event invocation not run yet), its fence still pending; one
+    blip at the look and the promotion goes unplanned over a region A that answers and was never fenced: its
+    acknowledged tail is lost. botocore retries connection errors as transient
+    (https://docs.aws.amazon.com/boto3/latest/guide/retries.html). Fixed: this test failed before the fix."""
     d = deploy("rds-replica")
     faults = _blip_faults()
     # The canary's minute has not come (or its Event invocation failed and was dropped): nothing but the
     # promotion's late look can complete the fence.
     dropped = _canary_late_until(d, monkeypatch, faults)
-    run = _forced_failover_region_a_back(d, monkeypatch, _back_then_blip(faults), faults=faults)
+    run = _forced_failover_region_a_back(d, monkeypatch, BLIPS[blip](faults), faults=faults)
     marks = _journal_marks(d)
     monkeypatch.undo()
     _settle_and_judge(d)
@@ -179,21 +212,19 @@ def test_b36_control_region_a_back_no_blip(deploy: Deploy, monkeypatch: pytest.M
     assert "unplanned" not in run.detail, run.detail
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="no_loss (docs/safety.md), B36-2 by the Step Functions executor: each poll of "
-    "promote_database re-reads the journal, but the late look is still one look; one blip at it and the "
-    "poll promotes unplanned over a region A that answers and whose fence is still pending. botocore retries "
-    "connection errors as transient (https://docs.aws.amazon.com/boto3/latest/guide/retries.html).",
-)
+@pytest.mark.parametrize("blip", sorted(BLIPS))
 def test_b36_2_sfn_one_blip_at_the_late_look_promotes_unplanned(
-    deploy: Deploy, monkeypatch: pytest.MonkeyPatch
+    deploy: Deploy, monkeypatch: pytest.MonkeyPatch, blip: str
 ) -> None:
+    """No_loss (docs/safety.md), B36-2 by the Step Functions executor: each poll of promote_database re-reads
+    the journal, but the late look is still one look; one blip at it and the poll promotes unplanned over a
+    region A that answers and whose fence is still pending. botocore retries connection errors as transient
+    (https://docs.aws.amazon.com/boto3/latest/guide/retries.html). Fixed: this test failed before the fix."""
     d = deploy("rds-replica")
     faults = _blip_faults()
     _canary_late_until(d, monkeypatch, faults)
     run = _forced_failover_region_a_back(
-        d, monkeypatch, _back_then_blip(faults), faults=faults, executor_name="sfn"
+        d, monkeypatch, BLIPS[blip](faults), faults=faults, executor_name="sfn"
     )
     marks = _journal_marks(d)
     monkeypatch.undo()
@@ -295,6 +326,11 @@ def test_b36_control_late_fence_web_tier_protected_from_scale_in(
 def test_b36_1_latch_activate_unplanned_stale_read_and_a_blip(
     deploy: Deploy, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    """No_loss (docs/safety.md), B36-1 by `latch activate --unplanned` (automation/latch_cli.py runs the
+    runbook's promote_database in process, wait=True): the canary completes the pending fence during the switch
+    wait, the promotion keeps its pre-wait journal read, and one blip at the late look promotes unplanned.
+    botocore retries connection errors as transient
+    (https://docs.aws.amazon.com/boto3/latest/guide/retries.html). Fixed: this test failed before the fix."""
     from automation import latch_cli
     from lambdas.failover import steps
     from tests.lambdas.failover.harness import new_session
@@ -406,6 +442,13 @@ def test_b36_control_region_a_fenced_late_then_dark_again_during_the_lossless_wa
 def test_b36_3_region_b_throttled_at_the_late_look_skips_the_fence_and_promotes_unplanned(
     deploy: Deploy, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    """No_loss (docs/safety.md). _late_fence_due asks journal._writer_moving, which answers True ('moving')
+    whenever region B's DescribeDBInstances cannot be told (a ClientError after the client's 8 attempts): the
+    late fence is skipped and _promote_database goes on with source_answers=False, promoting unplanned over a
+    region A that answers and whose fence is still pending. RDS throttles API requests per account and Region
+    from any source ('ThrottlingException ... Rate exceeded', 300 burst / 12 per s:
+    https://docs.aws.amazon.com/AmazonRDS/latest/UserGuide/rds-api-throttling.html); a regional failover is when
+    region B's RDS API is busiest. Fixed: this test failed before the fix."""
     d = deploy("rds-replica")
     storm = Fault(
         service="rds", operation="DescribeDBInstances", region=REGION_B, code=throttling_code("rds"), times=0
@@ -461,6 +504,15 @@ def _stamp_then_throttled(d: Deployment, monkeypatch: pytest.MonkeyPatch, execut
 def test_b36_4_sfn_retry_after_a_late_fence_that_stamped_then_failed_skips_the_fence(
     deploy: Deploy, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    """Traffic_follows_writer / one_writer (docs/safety.md: every planned move starts with the fence).
+    fence_region_a stamps primaryStoppedAt BEFORE its changes; a late fence whose first change is throttled
+    (retryable StepFailed) leaves that stamp newer than fencePending with nothing fenced. Step Functions retries
+    promote_database alone (STEP_RETRY on StepRetryable), and the retry's _latest_fence reads 'the latest fence
+    reached region A': no late fence again, straight into the lossless wait with region A's web tier and
+    functions serving its writer while Route 53 answers region B. Only the canary (if its invocation runs)
+    fences it. Lambda throttles with TooManyRequestsException (429)
+    (https://docs.aws.amazon.com/lambda/latest/api/API_PutFunctionConcurrency.html). Fixed: this test failed
+    before the fix."""
     d = deploy("rds-replica")
     run = _stamp_then_throttled(d, monkeypatch, "sfn")
     _settle_and_judge(d)
