@@ -154,13 +154,11 @@ def test_region_a_unreachable_failover_completes_with_warning(world: World) -> N
         "auto-scaling.DescribeAutoScalingGroups",
         "lambda.GetFunctionConcurrency",
         "lambda.GetFunctionConcurrency",
-        # promote_database looks at region A's database once more right before the unplanned writer
-        # move (break35 B35-2, promotion._late_fence_due): its RDS API, then the data plane (the ledger
-        # marker function), both dark
-        "rds.DescribeDBInstances",
-        "rds.DescribeDBInstances",
-        "lambda.Invoke",
-        "lambda.Invoke",
+        # promote_database looks at region A's database before the unplanned writer move (break35 B35-2,
+        # promotion._late_fence_due), a verdict over time (break36 B36-2): a look every 15 s of the 70 s
+        # switch wait (5), then the late look itself, each its RDS API then the data plane (the ledger
+        # marker function), all dark
+        *["rds.DescribeDBInstances", "rds.DescribeDBInstances", "lambda.Invoke", "lambda.Invoke"] * 6,
     ]
     assert (world.asg(REGION_A), world.concurrency(REGION_A)) == before_a
     assert world.dr_is_writer() and world.asg(REGION_B) == (1, 2, 4)
