@@ -116,6 +116,8 @@ class RunbookTargets:
     lock_table_key_arn: str | None = None
     marker_function: str | None = None
     global_table: str | None = None
+    primary_bucket: str | None = None
+    dr_bucket: str | None = None
     application: str | None = None
     environment: str | None = None
 
@@ -160,6 +162,9 @@ class RunbookTargets:
             # The payments global table: the global table's wait writes and reads its drain marker
             # (lambdas/failover/lossless.py table_marker_latency).
             global_table=context.get("globalTableName"),
+            # The receipts buckets: the preflight reads each one's replication rule (read-only).
+            primary_bucket=context.get("primaryBucketName"),
+            dr_bucket=context.get("drBucketName"),
             # Every key the outputs name, for the preflight's DescribeKey (one per key, read-only).
             kms_key_arns=tuple(
                 dict.fromkeys(
@@ -363,6 +368,20 @@ def runbook_statements(t: RunbookTargets) -> list[dict[str, Any]]:
         )
     if t.global_table:
         statements += _drain_marker(t)
+    buckets = [b for b in (t.primary_bucket, t.dr_bucket) if b]
+    if buckets:
+        statements.append(
+            {
+                # The preflight reads each receipts bucket's replication rule, whose metrics a planned
+                # change's wait reads (GetBucketReplication is authorized as
+                # s3:GetReplicationConfiguration on the bucket: Service Authorization Reference,
+                # list_amazons3.html). Read-only; no object is read or listed.
+                "Sid": "DescribeReceiptsReplication",
+                "Effect": "Allow",
+                "Action": "s3:GetReplicationConfiguration",
+                "Resource": [f"arn:aws:s3:::{b}" for b in buckets],
+            }
+        )
     if t.kms_key_arns:
         statements.append(
             {
@@ -436,9 +455,15 @@ def _drain_marker(t: RunbookTargets) -> list[dict[str, Any]]:
     assert t.global_table is not None
     return [
         {
+            # DescribeTable: the preflight's describe of each replica before the first change.
             "Sid": "GlobalTableDrainMarker",
             "Effect": "Allow",
-            "Action": ["dynamodb:PutItem", "dynamodb:GetItem", "dynamodb:DeleteItem"],
+            "Action": [
+                "dynamodb:DescribeTable",
+                "dynamodb:PutItem",
+                "dynamodb:GetItem",
+                "dynamodb:DeleteItem",
+            ],
             "Resource": [table_arn(a, acct, t.global_table), table_arn(b, acct, t.global_table)],
         },
         *(
@@ -510,6 +535,16 @@ def _rds_replica(t: RunbookTargets) -> list[dict[str, Any]]:
             "Effect": "Allow",
             "Action": "rds:CreateDBInstanceReadReplica",
             "Resource": [primary, dr, *_defaults(a, acct), *network],
+        },
+        {
+            # The preflight's describe of the subnet group and parameter group the failback replica
+            # is created in (DescribeDBSubnetGroups: subgrp*, DescribeDBParameterGroups: pg*,
+            # list_amazonrds.html), read-only, so a group deleted since the export is found before
+            # any change rather than when the failback creates its replica.
+            "Sid": "DescribeFailbackReplicaGroups",
+            "Effect": "Allow",
+            "Action": ["rds:DescribeDBSubnetGroups", "rds:DescribeDBParameterGroups"],
+            "Resource": network,
         },
         {
             # The replica is created with one tag (FAILBACK_STAMP_TAG: which retained instance it

@@ -359,6 +359,10 @@ class RunbookContext:
     # the receipts buckets, replicating into each other (absent in older outputs: not waited for)
     primary_bucket_name: str | None = None
     dr_bucket_name: str | None = None
+    # rds-replica: the subnet and parameter groups the failback replica runs in (the runbook's permissions
+    # name them; the failback copies them from region A's old primary; the preflight describes them)
+    primary_db_subnet_group_name: str | None = None
+    primary_db_parameter_group_name: str | None = None
     # the stamp the program put on these outputs, and the stamp their contents hash to
     # (lambdas/failover/preflight.py compares both with the live one in region B)
     generation: str | None = None
@@ -428,6 +432,8 @@ class RunbookContext:
             global_table_name=opt("globalTableName"),
             primary_bucket_name=opt("primaryBucketName"),
             dr_bucket_name=opt("drBucketName"),
+            primary_db_subnet_group_name=opt("primaryDbSubnetGroupName"),
+            primary_db_parameter_group_name=opt("primaryDbParameterGroupName"),
             generation=opt(GENERATION_KEY),
             content_generation=generation_of(data),
         )

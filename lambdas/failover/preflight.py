@@ -31,7 +31,7 @@ from lambdas.failover import lock
 from lambdas.failover.clients import Clients, Side
 from lambdas.failover.context import GENERATION_KEY, RunbookContext
 from lambdas.failover.exceptions import PreflightError
-from lambdas.failover.names import generation_parameter_name, ledger_marker_function_name
+from lambdas.failover.names import REPLICATION_RULE_ID, generation_parameter_name, ledger_marker_function_name
 
 REFRESH_HINT = (
     "refresh the file from the stack: pulumi stack output runbook --json -s dr > runbook.json "
@@ -43,7 +43,7 @@ UNREACHABLE = (EndpointConnectionError, ConnectTimeoutError, ReadTimeoutError, C
 
 NOT_FOUND_CODES = frozenset(
     {
-        "ResourceNotFoundException",  # lambda
+        "ResourceNotFoundException",  # lambda, dynamodb
         "ParameterNotFound",  # ssm
         "DBInstanceNotFound",
         "DBInstanceNotFoundFault",
@@ -51,6 +51,10 @@ NOT_FOUND_CODES = frozenset(
         "GlobalClusterNotFoundFault",
         "NotFound",  # sns
         "NotFoundException",  # kms
+        "NoSuchBucket",  # s3
+        "ReplicationConfigurationNotFoundError",  # s3: a bucket that replicates nowhere
+        "DBSubnetGroupNotFoundFault",
+        "DBParameterGroupNotFound",
     }
 )
 
@@ -289,6 +293,70 @@ class _Preflight:
             lambda: self.clients.lambda_(side).invoke(FunctionName=name, InvocationType="DryRun"),
         )
 
+    def receipts(self, side: Side, key: str, bucket: str, destination: str) -> None:
+        """A receipts bucket and its replication rule into the other region's bucket, as the program
+        makes it (components/storage.py): rule ``REPLICATION_RULE_ID`` enabled, into ``destination``,
+        with S3 Replication metrics on. A planned change waits for ``OperationsPendingReplication``
+        of that rule (``lossless.store_lags``), which S3 publishes only for a rule with metrics on
+        (https://docs.aws.amazon.com/AmazonS3/latest/userguide/repl-metrics.html): without it the
+        wait would see no datapoint, drain the source and give up. GetBucketReplication answers
+        ``NoSuchBucket`` or ``ReplicationConfigurationNotFoundError``
+        (https://docs.aws.amazon.com/AmazonS3/latest/API/API_GetBucketReplication.html)."""
+
+        def verify(answer: dict[str, Any]) -> str | None:
+            rules = answer.get("ReplicationConfiguration", {}).get("Rules", [])
+            rule = next((r for r in rules if r.get("ID") == REPLICATION_RULE_ID), None)
+            target = f"arn:aws:s3:::{destination}"
+            if rule is None:
+                return f"bucket {bucket!r} has no replication rule {REPLICATION_RULE_ID!r}"
+            problems = []
+            if rule.get("Status") != "Enabled":
+                problems.append("is not enabled")
+            if rule.get("Destination", {}).get("Bucket") != target:
+                problems.append(f"does not replicate into {destination!r}")
+            if rule.get("Destination", {}).get("Metrics", {}).get("Status") != "Enabled":
+                problems.append("has S3 Replication metrics off (a planned change's wait reads them)")
+            if problems:
+                return f"bucket {bucket!r} replication rule {REPLICATION_RULE_ID!r} " + ", ".join(problems)
+            return None
+
+        self.check(
+            side,
+            key,
+            f"receipts bucket {bucket!r} replicating into {destination!r}",
+            lambda: self.clients.client("s3", side).get_bucket_replication(Bucket=bucket),
+            verify,
+        )
+
+    def global_table(self, side: Side, name: str) -> None:
+        """The global table's replica in ``side`` (a planned change writes its drain marker there)."""
+        self.check(
+            side,
+            "globalTableName",
+            f"global table replica {name!r}",
+            lambda: self.clients.dynamodb(side).describe_table(TableName=name),
+        )
+
+    def failback_groups(self) -> None:
+        """rds-replica: region A's subnet and parameter groups the outputs name for the failback replica."""
+        ctx, rds = self.ctx, self.clients.rds
+        if ctx.primary_db_subnet_group_name:
+            name = ctx.primary_db_subnet_group_name
+            self.check(
+                "primary",
+                "primaryDbSubnetGroupName",
+                f"DB subnet group {name!r}",
+                lambda: rds("primary").describe_db_subnet_groups(DBSubnetGroupName=name),
+            )
+        if ctx.primary_db_parameter_group_name:
+            group = ctx.primary_db_parameter_group_name
+            self.check(
+                "primary",
+                "primaryDbParameterGroupName",
+                f"DB parameter group {group!r}",
+                lambda: rds("primary").describe_db_parameter_groups(DBParameterGroupName=group),
+            )
+
     def keys(self) -> None:
         ctx = self.ctx
         named = [
@@ -349,9 +417,20 @@ def check(ctx: RunbookContext, clients: Clients, runbook: str | None = None) -> 
     if runbook in (None, "failback"):
         run.marker("dr")
     run.keys()
+    buckets = (ctx.primary_bucket_name, ctx.dr_bucket_name)
+    if buckets[0] and buckets[1]:
+        run.receipts("dr", "drBucketName", buckets[1], buckets[0])
+    if ctx.global_table_name:
+        run.global_table("dr", ctx.global_table_name)
     run.web_tier("primary", "primaryAsgName", ctx.primary_asg_name)
     run.functions("primary", "primaryFunctionNames", ctx.primary_function_names)
     run.mappings("primary", "primaryEventSourceMappingIds", ctx.primary_event_source_mapping_ids)
     if runbook in (None, "failover"):
         run.marker("primary")
+    if buckets[0] and buckets[1]:
+        run.receipts("primary", "primaryBucketName", buckets[0], buckets[1])
+    if ctx.global_table_name:
+        run.global_table("primary", ctx.global_table_name)
+    if ctx.database_mode == "rds-replica":
+        run.failback_groups()
     return run.report

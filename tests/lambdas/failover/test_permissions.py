@@ -39,7 +39,10 @@ from tests.lambdas.failover.world import ACCOUNT, REGION_A, REGION_B, World, all
 IAM_PREFIX = {"Auto Scaling": "autoscaling", "CloudWatch": "cloudwatch"}
 # IAM actions whose name differs from the API operation's (Service Authorization Reference: Lambda's
 # Invoke is authorized as lambda:InvokeFunction, a DryRun included).
-IAM_ACTION = {"lambda:Invoke": "lambda:InvokeFunction"}
+IAM_ACTION = {
+    "lambda:Invoke": "lambda:InvokeFunction",
+    "s3:GetBucketReplication": "s3:GetReplicationConfiguration",
+}
 ANY_ASG_ID = "00000000-0000-0000-0000-000000000000"  # a group's id is AWS's; the policy names the group
 
 
@@ -100,6 +103,11 @@ TARGETS: dict[str, Callable[[dict[str, Any], str], list[str]]] = {
     "rds:DescribeDBClusters": lambda p, r: [_cluster(r, p["DBClusterIdentifier"])],
     "rds:DescribeGlobalClusters": lambda p, r: [_global(p["GlobalClusterIdentifier"])],
     "rds:DescribeDBClusterSnapshots": lambda p, r: [_cluster(r, p["DBClusterIdentifier"])],
+    "rds:DescribeDBSubnetGroups": lambda p, r: [f"arn:aws:rds:{r}:{ACCOUNT}:subgrp:{p['DBSubnetGroupName']}"],
+    "rds:DescribeDBParameterGroups": lambda p, r: [
+        f"arn:aws:rds:{r}:{ACCOUNT}:pg:{p['DBParameterGroupName']}"
+    ],
+    "s3:GetReplicationConfiguration": lambda p, r: [f"arn:aws:s3:::{p['Bucket']}"],
     **{
         "rds:CopyDBClusterSnapshot": lambda p, r: [
             f"arn:aws:rds:{r}:{ACCOUNT}:cluster-snapshot:{p[k]}"

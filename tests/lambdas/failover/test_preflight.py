@@ -72,6 +72,8 @@ RESOURCE_KEYS = {
     "notifyTopicArn",
     "primaryKmsKeyArn", "drKmsKeyArn", "notifyKeyArn", "dataKeyArns", "lockTableKeyArn", "primaryDbInstanceId",
     "drDbInstanceId", "globalClusterId", "primaryClusterId", "drClusterId", "drClusterArn",
+    "primaryBucketName", "drBucketName", "globalTableName", "primaryDbSubnetGroupName",
+    "primaryDbParameterGroupName",
 }  # fmt: skip
 """Keys naming an AWS resource: preflight describes each, in the region the outputs say."""
 
@@ -231,6 +233,9 @@ def test_current_outputs_pass_with_one_read_only_call_per_named_resource(
         + 4  # latch, generation, lock table, topic
         + (2 if mode == "rds-replica" else 3)  # databases
         + (2 if mode == "rds-replica" else 0)  # ledger marker functions (PostgreSQL), DryRun invokes
+        + 2  # receipts buckets' replication rules
+        + 2  # the global table's replica in each region
+        + (2 if mode == "rds-replica" else 0)  # the failback replica's subnet and parameter groups
     )
     assert len(calls) == named
 
