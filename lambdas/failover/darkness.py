@@ -30,7 +30,7 @@ from lambdas.failover.clients import Clients
 from lambdas.failover.context import RunbookContext
 from lambdas.failover.journal import DARK_MARK, FENCE_DARK_MARK, _journal, read_journal
 from lambdas.failover.names import ledger_marker_function_name
-from lambdas.failover.stepkit import CONNECTION_ERRORS, _now, _parse_time, log_event
+from lambdas.failover.stepkit import CONNECTION_ERRORS, _now, _parse_time, log_event, region_a_answering
 
 DARK_CONFIRM_SECONDS = 120.0
 """How long a darkness verdict's looks must all agree before a failover acts on it (the fence left
@@ -162,7 +162,8 @@ def _data_plane_look(ctx: RunbookContext, clients: Clients, step: str) -> str | 
     asked to commit a marker row, which no client is told of; it answers ``committed``, or why not
     (``lambdas/api/marker.py``). Only ``database_unreachable`` agrees; a committed marker or a
     replica's refusal is a database that answers. Region A's Lambda API failing to connect agrees too
-    (nothing of region A answers the runbook there). Aurora deploys no marker function (its ledger
+    when region A's Auto Scaling API does not answer either (nothing of region A answers the runbook
+    there); with it answering, the look says nothing (break37 B37-2). Aurora deploys no marker function (its ledger
     uses the Data API): region A's Lambda API failing to connect is the only agreement."""
     lam = clients.lambda_("primary")
     try:
@@ -183,9 +184,32 @@ def _data_plane_look(ctx: RunbookContext, clients: Clients, step: str) -> str | 
         lam.get_function_concurrency(FunctionName=ctx.primary_function_names[0])
         return None
     except CONNECTION_ERRORS as exc:
+        if _web_tier_api_answers(ctx, clients):
+            # Region A's Lambda API down with its Auto Scaling API up is a service's control plane down,
+            # not "nothing of region A answers": the database behind it may be alive and still hold its
+            # replication tail (break37 B37-2; break32 B32-7).
+            log_event(
+                logging.INFO, "source database: Lambda API unreachable, Auto Scaling API answers", step=step
+            )
+            return None
         return f"region A's Lambda API unreachable ({type(exc).__name__})"
     except (ClientError, BotoCoreError, ValueError):
         return None
+
+
+def _web_tier_api_answers(ctx: RunbookContext, clients: Clients) -> bool:
+    """Whether region A's Auto Scaling API answers (any answer, an AWS error included)."""
+    if not ctx.primary_asg_name:
+        return False
+    try:
+        clients.autoscaling("primary").describe_auto_scaling_groups(
+            AutoScalingGroupNames=[ctx.primary_asg_name]
+        )
+    except CONNECTION_ERRORS:
+        return False
+    except (ClientError, BotoCoreError):
+        return True
+    return True
 
 
 def source_database_dark(ctx: RunbookContext, clients: Clients, step: str) -> str | None:
@@ -203,10 +227,31 @@ def source_database_dark(ctx: RunbookContext, clients: Clients, step: str) -> st
 
 
 def source_dark_window(
-    ctx: RunbookContext, clients: Clients, step: str, needed: float = DARK_CONFIRM_SECONDS
+    ctx: RunbookContext,
+    clients: Clients,
+    step: str,
+    needed: float = DARK_CONFIRM_SECONDS,
+    *,
+    whole_region: bool = False,
 ) -> Window:
-    """One look at the source database, recorded in its ``DARK_MARK`` window: where that window stands."""
+    """One look at the source database, recorded in its ``DARK_MARK`` window: where that window stands.
+
+    ``whole_region``: dark only when, besides the database, none of region A's endpoints answers
+    (``stepkit.region_a_answering``). A look taken while region A's fence is pending needs it: its
+    data-plane half counts region A's Lambda API failing to connect as agreement, which says nothing of a
+    web tier that may still serve region A's writer (break37 B37-2)."""
     why = source_database_dark(ctx, clients, step)
+    if why is not None and whole_region:
+        answering = region_a_answering(ctx, clients)
+        if answering is not None:
+            log_event(
+                logging.INFO,
+                "source database dark, region A answers",
+                step=step,
+                why=why,
+                answering=answering,
+            )
+            why = None
     window = look(clients, ctx, DARK_MARK, why is not None, needed)
     if why is not None:
         log_event(

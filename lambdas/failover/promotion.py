@@ -24,6 +24,7 @@ from lambdas.failover.clients import Clients, Side
 from lambdas.failover.context import RunbookContext
 from lambdas.failover.darkness import (
     DARK_CONFIRM_SECONDS,
+    Window,
     fence_confirm_seconds,
     source_dark_long_enough,
     source_dark_window,
@@ -476,6 +477,12 @@ def _latest_fence(clients: Clients, ctx: RunbookContext) -> tuple[datetime | Non
     return stamp, pending, stamp is not None and pending is None
 
 
+LATE_FENCE_TRIES = 5
+"""How many times one promotion completes a pending fence that region A then does not let it finish (it
+answered the look, then none of its endpoints answered the fence) before it stops, rolled back: a region A
+that flaps this often is neither reachable nor dark (assumption)."""
+
+
 class _StillLooking(Exception):
     """The late look found region A's database dark, not yet for long enough to act on."""
 
@@ -510,9 +517,8 @@ def _late_fence_due(
     # A throttled region B is a retryable failure here, not "moving" (break36 B36-3).
     if _writer_moving(ctx, clients, retry_throttled=True):
         return False
-    needed = fence_confirm_seconds(params)
     while True:
-        window = source_dark_window(ctx, clients, step, needed)
+        window = _late_look(ctx, clients, params, step)
         if not window.dark:
             return True
         if window.confirmed:
@@ -523,6 +529,12 @@ def _late_fence_due(
                 f"pending: looking again until {window.needed:.0f} s of looks agree before an unplanned promotion"
             )
         clients.clock.sleep(_look_gap(params, window.remaining()))
+
+
+def _late_look(ctx: RunbookContext, clients: Clients, params: Mapping[str, Any], step: str) -> Window:
+    """One look of the late verdict: region A's database dark, and none of region A's endpoints answering
+    (its fence is pending, so an answering web tier may still serve: break37 B37-2)."""
+    return source_dark_window(ctx, clients, step, fence_confirm_seconds(params), whole_region=True)
 
 
 def _look_gap(params: Mapping[str, Any], remaining: float) -> float:
@@ -545,9 +557,8 @@ def _wait_for_switch_looking(
     if not looking:
         clients.clock.sleep(seconds)
         return
-    needed = fence_confirm_seconds(params)
     while seconds > 0:
-        source_dark_window(ctx, clients, step, needed)
+        _late_look(ctx, clients, params, step)
         gap = min(seconds, _look_gap(params, seconds))
         clients.clock.sleep(gap)
         seconds -= gap
@@ -620,7 +631,7 @@ def _promote_database(ctx: RunbookContext, clients: Clients, params: Mapping[str
         looking = _late_look_due(params, pending, source_answers)
         if switch_pending > 0 and not _wait(params):
             if looking:  # one look a poll: the late look's window starts with the switch wait (B36-2)
-                source_dark_window(ctx, clients, step, fence_confirm_seconds(params))
+                _late_look(ctx, clients, params, step)
             return _in_progress(
                 f"waiting {switch_pending:.0f} s for the switch to take effect before the writer moves"
             )
@@ -628,13 +639,16 @@ def _promote_database(ctx: RunbookContext, clients: Clients, params: Mapping[str
             _wait_for_switch_looking(ctx, clients, params, switch_pending, looking=looking, step=step)
             # The canary may have completed the pending fence during the wait (break36 B36-1).
             stamp, pending, source_answers = _latest_fence(clients, ctx)
-    try:
-        late_fence = _late_fence_due(
-            ctx, clients, params, pending=pending, source_answers=source_answers, step=step
-        )
-    except _StillLooking as looking_again:
-        return _in_progress(str(looking_again))
-    if late_fence:
+    late_fences = 0
+    while True:
+        try:
+            late_fence = _late_fence_due(
+                ctx, clients, params, pending=pending, source_answers=source_answers, step=step
+            )
+        except _StillLooking as looking_again:
+            return _in_progress(str(looking_again))
+        if not late_fence:
+            break
         # A forced failover whose fence was left pending (region A dark at it), and region A's
         # database answers now (looked at once the switch has taken effect, right before the writer
         # would move), back before the canary's minute joined the fence: what it acknowledged before
@@ -645,6 +659,27 @@ def _promote_database(ctx: RunbookContext, clients: Clients, params: Mapping[str
         # path; a fence that region A refuses stops the run before any promotion.
         fence_primary(ctx, clients, {**params, "onlyIfPending": True, "beforePromotion": True})
         stamp, pending, source_answers = _latest_fence(clients, ctx)
+        if source_answers:
+            break
+        # Region A answered the look, then its fence found none of its endpoints answering (a blip, or
+        # a region flapping) and left the fence pending: that is not 120 s of darkness (break37 B37-1).
+        # The answering look restarted the window: look again, never promote unplanned on this.
+        late_fences += 1
+        detail = (
+            "region A's database answered a look but its fence then could not reach region A "
+            f"({late_fences} time(s)): looking again before any unplanned promotion"
+        )
+        if late_fences >= LATE_FENCE_TRIES:
+            raise StepFailed(
+                step,
+                f"{detail}; gave up: region A answers some looks and not others. Nothing was promoted: run "
+                "the failover again once region A is either reachable or dark",
+                retryable=True,
+                code="RegionAFlapping",
+            )
+        if not _wait(params):
+            return _in_progress(detail)
+        clients.clock.sleep(_look_gap(params, fence_confirm_seconds(params)))
     if ctx.database_mode == "rds-replica":
         ident = _need(ctx.dr_db_instance_id, "drDbInstanceId", step)
         instance = _require_db_instance(clients, "dr", ident, step)
