@@ -14,7 +14,7 @@ a resource is missing or access is denied is an error, as anywhere in region B.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -99,6 +99,18 @@ class PreflightReport:
 
 def _error_code(exc: ClientError) -> str:
     return str(exc.response.get("Error", {}).get("Code") or "Unknown")
+
+
+def _matches_every_object(rule: Mapping[str, Any]) -> bool:
+    """Whether a replication rule's filter matches every object: no filter, an empty one, or an empty
+    prefix with no tag (a V1 rule's top-level ``Prefix`` too). S3 publishes a rule's
+    ``OperationsPendingReplication`` for the objects it matches only
+    (https://docs.aws.amazon.com/AmazonS3/latest/userguide/repl-metrics.html), so a narrower rule reads 0
+    while receipts outside it never replicate (break37 P2)."""
+    if "Filter" not in rule:
+        return not rule.get("Prefix")
+    flt = rule.get("Filter") or {}
+    return set(flt) <= {"Prefix"} and not flt.get("Prefix")
 
 
 class _Preflight:
@@ -316,6 +328,26 @@ class _Preflight:
                 problems.append(f"does not replicate into {destination!r}")
             if rule.get("Destination", {}).get("Metrics", {}).get("Status") != "Enabled":
                 problems.append("has S3 Replication metrics off (a planned change's wait reads them)")
+            if not _matches_every_object(rule):
+                problems.append(
+                    f"does not replicate every object (filter {rule.get('Filter', {'Prefix': rule.get('Prefix')})}; "
+                    "the program's rule has an empty prefix)"
+                )
+            ahead = [
+                str(r.get("ID"))
+                for r in rules
+                if r is not rule
+                and r.get("Status") == "Enabled"
+                and r.get("Destination", {}).get("Bucket") == target
+                and int(r.get("Priority") or 0) > int(rule.get("Priority") or 0)
+            ]
+            if ahead:
+                # "if there are two or more rules with the same destination bucket, then objects will be
+                # replicated according to the rule with the highest priority"
+                # (https://docs.aws.amazon.com/AmazonS3/latest/API/API_ReplicationRule.html): they take its objects.
+                problems.append(
+                    f"is outranked into the same bucket by rule(s) {', '.join(ahead)} (higher Priority)"
+                )
             if problems:
                 return f"bucket {bucket!r} replication rule {REPLICATION_RULE_ID!r} " + ", ".join(problems)
             return None

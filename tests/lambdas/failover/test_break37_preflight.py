@@ -115,18 +115,13 @@ class _NarrowedRule:
         return self
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "no_loss (docs/safety.md: receipts are waited for until OperationsPendingReplication is proven 0). "
-        "preflight.receipts checks the rule's ID, status, destination and metrics but not its Filter: a rule "
-        f"{REPLICATION_RULE_ID!r} narrowed to a prefix no receipt has passes, and its "
-        "OperationsPendingReplication (per rule, only objects the rule matches: "
-        "https://docs.aws.amazon.com/AmazonS3/latest/userguide/repl-metrics.html) reads 0 while no receipt "
-        "replicates, so a planned change proves 'nothing pending' and moves the writer without them"
-    ),
-)
 def test_b37_p2_a_receipts_rule_narrowed_to_another_prefix_passes_the_preflight(world: World) -> None:
+    """No_loss (docs/safety.md: receipts are waited for until OperationsPendingReplication is proven 0).
+    preflight.receipts checked the rule's ID, status, destination and metrics but not its Filter: a rule
+    narrowed to a prefix no receipt has passed, and its OperationsPendingReplication (per rule, only objects
+    the rule matches: https://docs.aws.amazon.com/AmazonS3/latest/userguide/repl-metrics.html) reads 0 while
+    no receipt replicates. Fixed (``preflight._matches_every_object``): this test failed before the fix (it
+    was a strict xfail)."""
     narrowed = _NarrowedRule("not-receipts/")
     report = preflight.check(
         RunbookContext.from_dict(world.context), clients_for(world, narrowed), "failover"
@@ -135,3 +130,46 @@ def test_b37_p2_a_receipts_rule_narrowed_to_another_prefix_passes_the_preflight(
     assert not report.ok and any(
         p.startswith(("'primaryBucketName'", "'drBucketName'")) for p in report.problems
     ), report.format()
+
+
+class _OutrankingRule:
+    """GetBucketReplication answering a second enabled rule into the same destination bucket with a higher
+    Priority than the program's rule (added by hand): S3 replicates objects both match by the higher one."""
+
+    def __init__(self) -> None:
+        self.answered = 0
+
+    def __call__(self, parsed: dict[str, Any], **_: Any) -> None:
+        config = parsed.get("ReplicationConfiguration", {})
+        ours = next((r for r in config.get("Rules", []) if r.get("ID") == REPLICATION_RULE_ID), None)
+        if ours is not None:
+            config["Rules"].append(
+                {
+                    "ID": "by-hand",
+                    "Status": "Enabled",
+                    "Priority": int(ours.get("Priority") or 0) + 1,
+                    "Filter": {"Prefix": ""},
+                    "Destination": {"Bucket": ours["Destination"]["Bucket"]},
+                }
+            )
+            self.answered += 1
+
+    def install(self, session: Any) -> _OutrankingRule:
+        session.events.register("after-call.s3.GetBucketReplication", self)
+        return self
+
+
+def test_b37_p2b_a_higher_priority_rule_into_the_same_bucket_is_refused_naming_the_key(world: World) -> None:
+    """No_loss: "if there are two or more rules with the same destination bucket, then objects will be
+    replicated according to the rule with the highest priority"
+    (https://docs.aws.amazon.com/AmazonS3/latest/API/API_ReplicationRule.html), so the program's rule's
+    OperationsPendingReplication no longer counts the receipts: the preflight names the bucket's key."""
+    outranking = _OutrankingRule()
+    report = preflight.check(
+        RunbookContext.from_dict(world.context), clients_for(world, outranking), "failover"
+    )  # type: ignore[arg-type]
+    assert outranking.answered == 2, "both receipts rules were read"
+    problems = [p for p in report.problems if "outranked" in p]
+    assert {p.split(":", 1)[0] for p in problems} == {"'primaryBucketName'", "'drBucketName'"}, (
+        report.format()
+    )
