@@ -156,9 +156,18 @@ def test_region_a_unreachable_failover_completes_with_warning(world: World) -> N
         "lambda.GetFunctionConcurrency",
         # promote_database looks at region A's database before the unplanned writer move (break35 B35-2,
         # promotion._late_fence_due), a verdict over time (break36 B36-2): a look every 15 s of the 70 s
-        # switch wait (5), then the late look itself, each its RDS API then the data plane (the ledger
-        # marker function), all dark
-        *["rds.DescribeDBInstances", "rds.DescribeDBInstances", "lambda.Invoke", "lambda.Invoke"] * 6,
+        # switch wait (5), then the late look itself. Each look: its RDS API, the data plane (the ledger
+        # marker function; its Lambda API down counts only with the Auto Scaling API down too, break37
+        # B37-2), then every endpoint the fence acts through (region A wholly dark, its fence pending)
+        *[
+            *["rds.DescribeDBInstances"] * 2,
+            *["lambda.Invoke"] * 2,
+            *["auto-scaling.DescribeAutoScalingGroups"] * 2,
+            *["rds.DescribeDBInstances"] * 2,
+            *["auto-scaling.DescribeAutoScalingGroups"] * 2,
+            *["lambda.GetFunctionConcurrency"] * 2,
+        ]
+        * 6,
     ]
     assert (world.asg(REGION_A), world.concurrency(REGION_A)) == before_a
     assert world.dr_is_writer() and world.asg(REGION_B) == (1, 2, 4)
