@@ -6,6 +6,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
+from automation.emulator.data import Store
 from lambdas.failover import steps
 from tests.lambdas.failover.world import REGION_A, REGION_B
 from tests.safety.model import Deployment
@@ -20,6 +21,18 @@ def failed_over(d: Deployment) -> None:
     assert d.op_run("failover").outcome == "done"
     d.op_recover()
     d.op_advance(d.emulator.timings.rebuild_seconds + 600)
+
+
+def dark_with_a_tail(d: Deployment, link_seconds: float = 900.0) -> None:
+    """Region A's database link ``link_seconds`` behind, 40 writes acknowledged on it, then region A dark
+    for 180 s: a tail that region A holds and region B does not (the break35-37 late-fence schedules)."""
+    d.op_advance(120)
+    d.emulator.slow_replication(Store.DATABASE, link_seconds)
+    d.op_write(20)
+    d.op_advance(20)
+    d.op_write(20)
+    d.op_outage()
+    d.op_advance(180)
 
 
 def journal(d: Deployment) -> dict[str, Any]:

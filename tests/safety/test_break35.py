@@ -10,13 +10,13 @@ from collections.abc import Callable
 import pytest
 
 from automation import latch_cli
-from automation.emulator.data import Store
 from lambdas.failover.budget import LOCK_TTL_SECONDS
 from lambdas.failover.exceptions import StepFailed
 from lambdas.failover.stepkit import STEPS
 from tests.lambdas.failover.harness import new_session
 from tests.lambdas.failover.world import REGION_A, REGION_B
 from tests.safety.model import Deployment, actor_clients
+from tests.safety.scenarios import dark_with_a_tail
 from tests.safety.test_break34 import _declared_failover, _dr_update_active, as_operator
 
 Deploy = Callable[..., Deployment]
@@ -172,13 +172,7 @@ def test_b35_2_region_a_back_before_an_unplanned_activate_s_promotion(
     from lambdas.failover import steps
 
     d = deploy("rds-replica")
-    d.op_advance(120)
-    d.emulator.slow_replication(Store.DATABASE, 900.0)
-    d.op_write(20)
-    d.op_advance(20)
-    d.op_write(20)
-    d.op_outage()
-    d.op_advance(180)
+    dark_with_a_tail(d)
     real = steps.promote_database
 
     def back_then_promote(ctx, clients, params):  # type: ignore[no-untyped-def]
@@ -209,13 +203,7 @@ def test_b35_2_a_forced_runbook_failover_whose_region_a_answers_again_before_the
     and the lossless wait has seen zero lag after that fence; the Aurora run switches over instead of a
     managed failover with ``AllowDataLoss``. Judged from emulated AWS state and the write log only."""
     d = deploy(mode)
-    d.op_advance(120)
-    d.emulator.slow_replication(Store.DATABASE, 900.0)
-    d.op_write(20)
-    d.op_advance(20)
-    d.op_write(20)
-    d.op_outage()
-    d.op_advance(180)
+    dark_with_a_tail(d)
     real = STEPS["promote_database"]
     came_back: list[bool] = []
 

@@ -9,7 +9,6 @@ from typing import Any
 
 import pytest
 
-from automation.emulator.data import Store
 from lambdas.failover.exceptions import StepFailed
 from lambdas.failover.journal import read_journal
 from lambdas.failover.stepkit import STEPS
@@ -17,6 +16,7 @@ from lambdas.failover.traffic import _switch_pending
 from tests.lambdas.failover.faults import Fault, throttling_code
 from tests.lambdas.failover.world import REGION_A, REGION_B
 from tests.safety.model import Deployment
+from tests.safety.scenarios import dark_with_a_tail
 
 Deploy = Callable[..., Deployment]
 
@@ -33,13 +33,7 @@ def _forced_failover_region_a_back(
     """The runbook's forced failover over a region A dark at ``fence_primary`` (its fence left pending once
     the darkness was confirmed), region A's database link 900 s behind; ``at_promotion(d)`` runs once, right
     before ``promote_database`` (region A coming back, faults, ...)."""
-    d.op_advance(120)
-    d.emulator.slow_replication(Store.DATABASE, 900.0)
-    d.op_write(20)
-    d.op_advance(20)
-    d.op_write(20)
-    d.op_outage()
-    d.op_advance(180)
+    dark_with_a_tail(d)
     for fault in faults:
         d.add_fault(fault)  # installed before the run builds its clients; armed by ``at_promotion``
     real = STEPS["promote_database"]
@@ -337,13 +331,7 @@ def test_b36_1_latch_activate_unplanned_stale_read_and_a_blip(
     from tests.safety.model import actor_clients
 
     d = deploy("rds-replica")
-    d.op_advance(120)
-    d.emulator.slow_replication(Store.DATABASE, 900.0)
-    d.op_write(20)
-    d.op_advance(20)
-    d.op_write(20)
-    d.op_outage()
-    d.op_advance(180)
+    dark_with_a_tail(d)
     faults = _blip_faults()
     session = new_session()
     d.emulator.attach(session)
@@ -385,13 +373,7 @@ def test_b36_control_crash_inside_the_late_fence_then_resume(
     stamped, fencePending still set); the canary may finish the fence; the run is resumed by the same
     executor (new link pace: the tail drains). Nothing lost, one writer, traffic follows the writer."""
     d = deploy("rds-replica")
-    d.op_advance(120)
-    d.emulator.slow_replication(Store.DATABASE, 120.0)
-    d.op_write(20)
-    d.op_advance(20)
-    d.op_write(20)
-    d.op_outage()
-    d.op_advance(180)
+    dark_with_a_tail(d, 120.0)
     real = STEPS["promote_database"]
     came: list[bool] = []
 
