@@ -26,6 +26,7 @@ from lambdas.failover.context import Capacity, RunbookContext
 from lambdas.failover.exceptions import StepFailed
 from lambdas.failover.journal import (
     FENCE_DARK_MARK,
+    UNFENCING_MARK,
     WRITER_MOVE_MARK,
     _forget_writer_move,
     _iac_failback_phase,
@@ -813,6 +814,8 @@ def unfence_primary(ctx: RunbookContext, clients: Clients, params: Mapping[str, 
         if _reserved_concurrency(clients, "primary", name) == 0:
             clients.lambda_("primary").delete_function_concurrency(FunctionName=name)
             changes.append(f"function {name} unthrottled")
+    if journal.get(UNFENCING_MARK):
+        _journal(clients, ctx, **{UNFENCING_MARK: None})  # roll_back_fence's un-fence is complete
     if not changes:
         return _already(f"region A already at capacity with {len(ctx.primary_function_names)} function(s) on")
     return _done("; ".join(changes), changes=changes)

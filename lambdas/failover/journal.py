@@ -177,6 +177,11 @@ def _journal(clients: Clients, ctx: RunbookContext, **changes: Any) -> dict[str,
     return value
 
 
+UNFENCING_MARK = "primaryUnfencing"
+"""Set by ``roll_back_fence`` when it clears the failover marks once region A's web tier serves again, and
+cleared by ``unfence_primary`` once region A's functions and event sources are back: what a resumed
+roll-back still has to give back (break37 B37-2b). Not a failover mark: the canary does not read it."""
+
 FAILOVER_MARKS = ("fencePending", "primaryStoppedAt", "failoverDeclaredAt")
 """Journal keys a failover sets when it takes region A out and a failback clears when it gives region
 A back (``confirm_primary_healthy``, ``unfence_primary``). ``failoverDeclaredAt``: a declared failover

@@ -29,6 +29,7 @@ from lambdas.failover.failback import (
 )
 from lambdas.failover.fencing import journal_lost, region_a_took_the_writer_back, unfence_primary
 from lambdas.failover.journal import (
+    UNFENCING_MARK,
     WRITER_MOVE_MARK,
     _forget_writer_move,
     _journal,
@@ -131,13 +132,21 @@ def roll_back_fence(ctx: RunbookContext, clients: Clients, params: Mapping[str, 
         # Only a switch this failover (or the canary, from its latch) threw: a run that changed
         # nothing, such as a refusal at confirm_primary_down, puts nothing.
         changes.append(_switch(ctx, clients, 0, step).detail)
-    if journal.get("primaryStoppedAt") or journal.get("primaryFencedMappings"):
+    if journal.get("primaryStoppedAt") or journal.get("primaryFencedMappings") or journal.get(UNFENCING_MARK):
         warmed = launch_region_a(ctx, clients, params, step)
         if warmed.status == "done":
             changes.append(warmed.detail)
         ok, notes = _poll_serving(ctx, clients, params, "primary")
         if not ok:
             return _in_progress("region A's web tier launching: " + "; ".join(notes), changes=changes)
+        # Region A's web tier serves its writer again: the failover no longer holds region A. Its marks
+        # go before the functions' un-fence, which may fail on its own (region A's Lambda API down while
+        # its Auto Scaling API answers): left set, they would keep the canary throwing the switch to a
+        # region B without the writer while region A serves it (break37 B37-2b). UNFENCING_MARK keeps
+        # what is left for a resume; unfence_primary clears it once the functions are back.
+        _journal(
+            clients, ctx, primaryStoppedAt=None, failoverDeclaredAt=None, **{UNFENCING_MARK: _now(clients)}
+        )
         undone = unfence_primary(ctx, clients, params)
         changes.append(f"region A un-fenced: {undone.detail}")
     if not changes:

@@ -9,10 +9,12 @@ from typing import Any
 import pytest
 
 from lambdas.failover import promotion
+from lambdas.failover.journal import UNFENCING_MARK
 from lambdas.failover.traffic import _switch_pending
 from tests.lambdas.failover.faults import Fault
 from tests.lambdas.failover.world import REGION_A, REGION_B
 from tests.safety.model import Deployment
+from tests.safety.scenarios import journal
 from tests.safety.test_break36 import (
     _forced_failover_region_a_back,
     _journal_marks,
@@ -198,25 +200,30 @@ def _rds_and_lambda_down_autoscaling_up(d: Deployment, monkeypatch: pytest.Monke
     return run, marks
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "traffic_follows_writer (docs/safety.md: 'Route 53 answers with a region that has capacity and the "
-        "writer, whatever step a run stopped at'). B37-2's schedule after its fix: the lossless wait gives up "
-        "(LagTimeout) and roll_back_fence sets the latch to standby, releases the switch and gives region A its "
-        "web tier back, then unfence_primary fails on region A's Lambda API (EndpointConnectionError) before it "
-        "clears primaryStoppedAt; the canary reads that failover mark under the standby latch, holds region A "
-        "out and throws the switch to region B, which has no writer, while region A's web tier serves it. Fix "
-        "sketch: once region A's web tier serves again, clear the canary-hold marks before the functions' "
-        "unfence, keeping a mark of what is left to unthrottle for a resume."
-    ),
-)
 def test_b37_2b_rollback_with_region_a_lambda_api_down_keeps_traffic_on_region_b(
     deploy: Deploy, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    """Traffic_follows_writer (docs/safety.md: 'Route 53 answers with a region that has capacity and the writer,
+    whatever step a run stopped at'). B37-2's schedule after its fix: the lossless wait gives up (LagTimeout)
+    and roll_back_fence sets the latch to standby, releases the switch and gives region A its web tier back,
+    then unfence_primary fails on region A's Lambda API (EndpointConnectionError) before it clears
+    primaryStoppedAt; the canary reads that failover mark under the standby latch, holds region A out and throws
+    the switch to region B, which has no writer, while region A's web tier serves it. Fix sketch: once region
+    A's web tier serves again, clear the canary-hold marks before the functions' unfence, keeping a mark of what
+    is left to unthrottle for a resume. Fixed: this test failed before the fix (it was a strict xfail)."""
     d = deploy("rds-replica")
     run, marks = _rds_and_lambda_down_autoscaling_up(d, monkeypatch)
     assert not d.violations, "\n".join([run.outcome, run.detail[:400], str(marks), *map(str, d.violations)])
+    # converges: with region A's Lambda API back, resuming the run gives region A its functions back and
+    # clears what the roll-back left to do.
+    assert journal(d).get(UNFENCING_MARK), journal(d)
+    assert not d.emulator.functions_serving(REGION_A)
+    again = d.op_run("failover", resuming=True, run_id=run.run_id)
+    d.op_advance(120)
+    d.judge()
+    assert not journal(d).get(UNFENCING_MARK), (again.outcome, again.detail, journal(d))
+    assert d.emulator.functions_serving(REGION_A), (again.outcome, again.detail)
+    assert not d.violations, [again.outcome, again.detail, *map(str, d.violations)]
 
 
 def test_b37_control_only_autoscaling_api_down_stops_at_the_late_fence(
