@@ -173,3 +173,25 @@ def test_b37_p2b_a_higher_priority_rule_into_the_same_bucket_is_refused_naming_t
     assert {p.split(":", 1)[0] for p in problems} == {"'primaryBucketName'", "'drBucketName'"}, (
         report.format()
     )
+
+
+@pytest.mark.parametrize(
+    ("rule", "every_object"),
+    [
+        ({"Filter": {"Prefix": ""}}, True),
+        ({"Filter": {}}, True),
+        ({}, True),
+        ({"Prefix": ""}, True),
+        ({"Filter": {"Prefix": "receipts/"}}, False),
+        ({"Prefix": "receipts/"}, False),
+        ({"Filter": {"Tag": {"Key": "k", "Value": "v"}}}, False),
+        ({"Filter": {"And": {"Prefix": "", "Tags": [{"Key": "k", "Value": "v"}]}}}, False),
+    ],
+)
+def test_a_receipts_rule_replicates_every_object_only_with_no_prefix_and_no_tag(
+    rule: dict[str, Any], every_object: bool
+) -> None:
+    """What S3 replicates under a rule is what its filter matches (a V1 rule's top-level Prefix, or a V2
+    Filter's Prefix, Tag or And), so only an empty or absent filter covers every receipt
+    (https://docs.aws.amazon.com/AmazonS3/latest/API/API_ReplicationRuleFilter.html)."""
+    assert preflight._matches_every_object(rule) is every_object
