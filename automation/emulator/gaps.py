@@ -41,6 +41,11 @@ never the product's code paths (the runbook runs unmodified against the patched 
   a successful launch activity per instance moto launches into a group, stamped with the wall clock, and
   answers them for the group asked, newest first. Terminations are not recorded (nothing reads them).
 
+* ``DescribeDBParameterGroups`` naming a group that does not exist answers an empty list. RDS answers
+  ``DBParameterGroupNotFound`` ("DBParameterGroupName doesn't refer to an existing DB parameter group",
+  https://docs.aws.amazon.com/AmazonRDS/latest/APIReference/API_DescribeDBParameterGroups.html). The
+  patch raises it.
+
 ``patch_moto()`` applies the patches and returns a function that undoes them; the ``moto_gaps``
 fixture wraps it. The benchmark uses it too.
 """
@@ -62,6 +67,7 @@ from moto.dynamodb.models import DynamoDBBackend
 from moto.rds.exceptions import (
     DBClusterNotFoundError,
     DBInstanceAlreadyExists,
+    DBParameterGroupNotFoundError,
     InvalidDBClusterStateFault,
     InvalidParameterValue,
     RDSClientError,
@@ -306,6 +312,18 @@ def describe_scaling_activities(self: AutoScalingResponse) -> ActionResult:
     return ActionResult({"Activities": activities})
 
 
+def _parameter_group_not_found(real: Callable[..., Any]) -> Callable[..., Any]:
+    @functools.wraps(real)
+    def describe(self: RDSBackend, db_parameter_group_kwargs: dict[str, Any]) -> Any:
+        found = real(self, db_parameter_group_kwargs)
+        name = db_parameter_group_kwargs.get("db_parameter_group_name")
+        if name and not found:
+            raise DBParameterGroupNotFoundError(name)
+        return found
+
+    return describe
+
+
 def patch_moto() -> Callable[[], None]:
     """Apply the patches; returns the undo function."""
     saved: list[tuple[Any, str, Any]] = []
@@ -326,6 +344,11 @@ def patch_moto() -> Callable[[], None]:
     put(RDSResponse, "failover_global_cluster", failover_global_cluster)
     put(RDSResponse, "switchover_global_cluster", switchover_global_cluster)
     put(LambdaBackend, "invoke", _lambda_dry_run(LambdaBackend.invoke))
+    put(
+        RDSBackend,
+        "describe_db_parameter_groups",
+        _parameter_group_not_found(RDSBackend.describe_db_parameter_groups),
+    )
     put(
         FakeAutoScalingGroup,
         "replace_autoscaling_group_instances",

@@ -802,3 +802,22 @@ def test_the_ledger_marker_function_commits_on_its_regions_writer_and_is_no_clie
     )
     refused = json.loads(aws.client("lambda", B).invoke(FunctionName=name, Payload=b"{}")["Payload"].read())
     assert refused["committed"] is False and refused["reason"], refused
+
+
+def test_describe_db_parameter_groups_naming_a_missing_group_is_refused(aws: Any) -> None:
+    """RDS answers DBParameterGroupNotFound for a name that does not exist
+    (https://docs.aws.amazon.com/AmazonRDS/latest/APIReference/API_DescribeDBParameterGroups.html); moto
+    answered an empty list, so the preflight's describe of ``primaryDbParameterGroupName`` passed a name
+    that names nothing (the emulator's gap, automation/emulator/gaps.py)."""
+    rds = aws.client("rds", A)
+    name = aws.name("params")
+    rds.create_db_parameter_group(
+        DBParameterGroupName=name, DBParameterGroupFamily="postgres16", Description="d"
+    )
+    assert [
+        g["DBParameterGroupName"]
+        for g in rds.describe_db_parameter_groups(DBParameterGroupName=name)["DBParameterGroups"]
+    ] == [name]
+    with pytest.raises(ClientError, match="DBParameterGroupNotFound"):
+        rds.describe_db_parameter_groups(DBParameterGroupName=name + "-gone")
+    assert rds.describe_db_parameter_groups()["DBParameterGroups"], "unnamed: every group, as before"
