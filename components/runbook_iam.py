@@ -537,16 +537,6 @@ def _rds_replica(t: RunbookTargets) -> list[dict[str, Any]]:
             "Resource": [primary, dr, *_defaults(a, acct), *network],
         },
         {
-            # The preflight's describe of the subnet group and parameter group the failback replica
-            # is created in (DescribeDBSubnetGroups: subgrp*, DescribeDBParameterGroups: pg*,
-            # list_amazonrds.html), read-only, so a group deleted since the export is found before
-            # any change rather than when the failback creates its replica.
-            "Sid": "DescribeFailbackReplicaGroups",
-            "Effect": "Allow",
-            "Action": ["rds:DescribeDBSubnetGroups", "rds:DescribeDBParameterGroups"],
-            "Resource": network,
-        },
-        {
             # The replica is created with one tag (FAILBACK_STAMP_TAG: which retained instance it
             # replaces, read by the primary stack). "If tags are specified in the create action, RDS
             # performs additional authorization on the rds:AddTagsToResource action"

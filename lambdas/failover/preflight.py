@@ -253,6 +253,8 @@ class _Preflight:
                 )
                 if answer and answer.get("DBInstances") and self.engine is None:
                     self.engine = answer["DBInstances"][0].get("Engine")
+                if side == "primary" and answer and answer.get("DBInstances"):
+                    self.failback_groups(answer["DBInstances"][0])
             return
         self.check(
             "dr",
@@ -369,24 +371,35 @@ class _Preflight:
             lambda: self.clients.dynamodb(side).describe_table(TableName=name),
         )
 
-    def failback_groups(self) -> None:
-        """rds-replica: region A's subnet and parameter groups the outputs name for the failback replica."""
-        ctx, rds = self.ctx, self.clients.rds
-        if ctx.primary_db_subnet_group_name:
-            name = ctx.primary_db_subnet_group_name
-            self.check(
-                "primary",
-                "primaryDbSubnetGroupName",
-                f"DB subnet group {name!r}",
-                lambda: rds("primary").describe_db_subnet_groups(DBSubnetGroupName=name),
+    def failback_groups(self, primary: Mapping[str, Any]) -> None:
+        """rds-replica: the subnet and parameter groups the outputs name for the failback replica, read
+        from region A's primary instance (its DescribeDBInstances answer, no call of their own): the
+        failback creates its replica in that instance's subnet group with its parameter group, and a
+        group in use by an instance cannot be deleted ("The specified database subnet group must not be
+        associated with any DB instances",
+        https://docs.aws.amazon.com/AmazonRDS/latest/APIReference/API_DeleteDBSubnetGroup.html; "The DB
+        parameter group to be deleted can't be associated with any DB instances",
+        https://docs.aws.amazon.com/AmazonRDS/latest/APIReference/API_DeleteDBParameterGroup.html). A name
+        that differs is a stale or mistyped outputs file. No describe of their own: the runbook role's
+        statements build the permissions boundary, which must stay one managed policy
+        (automation/iam_boundary.py)."""
+        ctx = self.ctx
+        ident = primary.get("DBInstanceIdentifier")
+        subnet_group = (primary.get("DBSubnetGroup") or {}).get("DBSubnetGroupName")
+        if ctx.primary_db_subnet_group_name and ctx.primary_db_subnet_group_name != subnet_group:
+            self.report.problems.append(
+                f"'primaryDbSubnetGroupName': {ctx.primary_db_subnet_group_name!r} is not the subnet group of "
+                f"{ident!r} in {self.where('primary')} ({subnet_group!r}): the outputs are stale or mistyped"
             )
-        if ctx.primary_db_parameter_group_name:
-            group = ctx.primary_db_parameter_group_name
-            self.check(
-                "primary",
-                "primaryDbParameterGroupName",
-                f"DB parameter group {group!r}",
-                lambda: rds("primary").describe_db_parameter_groups(DBParameterGroupName=group),
+        parameter_groups = [g.get("DBParameterGroupName") for g in primary.get("DBParameterGroups") or []]
+        if (
+            ctx.primary_db_parameter_group_name
+            and ctx.primary_db_parameter_group_name not in parameter_groups
+        ):
+            self.report.problems.append(
+                f"'primaryDbParameterGroupName': {ctx.primary_db_parameter_group_name!r} is not a parameter group "
+                f"of {ident!r} in {self.where('primary')} ({', '.join(map(repr, parameter_groups)) or 'none'}): "
+                "the outputs are stale or mistyped"
             )
 
     def keys(self) -> None:
@@ -463,6 +476,4 @@ def check(ctx: RunbookContext, clients: Clients, runbook: str | None = None) -> 
         run.receipts("primary", "primaryBucketName", buckets[0], buckets[1])
     if ctx.global_table_name:
         run.global_table("primary", ctx.global_table_name)
-    if ctx.database_mode == "rds-replica":
-        run.failback_groups()
     return run.report

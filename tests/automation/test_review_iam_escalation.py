@@ -228,7 +228,9 @@ def _arns(resource: str, syntheses: tuple[synth.Synthesis, ...]) -> list[str]:
     else only a deployment knows is made up."""
     if resource == "*":
         return ["*"]
-    match = re.fullmatch(rf"arn:aws:s3:::{synth.COMPUTED}([^/]+)(/.*)?", resource)
+    # ``⧗<bucket>`` is its ARN's name part; ``⧗<bucket>.bucket`` its ``bucket`` output (the name a
+    # runbook output carries): the same bucket.
+    match = re.fullmatch(rf"arn:aws:s3:::{synth.COMPUTED}([^/.]+)(?:\.bucket)?(/.*)?", resource)
     if match:
         (bucket,) = [
             r for s in syntheses for r in s.by_type("aws:s3/bucket:Bucket") if r.name == match.group(1)

@@ -50,7 +50,7 @@ def test_b37_control_preflight_passes_the_world_as_built(world: World) -> None:
         report = _check(world)
     assert report.ok, report.format()
     assert [c for c in calls if c.mutating] == []
-    assert {c.operation for c in calls} >= {"GetBucketReplication", "DescribeTable", "DescribeDBSubnetGroups"}
+    assert {c.operation for c in calls} >= {"GetBucketReplication", "DescribeTable"}
 
 
 @pytest.mark.parametrize(("region", "key"), [(REGION_A, "primaryBucketName"), (REGION_B, "drBucketName")])

@@ -103,10 +103,6 @@ TARGETS: dict[str, Callable[[dict[str, Any], str], list[str]]] = {
     "rds:DescribeDBClusters": lambda p, r: [_cluster(r, p["DBClusterIdentifier"])],
     "rds:DescribeGlobalClusters": lambda p, r: [_global(p["GlobalClusterIdentifier"])],
     "rds:DescribeDBClusterSnapshots": lambda p, r: [_cluster(r, p["DBClusterIdentifier"])],
-    "rds:DescribeDBSubnetGroups": lambda p, r: [f"arn:aws:rds:{r}:{ACCOUNT}:subgrp:{p['DBSubnetGroupName']}"],
-    "rds:DescribeDBParameterGroups": lambda p, r: [
-        f"arn:aws:rds:{r}:{ACCOUNT}:pg:{p['DBParameterGroupName']}"
-    ],
     "s3:GetReplicationConfiguration": lambda p, r: [f"arn:aws:s3:::{p['Bucket']}"],
     **{
         "rds:CopyDBClusterSnapshot": lambda p, r: [

@@ -235,7 +235,7 @@ def test_current_outputs_pass_with_one_read_only_call_per_named_resource(
         + (2 if mode == "rds-replica" else 0)  # ledger marker functions (PostgreSQL), DryRun invokes
         + 2  # receipts buckets' replication rules
         + 2  # the global table's replica in each region
-        + (2 if mode == "rds-replica" else 0)  # the failback replica's subnet and parameter groups
+        # (the failback replica's subnet and parameter groups: read from region A's instance, no call)
     )
     assert len(calls) == named
 
