@@ -111,6 +111,20 @@ BLIPS: dict[str, Callable[[tuple[Fault, ...]], Callable[[Deployment], None]]] = 
 }
 
 
+def _back_with_services_down(*services: str) -> tuple[tuple[Fault, ...], Callable[[Deployment], None]]:
+    """Region A back at the promotion with ``services``' endpoints failing to connect from then on (one or more
+    control planes down): the faults to install, and the ``at_promotion`` that arms them."""
+    faults = tuple(Fault(service=s, region=REGION_A, unreachable=True, times=0) for s in services)
+
+    def act(d: Deployment) -> None:
+        d.op_recover()
+        d.op_advance(30)
+        for f in faults:
+            f.times = None
+
+    return faults, act
+
+
 def _canary_late_until(
     d: Deployment, monkeypatch: pytest.MonkeyPatch, faults: tuple[Fault, ...]
 ) -> list[object]:
@@ -240,17 +254,7 @@ def test_b36_control_region_a_rds_answers_but_autoscaling_and_lambda_do_not(
     writer stays in region A, traffic follows it, nothing lost; a resume refuses the same way."""
     d = deploy("rds-replica")
     monkeypatch.setattr(d, "_async_step", lambda event: None)
-    faults = (
-        Fault(service="auto-scaling", region=REGION_A, unreachable=True, times=0),
-        Fault(service="lambda", region=REGION_A, unreachable=True, times=0),
-    )
-
-    def back_partly(d: Deployment) -> None:
-        d.op_recover()
-        d.op_advance(30)
-        for f in faults:
-            f.times = None
-
+    faults, back_partly = _back_with_services_down("auto-scaling", "lambda")
     run = _forced_failover_region_a_back(d, monkeypatch, back_partly, faults=faults)
     monkeypatch.undo()
     assert run.outcome == "stopped", run.detail

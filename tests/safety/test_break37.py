@@ -16,6 +16,7 @@ from tests.lambdas.failover.world import REGION_A, REGION_B
 from tests.safety.model import Deployment
 from tests.safety.scenarios import journal
 from tests.safety.test_break36 import (
+    _back_with_services_down,
     _forced_failover_region_a_back,
     _journal_marks,
     _promotion_events,
@@ -245,17 +246,7 @@ def test_b37_2_rds_and_lambda_apis_down_autoscaling_up_late_look_promotes_unplan
 
 
 def _rds_and_lambda_down_autoscaling_up(d: Deployment, monkeypatch: pytest.MonkeyPatch) -> tuple[Any, Any]:
-    faults = (
-        Fault(service="rds", region=REGION_A, unreachable=True, times=0),
-        Fault(service="lambda", region=REGION_A, unreachable=True, times=0),
-    )
-
-    def back_impaired(d: Deployment) -> None:
-        d.op_recover()
-        d.op_advance(30)
-        for f in faults:
-            f.times = None
-
+    faults, back_impaired = _back_with_services_down("rds", "lambda")
     run = _forced_failover_region_a_back(d, monkeypatch, back_impaired, faults=faults)
     marks = _journal_marks(d)
     monkeypatch.undo()
