@@ -477,10 +477,33 @@ def _latest_fence(clients: Clients, ctx: RunbookContext) -> tuple[datetime | Non
     return stamp, pending, stamp is not None and pending is None
 
 
-LATE_FENCE_TRIES = 5
+LATE_FENCE_TRIES = 3
 """How many times one promotion completes a pending fence that region A then does not let it finish (it
 answered the look, then none of its endpoints answered the fence) before it stops, rolled back: a region A
-that flaps this often is neither reachable nor dark (assumption)."""
+that flaps this often is neither reachable nor dark (assumption). Kept small because all the while region A
+serves its writer unfenced and the thrown switch keeps Route 53 on region B, which has no writer: three
+tries 15 s apart (``_look_gap``) hold it so for about 45 s, and the stop's roll-back then releases the
+switch, which Route 53 follows within the switch alarm's period and the health checks' thresholds; the
+whole stays inside the 3 minutes docs/safety.md gives traffic to follow the writer (break37 B37-3: five
+tries took longer than that)."""
+
+
+LATE_FENCE_MISSES_MARK = "lateFenceMisses"
+"""Run journal key: how many late fences region A left pending, with the ``fencePending`` stamp they were
+counted under (a new pending fence counts from zero). In the journal, not the step, because under Step
+Functions each poll of ``promote_database`` is a new invocation."""
+
+
+def _late_fence_missed(clients: Clients, ctx: RunbookContext) -> int:
+    """Count one more late fence that region A left pending; returns the count for its pending fence."""
+    journal = read_journal(clients, ctx)
+    pending = journal.get("fencePending")
+    seen = journal.get(LATE_FENCE_MISSES_MARK)
+    misses = 1
+    if isinstance(seen, dict) and seen.get("fencePending") == pending and isinstance(seen.get("misses"), int):
+        misses += seen["misses"]
+    _journal(clients, ctx, **{LATE_FENCE_MISSES_MARK: {"fencePending": pending, "misses": misses}})
+    return misses
 
 
 class _StillLooking(Exception):
@@ -550,18 +573,24 @@ def _wait_for_switch_looking(
     *,
     looking: bool,
     step: str,
-) -> None:
+) -> bool:
     """Sleep until the thrown switch has taken effect; when the late look is due, look at region A's
     database all along (its ``DARK_MARK`` window then needs no more time after the switch than the part
-    of ``fence_confirm_seconds`` the switch wait did not cover)."""
+    of ``fence_confirm_seconds`` the switch wait did not cover). A look that finds region A answering ends
+    the wait at once: the pending fence is then completed without waiting for the switch (the lossless
+    path needs no switch in effect), so region A's writer, back and unfenced, does not serve under a switch
+    that sends Route 53 elsewhere for the rest of the wait (break37 B37-3). Returns whether a look cut the
+    wait short."""
     if not looking:
         clients.clock.sleep(seconds)
-        return
+        return False
     while seconds > 0:
-        _late_look(ctx, clients, params, step)
+        if not _late_look(ctx, clients, params, step).dark:
+            return True
         gap = min(seconds, _look_gap(params, seconds))
         clients.clock.sleep(gap)
         seconds -= gap
+    return False
 
 
 @_step
@@ -619,28 +648,32 @@ def _promote_database(ctx: RunbookContext, clients: Clients, params: Mapping[str
     # The later of the two marks says how the latest fence went: a fence that reached region A after
     # one that could not (the canary's, joining this run: B20-3) makes the change planned again.
     stamp, pending, source_answers = _latest_fence(clients, ctx)
-    if not source_answers and not _writer_moving(ctx, clients):
-        # Unplanned: region A was not fenced (it did not answer). Should it answer again, its old
-        # writer takes whatever Route 53 sends it until the canary has fenced it, and after the
-        # writer moves those writes are lost. So the writer moves only once the switch thrown just
-        # before has taken effect: Route 53 then answers region B whatever region A's health (seed 6,
-        # and the crash point right after the writer move over a region A that comes back at once).
-        # The throw counts from the run journal's record of it, whether or not GetMetricData returns
-        # its datapoint yet (break32 B32-4).
-        switch_pending = _switch_pending(ctx, clients)
-        looking = _late_look_due(params, pending, source_answers)
-        if switch_pending > 0 and not _wait(params):
-            if looking:  # one look a poll: the late look's window starts with the switch wait (B36-2)
-                _late_look(ctx, clients, params, step)
-            return _in_progress(
-                f"waiting {switch_pending:.0f} s for the switch to take effect before the writer moves"
-            )
-        if switch_pending > 0:
-            _wait_for_switch_looking(ctx, clients, params, switch_pending, looking=looking, step=step)
-            # The canary may have completed the pending fence during the wait (break36 B36-1).
-            stamp, pending, source_answers = _latest_fence(clients, ctx)
-    late_fences = 0
     while True:
+        cut_short = False
+        if not source_answers and not _writer_moving(ctx, clients):
+            # Unplanned: region A was not fenced (it did not answer). Should it answer again, its old
+            # writer takes whatever Route 53 sends it until the canary has fenced it, and after the
+            # writer moves those writes are lost. So the writer moves only once the switch thrown just
+            # before has taken effect: Route 53 then answers region B whatever region A's health (seed 6,
+            # and the crash point right after the writer move over a region A that comes back at once).
+            # The throw counts from the run journal's record of it, whether or not GetMetricData returns
+            # its datapoint yet (break32 B32-4).
+            switch_pending = _switch_pending(ctx, clients)
+            looking = _late_look_due(params, pending, source_answers)
+            if switch_pending > 0 and not _wait(params):
+                # One look a poll: the late look's window starts with the switch wait (B36-2); a look
+                # that finds region A answering goes on to complete its fence now (B37-3).
+                cut_short = looking and not _late_look(ctx, clients, params, step).dark
+                if not cut_short:
+                    return _in_progress(
+                        f"waiting {switch_pending:.0f} s for the switch to take effect before the writer moves"
+                    )
+            elif switch_pending > 0:
+                cut_short = _wait_for_switch_looking(
+                    ctx, clients, params, switch_pending, looking=looking, step=step
+                )
+                # The canary may have completed the pending fence during the wait (break36 B36-1).
+                stamp, pending, source_answers = _latest_fence(clients, ctx)
         try:
             late_fence = _late_fence_due(
                 ctx, clients, params, pending=pending, source_answers=source_answers, step=step
@@ -648,15 +681,20 @@ def _promote_database(ctx: RunbookContext, clients: Clients, params: Mapping[str
         except _StillLooking as looking_again:
             return _in_progress(str(looking_again))
         if not late_fence:
+            if cut_short and not source_answers:
+                # Dark again, confirmed, before the switch wait that an answering look cut short ran
+                # out: the writer still moves only once the switch has taken effect.
+                continue
             break
         # A forced failover whose fence was left pending (region A dark at it), and region A's
-        # database answers now (looked at once the switch has taken effect, right before the writer
-        # would move), back before the canary's minute joined the fence: what it acknowledged before
-        # it went dark may still be on its way to region B, and nothing makes this change unplanned
-        # any more (docs/safety.md no_loss: the unplanned exception is a promotion while the old
-        # writer's region does not answer; break35 B35-2). The pending fence is completed here, as the
-        # canary would (stamping when region A's writes stopped), and the promotion takes the lossless
-        # path; a fence that region A refuses stops the run before any promotion.
+        # database answers now (looked at during the switch wait or right before the writer would
+        # move), back before the canary's minute joined the fence: what it acknowledged before it
+        # went dark may still be on its way to region B, and nothing makes this change unplanned any
+        # more (docs/safety.md no_loss: the unplanned exception is a promotion while the old writer's
+        # region does not answer; break35 B35-2). The pending fence is completed here, as the canary
+        # would (stamping when region A's writes stopped), and the promotion takes the lossless path
+        # (it needs no switch in effect); a fence that region A refuses stops the run before any
+        # promotion.
         fence_primary(ctx, clients, {**params, "onlyIfPending": True, "beforePromotion": True})
         stamp, pending, source_answers = _latest_fence(clients, ctx)
         if source_answers:
@@ -664,17 +702,18 @@ def _promote_database(ctx: RunbookContext, clients: Clients, params: Mapping[str
         # Region A answered the look, then its fence found none of its endpoints answering (a blip, or
         # a region flapping) and left the fence pending: that is not 120 s of darkness (break37 B37-1).
         # The answering look restarted the window: look again, never promote unplanned on this.
-        late_fences += 1
+        misses = _late_fence_missed(clients, ctx)
         detail = (
             "region A's database answered a look but its fence then could not reach region A "
-            f"({late_fences} time(s)): looking again before any unplanned promotion"
+            f"({misses} time(s)): looking again before any unplanned promotion"
         )
-        if late_fences >= LATE_FENCE_TRIES:
+        if misses >= LATE_FENCE_TRIES:
+            # Not retryable: region A serves its writer unfenced while the thrown switch keeps Route 53
+            # on region B; the stop's roll-back gives it the traffic back (break37 B37-3).
             raise StepFailed(
                 step,
                 f"{detail}; gave up: region A answers some looks and not others. Nothing was promoted: run "
                 "the failover again once region A is either reachable or dark",
-                retryable=True,
                 code="RegionAFlapping",
             )
         if not _wait(params):

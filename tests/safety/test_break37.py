@@ -13,7 +13,7 @@ from lambdas.failover.journal import UNFENCING_MARK
 from lambdas.failover.traffic import _switch_pending
 from tests.lambdas.failover.faults import Fault
 from tests.lambdas.failover.world import REGION_A, REGION_B
-from tests.safety.model import Deployment
+from tests.safety.model import EXECUTORS, Deployment
 from tests.safety.scenarios import journal
 from tests.safety.test_break36 import (
     _back_with_services_down,
@@ -112,7 +112,9 @@ def test_b37_1_region_a_answers_the_late_look_then_a_blip_at_the_late_fence_prom
     )
 
 
-def _every_late_fence_blipped(d: Deployment, monkeypatch: pytest.MonkeyPatch) -> tuple[Any, int]:
+def _every_late_fence_blipped(
+    d: Deployment, monkeypatch: pytest.MonkeyPatch, executor_name: str = "cli"
+) -> tuple[Any, int]:
     """Region A back: its database answers every late look, and every late fence then finds none of region A's
     endpoints answering (the canary's minute never comes within the run). Returns (run, late fences)."""
     faults = _fence_blip_faults()
@@ -134,7 +136,7 @@ def _every_late_fence_blipped(d: Deployment, monkeypatch: pytest.MonkeyPatch) ->
         d.op_recover()
         d.op_advance(30)
 
-    run = _forced_failover_region_a_back(d, monkeypatch, back, faults=faults)
+    run = _forced_failover_region_a_back(d, monkeypatch, back, faults=faults, executor_name=executor_name)
     monkeypatch.undo()
     _settle_and_judge(d)
     return run, len(fences)
@@ -155,24 +157,25 @@ def test_a_region_a_that_answers_every_look_and_no_late_fence_stops_the_run_roll
     assert not broken & {"no_loss", "one_writer"}, [run.detail[:300], *map(str, d.violations)]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "traffic_follows_writer (docs/safety.md: Route 53 answers a region with capacity and the writer whatever "
-        "step a run stopped at). While the promotion looks and fences again (LATE_FENCE_TRIES, 15 s apart) "
-        "region A is back, serving its writer, unfenced, and the thrown switch keeps Route 53 on region B, which "
-        "has no writer; after RegionAFlapping the roll-back releases the switch, and Route 53 takes the "
-        "switch alarm's evaluation to follow: observed 'Route 53 answers us-west-2 while us-east-1 serves the "
-        "writer ex1-db (since 12:07:40)' at 12:10:40. Found by this session's own test of the bound (the canary "
-        "held off for the whole run); no loss, one writer. Fix direction: give up sooner, or release the switch "
-        "as soon as a look finds region A answering and its fence cannot reach it."
-    ),
-)
+@pytest.mark.parametrize("executor_name", EXECUTORS)
 def test_b37_3_a_flapping_region_a_keeps_traffic_on_region_b_while_the_promotion_retries(
-    deploy: Deploy, monkeypatch: pytest.MonkeyPatch
+    deploy: Deploy, monkeypatch: pytest.MonkeyPatch, executor_name: str
 ) -> None:
+    """traffic_follows_writer (docs/safety.md: Route 53 answers a region with capacity and the writer whatever
+    step a run stopped at). While the promotion looked and fenced again (LATE_FENCE_TRIES, then 5, 15 s apart),
+    region A was back, serving its writer, unfenced, and the thrown switch kept Route 53 on region B, which has
+    no writer; after RegionAFlapping the roll-back released the switch, and Route 53 took the switch alarm's
+    evaluation to follow: observed 'Route 53 answers us-west-2 while us-east-1 serves the writer ex1-db (since
+    12:07:40)' at 12:10:40. Under Step Functions the bound never fired (each poll counted from zero) and
+    RegionAFlapping was retried by the state machine. Fixed: a look during the switch wait that finds region A
+    answering completes its fence at once, the misses are counted in the run journal per pending fence,
+    LATE_FENCE_TRIES is 3 and RegionAFlapping is not retried; this test failed before the fix (it was a strict
+    xfail, cli)."""
     d = deploy("rds-replica")
-    run, _ = _every_late_fence_blipped(d, monkeypatch)
+    run, fences = _every_late_fence_blipped(d, monkeypatch, executor_name)
+    assert run.outcome == "stopped" and "region A answers some looks and not others" in run.detail, run.detail
+    assert fences == promotion.LATE_FENCE_TRIES, (fences, run.detail)
+    assert not _promotion_events(d)
     assert not d.violations, [run.detail[:300], *map(str, d.violations)]
 
 
@@ -245,9 +248,20 @@ def test_b37_2_rds_and_lambda_apis_down_autoscaling_up_late_look_promotes_unplan
     )
 
 
-def _rds_and_lambda_down_autoscaling_up(d: Deployment, monkeypatch: pytest.MonkeyPatch) -> tuple[Any, Any]:
+def _rds_and_lambda_down_autoscaling_up(
+    d: Deployment, monkeypatch: pytest.MonkeyPatch, *, canary_first: bool = False
+) -> tuple[Any, Any]:
+    """``canary_first``: the canary's minute comes before the promotion's first look, so the canary's fence
+    (joining the run) stops region A's web tier and the run takes the lossless wait."""
     faults, back_impaired = _back_with_services_down("rds", "lambda")
-    run = _forced_failover_region_a_back(d, monkeypatch, back_impaired, faults=faults)
+    at_promotion = back_impaired
+    if canary_first:
+
+        def at_promotion(d: Deployment) -> None:
+            back_impaired(d)
+            d.op_advance(60)
+
+    run = _forced_failover_region_a_back(d, monkeypatch, at_promotion, faults=faults)
     marks = _journal_marks(d)
     monkeypatch.undo()
     d.op_clear_faults()  # the two services come back after the run: the canary may fence region A then
@@ -267,7 +281,8 @@ def test_b37_2b_rollback_with_region_a_lambda_api_down_keeps_traffic_on_region_b
     A's web tier serves again, clear the canary-hold marks before the functions' unfence, keeping a mark of what
     is left to unthrottle for a resume. Fixed: this test failed before the fix (it was a strict xfail)."""
     d = deploy("rds-replica")
-    run, marks = _rds_and_lambda_down_autoscaling_up(d, monkeypatch)
+    run, marks = _rds_and_lambda_down_autoscaling_up(d, monkeypatch, canary_first=True)
+    assert "gave up waiting for zero lag" in run.detail, (run.outcome, run.detail, marks)
     assert not d.violations, "\n".join([run.outcome, run.detail[:400], str(marks), *map(str, d.violations)])
     # converges: with region A's Lambda API back, resuming the run gives region A its functions back and
     # clears what the roll-back left to do.

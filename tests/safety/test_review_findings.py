@@ -10,6 +10,7 @@ import itertools
 import random
 import threading
 from collections.abc import Callable
+from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -138,8 +139,12 @@ def test_a_pending_fence_joins_the_failover_holding_the_lock(deploy: Deploy) -> 
     d.op_outage()
     d.op_advance(120)
     # Inside the failover's promotion wait: after the fence confirmed region A dark for DARK_CONFIRM_SECONDS
-    # (break33 B33-3; back any sooner, the fence's next look reaches it and nothing is left pending).
-    d.emulator.clock.after(darkness.DARK_CONFIRM_SECONDS + 30, d.op_recover)
+    # (break33 B33-3; back any sooner, the fence's next look reaches it and nothing is left pending), and
+    # half a second before a canary minute (the canary ticks on the minute), so the canary's fence comes
+    # before the promotion's next look, which would complete the fence itself (break37 B37-3).
+    back = d.emulator.clock.now() + timedelta(seconds=darkness.DARK_CONFIRM_SECONDS + 30)
+    back += timedelta(seconds=60 - back.second - back.microsecond / 1e6 - 0.5)
+    d.emulator.clock.at(back, d.op_recover)
     state = d.op_run("failover")
     joined = d.exercised.get("single_flight: a pending fence acted inside the failover run it joined", 0)
     assert joined >= 1, d.exercised

@@ -95,3 +95,22 @@ def test_a_planned_promotion_is_not_fenced_late_but_refused(make_world: Callable
     assert world.asg(REGION_A) == before_a, "a refused planned run changes nothing in region A"
     assert read_journal(clients, ctx).get("fencePending")
     assert not world.dr_is_writer()
+
+
+def test_late_fence_misses_count_per_pending_fence_across_invocations(
+    make_world: Callable[..., World],
+) -> None:
+    """converges and traffic_follows_writer (break37 B37-3): the bound on late fences region A does not let
+    finish holds under Step Functions, where each poll of ``promote_database`` is a new invocation, so the
+    misses are counted in the run journal; a new pending fence (another ``fencePending`` stamp) counts from
+    zero, so one failover's flapping never shortens the next one's."""
+    world = make_world("rds-replica")
+    ctx, clients = _pending_fence(world)
+    assert [promotion._late_fence_missed(clients, ctx) for _ in range(3)] == [1, 2, 3]
+    later = (clients.clock.now() - timedelta(minutes=1)).astimezone(UTC).isoformat(timespec="seconds")
+    _journal(clients, ctx, fencePending=later)
+    assert promotion._late_fence_missed(clients, ctx) == 1
+    assert read_journal(clients, ctx)[promotion.LATE_FENCE_MISSES_MARK] == {
+        "fencePending": later,
+        "misses": 1,
+    }
