@@ -719,7 +719,11 @@ class Emulator:
 
         ``moto_items``: the ``pk`` prefix of the items written through moto that replicate
         (``table_item_written``; "" every one). A world whose clients write real items through moto but
-        whose checks are about something else may replicate only the runbook's."""
+        whose checks are about something else may replicate only the runbook's.
+
+        Its moto table in each region (created before or after) answers DescribeTable as a replica of one
+        global table: ``Replicas`` naming the other region, ACTIVE (``_patch_behaviours``); the preflight
+        refuses a table that does not (lambdas/failover/preflight.py ``replica_problem``)."""
         a, b = two_regions(regions, f"global table {name}")
         taken = [t.name for t in self.tables if {a, b} & set(t.regions)]
         if taken:
@@ -1691,6 +1695,27 @@ def _patch_behaviours() -> Callable[[], None]:
     put(DynamoDBBackend, "put_item", put_item)
     put(DynamoDBBackend, "get_item", get_item)
     put(DynamoDBBackend, "delete_item", delete_item)
+
+    from moto.dynamodb.models.table import Table
+
+    table_describe = Table.describe
+
+    def describe_table(self: Table, base_key: str = "TableDescription") -> dict[str, Any]:
+        """A replica of a registered global table answers as one: ``Replicas`` naming the other registered
+        region, ``ReplicaStatus`` ACTIVE (https://docs.aws.amazon.com/amazondynamodb/latest/APIReference/API_TableDescription.html,
+        https://docs.aws.amazon.com/amazondynamodb/latest/APIReference/API_ReplicaDescription.html); any other
+        table answers as ``gaps`` makes it (a plain table: no ``Replicas``)."""
+        answer = table_describe(self, base_key)
+        if _ACTIVE is not None:
+            registered = next(
+                (t for t in _ACTIVE.tables if t.name == self.name and self.region_name in t.regions), None
+            )
+            if registered is not None:
+                group = dict.fromkeys(registered.regions, "ACTIVE")
+                gaps.answer_replicas(answer[base_key], self.region_name, group)
+        return answer
+
+    put(Table, "describe", describe_table)
 
     def set_desired_capacity(self: AutoScalingBackend, group_name: str, desired_capacity: int | None) -> None:
         set_desired(self, group_name, desired_capacity)

@@ -46,12 +46,31 @@ never the product's code paths (the runbook runs unmodified against the patched 
   https://docs.aws.amazon.com/AmazonRDS/latest/APIReference/API_DescribeDBParameterGroups.html). The
   patch raises it.
 
+* DynamoDB global tables (version 2019.11.21) are not modelled: ``UpdateTable`` ignores ``ReplicaUpdates``
+  and ``DescribeTable`` answers no ``Replicas``. In AWS a ``Create`` replica update "invokes the
+  CreateTableReplica action in the destination Region" and a ``Delete`` "invokes the DeleteTableReplica
+  action in the destination Region, deleting the replica and all of its items"
+  (https://docs.aws.amazon.com/amazondynamodb/latest/APIReference/API_ReplicationGroupUpdate.html), and
+  each replica's ``TableDescription.Replicas`` lists the group's replicas with their ``ReplicaStatus``
+  (https://docs.aws.amazon.com/amazondynamodb/latest/APIReference/API_TableDescription.html,
+  https://docs.aws.amazon.com/amazondynamodb/latest/APIReference/API_ReplicaDescription.html). The patch
+  creates the replica table (same keys, attributes, indexes, billing and streams; its own
+  ``KMSMasterKeyId`` if the update names one) in the destination region at once, ``ACTIVE`` (no clock
+  here: CREATING is not modelled), and answers ``Replicas`` (the other members, ``GlobalTableVersion``
+  ``2019.11.21``) in every member's describe; a ``Delete`` deletes the replica table, and a member deleted
+  with ``DeleteTable`` leaves its group. A group of one is a regional table again and answers no
+  ``Replicas``, as a plain table does. (AWS does not say whether a replica lists itself; the model lists
+  the others, and the preflight reads only the other region's entry.) Items do not replicate (moto keeps
+  each replica's own); the emulator replicates a table registered with it
+  (``Emulator.register_global_table``), whose describe it answers itself (``aws.py``).
+
 ``patch_moto()`` applies the patches and returns a function that undoes them; the ``moto_gaps``
 fixture wraps it. The benchmark uses it too.
 """
 
 from __future__ import annotations
 
+import copy
 import functools
 import threading
 import uuid
@@ -63,7 +82,9 @@ from moto.autoscaling.models import FakeAutoScalingGroup
 from moto.autoscaling.responses import AutoScalingResponse
 from moto.awslambda.models import LambdaBackend
 from moto.core.responses import ActionResult
-from moto.dynamodb.models import DynamoDBBackend
+from moto.dynamodb.models import DynamoDBBackend, dynamodb_backends
+from moto.dynamodb.models.table import Table
+from moto.dynamodb.responses import DynamoHandler
 from moto.rds.exceptions import (
     DBClusterNotFoundError,
     DBInstanceAlreadyExists,
@@ -324,6 +345,113 @@ def _parameter_group_not_found(real: Callable[..., Any]) -> Callable[..., Any]:
     return describe
 
 
+GLOBAL_TABLE_VERSION = "2019.11.21"
+"""The global tables version the program deploys (components/storage.py ``application_table``)."""
+
+_REPLICA_GROUP = "_pilotlight_replica_group"
+"""Attribute of a moto ``Table`` in a replication group: region -> ReplicaStatus, one dict shared by every
+member (so a change of one member's status or membership is every member's answer)."""
+
+
+def replica_group(table: Table) -> dict[str, str]:
+    """The replication group ``table`` is a member of (region -> ReplicaStatus), or {} for a regional table."""
+    return getattr(table, _REPLICA_GROUP, None) or {}
+
+
+def answer_replicas(description: dict[str, Any], region: str, group: dict[str, str]) -> None:
+    """Put ``group``'s members other than ``region`` into a TableDescription as ``Replicas``, as a replica of
+    a global table (version 2019.11.21) answers; a group of one (or none) answers no ``Replicas``."""
+    others = [{"RegionName": r, "ReplicaStatus": s} for r, s in sorted(group.items()) if r != region]
+    if not others:
+        description.pop("Replicas", None)
+        description.pop("GlobalTableVersion", None)
+        return
+    description["Replicas"] = others
+    description["GlobalTableVersion"] = GLOBAL_TABLE_VERSION
+
+
+def _describe_with_replicas(describe: Callable[..., dict[str, Any]]) -> Callable[..., dict[str, Any]]:
+    @functools.wraps(describe)
+    def wrapper(self: Table, base_key: str = "TableDescription") -> dict[str, Any]:
+        answer = describe(self, base_key)
+        answer_replicas(answer[base_key], self.region_name, replica_group(self))
+        return answer
+
+    return wrapper
+
+
+def _create_replica(table: Table, region: str, kms_key: str | None) -> None:
+    """CreateTableReplica in ``region``: a table of the same shape, then one group with ``table``'s."""
+    backend = dynamodb_backends[table.account_id][region]
+    backend.create_table(  # a table of that name there already: moto's ResourceInUseException
+        name=table.name,
+        schema=copy.deepcopy(table.schema),
+        throughput=copy.deepcopy(table.throughput),
+        attr=copy.deepcopy(table.attr),
+        global_indexes=[index.describe() for index in table.global_indexes],
+        indexes=[index.describe() for index in table.indexes],
+        streams=dict(table.stream_specification or {}) or None,
+        billing_mode=table.billing_mode or "PROVISIONED",
+        sse_specification={"Enabled": True, "SSEType": "KMS", "KMSMasterKeyId": kms_key} if kms_key else None,
+        tags=[],
+        deletion_protection_enabled=False,
+        warm_throughput=None,
+    )
+    group = replica_group(table) or {table.region_name: "ACTIVE"}
+    group[region] = "ACTIVE"
+    for member in _members(table.account_id, table.name, group):
+        setattr(member, _REPLICA_GROUP, group)
+
+
+def _members(account: str, name: str, group: dict[str, str]) -> list[Table]:
+    found = (dynamodb_backends[account][r].tables.get(name) for r in group)
+    return [t for t in found if isinstance(t, Table)]
+
+
+def _leave_group(table: Table) -> None:
+    """``table`` is no longer a replica: the rest of its group stays one (a group of one is regional)."""
+    group = replica_group(table)
+    if not group:
+        return
+    group.pop(table.region_name, None)
+    setattr(table, _REPLICA_GROUP, None)
+    if len(group) == 1:
+        for member in _members(table.account_id, table.name, group):
+            setattr(member, _REPLICA_GROUP, None)
+
+
+def _replica_updates(original: Callable[..., Any]) -> Callable[..., Any]:
+    """DynamoHandler.update_table, applying ``ReplicaUpdates`` (``Create``, ``Delete``) first."""
+
+    @functools.wraps(original)
+    def wrapper(self: DynamoHandler) -> Any:
+        updates = self.body.get("ReplicaUpdates") or []
+        if updates:
+            table = self.dynamodb_backend.get_table(self.body["TableName"])
+            for update in updates:
+                if "Create" in update:
+                    create = update["Create"]
+                    _create_replica(table, create["RegionName"], create.get("KMSMasterKeyId"))
+                elif "Delete" in update:  # the replica table and its items: DeleteTable (it leaves the group)
+                    dynamodb_backends[table.account_id][update["Delete"]["RegionName"]].delete_table(
+                        table.name
+                    )
+        return original(self)
+
+    return wrapper
+
+
+def _delete_table(original: Callable[..., Any]) -> Callable[..., Any]:
+    @functools.wraps(original)
+    def wrapper(self: DynamoDBBackend, name: str) -> Any:
+        table = original(self, name)
+        if isinstance(table, Table):
+            _leave_group(table)
+        return table
+
+    return wrapper
+
+
 def patch_moto() -> Callable[[], None]:
     """Apply the patches; returns the undo function."""
     saved: list[tuple[Any, str, Any]] = []
@@ -357,6 +485,9 @@ def patch_moto() -> Callable[[], None]:
     put(AutoScalingResponse, "describe_scaling_activities", describe_scaling_activities)
     for name in ("put_item", "update_item", "delete_item"):
         put(DynamoDBBackend, name, _atomic(getattr(DynamoDBBackend, name)))
+    put(Table, "describe", _describe_with_replicas(Table.describe))
+    put(DynamoHandler, "update_table", _replica_updates(DynamoHandler.update_table))
+    put(DynamoDBBackend, "delete_table", _delete_table(DynamoDBBackend.delete_table))
 
     def undo() -> None:
         for obj, name, value in reversed(saved):

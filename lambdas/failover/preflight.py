@@ -113,6 +113,49 @@ def _matches_every_object(rule: Mapping[str, Any]) -> bool:
     return set(flt) <= {"Prefix"} and not flt.get("Prefix")
 
 
+REPLICA_NOT_THERE = ("CREATING", "CREATION_FAILED", "DELETING")
+"""Replica statuses that refuse a run: the replica in the other region is still being created (its first copy
+not done), never was, or is going away. Other statuses short of ACTIVE (UPDATING, REGION_DISABLED,
+INACCESSIBLE_ENCRYPTION_CREDENTIALS, ...) are warned about, not refused: AWS does not document what one
+region's answer says of the other region's replica while that region is down, and a preflight that refused
+a failover on it would block the failover exactly when it is needed; the lossless wait measures the table's
+replication itself (``ReplicationLatency`` and the drain marker) before a planned change moves the writer."""
+
+
+def replica_problem(table: Mapping[str, Any], other_region: str) -> tuple[str | None, str | None]:
+    """(problem, warning) about a DescribeTable answer's ``Table`` as one replica of a global table with a
+    replica in ``other_region``; (None, None) when its replica there is ACTIVE.
+
+    A global table (version 2019.11.21) answers ``Replicas``, one ``ReplicaDescription`` per replica with its
+    ``RegionName`` and ``ReplicaStatus`` (https://docs.aws.amazon.com/amazondynamodb/latest/APIReference/API_TableDescription.html,
+    https://docs.aws.amazon.com/amazondynamodb/latest/APIReference/API_ReplicaDescription.html); a regional
+    table answers none. Only ``ACTIVE`` is "The replica is ready for use"; ``REPLICA_NOT_THERE`` refuses,
+    any other status warns. Whether an answer lists its own region is not documented: only
+    ``other_region``'s entry is read."""
+    replicas = [r for r in table.get("Replicas") or [] if r.get("RegionName")]
+    if not replicas:
+        return (
+            "is not a global table (DescribeTable answers no Replicas): it replicates into no other region",
+            None,
+        )
+    found = [r for r in replicas if r["RegionName"] == other_region]
+    if not found:
+        listed = ", ".join(f"{r['RegionName']} ({r.get('ReplicaStatus')})" for r in replicas)
+        return f"has no replica in {other_region}: its Replicas are {listed}", None
+    status = found[0].get("ReplicaStatus")
+    if status in REPLICA_NOT_THERE:
+        return (
+            f"has its replica in {other_region} in ReplicaStatus {status}: not a replica ready for use",
+            None,
+        )
+    if status != "ACTIVE":
+        return (
+            None,
+            f"has its replica in {other_region} in ReplicaStatus {status}, not ACTIVE (ready for use)",
+        )
+    return None, None
+
+
 class _Preflight:
     """Runs the checks of one preflight, tracking which region stopped answering."""
 
@@ -363,12 +406,28 @@ class _Preflight:
         )
 
     def global_table(self, side: Side, name: str) -> None:
-        """The global table's replica in ``side`` (a planned change writes its drain marker there)."""
+        """The global table's replica in ``side`` (a planned change writes its drain marker there), and that it
+        is a replica of one global table with the other region, ACTIVE (``replica_problem``): two regional
+        tables of that name replicate nothing, so a failover would leave behind every item written in the
+        old region, and a planned change's drain marker would never arrive (break37 P1)."""
+        other: Side = "primary" if side == "dr" else "dr"
+
+        def verify(answer: dict[str, Any]) -> str | None:
+            problem, warning = replica_problem(answer.get("Table") or {}, self.clients.region(other))
+            if warning:
+                self.report.warnings.append(
+                    f"'globalTableName': table {name!r} in {self.where(side)} {warning}"
+                )
+            if problem:
+                return f"table {name!r} in {self.where(side)} {problem}"
+            return None
+
         self.check(
             side,
             "globalTableName",
             f"global table replica {name!r}",
             lambda: self.clients.dynamodb(side).describe_table(TableName=name),
+            verify,
         )
 
     def failback_groups(self, primary: Mapping[str, Any]) -> None:

@@ -195,6 +195,60 @@ def test_a_global_table_the_emulator_cannot_model_is_refused(aws: Aws, regions: 
         aws.emulator.register_global_table(aws.name("t"), regions)
 
 
+def _replicas(aws: Aws, region: str, name: str) -> list[dict[str, Any]] | None:
+    return aws.client("dynamodb", region).describe_table(TableName=name)["Table"].get("Replicas")
+
+
+def test_a_registered_global_table_answers_describe_table_as_a_replica_of_one_global_table(aws: Aws) -> None:
+    """A global table (version 2019.11.21) answers DescribeTable with ``Replicas``, each with its ``RegionName``
+    and ``ReplicaStatus`` (https://docs.aws.amazon.com/amazondynamodb/latest/APIReference/API_TableDescription.html,
+    https://docs.aws.amazon.com/amazondynamodb/latest/APIReference/API_ReplicaDescription.html); a regional table
+    answers none. moto answers none for any table: the emulator answers a registered table's replicas (made
+    before or after it was registered), the other region ACTIVE. The preflight reads them (break37 P1)."""
+    name = aws.name("payments")
+    aws.emulator.register_global_table(name, (A, B))
+    _moto_table(aws, name)
+    assert _replicas(aws, A, name) == [{"RegionName": B, "ReplicaStatus": "ACTIVE"}]
+    assert _replicas(aws, B, name) == [{"RegionName": A, "ReplicaStatus": "ACTIVE"}]
+    assert (
+        aws.client("dynamodb", A).describe_table(TableName=name)["Table"]["GlobalTableVersion"]
+        == "2019.11.21"
+    )
+    plain = aws.name("regional")
+    _moto_table(aws, plain)  # same-named tables in each region, registered with nothing
+    assert _replicas(aws, A, plain) is None and _replicas(aws, B, plain) is None
+
+
+def test_replica_updates_make_and_unmake_a_global_table(aws: Aws) -> None:
+    """UpdateTable ``ReplicaUpdates``: a ``Create`` "invokes the CreateTableReplica action in the destination
+    Region", a ``Delete`` the DeleteTableReplica action, "deleting the replica and all of its items"
+    (https://docs.aws.amazon.com/amazondynamodb/latest/APIReference/API_ReplicationGroupUpdate.html). moto
+    ignored them (automation/emulator/gaps.py): the replica is made at once, ACTIVE, and every member's
+    describe lists the others; a member deleted leaves a group of one, a regional table again."""
+    name = aws.name("made")
+    a = aws.client("dynamodb", A)
+    a.create_table(
+        TableName=name,
+        BillingMode="PAY_PER_REQUEST",
+        KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
+        AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
+        StreamSpecification={"StreamEnabled": True, "StreamViewType": "NEW_AND_OLD_IMAGES"},
+    )
+    assert _replicas(aws, A, name) is None
+    answer = a.update_table(TableName=name, ReplicaUpdates=[{"Create": {"RegionName": B}}])
+    assert answer["TableDescription"]["Replicas"] == [{"RegionName": B, "ReplicaStatus": "ACTIVE"}]
+    replica = aws.client("dynamodb", B).describe_table(TableName=name)["Table"]
+    assert replica["KeySchema"] == [{"AttributeName": "pk", "KeyType": "HASH"}]
+    assert replica["Replicas"] == [{"RegionName": A, "ReplicaStatus": "ACTIVE"}]
+    a.update_table(TableName=name, ReplicaUpdates=[{"Create": {"RegionName": "eu-west-1"}}])
+    assert [r["RegionName"] for r in _replicas(aws, B, name) or []] == ["eu-west-1", A]
+    a.update_table(TableName=name, ReplicaUpdates=[{"Delete": {"RegionName": "eu-west-1"}}])
+    assert name not in aws.client("dynamodb", "eu-west-1").list_tables()["TableNames"]
+    assert _replicas(aws, B, name) == [{"RegionName": A, "ReplicaStatus": "ACTIVE"}]
+    aws.client("dynamodb", B).delete_table(TableName=name)
+    assert _replicas(aws, A, name) is None, "a group of one is a regional table"
+
+
 # -- S3 receipts buckets ----------------------------------------------------------------------------------
 
 

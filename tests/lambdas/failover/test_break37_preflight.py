@@ -1,6 +1,6 @@
 """break37: the preflight's new describes (f8df289: receipts buckets' replication rules, the global table in each
-region, the failback replica's groups) attacked. Strict xfails name what a run would do after a preflight that
-passed; controls beside them."""
+region, the failback replica's groups) attacked. Each finding's test failed before its fix (a strict xfail then);
+controls beside them."""
 
 from __future__ import annotations
 
@@ -12,9 +12,10 @@ import pytest
 
 from lambdas.failover import preflight
 from lambdas.failover.context import RunbookContext
+from lambdas.failover.exceptions import PreflightError
 from lambdas.failover.names import REPLICATION_RULE_ID
 from tests.lambdas.failover.harness import clients_for, new_session, recorded_calls
-from tests.lambdas.failover.world import REGION_A, REGION_B, World, build_world
+from tests.lambdas.failover.world import REGION_A, REGION_B, World, build_world, payments_table, stamp
 
 _apps = itertools.count(1)
 
@@ -74,25 +75,193 @@ def test_b37_control_global_table_missing_in_region_b_is_refused_naming_the_key(
     assert any(p.startswith("'globalTableName'") for p in report.problems), report.problems
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "no_loss/converges preflight promise ('a stale or mistyped outputs file changes nothing', docs/safety.md: "
-        "the global table's drain marker is put in the sending replica and read in the receiving one). "
-        "preflight.global_table only DescribeTable's a table of that name in each region; it never reads "
-        "TableDescription.Replicas (https://docs.aws.amazon.com/amazondynamodb/latest/APIReference/API_TableDescription.html), "
-        "so two unrelated same-named tables (the outputs naming a table that is not a global table with a replica "
-        "in the other region) pass, and a planned failover drains region A before its marker wait can never "
-        "settle"
-    ),
-)
-def test_b37_p1_a_table_with_no_replica_in_the_other_region_passes_the_preflight(world: World) -> None:
+def _retarget(world: World, table: str) -> RunbookContext:
+    """The outputs naming ``table`` as ``globalTableName``, stamped and that stamp deployed (as an export of a
+    stack that names it would be): only the describes can tell."""
+    context = dict(world.context)
+    context["globalTableName"] = table
+    stamp(world, context)
+    return RunbookContext.from_dict(context)
+
+
+def _table_problems(report: preflight.PreflightReport) -> dict[str, str]:
+    """The ``globalTableName`` problems by the region whose table they are about (named with its key)."""
+    found = {}
+    for problem in report.problems:
+        if problem.startswith("'globalTableName'"):
+            where = {REGION_A: f"{REGION_A} (primaryRegion)", REGION_B: f"{REGION_B} (drRegion)"}
+            region = next((r for r, label in where.items() if label in problem), "?")
+            found[region] = problem
+    return found
+
+
+def test_b37_control_the_world_s_table_is_one_global_table_with_a_replica_in_each_region(
+    world: World,
+) -> None:
+    """Control (and the accepted case): the world makes its table as the program does (a replica in region B,
+    UpdateTable ReplicaUpdates), so each region's DescribeTable names the other region's replica ACTIVE."""
     name = world.context["globalTableName"]
-    described = world.client("dynamodb", REGION_A).describe_table(TableName=name)["Table"]
-    replicas = {r.get("RegionName") for r in described.get("Replicas") or []}
-    assert REGION_B not in replicas, described.get("Replicas")  # region A's table replicates nowhere
+    for region, other in ((REGION_A, REGION_B), (REGION_B, REGION_A)):
+        table = world.client("dynamodb", region).describe_table(TableName=name)["Table"]
+        assert table.get("Replicas") == [{"RegionName": other, "ReplicaStatus": "ACTIVE"}], (region, table)
     report = _check(world)
-    assert not report.ok and any(p.startswith("'globalTableName'") for p in report.problems), report.format()
+    assert report.ok, report.format()
+    assert sum(c.startswith("globalTableName:") for c in report.checked) == 2, report.checked
+
+
+def test_b37_p1_a_table_with_no_replica_in_the_other_region_is_refused_naming_the_key(world: World) -> None:
+    """no_loss/converges preflight promise ('a stale or mistyped outputs file changes nothing', docs/safety.md: the
+    global table's drain marker is put in the sending replica and read in the receiving one).
+    preflight.global_table only DescribeTable'd a table of that name in each region; it never read
+    TableDescription.Replicas (https://docs.aws.amazon.com/amazondynamodb/latest/APIReference/API_TableDescription.html),
+    so two unrelated same-named tables (the outputs naming a table that is not a global table with a replica in
+    the other region) passed, and a planned failover drained region A before its marker wait could never
+    settle (and a failover left every item written in region A behind). Fixed (``preflight.replica_problem``):
+    this test failed before the fix (it was a strict xfail)."""
+    name = f"{world.app}-regional"
+    for region in (REGION_A, REGION_B):
+        payments_table(world, name, region)  # two regional tables of one name
+        described = world.client("dynamodb", region).describe_table(TableName=name)["Table"]
+        assert not described.get("Replicas"), described.get("Replicas")
+    ctx = _retarget(world, name)
+    with recorded_calls() as calls:
+        report = preflight.check(ctx, clients_for(world), "failover")
+    assert [c for c in calls if c.mutating] == []
+    problems = _table_problems(report)
+    assert set(problems) == {REGION_A, REGION_B}, report.format()
+    for problem in problems.values():
+        assert repr(name) in problem and "is not a global table" in problem, problem
+    with pytest.raises(PreflightError, match="globalTableName"):
+        report.require()
+
+
+def test_b37_p1_a_global_table_with_no_replica_in_the_other_region_is_refused_naming_the_key(
+    world: World,
+) -> None:
+    """A global table of that name in each region, but not one with the other: region A's replicates into
+    eu-west-1 and region B's into eu-central-1 (each a global table, neither with the other). Each region's
+    problem names the replicas it found."""
+    name = f"{world.app}-elsewhere"
+    payments_table(world, name, REGION_A, replica_in="eu-west-1")
+    payments_table(world, name, REGION_B, replica_in="eu-central-1")
+    report = preflight.check(_retarget(world, name), clients_for(world), "failover")
+    problems = _table_problems(report)
+    assert set(problems) == {REGION_A, REGION_B}, report.format()
+    assert f"has no replica in {REGION_B}: its Replicas are eu-west-1 (ACTIVE)" in problems[REGION_A]
+    assert f"has no replica in {REGION_A}: its Replicas are eu-central-1 (ACTIVE)" in problems[REGION_B]
+
+
+def test_b37_p1_a_third_replica_beside_the_other_region_s_is_accepted(world: World) -> None:
+    """Accepted: a global table with a replica in each of the two regions and one more elsewhere."""
+    name = f"{world.app}-three"
+    payments_table(world, name, REGION_A, replica_in=REGION_B)
+    world.client("dynamodb", REGION_A).update_table(
+        TableName=name, ReplicaUpdates=[{"Create": {"RegionName": "eu-west-1"}}]
+    )
+    report = preflight.check(_retarget(world, name), clients_for(world), "failover")
+    assert report.ok, report.format()
+
+
+class _ReplicaStatus:
+    """DescribeTable answering the replica in ``region`` with ``status``, as AWS answers a replica being
+    created, updated or deleted, or one whose region or key is inaccessible (moto's replicas are ACTIVE at
+    once: automation/emulator/gaps.py)."""
+
+    def __init__(self, region: str, status: str) -> None:
+        self.region, self.status = region, status
+        self.answered = 0
+
+    def __call__(self, parsed: dict[str, Any], **_: Any) -> None:
+        for replica in parsed.get("Table", {}).get("Replicas") or []:
+            if replica.get("RegionName") == self.region:
+                replica["ReplicaStatus"] = self.status
+                self.answered += 1
+
+    def install(self, session: Any) -> _ReplicaStatus:
+        session.events.register("after-call.dynamodb.DescribeTable", self)
+        return self
+
+
+@pytest.mark.parametrize("status", preflight.REPLICA_NOT_THERE)
+@pytest.mark.parametrize(("seen_from", "replica"), [(REGION_A, REGION_B), (REGION_B, REGION_A)])
+def test_b37_p1_a_replica_not_there_is_refused_naming_the_key(
+    world: World, status: str, seen_from: str, replica: str
+) -> None:
+    """no_loss: a replica still being created (its first copy not done), whose creation failed, or being
+    deleted (https://docs.aws.amazon.com/amazondynamodb/latest/APIReference/API_ReplicaDescription.html) is
+    not a copy a run may move the writer to or from: refused in the region whose answer says so."""
+    answer = _ReplicaStatus(replica, status)
+    report = preflight.check(RunbookContext.from_dict(world.context), clients_for(world, answer), "failover")  # type: ignore[arg-type]
+    assert answer.answered == 1, f"only {seen_from}'s answer lists the replica in {replica}"
+    problems = _table_problems(report)
+    assert set(problems) == {seen_from}, report.format()
+    assert (
+        f"has its replica in {replica} in ReplicaStatus {status}: not a replica ready for use"
+        in problems[seen_from]
+    )
+
+
+@pytest.mark.parametrize("status", ["UPDATING", "REGION_DISABLED", "INACCESSIBLE_ENCRYPTION_CREDENTIALS"])
+@pytest.mark.parametrize(("seen_from", "replica"), [(REGION_A, REGION_B), (REGION_B, REGION_A)])
+def test_a_replica_in_another_status_short_of_active_warns_and_does_not_refuse(
+    world: World, status: str, seen_from: str, replica: str
+) -> None:
+    """A failover must work the first time it is needed: what one region's DescribeTable says of the other
+    region's replica while that region is down is not documented, so a status short of ACTIVE that is not
+    ``REPLICA_NOT_THERE`` is a warning naming the key, not a refusal (the lossless wait measures the table's
+    replication itself before a planned change moves the writer)."""
+    answer = _ReplicaStatus(replica, status)
+    report = preflight.check(RunbookContext.from_dict(world.context), clients_for(world, answer), "failover")  # type: ignore[arg-type]
+    assert answer.answered == 1
+    assert report.ok, report.format()
+    warned = [w for w in report.warnings if "'globalTableName'" in w and f"ReplicaStatus {status}" in w]
+    assert len(warned) == 1 and seen_from in warned[0], report.warnings
+
+
+@pytest.mark.parametrize(
+    ("table", "problem", "warning"),
+    [
+        ({}, "is not a global table", None),
+        ({"Replicas": []}, "is not a global table", None),
+        ({"Replicas": [{"RegionName": "eu-west-1", "ReplicaStatus": "ACTIVE"}]}, f"has no replica in {REGION_B}", None),
+        ({"Replicas": [{"RegionName": REGION_B, "ReplicaStatus": "CREATING"}]}, "in ReplicaStatus CREATING", None),
+        ({"Replicas": [{"RegionName": REGION_B, "ReplicaStatus": "DELETING"}]}, "in ReplicaStatus DELETING", None),
+        ({"Replicas": [{"RegionName": REGION_B, "ReplicaStatus": "UPDATING"}]}, None, "ReplicaStatus UPDATING"),
+        ({"Replicas": [{"RegionName": REGION_B}]}, None, "in ReplicaStatus None"),
+        ({"Replicas": [{"RegionName": REGION_B, "ReplicaStatus": "ACTIVE"}]}, None, None),
+        (
+            {
+                "Replicas": [
+                    {"RegionName": REGION_A, "ReplicaStatus": "ACTIVE"},
+                    {"RegionName": REGION_B, "ReplicaStatus": "ACTIVE"},
+                ]
+            },
+            None,
+            None,
+        ),
+        (
+            {
+                "Replicas": [
+                    {"RegionName": "eu-west-1", "ReplicaStatus": "CREATING"},
+                    {"RegionName": REGION_B, "ReplicaStatus": "ACTIVE"},
+                ]
+            },
+            None,
+            None,
+        ),
+    ],
+    ids=[
+        "no-replicas-key", "no-replicas", "other-region-missing", "creating", "deleting", "updating-warns",
+        "no-status-warns", "active", "own-region-listed-too", "a-third-replica-not-ready",
+    ],
+)  # fmt: skip
+def test_a_table_is_a_replica_of_one_global_table_only_with_the_other_region_s_replica_there(
+    table: dict[str, Any], problem: str | None, warning: str | None
+) -> None:
+    """``preflight.replica_problem`` as region A's preflight reads region A's answer (the other region: B)."""
+    found, warned = preflight.replica_problem(table, REGION_B)
+    assert found is None if problem is None else found is not None and problem in found, found
+    assert warned is None if warning is None else warned is not None and warning in warned, warned
 
 
 class _NarrowedRule:

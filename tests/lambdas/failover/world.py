@@ -288,24 +288,37 @@ def _receipts_buckets(world: World, app: str) -> dict[str, str]:
     return {"primaryBucketName": names[REGION_A], "drBucketName": names[REGION_B]}
 
 
+def payments_table(world: World, name: str, region: str, *, replica_in: str | None = None) -> None:
+    """A payments table as components/storage.py declares it (keys ``pk`` and ``sk``, streams with both
+    images) in ``region``; ``replica_in``: made a global table (version 2019.11.21) with its replica there, as
+    the program's ``replicas`` make it: UpdateTable ``ReplicaUpdates`` ``Create``
+    (https://docs.aws.amazon.com/amazondynamodb/latest/APIReference/API_ReplicationGroupUpdate.html, modelled
+    by automation/emulator/gaps.py). Without it the table is a regional one: DescribeTable answers no
+    ``Replicas``."""
+    ddb = world.client("dynamodb", region)
+    ddb.create_table(
+        TableName=name,
+        BillingMode="PAY_PER_REQUEST",
+        KeySchema=[
+            {"AttributeName": "pk", "KeyType": "HASH"},
+            {"AttributeName": "sk", "KeyType": "RANGE"},
+        ],
+        AttributeDefinitions=[
+            {"AttributeName": "pk", "AttributeType": "S"},
+            {"AttributeName": "sk", "AttributeType": "S"},
+        ],
+        StreamSpecification={"StreamEnabled": True, "StreamViewType": "NEW_AND_OLD_IMAGES"},
+    )
+    if replica_in:
+        ddb.update_table(TableName=name, ReplicaUpdates=[{"Create": {"RegionName": replica_in}}])
+
+
 def _global_table(world: World, app: str) -> dict[str, str]:
-    """The payments global table as components/storage.py deploys it: a replica of the same name in
-    each region, keys ``pk`` and ``sk`` (moto does not replicate between them: a world that runs a
-    planned change over it registers it with the emulator, as tests/safety/model.py does)."""
+    """The payments global table as components/storage.py deploys it: made in region A with its replica in
+    region B (moto does not replicate items between them: a world that runs a planned change over it
+    registers it with the emulator, as tests/safety/model.py does)."""
     name = f"{app}-payments"
-    for region in (REGION_A, REGION_B):
-        world.client("dynamodb", region).create_table(
-            TableName=name,
-            BillingMode="PAY_PER_REQUEST",
-            KeySchema=[
-                {"AttributeName": "pk", "KeyType": "HASH"},
-                {"AttributeName": "sk", "KeyType": "RANGE"},
-            ],
-            AttributeDefinitions=[
-                {"AttributeName": "pk", "AttributeType": "S"},
-                {"AttributeName": "sk", "AttributeType": "S"},
-            ],
-        )
+    payments_table(world, name, REGION_A, replica_in=REGION_B)
     return {"globalTableName": name}
 
 
