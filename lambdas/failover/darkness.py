@@ -30,7 +30,14 @@ from lambdas.failover.clients import Clients
 from lambdas.failover.context import RunbookContext
 from lambdas.failover.journal import DARK_MARK, FENCE_DARK_MARK, _journal, read_journal
 from lambdas.failover.names import ledger_marker_function_name
-from lambdas.failover.stepkit import CONNECTION_ERRORS, _now, _parse_time, log_event, region_a_answering
+from lambdas.failover.stepkit import (
+    CONNECTION_ERRORS,
+    _http_get,
+    _now,
+    _parse_time,
+    log_event,
+    region_a_answering,
+)
 
 DARK_CONFIRM_SECONDS = 120.0
 """How long a darkness verdict's looks must all agree before a failover acts on it (the fence left
@@ -239,10 +246,14 @@ def source_dark_window(
     ``whole_region``: dark only when, besides the database, none of region A's endpoints answers
     (``stepkit.region_a_answering``). A look taken while region A's fence is pending needs it: its
     data-plane half counts region A's Lambda API failing to connect as agreement, which says nothing of a
-    web tier that may still serve region A's writer (break37 B37-2)."""
+    web tier that may still serve region A's writer (break37 B37-2). Nor does it count region A dark while
+    its web tier's health endpoint answers 200 (``primaryHealthUrl``, one GET, what ``confirm_primary_down``
+    probes): a region A whose API endpoints all fail to connect while its web tier serves its writer
+    (break38 B38-1) is serving, and such looks between late fences that miss would otherwise keep region A
+    serving unfenced under a switch on region B for minutes."""
     why = source_database_dark(ctx, clients, step)
     if why is not None and whole_region:
-        answering = region_a_answering(ctx, clients)
+        answering = region_a_answering(ctx, clients) or _web_tier_serves(ctx, step)
         if answering is not None:
             log_event(
                 logging.INFO,
@@ -259,6 +270,18 @@ def source_dark_window(
             confirmed=window.confirmed,
         )  # fmt: skip
     return window
+
+
+WEB_LOOK_TIMEOUT_SECONDS = 3.0
+"""The web tier look's one GET: ``confirm_primary_down``'s default probe timeout."""
+
+
+def _web_tier_serves(ctx: RunbookContext, step: str) -> str | None:
+    """ "web tier" when region A's health endpoint answers 200 to one GET, else None (or no URL)."""
+    if not ctx.primary_health_url:
+        return None
+    answer = _http_get(step, ctx.primary_health_url, WEB_LOOK_TIMEOUT_SECONDS)
+    return f"web tier ({ctx.primary_health_url} answers 200)" if answer.status == 200 else None
 
 
 def source_dark_long_enough(ctx: RunbookContext, clients: Clients, step: str) -> bool:

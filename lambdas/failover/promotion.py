@@ -482,7 +482,8 @@ LATE_FENCE_TRIES = 3
 answered the look, then none of its endpoints answered the fence) before it stops, rolled back: a region A
 that flaps this often is neither reachable nor dark (assumption). Kept small because all the while region A
 serves its writer unfenced and the thrown switch keeps Route 53 on region B, which has no writer: three
-tries 15 s apart (``_look_gap``) hold it so for about 45 s, and the stop's roll-back then releases the
+tries a look gap apart (``_look_gap``; a look counts region A answering while its web tier serves, even
+with its API endpoints dark: break38 B38-1) hold it so for about 45 s, and the stop's roll-back then releases the
 switch, which Route 53 follows within the switch alarm's period and the health checks' thresholds; the
 whole stays inside the 3 minutes docs/safety.md gives traffic to follow the writer (break37 B37-3: five
 tries took longer than that)."""

@@ -1,7 +1,7 @@
 """break38: the late fence's miss bound (f4c4dd6, break37 B37-3 fix: a look that finds region A answering during
 the switch wait completes its fence at once; misses counted in the run journal per pending fence,
-LATE_FENCE_TRIES=3, RegionAFlapping not retried) attacked in the safety model. Findings are strict xfails naming
-the invariant of docs/safety.md they break; controls (what held) beside them."""
+LATE_FENCE_TRIES=3, RegionAFlapping not retried) attacked in the safety model. Findings (fixed since; each
+test failed before its fix) name the invariant of docs/safety.md they broke; controls (what held) beside them."""
 
 from __future__ import annotations
 
@@ -111,7 +111,7 @@ def _misses_spaced_by_dark_looks(
     return run, fences, seen
 
 
-B38_1 = (
+B38_1 = (  # the finding as it was reported, before the fix
     "traffic_follows_writer (docs/safety.md: 'Route 53 answers a region with capacity and the writer, whatever "
     "step a run stopped at', within TRAFFIC_GRACE=180 s; B37-3's fix: 'the third such miss stops the run ... "
     "because all the while region A serves its writer unfenced under a switch that keeps Route 53 on region B'; "
@@ -130,7 +130,6 @@ B38_1 = (
 )
 
 
-@pytest.mark.xfail(strict=True, reason=B38_1)
 @pytest.mark.parametrize(
     ("mode", "executor_name"),
     [("rds-replica", "cli"), ("rds-replica", "sfn"), ("aurora-global", "cli"), ("aurora-global", "sfn")],
@@ -138,6 +137,10 @@ B38_1 = (
 def test_b38_1_misses_spaced_by_unconfirmed_darkness_keep_traffic_off_the_writer(
     deploy: Deploy, monkeypatch: pytest.MonkeyPatch, mode: str, executor_name: str
 ) -> None:
+    """traffic_follows_writer: the finding ``B38_1`` (above). Fixed in ``darkness.source_dark_window``: the late
+    look does not count region A dark while its web tier's health endpoint answers 200, so the looks between
+    misses find region A answering, the misses come a look gap apart and the third stops the run in time.
+    This test failed before the fix (it was a strict xfail)."""
     d = deploy(mode)
     run, fences, seen = _misses_spaced_by_dark_looks(d, monkeypatch, executor_name, canary=False)
     evidence = [
@@ -156,15 +159,13 @@ def test_b38_1_misses_spaced_by_unconfirmed_darkness_keep_traffic_off_the_writer
     assert seen["longest"] < TRAFFIC_GRACE, evidence
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=B38_1 + " With the canary on (its fence invocations meeting the same "
-    "blackout, as both reach region A's APIs from region B), sfn: the same violation, mismatch 280 s: "
-    "the canary's minutes fall inside the blackouts and its fence leaves the fence pending.",
-)
 def test_b38_1_sfn_with_the_canary_under_the_same_blackout(
     deploy: Deploy, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    """``B38_1`` with the canary on (its fence invocations meeting the same blackout, as both reach region A's
+    APIs from region B), sfn: the same violation, mismatch 280 s: the canary's minutes fell inside the
+    blackouts and its fence left the fence pending. Fixed as above; this test failed before the fix (it was a
+    strict xfail)."""
     d = deploy("rds-replica")
     run, fences, seen = _misses_spaced_by_dark_looks(d, monkeypatch, "sfn", canary=True)
     evidence = [

@@ -187,7 +187,19 @@ class Fault:
     def install(self, session: boto3.Session) -> Fault:
         """Register on ``session`` ahead of moto's stub; returns self."""
         session.events.register_first("before-send", self)
+        _INSTALLED.append(self)
         return self
+
+    def darkens(self, region: str) -> bool:
+        """Whether this fault makes all of ``region`` unreachable (every service, every call, from now on)."""
+        return (
+            self.unreachable
+            and self.region == region
+            and self.service is None
+            and self.operation is None
+            and not self.skip
+            and (self.times is None or self.injected < self.times)
+        )
 
 
 class FaultSwitch:
@@ -199,6 +211,7 @@ class FaultSwitch:
 
     def __init__(self) -> None:
         self.active: list[Fault] = []
+        _SWITCHES.append(self)
 
     def __call__(self, request: Any, event_name: str, **kwargs: Any) -> AWSResponse | None:
         for fault in list(self.active):
@@ -211,6 +224,25 @@ class FaultSwitch:
         """Register on ``session`` ahead of moto's stub; returns self."""
         session.events.register_first("before-send", self)
         return self
+
+
+_INSTALLED: list[Fault] = []
+"""Faults installed on a session in this test (``forget_installed`` empties it between tests)."""
+_SWITCHES: list[FaultSwitch] = []
+"""Fault switches made in this test."""
+
+
+def region_dark(region: str) -> bool:
+    """Whether a fault in force makes all of ``region`` unreachable: what a world's web tier answers then
+    (nothing: a dark region's health endpoint does not answer 200 either)."""
+    in_force = [*_INSTALLED, *(f for switch in _SWITCHES for f in switch.active)]
+    return any(f.darkens(region) for f in in_force)
+
+
+def forget_installed() -> None:
+    """Forget the faults and switches of the test that ended."""
+    _INSTALLED.clear()
+    _SWITCHES.clear()
 
 
 def moto_respects_faults() -> Callable[[], None]:

@@ -32,6 +32,7 @@ from lambdas.failover.names import (
     ledger_marker_function_name,
     switch_namespace,
 )
+from tests.lambdas.failover.faults import region_dark
 
 ACCOUNT = "123456789012"
 REGION_A = "us-east-1"
@@ -215,6 +216,8 @@ class World:
             active = False
         if not active:
             return 503, {"region": REGION_A, "error": "no healthy targets"}
+        if region_dark(REGION_A):  # a test's fault makes region A unreachable: its web tier too
+            return 503, {"region": REGION_A, "error": "region unreachable"}
         serving = self.asg(REGION_A)[1] > 0
         if self.mode == "rds-replica":
             # The newest of region A's instances (the failback's replica, once made) decides.
