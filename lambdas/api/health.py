@@ -38,6 +38,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from lambdas.api.config import AuroraGlobalTarget, DatabaseTarget, HealthSettings, RdsReplicaTarget
 from lambdas.api.responses import aws_error_code, is_throttling, log_json
+from lambdas.db_status import UNAVAILABLE_INSTANCE_STATUSES
 
 OK = "ok"
 FAILED = "failed"
@@ -157,6 +158,12 @@ def rds_writer(rds: BaseClient, target: RdsReplicaTarget) -> dict[str, Any]:
     if not instances:
         raise CheckError("DBInstanceNotFound", f"no DB instance {target.db_instance_id}")
     instance = instances[0]
+    status = instance.get("DBInstanceStatus")
+    if status in UNAVAILABLE_INSTANCE_STATUSES:
+        # An instance RDS describes as taking no write (failed, stopped, its key out of reach, ...) serves
+        # nothing: this region is not healthy, whatever its replication source says (break39 B39-2: a
+        # failed writer answered 200 and held a failover's late look on "region A answers").
+        raise CheckError("DatabaseUnavailable", f"DB instance {target.db_instance_id} is {status}")
     return {
         "mode": "rds-replica",
         "instance": target.db_instance_id,

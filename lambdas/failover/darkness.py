@@ -26,6 +26,7 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
+from lambdas.db_status import UNAVAILABLE_INSTANCE_STATUSES
 from lambdas.failover.clients import Clients
 from lambdas.failover.context import RunbookContext
 from lambdas.failover.journal import DARK_MARK, FENCE_DARK_MARK, _journal, read_journal
@@ -50,28 +51,6 @@ DARK_LOOK_GAP_SECONDS = DARK_CONFIRM_SECONDS
 """The longest two looks of one confirmation may be apart: what was not looked at was not seen dark.
 A resumed run (or the next poll) within it continues the window the journal holds; one after it
 starts a new window (an earlier run's looks say nothing about region A since)."""
-
-UNAVAILABLE_INSTANCE_STATUSES = frozenset(
-    {
-        "failed",
-        "inaccessible-encryption-credentials",
-        "inaccessible-encryption-credentials-recoverable",
-        "incompatible-network",
-        "incompatible-option-group",
-        "incompatible-parameters",
-        "incompatible-restore",
-        "insufficient-capacity",
-        "restore-error",
-        "stopped",
-        "stopping",
-        "storage-full",
-    }
-)
-"""DB instance (and cluster) statuses in which the database takes no write from the application:
-failed ("can't recover"), its KMS key out of reach, incompatible settings, stopped or stopping, out
-of storage (https://docs.aws.amazon.com/AmazonRDS/latest/UserGuide/Overview.DBInstance.Status.html;
-clusters: https://docs.aws.amazon.com/AmazonRDS/latest/AuroraUserGuide/accessing-monitoring.html).
-The control plane's half of the verdict only: the data plane must agree."""
 
 UNREACHABLE = "database_unreachable"
 """The marker function's ``error`` when nothing answered for the database (``lambdas/api/ledger.py``

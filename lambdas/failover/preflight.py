@@ -113,13 +113,30 @@ def _matches_every_object(rule: Mapping[str, Any]) -> bool:
     return set(flt) <= {"Prefix"} and not flt.get("Prefix")
 
 
-REPLICA_NOT_THERE = ("CREATING", "CREATION_FAILED", "DELETING")
+REPLICA_NOT_THERE = (
+    "CREATING",
+    "CREATION_FAILED",
+    "DELETING",
+    "REPLICATION_NOT_AUTHORIZED",
+    "ARCHIVING",
+    "ARCHIVED",
+)
 """Replica statuses that refuse a run: the replica in the other region is still being created (its first copy
-not done), never was, or is going away. Other statuses short of ACTIVE (UPDATING, REGION_DISABLED,
-INACCESSIBLE_ENCRYPTION_CREDENTIALS, ...) are warned about, not refused: AWS does not document what one
+not done), never was, or is going away; replication to and from it has stopped for want of permission
+("replication to and from affected replicas will stop",
+https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/globaltables-security.html); or it was
+archived (its key out of reach for days: no operation is allowed on it). Other statuses short of ACTIVE
+(UPDATING, REGION_DISABLED, INACCESSIBLE_ENCRYPTION_CREDENTIALS, ...) are warned about, not refused: AWS does not document what one
 region's answer says of the other region's replica while that region is down, and a preflight that refused
 a failover on it would block the failover exactly when it is needed; the lossless wait measures the table's
 replication itself (``ReplicationLatency`` and the drain marker) before a planned change moves the writer."""
+
+
+UNUSABLE_TABLE_STATUSES = ("DELETING", "INACCESSIBLE_ENCRYPTION_CREDENTIALS", "ARCHIVING", "ARCHIVED")
+"""A table's own ``TableStatus`` values in which it takes no read or write
+(https://docs.aws.amazon.com/amazondynamodb/latest/APIReference/API_TableDescription.html): refused in the region
+a run moves the writer to (break39 P39-2: the region-B health check refuses such a table, the preflight did
+not), warned about in the region it leaves."""
 
 
 def replica_problem(table: Mapping[str, Any], other_region: str) -> tuple[str | None, str | None]:
@@ -405,7 +422,7 @@ class _Preflight:
             verify,
         )
 
-    def global_table(self, side: Side, name: str) -> None:
+    def global_table(self, side: Side, name: str, *, target: bool) -> None:
         """The global table's replica in ``side`` (a planned change writes its drain marker there), and that it
         is a replica of one global table with the other region, ACTIVE (``replica_problem``): two regional
         tables of that name replicate nothing, so a failover would leave behind every item written in the
@@ -413,7 +430,14 @@ class _Preflight:
         other: Side = "primary" if side == "dr" else "dr"
 
         def verify(answer: dict[str, Any]) -> str | None:
-            problem, warning = replica_problem(answer.get("Table") or {}, self.clients.region(other))
+            table = answer.get("Table") or {}
+            own = table.get("TableStatus")
+            if own in UNUSABLE_TABLE_STATUSES:
+                unusable = f"table {name!r} in {self.where(side)} is {own}: it takes no read or write"
+                if target:
+                    return unusable
+                self.report.warnings.append(f"'globalTableName': {unusable}")
+            problem, warning = replica_problem(table, self.clients.region(other))
             if warning:
                 self.report.warnings.append(
                     f"'globalTableName': table {name!r} in {self.where(side)} {warning}"
@@ -525,7 +549,7 @@ def check(ctx: RunbookContext, clients: Clients, runbook: str | None = None) -> 
     if buckets[0] and buckets[1]:
         run.receipts("dr", "drBucketName", buckets[1], buckets[0])
     if ctx.global_table_name:
-        run.global_table("dr", ctx.global_table_name)
+        run.global_table("dr", ctx.global_table_name, target=runbook != "failback")
     run.web_tier("primary", "primaryAsgName", ctx.primary_asg_name)
     run.functions("primary", "primaryFunctionNames", ctx.primary_function_names)
     run.mappings("primary", "primaryEventSourceMappingIds", ctx.primary_event_source_mapping_ids)
@@ -534,5 +558,5 @@ def check(ctx: RunbookContext, clients: Clients, runbook: str | None = None) -> 
     if buckets[0] and buckets[1]:
         run.receipts("primary", "primaryBucketName", buckets[0], buckets[1])
     if ctx.global_table_name:
-        run.global_table("primary", ctx.global_table_name)
+        run.global_table("primary", ctx.global_table_name, target=runbook != "failover")
     return run.report

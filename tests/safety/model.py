@@ -458,6 +458,12 @@ class Deployment:
             return None
         if not emu.web_serving(region):  # an ALB with no healthy target answers 503
             return 503, {"region": region, "error": "no healthy targets"}
+        app = emu.apps.get(region)
+        key = app.database() if app else None
+        if key is not None and not emu.database_answers(key):
+            # The program's health check refuses a database RDS describes as serving nothing
+            # (lambdas/api/health.py rds_writer: DatabaseUnavailable; break39 B39-2).
+            return 503, {"region": region, "error": "database unavailable"}
         return 200, {"region": region, "writer": emu.database_writable(region) is not None}
 
     def _client_tick(self) -> None:

@@ -104,6 +104,10 @@ B39_1 = (
     "program's, which is why test_break38 passes. Fix direction: bound the time region A has answered with "
     "its fence pending (B38-1's first fix direction), or look at a health signal that does not depend on "
     "region A's control planes (the ALB's webHealthUrl, or an endpoint that answers from the data plane only)."
+    " Left open (2026-12-03): the program's health endpoint depends on region A's RDS API, a control plane, so in "
+    "this schedule Route 53's own endpoint check of region A (components/global_failover.py endpoint_check) fails "
+    "as well and would answer region B whatever the runbook does; the model's endpoint calls no AWS API. The fix "
+    "belongs to the health endpoint (a data-plane check), not the runbook."
 )
 
 
@@ -181,10 +185,10 @@ B39_2 = (
 )
 
 
-@pytest.mark.xfail(strict=True, reason=B39_2)
 def test_b39_2_dead_database_behind_a_shallow_health_endpoint_blocks_the_failover(
     deploy: Deploy, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    """The finding ``B39_2`` (above). Fixed: lambdas/api/health.py rds_writer answers DatabaseUnavailable (503) for an instance RDS describes as serving nothing, and the model's endpoint does the same; this test failed before the fix (it was a strict xfail)."""
     d = deploy("rds-replica")
     monkeypatch.setattr(d, "_async_step", lambda event: None)
     d.op_advance(120)

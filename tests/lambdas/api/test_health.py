@@ -416,3 +416,22 @@ def test_bad_role_is_a_logged_500(
 )
 def test_decide_active(role: str, writer: bool | None, latch: str | None, active: bool) -> None:
     assert decide_active(role, writer, latch) is active
+
+
+@pytest.mark.parametrize("status", ["failed", "stopped", "inaccessible-encryption-credentials"])
+def test_a_database_rds_describes_as_serving_nothing_fails_health(
+    invoke: Invoke, function_env: SetEnv, set_latch: SetLatch, rds_pair: None, status: str
+) -> None:
+    """A region whose writer RDS describes as taking no write (failed: "can't recover", stopped, its KMS key
+    out of reach: https://docs.aws.amazon.com/AmazonRDS/latest/UserGuide/Overview.DBInstance.Status.html) is
+    not healthy: the failover's late look reads a 200 from this endpoint as "region A serves its writer", and
+    a failed writer answering 200 held a forced failover over a dead database until it gave up with no writer
+    anywhere (break39 B39-2)."""
+    rds_backends[DEFAULT_ACCOUNT_ID][PRIMARY].databases[SOURCE_DB].status = status
+    function_env(**rds_env("primary"))
+    set_latch("standby")
+
+    answer = invoke(health())
+
+    assert answer.status == 503
+    assert answer.body["checks"]["database"] == {"status": "failed", "error": "DatabaseUnavailable"}

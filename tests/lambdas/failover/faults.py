@@ -197,7 +197,7 @@ class Fault:
             and self.region == region
             and self.service is None
             and self.operation is None
-            and not self.skip
+            and len(self.seen) >= self.skip  # the calls it lets through first are spent
             and (self.times is None or self.injected < self.times)
         )
 

@@ -59,9 +59,9 @@ P39_1 = (
 )
 
 
-@pytest.mark.xfail(strict=True, reason=P39_1)
 @pytest.mark.parametrize("status", ["REPLICATION_NOT_AUTHORIZED", "ARCHIVING", "ARCHIVED"])
 def test_p39_1_a_replica_documented_as_not_replicating_only_warns(status: str) -> None:
+    """The finding ``P39_1`` (above). Fixed: preflight.REPLICA_NOT_THERE now holds REPLICATION_NOT_AUTHORIZED, ARCHIVING and ARCHIVED; this test failed before the fix (it was a strict xfail)."""
     found, warned = preflight.replica_problem(
         {"Replicas": [{"RegionName": REGION_B, "ReplicaStatus": status}]}, REGION_B
     )
@@ -69,10 +69,10 @@ def test_p39_1_a_replica_documented_as_not_replicating_only_warns(status: str) -
     assert found is not None, (found, warned)
 
 
-@pytest.mark.xfail(strict=True, reason=P39_1)
 def test_p39_1_the_preflight_passes_with_region_a_naming_region_b_s_replica_not_authorized(
     world: World,
 ) -> None:
+    """The finding ``P39_1`` (above). Fixed: preflight.REPLICA_NOT_THERE now holds REPLICATION_NOT_AUTHORIZED, ARCHIVING and ARCHIVED; this test failed before the fix (it was a strict xfail)."""
     answer = _ReplicaStatus(REGION_B, "REPLICATION_NOT_AUTHORIZED")
     report = _check(world, answer)
     print("P39-1 preflight:", answer.answered, report.ok, _table_problems(report), report.warnings)
@@ -115,9 +115,9 @@ P39_2 = (
 )
 
 
-@pytest.mark.xfail(strict=True, reason=P39_2)
 @pytest.mark.parametrize("status", ["INACCESSIBLE_ENCRYPTION_CREDENTIALS", "ARCHIVED"])
 def test_p39_2_region_b_s_own_table_unusable_passes_the_preflight(world: World, status: str) -> None:
+    """The finding ``P39_2`` (above). Fixed: the preflight refuses a table whose own TableStatus takes no read or write in the region the run moves the writer to (preflight.UNUSABLE_TABLE_STATUSES), and warns in the region it leaves; this test failed before the fix (it was a strict xfail)."""
     answer = _OwnTableStatus(world.context["globalTableName"], REGION_B, status)
     report = _check(world, answer)
     table_notes = [w for w in report.warnings if "globalTableName" in w]
@@ -153,8 +153,8 @@ D39_1 = (
 )
 
 
-@pytest.mark.xfail(strict=True, reason=D39_1)
 def test_d39_1_a_region_dark_after_its_first_call_is_not_dark_for_the_worlds_web_tier(world: World) -> None:
+    """The finding ``D39_1`` (above). Fixed: Fault.darkens counts the skipped calls as spent once they were let through; this test failed before the fix (it was a strict xfail)."""
     latch = world.context["latchParameterName"]
     world.client("ssm", REGION_B).put_parameter(
         Name=latch,
