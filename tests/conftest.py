@@ -19,6 +19,15 @@ os.environ.setdefault("MOTO_EC2_LOAD_DEFAULT_AMIS", "false")
 
 
 @pytest.fixture(autouse=True)
+def _fault_switches_forgotten() -> Iterator[None]:
+    """A test world's web tier answers as the active faults say (``faults.region_dark``): each test's own."""
+    yield
+    from tests.lambdas.failover.faults import forget_switches
+
+    forget_switches()
+
+
+@pytest.fixture(autouse=True)
 def _fake_aws_credentials(monkeypatch: pytest.MonkeyPatch) -> None:
     """Every test runs with throwaway credentials and no profile or config file."""
     for key, value in {

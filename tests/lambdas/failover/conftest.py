@@ -18,7 +18,7 @@ from botocore.retries.standard import ExponentialBackoff
 from moto import mock_aws
 
 from automation.emulator import patch_moto
-from tests.lambdas.failover.faults import forget_installed, moto_respects_faults
+from tests.lambdas.failover.faults import moto_respects_faults
 from tests.lambdas.failover.harness import HealthServer, new_session
 from tests.lambdas.failover.world import World, build_world
 
@@ -56,13 +56,6 @@ def fast_backoff(monkeypatch: pytest.MonkeyPatch) -> None:
     """
     monkeypatch.setattr(ExponentialBackoff, "delay_amount", lambda self, context: 0.0)
     monkeypatch.setattr(TokenBucket, "acquire", lambda self, amount=1, block=True: True)
-
-
-@pytest.fixture(autouse=True)
-def _faults_forgotten() -> Iterator[None]:
-    """A world's web tier answers as region A's faults say (``faults.region_dark``): each test's own."""
-    yield
-    forget_installed()
 
 
 @pytest.fixture

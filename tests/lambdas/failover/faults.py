@@ -187,7 +187,6 @@ class Fault:
     def install(self, session: boto3.Session) -> Fault:
         """Register on ``session`` ahead of moto's stub; returns self."""
         session.events.register_first("before-send", self)
-        _INSTALLED.append(self)
         return self
 
     def darkens(self, region: str) -> bool:
@@ -226,22 +225,20 @@ class FaultSwitch:
         return self
 
 
-_INSTALLED: list[Fault] = []
-"""Faults installed on a session in this test (``forget_installed`` empties it between tests)."""
 _SWITCHES: list[FaultSwitch] = []
-"""Fault switches made in this test."""
+"""Fault switches made in this test (``forget_switches`` empties it between tests)."""
 
 
 def region_dark(region: str) -> bool:
-    """Whether a fault in force makes all of ``region`` unreachable: what a world's web tier answers then
-    (nothing: a dark region's health endpoint does not answer 200 either)."""
-    in_force = [*_INSTALLED, *(f for switch in _SWITCHES for f in switch.active)]
-    return any(f.darkens(region) for f in in_force)
+    """Whether a fault active in a ``FaultSwitch`` makes all of ``region`` unreachable: what a world's web tier
+    answers then (nothing: a dark region's health endpoint does not answer 200 either). Only a switch's
+    active faults count: they are in force for one run (``run_book``) or until a test swaps them, while a
+    fault installed for good on a session (``Fault.install``) outlives the run it was made for."""
+    return any(f.darkens(region) for switch in _SWITCHES for f in switch.active)
 
 
-def forget_installed() -> None:
-    """Forget the faults and switches of the test that ended."""
-    _INSTALLED.clear()
+def forget_switches() -> None:
+    """Forget the fault switches of the test that ended."""
     _SWITCHES.clear()
 
 

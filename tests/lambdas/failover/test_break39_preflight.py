@@ -15,7 +15,7 @@ from botocore.exceptions import EndpointConnectionError
 
 from lambdas.failover import preflight
 from lambdas.failover.context import RunbookContext
-from tests.lambdas.failover.faults import Fault, region_dark
+from tests.lambdas.failover.faults import Fault, FaultSwitch, region_dark
 from tests.lambdas.failover.harness import clients_for, new_session
 from tests.lambdas.failover.test_break37_preflight import _ReplicaStatus, _table_problems
 from tests.lambdas.failover.world import REGION_A, REGION_B, World, build_world
@@ -163,7 +163,8 @@ def test_d39_1_a_region_dark_after_its_first_call_is_not_dark_for_the_worlds_web
         Overwrite=True,
     )
     session = new_session()
-    Fault(region=REGION_A, unreachable=True, skip=1).install(session)
+    switch = FaultSwitch().install(session)
+    switch.active = [Fault(region=REGION_A, unreachable=True, skip=1)]
     asg = session.client("autoscaling", region_name=REGION_A, endpoint_url=world.endpoint_url)
     asg.describe_auto_scaling_groups()  # the skipped call: let through
     with pytest.raises(EndpointConnectionError):
@@ -177,8 +178,6 @@ def test_d39_1_a_region_dark_after_its_first_call_is_not_dark_for_the_worlds_web
 def test_d39_control_an_exhausted_fault_and_a_cleared_switch_are_not_dark(world: World) -> None:
     """Held: a whole-region fault whose ``times`` are spent, and a FaultSwitch whose active faults were cleared,
     no longer darken region A's web tier (region_dark reads them live); a fault scoped to one service never does."""
-    from tests.lambdas.failover.faults import FaultSwitch
-
     spent = Fault(region=REGION_A, unreachable=True, times=1)
     spent.injected = 1
     switch = FaultSwitch()
@@ -186,8 +185,10 @@ def test_d39_control_an_exhausted_fault_and_a_cleared_switch_are_not_dark(world:
     assert region_dark(REGION_A)
     switch.active = []
     assert not region_dark(REGION_A)
-    _ = spent  # never installed: not in force
-    spent.install(new_session())
+    switch.active = [spent]
     assert not region_dark(REGION_A)
-    Fault(service="rds", region=REGION_A, unreachable=True).install(new_session())
+    switch.active = [Fault(service="rds", region=REGION_A, unreachable=True)]
+    assert not region_dark(REGION_A)
+    Fault(region=REGION_A, unreachable=True).install(new_session())  # installed for good: not a run's
+    switch.active = []
     assert not region_dark(REGION_A)

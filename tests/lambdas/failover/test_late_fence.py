@@ -23,7 +23,7 @@ from lambdas.failover.context import RunbookContext
 from lambdas.failover.exceptions import StepFailed
 from lambdas.failover.journal import _journal, read_journal
 from tests.lambdas.failover.faults import Fault, unreachable
-from tests.lambdas.failover.harness import ShiftedClock, clients_for
+from tests.lambdas.failover.harness import HealthServer, ShiftedClock, clients_for
 from tests.lambdas.failover.world import REGION_A, World
 
 MODES = ["rds-replica", "aurora-global"]
@@ -63,9 +63,12 @@ def test_a_forced_promotion_fences_a_region_a_that_answers_again_and_waits_lossl
 
 @pytest.mark.parametrize("mode", MODES)
 def test_a_forced_promotion_over_a_region_a_still_dark_stays_unplanned(
-    make_world: Callable[..., World], mode: str
+    make_world: Callable[..., World], health: HealthServer, mode: str
 ) -> None:
     world = make_world(mode)
+    # Dark: every AWS endpoint fails to connect and its web tier answers nothing healthy (the late look
+    # counts a web tier answering 200 as region A answering: break38 B38-1).
+    health.routes["/primary"] = lambda: (503, {"region": REGION_A, "error": "unreachable"})
     ctx, clients = _pending_fence(world, unreachable(REGION_A))
     before_a = world.asg(REGION_A)
 
