@@ -82,6 +82,7 @@ from lambdas.failover.graph import RUNBOOKS
 from lambdas.failover.state_machine import build_definition, to_json
 from tests.lambdas.failover.harness import new_session
 from tests.safety.model import Crash
+from tests.sfn_history import execution_history
 
 if TYPE_CHECKING:
     from tests.safety.model import Deployment
@@ -217,14 +218,7 @@ def last_execution(deployment: Deployment) -> tuple[dict[str, Any], list[dict[st
     with _executing_state_machines():
         arn = runs.last_execution
         described = runs.client.describe_execution(executionArn=arn)
-        events: list[dict[str, Any]] = []
-        kwargs: dict[str, Any] = {"executionArn": arn, "maxResults": 1000}
-        while True:
-            page = runs.client.get_execution_history(**kwargs)
-            events += page["events"]
-            if not page.get("nextToken"):
-                return described, events
-            kwargs["nextToken"] = page["nextToken"]
+        return described, execution_history(runs.client, arn)
 
 
 def _verdict(described: dict[str, Any], crashes: list[str]) -> tuple[str, str]:

@@ -43,6 +43,7 @@ from lambdas.failover.state_machine import (
     to_json,
     validate_definition,
 )
+from tests.sfn_history import execution_history
 
 REGION = "us-east-1"
 LOCK_STEPS = ("take_lock", "release_lock")
@@ -202,24 +203,19 @@ class Harness:
             "stateMachineArn"
         ]
 
-    def _history(self, arn: str, deadline: float) -> dict[str, Any]:
-        """The execution's history once its terminal event is written. moto's interpreter thread sets
-        the execution's status before it has appended the last events, and serializing a history it
-        is still appending to can fail (a TypeError in moto's serializer, seen once under load): read
-        again until the history ends with the execution's own end."""
+    def _history(self, arn: str, deadline: float) -> list[dict[str, Any]]:
+        """The execution's history once its terminal event is written: moto's interpreter thread
+        sets the execution's status before it has appended the last events, so read again until
+        the history ends with the execution's own end."""
         while True:
-            try:
-                history = self.client.get_execution_history(executionArn=arn, maxResults=1000)
-            except TypeError:
-                history = {"events": []}
-            events = history["events"]
+            events = execution_history(self.client, arn)
             if (
                 events
                 and events[-1]["type"].startswith("Execution")
                 and events[-1]["type"] != "ExecutionStarted"
             ):
-                return history
-            assert time.monotonic() < deadline, f"execution history incomplete after 30 s: {events[-1:]}"
+                return events
+            assert time.monotonic() < deadline, f"execution history incomplete after 60 s: {events[-1:]}"
             time.sleep(0.02)
 
     def run(self, runbook: Runbook, execution_input: Any = None, **options: int) -> Run:
@@ -233,20 +229,22 @@ class Harness:
         execution = self.client.start_execution(
             stateMachineArn=arn, name=f"run-{self._created}", input=json.dumps(execution_input)
         )
-        deadline = time.monotonic() + 30
+        # Generous real-time bounds: a run takes well under a second idle; CI's machine may be loaded.
+        deadline = time.monotonic() + 120
         while True:
             described = self.client.describe_execution(executionArn=execution["executionArn"])
             if described["status"] != "RUNNING":
                 break
-            assert time.monotonic() < deadline, "execution still running after 30 s"
+            assert time.monotonic() < deadline, "execution still running after 120 s"
             time.sleep(0.02)
-        history = self._history(execution["executionArn"], deadline)
+        # The history's own bound: the execution may have used most of the first under load.
+        events = self._history(execution["executionArn"], time.monotonic() + 60)
         return Run(
             status=described["status"],
             output=json.loads(described.get("output") or "{}"),
             error=described.get("error"),
             cause=described.get("cause"),
-            events=history["events"],
+            events=events,
         )
 
 
