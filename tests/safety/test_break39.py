@@ -162,6 +162,17 @@ def test_b39_1_b38_1_schedule_with_the_programs_own_health_endpoint(
     assert seen["longest"] < TRAFFIC_GRACE, evidence
 
 
+def _dead_database_unreachable_apis(d: Deployment, monkeypatch: pytest.MonkeyPatch) -> None:
+    """B39-2's world: the canary's fence left out, clients' writes acknowledged, then the runbook's path to region
+    A's RDS, Auto Scaling and Lambda APIs failing to connect for good, and region A's instance ``failed``."""
+    monkeypatch.setattr(d, "_async_step", lambda event: None)
+    d.op_advance(120)
+    d.op_write(10)
+    for service in ("rds", "auto-scaling", "lambda"):
+        d.add_fault(Fault(service=service, region=REGION_A, unreachable=True, times=None))
+    rds_backends[ACCOUNT][REGION_A].databases[d.ctx.primary_db_instance_id].status = "failed"
+
+
 B39_2 = (
     "converges (docs/safety.md: a failover over a lost region A ends with a writer; break33 B33-2 'a dead "
     "database behind an Auto Scaling API that answers is lost: the forced failover promotes unplanned instead "
@@ -190,17 +201,7 @@ def test_b39_2_dead_database_behind_a_shallow_health_endpoint_blocks_the_failove
 ) -> None:
     """The finding ``B39_2`` (above). Fixed: lambdas/api/health.py rds_writer answers DatabaseUnavailable (503) for an instance RDS describes as serving nothing, and the model's endpoint does the same; this test failed before the fix (it was a strict xfail)."""
     d = deploy("rds-replica")
-    monkeypatch.setattr(d, "_async_step", lambda event: None)
-    d.op_advance(120)
-    d.op_write(10)
-    faults = tuple(
-        Fault(service=s, region=REGION_A, unreachable=True, times=None)
-        for s in ("rds", "auto-scaling", "lambda")
-    )
-    for f in faults:
-        d.add_fault(f)
-    instance = rds_backends[ACCOUNT][REGION_A].databases[d.ctx.primary_db_instance_id]
-    instance.status = "failed"
+    _dead_database_unreachable_apis(d, monkeypatch)
     d.op_advance(60)
     health = d._endpoint("/primary")
     run = d.op_run("failover", params={"force": True, "reason": "region A database dead"})
@@ -227,16 +228,7 @@ def test_b39_2_control_without_the_web_look_the_same_schedule_promotes(
 
     monkeypatch.setattr(darkness, "_web_tier_serves", lambda ctx, step: None)
     d = deploy("rds-replica")
-    monkeypatch.setattr(d, "_async_step", lambda event: None)
-    d.op_advance(120)
-    d.op_write(10)
-    faults = tuple(
-        Fault(service=s, region=REGION_A, unreachable=True, times=None)
-        for s in ("rds", "auto-scaling", "lambda")
-    )
-    for f in faults:
-        d.add_fault(f)
-    rds_backends[ACCOUNT][REGION_A].databases[d.ctx.primary_db_instance_id].status = "failed"
+    _dead_database_unreachable_apis(d, monkeypatch)
     d.op_advance(60)
     run = d.op_run("failover", params={"force": True, "reason": "region A database dead"})
     evidence = [run.outcome, run.detail[:240], *_promotion_events(d), *map(str, d.violations)]
