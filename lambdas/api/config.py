@@ -238,6 +238,9 @@ class HealthSettings:
             than defaulted to ``region``, because in the primary stack that default would be wrong.
         database: the relational database whose writer role is reported, or None when the stack has
             none (``DB_MODE`` unset).
+        ledger: the same database's data plane, the way the payment routes reach it
+            (:func:`ledger_from_env`), or None when the function has no credentials for it; the
+            health check then asks only RDS's control plane (``lambdas/api/health.py``).
     """
 
     region: str
@@ -246,6 +249,7 @@ class HealthSettings:
     latch_parameter: str
     latch_region: str
     database: DatabaseTarget | None
+    ledger: LedgerTarget | None = None
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> HealthSettings:
@@ -266,11 +270,13 @@ class HealthSettings:
             )
         else:
             raise ConfigError(f"DB_MODE is {mode!r}; allowed: {', '.join(DB_MODES)} or unset")
+        region = _required(env, "AWS_REGION")
         return cls(
-            region=_required(env, "AWS_REGION"),
+            region=region,
             role=role,
             table_name=_optional(env, "TABLE_NAME"),
             latch_parameter=_required(env, "LATCH_PARAMETER"),
             latch_region=_required(env, "LATCH_REGION"),
             database=database,
+            ledger=ledger_from_env(env, region) if database is not None else None,
         )

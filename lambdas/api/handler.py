@@ -29,7 +29,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from lambdas.api import health, inbox, payments
 from lambdas.api.clients import ClientCache
 from lambdas.api.config import ConfigError, HealthSettings, PaymentSettings
-from lambdas.api.ledger import Ledger, LedgerUnavailable, open_ledger
+from lambdas.api.ledger import Ledger, LedgerUnavailable, executor_for, open_ledger
 from lambdas.api.responses import (
     GENERIC_500,
     ApiError,
@@ -103,6 +103,15 @@ def get_health(
 ) -> Response:
     """``GET /health``: 503 when a check failed, so Route 53 takes the region out of service."""
     settings = HealthSettings.from_env(env)
+    execute = None
+    if settings.ledger is not None:
+        # The database's own answer, with a socket bound well inside a Route 53 checker's wait.
+        execute = executor_for(
+            settings.ledger,
+            lambda service: clients.client(service, settings.region),
+            clients.memo,
+            timeout=health.PROBE_TIMEOUT_SECONDS,
+        )
     report = health.evaluate_health(
         settings,
         dynamodb=clients.client("dynamodb", settings.region),
@@ -110,6 +119,7 @@ def get_health(
         latch_ssm=clients.client("ssm", settings.latch_region, remote_latch=settings.role == "primary"),
         context=ctx,
         latch_memo=clients.memo.setdefault("latch", health.LatchMemo()),
+        execute=execute,
     )
     # A cached "healthy" must never outlive a failover.
     headers = {"Cache-Control": "no-store"}

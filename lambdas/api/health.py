@@ -22,6 +22,22 @@ after which the runbook's own checks read it directly. Why not wait: a Route 53 
 answer 2 seconds, so a slow region B would fail region A's health check and move traffic *into*
 the impaired region. Region B's function reads its own region's latch, uncached (it decides whether
 region B answers as active).
+
+**The database is judged from its data plane too.** RDS's ``DescribeDBInstances`` and
+``DescribeGlobalClusters`` are control-plane calls; AWS's guidance is to rely on data-plane operations
+for recovery and to expect control planes to be less available than data planes
+(https://docs.aws.amazon.com/whitepapers/latest/aws-fault-isolation-boundaries/aws-infrastructure.html;
+https://docs.aws.amazon.com/r53recovery/latest/dg/data-and-control-planes.html: "use data plane functions for your
+mechanisms whenever you can ... a data plane ... can maintain availability ... when a control plane might
+become unavailable").
+When the function has the database's credentials (``HealthSettings.ledger``, as the payment routes
+use them), each answer also runs :data:`WRITER_PROBE_SQL` on this region's database, and
+:func:`judge_database` combines the two: the data plane's answer carries the check when RDS's API
+does not answer (a regional control-plane incident leaves region A serving its writer, and its
+health must say so: break39 B39-1, where a 503 here made Route 53 and the failover's late look
+take a serving region A for dark); a problem RDS *states* (no such instance, ``failed``, not a
+member) still fails it; and a writer the data plane cannot reach fails it (the fenced or dead
+writer takes no payment, so Route 53 should not send one there).
 """
 
 from __future__ import annotations
@@ -37,13 +53,20 @@ from botocore.client import BaseClient
 from botocore.exceptions import BotoCoreError, ClientError
 
 from lambdas.api.config import AuroraGlobalTarget, DatabaseTarget, HealthSettings, RdsReplicaTarget
+from lambdas.api.health_rules import (
+    DEGRADED,
+    FAILED,
+    OK,
+    SKIPPED,
+    CheckError,
+    control_plane_answered,
+    error_code,
+    judge_database,
+)
+from lambdas.api.ledger import Execute, LedgerUnavailable, NotWriter
+from lambdas.api.payments import payment_key
 from lambdas.api.responses import aws_error_code, is_throttling, log_json
 from lambdas.db_status import UNAVAILABLE_INSTANCE_STATUSES
-
-OK = "ok"
-FAILED = "failed"
-DEGRADED = "degraded"  # could not be checked, but the answer does not depend on it
-SKIPPED = "skipped"
 
 LATCH_ACTIVE = "active"
 # UPDATING: a global-table replica being added or a capacity change; reads and writes still work.
@@ -51,6 +74,23 @@ USABLE_TABLE_STATUSES = ("ACTIVE", "UPDATING")
 
 T = TypeVar("T")
 
+WRITER_PROBE_SQL = (
+    "SELECT CASE WHEN pg_is_in_recovery() THEN 'replica' "
+    "WHEN current_setting('transaction_read_only') = 'on' THEN 'read-only' ELSE 'writer' END"
+)
+"""What this region's database is, asked of the database itself: ``replica`` (a standby: an RDS read
+replica), ``read-only`` (sessions start read-only: a fenced writer,
+``automation/postgres/fence.py``'s ``default_transaction_read_only``) or ``writer``. One statement,
+no table, so it works before the ledger exists and on a standby."""
+TABLE_PROBE_ID = "pilotlight-health-probe"
+"""The payment id whose key the table's data-plane read asks for. Only whether the read is served
+counts; what it finds (a client may have used the id) is not looked at."""
+PROBE_TIMEOUT_SECONDS = 2.0
+"""The driver's socket timeout for the probe: a Route 53 checker waits 4 s for the connection and 2 s
+more for the answer (https://docs.aws.amazon.com/Route53/latest/DeveloperGuide/dns-failover-determining-health-of-endpoints.html)."""
+DATA_PLANE_ANSWERS = ("writer", "replica", "read-only", "not-writer")
+"""What the probe may find; ``not-writer``: the database refused it as a non-writer (an Aurora
+secondary through the Data API, which takes no query until promoted)."""
 LATCH_TTL_SECONDS = 60.0
 """How long region A trusts the last latch value it read before reading region B again."""
 LATCH_RETRY_SECONDS = 30.0
@@ -93,14 +133,6 @@ class LatchMemo:
         if self.value is not None and self.read_at is not None:
             outcome["last_known_seconds"] = round(self.clock() - self.read_at, 1)
         return outcome
-
-
-class CheckError(Exception):
-    """A dependency answered, but with something that makes the check fail. ``code`` names the reason."""
-
-    def __init__(self, code: str, message: str) -> None:
-        super().__init__(message)
-        self.code = code
 
 
 @dataclass(frozen=True)
@@ -150,6 +182,31 @@ def check_table(dynamodb: BaseClient, table_name: str) -> dict[str, Any]:
     if status not in USABLE_TABLE_STATUSES:
         raise CheckError("TableNotUsable", f"table {table_name} is {status}")
     return {"table": table_name, "table_status": status}
+
+
+def read_table(dynamodb: BaseClient, table_name: str) -> None:
+    """One read of the table (``GetItem``, a data-plane call) for a key no payment has."""
+    dynamodb.get_item(TableName=table_name, Key=payment_key(TABLE_PROBE_ID), ProjectionExpression="pk")
+
+
+def table_check(dynamodb: BaseClient, table_name: str, context: Mapping[str, Any]) -> dict[str, Any]:
+    """``DescribeTable`` (control plane) judges the table; when it gives no answer
+    (:func:`control_plane_answered`), a read the table serves (data plane) degrades the check
+    instead of failing it, as for the database (:func:`judge_database`)."""
+    try:
+        return {"status": OK, **check_table(dynamodb, table_name)}
+    except (ClientError, BotoCoreError, CheckError) as exc:
+        failure = exc
+    code = error_code(failure)
+    log_json(
+        logging.WARNING, "health check failed", check="table", error_code=code, detail=str(failure), **context
+    )
+    if control_plane_answered(failure):
+        return {"status": FAILED, "error": code}
+    _, read = _attempt("table data plane", lambda: read_table(dynamodb, table_name), context)
+    if read["status"] != OK:
+        return {"status": FAILED, "error": code, "data_plane": read}
+    return {"status": DEGRADED, "control_plane_error": code, "data_plane": {"answer": "read"}}
 
 
 def rds_writer(rds: BaseClient, target: RdsReplicaTarget) -> dict[str, Any]:
@@ -205,6 +262,46 @@ def check_database(rds: BaseClient, target: DatabaseTarget) -> dict[str, Any]:
     return aurora_writer(rds, target)
 
 
+def probe_database(execute: Execute) -> str:
+    """One of :data:`DATA_PLANE_ANSWERS`, from :data:`WRITER_PROBE_SQL` run on this region's database.
+
+    Raises :class:`~lambdas.api.ledger.LedgerUnavailable` when the database takes no statement from
+    this function (unreachable, refusing the session, the outcome lost), and CheckError when it
+    answers something else."""
+    try:
+        rows = execute(WRITER_PROBE_SQL, {})
+    except NotWriter:
+        return "not-writer"
+    answer = str(rows[0][0]) if rows and rows[0] else ""
+    if answer not in DATA_PLANE_ANSWERS:
+        raise CheckError("UnexpectedProbeAnswer", f"the writer probe answered {answer!r}")
+    return answer
+
+
+def _probe(execute: Execute, context: Mapping[str, Any]) -> dict[str, Any]:
+    """The data plane's outcome: ``{"answer": ...}`` or ``{"error": code}`` (logged). Never raises: the
+    driver may raise its own errors for what it does not map (``ledger.driver_executor``)."""
+    try:
+        return {"answer": probe_database(execute)}
+    except LedgerUnavailable as exc:
+        code, detail = exc.reason, f"{exc.message}: {exc.detail}"
+    except CheckError as exc:
+        code, detail = exc.code, str(exc)
+    except ClientError as exc:
+        code, detail = aws_error_code(exc), str(exc)
+    except Exception as exc:  # any other failure is "no answer", never a traceback
+        code, detail = type(exc).__name__, str(exc)
+    log_json(
+        logging.WARNING,
+        "health check failed",
+        check="database data plane",
+        error_code=code,
+        detail=detail,
+        **context,
+    )
+    return {"error": code}
+
+
 def read_latch(ssm: BaseClient, parameter: str) -> str:
     """The latch state from its SSM parameter; raises CheckError when the value is not ``{"state": str}``."""
     value = ssm.get_parameter(Name=parameter)["Parameter"]["Value"]
@@ -241,12 +338,14 @@ def evaluate_health(
     latch_ssm: BaseClient,
     context: Mapping[str, Any] | None = None,
     latch_memo: LatchMemo | None = None,
+    execute: Execute | None = None,
 ) -> HealthReport:
     """Run the checks and decide ``active`` and ``writer``.
 
     ``dynamodb`` and ``rds`` must be clients in ``settings.region``, ``latch_ssm`` in
     ``settings.latch_region``; ``rds`` may be None when the stack has no relational database.
     ``latch_memo``: region A's memory of the latch (see the module docstring); unused in region B.
+    ``execute``: this region's database's data plane (:func:`judge_database`); None: RDS's API alone.
     """
     ctx = {"region": settings.region, "role": settings.role, **(context or {})}
     checks: dict[str, dict[str, Any]] = {}
@@ -255,9 +354,7 @@ def evaluate_health(
     if table_name is None:
         checks["table"] = {"status": SKIPPED, "reason": "no table (TABLE_NAME unset)"}
     else:
-        table, checks["table"] = _attempt("table", lambda: check_table(dynamodb, table_name), ctx)
-        if table is not None:
-            checks["table"].update(table)
+        checks["table"] = table_check(dynamodb, table_name, ctx)
 
     writer: bool | None = None
     target = settings.database
@@ -266,10 +363,21 @@ def evaluate_health(
     elif rds is None:
         raise ValueError("evaluate_health needs an RDS client when the stack has a database")
     else:
-        database, checks["database"] = _attempt("database", lambda: check_database(rds, target), ctx)
-        if database is not None:
-            checks["database"].update(database)
-            writer = bool(database["writer"])
+        control: dict[str, Any] | BaseException
+        try:
+            control = check_database(rds, target)
+        except (ClientError, BotoCoreError, CheckError) as exc:
+            control = exc
+            log_json(
+                logging.WARNING,
+                "health check failed",
+                check="database",
+                error_code=error_code(exc),
+                detail=str(exc),
+                **ctx,
+            )
+        data = _probe(execute, ctx) if execute is not None else None
+        writer, checks["database"] = judge_database(control, data)
 
     def read() -> str:
         return read_latch(latch_ssm, settings.latch_parameter)

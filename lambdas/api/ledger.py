@@ -577,9 +577,21 @@ def driver_executor(
 # wiring
 
 
+def executor_for(
+    target: LedgerTarget,
+    client: Callable[[str], BaseClient],
+    memo: dict[str, Any],
+    timeout: float = CONNECT_TIMEOUT_SECONDS,
+) -> Execute:
+    """The :data:`Execute` seam for ``target``; ``client(service)`` gives a client in the function's own
+    region. ``timeout`` bounds the driver's socket (the Data API client's own configuration bounds it)."""
+    if isinstance(target, DataApiLedger):
+        return data_api_executor(client("rds-data"), target)
+    credentials = SecretCredentials(client("secretsmanager"), target.secret_arn, memo)
+    return driver_executor(target, credentials, timeout)
+
+
 def open_ledger(target: LedgerTarget, client: Callable[[str], BaseClient], memo: dict[str, Any]) -> Ledger:
     """The ledger for ``target``; ``client(service)`` gives a client in the function's own region."""
-    if isinstance(target, DataApiLedger):
-        return Ledger(data_api_executor(client("rds-data"), target), memo, name=target.cluster_arn)
-    credentials = SecretCredentials(client("secretsmanager"), target.secret_arn, memo)
-    return Ledger(driver_executor(target, credentials), memo, name=f"{target.host}:{target.port}")
+    name = target.cluster_arn if isinstance(target, DataApiLedger) else f"{target.host}:{target.port}"
+    return Ledger(executor_for(target, client, memo), memo, name=name)

@@ -28,6 +28,7 @@ from moto.rds.models import rds_backends
 from automation.emulator.aws import ACCOUNT
 from lambdas.api.config import HealthSettings
 from lambdas.api.health import evaluate_health
+from lambdas.api.ledger import DatabaseUnreachable
 from lambdas.failover import promotion
 from lambdas.failover.traffic import _switch_pending
 from tests.lambdas.failover.faults import Fault
@@ -70,11 +71,23 @@ def _program_health_endpoint(
     seen: list[Any] = []
     real = d._endpoint
 
+    def database(sql: str, params: Any) -> list[list[Any]]:
+        # Region A's database answering the function's SQL, as the emulator's data plane holds it (the
+        # faults above are botocore's, AWS's APIs: a SQL session to the instance is not one of them).
+        emu = d.emulator
+        app = emu.apps.get(REGION_A)
+        key = app.database() if app else None
+        if key is None or not emu.reachable(REGION_A) or not emu.database_answers(key):
+            raise DatabaseUnreachable("region A's database did not answer")
+        return [["writer" if emu.database_writable(REGION_A) is not None else "read-only"]]
+
     def endpoint(path: str) -> tuple[int, dict[str, Any]] | None:
         got = real(path)
         if not path.startswith("/primary") or got is None or got[0] != 200:
             return got
-        report = evaluate_health(settings, clients["dynamodb"], clients["rds"], clients["ssm"])
+        report = evaluate_health(
+            settings, clients["dynamodb"], clients["rds"], clients["ssm"], execute=database
+        )
         answer = (200 if report.healthy else 503), report.body()
         seen.append((f"{d.emulator.clock.now():%H:%M:%S}", answer[0], report.checks.get("database")))
         return answer
@@ -104,17 +117,18 @@ B39_1 = (
     "program's, which is why test_break38 passes. Fix direction: bound the time region A has answered with "
     "its fence pending (B38-1's first fix direction), or look at a health signal that does not depend on "
     "region A's control planes (the ALB's webHealthUrl, or an endpoint that answers from the data plane only)."
-    " Left open (2026-12-03): the program's health endpoint depends on region A's RDS API, a control plane, so in "
-    "this schedule Route 53's own endpoint check of region A (components/global_failover.py endpoint_check) fails "
-    "as well and would answer region B whatever the runbook does; the model's endpoint calls no AWS API. The fix "
-    "belongs to the health endpoint (a data-plane check), not the runbook."
+    " Fixed (2026-12-03): the health endpoint asks region A's database itself (lambdas/api/health.py "
+    "WRITER_PROBE_SQL) and RDS's API not answering only degrades the check (lambdas/api/health_rules.py "
+    "judge_database), so the endpoint answers 200 over the serving writer and Route 53's endpoint check agrees."
 )
 
 
-@pytest.mark.xfail(strict=True, reason=B39_1)
 def test_b39_1_b38_1_schedule_with_the_programs_own_health_endpoint(
     deploy: Deploy, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    """The finding ``B39_1`` (above). Fixed: lambdas/api/health.py asks region A's database itself
+    (``WRITER_PROBE_SQL``) and RDS's API not answering only degrades the check (``judge_database``); this
+    test was a strict xfail and fails with ``execute=None`` (the health check as it was)."""
     d = deploy("rds-replica")
     faults = _blackout_faults()
     health_seen = _program_health_endpoint(d, monkeypatch, faults)
