@@ -54,6 +54,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from lambdas.api.config import AuroraGlobalTarget, DatabaseTarget, HealthSettings, RdsReplicaTarget
 from lambdas.api.health_rules import (
+    BUSY,
     DEGRADED,
     FAILED,
     OK,
@@ -63,7 +64,7 @@ from lambdas.api.health_rules import (
     error_code,
     judge_database,
 )
-from lambdas.api.ledger import Execute, LedgerUnavailable, NotWriter
+from lambdas.api.ledger import DatabaseBusy, Execute, LedgerUnavailable, NotWriter
 from lambdas.api.payments import payment_key
 from lambdas.api.responses import aws_error_code, is_throttling, log_json
 from lambdas.db_status import UNAVAILABLE_INSTANCE_STATUSES
@@ -283,6 +284,9 @@ def _probe(execute: Execute, context: Mapping[str, Any]) -> dict[str, Any]:
     driver may raise its own errors for what it does not map (``ledger.driver_executor``)."""
     try:
         return {"answer": probe_database(execute)}
+    except DatabaseBusy:
+        # Up and full: it answered, only not with its role (too many connections, the Data API throttling).
+        return {"answer": BUSY}
     except LedgerUnavailable as exc:
         code, detail = exc.reason, f"{exc.message}: {exc.detail}"
     except CheckError as exc:

@@ -23,6 +23,9 @@ FAILED = "failed"
 DEGRADED = "degraded"  # could not be checked, but the answer does not depend on it
 SKIPPED = "skipped"
 
+BUSY = "busy"
+"""The data plane's answer for a database that is up and turned the probe's session away for load."""
+
 CONTROL_PLANE_UNANSWERED = frozenset(
     {"ServiceUnavailable", "InternalFailure", "InternalError", "RequestTimeout", "RequestTimeoutException"}
 )
@@ -72,6 +75,10 @@ def judge_database(
     - no data plane: RDS's answer alone, as before the probe existed;
     - the data plane answered: ``writer`` is its answer (what takes writes is the database's own
       say); RDS not answering only degrades the check;
+    - the data plane answered ``busy`` (up, turning sessions away for load: too many connections,
+      the Data API throttling): degraded, never failed, ``writer`` RDS's answer (unknown without
+      one). A writer under load stays the region Route 53 answers with: failing it would send
+      clients to region B's non-writer, and a load that comes and goes would move them back and forth;
     - the data plane did not answer: failed when RDS did not either, or says this is the writer (a
       writer the function cannot reach takes no payment); degraded for a standby RDS describes.
     """
@@ -84,11 +91,14 @@ def judge_database(
                 outcome["data_plane"] = data
             return None, outcome
         outcome = {"status": DEGRADED, "control_plane_error": code, "data_plane": data}
-        return data["answer"] == "writer", outcome
+        return (None if data["answer"] == BUSY else data["answer"] == "writer"), outcome
     outcome = {"status": OK, **control}
     if data is None:
         return bool(control["writer"]), outcome
     outcome["data_plane"] = data
+    if data.get("answer") == BUSY:
+        outcome["status"] = DEGRADED
+        return bool(control["writer"]), outcome
     if "answer" in data:
         outcome["writer"] = data["answer"] == "writer"
         return outcome["writer"], outcome

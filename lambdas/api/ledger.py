@@ -156,6 +156,12 @@ class DatabaseUnreachable(LedgerUnavailable):
     reason = "database_unreachable"
 
 
+class DatabaseBusy(DatabaseUnreachable):
+    """The database is up and turned the session away for load (too many connections; the Data API
+    throttling): nothing ran. To the API's callers and the marker function it is ``database_unreachable``
+    as before; the health check tells it apart (a busy writer is still the writer: ``lambdas/api/health.py``)."""
+
+
 class ConnectionLost(LedgerUnavailable):
     """The statement was sent and no answer came: whether it committed is unknown.
 
@@ -381,7 +387,9 @@ def data_api_error(error: ClientError, cluster_arn: str) -> LedgerUnavailable | 
         return ConnectionLost(
             "the database did not confirm the statement; retry with the same payment_id", detail
         )
-    if code in _UNAVAILABLE or is_throttling(code):
+    if is_throttling(code):
+        return DatabaseBusy(f"the Data API is throttling requests for {cluster_arn}", detail)
+    if code in _UNAVAILABLE:
         return DatabaseUnreachable(f"the Data API could not reach {cluster_arn}", detail)
     return None
 
@@ -533,7 +541,7 @@ def driver_executor(
             if code.startswith(INSUFFICIENT_RESOURCES):
                 # Every concurrent execution environment opens its own connection: at peak the
                 # server refuses new sessions until others close. Nothing ran; a retry is safe.
-                raise DatabaseUnreachable(
+                raise DatabaseBusy(
                     f"the database at {where} refused a new connection (too many connections)",
                     _server_message(err),
                 ) from err

@@ -37,7 +37,7 @@ from automation.postgres import (
     wait_for_catch_up,
 )
 from lambdas.api.clients import ClientCache
-from lambdas.api.ledger import DatabaseUnreachable, NotWriter
+from lambdas.api.ledger import DatabaseBusy, DatabaseUnreachable, NotWriter
 from tests.lambdas.api.support import DR, PRIMARY, Answer, load_event
 
 Invoke = Callable[[dict[str, Any]], Answer]
@@ -208,6 +208,22 @@ def test_a_fenced_writer_fails_health_although_rds_calls_it_the_writer(
     assert answer.body["checks"]["database"]["data_plane"] == {"error": "database_unreachable"}
 
 
+def test_a_writer_turning_sessions_away_for_load_stays_healthy_and_the_writer(
+    invoke: Invoke, region: Callable[..., None], lone_writer: PgServer
+) -> None:
+    """Too many connections (SQLSTATE 53300, here the role's CONNECTION LIMIT 0) is a writer under load, not a
+    dead one: failing its health would send clients to region B's non-writer (traffic follows the writer)."""
+    region(lone_writer)
+    lone_writer.query(f"ALTER ROLE {APP_USER} CONNECTION LIMIT 0")
+
+    answer = invoke(health())
+
+    assert answer.status == 200, answer.body
+    assert answer.body["writer"] is True
+    assert answer.body["checks"]["database"]["status"] == "degraded"
+    assert answer.body["checks"]["database"]["data_plane"] == {"answer": "busy"}
+
+
 def test_a_dead_database_with_rds_api_down_fails_health(
     invoke: Invoke, region: Callable[..., None], rds_api_down: Callable[[str], None], lone_writer: PgServer
 ) -> None:
@@ -249,6 +265,9 @@ def test_probe_maps_a_refusal_to_not_writer_and_an_unreachable_database_to_an_er
     def dark(sql: str, params: Any) -> Any:
         raise DatabaseUnreachable("down", "timeout")
 
+    def full(sql: str, params: Any) -> Any:
+        raise DatabaseBusy("too many connections", "53300")
+
     def odd(sql: str, params: Any) -> Any:
         return [["primary"]]
 
@@ -258,6 +277,7 @@ def test_probe_maps_a_refusal_to_not_writer_and_an_unreachable_database_to_an_er
     assert probe_database(refuse) == "not-writer"
     assert _probe(dark, {}) == {"error": "database_unreachable"}
     assert _probe(odd, {}) == {"error": "UnexpectedProbeAnswer"}
+    assert _probe(full, {}) == {"answer": "busy"}
     assert _probe(broken, {}) == {"error": "RuntimeError"}
     assert _probe(lambda sql, params: [["replica"]], {}) == {"answer": "replica"}
 
@@ -327,3 +347,21 @@ def test_a_table_describe_table_calls_unusable_fails_health_although_it_serves_r
 
     assert answer.status == 503, answer.body
     assert answer.body["checks"]["table"] == {"status": "failed", "error": "ResourceNotFoundException"}
+
+
+@pytest.mark.parametrize(
+    ("code", "busy"),
+    [("ThrottlingException", True), ("ServiceUnavailableError", False), ("SecretsErrorException", False)],
+)
+def test_the_data_api_throttling_is_a_busy_database_not_a_dark_one(code: str, busy: bool) -> None:
+    """Throttling means the Data API is there and turning requests away: to the health check a busy writer
+    (degraded, still the writer); to the payments and the marker, 503 database_unreachable as before."""
+    from lambdas.api.ledger import data_api_error
+
+    meaning = data_api_error(
+        ClientError({"Error": {"Code": code, "Message": "m"}}, "ExecuteStatement"), "arn"
+    )
+
+    assert isinstance(meaning, DatabaseUnreachable)
+    assert meaning.reason == "database_unreachable"
+    assert isinstance(meaning, DatabaseBusy) is busy

@@ -137,6 +137,31 @@ def _client_error(code: str, status: int) -> ClientError:
             id="control-denies",
         ),
         pytest.param(
+            WRITER,
+            {"answer": "busy"},
+            True,
+            {"status": "degraded", **WRITER, "data_plane": {"answer": "busy"}},
+            id="busy-writer",
+        ),
+        pytest.param(
+            STANDBY,
+            {"answer": "busy"},
+            False,
+            {"status": "degraded", **STANDBY, "data_plane": {"answer": "busy"}},
+            id="busy-standby",
+        ),
+        pytest.param(
+            _unreachable(),
+            {"answer": "busy"},
+            None,
+            {
+                "status": "degraded",
+                "control_plane_error": "EndpointConnectionError",
+                "data_plane": {"answer": "busy"},
+            },
+            id="control-down-busy",
+        ),
+        pytest.param(
             _unreachable(),
             {"error": "database_unreachable"},
             None,
