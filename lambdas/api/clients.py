@@ -27,10 +27,24 @@ CLIENT_CONFIG = Config(
 # (https://docs.aws.amazon.com/Route53/latest/DeveloperGuide/dns-failover-determining-health-of-endpoints.html),
 # so a slow region B must not hold region A's answer: one attempt, no retry, a few hundred
 # milliseconds at most (the last value read stands in meanwhile, see lambdas/api/health.py).
+# ``total_max_attempts`` counts the first request; botocore reads ``max_attempts`` as retries after it
+# (https://botocore.amazonaws.com/v1/documentation/api/latest/reference/config.html), so
+# ``max_attempts: 1`` was two tries (break40 B40-4).
 REMOTE_LATCH_CONFIG = Config(
     connect_timeout=0.25,
     read_timeout=0.25,
-    retries={"mode": "standard", "max_attempts": 1},
+    retries={"mode": "standard", "total_max_attempts": 1},
+)
+
+# The health route's own calls in its region (DescribeTable, GetItem, DescribeDBInstances,
+# DescribeGlobalClusters, the Data API and Secrets Manager for the database probe): the same 2-second
+# budget, so one attempt each with sub-second timeouts, and they run side by side under one deadline
+# (lambdas/api/health.py HEALTH_DEADLINE_SECONDS). A control plane that hangs then costs region A's
+# answer half a second, not the 8 s of CLIENT_CONFIG's four tries (break40 B40-4).
+HEALTH_CONFIG = Config(
+    connect_timeout=0.5,
+    read_timeout=0.75,
+    retries={"mode": "standard", "total_max_attempts": 1},
 )
 
 
@@ -44,15 +58,18 @@ class ClientCache:
         self.memo: dict[str, Any] = {}
         """State kept for the life of the container beside the clients (the last latch read)."""
 
-    def client(self, service: str, region: str, *, remote_latch: bool = False) -> BaseClient:
+    def client(
+        self, service: str, region: str, *, remote_latch: bool = False, health: bool = False
+    ) -> BaseClient:
         """The client for ``service`` in ``region``, made on first use.
 
-        ``remote_latch``: the client region A reads region B's latch with (:data:`REMOTE_LATCH_CONFIG`).
+        ``remote_latch``: the client region A reads region B's latch with (:data:`REMOTE_LATCH_CONFIG`);
+        ``health``: the health route's client (:data:`HEALTH_CONFIG`).
         """
-        key = (service, region, "remote-latch" if remote_latch else "")
+        key = (service, region, "remote-latch" if remote_latch else ("health" if health else ""))
         if key not in self._clients:
             if self._session is None:
                 self._session = Session()
-            config = REMOTE_LATCH_CONFIG if remote_latch else self._config
+            config = REMOTE_LATCH_CONFIG if remote_latch else (HEALTH_CONFIG if health else self._config)
             self._clients[key] = self._session.client(service, region_name=region, config=config)
         return self._clients[key]

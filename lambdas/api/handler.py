@@ -108,14 +108,14 @@ def get_health(
         # The database's own answer, with a socket bound well inside a Route 53 checker's wait.
         execute = executor_for(
             settings.ledger,
-            lambda service: clients.client(service, settings.region),
+            lambda service: clients.client(service, settings.region, health=True),
             clients.memo,
             timeout=health.PROBE_TIMEOUT_SECONDS,
         )
     report = health.evaluate_health(
         settings,
-        dynamodb=clients.client("dynamodb", settings.region),
-        rds=clients.client("rds", settings.region) if settings.database is not None else None,
+        dynamodb=clients.client("dynamodb", settings.region, health=True),
+        rds=clients.client("rds", settings.region, health=True) if settings.database is not None else None,
         latch_ssm=clients.client("ssm", settings.latch_region, remote_latch=settings.role == "primary"),
         context=ctx,
         latch_memo=clients.memo.setdefault("latch", health.LatchMemo()),

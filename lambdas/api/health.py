@@ -44,6 +44,7 @@ from __future__ import annotations
 
 import json
 import logging
+import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -58,13 +59,14 @@ from lambdas.api.health_rules import (
     DEGRADED,
     FAILED,
     OK,
+    REFUSED,
     SKIPPED,
     CheckError,
     control_plane_answered,
     error_code,
     judge_database,
 )
-from lambdas.api.ledger import DatabaseBusy, Execute, LedgerUnavailable, NotWriter
+from lambdas.api.ledger import DatabaseBusy, Execute, LedgerUnavailable, NotWriter, SessionRefused
 from lambdas.api.payments import payment_key
 from lambdas.api.responses import aws_error_code, is_throttling, log_json
 from lambdas.db_status import UNAVAILABLE_INSTANCE_STATUSES
@@ -86,9 +88,13 @@ no table, so it works before the ledger exists and on a standby."""
 TABLE_PROBE_ID = "pilotlight-health-probe"
 """The payment id whose key the table's data-plane read asks for. Only whether the read is served
 counts; what it finds (a client may have used the id) is not looked at."""
-PROBE_TIMEOUT_SECONDS = 2.0
-"""The driver's socket timeout for the probe: a Route 53 checker waits 4 s for the connection and 2 s
-more for the answer (https://docs.aws.amazon.com/Route53/latest/DeveloperGuide/dns-failover-determining-health-of-endpoints.html)."""
+HEALTH_DEADLINE_SECONDS = 1.5
+"""How long the health route waits for its table, RDS and database checks, run side by side: a Route 53
+checker counts the endpoint unhealthy unless it answers "within two seconds after connecting"
+(https://docs.aws.amazon.com/Route53/latest/DeveloperGuide/dns-failover-determining-health-of-endpoints.html);
+the rest of the 2 s is the latch (region A: a quarter-second read at most, usually from memory) and the answer."""
+PROBE_TIMEOUT_SECONDS = 1.0
+"""The driver's socket timeout for the probe (each read; the deadline above bounds the whole probe)."""
 DATA_PLANE_ANSWERS = ("writer", "replica", "read-only", "not-writer")
 """What the probe may find; ``not-writer``: the database refused it as a non-writer (an Aurora
 secondary through the Data API, which takes no query until promoted)."""
@@ -287,6 +293,9 @@ def _probe(execute: Execute, context: Mapping[str, Any]) -> dict[str, Any]:
     except DatabaseBusy:
         # Up and full: it answered, only not with its role (too many connections, the Data API throttling).
         return {"answer": BUSY}
+    except SessionRefused as exc:
+        # The database itself turned this function's session away (a fence's pg_hba rule): its say.
+        code, detail = REFUSED, f"{exc.message}: {exc.detail}"
     except LedgerUnavailable as exc:
         code, detail = exc.reason, f"{exc.message}: {exc.detail}"
     except CheckError as exc:
@@ -335,6 +344,50 @@ def _attempt(
     return None, {"status": FAILED, "error": code}
 
 
+class NoAnswerInTime(Exception):
+    """A check that had not answered by :data:`HEALTH_DEADLINE_SECONDS`: no answer, not a statement."""
+
+
+def side_by_side(jobs: Mapping[str, Callable[[], T]], deadline: float) -> dict[str, T]:
+    """Run each job in a thread of its own; the results of those that finished within ``deadline``
+    seconds. A job still running is left to end on its own clients' timeouts (they are short:
+    ``clients.HEALTH_CONFIG``, :data:`PROBE_TIMEOUT_SECONDS`); its result is dropped."""
+    results: dict[str, T] = {}
+    lock = threading.Lock()
+
+    def run(name: str, job: Callable[[], T]) -> None:
+        result = job()
+        with lock:
+            results[name] = result
+
+    threads = [threading.Thread(target=run, args=item, daemon=True) for item in jobs.items()]
+    for thread in threads:
+        thread.start()
+    end = time.monotonic() + deadline
+    for thread in threads:
+        thread.join(max(0.0, end - time.monotonic()))
+    with lock:
+        return dict(results)
+
+
+def _control_plane(
+    rds: BaseClient, target: DatabaseTarget, context: Mapping[str, Any]
+) -> dict[str, Any] | BaseException:
+    """RDS's answer about the database, or what its call raised (logged)."""
+    try:
+        return check_database(rds, target)
+    except (ClientError, BotoCoreError, CheckError) as exc:
+        log_json(
+            logging.WARNING,
+            "health check failed",
+            check="database",
+            error_code=error_code(exc),
+            detail=str(exc),
+            **context,
+        )
+        return exc
+
+
 def evaluate_health(
     settings: HealthSettings,
     dynamodb: BaseClient,
@@ -354,34 +407,34 @@ def evaluate_health(
     ctx = {"region": settings.region, "role": settings.role, **(context or {})}
     checks: dict[str, dict[str, Any]] = {}
 
+    # The table's check, RDS's answer and the database's own run side by side under one deadline:
+    # a Route 53 checker waits 2 s for the answer, and a control plane that hangs must not make a
+    # serving region A look dark (break40 B40-3, B40-4). What has not answered in time is "no answer".
+    jobs: dict[str, Callable[[], Any]] = {}
     table_name = settings.table_name
+    if table_name is not None:
+        jobs["table"] = lambda: table_check(dynamodb, table_name, ctx)
+    target = settings.database
+    if target is not None:
+        if rds is None:
+            raise ValueError("evaluate_health needs an RDS client when the stack has a database")
+        jobs["control"] = lambda: _control_plane(rds, target, ctx)
+        if execute is not None:
+            jobs["data"] = lambda: _probe(execute, ctx)
+    done = side_by_side(jobs, HEALTH_DEADLINE_SECONDS)
+    late = NoAnswerInTime(f"no answer within {HEALTH_DEADLINE_SECONDS} s")
+
     if table_name is None:
         checks["table"] = {"status": SKIPPED, "reason": "no table (TABLE_NAME unset)"}
     else:
-        checks["table"] = table_check(dynamodb, table_name, ctx)
+        checks["table"] = done.get("table") or {"status": FAILED, "error": error_code(late)}
 
     writer: bool | None = None
-    target = settings.database
     if target is None:
         checks["database"] = {"status": SKIPPED, "reason": "no relational database (DB_MODE unset)"}
-    elif rds is None:
-        raise ValueError("evaluate_health needs an RDS client when the stack has a database")
     else:
-        control: dict[str, Any] | BaseException
-        try:
-            control = check_database(rds, target)
-        except (ClientError, BotoCoreError, CheckError) as exc:
-            control = exc
-            log_json(
-                logging.WARNING,
-                "health check failed",
-                check="database",
-                error_code=error_code(exc),
-                detail=str(exc),
-                **ctx,
-            )
-        data = _probe(execute, ctx) if execute is not None else None
-        writer, checks["database"] = judge_database(control, data)
+        data = (done.get("data") or {"error": error_code(late)}) if execute is not None else None
+        writer, checks["database"] = judge_database(done.get("control", late), data)
 
     def read() -> str:
         return read_latch(latch_ssm, settings.latch_parameter)

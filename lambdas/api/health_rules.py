@@ -23,6 +23,8 @@ FAILED = "failed"
 DEGRADED = "degraded"  # could not be checked, but the answer does not depend on it
 SKIPPED = "skipped"
 
+REFUSED = "refused"
+"""The data plane's error for a database that rejected the function's session by rule (a fence)."""
 BUSY = "busy"
 """The data plane's answer for a database that is up and turned the probe's session away for load."""
 
@@ -79,8 +81,13 @@ def judge_database(
       the Data API throttling): degraded, never failed, ``writer`` RDS's answer (unknown without
       one). A writer under load stays the region Route 53 answers with: failing it would send
       clients to region B's non-writer, and a load that comes and goes would move them back and forth;
-    - the data plane did not answer: failed when RDS did not either, or says this is the writer (a
-      writer the function cannot reach takes no payment); degraded for a standby RDS describes.
+    - the database refused the function's session by rule (:data:`REFUSED`, a fence): failed when
+      RDS calls it the writer (it takes no payment; Route 53 should send none there);
+    - the data plane gave no answer (unreachable, a timeout, a 5xx, the secret unread): failed only
+      when RDS gave none either; otherwise degraded, ``writer`` RDS's answer. No answer is not a
+      statement: a writer that the probe missed (a saturated instance, a slow session start, a
+      maintenance reboot RDS describes) keeps the answer it had before the probe existed, so a
+      blip of the function's own path never sends clients to region B's non-writer (break40 B40-1..3).
     """
     outcome: dict[str, Any]
     if isinstance(control, BaseException):
@@ -102,8 +109,8 @@ def judge_database(
     if "answer" in data:
         outcome["writer"] = data["answer"] == "writer"
         return outcome["writer"], outcome
-    if control["writer"]:
-        outcome.update({"status": FAILED, "error": "WriterUnreachable"})
+    if control["writer"] and data.get("error") == REFUSED:
+        outcome.update({"status": FAILED, "error": "WriterRefusesSessions"})
         return None, outcome
     outcome["status"] = DEGRADED
-    return False, outcome
+    return bool(control["writer"]), outcome

@@ -116,6 +116,9 @@ Raises :class:`LedgerUnavailable` (by meaning) when the database cannot take the
 READ_ONLY_SQL_TRANSACTION = "25006"
 UNDEFINED_TABLE = "42P01"
 CANNOT_CONNECT_NOW = "57P03"
+INVALID_AUTHORIZATION = "28000"
+"""invalid_authorization_specification: what ``pg_hba.conf`` ``reject`` answers (a fence); a wrong
+password is 28P01, invalid_password."""
 TOO_MANY_CONNECTIONS = "53300"
 INSUFFICIENT_RESOURCES = "53"
 """Class 53, insufficient resources: at connect time the server refused the session (53300: the
@@ -160,6 +163,13 @@ class DatabaseBusy(DatabaseUnreachable):
     """The database is up and turned the session away for load (too many connections; the Data API
     throttling): nothing ran. To the API's callers and the marker function it is ``database_unreachable``
     as before; the health check tells it apart (a busy writer is still the writer: ``lambdas/api/health.py``)."""
+
+
+class SessionRefused(DatabaseUnreachable):
+    """The database rejected the function's session by rule (SQLSTATE 28000, ``pg_hba.conf rejects
+    connection``: a fence), as opposed to a password it no longer takes (28P01, a rotation). To the API's
+    callers and the marker it is ``database_unreachable`` as before; the health check reads it as the
+    database's own refusal (``lambdas/api/health_rules.py``)."""
 
 
 class ConnectionLost(LedgerUnavailable):
@@ -547,7 +557,8 @@ def driver_executor(
                 ) from err
             if code.startswith("28"):  # invalid authorization: a rotated password, or a fence
                 credentials.forget()
-                raise DatabaseUnreachable(
+                refusal = SessionRefused if code == INVALID_AUTHORIZATION else DatabaseUnreachable
+                raise refusal(
                     f"the database at {where} refused the connection", _server_message(err)
                 ) from err
             raise

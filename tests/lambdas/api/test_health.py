@@ -373,7 +373,9 @@ def test_throttled_check_answers_503_with_retry_after(
             {"Error": {"Code": "Throttling", "Message": "Rate exceeded"}}, "DescribeDBInstances"
         )
 
-    clients.client("rds", PRIMARY).meta.events.register("before-call.rds.DescribeDBInstances", throttle)
+    clients.client("rds", PRIMARY, health=True).meta.events.register(
+        "before-call.rds.DescribeDBInstances", throttle
+    )
 
     answer = invoke(health())
 

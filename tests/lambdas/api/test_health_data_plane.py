@@ -124,7 +124,7 @@ def rds_api_down(clients: ClientCache) -> Callable[[str], None]:
         def refuse(**kwargs: Any) -> None:
             raise EndpointConnectionError(endpoint_url=f"https://rds.{home}.amazonaws.com/")
 
-        clients.client("rds", home).meta.events.register("before-send.rds.*", refuse)
+        clients.client("rds", home, health=True).meta.events.register("before-send.rds.*", refuse)
 
     return down
 
@@ -196,16 +196,16 @@ def test_region_bs_standby_is_healthy_and_not_the_writer_with_or_without_rds_api
 def test_a_fenced_writer_fails_health_although_rds_calls_it_the_writer(
     invoke: Invoke, region: Callable[..., None], lone_writer: PgServer
 ) -> None:
-    """The fenced old writer takes no payment (it refuses the function's session): Route 53 must not send
-    one there, whatever RDS's API says of its role."""
+    """The fenced old writer takes no payment (it refuses the function's session by rule, SQLSTATE 28000):
+    that is the database's own say, and Route 53 must not send a payment there, whatever RDS's API says."""
     region(lone_writer)
     fence(lone_writer)
 
     answer = invoke(health())
 
     assert answer.status == 503, answer.body
-    assert answer.body["checks"]["database"]["error"] == "WriterUnreachable"
-    assert answer.body["checks"]["database"]["data_plane"] == {"error": "database_unreachable"}
+    assert answer.body["checks"]["database"]["error"] == "WriterRefusesSessions"
+    assert answer.body["checks"]["database"]["data_plane"] == {"error": "refused"}
 
 
 def test_a_writer_turning_sessions_away_for_load_stays_healthy_and_the_writer(
@@ -297,7 +297,7 @@ def test_a_table_that_serves_reads_is_healthy_while_describe_table_is_unanswered
     invoke: Invoke, clients: ClientCache, set_latch: Callable[[str], None]
 ) -> None:
     set_latch("standby")
-    clients.client("dynamodb", PRIMARY).meta.events.register(
+    clients.client("dynamodb", PRIMARY, health=True).meta.events.register(
         "before-send.dynamodb.DescribeTable", _refuse("DescribeTable", PRIMARY)
     )
 
@@ -315,7 +315,7 @@ def test_a_table_neither_plane_answers_for_fails_health(
     invoke: Invoke, clients: ClientCache, set_latch: Callable[[str], None]
 ) -> None:
     set_latch("standby")
-    events = clients.client("dynamodb", PRIMARY).meta.events
+    events = clients.client("dynamodb", PRIMARY, health=True).meta.events
     events.register("before-send.dynamodb.DescribeTable", _refuse("DescribeTable", PRIMARY))
     events.register("before-send.dynamodb.GetItem", _refuse("GetItem", PRIMARY))
 
@@ -341,7 +341,9 @@ def test_a_table_describe_table_calls_unusable_fails_health_although_it_serves_r
             "DescribeTable",
         )
 
-    clients.client("dynamodb", PRIMARY).meta.events.register("before-send.dynamodb.DescribeTable", missing)
+    clients.client("dynamodb", PRIMARY, health=True).meta.events.register(
+        "before-send.dynamodb.DescribeTable", missing
+    )
 
     answer = invoke(health())
 
@@ -365,3 +367,24 @@ def test_the_data_api_throttling_is_a_busy_database_not_a_dark_one(code: str, bu
     assert isinstance(meaning, DatabaseUnreachable)
     assert meaning.reason == "database_unreachable"
     assert isinstance(meaning, DatabaseBusy) is busy
+
+
+def test_checks_run_side_by_side_and_a_late_one_is_no_answer() -> None:
+    """The health route's deadline bounds the slowest check, not their sum (break40 B40-3, B40-4)."""
+    import time
+
+    from lambdas.api.health import side_by_side
+
+    started = time.monotonic()
+    done = side_by_side(
+        {
+            "a": lambda: (time.sleep(0.3), "a")[1],
+            "b": lambda: (time.sleep(0.3), "b")[1],
+            "late": lambda: time.sleep(3),
+        },
+        deadline=1.0,
+    )
+    took = time.monotonic() - started
+
+    assert done == {"a": "a", "b": "b"}
+    assert 0.9 <= took < 2.0, took
