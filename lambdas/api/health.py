@@ -36,8 +36,10 @@ use them), each answer also runs :data:`WRITER_PROBE_SQL` on this region's datab
 does not answer (a regional control-plane incident leaves region A serving its writer, and its
 health must say so: break39 B39-1, where a 503 here made Route 53 and the failover's late look
 take a serving region A for dark); a problem RDS *states* (no such instance, ``failed``, not a
-member) still fails it; and a writer the data plane cannot reach fails it (the fenced or dead
-writer takes no payment, so Route 53 should not send one there).
+member) still fails it; a writer that refuses the function's sessions by rule (a fence) fails it;
+and a database the probe missed (saturated, slow, rebooting, its secret unread) keeps RDS's answer,
+degraded, so a blip on the function's own path never moves clients off the writer (break40).
+The checks run side by side under :data:`HEALTH_DEADLINE_SECONDS`.
 """
 
 from __future__ import annotations
