@@ -54,6 +54,9 @@ an invariant of the runbook, but the schedule was not judged to its end, so it c
 PER_PROCESS = 25
 """Schedules a soak process runs before a fresh process takes over (``main``)."""
 
+WARM_UP_SEED = 1
+"""The schedule ``warm_up`` runs (in each world); its verdict is not looked at."""
+
 
 @dataclass
 class ScheduleResult:
@@ -140,6 +143,27 @@ def run_many(
     """Run ``seeds`` in one moto session (``stop_on``, ``soak``: see ``run_schedule``)."""
     with moto_session():
         return [run_schedule(s, length=length, stop_on=stop_on, soak=soak) for s in seeds]
+
+
+def warm_up(length: int = 30, soak: bool = False) -> None:
+    """Do in this process, once, the work every fresh process repeats on its first schedules: import
+    moto's and botocore's service modules, load and build their models and endpoint rule sets, parse
+    the runbooks' state machines (``sfn_executor.prepare``). ``main`` calls it before the pool
+    forks, so every worker starts with them (a worker runs ``PER_PROCESS`` schedules and ends).
+
+    It runs one throwaway schedule in each world and then forgets them: moto is reset, and the
+    application numbers start from 1 again, so a worker's schedules are named, and replay,
+    exactly as without it (``test_soak_speed``). Each cache it fills only saves work (``speed.py``)."""
+    global _apps
+    from tests.safety.model import REGION_B
+    from tests.safety.sfn_executor import prepare
+
+    prepare(REGION_B)
+    with moto_session():
+        for mode in ("rds-replica", "aurora-global"):
+            run_schedule(WARM_UP_SEED, mode=mode, length=length, soak=soak)
+    cloudwatch_backends.reset()
+    _apps = itertools.count(1)
 
 
 # -- the seed finder ---------------------------------------------------------------------------------
@@ -304,6 +328,7 @@ def find_seeds(names: list[str], seeds: list[int], length: int, jobs: int) -> in
         print(f"unknown fixed example(s) {unknown}; known: all, {', '.join(sorted(known))}", file=sys.stderr)
         return 2
     started = time.monotonic()
+    warm_up(length)
     chunks = [seeds[i::jobs] for i in range(jobs) if seeds[i::jobs]]
     with multiprocessing.get_context("fork").Pool(len(chunks)) as pool:
         parts = pool.starmap(judge_seeds, [(chunk, names, length) for chunk in chunks])
@@ -396,6 +421,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.find_seeds:
         return find_seeds(args.find_seeds, seeds, args.length, args.jobs)
     started = time.monotonic()
+    warm_up(args.length, args.world == "soak")
     # Each process runs PER_PROCESS schedules, then a fresh one takes the next chunk: one moto session
     # keeps every schedule's resources, so a process that ran 500 schedules held 7 GB and grew.
     chunks = [seeds[i : i + PER_PROCESS] for i in range(0, len(seeds), PER_PROCESS)]

@@ -41,7 +41,6 @@ from automation.emulator.stores import store_key
 from automation.emulator.traffic import Routing
 from lambdas.failover import executor
 from lambdas.failover import lock as runbook_lock
-from lambdas.failover.budget import LOCK_TTL_SECONDS
 from lambdas.failover.clients import Clients, Side
 from lambdas.failover.context import RunbookContext
 from lambdas.failover.exceptions import StepFailed
@@ -75,6 +74,11 @@ EXECUTORS = ("cli", "sfn")
 """The runbook's two executors: the break-glass CLI's in-process one, and Step Functions."""
 TRAFFIC_GRACE = 180.0
 """Seconds Route 53 is given to follow a change: the switch alarm's period plus the checks'."""
+
+SETTLE_SECONDS = 600.0
+"""Seconds the end of a schedule lets the world run (faults gone, region A back) before the last run
+is resumed: ten canary minutes, past ``FENCE_GRACE`` and ``TRAFFIC_GRACE``; longer while a dead
+run's lock lease is unexpired (``Deployment._settle_seconds``)."""
 
 FENCE_GRACE = 150.0
 """Seconds a region that comes back from an outage may still serve its old writer before it is
@@ -1043,10 +1047,15 @@ class Deployment:
         )
 
     def _dr_desired(self) -> int:
-        try:
-            return int(self.world.asg(REGION_B)[1])
-        except Exception:
-            return 0
+        """Region B's web tier desired capacity now, as DescribeAutoScalingGroups would say (0: no
+        such group). Read from moto's Auto Scaling model in process: the judge asks it around every
+        run, and the API's answer (every instance of the group, serialized) cost ~14 ms a time."""
+        from moto.autoscaling.models import autoscaling_backends
+
+        group = autoscaling_backends[ACCOUNT][REGION_B].autoscaling_groups.get(
+            self.world.context["drAsgName"]
+        )
+        return int(group.desired_capacity or 0) if group is not None else 0
 
     # -- judging ---------------------------------------------------------------------------------------
 
@@ -1357,6 +1366,21 @@ class Deployment:
         emu = self.emulator
         return emu.serving(region) and emu.accepts_writes(writer) and self.where() == region
 
+    def _settle_seconds(self) -> float:
+        """How long settle lets the world run before resuming: ``SETTLE_SECONDS``, or until a minute
+        after the runbook lock's lease expires if a run (one that died holding it) still holds it:
+        a resume under another run id waits for it. The lease is read from the lock table, as the
+        runbook reads it (``lock.read``), on the harness's own clients."""
+        item = self.world.client("dynamodb", REGION_B).get_item(
+            TableName=self.ctx.lock_table_name,
+            Key={runbook_lock.KEY_ATTRIBUTE: {"S": runbook_lock.LOCK_KEY}},
+            ConsistentRead=True,
+        )
+        if "Item" not in item:
+            return SETTLE_SECONDS
+        lease = runbook_lock.Lease.from_item(item["Item"])
+        return max(SETTLE_SECONDS, (lease.expires_at - self.emulator.clock.now()).total_seconds() + 60)
+
     def settle(self) -> None:
         """End of schedule: region A back, faults gone, the last run resumed until it ends."""
         self._count("settle")
@@ -1370,8 +1394,7 @@ class Deployment:
             # itself, or a later run of it that changed nothing, seed 37): its state is judged by
             # the resumed run's end below (converges), not while settle waits out dead leases.
             self.traffic_due, self._due_run = None, None
-        # Long enough for the lock of any run that died holding it to expire (budget.LOCK_TTL_SECONDS).
-        self.emulator.advance(max(600, LOCK_TTL_SECONDS + 60))
+        self.emulator.advance(self._settle_seconds())
         if self.last_run is not None and self.last_run.outcome != "done":
             self._count("judged converges (a run left unfinished)")
         for _ in range(3):

@@ -143,6 +143,20 @@ class _Shared:
 _SHARED = _Shared()
 
 
+def prepare(region: str) -> None:
+    """Parse each runbook's machine (for ``region``) now, as its first registration and start in this
+    process would: ``make soak`` calls it before forking its workers, so none of them parses it again."""
+    from moto.stepfunctions.parser.asl.parse.asl_parser import AmazonStateLanguageParser
+
+    for graph in RUNBOOKS.values():
+        definition = to_json(build_definition(graph, _function_arn(region)))
+        if definition not in _SHARED.validated:
+            StepFunctionsParserBackend._validate_definition(definition)
+            _SHARED.validated.add(definition)
+        if definition not in _SHARED.programs:
+            _SHARED.programs[definition] = AmazonStateLanguageParser.parse(definition)[0]
+
+
 def run_state_machine(
     deployment: Deployment,
     runbook: str,
@@ -287,11 +301,14 @@ def _runs(deployment: Deployment) -> _Runs:
     return runs
 
 
+def _function_arn(region: str) -> str:
+    return f"arn:aws:lambda:{region}:{ACCOUNT}:function:{FUNCTION_NAME}"
+
+
 def _state_machine(client: Any, region: str, runbook: str) -> str:
     """The runbook's machine as its graph is now (``graph.RUNBOOKS``), registered as the orchestrator
     does (default polling) if moto lacks it."""
-    function_arn = f"arn:aws:lambda:{region}:{ACCOUNT}:function:{FUNCTION_NAME}"
-    definition = to_json(build_definition(RUNBOOKS[runbook], function_arn))
+    definition = to_json(build_definition(RUNBOOKS[runbook], _function_arn(region)))
     arn = _SHARED.arns.get((region, definition))
     if arn is not None:
         try:
