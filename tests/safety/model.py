@@ -41,6 +41,7 @@ from automation.emulator.stores import store_key
 from automation.emulator.traffic import Routing
 from lambdas.failover import executor
 from lambdas.failover import lock as runbook_lock
+from lambdas.failover.budget import LOCK_TTL_SECONDS
 from lambdas.failover.clients import Clients, Side
 from lambdas.failover.context import RunbookContext
 from lambdas.failover.exceptions import StepFailed
@@ -1367,19 +1368,22 @@ class Deployment:
         return emu.serving(region) and emu.accepts_writes(writer) and self.where() == region
 
     def _settle_seconds(self) -> float:
-        """How long settle lets the world run before resuming: ``SETTLE_SECONDS``, or until a minute
-        after the runbook lock's lease expires if a run (one that died holding it) still holds it:
-        a resume under another run id waits for it. The lease is read from the lock table, as the
-        runbook reads it (``lock.read``), on the harness's own clients."""
+        """How long settle lets the world run before resuming: ``LOCK_TTL_SECONDS`` and a minute while
+        the runbook lock's item is there (a run that died holding it, or a fence that joined one:
+        a resume under another run id waits for its lease, which a joined fence may extend during
+        the wait, ``lock.join_fence``), else ``SETTLE_SECONDS``.
+
+        Only the item's presence decides, not its expiry: an in-process run's lease is refreshed by a
+        heartbeat thread that wakes on real seconds, so its expiry depends on the machine's load and
+        a wait computed from it would not replay (break speed F1); and a lease read once at the start
+        can be extended by a pending fence joining it (F2). The item is read as the runbook reads it
+        (``lock.read``), on the harness's own clients."""
         item = self.world.client("dynamodb", REGION_B).get_item(
             TableName=self.ctx.lock_table_name,
             Key={runbook_lock.KEY_ATTRIBUTE: {"S": runbook_lock.LOCK_KEY}},
             ConsistentRead=True,
         )
-        if "Item" not in item:
-            return SETTLE_SECONDS
-        lease = runbook_lock.Lease.from_item(item["Item"])
-        return max(SETTLE_SECONDS, (lease.expires_at - self.emulator.clock.now()).total_seconds() + 60)
+        return max(SETTLE_SECONDS, LOCK_TTL_SECONDS + 60.0) if "Item" in item else SETTLE_SECONDS
 
     def settle(self) -> None:
         """End of schedule: region A back, faults gone, the last run resumed until it ends."""
