@@ -88,6 +88,8 @@ class Link:
     up_since: datetime | None = None
     arrived: list[tuple[datetime, int]] = field(default_factory=list)
     """(instant applied, write id) of every write this link applied, in order."""
+    latest_commit: datetime | None = None
+    """The latest commit instant among ``arrived``'s writes (kept as they arrive: read every minute)."""
 
     def tail(self) -> list[int]:
         """Write ids at the source not yet applied at the target (the unapplied tail)."""
@@ -246,6 +248,9 @@ class DataPlane:
                 link.target.receive(wid)
                 link.last_apply = due
                 link.arrived.append((due, wid))
+                committed = self.writes[wid].at
+                if link.latest_commit is None or committed > link.latest_commit:
+                    link.latest_commit = committed
                 link.applied += 1
 
     def lag_seconds(self, target: str) -> float | None:
@@ -269,9 +274,7 @@ class DataPlane:
         https://www.postgresql.org/docs/current/functions-admin.html#FUNCTIONS-RECOVERY-INFO-TABLE)."""
         self.sync()
         link = self.link_into(target)
-        if link is None or not link.arrived:
-            return None
-        return max(self.writes[wid].at for _, wid in link.arrived)
+        return None if link is None else link.latest_commit
 
     def arrivals(self, target: str, since: datetime, until: datetime | None = None) -> list[float]:
         """Replication latency (seconds, commit to arrival) of each write the link into ``target``

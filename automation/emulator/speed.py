@@ -29,7 +29,8 @@ about 1,150 AWS calls a schedule, so moto's per-call costs are most of its time 
 * ``BackendDict`` (one per service) makes sure of its account's backend on every lookup, several
   times a request: under a lock it lists its accounts, and scans every service's ``BackendDict``
   with ``==`` for itself. The patch skips that when the account's backend is there and the
-  ``BackendDict`` is among them (``==`` compares the ``_id`` each ``BackendDict`` gets at birth:
+  ``BackendDict`` is among them (looked up by id in a set read again whenever moto's list changed
+  length) (``==`` compares the ``_id`` each ``BackendDict`` gets at birth:
   identity, short of a copy).
 
 * botocore's ``Endpoint`` names each invocation (the ``amz-sdk-invocation-id`` header, which no
@@ -207,8 +208,19 @@ def _process_request(self: BotocoreStubber, request: AWSPreparedRequest) -> Any:
 
 
 def _known_account(create: Callable[..., None]) -> Callable[..., None]:
+    # The ids of ``BackendDict._instances``, read again whenever its length changed (moto only appends
+    # to it, and clears it in ``reset``). A stale read cannot say yes wrongly: a dict listed before a
+    # reset was emptied by it, and only ``create`` fills it again, which lists it again.
+    known: dict[str, Any] = {"of": None, "length": -1, "ids": frozenset()}
+
+    def registered(self: BackendDict[Any]) -> bool:
+        instances = BackendDict._instances  # type: ignore[misc]
+        if known["of"] is not instances or known["length"] != len(instances):
+            known.update(of=instances, length=len(instances), ids=frozenset(map(id, instances)))
+        return id(self) in known["ids"]
+
     def ensure(self: BackendDict[Any], account_id: str) -> None:
-        if dict.__contains__(self, account_id) and any(b is self for b in BackendDict._instances):  # type: ignore[misc]
+        if dict.__contains__(self, account_id) and registered(self):
             return  # what moto's check would find, without its lock, list and ``==`` scan
         create(self, account_id)
 

@@ -51,8 +51,9 @@ HARNESS = "harness"
 """What a schedule reports when the checker itself raised (a thread error, a harness timeout): not
 an invariant of the runbook, but the schedule was not judged to its end, so it counts as broken."""
 
-PER_PROCESS = 25
-"""Schedules a soak process runs before a fresh process takes over (``main``)."""
+PER_PROCESS = 10
+"""Schedules a soak process runs before a fresh process takes over (``main``): few, so the pool's last
+chunks end close together (a fork of the warmed parent costs little: ``warm_up``)."""
 
 WARM_UP_SEED = 1
 """The schedule ``warm_up`` runs (in each world); its verdict is not looked at."""

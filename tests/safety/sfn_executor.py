@@ -85,7 +85,7 @@ from tests.safety.model import Crash
 from tests.sfn_history import execution_history
 
 if TYPE_CHECKING:
-    from tests.safety.model import Deployment
+    from tests.safety.model import ActorClients, Deployment
 
 REAL_TIME_LIMIT = 300.0
 """Real seconds an execution may take before the harness gives up on it: a guard against a hang.
@@ -183,12 +183,15 @@ def run_state_machine(
     if runbook not in RUNBOOKS:
         raise ValueError(f"runbook must be one of {sorted(RUNBOOKS)}; got {runbook!r}")
     clock = deployment.emulator.clock
-    from tests.safety.model import actor_clients
-
-    clients = actor_clients(deployment, deployment.session)
+    # The runbook function's clients: kept from one execution to the next, as a warm Lambda keeps the
+    # clients it made at module level, and as the in-process runs keep theirs (``_clients_for``; a new
+    # fault drops them, since a client copies its session's hooks when it is built). Building ~16
+    # clients per execution was a twentieth of the soak's time (issue 9). Claimed before the first
+    # invocation, attributed to the execution once it has its id, released when it ends.
+    clients = deployment._clients_for("sfn-starting")
     turns = _Turns(clock)
     lam = _Lambda(deployment, clients, crash, turns)
-    with _executing_state_machines(), _interpreter_quiet():
+    with _executing_state_machines(), _interpreter_quiet(), _released(clients):
         runs = _runs(deployment)
         arn = _state_machine(runs.client, deployment.ctx.dr_region, runbook)
         name = f"{deployment.ctx.app_name}-{runbook}-{next(runs.numbers)}"
@@ -222,6 +225,15 @@ def run_state_machine(
                 raise RuntimeError(f"{runbook} execution {name}: the emulated world failed") from turns.error
             described = runs.client.describe_execution(executionArn=started["executionArn"])
     return _verdict(described, lam.crashes)
+
+
+@contextlib.contextmanager
+def _released(clients: ActorClients) -> Iterator[None]:
+    """Give ``clients`` back to the deployment's pool (no actor) however the block ends."""
+    try:
+        yield
+    finally:
+        clients.actor = None
 
 
 def last_execution(deployment: Deployment) -> tuple[dict[str, Any], list[dict[str, Any]]]:
