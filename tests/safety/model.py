@@ -330,6 +330,9 @@ class Deployment:
     _async_clients: ActorClients | None = None
     _async_requests: int = 0
     _run_clients: list[ActorClients] = field(default_factory=list)
+    _function_clients: list[ActorClients] = field(default_factory=list)
+    """The runbook function's (Step Functions executions'): a pool of its own, never the operator's
+    CLI's, whose clients' retry quotas a real Lambda does not share."""
     _actors_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
     _owned: dict[tuple[str, str], bool] = field(default_factory=dict, repr=False)
     on_actor: Callable[[str, str], None] | None = None
@@ -654,6 +657,7 @@ class Deployment:
         # earlier run would never see this fault. The next run builds its clients afresh.
         with self._actors_lock:
             self._run_clients = [c for c in self._run_clients if c.actor is not None]
+            self._function_clients = [c for c in self._function_clients if c.actor is not None]
         self._clients = None
 
     def clear_faults(self) -> None:
@@ -950,13 +954,16 @@ class Deployment:
             self._clients = Clients.for_context(self.ctx, self.session, clock=self.emulator.clock)
         return self._clients
 
-    def _clients_for(self, actor: str) -> ActorClients:
-        """Clients for one in-process run (kept for the next run: a client costs more than a call)."""
+    def _clients_for(self, actor: str, *, function: bool = False) -> ActorClients:
+        """Clients for one in-process run, or (``function``) one execution of the runbook function: kept
+        for the next of the same (a client costs more than a call), as one process or one warm Lambda
+        keeps its own; the two never share a client (nor its retry quota)."""
         with self._actors_lock:
-            free = [c for c in self._run_clients if c.actor is None]
+            pool = self._function_clients if function else self._run_clients
+            free = [c for c in pool if c.actor is None]
             made = free[0] if free else actor_clients(self, self.session)
             if not free:
-                self._run_clients.append(made)
+                pool.append(made)
             made.actor = actor
         return made
 

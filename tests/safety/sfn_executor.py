@@ -184,11 +184,11 @@ def run_state_machine(
         raise ValueError(f"runbook must be one of {sorted(RUNBOOKS)}; got {runbook!r}")
     clock = deployment.emulator.clock
     # The runbook function's clients: kept from one execution to the next, as a warm Lambda keeps the
-    # clients it made at module level, and as the in-process runs keep theirs (``_clients_for``; a new
+    # clients it made at module level (a pool of its own: ``_clients_for``, never the CLI runs'; a new
     # fault drops them, since a client copies its session's hooks when it is built). Building ~16
     # clients per execution was a twentieth of the soak's time (issue 9). Claimed before the first
     # invocation, attributed to the execution once it has its id, released when it ends.
-    clients = deployment._clients_for("sfn-starting")
+    clients = deployment._clients_for("sfn-starting", function=True)
     turns = _Turns(clock)
     lam = _Lambda(deployment, clients, crash, turns)
     with _executing_state_machines(), _interpreter_quiet(), _released(clients):

@@ -119,12 +119,20 @@ def test_step_functions_executions_keep_the_functions_clients_and_their_calls_st
         assert acted and set(acted) == {arns[-1]}, sorted(set(acted))
     assert len(built) == 1, "the second execution built its clients again"
     assert built[0].actor is None, "an ended execution still holds the function's clients"
+    # The operator's CLI is another process: its runs never take the function's clients (nor drain their
+    # retry quota, which botocore keeps per client; the breaker's brk9 a5066a8), nor the reverse.
+    cli = d._clients_for("local-run")
+    assert cli is not built[0] and len(built) == 2
+    cli.actor = None
+    assert d._clients_for("sfn-next", function=True) is built[0]
+    built[0].actor = None
+    del built[1:]
 
     fault = Fault(service="auto-scaling", region=REGION_B, code=throttling_code("auto-scaling"), times=1)
     d.add_fault(fault)
     outcome, detail = run_state_machine(d, "failover", {"reason": "checker"})
     assert outcome == "done", detail
-    assert len(built) == 2, "clients built before the fault were used after it"
+    assert len(built) == 2 and built[1] is not cli, "clients built before the fault were used after it"
     assert fault.injected == 1, "the fault added after the first executions never reached the third"
 
 
