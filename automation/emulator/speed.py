@@ -29,9 +29,9 @@ about 1,150 AWS calls a schedule, so moto's per-call costs are most of its time 
 * ``BackendDict`` (one per service) makes sure of its account's backend on every lookup, several
   times a request: under a lock it lists its accounts, and scans every service's ``BackendDict``
   with ``==`` for itself. The patch skips that when the account's backend is there and the
-  ``BackendDict`` is among them (looked up by id in a set read again whenever moto's list changed
-  length) (``==`` compares the ``_id`` each ``BackendDict`` gets at birth:
-  identity, short of a copy).
+  ``BackendDict`` is among them: looked up by id in a set read again whenever moto's list changes
+  length (moto's ``==`` compares the ``_id`` each ``BackendDict`` gets at birth: identity, short of
+  a copy).
 
 * botocore's ``Endpoint`` names each invocation (the ``amz-sdk-invocation-id`` header, which no
   one here reads) with ``uuid.uuid4()``, whose ``os.urandom`` costs this machine's kernel
